@@ -1,0 +1,206 @@
+# vemd — one non-recursive Makefile for the daemon, the tools, the tests and the benchmarks.
+#
+# Conventions (new files need no edit here):
+#   parsers/*.c            -> build/lib/libvemparse.a   (pure: bytes in, structs out)
+#   daemon/*.c but main.c  -> build/lib/libvemd.a       (daemon modules, shared with tools)
+#   daemon/main.c          -> build/bin/vemd
+#   tools/vemctl*.c        -> build/bin/vemctl
+#   tools/sim*.c, tools/vem_sim.c -> build/bin/vem-sim
+#   tools/vem_broker.c     -> build/bin/vem-broker
+#   tools/bench_NAME.c     -> build/bin/bench-NAME       (make bench-NAME; make bench runs all)
+#   tests/check_NAME.c     -> unit suite NAME    (defines Suite *vem_suite_NAME(void))
+#   tests/it_NAME.c        -> integration suite NAME (needs PostgreSQL / vem-broker)
+#   tests/fuzz/fuzz_NAME.c -> build/fuzz/fuzz_NAME, corpus in tests/fuzz/corpus/NAME/
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+
+CC ?= cc
+CLANG ?= clang
+PREFIX ?= /usr/local
+DESTDIR ?=
+SYSCONFDIR ?= /etc
+
+PKGS := libzmq libpq rdkafka libconfig jansson libmicrohttpd libsystemd
+# Recursive '=' so pkg-config runs when a recipe needs it, after tools/deps.sh has run.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
+
+WARN := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Werror
+CPPFLAGS := -D_GNU_SOURCE -Iparsers -Idaemon -Itools -Ibuild/gen
+OPT ?= -O2 -g
+CFLAGS = $(WARN) $(OPT) $(PKG_CFLAGS) $(CHECK_CFLAGS) -MMD -MP
+LDLIBS = $(PKG_LIBS) -lm -lpthread
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+B := build
+PARSER_SRC := $(wildcard parsers/*.c)
+DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+VEMCTL_SRC := $(wildcard tools/vemctl*.c)
+SIM_SRC := $(wildcard tools/vem_sim.c tools/sim_*.c)
+BROKER_SRC := tools/vem_broker.c
+BENCH_SRC := $(wildcard tools/bench_*.c)
+UNIT_SRC := $(wildcard tests/check_*.c)
+IT_SRC := $(wildcard tests/it_*.c)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+TEST_SRC := tests/runner.c tests/testutil.c $(UNIT_SRC) $(IT_SRC)
+
+BENCH_NAMES := $(patsubst tools/bench_%.c,%,$(BENCH_SRC))
+BENCH_BINS := $(addprefix $(B)/bin/bench-,$(BENCH_NAMES))
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
+FUZZ_BINS := $(addprefix $(B)/fuzz/fuzz_,$(FUZZ_NAMES))
+# A binary is built once its sources exist, so the tree builds at every step of its growth.
+BINS := $(if $(wildcard daemon/main.c),$(B)/bin/vemd) $(if $(VEMCTL_SRC),$(B)/bin/vemctl) \
+        $(if $(SIM_SRC),$(B)/bin/vem-sim) $(if $(wildcard $(BROKER_SRC)),$(B)/bin/vem-broker)
+LIBS := $(B)/lib/libvemd.a $(B)/lib/libvemparse.a
+ALL_SRC := $(PARSER_SRC) $(DAEMON_SRC) daemon/main.c $(VEMCTL_SRC) $(SIM_SRC) $(BROKER_SRC) \
+           $(BENCH_SRC) $(TEST_SRC)
+
+.PHONY: all deps test unit unit-asan fuzz fuzz-smoke integration demo bench install clean \
+        format format-check $(addprefix bench-,$(BENCH_NAMES))
+
+all: $(BINS) $(BENCH_BINS) $(B)/bin/vem-tests
+
+# ---- objects --------------------------------------------------------------------------------
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(B)/asan/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN) -c $< -o $@
+
+$(B)/lib/libvemparse.a: $(PARSER_SRC:%.c=$(B)/obj/%.o)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/lib/libvemd.a: $(DAEMON_SRC:%.c=$(B)/obj/%.o)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+# libvemd before libvemparse: daemon modules call into the parsers.
+LINK_LIBS := $(B)/lib/libvemd.a $(B)/lib/libvemparse.a
+
+$(B)/bin/vemd: $(B)/obj/daemon/main.o $(LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(OPT) -o $@ $< $(LINK_LIBS) $(LDLIBS)
+
+$(B)/bin/vemctl: $(VEMCTL_SRC:%.c=$(B)/obj/%.o) $(LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(OPT) -o $@ $(filter %.o,$^) $(LINK_LIBS) $(LDLIBS)
+
+$(B)/bin/vem-sim: $(SIM_SRC:%.c=$(B)/obj/%.o) $(LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(OPT) -o $@ $(filter %.o,$^) $(LINK_LIBS) $(LDLIBS)
+
+$(B)/bin/vem-broker: $(BROKER_SRC:%.c=$(B)/obj/%.o) $(LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(OPT) -o $@ $(filter %.o,$^) $(LINK_LIBS) $(LDLIBS)
+
+$(B)/bin/bench-%: $(B)/obj/tools/bench_%.o $(LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(OPT) -o $@ $< $(LINK_LIBS) $(LDLIBS)
+
+# ---- test runner: one binary, every suite; suites are found by file name ---------------------
+$(B)/gen/suites.h: $(UNIT_SRC) $(IT_SRC) Makefile
+	@mkdir -p $(@D)
+	@{ for f in $(UNIT_SRC); do n=$${f#tests/check_}; echo "VEM_SUITE($${n%.c}, unit)"; done; \
+	   for f in $(IT_SRC); do n=$${f#tests/it_}; echo "VEM_SUITE($${n%.c}, integration)"; done; \
+	 } > $@.tmp && mv $@.tmp $@
+
+$(B)/obj/tests/runner.o $(B)/asan/tests/runner.o: $(B)/gen/suites.h
+
+$(B)/bin/vem-tests: $(TEST_SRC:%.c=$(B)/obj/%.o) $(LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(OPT) -o $@ $(filter %.o,$^) $(LINK_LIBS) $(LDLIBS) $(CHECK_LIBS)
+
+ASAN_OBJ := $(TEST_SRC:%.c=$(B)/asan/%.o) $(PARSER_SRC:%.c=$(B)/asan/%.o) \
+            $(DAEMON_SRC:%.c=$(B)/asan/%.o)
+$(B)/asan/vem-tests: $(ASAN_OBJ)
+	$(CC) $(OPT) $(SAN) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
+
+# ---- fuzz targets: clang libFuzzer + ASan/UBSan over the parsers -----------------------------
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PARSER_SRC) $(wildcard parsers/*.h)
+	@mkdir -p $(@D)
+	$(CLANG) $(CPPFLAGS) -std=c11 -Wall -Wextra -Werror $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ \
+	    $< $(PARSER_SRC) $(PKG_LIBS) -lm
+
+fuzz: $(FUZZ_BINS)
+
+# Each target runs briefly on a scratch copy of its checked-in seed corpus.
+FUZZ_SECONDS ?= 20
+fuzz-smoke: $(FUZZ_BINS)
+	@set -e; for n in $(FUZZ_NAMES); do \
+	    work=$$(mktemp -d); cp -r tests/fuzz/corpus/$$n/. $$work/ 2>/dev/null || true; \
+	    echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
+	    if ! $(B)/fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
+	        -artifact_prefix=$(B)/fuzz/$$n- $$work >$(B)/fuzz/$$n.log 2>&1; then \
+	        tail -n 40 $(B)/fuzz/$$n.log; rm -rf $$work; exit 1; fi; \
+	    grep -E '^#[0-9]+ +DONE' $(B)/fuzz/$$n.log || tail -n 1 $(B)/fuzz/$$n.log; \
+	    rm -rf $$work; done
+
+# ---- the entry points ------------------------------------------------------------------------
+deps:
+	@tools/deps.sh
+
+unit: $(B)/bin/vem-tests
+	$(B)/bin/vem-tests --group unit
+
+unit-asan: $(B)/asan/vem-tests
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    $(B)/asan/vem-tests --group unit
+
+integration: all
+	tests/harness.sh $(B)/bin/vem-tests --group all
+
+# make test: install what is missing, build, check format, run unit suites plainly and under
+# ASan/UBSan, fuzz briefly, then every suite again against a real PostgreSQL and vem-broker.
+# The last line is Check's summary of that final run.
+test: deps
+	@$(MAKE) --no-print-directory all $(B)/asan/vem-tests $(FUZZ_BINS)
+	@$(MAKE) --no-print-directory format-check
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory unit-asan
+	@$(MAKE) --no-print-directory fuzz-smoke
+	@$(MAKE) --no-print-directory integration
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	tools/demo.sh
+
+bench: $(BENCH_BINS)
+	@set -e; for b in $(BENCH_BINS); do echo "== $$b"; $$b; done
+
+$(foreach n,$(BENCH_NAMES),$(eval bench-$(n): $(B)/bin/bench-$(n) ; $(B)/bin/bench-$(n)))
+
+# ---- install: binaries, systemd unit, sysusers/tmpfiles, example config, schema -------------
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+install: $(BINS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/vemd/schema
+	install -m 0755 $(B)/bin/vemd $(DESTDIR)$(PREFIX)/sbin/vemd
+	install -m 0755 $(filter-out %/vemd,$(BINS)) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(wildcard schema/*.sql schema/*.json) $(DESTDIR)$(PREFIX)/share/vemd/schema/
+	@if [ -f deploy/vemd.service ]; then \
+	    install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/lib/sysusers.d \
+	        $(DESTDIR)$(PREFIX)/lib/tmpfiles.d $(DESTDIR)$(SYSCONFDIR)/vemd; \
+	    sed 's|@SBINDIR@|$(PREFIX)/sbin|g' deploy/vemd.service > $(DESTDIR)$(UNITDIR)/vemd.service; \
+	    install -m 0644 deploy/vemd.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/vemd.conf; \
+	    install -m 0644 deploy/vemd.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/vemd.conf; \
+	    [ -e $(DESTDIR)$(SYSCONFDIR)/vemd/vemd.cfg ] || \
+	        install -m 0640 deploy/vemd.cfg $(DESTDIR)$(SYSCONFDIR)/vemd/vemd.cfg; \
+	fi
+
+clean:
+	rm -rf $(B)
+
+FORMAT_FILES = $(wildcard parsers/*.[ch] daemon/*.[ch] tools/*.[ch] tests/*.[ch] tests/fuzz/*.c)
+format:
+	clang-format -i $(FORMAT_FILES)
+
+format-check:
+	@clang-format --dry-run --Werror $(FORMAT_FILES) && echo "format-check: ok"
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

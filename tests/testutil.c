@@ -1,0 +1,78 @@
+/* testutil — helpers for the Check suites; see testutil.h. */
+#include "testutil.h"
+
+#include <check.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *vem_test_vectors_dir(void)
+{
+    const char *dir = getenv("VEM_TEST_VECTORS");
+    return dir ? dir : "tests/vectors";
+}
+
+const char *vem_test_bin_dir(void)
+{
+    const char *dir = getenv("VEM_TEST_BIN");
+    return dir ? dir : "build/bin";
+}
+
+const char *vem_test_env(const char *name)
+{
+    const char *value = getenv(name);
+    ck_assert_msg(value && *value, "%s is not set: run integration suites through tests/harness.sh",
+                  name);
+    return value;
+}
+
+uint8_t *vem_test_slurp(const char *path, size_t *len_out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, len = 0;
+    uint8_t *buf = malloc(cap);
+    size_t n;
+    while (buf && (n = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += n;
+        if (len == cap) {
+            cap *= 2;
+            uint8_t *grown = realloc(buf, cap);
+            if (!grown) {
+                free(buf);
+                buf = NULL;
+            }
+            buf = grown;
+        }
+    }
+    fclose(f);
+    if (buf)
+        *len_out = len;
+    return buf;
+}
+
+static int s_nibble(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+long vem_test_unhex(const char *hex, uint8_t *out, size_t cap)
+{
+    size_t len = strlen(hex);
+    if (len % 2 || len / 2 > cap)
+        return -1;
+    for (size_t i = 0; i < len / 2; i++) {
+        int hi = s_nibble((unsigned char)hex[2 * i]), lo = s_nibble((unsigned char)hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return (long)(len / 2);
+}

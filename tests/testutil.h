@@ -1,0 +1,27 @@
+/* testutil — small helpers shared by the Check suites.
+ *
+ * Integration suites reach the real components through the environment that
+ * tests/harness.sh sets: VEM_TEST_PG (libpq conninfo of a throw-away cluster with the
+ * schema applied) and VEM_TEST_KAFKA (bootstrap address of a vem-broker process). */
+#ifndef VEM_TESTUTIL_H
+#define VEM_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Directory holding the shared test vectors (tests/vectors unless VEM_TEST_VECTORS is set). */
+const char *vem_test_vectors_dir(void);
+
+/* Directory of the built binaries (build/bin unless VEM_TEST_BIN is set). */
+const char *vem_test_bin_dir(void);
+
+/* Value of an environment variable the harness must set; fails the current test if absent. */
+const char *vem_test_env(const char *name);
+
+/* Reads a whole file into a malloc'd buffer (caller frees); NULL on error. */
+uint8_t *vem_test_slurp(const char *path, size_t *len_out);
+
+/* Decodes a hex string into out (at most cap bytes); returns the byte count or -1. */
+long vem_test_unhex(const char *hex, uint8_t *out, size_t cap);
+
+#endif

@@ -1,0 +1,42 @@
+/* vemctl — operator and enforcement CLI: dispatches to one subcommand per file. */
+#include "vemctl.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} s_command_t;
+
+static const s_command_t s_commands[] = {
+    {"decode", vemctl_decode_main, "decode remote-OBD frames (hex lines or --raw) to JSON"},
+    {"kafka", vemctl_kafka_main, "produce to or consume from a Kafka topic"},
+    {NULL, NULL, NULL}};
+
+static void s_usage(FILE *out)
+{
+    fprintf(out, "usage: vemctl COMMAND [ARGS...]\n\ncommands:\n");
+    for (const s_command_t *c = s_commands; c->name; c++)
+        fprintf(out, "  %-10s %s\n", c->name, c->help);
+    fprintf(out, "\n'vemctl COMMAND --help' describes a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        s_usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        s_usage(stdout);
+        return 0;
+    }
+    for (const s_command_t *c = s_commands; c->name; c++)
+        if (strcmp(argv[1], c->name) == 0)
+            return c->run(argc - 1, argv + 1);
+    fprintf(stderr, "vemctl: unknown command '%s'\n", argv[1]);
+    s_usage(stderr);
+    return 2;
+}

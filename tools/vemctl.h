@@ -1,0 +1,14 @@
+/* vemctl — operator and enforcement CLI. Each subcommand lives in its own
+ * tools/vemctl_NAME.c and exports one entry point with main()'s contract:
+ * argv[0] is the subcommand name; returns the process exit code
+ * (0 ok, 1 the work found a problem, 2 usage error). */
+#ifndef VEM_VEMCTL_H
+#define VEM_VEMCTL_H
+
+/* decode: HJ 1239 / GB 17691 frames (hex lines or --raw stream) to JSON. */
+int vemctl_decode_main(int argc, char **argv);
+
+/* kafka: produce to / consume from a Kafka cluster (used with vem-broker). */
+int vemctl_kafka_main(int argc, char **argv);
+
+#endif
