@@ -21,7 +21,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 SYSCONFDIR ?= /etc
 
-PKGS := libzmq libpq rdkafka libconfig jansson libmicrohttpd libsystemd
+PKGS := libzmq libpq rdkafka libconfig jansson libmicrohttpd libsystemd zlib
 # Recursive '=' so pkg-config runs when a recipe needs it, after tools/deps.sh has run.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)

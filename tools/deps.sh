@@ -9,6 +9,7 @@ packages=(
     libzmq3-dev libpq-dev librdkafka-dev libconfig-dev                  # the fixed libraries
     check libsubunit-dev                                                # unit tests
     libjansson-dev                                                      # JSON (vemctl decode, Kafka events)
+    zlib1g-dev                                                          # CRC32 of spool records
     libmicrohttpd-dev                                                   # metrics endpoint
     libsystemd-dev systemd                                              # sd_notify; systemd-analyze
     postgresql-15 postgresql-client-15                                  # real server for tests and demo

@@ -1,0 +1,94 @@
+/* spool — the on-disk input log that makes "nothing received is lost" true.
+ *
+ * Every input (a whole terminal frame, a gateway frame, a roadside reading, a quarantined
+ * byte run) is appended here before it is processed, and gets a sequence number. Sinks move
+ * a named cursor only when their output is durable; restart replays everything after the
+ * lowest cursor, and the idempotent keys downstream make the replay harmless. A full spool
+ * refuses appends, so the ingest thread stops reading its sockets: backpressure, not loss.
+ *
+ * Ownership: a vem_spool_t belongs to one thread (ingest), which appends and trims. Each
+ * sink owns its vem_spool_cursor_t. Readers (replay) open their own descriptors. */
+#ifndef VEM_SPOOL_H
+#define VEM_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct vem_spool vem_spool_t;
+typedef struct vem_spool_reader vem_spool_reader_t;
+typedef struct vem_spool_cursor vem_spool_cursor_t;
+
+/* One record. On append the spool sets seq; meta and data are copied. On read, meta and data
+ * point into the reader's buffer and stay valid until the next read. */
+typedef struct {
+    uint64_t seq;        /* 1, 2, 3 ... in append order, never reused */
+    int64_t received_us; /* receipt time, microseconds since the Unix epoch */
+    uint16_t kind;       /* what the bytes are (VEM_SPOOL_KIND_*) */
+    const uint8_t *meta; /* where it came from, e.g. "tcp 127.0.0.1:40122" */
+    uint16_t meta_len;
+    const uint8_t *data; /* the input bytes exactly as received */
+    uint32_t data_len;
+} vem_spool_rec_t;
+
+enum {
+    VEM_SPOOL_KIND_OBD_FRAME = 1,   /* one whole HJ 1239 / GB 17691 frame */
+    VEM_SPOOL_KIND_RSD_READING = 2, /* one roadside reading */
+    VEM_SPOOL_KIND_QUARANTINE = 3,  /* bytes rejected before they became a frame */
+};
+
+typedef struct {
+    uint64_t max_bytes;     /* appends beyond this total fail with ENOSPC */
+    uint64_t segment_bytes; /* a segment is closed once it holds this much */
+    bool fsync;             /* vem_spool_flush() also fdatasyncs */
+} vem_spool_opts_t;
+
+/* Opens (creating) the spool in dir; recovers a torn tail. NULL with a message in err. */
+vem_spool_t *vem_spool_open(const char *dir, const vem_spool_opts_t *opts, char *err,
+                            size_t errlen);
+
+/* Flushes, closes and frees the spool; accepts NULL; sets *self_p to NULL. */
+void vem_spool_destroy(vem_spool_t **self_p);
+
+/* Appends rec (buffered until vem_spool_flush) and sets rec->seq; -1 with errno
+ * (ENOSPC when full, EMSGSIZE when rec can never fit). */
+int vem_spool_append(vem_spool_t *self, vem_spool_rec_t *rec);
+
+/* Writes buffered records and, when opts.fsync, makes them durable. 0 or -1 with errno. */
+int vem_spool_flush(vem_spool_t *self);
+
+/* True when a record with data_len + meta_len payload bytes fits under max_bytes. */
+bool vem_spool_has_room(const vem_spool_t *self, size_t payload_len);
+
+/* Removes whole segments all of whose records have seq <= upto (durable in every sink). */
+int vem_spool_trim(vem_spool_t *self, uint64_t upto);
+
+/* Sequence number the next append will get. */
+uint64_t vem_spool_next_seq(const vem_spool_t *self);
+
+/* Bytes on disk (and buffered) in all segments. */
+uint64_t vem_spool_bytes(const vem_spool_t *self);
+
+/* Opens a reader at the first record with seq >= from (1 = everything kept). NULL on error. */
+vem_spool_reader_t *vem_spool_reader_new(const char *dir, uint64_t from, char *err, size_t errlen);
+
+/* Reads the next record: 1 got one, 0 at the end of what is on disk, -1 corrupt or I/O. */
+int vem_spool_reader_next(vem_spool_reader_t *self, vem_spool_rec_t *rec);
+
+/* Frees the reader; accepts NULL; sets *self_p to NULL. */
+void vem_spool_reader_destroy(vem_spool_reader_t **self_p);
+
+/* Opens the named cursor of a consumer (e.g. "pg", "kafka") in dir; a new one is at 0. */
+vem_spool_cursor_t *vem_spool_cursor_open(const char *dir, const char *name, char *err,
+                                          size_t errlen);
+
+/* Last committed position: every record with seq <= it is durable in that consumer. */
+uint64_t vem_spool_cursor_get(const vem_spool_cursor_t *self);
+
+/* Durably moves the cursor to seq (write, fdatasync, rename); never moves it backwards. */
+int vem_spool_cursor_commit(vem_spool_cursor_t *self, uint64_t seq);
+
+/* Frees the cursor; accepts NULL; sets *self_p to NULL. */
+void vem_spool_cursor_destroy(vem_spool_cursor_t **self_p);
+
+#endif
