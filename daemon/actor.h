@@ -1,0 +1,38 @@
+/* actor — a thread that owns its state and talks to its parent over an inproc PAIR pipe.
+ *
+ * The parent creates the actor; the thread runs fn(pipe, args) and must call
+ * vem_actor_ready() once its sockets are bound (or failed), which the constructor waits for,
+ * so a returned actor is up. The thread then loops in one zmq_poll that includes the pipe;
+ * a message "$TERM" on the pipe asks it to return. Destroying the actor sends "$TERM" and
+ * joins the thread. The pipe belongs to the actor's thread; the parent uses its own end. */
+#ifndef VEM_ACTOR_H
+#define VEM_ACTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct vem_actor vem_actor_t;
+
+/* Body of an actor thread: pipe is its end of the PAIR; args is what the parent passed. */
+typedef void(vem_actor_fn)(void *pipe, void *args);
+
+/* Starts an actor named name (for logs and thread name) in the ZeroMQ context zctx and waits
+ * for it to report; NULL with its error text in err if it failed to start. args stays owned
+ * by the caller and must outlive the actor. */
+vem_actor_t *vem_actor_new(void *zctx, const char *name, vem_actor_fn *fn, void *args, char *err,
+                           size_t errlen);
+
+/* Called once by the actor thread: error NULL means ready, else the reason it cannot start
+ * (after which fn must return). */
+void vem_actor_ready(void *pipe, const char *error);
+
+/* True when msg (from zmq_recv on the pipe) is the termination request. */
+bool vem_actor_is_term(const void *msg, size_t len);
+
+/* The parent's end of the pipe, to poll for messages the actor sends up. */
+void *vem_actor_pipe(vem_actor_t *self);
+
+/* Asks the actor to stop, joins its thread, frees it; accepts NULL; sets *self_p to NULL. */
+void vem_actor_destroy(vem_actor_t **self_p);
+
+#endif
