@@ -273,3 +273,39 @@ char *vem_metrics_render(vem_metrics_t *self, size_t *len_out)
         *len_out = t.len;
     return t.buf;
 }
+
+void vem_metrics_each(vem_metrics_t *self, void (*fn)(void *arg, const char *series, double value),
+                      void *arg)
+{
+    s_text_t name = {0};
+    pthread_mutex_lock(&self->lock);
+    for (const s_family_t *f = self->first; f; f = f->next) {
+        for (const s_series_t *s = f->first; s; s = s->next) {
+            const char *open = s->labels[0] ? "{" : "", *close = s->labels[0] ? "}" : "";
+            const char *suffix[] = {"", "_count", "_sum"};
+            for (int k = f->type == S_HISTOGRAM ? 1 : 0; k < (f->type == S_HISTOGRAM ? 3 : 1);
+                 k++) {
+                name.len = 0;
+                s_printf(&name, "%s%s%s%s%s", f->name, suffix[k], open, s->labels, close);
+                double value;
+                if (f->type == S_COUNTER)
+                    value = (double)atomic_load_explicit(&s->u.counter.value, memory_order_relaxed);
+                else if (f->type == S_GAUGE)
+                    value = (double)atomic_load_explicit(&s->u.gauge.value, memory_order_relaxed);
+                else if (k == 2)
+                    value =
+                        (double)atomic_load_explicit(&s->u.histogram.sum_ns, memory_order_relaxed) /
+                        1e9;
+                else {
+                    uint64_t n = 0;
+                    for (size_t b = 0; b <= s->u.histogram.n_bounds; b++)
+                        n += atomic_load_explicit(&s->u.histogram.buckets[b], memory_order_relaxed);
+                    value = (double)n;
+                }
+                fn(arg, name.buf, value);
+            }
+        }
+    }
+    pthread_mutex_unlock(&self->lock);
+    free(name.buf);
+}

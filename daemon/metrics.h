@@ -71,6 +71,11 @@ static inline void vem_gauge_add(vem_gauge_t *g, int64_t delta)
 /* Records one duration of ns nanoseconds. */
 void vem_histogram_observe_ns(vem_histogram_t *h, uint64_t ns);
 
+/* Calls fn once per counter and gauge series with its full name (`name{labels}`) and value,
+ * in registration order; histograms report their _count and _sum (seconds) series. */
+void vem_metrics_each(vem_metrics_t *self, void (*fn)(void *arg, const char *series, double value),
+                      void *arg);
+
 /* Renders every series in the Prometheus text exposition format (version 0.0.4) into a
  * malloc'd, NUL-terminated buffer the caller frees. */
 char *vem_metrics_render(vem_metrics_t *self, size_t *len_out);

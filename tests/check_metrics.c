@@ -69,6 +69,31 @@ START_TEST(renders_exposition_format)
 }
 END_TEST
 
+static void s_collect(void *arg, const char *series, double value)
+{
+    char *out = arg;
+    size_t len = strlen(out);
+    snprintf(out + len, 1024 - len, "%s=%g;", series, value);
+}
+
+START_TEST(each_visits_every_series)
+{
+    vem_metrics_t *m = vem_metrics_new();
+    const char *rt[] = {"cmd", "realtime", NULL};
+    vem_counter_add(vem_metrics_counter(m, "vem_frames_total", "F.", rt), 7);
+    vem_gauge_set(vem_metrics_gauge(m, "vem_connections", "C.", NULL), 3);
+    const double bounds[] = {0.5};
+    vem_histogram_t *h = vem_metrics_histogram(m, "vem_lat_seconds", "L.", NULL, bounds, 1);
+    vem_histogram_observe_ns(h, 250000000);
+    vem_histogram_observe_ns(h, 1000000000);
+    char out[1024] = "";
+    vem_metrics_each(m, s_collect, out);
+    ck_assert_str_eq(out, "vem_frames_total{cmd=\"realtime\"}=7;vem_connections=3;"
+                          "vem_lat_seconds_count=2;vem_lat_seconds_sum=1.25;");
+    vem_metrics_destroy(&m);
+}
+END_TEST
+
 static void *s_hammer(void *arg)
 {
     for (int i = 0; i < 100000; i++)
@@ -174,6 +199,7 @@ Suite *vem_suite_metrics(void)
     Suite *s = suite_create("metrics");
     TCase *tc = tcase_create("metrics");
     tcase_add_test(tc, renders_exposition_format);
+    tcase_add_test(tc, each_visits_every_series);
     tcase_add_test(tc, concurrent_adds_are_not_lost);
     tcase_add_test(tc, http_serves_metrics_and_health);
     tcase_add_test(tc, http_rejects_bad_address);

@@ -13,6 +13,7 @@ typedef struct {
 static const s_command_t s_commands[] = {
     {"decode", vemctl_decode_main, "decode remote-OBD frames (hex lines or --raw) to JSON"},
     {"kafka", vemctl_kafka_main, "produce to or consume from a Kafka topic"},
+    {"status", vemctl_status_main, "counters, connections and queue depths of a running vemd"},
     {NULL, NULL, NULL}};
 
 static void s_usage(FILE *out)

@@ -1,0 +1,80 @@
+/* vemctl status — asks a running vemd for its counters over the control socket.
+ *
+ *   vemctl status [--endpoint ENDPOINT] [--json] [--timeout-ms MS]
+ *
+ * The endpoint defaults to $VEM_CONTROL, else ipc:///run/vemd/control.sock. Prints one
+ * "series value" line per metric (or the daemon's JSON with --json). Exit 0 when the daemon
+ * answered, 1 when it did not, 2 on a usage error. */
+#include "vemctl.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+static int s_usage(void)
+{
+    fprintf(stderr, "usage: vemctl status [--endpoint ENDPOINT] [--json] [--timeout-ms MS]\n");
+    return 2;
+}
+
+int vemctl_status_main(int argc, char **argv)
+{
+    const char *endpoint = getenv("VEM_CONTROL");
+    if (!endpoint)
+        endpoint = "ipc:///run/vemd/control.sock";
+    int timeout_ms = 3000;
+    int as_json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--endpoint") == 0 && i + 1 < argc)
+            endpoint = argv[++i];
+        else if (strcmp(argv[i], "--timeout-ms") == 0 && i + 1 < argc)
+            timeout_ms = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--json") == 0)
+            as_json = 1;
+        else
+            return s_usage();
+    }
+    void *ctx = zmq_ctx_new();
+    void *req = zmq_socket(ctx, ZMQ_REQ);
+    int zero = 0;
+    zmq_setsockopt(req, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(req, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+    zmq_setsockopt(req, ZMQ_SNDTIMEO, &timeout_ms, sizeof timeout_ms);
+    int rc = 1;
+    zmq_msg_t reply;
+    zmq_msg_init(&reply);
+    if (zmq_connect(req, endpoint) != 0 || zmq_send(req, "status", 6, 0) != 6 ||
+        zmq_msg_recv(&reply, req, 0) < 0) {
+        fprintf(stderr, "vemctl status: no answer from %s: %s\n", endpoint,
+                zmq_strerror(zmq_errno()));
+        goto done;
+    }
+    json_error_t jerr;
+    json_t *status = json_loadb(zmq_msg_data(&reply), zmq_msg_size(&reply), 0, &jerr);
+    if (!status) {
+        fprintf(stderr, "vemctl status: unreadable answer: %s\n", jerr.text);
+        goto done;
+    }
+    if (as_json) {
+        json_dumpf(status, stdout, JSON_INDENT(2));
+        putchar('\n');
+    } else {
+        printf("vemd %s, pid %lld, up %.0f s\n",
+               json_string_value(json_object_get(status, "version")),
+               (long long)json_integer_value(json_object_get(status, "pid")),
+               json_real_value(json_object_get(status, "uptime_s")));
+        const char *series;
+        json_t *value;
+        json_object_foreach(json_object_get(status, "metrics"), series, value)
+            printf("%-70s %.15g\n", series, json_number_value(value));
+    }
+    json_decref(status);
+    rc = 0;
+done:
+    zmq_msg_close(&reply);
+    zmq_close(req);
+    zmq_ctx_term(ctx);
+    return rc;
+}
