@@ -1,0 +1,195 @@
+/* session — per-vehicle session table; see session.h.
+ *
+ * An open-addressing table (linear probing, power-of-two size, grown at 70 % load) maps a
+ * VIN to its session; vehicles are never removed while the daemon runs (a city's fleet is
+ * bounded, and the entry is small). Each session keeps a ring of its last `window` frame keys
+ * (time << 16 | serial) for duplicate checks: a short linear scan over contiguous integers,
+ * cheaper than any index at the window sizes that matter (recent repeats). */
+#include "session.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    vem_session_t pub;
+    uint64_t *ring; /* last keys, ring[next % window] is overwritten next */
+    size_t next;
+} s_entry_t;
+
+struct vem_sessions {
+    s_entry_t **slots;
+    size_t capacity; /* power of two */
+    size_t count;
+    size_t window;
+};
+
+uint64_t vem_vin_hash(const char *vin)
+{
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a 64 offset basis */
+    for (size_t i = 0; i < VEM_VIN_LEN; i++) {
+        h ^= (uint8_t)vin[i];
+        h *= 1099511628211ULL; /* FNV-1a 64 prime */
+    }
+    return h;
+}
+
+vem_sessions_t *vem_sessions_new(size_t window)
+{
+    vem_sessions_t *self = calloc(1, sizeof *self);
+    if (!self)
+        abort();
+    self->window = window ? window : 1;
+    self->capacity = 1024;
+    self->slots = calloc(self->capacity, sizeof *self->slots);
+    if (!self->slots)
+        abort();
+    return self;
+}
+
+void vem_sessions_destroy(vem_sessions_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    vem_sessions_t *self = *self_p;
+    for (size_t i = 0; i < self->capacity; i++) {
+        if (self->slots[i]) {
+            free(self->slots[i]->ring);
+            free(self->slots[i]);
+        }
+    }
+    free(self->slots);
+    free(self);
+    *self_p = NULL;
+}
+
+static size_t s_probe(s_entry_t *const *slots, size_t capacity, const char *vin)
+{
+    size_t i = (size_t)vem_vin_hash(vin) & (capacity - 1);
+    while (slots[i] && memcmp(slots[i]->pub.vin, vin, VEM_VIN_LEN) != 0)
+        i = (i + 1) & (capacity - 1);
+    return i;
+}
+
+static void s_grow(vem_sessions_t *self)
+{
+    size_t capacity = self->capacity * 2;
+    s_entry_t **slots = calloc(capacity, sizeof *slots);
+    if (!slots)
+        abort();
+    for (size_t i = 0; i < self->capacity; i++)
+        if (self->slots[i])
+            slots[s_probe(slots, capacity, self->slots[i]->pub.vin)] = self->slots[i];
+    free(self->slots);
+    self->slots = slots;
+    self->capacity = capacity;
+}
+
+static s_entry_t *s_get(vem_sessions_t *self, const char *vin)
+{
+    size_t i = s_probe(self->slots, self->capacity, vin);
+    if (self->slots[i])
+        return self->slots[i];
+    if ((self->count + 1) * 10 > self->capacity * 7) {
+        s_grow(self);
+        i = s_probe(self->slots, self->capacity, vin);
+    }
+    s_entry_t *e = calloc(1, sizeof *e);
+    if (!e)
+        abort();
+    memcpy(e->pub.vin, vin, VEM_VIN_LEN);
+    e->ring = calloc(self->window, sizeof *e->ring);
+    if (!e->ring)
+        abort();
+    self->slots[i] = e;
+    self->count++;
+    return e;
+}
+
+/* Days since the epoch in Beijing time (UTC+8), where the daily serial restarts. */
+static int64_t s_beijing_day(int64_t t)
+{
+    int64_t local = t + 8 * 3600;
+    return local >= 0 ? local / 86400 : -((-local + 86399) / 86400);
+}
+
+static bool s_seen(vem_sessions_t *self, s_entry_t *e, uint64_t key)
+{
+    size_t n = e->next < self->window ? e->next : self->window;
+    for (size_t i = 0; i < n; i++)
+        if (e->ring[i] == key)
+            return true;
+    e->ring[e->next % self->window] = key;
+    e->next++;
+    return false;
+}
+
+vem_session_verdict_t vem_sessions_observe(vem_sessions_t *self, const char *vin,
+                                           vem_frame_kind_t kind, int64_t frame_time, uint16_t seq,
+                                           int64_t received_us)
+{
+    vem_session_verdict_t verdict = {0};
+    s_entry_t *e = s_get(self, vin);
+    vem_session_t *s = &e->pub;
+    s->last_seen_us = received_us;
+    s->skew_s = received_us / 1000000 - frame_time;
+
+    switch (kind) {
+    case VEM_FRAME_LOGIN:
+        s->login_at = frame_time;
+        s->login_seq = seq;
+        s->logins++;
+        break;
+    case VEM_FRAME_LOGOUT:
+        s->logouts++;
+        break;
+    case VEM_FRAME_OTHER:
+        break;
+    case VEM_FRAME_LIVE:
+    case VEM_FRAME_RESENT:
+        /* Key: (time, serial); the top bit keeps keys of day-0 times non-zero for the ring. */
+        if (s_seen(self, e, (uint64_t)frame_time << 16 | seq | 1ULL << 63)) {
+            verdict.duplicate = true;
+            s->duplicates++;
+            break;
+        }
+        if (kind == VEM_FRAME_RESENT) {
+            s->resent_frames++;
+            break;
+        }
+        s->live_frames++;
+        if (s->live_frames > 1) {
+            if (s_beijing_day(frame_time) != s_beijing_day(s->last_live_time)) {
+                verdict.serial_reset = true;
+                verdict.gap = seq > 1 ? seq - 1u : 0; /* the new day's first serials */
+            } else if (seq > s->last_live_seq + 1u)
+                verdict.gap = (uint32_t)(seq - s->last_live_seq - 1u);
+        }
+        if (s->live_frames == 1 || verdict.serial_reset || seq > s->last_live_seq ||
+            frame_time > s->last_live_time) {
+            s->missing += verdict.gap;
+            s->last_live_seq = seq;
+            s->last_live_time = frame_time;
+        }
+        break;
+    }
+    return verdict;
+}
+
+const vem_session_t *vem_sessions_find(const vem_sessions_t *self, const char *vin)
+{
+    s_entry_t *e = self->slots[s_probe(self->slots, self->capacity, vin)];
+    return e ? &e->pub : NULL;
+}
+
+size_t vem_sessions_count(const vem_sessions_t *self)
+{
+    return self->count;
+}
+
+void vem_sessions_each(const vem_sessions_t *self,
+                       void (*fn)(void *arg, const vem_session_t *session), void *arg)
+{
+    for (size_t i = 0; i < self->capacity; i++)
+        if (self->slots[i])
+            fn(arg, &self->slots[i]->pub);
+}

@@ -1,0 +1,79 @@
+/* session — per-vehicle terminal session state kept by a worker.
+ *
+ * For each VIN: last login, last seen, frame serial continuity (gaps counted: the per-vehicle
+ * loss figure of HJ 1239.2), re-sends, duplicates, and clock skew between the time a frame
+ * carries and the time it arrived. Re-sent (0x03) frames are deduplicated against live ones
+ * (and live repeats against each other) by (collection time, serial) over a window of the
+ * vehicle's most recent frames; older repeats are caught by the database's natural keys.
+ *
+ * Serial rules (GB 17691-2018 Annex Q / HJ 1239.3): the real-time serial counts from 1 each
+ * day; a live frame whose serial jumps ahead leaves a gap of the skipped serials; a serial
+ * that starts over on a new day is a reset, not a gap.
+ *
+ * Ownership: one table per worker thread; all vehicles routed to that worker live in it. */
+#ifndef VEM_SESSION_H
+#define VEM_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VEM_VIN_LEN 17
+
+typedef struct vem_sessions vem_sessions_t;
+
+typedef struct {
+    char vin[VEM_VIN_LEN + 1];
+    int64_t login_at;       /* frame time of the last login, Unix seconds; 0 none */
+    uint16_t login_seq;     /* its login serial */
+    int64_t last_seen_us;   /* receipt time of the last frame */
+    int64_t last_live_time; /* frame time of the last live real-time frame, Unix seconds */
+    uint16_t last_live_seq; /* its serial */
+    int64_t skew_s;         /* receipt time minus frame time of the last frame */
+    uint64_t live_frames;   /* real-time frames, first copies */
+    uint64_t resent_frames; /* re-sent frames, first copies */
+    uint64_t duplicates;    /* copies of a frame already seen, dropped */
+    uint64_t missing;       /* serials skipped by live frames */
+    uint64_t logins, logouts;
+} vem_session_t;
+
+typedef enum {
+    VEM_FRAME_LIVE,   /* real-time frame (0x02) */
+    VEM_FRAME_RESENT, /* re-sent frame (0x03) */
+    VEM_FRAME_LOGIN,
+    VEM_FRAME_LOGOUT,
+    VEM_FRAME_OTHER, /* time sync, alarms, activation: seen, not sequenced */
+} vem_frame_kind_t;
+
+typedef struct {
+    bool duplicate;    /* drop it: this (time, serial) was already seen */
+    uint32_t gap;      /* serials skipped just before this live frame */
+    bool serial_reset; /* the day changed and the serial started over */
+} vem_session_verdict_t;
+
+/* New table remembering the last `window` (time, serial) keys per vehicle (>= 1). */
+vem_sessions_t *vem_sessions_new(size_t window);
+
+/* Frees the table and every session; accepts NULL; sets *self_p to NULL. */
+void vem_sessions_destroy(vem_sessions_t **self_p);
+
+/* Records one frame of vin (17 bytes) and says whether it is a duplicate and what gap it
+ * shows. frame_time is the time the frame carries (Unix seconds), received_us its arrival. */
+vem_session_verdict_t vem_sessions_observe(vem_sessions_t *self, const char *vin,
+                                           vem_frame_kind_t kind, int64_t frame_time, uint16_t seq,
+                                           int64_t received_us);
+
+/* The session of vin, or NULL if it was never seen; owned by the table. */
+const vem_session_t *vem_sessions_find(const vem_sessions_t *self, const char *vin);
+
+/* Number of vehicles in the table. */
+size_t vem_sessions_count(const vem_sessions_t *self);
+
+/* Calls fn for every session (order unspecified). */
+void vem_sessions_each(const vem_sessions_t *self,
+                       void (*fn)(void *arg, const vem_session_t *session), void *arg);
+
+/* Stable 64-bit hash of a 17-byte VIN (FNV-1a), for routing vehicles to workers. */
+uint64_t vem_vin_hash(const char *vin);
+
+#endif
