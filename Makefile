@@ -39,13 +39,15 @@ B := build
 PARSER_SRC := $(wildcard parsers/*.c)
 DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
 VEMCTL_SRC := $(wildcard tools/vemctl*.c)
-SIM_SRC := $(wildcard tools/vem_sim.c tools/sim_*.c)
+SIM_LIB_SRC := $(wildcard tools/sim_*.c)
+SIM_SRC := $(wildcard tools/vem_sim.c) $(SIM_LIB_SRC)
 BROKER_SRC := tools/vem_broker.c
 BENCH_SRC := $(wildcard tools/bench_*.c)
 UNIT_SRC := $(wildcard tests/check_*.c)
 IT_SRC := $(wildcard tests/it_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
-TEST_SRC := tests/runner.c tests/testutil.c $(UNIT_SRC) $(IT_SRC)
+# The simulator's model (tools/sim_*.c) is unit-tested too, so the runner links it.
+TEST_SRC := tests/runner.c tests/testutil.c $(UNIT_SRC) $(IT_SRC) $(SIM_LIB_SRC)
 
 BENCH_NAMES := $(patsubst tools/bench_%.c,%,$(BENCH_SRC))
 BENCH_BINS := $(addprefix $(B)/bin/bench-,$(BENCH_NAMES))
@@ -53,10 +55,8 @@ FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
 FUZZ_BINS := $(addprefix $(B)/fuzz/fuzz_,$(FUZZ_NAMES))
 # A binary is built once its sources exist, so the tree builds at every step of its growth.
 BINS := $(if $(wildcard daemon/main.c),$(B)/bin/vemd) $(if $(VEMCTL_SRC),$(B)/bin/vemctl) \
-        $(if $(SIM_SRC),$(B)/bin/vem-sim) $(if $(wildcard $(BROKER_SRC)),$(B)/bin/vem-broker)
+        $(if $(wildcard tools/vem_sim.c),$(B)/bin/vem-sim) $(if $(wildcard $(BROKER_SRC)),$(B)/bin/vem-broker)
 LIBS := $(B)/lib/libvemd.a $(B)/lib/libvemparse.a
-ALL_SRC := $(PARSER_SRC) $(DAEMON_SRC) daemon/main.c $(VEMCTL_SRC) $(SIM_SRC) $(BROKER_SRC) \
-           $(BENCH_SRC) $(TEST_SRC)
 
 .PHONY: all deps test unit unit-asan fuzz fuzz-smoke integration demo bench install clean \
         format format-check $(addprefix bench-,$(BENCH_NAMES))
