@@ -123,14 +123,17 @@ static bool s_seen(vem_sessions_t *self, s_entry_t *e, uint64_t key)
     return false;
 }
 
-vem_session_verdict_t vem_sessions_observe(vem_sessions_t *self, const char *vin,
-                                           vem_frame_kind_t kind, int64_t frame_time, uint16_t seq,
-                                           int64_t received_us)
+vem_session_verdict_t vem_sessions_observe(vem_sessions_t *self, const char *vin, uint8_t cmd,
+                                           int64_t frame_time, uint16_t seq, int64_t received_us)
 {
+    vem_frame_kind_t kind =
+        cmd >= VEM_FRAME_LOGIN && cmd <= VEM_FRAME_LOGOUT ? (vem_frame_kind_t)cmd : VEM_FRAME_OTHER;
     vem_session_verdict_t verdict = {0};
     s_entry_t *e = s_get(self, vin);
     vem_session_t *s = &e->pub;
     s->last_seen_us = received_us;
+    if (cmd < VEM_SESSION_CMDS)
+        s->by_cmd[cmd]++;
     s->skew_s = received_us / 1000000 - frame_time;
 
     switch (kind) {

@@ -20,6 +20,8 @@
 
 #define VEM_VIN_LEN 17
 
+#define VEM_SESSION_CMDS 9 /* by_cmd[] covers command bytes 0x00..0x08 */
+
 typedef struct vem_sessions vem_sessions_t;
 
 typedef struct {
@@ -35,14 +37,16 @@ typedef struct {
     uint64_t duplicates;    /* copies of a frame already seen, dropped */
     uint64_t missing;       /* serials skipped by live frames */
     uint64_t logins, logouts;
+    uint64_t by_cmd[VEM_SESSION_CMDS]; /* every frame received, by command byte, copies too */
 } vem_session_t;
 
+/* Frame kinds by their command byte; any other command is seen but not sequenced. */
 typedef enum {
-    VEM_FRAME_LIVE,   /* real-time frame (0x02) */
-    VEM_FRAME_RESENT, /* re-sent frame (0x03) */
-    VEM_FRAME_LOGIN,
-    VEM_FRAME_LOGOUT,
-    VEM_FRAME_OTHER, /* time sync, alarms, activation: seen, not sequenced */
+    VEM_FRAME_LOGIN = 0x01,
+    VEM_FRAME_LIVE = 0x02,   /* real-time frame */
+    VEM_FRAME_RESENT = 0x03, /* re-sent (补发) frame */
+    VEM_FRAME_LOGOUT = 0x04,
+    VEM_FRAME_OTHER = 0x05, /* time sync, alarms, activation, ... */
 } vem_frame_kind_t;
 
 typedef struct {
@@ -57,11 +61,11 @@ vem_sessions_t *vem_sessions_new(size_t window);
 /* Frees the table and every session; accepts NULL; sets *self_p to NULL. */
 void vem_sessions_destroy(vem_sessions_t **self_p);
 
-/* Records one frame of vin (17 bytes) and says whether it is a duplicate and what gap it
- * shows. frame_time is the time the frame carries (Unix seconds), received_us its arrival. */
-vem_session_verdict_t vem_sessions_observe(vem_sessions_t *self, const char *vin,
-                                           vem_frame_kind_t kind, int64_t frame_time, uint16_t seq,
-                                           int64_t received_us);
+/* Records one frame of vin (17 bytes) with command byte cmd and says whether it is a
+ * duplicate and what gap it shows. frame_time is the time the frame carries (Unix seconds),
+ * received_us its arrival. */
+vem_session_verdict_t vem_sessions_observe(vem_sessions_t *self, const char *vin, uint8_t cmd,
+                                           int64_t frame_time, uint16_t seq, int64_t received_us);
 
 /* The session of vin, or NULL if it was never seen; owned by the table. */
 const vem_session_t *vem_sessions_find(const vem_sessions_t *self, const char *vin);

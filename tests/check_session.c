@@ -51,7 +51,9 @@ START_TEST(resends_and_repeats_are_deduplicated)
     ck_assert_uint_eq(s->live_frames, 2);
     ck_assert_uint_eq(s->resent_frames, 1);
     ck_assert_uint_eq(s->duplicates, 2);
-    ck_assert_uint_eq(s->missing, 0); /* re-sends never count as gaps */
+    ck_assert_uint_eq(s->missing, 0);      /* re-sends never count as gaps */
+    ck_assert_uint_eq(s->by_cmd[0x02], 3); /* every copy is counted as received */
+    ck_assert_uint_eq(s->by_cmd[0x03], 2);
     vem_sessions_destroy(&t);
 }
 END_TEST
