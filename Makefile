@@ -146,12 +146,14 @@ fuzz-smoke: $(FUZZ_BINS)
 deps:
 	@tools/deps.sh
 
+# Unit suites get a private TMPDIR that is removed afterwards, whatever happened.
 unit: $(B)/bin/vem-tests
-	$(B)/bin/vem-tests --group unit
+	@t=$$(mktemp -d); TMPDIR=$$t $(B)/bin/vem-tests --group unit; rc=$$?; rm -rf $$t; exit $$rc
 
 unit-asan: $(B)/asan/vem-tests
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	    $(B)/asan/vem-tests --group unit
+	@t=$$(mktemp -d); TMPDIR=$$t ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1 $(B)/asan/vem-tests --group unit; rc=$$?; \
+	    rm -rf $$t; exit $$rc
 
 integration: all
 	tests/harness.sh $(B)/bin/vem-tests --group all

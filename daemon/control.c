@@ -4,6 +4,8 @@
  * backslashes come out as valid JSON without our own escaping. */
 #include "control.h"
 
+#include "pipeline.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -25,8 +27,39 @@ static void s_add_series(void *arg, const char *series, double value)
     json_object_set_new(arg, series, json_real(value));
 }
 
+/* Asks every worker for its vehicles and merges the answers. A worker that does not answer
+ * within a second is reported, not waited for. */
+static json_t *s_sessions(const vem_control_args_t *args)
+{
+    json_t *vehicles = json_array(), *missing = json_array();
+    for (unsigned i = 0; i < args->workers; i++) {
+        char endpoint[64];
+        snprintf(endpoint, sizeof endpoint, VEM_WORKER_QUERY_ENDPOINT, i);
+        void *req = zmq_socket(args->zctx, ZMQ_REQ);
+        int zero = 0, timeout = 1000;
+        zmq_setsockopt(req, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_setsockopt(req, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+        zmq_msg_t reply;
+        zmq_msg_init(&reply);
+        json_t *part = NULL;
+        if (zmq_connect(req, endpoint) == 0 && zmq_send(req, "sessions", 8, 0) == 8 &&
+            zmq_msg_recv(&reply, req, 0) >= 0)
+            part = json_loadb(zmq_msg_data(&reply), zmq_msg_size(&reply), 0, NULL);
+        if (json_is_array(part))
+            json_array_extend(vehicles, part);
+        else
+            json_array_append_new(missing, json_integer(i));
+        json_decref(part);
+        zmq_msg_close(&reply);
+        zmq_close(req);
+    }
+    return json_pack("{s:o, s:o}", "vehicles", vehicles, "workers_not_answering", missing);
+}
+
 static json_t *s_answer(const vem_control_args_t *args, const char *request)
 {
+    if (strcmp(request, "sessions") == 0)
+        return s_sessions(args);
     if (strcmp(request, "ping") == 0)
         return json_pack("{s:b}", "pong", 1);
     if (strcmp(request, "status") == 0) {

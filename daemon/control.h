@@ -3,6 +3,7 @@
  * An actor owning one ZMQ_REP socket bound to the configured endpoint (ipc:// under the
  * runtime directory by default). Requests are single words; replies are JSON objects:
  *   "status"  {"daemon": "vemd", "version", "pid", "uptime_s", "metrics": {series: value}}
+ *   "sessions" {"vehicles": [one object per vehicle, from every worker's query socket]}
  *   "ping"    {"pong": true}
  *   anything else  {"error": "unknown request", "request": ...}
  * The metrics registry is read-only here and owned by the caller. */
@@ -20,6 +21,7 @@ typedef struct {
     vem_metrics_t *metrics; /* what "status" reports */
     const char *version;
     int64_t started_us; /* process start, for uptime */
+    unsigned workers;   /* how many worker query sockets to ask for "sessions" */
 } vem_control_args_t;
 
 /* Actor body: bind, report ready, answer requests until $TERM. */

@@ -1,6 +1,7 @@
 /* check_control — the control socket answers status with the registry's series, ping, and a
  * classified error for anything else. */
 #include "control.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <jansson.h>
@@ -30,9 +31,9 @@ static json_t *s_ask(void *ctx, const char *endpoint, const char *request)
 
 START_TEST(answers_status_ping_and_errors)
 {
-    char dir[] = "/tmp/check_control.XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    char endpoint[128];
+    char dir[200];
+    vem_test_mkdtemp("check_control", dir, sizeof dir);
+    char endpoint[256];
     snprintf(endpoint, sizeof endpoint, "ipc://%s/control.sock", dir);
     void *ctx = zmq_ctx_new();
     vem_metrics_t *m = vem_metrics_new();
@@ -63,7 +64,7 @@ START_TEST(answers_status_ping_and_errors)
     vem_actor_destroy(&control);
     vem_metrics_destroy(&m);
     zmq_ctx_term(ctx);
-    char cmd[64];
+    char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     ck_assert_int_eq(system(cmd), 0);
 }

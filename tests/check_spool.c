@@ -1,6 +1,7 @@
 /* check_spool — the on-disk input log: order, recovery of a torn tail, segments, trimming,
  * backpressure when full, cursors. Every expectation follows from the records the test wrote. */
 #include "spool.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <errno.h>
@@ -12,17 +13,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char s_dir[64];
+static char s_dir[256];
 
 static void s_setup(void)
 {
-    snprintf(s_dir, sizeof s_dir, "/tmp/check_spool.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(s_dir));
+    vem_test_mkdtemp("check_spool", s_dir, sizeof s_dir);
 }
 
 static void s_teardown(void)
 {
-    char cmd[128];
+    char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
     ck_assert_int_eq(system(cmd), 0);
 }
@@ -88,7 +88,7 @@ static void s_read_range(uint64_t from, unsigned first, unsigned last)
 
 static char *s_segment(uint64_t first)
 {
-    static char path[128];
+    static char path[320];
     snprintf(path, sizeof path, "%s/seg-%020" PRIu64 ".log", s_dir, first);
     return path;
 }

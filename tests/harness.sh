@@ -58,7 +58,8 @@ broker=$!
 for _ in $(seq 100); do [[ -s $tmp/kafka.addr ]] && break; kill -0 "$broker" 2>/dev/null || break; sleep 0.1; done
 [[ -s $tmp/kafka.addr ]] || { echo "harness: vem-broker did not start" >&2; cat "$tmp/broker.log" >&2; exit 1; }
 
-export VEM_TEST_PG=$pg VEM_TEST_PGDIR=$tmp/pg VEM_TEST_KAFKA=$(cat "$tmp/kafka.addr") \
+mkdir -p "$tmp/tmp"
+export TMPDIR=$tmp/tmp VEM_TEST_PG=$pg VEM_TEST_PGDIR=$tmp/pg VEM_TEST_KAFKA=$(cat "$tmp/kafka.addr") \
     VEM_TEST_BROKER_PID=$broker VEM_TEST_TMP=$tmp VEM_TEST_BIN=$bin
 echo "harness: PostgreSQL at $pg; vem-broker at $VEM_TEST_KAFKA"
 

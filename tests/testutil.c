@@ -27,6 +27,14 @@ const char *vem_test_env(const char *name)
     return value;
 }
 
+void vem_test_mkdtemp(const char *name, char *out, size_t cap)
+{
+    const char *tmp = getenv("TMPDIR");
+    int n = snprintf(out, cap, "%s/%s.XXXXXX", tmp && *tmp ? tmp : "/tmp", name);
+    ck_assert_msg(n > 0 && (size_t)n < cap, "temp path too long");
+    ck_assert_msg(mkdtemp(out) != NULL, "mkdtemp %s failed", out);
+}
+
 uint8_t *vem_test_slurp(const char *path, size_t *len_out)
 {
     FILE *f = fopen(path, "rb");

@@ -18,6 +18,11 @@ const char *vem_test_bin_dir(void);
 /* Value of an environment variable the harness must set; fails the current test if absent. */
 const char *vem_test_env(const char *name);
 
+/* Makes a fresh directory $TMPDIR/NAME.XXXXXX (TMPDIR defaults to /tmp) into out (cap bytes);
+ * fails the current test if it cannot. make and the harness point TMPDIR at a directory they
+ * remove, so nothing is left behind even when a test fails before its cleanup. */
+void vem_test_mkdtemp(const char *name, char *out, size_t cap);
+
 /* Reads a whole file into a malloc'd buffer (caller frees); NULL on error. */
 uint8_t *vem_test_slurp(const char *path, size_t *len_out);
 

@@ -1,7 +1,9 @@
 /* vemctl status — asks a running vemd for its counters over the control socket.
  *
- *   vemctl status [--endpoint ENDPOINT] [--json] [--timeout-ms MS]
+ *   vemctl status [--endpoint ENDPOINT] [--json] [--vehicles] [--timeout-ms MS]
  *
+ * --vehicles asks for per-vehicle session figures (frames by command, re-sends, duplicates,
+ * serial gaps, skew) and prints them as JSON.
  * The endpoint defaults to $VEM_CONTROL, else ipc:///run/vemd/control.sock. Prints one
  * "series value" line per metric (or the daemon's JSON with --json). Exit 0 when the daemon
  * answered, 1 when it did not, 2 on a usage error. */
@@ -15,7 +17,8 @@
 
 static int s_usage(void)
 {
-    fprintf(stderr, "usage: vemctl status [--endpoint ENDPOINT] [--json] [--timeout-ms MS]\n");
+    fprintf(stderr,
+            "usage: vemctl status [--endpoint ENDPOINT] [--json] [--vehicles] [--timeout-ms MS]\n");
     return 2;
 }
 
@@ -26,6 +29,7 @@ int vemctl_status_main(int argc, char **argv)
         endpoint = "ipc:///run/vemd/control.sock";
     int timeout_ms = 3000;
     int as_json = 0;
+    const char *request = "status";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--endpoint") == 0 && i + 1 < argc)
             endpoint = argv[++i];
@@ -33,6 +37,8 @@ int vemctl_status_main(int argc, char **argv)
             timeout_ms = atoi(argv[++i]);
         else if (strcmp(argv[i], "--json") == 0)
             as_json = 1;
+        else if (strcmp(argv[i], "--vehicles") == 0)
+            request = "sessions", as_json = 1;
         else
             return s_usage();
     }
@@ -45,7 +51,8 @@ int vemctl_status_main(int argc, char **argv)
     int rc = 1;
     zmq_msg_t reply;
     zmq_msg_init(&reply);
-    if (zmq_connect(req, endpoint) != 0 || zmq_send(req, "status", 6, 0) != 6 ||
+    if (zmq_connect(req, endpoint) != 0 ||
+        zmq_send(req, request, strlen(request), 0) != (int)strlen(request) ||
         zmq_msg_recv(&reply, req, 0) < 0) {
         fprintf(stderr, "vemctl status: no answer from %s: %s\n", endpoint,
                 zmq_strerror(zmq_errno()));
