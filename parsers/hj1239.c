@@ -369,38 +369,32 @@ uint8_t vem_hj1239_bcc(const uint8_t *buf, size_t len)
 
 #define S_BEIJING_OFFSET (8 * 3600)
 
-static bool s_leap(int64_t y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int s_month_days(int64_t y, unsigned m)
-{
-    static const uint8_t days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && s_leap(y) ? 29 : days[m - 1];
-}
-
 static int64_t s_floor_div(int64_t a, int64_t b)
 {
     int64_t q = a / b;
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date. Counting years from March puts the leap
- * day last, so a 400-year era has a fixed day count and the day of the year follows from the
- * month by a linear formula (153 days per five months from March). */
-static int64_t s_days_from_civil(int64_t y, unsigned m, unsigned d)
+/* Wire years are 2000 + YY with YY 0..255: a year is leap when YY % 4 == 0 except 2100 and
+ * 2200 (2000 is, as a multiple of 400). */
+static inline bool s_wire_leap(unsigned yy)
 {
-    y -= m <= 2;
-    int64_t era = s_floor_div(y, 400);
-    int64_t yoe = y - era * 400;                         /* 0..399 */
-    int64_t mar = m > 2 ? m - 3 : m + 9;                 /* 0 = March */
-    int64_t doy = (153 * mar + 2) / 5 + (int64_t)d - 1;  /* 0..365 */
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; /* 0..146096 */
-    return era * 146097 + doe - 719468; /* 719468 = days from 0000-03-01 to 1970-01-01 */
+    return (yy & 3) == 0 && yy != 100 && yy != 200;
 }
 
-/* Inverse of s_days_from_civil. */
+/* Days since 1970-01-01 of 2000+yy-m-d (a checked date): days to 2000-01-01, 365 a year, one
+ * more per leap year before this one, the days of the months before, the day. */
+static inline int64_t s_wire_days(unsigned yy, unsigned m, unsigned d)
+{
+    static const uint16_t before[12] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
+    unsigned leaps = (yy + 3) / 4 - (yy + 99) / 100 + (yy + 399) / 400;
+    return 10957 + 365 * (int64_t)yy + leaps + before[m - 1] + (m > 2 && s_wire_leap(yy)) + d - 1;
+}
+
+/* Date from days since 1970-01-01 (proleptic Gregorian), written independently of
+ * s_wire_days so that each checks the other in the tests. Counting years from March puts the
+ * leap day last, so a 400-year era has a fixed day count and the month follows from the day
+ * of the year by a linear formula (153 days per five months from March). */
 static void s_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 {
     z += 719468;
@@ -414,12 +408,15 @@ static void s_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
     *y = yoe + era * 400 + (*m <= 2);
 }
 
-static bool s_date_ok(const uint8_t *w)
+static inline bool s_date_ok(const uint8_t *w)
 {
-    return w[1] >= 1 && w[1] <= 12 && w[2] >= 1 && w[2] <= s_month_days(2000 + w[0], w[1]);
+    static const uint8_t days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (w[1] < 1 || w[1] > 12 || w[2] < 1)
+        return false;
+    return w[2] <= days[w[1] - 1] + (w[1] == 2 && s_wire_leap(w[0]));
 }
 
-static bool s_clock_ok(const uint8_t *w)
+static inline bool s_clock_ok(const uint8_t *w)
 {
     return w[3] <= 23 && w[4] <= 59 && w[5] <= 59;
 }
@@ -428,7 +425,7 @@ bool vem_hj1239_time_decode(const uint8_t wire[6], int64_t *epoch)
 {
     if (!s_date_ok(wire) || !s_clock_ok(wire))
         return false;
-    int64_t days = s_days_from_civil(2000 + wire[0], wire[1], wire[2]);
+    int64_t days = s_wire_days(wire[0], wire[1], wire[2]);
     *epoch = days * 86400 + wire[3] * 3600 + wire[4] * 60 + wire[5] - S_BEIJING_OFFSET;
     return true;
 }
@@ -482,12 +479,21 @@ void vem_hj1239_time_format(int64_t epoch, char out[VEM_HJ1239_TIME_LEN])
 
 /* ---- decoding: context ---------------------------------------------------------------------- */
 
+/* What the block loops keep in registers: a copy that only inlined helpers see, so stores
+ * into the frame (char stores alias everything) do not force reloads. */
 typedef struct {
-    vem_hj1239_frame_t *f;
     const uint8_t *d; /* data unit */
     size_t n;         /* its length */
     uint32_t day_key; /* YYMMDD of the cached day, or UINT32_MAX */
     int64_t day_base; /* epoch seconds of that day's Beijing midnight */
+    int64_t ftime;    /* the frame's time */
+} s_hot_t;
+
+typedef struct {
+    vem_hj1239_frame_t *f;
+    const uint8_t *d; /* data unit */
+    size_t n;         /* its length */
+    s_hot_t hot;
     /* first block time that failed, or SIZE_MAX */
     size_t bad_time_at;
     /* furthest strict failure, for the error report */
@@ -498,23 +504,23 @@ typedef struct {
 #define S_DATA_AT 24 /* frame offset of the data unit */
 
 /* Wire time to epoch with the day cached; false for an impossible date or time. */
-static inline bool s_time(s_ctx_t *c, const uint8_t *w, int64_t *out)
+static inline __attribute__((always_inline)) bool s_time(s_hot_t *h, const uint8_t *w, int64_t *out)
 {
-    uint32_t key = (uint32_t)w[0] << 16 | (uint32_t)w[1] << 8 | w[2];
-    if (key != c->day_key) {
+    uint32_t key = s_be16(w) << 8 | w[2]; /* YY MM DD as a cache key; never UINT32_MAX */
+    if (key != h->day_key) {
         if (!s_date_ok(w))
             return false;
-        c->day_key = key;
-        c->day_base = s_days_from_civil(2000 + w[0], w[1], w[2]) * 86400 - S_BEIJING_OFFSET;
+        h->day_key = key;
+        h->day_base = s_wire_days(w[0], w[1], w[2]) * 86400 - S_BEIJING_OFFSET;
     }
     if (!s_clock_ok(w))
         return false;
-    *out = c->day_base + w[3] * 3600 + w[4] * 60 + w[5];
+    *out = h->day_base + w[3] * 3600 + w[4] * 60 + w[5];
     return true;
 }
 
 static void s_note_fail(s_ctx_t *c, size_t at, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4), cold, noinline));
 
 static void s_note_fail(s_ctx_t *c, size_t at, const char *fmt, ...)
 {
@@ -531,31 +537,84 @@ static void s_note_fail(s_ctx_t *c, size_t at, const char *fmt, ...)
 
 /* Length of the standard block at d[p] (type, prefix bytes, body), 0 when d[p] is not a
  * standard type or the block does not fit in the data unit. */
-static inline size_t s_block_len(const s_ctx_t *c, size_t p, size_t prefix)
+static inline size_t s_block_len(const uint8_t *d, size_t n, size_t p, size_t prefix)
 {
-    uint8_t t = c->d[p];
+    uint8_t t = d[p];
+    if (t == VEM_HJ1239_BLOCK_STREAM) /* predicted: the next block's position is known early */
+        return 1 + prefix + 37 <= n - p ? 1 + prefix + 37 : 0;
     size_t body = s_body_len[t];
     if (body == 0)
         return 0;
     size_t len = 1 + prefix + body;
-    if (len > c->n - p)
+    if (len > n - p)
         return 0;
     if (t == VEM_HJ1239_BLOCK_OBD) {
-        uint8_t cnt = c->d[p + 1 + prefix + S_OBD_DTC_COUNT_AT];
+        uint8_t cnt = d[p + 1 + prefix + S_OBD_DTC_COUNT_AT];
         if (cnt <= S_OBD_MAX_DTCS)
             len += 4 * (size_t)cnt;
-        if (len > c->n - p)
+        if (len > n - p)
             return 0;
     }
     return len;
 }
 
-static const uint32_t s_stream_max[19] = {
-    0xFAFF, 250,    250,    250, 0xFAFF, 0xFAFF, 0xFAFF,    0xFAFF,   250,       0xFAFF,
-    0xFAFF, 0xFAFF, 0xFAFF, 250, 250,    0xFF,   180000000, 90000000, 0xFDFFFFFF};
+/* Marker bits: `bit` set when a byte is above 0xFA, or a word above 0xFAFF (the valid range of
+ * most fields, see the table), by the carry out of adding the distance to the top. */
+static inline uint64_t s_nv8(uint32_t v, unsigned bit)
+{
+    return (uint64_t)((v + 0x05) >> 8) << bit;
+}
 
-/* The hot path: a diesel stream body, field by field without a table walk. */
-static inline void s_read_stream(const uint8_t *p, vem_hj1239_block_t *b)
+static inline uint64_t s_nv16(uint32_t v, unsigned bit)
+{
+    return (uint64_t)((v + 0x0500) >> 16) << bit;
+}
+
+static inline uint64_t s_nv32(uint32_t v, uint32_t max, unsigned bit)
+{
+    return (uint64_t)(v > max) << bit;
+}
+
+/* Body bytes of the diesel stream that are the top byte of a field whose valid range ends at
+ * 0xFA / 0xFAFF: 0x80 there, as a byte image so the test works on either byte order. */
+static const uint8_t s_stream_tops[24] = {0x80, 0,    0x80, 0x80, 0x80, 0x80, 0,    0x80,
+                                          0,    0x80, 0,    0x80, 0,    0x80, 0x80, 0,
+                                          0x80, 0,    0x80, 0,    0x80, 0,    0x80, 0x80};
+
+/* Bit 7 of each byte of x set when that byte is >= 0xFB (other bits are noise): adding 5 to
+ * the low seven bits carries into bit 7 exactly when they are >= 0x7B. */
+static inline uint64_t s_bytes_ge_fb(uint64_t x)
+{
+    return x & ((x & 0x7F7F7F7F7F7F7F7FULL) + 0x0505050505050505ULL);
+}
+
+/* Marker mask of the 15 one- and two-byte stream fields, field by field (when some top byte is
+ * >= 0xFB). */
+static uint64_t s_stream_mask_slow(const uint32_t *r)
+{
+    return s_nv16(r[VEM_HJ1239_F_SPEED], VEM_HJ1239_F_SPEED) |
+           s_nv8(r[VEM_HJ1239_F_BARO], VEM_HJ1239_F_BARO) |
+           s_nv8(r[VEM_HJ1239_F_TORQUE], VEM_HJ1239_F_TORQUE) |
+           s_nv8(r[VEM_HJ1239_F_FRICTION], VEM_HJ1239_F_FRICTION) |
+           s_nv16(r[VEM_HJ1239_F_RPM], VEM_HJ1239_F_RPM) |
+           s_nv16(r[VEM_HJ1239_F_FUEL_RATE], VEM_HJ1239_F_FUEL_RATE) |
+           s_nv16(r[VEM_HJ1239_F_NOX_UP], VEM_HJ1239_F_NOX_UP) |
+           s_nv16(r[VEM_HJ1239_F_NOX_DOWN], VEM_HJ1239_F_NOX_DOWN) |
+           s_nv8(r[VEM_HJ1239_F_REAGENT], VEM_HJ1239_F_REAGENT) |
+           s_nv16(r[VEM_HJ1239_F_INTAKE], VEM_HJ1239_F_INTAKE) |
+           s_nv16(r[VEM_HJ1239_F_SCR_IN], VEM_HJ1239_F_SCR_IN) |
+           s_nv16(r[VEM_HJ1239_F_SCR_OUT], VEM_HJ1239_F_SCR_OUT) |
+           s_nv16(r[VEM_HJ1239_F_DPF_DP], VEM_HJ1239_F_DPF_DP) |
+           s_nv8(r[VEM_HJ1239_F_COOLANT], VEM_HJ1239_F_COOLANT) |
+           s_nv8(r[VEM_HJ1239_F_FUEL_LEVEL], VEM_HJ1239_F_FUEL_LEVEL);
+}
+
+/* The hot path: a diesel stream body without a table walk. The marker mask of the 15 short
+ * fields is 0 in the common case, which three 8-byte tests of their top bytes establish; only
+ * when one is set are the fields checked one by one. Must agree with s_fields (the tests
+ * compare it with the table for every marker). */
+static inline __attribute__((always_inline)) void s_read_stream(const uint8_t *p,
+                                                                vem_hj1239_block_t *b)
 {
     uint32_t *r = b->raw;
     r[VEM_HJ1239_F_SPEED] = s_be16(p);
@@ -574,13 +633,19 @@ static inline void s_read_stream(const uint8_t *p, vem_hj1239_block_t *b)
     r[VEM_HJ1239_F_COOLANT] = p[22];
     r[VEM_HJ1239_F_FUEL_LEVEL] = p[23];
     r[VEM_HJ1239_F_POS_STATUS] = p[24];
-    r[VEM_HJ1239_F_LON] = s_be32(p + 25);
-    r[VEM_HJ1239_F_LAT] = s_be32(p + 29);
-    r[VEM_HJ1239_F_ODOMETER] = s_be32(p + 33);
-    uint64_t mask = 0;
-    for (unsigned i = 0; i < 19; i++)
-        mask |= (uint64_t)(r[i] > s_stream_max[i]) << i;
-    b->novalue = mask;
+    uint32_t lon = s_be32(p + 25), lat = s_be32(p + 29), odo = s_be32(p + 33);
+    r[VEM_HJ1239_F_LON] = lon;
+    r[VEM_HJ1239_F_LAT] = lat;
+    r[VEM_HJ1239_F_ODOMETER] = odo;
+    uint64_t m = s_nv32(lon, 180000000, VEM_HJ1239_F_LON) |
+                 s_nv32(lat, 90000000, VEM_HJ1239_F_LAT) |
+                 s_nv32(odo, 0xFDFFFFFF, VEM_HJ1239_F_ODOMETER);
+    uint64_t tops = (s_bytes_ge_fb(s_load64(p)) & s_load64(s_stream_tops)) |
+                    (s_bytes_ge_fb(s_load64(p + 8)) & s_load64(s_stream_tops + 8)) |
+                    (s_bytes_ge_fb(s_load64(p + 16)) & s_load64(s_stream_tops + 16));
+    if (tops)
+        m |= s_stream_mask_slow(r);
+    b->novalue = m;
 }
 
 /* Any other non-OBD body, through the field table. */
@@ -606,67 +671,85 @@ static void s_read_generic(const uint8_t *p, vem_hj1239_block_t *b)
     b->novalue = vem_hj1239_novalue(b);
 }
 
-/* Fills the next block from the standard block at d[p] of length len. Returns false when the
- * frame holds more blocks, OBD blocks or DTCs than vem_hj1239_frame_t has room for (noted). */
-static bool s_fill_block(s_ctx_t *c, size_t p, size_t len, bool with_serial, bool with_time)
+/* OBD strings and DTCs of a block whose body starts at q and holds ndtc DTCs. */
+static __attribute__((noinline)) bool s_read_obd(s_ctx_t *c, vem_hj1239_block_t *b,
+                                                 const uint8_t *q, size_t ndtc, size_t at)
 {
     vem_hj1239_frame_t *f = c->f;
-    if (f->nblocks >= VEM_HJ1239_MAX_BLOCKS) {
+    if (f->nobd >= VEM_HJ1239_MAX_OBD) {
+        s_note_fail(c, at, "more than %d OBD blocks", VEM_HJ1239_MAX_OBD);
+        return false;
+    }
+    if (f->ndtcs + ndtc > VEM_HJ1239_MAX_DTCS) {
+        s_note_fail(c, at, "more than %d DTCs", VEM_HJ1239_MAX_DTCS);
+        return false;
+    }
+    vem_hj1239_obd_t *o = &f->obd[f->nobd];
+    b->obd = f->nobd++;
+    b->raw[VEM_HJ1239_F_OBD_PROTOCOL] = q[0];
+    b->raw[VEM_HJ1239_F_MIL] = q[1];
+    b->raw[VEM_HJ1239_F_DIAG_SUPPORTED] = s_be16(q + 2);
+    b->raw[VEM_HJ1239_F_DIAG_READY] = s_be16(q + 4);
+    memcpy(o->vin, q + 6, 17);
+    memcpy(o->scin, q + 23, 18);
+    memcpy(o->cvn, q + 41, 18);
+    memcpy(o->iupr, q + 59, 36);
+    b->raw[VEM_HJ1239_F_DTC_COUNT] = q[95];
+    o->dtc_first = f->ndtcs;
+    o->dtc_n = (uint16_t)ndtc;
+    for (size_t i = 0; i < ndtc; i++)
+        f->dtcs[f->ndtcs++] = s_be32(q + 96 + 4 * i);
+    b->novalue = vem_hj1239_novalue(b);
+    return true;
+}
+
+/* Fills block b from the standard block at d[p] of length len. Returns false when the frame
+ * holds more OBD blocks or DTCs than vem_hj1239_frame_t has room for (noted). */
+static inline __attribute__((always_inline)) bool s_fill_block(s_ctx_t *c, s_hot_t *h,
+                                                               vem_hj1239_block_t *b, size_t p,
+                                                               size_t len, bool with_serial,
+                                                               bool with_time)
+{
+    const uint8_t *q = h->d + p + 1;
+    uint8_t type = q[-1];
+    uint16_t seq = 0;
+    int64_t t = h->ftime;
+    if (with_serial) {
+        seq = (uint16_t)s_be16(q);
+        q += 2;
+    }
+    if (with_time) {
+        if (!s_time(h, q, &t) && c->bad_time_at == SIZE_MAX)
+            c->bad_time_at = S_DATA_AT + (size_t)(q - h->d);
+        q += 6;
+    }
+    b->type = type;
+    b->seq = seq;
+    b->time = t;
+    if (type == VEM_HJ1239_BLOCK_STREAM) {
+        s_read_stream(q, b);
+    } else if (type == VEM_HJ1239_BLOCK_OBD) {
+        size_t head = (size_t)(q - (h->d + p));
+        if (!s_read_obd(c, b, q, (len - head - 96) / 4, S_DATA_AT + p))
+            return false;
+    } else {
+        s_read_generic(q, b);
+    }
+    return true;
+}
+
+/* Appends the block at d[p] to the frame; false when there is no room (noted). */
+static inline __attribute__((always_inline)) bool s_add_block(s_ctx_t *c, s_hot_t *h, size_t *nb,
+                                                              size_t p, size_t len,
+                                                              bool with_serial, bool with_time)
+{
+    if (*nb >= VEM_HJ1239_MAX_BLOCKS) {
         s_note_fail(c, S_DATA_AT + p, "more than %d blocks", VEM_HJ1239_MAX_BLOCKS);
         return false;
     }
-    const uint8_t *q = c->d + p;
-    vem_hj1239_block_t *b = &f->blocks[f->nblocks];
-    b->type = q[0];
-    q++;
-    b->seq = 0;
-    if (with_serial) {
-        b->seq = (uint16_t)s_be16(q);
-        q += 2;
-    }
-    b->time = f->time;
-    if (with_time) {
-        if (!s_time(c, q, &b->time) && c->bad_time_at == SIZE_MAX)
-            c->bad_time_at = S_DATA_AT + (size_t)(q - c->d);
-        q += 6;
-    }
-    switch (b->type) {
-    case VEM_HJ1239_BLOCK_STREAM:
-        s_read_stream(q, b);
-        break;
-    case VEM_HJ1239_BLOCK_OBD: {
-        if (f->nobd >= VEM_HJ1239_MAX_OBD) {
-            s_note_fail(c, S_DATA_AT + p, "more than %d OBD blocks", VEM_HJ1239_MAX_OBD);
-            return false;
-        }
-        vem_hj1239_obd_t *o = &f->obd[f->nobd];
-        size_t ndtc = (len - (size_t)(q - (c->d + p)) - 96) / 4;
-        if (f->ndtcs + ndtc > VEM_HJ1239_MAX_DTCS) {
-            s_note_fail(c, S_DATA_AT + p, "more than %d DTCs", VEM_HJ1239_MAX_DTCS);
-            return false;
-        }
-        b->obd = f->nobd++;
-        b->raw[VEM_HJ1239_F_OBD_PROTOCOL] = q[0];
-        b->raw[VEM_HJ1239_F_MIL] = q[1];
-        b->raw[VEM_HJ1239_F_DIAG_SUPPORTED] = s_be16(q + 2);
-        b->raw[VEM_HJ1239_F_DIAG_READY] = s_be16(q + 4);
-        memcpy(o->vin, q + 6, 17);
-        memcpy(o->scin, q + 23, 18);
-        memcpy(o->cvn, q + 41, 18);
-        memcpy(o->iupr, q + 59, 36);
-        b->raw[VEM_HJ1239_F_DTC_COUNT] = q[95];
-        o->dtc_first = f->ndtcs;
-        o->dtc_n = (uint16_t)ndtc;
-        for (size_t i = 0; i < ndtc; i++)
-            f->dtcs[f->ndtcs++] = s_be32(q + 96 + 4 * i);
-        b->novalue = vem_hj1239_novalue(b);
-        break;
-    }
-    default:
-        s_read_generic(q, b);
-        break;
-    }
-    f->nblocks++;
+    if (!s_fill_block(c, h, &c->f->blocks[*nb], p, len, with_serial, with_time))
+        return false;
+    (*nb)++;
     return true;
 }
 
@@ -710,69 +793,84 @@ static size_t s_prefix(unsigned layout)
            ((layout & VEM_HJ1239_LAYOUT_BLOCK_TIME) ? 6 : 0);
 }
 
-/* Strict reading: standard blocks back to back, nothing skipped. 1 = fits, 0 = does not. */
-static int s_rt_strict(s_ctx_t *c, unsigned layout)
+/* Strict reading: standard blocks back to back, nothing skipped. 1 = fits, 0 = does not.
+ * Always inlined so that each call with a constant layout gets its own specialised loop. */
+static inline __attribute__((always_inline)) int s_rt_strict(s_ctx_t *c, unsigned layout)
 {
     vem_hj1239_frame_t *f = c->f;
     const char *name = vem_hj1239_dialect_name(layout);
     bool bt = layout & VEM_HJ1239_LAYOUT_BLOCK_TIME;
     bool spb = layout & VEM_HJ1239_LAYOUT_SERIAL_PER_BLOCK;
     size_t prefix = s_prefix(layout);
-    size_t p;
+    s_hot_t h = c->hot;
+    size_t p, nb = 0;
     s_reset_blocks(f);
     c->bad_time_at = SIZE_MAX;
     if (layout & VEM_HJ1239_LAYOUT_TYPE_FIRST) {
-        size_t len = s_block_len(c, 6, prefix + 2);
+        size_t len = s_block_len(h.d, h.n, 6, prefix + 2);
         if (len == 0) {
             s_note_fail(c, S_DATA_AT + 6, "%s: no standard first block", name);
             return 0;
         }
-        if (!s_fill_block(c, 6, len, true, bt))
+        if (!s_add_block(c, &h, &nb, 6, len, true, bt))
             return 0;
         f->seq = f->blocks[0].seq;
         p = 6 + len;
     } else if (spb) {
         p = 6;
     } else {
-        f->seq = (uint16_t)s_be16(c->d + 6);
+        f->seq = (uint16_t)s_be16(h.d + 6);
         p = 8;
     }
-    while (p < c->n) {
-        size_t len = s_block_len(c, p, prefix);
+    bool sig = false;
+    while (p < h.n) {
+        size_t len = s_block_len(h.d, h.n, p, prefix);
         if (len) {
-            if (!s_fill_block(c, p, len, spb, bt))
-                return 0;
+            if (!s_add_block(c, &h, &nb, p, len, spb, bt))
+                goto fail;
             p += len;
             continue;
         }
         if (bt && s_sig_fits(c, p)) {
-            s_read_sig(c->d + p, &f->sig);
-            f->has_sig = true;
-            p = c->n;
+            s_read_sig(h.d + p, &f->sig);
+            sig = true;
             break;
         }
-        uint8_t t = c->d[p];
+        uint8_t t = h.d[p];
         if (s_body_len[t])
             s_note_fail(c, S_DATA_AT + p,
                         "%s: block 0x%02X at offset %zu needs more bytes than the %zu left", name,
-                        t, S_DATA_AT + p, c->n - p);
+                        t, S_DATA_AT + p, h.n - p);
         else
             s_note_fail(c, S_DATA_AT + p, "%s: no standard block type at offset %zu (0x%02X)", name,
                         S_DATA_AT + p, t);
-        return 0;
+        goto fail;
     }
-    if (bt && !f->has_sig) {
-        s_note_fail(c, S_DATA_AT + c->n, "%s: no signature after the last block", name);
+    f->nblocks = (uint16_t)nb;
+    f->has_sig = sig;
+    c->hot.day_key = h.day_key;
+    c->hot.day_base = h.day_base;
+    if (bt && !sig) {
+        s_note_fail(c, S_DATA_AT + h.n, "%s: no signature after the last block", name);
         return 0;
     }
     if (spb) {
-        if (f->nblocks == 0) {
+        if (nb == 0) {
             s_note_fail(c, S_DATA_AT + 6, "%s: no blocks", name);
             return 0;
         }
         f->seq = f->blocks[0].seq;
     }
     return 1;
+fail:
+    f->nblocks = (uint16_t)nb;
+    return 0;
+}
+
+/* The rarer layouts share one copy of the strict loop. */
+static int s_rt_strict_any(s_ctx_t *c, unsigned layout)
+{
+    return s_rt_strict(c, layout);
 }
 
 /* Bitmaps over data-unit positions for the vendor search. */
@@ -791,7 +889,7 @@ static inline void s_set(uint64_t *m, size_t i)
 /* A standard block at p whose block time (if any) is a possible time; its length or 0. */
 static size_t s_search_block(const s_ctx_t *c, size_t p, size_t prefix, bool serial, bool bt)
 {
-    size_t len = s_block_len(c, p, prefix);
+    size_t len = s_block_len(c->d, c->n, p, prefix);
     if (len && bt) {
         const uint8_t *w = c->d + p + 1 + (serial ? 2 : 0);
         if (!s_date_ok(w) || !s_clock_ok(w))
@@ -850,9 +948,12 @@ static int s_rt_search(s_ctx_t *c, unsigned layout)
     if (!s_bit(okafter, start))
         return 0;
     /* Forward: greedy standard blocks, shortest vendor spans. */
+    s_hot_t h = c->hot;
+    size_t nb = 0;
     if (layout & VEM_HJ1239_LAYOUT_TYPE_FIRST) {
-        if (!s_fill_block(c, 6, start - 6, true, bt))
+        if (!s_add_block(c, &h, &nb, 6, start - 6, true, bt))
             return 0;
+        f->nblocks = (uint16_t)nb;
         f->seq = f->blocks[0].seq;
     } else if (!spb) {
         f->seq = (uint16_t)s_be16(c->d + 6);
@@ -860,9 +961,10 @@ static int s_rt_search(s_ctx_t *c, unsigned layout)
     size_t p = start;
     for (;;) {
         if (p < c->n && s_bit(stdok, p)) {
-            size_t len = s_block_len(c, p, prefix);
-            if (!s_fill_block(c, p, len, spb, bt))
+            size_t len = s_block_len(c->d, c->n, p, prefix);
+            if (!s_add_block(c, &h, &nb, p, len, spb, bt))
                 return 0;
+            f->nblocks = (uint16_t)nb;
             p += len;
             after = true;
             continue;
@@ -920,7 +1022,15 @@ static vem_hj1239_status_t s_decode_realtime(s_ctx_t *c, vem_hj1239_error_t *err
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < sizeof s_layouts; i++) {
             unsigned layout = s_layouts[i];
-            int ok = pass == 0 ? s_rt_strict(c, layout) : s_rt_search(c, layout);
+            int ok;
+            if (pass == 1)
+                ok = s_rt_search(c, layout);
+            else if (layout == VEM_HJ1239_LAYOUT_BLOCK_TIME) /* the common case, specialised */
+                ok = s_rt_strict(c, VEM_HJ1239_LAYOUT_BLOCK_TIME);
+            else if (layout == 0)
+                ok = s_rt_strict(c, 0);
+            else
+                ok = s_rt_strict_any(c, layout);
             if (!ok)
                 continue;
             f->layout = (uint8_t)layout;
@@ -946,13 +1056,14 @@ static vem_hj1239_status_t s_need_len(const s_ctx_t *c, size_t want, const char 
                   "%s data unit is %zu bytes, expected %zu", what, c->n, want);
 }
 
-static vem_hj1239_status_t s_frame_time(s_ctx_t *c, vem_hj1239_error_t *err)
+static inline vem_hj1239_status_t s_frame_time(s_ctx_t *c, vem_hj1239_error_t *err)
 {
-    if (!s_time(c, c->d, &c->f->time))
+    if (!s_time(&c->hot, c->d, &c->f->time))
         return s_fail(err, VEM_HJ1239_BAD_TIME, S_DATA_AT,
                       "impossible time %02u-%02u-%02u %02u:%02u:%02u", c->d[0], c->d[1], c->d[2],
                       c->d[3], c->d[4], c->d[5]);
     c->f->has_time = true;
+    c->hot.ftime = c->f->time;
     return VEM_HJ1239_OK;
 }
 
@@ -1014,7 +1125,18 @@ vem_hj1239_status_t vem_hj1239_decode(const uint8_t *buf, size_t len, unsigned f
                       f->encryption);
     }
 
-    s_ctx_t c = {.f = f, .d = buf + S_DATA_AT, .n = n, .day_key = UINT32_MAX};
+    s_ctx_t c; /* not zero-filled: the detail buffer is written only on failure */
+    c.f = f;
+    c.d = buf + S_DATA_AT;
+    c.n = n;
+    c.hot.d = c.d;
+    c.hot.n = n;
+    c.hot.day_key = UINT32_MAX;
+    c.hot.day_base = 0;
+    c.hot.ftime = 0;
+    c.bad_time_at = SIZE_MAX;
+    c.fail_at = SIZE_MAX;
+    c.fail_detail[0] = '\0';
     vem_hj1239_status_t st;
     switch (f->cmd) {
     case VEM_HJ1239_CMD_LOGIN:
