@@ -873,24 +873,66 @@ static int s_rt_strict_any(s_ctx_t *c, unsigned layout)
     return s_rt_strict(c, layout);
 }
 
-/* Bitmaps over data-unit positions for the vendor search. */
-#define S_BITS_WORDS ((65535 + 1 + 63) / 64)
+/* Tolerant reading. A vendor item is a run of bytes of unknown length that starts with a
+ * vendor type (0x81..0xFE) or right after a standard block, and ends where a standard block or
+ * the end (GB 17691: the data unit's end; HJ 1239: a signature filling the rest) begins. Many
+ * readings may fit; the one kept has the fewest vendor items, then the most standard blocks,
+ * then the fewest vendor bytes, so a standard-looking run inside vendor bytes does not displace
+ * a real block. Costs are found backwards in one pass (cost[p] = best reading of the rest when
+ * p follows a standard block), the reading forwards. The table is on the stack (32 KiB), hence
+ * a size limit. */
+#define S_SEARCH_MAX 8192 /* data-unit bytes the tolerant reading accepts */
+#define S_INF        UINT32_MAX
 
-static inline bool s_bit(const uint64_t *m, size_t i)
+/* A cost packed in 32 bits: vendor items (bits 25..31), standard blocks (14..24), vendor bytes
+ * (0..13). Compared as (items ascending, blocks descending, bytes ascending). */
+typedef uint32_t s_cost_t;
+
+static inline s_cost_t s_cost(uint32_t items, uint32_t blocks, uint32_t bytes)
 {
-    return (m[i >> 6] >> (i & 63)) & 1;
+    return items << 25 | blocks << 14 | bytes;
 }
 
-static inline void s_set(uint64_t *m, size_t i)
+static inline uint32_t s_items(s_cost_t c)
 {
-    m[i >> 6] |= (uint64_t)1 << (i & 63);
+    return c >> 25;
 }
+
+static inline uint32_t s_blocks(s_cost_t c)
+{
+    return c >> 14 & 0x7FF;
+}
+
+static inline uint32_t s_bytes(s_cost_t c)
+{
+    return c & 0x3FFF;
+}
+
+/* True when a is a better reading than b (S_INF is worst). */
+static bool s_better(s_cost_t a, s_cost_t b)
+{
+    if (a == S_INF || b == S_INF)
+        return b == S_INF && a != S_INF;
+    if (s_items(a) != s_items(b))
+        return s_items(a) < s_items(b);
+    if (s_blocks(a) != s_blocks(b))
+        return s_blocks(a) > s_blocks(b);
+    return s_bytes(a) < s_bytes(b);
+}
+
+typedef struct {
+    bool bt, spb;
+    size_t prefix, start;
+    bool after; /* the start follows a standard block (TYPE_FIRST) */
+    s_cost_t cost[S_SEARCH_MAX + 1];
+} s_search_t;
 
 /* A standard block at p whose block time (if any) is a possible time; its length or 0. */
-static size_t s_search_block(const s_ctx_t *c, size_t p, size_t prefix, bool serial, bool bt)
+static size_t s_search_block(const s_ctx_t *c, const s_search_t *s, size_t p, size_t prefix,
+                             bool serial)
 {
     size_t len = s_block_len(c->d, c->n, p, prefix);
-    if (len && bt) {
+    if (len && s->bt) {
         const uint8_t *w = c->d + p + 1 + (serial ? 2 : 0);
         if (!s_date_ok(w) || !s_clock_ok(w))
             return 0;
@@ -903,98 +945,132 @@ static bool s_at_end(const s_ctx_t *c, size_t p, bool bt)
     return bt ? s_sig_fits(c, p) != 0 : p == c->n;
 }
 
-/* Tolerant reading: standard blocks with vendor spans (0x81..0xFE blocks, or bytes after a
- * standard block) between or after them. 1 = fits, 0 = does not. */
-static int s_rt_search(s_ctx_t *c, unsigned layout)
+/* Cost of finishing from p when p must start a standard block or be the end. */
+static s_cost_t s_cost_here(const s_ctx_t *c, const s_search_t *s, size_t p)
+{
+    s_cost_t best = s_at_end(c, p, s->bt) ? 0 : S_INF;
+    if (p < c->n) {
+        size_t len = s_search_block(c, s, p, s->prefix, s->spb);
+        s_cost_t rest = len ? s->cost[p + len] : S_INF;
+        if (rest != S_INF && s_blocks(rest) < 0x7FF && s_better(rest + (1u << 14), best))
+            best = rest + (1u << 14);
+    }
+    return best;
+}
+
+/* A vendor item from p to q followed by a reading of cost rest; S_INF when out of range. */
+static s_cost_t s_with_item(size_t p, size_t q, s_cost_t rest)
+{
+    if (rest == S_INF || s_items(rest) >= VEM_HJ1239_MAX_VENDOR || s_bytes(rest) + (q - p) > 0x3FFF)
+        return S_INF;
+    return rest + (1u << 25) + (uint32_t)(q - p);
+}
+
+/* Fills s->cost for a layout; returns the cost of the whole reading (S_INF: none). */
+static s_cost_t s_search_cost(const s_ctx_t *c, s_search_t *s, unsigned layout)
+{
+    s->bt = layout & VEM_HJ1239_LAYOUT_BLOCK_TIME;
+    s->spb = layout & VEM_HJ1239_LAYOUT_SERIAL_PER_BLOCK;
+    s->prefix = s_prefix(layout);
+    if (c->n > S_SEARCH_MAX)
+        return S_INF;
+    if (layout & VEM_HJ1239_LAYOUT_TYPE_FIRST) {
+        size_t len = s_search_block(c, s, 6, s->prefix + 2, true);
+        if (len == 0)
+            return S_INF;
+        s->start = 6 + len, s->after = true;
+    } else {
+        s->start = s->spb ? 6 : 8, s->after = false;
+    }
+    /* best vendor item starting at p: the q > p minimising (items, -blocks, q + bytes) of the
+     * reading from q; kept as that reading's cost with q added to its bytes */
+    s_cost_t beyond = S_INF;
+    size_t beyond_q = 0;
+    s_cost_t here = S_INF;
+    for (size_t p = c->n + 1; p-- > s->start;) {
+        here = s_cost_here(c, s, p);
+        s_cost_t best = here;
+        if (beyond != S_INF) {
+            s_cost_t item = s_with_item(p, beyond_q, beyond);
+            if (s_better(item, best))
+                best = item;
+        }
+        s->cost[p] = best;
+        if (here != S_INF) {
+            /* compare the reading from p against the one from beyond_q, both as seen from an
+             * item that starts before p */
+            if (beyond == S_INF ||
+                s_better(s_with_item(0, p, here), s_with_item(0, beyond_q, beyond)))
+                beyond = here, beyond_q = p;
+        }
+    }
+    if (s->after) /* TYPE_FIRST: the first block counts too */
+        return s->cost[s->start] == S_INF ? S_INF : s->cost[s->start] + (1u << 14);
+    /* at the start a vendor item needs a vendor type byte */
+    if (s->start < c->n && s_is_vendor_type(c->d[s->start]))
+        return s->cost[s->start];
+    return here;
+}
+
+/* Reads the frame along the best reading found by s_search_cost. 1 = done, 0 = no room. */
+static int s_search_fill(s_ctx_t *c, s_search_t *s, unsigned layout, s_cost_t target)
 {
     vem_hj1239_frame_t *f = c->f;
-    bool bt = layout & VEM_HJ1239_LAYOUT_BLOCK_TIME;
-    bool spb = layout & VEM_HJ1239_LAYOUT_SERIAL_PER_BLOCK;
-    size_t prefix = s_prefix(layout);
-    size_t start;
-    bool after;
-    uint64_t stdok[S_BITS_WORDS], okafter[S_BITS_WORDS];
-
+    s_hot_t h = c->hot;
+    size_t nb = 0;
     s_reset_blocks(f);
     c->bad_time_at = SIZE_MAX;
     if (layout & VEM_HJ1239_LAYOUT_TYPE_FIRST) {
-        size_t len = s_search_block(c, 6, prefix + 2, true, bt);
-        if (len == 0)
-            return 0;
-        start = 6 + len, after = true;
-    } else {
-        start = spb ? 6 : 8, after = false;
-    }
-    size_t words = c->n / 64 + 1;
-    memset(stdok, 0, words * sizeof stdok[0]);
-    memset(okafter, 0, words * sizeof okafter[0]);
-    /* Backward: stdok[p] = a standard block at p and a readable rest after it; okafter[p] = the
-     * rest from p is readable right after a standard block (end, block, or vendor bytes up to
-     * a position that is an end or a stdok block). */
-    bool good_beyond = false; /* some q > p is an end or a stdok block */
-    for (size_t p = c->n + 1; p-- > start;) {
-        bool good = s_at_end(c, p, bt);
-        if (p < c->n) {
-            size_t len = s_search_block(c, p, prefix, spb, bt);
-            if (len && s_bit(okafter, p + len)) {
-                s_set(stdok, p);
-                good = true;
-            }
-        }
-        if (good || (p < c->n && good_beyond))
-            s_set(okafter, p);
-        good_beyond = good_beyond || good;
-    }
-    if (!s_bit(okafter, start))
-        return 0;
-    /* Forward: greedy standard blocks, shortest vendor spans. */
-    s_hot_t h = c->hot;
-    size_t nb = 0;
-    if (layout & VEM_HJ1239_LAYOUT_TYPE_FIRST) {
-        if (!s_add_block(c, &h, &nb, 6, start - 6, true, bt))
+        if (!s_add_block(c, &h, &nb, 6, s->start - 6, true, s->bt))
             return 0;
         f->nblocks = (uint16_t)nb;
         f->seq = f->blocks[0].seq;
-    } else if (!spb) {
+        target -= 1u << 14;
+    } else if (!s->spb) {
         f->seq = (uint16_t)s_be16(c->d + 6);
     }
-    size_t p = start;
+    size_t p = s->start;
+    bool may_vendor = true; /* not right after a vendor item */
     for (;;) {
-        if (p < c->n && s_bit(stdok, p)) {
-            size_t len = s_block_len(c->d, c->n, p, prefix);
-            if (!s_add_block(c, &h, &nb, p, len, spb, bt))
-                return 0;
-            f->nblocks = (uint16_t)nb;
-            p += len;
-            after = true;
-            continue;
+        if (p < c->n) {
+            size_t len = s_search_block(c, s, p, s->prefix, s->spb);
+            if (len && s->cost[p + len] != S_INF && s->cost[p + len] + (1u << 14) == target) {
+                if (!s_add_block(c, &h, &nb, p, len, s->spb, s->bt))
+                    return 0;
+                f->nblocks = (uint16_t)nb;
+                p += len;
+                target = s->cost[p];
+                may_vendor = true;
+                continue;
+            }
         }
-        if (s_at_end(c, p, bt))
+        if (target == 0 && s_at_end(c, p, s->bt))
             break;
-        if (p >= c->n || !(after || s_is_vendor_type(c->d[p])))
-            return 0;
+        if (!may_vendor || p >= c->n)
+            return 0; /* not reached: the costs say a reading exists */
         size_t q = p + 1;
-        while (q <= c->n && !s_at_end(c, q, bt) && !(q < c->n && s_bit(stdok, q)))
-            q++;
+        s_cost_t rest = S_INF;
+        for (; q <= c->n; q++) {
+            rest = s_cost_here(c, s, q);
+            if (rest != S_INF && s_with_item(p, q, rest) == target)
+                break;
+        }
         if (q > c->n)
             return 0;
-        if (f->vendor_blocks >= VEM_HJ1239_MAX_VENDOR) {
-            s_note_fail(c, S_DATA_AT + p, "more than %d vendor items", VEM_HJ1239_MAX_VENDOR);
-            return 0;
-        }
         vem_hj1239_vendor_t *v = &f->vendor[f->vendor_blocks++];
         v->data = c->d + p;
         v->len = (uint16_t)(q - p);
-        v->after = (uint8_t)f->nblocks;
+        v->after = (uint8_t)nb;
         p = q;
-        after = false;
+        target = rest;
+        may_vendor = false;
     }
-    if (bt) {
+    if (s->bt) {
         s_read_sig(c->d + p, &f->sig);
         f->has_sig = true;
     }
-    if (spb) {
-        if (f->nblocks == 0)
+    if (s->spb) {
+        if (nb == 0)
             return 0;
         f->seq = f->blocks[0].seq;
     }
@@ -1011,37 +1087,83 @@ static const uint8_t s_layouts[] = {
     VEM_HJ1239_LAYOUT_SERIAL_PER_BLOCK | VEM_HJ1239_LAYOUT_BLOCK_TIME,
 };
 
+/* The tolerant pass: every layout's best reading; the one with the fewest vendor items, then
+ * the most standard blocks wins, the first in `order` on a tie (vendor byte counts only rank
+ * readings of one layout: a misaligned layout can skip fewer bytes by luck). 1 = read. */
+static __attribute__((noinline)) int s_rt_tolerant(s_ctx_t *c)
+{
+    s_search_t search; /* 32 KiB, only on this rare path */
+    s_search_t *s = &search;
+    /* signed (HJ 1239) layouts first: a signature that fills the end is strong evidence */
+    static const uint8_t order[] = {
+        VEM_HJ1239_LAYOUT_BLOCK_TIME,
+        VEM_HJ1239_LAYOUT_TYPE_FIRST | VEM_HJ1239_LAYOUT_BLOCK_TIME,
+        VEM_HJ1239_LAYOUT_SERIAL_PER_BLOCK | VEM_HJ1239_LAYOUT_BLOCK_TIME,
+        0,
+        VEM_HJ1239_LAYOUT_TYPE_FIRST,
+        VEM_HJ1239_LAYOUT_SERIAL_PER_BLOCK,
+    };
+    s_cost_t best = S_INF;
+    unsigned best_layout = 0;
+    for (size_t i = 0; i < sizeof order; i++) {
+        s_cost_t cost = s_search_cost(c, s, order[i]);
+        if (cost == S_INF ||
+            ((order[i] & VEM_HJ1239_LAYOUT_SERIAL_PER_BLOCK) && s_blocks(cost) == 0))
+            continue; /* serial per block: the frame's serial comes from the first block */
+        if (best == S_INF || s_items(cost) < s_items(best) ||
+            (s_items(cost) == s_items(best) && s_blocks(cost) > s_blocks(best)))
+            best = cost, best_layout = order[i];
+    }
+    if (best == S_INF)
+        return 0;
+    s_search_cost(c, s, best_layout);
+    if (!s_search_fill(c, s, best_layout, best))
+        return 0;
+    c->f->layout = (uint8_t)best_layout;
+    return 1;
+}
+
 static vem_hj1239_status_t s_decode_realtime(s_ctx_t *c, vem_hj1239_error_t *err)
 {
     vem_hj1239_frame_t *f = c->f;
     if (c->n < 8)
         return s_fail(err, VEM_HJ1239_MALFORMED_BODY, S_DATA_AT,
                       "real-time data unit of %zu bytes is shorter than time and serial", c->n);
-    c->fail_at = SIZE_MAX;
-    c->fail_detail[0] = '\0';
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < sizeof s_layouts; i++) {
-            unsigned layout = s_layouts[i];
-            int ok;
-            if (pass == 1)
-                ok = s_rt_search(c, layout);
-            else if (layout == VEM_HJ1239_LAYOUT_BLOCK_TIME) /* the common case, specialised */
-                ok = s_rt_strict(c, VEM_HJ1239_LAYOUT_BLOCK_TIME);
-            else if (layout == 0)
-                ok = s_rt_strict(c, 0);
-            else
-                ok = s_rt_strict_any(c, layout);
-            if (!ok)
-                continue;
+    /* A layout whose lengths fit but whose block times are impossible is reported as bad_time
+     * unless another layout fits cleanly (a misaligned reading can fit by chance). */
+    size_t bad_time_at = SIZE_MAX;
+    for (size_t i = 0; i < sizeof s_layouts; i++) {
+        unsigned layout = s_layouts[i];
+        int ok;
+        if (layout == VEM_HJ1239_LAYOUT_BLOCK_TIME) /* the common case, specialised */
+            ok = s_rt_strict(c, VEM_HJ1239_LAYOUT_BLOCK_TIME);
+        else if (layout == 0)
+            ok = s_rt_strict(c, 0);
+        else
+            ok = s_rt_strict_any(c, layout);
+        if (!ok)
+            continue;
+        if (c->bad_time_at == SIZE_MAX) {
             f->layout = (uint8_t)layout;
-            if (c->bad_time_at != SIZE_MAX)
-                return s_fail(err, VEM_HJ1239_BAD_TIME, c->bad_time_at,
-                              "impossible block collection time");
             return VEM_HJ1239_OK;
         }
+        if (bad_time_at == SIZE_MAX)
+            bad_time_at = c->bad_time_at;
     }
+    if (bad_time_at != SIZE_MAX) {
+        s_reset_blocks(f);
+        return s_fail(err, VEM_HJ1239_BAD_TIME, bad_time_at, "impossible block collection time");
+    }
+    if (s_rt_tolerant(c))
+        return VEM_HJ1239_OK;
     s_reset_blocks(f);
-    return s_fail(err, VEM_HJ1239_MALFORMED_BODY, c->fail_at == SIZE_MAX ? S_DATA_AT : c->fail_at,
+    if (c->n > S_SEARCH_MAX)
+        s_note_fail(c, SIZE_MAX - 1,
+                    "no strict layout fits, and vendor items are looked for only "
+                    "in data units up to %d bytes",
+                    S_SEARCH_MAX);
+    return s_fail(err, VEM_HJ1239_MALFORMED_BODY,
+                  c->fail_at >= SIZE_MAX - 1 ? S_DATA_AT : c->fail_at,
                   "no layout fits the %zu-byte data unit; furthest: %s", c->n, c->fail_detail);
 }
 
