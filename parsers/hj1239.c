@@ -888,11 +888,6 @@ static int s_rt_strict_any(s_ctx_t *c, unsigned layout)
  * (0..13). Compared as (items ascending, blocks descending, bytes ascending). */
 typedef uint32_t s_cost_t;
 
-static inline s_cost_t s_cost(uint32_t items, uint32_t blocks, uint32_t bytes)
-{
-    return items << 25 | blocks << 14 | bytes;
-}
-
 static inline uint32_t s_items(s_cost_t c)
 {
     return c >> 25;

@@ -218,7 +218,8 @@ static vem_reasm_kind_t s_next_buffered(vem_reasm_t *self, vem_reasm_event_t *ev
         size_t want = need - avail;
         size_t have = self->clen - self->cpos;
         size_t take = want < have ? want : have;
-        memcpy(self->buf + self->blen, self->chunk + self->cpos, take);
+        if (take)
+            memcpy(self->buf + self->blen, self->chunk + self->cpos, take);
         self->blen += take;
         self->cpos += take;
         if (take == want)
@@ -238,11 +239,11 @@ static vem_reasm_kind_t s_next_buffered(vem_reasm_t *self, vem_reasm_event_t *ev
 
 static vem_reasm_kind_t s_next_chunk(vem_reasm_t *self, vem_reasm_event_t *ev)
 {
-    const uint8_t *p = self->chunk + self->cpos;
     size_t avail = self->clen - self->cpos;
-    uint64_t off = self->base + self->cpos;
     if (avail == 0)
         return s_need_more(ev);
+    const uint8_t *p = self->chunk + self->cpos;
+    uint64_t off = self->base + self->cpos;
     if (!s_is_start(p, avail)) {
         size_t k = s_skip_len(p, avail);
         self->cpos += k;
