@@ -302,8 +302,11 @@ uint64_t vem_hj1239_novalue(const vem_hj1239_block_t *b)
     size_t n;
     const uint8_t *list = vem_hj1239_block_fields(b->type, &n);
     uint64_t mask = 0;
-    for (size_t i = 0; i < n; i++)
-        mask |= (uint64_t)(b->raw[list[i]] > s_fields[list[i]].max_raw) << list[i];
+    for (size_t i = 0; i < n; i++) {
+        unsigned f = list[i];
+        if (f < VEM_HJ1239_F_COUNT) /* always; tells the compiler the bound */
+            mask |= (uint64_t)(b->raw[f] > s_fields[f].max_raw) << f;
+    }
     return mask;
 }
 
