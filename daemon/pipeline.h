@@ -28,13 +28,13 @@ typedef enum {
 
 /* Header of an ingest -> worker message; data_len bytes of input follow it. */
 typedef struct {
-    uint64_t seq;         /* spool sequence number */
-    int64_t received_us;  /* receipt time, Unix microseconds */
-    uint32_t conn_id;     /* terminal connection it came on; 0 for gateways */
-    uint32_t data_len;    /* bytes after the header */
-    uint16_t kind;        /* VEM_SPOOL_KIND_*: a whole frame, or quarantined bytes */
-    uint8_t source;       /* vem_source_t */
-    uint8_t error;        /* quarantine: vem_hj1239_status_t of the rejection */
+    uint64_t seq;          /* spool sequence number */
+    int64_t received_us;   /* receipt time, Unix microseconds */
+    uint32_t conn_id;      /* terminal connection it came on; 0 for gateways */
+    uint32_t data_len;     /* bytes after the header */
+    uint16_t kind;         /* VEM_SPOOL_KIND_*: a whole frame, or quarantined bytes */
+    uint8_t source;        /* vem_source_t */
+    uint8_t error;         /* quarantine: vem_hj1239_status_t of the rejection */
     uint32_t error_offset; /* quarantine: byte offset of the problem in the stream */
 } vem_input_hdr_t;
 
