@@ -1,0 +1,400 @@
+/* config — the key table and the libconfig loader; see config.h.
+ *
+ * Loading: defaults first (parsed from the table's default texts, so the documented default
+ * and the real one cannot differ), then every setting of the file is visited: groups must be
+ * sections of the table, scalars must be keys of the table with the right type and in bounds.
+ * Because the file is walked rather than the table, a misspelt key is found, with its line. */
+#include "config.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_OFF(field) offsetof(vem_config_t, field)
+#define S_INT64_MAX  INT64_MAX
+
+static const vem_conf_key_t s_keys[] = {
+    {"terminals.endpoint", VEM_CONF_STRING, S_OFF(terminals.endpoint), "tcp://127.0.0.1:7611", 0, 0,
+     NULL, false, "ZMQ_STREAM endpoint OBD terminals connect to with raw TCP"},
+    {"terminals.max_connections", VEM_CONF_INT, S_OFF(terminals.max_connections), "10000", 1,
+     1000000, NULL, false, "terminal connections held at once; more are closed on arrival"},
+    {"terminals.max_frame_bytes", VEM_CONF_INT, S_OFF(terminals.max_frame_bytes), "4096", 25, 65560,
+     NULL, false, "largest frame accepted: the reassembly buffer of each connection"},
+    {"terminals.idle_timeout_s", VEM_CONF_INT, S_OFF(terminals.idle_timeout_s), "300", 1, 86400,
+     NULL, false, "close a terminal connection silent for this long"},
+    {"terminals.reply_mode", VEM_CONF_ENUM, S_OFF(terminals.reply_mode), "none", 0, 0,
+     "none|hj1239", true,
+     "none: reply to login and time sync only (GB 17691); hj1239: also to every data frame"},
+    {"terminals.backlog", VEM_CONF_INT, S_OFF(terminals.backlog), "4096", 16, 65535, NULL, false,
+     "TCP accept backlog (ZMQ_BACKLOG; libzmq's default of 100 loses connection bursts)"},
+    {"terminals.rcvhwm", VEM_CONF_INT, S_OFF(terminals.rcvhwm), "32", 1, 100000, NULL, false,
+     "messages queued per socket before TCP pushes back on terminals"},
+    {"terminals.keepalive_idle_s", VEM_CONF_INT, S_OFF(terminals.keepalive_idle_s), "120", 10, 7200,
+     NULL, false, "TCP keepalive idle time, to find dead terminals"},
+    {"gateways.endpoint", VEM_CONF_STRING, S_OFF(gateways.endpoint), "tcp://127.0.0.1:7612", 0, 0,
+     NULL, false, "ZMQ_PULL endpoint for whole frames from gateways; empty for none"},
+    {"control.endpoint", VEM_CONF_STRING, S_OFF(control.endpoint), "ipc:///run/vemd/control.sock",
+     0, 0, NULL, false, "local socket of `vemctl status`"},
+    {"metrics.enable", VEM_CONF_BOOL, S_OFF(metrics.enable), "true", 0, 0, NULL, false,
+     "serve Prometheus /metrics and /healthz over HTTP"},
+    {"metrics.address", VEM_CONF_STRING, S_OFF(metrics.address), "127.0.0.1", 0, 0, NULL, false,
+     "IP address of the metrics endpoint"},
+    {"metrics.port", VEM_CONF_INT, S_OFF(metrics.port), "9611", 0, 65535, NULL, false,
+     "TCP port of the metrics endpoint (0: any free port)"},
+    {"pipeline.workers", VEM_CONF_INT, S_OFF(pipeline.workers), "0", 0, 256, NULL, false,
+     "worker threads; 0 means one per core"},
+    {"pipeline.queue_hwm", VEM_CONF_INT, S_OFF(pipeline.queue_hwm), "10000", 10, 10000000, NULL,
+     false, "inputs queued per worker before ingest waits (backpressure)"},
+    {"pipeline.drain_timeout_s", VEM_CONF_INT, S_OFF(pipeline.drain_timeout_s), "30", 1, 3600, NULL,
+     false, "longest a SIGTERM drain may take before vemd exits anyway"},
+    {"pipeline.dedup_window", VEM_CONF_INT, S_OFF(pipeline.dedup_window), "256", 1, 65536, NULL,
+     false, "recent frames remembered per vehicle to drop repeats and re-sent copies"},
+    {"spool.dir", VEM_CONF_STRING, S_OFF(spool.dir), "/var/lib/vemd/spool", 0, 0, NULL, false,
+     "directory of the input spool (kept across restarts)"},
+    {"spool.max_bytes", VEM_CONF_INT, S_OFF(spool.max_bytes), "8589934592", 1048576, S_INT64_MAX,
+     NULL, false, "spool size at which intake pauses (nothing is dropped)"},
+    {"spool.segment_bytes", VEM_CONF_INT, S_OFF(spool.segment_bytes), "67108864", 65536, 4294967296,
+     NULL, false, "size of one spool segment file"},
+    {"spool.fsync", VEM_CONF_BOOL, S_OFF(spool.fsync), "true", 0, 0, NULL, false,
+     "fdatasync each batch before replying to terminals (off only for benchmarks)"},
+    {"log.level", VEM_CONF_ENUM, S_OFF(log.level), "info", 0, 0, "err|warning|notice|info|debug",
+     true, "least urgent priority written to the journal"},
+    {"log.burst", VEM_CONF_INT, S_OFF(log.burst), "10", 1, 10000, NULL, true,
+     "lines per second one message may write before repeats are counted instead"},
+};
+
+#define S_NKEYS (sizeof s_keys / sizeof s_keys[0])
+
+const vem_conf_key_t *vem_config_keys(size_t *n)
+{
+    *n = S_NKEYS;
+    return s_keys;
+}
+
+__attribute__((format(printf, 3, 4))) static void s_err(char *err, size_t errlen, const char *fmt,
+                                                        ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static void *s_field(vem_config_t *cfg, const vem_conf_key_t *k)
+{
+    return (char *)cfg + k->offset;
+}
+
+static const void *s_cfield(const vem_config_t *cfg, const vem_conf_key_t *k)
+{
+    return (const char *)cfg + k->offset;
+}
+
+/* True when value is one of k->allowed ("a|b|c"). */
+static bool s_allowed(const vem_conf_key_t *k, const char *value)
+{
+    size_t len = strlen(value);
+    for (const char *p = k->allowed; p && *p;) {
+        const char *end = strchr(p, '|');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == len && strncmp(p, value, n) == 0)
+            return true;
+        p = end ? end + 1 : p + n;
+    }
+    return false;
+}
+
+static char *s_strdup(const char *s)
+{
+    char *copy = strdup(s);
+    if (!copy)
+        abort();
+    return copy;
+}
+
+/* Stores a textual value (from the table's defaults) into cfg. */
+static void s_set_text(vem_config_t *cfg, const vem_conf_key_t *k, const char *text)
+{
+    void *f = s_field(cfg, k);
+    switch (k->type) {
+    case VEM_CONF_BOOL:
+        *(bool *)f = strcmp(text, "true") == 0;
+        break;
+    case VEM_CONF_INT:
+        *(int64_t *)f = strtoll(text, NULL, 10);
+        break;
+    case VEM_CONF_STRING:
+        free(*(char **)f);
+        *(char **)f = s_strdup(text);
+        break;
+    case VEM_CONF_ENUM:
+        if (strcmp(k->key, "log.level") == 0) {
+            *(int *)f = vem_log_parse_level(text);
+        } else {
+            free(*(char **)f);
+            *(char **)f = s_strdup(text);
+        }
+        break;
+    }
+}
+
+vem_config_t *vem_config_defaults(void)
+{
+    vem_config_t *cfg = calloc(1, sizeof *cfg);
+    if (!cfg)
+        abort();
+    for (size_t i = 0; i < S_NKEYS; i++)
+        s_set_text(cfg, &s_keys[i], s_keys[i].dflt);
+    return cfg;
+}
+
+void vem_config_destroy(vem_config_t **cfg_p)
+{
+    if (!cfg_p || !*cfg_p)
+        return;
+    for (size_t i = 0; i < S_NKEYS; i++) {
+        const vem_conf_key_t *k = &s_keys[i];
+        bool owns = k->type == VEM_CONF_STRING ||
+                    (k->type == VEM_CONF_ENUM && strcmp(k->key, "log.level") != 0);
+        if (owns)
+            free(*(char **)s_field(*cfg_p, k));
+    }
+    free(*cfg_p);
+    *cfg_p = NULL;
+}
+
+static const vem_conf_key_t *s_find(const char *key)
+{
+    for (size_t i = 0; i < S_NKEYS; i++)
+        if (strcmp(s_keys[i].key, key) == 0)
+            return &s_keys[i];
+    return NULL;
+}
+
+static bool s_is_section(const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; i < S_NKEYS; i++)
+        if (strncmp(s_keys[i].key, name, len) == 0 && s_keys[i].key[len] == '.')
+            return true;
+    return false;
+}
+
+/* Applies one scalar setting of the file to cfg. */
+static int s_apply(vem_config_t *cfg, const vem_conf_key_t *k, const config_setting_t *s,
+                   const char *where, char *err, size_t errlen)
+{
+    int type = config_setting_type(s);
+    void *f = s_field(cfg, k);
+    switch (k->type) {
+    case VEM_CONF_BOOL:
+        if (type != CONFIG_TYPE_BOOL) {
+            s_err(err, errlen, "%s: '%s' must be true or false", where, k->key);
+            return -1;
+        }
+        *(bool *)f = config_setting_get_bool(s);
+        return 0;
+    case VEM_CONF_INT: {
+        if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
+            s_err(err, errlen, "%s: '%s' must be an integer", where, k->key);
+            return -1;
+        }
+        long long v = config_setting_get_int64(s);
+        if (v < k->min || v > k->max) {
+            s_err(err, errlen, "%s: '%s' = %lld is out of range %" PRId64 "..%" PRId64, where,
+                  k->key, v, k->min, k->max);
+            return -1;
+        }
+        *(int64_t *)f = v;
+        return 0;
+    }
+    case VEM_CONF_STRING:
+    case VEM_CONF_ENUM: {
+        if (type != CONFIG_TYPE_STRING) {
+            s_err(err, errlen, "%s: '%s' must be a string", where, k->key);
+            return -1;
+        }
+        const char *v = config_setting_get_string(s);
+        if (k->type == VEM_CONF_ENUM && !s_allowed(k, v)) {
+            s_err(err, errlen, "%s: '%s' = \"%s\" is not one of %s", where, k->key, v, k->allowed);
+            return -1;
+        }
+        s_set_text(cfg, k, v);
+        return 0;
+    }
+    }
+    return -1;
+}
+
+vem_config_t *vem_config_load(const char *path, char *err, size_t errlen)
+{
+    config_t lc;
+    config_init(&lc);
+    vem_config_t *cfg = NULL;
+    if (!config_read_file(&lc, path)) {
+        if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
+            s_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        else
+            s_err(err, errlen, "%s:%d: %s", config_error_file(&lc) ? config_error_file(&lc) : path,
+                  config_error_line(&lc), config_error_text(&lc));
+        goto done;
+    }
+    cfg = vem_config_defaults();
+    config_setting_t *root = config_root_setting(&lc);
+    for (int i = 0; i < config_setting_length(root); i++) {
+        config_setting_t *section = config_setting_get_elem(root, (unsigned)i);
+        const char *sname = config_setting_name(section);
+        char where[600];
+        snprintf(where, sizeof where, "%s:%d", path, config_setting_source_line(section));
+        if (!sname || config_setting_type(section) != CONFIG_TYPE_GROUP || !s_is_section(sname)) {
+            s_err(err, errlen, "%s: unknown section '%s'", where, sname ? sname : "?");
+            goto fail;
+        }
+        for (int j = 0; j < config_setting_length(section); j++) {
+            config_setting_t *s = config_setting_get_elem(section, (unsigned)j);
+            char key[256];
+            snprintf(key, sizeof key, "%s.%s", sname, config_setting_name(s));
+            snprintf(where, sizeof where, "%s:%d", path, config_setting_source_line(s));
+            const vem_conf_key_t *k = s_find(key);
+            if (!k) {
+                s_err(err, errlen, "%s: unknown key '%s'", where, key);
+                goto fail;
+            }
+            if (s_apply(cfg, k, s, where, err, errlen) != 0)
+                goto fail;
+        }
+    }
+    goto done;
+fail:
+    vem_config_destroy(&cfg);
+done:
+    config_destroy(&lc);
+    return cfg;
+}
+
+/* Writes the value of k in cfg as it would appear in the file. */
+static void s_print_value(const vem_config_t *cfg, const vem_conf_key_t *k, FILE *out)
+{
+    const void *f = s_cfield(cfg, k);
+    switch (k->type) {
+    case VEM_CONF_BOOL:
+        fputs(*(const bool *)f ? "true" : "false", out);
+        break;
+    case VEM_CONF_INT: {
+        int64_t v = *(const int64_t *)f;
+        fprintf(out, "%" PRId64 "%s", v, v > INT32_MAX || v < INT32_MIN ? "L" : "");
+        break;
+    }
+    case VEM_CONF_STRING:
+    case VEM_CONF_ENUM: {
+        const char *s;
+        if (strcmp(k->key, "log.level") == 0) {
+            static const char *names[] = {"", "", "", "err", "warning", "notice", "info", "debug"};
+            int level = *(const int *)f;
+            s = level >= 3 && level <= 7 ? names[level] : "info";
+        } else {
+            s = *(char *const *)f;
+        }
+        fputc('"', out);
+        for (; *s; s++) {
+            if (*s == '"' || *s == '\\')
+                fputc('\\', out);
+            fputc(*s, out);
+        }
+        fputc('"', out);
+        break;
+    }
+    }
+}
+
+int vem_config_print(const vem_config_t *cfg, FILE *out)
+{
+    fprintf(out, "# vemd configuration (libconfig syntax). Every key, with its default,\n"
+                 "# bounds and whether SIGHUP reloads it.\n");
+    const char *section = NULL;
+    size_t slen = 0;
+    for (size_t i = 0; i < S_NKEYS; i++) {
+        const vem_conf_key_t *k = &s_keys[i];
+        const char *dot = strchr(k->key, '.');
+        size_t len = (size_t)(dot - k->key);
+        if (!section || len != slen || strncmp(section, k->key, len) != 0) {
+            if (section)
+                fputs("};\n", out);
+            fprintf(out, "\n%.*s: {\n", (int)len, k->key);
+            section = k->key;
+            slen = len;
+        }
+        fprintf(out, "    # %s\n    # default ", k->help);
+        if (k->type == VEM_CONF_STRING || k->type == VEM_CONF_ENUM)
+            fprintf(out, "\"%s\"", k->dflt);
+        else
+            fputs(k->dflt, out);
+        if (k->type == VEM_CONF_INT)
+            fprintf(out, ", range %" PRId64 "..%" PRId64, k->min, k->max);
+        if (k->type == VEM_CONF_ENUM)
+            fprintf(out, ", one of %s", k->allowed);
+        fprintf(out, "%s\n    %s = ", k->reloadable ? ", reloadable (SIGHUP)" : ", needs a restart",
+                dot + 1);
+        s_print_value(cfg, k, out);
+        fputs(";\n", out);
+    }
+    if (section)
+        fputs("};\n", out);
+    return ferror(out) ? -1 : 0;
+}
+
+static bool s_equal(const vem_config_t *a, const vem_config_t *b, const vem_conf_key_t *k)
+{
+    const void *x = s_cfield(a, k), *y = s_cfield(b, k);
+    switch (k->type) {
+    case VEM_CONF_BOOL:
+        return *(const bool *)x == *(const bool *)y;
+    case VEM_CONF_INT:
+        return *(const int64_t *)x == *(const int64_t *)y;
+    case VEM_CONF_STRING:
+    case VEM_CONF_ENUM:
+        if (strcmp(k->key, "log.level") == 0)
+            return *(const int *)x == *(const int *)y;
+        return strcmp(*(char *const *)x, *(char *const *)y) == 0;
+    }
+    return false;
+}
+
+int vem_config_reload(vem_config_t *live, const vem_config_t *fresh, char *err, size_t errlen)
+{
+    size_t used = 0;
+    err[0] = '\0';
+    for (size_t i = 0; i < S_NKEYS; i++) {
+        const vem_conf_key_t *k = &s_keys[i];
+        if (s_equal(live, fresh, k))
+            continue;
+        if (!k->reloadable) {
+            int n = snprintf(err + used, errlen - used, "%s%s",
+                             used ? ", "
+                                  : "changed keys that "
+                                    "need a restart: ",
+                             k->key);
+            if (n > 0 && used + (size_t)n < errlen)
+                used += (size_t)n;
+            continue;
+        }
+        if (k->type == VEM_CONF_STRING ||
+            (k->type == VEM_CONF_ENUM && strcmp(k->key, "log.level") != 0)) {
+            char **dst = s_field(live, k);
+            free(*dst);
+            *dst = s_strdup(*(char *const *)s_cfield(fresh, k));
+        } else if (k->type == VEM_CONF_INT) {
+            *(int64_t *)s_field(live, k) = *(const int64_t *)s_cfield(fresh, k);
+        } else if (k->type == VEM_CONF_BOOL) {
+            *(bool *)s_field(live, k) = *(const bool *)s_cfield(fresh, k);
+        } else {
+            *(int *)s_field(live, k) = *(const int *)s_cfield(fresh, k);
+        }
+    }
+    return 0;
+}

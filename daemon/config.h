@@ -1,0 +1,86 @@
+/* config — vemd's configuration: one table of keys drives loading, defaults, bounds, reload,
+ * --check-config and --print-config.
+ *
+ * The file is libconfig syntax with one group per section (`terminals: { endpoint = "...";
+ * };`). Every key has a type, a default, bounds (numbers) or allowed values (enumerations), a
+ * reloadable flag and a one-line description. Unknown keys, wrong types and values out of
+ * bounds are errors naming the file, the line and the key. Other modules see only the plain
+ * struct below, never libconfig types.
+ *
+ * Ownership: the caller owns a vem_config_t and its strings; vem_config_destroy frees both.
+ * Main reads it; actors get the values they need at start (and atomics for the reloadable
+ * ones they use). */
+#ifndef VEM_CONFIG_H
+#define VEM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct {
+    struct {
+        char *endpoint;
+        int64_t max_connections, max_frame_bytes, idle_timeout_s, backlog, rcvhwm, keepalive_idle_s;
+        char *reply_mode; /* "none" | "hj1239" */
+    } terminals;
+    struct {
+        char *endpoint; /* "" for none */
+    } gateways;
+    struct {
+        char *endpoint;
+    } control;
+    struct {
+        bool enable;
+        char *address;
+        int64_t port;
+    } metrics;
+    struct {
+        int64_t workers, queue_hwm, drain_timeout_s, dedup_window;
+    } pipeline;
+    struct {
+        char *dir;
+        int64_t max_bytes, segment_bytes;
+        bool fsync;
+    } spool;
+    struct {
+        int level; /* vem_log_level_t, from "err" | "warning" | "notice" | "info" | "debug" */
+        int64_t burst;
+    } log;
+} vem_config_t;
+
+typedef enum { VEM_CONF_BOOL, VEM_CONF_INT, VEM_CONF_STRING, VEM_CONF_ENUM } vem_conf_type_t;
+
+/* One row of the key table. */
+typedef struct {
+    const char *key; /* "section.name" */
+    vem_conf_type_t type;
+    size_t offset;       /* of the value in vem_config_t */
+    const char *dflt;    /* default, as it would be written in the file */
+    int64_t min, max;    /* VEM_CONF_INT bounds */
+    const char *allowed; /* VEM_CONF_ENUM: values separated by '|' */
+    bool reloadable;     /* SIGHUP applies it without a restart */
+    const char *help;    /* one line */
+} vem_conf_key_t;
+
+/* The key table (static, in file order of --print-config); *n set to its length. */
+const vem_conf_key_t *vem_config_keys(size_t *n);
+
+/* A configuration with every default; caller owns it. */
+vem_config_t *vem_config_defaults(void);
+
+/* Loads path over the defaults. NULL, with "FILE:LINE: what is wrong" in err, on any error. */
+vem_config_t *vem_config_load(const char *path, char *err, size_t errlen);
+
+/* Frees cfg and its strings; accepts NULL; sets *cfg_p to NULL. */
+void vem_config_destroy(vem_config_t **cfg_p);
+
+/* Writes cfg as a complete, annotated configuration file that loads back to the same values.
+ * 0 or -1 on a write error. */
+int vem_config_print(const vem_config_t *cfg, FILE *out);
+
+/* Copies the reloadable keys of fresh into live. Keys that differ but need a restart are
+ * listed in err ("" when none); returns 0. */
+int vem_config_reload(vem_config_t *live, const vem_config_t *fresh, char *err, size_t errlen);
+
+#endif
