@@ -1,0 +1,63 @@
+/* ingest — the one thread that faces the network.
+ *
+ * Terminals connect over raw TCP to a ZMQ_STREAM socket; each connection gets its own
+ * reassembler (bounded buffer), an idle deadline and a place in a bounded table. Gateways
+ * push whole frames to a ZMQ_PULL socket, one frame per message part. Every whole frame, and
+ * every run of bytes the reassembler rejects (as a quarantine record with its error class),
+ * is appended to the spool; after each batch the spool is flushed (fdatasync), and only then
+ * are terminals answered (login and time calibration always, every frame in HJ 1239 reply
+ * mode) and the inputs pushed to worker[hash(VIN) % N]. Workers report processed sequence
+ * numbers back on VEM_ACK_ENDPOINT; the spool is trimmed below what every consumer has done.
+ *
+ * A full spool or full worker queues stop the reading of the sockets (backpressure into
+ * TCP); nothing is dropped to make room. Owns: the sockets, the connection table, the spool
+ * (handed over by main at start). Shared: the metrics registry (atomics). */
+#ifndef VEM_INGEST_H
+#define VEM_INGEST_H
+
+#include "metrics.h"
+#include "spool.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* inproc endpoint where consumers report processed spool sequence numbers (PULL in ingest). */
+#define VEM_ACK_ENDPOINT "inproc://vem-acks"
+
+typedef enum {
+    VEM_REPLY_NONE = 0,   /* GB 17691 terminals expect no replies to data frames */
+    VEM_REPLY_HJ1239 = 1, /* HJ 1239 (MEE) terminals wait ~3 s for a reply to every frame */
+} vem_reply_mode_t;
+
+typedef struct {
+    void *zctx;
+    vem_metrics_t *metrics;
+    vem_spool_t *spool; /* owned by ingest once the actor runs */
+    unsigned workers;
+    const char *terminals_endpoint; /* ZMQ_STREAM bind, e.g. tcp://127.0.0.1:7611 */
+    const char *gateways_endpoint;  /* ZMQ_PULL bind; NULL or "" for none */
+    unsigned max_connections;
+    size_t max_frame;   /* reassembler buffer per connection */
+    int idle_timeout_s; /* close terminal connections silent this long */
+    int backlog;        /* ZMQ_BACKLOG */
+    int rcvhwm;         /* ZMQ_RCVHWM of the network sockets (small: TCP pushes back) */
+    int worker_hwm;     /* ZMQ_SNDHWM towards each worker */
+    int tcp_keepalive_idle_s;
+    _Atomic int reply_mode;     /* vem_reply_mode_t; reloadable */
+    atomic_uint_fast64_t beats; /* loop iterations, for main's watchdog */
+    atomic_uint_fast64_t connections;
+} vem_ingest_args_t;
+
+/* Actor body: bind, report ready, serve until $TERM; then stop reading, flush the spool,
+ * hand what it has to the workers and return. */
+void vem_ingest_actor(void *pipe, void *args);
+
+/* A worker's (or sink's) acknowledgement: consumer id, then processed sequence numbers. */
+typedef struct {
+    uint32_t consumer; /* index among the consumers ingest waits for */
+    uint32_t count;    /* seqs that follow in the same message */
+} vem_ack_hdr_t;
+
+#endif

@@ -1,0 +1,361 @@
+/* vemd — main: configuration, start order, signals, systemd notification, drain.
+ *
+ *   vemd [--config FILE] [--foreground]     run (FILE defaults to /etc/vemd/vemd.cfg)
+ *   vemd --check-config FILE                 load FILE, report the first error, exit 0/1
+ *   vemd --print-config [FILE]               print the effective configuration, annotated
+ *   vemd --version
+ *
+ * Start order: configuration, spool (recovers a torn tail), metrics registry and HTTP
+ * endpoint, workers (they bind their queues), ingest (binds the network endpoints), control.
+ * Only when every actor reported ready does systemd get READY=1.
+ *
+ * The main thread then waits on a signalfd and a 1 s tick:
+ *   SIGHUP           reload: re-read the file, apply the reloadable keys, log ignored ones
+ *   SIGTERM/SIGINT   drain: STOPPING=1, stop ingest (flushes the spool and hands over what it
+ *                    holds), then workers (they empty their queues), within drain_timeout_s
+ *   tick             WATCHDOG=1 only if every actor's loop counter moved since the last tick:
+ *                    a thread stuck in a call stops the pings and systemd restarts us.
+ * Owns: the configuration, the ZeroMQ context, the actors, the spool until ingest takes it. */
+#include "actor.h"
+#include "config.h"
+#include "control.h"
+#include "http.h"
+#include "ingest.h"
+#include "log.h"
+#include "metrics.h"
+#include "spool.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define VEM_VERSION      "0.1.0"
+#define S_DEFAULT_CONFIG "/etc/vemd/vemd.cfg"
+
+typedef struct {
+    vem_config_t *cfg;
+    const char *cfg_path;
+    void *zctx;
+    vem_metrics_t *metrics;
+    vem_http_t *http;
+    vem_spool_t *spool;
+    unsigned nworkers;
+    vem_worker_args_t *worker_args;
+    vem_actor_t **workers;
+    vem_ingest_args_t ingest_args;
+    vem_actor_t *ingest;
+    vem_control_args_t control_args;
+    vem_actor_t *control;
+    uint64_t *last_beats; /* per actor, at the previous tick */
+    vem_counter_t *reloads, *reload_errors;
+} s_daemon_t;
+
+static int64_t s_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static bool s_health(void *arg, char *why, size_t whylen)
+{
+    s_daemon_t *d = arg;
+    if (!vem_spool_has_room(d->spool, 0)) {
+        snprintf(why, whylen, "spool full: intake paused");
+        return false;
+    }
+    return true;
+}
+
+static int s_start(s_daemon_t *d)
+{
+    const vem_config_t *c = d->cfg;
+    char err[512];
+    vem_spool_opts_t opts = {.max_bytes = c->spool.max_bytes,
+                             .segment_bytes = c->spool.segment_bytes,
+                             .fsync = c->spool.fsync};
+    d->spool = vem_spool_open(c->spool.dir, &opts, err, sizeof err);
+    if (!d->spool) {
+        vem_log(VEM_LOG_ERR, "main", "%s", err);
+        return -1;
+    }
+    d->metrics = vem_metrics_new();
+    d->reloads =
+        vem_metrics_counter(d->metrics, "vem_reloads_total", "SIGHUP reloads applied.", NULL);
+    d->reload_errors = vem_metrics_counter(d->metrics, "vem_reload_errors_total",
+                                           "SIGHUP reloads refused (bad file).", NULL);
+    if (c->metrics.enable) {
+        d->http = vem_http_new(c->metrics.address, (uint16_t)c->metrics.port, d->metrics, s_health,
+                               d, err, sizeof err);
+        if (!d->http) {
+            vem_log(VEM_LOG_ERR, "main", "%s", err);
+            return -1;
+        }
+    }
+    d->zctx = zmq_ctx_new();
+    zmq_ctx_set(d->zctx, ZMQ_MAX_SOCKETS, (int)c->terminals.max_connections + 1024);
+
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    d->nworkers =
+        c->pipeline.workers ? (unsigned)c->pipeline.workers : (unsigned)(cores > 0 ? cores : 1);
+    d->worker_args = calloc(d->nworkers, sizeof *d->worker_args);
+    d->workers = calloc(d->nworkers, sizeof *d->workers);
+    d->last_beats = calloc(d->nworkers + 1, sizeof *d->last_beats);
+    if (!d->worker_args || !d->workers || !d->last_beats)
+        abort();
+    for (unsigned i = 0; i < d->nworkers; i++) {
+        vem_worker_args_t *w = &d->worker_args[i];
+        w->zctx = d->zctx;
+        w->index = i;
+        w->metrics = d->metrics;
+        w->dedup_window = (size_t)c->pipeline.dedup_window;
+        w->rcvhwm = (int)c->pipeline.queue_hwm;
+        char name[32]; /* thread names keep 15 characters */
+        snprintf(name, sizeof name, "worker-%u", i);
+        d->workers[i] = vem_actor_new(d->zctx, name, vem_worker_actor, w, err, sizeof err);
+        if (!d->workers[i]) {
+            vem_log(VEM_LOG_ERR, "main", "%s", err);
+            return -1;
+        }
+    }
+
+    vem_ingest_args_t *in = &d->ingest_args;
+    in->zctx = d->zctx;
+    in->metrics = d->metrics;
+    in->spool = d->spool;
+    in->workers = d->nworkers;
+    in->terminals_endpoint = c->terminals.endpoint;
+    in->gateways_endpoint = c->gateways.endpoint;
+    in->max_connections = (unsigned)c->terminals.max_connections;
+    in->max_frame = (size_t)c->terminals.max_frame_bytes;
+    in->idle_timeout_s = (int)c->terminals.idle_timeout_s;
+    in->backlog = (int)c->terminals.backlog;
+    in->rcvhwm = (int)c->terminals.rcvhwm;
+    in->worker_hwm = (int)c->pipeline.queue_hwm;
+    in->tcp_keepalive_idle_s = (int)c->terminals.keepalive_idle_s;
+    atomic_store(&in->reply_mode, strcmp(c->terminals.reply_mode, "hj1239") == 0 ? VEM_REPLY_HJ1239
+                                                                                 : VEM_REPLY_NONE);
+    d->ingest = vem_actor_new(d->zctx, "ingest", vem_ingest_actor, in, err, sizeof err);
+    if (!d->ingest) {
+        vem_log(VEM_LOG_ERR, "main", "%s", err);
+        return -1;
+    }
+
+    vem_control_args_t *ctl = &d->control_args;
+    ctl->zctx = d->zctx;
+    ctl->endpoint = c->control.endpoint;
+    ctl->metrics = d->metrics;
+    ctl->version = VEM_VERSION;
+    ctl->started_us = s_now_us();
+    ctl->workers = d->nworkers;
+    d->control = vem_actor_new(d->zctx, "control", vem_control_actor, ctl, err, sizeof err);
+    if (!d->control) {
+        vem_log(VEM_LOG_ERR, "main", "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Stops intake first, then the workers, so everything read is handed over and processed. */
+static void s_stop(s_daemon_t *d)
+{
+    vem_actor_destroy(&d->control);
+    vem_actor_destroy(&d->ingest);
+    for (unsigned i = 0; d->workers && i < d->nworkers; i++)
+        vem_actor_destroy(&d->workers[i]);
+    vem_http_destroy(&d->http);
+    if (d->zctx)
+        zmq_ctx_term(d->zctx);
+    vem_spool_destroy(&d->spool);
+    vem_metrics_destroy(&d->metrics);
+    free(d->workers);
+    free(d->worker_args);
+    free(d->last_beats);
+}
+
+/* True when every actor's loop ran since the previous call. */
+static bool s_progress(s_daemon_t *d)
+{
+    bool all = true;
+    for (unsigned i = 0; i <= d->nworkers; i++) {
+        uint64_t beats = i < d->nworkers ? atomic_load(&d->worker_args[i].beats)
+                                         : atomic_load(&d->ingest_args.beats);
+        all = all && beats != d->last_beats[i];
+        d->last_beats[i] = beats;
+    }
+    return all;
+}
+
+static void s_reload(s_daemon_t *d)
+{
+    char err[512];
+    vem_config_t *fresh = vem_config_load(d->cfg_path, err, sizeof err);
+    if (!fresh) {
+        vem_counter_add(d->reload_errors, 1);
+        vem_log(VEM_LOG_ERR, "main", "reload refused, keeping the running configuration: %s", err);
+        return;
+    }
+    if (vem_config_reload(d->cfg, fresh, err, sizeof err) != 0)
+        vem_log(VEM_LOG_WARNING, "main", "reload: %s", err);
+    else if (err[0])
+        vem_log(VEM_LOG_WARNING, "main", "reload: %s", err);
+    vem_config_destroy(&fresh);
+    vem_log_set_level(d->cfg->log.level);
+    atomic_store(&d->ingest_args.reply_mode, strcmp(d->cfg->terminals.reply_mode, "hj1239") == 0
+                                                 ? VEM_REPLY_HJ1239
+                                                 : VEM_REPLY_NONE);
+    vem_counter_add(d->reloads, 1);
+    vem_log(VEM_LOG_INFO, "main", "configuration reloaded from %s", d->cfg_path);
+}
+
+static int s_run(s_daemon_t *d)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGPIPE);
+    /* Blocked before any thread starts, so every thread inherits the mask and only the
+     * signalfd sees these signals. */
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (sfd < 0) {
+        vem_log(VEM_LOG_ERR, "main", "signalfd: %s", strerror(errno));
+        return 1;
+    }
+    if (s_start(d) != 0) {
+        s_stop(d);
+        close(sfd);
+        return 1;
+    }
+    sd_notifyf(0, "READY=1\nSTATUS=serving %s with %u workers", d->cfg->terminals.endpoint,
+               d->nworkers);
+    vem_log(VEM_LOG_INFO, "main", "vemd %s ready: terminals %s, %u workers, spool %s", VEM_VERSION,
+            d->cfg->terminals.endpoint, d->nworkers, d->cfg->spool.dir);
+
+    uint64_t watchdog_us = 0;
+    bool watchdog = sd_watchdog_enabled(0, &watchdog_us) > 0;
+    for (;;) {
+        zmq_pollitem_t items[] = {{NULL, sfd, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(items, 1, 1000);
+        if (rc < 0 && zmq_errno() != EINTR)
+            break;
+        if (rc > 0) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof si) != sizeof si)
+                continue;
+            if (si.ssi_signo == SIGHUP) {
+                s_reload(d);
+                continue;
+            }
+            if (si.ssi_signo == SIGPIPE)
+                continue;
+            vem_log(VEM_LOG_INFO, "main", "signal %u: draining", si.ssi_signo);
+            break;
+        }
+        if (s_progress(d) && watchdog)
+            sd_notify(0, "WATCHDOG=1");
+    }
+    sd_notify(0, "STOPPING=1\nSTATUS=draining");
+    /* A drain that hangs must not hang forever: the alarm's default action ends us. */
+    signal(SIGALRM, SIG_DFL);
+    alarm((unsigned)d->cfg->pipeline.drain_timeout_s);
+    s_stop(d);
+    alarm(0);
+    close(sfd);
+    vem_log(VEM_LOG_INFO, "main", "drained, exiting");
+    return 0;
+}
+
+static void s_usage(FILE *out)
+{
+    fprintf(out, "usage: vemd [--config FILE]\n"
+                 "       vemd --check-config FILE\n"
+                 "       vemd --print-config [FILE]\n"
+                 "       vemd --version\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {{"config", required_argument, NULL, 'c'},
+                                            {"check-config", required_argument, NULL, 'k'},
+                                            {"print-config", no_argument, NULL, 'p'},
+                                            {"foreground", no_argument, NULL, 'f'},
+                                            {"version", no_argument, NULL, 'V'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    const char *path = NULL, *check = NULL;
+    bool print = false;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:k:pfVh", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'k':
+            check = optarg;
+            break;
+        case 'p':
+            print = true;
+            break;
+        case 'f':
+            break; /* always in the foreground: systemd supervises */
+        case 'V':
+            printf("vemd %s\n", VEM_VERSION);
+            return 0;
+        case 'h':
+            s_usage(stdout);
+            return 0;
+        default:
+            s_usage(stderr);
+            return 2;
+        }
+    }
+    if (print && optind < argc)
+        path = argv[optind++];
+    if (optind != argc) {
+        s_usage(stderr);
+        return 2;
+    }
+    char err[512];
+    if (check) {
+        vem_config_t *cfg = vem_config_load(check, err, sizeof err);
+        if (!cfg) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        printf("%s: ok\n", check);
+        vem_config_destroy(&cfg);
+        return 0;
+    }
+    if (print) {
+        vem_config_t *cfg = path ? vem_config_load(path, err, sizeof err) : vem_config_defaults();
+        if (!cfg) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        int rc = vem_config_print(cfg, stdout) == 0 ? 0 : 1;
+        vem_config_destroy(&cfg);
+        return rc;
+    }
+    s_daemon_t d = {.cfg_path = path ? path : S_DEFAULT_CONFIG};
+    d.cfg = vem_config_load(d.cfg_path, err, sizeof err);
+    if (!d.cfg) {
+        vem_log(VEM_LOG_ERR, "main", "%s", err);
+        return 1;
+    }
+    vem_log_set_level(d.cfg->log.level);
+    int rc = s_run(&d);
+    vem_config_destroy(&d.cfg);
+    return rc;
+}

@@ -1,0 +1,269 @@
+/* worker — decode, session state, counting; see worker.h.
+ *
+ * Thread: one actor per worker. Owns: its PULL and REP sockets, its session table, one
+ * decoded-frame buffer reused for every input. Metric handles are looked up once at start,
+ * so the per-frame path only touches atomics. */
+#include "worker.h"
+
+#include "actor.h"
+#include "hj1239.h"
+#include "ingest.h"
+#include "pipeline.h"
+#include "session.h"
+#include "spool.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#define S_LAYOUTS 8 /* combinations of the VEM_HJ1239_LAYOUT_* flags */
+
+typedef struct {
+    vem_worker_args_t *args;
+    vem_sessions_t *sessions;
+    vem_hj1239_frame_t *frame;
+    void *acks;              /* PUSH to ingest: processed seqs, so the spool can be trimmed */
+    uint64_t acked[256 + 1]; /* seqs processed since the last ack (one batch) */
+    uint32_t nacked;
+    /* metric handles */
+    vem_counter_t *frames[VEM_SESSION_CMDS][S_LAYOUTS + 1]; /* [cmd][layout or S_LAYOUTS] */
+    vem_counter_t *errors[VEM_HJ1239_STATUS_COUNT];
+    vem_counter_t *samples, *duplicates, *resent, *gaps, *vendor;
+    vem_histogram_t *latency;
+} s_worker_t;
+
+static int64_t s_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void s_register(s_worker_t *w, vem_metrics_t *m)
+{
+    for (unsigned cmd = 1; cmd < VEM_SESSION_CMDS; cmd++) {
+        for (unsigned layout = 0; layout <= S_LAYOUTS; layout++) {
+            bool sampled = cmd == VEM_HJ1239_CMD_REALTIME || cmd == VEM_HJ1239_CMD_RESEND;
+            if (sampled != (layout < S_LAYOUTS))
+                continue;
+            const char *labels[] = {"cmd", vem_hj1239_cmd_name((uint8_t)cmd), "dialect",
+                                    sampled ? vem_hj1239_dialect_name((uint8_t)layout) : "none",
+                                    NULL};
+            w->frames[cmd][layout] = vem_metrics_counter(
+                m, "vem_frames_total", "Frames decoded, by command and dialect.", labels);
+        }
+    }
+    for (unsigned st = 1; st < VEM_HJ1239_STATUS_COUNT; st++) {
+        const char *labels[] = {"class", vem_hj1239_status_name((vem_hj1239_status_t)st), NULL};
+        w->errors[st] = vem_metrics_counter(
+            m, "vem_errors_total", "Inputs rejected, by error class (quarantined).", labels);
+    }
+    w->samples =
+        vem_metrics_counter(m, "vem_samples_total", "1 Hz data-stream samples decoded.", NULL);
+    w->duplicates = vem_metrics_counter(
+        m, "vem_duplicates_total", "Frames already seen (same VIN, time, serial), dropped.", NULL);
+    w->resent = vem_metrics_counter(m, "vem_resent_frames_total",
+                                    "Re-sent (0x03) frames, first copies.", NULL);
+    w->gaps = vem_metrics_counter(m, "vem_serial_gaps_total",
+                                  "Real-time serials skipped by terminals (frames lost).", NULL);
+    w->vendor = vem_metrics_counter(m, "vem_vendor_blocks_total",
+                                    "Vendor blocks and vendor bytes skipped.", NULL);
+    static const double bounds[] = {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
+    const char *labels[] = {"stage", "decode", NULL};
+    w->latency =
+        vem_metrics_histogram(m, "vem_stage_seconds", "Time from receipt to the end of a stage.",
+                              labels, bounds, sizeof bounds / sizeof bounds[0]);
+}
+
+static void s_reject(s_worker_t *w, vem_hj1239_status_t status)
+{
+    if (status > 0 && status < VEM_HJ1239_STATUS_COUNT)
+        vem_counter_add(w->errors[status], 1);
+}
+
+static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *data)
+{
+    if (hdr->kind == VEM_SPOOL_KIND_QUARANTINE) {
+        s_reject(w, (vem_hj1239_status_t)hdr->error);
+        return;
+    }
+    vem_hj1239_frame_t *f = w->frame;
+    vem_hj1239_status_t st =
+        vem_hj1239_decode(data, hdr->data_len, VEM_HJ1239_TRUSTED_BCC, f, NULL);
+    if (st != VEM_HJ1239_OK) {
+        s_reject(w, st);
+        return;
+    }
+    bool sampled = f->cmd == VEM_HJ1239_CMD_REALTIME || f->cmd == VEM_HJ1239_CMD_RESEND;
+    vem_counter_t *frames = w->frames[f->cmd][sampled ? f->layout % S_LAYOUTS : S_LAYOUTS];
+    if (frames)
+        vem_counter_add(frames, 1);
+    vem_session_verdict_t v = vem_sessions_observe(
+        w->sessions, (const char *)f->vin, f->cmd,
+        f->has_time ? f->time : hdr->received_us / 1000000, f->seq, hdr->received_us);
+    if (v.duplicate) {
+        vem_counter_add(w->duplicates, 1);
+        return;
+    }
+    if (v.gap)
+        vem_counter_add(w->gaps, v.gap);
+    if (f->cmd == VEM_HJ1239_CMD_RESEND)
+        vem_counter_add(w->resent, 1);
+    if (sampled) {
+        uint64_t n = 0;
+        for (uint16_t i = 0; i < f->nblocks; i++)
+            n += f->blocks[i].type != VEM_HJ1239_BLOCK_OBD;
+        vem_counter_add(w->samples, n);
+        if (f->vendor_blocks)
+            vem_counter_add(w->vendor, f->vendor_blocks);
+    }
+}
+
+static void s_session_json(void *arg, const vem_session_t *s)
+{
+    json_t *frames = json_object();
+    for (unsigned cmd = 1; cmd < VEM_SESSION_CMDS; cmd++)
+        if (s->by_cmd[cmd])
+            json_object_set_new(frames, vem_hj1239_cmd_name((uint8_t)cmd),
+                                json_integer((json_int_t)s->by_cmd[cmd]));
+    json_array_append_new(
+        arg, json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "vin", s->vin,
+                       "frames", frames, "live", (json_int_t)s->live_frames, "resent",
+                       (json_int_t)s->resent_frames, "duplicates", (json_int_t)s->duplicates,
+                       "missing", (json_int_t)s->missing, "logins", (json_int_t)s->logins,
+                       "logouts", (json_int_t)s->logouts, "last_seen_us",
+                       (json_int_t)s->last_seen_us, "skew_s", (json_int_t)s->skew_s));
+}
+
+static void s_answer(s_worker_t *w, void *rep)
+{
+    char request[32];
+    int len = zmq_recv(rep, request, sizeof request - 1, 0);
+    if (len < 0)
+        return;
+    request[(size_t)len < sizeof request ? (size_t)len : sizeof request - 1] = '\0';
+    json_t *answer;
+    if (strcmp(request, "sessions") == 0) {
+        answer = json_array();
+        vem_sessions_each(w->sessions, s_session_json, answer);
+    } else {
+        answer = json_pack("{s:s}", "error", "unknown request");
+    }
+    char *text = json_dumps(answer, JSON_COMPACT);
+    json_decref(answer);
+    zmq_send(rep, text, strlen(text), 0);
+    free(text);
+}
+
+/* Receives and processes one input; returns false when none was waiting (DONTWAIT). */
+static bool s_take(s_worker_t *w, void *pull, int flags)
+{
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, pull, flags) < 0) {
+        zmq_msg_close(&msg);
+        return false;
+    }
+    size_t size = zmq_msg_size(&msg);
+    vem_input_hdr_t hdr;
+    if (size >= sizeof hdr) {
+        memcpy(&hdr, zmq_msg_data(&msg), sizeof hdr);
+        if (hdr.data_len == size - sizeof hdr) {
+            s_process(w, &hdr, (const uint8_t *)zmq_msg_data(&msg) + sizeof hdr);
+            vem_histogram_observe_ns(w->latency, (uint64_t)(s_now_us() - hdr.received_us) * 1000);
+        }
+    }
+    zmq_msg_close(&msg);
+    if (size >= sizeof hdr && w->nacked < sizeof w->acked / sizeof w->acked[0])
+        w->acked[w->nacked++] = hdr.seq;
+    atomic_fetch_add_explicit(&w->args->done, 1, memory_order_relaxed);
+    return true;
+}
+
+/* Tells ingest which seqs are processed. Never blocks: after a drain ingest is gone, and a lost
+ * ack only means the spool keeps those records a little longer. */
+static void s_ack(s_worker_t *w)
+{
+    if (w->nacked == 0)
+        return;
+    vem_ack_hdr_t hdr = {.consumer = 0, .count = w->nacked};
+    zmq_msg_t msg;
+    zmq_msg_init_size(&msg, sizeof hdr + w->nacked * sizeof(uint64_t));
+    memcpy(zmq_msg_data(&msg), &hdr, sizeof hdr);
+    memcpy((uint8_t *)zmq_msg_data(&msg) + sizeof hdr, w->acked, w->nacked * sizeof(uint64_t));
+    if (zmq_msg_send(&msg, w->acks, ZMQ_DONTWAIT) < 0)
+        zmq_msg_close(&msg);
+    w->nacked = 0;
+}
+
+void vem_worker_actor(void *pipe, void *args_)
+{
+    vem_worker_args_t *args = args_;
+    s_worker_t w = {.args = args};
+    char endpoint[64], err[160];
+    void *pull = zmq_socket(args->zctx, ZMQ_PULL);
+    void *rep = zmq_socket(args->zctx, ZMQ_REP);
+    int zero = 0;
+    zmq_setsockopt(pull, ZMQ_RCVHWM, &args->rcvhwm, sizeof args->rcvhwm);
+    zmq_setsockopt(pull, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(rep, ZMQ_LINGER, &zero, sizeof zero);
+    snprintf(endpoint, sizeof endpoint, VEM_WORKER_ENDPOINT, args->index);
+    int rc = zmq_bind(pull, endpoint);
+    if (rc == 0) {
+        snprintf(endpoint, sizeof endpoint, VEM_WORKER_QUERY_ENDPOINT, args->index);
+        rc = zmq_bind(rep, endpoint);
+    }
+    if (rc != 0) {
+        snprintf(err, sizeof err, "cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        zmq_close(pull);
+        zmq_close(rep);
+        vem_actor_ready(pipe, err);
+        return;
+    }
+    w.acks = zmq_socket(args->zctx, ZMQ_PUSH);
+    zmq_setsockopt(w.acks, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_connect(w.acks, VEM_ACK_ENDPOINT);
+    w.sessions = vem_sessions_new(args->dedup_window);
+    w.frame = malloc(sizeof *w.frame);
+    if (!w.frame)
+        abort();
+    s_register(&w, args->metrics);
+    vem_actor_ready(pipe, NULL);
+
+    for (;;) {
+        atomic_fetch_add_explicit(&args->beats, 1, memory_order_relaxed);
+        zmq_pollitem_t items[] = {
+            {pipe, 0, ZMQ_POLLIN, 0}, {pull, 0, ZMQ_POLLIN, 0}, {rep, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, 3, 1000) < 0) {
+            if (zmq_errno() == EINTR)
+                continue;
+            break;
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            char msg[16];
+            int len = zmq_recv(pipe, msg, sizeof msg, 0);
+            if (len < 0 || vem_actor_is_term(msg, (size_t)len))
+                break;
+        }
+        /* A bounded batch per wake-up, so queries and $TERM are never starved. */
+        for (int i = 0; i < 256 && s_take(&w, pull, ZMQ_DONTWAIT); i++)
+            ;
+        s_ack(&w);
+        if (items[2].revents & ZMQ_POLLIN)
+            s_answer(&w, rep);
+    }
+    /* Drain: ingest has stopped before us, so what is queued is all there is. */
+    while (s_take(&w, pull, ZMQ_DONTWAIT))
+        if (w.nacked == 256)
+            s_ack(&w);
+    s_ack(&w);
+    zmq_close(pull);
+    zmq_close(w.acks);
+    zmq_close(rep);
+    vem_sessions_destroy(&w.sessions);
+    free(w.frame);
+}

@@ -1,0 +1,35 @@
+/* worker — decodes inputs and keeps the state of the vehicles hashed to it.
+ *
+ * One actor per worker. It binds VEM_WORKER_ENDPOINT (PULL, from ingest) and
+ * VEM_WORKER_QUERY_ENDPOINT (REP, for control), decodes every frame (the reassembler already
+ * checked its BCC), tracks each vehicle's session (duplicates, re-sends, serial gaps, skew),
+ * counts frames by command and dialect and rejections by class, and records how long an input
+ * took from receipt to decode. It owns its session table and its decode buffer; the metrics
+ * registry is shared (atomics) and owned by main.
+ *
+ * Query socket: "sessions" answers a JSON array with one object per vehicle of this worker:
+ * {"vin", "frames": {cmd name: count}, "live", "resent", "duplicates", "missing", "logins",
+ *  "logouts", "last_seen_us", "skew_s"}. */
+#ifndef VEM_WORKER_H
+#define VEM_WORKER_H
+
+#include "metrics.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    void *zctx;
+    unsigned index;             /* which worker: its endpoints carry this number */
+    vem_metrics_t *metrics;     /* shared registry, owned by main */
+    size_t dedup_window;        /* frame keys remembered per vehicle */
+    int rcvhwm;                 /* high-water mark of the input queue */
+    atomic_uint_fast64_t beats; /* loop iterations: main's watchdog reads it */
+    atomic_uint_fast64_t done;  /* inputs fully processed */
+} vem_worker_args_t;
+
+/* Actor body: bind, report ready, process until $TERM, then drain what is queued. */
+void vem_worker_actor(void *pipe, void *args);
+
+#endif
