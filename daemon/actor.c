@@ -86,6 +86,13 @@ fail:
     return NULL;
 }
 
+bool vem_actor_should_stop(void *pipe)
+{
+    char msg[16];
+    int len = zmq_recv(pipe, msg, sizeof msg, 0);
+    return len < 0 || vem_actor_is_term(msg, (size_t)len);
+}
+
 void *vem_actor_pipe(vem_actor_t *self)
 {
     return self->pipe;

@@ -26,6 +26,10 @@ vem_actor_t *vem_actor_new(void *zctx, const char *name, vem_actor_fn *fn, void 
  * (after which fn must return). */
 void vem_actor_ready(void *pipe, const char *error);
 
+/* Reads one message from the actor's pipe (call when it polled readable); true when it is the
+ * termination request or the pipe failed, so the actor should return. */
+bool vem_actor_should_stop(void *pipe);
+
 /* True when msg (from zmq_recv on the pipe) is the termination request. */
 bool vem_actor_is_term(const void *msg, size_t len);
 

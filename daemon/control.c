@@ -94,12 +94,8 @@ void vem_control_actor(void *pipe, void *args_)
                 continue;
             break;
         }
-        if (items[0].revents & ZMQ_POLLIN) {
-            char msg[16];
-            int len = zmq_recv(pipe, msg, sizeof msg, 0);
-            if (len < 0 || vem_actor_is_term(msg, (size_t)len))
-                break;
-        }
+        if ((items[0].revents & ZMQ_POLLIN) && vem_actor_should_stop(pipe))
+            break;
         if (items[1].revents & ZMQ_POLLIN) {
             char request[64];
             int len = zmq_recv(rep, request, sizeof request - 1, 0);

@@ -551,12 +551,8 @@ void vem_ingest_actor(void *pipe, void *args_)
                 continue;
             break;
         }
-        if (items[0].revents & ZMQ_POLLIN) {
-            char msg[16];
-            int len = zmq_recv(pipe, msg, sizeof msg, 0);
-            if (len < 0 || vem_actor_is_term(msg, (size_t)len))
-                break;
-        }
+        if ((items[0].revents & ZMQ_POLLIN) && vem_actor_should_stop(pipe))
+            break;
         if (items[1].revents & ZMQ_POLLIN)
             s_on_acks(&in);
         if (n > 2 && (items[2].revents & ZMQ_POLLIN))

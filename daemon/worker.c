@@ -243,12 +243,8 @@ void vem_worker_actor(void *pipe, void *args_)
                 continue;
             break;
         }
-        if (items[0].revents & ZMQ_POLLIN) {
-            char msg[16];
-            int len = zmq_recv(pipe, msg, sizeof msg, 0);
-            if (len < 0 || vem_actor_is_term(msg, (size_t)len))
-                break;
-        }
+        if ((items[0].revents & ZMQ_POLLIN) && vem_actor_should_stop(pipe))
+            break;
         /* A bounded batch per wake-up, so queries and $TERM are never starved. */
         for (int i = 0; i < 256 && s_take(&w, pull, ZMQ_DONTWAIT); i++)
             ;
