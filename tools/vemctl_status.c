@@ -2,8 +2,8 @@
  *
  *   vemctl status [--endpoint ENDPOINT] [--json] [--vehicles] [--timeout-ms MS]
  *
- * --vehicles asks for per-vehicle session figures (frames by command, re-sends, duplicates,
- * serial gaps, skew) and prints them as JSON.
+ * --vehicles asks for per-vehicle session figures (frames by command, duplicates, serial
+ * gaps, clock skew) and prints one line per vehicle, or the daemon's JSON with --json.
  * The endpoint defaults to $VEM_CONTROL, else ipc:///run/vemd/control.sock. Prints one
  * "series value" line per metric (or the daemon's JSON with --json). Exit 0 when the daemon
  * answered, 1 when it did not, 2 on a usage error. */
@@ -22,6 +22,30 @@ static int s_usage(void)
     return 2;
 }
 
+static long long s_count(json_t *frames, const char *cmd)
+{
+    return (long long)json_integer_value(json_object_get(frames, cmd));
+}
+
+static void s_print_vehicles(json_t *vehicles)
+{
+    printf("%-17s %6s %9s %7s %7s %6s %5s %8s %9s\n", "vin", "login", "realtime", "resend",
+           "logout", "alarm", "dups", "missing", "skew_s");
+    size_t i;
+    json_t *v;
+    json_array_foreach(vehicles, i, v)
+    {
+        json_t *f = json_object_get(v, "frames");
+        printf("%-17s %6lld %9lld %7lld %7lld %6lld %5lld %8lld %9lld\n",
+               json_string_value(json_object_get(v, "vin")), s_count(f, "login"),
+               s_count(f, "realtime"), s_count(f, "resend"), s_count(f, "logout"),
+               s_count(f, "removal_alarm"),
+               (long long)json_integer_value(json_object_get(v, "duplicates")),
+               (long long)json_integer_value(json_object_get(v, "missing")),
+               (long long)json_integer_value(json_object_get(v, "skew_s")));
+    }
+}
+
 int vemctl_status_main(int argc, char **argv)
 {
     const char *endpoint = getenv("VEM_CONTROL");
@@ -38,7 +62,7 @@ int vemctl_status_main(int argc, char **argv)
         else if (strcmp(argv[i], "--json") == 0)
             as_json = 1;
         else if (strcmp(argv[i], "--vehicles") == 0)
-            request = "sessions", as_json = 1;
+            request = "sessions";
         else
             return s_usage();
     }
@@ -67,6 +91,8 @@ int vemctl_status_main(int argc, char **argv)
     if (as_json) {
         json_dumpf(status, stdout, JSON_INDENT(2));
         putchar('\n');
+    } else if (strcmp(request, "sessions") == 0) {
+        s_print_vehicles(json_object_get(status, "vehicles"));
     } else {
         printf("vemd %s, pid %lld, up %.0f s\n",
                json_string_value(json_object_get(status, "version")),
