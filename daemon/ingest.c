@@ -15,6 +15,7 @@
 #include "ackwin.h"
 #include "actor.h"
 #include "hj1239.h"
+#include "log.h"
 #include "pipeline.h"
 #include "reasm.h"
 #include "session.h"
@@ -199,6 +200,7 @@ static bool s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, uint16_
                            .data_len = (uint32_t)len};
     if (vem_spool_append(in->args->spool, &rec) != 0) {
         vem_counter_add(in->spool_errors, 1);
+        vem_log(VEM_LOG_ERR, "ingest", "spool append failed: %s", strerror(errno));
         return false;
     }
     s_staged_t *st = &in->staged[in->nstaged++];
@@ -228,8 +230,10 @@ static void s_flush(s_ingest_t *in)
 {
     if (in->nstaged == 0)
         return;
-    if (vem_spool_flush(in->args->spool) != 0)
+    if (vem_spool_flush(in->args->spool) != 0) {
         vem_counter_add(in->spool_errors, 1);
+        vem_log(VEM_LOG_ERR, "ingest", "spool flush failed: %s", strerror(errno));
+    }
     for (size_t i = 0; i < in->nstaged; i++) {
         s_staged_t *st = &in->staged[i];
         while (zmq_msg_send(&st->msg, in->push[st->worker], 0) < 0 && zmq_errno() == EINTR)
@@ -259,6 +263,9 @@ static void s_drain_reasm(s_ingest_t *in, s_conn_t *conn)
         } else {
             if (ev.error > 0 && ev.error < VEM_HJ1239_STATUS_COUNT)
                 vem_counter_add(in->drops[ev.error], 1);
+            vem_log(VEM_LOG_DEBUG, "ingest", "%s at stream offset %llu: %s (%s)",
+                    vem_hj1239_status_name(ev.error), (unsigned long long)ev.offset,
+                    ev.detail ? ev.detail : "", conn->meta);
             s_stage(in, VEM_SOURCE_TERMINAL, conn, VEM_SPOOL_KIND_QUARANTINE, ev.data,
                     ev.len ? ev.len : ev.skipped, ev.error, ev.offset);
         }
@@ -310,8 +317,11 @@ static void s_on_stream(s_ingest_t *in)
             vem_counter_add(in->accepted, 1);
             vem_gauge_set(in->conns, (int64_t)in->count);
             atomic_store(&in->args->connections, in->count);
-            if (in->count > in->args->max_connections)
+            if (in->count > in->args->max_connections) {
+                vem_log(VEM_LOG_WARNING, "ingest", "connection limit %u reached: closing %s",
+                        in->args->max_connections, conn->meta);
                 s_close(in, conn, in->closed_limit);
+            }
         } else { /* the peer went away */
             vem_reasm_end(conn->reasm);
             s_drain_reasm(in, conn);
@@ -403,8 +413,10 @@ static void s_sweep_idle(s_ingest_t *in)
     int64_t deadline = s_now_us() - (int64_t)in->args->idle_timeout_s * 1000000;
     for (size_t i = 0; i < in->capacity; i++) {
         s_conn_t *c = in->slots[i];
-        if (c && c != S_TOMBSTONE && c->last_us < deadline)
+        if (c && c != S_TOMBSTONE && c->last_us < deadline) {
+            vem_log(VEM_LOG_DEBUG, "ingest", "closing idle connection %s", c->meta);
             s_close(in, c, in->closed_idle);
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 #include "actor.h"
 #include "hj1239.h"
 #include "ingest.h"
+#include "log.h"
 #include "pipeline.h"
 #include "session.h"
 #include "spool.h"
@@ -92,10 +93,13 @@ static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *
         return;
     }
     vem_hj1239_frame_t *f = w->frame;
+    vem_hj1239_error_t err;
     vem_hj1239_status_t st =
-        vem_hj1239_decode(data, hdr->data_len, VEM_HJ1239_TRUSTED_BCC, f, NULL);
+        vem_hj1239_decode(data, hdr->data_len, VEM_HJ1239_TRUSTED_BCC, f, &err);
     if (st != VEM_HJ1239_OK) {
         s_reject(w, st);
+        vem_log(VEM_LOG_DEBUG, "worker", "input %llu rejected: %s at offset %zu: %s",
+                (unsigned long long)hdr->seq, vem_hj1239_status_name(st), err.offset, err.detail);
         return;
     }
     bool sampled = f->cmd == VEM_HJ1239_CMD_REALTIME || f->cmd == VEM_HJ1239_CMD_RESEND;
