@@ -1,0 +1,302 @@
+/* it_daemon — the real vemd, driven over TCP by the real vem-sim.
+ *
+ * fleet:     200 simulated trucks stream HJ 1239 frames for 30 s; mid-run the configuration
+ *            file changes a reloadable key and vemd gets SIGHUP. Afterwards vemd must have
+ *            counted, per vehicle and per command, exactly the frames vem-sim reports having
+ *            written (its ground truth), must have applied the reload, and must drain and exit
+ *            0 on SIGTERM.
+ * malformed: garbage, bad BCCs, truncated frames and idle connections mixed into a run are
+ *            counted by class, idle connections are closed, and every good frame on the same
+ *            connections arrives.
+ *
+ * Expected numbers come from vem-sim's ground truth (what it wrote to its sockets), never from
+ * vemd. Processes are started with fork/exec and always reaped. */
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+    char dir[256];
+    char cfg[300];
+    char control[320];
+    char log[300];
+    int port;
+    pid_t vemd;
+} s_run_t;
+
+static int s_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t len = sizeof sa;
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static void s_write_config(const s_run_t *r, const char *log_level)
+{
+    char tmp[320];
+    snprintf(tmp, sizeof tmp, "%s.tmp", r->cfg);
+    FILE *f = fopen(tmp, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "terminals: { endpoint = \"tcp://127.0.0.1:%d\"; idle_timeout_s = 3; "
+            "max_connections = 2000; reply_mode = \"hj1239\"; };\n"
+            "gateways: { endpoint = \"\"; };\n"
+            "control: { endpoint = \"%s\"; };\n"
+            "metrics: { enable = false; };\n"
+            "pipeline: { workers = 2; drain_timeout_s = 20; };\n"
+            "spool: { dir = \"%s/spool\"; fsync = true; };\n"
+            "log: { level = \"%s\"; };\n",
+            r->port, r->control, r->dir, log_level);
+    fclose(f);
+    ck_assert_int_eq(rename(tmp, r->cfg), 0); /* vemd never reads a half-written file */
+}
+
+static pid_t s_spawn(char *const argv[], const char *out_path)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (out_path && !freopen(out_path, "w", stdout))
+            _exit(127);
+        if (out_path && !freopen(out_path, "a", stderr))
+            _exit(127);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int s_wait(pid_t pid, int timeout_s)
+{
+    for (int i = 0; i < timeout_s * 10; i++) {
+        int status;
+        pid_t done = waitpid(pid, &status, WNOHANG);
+        if (done == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        usleep(100000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    ck_abort_msg("process %d did not exit within %d s", (int)pid, timeout_s);
+    return -1;
+}
+
+/* Runs `vemctl status` with the given flags and parses its JSON. */
+static json_t *s_status(const s_run_t *r, const char *flag)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "%s/vemctl status --endpoint '%s' %s --timeout-ms 5000",
+             vem_test_bin_dir(), r->control, flag);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    json_error_t err;
+    json_t *j = json_loadf(p, 0, &err);
+    int rc = pclose(p);
+    if (rc != 0 || !j) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+static double s_metric(json_t *status, const char *series)
+{
+    json_t *v = json_object_get(json_object_get(status, "metrics"), series);
+    return v ? json_number_value(v) : 0;
+}
+
+static void s_start(s_run_t *r)
+{
+    vem_test_mkdtemp("it_daemon", r->dir, sizeof r->dir);
+    snprintf(r->cfg, sizeof r->cfg, "%s/vemd.cfg", r->dir);
+    snprintf(r->control, sizeof r->control, "ipc://%s/control.sock", r->dir);
+    snprintf(r->log, sizeof r->log, "%s/vemd.log", r->dir);
+    r->port = s_free_port();
+    s_write_config(r, "info");
+    char vemd[300];
+    snprintf(vemd, sizeof vemd, "%s/vemd", vem_test_bin_dir());
+    char *argv[] = {vemd, "--config", r->cfg, NULL};
+    r->vemd = s_spawn(argv, r->log);
+    for (int i = 0; i < 100; i++) { /* up to 10 s for READY */
+        json_t *st = s_status(r, "--json");
+        if (st) {
+            json_decref(st);
+            return;
+        }
+        usleep(100000);
+    }
+    ck_abort_msg("vemd did not come up; see %s", r->log);
+}
+
+/* Waits until every input vemd spooled has been processed by a worker. */
+static json_t *s_settled(const s_run_t *r)
+{
+    double last = -1;
+    for (int i = 0; i < 300; i++) {
+        json_t *st = s_status(r, "--json");
+        ck_assert_ptr_nonnull(st);
+        double inputs = s_metric(st, "vem_inputs_total");
+        double depth = s_metric(st, "vem_queue_depth{stage=\"workers\"}");
+        if (depth == 0 && inputs == last)
+            return st;
+        last = inputs;
+        json_decref(st);
+        usleep(200000);
+    }
+    ck_abort_msg("vemd did not settle");
+    return NULL;
+}
+
+static pid_t s_run_sim(const s_run_t *r, char **extra, int n_extra)
+{
+    char sim[300], connect[64], truth[320];
+    snprintf(sim, sizeof sim, "%s/vem-sim", vem_test_bin_dir());
+    snprintf(connect, sizeof connect, "127.0.0.1:%d", r->port);
+    snprintf(truth, sizeof truth, "%s/truth.json", r->dir);
+    char *argv[32] = {sim, "--connect", connect, "--truth", truth, "--quiet"};
+    int argc = 6;
+    for (int i = 0; i < n_extra; i++)
+        argv[argc++] = extra[i];
+    argv[argc] = NULL;
+    return s_spawn(argv, NULL);
+}
+
+static json_t *s_truth(const s_run_t *r)
+{
+    char path[320];
+    snprintf(path, sizeof path, "%s/truth.json", r->dir);
+    json_error_t err;
+    json_t *truth = json_load_file(path, 0, &err);
+    ck_assert_msg(truth != NULL, "truth: %s", err.text);
+    return truth;
+}
+
+/* Every vehicle of the truth arrived with exactly its frame counts, and no other vehicle. */
+static void s_compare(const s_run_t *r, json_t *truth)
+{
+    json_t *sessions = s_status(r, "--vehicles --json");
+    ck_assert_ptr_nonnull(sessions);
+    ck_assert_int_eq(json_array_size(json_object_get(sessions, "workers_not_answering")), 0);
+    json_t *by_vehicle = json_object_get(truth, "by_vehicle");
+    json_t *vehicles = json_object_get(sessions, "vehicles");
+    ck_assert_uint_eq(json_array_size(vehicles), json_object_size(by_vehicle));
+    size_t i;
+    json_t *v;
+    json_array_foreach(vehicles, i, v)
+    {
+        const char *vin = json_string_value(json_object_get(v, "vin"));
+        json_t *sent = json_object_get(by_vehicle, vin);
+        ck_assert_msg(sent != NULL, "vemd saw %s, which vem-sim never sent", vin);
+        const char *cmd;
+        json_t *count;
+        json_object_foreach(sent, cmd, count)
+        {
+            json_t *got = json_object_get(json_object_get(v, "frames"), cmd);
+            ck_assert_msg(json_integer_value(count) == (got ? json_integer_value(got) : 0),
+                          "%s %s: sent %lld, counted %lld", vin, cmd,
+                          (long long)json_integer_value(count),
+                          (long long)(got ? json_integer_value(got) : 0));
+        }
+        ck_assert_int_eq(json_integer_value(json_object_get(v, "duplicates")), 0);
+    }
+    json_decref(sessions);
+}
+
+static void s_stop(s_run_t *r)
+{
+    ck_assert_int_eq(kill(r->vemd, SIGTERM), 0);
+    ck_assert_int_eq(s_wait(r->vemd, 30), 0);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", r->dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(fleet_counts_reload_and_drain)
+{
+    s_run_t r = {0};
+    s_start(&r);
+    char *extra[] = {"--trucks", "200",    "--duration", "30",        "--rate",
+                     "1",        "--seed", "4",          "--offline", "10"};
+    pid_t sim = s_run_sim(&r, extra, 10);
+    sleep(12);
+    s_write_config(&r, "debug"); /* log.level is reloadable */
+    ck_assert_int_eq(kill(r.vemd, SIGHUP), 0);
+    ck_assert_int_eq(s_wait(sim, 120), 0);
+
+    json_t *truth = s_truth(&r);
+    ck_assert_int_eq(json_integer_value(json_object_get(truth, "trucks")), 200);
+    ck_assert_int_gt(json_integer_value(json_object_get(truth, "frames_sent")), 200 * 20);
+    /* The reload dropped no connection: vem-sim saw no reset and no refused connect. */
+    json_t *errors = json_object_get(truth, "errors");
+    ck_assert_int_eq(json_integer_value(json_object_get(errors, "resets")), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(errors, "connect_failures")), 0);
+    json_t *st = s_settled(&r);
+    ck_assert_double_eq(s_metric(st, "vem_reloads_total"), 1);
+    ck_assert_double_eq(s_metric(st, "vem_reload_errors_total"), 0);
+    json_decref(st);
+    s_compare(&r, truth);
+    json_decref(truth);
+    s_stop(&r);
+}
+END_TEST
+
+START_TEST(malformed_input_counted_good_frames_arrive)
+{
+    s_run_t r = {0};
+    s_start(&r);
+    char *extra[] = {"--trucks", "20",          "--duration", "10",     "--rate",
+                     "2",        "--malformed", "5",          "--idle", "3"};
+    pid_t sim = s_run_sim(&r, extra, 10);
+    ck_assert_int_eq(s_wait(sim, 120), 0);
+    json_t *truth = s_truth(&r);
+    json_t *bad = json_object_get(truth, "malformed");
+    ck_assert_int_gt(json_integer_value(json_object_get(bad, "good_frames")), 0);
+    ck_assert_int_gt(json_integer_value(json_object_get(bad, "bad_checksum")), 0);
+
+    sleep(5); /* past the 3 s idle timeout */
+    json_t *st = s_settled(&r);
+    /* A frame with a bad BCC is one bad_checksum drop; its remaining bytes are then scanned
+     * as garbage, so bad_start runs are at least the garbage runs vem-sim wrote. */
+    ck_assert_double_eq(s_metric(st, "vem_stream_drops_total{class=\"bad_checksum\"}"),
+                        (double)json_integer_value(json_object_get(bad, "bad_checksum")));
+    ck_assert_double_eq(s_metric(st, "vem_stream_drops_total{class=\"truncated\"}"),
+                        (double)json_integer_value(json_object_get(bad, "truncated")));
+    ck_assert(s_metric(st, "vem_stream_drops_total{class=\"bad_start\"}") >=
+              (double)json_integer_value(json_object_get(bad, "garbage_runs")));
+    ck_assert_double_eq(s_metric(st, "vem_connections_closed_total{reason=\"idle\"}"),
+                        (double)json_integer_value(json_object_get(truth, "idle_connections")));
+    json_decref(st);
+    s_compare(&r, truth);
+    json_decref(truth);
+    s_stop(&r);
+}
+END_TEST
+
+Suite *vem_suite_daemon(void);
+Suite *vem_suite_daemon(void)
+{
+    Suite *s = suite_create("daemon");
+    TCase *tc = tcase_create("daemon");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, fleet_counts_reload_and_drain);
+    tcase_add_test(tc, malformed_input_counted_good_frames_arrive);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,590 @@
+/* vem-sim — a fleet of simulated China VI trucks streaming remote-OBD frames over TCP.
+ *
+ *   vem-sim [--connect HOST:PORT] [--trucks N] [--duration S] [--rate R] [--samples K]
+ *           [--protocol hj1239|gb17691] [--seed S] [--start-time EPOCH]
+ *           [--misbehave NAME:COUNT]... [--offline PCT] [--malformed N] [--idle N]
+ *           [--truth FILE] [--quiet]
+ *
+ * Every truck connects, logs in, sends a real-time frame of K one-second samples every 1/R
+ * seconds (an OBD block in every 60th), and at the end logs out and closes. Scenario bits
+ * (mil_on, urea_empty, scr_removed, frozen_nox, removal_alarm) go to the first COUNT trucks
+ * in index order. --offline makes that share of trucks drop their connection for the middle
+ * third of the run, keep what they collect, and after logging in again re-send it as 0x03
+ * frames, three per tick, between their live frames. --malformed adds connections mixing good
+ * frames with garbage runs, frames with a wrong BCC and a frame cut short at close; --idle
+ * adds connections that never send.
+ *
+ * The ground truth (JSON) counts frames only once all their bytes were written to a socket.
+ * One thread, non-blocking sockets, one poll(): no thread per truck. Replies are read and
+ * counted so sockets never fill. */
+#include "sim_fleet.h"
+#include "sim_frames.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define S_LON0      118.796877 /* Nanjing */
+#define S_LAT0      32.060255
+#define S_MAX_FRAME 4096
+
+typedef enum { S_OFF, S_CONNECTING, S_UP, S_CLOSING, S_DONE } s_state_t;
+
+typedef struct {
+    size_t end; /* offset in out just past the frame */
+    uint8_t cmd;
+    bool counted; /* a good frame (not garbage or a broken frame) */
+} s_pending_t;
+
+typedef struct {
+    vem_sim_truck_t model;
+    int kind; /* 0 truck, 1 malformed connection, 2 idle connection */
+    int fd;
+    s_state_t state;
+    uint8_t *out;
+    size_t out_len, out_cap, written;
+    s_pending_t *pend;
+    size_t npend, cap_pend;
+    double next_tick;    /* monotonic seconds of the next data tick */
+    double reconnect_at; /* monotonic seconds of the next connection attempt */
+    uint16_t seq, login_seq;
+    int64_t clock; /* sim time of the next sample */
+    unsigned ticks;
+    bool offline_planned, offline_done, alarm_sent, logged_out, cut_sent;
+    uint8_t **backlog; /* encoded 0x03 frames waiting for the connection */
+    size_t *backlog_len;
+    size_t nbacklog, backlog_head, cap_backlog;
+    long sent[9]; /* good frames fully written, by command */
+} s_conn_t;
+
+typedef struct {
+    struct sockaddr_in addr;
+    unsigned trucks, samples, malformed, idle;
+    double duration, rate;
+    bool hj1239, quiet;
+    uint64_t seed;
+    int64_t start_time;
+    unsigned offline_pct;
+    const char *truth;
+    unsigned misbehave_count[5];
+    /* results */
+    long bad_checksum, truncated, garbage_runs, garbage_bytes, good_malformed;
+    long replies_bytes, connect_failures, resets;
+} s_sim_t;
+
+static const char *const s_scenarios[] = {"mil_on", "urea_empty", "scr_removed", "frozen_nox",
+                                          "removal_alarm"};
+
+static double s_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void s_queue(s_conn_t *c, const uint8_t *bytes, size_t len, uint8_t cmd, bool counted)
+{
+    if (c->out_len + len > c->out_cap) {
+        while (c->out_len + len > c->out_cap)
+            c->out_cap = c->out_cap ? c->out_cap * 2 : 8192;
+        c->out = realloc(c->out, c->out_cap);
+        if (!c->out)
+            abort();
+    }
+    memcpy(c->out + c->out_len, bytes, len);
+    c->out_len += len;
+    if (c->npend == c->cap_pend) {
+        c->cap_pend = c->cap_pend ? c->cap_pend * 2 : 64;
+        c->pend = realloc(c->pend, c->cap_pend * sizeof *c->pend);
+        if (!c->pend)
+            abort();
+    }
+    c->pend[c->npend++] = (s_pending_t){.end = c->out_len, .cmd = cmd, .counted = counted};
+}
+
+static void s_backlog_push(s_conn_t *c, const uint8_t *bytes, size_t len)
+{
+    if (c->nbacklog == c->cap_backlog) {
+        c->cap_backlog = c->cap_backlog ? c->cap_backlog * 2 : 64;
+        c->backlog = realloc(c->backlog, c->cap_backlog * sizeof *c->backlog);
+        c->backlog_len = realloc(c->backlog_len, c->cap_backlog * sizeof *c->backlog_len);
+        if (!c->backlog || !c->backlog_len)
+            abort();
+    }
+    c->backlog[c->nbacklog] = malloc(len);
+    if (!c->backlog[c->nbacklog])
+        abort();
+    memcpy(c->backlog[c->nbacklog], bytes, len);
+    c->backlog_len[c->nbacklog++] = len;
+}
+
+static void s_connect(s_sim_t *sim, s_conn_t *c)
+{
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+        sim->connect_failures++;
+        return;
+    }
+    int rc = connect(c->fd, (struct sockaddr *)&sim->addr, sizeof sim->addr);
+    if (rc == 0 || errno == EINPROGRESS) {
+        c->state = S_CONNECTING;
+    } else {
+        sim->connect_failures++;
+        close(c->fd);
+        c->fd = -1;
+        c->state = S_OFF;
+        c->reconnect_at = s_mono() + 1;
+    }
+}
+
+/* Drops what is queued but unwritten (the connection is gone) and closes. */
+static void s_disconnect(s_conn_t *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->out_len = c->written = 0;
+    c->npend = 0;
+}
+
+static void s_account(s_sim_t *sim, s_conn_t *c)
+{
+    size_t done = 0;
+    while (done < c->npend && c->pend[done].end <= c->written) {
+        if (c->pend[done].counted) {
+            c->sent[c->pend[done].cmd]++;
+            if (c->kind == 1)
+                sim->good_malformed++;
+        }
+        done++;
+    }
+    if (done) {
+        memmove(c->pend, c->pend + done, (c->npend - done) * sizeof *c->pend);
+        c->npend -= done;
+    }
+    if (c->written == c->out_len) {
+        c->written = c->out_len = 0;
+        c->npend = 0;
+    }
+}
+
+static void s_flush(s_sim_t *sim, s_conn_t *c)
+{
+    while (c->fd >= 0 && c->written < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->written, c->out_len - c->written, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                break;
+            sim->resets++;
+            s_disconnect(c);
+            c->state = S_OFF;
+            c->reconnect_at = s_mono() + 1;
+            return;
+        }
+        c->written += (size_t)n;
+    }
+    s_account(sim, c);
+}
+
+static bool s_has_double_hash(const uint8_t *p, size_t len)
+{
+    for (size_t i = 1; i + 1 < len; i++)
+        if (p[i] == '#' && p[i + 1] == '#')
+            return true;
+    return false;
+}
+
+/* One tick of a truck or malformed connection: what it sends now. */
+static void s_tick(s_sim_t *sim, s_conn_t *c, vem_hj1239_frame_t *scratch, double elapsed)
+{
+    uint8_t buf[S_MAX_FRAME];
+    size_t len;
+    if (c->ticks == 0 || (c->offline_done && c->login_seq == 1)) {
+        len = vem_sim_login(scratch, c->model.vin, c->clock, ++c->login_seq, buf, sizeof buf);
+        s_queue(c, buf, len, 0x01, true);
+    }
+    vem_sim_sample_t samples[VEM_HJ1239_MAX_BLOCKS];
+    for (unsigned k = 0; k < sim->samples; k++)
+        samples[k] = *vem_sim_truck_step(&c->model);
+    bool offline = c->offline_planned && !c->offline_done && elapsed >= sim->duration / 3;
+    len = vem_sim_data(scratch, &c->model, samples, (int)sim->samples, c->clock, ++c->seq, offline,
+                       sim->hj1239, c->ticks % 60 == 0, buf, sizeof buf);
+    c->clock += sim->samples;
+    if (offline) {
+        s_backlog_push(c, buf, len); /* kept as a re-send (0x03) for when the link is back */
+    } else if (c->kind == 1 && c->ticks % 4 == 2 && !s_has_double_hash(buf, len)) {
+        buf[len - 1] ^= 0x5A; /* wrong BCC */
+        s_queue(c, buf, len, 0x02, false);
+        sim->bad_checksum++;
+    } else {
+        s_queue(c, buf, len, 0x02, true);
+    }
+    if (c->kind == 1 && c->ticks % 4 == 1) {
+        static const char garbage[] = "#noise from a bad modem\r\n";
+        s_queue(c, (const uint8_t *)garbage, sizeof garbage - 1, 0, false);
+        sim->garbage_runs++;
+        sim->garbage_bytes += (long)(sizeof garbage - 1);
+    }
+    for (int i = 0; i < 3 && !offline && c->backlog_head < c->nbacklog; i++, c->backlog_head++) {
+        s_queue(c, c->backlog[c->backlog_head], c->backlog_len[c->backlog_head], 0x03, true);
+        free(c->backlog[c->backlog_head]);
+        c->backlog[c->backlog_head] = NULL;
+    }
+    if ((c->model.misbehave & VEM_SIM_REMOVAL_ALARM) && !c->alarm_sent &&
+        elapsed >= sim->duration / 2) {
+        len = vem_sim_removal_alarm(scratch, &c->model, c->clock, c->seq, buf, sizeof buf);
+        s_queue(c, buf, len, 0x06, true);
+        c->alarm_sent = true;
+    }
+    c->ticks++;
+}
+
+static void s_finish(s_sim_t *sim, s_conn_t *c, vem_hj1239_frame_t *scratch)
+{
+    uint8_t buf[S_MAX_FRAME];
+    /* Whatever is still in the backlog goes out before the logout. */
+    for (; c->backlog_head < c->nbacklog; c->backlog_head++) {
+        s_queue(c, c->backlog[c->backlog_head], c->backlog_len[c->backlog_head], 0x03, true);
+        free(c->backlog[c->backlog_head]);
+        c->backlog[c->backlog_head] = NULL;
+    }
+    size_t len = vem_sim_logout(scratch, c->model.vin, c->clock, c->login_seq, buf, sizeof buf);
+    s_queue(c, buf, len, 0x04, true);
+    if (c->kind == 1) { /* a frame cut short by the connection closing */
+        vem_sim_sample_t sample = *vem_sim_truck_step(&c->model);
+        len = vem_sim_data(scratch, &c->model, &sample, 1, c->clock, ++c->seq, false, sim->hj1239,
+                           false, buf, sizeof buf);
+        if (!s_has_double_hash(buf, len / 2)) {
+            s_queue(c, buf, len / 2, 0, false);
+            sim->truncated++;
+        }
+    }
+    c->state = S_CLOSING;
+}
+
+static int s_usage(FILE *out, int rc)
+{
+    fprintf(out, "usage: vem-sim [--connect HOST:PORT] [--trucks N] [--duration S] [--rate R]\n"
+                 "               [--samples K] [--protocol hj1239|gb17691] [--seed S]\n"
+                 "               [--start-time EPOCH] [--misbehave NAME:COUNT]... [--offline PCT]\n"
+                 "               [--malformed N] [--idle N] [--truth FILE] [--quiet]\n"
+                 "scenarios: mil_on urea_empty scr_removed frozen_nox removal_alarm\n");
+    return rc;
+}
+
+static int s_parse(s_sim_t *sim, int argc, char **argv)
+{
+    static const struct option options[] = {{"connect", required_argument, NULL, 'c'},
+                                            {"trucks", required_argument, NULL, 'n'},
+                                            {"duration", required_argument, NULL, 'd'},
+                                            {"rate", required_argument, NULL, 'r'},
+                                            {"samples", required_argument, NULL, 'k'},
+                                            {"protocol", required_argument, NULL, 'p'},
+                                            {"seed", required_argument, NULL, 's'},
+                                            {"start-time", required_argument, NULL, 't'},
+                                            {"misbehave", required_argument, NULL, 'm'},
+                                            {"offline", required_argument, NULL, 'o'},
+                                            {"malformed", required_argument, NULL, 'b'},
+                                            {"idle", required_argument, NULL, 'i'},
+                                            {"truth", required_argument, NULL, 'T'},
+                                            {"quiet", no_argument, NULL, 'q'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    const char *connect_to = "127.0.0.1:7611";
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:n:d:r:k:p:s:t:m:o:b:i:T:qh", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            connect_to = optarg;
+            break;
+        case 'n':
+            sim->trucks = (unsigned)atoi(optarg);
+            break;
+        case 'd':
+            sim->duration = atof(optarg);
+            break;
+        case 'r':
+            sim->rate = atof(optarg);
+            break;
+        case 'k':
+            sim->samples = (unsigned)atoi(optarg);
+            break;
+        case 'p':
+            if (strcmp(optarg, "hj1239") != 0 && strcmp(optarg, "gb17691") != 0)
+                return s_usage(stderr, 2);
+            sim->hj1239 = strcmp(optarg, "hj1239") == 0;
+            break;
+        case 's':
+            sim->seed = strtoull(optarg, NULL, 10);
+            break;
+        case 't':
+            sim->start_time = strtoll(optarg, NULL, 10);
+            break;
+        case 'm': {
+            const char *colon = strchr(optarg, ':');
+            size_t i = 0;
+            while (i < 5 && (!colon || strncmp(optarg, s_scenarios[i], (size_t)(colon - optarg)) ||
+                             strlen(s_scenarios[i]) != (size_t)(colon - optarg)))
+                i++;
+            if (i == 5) {
+                fprintf(stderr, "vem-sim: unknown scenario in '%s'\n", optarg);
+                return 2;
+            }
+            sim->misbehave_count[i] += (unsigned)atoi(colon + 1);
+            break;
+        }
+        case 'o':
+            sim->offline_pct = (unsigned)atoi(optarg);
+            break;
+        case 'b':
+            sim->malformed = (unsigned)atoi(optarg);
+            break;
+        case 'i':
+            sim->idle = (unsigned)atoi(optarg);
+            break;
+        case 'T':
+            sim->truth = optarg;
+            break;
+        case 'q':
+            sim->quiet = true;
+            break;
+        case 'h':
+            return s_usage(stdout, 0) - 1;
+        default:
+            return s_usage(stderr, 2);
+        }
+    }
+    char host[64];
+    int port;
+    if (optind != argc || sscanf(connect_to, "%63[^:]:%d", host, &port) != 2 ||
+        inet_pton(AF_INET, host, &sim->addr.sin_addr) != 1 || port <= 0 || port > 65535 ||
+        sim->rate <= 0 || sim->samples < 1 || sim->samples > 60 || sim->duration <= 0)
+        return s_usage(stderr, 2);
+    sim->addr.sin_family = AF_INET;
+    sim->addr.sin_port = htons((uint16_t)port);
+    return 0;
+}
+
+static int s_write_truth(const s_sim_t *sim, s_conn_t *conns, size_t nconns)
+{
+    json_t *by_vehicle = json_object(), *misbehaving = json_object();
+    static const char *const names[5] = {NULL, "login", "realtime", "resend", "logout"};
+    long frames = 0, samples = 0;
+    for (size_t i = 0; i < nconns; i++) {
+        s_conn_t *c = &conns[i];
+        if (c->kind == 2)
+            continue;
+        json_t *counts = json_object();
+        for (int cmd = 1; cmd <= 4; cmd++)
+            json_object_set_new(counts, names[cmd], json_integer(c->sent[cmd]));
+        if (c->sent[6])
+            json_object_set_new(counts, "removal_alarm", json_integer(c->sent[6]));
+        json_object_set_new(by_vehicle, c->model.vin, counts);
+        for (int cmd = 1; cmd <= 8; cmd++)
+            frames += c->sent[cmd];
+        samples += (c->sent[2] + c->sent[3]) * (long)sim->samples;
+        json_t *bad = json_array();
+        for (int b = 0; b < 5; b++)
+            if (c->model.misbehave & (1u << b))
+                json_array_append_new(bad, json_string(s_scenarios[b]));
+        if (json_array_size(bad))
+            json_object_set_new(misbehaving, c->model.vin, bad);
+        else
+            json_decref(bad);
+    }
+    json_t *truth = json_pack(
+        "{s:i, s:s, s:I, s:i, s:I, s:I, s:o, s:o, s:{s:i, s:I, s:I, s:I, s:I, s:I}, s:i, s:I, "
+        "s:{s:I, s:I}}",
+        "trucks", (int)sim->trucks, "protocol", sim->hj1239 ? "hj1239" : "gb17691", "seed",
+        (json_int_t)sim->seed, "samples_per_frame", (int)sim->samples, "frames_sent",
+        (json_int_t)frames, "samples_sent", (json_int_t)samples, "by_vehicle", by_vehicle,
+        "misbehaving", misbehaving, "malformed", "connections", (int)sim->malformed, "good_frames",
+        (json_int_t)sim->good_malformed, "bad_checksum", (json_int_t)sim->bad_checksum, "truncated",
+        (json_int_t)sim->truncated, "garbage_runs", (json_int_t)sim->garbage_runs, "garbage_bytes",
+        (json_int_t)sim->garbage_bytes, "idle_connections", (int)sim->idle, "replies_received",
+        (json_int_t)(sim->replies_bytes / 31), "errors", "connect_failures",
+        (json_int_t)sim->connect_failures, "resets", (json_int_t)sim->resets);
+    int rc = sim->truth ? json_dump_file(truth, sim->truth, JSON_INDENT(2))
+                        : json_dumpf(truth, stdout, JSON_INDENT(2));
+    if (!sim->truth)
+        putchar('\n');
+    json_decref(truth);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    s_sim_t sim = {
+        .trucks = 10, .duration = 30, .rate = 1, .samples = 10, .hj1239 = true, .seed = 1};
+    sim.start_time = (int64_t)time(NULL);
+    int rc = s_parse(&sim, argc, argv);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    signal(SIGPIPE, SIG_IGN);
+
+    size_t nconns = sim.trucks + sim.malformed + sim.idle;
+    s_conn_t *conns = calloc(nconns ? nconns : 1, sizeof *conns);
+    vem_hj1239_frame_t *scratch = malloc(sizeof *scratch);
+    struct pollfd *pfds = calloc(nconns ? nconns : 1, sizeof *pfds);
+    if (!conns || !scratch || !pfds)
+        abort();
+    unsigned assigned[5] = {0};
+    double start = s_mono(), period = 1.0 / sim.rate;
+    for (size_t i = 0; i < nconns; i++) {
+        s_conn_t *c = &conns[i];
+        c->fd = -1;
+        c->kind = i < sim.trucks ? 0 : i < sim.trucks + sim.malformed ? 1 : 2;
+        uint32_t bits = 0;
+        for (int b = 0; b < 5 && c->kind == 0; b++)
+            if (assigned[b] < sim.misbehave_count[b]) {
+                bits |= 1u << b;
+                assigned[b]++;
+            }
+        vem_sim_truck_init(&c->model, sim.seed, (unsigned)i, S_LON0, S_LAT0, bits);
+        if (c->kind == 1)
+            memcpy(c->model.vin, "LVEMBAD", 7);
+        if (c->kind == 2)
+            c->model.vin[0] = '\0';
+        c->offline_planned = c->kind == 0 && i * 100 < (size_t)sim.offline_pct * sim.trucks;
+        c->clock = sim.start_time;
+        c->next_tick = start + period * (double)i / (double)(nconns ? nconns : 1);
+        s_connect(&sim, c);
+    }
+
+    double last_progress = start;
+    for (;;) {
+        double now = s_mono(), elapsed = now - start;
+        size_t active = 0;
+        for (size_t i = 0; i < nconns; i++) {
+            s_conn_t *c = &conns[i];
+            if (c->state == S_DONE)
+                continue;
+            active++;
+            if (c->kind == 2) { /* idle: hold the connection until the end */
+                if (elapsed >= sim.duration + 2) {
+                    s_disconnect(c);
+                    c->state = S_DONE;
+                }
+                continue;
+            }
+            if (c->state == S_OFF && now >= c->reconnect_at && elapsed < sim.duration &&
+                !(c->offline_planned && !c->offline_done && elapsed >= sim.duration / 3 &&
+                  elapsed < 2 * sim.duration / 3))
+                s_connect(&sim, c);
+            if (c->state == S_UP && c->offline_planned && !c->offline_done &&
+                elapsed >= sim.duration / 3 && c->written == c->out_len) {
+                s_disconnect(c); /* the link goes away for the middle third of the run */
+                c->state = S_OFF;
+                c->reconnect_at = start + 2 * sim.duration / 3;
+            }
+            if (c->offline_planned && !c->offline_done && elapsed >= 2 * sim.duration / 3) {
+                c->offline_done = true;
+                c->login_seq = 1; /* the next tick logs in again */
+            }
+            bool may_tick = c->state == S_UP || (c->state == S_OFF && c->offline_planned &&
+                                                 !c->offline_done && elapsed >= sim.duration / 3);
+            if (may_tick && now >= c->next_tick && elapsed < sim.duration) {
+                s_tick(&sim, c, scratch, elapsed);
+                c->next_tick += period;
+            }
+            if (c->state == S_UP && elapsed >= sim.duration && !c->logged_out) {
+                s_finish(&sim, c, scratch);
+                c->logged_out = true;
+            }
+            if (c->state == S_UP || c->state == S_CLOSING)
+                s_flush(&sim, c);
+            if (c->state == S_CLOSING && c->written == c->out_len) {
+                s_disconnect(c);
+                c->state = S_DONE;
+            }
+            if (c->state == S_OFF && elapsed >= sim.duration + 10)
+                c->state = S_DONE; /* could not reconnect in time: reported in errors */
+        }
+        if (active == 0)
+            break;
+        if (!sim.quiet && now - last_progress >= 5) {
+            long frames = 0;
+            for (size_t i = 0; i < nconns; i++)
+                for (int cmd = 1; cmd <= 8; cmd++)
+                    frames += conns[i].sent[cmd];
+            fprintf(stderr, "vem-sim: %.0f s, %zu connections active, %ld frames sent\n", elapsed,
+                    active, frames);
+            last_progress = now;
+        }
+        size_t n = 0;
+        for (size_t i = 0; i < nconns; i++) {
+            s_conn_t *c = &conns[i];
+            if (c->fd < 0)
+                continue;
+            pfds[n].fd = c->fd;
+            pfds[n].events =
+                POLLIN | (c->state == S_CONNECTING || c->written < c->out_len ? POLLOUT : 0);
+            pfds[n].revents = 0;
+            n++;
+        }
+        poll(pfds, n, 20);
+        for (size_t i = 0, k = 0; i < nconns && k < n; i++) {
+            s_conn_t *c = &conns[i];
+            if (c->fd < 0 || pfds[k].fd != c->fd)
+                continue;
+            short ev = pfds[k++].revents;
+            if (c->state == S_CONNECTING && (ev & (POLLOUT | POLLERR | POLLHUP))) {
+                int err = 0;
+                socklen_t len = sizeof err;
+                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+                if (err) {
+                    sim.connect_failures++;
+                    s_disconnect(c);
+                    c->state = S_OFF;
+                    c->reconnect_at = s_mono() + 1;
+                    continue;
+                }
+                c->state = S_UP;
+            }
+            if (ev & POLLIN) {
+                uint8_t buf[4096];
+                ssize_t got = recv(c->fd, buf, sizeof buf, 0);
+                if (got > 0) {
+                    sim.replies_bytes += got;
+                } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
+                    if (c->kind == 2) { /* the daemon closed an idle connection: expected */
+                        s_disconnect(c);
+                        c->state = S_DONE;
+                        continue;
+                    }
+                    if (c->state != S_CLOSING)
+                        sim.resets++;
+                    s_disconnect(c);
+                    c->state = c->state == S_CLOSING ? S_DONE : S_OFF;
+                    c->reconnect_at = s_mono() + 1;
+                }
+            }
+        }
+    }
+    rc = s_write_truth(&sim, conns, nconns) == 0 ? 0 : 1;
+    if (!sim.quiet)
+        fprintf(stderr, "vem-sim: done in %.1f s\n", s_mono() - start);
+    for (size_t i = 0; i < nconns; i++) {
+        for (size_t b = 0; b < conns[i].nbacklog; b++)
+            free(conns[i].backlog[b]);
+        free(conns[i].backlog);
+        free(conns[i].backlog_len);
+        free(conns[i].out);
+        free(conns[i].pend);
+    }
+    free(conns);
+    free(pfds);
+    free(scratch);
+    return rc;
+}
