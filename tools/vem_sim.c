@@ -7,10 +7,10 @@
  *
  * Every truck connects, logs in, sends a real-time frame of K one-second samples every 1/R
  * seconds (an OBD block in every 60th), and at the end logs out and closes. Scenario bits
- * (mil_on, urea_empty, scr_removed, frozen_nox, removal_alarm) go to the first COUNT trucks
- * in index order. --offline makes that share of trucks drop their connection for the middle
- * third of the run, keep what they collect, and after logging in again re-send it as 0x03
- * frames, three per tick, between their live frames. --malformed adds connections mixing good
+ * (mil_on, urea_empty, scr_removed, frozen_nox, removal_alarm) each go to the next COUNT
+ * trucks without one, in index order. --offline makes that share of trucks drop their connection
+ * for the middle third of the run, keep what they collect, and after logging in again re-send it as
+ * 0x03 frames, three per tick, between their live frames. --malformed adds connections mixing good
  * frames with garbage runs, frames with a wrong BCC and a frame cut short at close; --idle
  * adds connections that never send.
  *
@@ -439,18 +439,18 @@ int main(int argc, char **argv)
     struct pollfd *pfds = calloc(nconns ? nconns : 1, sizeof *pfds);
     if (!conns || !scratch || !pfds)
         abort();
-    unsigned assigned[5] = {0};
     double start = s_mono(), period = 1.0 / sim.rate;
     for (size_t i = 0; i < nconns; i++) {
         s_conn_t *c = &conns[i];
         c->fd = -1;
         c->kind = i < sim.trucks ? 0 : i < sim.trucks + sim.malformed ? 1 : 2;
+        /* Each scenario takes the next trucks that have none yet, in index order. */
         uint32_t bits = 0;
-        for (int b = 0; b < 5 && c->kind == 0; b++)
-            if (assigned[b] < sim.misbehave_count[b]) {
+        for (int b = 0, first = 0; b < 5 && c->kind == 0; b++) {
+            if (i >= (size_t)first && i < (size_t)first + sim.misbehave_count[b])
                 bits |= 1u << b;
-                assigned[b]++;
-            }
+            first += (int)sim.misbehave_count[b];
+        }
         vem_sim_truck_init(&c->model, sim.seed, (unsigned)i, S_LON0, S_LAT0, bits);
         if (c->kind == 1)
             memcpy(c->model.vin, "LVEMBAD", 7);

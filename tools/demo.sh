@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# demo — the main job on one machine: a private PostgreSQL, a Kafka-protocol broker, vemd, and a
+# simulated fleet of trucks (some of them misbehaving) streaming over TCP for about a minute.
+# Then it shows what arrived. Everything it starts is stopped, and its directory removed, on
+# exit or interrupt. Run through `make demo` (which installs what is missing and builds).
+#
+#   DEMO_TRUCKS=50 DEMO_SECONDS=60 tools/demo.sh
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+bin=$top/build/bin
+trucks=${DEMO_TRUCKS:-50}
+seconds=${DEMO_SECONDS:-60}
+
+tmp=$(mktemp -d /tmp/vem-demo.XXXXXX)
+chmod 755 "$tmp"
+vemd= broker=
+cleanup() {
+    trap - EXIT INT TERM HUP
+    [[ -n $vemd ]] && kill -TERM "$vemd" 2>/dev/null && wait "$vemd" 2>/dev/null
+    [[ -n $broker ]] && kill -TERM "$broker" 2>/dev/null && wait "$broker" 2>/dev/null
+    "$top/tools/pgtmp.sh" kill "$tmp/pg" >/dev/null 2>&1
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 40000))
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    done
+}
+say() { printf '\n== %s\n' "$*"; }
+
+say "PostgreSQL 15 (throw-away cluster)"
+mkdir -p "$tmp/pg"
+"$top/tools/pgtmp.sh" init "$tmp/pg" || exit 1
+pg=$("$top/tools/pgtmp.sh" start "$tmp/pg") || exit 1
+echo "$pg"
+
+say "vem-broker (librdkafka mock cluster, its own process)"
+"$bin/vem-broker" --brokers 3 --topic vem.samples:6 --topic vem.violations:3 \
+    --bootstrap-file "$tmp/kafka.addr" >/dev/null 2>"$tmp/broker.log" &
+broker=$!
+for _ in $(seq 100); do [[ -s $tmp/kafka.addr ]] && break; sleep 0.1; done
+cat "$tmp/kafka.addr"
+
+say "vemd"
+port=$(free_port)
+metrics=$(free_port)
+cat >"$tmp/vemd.cfg" <<EOF
+terminals: { endpoint = "tcp://127.0.0.1:$port"; reply_mode = "hj1239"; idle_timeout_s = 30; };
+gateways: { endpoint = ""; };
+control: { endpoint = "ipc://$tmp/control.sock"; };
+metrics: { address = "127.0.0.1"; port = $metrics; };
+spool: { dir = "$tmp/spool"; };
+EOF
+"$bin/vemd" --config "$tmp/vemd.cfg" 2>"$tmp/vemd.log" &
+vemd=$!
+for _ in $(seq 100); do
+    "$bin/vemctl" status --endpoint "ipc://$tmp/control.sock" --timeout-ms 200 >/dev/null 2>&1 && break
+    sleep 0.1
+done
+echo "terminals on 127.0.0.1:$port, metrics on http://127.0.0.1:$metrics/metrics"
+
+say "vem-sim: $trucks trucks for $seconds s (some with a removed SCR, a frozen NOx sensor, an empty urea tank, MIL on, a removal alarm; 10 % go offline and re-send)"
+"$bin/vem-sim" --connect "127.0.0.1:$port" --trucks "$trucks" --duration "$seconds" --rate 1 \
+    --misbehave scr_removed:3 --misbehave frozen_nox:2 --misbehave urea_empty:2 \
+    --misbehave mil_on:2 --misbehave removal_alarm:1 --offline 10 --malformed 2 \
+    --truth "$tmp/truth.json" || { echo "vem-sim failed" >&2; exit 1; }
+sleep 2
+
+say "What vemd counted (vemctl status; zero series left out)"
+"$bin/vemctl" status --endpoint "ipc://$tmp/control.sock" | awk 'NR == 1 || $NF != 0'
+
+say "Per vehicle (vemctl status --vehicles; first 15 lines)"
+"$bin/vemctl" status --endpoint "ipc://$tmp/control.sock" --vehicles | { read -r h; echo "$h"; sort; } |
+    head -n 16
+echo "frames vem-sim wrote: $(grep -o '"frames_sent": [0-9]*' "$tmp/truth.json" | grep -o '[0-9]*$')"
+
+say "Trucks the simulator made misbehave (flagging them is the rules issue's work)"
+tr -d ' \n' <"$tmp/truth.json" | grep -o '"misbehaving":{[^}]*}' | grep -o '"LVEM[^]]*' |
+    tr -d '"[' | sed 's/:/  /'
+echo
