@@ -19,8 +19,9 @@ static void s_make_unit(void)
     vem_test_mkdtemp("it_deploy", dir, sizeof dir);
     ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
     snprintf(s_unit, sizeof s_unit, "%s/vemd.service", dir);
-    snprintf(cmd, sizeof cmd, "sed 's|@SBINDIR@|%s/%s|g' deploy/vemd.service > '%s'", cwd,
-             vem_test_bin_dir(), s_unit);
+    const char *bin = vem_test_bin_dir();
+    snprintf(cmd, sizeof cmd, "sed 's|@SBINDIR@|%s%s%s|g' deploy/vemd.service > '%s'",
+             bin[0] == '/' ? "" : cwd, bin[0] == '/' ? "" : "/", bin, s_unit);
     ck_assert_int_eq(system(cmd), 0);
 }
 
