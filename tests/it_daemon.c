@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 typedef struct {
     char dir[256];
@@ -57,13 +58,13 @@ static void s_write_config(const s_run_t *r, const char *log_level)
     fprintf(f,
             "terminals: { endpoint = \"tcp://127.0.0.1:%d\"; idle_timeout_s = 3; "
             "max_connections = 2000; reply_mode = \"hj1239\"; };\n"
-            "gateways: { endpoint = \"\"; };\n"
+            "gateways: { endpoint = \"ipc://%s/gateway.sock\"; };\n"
             "control: { endpoint = \"%s\"; };\n"
             "metrics: { enable = false; };\n"
             "pipeline: { workers = 2; drain_timeout_s = 20; };\n"
             "spool: { dir = \"%s/spool\"; fsync = true; };\n"
             "log: { level = \"%s\"; };\n",
-            r->port, r->control, r->dir, log_level);
+            r->port, r->dir, r->control, r->dir, log_level);
     fclose(f);
     ck_assert_int_eq(rename(tmp, r->cfg), 0); /* vemd never reads a half-written file */
 }
@@ -289,6 +290,72 @@ START_TEST(malformed_input_counted_good_frames_arrive)
 }
 END_TEST
 
+/* Gateways push whole frames over ZeroMQ, one per message part: every shared vector goes in,
+ * good ones are counted by command, rejected ones by their class. */
+START_TEST(gateway_frames_counted)
+{
+    s_run_t r = {0};
+    s_start(&r);
+    char path[512], endpoint[300];
+    snprintf(path, sizeof path, "%s/hj1239/vectors.jsonl", vem_test_vectors_dir());
+    snprintf(endpoint, sizeof endpoint, "ipc://%s/gateway.sock", r.dir);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    void *ctx = zmq_ctx_new();
+    void *push = zmq_socket(ctx, ZMQ_PUSH);
+    ck_assert_int_eq(zmq_connect(push, endpoint), 0);
+    json_error_t err;
+    json_t *v;
+    int good = 0, bad = 0, logins = 0;
+    while ((v = json_loadf(f, JSON_DISABLE_EOF_CHECK, &err))) {
+        const char *hex = json_string_value(json_object_get(v, "hex"));
+        uint8_t frame[4096];
+        long len = vem_test_unhex(hex, frame, sizeof frame);
+        ck_assert_int_gt(len, 0);
+        json_t *expect = json_object_get(v, "expect");
+        const char *error = json_string_value(json_object_get(expect, "error"));
+        const char *cmd = json_string_value(json_object_get(expect, "cmd"));
+        good += !error;
+        bad += error != NULL;
+        logins += cmd && strcmp(cmd, "login") == 0;
+        ck_assert_int_eq(zmq_send(push, frame, (size_t)len, 0), (int)len);
+        json_decref(v);
+    }
+    fclose(f);
+    int linger = 5000;
+    zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(push);
+    zmq_ctx_term(ctx);
+
+    json_t *st = NULL;
+    double frames = 0, errors = 0;
+    for (int i = 0; i < 100 && frames + errors < good + bad; i++) {
+        json_decref(st);
+        usleep(100000);
+        st = s_status(&r, "--json");
+        ck_assert_ptr_nonnull(st);
+        frames = errors = 0;
+        const char *series;
+        json_t *value;
+        json_object_foreach(json_object_get(st, "metrics"), series, value)
+        {
+            if (strncmp(series, "vem_frames_total{", 17) == 0)
+                frames += json_number_value(value);
+            if (strncmp(series, "vem_errors_total{", 17) == 0)
+                errors += json_number_value(value);
+        }
+    }
+    /* The vectors: 10 frames that decode (two logins), 5 that must be rejected. */
+    ck_assert_double_eq(frames, good);
+    ck_assert_double_eq(errors, bad);
+    ck_assert_double_eq(s_metric(st, "vem_frames_total{cmd=\"login\",dialect=\"none\"}"), logins);
+    ck_assert_double_eq(s_metric(st, "vem_errors_total{class=\"bad_checksum\"}"), 1);
+    ck_assert_double_eq(s_metric(st, "vem_errors_total{class=\"unknown_command\"}"), 1);
+    json_decref(st);
+    s_stop(&r);
+}
+END_TEST
+
 Suite *vem_suite_daemon(void);
 Suite *vem_suite_daemon(void)
 {
@@ -297,6 +364,7 @@ Suite *vem_suite_daemon(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, fleet_counts_reload_and_drain);
     tcase_add_test(tc, malformed_input_counted_good_frames_arrive);
+    tcase_add_test(tc, gateway_frames_counted);
     suite_add_tcase(s, tc);
     return s;
 }
