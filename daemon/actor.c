@@ -3,6 +3,7 @@
  * can share one context. */
 #include "actor.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,4 +109,21 @@ void vem_actor_destroy(vem_actor_t **self_p)
     zmq_close(self->pipe);
     free(self);
     *self_p = NULL;
+}
+
+int vem_actor_send_wait(void *sock, zmq_msg_t *msg, atomic_uint_fast64_t *beats)
+{
+    for (;;) {
+        if (zmq_msg_send(msg, sock, ZMQ_DONTWAIT) >= 0)
+            return 0;
+        if (zmq_errno() != EAGAIN && zmq_errno() != EINTR)
+            break;
+        zmq_pollitem_t item = {sock, 0, ZMQ_POLLOUT, 0};
+        if (zmq_poll(&item, 1, 1000) < 0 && zmq_errno() != EINTR)
+            break;
+        if (beats)
+            atomic_fetch_add_explicit(beats, 1, memory_order_relaxed);
+    }
+    zmq_msg_close(msg);
+    return -1;
 }

@@ -8,8 +8,11 @@
 #ifndef VEM_ACTOR_H
 #define VEM_ACTOR_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
 
 typedef struct vem_actor vem_actor_t;
 
@@ -32,6 +35,12 @@ bool vem_actor_should_stop(void *pipe);
 
 /* True when msg (from zmq_recv on the pipe) is the termination request. */
 bool vem_actor_is_term(const void *msg, size_t len);
+
+/* Sends msg on sock, waiting as long as the peer's queue is full (backpressure), but in
+ * one-second polls that each bump *beats, so a thread waiting on a slow stage downstream is
+ * not taken for a stuck one by main's watchdog. 0, or -1 when the socket failed (msg closed
+ * either way). */
+int vem_actor_send_wait(void *sock, zmq_msg_t *msg, atomic_uint_fast64_t *beats);
 
 /* The parent's end of the pipe, to poll for messages the actor sends up. */
 void *vem_actor_pipe(vem_actor_t *self);

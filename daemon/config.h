@@ -39,6 +39,12 @@ typedef struct {
         int64_t workers, queue_hwm, drain_timeout_s, dedup_window;
     } pipeline;
     struct {
+        bool enable;
+        char *conninfo;
+        int64_t batch_rows, batch_ms, queue_hwm, partitions_ahead_days, retry_max_s,
+            retention_days;
+    } pg;
+    struct {
         char *dir;
         int64_t max_bytes, segment_bytes;
         bool fsync;

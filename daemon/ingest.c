@@ -56,7 +56,10 @@ typedef struct {
     s_conn_t **slots;
     size_t capacity, count, used; /* used counts tombstones too */
     uint32_t next_conn_id;
-    vem_ackwin_t *done;
+    vem_ackwin_t *done[VEM_CONSUMERS];
+    uint64_t trimmed; /* the spool was trimmed up to here */
+    vem_spool_reader_t *replay;
+    uint64_t replay_end; /* first seq appended by this run: replay stops before it */
     s_staged_t *staged;
     size_t nstaged;
     /* metrics */
@@ -186,16 +189,26 @@ static bool s_reply(const s_ingest_t *in, const uint8_t *frame, size_t len, uint
     return true;
 }
 
+static void s_route(s_ingest_t *in, vem_source_t source, s_conn_t *conn, uint16_t kind,
+                    uint64_t seq, int64_t received_us, const uint8_t *data, size_t len,
+                    vem_hj1239_status_t error, uint64_t offset);
+
 /* Appends one input to the spool and stages its worker message; false when the spool refused
  * (the input stays unread in the caller's hands only for gateways; see s_on_stream). */
 static bool s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, uint16_t kind,
                     const uint8_t *data, size_t len, vem_hj1239_status_t error, uint64_t offset)
 {
     int64_t now = s_now_us();
+    /* Quarantined bytes keep their verdict in the meta text, so a replay knows it. */
+    char meta[96];
+    int meta_len = snprintf(meta, sizeof meta, "%s", conn ? conn->meta : "gateway");
+    if (kind == VEM_SPOOL_KIND_QUARANTINE)
+        meta_len = snprintf(meta, sizeof meta, "%s #%u@%llu", conn ? conn->meta : "gateway",
+                            (unsigned)error, (unsigned long long)offset);
     vem_spool_rec_t rec = {.received_us = now,
                            .kind = kind,
-                           .meta = conn ? (const uint8_t *)conn->meta : (const uint8_t *)"gateway",
-                           .meta_len = conn ? conn->meta_len : 7,
+                           .meta = (const uint8_t *)meta,
+                           .meta_len = (uint16_t)meta_len,
                            .data = data,
                            .data_len = (uint32_t)len};
     if (vem_spool_append(in->args->spool, &rec) != 0) {
@@ -203,9 +216,18 @@ static bool s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, uint16_
         vem_log(VEM_LOG_ERR, "ingest", "spool append failed: %s", strerror(errno));
         return false;
     }
+    s_route(in, source, conn, kind, rec.seq, now, data, len, error, offset);
+    return true;
+}
+
+/* Stages the worker message of a spooled input (and the reply it is due). */
+static void s_route(s_ingest_t *in, vem_source_t source, s_conn_t *conn, uint16_t kind,
+                    uint64_t seq, int64_t received_us, const uint8_t *data, size_t len,
+                    vem_hj1239_status_t error, uint64_t offset)
+{
     s_staged_t *st = &in->staged[in->nstaged++];
-    vem_input_hdr_t hdr = {.seq = rec.seq,
-                           .received_us = now,
+    vem_input_hdr_t hdr = {.seq = seq,
+                           .received_us = received_us,
                            .conn_id = conn ? conn->conn_id : 0,
                            .data_len = (uint32_t)len,
                            .kind = kind,
@@ -222,7 +244,6 @@ static bool s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, uint16_
     st->conn = conn;
     st->reply = conn && kind == VEM_SPOOL_KIND_OBD_FRAME && s_reply(in, data, len, st->reply_buf);
     vem_counter_add(in->inputs, 1);
-    return true;
 }
 
 /* Flushes the spool, then hands staged inputs to workers and answers terminals. */
@@ -236,9 +257,7 @@ static void s_flush(s_ingest_t *in)
     }
     for (size_t i = 0; i < in->nstaged; i++) {
         s_staged_t *st = &in->staged[i];
-        while (zmq_msg_send(&st->msg, in->push[st->worker], 0) < 0 && zmq_errno() == EINTR)
-            ;
-        zmq_msg_close(&st->msg);
+        vem_actor_send_wait(in->push[st->worker], &st->msg, &in->args->beats);
         if (st->reply && st->conn) {
             if (zmq_send(in->stream, st->conn->id, st->conn->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) <
                     0 ||
@@ -381,31 +400,84 @@ static void s_on_pull(s_ingest_t *in)
     zmq_msg_close(&part);
 }
 
+/* The lowest mark of the active consumers: every record up to it is done everywhere. */
+static uint64_t s_low_mark(const s_ingest_t *in)
+{
+    uint64_t low = UINT64_MAX;
+    for (unsigned c = 0; c < VEM_CONSUMERS; c++)
+        if (in->done[c] && vem_ackwin_mark(in->done[c]) < low)
+            low = vem_ackwin_mark(in->done[c]);
+    return low;
+}
+
 static void s_on_acks(s_ingest_t *in)
 {
     zmq_msg_t msg;
     zmq_msg_init(&msg);
-    uint64_t before = vem_ackwin_mark(in->done);
     while (zmq_msg_recv(&msg, in->acks, ZMQ_DONTWAIT) >= 0) {
         vem_ack_hdr_t hdr;
         size_t size = zmq_msg_size(&msg);
         if (size < sizeof hdr)
             continue;
         memcpy(&hdr, zmq_msg_data(&msg), sizeof hdr);
-        if (size != sizeof hdr + hdr.count * sizeof(uint64_t))
+        if (size != sizeof hdr + hdr.count * sizeof(uint64_t) || hdr.consumer >= VEM_CONSUMERS ||
+            !in->done[hdr.consumer])
             continue;
         const uint8_t *p = (const uint8_t *)zmq_msg_data(&msg) + sizeof hdr;
         for (uint32_t i = 0; i < hdr.count; i++) {
             uint64_t seq;
             memcpy(&seq, p + i * sizeof seq, sizeof seq);
-            vem_ackwin_done(in->done, seq);
+            vem_ackwin_done(in->done[hdr.consumer], seq);
         }
     }
     zmq_msg_close(&msg);
-    if (vem_ackwin_mark(in->done) != before)
-        vem_spool_trim(in->args->spool, vem_ackwin_mark(in->done));
-    vem_gauge_set(in->backlog,
-                  (int64_t)(vem_spool_next_seq(in->args->spool) - 1 - vem_ackwin_mark(in->done)));
+    uint64_t low = s_low_mark(in);
+    if (low > in->trimmed) {
+        vem_spool_trim(in->args->spool, low);
+        in->trimmed = low;
+    }
+    vem_gauge_set(in->backlog, (int64_t)(vem_spool_next_seq(in->args->spool) - 1 - low));
+}
+
+/* Stages up to one batch of records from the spool that a sink had not made durable before the
+ * last stop; they go through the workers again, and the sinks' unique keys drop what was
+ * already stored. Returns false once the replay is over. */
+static bool s_replay(s_ingest_t *in)
+{
+    for (size_t n = 0; n < S_BATCH / 2; n++) {
+        vem_spool_rec_t rec;
+        int rc = vem_spool_reader_next(in->replay, &rec);
+        if (rc < 0)
+            vem_log(VEM_LOG_ERR, "ingest", "replay stopped at a damaged spool record");
+        if (rc <= 0 || rec.seq >= in->replay_end) {
+            vem_spool_reader_destroy(&in->replay);
+            vem_log(VEM_LOG_INFO, "ingest", "replay of the spool done");
+            return false;
+        }
+        vem_source_t source = rec.meta_len >= 7 && memcmp(rec.meta, "gateway", 7) == 0
+                                  ? VEM_SOURCE_GATEWAY
+                                  : VEM_SOURCE_TERMINAL;
+        unsigned error = 0;
+        unsigned long long offset = 0;
+        if (rec.kind == VEM_SPOOL_KIND_QUARANTINE) {
+            char meta[128];
+            size_t m = rec.meta_len < sizeof meta - 1 ? rec.meta_len : sizeof meta - 1;
+            memcpy(meta, rec.meta, m);
+            meta[m] = '\0';
+            const char *mark = strrchr(meta, '#');
+            if (!mark || sscanf(mark, "#%u@%llu", &error, &offset) != 2 ||
+                error >= VEM_HJ1239_STATUS_COUNT)
+                error = VEM_HJ1239_MALFORMED_BODY;
+        } else if (rec.kind != VEM_SPOOL_KIND_OBD_FRAME || rec.data_len < VEM_HJ1239_MIN_FRAME) {
+            continue; /* roadside readings arrive with their own issue */
+        }
+        if (in->nstaged == S_BATCH)
+            s_flush(in);
+        /* s_route copies the bytes: the reader's buffer may change with the next read */
+        s_route(in, source, NULL, rec.kind, rec.seq, rec.received_us, rec.data, rec.data_len,
+                (vem_hj1239_status_t)error, offset);
+    }
+    return true;
 }
 
 static void s_sweep_idle(s_ingest_t *in)
@@ -525,7 +597,9 @@ static void s_teardown(s_ingest_t *in)
             zmq_close(in->push[i]);
     free(in->push);
     free(in->staged);
-    vem_ackwin_destroy(&in->done);
+    for (unsigned c = 0; c < VEM_CONSUMERS; c++)
+        vem_ackwin_destroy(&in->done[c]);
+    vem_spool_reader_destroy(&in->replay);
 }
 
 void vem_ingest_actor(void *pipe, void *args_)
@@ -536,8 +610,27 @@ void vem_ingest_actor(void *pipe, void *args_)
     in.staged = calloc(S_BATCH, sizeof *in.staged);
     if (!in.slots || !in.staged)
         abort();
-    in.done = vem_ackwin_new(vem_spool_next_seq(in.args->spool) - 1);
+    /* Everything before replay_from is done everywhere; replayed records are acknowledged
+     * again by whoever processes them. */
+    in.replay_end = vem_spool_next_seq(in.args->spool);
+    uint64_t from = in.args->replay_from && in.args->replay_from < in.replay_end
+                        ? in.args->replay_from
+                        : in.replay_end;
+    in.trimmed = from - 1;
+    for (unsigned c = 0; c < VEM_CONSUMERS; c++)
+        if (in.args->consumers & 1u << c)
+            in.done[c] = vem_ackwin_new(from - 1);
     char err[300];
+    if (from < in.replay_end) {
+        in.replay = vem_spool_reader_new(in.args->spool_dir, from, err, sizeof err);
+        if (!in.replay) {
+            s_teardown(&in);
+            vem_actor_ready(pipe, err);
+            return;
+        }
+        vem_log(VEM_LOG_NOTICE, "ingest", "replaying spool records %llu..%llu",
+                (unsigned long long)from, (unsigned long long)in.replay_end - 1);
+    }
     if (s_bind(&in, err, sizeof err) != 0) {
         s_teardown(&in);
         vem_actor_ready(pipe, err);
@@ -558,7 +651,7 @@ void vem_ingest_actor(void *pipe, void *args_)
             if (in.pull)
                 items[n++] = (zmq_pollitem_t){in.pull, 0, ZMQ_POLLIN, 0};
         }
-        if (zmq_poll(items, n, 250) < 0) {
+        if (zmq_poll(items, n, in.replay ? 0 : 250) < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             break;
@@ -579,6 +672,8 @@ void vem_ingest_actor(void *pipe, void *args_)
             }
         if (n > 3 && (items[3].revents & ZMQ_POLLIN))
             s_on_pull(&in);
+        if (in.replay)
+            s_replay(&in);
         s_flush(&in); /* one fdatasync for everything read in this round */
         if (s_now_us() >= next_sweep) {
             s_sweep_idle(&in);

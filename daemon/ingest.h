@@ -26,6 +26,14 @@
 /* inproc endpoint where consumers report processed spool sequence numbers (PULL in ingest). */
 #define VEM_ACK_ENDPOINT "inproc://vem-acks"
 
+/* Consumers of the spool: the spool is trimmed below what every active one has done. */
+enum {
+    VEM_CONSUMER_WORKERS = 0, /* processed by a worker (the only one when no sink runs) */
+    VEM_CONSUMER_PG = 1,      /* committed to PostgreSQL */
+    VEM_CONSUMER_KAFKA = 2,   /* delivered to Kafka */
+    VEM_CONSUMERS
+};
+
 typedef enum {
     VEM_REPLY_NONE = 0,   /* GB 17691 terminals expect no replies to data frames */
     VEM_REPLY_HJ1239 = 1, /* HJ 1239 (MEE) terminals wait ~3 s for a reply to every frame */
@@ -35,6 +43,7 @@ typedef struct {
     void *zctx;
     vem_metrics_t *metrics;
     vem_spool_t *spool; /* owned by ingest once the actor runs */
+    const char *spool_dir; /* for the replay reader */
     unsigned workers;
     const char *terminals_endpoint; /* ZMQ_STREAM bind, e.g. tcp://127.0.0.1:7611 */
     const char *gateways_endpoint;  /* ZMQ_PULL bind; NULL or "" for none */
@@ -45,6 +54,9 @@ typedef struct {
     int rcvhwm;         /* ZMQ_RCVHWM of the network sockets (small: TCP pushes back) */
     int worker_hwm;     /* ZMQ_SNDHWM towards each worker */
     int tcp_keepalive_idle_s;
+    unsigned consumers;   /* bit per VEM_CONSUMER_* that acknowledges */
+    uint64_t replay_from; /* re-process spool records from this seq on (0: none), e.g. the
+                           * lowest sink cursor + 1 after a restart */
     _Atomic int reply_mode;     /* vem_reply_mode_t; reloadable */
     atomic_uint_fast64_t beats; /* loop iterations, for main's watchdog */
     atomic_uint_fast64_t connections;

@@ -6,13 +6,15 @@
  *   vemd --version
  *
  * Start order: configuration, spool (recovers a torn tail), metrics registry and HTTP
- * endpoint, workers (they bind their queues), ingest (binds the network endpoints), control.
+ * endpoint, the PostgreSQL sink, workers (they bind their queues), ingest (binds the network
+ * endpoints, then replays what the sink's spool cursor says was not yet stored), control.
  * Only when every actor reported ready does systemd get READY=1.
  *
  * The main thread then waits on a signalfd and a 1 s tick:
  *   SIGHUP           reload: re-read the file, apply the reloadable keys, log ignored ones
  *   SIGTERM/SIGINT   drain: STOPPING=1, stop ingest (flushes the spool and hands over what it
- *                    holds), then workers (they empty their queues), within drain_timeout_s
+ *                    holds), then workers (they empty their queues), then the sink (writes
+ *                    what it holds), within drain_timeout_s
  *   tick             WATCHDOG=1 only if every actor's loop counter moved since the last tick:
  *                    a thread stuck in a call stops the pings and systemd restarts us.
  * Owns: the configuration, the ZeroMQ context, the actors, the spool until ingest takes it. */
@@ -23,6 +25,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
+#include "sink_pg.h"
 #include "spool.h"
 #include "worker.h"
 
@@ -51,6 +54,8 @@ typedef struct {
     unsigned nworkers;
     vem_worker_args_t *worker_args;
     vem_actor_t **workers;
+    vem_sink_pg_args_t pg_args;
+    vem_actor_t *pg;
     vem_ingest_args_t ingest_args;
     vem_actor_t *ingest;
     vem_control_args_t control_args;
@@ -104,12 +109,39 @@ static int s_start(s_daemon_t *d)
     d->zctx = zmq_ctx_new();
     zmq_ctx_set(d->zctx, ZMQ_MAX_SOCKETS, (int)c->terminals.max_connections + 1024);
 
+    /* Sinks first: workers connect to them, and they stop last. */
+    uint64_t replay_from = 0;
+    if (c->pg.enable) {
+        vem_sink_pg_args_t *pg = &d->pg_args;
+        pg->zctx = d->zctx;
+        pg->metrics = d->metrics;
+        pg->conninfo = c->pg.conninfo;
+        pg->spool_dir = c->spool.dir;
+        pg->batch_rows = c->pg.batch_rows;
+        pg->batch_ms = c->pg.batch_ms;
+        pg->queue_hwm = (int)c->pg.queue_hwm;
+        pg->partitions_ahead = (int)c->pg.partitions_ahead_days;
+        pg->retry_max_s = c->pg.retry_max_s;
+        vem_spool_cursor_t *cursor = vem_spool_cursor_open(c->spool.dir, "pg", err, sizeof err);
+        if (!cursor) {
+            vem_log(VEM_LOG_ERR, "main", "%s", err);
+            return -1;
+        }
+        replay_from = vem_spool_cursor_get(cursor) + 1;
+        vem_spool_cursor_destroy(&cursor);
+        d->pg = vem_actor_new(d->zctx, "sink-pg", vem_sink_pg_actor, pg, err, sizeof err);
+        if (!d->pg) {
+            vem_log(VEM_LOG_ERR, "main", "%s", err);
+            return -1;
+        }
+    }
+
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     d->nworkers =
         c->pipeline.workers ? (unsigned)c->pipeline.workers : (unsigned)(cores > 0 ? cores : 1);
     d->worker_args = calloc(d->nworkers, sizeof *d->worker_args);
     d->workers = calloc(d->nworkers, sizeof *d->workers);
-    d->last_beats = calloc(d->nworkers + 1, sizeof *d->last_beats);
+    d->last_beats = calloc(d->nworkers + 2, sizeof *d->last_beats);
     if (!d->worker_args || !d->workers || !d->last_beats)
         abort();
     for (unsigned i = 0; i < d->nworkers; i++) {
@@ -119,6 +151,8 @@ static int s_start(s_daemon_t *d)
         w->metrics = d->metrics;
         w->dedup_window = (size_t)c->pipeline.dedup_window;
         w->rcvhwm = (int)c->pipeline.queue_hwm;
+        w->pg = c->pg.enable;
+        w->sink_hwm = (int)c->pg.queue_hwm;
         char name[32]; /* thread names keep 15 characters */
         snprintf(name, sizeof name, "worker-%u", i);
         d->workers[i] = vem_actor_new(d->zctx, name, vem_worker_actor, w, err, sizeof err);
@@ -132,6 +166,9 @@ static int s_start(s_daemon_t *d)
     in->zctx = d->zctx;
     in->metrics = d->metrics;
     in->spool = d->spool;
+    in->spool_dir = c->spool.dir;
+    in->consumers = 1u << VEM_CONSUMER_WORKERS | (c->pg.enable ? 1u << VEM_CONSUMER_PG : 0);
+    in->replay_from = replay_from;
     in->workers = d->nworkers;
     in->terminals_endpoint = c->terminals.endpoint;
     in->gateways_endpoint = c->gateways.endpoint;
@@ -172,6 +209,7 @@ static void s_stop(s_daemon_t *d)
     vem_actor_destroy(&d->ingest);
     for (unsigned i = 0; d->workers && i < d->nworkers; i++)
         vem_actor_destroy(&d->workers[i]);
+    vem_actor_destroy(&d->pg);
     vem_http_destroy(&d->http);
     if (d->zctx)
         zmq_ctx_term(d->zctx);
@@ -186,9 +224,11 @@ static void s_stop(s_daemon_t *d)
 static bool s_progress(s_daemon_t *d)
 {
     bool all = true;
-    for (unsigned i = 0; i <= d->nworkers; i++) {
-        uint64_t beats = i < d->nworkers ? atomic_load(&d->worker_args[i].beats)
-                                         : atomic_load(&d->ingest_args.beats);
+    for (unsigned i = 0; i <= d->nworkers + 1; i++) {
+        uint64_t beats = i < d->nworkers    ? atomic_load(&d->worker_args[i].beats)
+                         : i == d->nworkers ? atomic_load(&d->ingest_args.beats)
+                         : d->pg            ? atomic_load(&d->pg_args.beats)
+                                            : d->last_beats[i] + 1;
         all = all && beats != d->last_beats[i];
         d->last_beats[i] = beats;
     }

@@ -9,8 +9,10 @@
 #include "hj1239.h"
 #include "ingest.h"
 #include "log.h"
+#include "pgrows.h"
 #include "pipeline.h"
 #include "session.h"
+#include "sink_pg.h"
 #include "spool.h"
 
 #include <errno.h>
@@ -30,6 +32,9 @@ typedef struct {
     void *acks;              /* PUSH to ingest: processed seqs, so the spool can be trimmed */
     uint64_t acked[256 + 1]; /* seqs processed since the last ack (one batch) */
     uint32_t nacked;
+    void *pg;            /* PUSH to the PostgreSQL sink; NULL when it does not run */
+    vem_pgrows_t rows;   /* rows of the inputs in acked[] */
+    int64_t oldest_us;   /* receipt time of the oldest of them */
     /* metric handles */
     vem_counter_t *frames[VEM_SESSION_CMDS][S_LAYOUTS + 1]; /* [cmd][layout or S_LAYOUTS] */
     vem_counter_t *errors[VEM_HJ1239_STATUS_COUNT];
@@ -80,16 +85,34 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
                               labels, bounds, sizeof bounds / sizeof bounds[0]);
 }
 
-static void s_reject(s_worker_t *w, vem_hj1239_status_t status)
+static const char *s_source_name(uint8_t source)
+{
+    return source == VEM_SOURCE_GATEWAY ? "gateway"
+           : source == VEM_SOURCE_ROADSIDE ? "roadside"
+                                           : "terminal";
+}
+
+/* Counts a rejected input and keeps its bytes in the quarantine table. */
+static void s_reject(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *data,
+                     vem_hj1239_status_t status, const char *detail, int64_t offset,
+                     const uint8_t *vin)
 {
     if (status > 0 && status < VEM_HJ1239_STATUS_COUNT)
         vem_counter_add(w->errors[status], 1);
+    if (w->pg)
+        vem_pgrows_quarantine(&w->rows, hdr->received_us, hdr->seq, s_source_name(hdr->source),
+                              vem_hj1239_status_name(status), detail,
+                              offset > INT32_MAX ? -1 : (int32_t)offset, vin, data,
+                              hdr->data_len);
 }
 
 static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *data)
 {
     if (hdr->kind == VEM_SPOOL_KIND_QUARANTINE) {
-        s_reject(w, (vem_hj1239_status_t)hdr->error);
+        s_reject(w, hdr, data, (vem_hj1239_status_t)hdr->error,
+                 hdr->source == VEM_SOURCE_GATEWAY ? "not a whole frame"
+                                                   : "dropped by the stream reassembler",
+                 hdr->error_offset, NULL);
         return;
     }
     vem_hj1239_frame_t *f = w->frame;
@@ -97,7 +120,8 @@ static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *
     vem_hj1239_status_t st =
         vem_hj1239_decode(data, hdr->data_len, VEM_HJ1239_TRUSTED_BCC, f, &err);
     if (st != VEM_HJ1239_OK) {
-        s_reject(w, st);
+        s_reject(w, hdr, data, st, err.detail, (int64_t)err.offset,
+                 st == VEM_HJ1239_UNSUPPORTED_ENCRYPTION ? f->vin : NULL);
         vem_log(VEM_LOG_DEBUG, "worker", "input %llu rejected: %s at offset %zu: %s",
                 (unsigned long long)hdr->seq, vem_hj1239_status_name(st), err.offset, err.detail);
         return;
@@ -117,6 +141,8 @@ static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *
         vem_counter_add(w->gaps, v.gap);
     if (f->cmd == VEM_HJ1239_CMD_RESEND)
         vem_counter_add(w->resent, 1);
+    if (w->pg)
+        vem_pgrows_frame(&w->rows, f, hdr->received_us);
     if (sampled) {
         uint64_t n = 0;
         for (uint16_t i = 0; i < f->nblocks; i++)
@@ -182,8 +208,11 @@ static bool s_take(s_worker_t *w, void *pull, int flags)
         }
     }
     zmq_msg_close(&msg);
-    if (size >= sizeof hdr && w->nacked < sizeof w->acked / sizeof w->acked[0])
+    if (size >= sizeof hdr && w->nacked < sizeof w->acked / sizeof w->acked[0]) {
+        if (w->nacked == 0 || hdr.received_us < w->oldest_us)
+            w->oldest_us = hdr.received_us;
         w->acked[w->nacked++] = hdr.seq;
+    }
     atomic_fetch_add_explicit(&w->args->done, 1, memory_order_relaxed);
     return true;
 }
@@ -194,6 +223,15 @@ static void s_ack(s_worker_t *w)
 {
     if (w->nacked == 0)
         return;
+    if (w->pg) {
+        /* Rows (or none) for every input, so the sink can settle each seq. Waits while the
+         * sink's queue is full: that is the backpressure of a slow or absent database. */
+        zmq_msg_t rows;
+        zmq_msg_init_size(&rows, vem_pgmsg_size(&w->rows, w->nacked));
+        vem_pgmsg_pack(&w->rows, w->acked, w->nacked, w->oldest_us, zmq_msg_data(&rows));
+        vem_actor_send_wait(w->pg, &rows, &w->args->beats);
+        vem_pgrows_reset(&w->rows);
+    }
     vem_ack_hdr_t hdr = {.consumer = 0, .count = w->nacked};
     zmq_msg_t msg;
     zmq_msg_init_size(&msg, sizeof hdr + w->nacked * sizeof(uint64_t));
@@ -231,6 +269,13 @@ void vem_worker_actor(void *pipe, void *args_)
     w.acks = zmq_socket(args->zctx, ZMQ_PUSH);
     zmq_setsockopt(w.acks, ZMQ_LINGER, &zero, sizeof zero);
     zmq_connect(w.acks, VEM_ACK_ENDPOINT);
+    if (args->pg) {
+        w.pg = zmq_socket(args->zctx, ZMQ_PUSH);
+        zmq_setsockopt(w.pg, ZMQ_SNDHWM, &args->sink_hwm, sizeof args->sink_hwm);
+        int forever = -1; /* the sink stops after us and reads its queue empty */
+        zmq_setsockopt(w.pg, ZMQ_LINGER, &forever, sizeof forever);
+        zmq_connect(w.pg, VEM_SINK_PG_ENDPOINT);
+    }
     w.sessions = vem_sessions_new(args->dedup_window);
     w.frame = malloc(sizeof *w.frame);
     if (!w.frame)
@@ -250,7 +295,8 @@ void vem_worker_actor(void *pipe, void *args_)
         if ((items[0].revents & ZMQ_POLLIN) && vem_actor_should_stop(pipe))
             break;
         /* A bounded batch per wake-up, so queries and $TERM are never starved. */
-        for (int i = 0; i < 256 && s_take(&w, pull, ZMQ_DONTWAIT); i++)
+        for (int i = 0; i < 256 && !vem_pgrows_full(&w.rows) && s_take(&w, pull, ZMQ_DONTWAIT);
+             i++)
             ;
         s_ack(&w);
         if (items[2].revents & ZMQ_POLLIN)
@@ -258,11 +304,14 @@ void vem_worker_actor(void *pipe, void *args_)
     }
     /* Drain: ingest has stopped before us, so what is queued is all there is. */
     while (s_take(&w, pull, ZMQ_DONTWAIT))
-        if (w.nacked == 256)
+        if (w.nacked == 256 || vem_pgrows_full(&w.rows))
             s_ack(&w);
     s_ack(&w);
     zmq_close(pull);
     zmq_close(w.acks);
+    if (w.pg)
+        zmq_close(w.pg);
+    vem_pgrows_free(&w.rows);
     zmq_close(rep);
     vem_sessions_destroy(&w.sessions);
     free(w.frame);

@@ -16,6 +16,7 @@
 #include "metrics.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,8 @@ typedef struct {
     vem_metrics_t *metrics;     /* shared registry, owned by main */
     size_t dedup_window;        /* frame keys remembered per vehicle */
     int rcvhwm;                 /* high-water mark of the input queue */
+    bool pg;                    /* send rows to the PostgreSQL sink */
+    int sink_hwm;               /* messages queued towards a sink before the worker waits */
     atomic_uint_fast64_t beats; /* loop iterations: main's watchdog reads it */
     atomic_uint_fast64_t done;  /* inputs fully processed */
 } vem_worker_args_t;

@@ -63,8 +63,9 @@ static void s_write_config(const s_run_t *r, const char *log_level)
             "metrics: { enable = false; };\n"
             "pipeline: { workers = 2; drain_timeout_s = 20; };\n"
             "spool: { dir = \"%s/spool\"; fsync = true; };\n"
-            "log: { level = \"%s\"; };\n",
-            r->port, r->dir, r->control, r->dir, log_level);
+            "log: { level = \"%s\"; };\n"
+            "pg: { conninfo = \"%s\"; };\n",
+            r->port, r->dir, r->control, r->dir, log_level, vem_test_env("VEM_TEST_PG"));
     fclose(f);
     ck_assert_int_eq(rename(tmp, r->cfg), 0); /* vemd never reads a half-written file */
 }

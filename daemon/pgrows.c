@@ -1,0 +1,522 @@
+/* pgrows — rows in PostgreSQL's binary COPY format; see pgrows.h.
+ *
+ * Binary COPY (PostgreSQL manual, "COPY", binary format): each row is an int16 column count,
+ * then per column an int32 byte length (-1 for NULL) and the value in the type's binary send
+ * format, all big-endian: int2/int4/int8 as such, float8 as its IEEE bits, bool as one byte,
+ * text and bytea as their bytes, timestamptz as int64 microseconds since 2000-01-01 UTC, and
+ * text[] as ndim, has-null flag, element type oid, (size, lower bound) per dimension, then
+ * the elements as length + bytes. The file header and trailer are the sink's business. */
+#include "pgrows.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_PG_EPOCH_US INT64_C(946684800000000) /* 2000-01-01 00:00 UTC in Unix microseconds */
+#define S_TEXT_OID    25
+#define S_BEIJING_S   (8 * 3600)
+
+static const char *const s_names[VEM_PG_TABLES] = {"obd_samples", "obd_info", "terminal_events",
+                                                   "quarantine"};
+
+/* Columns in row order; must match schema/0001_core.sql. */
+static const char *const s_copy[VEM_PG_TABLES] = {
+    "COPY obd_samples (vin, sample_time, block_idx, received_at, frame_seq, resent, block_type, "
+    "speed_kmh, baro_kpa, torque_pct, friction_pct, engine_rpm, fuel_rate_lph, nox_up_ppm, "
+    "nox_down_ppm, reagent_pct, intake_air_kgph, scr_in_c, scr_out_c, dpf_dp_kpa, coolant_c, "
+    "fuel_level_pct, pos_valid, lon, lat, odometer_km, o2_up, o2_down_v, catalyst_c, motor_rpm, "
+    "motor_load_pct, battery_v, battery_a, soc_pct, torque_mode, pedal_pct, fuel_total_l, "
+    "urea_tank_c, urea_dose, urea_total, dpf_exhaust_c, invalid, abnormal) "
+    "FROM STDIN (FORMAT binary)",
+    "COPY obd_info (vin, info_time, block_idx, received_at, frame_seq, resent, obd_protocol, mil, "
+    "diag_supported, diag_ready, obd_vin, scin, cvn, iupr, dtc_count, dtcs, invalid, abnormal) "
+    "FROM STDIN (FORMAT binary)",
+    "COPY terminal_events (vin, event_time, cmd, seq, received_at, iccid, pos_valid, lon, lat, "
+    "chip_id, pubkey, act_vin) FROM STDIN (FORMAT binary)",
+    "COPY quarantine (received_at, spool_seq, source, error_class, detail, error_offset, vin, raw) "
+    "FROM STDIN (FORMAT binary)",
+};
+
+/* The sample fields, in column order: every numeric field of the sample block types. */
+#define S_SAMPLE_FIELDS (VEM_HJ1239_F_DPF_EXHAUST + 1)
+static const unsigned s_columns[VEM_PG_TABLES] = {7 + S_SAMPLE_FIELDS + 2, 18, 12, 8};
+
+const char *vem_pg_table_name(vem_pg_table_t t)
+{
+    return t < VEM_PG_TABLES ? s_names[t] : NULL;
+}
+
+const char *vem_pg_copy_sql(vem_pg_table_t t)
+{
+    return t < VEM_PG_TABLES ? s_copy[t] : NULL;
+}
+
+unsigned vem_pg_table_columns(vem_pg_table_t t)
+{
+    return t < VEM_PG_TABLES ? s_columns[t] : 0;
+}
+
+int32_t vem_pg_beijing_day(int64_t epoch_s)
+{
+    int64_t s = epoch_s + S_BEIJING_S;
+    return (int32_t)(s >= 0 ? s / 86400 : -((-s + 86399) / 86400));
+}
+
+/* ---- buffers and big-endian values --------------------------------------------------------- */
+
+void vem_buf_put(vem_buf_t *b, const void *p, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        uint8_t *data = realloc(b->data, cap);
+        if (!data)
+            abort();
+        b->data = data;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+void vem_buf_free(vem_buf_t *b)
+{
+    free(b->data);
+    *b = (vem_buf_t){0};
+}
+
+static void s_u16(vem_buf_t *b, uint16_t v)
+{
+    uint8_t x[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+    vem_buf_put(b, x, 2);
+}
+
+static void s_u32(vem_buf_t *b, uint32_t v)
+{
+    uint8_t x[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    vem_buf_put(b, x, 4);
+}
+
+static void s_u64(vem_buf_t *b, uint64_t v)
+{
+    s_u32(b, (uint32_t)(v >> 32));
+    s_u32(b, (uint32_t)v);
+}
+
+/* ---- columns --------------------------------------------------------------------------------- */
+
+static void s_null(vem_buf_t *b)
+{
+    s_u32(b, UINT32_MAX); /* -1 */
+}
+
+static void s_int2(vem_buf_t *b, int16_t v)
+{
+    s_u32(b, 2);
+    s_u16(b, (uint16_t)v);
+}
+
+static void s_int4(vem_buf_t *b, int32_t v)
+{
+    s_u32(b, 4);
+    s_u32(b, (uint32_t)v);
+}
+
+static void s_int8(vem_buf_t *b, int64_t v)
+{
+    s_u32(b, 8);
+    s_u64(b, (uint64_t)v);
+}
+
+static void s_float8(vem_buf_t *b, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    s_u32(b, 8);
+    s_u64(b, bits);
+}
+
+static void s_bool(vem_buf_t *b, bool v)
+{
+    s_u32(b, 1);
+    uint8_t x = v;
+    vem_buf_put(b, &x, 1);
+}
+
+static void s_bytes(vem_buf_t *b, const void *p, size_t n)
+{
+    s_u32(b, (uint32_t)n);
+    vem_buf_put(b, p, n);
+}
+
+static void s_str(vem_buf_t *b, const char *s)
+{
+    s_bytes(b, s, strlen(s));
+}
+
+/* Wire text (VIN, ICCID, OBD strings) as FIELDS.md shows it: trailing NUL and space padding
+ * cut, anything but printable ASCII as '?', so the server (UTF-8) never sees invalid bytes. */
+static void s_wire_text(vem_buf_t *b, const uint8_t *p, size_t n)
+{
+    char s[72];
+    if (n > sizeof s)
+        n = sizeof s;
+    while (n > 0 && (p[n - 1] == 0 || p[n - 1] == ' '))
+        n--;
+    for (size_t i = 0; i < n; i++)
+        s[i] = p[i] >= 0x20 && p[i] < 0x7F ? (char)p[i] : '?';
+    s_bytes(b, s, n);
+}
+
+static void s_hex(vem_buf_t *b, const uint8_t *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    char s[2 * 64];
+    if (n > 64)
+        n = 64;
+    for (size_t i = 0; i < n; i++) {
+        s[2 * i] = digits[p[i] >> 4];
+        s[2 * i + 1] = digits[p[i] & 15];
+    }
+    s_bytes(b, s, 2 * n);
+}
+
+static void s_time(vem_buf_t *b, int64_t unix_us)
+{
+    s_int8(b, unix_us - S_PG_EPOCH_US);
+}
+
+/* text[] of n strings (NULL when n is 0 and null_if_empty). */
+static void s_text_array(vem_buf_t *b, const char *const *items, size_t n, bool null_if_empty)
+{
+    if (n == 0 && null_if_empty) {
+        s_null(b);
+        return;
+    }
+    size_t len = 12 + (n ? 8 : 0);
+    for (size_t i = 0; i < n; i++)
+        len += 4 + strlen(items[i]);
+    s_u32(b, (uint32_t)len);
+    s_u32(b, n ? 1 : 0); /* dimensions */
+    s_u32(b, 0);         /* no NULL elements */
+    s_u32(b, S_TEXT_OID);
+    if (n) {
+        s_u32(b, (uint32_t)n);
+        s_u32(b, 1); /* lower bound */
+    }
+    for (size_t i = 0; i < n; i++)
+        s_str(b, items[i]);
+}
+
+/* ---- rows ------------------------------------------------------------------------------------ */
+
+static void s_day(vem_pgrows_t *r, int64_t epoch_s)
+{
+    int32_t day = vem_pg_beijing_day(epoch_s);
+    for (uint32_t i = 0; i < r->ndays; i++)
+        if (r->days[i] == day)
+            return;
+    if (r->ndays < VEM_PGROWS_MAX_DAYS)
+        r->days[r->ndays++] = day;
+}
+
+void vem_pgrows_reset(vem_pgrows_t *r)
+{
+    for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
+        r->rows[t].len = 0;
+        r->nrows[t] = 0;
+    }
+    r->ndays = 0;
+}
+
+void vem_pgrows_free(vem_pgrows_t *r)
+{
+    for (unsigned t = 0; t < VEM_PG_TABLES; t++)
+        vem_buf_free(&r->rows[t]);
+    vem_pgrows_reset(r);
+}
+
+bool vem_pgrows_full(const vem_pgrows_t *r)
+{
+    /* one frame adds at most a day per block and one for the frame */
+    return r->ndays + VEM_HJ1239_MAX_BLOCKS + 1 > VEM_PGROWS_MAX_DAYS;
+}
+
+/* Names of the block's fields without a value, split into invalid and abnormal. */
+static void s_novalue_names(const vem_hj1239_block_t *blk, const uint8_t *fields, size_t nfields,
+                            const char **invalid, size_t *ninvalid, const char **abnormal,
+                            size_t *nabnormal)
+{
+    *ninvalid = *nabnormal = 0;
+    for (size_t k = 0; k < nfields; k++) {
+        vem_hj1239_field_t fid = fields[k];
+        if (!(blk->novalue >> fid & 1))
+            continue;
+        const char *name = vem_hj1239_field_info(fid)->name;
+        if (vem_hj1239_marker_invalid(fid, blk->raw[fid]))
+            invalid[(*ninvalid)++] = name;
+        else
+            abnormal[(*nabnormal)++] = name;
+    }
+}
+
+static void s_row_head(vem_buf_t *b, vem_pg_table_t t, const vem_hj1239_frame_t *f,
+                       const vem_hj1239_block_t *blk, size_t idx, int64_t received_us)
+{
+    s_u16(b, (uint16_t)s_columns[t]);
+    s_wire_text(b, f->vin, sizeof f->vin);
+    s_time(b, blk->time * 1000000);
+    s_int2(b, (int16_t)idx);
+    s_time(b, received_us);
+    s_int4(b, (f->layout & VEM_HJ1239_LAYOUT_SERIAL_PER_BLOCK) ? blk->seq : f->seq);
+    s_bool(b, f->cmd == VEM_HJ1239_CMD_RESEND);
+}
+
+static void s_sample(vem_pgrows_t *r, const vem_hj1239_frame_t *f, size_t idx,
+                     int64_t received_us)
+{
+    const vem_hj1239_block_t *blk = &f->blocks[idx];
+    vem_buf_t *b = &r->rows[VEM_PG_SAMPLES];
+    s_row_head(b, VEM_PG_SAMPLES, f, blk, idx, received_us);
+    s_str(b, vem_hj1239_block_name(blk->type));
+    size_t nfields;
+    const uint8_t *fields = vem_hj1239_block_fields(blk->type, &nfields);
+    uint64_t present = 0;
+    for (size_t k = 0; k < nfields; k++)
+        present |= UINT64_C(1) << fields[k];
+    for (unsigned fid = 0; fid < S_SAMPLE_FIELDS; fid++) {
+        const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(fid);
+        double v;
+        if (!(present >> fid & 1)) {
+            s_null(b);
+        } else if (fid == VEM_HJ1239_F_POS_STATUS) {
+            s_bool(b, vem_hj1239_pos_valid((uint8_t)blk->raw[fid]));
+        } else if (!vem_hj1239_value(blk, fid, &v)) {
+            s_null(b);
+        } else if (fi->integer && fi->width == 4) {
+            s_int8(b, llround(v));
+        } else if (fi->integer) {
+            s_int4(b, (int32_t)lround(v));
+        } else {
+            s_float8(b, v);
+        }
+    }
+    const char *invalid[VEM_HJ1239_F_COUNT], *abnormal[VEM_HJ1239_F_COUNT];
+    size_t ninvalid, nabnormal;
+    s_novalue_names(blk, fields, nfields, invalid, &ninvalid, abnormal, &nabnormal);
+    s_text_array(b, invalid, ninvalid, true);
+    s_text_array(b, abnormal, nabnormal, true);
+    r->nrows[VEM_PG_SAMPLES]++;
+}
+
+static void s_obd(vem_pgrows_t *r, const vem_hj1239_frame_t *f, size_t idx, int64_t received_us)
+{
+    static const char *const protocols[] = {"iso15765", "iso27145", "sae_j1939"};
+    const vem_hj1239_block_t *blk = &f->blocks[idx];
+    const vem_hj1239_obd_t *ob = &f->obd[blk->obd];
+    vem_buf_t *b = &r->rows[VEM_PG_INFO];
+    s_row_head(b, VEM_PG_INFO, f, blk, idx, received_us);
+    uint32_t proto = blk->raw[VEM_HJ1239_F_OBD_PROTOCOL], mil = blk->raw[VEM_HJ1239_F_MIL];
+    if (proto < 3)
+        s_str(b, protocols[proto]);
+    else
+        s_null(b);
+    if (mil <= 1)
+        s_bool(b, mil);
+    else
+        s_null(b);
+    static const vem_hj1239_field_t counts[] = {VEM_HJ1239_F_DIAG_SUPPORTED,
+                                                VEM_HJ1239_F_DIAG_READY};
+    for (size_t k = 0; k < 2; k++) {
+        if (blk->novalue >> counts[k] & 1)
+            s_null(b);
+        else
+            s_int4(b, (int32_t)blk->raw[counts[k]]);
+    }
+    s_wire_text(b, ob->vin, sizeof ob->vin);
+    s_wire_text(b, ob->scin, sizeof ob->scin);
+    s_wire_text(b, ob->cvn, sizeof ob->cvn);
+    s_hex(b, ob->iupr, sizeof ob->iupr);
+    if (blk->novalue >> VEM_HJ1239_F_DTC_COUNT & 1)
+        s_null(b);
+    else
+        s_int4(b, (int32_t)blk->raw[VEM_HJ1239_F_DTC_COUNT]);
+    char hex[VEM_HJ1239_MAX_DTCS][9];
+    const char *dtcs[VEM_HJ1239_MAX_DTCS];
+    size_t ndtcs = 0;
+    for (size_t k = 0; k < ob->dtc_n && ob->dtc_first + k < VEM_HJ1239_MAX_DTCS; k++) {
+        uint32_t dtc = f->dtcs[ob->dtc_first + k];
+        static const char digits[] = "0123456789abcdef";
+        for (int d = 0; d < 8; d++)
+            hex[ndtcs][d] = digits[dtc >> (28 - 4 * d) & 15];
+        hex[ndtcs][8] = '\0';
+        dtcs[ndtcs] = hex[ndtcs];
+        ndtcs++;
+    }
+    s_text_array(b, dtcs, ndtcs, false);
+    size_t nfields;
+    const uint8_t *fields = vem_hj1239_block_fields(blk->type, &nfields);
+    const char *invalid[VEM_HJ1239_F_COUNT], *abnormal[VEM_HJ1239_F_COUNT];
+    size_t ninvalid, nabnormal;
+    s_novalue_names(blk, fields, nfields, invalid, &ninvalid, abnormal, &nabnormal);
+    s_text_array(b, invalid, ninvalid, true);
+    s_text_array(b, abnormal, nabnormal, true);
+    r->nrows[VEM_PG_INFO]++;
+}
+
+static void s_event(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t received_us)
+{
+    vem_buf_t *b = &r->rows[VEM_PG_EVENTS];
+    s_u16(b, (uint16_t)s_columns[VEM_PG_EVENTS]);
+    s_wire_text(b, f->vin, sizeof f->vin);
+    s_time(b, f->time * 1000000);
+    s_str(b, vem_hj1239_cmd_name(f->cmd));
+    s_int4(b, f->cmd == VEM_HJ1239_CMD_ACTIVATION ? 0 : f->seq);
+    s_time(b, received_us);
+    if (f->cmd == VEM_HJ1239_CMD_LOGIN)
+        s_wire_text(b, f->iccid, sizeof f->iccid);
+    else
+        s_null(b);
+    double lon, lat;
+    if (f->cmd == VEM_HJ1239_CMD_REMOVAL_ALARM) {
+        s_bool(b, vem_hj1239_pos_valid(f->pos_status));
+        if (vem_hj1239_position(f->pos_status, f->lon_raw, false, &lon))
+            s_float8(b, lon);
+        else
+            s_null(b);
+        if (vem_hj1239_position(f->pos_status, f->lat_raw, true, &lat))
+            s_float8(b, lat);
+        else
+            s_null(b);
+    } else {
+        s_null(b);
+        s_null(b);
+        s_null(b);
+    }
+    if (f->cmd == VEM_HJ1239_CMD_ACTIVATION) {
+        s_bytes(b, f->chip_id, sizeof f->chip_id);
+        s_bytes(b, f->pubkey, sizeof f->pubkey);
+        s_wire_text(b, f->act_vin, sizeof f->act_vin);
+    } else {
+        s_null(b);
+        s_null(b);
+        s_null(b);
+    }
+    r->nrows[VEM_PG_EVENTS]++;
+}
+
+unsigned vem_pgrows_frame(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t received_us)
+{
+    unsigned before = r->nrows[VEM_PG_SAMPLES] + r->nrows[VEM_PG_INFO] + r->nrows[VEM_PG_EVENTS];
+    switch (f->cmd) {
+    case VEM_HJ1239_CMD_REALTIME:
+    case VEM_HJ1239_CMD_RESEND:
+        for (size_t i = 0; i < f->nblocks; i++) {
+            const vem_hj1239_block_t *blk = &f->blocks[i];
+            if (blk->type == VEM_HJ1239_BLOCK_OBD)
+                s_obd(r, f, i, received_us);
+            else if (vem_hj1239_block_name(blk->type))
+                s_sample(r, f, i, received_us);
+            else
+                continue;
+            s_day(r, blk->time);
+        }
+        break;
+    case VEM_HJ1239_CMD_LOGIN:
+    case VEM_HJ1239_CMD_LOGOUT:
+    case VEM_HJ1239_CMD_REMOVAL_ALARM:
+    case VEM_HJ1239_CMD_ACTIVATION:
+        if (!f->has_time)
+            break;
+        s_event(r, f, received_us);
+        s_day(r, f->time);
+        break;
+    default:
+        break;
+    }
+    return r->nrows[VEM_PG_SAMPLES] + r->nrows[VEM_PG_INFO] + r->nrows[VEM_PG_EVENTS] - before;
+}
+
+void vem_pgrows_quarantine(vem_pgrows_t *r, int64_t received_us, uint64_t spool_seq,
+                           const char *source, const char *error_class, const char *detail,
+                           int32_t offset, const uint8_t *vin, const uint8_t *raw, size_t len)
+{
+    vem_buf_t *b = &r->rows[VEM_PG_QUARANTINE];
+    s_u16(b, (uint16_t)s_columns[VEM_PG_QUARANTINE]);
+    s_time(b, received_us);
+    s_int8(b, (int64_t)spool_seq);
+    s_str(b, source);
+    s_str(b, error_class);
+    if (detail) {
+        /* details are our own ASCII text, but keep the server's UTF-8 check happy regardless */
+        s_wire_text(b, (const uint8_t *)detail, strlen(detail));
+    } else {
+        s_null(b);
+    }
+    if (offset >= 0)
+        s_int4(b, offset);
+    else
+        s_null(b);
+    if (vin)
+        s_wire_text(b, vin, 17);
+    else
+        s_null(b);
+    s_bytes(b, raw, len);
+    r->nrows[VEM_PG_QUARANTINE]++;
+    s_day(r, (received_us >= 0 ? received_us : received_us - 999999) / 1000000);
+}
+
+/* ---- messages -------------------------------------------------------------------------------- */
+
+size_t vem_pgmsg_size(const vem_pgrows_t *r, size_t nseqs)
+{
+    size_t n = sizeof(vem_pgmsg_hdr_t) + nseqs * sizeof(uint64_t) + r->ndays * sizeof(int32_t);
+    for (unsigned t = 0; t < VEM_PG_TABLES; t++)
+        n += r->rows[t].len;
+    return n;
+}
+
+void vem_pgmsg_pack(const vem_pgrows_t *r, const uint64_t *seqs, size_t nseqs, int64_t oldest_us,
+                    uint8_t *out)
+{
+    vem_pgmsg_hdr_t hdr = {.oldest_us = oldest_us, .nseqs = (uint32_t)nseqs, .ndays = r->ndays};
+    for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
+        hdr.nrows[t] = r->nrows[t];
+        hdr.nbytes[t] = (uint32_t)r->rows[t].len;
+    }
+    memcpy(out, &hdr, sizeof hdr);
+    out += sizeof hdr;
+    memcpy(out, seqs, nseqs * sizeof *seqs);
+    out += nseqs * sizeof *seqs;
+    memcpy(out, r->days, r->ndays * sizeof r->days[0]);
+    out += r->ndays * sizeof r->days[0];
+    for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
+        if (r->rows[t].len)
+            memcpy(out, r->rows[t].data, r->rows[t].len);
+        out += r->rows[t].len;
+    }
+}
+
+bool vem_pgmsg_parse(const uint8_t *p, size_t len, vem_pgmsg_t *out)
+{
+    if (len < sizeof out->hdr)
+        return false;
+    memcpy(&out->hdr, p, sizeof out->hdr);
+    uint64_t need = sizeof out->hdr + (uint64_t)out->hdr.nseqs * sizeof(uint64_t) +
+                    (uint64_t)out->hdr.ndays * sizeof(int32_t);
+    for (unsigned t = 0; t < VEM_PG_TABLES; t++)
+        need += out->hdr.nbytes[t];
+    if (need != len || out->hdr.ndays > VEM_PGROWS_MAX_DAYS)
+        return false;
+    const uint8_t *q = p + sizeof out->hdr;
+    out->seqs = q;
+    q += (size_t)out->hdr.nseqs * sizeof(uint64_t);
+    out->days = q;
+    q += (size_t)out->hdr.ndays * sizeof(int32_t);
+    for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
+        out->rows[t] = q;
+        q += out->hdr.nbytes[t];
+    }
+    return true;
+}

@@ -1,0 +1,113 @@
+/* pgrows — decoded frames as rows of PostgreSQL's binary COPY format, ready to stream.
+ *
+ * Workers turn each input into rows here (obd_samples, obd_info, terminal_events, quarantine;
+ * columns and names as schema/0001_core.sql and FIELDS.md), so number formatting never happens
+ * on the sink's thread: the sink concatenates the rows of many workers and streams them to the
+ * server as they are. A batch also remembers the Beijing days its rows fall on, so the sink can
+ * make sure their daily partitions exist before it copies.
+ *
+ * Also the wire format of worker -> sink messages: a header, the spool seqs the message
+ * settles (every input the worker finished, with rows or without), the days, then each
+ * table's rows.
+ *
+ * Pure: no I/O. A vem_pgrows_t belongs to one thread. */
+#ifndef VEM_PGROWS_H
+#define VEM_PGROWS_H
+
+#include "hj1239.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    VEM_PG_SAMPLES = 0, /* obd_samples */
+    VEM_PG_INFO,        /* obd_info */
+    VEM_PG_EVENTS,      /* terminal_events */
+    VEM_PG_QUARANTINE,  /* quarantine */
+    VEM_PG_TABLES
+} vem_pg_table_t;
+
+/* Distinct days one batch may carry; a worker sends its message before it would overflow. */
+#define VEM_PGROWS_MAX_DAYS 256
+
+/* A growable byte buffer. */
+typedef struct {
+    uint8_t *data;
+    size_t len, cap;
+} vem_buf_t;
+
+/* Appends n bytes (aborts when out of memory, like every allocation in vemd). */
+void vem_buf_put(vem_buf_t *b, const void *p, size_t n);
+
+/* Frees the bytes and zeroes the buffer. */
+void vem_buf_free(vem_buf_t *b);
+
+typedef struct {
+    vem_buf_t rows[VEM_PG_TABLES];
+    uint32_t nrows[VEM_PG_TABLES];
+    int32_t days[VEM_PGROWS_MAX_DAYS]; /* Beijing days since 1970-01-01, unordered, distinct */
+    uint32_t ndays;
+} vem_pgrows_t;
+
+/* Table name ("obd_samples", ...). */
+const char *vem_pg_table_name(vem_pg_table_t t);
+
+/* The COPY statement that takes the table's rows (FORMAT binary, explicit column list). */
+const char *vem_pg_copy_sql(vem_pg_table_t t);
+
+/* Columns per row of the table. */
+unsigned vem_pg_table_columns(vem_pg_table_t t);
+
+/* Beijing day (days since 1970-01-01 in UTC+8) of an instant in epoch seconds. */
+int32_t vem_pg_beijing_day(int64_t epoch_s);
+
+/* Empties the rows and days, keeping the memory. */
+void vem_pgrows_reset(vem_pgrows_t *r);
+
+/* Frees the buffers. */
+void vem_pgrows_free(vem_pgrows_t *r);
+
+/* True when the batch should be sent before another frame is added (days nearly full). */
+bool vem_pgrows_full(const vem_pgrows_t *r);
+
+/* Rows of a decoded frame: a sample row per non-OBD standard block of real-time and re-sent
+ * frames, an obd_info row per OBD block, an event row for login, logout, removal alarm and
+ * activation. Time sync and activation replies make no row. Returns the rows added. */
+unsigned vem_pgrows_frame(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t received_us);
+
+/* A quarantine row: the raw bytes, why they were rejected and where they came from. vin may
+ * be NULL (not known); offset < 0 for none. */
+void vem_pgrows_quarantine(vem_pgrows_t *r, int64_t received_us, uint64_t spool_seq,
+                           const char *source, const char *error_class, const char *detail,
+                           int32_t offset, const uint8_t *vin, const uint8_t *raw, size_t len);
+
+/* ---- worker -> sink messages ------------------------------------------------------------- */
+
+typedef struct {
+    int64_t oldest_us; /* receipt time of the oldest input in the message */
+    uint32_t nseqs, ndays;
+    uint32_t nrows[VEM_PG_TABLES];
+    uint32_t nbytes[VEM_PG_TABLES];
+} vem_pgmsg_hdr_t;
+
+/* Size of the message holding r and seqs[0..nseqs). */
+size_t vem_pgmsg_size(const vem_pgrows_t *r, size_t nseqs);
+
+/* Writes the message into out (vem_pgmsg_size bytes). */
+void vem_pgmsg_pack(const vem_pgrows_t *r, const uint64_t *seqs, size_t nseqs, int64_t oldest_us,
+                    uint8_t *out);
+
+/* A message taken apart; pointers into the message bytes (seqs/days may be unaligned: read
+ * them with memcpy). */
+typedef struct {
+    vem_pgmsg_hdr_t hdr;
+    const uint8_t *seqs; /* nseqs little u64 */
+    const uint8_t *days; /* ndays i32 */
+    const uint8_t *rows[VEM_PG_TABLES];
+} vem_pgmsg_t;
+
+/* Parses a message; false when its sizes do not add up. */
+bool vem_pgmsg_parse(const uint8_t *p, size_t len, vem_pgmsg_t *out);
+
+#endif
