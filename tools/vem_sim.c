@@ -3,7 +3,7 @@
  *   vem-sim [--connect HOST:PORT] [--trucks N] [--duration S] [--rate R] [--samples K]
  *           [--protocol hj1239|gb17691] [--seed S] [--start-time EPOCH]
  *           [--misbehave NAME:COUNT]... [--offline PCT] [--malformed N] [--idle N]
- *           [--truth FILE] [--quiet]
+ *           [--truth FILE] [--vin-prefix P] [--quiet]
  *
  * Every truck connects, logs in, sends a real-time frame of K one-second samples every 1/R
  * seconds (an OBD block in every 60th), and at the end logs out and closes. Scenario bits
@@ -77,6 +77,7 @@ typedef struct {
     int64_t start_time;
     unsigned offline_pct;
     const char *truth;
+    const char *vin_prefix; /* VINs are PREFIX + zero-padded truck index (default LVEMSIM) */
     unsigned misbehave_count[5];
     /* results */
     long bad_checksum, truncated, garbage_runs, garbage_bytes, good_malformed;
@@ -278,7 +279,8 @@ static int s_usage(FILE *out, int rc)
     fprintf(out, "usage: vem-sim [--connect HOST:PORT] [--trucks N] [--duration S] [--rate R]\n"
                  "               [--samples K] [--protocol hj1239|gb17691] [--seed S]\n"
                  "               [--start-time EPOCH] [--misbehave NAME:COUNT]... [--offline PCT]\n"
-                 "               [--malformed N] [--idle N] [--truth FILE] [--quiet]\n"
+                 "               [--malformed N] [--idle N] [--truth FILE] [--vin-prefix P]\n"
+                 "               [--quiet]\n"
                  "scenarios: mil_on urea_empty scr_removed frozen_nox removal_alarm\n");
     return rc;
 }
@@ -298,12 +300,13 @@ static int s_parse(s_sim_t *sim, int argc, char **argv)
                                             {"malformed", required_argument, NULL, 'b'},
                                             {"idle", required_argument, NULL, 'i'},
                                             {"truth", required_argument, NULL, 'T'},
+                                            {"vin-prefix", required_argument, NULL, 'V'},
                                             {"quiet", no_argument, NULL, 'q'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *connect_to = "127.0.0.1:7611";
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:n:d:r:k:p:s:t:m:o:b:i:T:qh", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:n:d:r:k:p:s:t:m:o:b:i:T:V:qh", options, NULL)) != -1) {
         switch (opt) {
         case 'c':
             connect_to = optarg;
@@ -327,6 +330,11 @@ static int s_parse(s_sim_t *sim, int argc, char **argv)
             break;
         case 's':
             sim->seed = strtoull(optarg, NULL, 10);
+            break;
+        case 'V':
+            if (strlen(optarg) < 1 || strlen(optarg) > 12 || strspn(optarg, "ABCDEFGHJKLMNPRSTUVWXYZ0123456789") != strlen(optarg))
+                return s_usage(stderr, 2);
+            sim->vin_prefix = optarg;
             break;
         case 't':
             sim->start_time = strtoll(optarg, NULL, 10);
@@ -452,6 +460,9 @@ int main(int argc, char **argv)
             first += (int)sim.misbehave_count[b];
         }
         vem_sim_truck_init(&c->model, sim.seed, (unsigned)i, S_LON0, S_LAT0, bits);
+        if (sim.vin_prefix)
+            snprintf(c->model.vin, sizeof c->model.vin, "%s%0*u", sim.vin_prefix,
+                     (int)(17 - strlen(sim.vin_prefix)), (unsigned)i);
         if (c->kind == 1)
             memcpy(c->model.vin, "LVEMBAD", 7);
         if (c->kind == 2)
