@@ -174,10 +174,11 @@ demo: deps
 	@if [ -x tools/demo.sh ]; then tools/demo.sh; else \
 	    echo "make demo: not yet; it arrives with the daemon issue (vem-sim + make demo)"; exit 1; fi
 
-bench: $(BENCH_BINS)
+# bench-pg runs itself under tests/harness.sh, which needs vem-broker and vemctl: build all.
+bench: $(BENCH_BINS) $(BINS)
 	@set -e; for b in $(BENCH_BINS); do echo "== $$b"; $$b; done
 
-$(foreach n,$(BENCH_NAMES),$(eval bench-$(n): $(B)/bin/bench-$(n) ; $(B)/bin/bench-$(n)))
+$(foreach n,$(BENCH_NAMES),$(eval bench-$(n): $(B)/bin/bench-$(n) $(BINS) ; $(B)/bin/bench-$(n)))
 
 # ---- install: binaries, systemd unit, sysusers/tmpfiles, example config, schema -------------
 UNITDIR ?= $(PREFIX)/lib/systemd/system

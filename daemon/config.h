@@ -41,8 +41,7 @@ typedef struct {
     struct {
         bool enable;
         char *conninfo;
-        int64_t batch_rows, batch_ms, queue_hwm, partitions_ahead_days, retry_max_s,
-            retention_days;
+        int64_t batch_rows, batch_ms, queue_hwm, partitions_ahead_days, retry_max_s, retention_days;
     } pg;
     struct {
         char *dir;

@@ -42,7 +42,7 @@ typedef enum {
 typedef struct {
     void *zctx;
     vem_metrics_t *metrics;
-    vem_spool_t *spool; /* owned by ingest once the actor runs */
+    vem_spool_t *spool;    /* owned by ingest once the actor runs */
     const char *spool_dir; /* for the replay reader */
     unsigned workers;
     const char *terminals_endpoint; /* ZMQ_STREAM bind, e.g. tcp://127.0.0.1:7611 */
@@ -54,9 +54,9 @@ typedef struct {
     int rcvhwm;         /* ZMQ_RCVHWM of the network sockets (small: TCP pushes back) */
     int worker_hwm;     /* ZMQ_SNDHWM towards each worker */
     int tcp_keepalive_idle_s;
-    unsigned consumers;   /* bit per VEM_CONSUMER_* that acknowledges */
-    uint64_t replay_from; /* re-process spool records from this seq on (0: none), e.g. the
-                           * lowest sink cursor + 1 after a restart */
+    unsigned consumers;         /* bit per VEM_CONSUMER_* that acknowledges */
+    uint64_t replay_from;       /* re-process spool records from this seq on (0: none), e.g. the
+                                 * lowest sink cursor + 1 after a restart */
     _Atomic int reply_mode;     /* vem_reply_mode_t; reloadable */
     atomic_uint_fast64_t beats; /* loop iterations, for main's watchdog */
     atomic_uint_fast64_t connections;

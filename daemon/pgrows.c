@@ -209,6 +209,18 @@ static void s_text_array(vem_buf_t *b, const char *const *items, size_t n, bool 
         s_str(b, items[i]);
 }
 
+static int s_cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A list of field names, sorted as `vemctl decode` prints them; NULL when empty. */
+static void s_name_array(vem_buf_t *b, const char **names, size_t n)
+{
+    qsort(names, n, sizeof names[0], s_cmp_names);
+    s_text_array(b, names, n, true);
+}
+
 /* ---- rows ------------------------------------------------------------------------------------ */
 
 static void s_day(vem_pgrows_t *r, int64_t epoch_s)
@@ -273,26 +285,50 @@ static void s_row_head(vem_buf_t *b, vem_pg_table_t t, const vem_hj1239_frame_t 
     s_bool(b, f->cmd == VEM_HJ1239_CMD_RESEND);
 }
 
-static void s_sample(vem_pgrows_t *r, const vem_hj1239_frame_t *f, size_t idx,
-                     int64_t received_us)
+static bool s_is_base(uint8_t type)
+{
+    return type == VEM_HJ1239_BLOCK_STREAM || type == VEM_HJ1239_BLOCK_TWC ||
+           type == VEM_HJ1239_BLOCK_TWC_NOX;
+}
+
+static bool s_is_aux(uint8_t type)
+{
+    return type == VEM_HJ1239_BLOCK_HYBRID || type == VEM_HJ1239_BLOCK_SUPPLEMENTARY;
+}
+
+/* A sample row: block idx (stream, twc or twc_nox; or a hybrid/supplementary block that has no
+ * sample to join) with the fields of the aux blocks that belong to it (aux[0..naux)). */
+static void s_sample(vem_pgrows_t *r, const vem_hj1239_frame_t *f, size_t idx, const size_t *aux,
+                     size_t naux, int64_t received_us)
 {
     const vem_hj1239_block_t *blk = &f->blocks[idx];
     vem_buf_t *b = &r->rows[VEM_PG_SAMPLES];
     s_row_head(b, VEM_PG_SAMPLES, f, blk, idx, received_us);
     s_str(b, vem_hj1239_block_name(blk->type));
-    size_t nfields;
-    const uint8_t *fields = vem_hj1239_block_fields(blk->type, &nfields);
-    uint64_t present = 0;
-    for (size_t k = 0; k < nfields; k++)
-        present |= UINT64_C(1) << fields[k];
+    /* which block carries each field */
+    const vem_hj1239_block_t *from[S_SAMPLE_FIELDS] = {0};
+    const char *invalid[VEM_HJ1239_F_COUNT], *abnormal[VEM_HJ1239_F_COUNT];
+    size_t ninvalid = 0, nabnormal = 0;
+    for (size_t a = 0; a <= naux; a++) {
+        const vem_hj1239_block_t *src = a == 0 ? blk : &f->blocks[aux[a - 1]];
+        size_t nfields;
+        const uint8_t *fields = vem_hj1239_block_fields(src->type, &nfields);
+        for (size_t k = 0; k < nfields; k++)
+            if (fields[k] < S_SAMPLE_FIELDS)
+                from[fields[k]] = src;
+        size_t ni, na;
+        s_novalue_names(src, fields, nfields, invalid + ninvalid, &ni, abnormal + nabnormal, &na);
+        ninvalid += ni;
+        nabnormal += na;
+    }
     for (unsigned fid = 0; fid < S_SAMPLE_FIELDS; fid++) {
         const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(fid);
         double v;
-        if (!(present >> fid & 1)) {
+        if (!from[fid]) {
             s_null(b);
         } else if (fid == VEM_HJ1239_F_POS_STATUS) {
-            s_bool(b, vem_hj1239_pos_valid((uint8_t)blk->raw[fid]));
-        } else if (!vem_hj1239_value(blk, fid, &v)) {
+            s_bool(b, vem_hj1239_pos_valid((uint8_t)from[fid]->raw[fid]));
+        } else if (!vem_hj1239_value(from[fid], fid, &v)) {
             s_null(b);
         } else if (fi->integer && fi->width == 4) {
             s_int8(b, llround(v));
@@ -302,12 +338,48 @@ static void s_sample(vem_pgrows_t *r, const vem_hj1239_frame_t *f, size_t idx,
             s_float8(b, v);
         }
     }
-    const char *invalid[VEM_HJ1239_F_COUNT], *abnormal[VEM_HJ1239_F_COUNT];
-    size_t ninvalid, nabnormal;
-    s_novalue_names(blk, fields, nfields, invalid, &ninvalid, abnormal, &nabnormal);
-    s_text_array(b, invalid, ninvalid, true);
-    s_text_array(b, abnormal, nabnormal, true);
+    s_name_array(b, invalid, ninvalid);
+    s_name_array(b, abnormal, nabnormal);
     r->nrows[VEM_PG_SAMPLES]++;
+}
+
+/* The sample block a hybrid or supplementary block belongs to: the one with the same time
+ * (the nearest before it, else after it), else the nearest sample block before it, else after
+ * it; SIZE_MAX when the frame has no sample block. */
+static size_t s_base_of(const vem_hj1239_frame_t *f, size_t j)
+{
+    size_t same = SIZE_MAX, before = SIZE_MAX, after = SIZE_MAX;
+    for (size_t i = 0; i < f->nblocks; i++) {
+        if (!s_is_base(f->blocks[i].type))
+            continue;
+        if (f->blocks[i].time == f->blocks[j].time && (same == SIZE_MAX || i < j))
+            same = i;
+        if (i < j)
+            before = i;
+        else if (after == SIZE_MAX)
+            after = i;
+    }
+    return same != SIZE_MAX ? same : before != SIZE_MAX ? before : after;
+}
+
+static void s_samples(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t received_us)
+{
+    size_t base[VEM_HJ1239_MAX_BLOCKS];
+    for (size_t j = 0; j < f->nblocks; j++)
+        base[j] = s_is_aux(f->blocks[j].type) ? s_base_of(f, j) : SIZE_MAX;
+    for (size_t i = 0; i < f->nblocks; i++) {
+        uint8_t type = f->blocks[i].type;
+        size_t aux[VEM_HJ1239_MAX_BLOCKS], naux = 0;
+        if (s_is_base(type)) {
+            for (size_t j = 0; j < f->nblocks; j++)
+                if (base[j] == i)
+                    aux[naux++] = j;
+        } else if (!s_is_aux(type) || base[i] != SIZE_MAX) {
+            continue; /* OBD, vendor, or joined to a sample */
+        }
+        s_sample(r, f, i, aux, naux, received_us);
+        s_day(r, f->blocks[i].time);
+    }
 }
 
 static void s_obd(vem_pgrows_t *r, const vem_hj1239_frame_t *f, size_t idx, int64_t received_us)
@@ -360,8 +432,8 @@ static void s_obd(vem_pgrows_t *r, const vem_hj1239_frame_t *f, size_t idx, int6
     const char *invalid[VEM_HJ1239_F_COUNT], *abnormal[VEM_HJ1239_F_COUNT];
     size_t ninvalid, nabnormal;
     s_novalue_names(blk, fields, nfields, invalid, &ninvalid, abnormal, &nabnormal);
-    s_text_array(b, invalid, ninvalid, true);
-    s_text_array(b, abnormal, nabnormal, true);
+    s_name_array(b, invalid, ninvalid);
+    s_name_array(b, abnormal, nabnormal);
     r->nrows[VEM_PG_INFO]++;
 }
 
@@ -413,15 +485,12 @@ unsigned vem_pgrows_frame(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t 
     case VEM_HJ1239_CMD_REALTIME:
     case VEM_HJ1239_CMD_RESEND:
         for (size_t i = 0; i < f->nblocks; i++) {
-            const vem_hj1239_block_t *blk = &f->blocks[i];
-            if (blk->type == VEM_HJ1239_BLOCK_OBD)
+            if (f->blocks[i].type == VEM_HJ1239_BLOCK_OBD) {
                 s_obd(r, f, i, received_us);
-            else if (vem_hj1239_block_name(blk->type))
-                s_sample(r, f, i, received_us);
-            else
-                continue;
-            s_day(r, blk->time);
+                s_day(r, f->blocks[i].time);
+            }
         }
+        s_samples(r, f, received_us);
         break;
     case VEM_HJ1239_CMD_LOGIN:
     case VEM_HJ1239_CMD_LOGOUT:

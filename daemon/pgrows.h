@@ -71,8 +71,10 @@ void vem_pgrows_free(vem_pgrows_t *r);
 /* True when the batch should be sent before another frame is added (days nearly full). */
 bool vem_pgrows_full(const vem_pgrows_t *r);
 
-/* Rows of a decoded frame: a sample row per non-OBD standard block of real-time and re-sent
- * frames, an obd_info row per OBD block, an event row for login, logout, removal alarm and
+/* Rows of a decoded frame: a sample row per 1 Hz sample block (stream, twc, twc_nox) of
+ * real-time and re-sent frames, carrying also the fields of the hybrid and supplementary
+ * blocks of the same instant (a hybrid or supplementary block without one gets a row of its
+ * own), an obd_info row per OBD block, an event row for login, logout, removal alarm and
  * activation. Time sync and activation replies make no row. Returns the rows added. */
 unsigned vem_pgrows_frame(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t received_us);
 

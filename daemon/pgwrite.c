@@ -21,7 +21,8 @@ struct vem_pgwriter {
 static const uint8_t s_copy_header[19] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xFF, '\r', '\n', 0};
 static const uint8_t s_copy_trailer[2] = {0xFF, 0xFF};
 
-/* ---- batches ----------------------------------------------------------------------------------- */
+/* ---- batches -----------------------------------------------------------------------------------
+ */
 
 static bool s_has_day(const int32_t *days, size_t n, int32_t day)
 {
@@ -79,7 +80,8 @@ void vem_pgbatch_free(vem_pgbatch_t *b)
     *b = (vem_pgbatch_t){0};
 }
 
-/* ---- connection --------------------------------------------------------------------------------- */
+/* ---- connection ---------------------------------------------------------------------------------
+ */
 
 vem_pgwriter_t *vem_pgwriter_new(const char *conninfo)
 {
@@ -212,7 +214,8 @@ int vem_pgwriter_connect(vem_pgwriter_t *self, int ahead_days, char *err, size_t
     return 0;
 }
 
-/* ---- writing ------------------------------------------------------------------------------------ */
+/* ---- writing ------------------------------------------------------------------------------------
+ */
 
 static vem_pgw_result_t s_stage_tables(vem_pgwriter_t *self, char *err, size_t errlen)
 {

@@ -44,9 +44,9 @@ void vem_pgbatch_free(vem_pgbatch_t *b);
 /* Outcome of a write. */
 typedef enum {
     VEM_PGW_OK = 0,
-    VEM_PGW_RETRY = -1, /* connection lost, server shutting down, or a transient error: the
-                         * batch was not applied (or, if its commit was in flight, will be
-                         * harmless to apply again); reconnect and retry */
+    VEM_PGW_RETRY = -1,  /* connection lost, server shutting down, or a transient error: the
+                          * batch was not applied (or, if its commit was in flight, will be
+                          * harmless to apply again); reconnect and retry */
     VEM_PGW_FAILED = -2, /* the server refused the batch itself (e.g. a value it rejects):
                           * retrying the same rows will fail again */
 } vem_pgw_result_t;

@@ -66,7 +66,8 @@ static void s_register(s_sink_t *s, vem_metrics_t *m)
             labels);
     }
     const char *sink[] = {"sink", "pg", NULL};
-    s->batches = vem_metrics_counter(m, "vem_sink_batches_total", "Batches a sink committed.", sink);
+    s->batches =
+        vem_metrics_counter(m, "vem_sink_batches_total", "Batches a sink committed.", sink);
     const char *retry[] = {"sink", "pg", "class", "retry", NULL};
     s->err_retry = vem_metrics_counter(
         m, "vem_sink_errors_total",
@@ -74,8 +75,8 @@ static void s_register(s_sink_t *s, vem_metrics_t *m)
         "rejected the rows). Every failed batch is kept and written again.",
         retry);
     const char *failed[] = {"sink", "pg", "class", "refused", NULL};
-    s->err_failed = vem_metrics_counter(m, "vem_sink_errors_total", "Failed sink writes, by class.",
-                                        failed);
+    s->err_failed =
+        vem_metrics_counter(m, "vem_sink_errors_total", "Failed sink writes, by class.", failed);
     s->partitions = vem_metrics_counter(m, "vem_pg_partitions_created_total",
                                         "Daily partitions the sink created for its rows.", NULL);
     s->up = vem_metrics_gauge(m, "vem_sink_up",
@@ -83,13 +84,13 @@ static void s_register(s_sink_t *s, vem_metrics_t *m)
     s->lag = vem_metrics_gauge(
         m, "vem_sink_lag_seconds",
         "Age of the oldest input waiting in the sink's open batch (0 when it is empty).", sink);
-    s->pending = vem_metrics_gauge(m, "vem_sink_pending_rows", "Rows in the sink's open batch.",
-                                   sink);
+    s->pending =
+        vem_metrics_gauge(m, "vem_sink_pending_rows", "Rows in the sink's open batch.", sink);
     static const double bounds[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 5, 30};
     const char *labels[] = {"stage", "pg", NULL};
-    s->latency = vem_metrics_histogram(m, "vem_stage_seconds",
-                                       "Time from receipt to the end of a stage.", labels, bounds,
-                                       sizeof bounds / sizeof bounds[0]);
+    s->latency =
+        vem_metrics_histogram(m, "vem_stage_seconds", "Time from receipt to the end of a stage.",
+                              labels, bounds, sizeof bounds / sizeof bounds[0]);
 }
 
 static void s_set_up(s_sink_t *s, bool up)

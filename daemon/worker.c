@@ -32,9 +32,9 @@ typedef struct {
     void *acks;              /* PUSH to ingest: processed seqs, so the spool can be trimmed */
     uint64_t acked[256 + 1]; /* seqs processed since the last ack (one batch) */
     uint32_t nacked;
-    void *pg;            /* PUSH to the PostgreSQL sink; NULL when it does not run */
-    vem_pgrows_t rows;   /* rows of the inputs in acked[] */
-    int64_t oldest_us;   /* receipt time of the oldest of them */
+    void *pg;          /* PUSH to the PostgreSQL sink; NULL when it does not run */
+    vem_pgrows_t rows; /* rows of the inputs in acked[] */
+    int64_t oldest_us; /* receipt time of the oldest of them */
     /* metric handles */
     vem_counter_t *frames[VEM_SESSION_CMDS][S_LAYOUTS + 1]; /* [cmd][layout or S_LAYOUTS] */
     vem_counter_t *errors[VEM_HJ1239_STATUS_COUNT];
@@ -87,7 +87,7 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
 
 static const char *s_source_name(uint8_t source)
 {
-    return source == VEM_SOURCE_GATEWAY ? "gateway"
+    return source == VEM_SOURCE_GATEWAY    ? "gateway"
            : source == VEM_SOURCE_ROADSIDE ? "roadside"
                                            : "terminal";
 }
@@ -102,8 +102,7 @@ static void s_reject(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *d
     if (w->pg)
         vem_pgrows_quarantine(&w->rows, hdr->received_us, hdr->seq, s_source_name(hdr->source),
                               vem_hj1239_status_name(status), detail,
-                              offset > INT32_MAX ? -1 : (int32_t)offset, vin, data,
-                              hdr->data_len);
+                              offset > INT32_MAX ? -1 : (int32_t)offset, vin, data, hdr->data_len);
 }
 
 static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *data)
@@ -146,7 +145,9 @@ static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *
     if (sampled) {
         uint64_t n = 0;
         for (uint16_t i = 0; i < f->nblocks; i++)
-            n += f->blocks[i].type != VEM_HJ1239_BLOCK_OBD;
+            n += f->blocks[i].type == VEM_HJ1239_BLOCK_STREAM ||
+                 f->blocks[i].type == VEM_HJ1239_BLOCK_TWC ||
+                 f->blocks[i].type == VEM_HJ1239_BLOCK_TWC_NOX;
         vem_counter_add(w->samples, n);
         if (f->vendor_blocks)
             vem_counter_add(w->vendor, f->vendor_blocks);
@@ -295,8 +296,7 @@ void vem_worker_actor(void *pipe, void *args_)
         if ((items[0].revents & ZMQ_POLLIN) && vem_actor_should_stop(pipe))
             break;
         /* A bounded batch per wake-up, so queries and $TERM are never starved. */
-        for (int i = 0; i < 256 && !vem_pgrows_full(&w.rows) && s_take(&w, pull, ZMQ_DONTWAIT);
-             i++)
+        for (int i = 0; i < 256 && !vem_pgrows_full(&w.rows) && s_take(&w, pull, ZMQ_DONTWAIT); i++)
             ;
         s_ack(&w);
         if (items[2].revents & ZMQ_POLLIN)

@@ -27,8 +27,8 @@ CREATE TABLE vehicles (
 CREATE INDEX vehicles_plate ON vehicles (plate);
 CREATE INDEX vehicles_region ON vehicles (region_code);
 
--- One row per 1 Hz sample block (stream, twc, twc_nox, hybrid, supplementary) of a real-time
--- or re-sent frame. block_idx is the block's position in its frame.
+-- One row per 1 Hz sample (a stream, twc or twc_nox block) of a real-time or re-sent frame, with the fields of the hybrid and supplementary blocks of the same instant
+-- (such a block without a sample gets a row of its own). block_idx is the position in the frame.
 CREATE TABLE obd_samples (
     vin             text NOT NULL,
     sample_time     timestamptz NOT NULL,

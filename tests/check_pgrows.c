@@ -35,8 +35,8 @@ static void s_vector(const char *name, vem_hj1239_frame_t *f)
     while (!found && (v = json_loadf(in, JSON_DISABLE_EOF_CHECK, &err))) {
         if (strcmp(json_string_value(json_object_get(v, "name")), name) == 0) {
             uint8_t frame[4096];
-            long len = vem_test_unhex(json_string_value(json_object_get(v, "hex")), frame,
-                                      sizeof frame);
+            long len =
+                vem_test_unhex(json_string_value(json_object_get(v, "hex")), frame, sizeof frame);
             ck_assert_int_gt(len, 0);
             ck_assert_int_eq(vem_hj1239_decode(frame, (size_t)len, 0, f, NULL), VEM_HJ1239_OK);
             found = true;
@@ -106,10 +106,11 @@ START_TEST(rows_per_frame)
 {
     vem_hj1239_frame_t *f = malloc(sizeof *f);
     vem_pgrows_t r = {0};
-    s_vector("realtime_gb17691", f); /* obd + stream + supplementary */
-    ck_assert_uint_eq(vem_pgrows_frame(&r, f, 0), 3);
+    /* obd + stream + supplementary: the supplementary fields join the stream sample's row */
+    s_vector("realtime_gb17691", f);
+    ck_assert_uint_eq(vem_pgrows_frame(&r, f, 0), 2);
     ck_assert_uint_eq(r.nrows[VEM_PG_INFO], 1);
-    ck_assert_uint_eq(r.nrows[VEM_PG_SAMPLES], 2);
+    ck_assert_uint_eq(r.nrows[VEM_PG_SAMPLES], 1);
     vem_pgrows_reset(&r);
     s_vector("realtime_hj1239", f); /* three stream samples */
     ck_assert_uint_eq(vem_pgrows_frame(&r, f, 0), 3);
@@ -141,9 +142,9 @@ START_TEST(quarantine_row_keeps_bytes)
     p += 12;
     ck_assert_uint_eq(s_be64(p + 4), 42); /* spool_seq */
     p += 12;
-    p += 4 + 8;                        /* source */
-    p += 4 + 9;                        /* error_class */
-    ck_assert_uint_eq(s_be32(p), 8);   /* detail: the non-ASCII byte made '?' */
+    p += 4 + 8;                      /* source */
+    p += 4 + 9;                      /* error_class */
+    ck_assert_uint_eq(s_be32(p), 8); /* detail: the non-ASCII byte made '?' */
     ck_assert_int_eq(memcmp(p + 4, "bad?text", 8), 0);
     p += 12;
     ck_assert_uint_eq(s_be32(p + 4), 7); /* error_offset */
@@ -174,11 +175,10 @@ START_TEST(message_round_trip)
     uint64_t seq;
     memcpy(&seq, m.seqs + 2 * sizeof seq, sizeof seq);
     ck_assert_uint_eq(seq, 8);
-    ck_assert_uint_eq(m.hdr.nrows[VEM_PG_SAMPLES], 2);
+    ck_assert_uint_eq(m.hdr.nrows[VEM_PG_SAMPLES], 1);
     ck_assert_uint_eq(m.hdr.nbytes[VEM_PG_SAMPLES], r.rows[VEM_PG_SAMPLES].len);
-    ck_assert_int_eq(memcmp(m.rows[VEM_PG_SAMPLES], r.rows[VEM_PG_SAMPLES].data,
-                            r.rows[VEM_PG_SAMPLES].len),
-                     0);
+    ck_assert_int_eq(
+        memcmp(m.rows[VEM_PG_SAMPLES], r.rows[VEM_PG_SAMPLES].data, r.rows[VEM_PG_SAMPLES].len), 0);
     ck_assert(!vem_pgmsg_parse(msg, size - 1, &m));
     ck_assert(!vem_pgmsg_parse(msg, 3, &m));
     free(msg);

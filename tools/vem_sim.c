@@ -332,7 +332,8 @@ static int s_parse(s_sim_t *sim, int argc, char **argv)
             sim->seed = strtoull(optarg, NULL, 10);
             break;
         case 'V':
-            if (strlen(optarg) < 1 || strlen(optarg) > 12 || strspn(optarg, "ABCDEFGHJKLMNPRSTUVWXYZ0123456789") != strlen(optarg))
+            if (strlen(optarg) < 1 || strlen(optarg) > 12 ||
+                strspn(optarg, "ABCDEFGHJKLMNPRSTUVWXYZ0123456789") != strlen(optarg))
                 return s_usage(stderr, 2);
             sim->vin_prefix = optarg;
             break;

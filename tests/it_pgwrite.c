@@ -1,0 +1,307 @@
+/* it_pgwrite — the sink's write path against the real server.
+ *
+ * values:      every shared vector that decodes is written as the workers would write it, and
+ *              what PostgreSQL then holds equals the vector's expected decode (FIELDS.md names
+ *              are the column names), field by field, markers as NULL and listed by name.
+ * idempotent:  the same batch written twice stores its rows once; a batch mixing stored and
+ *              new rows stores exactly the new ones.
+ * partitions:  rows for a day without a partition get one on the way. */
+#include "pgrows.h"
+#include "pgwrite.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static PGconn *s_pg(void)
+{
+    PGconn *conn = PQconnectdb(vem_test_env("VEM_TEST_PG"));
+    ck_assert_msg(PQstatus(conn) == CONNECTION_OK, "connect: %s", PQerrorMessage(conn));
+    return conn;
+}
+
+/* One JSON value from the server: SELECT of a single jsonb/json/int column. */
+static json_t *s_query_json(PGconn *conn, const char *sql, const char *param)
+{
+    const char *params[] = {param};
+    PGresult *res = PQexecParams(conn, sql, param ? 1 : 0, NULL, params, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(conn));
+    ck_assert_int_eq(PQntuples(res), 1);
+    json_error_t err;
+    json_t *j = json_loads(PQgetvalue(res, 0, 0), JSON_DECODE_ANY, &err);
+    ck_assert_msg(j != NULL, "%s", err.text);
+    PQclear(res);
+    return j;
+}
+
+static vem_pgbatch_t s_batch_of(const vem_pgrows_t *r)
+{
+    vem_pgbatch_t b = {0};
+    for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
+        vem_buf_put(&b.rows[t], r->rows[t].data, r->rows[t].len);
+        b.nrows[t] = r->nrows[t];
+    }
+    uint8_t days[VEM_PGROWS_MAX_DAYS * 4];
+    memcpy(days, r->days, r->ndays * sizeof(int32_t));
+    vem_pgbatch_add_days(&b, days, r->ndays);
+    return b;
+}
+
+static vem_pgwriter_t *s_writer(void)
+{
+    char err[512];
+    vem_pgwriter_t *w = vem_pgwriter_new(vem_test_env("VEM_TEST_PG"));
+    ck_assert_msg(vem_pgwriter_connect(w, 1, err, sizeof err) == 0, "%s", err);
+    return w;
+}
+
+/* Compares an expected JSON value (from the vector) with the stored one. */
+static void s_same(const char *what, const char *key, json_t *want, json_t *got)
+{
+    if (json_is_null(want)) {
+        ck_assert_msg(json_is_null(got), "%s.%s: want null", what, key);
+    } else if (json_is_number(want)) {
+        ck_assert_msg(json_is_number(got), "%s.%s: want a number", what, key);
+        double w = json_number_value(want), g = json_number_value(got);
+        ck_assert_msg(fabs(w - g) <= 1e-6 * (fabs(w) > 1 ? fabs(w) : 1), "%s.%s: want %g, got %g",
+                      what, key, w, g);
+    } else if (json_is_array(want) && json_array_size(want) == 0) {
+        ck_assert_msg(json_is_null(got) || json_array_size(got) == 0, "%s.%s: want []", what, key);
+    } else {
+        ck_assert_msg(json_equal(want, got), "%s.%s: differs", what, key);
+    }
+}
+
+/* Keys of a vector block that are not columns of the row (or are named differently). */
+static bool s_skip(const char *key)
+{
+    static const char *const skip[] = {"type", "type_code", "time", "seq", NULL};
+    for (int i = 0; skip[i]; i++)
+        if (strcmp(key, skip[i]) == 0)
+            return true;
+    return false;
+}
+
+START_TEST(stored_values_match_the_vectors)
+{
+    PGconn *conn = s_pg();
+    vem_pgwriter_t *w = s_writer();
+    char path[512];
+    snprintf(path, sizeof path, "%s/hj1239/vectors.jsonl", vem_test_vectors_dir());
+    FILE *in = fopen(path, "r");
+    ck_assert_ptr_nonnull(in);
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    json_error_t jerr;
+    json_t *v;
+    int checked_blocks = 0, checked_events = 0;
+    while ((v = json_loadf(in, JSON_DISABLE_EOF_CHECK, &jerr))) {
+        const char *name = json_string_value(json_object_get(v, "name"));
+        json_t *expect = json_object_get(v, "expect");
+        uint8_t frame[4096];
+        long len =
+            vem_test_unhex(json_string_value(json_object_get(v, "hex")), frame, sizeof frame);
+        if (json_object_get(expect, "error") ||
+            vem_hj1239_decode(frame, (size_t)len, 0, f, NULL) != VEM_HJ1239_OK) {
+            json_decref(v);
+            continue;
+        }
+        /* a VIN of its own per vector, so each vector's rows are found apart */
+        char vin[18];
+        snprintf(vin, sizeof vin, "LVECTR%011u", (unsigned)(checked_blocks * 100 + checked_events));
+        memcpy(f->vin, vin, 17);
+        vem_pgrows_t r = {0};
+        vem_pgrows_frame(&r, f, INT64_C(1709597352) * 1000000);
+        vem_pgbatch_t b = s_batch_of(&r);
+        char err[512];
+        ck_assert_msg(vem_pgwriter_write(w, &b, NULL, err, sizeof err) == VEM_PGW_OK, "%s: %s",
+                      name, err);
+        json_t *blocks = json_object_get(expect, "blocks");
+        size_t i;
+        json_t *blk;
+        json_array_foreach(blocks, i, blk)
+        {
+            const char *type = json_string_value(json_object_get(blk, "type"));
+            /* hybrid and supplementary fields are stored in the row of the sample they
+             * accompany: in these vectors, the sample block just before them */
+            bool aux = strcmp(type, "supplementary") == 0 || strcmp(type, "hybrid") == 0;
+            char idx[8];
+            snprintf(idx, sizeof idx, "%zu", aux ? i - 1 : i);
+            const char *sql =
+                strcmp(type, "obd") == 0
+                    ? "SELECT to_jsonb(s) FROM obd_info s WHERE vin = $1 AND block_idx = $2"
+                    : "SELECT to_jsonb(s) FROM obd_samples s WHERE vin = $1 AND block_idx = $2";
+            const char *params[] = {vin, idx};
+            PGresult *res = PQexecParams(conn, sql, 2, NULL, params, NULL, NULL, 0);
+            ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+            ck_assert_msg(PQntuples(res) == 1, "%s block %zu: %d rows", name, i, PQntuples(res));
+            json_t *row = json_loads(PQgetvalue(res, 0, 0), 0, &jerr);
+            PQclear(res);
+            if (!aux && strcmp(type, "obd") != 0)
+                ck_assert_str_eq(json_string_value(json_object_get(row, "block_type")), type);
+            const char *key;
+            json_t *want;
+            json_object_foreach(blk, key, want)
+            {
+                if (s_skip(key))
+                    continue;
+                json_t *got = json_object_get(row, key);
+                ck_assert_msg(got != NULL, "%s block %zu: no column %s", name, i, key);
+                s_same(name, key, want, got);
+            }
+            json_decref(row);
+            checked_blocks++;
+        }
+        const char *cmd = json_string_value(json_object_get(expect, "cmd"));
+        if (cmd && (strcmp(cmd, "login") == 0 || strcmp(cmd, "removal_alarm") == 0 ||
+                    strcmp(cmd, "logout") == 0 || strcmp(cmd, "activation") == 0)) {
+            json_t *row = s_query_json(
+                conn,
+                "SELECT to_jsonb(e) || jsonb_build_object('chip_id', convert_from(chip_id, "
+                "'UTF8'), 'pubkey', encode(pubkey, 'hex'), 'time', to_char(event_time AT TIME "
+                "ZONE 'Asia/Shanghai', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+08:00\"')) "
+                "FROM terminal_events e WHERE vin = $1",
+                vin);
+            ck_assert_str_eq(json_string_value(json_object_get(row, "cmd")), cmd);
+            static const char *const keys[] = {"time", "seq",     "iccid",  "pos_valid", "lon",
+                                               "lat",  "chip_id", "pubkey", "act_vin",   NULL};
+            for (int k = 0; keys[k]; k++) {
+                json_t *want = json_object_get(expect, keys[k]);
+                if (want)
+                    s_same(name, keys[k], want, json_object_get(row, keys[k]));
+            }
+            json_decref(row);
+            checked_events++;
+        }
+        vem_pgbatch_free(&b);
+        vem_pgrows_free(&r);
+        json_decref(v);
+    }
+    fclose(in);
+    free(f);
+    /* gb17691 (3 blocks), hj1239 (3), resend (3), sentinels (1) */
+    ck_assert_int_ge(checked_blocks, 10);
+    /* login, logout, removal alarm, activation, platform login */
+    ck_assert_int_ge(checked_events, 5);
+    vem_pgwriter_destroy(&w);
+    PQfinish(conn);
+}
+END_TEST
+
+static long long s_count(PGconn *conn, const char *prefix)
+{
+    json_t *n =
+        s_query_json(conn, "SELECT count(*) FROM obd_samples WHERE vin LIKE $1 || '%'", prefix);
+    long long v = json_integer_value(n);
+    json_decref(n);
+    return v;
+}
+
+/* Frame i of a small made-up fleet: 5 stream samples, vehicle i % 3. */
+static void s_frame(vem_hj1239_frame_t *f, const char *prefix, unsigned i, int64_t t0)
+{
+    memset(f, 0, sizeof *f);
+    f->cmd = VEM_HJ1239_CMD_REALTIME;
+    f->layout = VEM_HJ1239_LAYOUT_BLOCK_TIME;
+    f->has_time = true;
+    char vin[18];
+    snprintf(vin, sizeof vin, "%s%0*u", prefix, (int)(17 - strlen(prefix)), i % 3);
+    memcpy(f->vin, vin, 17);
+    f->time = t0 + i * 5 + 4;
+    f->seq = (uint16_t)i;
+    f->nblocks = 5;
+    for (unsigned k = 0; k < 5; k++) {
+        f->blocks[k].type = VEM_HJ1239_BLOCK_STREAM;
+        f->blocks[k].time = t0 + i * 5 + k;
+        f->blocks[k].raw[VEM_HJ1239_F_SPEED] = 256 * (i + k);
+        f->blocks[k].novalue = vem_hj1239_novalue(&f->blocks[k]);
+    }
+}
+
+static vem_pgw_stats_t s_write_frames(vem_pgwriter_t *w, const char *prefix, unsigned from,
+                                      unsigned to, int64_t t0)
+{
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    vem_pgrows_t r = {0};
+    for (unsigned i = from; i < to; i++) {
+        s_frame(f, prefix, i, t0);
+        vem_pgrows_frame(&r, f, t0 * 1000000);
+    }
+    vem_pgbatch_t b = s_batch_of(&r);
+    vem_pgw_stats_t st;
+    char err[512];
+    ck_assert_msg(vem_pgwriter_write(w, &b, &st, err, sizeof err) == VEM_PGW_OK, "%s", err);
+    vem_pgbatch_free(&b);
+    vem_pgrows_free(&r);
+    free(f);
+    return st;
+}
+
+START_TEST(same_batch_twice_is_stored_once)
+{
+    PGconn *conn = s_pg();
+    vem_pgwriter_t *w = s_writer();
+    int64_t t0 = 1700000000; /* 2023-11-15: a day with no partition yet */
+    vem_pgw_stats_t st = s_write_frames(w, "LDUPAB", 0, 40, t0);
+    ck_assert_uint_eq(st.inserted[VEM_PG_SAMPLES], 200);
+    ck_assert_uint_gt(st.partitions_created, 0);
+    ck_assert_int_eq(s_count(conn, "LDUPAB"), 200);
+    st = s_write_frames(w, "LDUPAB", 0, 40, t0);
+    ck_assert_uint_eq(st.inserted[VEM_PG_SAMPLES], 0);
+    ck_assert_uint_eq(st.duplicates[VEM_PG_SAMPLES], 200);
+    ck_assert_int_eq(s_count(conn, "LDUPAB"), 200);
+    /* frames 30..59: 10 already stored, 20 new -> 100 new rows, 50 duplicates */
+    st = s_write_frames(w, "LDUPAB", 30, 60, t0);
+    ck_assert_uint_eq(st.inserted[VEM_PG_SAMPLES], 100);
+    ck_assert_uint_eq(st.duplicates[VEM_PG_SAMPLES], 50);
+    ck_assert_int_eq(s_count(conn, "LDUPAB"), 300);
+    vem_pgwriter_destroy(&w);
+    PQfinish(conn);
+}
+END_TEST
+
+/* A dropped connection is RETRY, and the next connect writes the batch. */
+START_TEST(lost_connection_is_retry)
+{
+    PGconn *conn = s_pg();
+    vem_pgwriter_t *w = s_writer();
+    PGconn *mine = vem_pgwriter_conn(w);
+    char spid[16];
+    snprintf(spid, sizeof spid, "%d", PQbackendPID(mine));
+    json_t *killed = s_query_json(conn, "SELECT to_jsonb(pg_terminate_backend($1::int))", spid);
+    ck_assert(json_is_true(killed));
+    json_decref(killed);
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    s_frame(f, "LRETRY", 0, 1700100000);
+    vem_pgrows_t r = {0};
+    vem_pgrows_frame(&r, f, 0);
+    vem_pgbatch_t b = s_batch_of(&r);
+    char err[512];
+    ck_assert_int_eq(vem_pgwriter_write(w, &b, NULL, err, sizeof err), VEM_PGW_RETRY);
+    ck_assert_int_eq(vem_pgwriter_connect(w, 1, err, sizeof err), 0);
+    ck_assert_int_eq(vem_pgwriter_write(w, &b, NULL, err, sizeof err), VEM_PGW_OK);
+    ck_assert_int_eq(s_count(conn, "LRETRY"), 5);
+    vem_pgbatch_free(&b);
+    vem_pgrows_free(&r);
+    free(f);
+    vem_pgwriter_destroy(&w);
+    PQfinish(conn);
+}
+END_TEST
+
+Suite *vem_suite_pgwrite(void);
+Suite *vem_suite_pgwrite(void)
+{
+    Suite *s = suite_create("pgwrite");
+    TCase *tc = tcase_create("pgwrite");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, stored_values_match_the_vectors);
+    tcase_add_test(tc, same_batch_twice_is_stored_once);
+    tcase_add_test(tc, lost_connection_is_retry);
+    suite_add_tcase(s, tc);
+    return s;
+}
