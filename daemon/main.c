@@ -11,7 +11,8 @@
  * Only when every actor reported ready does systemd get READY=1.
  *
  * The main thread then waits on a signalfd and a 1 s tick:
- *   SIGHUP           reload: re-read the file, apply the reloadable keys, log ignored ones
+ *   SIGHUP           reload: re-read the file, apply the reloadable keys, log ignored ones,
+ *                    load the vehicle registry again and hand it to the workers
  *   SIGTERM/SIGINT   drain: STOPPING=1, stop ingest (flushes the spool and hands over what it
  *                    holds), then workers (they empty their queues), then the sink (writes
  *                    what it holds), within drain_timeout_s
@@ -25,6 +26,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
+#include "registry.h"
 #include "sink_pg.h"
 #include "spool.h"
 #include "worker.h"
@@ -62,7 +64,33 @@ typedef struct {
     vem_actor_t *control;
     uint64_t *last_beats; /* per actor, at the previous tick */
     vem_counter_t *reloads, *reload_errors;
+    vem_gauge_t *registry_size;
 } s_daemon_t;
+
+/* Loads the vehicle registry and gives each worker a reference. On failure the workers keep
+ * what they have (nothing at start) and the error is logged. */
+static void s_send_registry(s_daemon_t *d)
+{
+    if (!d->cfg->pg.enable)
+        return;
+    char err[512];
+    vem_registry_t *reg = vem_registry_load(d->cfg->pg.conninfo, err, sizeof err);
+    if (!reg) {
+        vem_log(VEM_LOG_ERR, "main", "%s; vehicles stay as they were", err);
+        return;
+    }
+    vem_gauge_set(d->registry_size, (int64_t)vem_registry_size(reg));
+    vem_log(VEM_LOG_INFO, "main", "vehicle registry: %zu vehicles", vem_registry_size(reg));
+    vem_registry_retain(reg, d->nworkers);
+    for (unsigned i = 0; i < d->nworkers; i++) {
+        uint8_t msg[sizeof VEM_WORKER_REGISTRY_MSG + sizeof reg];
+        memcpy(msg, VEM_WORKER_REGISTRY_MSG, sizeof VEM_WORKER_REGISTRY_MSG);
+        memcpy(msg + sizeof VEM_WORKER_REGISTRY_MSG, &reg, sizeof reg);
+        if (zmq_send(vem_actor_pipe(d->workers[i]), msg, sizeof msg, 0) != (int)sizeof msg)
+            vem_registry_release(reg);
+    }
+    vem_registry_release(reg); /* ours */
+}
 
 static int64_t s_now_us(void)
 {
@@ -98,6 +126,9 @@ static int s_start(s_daemon_t *d)
         vem_metrics_counter(d->metrics, "vem_reloads_total", "SIGHUP reloads applied.", NULL);
     d->reload_errors = vem_metrics_counter(d->metrics, "vem_reload_errors_total",
                                            "SIGHUP reloads refused (bad file).", NULL);
+    d->registry_size =
+        vem_metrics_gauge(d->metrics, "vem_registry_vehicles",
+                          "Vehicles in the registry snapshot the workers use.", NULL);
     if (c->metrics.enable) {
         d->http = vem_http_new(c->metrics.address, (uint16_t)c->metrics.port, d->metrics, s_health,
                                d, err, sizeof err);
@@ -161,6 +192,8 @@ static int s_start(s_daemon_t *d)
             return -1;
         }
     }
+
+    s_send_registry(d);
 
     vem_ingest_args_t *in = &d->ingest_args;
     in->zctx = d->zctx;
@@ -250,6 +283,7 @@ static void s_reload(s_daemon_t *d)
         vem_log(VEM_LOG_WARNING, "main", "reload: %s", err);
     vem_config_destroy(&fresh);
     vem_log_set_level(d->cfg->log.level);
+    s_send_registry(d);
     atomic_store(&d->ingest_args.reply_mode, strcmp(d->cfg->terminals.reply_mode, "hj1239") == 0
                                                  ? VEM_REPLY_HJ1239
                                                  : VEM_REPLY_NONE);

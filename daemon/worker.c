@@ -11,6 +11,7 @@
 #include "log.h"
 #include "pgrows.h"
 #include "pipeline.h"
+#include "registry.h"
 #include "session.h"
 #include "sink_pg.h"
 #include "spool.h"
@@ -32,13 +33,14 @@ typedef struct {
     void *acks;              /* PUSH to ingest: processed seqs, so the spool can be trimmed */
     uint64_t acked[256 + 1]; /* seqs processed since the last ack (one batch) */
     uint32_t nacked;
-    void *pg;          /* PUSH to the PostgreSQL sink; NULL when it does not run */
-    vem_pgrows_t rows; /* rows of the inputs in acked[] */
-    int64_t oldest_us; /* receipt time of the oldest of them */
+    void *pg;                 /* PUSH to the PostgreSQL sink; NULL when it does not run */
+    vem_pgrows_t rows;        /* rows of the inputs in acked[] */
+    vem_registry_t *registry; /* vehicle registry snapshot (one reference), or NULL */
+    int64_t oldest_us;        /* receipt time of the oldest of them */
     /* metric handles */
     vem_counter_t *frames[VEM_SESSION_CMDS][S_LAYOUTS + 1]; /* [cmd][layout or S_LAYOUTS] */
     vem_counter_t *errors[VEM_HJ1239_STATUS_COUNT];
-    vem_counter_t *samples, *duplicates, *resent, *gaps, *vendor;
+    vem_counter_t *samples, *duplicates, *resent, *gaps, *vendor, *unregistered;
     vem_histogram_t *latency;
 } s_worker_t;
 
@@ -76,6 +78,9 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
                                     "Re-sent (0x03) frames, first copies.", NULL);
     w->gaps = vem_metrics_counter(m, "vem_serial_gaps_total",
                                   "Real-time serials skipped by terminals (frames lost).", NULL);
+    w->unregistered = vem_metrics_counter(
+        m, "vem_unregistered_frames_total",
+        "Frames from VINs missing in the vehicle registry (stored all the same).", NULL);
     w->vendor = vem_metrics_counter(m, "vem_vendor_blocks_total",
                                     "Vendor blocks and vendor bytes skipped.", NULL);
     static const double bounds[] = {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
@@ -136,6 +141,8 @@ static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *
         vem_counter_add(w->duplicates, 1);
         return;
     }
+    if (w->registry && !vem_registry_find(w->registry, (const char *)f->vin))
+        vem_counter_add(w->unregistered, 1);
     if (v.gap)
         vem_counter_add(w->gaps, v.gap);
     if (f->cmd == VEM_HJ1239_CMD_RESEND)
@@ -154,20 +161,31 @@ static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *
     }
 }
 
+typedef struct {
+    json_t *out;
+    const vem_registry_t *registry;
+} s_json_ctx_t;
+
 static void s_session_json(void *arg, const vem_session_t *s)
 {
+    s_json_ctx_t *ctx = arg;
     json_t *frames = json_object();
     for (unsigned cmd = 1; cmd < VEM_SESSION_CMDS; cmd++)
         if (s->by_cmd[cmd])
             json_object_set_new(frames, vem_hj1239_cmd_name((uint8_t)cmd),
                                 json_integer((json_int_t)s->by_cmd[cmd]));
-    json_array_append_new(
-        arg, json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "vin", s->vin,
-                       "frames", frames, "live", (json_int_t)s->live_frames, "resent",
-                       (json_int_t)s->resent_frames, "duplicates", (json_int_t)s->duplicates,
-                       "missing", (json_int_t)s->missing, "logins", (json_int_t)s->logins,
-                       "logouts", (json_int_t)s->logouts, "last_seen_us",
-                       (json_int_t)s->last_seen_us, "skew_s", (json_int_t)s->skew_s));
+    json_t *o = json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "vin", s->vin,
+                          "frames", frames, "live", (json_int_t)s->live_frames, "resent",
+                          (json_int_t)s->resent_frames, "duplicates", (json_int_t)s->duplicates,
+                          "missing", (json_int_t)s->missing, "logins", (json_int_t)s->logins,
+                          "logouts", (json_int_t)s->logouts, "last_seen_us",
+                          (json_int_t)s->last_seen_us, "skew_s", (json_int_t)s->skew_s);
+    const vem_vehicle_t *reg = vem_registry_find(ctx->registry, s->vin);
+    if (reg) {
+        json_object_set_new(o, "plate", json_string(reg->plate));
+        json_object_set_new(o, "region_code", json_string(reg->region_code));
+    }
+    json_array_append_new(ctx->out, o);
 }
 
 static void s_answer(s_worker_t *w, void *rep)
@@ -180,7 +198,8 @@ static void s_answer(s_worker_t *w, void *rep)
     json_t *answer;
     if (strcmp(request, "sessions") == 0) {
         answer = json_array();
-        vem_sessions_each(w->sessions, s_session_json, answer);
+        s_json_ctx_t ctx = {answer, w->registry};
+        vem_sessions_each(w->sessions, s_session_json, &ctx);
     } else {
         answer = json_pack("{s:s}", "error", "unknown request");
     }
@@ -243,6 +262,24 @@ static void s_ack(s_worker_t *w)
     w->nacked = 0;
 }
 
+/* A message from main on the pipe: a registry snapshot to use, or $TERM. True to stop. */
+static bool s_on_pipe(s_worker_t *w, void *pipe)
+{
+    uint8_t msg[sizeof VEM_WORKER_REGISTRY_MSG + sizeof(void *)];
+    int len = zmq_recv(pipe, msg, sizeof msg, 0);
+    if (len < 0)
+        return true;
+    if ((size_t)len == sizeof msg &&
+        memcmp(msg, VEM_WORKER_REGISTRY_MSG, sizeof VEM_WORKER_REGISTRY_MSG) == 0) {
+        vem_registry_t *fresh;
+        memcpy(&fresh, msg + sizeof VEM_WORKER_REGISTRY_MSG, sizeof fresh);
+        vem_registry_release(w->registry);
+        w->registry = fresh;
+        return false;
+    }
+    return vem_actor_is_term(msg, (size_t)len);
+}
+
 void vem_worker_actor(void *pipe, void *args_)
 {
     vem_worker_args_t *args = args_;
@@ -293,7 +330,7 @@ void vem_worker_actor(void *pipe, void *args_)
                 continue;
             break;
         }
-        if ((items[0].revents & ZMQ_POLLIN) && vem_actor_should_stop(pipe))
+        if ((items[0].revents & ZMQ_POLLIN) && s_on_pipe(&w, pipe))
             break;
         /* A bounded batch per wake-up, so queries and $TERM are never starved. */
         for (int i = 0; i < 256 && !vem_pgrows_full(&w.rows) && s_take(&w, pull, ZMQ_DONTWAIT); i++)
@@ -312,6 +349,7 @@ void vem_worker_actor(void *pipe, void *args_)
     if (w.pg)
         zmq_close(w.pg);
     vem_pgrows_free(&w.rows);
+    vem_registry_release(w.registry);
     zmq_close(rep);
     vem_sessions_destroy(&w.sessions);
     free(w.frame);

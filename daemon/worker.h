@@ -9,7 +9,8 @@
  *
  * Query socket: "sessions" answers a JSON array with one object per vehicle of this worker:
  * {"vin", "frames": {cmd name: count}, "live", "resent", "duplicates", "missing", "logins",
- *  "logouts", "last_seen_us", "skew_s"}. */
+ *  "logouts", "last_seen_us", "skew_s"}, plus "plate" and "region_code" for vehicles in the
+ * registry snapshot main last sent it. */
 #ifndef VEM_WORKER_H
 #define VEM_WORKER_H
 
@@ -31,6 +32,10 @@ typedef struct {
     atomic_uint_fast64_t beats; /* loop iterations: main's watchdog reads it */
     atomic_uint_fast64_t done;  /* inputs fully processed */
 } vem_worker_args_t;
+
+/* Pipe message from main: these bytes, then a vem_registry_t pointer whose reference passes to
+ * the worker (it releases the snapshot it had). */
+#define VEM_WORKER_REGISTRY_MSG "REGISTRY"
 
 /* Actor body: bind, report ready, process until $TERM, then drain what is queued. */
 void vem_worker_actor(void *pipe, void *args);

@@ -10,7 +10,7 @@
 
 -- The vehicle registry: what enforcement knows about each truck.
 CREATE TABLE vehicles (
-    vin             text PRIMARY KEY CHECK (vin ~ '^[A-HJ-NPR-Z0-9]{17}$'),
+    vin             text PRIMARY KEY CHECK (vin ~ '^[A-Z0-9]{17}$'),
     plate           text,
     plate_color     text CHECK (plate_color IN ('blue', 'yellow', 'green', 'yellow_green',
                                                 'white', 'black')),

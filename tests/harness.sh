@@ -5,7 +5,7 @@
 #
 # Starts a throw-away PostgreSQL 15 cluster (tools/pgtmp.sh: initdb in a temp directory,
 # private socket directory, free loopback port, as the postgres user when run as root) with
-# the schema/ migrations applied in order, and a vem-broker process (librdkafka's mock
+# the schema/ migrations applied by `vemctl db migrate`, and a vem-broker process (librdkafka's mock
 # cluster over TCP). CMD runs in its own process group with:
 #   VEM_TEST_PG        libpq conninfo of the cluster (database vem)
 #   VEM_TEST_PGDIR     the cluster's directory, for tools/pgtmp.sh stop|start in fault tests
@@ -47,9 +47,8 @@ trap 'exit 143' TERM HUP
 mkdir -p "$tmp/pg"
 "$top/tools/pgtmp.sh" init "$tmp/pg" || exit 1
 pg=$("$top/tools/pgtmp.sh" start "$tmp/pg") || exit 1
-for f in $(ls "$top"/schema/*.sql 2>/dev/null | sort); do
-    psql "$pg" -X -q -v ON_ERROR_STOP=1 -f "$f" >/dev/null || { echo "harness: migration $f failed" >&2; exit 1; }
-done
+"$bin/vemctl" db migrate --db "$pg" --dir "$top/schema" >"$tmp/migrate.log" 2>&1 ||
+    { echo "harness: vemctl db migrate failed" >&2; cat "$tmp/migrate.log" >&2; exit 1; }
 
 # Kafka-protocol broker
 "$bin/vem-broker" --brokers 3 --topic vem.test:3 --topic vem.samples:6 --topic vem.violations:3 \

@@ -648,6 +648,92 @@ START_TEST(pg_outage_loses_nothing)
 }
 END_TEST
 
+static void s_sql(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(conn));
+    PQclear(res);
+}
+
+static double s_vehicles_in_table(PGconn *conn)
+{
+    PGresult *res = PQexec(conn, "SELECT count(*) FROM vehicles");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    double n = strtod(PQgetvalue(res, 0, 0), NULL);
+    PQclear(res);
+    return n;
+}
+
+/* The plate vemctl status --vehicles shows for vin ("" when none). */
+static char *s_plate_of(const s_run_t *r, const char *vin)
+{
+    json_t *sessions = s_status(r, "--vehicles --json");
+    ck_assert_ptr_nonnull(sessions);
+    char *plate = strdup("");
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(sessions, "vehicles"), i, v)
+    {
+        if (strcmp(json_string_value(json_object_get(v, "vin")), vin) == 0 &&
+            json_object_get(v, "plate")) {
+            free(plate);
+            plate = strdup(json_string_value(json_object_get(v, "plate")));
+        }
+    }
+    json_decref(sessions);
+    return plate;
+}
+
+/* vemd reads the registry at start and again on SIGHUP; workers then know the vehicle. */
+START_TEST(registry_loaded_at_start_and_on_sighup)
+{
+    PGconn *conn = s_pg();
+    s_sql(conn, "DELETE FROM vehicles WHERE vin = 'LZZTESTVIN0000001'");
+    s_sql(conn, "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
+                "('LREGTEST000000001', '京A12345', 'yellow', '110105') ON CONFLICT DO NOTHING");
+    s_run_t r = {0};
+    s_start(&r);
+    json_t *st = s_status(&r, "--json");
+    ck_assert_ptr_nonnull(st);
+    ck_assert_double_eq(s_metric(st, "vem_registry_vehicles"), s_vehicles_in_table(conn));
+    json_decref(st);
+    s_push_vector(&r, "login", 0); /* LZZTESTVIN0000001: not registered yet */
+    char *plate = NULL;
+    for (int i = 0; i < 50; i++) {
+        st = s_status(&r, "--json");
+        double unregistered = s_metric(st, "vem_unregistered_frames_total");
+        json_decref(st);
+        if (unregistered >= 1)
+            break;
+        usleep(100000);
+    }
+    plate = s_plate_of(&r, "LZZTESTVIN0000001");
+    ck_assert_str_eq(plate, "");
+    free(plate);
+
+    s_sql(conn, "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
+                "('LZZTESTVIN0000001', '沪B67890', 'yellow', '310115')");
+    ck_assert_int_eq(kill(r.vemd, SIGHUP), 0);
+    for (int i = 0; i < 50; i++) {
+        plate = s_plate_of(&r, "LZZTESTVIN0000001");
+        if (*plate)
+            break;
+        free(plate);
+        plate = NULL;
+        usleep(100000);
+    }
+    ck_assert_ptr_nonnull(plate);
+    ck_assert_str_eq(plate, "沪B67890");
+    free(plate);
+    st = s_status(&r, "--json");
+    ck_assert_double_eq(s_metric(st, "vem_registry_vehicles"), s_vehicles_in_table(conn));
+    json_decref(st);
+    s_sql(conn, "DELETE FROM vehicles WHERE vin IN ('LZZTESTVIN0000001', 'LREGTEST000000001')");
+    PQfinish(conn);
+    s_stop(&r);
+}
+END_TEST
+
 Suite *vem_suite_daemon(void);
 Suite *vem_suite_daemon(void)
 {
@@ -660,6 +746,7 @@ Suite *vem_suite_daemon(void)
     tcase_add_test(tc, pg_rows_match_sent_and_replay_adds_none);
     tcase_add_test(tc, pg_resend_of_stored_frame_adds_no_row);
     tcase_add_test(tc, pg_outage_loses_nothing);
+    tcase_add_test(tc, registry_loaded_at_start_and_on_sighup);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -14,4 +14,21 @@ int vemctl_kafka_main(int argc, char **argv);
 /* status: counters of a running vemd, from its control socket. */
 int vemctl_status_main(int argc, char **argv);
 
+/* db: migrations, partitions and retention of the vem database. */
+int vemctl_db_main(int argc, char **argv);
+
+/* vehicles: the vehicle registry (import from CSV, list). */
+int vemctl_vehicles_main(int argc, char **argv);
+
+/* violations: query violations with filters, as a table, JSON or CSV. */
+int vemctl_violations_main(int argc, char **argv);
+
+/* vehicle: one vehicle's registry entry, latest state, violations and recent samples. */
+int vemctl_vehicle_main(int argc, char **argv);
+
+/* Connects with a libpq connection string (NULL or "": libpq's environment); prints the
+ * reason and returns NULL on failure. Returns a PGconn *. */
+struct pg_conn;
+struct pg_conn *vemctl_db_connect(const char *conninfo);
+
 #endif
