@@ -1,0 +1,355 @@
+/* it_pgtools — the schema's access rules and the vemctl commands agencies and operators use,
+ * against the real server.
+ *
+ * rls:        an agency role sees exactly its own region's violations, through the table, the
+ *             open_violations view and `vemctl violations`, and none of another region's, even
+ *             when it asks for that vehicle by VIN; it cannot write violations or read the
+ *             quarantine. vemd's role (vem_ingest) writes violations, and the trigger fills in
+ *             plate and region from the registry.
+ * migrate:    a second run applies nothing; a fresh database gets every file; a file changed
+ *             after it was applied is refused.
+ * vehicles:   import inserts, re-import updates, one bad line rolls the whole file back.
+ * violations: JSON and CSV carry what was stored; --rule and --since filter.
+ *
+ * Expected values are the rows the tests themselves insert. */
+#include "testutil.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+static PGconn *s_pg_as(const char *user)
+{
+    char conninfo[600];
+    snprintf(conninfo, sizeof conninfo, "%s%s%s", vem_test_env("VEM_TEST_PG"), user ? " user=" : "",
+             user ? user : "");
+    PGconn *conn = PQconnectdb(conninfo);
+    ck_assert_msg(PQstatus(conn) == CONNECTION_OK, "connect: %s", PQerrorMessage(conn));
+    return conn;
+}
+
+static void s_sql(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK,
+                  "%s: %s", sql, PQerrorMessage(conn));
+    PQclear(res);
+}
+
+/* SQLSTATE of a statement that must fail. */
+static char *s_sql_fails(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_FATAL_ERROR, "%s succeeded", sql);
+    char *state = strdup(PQresultErrorField(res, PG_DIAG_SQLSTATE));
+    PQclear(res);
+    return state;
+}
+
+static char *s_value(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(conn));
+    ck_assert_int_eq(PQntuples(res), 1);
+    char *v = strdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return v;
+}
+
+/* Runs vemctl with args; its stdout into *out (caller frees); returns the exit code. */
+static int s_vemctl(const char *args, char **out)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s/vemctl' %s", vem_test_bin_dir(), args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while ((got = fread(buf + len, 1, cap - 1 - len, p)) > 0)
+        len += got;
+    buf[len] = '\0';
+    int status = pclose(p);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void s_seed_two_regions(PGconn *admin)
+{
+    s_sql(admin, "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
+                 "('LRLSBJ00000000001', '京A00001', 'yellow', '110105'), "
+                 "('LRLSSH00000000001', '沪A00001', 'yellow', '310115') ON CONFLICT DO NOTHING");
+    s_sql(admin,
+          "INSERT INTO violations (violation_id, rule, clause, vin, first_at, last_at, measured, "
+          "\"limit\", unit, evidence, severity) VALUES "
+          "('rls-bj-1', 'obd.mil_on', 'GB 17691-2018 Q.5', 'LRLSBJ00000000001', "
+          " '2026-11-01 08:00+08', '2026-11-01 09:00+08', 1, 0, NULL, '{\"frames\": [1]}', "
+          " 'violation'), "
+          "('rls-bj-2', 'obd.nox_window', 'HJ 1239.2', 'LRLSBJ00000000001', "
+          " '2026-11-02 08:00+08', '2026-11-02 09:00+08', 700, 460, 'ppm', '{\"samples\": [2]}', "
+          " 'violation'), "
+          "('rls-sh-1', 'obd.mil_on', 'GB 17691-2018 Q.5', 'LRLSSH00000000001', "
+          " '2026-11-01 10:00+08', '2026-11-01 11:00+08', 1, 0, NULL, '{\"frames\": [3]}', "
+          " 'violation') ON CONFLICT DO NOTHING");
+    s_sql(admin, "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'agency_bj') "
+                 "THEN CREATE ROLE agency_bj LOGIN IN ROLE vem_agency; END IF; END $$");
+    s_sql(admin,
+          "INSERT INTO agency_regions VALUES ('agency_bj', '110105') ON CONFLICT DO NOTHING");
+}
+
+START_TEST(agency_sees_only_its_region)
+{
+    PGconn *admin = s_pg_as(NULL);
+    s_seed_two_regions(admin);
+    /* the trigger took plate and region from the registry */
+    char *region = s_value(admin, "SELECT region_code || ' ' || plate FROM violations "
+                                  "WHERE violation_id = 'rls-sh-1'");
+    ck_assert_str_eq(region, "310115 沪A00001");
+    free(region);
+
+    PGconn *bj = s_pg_as("agency_bj");
+    char *ids = s_value(bj, "SELECT string_agg(violation_id, ',' ORDER BY violation_id) FROM "
+                            "violations WHERE violation_id LIKE 'rls-%'");
+    ck_assert_str_eq(ids, "rls-bj-1,rls-bj-2");
+    free(ids);
+    ids = s_value(bj, "SELECT string_agg(violation_id, ',' ORDER BY violation_id) FROM "
+                      "open_violations WHERE violation_id LIKE 'rls-%'");
+    ck_assert_str_eq(ids, "rls-bj-1,rls-bj-2");
+    free(ids);
+    char *n = s_value(bj, "SELECT count(*) FROM violations WHERE vin = 'LRLSSH00000000001'");
+    ck_assert_str_eq(n, "0");
+    free(n);
+    n = s_value(bj, "SELECT count(*) FROM vehicles WHERE vin = 'LRLSSH00000000001'");
+    ck_assert_str_eq(n, "0");
+    free(n);
+    /* no writing verdicts, no reading the raw quarantine */
+    char *state = s_sql_fails(bj, "INSERT INTO violations (violation_id, rule, clause, vin, "
+                                  "first_at, last_at, evidence, severity) VALUES ('x', 'r', "
+                                  "'c', 'LRLSBJ00000000001', now(), now(), '{}', 'notice')");
+    ck_assert_str_eq(state, "42501"); /* insufficient_privilege */
+    free(state);
+    state = s_sql_fails(bj, "SELECT count(*) FROM quarantine");
+    ck_assert_str_eq(state, "42501");
+    free(state);
+    PQfinish(bj);
+
+    /* the same through vemctl, as the agency's login */
+    char args[1200], *out;
+    snprintf(args, sizeof args, "violations --format json --db \"%s user=agency_bj\"",
+             vem_test_env("VEM_TEST_PG"));
+    ck_assert_int_eq(s_vemctl(args, &out), 0);
+    json_error_t err;
+    json_t *list = json_loads(out, 0, &err);
+    free(out);
+    ck_assert_ptr_nonnull(list);
+    size_t i, bj_rows = 0;
+    json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        ck_assert_str_eq(json_string_value(json_object_get(v, "region_code")), "110105");
+        bj_rows +=
+            strncmp(json_string_value(json_object_get(v, "violation_id")), "rls-bj-", 7) == 0;
+    }
+    ck_assert_uint_eq(bj_rows, 2);
+    json_decref(list);
+    snprintf(args, sizeof args,
+             "violations --vin LRLSSH00000000001 --format csv --db \"%s user=agency_bj\"",
+             vem_test_env("VEM_TEST_PG"));
+    ck_assert_int_eq(s_vemctl(args, &out), 0);
+    ck_assert_msg(strchr(out, '\n') == out + strlen(out) - 1, "only the header: %s", out);
+    free(out);
+
+    /* vemd's role writes violations */
+    s_sql(admin, "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'vemd_test') "
+                 "THEN CREATE ROLE vemd_test LOGIN IN ROLE vem_ingest; END IF; END $$");
+    PGconn *ingest = s_pg_as("vemd_test");
+    s_sql(ingest, "INSERT INTO violations (violation_id, rule, clause, vin, first_at, last_at, "
+                  "evidence, severity) VALUES ('rls-bj-3', 'obd.urea_empty', 'HJ 1239.2', "
+                  "'LRLSBJ00000000001', now(), now(), '{}', 'notice') ON CONFLICT DO NOTHING");
+    PQfinish(ingest);
+    region = s_value(admin, "SELECT region_code FROM violations WHERE violation_id = 'rls-bj-3'");
+    ck_assert_str_eq(region, "110105");
+    free(region);
+    PQfinish(admin);
+}
+END_TEST
+
+START_TEST(migrate_once_fresh_database_and_changed_file)
+{
+    char args[1200], *out;
+    const char *pg = vem_test_env("VEM_TEST_PG");
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/../../schema", vem_test_bin_dir());
+    snprintf(args, sizeof args, "db migrate --db \"%s\" --dir '%s'", pg, dir);
+    ck_assert_int_eq(s_vemctl(args, &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "0 migrations applied"));
+    free(out);
+    snprintf(args, sizeof args, "db status --db \"%s\" --dir '%s'", pg, dir);
+    ck_assert_int_eq(s_vemctl(args, NULL), 0);
+
+    PGconn *admin = s_pg_as(NULL);
+    s_sql(admin, "DROP DATABASE IF EXISTS vem_fresh");
+    s_sql(admin, "CREATE DATABASE vem_fresh");
+    snprintf(args, sizeof args, "db migrate --db \"%s dbname=vem_fresh\" --dir '%s'", pg, dir);
+    ck_assert_int_eq(s_vemctl(args, &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "2 migrations applied"));
+    free(out);
+    char conninfo[700];
+    snprintf(conninfo, sizeof conninfo, "%s dbname=vem_fresh", pg);
+    PGconn *fresh = PQconnectdb(conninfo);
+    ck_assert_int_eq(PQstatus(fresh), CONNECTION_OK);
+    char *n = s_value(fresh, "SELECT count(*) FROM schema_migrations");
+    ck_assert_str_eq(n, "2");
+    free(n);
+    /* a recorded file whose text no longer matches */
+    s_sql(fresh, "UPDATE schema_migrations SET sha256 = repeat('0', 64) WHERE version = '0001'");
+    PQfinish(fresh);
+    ck_assert_int_eq(s_vemctl(args, NULL), 1);
+    snprintf(args, sizeof args, "db status --db \"%s dbname=vem_fresh\" --dir '%s'", pg, dir);
+    ck_assert_int_eq(s_vemctl(args, NULL), 1);
+    s_sql(admin, "DROP DATABASE vem_fresh");
+    PQfinish(admin);
+}
+END_TEST
+
+static void s_write(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+START_TEST(vehicles_import_upserts_and_refuses_bad_files)
+{
+    char dir[256], csv[300], args[1200], *out;
+    vem_test_mkdtemp("it_pgtools", dir, sizeof dir);
+    snprintf(csv, sizeof csv, "%s/v.csv", dir);
+    const char *pg = vem_test_env("VEM_TEST_PG");
+    s_write(csv, "vin,plate,plate_color,fuel,region_code,ref_torque_nm,chip_id\n"
+                 "LIMPRT00000000001,苏A11111,yellow,diesel,320102,2100,"
+                 "000102030405060708090a0b0c0d0e0f\n"
+                 "LIMPRT00000000002,苏A22222,yellow,,320102,,\n"
+                 "LIMPRT00000000003,\"苏A3,3\",green,gas,320104,1800,\n");
+    snprintf(args, sizeof args, "vehicles import '%s' --db \"%s\"", csv, pg);
+    ck_assert_int_eq(s_vemctl(args, &out), 0);
+    ck_assert_str_eq(out, "3 inserted, 0 updated\n");
+    free(out);
+    PGconn *admin = s_pg_as(NULL);
+    char *v = s_value(admin, "SELECT plate || '|' || fuel || '|' || ref_torque_nm || '|' || "
+                             "encode(chip_id, 'hex') FROM vehicles WHERE vin = "
+                             "'LIMPRT00000000001'");
+    ck_assert_str_eq(v, "苏A11111|diesel|2100|000102030405060708090a0b0c0d0e0f");
+    free(v);
+    v = s_value(admin, "SELECT plate || '|' || fuel FROM vehicles WHERE vin = 'LIMPRT00000000003'");
+    ck_assert_str_eq(v, "苏A3,3|gas");
+    free(v);
+
+    s_write(csv, "vin,plate,region_code\n"
+                 "LIMPRT00000000001,苏A99999,320102\n"
+                 "LIMPRT00000000002,苏A22222,320102\n"
+                 "LIMPRT00000000003,苏A33333,320104\n");
+    ck_assert_int_eq(s_vemctl(args, &out), 0);
+    ck_assert_str_eq(out, "0 inserted, 3 updated\n");
+    free(out);
+    /* columns the file lacks keep their stored values */
+    v = s_value(admin, "SELECT plate || '|' || ref_torque_nm FROM vehicles WHERE vin = "
+                       "'LIMPRT00000000001'");
+    ck_assert_str_eq(v, "苏A99999|2100");
+    free(v);
+
+    s_write(csv, "vin,plate,region_code\n"
+                 "LIMPRT00000000004,苏A44444,320102\n"
+                 "LIMPRT00000000001,苏A00000,abc\n");
+    ck_assert_int_eq(s_vemctl(args, NULL), 1);
+    v = s_value(admin, "SELECT count(*) || '|' || max(plate) FROM vehicles WHERE vin IN "
+                       "('LIMPRT00000000004', 'LIMPRT00000000001')");
+    ck_assert_str_eq(v, "1|苏A99999");
+    free(v);
+    s_write(csv, "vin,colour,region_code\nLIMPRT00000000005,red,320102\n");
+    ck_assert_int_eq(s_vemctl(args, NULL), 1);
+    PQfinish(admin);
+}
+END_TEST
+
+START_TEST(violations_formats_and_filters)
+{
+    PGconn *admin = s_pg_as(NULL);
+    s_seed_two_regions(admin);
+    s_sql(admin, "INSERT INTO violations (violation_id, rule, clause, vin, plate, first_at, "
+                 "last_at, measured, \"limit\", unit, evidence, severity) VALUES "
+                 "('fmt-1', 'rsd.no_exceed', 'HJ 845-2017 5.2', NULL, '浙A,\"7\"', "
+                 "'2026-10-05 12:00:00+08', '2026-10-05 12:00:00+08', 1450.5, 1200, 'ppm', "
+                 "'{\"readings\": [\"r-1\"]}', 'violation') ON CONFLICT DO NOTHING");
+    PQfinish(admin);
+    const char *pg = vem_test_env("VEM_TEST_PG");
+    char args[1200], *out;
+    snprintf(args, sizeof args, "violations --rule rsd.no_exceed --format json --db \"%s\"", pg);
+    ck_assert_int_eq(s_vemctl(args, &out), 0);
+    json_error_t err;
+    json_t *list = json_loads(out, 0, &err);
+    free(out);
+    ck_assert_ptr_nonnull(list);
+    ck_assert_uint_eq(json_array_size(list), 1);
+    json_t *v = json_array_get(list, 0);
+    ck_assert_str_eq(json_string_value(json_object_get(v, "violation_id")), "fmt-1");
+    ck_assert_str_eq(json_string_value(json_object_get(v, "plate")), "浙A,\"7\"");
+    ck_assert_str_eq(json_string_value(json_object_get(v, "first_at")),
+                     "2026-10-05T12:00:00+08:00");
+    ck_assert_double_eq(json_number_value(json_object_get(v, "measured")), 1450.5);
+    ck_assert_double_eq(json_number_value(json_object_get(v, "limit")), 1200);
+    ck_assert_str_eq(json_string_value(json_array_get(
+                         json_object_get(json_object_get(v, "evidence"), "readings"), 0)),
+                     "r-1");
+    ck_assert(json_is_null(json_object_get(v, "closed_at")));
+    json_decref(list);
+
+    snprintf(args, sizeof args, "violations --rule rsd.no_exceed --format csv --db \"%s\"", pg);
+    ck_assert_int_eq(s_vemctl(args, &out), 0);
+    /* RFC 4180: a field with a comma or quote is quoted, quotes doubled */
+    ck_assert_ptr_nonnull(strstr(out, ",\"浙A,\"\"7\"\"\","));
+    ck_assert_ptr_nonnull(strstr(out, "violation_id,rule,clause,vin,plate,region_code,"));
+    free(out);
+
+    /* since 2026-11-02 (Beijing): only rls-bj-2 of the seeded ones */
+    snprintf(args, sizeof args,
+             "violations --since 2026-11-02 --vin LRLSBJ00000000001 --format json --db \"%s\"", pg);
+    ck_assert_int_eq(s_vemctl(args, &out), 0);
+    list = json_loads(out, 0, &err);
+    free(out);
+    size_t i;
+    bool seen = false;
+    json_array_foreach(list, i, v)
+    {
+        ck_assert_str_ne(json_string_value(json_object_get(v, "violation_id")), "rls-bj-1");
+        seen =
+            seen || strcmp(json_string_value(json_object_get(v, "violation_id")), "rls-bj-2") == 0;
+    }
+    ck_assert(seen);
+    json_decref(list);
+    snprintf(args, sizeof args, "violations --format yaml --db \"%s\"", pg);
+    ck_assert_int_eq(s_vemctl(args, NULL), 2);
+}
+END_TEST
+
+Suite *vem_suite_pgtools(void);
+Suite *vem_suite_pgtools(void)
+{
+    Suite *s = suite_create("pgtools");
+    TCase *tc = tcase_create("pgtools");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, agency_sees_only_its_region);
+    tcase_add_test(tc, migrate_once_fresh_database_and_changed_file);
+    tcase_add_test(tc, vehicles_import_upserts_and_refuses_bad_files);
+    tcase_add_test(tc, violations_formats_and_filters);
+    suite_add_tcase(s, tc);
+    return s;
+}
