@@ -192,6 +192,8 @@ install: $(BINS)
 	    install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/lib/sysusers.d \
 	        $(DESTDIR)$(PREFIX)/lib/tmpfiles.d $(DESTDIR)$(SYSCONFDIR)/vemd; \
 	    sed 's|@SBINDIR@|$(PREFIX)/sbin|g' deploy/vemd.service > $(DESTDIR)$(UNITDIR)/vemd.service; \
+	    sed 's|@BINDIR@|$(PREFIX)/bin|g' deploy/vemd-prune.service > $(DESTDIR)$(UNITDIR)/vemd-prune.service; \
+	    install -m 0644 deploy/vemd-prune.timer $(DESTDIR)$(UNITDIR)/vemd-prune.timer; \
 	    install -m 0644 deploy/vemd.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/vemd.conf; \
 	    install -m 0644 deploy/vemd.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/vemd.conf; \
 	    [ -e $(DESTDIR)$(SYSCONFDIR)/vemd/vemd.cfg ] || \

@@ -40,6 +40,28 @@ START_TEST(unit_verifies)
 }
 END_TEST
 
+/* The retention job: its service (pointing at the built vemctl) and its timer verify. */
+START_TEST(prune_timer_verifies)
+{
+    char dir[256], cwd[512], cmd[4096];
+    vem_test_mkdtemp("it_deploy", dir, sizeof dir);
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    const char *bin = vem_test_bin_dir();
+    snprintf(cmd, sizeof cmd,
+             "sed 's|@BINDIR@|%s%s%s|g' deploy/vemd-prune.service > '%s/vemd-prune.service' && "
+             "cp deploy/vemd-prune.timer '%s/' && systemd-analyze verify '%s/vemd-prune.service' "
+             "'%s/vemd-prune.timer' 2>&1",
+             bin[0] == '/' ? "" : cwd, bin[0] == '/' ? "" : "/", bin, dir, dir, dir, dir);
+    FILE *p = popen(cmd, "r");
+    char out[4096] = "";
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "verify: %s", out);
+    ck_assert_msg(n == 0, "systemd-analyze verify complained: %s", out);
+}
+END_TEST
+
 START_TEST(sandbox_rates_ok)
 {
     s_make_unit();
@@ -83,6 +105,7 @@ Suite *vem_suite_deploy(void)
     TCase *tc = tcase_create("deploy");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, unit_verifies);
+    tcase_add_test(tc, prune_timer_verifies);
     tcase_add_test(tc, sandbox_rates_ok);
     tcase_add_test(tc, shipped_config_checks);
     suite_add_tcase(s, tc);

@@ -39,6 +39,17 @@ mkdir -p "$tmp/pg"
 "$top/tools/pgtmp.sh" init "$tmp/pg" || exit 1
 pg=$("$top/tools/pgtmp.sh" start "$tmp/pg") || exit 1
 echo "$pg"
+"$bin/vemctl" db migrate --db "$pg" || exit 1
+
+say "Vehicle registry (vemctl vehicles import: plates and regions of the simulated trucks)"
+{
+    echo "vin,plate,plate_color,fuel,region_code,ref_torque_nm,rated_power_kw"
+    for ((i = 0; i < trucks; i++)); do
+        if ((i % 2)); then region=310115 city=沪; else region=110105 city=京; fi
+        printf 'LVEMSIM%010d,%sD%05d,yellow,diesel,%s,2100,330\n' "$i" "$city" "$i" "$region"
+    done
+} >"$tmp/vehicles.csv"
+"$bin/vemctl" vehicles import "$tmp/vehicles.csv" --db "$pg" || exit 1
 
 say "vem-broker (librdkafka mock cluster, its own process)"
 "$bin/vem-broker" --brokers 3 --topic vem.samples:6 --topic vem.violations:3 \
@@ -56,6 +67,7 @@ gateways: { endpoint = ""; };
 control: { endpoint = "ipc://$tmp/control.sock"; };
 metrics: { address = "127.0.0.1"; port = $metrics; };
 spool: { dir = "$tmp/spool"; };
+pg: { conninfo = "$pg"; };
 EOF
 "$bin/vemd" --config "$tmp/vemd.cfg" 2>"$tmp/vemd.log" &
 vemd=$!
@@ -79,6 +91,24 @@ say "Per vehicle (vemctl status --vehicles; first 15 lines)"
 "$bin/vemctl" status --endpoint "ipc://$tmp/control.sock" --vehicles | { read -r h; echo "$h"; sort; } |
     head -n 16
 echo "frames vem-sim wrote: $(grep -o '"frames_sent": [0-9]*' "$tmp/truth.json" | grep -o '[0-9]*$')"
+
+say "What PostgreSQL holds (rows per table)"
+psql "$pg" -X -q -c "SELECT 'obd_samples' AS table_name, count(*) AS rows FROM obd_samples
+    UNION ALL SELECT 'obd_info', count(*) FROM obd_info
+    UNION ALL SELECT 'terminal_events', count(*) FROM terminal_events
+    UNION ALL SELECT 'quarantine', count(*) FROM quarantine"
+echo "samples vem-sim sent: $(grep -o '"samples_sent": [0-9]*' "$tmp/truth.json" | grep -o '[0-9]*$')"
+
+say "Quarantined input by error class"
+psql "$pg" -X -q -c "SELECT source, error_class, count(*), sum(length(raw)) AS bytes
+    FROM quarantine GROUP BY 1, 2 ORDER BY 3 DESC"
+
+say "Daily completeness of the first 5 trucks (view daily_completeness)"
+psql "$pg" -X -q -c "SELECT vin, plate, region_code, received_samples, expected_samples,
+    completeness_pct, resent_samples FROM daily_completeness ORDER BY vin LIMIT 5"
+
+say "One truck, as an agency sees it (vemctl vehicle LVEMSIM0000000000 --samples 3)"
+"$bin/vemctl" vehicle LVEMSIM0000000000 --samples 3 --db "$pg"
 
 say "Trucks the simulator made misbehave (flagging them is the rules issue's work)"
 tr -d ' \n' <"$tmp/truth.json" | grep -o '"misbehaving":{[^}]*}' | grep -o '"LVEM[^]]*' |
