@@ -4,6 +4,7 @@
  * backslashes come out as valid JSON without our own escaping. */
 #include "control.h"
 
+#include "clock.h"
 #include "pipeline.h"
 
 #include <errno.h>
@@ -14,13 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
-
-static int64_t s_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void s_add_series(void *arg, const char *series, double value)
 {
@@ -67,7 +61,7 @@ static json_t *s_answer(const vem_control_args_t *args, const char *request)
         vem_metrics_each(args->metrics, s_add_series, metrics);
         return json_pack("{s:s, s:s, s:i, s:f, s:o}", "daemon", "vemd", "version", args->version,
                          "pid", (json_int_t)getpid(), "uptime_s",
-                         (double)(s_now_us() - args->started_us) / 1e6, "metrics", metrics);
+                         (double)(vem_now_us() - args->started_us) / 1e6, "metrics", metrics);
     }
     return json_pack("{s:s, s:s}", "error", "unknown request", "request", request);
 }

@@ -12,6 +12,7 @@
  * close get no disconnect event from libzmq, so their state is dropped at once. */
 #include "ingest.h"
 
+#include "clock.h"
 #include "ackwin.h"
 #include "actor.h"
 #include "hj1239.h"
@@ -68,13 +69,6 @@ typedef struct {
     vem_counter_t *drops[VEM_HJ1239_STATUS_COUNT];
     vem_gauge_t *conns, *spool_bytes, *spool_full, *backlog;
 } s_ingest_t;
-
-static int64_t s_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* ---- connection table ---------------------------------------------------------------------- */
 
@@ -180,7 +174,7 @@ static bool s_reply(const s_ingest_t *in, const uint8_t *frame, size_t len, uint
     out[22] = 0;
     out[23] = 6;
     if (cmd == VEM_HJ1239_CMD_TIME_SYNC || len < VEM_HJ1239_HEADER_LEN + 6 + 1) {
-        if (!vem_hj1239_time_encode(s_now_us() / 1000000, out + 24))
+        if (!vem_hj1239_time_encode(vem_now_us() / 1000000, out + 24))
             return false;
     } else {
         memcpy(out + 24, frame + VEM_HJ1239_HEADER_LEN, 6);
@@ -198,7 +192,7 @@ static void s_route(s_ingest_t *in, vem_source_t source, s_conn_t *conn, uint16_
 static bool s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, uint16_t kind,
                     const uint8_t *data, size_t len, vem_hj1239_status_t error, uint64_t offset)
 {
-    int64_t now = s_now_us();
+    int64_t now = vem_now_us();
     /* Quarantined bytes keep their verdict in the meta text, so a replay knows it. */
     char meta[96];
     int meta_len = snprintf(meta, sizeof meta, "%s", conn ? conn->meta : "gateway");
@@ -323,7 +317,7 @@ static void s_on_stream(s_ingest_t *in)
             conn->id_len = zmq_msg_size(&id) < 8 ? zmq_msg_size(&id) : 8;
             memcpy(conn->id, zmq_msg_data(&id), conn->id_len);
             conn->conn_id = ++in->next_conn_id;
-            conn->last_us = s_now_us();
+            conn->last_us = vem_now_us();
             const char *peer = zmq_msg_gets(&data, "Peer-Address");
             int n = snprintf(conn->meta, sizeof conn->meta, "tcp %s #%u", peer ? peer : "?",
                              conn->conn_id);
@@ -353,7 +347,7 @@ static void s_on_stream(s_ingest_t *in)
     if (!conn)
         goto done; /* data for a connection we already closed */
     vem_counter_add(in->bytes_terminals, len);
-    conn->last_us = s_now_us();
+    conn->last_us = vem_now_us();
     vem_reasm_feed(conn->reasm, zmq_msg_data(&data), len);
     s_drain_reasm(in, conn); /* staging copies the bytes: the chunk may go */
 done:
@@ -482,7 +476,7 @@ static bool s_replay(s_ingest_t *in)
 
 static void s_sweep_idle(s_ingest_t *in)
 {
-    int64_t deadline = s_now_us() - (int64_t)in->args->idle_timeout_s * 1000000;
+    int64_t deadline = vem_now_us() - (int64_t)in->args->idle_timeout_s * 1000000;
     for (size_t i = 0; i < in->capacity; i++) {
         s_conn_t *c = in->slots[i];
         if (c && c != S_TOMBSTONE && c->last_us < deadline) {
@@ -639,7 +633,7 @@ void vem_ingest_actor(void *pipe, void *args_)
     s_register(&in, in.args->metrics);
     vem_actor_ready(pipe, NULL);
 
-    int64_t next_sweep = s_now_us() + 1000000;
+    int64_t next_sweep = vem_now_us() + 1000000;
     for (;;) {
         atomic_fetch_add_explicit(&in.args->beats, 1, memory_order_relaxed);
         bool room = vem_spool_has_room(in.args->spool, in.args->max_frame);
@@ -675,9 +669,9 @@ void vem_ingest_actor(void *pipe, void *args_)
         if (in.replay)
             s_replay(&in);
         s_flush(&in); /* one fdatasync for everything read in this round */
-        if (s_now_us() >= next_sweep) {
+        if (vem_now_us() >= next_sweep) {
             s_sweep_idle(&in);
-            next_sweep = s_now_us() + 1000000;
+            next_sweep = vem_now_us() + 1000000;
         }
     }
     /* Drain: stop reading, make the spool durable, hand over what was staged. Buffered partial

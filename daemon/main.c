@@ -20,6 +20,8 @@
  *                    a thread stuck in a call stops the pings and systemd restarts us.
  * Owns: the configuration, the ZeroMQ context, the actors, the spool until ingest takes it. */
 #include "actor.h"
+
+#include "clock.h"
 #include "config.h"
 #include "control.h"
 #include "http.h"
@@ -90,13 +92,6 @@ static void s_send_registry(s_daemon_t *d)
             vem_registry_release(reg);
     }
     vem_registry_release(reg); /* ours */
-}
-
-static int64_t s_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static bool s_health(void *arg, char *why, size_t whylen)
@@ -225,7 +220,7 @@ static int s_start(s_daemon_t *d)
     ctl->endpoint = c->control.endpoint;
     ctl->metrics = d->metrics;
     ctl->version = VEM_VERSION;
-    ctl->started_us = s_now_us();
+    ctl->started_us = vem_now_us();
     ctl->workers = d->nworkers;
     d->control = vem_actor_new(d->zctx, "control", vem_control_actor, ctl, err, sizeof err);
     if (!d->control) {

@@ -4,6 +4,7 @@
  * batch with its spool seqs, its ackwin and its spool cursor. */
 #include "sink_pg.h"
 
+#include "clock.h"
 #include "ackwin.h"
 #include "actor.h"
 #include "ingest.h"
@@ -39,20 +40,6 @@ typedef struct {
     vem_gauge_t *up, *lag, *pending;
     vem_histogram_t *latency;
 } s_sink_t;
-
-static int64_t s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t s_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void s_register(s_sink_t *s, vem_metrics_t *m)
 {
@@ -126,7 +113,7 @@ static void s_take(s_sink_t *s, const uint8_t *p, size_t len)
     memcpy(s->seqs + s->nseqs, m.seqs, m.hdr.nseqs * sizeof(uint64_t));
     s->nseqs += m.hdr.nseqs;
     if (s->opened_ms == 0) {
-        s->opened_ms = s_mono_ms();
+        s->opened_ms = vem_mono_ms();
         s->oldest_us = m.hdr.oldest_us;
     } else if (m.hdr.oldest_us < s->oldest_us) {
         s->oldest_us = m.hdr.oldest_us;
@@ -191,7 +178,7 @@ static bool s_flush(s_sink_t *s)
         vem_counter_add(s->dups[t], st.duplicates[t]);
     }
     vem_counter_add(s->batches, 1);
-    int64_t now = s_now_us();
+    int64_t now = vem_now_us();
     if (now > s->oldest_us)
         vem_histogram_observe_ns(s->latency, (uint64_t)(now - s->oldest_us) * 1000);
     s_settle(s);
@@ -204,7 +191,7 @@ static bool s_flush(s_sink_t *s)
 /* Flushes if the batch is due; schedules a retry on failure. */
 static void s_maybe_flush(s_sink_t *s, bool force)
 {
-    int64_t now = s_mono_ms();
+    int64_t now = vem_mono_ms();
     if (s->opened_ms == 0)
         return;
     if (s->retry_at && now < s->retry_at)
@@ -242,7 +229,7 @@ static void s_read(s_sink_t *s)
 static void s_update_gauges(s_sink_t *s)
 {
     vem_gauge_set(s->pending, (int64_t)vem_pgbatch_rows(&s->batch));
-    vem_gauge_set(s->lag, s->opened_ms ? (s_now_us() - s->oldest_us) / 1000000 : 0);
+    vem_gauge_set(s->lag, s->opened_ms ? (vem_now_us() - s->oldest_us) / 1000000 : 0);
 }
 
 static void s_teardown(s_sink_t *s)
@@ -302,7 +289,7 @@ void vem_sink_pg_actor(void *pipe, void *args_)
         long timeout = 1000;
         if (s.opened_ms) {
             int64_t due = s.retry_at ? s.retry_at : s.opened_ms + a->batch_ms;
-            int64_t wait = due - s_mono_ms();
+            int64_t wait = due - vem_mono_ms();
             timeout = wait < 0 ? 0 : wait < 1000 ? (long)wait : 1000;
         }
         zmq_pollitem_t items[] = {{pipe, 0, ZMQ_POLLIN, 0}, {s.pull, 0, ZMQ_POLLIN, 0}};

@@ -5,6 +5,7 @@
  * so the per-frame path only touches atomics. */
 #include "worker.h"
 
+#include "clock.h"
 #include "actor.h"
 #include "hj1239.h"
 #include "ingest.h"
@@ -43,13 +44,6 @@ typedef struct {
     vem_counter_t *samples, *duplicates, *resent, *gaps, *vendor, *unregistered;
     vem_histogram_t *latency;
 } s_worker_t;
-
-static int64_t s_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void s_register(s_worker_t *w, vem_metrics_t *m)
 {
@@ -224,7 +218,7 @@ static bool s_take(s_worker_t *w, void *pull, int flags)
         memcpy(&hdr, zmq_msg_data(&msg), sizeof hdr);
         if (hdr.data_len == size - sizeof hdr) {
             s_process(w, &hdr, (const uint8_t *)zmq_msg_data(&msg) + sizeof hdr);
-            vem_histogram_observe_ns(w->latency, (uint64_t)(s_now_us() - hdr.received_us) * 1000);
+            vem_histogram_observe_ns(w->latency, (uint64_t)(vem_now_us() - hdr.received_us) * 1000);
         }
     }
     zmq_msg_close(&msg);
