@@ -335,7 +335,12 @@ static void s_sample(vem_pgrows_t *r, const vem_hj1239_frame_t *f, size_t idx, c
         } else if (fi->integer) {
             s_int4(b, (int32_t)lround(v));
         } else {
-            s_float8(b, v);
+            /* to the field's resolution, so the stored value reads as `vemctl decode` prints
+             * it (62.5, not 62.500000000000007) */
+            double p10 = 1;
+            for (unsigned d = 0; d < fi->decimals; d++)
+                p10 *= 10;
+            s_float8(b, round(v * p10) / p10);
         }
     }
     s_name_array(b, invalid, ninvalid);
