@@ -293,6 +293,39 @@ START_TEST(lost_connection_is_retry)
 }
 END_TEST
 
+/* The completeness view, worked by hand: vehicle 0 of s_frame's fleet gets frames 0, 3, ..., 39
+ * (14 frames of 5 one-second samples) spanning t0 .. t0 + 5 * 39 + 4: 70 of 200 seconds. */
+START_TEST(daily_completeness_by_hand)
+{
+    PGconn *conn = s_pg();
+    vem_pgwriter_t *w = s_writer();
+    int64_t t0 = 1700000000; /* 2023-11-15 06:13:20 Beijing: the 200 s stay in that day */
+    s_write_frames(w, "LCMPLT", 0, 40, t0);
+    json_t *row = s_query_json(
+        conn,
+        "SELECT jsonb_build_object('day', day, 'received', received_samples, 'expected', "
+        "expected_samples, 'pct', completeness_pct, 'resent', resent_samples) FROM "
+        "daily_completeness WHERE vin = $1",
+        "LCMPLT00000000000");
+    ck_assert_str_eq(json_string_value(json_object_get(row, "day")), "2023-11-15");
+    ck_assert_int_eq(json_integer_value(json_object_get(row, "received")), 70);
+    ck_assert_int_eq(json_integer_value(json_object_get(row, "expected")), 200);
+    ck_assert_double_eq(json_number_value(json_object_get(row, "pct")), 35.0);
+    ck_assert_int_eq(json_integer_value(json_object_get(row, "resent")), 0);
+    json_decref(row);
+    row = s_query_json(conn,
+                       "SELECT jsonb_build_object('samples', samples, 'max_speed', max_speed_kmh) "
+                       "FROM vehicle_history WHERE vin = $1",
+                       "LCMPLT00000000000");
+    ck_assert_int_eq(json_integer_value(json_object_get(row, "samples")), 70);
+    /* speed raw 256 * (i + k): the fastest is frame 39, sample 4: 43 km/h */
+    ck_assert_double_eq(json_number_value(json_object_get(row, "max_speed")), 43.0);
+    json_decref(row);
+    vem_pgwriter_destroy(&w);
+    PQfinish(conn);
+}
+END_TEST
+
 Suite *vem_suite_pgwrite(void);
 Suite *vem_suite_pgwrite(void)
 {
@@ -302,6 +335,7 @@ Suite *vem_suite_pgwrite(void)
     tcase_add_test(tc, stored_values_match_the_vectors);
     tcase_add_test(tc, same_batch_twice_is_stored_once);
     tcase_add_test(tc, lost_connection_is_retry);
+    tcase_add_test(tc, daily_completeness_by_hand);
     suite_add_tcase(s, tc);
     return s;
 }
