@@ -1305,7 +1305,10 @@ vem_hj1239_status_t vem_hj1239_decode(const uint8_t *buf, size_t len, unsigned f
         f->act_status = c.d[0];
         f->act_info = c.d[1];
         return VEM_HJ1239_OK;
-    default: /* real-time and re-send */
+    default:         /* real-time and re-send */
+        if (c.n < 6) /* not even the collection time */
+            return s_fail(err, VEM_HJ1239_MALFORMED_BODY, S_DATA_AT,
+                          "%s data unit of %zu bytes has no time", s_cmd_names[f->cmd], c.n);
         if ((st = s_frame_time(&c, err)))
             return st;
         return s_decode_realtime(&c, err);

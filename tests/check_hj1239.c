@@ -1136,6 +1136,32 @@ START_TEST(encode_refuses)
 }
 END_TEST
 
+/* A real-time or re-send data unit shorter than its 6-byte collection time (found by
+ * fuzz_decode: the time was read past the data unit) is malformed_body, whatever the BCC flag. */
+START_TEST(realtime_without_time)
+{
+    for (size_t n = 0; n < 6; n++) {
+        uint8_t frame[VEM_HJ1239_MIN_FRAME + 6] = {'#', '#', VEM_HJ1239_CMD_REALTIME};
+        memcpy(frame + 3, "LZZTESTVIN0000001", 17);
+        frame[20] = 0x01; /* software version */
+        frame[21] = VEM_HJ1239_ENC_NONE;
+        frame[23] = (uint8_t)n;
+        memset(frame + 24, 0x18, n);
+        size_t len = VEM_HJ1239_MIN_FRAME + n;
+        frame[len - 1] = vem_hj1239_bcc(frame + 2, len - 3);
+        vem_hj1239_frame_t *f = malloc(sizeof *f);
+        vem_hj1239_error_t err;
+        ck_assert_int_eq(vem_hj1239_decode(frame, len, 0, f, &err), VEM_HJ1239_MALFORMED_BODY);
+        ck_assert_int_eq(vem_hj1239_decode(frame, len, VEM_HJ1239_TRUSTED_BCC, f, &err),
+                         VEM_HJ1239_MALFORMED_BODY);
+        frame[2] = VEM_HJ1239_CMD_RESEND;
+        frame[len - 1] = vem_hj1239_bcc(frame + 2, len - 3);
+        ck_assert_int_eq(vem_hj1239_decode(frame, len, 0, f, &err), VEM_HJ1239_MALFORMED_BODY);
+        free(f);
+    }
+}
+END_TEST
+
 Suite *vem_suite_hj1239(void);
 Suite *vem_suite_hj1239(void)
 {
@@ -1161,6 +1187,7 @@ Suite *vem_suite_hj1239(void)
     tcase_add_test(tc, other_commands);
     tcase_add_test(tc, random_round_trips);
     tcase_add_test(tc, encode_refuses);
+    tcase_add_test(tc, realtime_without_time);
     suite_add_tcase(s, tc);
     return s;
 }
