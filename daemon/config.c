@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define S_OFF(field) offsetof(vem_config_t, field)
 #define S_INT64_MAX  INT64_MAX
@@ -247,17 +248,41 @@ static int s_apply(vem_config_t *cfg, const vem_conf_key_t *k, const config_sett
     return -1;
 }
 
+/* Opens the file for libconfig. libconfig's own open reports every failure as CONFIG_ERR_FILE_IO
+ * with whatever errno is left over (a directory came out as "No such file or directory"), so
+ * the open and the check that it is not a directory happen here, with the real errno. */
+static FILE *s_open(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        s_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        s_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        fclose(f);
+        return NULL;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        s_err(err, errlen, "%s: is a directory", path);
+        fclose(f);
+        return NULL;
+    }
+    return f;
+}
+
 vem_config_t *vem_config_load(const char *path, char *err, size_t errlen)
 {
     config_t lc;
     config_init(&lc);
     vem_config_t *cfg = NULL;
-    if (!config_read_file(&lc, path)) {
-        if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
-            s_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        else
-            s_err(err, errlen, "%s:%d: %s", config_error_file(&lc) ? config_error_file(&lc) : path,
-                  config_error_line(&lc), config_error_text(&lc));
+    FILE *f = s_open(path, err, errlen);
+    if (!f)
+        goto done;
+    if (!config_read(&lc, f)) {
+        s_err(err, errlen, "%s:%d: %s", config_error_file(&lc) ? config_error_file(&lc) : path,
+              config_error_line(&lc), config_error_text(&lc));
         goto done;
     }
     cfg = vem_config_defaults();
@@ -289,6 +314,8 @@ vem_config_t *vem_config_load(const char *path, char *err, size_t errlen)
 fail:
     vem_config_destroy(&cfg);
 done:
+    if (f)
+        fclose(f);
     config_destroy(&lc);
     return cfg;
 }

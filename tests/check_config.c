@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static char s_dir[256];
 
@@ -113,6 +114,23 @@ START_TEST(missing_file_is_an_error)
 }
 END_TEST
 
+/* A directory used to come back from libconfig as "No such file or directory". */
+START_TEST(directory_is_not_a_file)
+{
+    char err[512], path[300], expected[400];
+    snprintf(path, sizeof path, "%s/conf.d", s_dir);
+    ck_assert_int_eq(mkdir(path, 0700), 0);
+    ck_assert_ptr_null(vem_config_load(path, err, sizeof err));
+    snprintf(expected, sizeof expected, "%s: is a directory", path);
+    ck_assert_str_eq(err, expected);
+    /* other open errors carry the errno of the open itself */
+    snprintf(path, sizeof path, "%s/x", s_file("log: { burst = 5; };\n"));
+    ck_assert_ptr_null(vem_config_load(path, err, sizeof err));
+    snprintf(expected, sizeof expected, "%s: cannot read: Not a directory", path);
+    ck_assert_str_eq(err, expected);
+}
+END_TEST
+
 START_TEST(print_loads_back_equal)
 {
     char err[512];
@@ -186,6 +204,7 @@ Suite *vem_suite_config(void)
     tcase_add_test(tc, file_values_override_defaults);
     tcase_add_test(tc, errors_name_file_line_and_key);
     tcase_add_test(tc, missing_file_is_an_error);
+    tcase_add_test(tc, directory_is_not_a_file);
     tcase_add_test(tc, print_loads_back_equal);
     tcase_add_test(tc, reload_applies_only_reloadable_keys);
     tcase_add_test(tc, shipped_example_loads);
