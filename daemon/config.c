@@ -286,6 +286,7 @@ vem_config_t *vem_config_load(const char *path, char *err, size_t errlen)
         goto done;
     }
     cfg = vem_config_defaults();
+    size_t nset = 0;
     config_setting_t *root = config_root_setting(&lc);
     for (int i = 0; i < config_setting_length(root); i++) {
         config_setting_t *section = config_setting_get_elem(root, (unsigned)i);
@@ -308,7 +309,14 @@ vem_config_t *vem_config_load(const char *path, char *err, size_t errlen)
             }
             if (s_apply(cfg, k, s, where, err, errlen) != 0)
                 goto fail;
+            nset++;
         }
+    }
+    /* An emptied file (truncated by an editor or a failed deploy) would otherwise load as all
+     * defaults, and a SIGHUP would reset every reloadable key without a word. */
+    if (nset == 0) {
+        s_err(err, errlen, "%s: sets no key (empty configuration)", path);
+        goto fail;
     }
     goto done;
 fail:

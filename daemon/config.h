@@ -74,7 +74,8 @@ const vem_conf_key_t *vem_config_keys(size_t *n);
 /* A configuration with every default; caller owns it. */
 vem_config_t *vem_config_defaults(void);
 
-/* Loads path over the defaults. NULL, with "FILE:LINE: what is wrong" in err, on any error. */
+/* Loads path over the defaults. NULL, with "FILE:LINE: what is wrong" (or "FILE: ...") in err,
+ * on any error; a file that sets no key at all is one. */
 vem_config_t *vem_config_load(const char *path, char *err, size_t errlen);
 
 /* Frees cfg and its strings; accepts NULL; sets *cfg_p to NULL. */

@@ -114,6 +114,26 @@ START_TEST(missing_file_is_an_error)
 }
 END_TEST
 
+/* A file that sets nothing loaded as all defaults: on SIGHUP an emptied file reset every
+ * reloadable key without a word. Empty sections set nothing either. */
+START_TEST(empty_file_sets_no_key)
+{
+    static const char *const empties[] = {"", "# only a comment\n// and another\n", "\n\n   \n",
+                                          "log: { };\nterminals: {};\n"};
+    for (size_t i = 0; i < sizeof empties / sizeof empties[0]; i++)
+        s_refused(empties[i], " sets no key (empty configuration)");
+    /* the defaults do not come from a file, and one key is enough for a file */
+    vem_config_t *cfg = vem_config_defaults();
+    ck_assert_int_eq(cfg->log.burst, 10);
+    vem_config_destroy(&cfg);
+    char err[512];
+    cfg = vem_config_load(s_file("# a comment\nlog: { burst = 5; };\n"), err, sizeof err);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_int_eq(cfg->log.burst, 5);
+    vem_config_destroy(&cfg);
+}
+END_TEST
+
 /* A directory used to come back from libconfig as "No such file or directory". */
 START_TEST(directory_is_not_a_file)
 {
@@ -205,6 +225,7 @@ Suite *vem_suite_config(void)
     tcase_add_test(tc, errors_name_file_line_and_key);
     tcase_add_test(tc, missing_file_is_an_error);
     tcase_add_test(tc, directory_is_not_a_file);
+    tcase_add_test(tc, empty_file_sets_no_key);
     tcase_add_test(tc, print_loads_back_equal);
     tcase_add_test(tc, reload_applies_only_reloadable_keys);
     tcase_add_test(tc, shipped_example_loads);
