@@ -272,6 +272,24 @@ static FILE *s_open(const char *path, char *err, size_t errlen)
     return f;
 }
 
+/* Rules that involve more than one key, checked once every key is loaded: the one place for
+ * them, so --check-config and SIGHUP refuse the same files. */
+static int s_check_keys(const vem_config_t *cfg, const char *path, char *err, size_t errlen)
+{
+    /* The spool trims whole segments and never the one being written: at or below one segment
+     * intake stops for good once it fills, and below two it stops each time a segment fills
+     * until the previous one is trimmed. */
+    int64_t max = cfg->spool.max_bytes, seg = cfg->spool.segment_bytes;
+    if (max / 2 < seg) {
+        s_err(err, errlen,
+              "%s: spool.max_bytes %" PRId64 " must be at least 2 x spool.segment_bytes %" PRId64
+              " (%" PRId64 "): the active segment is never trimmed, so intake would stall",
+              path, max, seg, 2 * seg);
+        return -1;
+    }
+    return 0;
+}
+
 vem_config_t *vem_config_load(const char *path, char *err, size_t errlen)
 {
     config_t lc;
@@ -318,6 +336,8 @@ vem_config_t *vem_config_load(const char *path, char *err, size_t errlen)
         s_err(err, errlen, "%s: sets no key (empty configuration)", path);
         goto fail;
     }
+    if (s_check_keys(cfg, path, err, errlen) != 0)
+        goto fail;
     goto done;
 fail:
     vem_config_destroy(&cfg);

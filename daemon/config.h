@@ -4,8 +4,9 @@
  * The file is libconfig syntax with one group per section (`terminals: { endpoint = "...";
  * };`). Every key has a type, a default, bounds (numbers) or allowed values (enumerations), a
  * reloadable flag and a one-line description. Unknown keys, wrong types and values out of
- * bounds are errors naming the file, the line and the key. Other modules see only the plain
- * struct below, never libconfig types.
+ * bounds are errors naming the file, the line and the key; a file that sets no key and keys
+ * that cannot work together (cross-key checks, after loading) are errors naming the file.
+ * Other modules see only the plain struct below, never libconfig types.
  *
  * Ownership: the caller owns a vem_config_t and its strings; vem_config_destroy frees both.
  * Main reads it; actors get the values they need at start (and atomics for the reloadable

@@ -134,6 +134,24 @@ START_TEST(empty_file_sets_no_key)
 }
 END_TEST
 
+/* The spool trims whole segments and never the active one: with max_bytes at or below one
+ * segment intake pauses for good, and below two it pauses every time a segment fills. */
+START_TEST(spool_needs_two_segments)
+{
+    s_refused("spool: { max_bytes = 67108864L; };\n", /* the default segment: 64 MiB */
+              " spool.max_bytes 67108864 must be at least 2 x spool.segment_bytes 67108864"
+              " (134217728): the active segment is never trimmed, so intake would stall");
+    s_refused("spool: {\n max_bytes = 1048576;\n segment_bytes = 1048575;\n};\n",
+              " spool.max_bytes 1048576 must be at least 2 x spool.segment_bytes 1048575"
+              " (2097150): the active segment is never trimmed, so intake would stall");
+    char err[512];
+    vem_config_t *cfg = vem_config_load(
+        s_file("spool: { max_bytes = 2097152; segment_bytes = 1048576; };\n"), err, sizeof err);
+    ck_assert_msg(cfg != NULL, "%s", err); /* exactly two segments is enough */
+    vem_config_destroy(&cfg);
+}
+END_TEST
+
 /* A directory used to come back from libconfig as "No such file or directory". */
 START_TEST(directory_is_not_a_file)
 {
@@ -226,6 +244,7 @@ Suite *vem_suite_config(void)
     tcase_add_test(tc, missing_file_is_an_error);
     tcase_add_test(tc, directory_is_not_a_file);
     tcase_add_test(tc, empty_file_sets_no_key);
+    tcase_add_test(tc, spool_needs_two_segments);
     tcase_add_test(tc, print_loads_back_equal);
     tcase_add_test(tc, reload_applies_only_reloadable_keys);
     tcase_add_test(tc, shipped_example_loads);
