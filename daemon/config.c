@@ -1,4 +1,4 @@
-/* config — the key table and the libconfig loader; see config.h.
+/* config — the key table, the libconfig loader and the byte budget; see config.h.
  *
  * Loading: defaults first (parsed from the table's default texts, so the documented default
  * and the real one cannot differ), then every setting of the file is visited: groups must be
@@ -7,6 +7,8 @@
 #include "config.h"
 
 #include "log.h"
+#include "pgrows.h"
+#include "pipeline.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -14,7 +16,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define S_OFF(field) offsetof(vem_config_t, field)
 #define S_INT64_MAX  INT64_MAX
@@ -468,4 +472,185 @@ int vem_config_reload(vem_config_t *live, const vem_config_t *fresh, char *err, 
         }
     }
     return 0;
+}
+
+/* ---- byte budget ------------------------------------------------------------------------------
+ *
+ * What every queue and buffer may hold once full. Where the code bounds bytes, the figure is
+ * that bound. Where it bounds only a count of messages whose size depends on what terminals
+ * send (the sink queues), the figure assumes typical real-time frames and says so.
+ *
+ *   reassembly      one buffer of terminals.max_frame_bytes per connection (reasm.h).
+ *   socket queues   ZMQ_RCVHWM counts messages per connection. A ZMQ_STREAM message is one read
+ *                   into libzmq's in_batch_size buffer (8192 B by default), and a message over
+ *                   33 B keeps its whole buffer alive until we take it (zero copy): 1 MiB
+ *                   written at once arrived here as 131 reads, none over 8192 B (libzmq 4.3.4).
+ *                   Hence rcvhwm x (8 KiB + libzmq's refcount, content and msg_t) a connection.
+ *   libzmq          ~21 KiB of its own per idle connection (NOTES.md: 24.3 KB of RSS per idle
+ *                   terminal, ~21 KB of it the ZMQ_STREAM pipe).
+ *   worker queues   ingest PUSH -> worker PULL over inproc, where libzmq adds the sender's
+ *                   SNDHWM to the receiver's RCVHWM; both are pipeline.queue_hwm, so 2 x
+ *                   queue_hwm inputs per worker, plus ingest's staged batch (512 inputs,
+ *                   ingest.c). An input is a vem_input_hdr_t and its bytes: a frame of at most
+ *                   max_frame_bytes, or quarantined garbage of at most one read (8 KiB).
+ *   sink queues     every worker has its own pipe to the sink: 2 x pg.queue_hwm messages each.
+ *                   A message settles up to 256 inputs (worker.c) and carries their rows, seqs
+ *                   and days (pgrows.h). The rows are assumed to be those of a typical frame,
+ *                   ten 1 Hz samples of up to 440 B (the sample rows of the shared vectors are
+ *                   353 B for a stream block, 401 B with a supplementary block joined, 435 B
+ *                   with invalid and abnormal names). Not a bound: a frame of 64 blocks whose
+ *                   values are all markers makes ~31 KB of rows, so full messages of such
+ *                   frames are ~7 times larger.
+ *   sink batch      pg.batch_rows rows of 440 B, the seqs it settles (up to 65536, sink_pg.c)
+ *                   and the one message by which it may overshoot.
+ *
+ * Descriptors: one per terminal connection, plus a reserve: 64 for the process (stdio,
+ * signalfd, listeners, libzmq's I/O and reaper threads, PostgreSQL, HTTP, spool files) and 8
+ * per worker (the eventfd behind each of its ZeroMQ sockets: PULL, REP, two PUSH, the actor
+ * pair, ingest's PUSH to it and the control REQ to it). At the limit libzmq's accept loop
+ * spins (NOTES.md), so the limit must be known to hold them all. */
+
+#define S_ZMQ_READ           8192u          /* libzmq's in_batch_size: the largest STREAM read */
+#define S_ZMQ_READ_HELD      (8192u + 128u) /* what one queued read keeps allocated */
+#define S_ZMQ_PER_CONNECTION (21u * 1024u)  /* NOTES.md */
+#define S_INGEST_BATCH       512u           /* inputs ingest stages per spool flush */
+#define S_WORKER_BATCH       256u           /* inputs a worker settles per sink message */
+#define S_ROW_BYTES          440u           /* a typical sample row, as COPY binary */
+#define S_ROWS_PER_INPUT     10u            /* samples in a typical real-time frame */
+#define S_SINK_MAX_SEQS      65536u         /* seqs the sink's batch settles at most */
+#define S_FD_RESERVE         64u
+#define S_FD_PER_WORKER      8u
+
+/* Bytes of a worker -> sink message settling S_WORKER_BATCH typical inputs. */
+static uint64_t s_sink_message(void)
+{
+    return sizeof(vem_pgmsg_hdr_t) + VEM_PGROWS_MAX_DAYS * sizeof(int32_t) +
+           (uint64_t)S_WORKER_BATCH * (sizeof(uint64_t) + S_ROWS_PER_INPUT * S_ROW_BYTES);
+}
+
+/* The parts of vem_budget_t, as printed and as named in a refusal. */
+static const struct {
+    const char *name;
+    const char *grows_with;
+    size_t offset;
+} s_parts[] = {
+    {"reassembly buffers", "terminals.max_connections x terminals.max_frame_bytes",
+     offsetof(vem_budget_t, reassembly)},
+    {"terminal socket queues", "terminals.max_connections x terminals.rcvhwm x 8 KiB reads",
+     offsetof(vem_budget_t, socket_queues)},
+    {"libzmq per connection", "terminals.max_connections x 21 KiB",
+     offsetof(vem_budget_t, zmq_connections)},
+    {"worker queues", "workers x 2 x pipeline.queue_hwm inputs of max_frame_bytes or 8 KiB",
+     offsetof(vem_budget_t, worker_queues)},
+    {"sink queues", "workers x 2 x pg.queue_hwm messages of 256 typical frames' rows",
+     offsetof(vem_budget_t, sink_queues)},
+    {"sink batch", "pg.batch_rows x 440 B rows", offsetof(vem_budget_t, sink_batch)},
+};
+
+#define S_NPARTS (sizeof s_parts / sizeof s_parts[0])
+
+static uint64_t s_part(const vem_budget_t *b, size_t i)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)b + s_parts[i].offset, sizeof v);
+    return v;
+}
+
+/* v in binary units with one decimal ("2.5 GiB"), into out. */
+static const char *s_human(uint64_t v, char *out, size_t cap)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double x = (double)v;
+    size_t u = 0;
+    while (x >= 1024 && u + 1 < sizeof units / sizeof units[0]) {
+        x /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(out, cap, "%" PRIu64 " B", v);
+    else
+        snprintf(out, cap, "%.1f %s", x, units[u]);
+    return out;
+}
+
+int vem_config_budget(const vem_config_t *cfg, vem_budget_t *out, char *err, size_t errlen)
+{
+    *out = (vem_budget_t){0};
+    err[0] = '\0';
+    long cores = sysconf(_SC_NPROCESSORS_ONLN); /* as main.c does for pipeline.workers = 0 */
+    out->workers =
+        cfg->pipeline.workers ? (unsigned)cfg->pipeline.workers : (unsigned)(cores > 0 ? cores : 1);
+    /* The key bounds keep every product far below 2^63. */
+    uint64_t conns = (uint64_t)cfg->terminals.max_connections, workers = out->workers;
+    uint64_t frame = (uint64_t)cfg->terminals.max_frame_bytes;
+    out->reassembly = conns * frame;
+    out->socket_queues = conns * (uint64_t)cfg->terminals.rcvhwm * S_ZMQ_READ_HELD;
+    out->zmq_connections = conns * S_ZMQ_PER_CONNECTION;
+    uint64_t input = sizeof(vem_input_hdr_t) + (frame > S_ZMQ_READ ? frame : S_ZMQ_READ);
+    out->worker_queues = (workers * 2 * (uint64_t)cfg->pipeline.queue_hwm + S_INGEST_BATCH) * input;
+    if (cfg->pg.enable) {
+        uint64_t msg = s_sink_message();
+        out->sink_queues = workers * 2 * (uint64_t)cfg->pg.queue_hwm * msg;
+        out->sink_batch =
+            (uint64_t)cfg->pg.batch_rows * S_ROW_BYTES + S_SINK_MAX_SEQS * sizeof(uint64_t) + msg;
+    }
+    for (size_t i = 0; i < S_NPARTS; i++)
+        out->total += s_part(out, i);
+
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    out->memory = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    struct rlimit rl;
+    out->nofile = getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY
+                      ? UINT64_MAX
+                      : (uint64_t)rl.rlim_cur;
+    out->descriptors = conns + S_FD_RESERVE + S_FD_PER_WORKER * workers;
+
+    /* Half, so the page cache (the spool is written through it), PostgreSQL on the same host
+     * and the allocator's own overhead keep room. */
+    if (out->memory && out->total > out->memory / 2) {
+        size_t big = 0;
+        for (size_t i = 1; i < S_NPARTS; i++)
+            if (s_part(out, i) > s_part(out, big))
+                big = i;
+        char total[32], memory[32], part[32];
+        s_err(err, errlen,
+              "memory budget %s is more than half of the machine's %s; biggest part: %s %s (%s)",
+              s_human(out->total, total, sizeof total), s_human(out->memory, memory, sizeof memory),
+              s_parts[big].name, s_human(s_part(out, big), part, sizeof part),
+              s_parts[big].grows_with);
+        return -1;
+    }
+    if (out->descriptors > out->nofile) {
+        s_err(err, errlen,
+              "terminals.max_connections %" PRIu64 " + %" PRIu64 " reserved descriptors = %" PRIu64
+              " do not fit under the open-file limit %" PRIu64
+              " (soft RLIMIT_NOFILE; raise LimitNOFILE or lower terminals.max_connections)",
+              conns, out->descriptors - conns, out->descriptors, out->nofile);
+        return -1;
+    }
+    return 0;
+}
+
+int vem_config_print_budget(const vem_budget_t *b, FILE *out)
+{
+    char v[32], m[32];
+    fprintf(out, "memory budget (bytes the queues and buffers hold when full, %u workers):\n",
+            b->workers);
+    for (size_t i = 0; i < S_NPARTS; i++)
+        fprintf(out, "  %-24s %10s  %s\n", s_parts[i].name, s_human(s_part(b, i), v, sizeof v),
+                s_parts[i].grows_with);
+    if (b->memory)
+        fprintf(out, "  %-24s %10s  of %s of memory (at most half allowed)\n", "total",
+                s_human(b->total, v, sizeof v), s_human(b->memory, m, sizeof m));
+    else
+        fprintf(out, "  %-24s %10s  (memory of the machine unknown)\n", "total",
+                s_human(b->total, v, sizeof v));
+    if (b->nofile == UINT64_MAX)
+        fprintf(out, "descriptors: %" PRIu64 " (no open-file limit)\n", b->descriptors);
+    else
+        fprintf(out,
+                "descriptors: %" PRIu64 " of %" PRIu64 " (terminals.max_connections + %" PRIu64
+                " reserved)\n",
+                b->descriptors, b->nofile, S_FD_RESERVE + S_FD_PER_WORKER * (uint64_t)b->workers);
+    return ferror(out) ? -1 : 0;
 }

@@ -90,4 +90,28 @@ int vem_config_print(const vem_config_t *cfg, FILE *out);
  * listed in err ("" when none); returns 0. */
 int vem_config_reload(vem_config_t *live, const vem_config_t *fresh, char *err, size_t errlen);
 
+/* What the queues and buffers of a configuration may hold when full, in bytes (config.c says
+ * what each figure assumes), and what the machine offers. */
+typedef struct {
+    uint64_t reassembly;      /* terminals.max_connections x terminals.max_frame_bytes */
+    uint64_t socket_queues;   /* terminals.max_connections x terminals.rcvhwm reads of <= 8 KiB */
+    uint64_t zmq_connections; /* libzmq's own ~21 KiB per connection (NOTES.md) */
+    uint64_t worker_queues;   /* ingest -> workers: 2 x pipeline.queue_hwm inputs per worker */
+    uint64_t sink_queues;     /* workers -> PostgreSQL sink: 2 x pg.queue_hwm messages per worker */
+    uint64_t sink_batch;      /* the sink's open batch: pg.batch_rows rows */
+    uint64_t total;           /* the sum of the above */
+    unsigned workers;         /* worker threads assumed: pipeline.workers, or the online cores */
+    uint64_t memory;          /* physical memory of the machine; 0 when unknown */
+    uint64_t descriptors;     /* terminals.max_connections + a reserve for everything else */
+    uint64_t nofile;          /* soft RLIMIT_NOFILE; UINT64_MAX when unlimited */
+} vem_budget_t;
+
+/* Fills *out with the budget of cfg and checks it against this machine: -1, with the reason in
+ * err, when the total exceeds half of physical memory (naming the biggest part) or the
+ * descriptors do not fit under the soft RLIMIT_NOFILE (naming both); else 0. */
+int vem_config_budget(const vem_config_t *cfg, vem_budget_t *out, char *err, size_t errlen);
+
+/* Writes the budget, a part per line with what it grows with, in binary units. 0 or -1. */
+int vem_config_print_budget(const vem_budget_t *b, FILE *out);
+
 #endif

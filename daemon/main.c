@@ -403,9 +403,16 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s\n", err);
             return 1;
         }
-        printf("%s: ok\n", check);
+        vem_budget_t budget;
+        int refused = vem_config_budget(cfg, &budget, err, sizeof err);
         vem_config_destroy(&cfg);
-        return 0;
+        if (refused) {
+            fprintf(stderr, "%s: %s\n", check, err);
+            vem_config_print_budget(&budget, stderr);
+            return 1;
+        }
+        printf("%s: ok\n", check);
+        return vem_config_print_budget(&budget, stdout) == 0 ? 0 : 1;
     }
     if (print) {
         vem_config_t *cfg = path ? vem_config_load(path, err, sizeof err) : vem_config_defaults();

@@ -1,13 +1,17 @@
-/* check_config — the key table, the loader's errors (file:line and key), print/load round
- * trip, reload of reloadable keys only, and that deploy/vemd.cfg loads. */
+/* check_config — the key table, the loader's errors (file:line and key, empty files, cross-key
+ * rules), print/load round trip, reload of reloadable keys only, the byte budget against this
+ * machine's memory and descriptor limit, and that deploy/vemd.cfg loads and fits. */
 #include "config.h"
 #include "log.h"
+#include "pgrows.h"
 #include "testutil.h"
 
 #include <check.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 static char s_dir[256];
@@ -227,8 +231,181 @@ START_TEST(shipped_example_loads)
     vem_config_t *defaults = vem_config_defaults();
     ck_assert_int_eq(vem_config_reload(defaults, cfg, err, sizeof err), 0);
     ck_assert_str_eq(err, ""); /* the example shows the defaults */
+    vem_budget_t b;
+    ck_assert_msg(vem_config_budget(cfg, &b, err, sizeof err) == 0, "%s", err);
     vem_config_destroy(&cfg);
     vem_config_destroy(&defaults);
+}
+END_TEST
+
+/* Small known values, worked by hand from the assumptions in config.c:
+ *   reassembly     100 connections x 1000 B frames                          =    100,000
+ *   socket queues  100 connections x rcvhwm 10 x (8192 + 128) B per read    =  8,320,000
+ *   libzmq         100 connections x 21 x 1024 B                            =  2,150,400
+ *   worker queues  an input is the 32 B vem_input_hdr_t + max(1000, 8192) B = 8,224 B;
+ *                  (2 workers x 2 x queue_hwm 100 + ingest's 512) x 8,224   =  7,500,288
+ *   sink queues    a message is the 48 B vem_pgmsg_hdr_t + 256 days x 4 B + 256 inputs x
+ *                  (8 B seq + 10 rows x 440 B) = 48 + 1,024 + 1,128,448     =  1,129,520 B;
+ *                  2 workers x 2 x pg.queue_hwm 10 x 1,129,520              = 45,180,800
+ *   sink batch     1000 rows x 440 B + 65,536 seqs x 8 B + one message
+ *                  = 440,000 + 524,288 + 1,129,520                          =  2,093,808
+ *   total                                                                   = 65,345,296
+ *   descriptors    100 connections + 64 + 8 per worker x 2                  =        180 */
+START_TEST(budget_worked_by_hand)
+{
+    char err[512];
+    vem_config_t *cfg = vem_config_load(
+        s_file("terminals: { max_connections = 100; max_frame_bytes = 1000; rcvhwm = 10; };\n"
+               "pipeline: { workers = 2; queue_hwm = 100; };\n"
+               "pg: { queue_hwm = 10; batch_rows = 1000; };\n"),
+        err, sizeof err);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    vem_budget_t b;
+    ck_assert_msg(vem_config_budget(cfg, &b, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(err, "");
+    ck_assert_uint_eq(b.workers, 2);
+    ck_assert_uint_eq(b.reassembly, 100000);
+    ck_assert_uint_eq(b.socket_queues, 8320000);
+    ck_assert_uint_eq(b.zmq_connections, 2150400);
+    ck_assert_uint_eq(b.worker_queues, 7500288);
+    ck_assert_uint_eq(b.sink_queues, 45180800);
+    ck_assert_uint_eq(b.sink_batch, 2093808);
+    ck_assert_uint_eq(b.total, 65345296);
+    ck_assert_uint_eq(b.descriptors, 180);
+    ck_assert_uint_gt(b.memory, 0);
+    /* frames above one read make inputs larger: (2 x 2 x 100 + 512) x (32 + 20000) */
+    cfg->terminals.max_frame_bytes = 20000;
+    ck_assert_int_eq(vem_config_budget(cfg, &b, err, sizeof err), 0);
+    ck_assert_uint_eq(b.reassembly, 2000000);
+    ck_assert_uint_eq(b.worker_queues, 18269184);
+    /* without PostgreSQL there is no sink to queue for */
+    cfg->terminals.max_frame_bytes = 1000;
+    cfg->pg.enable = false;
+    ck_assert_int_eq(vem_config_budget(cfg, &b, err, sizeof err), 0);
+    ck_assert_uint_eq(b.sink_queues, 0);
+    ck_assert_uint_eq(b.sink_batch, 0);
+    ck_assert_uint_eq(b.total, 65345296 - 45180800 - 2093808);
+    vem_config_destroy(&cfg);
+}
+END_TEST
+
+/* Each Check test runs in a forked child, so lowering the limit here touches nothing else; it
+ * is put back all the same, for CK_FORK=no. */
+START_TEST(budget_refuses_more_connections_than_descriptors)
+{
+    char err[512];
+    vem_config_t *cfg = vem_config_load(
+        s_file("terminals: { max_connections = 500; };\npipeline: { workers = 2; };\n"), err,
+        sizeof err);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    struct rlimit saved, low;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    low = saved;
+    low.rlim_cur = 200;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    vem_budget_t b;
+    int rc = vem_config_budget(cfg, &b, err, sizeof err);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    ck_assert_int_eq(rc, -1);
+    ck_assert_str_eq(err, "terminals.max_connections 500 + 80 reserved descriptors = 580 do not "
+                          "fit under the open-file limit 200 (soft RLIMIT_NOFILE; raise "
+                          "LimitNOFILE or lower terminals.max_connections)");
+    ck_assert_uint_eq(b.descriptors, 580);
+    ck_assert_uint_eq(b.nofile, 200);
+    /* 580 descriptors fit under the limit this suite runs with */
+    ck_assert_msg(vem_config_budget(cfg, &b, err, sizeof err) == 0, "%s", err);
+    vem_config_destroy(&cfg);
+}
+END_TEST
+
+START_TEST(budget_refuses_more_than_half_the_memory)
+{
+    /* 1,000,000 connections x 100,000 reads x 8,320 B = 8.32e14 B = 756.7 TiB of socket queues */
+    char err[512];
+    vem_config_t *cfg = vem_config_load(
+        s_file("terminals: { max_connections = 1000000; rcvhwm = 100000; };\n"), err, sizeof err);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    vem_budget_t b;
+    ck_assert_int_eq(vem_config_budget(cfg, &b, err, sizeof err), -1);
+    ck_assert_uint_eq(b.socket_queues, UINT64_C(1000000) * 100000 * (8192 + 128));
+    ck_assert_uint_gt(b.total, b.memory / 2);
+    static const char head[] = "memory budget 756.7 TiB is more than half of the machine's ";
+    ck_assert_msg(strncmp(err, head, sizeof head - 1) == 0, "%s", err);
+    ck_assert_msg(strstr(err,
+                         "; biggest part: terminal socket queues 756.7 TiB "
+                         "(terminals.max_connections x terminals.rcvhwm x 8 KiB reads)") != NULL,
+                  "%s", err);
+    vem_config_destroy(&cfg);
+}
+END_TEST
+
+START_TEST(budget_of_defaults_fits_this_machine)
+{
+    char err[512];
+    vem_config_t *cfg = vem_config_defaults();
+    vem_budget_t b;
+    ck_assert_msg(vem_config_budget(cfg, &b, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(b.total, b.reassembly + b.socket_queues + b.zmq_connections +
+                                   b.worker_queues + b.sink_queues + b.sink_batch);
+    ck_assert_uint_eq(b.descriptors, 10000 + 64 + 8 * (uint64_t)b.workers);
+    /* and the printed form names every part and the total */
+    char path[300];
+    snprintf(path, sizeof path, "%s/budget.txt", s_dir);
+    FILE *f = fopen(path, "w+");
+    ck_assert_int_eq(vem_config_print_budget(&b, f), 0);
+    rewind(f);
+    char text[2048] = "";
+    text[fread(text, 1, sizeof text - 1, f)] = '\0';
+    fclose(f);
+    static const char *const parts[] = {"reassembly buffers",
+                                        "terminal socket queues",
+                                        "libzmq per connection",
+                                        "worker queues",
+                                        "sink queues",
+                                        "sink batch",
+                                        "total",
+                                        "descriptors: 100"};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        ck_assert_msg(strstr(text, parts[i]) != NULL, "%s missing in:\n%s", parts[i], text);
+    ck_assert_msg(strstr(text, "39.1 MiB") != NULL, "%s", text); /* 10000 x 4096 B */
+    vem_config_destroy(&cfg);
+}
+END_TEST
+
+/* config.c sizes the sink's queues and batch with sample rows of 440 B: the rows pgrows.c
+ * writes for the shared vectors (a stream block alone, with a supplementary block joined, with
+ * invalid and abnormal values) must not have outgrown that. */
+START_TEST(budget_row_size_holds_for_the_vectors)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/hj1239/vectors.jsonl", vem_test_vectors_dir());
+    FILE *in = fopen(path, "r");
+    ck_assert_ptr_nonnull(in);
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    ck_assert_ptr_nonnull(f);
+    unsigned checked = 0;
+    json_error_t jerr;
+    json_t *v;
+    while ((v = json_loadf(in, JSON_DISABLE_EOF_CHECK, &jerr))) {
+        const char *name = json_string_value(json_object_get(v, "name"));
+        uint8_t frame[4096];
+        long len =
+            vem_test_unhex(json_string_value(json_object_get(v, "hex")), frame, sizeof frame);
+        vem_pgrows_t r = {0};
+        if (len > 0 && vem_hj1239_decode(frame, (size_t)len, 0, f, NULL) == VEM_HJ1239_OK)
+            vem_pgrows_frame(&r, f, INT64_C(1709597351000000));
+        if (r.nrows[VEM_PG_SAMPLES]) {
+            ck_assert_msg(r.rows[VEM_PG_SAMPLES].len <= 440 * r.nrows[VEM_PG_SAMPLES],
+                          "%s: %zu B in %u rows", name, r.rows[VEM_PG_SAMPLES].len,
+                          r.nrows[VEM_PG_SAMPLES]);
+            checked++;
+        }
+        vem_pgrows_free(&r);
+        json_decref(v);
+    }
+    fclose(in);
+    free(f);
+    ck_assert_uint_ge(checked, 4); /* gb17691, hj1239, resend, sentinels */
 }
 END_TEST
 
@@ -248,6 +425,11 @@ Suite *vem_suite_config(void)
     tcase_add_test(tc, print_loads_back_equal);
     tcase_add_test(tc, reload_applies_only_reloadable_keys);
     tcase_add_test(tc, shipped_example_loads);
+    tcase_add_test(tc, budget_worked_by_hand);
+    tcase_add_test(tc, budget_refuses_more_connections_than_descriptors);
+    tcase_add_test(tc, budget_refuses_more_than_half_the_memory);
+    tcase_add_test(tc, budget_of_defaults_fits_this_machine);
+    tcase_add_test(tc, budget_row_size_holds_for_the_vectors);
     suite_add_tcase(s, tc);
     return s;
 }
