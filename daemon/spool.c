@@ -7,10 +7,23 @@
  * A record is a 28-byte little-endian header followed by meta and data:
  *   u32 crc32 (zlib) of everything after this field | u32 data_len | u64 seq |
  *   i64 received_us | u16 kind | u16 meta_len
- * Only the last segment can be torn by a crash: on open it is scanned and cut after the last
- * record whose CRC and seq check out. Sequence numbers continue across segments, so a reader
- * that reaches the end of segment k finds its successor by name (seg-<next seq>.log) without
- * listing the directory.
+ *
+ * Writing. Appending only encodes the record into a pending buffer in memory. A flush moves
+ * pending records to disk one segment at a time: pwrite at the segment's durable end,
+ * fdatasync, and only then count them durable and drop them from memory. A record that would
+ * take a non-empty segment past segment_bytes starts the next segment, seg-<its seq>.log,
+ * which is created and its directory entry synced while the old segment stays open; the old
+ * one is closed once the new one holds durable records. Any failure cuts the active segment
+ * back to its durable end and removes a segment the flush created, and the records stay
+ * pending for the next flush, which rewrites them (rewriting, rather than retrying fdatasync,
+ * is also what makes a failed fdatasync safe: the kernel may have dropped the dirty pages).
+ * So the disk never holds a partial record except after a crash. Every segment holds at most
+ * segment_bytes, or one record alone, and a record is at most max_bytes / 2: with max_bytes at
+ * least twice segment_bytes, trimming can always make room for any accepted record.
+ *
+ * Recovery. Only the last segment can be torn by a crash: on open it is scanned and cut after
+ * the last intact record. A damaged record followed by intact ones is not a torn tail: the
+ * scan steps over it (readers report it) instead of cutting acknowledged records away.
  *
  * Thread: the owner of vem_spool_t (ingest) only; readers and cursors are separate objects. */
 #include "spool.h"
@@ -27,40 +40,29 @@
 #include <zlib.h>
 
 #define S_HEADER         28
-#define S_MAX_DATA       (16u << 20) /* a record larger than this is corruption */
-#define S_WBUF           (256u << 10)
+#define S_MAX_DATA       (16u << 20)  /* a record larger than this is corruption */
+#define S_PENDING        (256u << 10) /* initial size of the pending buffer */
+#define S_SCAN_WINDOW    (64u << 10)
 #define S_PATH           4096
 #define S_SEGMENT_FORMAT "%s/seg-%020" PRIu64 ".log"
+
+typedef struct {
+    uint64_t first; /* seq of its first record, and its name */
+    uint64_t bytes; /* durable size */
+} s_segment_t;
 
 struct vem_spool {
     char dir[S_PATH];
     vem_spool_opts_t opts;
-    int fd;             /* active (last) segment */
-    uint64_t seg_first; /* first seq of the active segment */
-    uint64_t seg_bytes; /* its size including buffered bytes */
-    uint64_t *firsts;   /* first seq of every segment, ascending; last is the active one */
+    int fd;            /* the active (last) segment */
+    bool dirty;        /* it may hold bytes past its durable size: a cut failed */
+    s_segment_t *segs; /* ascending; the last is the active one */
     size_t n_segs, cap_segs;
-    uint64_t next_seq;
-    uint64_t total_bytes;
-    uint8_t *wbuf;
-    size_t wlen;
-};
-
-struct vem_spool_reader {
-    char dir[S_PATH];
-    int fd;
-    uint64_t offset;   /* read position in the current segment */
-    uint64_t expected; /* seq of the next record to return */
-    uint64_t from;
-    uint8_t *buf;
-    size_t cap;
-};
-
-struct vem_spool_cursor {
-    char path[S_PATH];
-    char tmp[S_PATH];
-    char dir[S_PATH];
-    uint64_t seq;
+    uint64_t next_seq;    /* seq of the next append */
+    uint64_t durable_seq; /* every seq <= it is on disk (and synced when opts.fsync) */
+    uint64_t disk_bytes;  /* sum of segs[].bytes */
+    uint8_t *pend;        /* encoded records durable_seq + 1 .. next_seq - 1 */
+    size_t pend_len, pend_cap;
 };
 
 static void s_put32(uint8_t *p, uint32_t v)
@@ -85,6 +87,17 @@ static uint64_t s_get64(const uint8_t *p)
     return (uint64_t)s_get32(p) | (uint64_t)s_get32(p + 4) << 32;
 }
 
+/* Size of the record whose header is at p. */
+static uint64_t s_record_size(const uint8_t *p)
+{
+    return S_HEADER + (uint64_t)(p[26] | p[27] << 8) + s_get32(p + 4);
+}
+
+static void s_segment_path(char *out, size_t cap, const char *dir, uint64_t first)
+{
+    snprintf(out, cap, S_SEGMENT_FORMAT, dir, first);
+}
+
 static int s_fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -95,14 +108,32 @@ static int s_fsync_dir(const char *dir)
     return rc;
 }
 
+static int s_pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t offset)
+{
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return 0;
+}
+
 static int s_cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
 }
 
-/* Lists the segments of dir into a malloc'd ascending array. */
-static int s_list_segments(const char *dir, uint64_t **out, size_t *n_out, size_t *cap_out)
+/* Lists the segments of dir into a malloc'd ascending array of their first seqs. */
+static int s_list_segments(const char *dir, uint64_t **out, size_t *n_out)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -130,18 +161,18 @@ static int s_list_segments(const char *dir, uint64_t **out, size_t *n_out, size_
     qsort(firsts, n, sizeof *firsts, s_cmp_u64);
     *out = firsts;
     *n_out = n;
-    *cap_out = cap;
     return 0;
 }
 
-/* Reads one record at offset of fd into *buf (grown as needed). Returns the record size,
- * 0 when no complete, valid record with seq == expected starts there. */
-static size_t s_read_record(int fd, uint64_t offset, uint64_t expected, uint8_t **buf, size_t *cap,
-                            vem_spool_rec_t *rec)
+/* Reads one record at offset of fd into *buf (grown as needed). Returns the record size, 0
+ * when no complete, intact record with seq == expected starts there, -1 on an I/O error. */
+static ssize_t s_read_record(int fd, uint64_t offset, uint64_t expected, uint8_t **buf, size_t *cap,
+                             vem_spool_rec_t *rec)
 {
     uint8_t hdr[S_HEADER];
-    if (pread(fd, hdr, S_HEADER, (off_t)offset) != S_HEADER)
-        return 0;
+    ssize_t n = pread(fd, hdr, S_HEADER, (off_t)offset);
+    if (n != S_HEADER)
+        return n < 0 ? -1 : 0;
     uint32_t data_len = s_get32(hdr + 4);
     uint16_t meta_len = (uint16_t)(hdr[26] | hdr[27] << 8);
     if (data_len > S_MAX_DATA || s_get64(hdr + 8) != expected)
@@ -156,8 +187,11 @@ static size_t s_read_record(int fd, uint64_t offset, uint64_t expected, uint8_t 
     }
     memcpy(*buf, hdr, S_HEADER);
     size_t body = size - S_HEADER;
-    if (body && pread(fd, *buf + S_HEADER, body, (off_t)(offset + S_HEADER)) != (ssize_t)body)
-        return 0;
+    if (body) {
+        n = pread(fd, *buf + S_HEADER, body, (off_t)(offset + S_HEADER));
+        if (n != (ssize_t)body)
+            return n < 0 ? -1 : 0;
+    }
     uint32_t crc = (uint32_t)crc32_z(0, *buf + 4, size - 4);
     if (crc != s_get32(*buf))
         return 0;
@@ -170,55 +204,139 @@ static size_t s_read_record(int fd, uint64_t offset, uint64_t expected, uint8_t 
         rec->data_len = data_len;
         rec->data = *buf + S_HEADER + meta_len;
     }
-    return size;
+    return (ssize_t)size;
 }
 
-static int s_open_segment(vem_spool_t *self, uint64_t first, bool create)
+/* Finds the first intact record in [offset, end) of fd whose seq is in [from, upto], trying
+ * every byte position; sets *at and *seq. 1 found, 0 none, -1 on an I/O error. *buf is
+ * clobbered. A window of the file is read at a time; a position is only read in full when
+ * its header is plausible, so the CRC check is the exception. */
+static int s_scan(int fd, uint64_t offset, uint64_t end, uint64_t from, uint64_t upto,
+                  uint8_t **buf, size_t *cap, uint64_t *at, uint64_t *seq)
 {
-    char path[S_PATH + 32];
-    snprintf(path, sizeof path, S_SEGMENT_FORMAT, self->dir, first);
-    int flags = O_RDWR | O_APPEND | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0);
-    self->fd = open(path, flags, 0640);
-    if (self->fd < 0)
+    uint8_t *win = malloc(S_SCAN_WINDOW);
+    if (!win)
+        abort();
+    int rc = 0;
+    uint64_t base = offset, have = 0;
+    for (uint64_t o = offset; o + S_HEADER <= end; o++) {
+        if (o + S_HEADER > base + have) {
+            uint64_t want = end - o < S_SCAN_WINDOW ? end - o : S_SCAN_WINDOW;
+            ssize_t n = pread(fd, win, want, (off_t)o);
+            if (n < 0) {
+                rc = -1;
+                break;
+            }
+            base = o;
+            have = (uint64_t)n;
+            if (have < S_HEADER)
+                break;
+        }
+        const uint8_t *h = win + (o - base);
+        uint64_t s = s_get64(h + 8);
+        if (s < from || s > upto || s_get32(h + 4) > S_MAX_DATA || o + s_record_size(h) > end)
+            continue;
+        ssize_t size = s_read_record(fd, o, s, buf, cap, NULL);
+        if (size < 0) {
+            rc = -1;
+            break;
+        }
+        if (size > 0) {
+            *at = o;
+            *seq = s;
+            rc = 1;
+            break;
+        }
+    }
+    free(win);
+    return rc;
+}
+
+int vem_spool_opts_check(const vem_spool_opts_t *opts, char *err, size_t errlen)
+{
+    if (opts->segment_bytes == 0) {
+        snprintf(err, errlen, "spool: segment_bytes must be above 0");
         return -1;
-    if (create && self->opts.fsync && s_fsync_dir(self->dir) != 0)
+    }
+    if (opts->segment_bytes > UINT64_MAX / 2 || opts->max_bytes < 2 * opts->segment_bytes) {
+        snprintf(err, errlen,
+                 "spool: max_bytes (%" PRIu64 ") must be at least twice segment_bytes (%" PRIu64
+                 "): the active segment is never trimmed, so a smaller spool can stall intake "
+                 "for good",
+                 opts->max_bytes, opts->segment_bytes);
         return -1;
+    }
     return 0;
+}
+
+static void s_push_segment(vem_spool_t *self, uint64_t first, uint64_t bytes)
+{
+    if (self->n_segs == self->cap_segs) {
+        self->cap_segs = self->cap_segs ? self->cap_segs * 2 : 16;
+        self->segs = realloc(self->segs, self->cap_segs * sizeof *self->segs);
+        if (!self->segs)
+            abort();
+    }
+    self->segs[self->n_segs++] = (s_segment_t){.first = first, .bytes = bytes};
+    self->disk_bytes += bytes;
 }
 
 /* Scans the active segment, cuts a torn tail and finds the next seq. */
 static int s_recover_tail(vem_spool_t *self, char *err, size_t errlen)
 {
+    s_segment_t *seg = &self->segs[self->n_segs - 1];
     struct stat st;
     if (fstat(self->fd, &st) != 0) {
         snprintf(err, errlen, "spool %s: %s", self->dir, strerror(errno));
         return -1;
     }
     uint8_t *buf = NULL;
-    size_t cap = 0, size;
-    uint64_t offset = 0, seq = self->seg_first;
-    while ((size = s_read_record(self->fd, offset, seq, &buf, &cap, NULL)) > 0) {
-        offset += size;
-        seq++;
+    size_t cap = 0;
+    uint64_t end = (uint64_t)st.st_size, offset = 0, seq = seg->first;
+    for (;;) {
+        ssize_t size = s_read_record(self->fd, offset, seq, &buf, &cap, NULL);
+        if (size > 0) {
+            offset += (uint64_t)size;
+            seq++;
+            continue;
+        }
+        uint64_t at = 0, next = 0;
+        int found =
+            size < 0 ? -1 : s_scan(self->fd, offset, end, seq, UINT64_MAX, &buf, &cap, &at, &next);
+        if (found <= 0) {
+            free(buf);
+            if (found == 0)
+                break;
+            snprintf(err, errlen, "spool %s: reading the last segment: %s", self->dir,
+                     strerror(errno));
+            return -1;
+        }
+        offset = at; /* damage, not a torn tail: an intact record follows */
+        seq = next;
     }
-    free(buf);
-    if (offset < (uint64_t)st.st_size && ftruncate(self->fd, (off_t)offset) != 0) {
+    if (offset < end && ftruncate(self->fd, (off_t)offset) != 0) {
         snprintf(err, errlen, "spool %s: cutting torn tail: %s", self->dir, strerror(errno));
         return -1;
     }
-    self->total_bytes -= (uint64_t)st.st_size - offset;
-    self->seg_bytes = offset;
+    self->disk_bytes = self->disk_bytes - seg->bytes + offset;
+    seg->bytes = offset;
     self->next_seq = seq;
+    self->durable_seq = seq - 1;
     return 0;
 }
 
 vem_spool_t *vem_spool_open(const char *dir, const vem_spool_opts_t *opts, char *err, size_t errlen)
 {
+    if (vem_spool_opts_check(opts, err, errlen) != 0)
+        return NULL;
     vem_spool_t *self = calloc(1, sizeof *self);
     if (!self)
         abort();
     self->fd = -1;
     self->opts = *opts;
+    uint64_t *firsts = NULL;
+    size_t n = 0;
+    char path[S_PATH + 32];
     if (snprintf(self->dir, sizeof self->dir, "%s", dir) >= (int)sizeof self->dir) {
         snprintf(err, errlen, "spool %s: path too long", dir);
         goto fail;
@@ -227,105 +345,156 @@ vem_spool_t *vem_spool_open(const char *dir, const vem_spool_opts_t *opts, char 
         snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
         goto fail;
     }
-    if (s_list_segments(dir, &self->firsts, &self->n_segs, &self->cap_segs) != 0) {
+    if (s_list_segments(dir, &firsts, &n) != 0) {
         snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
         goto fail;
     }
-    for (size_t i = 0; i < self->n_segs; i++) {
-        char path[S_PATH + 32];
+    for (size_t i = 0; i < n; i++) {
         struct stat st;
-        snprintf(path, sizeof path, S_SEGMENT_FORMAT, dir, self->firsts[i]);
-        if (stat(path, &st) == 0)
-            self->total_bytes += (uint64_t)st.st_size;
+        s_segment_path(path, sizeof path, dir, firsts[i]);
+        s_push_segment(self, firsts[i], stat(path, &st) == 0 ? (uint64_t)st.st_size : 0);
     }
-    if (self->n_segs == 0) {
-        self->firsts[self->n_segs++] = 1;
-        if (s_open_segment(self, 1, true) != 0) {
+    if (n == 0) {
+        s_segment_path(path, sizeof path, dir, 1);
+        self->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        if (self->fd < 0 || (opts->fsync && s_fsync_dir(dir) != 0)) {
             snprintf(err, errlen, "spool %s: creating first segment: %s", dir, strerror(errno));
             goto fail;
         }
-    } else if (s_open_segment(self, self->firsts[self->n_segs - 1], false) != 0) {
-        snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
-        goto fail;
+        s_push_segment(self, 1, 0);
+    } else {
+        s_segment_path(path, sizeof path, dir, firsts[n - 1]);
+        self->fd = open(path, O_RDWR | O_CLOEXEC);
+        if (self->fd < 0) {
+            snprintf(err, errlen, "spool %s: %s", path, strerror(errno));
+            goto fail;
+        }
     }
-    self->seg_first = self->firsts[self->n_segs - 1];
     if (s_recover_tail(self, err, errlen) != 0)
         goto fail;
-    self->wbuf = malloc(S_WBUF);
-    if (!self->wbuf)
+    free(firsts);
+    self->pend_cap = S_PENDING;
+    self->pend = malloc(self->pend_cap);
+    if (!self->pend)
         abort();
     return self;
 fail:
     if (self->fd >= 0)
         close(self->fd);
-    free(self->firsts);
+    free(firsts);
+    free(self->segs);
     free(self);
     return NULL;
 }
 
-static int s_write_all(int fd, const uint8_t *p, size_t len)
+/* Cuts the active segment back to its durable size after a failed write. */
+static int s_cut(vem_spool_t *self)
 {
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
+    self->dirty = ftruncate(self->fd, (off_t)self->segs[self->n_segs - 1].bytes) != 0;
+    return self->dirty ? -1 : 0;
+}
+
+/* Writes len bytes of whole records at the durable end of the active segment and syncs. */
+static int s_write_active(vem_spool_t *self, const uint8_t *p, size_t len)
+{
+    s_segment_t *seg = &self->segs[self->n_segs - 1];
+    if (s_pwrite_all(self->fd, p, len, seg->bytes) != 0 ||
+        (self->opts.fsync && fdatasync(self->fd) != 0)) {
+        int saved = errno;
+        s_cut(self);
+        errno = saved;
+        return -1;
     }
+    seg->bytes += len;
+    self->disk_bytes += len;
     return 0;
 }
 
-static int s_write_buffer(vem_spool_t *self)
+/* Starts segment `first` with len bytes of whole records. The old segment stays open and
+ * active until the new one holds them durably; on failure the new one is removed. */
+static int s_roll(vem_spool_t *self, uint64_t first, const uint8_t *p, size_t len)
 {
-    if (self->wlen == 0)
-        return 0;
-    if (s_write_all(self->fd, self->wbuf, self->wlen) != 0)
+    char path[S_PATH + 32];
+    s_segment_path(path, sizeof path, self->dir, first);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd < 0)
         return -1;
-    self->wlen = 0;
+    if ((self->opts.fsync && s_fsync_dir(self->dir) != 0) || s_pwrite_all(fd, p, len, 0) != 0 ||
+        (self->opts.fsync && fdatasync(fd) != 0)) {
+        int saved = errno;
+        bool emptied = ftruncate(fd, 0) == 0;
+        if (unlink(path) == 0 || errno == ENOENT) {
+            close(fd);
+            if (self->opts.fsync)
+                s_fsync_dir(self->dir); /* best effort: an empty last segment is harmless */
+        } else {
+            /* It cannot go: it becomes the active segment, empty (or cut at the next flush). */
+            close(self->fd);
+            self->fd = fd;
+            s_push_segment(self, first, 0);
+            self->dirty = !emptied;
+        }
+        errno = saved;
+        return -1;
+    }
+    close(self->fd); /* everything in it is durable */
+    self->fd = fd;
+    self->dirty = false;
+    s_push_segment(self, first, len);
     return 0;
 }
 
 int vem_spool_flush(vem_spool_t *self)
 {
-    if (s_write_buffer(self) != 0)
+    if (self->dirty && s_cut(self) != 0)
         return -1;
-    if (self->opts.fsync && fdatasync(self->fd) != 0)
-        return -1;
-    return 0;
-}
-
-static int s_roll(vem_spool_t *self)
-{
-    if (vem_spool_flush(self) != 0)
-        return -1;
-    close(self->fd);
-    self->fd = -1;
-    if (self->n_segs == self->cap_segs) {
-        self->cap_segs *= 2;
-        self->firsts = realloc(self->firsts, self->cap_segs * sizeof *self->firsts);
-        if (!self->firsts)
+    size_t done = 0;
+    int rc = 0;
+    while (done < self->pend_len) {
+        /* The run: the pending records that go, in order, into one segment. */
+        uint64_t active = self->segs[self->n_segs - 1].bytes;
+        bool roll =
+            active > 0 && active + s_record_size(self->pend + done) > self->opts.segment_bytes;
+        uint64_t base = roll ? 0 : active, run = 0, count = 0;
+        while (done + run < self->pend_len) {
+            uint64_t size = s_record_size(self->pend + done + run);
+            if (base + run > 0 && base + run + size > self->opts.segment_bytes)
+                break;
+            run += size;
+            count++;
+        }
+        const uint8_t *p = self->pend + done;
+        rc = roll ? s_roll(self, self->durable_seq + 1, p, run) : s_write_active(self, p, run);
+        if (rc != 0)
+            break;
+        done += run;
+        self->durable_seq += count;
+    }
+    int saved = errno;
+    if (done > 0) {
+        memmove(self->pend, self->pend + done, self->pend_len - done);
+        self->pend_len -= done;
+    }
+    if (self->pend_len == 0 && self->pend_cap > 4 * S_PENDING) { /* after a very large batch */
+        free(self->pend);
+        self->pend_cap = S_PENDING;
+        self->pend = malloc(self->pend_cap);
+        if (!self->pend)
             abort();
     }
-    if (s_open_segment(self, self->next_seq, true) != 0)
-        return -1;
-    self->firsts[self->n_segs++] = self->next_seq;
-    self->seg_first = self->next_seq;
-    self->seg_bytes = 0;
-    return 0;
+    errno = saved;
+    return rc;
 }
 
 bool vem_spool_has_room(const vem_spool_t *self, size_t payload_len)
 {
-    return self->total_bytes + S_HEADER + payload_len <= self->opts.max_bytes;
+    return self->disk_bytes + self->pend_len + S_HEADER + payload_len <= self->opts.max_bytes;
 }
 
 int vem_spool_append(vem_spool_t *self, vem_spool_rec_t *rec)
 {
-    size_t size = S_HEADER + (size_t)rec->meta_len + rec->data_len;
-    if (rec->data_len > S_MAX_DATA) {
+    uint64_t size = S_HEADER + (uint64_t)rec->meta_len + rec->data_len;
+    if (rec->data_len > S_MAX_DATA || size > self->opts.max_bytes / 2) {
         errno = EMSGSIZE;
         return -1;
     }
@@ -333,63 +502,52 @@ int vem_spool_append(vem_spool_t *self, vem_spool_rec_t *rec)
         errno = ENOSPC;
         return -1;
     }
-    if (self->seg_bytes > 0 && self->seg_bytes + size > self->opts.segment_bytes &&
-        s_roll(self) != 0)
-        return -1;
-    if (self->wlen + size > S_WBUF && s_write_buffer(self) != 0)
-        return -1;
-
-    uint8_t hdr[S_HEADER];
-    s_put32(hdr + 4, rec->data_len);
-    s_put64(hdr + 8, self->next_seq);
-    s_put64(hdr + 16, (uint64_t)rec->received_us);
-    hdr[24] = (uint8_t)rec->kind;
-    hdr[25] = (uint8_t)(rec->kind >> 8);
-    hdr[26] = (uint8_t)rec->meta_len;
-    hdr[27] = (uint8_t)(rec->meta_len >> 8);
-    uLong crc = crc32_z(0, hdr + 4, S_HEADER - 4);
-    crc = crc32_z(crc, rec->meta, rec->meta_len);
-    crc = crc32_z(crc, rec->data, rec->data_len);
-    s_put32(hdr, (uint32_t)crc);
-
-    if (size > S_WBUF) { /* larger than the buffer: straight to the file */
-        if (s_write_all(self->fd, hdr, S_HEADER) != 0 ||
-            s_write_all(self->fd, rec->meta, rec->meta_len) != 0 ||
-            s_write_all(self->fd, rec->data, rec->data_len) != 0)
-            return -1;
-    } else {
-        memcpy(self->wbuf + self->wlen, hdr, S_HEADER);
-        if (rec->meta_len)
-            memcpy(self->wbuf + self->wlen + S_HEADER, rec->meta, rec->meta_len);
-        if (rec->data_len)
-            memcpy(self->wbuf + self->wlen + S_HEADER + rec->meta_len, rec->data, rec->data_len);
-        self->wlen += size;
+    if (self->pend_len + size > self->pend_cap) {
+        while (self->pend_len + size > self->pend_cap)
+            self->pend_cap *= 2;
+        self->pend = realloc(self->pend, self->pend_cap);
+        if (!self->pend)
+            abort();
     }
+    uint8_t *p = self->pend + self->pend_len;
+    s_put32(p + 4, rec->data_len);
+    s_put64(p + 8, self->next_seq);
+    s_put64(p + 16, (uint64_t)rec->received_us);
+    p[24] = (uint8_t)rec->kind;
+    p[25] = (uint8_t)(rec->kind >> 8);
+    p[26] = (uint8_t)rec->meta_len;
+    p[27] = (uint8_t)(rec->meta_len >> 8);
+    if (rec->meta_len)
+        memcpy(p + S_HEADER, rec->meta, rec->meta_len);
+    if (rec->data_len)
+        memcpy(p + S_HEADER + rec->meta_len, rec->data, rec->data_len);
+    /* One pass over the encoded bytes: zlib's crc32_z restarts at 0 when given NULL. */
+    s_put32(p, (uint32_t)crc32_z(0, p + 4, (size_t)size - 4));
+    self->pend_len += (size_t)size;
     rec->seq = self->next_seq++;
-    self->seg_bytes += size;
-    self->total_bytes += size;
     return 0;
 }
 
 int vem_spool_trim(vem_spool_t *self, uint64_t upto)
 {
     size_t drop = 0;
-    /* Segment i holds seqs firsts[i] .. firsts[i+1]-1; the active one is never dropped. */
-    while (drop + 1 < self->n_segs && self->firsts[drop + 1] - 1 <= upto) {
+    int rc = 0;
+    /* Segment i holds seqs segs[i].first .. segs[i+1].first - 1; the active one stays. */
+    while (drop + 1 < self->n_segs && self->segs[drop + 1].first - 1 <= upto) {
         char path[S_PATH + 32];
-        struct stat st;
-        snprintf(path, sizeof path, S_SEGMENT_FORMAT, self->dir, self->firsts[drop]);
-        if (stat(path, &st) == 0)
-            self->total_bytes -= (uint64_t)st.st_size;
-        if (unlink(path) != 0 && errno != ENOENT)
-            return -1;
+        s_segment_path(path, sizeof path, self->dir, self->segs[drop].first);
+        if (unlink(path) != 0 && errno != ENOENT) {
+            rc = -1;
+            break;
+        }
+        self->disk_bytes -= self->segs[drop].bytes;
         drop++;
     }
     if (drop) {
-        memmove(self->firsts, self->firsts + drop, (self->n_segs - drop) * sizeof *self->firsts);
+        memmove(self->segs, self->segs + drop, (self->n_segs - drop) * sizeof *self->segs);
         self->n_segs -= drop;
     }
-    return 0;
+    return rc;
 }
 
 uint64_t vem_spool_next_seq(const vem_spool_t *self)
@@ -397,9 +555,24 @@ uint64_t vem_spool_next_seq(const vem_spool_t *self)
     return self->next_seq;
 }
 
+uint64_t vem_spool_durable_seq(const vem_spool_t *self)
+{
+    return self->durable_seq;
+}
+
+uint64_t vem_spool_first_seq(const vem_spool_t *self)
+{
+    return self->segs[0].first;
+}
+
+uint64_t vem_spool_pending_bytes(const vem_spool_t *self)
+{
+    return self->pend_len;
+}
+
 uint64_t vem_spool_bytes(const vem_spool_t *self)
 {
-    return self->total_bytes;
+    return self->disk_bytes + self->pend_len;
 }
 
 void vem_spool_destroy(vem_spool_t **self_p)
@@ -411,13 +584,23 @@ void vem_spool_destroy(vem_spool_t **self_p)
         vem_spool_flush(self);
         close(self->fd);
     }
-    free(self->wbuf);
-    free(self->firsts);
+    free(self->pend);
+    free(self->segs);
     free(self);
     *self_p = NULL;
 }
 
 /* ---- readers --------------------------------------------------------------------------- */
+
+struct vem_spool_reader {
+    char dir[S_PATH];
+    int fd;
+    uint64_t offset;   /* read position in the current segment */
+    uint64_t expected; /* seq of the next record to return */
+    uint64_t from;
+    uint8_t *buf;
+    size_t cap;
+};
 
 static int s_reader_open_segment(vem_spool_reader_t *self, uint64_t first)
 {
@@ -443,8 +626,8 @@ vem_spool_reader_t *vem_spool_reader_new(const char *dir, uint64_t from, char *e
     self->from = from;
     snprintf(self->dir, sizeof self->dir, "%s", dir);
     uint64_t *firsts = NULL;
-    size_t n = 0, cap;
-    if (s_list_segments(dir, &firsts, &n, &cap) != 0 || n == 0) {
+    size_t n = 0;
+    if (s_list_segments(dir, &firsts, &n) != 0 || n == 0) {
         snprintf(err, errlen, "spool %s: %s", dir, n == 0 ? "no segments" : strerror(errno));
         free(firsts);
         free(self);
@@ -466,8 +649,10 @@ vem_spool_reader_t *vem_spool_reader_new(const char *dir, uint64_t from, char *e
 int vem_spool_reader_next(vem_spool_reader_t *self, vem_spool_rec_t *rec)
 {
     for (;;) {
-        size_t size =
+        ssize_t size =
             s_read_record(self->fd, self->offset, self->expected, &self->buf, &self->cap, rec);
+        if (size < 0)
+            return -1;
         if (size == 0) {
             /* End of this segment: its successor, if any, starts at the expected seq. */
             if (s_reader_open_segment(self, self->expected) == 0)
@@ -477,8 +662,8 @@ int vem_spool_reader_next(vem_spool_reader_t *self, vem_spool_rec_t *rec)
             /* No successor: the end of what is written, unless a later segment exists, in
              * which case records are missing or damaged in between. */
             uint64_t *firsts = NULL;
-            size_t n = 0, cap;
-            if (s_list_segments(self->dir, &firsts, &n, &cap) != 0)
+            size_t n = 0;
+            if (s_list_segments(self->dir, &firsts, &n) != 0)
                 return -1;
             bool later = n > 0 && firsts[n - 1] > self->expected;
             free(firsts);
@@ -488,7 +673,7 @@ int vem_spool_reader_next(vem_spool_reader_t *self, vem_spool_rec_t *rec)
             }
             return 0;
         }
-        self->offset += size;
+        self->offset += (uint64_t)size;
         self->expected++;
         if (rec->seq >= self->from)
             return 1;
@@ -507,6 +692,13 @@ void vem_spool_reader_destroy(vem_spool_reader_t **self_p)
 }
 
 /* ---- cursors --------------------------------------------------------------------------- */
+
+struct vem_spool_cursor {
+    char path[S_PATH];
+    char tmp[S_PATH];
+    char dir[S_PATH];
+    uint64_t seq;
+};
 
 vem_spool_cursor_t *vem_spool_cursor_open(const char *dir, const char *name, char *err,
                                           size_t errlen)
@@ -554,7 +746,7 @@ int vem_spool_cursor_commit(vem_spool_cursor_t *self, uint64_t seq)
     int fd = open(self->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
         return -1;
-    if (s_write_all(fd, (const uint8_t *)text, (size_t)len) != 0 || fdatasync(fd) != 0) {
+    if (s_pwrite_all(fd, (const uint8_t *)text, (size_t)len, 0) != 0 || fdatasync(fd) != 0) {
         close(fd);
         return -1;
     }

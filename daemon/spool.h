@@ -6,6 +6,10 @@
  * lowest cursor, and the idempotent keys downstream make the replay harmless. A full spool
  * refuses appends, so the ingest thread stops reading its sockets: backpressure, not loss.
  *
+ * Appends only copy into memory; a flush makes them durable, and only what is durable
+ * (vem_spool_durable_seq) may be acknowledged to a sender or handed to a sink. A failed flush
+ * loses nothing: the records stay pending and the next flush writes them with the same seqs.
+ *
  * Ownership: a vem_spool_t belongs to one thread (ingest), which appends and trims. Each
  * sink owns its vem_spool_cursor_t. Readers (replay) open their own descriptors. */
 #ifndef VEM_SPOOL_H
@@ -38,26 +42,39 @@ enum {
 };
 
 typedef struct {
-    uint64_t max_bytes;     /* appends beyond this total fail with ENOSPC */
-    uint64_t segment_bytes; /* a segment is closed once it holds this much */
-    bool fsync;             /* vem_spool_flush() also fdatasyncs */
+    uint64_t max_bytes;     /* appends beyond this total (on disk + pending) fail with ENOSPC */
+    uint64_t segment_bytes; /* a record that would take a segment past this starts a new one */
+    bool fsync;             /* vem_spool_flush() also fdatasyncs ("durable" means written when
+                               false) */
 } vem_spool_opts_t;
+
+/* 0 when opts can work; -1 with a message in err otherwise (max_bytes below twice
+ * segment_bytes: the active segment is never trimmed, so such a spool can stall for good). */
+int vem_spool_opts_check(const vem_spool_opts_t *opts, char *err, size_t errlen);
 
 /* Opens (creating) the spool in dir; recovers a torn tail. NULL with a message in err. */
 vem_spool_t *vem_spool_open(const char *dir, const vem_spool_opts_t *opts, char *err,
                             size_t errlen);
 
-/* Flushes, closes and frees the spool; accepts NULL; sets *self_p to NULL. */
+/* Flushes (best effort), closes and frees the spool; accepts NULL; sets *self_p to NULL. */
 void vem_spool_destroy(vem_spool_t **self_p);
 
-/* Appends rec (buffered until vem_spool_flush) and sets rec->seq; -1 with errno
- * (ENOSPC when full, EMSGSIZE when rec can never fit). */
+/* Copies rec into memory as pending and sets rec->seq; does no I/O, so it works while the
+ * disk fails: durability is decided by vem_spool_flush. -1 with errno: ENOSPC when the total
+ * with pending bytes would pass max_bytes, EMSGSIZE when rec can never fit (data_len over
+ * 16 MiB, or 28 + meta_len + data_len over max_bytes / 2). */
 int vem_spool_append(vem_spool_t *self, vem_spool_rec_t *rec);
 
-/* Writes buffered records and, when opts.fsync, makes them durable. 0 or -1 with errno. */
+/* Writes every pending record and, when opts.fsync, fdatasyncs; rolls to a new segment first
+ * (opened before the old one is closed) when a record would not fit. 0: every record appended
+ * so far is durable. -1 with errno on any failure: what this flush wrote past the last durable
+ * offset is cut off, a segment it created is removed, and the records not yet durable stay
+ * pending with their seqs for the next call (those up to vem_spool_durable_seq() may have
+ * become durable all the same). */
 int vem_spool_flush(vem_spool_t *self);
 
-/* True when a record with data_len + meta_len payload bytes fits under max_bytes. */
+/* True when a record with data_len + meta_len payload bytes fits under max_bytes, counting
+ * pending bytes. */
 bool vem_spool_has_room(const vem_spool_t *self, size_t payload_len);
 
 /* Removes whole segments all of whose records have seq <= upto (durable in every sink). */
@@ -66,7 +83,16 @@ int vem_spool_trim(vem_spool_t *self, uint64_t upto);
 /* Sequence number the next append will get. */
 uint64_t vem_spool_next_seq(const vem_spool_t *self);
 
-/* Bytes on disk (and buffered) in all segments. */
+/* Last seq made durable (0 when none): the highest a consumer may be told about. */
+uint64_t vem_spool_durable_seq(const vem_spool_t *self);
+
+/* First seq the spool still holds: the first segment's first seq (next_seq when empty). */
+uint64_t vem_spool_first_seq(const vem_spool_t *self);
+
+/* Bytes appended but not yet durable (held in memory). */
+uint64_t vem_spool_pending_bytes(const vem_spool_t *self);
+
+/* Bytes in all segments plus pending bytes. */
 uint64_t vem_spool_bytes(const vem_spool_t *self);
 
 /* Opens a reader at the first record with seq >= from (1 = everything kept). NULL on error. */
@@ -85,7 +111,8 @@ vem_spool_cursor_t *vem_spool_cursor_open(const char *dir, const char *name, cha
 /* Last committed position: every record with seq <= it is durable in that consumer. */
 uint64_t vem_spool_cursor_get(const vem_spool_cursor_t *self);
 
-/* Durably moves the cursor to seq (write, fdatasync, rename); never moves it backwards. */
+/* Durably moves the cursor to seq (write, fdatasync, rename); never moves it backwards. On -1
+ * (errno) the cursor is not moved (get still returns the old seq): do not acknowledge. */
 int vem_spool_cursor_commit(vem_spool_cursor_t *self, uint64_t seq);
 
 /* Frees the cursor; accepts NULL; sets *self_p to NULL. */

@@ -9,7 +9,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,6 +55,13 @@ static void s_append(vem_spool_t *spool, unsigned i)
                            .data_len = (uint32_t)len};
     ck_assert_int_eq(vem_spool_append(spool, &rec), 0);
     ck_assert_uint_eq(rec.seq, i);
+}
+
+/* Size on disk of record i as s_append writes it: 28-byte header + meta + data. */
+static uint64_t s_size(unsigned i)
+{
+    char meta[32];
+    return 28 + (uint64_t)snprintf(meta, sizeof meta, "tcp 127.0.0.1:%u", 40000 + i) + 1 + i % 300;
 }
 
 static void s_check(const vem_spool_rec_t *rec, unsigned i)
@@ -247,6 +256,235 @@ START_TEST(missing_middle_segment_is_an_error)
 }
 END_TEST
 
+/* Sets the soft limit of resource to cur (the hard limit stays); RLIM_INFINITY goes back to the
+ * hard limit. No assertion may run while a small RLIMIT_FSIZE is in force: Check reports
+ * through a file of its own. */
+static void s_limit(int resource, rlim_t cur)
+{
+    struct rlimit rl;
+    ck_assert_int_eq(getrlimit(resource, &rl), 0);
+    rl.rlim_cur = cur == RLIM_INFINITY ? rl.rlim_max : cur;
+    ck_assert_int_eq(setrlimit(resource, &rl), 0);
+}
+
+/* The lowest descriptor number not in use: with RLIMIT_NOFILE at it, every open fails. */
+static rlim_t s_lowest_free_fd(void)
+{
+    int fd = 0;
+    while (fcntl(fd, F_GETFD) != -1)
+        fd++;
+    return (rlim_t)fd;
+}
+
+/* Defect 1: a failed segment open broke the spool until restart (the old segment was closed
+ * before the new one was opened, then every append failed with EBADF). Now the roll happens
+ * in flush, opens the new segment first and keeps the old one when that fails; a retry works,
+ * and nothing appended is lost or renumbered. Both opens of a roll are made to fail: the
+ * segment itself (limit = lowest free descriptor), then the directory for its fsync (one
+ * more), which must also remove the segment just created. */
+START_TEST(failed_roll_keeps_old_segment)
+{
+    vem_spool_t *spool = s_open(1 << 20, 4096);
+    unsigned i = 1;
+    uint64_t used = 0;
+    for (; used + s_size(i) <= 4096; i++) {
+        s_append(spool, i);
+        used += s_size(i);
+    }
+    ck_assert_int_eq(vem_spool_flush(spool), 0);
+    unsigned roll = i; /* the record that needs a new segment */
+    for (rlim_t extra = 0; extra <= 1; extra++) {
+        s_limit(RLIMIT_NOFILE, s_lowest_free_fd() + extra);
+        if (extra == 0)
+            s_append(spool, i++); /* accepted: appending does no I/O */
+        errno = 0;
+        int rc = vem_spool_flush(spool);
+        int err = errno;
+        s_limit(RLIMIT_NOFILE, RLIM_INFINITY);
+        ck_assert_int_eq(rc, -1);
+        ck_assert_int_eq(err, EMFILE);
+        ck_assert_int_eq(access(s_segment(roll), F_OK), -1);
+        ck_assert_int_eq(errno, ENOENT);
+        s_append(spool, i++); /* still accepted while the spool cannot write */
+    }
+    ck_assert_int_eq(vem_spool_flush(spool), 0); /* the retry writes everything pending */
+    ck_assert_int_eq(access(s_segment(roll), F_OK), 0);
+    s_append(spool, i++);
+    ck_assert_int_eq(vem_spool_flush(spool), 0);
+    vem_spool_destroy(&spool);
+
+    spool = s_open(1 << 20, 4096);
+    ck_assert_uint_eq(vem_spool_next_seq(spool), i);
+    vem_spool_destroy(&spool);
+    s_read_range(1, 1, i - 1);
+}
+END_TEST
+
+/* Defect 2: a flush that failed after a short write left a fragment mid-segment, and the
+ * retry appended the whole buffer after it; on restart the recovery cut at the fragment and
+ * the seqs after it were reused. RLIMIT_FSIZE makes the write stop 30 bytes into the batch,
+ * then fail with EFBIG. Now the fragment is cut at once and the retry rewrites the same
+ * records with the same seqs. */
+START_TEST(failed_flush_leaves_no_fragment)
+{
+    signal(SIGXFSZ, SIG_IGN);
+    vem_spool_t *spool = s_open(1 << 30, 1 << 20);
+    for (unsigned i = 1; i <= 10; i++)
+        s_append(spool, i);
+    ck_assert_int_eq(vem_spool_flush(spool), 0);
+    struct stat st;
+    ck_assert_int_eq(stat(s_segment(1), &st), 0);
+    off_t good = st.st_size;
+    for (unsigned i = 11; i <= 20; i++)
+        s_append(spool, i);
+    ck_assert_uint_gt(s_size(11), 30); /* the limit falls inside record 11 */
+
+    s_limit(RLIMIT_FSIZE, (rlim_t)good + 30);
+    errno = 0;
+    int rc = vem_spool_flush(spool);
+    int err = errno;
+    s_limit(RLIMIT_FSIZE, RLIM_INFINITY);
+    ck_assert_int_eq(rc, -1);
+    ck_assert_int_eq(err, EFBIG);
+    ck_assert_int_eq(stat(s_segment(1), &st), 0);
+    ck_assert_int_eq(st.st_size, good); /* no fragment left behind */
+
+    ck_assert_int_eq(vem_spool_flush(spool), 0);
+    for (unsigned i = 21; i <= 25; i++)
+        s_append(spool, i);
+    ck_assert_int_eq(vem_spool_flush(spool), 0);
+    vem_spool_destroy(&spool);
+
+    spool = s_open(1 << 30, 1 << 20);
+    ck_assert_uint_eq(vem_spool_next_seq(spool), 26); /* no seq reused */
+    vem_spool_destroy(&spool);
+    s_read_range(1, 1, 25);
+}
+END_TEST
+
+/* max_bytes below twice segment_bytes is refused: the active segment is never trimmed, so
+ * such a spool could stop taking input for good. */
+START_TEST(opts_check_refuses_small_spool)
+{
+    static const struct {
+        uint64_t max_bytes, segment_bytes;
+        int rc;
+    } cases[] = {
+        {8192, 4096, 0},
+        {8191, 4096, -1},
+        {1 << 20, 65536, 0},
+        {65536, 65536, -1},
+        {UINT64_MAX, 1ULL << 63, -1},
+        {4096, 0, -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        vem_spool_opts_t opts = {.max_bytes = cases[i].max_bytes,
+                                 .segment_bytes = cases[i].segment_bytes};
+        char err[256] = "";
+        ck_assert_int_eq(vem_spool_opts_check(&opts, err, sizeof err), cases[i].rc);
+        ck_assert(cases[i].rc == 0 ? err[0] == '\0' : err[0] != '\0');
+    }
+    vem_spool_opts_t opts = {.max_bytes = 8191, .segment_bytes = 4096, .fsync = true};
+    char err[256] = "";
+    ck_assert_ptr_null(vem_spool_open(s_dir, &opts, err, sizeof err));
+    ck_assert_str_eq(err, "spool: max_bytes (8191) must be at least twice segment_bytes (4096): "
+                          "the active segment is never trimmed, so a smaller spool can stall "
+                          "intake for good");
+}
+END_TEST
+
+/* Appending does no I/O: records are pending (counted in bytes and against max_bytes) until a
+ * flush makes them durable. */
+START_TEST(appends_pend_until_flush)
+{
+    vem_spool_t *spool = s_open(1 << 30, 1 << 20);
+    ck_assert_uint_eq(vem_spool_durable_seq(spool), 0);
+    ck_assert_uint_eq(vem_spool_first_seq(spool), 1);
+    for (unsigned i = 1; i <= 3; i++)
+        s_append(spool, i);
+    uint64_t want = s_size(1) + s_size(2) + s_size(3);
+    struct stat st;
+    ck_assert_int_eq(stat(s_segment(1), &st), 0);
+    ck_assert_int_eq(st.st_size, 0);
+    ck_assert_uint_eq(vem_spool_durable_seq(spool), 0);
+    ck_assert_uint_eq(vem_spool_pending_bytes(spool), want);
+    ck_assert_uint_eq(vem_spool_bytes(spool), want);
+
+    ck_assert_int_eq(vem_spool_flush(spool), 0);
+    ck_assert_int_eq(stat(s_segment(1), &st), 0);
+    ck_assert_int_eq(st.st_size, (off_t)want);
+    ck_assert_uint_eq(vem_spool_durable_seq(spool), 3);
+    ck_assert_uint_eq(vem_spool_pending_bytes(spool), 0);
+    ck_assert_uint_eq(vem_spool_bytes(spool), want);
+    ck_assert_uint_eq(vem_spool_first_seq(spool), 1);
+    ck_assert_int_eq(vem_spool_flush(spool), 0); /* nothing pending: nothing to do */
+    vem_spool_destroy(&spool);
+    s_read_range(1, 1, 3);
+}
+END_TEST
+
+/* Records larger than the old 256 KiB write buffer and than a segment are taken whole; one
+ * alone in its segment. EMSGSIZE only for data over 16 MiB or a record over max_bytes / 2. */
+START_TEST(large_records_fit_whole)
+{
+    vem_spool_t *spool = s_open(1 << 30, 4096);
+    size_t big = 300 << 10;
+    uint8_t *data = malloc((16u << 20) + 1);
+    ck_assert_ptr_nonnull(data);
+    for (size_t k = 0; k < big; k++)
+        data[k] = (uint8_t)(k * 31 + k / 251);
+    s_append(spool, 1);
+    vem_spool_rec_t rec = {.received_us = 5, .kind = 1, .data = data, .data_len = (uint32_t)big};
+    ck_assert_int_eq(vem_spool_append(spool, &rec), 0);
+    ck_assert_uint_eq(rec.seq, 2);
+    s_append(spool, 3);
+    ck_assert_int_eq(vem_spool_flush(spool), 0);
+    struct stat st;
+    ck_assert_int_eq(stat(s_segment(1), &st), 0);
+    ck_assert_int_eq(st.st_size, (off_t)s_size(1));
+    ck_assert_int_eq(stat(s_segment(2), &st), 0);
+    ck_assert_int_eq(st.st_size, (off_t)(28 + big));
+    ck_assert_int_eq(stat(s_segment(3), &st), 0);
+    ck_assert_int_eq(st.st_size, (off_t)s_size(3));
+
+    rec.data_len = (16u << 20) + 1;
+    errno = 0;
+    ck_assert_int_eq(vem_spool_append(spool, &rec), -1);
+    ck_assert_int_eq(errno, EMSGSIZE);
+    vem_spool_destroy(&spool);
+
+    char err[256];
+    vem_spool_reader_t *reader = vem_spool_reader_new(s_dir, 1, err, sizeof err);
+    ck_assert_ptr_nonnull(reader);
+    vem_spool_rec_t got;
+    ck_assert_int_eq(vem_spool_reader_next(reader, &got), 1);
+    s_check(&got, 1);
+    ck_assert_int_eq(vem_spool_reader_next(reader, &got), 1);
+    ck_assert_uint_eq(got.seq, 2);
+    ck_assert_uint_eq(got.data_len, big);
+    ck_assert_int_eq(memcmp(got.data, data, big), 0);
+    ck_assert_int_eq(vem_spool_reader_next(reader, &got), 1);
+    s_check(&got, 3);
+    ck_assert_int_eq(vem_spool_reader_next(reader, &got), 0);
+    vem_spool_reader_destroy(&reader);
+
+    /* max_bytes 16384: a record of 8192 bytes fits, one of 8193 never could. */
+    char sub[300];
+    snprintf(sub, sizeof sub, "%s/small", s_dir);
+    vem_spool_opts_t opts = {.max_bytes = 16384, .segment_bytes = 4096, .fsync = true};
+    spool = vem_spool_open(sub, &opts, err, sizeof err);
+    ck_assert_ptr_nonnull(spool);
+    rec.data_len = 8192 - 28;
+    ck_assert_int_eq(vem_spool_append(spool, &rec), 0);
+    rec.data_len = 8192 - 28 + 1;
+    errno = 0;
+    ck_assert_int_eq(vem_spool_append(spool, &rec), -1);
+    ck_assert_int_eq(errno, EMSGSIZE);
+    vem_spool_destroy(&spool);
+    free(data);
+}
+END_TEST
+
 START_TEST(cursor_moves_forward_durably)
 {
     char err[256];
@@ -280,6 +518,11 @@ Suite *vem_suite_spool(void)
     tcase_add_test(tc, segments_roll_and_trim);
     tcase_add_test(tc, full_spool_refuses_until_trimmed);
     tcase_add_test(tc, missing_middle_segment_is_an_error);
+    tcase_add_test(tc, opts_check_refuses_small_spool);
+    tcase_add_test(tc, appends_pend_until_flush);
+    tcase_add_test(tc, large_records_fit_whole);
+    tcase_add_test(tc, failed_roll_keeps_old_segment);
+    tcase_add_test(tc, failed_flush_leaves_no_fragment);
     tcase_add_test(tc, cursor_moves_forward_durably);
     suite_add_tcase(s, tc);
     return s;
