@@ -58,7 +58,8 @@ static vem_pgbatch_t s_batch_of(const vem_pgrows_t *r)
 {
     vem_pgbatch_t b = {0};
     for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
-        vem_buf_put(&b.rows[t], r->rows[t].data, r->rows[t].len);
+        if (r->rows[t].len) /* an empty table has no buffer: memcpy from NULL is undefined */
+            vem_buf_put(&b.rows[t], r->rows[t].data, r->rows[t].len);
         b.nrows[t] = r->nrows[t];
     }
     uint8_t days[VEM_PGROWS_MAX_DAYS * 4];
