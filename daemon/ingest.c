@@ -440,10 +440,16 @@ static bool s_replay(s_ingest_t *in)
 {
     for (size_t n = 0; n < S_BATCH / 2; n++) {
         vem_spool_rec_t rec;
-        int rc = vem_spool_reader_next(in->replay, &rec);
-        if (rc < 0)
-            vem_log(VEM_LOG_ERR, "ingest", "replay stopped at a damaged spool record");
-        if (rc <= 0 || rec.seq >= in->replay_end) {
+        vem_spool_read_t rc = vem_spool_reader_next(in->replay, UINT64_MAX, &rec);
+        if (rc == VEM_SPOOL_READ_DAMAGED && rec.seq < in->replay_end) {
+            vem_log(VEM_LOG_ERR, "ingest", "replay skipped unreadable spool records %llu..%llu",
+                    (unsigned long long)rec.seq, (unsigned long long)(rec.seq + rec.lost - 1));
+            continue;
+        }
+        if (rc == VEM_SPOOL_READ_ERROR)
+            vem_log(VEM_LOG_ERR, "ingest", "replay stopped: reading the spool: %s",
+                    strerror(errno));
+        if (rc != VEM_SPOOL_READ_RECORD || rec.seq >= in->replay_end) {
             vem_spool_reader_destroy(&in->replay);
             vem_log(VEM_LOG_INFO, "ingest", "replay of the spool done");
             return false;

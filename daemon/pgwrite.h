@@ -8,8 +8,27 @@
  * through a temporary staging table with INSERT ... ON CONFLICT DO NOTHING. Either way a batch
  * is applied once, however often it is retried.
  *
- * Before copying, the daily partitions of the batch's days are created (vem_ensure_partitions,
- * remembered per connection). Only COPY and fixed statements with parameters reach the server.
+ * A row the server refuses (a data exception, class 22, or an integrity error other than a
+ * duplicate, such as a CHECK or NOT NULL violation) must not hold back the rows around it: the
+ * table's rows are split in halves, each half under a savepoint of its own, down to the single
+ * rows that fail alone. Every other row is stored; each refused row becomes a quarantine row
+ * (error_class "refused", the server's message as detail, the row's COPY bytes as raw) in the
+ * same transaction, and the batch commits.
+ *
+ * Before copying, the daily partitions of the batch's days and of yesterday .. today + ahead
+ * days are created (vem_ensure_partitions, remembered per connection). Only COPY and fixed
+ * statements with parameters reach the server.
+ *
+ * Nothing here waits for the server unless asked to. An operation (connecting, or writing a
+ * batch) is started with a _start function and advanced with vem_pgwriter_step whenever the
+ * socket it names is ready, so a poll loop stays responsive; vem_pgwriter_connect, _write and
+ * _copy_plain are the same operations driven to the end with poll(2). Limits: the server ends
+ * a statement after statement_timeout and a lock wait after lock_timeout (both set at connect);
+ * the writer gives up when connecting, or any one statement, takes longer than its deadline:
+ * it asks the server to cancel, closes the connection and reports VEM_PGW_RETRY. (A deadline
+ * per statement rather than per batch, so that isolating many refused rows, which takes many
+ * statements, can finish.) Host names are resolved while connecting, which may block: give
+ * hostaddr to avoid it. Server notices go to the log (component "pg").
  *
  * Used by the PostgreSQL sink actor and by bench-pg; owned by one thread. */
 #ifndef VEM_PGWRITE_H
@@ -41,21 +60,29 @@ uint64_t vem_pgbatch_rows(const vem_pgbatch_t *b);
 void vem_pgbatch_reset(vem_pgbatch_t *b);
 void vem_pgbatch_free(vem_pgbatch_t *b);
 
-/* Outcome of a write. */
+/* Outcome of an operation. */
 typedef enum {
+    VEM_PGW_PENDING = 1, /* not finished: wait for the socket vem_pgwriter_step names */
     VEM_PGW_OK = 0,
-    VEM_PGW_RETRY = -1,  /* connection lost, server shutting down, or a transient error: the
-                          * batch was not applied (or, if its commit was in flight, will be
-                          * harmless to apply again); reconnect and retry */
-    VEM_PGW_FAILED = -2, /* the server refused the batch itself (e.g. a value it rejects):
-                          * retrying the same rows will fail again */
+    VEM_PGW_RETRY = -1,  /* connection lost or refused, server shutting down, a timeout, or a
+                          * transient error: the batch was not applied (or, if its commit was
+                          * in flight, will be harmless to apply again); retry, reconnecting
+                          * first when vem_pgwriter_connected says false */
+    VEM_PGW_FAILED = -2, /* the server refused the batch as a whole (e.g. a table or column is
+                          * missing): retrying the same rows fails until the database is fixed */
 } vem_pgw_result_t;
 
 typedef struct {
-    uint64_t inserted[VEM_PG_TABLES];   /* new rows */
+    uint64_t inserted[VEM_PG_TABLES];   /* new rows (quarantine: also those made of refused rows) */
     uint64_t duplicates[VEM_PG_TABLES]; /* rows that were already there */
+    uint64_t refused[VEM_PG_TABLES];    /* rows the server refused, stored as quarantine rows */
     unsigned partitions_created;
 } vem_pgw_stats_t;
+
+/* Defaults of vem_pgwriter_set_timeouts. */
+#define VEM_PGW_DEADLINE_MS  30000
+#define VEM_PGW_STATEMENT_MS 30000
+#define VEM_PGW_LOCK_MS      5000
 
 /* A writer for conninfo (libpq connection string); does not connect yet. */
 vem_pgwriter_t *vem_pgwriter_new(const char *conninfo);
@@ -63,18 +90,44 @@ vem_pgwriter_t *vem_pgwriter_new(const char *conninfo);
 /* Frees the writer and closes its connection; accepts NULL; sets *self_p to NULL. */
 void vem_pgwriter_destroy(vem_pgwriter_t **self_p);
 
+/* Limits in milliseconds (0 = none for the server's): deadline for connecting and for each
+ * statement (client side, from the next operation on); statement_timeout and lock_timeout of
+ * the server session (from the next connect). */
+void vem_pgwriter_set_timeouts(vem_pgwriter_t *self, int deadline_ms, int statement_ms,
+                               int lock_ms);
+
+/* ---- non-blocking operations -------------------------------------------------------------- */
+
+/* Starts (re)connecting, closing the current connection; the writes that follow create the
+ * partitions of yesterday .. today + ahead_days (Beijing days). 0, or -1 with err when an
+ * operation is in progress. Failures to connect are reported by vem_pgwriter_step. */
+int vem_pgwriter_connect_start(vem_pgwriter_t *self, int ahead_days, char *err, size_t errlen);
+
+/* Starts writing batch in one transaction. The writer reads the batch until the write ends:
+ * the caller keeps it unchanged until then. 0, or -1 with err when not connected or busy. */
+int vem_pgwriter_write_start(vem_pgwriter_t *self, const vem_pgbatch_t *batch, char *err,
+                             size_t errlen);
+
+/* Advances the operation in progress as far as it can without waiting. VEM_PGW_PENDING: poll
+ * *fd for *events (POLLIN and/or POLLOUT; the descriptor may change between calls) and call
+ * again when it is ready or vem_pgwriter_timeout_ms has passed; spurious calls are harmless.
+ * Anything else is the operation's outcome, with err set unless OK and, for a write, stats
+ * (may be NULL) filled; the writer is then idle. */
+vem_pgw_result_t vem_pgwriter_step(vem_pgwriter_t *self, int *fd, short *events,
+                                   vem_pgw_stats_t *stats, char *err, size_t errlen);
+
+/* True from a _start until vem_pgwriter_step reports the outcome. */
+bool vem_pgwriter_busy(const vem_pgwriter_t *self);
+
+/* Milliseconds until the operation in progress passes its deadline (0 when it has; -1 when
+ * idle): the longest a poll loop should sleep before calling vem_pgwriter_step again. */
+int vem_pgwriter_timeout_ms(const vem_pgwriter_t *self);
+
+/* ---- blocking operations (the same, driven with poll(2)) ---------------------------------- */
+
 /* (Re)connects and creates the partitions of yesterday .. today + ahead_days (Beijing days).
- * 0, or -1 with the server's message in err. */
+ * 0, or -1 with the reason in err. */
 int vem_pgwriter_connect(vem_pgwriter_t *self, int ahead_days, char *err, size_t errlen);
-
-/* True while the connection is usable. */
-bool vem_pgwriter_connected(const vem_pgwriter_t *self);
-
-/* Closes the connection (the next write needs vem_pgwriter_connect). */
-void vem_pgwriter_disconnect(vem_pgwriter_t *self);
-
-/* The libpq connection, for callers that run their own statements (NULL when not connected). */
-void *vem_pgwriter_conn(vem_pgwriter_t *self);
 
 /* Writes the batch in one transaction; stats (may be NULL) gets the row figures. */
 vem_pgw_result_t vem_pgwriter_write(vem_pgwriter_t *self, const vem_pgbatch_t *batch,
@@ -84,5 +137,18 @@ vem_pgw_result_t vem_pgwriter_write(vem_pgwriter_t *self, const vem_pgbatch_t *b
  * transaction of its own: the ceiling bench-pg compares the sink against. */
 vem_pgw_result_t vem_pgwriter_copy_plain(vem_pgwriter_t *self, const char *copy_sql,
                                          const vem_buf_t *rows, char *err, size_t errlen);
+
+/* ---- connection ----------------------------------------------------------------------------- */
+
+/* True while the connection is usable (connected, no operation lost it). */
+bool vem_pgwriter_connected(const vem_pgwriter_t *self);
+
+/* Closes the connection, abandoning any operation in progress (its transaction is not
+ * committed); the next write needs a connect. */
+void vem_pgwriter_disconnect(vem_pgwriter_t *self);
+
+/* The libpq connection, for callers that run their own statements while the writer is idle
+ * (NULL when not connected). It is in non-blocking mode. */
+void *vem_pgwriter_conn(vem_pgwriter_t *self);
 
 #endif

@@ -592,29 +592,140 @@ void vem_spool_destroy(vem_spool_t **self_p)
 
 /* ---- readers --------------------------------------------------------------------------- */
 
+#define S_DAMAGED_MAX (64u << 10) /* damaged bytes handed out with a DAMAGED report */
+
 struct vem_spool_reader {
     char dir[S_PATH];
-    int fd;
-    uint64_t offset;   /* read position in the current segment */
-    uint64_t expected; /* seq of the next record to return */
-    uint64_t from;
+    int fd;             /* the current segment */
+    uint64_t seg_first; /* its first seq */
+    uint64_t offset;    /* read position in it */
+    uint64_t expected;  /* seq of the next record */
+    uint64_t from;      /* records below it are skipped */
+    int64_t last_us;    /* receipt time of the last record read */
     uint8_t *buf;
     size_t cap;
 };
 
-static int s_reader_open_segment(vem_spool_reader_t *self, uint64_t first)
+/* Sets *next to the first seq of the first segment after the one starting at `after`.
+ * 1 found, 0 none, -1 on error. Listing (rather than naming seg-<expected>) steps over empty
+ * segments and finds the one after a gap. */
+static int s_next_segment(const char *dir, uint64_t after, uint64_t *next)
 {
-    char path[S_PATH + 32];
-    snprintf(path, sizeof path, S_SEGMENT_FORMAT, self->dir, first);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    uint64_t *firsts;
+    size_t n;
+    if (s_list_segments(dir, &firsts, &n) != 0)
         return -1;
+    size_t i = 0;
+    while (i < n && firsts[i] <= after)
+        i++;
+    int found = i < n;
+    if (found)
+        *next = firsts[i];
+    free(firsts);
+    return found;
+}
+
+/* Makes fd, the segment starting at first, the current one, read from its start. */
+static void s_reader_switch(vem_spool_reader_t *self, int fd, uint64_t first)
+{
     if (self->fd >= 0)
         close(self->fd);
     self->fd = fd;
+    self->seg_first = first;
     self->offset = 0;
-    self->expected = first;
-    return 0;
+}
+
+/* Fills *rec with the report of lost seqs first .. first + lost - 1 and the damaged bytes
+ * from the read position up to end (at most S_DAMAGED_MAX of them). */
+static void s_reader_report(vem_spool_reader_t *self, vem_spool_rec_t *rec, uint64_t first,
+                            uint32_t lost, uint64_t end)
+{
+    size_t len = end - self->offset < S_DAMAGED_MAX ? (size_t)(end - self->offset) : S_DAMAGED_MAX;
+    if (len > self->cap) {
+        uint8_t *grown = realloc(self->buf, len);
+        if (!grown)
+            abort();
+        self->buf = grown;
+        self->cap = len;
+    }
+    ssize_t n = len ? pread(self->fd, self->buf, len, (off_t)self->offset) : 0;
+    *rec = (vem_spool_rec_t){.seq = first,
+                             .lost = lost,
+                             .received_us = self->last_us,
+                             .kind = VEM_SPOOL_KIND_QUARANTINE,
+                             .meta = (const uint8_t *)VEM_SPOOL_DAMAGED_META,
+                             .meta_len = sizeof VEM_SPOOL_DAMAGED_META - 1,
+                             .data = self->buf,
+                             .data_len = n > 0 ? (uint32_t)n : 0};
+}
+
+/* At a position without an intact record `expected`: finds where reading goes on, in this
+ * segment or a later one, and moves there. Returns DAMAGED with *rec filled when seqs at or
+ * above `from` were lost on the way, RECORD when it moved without losing any (read again),
+ * END when nothing intact with seq <= upto follows (yet), ERROR. A report covers at most
+ * UINT32_MAX seqs: a larger gap moves `expected` only, and the next call reports the rest. */
+static vem_spool_read_t s_reader_skip(vem_spool_reader_t *self, uint64_t upto, vem_spool_rec_t *rec)
+{
+    struct stat st;
+    if (fstat(self->fd, &st) != 0)
+        return VEM_SPOOL_READ_ERROR;
+    uint64_t end = (uint64_t)st.st_size, at = 0, seq = 0;
+    uint64_t first = self->expected > self->from ? self->expected : self->from;
+    int found = self->offset < end ? s_scan(self->fd, self->offset, end, self->expected, upto,
+                                            &self->buf, &self->cap, &at, &seq)
+                                   : 0;
+    if (found < 0)
+        return VEM_SPOOL_READ_ERROR;
+    if (found) { /* an intact record further on in this segment */
+        if (seq <= first) {
+            self->offset = at;
+            self->expected = seq;
+            return VEM_SPOOL_READ_RECORD;
+        }
+        if (seq - first > UINT32_MAX) {
+            s_reader_report(self, rec, first, UINT32_MAX, at);
+            self->expected = first + UINT32_MAX;
+            return VEM_SPOOL_READ_DAMAGED;
+        }
+        s_reader_report(self, rec, first, (uint32_t)(seq - first), at);
+        self->offset = at;
+        self->expected = seq;
+        return VEM_SPOOL_READ_DAMAGED;
+    }
+    /* Nothing intact in the rest of this segment: reading goes on in the next one. */
+    uint64_t next;
+    int fd;
+    for (;;) {
+        int rc = s_next_segment(self->dir, self->seg_first, &next);
+        if (rc <= 0)
+            return rc < 0 ? VEM_SPOOL_READ_ERROR : VEM_SPOOL_READ_END;
+        if (next > first && next - 1 > upto)
+            return VEM_SPOOL_READ_END; /* its records are beyond upto: not yet */
+        char path[S_PATH + 32];
+        s_segment_path(path, sizeof path, self->dir, next);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0)
+            break;
+        if (errno != ENOENT)
+            return VEM_SPOOL_READ_ERROR;
+        /* trimmed since the listing: list again */
+    }
+    if (next <= first) {
+        s_reader_switch(self, fd, next);
+        if (next > self->expected)
+            self->expected = next;
+        return VEM_SPOOL_READ_RECORD;
+    }
+    if (next - first > UINT32_MAX) {
+        close(fd);
+        s_reader_report(self, rec, first, UINT32_MAX, end);
+        self->expected = first + UINT32_MAX;
+        return VEM_SPOOL_READ_DAMAGED;
+    }
+    s_reader_report(self, rec, first, (uint32_t)(next - first), end);
+    s_reader_switch(self, fd, next); /* rec->data stays valid: it is in self->buf */
+    self->expected = next;
+    return VEM_SPOOL_READ_DAMAGED;
 }
 
 vem_spool_reader_t *vem_spool_reader_new(const char *dir, uint64_t from, char *err, size_t errlen)
@@ -624,59 +735,58 @@ vem_spool_reader_t *vem_spool_reader_new(const char *dir, uint64_t from, char *e
         abort();
     self->fd = -1;
     self->from = from;
-    snprintf(self->dir, sizeof self->dir, "%s", dir);
     uint64_t *firsts = NULL;
     size_t n = 0;
+    if (snprintf(self->dir, sizeof self->dir, "%s", dir) >= (int)sizeof self->dir) {
+        snprintf(err, errlen, "spool %s: path too long", dir);
+        goto fail;
+    }
     if (s_list_segments(dir, &firsts, &n) != 0 || n == 0) {
         snprintf(err, errlen, "spool %s: %s", dir, n == 0 ? "no segments" : strerror(errno));
-        free(firsts);
-        free(self);
-        return NULL;
+        goto fail;
     }
     size_t start = 0; /* the last segment starting at or before from */
     while (start + 1 < n && firsts[start + 1] <= from)
         start++;
-    int rc = s_reader_open_segment(self, firsts[start]);
-    free(firsts);
-    if (rc != 0) {
-        snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
-        free(self);
-        return NULL;
+    char path[S_PATH + 32];
+    s_segment_path(path, sizeof path, dir, firsts[start]);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "spool %s: %s", path, strerror(errno));
+        goto fail;
     }
+    s_reader_switch(self, fd, firsts[start]);
+    self->expected = firsts[start];
+    free(firsts);
     return self;
+fail:
+    free(firsts);
+    free(self);
+    return NULL;
 }
 
-int vem_spool_reader_next(vem_spool_reader_t *self, vem_spool_rec_t *rec)
+vem_spool_read_t vem_spool_reader_next(vem_spool_reader_t *self, uint64_t upto,
+                                       vem_spool_rec_t *rec)
 {
     for (;;) {
+        if (self->expected > upto)
+            return VEM_SPOOL_READ_END;
         ssize_t size =
             s_read_record(self->fd, self->offset, self->expected, &self->buf, &self->cap, rec);
         if (size < 0)
-            return -1;
-        if (size == 0) {
-            /* End of this segment: its successor, if any, starts at the expected seq. */
-            if (s_reader_open_segment(self, self->expected) == 0)
-                continue;
-            if (errno != ENOENT)
-                return -1;
-            /* No successor: the end of what is written, unless a later segment exists, in
-             * which case records are missing or damaged in between. */
-            uint64_t *firsts = NULL;
-            size_t n = 0;
-            if (s_list_segments(self->dir, &firsts, &n) != 0)
-                return -1;
-            bool later = n > 0 && firsts[n - 1] > self->expected;
-            free(firsts);
-            if (later) {
-                errno = EBADMSG;
-                return -1;
-            }
-            return 0;
+            return VEM_SPOOL_READ_ERROR;
+        if (size > 0) {
+            self->offset += (uint64_t)size;
+            self->expected++;
+            self->last_us = rec->received_us;
+            rec->lost = 0;
+            if (rec->seq >= self->from)
+                return VEM_SPOOL_READ_RECORD;
+            continue;
         }
-        self->offset += (uint64_t)size;
-        self->expected++;
-        if (rec->seq >= self->from)
-            return 1;
+        vem_spool_read_t rc = s_reader_skip(self, upto, rec);
+        if (rc != VEM_SPOOL_READ_RECORD)
+            return rc;
     }
 }
 

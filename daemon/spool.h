@@ -23,8 +23,9 @@ typedef struct vem_spool vem_spool_t;
 typedef struct vem_spool_reader vem_spool_reader_t;
 typedef struct vem_spool_cursor vem_spool_cursor_t;
 
-/* One record. On append the spool sets seq; meta and data are copied. On read, meta and data
- * point into the reader's buffer and stay valid until the next read. */
+/* One record. On append the spool sets seq; meta and data are copied (either may be NULL
+ * when its length is 0). On read, meta and data point into the reader's buffer and stay valid
+ * until the next read. */
 typedef struct {
     uint64_t seq;        /* 1, 2, 3 ... in append order, never reused */
     int64_t received_us; /* receipt time, microseconds since the Unix epoch */
@@ -33,6 +34,7 @@ typedef struct {
     uint16_t meta_len;
     const uint8_t *data; /* the input bytes exactly as received */
     uint32_t data_len;
+    uint32_t lost; /* VEM_SPOOL_READ_DAMAGED: seqs seq .. seq + lost - 1 are unreadable; else 0 */
 } vem_spool_rec_t;
 
 enum {
@@ -95,11 +97,32 @@ uint64_t vem_spool_pending_bytes(const vem_spool_t *self);
 /* Bytes in all segments plus pending bytes. */
 uint64_t vem_spool_bytes(const vem_spool_t *self);
 
-/* Opens a reader at the first record with seq >= from (1 = everything kept). NULL on error. */
+/* Result of a read. */
+typedef enum {
+    VEM_SPOOL_READ_ERROR = -1,  /* I/O error (errno) */
+    VEM_SPOOL_READ_END = 0,     /* nothing more with seq <= upto on disk (yet) */
+    VEM_SPOOL_READ_RECORD = 1,  /* *rec is the next record */
+    VEM_SPOOL_READ_DAMAGED = 2, /* seqs rec->seq .. rec->seq + rec->lost - 1 are unreadable */
+} vem_spool_read_t;
+
+/* Meta of a VEM_SPOOL_READ_DAMAGED report. */
+#define VEM_SPOOL_DAMAGED_META "spool-damaged"
+
+/* Opens a reader at the first record with seq >= from (1 = everything kept; a from below the
+ * first seq on disk starts at the first record on disk). NULL with a message in err. */
 vem_spool_reader_t *vem_spool_reader_new(const char *dir, uint64_t from, char *err, size_t errlen);
 
-/* Reads the next record: 1 got one, 0 at the end of what is on disk, -1 corrupt or I/O. */
-int vem_spool_reader_next(vem_spool_reader_t *self, vem_spool_rec_t *rec);
+/* Reads the next record with seq <= upto (UINT64_MAX: all on disk; the daemon passes
+ * vem_spool_durable_seq so it never reads what is not synced yet). After END, call again as
+ * the spool grows: reading goes on where it stopped, across later segments. Empty segments
+ * are stepped over. Where the next record is unreadable (bad CRC, impossible length, wrong
+ * seq, missing segment) but an intact one follows, returns DAMAGED once: rec->seq and
+ * rec->lost say which seqs are lost, kind is VEM_SPOOL_KIND_QUARANTINE, meta
+ * VEM_SPOOL_DAMAGED_META, data the first 64 KiB at most of the damaged bytes (none for a
+ * missing segment), received_us that of the record read before it (0 if none); the next call
+ * returns the intact record. Damage with nothing intact after it is END. */
+vem_spool_read_t vem_spool_reader_next(vem_spool_reader_t *self, uint64_t upto,
+                                       vem_spool_rec_t *rec);
 
 /* Frees the reader; accepts NULL; sets *self_p to NULL. */
 void vem_spool_reader_destroy(vem_spool_reader_t **self_p);

@@ -5,7 +5,18 @@
  *              are the column names), field by field, markers as NULL and listed by name.
  * idempotent:  the same batch written twice stores its rows once; a batch mixing stored and
  *              new rows stores exactly the new ones.
- * partitions:  rows for a day without a partition get one on the way. */
+ * partitions:  rows for a day without a partition get one on the way.
+ * refused:     rows the server refuses (a CHECK added for the test, bytes that are not UTF-8)
+ *              are quarantined with the server's message; the rest of the batch is stored, and
+ *              writing it again stores nothing twice.
+ * limits:      driven step by step as the sink's poll loop would, no step blocks: a table
+ *              locked by another session ends the write with RETRY at lock_timeout (and the
+ *              retry after the lock is gone stores the batch once); a server that stops
+ *              answering, at the writer's deadline, with the stuck statement cancelled; a
+ *              closed port, a missing socket and a silent listener while connecting.
+ * notices:     the server's notices reach vemd's log. */
+#include "clock.h"
+#include "log.h"
 #include "pgrows.h"
 #include "pgwrite.h"
 #include "testutil.h"
@@ -14,9 +25,13 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static PGconn *s_pg(void)
 {
@@ -43,7 +58,8 @@ static vem_pgbatch_t s_batch_of(const vem_pgrows_t *r)
 {
     vem_pgbatch_t b = {0};
     for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
-        vem_buf_put(&b.rows[t], r->rows[t].data, r->rows[t].len);
+        if (r->rows[t].len) /* an empty table has no buffer: memcpy from NULL is undefined */
+            vem_buf_put(&b.rows[t], r->rows[t].data, r->rows[t].len);
         b.nrows[t] = r->nrows[t];
     }
     uint8_t days[VEM_PGROWS_MAX_DAYS * 4];
@@ -222,8 +238,8 @@ static void s_frame(vem_hj1239_frame_t *f, const char *prefix, unsigned i, int64
     }
 }
 
-static vem_pgw_stats_t s_write_frames(vem_pgwriter_t *w, const char *prefix, unsigned from,
-                                      unsigned to, int64_t t0)
+/* The rows of frames from .. to - 1 of s_frame's fleet, received at t0. */
+static vem_pgbatch_t s_frames(const char *prefix, unsigned from, unsigned to, int64_t t0)
 {
     vem_hj1239_frame_t *f = malloc(sizeof *f);
     vem_pgrows_t r = {0};
@@ -232,12 +248,19 @@ static vem_pgw_stats_t s_write_frames(vem_pgwriter_t *w, const char *prefix, uns
         vem_pgrows_frame(&r, f, t0 * 1000000);
     }
     vem_pgbatch_t b = s_batch_of(&r);
+    vem_pgrows_free(&r);
+    free(f);
+    return b;
+}
+
+static vem_pgw_stats_t s_write_frames(vem_pgwriter_t *w, const char *prefix, unsigned from,
+                                      unsigned to, int64_t t0)
+{
+    vem_pgbatch_t b = s_frames(prefix, from, to, t0);
     vem_pgw_stats_t st;
     char err[512];
     ck_assert_msg(vem_pgwriter_write(w, &b, &st, err, sizeof err) == VEM_PGW_OK, "%s", err);
     vem_pgbatch_free(&b);
-    vem_pgrows_free(&r);
-    free(f);
     return st;
 }
 
@@ -326,6 +349,336 @@ START_TEST(daily_completeness_by_hand)
 }
 END_TEST
 
+static void s_exec(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(conn));
+    PQclear(res);
+}
+
+static long long s_count_sql(PGconn *conn, const char *sql, const char *param)
+{
+    json_t *n = s_query_json(conn, sql, param);
+    long long v = json_integer_value(n);
+    json_decref(n);
+    return v;
+}
+
+/* Drives the operation in progress as the sink's poll loop would: step, poll what it names,
+ * step again. *slowest gets the longest single vem_pgwriter_step call (ms). */
+static vem_pgw_result_t s_drive(vem_pgwriter_t *w, vem_pgw_stats_t *st, char *err, size_t errlen,
+                                int64_t *slowest)
+{
+    *slowest = 0;
+    ck_assert(vem_pgwriter_busy(w));
+    for (;;) {
+        int fd = -1;
+        short events = 0;
+        int64_t a = vem_mono_ms();
+        vem_pgw_result_t r = vem_pgwriter_step(w, &fd, &events, st, err, errlen);
+        int64_t took = vem_mono_ms() - a;
+        if (took > *slowest)
+            *slowest = took;
+        if (r != VEM_PGW_PENDING) {
+            ck_assert(!vem_pgwriter_busy(w));
+            return r;
+        }
+        ck_assert_int_ge(fd, 0);
+        ck_assert(events & (POLLIN | POLLOUT));
+        struct pollfd p = {.fd = fd, .events = events};
+        poll(&p, 1, vem_pgwriter_timeout_ms(w));
+    }
+}
+
+/* Creates the partitions of the batch's days (an empty write), so a write meets what a test
+ * sets up at its COPY rather than at partition creation. */
+static void s_partitions_for(vem_pgwriter_t *w, const vem_pgbatch_t *b)
+{
+    vem_pgbatch_t days = {.days = b->days, .ndays = b->ndays};
+    char err[512];
+    ck_assert_msg(vem_pgwriter_write(w, &days, NULL, err, sizeof err) == VEM_PGW_OK, "%s", err);
+}
+
+/* A CHECK the rows of two samples violate: the 48 others are stored, the two become quarantine
+ * rows with the server's message, and the batch commits. (Before, a check_violation was
+ * "retry", so the sink retried such a batch for ever.) */
+START_TEST(refused_rows_are_quarantined_and_the_rest_stored)
+{
+    PGconn *conn = s_pg();
+    s_exec(conn, "ALTER TABLE obd_samples ADD CONSTRAINT it_refuse_speed "
+                 "CHECK (vin NOT LIKE 'LREFUS%' OR speed_kmh <= 150)");
+    vem_pgwriter_t *w = s_writer();
+    int64_t t0 = 1700200000;
+    /* received three days after the samples: the quarantine rows need partitions of a day
+     * the batch does not name, which the write creates in its transaction */
+    int64_t received = t0 + 3 * 86400;
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    vem_pgrows_t r = {0};
+    for (unsigned i = 0; i < 10; i++) {
+        s_frame(f, "LREFUS", i, t0);
+        if (i == 3)
+            f->blocks[1].raw[VEM_HJ1239_F_SPEED] = 256 * 200;
+        if (i == 7)
+            f->blocks[4].raw[VEM_HJ1239_F_SPEED] = 256 * 200;
+        vem_pgrows_frame(&r, f, received * 1000000);
+    }
+    free(f);
+    vem_pgbatch_t b = s_batch_of(&r);
+    vem_pgrows_free(&r);
+    ck_assert_uint_eq(b.nrows[VEM_PG_SAMPLES], 50);
+    vem_pgw_stats_t st;
+    char err[512];
+    ck_assert_msg(vem_pgwriter_write(w, &b, &st, err, sizeof err) == VEM_PGW_OK, "%s", err);
+    ck_assert_uint_eq(st.inserted[VEM_PG_SAMPLES], 48);
+    ck_assert_uint_eq(st.refused[VEM_PG_SAMPLES], 2);
+    ck_assert_uint_eq(st.inserted[VEM_PG_QUARANTINE], 2);
+    ck_assert_int_eq(s_count(conn, "LREFUS"), 48);
+    /* the two missing are frame 3's second sample (vehicle 0) and frame 7's fifth (1) */
+    char when[64];
+    snprintf(when, sizeof when, "%lld", (long long)t0);
+    ck_assert_int_eq(s_count_sql(conn,
+                                 "SELECT count(*) FROM obd_samples WHERE (vin, sample_time) IN "
+                                 "(('LREFUS00000000000', to_timestamp($1::bigint + 16)), "
+                                 "('LREFUS00000000001', to_timestamp($1::bigint + 39)))",
+                                 when),
+                     0);
+    snprintf(when, sizeof when, "%lld", (long long)received);
+    ck_assert_int_eq(s_count_sql(conn,
+                                 "SELECT count(*) FROM quarantine WHERE vin LIKE 'LREFUS%' "
+                                 "AND error_class = 'refused' AND source = 'terminal' "
+                                 "AND detail LIKE 'obd_samples: ERROR 23514: %it_refuse_speed%' "
+                                 "AND received_at = to_timestamp($1::bigint) AND spool_seq < 0 "
+                                 /* raw is the row: field count, length of the VIN, the VIN */
+                                 "AND substring(raw from 1 for 6) = '\\x002b00000011'::bytea "
+                                 "AND substring(raw from 7 for 17) = convert_to(vin, 'UTF8')",
+                                 when),
+                     2);
+    /* the same batch again (a replay): nothing new, not even quarantine rows */
+    ck_assert_msg(vem_pgwriter_write(w, &b, &st, err, sizeof err) == VEM_PGW_OK, "%s", err);
+    ck_assert_uint_eq(st.inserted[VEM_PG_SAMPLES], 0);
+    ck_assert_uint_eq(st.duplicates[VEM_PG_SAMPLES], 48);
+    ck_assert_uint_eq(st.refused[VEM_PG_SAMPLES], 2);
+    ck_assert_uint_eq(st.inserted[VEM_PG_QUARANTINE], 0);
+    ck_assert_uint_eq(st.duplicates[VEM_PG_QUARANTINE], 2);
+    ck_assert_int_eq(s_count(conn, "LREFUS"), 48);
+    ck_assert_int_eq(
+        s_count_sql(conn, "SELECT count(*) FROM quarantine WHERE vin LIKE $1 || '%'", "LREFUS"), 2);
+    s_exec(conn, "ALTER TABLE obd_samples DROP CONSTRAINT it_refuse_speed");
+    vem_pgbatch_free(&b);
+    vem_pgwriter_destroy(&w);
+    PQfinish(conn);
+}
+END_TEST
+
+/* A row the server cannot read (a data exception, class 22: text that is not UTF-8) is
+ * quarantined alike, next to a good row of the same table and rows of another table. */
+START_TEST(unreadable_row_is_quarantined)
+{
+    PGconn *conn = s_pg();
+    vem_pgwriter_t *w = s_writer();
+    int64_t t0 = 1700400000;
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    vem_pgrows_t r = {0};
+    for (unsigned v = 0; v < 2; v++) {
+        memset(f, 0, sizeof *f);
+        f->cmd = VEM_HJ1239_CMD_LOGIN;
+        f->has_time = true;
+        f->time = t0 + v;
+        f->seq = 1;
+        memcpy(f->vin, v ? "LBADTX00000000001" : "LBADTX00000000000", 17);
+        memcpy(f->iccid, "89860000000000000042", 20);
+        vem_pgrows_frame(&r, f, t0 * 1000000);
+    }
+    s_frame(f, "LBADTX", 0, t0);
+    vem_pgrows_frame(&r, f, t0 * 1000000);
+    free(f);
+    vem_pgbatch_t b = s_batch_of(&r);
+    vem_pgrows_free(&r);
+    /* the second login's ICCID gets a byte that is not UTF-8 */
+    vem_buf_t *ev = &b.rows[VEM_PG_EVENTS];
+    uint8_t *second = memmem(ev->data + ev->len / 2, ev->len / 2, "8986", 4);
+    ck_assert_ptr_nonnull(second);
+    second[0] = 0xFF;
+    vem_pgw_stats_t st;
+    char err[512];
+    ck_assert_msg(vem_pgwriter_write(w, &b, &st, err, sizeof err) == VEM_PGW_OK, "%s", err);
+    ck_assert_uint_eq(st.inserted[VEM_PG_SAMPLES], 5);
+    ck_assert_uint_eq(st.inserted[VEM_PG_EVENTS], 1);
+    ck_assert_uint_eq(st.refused[VEM_PG_EVENTS], 1);
+    ck_assert_uint_eq(st.inserted[VEM_PG_QUARANTINE], 1);
+    ck_assert_int_eq(s_count_sql(conn, "SELECT count(*) FROM terminal_events WHERE vin = $1",
+                                 "LBADTX00000000000"),
+                     1);
+    json_t *detail = s_query_json(
+        conn, "SELECT to_jsonb(detail) FROM quarantine WHERE vin = $1 AND error_class = 'refused'",
+        "LBADTX00000000001");
+    const char *text = json_string_value(detail);
+    ck_assert_msg(strncmp(text, "terminal_events: ERROR 22021: ", 30) == 0, "%s", text);
+    json_decref(detail);
+    vem_pgbatch_free(&b);
+    vem_pgwriter_destroy(&w);
+    PQfinish(conn);
+}
+END_TEST
+
+/* Another session holds a lock on obd_samples. The write, driven step by step, never blocks
+ * the caller; the server gives up at lock_timeout and the write reports RETRY on a connection
+ * that stays usable. Once the lock is gone the retry stores the batch, once. */
+START_TEST(lock_timeout_is_retry_without_blocking)
+{
+    PGconn *conn = s_pg();
+    vem_pgwriter_t *w = vem_pgwriter_new(vem_test_env("VEM_TEST_PG"));
+    vem_pgwriter_set_timeouts(w, 10000, 30000, 300);
+    char err[512];
+    ck_assert_msg(vem_pgwriter_connect(w, 1, err, sizeof err) == 0, "%s", err);
+    vem_pgbatch_t b = s_frames("LLOCKT", 0, 10, 1700500000);
+    s_partitions_for(w, &b);
+    PGconn *locker = s_pg();
+    s_exec(locker, "BEGIN");
+    s_exec(locker, "LOCK TABLE obd_samples IN ACCESS EXCLUSIVE MODE");
+    ck_assert_int_eq(vem_pgwriter_write_start(w, &b, err, sizeof err), 0);
+    vem_pgw_stats_t st;
+    int64_t slowest, began = vem_mono_ms();
+    ck_assert_int_eq(s_drive(w, &st, err, sizeof err, &slowest), VEM_PGW_RETRY);
+    int64_t took = vem_mono_ms() - began;
+    ck_assert_msg(strstr(err, "55P03") && strstr(err, "lock timeout"), "%s", err);
+    ck_assert_msg(slowest < 1000, "a step took %lld ms", (long long)slowest);
+    ck_assert_msg(took >= 250 && took < 5000, "gave up after %lld ms", (long long)took);
+    ck_assert(vem_pgwriter_connected(w));
+    s_exec(locker, "ROLLBACK");
+    ck_assert_int_eq(vem_pgwriter_write_start(w, &b, err, sizeof err), 0);
+    ck_assert_msg(s_drive(w, &st, err, sizeof err, &slowest) == VEM_PGW_OK, "%s", err);
+    ck_assert_uint_eq(st.inserted[VEM_PG_SAMPLES], 50);
+    ck_assert_int_eq(s_count(conn, "LLOCKT"), 50);
+    ck_assert_int_eq(vem_pgwriter_write(w, &b, &st, err, sizeof err), VEM_PGW_OK);
+    ck_assert_uint_eq(st.duplicates[VEM_PG_SAMPLES], 50);
+    ck_assert_int_eq(s_count(conn, "LLOCKT"), 50);
+    vem_pgbatch_free(&b);
+    vem_pgwriter_destroy(&w);
+    PQfinish(locker);
+    PQfinish(conn);
+}
+END_TEST
+
+/* Without server-side limits, a statement that waits for ever meets the writer's deadline:
+ * RETRY, the connection closed, and the statement cancelled on the server, so its backend
+ * does not wait for the lock any more. */
+START_TEST(deadline_cancels_a_stuck_statement)
+{
+    PGconn *conn = s_pg();
+    vem_pgwriter_t *w = vem_pgwriter_new(vem_test_env("VEM_TEST_PG"));
+    vem_pgwriter_set_timeouts(w, 500, 0, 0);
+    char err[512];
+    ck_assert_msg(vem_pgwriter_connect(w, 1, err, sizeof err) == 0, "%s", err);
+    vem_pgbatch_t b = s_frames("LDEADL", 0, 10, 1700600000);
+    s_partitions_for(w, &b);
+    PGconn *locker = s_pg();
+    s_exec(locker, "BEGIN");
+    s_exec(locker, "LOCK TABLE obd_samples IN ACCESS EXCLUSIVE MODE");
+    ck_assert_int_eq(vem_pgwriter_write_start(w, &b, err, sizeof err), 0);
+    int64_t slowest, began = vem_mono_ms();
+    ck_assert_int_eq(s_drive(w, NULL, err, sizeof err, &slowest), VEM_PGW_RETRY);
+    int64_t took = vem_mono_ms() - began;
+    ck_assert_msg(strstr(err, "no answer from PostgreSQL within 500 ms while COPY"), "%s", err);
+    ck_assert_msg(slowest < 1000, "a step took %lld ms", (long long)slowest);
+    ck_assert_msg(took >= 450 && took < 5000, "gave up after %lld ms", (long long)took);
+    ck_assert(!vem_pgwriter_connected(w));
+    long long waiting = -1;
+    for (int i = 0; i < 50 && waiting != 0; i++) {
+        waiting = s_count_sql(conn,
+                              "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = "
+                              "$1::regclass",
+                              "obd_samples");
+        if (waiting)
+            usleep(100 * 1000);
+    }
+    ck_assert_int_eq(waiting, 0);
+    s_exec(locker, "ROLLBACK");
+    ck_assert_int_eq(s_count(conn, "LDEADL"), 0);
+    vem_pgbatch_free(&b);
+    vem_pgwriter_destroy(&w);
+    PQfinish(locker);
+    PQfinish(conn);
+}
+END_TEST
+
+/* A loopback port nothing listens on; with listen_too, something listens there (backlog 1)
+ * and never answers. */
+static int s_port(bool listen_too, int *sock)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &alen), 0);
+    if (listen_too) {
+        ck_assert_int_eq(listen(s, 1), 0);
+        *sock = s;
+    } else {
+        close(s);
+    }
+    return ntohs(a.sin_port);
+}
+
+/* Connects to conninfo step by step: the outcome is RETRY with a reason containing why, and no
+ * step blocks. */
+static void s_connect_fails(const char *conninfo, int deadline_ms, const char *why)
+{
+    vem_pgwriter_t *w = vem_pgwriter_new(conninfo);
+    vem_pgwriter_set_timeouts(w, deadline_ms, 0, 0);
+    char err[512];
+    ck_assert_int_eq(vem_pgwriter_connect_start(w, 1, err, sizeof err), 0);
+    int64_t slowest;
+    ck_assert_int_eq(s_drive(w, NULL, err, sizeof err, &slowest), VEM_PGW_RETRY);
+    ck_assert_msg(strstr(err, why), "%s: %s", conninfo, err);
+    ck_assert_msg(slowest < 1000, "%s: a step took %lld ms", conninfo, (long long)slowest);
+    ck_assert(!vem_pgwriter_connected(w));
+    vem_pgbatch_t none = {0};
+    ck_assert_int_eq(vem_pgwriter_write_start(w, &none, err, sizeof err), -1);
+    ck_assert_int_eq(vem_pgwriter_connect(w, 1, err, sizeof err), -1);
+    vem_pgwriter_destroy(&w);
+}
+
+START_TEST(connect_failures_are_retry_without_blocking)
+{
+    char conninfo[600];
+    snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%d user=postgres dbname=vem",
+             s_port(false, NULL));
+    s_connect_fails(conninfo, 5000, "Connection refused");
+    /* a server stopped: its socket is gone */
+    snprintf(conninfo, sizeof conninfo, "host=%s/no-server user=postgres dbname=vem",
+             vem_test_env("VEM_TEST_TMP"));
+    s_connect_fails(conninfo, 5000, "No such file or directory");
+    /* a server that accepts and never answers: the writer's deadline ends it */
+    int listener;
+    snprintf(conninfo, sizeof conninfo, "host=127.0.0.1 port=%d user=postgres dbname=vem",
+             s_port(true, &listener));
+    int64_t began = vem_mono_ms();
+    s_connect_fails(conninfo, 500, "no answer from PostgreSQL within 500 ms while connecting");
+    ck_assert_int_ge(vem_mono_ms() - began, 450);
+    close(listener);
+}
+END_TEST
+
+START_TEST(notices_go_to_the_log)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    vem_log_set_stream(out);
+    vem_pgwriter_t *w = s_writer();
+    PGresult *res =
+        PQexec(vem_pgwriter_conn(w), "DO $$ BEGIN RAISE WARNING 'it_pgwrite says hello'; END $$");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    vem_pgwriter_destroy(&w);
+    vem_log_set_stream(NULL);
+    fclose(out);
+    ck_assert_msg(strstr(text, "<4>pg: server WARNING 01000: it_pgwrite says hello\n"), "%s", text);
+    free(text);
+}
+END_TEST
+
 Suite *vem_suite_pgwrite(void);
 Suite *vem_suite_pgwrite(void)
 {
@@ -336,6 +689,12 @@ Suite *vem_suite_pgwrite(void)
     tcase_add_test(tc, same_batch_twice_is_stored_once);
     tcase_add_test(tc, lost_connection_is_retry);
     tcase_add_test(tc, daily_completeness_by_hand);
+    tcase_add_test(tc, refused_rows_are_quarantined_and_the_rest_stored);
+    tcase_add_test(tc, unreadable_row_is_quarantined);
+    tcase_add_test(tc, lock_timeout_is_retry_without_blocking);
+    tcase_add_test(tc, deadline_cancels_a_stuck_statement);
+    tcase_add_test(tc, connect_failures_are_retry_without_blocking);
+    tcase_add_test(tc, notices_go_to_the_log);
     suite_add_tcase(s, tc);
     return s;
 }
