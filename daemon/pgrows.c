@@ -66,6 +66,8 @@ int32_t vem_pg_beijing_day(int64_t epoch_s)
 
 void vem_buf_put(vem_buf_t *b, const void *p, size_t n)
 {
+    if (n == 0)
+        return; /* an empty buffer has no data pointer, and memcpy must not see NULL */
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n)
@@ -255,18 +257,18 @@ bool vem_pgrows_full(const vem_pgrows_t *r)
     return r->ndays + VEM_HJ1239_MAX_BLOCKS + 1 > VEM_PGROWS_MAX_DAYS;
 }
 
-/* Names of the block's fields without a value, split into invalid and abnormal. */
-static void s_novalue_names(const vem_hj1239_block_t *blk, const uint8_t *fields, size_t nfields,
-                            const char **invalid, size_t *ninvalid, const char **abnormal,
-                            size_t *nabnormal)
+/* Names of the fields without a value, split into invalid and abnormal: each field once, as
+ * the block that gives the row its value (from[fid]) has it. At most VEM_HJ1239_F_COUNT each. */
+static void s_novalue_names(const vem_hj1239_block_t *const *from, const char **invalid,
+                            size_t *ninvalid, const char **abnormal, size_t *nabnormal)
 {
     *ninvalid = *nabnormal = 0;
-    for (size_t k = 0; k < nfields; k++) {
-        vem_hj1239_field_t fid = fields[k];
-        if (!(blk->novalue >> fid & 1))
+    for (unsigned fid = 0; fid < VEM_HJ1239_F_COUNT; fid++) {
+        const vem_hj1239_block_t *blk = from[fid];
+        if (!blk || !(blk->novalue >> fid & 1))
             continue;
-        const char *name = vem_hj1239_field_info(fid)->name;
-        if (vem_hj1239_marker_invalid(fid, blk->raw[fid]))
+        const char *name = vem_hj1239_field_info((vem_hj1239_field_t)fid)->name;
+        if (vem_hj1239_marker_invalid((vem_hj1239_field_t)fid, blk->raw[fid]))
             invalid[(*ninvalid)++] = name;
         else
             abnormal[(*nabnormal)++] = name;
@@ -306,21 +308,17 @@ static void s_sample(vem_pgrows_t *r, const vem_hj1239_frame_t *f, size_t idx, c
     s_row_head(b, VEM_PG_SAMPLES, f, blk, idx, received_us);
     s_str(b, vem_hj1239_block_name(blk->type));
     /* which block carries each field */
-    const vem_hj1239_block_t *from[S_SAMPLE_FIELDS] = {0};
+    const vem_hj1239_block_t *from[VEM_HJ1239_F_COUNT] = {0};
     const char *invalid[VEM_HJ1239_F_COUNT], *abnormal[VEM_HJ1239_F_COUNT];
-    size_t ninvalid = 0, nabnormal = 0;
+    size_t ninvalid, nabnormal;
     for (size_t a = 0; a <= naux; a++) {
         const vem_hj1239_block_t *src = a == 0 ? blk : &f->blocks[aux[a - 1]];
         size_t nfields;
         const uint8_t *fields = vem_hj1239_block_fields(src->type, &nfields);
         for (size_t k = 0; k < nfields; k++)
-            if (fields[k] < S_SAMPLE_FIELDS)
-                from[fields[k]] = src;
-        size_t ni, na;
-        s_novalue_names(src, fields, nfields, invalid + ninvalid, &ni, abnormal + nabnormal, &na);
-        ninvalid += ni;
-        nabnormal += na;
+            from[fields[k]] = src;
     }
+    s_novalue_names(from, invalid, &ninvalid, abnormal, &nabnormal);
     for (unsigned fid = 0; fid < S_SAMPLE_FIELDS; fid++) {
         const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(fid);
         double v;
@@ -434,9 +432,12 @@ static void s_obd(vem_pgrows_t *r, const vem_hj1239_frame_t *f, size_t idx, int6
     s_text_array(b, dtcs, ndtcs, false);
     size_t nfields;
     const uint8_t *fields = vem_hj1239_block_fields(blk->type, &nfields);
+    const vem_hj1239_block_t *from[VEM_HJ1239_F_COUNT] = {0};
+    for (size_t k = 0; k < nfields; k++)
+        from[fields[k]] = blk;
     const char *invalid[VEM_HJ1239_F_COUNT], *abnormal[VEM_HJ1239_F_COUNT];
     size_t ninvalid, nabnormal;
-    s_novalue_names(blk, fields, nfields, invalid, &ninvalid, abnormal, &nabnormal);
+    s_novalue_names(from, invalid, &ninvalid, abnormal, &nabnormal);
     s_name_array(b, invalid, ninvalid);
     s_name_array(b, abnormal, nabnormal);
     r->nrows[VEM_PG_INFO]++;
@@ -539,58 +540,4 @@ void vem_pgrows_quarantine(vem_pgrows_t *r, int64_t received_us, uint64_t spool_
     s_bytes(b, raw, len);
     r->nrows[VEM_PG_QUARANTINE]++;
     s_day(r, (received_us >= 0 ? received_us : received_us - 999999) / 1000000);
-}
-
-/* ---- messages -------------------------------------------------------------------------------- */
-
-size_t vem_pgmsg_size(const vem_pgrows_t *r, size_t nseqs)
-{
-    size_t n = sizeof(vem_pgmsg_hdr_t) + nseqs * sizeof(uint64_t) + r->ndays * sizeof(int32_t);
-    for (unsigned t = 0; t < VEM_PG_TABLES; t++)
-        n += r->rows[t].len;
-    return n;
-}
-
-void vem_pgmsg_pack(const vem_pgrows_t *r, const uint64_t *seqs, size_t nseqs, int64_t oldest_us,
-                    uint8_t *out)
-{
-    vem_pgmsg_hdr_t hdr = {.oldest_us = oldest_us, .nseqs = (uint32_t)nseqs, .ndays = r->ndays};
-    for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
-        hdr.nrows[t] = r->nrows[t];
-        hdr.nbytes[t] = (uint32_t)r->rows[t].len;
-    }
-    memcpy(out, &hdr, sizeof hdr);
-    out += sizeof hdr;
-    memcpy(out, seqs, nseqs * sizeof *seqs);
-    out += nseqs * sizeof *seqs;
-    memcpy(out, r->days, r->ndays * sizeof r->days[0]);
-    out += r->ndays * sizeof r->days[0];
-    for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
-        if (r->rows[t].len)
-            memcpy(out, r->rows[t].data, r->rows[t].len);
-        out += r->rows[t].len;
-    }
-}
-
-bool vem_pgmsg_parse(const uint8_t *p, size_t len, vem_pgmsg_t *out)
-{
-    if (len < sizeof out->hdr)
-        return false;
-    memcpy(&out->hdr, p, sizeof out->hdr);
-    uint64_t need = sizeof out->hdr + (uint64_t)out->hdr.nseqs * sizeof(uint64_t) +
-                    (uint64_t)out->hdr.ndays * sizeof(int32_t);
-    for (unsigned t = 0; t < VEM_PG_TABLES; t++)
-        need += out->hdr.nbytes[t];
-    if (need != len || out->hdr.ndays > VEM_PGROWS_MAX_DAYS)
-        return false;
-    const uint8_t *q = p + sizeof out->hdr;
-    out->seqs = q;
-    q += (size_t)out->hdr.nseqs * sizeof(uint64_t);
-    out->days = q;
-    q += (size_t)out->hdr.ndays * sizeof(int32_t);
-    for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
-        out->rows[t] = q;
-        q += out->hdr.nbytes[t];
-    }
-    return true;
 }

@@ -1,14 +1,10 @@
 /* pgrows — decoded frames as rows of PostgreSQL's binary COPY format, ready to stream.
  *
- * Workers turn each input into rows here (obd_samples, obd_info, terminal_events, quarantine;
- * columns and names as schema/0001_core.sql and FIELDS.md), so number formatting never happens
- * on the sink's thread: the sink concatenates the rows of many workers and streams them to the
- * server as they are. A batch also remembers the Beijing days its rows fall on, so the sink can
- * make sure their daily partitions exist before it copies.
- *
- * Also the wire format of worker -> sink messages: a header, the spool seqs the message
- * settles (every input the worker finished, with rows or without), the days, then each
- * table's rows.
+ * The PostgreSQL sink turns each record the workers hand it (records.h) into rows here
+ * (obd_samples, obd_info, terminal_events, quarantine; columns and names as
+ * schema/0001_core.sql and FIELDS.md) and streams them to the server as they are. A batch also
+ * remembers the Beijing days its rows fall on, so the sink can make sure their daily
+ * partitions exist before it copies.
  *
  * Pure: no I/O. A vem_pgrows_t belongs to one thread. */
 #ifndef VEM_PGROWS_H
@@ -83,33 +79,5 @@ unsigned vem_pgrows_frame(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t 
 void vem_pgrows_quarantine(vem_pgrows_t *r, int64_t received_us, uint64_t spool_seq,
                            const char *source, const char *error_class, const char *detail,
                            int32_t offset, const uint8_t *vin, const uint8_t *raw, size_t len);
-
-/* ---- worker -> sink messages ------------------------------------------------------------- */
-
-typedef struct {
-    int64_t oldest_us; /* receipt time of the oldest input in the message */
-    uint32_t nseqs, ndays;
-    uint32_t nrows[VEM_PG_TABLES];
-    uint32_t nbytes[VEM_PG_TABLES];
-} vem_pgmsg_hdr_t;
-
-/* Size of the message holding r and seqs[0..nseqs). */
-size_t vem_pgmsg_size(const vem_pgrows_t *r, size_t nseqs);
-
-/* Writes the message into out (vem_pgmsg_size bytes). */
-void vem_pgmsg_pack(const vem_pgrows_t *r, const uint64_t *seqs, size_t nseqs, int64_t oldest_us,
-                    uint8_t *out);
-
-/* A message taken apart; pointers into the message bytes (seqs/days may be unaligned: read
- * them with memcpy). */
-typedef struct {
-    vem_pgmsg_hdr_t hdr;
-    const uint8_t *seqs; /* nseqs little u64 */
-    const uint8_t *days; /* ndays i32 */
-    const uint8_t *rows[VEM_PG_TABLES];
-} vem_pgmsg_t;
-
-/* Parses a message; false when its sizes do not add up. */
-bool vem_pgmsg_parse(const uint8_t *p, size_t len, vem_pgmsg_t *out);
 
 #endif
