@@ -1,0 +1,96 @@
+/* records — what workers hand to sinks: sink-neutral records, one message per worker batch.
+ *
+ * The workers know no sink. For every spool input they finish they emit exactly one record,
+ * tagged with the spool seqs it settles, and every sink turns the records into its own form
+ * (COPY rows, JSON events): adding a sink adds a module, not a change to the worker.
+ *
+ *   FRAME       a whole frame the worker decoded and accepted (not a duplicate): the frame's
+ *               bytes exactly as received; a sink decodes them again with the pure parser
+ *   QUARANTINE  an input rejected with a class (vem_hj1239_status_t name), a detail, a stream
+ *               offset and, when known, the VIN: the bytes to keep as evidence
+ *   SETTLED     an input that yields nothing for the sinks (a duplicate, a time sync): only
+ *               settles its seqs, so every sink's cursor can pass it
+ *
+ * A record settles the seqs seq .. seq + nseqs - 1: one input normally, a run of unreadable
+ * spool records when the spool stepped over damage. A message is a header, then the records,
+ * each a fixed header followed by detail and data; everything little-endian host order (the
+ * messages never leave the process, except through a sink's spill file, which is per host).
+ *
+ * Pure: no I/O. A vem_records_t belongs to one thread; parsing reads the message in place. */
+#ifndef VEM_RECORDS_H
+#define VEM_RECORDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    VEM_RECORD_FRAME = 1,
+    VEM_RECORD_QUARANTINE = 2,
+    VEM_RECORD_SETTLED = 3,
+} vem_record_kind_t;
+
+/* Quarantine classes of the daemon's own, beyond the frame decoder's (vem_hj1239_status_t). */
+enum {
+    VEM_RECORD_CLASS_SPOOL_DAMAGED = 100, /* spool records unreadable on disk, stepped over */
+    VEM_RECORD_CLASS_TOO_LARGE = 101,     /* an input over its size limit: size noted, not kept */
+};
+
+/* Name of a quarantine class: the decoder's (FIELDS.md) or the daemon's own; static string. */
+const char *vem_records_class_name(uint8_t status);
+
+/* One record; on parse, detail and data point into the message. */
+typedef struct {
+    uint64_t seq;        /* first spool seq settled */
+    uint32_t nseqs;      /* seqs settled (>= 1) */
+    uint16_t kind;       /* vem_record_kind_t */
+    uint8_t source;      /* vem_source_t */
+    uint8_t status;      /* QUARANTINE: vem_hj1239_status_t of the rejection */
+    int64_t received_us; /* receipt time of the input */
+    int32_t offset;      /* QUARANTINE: where the problem is (-1: nowhere in particular) */
+    bool has_vin;
+    char vin[18]; /* QUARANTINE: the VIN when the envelope got that far, NUL-terminated */
+    const char *detail;
+    uint16_t detail_len;
+    const uint8_t *data;
+    uint32_t data_len;
+} vem_record_t;
+
+/* A message under construction. */
+typedef struct {
+    uint8_t *buf;
+    size_t len, cap;
+    uint32_t count;
+    int64_t oldest_us;
+} vem_records_t;
+
+/* Header of a message. */
+typedef struct {
+    uint32_t magic; /* VEM_RECORDS_MAGIC */
+    uint32_t count; /* records that follow */
+    int64_t oldest_us;
+    uint64_t first_seq, last_seq; /* lowest seq and highest seq settled */
+} vem_records_hdr_t;
+
+#define VEM_RECORDS_MAGIC 0x56524531u /* "VRE1" */
+
+/* Appends one record (copies detail and data). */
+void vem_records_add(vem_records_t *r, const vem_record_t *rec);
+
+/* The message bytes (header filled in) and their length; valid until the next add/reset. */
+const uint8_t *vem_records_message(vem_records_t *r, size_t *len);
+
+/* Empties the message, keeping the memory. */
+void vem_records_reset(vem_records_t *r);
+
+/* Frees the memory and zeroes r. */
+void vem_records_free(vem_records_t *r);
+
+/* Checks a message's header and sizes; false when it is not a well-formed message. */
+bool vem_records_parse(const uint8_t *p, size_t len, vem_records_hdr_t *hdr);
+
+/* Reads the record at *off (start with 0) into rec and advances *off; false at the end. Call
+ * only on a message vem_records_parse accepted. */
+bool vem_records_next(const uint8_t *p, size_t len, size_t *off, vem_record_t *rec);
+
+#endif
