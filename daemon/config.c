@@ -7,8 +7,8 @@
 #include "config.h"
 
 #include "log.h"
-#include "pgrows.h"
 #include "pipeline.h"
+#include "records.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -67,8 +67,8 @@ static const vem_conf_key_t s_keys[] = {
      "rows that make the sink write a batch"},
     {"pg.batch_ms", VEM_CONF_INT, S_OFF(pg.batch_ms), "200", 1, 60000, NULL, false,
      "longest a row waits in the sink before its batch is written"},
-    {"pg.queue_hwm", VEM_CONF_INT, S_OFF(pg.queue_hwm), "1000", 1, 1000000, NULL, false,
-     "worker messages queued for the sink before workers wait (backpressure)"},
+    {"pg.queue_hwm", VEM_CONF_INT, S_OFF(pg.queue_hwm), "8", 1, 1000000, NULL, false,
+     "worker messages (256 inputs each) queued for the sink; it spills what it cannot write"},
     {"pg.partitions_ahead_days", VEM_CONF_INT, S_OFF(pg.partitions_ahead_days), "3", 0, 366, NULL,
      false, "daily partitions created ahead of today"},
     {"pg.retry_max_s", VEM_CONF_INT, S_OFF(pg.retry_max_s), "10", 1, 3600, NULL, false,
@@ -491,18 +491,19 @@ int vem_config_reload(vem_config_t *live, const vem_config_t *fresh, char *err, 
  *   worker queues   ingest PUSH -> worker PULL over inproc, where libzmq adds the sender's
  *                   SNDHWM to the receiver's RCVHWM; both are pipeline.queue_hwm, so 2 x
  *                   queue_hwm inputs per worker, plus ingest's staged batch (512 inputs,
- *                   ingest.c). An input is a vem_input_hdr_t and its bytes: a frame of at most
+ *                   ingest.c). An input is a vem_input_hdr_t, a quarantine detail of at most
+ *                   VEM_INPUT_DETAIL_MAX bytes and its bytes: a frame of at most
  *                   max_frame_bytes, or quarantined garbage of at most one read (8 KiB).
  *   sink queues     every worker has its own pipe to the sink: 2 x pg.queue_hwm messages each.
- *                   A message settles up to 256 inputs (worker.c) and carries their rows, seqs
- *                   and days (pgrows.h). The rows are assumed to be those of a typical frame,
- *                   ten 1 Hz samples of up to 440 B (the sample rows of the shared vectors are
+ *                   A message holds the records of up to 256 inputs (worker.c, records.h): a
+ *                   record header, a quarantine detail of at most VEM_INPUT_DETAIL_MAX bytes
+ *                   and the input's bytes, so it is bounded like an input. The sink never
+ *                   stops reading while its spill has room, so a few messages are enough.
+ *   sink batch      pg.batch_rows rows of 440 B (the sample rows of the shared vectors are
  *                   353 B for a stream block, 401 B with a supplementary block joined, 435 B
- *                   with invalid and abnormal names). Not a bound: a frame of 64 blocks whose
- *                   values are all markers makes ~31 KB of rows, so full messages of such
- *                   frames are ~7 times larger.
- *   sink batch      pg.batch_rows rows of 440 B, the seqs it settles (up to 65536, sink_pg.c)
- *                   and the one message by which it may overshoot.
+ *                   with invalid and abnormal names; a typical, not a bound: a frame of 64
+ *                   blocks all markers makes ~31 KB of rows), the seqs it settles (up to 65536,
+ *                   sink_pg.c) and the one message by which it may overshoot.
  *
  * Descriptors: one per terminal connection, plus a reserve: 64 for the process (stdio,
  * signalfd, listeners, libzmq's I/O and reaper threads, PostgreSQL, HTTP, spool files) and 8
@@ -516,16 +517,17 @@ int vem_config_reload(vem_config_t *live, const vem_config_t *fresh, char *err, 
 #define S_INGEST_BATCH       512u           /* inputs ingest stages per spool flush */
 #define S_WORKER_BATCH       256u           /* inputs a worker settles per sink message */
 #define S_ROW_BYTES          440u           /* a typical sample row, as COPY binary */
-#define S_ROWS_PER_INPUT     10u            /* samples in a typical real-time frame */
+#define S_RECORD_HEADER      64u            /* a record's fixed part (records.c), rounded up */
 #define S_SINK_MAX_SEQS      65536u         /* seqs the sink's batch settles at most */
 #define S_FD_RESERVE         64u
 #define S_FD_PER_WORKER      8u
 
-/* Bytes of a worker -> sink message settling S_WORKER_BATCH typical inputs. */
-static uint64_t s_sink_message(void)
+/* Bytes of a worker -> sink message settling S_WORKER_BATCH inputs of at most data bytes:
+ * each a record header, its quarantine detail and its bytes (records.h). */
+static uint64_t s_sink_message(uint64_t data)
 {
-    return sizeof(vem_pgmsg_hdr_t) + VEM_PGROWS_MAX_DAYS * sizeof(int32_t) +
-           (uint64_t)S_WORKER_BATCH * (sizeof(uint64_t) + S_ROWS_PER_INPUT * S_ROW_BYTES);
+    return sizeof(vem_records_hdr_t) +
+           (uint64_t)S_WORKER_BATCH * (S_RECORD_HEADER + VEM_INPUT_DETAIL_MAX + data);
 }
 
 /* The parts of vem_budget_t, as printed and as named in a refusal. */
@@ -542,7 +544,7 @@ static const struct {
      offsetof(vem_budget_t, zmq_connections)},
     {"worker queues", "workers x 2 x pipeline.queue_hwm inputs of max_frame_bytes or 8 KiB",
      offsetof(vem_budget_t, worker_queues)},
-    {"sink queues", "workers x 2 x pg.queue_hwm messages of 256 typical frames' rows",
+    {"sink queues", "workers x 2 x pg.queue_hwm messages of 256 inputs' records",
      offsetof(vem_budget_t, sink_queues)},
     {"sink batch", "pg.batch_rows x 440 B rows", offsetof(vem_budget_t, sink_batch)},
 };
@@ -586,10 +588,11 @@ int vem_config_budget(const vem_config_t *cfg, vem_budget_t *out, char *err, siz
     out->reassembly = conns * frame;
     out->socket_queues = conns * (uint64_t)cfg->terminals.rcvhwm * S_ZMQ_READ_HELD;
     out->zmq_connections = conns * S_ZMQ_PER_CONNECTION;
-    uint64_t input = sizeof(vem_input_hdr_t) + (frame > S_ZMQ_READ ? frame : S_ZMQ_READ);
+    uint64_t data = frame > S_ZMQ_READ ? frame : S_ZMQ_READ;
+    uint64_t input = sizeof(vem_input_hdr_t) + VEM_INPUT_DETAIL_MAX + data;
     out->worker_queues = (workers * 2 * (uint64_t)cfg->pipeline.queue_hwm + S_INGEST_BATCH) * input;
     if (cfg->pg.enable) {
-        uint64_t msg = s_sink_message();
+        uint64_t msg = s_sink_message(data);
         out->sink_queues = workers * 2 * (uint64_t)cfg->pg.queue_hwm * msg;
         out->sink_batch =
             (uint64_t)cfg->pg.batch_rows * S_ROW_BYTES + S_SINK_MAX_SEQS * sizeof(uint64_t) + msg;

@@ -50,10 +50,31 @@ static json_t *s_sessions(const vem_control_args_t *args)
     return json_pack("{s:o, s:o}", "vehicles", vehicles, "workers_not_answering", missing);
 }
 
+/* Hands "replay FROM TO" to ingest, which owns the spool, and returns its answer. */
+static json_t *s_replay(const vem_control_args_t *args, const char *request)
+{
+    void *req = zmq_socket(args->zctx, ZMQ_REQ);
+    int zero = 0, timeout = 2000;
+    zmq_setsockopt(req, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(req, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    zmq_msg_t reply;
+    zmq_msg_init(&reply);
+    json_t *answer = NULL;
+    if (zmq_connect(req, VEM_INGEST_CONTROL_ENDPOINT) == 0 &&
+        zmq_send(req, request, strlen(request), 0) == (int)strlen(request) &&
+        zmq_msg_recv(&reply, req, 0) >= 0)
+        answer = json_loadb(zmq_msg_data(&reply), zmq_msg_size(&reply), 0, NULL);
+    zmq_msg_close(&reply);
+    zmq_close(req);
+    return answer ? answer : json_pack("{s:s}", "error", "ingest did not answer");
+}
+
 static json_t *s_answer(const vem_control_args_t *args, const char *request)
 {
     if (strcmp(request, "sessions") == 0)
         return s_sessions(args);
+    if (strncmp(request, "replay ", 7) == 0)
+        return s_replay(args, request);
     if (strcmp(request, "ping") == 0)
         return json_pack("{s:b}", "pong", 1);
     if (strcmp(request, "status") == 0) {

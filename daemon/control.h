@@ -5,6 +5,8 @@
  *   "status"  {"daemon": "vemd", "version", "pid", "uptime_s", "metrics": {series: value}}
  *   "sessions" {"vehicles": [one object per vehicle, from every worker's query socket]}
  *   "ping"    {"pong": true}
+ *   "replay FROM TO"  {"replaying": {"from", "to"}} or {"error": why}: ingest re-runs the
+ *             spool records FROM..TO through the workers (vemctl spool replay)
  *   anything else  {"error": "unknown request", "request": ...}
  * The metrics registry is read-only here and owned by the caller. */
 #ifndef VEM_CONTROL_H

@@ -1,24 +1,42 @@
 /* ingest — network intake, spool append, replies, routing; see ingest.h.
  *
- * Loop: poll the control pipe, the acks socket and (when the spool has room) the terminal and
- * gateway sockets. Read a bounded batch of messages; for each input append it to the spool and
- * stage the worker message and any reply. Flush the spool once per batch (group commit), then
- * send the staged worker messages (blocking: a full worker queue is backpressure) and replies
- * (never blocking: NOTES.md saw one blocking send to a silent client freeze a STREAM socket).
- * Once a second, close idle connections.
+ * Loop: poll the control pipe, the acks socket, the terminal and gateway sockets (while intake
+ * is open) and, while a catch-up message waits for room, that worker's queue. Read a bounded
+ * batch of inputs; append each to the spool (in memory) and stage its reply. Commit once per
+ * batch: flush the spool (write + fdatasync, group commit), then at once answer the terminals
+ * (never blocking: NOTES.md saw one blocking send to a silent client freeze a STREAM socket),
+ * then forward the inputs to the workers. A failed flush answers nobody and forwards nothing;
+ * intake stays closed and the same batch is flushed again after a pause until it succeeds.
  *
- * ZMQ_STREAM routing ids are 5 bytes (a zero byte and a 32-bit counter): packed into a u64
- * they key an open-addressing table of connections with tombstones for removal. Connections we
- * close get no disconnect event from libzmq, so their state is dropped at once. */
+ * Forwarding never waits. While every worker takes what it is given, inputs go to the workers
+ * from memory ("live"). When a worker's queue is full, ingest falls behind: it stops handing
+ * over from memory and a catch-up reader feeds the workers from the spool, up to what is
+ * durable, as their queues drain, until it reaches the live edge again. A restart starts
+ * behind, at the lowest consumer's cursor, so replay after a crash is the same path.
+ *
+ * Intake closes only when the spool cannot take one more input of the largest size (headroom
+ * for one record: a chunk is drained record by record and never consumed past what the spool
+ * can take; a connection whose chunk is half drained keeps it until room returns), while a
+ * batch waits for its flush, or while a flush fails.
+ *
+ * Consumers acknowledge cumulatively (vem_ack_t); the spool is trimmed below the lowest mark
+ * of the active consumers. For the workers the mark is derived: every input up to the last one
+ * forwarded, except those of a worker still busy past its own mark.
+ *
+ * ZMQ_STREAM routing ids are 5 bytes (a zero byte and a 32-bit counter, never reused): packed
+ * into a u64 they key an open-addressing table of connections with tombstones for removal.
+ * Connections we close get no disconnect event from libzmq, so their state is dropped at once;
+ * an empty message for an id at or below the highest seen that is not in the table is a late
+ * notice of such a connection, not a new one. */
 #include "ingest.h"
 
-#include "clock.h"
-#include "ackwin.h"
 #include "actor.h"
+#include "clock.h"
 #include "hj1239.h"
 #include "log.h"
 #include "pipeline.h"
 #include "reasm.h"
+#include "records.h"
 #include "session.h"
 
 #include <errno.h>
@@ -28,8 +46,12 @@
 #include <time.h>
 #include <zmq.h>
 
-#define S_BATCH     512 /* inputs per flush */
-#define S_TOMBSTONE ((s_conn_t *)1)
+#define S_BATCH              512 /* inputs per flush */
+#define S_CATCHUP_BATCH      512 /* spool records forwarded per turn while behind */
+#define S_META_MAX           160 /* meta text of a spool record: source, verdict, detail */
+#define S_FLUSH_RETRY_MS     100 /* first pause after a failed flush, doubling */
+#define S_FLUSH_RETRY_MAX_MS 5000
+#define S_TOMBSTONE          ((s_conn_t *)1)
 
 typedef struct {
     uint64_t key;
@@ -38,15 +60,21 @@ typedef struct {
     uint32_t conn_id;
     vem_reasm_t *reasm;
     int64_t last_us;
-    char meta[64]; /* "tcp 127.0.0.1:40122", stored with every spool record */
+    char meta[64]; /* "tcp 127.0.0.1:40122 #7", stored with every spool record */
     uint16_t meta_len;
+    zmq_msg_t chunk; /* the chunk the reassembler borrows, kept while the drain is stalled */
+    bool stalled;    /* events wait in the reassembler for spool room */
+    bool gone;       /* the peer went away: remove once drained */
 } s_conn_t;
 
 typedef struct {
-    zmq_msg_t msg; /* header + bytes, ready for the worker */
+    zmq_msg_t msg; /* header + detail + bytes, ready for the worker (only when live) */
+    bool has_msg;
+    uint64_t seq;
     unsigned worker;
     bool reply; /* a reply to a terminal is staged for this input */
-    s_conn_t *conn;
+    uint8_t id[8];
+    size_t id_len;
     uint8_t reply_buf[31]; /* header 24 + time 6 + BCC */
 } s_staged_t;
 
@@ -56,18 +84,42 @@ typedef struct {
     void **push; /* one per worker */
     s_conn_t **slots;
     size_t capacity, count, used; /* used counts tombstones too */
+    uint64_t max_key;             /* highest routing id seen */
     uint32_t next_conn_id;
-    vem_ackwin_t *done[VEM_CONSUMERS];
-    uint64_t trimmed; /* the spool was trimmed up to here */
-    vem_spool_reader_t *replay;
-    uint64_t replay_end; /* first seq appended by this run: replay stops before it */
-    s_staged_t *staged;
+    s_conn_t **stalled; /* connections whose drain waits for spool room, in arrival order */
+    size_t nstalled;
+    s_staged_t *staged; /* appended, not yet durable */
     size_t nstaged;
+    size_t headroom; /* spool bytes one more input may need */
+    /* flush failures */
+    bool flush_failed;
+    int64_t flush_retry_ms, flush_backoff_ms;
+    /* forwarding */
+    bool live;         /* inputs go to the workers from memory */
+    uint64_t fwd_next; /* behind: the next seq the catch-up reader forwards */
+    vem_spool_reader_t *reader;
+    int64_t reader_retry_ms; /* after a read error, the catch-up pauses until then */
+    zmq_msg_t held;          /* behind: a message read from the spool waiting for room */
+    bool holding;
+    unsigned held_worker;
+    uint64_t forwarded;            /* every input up to this seq has been handed to a worker */
+    uint64_t *sent_last;           /* per worker: the last seq handed to it */
+    uint64_t *done_last;           /* per worker: its acknowledged mark */
+    uint64_t marks[VEM_CONSUMERS]; /* sinks' acknowledged marks */
+    /* an operator's replay of a range (vemctl spool replay) */
+    void *ctl; /* REP: requests from the control actor */
+    vem_spool_reader_t *rreader;
+    uint64_t rnext, rto;
+    zmq_msg_t rheld;
+    bool rholding;
+    unsigned rworker;
+    uint64_t trimmed; /* the spool was trimmed up to here */
+    bool full;        /* intake is closed for want of spool room */
     /* metrics */
     vem_counter_t *bytes_terminals, *bytes_gateways, *accepted, *closed_idle, *closed_limit,
-        *closed_peer, *reply_dropped, *spool_errors, *inputs;
+        *closed_peer, *reply_dropped, *spool_errors, *inputs, *behind, *late_notices, *oversize;
     vem_counter_t *drops[VEM_HJ1239_STATUS_COUNT];
-    vem_gauge_t *conns, *spool_bytes, *spool_full, *backlog;
+    vem_gauge_t *conns, *spool_bytes, *spool_full, *backlog, *unforwarded;
 } s_ingest_t;
 
 /* ---- connection table ---------------------------------------------------------------------- */
@@ -183,22 +235,56 @@ static bool s_reply(const s_ingest_t *in, const uint8_t *frame, size_t len, uint
     return true;
 }
 
-static void s_route(s_ingest_t *in, vem_source_t source, s_conn_t *conn, uint16_t kind,
-                    uint64_t seq, int64_t received_us, const uint8_t *data, size_t len,
-                    vem_hj1239_status_t error, uint64_t offset);
+/* ---- staging and committing ---------------------------------------------------------------- */
 
-/* Appends one input to the spool and stages its worker message; false when the spool refused
- * (the input stays unread in the caller's hands only for gateways; see s_on_stream). */
-static bool s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, uint16_t kind,
-                    const uint8_t *data, size_t len, vem_hj1239_status_t error, uint64_t offset)
+/* Worker that owns an input: by VIN for frames, so one worker holds each vehicle's state; by
+ * seq for everything else, which needs no state (the same on a replay as live). */
+static unsigned s_worker_of(const s_ingest_t *in, uint16_t kind, uint64_t seq, const uint8_t *data,
+                            size_t len)
+{
+    uint64_t h = kind == VEM_SPOOL_KIND_OBD_FRAME && len >= VEM_HJ1239_MIN_FRAME
+                     ? vem_vin_hash((const char *)s_vin(data))
+                     : seq * 0x9e3779b97f4a7c15ULL;
+    return (unsigned)(h % in->args->workers);
+}
+
+/* Builds the worker message of an input. */
+static void s_message(zmq_msg_t *msg, const vem_input_hdr_t *hdr, const char *detail,
+                      const uint8_t *data)
+{
+    zmq_msg_init_size(msg, sizeof *hdr + hdr->detail_len + hdr->data_len);
+    uint8_t *p = zmq_msg_data(msg);
+    memcpy(p, hdr, sizeof *hdr);
+    if (hdr->detail_len)
+        memcpy(p + sizeof *hdr, detail, hdr->detail_len);
+    if (hdr->data_len)
+        memcpy(p + sizeof *hdr + hdr->detail_len, data, hdr->data_len);
+}
+
+/* True when one more input can be staged now. */
+static bool s_can_stage(const s_ingest_t *in)
+{
+    return !in->flush_failed && in->nstaged < S_BATCH &&
+           vem_spool_has_room(in->args->spool, in->headroom);
+}
+
+/* Appends one input to the spool and stages its reply and (when live) its worker message.
+ * The caller made sure it can (s_can_stage): only a record over the spool's size limit fails,
+ * and its size is quarantined instead. Quarantined bytes keep their verdict and detail in the
+ * meta text (" !CLASS@OFFSET:DETAIL"), so a replay knows them. */
+static void s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, uint16_t kind,
+                    const uint8_t *data, size_t len, unsigned error, uint64_t offset,
+                    const char *detail)
 {
     int64_t now = vem_now_us();
-    /* Quarantined bytes keep their verdict in the meta text, so a replay knows it. */
-    char meta[96];
-    int meta_len = snprintf(meta, sizeof meta, "%s", conn ? conn->meta : "gateway");
-    if (kind == VEM_SPOOL_KIND_QUARANTINE)
-        meta_len = snprintf(meta, sizeof meta, "%s #%u@%llu", conn ? conn->meta : "gateway",
-                            (unsigned)error, (unsigned long long)offset);
+    const char *origin = conn ? conn->meta : "gateway";
+    char meta[S_META_MAX];
+    int meta_len = kind == VEM_SPOOL_KIND_QUARANTINE
+                       ? snprintf(meta, sizeof meta, "%s !%u@%llu:%s", origin, error,
+                                  (unsigned long long)offset, detail ? detail : "")
+                       : snprintf(meta, sizeof meta, "%s", origin);
+    if (meta_len >= (int)sizeof meta)
+        meta_len = (int)sizeof meta - 1;
     vem_spool_rec_t rec = {.received_us = now,
                            .kind = kind,
                            .meta = (const uint8_t *)meta,
@@ -206,73 +292,323 @@ static bool s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, uint16_
                            .data = data,
                            .data_len = (uint32_t)len};
     if (vem_spool_append(in->args->spool, &rec) != 0) {
-        vem_counter_add(in->spool_errors, 1);
-        vem_log(VEM_LOG_ERR, "ingest", "spool append failed: %s", strerror(errno));
-        return false;
+        /* the record can never fit: keep its size and origin, not its bytes */
+        vem_counter_add(in->oversize, 1);
+        vem_log(VEM_LOG_WARNING, "ingest", "input of %zu bytes from %s refused by the spool: %s",
+                len, origin, strerror(errno));
+        char note[96];
+        snprintf(note, sizeof note, "input of %zu bytes over the spool's record limit", len);
+        s_stage(in, source, conn, VEM_SPOOL_KIND_QUARANTINE, NULL, 0, VEM_RECORD_CLASS_TOO_LARGE, 0,
+                note);
+        return;
     }
-    s_route(in, source, conn, kind, rec.seq, now, data, len, error, offset);
-    return true;
-}
-
-/* Stages the worker message of a spooled input (and the reply it is due). */
-static void s_route(s_ingest_t *in, vem_source_t source, s_conn_t *conn, uint16_t kind,
-                    uint64_t seq, int64_t received_us, const uint8_t *data, size_t len,
-                    vem_hj1239_status_t error, uint64_t offset)
-{
     s_staged_t *st = &in->staged[in->nstaged++];
-    vem_input_hdr_t hdr = {.seq = seq,
-                           .received_us = received_us,
-                           .conn_id = conn ? conn->conn_id : 0,
-                           .data_len = (uint32_t)len,
-                           .kind = kind,
-                           .source = (uint8_t)source,
-                           .error = (uint8_t)error,
-                           .error_offset = (uint32_t)offset};
-    zmq_msg_init_size(&st->msg, sizeof hdr + len);
-    memcpy(zmq_msg_data(&st->msg), &hdr, sizeof hdr);
-    memcpy((uint8_t *)zmq_msg_data(&st->msg) + sizeof hdr, data, len);
-    /* Route by VIN so one worker owns each vehicle; quarantined bytes by connection. */
-    uint64_t h = kind == VEM_SPOOL_KIND_OBD_FRAME ? vem_vin_hash((const char *)s_vin(data))
-                                                  : (uint64_t)hdr.conn_id * 0x9e3779b97f4a7c15ULL;
-    st->worker = (unsigned)(h % in->args->workers);
-    st->conn = conn;
+    st->seq = rec.seq;
+    st->worker = s_worker_of(in, kind, rec.seq, data, len);
+    st->has_msg = in->live;
+    if (st->has_msg) {
+        const char *d = kind == VEM_SPOOL_KIND_QUARANTINE ? strchr(meta, '!') : NULL;
+        d = d ? strchr(d, ':') : NULL;
+        vem_input_hdr_t hdr = {.seq = rec.seq,
+                               .received_us = now,
+                               .nseqs = 1,
+                               .data_len = (uint32_t)len,
+                               .kind = kind,
+                               .source = (uint8_t)source,
+                               .error = (uint8_t)error,
+                               .error_offset = (uint32_t)offset,
+                               .detail_len = d ? (uint16_t)strlen(d + 1) : 0};
+        s_message(&st->msg, &hdr, d ? d + 1 : NULL, data);
+    }
     st->reply = conn && kind == VEM_SPOOL_KIND_OBD_FRAME && s_reply(in, data, len, st->reply_buf);
+    if (st->reply) {
+        st->id_len = conn->id_len;
+        memcpy(st->id, conn->id, conn->id_len);
+    }
     vem_counter_add(in->inputs, 1);
 }
 
-/* Flushes the spool, then hands staged inputs to workers and answers terminals. */
-static void s_flush(s_ingest_t *in)
+/* Hands a message to worker w without waiting; false (message kept) when its queue is full. */
+static bool s_forward(s_ingest_t *in, zmq_msg_t *msg, unsigned w, uint64_t seq, uint32_t nseqs)
+{
+    if (zmq_msg_send(msg, in->push[w], ZMQ_DONTWAIT) < 0)
+        return false;
+    uint64_t last = seq + nseqs - 1; /* a replayed input lies below: marks never go back */
+    if (last > in->sent_last[w])
+        in->sent_last[w] = last;
+    if (last > in->forwarded)
+        in->forwarded = last;
+    atomic_fetch_add_explicit(&in->args->forwarded[w], 1, memory_order_relaxed);
+    return true;
+}
+
+/* Goes behind: from seq on, the workers are fed from the spool. */
+static void s_fall_behind(s_ingest_t *in, uint64_t seq)
+{
+    in->live = false;
+    in->fwd_next = seq;
+    vem_counter_add(in->behind, 1);
+    vem_log(VEM_LOG_INFO, "ingest", "workers busy: forwarding from the spool from input %llu",
+            (unsigned long long)seq);
+}
+
+/* Makes the staged batch durable, then answers the terminals, then forwards the inputs. True
+ * when nothing is left staged. On a failed flush nothing is answered or forwarded: the batch
+ * stays staged (and in the spool's memory) and is flushed again after a pause. */
+static bool s_commit(s_ingest_t *in)
 {
     if (in->nstaged == 0)
-        return;
+        return true;
+    if (in->flush_failed && vem_mono_ms() < in->flush_retry_ms)
+        return false;
     if (vem_spool_flush(in->args->spool) != 0) {
         vem_counter_add(in->spool_errors, 1);
-        vem_log(VEM_LOG_ERR, "ingest", "spool flush failed: %s", strerror(errno));
+        if (!in->flush_failed)
+            vem_log(VEM_LOG_ERR, "ingest",
+                    "spool flush failed: %s; intake paused, %zu inputs unanswered until a retry "
+                    "succeeds",
+                    strerror(errno), in->nstaged);
+        in->flush_backoff_ms = in->flush_failed ? in->flush_backoff_ms * 2 : S_FLUSH_RETRY_MS;
+        if (in->flush_backoff_ms > S_FLUSH_RETRY_MAX_MS)
+            in->flush_backoff_ms = S_FLUSH_RETRY_MAX_MS;
+        in->flush_retry_ms = vem_mono_ms() + in->flush_backoff_ms;
+        in->flush_failed = true;
+        atomic_store(&in->args->spool_ok, false);
+        return false;
+    }
+    if (in->flush_failed) {
+        vem_log(VEM_LOG_NOTICE, "ingest", "spool flush succeeded again; intake resumed");
+        in->flush_failed = false;
+        atomic_store(&in->args->spool_ok, true);
+    }
+    atomic_store(&in->args->durable_seq, vem_spool_durable_seq(in->args->spool));
+    for (size_t i = 0; i < in->nstaged; i++) {
+        s_staged_t *st = &in->staged[i];
+        if (st->reply &&
+            (zmq_send(in->stream, st->id, st->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+             zmq_send(in->stream, st->reply_buf, sizeof st->reply_buf, ZMQ_DONTWAIT) < 0))
+            vem_counter_add(in->reply_dropped, 1);
     }
     for (size_t i = 0; i < in->nstaged; i++) {
         s_staged_t *st = &in->staged[i];
-        vem_actor_send_wait(in->push[st->worker], &st->msg, &in->args->beats);
-        if (st->reply && st->conn) {
-            if (zmq_send(in->stream, st->conn->id, st->conn->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) <
-                    0 ||
-                zmq_send(in->stream, st->reply_buf, sizeof st->reply_buf, ZMQ_DONTWAIT) < 0)
-                vem_counter_add(in->reply_dropped, 1);
-        }
+        if (!st->has_msg)
+            continue;
+        if (in->live && !s_forward(in, &st->msg, st->worker, st->seq, 1))
+            s_fall_behind(in, st->seq);
+        if (!in->live)
+            zmq_msg_close(&st->msg);
     }
     in->nstaged = 0;
     vem_gauge_set(in->spool_bytes, (int64_t)vem_spool_bytes(in->args->spool));
+    return true;
 }
 
-/* Runs the reassembler of conn over what it holds; stages frames and drops. */
-static void s_drain_reasm(s_ingest_t *in, s_conn_t *conn)
+/* ---- catch-up: feeding the workers from the spool ---------------------------------------------
+ */
+
+/* Parses the verdict that a quarantine record's meta text carries. */
+static void s_parse_verdict(const vem_spool_rec_t *rec, vem_input_hdr_t *hdr, char *detail,
+                            size_t cap)
 {
-    vem_reasm_event_t ev;
-    while (vem_reasm_next(conn->reasm, &ev) != VEM_REASM_NEED_MORE) {
+    char meta[S_META_MAX];
+    size_t m = rec->meta_len < sizeof meta - 1 ? rec->meta_len : sizeof meta - 1;
+    memcpy(meta, rec->meta, m);
+    meta[m] = '\0';
+    unsigned error = 0;
+    unsigned long long offset = 0;
+    const char *mark = strchr(meta, '!');
+    int used = 0;
+    detail[0] = '\0';
+    if (mark && sscanf(mark, "!%u@%llu:%n", &error, &offset, &used) == 2 && used > 0)
+        snprintf(detail, cap, "%s", mark + used);
+    else if (!(mark = strrchr(meta, '#')) || sscanf(mark, "#%u@%llu", &error, &offset) != 2)
+        error = VEM_HJ1239_MALFORMED_BODY; /* spools of earlier versions: "#CLASS@OFFSET" */
+    if (error == 0 || (error >= VEM_HJ1239_STATUS_COUNT && error != VEM_RECORD_CLASS_TOO_LARGE))
+        error = VEM_HJ1239_MALFORMED_BODY;
+    hdr->error = (uint8_t)error;
+    hdr->error_offset = (uint32_t)offset;
+    hdr->detail_len = (uint16_t)strlen(detail);
+}
+
+/* Builds the worker message of a record read back from the spool. */
+static unsigned s_from_spool(s_ingest_t *in, int rc, const vem_spool_rec_t *rec, uint16_t flags,
+                             zmq_msg_t *msg)
+{
+    vem_input_hdr_t hdr = {.seq = rec->seq,
+                           .received_us = rec->received_us,
+                           .nseqs = 1,
+                           .data_len = rec->data_len,
+                           .kind = rec->kind,
+                           .flags = flags,
+                           .source = rec->meta_len >= 7 && memcmp(rec->meta, "gateway", 7) == 0
+                                         ? VEM_SOURCE_GATEWAY
+                                         : VEM_SOURCE_TERMINAL};
+    char detail[S_META_MAX];
+    detail[0] = '\0';
+    if (rc == VEM_SPOOL_READ_DAMAGED) {
+        hdr.kind = VEM_SPOOL_KIND_QUARANTINE;
+        hdr.nseqs = rec->lost ? rec->lost : 1;
+        hdr.error = VEM_RECORD_CLASS_SPOOL_DAMAGED;
+        hdr.received_us = vem_now_us();
+        hdr.detail_len = (uint16_t)snprintf(
+            detail, sizeof detail, "spool records %llu..%llu unreadable on disk",
+            (unsigned long long)rec->seq, (unsigned long long)(rec->seq + hdr.nseqs - 1));
+        vem_log(VEM_LOG_ERR, "ingest", "%s: stepped over, their bytes quarantined", detail);
+    } else if (rec->kind == VEM_SPOOL_KIND_QUARANTINE) {
+        s_parse_verdict(rec, &hdr, detail, sizeof detail);
+    }
+    s_message(msg, &hdr, detail, rec->data);
+    return s_worker_of(in, hdr.kind, rec->seq, rec->data, rec->data_len);
+}
+
+/* While behind: forwards spool records to the workers up to what is durable, as long as their
+ * queues take them; back to live once the reader reaches the live edge. True when it stopped
+ * for want of room in a worker queue or reached its turn's budget. */
+static bool s_catch_up(s_ingest_t *in)
+{
+    uint64_t durable = vem_spool_durable_seq(in->args->spool);
+    for (unsigned n = 0; n < S_CATCHUP_BATCH; n++) {
+        if (in->holding) {
+            vem_input_hdr_t hdr;
+            memcpy(&hdr, zmq_msg_data(&in->held), sizeof hdr);
+            if (!s_forward(in, &in->held, in->held_worker, hdr.seq, hdr.nseqs))
+                return true;
+            in->holding = false;
+            in->fwd_next = hdr.seq + hdr.nseqs;
+        }
+        if (in->fwd_next > durable) {
+            vem_spool_reader_destroy(&in->reader);
+            in->live = true;
+            vem_log(VEM_LOG_INFO, "ingest", "workers caught up with the spool at input %llu",
+                    (unsigned long long)durable);
+            return false;
+        }
+        if (!in->reader) {
+            char err[300];
+            in->reader = vem_spool_reader_new(in->args->spool_dir, in->fwd_next, err, sizeof err);
+            if (!in->reader) {
+                vem_log(VEM_LOG_ERR, "ingest", "catch-up reader: %s", err);
+                in->reader_retry_ms = vem_mono_ms() + S_FLUSH_RETRY_MS;
+                return false;
+            }
+        }
+        vem_spool_rec_t rec;
+        int rc = vem_spool_reader_next(in->reader, durable, &rec);
+        if (rc == VEM_SPOOL_READ_ERROR) {
+            vem_log(VEM_LOG_ERR, "ingest", "reading the spool at input %llu: %s",
+                    (unsigned long long)in->fwd_next, strerror(errno));
+            vem_spool_reader_destroy(&in->reader); /* reopened after a pause */
+            in->reader_retry_ms = vem_mono_ms() + S_FLUSH_RETRY_MS;
+            return false;
+        }
+        if (rc == VEM_SPOOL_READ_END) {
+            /* durable records the reader cannot find: settle them as damaged, never wait */
+            rec = (vem_spool_rec_t){.seq = in->fwd_next,
+                                    .lost = (uint32_t)(durable - in->fwd_next + 1)};
+            rc = VEM_SPOOL_READ_DAMAGED;
+        }
+        if (rec.seq + (rc == VEM_SPOOL_READ_DAMAGED && rec.lost ? rec.lost : 1) <= in->fwd_next)
+            continue; /* before where we are (a reader opened mid-segment) */
+        in->held_worker = s_from_spool(in, rc, &rec, 0, &in->held);
+        in->holding = true;
+    }
+    return true;
+}
+
+/* ---- replay on request ----------------------------------------------------------------------- */
+
+/* Forwards a turn's share of the requested range, flagged as a replay; ends it at its end. */
+static void s_replay_turn(s_ingest_t *in)
+{
+    uint64_t durable = vem_spool_durable_seq(in->args->spool);
+    uint64_t to = in->rto < durable ? in->rto : durable;
+    for (unsigned n = 0; n < S_CATCHUP_BATCH; n++) {
+        if (in->rholding) {
+            vem_input_hdr_t hdr;
+            memcpy(&hdr, zmq_msg_data(&in->rheld), sizeof hdr);
+            if (!s_forward(in, &in->rheld, in->rworker, hdr.seq, hdr.nseqs))
+                return;
+            in->rholding = false;
+            in->rnext = hdr.seq + hdr.nseqs;
+        }
+        vem_spool_rec_t rec;
+        int rc = in->rnext > to ? VEM_SPOOL_READ_END : vem_spool_reader_next(in->rreader, to, &rec);
+        if (rc == VEM_SPOOL_READ_END || rc == VEM_SPOOL_READ_ERROR) {
+            vem_log(rc == VEM_SPOOL_READ_END ? VEM_LOG_NOTICE : VEM_LOG_ERR, "ingest",
+                    "replay on request ended at input %llu%s%s", (unsigned long long)in->rnext - 1,
+                    rc == VEM_SPOOL_READ_END ? "" : ": ",
+                    rc == VEM_SPOOL_READ_END ? "" : strerror(errno));
+            vem_spool_reader_destroy(&in->rreader);
+            return;
+        }
+        if (rec.seq < in->rnext)
+            continue;
+        if (rc == VEM_SPOOL_READ_DAMAGED) { /* already quarantined when it was first read */
+            in->rnext = rec.seq + (rec.lost ? rec.lost : 1);
+            continue;
+        }
+        in->rworker = s_from_spool(in, rc, &rec, VEM_INPUT_REPLAY, &in->rheld);
+        in->rholding = true;
+    }
+}
+
+/* Answers a control request: "replay FROM TO" starts a replay of that range. */
+static void s_on_ctl(s_ingest_t *in)
+{
+    char request[96];
+    int len = zmq_recv(in->ctl, request, sizeof request - 1, ZMQ_DONTWAIT);
+    if (len < 0)
+        return;
+    request[(size_t)len < sizeof request ? (size_t)len : sizeof request - 1] = '\0';
+    unsigned long long from, to;
+    char answer[300];
+    uint64_t durable = vem_spool_durable_seq(in->args->spool);
+    uint64_t first = vem_spool_first_seq(in->args->spool);
+    if (sscanf(request, "replay %llu %llu", &from, &to) != 2 || from == 0 || to < from) {
+        snprintf(answer, sizeof answer, "{\"error\": \"expected: replay FROM TO\"}");
+    } else if (in->rreader) {
+        snprintf(answer, sizeof answer,
+                 "{\"error\": \"a replay is under way (at input %llu of %llu)\"}",
+                 (unsigned long long)in->rnext, (unsigned long long)in->rto);
+    } else if (from < first || from > durable) {
+        snprintf(answer, sizeof answer,
+                 "{\"error\": \"input %llu is not in the spool, which holds %llu..%llu\"}", from,
+                 (unsigned long long)first, (unsigned long long)durable);
+    } else {
+        char err[300];
+        in->rreader = vem_spool_reader_new(in->args->spool_dir, from, err, sizeof err);
+        if (!in->rreader) {
+            snprintf(answer, sizeof answer, "{\"error\": \"cannot read the spool\"}");
+            vem_log(VEM_LOG_ERR, "ingest", "replay on request: %s", err);
+        } else {
+            in->rnext = from;
+            in->rto = to < durable ? to : durable;
+            snprintf(answer, sizeof answer, "{\"replaying\": {\"from\": %llu, \"to\": %llu}}", from,
+                     (unsigned long long)in->rto);
+            vem_log(VEM_LOG_NOTICE, "ingest", "replay on request of inputs %llu..%llu", from,
+                    (unsigned long long)in->rto);
+        }
+    }
+    zmq_send(in->ctl, answer, strlen(answer), ZMQ_DONTWAIT);
+}
+
+/* ---- terminals ---------------------------------------------------------------------------- */
+
+/* Runs the reassembler of conn over what it holds while the spool can take its events; false
+ * when it had to stop (the caller keeps the chunk). */
+static bool s_drain_reasm(s_ingest_t *in, s_conn_t *conn)
+{
+    for (;;) {
         if (in->nstaged == S_BATCH)
-            s_flush(in);
+            s_commit(in);
+        if (!s_can_stage(in))
+            return false;
+        vem_reasm_event_t ev;
+        if (vem_reasm_next(conn->reasm, &ev) == VEM_REASM_NEED_MORE)
+            return true;
         if (ev.kind == VEM_REASM_FRAME) {
             s_stage(in, VEM_SOURCE_TERMINAL, conn, VEM_SPOOL_KIND_OBD_FRAME, ev.data, ev.len, 0,
-                    ev.offset);
+                    ev.offset, NULL);
         } else {
             if (ev.error > 0 && ev.error < VEM_HJ1239_STATUS_COUNT)
                 vem_counter_add(in->drops[ev.error], 1);
@@ -280,9 +616,48 @@ static void s_drain_reasm(s_ingest_t *in, s_conn_t *conn)
                     vem_hj1239_status_name(ev.error), (unsigned long long)ev.offset,
                     ev.detail ? ev.detail : "", conn->meta);
             s_stage(in, VEM_SOURCE_TERMINAL, conn, VEM_SPOOL_KIND_QUARANTINE, ev.data,
-                    ev.len ? ev.len : ev.skipped, ev.error, ev.offset);
+                    ev.len ? ev.len : ev.skipped, ev.error, ev.offset, ev.detail);
         }
     }
+}
+
+/* Drains conn's reassembler; when it has to stop, conn keeps its chunk (moved from *chunk, or
+ * NULL when the reassembler holds no borrowed bytes) and waits in the stalled list. */
+static void s_drain_or_stall(s_ingest_t *in, s_conn_t *conn, zmq_msg_t *chunk)
+{
+    if (s_drain_reasm(in, conn)) {
+        if (conn->gone) {
+            vem_counter_add(in->closed_peer, 1);
+            s_remove(in, conn);
+        }
+        return;
+    }
+    zmq_msg_init(&conn->chunk);
+    if (chunk)
+        zmq_msg_move(&conn->chunk, chunk);
+    conn->stalled = true;
+    in->stalled[in->nstalled++] = conn;
+}
+
+/* Resumes stalled drains in arrival order; true when none is left. */
+static bool s_resume_stalled(s_ingest_t *in)
+{
+    size_t done = 0;
+    while (done < in->nstalled) {
+        s_conn_t *conn = in->stalled[done];
+        if (!s_drain_reasm(in, conn))
+            break;
+        zmq_msg_close(&conn->chunk);
+        conn->stalled = false;
+        done++;
+        if (conn->gone) {
+            vem_counter_add(in->closed_peer, 1);
+            s_remove(in, conn);
+        }
+    }
+    memmove(in->stalled, in->stalled + done, (in->nstalled - done) * sizeof *in->stalled);
+    in->nstalled -= done;
+    return in->nstalled == 0;
 }
 
 /* Closes a terminal connection from our side; what it had buffered is quarantined. */
@@ -290,11 +665,10 @@ static void s_close(s_ingest_t *in, s_conn_t *conn, vem_counter_t *reason)
 {
     zmq_send(in->stream, conn->id, conn->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(in->stream, "", 0, ZMQ_DONTWAIT);
-    vem_reasm_end(conn->reasm);
-    s_drain_reasm(in, conn);
-    s_flush(in); /* staged inputs point at conn: hand them over before it goes */
     vem_counter_add(reason, 1);
-    s_remove(in, conn);
+    vem_reasm_end(conn->reasm);
+    conn->gone = true;
+    s_drain_or_stall(in, conn, NULL);
 }
 
 static void s_on_stream(s_ingest_t *in)
@@ -309,7 +683,10 @@ static void s_on_stream(s_ingest_t *in)
     s_conn_t *conn = s_find(in, key);
     size_t len = zmq_msg_size(&data);
     if (len == 0) {
-        if (!conn) { /* a new connection */
+        if (!conn && key <= in->max_key) {
+            vem_counter_add(in->late_notices, 1); /* a connection we closed ourselves */
+        } else if (!conn) {                       /* a new connection */
+            in->max_key = key;
             conn = calloc(1, sizeof *conn);
             if (!conn)
                 abort();
@@ -328,50 +705,60 @@ static void s_on_stream(s_ingest_t *in)
                 abort();
             s_insert(in, conn);
             vem_counter_add(in->accepted, 1);
-            vem_gauge_set(in->conns, (int64_t)in->count);
-            atomic_store(&in->args->connections, in->count);
             if (in->count > in->args->max_connections) {
                 vem_log(VEM_LOG_WARNING, "ingest", "connection limit %u reached: closing %s",
                         in->args->max_connections, conn->meta);
                 s_close(in, conn, in->closed_limit);
             }
-        } else { /* the peer went away */
+        } else if (!conn->gone) { /* the peer went away */
             vem_reasm_end(conn->reasm);
-            s_drain_reasm(in, conn);
-            s_flush(in);
-            vem_counter_add(in->closed_peer, 1);
-            s_remove(in, conn);
+            conn->gone = true;
+            s_drain_or_stall(in, conn, NULL);
         }
         goto done;
     }
-    if (!conn)
+    if (!conn || conn->gone)
         goto done; /* data for a connection we already closed */
     vem_counter_add(in->bytes_terminals, len);
     conn->last_us = vem_now_us();
     vem_reasm_feed(conn->reasm, zmq_msg_data(&data), len);
-    s_drain_reasm(in, conn); /* staging copies the bytes: the chunk may go */
+    s_drain_or_stall(in, conn, &data);
 done:
     zmq_msg_close(&id);
     zmq_msg_close(&data);
 }
 
+/* ---- gateways ----------------------------------------------------------------------------- */
+
 static void s_on_pull(s_ingest_t *in)
 {
     zmq_msg_t part;
     zmq_msg_init(&part);
-    while (zmq_msg_recv(&part, in->pull, ZMQ_DONTWAIT) >= 0) {
+    for (unsigned n = 0; n < S_BATCH; n++) {
+        if (in->nstaged == S_BATCH)
+            s_commit(in);
+        if (!s_can_stage(in) || zmq_msg_recv(&part, in->pull, ZMQ_DONTWAIT) < 0)
+            break;
         const uint8_t *data = zmq_msg_data(&part);
         size_t len = zmq_msg_size(&part);
         vem_counter_add(in->bytes_gateways, len);
+        if (len > in->args->max_frame) {
+            char note[96];
+            snprintf(note, sizeof note, "gateway message of %zu bytes over the limit of %zu", len,
+                     in->args->max_frame);
+            vem_counter_add(in->oversize, 1);
+            s_stage(in, VEM_SOURCE_GATEWAY, NULL, VEM_SPOOL_KIND_QUARANTINE, NULL, 0,
+                    VEM_RECORD_CLASS_TOO_LARGE, 0, note);
+            continue;
+        }
         /* A gateway sends whole frames: check them as the reassembler would. */
-        vem_hj1239_frame_t *scratch = NULL;
         vem_hj1239_error_t err = {0};
         bool whole = len >= VEM_HJ1239_MIN_FRAME && data[0] == '#' && data[1] == '#' &&
                      vem_hj1239_cmd_known(data[2]) &&
                      (size_t)(data[22] << 8 | data[23]) + VEM_HJ1239_MIN_FRAME == len &&
                      vem_hj1239_bcc(data + 2, len - 3) == data[len - 1];
         if (!whole) {
-            scratch = malloc(sizeof *scratch);
+            vem_hj1239_frame_t *scratch = malloc(sizeof *scratch);
             if (!scratch)
                 abort();
             vem_hj1239_decode(data, len, 0, scratch, &err);
@@ -380,112 +767,76 @@ static void s_on_pull(s_ingest_t *in)
                 err.status = VEM_HJ1239_MALFORMED_BODY;
             vem_counter_add(in->drops[err.status], 1);
         }
-        if (in->nstaged == S_BATCH)
-            s_flush(in);
         s_stage(in, VEM_SOURCE_GATEWAY, NULL,
                 whole ? VEM_SPOOL_KIND_OBD_FRAME : VEM_SPOOL_KIND_QUARANTINE, data, len,
-                whole ? VEM_HJ1239_OK : err.status, err.offset);
-        int more = 0;
-        size_t more_len = sizeof more;
-        zmq_getsockopt(in->pull, ZMQ_RCVMORE, &more, &more_len);
-        if (!more && !vem_spool_has_room(in->args->spool, in->args->max_frame))
-            break;
+                whole ? VEM_HJ1239_OK : err.status, err.offset, whole ? NULL : err.detail);
     }
     zmq_msg_close(&part);
 }
+
+/* ---- acknowledgements and trimming ---------------------------------------------------------- */
 
 /* The lowest mark of the active consumers: every record up to it is done everywhere. */
 static uint64_t s_low_mark(const s_ingest_t *in)
 {
     uint64_t low = UINT64_MAX;
-    for (unsigned c = 0; c < VEM_CONSUMERS; c++)
-        if (in->done[c] && vem_ackwin_mark(in->done[c]) < low)
-            low = vem_ackwin_mark(in->done[c]);
+    for (unsigned c = 0; c < VEM_CONSUMERS; c++) {
+        if (!(in->args->consumers & 1u << c))
+            continue;
+        uint64_t mark = in->marks[c];
+        if (c == VEM_CONSUMER_WORKERS) {
+            mark = in->forwarded;
+            for (unsigned w = 0; w < in->args->workers; w++)
+                if (in->done_last[w] < in->sent_last[w] && in->done_last[w] < mark)
+                    mark = in->done_last[w];
+        }
+        if (mark < low)
+            low = mark;
+    }
     return low;
 }
 
 static void s_on_acks(s_ingest_t *in)
 {
-    zmq_msg_t msg;
-    zmq_msg_init(&msg);
-    while (zmq_msg_recv(&msg, in->acks, ZMQ_DONTWAIT) >= 0) {
-        vem_ack_hdr_t hdr;
-        size_t size = zmq_msg_size(&msg);
-        if (size < sizeof hdr)
+    vem_ack_t ack;
+    int n;
+    while ((n = zmq_recv(in->acks, &ack, sizeof ack, ZMQ_DONTWAIT)) >= 0) {
+        if (n != (int)sizeof ack || ack.consumer >= VEM_CONSUMERS)
             continue;
-        memcpy(&hdr, zmq_msg_data(&msg), sizeof hdr);
-        if (size != sizeof hdr + hdr.count * sizeof(uint64_t) || hdr.consumer >= VEM_CONSUMERS ||
-            !in->done[hdr.consumer])
-            continue;
-        const uint8_t *p = (const uint8_t *)zmq_msg_data(&msg) + sizeof hdr;
-        for (uint32_t i = 0; i < hdr.count; i++) {
-            uint64_t seq;
-            memcpy(&seq, p + i * sizeof seq, sizeof seq);
-            vem_ackwin_done(in->done[hdr.consumer], seq);
+        if (ack.consumer == VEM_CONSUMER_WORKERS) {
+            if (ack.from < in->args->workers && ack.mark > in->done_last[ack.from])
+                in->done_last[ack.from] = ack.mark;
+        } else if (ack.mark > in->marks[ack.consumer]) {
+            in->marks[ack.consumer] = ack.mark;
         }
     }
-    zmq_msg_close(&msg);
-    uint64_t low = s_low_mark(in);
-    if (low > in->trimmed) {
-        vem_spool_trim(in->args->spool, low);
-        in->trimmed = low;
-    }
-    vem_gauge_set(in->backlog, (int64_t)(vem_spool_next_seq(in->args->spool) - 1 - low));
 }
 
-/* Stages up to one batch of records from the spool that a sink had not made durable before the
- * last stop; they go through the workers again, and the sinks' unique keys drop what was
- * already stored. Returns false once the replay is over. */
-static bool s_replay(s_ingest_t *in)
+static void s_trim(s_ingest_t *in)
 {
-    for (size_t n = 0; n < S_BATCH / 2; n++) {
-        vem_spool_rec_t rec;
-        vem_spool_read_t rc = vem_spool_reader_next(in->replay, UINT64_MAX, &rec);
-        if (rc == VEM_SPOOL_READ_DAMAGED && rec.seq < in->replay_end) {
-            vem_log(VEM_LOG_ERR, "ingest", "replay skipped unreadable spool records %llu..%llu",
-                    (unsigned long long)rec.seq, (unsigned long long)(rec.seq + rec.lost - 1));
-            continue;
-        }
-        if (rc == VEM_SPOOL_READ_ERROR)
-            vem_log(VEM_LOG_ERR, "ingest", "replay stopped: reading the spool: %s",
-                    strerror(errno));
-        if (rc != VEM_SPOOL_READ_RECORD || rec.seq >= in->replay_end) {
-            vem_spool_reader_destroy(&in->replay);
-            vem_log(VEM_LOG_INFO, "ingest", "replay of the spool done");
-            return false;
-        }
-        vem_source_t source = rec.meta_len >= 7 && memcmp(rec.meta, "gateway", 7) == 0
-                                  ? VEM_SOURCE_GATEWAY
-                                  : VEM_SOURCE_TERMINAL;
-        unsigned error = 0;
-        unsigned long long offset = 0;
-        if (rec.kind == VEM_SPOOL_KIND_QUARANTINE) {
-            char meta[128];
-            size_t m = rec.meta_len < sizeof meta - 1 ? rec.meta_len : sizeof meta - 1;
-            memcpy(meta, rec.meta, m);
-            meta[m] = '\0';
-            const char *mark = strrchr(meta, '#');
-            if (!mark || sscanf(mark, "#%u@%llu", &error, &offset) != 2 ||
-                error >= VEM_HJ1239_STATUS_COUNT)
-                error = VEM_HJ1239_MALFORMED_BODY;
-        } else if (rec.kind != VEM_SPOOL_KIND_OBD_FRAME || rec.data_len < VEM_HJ1239_MIN_FRAME) {
-            continue; /* roadside readings arrive with their own issue */
-        }
-        if (in->nstaged == S_BATCH)
-            s_flush(in);
-        /* s_route copies the bytes: the reader's buffer may change with the next read */
-        s_route(in, source, NULL, rec.kind, rec.seq, rec.received_us, rec.data, rec.data_len,
-                (vem_hj1239_status_t)error, offset);
+    uint64_t low = s_low_mark(in);
+    if (in->rreader && in->rnext - 1 < low)
+        low = in->rnext - 1; /* a replay on request reads below the marks: keep its segments */
+    if (low != UINT64_MAX && low > in->trimmed) {
+        if (vem_spool_trim(in->args->spool, low) == 0)
+            in->trimmed = low;
+        else
+            vem_log(VEM_LOG_ERR, "ingest", "spool trim: %s", strerror(errno));
     }
-    return true;
+    uint64_t durable = vem_spool_durable_seq(in->args->spool);
+    vem_gauge_set(in->backlog, (int64_t)(low != UINT64_MAX && durable > low ? durable - low : 0));
+    vem_gauge_set(in->unforwarded,
+                  (int64_t)(durable > in->forwarded ? durable - in->forwarded : 0));
+    vem_gauge_set(in->spool_bytes, (int64_t)vem_spool_bytes(in->args->spool));
+    atomic_store(&in->args->settled_seq, low == UINT64_MAX ? durable : low);
 }
 
 static void s_sweep_idle(s_ingest_t *in)
 {
     int64_t deadline = vem_now_us() - (int64_t)in->args->idle_timeout_s * 1000000;
-    for (size_t i = 0; i < in->capacity; i++) {
+    for (size_t i = 0; i < in->capacity && s_can_stage(in); i++) {
         s_conn_t *c = in->slots[i];
-        if (c && c != S_TOMBSTONE && c->last_us < deadline) {
+        if (c && c != S_TOMBSTONE && !c->stalled && !c->gone && c->last_us < deadline) {
             vem_log(VEM_LOG_DEBUG, "ingest", "closing idle connection %s", c->meta);
             s_close(in, c, in->closed_idle);
         }
@@ -513,6 +864,15 @@ static void s_register(s_ingest_t *in, vem_metrics_t *m)
                                            "Spool appends or flushes that failed.", NULL);
     in->inputs = vem_metrics_counter(m, "vem_inputs_total",
                                      "Inputs appended to the spool (frames and quarantine).", NULL);
+    in->behind = vem_metrics_counter(
+        m, "vem_catchup_total",
+        "Times the workers fell behind and were fed from the spool until they caught up.", NULL);
+    in->late_notices = vem_metrics_counter(
+        m, "vem_late_disconnects_total",
+        "Disconnect notices for connections vemd had already closed (ignored).", NULL);
+    in->oversize = vem_metrics_counter(
+        m, "vem_oversize_inputs_total",
+        "Inputs over their size limit: quarantined by size and origin, bytes not kept.", NULL);
     for (unsigned st = 1; st < VEM_HJ1239_STATUS_COUNT; st++) {
         const char *labels[] = {"class", vem_hj1239_status_name((vem_hj1239_status_t)st), NULL};
         in->drops[st] = vem_metrics_counter(
@@ -521,9 +881,12 @@ static void s_register(s_ingest_t *in, vem_metrics_t *m)
     in->spool_bytes = vem_metrics_gauge(m, "vem_spool_bytes", "Bytes held in the spool.", NULL);
     in->spool_full = vem_metrics_gauge(m, "vem_spool_full",
                                        "1 while the spool is full and intake is paused.", NULL);
-    const char *q[] = {"stage", "workers", NULL};
-    in->backlog = vem_metrics_gauge(m, "vem_queue_depth",
-                                    "Inputs spooled but not yet processed, by stage.", q);
+    const char *q[] = {"stage", "settle", NULL}, *fw[] = {"stage", "forward", NULL};
+    const char *depth_help = "Inputs in the spool by stage: settle = not yet done in every "
+                             "consumer (durable in every sink), forward = not yet handed to a "
+                             "worker.";
+    in->backlog = vem_metrics_gauge(m, "vem_queue_depth", depth_help, q);
+    in->unforwarded = vem_metrics_gauge(m, "vem_queue_depth", depth_help, fw);
 }
 
 static int s_bind(s_ingest_t *in, char *err, size_t errlen)
@@ -559,6 +922,13 @@ static int s_bind(s_ingest_t *in, char *err, size_t errlen)
         snprintf(err, errlen, "cannot bind %s: %s", VEM_ACK_ENDPOINT, zmq_strerror(zmq_errno()));
         return -1;
     }
+    in->ctl = zmq_socket(ctx, ZMQ_REP);
+    zmq_setsockopt(in->ctl, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_bind(in->ctl, VEM_INGEST_CONTROL_ENDPOINT) != 0) {
+        snprintf(err, errlen, "cannot bind %s: %s", VEM_INGEST_CONTROL_ENDPOINT,
+                 zmq_strerror(zmq_errno()));
+        return -1;
+    }
     in->push = calloc(a->workers, sizeof *in->push);
     if (!in->push)
         abort();
@@ -582,10 +952,24 @@ static void s_teardown(s_ingest_t *in)
 {
     for (size_t i = 0; i < in->capacity; i++)
         if (in->slots[i] && in->slots[i] != S_TOMBSTONE) {
+            if (in->slots[i]->stalled)
+                zmq_msg_close(&in->slots[i]->chunk);
             vem_reasm_destroy(&in->slots[i]->reasm);
             free(in->slots[i]);
         }
     free(in->slots);
+    free(in->stalled);
+    for (size_t i = 0; i < in->nstaged; i++)
+        if (in->staged[i].has_msg)
+            zmq_msg_close(&in->staged[i].msg);
+    free(in->staged);
+    if (in->holding)
+        zmq_msg_close(&in->held);
+    if (in->rholding)
+        zmq_msg_close(&in->rheld);
+    vem_spool_reader_destroy(&in->rreader);
+    if (in->ctl)
+        zmq_close(in->ctl);
     if (in->stream)
         zmq_close(in->stream);
     if (in->pull)
@@ -596,62 +980,100 @@ static void s_teardown(s_ingest_t *in)
         if (in->push[i])
             zmq_close(in->push[i]);
     free(in->push);
-    free(in->staged);
-    for (unsigned c = 0; c < VEM_CONSUMERS; c++)
-        vem_ackwin_destroy(&in->done[c]);
-    vem_spool_reader_destroy(&in->replay);
+    free(in->sent_last);
+    free(in->done_last);
+    vem_spool_reader_destroy(&in->reader);
+}
+
+/* Opens or closes intake for want of spool room, and says so once per change. */
+static bool s_room(s_ingest_t *in)
+{
+    bool room = vem_spool_has_room(in->args->spool, in->headroom);
+    if (room == in->full) {
+        in->full = !room;
+        vem_gauge_set(in->spool_full, in->full);
+        atomic_store(&in->args->spool_full, in->full);
+        if (in->full)
+            vem_log(VEM_LOG_WARNING, "ingest",
+                    "spool full (%llu bytes held): intake paused until the sinks catch up",
+                    (unsigned long long)vem_spool_bytes(in->args->spool));
+        else
+            vem_log(VEM_LOG_NOTICE, "ingest", "spool has room again: intake resumed");
+    }
+    return room;
 }
 
 void vem_ingest_actor(void *pipe, void *args_)
 {
     s_ingest_t in = {.args = args_};
+    vem_ingest_args_t *a = in.args;
     in.capacity = 1024;
     in.slots = calloc(in.capacity, sizeof *in.slots);
     in.staged = calloc(S_BATCH, sizeof *in.staged);
-    if (!in.slots || !in.staged)
+    in.stalled = calloc(a->max_connections + 1, sizeof *in.stalled);
+    in.sent_last = calloc(a->workers, sizeof *in.sent_last);
+    in.done_last = calloc(a->workers, sizeof *in.done_last);
+    if (!in.slots || !in.staged || !in.stalled || !in.sent_last || !in.done_last)
         abort();
-    /* Everything before replay_from is done everywhere; replayed records are acknowledged
-     * again by whoever processes them. */
-    in.replay_end = vem_spool_next_seq(in.args->spool);
-    uint64_t from = in.args->replay_from && in.args->replay_from < in.replay_end
-                        ? in.args->replay_from
-                        : in.replay_end;
-    in.trimmed = from - 1;
+    in.headroom = S_META_MAX + a->max_frame;
+    /* Start behind, at the lowest consumer's position: everything before it is done everywhere,
+     * and what follows goes through the workers again (the sinks' keys drop what they have). */
+    uint64_t next = vem_spool_next_seq(a->spool), first = vem_spool_first_seq(a->spool);
+    uint64_t from = a->replay_from ? a->replay_from : next;
+    if (from < first)
+        from = first;
+    if (from > next)
+        from = next;
+    in.forwarded = in.trimmed = from - 1;
     for (unsigned c = 0; c < VEM_CONSUMERS; c++)
-        if (in.args->consumers & 1u << c)
-            in.done[c] = vem_ackwin_new(from - 1);
-    char err[300];
-    if (from < in.replay_end) {
-        in.replay = vem_spool_reader_new(in.args->spool_dir, from, err, sizeof err);
-        if (!in.replay) {
-            s_teardown(&in);
-            vem_actor_ready(pipe, err);
-            return;
-        }
+        in.marks[c] = from - 1;
+    for (unsigned w = 0; w < a->workers; w++)
+        in.sent_last[w] = in.done_last[w] = from - 1;
+    in.live = from == next;
+    in.fwd_next = from;
+    atomic_store(&a->durable_seq, vem_spool_durable_seq(a->spool));
+    atomic_store(&a->settled_seq, from - 1);
+    atomic_store(&a->spool_ok, true);
+    if (!in.live)
         vem_log(VEM_LOG_NOTICE, "ingest", "replaying spool records %llu..%llu",
-                (unsigned long long)from, (unsigned long long)in.replay_end - 1);
-    }
+                (unsigned long long)from, (unsigned long long)next - 1);
+    char err[300];
     if (s_bind(&in, err, sizeof err) != 0) {
         s_teardown(&in);
         vem_actor_ready(pipe, err);
         return;
     }
-    s_register(&in, in.args->metrics);
+    s_register(&in, a->metrics);
+    atomic_store(&a->listening, true);
     vem_actor_ready(pipe, NULL);
 
     int64_t next_sweep = vem_now_us() + 1000000;
     for (;;) {
-        atomic_fetch_add_explicit(&in.args->beats, 1, memory_order_relaxed);
-        bool room = vem_spool_has_room(in.args->spool, in.args->max_frame);
-        vem_gauge_set(in.spool_full, !room);
-        zmq_pollitem_t items[4] = {{pipe, 0, ZMQ_POLLIN, 0}, {in.acks, 0, ZMQ_POLLIN, 0}};
-        int n = 2;
-        if (room) {
+        atomic_fetch_add_explicit(&a->beats, 1, memory_order_relaxed);
+        bool stalled = in.nstalled > 0 && !s_resume_stalled(&in);
+        bool open = !stalled && !in.flush_failed && s_room(&in);
+        zmq_pollitem_t items[7] = {
+            {pipe, 0, ZMQ_POLLIN, 0}, {in.acks, 0, ZMQ_POLLIN, 0}, {in.ctl, 0, ZMQ_POLLIN, 0}};
+        int n = 3, i_stream = -1, i_pull = -1;
+        if (open) {
+            i_stream = n;
             items[n++] = (zmq_pollitem_t){in.stream, 0, ZMQ_POLLIN, 0};
-            if (in.pull)
+            if (in.pull) {
+                i_pull = n;
                 items[n++] = (zmq_pollitem_t){in.pull, 0, ZMQ_POLLIN, 0};
+            }
         }
-        if (zmq_poll(items, n, in.replay ? 0 : 250) < 0) {
+        if (in.holding)
+            items[n++] = (zmq_pollitem_t){in.push[in.held_worker], 0, ZMQ_POLLOUT, 0};
+        if (in.rholding)
+            items[n++] = (zmq_pollitem_t){in.push[in.rworker], 0, ZMQ_POLLOUT, 0};
+        long timeout = 250;
+        bool reading_back = !in.live && !in.holding && vem_mono_ms() >= in.reader_retry_ms;
+        if (reading_back || (in.rreader && !in.rholding))
+            timeout = 0; /* more to read back from the spool */
+        if (in.flush_failed || stalled)
+            timeout = 50;
+        if (zmq_poll(items, n, timeout) < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             break;
@@ -660,9 +1082,10 @@ void vem_ingest_actor(void *pipe, void *args_)
             break;
         if (items[1].revents & ZMQ_POLLIN)
             s_on_acks(&in);
-        if (n > 2 && (items[2].revents & ZMQ_POLLIN))
-            for (int i = 0; i < S_BATCH && vem_spool_has_room(in.args->spool, in.args->max_frame);
-                 i++) {
+        if (items[2].revents & ZMQ_POLLIN)
+            s_on_ctl(&in);
+        if (i_stream >= 0 && (items[i_stream].revents & ZMQ_POLLIN))
+            for (int i = 0; i < S_BATCH && in.nstalled == 0 && s_can_stage(&in); i++) {
                 int events = 0;
                 size_t sz = sizeof events;
                 zmq_getsockopt(in.stream, ZMQ_EVENTS, &events, &sz);
@@ -670,19 +1093,30 @@ void vem_ingest_actor(void *pipe, void *args_)
                     break;
                 s_on_stream(&in);
             }
-        if (n > 3 && (items[3].revents & ZMQ_POLLIN))
+        if (i_pull >= 0 && (items[i_pull].revents & ZMQ_POLLIN) && in.nstalled == 0)
             s_on_pull(&in);
-        if (in.replay)
-            s_replay(&in);
-        s_flush(&in); /* one fdatasync for everything read in this round */
+        s_commit(&in); /* one fdatasync for everything read in this round, then the replies */
+        if (!in.live && vem_mono_ms() >= in.reader_retry_ms)
+            s_catch_up(&in);
+        if (in.rreader)
+            s_replay_turn(&in);
+        s_trim(&in);
         if (vem_now_us() >= next_sweep) {
-            s_sweep_idle(&in);
+            if (!in.flush_failed)
+                s_sweep_idle(&in);
             next_sweep = vem_now_us() + 1000000;
         }
     }
-    /* Drain: stop reading, make the spool durable, hand over what was staged. Buffered partial
-     * frames stay in their reassemblers: the terminals will send them again. */
-    s_flush(&in);
-    vem_spool_flush(in.args->spool);
+    /* Drain: stop reading and make the spool durable. The workers get what they can take now;
+     * anything else is in the spool and replayed at the next start. Buffered partial frames
+     * stay in their reassemblers: the terminals send them again. */
+    atomic_store(&a->listening, false);
+    if (!s_commit(&in) && vem_spool_flush(a->spool) != 0)
+        vem_log(VEM_LOG_ERR, "ingest",
+                "spool flush failed at stop: %zu inputs never acknowledged are lost with the "
+                "process (their terminals send them again)",
+                in.nstaged);
+    if (!in.live)
+        s_catch_up(&in);
     s_teardown(&in);
 }

@@ -3,15 +3,18 @@
  * Terminals connect over raw TCP to a ZMQ_STREAM socket; each connection gets its own
  * reassembler (bounded buffer), an idle deadline and a place in a bounded table. Gateways
  * push whole frames to a ZMQ_PULL socket, one frame per message part. Every whole frame, and
- * every run of bytes the reassembler rejects (as a quarantine record with its error class),
- * is appended to the spool; after each batch the spool is flushed (fdatasync), and only then
- * are terminals answered (login and time calibration always, every frame in HJ 1239 reply
- * mode) and the inputs pushed to worker[hash(VIN) % N]. Workers report processed sequence
- * numbers back on VEM_ACK_ENDPOINT; the spool is trimmed below what every consumer has done.
+ * every run of bytes the reassembler rejects (as a quarantine record with its error class and
+ * reason), is appended to the spool; after each batch the spool is flushed (fdatasync), then
+ * at once terminals are answered (login and time calibration always, every frame in HJ 1239
+ * reply mode), then the inputs go to worker[hash(VIN) % N] without waiting: a worker that
+ * cannot take them is fed later from the spool (see ingest.c). A failed flush answers and
+ * forwards nothing and keeps intake closed until a retry succeeds.
  *
- * A full spool or full worker queues stop the reading of the sockets (backpressure into
- * TCP); nothing is dropped to make room. Owns: the sockets, the connection table, the spool
- * (handed over by main at start). Shared: the metrics registry (atomics). */
+ * Consumers acknowledge cumulative marks on VEM_ACK_ENDPOINT; the spool is trimmed below the
+ * lowest mark of the active consumers. Only a full spool (or a failing disk) stops the reading
+ * of the sockets, so TCP pushes back on terminals; nothing is dropped to make room. Owns: the
+ * sockets, the connection table, the spool (handed over by main at start). Shared: the
+ * metrics registry and the atomics below, which main reads for health and the watchdog. */
 #ifndef VEM_INGEST_H
 #define VEM_INGEST_H
 
@@ -54,22 +57,32 @@ typedef struct {
     int rcvhwm;         /* ZMQ_RCVHWM of the network sockets (small: TCP pushes back) */
     int worker_hwm;     /* ZMQ_SNDHWM towards each worker */
     int tcp_keepalive_idle_s;
-    unsigned consumers;         /* bit per VEM_CONSUMER_* that acknowledges */
-    uint64_t replay_from;       /* re-process spool records from this seq on (0: none), e.g. the
-                                 * lowest sink cursor + 1 after a restart */
-    _Atomic int reply_mode;     /* vem_reply_mode_t; reloadable */
-    atomic_uint_fast64_t beats; /* loop iterations, for main's watchdog */
-    atomic_uint_fast64_t connections;
+    unsigned consumers;     /* bit per VEM_CONSUMER_* that acknowledges */
+    uint64_t replay_from;   /* re-process spool records from this seq on (0: none), e.g. the
+                             * lowest sink cursor + 1 after a restart */
+    _Atomic int reply_mode; /* vem_reply_mode_t; reloadable */
+    atomic_uint_fast64_t *forwarded; /* per worker, inputs handed to it (main's watchdog) */
+    /* published by ingest, read by main */
+    atomic_uint_fast64_t beats;       /* loop iterations */
+    atomic_uint_fast64_t connections; /* open terminal connections */
+    atomic_uint_fast64_t durable_seq; /* every input up to it is in the spool, synced */
+    atomic_uint_fast64_t settled_seq; /* every input up to it is done in every consumer */
+    atomic_bool listening;            /* the endpoints are bound and read */
+    atomic_bool spool_ok;             /* the last spool flush succeeded */
+    atomic_bool spool_full;           /* intake paused for want of spool room */
 } vem_ingest_args_t;
 
 /* Actor body: bind, report ready, serve until $TERM; then stop reading, flush the spool,
  * hand what it has to the workers and return. */
 void vem_ingest_actor(void *pipe, void *args);
 
-/* A worker's (or sink's) acknowledgement: consumer id, then processed sequence numbers. */
+/* A consumer's acknowledgement, cumulative: every input up to mark is done for it, so a lost
+ * acknowledgement is made good by the next. Sinks send theirs only once their spool cursor is
+ * durable at mark; a worker's covers the inputs routed to it. */
 typedef struct {
-    uint32_t consumer; /* index among the consumers ingest waits for */
-    uint32_t count;    /* seqs that follow in the same message */
-} vem_ack_hdr_t;
+    uint32_t consumer; /* VEM_CONSUMER_* */
+    uint32_t from;     /* VEM_CONSUMER_WORKERS: the worker's index */
+    uint64_t mark;
+} vem_ack_t;
 
 #endif

@@ -34,7 +34,9 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,23 +66,71 @@ typedef struct {
     vem_actor_t *ingest;
     vem_control_args_t control_args;
     vem_actor_t *control;
-    uint64_t *last_beats; /* per actor, at the previous tick */
+    uint64_t *last_beats;            /* per actor, at the previous tick */
+    uint64_t *last_done;             /* per worker, inputs processed at the previous tick */
+    atomic_uint_fast64_t *forwarded; /* per worker, inputs ingest handed to it */
+    const char *sinks[1];            /* endpoints the workers send their records to */
+    unsigned nsinks;
+    int registry_fd[2]; /* the loader thread writes the snapshot's pointer */
+    bool registry_loading;
     vem_counter_t *reloads, *reload_errors;
     vem_gauge_t *registry_size;
 } s_daemon_t;
 
-/* Loads the vehicle registry and gives each worker a reference. On failure the workers keep
- * what they have (nothing at start) and the error is logged. */
+/* The registry is loaded off the main thread, which must keep feeding the watchdog: a thread
+ * per load connects, reads every vehicle and writes the snapshot's pointer (NULL on failure,
+ * already logged) to a pipe that main polls. */
+typedef struct {
+    char *conninfo;
+    int fd;
+} s_loader_t;
+
+static void *s_registry_load(void *arg)
+{
+    s_loader_t *job = arg;
+    char err[512];
+    vem_registry_t *reg = vem_registry_load(job->conninfo, err, sizeof err);
+    if (!reg)
+        vem_log(VEM_LOG_ERR, "main", "%s; vehicles stay as they were", err);
+    if (write(job->fd, &reg, sizeof reg) != (ssize_t)sizeof reg)
+        vem_registry_release(reg);
+    free(job->conninfo);
+    free(job);
+    return NULL;
+}
+
+/* Starts loading the vehicle registry (unless a load is under way). */
+static void s_load_registry(s_daemon_t *d)
+{
+    if (!d->cfg->pg.enable || d->registry_loading)
+        return;
+    s_loader_t *job = malloc(sizeof *job);
+    if (!job || !(job->conninfo = strdup(d->cfg->pg.conninfo)))
+        abort();
+    job->fd = d->registry_fd[1];
+    pthread_t thread;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&thread, &attr, s_registry_load, job) != 0) {
+        vem_log(VEM_LOG_ERR, "main", "cannot start the registry loader");
+        free(job->conninfo);
+        free(job);
+    } else {
+        d->registry_loading = true;
+    }
+    pthread_attr_destroy(&attr);
+}
+
+/* Gives each worker a reference to the snapshot the loader produced. */
 static void s_send_registry(s_daemon_t *d)
 {
-    if (!d->cfg->pg.enable)
+    vem_registry_t *reg = NULL;
+    if (read(d->registry_fd[0], &reg, sizeof reg) != (ssize_t)sizeof reg)
         return;
-    char err[512];
-    vem_registry_t *reg = vem_registry_load(d->cfg->pg.conninfo, err, sizeof err);
-    if (!reg) {
-        vem_log(VEM_LOG_ERR, "main", "%s; vehicles stay as they were", err);
+    d->registry_loading = false;
+    if (!reg)
         return;
-    }
     vem_gauge_set(d->registry_size, (int64_t)vem_registry_size(reg));
     vem_log(VEM_LOG_INFO, "main", "vehicle registry: %zu vehicles", vem_registry_size(reg));
     vem_registry_retain(reg, d->nworkers);
@@ -94,14 +144,24 @@ static void s_send_registry(s_daemon_t *d)
     vem_registry_release(reg); /* ours */
 }
 
+/* Healthy while the endpoints are read, the spool takes writes and has room, and every sink
+ * is connected: what a load balancer needs to know before it sends terminals here. Reads
+ * only atomics (the HTTP server runs on its own thread). */
 static bool s_health(void *arg, char *why, size_t whylen)
 {
     s_daemon_t *d = arg;
-    if (!vem_spool_has_room(d->spool, 0)) {
+    const vem_ingest_args_t *in = &d->ingest_args;
+    if (!d->ingest || !atomic_load(&in->listening))
+        snprintf(why, whylen, "endpoints not listening");
+    else if (!atomic_load(&in->spool_ok))
+        snprintf(why, whylen, "spool not writable: intake paused");
+    else if (atomic_load(&in->spool_full))
         snprintf(why, whylen, "spool full: intake paused");
-        return false;
-    }
-    return true;
+    else if (d->pg && !atomic_load(&d->pg_args.up))
+        snprintf(why, whylen, "PostgreSQL sink not connected: the spool is growing");
+    else
+        return true;
+    return false;
 }
 
 static int s_start(s_daemon_t *d)
@@ -148,12 +208,15 @@ static int s_start(s_daemon_t *d)
         pg->queue_hwm = (int)c->pg.queue_hwm;
         pg->partitions_ahead = (int)c->pg.partitions_ahead_days;
         pg->retry_max_s = c->pg.retry_max_s;
+        pg->spool_first = vem_spool_first_seq(d->spool);
+        pg->spill_max_bytes = (uint64_t)c->spool.max_bytes;
         vem_spool_cursor_t *cursor = vem_spool_cursor_open(c->spool.dir, "pg", err, sizeof err);
         if (!cursor) {
             vem_log(VEM_LOG_ERR, "main", "%s", err);
             return -1;
         }
         replay_from = vem_spool_cursor_get(cursor) + 1;
+        d->sinks[d->nsinks++] = VEM_SINK_PG_ENDPOINT;
         vem_spool_cursor_destroy(&cursor);
         d->pg = vem_actor_new(d->zctx, "sink-pg", vem_sink_pg_actor, pg, err, sizeof err);
         if (!d->pg) {
@@ -168,7 +231,9 @@ static int s_start(s_daemon_t *d)
     d->worker_args = calloc(d->nworkers, sizeof *d->worker_args);
     d->workers = calloc(d->nworkers, sizeof *d->workers);
     d->last_beats = calloc(d->nworkers + 2, sizeof *d->last_beats);
-    if (!d->worker_args || !d->workers || !d->last_beats)
+    d->last_done = calloc(d->nworkers, sizeof *d->last_done);
+    d->forwarded = calloc(d->nworkers, sizeof *d->forwarded);
+    if (!d->worker_args || !d->workers || !d->last_beats || !d->last_done || !d->forwarded)
         abort();
     for (unsigned i = 0; i < d->nworkers; i++) {
         vem_worker_args_t *w = &d->worker_args[i];
@@ -177,7 +242,8 @@ static int s_start(s_daemon_t *d)
         w->metrics = d->metrics;
         w->dedup_window = (size_t)c->pipeline.dedup_window;
         w->rcvhwm = (int)c->pipeline.queue_hwm;
-        w->pg = c->pg.enable;
+        w->sinks = d->sinks;
+        w->nsinks = d->nsinks;
         w->sink_hwm = (int)c->pg.queue_hwm;
         char name[32]; /* thread names keep 15 characters */
         snprintf(name, sizeof name, "worker-%u", i);
@@ -188,14 +254,16 @@ static int s_start(s_daemon_t *d)
         }
     }
 
-    s_send_registry(d);
+    s_load_registry(d);
 
     vem_ingest_args_t *in = &d->ingest_args;
     in->zctx = d->zctx;
     in->metrics = d->metrics;
     in->spool = d->spool;
     in->spool_dir = c->spool.dir;
-    in->consumers = 1u << VEM_CONSUMER_WORKERS | (c->pg.enable ? 1u << VEM_CONSUMER_PG : 0);
+    /* The sinks settle the spool; without any, the workers do. */
+    in->consumers = c->pg.enable ? 1u << VEM_CONSUMER_PG : 1u << VEM_CONSUMER_WORKERS;
+    in->forwarded = d->forwarded;
     in->replay_from = replay_from;
     in->workers = d->nworkers;
     in->terminals_endpoint = c->terminals.endpoint;
@@ -246,19 +314,29 @@ static void s_stop(s_daemon_t *d)
     free(d->workers);
     free(d->worker_args);
     free(d->last_beats);
+    free(d->last_done);
+    free(d->forwarded);
 }
 
-/* True when every actor's loop ran since the previous call. */
+/* True when the pipeline made progress since the previous call: ingest's loop turned (it never
+ * waits on anything but its poll and the disk), every worker processed something or has
+ * nothing waiting (a worker stuck behind a full sink is not alive, however its loop turns),
+ * and the sink's loop turned (it never blocks past its operation deadlines). */
 static bool s_progress(s_daemon_t *d)
 {
     bool all = true;
-    for (unsigned i = 0; i <= d->nworkers + 1; i++) {
-        uint64_t beats = i < d->nworkers    ? atomic_load(&d->worker_args[i].beats)
-                         : i == d->nworkers ? atomic_load(&d->ingest_args.beats)
-                         : d->pg            ? atomic_load(&d->pg_args.beats)
-                                            : d->last_beats[i] + 1;
-        all = all && beats != d->last_beats[i];
-        d->last_beats[i] = beats;
+    for (unsigned i = 0; i < d->nworkers; i++) {
+        uint64_t done = atomic_load(&d->worker_args[i].done);
+        all = all && (done != d->last_done[i] || done >= atomic_load(&d->forwarded[i]));
+        d->last_done[i] = done;
+    }
+    uint64_t beats = atomic_load(&d->ingest_args.beats);
+    all = all && beats != d->last_beats[0];
+    d->last_beats[0] = beats;
+    if (d->pg) {
+        beats = atomic_load(&d->pg_args.beats);
+        all = all && beats != d->last_beats[1];
+        d->last_beats[1] = beats;
     }
     return all;
 }
@@ -278,12 +356,31 @@ static void s_reload(s_daemon_t *d)
         vem_log(VEM_LOG_WARNING, "main", "reload: %s", err);
     vem_config_destroy(&fresh);
     vem_log_set_level(d->cfg->log.level);
-    s_send_registry(d);
+    s_load_registry(d);
     atomic_store(&d->ingest_args.reply_mode, strcmp(d->cfg->terminals.reply_mode, "hj1239") == 0
                                                  ? VEM_REPLY_HJ1239
                                                  : VEM_REPLY_NONE);
     vem_counter_add(d->reloads, 1);
     vem_log(VEM_LOG_INFO, "main", "configuration reloaded from %s", d->cfg_path);
+}
+
+/* The drain's deadline, from a signal handler: only atomics and write(2). */
+static s_daemon_t *s_draining;
+static atomic_bool s_drain_late;
+
+static void s_on_alarm(int sig)
+{
+    (void)sig;
+    if (!atomic_exchange(&s_drain_late, true)) {
+        atomic_store(&s_draining->pg_args.stop_now, true);
+        alarm(5);
+        return;
+    }
+    static const char line[] = "<4>main: drain timeout: a sink is stuck in a call; exiting, the "
+                               "spool keeps what it did not write\n";
+    ssize_t rc = write(STDERR_FILENO, line, sizeof line - 1);
+    (void)rc;
+    _exit(0);
 }
 
 static int s_run(s_daemon_t *d)
@@ -294,11 +391,14 @@ static int s_run(s_daemon_t *d)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGPIPE);
+    /* A write past RLIMIT_FSIZE must fail with EFBIG, which the spool handles like a full
+     * disk, rather than end the process. */
+    signal(SIGXFSZ, SIG_IGN);
     /* Blocked before any thread starts, so every thread inherits the mask and only the
      * signalfd sees these signals. */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC);
-    if (sfd < 0) {
+    if (sfd < 0 || pipe2(d->registry_fd, O_CLOEXEC) != 0) {
         vem_log(VEM_LOG_ERR, "main", "signalfd: %s", strerror(errno));
         return 1;
     }
@@ -315,11 +415,14 @@ static int s_run(s_daemon_t *d)
     uint64_t watchdog_us = 0;
     bool watchdog = sd_watchdog_enabled(0, &watchdog_us) > 0;
     for (;;) {
-        zmq_pollitem_t items[] = {{NULL, sfd, ZMQ_POLLIN, 0}};
-        int rc = zmq_poll(items, 1, 1000);
+        zmq_pollitem_t items[] = {{NULL, sfd, ZMQ_POLLIN, 0},
+                                  {NULL, d->registry_fd[0], ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(items, 2, 1000);
         if (rc < 0 && zmq_errno() != EINTR)
             break;
-        if (rc > 0) {
+        if (rc > 0 && (items[1].revents & ZMQ_POLLIN))
+            s_send_registry(d);
+        if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) {
             struct signalfd_siginfo si;
             if (read(sfd, &si, sizeof si) != sizeof si)
                 continue;
@@ -336,12 +439,22 @@ static int s_run(s_daemon_t *d)
             sd_notify(0, "WATCHDOG=1");
     }
     sd_notify(0, "STOPPING=1\nSTATUS=draining");
-    /* A drain that hangs must not hang forever: the alarm's default action ends us. */
-    signal(SIGALRM, SIG_DFL);
+    /* A drain that hangs must not hang forever: when the time is up the sink stops trying
+     * (what it could not write stays in the spool for the next start); if it is stuck in a
+     * call, a second alarm ends the process with a line saying so. */
+    s_draining = d;
+    struct sigaction sa = {.sa_handler = s_on_alarm};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
     alarm((unsigned)d->cfg->pipeline.drain_timeout_s);
     s_stop(d);
     alarm(0);
     close(sfd);
+    if (atomic_load(&s_drain_late))
+        vem_log(VEM_LOG_WARNING, "main",
+                "drain timeout of %lld s reached: exiting; what was not written stays in the "
+                "spool and is replayed at the next start",
+                (long long)d->cfg->pipeline.drain_timeout_s);
     vem_log(VEM_LOG_INFO, "main", "drained, exiting");
     return 0;
 }

@@ -1,43 +1,69 @@
-/* sink_pg — batching, retries, cursor and acknowledgements around pgwrite; see sink_pg.h.
+/* sink_pg — records to rows, batching, spill, retries, cursor; see sink_pg.h.
+ *
+ * The sink reads the workers' record messages whatever happens downstream. A message goes into
+ * the open batch while the batch has room and no failed batch waits for its retry; otherwise
+ * it goes to the end of the spill file, and while the spill holds anything every new message
+ * goes there too, so rows keep the order they came in. After each commit the batch is refilled
+ * from the front of the spill. Only a full spill stops the reading (and then the workers wait).
  *
  * Thread: one actor. Owns: its PULL and ack PUSH sockets, the writer (connection), the open
- * batch with its spool seqs, its ackwin and its spool cursor. */
+ * batch with the spool seqs it settles, a decode buffer, its ackwin, spill and spool cursor. */
 #include "sink_pg.h"
 
-#include "clock.h"
 #include "ackwin.h"
 #include "actor.h"
+#include "clock.h"
+#include "hj1239.h"
 #include "ingest.h"
 #include "log.h"
 #include "pgrows.h"
 #include "pgwrite.h"
+#include "pipeline.h"
+#include "records.h"
+#include "spill.h"
 #include "spool.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <zmq.h>
 
 #define S_BACKOFF_MIN_MS 100
+#define S_MAX_SEQ_RUNS   65536 /* settled runs per batch */
+
+typedef struct {
+    uint64_t seq;
+    uint32_t n;
+} s_run_t;
 
 typedef struct {
     vem_sink_pg_args_t *args;
     void *pull, *acks;
     vem_pgwriter_t *writer;
     vem_pgbatch_t batch;
-    uint64_t *seqs; /* spool seqs the open batch settles */
-    size_t nseqs, seqs_cap;
+    vem_pgrows_t rows;         /* rows of the message being added */
+    vem_hj1239_frame_t *frame; /* decode buffer */
+    s_run_t *runs;             /* spool seqs the open batch settles */
+    size_t nruns, runs_cap;
     int64_t opened_ms;  /* monotonic time the batch got its first message; 0 when empty */
     int64_t oldest_us;  /* receipt time of its oldest input */
     int64_t retry_at;   /* monotonic ms of the next attempt after a failure; 0 when none */
     int64_t backoff_ms; /* current wait between attempts */
     vem_ackwin_t *done;
     vem_spool_cursor_t *cursor;
+    uint64_t committed; /* the cursor is durable here */
+    uint64_t acked;     /* ingest was told this mark */
+    vem_spill_t *spill;
+    uint8_t *spill_buf;
+    size_t spill_cap;
+    zmq_msg_t held; /* a message neither the batch nor the full spill could take */
+    bool holding;
     /* metrics */
-    vem_counter_t *rows[VEM_PG_TABLES], *dups[VEM_PG_TABLES];
-    vem_counter_t *batches, *err_retry, *err_failed, *partitions;
-    vem_gauge_t *up, *lag, *pending;
+    vem_counter_t *rows_total[VEM_PG_TABLES], *dups[VEM_PG_TABLES];
+    vem_counter_t *batches, *err_retry, *err_failed, *partitions, *spills, *cursor_errors;
+    vem_gauge_t *up, *lag, *pending, *spilled;
     vem_histogram_t *latency;
 } s_sink_t;
 
@@ -45,8 +71,8 @@ static void s_register(s_sink_t *s, vem_metrics_t *m)
 {
     for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
         const char *labels[] = {"sink", "pg", "table", vem_pg_table_name(t), NULL};
-        s->rows[t] = vem_metrics_counter(m, "vem_sink_rows_total",
-                                         "Rows a sink made durable (new rows only).", labels);
+        s->rows_total[t] = vem_metrics_counter(m, "vem_sink_rows_total",
+                                               "Rows a sink made durable (new rows only).", labels);
         s->dups[t] = vem_metrics_counter(
             m, "vem_sink_duplicates_total",
             "Rows a sink found already stored (replays, retried commits): not written twice.",
@@ -73,6 +99,14 @@ static void s_register(s_sink_t *s, vem_metrics_t *m)
         "Age of the oldest input waiting in the sink's open batch (0 when it is empty).", sink);
     s->pending =
         vem_metrics_gauge(m, "vem_sink_pending_rows", "Rows in the sink's open batch.", sink);
+    s->spilled = vem_metrics_gauge(
+        m, "vem_sink_spill_bytes",
+        "Bytes a sink holds in its spill file because it cannot write them yet.", sink);
+    s->spills = vem_metrics_counter(m, "vem_sink_spilled_total",
+                                    "Worker messages a sink put in its spill file.", sink);
+    s->cursor_errors = vem_metrics_counter(
+        m, "vem_sink_cursor_errors_total",
+        "Spool cursor moves that failed (retried; nothing acknowledged meanwhile).", sink);
     static const double bounds[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 5, 30};
     const char *labels[] = {"stage", "pg", NULL};
     s->latency =
@@ -86,60 +120,133 @@ static void s_set_up(s_sink_t *s, bool up)
     vem_gauge_set(s->up, up);
 }
 
+static const char *s_source_name(uint8_t source)
+{
+    return source == VEM_SOURCE_GATEWAY    ? "gateway"
+           : source == VEM_SOURCE_ROADSIDE ? "roadside"
+                                           : "terminal";
+}
+
+/* Rows of one record into s->rows. */
+static void s_rows_of(s_sink_t *s, const vem_record_t *rec)
+{
+    if (rec->kind == VEM_RECORD_FRAME) {
+        vem_hj1239_error_t err;
+        if (vem_hj1239_decode(rec->data, rec->data_len, VEM_HJ1239_TRUSTED_BCC, s->frame, &err) ==
+            VEM_HJ1239_OK) {
+            vem_pgrows_frame(&s->rows, s->frame, rec->received_us);
+            return;
+        }
+        /* the worker accepted it, so this cannot happen; keep the bytes all the same */
+        vem_pgrows_quarantine(&s->rows, rec->received_us, rec->seq, s_source_name(rec->source),
+                              vem_hj1239_status_name(err.status), err.detail, (int32_t)err.offset,
+                              NULL, rec->data, rec->data_len);
+    } else if (rec->kind == VEM_RECORD_QUARANTINE) {
+        char detail[VEM_INPUT_DETAIL_MAX + 1];
+        size_t n = rec->detail_len < VEM_INPUT_DETAIL_MAX ? rec->detail_len : VEM_INPUT_DETAIL_MAX;
+        if (n)
+            memcpy(detail, rec->detail, n);
+        detail[n] = '\0';
+        vem_pgrows_quarantine(&s->rows, rec->received_us, rec->seq, s_source_name(rec->source),
+                              vem_records_class_name(rec->status), detail, rec->offset,
+                              rec->has_vin ? (const uint8_t *)rec->vin : NULL, rec->data,
+                              rec->data_len);
+    }
+}
+
+/* Moves s->rows into the open batch. */
+static void s_merge_rows(s_sink_t *s)
+{
+    for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
+        vem_buf_put(&s->batch.rows[t], s->rows.rows[t].data, s->rows.rows[t].len);
+        s->batch.nrows[t] += s->rows.nrows[t];
+    }
+    vem_pgbatch_add_days(&s->batch, (const uint8_t *)s->rows.days, s->rows.ndays);
+    vem_pgrows_reset(&s->rows);
+}
+
+static void s_add_run(s_sink_t *s, uint64_t seq, uint32_t n)
+{
+    if (s->nruns && s->runs[s->nruns - 1].seq + s->runs[s->nruns - 1].n == seq) {
+        s->runs[s->nruns - 1].n += n;
+        return;
+    }
+    if (s->nruns == s->runs_cap) {
+        s->runs_cap = s->runs_cap ? s->runs_cap * 2 : 1024;
+        s->runs = realloc(s->runs, s->runs_cap * sizeof *s->runs);
+        if (!s->runs)
+            abort();
+    }
+    s->runs[s->nruns++] = (s_run_t){seq, n};
+}
+
 /* Adds one worker message to the open batch. */
 static void s_take(s_sink_t *s, const uint8_t *p, size_t len)
 {
-    vem_pgmsg_t m;
-    if (!vem_pgmsg_parse(p, len, &m)) {
+    vem_records_hdr_t hdr;
+    if (!vem_records_parse(p, len, &hdr)) {
         /* cannot happen between our own threads; if it does, say so loudly */
         vem_log(VEM_LOG_ERR, "sink-pg", "malformed worker message of %zu bytes ignored", len);
         return;
     }
-    for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
-        vem_buf_put(&s->batch.rows[t], m.rows[t], m.hdr.nbytes[t]);
-        s->batch.nrows[t] += m.hdr.nrows[t];
+    vem_record_t rec;
+    size_t off = 0;
+    while (vem_records_next(p, len, &off, &rec)) {
+        s_rows_of(s, &rec);
+        s_add_run(s, rec.seq, rec.nseqs);
+        if (vem_pgrows_full(&s->rows))
+            s_merge_rows(s);
     }
-    vem_pgbatch_add_days(&s->batch, m.days, m.hdr.ndays);
-    if (s->nseqs + m.hdr.nseqs > s->seqs_cap) {
-        size_t cap = s->seqs_cap ? s->seqs_cap : 1024;
-        while (cap < s->nseqs + m.hdr.nseqs)
-            cap *= 2;
-        uint64_t *seqs = realloc(s->seqs, cap * sizeof *seqs);
-        if (!seqs)
-            abort();
-        s->seqs = seqs;
-        s->seqs_cap = cap;
-    }
-    memcpy(s->seqs + s->nseqs, m.seqs, m.hdr.nseqs * sizeof(uint64_t));
-    s->nseqs += m.hdr.nseqs;
+    s_merge_rows(s);
     if (s->opened_ms == 0) {
         s->opened_ms = vem_mono_ms();
-        s->oldest_us = m.hdr.oldest_us;
-    } else if (m.hdr.oldest_us < s->oldest_us) {
-        s->oldest_us = m.hdr.oldest_us;
+        s->oldest_us = hdr.oldest_us;
+    } else if (hdr.oldest_us < s->oldest_us) {
+        s->oldest_us = hdr.oldest_us;
     }
 }
 
-/* Marks the committed seqs done, moves the cursor, tells ingest. */
+/* True when a message may go into the open batch now (rather than the spill). */
+static bool s_accepting(const s_sink_t *s)
+{
+    return s->retry_at == 0 && vem_spill_count(s->spill) == 0 &&
+           vem_pgbatch_rows(&s->batch) < (uint64_t)s->args->batch_rows && s->nruns < S_MAX_SEQ_RUNS;
+}
+
+/* Tells ingest the cursor's position; a lost message is made good by the next. */
+static void s_ack(s_sink_t *s)
+{
+    if (s->acked == s->committed)
+        return;
+    vem_ack_t ack = {.consumer = VEM_CONSUMER_PG, .mark = s->committed};
+    if (zmq_send(s->acks, &ack, sizeof ack, ZMQ_DONTWAIT) == (int)sizeof ack)
+        s->acked = s->committed;
+}
+
+/* Moves the cursor durably to the ackwin's mark, then acknowledges. A failed move acknowledges
+ * nothing and is tried again on the next turn. */
+static void s_move_cursor(s_sink_t *s)
+{
+    uint64_t mark = vem_ackwin_mark(s->done);
+    if (mark > s->committed) {
+        if (vem_spool_cursor_commit(s->cursor, mark) != 0) {
+            vem_counter_add(s->cursor_errors, 1);
+            vem_log(VEM_LOG_ERR, "sink-pg", "cannot move the spool cursor to %llu: %s",
+                    (unsigned long long)mark, strerror(errno));
+            return;
+        }
+        s->committed = mark;
+    }
+    s_ack(s);
+}
+
+/* Marks the committed seqs done and moves the cursor. */
 static void s_settle(s_sink_t *s)
 {
-    for (size_t i = 0; i < s->nseqs; i++)
-        vem_ackwin_done(s->done, s->seqs[i]);
-    if (s->cursor && vem_spool_cursor_commit(s->cursor, vem_ackwin_mark(s->done)) != 0)
-        vem_log(VEM_LOG_ERR, "sink-pg", "cannot move the spool cursor: %s", strerror(errno));
-    for (size_t off = 0; off < s->nseqs;) {
-        size_t n = s->nseqs - off < 4096 ? s->nseqs - off : 4096;
-        vem_ack_hdr_t hdr = {.consumer = VEM_CONSUMER_PG, .count = (uint32_t)n};
-        zmq_msg_t msg;
-        zmq_msg_init_size(&msg, sizeof hdr + n * sizeof(uint64_t));
-        memcpy(zmq_msg_data(&msg), &hdr, sizeof hdr);
-        memcpy((uint8_t *)zmq_msg_data(&msg) + sizeof hdr, s->seqs + off, n * sizeof(uint64_t));
-        /* never blocks: after a drain ingest is gone, and a lost ack only keeps spool
-         * records a little longer */
-        if (zmq_msg_send(&msg, s->acks, ZMQ_DONTWAIT) < 0)
-            zmq_msg_close(&msg);
-        off += n;
-    }
+    for (size_t i = 0; i < s->nruns; i++)
+        for (uint32_t k = 0; k < s->runs[i].n; k++)
+            vem_ackwin_done(s->done, s->runs[i].seq + k);
+    s_move_cursor(s);
 }
 
 /* Writes the open batch once; true when it is committed (or was empty). */
@@ -174,7 +281,7 @@ static bool s_flush(s_sink_t *s)
         vem_log(VEM_LOG_NOTICE, "sink-pg", "PostgreSQL writes resumed");
     s_set_up(s, true);
     for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
-        vem_counter_add(s->rows[t], st.inserted[t]);
+        vem_counter_add(s->rows_total[t], st.inserted[t]);
         vem_counter_add(s->dups[t], st.duplicates[t]);
     }
     vem_counter_add(s->batches, 1);
@@ -183,7 +290,7 @@ static bool s_flush(s_sink_t *s)
         vem_histogram_observe_ns(s->latency, (uint64_t)(now - s->oldest_us) * 1000);
     s_settle(s);
     vem_pgbatch_reset(&s->batch);
-    s->nseqs = 0;
+    s->nruns = 0;
     s->opened_ms = 0;
     return true;
 }
@@ -197,7 +304,7 @@ static void s_maybe_flush(s_sink_t *s, bool force)
     if (s->retry_at && now < s->retry_at)
         return;
     bool due = force || vem_pgbatch_rows(&s->batch) >= (uint64_t)s->args->batch_rows ||
-               now - s->opened_ms >= s->args->batch_ms || s->nseqs >= 65536;
+               now - s->opened_ms >= s->args->batch_ms || s->nruns >= S_MAX_SEQ_RUNS;
     if (!due)
         return;
     if (s_flush(s)) {
@@ -211,17 +318,66 @@ static void s_maybe_flush(s_sink_t *s, bool force)
     }
 }
 
-/* Reads waiting worker messages into the batch until it is full. */
+/* Takes one message: into the batch when it can, else to the spill; false when the spill is
+ * full too (the caller keeps the message and stops reading). */
+static bool s_place(s_sink_t *s, zmq_msg_t *msg)
+{
+    if (s_accepting(s)) {
+        s_take(s, zmq_msg_data(msg), zmq_msg_size(msg));
+        return true;
+    }
+    if (vem_spill_push(s->spill, zmq_msg_data(msg), zmq_msg_size(msg)) != 0) {
+        if (errno != ENOSPC)
+            vem_log(VEM_LOG_ERR, "sink-pg", "spill: %s; the workers wait", strerror(errno));
+        return false;
+    }
+    vem_counter_add(s->spills, 1);
+    return true;
+}
+
+/* Refills the open batch from the front of the spill while it accepts. */
+static void s_unspill(s_sink_t *s)
+{
+    while (vem_spill_count(s->spill) && s->retry_at == 0 &&
+           vem_pgbatch_rows(&s->batch) < (uint64_t)s->args->batch_rows &&
+           s->nruns < S_MAX_SEQ_RUNS) {
+        size_t len = vem_spill_peek(s->spill);
+        if (len > s->spill_cap) {
+            s->spill_buf = realloc(s->spill_buf, len);
+            if (!s->spill_buf)
+                abort();
+            s->spill_cap = len;
+        }
+        if (len == 0 || vem_spill_pop(s->spill, s->spill_buf) != 0) {
+            vem_log(VEM_LOG_ERR, "sink-pg", "reading the spill: %s", strerror(errno));
+            return;
+        }
+        s_take(s, s->spill_buf, len);
+    }
+}
+
+/* Reads waiting worker messages: into the batch or the spill, until neither can take one. */
 static void s_read(s_sink_t *s)
 {
-    while (vem_pgbatch_rows(&s->batch) < (uint64_t)s->args->batch_rows && s->nseqs < 65536) {
+    if (s->holding) {
+        if (!s_place(s, &s->held))
+            return;
+        zmq_msg_close(&s->held);
+        s->holding = false;
+    }
+    for (unsigned n = 0; n < 4096; n++) {
         zmq_msg_t msg;
         zmq_msg_init(&msg);
         if (zmq_msg_recv(&msg, s->pull, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&msg);
             return;
         }
-        s_take(s, zmq_msg_data(&msg), zmq_msg_size(&msg));
+        if (!s_place(s, &msg)) {
+            zmq_msg_move(&s->held, &msg);
+            zmq_msg_close(&msg);
+            s->holding = true;
+            return;
+        }
         zmq_msg_close(&msg);
     }
 }
@@ -230,6 +386,7 @@ static void s_update_gauges(s_sink_t *s)
 {
     vem_gauge_set(s->pending, (int64_t)vem_pgbatch_rows(&s->batch));
     vem_gauge_set(s->lag, s->opened_ms ? (vem_now_us() - s->oldest_us) / 1000000 : 0);
+    vem_gauge_set(s->spilled, (int64_t)vem_spill_bytes(s->spill));
 }
 
 static void s_teardown(s_sink_t *s)
@@ -238,9 +395,15 @@ static void s_teardown(s_sink_t *s)
         zmq_close(s->pull);
     if (s->acks)
         zmq_close(s->acks);
+    if (s->holding)
+        zmq_msg_close(&s->held);
     vem_pgwriter_destroy(&s->writer);
     vem_pgbatch_free(&s->batch);
-    free(s->seqs);
+    vem_pgrows_free(&s->rows);
+    free(s->frame);
+    free(s->runs);
+    free(s->spill_buf);
+    vem_spill_destroy(&s->spill);
     vem_ackwin_destroy(&s->done);
     vem_spool_cursor_destroy(&s->cursor);
 }
@@ -256,7 +419,22 @@ void vem_sink_pg_actor(void *pipe, void *args_)
         vem_actor_ready(pipe, err);
         return;
     }
-    s.done = vem_ackwin_new(vem_spool_cursor_get(s.cursor));
+    /* Records below the spool's first are gone from it and will never come: start after them. */
+    s.committed = vem_spool_cursor_get(s.cursor);
+    if (a->spool_first > 0 && s.committed < a->spool_first - 1)
+        s.committed = a->spool_first - 1;
+    s.done = vem_ackwin_new(s.committed);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/spill.pg", a->spool_dir);
+    s.spill = vem_spill_open(path, a->spill_max_bytes, err, sizeof err);
+    if (!s.spill) {
+        s_teardown(&s);
+        vem_actor_ready(pipe, err);
+        return;
+    }
+    s.frame = malloc(sizeof *s.frame);
+    if (!s.frame)
+        abort();
     s.pull = zmq_socket(a->zctx, ZMQ_PULL);
     zmq_setsockopt(s.pull, ZMQ_RCVHWM, &a->queue_hwm, sizeof a->queue_hwm);
     zmq_setsockopt(s.pull, ZMQ_LINGER, &zero, sizeof zero);
@@ -284,8 +462,6 @@ void vem_sink_pg_actor(void *pipe, void *args_)
     int32_t day = vem_pg_beijing_day(time(NULL));
     for (;;) {
         atomic_fetch_add_explicit(&a->beats, 1, memory_order_relaxed);
-        /* while a failed batch waits for its retry, stop reading: the queue is backpressure */
-        bool reading = s.retry_at == 0 && vem_pgbatch_rows(&s.batch) < (uint64_t)a->batch_rows;
         long timeout = 1000;
         if (s.opened_ms) {
             int64_t due = s.retry_at ? s.retry_at : s.opened_ms + a->batch_ms;
@@ -293,16 +469,20 @@ void vem_sink_pg_actor(void *pipe, void *args_)
             timeout = wait < 0 ? 0 : wait < 1000 ? (long)wait : 1000;
         }
         zmq_pollitem_t items[] = {{pipe, 0, ZMQ_POLLIN, 0}, {s.pull, 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, reading ? 2 : 1, timeout) < 0) {
+        if (zmq_poll(items, 2, timeout) < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             break;
         }
         if ((items[0].revents & ZMQ_POLLIN) && vem_actor_should_stop(pipe))
             break;
-        if (reading && (items[1].revents & ZMQ_POLLIN))
+        s_unspill(&s);
+        if (items[1].revents & ZMQ_POLLIN || s.holding)
             s_read(&s);
         s_maybe_flush(&s, false);
+        s_unspill(&s);
+        if (s.committed > s.acked || vem_ackwin_mark(s.done) > s.committed)
+            s_move_cursor(&s);
         s_update_gauges(&s);
         int32_t today = vem_pg_beijing_day(time(NULL));
         if (today != day && vem_pgwriter_connected(s.writer)) {
@@ -311,14 +491,18 @@ void vem_sink_pg_actor(void *pipe, void *args_)
                 day = today;
         }
     }
-    /* Drain: the workers stopped before us, so what is queued is all there is. Write it all;
-     * main's drain timeout bounds how long we may keep trying. */
+    /* Drain: the workers stopped before us, so what is queued and spilled is all there is.
+     * Write it while we can; main's drain timeout bounds how long we may keep trying, and what
+     * is not written is replayed from the spool at the next start. */
     for (;;) {
+        s_unspill(&s);
         s_read(&s);
         if (s.opened_ms == 0)
             break;
         s.retry_at = 0;
         if (!s_flush(&s)) {
+            if (atomic_load(&a->stop_now))
+                break;
             struct timespec pause = {.tv_sec = 0, .tv_nsec = 200 * 1000000L};
             nanosleep(&pause, NULL);
         }

@@ -10,11 +10,10 @@
 #include "hj1239.h"
 #include "ingest.h"
 #include "log.h"
-#include "pgrows.h"
 #include "pipeline.h"
+#include "records.h"
 #include "registry.h"
 #include "session.h"
-#include "sink_pg.h"
 #include "spool.h"
 
 #include <errno.h>
@@ -31,13 +30,12 @@ typedef struct {
     vem_worker_args_t *args;
     vem_sessions_t *sessions;
     vem_hj1239_frame_t *frame;
-    void *acks;              /* PUSH to ingest: processed seqs, so the spool can be trimmed */
-    uint64_t acked[256 + 1]; /* seqs processed since the last ack (one batch) */
-    uint32_t nacked;
-    void *pg;                 /* PUSH to the PostgreSQL sink; NULL when it does not run */
-    vem_pgrows_t rows;        /* rows of the inputs in acked[] */
+    void *acks;        /* PUSH to ingest: the last seq processed, so the spool can be trimmed */
+    uint64_t last_seq; /* every input routed here up to this seq is processed */
+    uint64_t acked;    /* the mark ingest last got */
+    void **sinks;      /* PUSH to each sink */
+    vem_records_t out; /* records of the inputs processed since the last emit */
     vem_registry_t *registry; /* vehicle registry snapshot (one reference), or NULL */
-    int64_t oldest_us;        /* receipt time of the oldest of them */
     /* metric handles */
     vem_counter_t *frames[VEM_SESSION_CMDS][S_LAYOUTS + 1]; /* [cmd][layout or S_LAYOUTS] */
     vem_counter_t *errors[VEM_HJ1239_STATUS_COUNT];
@@ -84,33 +82,60 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
                               labels, bounds, sizeof bounds / sizeof bounds[0]);
 }
 
-static const char *s_source_name(uint8_t source)
-{
-    return source == VEM_SOURCE_GATEWAY    ? "gateway"
-           : source == VEM_SOURCE_ROADSIDE ? "roadside"
-                                           : "terminal";
-}
-
-/* Counts a rejected input and keeps its bytes in the quarantine table. */
+/* Counts a rejected input and keeps its bytes as a quarantine record. */
 static void s_reject(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *data,
                      vem_hj1239_status_t status, const char *detail, int64_t offset,
                      const uint8_t *vin)
 {
     if (status > 0 && status < VEM_HJ1239_STATUS_COUNT)
         vem_counter_add(w->errors[status], 1);
-    if (w->pg)
-        vem_pgrows_quarantine(&w->rows, hdr->received_us, hdr->seq, s_source_name(hdr->source),
-                              vem_hj1239_status_name(status), detail,
-                              offset > INT32_MAX ? -1 : (int32_t)offset, vin, data, hdr->data_len);
+    vem_record_t rec = {.seq = hdr->seq,
+                        .nseqs = hdr->nseqs ? hdr->nseqs : 1,
+                        .kind = VEM_RECORD_QUARANTINE,
+                        .source = hdr->source,
+                        .status = (uint8_t)status,
+                        .received_us = hdr->received_us,
+                        .offset = offset > INT32_MAX || offset < 0 ? -1 : (int32_t)offset,
+                        .detail = detail,
+                        .detail_len = detail ? (uint16_t)strnlen(detail, UINT16_MAX) : 0,
+                        .data = data,
+                        .data_len = hdr->data_len};
+    if (vin) {
+        rec.has_vin = true;
+        memcpy(rec.vin, vin, 17);
+    }
+    vem_records_add(&w->out, &rec);
 }
 
-static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *data)
+/* Settles an input that gives the sinks nothing, or hands them the accepted frame. */
+static void s_emit(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *data, bool frame)
+{
+    vem_record_t rec = {.seq = hdr->seq,
+                        .nseqs = hdr->nseqs ? hdr->nseqs : 1,
+                        .kind = frame ? VEM_RECORD_FRAME : VEM_RECORD_SETTLED,
+                        .source = hdr->source,
+                        .received_us = hdr->received_us,
+                        .offset = -1,
+                        .data = frame ? data : NULL,
+                        .data_len = frame ? hdr->data_len : 0};
+    vem_records_add(&w->out, &rec);
+}
+
+static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const char *detail,
+                      const uint8_t *data)
 {
     if (hdr->kind == VEM_SPOOL_KIND_QUARANTINE) {
+        /* the detail travels in the spool record's meta text after the verdict */
         s_reject(w, hdr, data, (vem_hj1239_status_t)hdr->error,
-                 hdr->source == VEM_SOURCE_GATEWAY ? "not a whole frame"
-                                                   : "dropped by the stream reassembler",
+                 detail[0]                           ? detail
+                 : hdr->source == VEM_SOURCE_GATEWAY ? "not a whole frame"
+                                                     : "dropped by the stream reassembler",
                  hdr->error_offset, NULL);
+        return;
+    }
+    if (hdr->kind != VEM_SPOOL_KIND_OBD_FRAME) {
+        s_reject(w, hdr, data, VEM_HJ1239_MALFORMED_BODY, "spool record of an unknown kind", -1,
+                 NULL);
         return;
     }
     vem_hj1239_frame_t *f = w->frame;
@@ -124,6 +149,10 @@ static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *
                 (unsigned long long)hdr->seq, vem_hj1239_status_name(st), err.offset, err.detail);
         return;
     }
+    if (hdr->flags & VEM_INPUT_REPLAY) {
+        s_emit(w, hdr, data, true); /* seen and counted before: no bookkeeping, the rows again */
+        return;
+    }
     bool sampled = f->cmd == VEM_HJ1239_CMD_REALTIME || f->cmd == VEM_HJ1239_CMD_RESEND;
     vem_counter_t *frames = w->frames[f->cmd][sampled ? f->layout % S_LAYOUTS : S_LAYOUTS];
     if (frames)
@@ -133,6 +162,7 @@ static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *
         f->has_time ? f->time : hdr->received_us / 1000000, f->seq, hdr->received_us);
     if (v.duplicate) {
         vem_counter_add(w->duplicates, 1);
+        s_emit(w, hdr, data, false);
         return;
     }
     if (w->registry && !vem_registry_find(w->registry, (const char *)f->vin))
@@ -141,8 +171,7 @@ static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *
         vem_counter_add(w->gaps, v.gap);
     if (f->cmd == VEM_HJ1239_CMD_RESEND)
         vem_counter_add(w->resent, 1);
-    if (w->pg)
-        vem_pgrows_frame(&w->rows, f, hdr->received_us);
+    s_emit(w, hdr, data, true);
     if (sampled) {
         uint64_t n = 0;
         for (uint16_t i = 0; i < f->nblocks; i++)
@@ -214,46 +243,51 @@ static bool s_take(s_worker_t *w, void *pull, int flags)
     }
     size_t size = zmq_msg_size(&msg);
     vem_input_hdr_t hdr;
+    const uint8_t *p = zmq_msg_data(&msg);
     if (size >= sizeof hdr) {
-        memcpy(&hdr, zmq_msg_data(&msg), sizeof hdr);
-        if (hdr.data_len == size - sizeof hdr) {
-            s_process(w, &hdr, (const uint8_t *)zmq_msg_data(&msg) + sizeof hdr);
+        memcpy(&hdr, p, sizeof hdr);
+        if ((size_t)hdr.detail_len + hdr.data_len == size - sizeof hdr) {
+            char detail[VEM_INPUT_DETAIL_MAX + 1];
+            size_t n =
+                hdr.detail_len < VEM_INPUT_DETAIL_MAX ? hdr.detail_len : VEM_INPUT_DETAIL_MAX;
+            memcpy(detail, p + sizeof hdr, n);
+            detail[n] = '\0';
+            s_process(w, &hdr, detail, p + sizeof hdr + hdr.detail_len);
             vem_histogram_observe_ns(w->latency, (uint64_t)(vem_now_us() - hdr.received_us) * 1000);
+            uint64_t last = hdr.seq + (hdr.nseqs ? hdr.nseqs : 1) - 1;
+            if (last > w->last_seq) /* a replayed input lies below: the mark never goes back */
+                w->last_seq = last;
+        } else {
+            vem_log(VEM_LOG_ERR, "worker", "malformed input message of %zu bytes ignored", size);
         }
     }
     zmq_msg_close(&msg);
-    if (size >= sizeof hdr && w->nacked < sizeof w->acked / sizeof w->acked[0]) {
-        if (w->nacked == 0 || hdr.received_us < w->oldest_us)
-            w->oldest_us = hdr.received_us;
-        w->acked[w->nacked++] = hdr.seq;
-    }
     atomic_fetch_add_explicit(&w->args->done, 1, memory_order_relaxed);
     return true;
 }
 
-/* Tells ingest which seqs are processed. Never blocks: after a drain ingest is gone, and a lost
- * ack only means the spool keeps those records a little longer. */
-static void s_ack(s_worker_t *w)
+/* Hands the records of the inputs processed since the last call to every sink, then tells
+ * ingest how far this worker got. Waits while a sink's queue is full: a sink spills what it
+ * cannot write, so that happens only when its spill is full too. The mark is cumulative, so
+ * an acknowledgement lost to a full queue is made good by the next one. */
+static void s_flush_out(s_worker_t *w)
 {
-    if (w->nacked == 0)
-        return;
-    if (w->pg) {
-        /* Rows (or none) for every input, so the sink can settle each seq. Waits while the
-         * sink's queue is full: that is the backpressure of a slow or absent database. */
-        zmq_msg_t rows;
-        zmq_msg_init_size(&rows, vem_pgmsg_size(&w->rows, w->nacked));
-        vem_pgmsg_pack(&w->rows, w->acked, w->nacked, w->oldest_us, zmq_msg_data(&rows));
-        vem_actor_send_wait(w->pg, &rows, &w->args->beats);
-        vem_pgrows_reset(&w->rows);
+    if (w->out.count) {
+        size_t len;
+        const uint8_t *bytes = vem_records_message(&w->out, &len);
+        for (unsigned i = 0; i < w->args->nsinks; i++) {
+            zmq_msg_t msg;
+            zmq_msg_init_size(&msg, len);
+            memcpy(zmq_msg_data(&msg), bytes, len);
+            vem_actor_send_wait(w->sinks[i], &msg, &w->args->beats);
+        }
+        vem_records_reset(&w->out);
     }
-    vem_ack_hdr_t hdr = {.consumer = 0, .count = w->nacked};
-    zmq_msg_t msg;
-    zmq_msg_init_size(&msg, sizeof hdr + w->nacked * sizeof(uint64_t));
-    memcpy(zmq_msg_data(&msg), &hdr, sizeof hdr);
-    memcpy((uint8_t *)zmq_msg_data(&msg) + sizeof hdr, w->acked, w->nacked * sizeof(uint64_t));
-    if (zmq_msg_send(&msg, w->acks, ZMQ_DONTWAIT) < 0)
-        zmq_msg_close(&msg);
-    w->nacked = 0;
+    if (w->last_seq == w->acked)
+        return;
+    vem_ack_t ack = {.consumer = VEM_CONSUMER_WORKERS, .from = w->args->index, .mark = w->last_seq};
+    if (zmq_send(w->acks, &ack, sizeof ack, ZMQ_DONTWAIT) == (int)sizeof ack)
+        w->acked = w->last_seq;
 }
 
 /* A message from main on the pipe: a registry snapshot to use, or $TERM. True to stop. */
@@ -301,12 +335,15 @@ void vem_worker_actor(void *pipe, void *args_)
     w.acks = zmq_socket(args->zctx, ZMQ_PUSH);
     zmq_setsockopt(w.acks, ZMQ_LINGER, &zero, sizeof zero);
     zmq_connect(w.acks, VEM_ACK_ENDPOINT);
-    if (args->pg) {
-        w.pg = zmq_socket(args->zctx, ZMQ_PUSH);
-        zmq_setsockopt(w.pg, ZMQ_SNDHWM, &args->sink_hwm, sizeof args->sink_hwm);
-        int forever = -1; /* the sink stops after us and reads its queue empty */
-        zmq_setsockopt(w.pg, ZMQ_LINGER, &forever, sizeof forever);
-        zmq_connect(w.pg, VEM_SINK_PG_ENDPOINT);
+    w.sinks = calloc(args->nsinks ? args->nsinks : 1, sizeof *w.sinks);
+    if (!w.sinks)
+        abort();
+    for (unsigned i = 0; i < args->nsinks; i++) {
+        w.sinks[i] = zmq_socket(args->zctx, ZMQ_PUSH);
+        zmq_setsockopt(w.sinks[i], ZMQ_SNDHWM, &args->sink_hwm, sizeof args->sink_hwm);
+        int forever = -1; /* the sinks stop after us and read their queues empty */
+        zmq_setsockopt(w.sinks[i], ZMQ_LINGER, &forever, sizeof forever);
+        zmq_connect(w.sinks[i], args->sinks[i]);
     }
     w.sessions = vem_sessions_new(args->dedup_window);
     w.frame = malloc(sizeof *w.frame);
@@ -327,22 +364,23 @@ void vem_worker_actor(void *pipe, void *args_)
         if ((items[0].revents & ZMQ_POLLIN) && s_on_pipe(&w, pipe))
             break;
         /* A bounded batch per wake-up, so queries and $TERM are never starved. */
-        for (int i = 0; i < 256 && !vem_pgrows_full(&w.rows) && s_take(&w, pull, ZMQ_DONTWAIT); i++)
+        for (int i = 0; i < VEM_WORKER_BATCH && s_take(&w, pull, ZMQ_DONTWAIT); i++)
             ;
-        s_ack(&w);
+        s_flush_out(&w);
         if (items[2].revents & ZMQ_POLLIN)
             s_answer(&w, rep);
     }
     /* Drain: ingest has stopped before us, so what is queued is all there is. */
-    while (s_take(&w, pull, ZMQ_DONTWAIT))
-        if (w.nacked == 256 || vem_pgrows_full(&w.rows))
-            s_ack(&w);
-    s_ack(&w);
+    for (unsigned n = 1; s_take(&w, pull, ZMQ_DONTWAIT); n++)
+        if (n % VEM_WORKER_BATCH == 0)
+            s_flush_out(&w);
+    s_flush_out(&w);
     zmq_close(pull);
     zmq_close(w.acks);
-    if (w.pg)
-        zmq_close(w.pg);
-    vem_pgrows_free(&w.rows);
+    for (unsigned i = 0; i < args->nsinks; i++)
+        zmq_close(w.sinks[i]);
+    free(w.sinks);
+    vem_records_free(&w.out);
     vem_registry_release(w.registry);
     zmq_close(rep);
     vem_sessions_destroy(&w.sessions);

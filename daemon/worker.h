@@ -23,15 +23,19 @@
 
 typedef struct {
     void *zctx;
-    unsigned index;             /* which worker: its endpoints carry this number */
-    vem_metrics_t *metrics;     /* shared registry, owned by main */
-    size_t dedup_window;        /* frame keys remembered per vehicle */
-    int rcvhwm;                 /* high-water mark of the input queue */
-    bool pg;                    /* send rows to the PostgreSQL sink */
+    unsigned index;           /* which worker: its endpoints carry this number */
+    vem_metrics_t *metrics;   /* shared registry, owned by main */
+    size_t dedup_window;      /* frame keys remembered per vehicle */
+    int rcvhwm;               /* high-water mark of the input queue */
+    const char *const *sinks; /* inproc endpoints of the sinks that take the records */
+    unsigned nsinks;
     int sink_hwm;               /* messages queued towards a sink before the worker waits */
     atomic_uint_fast64_t beats; /* loop iterations: main's watchdog reads it */
     atomic_uint_fast64_t done;  /* inputs fully processed */
 } vem_worker_args_t;
+
+/* Inputs per batch: one records message to each sink and one acknowledgement per batch. */
+#define VEM_WORKER_BATCH 256
 
 /* Pipe message from main: these bytes, then a vem_registry_t pointer whose reference passes to
  * the worker (it releases the snapshot it had). */

@@ -154,7 +154,8 @@ static void s_start(s_run_t *r)
     s_launch(r);
 }
 
-/* Waits until every input vemd spooled has been processed by a worker. */
+/* Waits until every input vemd spooled is done in every consumer (the workers when no sink
+ * runs, else every sink). */
 static json_t *s_settled(const s_run_t *r)
 {
     double last = -1;
@@ -162,7 +163,7 @@ static json_t *s_settled(const s_run_t *r)
         json_t *st = s_status(r, "--json");
         ck_assert_ptr_nonnull(st);
         double inputs = s_metric(st, "vem_inputs_total");
-        double depth = s_metric(st, "vem_queue_depth{stage=\"workers\"}");
+        double depth = s_metric(st, "vem_queue_depth{stage=\"settle\"}");
         if (depth == 0 && inputs == last)
             return st;
         last = inputs;
