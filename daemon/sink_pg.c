@@ -24,6 +24,7 @@
 #include "spool.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,8 @@ typedef struct {
     int64_t oldest_us;  /* receipt time of its oldest input */
     int64_t retry_at;   /* monotonic ms of the next attempt after a failure; 0 when none */
     int64_t backoff_ms; /* current wait between attempts */
+    int wait_fd;        /* while an attempt is under way: the socket it waits on, or -1 */
+    short wait_events;  /* and for what (POLLIN, POLLOUT) */
     vem_ackwin_t *done;
     vem_spool_cursor_t *cursor;
     uint64_t committed; /* the cursor is durable here */
@@ -61,7 +64,7 @@ typedef struct {
     zmq_msg_t held; /* a message neither the batch nor the full spill could take */
     bool holding;
     /* metrics */
-    vem_counter_t *rows_total[VEM_PG_TABLES], *dups[VEM_PG_TABLES];
+    vem_counter_t *rows_total[VEM_PG_TABLES], *dups[VEM_PG_TABLES], *refused[VEM_PG_TABLES];
     vem_counter_t *batches, *err_retry, *err_failed, *partitions, *spills, *cursor_errors;
     vem_gauge_t *up, *lag, *pending, *spilled;
     vem_histogram_t *latency;
@@ -73,6 +76,10 @@ static void s_register(s_sink_t *s, vem_metrics_t *m)
         const char *labels[] = {"sink", "pg", "table", vem_pg_table_name(t), NULL};
         s->rows_total[t] = vem_metrics_counter(m, "vem_sink_rows_total",
                                                "Rows a sink made durable (new rows only).", labels);
+        s->refused[t] = vem_metrics_counter(
+            m, "vem_sink_refused_rows_total",
+            "Rows the server refused (a value it rejects): kept as quarantine rows instead.",
+            labels);
         s->dups[t] = vem_metrics_counter(
             m, "vem_sink_duplicates_total",
             "Rows a sink found already stored (replays, retried commits): not written twice.",
@@ -209,7 +216,7 @@ static void s_take(s_sink_t *s, const uint8_t *p, size_t len)
 /* True when a message may go into the open batch now (rather than the spill). */
 static bool s_accepting(const s_sink_t *s)
 {
-    return s->retry_at == 0 && vem_spill_count(s->spill) == 0 &&
+    return s->retry_at == 0 && !vem_pgwriter_busy(s->writer) && vem_spill_count(s->spill) == 0 &&
            vem_pgbatch_rows(&s->batch) < (uint64_t)s->args->batch_rows && s->nruns < S_MAX_SEQ_RUNS;
 }
 
@@ -249,40 +256,33 @@ static void s_settle(s_sink_t *s)
     s_move_cursor(s);
 }
 
-/* Writes the open batch once; true when it is committed (or was empty). */
-static bool s_flush(s_sink_t *s)
+/* A failed attempt (to connect or to write): keep the batch, wait, try again. */
+static void s_failed(s_sink_t *s, vem_pgw_result_t r, const char *err)
 {
-    if (s->opened_ms == 0)
-        return true;
-    char err[512];
-    vem_sink_pg_args_t *a = s->args;
-    if (!vem_pgwriter_connected(s->writer) &&
-        vem_pgwriter_connect(s->writer, a->partitions_ahead, err, sizeof err) != 0) {
-        vem_counter_add(s->err_retry, 1);
-        vem_log(VEM_LOG_ERR, "sink-pg", "%s; %llu rows wait", err,
-                (unsigned long long)vem_pgbatch_rows(&s->batch));
-        s_set_up(s, false);
-        return false;
-    }
-    vem_pgw_stats_t st;
-    vem_pgw_result_t r = vem_pgwriter_write(s->writer, &s->batch, &st, err, sizeof err);
-    vem_counter_add(s->partitions, st.partitions_created);
-    if (r != VEM_PGW_OK) {
-        vem_counter_add(r == VEM_PGW_RETRY ? s->err_retry : s->err_failed, 1);
-        vem_log(VEM_LOG_ERR, "sink-pg", "%s (%s); %llu rows kept for the next attempt", err,
-                r == VEM_PGW_RETRY ? "will reconnect" : "refused by the server",
-                (unsigned long long)vem_pgbatch_rows(&s->batch));
-        if (r == VEM_PGW_RETRY)
-            vem_pgwriter_disconnect(s->writer);
-        s_set_up(s, false);
-        return false;
-    }
-    if (!atomic_load(&a->up))
+    vem_counter_add(r == VEM_PGW_FAILED ? s->err_failed : s->err_retry, 1);
+    vem_log(VEM_LOG_ERR, "sink-pg", "%s (%s); %llu rows kept for the next attempt", err,
+            r == VEM_PGW_FAILED ? "refused by the server" : "will retry",
+            (unsigned long long)vem_pgbatch_rows(&s->batch));
+    s_set_up(s, false);
+    s->retry_at = vem_mono_ms() + s->backoff_ms;
+    s->backoff_ms *= 2;
+    if (s->backoff_ms > s->args->retry_max_s * 1000)
+        s->backoff_ms = s->args->retry_max_s * 1000;
+}
+
+/* The open batch is committed: count it, settle its seqs, empty it. */
+static void s_committed(s_sink_t *s, const vem_pgw_stats_t *st)
+{
+    if (!atomic_load(&s->args->up))
         vem_log(VEM_LOG_NOTICE, "sink-pg", "PostgreSQL writes resumed");
     s_set_up(s, true);
+    s->retry_at = 0;
+    s->backoff_ms = S_BACKOFF_MIN_MS;
+    vem_counter_add(s->partitions, st->partitions_created);
     for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
-        vem_counter_add(s->rows_total[t], st.inserted[t]);
-        vem_counter_add(s->dups[t], st.duplicates[t]);
+        vem_counter_add(s->rows_total[t], st->inserted[t]);
+        vem_counter_add(s->dups[t], st->duplicates[t]);
+        vem_counter_add(s->refused[t], st->refused[t]);
     }
     vem_counter_add(s->batches, 1);
     int64_t now = vem_now_us();
@@ -292,29 +292,63 @@ static bool s_flush(s_sink_t *s)
     vem_pgbatch_reset(&s->batch);
     s->nruns = 0;
     s->opened_ms = 0;
-    return true;
 }
 
-/* Flushes if the batch is due; schedules a retry on failure. */
+/* Starts connecting or writing when the open batch is due (force: whatever its age) and no
+ * attempt is under way or waiting for its retry time. Never blocks. */
 static void s_maybe_flush(s_sink_t *s, bool force)
 {
     int64_t now = vem_mono_ms();
-    if (s->opened_ms == 0)
+    if (vem_pgwriter_busy(s->writer) || (s->retry_at && now < s->retry_at))
         return;
-    if (s->retry_at && now < s->retry_at)
+    char err[512];
+    if (s->opened_ms == 0) {
+        /* nothing to write: still reconnect, so health tells the truth on a quiet day */
+        if (!vem_pgwriter_connected(s->writer) &&
+            vem_pgwriter_connect_start(s->writer, s->args->partitions_ahead, err, sizeof err) != 0)
+            s_failed(s, VEM_PGW_RETRY, err);
         return;
-    bool due = force || vem_pgbatch_rows(&s->batch) >= (uint64_t)s->args->batch_rows ||
+    }
+    bool due = force || s->retry_at ||
+               vem_pgbatch_rows(&s->batch) >= (uint64_t)s->args->batch_rows ||
                now - s->opened_ms >= s->args->batch_ms || s->nruns >= S_MAX_SEQ_RUNS;
     if (!due)
         return;
-    if (s_flush(s)) {
-        s->retry_at = 0;
-        s->backoff_ms = S_BACKOFF_MIN_MS;
+    int rc =
+        vem_pgwriter_connected(s->writer)
+            ? vem_pgwriter_write_start(s->writer, &s->batch, err, sizeof err)
+            : vem_pgwriter_connect_start(s->writer, s->args->partitions_ahead, err, sizeof err);
+    if (rc != 0)
+        s_failed(s, VEM_PGW_RETRY, err);
+}
+
+/* Advances the attempt under way; on its outcome, goes on (connected: write) or settles. */
+static void s_step(s_sink_t *s)
+{
+    if (!vem_pgwriter_busy(s->writer))
+        return;
+    bool writing = vem_pgwriter_connected(s->writer);
+    vem_pgw_stats_t st = {0};
+    char err[512];
+    s->wait_fd = -1;
+    s->wait_events = 0;
+    vem_pgw_result_t r =
+        vem_pgwriter_step(s->writer, &s->wait_fd, &s->wait_events, &st, err, sizeof err);
+    if (r == VEM_PGW_PENDING)
+        return;
+    s->wait_fd = -1;
+    if (r != VEM_PGW_OK) {
+        s_failed(s, r, err);
+        return;
+    }
+    if (writing) {
+        s_committed(s, &st);
     } else {
-        s->retry_at = now + s->backoff_ms;
-        s->backoff_ms *= 2;
-        if (s->backoff_ms > s->args->retry_max_s * 1000)
-            s->backoff_ms = s->args->retry_max_s * 1000;
+        vem_log(VEM_LOG_INFO, "sink-pg", "connected to PostgreSQL");
+        s_set_up(s, true);
+        s->retry_at = 0;
+        s_maybe_flush(s, true); /* the batch that was waiting for the connection */
+        s_step(s);
     }
 }
 
@@ -338,7 +372,7 @@ static bool s_place(s_sink_t *s, zmq_msg_t *msg)
 /* Refills the open batch from the front of the spill while it accepts. */
 static void s_unspill(s_sink_t *s)
 {
-    while (vem_spill_count(s->spill) && s->retry_at == 0 &&
+    while (vem_spill_count(s->spill) && s->retry_at == 0 && !vem_pgwriter_busy(s->writer) &&
            vem_pgbatch_rows(&s->batch) < (uint64_t)s->args->batch_rows &&
            s->nruns < S_MAX_SEQ_RUNS) {
         size_t len = vem_spill_peek(s->spill);
@@ -411,7 +445,7 @@ static void s_teardown(s_sink_t *s)
 void vem_sink_pg_actor(void *pipe, void *args_)
 {
     vem_sink_pg_args_t *a = args_;
-    s_sink_t s = {.args = a, .backoff_ms = S_BACKOFF_MIN_MS};
+    s_sink_t s = {.args = a, .backoff_ms = S_BACKOFF_MIN_MS, .wait_fd = -1};
     char err[512];
     int zero = 0;
     s.cursor = vem_spool_cursor_open(a->spool_dir, "pg", err, sizeof err);
@@ -450,62 +484,75 @@ void vem_sink_pg_actor(void *pipe, void *args_)
     zmq_connect(s.acks, VEM_ACK_ENDPOINT);
     s_register(&s, a->metrics);
     s.writer = vem_pgwriter_new(a->conninfo);
-    if (vem_pgwriter_connect(s.writer, a->partitions_ahead, err, sizeof err) == 0) {
-        s_set_up(&s, true);
-        vem_log(VEM_LOG_INFO, "sink-pg", "connected to PostgreSQL");
-    } else {
-        s_set_up(&s, false);
+    s_set_up(&s, false);
+    if (vem_pgwriter_connect_start(s.writer, a->partitions_ahead, err, sizeof err) != 0)
         vem_log(VEM_LOG_ERR, "sink-pg", "%s; rows wait and the sink keeps trying", err);
-    }
+    s_step(&s);
     vem_actor_ready(pipe, NULL);
 
-    int32_t day = vem_pg_beijing_day(time(NULL));
     for (;;) {
         atomic_fetch_add_explicit(&a->beats, 1, memory_order_relaxed);
+        s_step(&s);
+        s_unspill(&s);
+        if (!vem_pgwriter_busy(s.writer)) {
+            s_maybe_flush(&s, false);
+            s_step(&s);
+        }
+        if (s.committed > s.acked || vem_ackwin_mark(s.done) > s.committed)
+            s_move_cursor(&s);
+        s_update_gauges(&s);
         long timeout = 1000;
-        if (s.opened_ms) {
+        zmq_pollitem_t items[3] = {{pipe, 0, ZMQ_POLLIN, 0}, {s.pull, 0, ZMQ_POLLIN, 0}};
+        int n = 2;
+        if (vem_pgwriter_busy(s.writer)) {
+            if (s.wait_fd >= 0)
+                items[n++] = (zmq_pollitem_t){NULL, s.wait_fd,
+                                              (short)((s.wait_events & POLLIN ? ZMQ_POLLIN : 0) |
+                                                      (s.wait_events & POLLOUT ? ZMQ_POLLOUT : 0)),
+                                              0};
+            int left = vem_pgwriter_timeout_ms(s.writer);
+            if (left >= 0 && left < timeout)
+                timeout = left;
+        } else if (s.opened_ms) {
             int64_t due = s.retry_at ? s.retry_at : s.opened_ms + a->batch_ms;
             int64_t wait = due - vem_mono_ms();
             timeout = wait < 0 ? 0 : wait < 1000 ? (long)wait : 1000;
         }
-        zmq_pollitem_t items[] = {{pipe, 0, ZMQ_POLLIN, 0}, {s.pull, 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, 2, timeout) < 0) {
+        if (zmq_poll(items, n, timeout) < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             break;
         }
         if ((items[0].revents & ZMQ_POLLIN) && vem_actor_should_stop(pipe))
             break;
-        s_unspill(&s);
-        if (items[1].revents & ZMQ_POLLIN || s.holding)
+        if ((items[1].revents & ZMQ_POLLIN) || s.holding)
             s_read(&s);
-        s_maybe_flush(&s, false);
-        s_unspill(&s);
-        if (s.committed > s.acked || vem_ackwin_mark(s.done) > s.committed)
-            s_move_cursor(&s);
-        s_update_gauges(&s);
-        int32_t today = vem_pg_beijing_day(time(NULL));
-        if (today != day && vem_pgwriter_connected(s.writer)) {
-            /* a new Beijing day: create the partitions ahead again */
-            if (vem_pgwriter_connect(s.writer, a->partitions_ahead, err, sizeof err) == 0)
-                day = today;
-        }
     }
     /* Drain: the workers stopped before us, so what is queued and spilled is all there is.
      * Write it while we can; main's drain timeout bounds how long we may keep trying, and what
      * is not written is replayed from the spool at the next start. */
-    for (;;) {
-        s_unspill(&s);
-        s_read(&s);
-        if (s.opened_ms == 0)
-            break;
-        s.retry_at = 0;
-        if (!s_flush(&s)) {
-            if (atomic_load(&a->stop_now))
+    while (!atomic_load(&a->stop_now)) {
+        s_step(&s);
+        if (!vem_pgwriter_busy(s.writer)) {
+            s_unspill(&s);
+            s_read(&s);
+            if (s.opened_ms == 0)
                 break;
-            struct timespec pause = {.tv_sec = 0, .tv_nsec = 200 * 1000000L};
-            nanosleep(&pause, NULL);
+            if (s.retry_at && vem_mono_ms() < s.retry_at) {
+                poll(NULL, 0, 50);
+                continue;
+            }
+            s.retry_at = 0;
+            s_maybe_flush(&s, true);
+            s_step(&s);
+        }
+        if (vem_pgwriter_busy(s.writer)) {
+            struct pollfd pfd = {.fd = s.wait_fd, .events = s.wait_events};
+            int left = vem_pgwriter_timeout_ms(s.writer);
+            poll(&pfd, s.wait_fd >= 0 ? 1 : 0, left >= 0 && left < 200 ? left : 200);
         }
     }
+    if (s.committed > s.acked || vem_ackwin_mark(s.done) > s.committed)
+        s_move_cursor(&s);
     s_teardown(&s);
 }
