@@ -25,7 +25,8 @@
  * the last intact record. A damaged record followed by intact ones is not a torn tail: the
  * scan steps over it (readers report it) instead of cutting acknowledged records away.
  *
- * Thread: the owner of vem_spool_t (ingest) only; readers and cursors are separate objects. */
+ * Thread: the owner of vem_spool_t (ingest) only; readers and cursors are separate objects.
+ * Inspection (vemctl spool status) only reads, through readers and cursors of its own. */
 #include "spool.h"
 
 #include <dirent.h>
@@ -873,4 +874,145 @@ void vem_spool_cursor_destroy(vem_spool_cursor_t **self_p)
         return;
     free(*self_p);
     *self_p = NULL;
+}
+
+/* ---- inspection ------------------------------------------------------------------------ */
+
+static int s_cmp_consumer(const void *a, const void *b)
+{
+    return strcmp(((const vem_spool_consumer_info_t *)a)->name,
+                  ((const vem_spool_consumer_info_t *)b)->name);
+}
+
+/* Reads the cursor files of dir into out->consumers. */
+static int s_inspect_cursors(const char *dir, vem_spool_info_t *out, char *err, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    size_t cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d))) {
+        const char *name = e->d_name + strlen("cursor.");
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "cursor.", strlen("cursor.")) != 0 || !*name ||
+            (len > 4 && strcmp(e->d_name + len - 4, ".tmp") == 0) ||
+            strlen(name) >= sizeof out->consumers->name)
+            continue;
+        vem_spool_cursor_t *cursor = vem_spool_cursor_open(dir, name, err, errlen);
+        if (!cursor) {
+            rc = -1;
+            break;
+        }
+        if (out->n_consumers == cap) {
+            cap = cap ? cap * 2 : 4;
+            out->consumers = realloc(out->consumers, cap * sizeof *out->consumers);
+            if (!out->consumers)
+                abort();
+        }
+        vem_spool_consumer_info_t *c = &out->consumers[out->n_consumers++];
+        snprintf(c->name, sizeof c->name, "%s", name);
+        c->seq = vem_spool_cursor_get(cursor);
+        vem_spool_cursor_destroy(&cursor);
+    }
+    closedir(d);
+    if (out->n_consumers > 1)
+        qsort(out->consumers, out->n_consumers, sizeof *out->consumers, s_cmp_consumer);
+    return rc;
+}
+
+/* Reads from seq to the end; *seq_out and *us_out get the first (first) or the last intact
+ * record met. 1 found, 0 none, -1 with errno. */
+static int s_inspect_read(const char *dir, uint64_t seq, bool first, uint64_t *seq_out,
+                          int64_t *us_out)
+{
+    char err[S_PATH + 64];
+    vem_spool_reader_t *reader = vem_spool_reader_new(dir, seq, err, sizeof err);
+    if (!reader)
+        return -1;
+    int found = 0;
+    vem_spool_rec_t rec;
+    vem_spool_read_t rc;
+    while ((rc = vem_spool_reader_next(reader, UINT64_MAX, &rec)) != VEM_SPOOL_READ_END) {
+        if (rc == VEM_SPOOL_READ_ERROR) {
+            found = -1;
+            break;
+        }
+        if (rc == VEM_SPOOL_READ_RECORD) {
+            found = 1;
+            *seq_out = rec.seq;
+            *us_out = rec.received_us;
+            if (first)
+                break;
+        }
+    }
+    int saved = errno;
+    vem_spool_reader_destroy(&reader);
+    errno = saved;
+    return found;
+}
+
+int vem_spool_inspect(const char *dir, vem_spool_info_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    uint64_t *firsts = NULL;
+    size_t n = 0;
+    if (s_list_segments(dir, &firsts, &n) != 0 || n == 0) {
+        snprintf(err, errlen, "spool %s: %s", dir, n == 0 ? "no segments" : strerror(errno));
+        free(firsts);
+        return -1;
+    }
+    out->segments = calloc(n, sizeof *out->segments);
+    if (!out->segments)
+        abort();
+    out->n_segments = n;
+    for (size_t i = 0; i < n; i++) {
+        char path[S_PATH + 32];
+        struct stat st;
+        s_segment_path(path, sizeof path, dir, firsts[i]);
+        out->segments[i].first_seq = firsts[i];
+        out->segments[i].bytes = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+        out->bytes += out->segments[i].bytes;
+    }
+    /* The last record is in the last segment that holds one; read from the end backwards. */
+    int found = 0;
+    out->last_seq = firsts[n - 1] - 1;
+    for (size_t i = n; i-- > 0 && found == 0;)
+        found = s_inspect_read(dir, firsts[i], false, &out->last_seq, &out->last_us);
+    if (found > 0)
+        found = s_inspect_read(dir, 1, true, &out->first_seq, &out->first_us);
+    free(firsts);
+    if (found < 0) {
+        snprintf(err, errlen, "spool %s: reading: %s", dir, strerror(errno));
+        vem_spool_info_free(out);
+        return -1;
+    }
+    if (found == 0) { /* no record at all */
+        out->first_seq = out->last_seq + 1;
+        out->first_us = out->last_us = 0;
+    }
+    if (s_inspect_cursors(dir, out, err, errlen) != 0) {
+        vem_spool_info_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+void vem_spool_info_free(vem_spool_info_t *info)
+{
+    free(info->segments);
+    free(info->consumers);
+    memset(info, 0, sizeof *info);
+}
+
+int vem_spool_received_us(const char *dir, uint64_t seq, int64_t *us)
+{
+    uint64_t found_seq;
+    int found = s_inspect_read(dir, seq, true, &found_seq, us);
+    if (found == 0)
+        errno = ENOENT;
+    return found > 0 ? 0 : -1;
 }
