@@ -742,8 +742,9 @@ vem_spool_reader_t *vem_spool_reader_new(const char *dir, uint64_t from, char *e
         snprintf(err, errlen, "spool %s: path too long", dir);
         goto fail;
     }
-    if (s_list_segments(dir, &firsts, &n) != 0 || n == 0) {
-        snprintf(err, errlen, "spool %s: %s", dir, n == 0 ? "no segments" : strerror(errno));
+    int listed = s_list_segments(dir, &firsts, &n);
+    if (listed != 0 || n == 0) {
+        snprintf(err, errlen, "spool %s: %s", dir, listed ? strerror(errno) : "no segments");
         goto fail;
     }
     size_t start = 0; /* the last segment starting at or before from */
@@ -960,8 +961,9 @@ int vem_spool_inspect(const char *dir, vem_spool_info_t *out, char *err, size_t 
     memset(out, 0, sizeof *out);
     uint64_t *firsts = NULL;
     size_t n = 0;
-    if (s_list_segments(dir, &firsts, &n) != 0 || n == 0) {
-        snprintf(err, errlen, "spool %s: %s", dir, n == 0 ? "no segments" : strerror(errno));
+    int listed = s_list_segments(dir, &firsts, &n);
+    if (listed != 0 || n == 0) {
+        snprintf(err, errlen, "spool %s: %s", dir, listed ? strerror(errno) : "no segments");
         free(firsts);
         return -1;
     }

@@ -855,7 +855,10 @@ START_TEST(inspect_reports_segments_seqs_and_cursors)
     char missing[300];
     snprintf(missing, sizeof missing, "%s/nowhere", s_dir);
     ck_assert_int_eq(vem_spool_inspect(missing, &info, err, sizeof err), -1);
-    ck_assert_ptr_nonnull(strstr(err, "nowhere"));
+    ck_assert_ptr_nonnull(strstr(err, "nowhere: No such file or directory"));
+    ck_assert_int_eq(mkdir(missing, 0750), 0);
+    ck_assert_int_eq(vem_spool_inspect(missing, &info, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "nowhere: no segments"));
 }
 END_TEST
 
