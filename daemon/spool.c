@@ -210,8 +210,10 @@ static ssize_t s_read_record(int fd, uint64_t offset, uint64_t expected, uint8_t
 
 /* Finds the first intact record in [offset, end) of fd whose seq is in [from, upto], trying
  * every byte position; sets *at and *seq. 1 found, 0 none, -1 on an I/O error. *buf is
- * clobbered. A window of the file is read at a time; a position is only read in full when
- * its header is plausible, so the CRC check is the exception. */
+ * clobbered. `from` is the seq expected at offset: as records are at least S_HEADER bytes and
+ * consecutive, one k bytes further on has a seq of at most from + k / S_HEADER, which rejects
+ * nearly every position of damaged bytes on its header alone. A window of the file is read
+ * at a time; only a plausible header costs a full read and a CRC. */
 static int s_scan(int fd, uint64_t offset, uint64_t end, uint64_t from, uint64_t upto,
                   uint8_t **buf, size_t *cap, uint64_t *at, uint64_t *seq)
 {
@@ -235,7 +237,8 @@ static int s_scan(int fd, uint64_t offset, uint64_t end, uint64_t from, uint64_t
         }
         const uint8_t *h = win + (o - base);
         uint64_t s = s_get64(h + 8);
-        if (s < from || s > upto || s_get32(h + 4) > S_MAX_DATA || o + s_record_size(h) > end)
+        if (s < from || s > upto || s - from > (o - offset) / S_HEADER ||
+            s_get32(h + 4) > S_MAX_DATA || o + s_record_size(h) > end)
             continue;
         ssize_t size = s_read_record(fd, o, s, buf, cap, NULL);
         if (size < 0) {
@@ -641,7 +644,8 @@ static void s_reader_switch(vem_spool_reader_t *self, int fd, uint64_t first)
 static void s_reader_report(vem_spool_reader_t *self, vem_spool_rec_t *rec, uint64_t first,
                             uint32_t lost, uint64_t end)
 {
-    size_t len = end - self->offset < S_DAMAGED_MAX ? (size_t)(end - self->offset) : S_DAMAGED_MAX;
+    uint64_t left = end > self->offset ? end - self->offset : 0;
+    size_t len = left < S_DAMAGED_MAX ? (size_t)left : S_DAMAGED_MAX;
     if (len > self->cap) {
         uint8_t *grown = realloc(self->buf, len);
         if (!grown)
