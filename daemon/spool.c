@@ -25,7 +25,8 @@
  * the last intact record. A damaged record followed by intact ones is not a torn tail: the
  * scan steps over it (readers report it) instead of cutting acknowledged records away.
  *
- * Thread: the owner of vem_spool_t (ingest) only; readers and cursors are separate objects. */
+ * Thread: the owner of vem_spool_t (ingest) only; readers and cursors are separate objects.
+ * Inspection (vemctl spool status) only reads, through readers and cursors of its own. */
 #include "spool.h"
 
 #include <dirent.h>
@@ -209,8 +210,10 @@ static ssize_t s_read_record(int fd, uint64_t offset, uint64_t expected, uint8_t
 
 /* Finds the first intact record in [offset, end) of fd whose seq is in [from, upto], trying
  * every byte position; sets *at and *seq. 1 found, 0 none, -1 on an I/O error. *buf is
- * clobbered. A window of the file is read at a time; a position is only read in full when
- * its header is plausible, so the CRC check is the exception. */
+ * clobbered. `from` is the seq expected at offset: as records are at least S_HEADER bytes and
+ * consecutive, one k bytes further on has a seq of at most from + k / S_HEADER, which rejects
+ * nearly every position of damaged bytes on its header alone. A window of the file is read
+ * at a time; only a plausible header costs a full read and a CRC. */
 static int s_scan(int fd, uint64_t offset, uint64_t end, uint64_t from, uint64_t upto,
                   uint8_t **buf, size_t *cap, uint64_t *at, uint64_t *seq)
 {
@@ -234,7 +237,8 @@ static int s_scan(int fd, uint64_t offset, uint64_t end, uint64_t from, uint64_t
         }
         const uint8_t *h = win + (o - base);
         uint64_t s = s_get64(h + 8);
-        if (s < from || s > upto || s_get32(h + 4) > S_MAX_DATA || o + s_record_size(h) > end)
+        if (s < from || s > upto || s - from > (o - offset) / S_HEADER ||
+            s_get32(h + 4) > S_MAX_DATA || o + s_record_size(h) > end)
             continue;
         ssize_t size = s_read_record(fd, o, s, buf, cap, NULL);
         if (size < 0) {
@@ -640,7 +644,8 @@ static void s_reader_switch(vem_spool_reader_t *self, int fd, uint64_t first)
 static void s_reader_report(vem_spool_reader_t *self, vem_spool_rec_t *rec, uint64_t first,
                             uint32_t lost, uint64_t end)
 {
-    size_t len = end - self->offset < S_DAMAGED_MAX ? (size_t)(end - self->offset) : S_DAMAGED_MAX;
+    uint64_t left = end > self->offset ? end - self->offset : 0;
+    size_t len = left < S_DAMAGED_MAX ? (size_t)left : S_DAMAGED_MAX;
     if (len > self->cap) {
         uint8_t *grown = realloc(self->buf, len);
         if (!grown)
@@ -741,8 +746,9 @@ vem_spool_reader_t *vem_spool_reader_new(const char *dir, uint64_t from, char *e
         snprintf(err, errlen, "spool %s: path too long", dir);
         goto fail;
     }
-    if (s_list_segments(dir, &firsts, &n) != 0 || n == 0) {
-        snprintf(err, errlen, "spool %s: %s", dir, n == 0 ? "no segments" : strerror(errno));
+    int listed = s_list_segments(dir, &firsts, &n);
+    if (listed != 0 || n == 0) {
+        snprintf(err, errlen, "spool %s: %s", dir, listed ? strerror(errno) : "no segments");
         goto fail;
     }
     size_t start = 0; /* the last segment starting at or before from */
@@ -873,4 +879,146 @@ void vem_spool_cursor_destroy(vem_spool_cursor_t **self_p)
         return;
     free(*self_p);
     *self_p = NULL;
+}
+
+/* ---- inspection ------------------------------------------------------------------------ */
+
+static int s_cmp_consumer(const void *a, const void *b)
+{
+    return strcmp(((const vem_spool_consumer_info_t *)a)->name,
+                  ((const vem_spool_consumer_info_t *)b)->name);
+}
+
+/* Reads the cursor files of dir into out->consumers. */
+static int s_inspect_cursors(const char *dir, vem_spool_info_t *out, char *err, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    size_t cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d))) {
+        const char *name = e->d_name + strlen("cursor.");
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "cursor.", strlen("cursor.")) != 0 || !*name ||
+            (len > 4 && strcmp(e->d_name + len - 4, ".tmp") == 0) ||
+            strlen(name) >= sizeof out->consumers->name)
+            continue;
+        vem_spool_cursor_t *cursor = vem_spool_cursor_open(dir, name, err, errlen);
+        if (!cursor) {
+            rc = -1;
+            break;
+        }
+        if (out->n_consumers == cap) {
+            cap = cap ? cap * 2 : 4;
+            out->consumers = realloc(out->consumers, cap * sizeof *out->consumers);
+            if (!out->consumers)
+                abort();
+        }
+        vem_spool_consumer_info_t *c = &out->consumers[out->n_consumers++];
+        snprintf(c->name, sizeof c->name, "%s", name);
+        c->seq = vem_spool_cursor_get(cursor);
+        vem_spool_cursor_destroy(&cursor);
+    }
+    closedir(d);
+    if (out->n_consumers > 1)
+        qsort(out->consumers, out->n_consumers, sizeof *out->consumers, s_cmp_consumer);
+    return rc;
+}
+
+/* Reads from seq to the end; *seq_out and *us_out get the first (first) or the last intact
+ * record met. 1 found, 0 none, -1 with errno. */
+static int s_inspect_read(const char *dir, uint64_t seq, bool first, uint64_t *seq_out,
+                          int64_t *us_out)
+{
+    char err[S_PATH + 64];
+    vem_spool_reader_t *reader = vem_spool_reader_new(dir, seq, err, sizeof err);
+    if (!reader)
+        return -1;
+    int found = 0;
+    vem_spool_rec_t rec;
+    vem_spool_read_t rc;
+    while ((rc = vem_spool_reader_next(reader, UINT64_MAX, &rec)) != VEM_SPOOL_READ_END) {
+        if (rc == VEM_SPOOL_READ_ERROR) {
+            found = -1;
+            break;
+        }
+        if (rc == VEM_SPOOL_READ_RECORD) {
+            found = 1;
+            *seq_out = rec.seq;
+            *us_out = rec.received_us;
+            if (first)
+                break;
+        }
+    }
+    int saved = errno;
+    vem_spool_reader_destroy(&reader);
+    errno = saved;
+    return found;
+}
+
+int vem_spool_inspect(const char *dir, vem_spool_info_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    uint64_t *firsts = NULL;
+    size_t n = 0;
+    int listed = s_list_segments(dir, &firsts, &n);
+    if (listed != 0 || n == 0) {
+        snprintf(err, errlen, "spool %s: %s", dir, listed ? strerror(errno) : "no segments");
+        free(firsts);
+        return -1;
+    }
+    out->segments = calloc(n, sizeof *out->segments);
+    if (!out->segments)
+        abort();
+    out->n_segments = n;
+    for (size_t i = 0; i < n; i++) {
+        char path[S_PATH + 32];
+        struct stat st;
+        s_segment_path(path, sizeof path, dir, firsts[i]);
+        out->segments[i].first_seq = firsts[i];
+        out->segments[i].bytes = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+        out->bytes += out->segments[i].bytes;
+    }
+    /* The last record is in the last segment that holds one; read from the end backwards. */
+    int found = 0;
+    out->last_seq = firsts[n - 1] - 1;
+    for (size_t i = n; i-- > 0 && found == 0;)
+        found = s_inspect_read(dir, firsts[i], false, &out->last_seq, &out->last_us);
+    if (found > 0)
+        found = s_inspect_read(dir, 1, true, &out->first_seq, &out->first_us);
+    free(firsts);
+    if (found < 0) {
+        snprintf(err, errlen, "spool %s: reading: %s", dir, strerror(errno));
+        vem_spool_info_free(out);
+        return -1;
+    }
+    if (found == 0) { /* no record at all */
+        out->first_seq = out->last_seq + 1;
+        out->first_us = out->last_us = 0;
+    }
+    if (s_inspect_cursors(dir, out, err, errlen) != 0) {
+        vem_spool_info_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+void vem_spool_info_free(vem_spool_info_t *info)
+{
+    free(info->segments);
+    free(info->consumers);
+    memset(info, 0, sizeof *info);
+}
+
+int vem_spool_received_us(const char *dir, uint64_t seq, int64_t *us)
+{
+    uint64_t found_seq;
+    int found = s_inspect_read(dir, seq, true, &found_seq, us);
+    if (found == 0)
+        errno = ENOENT;
+    return found > 0 ? 0 : -1;
 }

@@ -141,4 +141,38 @@ int vem_spool_cursor_commit(vem_spool_cursor_t *self, uint64_t seq);
 /* Frees the cursor; accepts NULL; sets *self_p to NULL. */
 void vem_spool_cursor_destroy(vem_spool_cursor_t **self_p);
 
+/* One segment file as vem_spool_inspect finds it. */
+typedef struct {
+    uint64_t first_seq; /* from its name: seg-<first_seq>.log */
+    uint64_t bytes;
+} vem_spool_segment_info_t;
+
+/* One consumer's cursor file, cursor.<name>. */
+typedef struct {
+    char name[64];
+    uint64_t seq; /* every record with seq <= it is durable in that consumer */
+} vem_spool_consumer_info_t;
+
+/* What a spool directory holds. */
+typedef struct {
+    vem_spool_segment_info_t *segments; /* ascending */
+    size_t n_segments;
+    vem_spool_consumer_info_t *consumers; /* by name */
+    size_t n_consumers;
+    uint64_t bytes;               /* in all segments */
+    uint64_t first_seq, last_seq; /* first and last intact record; first = last + 1 if none */
+    int64_t first_us, last_us;    /* their receipt times; 0 when there is no record */
+} vem_spool_info_t;
+
+/* Fills *out (caller frees with vem_spool_info_free) from the spool in dir, reading only: safe
+ * while vemd runs. 0, or -1 with a message in err. */
+int vem_spool_inspect(const char *dir, vem_spool_info_t *out, char *err, size_t errlen);
+
+/* Frees what vem_spool_inspect put in *info and zeroes it; accepts a zeroed one. */
+void vem_spool_info_free(vem_spool_info_t *info);
+
+/* Sets *us to the receipt time of the first intact record with seq >= seq in the spool in dir
+ * (that record itself unless it is damaged). 0, or -1 with errno (ENOENT: none on disk). */
+int vem_spool_received_us(const char *dir, uint64_t seq, int64_t *us);
+
 #endif

@@ -764,6 +764,104 @@ START_TEST(large_records_fit_whole)
 }
 END_TEST
 
+/* Three records worked by hand, each 28 header bytes + meta + data:
+ *   1: meta "a"   + 10 data = 39 bytes, received 1.0 s
+ *   2: meta "bb"  + 20 data = 50 bytes, received 2.0 s    seg-1: 39 + 50 = 89 <= 100
+ *   3: meta "ccc" + 30 data = 61 bytes, received 3.5 s    89 + 61 > 100: seg-3 holds 61
+ * so 2 segments, 150 bytes, seqs 1..3; cursors pg at 1 (backlog 2) and kafka at 3. */
+START_TEST(inspect_reports_segments_seqs_and_cursors)
+{
+    char err[256] = "";
+    vem_spool_info_t info;
+    vem_spool_t *spool = s_open(1000, 100);
+    ck_assert_int_eq(vem_spool_inspect(s_dir, &info, err, sizeof err), 0); /* a new spool */
+    ck_assert_uint_eq(info.n_segments, 1);
+    ck_assert_uint_eq(info.segments[0].first_seq, 1);
+    ck_assert_uint_eq(info.segments[0].bytes, 0);
+    ck_assert_uint_eq(info.bytes, 0);
+    ck_assert_uint_eq(info.first_seq, 1);
+    ck_assert_uint_eq(info.last_seq, 0);
+    ck_assert_int_eq(info.first_us, 0);
+    ck_assert_int_eq(info.last_us, 0);
+    ck_assert_uint_eq(info.n_consumers, 0);
+    vem_spool_info_free(&info);
+    ck_assert_ptr_null(info.segments);
+
+    static const char *metas[] = {"a", "bb", "ccc"};
+    static const int64_t times[] = {1000000, 2000000, 3500000};
+    uint8_t data[30] = {0};
+    for (int i = 0; i < 3; i++) {
+        vem_spool_rec_t rec = {.received_us = times[i],
+                               .kind = 1,
+                               .meta = (const uint8_t *)metas[i],
+                               .meta_len = (uint16_t)(i + 1),
+                               .data = data,
+                               .data_len = (uint32_t)(10 * (i + 1))};
+        ck_assert_int_eq(vem_spool_append(spool, &rec), 0);
+    }
+    ck_assert_int_eq(vem_spool_flush(spool), 0);
+    vem_spool_cursor_t *cur = vem_spool_cursor_open(s_dir, "pg", err, sizeof err);
+    ck_assert_int_eq(vem_spool_cursor_commit(cur, 1), 0);
+    vem_spool_cursor_destroy(&cur);
+    cur = vem_spool_cursor_open(s_dir, "kafka", err, sizeof err);
+    ck_assert_int_eq(vem_spool_cursor_commit(cur, 3), 0);
+    vem_spool_cursor_destroy(&cur);
+    char tmp[320];
+    snprintf(tmp, sizeof tmp, "%s/cursor.pg.tmp", s_dir);
+    FILE *f = fopen(tmp, "w"); /* left by a commit that failed: not a consumer */
+    ck_assert_ptr_nonnull(f);
+    fputs("99\n", f);
+    fclose(f);
+
+    ck_assert_int_eq(vem_spool_inspect(s_dir, &info, err, sizeof err), 0);
+    ck_assert_uint_eq(info.n_segments, 2);
+    ck_assert_uint_eq(info.segments[0].first_seq, 1);
+    ck_assert_uint_eq(info.segments[0].bytes, 89);
+    ck_assert_uint_eq(info.segments[1].first_seq, 3);
+    ck_assert_uint_eq(info.segments[1].bytes, 61);
+    ck_assert_uint_eq(info.bytes, 150);
+    ck_assert_uint_eq(info.first_seq, 1);
+    ck_assert_uint_eq(info.last_seq, 3);
+    ck_assert_int_eq(info.first_us, 1000000);
+    ck_assert_int_eq(info.last_us, 3500000);
+    ck_assert_uint_eq(info.n_consumers, 2);
+    ck_assert_str_eq(info.consumers[0].name, "kafka");
+    ck_assert_uint_eq(info.consumers[0].seq, 3);
+    ck_assert_str_eq(info.consumers[1].name, "pg");
+    ck_assert_uint_eq(info.consumers[1].seq, 1);
+    vem_spool_info_free(&info);
+
+    int64_t us = 0;
+    ck_assert_int_eq(vem_spool_received_us(s_dir, 2, &us), 0); /* pg's next record */
+    ck_assert_int_eq(us, 2000000);
+    errno = 0;
+    ck_assert_int_eq(vem_spool_received_us(s_dir, 4, &us), -1); /* kafka has none waiting */
+    ck_assert_int_eq(errno, ENOENT);
+
+    /* Trimmed up to 2: seg-1 goes, seg-3 stays; an empty segment after it changes nothing. */
+    ck_assert_int_eq(vem_spool_trim(spool, 2), 0);
+    vem_spool_destroy(&spool);
+    int fd = open(s_segment(4), O_CREAT | O_EXCL | O_WRONLY, 0640);
+    close(fd);
+    ck_assert_int_eq(vem_spool_inspect(s_dir, &info, err, sizeof err), 0);
+    ck_assert_uint_eq(info.n_segments, 2);
+    ck_assert_uint_eq(info.bytes, 61);
+    ck_assert_uint_eq(info.first_seq, 3);
+    ck_assert_uint_eq(info.last_seq, 3);
+    ck_assert_int_eq(info.first_us, 3500000);
+    ck_assert_int_eq(info.last_us, 3500000);
+    vem_spool_info_free(&info);
+
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/nowhere", s_dir);
+    ck_assert_int_eq(vem_spool_inspect(missing, &info, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "nowhere: No such file or directory"));
+    ck_assert_int_eq(mkdir(missing, 0750), 0);
+    ck_assert_int_eq(vem_spool_inspect(missing, &info, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "nowhere: no segments"));
+}
+END_TEST
+
 START_TEST(cursor_moves_forward_durably)
 {
     char err[256];
@@ -807,6 +905,7 @@ Suite *vem_suite_spool(void)
     tcase_add_test(tc, large_records_fit_whole);
     tcase_add_test(tc, failed_roll_keeps_old_segment);
     tcase_add_test(tc, failed_flush_leaves_no_fragment);
+    tcase_add_test(tc, inspect_reports_segments_seqs_and_cursors);
     tcase_add_test(tc, cursor_moves_forward_durably);
     suite_add_tcase(s, tc);
     return s;

@@ -14,6 +14,7 @@ static const s_command_t s_commands[] = {
     {"decode", vemctl_decode_main, "decode remote-OBD frames (hex lines or --raw) to JSON"},
     {"kafka", vemctl_kafka_main, "produce to or consume from a Kafka topic"},
     {"status", vemctl_status_main, "counters, connections and queue depths of a running vemd"},
+    {"spool", vemctl_spool_main, "segments, seqs and consumer backlogs of the input spool"},
     {"db", vemctl_db_main, "apply schema migrations, create or prune daily partitions"},
     {"vehicles", vemctl_vehicles_main, "import the vehicle registry from CSV, or list it"},
     {"violations", vemctl_violations_main, "violations by VIN, plate, region, time or rule"},

@@ -14,6 +14,9 @@ int vemctl_kafka_main(int argc, char **argv);
 /* status: counters of a running vemd, from its control socket. */
 int vemctl_status_main(int argc, char **argv);
 
+/* spool: what vemd's input spool holds on disk, and each consumer's backlog. */
+int vemctl_spool_main(int argc, char **argv);
+
 /* db: migrations, partitions and retention of the vem database. */
 int vemctl_db_main(int argc, char **argv);
 
