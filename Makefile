@@ -121,6 +121,14 @@ ASAN_OBJ := $(TEST_SRC:%.c=$(B)/asan/%.o) $(PARSER_SRC:%.c=$(B)/asan/%.o) \
 $(B)/asan/vem-tests: $(ASAN_OBJ)
 	$(CC) $(OPT) $(SAN) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
 
+# The daemon under ASan+UBSan for the integration suites; the other tools are the plain ones.
+# Beside build/bin, so the suites find the tree's tools/ at the same relative place.
+ASAN_BIN := $(B)/bin-asan
+$(ASAN_BIN)/vemd: $(B)/asan/daemon/main.o $(DAEMON_SRC:%.c=$(B)/asan/%.o) $(PARSER_SRC:%.c=$(B)/asan/%.o)
+	@mkdir -p $(@D)
+	$(CC) $(OPT) $(SAN) -o $@ $^ $(LDLIBS)
+	@for t in vemctl vem-sim vem-broker; do ln -sf ../bin/$$t $(@D)/$$t; done
+
 # ---- fuzz targets: clang libFuzzer + ASan/UBSan over the parsers -----------------------------
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PARSER_SRC) $(wildcard parsers/*.h)
@@ -155,14 +163,17 @@ unit-asan: $(B)/asan/vem-tests
 	    UBSAN_OPTIONS=print_stacktrace=1 $(B)/asan/vem-tests --group unit; rc=$$?; \
 	    rm -rf $$t; exit $$rc
 
-integration: all
-	tests/harness.sh $(B)/bin/vem-tests --group all
+# Every suite against the real components, with vemd itself built under ASan+UBSan: a
+# sanitizer report makes it exit non-zero, which the suites see.
+integration: all $(ASAN_BIN)/vemd
+	VEM_TEST_BIN=$(abspath $(ASAN_BIN)) ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1 tests/harness.sh $(B)/bin/vem-tests --group all
 
 # make test: install what is missing, build, check format, run unit suites plainly and under
 # ASan/UBSan, fuzz briefly, then every suite again against a real PostgreSQL and vem-broker.
 # The last line is Check's summary of that final run.
 test: deps
-	@$(MAKE) --no-print-directory all $(B)/asan/vem-tests $(FUZZ_BINS)
+	@$(MAKE) --no-print-directory all $(B)/asan/vem-tests $(ASAN_BIN)/vemd $(FUZZ_BINS)
 	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory unit-asan

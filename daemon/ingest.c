@@ -663,8 +663,10 @@ static bool s_resume_stalled(s_ingest_t *in)
 /* Closes a terminal connection from our side; what it had buffered is quarantined. */
 static void s_close(s_ingest_t *in, s_conn_t *conn, vem_counter_t *reason)
 {
-    zmq_send(in->stream, conn->id, conn->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(in->stream, "", 0, ZMQ_DONTWAIT);
+    /* The empty frame only after the id was taken: a lone empty frame would be read as the
+     * next message's id and put the socket's framing out of step for good. */
+    if (zmq_send(in->stream, conn->id, conn->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(in->stream, "", 0, ZMQ_DONTWAIT);
     vem_counter_add(reason, 1);
     vem_reasm_end(conn->reasm);
     conn->gone = true;
