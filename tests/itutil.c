@@ -38,11 +38,12 @@ void vem_it_write_config(const vem_it_run_t *r, const char *log_level)
             "gateways: { endpoint = \"ipc://%s/gateway.sock\"; };\n"
             "control: { endpoint = \"%s\"; };\n"
             "metrics: { enable = false; };\n"
-            "pipeline: { workers = 2; drain_timeout_s = 20; };\n"
+            "pipeline: { workers = 2; drain_timeout_s = 20; %s };\n"
             "spool: { dir = \"%s/spool\"; fsync = true; };\n"
             "log: { level = \"%s\"; };\n"
-            "pg: { conninfo = \"%s\"; };\n",
-            r->port, r->dir, r->control, r->dir, log_level, vem_test_env("VEM_TEST_PG"));
+            "pg: { conninfo = \"%s\"; %s };\n",
+            r->port, r->dir, r->control, r->pipeline_opts ? r->pipeline_opts : "", r->dir,
+            log_level, vem_test_env("VEM_TEST_PG"), r->pg_opts ? r->pg_opts : "");
     fclose(f);
     ck_assert_int_eq(rename(tmp, r->cfg), 0); /* vemd never reads a half-written file */
 }

@@ -22,13 +22,18 @@ typedef struct {
     char log[300];
     int port;
     pid_t vemd;
+    /* set before vem_it_start, or NULL: settings added to the pipeline and pg groups, e.g.
+     * "batch_rows = 200;" */
+    const char *pipeline_opts;
+    const char *pg_opts;
 } vem_it_run_t;
 
 /* A loopback TCP port free right now. */
 int vem_it_free_port(void);
 
 /* Writes r's vemd configuration (reply_mode hj1239, PostgreSQL of the harness, spool in
- * r->dir/spool, fsync on) with the given log level; replaces the file atomically. */
+ * r->dir/spool, fsync on, r's extra settings) with the given log level; replaces the file
+ * atomically. */
 void vem_it_write_config(const vem_it_run_t *r, const char *log_level);
 
 /* Starts argv[0] with argv; stdout and stderr go to out_path (appended) unless it is NULL. */
