@@ -46,8 +46,10 @@ BENCH_SRC := $(wildcard tools/bench_*.c)
 UNIT_SRC := $(wildcard tests/check_*.c)
 IT_SRC := $(wildcard tests/it_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
-# The simulator's model (tools/sim_*.c) is unit-tested too, so the runner links it.
-TEST_SRC := tests/runner.c tests/testutil.c $(UNIT_SRC) $(IT_SRC) $(SIM_LIB_SRC)
+# The simulator's model (tools/sim_*.c) is unit-tested too, so the runner links it. The
+# end-to-end suites share tests/itutil.c.
+TEST_SRC := tests/runner.c tests/testutil.c $(wildcard tests/itutil.c) $(UNIT_SRC) $(IT_SRC) \
+            $(SIM_LIB_SRC)
 
 BENCH_NAMES := $(patsubst tools/bench_%.c,%,$(BENCH_SRC))
 BENCH_BINS := $(addprefix $(B)/bin/bench-,$(BENCH_NAMES))

@@ -10,198 +10,22 @@
  *            connections arrives.
  *
  * Expected numbers come from vem-sim's ground truth (what it wrote to its sockets), never from
- * vemd. Processes are started with fork/exec and always reaped. */
+ * vemd. Processes are started with fork/exec and always reaped (tests/itutil). */
+#include "itutil.h"
 #include "testutil.h"
 
-#include <arpa/inet.h>
 #include <check.h>
-#include <errno.h>
-#include <jansson.h>
-#include <libpq-fe.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
-typedef struct {
-    char dir[256];
-    char cfg[300];
-    char control[320];
-    char log[300];
-    int port;
-    pid_t vemd;
-} s_run_t;
-
-static int s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    socklen_t len = sizeof sa;
-    getsockname(fd, (struct sockaddr *)&sa, &len);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
-static void s_write_config(const s_run_t *r, const char *log_level)
-{
-    char tmp[320];
-    snprintf(tmp, sizeof tmp, "%s.tmp", r->cfg);
-    FILE *f = fopen(tmp, "w");
-    ck_assert_ptr_nonnull(f);
-    fprintf(f,
-            "terminals: { endpoint = \"tcp://127.0.0.1:%d\"; idle_timeout_s = 3; "
-            "max_connections = 2000; reply_mode = \"hj1239\"; };\n"
-            "gateways: { endpoint = \"ipc://%s/gateway.sock\"; };\n"
-            "control: { endpoint = \"%s\"; };\n"
-            "metrics: { enable = false; };\n"
-            "pipeline: { workers = 2; drain_timeout_s = 20; };\n"
-            "spool: { dir = \"%s/spool\"; fsync = true; };\n"
-            "log: { level = \"%s\"; };\n"
-            "pg: { conninfo = \"%s\"; };\n",
-            r->port, r->dir, r->control, r->dir, log_level, vem_test_env("VEM_TEST_PG"));
-    fclose(f);
-    ck_assert_int_eq(rename(tmp, r->cfg), 0); /* vemd never reads a half-written file */
-}
-
-static pid_t s_spawn(char *const argv[], const char *out_path)
-{
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        if (out_path && !freopen(out_path, "w", stdout))
-            _exit(127);
-        if (out_path && !freopen(out_path, "a", stderr))
-            _exit(127);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static int s_wait(pid_t pid, int timeout_s)
-{
-    for (int i = 0; i < timeout_s * 10; i++) {
-        int status;
-        pid_t done = waitpid(pid, &status, WNOHANG);
-        if (done == pid)
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        usleep(100000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    ck_abort_msg("process %d did not exit within %d s", (int)pid, timeout_s);
-    return -1;
-}
-
-/* Runs `vemctl status` with the given flags and parses its JSON. */
-static json_t *s_status(const s_run_t *r, const char *flag)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "%s/vemctl status --endpoint '%s' %s --timeout-ms 5000",
-             vem_test_bin_dir(), r->control, flag);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    json_error_t err;
-    json_t *j = json_loadf(p, 0, &err);
-    int rc = pclose(p);
-    if (rc != 0 || !j) {
-        json_decref(j);
-        return NULL;
-    }
-    return j;
-}
-
-static double s_metric(json_t *status, const char *series)
-{
-    json_t *v = json_object_get(json_object_get(status, "metrics"), series);
-    return v ? json_number_value(v) : 0;
-}
-
-/* Starts vemd on r's configuration and waits until it answers. */
-static void s_launch(s_run_t *r)
-{
-    char vemd[300];
-    snprintf(vemd, sizeof vemd, "%s/vemd", vem_test_bin_dir());
-    char *argv[] = {vemd, "--config", r->cfg, NULL};
-    r->vemd = s_spawn(argv, r->log);
-    for (int i = 0; i < 100; i++) { /* up to 10 s for READY */
-        json_t *st = s_status(r, "--json");
-        if (st) {
-            json_decref(st);
-            return;
-        }
-        usleep(100000);
-    }
-    ck_abort_msg("vemd did not come up; see %s", r->log);
-}
-
-static void s_start(s_run_t *r)
-{
-    vem_test_mkdtemp("it_daemon", r->dir, sizeof r->dir);
-    snprintf(r->cfg, sizeof r->cfg, "%s/vemd.cfg", r->dir);
-    snprintf(r->control, sizeof r->control, "ipc://%s/control.sock", r->dir);
-    snprintf(r->log, sizeof r->log, "%s/vemd.log", r->dir);
-    r->port = s_free_port();
-    s_write_config(r, "info");
-    s_launch(r);
-}
-
-/* Waits until every input vemd spooled is done in every consumer (the workers when no sink
- * runs, else every sink). */
-static json_t *s_settled(const s_run_t *r)
-{
-    double last = -1;
-    for (int i = 0; i < 300; i++) {
-        json_t *st = s_status(r, "--json");
-        ck_assert_ptr_nonnull(st);
-        double inputs = s_metric(st, "vem_inputs_total");
-        double depth = s_metric(st, "vem_queue_depth{stage=\"settle\"}");
-        if (depth == 0 && inputs == last)
-            return st;
-        last = inputs;
-        json_decref(st);
-        usleep(200000);
-    }
-    ck_abort_msg("vemd did not settle");
-    return NULL;
-}
-
-static pid_t s_run_sim(const s_run_t *r, char **extra, int n_extra)
-{
-    char sim[300], connect[64], truth[320];
-    snprintf(sim, sizeof sim, "%s/vem-sim", vem_test_bin_dir());
-    snprintf(connect, sizeof connect, "127.0.0.1:%d", r->port);
-    snprintf(truth, sizeof truth, "%s/truth.json", r->dir);
-    char *argv[32] = {sim, "--connect", connect, "--truth", truth, "--quiet"};
-    int argc = 6;
-    for (int i = 0; i < n_extra; i++)
-        argv[argc++] = extra[i];
-    argv[argc] = NULL;
-    return s_spawn(argv, NULL);
-}
-
-static json_t *s_truth(const s_run_t *r)
-{
-    char path[320];
-    snprintf(path, sizeof path, "%s/truth.json", r->dir);
-    json_error_t err;
-    json_t *truth = json_load_file(path, 0, &err);
-    ck_assert_msg(truth != NULL, "truth: %s", err.text);
-    return truth;
-}
-
 /* Every vehicle of the truth arrived with exactly its frame counts, and no other vehicle. */
-static void s_compare(const s_run_t *r, json_t *truth)
+static void s_compare(const vem_it_run_t *r, json_t *truth)
 {
-    json_t *sessions = s_status(r, "--vehicles --json");
+    json_t *sessions = vem_it_status(r, "--vehicles --json");
     ck_assert_ptr_nonnull(sessions);
     ck_assert_int_eq(json_array_size(json_object_get(sessions, "workers_not_answering")), 0);
     json_t *by_vehicle = json_object_get(truth, "by_vehicle");
@@ -229,79 +53,64 @@ static void s_compare(const s_run_t *r, json_t *truth)
     json_decref(sessions);
 }
 
-/* SIGTERM: vemd must drain and exit 0. Its directory (spool, cursors) stays. */
-static void s_halt(s_run_t *r)
-{
-    ck_assert_int_eq(kill(r->vemd, SIGTERM), 0);
-    ck_assert_int_eq(s_wait(r->vemd, 30), 0);
-}
-
-static void s_stop(s_run_t *r)
-{
-    s_halt(r);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", r->dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
 START_TEST(fleet_counts_reload_and_drain)
 {
-    s_run_t r = {0};
-    s_start(&r);
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_daemon");
     char *extra[] = {"--trucks", "200",    "--duration", "30",        "--rate",
                      "1",        "--seed", "4",          "--offline", "10"};
-    pid_t sim = s_run_sim(&r, extra, 10);
+    pid_t sim = vem_it_run_sim(&r, extra, 10);
     sleep(12);
-    s_write_config(&r, "debug"); /* log.level is reloadable */
+    vem_it_write_config(&r, "debug"); /* log.level is reloadable */
     ck_assert_int_eq(kill(r.vemd, SIGHUP), 0);
-    ck_assert_int_eq(s_wait(sim, 120), 0);
+    ck_assert_int_eq(vem_it_wait(sim, 120), 0);
 
-    json_t *truth = s_truth(&r);
+    json_t *truth = vem_it_truth(&r);
     ck_assert_int_eq(json_integer_value(json_object_get(truth, "trucks")), 200);
     ck_assert_int_gt(json_integer_value(json_object_get(truth, "frames_sent")), 200 * 20);
     /* The reload dropped no connection: vem-sim saw no reset and no refused connect. */
     json_t *errors = json_object_get(truth, "errors");
     ck_assert_int_eq(json_integer_value(json_object_get(errors, "resets")), 0);
     ck_assert_int_eq(json_integer_value(json_object_get(errors, "connect_failures")), 0);
-    json_t *st = s_settled(&r);
-    ck_assert_double_eq(s_metric(st, "vem_reloads_total"), 1);
-    ck_assert_double_eq(s_metric(st, "vem_reload_errors_total"), 0);
+    json_t *st = vem_it_settled(&r);
+    ck_assert_double_eq(vem_it_metric(st, "vem_reloads_total"), 1);
+    ck_assert_double_eq(vem_it_metric(st, "vem_reload_errors_total"), 0);
     json_decref(st);
     s_compare(&r, truth);
     json_decref(truth);
-    s_stop(&r);
+    vem_it_stop(&r);
 }
 END_TEST
 
 START_TEST(malformed_input_counted_good_frames_arrive)
 {
-    s_run_t r = {0};
-    s_start(&r);
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_daemon");
     char *extra[] = {"--trucks", "20",          "--duration", "10",     "--rate",
                      "2",        "--malformed", "5",          "--idle", "3"};
-    pid_t sim = s_run_sim(&r, extra, 10);
-    ck_assert_int_eq(s_wait(sim, 120), 0);
-    json_t *truth = s_truth(&r);
+    pid_t sim = vem_it_run_sim(&r, extra, 10);
+    ck_assert_int_eq(vem_it_wait(sim, 120), 0);
+    json_t *truth = vem_it_truth(&r);
     json_t *bad = json_object_get(truth, "malformed");
     ck_assert_int_gt(json_integer_value(json_object_get(bad, "good_frames")), 0);
     ck_assert_int_gt(json_integer_value(json_object_get(bad, "bad_checksum")), 0);
 
     sleep(5); /* past the 3 s idle timeout */
-    json_t *st = s_settled(&r);
+    json_t *st = vem_it_settled(&r);
     /* A frame with a bad BCC is one bad_checksum drop; its remaining bytes are then scanned
      * as garbage, so bad_start runs are at least the garbage runs vem-sim wrote. */
-    ck_assert_double_eq(s_metric(st, "vem_stream_drops_total{class=\"bad_checksum\"}"),
+    ck_assert_double_eq(vem_it_metric(st, "vem_stream_drops_total{class=\"bad_checksum\"}"),
                         (double)json_integer_value(json_object_get(bad, "bad_checksum")));
-    ck_assert_double_eq(s_metric(st, "vem_stream_drops_total{class=\"truncated\"}"),
+    ck_assert_double_eq(vem_it_metric(st, "vem_stream_drops_total{class=\"truncated\"}"),
                         (double)json_integer_value(json_object_get(bad, "truncated")));
-    ck_assert(s_metric(st, "vem_stream_drops_total{class=\"bad_start\"}") >=
+    ck_assert(vem_it_metric(st, "vem_stream_drops_total{class=\"bad_start\"}") >=
               (double)json_integer_value(json_object_get(bad, "garbage_runs")));
-    ck_assert_double_eq(s_metric(st, "vem_connections_closed_total{reason=\"idle\"}"),
+    ck_assert_double_eq(vem_it_metric(st, "vem_connections_closed_total{reason=\"idle\"}"),
                         (double)json_integer_value(json_object_get(truth, "idle_connections")));
     json_decref(st);
     s_compare(&r, truth);
     json_decref(truth);
-    s_stop(&r);
+    vem_it_stop(&r);
 }
 END_TEST
 
@@ -309,8 +118,8 @@ END_TEST
  * good ones are counted by command, rejected ones by their class. */
 START_TEST(gateway_frames_counted)
 {
-    s_run_t r = {0};
-    s_start(&r);
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_daemon");
     char path[512], endpoint[300];
     snprintf(path, sizeof path, "%s/hj1239/vectors.jsonl", vem_test_vectors_dir());
     snprintf(endpoint, sizeof endpoint, "ipc://%s/gateway.sock", r.dir);
@@ -347,7 +156,7 @@ START_TEST(gateway_frames_counted)
     for (int i = 0; i < 100 && frames + errors < good + bad; i++) {
         json_decref(st);
         usleep(100000);
-        st = s_status(&r, "--json");
+        st = vem_it_status(&r, "--json");
         ck_assert_ptr_nonnull(st);
         frames = errors = 0;
         const char *series;
@@ -363,140 +172,37 @@ START_TEST(gateway_frames_counted)
     /* The vectors: 10 frames that decode (two logins), 5 that must be rejected. */
     ck_assert_double_eq(frames, good);
     ck_assert_double_eq(errors, bad);
-    ck_assert_double_eq(s_metric(st, "vem_frames_total{cmd=\"login\",dialect=\"none\"}"), logins);
-    ck_assert_double_eq(s_metric(st, "vem_errors_total{class=\"bad_checksum\"}"), 1);
-    ck_assert_double_eq(s_metric(st, "vem_errors_total{class=\"unknown_command\"}"), 1);
+    ck_assert_double_eq(vem_it_metric(st, "vem_frames_total{cmd=\"login\",dialect=\"none\"}"),
+                        logins);
+    ck_assert_double_eq(vem_it_metric(st, "vem_errors_total{class=\"bad_checksum\"}"), 1);
+    ck_assert_double_eq(vem_it_metric(st, "vem_errors_total{class=\"unknown_command\"}"), 1);
     json_decref(st);
-    s_stop(&r);
+    vem_it_stop(&r);
 }
 END_TEST
-
-/* ---- PostgreSQL ------------------------------------------------------------------------------ */
-
-static PGconn *s_pg(void)
-{
-    PGconn *conn = PQconnectdb(vem_test_env("VEM_TEST_PG"));
-    ck_assert_msg(PQstatus(conn) == CONNECTION_OK, "connect: %s", PQerrorMessage(conn));
-    return conn;
-}
-
-/* {vin: rows} of a table for the VINs starting with prefix. */
-static json_t *s_rows_by_vin(PGconn *conn, const char *table, const char *prefix)
-{
-    static const char *const sql[] = {
-        "SELECT vin, count(*) FROM obd_samples WHERE vin LIKE $1 || '%' GROUP BY vin",
-        "SELECT vin, count(*) FROM terminal_events WHERE vin LIKE $1 || '%' GROUP BY vin",
-    };
-    const char *params[] = {prefix};
-    PGresult *res = PQexecParams(conn, sql[strcmp(table, "obd_samples") == 0 ? 0 : 1], 1, NULL,
-                                 params, NULL, NULL, 0);
-    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(conn));
-    json_t *by_vin = json_object();
-    for (int i = 0; i < PQntuples(res); i++)
-        json_object_set_new(by_vin, PQgetvalue(res, i, 0),
-                            json_integer(strtoll(PQgetvalue(res, i, 1), NULL, 10)));
-    PQclear(res);
-    return by_vin;
-}
-
-static long long s_total(json_t *by_vin)
-{
-    long long n = 0;
-    const char *vin;
-    json_t *v;
-    json_object_foreach(by_vin, vin, v) n += json_integer_value(v);
-    return n;
-}
-
-/* What vem-sim wrote, as rows: samples_per_frame sample rows per real-time and re-sent frame,
- * one terminal_events row per login and logout. */
-static json_t *s_expected_rows(json_t *truth, const char *table)
-{
-    long long k = json_integer_value(json_object_get(truth, "samples_per_frame"));
-    json_t *want = json_object();
-    const char *vin;
-    json_t *counts;
-    json_object_foreach(json_object_get(truth, "by_vehicle"), vin, counts)
-    {
-        long long n = strcmp(table, "obd_samples") == 0
-                          ? k * (json_integer_value(json_object_get(counts, "realtime")) +
-                                 json_integer_value(json_object_get(counts, "resend")))
-                          : json_integer_value(json_object_get(counts, "login")) +
-                                json_integer_value(json_object_get(counts, "logout"));
-        json_object_set_new(want, vin, json_integer(n));
-    }
-    return want;
-}
-
-/* Waits (the sink writes every 200 ms) until the table holds as many rows for the prefix as
- * vem-sim sent, then compares vehicle by vehicle. */
-static void s_compare_rows(PGconn *conn, const char *table, const char *prefix, json_t *truth)
-{
-    json_t *want = s_expected_rows(truth, table), *got = NULL;
-    for (int i = 0; i < 600; i++) {
-        json_decref(got);
-        got = s_rows_by_vin(conn, table, prefix);
-        if (s_total(got) >= s_total(want))
-            break;
-        usleep(100000);
-    }
-    ck_assert_int_gt(s_total(want), 0);
-    ck_assert_uint_eq(json_object_size(got), json_object_size(want));
-    const char *vin;
-    json_t *n;
-    json_object_foreach(want, vin, n)
-    {
-        json_t *have = json_object_get(got, vin);
-        ck_assert_msg(have && json_integer_value(have) == json_integer_value(n),
-                      "%s %s: vem-sim sent %lld rows' worth, PostgreSQL has %lld", table, vin,
-                      (long long)json_integer_value(n),
-                      (long long)(have ? json_integer_value(have) : 0));
-    }
-    json_decref(want);
-    json_decref(got);
-}
-
-/* Waits until the sink has nothing pending and its counters stand still. */
-static json_t *s_sink_settled(const s_run_t *r)
-{
-    double last = -1;
-    for (int i = 0; i < 300; i++) {
-        json_t *st = s_settled(r);
-        double pending = s_metric(st, "vem_sink_pending_rows{sink=\"pg\"}");
-        double dups = s_metric(st, "vem_sink_duplicates_total{sink=\"pg\",table=\"obd_samples\"}");
-        double rows = s_metric(st, "vem_sink_rows_total{sink=\"pg\",table=\"obd_samples\"}");
-        if (pending == 0 && dups + rows == last)
-            return st;
-        last = dups + rows;
-        json_decref(st);
-        usleep(300000);
-    }
-    ck_abort_msg("the sink did not settle");
-    return NULL;
-}
 
 /* vem-sim -> vemd -> PostgreSQL: rows per vehicle equal what vem-sim sent, re-sent backlogs
  * included. Then vemd restarts with its spool cursor at 0, so every spooled frame goes through
  * the workers and the sink again: no row is added. */
 START_TEST(pg_rows_match_sent_and_replay_adds_none)
 {
-    s_run_t r = {0};
-    s_start(&r);
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_daemon");
     char *extra[] = {"--trucks", "40", "--duration", "15", "--rate",       "1",
                      "--seed",   "11", "--offline",  "25", "--vin-prefix", "LPGRWS"};
-    pid_t sim = s_run_sim(&r, extra, 12);
-    ck_assert_int_eq(s_wait(sim, 120), 0);
-    json_t *truth = s_truth(&r);
-    PGconn *conn = s_pg();
-    s_compare_rows(conn, "obd_samples", "LPGRWS", truth);
-    s_compare_rows(conn, "terminal_events", "LPGRWS", truth);
+    pid_t sim = vem_it_run_sim(&r, extra, 12);
+    ck_assert_int_eq(vem_it_wait(sim, 120), 0);
+    json_t *truth = vem_it_truth(&r);
+    PGconn *conn = vem_it_pg();
+    vem_it_compare_rows(conn, "obd_samples", "LPGRWS", truth);
+    vem_it_compare_rows(conn, "terminal_events", "LPGRWS", truth);
     const char *vin;
     json_t *counts;
     long long resends = 0;
     json_object_foreach(json_object_get(truth, "by_vehicle"), vin, counts) resends +=
         json_integer_value(json_object_get(counts, "resend"));
     ck_assert_int_gt(resends, 0); /* the offline trucks did re-send */
-    s_halt(&r);
+    vem_it_halt(&r);
 
     char cursor[300];
     snprintf(cursor, sizeof cursor, "%s/spool/cursor.pg", r.dir);
@@ -504,24 +210,26 @@ START_TEST(pg_rows_match_sent_and_replay_adds_none)
     ck_assert_ptr_nonnull(f);
     fputs("0\n", f);
     fclose(f);
-    s_launch(&r);
-    json_t *st = s_sink_settled(&r);
+    vem_it_launch(&r);
+    json_t *st = vem_it_sink_settled(&r);
     /* The replay went through the sink (duplicates seen), and added nothing. */
-    ck_assert(s_metric(st, "vem_sink_duplicates_total{sink=\"pg\",table=\"obd_samples\"}") > 0);
-    ck_assert_double_eq(s_metric(st, "vem_sink_rows_total{sink=\"pg\",table=\"obd_samples\"}"), 0);
-    ck_assert_double_eq(s_metric(st, "vem_sink_rows_total{sink=\"pg\",table=\"terminal_events\"}"),
+    ck_assert(vem_it_metric(st, "vem_sink_duplicates_total{sink=\"pg\",table=\"obd_samples\"}") >
+              0);
+    ck_assert_double_eq(vem_it_metric(st, "vem_sink_rows_total{sink=\"pg\",table=\"obd_samples\"}"),
                         0);
+    ck_assert_double_eq(
+        vem_it_metric(st, "vem_sink_rows_total{sink=\"pg\",table=\"terminal_events\"}"), 0);
     json_decref(st);
-    s_compare_rows(conn, "obd_samples", "LPGRWS", truth);
-    s_compare_rows(conn, "terminal_events", "LPGRWS", truth);
+    vem_it_compare_rows(conn, "obd_samples", "LPGRWS", truth);
+    vem_it_compare_rows(conn, "terminal_events", "LPGRWS", truth);
     PQfinish(conn);
     json_decref(truth);
-    s_stop(&r);
+    vem_it_stop(&r);
 }
 END_TEST
 
 /* Pushes one vector frame (by name) through the gateway socket of r. */
-static void s_push_vector(const s_run_t *r, const char *name, uint8_t cmd_override)
+static void s_push_vector(const vem_it_run_t *r, const char *name, uint8_t cmd_override)
 {
     char path[512], endpoint[300];
     snprintf(path, sizeof path, "%s/hj1239/vectors.jsonl", vem_test_vectors_dir());
@@ -572,9 +280,9 @@ static void s_vector_rows(PGconn *conn, long long *rows, long long *live)
  * the same frame again and its re-sent (0x03) copy: three samples stored once, as live. */
 START_TEST(pg_resend_of_stored_frame_adds_no_row)
 {
-    s_run_t r = {0};
-    s_start(&r);
-    PGconn *conn = s_pg();
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_daemon");
+    PGconn *conn = vem_it_pg();
     s_push_vector(&r, "realtime_hj1239", 0);
     long long rows = 0, live = 0;
     for (int i = 0; i < 100 && rows < 3; i++) {
@@ -582,70 +290,62 @@ START_TEST(pg_resend_of_stored_frame_adds_no_row)
         s_vector_rows(conn, &rows, &live);
     }
     ck_assert_int_eq(rows, 3);
-    s_halt(&r);
-    s_launch(&r);
+    vem_it_halt(&r);
+    vem_it_launch(&r);
     s_push_vector(&r, "realtime_hj1239", 0);
     s_push_vector(&r, "realtime_hj1239", 0x03);
     json_t *st = NULL;
     for (int i = 0; i < 100; i++) {
         json_decref(st);
         usleep(100000);
-        st = s_status(&r, "--json");
+        st = vem_it_status(&r, "--json");
         ck_assert_ptr_nonnull(st);
-        if (s_metric(st, "vem_sink_duplicates_total{sink=\"pg\",table=\"obd_samples\"}") >= 3)
+        if (vem_it_metric(st, "vem_sink_duplicates_total{sink=\"pg\",table=\"obd_samples\"}") >= 3)
             break;
     }
     /* the restarted vemd let the repeat through (its sessions are new), then the re-sent copy
      * was a repeat to it; the database kept one row per sample either way */
     ck_assert_double_eq(
-        s_metric(st, "vem_sink_duplicates_total{sink=\"pg\",table=\"obd_samples\"}"), 3);
-    ck_assert_double_eq(s_metric(st, "vem_sink_rows_total{sink=\"pg\",table=\"obd_samples\"}"), 0);
+        vem_it_metric(st, "vem_sink_duplicates_total{sink=\"pg\",table=\"obd_samples\"}"), 3);
+    ck_assert_double_eq(vem_it_metric(st, "vem_sink_rows_total{sink=\"pg\",table=\"obd_samples\"}"),
+                        0);
     json_decref(st);
     s_vector_rows(conn, &rows, &live);
     ck_assert_int_eq(rows, 3);
     ck_assert_int_eq(live, 3);
     PQfinish(conn);
-    s_stop(&r);
+    vem_it_stop(&r);
 }
 END_TEST
-
-static void s_pgctl(const char *verb)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "'%s/../../tools/pgtmp.sh' %s '%s' >/dev/null", vem_test_bin_dir(),
-             verb, vem_test_env("VEM_TEST_PGDIR"));
-    ck_assert_msg(system(cmd) == 0, "%s", cmd);
-}
-
 /* PostgreSQL goes away for 20 s in the middle of a run: afterwards every sample vem-sim sent
  * is stored exactly once. */
 START_TEST(pg_outage_loses_nothing)
 {
-    s_run_t r = {0};
-    s_start(&r);
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_daemon");
     char *extra[] = {"--trucks", "30",     "--duration", "40",           "--rate",
                      "1",        "--seed", "12",         "--vin-prefix", "LPGDWN"};
-    pid_t sim = s_run_sim(&r, extra, 10);
+    pid_t sim = vem_it_run_sim(&r, extra, 10);
     sleep(8);
-    s_pgctl("stop");
+    vem_it_pgctl("stop");
     sleep(20);
-    json_t *st = s_status(&r, "--json");
+    json_t *st = vem_it_status(&r, "--json");
     ck_assert_ptr_nonnull(st);
-    ck_assert_double_eq(s_metric(st, "vem_sink_up{sink=\"pg\"}"), 0);
-    ck_assert(s_metric(st, "vem_sink_errors_total{sink=\"pg\",class=\"retry\"}") > 0);
+    ck_assert_double_eq(vem_it_metric(st, "vem_sink_up{sink=\"pg\"}"), 0);
+    ck_assert(vem_it_metric(st, "vem_sink_errors_total{sink=\"pg\",class=\"retry\"}") > 0);
     json_decref(st);
-    s_pgctl("start");
-    ck_assert_int_eq(s_wait(sim, 120), 0);
-    json_t *truth = s_truth(&r);
-    PGconn *conn = s_pg();
-    s_compare_rows(conn, "obd_samples", "LPGDWN", truth);
-    s_compare_rows(conn, "terminal_events", "LPGDWN", truth);
+    vem_it_pgctl("start");
+    ck_assert_int_eq(vem_it_wait(sim, 120), 0);
+    json_t *truth = vem_it_truth(&r);
+    PGconn *conn = vem_it_pg();
+    vem_it_compare_rows(conn, "obd_samples", "LPGDWN", truth);
+    vem_it_compare_rows(conn, "terminal_events", "LPGDWN", truth);
     PQfinish(conn);
-    st = s_sink_settled(&r);
-    ck_assert_double_eq(s_metric(st, "vem_sink_up{sink=\"pg\"}"), 1);
+    st = vem_it_sink_settled(&r);
+    ck_assert_double_eq(vem_it_metric(st, "vem_sink_up{sink=\"pg\"}"), 1);
     json_decref(st);
     json_decref(truth);
-    s_stop(&r);
+    vem_it_stop(&r);
 }
 END_TEST
 
@@ -666,9 +366,9 @@ static double s_vehicles_in_table(PGconn *conn)
 }
 
 /* The plate vemctl status --vehicles shows for vin ("" when none). */
-static char *s_plate_of(const s_run_t *r, const char *vin)
+static char *s_plate_of(const vem_it_run_t *r, const char *vin)
 {
-    json_t *sessions = s_status(r, "--vehicles --json");
+    json_t *sessions = vem_it_status(r, "--vehicles --json");
     ck_assert_ptr_nonnull(sessions);
     char *plate = strdup("");
     size_t i;
@@ -688,21 +388,21 @@ static char *s_plate_of(const s_run_t *r, const char *vin)
 /* vemd reads the registry at start and again on SIGHUP; workers then know the vehicle. */
 START_TEST(registry_loaded_at_start_and_on_sighup)
 {
-    PGconn *conn = s_pg();
+    PGconn *conn = vem_it_pg();
     s_sql(conn, "DELETE FROM vehicles WHERE vin = 'LZZTESTVIN0000001'");
     s_sql(conn, "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
                 "('LREGTEST000000001', '京A12345', 'yellow', '110105') ON CONFLICT DO NOTHING");
-    s_run_t r = {0};
-    s_start(&r);
-    json_t *st = s_status(&r, "--json");
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_daemon");
+    json_t *st = vem_it_status(&r, "--json");
     ck_assert_ptr_nonnull(st);
-    ck_assert_double_eq(s_metric(st, "vem_registry_vehicles"), s_vehicles_in_table(conn));
+    ck_assert_double_eq(vem_it_metric(st, "vem_registry_vehicles"), s_vehicles_in_table(conn));
     json_decref(st);
     s_push_vector(&r, "login", 0); /* LZZTESTVIN0000001: not registered yet */
     char *plate = NULL;
     for (int i = 0; i < 50; i++) {
-        st = s_status(&r, "--json");
-        double unregistered = s_metric(st, "vem_unregistered_frames_total");
+        st = vem_it_status(&r, "--json");
+        double unregistered = vem_it_metric(st, "vem_unregistered_frames_total");
         json_decref(st);
         if (unregistered >= 1)
             break;
@@ -726,12 +426,12 @@ START_TEST(registry_loaded_at_start_and_on_sighup)
     ck_assert_ptr_nonnull(plate);
     ck_assert_str_eq(plate, "沪B67890");
     free(plate);
-    st = s_status(&r, "--json");
-    ck_assert_double_eq(s_metric(st, "vem_registry_vehicles"), s_vehicles_in_table(conn));
+    st = vem_it_status(&r, "--json");
+    ck_assert_double_eq(vem_it_metric(st, "vem_registry_vehicles"), s_vehicles_in_table(conn));
     json_decref(st);
     s_sql(conn, "DELETE FROM vehicles WHERE vin IN ('LZZTESTVIN0000001', 'LREGTEST000000001')");
     PQfinish(conn);
-    s_stop(&r);
+    vem_it_stop(&r);
 }
 END_TEST
 

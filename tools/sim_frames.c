@@ -168,3 +168,32 @@ size_t vem_sim_data(vem_hj1239_frame_t *f, const vem_sim_truck_t *truck,
     }
     return s_encode(f, out, cap);
 }
+
+void vem_sim_as_resend(uint8_t *frame, size_t len)
+{
+    if (len < VEM_HJ1239_MIN_FRAME || frame[2] != VEM_HJ1239_CMD_REALTIME)
+        return;
+    frame[2] = VEM_HJ1239_CMD_RESEND;
+    frame[len - 1] ^= VEM_HJ1239_CMD_REALTIME ^ VEM_HJ1239_CMD_RESEND; /* the BCC covers byte 2 */
+}
+
+bool vem_sim_reply_parse(const uint8_t *frame, size_t len, vem_sim_reply_t *out)
+{
+    /* 24-byte header with the response flag where a terminal writes the VIN's first byte. */
+    if (len != VEM_HJ1239_HEADER_LEN + 6 + 1 || frame[0] != '#' || frame[1] != '#')
+        return false;
+    uint8_t flag = frame[3];
+    if (flag != 0x01 && flag != 0x02 && flag != 0x03 && flag != 0xFE)
+        return false;
+    if (frame[22] != 0 || frame[23] != 6)
+        return false;
+    int64_t t;
+    if (!vem_hj1239_time_decode(frame + VEM_HJ1239_HEADER_LEN, &t))
+        return false;
+    out->cmd = frame[2];
+    out->flag = flag;
+    memcpy(out->vin, frame + 4, 17);
+    out->vin[17] = '\0';
+    out->time = t;
+    return true;
+}

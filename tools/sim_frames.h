@@ -36,4 +36,21 @@ size_t vem_sim_data(vem_hj1239_frame_t *f, const vem_sim_truck_t *truck,
                     const vem_sim_sample_t *samples, int n, int64_t first_time, uint16_t seq,
                     bool resend, bool hj1239, bool with_obd, uint8_t *out, size_t cap);
 
+/* Turns a whole real-time (0x02) frame in place into its re-send (0x03): the command byte and
+ * the BCC change, nothing else (same time, serial, samples and signature). */
+void vem_sim_as_resend(uint8_t *frame, size_t len);
+
+/* A platform reply as vemd sends it in reply_mode "hj1239" (GB/T 32960 header): `##`, cmd,
+ * response flag, VIN 17, encryption, length 6, the answered frame's time, BCC. */
+typedef struct {
+    uint8_t cmd;
+    uint8_t flag; /* 0x01 ok, 0x02 error, 0x03 VIN duplicate, 0xFE command */
+    char vin[18];
+    int64_t time; /* the answered frame's time, epoch seconds */
+} vem_sim_reply_t;
+
+/* Reads one whole frame (as cut by parsers/reasm, BCC already checked) as a platform reply;
+ * false when it is not one: wrong length or header form, or an impossible time. */
+bool vem_sim_reply_parse(const uint8_t *frame, size_t len, vem_sim_reply_t *out);
+
 #endif

@@ -4,6 +4,7 @@
  *           [--protocol hj1239|gb17691] [--seed S] [--start-time EPOCH]
  *           [--misbehave NAME:COUNT]... [--offline PCT] [--malformed N] [--idle N]
  *           [--truth FILE] [--vin-prefix P] [--quiet]
+ *           [--await-replies [--settle S] [--reply-timeout S] [--window N]]
  *
  * Every truck connects, logs in, sends a real-time frame of K one-second samples every 1/R
  * seconds (an OBD block in every 60th), and at the end logs out and closes. Scenario bits
@@ -14,11 +15,27 @@
  * frames with garbage runs, frames with a wrong BCC and a frame cut short at close; --idle
  * adds connections that never send.
  *
+ * --await-replies (HJ 1239 only; vemd's terminals.reply_mode = "hj1239") makes the trucks
+ * store and forward as real terminals do: every real-time frame is kept (sim_store) until the
+ * platform's reply for it arrives (same command class, VIN and time); a truck collects whether
+ * or not it has a link, logs in on every connection and sends data only once the login is
+ * answered, and after a broken connection (refused, reset, closed, or a reply more than
+ * --reply-timeout seconds late, default 5) it reconnects after 200 ms doubling to 2 s and
+ * re-sends what was not acknowledged as 0x03 frames, keeping at most --window frames (default
+ * 16) unanswered on the link. --offline then takes the link away for the middle third and the
+ * store does the rest. At the end of --duration it stops collecting, re-sends until everything
+ * is acknowledged or --settle seconds (default 30) have passed, logs out, waits for that reply
+ * and closes. The truth then says per vehicle what was generated, acknowledged and left
+ * unacknowledged, and how acknowledgements grew second by second.
+ *
  * The ground truth (JSON) counts frames only once all their bytes were written to a socket.
  * One thread, non-blocking sockets, one poll(): no thread per truck. Replies are read and
- * counted so sockets never fill. */
+ * counted so sockets never fill; with --await-replies they are cut from the byte stream by
+ * parsers/reasm, so replies split across reads or several in one read are all seen. */
+#include "reasm.h"
 #include "sim_fleet.h"
 #include "sim_frames.h"
+#include "sim_store.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -66,6 +83,12 @@ typedef struct {
     size_t *backlog_len;
     size_t nbacklog, backlog_head, cap_backlog;
     long sent[9]; /* good frames fully written, by command */
+    /* --await-replies (trucks only; NULL store otherwise) */
+    vem_sim_store_t *store;
+    vem_reasm_t *replies; /* cuts vemd's replies out of the byte stream */
+    bool logged_in, logout_acked;
+    double login_sent_at, logout_sent_at, connect_at, backoff;
+    long generated, acked;
 } s_conn_t;
 
 typedef struct {
@@ -79,9 +102,16 @@ typedef struct {
     const char *truth;
     const char *vin_prefix; /* VINs are PREFIX + zero-padded truck index (default LVEMSIM) */
     unsigned misbehave_count[5];
+    bool await;
+    double settle, reply_timeout;
+    unsigned window;
     /* results */
     long bad_checksum, truncated, garbage_runs, garbage_bytes, good_malformed;
     long replies_bytes, connect_failures, resets;
+    long generated, acked, reconnects, reply_timeouts, duplicate_acks, stray_replies, reply_garbage,
+        replies;
+    long *timeline; /* cumulative generated and acknowledged frames at each whole second */
+    size_t ntimeline, cap_timeline;
 } s_sim_t;
 
 static const char *const s_scenarios[] = {"mil_on", "urea_empty", "scr_removed", "frozen_nox",
@@ -130,25 +160,6 @@ static void s_backlog_push(s_conn_t *c, const uint8_t *bytes, size_t len)
     c->backlog_len[c->nbacklog++] = len;
 }
 
-static void s_connect(s_sim_t *sim, s_conn_t *c)
-{
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->fd < 0) {
-        sim->connect_failures++;
-        return;
-    }
-    int rc = connect(c->fd, (struct sockaddr *)&sim->addr, sizeof sim->addr);
-    if (rc == 0 || errno == EINPROGRESS) {
-        c->state = S_CONNECTING;
-    } else {
-        sim->connect_failures++;
-        close(c->fd);
-        c->fd = -1;
-        c->state = S_OFF;
-        c->reconnect_at = s_mono() + 1;
-    }
-}
-
 /* Drops what is queued but unwritten (the connection is gone) and closes. */
 static void s_disconnect(s_conn_t *c)
 {
@@ -157,6 +168,47 @@ static void s_disconnect(s_conn_t *c)
     c->fd = -1;
     c->out_len = c->written = 0;
     c->npend = 0;
+}
+
+/* The link is gone (refused, reset, closed, or a reply overdue). A store-and-forward truck
+ * puts what was in flight back to waiting and tries again after its backoff (200 ms doubling to
+ * 2 s, back to 200 ms once a login is answered); the others try again a second later. */
+static void s_link_down(s_conn_t *c)
+{
+    s_disconnect(c);
+    c->state = S_OFF;
+    if (!c->store) {
+        c->reconnect_at = s_mono() + 1;
+        return;
+    }
+    vem_sim_store_requeue(c->store);
+    c->logged_in = false;
+    c->reconnect_at = s_mono() + c->backoff;
+    c->backoff = c->backoff * 2 < 2 ? c->backoff * 2 : 2;
+}
+
+static void s_connect(s_sim_t *sim, s_conn_t *c)
+{
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+        sim->connect_failures++;
+        return;
+    }
+    c->connect_at = s_mono();
+    int rc = connect(c->fd, (struct sockaddr *)&sim->addr, sizeof sim->addr);
+    if (rc == 0 || errno == EINPROGRESS) {
+        c->state = S_CONNECTING;
+    } else {
+        sim->connect_failures++;
+        if (c->store) {
+            s_link_down(c);
+            return;
+        }
+        close(c->fd); /* what was queued while offline stays queued */
+        c->fd = -1;
+        c->state = S_OFF;
+        c->reconnect_at = s_mono() + 1;
+    }
 }
 
 static void s_account(s_sim_t *sim, s_conn_t *c)
@@ -188,9 +240,7 @@ static void s_flush(s_sim_t *sim, s_conn_t *c)
             if (errno == EAGAIN || errno == EINTR)
                 break;
             sim->resets++;
-            s_disconnect(c);
-            c->state = S_OFF;
-            c->reconnect_at = s_mono() + 1;
+            s_link_down(c);
             return;
         }
         c->written += (size_t)n;
@@ -274,13 +324,199 @@ static void s_finish(s_sim_t *sim, s_conn_t *c, vem_hj1239_frame_t *scratch)
     c->state = S_CLOSING;
 }
 
+/* ---- --await-replies: store and forward -------------------------------------------------- */
+
+/* A new connection of a store-and-forward truck: it logs in first and sends data once the
+ * login is answered. */
+static void s_await_up(s_sim_t *sim, s_conn_t *c, vem_hj1239_frame_t *scratch)
+{
+    uint8_t buf[S_MAX_FRAME];
+    if (c->login_seq > 0)
+        sim->reconnects++;
+    vem_reasm_reset(c->replies);
+    size_t len = vem_sim_login(scratch, c->model.vin, c->clock, ++c->login_seq, buf, sizeof buf);
+    s_queue(c, buf, len, VEM_HJ1239_CMD_LOGIN, true);
+    c->login_sent_at = s_mono();
+    c->logged_in = false;
+}
+
+/* One reply: a login answer opens the link for data, a data answer acknowledges its frame
+ * (whether it answers the real-time frame or its re-sent copy), a logout answer ends the run. */
+static void s_await_reply(s_sim_t *sim, s_conn_t *c, const vem_sim_reply_t *r)
+{
+    if (r->flag != 0x01 || strcmp(r->vin, c->model.vin) != 0) {
+        sim->stray_replies++;
+        return;
+    }
+    sim->replies++;
+    switch (r->cmd) {
+    case VEM_HJ1239_CMD_LOGIN:
+        if (c->state == S_UP && !c->logged_in) {
+            c->logged_in = true;
+            c->backoff = 0.2;
+        }
+        break;
+    case VEM_HJ1239_CMD_REALTIME:
+    case VEM_HJ1239_CMD_RESEND:
+        if (vem_sim_store_ack(c->store, r->time)) {
+            c->acked++;
+            sim->acked++;
+        } else {
+            sim->duplicate_acks++;
+        }
+        break;
+    case VEM_HJ1239_CMD_LOGOUT:
+        c->logout_acked = c->state == S_CLOSING;
+        break;
+    default: /* removal alarm, time sync: nothing is kept for them */
+        break;
+    }
+}
+
+/* Bytes from vemd, cut into frames whatever the read boundaries were. */
+static void s_await_replies(s_sim_t *sim, s_conn_t *c, const uint8_t *bytes, size_t len)
+{
+    vem_reasm_feed(c->replies, bytes, len);
+    vem_reasm_event_t ev;
+    while (vem_reasm_next(c->replies, &ev) != VEM_REASM_NEED_MORE) {
+        vem_sim_reply_t reply;
+        if (ev.kind == VEM_REASM_FRAME && vem_sim_reply_parse(ev.data, ev.len, &reply))
+            s_await_reply(sim, c, &reply);
+        else
+            sim->reply_garbage++;
+    }
+}
+
+/* One tick of a store-and-forward truck: it collects a frame whether or not it has a link, keeps
+ * it, and sends it at once (as real-time data) when logged in. */
+static void s_await_tick(s_sim_t *sim, s_conn_t *c, vem_hj1239_frame_t *scratch, double now)
+{
+    uint8_t buf[S_MAX_FRAME];
+    vem_sim_sample_t samples[VEM_HJ1239_MAX_BLOCKS];
+    for (unsigned k = 0; k < sim->samples; k++)
+        samples[k] = *vem_sim_truck_step(&c->model);
+    int64_t t = c->clock + (int64_t)sim->samples - 1; /* the frame's time: its last sample's */
+    size_t len = vem_sim_data(scratch, &c->model, samples, (int)sim->samples, c->clock, ++c->seq,
+                              false, true, c->ticks % 60 == 0, buf, sizeof buf);
+    c->clock += sim->samples;
+    c->ticks++;
+    if (len == 0 || vem_sim_store_add(c->store, t, buf, len) != 0)
+        abort(); /* the encoder's bound or a time going backwards: a bug here */
+    c->generated++;
+    sim->generated++;
+    if (c->state == S_UP && c->logged_in) {
+        s_queue(c, buf, len, VEM_HJ1239_CMD_REALTIME, true);
+        vem_sim_store_sent(c->store, t, now);
+    }
+}
+
+/* Everything a store-and-forward truck does in one pass of the loop but reading replies. */
+static void s_await_step(s_sim_t *sim, s_conn_t *c, vem_hj1239_frame_t *scratch, double start,
+                         double now)
+{
+    double elapsed = now - start, period = 1.0 / sim->rate;
+    bool collecting = elapsed < sim->duration;
+    bool give_up = elapsed >= sim->duration + sim->settle;
+    bool offline = c->offline_planned && elapsed >= sim->duration / 3 &&
+                   elapsed < 2 * sim->duration / 3 && collecting;
+    if (collecting && now >= c->next_tick) {
+        s_await_tick(sim, c, scratch, now);
+        c->next_tick += period;
+    }
+    bool finished = !collecting && (vem_sim_store_held(c->store) == 0 || give_up);
+    if (offline && c->state != S_OFF) { /* the link goes away for the middle third */
+        s_link_down(c);
+        c->reconnect_at = start + 2 * sim->duration / 3;
+    }
+    switch (c->state) {
+    case S_OFF:
+        if (finished)
+            c->state = S_DONE; /* no link at the end: what is held is reported */
+        else if (!offline && now >= c->reconnect_at)
+            s_connect(sim, c);
+        break;
+    case S_CONNECTING:
+        if (now - c->connect_at > sim->reply_timeout) {
+            sim->connect_failures++;
+            s_link_down(c);
+        }
+        break;
+    case S_UP: {
+        double oldest = vem_sim_store_oldest_sent(c->store);
+        if ((!c->logged_in && now - c->login_sent_at > sim->reply_timeout) ||
+            (oldest >= 0 && now - oldest > sim->reply_timeout)) {
+            sim->reply_timeouts++; /* a terminal gives up on a silent platform and reconnects */
+            s_link_down(c);
+            break;
+        }
+        if (!c->logged_in)
+            break;
+        if ((c->model.misbehave & VEM_SIM_REMOVAL_ALARM) && !c->alarm_sent &&
+            elapsed >= sim->duration / 2) {
+            uint8_t buf[S_MAX_FRAME];
+            size_t len =
+                vem_sim_removal_alarm(scratch, &c->model, c->clock, c->seq, buf, sizeof buf);
+            s_queue(c, buf, len, VEM_HJ1239_CMD_REMOVAL_ALARM, true);
+            c->alarm_sent = true;
+        }
+        int64_t t;
+        size_t len;
+        const uint8_t *held;
+        while (vem_sim_store_in_flight(c->store) < sim->window &&
+               (held = vem_sim_store_next(c->store, &t, &len))) {
+            uint8_t buf[S_MAX_FRAME];
+            memcpy(buf, held, len);
+            vem_sim_as_resend(buf, len);
+            s_queue(c, buf, len, VEM_HJ1239_CMD_RESEND, true);
+            vem_sim_store_sent(c->store, t, now);
+        }
+        if (finished) {
+            uint8_t buf[S_MAX_FRAME];
+            len = vem_sim_logout(scratch, c->model.vin, c->clock, c->login_seq, buf, sizeof buf);
+            s_queue(c, buf, len, VEM_HJ1239_CMD_LOGOUT, true);
+            c->logout_sent_at = now;
+            c->state = S_CLOSING;
+        }
+        break;
+    }
+    case S_CLOSING:
+        if (c->logout_acked || now - c->logout_sent_at > sim->reply_timeout) {
+            s_disconnect(c);
+            c->state = S_DONE;
+        }
+        break;
+    case S_DONE:
+        break;
+    }
+}
+
+/* Cumulative generated and acknowledged frames, recorded at the first pass of the loop in each
+ * whole second of the run, so a test can see whether acknowledgements kept coming. */
+static void s_timeline(s_sim_t *sim, double elapsed)
+{
+    if (!sim->await)
+        return;
+    while (sim->ntimeline <= (size_t)elapsed) {
+        if (sim->ntimeline == sim->cap_timeline) {
+            sim->cap_timeline = sim->cap_timeline ? sim->cap_timeline * 2 : 128;
+            sim->timeline = realloc(sim->timeline, 2 * sim->cap_timeline * sizeof *sim->timeline);
+            if (!sim->timeline)
+                abort();
+        }
+        sim->timeline[2 * sim->ntimeline] = sim->generated;
+        sim->timeline[2 * sim->ntimeline + 1] = sim->acked;
+        sim->ntimeline++;
+    }
+}
+
 static int s_usage(FILE *out, int rc)
 {
     fprintf(out, "usage: vem-sim [--connect HOST:PORT] [--trucks N] [--duration S] [--rate R]\n"
                  "               [--samples K] [--protocol hj1239|gb17691] [--seed S]\n"
                  "               [--start-time EPOCH] [--misbehave NAME:COUNT]... [--offline PCT]\n"
                  "               [--malformed N] [--idle N] [--truth FILE] [--vin-prefix P]\n"
-                 "               [--quiet]\n"
+                 "               [--quiet] [--await-replies [--settle S] [--reply-timeout S]\n"
+                 "               [--window N]]\n"
                  "scenarios: mil_on urea_empty scr_removed frozen_nox removal_alarm\n");
     return rc;
 }
@@ -302,11 +538,16 @@ static int s_parse(s_sim_t *sim, int argc, char **argv)
                                             {"truth", required_argument, NULL, 'T'},
                                             {"vin-prefix", required_argument, NULL, 'V'},
                                             {"quiet", no_argument, NULL, 'q'},
+                                            {"await-replies", no_argument, NULL, 'A'},
+                                            {"settle", required_argument, NULL, 'S'},
+                                            {"reply-timeout", required_argument, NULL, 'R'},
+                                            {"window", required_argument, NULL, 'W'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *connect_to = "127.0.0.1:7611";
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:n:d:r:k:p:s:t:m:o:b:i:T:V:qh", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:n:d:r:k:p:s:t:m:o:b:i:T:V:qAS:R:W:h", options,
+                              NULL)) != -1) {
         switch (opt) {
         case 'c':
             connect_to = optarg;
@@ -368,6 +609,18 @@ static int s_parse(s_sim_t *sim, int argc, char **argv)
         case 'q':
             sim->quiet = true;
             break;
+        case 'A':
+            sim->await = true;
+            break;
+        case 'S':
+            sim->settle = atof(optarg);
+            break;
+        case 'R':
+            sim->reply_timeout = atof(optarg);
+            break;
+        case 'W':
+            sim->window = (unsigned)atoi(optarg);
+            break;
         case 'h':
             return s_usage(stdout, 0) - 1;
         default:
@@ -378,11 +631,43 @@ static int s_parse(s_sim_t *sim, int argc, char **argv)
     int port;
     if (optind != argc || sscanf(connect_to, "%63[^:]:%d", host, &port) != 2 ||
         inet_pton(AF_INET, host, &sim->addr.sin_addr) != 1 || port <= 0 || port > 65535 ||
-        sim->rate <= 0 || sim->samples < 1 || sim->samples > 60 || sim->duration <= 0)
+        sim->rate <= 0 || sim->samples < 1 || sim->samples > 60 || sim->duration <= 0 ||
+        sim->settle < 0 || sim->reply_timeout <= 0 || sim->window < 1)
         return s_usage(stderr, 2);
+    if (sim->await && !sim->hj1239) {
+        fprintf(stderr, "vem-sim: --await-replies needs --protocol hj1239 (GB 17691 platforms do "
+                        "not reply to data)\n");
+        return 2;
+    }
     sim->addr.sin_family = AF_INET;
     sim->addr.sin_port = htons((uint16_t)port);
     return 0;
+}
+
+/* The store-and-forward part of the truth: totals, link trouble and the timeline. */
+static json_t *s_await_truth(const s_sim_t *sim, s_conn_t *conns, size_t nconns)
+{
+    long held = 0;
+    for (size_t i = 0; i < nconns; i++)
+        if (conns[i].store)
+            held += (long)vem_sim_store_held(conns[i].store);
+    json_t *generated = json_array(), *acked = json_array();
+    for (size_t i = 0; i < sim->ntimeline; i++) {
+        json_array_append_new(generated, json_integer(sim->timeline[2 * i]));
+        json_array_append_new(acked, json_integer(sim->timeline[2 * i + 1]));
+    }
+    return json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:i, s:I, s:I, s:I, s:I, s:I, s:I, "
+        "s:{s:o, s:o}}",
+        "generated_frames", (json_int_t)sim->generated, "generated_samples",
+        (json_int_t)sim->generated * sim->samples, "acknowledged_frames", (json_int_t)sim->acked,
+        "acknowledged_samples", (json_int_t)sim->acked * sim->samples, "unacknowledged_frames",
+        (json_int_t)held, "settle_s", sim->settle, "reply_timeout_s", sim->reply_timeout, "window",
+        (int)sim->window, "replies", (json_int_t)sim->replies, "duplicate_acks",
+        (json_int_t)sim->duplicate_acks, "stray_replies", (json_int_t)sim->stray_replies,
+        "reply_garbage", (json_int_t)sim->reply_garbage, "reconnects", (json_int_t)sim->reconnects,
+        "reply_timeouts", (json_int_t)sim->reply_timeouts, "by_second", "generated", generated,
+        "acknowledged", acked);
 }
 
 static int s_write_truth(const s_sim_t *sim, s_conn_t *conns, size_t nconns)
@@ -399,6 +684,16 @@ static int s_write_truth(const s_sim_t *sim, s_conn_t *conns, size_t nconns)
             json_object_set_new(counts, names[cmd], json_integer(c->sent[cmd]));
         if (c->sent[6])
             json_object_set_new(counts, "removal_alarm", json_integer(c->sent[6]));
+        if (c->store) {
+            long held = (long)vem_sim_store_held(c->store);
+            json_object_set_new(counts, "generated", json_integer(c->generated));
+            json_object_set_new(counts, "generated_samples",
+                                json_integer((json_int_t)c->generated * sim->samples));
+            json_object_set_new(counts, "acknowledged", json_integer(c->acked));
+            json_object_set_new(counts, "acknowledged_samples",
+                                json_integer((json_int_t)c->acked * sim->samples));
+            json_object_set_new(counts, "unacknowledged", json_integer(held));
+        }
         json_object_set_new(by_vehicle, c->model.vin, counts);
         for (int cmd = 1; cmd <= 8; cmd++)
             frames += c->sent[cmd];
@@ -424,6 +719,8 @@ static int s_write_truth(const s_sim_t *sim, s_conn_t *conns, size_t nconns)
         (json_int_t)sim->garbage_bytes, "idle_connections", (int)sim->idle, "replies_received",
         (json_int_t)(sim->replies_bytes / 31), "errors", "connect_failures",
         (json_int_t)sim->connect_failures, "resets", (json_int_t)sim->resets);
+    if (sim->await)
+        json_object_set_new(truth, "await_replies", s_await_truth(sim, conns, nconns));
     int rc = sim->truth ? json_dump_file(truth, sim->truth, JSON_INDENT(2))
                         : json_dumpf(truth, stdout, JSON_INDENT(2));
     if (!sim->truth)
@@ -434,8 +731,15 @@ static int s_write_truth(const s_sim_t *sim, s_conn_t *conns, size_t nconns)
 
 int main(int argc, char **argv)
 {
-    s_sim_t sim = {
-        .trucks = 10, .duration = 30, .rate = 1, .samples = 10, .hj1239 = true, .seed = 1};
+    s_sim_t sim = {.trucks = 10,
+                   .duration = 30,
+                   .rate = 1,
+                   .samples = 10,
+                   .hj1239 = true,
+                   .seed = 1,
+                   .settle = 30,
+                   .reply_timeout = 5,
+                   .window = 16};
     sim.start_time = (int64_t)time(NULL);
     int rc = s_parse(&sim, argc, argv);
     if (rc != 0)
@@ -471,6 +775,13 @@ int main(int argc, char **argv)
         c->offline_planned = c->kind == 0 && i * 100 < (size_t)sim.offline_pct * sim.trucks;
         c->clock = sim.start_time;
         c->next_tick = start + period * (double)i / (double)(nconns ? nconns : 1);
+        if (sim.await && c->kind == 0) {
+            c->store = vem_sim_store_new();
+            c->replies = vem_reasm_new(0);
+            if (!c->replies)
+                abort();
+            c->backoff = 0.2;
+        }
         s_connect(&sim, c);
     }
 
@@ -488,6 +799,12 @@ int main(int argc, char **argv)
                     s_disconnect(c);
                     c->state = S_DONE;
                 }
+                continue;
+            }
+            if (c->store) {
+                s_await_step(&sim, c, scratch, start, now);
+                if (c->state == S_UP || c->state == S_CLOSING)
+                    s_flush(&sim, c);
                 continue;
             }
             if (c->state == S_OFF && now >= c->reconnect_at && elapsed < sim.duration &&
@@ -525,13 +842,17 @@ int main(int argc, char **argv)
         }
         if (active == 0)
             break;
+        s_timeline(&sim, elapsed);
         if (!sim.quiet && now - last_progress >= 5) {
             long frames = 0;
             for (size_t i = 0; i < nconns; i++)
                 for (int cmd = 1; cmd <= 8; cmd++)
                     frames += conns[i].sent[cmd];
-            fprintf(stderr, "vem-sim: %.0f s, %zu connections active, %ld frames sent\n", elapsed,
+            fprintf(stderr, "vem-sim: %.0f s, %zu connections active, %ld frames sent", elapsed,
                     active, frames);
+            if (sim.await)
+                fprintf(stderr, ", %ld of %ld generated acknowledged", sim.acked, sim.generated);
+            fputc('\n', stderr);
             last_progress = now;
         }
         size_t n = 0;
@@ -557,29 +878,32 @@ int main(int argc, char **argv)
                 getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
                 if (err) {
                     sim.connect_failures++;
-                    s_disconnect(c);
-                    c->state = S_OFF;
-                    c->reconnect_at = s_mono() + 1;
+                    s_link_down(c);
                     continue;
                 }
                 c->state = S_UP;
+                if (c->store)
+                    s_await_up(&sim, c, scratch);
             }
             if (ev & POLLIN) {
                 uint8_t buf[4096];
                 ssize_t got = recv(c->fd, buf, sizeof buf, 0);
                 if (got > 0) {
                     sim.replies_bytes += got;
+                    if (c->store)
+                        s_await_replies(&sim, c, buf, (size_t)got);
                 } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
                     if (c->kind == 2) { /* the daemon closed an idle connection: expected */
                         s_disconnect(c);
                         c->state = S_DONE;
                         continue;
                     }
-                    if (c->state != S_CLOSING)
+                    bool closing = c->state == S_CLOSING;
+                    if (!closing)
                         sim.resets++;
-                    s_disconnect(c);
-                    c->state = c->state == S_CLOSING ? S_DONE : S_OFF;
-                    c->reconnect_at = s_mono() + 1;
+                    s_link_down(c);
+                    if (closing)
+                        c->state = S_DONE;
                 }
             }
         }
@@ -594,7 +918,10 @@ int main(int argc, char **argv)
         free(conns[i].backlog_len);
         free(conns[i].out);
         free(conns[i].pend);
+        vem_sim_store_destroy(&conns[i].store);
+        vem_reasm_destroy(&conns[i].replies);
     }
+    free(sim.timeline);
     free(conns);
     free(pfds);
     free(scratch);

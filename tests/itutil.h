@@ -1,0 +1,103 @@
+/* itutil — what the end-to-end suites (it_daemon, it_faults) share: a vemd of their own in a
+ * scratch directory, vem-sim runs and their ground truth, vemctl status, PostgreSQL row counts
+ * per vehicle, and stopping and starting the harness's PostgreSQL.
+ *
+ * Every helper fails the current Check test (ck_assert) on what it cannot do, so callers need
+ * no error paths. Processes are started with fork/exec; Check kills a test's process group when
+ * the test ends, so a failed test leaves no vemd or vem-sim behind. Expected numbers must come
+ * from vem-sim's truth, never from vemd. */
+#ifndef VEM_ITUTIL_H
+#define VEM_ITUTIL_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* One vemd: its directory (config, control socket, log, spool), TCP port and process. */
+typedef struct {
+    char dir[256];
+    char cfg[300];
+    char control[320];
+    char log[300];
+    int port;
+    pid_t vemd;
+    /* set before vem_it_start, or NULL: settings added to the pipeline and pg groups, e.g.
+     * "batch_rows = 200;" */
+    const char *pipeline_opts;
+    const char *pg_opts;
+} vem_it_run_t;
+
+/* A loopback TCP port free right now. */
+int vem_it_free_port(void);
+
+/* Writes r's vemd configuration (reply_mode hj1239, PostgreSQL of the harness, spool in
+ * r->dir/spool, fsync on, r's extra settings) with the given log level; replaces the file
+ * atomically. */
+void vem_it_write_config(const vem_it_run_t *r, const char *log_level);
+
+/* Starts argv[0] with argv; stdout and stderr go to out_path (appended) unless it is NULL. */
+pid_t vem_it_spawn(char *const argv[], const char *out_path);
+
+/* Waits up to timeout_s for pid to exit and returns its exit status (128 + signal when
+ * killed); kills it and fails the test when it does not exit in time. */
+int vem_it_wait(pid_t pid, int timeout_s);
+
+/* Runs `vemctl status` against r with the given flags and returns its JSON (caller decrefs),
+ * NULL when vemd did not answer. */
+json_t *vem_it_status(const vem_it_run_t *r, const char *flags);
+
+/* Value of one metric series in a status JSON, 0 when absent. */
+double vem_it_metric(json_t *status, const char *series);
+
+/* Starts vemd on r's configuration and waits (up to 10 s) until it answers. */
+void vem_it_launch(vem_it_run_t *r);
+
+/* Makes a scratch directory named after name, a free port and a configuration, and launches. */
+void vem_it_start(vem_it_run_t *r, const char *name);
+
+/* Waits until every input vemd spooled has been processed by a worker; returns the status. */
+json_t *vem_it_settled(const vem_it_run_t *r);
+
+/* Waits until the PostgreSQL sink has nothing pending and its counters stand still. */
+json_t *vem_it_sink_settled(const vem_it_run_t *r);
+
+/* SIGTERM: vemd must drain and exit 0 within 30 s. Its directory stays. */
+void vem_it_halt(vem_it_run_t *r);
+
+/* vem_it_halt, then removes r's directory. */
+void vem_it_stop(vem_it_run_t *r);
+
+/* Starts vem-sim against r with --truth r->dir/truth.json --quiet and the extra arguments. */
+pid_t vem_it_run_sim(const vem_it_run_t *r, char **extra, int n_extra);
+
+/* vem-sim's truth of the last run against r (caller decrefs). */
+json_t *vem_it_truth(const vem_it_run_t *r);
+
+/* A connection to the harness's PostgreSQL (VEM_TEST_PG). */
+PGconn *vem_it_pg(void);
+
+/* tools/pgtmp.sh VERB on the harness's cluster (VEM_TEST_PGDIR): "stop" or "start". */
+void vem_it_pgctl(const char *verb);
+
+/* {vin: rows} of obd_samples or terminal_events for the VINs starting with prefix. */
+json_t *vem_it_rows_by_vin(PGconn *conn, const char *table, const char *prefix);
+
+/* Sum of the values of a {vin: rows} object. */
+long long vem_it_total(json_t *by_vin);
+
+/* What vem-sim's truth says the table must hold, as {vin: rows}: for obd_samples one row per
+ * sample of every frame the trucks generated (--await-replies: they re-send until
+ * acknowledged) or else of every real-time and re-sent frame written; for terminal_events one
+ * row per login and logout written. */
+json_t *vem_it_expected_rows(json_t *truth, const char *table);
+
+/* Waits (up to 60 s) until the table holds as many rows for prefix as the truth says, then
+ * checks vehicle by vehicle that it holds exactly that many. */
+void vem_it_compare_rows(PGconn *conn, const char *table, const char *prefix, json_t *truth);
+
+/* obd_samples of the VINs starting with prefix hold no two rows of one (vin, sample_time,
+ * block_idx). */
+void vem_it_no_duplicate_samples(PGconn *conn, const char *prefix);
+
+#endif
