@@ -241,7 +241,7 @@ static void s_pgtmp(const char *cmd)
         s_die("pgtmp.sh", cmd);
 }
 
-/* ---- PostgreSQL --------------------------------------------------------------------------- */
+/* ---- PostgreSQL ------------------------------------------------------------------------------ */
 
 static PGconn *s_pg(void)
 {
@@ -343,7 +343,7 @@ static void s_latency(const char *prefix, double from, double to, double *p50, d
     PQfinish(conn);
 }
 
-/* ---- vemd ---------------------------------------------------------------------------------- */
+/* ---- vemd ------------------------------------------------------------------------------------ */
 
 typedef struct {
     char dir[PATH_MAX];
@@ -521,7 +521,7 @@ static int s_vemd_stop(void)
     return -1;
 }
 
-/* ---- CPU accounting from /proc -------------------------------------------------------------- */
+/* ---- CPU accounting from /proc --------------------------------------------------------------- */
 
 typedef struct {
     int id;
@@ -875,7 +875,7 @@ static double s_process_cpu(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* ---- the ceiling -------------------------------------------------------------------------- */
+/* ---- the ceiling ----------------------------------------------------------------------------- */
 
 /* Walks the data frames the connections wrote, interleaved across vehicles (the q-th of each,
  * then the q + 1-th), the order terminals reporting side by side would have them arrive; each
