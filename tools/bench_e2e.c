@@ -36,10 +36,10 @@
  *                      window's rows
  *   CPU seconds per vemd thread (/proc/PID/task/TID/stat and comm), per server process and of
  *                      this process, from the start of the load until the last row
- * Phase 2, ceiling: the same frames vemd stored, decoded and turned into rows by pgrows as
- * the workers do, interleaved across vehicles (frame q of each, then q + 1), COPY BINARY in
- * batches of 20000 rows through vem_pgwriter_copy_plain into bench_plain_samples
- * (obd_samples' columns, daily partitions and unique key, as bench-pg), vemd idle meanwhile.
+ * Phase 2, ceiling: the same frames vemd stored, in the order they were written to the
+ * sockets, decoded and turned into rows by pgrows as the workers do, COPY BINARY in batches
+ * of 20000 rows through vem_pgwriter_copy_plain into bench_plain_samples (obd_samples'
+ * columns, daily partitions and unique key, as bench-pg), vemd idle meanwhile.
  *   copy_samples_per_s, and ratio = samples_per_s / copy_samples_per_s
  * Phase 3, paced: the connections send R samples/s in total (default 20000), frames due by
  * the clock; one that fell behind writes what it owes as fast as it can, the way terminals
@@ -658,9 +658,18 @@ typedef struct {
     uint64_t written; /* data frames written, all generations */
 } s_conn_t;
 
+/* Data frames [from, to) of connection conn (counted over all generations) were completed by
+ * one write: the log of these is the order in which rows entered vemd. */
+typedef struct {
+    unsigned conn;
+    uint64_t from, to;
+} s_sent_t;
+
 typedef struct {
     s_conn_t *conns;
     unsigned n;
+    s_sent_t *log; /* written by the generator thread; read after s_gen_stop */
+    size_t nlog, log_cap;
     double fps;      /* paced: data frames per second per connection; 0: as fast as possible */
     uint64_t window; /* unpaced: most samples written but not yet committed */
     atomic_uint_fast64_t committed; /* rows vemd committed since the start, set by main */
@@ -769,6 +778,22 @@ static size_t s_limit(const s_gen_t *g, const s_conn_t *c, double now, bool stop
     return due >= (double)c->nframes ? c->len : c->ends[(size_t)due - 1];
 }
 
+static void s_log_sent(s_gen_t *g, unsigned conn, uint64_t from, uint64_t to)
+{
+    s_sent_t *last = g->nlog ? &g->log[g->nlog - 1] : NULL;
+    if (last && last->conn == conn && last->to == from) {
+        last->to = to;
+        return;
+    }
+    if (g->nlog == g->log_cap) {
+        g->log_cap = g->log_cap ? g->log_cap * 2 : 4096;
+        g->log = realloc(g->log, g->log_cap * sizeof *g->log);
+        if (!g->log)
+            abort();
+    }
+    g->log[g->nlog++] = (s_sent_t){.conn = conn, .from = from, .to = to};
+}
+
 static void *s_generate(void *arg)
 {
     s_gen_t *g = arg;
@@ -819,6 +844,8 @@ static void *s_generate(void *arg)
             uint64_t whole = 0;
             while (c->done < c->nframes && c->ends[c->done] <= c->off)
                 whole += c->done++ > 0;
+            if (whole > 0)
+                s_log_sent(g, i, c->written, c->written + whole);
             c->written += whole;
             atomic_fetch_add(&g->frames, whole);
             if (c->done == c->nframes && g->fps > 0)
@@ -850,11 +877,19 @@ static void s_gen_start(s_gen_t *g, s_conn_t *conns, unsigned n, double fps, uin
         s_die("pthread_create", "generator");
 }
 
-/* Stops writing at frame boundaries; the connections stay open until s_conns_free. */
+/* Stops writing at frame boundaries; the connections stay open until s_conns_free, the send
+ * log until s_gen_free. */
 static void s_gen_stop(s_gen_t *g)
 {
     atomic_store(&g->stop, true);
     pthread_join(g->thread, NULL);
+}
+
+static void s_gen_free(s_gen_t *g)
+{
+    free(g->log);
+    g->log = NULL;
+    g->nlog = g->log_cap = 0;
 }
 
 /* Data frames due by the clock at monotonic time t for a paced generator. */
@@ -877,34 +912,35 @@ static double s_process_cpu(void)
 
 /* ---- the ceiling ----------------------------------------------------------------------------- */
 
-/* Walks the data frames the connections wrote, interleaved across vehicles (the q-th of each,
- * then the q + 1-th), the order terminals reporting side by side would have them arrive; each
- * frame with the VINs of its generation. */
+/* Walks the data frames the connections wrote in the order they were written (the send
+ * log), each with the VINs of its generation. Workers and the sink keep that order per
+ * vehicle, and the unique index's cost depends on it: rows of one vehicle in a run touch the
+ * same leaf pages, rows of vehicles taking turns frame by frame do not. */
 typedef struct {
     const s_conn_t *conns;
-    unsigned n, i;
-    uint64_t q, most;
+    const s_sent_t *log;
+    size_t nlog, at;
+    uint64_t q;
     uint8_t frame[4096];
 } s_walk_t;
 
 static bool s_walk_next(s_walk_t *w, const uint8_t **frame, size_t *len)
 {
-    for (; w->q < w->most; w->q++, w->i = 0) {
-        while (w->i < w->n) {
-            const s_conn_t *c = &w->conns[w->i++];
-            if (w->q >= c->written)
-                continue;
-            size_t per = c->nframes - 1, k = (size_t)(w->q % per) + 1;
-            *len = c->ends[k] - c->ends[k - 1];
-            if (*len > sizeof w->frame)
-                s_die("ceiling", "frame larger than expected");
-            memcpy(w->frame, c->bytes + c->ends[k - 1], *len);
-            s_set_gen(w->frame, *len, (unsigned)(w->q / per));
-            *frame = w->frame;
-            return true;
-        }
-    }
-    return false;
+    while (w->at < w->nlog && w->q >= w->log[w->at].to)
+        if (++w->at < w->nlog)
+            w->q = w->log[w->at].from;
+    if (w->at == w->nlog)
+        return false;
+    const s_conn_t *c = &w->conns[w->log[w->at].conn];
+    size_t per = c->nframes - 1, k = (size_t)(w->q % per) + 1;
+    *len = c->ends[k] - c->ends[k - 1];
+    if (*len > sizeof w->frame)
+        s_die("ceiling", "frame larger than expected");
+    memcpy(w->frame, c->bytes + c->ends[k - 1], *len);
+    s_set_gen(w->frame, *len, (unsigned)(w->q / per));
+    w->q++;
+    *frame = w->frame;
+    return true;
 }
 
 /* Up to max batches of S_BATCH_ROWS sample rows from the walk, as the workers make them. */
@@ -943,7 +979,7 @@ static size_t s_batches(s_walk_t *w, vem_pgbatch_t *batches, size_t max, vem_hj1
 /* COPY BINARY of the frames the connections wrote, as rows, into a table like obd_samples; the
  * rows' count goes to *rows_out, the COPY's rows per second is returned. Rows are made ahead of
  * the clock, S_CHUNK batches at a time, so memory stays bounded and only COPY is timed. */
-static double s_ceiling(const s_conn_t *conns, unsigned n, uint64_t *rows_out, size_t *batches_out)
+static double s_ceiling(const s_gen_t *g, uint64_t *rows_out, size_t *batches_out)
 {
     enum { S_CHUNK = 50 };
     /* the table, as bench-pg makes it: obd_samples' columns, partitioning and unique key */
@@ -966,10 +1002,10 @@ static double s_ceiling(const s_conn_t *conns, unsigned n, uint64_t *rows_out, s
     s_walk_t *walk = calloc(1, sizeof *walk);
     if (!walk)
         abort();
-    walk->conns = conns;
-    walk->n = n;
-    for (unsigned i = 0; i < n; i++)
-        walk->most = conns[i].written > walk->most ? conns[i].written : walk->most;
+    walk->conns = g->conns;
+    walk->log = g->log;
+    walk->nlog = g->nlog;
+    walk->q = g->nlog ? g->log[0].from : 0;
     vem_pgbatch_t *batches = calloc(S_CHUNK, sizeof *batches);
     vem_hj1239_frame_t *f = s_alloc(sizeof *f);
     vem_pgrows_t rows = {0};
@@ -1113,7 +1149,8 @@ static void s_throughput(const s_opts_t *o, const s_vemd_t *v, s_load_t *out)
 
     uint64_t rows;
     size_t nb;
-    out->copy_samples_per_s = s_ceiling(conns, o->conns, &rows, &nb);
+    out->copy_samples_per_s = s_ceiling(&g, &rows, &nb);
+    s_gen_free(&g);
     printf("ceiling: %llu rows, the same frames, COPY BINARY in %zu batches of <= %d rows into "
            "bench_plain_samples: %.0f samples/s\n",
            (unsigned long long)rows, nb, S_BATCH_ROWS, out->copy_samples_per_s);
@@ -1199,6 +1236,7 @@ static void s_paced(const s_opts_t *o, const s_vemd_t *v, s_paced_t *out)
                    got - rows_before, target - rows_before);
     }
     s_gen_stop(&g);
+    s_gen_free(&g);
     if (atomic_load(&g.exhausted))
         printf("paced: WARNING: a connection sent all its frames before the end\n");
     uint64_t written = atomic_load(&g.frames);
