@@ -7,7 +7,8 @@
 #   tools/vemctl*.c        -> build/bin/vemctl
 #   tools/sim*.c, tools/vem_sim.c -> build/bin/vem-sim
 #   tools/vem_broker.c     -> build/bin/vem-broker
-#   tools/bench_NAME.c     -> build/bin/bench-NAME       (make bench-NAME; make bench runs all)
+#   tools/bench_NAME.c     -> build/bin/bench-NAME       (make bench-NAME; make bench runs all;
+#                             linked with tools/sim_*.c)
 #   tests/check_NAME.c     -> unit suite NAME    (defines Suite *vem_suite_NAME(void))
 #   tests/it_NAME.c        -> integration suite NAME (needs PostgreSQL / vem-broker)
 #   tests/fuzz/fuzz_NAME.c -> build/fuzz/fuzz_NAME, corpus in tests/fuzz/corpus/NAME/
@@ -101,9 +102,10 @@ $(B)/bin/vem-broker: $(BROKER_SRC:%.c=$(B)/obj/%.o) $(LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(OPT) -o $@ $(filter %.o,$^) $(LINK_LIBS) $(LDLIBS)
 
-$(B)/bin/bench-%: $(B)/obj/tools/bench_%.o $(LIBS)
+# Benchmarks may drive vemd with the simulator's frames (tools/sim_*.c), so they link them too.
+$(B)/bin/bench-%: $(B)/obj/tools/bench_%.o $(SIM_LIB_SRC:%.c=$(B)/obj/%.o) $(LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(OPT) -o $@ $< $(LINK_LIBS) $(LDLIBS)
+	$(CC) $(OPT) -o $@ $(filter %.o,$^) $(LINK_LIBS) $(LDLIBS)
 
 # ---- test runner: one binary, every suite; suites are found by file name ---------------------
 $(B)/gen/suites.h: $(UNIT_SRC) $(IT_SRC) Makefile
