@@ -37,6 +37,9 @@ cleanup() {
         wait "$broker" 2>/dev/null
     fi
     "$top/tools/pgtmp.sh" kill "$tmp/pg" >/dev/null 2>&1
+    # filesystems a fault test mounted under the scratch directory and could not unmount
+    awk -v t="$tmp/" 'index($2, t) == 1 { print $2 }' /proc/mounts | sort -r |
+        while read -r m; do umount -l "$m" 2>/dev/null; done
     rm -rf "$tmp"
 }
 trap cleanup EXIT

@@ -18,6 +18,15 @@
  *                                nothing, terminals' frames must keep being acknowledged during
  *                                the outage (the spool absorbs it; terminals never wait on the
  *                                database)
+ *   spool_fs_full                the spool's filesystem (a 1 MiB tmpfs, mostly taken by a
+ *                                filler file) fills while PostgreSQL is down: flushes fail,
+ *                                intake pauses and nothing is acknowledged until the filler is
+ *                                removed; then it resumes by itself
+ *   kill9_while_fs_full          the same, but vemd is killed while the filesystem is full and
+ *                                restarted once there is room
+ *   emfile_at_roll               the descriptor limit is lowered to what vemd holds, so the
+ *                                next segment cannot be opened; when it is raised again vemd
+ *                                goes on with the segment it had
  *
  * Each test prints one summary line to stderr, and the tail of vemd's log when a check is
  * about to fail. */
@@ -28,6 +37,8 @@
 #include <dirent.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,6 +349,150 @@ START_TEST(pg_outage_60s)
 }
 END_TEST
 
+/* Reads one metric of r's vemd (0 when it does not answer). */
+static double s_metric(const vem_it_run_t *r, const char *series)
+{
+    json_t *st = vem_it_status(r, "--json");
+    double v = st ? vem_it_metric(st, series) : 0;
+    json_decref(st);
+    return v;
+}
+
+/* Waits up to timeout_s until series reaches at least value; false when it did not. */
+static bool s_await_metric(const vem_it_run_t *r, const char *series, double value, int timeout_s)
+{
+    for (int i = 0; i < timeout_s * 5; i++) {
+        if (s_metric(r, series) >= value)
+            return true;
+        s_sleep(0.2);
+    }
+    return false;
+}
+
+static void s_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void s_run(const char *fmt, ...)
+{
+    char cmd[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    ck_assert_msg(system(cmd) == 0, "failed: %s", cmd);
+}
+
+/* r prepared with its spool on a 1 MiB tmpfs of its own, of which a filler file takes all but
+ * free_kib (the harness unmounts what a failed test leaves). */
+static void s_small_spool(vem_it_run_t *r, int free_kib)
+{
+    r->spool_opts = "segment_bytes = 65536;";
+    r->pg_opts = "batch_rows = 200;";
+    vem_it_prepare(r, "it_faults");
+    s_run("mkdir -p '%s/spool' && mount -t tmpfs -o size=1m,mode=0750 tmpfs '%s/spool'", r->dir,
+          r->dir);
+    s_run("dd if=/dev/zero of='%s/spool/filler' bs=1k count=%d status=none", r->dir,
+          1024 - free_kib);
+}
+
+/* Waits until vemd reports failed spool flushes and its intake stands still for 3 s. */
+static void s_check_paused(const vem_it_run_t *r, const char *test)
+{
+    bool failed = s_await_metric(r, "vem_spool_errors_total", 1, 40);
+    if (!failed)
+        s_show_log(r);
+    ck_assert_msg(failed, "%s: the spool's filesystem never filled", test);
+    s_sleep(0.5);
+    double before = s_metric(r, "vem_inputs_total");
+    s_sleep(3);
+    double after = s_metric(r, "vem_inputs_total");
+    fprintf(stderr, "it_faults %s: spool full; %.0f spool errors, inputs %.0f then %.0f\n", test,
+            s_metric(r, "vem_spool_errors_total"), before, after);
+    ck_assert_msg(after == before, "%s: intake went on (%.0f -> %.0f inputs) with a full spool",
+                  test, before, after);
+}
+
+/* (c) The spool's filesystem fills (PostgreSQL down, so nothing is trimmed): flushes fail,
+ * intake pauses, nothing unsynced is acknowledged; once space is freed everything resumes. */
+START_TEST(spool_fs_full)
+{
+    s_pg_up();
+    vem_it_run_t r = {0};
+    s_small_spool(&r, 200);
+    vem_it_launch(&r);
+    pid_t sim =
+        s_fleet(&r, "--trucks 20 --rate 5 --duration 25 --settle 60 --seed 35 --vin-prefix LFFULL");
+    s_sleep(2);
+    vem_it_pgctl("stop");
+    s_check_paused(&r, "spool_fs_full");
+    s_run("rm -f '%s/spool/filler'", r.dir);
+    vem_it_pgctl("start");
+    ck_assert_int_eq(vem_it_wait(sim, 180), 0);
+    json_t *truth = vem_it_truth(&r);
+    s_check_delivery(&r, "spool_fs_full", "LFFULL", truth);
+    json_decref(truth);
+    vem_it_halt(&r);
+    s_run("umount '%s/spool'", r.dir);
+    vem_it_stop(&r);
+}
+END_TEST
+
+/* (f) kill -9 while the spool's filesystem is still full, then a restart once there is room:
+ * what was acknowledged is stored, what was not is re-sent by the trucks. */
+START_TEST(kill9_while_fs_full)
+{
+    s_pg_up();
+    vem_it_run_t r = {0};
+    s_small_spool(&r, 200);
+    vem_it_launch(&r);
+    pid_t sim =
+        s_fleet(&r, "--trucks 20 --rate 5 --duration 25 --settle 60 --seed 36 --vin-prefix LFFK9L");
+    s_sleep(2);
+    vem_it_pgctl("stop");
+    s_check_paused(&r, "kill9_while_fs_full");
+    ck_assert_int_eq(kill(r.vemd, SIGKILL), 0);
+    ck_assert_int_eq(vem_it_wait(r.vemd, 10), 128 + SIGKILL);
+    s_run("rm -f '%s/spool/filler'", r.dir);
+    vem_it_pgctl("start");
+    vem_it_launch(&r);
+    ck_assert_int_eq(vem_it_wait(sim, 180), 0);
+    json_t *truth = vem_it_truth(&r);
+    s_check_delivery(&r, "kill9_while_fs_full", "LFFK9L", truth);
+    json_decref(truth);
+    vem_it_halt(&r);
+    s_run("umount '%s/spool'", r.dir);
+    vem_it_stop(&r);
+}
+END_TEST
+
+/* (d) EMFILE at a segment roll: the soft descriptor limit is lowered to what vemd holds, so the
+ * next segment cannot be opened (nor a cursor's temporary file); the spool keeps its segment,
+ * intake pauses, and when the limit is raised again everything goes on. */
+START_TEST(emfile_at_roll)
+{
+    s_pg_up();
+    vem_it_run_t r = {0};
+    r.spool_opts = "segment_bytes = 65536;";
+    vem_it_start(&r, "it_faults");
+    pid_t sim =
+        s_fleet(&r, "--trucks 20 --rate 5 --duration 20 --settle 60 --seed 37 --vin-prefix LFEMFI");
+    s_sleep(2); /* every truck connected */
+    s_run("n=$(ls /proc/%d/fd | wc -l) && prlimit --pid %d --nofile=$n:", (int)r.vemd, (int)r.vemd);
+    bool failed = s_await_metric(&r, "vem_spool_errors_total", 1, 30);
+    if (!failed)
+        s_show_log(&r);
+    ck_assert_msg(failed, "no spool flush failed with the descriptors used up");
+    s_sleep(2);
+    fprintf(stderr, "it_faults emfile_at_roll: %.0f spool errors, %.0f cursor errors\n",
+            s_metric(&r, "vem_spool_errors_total"),
+            s_metric(&r, "vem_sink_cursor_errors_total{sink=\"pg\"}"));
+    s_run("prlimit --pid %d --nofile=65536:", (int)r.vemd);
+    ck_assert_int_eq(vem_it_wait(sim, 180), 0);
+    json_t *truth = vem_it_truth(&r);
+    s_check_delivery(&r, "emfile_at_roll", "LFEMFI", truth);
+    json_decref(truth);
+    vem_it_stop(&r);
+}
+END_TEST
+
 Suite *vem_suite_faults(void);
 Suite *vem_suite_faults(void)
 {
@@ -352,5 +507,11 @@ Suite *vem_suite_faults(void)
     tcase_set_timeout(outage, 300);
     tcase_add_test(outage, pg_outage_60s);
     suite_add_tcase(s, outage);
+    TCase *disk = tcase_create("disk");
+    tcase_set_timeout(disk, 240);
+    tcase_add_test(disk, spool_fs_full);
+    tcase_add_test(disk, kill9_while_fs_full);
+    tcase_add_test(disk, emfile_at_roll);
+    suite_add_tcase(s, disk);
     return s;
 }

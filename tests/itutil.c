@@ -39,11 +39,12 @@ void vem_it_write_config(const vem_it_run_t *r, const char *log_level)
             "control: { endpoint = \"%s\"; };\n"
             "metrics: { enable = false; };\n"
             "pipeline: { workers = 2; drain_timeout_s = 20; %s };\n"
-            "spool: { dir = \"%s/spool\"; fsync = true; };\n"
+            "spool: { dir = \"%s/spool\"; fsync = true; %s };\n"
             "log: { level = \"%s\"; };\n"
             "pg: { conninfo = \"%s\"; %s };\n",
             r->port, r->dir, r->control, r->pipeline_opts ? r->pipeline_opts : "", r->dir,
-            log_level, vem_test_env("VEM_TEST_PG"), r->pg_opts ? r->pg_opts : "");
+            r->spool_opts ? r->spool_opts : "", log_level, vem_test_env("VEM_TEST_PG"),
+            r->pg_opts ? r->pg_opts : "");
     fclose(f);
     ck_assert_int_eq(rename(tmp, r->cfg), 0); /* vemd never reads a half-written file */
 }
@@ -119,7 +120,7 @@ void vem_it_launch(vem_it_run_t *r)
     ck_abort_msg("vemd did not come up; see %s", r->log);
 }
 
-void vem_it_start(vem_it_run_t *r, const char *name)
+void vem_it_prepare(vem_it_run_t *r, const char *name)
 {
     vem_test_mkdtemp(name, r->dir, sizeof r->dir);
     snprintf(r->cfg, sizeof r->cfg, "%s/vemd.cfg", r->dir);
@@ -127,6 +128,11 @@ void vem_it_start(vem_it_run_t *r, const char *name)
     snprintf(r->log, sizeof r->log, "%s/vemd.log", r->dir);
     r->port = vem_it_free_port();
     vem_it_write_config(r, "info");
+}
+
+void vem_it_start(vem_it_run_t *r, const char *name)
+{
+    vem_it_prepare(r, name);
     vem_it_launch(r);
 }
 

@@ -26,6 +26,7 @@ typedef struct {
      * "batch_rows = 200;" */
     const char *pipeline_opts;
     const char *pg_opts;
+    const char *spool_opts; /* added to the spool group, e.g. "segment_bytes = 65536;" */
 } vem_it_run_t;
 
 /* A loopback TCP port free right now. */
@@ -53,10 +54,14 @@ double vem_it_metric(json_t *status, const char *series);
 /* Starts vemd on r's configuration and waits (up to 10 s) until it answers. */
 void vem_it_launch(vem_it_run_t *r);
 
-/* Makes a scratch directory named after name, a free port and a configuration, and launches. */
+/* Makes a scratch directory named after name, a free port and a configuration. */
+void vem_it_prepare(vem_it_run_t *r, const char *name);
+
+/* vem_it_prepare, then vem_it_launch. */
 void vem_it_start(vem_it_run_t *r, const char *name);
 
-/* Waits until every input vemd spooled has been processed by a worker; returns the status. */
+/* Waits until every input vemd spooled is done in every consumer (the workers without sinks,
+ * else every sink); returns the status. */
 json_t *vem_it_settled(const vem_it_run_t *r);
 
 /* Waits until the PostgreSQL sink has nothing pending and its counters stand still. */
