@@ -407,6 +407,7 @@ static void s_read(s_sink_t *s)
             return;
         }
         if (!s_place(s, &msg)) {
+            zmq_msg_init(&s->held); /* move closes its destination first */
             zmq_msg_move(&s->held, &msg);
             zmq_msg_close(&msg);
             s->holding = true;
