@@ -912,7 +912,7 @@ static void s_refuse(vem_pgwriter_t *self, uint64_t i)
     vem_buf_put(q, count, 2);
     s_put_int8(q, received_us - S_PG_EPOCH_US);
     s_put_int8(q, -1 - (int64_t)(hash >> 1));
-    s_put_field(q, "terminal", strlen("terminal"));
+    s_put_field(q, "sink", strlen("sink"));
     s_put_field(q, "refused", strlen("refused"));
     s_put_field(q, self->refusal, s_utf8_valid(self->refusal, strlen(self->refusal)));
     s_put_field(q, vin, 17);

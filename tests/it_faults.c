@@ -502,11 +502,20 @@ START_TEST(emfile_at_roll)
     r.spool_opts = "segment_bytes = 65536;";
     vem_it_start(&r, "it_faults");
     pid_t sim =
-        s_fleet(&r, "--trucks 20 --rate 5 --duration 20 --settle 60 --seed 37 --vin-prefix LFEMFI");
+        s_fleet(&r, "--trucks 20 --rate 5 --duration 20 --settle 60 --seed 37 --vin-prefix LFEMFX");
     s_sleep(2); /* every truck connected */
-    /* No descriptor above stdio: every open fails. vemctl status is not asked meanwhile (a
-     * control request makes libzmq create sockets, and libzmq aborts when it cannot). */
-    s_run("prlimit --pid %d --nofile=3:", (int)r.vemd);
+    /* The soft limit goes down to the lowest free descriptor number, so the next open fails
+     * (poll() needs the limit above the items it is given: never below 16). vemctl status is
+     * not asked meanwhile: a control request makes libzmq create sockets, and libzmq aborts
+     * when it cannot. */
+    char limits[320];
+    snprintf(limits, sizeof limits, "%s/nofile", r.dir);
+    s_run("prlimit --pid %d --nofile --output SOFT,HARD --noheadings | awk '{print $1\":\"$2}' "
+          "> '%s'",
+          (int)r.vemd, limits);
+    s_run("l=$(ls /proc/%d/fd | sort -n | awk '$1 != n { exit } { n++ } END { print n }'); "
+          "[ $l -lt 16 ] && l=16; prlimit --pid %d --nofile=$l:",
+          (int)r.vemd, (int)r.vemd);
     bool failed = false;
     for (int i = 0; i < 150 && !failed; i++) {
         s_sleep(0.2);
@@ -515,14 +524,14 @@ START_TEST(emfile_at_roll)
     if (!failed)
         s_show_log(&r);
     s_sleep(failed ? 2 : 0);
-    s_run("prlimit --pid %d --nofile=65536:", (int)r.vemd);
+    s_run("prlimit --pid %d --nofile=$(cat '%s')", (int)r.vemd, limits);
     ck_assert_msg(failed, "no spool flush failed with the descriptors used up");
     fprintf(stderr, "it_faults emfile_at_roll: %.0f spool errors, %.0f cursor errors\n",
             s_metric(&r, "vem_spool_errors_total"),
             s_metric(&r, "vem_sink_cursor_errors_total{sink=\"pg\"}"));
     ck_assert_int_eq(vem_it_wait(sim, 180), 0);
     json_t *truth = vem_it_truth(&r);
-    s_check_delivery(&r, "emfile_at_roll", "LFEMFI", truth);
+    s_check_delivery(&r, "emfile_at_roll", "LFEMFX", truth);
     json_decref(truth);
     s_alive(&r);
     vem_it_stop(&r);
@@ -648,7 +657,7 @@ START_TEST(pg_lock_held)
     vem_it_start(&r, "it_faults");
     double t0 = s_mono();
     pid_t sim =
-        s_fleet(&r, "--trucks 15 --rate 2 --duration 30 --settle 30 --seed 41 --vin-prefix LFLOCK");
+        s_fleet(&r, "--trucks 15 --rate 2 --duration 30 --settle 30 --seed 41 --vin-prefix LFLCKD");
     s_sleep(4);
     PGconn *locker = vem_it_pg();
     PGresult *res = PQexec(locker, "BEGIN; LOCK TABLE obd_samples IN ACCESS EXCLUSIVE MODE");
@@ -679,7 +688,7 @@ START_TEST(pg_lock_held)
     ck_assert_msg(acked * 5 >= generated * 4,
                   "while the table was locked vemd acknowledged %lld of %lld frames", acked,
                   generated);
-    s_check_delivery(&r, "pg_lock_held", "LFLOCK", truth);
+    s_check_delivery(&r, "pg_lock_held", "LFLCKD", truth);
     json_decref(truth);
     vem_it_stop(&r);
 }

@@ -445,7 +445,7 @@ START_TEST(refused_rows_are_quarantined_and_the_rest_stored)
     snprintf(when, sizeof when, "%lld", (long long)received);
     ck_assert_int_eq(s_count_sql(conn,
                                  "SELECT count(*) FROM quarantine WHERE vin LIKE 'LREFUS%' "
-                                 "AND error_class = 'refused' AND source = 'terminal' "
+                                 "AND error_class = 'refused' AND source = 'sink' "
                                  "AND detail LIKE 'obd_samples: ERROR 23514: %it_refuse_speed%' "
                                  "AND received_at = to_timestamp($1::bigint) AND spool_seq < 0 "
                                  /* raw is the row: field count, length of the VIN, the VIN */
