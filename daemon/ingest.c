@@ -1052,8 +1052,9 @@ void vem_ingest_actor(void *pipe, void *args_)
     int64_t next_sweep = vem_now_us() + 1000000;
     for (;;) {
         atomic_fetch_add_explicit(&a->beats, 1, memory_order_relaxed);
+        bool room = s_room(&in); /* first: a drain stalls exactly when room runs out */
         bool stalled = in.nstalled > 0 && !s_resume_stalled(&in);
-        bool open = !stalled && !in.flush_failed && s_room(&in);
+        bool open = room && !stalled && !in.flush_failed;
         zmq_pollitem_t items[7] = {
             {pipe, 0, ZMQ_POLLIN, 0}, {in.acks, 0, ZMQ_POLLIN, 0}, {in.ctl, 0, ZMQ_POLLIN, 0}};
         int n = 3, i_stream = -1, i_pull = -1;

@@ -764,9 +764,12 @@ Suite *vem_suite_faults(void)
     tcase_add_test(disk, spool_fs_full);
     tcase_add_test(disk, kill9_while_fs_full);
     tcase_add_test(disk, emfile_at_roll);
-    tcase_add_test(disk, spool_full_pauses_without_loss);
-    tcase_add_test(disk, cursor_below_spool_start);
     suite_add_tcase(s, disk);
+    TCase *spool = tcase_create("spool");
+    tcase_set_timeout(spool, 180);
+    tcase_add_test(spool, spool_full_pauses_without_loss);
+    tcase_add_test(spool, cursor_below_spool_start);
+    suite_add_tcase(s, spool);
     TCase *sink = tcase_create("sink");
     tcase_set_timeout(sink, 180);
     tcase_add_test(sink, pg_lock_held);

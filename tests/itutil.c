@@ -175,8 +175,11 @@ json_t *vem_it_sink_settled(const vem_it_run_t *r)
 
 void vem_it_halt(vem_it_run_t *r)
 {
+    if (r->vemd == 0)
+        return; /* halted already */
     ck_assert_int_eq(kill(r->vemd, SIGTERM), 0);
     ck_assert_int_eq(vem_it_wait(r->vemd, 30), 0);
+    r->vemd = 0;
 }
 
 void vem_it_stop(vem_it_run_t *r)

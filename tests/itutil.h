@@ -67,7 +67,8 @@ json_t *vem_it_settled(const vem_it_run_t *r);
 /* Waits until the PostgreSQL sink has nothing pending and its counters stand still. */
 json_t *vem_it_sink_settled(const vem_it_run_t *r);
 
-/* SIGTERM: vemd must drain and exit 0 within 30 s. Its directory stays. */
+/* SIGTERM: vemd must drain and exit 0 within 30 s (nothing when it was halted already). Its
+ * directory stays. */
 void vem_it_halt(vem_it_run_t *r);
 
 /* vem_it_halt, then removes r's directory. */
