@@ -23,7 +23,7 @@ typedef struct {
     int port;
     pid_t vemd;
     /* set before vem_it_start, or NULL: settings added to the pipeline and pg groups, e.g.
-     * "batch_rows = 200;" */
+     * "batch_rows = 200;" (a drain_timeout_s here replaces the default 20) */
     const char *pipeline_opts;
     const char *pg_opts;
     const char *spool_opts; /* added to the spool group, e.g. "segment_bytes = 65536;" */
