@@ -32,17 +32,23 @@ void vem_it_write_config(const vem_it_run_t *r, const char *log_level)
     snprintf(tmp, sizeof tmp, "%s.tmp", r->cfg);
     FILE *f = fopen(tmp, "w");
     ck_assert_ptr_nonnull(f);
+    /* a key given twice is an error: r's pipeline settings may replace the drain timeout */
+    const char *pipeline = r->pipeline_opts ? r->pipeline_opts : "";
+    const char *drain = strstr(pipeline, "drain_timeout_s") ? "" : "drain_timeout_s = 20; ";
+    char metrics[128] = "enable = false;";
+    if (r->metrics_port)
+        snprintf(metrics, sizeof metrics, "address = \"127.0.0.1\"; port = %d;", r->metrics_port);
     fprintf(f,
             "terminals: { endpoint = \"tcp://127.0.0.1:%d\"; idle_timeout_s = 3; "
             "max_connections = 2000; reply_mode = \"hj1239\"; };\n"
             "gateways: { endpoint = \"ipc://%s/gateway.sock\"; };\n"
             "control: { endpoint = \"%s\"; };\n"
-            "metrics: { enable = false; };\n"
-            "pipeline: { workers = 2; drain_timeout_s = 20; %s };\n"
+            "metrics: { %s };\n"
+            "pipeline: { workers = 2; %s%s };\n"
             "spool: { dir = \"%s/spool\"; fsync = true; %s };\n"
             "log: { level = \"%s\"; };\n"
             "pg: { conninfo = \"%s\"; %s };\n",
-            r->port, r->dir, r->control, r->pipeline_opts ? r->pipeline_opts : "", r->dir,
+            r->port, r->dir, r->control, metrics, drain, pipeline, r->dir,
             r->spool_opts ? r->spool_opts : "", log_level, vem_test_env("VEM_TEST_PG"),
             r->pg_opts ? r->pg_opts : "");
     fclose(f);

@@ -23,18 +23,19 @@ typedef struct {
     int port;
     pid_t vemd;
     /* set before vem_it_start, or NULL: settings added to the pipeline and pg groups, e.g.
-     * "batch_rows = 200;" */
+     * "batch_rows = 200;" (a drain_timeout_s here replaces the default 20) */
     const char *pipeline_opts;
     const char *pg_opts;
     const char *spool_opts; /* added to the spool group, e.g. "segment_bytes = 65536;" */
+    int metrics_port;       /* 0: no HTTP endpoint; else /metrics and /healthz on 127.0.0.1 */
 } vem_it_run_t;
 
 /* A loopback TCP port free right now. */
 int vem_it_free_port(void);
 
 /* Writes r's vemd configuration (reply_mode hj1239, PostgreSQL of the harness, spool in
- * r->dir/spool, fsync on, r's extra settings) with the given log level; replaces the file
- * atomically. */
+ * r->dir/spool, fsync on, the HTTP endpoint only when r->metrics_port is set, r's extra
+ * settings) with the given log level; replaces the file atomically. */
 void vem_it_write_config(const vem_it_run_t *r, const char *log_level);
 
 /* Starts argv[0] with argv; stdout and stderr go to out_path (appended) unless it is NULL. */
