@@ -64,7 +64,8 @@ typedef struct {
     uint16_t meta_len;
     zmq_msg_t chunk; /* the chunk the reassembler borrows, kept while the drain is stalled */
     bool stalled;    /* events wait in the reassembler for spool room */
-    bool gone;       /* the peer went away: remove once drained */
+    bool gone;       /* closed (by the peer or by us): remove once drained */
+    vem_counter_t *closed_as; /* the close's reason, counted when the connection is removed */
 } s_conn_t;
 
 typedef struct {
@@ -181,6 +182,8 @@ static void s_insert(s_ingest_t *in, s_conn_t *c)
         in->used++;
     in->slots[i] = c;
     in->count++;
+    vem_gauge_set(in->conns, (int64_t)in->count);
+    atomic_store(&in->args->connections, in->count);
 }
 
 static void s_remove(s_ingest_t *in, s_conn_t *c)
@@ -627,7 +630,7 @@ static void s_drain_or_stall(s_ingest_t *in, s_conn_t *conn, zmq_msg_t *chunk)
 {
     if (s_drain_reasm(in, conn)) {
         if (conn->gone) {
-            vem_counter_add(in->closed_peer, 1);
+            vem_counter_add(conn->closed_as, 1);
             s_remove(in, conn);
         }
         return;
@@ -651,7 +654,7 @@ static bool s_resume_stalled(s_ingest_t *in)
         conn->stalled = false;
         done++;
         if (conn->gone) {
-            vem_counter_add(in->closed_peer, 1);
+            vem_counter_add(conn->closed_as, 1);
             s_remove(in, conn);
         }
     }
@@ -667,9 +670,9 @@ static void s_close(s_ingest_t *in, s_conn_t *conn, vem_counter_t *reason)
      * next message's id and put the socket's framing out of step for good. */
     if (zmq_send(in->stream, conn->id, conn->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
         zmq_send(in->stream, "", 0, ZMQ_DONTWAIT);
-    vem_counter_add(reason, 1);
     vem_reasm_end(conn->reasm);
     conn->gone = true;
+    conn->closed_as = reason;
     s_drain_or_stall(in, conn, NULL);
 }
 
@@ -715,6 +718,7 @@ static void s_on_stream(s_ingest_t *in)
         } else if (!conn->gone) { /* the peer went away */
             vem_reasm_end(conn->reasm);
             conn->gone = true;
+            conn->closed_as = in->closed_peer;
             s_drain_or_stall(in, conn, NULL);
         }
         goto done;

@@ -510,6 +510,25 @@ void *vem_pgwriter_conn(vem_pgwriter_t *self)
     return vem_pgwriter_connected(self) && self->op == S_OP_NONE ? self->conn : NULL;
 }
 
+int vem_pgwriter_idle_fd(const vem_pgwriter_t *self)
+{
+    return vem_pgwriter_connected(self) && self->op == S_OP_NONE ? PQsocket(self->conn) : -1;
+}
+
+bool vem_pgwriter_idle_check(vem_pgwriter_t *self)
+{
+    if (!self->conn || self->op != S_OP_NONE)
+        return vem_pgwriter_connected(self);
+    PGresult *res;
+    bool ok = PQconsumeInput(self->conn) == 1;
+    while (ok && !PQisBusy(self->conn) && (res = PQgetResult(self->conn)))
+        PQclear(res); /* nothing is asked while idle: an unsolicited error ends the session */
+    if (ok && PQstatus(self->conn) == CONNECTION_OK)
+        return true;
+    vem_pgwriter_disconnect(self);
+    return false;
+}
+
 bool vem_pgwriter_busy(const vem_pgwriter_t *self)
 {
     return self->op != S_OP_NONE;

@@ -116,6 +116,14 @@ int vem_pgwriter_write_start(vem_pgwriter_t *self, const vem_pgbatch_t *batch, c
 vem_pgw_result_t vem_pgwriter_step(vem_pgwriter_t *self, int *fd, short *events,
                                    vem_pgw_stats_t *stats, char *err, size_t errlen);
 
+/* While connected and idle: the connection's socket, to poll for POLLIN (a server that goes
+ * away says so, or closes it); -1 otherwise. */
+int vem_pgwriter_idle_fd(const vem_pgwriter_t *self);
+
+/* Reads what arrived on an idle connection (notices, a shutdown message, EOF); false, with
+ * the connection closed, when it is no longer usable. */
+bool vem_pgwriter_idle_check(vem_pgwriter_t *self);
+
 /* True from a _start until vem_pgwriter_step reports the outcome. */
 bool vem_pgwriter_busy(const vem_pgwriter_t *self);
 

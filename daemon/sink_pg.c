@@ -504,7 +504,9 @@ void vem_sink_pg_actor(void *pipe, void *args_)
         s_update_gauges(&s);
         long timeout = 1000;
         zmq_pollitem_t items[3] = {{pipe, 0, ZMQ_POLLIN, 0}, {s.pull, 0, ZMQ_POLLIN, 0}};
-        int n = 2;
+        int n = 2, idle_fd = vem_pgwriter_idle_fd(s.writer);
+        if (idle_fd >= 0) /* a server that goes away while we have nothing to write */
+            items[n++] = (zmq_pollitem_t){NULL, idle_fd, ZMQ_POLLIN, 0};
         if (vem_pgwriter_busy(s.writer)) {
             if (s.wait_fd >= 0)
                 items[n++] = (zmq_pollitem_t){NULL, s.wait_fd,
@@ -528,30 +530,34 @@ void vem_sink_pg_actor(void *pipe, void *args_)
             break;
         if ((items[1].revents & ZMQ_POLLIN) || s.holding)
             s_read(&s);
+        if (idle_fd >= 0 && (items[2].revents & ZMQ_POLLIN) && !vem_pgwriter_idle_check(s.writer)) {
+            vem_log(VEM_LOG_ERR, "sink-pg", "PostgreSQL closed the connection; reconnecting");
+            s_set_up(&s, false);
+            s.retry_at = vem_mono_ms() + s.backoff_ms;
+        }
     }
     /* Drain: the workers stopped before us, so what is queued and spilled is all there is.
      * Write it while we can; main's drain timeout bounds how long we may keep trying, and what
      * is not written is replayed from the spool at the next start. */
     while (!atomic_load(&a->stop_now)) {
         s_step(&s);
-        if (!vem_pgwriter_busy(s.writer)) {
-            s_unspill(&s);
-            s_read(&s);
-            if (s.opened_ms == 0)
-                break;
-            if (s.retry_at && vem_mono_ms() < s.retry_at) {
-                poll(NULL, 0, 50);
-                continue;
-            }
-            s.retry_at = 0;
-            s_maybe_flush(&s, true);
-            s_step(&s);
-        }
         if (vem_pgwriter_busy(s.writer)) {
             struct pollfd pfd = {.fd = s.wait_fd, .events = s.wait_events};
             int left = vem_pgwriter_timeout_ms(s.writer);
             poll(&pfd, s.wait_fd >= 0 ? 1 : 0, left >= 0 && left < 200 ? left : 200);
+            continue;
         }
+        if (s.retry_at && vem_mono_ms() < s.retry_at) {
+            poll(NULL, 0, 50);
+            continue;
+        }
+        s.retry_at = 0;
+        s_unspill(&s);
+        s_read(&s);
+        if (s.opened_ms == 0 && vem_spill_count(s.spill) == 0 && !s.holding)
+            break; /* everything written */
+        s_maybe_flush(&s, true);
+        s_step(&s);
     }
     if (s.committed > s.acked || vem_ackwin_mark(s.done) > s.committed)
         s_move_cursor(&s);
