@@ -1,6 +1,8 @@
 /* spill — a sink's on-disk FIFO of messages; see spill.h. */
 #include "spill.h"
 
+#include "fileio.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -44,40 +46,6 @@ void vem_spill_destroy(vem_spill_t **self_p)
     *self_p = NULL;
 }
 
-static int s_pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
-{
-    while (len > 0) {
-        ssize_t n = pwrite(fd, p, len, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
-
-static int s_pread_all(int fd, uint8_t *p, size_t len, uint64_t off)
-{
-    while (len > 0) {
-        ssize_t n = pread(fd, p, len, (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            if (n == 0)
-                errno = EIO;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
-
 int vem_spill_push(vem_spill_t *self, const void *data, size_t len)
 {
     if (len == 0 || len > UINT32_MAX ||
@@ -86,8 +54,8 @@ int vem_spill_push(vem_spill_t *self, const void *data, size_t len)
         return -1;
     }
     uint32_t n = (uint32_t)len;
-    if (s_pwrite_all(self->fd, (const uint8_t *)&n, 4, self->write_off) != 0 ||
-        s_pwrite_all(self->fd, data, len, self->write_off + 4) != 0)
+    if (vem_fileio_pwrite_all(self->fd, (const uint8_t *)&n, 4, self->write_off) != 0 ||
+        vem_fileio_pwrite_all(self->fd, data, len, self->write_off + 4) != 0)
         return -1; /* what was written of it lies past write_off: the next push overwrites it */
     self->write_off += 4 + len;
     self->count++;
@@ -99,7 +67,7 @@ size_t vem_spill_peek(const vem_spill_t *self)
     if (self->count == 0)
         return 0;
     uint32_t n;
-    if (s_pread_all(self->fd, (uint8_t *)&n, 4, self->read_off) != 0)
+    if (vem_fileio_pread_all(self->fd, (uint8_t *)&n, 4, self->read_off) != 0)
         return 0;
     return n;
 }
@@ -111,7 +79,7 @@ int vem_spill_pop(vem_spill_t *self, void *buf)
         errno = self->count ? EIO : ENOENT;
         return -1;
     }
-    if (s_pread_all(self->fd, buf, len, self->read_off + 4) != 0)
+    if (vem_fileio_pread_all(self->fd, buf, len, self->read_off + 4) != 0)
         return -1;
     self->read_off += 4 + len;
     if (--self->count == 0) {

@@ -29,6 +29,8 @@
  * Inspection (vemctl spool status) only reads, through readers and cursors of its own. */
 #include "spool.h"
 
+#include "fileio.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -107,24 +109,6 @@ static int s_fsync_dir(const char *dir)
     int rc = fsync(fd);
     close(fd);
     return rc;
-}
-
-static int s_pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t offset)
-{
-    while (len > 0) {
-        ssize_t n = pwrite(fd, p, len, (off_t)offset);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            if (n == 0)
-                errno = EIO;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-        offset += (uint64_t)n;
-    }
-    return 0;
 }
 
 static int s_cmp_u64(const void *a, const void *b)
@@ -402,7 +386,7 @@ static int s_cut(vem_spool_t *self)
 static int s_write_active(vem_spool_t *self, const uint8_t *p, size_t len)
 {
     s_segment_t *seg = &self->segs[self->n_segs - 1];
-    if (s_pwrite_all(self->fd, p, len, seg->bytes) != 0 ||
+    if (vem_fileio_pwrite_all(self->fd, p, len, seg->bytes) != 0 ||
         (self->opts.fsync && fdatasync(self->fd) != 0)) {
         int saved = errno;
         s_cut(self);
@@ -423,8 +407,8 @@ static int s_roll(vem_spool_t *self, uint64_t first, const uint8_t *p, size_t le
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (fd < 0)
         return -1;
-    if ((self->opts.fsync && s_fsync_dir(self->dir) != 0) || s_pwrite_all(fd, p, len, 0) != 0 ||
-        (self->opts.fsync && fdatasync(fd) != 0)) {
+    if ((self->opts.fsync && s_fsync_dir(self->dir) != 0) ||
+        vem_fileio_pwrite_all(fd, p, len, 0) != 0 || (self->opts.fsync && fdatasync(fd) != 0)) {
         int saved = errno;
         bool emptied = ftruncate(fd, 0) == 0;
         if (unlink(path) == 0 || errno == ENOENT) {
@@ -862,7 +846,8 @@ int vem_spool_cursor_commit(vem_spool_cursor_t *self, uint64_t seq)
     int fd = open(self->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
         return -1;
-    if (s_pwrite_all(fd, (const uint8_t *)text, (size_t)len, 0) != 0 || fdatasync(fd) != 0) {
+    if (vem_fileio_pwrite_all(fd, (const uint8_t *)text, (size_t)len, 0) != 0 ||
+        fdatasync(fd) != 0) {
         close(fd);
         return -1;
     }

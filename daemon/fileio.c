@@ -1,0 +1,42 @@
+/* fileio — whole-buffer positional reads and writes; see fileio.h. */
+#include "fileio.h"
+
+#include <errno.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+int vem_fileio_pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t offset)
+{
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return 0;
+}
+
+int vem_fileio_pread_all(int fd, uint8_t *p, size_t len, uint64_t offset)
+{
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return 0;
+}

@@ -1,0 +1,17 @@
+/* fileio — whole-buffer positional reads and writes, for the on-disk modules (spool, spill).
+ *
+ * pread/pwrite may move fewer bytes than asked and may be interrupted; these loop until all
+ * bytes moved or a real error. Pure wrappers: no state, any thread. */
+#ifndef VEM_FILEIO_H
+#define VEM_FILEIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Writes len bytes at offset: 0, or -1 with errno (EIO for a write that moved nothing). */
+int vem_fileio_pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t offset);
+
+/* Reads len bytes at offset: 0, or -1 with errno (EIO when the file ends first). */
+int vem_fileio_pread_all(int fd, uint8_t *p, size_t len, uint64_t offset);
+
+#endif
