@@ -38,6 +38,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
@@ -684,6 +685,58 @@ START_TEST(sighup_empty_config_refused)
 }
 END_TEST
 
+/* Regression: a gateway message over the size limit vanished. Now it leaves a quarantine row
+ * with its size and origin (not its bytes), and a whole frame sent after it is stored. */
+START_TEST(gateway_oversize_quarantined)
+{
+    s_pg_up();
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_health");
+    char endpoint[320];
+    snprintf(endpoint, sizeof endpoint, "ipc://%s/gateway.sock", r.dir);
+    void *ctx = zmq_ctx_new();
+    void *push = zmq_socket(ctx, ZMQ_PUSH);
+    int linger = 5000;
+    zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof linger);
+    ck_assert_int_eq(zmq_connect(push, endpoint), 0);
+    enum { S_BIG = 4097 }; /* terminals.max_frame_bytes (4096 by default) + 1 */
+    uint8_t *big = calloc(1, S_BIG);
+    memset(big, '#', S_BIG);
+    ck_assert_int_eq(zmq_send(push, big, S_BIG, 0), S_BIG);
+    free(big);
+    uint8_t login[512];
+    long n = s_vector("login", login, sizeof login);
+    ck_assert_int_gt(n, 0);
+    ck_assert_int_eq(zmq_send(push, login, (size_t)n, 0), (int)n);
+    zmq_close(push);
+    zmq_ctx_term(ctx);
+    double stored = 0;
+    for (int i = 0; i < 100 && stored < 1; i++) {
+        s_sleep(0.2);
+        stored = s_metric(&r, "vem_sink_rows_total{sink=\"pg\",table=\"quarantine\"}");
+    }
+    PGconn *conn = vem_it_pg();
+    PGresult *res = PQexec(conn, "SELECT source, length(raw), detail FROM quarantine "
+                                 "WHERE error_class = 'too_large'");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    ck_assert_int_eq(PQntuples(res), 1);
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), "gateway");
+    ck_assert_str_eq(PQgetvalue(res, 0, 1), "0");
+    ck_assert_ptr_nonnull(strstr(PQgetvalue(res, 0, 2), "4097 bytes"));
+    PQclear(res);
+    PQfinish(conn);
+    ck_assert_double_eq(s_metric(&r, "vem_oversize_inputs_total"), 1);
+    double events = 0; /* the login after it went through */
+    for (int i = 0; i < 50 && events < 1; i++) {
+        events = s_metric(&r, "vem_sink_rows_total{sink=\"pg\",table=\"terminal_events\"}");
+        if (events < 1)
+            s_sleep(0.2);
+    }
+    ck_assert_double_eq(events, 1);
+    vem_it_stop(&r);
+}
+END_TEST
+
 Suite *vem_suite_health(void);
 Suite *vem_suite_health(void)
 {
@@ -697,6 +750,7 @@ Suite *vem_suite_health(void)
     tcase_add_test(tc, sigterm_pg_down_drain_timeout);
     tcase_add_test(tc, quarantine_keeps_reasm_detail);
     tcase_add_test(tc, sighup_empty_config_refused);
+    tcase_add_test(tc, gateway_oversize_quarantined);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1247,10 +1247,13 @@ static void s_paced(const s_opts_t *o, const s_vemd_t *v, s_paced_t *out)
     s_conns_free(conns, o->conns);
 
     s_commits_t c = s_commits("LE2EO");
-    printf("paced: %llu of %llu written samples stored (vemd: %.0f samples decoded, %.0f "
-           "duplicate frames, %.0f quarantined inputs)\n",
+    printf("paced: %llu of %llu written samples stored (vemd: %.0f inputs spooled, %.0f not yet "
+           "settled, %.0f not yet forwarded, %.0f samples decoded, %.0f duplicate frames, %.0f "
+           "quarantined inputs)\n",
            (unsigned long long)c.total, (unsigned long long)written * S_SAMPLES,
-           s_metric(v, "vem_samples_total"), s_metric(v, "vem_duplicates_total"),
+           s_metric(v, "vem_inputs_total"), s_metric(v, "vem_queue_depth{stage=\"settle\"}"),
+           s_metric(v, "vem_queue_depth{stage=\"forward\"}"), s_metric(v, "vem_samples_total"),
+           s_metric(v, "vem_duplicates_total"),
            s_metric(v, "vem_sink_rows_total{sink=\"pg\",table=\"quarantine\"}"));
     if (o->outage > 0)
         s_catchup(&c, up_wall, due_up * S_SAMPLES, out);
