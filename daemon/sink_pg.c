@@ -503,7 +503,10 @@ void vem_sink_pg_actor(void *pipe, void *args_)
             s_move_cursor(&s);
         s_update_gauges(&s);
         long timeout = 1000;
-        zmq_pollitem_t items[3] = {{pipe, 0, ZMQ_POLLIN, 0}, {s.pull, 0, ZMQ_POLLIN, 0}};
+        /* While a message waits for room (spill full), the queue is not watched: it would
+         * wake us at once, every turn. The next attempt (retry, batch due) comes by timeout. */
+        zmq_pollitem_t items[3] = {{pipe, 0, ZMQ_POLLIN, 0},
+                                   {s.pull, 0, s.holding ? 0 : ZMQ_POLLIN, 0}};
         int n = 2, idle_fd = vem_pgwriter_idle_fd(s.writer);
         if (idle_fd >= 0) /* a server that goes away while we have nothing to write */
             items[n++] = (zmq_pollitem_t){NULL, idle_fd, ZMQ_POLLIN, 0};
