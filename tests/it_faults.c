@@ -606,7 +606,8 @@ START_TEST(cursor_below_spool_start)
     vem_it_run_t r = {0};
     r.spool_opts = "segment_bytes = 65536;";
     vem_it_start(&r, "it_faults");
-    pid_t sim = s_plain_fleet(&r, "--trucks 10 --rate 5 --duration 8 --seed 39 --vin-prefix LFCUR1");
+    pid_t sim =
+        s_plain_fleet(&r, "--trucks 10 --rate 5 --duration 8 --seed 39 --vin-prefix LFCUR1");
     ck_assert_int_eq(vem_it_wait(sim, 60), 0);
     json_decref(vem_it_sink_settled(&r));
     vem_it_halt(&r);
