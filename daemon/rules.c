@@ -29,11 +29,13 @@
  * older than the newest seen is counted (late_obd) and not used, since MIL episodes and the
  * DTC set are states that only go forward.
  *
- * Memory per vehicle: this struct (about 600 bytes); while a trip is open with engine figures,
- * the window ring (20 bytes per sample of D_lim, rules_window.c) and up to
- * VEM_RULES_WINDOW_KEEP kept windows (12 bytes each); the DTC set (4 bytes a code, at most
- * S_DTC_MAX); the fusion history (4 bytes per second of fusion_horizon_s) and roadside
- * chains (rules_rsd.c). vem_rules_vehicle_bytes() sums what is allocated. */
+ * Memory per vehicle: this struct (about 1.5 KiB: two tracks with their window state inline);
+ * while a trip is open with engine figures, the window ring (20 bytes a sample, at most
+ * D_lim + 1 samples, rules_window.c) and the kept windows (12 bytes each, at most
+ * VEM_RULES_WINDOW_KEEP + 256); the DTC set (4 bytes a code, at most S_DTC_MAX); the fusion
+ * history (2 bytes per second of fusion_horizon_s) and roadside chains (rules_rsd.c).
+ * vem_rules_vehicle_bytes() sums what is allocated. The figures of a heavy truck (D_lim about
+ * 1,700) make at most about 63 KiB in the middle of a long trip. */
 #include "rules_int.h"
 
 #include "hj1239.h"
@@ -238,18 +240,17 @@ vem_rules_fuel_t vem_rules_fuel(const char *name)
 /* A sample's (or snapshot's) instant: rule time, and its key in obd_samples / obd_info. */
 typedef struct {
     int64_t sec;      /* rule time, epoch s */
-    int64_t key_time; /* the block's time as stored (sample_time / info_time) */
+    int32_t key_off;  /* the block's time as stored (sample_time / info_time), minus sec */
     uint16_t key_idx; /* block_idx */
 } s_at_t;
 
 /* A run of qualifying samples. */
 typedef struct {
-    uint32_t n; /* qualifying samples */
+    uint32_t n;     /* qualifying samples */
+    uint32_t value; /* frozen: the raw value; invalid: the fields without a value (bits) */
     bool fired;
-    s_at_t first, last;
-    double lo, hi;   /* what the rule tracks over the run */
-    uint32_t value;  /* frozen: the raw value */
-    uint32_t fields; /* invalid: the fields without a value (bit = field id) */
+    s_at_t first;  /* the run's first sample (its last is the one being judged) */
+    double lo, hi; /* what the rule tracks over the run */
 } s_span_t;
 
 typedef struct {
@@ -264,8 +265,8 @@ typedef struct {
     s_span_t reagent, nox_high, frozen, down_up, invalid;
     s_span_t scr; /* lo = sum of upstream, hi = sum of downstream NOx of the block */
     bool scr_fired;
-    vem_rules_window_t *win;
     vem_rules_engine_facts_t figures; /* what the trip started with */
+    vem_rules_window_t win;
 } s_track_t;
 
 struct vem_rules_vehicle {
@@ -317,8 +318,8 @@ void vem_rules_vehicle_destroy(vem_rules_vehicle_t **self_p)
     vem_rules_vehicle_t *self = self_p ? *self_p : NULL;
     if (!self)
         return;
-    vem_rules_window_destroy(&self->live.win);
-    vem_rules_window_destroy(&self->back.win);
+    vem_rules_window_stop(&self->live.win);
+    vem_rules_window_stop(&self->back.win);
     free(self->dtcs);
     vem_rules_rsd_free(&self->rsd, &self->bytes);
     free(self);
@@ -384,7 +385,7 @@ static json_t *s_at_json(const s_at_t *a)
 {
     json_t *o = json_object();
     json_object_set_new(o, "time", vem_rules_iso_json(a->sec * S_US));
-    json_object_set_new(o, "sample_time", vem_rules_iso_json(a->key_time * S_US));
+    json_object_set_new(o, "sample_time", vem_rules_iso_json((a->sec + a->key_off) * S_US));
     json_object_set_new(o, "block_idx", json_integer(a->key_idx));
     return o;
 }
@@ -406,18 +407,18 @@ static void s_anchor(char *buf, size_t len, int64_t sec, const char *kind)
     snprintf(buf, len, "t=%" PRId64 "%s%s", sec * S_US, kind ? "/" : "", kind ? kind : "");
 }
 
-/* Emits a verdict on the span's samples. */
+/* Emits a verdict on the span's samples, the last of them at `at`. */
 static void s_span_emit(vem_rules_vehicle_t *v, vem_rules_out_t *out, vem_rule_t rule,
-                        const char *kind, const s_span_t *s, double measured, double limit,
-                        const char *unit, vem_severity_t severity, json_t *ev)
+                        const char *kind, const s_span_t *s, const s_at_t *at, double measured,
+                        double limit, const char *unit, vem_severity_t severity, json_t *ev)
 {
     char anchor[64];
     s_anchor(anchor, sizeof anchor, s->first.sec, kind);
     if (kind)
         json_object_set_new(ev, "kind", json_string(kind));
-    json_object_set_new(ev, "samples", s_samples_json(v, &s->first, &s->last, s->n));
+    json_object_set_new(ev, "samples", s_samples_json(v, &s->first, at, s->n));
     vem_rules_verdict_t verdict = {
-        rule, anchor, s->first.sec * S_US, s->last.sec * S_US, measured, limit, unit, severity, ev};
+        rule, anchor, s->first.sec * S_US, at->sec * S_US, measured, limit, unit, severity, ev};
     vem_rules_who_t who = s_who(v);
     vem_rules_emit(out, &who, &verdict);
 }
@@ -430,10 +431,8 @@ static bool s_step(s_span_t *s, bool q, bool brk, const s_at_t *at)
         if (s->n == 0) {
             s->first = *at;
             s->fired = false;
-            s->fields = 0;
         }
         s->n++;
-        s->last = *at;
         return true;
     }
     if (brk)
@@ -480,7 +479,7 @@ static void s_trip_start(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_
     vem_rules_window_params_t p = s_window_params(cfg, &v->facts);
     tr->fallback = !vem_rules_window_usable(&p);
     if (!tr->fallback && cfg->enabled[VEM_RULE_OBD_NOX_WINDOW])
-        tr->win = vem_rules_window_new(&p, at->sec, &v->bytes);
+        vem_rules_window_start(&tr->win, &p, at->sec, &v->bytes);
 }
 
 static void s_window_emit(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_t *cfg,
@@ -536,12 +535,12 @@ static void s_trip_end(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_co
 {
     if (!tr->open)
         return;
-    if (tr->win) {
+    if (tr->win.active) {
         vem_rules_window_result_t r;
-        vem_rules_window_result(tr->win, &r);
+        vem_rules_window_result(&tr->win, &r);
         if (r.fails && cfg->enabled[VEM_RULE_OBD_NOX_WINDOW])
             s_window_emit(v, tr, cfg, &r, out);
-        vem_rules_window_destroy(&tr->win);
+        vem_rules_window_stop(&tr->win);
     }
     tr->open = false;
 }
@@ -579,34 +578,82 @@ typedef struct {
     uint32_t missing; /* NOx and intake fields the block has but without a value */
 } s_values_t;
 
-static double s_get(const vem_hj1239_block_t *b, vem_hj1239_field_t f)
+/* The fields the rules read, and how to read them: scale, offset and largest measurement
+ * (hj1239.md). They are the decoder's (vem_hj1239_field_info), copied here so the per-sample
+ * path reads constants; check_rules compares the two tables. */
+enum {
+    S_RPM,
+    S_TORQUE,
+    S_FRICTION,
+    S_FUEL,
+    S_INTAKE,
+    S_COOLANT,
+    S_NOX_UP,
+    S_NOX_DOWN,
+    S_REAGENT,
+    S_SCR_IN,
+    S_FIELDS
+};
+
+static const struct {
+    vem_hj1239_field_t id;
+    double scale, offset;
+    uint32_t max_raw;
+} s_fields[S_FIELDS] = {
+    [S_RPM] = {VEM_HJ1239_F_RPM, 0.125, 0, 0xFAFF},
+    [S_TORQUE] = {VEM_HJ1239_F_TORQUE, 1, -125, 250},
+    [S_FRICTION] = {VEM_HJ1239_F_FRICTION, 1, -125, 250},
+    [S_FUEL] = {VEM_HJ1239_F_FUEL_RATE, 0.05, 0, 0xFAFF},
+    [S_INTAKE] = {VEM_HJ1239_F_INTAKE, 0.05, 0, 0xFAFF},
+    [S_COOLANT] = {VEM_HJ1239_F_COOLANT, 1, -40, 250},
+    [S_NOX_UP] = {VEM_HJ1239_F_NOX_UP, 0.05, -200, 0xFAFF},
+    [S_NOX_DOWN] = {VEM_HJ1239_F_NOX_DOWN, 0.05, -200, 0xFAFF},
+    [S_REAGENT] = {VEM_HJ1239_F_REAGENT, 0.4, 0, 250},
+    [S_SCR_IN] = {VEM_HJ1239_F_SCR_IN, 0.03125, -273, 0xFAFF},
+};
+
+bool vem_rules_fields_match_decoder(void)
 {
-    double v;
-    return vem_hj1239_value(b, f, &v) ? v : NAN;
+    for (int k = 0; k < S_FIELDS; k++) {
+        const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(s_fields[k].id);
+        if (fi->scale != s_fields[k].scale || fi->offset != s_fields[k].offset ||
+            fi->max_raw != s_fields[k].max_raw)
+            return false;
+    }
+    return true;
 }
 
+/* The physical value, or NaN for a marker or a value out of range. */
+static inline double s_get(const vem_hj1239_block_t *b, int k)
+{
+    uint32_t raw = b->raw[s_fields[k].id];
+    return raw > s_fields[k].max_raw ? NAN : raw * s_fields[k].scale + s_fields[k].offset;
+}
+
+/* A sample's values; fields its block type lacks are NaN and not `missing`. */
 static void s_values(const vem_hj1239_block_t *b, s_values_t *x)
 {
-    x->rpm = s_get(b, VEM_HJ1239_F_RPM);
-    x->torque = s_get(b, VEM_HJ1239_F_TORQUE);
-    x->friction = s_get(b, VEM_HJ1239_F_FRICTION);
-    x->fuel = s_get(b, VEM_HJ1239_F_FUEL_RATE);
-    x->intake = s_get(b, VEM_HJ1239_F_INTAKE);
-    x->coolant = s_get(b, VEM_HJ1239_F_COOLANT);
+    x->rpm = s_get(b, S_RPM);
+    x->torque = s_get(b, S_TORQUE);
+    x->friction = s_get(b, S_FRICTION);
+    x->fuel = s_get(b, S_FUEL);
+    x->intake = s_get(b, S_INTAKE);
+    x->coolant = s_get(b, S_COOLANT);
     x->nox_down = x->nox_up = x->reagent = x->scr_in = NAN;
-    uint32_t nox = 0;
-    if (b->type == VEM_HJ1239_BLOCK_STREAM) {
-        x->nox_up = s_get(b, VEM_HJ1239_F_NOX_UP);
-        x->reagent = s_get(b, VEM_HJ1239_F_REAGENT);
-        x->scr_in = s_get(b, VEM_HJ1239_F_SCR_IN);
-        nox = 1u << VEM_HJ1239_F_NOX_UP | 1u << VEM_HJ1239_F_NOX_DOWN;
-    } else if (b->type == VEM_HJ1239_BLOCK_TWC_NOX) {
-        nox = 1u << VEM_HJ1239_F_NOX_DOWN;
-    }
-    if (nox & 1u << VEM_HJ1239_F_NOX_DOWN)
-        x->nox_down = s_get(b, VEM_HJ1239_F_NOX_DOWN);
     x->nox_down_raw = b->raw[VEM_HJ1239_F_NOX_DOWN];
-    x->missing = (uint32_t)b->novalue & (nox | 1u << VEM_HJ1239_F_INTAKE);
+    x->missing = isnan(x->intake) ? 1u << VEM_HJ1239_F_INTAKE : 0;
+    if (b->type == VEM_HJ1239_BLOCK_STREAM) {
+        x->nox_up = s_get(b, S_NOX_UP);
+        x->reagent = s_get(b, S_REAGENT);
+        x->scr_in = s_get(b, S_SCR_IN);
+        if (isnan(x->nox_up))
+            x->missing |= 1u << VEM_HJ1239_F_NOX_UP;
+    }
+    if (b->type == VEM_HJ1239_BLOCK_STREAM || b->type == VEM_HJ1239_BLOCK_TWC_NOX) {
+        x->nox_down = s_get(b, S_NOX_DOWN);
+        if (isnan(x->nox_down))
+            x->missing |= 1u << VEM_HJ1239_F_NOX_DOWN;
+    }
 }
 
 static void s_reagent(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_t *cfg,
@@ -624,7 +671,7 @@ static void s_reagent(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_con
     json_t *ev = json_object();
     json_object_set_new(ev, "reagent_pct_max", json_real(s->hi));
     json_object_set_new(ev, "reagent_pct_min", json_real(s->lo));
-    s_span_emit(v, out, VEM_RULE_OBD_REAGENT_EMPTY, NULL, s, s->hi, cfg->reagent_min_pct, "%",
+    s_span_emit(v, out, VEM_RULE_OBD_REAGENT_EMPTY, NULL, s, at, s->hi, cfg->reagent_min_pct, "%",
                 VEM_SEVERITY_VIOLATION, ev);
 }
 
@@ -644,7 +691,7 @@ static void s_nox_high(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_co
     json_object_set_new(ev, "nox_down_ppm_min", json_real(s->lo));
     json_object_set_new(ev, "nox_down_ppm_max", json_real(s->hi));
     json_object_set_new(ev, "reason", json_string("no usable engine figures in the registry"));
-    s_span_emit(v, out, VEM_RULE_OBD_NOX_HIGH, NULL, s, s->lo, cfg->nox_ppm_max, "ppm",
+    s_span_emit(v, out, VEM_RULE_OBD_NOX_HIGH, NULL, s, at, s->lo, cfg->nox_ppm_max, "ppm",
                 VEM_SEVERITY_NOTICE, ev);
 }
 
@@ -670,8 +717,8 @@ static void s_scr(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_
         json_object_set_new(ev, "nox_up_ppm_mean", json_real(s->lo / s->n));
         json_object_set_new(ev, "nox_down_ppm_mean", json_real(s->hi / s->n));
         json_object_set_new(ev, "conversion", json_real(eff));
-        s_span_emit(v, out, VEM_RULE_OBD_SCR_INEFFECTIVE, NULL, s, eff, cfg->scr_eff_min, "ratio",
-                    VEM_SEVERITY_VIOLATION, ev);
+        s_span_emit(v, out, VEM_RULE_OBD_SCR_INEFFECTIVE, NULL, s, at, eff, cfg->scr_eff_min,
+                    "ratio", VEM_SEVERITY_VIOLATION, ev);
     }
     s->n = 0;
 }
@@ -701,7 +748,7 @@ static void s_frozen(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_conf
     json_object_set_new(ev, "nox_down_ppm", json_real(x->nox_down));
     json_object_set_new(ev, "rpm_min", json_real(s->lo));
     json_object_set_new(ev, "rpm_max", json_real(s->hi));
-    s_span_emit(v, out, VEM_RULE_OBD_TAMPER, "frozen_nox", s, s->n / 60.0, cfg->frozen_minutes,
+    s_span_emit(v, out, VEM_RULE_OBD_TAMPER, "frozen_nox", s, at, s->n / 60.0, cfg->frozen_minutes,
                 "min", VEM_SEVERITY_VIOLATION, ev);
 }
 
@@ -720,7 +767,7 @@ static void s_down_up(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_con
     json_t *ev = json_object();
     json_object_set_new(ev, "excess_ppm_min", json_real(s->lo));
     json_object_set_new(ev, "excess_ppm_max", json_real(s->hi));
-    s_span_emit(v, out, VEM_RULE_OBD_TAMPER, "down_above_up", s, s->n / 60.0,
+    s_span_emit(v, out, VEM_RULE_OBD_TAMPER, "down_above_up", s, at, s->n / 60.0,
                 cfg->down_above_up_minutes, "min", VEM_SEVERITY_NOTICE, ev);
 }
 
@@ -731,27 +778,28 @@ static void s_invalid_signals(vem_rules_vehicle_t *v, s_track_t *tr, const vem_r
     s_span_t *s = &tr->invalid;
     if (!s_step(s, running && x->missing, running && !x->missing, at))
         return;
-    s->fields |= x->missing;
+    s->value = s->n == 1 ? x->missing : s->value | x->missing;
     if (s->fired || s->n < cfg->invalid_minutes * 60)
         return;
     s->fired = true;
     json_t *fields = json_array();
     for (unsigned f = 0; f < 32; f++)
-        if (s->fields >> f & 1)
+        if (s->value >> f & 1)
             json_array_append_new(fields,
                                   json_string(vem_hj1239_field_info((vem_hj1239_field_t)f)->name));
     json_t *ev = json_object();
     json_object_set_new(ev, "fields", fields);
-    s_span_emit(v, out, VEM_RULE_OBD_TAMPER, "invalid_signals", s, s->n / 60.0,
+    s_span_emit(v, out, VEM_RULE_OBD_TAMPER, "invalid_signals", s, at, s->n / 60.0,
                 cfg->invalid_minutes, "min", VEM_SEVERITY_NOTICE, ev);
 }
 
 static void s_sample(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
                      const vem_hj1239_block_t *b, const s_at_t *at, int64_t received_us,
-                     vem_rules_out_t *out)
+                     uint16_t *nox_raw, vem_rules_out_t *out)
 {
     s_values_t x;
     s_values(b, &x);
+    *nox_raw = isnan(x.nox_down) ? 0xFFFF : (uint16_t)x.nox_down_raw;
     s_track_t *tr = s_route(v, cfg, at, received_us, out);
     v->counts.samples++;
     bool running = !isnan(x.rpm) && x.rpm > 0;
@@ -774,14 +822,11 @@ static void s_sample(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
         s_down_up(v, tr, cfg, &x, warm, at, out);
         s_invalid_signals(v, tr, cfg, &x, running, at, out);
     }
-    if (tr->win && b->type == VEM_HJ1239_BLOCK_STREAM && !isnan(x.torque) && !isnan(x.friction) &&
-        !isnan(x.rpm) && !isnan(x.intake) && !isnan(x.fuel) && !isnan(x.nox_down))
-        vem_rules_window_add(tr->win, x.torque, x.friction, x.rpm, x.intake, x.fuel, x.nox_down,
+    if (tr->win.active && b->type == VEM_HJ1239_BLOCK_STREAM && !isnan(x.torque) &&
+        !isnan(x.friction) && !isnan(x.rpm) && !isnan(x.intake) && !isnan(x.fuel) &&
+        !isnan(x.nox_down))
+        vem_rules_window_add(&tr->win, x.torque, x.friction, x.rpm, x.intake, x.fuel, x.nox_down,
                              at->sec);
-    if (on[VEM_RULE_FUSION_OBD_MISMATCH]) {
-        vem_rules_rsd_ctx_t ctx = s_rsd_ctx(v);
-        vem_rules_rsd_obd(&v->rsd, &ctx, cfg, at->sec, x.nox_down, out);
-    }
 }
 
 /* ---- OBD snapshots ------------------------------------------------------------------------ */
@@ -790,7 +835,7 @@ static json_t *s_snapshot_json(const vem_rules_vehicle_t *v, const s_at_t *at)
 {
     json_t *o = json_object();
     json_object_set_new(o, "vin", json_string(v->vin));
-    json_object_set_new(o, "info_time", vem_rules_iso_json(at->key_time * S_US));
+    json_object_set_new(o, "info_time", vem_rules_iso_json((at->sec + at->key_off) * S_US));
     json_object_set_new(o, "block_idx", json_integer(at->key_idx));
     return o;
 }
@@ -936,7 +981,7 @@ static void s_obd(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
         return;
     }
     v->obd_newest = b->time;
-    s_at_t at = {b->time, b->time, (uint16_t)idx};
+    s_at_t at = {b->time, 0, (uint16_t)idx};
     if (cfg->enabled[VEM_RULE_OBD_MIL_ON])
         s_mil(v, cfg, b, &at, out);
     if (cfg->enabled[VEM_RULE_OBD_DTC])
@@ -957,7 +1002,9 @@ static void s_data(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
                    const vem_hj1239_frame_t *f, int64_t received_us, vem_rules_out_t *out)
 {
     bool block_time = f->layout & VEM_HJ1239_LAYOUT_BLOCK_TIME;
-    size_t m = 0, k = 0;
+    size_t m = 0, k = 0, n = 0;
+    int64_t sec[VEM_HJ1239_MAX_BLOCKS];
+    uint16_t raw[VEM_HJ1239_MAX_BLOCKS];
     if (!block_time)
         for (size_t i = 0; i < f->nblocks; i++)
             m += s_is_sample(f->blocks[i].type);
@@ -966,12 +1013,17 @@ static void s_data(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
         if (b->type == VEM_HJ1239_BLOCK_OBD) {
             s_obd(v, cfg, f, b, i, out);
         } else if (s_is_sample(b->type)) {
-            s_at_t at = {b->time, b->time, (uint16_t)i};
-            if (!block_time) /* GB 17691: the frame's time is its last sample's */
-                at.sec -= (int64_t)(m - 1 - k++);
-            s_sample(v, cfg, b, &at, received_us, out);
+            s_at_t at = {b->time, 0, (uint16_t)i};
+            if (!block_time) { /* GB 17691: the frame's time is its last sample's */
+                at.key_off = (int32_t)(m - 1 - k++);
+                at.sec -= at.key_off;
+            }
+            sec[n] = at.sec;
+            s_sample(v, cfg, b, &at, received_us, &raw[n++], out);
         }
     }
+    vem_rules_rsd_ctx_t ctx = s_rsd_ctx(v);
+    vem_rules_rsd_obd(&v->rsd, &ctx, cfg, sec, raw, n, out);
 }
 
 static void s_removal(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
@@ -979,7 +1031,7 @@ static void s_removal(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
 {
     if (!cfg->enabled[VEM_RULE_OBD_TAMPER] || !f->has_time)
         return;
-    s_at_t at = {f->time, f->time, 0};
+    s_at_t at = {f->time, 0, 0};
     double lon, lat;
     json_t *ev = json_object();
     json_object_set_new(ev, "event_time", vem_rules_iso_json(f->time * S_US));

@@ -71,6 +71,11 @@ int64_t vem_rules_from_civil(const vem_rules_civil_t *c);
  * becomes its last day (Aug 31 + 6 months = the last day of February). */
 int64_t vem_rules_add_months(int64_t us, unsigned months);
 
+/* ---- samples (rules.c) -------------------------------------------------------------------- */
+
+/* True when rules.c's copy of the scales of the fields it reads is the decoder's. */
+bool vem_rules_fields_match_decoder(void);
+
 /* ---- the work-based window (rules_window.c) ----------------------------------------------- */
 
 /* Largest number of samples a window may need before it is certainly invalid; figures that
@@ -90,7 +95,42 @@ typedef struct {
     unsigned percentile;
 } vem_rules_window_params_t;
 
-typedef struct vem_rules_window vem_rules_window_t;
+/* Bytes of a ring slot: packed, so one sample's sums and time are one stream of memory. */
+#define VEM_RULES_SLOT 20
+
+/* A kept valid window (12 bytes). */
+typedef struct {
+    float nox;          /* mg/kWh */
+    int32_t start, end; /* rule times, seconds after the trip's start */
+} vem_rules_kept_t;
+
+/* One trip's window state, embedded in the trip (no allocation while the ring and the kept
+ * windows fit what they have). Zeroed: not active. */
+typedef struct {
+    bool active;
+    /* per-trip constants, so the per-sample path has no division */
+    double work_per_pct_rpm;  /* kWh of one second per (torque % - friction %) x rpm */
+    double mass_per_ppm_kgph; /* g of one second per ppm x kg/h of exhaust */
+    double density;           /* kg/L */
+    double whtc_work_kwh;
+    double min_work_per_sample; /* min_power_frac x P_rated / 3600: kWh a second */
+    double span_limit;          /* D_lim */
+    double limit_mg_kwh;
+    unsigned percentile;
+    int64_t base; /* trip start, epoch s */
+    size_t *bytes;
+    /* ring of the samples from the oldest open window on */
+    uint8_t *ring; /* VEM_RULES_SLOT-byte slots: work (kWh) and NOx (g) summed over the trip
+                      before the sample, as two doubles, then its rule time - base (int32) */
+    uint32_t cap, cap_max, head, count;
+    double work, nox; /* sums over the trip so far */
+    uint32_t samples, windows, valid, over;
+    /* the largest valid windows, in no order; once full, nothing below threshold enters */
+    vem_rules_kept_t *kept;
+    uint32_t nkept, kept_cap;
+    bool full;
+    vem_rules_kept_t threshold; /* the smallest of the largest VEM_RULES_WINDOW_KEEP */
+} vem_rules_window_t;
 
 /* Samples a window may span and still be valid (D_lim of the design note in rules_window.c);
  * 0 when the figures are missing or not positive. */
@@ -99,17 +139,17 @@ double vem_rules_window_span_limit(const vem_rules_window_params_t *p);
 /* True when the figures are present and need at most VEM_RULES_WINDOW_RING_MAX samples. */
 bool vem_rules_window_usable(const vem_rules_window_params_t *p);
 
-/* A trip's window state starting at trip_start (epoch s); NULL when the figures are not usable.
- * *bytes grows by what it allocates, now and later, and shrinks when it is destroyed. */
-vem_rules_window_t *vem_rules_window_new(const vem_rules_window_params_t *p, int64_t trip_start,
-                                         size_t *bytes);
+/* Starts a trip's window state at trip_start (epoch s); false (and w inactive) when the
+ * figures are not usable. *bytes follows what it allocates, now and later. */
+bool vem_rules_window_start(vem_rules_window_t *w, const vem_rules_window_params_t *p,
+                            int64_t trip_start, size_t *bytes);
 
-void vem_rules_window_destroy(vem_rules_window_t **self_p);
+/* Frees what w allocated and makes it inactive. */
+void vem_rules_window_stop(vem_rules_window_t *w);
 
 /* One 1 Hz sample with every value valid, at rule time t (epoch s). */
-void vem_rules_window_add(vem_rules_window_t *self, double torque_pct, double friction_pct,
-                          double rpm, double intake_kgph, double fuel_lph, double nox_ppm,
-                          int64_t t);
+void vem_rules_window_add(vem_rules_window_t *w, double torque_pct, double friction_pct, double rpm,
+                          double intake_kgph, double fuel_lph, double nox_ppm, int64_t t);
 
 typedef struct {
     int64_t start, end; /* rule times of the window's first and last sample */
@@ -131,7 +171,7 @@ typedef struct {
 } vem_rules_window_result_t;
 
 /* The trip's figures so far (call at the trip's end; reorders the kept windows). */
-void vem_rules_window_result(vem_rules_window_t *self, vem_rules_window_result_t *out);
+void vem_rules_window_result(vem_rules_window_t *w, vem_rules_window_result_t *out);
 
 /* ---- roadside and fusion (rules_rsd.c) ---------------------------------------------------- */
 
@@ -141,12 +181,13 @@ typedef struct vem_rules_chain vem_rules_chain_t;
 typedef struct vem_rules_pending vem_rules_pending_t;
 
 /* One vehicle's roadside state: the chains of exceedances by pollutant, the OBD downstream NOx
- * of the last fusion_horizon_s seconds (one float per second, NaN: nothing valid) and the NO
+ * of the last fusion_horizon_s seconds (one raw value per second, 0xFFFF: nothing valid) and the NO
  * exceedances still waiting for OBD data. Allocated on first use. */
 typedef struct {
     vem_rules_chain_t *chain[VEM_RULES_POLLUTANTS];
-    float *obd;         /* ring by second: obd[sec % obd_slots] */
+    uint16_t *obd;      /* ring by second: raw downstream NOx, 0xFFFF for none */
     uint32_t obd_slots; /* fusion_horizon_s when allocated */
+    uint32_t obd_head;  /* the slot of obd_newest */
     int64_t obd_newest; /* newest second written; INT64_MIN before any */
     vem_rules_pending_t *pending;
     unsigned npending;
@@ -170,11 +211,11 @@ void vem_rules_rsd_reading(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
                            const vem_rules_config_t *cfg, const vem_rsd_reading_t *r,
                            vem_rules_out_t *out);
 
-/* An OBD sample's downstream NOx (NaN when it has none) at rule time sec; decides the pending
- * readings that it completes. */
+/* A frame's OBD samples: downstream NOx as raw wire values (0xFFFF: no value) at rule times
+ * sec[0 .. n); decides the pending readings they complete. */
 void vem_rules_rsd_obd(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
-                       const vem_rules_config_t *cfg, int64_t sec, double nox_down_ppm,
-                       vem_rules_out_t *out);
+                       const vem_rules_config_t *cfg, const int64_t *sec, const uint16_t *raw,
+                       size_t n, vem_rules_out_t *out);
 
 /* Drops pending readings older than now_us - fusion_horizon_s: no OBD data came for them. */
 void vem_rules_rsd_expire(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,

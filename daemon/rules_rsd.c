@@ -17,13 +17,16 @@
  * reading twice is judged once. At most S_CHAIN_MAX readings per chain (the oldest go).
  *
  * fusion.obd_mismatch, whichever side arrives first. The vehicle keeps its OBD downstream NOx
- * by second for the last fusion_horizon_s seconds of OBD time (4 bytes a second), and up to
+ * by second for the last fusion_horizon_s seconds of OBD time (the raw value, 2 bytes a
+ * second), and up to
  * S_PENDING NO exceedances that wait for OBD data to pass their time + fusion_match_s. The
  * match is the valid sample nearest the reading (the earlier on a tie) within fusion_match_s;
  * below fusion_low_ppm it is a notice. A reading whose match window has left the history, or
  * that waited longer than fusion_horizon_s of wall clock (vem_rules_rsd_expire), or had no
  * valid sample in its window, is counted as unmatched. */
 #include "rules_int.h"
+
+#include "hj1239.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -32,6 +35,7 @@
 
 #define S_CHAIN_MAX 32
 #define S_PENDING   4
+#define S_NONE      0xFFFF /* no valid downstream NOx that second (raw values stop at 0xFAFF) */
 
 typedef struct {
     int64_t time_us;
@@ -99,7 +103,7 @@ void vem_rules_rsd_free(vem_rules_rsd_t *rsd, size_t *bytes)
             s_free(rsd->chain[p]->links, rsd->chain[p]->cap * sizeof(s_link_t), bytes);
         s_free(rsd->chain[p], sizeof *rsd->chain[p], bytes);
     }
-    s_free(rsd->obd, rsd->obd_slots * sizeof(float), bytes);
+    s_free(rsd->obd, rsd->obd_slots * sizeof *rsd->obd, bytes);
     s_free(rsd->pending, S_PENDING * sizeof *rsd->pending, bytes);
     vem_rules_rsd_init(rsd);
 }
@@ -295,10 +299,11 @@ static void s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
 
 /* ---- fusion ------------------------------------------------------------------------------- */
 
+/* The slot of second sec, which lies within the history (newest - slots, newest]. */
 static uint32_t s_slot(const vem_rules_rsd_t *rsd, int64_t sec)
 {
-    int64_t m = sec % (int64_t)rsd->obd_slots;
-    return (uint32_t)(m < 0 ? m + rsd->obd_slots : m);
+    uint32_t back = (uint32_t)(rsd->obd_newest - sec);
+    return rsd->obd_head >= back ? rsd->obd_head - back : rsd->obd_head + rsd->obd_slots - back;
 }
 
 /* The valid OBD sample nearest us within fusion_match_s (earlier on a tie); false when the
@@ -316,10 +321,12 @@ static bool s_match(const vem_rules_rsd_t *rsd, const vem_rules_config_t *cfg, i
         return false;
     bool found = false;
     int64_t best = 0;
+    const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(VEM_HJ1239_F_NOX_DOWN);
     for (int64_t s = first; s <= last && s <= rsd->obd_newest; s++) {
-        float v = rsd->obd[s_slot(rsd, s)];
-        if (isnan(v))
+        uint16_t raw = rsd->obd[s_slot(rsd, s)];
+        if (raw == S_NONE)
             continue;
+        double v = raw * fi->scale + fi->offset;
         int64_t d = s * 1000000 - us;
         if (d < 0)
             d = -d;
@@ -408,33 +415,47 @@ static void s_fusion_reading(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ct
     rsd->pending[rsd->npending++] = pr;
 }
 
-void vem_rules_rsd_obd(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
-                       const vem_rules_config_t *cfg, int64_t sec, double nox_down_ppm,
-                       vem_rules_out_t *out)
+/* Records one second's raw NOx (S_NONE: nothing valid). */
+static void s_record(vem_rules_rsd_t *rsd, int64_t sec, uint16_t raw)
 {
-    if (!cfg->enabled[VEM_RULE_FUSION_OBD_MISMATCH] || cfg->fusion_horizon_s == 0)
-        return;
-    if (rsd->obd_slots != cfg->fusion_horizon_s) { /* first use, or a new horizon */
-        s_free(rsd->obd, rsd->obd_slots * sizeof(float), ctx->bytes);
-        rsd->obd_slots = cfg->fusion_horizon_s;
-        rsd->obd = s_alloc(rsd->obd_slots * sizeof(float), ctx->bytes);
-        for (uint32_t i = 0; i < rsd->obd_slots; i++)
-            rsd->obd[i] = NAN;
-        rsd->obd_newest = INT64_MIN;
-    }
     if (rsd->obd_newest == INT64_MIN) {
         rsd->obd_newest = sec;
-    } else if (sec > rsd->obd_newest) {
+        rsd->obd_head = 0;
+    } else if (sec > rsd->obd_newest) { /* the seconds in between had nothing */
         int64_t gap = sec - rsd->obd_newest;
-        if (gap > rsd->obd_slots)
-            gap = rsd->obd_slots;
-        for (int64_t s = sec - gap + 1; s <= sec; s++)
-            rsd->obd[s_slot(rsd, s)] = NAN;
+        if (gap >= rsd->obd_slots) {
+            for (uint32_t i = 0; i < rsd->obd_slots; i++)
+                rsd->obd[i] = S_NONE;
+        } else {
+            for (int64_t i = 0; i < gap; i++) {
+                if (++rsd->obd_head == rsd->obd_slots)
+                    rsd->obd_head = 0;
+                rsd->obd[rsd->obd_head] = S_NONE;
+            }
+        }
         rsd->obd_newest = sec;
     } else if (sec <= rsd->obd_newest - (int64_t)rsd->obd_slots) {
         return; /* older than the history */
     }
-    rsd->obd[s_slot(rsd, sec)] = isfinite(nox_down_ppm) ? (float)nox_down_ppm : NAN;
+    rsd->obd[s_slot(rsd, sec)] = raw;
+}
+
+void vem_rules_rsd_obd(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
+                       const vem_rules_config_t *cfg, const int64_t *sec, const uint16_t *raw,
+                       size_t n, vem_rules_out_t *out)
+{
+    if (!cfg->enabled[VEM_RULE_FUSION_OBD_MISMATCH] || n == 0)
+        return;
+    if (rsd->obd_slots != cfg->fusion_horizon_s) { /* first use, or a new horizon */
+        s_free(rsd->obd, rsd->obd_slots * sizeof *rsd->obd, ctx->bytes);
+        rsd->obd_slots = cfg->fusion_horizon_s;
+        rsd->obd = s_alloc(rsd->obd_slots * sizeof *rsd->obd, ctx->bytes);
+        for (uint32_t i = 0; i < rsd->obd_slots; i++)
+            rsd->obd[i] = S_NONE;
+        rsd->obd_newest = INT64_MIN;
+    }
+    for (size_t i = 0; i < n; i++)
+        s_record(rsd, sec[i], raw[i]);
     for (unsigned i = 0; i < rsd->npending;) {
         if (!s_ready(rsd, cfg, rsd->pending[i].time_us)) {
             i++;

@@ -30,11 +30,16 @@
  * VEM_RULES_WINDOW_RING_MAX are not usable here (rules.c then falls back to obd.nox_high).
  *
  * The percentile needs every valid window in principle. The trip keeps the
- * VEM_RULES_WINDOW_KEEP largest in a min-heap (12 bytes each) and counts the rest; the value
- * at nearest rank r of N is the (N - r + 1)-th largest, so it is exact while
- * N - r + 1 <= KEEP (about 20,000 valid windows, 5.7 hours of driving, for the 90th).
- * Beyond, the verdict is still exact (it needs only the count of windows at or below the
- * limit) and the value reported is the smallest kept, an upper bound, marked not exact. */
+ * VEM_RULES_WINDOW_KEEP largest (12 bytes each) and counts the rest: valid windows collect in a
+ * buffer of KEEP + S_KEPT_SLACK; when it is full a quickselect keeps the KEEP largest, and from
+ * then on a window below the smallest of them is only counted. The buffer always holds the
+ * largest windows seen (nothing dropped is above anything kept), and the value at nearest rank
+ * r of N is the (N - r + 1)-th largest, so it is exact while N - r + 1 <= KEEP (about 20,000
+ * valid windows, 5.7 hours of driving, for the 90th). Beyond, the verdict is still exact (it
+ * needs only the count of windows at or below the limit) and the value reported is the
+ * smallest kept, an upper bound, marked not exact. Appending, rather than a heap, keeps the
+ * memory touched per sample sequential: a heap's sift touches lines all over its 24 KiB, and
+ * with thousands of trucks each is a cache miss. */
 #include "rules_int.h"
 
 #include "hj1239.h"
@@ -44,29 +49,13 @@
 #include <string.h>
 
 #define S_RING_START 64
-#define S_HEAP_START 64
+#define S_KEPT_START 64
+/* the kept windows collect in a buffer this much longer than VEM_RULES_WINDOW_KEEP, then the
+ * largest KEEP are selected: appends are sequential, selection costs O(1) a window */
+#define S_KEPT_SLACK 256
+#define S_KEPT_MAX   (VEM_RULES_WINDOW_KEEP + S_KEPT_SLACK)
 
-typedef struct {
-    float nox;          /* mg/kWh */
-    int32_t start, end; /* rule times, seconds after the trip's start */
-} s_kept_t;
-
-struct vem_rules_window {
-    vem_rules_window_params_t p;
-    double span_limit;   /* D_lim */
-    double min_power_kw; /* min_power_frac x P_rated */
-    int64_t base;        /* trip start, epoch s */
-    size_t *bytes;
-    /* ring of samples from the oldest open window on */
-    double *work_before, *nox_before; /* kWh, g summed over the trip before the sample */
-    int32_t *t;                       /* rule time - base */
-    uint32_t cap, cap_max, head, count;
-    double work, nox; /* sums over the trip so far */
-    uint32_t samples, windows, valid, over;
-    /* largest valid windows: a min-heap by nox */
-    s_kept_t *kept;
-    uint32_t nkept, kept_cap;
-};
+typedef vem_rules_kept_t s_kept_t;
 
 /* The most power one sample can report: widest torque minus friction at the highest speed
  * the field table allows. */
@@ -117,155 +106,198 @@ static void s_free(void *p, size_t n, size_t *bytes)
     }
 }
 
-vem_rules_window_t *vem_rules_window_new(const vem_rules_window_params_t *p, int64_t trip_start,
-                                         size_t *bytes)
+bool vem_rules_window_start(vem_rules_window_t *w, const vem_rules_window_params_t *p,
+                            int64_t trip_start, size_t *bytes)
 {
+    memset(w, 0, sizeof *w);
     if (!vem_rules_window_usable(p))
-        return NULL;
-    vem_rules_window_t *self = s_alloc(sizeof *self, bytes);
-    memset(self, 0, sizeof *self);
-    self->p = *p;
-    self->span_limit = vem_rules_window_span_limit(p);
-    self->min_power_kw = p->min_power_frac * p->rated_power_kw;
-    self->base = trip_start;
-    self->bytes = bytes;
-    self->cap_max = (uint32_t)ceil(self->span_limit) + 1;
-    return self;
+        return false;
+    w->active = true;
+    w->work_per_pct_rpm = p->ref_torque_nm * 2 * M_PI / 60 / 1000 / 100 / 3600;
+    w->mass_per_ppm_kgph = p->nox_u / 3600;
+    w->density = p->fuel_density_kg_l;
+    w->whtc_work_kwh = p->whtc_work_kwh;
+    w->min_work_per_sample = p->min_power_frac * p->rated_power_kw / 3600;
+    w->span_limit = vem_rules_window_span_limit(p);
+    w->limit_mg_kwh = p->limit_mg_kwh;
+    w->percentile = p->percentile;
+    w->base = trip_start;
+    w->bytes = bytes;
+    w->cap_max = (uint32_t)ceil(w->span_limit) + 1;
+    return true;
 }
 
-void vem_rules_window_destroy(vem_rules_window_t **self_p)
+void vem_rules_window_stop(vem_rules_window_t *w)
 {
-    vem_rules_window_t *self = self_p ? *self_p : NULL;
-    if (!self)
-        return;
-    size_t *bytes = self->bytes;
-    s_free(self->work_before, self->cap * sizeof(double), bytes);
-    s_free(self->nox_before, self->cap * sizeof(double), bytes);
-    s_free(self->t, self->cap * sizeof(int32_t), bytes);
-    s_free(self->kept, self->kept_cap * sizeof(s_kept_t), bytes);
-    s_free(self, sizeof *self, bytes);
-    *self_p = NULL;
+    if (w->active) {
+        size_t *bytes = w->bytes;
+        s_free(w->ring, (size_t)w->cap * VEM_RULES_SLOT, bytes);
+        s_free(w->kept, w->kept_cap * sizeof(s_kept_t), bytes);
+    }
+    memset(w, 0, sizeof *w);
+}
+
+/* The slot's sums before its sample, and its time. */
+static inline double s_work_before(const vem_rules_window_t *w, uint32_t slot)
+{
+    double v;
+    memcpy(&v, w->ring + (size_t)slot * VEM_RULES_SLOT, sizeof v);
+    return v;
+}
+
+static inline double s_nox_before(const vem_rules_window_t *w, uint32_t slot)
+{
+    double v;
+    memcpy(&v, w->ring + (size_t)slot * VEM_RULES_SLOT + 8, sizeof v);
+    return v;
+}
+
+static inline int32_t s_time(const vem_rules_window_t *w, uint32_t slot)
+{
+    int32_t v;
+    memcpy(&v, w->ring + (size_t)slot * VEM_RULES_SLOT + 16, sizeof v);
+    return v;
+}
+
+static inline void s_put(vem_rules_window_t *w, uint32_t slot, double work, double nox, int32_t t)
+{
+    uint8_t *p = w->ring + (size_t)slot * VEM_RULES_SLOT;
+    memcpy(p, &work, 8);
+    memcpy(p + 8, &nox, 8);
+    memcpy(p + 16, &t, 4);
 }
 
 /* Makes room for one more sample in the ring, keeping the order from head. */
-static void s_ring_grow(vem_rules_window_t *self)
+static void s_ring_grow(vem_rules_window_t *w)
 {
-    uint32_t cap = self->cap ? self->cap * 2 : S_RING_START;
-    if (cap > self->cap_max)
-        cap = self->cap_max;
-    double *wb = s_alloc(cap * sizeof(double), self->bytes);
-    double *nb = s_alloc(cap * sizeof(double), self->bytes);
-    int32_t *t = s_alloc(cap * sizeof(int32_t), self->bytes);
-    for (uint32_t i = 0, k = self->head; i < self->count; i++) {
-        wb[i] = self->work_before[k];
-        nb[i] = self->nox_before[k];
-        t[i] = self->t[k];
-        if (++k == self->cap)
-            k = 0;
+    uint32_t cap = w->cap ? w->cap * 2 : S_RING_START;
+    if (cap > w->cap_max)
+        cap = w->cap_max;
+    uint8_t *ring = s_alloc((size_t)cap * VEM_RULES_SLOT, w->bytes);
+    uint32_t first = w->cap - w->head < w->count ? w->cap - w->head : w->count;
+    if (w->count) {
+        memcpy(ring, w->ring + (size_t)w->head * VEM_RULES_SLOT, (size_t)first * VEM_RULES_SLOT);
+        memcpy(ring + (size_t)first * VEM_RULES_SLOT, w->ring,
+               (size_t)(w->count - first) * VEM_RULES_SLOT);
     }
-    s_free(self->work_before, self->cap * sizeof(double), self->bytes);
-    s_free(self->nox_before, self->cap * sizeof(double), self->bytes);
-    s_free(self->t, self->cap * sizeof(int32_t), self->bytes);
-    self->work_before = wb;
-    self->nox_before = nb;
-    self->t = t;
-    self->cap = cap;
-    self->head = 0;
+    s_free(w->ring, (size_t)w->cap * VEM_RULES_SLOT, w->bytes);
+    w->ring = ring;
+    w->cap = cap;
+    w->head = 0;
 }
 
-static void s_sift_down(s_kept_t *h, uint32_t n, uint32_t i)
+/* a comes before b among the kept windows: more NOx first, then the earlier start */
+static bool s_before(const s_kept_t *a, const s_kept_t *b)
 {
-    for (;;) {
-        uint32_t l = 2 * i + 1, m = i;
-        if (l < n && h[l].nox < h[m].nox)
-            m = l;
-        if (l + 1 < n && h[l + 1].nox < h[m].nox)
-            m = l + 1;
-        if (m == i)
-            return;
-        s_kept_t x = h[i];
-        h[i] = h[m];
-        h[m] = x;
-        i = m;
-    }
+    return a->nox > b->nox || (a->nox == b->nox && a->start < b->start);
 }
 
-/* A valid window: counted, and kept while it is among the largest. */
-static void s_keep(vem_rules_window_t *self, double nox, int32_t start, int32_t end)
+static void s_swap(s_kept_t *a, s_kept_t *b)
 {
-    self->valid++;
-    if (nox > self->p.limit_mg_kwh)
-        self->over++;
-    s_kept_t e = {(float)nox, start, end};
-    if (self->nkept == self->kept_cap && self->kept_cap < VEM_RULES_WINDOW_KEEP) {
-        uint32_t cap = self->kept_cap ? self->kept_cap * 2 : S_HEAP_START;
-        if (cap > VEM_RULES_WINDOW_KEEP)
-            cap = VEM_RULES_WINDOW_KEEP;
-        s_kept_t *k = s_alloc(cap * sizeof *k, self->bytes);
-        if (self->nkept)
-            memcpy(k, self->kept, self->nkept * sizeof *k);
-        s_free(self->kept, self->kept_cap * sizeof *k, self->bytes);
-        self->kept = k;
-        self->kept_cap = cap;
-    }
-    if (self->nkept < self->kept_cap) {
-        uint32_t i = self->nkept++;
-        self->kept[i] = e;
-        while (i > 0 && self->kept[(i - 1) / 2].nox > self->kept[i].nox) {
-            s_kept_t x = self->kept[i];
-            self->kept[i] = self->kept[(i - 1) / 2];
-            self->kept[(i - 1) / 2] = x;
-            i = (i - 1) / 2;
+    s_kept_t x = *a;
+    *a = *b;
+    *b = x;
+}
+
+/* Leaves the first VEM_RULES_WINDOW_KEEP kept windows (s_before) in kept[0 .. KEEP), the last
+ * of them at KEEP - 1, and drops the others (quickselect, median-of-three pivots). */
+static void s_compact(vem_rules_window_t *w)
+{
+    s_kept_t *a = w->kept;
+    int32_t lo = 0, hi = (int32_t)w->nkept - 1, k = VEM_RULES_WINDOW_KEEP - 1;
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        if (s_before(&a[mid], &a[lo]))
+            s_swap(&a[mid], &a[lo]);
+        if (s_before(&a[hi], &a[lo]))
+            s_swap(&a[hi], &a[lo]);
+        if (s_before(&a[hi], &a[mid]))
+            s_swap(&a[hi], &a[mid]);
+        s_kept_t pivot = a[mid];
+        int32_t i = lo, j = hi;
+        while (i <= j) {
+            while (s_before(&a[i], &pivot))
+                i++;
+            while (s_before(&pivot, &a[j]))
+                j--;
+            if (i <= j)
+                s_swap(&a[i++], &a[j--]);
         }
-    } else if (e.nox > self->kept[0].nox) {
-        self->kept[0] = e;
-        s_sift_down(self->kept, self->nkept, 0);
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            break;
     }
+    w->nkept = VEM_RULES_WINDOW_KEEP;
+    w->threshold = a[k];
+    w->full = true;
 }
 
-void vem_rules_window_add(vem_rules_window_t *self, double torque_pct, double friction_pct,
-                          double rpm, double intake_kgph, double fuel_lph, double nox_ppm,
-                          int64_t t)
+/* A valid window with NOx mass (g) over work (kWh): counted, and kept while it may be among
+ * the VEM_RULES_WINDOW_KEEP largest. */
+static void s_keep(vem_rules_window_t *w, double mass, double work, int32_t start, int32_t end)
 {
-    const vem_rules_window_params_t *p = &self->p;
-    double power =
-        (torque_pct - friction_pct) / 100 * p->ref_torque_nm * rpm * 2 * M_PI / 60 / 1000;
-    if (power < 0)
-        power = 0;
-    double exhaust = intake_kgph + fuel_lph * p->fuel_density_kg_l;
-    double mass = p->nox_u * (nox_ppm > 0 ? nox_ppm : 0) * exhaust / 3600;
+    w->valid++;
+    if (mass * 1000 > w->limit_mg_kwh * work)
+        w->over++;
+    if (w->full && mass * 1000 < w->threshold.nox * (1 - 1e-6) * work)
+        return; /* well below the smallest kept: never among the largest */
+    s_kept_t e = {(float)(mass * 1000 / work), start, end};
+    if (w->full && !s_before(&e, &w->threshold))
+        return;
+    if (w->nkept == w->kept_cap) {
+        uint32_t cap = w->kept_cap ? w->kept_cap * 2 : S_KEPT_START;
+        if (cap > S_KEPT_MAX)
+            cap = S_KEPT_MAX;
+        s_kept_t *k = s_alloc(cap * sizeof *k, w->bytes);
+        if (w->nkept)
+            memcpy(k, w->kept, w->nkept * sizeof *k);
+        s_free(w->kept, w->kept_cap * sizeof *k, w->bytes);
+        w->kept = k;
+        w->kept_cap = cap;
+    }
+    w->kept[w->nkept++] = e;
+    if (w->nkept == S_KEPT_MAX)
+        s_compact(w);
+}
 
-    if (self->count == self->cap)
-        s_ring_grow(self);
-    uint32_t slot = self->head + self->count;
-    if (slot >= self->cap)
-        slot -= self->cap;
-    self->work_before[slot] = self->work;
-    self->nox_before[slot] = self->nox;
-    self->t[slot] = (int32_t)(t - self->base);
-    self->count++;
-    self->samples++;
-    self->work += power / 3600;
-    self->nox += mass;
+void vem_rules_window_add(vem_rules_window_t *w, double torque_pct, double friction_pct, double rpm,
+                          double intake_kgph, double fuel_lph, double nox_ppm, int64_t t)
+{
+    double pct = torque_pct - friction_pct;
+    double work = pct > 0 ? pct * rpm * w->work_per_pct_rpm : 0;
+    double mass =
+        nox_ppm > 0 ? nox_ppm * (intake_kgph + fuel_lph * w->density) * w->mass_per_ppm_kgph : 0;
+    if (w->count == w->cap)
+        s_ring_grow(w);
+    uint32_t slot = w->head + w->count;
+    if (slot >= w->cap)
+        slot -= w->cap;
+    s_put(w, slot, w->work, w->nox, (int32_t)(t - w->base));
+    w->count++;
+    w->samples++;
+    w->work += work;
+    w->nox += mass;
 
     /* windows this sample ends, oldest first */
-    while (self->count > 0) {
-        uint32_t h = self->head;
-        double work = self->work - self->work_before[h];
-        if (work < p->whtc_work_kwh)
+    while (w->count > 0) {
+        uint32_t h = w->head;
+        double done = w->work - s_work_before(w, h);
+        if (done < w->whtc_work_kwh)
             break;
-        self->windows++;
-        if (work * 3600 / self->count >= self->min_power_kw)
-            s_keep(self, (self->nox - self->nox_before[h]) * 1000 / work, self->t[h],
-                   self->t[slot]);
-        self->head = h + 1 == self->cap ? 0 : h + 1;
-        self->count--;
+        w->windows++;
+        if (done >= w->count * w->min_work_per_sample)
+            s_keep(w, w->nox - s_nox_before(w, h), done, s_time(w, h), s_time(w, slot));
+        w->head = h + 1 == w->cap ? 0 : h + 1;
+        w->count--;
     }
     /* windows too long to be valid even if the next sample ends them */
-    while (self->count > 0 && (double)self->count + 1 >= self->span_limit) {
-        self->windows++;
-        self->head = self->head + 1 == self->cap ? 0 : self->head + 1;
-        self->count--;
+    while (w->count > 0 && (double)w->count + 1 >= w->span_limit) {
+        w->windows++;
+        w->head = w->head + 1 == w->cap ? 0 : w->head + 1;
+        w->count--;
     }
 }
 
@@ -278,38 +310,31 @@ static int s_by_nox_desc(const void *a, const void *b)
     return (x->start > y->start) - (x->start < y->start);
 }
 
-void vem_rules_window_result(vem_rules_window_t *self, vem_rules_window_result_t *out)
+void vem_rules_window_result(vem_rules_window_t *w, vem_rules_window_result_t *out)
 {
     memset(out, 0, sizeof *out);
-    out->samples = self->samples;
-    out->windows = self->windows;
-    out->valid = self->valid;
-    out->over = self->over;
+    out->samples = w->samples;
+    out->windows = w->windows;
+    out->valid = w->valid;
+    out->over = w->over;
     out->percentile_mg_kwh = NAN;
-    uint32_t n = self->valid;
+    uint32_t n = w->valid;
     if (n == 0)
         return;
-    uint32_t rank = (uint32_t)(((uint64_t)self->p.percentile * n + 99) / 100);
+    uint32_t rank = (uint32_t)(((uint64_t)w->percentile * n + 99) / 100);
     out->rank = rank;
-    out->fails = n - self->over < rank;
-    qsort(self->kept, self->nkept, sizeof *self->kept, s_by_nox_desc);
-    /* the kept windows are now a sorted array, no longer a heap: rebuild it as one (a
-     * descending array reversed is ascending, which is a min-heap) */
+    out->fails = n - w->over < rank;
+    qsort(w->kept, w->nkept, sizeof *w->kept, s_by_nox_desc);
     uint32_t top = n - rank + 1; /* the percentile is the top-th largest */
-    uint32_t at = top <= self->nkept ? top - 1 : self->nkept - 1;
-    out->exact = top <= self->nkept;
-    out->percentile_mg_kwh = self->kept[at].nox;
-    uint32_t lo = at >= 2 ? at - 2 : 0, hi = at + 2 < self->nkept ? at + 2 : self->nkept - 1;
+    uint32_t at = top <= w->nkept ? top - 1 : w->nkept - 1;
+    out->exact = top <= w->nkept;
+    out->percentile_mg_kwh = w->kept[at].nox;
+    uint32_t lo = at >= 2 ? at - 2 : 0, hi = at + 2 < w->nkept ? at + 2 : w->nkept - 1;
     for (uint32_t i = hi + 1; i-- > lo;) {
         vem_rules_window_at_t *a = &out->around[out->naround++];
-        a->start = self->base + self->kept[i].start;
-        a->end = self->base + self->kept[i].end;
-        a->nox_mg_kwh = self->kept[i].nox;
+        a->start = w->base + w->kept[i].start;
+        a->end = w->base + w->kept[i].end;
+        a->nox_mg_kwh = w->kept[i].nox;
         a->rank = n - i;
-    }
-    for (uint32_t i = 0, j = self->nkept - 1; i < j; i++, j--) {
-        s_kept_t x = self->kept[i];
-        self->kept[i] = self->kept[j];
-        self->kept[j] = x;
     }
 }

@@ -325,6 +325,7 @@ START_TEST(config_defaults_are_rules_md)
         ck_assert_ptr_nonnull(vem_rules_clause((vem_rule_t)r));
     }
     ck_assert_str_eq(vem_rules_name(VEM_RULE_OBD_NOX_WINDOW), "obd.nox_window");
+    ck_assert(vem_rules_fields_match_decoder()); /* rules.c reads raw values with these */
     ck_assert_str_eq(vem_rules_name(VEM_RULE_FUSION_OBD_MISMATCH), "fusion.obd_mismatch");
 }
 END_TEST
@@ -878,6 +879,64 @@ START_TEST(no_figures_falls_back_to_nox_high)
         vem_rules_flush(v, &cfg, s_collect, &log);
         ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_HIGH), 0);
         ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_WINDOW), 1);
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+}
+END_TEST
+
+/* Many single-sample windows (W_ref 0.01 kWh, as in window_arithmetic), sample k at
+ * c = 10 + 0.05 x ((k x 7919) mod N) ppm: every value once, 12.1161475 x c mg/kWh each. The
+ * trip keeps only the largest 2048 (+ 256) windows. N = 5000: rank ceil(0.9 x 5000) = 4500,
+ * m = 4499, c = 234.95, 2846.6888 mg/kWh, the 501st largest: kept, exact; around it ranks
+ * 4498 .. 4502. N = 25000: the percentile (rank 22500, c = 1134.95) is the 2501st largest, not
+ * kept: the value reported is an upper bound, marked so, and the verdict still exact: over
+ * 690 are c >= 56.95 (m >= 939), 25000 - 939 = 24061. */
+static void s_perm_gen(long i, s_phys_t *p, const void *arg)
+{
+    long n = *(const long *)arg;
+    *p = s_cruise;
+    p->rpm = 1000;
+    p->torque = 58;
+    p->friction = 8;
+    p->intake = 400;
+    p->fuel = 0;
+    p->nox_down = 10 + 0.05 * (double)((i * 7919) % n);
+}
+
+START_TEST(window_percentile_after_selection)
+{
+    vem_rules_config_t cfg = s_defaults();
+    const long sizes[] = {5000, 25000};
+    for (int k = 0; k < 2; k++) {
+        long n = sizes[k];
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_small);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        s_feed(&fd, T0, n, s_perm_gen, &n);
+        vem_rules_flush(v, &cfg, s_collect, &log);
+        const s_got_t *g = s_nth(&log, VEM_RULE_OBD_NOX_WINDOW, 0);
+        ck_assert_int_eq(s_int(g->ev, "valid_windows"), n);
+        ck_assert_int_eq(s_int(g->ev, "rank"), n * 9 / 10);
+        if (k == 0) {
+            ck_assert(json_is_true(json_object_get(g->ev, "percentile_exact")));
+            ck_assert_double_eq_tol(g->measured, S_MG_PER_PPM * 234.95, 1e-3);
+            json_t *around = json_object_get(g->ev, "around");
+            ck_assert_uint_eq(json_array_size(around), 5);
+            for (int j = 0; j < 5; j++) {
+                json_t *w = json_array_get(around, j);
+                ck_assert_int_eq(s_int(w, "rank"), 4498 + j);
+                ck_assert_double_eq_tol(s_real(w, "nox_mg_kwh"),
+                                        S_MG_PER_PPM * (10 + 0.05 * (4497 + j)), 1e-3);
+            }
+        } else {
+            ck_assert(json_is_false(json_object_get(g->ev, "percentile_exact")));
+            ck_assert_double_ge(g->measured, S_MG_PER_PPM * 1134.95 - 1e-3);
+            ck_assert_int_eq(s_int(g->ev, "over_limit_windows"), 24061);
+        }
+        ck_assert_uint_le(vem_rules_vehicle_bytes(v), 65536);
         s_log_free(&log);
         s_feed_free(&fd);
         vem_rules_vehicle_destroy(&v);
@@ -1753,7 +1812,7 @@ END_TEST
 /* ---- memory ------------------------------------------------------------------------------- */
 
 /* Two hours of driving with the figures of a typical truck keep the state within 64 KiB: the
- * ring holds at most D_lim + 1 = 1604 samples (20 bytes each), the trip keeps at most 2048
+ * ring holds at most D_lim + 1 = 1604 samples (20 bytes each), the trip keeps at most 2304
  * windows (12 bytes each). Two hours of idling never end a window: the ring stops at D_lim.
  * When the trip ends, its memory goes. */
 START_TEST(memory_is_bounded)
@@ -1771,7 +1830,7 @@ START_TEST(memory_is_bounded)
         s_feed_t fd;
         s_feed_init(&fd, v, &cfg, &log);
         s_feed(&fd, T0, 1, s_const, drive[k]);
-        size_t fusion = vem_rules_vehicle_bytes(v) - empty; /* 600 s x 4 bytes, and the trip */
+        size_t fusion = vem_rules_vehicle_bytes(v) - empty; /* 600 s x 2 bytes, and the trip */
         size_t most = 0;
         for (int h = 0; h < 12; h++) {
             s_feed(&fd, T0 + 1 + h * 600, 600, s_const, drive[k]);
@@ -1780,10 +1839,10 @@ START_TEST(memory_is_bounded)
         }
         ck_assert_uint_le(most, 65536);
         if (k == 1) /* ring of 1604 x 20 bytes, no valid window */
-            ck_assert_uint_le(most, empty + 600 * 4 + 1604 * 20 + 256);
+            ck_assert_uint_le(most, empty + 600 * 2 + 1604 * 20 + 256);
         vem_rules_flush(v, &cfg, s_collect, &log);
-        ck_assert_uint_eq(vem_rules_vehicle_bytes(v), empty + 600 * 4);
-        ck_assert_uint_ge(fusion, 600 * 4);
+        ck_assert_uint_eq(vem_rules_vehicle_bytes(v), empty + 600 * 2);
+        ck_assert_uint_ge(fusion, 600 * 2);
         s_log_free(&log);
         s_feed_free(&fd);
         vem_rules_vehicle_destroy(&v);
@@ -1864,6 +1923,7 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, windows_never_bridge_a_trip);
     tcase_add_test(tc, sentinel_inside_a_window);
     tcase_add_test(tc, no_figures_falls_back_to_nox_high);
+    tcase_add_test(tc, window_percentile_after_selection);
     tcase_add_test(tc, nox_window_matches_independent_computation);
     suite_add_tcase(s, tc);
     tc = tcase_create("roadside");
