@@ -269,24 +269,27 @@ typedef struct {
     vem_rules_window_t win;
 } s_track_t;
 
+/* What every frame touches comes first, so it shares as few cache lines as it can. */
 struct vem_rules_vehicle {
-    char vin[18];
-    char plate[16];
-    vem_rules_engine_facts_t facts;
-    size_t bytes;
-    vem_rules_counts_t counts;
-    s_track_t live, back;
     bool heard;
-    int64_t last_received_us, last_data_us;
     bool offline_fired;
+    int64_t last_received_us, last_data_us;
+    vem_rules_counts_t counts;
+    size_t bytes;
+    vem_rules_rsd_t rsd;
+    s_track_t live;
     /* OBD snapshots */
     int64_t obd_newest;
     bool mil_on, mil_escalated;
+    bool vin_mismatch;
     s_at_t mil_since;
     uint32_t *dtcs; /* codes seen since the last snapshot without any */
     uint32_t ndtcs, dtc_cap;
-    bool vin_mismatch;
-    vem_rules_rsd_t rsd;
+    /* rarely */
+    char vin[18];
+    char plate[16];
+    vem_rules_engine_facts_t facts;
+    s_track_t back;
 };
 
 static void s_track_init(s_track_t *tr)

@@ -30,9 +30,10 @@
  * VEM_RULES_WINDOW_RING_MAX are not usable here (rules.c then falls back to obd.nox_high).
  *
  * The percentile needs every valid window in principle. The trip keeps the
- * VEM_RULES_WINDOW_KEEP largest (12 bytes each) and counts the rest: valid windows collect in a
- * buffer of KEEP + S_KEPT_SLACK; when it is full a quickselect keeps the KEEP largest, and from
- * then on a window below the smallest of them is only counted. The buffer always holds the
+ * VEM_RULES_WINDOW_KEEP largest (12 bytes each; NOx as a float, 7 significant digits) and
+ * counts the rest: valid windows collect in a buffer of KEEP + S_KEPT_SLACK; when it is full
+ * a quickselect keeps the KEEP largest, and from then on a window below the smallest of them
+ * is only counted. The buffer always holds the
  * largest windows seen (nothing dropped is above anything kept), and the value at nearest rank
  * r of N is the (N - r + 1)-th largest, so it is exact while N - r + 1 <= KEEP (about 20,000
  * valid windows, 5.7 hours of driving, for the 90th). Beyond, the verdict is still exact (it
