@@ -1,6 +1,7 @@
 /* rules_int — what the parts of the rules engine share; not for other modules.
  *
- *   rules.c         configuration, vehicles, frames, trips and the per-sample OBD rules
+ *   rules_config.c  configuration: defaults and validation
+ *   rules.c         vehicles, frames, trips and the per-sample OBD rules
  *   rules_window.c  the work-based NOx window of one trip (obd.nox_window)
  *   rules_rsd.c     roadside chains (rsd.*) and the roadside/OBD match (fusion.obd_mismatch)
  *   rules_out.c     verdicts: ids, evidence helpers, JSON and text
