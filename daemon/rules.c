@@ -1,0 +1,1011 @@
+/* rules — vehicles, frames, trips and the per-sample OBD rules; see rules.h.
+ *
+ * Thread: the worker that owns the vehicle; nothing here is shared but the read-only
+ * configuration. Owns: each vehicle's tracks, window state, DTC set and roadside state.
+ *
+ * Samples. Each 1 Hz sample block (stream, twc, twc_nox) of a 0x02/0x03 frame is one sample.
+ * Its rule time is the block's time (HJ 1239) or, in GB 17691 frames, the frame's time minus
+ * the sample blocks after it; its evidence key is what daemon/pgrows.c stores, (sample_time =
+ * the block's time, block_idx). Durations count samples: N minutes = 60 N qualifying samples,
+ * so lost frames shorten a span (in the vehicle's favour) and engine-off pauses do not fill it.
+ * A value the decoder marks as no measurement (invalid, abnormal, out of range) makes the
+ * sample neutral for every rule that needs it: it neither extends nor breaks a span, and it
+ * is left out of the NOx window series. Comparisons with limits allow 1e-9 relative, so a
+ * value exactly at a limit is at it, whatever its binary rounding.
+ *
+ * Trips and tracks. A trip is what lies between a login and a logout, or between gaps longer
+ * than trip_gap_min in the samples' own times. Spans and windows never cross a trip's end;
+ * the NOx window is judged when the trip ends. Each vehicle has two tracks, each with its
+ * own trip: the live track takes every sample newer than the newest it ever took; any other
+ * sample (a re-sent backlog, a late frame) goes to the back-fill track, which starts a new
+ * trip whenever a sample is not newer than its last one or comes after a gap. So old data
+ * never touches the trip in progress, and a backlog that arrives in its own order forms trips
+ * by its own timestamps, as live data would: what differs is only where it meets live data
+ * (there, the back-fill trip ends). Login and logout end the live trip; vem_rules_on_silence
+ * ends trips that received nothing for trip_gap_min. A trip keeps the engine figures it
+ * started with.
+ *
+ * OBD snapshots (MIL, DTCs, OBD VIN) are judged per vehicle in their time order; a snapshot
+ * older than the newest seen is counted (late_obd) and not used, since MIL episodes and the
+ * DTC set are states that only go forward.
+ *
+ * Memory per vehicle: this struct (about 1.5 KiB: two tracks with their window state inline);
+ * while a trip is open with engine figures, the window ring (20 bytes a sample, at most
+ * D_lim + 1 samples, rules_window.c) and the kept windows (12 bytes each, at most
+ * VEM_RULES_WINDOW_KEEP + 256); the DTC set (4 bytes a code, at most S_DTC_MAX); the fusion
+ * history (2 bytes per second of fusion_horizon_s) and roadside chains (rules_rsd.c).
+ * vem_rules_vehicle_bytes() sums what is allocated. The figures of a heavy truck (D_lim about
+ * 1,700) make at most about 63 KiB in the middle of a long trip. */
+#include "rules_int.h"
+
+#include "hj1239.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_DTC_MAX 64
+#define S_US      ((int64_t)1000000)
+
+/* ---- state -------------------------------------------------------------------------------- */
+
+/* A sample's (or snapshot's) instant: rule time, and its key in obd_samples / obd_info. */
+typedef struct {
+    int64_t sec;      /* rule time, epoch s */
+    int32_t key_off;  /* the block's time as stored (sample_time / info_time), minus sec */
+    uint16_t key_idx; /* block_idx */
+} s_at_t;
+
+/* A run of qualifying samples. */
+typedef struct {
+    uint32_t n;     /* qualifying samples */
+    uint32_t value; /* frozen: the raw value; invalid: the fields without a value (bits) */
+    bool fired;
+    s_at_t first;  /* the run's first sample (its last is the one being judged) */
+    double lo, hi; /* what the rule tracks over the run */
+} s_span_t;
+
+typedef struct {
+    bool open;
+    int64_t newest; /* newest sample time this track ever took; INT64_MIN: none */
+    s_at_t start, last;
+    int64_t last_received_us;
+    uint32_t samples;
+    int8_t running;       /* -1 not known yet in this trip */
+    int64_t engine_start; /* rule time of the engine's start (or of the trip's first running) */
+    bool fallback;        /* no usable engine figures: obd.nox_high instead of the window */
+    s_span_t reagent, nox_high, frozen, down_up, invalid;
+    s_span_t scr; /* lo = sum of upstream, hi = sum of downstream NOx of the block */
+    bool scr_fired;
+    vem_rules_engine_facts_t figures; /* what the trip started with */
+    vem_rules_window_t win;
+} s_track_t;
+
+/* What every frame touches comes first, so it shares as few cache lines as it can. */
+struct vem_rules_vehicle {
+    bool heard;
+    bool offline_fired;
+    int64_t last_received_us, last_data_us;
+    vem_rules_counts_t counts;
+    size_t bytes;
+    vem_rules_rsd_t rsd;
+    s_track_t live;
+    /* OBD snapshots */
+    int64_t obd_newest;
+    bool mil_on, mil_escalated;
+    bool vin_mismatch;
+    s_at_t mil_since;
+    uint32_t *dtcs; /* codes seen since the last snapshot without any */
+    uint32_t ndtcs, dtc_cap;
+    /* rarely */
+    char vin[18];
+    char plate[16];
+    vem_rules_engine_facts_t facts;
+    s_track_t back;
+};
+
+static void s_track_init(s_track_t *tr)
+{
+    memset(tr, 0, sizeof *tr);
+    tr->newest = INT64_MIN;
+}
+
+vem_rules_vehicle_t *vem_rules_vehicle_new(const char *vin, const char *plate,
+                                           const vem_rules_engine_facts_t *facts)
+{
+    if ((!vin || strlen(vin) != 17) && (!plate || !*plate))
+        return NULL;
+    vem_rules_vehicle_t *self = calloc(1, sizeof *self);
+    if (!self)
+        abort();
+    self->bytes = sizeof *self;
+    vem_rules_vehicle_set_ids(self, vin, plate);
+    vem_rules_vehicle_set_facts(self, facts);
+    s_track_init(&self->live);
+    s_track_init(&self->back);
+    self->obd_newest = INT64_MIN;
+    vem_rules_rsd_init(&self->rsd);
+    return self;
+}
+
+void vem_rules_vehicle_destroy(vem_rules_vehicle_t **self_p)
+{
+    vem_rules_vehicle_t *self = self_p ? *self_p : NULL;
+    if (!self)
+        return;
+    vem_rules_window_stop(&self->live.win);
+    vem_rules_window_stop(&self->back.win);
+    free(self->dtcs);
+    vem_rules_rsd_free(&self->rsd, &self->bytes);
+    free(self);
+    *self_p = NULL;
+}
+
+void vem_rules_vehicle_set_facts(vem_rules_vehicle_t *self, const vem_rules_engine_facts_t *facts)
+{
+    if (facts)
+        self->facts = *facts;
+    else
+        memset(&self->facts, 0, sizeof self->facts);
+}
+
+void vem_rules_vehicle_set_ids(vem_rules_vehicle_t *self, const char *vin, const char *plate)
+{
+    if (vin && strlen(vin) == 17)
+        memcpy(self->vin, vin, 18);
+    if (plate)
+        snprintf(self->plate, sizeof self->plate, "%s", plate);
+}
+
+size_t vem_rules_vehicle_bytes(const vem_rules_vehicle_t *self)
+{
+    return self->bytes;
+}
+
+const vem_rules_counts_t *vem_rules_vehicle_counts(const vem_rules_vehicle_t *self)
+{
+    return &self->counts;
+}
+
+static vem_rules_who_t s_who(const vem_rules_vehicle_t *v)
+{
+    return (vem_rules_who_t){v->vin, v->plate};
+}
+
+static vem_rules_rsd_ctx_t s_rsd_ctx(vem_rules_vehicle_t *v)
+{
+    return (vem_rules_rsd_ctx_t){s_who(v), v->facts.fuel, &v->counts, &v->bytes};
+}
+
+/* ---- comparisons and evidence ------------------------------------------------------------- */
+
+static double s_tol(double limit)
+{
+    return 1e-9 * (fabs(limit) > 1 ? fabs(limit) : 1);
+}
+
+/* v strictly above limit */
+static bool s_above(double v, double limit)
+{
+    return v > limit + s_tol(limit);
+}
+
+/* v strictly below limit */
+static bool s_below(double v, double limit)
+{
+    return v < limit - s_tol(limit);
+}
+
+static json_t *s_at_json(const s_at_t *a)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "time", vem_rules_iso_json(a->sec * S_US));
+    json_object_set_new(o, "sample_time", vem_rules_iso_json((a->sec + a->key_off) * S_US));
+    json_object_set_new(o, "block_idx", json_integer(a->key_idx));
+    return o;
+}
+
+/* The samples from first to last of the vehicle: what obd_samples holds for them. */
+static json_t *s_samples_json(const vem_rules_vehicle_t *v, const s_at_t *first, const s_at_t *last,
+                              uint32_t n)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "vin", json_string(v->vin));
+    json_object_set_new(o, "from", s_at_json(first));
+    json_object_set_new(o, "to", s_at_json(last));
+    json_object_set_new(o, "count", json_integer(n));
+    return o;
+}
+
+static void s_anchor(char *buf, size_t len, int64_t sec, const char *kind)
+{
+    snprintf(buf, len, "t=%" PRId64 "%s%s", sec * S_US, kind ? "/" : "", kind ? kind : "");
+}
+
+/* Emits a verdict on the span's samples, the last of them at `at`. */
+static void s_span_emit(vem_rules_vehicle_t *v, vem_rules_out_t *out, vem_rule_t rule,
+                        const char *kind, const s_span_t *s, const s_at_t *at, double measured,
+                        double limit, const char *unit, vem_severity_t severity, json_t *ev)
+{
+    char anchor[64];
+    s_anchor(anchor, sizeof anchor, s->first.sec, kind);
+    if (kind)
+        json_object_set_new(ev, "kind", json_string(kind));
+    json_object_set_new(ev, "samples", s_samples_json(v, &s->first, at, s->n));
+    vem_rules_verdict_t verdict = {
+        rule, anchor, s->first.sec * S_US, at->sec * S_US, measured, limit, unit, severity, ev};
+    vem_rules_who_t who = s_who(v);
+    vem_rules_emit(out, &who, &verdict);
+}
+
+/* One step of a span: q extends it, brk ends it, neither leaves it as it is. Returns true
+ * when the sample extended it. */
+static bool s_step(s_span_t *s, bool q, bool brk, const s_at_t *at)
+{
+    if (q) {
+        if (s->n == 0) {
+            s->first = *at;
+            s->fired = false;
+        }
+        s->n++;
+        return true;
+    }
+    if (brk)
+        s->n = 0;
+    return false;
+}
+
+static void s_minmax(s_span_t *s, double x)
+{
+    if (s->n == 1 || x < s->lo)
+        s->lo = x;
+    if (s->n == 1 || x > s->hi)
+        s->hi = x;
+}
+
+/* ---- trips -------------------------------------------------------------------------------- */
+
+static vem_rules_window_params_t s_window_params(const vem_rules_config_t *cfg,
+                                                 const vem_rules_engine_facts_t *facts)
+{
+    return (vem_rules_window_params_t){
+        .ref_torque_nm = facts->ref_torque_nm,
+        .rated_power_kw = facts->rated_power_kw,
+        .whtc_work_kwh = facts->whtc_work_kwh,
+        .fuel_density_kg_l = cfg->fuel_density_kg_l,
+        .nox_u = cfg->nox_u,
+        .min_power_frac = cfg->window_min_power_pct / 100,
+        .limit_mg_kwh = cfg->nox_window_mg_kwh,
+        .percentile = cfg->nox_percentile,
+    };
+}
+
+static void s_trip_start(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_t *cfg,
+                         const s_at_t *at)
+{
+    int64_t newest = tr->newest;
+    s_track_init(tr);
+    tr->newest = newest;
+    tr->open = true;
+    tr->start = *at;
+    tr->running = -1;
+    tr->engine_start = at->sec;
+    tr->figures = v->facts;
+    vem_rules_window_params_t p = s_window_params(cfg, &v->facts);
+    tr->fallback = !vem_rules_window_usable(&p);
+    if (!tr->fallback && cfg->enabled[VEM_RULE_OBD_NOX_WINDOW])
+        vem_rules_window_start(&tr->win, &p, at->sec, &v->bytes);
+}
+
+static void s_window_emit(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_t *cfg,
+                          const vem_rules_window_result_t *r, vem_rules_out_t *out)
+{
+    json_t *trip = json_object();
+    json_object_set_new(trip, "track", json_string(tr == &v->live ? "live" : "backfill"));
+    json_object_set_new(trip, "start", vem_rules_iso_json(tr->start.sec * S_US));
+    json_object_set_new(trip, "end", vem_rules_iso_json(tr->last.sec * S_US));
+    json_object_set_new(trip, "samples", s_samples_json(v, &tr->start, &tr->last, tr->samples));
+    json_t *fig = json_object();
+    json_object_set_new(fig, "ref_torque_nm", json_real(tr->figures.ref_torque_nm));
+    json_object_set_new(fig, "rated_power_kw", json_real(tr->figures.rated_power_kw));
+    json_object_set_new(fig, "whtc_work_kwh", json_real(tr->figures.whtc_work_kwh));
+    json_t *around = json_array();
+    for (unsigned i = 0; i < r->naround; i++) {
+        json_t *w = json_object();
+        json_object_set_new(w, "rank", json_integer(r->around[i].rank));
+        json_object_set_new(w, "start", vem_rules_iso_json(r->around[i].start * S_US));
+        json_object_set_new(w, "end", vem_rules_iso_json(r->around[i].end * S_US));
+        json_object_set_new(w, "nox_mg_kwh", json_real(r->around[i].nox_mg_kwh));
+        json_array_append_new(around, w);
+    }
+    json_t *ev = json_object();
+    json_object_set_new(ev, "trip", trip);
+    json_object_set_new(ev, "figures", fig);
+    json_object_set_new(ev, "window_samples", json_integer(r->samples));
+    json_object_set_new(ev, "windows", json_integer(r->windows));
+    json_object_set_new(ev, "valid_windows", json_integer(r->valid));
+    json_object_set_new(ev, "over_limit_windows", json_integer(r->over));
+    json_object_set_new(ev, "percentile", json_integer(cfg->nox_percentile));
+    json_object_set_new(ev, "rank", json_integer(r->rank));
+    json_object_set_new(ev, "percentile_mg_kwh", vem_rules_real_json(r->percentile_mg_kwh));
+    json_object_set_new(ev, "percentile_exact", json_boolean(r->exact));
+    json_object_set_new(ev, "around", around);
+    char anchor[64];
+    s_anchor(anchor, sizeof anchor, tr->start.sec, NULL);
+    vem_rules_verdict_t verdict = {VEM_RULE_OBD_NOX_WINDOW,
+                                   anchor,
+                                   tr->start.sec * S_US,
+                                   tr->last.sec * S_US,
+                                   r->percentile_mg_kwh,
+                                   cfg->nox_window_mg_kwh,
+                                   "mg/kWh",
+                                   VEM_SEVERITY_VIOLATION,
+                                   ev};
+    vem_rules_who_t who = s_who(v);
+    vem_rules_emit(out, &who, &verdict);
+}
+
+static void s_trip_end(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_t *cfg,
+                       vem_rules_out_t *out)
+{
+    if (!tr->open)
+        return;
+    if (tr->win.active) {
+        vem_rules_window_result_t r;
+        vem_rules_window_result(&tr->win, &r);
+        if (r.fails && cfg->enabled[VEM_RULE_OBD_NOX_WINDOW])
+            s_window_emit(v, tr, cfg, &r, out);
+        vem_rules_window_stop(&tr->win);
+    }
+    tr->open = false;
+}
+
+/* The track a sample at `at` belongs to, with its trip open. */
+static s_track_t *s_route(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const s_at_t *at,
+                          int64_t received_us, vem_rules_out_t *out)
+{
+    int64_t gap = (int64_t)cfg->trip_gap_min * 60;
+    s_track_t *tr;
+    if (at->sec > v->live.newest) {
+        tr = &v->live;
+        if (tr->open && at->sec - tr->last.sec > gap)
+            s_trip_end(v, tr, cfg, out);
+    } else {
+        v->counts.late_samples++;
+        tr = &v->back;
+        if (tr->open && (at->sec <= tr->last.sec || at->sec - tr->last.sec > gap))
+            s_trip_end(v, tr, cfg, out);
+    }
+    if (!tr->open)
+        s_trip_start(v, tr, cfg, at);
+    tr->newest = at->sec;
+    tr->last = *at;
+    tr->last_received_us = received_us;
+    tr->samples++;
+    return tr;
+}
+
+/* ---- samples ------------------------------------------------------------------------------ */
+
+typedef struct {
+    double rpm, torque, friction, fuel, nox_up, nox_down, reagent, intake, scr_in, coolant;
+    uint32_t nox_down_raw;
+    uint32_t missing; /* NOx and intake fields the block has but without a value */
+} s_values_t;
+
+/* The fields the rules read, and how to read them: scale, offset and largest measurement
+ * (hj1239.md). They are the decoder's (vem_hj1239_field_info), copied here so the per-sample
+ * path reads constants; check_rules compares the two tables. */
+enum {
+    S_RPM,
+    S_TORQUE,
+    S_FRICTION,
+    S_FUEL,
+    S_INTAKE,
+    S_COOLANT,
+    S_NOX_UP,
+    S_NOX_DOWN,
+    S_REAGENT,
+    S_SCR_IN,
+    S_FIELDS
+};
+
+static const struct {
+    vem_hj1239_field_t id;
+    double scale, offset;
+    uint32_t max_raw;
+} s_fields[S_FIELDS] = {
+    [S_RPM] = {VEM_HJ1239_F_RPM, 0.125, 0, 0xFAFF},
+    [S_TORQUE] = {VEM_HJ1239_F_TORQUE, 1, -125, 250},
+    [S_FRICTION] = {VEM_HJ1239_F_FRICTION, 1, -125, 250},
+    [S_FUEL] = {VEM_HJ1239_F_FUEL_RATE, 0.05, 0, 0xFAFF},
+    [S_INTAKE] = {VEM_HJ1239_F_INTAKE, 0.05, 0, 0xFAFF},
+    [S_COOLANT] = {VEM_HJ1239_F_COOLANT, 1, -40, 250},
+    [S_NOX_UP] = {VEM_HJ1239_F_NOX_UP, 0.05, -200, 0xFAFF},
+    [S_NOX_DOWN] = {VEM_HJ1239_F_NOX_DOWN, 0.05, -200, 0xFAFF},
+    [S_REAGENT] = {VEM_HJ1239_F_REAGENT, 0.4, 0, 250},
+    [S_SCR_IN] = {VEM_HJ1239_F_SCR_IN, 0.03125, -273, 0xFAFF},
+};
+
+bool vem_rules_fields_match_decoder(void)
+{
+    for (int k = 0; k < S_FIELDS; k++) {
+        const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(s_fields[k].id);
+        if (fi->scale != s_fields[k].scale || fi->offset != s_fields[k].offset ||
+            fi->max_raw != s_fields[k].max_raw)
+            return false;
+    }
+    return true;
+}
+
+/* The physical value, or NaN for a marker or a value out of range. */
+static inline double s_get(const vem_hj1239_block_t *b, int k)
+{
+    uint32_t raw = b->raw[s_fields[k].id];
+    return raw > s_fields[k].max_raw ? NAN : raw * s_fields[k].scale + s_fields[k].offset;
+}
+
+/* A sample's values; fields its block type lacks are NaN and not `missing`. */
+static void s_values(const vem_hj1239_block_t *b, s_values_t *x)
+{
+    x->rpm = s_get(b, S_RPM);
+    x->torque = s_get(b, S_TORQUE);
+    x->friction = s_get(b, S_FRICTION);
+    x->fuel = s_get(b, S_FUEL);
+    x->intake = s_get(b, S_INTAKE);
+    x->coolant = s_get(b, S_COOLANT);
+    x->nox_down = x->nox_up = x->reagent = x->scr_in = NAN;
+    x->nox_down_raw = b->raw[VEM_HJ1239_F_NOX_DOWN];
+    x->missing = isnan(x->intake) ? 1u << VEM_HJ1239_F_INTAKE : 0;
+    if (b->type == VEM_HJ1239_BLOCK_STREAM) {
+        x->nox_up = s_get(b, S_NOX_UP);
+        x->reagent = s_get(b, S_REAGENT);
+        x->scr_in = s_get(b, S_SCR_IN);
+        if (isnan(x->nox_up))
+            x->missing |= 1u << VEM_HJ1239_F_NOX_UP;
+    }
+    if (b->type == VEM_HJ1239_BLOCK_STREAM || b->type == VEM_HJ1239_BLOCK_TWC_NOX) {
+        x->nox_down = s_get(b, S_NOX_DOWN);
+        if (isnan(x->nox_down))
+            x->missing |= 1u << VEM_HJ1239_F_NOX_DOWN;
+    }
+}
+
+static void s_reagent(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_t *cfg,
+                      const s_values_t *x, bool running, const s_at_t *at, vem_rules_out_t *out)
+{
+    s_span_t *s = &tr->reagent;
+    bool valid = !isnan(x->reagent);
+    bool low = valid && !s_above(x->reagent, cfg->reagent_min_pct);
+    if (!s_step(s, running && low, valid && !low, at))
+        return;
+    s_minmax(s, x->reagent);
+    if (s->fired || s->n < cfg->reagent_minutes * 60)
+        return;
+    s->fired = true;
+    json_t *ev = json_object();
+    json_object_set_new(ev, "reagent_pct_max", json_real(s->hi));
+    json_object_set_new(ev, "reagent_pct_min", json_real(s->lo));
+    s_span_emit(v, out, VEM_RULE_OBD_REAGENT_EMPTY, NULL, s, at, s->hi, cfg->reagent_min_pct, "%",
+                VEM_SEVERITY_VIOLATION, ev);
+}
+
+static void s_nox_high(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_t *cfg,
+                       const s_values_t *x, bool warm, const s_at_t *at, vem_rules_out_t *out)
+{
+    s_span_t *s = &tr->nox_high;
+    bool valid = warm && !isnan(x->nox_down);
+    bool high = valid && s_above(x->nox_down, cfg->nox_ppm_max);
+    if (!s_step(s, high, valid && !high, at))
+        return;
+    s_minmax(s, x->nox_down);
+    if (s->fired || s->n < cfg->nox_minutes * 60)
+        return;
+    s->fired = true;
+    json_t *ev = json_object();
+    json_object_set_new(ev, "nox_down_ppm_min", json_real(s->lo));
+    json_object_set_new(ev, "nox_down_ppm_max", json_real(s->hi));
+    json_object_set_new(ev, "reason", json_string("no usable engine figures in the registry"));
+    s_span_emit(v, out, VEM_RULE_OBD_NOX_HIGH, NULL, s, at, s->lo, cfg->nox_ppm_max, "ppm",
+                VEM_SEVERITY_NOTICE, ev);
+}
+
+/* Conversion over blocks of scr_minutes of qualifying operation, one after the other. */
+static void s_scr(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_t *cfg,
+                  const s_values_t *x, bool running, const s_at_t *at, vem_rules_out_t *out)
+{
+    s_span_t *s = &tr->scr;
+    bool q = running && !isnan(x->scr_in) && !s_below(x->scr_in, cfg->scr_in_min_c) &&
+             !isnan(x->nox_up) && !s_below(x->nox_up, cfg->scr_up_min_ppm) && !isnan(x->nox_down);
+    if (!s_step(s, q, false, at))
+        return;
+    if (s->n == 1)
+        s->lo = s->hi = 0;
+    s->lo += x->nox_up;
+    s->hi += x->nox_down;
+    if (s->n < cfg->scr_minutes * 60)
+        return;
+    double eff = 1 - s->hi / s->lo;
+    if (s_below(eff, cfg->scr_eff_min) && !tr->scr_fired) {
+        tr->scr_fired = true;
+        json_t *ev = json_object();
+        json_object_set_new(ev, "nox_up_ppm_mean", json_real(s->lo / s->n));
+        json_object_set_new(ev, "nox_down_ppm_mean", json_real(s->hi / s->n));
+        json_object_set_new(ev, "conversion", json_real(eff));
+        s_span_emit(v, out, VEM_RULE_OBD_SCR_INEFFECTIVE, NULL, s, at, eff, cfg->scr_eff_min,
+                    "ratio", VEM_SEVERITY_VIOLATION, ev);
+    }
+    s->n = 0;
+}
+
+static void s_frozen(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_t *cfg,
+                     const s_values_t *x, bool running, const s_at_t *at, vem_rules_out_t *out)
+{
+    s_span_t *s = &tr->frozen;
+    if (isnan(x->nox_down))
+        return; /* a sentinel neither breaks nor extends */
+    bool same = s->n > 0 && x->nox_down_raw == s->value;
+    if (!running) {
+        if (!same)
+            s->n = 0;
+        return;
+    }
+    if (!same) {
+        s->n = 0;
+        s->value = x->nox_down_raw;
+    }
+    s_step(s, true, false, at);
+    s_minmax(s, x->rpm);
+    if (s->fired || s->n < cfg->frozen_minutes * 60 || s->hi - s->lo < cfg->frozen_rpm_span)
+        return;
+    s->fired = true;
+    json_t *ev = json_object();
+    json_object_set_new(ev, "nox_down_ppm", json_real(x->nox_down));
+    json_object_set_new(ev, "rpm_min", json_real(s->lo));
+    json_object_set_new(ev, "rpm_max", json_real(s->hi));
+    s_span_emit(v, out, VEM_RULE_OBD_TAMPER, "frozen_nox", s, at, s->n / 60.0, cfg->frozen_minutes,
+                "min", VEM_SEVERITY_VIOLATION, ev);
+}
+
+static void s_down_up(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_t *cfg,
+                      const s_values_t *x, bool warm, const s_at_t *at, vem_rules_out_t *out)
+{
+    s_span_t *s = &tr->down_up;
+    bool valid = warm && !isnan(x->nox_down) && !isnan(x->nox_up);
+    bool above = valid && s_above(x->nox_down, x->nox_up);
+    if (!s_step(s, above, valid && !above, at))
+        return;
+    s_minmax(s, x->nox_down - x->nox_up);
+    if (s->fired || s->n < cfg->down_above_up_minutes * 60)
+        return;
+    s->fired = true;
+    json_t *ev = json_object();
+    json_object_set_new(ev, "excess_ppm_min", json_real(s->lo));
+    json_object_set_new(ev, "excess_ppm_max", json_real(s->hi));
+    s_span_emit(v, out, VEM_RULE_OBD_TAMPER, "down_above_up", s, at, s->n / 60.0,
+                cfg->down_above_up_minutes, "min", VEM_SEVERITY_NOTICE, ev);
+}
+
+static void s_invalid_signals(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_t *cfg,
+                              const s_values_t *x, bool running, const s_at_t *at,
+                              vem_rules_out_t *out)
+{
+    s_span_t *s = &tr->invalid;
+    if (!s_step(s, running && x->missing, running && !x->missing, at))
+        return;
+    s->value = s->n == 1 ? x->missing : s->value | x->missing;
+    if (s->fired || s->n < cfg->invalid_minutes * 60)
+        return;
+    s->fired = true;
+    json_t *fields = json_array();
+    for (unsigned f = 0; f < 32; f++)
+        if (s->value >> f & 1)
+            json_array_append_new(fields,
+                                  json_string(vem_hj1239_field_info((vem_hj1239_field_t)f)->name));
+    json_t *ev = json_object();
+    json_object_set_new(ev, "fields", fields);
+    s_span_emit(v, out, VEM_RULE_OBD_TAMPER, "invalid_signals", s, at, s->n / 60.0,
+                cfg->invalid_minutes, "min", VEM_SEVERITY_NOTICE, ev);
+}
+
+static void s_sample(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
+                     const vem_hj1239_block_t *b, const s_at_t *at, int64_t received_us,
+                     uint16_t *nox_raw, vem_rules_out_t *out)
+{
+    s_values_t x;
+    s_values(b, &x);
+    *nox_raw = isnan(x.nox_down) ? 0xFFFF : (uint16_t)x.nox_down_raw;
+    s_track_t *tr = s_route(v, cfg, at, received_us, out);
+    v->counts.samples++;
+    bool running = !isnan(x.rpm) && x.rpm > 0;
+    if (!isnan(x.rpm)) {
+        if (running && tr->running != 1)
+            tr->engine_start = at->sec;
+        tr->running = running;
+    }
+    bool warm = running && ((!isnan(x.coolant) && !s_below(x.coolant, cfg->warm_coolant_c)) ||
+                            at->sec - tr->engine_start >= cfg->warm_after_start_min * 60);
+    const bool *on = cfg->enabled;
+    if (on[VEM_RULE_OBD_REAGENT_EMPTY])
+        s_reagent(v, tr, cfg, &x, running, at, out);
+    if (on[VEM_RULE_OBD_NOX_HIGH] && tr->fallback)
+        s_nox_high(v, tr, cfg, &x, warm, at, out);
+    if (on[VEM_RULE_OBD_SCR_INEFFECTIVE])
+        s_scr(v, tr, cfg, &x, running, at, out);
+    if (on[VEM_RULE_OBD_TAMPER]) {
+        s_frozen(v, tr, cfg, &x, running, at, out);
+        s_down_up(v, tr, cfg, &x, warm, at, out);
+        s_invalid_signals(v, tr, cfg, &x, running, at, out);
+    }
+    if (tr->win.active && b->type == VEM_HJ1239_BLOCK_STREAM && !isnan(x.torque) &&
+        !isnan(x.friction) && !isnan(x.rpm) && !isnan(x.intake) && !isnan(x.fuel) &&
+        !isnan(x.nox_down))
+        vem_rules_window_add(&tr->win, x.torque, x.friction, x.rpm, x.intake, x.fuel, x.nox_down,
+                             at->sec);
+}
+
+/* ---- OBD snapshots ------------------------------------------------------------------------ */
+
+static json_t *s_snapshot_json(const vem_rules_vehicle_t *v, const s_at_t *at)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "vin", json_string(v->vin));
+    json_object_set_new(o, "info_time", vem_rules_iso_json((at->sec + at->key_off) * S_US));
+    json_object_set_new(o, "block_idx", json_integer(at->key_idx));
+    return o;
+}
+
+static void s_snapshot_emit(vem_rules_vehicle_t *v, vem_rules_out_t *out, vem_rule_t rule,
+                            const char *kind, const s_at_t *first, const s_at_t *last,
+                            double measured, double limit, const char *unit,
+                            vem_severity_t severity, json_t *ev)
+{
+    char anchor[64];
+    s_anchor(anchor, sizeof anchor, first->sec, kind);
+    if (kind)
+        json_object_set_new(ev, "kind", json_string(kind));
+    vem_rules_verdict_t verdict = {
+        rule, anchor, first->sec * S_US, last->sec * S_US, measured, limit, unit, severity, ev};
+    vem_rules_who_t who = s_who(v);
+    vem_rules_emit(out, &who, &verdict);
+}
+
+static void s_mil(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
+                  const vem_hj1239_block_t *b, const s_at_t *at, vem_rules_out_t *out)
+{
+    uint32_t mil = b->raw[VEM_HJ1239_F_MIL];
+    if (b->novalue >> VEM_HJ1239_F_MIL & 1 || mil > 1)
+        return;
+    if (mil == 0) {
+        v->mil_on = false;
+        return;
+    }
+    bool first = !v->mil_on;
+    if (first) {
+        v->mil_on = true;
+        v->mil_escalated = false;
+        v->mil_since = *at;
+    }
+    int64_t on_s = at->sec - v->mil_since.sec;
+    bool escalate = !v->mil_escalated && on_s > (int64_t)cfg->mil_days * 86400;
+    if (!first && !escalate)
+        return;
+    v->mil_escalated = escalate;
+    json_t *ev = json_object();
+    json_object_set_new(ev, "on_since", s_snapshot_json(v, &v->mil_since));
+    json_object_set_new(ev, "on_at", s_snapshot_json(v, at));
+    s_snapshot_emit(v, out, VEM_RULE_OBD_MIL_ON, NULL, &v->mil_since, at, on_s / 86400.0,
+                    cfg->mil_days, "d", escalate ? VEM_SEVERITY_VIOLATION : VEM_SEVERITY_NOTICE,
+                    ev);
+}
+
+static bool s_dtc_known(const vem_rules_vehicle_t *v, uint32_t code)
+{
+    for (uint32_t i = 0; i < v->ndtcs; i++)
+        if (v->dtcs[i] == code)
+            return true;
+    return false;
+}
+
+static void s_dtc(vem_rules_vehicle_t *v, const vem_hj1239_frame_t *f, const vem_hj1239_block_t *b,
+                  const s_at_t *at, vem_rules_out_t *out)
+{
+    if (b->novalue >> VEM_HJ1239_F_DTC_COUNT & 1)
+        return;
+    const vem_hj1239_obd_t *ob = &f->obd[b->obd];
+    if (b->raw[VEM_HJ1239_F_DTC_COUNT] == 0) {
+        v->ndtcs = 0; /* cleared: codes that come back are new again */
+        return;
+    }
+    json_t *all = json_array(), *fresh = json_array();
+    for (uint32_t i = 0; i < ob->dtc_n && ob->dtc_first + i < f->ndtcs; i++) {
+        uint32_t code = f->dtcs[ob->dtc_first + i];
+        char hex[9];
+        snprintf(hex, sizeof hex, "%08" PRIX32, code);
+        json_array_append_new(all, json_string(hex));
+        if (s_dtc_known(v, code))
+            continue;
+        json_array_append_new(fresh, json_string(hex));
+        if (v->ndtcs == S_DTC_MAX)
+            continue; /* reported, but not remembered */
+        if (v->ndtcs == v->dtc_cap) {
+            uint32_t cap = v->dtc_cap ? v->dtc_cap * 2 : 4;
+            uint32_t *d = realloc(v->dtcs, cap * sizeof *d);
+            if (!d)
+                abort();
+            v->bytes += (cap - v->dtc_cap) * sizeof *d;
+            v->dtcs = d;
+            v->dtc_cap = cap;
+        }
+        v->dtcs[v->ndtcs++] = code;
+    }
+    if (json_array_size(fresh) == 0) {
+        json_decref(all);
+        json_decref(fresh);
+        return;
+    }
+    json_t *ev = json_object();
+    json_object_set_new(ev, "snapshot", s_snapshot_json(v, at));
+    json_object_set_new(ev, "dtc_count", json_integer(b->raw[VEM_HJ1239_F_DTC_COUNT]));
+    json_object_set_new(ev, "dtcs", all);
+    json_object_set_new(ev, "new_dtcs", fresh);
+    s_snapshot_emit(v, out, VEM_RULE_OBD_DTC, NULL, at, at, (double)json_array_size(all), 0,
+                    "codes", VEM_SEVERITY_NOTICE, ev);
+}
+
+/* A VIN the OBD block really reports: 17 digits and capitals (not padding or 0xFF). */
+static bool s_vin_like(const uint8_t *s)
+{
+    for (int i = 0; i < 17; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'Z')))
+            return false;
+    return true;
+}
+
+static void s_obd_vin(vem_rules_vehicle_t *v, const vem_hj1239_frame_t *f,
+                      const vem_hj1239_block_t *b, const s_at_t *at, vem_rules_out_t *out)
+{
+    const uint8_t *obd_vin = f->obd[b->obd].vin;
+    if (!s_vin_like(obd_vin))
+        return;
+    if (memcmp(obd_vin, f->vin, 17) == 0) {
+        v->vin_mismatch = false;
+        return;
+    }
+    if (v->vin_mismatch)
+        return;
+    v->vin_mismatch = true;
+    char header[18], obd[18];
+    memcpy(header, f->vin, 17);
+    memcpy(obd, obd_vin, 17);
+    header[17] = obd[17] = '\0';
+    json_t *ev = json_object();
+    json_object_set_new(ev, "snapshot", s_snapshot_json(v, at));
+    json_object_set_new(ev, "header_vin", json_string(header));
+    json_object_set_new(ev, "obd_vin", json_string(obd));
+    s_snapshot_emit(v, out, VEM_RULE_OBD_TAMPER, "vin_mismatch", at, at, NAN, NAN, "",
+                    VEM_SEVERITY_NOTICE, ev);
+}
+
+static void s_obd(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
+                  const vem_hj1239_frame_t *f, const vem_hj1239_block_t *b, size_t idx,
+                  vem_rules_out_t *out)
+{
+    if (b->time < v->obd_newest) {
+        v->counts.late_obd++;
+        return;
+    }
+    v->obd_newest = b->time;
+    s_at_t at = {b->time, 0, (uint16_t)idx};
+    if (cfg->enabled[VEM_RULE_OBD_MIL_ON])
+        s_mil(v, cfg, b, &at, out);
+    if (cfg->enabled[VEM_RULE_OBD_DTC])
+        s_dtc(v, f, b, &at, out);
+    if (cfg->enabled[VEM_RULE_OBD_TAMPER])
+        s_obd_vin(v, f, b, &at, out);
+}
+
+/* ---- frames ------------------------------------------------------------------------------- */
+
+static bool s_is_sample(uint8_t type)
+{
+    return type == VEM_HJ1239_BLOCK_STREAM || type == VEM_HJ1239_BLOCK_TWC ||
+           type == VEM_HJ1239_BLOCK_TWC_NOX;
+}
+
+static void s_data(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
+                   const vem_hj1239_frame_t *f, int64_t received_us, vem_rules_out_t *out)
+{
+    bool block_time = f->layout & VEM_HJ1239_LAYOUT_BLOCK_TIME;
+    size_t m = 0, k = 0, n = 0;
+    int64_t sec[VEM_HJ1239_MAX_BLOCKS];
+    uint16_t raw[VEM_HJ1239_MAX_BLOCKS];
+    if (!block_time)
+        for (size_t i = 0; i < f->nblocks; i++)
+            m += s_is_sample(f->blocks[i].type);
+    for (size_t i = 0; i < f->nblocks; i++) {
+        const vem_hj1239_block_t *b = &f->blocks[i];
+        if (b->type == VEM_HJ1239_BLOCK_OBD) {
+            s_obd(v, cfg, f, b, i, out);
+        } else if (s_is_sample(b->type)) {
+            s_at_t at = {b->time, 0, (uint16_t)i};
+            if (!block_time) { /* GB 17691: the frame's time is its last sample's */
+                at.key_off = (int32_t)(m - 1 - k++);
+                at.sec -= at.key_off;
+            }
+            sec[n] = at.sec;
+            s_sample(v, cfg, b, &at, received_us, &raw[n++], out);
+        }
+    }
+    vem_rules_rsd_ctx_t ctx = s_rsd_ctx(v);
+    vem_rules_rsd_obd(&v->rsd, &ctx, cfg, sec, raw, n, out);
+}
+
+static void s_removal(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
+                      const vem_hj1239_frame_t *f, vem_rules_out_t *out)
+{
+    if (!cfg->enabled[VEM_RULE_OBD_TAMPER] || !f->has_time)
+        return;
+    s_at_t at = {f->time, 0, 0};
+    double lon, lat;
+    json_t *ev = json_object();
+    json_object_set_new(ev, "event_time", vem_rules_iso_json(f->time * S_US));
+    json_object_set_new(ev, "seq", json_integer(f->seq));
+    json_object_set_new(ev, "pos_valid", json_boolean(vem_hj1239_pos_valid(f->pos_status)));
+    json_object_set_new(ev, "lon",
+                        vem_hj1239_position(f->pos_status, f->lon_raw, false, &lon) ? json_real(lon)
+                                                                                    : json_null());
+    json_object_set_new(ev, "lat",
+                        vem_hj1239_position(f->pos_status, f->lat_raw, true, &lat) ? json_real(lat)
+                                                                                   : json_null());
+    s_snapshot_emit(v, out, VEM_RULE_OBD_TAMPER, "removal_alarm", &at, &at, NAN, NAN, "",
+                    VEM_SEVERITY_VIOLATION, ev);
+}
+
+unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
+                            const vem_hj1239_frame_t *f, int64_t received_us, uint64_t spool_seq,
+                            vem_rules_emit_fn emit, void *arg)
+{
+    vem_rules_out_t out = {emit, arg, spool_seq, 0};
+    if (!self->heard || received_us > self->last_received_us)
+        self->last_received_us = received_us;
+    if (f->has_time && (!self->heard || f->time * S_US > self->last_data_us))
+        self->last_data_us = f->time * S_US;
+    self->heard = true;
+    self->offline_fired = false;
+    switch (f->cmd) {
+    case VEM_HJ1239_CMD_LOGIN:
+    case VEM_HJ1239_CMD_LOGOUT:
+        s_trip_end(self, &self->live, cfg, &out);
+        break;
+    case VEM_HJ1239_CMD_REMOVAL_ALARM:
+        s_removal(self, cfg, f, &out);
+        break;
+    case VEM_HJ1239_CMD_REALTIME:
+    case VEM_HJ1239_CMD_RESEND:
+        s_data(self, cfg, f, received_us, &out);
+        break;
+    default:
+        break;
+    }
+    return out.emitted;
+}
+
+/* ---- roadside, clock, days ---------------------------------------------------------------- */
+
+void vem_rules_reading_init(vem_rsd_reading_t *r)
+{
+    memset(r, 0, sizeof *r);
+    r->speed_kmh = r->accel_ms2 = r->vsp_kw_t = r->wind_ms = r->slope_pct = NAN;
+    r->opacity_pct = r->ringelmann = r->no_ppm = r->co_pct = r->hc_ppm = NAN;
+}
+
+unsigned vem_rules_on_reading(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
+                              const vem_rsd_reading_t *r, uint64_t spool_seq,
+                              vem_rules_emit_fn emit, void *arg)
+{
+    vem_rules_out_t out = {emit, arg, spool_seq, 0};
+    if (!*self->plate && *r->plate)
+        snprintf(self->plate, sizeof self->plate, "%s", r->plate);
+    vem_rules_rsd_ctx_t ctx = s_rsd_ctx(self);
+    vem_rules_rsd_reading(&self->rsd, &ctx, cfg, r, &out);
+    return out.emitted;
+}
+
+void vem_rules_seed_readings(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
+                             const vem_rsd_reading_t *past, size_t n)
+{
+    vem_rules_out_t out = {NULL, NULL, 0, 0};
+    vem_rules_rsd_ctx_t ctx = s_rsd_ctx(self);
+    vem_rules_counts_t keep = self->counts;
+    for (size_t i = 0; i < n; i++)
+        vem_rules_rsd_reading(&self->rsd, &ctx, cfg, &past[i], &out);
+    self->counts = keep; /* history is not news */
+}
+
+unsigned vem_rules_on_silence(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
+                              int64_t now_us, vem_rules_emit_fn emit, void *arg)
+{
+    vem_rules_out_t out = {emit, arg, 0, 0};
+    int64_t gap_us = (int64_t)cfg->trip_gap_min * 60 * S_US;
+    s_track_t *tracks[] = {&self->live, &self->back};
+    for (int i = 0; i < 2; i++)
+        if (tracks[i]->open && now_us - tracks[i]->last_received_us > gap_us)
+            s_trip_end(self, tracks[i], cfg, &out);
+    vem_rules_rsd_ctx_t ctx = s_rsd_ctx(self);
+    vem_rules_rsd_expire(&self->rsd, &ctx, cfg, now_us);
+    int64_t silent_us = now_us - self->last_received_us;
+    if (!cfg->enabled[VEM_RULE_OBD_OFFLINE] || !self->heard || self->offline_fired ||
+        silent_us < (int64_t)cfg->offline_hours * 3600 * S_US || !*self->vin)
+        return out.emitted;
+    self->offline_fired = true;
+    json_t *ev = json_object();
+    json_object_set_new(ev, "kind", json_string("silence"));
+    json_object_set_new(ev, "last_received_at", vem_rules_iso_json(self->last_received_us));
+    json_object_set_new(ev, "last_data_at", vem_rules_iso_json(self->last_data_us));
+    json_object_set_new(ev, "judged_at", vem_rules_iso_json(now_us));
+    char anchor[64];
+    snprintf(anchor, sizeof anchor, "t=%" PRId64 "/silence", self->last_data_us);
+    vem_rules_verdict_t v = {VEM_RULE_OBD_OFFLINE,
+                             anchor,
+                             self->last_data_us,
+                             now_us > self->last_data_us ? now_us : self->last_data_us,
+                             (double)silent_us / (3600.0 * S_US),
+                             cfg->offline_hours,
+                             "h",
+                             VEM_SEVERITY_NOTICE,
+                             ev};
+    vem_rules_who_t who = s_who(self);
+    vem_rules_emit(&out, &who, &v);
+    return out.emitted;
+}
+
+unsigned vem_rules_flush(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
+                         vem_rules_emit_fn emit, void *arg)
+{
+    vem_rules_out_t out = {emit, arg, 0, 0};
+    s_trip_end(self, &self->live, cfg, &out);
+    s_trip_end(self, &self->back, cfg, &out);
+    return out.emitted;
+}
+
+double vem_rules_completeness(uint64_t received, uint64_t running_s)
+{
+    return running_s == 0 ? 1.0 : (double)received / (double)running_s;
+}
+
+unsigned vem_rules_on_day(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg, int32_t day,
+                          uint64_t received, uint64_t running_s, vem_rules_emit_fn emit, void *arg)
+{
+    vem_rules_out_t out = {emit, arg, 0, 0};
+    double c = vem_rules_completeness(received, running_s);
+    if (!cfg->enabled[VEM_RULE_OBD_OFFLINE] || !*self->vin || !s_below(c, cfg->completeness_min))
+        return 0;
+    int64_t start = ((int64_t)day * 86400 - 8 * 3600) * S_US; /* Beijing midnight */
+    vem_rules_civil_t civil;
+    vem_rules_civil(start, &civil);
+    char date[16];
+    snprintf(date, sizeof date, "%04" PRId64 "-%02d-%02d", civil.year, civil.month, civil.day);
+    json_t *ev = json_object();
+    json_object_set_new(ev, "kind", json_string("completeness"));
+    json_object_set_new(ev, "day", json_string(date));
+    json_object_set_new(ev, "received_samples", json_integer((json_int_t)received));
+    json_object_set_new(ev, "running_seconds", json_integer((json_int_t)running_s));
+    char anchor[64];
+    snprintf(anchor, sizeof anchor, "t=%" PRId64 "/completeness", start);
+    vem_rules_verdict_t v = {VEM_RULE_OBD_OFFLINE,
+                             anchor,
+                             start,
+                             start + 86400 * S_US - 1,
+                             c,
+                             cfg->completeness_min,
+                             "ratio",
+                             VEM_SEVERITY_NOTICE,
+                             ev};
+    vem_rules_who_t who = s_who(self);
+    vem_rules_emit(&out, &who, &v);
+    return out.emitted;
+}

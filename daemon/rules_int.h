@@ -1,0 +1,225 @@
+/* rules_int — what the parts of the rules engine share; not for other modules.
+ *
+ *   rules_config.c  configuration: defaults and validation
+ *   rules.c         vehicles, frames, trips and the per-sample OBD rules
+ *   rules_window.c  the work-based NOx window of one trip (obd.nox_window)
+ *   rules_rsd.c     roadside chains (rsd.*) and the roadside/OBD match (fusion.obd_mismatch)
+ *   rules_out.c     verdicts: ids, evidence helpers, JSON and text
+ *
+ * Everything here belongs to the thread that owns the vehicle. */
+#ifndef VEM_RULES_INT_H
+#define VEM_RULES_INT_H
+
+#include "rules.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- verdicts (rules_out.c) --------------------------------------------------------------- */
+
+/* Where verdicts go during one feed call. fn NULL: judge silently (seeding). */
+typedef struct {
+    vem_rules_emit_fn fn;
+    void *arg;
+    uint64_t spool_seq;
+    unsigned emitted;
+} vem_rules_out_t;
+
+/* The vehicle a verdict is about. */
+typedef struct {
+    const char *vin;   /* "" when not known */
+    const char *plate; /* "" when not known */
+} vem_rules_who_t;
+
+/* A verdict before it gets its id. */
+typedef struct {
+    vem_rule_t rule;
+    const char *anchor; /* see vem_rules_id */
+    int64_t first_us, last_us;
+    double measured, limit;
+    const char *unit;
+    vem_severity_t severity;
+    json_t *evidence; /* stolen by vem_rules_emit */
+} vem_rules_verdict_t;
+
+/* Gives v its id and hands it to out (or drops it when out->fn is NULL); frees the evidence. */
+void vem_rules_emit(vem_rules_out_t *out, const vem_rules_who_t *who, vem_rules_verdict_t *v);
+
+#define VEM_RULES_ISO_LEN 40
+
+/* ISO 8601 Beijing time of an instant in epoch microseconds, with a fraction only when the
+ * instant has one: "2024-03-05T08:09:10+08:00", "2024-03-05T08:09:10.250+08:00". */
+void vem_rules_iso(int64_t us, char out[VEM_RULES_ISO_LEN]);
+
+/* The same as a new JSON string. */
+json_t *vem_rules_iso_json(int64_t us);
+
+/* A double as JSON: a number, or null for NaN. */
+json_t *vem_rules_real_json(double v);
+
+/* Civil time in Beijing (UTC+8). */
+typedef struct {
+    int64_t year;
+    int month, day, hour, minute, second, micro;
+} vem_rules_civil_t;
+
+void vem_rules_civil(int64_t us, vem_rules_civil_t *c);
+int64_t vem_rules_from_civil(const vem_rules_civil_t *c);
+
+/* The instant `months` natural months after us in Beijing time; a day the later month lacks
+ * becomes its last day (Aug 31 + 6 months = the last day of February). */
+int64_t vem_rules_add_months(int64_t us, unsigned months);
+
+/* ---- samples (rules.c) -------------------------------------------------------------------- */
+
+/* True when rules.c's copy of the scales of the fields it reads is the decoder's. */
+bool vem_rules_fields_match_decoder(void);
+
+/* ---- the work-based window (rules_window.c) ----------------------------------------------- */
+
+/* Largest number of samples a window may need before it is certainly invalid; figures that
+ * need more are not usable for the window (the vehicle falls back to obd.nox_high). */
+#define VEM_RULES_WINDOW_RING_MAX 4096
+/* Valid windows whose NOx a trip keeps (the largest): the percentile is exact while the
+ * windows above it fit, i.e. up to about 10 x this many valid windows per trip. */
+#define VEM_RULES_WINDOW_KEEP 2048
+/* Windows around the percentile that the evidence shows. */
+#define VEM_RULES_WINDOW_AROUND 5
+
+typedef struct {
+    double ref_torque_nm, rated_power_kw, whtc_work_kwh;
+    double fuel_density_kg_l, nox_u;
+    double min_power_frac; /* window_min_power_pct / 100 */
+    double limit_mg_kwh;
+    unsigned percentile;
+} vem_rules_window_params_t;
+
+/* Bytes of a ring slot: packed, so one sample's sums and time are one stream of memory. */
+#define VEM_RULES_SLOT 20
+
+/* A kept valid window (12 bytes). */
+typedef struct {
+    float nox;          /* mg/kWh */
+    int32_t start, end; /* rule times, seconds after the trip's start */
+} vem_rules_kept_t;
+
+/* One trip's window state, embedded in the trip (no allocation while the ring and the kept
+ * windows fit what they have). Zeroed: not active. */
+typedef struct {
+    bool active;
+    /* per-trip constants, so the per-sample path has no division */
+    double work_per_pct_rpm;  /* kWh of one second per (torque % - friction %) x rpm */
+    double mass_per_ppm_kgph; /* g of one second per ppm x kg/h of exhaust */
+    double density;           /* kg/L */
+    double whtc_work_kwh;
+    double min_work_per_sample; /* min_power_frac x P_rated / 3600: kWh a second */
+    double span_limit;          /* D_lim */
+    double limit_mg_kwh;
+    unsigned percentile;
+    int64_t base; /* trip start, epoch s */
+    size_t *bytes;
+    /* ring of the samples from the oldest open window on */
+    uint8_t *ring; /* VEM_RULES_SLOT-byte slots: work (kWh) and NOx (g) summed over the trip
+                      before the sample, as two doubles, then its rule time - base (int32) */
+    uint32_t cap, cap_max, head, count;
+    double work, nox; /* sums over the trip so far */
+    uint32_t samples, windows, valid, over;
+    /* the largest valid windows, in no order; once full, nothing below threshold enters */
+    vem_rules_kept_t *kept;
+    uint32_t nkept, kept_cap;
+    bool full;
+    vem_rules_kept_t threshold; /* the smallest of the largest VEM_RULES_WINDOW_KEEP */
+} vem_rules_window_t;
+
+/* Samples a window may span and still be valid (D_lim of the design note in rules_window.c);
+ * 0 when the figures are missing or not positive. */
+double vem_rules_window_span_limit(const vem_rules_window_params_t *p);
+
+/* True when the figures are present and need at most VEM_RULES_WINDOW_RING_MAX samples. */
+bool vem_rules_window_usable(const vem_rules_window_params_t *p);
+
+/* Starts a trip's window state at trip_start (epoch s); false (and w inactive) when the
+ * figures are not usable. *bytes follows what it allocates, now and later. */
+bool vem_rules_window_start(vem_rules_window_t *w, const vem_rules_window_params_t *p,
+                            int64_t trip_start, size_t *bytes);
+
+/* Frees what w allocated and makes it inactive. */
+void vem_rules_window_stop(vem_rules_window_t *w);
+
+/* One 1 Hz sample with every value valid, at rule time t (epoch s). */
+void vem_rules_window_add(vem_rules_window_t *w, double torque_pct, double friction_pct, double rpm,
+                          double intake_kgph, double fuel_lph, double nox_ppm, int64_t t);
+
+typedef struct {
+    int64_t start, end; /* rule times of the window's first and last sample */
+    double nox_mg_kwh;
+    uint32_t rank; /* 1 = smallest valid window */
+} vem_rules_window_at_t;
+
+typedef struct {
+    uint32_t samples;         /* valid samples in the trip */
+    uint32_t windows;         /* complete, or already too long to be valid */
+    uint32_t valid;           /* average power >= min_power_frac x rated power */
+    uint32_t over;            /* valid windows above the limit */
+    uint32_t rank;            /* nearest rank of the percentile, ceil(percentile x valid / 100) */
+    bool fails;               /* the percentile is above the limit */
+    bool exact;               /* the percentile is the exact value (else an upper bound) */
+    double percentile_mg_kwh; /* NaN without valid windows */
+    unsigned naround;
+    vem_rules_window_at_t around[VEM_RULES_WINDOW_AROUND]; /* by rank, the percentile's inside */
+} vem_rules_window_result_t;
+
+/* The trip's figures so far (call at the trip's end; reorders the kept windows). */
+void vem_rules_window_result(vem_rules_window_t *w, vem_rules_window_result_t *out);
+
+/* ---- roadside and fusion (rules_rsd.c) ---------------------------------------------------- */
+
+enum { VEM_RULES_POLLUTANTS = 5 }; /* NO, opacity, Ringelmann, CO, HC */
+
+typedef struct vem_rules_chain vem_rules_chain_t;
+typedef struct vem_rules_pending vem_rules_pending_t;
+
+/* One vehicle's roadside state: the chains of exceedances by pollutant, the OBD downstream NOx
+ * of the last fusion_horizon_s seconds (one raw value per second, 0xFFFF: nothing valid) and the NO
+ * exceedances still waiting for OBD data. Allocated on first use. */
+typedef struct {
+    vem_rules_chain_t *chain[VEM_RULES_POLLUTANTS];
+    uint16_t *obd;      /* ring by second: raw downstream NOx, 0xFFFF for none */
+    uint32_t obd_slots; /* fusion_horizon_s when allocated */
+    uint32_t obd_head;  /* the slot of obd_newest */
+    int64_t obd_newest; /* newest second written; INT64_MIN before any */
+    vem_rules_pending_t *pending;
+    unsigned npending;
+} vem_rules_rsd_t;
+
+/* What the roadside part needs to know of its vehicle. */
+typedef struct {
+    vem_rules_who_t who;
+    vem_rules_fuel_t fuel; /* from the registry */
+    vem_rules_counts_t *counts;
+    size_t *bytes;
+} vem_rules_rsd_ctx_t;
+
+void vem_rules_rsd_init(vem_rules_rsd_t *rsd);
+
+/* Frees what rsd allocated. */
+void vem_rules_rsd_free(vem_rules_rsd_t *rsd, size_t *bytes);
+
+/* A roadside reading; out->fn NULL when seeding (no fusion then either). */
+void vem_rules_rsd_reading(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
+                           const vem_rules_config_t *cfg, const vem_rsd_reading_t *r,
+                           vem_rules_out_t *out);
+
+/* A frame's OBD samples: downstream NOx as raw wire values (0xFFFF: no value) at rule times
+ * sec[0 .. n); decides the pending readings they complete. */
+void vem_rules_rsd_obd(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
+                       const vem_rules_config_t *cfg, const int64_t *sec, const uint16_t *raw,
+                       size_t n, vem_rules_out_t *out);
+
+/* Drops pending readings older than now_us - fusion_horizon_s: no OBD data came for them. */
+void vem_rules_rsd_expire(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
+                          const vem_rules_config_t *cfg, int64_t now_us);
+
+#endif

@@ -1,0 +1,510 @@
+/* rules_rsd — roadside remote sensing (rsd.*) and its match with OBD (fusion.obd_mismatch).
+ *
+ * A reading counts when the station marks it valid and speed, acceleration, VSP, wind and
+ * slope are all reported and inside the configured window (a missing condition cannot be
+ * checked, so the reading does not count), and the fuel is known (the reading's, else the
+ * registry's): diesel readings are judged against the GB 3847 column in use, gasoline ones
+ * against the GB 18285 limits when set. A pollutant the reading lacks is neither for nor
+ * against the vehicle.
+ *
+ * Chains, one per pollutant: the valid exceedances since the newest valid compliant reading,
+ * ordered by time, those more than rsd_cycle_months natural months (Beijing calendar) before
+ * the newest dropped. Every new exceedance is emitted under the id of the chain's oldest
+ * reading: a notice while the chain is shorter than rsd_chain_n, then a violation listing
+ * every reading of the chain (a later one updates it). Readings may arrive out of order: an
+ * exceedance older than a compliant reading already seen is set aside (counted), one that
+ * is newer is placed by its time; a verdict already emitted is not withdrawn. The same
+ * reading twice is judged once. At most S_CHAIN_MAX readings per chain (the oldest go).
+ *
+ * fusion.obd_mismatch, whichever side arrives first. The vehicle keeps its OBD downstream NOx
+ * by second for the last fusion_horizon_s seconds of OBD time (the raw value, 2 bytes a
+ * second), and up to
+ * S_PENDING NO exceedances that wait for OBD data to pass their time + fusion_match_s. The
+ * match is the valid sample nearest the reading (the earlier on a tie) within fusion_match_s;
+ * below fusion_low_ppm it is a notice. A reading whose match window has left the history, or
+ * that waited longer than fusion_horizon_s of wall clock (vem_rules_rsd_expire), or had no
+ * valid sample in its window, is counted as unmatched. */
+#include "rules_int.h"
+
+#include "hj1239.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_CHAIN_MAX 32
+#define S_PENDING   4
+#define S_NONE      0xFFFF /* no valid downstream NOx that second (raw values stop at 0xFAFF) */
+
+typedef struct {
+    int64_t time_us;
+    double value;
+    char station_id[32];
+    char reading_id[64];
+} s_link_t;
+
+struct vem_rules_chain {
+    int64_t compliant_us; /* newest valid compliant reading; INT64_MIN: none */
+    uint32_t n, cap;
+    s_link_t *links; /* by time; grows up to S_CHAIN_MAX */
+};
+
+struct vem_rules_pending {
+    int64_t time_us;
+    double no_ppm, limit;
+    char station_id[32];
+    char reading_id[64];
+};
+
+typedef struct {
+    vem_rule_t rule;
+    const char *key; /* FIELDS.md name of the value */
+    const char *unit;
+} s_pollutant_t;
+
+static const s_pollutant_t s_pollutants[VEM_RULES_POLLUTANTS] = {
+    {VEM_RULE_RSD_NO, "no_ppm", "ppm"},
+    {VEM_RULE_RSD_OPACITY, "opacity_pct", "%"},
+    {VEM_RULE_RSD_RINGELMANN, "ringelmann", "grade"},
+    {VEM_RULE_RSD_CO, "co_pct", "%"},
+    {VEM_RULE_RSD_HC, "hc_ppm", "ppm"},
+};
+
+static const char *const s_fuels[] = {"unknown", "diesel", "gasoline", "gas"};
+
+void vem_rules_rsd_init(vem_rules_rsd_t *rsd)
+{
+    memset(rsd, 0, sizeof *rsd);
+    rsd->obd_newest = INT64_MIN;
+}
+
+static void *s_alloc(size_t n, size_t *bytes)
+{
+    void *p = calloc(1, n);
+    if (!p)
+        abort();
+    *bytes += n;
+    return p;
+}
+
+static void s_free(void *p, size_t n, size_t *bytes)
+{
+    if (p) {
+        free(p);
+        *bytes -= n;
+    }
+}
+
+void vem_rules_rsd_free(vem_rules_rsd_t *rsd, size_t *bytes)
+{
+    for (unsigned p = 0; p < VEM_RULES_POLLUTANTS; p++) {
+        if (rsd->chain[p])
+            s_free(rsd->chain[p]->links, rsd->chain[p]->cap * sizeof(s_link_t), bytes);
+        s_free(rsd->chain[p], sizeof *rsd->chain[p], bytes);
+    }
+    s_free(rsd->obd, rsd->obd_slots * sizeof *rsd->obd, bytes);
+    s_free(rsd->pending, S_PENDING * sizeof *rsd->pending, bytes);
+    vem_rules_rsd_init(rsd);
+}
+
+/* ---- roadside chains ---------------------------------------------------------------------- */
+
+static bool s_in(const vem_rules_range_t *w, double v)
+{
+    return isfinite(v) && v >= w->lo && v <= w->hi;
+}
+
+static bool s_valid(const vem_rules_config_t *cfg, const vem_rsd_reading_t *r)
+{
+    return r->valid && s_in(&cfg->rsd_speed_kmh, r->speed_kmh) &&
+           s_in(&cfg->rsd_accel_ms2, r->accel_ms2) && s_in(&cfg->rsd_vsp_kw_t, r->vsp_kw_t) &&
+           s_in(&cfg->rsd_wind_ms, r->wind_ms) && s_in(&cfg->rsd_slope_pct, r->slope_pct);
+}
+
+/* The limit of pollutant p for the fuel; NaN when none applies. */
+static double s_limit(const vem_rules_config_t *cfg, vem_rules_fuel_t fuel, unsigned p)
+{
+    unsigned col = cfg->rsd_column == VEM_RSD_LIMIT_B;
+    if (fuel == VEM_FUEL_DIESEL) {
+        switch (s_pollutants[p].rule) {
+        case VEM_RULE_RSD_NO:
+            return cfg->rsd_no_ppm[col];
+        case VEM_RULE_RSD_OPACITY:
+            return cfg->rsd_opacity_pct[col];
+        case VEM_RULE_RSD_RINGELMANN:
+            return cfg->rsd_ringelmann[col];
+        default:
+            return NAN;
+        }
+    }
+    if (fuel == VEM_FUEL_GASOLINE) {
+        switch (s_pollutants[p].rule) {
+        case VEM_RULE_RSD_NO:
+            return cfg->gas_no_ppm;
+        case VEM_RULE_RSD_CO:
+            return cfg->gas_co_pct;
+        case VEM_RULE_RSD_HC:
+            return cfg->gas_hc_ppm;
+        default:
+            return NAN;
+        }
+    }
+    return NAN;
+}
+
+/* The reading's value of pollutant p; NaN when missing or outside what can be measured. */
+static double s_value(const vem_rsd_reading_t *r, unsigned p)
+{
+    double v;
+    double hi = INFINITY;
+    switch (s_pollutants[p].rule) {
+    case VEM_RULE_RSD_NO:
+        v = r->no_ppm;
+        break;
+    case VEM_RULE_RSD_OPACITY:
+        v = r->opacity_pct;
+        hi = 100;
+        break;
+    case VEM_RULE_RSD_RINGELMANN:
+        v = r->ringelmann;
+        hi = 5;
+        break;
+    case VEM_RULE_RSD_CO:
+        v = r->co_pct;
+        hi = 100;
+        break;
+    default:
+        v = r->hc_ppm;
+        break;
+    }
+    return isfinite(v) && v >= 0 && v <= hi ? v : NAN;
+}
+
+static json_t *s_link_json(const s_link_t *l)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "station_id", json_string(l->station_id));
+    json_object_set_new(o, "reading_id", json_string(l->reading_id));
+    json_object_set_new(o, "time", vem_rules_iso_json(l->time_us));
+    json_object_set_new(o, "value", json_real(l->value));
+    return o;
+}
+
+static void s_chain_emit(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
+                         vem_rules_fuel_t fuel, unsigned p, const vem_rules_chain_t *c,
+                         double limit, double measured, vem_rules_out_t *out)
+{
+    json_t *ev = json_object();
+    json_object_set_new(ev, "pollutant", json_string(s_pollutants[p].key));
+    json_object_set_new(ev, "fuel", json_string(s_fuels[fuel]));
+    if (fuel == VEM_FUEL_DIESEL)
+        json_object_set_new(ev, "limit_column",
+                            json_string(cfg->rsd_column == VEM_RSD_LIMIT_B ? "b" : "a"));
+    json_object_set_new(ev, "needed", json_integer(cfg->rsd_chain_n));
+    json_object_set_new(ev, "cycle_months", json_integer(cfg->rsd_cycle_months));
+    json_object_set_new(ev, "compliant_before",
+                        c->compliant_us == INT64_MIN ? json_null()
+                                                     : vem_rules_iso_json(c->compliant_us));
+    json_t *readings = json_array();
+    for (uint32_t i = 0; i < c->n; i++)
+        json_array_append_new(readings, s_link_json(&c->links[i]));
+    json_object_set_new(ev, "readings", readings);
+    char anchor[112];
+    snprintf(anchor, sizeof anchor, "r=%s/%s", c->links[0].station_id, c->links[0].reading_id);
+    vem_rules_verdict_t v = {
+        .rule = s_pollutants[p].rule,
+        .anchor = anchor,
+        .first_us = c->links[0].time_us,
+        .last_us = c->links[c->n - 1].time_us,
+        .measured = measured,
+        .limit = limit,
+        .unit = s_pollutants[p].unit,
+        .severity = c->n >= cfg->rsd_chain_n ? VEM_SEVERITY_VIOLATION : VEM_SEVERITY_NOTICE,
+        .evidence = ev,
+    };
+    vem_rules_emit(out, &ctx->who, &v);
+}
+
+static void s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
+                    const vem_rules_config_t *cfg, vem_rules_fuel_t fuel, unsigned p,
+                    const vem_rsd_reading_t *r, double limit, double value, vem_rules_out_t *out)
+{
+    vem_rules_chain_t *c = rsd->chain[p];
+    if (!c) {
+        c = rsd->chain[p] = s_alloc(sizeof *c, ctx->bytes);
+        c->compliant_us = INT64_MIN;
+    }
+    int64_t t = r->time_us;
+    if (!(value > limit)) { /* compliant: what came before it is no longer consecutive */
+        if (t > c->compliant_us)
+            c->compliant_us = t;
+        uint32_t drop = 0;
+        while (drop < c->n && c->links[drop].time_us <= t)
+            drop++;
+        if (drop)
+            memmove(c->links, c->links + drop, (c->n - drop) * sizeof *c->links);
+        c->n -= drop;
+        return;
+    }
+    if (t <= c->compliant_us) {
+        ctx->counts->readings_late++;
+        return;
+    }
+    uint32_t at = c->n;
+    for (uint32_t i = 0; i < c->n; i++) {
+        const s_link_t *l = &c->links[i];
+        if (strcmp(l->station_id, r->station_id) == 0 && strcmp(l->reading_id, r->reading_id) == 0)
+            return; /* judged already */
+        if (at == c->n && l->time_us > t)
+            at = i;
+    }
+    if (c->n == c->cap && c->cap < S_CHAIN_MAX) {
+        uint32_t cap = c->cap ? c->cap * 2 : 2;
+        s_link_t *links = s_alloc(cap * sizeof *links, ctx->bytes);
+        if (c->n)
+            memcpy(links, c->links, c->n * sizeof *links);
+        s_free(c->links, c->cap * sizeof *links, ctx->bytes);
+        c->links = links;
+        c->cap = cap;
+    }
+    if (c->n == S_CHAIN_MAX) { /* the oldest goes */
+        memmove(c->links, c->links + 1, (c->n - 1) * sizeof *c->links);
+        c->n--;
+        if (at == 0)
+            return; /* older than everything kept */
+        at--;
+    }
+    memmove(c->links + at + 1, c->links + at, (c->n - at) * sizeof *c->links);
+    s_link_t *l = &c->links[at];
+    memset(l, 0, sizeof *l);
+    l->time_us = t;
+    l->value = value;
+    snprintf(l->station_id, sizeof l->station_id, "%s", r->station_id);
+    snprintf(l->reading_id, sizeof l->reading_id, "%s", r->reading_id);
+    c->n++;
+    /* natural months before the newest */
+    int64_t newest = c->links[c->n - 1].time_us;
+    uint32_t drop = 0;
+    while (drop < c->n &&
+           vem_rules_add_months(c->links[drop].time_us, cfg->rsd_cycle_months) < newest)
+        drop++;
+    if (drop)
+        memmove(c->links, c->links + drop, (c->n - drop) * sizeof *c->links);
+    c->n -= drop;
+    if (at < drop)
+        return; /* the reading itself is too old to join */
+    s_chain_emit(ctx, cfg, fuel, p, c, limit, value, out);
+}
+
+/* ---- fusion ------------------------------------------------------------------------------- */
+
+/* The slot of second sec, which lies within the history (newest - slots, newest]. */
+static uint32_t s_slot(const vem_rules_rsd_t *rsd, int64_t sec)
+{
+    uint32_t back = (uint32_t)(rsd->obd_newest - sec);
+    return rsd->obd_head >= back ? rsd->obd_head - back : rsd->obd_head + rsd->obd_slots - back;
+}
+
+/* The valid OBD sample nearest us within fusion_match_s (earlier on a tie); false when the
+ * history has none, or no longer covers the whole match window. */
+static bool s_match(const vem_rules_rsd_t *rsd, const vem_rules_config_t *cfg, int64_t us,
+                    int64_t *sec, double *nox)
+{
+    if (!rsd->obd || rsd->obd_newest == INT64_MIN)
+        return false;
+    int64_t m = (int64_t)cfg->fusion_match_s * 1000000;
+    int64_t lo = us - m, hi = us + m;
+    int64_t first = lo >= 0 ? (lo + 999999) / 1000000 : -((-lo) / 1000000);
+    int64_t last = hi >= 0 ? hi / 1000000 : -((-hi + 999999) / 1000000);
+    if (first <= rsd->obd_newest - (int64_t)rsd->obd_slots)
+        return false;
+    bool found = false;
+    int64_t best = 0;
+    const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(VEM_HJ1239_F_NOX_DOWN);
+    for (int64_t s = first; s <= last && s <= rsd->obd_newest; s++) {
+        uint16_t raw = rsd->obd[s_slot(rsd, s)];
+        if (raw == S_NONE)
+            continue;
+        double v = raw * fi->scale + fi->offset;
+        int64_t d = s * 1000000 - us;
+        if (d < 0)
+            d = -d;
+        if (!found || d < best) {
+            found = true;
+            best = d;
+            *sec = s;
+            *nox = v;
+        }
+    }
+    return found;
+}
+
+static void s_fusion_decide(const vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
+                            const vem_rules_config_t *cfg, const vem_rules_pending_t *pr,
+                            vem_rules_out_t *out)
+{
+    int64_t sec;
+    double nox;
+    if (!s_match(rsd, cfg, pr->time_us, &sec, &nox)) {
+        ctx->counts->fusion_unmatched++;
+        return;
+    }
+    if (!(nox < cfg->fusion_low_ppm))
+        return; /* the OBD agrees: NOx is high at the tailpipe too */
+    json_t *reading = json_object();
+    json_object_set_new(reading, "station_id", json_string(pr->station_id));
+    json_object_set_new(reading, "reading_id", json_string(pr->reading_id));
+    json_object_set_new(reading, "time", vem_rules_iso_json(pr->time_us));
+    json_object_set_new(reading, "no_ppm", json_real(pr->no_ppm));
+    json_object_set_new(reading, "limit_ppm", json_real(pr->limit));
+    json_t *obd = json_object();
+    json_object_set_new(obd, "vin", json_string(ctx->who.vin));
+    json_object_set_new(obd, "sample_time", vem_rules_iso_json(sec * 1000000));
+    json_object_set_new(obd, "nox_down_ppm", json_real(nox));
+    json_t *ev = json_object();
+    json_object_set_new(ev, "reading", reading);
+    json_object_set_new(ev, "obd", obd);
+    json_object_set_new(ev, "match_s", json_integer(cfg->fusion_match_s));
+    char anchor[112];
+    snprintf(anchor, sizeof anchor, "r=%s/%s", pr->station_id, pr->reading_id);
+    int64_t at = sec * 1000000;
+    vem_rules_verdict_t v = {
+        .rule = VEM_RULE_FUSION_OBD_MISMATCH,
+        .anchor = anchor,
+        .first_us = at < pr->time_us ? at : pr->time_us,
+        .last_us = at < pr->time_us ? pr->time_us : at,
+        .measured = nox,
+        .limit = cfg->fusion_low_ppm,
+        .unit = "ppm",
+        .severity = VEM_SEVERITY_NOTICE,
+        .evidence = ev,
+    };
+    vem_rules_emit(out, &ctx->who, &v);
+}
+
+/* True when the OBD history has passed the end of the reading's match window. */
+static bool s_ready(const vem_rules_rsd_t *rsd, const vem_rules_config_t *cfg, int64_t us)
+{
+    return rsd->obd && rsd->obd_newest != INT64_MIN &&
+           rsd->obd_newest * 1000000 >= us + (int64_t)cfg->fusion_match_s * 1000000;
+}
+
+static void s_fusion_reading(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
+                             const vem_rules_config_t *cfg, const vem_rsd_reading_t *r,
+                             double limit, vem_rules_out_t *out)
+{
+    vem_rules_pending_t pr = {.time_us = r->time_us, .no_ppm = r->no_ppm, .limit = limit};
+    snprintf(pr.station_id, sizeof pr.station_id, "%s", r->station_id);
+    snprintf(pr.reading_id, sizeof pr.reading_id, "%s", r->reading_id);
+    if (s_ready(rsd, cfg, r->time_us)) {
+        s_fusion_decide(rsd, ctx, cfg, &pr, out);
+        return;
+    }
+    if (!rsd->pending)
+        rsd->pending = s_alloc(S_PENDING * sizeof *rsd->pending, ctx->bytes);
+    for (unsigned i = 0; i < rsd->npending; i++)
+        if (strcmp(rsd->pending[i].station_id, pr.station_id) == 0 &&
+            strcmp(rsd->pending[i].reading_id, pr.reading_id) == 0)
+            return;                   /* waiting already */
+    if (rsd->npending == S_PENDING) { /* the oldest waited longest */
+        ctx->counts->fusion_unmatched++;
+        memmove(rsd->pending, rsd->pending + 1, (S_PENDING - 1) * sizeof *rsd->pending);
+        rsd->npending--;
+    }
+    rsd->pending[rsd->npending++] = pr;
+}
+
+/* Records one second's raw NOx (S_NONE: nothing valid). */
+static void s_record(vem_rules_rsd_t *rsd, int64_t sec, uint16_t raw)
+{
+    if (rsd->obd_newest == INT64_MIN) {
+        rsd->obd_newest = sec;
+        rsd->obd_head = 0;
+    } else if (sec > rsd->obd_newest) { /* the seconds in between had nothing */
+        int64_t gap = sec - rsd->obd_newest;
+        if (gap >= rsd->obd_slots) {
+            for (uint32_t i = 0; i < rsd->obd_slots; i++)
+                rsd->obd[i] = S_NONE;
+        } else {
+            for (int64_t i = 0; i < gap; i++) {
+                if (++rsd->obd_head == rsd->obd_slots)
+                    rsd->obd_head = 0;
+                rsd->obd[rsd->obd_head] = S_NONE;
+            }
+        }
+        rsd->obd_newest = sec;
+    } else if (sec <= rsd->obd_newest - (int64_t)rsd->obd_slots) {
+        return; /* older than the history */
+    }
+    rsd->obd[s_slot(rsd, sec)] = raw;
+}
+
+void vem_rules_rsd_obd(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
+                       const vem_rules_config_t *cfg, const int64_t *sec, const uint16_t *raw,
+                       size_t n, vem_rules_out_t *out)
+{
+    if (!cfg->enabled[VEM_RULE_FUSION_OBD_MISMATCH] || n == 0)
+        return;
+    if (rsd->obd_slots != cfg->fusion_horizon_s) { /* first use, or a new horizon */
+        s_free(rsd->obd, rsd->obd_slots * sizeof *rsd->obd, ctx->bytes);
+        rsd->obd_slots = cfg->fusion_horizon_s;
+        rsd->obd = s_alloc(rsd->obd_slots * sizeof *rsd->obd, ctx->bytes);
+        for (uint32_t i = 0; i < rsd->obd_slots; i++)
+            rsd->obd[i] = S_NONE;
+        rsd->obd_newest = INT64_MIN;
+    }
+    for (size_t i = 0; i < n; i++)
+        s_record(rsd, sec[i], raw[i]);
+    for (unsigned i = 0; i < rsd->npending;) {
+        if (!s_ready(rsd, cfg, rsd->pending[i].time_us)) {
+            i++;
+            continue;
+        }
+        vem_rules_pending_t pr = rsd->pending[i];
+        memmove(rsd->pending + i, rsd->pending + i + 1,
+                (rsd->npending - i - 1) * sizeof *rsd->pending);
+        rsd->npending--;
+        s_fusion_decide(rsd, ctx, cfg, &pr, out);
+    }
+}
+
+void vem_rules_rsd_expire(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
+                          const vem_rules_config_t *cfg, int64_t now_us)
+{
+    int64_t before = now_us - (int64_t)cfg->fusion_horizon_s * 1000000;
+    for (unsigned i = 0; i < rsd->npending;) {
+        if (rsd->pending[i].time_us >= before) {
+            i++;
+            continue;
+        }
+        ctx->counts->fusion_unmatched++;
+        memmove(rsd->pending + i, rsd->pending + i + 1,
+                (rsd->npending - i - 1) * sizeof *rsd->pending);
+        rsd->npending--;
+    }
+}
+
+/* ---- readings ----------------------------------------------------------------------------- */
+
+void vem_rules_rsd_reading(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
+                           const vem_rules_config_t *cfg, const vem_rsd_reading_t *r,
+                           vem_rules_out_t *out)
+{
+    ctx->counts->readings++;
+    vem_rules_fuel_t fuel = r->fuel != VEM_FUEL_UNKNOWN ? r->fuel : ctx->fuel;
+    if (!s_valid(cfg, r) || fuel == VEM_FUEL_UNKNOWN) {
+        ctx->counts->readings_invalid++;
+        return;
+    }
+    for (unsigned p = 0; p < VEM_RULES_POLLUTANTS; p++) {
+        double limit = s_limit(cfg, fuel, p);
+        double value = s_value(r, p);
+        if (!cfg->enabled[s_pollutants[p].rule] || isnan(limit) || isnan(value))
+            continue;
+        s_judge(rsd, ctx, cfg, fuel, p, r, limit, value, out);
+        if (s_pollutants[p].rule == VEM_RULE_RSD_NO && value > limit && out->fn &&
+            fuel == VEM_FUEL_DIESEL && *ctx->who.vin && cfg->enabled[VEM_RULE_FUSION_OBD_MISMATCH])
+            s_fusion_reading(rsd, ctx, cfg, r, limit, out);
+    }
+}

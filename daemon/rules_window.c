@@ -1,0 +1,341 @@
+/* rules_window — the work-based NOx window of one trip (obd.nox_window, rules.md).
+ *
+ * Per 1 Hz sample k of the trip whose torque, friction, engine speed, intake air, fuel flow
+ * and downstream NOx are all valid (samples without are left out of the series: they add
+ * neither work, nor NOx, nor duration):
+ *   P_k = (torque % - friction %) / 100 x T_ref x rpm x 2 pi / 60 / 1000   kW, below 0 taken
+ *         as 0 (a motoring engine does no work; it also keeps the work sums non-decreasing,
+ *         which the two pointers need)
+ *   w_k = P_k / 3600 kWh (one second)
+ *   m_k = u x c_NOx x (intake + fuel x density) / 3600 g, c_NOx below 0 ppm taken as 0
+ * The window that starts at sample i ends at the first j with w_i + ... + w_j >= W_ref. It has
+ * D = j - i + 1 samples (seconds), work W, NOx m_i + ... + m_j; it is valid when its average
+ * power W x 3600 / D is at least min_power_frac x P_rated; its NOx is 1000 x mass / W mg/kWh.
+ * Windows whose end the trip does not reach do not exist. The trip fails when the percentile
+ * of its valid windows, by nearest rank (sort ascending, take the value at rank
+ * ceil(percentile x N / 100)), is above the limit.
+ *
+ * Two pointers over prefix sums: the ring holds, for every sample from the oldest window not
+ * yet ended (left) to the newest, the work and NOx summed before it; each new sample ends the
+ * windows it completes, oldest first, in amortised O(1).
+ *
+ * Memory bound. A window still open after j has W(i..j) < W_ref, so when it ends at some
+ * later j' it has W < W_ref + w_j' <= W_ref + P_max / 3600, with P_max the most power the
+ * field ranges allow (250 % x T_ref x 8031.875 rpm). It can be valid only if
+ * D < D_lim = (W_ref x 3600 + P_max) / (min_power_frac x P_rated). So a window open for
+ * D_lim - 1 samples is certainly invalid: it is counted as an invalid window at once and
+ * leaves the ring, which therefore never holds more than ceil(D_lim) + 1 samples (20 bytes
+ * each). `windows` counts such windows too: windows = complete windows, plus windows that
+ * have not ended but already span D_lim - 1 samples. Figures with D_lim above
+ * VEM_RULES_WINDOW_RING_MAX are not usable here (rules.c then falls back to obd.nox_high).
+ *
+ * The percentile needs every valid window in principle. The trip keeps the
+ * VEM_RULES_WINDOW_KEEP largest (12 bytes each; NOx as a float, 7 significant digits) and
+ * counts the rest: valid windows collect in a buffer of KEEP + S_KEPT_SLACK; when it is full
+ * a quickselect keeps the KEEP largest, and from then on a window below the smallest of them
+ * is only counted. The buffer always holds the
+ * largest windows seen (nothing dropped is above anything kept), and the value at nearest rank
+ * r of N is the (N - r + 1)-th largest, so it is exact while N - r + 1 <= KEEP (about 20,000
+ * valid windows, 5.7 hours of driving, for the 90th). Beyond, the verdict is still exact (it
+ * needs only the count of windows at or below the limit) and the value reported is the
+ * smallest kept, an upper bound, marked not exact. Appending, rather than a heap, keeps the
+ * memory touched per sample sequential: a heap's sift touches lines all over its 24 KiB, and
+ * with thousands of trucks each is a cache miss. */
+#include "rules_int.h"
+
+#include "hj1239.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_RING_START 64
+#define S_KEPT_START 64
+/* the kept windows collect in a buffer this much longer than VEM_RULES_WINDOW_KEEP, then the
+ * largest KEEP are selected: appends are sequential, selection costs O(1) a window */
+#define S_KEPT_SLACK 256
+#define S_KEPT_MAX   (VEM_RULES_WINDOW_KEEP + S_KEPT_SLACK)
+
+typedef vem_rules_kept_t s_kept_t;
+
+/* The most power one sample can report: widest torque minus friction at the highest speed
+ * the field table allows. */
+static double s_max_power_kw(double ref_torque_nm)
+{
+    const vem_hj1239_field_info_t *tq = vem_hj1239_field_info(VEM_HJ1239_F_TORQUE);
+    const vem_hj1239_field_info_t *fr = vem_hj1239_field_info(VEM_HJ1239_F_FRICTION);
+    const vem_hj1239_field_info_t *rpm = vem_hj1239_field_info(VEM_HJ1239_F_RPM);
+    double pct = (tq->max_raw * tq->scale + tq->offset) - fr->offset;
+    double speed = rpm->max_raw * rpm->scale + rpm->offset;
+    return pct / 100 * ref_torque_nm * speed * 2 * M_PI / 60 / 1000;
+}
+
+static bool s_positive(double v)
+{
+    return isfinite(v) && v > 0;
+}
+
+double vem_rules_window_span_limit(const vem_rules_window_params_t *p)
+{
+    if (!s_positive(p->ref_torque_nm) || !s_positive(p->rated_power_kw) ||
+        !s_positive(p->whtc_work_kwh) || !s_positive(p->min_power_frac))
+        return 0;
+    return (p->whtc_work_kwh * 3600 + s_max_power_kw(p->ref_torque_nm)) /
+           (p->min_power_frac * p->rated_power_kw);
+}
+
+bool vem_rules_window_usable(const vem_rules_window_params_t *p)
+{
+    double d = vem_rules_window_span_limit(p);
+    return d > 0 && ceil(d) + 1 <= VEM_RULES_WINDOW_RING_MAX;
+}
+
+static void *s_alloc(size_t n, size_t *bytes)
+{
+    void *p = malloc(n);
+    if (!p)
+        abort();
+    *bytes += n;
+    return p;
+}
+
+static void s_free(void *p, size_t n, size_t *bytes)
+{
+    if (p) {
+        free(p);
+        *bytes -= n;
+    }
+}
+
+bool vem_rules_window_start(vem_rules_window_t *w, const vem_rules_window_params_t *p,
+                            int64_t trip_start, size_t *bytes)
+{
+    memset(w, 0, sizeof *w);
+    if (!vem_rules_window_usable(p))
+        return false;
+    w->active = true;
+    w->work_per_pct_rpm = p->ref_torque_nm * 2 * M_PI / 60 / 1000 / 100 / 3600;
+    w->mass_per_ppm_kgph = p->nox_u / 3600;
+    w->density = p->fuel_density_kg_l;
+    w->whtc_work_kwh = p->whtc_work_kwh;
+    w->min_work_per_sample = p->min_power_frac * p->rated_power_kw / 3600;
+    w->span_limit = vem_rules_window_span_limit(p);
+    w->limit_mg_kwh = p->limit_mg_kwh;
+    w->percentile = p->percentile;
+    w->base = trip_start;
+    w->bytes = bytes;
+    w->cap_max = (uint32_t)ceil(w->span_limit) + 1;
+    return true;
+}
+
+void vem_rules_window_stop(vem_rules_window_t *w)
+{
+    if (w->active) {
+        size_t *bytes = w->bytes;
+        s_free(w->ring, (size_t)w->cap * VEM_RULES_SLOT, bytes);
+        s_free(w->kept, w->kept_cap * sizeof(s_kept_t), bytes);
+    }
+    memset(w, 0, sizeof *w);
+}
+
+/* The slot's sums before its sample, and its time. */
+static inline double s_work_before(const vem_rules_window_t *w, uint32_t slot)
+{
+    double v;
+    memcpy(&v, w->ring + (size_t)slot * VEM_RULES_SLOT, sizeof v);
+    return v;
+}
+
+static inline double s_nox_before(const vem_rules_window_t *w, uint32_t slot)
+{
+    double v;
+    memcpy(&v, w->ring + (size_t)slot * VEM_RULES_SLOT + 8, sizeof v);
+    return v;
+}
+
+static inline int32_t s_time(const vem_rules_window_t *w, uint32_t slot)
+{
+    int32_t v;
+    memcpy(&v, w->ring + (size_t)slot * VEM_RULES_SLOT + 16, sizeof v);
+    return v;
+}
+
+static inline void s_put(vem_rules_window_t *w, uint32_t slot, double work, double nox, int32_t t)
+{
+    uint8_t *p = w->ring + (size_t)slot * VEM_RULES_SLOT;
+    memcpy(p, &work, 8);
+    memcpy(p + 8, &nox, 8);
+    memcpy(p + 16, &t, 4);
+}
+
+/* Makes room for one more sample in the ring, keeping the order from head. */
+static void s_ring_grow(vem_rules_window_t *w)
+{
+    uint32_t cap = w->cap ? w->cap * 2 : S_RING_START;
+    if (cap > w->cap_max)
+        cap = w->cap_max;
+    uint8_t *ring = s_alloc((size_t)cap * VEM_RULES_SLOT, w->bytes);
+    uint32_t first = w->cap - w->head < w->count ? w->cap - w->head : w->count;
+    if (w->count) {
+        memcpy(ring, w->ring + (size_t)w->head * VEM_RULES_SLOT, (size_t)first * VEM_RULES_SLOT);
+        memcpy(ring + (size_t)first * VEM_RULES_SLOT, w->ring,
+               (size_t)(w->count - first) * VEM_RULES_SLOT);
+    }
+    s_free(w->ring, (size_t)w->cap * VEM_RULES_SLOT, w->bytes);
+    w->ring = ring;
+    w->cap = cap;
+    w->head = 0;
+}
+
+/* a comes before b among the kept windows: more NOx first, then the earlier start */
+static bool s_before(const s_kept_t *a, const s_kept_t *b)
+{
+    return a->nox > b->nox || (a->nox == b->nox && a->start < b->start);
+}
+
+static void s_swap(s_kept_t *a, s_kept_t *b)
+{
+    s_kept_t x = *a;
+    *a = *b;
+    *b = x;
+}
+
+/* Leaves the first VEM_RULES_WINDOW_KEEP kept windows (s_before) in kept[0 .. KEEP), the last
+ * of them at KEEP - 1, and drops the others (quickselect, median-of-three pivots). */
+static void s_compact(vem_rules_window_t *w)
+{
+    s_kept_t *a = w->kept;
+    int32_t lo = 0, hi = (int32_t)w->nkept - 1, k = VEM_RULES_WINDOW_KEEP - 1;
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        if (s_before(&a[mid], &a[lo]))
+            s_swap(&a[mid], &a[lo]);
+        if (s_before(&a[hi], &a[lo]))
+            s_swap(&a[hi], &a[lo]);
+        if (s_before(&a[hi], &a[mid]))
+            s_swap(&a[hi], &a[mid]);
+        s_kept_t pivot = a[mid];
+        int32_t i = lo, j = hi;
+        while (i <= j) {
+            while (s_before(&a[i], &pivot))
+                i++;
+            while (s_before(&pivot, &a[j]))
+                j--;
+            if (i <= j)
+                s_swap(&a[i++], &a[j--]);
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            break;
+    }
+    w->nkept = VEM_RULES_WINDOW_KEEP;
+    w->threshold = a[k];
+    w->full = true;
+}
+
+/* A valid window with NOx mass (g) over work (kWh): counted, and kept while it may be among
+ * the VEM_RULES_WINDOW_KEEP largest. */
+static void s_keep(vem_rules_window_t *w, double mass, double work, int32_t start, int32_t end)
+{
+    w->valid++;
+    if (mass * 1000 > w->limit_mg_kwh * work)
+        w->over++;
+    if (w->full && mass * 1000 < w->threshold.nox * (1 - 1e-6) * work)
+        return; /* well below the smallest kept: never among the largest */
+    s_kept_t e = {(float)(mass * 1000 / work), start, end};
+    if (w->full && !s_before(&e, &w->threshold))
+        return;
+    if (w->nkept == w->kept_cap) {
+        uint32_t cap = w->kept_cap ? w->kept_cap * 2 : S_KEPT_START;
+        if (cap > S_KEPT_MAX)
+            cap = S_KEPT_MAX;
+        s_kept_t *k = s_alloc(cap * sizeof *k, w->bytes);
+        if (w->nkept)
+            memcpy(k, w->kept, w->nkept * sizeof *k);
+        s_free(w->kept, w->kept_cap * sizeof *k, w->bytes);
+        w->kept = k;
+        w->kept_cap = cap;
+    }
+    w->kept[w->nkept++] = e;
+    if (w->nkept == S_KEPT_MAX)
+        s_compact(w);
+}
+
+void vem_rules_window_add(vem_rules_window_t *w, double torque_pct, double friction_pct, double rpm,
+                          double intake_kgph, double fuel_lph, double nox_ppm, int64_t t)
+{
+    double pct = torque_pct - friction_pct;
+    double work = pct > 0 ? pct * rpm * w->work_per_pct_rpm : 0;
+    double mass =
+        nox_ppm > 0 ? nox_ppm * (intake_kgph + fuel_lph * w->density) * w->mass_per_ppm_kgph : 0;
+    if (w->count == w->cap)
+        s_ring_grow(w);
+    uint32_t slot = w->head + w->count;
+    if (slot >= w->cap)
+        slot -= w->cap;
+    s_put(w, slot, w->work, w->nox, (int32_t)(t - w->base));
+    w->count++;
+    w->samples++;
+    w->work += work;
+    w->nox += mass;
+
+    /* windows this sample ends, oldest first */
+    while (w->count > 0) {
+        uint32_t h = w->head;
+        double done = w->work - s_work_before(w, h);
+        if (done < w->whtc_work_kwh)
+            break;
+        w->windows++;
+        if (done >= w->count * w->min_work_per_sample)
+            s_keep(w, w->nox - s_nox_before(w, h), done, s_time(w, h), s_time(w, slot));
+        w->head = h + 1 == w->cap ? 0 : h + 1;
+        w->count--;
+    }
+    /* windows too long to be valid even if the next sample ends them */
+    while (w->count > 0 && (double)w->count + 1 >= w->span_limit) {
+        w->windows++;
+        w->head = w->head + 1 == w->cap ? 0 : w->head + 1;
+        w->count--;
+    }
+}
+
+/* Largest first; equal values by start, so the order is the same on every run. */
+static int s_by_nox_desc(const void *a, const void *b)
+{
+    const s_kept_t *x = a, *y = b;
+    if (x->nox != y->nox)
+        return x->nox > y->nox ? -1 : 1;
+    return (x->start > y->start) - (x->start < y->start);
+}
+
+void vem_rules_window_result(vem_rules_window_t *w, vem_rules_window_result_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->samples = w->samples;
+    out->windows = w->windows;
+    out->valid = w->valid;
+    out->over = w->over;
+    out->percentile_mg_kwh = NAN;
+    uint32_t n = w->valid;
+    if (n == 0)
+        return;
+    uint32_t rank = (uint32_t)(((uint64_t)w->percentile * n + 99) / 100);
+    out->rank = rank;
+    out->fails = n - w->over < rank;
+    qsort(w->kept, w->nkept, sizeof *w->kept, s_by_nox_desc);
+    uint32_t top = n - rank + 1; /* the percentile is the top-th largest */
+    uint32_t at = top <= w->nkept ? top - 1 : w->nkept - 1;
+    out->exact = top <= w->nkept;
+    out->percentile_mg_kwh = w->kept[at].nox;
+    uint32_t lo = at >= 2 ? at - 2 : 0, hi = at + 2 < w->nkept ? at + 2 : w->nkept - 1;
+    for (uint32_t i = hi + 1; i-- > lo;) {
+        vem_rules_window_at_t *a = &out->around[out->naround++];
+        a->start = w->base + w->kept[i].start;
+        a->end = w->base + w->kept[i].end;
+        a->nox_mg_kwh = w->kept[i].nox;
+        a->rank = n - i;
+    }
+}

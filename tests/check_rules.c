@@ -1,0 +1,1951 @@
+/* check_rules — the China VI rules engine against rules.md, with verdicts worked by hand.
+ *
+ * Times: T0 = 1709596800 is 2024-03-05T08:00:00+08:00 (19787 days after 1970-01-01: 19723 to
+ * 2024-01-01, + 31 + 29 + 4). Six natural months later, 2024-09-05T08:00:00+08:00, is
+ * 1725494400 (Sep 5 is day 19723 + 244 + 4 = 19971).
+ *
+ * Raw values come from the hj1239.md table (physical = raw x scale + offset): reagent 2.0 % is
+ * raw 5 (0.4 % steps), 2.4 % raw 6; NOx 500 ppm is raw (500 + 200) / 0.05 = 14000, 500.05 ppm
+ * raw 14001. Samples are built with those scales and handed to the rules as decoded frames.
+ *
+ * The NOx-window figures of nox_window_matches_independent_computation come from
+ * tests/data/rules/nox_window.py, which computes them with plain loops from the rules.md
+ * formulas; regenerate with `python3 tests/data/rules/nox_window.py` and copy what it prints. */
+#include "rules.h"
+#include "rules_int.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VIN   "LZZTESTVIN0000001"
+#define PLATE "京A12345"
+#define T0    1709596800LL
+#define T6M   1725494400LL
+#define US(t) ((int64_t)(t)*1000000)
+
+/* ---- collecting verdicts ------------------------------------------------------------------ */
+
+typedef struct {
+    char id[VEM_RULES_ID_LEN];
+    vem_rule_t rule;
+    vem_severity_t severity;
+    int64_t first_us, last_us;
+    double measured, limit;
+    char kind[32];
+    uint64_t spool_seq;
+    json_t *ev;
+} s_got_t;
+
+typedef struct {
+    s_got_t v[256];
+    int n;
+} s_log_t;
+
+static void s_collect(void *arg, const vem_violation_t *v)
+{
+    s_log_t *log = arg;
+    ck_assert_int_lt(log->n, 256);
+    s_got_t *g = &log->v[log->n++];
+    memcpy(g->id, v->id, sizeof g->id);
+    g->rule = v->rule;
+    g->severity = v->severity;
+    g->first_us = v->first_us;
+    g->last_us = v->last_us;
+    g->measured = v->measured;
+    g->limit = v->limit;
+    g->spool_seq = v->spool_seq;
+    const char *kind = json_string_value(json_object_get(v->evidence, "kind"));
+    snprintf(g->kind, sizeof g->kind, "%s", kind ? kind : "");
+    g->ev = json_incref(v->evidence);
+    ck_assert_uint_eq(strlen(v->id), 32);
+    ck_assert_str_eq(v->name, vem_rules_name(v->rule));
+    ck_assert_int_le(v->first_us, v->last_us);
+}
+
+static void s_log_free(s_log_t *log)
+{
+    for (int i = 0; i < log->n; i++)
+        json_decref(log->v[i].ev);
+    log->n = 0;
+}
+
+static int s_count(const s_log_t *log, vem_rule_t rule)
+{
+    int n = 0;
+    for (int i = 0; i < log->n; i++)
+        n += log->v[i].rule == rule;
+    return n;
+}
+
+/* The k-th verdict of the rule (0 = first), failing when there is none. */
+static const s_got_t *s_nth(const s_log_t *log, vem_rule_t rule, int k)
+{
+    for (int i = 0; i < log->n; i++)
+        if (log->v[i].rule == rule && k-- == 0)
+            return &log->v[i];
+    ck_abort_msg("no verdict %d of %s", k, vem_rules_name(rule));
+    return NULL;
+}
+
+static json_int_t s_int(json_t *o, const char *path)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *key = strtok(buf, "."); key; key = strtok(NULL, "."))
+        o = json_object_get(o, key);
+    ck_assert_msg(json_is_integer(o), "%s is not an integer", path);
+    return json_integer_value(o);
+}
+
+static double s_real(json_t *o, const char *path)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *key = strtok(buf, "."); key; key = strtok(NULL, "."))
+        o = json_object_get(o, key);
+    ck_assert_msg(json_is_number(o), "%s is not a number", path);
+    return json_number_value(o);
+}
+
+static const char *s_str(json_t *o, const char *path)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *key = strtok(buf, "."); key; key = strtok(NULL, "."))
+        o = json_object_get(o, key);
+    ck_assert_msg(json_is_string(o), "%s is not a string", path);
+    return json_string_value(o);
+}
+
+static const char *s_iso(int64_t t)
+{
+    static char buf[4][VEM_RULES_ISO_LEN];
+    static int k;
+    k = (k + 1) % 4;
+    vem_rules_iso(US(t), buf[k]);
+    return buf[k];
+}
+
+/* ---- building samples and frames ---------------------------------------------------------- */
+
+/* Physical values of a diesel-stream sample; NaN writes the field's invalid marker (0xFF..). */
+typedef struct {
+    double rpm, torque, friction, fuel, nox_up, nox_down, reagent, intake, scr_in, coolant;
+} s_phys_t;
+
+/* A warm truck cruising with a working SCR: nothing in it breaks a rule. */
+static const s_phys_t s_cruise = {.rpm = 1400,
+                                  .torque = 60,
+                                  .friction = 8,
+                                  .fuel = 30,
+                                  .nox_up = 800,
+                                  .nox_down = 100,
+                                  .reagent = 50,
+                                  .intake = 600,
+                                  .scr_in = 300,
+                                  .coolant = 85};
+
+static void s_set(vem_hj1239_block_t *b, vem_hj1239_field_t f, double v)
+{
+    const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(f);
+    if (isnan(v))
+        b->raw[f] = fi->width == 1 ? 0xFF : fi->width == 2 ? 0xFFFF : 0xFFFFFFFF;
+    else
+        b->raw[f] = (uint32_t)llround((v - fi->offset) / fi->scale);
+}
+
+static void s_block(vem_hj1239_block_t *b, int64_t t, const s_phys_t *p)
+{
+    memset(b, 0, sizeof *b);
+    b->type = VEM_HJ1239_BLOCK_STREAM;
+    b->time = t;
+    s_set(b, VEM_HJ1239_F_SPEED, 40);
+    s_set(b, VEM_HJ1239_F_BARO, 100);
+    s_set(b, VEM_HJ1239_F_TORQUE, p->torque);
+    s_set(b, VEM_HJ1239_F_FRICTION, p->friction);
+    s_set(b, VEM_HJ1239_F_RPM, p->rpm);
+    s_set(b, VEM_HJ1239_F_FUEL_RATE, p->fuel);
+    s_set(b, VEM_HJ1239_F_NOX_UP, p->nox_up);
+    s_set(b, VEM_HJ1239_F_NOX_DOWN, p->nox_down);
+    s_set(b, VEM_HJ1239_F_REAGENT, p->reagent);
+    s_set(b, VEM_HJ1239_F_INTAKE, p->intake);
+    s_set(b, VEM_HJ1239_F_SCR_IN, p->scr_in);
+    s_set(b, VEM_HJ1239_F_SCR_OUT, 280);
+    s_set(b, VEM_HJ1239_F_DPF_DP, 1);
+    s_set(b, VEM_HJ1239_F_COOLANT, p->coolant);
+    s_set(b, VEM_HJ1239_F_FUEL_LEVEL, 50);
+    s_set(b, VEM_HJ1239_F_LON, 116.4);
+    s_set(b, VEM_HJ1239_F_LAT, 39.9);
+    s_set(b, VEM_HJ1239_F_ODOMETER, 12345.6);
+    b->novalue = vem_hj1239_novalue(b);
+}
+
+static void s_envelope(vem_hj1239_frame_t *f, uint8_t cmd, int64_t t)
+{
+    memset(f, 0, offsetof(vem_hj1239_frame_t, vendor));
+    f->cmd = cmd;
+    f->header = VEM_HJ1239_HEADER_TERMINAL;
+    f->encryption = VEM_HJ1239_ENC_NONE;
+    memcpy(f->vin, VIN, 17);
+    f->has_time = true;
+    f->time = t;
+}
+
+/* Sample i's values. */
+typedef void (*s_gen_t)(long i, s_phys_t *p, const void *arg);
+
+static void s_const(long i, s_phys_t *p, const void *arg)
+{
+    (void)i;
+    *p = *(const s_phys_t *)arg;
+}
+
+typedef struct {
+    vem_rules_vehicle_t *v;
+    const vem_rules_config_t *cfg;
+    s_log_t *log;
+    vem_hj1239_frame_t *f;
+    uint64_t seq;
+    uint8_t cmd;  /* real-time unless set */
+    bool gb17691; /* GB 17691 frames: one time per frame, the last sample's */
+} s_feed_t;
+
+static void s_feed_init(s_feed_t *fd, vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
+                        s_log_t *log)
+{
+    memset(fd, 0, sizeof *fd);
+    fd->v = v;
+    fd->cfg = cfg;
+    fd->log = log;
+    fd->f = malloc(sizeof *fd->f);
+    fd->cmd = VEM_HJ1239_CMD_REALTIME;
+}
+
+static void s_send(s_feed_t *fd)
+{
+    vem_rules_on_frame(fd->v, fd->cfg, fd->f, US(fd->f->time) + 1500000, ++fd->seq, s_collect,
+                       fd->log);
+}
+
+/* n samples at t[0..n), in frames of up to ten 1 Hz samples. */
+static void s_feed_times(s_feed_t *fd, const int64_t *t, long n, s_gen_t gen, const void *arg)
+{
+    for (long i = 0; i < n;) {
+        long k = 0;
+        while (i + k < n && k < 10 && (k == 0 || t[i + k] == t[i + k - 1] + 1))
+            k++;
+        s_envelope(fd->f, fd->cmd, t[i + k - 1]);
+        fd->f->layout = fd->gb17691 ? 0 : VEM_HJ1239_LAYOUT_BLOCK_TIME;
+        for (long j = 0; j < k; j++) {
+            s_phys_t p;
+            gen(i + j, &p, arg);
+            s_block(&fd->f->blocks[fd->f->nblocks++], fd->gb17691 ? t[i + k - 1] : t[i + j], &p);
+        }
+        s_send(fd);
+        i += k;
+    }
+}
+
+/* n samples at t0, t0 + 1, ... */
+static void s_feed(s_feed_t *fd, int64_t t0, long n, s_gen_t gen, const void *arg)
+{
+    int64_t *t = malloc((size_t)n * sizeof *t);
+    for (long i = 0; i < n; i++)
+        t[i] = t0 + i;
+    s_feed_times(fd, t, n, gen, arg);
+    free(t);
+}
+
+static void s_cmd(s_feed_t *fd, uint8_t cmd, int64_t t)
+{
+    s_envelope(fd->f, cmd, t);
+    s_send(fd);
+}
+
+static void s_feed_free(s_feed_t *fd)
+{
+    free(fd->f);
+}
+
+static vem_rules_config_t s_defaults(void)
+{
+    vem_rules_config_t cfg;
+    vem_rules_config_defaults(&cfg);
+    return cfg;
+}
+
+/* Engine figures of a typical heavy truck: D_lim = (30 x 3600 + 2.5 x 2000 x 8031.875 x 2 pi
+ * / 60000) / (0.2 x 350) = (108000 + 4205.5) / 70 = 1603 samples. */
+static const vem_rules_engine_facts_t s_truck = {2000, 350, 30, VEM_FUEL_DIESEL};
+/* Small figures for hand-worked windows: see window_arithmetic. */
+static const vem_rules_engine_facts_t s_small = {1000, 200, 0.01, VEM_FUEL_DIESEL};
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+START_TEST(config_defaults_are_rules_md)
+{
+    vem_rules_config_t c = s_defaults();
+    char err[160];
+    ck_assert_int_eq(vem_rules_config_validate(&c, err, sizeof err), 0);
+    ck_assert_double_eq(c.rsd_no_ppm[VEM_RSD_LIMIT_A], 1500);
+    ck_assert_double_eq(c.rsd_no_ppm[VEM_RSD_LIMIT_B], 1000);
+    ck_assert_double_eq(c.rsd_opacity_pct[0], 30);
+    ck_assert_double_eq(c.rsd_ringelmann[0], 1);
+    ck_assert(isnan(c.gas_co_pct) && isnan(c.gas_hc_ppm) && isnan(c.gas_no_ppm));
+    ck_assert_uint_eq(c.rsd_chain_n, 2);
+    ck_assert_uint_eq(c.rsd_cycle_months, 6);
+    ck_assert_double_eq(c.rsd_speed_kmh.lo, 20);
+    ck_assert_double_eq(c.rsd_accel_ms2.lo, -0.5);
+    ck_assert_double_eq(c.rsd_slope_pct.hi, 5);
+    ck_assert_uint_eq(c.mil_days, 7);
+    ck_assert_double_eq(c.reagent_min_pct, 2.0);
+    ck_assert_uint_eq(c.reagent_minutes, 30);
+    ck_assert_double_eq(c.nox_ppm_max, 500);
+    ck_assert_double_eq(c.scr_eff_min, 0.5);
+    ck_assert_uint_eq(c.frozen_minutes, 10);
+    ck_assert_double_eq(c.frozen_rpm_span, 50);
+    ck_assert_uint_eq(c.offline_hours, 72);
+    ck_assert_double_eq(c.completeness_min, 0.95);
+    ck_assert_double_eq(c.fuel_density_kg_l, 0.835);
+    ck_assert_double_eq(c.nox_u, 0.001586);
+    ck_assert_double_eq(c.nox_window_mg_kwh, 690);
+    ck_assert_uint_eq(c.nox_percentile, 90);
+    ck_assert_uint_eq(c.trip_gap_min, 10);
+    ck_assert_double_eq(c.fusion_low_ppm, 500);
+    ck_assert_uint_eq(c.fusion_match_s, 2);
+    for (unsigned r = 0; r < VEM_RULE_COUNT; r++) {
+        ck_assert(c.enabled[r]);
+        vem_rule_t back;
+        ck_assert(vem_rules_lookup(vem_rules_name((vem_rule_t)r), &back));
+        ck_assert_int_eq(back, r);
+        ck_assert_ptr_nonnull(vem_rules_clause((vem_rule_t)r));
+    }
+    ck_assert_str_eq(vem_rules_name(VEM_RULE_OBD_NOX_WINDOW), "obd.nox_window");
+    ck_assert(vem_rules_fields_match_decoder()); /* rules.c reads raw values with these */
+    ck_assert_str_eq(vem_rules_name(VEM_RULE_FUSION_OBD_MISMATCH), "fusion.obd_mismatch");
+}
+END_TEST
+
+static void s_bad_percentile(vem_rules_config_t *c)
+{
+    c->nox_percentile = 0;
+}
+static void s_bad_window(vem_rules_config_t *c)
+{
+    c->rsd_speed_kmh = (vem_rules_range_t){90, 80};
+}
+static void s_bad_gas(vem_rules_config_t *c)
+{
+    c->gas_co_pct = -1;
+}
+static void s_bad_column(vem_rules_config_t *c)
+{
+    c->rsd_column = (vem_rsd_column_t)2;
+}
+static void s_bad_horizon(vem_rules_config_t *c)
+{
+    c->fusion_match_s = 10;
+    c->fusion_horizon_s = 20;
+}
+static void s_bad_eff(vem_rules_config_t *c)
+{
+    c->scr_eff_min = 1.5;
+}
+static void s_bad_minutes(vem_rules_config_t *c)
+{
+    c->reagent_minutes = 0;
+}
+static void s_bad_nan(vem_rules_config_t *c)
+{
+    c->nox_ppm_max = NAN;
+}
+
+static const struct {
+    void (*bad)(vem_rules_config_t *c);
+    const char *err;
+} s_bad[] = {
+    {s_bad_percentile, "nox_percentile: 0 is outside 1 .. 100"},
+    {s_bad_window, "rsd_window.speed_kmh: 90 .. 80 is not a range (low above high?)"},
+    {s_bad_gas, "gas_co_pct: -1 is outside 1e-09 .. 100 (or unset)"},
+    {s_bad_column, "rsd_limit_column: 2 is neither a nor b"},
+    {s_bad_horizon, "fusion_horizon_s: 20 is shorter than the match window of 21 s "
+                    "(2 x fusion_match_s + 1)"},
+    {s_bad_eff, "scr_eff_min: 1.5 is outside 0 .. 1"},
+    {s_bad_minutes, "reagent_minutes: 0 is outside 1 .. 1440"},
+    {s_bad_nan, "nox_ppm_max: nan is outside 0 .. 100000"},
+};
+
+START_TEST(config_errors_name_the_key)
+{
+    vem_rules_config_t c = s_defaults();
+    s_bad[_i].bad(&c);
+    char err[200] = "";
+    ck_assert_int_eq(vem_rules_config_validate(&c, err, sizeof err), -1);
+    ck_assert_str_eq(err, s_bad[_i].err);
+    /* gasoline limits set are fine */
+    c = s_defaults();
+    c.gas_co_pct = 4.5;
+    ck_assert_int_eq(vem_rules_config_validate(&c, NULL, 0), 0);
+}
+END_TEST
+
+/* ---- span rules: a constant condition held for a while ------------------------------------ */
+
+/* Which value of the cruising sample a case changes. */
+typedef enum { S_NONE, S_RPM, S_REAGENT, S_NOX_DOWN, S_COOLANT, S_SCR_IN, S_INTAKE } s_knob_t;
+
+typedef struct {
+    const char *name;
+    s_knob_t knob, knob2;
+    double value, value2;
+    double wobble; /* every other sample's rpm is this much higher */
+    const vem_rules_engine_facts_t *facts;
+    long n; /* samples from T0, 1 Hz */
+    vem_rule_t rule;
+    const char *kind;
+    int expect; /* verdicts of rule (and kind) */
+    vem_severity_t severity;
+    double measured;
+    long last; /* index of the evidence's last sample */
+} s_span_case_t;
+
+static const s_span_case_t s_spans[] = {
+    /* reagent raw 5 = 2.0 %: "at or below 2.0" holds; 30 min = 1800 samples */
+    {"reagent at 2.0 for 30 min", S_REAGENT, S_NONE, 2.0, 0, 0, &s_truck, 1800,
+     VEM_RULE_OBD_REAGENT_EMPTY, NULL, 1, VEM_SEVERITY_VIOLATION, 2.0, 1799},
+    {"reagent one sample short", S_REAGENT, S_NONE, 2.0, 0, 0, &s_truck, 1799,
+     VEM_RULE_OBD_REAGENT_EMPTY, NULL, 0, 0, 0, 0},
+    {"reagent one step above (2.4)", S_REAGENT, S_NONE, 2.4, 0, 0, &s_truck, 1800,
+     VEM_RULE_OBD_REAGENT_EMPTY, NULL, 0, 0, 0, 0},
+    {"reagent empty, engine off", S_REAGENT, S_RPM, 0.4, 0, 0, &s_truck, 1800,
+     VEM_RULE_OBD_REAGENT_EMPTY, NULL, 0, 0, 0, 0},
+    /* without engine figures: NOx 500 ppm (raw 14000) is at the limit, not above */
+    {"nox_high exactly at 500 ppm", S_NOX_DOWN, S_NONE, 500, 0, 0, NULL, 600, VEM_RULE_OBD_NOX_HIGH,
+     NULL, 0, 0, 0, 0},
+    {"nox_high 500.05 ppm for 10 min", S_NOX_DOWN, S_NONE, 500.05, 0, 0, NULL, 600,
+     VEM_RULE_OBD_NOX_HIGH, NULL, 1, VEM_SEVERITY_NOTICE, 500.05, 599},
+    {"nox_high not with engine figures", S_NOX_DOWN, S_NONE, 800, 0, 0, &s_truck, 600,
+     VEM_RULE_OBD_NOX_HIGH, NULL, 0, 0, 0, 0},
+    /* coolant 40 < 70 and at most 599 s after the start (< 20 min): not warm */
+    {"nox_high cold engine", S_NOX_DOWN, S_COOLANT, 800, 40, 0, NULL, 600, VEM_RULE_OBD_NOX_HIGH,
+     NULL, 0, 0, 0, 0},
+    /* SCR: 1 - 500 / 800 = 0.375 < 0.5 over 30 min at 300 C, upstream 800 >= 100 */
+    {"scr conversion 0.375", S_NOX_DOWN, S_NONE, 500, 0, 0, &s_truck, 1800,
+     VEM_RULE_OBD_SCR_INEFFECTIVE, NULL, 1, VEM_SEVERITY_VIOLATION, 0.375, 1799},
+    {"scr conversion exactly 0.5", S_NOX_DOWN, S_NONE, 400, 0, 0, &s_truck, 1800,
+     VEM_RULE_OBD_SCR_INEFFECTIVE, NULL, 0, 0, 0, 0},
+    {"scr inlet 249 C", S_NOX_DOWN, S_SCR_IN, 500, 249, 0, &s_truck, 3600,
+     VEM_RULE_OBD_SCR_INEFFECTIVE, NULL, 0, 0, 0, 0},
+    /* downstream 900 > upstream 800 while warm, 10 min = 600 samples */
+    {"downstream above upstream", S_NOX_DOWN, S_NONE, 900, 0, 0, &s_truck, 600, VEM_RULE_OBD_TAMPER,
+     "down_above_up", 1, VEM_SEVERITY_NOTICE, 10, 599},
+    {"downstream equal to upstream", S_NOX_DOWN, S_NONE, 800, 0, 0, &s_truck, 1200,
+     VEM_RULE_OBD_TAMPER, "down_above_up", 0, 0, 0, 0},
+    /* NOx 123.45 ppm is raw 6469 in every sample; rpm 1400 / 1450: span 50, "at least" */
+    {"frozen NOx, rpm span 50", S_NOX_DOWN, S_NONE, 123.45, 0, 50, &s_truck, 600,
+     VEM_RULE_OBD_TAMPER, "frozen_nox", 1, VEM_SEVERITY_VIOLATION, 10, 599},
+    {"frozen NOx, rpm span 49.875", S_NOX_DOWN, S_NONE, 123.45, 0, 49.875, &s_truck, 1200,
+     VEM_RULE_OBD_TAMPER, "frozen_nox", 0, 0, 0, 0},
+    {"frozen NOx one sample short", S_NOX_DOWN, S_NONE, 123.45, 0, 50, &s_truck, 599,
+     VEM_RULE_OBD_TAMPER, "frozen_nox", 0, 0, 0, 0},
+    /* downstream NOx 0xFFFF for 30 min while running */
+    {"NOx invalid 30 min", S_NOX_DOWN, S_NONE, NAN, 0, 0, &s_truck, 1800, VEM_RULE_OBD_TAMPER,
+     "invalid_signals", 1, VEM_SEVERITY_NOTICE, 30, 1799},
+    {"intake invalid one sample short", S_INTAKE, S_NONE, NAN, 0, 0, &s_truck, 1799,
+     VEM_RULE_OBD_TAMPER, "invalid_signals", 0, 0, 0, 0},
+    {"NOx invalid, engine off", S_NOX_DOWN, S_RPM, NAN, 0, 0, &s_truck, 1800, VEM_RULE_OBD_TAMPER,
+     "invalid_signals", 0, 0, 0, 0},
+};
+
+static void s_knob(s_phys_t *p, s_knob_t knob, double value)
+{
+    switch (knob) {
+    case S_RPM:
+        p->rpm = value;
+        break;
+    case S_REAGENT:
+        p->reagent = value;
+        break;
+    case S_NOX_DOWN:
+        p->nox_down = value;
+        break;
+    case S_COOLANT:
+        p->coolant = value;
+        break;
+    case S_SCR_IN:
+        p->scr_in = value;
+        break;
+    case S_INTAKE:
+        p->intake = value;
+        break;
+    default:
+        break;
+    }
+}
+
+static void s_wobble(long i, s_phys_t *p, const void *arg)
+{
+    const s_span_case_t *c = arg;
+    *p = s_cruise;
+    s_knob(p, c->knob, c->value);
+    s_knob(p, c->knob2, c->value2);
+    if (i % 2)
+        p->rpm += c->wobble;
+}
+
+static int s_count_kind(const s_log_t *log, vem_rule_t rule, const char *kind, int *at)
+{
+    int n = 0;
+    for (int i = 0; i < log->n; i++) {
+        if (log->v[i].rule == rule && (!kind || strcmp(log->v[i].kind, kind) == 0)) {
+            if (n++ == 0)
+                *at = i;
+        }
+    }
+    return n;
+}
+
+START_TEST(span_rules)
+{
+    const s_span_case_t *c = &s_spans[_i];
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, c->facts);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    s_feed(&fd, T0, c->n, s_wobble, c);
+    vem_rules_flush(v, &cfg, s_collect, &log);
+    int at = -1;
+    int got = s_count_kind(&log, c->rule, c->kind, &at);
+    ck_assert_msg(got == c->expect, "%s: %d verdicts of %s, expected %d", c->name, got,
+                  vem_rules_name(c->rule), c->expect);
+    if (c->expect) {
+        const s_got_t *g = &log.v[at];
+        ck_assert_int_eq(g->severity, c->severity);
+        ck_assert_double_eq_tol(g->measured, c->measured, 1e-9);
+        ck_assert_int_eq(g->first_us, US(T0));
+        ck_assert_int_eq(g->last_us, US(T0 + c->last));
+        ck_assert_int_eq(s_int(g->ev, "samples.count"), c->last + 1);
+        ck_assert_str_eq(s_str(g->ev, "samples.vin"), VIN);
+        ck_assert_str_eq(s_str(g->ev, "samples.from.time"), s_iso(T0));
+        ck_assert_str_eq(s_str(g->ev, "samples.to.time"), s_iso(T0 + c->last));
+        ck_assert_uint_eq(g->spool_seq, (uint64_t)c->last / 10 + 1); /* the frame that did it */
+    }
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+    ck_assert_ptr_null(v);
+}
+END_TEST
+
+/* NOx high while the coolant is cold: warm only from 20 min after the start (sample 1200);
+ * 600 warm samples above 500 ppm end at sample 1799. */
+START_TEST(nox_high_warm_after_twenty_minutes)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, NULL);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    s_phys_t p = s_cruise;
+    p.coolant = 40;
+    p.nox_down = 800;
+    s_feed(&fd, T0, 1799, s_const, &p);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_HIGH), 0);
+    s_feed(&fd, T0 + 1799, 1, s_const, &p);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_HIGH), 1);
+    const s_got_t *g = s_nth(&log, VEM_RULE_OBD_NOX_HIGH, 0);
+    ck_assert_int_eq(g->first_us, US(T0 + 1200));
+    ck_assert_int_eq(g->last_us, US(T0 + 1799));
+    ck_assert_double_eq_tol(g->measured, 800, 1e-9);
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* Frozen sensor: 300 samples at 123.45 ppm, 10 with a 0xFFFF marker, 300 more at 123.45 with
+ * rpm 1400/1460 (span 60): the markers neither break nor extend the span, so its 600th
+ * sample is t = T0 + 609. A different valid value in their place breaks it: 300 + 300. */
+static void s_frozen_gen(long i, s_phys_t *p, const void *arg)
+{
+    *p = s_cruise;
+    p->nox_down = 123.45;
+    p->rpm = 1400 + (i % 2) * 60;
+    if (i >= 300 && i < 310)
+        p->nox_down = *(const double *)arg;
+}
+
+START_TEST(sentinels_inside_a_frozen_span)
+{
+    vem_rules_config_t cfg = s_defaults();
+    const double middle[] = {NAN, 130};
+    for (int k = 0; k < 2; k++) {
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        s_feed(&fd, T0, 620, s_frozen_gen, &middle[k]);
+        int at = -1;
+        int n = s_count_kind(&log, VEM_RULE_OBD_TAMPER, "frozen_nox", &at);
+        if (k == 0) {
+            ck_assert_int_eq(n, 1);
+            ck_assert_int_eq(log.v[at].first_us, US(T0));
+            ck_assert_int_eq(log.v[at].last_us, US(T0 + 609));
+            ck_assert_int_eq(s_int(log.v[at].ev, "samples.count"), 600);
+            ck_assert_double_eq_tol(s_real(log.v[at].ev, "rpm_max"), 1460, 1e-9);
+            ck_assert_double_eq_tol(s_real(log.v[at].ev, "nox_down_ppm"), 123.45, 1e-9);
+        } else {
+            ck_assert_int_eq(n, 0);
+        }
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+}
+END_TEST
+
+/* Reagent low for 900 samples, a gap, 900 more: a gap of 601 s ends the trip and the span
+ * with it (900 + 900 never makes 1800 in one trip); a gap of exactly 600 s does not. */
+START_TEST(trip_split_by_a_ten_minute_gap)
+{
+    vem_rules_config_t cfg = s_defaults();
+    s_phys_t p = s_cruise;
+    p.reagent = 1.2;
+    const int64_t gaps[] = {601, 600};
+    for (int k = 0; k < 2; k++) {
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        s_feed(&fd, T0, 900, s_const, &p);
+        s_feed(&fd, T0 + 899 + gaps[k], 900, s_const, &p);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_REAGENT_EMPTY), k);
+        if (k == 1) {
+            const s_got_t *g = s_nth(&log, VEM_RULE_OBD_REAGENT_EMPTY, 0);
+            ck_assert_int_eq(g->first_us, US(T0));
+            ck_assert_int_eq(g->last_us, US(T0 + 899 + 600 + 899));
+        }
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+}
+END_TEST
+
+/* GB 17691 frames carry one time, the last sample's: ten samples in a frame of time T0 + 9
+ * are at T0 .. T0 + 9, and the evidence keeps the stored key (sample_time T0 + 9, block k). */
+START_TEST(gb17691_sample_times)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    fd.gb17691 = true;
+    s_phys_t p = s_cruise;
+    p.reagent = 0.4;
+    s_feed(&fd, T0, 1800, s_const, &p);
+    const s_got_t *g = s_nth(&log, VEM_RULE_OBD_REAGENT_EMPTY, 0);
+    ck_assert_int_eq(g->first_us, US(T0));
+    ck_assert_int_eq(g->last_us, US(T0 + 1799));
+    ck_assert_str_eq(s_str(g->ev, "samples.from.time"), s_iso(T0));
+    ck_assert_str_eq(s_str(g->ev, "samples.from.sample_time"), s_iso(T0 + 9));
+    ck_assert_int_eq(s_int(g->ev, "samples.from.block_idx"), 0);
+    ck_assert_str_eq(s_str(g->ev, "samples.to.sample_time"), s_iso(T0 + 1799));
+    ck_assert_int_eq(s_int(g->ev, "samples.to.block_idx"), 9);
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* ---- the work-based window, by hand ------------------------------------------------------- */
+
+/* With T_ref 1000 N.m and 1000 rpm, 1 % of torque is 1000 x 1000 x 2 pi / 60000 / 100 =
+ * 1.0471976 kW. Torque 58 % - friction 8 % = 50 %: P = 52.359878 kW, w = P / 3600 =
+ * 0.014544410 kWh a sample. Intake 400 kg/h, no fuel: q = 400 kg/h, so a sample's NOx per
+ * work is 1000 x 0.001586 x c x 400 / 52.359878 = 12.1161475 x c mg/kWh, whatever the window
+ * length when every sample of it is alike. Torque 18 %: 10 %, P = 10.471976 kW,
+ * w = 0.0029088821 kWh. */
+#define S_MG_PER_PPM 12.1161475077
+
+typedef struct {
+    double torque[64], nox[64]; /* per sample; NaN NOx: a 0xFFFF marker */
+} s_series_t;
+
+static void s_series_gen(long i, s_phys_t *p, const void *arg)
+{
+    const s_series_t *s = arg;
+    *p = s_cruise;
+    p->rpm = 1000;
+    p->friction = 8;
+    p->torque = s->torque[i];
+    p->nox_down = s->nox[i];
+    p->intake = 400;
+    p->fuel = 0;
+}
+
+/* One trip of n samples from T0 (ended by a logout), with the engine figures given. */
+static void s_window_trip(const vem_rules_config_t *cfg, const vem_rules_engine_facts_t *facts,
+                          const s_series_t *s, long n, s_log_t *log)
+{
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, facts);
+    s_feed_t fd;
+    s_feed_init(&fd, v, cfg, log);
+    s_feed(&fd, T0, n, s_series_gen, s);
+    s_cmd(&fd, VEM_HJ1239_CMD_LOGOUT, T0 + n);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+
+/* W_ref 0.01 kWh < w: every 50 % sample is a window of its own (D = 1, 52.36 kW >= 20 % of
+ * 200 kW = 40 kW: valid). Sample 0 runs at 10 %: 0.0029089 < 0.01, so its window takes sample
+ * 1 too: W = 0.0029089 + 0.0145444 = 0.0174533 kWh over D = 2 s, 31.4159 kW < 40: invalid.
+ * Samples 1..10 have c = 10, 20, .. 100 ppm: windows 121.16 .. 1211.61 mg/kWh.
+ * windows 11, valid 10; nearest rank ceil(0.9 x 10) = 9: 90 ppm, 12.1161475 x 90 =
+ * 1090.4533 mg/kWh > 690: fails. Over 690: c > 690 / 12.116 = 56.95, c = 60 .. 100: 5.
+ * D_lim = (0.01 x 3600 + 2102.74) / 40 = 53.5 samples: nothing is let go early. */
+START_TEST(window_arithmetic)
+{
+    vem_rules_config_t cfg = s_defaults();
+    s_series_t s;
+    s.torque[0] = 18;
+    s.nox[0] = 500;
+    for (int k = 1; k <= 10; k++) {
+        s.torque[k] = 58;
+        s.nox[k] = 10 * k;
+    }
+    s_log_t log = {0};
+    s_window_trip(&cfg, &s_small, &s, 11, &log);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_WINDOW), 1);
+    const s_got_t *g = s_nth(&log, VEM_RULE_OBD_NOX_WINDOW, 0);
+    ck_assert_int_eq(g->severity, VEM_SEVERITY_VIOLATION);
+    ck_assert_int_eq(g->first_us, US(T0));
+    ck_assert_int_eq(g->last_us, US(T0 + 10));
+    ck_assert_double_eq_tol(g->measured, S_MG_PER_PPM * 90, 1e-3);
+    ck_assert_double_eq(g->limit, 690);
+    ck_assert_int_eq(s_int(g->ev, "windows"), 11);
+    ck_assert_int_eq(s_int(g->ev, "valid_windows"), 10);
+    ck_assert_int_eq(s_int(g->ev, "over_limit_windows"), 5);
+    ck_assert_int_eq(s_int(g->ev, "rank"), 9);
+    ck_assert_int_eq(s_int(g->ev, "percentile"), 90);
+    ck_assert(json_is_true(json_object_get(g->ev, "percentile_exact")));
+    ck_assert_int_eq(s_int(g->ev, "trip.samples.count"), 11);
+    /* around rank 9: ranks 7, 8, 9, 10 (there is no 11th), the windows of samples 7 .. 10 */
+    json_t *around = json_object_get(g->ev, "around");
+    ck_assert_uint_eq(json_array_size(around), 4);
+    for (int k = 0; k < 4; k++) {
+        json_t *w = json_array_get(around, k);
+        ck_assert_int_eq(s_int(w, "rank"), 7 + k);
+        ck_assert_str_eq(s_str(w, "start"), s_iso(T0 + 7 + k));
+        ck_assert_str_eq(s_str(w, "end"), s_iso(T0 + 7 + k));
+        ck_assert_double_eq_tol(s_real(w, "nox_mg_kwh"), S_MG_PER_PPM * 10 * (7 + k), 1e-3);
+    }
+    s_log_free(&log);
+
+    /* every sample at 10 %: windows of 4 samples (3 x 0.0029089 = 0.0087266 < 0.01 <=
+     * 0.0116355), 0.0116355 x 3600 / 4 = 10.47 kW: all 8 complete windows invalid, so no percentile
+     * and no verdict */
+    for (int k = 0; k <= 10; k++)
+        s.torque[k] = 18;
+    s_window_trip(&cfg, &s_small, &s, 11, &log);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_WINDOW), 0);
+    s_log_free(&log);
+}
+END_TEST
+
+/* The percentile just below and just above 690: c = 56.90 ppm (raw 5138) gives
+ * 12.1161475 x 56.90 = 689.4088 mg/kWh in every window: no verdict; c = 56.95 (raw 5139)
+ * gives 690.0146: above. */
+START_TEST(window_at_the_limit)
+{
+    vem_rules_config_t cfg = s_defaults();
+    const double c[] = {56.90, 56.95};
+    for (int k = 0; k < 2; k++) {
+        s_series_t s;
+        for (int i = 0; i < 10; i++) {
+            s.torque[i] = 58;
+            s.nox[i] = c[k];
+        }
+        s_log_t log = {0};
+        s_window_trip(&cfg, &s_small, &s, 10, &log);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_WINDOW), k);
+        if (k == 1)
+            ck_assert_double_eq_tol(s_nth(&log, VEM_RULE_OBD_NOX_WINDOW, 0)->measured, 690.0146,
+                                    1e-3);
+        s_log_free(&log);
+    }
+}
+END_TEST
+
+/* W_ref 0.1 kWh: 6 samples make 0.0872665 < 0.1, 7 make 0.1018109: a window is 7 samples.
+ * Two trips of 10 samples (gap 601 s): windows start at 0 .. 3 in each, 4 per trip, none
+ * reaching into the other trip; a gap of 600 s makes one trip of 20: windows 0 .. 13 = 14.
+ * c = 100 ppm: 1211.61 mg/kWh. D_lim = (360 + 2102.74) / 40 = 61.6: none let go early. */
+START_TEST(windows_never_bridge_a_trip)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_engine_facts_t facts = s_small;
+    facts.whtc_work_kwh = 0.1;
+    s_series_t s;
+    for (int i = 0; i < 20; i++) {
+        s.torque[i] = 58;
+        s.nox[i] = 100;
+    }
+    const int64_t gaps[] = {601, 600};
+    for (int k = 0; k < 2; k++) {
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &facts);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        s_feed(&fd, T0, 10, s_series_gen, &s);
+        s_feed(&fd, T0 + 9 + gaps[k], 10, s_series_gen, &s);
+        vem_rules_flush(v, &cfg, s_collect, &log);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_WINDOW), 2 - k);
+        const s_got_t *g = s_nth(&log, VEM_RULE_OBD_NOX_WINDOW, 0);
+        ck_assert_int_eq(s_int(g->ev, "windows"), k == 0 ? 4 : 14);
+        ck_assert_int_eq(s_int(g->ev, "valid_windows"), k == 0 ? 4 : 14);
+        ck_assert_double_eq_tol(g->measured, S_MG_PER_PPM * 100, 1e-3);
+        if (k == 0) {
+            ck_assert_int_eq(g->last_us, US(T0 + 9));
+            const s_got_t *h = s_nth(&log, VEM_RULE_OBD_NOX_WINDOW, 1);
+            ck_assert_int_eq(h->first_us, US(T0 + 9 + 601));
+            ck_assert_int_eq(s_int(h->ev, "windows"), 4);
+            ck_assert_str_ne(g->id, h->id);
+        }
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+}
+END_TEST
+
+/* A 0xFFFF marker at sample 3 leaves it out of the series: 9 samples, windows of 7 start at
+ * valid samples 0, 1, 2 (3 windows, not 4), and the first spans T0 .. T0 + 7. All alike
+ * (c = 100): the equal values rank by start, the earliest highest. */
+START_TEST(sentinel_inside_a_window)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_engine_facts_t facts = s_small;
+    facts.whtc_work_kwh = 0.1;
+    s_series_t s;
+    for (int i = 0; i < 10; i++) {
+        s.torque[i] = 58;
+        s.nox[i] = i == 3 ? NAN : 100;
+    }
+    s_log_t log = {0};
+    s_window_trip(&cfg, &facts, &s, 10, &log);
+    const s_got_t *g = s_nth(&log, VEM_RULE_OBD_NOX_WINDOW, 0);
+    ck_assert_int_eq(s_int(g->ev, "window_samples"), 9);
+    ck_assert_int_eq(s_int(g->ev, "windows"), 3);
+    ck_assert_int_eq(s_int(g->ev, "valid_windows"), 3);
+    ck_assert_int_eq(s_int(g->ev, "rank"), 3); /* ceil(0.9 x 3) */
+    ck_assert_double_eq_tol(g->measured, S_MG_PER_PPM * 100, 1e-3);
+    json_t *top = json_array_get(json_object_get(g->ev, "around"), 2);
+    ck_assert_int_eq(s_int(top, "rank"), 3);
+    ck_assert_str_eq(s_str(top, "start"), s_iso(T0));
+    ck_assert_str_eq(s_str(top, "end"), s_iso(T0 + 7));
+    s_log_free(&log);
+}
+END_TEST
+
+/* Without the registry's figures there is no window: NOx 800 ppm in warm operation is an
+ * obd.nox_high notice after 10 min and the trip ends without obd.nox_window. */
+START_TEST(no_figures_falls_back_to_nox_high)
+{
+    vem_rules_config_t cfg = s_defaults();
+    const vem_rules_engine_facts_t partial = {2000, 350, 0, VEM_FUEL_DIESEL}; /* no WHTC work */
+    const vem_rules_engine_facts_t *facts[] = {NULL, &partial};
+    for (int k = 0; k < 2; k++) {
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, facts[k]);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        s_phys_t p = s_cruise;
+        p.nox_down = 800;
+        s_feed(&fd, T0, 1200, s_const, &p);
+        vem_rules_flush(v, &cfg, s_collect, &log);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_HIGH), 1);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_WINDOW), 0);
+        s_log_free(&log);
+        /* the registry learns the figures: the next trip has a window, and no fallback */
+        vem_rules_vehicle_set_facts(v, &s_truck);
+        s_feed(&fd, T0 + 7200, 3600, s_const, &p);
+        vem_rules_flush(v, &cfg, s_collect, &log);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_HIGH), 0);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_WINDOW), 1);
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+}
+END_TEST
+
+/* Many single-sample windows (W_ref 0.01 kWh, as in window_arithmetic), sample k at
+ * c = 10 + 0.05 x ((k x 7919) mod N) ppm: every value once, 12.1161475 x c mg/kWh each. The
+ * trip keeps only the largest 2048 (+ 256) windows. N = 5000: rank ceil(0.9 x 5000) = 4500,
+ * m = 4499, c = 234.95, 2846.6888 mg/kWh, the 501st largest: kept, exact; around it ranks
+ * 4498 .. 4502. N = 25000: the percentile (rank 22500, c = 1134.95) is the 2501st largest, not
+ * kept: the value reported is an upper bound, marked so, and the verdict still exact: over
+ * 690 are c >= 56.95 (m >= 939), 25000 - 939 = 24061. */
+static void s_perm_gen(long i, s_phys_t *p, const void *arg)
+{
+    long n = *(const long *)arg;
+    *p = s_cruise;
+    p->rpm = 1000;
+    p->torque = 58;
+    p->friction = 8;
+    p->intake = 400;
+    p->fuel = 0;
+    p->nox_down = 10 + 0.05 * (double)((i * 7919) % n);
+}
+
+START_TEST(window_percentile_after_selection)
+{
+    vem_rules_config_t cfg = s_defaults();
+    const long sizes[] = {5000, 25000};
+    for (int k = 0; k < 2; k++) {
+        long n = sizes[k];
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_small);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        s_feed(&fd, T0, n, s_perm_gen, &n);
+        vem_rules_flush(v, &cfg, s_collect, &log);
+        const s_got_t *g = s_nth(&log, VEM_RULE_OBD_NOX_WINDOW, 0);
+        ck_assert_int_eq(s_int(g->ev, "valid_windows"), n);
+        ck_assert_int_eq(s_int(g->ev, "rank"), n * 9 / 10);
+        if (k == 0) {
+            ck_assert(json_is_true(json_object_get(g->ev, "percentile_exact")));
+            ck_assert_double_eq_tol(g->measured, S_MG_PER_PPM * 234.95, 1e-3);
+            json_t *around = json_object_get(g->ev, "around");
+            ck_assert_uint_eq(json_array_size(around), 5);
+            for (int j = 0; j < 5; j++) {
+                json_t *w = json_array_get(around, j);
+                ck_assert_int_eq(s_int(w, "rank"), 4498 + j);
+                ck_assert_double_eq_tol(s_real(w, "nox_mg_kwh"),
+                                        S_MG_PER_PPM * (10 + 0.05 * (4497 + j)), 1e-3);
+            }
+        } else {
+            ck_assert(json_is_false(json_object_get(g->ev, "percentile_exact")));
+            ck_assert_double_ge(g->measured, S_MG_PER_PPM * 1134.95 - 1e-3);
+            ck_assert_int_eq(s_int(g->ev, "over_limit_windows"), 24061);
+        }
+        ck_assert_uint_le(vem_rules_vehicle_bytes(v), 65536);
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+}
+END_TEST
+
+/* ---- the work-based window against an independent computation ----------------------------- */
+
+typedef struct {
+    int64_t t[4096];
+    uint32_t raw[4096][7]; /* torque, friction, rpm, fuel, nox_up, nox_down, intake */
+    long n;
+} s_csv_t;
+
+static void s_csv_gen(long i, s_phys_t *p, const void *arg)
+{
+    (void)i;
+    (void)arg;
+    *p = s_cruise; /* the raw values are set after s_block: see s_csv_feed */
+}
+
+/* Feeds the CSV series, its raw values exactly as written. */
+static void s_csv_feed(s_feed_t *fd, const s_csv_t *csv)
+{
+    static const vem_hj1239_field_t fields[7] = {
+        VEM_HJ1239_F_TORQUE, VEM_HJ1239_F_FRICTION, VEM_HJ1239_F_RPM,   VEM_HJ1239_F_FUEL_RATE,
+        VEM_HJ1239_F_NOX_UP, VEM_HJ1239_F_NOX_DOWN, VEM_HJ1239_F_INTAKE};
+    for (long i = 0; i < csv->n;) {
+        long k = 0;
+        while (i + k < csv->n && k < 10 && (k == 0 || csv->t[i + k] == csv->t[i + k - 1] + 1))
+            k++;
+        s_envelope(fd->f, VEM_HJ1239_CMD_REALTIME, T0 + csv->t[i + k - 1]);
+        fd->f->layout = VEM_HJ1239_LAYOUT_BLOCK_TIME;
+        for (long j = 0; j < k; j++) {
+            s_phys_t p;
+            s_csv_gen(i + j, &p, NULL);
+            vem_hj1239_block_t *b = &fd->f->blocks[fd->f->nblocks++];
+            s_block(b, T0 + csv->t[i + j], &p);
+            for (int c = 0; c < 7; c++)
+                b->raw[fields[c]] = csv->raw[i + j][c];
+            b->novalue = vem_hj1239_novalue(b);
+        }
+        s_send(fd);
+        i += k;
+    }
+}
+
+static void s_csv_load(s_csv_t *csv)
+{
+    const char *dir = getenv("VEM_TEST_DATA");
+    char path[512];
+    snprintf(path, sizeof path, "%s/rules/nox_window.csv", dir ? dir : "tests/data");
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    char line[256];
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    ck_assert_str_eq(line, "t,torque,friction,rpm,fuel,nox_up,nox_down,intake\n");
+    csv->n = 0;
+    while (fgets(line, sizeof line, f)) {
+        ck_assert_int_lt(csv->n, 4096);
+        long long t;
+        uint32_t *r = csv->raw[csv->n];
+        ck_assert_int_eq(sscanf(line, "%lld,%u,%u,%u,%u,%u,%u,%u", &t, &r[0], &r[1], &r[2], &r[3],
+                                &r[4], &r[5], &r[6]),
+                         8);
+        csv->t[csv->n++] = t;
+    }
+    fclose(f);
+    ck_assert_int_eq(csv->n, 3600);
+}
+
+typedef struct {
+    int trip;
+    long samples, valid_samples, first, last, windows, valid, over, rank, p_start, p_end;
+    double p;
+} s_trip_want_t;
+
+/* What `python3 tests/data/rules/nox_window.py` printed (engine figures T_ref 1000 N.m,
+ * P_rated 200 kW, W_ref 5 kWh):
+ *   trip 1: samples 2400 (t 0..2998), valid samples 2348
+ *     windows 2153, valid 1251, over 690: 993, rank 1126
+ *     p90 = 933.1608 mg/kWh (window t 2530..2917), fails True
+ *   trip 2: samples 1200 (t 3659..4858), valid samples 1185
+ *     windows 684, valid 156, over 690: 0, rank 141
+ *     p90 = 437.7444 mg/kWh (window t 3772..4147), fails False
+ * Trip 2 passes at 690; with the limit at 1 mg/kWh it fails too and shows its figures. */
+START_TEST(nox_window_matches_independent_computation)
+{
+    static s_csv_t csv;
+    s_csv_load(&csv);
+    const vem_rules_engine_facts_t facts = {1000, 200, 5, VEM_FUEL_DIESEL};
+    const s_trip_want_t want[2] = {
+        {1, 2400, 2348, 0, 2998, 2153, 1251, 993, 1126, 2530, 2917, 933.1608},
+        {2, 1200, 1185, 3659, 4858, 684, 156, 156, 141, 3772, 4147, 437.7444},
+    };
+    for (int run = 0; run < 2; run++) {
+        vem_rules_config_t cfg = s_defaults();
+        if (run == 1)
+            cfg.nox_window_mg_kwh = 1; /* every valid window over */
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &facts);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        s_csv_feed(&fd, &csv);
+        vem_rules_flush(v, &cfg, s_collect, &log);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_WINDOW), run == 0 ? 1 : 2);
+        const s_got_t *g = s_nth(&log, VEM_RULE_OBD_NOX_WINDOW, run);
+        const s_trip_want_t *w = &want[run];
+        ck_assert_int_eq(g->first_us, US(T0 + w->first));
+        ck_assert_int_eq(g->last_us, US(T0 + w->last));
+        ck_assert_int_eq(s_int(g->ev, "trip.samples.count"), w->samples);
+        ck_assert_int_eq(s_int(g->ev, "window_samples"), w->valid_samples);
+        ck_assert_int_eq(s_int(g->ev, "windows"), w->windows);
+        ck_assert_int_eq(s_int(g->ev, "valid_windows"), w->valid);
+        ck_assert_int_eq(s_int(g->ev, "over_limit_windows"), run == 0 ? w->over : w->valid);
+        ck_assert_int_eq(s_int(g->ev, "rank"), w->rank);
+        ck_assert_double_eq_tol(g->measured, w->p, 1e-3);
+        ck_assert(json_is_true(json_object_get(g->ev, "percentile_exact")));
+        json_t *at = json_array_get(json_object_get(g->ev, "around"), 2);
+        ck_assert_int_eq(s_int(at, "rank"), w->rank);
+        ck_assert_str_eq(s_str(at, "start"), s_iso(T0 + w->p_start));
+        ck_assert_str_eq(s_str(at, "end"), s_iso(T0 + w->p_end));
+        ck_assert_double_eq_tol(s_real(at, "nox_mg_kwh"), w->p, 1e-3);
+        /* judged when trip 2's first frame came: trip 1 is 120 + 120 frames of 10 */
+        if (run == 0)
+            ck_assert_int_eq(g->spool_seq, 241);
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+}
+END_TEST
+
+/* ---- roadside chains ---------------------------------------------------------------------- */
+
+#define DAY 86400LL
+
+typedef struct {
+    int64_t t; /* seconds */
+    const char *id;
+    double no, opacity, ringelmann;
+    bool invalid; /* the station says not valid */
+    double speed; /* 0: 40 km/h, inside the window */
+    int expect;   /* verdicts on this reading */
+    vem_severity_t severity;
+    int readings; /* in the evidence of the (last) verdict */
+    int same_as;  /* step whose verdict id this one repeats; -1: a new id */
+} s_rsd_step_t;
+
+typedef struct {
+    const char *name;
+    vem_rules_fuel_t fuel;
+    bool column_b;
+    int nsteps;
+    s_rsd_step_t steps[5];
+} s_rsd_case_t;
+
+#define S_NO(t, id, no, expect, sev, readings, same)                                               \
+    {                                                                                              \
+        t, id, no, NAN, NAN, false, 0, expect, sev, readings, same                                 \
+    }
+#define V VEM_SEVERITY_VIOLATION
+#define N VEM_SEVERITY_NOTICE
+
+static const s_rsd_case_t s_rsd[] = {
+    /* NO limit a = 1500 ppm: 1600 and 1700 exceed; the second completes the rule under the
+     * first one's id; a third extends it */
+    {"two exceedances a month apart",
+     VEM_FUEL_DIESEL,
+     false,
+     3,
+     {S_NO(T0, "r1", 1600, 1, N, 1, -1), S_NO(T0 + 30 * DAY, "r2", 1700, 1, V, 2, 0),
+      S_NO(T0 + 31 * DAY, "r3", 1650, 1, V, 3, 0)}},
+    /* 1500 is not above 1500: compliant, and it breaks the chain */
+    {"a compliant reading at the limit breaks the chain",
+     VEM_FUEL_DIESEL,
+     false,
+     4,
+     {S_NO(T0, "r1", 1600, 1, N, 1, -1), S_NO(T0 + DAY, "r2", 1500, 0, N, 0, -1),
+      S_NO(T0 + 2 * DAY, "r3", 1600, 1, N, 1, -1), S_NO(T0 + 3 * DAY, "r4", 1501, 1, V, 2, 2)}},
+    /* 2024-03-05T08:00 + 6 natural months = 2024-09-05T08:00: still within */
+    {"exactly six months apart",
+     VEM_FUEL_DIESEL,
+     false,
+     2,
+     {S_NO(T0, "r1", 1600, 1, N, 1, -1), S_NO(T6M, "r2", 1600, 1, V, 2, 0)}},
+    {"six months and one day apart",
+     VEM_FUEL_DIESEL,
+     false,
+     2,
+     {S_NO(T0, "r1", 1600, 1, N, 1, -1), S_NO(T6M + DAY, "r2", 1600, 1, N, 1, -1)}},
+    {"an exceedance the station marked invalid is ignored",
+     VEM_FUEL_DIESEL,
+     false,
+     3,
+     {S_NO(T0, "r1", 1600, 1, N, 1, -1),
+      {T0 + DAY, "r2", 1600, NAN, NAN, true, 0, 0, N, 0, -1},
+      S_NO(T0 + 2 * DAY, "r3", 1600, 1, V, 2, 0)}},
+    /* 85 km/h is outside 20 .. 80: the compliant reading does not count, nor break */
+    {"a reading outside the window is ignored",
+     VEM_FUEL_DIESEL,
+     false,
+     3,
+     {S_NO(T0, "r1", 1600, 1, N, 1, -1),
+      {T0 + DAY, "r2", 1400, NAN, NAN, false, 85, 0, N, 0, -1},
+      S_NO(T0 + 2 * DAY, "r3", 1600, 1, V, 2, 0)}},
+    /* limit b = 1000 ppm */
+    {"limit column b",
+     VEM_FUEL_DIESEL,
+     true,
+     2,
+     {S_NO(T0, "r1", 1200, 1, N, 1, -1), S_NO(T0 + DAY, "r2", 1000, 0, N, 0, -1)}},
+    {"the same reading twice is judged once",
+     VEM_FUEL_DIESEL,
+     false,
+     2,
+     {S_NO(T0, "r1", 1600, 1, N, 1, -1), S_NO(T0, "r1", 1600, 0, N, 0, -1)}},
+    /* opacity 30 % and Ringelmann 1 are at their limits; 30.5 % and grade 2 are above */
+    {"opacity and Ringelmann at and above their limits",
+     VEM_FUEL_DIESEL,
+     false,
+     2,
+     {{T0, "r1", NAN, 30, 1, false, 0, 0, N, 0, -1},
+      {T0 + DAY, "r2", NAN, 30.5, 2, false, 0, 2, N, 1, -1}}},
+    {"gasoline without configured limits",
+     VEM_FUEL_GASOLINE,
+     false,
+     1,
+     {S_NO(T0, "r1", 5000, 0, N, 0, -1)}},
+    {"fuel unknown here and in the registry",
+     VEM_FUEL_UNKNOWN,
+     false,
+     1,
+     {S_NO(T0, "r1", 5000, 0, N, 0, -1)}},
+    /* an exceedance older than a compliant reading already seen does not join */
+    {"a late exceedance before a compliant reading",
+     VEM_FUEL_DIESEL,
+     false,
+     3,
+     {S_NO(T0 + 2 * DAY, "r2", 1400, 0, N, 0, -1), S_NO(T0 + DAY, "r1", 1600, 0, N, 0, -1),
+      S_NO(T0 + 3 * DAY, "r3", 1600, 1, N, 1, -1)}},
+};
+
+static void s_reading(vem_rsd_reading_t *r, int64_t t, const char *id, vem_rules_fuel_t fuel)
+{
+    vem_rules_reading_init(r);
+    snprintf(r->station_id, sizeof r->station_id, "S01");
+    snprintf(r->reading_id, sizeof r->reading_id, "%s", id);
+    snprintf(r->plate, sizeof r->plate, "%s", PLATE);
+    r->time_us = US(t) + 250000;
+    r->fuel = fuel;
+    r->valid = true;
+    r->speed_kmh = 40;
+    r->accel_ms2 = 0.2;
+    r->vsp_kw_t = 5;
+    r->wind_ms = 2;
+    r->slope_pct = 1;
+}
+
+START_TEST(roadside_chains)
+{
+    const s_rsd_case_t *c = &s_rsd[_i];
+    vem_rules_config_t cfg = s_defaults();
+    cfg.rsd_column = c->column_b ? VEM_RSD_LIMIT_B : VEM_RSD_LIMIT_A;
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    char ids[5][VEM_RULES_ID_LEN] = {{0}};
+    for (int k = 0; k < c->nsteps; k++) {
+        const s_rsd_step_t *s = &c->steps[k];
+        vem_rsd_reading_t r;
+        s_reading(&r, s->t, s->id, c->fuel);
+        r.no_ppm = s->no;
+        r.opacity_pct = s->opacity;
+        r.ringelmann = s->ringelmann;
+        r.valid = !s->invalid;
+        if (s->speed)
+            r.speed_kmh = s->speed;
+        int before = log.n;
+        unsigned got = vem_rules_on_reading(v, &cfg, &r, 100 + k, s_collect, &log);
+        ck_assert_msg((int)got == s->expect && log.n - before == s->expect,
+                      "%s, step %d: %u verdicts, expected %d", c->name, k, got, s->expect);
+        if (!s->expect)
+            continue;
+        const s_got_t *g = &log.v[log.n - 1];
+        memcpy(ids[k], g->id, VEM_RULES_ID_LEN);
+        ck_assert_int_eq(g->severity, s->severity);
+        ck_assert_int_eq(g->last_us, r.time_us);
+        ck_assert_uint_eq(json_array_size(json_object_get(g->ev, "readings")), s->readings);
+        ck_assert_uint_eq(g->spool_seq, 100 + k);
+        if (s->same_as >= 0)
+            ck_assert_str_eq(g->id, ids[s->same_as]);
+        for (int j = 0; j < k && s->same_as < 0; j++)
+            ck_assert_str_ne(g->id, ids[j]);
+    }
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* The evidence of a completed chain, the limit in force and the counters. */
+START_TEST(roadside_evidence)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    vem_rsd_reading_t r;
+    s_reading(&r, T0, "r1", VEM_FUEL_DIESEL);
+    r.no_ppm = 1600;
+    vem_rules_on_reading(v, &cfg, &r, 1, s_collect, &log);
+    s_reading(&r, T0 + DAY, "r2", VEM_FUEL_DIESEL);
+    r.no_ppm = 1700;
+    r.wind_ms = NAN; /* a condition not reported cannot be checked: not valid */
+    vem_rules_on_reading(v, &cfg, &r, 2, s_collect, &log);
+    r.wind_ms = 2;
+    vem_rules_on_reading(v, &cfg, &r, 3, s_collect, &log);
+    ck_assert_int_eq(log.n, 2);
+    const s_got_t *g = &log.v[1];
+    ck_assert_int_eq(g->rule, VEM_RULE_RSD_NO);
+    ck_assert_int_eq(g->first_us, US(T0) + 250000);
+    ck_assert_double_eq(g->measured, 1700);
+    ck_assert_double_eq(g->limit, 1500);
+    ck_assert_str_eq(s_str(g->ev, "pollutant"), "no_ppm");
+    ck_assert_str_eq(s_str(g->ev, "limit_column"), "a");
+    json_t *first = json_array_get(json_object_get(g->ev, "readings"), 0);
+    ck_assert_str_eq(s_str(first, "station_id"), "S01");
+    ck_assert_str_eq(s_str(first, "reading_id"), "r1");
+    ck_assert_str_eq(s_str(first, "time"), "2024-03-05T08:00:00.250+08:00");
+    char id[VEM_RULES_ID_LEN];
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/r1", id);
+    ck_assert_str_eq(g->id, id);
+    const vem_rules_counts_t *n = vem_rules_vehicle_counts(v);
+    ck_assert_uint_eq(n->readings, 3);
+    ck_assert_uint_eq(n->readings_invalid, 1);
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* Gasoline limits, when set, make their rules judge: CO 4.5 %, HC 600 ppm, NO 2000 ppm. */
+START_TEST(roadside_gasoline)
+{
+    vem_rules_config_t cfg = s_defaults();
+    cfg.gas_co_pct = 4.5;
+    cfg.gas_hc_ppm = 600;
+    cfg.gas_no_ppm = 2000;
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    vem_rules_engine_facts_t petrol = {0, 0, 0, VEM_FUEL_GASOLINE};
+    vem_rules_vehicle_set_facts(v, &petrol); /* the registry says gasoline */
+    s_log_t log = {0};
+    vem_rsd_reading_t r;
+    s_reading(&r, T0, "g1", VEM_FUEL_UNKNOWN);
+    r.co_pct = 4.5;     /* at the limit */
+    r.hc_ppm = 700;     /* above */
+    r.no_ppm = 1600;    /* below the gasoline NO limit */
+    r.opacity_pct = 90; /* no gasoline opacity rule */
+    vem_rules_on_reading(v, &cfg, &r, 1, s_collect, &log);
+    ck_assert_int_eq(log.n, 1);
+    ck_assert_int_eq(log.v[0].rule, VEM_RULE_RSD_HC);
+    ck_assert_str_eq(s_str(log.v[0].ev, "fuel"), "gasoline");
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* Stored readings rebuild the chain without verdicts: the next exceedance completes it. */
+START_TEST(roadside_history_seeds_the_chain)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    vem_rsd_reading_t past[3];
+    s_reading(&past[0], T0 + 2 * DAY, "h3", VEM_FUEL_DIESEL); /* any order */
+    past[0].no_ppm = 1600;
+    s_reading(&past[1], T0, "h1", VEM_FUEL_DIESEL);
+    past[1].no_ppm = 1600;
+    s_reading(&past[2], T0 + DAY, "h2", VEM_FUEL_DIESEL);
+    past[2].no_ppm = 1400; /* compliant: h1 no longer counts */
+    vem_rules_seed_readings(v, &cfg, past, 3);
+    ck_assert_uint_eq(vem_rules_vehicle_counts(v)->readings, 0);
+    s_log_t log = {0};
+    vem_rsd_reading_t r;
+    s_reading(&r, T0 + 3 * DAY, "r4", VEM_FUEL_DIESEL);
+    r.no_ppm = 1600;
+    vem_rules_on_reading(v, &cfg, &r, 1, s_collect, &log);
+    ck_assert_int_eq(log.n, 1);
+    ck_assert_int_eq(log.v[0].severity, VEM_SEVERITY_VIOLATION);
+    json_t *readings = json_object_get(log.v[0].ev, "readings");
+    ck_assert_uint_eq(json_array_size(readings), 2);
+    ck_assert_str_eq(s_str(json_array_get(readings, 0), "reading_id"), "h3");
+    char id[VEM_RULES_ID_LEN];
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/h3", id);
+    ck_assert_str_eq(log.v[0].id, id);
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* Natural months in Beijing time: a day the later month lacks becomes its last day. */
+START_TEST(natural_months)
+{
+    ck_assert_int_eq(vem_rules_add_months(US(T0), 6), US(T6M));
+    vem_rules_civil_t c = {2024, 8, 31, 10, 0, 0, 0};
+    vem_rules_civil_t d;
+    vem_rules_civil(vem_rules_add_months(vem_rules_from_civil(&c), 6), &d);
+    ck_assert_int_eq(d.year, 2025);
+    ck_assert_int_eq(d.month, 2);
+    ck_assert_int_eq(d.day, 28);
+    c.year = 2023;
+    vem_rules_civil(vem_rules_add_months(vem_rules_from_civil(&c), 6), &d);
+    ck_assert_int_eq(d.day, 29); /* 2024 is a leap year */
+    /* Beijing midnight is 16:00 UTC the day before */
+    vem_rules_civil(US(1709654400), &d);
+    ck_assert_int_eq(d.day, 6);
+    ck_assert_int_eq(d.hour, 0);
+}
+END_TEST
+
+/* ---- fusion ------------------------------------------------------------------------------- */
+
+static void s_nox_gen(long i, s_phys_t *p, const void *arg)
+{
+    (void)i;
+    *p = s_cruise;
+    p->nox_down = *(const double *)arg;
+}
+
+/* A roadside NO of 1800 ppm at T0 + 10.25 s while the OBD says `obd_nox`; OBD samples cover
+ * T0 .. T0 + 19. order 0: the OBD data first; 1: the reading after the samples up to T0 + 5. */
+static void s_fusion_run(double obd_nox, int order, s_log_t *log)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_truck);
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, log);
+    vem_rsd_reading_t r;
+    s_reading(&r, T0 + 10, "f1", VEM_FUEL_DIESEL);
+    r.no_ppm = 1800;
+    if (order == 0) {
+        s_feed(&fd, T0, 20, s_nox_gen, &obd_nox);
+        vem_rules_on_reading(v, &cfg, &r, 99, s_collect, log);
+    } else {
+        s_feed(&fd, T0, 6, s_nox_gen, &obd_nox);
+        vem_rules_on_reading(v, &cfg, &r, 99, s_collect, log);
+        ck_assert_int_eq(s_count(log, VEM_RULE_FUSION_OBD_MISMATCH), 0); /* waits for T0 + 13 */
+        s_feed(&fd, T0 + 6, 14, s_nox_gen, &obd_nox);
+    }
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+
+/* The match is the sample nearest T0 + 10.25 within 2 s: T0 + 10. Below 500 ppm is a notice;
+ * 500 itself is not below. Whichever side comes first, the verdict and its id are the same. */
+START_TEST(fusion_either_order)
+{
+    char id[2][VEM_RULES_ID_LEN];
+    for (int order = 0; order < 2; order++) {
+        s_log_t log = {0};
+        s_fusion_run(100, order, &log);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_RSD_NO), 1);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_FUSION_OBD_MISMATCH), 1);
+        const s_got_t *g = s_nth(&log, VEM_RULE_FUSION_OBD_MISMATCH, 0);
+        ck_assert_int_eq(g->severity, VEM_SEVERITY_NOTICE);
+        ck_assert_double_eq_tol(g->measured, 100, 1e-3);
+        ck_assert_double_eq(g->limit, 500);
+        ck_assert_int_eq(g->first_us, US(T0 + 10));
+        ck_assert_int_eq(g->last_us, US(T0 + 10) + 250000);
+        ck_assert_str_eq(s_str(g->ev, "obd.sample_time"), s_iso(T0 + 10));
+        ck_assert_str_eq(s_str(g->ev, "reading.reading_id"), "f1");
+        ck_assert_uint_eq(g->spool_seq, order == 0 ? 99 : 2); /* the frame of T0 + 6 .. 15 */
+        memcpy(id[order], g->id, VEM_RULES_ID_LEN);
+        s_log_free(&log);
+    }
+    ck_assert_str_eq(id[0], id[1]);
+    const double agree[] = {500, 900};
+    for (int k = 0; k < 2; k++) {
+        for (int order = 0; order < 2; order++) {
+            s_log_t log = {0};
+            s_fusion_run(agree[k], order, &log);
+            ck_assert_int_eq(s_count(&log, VEM_RULE_FUSION_OBD_MISMATCH), 0);
+            s_log_free(&log);
+        }
+    }
+}
+END_TEST
+
+/* No OBD sample within 2 s of the reading: unmatched, no verdict; a reading that never sees
+ * OBD data is dropped after fusion_horizon_s of wall clock. */
+START_TEST(fusion_unmatched)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_truck);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    double low = 100;
+    s_feed(&fd, T0, 8, s_nox_gen, &low); /* up to T0 + 7, 3.25 s before the reading */
+    vem_rsd_reading_t r;
+    s_reading(&r, T0 + 10, "f1", VEM_FUEL_DIESEL);
+    r.no_ppm = 1800;
+    vem_rules_on_reading(v, &cfg, &r, 1, s_collect, &log);
+    s_feed(&fd, T0 + 30, 10, s_nox_gen, &low); /* passes T0 + 12: judged, nothing near */
+    ck_assert_int_eq(s_count(&log, VEM_RULE_FUSION_OBD_MISMATCH), 0);
+    ck_assert_uint_eq(vem_rules_vehicle_counts(v)->fusion_unmatched, 1);
+    s_reading(&r, T0 + 100, "f2", VEM_FUEL_DIESEL);
+    r.no_ppm = 1800;
+    vem_rules_on_reading(v, &cfg, &r, 2, s_collect, &log);
+    vem_rules_on_silence(v, &cfg, US(T0 + 100 + 599), s_collect, &log);
+    ck_assert_uint_eq(vem_rules_vehicle_counts(v)->fusion_unmatched, 1);
+    vem_rules_on_silence(v, &cfg, US(T0 + 100 + 601), s_collect, &log);
+    ck_assert_uint_eq(vem_rules_vehicle_counts(v)->fusion_unmatched, 2);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_FUSION_OBD_MISMATCH), 0);
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* ---- OBD snapshots ------------------------------------------------------------------------ */
+
+/* A real-time frame at t with one OBD block: MIL (NaN: 0xFE, invalid), its DTCs, its VIN. */
+static void s_obd_frame(s_feed_t *fd, int64_t t, double mil, const uint32_t *dtcs, int ndtcs,
+                        const char *obd_vin)
+{
+    vem_hj1239_frame_t *f = fd->f;
+    s_envelope(f, VEM_HJ1239_CMD_REALTIME, t);
+    f->layout = VEM_HJ1239_LAYOUT_BLOCK_TIME;
+    vem_hj1239_block_t *b = &f->blocks[f->nblocks++];
+    memset(b, 0, sizeof *b);
+    b->type = VEM_HJ1239_BLOCK_OBD;
+    b->time = t;
+    b->obd = 0;
+    b->raw[VEM_HJ1239_F_OBD_PROTOCOL] = 2;
+    b->raw[VEM_HJ1239_F_MIL] = isnan(mil) ? 0xFE : (uint32_t)mil;
+    b->raw[VEM_HJ1239_F_DIAG_SUPPORTED] = 0x0C00;
+    b->raw[VEM_HJ1239_F_DIAG_READY] = 0x0C00;
+    b->raw[VEM_HJ1239_F_DTC_COUNT] = (uint32_t)ndtcs;
+    vem_hj1239_obd_t *o = &f->obd[f->nobd++];
+    memset(o, 0, sizeof *o);
+    memcpy(o->vin, obd_vin ? obd_vin : VIN, 17);
+    o->dtc_first = 0;
+    o->dtc_n = (uint16_t)ndtcs;
+    for (int i = 0; i < ndtcs; i++)
+        f->dtcs[f->ndtcs++] = dtcs[i];
+    b->novalue = vem_hj1239_novalue(b);
+    s_send(fd);
+}
+
+/* MIL on at T0: a notice at once. Still on at T0 + 7 d exactly: not yet "after 7 days"; at
+ * T0 + 7 d + 1 s: the violation, under the notice's id. An invalid MIL byte changes nothing;
+ * off ends the episode; on again is a new one. A snapshot older than the newest is set
+ * aside. The id of (obd.mil_on, VIN, "t=1709596800000000") is the two FNV-1a 64 hashes
+ * worked out in Python: 7bdff30a90a3ea3c 2645880102c4e3d9. */
+START_TEST(mil_on)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    s_obd_frame(&fd, T0, 1, NULL, 0, NULL);
+    ck_assert_int_eq(log.n, 1);
+    ck_assert_int_eq(log.v[0].severity, VEM_SEVERITY_NOTICE);
+    ck_assert_str_eq(log.v[0].id, "7bdff30a90a3ea3c2645880102c4e3d9");
+    s_obd_frame(&fd, T0 + 3 * DAY, NAN, NULL, 0, NULL);
+    s_obd_frame(&fd, T0 + 7 * DAY, 1, NULL, 0, NULL);
+    ck_assert_int_eq(log.n, 1);
+    s_obd_frame(&fd, T0 + 7 * DAY + 1, 1, NULL, 0, NULL);
+    ck_assert_int_eq(log.n, 2);
+    ck_assert_int_eq(log.v[1].severity, VEM_SEVERITY_VIOLATION);
+    ck_assert_str_eq(log.v[1].id, log.v[0].id);
+    ck_assert_int_eq(log.v[1].first_us, US(T0));
+    ck_assert_int_eq(log.v[1].last_us, US(T0 + 7 * DAY + 1));
+    ck_assert_double_eq_tol(log.v[1].measured, 7 + 1.0 / 86400, 1e-9);
+    s_obd_frame(&fd, T0 + 8 * DAY, 1, NULL, 0, NULL);
+    ck_assert_int_eq(log.n, 2);
+    s_obd_frame(&fd, T0 + 9 * DAY, 0, NULL, 0, NULL);
+    s_obd_frame(&fd, T0 + 8 * DAY, 1, NULL, 0, NULL); /* late */
+    ck_assert_uint_eq(vem_rules_vehicle_counts(v)->late_obd, 1);
+    s_obd_frame(&fd, T0 + 10 * DAY, 1, NULL, 0, NULL);
+    ck_assert_int_eq(log.n, 3);
+    ck_assert_int_eq(log.v[2].severity, VEM_SEVERITY_NOTICE);
+    ck_assert_str_ne(log.v[2].id, log.v[0].id);
+    ck_assert_str_eq(s_str(log.v[2].ev, "on_since.info_time"), s_iso(T0 + 10 * DAY));
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* DTCs: a notice when codes not reported since the last clear appear; the same set again is
+ * nothing; a snapshot with none clears them. */
+START_TEST(dtcs)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    const uint32_t ab[] = {0x110C1201, 0x0C9A0201}, abc[] = {0x110C1201, 0x0C9A0201, 0x00640003};
+    s_obd_frame(&fd, T0, 0, ab, 2, NULL);
+    s_obd_frame(&fd, T0 + 60, 0, ab, 2, NULL);
+    s_obd_frame(&fd, T0 + 120, 0, abc, 3, NULL);
+    s_obd_frame(&fd, T0 + 180, 0, NULL, 0, NULL);
+    s_obd_frame(&fd, T0 + 240, 0, ab, 1, NULL);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_DTC), 3);
+    const s_got_t *g = s_nth(&log, VEM_RULE_OBD_DTC, 0);
+    ck_assert_int_eq(g->severity, VEM_SEVERITY_NOTICE);
+    ck_assert_double_eq(g->measured, 2);
+    ck_assert_str_eq(s_str(json_array_get(json_object_get(g->ev, "dtcs"), 1), ""), "0C9A0201");
+    g = s_nth(&log, VEM_RULE_OBD_DTC, 1);
+    ck_assert_int_eq(g->first_us, US(T0 + 120));
+    ck_assert_uint_eq(json_array_size(json_object_get(g->ev, "new_dtcs")), 1);
+    ck_assert_str_eq(s_str(json_array_get(json_object_get(g->ev, "new_dtcs"), 0), ""), "00640003");
+    g = s_nth(&log, VEM_RULE_OBD_DTC, 2);
+    ck_assert_int_eq(g->first_us, US(T0 + 240));
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* Header VIN and OBD VIN: a notice when they differ, once per episode; padding is no VIN. */
+START_TEST(vin_mismatch_and_removal_alarm)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    s_obd_frame(&fd, T0, 0, NULL, 0, "LZZOTHERVIN000002");
+    s_obd_frame(&fd, T0 + 60, 0, NULL, 0, "LZZOTHERVIN000002");
+    s_obd_frame(&fd, T0 + 120, 0, NULL, 0, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
+    s_obd_frame(&fd, T0 + 180, 0, NULL, 0, VIN);
+    s_obd_frame(&fd, T0 + 240, 0, NULL, 0, "LZZOTHERVIN000002");
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_TAMPER), 2);
+    const s_got_t *g = s_nth(&log, VEM_RULE_OBD_TAMPER, 0);
+    ck_assert_str_eq(g->kind, "vin_mismatch");
+    ck_assert_int_eq(g->severity, VEM_SEVERITY_NOTICE);
+    ck_assert_str_eq(s_str(g->ev, "obd_vin"), "LZZOTHERVIN000002");
+    ck_assert_int_eq(s_nth(&log, VEM_RULE_OBD_TAMPER, 1)->first_us, US(T0 + 240));
+    s_log_free(&log);
+
+    /* the removal alarm (0x06) is a violation at once; the same alarm again has the same id */
+    fd.f->pos_status = 0;
+    for (int k = 0; k < 2; k++) {
+        s_envelope(fd.f, VEM_HJ1239_CMD_REMOVAL_ALARM, T0 + 600);
+        fd.f->seq = 7;
+        fd.f->lon_raw = 116400000;
+        fd.f->lat_raw = 39900000;
+        s_send(&fd);
+    }
+    ck_assert_int_eq(log.n, 2);
+    ck_assert_str_eq(log.v[0].kind, "removal_alarm");
+    ck_assert_int_eq(log.v[0].severity, VEM_SEVERITY_VIOLATION);
+    ck_assert_double_eq_tol(s_real(log.v[0].ev, "lon"), 116.4, 1e-9);
+    ck_assert_str_eq(log.v[0].id, log.v[1].id);
+    ck_assert(isnan(log.v[0].measured));
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* ---- the clock: offline, trips ended by silence, completeness ----------------------------- */
+
+START_TEST(offline_after_72_hours)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    ck_assert_int_eq(vem_rules_on_silence(v, &cfg, US(T0), s_collect, &log), 0); /* never heard */
+    s_feed(&fd, T0, 10, s_const, &s_cruise); /* received at T0 + 9 + 1.5 s */
+    int64_t rx = US(T0 + 9) + 1500000, h72 = US(72 * 3600);
+    ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + h72 - 1, s_collect, &log), 0);
+    ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + h72, s_collect, &log), 1);
+    ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + h72 + 3600, s_collect, &log), 0);
+    const s_got_t *g = s_nth(&log, VEM_RULE_OBD_OFFLINE, 0);
+    ck_assert_str_eq(g->kind, "silence");
+    ck_assert_double_eq_tol(g->measured, 72, 1e-9);
+    ck_assert_int_eq(g->first_us, US(T0 + 9));
+    s_feed(&fd, T0 + 100 * 3600, 10, s_const, &s_cruise);
+    ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + US(100 * 3600) + h72, s_collect, &log), 1);
+    ck_assert_str_ne(s_nth(&log, VEM_RULE_OBD_OFFLINE, 1)->id, g->id);
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* A trip that nothing follows is judged once nothing was received for 10 min, and the verdict
+ * is the one the next sample or a flush would give. */
+START_TEST(silence_ends_a_trip)
+{
+    vem_rules_config_t cfg = s_defaults();
+    s_series_t s;
+    for (int i = 0; i < 10; i++) {
+        s.torque[i] = 58;
+        s.nox[i] = 100;
+    }
+    char id[2][VEM_RULES_ID_LEN];
+    for (int k = 0; k < 2; k++) {
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_small);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        s_feed(&fd, T0, 10, s_series_gen, &s);
+        int64_t rx = US(T0 + 9) + 1500000;
+        if (k == 0) {
+            ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + US(600), s_collect, &log), 0);
+            ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + US(601), s_collect, &log), 1);
+        } else {
+            ck_assert_int_eq(vem_rules_flush(v, &cfg, s_collect, &log), 1);
+        }
+        memcpy(id[k], s_nth(&log, VEM_RULE_OBD_NOX_WINDOW, 0)->id, VEM_RULES_ID_LEN);
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+    ck_assert_str_eq(id[0], id[1]);
+}
+END_TEST
+
+/* 950 of 1000 running seconds is 0.95: at the minimum, fine; 949 is below: a notice. */
+START_TEST(daily_completeness)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, NULL);
+    s_log_t log = {0};
+    ck_assert_double_eq(vem_rules_completeness(0, 0), 1);
+    ck_assert_double_eq(vem_rules_completeness(950, 1000), 0.95);
+    ck_assert_int_eq(vem_rules_on_day(v, &cfg, 19787, 950, 1000, s_collect, &log), 0);
+    ck_assert_int_eq(vem_rules_on_day(v, &cfg, 19787, 949, 1000, s_collect, &log), 1);
+    const s_got_t *g = &log.v[0];
+    ck_assert_int_eq(g->rule, VEM_RULE_OBD_OFFLINE);
+    ck_assert_str_eq(g->kind, "completeness");
+    ck_assert_str_eq(s_str(g->ev, "day"), "2024-03-05");
+    ck_assert_int_eq(g->first_us, US(T0 - 8 * 3600)); /* Beijing midnight */
+    ck_assert_double_eq_tol(g->measured, 0.949, 1e-12);
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* ---- the same verdicts whatever the arrival ----------------------------------------------- */
+
+/* A day of trouble: MIL on, urea empty for 30 min, a frozen sensor, NOx windows that fail. */
+static void s_trouble_gen(long i, s_phys_t *p, const void *arg)
+{
+    (void)arg;
+    *p = s_cruise;
+    p->rpm = 1000 + (i % 2) * 60;
+    p->torque = 58;
+    p->friction = 8;
+    p->intake = 400;
+    p->fuel = 0;
+    p->nox_down = i < 1000 ? 100 + i % 7 : 123.45;
+    p->reagent = i < 200 ? 40 : 1.2;
+}
+
+static void s_trouble(s_feed_t *fd, int64_t t0)
+{
+    s_obd_frame(fd, t0, 1, NULL, 0, NULL);
+    s_feed(fd, t0, 2400, s_trouble_gen, NULL);
+}
+
+static void s_rest_gen(long i, s_phys_t *p, const void *arg)
+{
+    *p = ((const s_phys_t *)arg)[i];
+}
+
+static int s_ids(const s_log_t *log, char ids[][VEM_RULES_ID_LEN])
+{
+    for (int i = 0; i < log->n; i++)
+        memcpy(ids[i], log->v[i].id, VEM_RULES_ID_LEN);
+    return log->n;
+}
+
+/* The same input twice gives the same verdicts with the same ids. */
+START_TEST(same_input_same_ids)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_engine_facts_t facts = s_small;
+    facts.whtc_work_kwh = 1;
+    static char ids[2][64][VEM_RULES_ID_LEN];
+    int n[2];
+    for (int k = 0; k < 2; k++) {
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &facts);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        s_trouble(&fd, T0);
+        vem_rules_flush(v, &cfg, s_collect, &log);
+        n[k] = s_ids(&log, ids[k]);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_MIL_ON), 1);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_REAGENT_EMPTY), 1);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_WINDOW), 1);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_TAMPER), 1);
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+    ck_assert_int_eq(n[0], n[1]);
+    for (int i = 0; i < n[0]; i++)
+        ck_assert_str_eq(ids[0][i], ids[1][i]);
+}
+END_TEST
+
+/* The same trip re-sent (0x03) after the terminal went on live again, and the same trip live
+ * with an old re-sent frame in the middle of it: the trip's verdicts and ids are those of the
+ * trip fed live and alone. */
+START_TEST(backlog_and_late_frames_give_live_verdicts)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_engine_facts_t facts = s_small;
+    facts.whtc_work_kwh = 1;
+    static char ids[3][64][VEM_RULES_ID_LEN];
+    int n[3];
+    json_t *window[3];
+    for (int k = 0; k < 3; k++) {
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &facts);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        if (k == 0) {
+            s_trouble(&fd, T0);
+        } else if (k == 1) {
+            s_feed(&fd, T0 + 5 * 3600, 10, s_const, &s_cruise); /* live, later */
+            fd.cmd = VEM_HJ1239_CMD_RESEND;
+            s_trouble(&fd, T0);
+        } else {
+            s_obd_frame(&fd, T0, 1, NULL, 0, NULL);
+            s_feed(&fd, T0, 1000, s_trouble_gen, NULL);
+            fd.cmd = VEM_HJ1239_CMD_RESEND;
+            s_phys_t odd = s_cruise;
+            odd.reagent = 100;
+            odd.nox_down = 3000;
+            s_feed(&fd, T0 - 7200, 10, s_const, &odd);
+            fd.cmd = VEM_HJ1239_CMD_REALTIME;
+            int64_t t[1400];
+            for (int i = 0; i < 1400; i++)
+                t[i] = T0 + 1000 + i;
+            static s_phys_t rest[1400];
+            for (int i = 0; i < 1400; i++)
+                s_trouble_gen(1000 + i, &rest[i], NULL);
+            s_feed_times(&fd, t, 1400, s_rest_gen, rest);
+            ck_assert_uint_eq(vem_rules_vehicle_counts(v)->late_samples, 10);
+        }
+        vem_rules_flush(v, &cfg, s_collect, &log);
+        n[k] = s_ids(&log, ids[k]);
+        window[k] = json_incref(s_nth(&log, VEM_RULE_OBD_NOX_WINDOW, 0)->ev);
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+    for (int k = 1; k < 3; k++) {
+        ck_assert_int_eq(n[k], n[0]);
+        for (int i = 0; i < n[0]; i++)
+            ck_assert_str_eq(ids[k][i], ids[0][i]);
+        ck_assert_int_eq(s_int(window[k], "windows"), s_int(window[0], "windows"));
+        ck_assert_int_eq(s_int(window[k], "valid_windows"), s_int(window[0], "valid_windows"));
+        ck_assert_double_eq(s_real(window[k], "percentile_mg_kwh"),
+                            s_real(window[0], "percentile_mg_kwh"));
+    }
+    ck_assert_str_eq(s_str(window[1], "trip.track"), "backfill");
+    ck_assert_str_eq(s_str(window[2], "trip.track"), "live");
+    for (int k = 0; k < 3; k++)
+        json_decref(window[k]);
+}
+END_TEST
+
+/* ---- memory ------------------------------------------------------------------------------- */
+
+/* Two hours of driving with the figures of a typical truck keep the state within 64 KiB: the
+ * ring holds at most D_lim + 1 = 1604 samples (20 bytes each), the trip keeps at most 2304
+ * windows (12 bytes each). Two hours of idling never end a window: the ring stops at D_lim.
+ * When the trip ends, its memory goes. */
+START_TEST(memory_is_bounded)
+{
+    vem_rules_config_t cfg = s_defaults();
+    s_phys_t idle = s_cruise;
+    idle.rpm = 650;
+    idle.torque = 10;
+    idle.friction = 6;
+    const s_phys_t *drive[] = {&s_cruise, &idle};
+    for (int k = 0; k < 2; k++) {
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+        size_t empty = vem_rules_vehicle_bytes(v);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        s_feed(&fd, T0, 1, s_const, drive[k]);
+        size_t fusion = vem_rules_vehicle_bytes(v) - empty; /* 600 s x 2 bytes, and the trip */
+        size_t most = 0;
+        for (int h = 0; h < 12; h++) {
+            s_feed(&fd, T0 + 1 + h * 600, 600, s_const, drive[k]);
+            size_t b = vem_rules_vehicle_bytes(v);
+            most = b > most ? b : most;
+        }
+        ck_assert_uint_le(most, 65536);
+        if (k == 1) /* ring of 1604 x 20 bytes, no valid window */
+            ck_assert_uint_le(most, empty + 600 * 2 + 1604 * 20 + 256);
+        vem_rules_flush(v, &cfg, s_collect, &log);
+        ck_assert_uint_eq(vem_rules_vehicle_bytes(v), empty + 600 * 2);
+        ck_assert_uint_ge(fusion, 600 * 2);
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+}
+END_TEST
+
+/* ---- output ------------------------------------------------------------------------------- */
+
+static void s_json_check(void *arg, const vem_violation_t *v)
+{
+    int *calls = arg;
+    (*calls)++;
+    json_t *o = vem_rules_violation_json(v);
+    static const char *const keys[] = {"violation_id", "rule",     "clause",   "vin",
+                                       "plate",        "first_at", "last_at",  "measured",
+                                       "limit",        "unit",     "severity", "evidence"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        ck_assert_msg(json_object_get(o, keys[i]) != NULL, "no %s", keys[i]);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "rule")), "obd.mil_on");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "first_at")),
+                     "2024-03-05T08:00:00+08:00");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "plate")), PLATE);
+    json_decref(o);
+    char *text = vem_rules_explain(v);
+    ck_assert_ptr_nonnull(strstr(text, "obd.mil_on notice of VIN " VIN ", plate " PLATE));
+    ck_assert_ptr_nonnull(strstr(text, v->id));
+    free(text);
+}
+
+START_TEST(violation_json_and_text)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, NULL);
+    vem_hj1239_frame_t *f = calloc(1, sizeof *f);
+    s_log_t unused = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &unused);
+    s_obd_frame(&fd, T0, 1, NULL, 0, NULL); /* into the log, then again into the checker */
+    vem_rules_vehicle_destroy(&v);
+    v = vem_rules_vehicle_new(VIN, PLATE, NULL);
+    int calls = 0;
+    vem_rules_on_frame(v, &cfg, fd.f, US(T0), 1, s_json_check, &calls);
+    ck_assert_int_eq(calls, 1);
+    ck_assert_ptr_null(vem_rules_vehicle_new(NULL, NULL, NULL));
+    ck_assert_ptr_null(vem_rules_vehicle_new("SHORT", NULL, NULL));
+    s_log_free(&unused);
+    s_feed_free(&fd);
+    free(f);
+    vem_rules_vehicle_destroy(&v);
+    vem_rules_vehicle_destroy(&v); /* NULL is fine */
+}
+END_TEST
+
+Suite *vem_suite_rules(void);
+Suite *vem_suite_rules(void)
+{
+    Suite *s = suite_create("rules");
+    TCase *tc = tcase_create("config");
+    tcase_add_test(tc, config_defaults_are_rules_md);
+    tcase_add_loop_test(tc, config_errors_name_the_key, 0, sizeof s_bad / sizeof *s_bad);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("obd");
+    tcase_set_timeout(tc, 30);
+    tcase_add_loop_test(tc, span_rules, 0, sizeof s_spans / sizeof *s_spans);
+    tcase_add_test(tc, nox_high_warm_after_twenty_minutes);
+    tcase_add_test(tc, sentinels_inside_a_frozen_span);
+    tcase_add_test(tc, trip_split_by_a_ten_minute_gap);
+    tcase_add_test(tc, gb17691_sample_times);
+    tcase_add_test(tc, mil_on);
+    tcase_add_test(tc, dtcs);
+    tcase_add_test(tc, vin_mismatch_and_removal_alarm);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("window");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, window_arithmetic);
+    tcase_add_test(tc, window_at_the_limit);
+    tcase_add_test(tc, windows_never_bridge_a_trip);
+    tcase_add_test(tc, sentinel_inside_a_window);
+    tcase_add_test(tc, no_figures_falls_back_to_nox_high);
+    tcase_add_test(tc, window_percentile_after_selection);
+    tcase_add_test(tc, nox_window_matches_independent_computation);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("roadside");
+    tcase_add_loop_test(tc, roadside_chains, 0, sizeof s_rsd / sizeof *s_rsd);
+    tcase_add_test(tc, roadside_evidence);
+    tcase_add_test(tc, roadside_gasoline);
+    tcase_add_test(tc, roadside_history_seeds_the_chain);
+    tcase_add_test(tc, natural_months);
+    tcase_add_test(tc, fusion_either_order);
+    tcase_add_test(tc, fusion_unmatched);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("clock");
+    tcase_add_test(tc, offline_after_72_hours);
+    tcase_add_test(tc, silence_ends_a_trip);
+    tcase_add_test(tc, daily_completeness);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("determinism");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, same_input_same_ids);
+    tcase_add_test(tc, backlog_and_late_frames_give_live_verdicts);
+    tcase_add_test(tc, memory_is_bounded);
+    tcase_add_test(tc, violation_json_and_text);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,270 @@
+/* bench-rules — what the rules engine costs a worker, and what it holds per driving truck.
+ *
+ *   bench-rules [TRUCKS [WARM_MINUTES [CHUNKS]]]        (defaults 10000, 30, 5)
+ *
+ * A simulated fleet (tools/sim_fleet.h; one truck in 50 with each misbehaviour) with registry
+ * figures for every truck: the simulator's reference torque and rated power, and a WHTC
+ * reference work of 0.09 h x rated power (a heavy engine's WHTC averages about 18 % of rated
+ * power over its 30 minutes). Every 10 s each truck sends an HJ 1239 real-time frame of ten
+ * 1 Hz samples (tools/sim_frames.h), with an OBD block every 60th frame; each truck logs in
+ * first.
+ *
+ * Warm-up, untimed: WARM_MINUTES of driving, decoded and judged, so every truck is mid-trip
+ * with its windows in full swing. Then CHUNKS chunks of S_ROUNDS rounds (one frame per truck
+ * each): a chunk's frames are encoded up front, then timed on one core
+ *   (a) decode alone, best of three passes;
+ *   (b) decode + vem_rules_on_frame, once (the rules must see each sample once).
+ * Memory at the end: the states' own count (vem_rules_vehicle_bytes) and malloc's in-use bytes
+ * (mallinfo2) grown since before the first state was made, per truck.
+ * The last line holds the key=value figures; targets: ratio >= 0.3, bytes_per_vehicle <= 64 KiB.
+ *
+ * BENCH_RULES_OFF=rule,rule,... switches rules off (vem_rules_name), to see what each costs.
+ *
+ * What the figures mean: with a few trucks, whose state stays in the CPU caches, the rules
+ * cost about 2.5 decodes; with 10,000 mid-trip trucks (about 370 MB of rule state, nearly
+ * all of it the work-based windows' rings and kept windows) each frame's state comes from
+ * main memory, and those misses, not the arithmetic, set the rate. Huge pages help (glibc:
+ * GLIBC_TUNABLES=glibc.malloc.hugetlb=1); software prefetching did not, here. */
+#include "hj1239.h"
+#include "rules.h"
+#include "sim_fleet.h"
+#include "sim_frames.h"
+
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { S_SAMPLES = 10, S_ROUNDS = 6, S_OBD_EVERY = 60, S_FRAME_CAP = 2048 };
+
+#define S_T0 1709596800LL /* 2024-03-05 08:00:00 +08:00 */
+
+typedef struct {
+    vem_sim_truck_t truck;
+    vem_rules_vehicle_t *rules;
+    uint16_t seq;
+    unsigned frames;
+} s_truck_t;
+
+typedef struct {
+    uint8_t *buf;
+    size_t len, cap;
+    size_t *off;   /* frame k is buf[off[k] .. off[k + 1]) */
+    unsigned *who; /* its truck */
+    size_t n, ncap;
+} s_chunk_t;
+
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static unsigned long s_verdicts[VEM_RULE_COUNT];
+
+static void s_count(void *arg, const vem_violation_t *v)
+{
+    (void)arg;
+    s_verdicts[v->rule]++;
+}
+
+static void s_chunk_add(s_chunk_t *c, const uint8_t *frame, size_t len, unsigned who)
+{
+    if (c->len + len > c->cap) {
+        c->cap = (c->cap + len) * 2;
+        c->buf = realloc(c->buf, c->cap);
+    }
+    if (c->n + 2 > c->ncap) {
+        c->ncap = (c->ncap + 2) * 2;
+        c->off = realloc(c->off, c->ncap * sizeof *c->off);
+        c->who = realloc(c->who, c->ncap * sizeof *c->who);
+    }
+    if (!c->buf || !c->off || !c->who)
+        abort();
+    memcpy(c->buf + c->len, frame, len);
+    c->off[c->n] = c->len;
+    c->who[c->n++] = who;
+    c->len += len;
+    c->off[c->n] = c->len;
+}
+
+/* One frame of each truck for the 10 s starting at t (their login first when t is the start). */
+static void s_round(s_truck_t *fleet, unsigned n, int64_t t, vem_hj1239_frame_t *scratch,
+                    s_chunk_t *out)
+{
+    uint8_t frame[S_FRAME_CAP];
+    vem_sim_sample_t samples[S_SAMPLES];
+    for (unsigned i = 0; i < n; i++) {
+        s_truck_t *tr = &fleet[i];
+        size_t len;
+        if (tr->frames == 0) {
+            len = vem_sim_login(scratch, tr->truck.vin, t, 1, frame, sizeof frame);
+            s_chunk_add(out, frame, len, i);
+        }
+        for (int k = 0; k < S_SAMPLES; k++)
+            samples[k] = *vem_sim_truck_step(&tr->truck);
+        tr->seq = tr->seq % 65531 + 1;
+        len = vem_sim_data(scratch, &tr->truck, samples, S_SAMPLES, t, tr->seq, false, true,
+                           tr->frames % S_OBD_EVERY == 0, frame, sizeof frame);
+        if (len == 0)
+            abort();
+        s_chunk_add(out, frame, len, i);
+        tr->frames++;
+    }
+}
+
+static size_t s_decode_pass(const s_chunk_t *c, vem_hj1239_frame_t *f)
+{
+    size_t samples = 0;
+    for (size_t k = 0; k < c->n; k++) {
+        if (vem_hj1239_decode(c->buf + c->off[k], c->off[k + 1] - c->off[k], VEM_HJ1239_TRUSTED_BCC,
+                              f, NULL) != VEM_HJ1239_OK)
+            abort();
+        for (size_t b = 0; b < f->nblocks; b++)
+            samples += f->blocks[b].type == VEM_HJ1239_BLOCK_STREAM;
+    }
+    return samples;
+}
+
+static size_t s_rules_pass(const s_chunk_t *c, vem_hj1239_frame_t *f, s_truck_t *fleet,
+                           const vem_rules_config_t *cfg, uint64_t *seq)
+{
+    size_t samples = 0;
+    for (size_t k = 0; k < c->n; k++) {
+        if (vem_hj1239_decode(c->buf + c->off[k], c->off[k + 1] - c->off[k], VEM_HJ1239_TRUSTED_BCC,
+                              f, NULL) != VEM_HJ1239_OK)
+            abort();
+        for (size_t b = 0; b < f->nblocks; b++)
+            samples += f->blocks[b].type == VEM_HJ1239_BLOCK_STREAM;
+        vem_rules_on_frame(fleet[c->who[k]].rules, cfg, f, f->time * 1000000 + 500000, ++*seq,
+                           s_count, NULL);
+    }
+    return samples;
+}
+
+static void s_chunk_reset(s_chunk_t *c)
+{
+    c->len = c->n = 0;
+}
+
+int main(int argc, char **argv)
+{
+    unsigned trucks = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 10) : 10000;
+    unsigned warm_min = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 10) : 30;
+    unsigned chunks = argc > 3 ? (unsigned)strtoul(argv[3], NULL, 10) : 5;
+    if (trucks == 0)
+        trucks = 1;
+    static const uint32_t misbehave[] = {VEM_SIM_MIL_ON, VEM_SIM_UREA_EMPTY, VEM_SIM_SCR_REMOVED,
+                                         VEM_SIM_FROZEN_NOX};
+    s_truck_t *fleet = calloc(trucks, sizeof *fleet);
+    vem_hj1239_frame_t *scratch = malloc(sizeof *scratch), *f = malloc(sizeof *f);
+    if (!fleet || !scratch || !f)
+        abort();
+    for (unsigned i = 0; i < trucks; i++)
+        vem_sim_truck_init(&fleet[i].truck, 17691, i, 116.4, 39.9,
+                           i % 50 < 4 ? misbehave[i % 50] : 0);
+    vem_rules_config_t cfg;
+    vem_rules_config_defaults(&cfg);
+    if (getenv("BENCH_RULES_OFF")) {
+        char *list = strdup(getenv("BENCH_RULES_OFF"));
+        for (char *n = strtok(list, ","); n; n = strtok(NULL, ",")) {
+            vem_rule_t r;
+            if (vem_rules_lookup(n, &r))
+                cfg.enabled[r] = false;
+        }
+        free(list);
+    }
+
+    /* the frame buffer of one chunk, sized up front so malloc's count holds only rule state */
+    s_chunk_t chunk = {0};
+    chunk.cap = (size_t)trucks * (S_ROUNDS + 1) * 800;
+    chunk.ncap = (size_t)trucks * (S_ROUNDS + 1) + 2;
+    chunk.buf = malloc(chunk.cap);
+    chunk.off = malloc(chunk.ncap * sizeof *chunk.off);
+    chunk.who = malloc(chunk.ncap * sizeof *chunk.who);
+    if (!chunk.buf || !chunk.off || !chunk.who)
+        abort();
+    struct mallinfo2 before = mallinfo2();
+    for (unsigned i = 0; i < trucks; i++) {
+        const vem_sim_truck_t *t = &fleet[i].truck;
+        vem_rules_engine_facts_t facts = {t->ref_torque_nm, t->rated_power_kw,
+                                          0.09 * t->rated_power_kw, VEM_FUEL_DIESEL};
+        fleet[i].rules = vem_rules_vehicle_new(t->vin, NULL, &facts);
+        if (!fleet[i].rules)
+            abort();
+    }
+
+    /* warm-up */
+    uint64_t seq = 0;
+    int64_t t = S_T0;
+    double w0 = s_now();
+    for (unsigned r = 0; r < warm_min * 6; r++, t += S_SAMPLES) {
+        s_chunk_reset(&chunk);
+        s_round(fleet, trucks, t, scratch, &chunk);
+        s_rules_pass(&chunk, f, fleet, &cfg, &seq);
+    }
+    printf("fleet: %u trucks, warm-up %u min driven in %.1f s\n", trucks, warm_min, s_now() - w0);
+
+    /* timed chunks */
+    double decode_s = 0, rules_s = 0;
+    size_t decode_samples = 0, rules_samples = 0, frames = 0, bytes = 0;
+    for (unsigned c = 0; c < chunks; c++) {
+        s_chunk_reset(&chunk);
+        for (int r = 0; r < S_ROUNDS; r++, t += S_SAMPLES)
+            s_round(fleet, trucks, t, scratch, &chunk);
+        double best = 0;
+        size_t n = 0;
+        for (int pass = 0; pass < 3; pass++) {
+            double t0 = s_now();
+            n = s_decode_pass(&chunk, f);
+            double dt = s_now() - t0;
+            if (pass == 0 || dt < best)
+                best = dt;
+        }
+        decode_s += best;
+        decode_samples += n;
+        double t0 = s_now();
+        rules_samples += s_rules_pass(&chunk, f, fleet, &cfg, &seq);
+        rules_s += s_now() - t0;
+        frames += chunk.n;
+        bytes += chunk.len;
+    }
+
+    struct mallinfo2 after = mallinfo2();
+    size_t own = 0, most = 0;
+    for (unsigned i = 0; i < trucks; i++) {
+        size_t b = vem_rules_vehicle_bytes(fleet[i].rules);
+        own += b;
+        most = b > most ? b : most;
+    }
+    double per_vehicle = (double)own / trucks;
+    double malloc_per_vehicle = ((double)after.uordblks - (double)before.uordblks) / trucks;
+    double decode_rate = decode_samples / decode_s, rules_rate = rules_samples / rules_s;
+    printf("timed: %zu frames, %zu samples, %.1f MB\n", frames, rules_samples, bytes / 1e6);
+    printf("decode alone:   %.0f samples/s (%.1f ns a sample)\n", decode_rate, 1e9 / decode_rate);
+    printf("decode + rules: %.0f samples/s (%.1f ns a sample, rules %.1f ns)\n", rules_rate,
+           1e9 / rules_rate, 1e9 / rules_rate - 1e9 / decode_rate);
+    printf("state per truck mid-trip: %.0f bytes (largest %zu), malloc in use %.0f bytes\n",
+           per_vehicle, most, malloc_per_vehicle);
+    printf("verdicts:");
+    for (unsigned r = 0; r < VEM_RULE_COUNT; r++)
+        if (s_verdicts[r])
+            printf(" %s=%lu", vem_rules_name((vem_rule_t)r), s_verdicts[r]);
+    printf("\n");
+    printf("trucks=%u samples_per_s=%.0f decode_samples_per_s=%.0f bytes_per_vehicle=%.0f "
+           "malloc_bytes_per_vehicle=%.0f max_bytes_per_vehicle=%zu ratio=%.3f\n",
+           trucks, rules_rate, decode_rate, per_vehicle, malloc_per_vehicle, most,
+           rules_rate / decode_rate);
+
+    for (unsigned i = 0; i < trucks; i++)
+        vem_rules_vehicle_destroy(&fleet[i].rules);
+    free(chunk.buf);
+    free(chunk.off);
+    free(chunk.who);
+    free(fleet);
+    free(scratch);
+    free(f);
+    return 0;
+}
