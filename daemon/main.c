@@ -209,7 +209,10 @@ static int s_start(s_daemon_t *d)
         pg->partitions_ahead = (int)c->pg.partitions_ahead_days;
         pg->retry_max_s = c->pg.retry_max_s;
         pg->spool_first = vem_spool_first_seq(d->spool);
-        pg->spill_max_bytes = (uint64_t)c->spool.max_bytes;
+        /* A record is its input's bytes and some 60 bytes more: twice the spool always holds
+         * what the spool holds unsettled, so the spool fills first and only a wedged sink
+         * (not an outage) makes the workers wait. */
+        pg->spill_max_bytes = 2 * (uint64_t)c->spool.max_bytes;
         vem_spool_cursor_t *cursor = vem_spool_cursor_open(c->spool.dir, "pg", err, sizeof err);
         if (!cursor) {
             vem_log(VEM_LOG_ERR, "main", "%s", err);

@@ -9,8 +9,8 @@
  *
  * The file holds records of a u32 length and the message bytes. When the reader catches up
  * with the writer the file is truncated to zero. Bounded: a push that would take the file past
- * max_bytes fails with ENOSPC and the sink stops reading (backpressure), which a spill sized
- * like the spool only reaches when the spool itself is nearly full.
+ * max_bytes fails with ENOSPC and the sink stops reading (backpressure); vemd sizes it at
+ * twice the spool, so the spool is full first and an outage alone never gets there.
  *
  * Owned by one sink thread. */
 #ifndef VEM_SPILL_H
