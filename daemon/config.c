@@ -83,6 +83,8 @@ static const vem_conf_key_t s_keys[] = {
      NULL, false, "size of one spool segment file"},
     {"spool.fsync", VEM_CONF_BOOL, S_OFF(spool.fsync), "true", 0, 0, NULL, false,
      "fdatasync each batch before replying to terminals (off only for benchmarks)"},
+    {"rules.enable", VEM_CONF_BOOL, S_OFF(rules.enable), "true", 0, 0, NULL, false,
+     "judge every vehicle against the China VI rules (protocol/rules.md defaults)"},
     {"log.level", VEM_CONF_ENUM, S_OFF(log.level), "info", 0, 0, "err|warning|notice|info|debug",
      true, "least urgent priority written to the journal"},
     {"log.burst", VEM_CONF_INT, S_OFF(log.burst), "10", 1, 10000, NULL, true,

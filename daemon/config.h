@@ -50,6 +50,9 @@ typedef struct {
         bool fsync;
     } spool;
     struct {
+        bool enable;
+    } rules;
+    struct {
         int level; /* vem_log_level_t, from "err" | "warning" | "notice" | "info" | "debug" */
         int64_t burst;
     } log;

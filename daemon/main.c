@@ -29,6 +29,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "registry.h"
+#include "rules.h"
 #include "sink_pg.h"
 #include "spool.h"
 #include "worker.h"
@@ -60,6 +61,7 @@ typedef struct {
     unsigned nworkers;
     vem_worker_args_t *worker_args;
     vem_actor_t **workers;
+    vem_rules_config_t rules; /* the rules.md defaults (rules.enable switches them all) */
     vem_sink_pg_args_t pg_args;
     vem_actor_t *pg;
     vem_ingest_args_t ingest_args;
@@ -228,6 +230,7 @@ static int s_start(s_daemon_t *d)
         }
     }
 
+    vem_rules_config_defaults(&d->rules);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     d->nworkers =
         c->pipeline.workers ? (unsigned)c->pipeline.workers : (unsigned)(cores > 0 ? cores : 1);
@@ -245,6 +248,7 @@ static int s_start(s_daemon_t *d)
         w->metrics = d->metrics;
         w->dedup_window = (size_t)c->pipeline.dedup_window;
         w->rcvhwm = (int)c->pipeline.queue_hwm;
+        w->rules = c->rules.enable ? &d->rules : NULL;
         w->sinks = d->sinks;
         w->nsinks = d->nsinks;
         w->sink_hwm = (int)c->pg.queue_hwm;

@@ -17,7 +17,7 @@
 #define S_BEIJING_S   (8 * 3600)
 
 static const char *const s_names[VEM_PG_TABLES] = {"obd_samples", "obd_info", "terminal_events",
-                                                   "quarantine"};
+                                                   "quarantine", "violations"};
 
 /* Columns in row order; must match schema/0001_core.sql. */
 static const char *const s_copy[VEM_PG_TABLES] = {
@@ -35,11 +35,13 @@ static const char *const s_copy[VEM_PG_TABLES] = {
     "chip_id, pubkey, act_vin) FROM STDIN (FORMAT binary)",
     "COPY quarantine (received_at, spool_seq, source, error_class, detail, error_offset, vin, raw) "
     "FROM STDIN (FORMAT binary)",
+    "COPY violations (violation_id, rule, clause, vin, plate, first_at, last_at, measured, "
+    "\"limit\", unit, evidence, severity) FROM STDIN (FORMAT binary)",
 };
 
 /* The sample fields, in column order: every numeric field of the sample block types. */
 #define S_SAMPLE_FIELDS (VEM_HJ1239_F_DPF_EXHAUST + 1)
-static const unsigned s_columns[VEM_PG_TABLES] = {7 + S_SAMPLE_FIELDS + 2, 18, 12, 8};
+static const unsigned s_columns[VEM_PG_TABLES] = {7 + S_SAMPLE_FIELDS + 2, 18, 12, 8, 12};
 
 const char *vem_pg_table_name(vem_pg_table_t t)
 {
@@ -511,6 +513,44 @@ unsigned vem_pgrows_frame(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t 
         break;
     }
     return r->nrows[VEM_PG_SAMPLES] + r->nrows[VEM_PG_INFO] + r->nrows[VEM_PG_EVENTS] - before;
+}
+
+static void s_str_or_null(vem_buf_t *b, const char *s)
+{
+    if (s && *s)
+        s_str(b, s);
+    else
+        s_null(b);
+}
+
+void vem_pgrows_violation(vem_pgrows_t *r, const vem_pgviolation_t *v)
+{
+    vem_buf_t *b = &r->rows[VEM_PG_VIOLATIONS];
+    s_u16(b, (uint16_t)s_columns[VEM_PG_VIOLATIONS]);
+    s_str(b, v->violation_id);
+    s_str(b, v->rule);
+    s_str(b, v->clause);
+    s_str_or_null(b, v->vin);
+    s_str_or_null(b, v->plate);
+    s_time(b, v->first_us);
+    s_time(b, v->last_us);
+    if (isfinite(v->measured))
+        s_float8(b, v->measured);
+    else
+        s_null(b);
+    if (isfinite(v->limit))
+        s_float8(b, v->limit);
+    else
+        s_null(b);
+    s_str_or_null(b, v->unit);
+    /* jsonb in binary: a version byte (1), then the text */
+    size_t n = strlen(v->evidence);
+    s_u32(b, (uint32_t)(n + 1));
+    uint8_t version = 1;
+    vem_buf_put(b, &version, 1);
+    vem_buf_put(b, v->evidence, n);
+    s_str(b, v->severity);
+    r->nrows[VEM_PG_VIOLATIONS]++;
 }
 
 void vem_pgrows_quarantine(vem_pgrows_t *r, int64_t received_us, uint64_t spool_seq,

@@ -21,6 +21,7 @@ typedef enum {
     VEM_PG_INFO,        /* obd_info */
     VEM_PG_EVENTS,      /* terminal_events */
     VEM_PG_QUARANTINE,  /* quarantine */
+    VEM_PG_VIOLATIONS,  /* violations: upserted by violation_id (a verdict may grow) */
     VEM_PG_TABLES
 } vem_pg_table_t;
 
@@ -73,6 +74,17 @@ bool vem_pgrows_full(const vem_pgrows_t *r);
  * own), an obd_info row per OBD block, an event row for login, logout, removal alarm and
  * activation. Time sync and activation replies make no row. Returns the rows added. */
 unsigned vem_pgrows_frame(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t received_us);
+
+/* A violation as the rules engine gives it (FIELDS.md keys); strings NUL-terminated, vin or
+ * plate may be NULL, measured/limit NaN when there is none, evidence a JSON text. */
+typedef struct {
+    const char *violation_id, *rule, *clause, *vin, *plate, *unit, *severity, *evidence;
+    int64_t first_us, last_us;
+    double measured, limit;
+} vem_pgviolation_t;
+
+/* A violations row. */
+void vem_pgrows_violation(vem_pgrows_t *r, const vem_pgviolation_t *v);
 
 /* A quarantine row: the raw bytes, why they were rejected and where they came from. vin may
  * be NULL (not known); offset < 0 for none. */

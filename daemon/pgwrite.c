@@ -78,7 +78,7 @@ struct vem_pgwriter {
     size_t ndays, days_cap;
     bool staged; /* staging tables exist on this connection (created in a committed txn) */
     char stage_copy[VEM_PG_TABLES][1024];
-    char stage_insert[VEM_PG_TABLES][256];
+    char stage_insert[VEM_PG_TABLES][1024];
 
     /* the operation in progress */
     s_op_t op;
@@ -132,8 +132,8 @@ static const uint8_t s_copy_trailer[2] = {0xFF, 0xFF};
 
 /* Columns of a row read when it is quarantined: its receipt time and VIN (in the order of
  * vem_pg_copy_sql). */
-static const unsigned s_received_col[VEM_PG_TABLES] = {3, 3, 4, 0};
-static const unsigned s_vin_col[VEM_PG_TABLES] = {0, 0, 0, 6};
+static const unsigned s_received_col[VEM_PG_TABLES] = {3, 3, 4, 0, 5};
+static const unsigned s_vin_col[VEM_PG_TABLES] = {0, 0, 0, 6, 3};
 
 /* The quarantine rows made of refused rows, with columns of their own (vem_pgrows_quarantine
  * would cut the server's message short). */
@@ -453,6 +453,18 @@ vem_pgwriter_t *vem_pgwriter_new(const char *conninfo)
                  "TRUNCATE vem_stage_%s; RELEASE SAVEPOINT vem_range",
                  name, name, name);
     }
+    /* A verdict grows under its id (a notice that becomes a violation, a longer chain): the
+     * latest emission of an id wins, and severity never goes down. */
+    snprintf(self->stage_insert[VEM_PG_VIOLATIONS], sizeof self->stage_insert[VEM_PG_VIOLATIONS],
+             "INSERT INTO violations AS v (violation_id, rule, clause, vin, plate, first_at, "
+             "last_at, measured, \"limit\", unit, evidence, severity) "
+             "SELECT DISTINCT ON (violation_id) violation_id, rule, clause, vin, plate, first_at, "
+             "last_at, measured, \"limit\", unit, evidence, severity FROM vem_stage_violations "
+             "ORDER BY violation_id, last_at DESC, severity DESC "
+             "ON CONFLICT (violation_id) DO UPDATE SET last_at = greatest(v.last_at, "
+             "excluded.last_at), measured = excluded.measured, evidence = excluded.evidence, "
+             "severity = greatest(v.severity, excluded.severity); "
+             "TRUNCATE vem_stage_violations; RELEASE SAVEPOINT vem_range");
     return self;
 }
 
@@ -1076,7 +1088,9 @@ static bool s_advance(vem_pgwriter_t *self)
                "CREATE TEMP TABLE IF NOT EXISTS vem_stage_terminal_events "
                "(LIKE terminal_events) ON COMMIT DELETE ROWS; "
                "CREATE TEMP TABLE IF NOT EXISTS vem_stage_quarantine (LIKE quarantine) "
-               "ON COMMIT DELETE ROWS");
+               "ON COMMIT DELETE ROWS; "
+               "CREATE TEMP TABLE IF NOT EXISTS vem_stage_violations "
+               "(LIKE violations INCLUDING DEFAULTS) ON COMMIT DELETE ROWS");
         return false;
     case S_STAGE:
         if (c != S_OK)

@@ -10,6 +10,9 @@
  *               offset and, when known, the VIN: the bytes to keep as evidence
  *   SETTLED     an input that yields nothing for the sinks (a duplicate, a time sync): only
  *               settles its seqs, so every sink's cursor can pass it
+ *   VIOLATION   a verdict of the rules on this input: the violation as JSON with the keys of
+ *               FIELDS.md plus first_us/last_us (Unix microseconds); it comes beside the
+ *               input's own record and settles the same seq
  *
  * A record settles the seqs seq .. seq + nseqs - 1: one input normally, a run of unreadable
  * spool records when the spool stepped over damage. A message is a header, then the records,
@@ -28,6 +31,7 @@ typedef enum {
     VEM_RECORD_FRAME = 1,
     VEM_RECORD_QUARANTINE = 2,
     VEM_RECORD_SETTLED = 3,
+    VEM_RECORD_VIOLATION = 4,
 } vem_record_kind_t;
 
 /* Quarantine classes of the daemon's own, beyond the frame decoder's (vem_hj1239_status_t). */

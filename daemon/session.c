@@ -14,6 +14,7 @@ typedef struct {
     vem_session_t pub;
     uint64_t *ring; /* last keys, ring[next % window] is overwritten next */
     size_t next;
+    void *state; /* the owner's per-vehicle state (rules), freed by state_free */
 } s_entry_t;
 
 struct vem_sessions {
@@ -21,6 +22,7 @@ struct vem_sessions {
     size_t capacity; /* power of two */
     size_t count;
     size_t window;
+    void (*state_free)(void *state);
 };
 
 uint64_t vem_vin_hash(const char *vin)
@@ -53,6 +55,8 @@ void vem_sessions_destroy(vem_sessions_t **self_p)
     vem_sessions_t *self = *self_p;
     for (size_t i = 0; i < self->capacity; i++) {
         if (self->slots[i]) {
+            if (self->slots[i]->state && self->state_free)
+                self->state_free(self->slots[i]->state);
             free(self->slots[i]->ring);
             free(self->slots[i]);
         }
@@ -182,6 +186,17 @@ const vem_session_t *vem_sessions_find(const vem_sessions_t *self, const char *v
 {
     s_entry_t *e = self->slots[s_probe(self->slots, self->capacity, vin)];
     return e ? &e->pub : NULL;
+}
+
+void vem_sessions_set_state_free(vem_sessions_t *self, void (*state_free)(void *state))
+{
+    self->state_free = state_free;
+}
+
+void **vem_sessions_state(vem_sessions_t *self, const char *vin)
+{
+    s_entry_t *e = self->slots[s_probe(self->slots, self->capacity, vin)];
+    return e ? &e->state : NULL;
 }
 
 size_t vem_sessions_count(const vem_sessions_t *self)

@@ -70,6 +70,13 @@ vem_session_verdict_t vem_sessions_observe(vem_sessions_t *self, const char *vin
 /* The session of vin, or NULL if it was never seen; owned by the table. */
 const vem_session_t *vem_sessions_find(const vem_sessions_t *self, const char *vin);
 
+/* The slot where the owner keeps its own state of vin (the rule state: DESIGN.md's "rule-state
+ * slot in the vehicle's entry"); NULL if vin was never seen. The slot starts NULL. */
+void **vem_sessions_state(vem_sessions_t *self, const char *vin);
+
+/* How the table frees a slot's state when it is destroyed (NULL: it does not). */
+void vem_sessions_set_state_free(vem_sessions_t *self, void (*state_free)(void *state));
+
 /* Number of vehicles in the table. */
 size_t vem_sessions_count(const vem_sessions_t *self);
 

@@ -24,6 +24,8 @@
 #include "spool.h"
 
 #include <errno.h>
+#include <jansson.h>
+#include <math.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +136,44 @@ static const char *s_source_name(uint8_t source)
                                            : "terminal";
 }
 
+static const char *s_json_str(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+static double s_json_real(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+/* A violations row from a verdict the workers sent as JSON (records.h). */
+static void s_violation_row(s_sink_t *s, const vem_record_t *rec)
+{
+    json_error_t jerr;
+    json_t *o = json_loadb((const char *)rec->data, rec->data_len, 0, &jerr);
+    char *evidence = o ? json_dumps(json_object_get(o, "evidence"), JSON_COMPACT) : NULL;
+    vem_pgviolation_t v = {.violation_id = s_json_str(o, "violation_id"),
+                           .rule = s_json_str(o, "rule"),
+                           .clause = s_json_str(o, "clause"),
+                           .vin = s_json_str(o, "vin"),
+                           .plate = s_json_str(o, "plate"),
+                           .unit = s_json_str(o, "unit"),
+                           .severity = s_json_str(o, "severity"),
+                           .evidence = evidence,
+                           .first_us = (int64_t)json_integer_value(json_object_get(o, "first_us")),
+                           .last_us = (int64_t)json_integer_value(json_object_get(o, "last_us")),
+                           .measured = s_json_real(o, "measured"),
+                           .limit = s_json_real(o, "limit")};
+    if (v.violation_id && v.rule && v.clause && v.severity && evidence && (v.vin || v.plate))
+        vem_pgrows_violation(&s->rows, &v);
+    else /* cannot happen between our own threads; if it does, say so loudly */
+        vem_log(VEM_LOG_ERR, "sink-pg", "malformed verdict of input %llu ignored",
+                (unsigned long long)rec->seq);
+    free(evidence);
+    json_decref(o);
+}
+
 /* Rows of one record into s->rows. */
 static void s_rows_of(s_sink_t *s, const vem_record_t *rec)
 {
@@ -148,6 +188,8 @@ static void s_rows_of(s_sink_t *s, const vem_record_t *rec)
         vem_pgrows_quarantine(&s->rows, rec->received_us, rec->seq, s_source_name(rec->source),
                               vem_hj1239_status_name(err.status), err.detail, (int32_t)err.offset,
                               NULL, rec->data, rec->data_len);
+    } else if (rec->kind == VEM_RECORD_VIOLATION) {
+        s_violation_row(s, rec);
     } else if (rec->kind == VEM_RECORD_QUARANTINE) {
         char detail[VEM_INPUT_DETAIL_MAX + 1];
         size_t n = rec->detail_len < VEM_INPUT_DETAIL_MAX ? rec->detail_len : VEM_INPUT_DETAIL_MAX;

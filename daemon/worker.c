@@ -13,6 +13,7 @@
 #include "pipeline.h"
 #include "records.h"
 #include "registry.h"
+#include "rules.h"
 #include "session.h"
 #include "spool.h"
 
@@ -39,7 +40,7 @@ typedef struct {
     /* metric handles */
     vem_counter_t *frames[VEM_SESSION_CMDS][S_LAYOUTS + 1]; /* [cmd][layout or S_LAYOUTS] */
     vem_counter_t *errors[VEM_HJ1239_STATUS_COUNT];
-    vem_counter_t *samples, *duplicates, *resent, *gaps, *vendor, *unregistered;
+    vem_counter_t *samples, *duplicates, *resent, *gaps, *vendor, *unregistered, *verdicts;
     vem_histogram_t *latency;
 } s_worker_t;
 
@@ -73,6 +74,9 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
     w->unregistered = vem_metrics_counter(
         m, "vem_unregistered_frames_total",
         "Frames from VINs missing in the vehicle registry (stored all the same).", NULL);
+    w->verdicts = vem_metrics_counter(
+        m, "vem_verdicts_total",
+        "Violations and notices the rules reached (a growing verdict counts each time).", NULL);
     w->vendor = vem_metrics_counter(m, "vem_vendor_blocks_total",
                                     "Vendor blocks and vendor bytes skipped.", NULL);
     static const double bounds[] = {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
@@ -119,6 +123,66 @@ static void s_emit(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *dat
                         .data = frame ? data : NULL,
                         .data_len = frame ? hdr->data_len : 0};
     vem_records_add(&w->out, &rec);
+}
+
+/* A verdict of the rules: a VIOLATION record beside the input's own, settling the same seq. */
+typedef struct {
+    s_worker_t *w;
+    const vem_input_hdr_t *hdr;
+} s_verdict_ctx_t;
+
+static void s_on_verdict(void *arg, const vem_violation_t *v)
+{
+    s_verdict_ctx_t *ctx = arg;
+    json_t *o = vem_rules_violation_json(v);
+    json_object_set_new(o, "first_us", json_integer((json_int_t)v->first_us));
+    json_object_set_new(o, "last_us", json_integer((json_int_t)v->last_us));
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!text)
+        abort();
+    vem_record_t rec = {.seq = ctx->hdr->seq,
+                        .nseqs = 1,
+                        .kind = VEM_RECORD_VIOLATION,
+                        .source = ctx->hdr->source,
+                        .received_us = ctx->hdr->received_us,
+                        .offset = -1,
+                        .data = (const uint8_t *)text,
+                        .data_len = (uint32_t)strlen(text)};
+    vem_records_add(&ctx->w->out, &rec);
+    free(text);
+    vem_counter_add(ctx->w->verdicts, 1);
+}
+
+static void s_rules_free(void *state)
+{
+    vem_rules_vehicle_t *v = state;
+    vem_rules_vehicle_destroy(&v);
+}
+
+/* Runs the rules on an accepted frame, with the vehicle's state kept in its session entry
+ * (created with the registry's engine figures the first time the vehicle is seen). */
+static void s_rules(s_worker_t *w, const vem_input_hdr_t *hdr, const vem_hj1239_frame_t *f)
+{
+    char vin[VEM_VIN_LEN + 1];
+    memcpy(vin, f->vin, VEM_VIN_LEN);
+    vin[VEM_VIN_LEN] = '\0';
+    void **slot = vem_sessions_state(w->sessions, vin);
+    if (!slot)
+        return;
+    if (!*slot) {
+        const vem_vehicle_t *reg = w->registry ? vem_registry_find(w->registry, vin) : NULL;
+        vem_rules_engine_facts_t facts = {0};
+        if (reg)
+            facts = (vem_rules_engine_facts_t){.ref_torque_nm = reg->ref_torque_nm,
+                                               .rated_power_kw = reg->rated_power_kw,
+                                               .whtc_work_kwh = reg->whtc_work_kwh,
+                                               .fuel = vem_rules_fuel(reg->fuel)};
+        *slot =
+            vem_rules_vehicle_new(vin, reg && *reg->plate ? reg->plate : NULL, reg ? &facts : NULL);
+    }
+    s_verdict_ctx_t ctx = {w, hdr};
+    vem_rules_on_frame(*slot, w->args->rules, f, hdr->received_us, hdr->seq, s_on_verdict, &ctx);
 }
 
 static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const char *detail,
@@ -172,6 +236,8 @@ static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const char *det
     if (f->cmd == VEM_HJ1239_CMD_RESEND)
         vem_counter_add(w->resent, 1);
     s_emit(w, hdr, data, true);
+    if (w->args->rules)
+        s_rules(w, hdr, f);
     if (sampled) {
         uint64_t n = 0;
         for (uint16_t i = 0; i < f->nblocks; i++)
@@ -346,6 +412,7 @@ void vem_worker_actor(void *pipe, void *args_)
         zmq_connect(w.sinks[i], args->sinks[i]);
     }
     w.sessions = vem_sessions_new(args->dedup_window);
+    vem_sessions_set_state_free(w.sessions, s_rules_free);
     w.frame = malloc(sizeof *w.frame);
     if (!w.frame)
         abort();

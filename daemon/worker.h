@@ -15,6 +15,8 @@
 #define VEM_WORKER_H
 
 #include "metrics.h"
+#include "rules.h"
+#include "rules.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -23,11 +25,12 @@
 
 typedef struct {
     void *zctx;
-    unsigned index;           /* which worker: its endpoints carry this number */
-    vem_metrics_t *metrics;   /* shared registry, owned by main */
-    size_t dedup_window;      /* frame keys remembered per vehicle */
-    int rcvhwm;               /* high-water mark of the input queue */
-    const char *const *sinks; /* inproc endpoints of the sinks that take the records */
+    unsigned index;                  /* which worker: its endpoints carry this number */
+    vem_metrics_t *metrics;          /* shared registry, owned by main */
+    size_t dedup_window;             /* frame keys remembered per vehicle */
+    int rcvhwm;                      /* high-water mark of the input queue */
+    const vem_rules_config_t *rules; /* the rules to judge vehicles by; NULL: none */
+    const char *const *sinks;        /* inproc endpoints of the sinks that take the records */
     unsigned nsinks;
     int sink_hwm;               /* messages queued towards a sink before the worker waits */
     atomic_uint_fast64_t beats; /* loop iterations: main's watchdog reads it */

@@ -1,0 +1,172 @@
+/* it_rules — the rules inside vemd, end to end: vem-sim trucks that misbehave in known ways
+ * (its truth says which), vemd's workers judge them, the PostgreSQL sink stores the verdicts.
+ *
+ *   flagged_exactly   trucks with the MIL on get obd.mil_on, the truck whose terminal reports
+ *                     its removal gets obd.tamper, and no other truck gets either
+ *   replay_same_ids   the same inputs replayed from the spool after a restart (cursor reset)
+ *                     give the same verdicts under the same ids: nothing is added
+ *
+ * Expected vehicles come from vem-sim's truth ("misbehaving"), never from vemd. */
+#include "itutil.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* "vin rule severity" lines of the verdicts stored for the VINs starting with prefix, sorted. */
+static char *s_verdicts(PGconn *conn, const char *prefix, const char *rules_sql)
+{
+    char sql[400], like[32];
+    snprintf(like, sizeof like, "%s%%", prefix);
+    snprintf(sql, sizeof sql,
+             "SELECT string_agg(vin || ' ' || rule || ' ' || severity || ' ' || violation_id, "
+             "E'\\n' ORDER BY vin, rule, violation_id) FROM violations WHERE vin LIKE $1 AND %s",
+             rules_sql);
+    const char *params[] = {like};
+    PGresult *res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    char *out = strdup(PQgetisnull(res, 0, 0) ? "" : PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return out;
+}
+
+/* Runs a small fleet with two MIL-on trucks and one removal alarm, and waits for its rows. */
+static json_t *s_fleet(vem_it_run_t *r, const char *prefix)
+{
+    char *argv[] = {"--trucks",    "8",        "--rate",       "5",
+                    "--samples",   "10",       "--duration",   "15",
+                    "--seed",      "51",       "--vin-prefix", (char *)prefix,
+                    "--misbehave", "mil_on:2", "--misbehave",  "removal_alarm:1"};
+    pid_t sim = vem_it_run_sim(r, argv, (int)(sizeof argv / sizeof argv[0]));
+    ck_assert_int_eq(vem_it_wait(sim, 60), 0);
+    json_t *truth = vem_it_truth(r);
+    PGconn *conn = vem_it_pg();
+    vem_it_compare_rows(conn, "obd_samples", prefix, truth);
+    PQfinish(conn);
+    json_decref(vem_it_sink_settled(r));
+    return truth;
+}
+
+/* The verdicts the truth calls for: one line "vin rule severity" per misbehaving truck. */
+static char *s_expected(json_t *truth)
+{
+    json_t *bad = json_object_get(truth, "misbehaving");
+    ck_assert_ptr_nonnull(bad);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    /* json_object_foreach visits keys in insertion order; sort by VIN for a stable text */
+    const char *keys[64];
+    size_t n = 0;
+    const char *vin;
+    json_t *list;
+    json_object_foreach(bad, vin, list) if (n < 64) keys[n++] = vin;
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && strcmp(keys[j - 1], keys[j]) > 0; j--) {
+            const char *t = keys[j];
+            keys[j] = keys[j - 1];
+            keys[j - 1] = t;
+        }
+    bool first = true;
+    for (size_t i = 0; i < n; i++) {
+        list = json_object_get(bad, keys[i]);
+        size_t k;
+        json_t *name;
+        json_array_foreach(list, k, name)
+        {
+            const char *sc = json_string_value(name);
+            const char *verdict = strcmp(sc, "mil_on") == 0 ? "obd.mil_on notice" /* at once */
+                                  : strcmp(sc, "removal_alarm") == 0 ? "obd.tamper violation"
+                                                                     : NULL;
+            if (verdict) {
+                fprintf(f, "%s%s %s", first ? "" : "\n", keys[i], verdict);
+                first = false;
+            }
+        }
+    }
+    fclose(f);
+    return out;
+}
+
+/* Drops the ids from "vin rule severity id" lines. */
+static char *s_without_ids(const char *lines)
+{
+    char *out = strdup(lines), *w = out;
+    for (const char *p = lines; *p;) {
+        const char *eol = strchr(p, '\n');
+        size_t n = eol ? (size_t)(eol - p) : strlen(p);
+        const char *last = p + n;
+        while (last > p && last[-1] != ' ')
+            last--;
+        size_t keep = last > p ? (size_t)(last - p - 1) : n;
+        memcpy(w, p, keep);
+        w += keep;
+        if (eol)
+            *w++ = '\n';
+        p = eol ? eol + 1 : p + n;
+    }
+    *w = '\0';
+    return out;
+}
+
+START_TEST(flagged_exactly)
+{
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_rules");
+    json_t *truth = s_fleet(&r, "LRULEA");
+    PGconn *conn = vem_it_pg();
+    char *got = s_verdicts(conn, "LRULEA", "rule IN ('obd.mil_on', 'obd.tamper')");
+    char *want = s_expected(truth);
+    char *bare = s_without_ids(got);
+    fprintf(stderr, "it_rules flagged_exactly: verdicts\n%s\n", got);
+    ck_assert_str_eq(bare, want);
+    free(bare);
+    free(want);
+    free(got);
+    PQfinish(conn);
+    json_decref(truth);
+    vem_it_stop(&r);
+}
+END_TEST
+
+START_TEST(replay_same_ids)
+{
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_rules");
+    json_decref(s_fleet(&r, "LRULEB"));
+    PGconn *conn = vem_it_pg();
+    char *before = s_verdicts(conn, "LRULEB", "true");
+    ck_assert_str_ne(before, "");
+    vem_it_halt(&r);
+    char path[320];
+    snprintf(path, sizeof path, "%s/spool/cursor.pg", r.dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("0\n", f); /* everything spooled goes through the workers and the rules again */
+    fclose(f);
+    vem_it_launch(&r);
+    json_decref(vem_it_sink_settled(&r));
+    char *after = s_verdicts(conn, "LRULEB", "true");
+    ck_assert_str_eq(after, before);
+    free(before);
+    free(after);
+    PQfinish(conn);
+    vem_it_stop(&r);
+}
+END_TEST
+
+Suite *vem_suite_rules_e2e(void);
+Suite *vem_suite_rules_e2e(void)
+{
+    Suite *s = suite_create("rules_e2e");
+    TCase *tc = tcase_create("rules_e2e");
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, flagged_exactly);
+    tcase_add_test(tc, replay_same_ids);
+    suite_add_tcase(s, tc);
+    return s;
+}
