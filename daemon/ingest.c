@@ -26,8 +26,8 @@
  * ZMQ_STREAM routing ids are 5 bytes (a zero byte and a 32-bit counter, never reused): packed
  * into a u64 they key an open-addressing table of connections with tombstones for removal.
  * Connections we close get no disconnect event from libzmq, so their state is dropped at once;
- * an empty message for an id at or below the highest seen that is not in the table is a late
- * notice of such a connection, not a new one. */
+ * an empty message for the id of a connection we closed is a late notice of its end, not a new
+ * connection (the last S_CLOSED_KEYS closes are remembered). */
 #include "ingest.h"
 
 #include "actor.h"
@@ -52,6 +52,7 @@
 #define S_FLUSH_RETRY_MS     100 /* first pause after a failed flush, doubling */
 #define S_FLUSH_RETRY_MAX_MS 5000
 #define S_TOMBSTONE          ((s_conn_t *)1)
+#define S_CLOSED_KEYS        1024 /* closes remembered, to tell a late notice from a new one */
 
 typedef struct {
     uint64_t key;
@@ -84,8 +85,9 @@ typedef struct {
     void *stream, *pull, *acks;
     void **push; /* one per worker */
     s_conn_t **slots;
-    size_t capacity, count, used; /* used counts tombstones too */
-    uint64_t max_key;             /* highest routing id seen */
+    size_t capacity, count, used;        /* used counts tombstones too */
+    uint64_t closed_keys[S_CLOSED_KEYS]; /* ids of connections vemd closed itself, latest last */
+    size_t nclosed;                      /* entries used (a ring once full) */
     uint32_t next_conn_id;
     s_conn_t **stalled; /* connections whose drain waits for spool room, in arrival order */
     size_t nstalled;
@@ -663,6 +665,20 @@ static bool s_resume_stalled(s_ingest_t *in)
     return in->nstalled == 0;
 }
 
+/* True (and forgotten) when key is a connection vemd closed itself: libzmq may still report
+ * its end. Routing ids are never reused, so an id seen here is never a new connection; ids of
+ * new connections may arrive out of order, so "not above the highest seen" would not do. */
+static bool s_closed_by_us(s_ingest_t *in, uint64_t key)
+{
+    size_t n = in->nclosed < S_CLOSED_KEYS ? in->nclosed : S_CLOSED_KEYS;
+    for (size_t i = 0; i < n; i++)
+        if (in->closed_keys[i] == key) {
+            in->closed_keys[i] = 0; /* keys are never 0: a zero byte and a counter from 1 */
+            return true;
+        }
+    return false;
+}
+
 /* Closes a terminal connection from our side; what it had buffered is quarantined. */
 static void s_close(s_ingest_t *in, s_conn_t *conn, vem_counter_t *reason)
 {
@@ -670,6 +686,7 @@ static void s_close(s_ingest_t *in, s_conn_t *conn, vem_counter_t *reason)
      * next message's id and put the socket's framing out of step for good. */
     if (zmq_send(in->stream, conn->id, conn->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
         zmq_send(in->stream, "", 0, ZMQ_DONTWAIT);
+    in->closed_keys[in->nclosed++ % S_CLOSED_KEYS] = conn->key;
     vem_reasm_end(conn->reasm);
     conn->gone = true;
     conn->closed_as = reason;
@@ -688,10 +705,9 @@ static void s_on_stream(s_ingest_t *in)
     s_conn_t *conn = s_find(in, key);
     size_t len = zmq_msg_size(&data);
     if (len == 0) {
-        if (!conn && key <= in->max_key) {
+        if (!conn && s_closed_by_us(in, key)) {
             vem_counter_add(in->late_notices, 1); /* a connection we closed ourselves */
         } else if (!conn) {                       /* a new connection */
-            in->max_key = key;
             conn = calloc(1, sizeof *conn);
             if (!conn)
                 abort();

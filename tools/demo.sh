@@ -110,7 +110,10 @@ psql "$pg" -X -q -c "SELECT vin, plate, region_code, received_samples, expected_
 say "One truck, as an agency sees it (vemctl vehicle LVEMSIM0000000000 --samples 3)"
 "$bin/vemctl" vehicle LVEMSIM0000000000 --samples 3 --db "$pg"
 
-say "Trucks the simulator made misbehave (flagging them is the rules issue's work)"
+say "Violations and notices vemd found (vemctl violations)"
+"$bin/vemctl" violations --db "$pg" --limit 30
+
+say "What the simulator made each truck do, for comparison"
 tr -d ' \n' <"$tmp/truth.json" | grep -o '"misbehaving":{[^}]*}' | grep -o '"LVEM[^]]*' |
     tr -d '"[' | sed 's/:/  /'
 echo
