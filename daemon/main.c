@@ -32,6 +32,7 @@
 #include "rules.h"
 #include "sink_pg.h"
 #include "spool.h"
+#include "watchdog.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -68,8 +69,7 @@ typedef struct {
     vem_actor_t *ingest;
     vem_control_args_t control_args;
     vem_actor_t *control;
-    uint64_t *last_beats;            /* per actor, at the previous tick */
-    uint64_t *last_done;             /* per worker, inputs processed at the previous tick */
+    vem_watchdog_t *watchdog;        /* progress between ticks */
     atomic_uint_fast64_t *forwarded; /* per worker, inputs ingest handed to it */
     const char *sinks[1];            /* endpoints the workers send their records to */
     unsigned nsinks;
@@ -236,10 +236,9 @@ static int s_start(s_daemon_t *d)
         c->pipeline.workers ? (unsigned)c->pipeline.workers : (unsigned)(cores > 0 ? cores : 1);
     d->worker_args = calloc(d->nworkers, sizeof *d->worker_args);
     d->workers = calloc(d->nworkers, sizeof *d->workers);
-    d->last_beats = calloc(d->nworkers + 2, sizeof *d->last_beats);
-    d->last_done = calloc(d->nworkers, sizeof *d->last_done);
+    d->watchdog = vem_watchdog_new(d->nworkers, 1);
     d->forwarded = calloc(d->nworkers, sizeof *d->forwarded);
-    if (!d->worker_args || !d->workers || !d->last_beats || !d->last_done || !d->forwarded)
+    if (!d->worker_args || !d->workers || !d->forwarded)
         abort();
     for (unsigned i = 0; i < d->nworkers; i++) {
         vem_worker_args_t *w = &d->worker_args[i];
@@ -320,32 +319,27 @@ static void s_stop(s_daemon_t *d)
     vem_metrics_destroy(&d->metrics);
     free(d->workers);
     free(d->worker_args);
-    free(d->last_beats);
-    free(d->last_done);
+    vem_watchdog_destroy(&d->watchdog);
     free(d->forwarded);
 }
 
-/* True when the pipeline made progress since the previous call: ingest's loop turned (it never
- * waits on anything but its poll and the disk), every worker processed something or has
- * nothing waiting (a worker stuck behind a full sink is not alive, however its loop turns),
- * and the sink's loop turned (it never blocks past its operation deadlines). */
+/* True when the pipeline made progress since the previous tick (watchdog.h). */
 static bool s_progress(s_daemon_t *d)
 {
-    bool all = true;
+    uint64_t done[d->nworkers], forwarded[d->nworkers], sink = 0;
     for (unsigned i = 0; i < d->nworkers; i++) {
-        uint64_t done = atomic_load(&d->worker_args[i].done);
-        all = all && (done != d->last_done[i] || done >= atomic_load(&d->forwarded[i]));
-        d->last_done[i] = done;
+        done[i] = atomic_load(&d->worker_args[i].done);
+        forwarded[i] = atomic_load(&d->forwarded[i]);
     }
-    uint64_t beats = atomic_load(&d->ingest_args.beats);
-    all = all && beats != d->last_beats[0];
-    d->last_beats[0] = beats;
-    if (d->pg) {
-        beats = atomic_load(&d->pg_args.beats);
-        all = all && beats != d->last_beats[1];
-        d->last_beats[1] = beats;
-    }
-    return all;
+    if (d->pg)
+        sink = atomic_load(&d->pg_args.beats);
+    vem_watchdog_tick_t tick = {.ingest_beats = atomic_load(&d->ingest_args.beats),
+                                .sink_beats = &sink,
+                                .nsinks = d->pg ? 1 : 0,
+                                .done = done,
+                                .forwarded = forwarded,
+                                .nworkers = d->nworkers};
+    return vem_watchdog_progress(d->watchdog, &tick);
 }
 
 static void s_reload(s_daemon_t *d)

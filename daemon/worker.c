@@ -160,6 +160,32 @@ static void s_rules_free(void *state)
     vem_rules_vehicle_destroy(&v);
 }
 
+/* The registry's engine figures of a vehicle (zero and unknown fuel when it has none). */
+static vem_rules_engine_facts_t s_facts(const vem_vehicle_t *reg)
+{
+    if (!reg)
+        return (vem_rules_engine_facts_t){0};
+    return (vem_rules_engine_facts_t){.ref_torque_nm = reg->ref_torque_nm,
+                                      .rated_power_kw = reg->rated_power_kw,
+                                      .whtc_work_kwh = reg->whtc_work_kwh,
+                                      .fuel = vem_rules_fuel(reg->fuel)};
+}
+
+/* After a registry reload: the vehicles that have rule state get their new figures and plate
+ * (a trip in progress keeps the figures it started with). */
+static void s_refresh_facts(void *arg, const vem_session_t *session)
+{
+    s_worker_t *w = arg;
+    void **slot = vem_sessions_state(w->sessions, session->vin);
+    if (!slot || !*slot)
+        return;
+    const vem_vehicle_t *reg = w->registry ? vem_registry_find(w->registry, session->vin) : NULL;
+    vem_rules_engine_facts_t facts = s_facts(reg);
+    vem_rules_vehicle_set_facts(*slot, reg ? &facts : NULL);
+    if (reg && *reg->plate)
+        vem_rules_vehicle_set_ids(*slot, NULL, reg->plate);
+}
+
 /* Runs the rules on an accepted frame, with the vehicle's state kept in its session entry
  * (created with the registry's engine figures the first time the vehicle is seen). */
 static void s_rules(s_worker_t *w, const vem_input_hdr_t *hdr, const vem_hj1239_frame_t *f)
@@ -369,6 +395,7 @@ static bool s_on_pipe(s_worker_t *w, void *pipe)
         memcpy(&fresh, msg + sizeof VEM_WORKER_REGISTRY_MSG, sizeof fresh);
         vem_registry_release(w->registry);
         w->registry = fresh;
+        vem_sessions_each(w->sessions, s_refresh_facts, w);
         return false;
     }
     return vem_actor_is_term(msg, (size_t)len);

@@ -5,6 +5,7 @@
  *                     its removal gets obd.tamper, and no other truck gets either
  *   replay_same_ids   the same inputs replayed from the spool after a restart (cursor reset)
  *                     give the same verdicts under the same ids: nothing is added
+ *   (and vemctl explain shows a stored verdict, and refuses an unknown id)
  *
  * Expected vehicles come from vem-sim's truth ("misbehaving"), never from vemd. */
 #include "itutil.h"
@@ -124,6 +125,30 @@ START_TEST(flagged_exactly)
     char *bare = s_without_ids(got);
     fprintf(stderr, "it_rules flagged_exactly: verdicts\n%s\n", got);
     ck_assert_str_eq(bare, want);
+    /* vemctl explain of the tamper verdict: the id is the last word of its line */
+    const char *line = strstr(got, "obd.tamper violation ");
+    ck_assert_ptr_nonnull(line);
+    char id[33] = "", cmd[900], out[400];
+    ck_assert_int_eq(sscanf(line, "obd.tamper violation %32s", id), 1);
+    snprintf(out, sizeof out, "%s/explain.txt", r.dir);
+    snprintf(cmd, sizeof cmd, "'%s/vemctl' explain %s --db '%s' > '%s'", vem_test_bin_dir(), id,
+             vem_test_env("VEM_TEST_PG"), out);
+    ck_assert_int_eq(system(cmd), 0);
+    size_t len;
+    uint8_t *raw = vem_test_slurp(out, &len);
+    ck_assert_ptr_nonnull(raw);
+    char *text = calloc(1, len + 1); /* as a string */
+    memcpy(text, raw, len);
+    free(raw);
+    ck_assert_msg(strstr(text, "obd.tamper violation of ") && strstr(text, id) &&
+                      strstr(text, "why, step by step:"),
+                  "vemctl explain printed:\n%s", text);
+    free(text);
+    snprintf(cmd, sizeof cmd,
+             "'%s/vemctl' explain 00000000000000000000000000000000 --db '%s' "
+             "2>/dev/null",
+             vem_test_bin_dir(), vem_test_env("VEM_TEST_PG"));
+    ck_assert_int_ne(system(cmd), 0);
     free(bare);
     free(want);
     free(got);

@@ -19,6 +19,7 @@ static const s_command_t s_commands[] = {
     {"vehicles", vemctl_vehicles_main, "import the vehicle registry from CSV, or list it"},
     {"violations", vemctl_violations_main, "violations by VIN, plate, region, time or rule"},
     {"vehicle", vemctl_vehicle_main, "one vehicle: registry, latest state, violations, samples"},
+    {"explain", vemctl_explain_main, "why a violation was raised, step by step"},
     {NULL, NULL, NULL}};
 
 static void s_usage(FILE *out)

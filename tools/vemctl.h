@@ -29,6 +29,9 @@ int vemctl_violations_main(int argc, char **argv);
 /* vehicle: one vehicle's registry entry, latest state, violations and recent samples. */
 int vemctl_vehicle_main(int argc, char **argv);
 
+/* explain: why a violation was raised, step by step, from its stored evidence. */
+int vemctl_explain_main(int argc, char **argv);
+
 /* Connects with a libpq connection string (NULL or "": libpq's environment); prints the
  * reason and returns NULL on failure. Returns a PGconn *. */
 struct pg_conn;
