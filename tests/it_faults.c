@@ -55,28 +55,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static double s_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* The harness's PostgreSQL is up (a test that failed during an outage may have left it down). */
-static void s_pg_up(void)
-{
-    if (PQping(vem_test_env("VEM_TEST_PG")) != PQPING_OK)
-        vem_it_pgctl("start");
-}
-
-static void s_show_log(const vem_it_run_t *r)
-{
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "tail -n 20 '%s' | sed 's/^/  vemd: /' >&2", r->log);
-    if (system(cmd) != 0)
-        fprintf(stderr, "  (no vemd log at %s)\n", r->log);
-}
-
 static long long s_int(json_t *obj, const char *key)
 {
     return json_integer_value(json_object_get(obj, key));
@@ -118,7 +96,7 @@ static void s_check_delivery(const vem_it_run_t *r, const char *test, const char
     }
     vem_it_no_duplicate_samples(conn, prefix);
     if (unacked != 0)
-        s_show_log(r);
+        vem_it_show_log(r);
     ck_assert_msg(unacked == 0,
                   "%lld of %lld frames were still unacknowledged when vem-sim gave up (--settle)",
                   unacked, generated);
@@ -153,35 +131,27 @@ static double s_uniform(uint64_t *state, double lo, double hi)
     return lo + (hi - lo) * (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
 }
 
-static void s_sleep(double seconds)
-{
-    struct timespec ts = {.tv_sec = (time_t)seconds,
-                          .tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
 /* (a) SIGKILL five times at seeded random moments, each followed by a restart on the same port
  * and spool after a random down time. */
 START_TEST(kill9_five_times)
 {
-    s_pg_up();
+    vem_it_pg_up();
     vem_it_run_t r = {0};
     vem_it_start(&r, "it_faults");
     pid_t sim =
         s_fleet(&r, "--trucks 15 --rate 2 --duration 30 --settle 30 --seed 31 --vin-prefix LFK9LL");
     uint64_t rng = 0x1239A; /* the seed of the kill moments */
-    double t0 = s_mono();
+    double t0 = vem_it_mono();
     char moments[200] = "";
     for (int i = 0; i < 5; i++) {
-        s_sleep(s_uniform(&rng, 1.0, 4.0));
-        double at = s_mono() - t0;
+        vem_it_sleep(s_uniform(&rng, 1.0, 4.0));
+        double at = vem_it_mono() - t0;
         ck_assert_int_eq(kill(r.vemd, SIGKILL), 0);
         ck_assert_int_eq(vem_it_wait(r.vemd, 10), 128 + SIGKILL);
         double down = s_uniform(&rng, 0.0, 0.8);
         snprintf(moments + strlen(moments), sizeof moments - strlen(moments), " %.1f+%.1f", at,
                  down);
-        s_sleep(down);
+        vem_it_sleep(down);
         vem_it_launch(&r);
     }
     fprintf(stderr, "it_faults kill9_five_times: killed at (s after start + s down):%s\n", moments);
@@ -198,23 +168,23 @@ END_TEST
  * later, it gets what the trucks kept. */
 START_TEST(sigterm_under_load_restart)
 {
-    s_pg_up();
+    vem_it_pg_up();
     vem_it_run_t r = {0};
     vem_it_start(&r, "it_faults");
     pid_t sim = s_fleet(
         &r, "--trucks 20 --rate 10 --duration 25 --settle 30 --seed 32 --vin-prefix LFTERM");
-    s_sleep(8);
-    double t = s_mono();
+    vem_it_sleep(8);
+    double t = vem_it_mono();
     ck_assert_int_eq(kill(r.vemd, SIGTERM), 0);
     int rc = vem_it_wait(r.vemd, 30);
-    double drain = s_mono() - t;
-    s_sleep(1);
+    double drain = vem_it_mono() - t;
+    vem_it_sleep(1);
     vem_it_launch(&r);
     fprintf(stderr, "it_faults sigterm_under_load_restart: vemd exited %d after %.1f s\n", rc,
             drain);
     ck_assert_int_eq(vem_it_wait(sim, 120), 0);
     if (rc != 0)
-        s_show_log(&r);
+        vem_it_show_log(&r);
     ck_assert_msg(rc == 0, "vemd exited %d on SIGTERM under load", rc);
     json_t *truth = vem_it_truth(&r);
     s_check_delivery(&r, "sigterm_under_load_restart", "LFTERM", truth);
@@ -277,12 +247,12 @@ static uint64_t s_spool_next_seq(const char *dir)
  * seq. The restarted vemd must serve terminals and store every frame. */
 START_TEST(empty_last_segment)
 {
-    s_pg_up();
+    vem_it_pg_up();
     vem_it_run_t r = {0};
     vem_it_start(&r, "it_faults");
     pid_t sim =
         s_fleet(&r, "--trucks 10 --rate 2 --duration 25 --settle 30 --seed 33 --vin-prefix LFSEGE");
-    s_sleep(6);
+    vem_it_sleep(6);
     ck_assert_int_eq(kill(r.vemd, SIGKILL), 0);
     ck_assert_int_eq(vem_it_wait(r.vemd, 10), 128 + SIGKILL);
     char spool[300], path[400];
@@ -314,20 +284,20 @@ END_TEST
  * outage must outlast the memory, as it does in production. */
 START_TEST(pg_outage_60s)
 {
-    s_pg_up();
+    vem_it_pg_up();
     vem_it_run_t r = {0};
     r.pipeline_opts = "queue_hwm = 10;";
     r.pg_opts = "batch_rows = 200; queue_hwm = 10;";
     vem_it_start(&r, "it_faults");
-    double t0 = s_mono();
+    double t0 = vem_it_mono();
     pid_t sim =
         s_fleet(&r, "--trucks 15 --rate 2 --duration 80 --settle 40 --seed 34 --vin-prefix LFPGDN");
-    s_sleep(10);
+    vem_it_sleep(10);
     /* Nothing may fail between stop and start: the database must come back for later tests. */
     vem_it_pgctl("stop");
-    double stopped = s_mono() - t0;
-    s_sleep(60);
-    double restarting = s_mono() - t0;
+    double stopped = vem_it_mono() - t0;
+    vem_it_sleep(60);
+    double restarting = vem_it_mono() - t0;
     vem_it_pgctl("start");
     ck_assert_int_eq(vem_it_wait(sim, 180), 0);
     json_t *truth = vem_it_truth(&r);
@@ -345,7 +315,7 @@ START_TEST(pg_outage_60s)
             "%zu the trucks generated %lld frames and %lld were acknowledged\n",
             stopped, restarting, i0, i1, generated, acked);
     if (acked * 5 < generated * 4)
-        s_show_log(&r);
+        vem_it_show_log(&r);
     /* The requirement this test is about comes first; the delivery checks follow. */
     ck_assert_msg(acked * 5 >= generated * 4,
                   "during the outage (seconds %zu..%zu) vemd acknowledged %lld of the %lld frames "
@@ -358,40 +328,21 @@ START_TEST(pg_outage_60s)
 }
 END_TEST
 
-/* True when r's vemd log holds text. */
-static bool s_log_has(const vem_it_run_t *r, const char *text)
-{
-    size_t len;
-    uint8_t *log = vem_test_slurp(r->log, &len);
-    bool found = log && memmem(log, len, text, strlen(text)) != NULL;
-    free(log);
-    return found;
-}
-
 /* vemd must still be running; if it is not, its log says why. */
 static void s_alive(const vem_it_run_t *r)
 {
     if (kill(r->vemd, 0) != 0)
-        s_show_log(r);
+        vem_it_show_log(r);
     ck_assert_msg(kill(r->vemd, 0) == 0, "vemd is gone");
-}
-
-/* Reads one metric of r's vemd (0 when it does not answer). */
-static double s_metric(const vem_it_run_t *r, const char *series)
-{
-    json_t *st = vem_it_status(r, "--json");
-    double v = st ? vem_it_metric(st, series) : 0;
-    json_decref(st);
-    return v;
 }
 
 /* Waits up to timeout_s until series reaches at least value; false when it did not. */
 static bool s_await_metric(const vem_it_run_t *r, const char *series, double value, int timeout_s)
 {
     for (int i = 0; i < timeout_s * 5; i++) {
-        if (s_metric(r, series) >= value)
+        if (vem_it_metric_now(r, series) >= value)
             return true;
-        s_sleep(0.2);
+        vem_it_sleep(0.2);
     }
     return false;
 }
@@ -425,14 +376,14 @@ static void s_check_paused(const vem_it_run_t *r, const char *test)
 {
     bool failed = s_await_metric(r, "vem_spool_errors_total", 1, 40);
     if (!failed)
-        s_show_log(r);
+        vem_it_show_log(r);
     ck_assert_msg(failed, "%s: the spool's filesystem never filled", test);
-    s_sleep(0.5);
-    double before = s_metric(r, "vem_inputs_total");
-    s_sleep(3);
-    double after = s_metric(r, "vem_inputs_total");
+    vem_it_sleep(0.5);
+    double before = vem_it_metric_now(r, "vem_inputs_total");
+    vem_it_sleep(3);
+    double after = vem_it_metric_now(r, "vem_inputs_total");
     fprintf(stderr, "it_faults %s: spool full; %.0f spool errors, inputs %.0f then %.0f\n", test,
-            s_metric(r, "vem_spool_errors_total"), before, after);
+            vem_it_metric_now(r, "vem_spool_errors_total"), before, after);
     ck_assert_msg(after == before, "%s: intake went on (%.0f -> %.0f inputs) with a full spool",
                   test, before, after);
 }
@@ -441,13 +392,13 @@ static void s_check_paused(const vem_it_run_t *r, const char *test)
  * intake pauses, nothing unsynced is acknowledged; once space is freed everything resumes. */
 START_TEST(spool_fs_full)
 {
-    s_pg_up();
+    vem_it_pg_up();
     vem_it_run_t r = {0};
     s_small_spool(&r, 200);
     vem_it_launch(&r);
     pid_t sim =
         s_fleet(&r, "--trucks 20 --rate 5 --duration 25 --settle 60 --seed 35 --vin-prefix LFFULL");
-    s_sleep(2);
+    vem_it_sleep(2);
     vem_it_pgctl("stop");
     s_check_paused(&r, "spool_fs_full");
     s_run("rm -f '%s/spool/filler'", r.dir);
@@ -467,13 +418,13 @@ END_TEST
  * what was acknowledged is stored, what was not is re-sent by the trucks. */
 START_TEST(kill9_while_fs_full)
 {
-    s_pg_up();
+    vem_it_pg_up();
     vem_it_run_t r = {0};
     s_small_spool(&r, 200);
     vem_it_launch(&r);
     pid_t sim =
         s_fleet(&r, "--trucks 20 --rate 5 --duration 25 --settle 60 --seed 36 --vin-prefix LFFK9L");
-    s_sleep(2);
+    vem_it_sleep(2);
     vem_it_pgctl("stop");
     s_check_paused(&r, "kill9_while_fs_full");
     ck_assert_int_eq(kill(r.vemd, SIGKILL), 0);
@@ -497,13 +448,13 @@ END_TEST
  * intake pauses, and when the limit is raised again everything goes on. */
 START_TEST(emfile_at_roll)
 {
-    s_pg_up();
+    vem_it_pg_up();
     vem_it_run_t r = {0};
     r.spool_opts = "segment_bytes = 65536;";
     vem_it_start(&r, "it_faults");
     pid_t sim =
         s_fleet(&r, "--trucks 20 --rate 5 --duration 20 --settle 60 --seed 37 --vin-prefix LFEMFX");
-    s_sleep(2); /* every truck connected */
+    vem_it_sleep(2); /* every truck connected */
     /* The soft limit goes down to the lowest free descriptor number, so the next open fails
      * (poll() needs the limit above the items it is given: never below 16). vemctl status is
      * not asked meanwhile: a control request makes libzmq create sockets, and libzmq aborts
@@ -518,17 +469,17 @@ START_TEST(emfile_at_roll)
           (int)r.vemd, (int)r.vemd);
     bool failed = false;
     for (int i = 0; i < 150 && !failed; i++) {
-        s_sleep(0.2);
-        failed = s_log_has(&r, "spool flush failed");
+        vem_it_sleep(0.2);
+        failed = vem_it_log_has(&r, "spool flush failed");
     }
     if (!failed)
-        s_show_log(&r);
-    s_sleep(failed ? 2 : 0);
+        vem_it_show_log(&r);
+    vem_it_sleep(failed ? 2 : 0);
     s_run("prlimit --pid %d --nofile=$(cat '%s')", (int)r.vemd, limits);
     ck_assert_msg(failed, "no spool flush failed with the descriptors used up");
     fprintf(stderr, "it_faults emfile_at_roll: %.0f spool errors, %.0f cursor errors\n",
-            s_metric(&r, "vem_spool_errors_total"),
-            s_metric(&r, "vem_sink_cursor_errors_total{sink=\"pg\"}"));
+            vem_it_metric_now(&r, "vem_spool_errors_total"),
+            vem_it_metric_now(&r, "vem_sink_cursor_errors_total{sink=\"pg\"}"));
     ck_assert_int_eq(vem_it_wait(sim, 180), 0);
     json_t *truth = vem_it_truth(&r);
     s_check_delivery(&r, "emfile_at_roll", "LFEMFX", truth);
@@ -581,20 +532,20 @@ static pid_t s_plain_fleet(const vem_it_run_t *r, const char *args)
  * and what did not fit was consumed and dropped. */
 START_TEST(spool_full_pauses_without_loss)
 {
-    s_pg_up();
+    vem_it_pg_up();
     vem_it_run_t r = {0};
     r.spool_opts = "max_bytes = 1048576; segment_bytes = 65536;";
     r.pg_opts = "batch_rows = 200;";
     vem_it_start(&r, "it_faults");
     pid_t sim = s_plain_fleet(
         &r, "--trucks 40 --rate 10 --samples 10 --duration 20 --seed 38 --vin-prefix LFSPFU");
-    s_sleep(2);
+    vem_it_sleep(2);
     vem_it_pgctl("stop");
     bool full = s_await_metric(&r, "vem_spool_full", 1, 40);
     if (!full)
-        s_show_log(&r);
+        vem_it_show_log(&r);
     ck_assert_msg(full, "the 1 MiB spool never filled");
-    s_sleep(2);
+    vem_it_sleep(2);
     vem_it_pgctl("start");
     ck_assert_int_eq(vem_it_wait(sim, 180), 0);
     json_t *truth = vem_it_truth(&r);
@@ -611,7 +562,7 @@ END_TEST
  * later, so it waited for records that would never come and its cursor never moved again. */
 START_TEST(cursor_below_spool_start)
 {
-    s_pg_up();
+    vem_it_pg_up();
     vem_it_run_t r = {0};
     r.spool_opts = "segment_bytes = 65536;";
     vem_it_start(&r, "it_faults");
@@ -652,22 +603,22 @@ END_TEST
  * acknowledged throughout. */
 START_TEST(pg_lock_held)
 {
-    s_pg_up();
+    vem_it_pg_up();
     vem_it_run_t r = {0};
     r.pg_opts = "batch_rows = 200;";
     vem_it_start(&r, "it_faults");
-    double t0 = s_mono();
+    double t0 = vem_it_mono();
     pid_t sim =
         s_fleet(&r, "--trucks 15 --rate 2 --duration 30 --settle 30 --seed 41 --vin-prefix LFLCKD");
-    s_sleep(4);
+    vem_it_sleep(4);
     PGconn *locker = vem_it_pg();
     PGresult *res = PQexec(locker, "BEGIN; LOCK TABLE obd_samples IN ACCESS EXCLUSIVE MODE");
     ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
     PQclear(res);
-    double locked = s_mono() - t0;
-    s_sleep(15);
-    double retries = s_metric(&r, "vem_sink_errors_total{sink=\"pg\",class=\"retry\"}");
-    double unlocked = s_mono() - t0;
+    double locked = vem_it_mono() - t0;
+    vem_it_sleep(15);
+    double retries = vem_it_metric_now(&r, "vem_sink_errors_total{sink=\"pg\",class=\"retry\"}");
+    double unlocked = vem_it_mono() - t0;
     PQclear(PQexec(locker, "ROLLBACK"));
     PQfinish(locker);
     ck_assert_msg(retries >= 1, "the sink never gave up waiting for the lock");
@@ -699,7 +650,7 @@ END_TEST
  * found already stored (the sink's duplicates grow by exactly the samples sent), none added. */
 START_TEST(replay_on_request)
 {
-    s_pg_up();
+    vem_it_pg_up();
     vem_it_run_t r = {0};
     vem_it_start(&r, "it_faults");
     pid_t sim = s_plain_fleet(&r, "--trucks 5 --rate 2 --duration 5 --seed 42 --vin-prefix LFRPLY");
@@ -723,10 +674,10 @@ START_TEST(replay_on_request)
     ck_assert_int_eq(system(cmd), 0);
     double dups = dups0;
     for (int i = 0; i < 150 && dups < dups0 + (double)samples; i++) {
-        s_sleep(0.2);
-        dups = s_metric(&r, dup_series);
+        vem_it_sleep(0.2);
+        dups = vem_it_metric_now(&r, dup_series);
     }
-    double rows = s_metric(&r, row_series);
+    double rows = vem_it_metric_now(&r, row_series);
     fprintf(stderr,
             "it_faults replay_on_request: inputs %lld..%lld replayed; %lld samples; duplicates "
             "%.0f -> %.0f, rows %.0f -> %.0f\n",

@@ -42,63 +42,6 @@
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-static double s_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void s_sleep(double seconds)
-{
-    if (seconds <= 0)
-        return;
-    struct timespec ts = {.tv_sec = (time_t)seconds,
-                          .tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
-/* The harness's PostgreSQL is up (a test that failed during an outage may have left it down). */
-static void s_pg_up(void)
-{
-    if (PQping(vem_test_env("VEM_TEST_PG")) != PQPING_OK)
-        vem_it_pgctl("start");
-}
-
-static void s_show_log(const vem_it_run_t *r)
-{
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "tail -n 20 '%s' | sed 's/^/  vemd: /' >&2", r->log);
-    if (system(cmd) != 0)
-        fprintf(stderr, "  (no vemd log at %s)\n", r->log);
-}
-
-/* True when vemd's log holds text. */
-static bool s_log_has(const vem_it_run_t *r, const char *text)
-{
-    size_t len = 0;
-    uint8_t *log = vem_test_slurp(r->log, &len);
-    if (!log)
-        return false;
-    char *z = realloc(log, len + 1);
-    ck_assert_ptr_nonnull(z);
-    z[len] = '\0';
-    bool found = strstr(z, text) != NULL;
-    free(z);
-    return found;
-}
-
-/* One metric series of vemd right now (0 when absent). */
-static double s_metric(const vem_it_run_t *r, const char *series)
-{
-    json_t *st = vem_it_status(r, "--json");
-    ck_assert_msg(st != NULL, "vemd did not answer vemctl status");
-    double v = vem_it_metric(st, series);
-    json_decref(st);
-    return v;
-}
-
 /* Sum of the series of one metric name (every label set) in a status. */
 static double s_metric_sum(json_t *status, const char *name)
 {
@@ -178,9 +121,9 @@ static void s_close_rst(int fd)
  * true when it did. */
 static bool s_wait_eof(int fd, double timeout_s)
 {
-    double end = s_mono() + timeout_s;
+    double end = vem_it_mono() + timeout_s;
     for (;;) {
-        double left = end - s_mono();
+        double left = end - vem_it_mono();
         if (left <= 0)
             return false;
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
@@ -231,10 +174,10 @@ static int s_http_get(int port, const char *path, char *body, size_t cap)
  * status, with its body in body. */
 static int s_health_until(int port, int want, double timeout_s, char *body, size_t cap)
 {
-    double end = s_mono() + timeout_s;
+    double end = vem_it_mono() + timeout_s;
     int status;
-    while ((status = s_http_get(port, "/healthz", body, cap)) != want && s_mono() < end)
-        s_sleep(0.2);
+    while ((status = s_http_get(port, "/healthz", body, cap)) != want && vem_it_mono() < end)
+        vem_it_sleep(0.2);
     return status;
 }
 
@@ -250,23 +193,23 @@ static void s_health_across_outage(vem_it_run_t *r)
     ck_assert_str_eq(body, "ok\n");
 
     vem_it_pgctl("stop");
-    double t = s_mono();
+    double t = vem_it_mono();
     status = s_health_until(r->metrics_port, 503, 10, body, sizeof body);
     fprintf(stderr, "it_health: /healthz %d after PostgreSQL stopped (%.1f s): %s", status,
-            s_mono() - t, body);
+            vem_it_mono() - t, body);
     if (status != 503) {
         vem_it_pgctl("start");
-        s_show_log(r);
+        vem_it_show_log(r);
     }
     ck_assert_msg(status == 503, "/healthz still %d 10 s after PostgreSQL stopped: %s", status,
                   body);
     ck_assert_msg(strstr(body, "PostgreSQL") != NULL, "/healthz 503 without the sink: %s", body);
 
     vem_it_pgctl("start");
-    t = s_mono();
+    t = vem_it_mono();
     status = s_health_until(r->metrics_port, 200, 20, body, sizeof body);
     fprintf(stderr, "it_health: /healthz %d after PostgreSQL started (%.1f s): %s", status,
-            s_mono() - t, body);
+            vem_it_mono() - t, body);
     ck_assert_msg(status == 200, "/healthz still %d 20 s after PostgreSQL started: %s", status,
                   body);
     ck_assert_str_eq(body, "ok\n");
@@ -275,7 +218,7 @@ static void s_health_across_outage(vem_it_run_t *r)
 /* No terminal sends anything: a load balancer still needs the truth. */
 START_TEST(healthz_quiet_pg_outage)
 {
-    s_pg_up();
+    vem_it_pg_up();
     vem_it_run_t r = {.metrics_port = vem_it_free_port(), .pg_opts = "retry_max_s = 2;"};
     vem_it_start(&r, "it_health");
     s_health_across_outage(&r);
@@ -285,7 +228,7 @@ END_TEST
 
 START_TEST(healthz_pg_outage_under_traffic)
 {
-    s_pg_up();
+    vem_it_pg_up();
     vem_it_run_t r = {.metrics_port = vem_it_free_port(), .pg_opts = "retry_max_s = 2;"};
     vem_it_start(&r, "it_health");
     char *extra[] = {"--trucks", "3",      "--duration", "60",           "--rate",
@@ -303,24 +246,25 @@ END_TEST
 /* Waits (up to timeout_s) until vemd has accepted `want` connections in all. */
 static void s_accepted_until(const vem_it_run_t *r, double want, double timeout_s)
 {
-    double end = s_mono() + timeout_s, got;
-    while ((got = s_metric(r, "vem_connections_accepted_total")) < want && s_mono() < end)
-        s_sleep(0.1);
+    double end = vem_it_mono() + timeout_s, got;
+    while ((got = vem_it_metric_now(r, "vem_connections_accepted_total")) < want &&
+           vem_it_mono() < end)
+        vem_it_sleep(0.1);
     ck_assert_msg(got == want, "vemd accepted %.0f connections, the test opened %.0f", got, want);
 }
 
 /* Waits (up to timeout_s) until vemd has closed `want` connections in all; returns the gauge. */
 static double s_closed_until(const vem_it_run_t *r, double want, double timeout_s)
 {
-    double end = s_mono() + timeout_s, closed = 0;
+    double end = vem_it_mono() + timeout_s, closed = 0;
     for (;;) {
         closed = s_metric_sum_of(r, "vem_connections_closed_total");
-        if (closed >= want || s_mono() >= end)
+        if (closed >= want || vem_it_mono() >= end)
             break;
-        s_sleep(0.1);
+        vem_it_sleep(0.1);
     }
     /* the gauge moves just after the counter: read both again a moment later */
-    s_sleep(0.5);
+    vem_it_sleep(0.5);
     json_t *st = vem_it_status(r, "--json");
     ck_assert_ptr_nonnull(st);
     closed = s_metric_sum(st, "vem_connections_closed_total");
@@ -340,7 +284,7 @@ START_TEST(connections_gauge_while_open)
     for (int i = 0; i < N; i++)
         fds[i] = s_connect(r.port);
     s_accepted_until(&r, N, 10);
-    double open = s_metric(&r, "vem_connections");
+    double open = vem_it_metric_now(&r, "vem_connections");
     ck_assert_msg(open == N, "the test holds %d connections open, vem_connections says %.0f", N,
                   open);
     for (int i = 0; i < N / 2; i++)
@@ -369,13 +313,13 @@ START_TEST(connections_exact_after_races)
     long login_len = s_vector("login", login, sizeof login);
     for (int cycle = 1; cycle <= CYCLES; cycle++) {
         int fds[N];
-        double t0 = s_mono();
+        double t0 = vem_it_mono();
         for (int i = 0; i < N; i++)
             fds[i] = s_connect(r.port);
         for (int i = SILENT; i < SILENT + LOGINS; i++)
             s_send_all(fds[i], login, (size_t)login_len);
         for (int i = SILENT; i < N; i++) {
-            s_sleep(t0 + 2.8 + 1.2 * (i - SILENT) / (N - SILENT - 1) - s_mono());
+            vem_it_sleep(t0 + 2.8 + 1.2 * (i - SILENT) / (N - SILENT - 1) - vem_it_mono());
             if (i % 2)
                 s_close_rst(fds[i]);
             else
@@ -387,10 +331,10 @@ START_TEST(connections_exact_after_races)
             close(fds[i]);
         }
         /* a few seconds for the last notices, then until the counts add up (or 15 s) */
-        s_sleep(3);
+        vem_it_sleep(3);
         double opened = (double)N * cycle;
         json_t *st = NULL;
-        for (double end = s_mono() + 15; !st || s_mono() < end; s_sleep(0.2)) {
+        for (double end = vem_it_mono() + 15; !st || vem_it_mono() < end; vem_it_sleep(0.2)) {
             json_decref(st);
             st = vem_it_status(&r, "--json");
             ck_assert_ptr_nonnull(st);
@@ -433,7 +377,7 @@ END_TEST
  * generated is stored once. */
 START_TEST(sigterm_pg_down_drain_timeout)
 {
-    s_pg_up();
+    vem_it_pg_up();
     vem_it_run_t r = {.pipeline_opts = "drain_timeout_s = 3;", .pg_opts = "retry_max_s = 2;"};
     vem_it_start(&r, "it_health");
     char *extra[] = {"--await-replies",
@@ -450,17 +394,17 @@ START_TEST(sigterm_pg_down_drain_timeout)
                      "--vin-prefix",
                      "LHTERM"};
     pid_t sim = vem_it_run_sim(&r, extra, 13);
-    s_sleep(4);
+    vem_it_sleep(4);
     vem_it_pgctl("stop");
-    s_sleep(4);
-    double t = s_mono();
+    vem_it_sleep(4);
+    double t = vem_it_mono();
     ck_assert_int_eq(kill(r.vemd, SIGTERM), 0);
     int rc = vem_it_wait(r.vemd, 15);
-    double took = s_mono() - t;
+    double took = vem_it_mono() - t;
     fprintf(stderr, "it_health sigterm_pg_down: vemd exited %d after %.1f s\n", rc, took);
-    bool said = s_log_has(&r, "drain timeout");
+    bool said = vem_it_log_has(&r, "drain timeout");
     if (rc != 0 || !said)
-        s_show_log(&r);
+        vem_it_show_log(&r);
     vem_it_pgctl("start");
     ck_assert_msg(rc == 0, "vemd exited %d on SIGTERM with PostgreSQL down", rc);
     ck_assert_msg(said, "vemd's log has no line about the drain timeout");
@@ -536,7 +480,7 @@ static int s_match_quarantine(PGconn *conn, const char *since, s_bad_t *bad, int
 
 START_TEST(quarantine_keeps_reasm_detail)
 {
-    s_pg_up();
+    vem_it_pg_up();
     PGconn *conn = vem_it_pg();
     PGresult *res = PQexec(conn, "SELECT now()::text");
     ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
@@ -600,7 +544,7 @@ START_TEST(quarantine_keeps_reasm_detail)
         } else {
             s_send_all(fd, bad[b].raw, bad[b].len);
         }
-        s_sleep(0.2); /* the bytes arrive before the close */
+        vem_it_sleep(0.2); /* the bytes arrive before the close */
         close(fd);
     }
     int idle = s_connect(r.port);
@@ -611,7 +555,7 @@ START_TEST(quarantine_keeps_reasm_detail)
     int present = 0;
     for (int i = 0; i < 300 && present < 6; i++) {
         if (i)
-            s_sleep(0.1);
+            vem_it_sleep(0.1);
         present = s_match_quarantine(conn, since, bad, 6);
     }
     for (int b = 0; b < 6; b++)
@@ -649,8 +593,8 @@ static bool s_realtime_answered(const vem_it_run_t *r)
 static double s_metric_until(const vem_it_run_t *r, const char *series, double want)
 {
     double v = 0;
-    for (int i = 0; i < 100 && (v = s_metric(r, series)) < want; i++)
-        s_sleep(0.1);
+    for (int i = 0; i < 100 && (v = vem_it_metric_now(r, series)) < want; i++)
+        vem_it_sleep(0.1);
     return v;
 }
 
@@ -669,7 +613,7 @@ START_TEST(sighup_empty_config_refused)
     ck_assert_int_eq(kill(r.vemd, SIGHUP), 0);
     double errors = s_metric_until(&r, "vem_reload_errors_total", 1);
     ck_assert_msg(errors == 1, "vem_reload_errors_total is %.0f after one refused reload", errors);
-    ck_assert_double_eq(s_metric(&r, "vem_reloads_total"), 0);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_reloads_total"), 0);
     ck_assert_int_eq(kill(r.vemd, 0), 0);
     /* the running configuration stayed: still reply_mode hj1239, not the default none */
     ck_assert_msg(s_realtime_answered(&r),
@@ -679,7 +623,7 @@ START_TEST(sighup_empty_config_refused)
     ck_assert_int_eq(kill(r.vemd, SIGHUP), 0);
     double reloads = s_metric_until(&r, "vem_reloads_total", 1);
     ck_assert_msg(reloads == 1, "vem_reloads_total is %.0f after a valid reload", reloads);
-    ck_assert_double_eq(s_metric(&r, "vem_reload_errors_total"), 1);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_reload_errors_total"), 1);
     ck_assert(s_realtime_answered(&r));
     vem_it_stop(&r);
 }
@@ -689,7 +633,7 @@ END_TEST
  * with its size and origin (not its bytes), and a whole frame sent after it is stored. */
 START_TEST(gateway_oversize_quarantined)
 {
-    s_pg_up();
+    vem_it_pg_up();
     vem_it_run_t r = {0};
     vem_it_start(&r, "it_health");
     char endpoint[320];
@@ -712,8 +656,8 @@ START_TEST(gateway_oversize_quarantined)
     zmq_ctx_term(ctx);
     double stored = 0;
     for (int i = 0; i < 100 && stored < 1; i++) {
-        s_sleep(0.2);
-        stored = s_metric(&r, "vem_sink_rows_total{sink=\"pg\",table=\"quarantine\"}");
+        vem_it_sleep(0.2);
+        stored = vem_it_metric_now(&r, "vem_sink_rows_total{sink=\"pg\",table=\"quarantine\"}");
     }
     PGconn *conn = vem_it_pg();
     PGresult *res = PQexec(conn, "SELECT source, length(raw), detail FROM quarantine "
@@ -725,14 +669,16 @@ START_TEST(gateway_oversize_quarantined)
     ck_assert_ptr_nonnull(strstr(PQgetvalue(res, 0, 2), "4097 bytes"));
     PQclear(res);
     PQfinish(conn);
-    ck_assert_double_eq(s_metric(&r, "vem_oversize_inputs_total"), 1);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_oversize_inputs_total"), 1);
     double events = 0; /* the login after it went through (new, or found stored by an earlier
                         * test of the suite that sent the same vector) */
     for (int i = 0; i < 50 && events < 1; i++) {
-        events = s_metric(&r, "vem_sink_rows_total{sink=\"pg\",table=\"terminal_events\"}") +
-                 s_metric(&r, "vem_sink_duplicates_total{sink=\"pg\",table=\"terminal_events\"}");
+        events =
+            vem_it_metric_now(&r, "vem_sink_rows_total{sink=\"pg\",table=\"terminal_events\"}") +
+            vem_it_metric_now(&r,
+                              "vem_sink_duplicates_total{sink=\"pg\",table=\"terminal_events\"}");
         if (events < 1)
-            s_sleep(0.2);
+            vem_it_sleep(0.2);
     }
     ck_assert_double_eq(events, 1);
     vem_it_stop(&r);

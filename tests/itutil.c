@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 int vem_it_free_port(void)
@@ -327,4 +328,52 @@ void vem_it_no_duplicate_samples(PGconn *conn, const char *prefix)
     PQclear(res);
     ck_assert_msg(rows == distinct, "obd_samples %s*: %lld rows but %lld distinct samples", prefix,
                   rows, distinct);
+}
+
+double vem_it_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void vem_it_sleep(double seconds)
+{
+    if (seconds <= 0)
+        return;
+    struct timespec ts = {.tv_sec = (time_t)seconds,
+                          .tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+void vem_it_pg_up(void)
+{
+    if (PQping(vem_test_env("VEM_TEST_PG")) != PQPING_OK)
+        vem_it_pgctl("start");
+}
+
+void vem_it_show_log(const vem_it_run_t *r)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "tail -n 20 '%s' | sed 's/^/  vemd: /' >&2", r->log);
+    if (system(cmd) != 0)
+        fprintf(stderr, "  (no vemd log at %s)\n", r->log);
+}
+
+bool vem_it_log_has(const vem_it_run_t *r, const char *text)
+{
+    size_t len;
+    uint8_t *log = vem_test_slurp(r->log, &len);
+    bool found = log && memmem(log, len, text, strlen(text)) != NULL;
+    free(log);
+    return found;
+}
+
+double vem_it_metric_now(const vem_it_run_t *r, const char *series)
+{
+    json_t *st = vem_it_status(r, "--json");
+    double v = st ? vem_it_metric(st, series) : 0;
+    json_decref(st);
+    return v;
 }

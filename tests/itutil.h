@@ -107,4 +107,20 @@ void vem_it_compare_rows(PGconn *conn, const char *table, const char *prefix, js
  * block_idx). */
 void vem_it_no_duplicate_samples(PGconn *conn, const char *prefix);
 
+/* Monotonic seconds, and a sleep of that many seconds (nothing when <= 0). */
+double vem_it_mono(void);
+void vem_it_sleep(double seconds);
+
+/* The harness's PostgreSQL is up (a test that failed during an outage may have left it down). */
+void vem_it_pg_up(void);
+
+/* The last 20 lines of r's vemd log on stderr, for a check about to fail. */
+void vem_it_show_log(const vem_it_run_t *r);
+
+/* True when r's vemd log holds text. */
+bool vem_it_log_has(const vem_it_run_t *r, const char *text);
+
+/* One metric series of r's vemd right now (0 when absent or when vemd does not answer). */
+double vem_it_metric_now(const vem_it_run_t *r, const char *series);
+
 #endif
