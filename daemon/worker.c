@@ -367,11 +367,18 @@ static void s_flush_out(s_worker_t *w)
     if (w->out.count) {
         size_t len;
         const uint8_t *bytes = vem_records_message(&w->out, &len);
+        vem_records_hdr_t hdr;
+        memcpy(&hdr, bytes, sizeof hdr);
         for (unsigned i = 0; i < w->args->nsinks; i++) {
             zmq_msg_t msg;
             zmq_msg_init_size(&msg, len);
             memcpy(zmq_msg_data(&msg), bytes, len);
-            vem_actor_send_wait(w->sinks[i], &msg, &w->args->beats);
+            if (vem_actor_send_wait(w->sinks[i], &msg, &w->args->beats) != 0)
+                vem_log(VEM_LOG_ERR, "worker",
+                        "records of inputs %llu..%llu not handed to sink %u: %s; its cursor "
+                        "stays below them and they are replayed at the next start",
+                        (unsigned long long)hdr.first_seq, (unsigned long long)hdr.last_seq, i,
+                        zmq_strerror(zmq_errno()));
         }
         vem_records_reset(&w->out);
     }

@@ -107,17 +107,39 @@ static void s_check_delivery(const vem_it_run_t *r, const char *test, const char
     PQfinish(conn);
 }
 
-/* Starts vem-sim --await-replies against r with the space-separated arguments. */
-static pid_t s_fleet(const vem_it_run_t *r, const char *args)
+/* Starts vem-sim against r with the space-separated arguments, store-and-forward trucks
+ * (--await-replies) when await is set. */
+static pid_t s_sim(const vem_it_run_t *r, bool await, const char *args)
 {
     static char buf[256];
     char *argv[24] = {"--await-replies"};
-    int argc = 1;
+    int argc = await ? 1 : 0;
     snprintf(buf, sizeof buf, "%s", args);
     for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok && argc < 24;
          tok = strtok_r(NULL, " ", &save))
         argv[argc++] = tok;
     return vem_it_run_sim(r, argv, argc);
+}
+
+/* Trucks that store and forward until vemd acknowledges (vem-sim --await-replies). */
+static pid_t s_fleet(const vem_it_run_t *r, const char *args)
+{
+    return s_sim(r, true, args);
+}
+
+/* Frames the trucks generated and frames vemd acknowledged between seconds i0 and i1 of the
+ * run, from the truth's running totals by second. */
+static void s_acked_during(json_t *truth, size_t i0, size_t i1, long long *generated,
+                           long long *acked)
+{
+    json_t *by_second = json_object_get(s_await(truth), "by_second");
+    json_t *gen = json_object_get(by_second, "generated");
+    json_t *ack = json_object_get(by_second, "acknowledged");
+    ck_assert_uint_gt(json_array_size(gen), i1);
+    *generated =
+        json_integer_value(json_array_get(gen, i1)) - json_integer_value(json_array_get(gen, i0));
+    *acked =
+        json_integer_value(json_array_get(ack, i1)) - json_integer_value(json_array_get(ack, i0));
 }
 
 /* A deterministic generator for the fault moments (xorshift64*). */
@@ -301,15 +323,9 @@ START_TEST(pg_outage_60s)
     vem_it_pgctl("start");
     ck_assert_int_eq(vem_it_wait(sim, 180), 0);
     json_t *truth = vem_it_truth(&r);
-    json_t *by_second = json_object_get(s_await(truth), "by_second");
-    json_t *gen = json_object_get(by_second, "generated");
-    json_t *ack = json_object_get(by_second, "acknowledged");
     size_t i0 = (size_t)stopped + 4, i1 = (size_t)restarting - 1;
-    ck_assert_uint_gt(json_array_size(gen), i1);
-    long long generated =
-        json_integer_value(json_array_get(gen, i1)) - json_integer_value(json_array_get(gen, i0));
-    long long acked =
-        json_integer_value(json_array_get(ack, i1)) - json_integer_value(json_array_get(ack, i0));
+    long long generated, acked;
+    s_acked_during(truth, i0, i1, &generated, &acked);
     fprintf(stderr,
             "it_faults pg_outage_60s: PostgreSQL down from %.1f s to %.1f s; from second %zu to "
             "%zu the trucks generated %lld frames and %lld were acknowledged\n",
@@ -518,14 +534,7 @@ static void s_spool_status(const vem_it_run_t *r, const char *consumer, long lon
 /* Trucks that ignore replies (vem-sim without --await-replies): its truth is what was written. */
 static pid_t s_plain_fleet(const vem_it_run_t *r, const char *args)
 {
-    static char buf[256];
-    char *argv[24];
-    int argc = 0;
-    snprintf(buf, sizeof buf, "%s", args);
-    for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok && argc < 24;
-         tok = strtok_r(NULL, " ", &save))
-        argv[argc++] = tok;
-    return vem_it_run_sim(r, argv, argc);
+    return s_sim(r, false, args);
 }
 
 /* Regression: room was checked once per socket message, one message can carry many records,
@@ -624,14 +633,9 @@ START_TEST(pg_lock_held)
     ck_assert_msg(retries >= 1, "the sink never gave up waiting for the lock");
     ck_assert_int_eq(vem_it_wait(sim, 120), 0);
     json_t *truth = vem_it_truth(&r);
-    json_t *by_second = json_object_get(s_await(truth), "by_second");
     size_t i0 = (size_t)locked + 2, i1 = (size_t)unlocked - 1;
-    long long generated =
-        json_integer_value(json_array_get(json_object_get(by_second, "generated"), i1)) -
-        json_integer_value(json_array_get(json_object_get(by_second, "generated"), i0));
-    long long acked =
-        json_integer_value(json_array_get(json_object_get(by_second, "acknowledged"), i1)) -
-        json_integer_value(json_array_get(json_object_get(by_second, "acknowledged"), i0));
+    long long generated, acked;
+    s_acked_during(truth, i0, i1, &generated, &acked);
     fprintf(stderr,
             "it_faults pg_lock_held: lock held %.1f..%.1f s; %.0f sink retries; seconds "
             "%zu..%zu: %lld frames generated, %lld acknowledged\n",
