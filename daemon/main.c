@@ -71,7 +71,7 @@ typedef struct {
     vem_actor_t *control;
     vem_watchdog_t *watchdog;        /* progress between ticks */
     atomic_uint_fast64_t *forwarded; /* per worker, inputs ingest handed to it */
-    const char *sinks[1];            /* endpoints the workers send their records to */
+    const char *sinks[VEM_MAX_SINKS]; /* endpoints the workers send their records to */
     unsigned nsinks;
     int registry_fd[2]; /* the loader thread writes the snapshot's pointer */
     bool registry_loading;
@@ -166,6 +166,22 @@ static bool s_health(void *arg, char *why, size_t whylen)
     return false;
 }
 
+/* Lowers *lowest to the named consumer's spool cursor: restart replays from the lowest one. */
+static int s_cursor_min(const char *dir, const char *name, uint64_t *lowest)
+{
+    char err[512];
+    vem_spool_cursor_t *cursor = vem_spool_cursor_open(dir, name, err, sizeof err);
+    if (!cursor) {
+        vem_log(VEM_LOG_ERR, "main", "%s", err);
+        return -1;
+    }
+    uint64_t seq = vem_spool_cursor_get(cursor);
+    vem_spool_cursor_destroy(&cursor);
+    if (seq < *lowest)
+        *lowest = seq;
+    return 0;
+}
+
 static int s_start(s_daemon_t *d)
 {
     const vem_config_t *c = d->cfg;
@@ -198,7 +214,7 @@ static int s_start(s_daemon_t *d)
     zmq_ctx_set(d->zctx, ZMQ_MAX_SOCKETS, (int)c->terminals.max_connections + 1024);
 
     /* Sinks first: workers connect to them, and they stop last. */
-    uint64_t replay_from = 0;
+    uint64_t replay_from = UINT64_MAX; /* the lowest cursor of the consumers that have one */
     if (c->pg.enable) {
         vem_sink_pg_args_t *pg = &d->pg_args;
         pg->zctx = d->zctx;
@@ -215,14 +231,9 @@ static int s_start(s_daemon_t *d)
          * what the spool holds unsettled, so the spool fills first and only a wedged sink
          * (not an outage) makes the workers wait. */
         pg->spill_max_bytes = 2 * (uint64_t)c->spool.max_bytes;
-        vem_spool_cursor_t *cursor = vem_spool_cursor_open(c->spool.dir, "pg", err, sizeof err);
-        if (!cursor) {
-            vem_log(VEM_LOG_ERR, "main", "%s", err);
+        if (s_cursor_min(c->spool.dir, "pg", &replay_from) != 0)
             return -1;
-        }
-        replay_from = vem_spool_cursor_get(cursor) + 1;
         d->sinks[d->nsinks++] = VEM_SINK_PG_ENDPOINT;
-        vem_spool_cursor_destroy(&cursor);
         d->pg = vem_actor_new(d->zctx, "sink-pg", vem_sink_pg_actor, pg, err, sizeof err);
         if (!d->pg) {
             vem_log(VEM_LOG_ERR, "main", "%s", err);
@@ -230,13 +241,18 @@ static int s_start(s_daemon_t *d)
         }
     }
 
+    if (replay_from == UINT64_MAX)
+        replay_from = 0;
+    else
+        replay_from++;
+
     vem_rules_config_defaults(&d->rules);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     d->nworkers =
         c->pipeline.workers ? (unsigned)c->pipeline.workers : (unsigned)(cores > 0 ? cores : 1);
     d->worker_args = calloc(d->nworkers, sizeof *d->worker_args);
     d->workers = calloc(d->nworkers, sizeof *d->workers);
-    d->watchdog = vem_watchdog_new(d->nworkers, 1);
+    d->watchdog = vem_watchdog_new(d->nworkers, VEM_MAX_SINKS);
     d->forwarded = calloc(d->nworkers, sizeof *d->forwarded);
     if (!d->worker_args || !d->workers || !d->forwarded)
         abort();
@@ -326,16 +342,17 @@ static void s_stop(s_daemon_t *d)
 /* True when the pipeline made progress since the previous tick (watchdog.h). */
 static bool s_progress(s_daemon_t *d)
 {
-    uint64_t done[d->nworkers], forwarded[d->nworkers], sink = 0;
+    uint64_t done[d->nworkers], forwarded[d->nworkers], sinks[VEM_MAX_SINKS];
     for (unsigned i = 0; i < d->nworkers; i++) {
         done[i] = atomic_load(&d->worker_args[i].done);
         forwarded[i] = atomic_load(&d->forwarded[i]);
     }
+    size_t nsinks = 0;
     if (d->pg)
-        sink = atomic_load(&d->pg_args.beats);
+        sinks[nsinks++] = atomic_load(&d->pg_args.beats);
     vem_watchdog_tick_t tick = {.ingest_beats = atomic_load(&d->ingest_args.beats),
-                                .sink_beats = &sink,
-                                .nsinks = d->pg ? 1 : 0,
+                                .sink_beats = sinks,
+                                .nsinks = nsinks,
                                 .done = done,
                                 .forwarded = forwarded,
                                 .nworkers = d->nworkers};

@@ -292,4 +292,20 @@ double vem_rules_completeness(uint64_t received, uint64_t running_s);
 unsigned vem_rules_on_day(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg, int32_t day,
                           uint64_t received, uint64_t running_s, vem_rules_emit_fn emit, void *arg);
 
+/* ---- checkpoints -------------------------------------------------------------------------- */
+
+/* Appends the vehicle's whole rule state (ids, facts, counts, open trips and their windows,
+ * runs, roadside chains, the fusion ring and pending readings) to the buffer *buf of *len
+ * bytes used and *cap allocated (realloc'd as needed; *buf may start NULL). The bytes are
+ * versioned and host-endian: a checkpoint is read back by the same build on the same host.
+ * Loading them gives a vehicle that judges what comes next exactly as self would. */
+void vem_rules_vehicle_save(const vem_rules_vehicle_t *self, uint8_t **buf, size_t *len,
+                            size_t *cap);
+
+/* Rebuilds a vehicle from exactly the len bytes one vem_rules_vehicle_save appended; NULL with
+ * the reason in err (may be NULL) when they are not a whole, consistent state of this
+ * version (bounds checked: a damaged checkpoint is refused, never trusted). */
+vem_rules_vehicle_t *vem_rules_vehicle_load(const uint8_t *p, size_t len, char *err,
+                                            size_t errlen);
+
 #endif

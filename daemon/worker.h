@@ -37,6 +37,9 @@ typedef struct {
     atomic_uint_fast64_t done;  /* inputs fully processed */
 } vem_worker_args_t;
 
+/* Sinks a worker can hand its records to. */
+#define VEM_MAX_SINKS 4
+
 /* Inputs per batch: one records message to each sink and one acknowledgement per batch. */
 #define VEM_WORKER_BATCH 256
 
