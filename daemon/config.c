@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libconfig.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,104 @@ static const vem_conf_key_t s_keys[] = {
      "fdatasync each batch before replying to terminals (off only for benchmarks)"},
     {"rules.enable", VEM_CONF_BOOL, S_OFF(rules.enable), "true", 0, 0, NULL, false,
      "judge every vehicle against the China VI rules (protocol/rules.md defaults)"},
+    {"rules.disabled", VEM_CONF_STRING, S_OFF(rules.disabled), "", 0, 0, NULL, true,
+     "rules switched off, by name, e.g. obd.offline, rsd.hc_exceed; empty: all on"},
+    {"rules.rsd_speed_kmh_min", VEM_CONF_REAL, S_OFF(rules.t.rsd_speed_kmh.lo), "20", 0, 0, NULL,
+     true, "roadside reading valid (HJ 845) at speed from this, km/h"},
+    {"rules.rsd_speed_kmh_max", VEM_CONF_REAL, S_OFF(rules.t.rsd_speed_kmh.hi), "80", 0, 0, NULL,
+     true, "... up to this km/h, inclusive"},
+    {"rules.rsd_accel_ms2_min", VEM_CONF_REAL, S_OFF(rules.t.rsd_accel_ms2.lo), "-0.5", 0, 0, NULL,
+     true, "roadside reading valid (HJ 845) at acceleration from this, m/s2"},
+    {"rules.rsd_accel_ms2_max", VEM_CONF_REAL, S_OFF(rules.t.rsd_accel_ms2.hi), "1.0", 0, 0, NULL,
+     true, "... up to this m/s2, inclusive"},
+    {"rules.rsd_vsp_kw_t_min", VEM_CONF_REAL, S_OFF(rules.t.rsd_vsp_kw_t.lo), "0", 0, 0, NULL, true,
+     "roadside reading valid (HJ 845) at vehicle specific power from this, kW/t"},
+    {"rules.rsd_vsp_kw_t_max", VEM_CONF_REAL, S_OFF(rules.t.rsd_vsp_kw_t.hi), "20", 0, 0, NULL,
+     true, "... up to this kW/t, inclusive"},
+    {"rules.rsd_wind_ms_min", VEM_CONF_REAL, S_OFF(rules.t.rsd_wind_ms.lo), "0", 0, 0, NULL, true,
+     "roadside reading valid (HJ 845) at wind speed from this, m/s"},
+    {"rules.rsd_wind_ms_max", VEM_CONF_REAL, S_OFF(rules.t.rsd_wind_ms.hi), "5", 0, 0, NULL, true,
+     "... up to this m/s, inclusive"},
+    {"rules.rsd_slope_pct_min", VEM_CONF_REAL, S_OFF(rules.t.rsd_slope_pct.lo), "-3", 0, 0, NULL,
+     true, "roadside reading valid (HJ 845) at road slope from this, %"},
+    {"rules.rsd_slope_pct_max", VEM_CONF_REAL, S_OFF(rules.t.rsd_slope_pct.hi), "5", 0, 0, NULL,
+     true, "... up to this %, inclusive"},
+    {"rules.rsd_limit_column", VEM_CONF_ENUM, S_OFF(rules.rsd_limit_column), "a", 0, 0, "a|b", true,
+     "column of the GB 3847 roadside diesel limits (b: key regions, once adopted)"},
+    {"rules.rsd_no_ppm_a", VEM_CONF_REAL, S_OFF(rules.t.rsd_no_ppm[0]), "1500", 0, 0, NULL, true,
+     "roadside diesel NO limit, ppm, column a (exceeded strictly above)"},
+    {"rules.rsd_no_ppm_b", VEM_CONF_REAL, S_OFF(rules.t.rsd_no_ppm[1]), "1000", 0, 0, NULL, true,
+     "roadside diesel NO limit, ppm, column b"},
+    {"rules.rsd_opacity_pct_a", VEM_CONF_REAL, S_OFF(rules.t.rsd_opacity_pct[0]), "30", 0, 0, NULL,
+     true, "roadside opacity limit, %, column a (exceeded strictly above)"},
+    {"rules.rsd_opacity_pct_b", VEM_CONF_REAL, S_OFF(rules.t.rsd_opacity_pct[1]), "30", 0, 0, NULL,
+     true, "roadside opacity limit, %, column b"},
+    {"rules.rsd_ringelmann_a", VEM_CONF_REAL, S_OFF(rules.t.rsd_ringelmann[0]), "1", 0, 0, NULL,
+     true, "Ringelmann grade limit, column a (exceeded strictly above)"},
+    {"rules.rsd_ringelmann_b", VEM_CONF_REAL, S_OFF(rules.t.rsd_ringelmann[1]), "1", 0, 0, NULL,
+     true, "Ringelmann grade limit, column b"},
+    {"rules.gas_co_pct", VEM_CONF_REAL, S_OFF(rules.t.gas_co_pct), "unset", 0, 0, NULL, true,
+     "gasoline roadside CO limit, % (GB 18285); unset: rule off"},
+    {"rules.gas_hc_ppm", VEM_CONF_REAL, S_OFF(rules.t.gas_hc_ppm), "unset", 0, 0, NULL, true,
+     "gasoline roadside HC limit, ppm; unset: rule off"},
+    {"rules.gas_no_ppm", VEM_CONF_REAL, S_OFF(rules.t.gas_no_ppm), "unset", 0, 0, NULL, true,
+     "gasoline roadside NO limit, ppm; unset: rule off"},
+    {"rules.rsd_chain_n", VEM_CONF_UINT, S_OFF(rules.t.rsd_chain_n), "2", 0, 0, NULL, true,
+     "rsd.*: consecutive valid exceedances of one pollutant that make a violation"},
+    {"rules.rsd_cycle_months", VEM_CONF_UINT, S_OFF(rules.t.rsd_cycle_months), "6", 0, 0, NULL,
+     true, "rsd.*: ... within this many natural months"},
+    {"rules.mil_days", VEM_CONF_UINT, S_OFF(rules.t.mil_days), "7", 0, 0, NULL, true,
+     "days of MIL on (or one DTC) before the notice becomes a violation"},
+    {"rules.reagent_min_pct", VEM_CONF_REAL, S_OFF(rules.t.reagent_min_pct), "2", 0, 0, NULL, true,
+     "reagent level at or below this % counts as empty"},
+    {"rules.reagent_minutes", VEM_CONF_UINT, S_OFF(rules.t.reagent_minutes), "30", 0, 0, NULL, true,
+     "minutes of empty reagent while running before obd.reagent_empty"},
+    {"rules.nox_ppm_max", VEM_CONF_REAL, S_OFF(rules.t.nox_ppm_max), "500", 0, 0, NULL, true,
+     "obd.nox_high: downstream NOx above this, ppm (warm engine)"},
+    {"rules.nox_minutes", VEM_CONF_UINT, S_OFF(rules.t.nox_minutes), "10", 0, 0, NULL, true,
+     "obd.nox_high: ... for this many minutes"},
+    {"rules.scr_eff_min", VEM_CONF_REAL, S_OFF(rules.t.scr_eff_min), "0.5", 0, 0, NULL, true,
+     "obd.scr_ineffective: conversion efficiency below this"},
+    {"rules.scr_minutes", VEM_CONF_UINT, S_OFF(rules.t.scr_minutes), "30", 0, 0, NULL, true,
+     "obd.scr_ineffective: ... for this many minutes"},
+    {"rules.scr_in_min_c", VEM_CONF_REAL, S_OFF(rules.t.scr_in_min_c), "250", 0, 0, NULL, true,
+     "obd.scr_ineffective: counted only with SCR inlet at or above this, deg C"},
+    {"rules.scr_up_min_ppm", VEM_CONF_REAL, S_OFF(rules.t.scr_up_min_ppm), "100", 0, 0, NULL, true,
+     "obd.scr_ineffective: ... and upstream NOx at or above this, ppm"},
+    {"rules.frozen_minutes", VEM_CONF_UINT, S_OFF(rules.t.frozen_minutes), "10", 0, 0, NULL, true,
+     "obd.tamper: NOx sensor frozen for this many minutes while rpm moves"},
+    {"rules.frozen_rpm_span", VEM_CONF_REAL, S_OFF(rules.t.frozen_rpm_span), "50", 0, 0, NULL, true,
+     "obd.tamper (frozen sensor): ... while rpm moves by more than this"},
+    {"rules.down_above_up_minutes", VEM_CONF_UINT, S_OFF(rules.t.down_above_up_minutes), "10", 0, 0,
+     NULL, true, "obd.tamper: downstream NOx above upstream for this many minutes"},
+    {"rules.invalid_minutes", VEM_CONF_UINT, S_OFF(rules.t.invalid_minutes), "30", 0, 0, NULL, true,
+     "obd.tamper: NOx sensors invalid while running for this many minutes"},
+    {"rules.offline_hours", VEM_CONF_UINT, S_OFF(rules.t.offline_hours), "72", 0, 0, NULL, true,
+     "obd.offline: nothing received for this many hours"},
+    {"rules.completeness_min", VEM_CONF_REAL, S_OFF(rules.t.completeness_min), "0.95", 0, 0, NULL,
+     true, "obd.offline: daily completeness below this"},
+    {"rules.warm_coolant_c", VEM_CONF_REAL, S_OFF(rules.t.warm_coolant_c), "70", 0, 0, NULL, true,
+     "engine warm at or above this coolant temperature, deg C"},
+    {"rules.warm_after_start_min", VEM_CONF_UINT, S_OFF(rules.t.warm_after_start_min), "20", 0, 0,
+     NULL, true, "engine warm also this many minutes after the trip started"},
+    {"rules.trip_gap_min", VEM_CONF_UINT, S_OFF(rules.t.trip_gap_min), "10", 0, 0, NULL, true,
+     "a gap in the data longer than this many minutes ends a trip"},
+    {"rules.fuel_density_kg_l", VEM_CONF_REAL, S_OFF(rules.t.fuel_density_kg_l), "0.835", 0, 0,
+     NULL, true, "diesel density for the exhaust mass flow, kg/L"},
+    {"rules.nox_u", VEM_CONF_REAL, S_OFF(rules.t.nox_u), "0.001586", 0, 0, NULL, true,
+     "u of NOx in exhaust (GB 17691 PEMS)"},
+    {"rules.window_min_power_pct", VEM_CONF_REAL, S_OFF(rules.t.window_min_power_pct), "20", 0, 0,
+     NULL, true, "a NOx window is valid at this % of rated power or more"},
+    {"rules.nox_window_mg_kwh", VEM_CONF_REAL, S_OFF(rules.t.nox_window_mg_kwh), "690", 0, 0, NULL,
+     true, "obd.nox_window: 90th percentile limit, mg/kWh"},
+    {"rules.nox_percentile", VEM_CONF_UINT, S_OFF(rules.t.nox_percentile), "90", 0, 0, NULL, true,
+     "percentile of the valid windows judged against the limit"},
+    {"rules.fusion_low_ppm", VEM_CONF_REAL, S_OFF(rules.t.fusion_low_ppm), "500", 0, 0, NULL, true,
+     "fusion.obd_mismatch: OBD downstream NOx below this is low, ppm"},
+    {"rules.fusion_match_s", VEM_CONF_UINT, S_OFF(rules.t.fusion_match_s), "2", 0, 0, NULL, true,
+     "fusion.obd_mismatch: OBD samples within this many seconds of the reading"},
+    {"rules.fusion_horizon_s", VEM_CONF_UINT, S_OFF(rules.t.fusion_horizon_s), "600", 0, 0, NULL,
+     true, "seconds of OBD NOx kept per vehicle for late roadside readings"},
     {"log.level", VEM_CONF_ENUM, S_OFF(log.level), "info", 0, 0, "err|warning|notice|info|debug",
      true, "least urgent priority written to the journal"},
     {"log.burst", VEM_CONF_INT, S_OFF(log.burst), "10", 1, 10000, NULL, true,
@@ -140,6 +239,8 @@ static char *s_strdup(const char *s)
     return copy;
 }
 
+static int s_rules_keys(vem_config_t *cfg, const char *path, char *err, size_t errlen);
+
 /* Stores a textual value (from the table's defaults) into cfg. */
 static void s_set_text(vem_config_t *cfg, const vem_conf_key_t *k, const char *text)
 {
@@ -150,6 +251,12 @@ static void s_set_text(vem_config_t *cfg, const vem_conf_key_t *k, const char *t
         break;
     case VEM_CONF_INT:
         *(int64_t *)f = strtoll(text, NULL, 10);
+        break;
+    case VEM_CONF_REAL:
+        *(double *)f = strcmp(text, "unset") == 0 ? NAN : strtod(text, NULL);
+        break;
+    case VEM_CONF_UINT:
+        *(unsigned *)f = (unsigned)strtoul(text, NULL, 10);
         break;
     case VEM_CONF_STRING:
         free(*(char **)f);
@@ -173,6 +280,11 @@ vem_config_t *vem_config_defaults(void)
         abort();
     for (size_t i = 0; i < S_NKEYS; i++)
         s_set_text(cfg, &s_keys[i], s_keys[i].dflt);
+    char err[256];
+    if (s_rules_keys(cfg, "defaults", err, sizeof err) != 0) {
+        vem_log(VEM_LOG_ERR, "config", "%s", err); /* a bug in the table: tests catch it */
+        abort();
+    }
     return cfg;
 }
 
@@ -236,6 +348,29 @@ static int s_apply(vem_config_t *cfg, const vem_conf_key_t *k, const config_sett
         *(int64_t *)f = v;
         return 0;
     }
+    case VEM_CONF_REAL:
+        /* bounds: vem_rules_config_validate, once every key is in (s_check_keys) */
+        if (type != CONFIG_TYPE_FLOAT && type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
+            s_err(err, errlen, "%s: '%s' must be a number", where, k->key);
+            return -1;
+        }
+        *(double *)f = type == CONFIG_TYPE_FLOAT ? config_setting_get_float(s)
+                                                 : (double)config_setting_get_int64(s);
+        return 0;
+    case VEM_CONF_UINT: {
+        if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
+            s_err(err, errlen, "%s: '%s' must be an integer", where, k->key);
+            return -1;
+        }
+        long long v = config_setting_get_int64(s);
+        if (v < 0 || v > UINT32_MAX) {
+            s_err(err, errlen, "%s: '%s' = %lld is out of range 0..%u", where, k->key, v,
+                  UINT32_MAX);
+            return -1;
+        }
+        *(unsigned *)f = (unsigned)v;
+        return 0;
+    }
     case VEM_CONF_STRING:
     case VEM_CONF_ENUM: {
         if (type != CONFIG_TYPE_STRING) {
@@ -278,10 +413,49 @@ static FILE *s_open(const char *path, char *err, size_t errlen)
     return f;
 }
 
+/* Fills the members of cfg->rules.t that come from strings (the limit column, the rules
+ * switched off) and checks every threshold with the rules engine's own bounds. */
+static int s_rules_keys(vem_config_t *cfg, const char *path, char *err, size_t errlen)
+{
+    vem_rules_config_t *t = &cfg->rules.t;
+    t->rsd_column =
+        strcmp(cfg->rules.rsd_limit_column, "b") == 0 ? VEM_RSD_LIMIT_B : VEM_RSD_LIMIT_A;
+    for (unsigned r = 0; r < VEM_RULE_COUNT; r++)
+        t->enabled[r] = true;
+    const char *p = cfg->rules.disabled;
+    while (*p) {
+        size_t skip = strspn(p, ", \t");
+        p += skip;
+        size_t n = strcspn(p, ", \t");
+        if (n == 0)
+            break;
+        char name[64];
+        vem_rule_t rule;
+        snprintf(name, sizeof name, "%.*s", (int)(n < sizeof name ? n : sizeof name - 1), p);
+        if (n >= sizeof name || !vem_rules_lookup(name, &rule)) {
+            s_err(err, errlen,
+                  "%s: rules.disabled: no rule called '%.*s' (rules.md names, e.g. "
+                  "obd.nox_window)",
+                  path, (int)n, p);
+            return -1;
+        }
+        t->enabled[rule] = false;
+        p += n;
+    }
+    char why[256];
+    if (vem_rules_config_validate(t, why, sizeof why) != 0) {
+        s_err(err, errlen, "%s: rules.%s", path, why);
+        return -1;
+    }
+    return 0;
+}
+
 /* Rules that involve more than one key, checked once every key is loaded: the one place for
  * them, so --check-config and SIGHUP refuse the same files. */
-static int s_check_keys(const vem_config_t *cfg, const char *path, char *err, size_t errlen)
+static int s_check_keys(vem_config_t *cfg, const char *path, char *err, size_t errlen)
 {
+    if (s_rules_keys(cfg, path, err, errlen) != 0)
+        return -1;
     /* The spool trims whole segments and never the one being written: at or below one segment
      * intake stops for good once it fills, and below two it stops each time a segment fills
      * until the previous one is trimmed. */
@@ -367,6 +541,18 @@ static void s_print_value(const vem_config_t *cfg, const vem_conf_key_t *k, FILE
         fprintf(out, "%" PRId64 "%s", v, v > INT32_MAX || v < INT32_MIN ? "L" : "");
         break;
     }
+    case VEM_CONF_REAL: {
+        /* %.17g reads back to the same double; a float needs a point or an exponent */
+        char num[64];
+        snprintf(num, sizeof num, "%.17g", *(const double *)f);
+        if (!strpbrk(num, ".eEn"))
+            strcat(num, ".0");
+        fputs(num, out);
+        break;
+    }
+    case VEM_CONF_UINT:
+        fprintf(out, "%u", *(const unsigned *)f);
+        break;
     case VEM_CONF_STRING:
     case VEM_CONF_ENUM: {
         const char *s;
@@ -415,9 +601,14 @@ int vem_config_print(const vem_config_t *cfg, FILE *out)
             fprintf(out, ", range %" PRId64 "..%" PRId64, k->min, k->max);
         if (k->type == VEM_CONF_ENUM)
             fprintf(out, ", one of %s", k->allowed);
-        fprintf(out, "%s\n    %s = ", k->reloadable ? ", reloadable (SIGHUP)" : ", needs a restart",
-                dot + 1);
-        s_print_value(cfg, k, out);
+        fprintf(out, "%s\n", k->reloadable ? ", reloadable (SIGHUP)" : ", needs a restart");
+        /* an unset threshold has no value libconfig can write: left out, it stays unset */
+        bool unset = k->type == VEM_CONF_REAL && isnan(*(const double *)s_cfield(cfg, k));
+        fprintf(out, "    %s%s = ", unset ? "# " : "", dot + 1);
+        if (unset)
+            fputs("unset", out);
+        else
+            s_print_value(cfg, k, out);
         fputs(";\n", out);
     }
     if (section)
@@ -433,6 +624,12 @@ static bool s_equal(const vem_config_t *a, const vem_config_t *b, const vem_conf
         return *(const bool *)x == *(const bool *)y;
     case VEM_CONF_INT:
         return *(const int64_t *)x == *(const int64_t *)y;
+    case VEM_CONF_REAL: {
+        double u = *(const double *)x, v = *(const double *)y;
+        return u == v || (isnan(u) && isnan(v));
+    }
+    case VEM_CONF_UINT:
+        return *(const unsigned *)x == *(const unsigned *)y;
     case VEM_CONF_STRING:
     case VEM_CONF_ENUM:
         if (strcmp(k->key, "log.level") == 0)
@@ -469,10 +666,17 @@ int vem_config_reload(vem_config_t *live, const vem_config_t *fresh, char *err, 
             *(int64_t *)s_field(live, k) = *(const int64_t *)s_cfield(fresh, k);
         } else if (k->type == VEM_CONF_BOOL) {
             *(bool *)s_field(live, k) = *(const bool *)s_cfield(fresh, k);
+        } else if (k->type == VEM_CONF_REAL) {
+            *(double *)s_field(live, k) = *(const double *)s_cfield(fresh, k);
+        } else if (k->type == VEM_CONF_UINT) {
+            *(unsigned *)s_field(live, k) = *(const unsigned *)s_cfield(fresh, k);
         } else {
             *(int *)s_field(live, k) = *(const int *)s_cfield(fresh, k);
         }
     }
+    /* every member of the rules' thresholds is reloadable, and fresh's derived members
+     * (enabled[], rsd_column) were worked out from its strings when it loaded */
+    live->rules.t = fresh->rules.t;
     return 0;
 }
 

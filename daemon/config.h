@@ -14,6 +14,8 @@
 #ifndef VEM_CONFIG_H
 #define VEM_CONFIG_H
 
+#include "rules.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +53,10 @@ typedef struct {
     } spool;
     struct {
         bool enable;
+        char *rsd_limit_column; /* "a" | "b" */
+        char *disabled;         /* rule names, separated by commas or spaces */
+        vem_rules_config_t t;   /* every threshold; enabled[] and rsd_column follow the two
+                                 * strings above once the file is loaded (or reloaded) */
     } rules;
     struct {
         int level; /* vem_log_level_t, from "err" | "warning" | "notice" | "info" | "debug" */
@@ -58,7 +64,14 @@ typedef struct {
     } log;
 } vem_config_t;
 
-typedef enum { VEM_CONF_BOOL, VEM_CONF_INT, VEM_CONF_STRING, VEM_CONF_ENUM } vem_conf_type_t;
+typedef enum {
+    VEM_CONF_BOOL,
+    VEM_CONF_INT,
+    VEM_CONF_STRING,
+    VEM_CONF_ENUM,
+    VEM_CONF_REAL, /* double; "unset" (NaN) where the rules allow it; bounds: rules_config.c */
+    VEM_CONF_UINT, /* unsigned; bounds: rules_config.c */
+} vem_conf_type_t;
 
 /* One row of the key table. */
 typedef struct {

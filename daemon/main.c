@@ -62,15 +62,14 @@ typedef struct {
     unsigned nworkers;
     vem_worker_args_t *worker_args;
     vem_actor_t **workers;
-    vem_rules_config_t rules; /* the rules.md defaults (rules.enable switches them all) */
     vem_sink_pg_args_t pg_args;
     vem_actor_t *pg;
     vem_ingest_args_t ingest_args;
     vem_actor_t *ingest;
     vem_control_args_t control_args;
     vem_actor_t *control;
-    vem_watchdog_t *watchdog;        /* progress between ticks */
-    atomic_uint_fast64_t *forwarded; /* per worker, inputs ingest handed to it */
+    vem_watchdog_t *watchdog;         /* progress between ticks */
+    atomic_uint_fast64_t *forwarded;  /* per worker, inputs ingest handed to it */
     const char *sinks[VEM_MAX_SINKS]; /* endpoints the workers send their records to */
     unsigned nsinks;
     int registry_fd[2]; /* the loader thread writes the snapshot's pointer */
@@ -246,7 +245,6 @@ static int s_start(s_daemon_t *d)
     else
         replay_from++;
 
-    vem_rules_config_defaults(&d->rules);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     d->nworkers =
         c->pipeline.workers ? (unsigned)c->pipeline.workers : (unsigned)(cores > 0 ? cores : 1);
@@ -263,7 +261,7 @@ static int s_start(s_daemon_t *d)
         w->metrics = d->metrics;
         w->dedup_window = (size_t)c->pipeline.dedup_window;
         w->rcvhwm = (int)c->pipeline.queue_hwm;
-        w->rules = c->rules.enable ? &d->rules : NULL;
+        w->rules = c->rules.enable ? &c->rules.t : NULL;
         w->sinks = d->sinks;
         w->nsinks = d->nsinks;
         w->sink_hwm = (int)c->pg.queue_hwm;
@@ -359,6 +357,24 @@ static bool s_progress(s_daemon_t *d)
     return vem_watchdog_progress(d->watchdog, &tick);
 }
 
+/* Hands every worker its own copy of the (reloaded) rules configuration. */
+static void s_send_rules(s_daemon_t *d)
+{
+    if (!d->cfg->rules.enable)
+        return;
+    for (unsigned i = 0; i < d->nworkers; i++) {
+        vem_rules_config_t *copy = malloc(sizeof *copy);
+        if (!copy)
+            abort();
+        *copy = d->cfg->rules.t;
+        uint8_t msg[sizeof VEM_WORKER_RULES_MSG + sizeof copy];
+        memcpy(msg, VEM_WORKER_RULES_MSG, sizeof VEM_WORKER_RULES_MSG);
+        memcpy(msg + sizeof VEM_WORKER_RULES_MSG, &copy, sizeof copy);
+        if (zmq_send(vem_actor_pipe(d->workers[i]), msg, sizeof msg, 0) != (int)sizeof msg)
+            free(copy);
+    }
+}
+
 static void s_reload(s_daemon_t *d)
 {
     char err[512];
@@ -374,6 +390,7 @@ static void s_reload(s_daemon_t *d)
         vem_log(VEM_LOG_WARNING, "main", "reload: %s", err);
     vem_config_destroy(&fresh);
     vem_log_set_level(d->cfg->log.level);
+    s_send_rules(d);
     s_load_registry(d);
     atomic_store(&d->ingest_args.reply_mode, strcmp(d->cfg->terminals.reply_mode, "hj1239") == 0
                                                  ? VEM_REPLY_HJ1239

@@ -123,11 +123,11 @@ static const struct {
     const char *key;
     size_t offset;
 } s_ranges[] = {
-    {"rsd_window.speed_kmh", offsetof(vem_rules_config_t, rsd_speed_kmh)},
-    {"rsd_window.accel_ms2", offsetof(vem_rules_config_t, rsd_accel_ms2)},
-    {"rsd_window.vsp_kw_t", offsetof(vem_rules_config_t, rsd_vsp_kw_t)},
-    {"rsd_window.wind_ms", offsetof(vem_rules_config_t, rsd_wind_ms)},
-    {"rsd_window.slope_pct", offsetof(vem_rules_config_t, rsd_slope_pct)},
+    {"rsd_speed_kmh_min .. rsd_speed_kmh_max", offsetof(vem_rules_config_t, rsd_speed_kmh)},
+    {"rsd_accel_ms2_min .. rsd_accel_ms2_max", offsetof(vem_rules_config_t, rsd_accel_ms2)},
+    {"rsd_vsp_kw_t_min .. rsd_vsp_kw_t_max", offsetof(vem_rules_config_t, rsd_vsp_kw_t)},
+    {"rsd_wind_ms_min .. rsd_wind_ms_max", offsetof(vem_rules_config_t, rsd_wind_ms)},
+    {"rsd_slope_pct_min .. rsd_slope_pct_max", offsetof(vem_rules_config_t, rsd_slope_pct)},
 };
 
 static int s_invalid(char *err, size_t errlen, const char *fmt, ...)

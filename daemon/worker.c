@@ -37,6 +37,8 @@ typedef struct {
     void **sinks;      /* PUSH to each sink */
     vem_records_t out; /* records of the inputs processed since the last emit */
     vem_registry_t *registry; /* vehicle registry snapshot (one reference), or NULL */
+    bool judge;               /* the rules run (rules.enable) */
+    vem_rules_config_t rules; /* this worker's copy: main sends a new one on SIGHUP */
     /* metric handles */
     vem_counter_t *frames[VEM_SESSION_CMDS][S_LAYOUTS + 1]; /* [cmd][layout or S_LAYOUTS] */
     vem_counter_t *errors[VEM_HJ1239_STATUS_COUNT];
@@ -208,7 +210,7 @@ static void s_rules(s_worker_t *w, const vem_input_hdr_t *hdr, const vem_hj1239_
             vem_rules_vehicle_new(vin, reg && *reg->plate ? reg->plate : NULL, reg ? &facts : NULL);
     }
     s_verdict_ctx_t ctx = {w, hdr};
-    vem_rules_on_frame(*slot, w->args->rules, f, hdr->received_us, hdr->seq, s_on_verdict, &ctx);
+    vem_rules_on_frame(*slot, &w->rules, f, hdr->received_us, hdr->seq, s_on_verdict, &ctx);
 }
 
 static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const char *detail,
@@ -262,7 +264,7 @@ static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const char *det
     if (f->cmd == VEM_HJ1239_CMD_RESEND)
         vem_counter_add(w->resent, 1);
     s_emit(w, hdr, data, true);
-    if (w->args->rules)
+    if (w->judge)
         s_rules(w, hdr, f);
     if (sampled) {
         uint64_t n = 0;
@@ -389,13 +391,22 @@ static void s_flush_out(s_worker_t *w)
         w->acked = w->last_seq;
 }
 
-/* A message from main on the pipe: a registry snapshot to use, or $TERM. True to stop. */
+/* A message from main on the pipe: a registry snapshot or rules to use, or $TERM. True to
+ * stop. */
 static bool s_on_pipe(s_worker_t *w, void *pipe)
 {
     uint8_t msg[sizeof VEM_WORKER_REGISTRY_MSG + sizeof(void *)];
     int len = zmq_recv(pipe, msg, sizeof msg, 0);
     if (len < 0)
         return true;
+    if ((size_t)len == sizeof VEM_WORKER_RULES_MSG + sizeof(void *) &&
+        memcmp(msg, VEM_WORKER_RULES_MSG, sizeof VEM_WORKER_RULES_MSG) == 0) {
+        vem_rules_config_t *fresh;
+        memcpy(&fresh, msg + sizeof VEM_WORKER_RULES_MSG, sizeof fresh);
+        w->rules = *fresh;
+        free(fresh);
+        return false;
+    }
     if ((size_t)len == sizeof msg &&
         memcmp(msg, VEM_WORKER_REGISTRY_MSG, sizeof VEM_WORKER_REGISTRY_MSG) == 0) {
         vem_registry_t *fresh;
@@ -411,7 +422,9 @@ static bool s_on_pipe(s_worker_t *w, void *pipe)
 void vem_worker_actor(void *pipe, void *args_)
 {
     vem_worker_args_t *args = args_;
-    s_worker_t w = {.args = args};
+    s_worker_t w = {.args = args, .judge = args->rules != NULL};
+    if (args->rules)
+        w.rules = *args->rules;
     char endpoint[64], err[160];
     void *pull = zmq_socket(args->zctx, ZMQ_PULL);
     void *rep = zmq_socket(args->zctx, ZMQ_REP);

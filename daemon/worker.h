@@ -16,7 +16,6 @@
 
 #include "metrics.h"
 #include "rules.h"
-#include "rules.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -29,7 +28,8 @@ typedef struct {
     vem_metrics_t *metrics;          /* shared registry, owned by main */
     size_t dedup_window;             /* frame keys remembered per vehicle */
     int rcvhwm;                      /* high-water mark of the input queue */
-    const vem_rules_config_t *rules; /* the rules to judge vehicles by; NULL: none */
+    const vem_rules_config_t *rules; /* the rules to judge vehicles by (copied at start); NULL:
+                                      * none */
     const char *const *sinks;        /* inproc endpoints of the sinks that take the records */
     unsigned nsinks;
     int sink_hwm;               /* messages queued towards a sink before the worker waits */
@@ -46,6 +46,10 @@ typedef struct {
 /* Pipe message from main: these bytes, then a vem_registry_t pointer whose reference passes to
  * the worker (it releases the snapshot it had). */
 #define VEM_WORKER_REGISTRY_MSG "REGISTRY"
+
+/* Pipe message from main: these bytes, then a malloc'd vem_rules_config_t pointer whose
+ * ownership passes to the worker (SIGHUP: new thresholds and switches, from the next input). */
+#define VEM_WORKER_RULES_MSG "RULES"
 
 /* Actor body: bind, report ready, process until $TERM, then drain what is queued. */
 void vem_worker_actor(void *pipe, void *args);

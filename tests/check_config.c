@@ -8,6 +8,7 @@
 
 #include <check.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,100 @@ START_TEST(reload_applies_only_reloadable_keys)
 }
 END_TEST
 
+/* The table's default texts are the rules engine's own defaults (rules_config.c, which
+ * follows protocol/rules.md): two sources that must not drift apart. */
+START_TEST(rules_defaults_are_the_engines)
+{
+    vem_config_t *cfg = vem_config_defaults();
+    vem_rules_config_t engine;
+    vem_rules_config_defaults(&engine);
+    ck_assert_int_eq(memcmp(&cfg->rules.t, &engine, sizeof engine), 0);
+    vem_config_destroy(&cfg);
+}
+END_TEST
+
+START_TEST(rules_keys_set_thresholds_and_switches)
+{
+    char err[512];
+    vem_config_t *cfg =
+        vem_config_load(s_file("rules: {\n"
+                               "  nox_window_mg_kwh = 460;\n" /* an integer is a number too */
+                               "  fuel_density_kg_l = 0.84;\n"
+                               "  mil_days = 3;\n"
+                               "  gas_co_pct = 4.5;\n"
+                               "  rsd_speed_kmh_min = 15.0; rsd_speed_kmh_max = 90.0;\n"
+                               "  rsd_no_ppm_b = 900.0;\n"
+                               "  rsd_limit_column = \"b\";\n"
+                               "  disabled = \"obd.offline, rsd.hc_exceed\tfusion.obd_mismatch\";\n"
+                               "};\n"),
+                        err, sizeof err);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    const vem_rules_config_t *t = &cfg->rules.t;
+    ck_assert_double_eq(t->nox_window_mg_kwh, 460);
+    ck_assert_double_eq(t->fuel_density_kg_l, 0.84);
+    ck_assert_uint_eq(t->mil_days, 3);
+    ck_assert_double_eq(t->gas_co_pct, 4.5);
+    ck_assert(isnan(t->gas_hc_ppm)); /* untouched: still unset */
+    ck_assert_double_eq(t->rsd_speed_kmh.lo, 15);
+    ck_assert_double_eq(t->rsd_speed_kmh.hi, 90);
+    ck_assert_double_eq(t->rsd_no_ppm[VEM_RSD_LIMIT_B], 900);
+    ck_assert_double_eq(t->rsd_no_ppm[VEM_RSD_LIMIT_A], 1500);
+    ck_assert_int_eq(t->rsd_column, VEM_RSD_LIMIT_B);
+    for (unsigned r = 0; r < VEM_RULE_COUNT; r++)
+        ck_assert_msg(t->enabled[r] == (r != VEM_RULE_OBD_OFFLINE && r != VEM_RULE_RSD_HC &&
+                                        r != VEM_RULE_FUSION_OBD_MISMATCH),
+                      "rule %s", vem_rules_name((vem_rule_t)r));
+    ck_assert_int_eq(vem_rules_config_validate(t, err, sizeof err), 0);
+
+    /* printed and loaded back: the same thresholds, switches and column */
+    char path[300];
+    snprintf(path, sizeof path, "%s/printed.cfg", s_dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_int_eq(vem_config_print(cfg, f), 0);
+    fclose(f);
+    vem_config_t *back = vem_config_load(path, err, sizeof err);
+    ck_assert_msg(back != NULL, "%s", err);
+    ck_assert_int_eq(memcmp(&back->rules.t, &cfg->rules.t, sizeof cfg->rules.t), 0);
+    vem_config_destroy(&back);
+    vem_config_destroy(&cfg);
+}
+END_TEST
+
+START_TEST(rules_keys_refused_with_the_reason)
+{
+    s_refused("rules: { disabled = \"obd.mil_on, obd.nope\"; };\n",
+              " rules.disabled: no rule called 'obd.nope' (rules.md names, e.g. obd.nox_window)");
+    s_refused("rules: { nox_percentile = 0; };\n", " rules.nox_percentile: 0 is outside 1 .. 100");
+    s_refused("rules: { scr_eff_min = 1.5; };\n", " rules.scr_eff_min: 1.5 is outside 0 .. 1");
+    s_refused("rules: { rsd_speed_kmh_min = 90.0; };\n",
+              " rules.rsd_speed_kmh_min .. rsd_speed_kmh_max: 90 .. 80 is not a range (low above "
+              "high?)");
+    s_refused("rules: {\n  nox_u = \"x\";\n};\n", "2: 'rules.nox_u' must be a number");
+    s_refused("rules: {\n  mil_days = -1;\n};\n",
+              "2: 'rules.mil_days' = -1 is out of range 0..4294967295");
+    s_refused("rules: {\n  rsd_limit_column = \"c\";\n};\n",
+              "2: 'rules.rsd_limit_column' = \"c\" is not one of a|b");
+}
+END_TEST
+
+/* Every threshold is reloadable: SIGHUP takes them without a word about a restart. */
+START_TEST(rules_keys_reload)
+{
+    char err[512];
+    vem_config_t *live = vem_config_defaults();
+    vem_config_t *fresh = vem_config_load(
+        s_file("rules: { nox_ppm_max = 450.0; disabled = \"obd.dtc\"; };\n"), err, sizeof err);
+    ck_assert_msg(fresh != NULL, "%s", err);
+    ck_assert_int_eq(vem_config_reload(live, fresh, err, sizeof err), 0);
+    ck_assert_str_eq(err, "");
+    ck_assert_double_eq(live->rules.t.nox_ppm_max, 450);
+    ck_assert(!live->rules.t.enabled[VEM_RULE_OBD_DTC]);
+    ck_assert(live->rules.t.enabled[VEM_RULE_OBD_MIL_ON]);
+    vem_config_destroy(&live);
+    vem_config_destroy(&fresh);
+}
+END_TEST
+
 START_TEST(shipped_example_loads)
 {
     char err[512];
@@ -425,6 +520,10 @@ Suite *vem_suite_config(void)
     tcase_add_test(tc, spool_needs_two_segments);
     tcase_add_test(tc, print_loads_back_equal);
     tcase_add_test(tc, reload_applies_only_reloadable_keys);
+    tcase_add_test(tc, rules_defaults_are_the_engines);
+    tcase_add_test(tc, rules_keys_set_thresholds_and_switches);
+    tcase_add_test(tc, rules_keys_refused_with_the_reason);
+    tcase_add_test(tc, rules_keys_reload);
     tcase_add_test(tc, shipped_example_loads);
     tcase_add_test(tc, budget_worked_by_hand);
     tcase_add_test(tc, budget_refuses_more_connections_than_descriptors);

@@ -369,7 +369,7 @@ static const struct {
     const char *err;
 } s_bad[] = {
     {s_bad_percentile, "nox_percentile: 0 is outside 1 .. 100"},
-    {s_bad_window, "rsd_window.speed_kmh: 90 .. 80 is not a range (low above high?)"},
+    {s_bad_window, "rsd_speed_kmh_min .. rsd_speed_kmh_max: 90 .. 80 is not a range (low above high?)"},
     {s_bad_gas, "gas_co_pct: -1 is outside 1e-09 .. 100 (or unset)"},
     {s_bad_column, "rsd_limit_column: 2 is neither a nor b"},
     {s_bad_horizon, "fusion_horizon_s: 20 is shorter than the match window of 21 s "
