@@ -32,7 +32,7 @@
  * Memory per vehicle: this struct (about 1.5 KiB: two tracks with their window state inline);
  * while a trip is open with engine figures, the window ring (20 bytes a sample, at most
  * D_lim + 1 samples, rules_window.c) and the kept windows (12 bytes each, at most
- * VEM_RULES_WINDOW_KEEP + 256); the DTC set (4 bytes a code, at most S_DTC_MAX); the fusion
+ * VEM_RULES_WINDOW_KEEP + 256); the DTC set (4 bytes a code, at most VEM_RULES_DTC_MAX); the fusion
  * history (2 bytes per second of fusion_horizon_s) and roadside chains (rules_rsd.c).
  * vem_rules_vehicle_bytes() sums what is allocated. The figures of a heavy truck (D_lim about
  * 1,700) make at most about 63 KiB in the middle of a long trip. */
@@ -47,67 +47,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_DTC_MAX 64
-#define S_US      ((int64_t)1000000)
+#define S_US ((int64_t)1000000)
 
-/* ---- state -------------------------------------------------------------------------------- */
+/* ---- state: the structs are in rules_int.h (rules_ckpt.c saves them) ---------------------- */
 
-/* A sample's (or snapshot's) instant: rule time, and its key in obd_samples / obd_info. */
-typedef struct {
-    int64_t sec;      /* rule time, epoch s */
-    int32_t key_off;  /* the block's time as stored (sample_time / info_time), minus sec */
-    uint16_t key_idx; /* block_idx */
-} s_at_t;
-
-/* A run of qualifying samples. */
-typedef struct {
-    uint32_t n;     /* qualifying samples */
-    uint32_t value; /* frozen: the raw value; invalid: the fields without a value (bits) */
-    bool fired;
-    s_at_t first;  /* the run's first sample (its last is the one being judged) */
-    double lo, hi; /* what the rule tracks over the run */
-} s_span_t;
-
-typedef struct {
-    bool open;
-    int64_t newest; /* newest sample time this track ever took; INT64_MIN: none */
-    s_at_t start, last;
-    int64_t last_received_us;
-    uint32_t samples;
-    int8_t running;       /* -1 not known yet in this trip */
-    int64_t engine_start; /* rule time of the engine's start (or of the trip's first running) */
-    bool fallback;        /* no usable engine figures: obd.nox_high instead of the window */
-    s_span_t reagent, nox_high, frozen, down_up, invalid;
-    s_span_t scr; /* lo = sum of upstream, hi = sum of downstream NOx of the block */
-    bool scr_fired;
-    vem_rules_engine_facts_t figures; /* what the trip started with */
-    vem_rules_window_t win;
-} s_track_t;
-
-/* What every frame touches comes first, so it shares as few cache lines as it can. */
-struct vem_rules_vehicle {
-    bool heard;
-    bool offline_fired;
-    int64_t last_received_us, last_data_us;
-    vem_rules_counts_t counts;
-    size_t bytes;
-    vem_rules_rsd_t rsd;
-    s_track_t live;
-    /* OBD snapshots */
-    int64_t obd_newest;
-    bool mil_on, mil_escalated;
-    bool vin_mismatch;
-    s_at_t mil_since;
-    uint32_t *dtcs; /* codes seen since the last snapshot without any */
-    uint32_t ndtcs, dtc_cap;
-    /* rarely */
-    char vin[18];
-    char plate[16];
-    vem_rules_engine_facts_t facts;
-    s_track_t back;
-};
-
-static void s_track_init(s_track_t *tr)
+static void s_track_init(vem_rules_track_t *tr)
 {
     memset(tr, 0, sizeof *tr);
     tr->newest = INT64_MIN;
@@ -199,7 +143,7 @@ static bool s_below(double v, double limit)
     return v < limit - s_tol(limit);
 }
 
-static json_t *s_at_json(const s_at_t *a)
+static json_t *s_at_json(const vem_rules_at_t *a)
 {
     json_t *o = json_object();
     json_object_set_new(o, "time", vem_rules_iso_json(a->sec * S_US));
@@ -209,8 +153,8 @@ static json_t *s_at_json(const s_at_t *a)
 }
 
 /* The samples from first to last of the vehicle: what obd_samples holds for them. */
-static json_t *s_samples_json(const vem_rules_vehicle_t *v, const s_at_t *first, const s_at_t *last,
-                              uint32_t n)
+static json_t *s_samples_json(const vem_rules_vehicle_t *v, const vem_rules_at_t *first,
+                              const vem_rules_at_t *last, uint32_t n)
 {
     json_t *o = json_object();
     json_object_set_new(o, "vin", json_string(v->vin));
@@ -227,8 +171,9 @@ static void s_anchor(char *buf, size_t len, int64_t sec, const char *kind)
 
 /* Emits a verdict on the span's samples, the last of them at `at`. */
 static void s_span_emit(vem_rules_vehicle_t *v, vem_rules_out_t *out, vem_rule_t rule,
-                        const char *kind, const s_span_t *s, const s_at_t *at, double measured,
-                        double limit, const char *unit, vem_severity_t severity, json_t *ev)
+                        const char *kind, const vem_rules_span_t *s, const vem_rules_at_t *at,
+                        double measured, double limit, const char *unit, vem_severity_t severity,
+                        json_t *ev)
 {
     char anchor[64];
     s_anchor(anchor, sizeof anchor, s->first.sec, kind);
@@ -243,7 +188,7 @@ static void s_span_emit(vem_rules_vehicle_t *v, vem_rules_out_t *out, vem_rule_t
 
 /* One step of a span: q extends it, brk ends it, neither leaves it as it is. Returns true
  * when the sample extended it. */
-static bool s_step(s_span_t *s, bool q, bool brk, const s_at_t *at)
+static bool s_step(vem_rules_span_t *s, bool q, bool brk, const vem_rules_at_t *at)
 {
     if (q) {
         if (s->n == 0) {
@@ -258,7 +203,7 @@ static bool s_step(s_span_t *s, bool q, bool brk, const s_at_t *at)
     return false;
 }
 
-static void s_minmax(s_span_t *s, double x)
+static void s_minmax(vem_rules_span_t *s, double x)
 {
     if (s->n == 1 || x < s->lo)
         s->lo = x;
@@ -283,8 +228,8 @@ static vem_rules_window_params_t s_window_params(const vem_rules_config_t *cfg,
     };
 }
 
-static void s_trip_start(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_t *cfg,
-                         const s_at_t *at)
+static void s_trip_start(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
+                         const vem_rules_config_t *cfg, const vem_rules_at_t *at)
 {
     int64_t newest = tr->newest;
     s_track_init(tr);
@@ -300,8 +245,9 @@ static void s_trip_start(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_
         vem_rules_window_start(&tr->win, &p, at->sec, &v->bytes);
 }
 
-static void s_window_emit(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_t *cfg,
-                          const vem_rules_window_result_t *r, vem_rules_out_t *out)
+static void s_window_emit(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
+                          const vem_rules_config_t *cfg, const vem_rules_window_result_t *r,
+                          vem_rules_out_t *out)
 {
     json_t *trip = json_object();
     json_object_set_new(trip, "track", json_string(tr == &v->live ? "live" : "backfill"));
@@ -348,7 +294,7 @@ static void s_window_emit(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules
     vem_rules_emit(out, &who, &verdict);
 }
 
-static void s_trip_end(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_t *cfg,
+static void s_trip_end(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_rules_config_t *cfg,
                        vem_rules_out_t *out)
 {
     if (!tr->open)
@@ -364,11 +310,12 @@ static void s_trip_end(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_co
 }
 
 /* The track a sample at `at` belongs to, with its trip open. */
-static s_track_t *s_route(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const s_at_t *at,
-                          int64_t received_us, vem_rules_out_t *out)
+static vem_rules_track_t *s_route(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
+                                  const vem_rules_at_t *at, int64_t received_us,
+                                  vem_rules_out_t *out)
 {
     int64_t gap = (int64_t)cfg->trip_gap_min * 60;
-    s_track_t *tr;
+    vem_rules_track_t *tr;
     if (at->sec > v->live.newest) {
         tr = &v->live;
         if (tr->open && at->sec - tr->last.sec > gap)
@@ -474,10 +421,11 @@ static void s_values(const vem_hj1239_block_t *b, s_values_t *x)
     }
 }
 
-static void s_reagent(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_t *cfg,
-                      const s_values_t *x, bool running, const s_at_t *at, vem_rules_out_t *out)
+static void s_reagent(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_rules_config_t *cfg,
+                      const s_values_t *x, bool running, const vem_rules_at_t *at,
+                      vem_rules_out_t *out)
 {
-    s_span_t *s = &tr->reagent;
+    vem_rules_span_t *s = &tr->reagent;
     bool valid = !isnan(x->reagent);
     bool low = valid && !s_above(x->reagent, cfg->reagent_min_pct);
     if (!s_step(s, running && low, valid && !low, at))
@@ -493,10 +441,11 @@ static void s_reagent(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_con
                 VEM_SEVERITY_VIOLATION, ev);
 }
 
-static void s_nox_high(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_t *cfg,
-                       const s_values_t *x, bool warm, const s_at_t *at, vem_rules_out_t *out)
+static void s_nox_high(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_rules_config_t *cfg,
+                       const s_values_t *x, bool warm, const vem_rules_at_t *at,
+                       vem_rules_out_t *out)
 {
-    s_span_t *s = &tr->nox_high;
+    vem_rules_span_t *s = &tr->nox_high;
     bool valid = warm && !isnan(x->nox_down);
     bool high = valid && s_above(x->nox_down, cfg->nox_ppm_max);
     if (!s_step(s, high, valid && !high, at))
@@ -514,10 +463,10 @@ static void s_nox_high(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_co
 }
 
 /* Conversion over blocks of scr_minutes of qualifying operation, one after the other. */
-static void s_scr(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_t *cfg,
-                  const s_values_t *x, bool running, const s_at_t *at, vem_rules_out_t *out)
+static void s_scr(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_rules_config_t *cfg,
+                  const s_values_t *x, bool running, const vem_rules_at_t *at, vem_rules_out_t *out)
 {
-    s_span_t *s = &tr->scr;
+    vem_rules_span_t *s = &tr->scr;
     bool q = running && !isnan(x->scr_in) && !s_below(x->scr_in, cfg->scr_in_min_c) &&
              !isnan(x->nox_up) && !s_below(x->nox_up, cfg->scr_up_min_ppm) && !isnan(x->nox_down);
     if (!s_step(s, q, false, at))
@@ -541,10 +490,11 @@ static void s_scr(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_
     s->n = 0;
 }
 
-static void s_frozen(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_t *cfg,
-                     const s_values_t *x, bool running, const s_at_t *at, vem_rules_out_t *out)
+static void s_frozen(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_rules_config_t *cfg,
+                     const s_values_t *x, bool running, const vem_rules_at_t *at,
+                     vem_rules_out_t *out)
 {
-    s_span_t *s = &tr->frozen;
+    vem_rules_span_t *s = &tr->frozen;
     if (isnan(x->nox_down))
         return; /* a sentinel neither breaks nor extends */
     bool same = s->n > 0 && x->nox_down_raw == s->value;
@@ -570,10 +520,11 @@ static void s_frozen(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_conf
                 "min", VEM_SEVERITY_VIOLATION, ev);
 }
 
-static void s_down_up(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_t *cfg,
-                      const s_values_t *x, bool warm, const s_at_t *at, vem_rules_out_t *out)
+static void s_down_up(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_rules_config_t *cfg,
+                      const s_values_t *x, bool warm, const vem_rules_at_t *at,
+                      vem_rules_out_t *out)
 {
-    s_span_t *s = &tr->down_up;
+    vem_rules_span_t *s = &tr->down_up;
     bool valid = warm && !isnan(x->nox_down) && !isnan(x->nox_up);
     bool above = valid && s_above(x->nox_down, x->nox_up);
     if (!s_step(s, above, valid && !above, at))
@@ -589,11 +540,11 @@ static void s_down_up(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_con
                 cfg->down_above_up_minutes, "min", VEM_SEVERITY_NOTICE, ev);
 }
 
-static void s_invalid_signals(vem_rules_vehicle_t *v, s_track_t *tr, const vem_rules_config_t *cfg,
-                              const s_values_t *x, bool running, const s_at_t *at,
-                              vem_rules_out_t *out)
+static void s_invalid_signals(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
+                              const vem_rules_config_t *cfg, const s_values_t *x, bool running,
+                              const vem_rules_at_t *at, vem_rules_out_t *out)
 {
-    s_span_t *s = &tr->invalid;
+    vem_rules_span_t *s = &tr->invalid;
     if (!s_step(s, running && x->missing, running && !x->missing, at))
         return;
     s->value = s->n == 1 ? x->missing : s->value | x->missing;
@@ -612,13 +563,13 @@ static void s_invalid_signals(vem_rules_vehicle_t *v, s_track_t *tr, const vem_r
 }
 
 static void s_sample(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
-                     const vem_hj1239_block_t *b, const s_at_t *at, int64_t received_us,
+                     const vem_hj1239_block_t *b, const vem_rules_at_t *at, int64_t received_us,
                      uint16_t *nox_raw, vem_rules_out_t *out)
 {
     s_values_t x;
     s_values(b, &x);
     *nox_raw = isnan(x.nox_down) ? 0xFFFF : (uint16_t)x.nox_down_raw;
-    s_track_t *tr = s_route(v, cfg, at, received_us, out);
+    vem_rules_track_t *tr = s_route(v, cfg, at, received_us, out);
     v->counts.samples++;
     bool running = !isnan(x.rpm) && x.rpm > 0;
     if (!isnan(x.rpm)) {
@@ -649,7 +600,7 @@ static void s_sample(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
 
 /* ---- OBD snapshots ------------------------------------------------------------------------ */
 
-static json_t *s_snapshot_json(const vem_rules_vehicle_t *v, const s_at_t *at)
+static json_t *s_snapshot_json(const vem_rules_vehicle_t *v, const vem_rules_at_t *at)
 {
     json_t *o = json_object();
     json_object_set_new(o, "vin", json_string(v->vin));
@@ -659,9 +610,9 @@ static json_t *s_snapshot_json(const vem_rules_vehicle_t *v, const s_at_t *at)
 }
 
 static void s_snapshot_emit(vem_rules_vehicle_t *v, vem_rules_out_t *out, vem_rule_t rule,
-                            const char *kind, const s_at_t *first, const s_at_t *last,
-                            double measured, double limit, const char *unit,
-                            vem_severity_t severity, json_t *ev)
+                            const char *kind, const vem_rules_at_t *first,
+                            const vem_rules_at_t *last, double measured, double limit,
+                            const char *unit, vem_severity_t severity, json_t *ev)
 {
     char anchor[64];
     s_anchor(anchor, sizeof anchor, first->sec, kind);
@@ -674,7 +625,7 @@ static void s_snapshot_emit(vem_rules_vehicle_t *v, vem_rules_out_t *out, vem_ru
 }
 
 static void s_mil(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
-                  const vem_hj1239_block_t *b, const s_at_t *at, vem_rules_out_t *out)
+                  const vem_hj1239_block_t *b, const vem_rules_at_t *at, vem_rules_out_t *out)
 {
     uint32_t mil = b->raw[VEM_HJ1239_F_MIL];
     if (b->novalue >> VEM_HJ1239_F_MIL & 1 || mil > 1)
@@ -711,7 +662,7 @@ static bool s_dtc_known(const vem_rules_vehicle_t *v, uint32_t code)
 }
 
 static void s_dtc(vem_rules_vehicle_t *v, const vem_hj1239_frame_t *f, const vem_hj1239_block_t *b,
-                  const s_at_t *at, vem_rules_out_t *out)
+                  const vem_rules_at_t *at, vem_rules_out_t *out)
 {
     if (b->novalue >> VEM_HJ1239_F_DTC_COUNT & 1)
         return;
@@ -729,7 +680,7 @@ static void s_dtc(vem_rules_vehicle_t *v, const vem_hj1239_frame_t *f, const vem
         if (s_dtc_known(v, code))
             continue;
         json_array_append_new(fresh, json_string(hex));
-        if (v->ndtcs == S_DTC_MAX)
+        if (v->ndtcs == VEM_RULES_DTC_MAX)
             continue; /* reported, but not remembered */
         if (v->ndtcs == v->dtc_cap) {
             uint32_t cap = v->dtc_cap ? v->dtc_cap * 2 : 4;
@@ -766,7 +717,7 @@ static bool s_vin_like(const uint8_t *s)
 }
 
 static void s_obd_vin(vem_rules_vehicle_t *v, const vem_hj1239_frame_t *f,
-                      const vem_hj1239_block_t *b, const s_at_t *at, vem_rules_out_t *out)
+                      const vem_hj1239_block_t *b, const vem_rules_at_t *at, vem_rules_out_t *out)
 {
     const uint8_t *obd_vin = f->obd[b->obd].vin;
     if (!s_vin_like(obd_vin))
@@ -799,7 +750,7 @@ static void s_obd(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
         return;
     }
     v->obd_newest = b->time;
-    s_at_t at = {b->time, 0, (uint16_t)idx};
+    vem_rules_at_t at = {b->time, 0, (uint16_t)idx};
     if (cfg->enabled[VEM_RULE_OBD_MIL_ON])
         s_mil(v, cfg, b, &at, out);
     if (cfg->enabled[VEM_RULE_OBD_DTC])
@@ -831,7 +782,7 @@ static void s_data(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
         if (b->type == VEM_HJ1239_BLOCK_OBD) {
             s_obd(v, cfg, f, b, i, out);
         } else if (s_is_sample(b->type)) {
-            s_at_t at = {b->time, 0, (uint16_t)i};
+            vem_rules_at_t at = {b->time, 0, (uint16_t)i};
             if (!block_time) { /* GB 17691: the frame's time is its last sample's */
                 at.key_off = (int32_t)(m - 1 - k++);
                 at.sec -= at.key_off;
@@ -849,7 +800,7 @@ static void s_removal(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
 {
     if (!cfg->enabled[VEM_RULE_OBD_TAMPER] || !f->has_time)
         return;
-    s_at_t at = {f->time, 0, 0};
+    vem_rules_at_t at = {f->time, 0, 0};
     double lon, lat;
     json_t *ev = json_object();
     json_object_set_new(ev, "event_time", vem_rules_iso_json(f->time * S_US));
@@ -931,7 +882,7 @@ unsigned vem_rules_on_silence(vem_rules_vehicle_t *self, const vem_rules_config_
 {
     vem_rules_out_t out = {emit, arg, 0, 0};
     int64_t gap_us = (int64_t)cfg->trip_gap_min * 60 * S_US;
-    s_track_t *tracks[] = {&self->live, &self->back};
+    vem_rules_track_t *tracks[] = {&self->live, &self->back};
     for (int i = 0; i < 2; i++)
         if (tracks[i]->open && now_us - tracks[i]->last_received_us > gap_us)
             s_trip_end(self, tracks[i], cfg, &out);

@@ -116,7 +116,7 @@ static const s_uint_key_t s_uints[] = {
     {S_R(trip_gap_min), 1, 1440},
     {S_R(nox_percentile), 1, 100},
     {S_R(fusion_match_s), 0, 60},
-    {S_R(fusion_horizon_s), 10, 3600},
+    {S_R(fusion_horizon_s), 10, VEM_RULES_HORIZON_MAX},
 };
 
 static const struct {

@@ -5,6 +5,10 @@
  *   rules_window.c  the work-based NOx window of one trip (obd.nox_window)
  *   rules_rsd.c     roadside chains (rsd.*) and the roadside/OBD match (fusion.obd_mismatch)
  *   rules_out.c     verdicts: ids, evidence helpers, JSON and text
+ *   rules_ckpt.c    checkpoints: one vehicle's whole state to bytes and back
+ *
+ * The state structs are here, not in their .c files, so that rules_ckpt.c can save and load
+ * them: a member added to any of them must be saved there too (and the version bumped).
  *
  * Everything here belongs to the thread that owns the vehicle. */
 #ifndef VEM_RULES_INT_H
@@ -85,6 +89,9 @@ bool vem_rules_fields_match_decoder(void);
 /* Valid windows whose NOx a trip keeps (the largest): the percentile is exact while the
  * windows above it fit, i.e. up to about 10 x this many valid windows per trip. */
 #define VEM_RULES_WINDOW_KEEP 2048
+/* The kept windows collect in a buffer this much longer than VEM_RULES_WINDOW_KEEP, then the
+ * largest KEEP are selected: appends are sequential, selection costs O(1) a window. */
+#define VEM_RULES_KEPT_MAX (VEM_RULES_WINDOW_KEEP + 256)
 /* Windows around the percentile that the evidence shows. */
 #define VEM_RULES_WINDOW_AROUND 5
 
@@ -178,8 +185,30 @@ void vem_rules_window_result(vem_rules_window_t *w, vem_rules_window_result_t *o
 
 enum { VEM_RULES_POLLUTANTS = 5 }; /* NO, opacity, Ringelmann, CO, HC */
 
-typedef struct vem_rules_chain vem_rules_chain_t;
-typedef struct vem_rules_pending vem_rules_pending_t;
+#define VEM_RULES_CHAIN_MAX   32   /* readings per chain (the oldest go) */
+#define VEM_RULES_PENDING     4    /* NO exceedances waiting for OBD data */
+#define VEM_RULES_HORIZON_MAX 3600 /* largest fusion_horizon_s (rules_config.c) */
+
+/* One exceedance of a chain. */
+typedef struct {
+    int64_t time_us;
+    double value;
+    char station_id[32];
+    char reading_id[64];
+} vem_rules_link_t;
+
+typedef struct vem_rules_chain {
+    int64_t compliant_us; /* newest valid compliant reading; INT64_MIN: none */
+    uint32_t n, cap;
+    vem_rules_link_t *links; /* by time; grows up to VEM_RULES_CHAIN_MAX */
+} vem_rules_chain_t;
+
+typedef struct vem_rules_pending {
+    int64_t time_us;
+    double no_ppm, limit;
+    char station_id[32];
+    char reading_id[64];
+} vem_rules_pending_t;
 
 /* One vehicle's roadside state: the chains of exceedances by pollutant, the OBD downstream NOx
  * of the last fusion_horizon_s seconds (one raw value per second, 0xFFFF: nothing valid) and the NO
@@ -221,5 +250,66 @@ void vem_rules_rsd_obd(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
 /* Drops pending readings older than now_us - fusion_horizon_s: no OBD data came for them. */
 void vem_rules_rsd_expire(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
                           const vem_rules_config_t *cfg, int64_t now_us);
+
+/* ---- one vehicle's state (rules.c) ------------------------------------------------------- */
+
+/* Codes a vehicle remembers as seen (more are reported, not remembered). */
+#define VEM_RULES_DTC_MAX 64
+
+/* A sample's (or snapshot's) instant: rule time, and its key in obd_samples / obd_info. */
+typedef struct {
+    int64_t sec;      /* rule time, epoch s */
+    int32_t key_off;  /* the block's time as stored (sample_time / info_time), minus sec */
+    uint16_t key_idx; /* block_idx */
+} vem_rules_at_t;
+
+/* A run of qualifying samples. */
+typedef struct {
+    uint32_t n;     /* qualifying samples */
+    uint32_t value; /* frozen: the raw value; invalid: the fields without a value (bits) */
+    bool fired;
+    vem_rules_at_t first; /* the run's first sample (its last is the one being judged) */
+    double lo, hi;        /* what the rule tracks over the run */
+} vem_rules_span_t;
+
+/* A track (live or back-fill) and its trip. */
+typedef struct {
+    bool open;
+    int64_t newest; /* newest sample time this track ever took; INT64_MIN: none */
+    vem_rules_at_t start, last;
+    int64_t last_received_us;
+    uint32_t samples;
+    int8_t running;       /* -1 not known yet in this trip */
+    int64_t engine_start; /* rule time of the engine's start (or of the trip's first running) */
+    bool fallback;        /* no usable engine figures: obd.nox_high instead of the window */
+    vem_rules_span_t reagent, nox_high, frozen, down_up, invalid;
+    vem_rules_span_t scr; /* lo = sum of upstream, hi = sum of downstream NOx of the block */
+    bool scr_fired;
+    vem_rules_engine_facts_t figures; /* what the trip started with */
+    vem_rules_window_t win;
+} vem_rules_track_t;
+
+/* What every frame touches comes first, so it shares as few cache lines as it can. */
+struct vem_rules_vehicle {
+    bool heard;
+    bool offline_fired;
+    int64_t last_received_us, last_data_us;
+    vem_rules_counts_t counts;
+    size_t bytes;
+    vem_rules_rsd_t rsd;
+    vem_rules_track_t live;
+    /* OBD snapshots */
+    int64_t obd_newest;
+    bool mil_on, mil_escalated;
+    bool vin_mismatch;
+    vem_rules_at_t mil_since;
+    uint32_t *dtcs; /* codes seen since the last snapshot without any */
+    uint32_t ndtcs, dtc_cap;
+    /* rarely */
+    char vin[18];
+    char plate[16];
+    vem_rules_engine_facts_t facts;
+    vem_rules_track_t back;
+};
 
 #endif

@@ -14,12 +14,12 @@
  * every reading of the chain (a later one updates it). Readings may arrive out of order: an
  * exceedance older than a compliant reading already seen is set aside (counted), one that
  * is newer is placed by its time; a verdict already emitted is not withdrawn. The same
- * reading twice is judged once. At most S_CHAIN_MAX readings per chain (the oldest go).
+ * reading twice is judged once. At most VEM_RULES_CHAIN_MAX readings per chain (the oldest go).
  *
  * fusion.obd_mismatch, whichever side arrives first. The vehicle keeps its OBD downstream NOx
  * by second for the last fusion_horizon_s seconds of OBD time (the raw value, 2 bytes a
  * second), and up to
- * S_PENDING NO exceedances that wait for OBD data to pass their time + fusion_match_s. The
+ * VEM_RULES_PENDING NO exceedances that wait for OBD data to pass their time + fusion_match_s. The
  * match is the valid sample nearest the reading (the earlier on a tie) within fusion_match_s;
  * below fusion_low_ppm it is a notice. A reading whose match window has left the history, or
  * that waited longer than fusion_horizon_s of wall clock (vem_rules_rsd_expire), or had no
@@ -33,29 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_CHAIN_MAX 32
-#define S_PENDING   4
-#define S_NONE      0xFFFF /* no valid downstream NOx that second (raw values stop at 0xFAFF) */
-
-typedef struct {
-    int64_t time_us;
-    double value;
-    char station_id[32];
-    char reading_id[64];
-} s_link_t;
-
-struct vem_rules_chain {
-    int64_t compliant_us; /* newest valid compliant reading; INT64_MIN: none */
-    uint32_t n, cap;
-    s_link_t *links; /* by time; grows up to S_CHAIN_MAX */
-};
-
-struct vem_rules_pending {
-    int64_t time_us;
-    double no_ppm, limit;
-    char station_id[32];
-    char reading_id[64];
-};
+#define S_NONE 0xFFFF /* no valid downstream NOx that second (raw values stop at 0xFAFF) */
 
 typedef struct {
     vem_rule_t rule;
@@ -100,11 +78,11 @@ void vem_rules_rsd_free(vem_rules_rsd_t *rsd, size_t *bytes)
 {
     for (unsigned p = 0; p < VEM_RULES_POLLUTANTS; p++) {
         if (rsd->chain[p])
-            s_free(rsd->chain[p]->links, rsd->chain[p]->cap * sizeof(s_link_t), bytes);
+            s_free(rsd->chain[p]->links, rsd->chain[p]->cap * sizeof(vem_rules_link_t), bytes);
         s_free(rsd->chain[p], sizeof *rsd->chain[p], bytes);
     }
     s_free(rsd->obd, rsd->obd_slots * sizeof *rsd->obd, bytes);
-    s_free(rsd->pending, S_PENDING * sizeof *rsd->pending, bytes);
+    s_free(rsd->pending, VEM_RULES_PENDING * sizeof *rsd->pending, bytes);
     vem_rules_rsd_init(rsd);
 }
 
@@ -181,7 +159,7 @@ static double s_value(const vem_rsd_reading_t *r, unsigned p)
     return isfinite(v) && v >= 0 && v <= hi ? v : NAN;
 }
 
-static json_t *s_link_json(const s_link_t *l)
+static json_t *s_link_json(const vem_rules_link_t *l)
 {
     json_t *o = json_object();
     json_object_set_new(o, "station_id", json_string(l->station_id));
@@ -253,22 +231,22 @@ static void s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
     }
     uint32_t at = c->n;
     for (uint32_t i = 0; i < c->n; i++) {
-        const s_link_t *l = &c->links[i];
+        const vem_rules_link_t *l = &c->links[i];
         if (strcmp(l->station_id, r->station_id) == 0 && strcmp(l->reading_id, r->reading_id) == 0)
             return; /* judged already */
         if (at == c->n && l->time_us > t)
             at = i;
     }
-    if (c->n == c->cap && c->cap < S_CHAIN_MAX) {
+    if (c->n == c->cap && c->cap < VEM_RULES_CHAIN_MAX) {
         uint32_t cap = c->cap ? c->cap * 2 : 2;
-        s_link_t *links = s_alloc(cap * sizeof *links, ctx->bytes);
+        vem_rules_link_t *links = s_alloc(cap * sizeof *links, ctx->bytes);
         if (c->n)
             memcpy(links, c->links, c->n * sizeof *links);
         s_free(c->links, c->cap * sizeof *links, ctx->bytes);
         c->links = links;
         c->cap = cap;
     }
-    if (c->n == S_CHAIN_MAX) { /* the oldest goes */
+    if (c->n == VEM_RULES_CHAIN_MAX) { /* the oldest goes */
         memmove(c->links, c->links + 1, (c->n - 1) * sizeof *c->links);
         c->n--;
         if (at == 0)
@@ -276,7 +254,7 @@ static void s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
         at--;
     }
     memmove(c->links + at + 1, c->links + at, (c->n - at) * sizeof *c->links);
-    s_link_t *l = &c->links[at];
+    vem_rules_link_t *l = &c->links[at];
     memset(l, 0, sizeof *l);
     l->time_us = t;
     l->value = value;
@@ -402,14 +380,14 @@ static void s_fusion_reading(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ct
         return;
     }
     if (!rsd->pending)
-        rsd->pending = s_alloc(S_PENDING * sizeof *rsd->pending, ctx->bytes);
+        rsd->pending = s_alloc(VEM_RULES_PENDING * sizeof *rsd->pending, ctx->bytes);
     for (unsigned i = 0; i < rsd->npending; i++)
         if (strcmp(rsd->pending[i].station_id, pr.station_id) == 0 &&
             strcmp(rsd->pending[i].reading_id, pr.reading_id) == 0)
-            return;                   /* waiting already */
-    if (rsd->npending == S_PENDING) { /* the oldest waited longest */
+            return;                           /* waiting already */
+    if (rsd->npending == VEM_RULES_PENDING) { /* the oldest waited longest */
         ctx->counts->fusion_unmatched++;
-        memmove(rsd->pending, rsd->pending + 1, (S_PENDING - 1) * sizeof *rsd->pending);
+        memmove(rsd->pending, rsd->pending + 1, (VEM_RULES_PENDING - 1) * sizeof *rsd->pending);
         rsd->npending--;
     }
     rsd->pending[rsd->npending++] = pr;

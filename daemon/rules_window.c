@@ -31,7 +31,7 @@
  *
  * The percentile needs every valid window in principle. The trip keeps the
  * VEM_RULES_WINDOW_KEEP largest (12 bytes each; NOx as a float, 7 significant digits) and
- * counts the rest: valid windows collect in a buffer of KEEP + S_KEPT_SLACK; when it is full
+ * counts the rest: valid windows collect in a buffer of VEM_RULES_KEPT_MAX; when it is full
  * a quickselect keeps the KEEP largest, and from then on a window below the smallest of them
  * is only counted. The buffer always holds the
  * largest windows seen (nothing dropped is above anything kept), and the value at nearest rank
@@ -51,10 +51,6 @@
 
 #define S_RING_START 64
 #define S_KEPT_START 64
-/* the kept windows collect in a buffer this much longer than VEM_RULES_WINDOW_KEEP, then the
- * largest KEEP are selected: appends are sequential, selection costs O(1) a window */
-#define S_KEPT_SLACK 256
-#define S_KEPT_MAX   (VEM_RULES_WINDOW_KEEP + S_KEPT_SLACK)
 
 typedef vem_rules_kept_t s_kept_t;
 
@@ -250,8 +246,8 @@ static void s_keep(vem_rules_window_t *w, double mass, double work, int32_t star
         return;
     if (w->nkept == w->kept_cap) {
         uint32_t cap = w->kept_cap ? w->kept_cap * 2 : S_KEPT_START;
-        if (cap > S_KEPT_MAX)
-            cap = S_KEPT_MAX;
+        if (cap > VEM_RULES_KEPT_MAX)
+            cap = VEM_RULES_KEPT_MAX;
         s_kept_t *k = s_alloc(cap * sizeof *k, w->bytes);
         if (w->nkept)
             memcpy(k, w->kept, w->nkept * sizeof *k);
@@ -260,7 +256,7 @@ static void s_keep(vem_rules_window_t *w, double mass, double work, int32_t star
         w->kept_cap = cap;
     }
     w->kept[w->nkept++] = e;
-    if (w->nkept == S_KEPT_MAX)
+    if (w->nkept == VEM_RULES_KEPT_MAX)
         s_compact(w);
 }
 

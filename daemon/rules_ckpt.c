@@ -1,0 +1,740 @@
+/* rules_ckpt — one vehicle's whole rule state to bytes and back (vem_rules_vehicle_save/load).
+ *
+ * Pure; runs on the worker that owns the vehicle. Save appends to the caller's buffer (grown
+ * geometrically, so a save costs one or no allocation); load allocates a new vehicle that the
+ * caller owns. The state structs are in rules_int.h: every member of them is written here,
+ * field by field (never a struct's bytes, whose padding would make two saves of one state
+ * differ), and read back in the same order.
+ *
+ * Format, version 1, host-endian (a checkpoint is read back by the same build on the same
+ * host; a byte-order probe says when it is not):
+ *   "VRCK", u32 version, u32 0x01020304
+ *   ids (vin, plate: u8 length + bytes), facts, flags, receipt times, counts
+ *   OBD snapshots: newest, MIL episode, VIN mismatch, the DTC set (capacity, count, codes)
+ *   the live track, then the back-fill track: trip, spans, figures, and its NOx window with
+ *     the ring's samples from the oldest open window on (20-byte slots, oldest first) and the
+ *     kept windows in their order
+ *   roadside: five chains (present, compliant time, capacity, links), the fusion history
+ *     (slots, head, newest, one u16 per slot) and the pending NO exceedances
+ *   u64 bytes of memory the state held
+ * Capacities are saved so the loaded vehicle holds the memory the saved one did
+ * (vem_rules_vehicle_bytes is the same, and checked).
+ *
+ * No verdict is held in the state: pending roadside readings keep their figures, not JSON,
+ * and every evidence object is built when its verdict is emitted.
+ *
+ * Load trusts nothing: every count and capacity is checked against the remaining bytes and
+ * the module's own limits before anything is allocated, enums and booleans against their
+ * ranges, times against +-2^40 s (so the engine's arithmetic on them cannot overflow), and
+ * the invariants the per-sample code relies on (a ring with room for its next sample, kept
+ * windows for every valid one) are checked as well. Any failure frees what was built and
+ * says which field and why. */
+#include "rules_int.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_MAGIC   "VRCK"
+#define S_VERSION 1u
+#define S_PROBE   0x01020304u
+/* Times beyond this many seconds from 1970 (about 35,000 years) are damage. */
+#define S_TIME_MAX_S ((int64_t)1 << 40)
+#define S_US         ((int64_t)1000000)
+
+/* ---- writing ------------------------------------------------------------------------------ */
+
+typedef struct {
+    uint8_t **buf;
+    size_t *len, *cap;
+} s_wr_t;
+
+static void s_reserve(s_wr_t *w, size_t n)
+{
+    if (*w->cap - *w->len >= n)
+        return;
+    size_t cap = *w->cap ? *w->cap * 2 : 256;
+    if (cap < *w->len + n)
+        cap = *w->len + n;
+    uint8_t *b = realloc(*w->buf, cap);
+    if (!b)
+        abort();
+    *w->buf = b;
+    *w->cap = cap;
+}
+
+static void s_put(s_wr_t *w, const void *p, size_t n)
+{
+    if (n == 0)
+        return; /* p may be NULL then (an array not allocated) */
+    s_reserve(w, n);
+    memcpy(*w->buf + *w->len, p, n);
+    *w->len += n;
+}
+
+static void s_put_u8(s_wr_t *w, uint8_t v)
+{
+    s_put(w, &v, sizeof v);
+}
+
+static void s_put_u16(s_wr_t *w, uint16_t v)
+{
+    s_put(w, &v, sizeof v);
+}
+
+static void s_put_u32(s_wr_t *w, uint32_t v)
+{
+    s_put(w, &v, sizeof v);
+}
+
+static void s_put_i32(s_wr_t *w, int32_t v)
+{
+    s_put(w, &v, sizeof v);
+}
+
+static void s_put_u64(s_wr_t *w, uint64_t v)
+{
+    s_put(w, &v, sizeof v);
+}
+
+static void s_put_i64(s_wr_t *w, int64_t v)
+{
+    s_put(w, &v, sizeof v);
+}
+
+static void s_put_f64(s_wr_t *w, double v)
+{
+    s_put(w, &v, sizeof v);
+}
+
+static void s_put_f32(s_wr_t *w, float v)
+{
+    s_put(w, &v, sizeof v);
+}
+
+static void s_put_str(s_wr_t *w, const char *s)
+{
+    size_t n = strlen(s);
+    s_put_u8(w, (uint8_t)n); /* every string of the state fits in 64 bytes */
+    s_put(w, s, n);
+}
+
+/* ---- reading: the first failure sticks; later reads give zeros ----------------------------- */
+
+typedef struct {
+    const uint8_t *p;
+    size_t left;
+    const char *where; /* the part being read, for the messages */
+    char *err;
+    size_t errlen;
+    bool failed;
+} s_rd_t;
+
+__attribute__((format(printf, 2, 3))) static void s_fail(s_rd_t *r, const char *fmt, ...)
+{
+    if (r->failed)
+        return;
+    r->failed = true;
+    if (!r->err || r->errlen == 0)
+        return;
+    char what[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    snprintf(r->err, r->errlen, "rules checkpoint: %s%s%s", r->where ? r->where : "",
+             r->where ? ": " : "", what);
+}
+
+static void s_get(s_rd_t *r, void *out, size_t n, const char *what)
+{
+    if (n == 0)
+        return; /* out may be NULL then */
+    if (!r->failed && r->left < n)
+        s_fail(r, "truncated in %s (%zu bytes needed, %zu left)", what, n, r->left);
+    if (r->failed) {
+        memset(out, 0, n);
+        return;
+    }
+    memcpy(out, r->p, n);
+    r->p += n;
+    r->left -= n;
+}
+
+static uint8_t s_u8(s_rd_t *r, const char *what)
+{
+    uint8_t v;
+    s_get(r, &v, sizeof v, what);
+    return v;
+}
+
+static uint16_t s_u16(s_rd_t *r, const char *what)
+{
+    uint16_t v;
+    s_get(r, &v, sizeof v, what);
+    return v;
+}
+
+static uint32_t s_u32(s_rd_t *r, const char *what)
+{
+    uint32_t v;
+    s_get(r, &v, sizeof v, what);
+    return v;
+}
+
+static int32_t s_i32(s_rd_t *r, const char *what)
+{
+    int32_t v;
+    s_get(r, &v, sizeof v, what);
+    return v;
+}
+
+static uint64_t s_u64(s_rd_t *r, const char *what)
+{
+    uint64_t v;
+    s_get(r, &v, sizeof v, what);
+    return v;
+}
+
+static int64_t s_i64(s_rd_t *r, const char *what)
+{
+    int64_t v;
+    s_get(r, &v, sizeof v, what);
+    return v;
+}
+
+static double s_f64(s_rd_t *r, const char *what)
+{
+    double v;
+    s_get(r, &v, sizeof v, what);
+    return v;
+}
+
+static float s_f32(s_rd_t *r, const char *what)
+{
+    float v;
+    s_get(r, &v, sizeof v, what);
+    return v;
+}
+
+/* A boolean is one byte, 0 or 1 (another value in a C bool would be undefined behaviour). */
+static bool s_bool(s_rd_t *r, const char *what)
+{
+    uint8_t v = s_u8(r, what);
+    if (v > 1)
+        s_fail(r, "%s is %u, not a boolean", what, v);
+    return v == 1;
+}
+
+/* A string into out[size]: shorter than size, without NUL bytes. */
+static void s_str(s_rd_t *r, char *out, size_t size, const char *what)
+{
+    uint8_t n = s_u8(r, what);
+    if (!r->failed && n >= size)
+        s_fail(r, "%s of %u bytes, at most %zu", what, n, size - 1);
+    if (r->failed) {
+        out[0] = '\0';
+        return;
+    }
+    s_get(r, out, n, what);
+    out[r->failed ? 0 : n] = '\0';
+    if (!r->failed && memchr(out, '\0', n))
+        s_fail(r, "%s holds a NUL byte", what);
+}
+
+/* Epoch seconds (or microseconds when us) within +-2^40 s; or none when that is allowed. */
+static int64_t s_time(s_rd_t *r, bool us, bool none_ok, int64_t none, const char *what)
+{
+    int64_t v = s_i64(r, what);
+    int64_t max = us ? S_TIME_MAX_S * S_US : S_TIME_MAX_S;
+    if (none_ok && v == none)
+        return v;
+    if (v > max || v < -max)
+        s_fail(r, "%s %" PRId64 " outside +-2^40 s", what, v);
+    return r->failed ? 0 : v;
+}
+
+static uint32_t s_at_most(s_rd_t *r, uint32_t v, uint32_t max, const char *what)
+{
+    if (v > max)
+        s_fail(r, "%s %" PRIu32 " above %" PRIu32, what, v, max);
+    return r->failed ? 0 : v;
+}
+
+/* 0 or a power of two from lo to hi: the capacities the engine grows through. */
+static uint32_t s_capacity(s_rd_t *r, uint32_t v, uint32_t lo, uint32_t hi, const char *what)
+{
+    if (v != 0 && (v < lo || v > hi || (v & (v - 1)) != 0))
+        s_fail(r, "%s %" PRIu32 " is not 0 or a power of two from %" PRIu32 " to %" PRIu32, what, v,
+               lo, hi);
+    return r->failed ? 0 : v;
+}
+
+static void *s_alloc(size_t n, size_t *bytes)
+{
+    void *p = calloc(1, n);
+    if (!p)
+        abort();
+    *bytes += n;
+    return p;
+}
+
+/* ---- instants, spans, facts --------------------------------------------------------------- */
+
+static void s_put_at(s_wr_t *w, const vem_rules_at_t *a)
+{
+    s_put_i64(w, a->sec);
+    s_put_i32(w, a->key_off);
+    s_put_u16(w, a->key_idx);
+}
+
+static void s_get_at(s_rd_t *r, vem_rules_at_t *a, const char *what)
+{
+    a->sec = s_time(r, false, false, 0, what);
+    a->key_off = s_i32(r, what);
+    a->key_idx = s_u16(r, what);
+}
+
+static void s_put_span(s_wr_t *w, const vem_rules_span_t *s)
+{
+    s_put_u32(w, s->n);
+    s_put_u32(w, s->value);
+    s_put_u8(w, s->fired);
+    s_put_at(w, &s->first);
+    s_put_f64(w, s->lo);
+    s_put_f64(w, s->hi);
+}
+
+static void s_get_span(s_rd_t *r, vem_rules_span_t *s, const char *what)
+{
+    s->n = s_u32(r, what);
+    s->value = s_u32(r, what);
+    s->fired = s_bool(r, what);
+    s_get_at(r, &s->first, what);
+    s->lo = s_f64(r, what);
+    s->hi = s_f64(r, what);
+}
+
+static void s_put_facts(s_wr_t *w, const vem_rules_engine_facts_t *f)
+{
+    s_put_f64(w, f->ref_torque_nm);
+    s_put_f64(w, f->rated_power_kw);
+    s_put_f64(w, f->whtc_work_kwh);
+    s_put_u8(w, (uint8_t)f->fuel);
+}
+
+static void s_get_facts(s_rd_t *r, vem_rules_engine_facts_t *f, const char *what)
+{
+    f->ref_torque_nm = s_f64(r, what);
+    f->rated_power_kw = s_f64(r, what);
+    f->whtc_work_kwh = s_f64(r, what);
+    uint8_t fuel = s_u8(r, what);
+    if (fuel > VEM_FUEL_GAS)
+        s_fail(r, "%s fuel %u out of range", what, fuel);
+    f->fuel = r->failed ? VEM_FUEL_UNKNOWN : (vem_rules_fuel_t)fuel;
+}
+
+/* ---- the NOx window ----------------------------------------------------------------------- */
+
+static void s_put_kept(s_wr_t *w, const vem_rules_kept_t *k)
+{
+    s_put_f32(w, k->nox);
+    s_put_i32(w, k->start);
+    s_put_i32(w, k->end);
+}
+
+static void s_get_kept(s_rd_t *r, vem_rules_kept_t *k)
+{
+    k->nox = s_f32(r, "kept window");
+    k->start = s_i32(r, "kept window");
+    k->end = s_i32(r, "kept window");
+}
+
+static void s_put_window(s_wr_t *w, const vem_rules_window_t *win)
+{
+    s_put_u8(w, win->active);
+    if (!win->active)
+        return;
+    s_put_f64(w, win->work_per_pct_rpm);
+    s_put_f64(w, win->mass_per_ppm_kgph);
+    s_put_f64(w, win->density);
+    s_put_f64(w, win->whtc_work_kwh);
+    s_put_f64(w, win->min_work_per_sample);
+    s_put_f64(w, win->span_limit);
+    s_put_f64(w, win->limit_mg_kwh);
+    s_put_u32(w, win->percentile);
+    s_put_i64(w, win->base);
+    s_put_u32(w, win->cap);
+    s_put_u32(w, win->cap_max);
+    s_put_u32(w, win->count);
+    s_put_f64(w, win->work);
+    s_put_f64(w, win->nox);
+    s_put_u32(w, win->samples);
+    s_put_u32(w, win->windows);
+    s_put_u32(w, win->valid);
+    s_put_u32(w, win->over);
+    /* the ring from its head: at most two runs of whole slots */
+    uint32_t first = win->cap - win->head < win->count ? win->cap - win->head : win->count;
+    s_put(w, win->ring + (size_t)win->head * VEM_RULES_SLOT, (size_t)first * VEM_RULES_SLOT);
+    s_put(w, win->ring, (size_t)(win->count - first) * VEM_RULES_SLOT);
+    s_put_u32(w, win->kept_cap);
+    s_put_u32(w, win->nkept);
+    for (uint32_t i = 0; i < win->nkept; i++)
+        s_put_kept(w, &win->kept[i]);
+    s_put_u8(w, win->full);
+    s_put_kept(w, &win->threshold);
+}
+
+/* Reads a window into win (zeroed), its allocations counted in *bytes. On failure win may hold
+ * allocations: vem_rules_window_stop frees them. */
+static void s_get_window(s_rd_t *r, vem_rules_window_t *win, size_t *bytes)
+{
+    if (!s_bool(r, "window active"))
+        return;
+    win->active = true;
+    win->bytes = bytes;
+    win->work_per_pct_rpm = s_f64(r, "window constants");
+    win->mass_per_ppm_kgph = s_f64(r, "window constants");
+    win->density = s_f64(r, "window constants");
+    win->whtc_work_kwh = s_f64(r, "window constants");
+    win->min_work_per_sample = s_f64(r, "window constants");
+    win->span_limit = s_f64(r, "window span limit");
+    win->limit_mg_kwh = s_f64(r, "window limit");
+    win->percentile = s_u32(r, "window percentile");
+    win->base = s_time(r, false, false, 0, "window trip start");
+    uint32_t cap = s_u32(r, "window ring capacity");
+    uint32_t cap_max = s_u32(r, "window ring bound");
+    uint32_t count = s_u32(r, "window ring count");
+    win->work = s_f64(r, "window sums");
+    win->nox = s_f64(r, "window sums");
+    win->samples = s_u32(r, "window samples");
+    win->windows = s_u32(r, "window count");
+    win->valid = s_u32(r, "window valid count");
+    win->over = s_u32(r, "window over-limit count");
+    if (r->failed)
+        return;
+    if (win->percentile < 1 || win->percentile > 100) {
+        s_fail(r, "window percentile %u outside 1 .. 100", win->percentile);
+        return;
+    }
+    double d = win->span_limit;
+    if (!(isfinite(d) && d > 0 && ceil(d) + 1 <= VEM_RULES_WINDOW_RING_MAX)) {
+        s_fail(r, "window span limit %g outside (0, %d]", d, VEM_RULES_WINDOW_RING_MAX - 1);
+        return;
+    }
+    if (cap_max != (uint32_t)ceil(d) + 1) {
+        s_fail(r, "window ring bound %" PRIu32 " is not that of its span limit %g", cap_max, d);
+        return;
+    }
+    s_at_most(r, count, VEM_RULES_WINDOW_RING_MAX, "window ring count");
+    s_at_most(r, cap, cap_max, "window ring capacity");
+    s_at_most(r, count, cap, "window ring count");
+    if (!r->failed && count > 0 && !((double)count + 1 < d))
+        s_fail(r, "window ring count %" PRIu32 " leaves no room under the span limit %g", count, d);
+    s_at_most(r, win->valid, win->windows, "window valid count");
+    s_at_most(r, win->over, win->valid, "window over-limit count");
+    if (r->failed)
+        return;
+    win->cap_max = cap_max;
+    if (cap) {
+        win->ring = s_alloc((size_t)cap * VEM_RULES_SLOT, bytes);
+        win->cap = cap;
+    }
+    s_get(r, win->ring, (size_t)count * VEM_RULES_SLOT, "window ring");
+    win->count = r->failed ? 0 : count;
+    win->head = 0;
+    uint32_t kept_cap = s_u32(r, "kept window capacity");
+    uint32_t nkept = s_u32(r, "kept window count");
+    s_at_most(r, kept_cap, VEM_RULES_KEPT_MAX, "kept window capacity");
+    s_at_most(r, nkept, kept_cap, "kept window count");
+    s_at_most(r, nkept, VEM_RULES_KEPT_MAX - 1, "kept window count");
+    s_at_most(r, nkept, win->valid, "kept window count");
+    if (!r->failed && r->left / 12 < nkept)
+        s_fail(r, "truncated in kept windows (%" PRIu32 " of 12 bytes, %zu bytes left)", nkept,
+               r->left);
+    if (r->failed)
+        return;
+    if (kept_cap) {
+        win->kept = s_alloc((size_t)kept_cap * sizeof *win->kept, bytes);
+        win->kept_cap = kept_cap;
+    }
+    for (uint32_t i = 0; i < nkept; i++)
+        s_get_kept(r, &win->kept[i]);
+    win->nkept = nkept;
+    win->full = s_bool(r, "kept windows full");
+    s_get_kept(r, &win->threshold);
+    if (r->failed)
+        return;
+    /* what vem_rules_window_result reads: a kept window for every valid one until full */
+    if (!win->full && nkept != win->valid)
+        s_fail(r, "%" PRIu32 " kept windows for %" PRIu32 " valid ones", nkept, win->valid);
+    if (win->full && nkept < VEM_RULES_WINDOW_KEEP)
+        s_fail(r, "kept windows full with %" PRIu32 " below %d", nkept, VEM_RULES_WINDOW_KEEP);
+}
+
+/* ---- tracks ------------------------------------------------------------------------------- */
+
+static void s_put_track(s_wr_t *w, const vem_rules_track_t *tr)
+{
+    s_put_u8(w, tr->open);
+    s_put_i64(w, tr->newest);
+    s_put_at(w, &tr->start);
+    s_put_at(w, &tr->last);
+    s_put_i64(w, tr->last_received_us);
+    s_put_u32(w, tr->samples);
+    s_put_u8(w, (uint8_t)tr->running);
+    s_put_i64(w, tr->engine_start);
+    s_put_u8(w, tr->fallback);
+    const vem_rules_span_t *spans[] = {&tr->reagent, &tr->nox_high, &tr->frozen,
+                                       &tr->down_up, &tr->invalid,  &tr->scr};
+    for (size_t i = 0; i < sizeof spans / sizeof *spans; i++)
+        s_put_span(w, spans[i]);
+    s_put_u8(w, tr->scr_fired);
+    s_put_facts(w, &tr->figures);
+    s_put_window(w, &tr->win);
+}
+
+static void s_get_track(s_rd_t *r, vem_rules_track_t *tr, size_t *bytes)
+{
+    tr->open = s_bool(r, "open");
+    tr->newest = s_time(r, false, true, INT64_MIN, "newest sample");
+    s_get_at(r, &tr->start, "trip start");
+    s_get_at(r, &tr->last, "last sample");
+    tr->last_received_us = s_time(r, true, false, 0, "last receipt");
+    tr->samples = s_u32(r, "samples");
+    uint8_t running = s_u8(r, "engine running");
+    if (running != 0 && running != 1 && running != 0xFF)
+        s_fail(r, "engine running %u is not -1, 0 or 1", running);
+    tr->running = r->failed ? -1 : (int8_t)(running == 0xFF ? -1 : running);
+    tr->engine_start = s_time(r, false, false, 0, "engine start");
+    tr->fallback = s_bool(r, "fallback");
+    vem_rules_span_t *spans[] = {&tr->reagent, &tr->nox_high, &tr->frozen,
+                                 &tr->down_up, &tr->invalid,  &tr->scr};
+    const char *names[] = {"reagent span",       "nox_high span", "frozen span",
+                           "down_above_up span", "invalid span",  "scr span"};
+    for (size_t i = 0; i < sizeof spans / sizeof *spans; i++)
+        s_get_span(r, spans[i], names[i]);
+    tr->scr_fired = s_bool(r, "scr fired");
+    s_get_facts(r, &tr->figures, "trip figures");
+    s_get_window(r, &tr->win, bytes);
+    if (!r->failed && tr->win.active && (!tr->open || tr->fallback))
+        s_fail(r, "a window in a trip that is %s", tr->open ? "on the fallback" : "closed");
+}
+
+/* ---- roadside ----------------------------------------------------------------------------- */
+
+static void s_put_rsd(s_wr_t *w, const vem_rules_rsd_t *rsd)
+{
+    for (unsigned p = 0; p < VEM_RULES_POLLUTANTS; p++) {
+        const vem_rules_chain_t *c = rsd->chain[p];
+        s_put_u8(w, c != NULL);
+        if (!c)
+            continue;
+        s_put_i64(w, c->compliant_us);
+        s_put_u32(w, c->cap);
+        s_put_u32(w, c->n);
+        for (uint32_t i = 0; i < c->n; i++) {
+            s_put_i64(w, c->links[i].time_us);
+            s_put_f64(w, c->links[i].value);
+            s_put_str(w, c->links[i].station_id);
+            s_put_str(w, c->links[i].reading_id);
+        }
+    }
+    s_put_u32(w, rsd->obd_slots);
+    s_put_u32(w, rsd->obd_head);
+    s_put_i64(w, rsd->obd_newest);
+    s_put(w, rsd->obd, (size_t)rsd->obd_slots * sizeof *rsd->obd);
+    s_put_u8(w, rsd->pending != NULL);
+    s_put_u32(w, rsd->npending);
+    for (unsigned i = 0; i < rsd->npending; i++) {
+        const vem_rules_pending_t *pr = &rsd->pending[i];
+        s_put_i64(w, pr->time_us);
+        s_put_f64(w, pr->no_ppm);
+        s_put_f64(w, pr->limit);
+        s_put_str(w, pr->station_id);
+        s_put_str(w, pr->reading_id);
+    }
+}
+
+static void s_get_rsd(s_rd_t *r, vem_rules_rsd_t *rsd, size_t *bytes)
+{
+    for (unsigned p = 0; p < VEM_RULES_POLLUTANTS && !r->failed; p++) {
+        if (!s_bool(r, "chain present"))
+            continue;
+        vem_rules_chain_t *c = rsd->chain[p] = s_alloc(sizeof *c, bytes);
+        c->compliant_us = s_time(r, true, true, INT64_MIN, "chain compliant time");
+        uint32_t cap =
+            s_capacity(r, s_u32(r, "chain capacity"), 2, VEM_RULES_CHAIN_MAX, "chain capacity");
+        uint32_t n = s_at_most(r, s_u32(r, "chain length"), cap, "chain length");
+        if (r->failed)
+            return;
+        if (cap) {
+            c->links = s_alloc((size_t)cap * sizeof *c->links, bytes);
+            c->cap = cap;
+        }
+        for (uint32_t i = 0; i < n && !r->failed; i++) {
+            vem_rules_link_t *l = &c->links[i];
+            l->time_us = s_time(r, true, false, 0, "chain reading time");
+            l->value = s_f64(r, "chain reading value");
+            s_str(r, l->station_id, sizeof l->station_id, "chain station id");
+            s_str(r, l->reading_id, sizeof l->reading_id, "chain reading id");
+            c->n = r->failed ? c->n : i + 1;
+        }
+    }
+    uint32_t slots = s_at_most(r, s_u32(r, "fusion history slots"), VEM_RULES_HORIZON_MAX,
+                               "fusion history slots");
+    uint32_t head = s_u32(r, "fusion history head");
+    int64_t newest = s_time(r, false, true, INT64_MIN, "fusion history newest second");
+    if (!r->failed && (slots ? head >= slots : head != 0 || newest != INT64_MIN))
+        s_fail(r, "fusion history head %" PRIu32 " (newest %" PRId64 ") for %" PRIu32 " slots",
+               head, newest, slots);
+    if (r->failed)
+        return;
+    if (slots) {
+        rsd->obd = s_alloc((size_t)slots * sizeof *rsd->obd, bytes);
+        rsd->obd_slots = slots;
+    }
+    rsd->obd_head = head;
+    rsd->obd_newest = newest;
+    s_get(r, rsd->obd, (size_t)slots * sizeof *rsd->obd, "fusion history");
+    bool allocated = s_bool(r, "pending allocated");
+    uint32_t npending =
+        s_at_most(r, s_u32(r, "pending count"), allocated ? VEM_RULES_PENDING : 0, "pending count");
+    if (r->failed)
+        return;
+    if (allocated)
+        rsd->pending = s_alloc(VEM_RULES_PENDING * sizeof *rsd->pending, bytes);
+    for (uint32_t i = 0; i < npending && !r->failed; i++) {
+        vem_rules_pending_t *pr = &rsd->pending[i];
+        pr->time_us = s_time(r, true, false, 0, "pending reading time");
+        pr->no_ppm = s_f64(r, "pending NO");
+        pr->limit = s_f64(r, "pending limit");
+        s_str(r, pr->station_id, sizeof pr->station_id, "pending station id");
+        s_str(r, pr->reading_id, sizeof pr->reading_id, "pending reading id");
+        rsd->npending = r->failed ? rsd->npending : i + 1;
+    }
+}
+
+/* ---- the vehicle -------------------------------------------------------------------------- */
+
+void vem_rules_vehicle_save(const vem_rules_vehicle_t *self, uint8_t **buf, size_t *len,
+                            size_t *cap)
+{
+    s_wr_t w = {buf, len, cap};
+    s_reserve(&w, self->bytes + 1024); /* the saved form is about the memory held */
+    s_put(&w, S_MAGIC, 4);
+    s_put_u32(&w, S_VERSION);
+    s_put_u32(&w, S_PROBE);
+    s_put_str(&w, self->vin);
+    s_put_str(&w, self->plate);
+    s_put_facts(&w, &self->facts);
+    s_put_u8(&w, self->heard);
+    s_put_u8(&w, self->offline_fired);
+    s_put_i64(&w, self->last_received_us);
+    s_put_i64(&w, self->last_data_us);
+    const vem_rules_counts_t *c = &self->counts;
+    const uint64_t counts[] = {c->samples,         c->late_samples,     c->late_obd,
+                               c->readings,        c->readings_invalid, c->readings_late,
+                               c->fusion_unmatched};
+    for (size_t i = 0; i < sizeof counts / sizeof *counts; i++)
+        s_put_u64(&w, counts[i]);
+    s_put_i64(&w, self->obd_newest);
+    s_put_u8(&w, self->mil_on);
+    s_put_u8(&w, self->mil_escalated);
+    s_put_u8(&w, self->vin_mismatch);
+    s_put_at(&w, &self->mil_since);
+    s_put_u32(&w, self->dtc_cap);
+    s_put_u32(&w, self->ndtcs);
+    s_put(&w, self->dtcs, (size_t)self->ndtcs * sizeof *self->dtcs);
+    s_put_track(&w, &self->live);
+    s_put_track(&w, &self->back);
+    s_put_rsd(&w, &self->rsd);
+    s_put_u64(&w, self->bytes);
+}
+
+/* The header; false when it is not a checkpoint of this version on this host. */
+static bool s_get_header(s_rd_t *r)
+{
+    char magic[4];
+    s_get(r, magic, 4, "header");
+    if (!r->failed && memcmp(magic, S_MAGIC, 4) != 0)
+        s_fail(r, "no \"" S_MAGIC "\" magic: not a rules checkpoint");
+    uint32_t version = s_u32(r, "header");
+    if (!r->failed && version != S_VERSION)
+        s_fail(r, "version %" PRIu32 ", this build reads version %u", version, S_VERSION);
+    uint32_t probe = s_u32(r, "header");
+    if (!r->failed && probe != S_PROBE)
+        s_fail(r, "written on a host of another byte order (probe %08" PRIx32 ")", probe);
+    return !r->failed;
+}
+
+static void s_get_vehicle(s_rd_t *r, vem_rules_vehicle_t *v)
+{
+    r->where = "vehicle";
+    s_str(r, v->vin, sizeof v->vin, "vin");
+    if (!r->failed && *v->vin && strlen(v->vin) != 17)
+        s_fail(r, "vin of %zu characters, not 17", strlen(v->vin));
+    s_str(r, v->plate, sizeof v->plate, "plate");
+    if (!r->failed && !*v->vin && !*v->plate)
+        s_fail(r, "neither vin nor plate");
+    s_get_facts(r, &v->facts, "registry facts");
+    v->heard = s_bool(r, "heard");
+    v->offline_fired = s_bool(r, "offline fired");
+    v->last_received_us = s_time(r, true, false, 0, "last receipt");
+    v->last_data_us = s_time(r, true, false, 0, "last data time");
+    vem_rules_counts_t *c = &v->counts;
+    uint64_t *counts[] = {&c->samples,         &c->late_samples,     &c->late_obd,
+                          &c->readings,        &c->readings_invalid, &c->readings_late,
+                          &c->fusion_unmatched};
+    for (size_t i = 0; i < sizeof counts / sizeof *counts; i++)
+        *counts[i] = s_u64(r, "counts");
+    v->obd_newest = s_time(r, false, true, INT64_MIN, "newest OBD snapshot");
+    v->mil_on = s_bool(r, "mil on");
+    v->mil_escalated = s_bool(r, "mil escalated");
+    v->vin_mismatch = s_bool(r, "vin mismatch");
+    s_get_at(r, &v->mil_since, "mil on since");
+    uint32_t cap = s_capacity(r, s_u32(r, "dtc capacity"), 4, VEM_RULES_DTC_MAX, "dtc capacity");
+    uint32_t n = s_at_most(r, s_u32(r, "dtc count"), cap, "dtc count");
+    if (r->failed)
+        return;
+    if (cap) {
+        v->dtcs = s_alloc((size_t)cap * sizeof *v->dtcs, &v->bytes);
+        v->dtc_cap = cap;
+    }
+    s_get(r, v->dtcs, (size_t)n * sizeof *v->dtcs, "dtcs");
+    v->ndtcs = r->failed ? 0 : n;
+    r->where = "live track";
+    s_get_track(r, &v->live, &v->bytes);
+    r->where = "back-fill track";
+    s_get_track(r, &v->back, &v->bytes);
+    r->where = "roadside";
+    s_get_rsd(r, &v->rsd, &v->bytes);
+    r->where = NULL;
+    uint64_t saved = s_u64(r, "memory held");
+    if (!r->failed && saved != v->bytes)
+        s_fail(r, "the state holds %zu bytes, the checkpoint says %" PRIu64, v->bytes, saved);
+    if (!r->failed && r->left)
+        s_fail(r, "%zu bytes after the state", r->left);
+}
+
+vem_rules_vehicle_t *vem_rules_vehicle_load(const uint8_t *p, size_t len, char *err, size_t errlen)
+{
+    s_rd_t r = {.p = p, .left = len, .err = err, .errlen = errlen};
+    if (err && errlen)
+        err[0] = '\0';
+    if (!s_get_header(&r))
+        return NULL;
+    vem_rules_vehicle_t *v = calloc(1, sizeof *v);
+    if (!v)
+        abort();
+    v->bytes = sizeof *v;
+    v->live.newest = v->back.newest = v->obd_newest = INT64_MIN;
+    vem_rules_rsd_init(&v->rsd);
+    s_get_vehicle(&r, v);
+    if (r.failed)
+        vem_rules_vehicle_destroy(&v);
+    return v;
+}

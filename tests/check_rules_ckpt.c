@@ -1,0 +1,894 @@
+/* check_rules_ckpt — a vehicle's rule state saved and loaded (daemon/rules_ckpt.c).
+ *
+ * The property: a scenario is a list of events (frames, roadside readings, clock turns, a
+ * flush at the end). Fed to one vehicle it gives the reference verdicts. Fed again with a
+ * checkpoint before event k (save the vehicle, load a copy, destroy the original, go on with
+ * the copy), it must give the same verdicts, field by field, evidence included: the ones
+ * before k trivially, the ones from k on because the copy judges as the original would.
+ * Each scenario names the events where splitting matters (inside an open window, at a trip
+ * boundary, between the two readings of a chain) and is split there, next to them and at
+ * evenly spaced events. At every split the copy's own save must be byte-identical to the
+ * original's, and it must hold the same bytes of memory.
+ *
+ * Then damage: every prefix of a real checkpoint is refused, as is one with a byte too many
+ * or an unknown version; single-byte corruptions at every offset are refused or give a state
+ * that can be fed, flushed, saved and loaded again (ASan with leak detection runs this). */
+#include "rules.h"
+#include "rules_int.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VIN   "LZZCKPTVIN0000001"
+#define PLATE "京B54321"
+#define T0    1709596800LL /* 2024-03-05T08:00:00+08:00 */
+#define DAY   86400LL
+#define US(t) ((int64_t)(t)*1000000)
+
+/* ---- verdicts ----------------------------------------------------------------------------- */
+
+typedef struct {
+    char id[VEM_RULES_ID_LEN];
+    vem_rule_t rule;
+    vem_severity_t severity;
+    int64_t first_us, last_us;
+    double measured, limit;
+    char unit[16];
+    char vin[18], plate[16];
+    uint64_t spool_seq;
+    json_t *ev;
+} s_got_t;
+
+typedef struct {
+    s_got_t *v;
+    size_t n, cap;
+} s_log_t;
+
+static void s_collect(void *arg, const vem_violation_t *v)
+{
+    s_log_t *log = arg;
+    if (log->n == log->cap) {
+        log->cap = log->cap ? log->cap * 2 : 16;
+        log->v = realloc(log->v, log->cap * sizeof *log->v);
+        ck_assert_ptr_nonnull(log->v);
+    }
+    s_got_t *g = &log->v[log->n++];
+    memset(g, 0, sizeof *g);
+    memcpy(g->id, v->id, sizeof g->id);
+    g->rule = v->rule;
+    g->severity = v->severity;
+    g->first_us = v->first_us;
+    g->last_us = v->last_us;
+    g->measured = v->measured;
+    g->limit = v->limit;
+    snprintf(g->unit, sizeof g->unit, "%s", v->unit);
+    snprintf(g->vin, sizeof g->vin, "%s", v->vin);
+    snprintf(g->plate, sizeof g->plate, "%s", v->plate);
+    g->spool_seq = v->spool_seq;
+    g->ev = json_incref(v->evidence);
+}
+
+static void s_log_free(s_log_t *log)
+{
+    for (size_t i = 0; i < log->n; i++)
+        json_decref(log->v[i].ev);
+    free(log->v);
+    memset(log, 0, sizeof *log);
+}
+
+static bool s_same_real(double a, double b)
+{
+    return (isnan(a) && isnan(b)) || a == b;
+}
+
+/* Fails, naming the field, when the two verdicts differ in anything. */
+static void s_same_verdict(const s_got_t *a, const s_got_t *b, size_t i, long split)
+{
+    const char *rule = vem_rules_name(a->rule);
+    ck_assert_msg(strcmp(a->id, b->id) == 0, "split %ld, verdict %zu (%s): id %s, not %s", split, i,
+                  rule, b->id, a->id);
+    ck_assert_msg(a->rule == b->rule, "split %ld, verdict %zu: rule", split, i);
+    ck_assert_msg(a->severity == b->severity, "split %ld, verdict %zu (%s): severity", split, i,
+                  rule);
+    ck_assert_msg(a->first_us == b->first_us && a->last_us == b->last_us,
+                  "split %ld, verdict %zu (%s): first/last", split, i, rule);
+    ck_assert_msg(s_same_real(a->measured, b->measured) && s_same_real(a->limit, b->limit),
+                  "split %ld, verdict %zu (%s): measured %.17g / %.17g, limit %g / %g", split, i,
+                  rule, a->measured, b->measured, a->limit, b->limit);
+    ck_assert_msg(strcmp(a->unit, b->unit) == 0 && strcmp(a->vin, b->vin) == 0 &&
+                      strcmp(a->plate, b->plate) == 0,
+                  "split %ld, verdict %zu (%s): unit or vehicle", split, i, rule);
+    ck_assert_msg(a->spool_seq == b->spool_seq, "split %ld, verdict %zu (%s): spool seq", split, i,
+                  rule);
+    if (!json_equal(a->ev, b->ev)) {
+        char *x = json_dumps(a->ev, JSON_SORT_KEYS), *y = json_dumps(b->ev, JSON_SORT_KEYS);
+        ck_abort_msg("split %ld, verdict %zu (%s): evidence\n%s\n%s", split, i, rule, x, y);
+        free(x);
+        free(y);
+    }
+}
+
+/* ---- frames ------------------------------------------------------------------------------- */
+
+/* Physical values of a diesel-stream sample; NaN: the field's invalid marker. */
+typedef struct {
+    double rpm, torque, friction, fuel, nox_up, nox_down, reagent, intake, scr_in, coolant;
+} s_phys_t;
+
+static const s_phys_t s_cruise = {1400, 60, 8, 30, 800, 100, 50, 600, 300, 85};
+
+static void s_set(vem_hj1239_block_t *b, vem_hj1239_field_t f, double v)
+{
+    const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(f);
+    if (isnan(v))
+        b->raw[f] = fi->width == 1 ? 0xFF : fi->width == 2 ? 0xFFFF : 0xFFFFFFFF;
+    else
+        b->raw[f] = (uint32_t)llround((v - fi->offset) / fi->scale);
+}
+
+static void s_stream(vem_hj1239_block_t *b, int64_t t, const s_phys_t *p)
+{
+    memset(b, 0, sizeof *b);
+    b->type = VEM_HJ1239_BLOCK_STREAM;
+    b->time = t;
+    s_set(b, VEM_HJ1239_F_SPEED, 50);
+    s_set(b, VEM_HJ1239_F_BARO, 100);
+    s_set(b, VEM_HJ1239_F_TORQUE, p->torque);
+    s_set(b, VEM_HJ1239_F_FRICTION, p->friction);
+    s_set(b, VEM_HJ1239_F_RPM, p->rpm);
+    s_set(b, VEM_HJ1239_F_FUEL_RATE, p->fuel);
+    s_set(b, VEM_HJ1239_F_NOX_UP, p->nox_up);
+    s_set(b, VEM_HJ1239_F_NOX_DOWN, p->nox_down);
+    s_set(b, VEM_HJ1239_F_REAGENT, p->reagent);
+    s_set(b, VEM_HJ1239_F_INTAKE, p->intake);
+    s_set(b, VEM_HJ1239_F_SCR_IN, p->scr_in);
+    s_set(b, VEM_HJ1239_F_SCR_OUT, 270);
+    s_set(b, VEM_HJ1239_F_DPF_DP, 2);
+    s_set(b, VEM_HJ1239_F_COOLANT, p->coolant);
+    s_set(b, VEM_HJ1239_F_FUEL_LEVEL, 60);
+    s_set(b, VEM_HJ1239_F_LON, 121.5);
+    s_set(b, VEM_HJ1239_F_LAT, 31.2);
+    s_set(b, VEM_HJ1239_F_ODOMETER, 5432.1);
+    b->novalue = vem_hj1239_novalue(b);
+}
+
+static void s_envelope(vem_hj1239_frame_t *f, uint8_t cmd, int64_t t)
+{
+    memset(f, 0, offsetof(vem_hj1239_frame_t, vendor));
+    f->cmd = cmd;
+    f->header = VEM_HJ1239_HEADER_TERMINAL;
+    f->encryption = VEM_HJ1239_ENC_NONE;
+    memcpy(f->vin, VIN, 17);
+    f->has_time = true;
+    f->time = t;
+    f->layout = VEM_HJ1239_LAYOUT_BLOCK_TIME;
+}
+
+/* ---- scenarios as events ------------------------------------------------------------------ */
+
+typedef void (*s_gen_t)(long i, s_phys_t *p, const void *arg);
+
+typedef struct {
+    const vem_rules_config_t *cfg;
+    vem_rules_vehicle_t *v;
+    s_log_t log;
+    vem_hj1239_frame_t *f;
+    uint64_t seq;
+    long event;   /* events begun */
+    long split;   /* before this event the vehicle is checkpointed and replaced; -1: never */
+    long capture; /* before this event the vehicle is saved into cap_buf; -1: never */
+    uint8_t *cap_buf;
+    size_t cap_len, cap_cap;
+    long from;                  /* events before this one are skipped ... */
+    vem_rules_vehicle_t *start; /* ... and this vehicle takes the rest (NULL: from 0, new) */
+    long marks[16];
+    int nmarks;
+    size_t saved; /* bytes of the checkpoint taken at the split */
+    size_t held;  /* vem_rules_vehicle_bytes then */
+} s_run_t;
+
+/* Saves r->v, loads the copy, checks that the copy saves to the same bytes and holds the same
+ * memory, destroys the original and goes on with the copy. */
+static void s_checkpoint(s_run_t *r)
+{
+    uint8_t *buf = NULL, *again = NULL;
+    size_t len = 0, cap = 0, len2 = 0, cap2 = 0;
+    vem_rules_vehicle_save(r->v, &buf, &len, &cap);
+    char err[256];
+    vem_rules_vehicle_t *copy = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_msg(copy != NULL, "split %ld: %s", r->split, err);
+    ck_assert_uint_eq(vem_rules_vehicle_bytes(copy), vem_rules_vehicle_bytes(r->v));
+    ck_assert_mem_eq(vem_rules_vehicle_counts(copy), vem_rules_vehicle_counts(r->v),
+                     sizeof(vem_rules_counts_t));
+    vem_rules_vehicle_save(copy, &again, &len2, &cap2);
+    ck_assert_uint_eq(len2, len);
+    ck_assert_msg(memcmp(buf, again, len) == 0, "split %ld: the copy saves other bytes", r->split);
+    r->saved = len;
+    r->held = vem_rules_vehicle_bytes(r->v);
+    vem_rules_vehicle_destroy(&r->v);
+    r->v = copy;
+    free(buf);
+    free(again);
+}
+
+/* Every event begins here; false when it is skipped. */
+static bool s_begin(s_run_t *r)
+{
+    long e = r->event++;
+    if (e < r->from)
+        return false;
+    if (e == r->from && r->start) {
+        r->v = r->start;
+        r->start = NULL;
+    }
+    if (e == r->split)
+        s_checkpoint(r);
+    if (e == r->capture)
+        vem_rules_vehicle_save(r->v, &r->cap_buf, &r->cap_len, &r->cap_cap);
+    return true;
+}
+
+/* The next event is one where a checkpoint matters. */
+static void s_mark(s_run_t *r)
+{
+    ck_assert_int_lt(r->nmarks, 16);
+    r->marks[r->nmarks++] = r->event;
+}
+
+static void s_send(s_run_t *r)
+{
+    if (s_begin(r))
+        vem_rules_on_frame(r->v, r->cfg, r->f, US(r->f->time) + 1500000, ++r->seq, s_collect,
+                           &r->log);
+}
+
+/* n samples at t0, t0 + 1, ... in frames of ten (each frame an event); sample t has the
+ * values gen gives for t - T0. */
+static void s_samples(s_run_t *r, uint8_t cmd, int64_t t0, long n, s_gen_t gen, const void *arg)
+{
+    for (long i = 0; i < n; i += 10) {
+        long k = n - i < 10 ? n - i : 10;
+        s_envelope(r->f, cmd, t0 + i + k - 1);
+        for (long j = 0; j < k; j++) {
+            s_phys_t p;
+            gen((long)(t0 + i + j - T0), &p, arg);
+            s_stream(&r->f->blocks[r->f->nblocks++], t0 + i + j, &p);
+        }
+        s_send(r);
+    }
+}
+
+static void s_cmd(s_run_t *r, uint8_t cmd, int64_t t)
+{
+    s_envelope(r->f, cmd, t);
+    s_send(r);
+}
+
+/* An OBD snapshot at t: MIL and DTCs. */
+static void s_obd(s_run_t *r, int64_t t, unsigned mil, const uint32_t *dtcs, int ndtcs)
+{
+    vem_hj1239_frame_t *f = r->f;
+    s_envelope(f, VEM_HJ1239_CMD_REALTIME, t);
+    vem_hj1239_block_t *b = &f->blocks[f->nblocks++];
+    memset(b, 0, sizeof *b);
+    b->type = VEM_HJ1239_BLOCK_OBD;
+    b->time = t;
+    b->raw[VEM_HJ1239_F_OBD_PROTOCOL] = 2;
+    b->raw[VEM_HJ1239_F_MIL] = mil;
+    b->raw[VEM_HJ1239_F_DIAG_SUPPORTED] = 0x0C00;
+    b->raw[VEM_HJ1239_F_DIAG_READY] = 0x0C00;
+    b->raw[VEM_HJ1239_F_DTC_COUNT] = (uint32_t)ndtcs;
+    vem_hj1239_obd_t *o = &f->obd[f->nobd++];
+    memset(o, 0, sizeof *o);
+    memcpy(o->vin, VIN, 17);
+    o->dtc_n = (uint16_t)ndtcs;
+    for (int i = 0; i < ndtcs; i++)
+        f->dtcs[f->ndtcs++] = dtcs[i];
+    b->novalue = vem_hj1239_novalue(b);
+    s_send(r);
+}
+
+/* A valid diesel roadside reading at t + 0.25 s. */
+static void s_reading(s_run_t *r, int64_t t, const char *id, double no_ppm, double opacity)
+{
+    vem_rsd_reading_t rd;
+    vem_rules_reading_init(&rd);
+    snprintf(rd.station_id, sizeof rd.station_id, "SH-07");
+    snprintf(rd.reading_id, sizeof rd.reading_id, "%s", id);
+    snprintf(rd.plate, sizeof rd.plate, "%s", PLATE);
+    rd.time_us = US(t) + 250000;
+    rd.fuel = VEM_FUEL_DIESEL;
+    rd.valid = true;
+    rd.speed_kmh = 45;
+    rd.accel_ms2 = 0.1;
+    rd.vsp_kw_t = 6;
+    rd.wind_ms = 1;
+    rd.slope_pct = 0.5;
+    rd.no_ppm = no_ppm;
+    rd.opacity_pct = opacity;
+    if (s_begin(r))
+        vem_rules_on_reading(r->v, r->cfg, &rd, ++r->seq, s_collect, &r->log);
+}
+
+static void s_silence(s_run_t *r, int64_t now)
+{
+    if (s_begin(r))
+        vem_rules_on_silence(r->v, r->cfg, US(now), s_collect, &r->log);
+}
+
+/* ---- sample generators -------------------------------------------------------------------- */
+
+static void s_const(long i, s_phys_t *p, const void *arg)
+{
+    (void)i;
+    *p = *(const s_phys_t *)arg;
+}
+
+/* Small engine figures (W_ref 1 kWh, D_lim 143) so that windows end every minute or so, and
+ * the day's troubles: reagent low from sample 200, NOx frozen from 1000 with the rpm varying,
+ * NOx high enough for the windows to fail. */
+static const vem_rules_engine_facts_t s_small = {1000, 200, 1, VEM_FUEL_DIESEL};
+/* A heavy truck: D_lim 1603. */
+static const vem_rules_engine_facts_t s_truck = {2000, 350, 30, VEM_FUEL_DIESEL};
+
+static void s_trouble(long i, s_phys_t *p, const void *arg)
+{
+    (void)arg;
+    *p = s_cruise;
+    p->rpm = 1000 + (double)(i % 2) * 60;
+    p->torque = 58 - (double)(i % 5);
+    p->intake = 400;
+    p->fuel = 2;
+    p->nox_down = i < 1000 ? 100 + (double)(i % 13) * 10 : 123.45;
+    p->reagent = i < 200 ? 40 : 1.2;
+    if (i % 97 == 50)
+        p->nox_down = NAN; /* a sentinel now and then: neither breaks nor extends */
+}
+
+/* A truck's day: power and NOx vary, nothing breaks a rule but the windows may. */
+static void s_drive(long i, s_phys_t *p, const void *arg)
+{
+    (void)arg;
+    *p = s_cruise;
+    p->rpm = 1100 + (double)((i * 37) % 700);
+    p->torque = 30 + (double)((i * 11) % 60);
+    p->fuel = 20 + (double)(i % 17);
+    p->nox_down = 40 + (double)((i * 29) % 400);
+}
+
+/* ---- the scenarios ------------------------------------------------------------------------ */
+
+static void s_sc_window(s_run_t *r)
+{
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0, 900, s_trouble, NULL);
+    s_mark(r); /* inside an open window, mid-trip */
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 900, 1500, s_trouble, NULL);
+    s_mark(r); /* the trip's last event */
+    s_cmd(r, VEM_HJ1239_CMD_LOGOUT, T0 + 2400);
+}
+
+static void s_sc_mil(s_run_t *r)
+{
+    const uint32_t a[] = {0x0000A1B2, 0x0000C3D4}, b[] = {0x0000A1B2, 0x0000C3D4, 0x00E5F607};
+    s_obd(r, T0, 1, a, 2);
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 1, 30, s_const, &s_cruise);
+    for (int d = 1; d <= 8; d++) {
+        if (d == 4)
+            s_mark(r); /* MIL on for 4 days, escalates after the split */
+        s_obd(r, T0 + d * DAY, 1, d < 6 ? a : b, d < 6 ? 2 : 3);
+    }
+    s_obd(r, T0 + 9 * DAY, 0, NULL, 0);
+    s_mark(r);
+    s_obd(r, T0 + 9 * DAY + 60, 1, b, 3); /* a new episode, the codes new again */
+}
+
+static void s_frozen(long i, s_phys_t *p, const void *arg)
+{
+    (void)arg;
+    *p = s_cruise;
+    p->nox_down = (i >= 300 && i < 310) ? NAN : 123.45;
+    p->rpm = 1400 + (double)(i % 2) * 60;
+}
+
+static void s_sc_frozen(s_run_t *r)
+{
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0, 300, s_frozen, NULL);
+    s_mark(r); /* just before the sentinels */
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 300, 320, s_frozen, NULL);
+}
+
+static void s_sc_roadside(s_run_t *r)
+{
+    s_reading(r, T0, "r1", 1600, 35); /* NO and opacity: notices */
+    s_mark(r);
+    s_reading(r, T0 + DAY, "r2", 1400, 36); /* NO compliant: its chain restarts */
+    s_mark(r);
+    s_reading(r, T0 + 2 * DAY, "r3", 1700, 40); /* opacity completes: violation */
+    s_reading(r, T0 + 3 * DAY, "r4", 1800, NAN);
+    s_mark(r);
+    s_reading(r, T0 + 4 * DAY, "r5", 1900, 20); /* NO chain of two: violation */
+    s_reading(r, T0 + 4 * DAY, "r5", 1900, 20); /* judged once */
+}
+
+static void s_low_nox(long i, s_phys_t *p, const void *arg)
+{
+    (void)i;
+    (void)arg;
+    *p = s_cruise;
+    p->nox_down = 80;
+}
+
+static void s_sc_fusion(s_run_t *r)
+{
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0, 6, s_low_nox, NULL);
+    s_reading(r, T0 + 10, "f1", 1800, NAN);  /* waits for OBD data up to T0 + 12.25 */
+    s_reading(r, T0 + 400, "f2", 1900, NAN); /* waits, and no OBD data comes near it */
+    s_mark(r);
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 6, 14, s_low_nox, NULL);
+    s_mark(r);
+    s_silence(r, T0 + 400 + 601); /* f2 expires: unmatched */
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 1100, 20, s_low_nox, NULL);
+}
+
+static void s_nox_high(long i, s_phys_t *p, const void *arg)
+{
+    (void)arg;
+    *p = s_cruise;
+    p->nox_down = 600 + (double)(i % 7);
+}
+
+static void s_sc_fallback(s_run_t *r)
+{
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0, 400, s_nox_high, NULL);
+    s_mark(r);
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 400, 400, s_nox_high, NULL);
+}
+
+static void s_sc_trips(s_run_t *r)
+{
+    s_cmd(r, VEM_HJ1239_CMD_LOGIN, T0);
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0, 700, s_trouble, NULL);
+    s_mark(r);
+    s_cmd(r, VEM_HJ1239_CMD_LOGOUT, T0 + 700);
+    s_mark(r); /* right at the trip boundary: no trip open */
+    s_cmd(r, VEM_HJ1239_CMD_LOGIN, T0 + 1000);
+    s_mark(r);
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 1000, 2000, s_trouble, NULL);
+    s_mark(r);
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 3000 + 700, 500, s_trouble, NULL); /* a gap */
+}
+
+static void s_sc_backfill(s_run_t *r)
+{
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 5 * 3600, 300, s_drive, NULL); /* live, later */
+    s_samples(r, VEM_HJ1239_CMD_RESEND, T0, 1200, s_trouble, NULL);           /* the backlog */
+    s_mark(r); /* both tracks with a trip open */
+    s_samples(r, VEM_HJ1239_CMD_RESEND, T0 + 1200, 1200, s_trouble, NULL);
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 5 * 3600 + 300, 300, s_drive, NULL);
+    s_mark(r);
+    s_samples(r, VEM_HJ1239_CMD_RESEND, T0 - 3600, 50, s_drive, NULL); /* older: a new trip */
+    s_samples(r, VEM_HJ1239_CMD_RESEND, T0 + 2400, 200, s_trouble, NULL);
+}
+
+static void s_sc_truck(s_run_t *r)
+{
+    s_cmd(r, VEM_HJ1239_CMD_LOGIN, T0);
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0, 3600, s_drive, NULL);
+    s_mark(r); /* an hour into the trip */
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 3600, 3600, s_drive, NULL);
+}
+
+/* Everything at once, shorter: a state with every part filled. */
+static void s_sc_all(s_run_t *r)
+{
+    const uint32_t codes[] = {0x00001234, 0x00005678, 0x00009ABC, 0x0000DEF0, 0x00000042};
+    s_obd(r, T0 - 10, 1, codes, 5);
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 3 * 3600, 40, s_low_nox, NULL);
+    s_samples(r, VEM_HJ1239_CMD_RESEND, T0, 500, s_trouble, NULL);
+    s_reading(r, T0 + 3 * 3600 + 30, "a1", 1800, 45);
+    s_reading(r, T0 + 3 * 3600 + 300, "a2", 1700, 50);
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 3 * 3600 + 40, 100, s_trouble, NULL);
+    s_mark(r);
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 3 * 3600 + 140, 60, s_trouble, NULL);
+    s_reading(r, T0 + 3 * 3600 + 100, "a3", 1750, NAN);
+    s_obd(r, T0 + 3 * 3600 + 200, 1, codes, 3);
+    s_samples(r, VEM_HJ1239_CMD_RESEND, T0 + 500, 60, s_trouble, NULL);
+}
+
+typedef struct {
+    const char *name;
+    const vem_rules_engine_facts_t *facts;
+    const char *vin, *plate;
+    void (*fn)(s_run_t *r);
+    vem_rule_t expect[4]; /* rules the scenario must produce (VEM_RULE_COUNT: none) */
+} s_scenario_t;
+
+#define S_NONE VEM_RULE_COUNT
+
+static const s_scenario_t s_scenarios[] = {
+    {"long trip whose windows fail",
+     &s_small,
+     VIN,
+     NULL,
+     s_sc_window,
+     {VEM_RULE_OBD_NOX_WINDOW, VEM_RULE_OBD_REAGENT_EMPTY, VEM_RULE_OBD_TAMPER, S_NONE}},
+    {"MIL run and DTCs across the checkpoint",
+     &s_truck,
+     VIN,
+     NULL,
+     s_sc_mil,
+     {VEM_RULE_OBD_MIL_ON, VEM_RULE_OBD_DTC, S_NONE, S_NONE}},
+    {"frozen sensor span across the checkpoint",
+     &s_truck,
+     VIN,
+     NULL,
+     s_sc_frozen,
+     {VEM_RULE_OBD_TAMPER, S_NONE, S_NONE, S_NONE}},
+    {"roadside chains",
+     &s_truck,
+     NULL,
+     PLATE,
+     s_sc_roadside,
+     {VEM_RULE_RSD_NO, VEM_RULE_RSD_OPACITY, S_NONE, S_NONE}},
+    {"fusion with readings waiting for OBD data",
+     &s_truck,
+     VIN,
+     PLATE,
+     s_sc_fusion,
+     {VEM_RULE_FUSION_OBD_MISMATCH, VEM_RULE_RSD_NO, S_NONE, S_NONE}},
+    {"no registry figures: nox_high",
+     NULL,
+     VIN,
+     NULL,
+     s_sc_fallback,
+     {VEM_RULE_OBD_NOX_HIGH, S_NONE, S_NONE, S_NONE}},
+    {"an ended trip and a new one",
+     &s_small,
+     VIN,
+     NULL,
+     s_sc_trips,
+     {VEM_RULE_OBD_NOX_WINDOW, VEM_RULE_OBD_REAGENT_EMPTY, VEM_RULE_OBD_TAMPER, S_NONE}},
+    {"back-fill track beside the live one",
+     &s_small,
+     VIN,
+     NULL,
+     s_sc_backfill,
+     {VEM_RULE_OBD_NOX_WINDOW, VEM_RULE_OBD_REAGENT_EMPTY, S_NONE, S_NONE}},
+    {"a truck two hours on the road", &s_truck, VIN, NULL, s_sc_truck, {S_NONE, S_NONE, S_NONE}},
+    {"everything at once",
+     &s_small,
+     VIN,
+     PLATE,
+     s_sc_all,
+     {VEM_RULE_OBD_DTC, VEM_RULE_RSD_NO, VEM_RULE_FUSION_OBD_MISMATCH, S_NONE}},
+};
+
+typedef struct {
+    long split, capture, from;
+    vem_rules_vehicle_t *start; /* taken over */
+} s_opts_t;
+
+/* Runs the scenario (with a checkpoint before event o->split, a capture before o->capture,
+ * from event o->from on with vehicle o->start), then a flush, itself an event. The caller
+ * frees r->log and r->cap_buf. */
+static void s_run(const s_scenario_t *sc, const vem_rules_config_t *cfg, const s_opts_t *o,
+                  s_run_t *r)
+{
+    memset(r, 0, sizeof *r);
+    r->cfg = cfg;
+    r->split = o->split;
+    r->capture = o->capture;
+    r->from = o->from;
+    r->start = o->start;
+    r->f = malloc(sizeof *r->f);
+    ck_assert_ptr_nonnull(r->f);
+    if (!r->start) {
+        r->v = vem_rules_vehicle_new(sc->vin, sc->plate, sc->facts);
+        ck_assert_ptr_nonnull(r->v);
+    }
+    sc->fn(r);
+    if (s_begin(r))
+        vem_rules_flush(r->v, cfg, s_collect, &r->log);
+    vem_rules_vehicle_destroy(&r->v);
+    vem_rules_vehicle_destroy(&r->start);
+    free(r->f);
+    r->f = NULL;
+}
+
+static const s_opts_t s_plain = {-1, -1, 0, NULL};
+
+static vem_rules_config_t s_defaults(void)
+{
+    vem_rules_config_t cfg;
+    vem_rules_config_defaults(&cfg);
+    return cfg;
+}
+
+static void s_add_split(long *splits, int *n, long k, long events)
+{
+    if (k < 0 || k >= events)
+        return;
+    for (int i = 0; i < *n; i++)
+        if (splits[i] == k)
+            return;
+    splits[(*n)++] = k;
+}
+
+START_TEST(equivalence_at_every_split)
+{
+    const s_scenario_t *sc = &s_scenarios[_i];
+    vem_rules_config_t cfg = s_defaults();
+    s_run_t z;
+    s_run(sc, &cfg, &s_plain, &z);
+    for (int k = 0; k < 4 && sc->expect[k] != S_NONE; k++) {
+        bool found = false;
+        for (size_t i = 0; i < z.log.n && !found; i++)
+            found = z.log.v[i].rule == sc->expect[k];
+        ck_assert_msg(found, "%s: no %s verdict", sc->name, vem_rules_name(sc->expect[k]));
+    }
+    long events = z.event;
+    long splits[64];
+    int n = 0;
+    for (int m = 0; m < z.nmarks; m++)
+        for (long d = -1; d <= 1; d++)
+            s_add_split(splits, &n, z.marks[m] + d, events);
+    for (long k = 0; k <= 8; k++)
+        s_add_split(splits, &n, k * (events - 1) / 8, events);
+    for (int s = 0; s < n; s++) {
+        s_run_t y;
+        s_opts_t o = {splits[s], -1, 0, NULL};
+        s_run(sc, &cfg, &o, &y);
+        ck_assert_msg(y.saved > 0, "%s: split %ld not taken", sc->name, splits[s]);
+        ck_assert_msg(y.log.n == z.log.n, "%s, split %ld of %ld: %zu verdicts, not %zu", sc->name,
+                      splits[s], events, y.log.n, z.log.n);
+        for (size_t i = 0; i < z.log.n; i++)
+            s_same_verdict(&z.log.v[i], &y.log.v[i], i, splits[s]);
+        s_log_free(&y.log);
+    }
+    s_log_free(&z.log);
+}
+END_TEST
+
+/* ---- size ------------------------------------------------------------------------------- */
+
+#define S_TRUCK 8 /* the scenario of a truck on the road */
+#define S_ALL   9 /* the scenario with every part of the state filled */
+
+START_TEST(size_of_a_driving_truck)
+{
+    vem_rules_config_t cfg = s_defaults();
+    const s_scenario_t *sc = &s_scenarios[S_TRUCK];
+    s_run_t z;
+    s_run(sc, &cfg, &s_plain, &z);
+    s_log_free(&z.log);
+    s_opts_t o = {z.marks[0], -1, 0, NULL};
+    s_run_t y;
+    s_run(sc, &cfg, &o, &y);
+    s_log_free(&y.log);
+    fprintf(stderr, "rules_ckpt: a truck an hour into its trip saves to %zu bytes (holds %zu)\n",
+            y.saved, y.held);
+    ck_assert_uint_le(y.saved, 65536);
+    ck_assert_uint_le(y.saved, y.held + 1024);
+}
+END_TEST
+
+/* ---- damage ------------------------------------------------------------------------------- */
+
+/* The checkpoint of scenario sc before event `at` (malloc'd), the event count in *events. */
+static uint8_t *s_checkpoint_of(const s_scenario_t *sc, const vem_rules_config_t *cfg, long at,
+                                size_t *len)
+{
+    s_opts_t o = {-1, at, 0, NULL};
+    s_run_t r;
+    s_run(sc, cfg, &o, &r);
+    s_log_free(&r.log);
+    ck_assert_ptr_nonnull(r.cap_buf);
+    *len = r.cap_len;
+    return r.cap_buf;
+}
+
+static long s_mark_of(const s_scenario_t *sc, const vem_rules_config_t *cfg, int k)
+{
+    s_run_t z;
+    s_run(sc, cfg, &s_plain, &z);
+    s_log_free(&z.log);
+    ck_assert_int_gt(z.nmarks, k);
+    return z.marks[k];
+}
+
+static bool s_starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+START_TEST(every_truncation_is_refused)
+{
+    vem_rules_config_t cfg = s_defaults();
+    const int which[] = {S_ALL, S_TRUCK};
+    for (int k = 0; k < 2; k++) {
+        const s_scenario_t *sc = &s_scenarios[which[k]];
+        size_t len;
+        uint8_t *buf = s_checkpoint_of(sc, &cfg, s_mark_of(sc, &cfg, 0), &len);
+        char err[256];
+        for (size_t n = 0; n < len; n++) {
+            /* a copy of exactly n bytes, so ASan sees any read past them */
+            uint8_t *cut = malloc(n ? n : 1);
+            memcpy(cut, buf, n);
+            err[0] = '\0';
+            vem_rules_vehicle_t *v = vem_rules_vehicle_load(cut, n, err, sizeof err);
+            ck_assert_msg(v == NULL, "%zu of %zu bytes loaded", n, len);
+            ck_assert_msg(s_starts_with(err, "rules checkpoint: "), "%zu bytes: '%s'", n, err);
+            free(cut);
+        }
+        uint8_t *longer = malloc(len + 1);
+        memcpy(longer, buf, len);
+        longer[len] = 0;
+        ck_assert_ptr_null(vem_rules_vehicle_load(longer, len + 1, err, sizeof err));
+        ck_assert_str_eq(err, "rules checkpoint: 1 bytes after the state");
+        ck_assert_ptr_null(vem_rules_vehicle_load(longer, len + 1, NULL, 0)); /* no err: fine */
+        free(longer);
+        free(buf);
+    }
+}
+END_TEST
+
+START_TEST(version_and_magic)
+{
+    vem_rules_config_t cfg = s_defaults();
+    size_t len;
+    uint8_t *buf = s_checkpoint_of(&s_scenarios[S_ALL], &cfg, 3, &len);
+    char err[256];
+    vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_ptr_nonnull(v);
+    vem_rules_vehicle_destroy(&v);
+    uint32_t version = 2;
+    memcpy(buf + 4, &version, 4);
+    ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
+    ck_assert_str_eq(err, "rules checkpoint: version 2, this build reads version 1");
+    version = 1;
+    memcpy(buf + 4, &version, 4);
+    uint32_t swapped = 0x04030201;
+    memcpy(buf + 8, &swapped, 4);
+    ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
+    ck_assert(s_starts_with(err, "rules checkpoint: written on a host of another byte order"));
+    buf[0] = 'X';
+    ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
+    ck_assert(s_starts_with(err, "rules checkpoint: no \"VRCK\" magic"));
+    free(buf);
+}
+END_TEST
+
+/* Finds the n bytes at p in buf (the first time), failing when they are not there. */
+static size_t s_find(const uint8_t *buf, size_t len, const void *p, size_t n)
+{
+    for (size_t i = 0; i + n <= len; i++)
+        if (memcmp(buf + i, p, n) == 0)
+            return i;
+    ck_abort_msg("pattern not in the checkpoint");
+    return 0;
+}
+
+/* Fields set out of bounds give a reason that names them. */
+START_TEST(precise_reasons)
+{
+    vem_rules_config_t cfg = s_defaults();
+    const s_scenario_t *sc = &s_scenarios[S_TRUCK];
+    long at = s_mark_of(sc, &cfg, 0);
+    size_t len;
+    uint8_t *buf = s_checkpoint_of(sc, &cfg, at, &len);
+    char err[256];
+    vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_ptr_nonnull(v);
+    const vem_rules_window_t *w = &v->live.win;
+    ck_assert(w->active);
+    uint32_t ring[3] = {w->cap, w->cap_max, w->count};
+    size_t off = s_find(buf, len, ring, sizeof ring);
+    uint32_t bad = 5000;
+    memcpy(buf + off + 8, &bad, 4);
+    ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
+    ck_assert_str_eq(err, "rules checkpoint: live track: window ring count 5000 above 4096");
+    memcpy(buf + off + 8, &ring[2], 4);
+    bad = ring[1] + 1;
+    memcpy(buf + off, &bad, 4);
+    ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
+    char want[200];
+    snprintf(want, sizeof want, "rules checkpoint: live track: window ring capacity %u above %u",
+             bad, ring[1]);
+    ck_assert_str_eq(err, want);
+    memcpy(buf + off, &ring[0], 4);
+    uint32_t kept[2] = {w->kept_cap, w->nkept};
+    size_t koff = s_find(buf + off, len - off, kept, sizeof kept) + off;
+    bad = w->kept_cap + 1;
+    memcpy(buf + koff + 4, &bad, 4);
+    ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
+    snprintf(want, sizeof want, "rules checkpoint: live track: kept window count %u above %u", bad,
+             w->kept_cap);
+    ck_assert_str_eq(err, want);
+    memcpy(buf + koff + 4, &kept[1], 4);
+    /* the plate: a length beyond its field */
+    size_t poff = 12 + 1 + 17;
+    ck_assert_uint_eq(buf[poff], 0);
+    buf[poff] = 40;
+    ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
+    ck_assert_str_eq(err, "rules checkpoint: vehicle: plate of 40 bytes, at most 15");
+    buf[poff] = 0;
+    vem_rules_vehicle_t *again = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_msg(again != NULL, "%s", err);
+    vem_rules_vehicle_destroy(&again);
+    vem_rules_vehicle_destroy(&v);
+    free(buf);
+}
+END_TEST
+
+/* Corrupt byte i of the checkpoint of "everything at once" three ways. Refused: fine. Loaded:
+ * it must judge the rest of the scenario, flush, and save to a checkpoint that loads. */
+START_TEST(single_byte_corruptions)
+{
+    vem_rules_config_t cfg = s_defaults();
+    const s_scenario_t *sc = &s_scenarios[S_ALL];
+    long at = s_mark_of(sc, &cfg, 0);
+    size_t len;
+    uint8_t *buf = s_checkpoint_of(sc, &cfg, at, &len);
+    uint8_t *bad = malloc(len);
+    size_t refused = 0, loaded = 0;
+    for (size_t i = 0; i < len; i++) {
+        const uint8_t ways[] = {(uint8_t)(buf[i] ^ 0x01), (uint8_t)(buf[i] ^ 0x80), 0xFF};
+        for (int k = 0; k < 3; k++) {
+            if (ways[k] == buf[i])
+                continue;
+            memcpy(bad, buf, len);
+            bad[i] = ways[k];
+            char err[256];
+            vem_rules_vehicle_t *v = vem_rules_vehicle_load(bad, len, err, sizeof err);
+            if (!v) {
+                ck_assert_msg(s_starts_with(err, "rules checkpoint: "), "'%s'", err);
+                refused++;
+                continue;
+            }
+            loaded++;
+            s_opts_t o = {-1, -1, at, v};
+            s_run_t r;
+            s_run(sc, &cfg, &o, &r);
+            s_log_free(&r.log);
+            /* what the damaged state became is still a state */
+            o = (s_opts_t){-1, -1, at, vem_rules_vehicle_load(bad, len, err, sizeof err)};
+            o.capture = at + 3;
+            s_run(sc, &cfg, &o, &r);
+            s_log_free(&r.log);
+            v = vem_rules_vehicle_load(r.cap_buf, r.cap_len, err, sizeof err);
+            ck_assert_msg(v != NULL, "byte %zu = %02x: the state it became does not load: %s", i,
+                          ways[k], err);
+            vem_rules_vehicle_destroy(&v);
+            free(r.cap_buf);
+        }
+    }
+    fprintf(stderr, "rules_ckpt: %zu-byte checkpoint, %zu corruptions refused, %zu loaded\n", len,
+            refused, loaded);
+    ck_assert_uint_gt(refused, 0);
+    free(bad);
+    free(buf);
+}
+END_TEST
+
+Suite *vem_suite_rules_ckpt(void);
+Suite *vem_suite_rules_ckpt(void)
+{
+    Suite *s = suite_create("rules_ckpt");
+    TCase *tc = tcase_create("equivalence");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, equivalence_at_every_split, 0,
+                        sizeof s_scenarios / sizeof *s_scenarios);
+    tcase_add_test(tc, size_of_a_driving_truck);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("damage");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, every_truncation_is_refused);
+    tcase_add_test(tc, version_and_magic);
+    tcase_add_test(tc, precise_reasons);
+    tcase_add_test(tc, single_byte_corruptions);
+    suite_add_tcase(s, tc);
+    return s;
+}
