@@ -105,9 +105,12 @@ static void s_same_verdict(const s_got_t *a, const s_got_t *b, size_t i, long sp
                   rule);
     if (!json_equal(a->ev, b->ev)) {
         char *x = json_dumps(a->ev, JSON_SORT_KEYS), *y = json_dumps(b->ev, JSON_SORT_KEYS);
-        ck_abort_msg("split %ld, verdict %zu (%s): evidence\n%s\n%s", split, i, rule, x, y);
+        char msg[2048];
+        snprintf(msg, sizeof msg, "split %ld, verdict %zu (%s): evidence\n%s\n%s", split, i, rule,
+                 x, y);
         free(x);
         free(y);
+        ck_abort_msg("%s", msg);
     }
 }
 
@@ -184,6 +187,7 @@ typedef struct {
     size_t cap_len, cap_cap;
     long from;                  /* events before this one are skipped ... */
     vem_rules_vehicle_t *start; /* ... and this vehicle takes the rest (NULL: from 0, new) */
+    bool gb17691;               /* GB 17691 frames: one time per frame, its last sample's */
     long marks[16];
     int nmarks;
     size_t saved; /* bytes of the checkpoint taken at the split */
@@ -252,10 +256,12 @@ static void s_samples(s_run_t *r, uint8_t cmd, int64_t t0, long n, s_gen_t gen, 
     for (long i = 0; i < n; i += 10) {
         long k = n - i < 10 ? n - i : 10;
         s_envelope(r->f, cmd, t0 + i + k - 1);
+        if (r->gb17691)
+            r->f->layout = 0;
         for (long j = 0; j < k; j++) {
             s_phys_t p;
             gen((long)(t0 + i + j - T0), &p, arg);
-            s_stream(&r->f->blocks[r->f->nblocks++], t0 + i + j, &p);
+            s_stream(&r->f->blocks[r->f->nblocks++], r->gb17691 ? t0 + i + k - 1 : t0 + i + j, &p);
         }
         s_send(r);
     }
@@ -408,6 +414,7 @@ static void s_frozen(long i, s_phys_t *p, const void *arg)
 
 static void s_sc_frozen(s_run_t *r)
 {
+    r->gb17691 = true; /* the evidence keeps the stored keys: sample_time and block_idx */
     s_samples(r, VEM_HJ1239_CMD_REALTIME, T0, 300, s_frozen, NULL);
     s_mark(r); /* just before the sentinels */
     s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 300, 320, s_frozen, NULL);
@@ -739,7 +746,7 @@ END_TEST
 
 /* ---- damage ------------------------------------------------------------------------------- */
 
-/* The checkpoint of scenario sc before event `at` (malloc'd), the event count in *events. */
+/* The checkpoint of scenario sc before event `at` (malloc'd). */
 static uint8_t *s_checkpoint_of(const s_scenario_t *sc, const vem_rules_config_t *cfg, long at,
                                 size_t *len)
 {
@@ -821,6 +828,39 @@ START_TEST(version_and_magic)
     ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
     ck_assert(s_starts_with(err, "rules checkpoint: no \"VRCK\" magic"));
     free(buf);
+}
+END_TEST
+
+/* Two vehicles saved one after the other into one buffer load from their own bytes. */
+START_TEST(save_appends)
+{
+    vem_rules_config_t cfg = s_defaults();
+    size_t one_len, two_len;
+    uint8_t *one = s_checkpoint_of(s_scenario(s_sc_fusion), &cfg, 4, &one_len);
+    uint8_t *two = s_checkpoint_of(s_scenario(s_sc_roadside), &cfg, 3, &two_len);
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (int k = 0; k < 2; k++) {
+        const uint8_t *p = k ? two : one;
+        size_t n = k ? two_len : one_len;
+        vem_rules_vehicle_t *v = vem_rules_vehicle_load(p, n, NULL, 0);
+        ck_assert_ptr_nonnull(v);
+        vem_rules_vehicle_save(v, &buf, &len, &cap);
+        vem_rules_vehicle_destroy(&v);
+    }
+    ck_assert_uint_eq(len, one_len + two_len);
+    ck_assert_uint_ge(cap, len);
+    ck_assert_mem_eq(buf, one, one_len);
+    ck_assert_mem_eq(buf + one_len, two, two_len);
+    char err[256];
+    ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err)); /* not one state */
+    vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf + one_len, two_len, err, sizeof err);
+    ck_assert_msg(v != NULL, "%s", err);
+    ck_assert_str_eq(v->plate, PLATE);
+    vem_rules_vehicle_destroy(&v);
+    free(buf);
+    free(one);
+    free(two);
 }
 END_TEST
 
@@ -950,6 +990,7 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, every_truncation_is_refused);
     tcase_add_test(tc, version_and_magic);
+    tcase_add_test(tc, save_appends);
     tcase_add_test(tc, precise_reasons);
     tcase_add_test(tc, single_byte_corruptions);
     suite_add_tcase(s, tc);
