@@ -45,6 +45,22 @@
 #define S_TIME_MAX_S ((int64_t)1 << 40)
 #define S_US         ((int64_t)1000000)
 
+/* A member added to a state struct must be saved and loaded here, and S_VERSION bumped: these
+ * sizes (of x86-64 and other LP64 hosts) fail the build when a struct changes, as a reminder.
+ * Update them once the new member is in the format. */
+#if defined(__LP64__)
+_Static_assert(sizeof(struct vem_rules_vehicle) == 1456, "vehicle changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_track_t) == 584, "track changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_window_t) == 176, "window changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_span_t) == 48, "span changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_rsd_t) == 80, "roadside changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_chain_t) == 24, "chain changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_link_t) == 112, "link changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_pending_t) == 120, "pending changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_counts_t) == 56, "counts changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_engine_facts_t) == 32, "facts changed: update rules_ckpt");
+#endif
+
 /* ---- writing ------------------------------------------------------------------------------ */
 
 typedef struct {

@@ -105,9 +105,12 @@ static void s_same_verdict(const s_got_t *a, const s_got_t *b, size_t i, long sp
                   rule);
     if (!json_equal(a->ev, b->ev)) {
         char *x = json_dumps(a->ev, JSON_SORT_KEYS), *y = json_dumps(b->ev, JSON_SORT_KEYS);
-        ck_abort_msg("split %ld, verdict %zu (%s): evidence\n%s\n%s", split, i, rule, x, y);
+        char msg[2048];
+        snprintf(msg, sizeof msg, "split %ld, verdict %zu (%s): evidence\n%s\n%s", split, i, rule,
+                 x, y);
         free(x);
         free(y);
+        ck_abort_msg("%s", msg);
     }
 }
 
@@ -184,6 +187,7 @@ typedef struct {
     size_t cap_len, cap_cap;
     long from;                  /* events before this one are skipped ... */
     vem_rules_vehicle_t *start; /* ... and this vehicle takes the rest (NULL: from 0, new) */
+    bool gb17691;               /* GB 17691 frames: one time per frame, its last sample's */
     long marks[16];
     int nmarks;
     size_t saved; /* bytes of the checkpoint taken at the split */
@@ -252,10 +256,12 @@ static void s_samples(s_run_t *r, uint8_t cmd, int64_t t0, long n, s_gen_t gen, 
     for (long i = 0; i < n; i += 10) {
         long k = n - i < 10 ? n - i : 10;
         s_envelope(r->f, cmd, t0 + i + k - 1);
+        if (r->gb17691)
+            r->f->layout = 0;
         for (long j = 0; j < k; j++) {
             s_phys_t p;
             gen((long)(t0 + i + j - T0), &p, arg);
-            s_stream(&r->f->blocks[r->f->nblocks++], t0 + i + j, &p);
+            s_stream(&r->f->blocks[r->f->nblocks++], r->gb17691 ? t0 + i + k - 1 : t0 + i + j, &p);
         }
         s_send(r);
     }
@@ -291,8 +297,9 @@ static void s_obd(s_run_t *r, int64_t t, unsigned mil, const uint32_t *dtcs, int
     s_send(r);
 }
 
-/* A valid diesel roadside reading at t + 0.25 s. */
-static void s_reading(s_run_t *r, int64_t t, const char *id, double no_ppm, double opacity)
+/* A valid roadside reading at t + 0.25 s, of the fuel given (unknown: the registry's). */
+static void s_reading_of(s_run_t *r, int64_t t, const char *id, double no_ppm, double opacity,
+                         vem_rules_fuel_t fuel)
 {
     vem_rsd_reading_t rd;
     vem_rules_reading_init(&rd);
@@ -300,7 +307,7 @@ static void s_reading(s_run_t *r, int64_t t, const char *id, double no_ppm, doub
     snprintf(rd.reading_id, sizeof rd.reading_id, "%s", id);
     snprintf(rd.plate, sizeof rd.plate, "%s", PLATE);
     rd.time_us = US(t) + 250000;
-    rd.fuel = VEM_FUEL_DIESEL;
+    rd.fuel = fuel;
     rd.valid = true;
     rd.speed_kmh = 45;
     rd.accel_ms2 = 0.1;
@@ -311,6 +318,11 @@ static void s_reading(s_run_t *r, int64_t t, const char *id, double no_ppm, doub
     rd.opacity_pct = opacity;
     if (s_begin(r))
         vem_rules_on_reading(r->v, r->cfg, &rd, ++r->seq, s_collect, &r->log);
+}
+
+static void s_reading(s_run_t *r, int64_t t, const char *id, double no_ppm, double opacity)
+{
+    s_reading_of(r, t, id, no_ppm, opacity, VEM_FUEL_DIESEL);
 }
 
 static void s_silence(s_run_t *r, int64_t now)
@@ -348,11 +360,13 @@ static void s_trouble(long i, s_phys_t *p, const void *arg)
         p->nox_down = NAN; /* a sentinel now and then: neither breaks nor extends */
 }
 
-/* A truck's day: power and NOx vary, nothing breaks a rule but the windows may. */
+/* A truck's day: power and NOx vary; from sample 2000 on the SCR converts less than half of
+ * the upstream NOx (1 - 240 / 400 on average), so the block of 1800 .. 3599 fails. */
 static void s_drive(long i, s_phys_t *p, const void *arg)
 {
     (void)arg;
     *p = s_cruise;
+    p->nox_up = i >= 2000 ? 400 : 800;
     p->rpm = 1100 + (double)((i * 37) % 700);
     p->torque = 30 + (double)((i * 11) % 60);
     p->fuel = 20 + (double)(i % 17);
@@ -380,9 +394,14 @@ static void s_sc_mil(s_run_t *r)
             s_mark(r); /* MIL on for 4 days, escalates after the split */
         s_obd(r, T0 + d * DAY, 1, d < 6 ? a : b, d < 6 ? 2 : 3);
     }
+    s_mark(r);
+    s_obd(r, T0 + 8 * DAY + 3600, 1, b, 3); /* escalated once: nothing new */
     s_obd(r, T0 + 9 * DAY, 0, NULL, 0);
     s_mark(r);
-    s_obd(r, T0 + 9 * DAY + 60, 1, b, 3); /* a new episode, the codes new again */
+    s_obd(r, T0 + 9 * DAY + 60, 1, b, 3);        /* a new episode, the codes new again */
+    s_silence(r, T0 + 9 * DAY + 60 + 73 * 3600); /* offline: once per silence */
+    s_mark(r);
+    s_silence(r, T0 + 9 * DAY + 60 + 74 * 3600);
 }
 
 static void s_frozen(long i, s_phys_t *p, const void *arg)
@@ -395,6 +414,7 @@ static void s_frozen(long i, s_phys_t *p, const void *arg)
 
 static void s_sc_frozen(s_run_t *r)
 {
+    r->gb17691 = true; /* the evidence keeps the stored keys: sample_time and block_idx */
     s_samples(r, VEM_HJ1239_CMD_REALTIME, T0, 300, s_frozen, NULL);
     s_mark(r); /* just before the sentinels */
     s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 300, 320, s_frozen, NULL);
@@ -407,7 +427,7 @@ static void s_sc_roadside(s_run_t *r)
     s_reading(r, T0 + DAY, "r2", 1400, 36); /* NO compliant: its chain restarts */
     s_mark(r);
     s_reading(r, T0 + 2 * DAY, "r3", 1700, 40); /* opacity completes: violation */
-    s_reading(r, T0 + 3 * DAY, "r4", 1800, NAN);
+    s_reading_of(r, T0 + 3 * DAY, "r4", 1800, NAN, VEM_FUEL_UNKNOWN); /* diesel by registry */
     s_mark(r);
     s_reading(r, T0 + 4 * DAY, "r5", 1900, 20); /* NO chain of two: violation */
     s_reading(r, T0 + 4 * DAY, "r5", 1900, 20); /* judged once */
@@ -431,6 +451,29 @@ static void s_sc_fusion(s_run_t *r)
     s_mark(r);
     s_silence(r, T0 + 400 + 601); /* f2 expires: unmatched */
     s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 1100, 20, s_low_nox, NULL);
+}
+
+/* Downstream NOx above upstream for 800 samples, then no intake air value. */
+static void s_tamper(long i, s_phys_t *p, const void *arg)
+{
+    (void)arg;
+    *p = s_cruise;
+    if (i < 800)
+        p->nox_down = 900 + (double)(i % 3);
+    else
+        p->intake = NAN;
+}
+
+static void s_sc_tamper(s_run_t *r)
+{
+    s_obd(r, T0 + 100, 1, NULL, 0);
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0, 400, s_tamper, NULL);
+    s_mark(r);                     /* inside the down-above-up span */
+    s_obd(r, T0 + 50, 0, NULL, 0); /* older than the newest snapshot: not used */
+    s_obd(r, T0 + 200, 1, NULL, 0);
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 400, 1400, s_tamper, NULL);
+    s_mark(r); /* inside the invalid-signal span */
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 1800, 1200, s_tamper, NULL);
 }
 
 static void s_nox_high(long i, s_phys_t *p, const void *arg)
@@ -476,7 +519,9 @@ static void s_sc_backfill(s_run_t *r)
 static void s_sc_truck(s_run_t *r)
 {
     s_cmd(r, VEM_HJ1239_CMD_LOGIN, T0);
-    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0, 3600, s_drive, NULL);
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0, 2700, s_drive, NULL);
+    s_mark(r); /* inside the SCR block that fails */
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 2700, 900, s_drive, NULL);
     s_mark(r); /* an hour into the trip */
     s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 3600, 3600, s_drive, NULL);
 }
@@ -520,7 +565,7 @@ static const s_scenario_t s_scenarios[] = {
      VIN,
      NULL,
      s_sc_mil,
-     {VEM_RULE_OBD_MIL_ON, VEM_RULE_OBD_DTC, S_NONE, S_NONE}},
+     {VEM_RULE_OBD_MIL_ON, VEM_RULE_OBD_DTC, VEM_RULE_OBD_OFFLINE, S_NONE}},
     {"frozen sensor span across the checkpoint",
      &s_truck,
      VIN,
@@ -557,7 +602,18 @@ static const s_scenario_t s_scenarios[] = {
      NULL,
      s_sc_backfill,
      {VEM_RULE_OBD_NOX_WINDOW, VEM_RULE_OBD_REAGENT_EMPTY, S_NONE, S_NONE}},
-    {"a truck two hours on the road", &s_truck, VIN, NULL, s_sc_truck, {S_NONE, S_NONE, S_NONE}},
+    {"tamper spans and a late OBD snapshot",
+     &s_truck,
+     VIN,
+     NULL,
+     s_sc_tamper,
+     {VEM_RULE_OBD_TAMPER, VEM_RULE_OBD_MIL_ON, S_NONE, S_NONE}},
+    {"a truck two hours on the road",
+     &s_truck,
+     VIN,
+     NULL,
+     s_sc_truck,
+     {VEM_RULE_OBD_SCR_INEFFECTIVE, S_NONE, S_NONE, S_NONE}},
     {"everything at once",
      &s_small,
      VIN,
@@ -629,6 +685,12 @@ START_TEST(equivalence_at_every_split)
             found = z.log.v[i].rule == sc->expect[k];
         ck_assert_msg(found, "%s: no %s verdict", sc->name, vem_rules_name(sc->expect[k]));
     }
+    if (sc->fn == s_sc_tamper) {
+        int tamper = 0;
+        for (size_t i = 0; i < z.log.n; i++)
+            tamper += z.log.v[i].rule == VEM_RULE_OBD_TAMPER;
+        ck_assert_int_eq(tamper, 2); /* down_above_up and invalid_signals */
+    }
     long events = z.event;
     long splits[64];
     int n = 0;
@@ -654,17 +716,24 @@ END_TEST
 
 /* ---- size ------------------------------------------------------------------------------- */
 
-#define S_TRUCK 8 /* the scenario of a truck on the road */
-#define S_ALL   9 /* the scenario with every part of the state filled */
+/* The scenario that runs fn. */
+static const s_scenario_t *s_scenario(void (*fn)(s_run_t *r))
+{
+    for (size_t i = 0; i < sizeof s_scenarios / sizeof *s_scenarios; i++)
+        if (s_scenarios[i].fn == fn)
+            return &s_scenarios[i];
+    ck_abort_msg("no such scenario");
+    return NULL;
+}
 
 START_TEST(size_of_a_driving_truck)
 {
     vem_rules_config_t cfg = s_defaults();
-    const s_scenario_t *sc = &s_scenarios[S_TRUCK];
+    const s_scenario_t *sc = s_scenario(s_sc_truck);
     s_run_t z;
     s_run(sc, &cfg, &s_plain, &z);
     s_log_free(&z.log);
-    s_opts_t o = {z.marks[0], -1, 0, NULL};
+    s_opts_t o = {z.marks[1], -1, 0, NULL};
     s_run_t y;
     s_run(sc, &cfg, &o, &y);
     s_log_free(&y.log);
@@ -677,7 +746,7 @@ END_TEST
 
 /* ---- damage ------------------------------------------------------------------------------- */
 
-/* The checkpoint of scenario sc before event `at` (malloc'd), the event count in *events. */
+/* The checkpoint of scenario sc before event `at` (malloc'd). */
 static uint8_t *s_checkpoint_of(const s_scenario_t *sc, const vem_rules_config_t *cfg, long at,
                                 size_t *len)
 {
@@ -707,11 +776,12 @@ static bool s_starts_with(const char *s, const char *prefix)
 START_TEST(every_truncation_is_refused)
 {
     vem_rules_config_t cfg = s_defaults();
-    const int which[] = {S_ALL, S_TRUCK};
+    void (*which[])(s_run_t *) = {s_sc_all, s_sc_truck};
     for (int k = 0; k < 2; k++) {
-        const s_scenario_t *sc = &s_scenarios[which[k]];
+        const s_scenario_t *sc = s_scenario(which[k]);
         size_t len;
         uint8_t *buf = s_checkpoint_of(sc, &cfg, s_mark_of(sc, &cfg, 0), &len);
+        ck_assert_uint_gt(len, 1000);
         char err[256];
         for (size_t n = 0; n < len; n++) {
             /* a copy of exactly n bytes, so ASan sees any read past them */
@@ -739,7 +809,7 @@ START_TEST(version_and_magic)
 {
     vem_rules_config_t cfg = s_defaults();
     size_t len;
-    uint8_t *buf = s_checkpoint_of(&s_scenarios[S_ALL], &cfg, 3, &len);
+    uint8_t *buf = s_checkpoint_of(s_scenario(s_sc_all), &cfg, 3, &len);
     char err[256];
     vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_ptr_nonnull(v);
@@ -761,6 +831,39 @@ START_TEST(version_and_magic)
 }
 END_TEST
 
+/* Two vehicles saved one after the other into one buffer load from their own bytes. */
+START_TEST(save_appends)
+{
+    vem_rules_config_t cfg = s_defaults();
+    size_t one_len, two_len;
+    uint8_t *one = s_checkpoint_of(s_scenario(s_sc_fusion), &cfg, 4, &one_len);
+    uint8_t *two = s_checkpoint_of(s_scenario(s_sc_roadside), &cfg, 3, &two_len);
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (int k = 0; k < 2; k++) {
+        const uint8_t *p = k ? two : one;
+        size_t n = k ? two_len : one_len;
+        vem_rules_vehicle_t *v = vem_rules_vehicle_load(p, n, NULL, 0);
+        ck_assert_ptr_nonnull(v);
+        vem_rules_vehicle_save(v, &buf, &len, &cap);
+        vem_rules_vehicle_destroy(&v);
+    }
+    ck_assert_uint_eq(len, one_len + two_len);
+    ck_assert_uint_ge(cap, len);
+    ck_assert_mem_eq(buf, one, one_len);
+    ck_assert_mem_eq(buf + one_len, two, two_len);
+    char err[256];
+    ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err)); /* not one state */
+    vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf + one_len, two_len, err, sizeof err);
+    ck_assert_msg(v != NULL, "%s", err);
+    ck_assert_str_eq(v->plate, PLATE);
+    vem_rules_vehicle_destroy(&v);
+    free(buf);
+    free(one);
+    free(two);
+}
+END_TEST
+
 /* Finds the n bytes at p in buf (the first time), failing when they are not there. */
 static size_t s_find(const uint8_t *buf, size_t len, const void *p, size_t n)
 {
@@ -775,7 +878,7 @@ static size_t s_find(const uint8_t *buf, size_t len, const void *p, size_t n)
 START_TEST(precise_reasons)
 {
     vem_rules_config_t cfg = s_defaults();
-    const s_scenario_t *sc = &s_scenarios[S_TRUCK];
+    const s_scenario_t *sc = s_scenario(s_sc_truck);
     long at = s_mark_of(sc, &cfg, 0);
     size_t len;
     uint8_t *buf = s_checkpoint_of(sc, &cfg, at, &len);
@@ -828,7 +931,7 @@ END_TEST
 START_TEST(single_byte_corruptions)
 {
     vem_rules_config_t cfg = s_defaults();
-    const s_scenario_t *sc = &s_scenarios[S_ALL];
+    const s_scenario_t *sc = s_scenario(s_sc_all);
     long at = s_mark_of(sc, &cfg, 0);
     size_t len;
     uint8_t *buf = s_checkpoint_of(sc, &cfg, at, &len);
@@ -887,6 +990,7 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, every_truncation_is_refused);
     tcase_add_test(tc, version_and_magic);
+    tcase_add_test(tc, save_appends);
     tcase_add_test(tc, precise_reasons);
     tcase_add_test(tc, single_byte_corruptions);
     suite_add_tcase(s, tc);
