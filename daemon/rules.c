@@ -14,14 +14,15 @@
  * value exactly at a limit is at it, whatever its binary rounding.
  *
  * Trips and tracks. A trip is what lies between a login and a logout, or between gaps longer
- * than trip_gap_min in the samples' own times. Spans and windows never cross a trip's end;
+ * than trip_gap_min in the samples' own times; a login that follows no logout (the terminal
+ * reconnecting) does not end the trip. Spans and windows never cross a trip's end;
  * the NOx window is judged when the trip ends. Each vehicle has two tracks, each with its
  * own trip: the live track takes every sample newer than the newest it ever took; any other
  * sample (a re-sent backlog, a late frame) goes to the back-fill track, which starts a new
  * trip whenever a sample is not newer than its last one or comes after a gap. So old data
  * never touches the trip in progress, and a backlog that arrives in its own order forms trips
  * by its own timestamps, as live data would: what differs is only where it meets live data
- * (there, the back-fill trip ends). Login and logout end the live trip; vem_rules_on_silence
+ * (there, the back-fill trip ends). A logout ends the live trip; vem_rules_on_silence
  * ends trips that received nothing for trip_gap_min. A trip keeps the engine figures it
  * started with.
  *
@@ -828,9 +829,14 @@ unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t 
     self->heard = true;
     self->offline_fired = false;
     switch (f->cmd) {
-    case VEM_HJ1239_CMD_LOGIN:
     case VEM_HJ1239_CMD_LOGOUT:
         s_trip_end(self, &self->live, cfg, &out);
+        break;
+    case VEM_HJ1239_CMD_LOGIN:
+        /* A login with no logout before it is a terminal reconnecting after a dropped link
+         * (a tunnel, a platform restart): the trip goes on. Ending it here would let a truck
+         * reset every span towards obd.tamper or obd.scr_ineffective by dropping its link
+         * every few minutes; a real pause still ends the trip by its gap. */
         break;
     case VEM_HJ1239_CMD_REMOVAL_ALARM:
         s_removal(self, cfg, f, &out);

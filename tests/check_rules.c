@@ -369,7 +369,8 @@ static const struct {
     const char *err;
 } s_bad[] = {
     {s_bad_percentile, "nox_percentile: 0 is outside 1 .. 100"},
-    {s_bad_window, "rsd_speed_kmh_min .. rsd_speed_kmh_max: 90 .. 80 is not a range (low above high?)"},
+    {s_bad_window,
+     "rsd_speed_kmh_min .. rsd_speed_kmh_max: 90 .. 80 is not a range (low above high?)"},
     {s_bad_gas, "gas_co_pct: -1 is outside 1e-09 .. 100 (or unset)"},
     {s_bad_column, "rsd_limit_column: 2 is neither a nor b"},
     {s_bad_horizon, "fusion_horizon_s: 20 is shorter than the match window of 21 s "
@@ -601,6 +602,38 @@ START_TEST(sentinels_inside_a_frozen_span)
             ck_assert_double_eq_tol(s_real(log.v[at].ev, "nox_down_ppm"), 123.45, 1e-9);
         } else {
             ck_assert_int_eq(n, 0);
+        }
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+}
+END_TEST
+
+/* Reagent low for 900 samples, then the terminal logs in again (its link dropped; no logout),
+ * then 900 more: one trip, so the span reaches 1800 and obd.reagent_empty fires from T0. With a
+ * logout before the login the trip ends and neither half is long enough. */
+START_TEST(relogin_without_logout_continues_the_trip)
+{
+    vem_rules_config_t cfg = s_defaults();
+    s_phys_t p = s_cruise;
+    p.reagent = 1.2;
+    for (int k = 0; k < 2; k++) {
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        s_feed(&fd, T0, 900, s_const, &p);
+        if (k == 1)
+            s_cmd(&fd, VEM_HJ1239_CMD_LOGOUT, T0 + 900);
+        s_cmd(&fd, VEM_HJ1239_CMD_LOGIN, T0 + 905);
+        fd.cmd = VEM_HJ1239_CMD_REALTIME;
+        s_feed(&fd, T0 + 905, 900, s_const, &p);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_REAGENT_EMPTY), k == 0 ? 1 : 0);
+        if (k == 0) {
+            const s_got_t *g = s_nth(&log, VEM_RULE_OBD_REAGENT_EMPTY, 0);
+            ck_assert_int_eq(g->first_us, US(T0));
+            ck_assert_int_eq(g->last_us, US(T0 + 905 + 899));
         }
         s_log_free(&log);
         s_feed_free(&fd);
@@ -1910,6 +1943,7 @@ Suite *vem_suite_rules(void)
     tcase_add_loop_test(tc, span_rules, 0, sizeof s_spans / sizeof *s_spans);
     tcase_add_test(tc, nox_high_warm_after_twenty_minutes);
     tcase_add_test(tc, sentinels_inside_a_frozen_span);
+    tcase_add_test(tc, relogin_without_logout_continues_the_trip);
     tcase_add_test(tc, trip_split_by_a_ten_minute_gap);
     tcase_add_test(tc, gb17691_sample_times);
     tcase_add_test(tc, mil_on);

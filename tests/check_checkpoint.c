@@ -1,0 +1,171 @@
+/* check_checkpoint — rule-state checkpoint files: what is written is read back entry by entry
+ * with each worker's `through`; a torn or damaged file is refused (and makes the lowest
+ * through 0, so the spool is replayed for its vehicles); a failed write keeps the previous
+ * file; files of workers a smaller run no longer has are removed. */
+#include "checkpoint.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char s_dir[256];
+
+static void s_write(unsigned index, unsigned workers, uint64_t through, unsigned n,
+                    size_t state_len)
+{
+    char err[300];
+    vem_ckpt_writer_t *w = vem_ckpt_begin(s_dir, index, workers, through, err, sizeof err);
+    ck_assert_msg(w != NULL, "%s", err);
+    uint8_t *state = malloc(state_len ? state_len : 1);
+    for (unsigned i = 0; i < n; i++) {
+        char vin[18];
+        snprintf(vin, sizeof vin, "LCKPT%03u%09u", index, i);
+        for (size_t k = 0; k < state_len; k++)
+            state[k] = (uint8_t)(i * 7 + k);
+        ck_assert_int_eq(vem_ckpt_add(w, vin, through - i, state, state_len), 0);
+    }
+    free(state);
+    ck_assert_msg(vem_ckpt_commit(&w, err, sizeof err) == 0, "%s", err);
+    ck_assert_ptr_null(w);
+}
+
+static const vem_ckpt_entry_t *s_find(const vem_ckpt_set_t *set, const char *vin)
+{
+    for (size_t i = 0; i < set->count; i++)
+        if (strcmp(set->entries[i].vin, vin) == 0)
+            return &set->entries[i];
+    return NULL;
+}
+
+static char *s_path(unsigned index)
+{
+    static char path[300];
+    snprintf(path, sizeof path, "%s/rules.%u.ckpt", s_dir, index);
+    return path;
+}
+
+START_TEST(written_is_read_back)
+{
+    vem_test_mkdtemp("ckpt", s_dir, sizeof s_dir);
+    /* a state bigger than the writer's 1 MiB buffer crosses its flushes */
+    s_write(0, 2, 5000, 3, 1500000);
+    s_write(1, 2, 4200, 50, 100);
+    vem_ckpt_set_t set;
+    char err[300];
+    ck_assert_int_eq(vem_ckpt_load(s_dir, &set, err, sizeof err), 0);
+    ck_assert_uint_eq(set.files, 2);
+    ck_assert_uint_eq(set.damaged, 0);
+    ck_assert_uint_eq(set.workers, 2);
+    ck_assert_uint_eq(set.count, 53);
+    ck_assert_uint_eq(set.nthrough, 2);
+    ck_assert_uint_eq(set.through[0], 5000);
+    ck_assert_uint_eq(set.through[1], 4200);
+    ck_assert_uint_eq(set.low_through, 4200);
+    const vem_ckpt_entry_t *e = s_find(&set, "LCKPT000000000002");
+    ck_assert_ptr_nonnull(e);
+    ck_assert_uint_eq(e->applied, 4998);
+    ck_assert_uint_eq(e->len, 1500000);
+    for (size_t k = 0; k < e->len; k++)
+        ck_assert_uint_eq(e->state[k], (uint8_t)(2 * 7 + k));
+    e = s_find(&set, "LCKPT001000000049");
+    ck_assert_ptr_nonnull(e);
+    ck_assert_uint_eq(e->applied, 4200 - 49);
+    ck_assert_uint_eq(e->len, 100);
+    ck_assert_uint_eq(e->state[99], (uint8_t)(49 * 7 + 99));
+    vem_ckpt_set_free(&set);
+}
+END_TEST
+
+START_TEST(torn_and_damaged_files_are_refused)
+{
+    vem_test_mkdtemp("ckpt", s_dir, sizeof s_dir);
+    s_write(0, 2, 900, 4, 64);
+    s_write(1, 2, 800, 4, 64);
+    struct stat st;
+    ck_assert_int_eq(stat(s_path(1), &st), 0);
+    /* every cut of worker 1's file, and one flipped bit anywhere, is refused */
+    size_t len;
+    uint8_t *whole = vem_test_slurp(s_path(1), &len);
+    ck_assert_uint_eq(len, (size_t)st.st_size);
+    for (size_t cut = 0; cut < len; cut += cut < 64 ? 1 : 37) {
+        int fd = open(s_path(1), O_WRONLY | O_TRUNC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write(fd, whole, cut), (ssize_t)cut);
+        close(fd);
+        vem_ckpt_set_t set;
+        char err[300];
+        ck_assert_int_eq(vem_ckpt_load(s_dir, &set, err, sizeof err), 0);
+        ck_assert_uint_eq(set.files, 1);
+        ck_assert_uint_eq(set.damaged, 1);
+        ck_assert_uint_eq(set.count, 4);       /* worker 0's vehicles only */
+        ck_assert_uint_eq(set.low_through, 0); /* worker 1's vehicles: the whole spool */
+        vem_ckpt_set_free(&set);
+    }
+    for (size_t at = 0; at < len; at += 13) {
+        whole[at] ^= 0x10;
+        int fd = open(s_path(1), O_WRONLY | O_TRUNC);
+        ck_assert_int_eq(write(fd, whole, len), (ssize_t)len);
+        close(fd);
+        whole[at] ^= 0x10;
+        vem_ckpt_set_t set;
+        char err[300];
+        ck_assert_int_eq(vem_ckpt_load(s_dir, &set, err, sizeof err), 0);
+        ck_assert_msg(set.damaged == 1, "flip at %zu accepted", at);
+        ck_assert_uint_eq(set.count, 4);
+        vem_ckpt_set_free(&set);
+    }
+    free(whole);
+}
+END_TEST
+
+START_TEST(failed_write_keeps_the_previous_and_stale_files_go)
+{
+    vem_test_mkdtemp("ckpt", s_dir, sizeof s_dir);
+    s_write(0, 4, 100, 2, 10);
+    s_write(3, 4, 90, 2, 10);
+    /* a checkpoint dropped half way leaves the previous one and no temp file */
+    char err[300];
+    vem_ckpt_writer_t *w = vem_ckpt_begin(s_dir, 0, 4, 200, err, sizeof err);
+    ck_assert_ptr_nonnull(w);
+    uint8_t x[8] = {0};
+    ck_assert_int_eq(vem_ckpt_add(w, "LCKPT000000000009", 200, x, sizeof x), 0);
+    vem_ckpt_abort(&w);
+    ck_assert_ptr_null(w);
+    char tmp[320];
+    snprintf(tmp, sizeof tmp, "%s.tmp", s_path(0));
+    ck_assert_int_ne(access(tmp, F_OK), 0);
+    vem_ckpt_set_t set;
+    ck_assert_int_eq(vem_ckpt_load(s_dir, &set, err, sizeof err), 0);
+    ck_assert_uint_eq(set.through[0], 100);
+    ck_assert_uint_eq(set.count, 4);
+    vem_ckpt_set_free(&set);
+    /* a run with two workers removes the files of workers 2 and 3 */
+    vem_ckpt_remove_above(s_dir, 2);
+    ck_assert_int_eq(access(s_path(0), F_OK), 0);
+    ck_assert_int_ne(access(s_path(3), F_OK), 0);
+    /* a directory that cannot be listed is an error, not an empty set */
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/nope", s_dir);
+    ck_assert_int_eq(vem_ckpt_load(missing, &set, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "No such file"));
+}
+END_TEST
+
+Suite *vem_suite_checkpoint(void);
+
+Suite *vem_suite_checkpoint(void)
+{
+    Suite *s = suite_create("checkpoint");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, written_is_read_back);
+    tcase_add_test(tc, torn_and_damaged_files_are_refused);
+    tcase_add_test(tc, failed_write_keeps_the_previous_and_stale_files_go);
+    suite_add_tcase(s, tc);
+    return s;
+}
