@@ -86,6 +86,10 @@ static const vem_conf_key_t s_keys[] = {
      "fdatasync each batch before replying to terminals (off only for benchmarks)"},
     {"rules.enable", VEM_CONF_BOOL, S_OFF(rules.enable), "true", 0, 0, NULL, false,
      "judge every vehicle against the China VI rules (protocol/rules.md defaults)"},
+    {"rules.checkpoint_interval_s", VEM_CONF_INT, S_OFF(rules.checkpoint_interval_s), "300", 5,
+     86400, NULL, false,
+     "seconds between checkpoints of the rule state (SPOOL_DIR/rules.N.ckpt): at most this much "
+     "spool is judged again after a crash"},
     {"rules.disabled", VEM_CONF_STRING, S_OFF(rules.disabled), "", 0, 0, NULL, true,
      "rules switched off, by name, e.g. obd.offline, rsd.hc_exceed; empty: all on"},
     {"rules.rsd_speed_kmh_min", VEM_CONF_REAL, S_OFF(rules.t.rsd_speed_kmh.lo), "20", 0, 0, NULL,

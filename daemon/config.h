@@ -53,6 +53,7 @@ typedef struct {
     } spool;
     struct {
         bool enable;
+        int64_t checkpoint_interval_s;
         char *rsd_limit_column; /* "a" | "b" */
         char *disabled;         /* rule names, separated by commas or spaces */
         vem_rules_config_t t;   /* every threshold; enabled[] and rsd_column follow the two

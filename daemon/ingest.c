@@ -108,6 +108,8 @@ typedef struct {
     uint64_t forwarded;            /* every input up to this seq has been handed to a worker */
     uint64_t *sent_last;           /* per worker: the last seq handed to it */
     uint64_t *done_last;           /* per worker: its acknowledged mark */
+    uint64_t *ckpt_last;           /* per worker: the through of its last checkpoint */
+    vem_gauge_t *unjudged;         /* vem_queue_depth{stage="checkpoint"} */
     uint64_t marks[VEM_CONSUMERS]; /* sinks' acknowledged marks */
     /* an operator's replay of a range (vemctl spool replay) */
     void *ctl; /* REP: requests from the control actor */
@@ -351,6 +353,7 @@ static bool s_forward(s_ingest_t *in, zmq_msg_t *msg, unsigned w, uint64_t seq, 
 static void s_fall_behind(s_ingest_t *in, uint64_t seq)
 {
     in->live = false;
+    atomic_store(&in->args->behind, true);
     in->fwd_next = seq;
     vem_counter_add(in->behind, 1);
     vem_log(VEM_LOG_INFO, "ingest", "workers busy: forwarding from the spool from input %llu",
@@ -484,6 +487,7 @@ static bool s_catch_up(s_ingest_t *in)
         if (in->fwd_next > durable) {
             vem_spool_reader_destroy(&in->reader);
             in->live = true;
+            atomic_store(&in->args->behind, false);
             vem_log(VEM_LOG_INFO, "ingest", "workers caught up with the spool at input %llu",
                     (unsigned long long)durable);
             return false;
@@ -798,19 +802,23 @@ static void s_on_pull(s_ingest_t *in)
 
 /* ---- acknowledgements and trimming ---------------------------------------------------------- */
 
-/* The lowest mark of the active consumers: every record up to it is done everywhere. */
-static uint64_t s_low_mark(const s_ingest_t *in)
+/* The lowest mark of the active consumers (but the one left out, VEM_CONSUMERS for none):
+ * every record up to it is done everywhere. */
+static uint64_t s_low_mark(const s_ingest_t *in, unsigned except)
 {
     uint64_t low = UINT64_MAX;
     for (unsigned c = 0; c < VEM_CONSUMERS; c++) {
-        if (!(in->args->consumers & 1u << c))
+        if (!(in->args->consumers & 1u << c) || c == except)
             continue;
         uint64_t mark = in->marks[c];
-        if (c == VEM_CONSUMER_WORKERS) {
+        if (c == VEM_CONSUMER_WORKERS || c == VEM_CONSUMER_RULES) {
+            /* a worker handed nothing past its mark holds nothing back: what came since went
+             * to the others */
+            const uint64_t *last = c == VEM_CONSUMER_WORKERS ? in->done_last : in->ckpt_last;
             mark = in->forwarded;
             for (unsigned w = 0; w < in->args->workers; w++)
-                if (in->done_last[w] < in->sent_last[w] && in->done_last[w] < mark)
-                    mark = in->done_last[w];
+                if (last[w] < in->sent_last[w] && last[w] < mark)
+                    mark = last[w];
         }
         if (mark < low)
             low = mark;
@@ -828,6 +836,9 @@ static void s_on_acks(s_ingest_t *in)
         if (ack.consumer == VEM_CONSUMER_WORKERS) {
             if (ack.from < in->args->workers && ack.mark > in->done_last[ack.from])
                 in->done_last[ack.from] = ack.mark;
+        } else if (ack.consumer == VEM_CONSUMER_RULES) {
+            if (ack.from < in->args->workers && ack.mark > in->ckpt_last[ack.from])
+                in->ckpt_last[ack.from] = ack.mark;
         } else if (ack.mark > in->marks[ack.consumer]) {
             in->marks[ack.consumer] = ack.mark;
         }
@@ -836,7 +847,10 @@ static void s_on_acks(s_ingest_t *in)
 
 static void s_trim(s_ingest_t *in)
 {
-    uint64_t low = s_low_mark(in);
+    uint64_t low = s_low_mark(in, VEM_CONSUMERS);
+    uint64_t output = s_low_mark(in, VEM_CONSUMER_RULES);
+    if (output != UINT64_MAX)
+        atomic_store(&in->args->output_seq, output);
     if (in->rreader && in->rnext - 1 < low)
         low = in->rnext - 1; /* a replay on request reads below the marks: keep its segments */
     if (low != UINT64_MAX && low > in->trimmed) {
@@ -846,7 +860,12 @@ static void s_trim(s_ingest_t *in)
             vem_log(VEM_LOG_ERR, "ingest", "spool trim: %s", strerror(errno));
     }
     uint64_t durable = vem_spool_durable_seq(in->args->spool);
-    vem_gauge_set(in->backlog, (int64_t)(low != UINT64_MAX && durable > low ? durable - low : 0));
+    vem_gauge_set(in->backlog,
+                  (int64_t)(output != UINT64_MAX && durable > output ? durable - output : 0));
+    vem_gauge_set(in->unjudged,
+                  (int64_t)(in->args->consumers & 1u << VEM_CONSUMER_RULES && durable > low
+                                ? durable - low
+                                : 0));
     vem_gauge_set(in->unforwarded,
                   (int64_t)(durable > in->forwarded ? durable - in->forwarded : 0));
     vem_gauge_set(in->spool_bytes, (int64_t)vem_spool_bytes(in->args->spool));
@@ -903,11 +922,13 @@ static void s_register(s_ingest_t *in, vem_metrics_t *m)
     in->spool_bytes = vem_metrics_gauge(m, "vem_spool_bytes", "Bytes held in the spool.", NULL);
     in->spool_full = vem_metrics_gauge(m, "vem_spool_full",
                                        "1 while the spool is full and intake is paused.", NULL);
-    const char *q[] = {"stage", "settle", NULL}, *fw[] = {"stage", "forward", NULL};
-    const char *depth_help = "Inputs in the spool by stage: settle = not yet done in every "
-                             "consumer (durable in every sink), forward = not yet handed to a "
-                             "worker.";
+    const char *q[] = {"stage", "settle", NULL}, *fw[] = {"stage", "forward", NULL},
+               *ck[] = {"stage", "checkpoint", NULL};
+    const char *depth_help = "Inputs in the spool by stage: settle = not yet durable in every "
+                             "sink, forward = not yet handed to a worker, checkpoint = kept for "
+                             "the rule state (not yet in every worker's checkpoint, or in a sink).";
     in->backlog = vem_metrics_gauge(m, "vem_queue_depth", depth_help, q);
+    in->unjudged = vem_metrics_gauge(m, "vem_queue_depth", depth_help, ck);
     in->unforwarded = vem_metrics_gauge(m, "vem_queue_depth", depth_help, fw);
 }
 
@@ -1004,6 +1025,7 @@ static void s_teardown(s_ingest_t *in)
     free(in->push);
     free(in->sent_last);
     free(in->done_last);
+    free(in->ckpt_last);
     vem_spool_reader_destroy(&in->reader);
 }
 
@@ -1035,7 +1057,8 @@ void vem_ingest_actor(void *pipe, void *args_)
     in.stalled = calloc(a->max_connections + 1, sizeof *in.stalled);
     in.sent_last = calloc(a->workers, sizeof *in.sent_last);
     in.done_last = calloc(a->workers, sizeof *in.done_last);
-    if (!in.slots || !in.staged || !in.stalled || !in.sent_last || !in.done_last)
+    in.ckpt_last = calloc(a->workers, sizeof *in.ckpt_last);
+    if (!in.slots || !in.staged || !in.stalled || !in.sent_last || !in.done_last || !in.ckpt_last)
         abort();
     in.headroom = S_META_MAX + a->max_frame;
     /* Start behind, at the lowest consumer's position: everything before it is done everywhere,
@@ -1050,11 +1073,13 @@ void vem_ingest_actor(void *pipe, void *args_)
     for (unsigned c = 0; c < VEM_CONSUMERS; c++)
         in.marks[c] = from - 1;
     for (unsigned w = 0; w < a->workers; w++)
-        in.sent_last[w] = in.done_last[w] = from - 1;
+        in.sent_last[w] = in.done_last[w] = in.ckpt_last[w] = from - 1;
     in.live = from == next;
+    atomic_store(&a->behind, !in.live);
     in.fwd_next = from;
     atomic_store(&a->durable_seq, vem_spool_durable_seq(a->spool));
     atomic_store(&a->settled_seq, from - 1);
+    atomic_store(&a->output_seq, from - 1);
     atomic_store(&a->spool_ok, true);
     if (!in.live)
         vem_log(VEM_LOG_NOTICE, "ingest", "replaying spool records %llu..%llu",

@@ -34,6 +34,7 @@ enum {
     VEM_CONSUMER_WORKERS = 0, /* processed by a worker (the only one when no sink runs) */
     VEM_CONSUMER_PG = 1,      /* committed to PostgreSQL */
     VEM_CONSUMER_KAFKA = 2,   /* delivered to Kafka */
+    VEM_CONSUMER_RULES = 3,   /* in a worker's rule-state checkpoint (checkpoint.h) */
     VEM_CONSUMERS
 };
 
@@ -67,9 +68,13 @@ typedef struct {
     atomic_uint_fast64_t connections; /* open terminal connections */
     atomic_uint_fast64_t durable_seq; /* every input up to it is in the spool, synced */
     atomic_uint_fast64_t settled_seq; /* every input up to it is done in every consumer */
+    atomic_uint_fast64_t output_seq;  /* ... in every consumer but the rules' checkpoints: the
+                                       * sinks hold its records (a checkpoint may cover no more,
+                                       * or a crash could lose verdicts only it had made) */
     atomic_bool listening;            /* the endpoints are bound and read */
-    atomic_bool spool_ok;             /* the last spool flush succeeded */
-    atomic_bool spool_full;           /* intake paused for want of spool room */
+    atomic_bool behind;   /* the workers are fed from the spool (a replay, a catch-up), not live */
+    atomic_bool spool_ok; /* the last spool flush succeeded */
+    atomic_bool spool_full; /* intake paused for want of spool room */
 } vem_ingest_args_t;
 
 /* Actor body: bind, report ready, serve until $TERM; then stop reading, flush the spool,
@@ -81,7 +86,7 @@ void vem_ingest_actor(void *pipe, void *args);
  * durable at mark; a worker's covers the inputs routed to it. */
 typedef struct {
     uint32_t consumer; /* VEM_CONSUMER_* */
-    uint32_t from;     /* VEM_CONSUMER_WORKERS: the worker's index */
+    uint32_t from;     /* VEM_CONSUMER_WORKERS, _RULES: the worker's index */
     uint64_t mark;
 } vem_ack_t;
 

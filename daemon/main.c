@@ -29,7 +29,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "registry.h"
+#include "checkpoint.h"
 #include "rules.h"
+#include "session.h"
 #include "sink_pg.h"
 #include "spool.h"
 #include "watchdog.h"
@@ -240,6 +242,21 @@ static int s_start(s_daemon_t *d)
         }
     }
 
+    /* The rule states come back from the workers' checkpoints; the spool is replayed from the
+     * oldest input one of them lacks. */
+    vem_ckpt_set_t ckpt = {0};
+    if (c->rules.enable) {
+        if (vem_ckpt_load(c->spool.dir, &ckpt, err, sizeof err) != 0) {
+            vem_log(VEM_LOG_ERR, "main", "%s", err);
+            return -1;
+        }
+        if (ckpt.low_through < replay_from)
+            replay_from = ckpt.low_through;
+        vem_log(VEM_LOG_INFO, "main",
+                "rule state: %zu vehicles from %u checkpoints (%u refused), judged through "
+                "input %llu",
+                ckpt.count, ckpt.files, ckpt.damaged, (unsigned long long)ckpt.low_through);
+    }
     if (replay_from == UINT64_MAX)
         replay_from = 0;
     else
@@ -254,6 +271,19 @@ static int s_start(s_daemon_t *d)
     d->forwarded = calloc(d->nworkers, sizeof *d->forwarded);
     if (!d->worker_args || !d->workers || !d->forwarded)
         abort();
+    /* no silence rules until ingest says whether it starts with a replay */
+    atomic_store(&d->ingest_args.behind, true);
+    /* each restored vehicle goes to the worker ingest routes its VIN to */
+    const vem_ckpt_entry_t **mine = calloc(ckpt.count ? ckpt.count : 1, sizeof *mine);
+    size_t *nmine = calloc(d->nworkers, sizeof *nmine), *at = calloc(d->nworkers, sizeof *at);
+    if (!mine || !nmine || !at)
+        abort();
+    for (size_t k = 0; k < ckpt.count; k++)
+        nmine[vem_vin_hash(ckpt.entries[k].vin) % d->nworkers]++;
+    for (unsigned i = 1; i < d->nworkers; i++)
+        at[i] = at[i - 1] + nmine[i - 1];
+    for (size_t k = 0; k < ckpt.count; k++)
+        mine[at[vem_vin_hash(ckpt.entries[k].vin) % d->nworkers]++] = &ckpt.entries[k];
     for (unsigned i = 0; i < d->nworkers; i++) {
         vem_worker_args_t *w = &d->worker_args[i];
         w->zctx = d->zctx;
@@ -265,14 +295,38 @@ static int s_start(s_daemon_t *d)
         w->sinks = d->sinks;
         w->nsinks = d->nsinks;
         w->sink_hwm = (int)c->pg.queue_hwm;
+        if (c->rules.enable) {
+            w->ckpt_dir = c->spool.dir;
+            w->workers = d->nworkers;
+            w->ckpt_interval_s = (unsigned)c->rules.checkpoint_interval_s;
+            w->ckpt = mine + (at[i] - nmine[i]);
+            w->nckpt = nmine[i];
+            /* the worker's own file says how far it judged; after a change of the worker
+             * count, the lowest of all (inputs past a vehicle's own mark still count once) */
+            w->rules_floor = ckpt.workers == d->nworkers && i < ckpt.nthrough && !ckpt.damaged
+                                 ? ckpt.through[i]
+                                 : ckpt.low_through;
+            w->output_seq = &d->ingest_args.output_seq;
+            w->behind = &d->ingest_args.behind;
+        }
         char name[32]; /* thread names keep 15 characters */
         snprintf(name, sizeof name, "worker-%u", i);
         d->workers[i] = vem_actor_new(d->zctx, name, vem_worker_actor, w, err, sizeof err);
         if (!d->workers[i]) {
             vem_log(VEM_LOG_ERR, "main", "%s", err);
-            return -1;
+            break;
         }
     }
+    /* the workers restored their vehicles before reporting ready, and wrote this run's files */
+    bool started = d->workers[d->nworkers - 1] != NULL;
+    if (started && c->rules.enable && ckpt.files && ckpt.workers != d->nworkers)
+        vem_ckpt_remove_above(c->spool.dir, d->nworkers);
+    free(mine);
+    free(nmine);
+    free(at);
+    vem_ckpt_set_free(&ckpt);
+    if (!started)
+        return -1;
 
     s_load_registry(d);
 
@@ -283,6 +337,8 @@ static int s_start(s_daemon_t *d)
     in->spool_dir = c->spool.dir;
     /* The sinks settle the spool; without any, the workers do. */
     in->consumers = c->pg.enable ? 1u << VEM_CONSUMER_PG : 1u << VEM_CONSUMER_WORKERS;
+    if (c->rules.enable)
+        in->consumers |= 1u << VEM_CONSUMER_RULES;
     in->forwarded = d->forwarded;
     in->replay_from = replay_from;
     in->workers = d->nworkers;
@@ -318,6 +374,34 @@ static int s_start(s_daemon_t *d)
     return 0;
 }
 
+/* The workers' last checkpoints go in place only if the sinks, now stopped, stored every record
+ * they cover (their cursors say); otherwise the previous ones stay, and the next start judges
+ * the difference again. */
+static void s_last_checkpoints(s_daemon_t *d)
+{
+    const vem_config_t *c = d->cfg;
+    uint64_t stored = UINT64_MAX;
+    if (c->pg.enable && s_cursor_min(c->spool.dir, "pg", &stored) != 0)
+        stored = 0;
+    for (unsigned i = 0; d->worker_args && i < d->nworkers; i++) {
+        vem_worker_args_t *w = &d->worker_args[i];
+        vem_ckpt_writer_t *cw = w->pending_ckpt;
+        w->pending_ckpt = NULL;
+        if (!cw)
+            continue;
+        char err[600];
+        if (stored < w->pending_through) {
+            vem_log(VEM_LOG_NOTICE, "main",
+                    "rule state of worker %u not checkpointed at stop: the sinks hold inputs "
+                    "up to %llu of %llu; the next start judges the rest again",
+                    i, (unsigned long long)stored, (unsigned long long)w->pending_through);
+            vem_ckpt_abort(&cw);
+        } else if (vem_ckpt_commit(&cw, err, sizeof err) != 0) {
+            vem_log(VEM_LOG_ERR, "main", "%s", err);
+        }
+    }
+}
+
 /* Stops intake first, then the workers, so everything read is handed over and processed. */
 static void s_stop(s_daemon_t *d)
 {
@@ -326,6 +410,7 @@ static void s_stop(s_daemon_t *d)
     for (unsigned i = 0; d->workers && i < d->nworkers; i++)
         vem_actor_destroy(&d->workers[i]);
     vem_actor_destroy(&d->pg);
+    s_last_checkpoints(d);
     vem_http_destroy(&d->http);
     if (d->zctx)
         zmq_ctx_term(d->zctx);

@@ -199,6 +199,11 @@ void **vem_sessions_state(vem_sessions_t *self, const char *vin)
     return e ? &e->state : NULL;
 }
 
+void **vem_sessions_state_new(vem_sessions_t *self, const char *vin)
+{
+    return &s_get(self, vin)->state;
+}
+
 size_t vem_sessions_count(const vem_sessions_t *self)
 {
     return self->count;

@@ -74,6 +74,10 @@ const vem_session_t *vem_sessions_find(const vem_sessions_t *self, const char *v
  * slot in the vehicle's entry"); NULL if vin was never seen. The slot starts NULL. */
 void **vem_sessions_state(vem_sessions_t *self, const char *vin);
 
+/* The same slot, creating an empty session for vin when it was never seen (rule state
+ * restored from a checkpoint, before the vehicle's next frame). */
+void **vem_sessions_state_new(vem_sessions_t *self, const char *vin);
+
 /* How the table frees a slot's state when it is destroyed (NULL: it does not). */
 void vem_sessions_set_state_free(vem_sessions_t *self, void (*state_free)(void *state));
 

@@ -101,16 +101,6 @@ static void s_segment_path(char *out, size_t cap, const char *dir, uint64_t firs
     snprintf(out, cap, S_SEGMENT_FORMAT, dir, first);
 }
 
-static int s_fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 static int s_cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -345,7 +335,7 @@ vem_spool_t *vem_spool_open(const char *dir, const vem_spool_opts_t *opts, char 
     if (n == 0) {
         s_segment_path(path, sizeof path, dir, 1);
         self->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-        if (self->fd < 0 || (opts->fsync && s_fsync_dir(dir) != 0)) {
+        if (self->fd < 0 || (opts->fsync && vem_fileio_fsync_dir(dir) != 0)) {
             snprintf(err, errlen, "spool %s: creating first segment: %s", dir, strerror(errno));
             goto fail;
         }
@@ -407,14 +397,15 @@ static int s_roll(vem_spool_t *self, uint64_t first, const uint8_t *p, size_t le
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (fd < 0)
         return -1;
-    if ((self->opts.fsync && s_fsync_dir(self->dir) != 0) ||
+    if ((self->opts.fsync && vem_fileio_fsync_dir(self->dir) != 0) ||
         vem_fileio_pwrite_all(fd, p, len, 0) != 0 || (self->opts.fsync && fdatasync(fd) != 0)) {
         int saved = errno;
         bool emptied = ftruncate(fd, 0) == 0;
         if (unlink(path) == 0 || errno == ENOENT) {
             close(fd);
             if (self->opts.fsync)
-                s_fsync_dir(self->dir); /* best effort: an empty last segment is harmless */
+                vem_fileio_fsync_dir(
+                    self->dir); /* best effort: an empty last segment is harmless */
         } else {
             /* It cannot go: it becomes the active segment, empty (or cut at the next flush). */
             close(self->fd);
@@ -852,7 +843,7 @@ int vem_spool_cursor_commit(vem_spool_cursor_t *self, uint64_t seq)
         return -1;
     }
     close(fd);
-    if (rename(self->tmp, self->path) != 0 || s_fsync_dir(self->dir) != 0)
+    if (rename(self->tmp, self->path) != 0 || vem_fileio_fsync_dir(self->dir) != 0)
         return -1;
     self->seq = seq;
     return 0;

@@ -39,10 +39,27 @@ typedef struct {
     vem_registry_t *registry; /* vehicle registry snapshot (one reference), or NULL */
     bool judge;               /* the rules run (rules.enable) */
     vem_rules_config_t rules; /* this worker's copy: main sends a new one on SIGHUP */
+    uint64_t rules_mark;      /* inputs routed here up to it have been judged (or skipped) */
+    /* checkpoints */
+    vem_ckpt_writer_t *pending; /* written, waiting for the sinks to hold its records */
+    uint64_t pending_through;
+    uint64_t ckpt_through;  /* through of the last checkpoint put in place */
+    int64_t ckpt_due_us;    /* monotonic time of the next checkpoint */
+    bool swept;             /* the silence sweep emitted verdicts since the last checkpoint */
+    bool pending_next;      /* the pending checkpoint also waits for the next input ... */
+    uint64_t pending_after; /* ... this one (0: not seen yet), whose records follow the sweep's */
+    /* silence */
+    int64_t sweep_due_ms;  /* monotonic time of the next silence sweep */
+    int64_t newest_rx_us;  /* newest receipt time among the inputs processed */
+    int64_t last_input_ms; /* monotonic time of the last input processed */
+    uint8_t *ckpt_buf;
+    size_t ckpt_cap;
     /* metric handles */
     vem_counter_t *frames[VEM_SESSION_CMDS][S_LAYOUTS + 1]; /* [cmd][layout or S_LAYOUTS] */
     vem_counter_t *errors[VEM_HJ1239_STATUS_COUNT];
     vem_counter_t *samples, *duplicates, *resent, *gaps, *vendor, *unregistered, *verdicts;
+    vem_counter_t *ckpts, *ckpt_errors, *restored, *restore_errors;
+    vem_gauge_t *ckpt_bytes, *ckpt_vehicles;
     vem_histogram_t *latency;
 } s_worker_t;
 
@@ -76,6 +93,25 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
     w->unregistered = vem_metrics_counter(
         m, "vem_unregistered_frames_total",
         "Frames from VINs missing in the vehicle registry (stored all the same).", NULL);
+    w->ckpts = vem_metrics_counter(m, "vem_rules_checkpoints_total",
+                                   "Rule-state checkpoints put in place.", NULL);
+    w->ckpt_errors = vem_metrics_counter(
+        m, "vem_rules_checkpoint_errors_total",
+        "Rule-state checkpoints that could not be written (the previous one stays).", NULL);
+    w->restored =
+        vem_metrics_counter(m, "vem_rules_restored_total",
+                            "Vehicles whose rule state came back from a checkpoint.", NULL);
+    w->restore_errors = vem_metrics_counter(
+        m, "vem_rules_restore_errors_total",
+        "Vehicle states in a checkpoint that were refused (they start afresh).", NULL);
+    char index[16];
+    snprintf(index, sizeof index, "%u", w->args->index);
+    const char *by_worker[] = {"worker", index, NULL};
+    w->ckpt_bytes =
+        vem_metrics_gauge(m, "vem_rules_checkpoint_bytes",
+                          "Size of the worker's last rule-state checkpoint.", by_worker);
+    w->ckpt_vehicles = vem_metrics_gauge(m, "vem_rules_vehicles",
+                                         "Vehicles with rule state in the worker.", by_worker);
     w->verdicts = vem_metrics_counter(
         m, "vem_verdicts_total",
         "Violations and notices the rules reached (a growing verdict counts each time).", NULL);
@@ -156,10 +192,17 @@ static void s_on_verdict(void *arg, const vem_violation_t *v)
     vem_counter_add(ctx->w->verdicts, 1);
 }
 
+/* What a session slot holds: the vehicle's rule state and the last input it took. */
+typedef struct {
+    vem_rules_vehicle_t *v;
+    uint64_t applied; /* inputs up to this seq are in v */
+} s_vstate_t;
+
 static void s_rules_free(void *state)
 {
-    vem_rules_vehicle_t *v = state;
-    vem_rules_vehicle_destroy(&v);
+    s_vstate_t *vs = state;
+    vem_rules_vehicle_destroy(&vs->v);
+    free(vs);
 }
 
 /* The registry's engine figures of a vehicle (zero and unknown fuel when it has none). */
@@ -182,10 +225,11 @@ static void s_refresh_facts(void *arg, const vem_session_t *session)
     if (!slot || !*slot)
         return;
     const vem_vehicle_t *reg = w->registry ? vem_registry_find(w->registry, session->vin) : NULL;
+    s_vstate_t *vs = *slot;
     vem_rules_engine_facts_t facts = s_facts(reg);
-    vem_rules_vehicle_set_facts(*slot, reg ? &facts : NULL);
+    vem_rules_vehicle_set_facts(vs->v, reg ? &facts : NULL);
     if (reg && *reg->plate)
-        vem_rules_vehicle_set_ids(*slot, NULL, reg->plate);
+        vem_rules_vehicle_set_ids(vs->v, NULL, reg->plate);
 }
 
 /* Runs the rules on an accepted frame, with the vehicle's state kept in its session entry
@@ -200,17 +244,20 @@ static void s_rules(s_worker_t *w, const vem_input_hdr_t *hdr, const vem_hj1239_
         return;
     if (!*slot) {
         const vem_vehicle_t *reg = w->registry ? vem_registry_find(w->registry, vin) : NULL;
-        vem_rules_engine_facts_t facts = {0};
-        if (reg)
-            facts = (vem_rules_engine_facts_t){.ref_torque_nm = reg->ref_torque_nm,
-                                               .rated_power_kw = reg->rated_power_kw,
-                                               .whtc_work_kwh = reg->whtc_work_kwh,
-                                               .fuel = vem_rules_fuel(reg->fuel)};
-        *slot =
+        vem_rules_engine_facts_t facts = s_facts(reg);
+        s_vstate_t *vs = calloc(1, sizeof *vs);
+        if (!vs)
+            abort();
+        vs->v =
             vem_rules_vehicle_new(vin, reg && *reg->plate ? reg->plate : NULL, reg ? &facts : NULL);
+        *slot = vs;
     }
+    s_vstate_t *vs = *slot;
+    if (hdr->seq <= vs->applied)
+        return; /* in the state restored from a checkpoint already */
+    vs->applied = hdr->seq;
     s_verdict_ctx_t ctx = {w, hdr};
-    vem_rules_on_frame(*slot, &w->rules, f, hdr->received_us, hdr->seq, s_on_verdict, &ctx);
+    vem_rules_on_frame(vs->v, &w->rules, f, hdr->received_us, hdr->seq, s_on_verdict, &ctx);
 }
 
 static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const char *detail,
@@ -241,8 +288,11 @@ static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const char *det
                 (unsigned long long)hdr->seq, vem_hj1239_status_name(st), err.offset, err.detail);
         return;
     }
-    if (hdr->flags & VEM_INPUT_REPLAY) {
-        s_emit(w, hdr, data, true); /* seen and counted before: no bookkeeping, the rows again */
+    /* A replayed input the rule states already hold was seen and counted before: no
+     * bookkeeping, only its records again (the sinks' keys drop what they have). One past
+     * the last checkpoint (restart after a crash) goes the live way, rules and all. */
+    if ((hdr->flags & VEM_INPUT_REPLAY) && !(w->judge && hdr->seq > w->rules_mark)) {
+        s_emit(w, hdr, data, true);
         return;
     }
     bool sampled = f->cmd == VEM_HJ1239_CMD_REALTIME || f->cmd == VEM_HJ1239_CMD_RESEND;
@@ -351,12 +401,19 @@ static bool s_take(s_worker_t *w, void *pull, int flags)
             uint64_t last = hdr.seq + (hdr.nseqs ? hdr.nseqs : 1) - 1;
             if (last > w->last_seq) /* a replayed input lies below: the mark never goes back */
                 w->last_seq = last;
+            if (last > w->rules_mark)
+                w->rules_mark = last;
+            if (hdr.received_us > w->newest_rx_us)
+                w->newest_rx_us = hdr.received_us;
+            if (w->pending && w->pending_next && !w->pending_after)
+                w->pending_after = last;
         } else {
             vem_log(VEM_LOG_ERR, "worker", "malformed input message of %zu bytes ignored", size);
         }
     }
     zmq_msg_close(&msg);
     atomic_fetch_add_explicit(&w->args->done, 1, memory_order_relaxed);
+    w->last_input_ms = vem_mono_ms();
     return true;
 }
 
@@ -419,6 +476,182 @@ static bool s_on_pipe(s_worker_t *w, void *pipe)
     return vem_actor_is_term(msg, (size_t)len);
 }
 
+/* ---- silence -------------------------------------------------------------------------------- */
+
+#define S_SWEEP_MS        10000 /* how often the silence rules look at every vehicle */
+#define S_BACKLOG_US      (60 * (int64_t)1000000)
+#define S_BACKLOG_IDLE_MS 5000
+
+typedef struct {
+    s_worker_t *w;
+    int64_t now_us;
+    vem_input_hdr_t hdr;
+} s_sweep_ctx_t;
+
+static void s_sweep_vehicle(void *arg, const vem_session_t *session)
+{
+    s_sweep_ctx_t *ctx = arg;
+    void **slot = vem_sessions_state(ctx->w->sessions, session->vin);
+    if (!slot || !*slot)
+        return;
+    s_vstate_t *vs = *slot;
+    s_verdict_ctx_t vctx = {ctx->w, &ctx->hdr};
+    if (vem_rules_on_silence(vs->v, &ctx->w->rules, ctx->now_us, s_on_verdict, &vctx))
+        ctx->w->swept = true;
+}
+
+/* The clock's turn for the rules (trips that went quiet end and are judged; obd.offline).
+ * None while ingest feeds the workers from the spool (a replay after a restart, a catch-up):
+ * a vehicle is not silent only because its data is still on the way. "Now" is the wall clock,
+ * or while a queue of old inputs is worked through, the receipt time of the newest one taken.
+ * Verdicts travel as records of the last input judged here (already settled by its own record). */
+static void s_sweep(s_worker_t *w)
+{
+    int64_t mono = vem_mono_ms();
+    if (mono < w->sweep_due_ms || w->rules_mark == 0 ||
+        (w->args->behind && atomic_load(w->args->behind)))
+        return;
+    w->sweep_due_ms = mono + S_SWEEP_MS;
+    int64_t now = vem_now_us();
+    if (w->newest_rx_us < now - S_BACKLOG_US && mono - w->last_input_ms < S_BACKLOG_IDLE_MS)
+        now = w->newest_rx_us;
+    s_sweep_ctx_t ctx = {
+        .w = w,
+        .now_us = now,
+        .hdr = {
+            .seq = w->rules_mark, .nseqs = 1, .received_us = now, .source = VEM_SOURCE_TERMINAL}};
+    vem_sessions_each(w->sessions, s_sweep_vehicle, &ctx);
+}
+
+/* ---- checkpoints ---------------------------------------------------------------------------- */
+
+typedef struct {
+    s_worker_t *w;
+    vem_ckpt_writer_t *cw;
+    uint64_t bytes, vehicles;
+    int rc;
+} s_ckpt_ctx_t;
+
+static void s_ckpt_vehicle(void *arg, const vem_session_t *session)
+{
+    s_ckpt_ctx_t *ctx = arg;
+    void **slot = vem_sessions_state(ctx->w->sessions, session->vin);
+    if (!slot || !*slot || ctx->rc != 0)
+        return;
+    s_vstate_t *vs = *slot;
+    size_t len = 0;
+    vem_rules_vehicle_save(vs->v, &ctx->w->ckpt_buf, &len, &ctx->w->ckpt_cap);
+    ctx->rc = vem_ckpt_add(ctx->cw, session->vin, vs->applied, ctx->w->ckpt_buf, len);
+    ctx->bytes += len;
+    ctx->vehicles++;
+}
+
+/* Writes every vehicle's rule state to a temp file, through rules_mark. Put in place at once
+ * when now is true (the states hold nothing the sinks lack: at start), else once the sinks hold
+ * the records up to its through (s_ckpt_settle). */
+static void s_ckpt_write(s_worker_t *w, bool now)
+{
+    char err[600];
+    vem_ckpt_writer_t *cw = vem_ckpt_begin(w->args->ckpt_dir, w->args->index, w->args->workers,
+                                           w->rules_mark, err, sizeof err);
+    s_ckpt_ctx_t ctx = {.w = w, .cw = cw};
+    if (cw)
+        vem_sessions_each(w->sessions, s_ckpt_vehicle, &ctx);
+    if (!cw || ctx.rc != 0) {
+        if (cw)
+            snprintf(err, sizeof err, "rules checkpoint of worker %u: write: %s", w->args->index,
+                     strerror(errno));
+        vem_ckpt_abort(&cw);
+        vem_counter_add(w->ckpt_errors, 1);
+        vem_log(VEM_LOG_ERR, "worker", "%s; the previous checkpoint stays", err);
+        return;
+    }
+    vem_gauge_set(w->ckpt_bytes, (int64_t)ctx.bytes);
+    vem_gauge_set(w->ckpt_vehicles, (int64_t)ctx.vehicles);
+    w->pending = cw;
+    w->pending_through = w->rules_mark;
+    w->pending_next = w->swept;
+    w->pending_after = 0;
+    w->swept = false;
+    if (now) {
+        if (vem_ckpt_commit(&w->pending, err, sizeof err) != 0) {
+            vem_counter_add(w->ckpt_errors, 1);
+            vem_log(VEM_LOG_ERR, "worker", "%s; the previous checkpoint stays", err);
+            return;
+        }
+        vem_counter_add(w->ckpts, 1);
+        w->ckpt_through = w->pending_through;
+    }
+}
+
+/* Puts the pending checkpoint in place once the sinks hold every record up to its through:
+ * before that, a crash would replay inputs whose verdicts only the checkpointed state made.
+ * Then tells ingest, which may trim the spool up to it. */
+static void s_ckpt_settle(s_worker_t *w)
+{
+    uint64_t output = atomic_load(w->args->output_seq);
+    if (w->pending && output >= w->pending_through &&
+        (!w->pending_next || (w->pending_after && output >= w->pending_after))) {
+        char err[600];
+        if (vem_ckpt_commit(&w->pending, err, sizeof err) != 0) {
+            vem_counter_add(w->ckpt_errors, 1);
+            vem_log(VEM_LOG_ERR, "worker", "%s; the previous checkpoint stays", err);
+        } else {
+            vem_counter_add(w->ckpts, 1);
+            w->ckpt_through = w->pending_through;
+        }
+    }
+    vem_ack_t ack = {
+        .consumer = VEM_CONSUMER_RULES, .from = w->args->index, .mark = w->ckpt_through};
+    zmq_send(w->acks, &ack, sizeof ack, ZMQ_DONTWAIT); /* cumulative: a lost one is made good */
+}
+
+/* The checkpoint's turn in the loop: a new one when the interval is over and something was
+ * judged since (none while one waits for the sinks). */
+static void s_ckpt_tick(s_worker_t *w)
+{
+    if (!w->args->ckpt_dir)
+        return;
+    int64_t now = (vem_mono_ms() * 1000);
+    if (!w->pending && now >= w->ckpt_due_us && w->rules_mark > w->ckpt_through) {
+        s_ckpt_write(w, false);
+        w->ckpt_due_us = now + (int64_t)w->args->ckpt_interval_s * 1000000;
+    }
+    s_ckpt_settle(w);
+}
+
+/* The vehicles main restored for this worker go back into their session slots. */
+static void s_ckpt_restore(s_worker_t *w)
+{
+    for (size_t i = 0; i < w->args->nckpt; i++) {
+        const vem_ckpt_entry_t *e = w->args->ckpt[i];
+        char err[300];
+        vem_rules_vehicle_t *v = vem_rules_vehicle_load(e->state, e->len, err, sizeof err);
+        if (!v) {
+            vem_counter_add(w->restore_errors, 1);
+            vem_log(VEM_LOG_ERR, "worker", "rule state of %s not restored: %s; it starts afresh",
+                    e->vin, err);
+            continue;
+        }
+        s_vstate_t *vs = calloc(1, sizeof *vs);
+        if (!vs)
+            abort();
+        vs->v = v;
+        vs->applied = e->applied;
+        void **slot = vem_sessions_state_new(w->sessions, e->vin);
+        if (*slot)
+            s_rules_free(*slot); /* the same VIN twice: the later file wins */
+        *slot = vs;
+        vem_counter_add(w->restored, 1);
+    }
+    w->rules_mark = w->args->rules_floor;
+    w->ckpt_through = w->args->rules_floor;
+    w->ckpt_due_us = (vem_mono_ms() * 1000) + (int64_t)w->args->ckpt_interval_s * 1000000;
+    w->sweep_due_ms = vem_mono_ms() + S_SWEEP_MS;
+    if (w->args->ckpt_dir)
+        s_ckpt_write(w, true); /* this run's file, so main can remove those of a bigger run */
+}
+
 void vem_worker_actor(void *pipe, void *args_)
 {
     vem_worker_args_t *args = args_;
@@ -464,6 +697,8 @@ void vem_worker_actor(void *pipe, void *args_)
     if (!w.frame)
         abort();
     s_register(&w, args->metrics);
+    if (w.judge)
+        s_ckpt_restore(&w);
     vem_actor_ready(pipe, NULL);
 
     for (;;) {
@@ -481,6 +716,10 @@ void vem_worker_actor(void *pipe, void *args_)
         for (int i = 0; i < VEM_WORKER_BATCH && s_take(&w, pull, ZMQ_DONTWAIT); i++)
             ;
         s_flush_out(&w);
+        if (w.judge) {
+            s_sweep(&w);
+            s_ckpt_tick(&w);
+        }
         if (items[2].revents & ZMQ_POLLIN)
             s_answer(&w, rep);
     }
@@ -489,6 +728,19 @@ void vem_worker_actor(void *pipe, void *args_)
         if (n % VEM_WORKER_BATCH == 0)
             s_flush_out(&w);
     s_flush_out(&w);
+    /* The last checkpoint: written now, put in place by main once the sinks, which stop after
+     * us, have stored everything (a pending one that never got there is dropped for it). */
+    if (w.judge && args->ckpt_dir) {
+        if (w.pending && atomic_load(args->output_seq) >= w.pending_through)
+            s_ckpt_settle(&w);
+        vem_ckpt_abort(&w.pending);
+        if (w.rules_mark > w.ckpt_through)
+            s_ckpt_write(&w, false);
+        args->pending_ckpt = w.pending;
+        args->pending_through = w.pending_through;
+        w.pending = NULL;
+    }
+    free(w.ckpt_buf);
     zmq_close(pull);
     zmq_close(w.acks);
     for (unsigned i = 0; i < args->nsinks; i++)

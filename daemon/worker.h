@@ -14,6 +14,7 @@
 #ifndef VEM_WORKER_H
 #define VEM_WORKER_H
 
+#include "checkpoint.h"
 #include "metrics.h"
 #include "rules.h"
 
@@ -32,7 +33,22 @@ typedef struct {
                                       * none */
     const char *const *sinks;        /* inproc endpoints of the sinks that take the records */
     unsigned nsinks;
-    int sink_hwm;               /* messages queued towards a sink before the worker waits */
+    int sink_hwm; /* messages queued towards a sink before the worker waits */
+    /* rule-state checkpoints (checkpoint.h); ckpt_dir NULL: none */
+    const char *ckpt_dir;
+    unsigned workers;                    /* how many workers this run has */
+    unsigned ckpt_interval_s;            /* wall-clock seconds between checkpoints */
+    const vem_ckpt_entry_t *const *ckpt; /* the vehicles restored to this worker (read before
+                                          * the worker reports ready) */
+    size_t nckpt;
+    uint64_t rules_floor; /* inputs up to it are in the restored states: not judged again */
+    const atomic_uint_fast64_t *output_seq; /* ingest's: the sinks hold records up to it */
+    const atomic_bool *behind; /* ingest's: the inputs come from the spool, not live (the
+                                * silence rules wait); NULL: never */
+    void *pending_ckpt;        /* at return: a checkpoint written but not yet put in place
+                                * (vem_ckpt_writer_t, through in pending_through): main commits it
+                                * once the sinks' cursors reach pending_through */
+    uint64_t pending_through;
     atomic_uint_fast64_t beats; /* loop iterations: main's watchdog reads it */
     atomic_uint_fast64_t done;  /* inputs fully processed */
 } vem_worker_args_t;

@@ -4,7 +4,14 @@
  *   flagged_exactly   trucks with the MIL on get obd.mil_on, the truck whose terminal reports
  *                     its removal gets obd.tamper, and no other truck gets either
  *   replay_same_ids   the same inputs replayed from the spool after a restart (cursor reset)
- *                     give the same verdicts under the same ids: nothing is added
+ *                     give the same verdicts under the same ids: nothing is added; the same
+ *                     with the rule-state checkpoints removed, so every input is judged again
+ *   kill9_same_verdicts  a fleet whose trucks misbehave for many minutes of their own time,
+ *                     with vemd killed (SIGKILL) twice in the middle of it, stores the same
+ *                     verdicts (vehicle, rule, severity, id, start) as the same fleet under a
+ *                     vemd left alone: the open spans survived in the checkpoints
+ *   reload_switches_rules  a rule switched off in the file judges nothing; after the switch is
+ *                     removed and SIGHUP sent, it does
  *   (and vemctl explain shows a stored verdict, and refuses an unknown id)
  *
  * Expected vehicles come from vem-sim's truth ("misbehaving"), never from vemd. */
@@ -12,6 +19,7 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,10 +185,105 @@ START_TEST(replay_same_ids)
     json_decref(vem_it_sink_settled(&r));
     char *after = s_verdicts(conn, "LRULEB", "true");
     ck_assert_str_eq(after, before);
+    /* once more without the rule state: every spooled input is judged afresh */
+    vem_it_halt(&r);
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("0\n", f);
+    fclose(f);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -f '%s'/spool/rules.*.ckpt", r.dir);
+    ck_assert_int_eq(system(cmd), 0);
+    vem_it_launch(&r);
+    json_decref(vem_it_sink_settled(&r));
+    ck_assert(vem_it_log_has(&r, "rule state: 0 vehicles from 0 checkpoints"));
+    char *again = s_verdicts(conn, "LRULEB", "true");
+    ck_assert_str_eq(again, before);
+    free(again);
     free(before);
     free(after);
     PQfinish(conn);
     vem_it_stop(&r);
+}
+END_TEST
+
+/* "vin rule severity id first_at" of every verdict for the prefix, sorted. */
+static char *s_episodes(PGconn *conn, const char *prefix)
+{
+    char like[32];
+    snprintf(like, sizeof like, "%s%%", prefix);
+    const char *params[] = {like};
+    PGresult *res = PQexecParams(
+        conn,
+        "SELECT string_agg(vin || ' ' || rule || ' ' || severity || ' ' || violation_id || ' ' "
+        "|| first_at::text, E'\\n' ORDER BY vin, rule, violation_id) FROM violations "
+        "WHERE vin LIKE $1",
+        1, NULL, params, NULL, NULL, 0);
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    char *out = strdup(PQgetisnull(res, 0, 0) ? "" : PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return out;
+}
+
+/* The trucks of kill9_same_verdicts: 100 s of their time per second (10 frames of 10 samples),
+ * so a frozen NOx sensor (10 minutes) and a removed SCR (30 minutes) are judged within the
+ * run, from a fixed start time so both runs send the same samples. */
+#define S_LONG_FLEET                                                                               \
+    "--await-replies --settle 30 --trucks 10 --rate 10 --samples 10 --duration 30 --seed 77 "      \
+    "--start-time 1790000000 --vin-prefix LRULEK --misbehave frozen_nox:2 --misbehave "            \
+    "scr_removed:2 --misbehave mil_on:1 --misbehave removal_alarm:1"
+
+static pid_t s_long_fleet(const vem_it_run_t *r)
+{
+    static char buf[400];
+    char *argv[32];
+    int argc = 0;
+    snprintf(buf, sizeof buf, "%s", S_LONG_FLEET);
+    for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok && argc < 32;
+         tok = strtok_r(NULL, " ", &save))
+        argv[argc++] = tok;
+    return vem_it_run_sim(r, argv, argc);
+}
+
+START_TEST(kill9_same_verdicts)
+{
+    PGconn *conn = vem_it_pg();
+    /* the reference: a vemd left alone */
+    vem_it_run_t a = {0};
+    a.rules_opts = "checkpoint_interval_s = 5;";
+    vem_it_start(&a, "it_rules");
+    ck_assert_int_eq(vem_it_wait(s_long_fleet(&a), 120), 0);
+    json_decref(vem_it_sink_settled(&a));
+    vem_it_stop(&a);
+    char *alone = s_episodes(conn, "LRULEK");
+    fprintf(stderr, "it_rules kill9_same_verdicts: verdicts of the run left alone\n%s\n", alone);
+    ck_assert_ptr_nonnull(strstr(alone, "obd.tamper"));
+    ck_assert_ptr_nonnull(strstr(alone, "obd.scr_ineffective"));
+    PQclear(PQexec(conn, "DELETE FROM violations WHERE vin LIKE 'LRULEK%'"));
+
+    /* the same fleet, vemd killed twice once checkpoints were written */
+    vem_it_run_t b = {0};
+    b.rules_opts = "checkpoint_interval_s = 5;";
+    vem_it_start(&b, "it_rules");
+    pid_t sim = s_long_fleet(&b);
+    for (int i = 0; i < 2; i++) {
+        vem_it_sleep(9);
+        ck_assert_int_eq(kill(b.vemd, SIGKILL), 0);
+        ck_assert_int_eq(vem_it_wait(b.vemd, 10), 128 + SIGKILL);
+        vem_it_sleep(0.5);
+        vem_it_launch(&b);
+        /* the restart took the trucks' rule state from the checkpoints, not from nothing */
+        double restored = vem_it_metric_now(&b, "vem_rules_restored_total");
+        ck_assert_msg(restored >= 10, "restart %d restored %.0f vehicles", i + 1, restored);
+    }
+    ck_assert_int_eq(vem_it_wait(sim, 120), 0);
+    json_decref(vem_it_sink_settled(&b));
+    vem_it_stop(&b);
+    char *killed = s_episodes(conn, "LRULEK");
+    ck_assert_str_eq(killed, alone);
+    free(alone);
+    free(killed);
+    PQfinish(conn);
 }
 END_TEST
 
@@ -189,9 +292,10 @@ Suite *vem_suite_rules_e2e(void)
 {
     Suite *s = suite_create("rules_e2e");
     TCase *tc = tcase_create("rules_e2e");
-    tcase_set_timeout(tc, 180);
+    tcase_set_timeout(tc, 400);
     tcase_add_test(tc, flagged_exactly);
     tcase_add_test(tc, replay_same_ids);
+    tcase_add_test(tc, kill9_same_verdicts);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -48,10 +48,11 @@ void vem_it_write_config(const vem_it_run_t *r, const char *log_level)
             "pipeline: { workers = 2; %s%s };\n"
             "spool: { dir = \"%s/spool\"; fsync = true; %s };\n"
             "log: { level = \"%s\"; };\n"
-            "pg: { conninfo = \"%s\"; %s };\n",
+            "pg: { conninfo = \"%s\"; %s };\n"
+            "rules: { %s };\n",
             r->port, r->dir, r->control, metrics, drain, pipeline, r->dir,
             r->spool_opts ? r->spool_opts : "", log_level, vem_test_env("VEM_TEST_PG"),
-            r->pg_opts ? r->pg_opts : "");
+            r->pg_opts ? r->pg_opts : "", r->rules_opts ? r->rules_opts : "enable = true;");
     fclose(f);
     ck_assert_int_eq(rename(tmp, r->cfg), 0); /* vemd never reads a half-written file */
 }

@@ -27,6 +27,7 @@ typedef struct {
     const char *pipeline_opts;
     const char *pg_opts;
     const char *spool_opts; /* added to the spool group, e.g. "segment_bytes = 65536;" */
+    const char *rules_opts; /* the rules group's settings, e.g. "checkpoint_interval_s = 5;" */
     int metrics_port;       /* 0: no HTTP endpoint; else /metrics and /healthz on 127.0.0.1 */
 } vem_it_run_t;
 
