@@ -287,6 +287,47 @@ START_TEST(kill9_same_verdicts)
 }
 END_TEST
 
+/* Runs a fleet of four trucks, two of them with the MIL on, and waits for its rows. */
+static void s_mil_fleet(vem_it_run_t *r, const char *prefix)
+{
+    char *argv[] = {"--trucks",    "4",       "--rate", "5",  "--samples",    "10",
+                    "--duration",  "6",       "--seed", "52", "--vin-prefix", (char *)prefix,
+                    "--misbehave", "mil_on:2"};
+    pid_t sim = vem_it_run_sim(r, argv, (int)(sizeof argv / sizeof argv[0]));
+    ck_assert_int_eq(vem_it_wait(sim, 60), 0);
+    json_decref(vem_it_sink_settled(r));
+}
+
+START_TEST(reload_switches_rules)
+{
+    vem_it_run_t r = {0};
+    r.rules_opts = "disabled = \"obd.mil_on, obd.dtc\";";
+    vem_it_start(&r, "it_rules");
+    s_mil_fleet(&r, "LRULEH");
+    PGconn *conn = vem_it_pg();
+    char *off = s_verdicts(conn, "LRULEH", "rule IN ('obd.mil_on', 'obd.dtc')");
+    ck_assert_str_eq(off, ""); /* switched off: nothing judged */
+    /* the switch removed from the file, SIGHUP: the workers take the new rules */
+    r.rules_opts = "enable = true;";
+    vem_it_write_config(&r, "info");
+    double reloads = vem_it_metric_now(&r, "vem_reloads_total");
+    ck_assert_int_eq(kill(r.vemd, SIGHUP), 0);
+    for (int i = 0; i < 100 && vem_it_metric_now(&r, "vem_reloads_total") <= reloads; i++)
+        vem_it_sleep(0.1);
+    ck_assert_double_gt(vem_it_metric_now(&r, "vem_reloads_total"), reloads);
+    s_mil_fleet(&r, "LRULEJ");
+    char *on = s_verdicts(conn, "LRULEJ", "rule = 'obd.mil_on'");
+    char *bare = s_without_ids(on);
+    ck_assert_str_eq(bare,
+                     "LRULEJ00000000000 obd.mil_on notice\nLRULEJ00000000001 obd.mil_on notice");
+    free(bare);
+    free(on);
+    free(off);
+    PQfinish(conn);
+    vem_it_stop(&r);
+}
+END_TEST
+
 Suite *vem_suite_rules_e2e(void);
 Suite *vem_suite_rules_e2e(void)
 {
@@ -296,6 +337,7 @@ Suite *vem_suite_rules_e2e(void)
     tcase_add_test(tc, flagged_exactly);
     tcase_add_test(tc, replay_same_ids);
     tcase_add_test(tc, kill9_same_verdicts);
+    tcase_add_test(tc, reload_switches_rules);
     suite_add_tcase(s, tc);
     return s;
 }
