@@ -40,6 +40,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -51,8 +52,9 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define VEM_VERSION      "0.1.0"
-#define S_DEFAULT_CONFIG "/etc/vemd/vemd.cfg"
+#define VEM_VERSION        "0.1.0"
+#define S_DEFAULT_CONFIG   "/etc/vemd/vemd.cfg"
+#define S_REGISTRY_WAIT_MS 5000
 
 typedef struct {
     vem_config_t *cfg;
@@ -328,7 +330,21 @@ static int s_start(s_daemon_t *d)
     if (!started)
         return -1;
 
+    /* Intake starts once the registry is in the workers (or after a few seconds without it, as
+     * when PostgreSQL is down): a trip keeps the engine figures it started with, so a truck
+     * seen before the registry would be judged by obd.nox_high instead of its NOx window for
+     * the whole trip. */
     s_load_registry(d);
+    if (d->registry_loading) {
+        struct pollfd pfd = {.fd = d->registry_fd[0], .events = POLLIN};
+        if (poll(&pfd, 1, S_REGISTRY_WAIT_MS) == 1)
+            s_send_registry(d);
+        else
+            vem_log(VEM_LOG_WARNING, "main",
+                    "vehicle registry not loaded after %d ms: intake starts without it; trips "
+                    "begun before it arrives are judged without engine figures",
+                    S_REGISTRY_WAIT_MS);
+    }
 
     vem_ingest_args_t *in = &d->ingest_args;
     in->zctx = d->zctx;
