@@ -42,13 +42,7 @@ echo "$pg"
 "$bin/vemctl" db migrate --db "$pg" || exit 1
 
 say "Vehicle registry (vemctl vehicles import: plates and regions of the simulated trucks)"
-{
-    echo "vin,plate,plate_color,fuel,region_code,ref_torque_nm,rated_power_kw,whtc_work_kwh"
-    for ((i = 0; i < trucks; i++)); do
-        if ((i % 2)); then region=310115 city=沪; else region=110105 city=京; fi
-        printf 'LVEMSIM%010d,%sD%05d,yellow,diesel,%s,2100,330,28\n' "$i" "$city" "$i" "$region"
-    done
-} >"$tmp/vehicles.csv"
+"$bin/vem-sim" --registry "$tmp/vehicles.csv" --trucks "$trucks" || exit 1
 "$bin/vemctl" vehicles import "$tmp/vehicles.csv" --db "$pg" || exit 1
 
 say "vem-broker (librdkafka mock cluster, its own process)"
@@ -77,8 +71,8 @@ for _ in $(seq 100); do
 done
 echo "terminals on 127.0.0.1:$port, metrics on http://127.0.0.1:$metrics/metrics"
 
-say "vem-sim: $trucks trucks for $seconds s, 30 s of truck time a second (some with a removed SCR, a frozen NOx sensor, an empty urea tank, MIL on, a removal alarm; 10 % go offline and re-send)"
-"$bin/vem-sim" --connect "127.0.0.1:$port" --trucks "$trucks" --duration "$seconds" --rate 3 \
+say "vem-sim: $trucks trucks for $seconds s, 50 s of truck time a second (some with a removed SCR, a frozen NOx sensor, an empty urea tank, MIL on, a removal alarm; 10 % go offline and re-send)"
+"$bin/vem-sim" --connect "127.0.0.1:$port" --trucks "$trucks" --duration "$seconds" --rate 5 \
     --misbehave scr_removed:3 --misbehave frozen_nox:2 --misbehave urea_empty:2 \
     --misbehave mil_on:2 --misbehave removal_alarm:1 --offline 10 --malformed 2 \
     --truth "$tmp/truth.json" || { echo "vem-sim failed" >&2; exit 1; }

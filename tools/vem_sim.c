@@ -5,15 +5,16 @@
  *           [--misbehave NAME:COUNT]... [--offline PCT] [--malformed N] [--idle N]
  *           [--truth FILE] [--vin-prefix P] [--quiet]
  *           [--await-replies [--settle S] [--reply-timeout S] [--window N]]
+ *   vem-sim --registry FILE [--trucks N] [--seed S] [--vin-prefix P]
  *
  * Every truck connects, logs in, sends a real-time frame of K one-second samples every 1/R
  * seconds (an OBD block in every 60th), and at the end logs out and closes. Scenario bits
  * (mil_on, urea_empty, scr_removed, frozen_nox, removal_alarm) each go to the next COUNT
- * trucks without one, in index order. --offline makes that share of trucks drop their connection
- * for the middle third of the run, keep what they collect, and after logging in again re-send it as
- * 0x03 frames, three per tick, between their live frames. --malformed adds connections mixing good
- * frames with garbage runs, frames with a wrong BCC and a frame cut short at close; --idle
- * adds connections that never send.
+ * trucks without one, in index order. --offline makes that share of trucks (the last) drop their
+ * connection for the middle third of the run, keep what they collect, and after logging in again
+ * re-send it as 0x03 frames, three per tick, between their live frames. --malformed adds
+ * connections mixing good frames with garbage runs, frames with a wrong BCC and a frame cut short
+ * at close; --idle adds connections that never send.
  *
  * --await-replies (HJ 1239 only; vemd's terminals.reply_mode = "hj1239") makes the trucks
  * store and forward as real terminals do: every real-time frame is kept (sim_store) until the
@@ -27,6 +28,11 @@
  * is acknowledged or --settle seconds (default 30) have passed, logs out, waits for that reply
  * and closes. The truth then says per vehicle what was generated, acknowledged and left
  * unacknowledged, and how acknowledgements grew second by second.
+ *
+ * --registry writes the fleet's vehicle registry as `vemctl vehicles import` reads it (VIN,
+ * plate, region and each truck's own engine figures: the reference torque and rated power its
+ * samples are computed with, and a WHTC reference work of 0.09 h at rated power) and exits
+ * without connecting: the rules can only judge the work-based window with the real figures.
  *
  * The ground truth (JSON) counts frames only once all their bytes were written to a socket.
  * One thread, non-blocking sockets, one poll(): no thread per truck. Replies are read and
@@ -99,6 +105,7 @@ typedef struct {
     uint64_t seed;
     int64_t start_time;
     unsigned offline_pct;
+    const char *registry; /* --registry: write the fleet's registry there and exit */
     const char *truth;
     const char *vin_prefix; /* VINs are PREFIX + zero-padded truck index (default LVEMSIM) */
     unsigned misbehave_count[5];
@@ -542,11 +549,12 @@ static int s_parse(s_sim_t *sim, int argc, char **argv)
                                             {"settle", required_argument, NULL, 'S'},
                                             {"reply-timeout", required_argument, NULL, 'R'},
                                             {"window", required_argument, NULL, 'W'},
+                                            {"registry", required_argument, NULL, 'G'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *connect_to = "127.0.0.1:7611";
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:n:d:r:k:p:s:t:m:o:b:i:T:V:qAS:R:W:h", options,
+    while ((opt = getopt_long(argc, argv, "c:n:d:r:k:p:s:t:m:o:b:i:T:V:qAS:R:W:G:h", options,
                               NULL)) != -1) {
         switch (opt) {
         case 'c':
@@ -557,6 +565,9 @@ static int s_parse(s_sim_t *sim, int argc, char **argv)
             break;
         case 'd':
             sim->duration = atof(optarg);
+            break;
+        case 'G':
+            sim->registry = optarg;
             break;
         case 'r':
             sim->rate = atof(optarg);
@@ -729,6 +740,34 @@ static int s_write_truth(const s_sim_t *sim, s_conn_t *conns, size_t nconns)
     return rc;
 }
 
+/* The trucks' VIN, plate, region and engine figures as a `vemctl vehicles import` CSV. */
+static int s_write_registry(const s_sim_t *sim)
+{
+    FILE *f = fopen(sim->registry, "w");
+    if (!f) {
+        fprintf(stderr, "vem-sim: %s: %s\n", sim->registry, strerror(errno));
+        return 1;
+    }
+    fprintf(f, "vin,plate,plate_color,fuel,region_code,ref_torque_nm,rated_power_kw,"
+               "whtc_work_kwh\n");
+    for (unsigned i = 0; i < sim->trucks; i++) {
+        vem_sim_truck_t t;
+        vem_sim_truck_init(&t, sim->seed, i, S_LON0, S_LAT0, 0);
+        if (sim->vin_prefix)
+            snprintf(t.vin, sizeof t.vin, "%s%0*u", sim->vin_prefix,
+                     (int)(17 - strlen(sim->vin_prefix)), i);
+        bool shanghai = i % 2;
+        fprintf(f, "%s,%sD%05u,yellow,diesel,%s,%.1f,%.1f,%.2f\n", t.vin, shanghai ? "沪" : "京", i,
+                shanghai ? "310115" : "110105", t.ref_torque_nm, t.rated_power_kw,
+                0.09 * t.rated_power_kw);
+    }
+    if (fclose(f) != 0) {
+        fprintf(stderr, "vem-sim: %s: %s\n", sim->registry, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     s_sim_t sim = {.trucks = 10,
@@ -745,6 +784,8 @@ int main(int argc, char **argv)
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     signal(SIGPIPE, SIG_IGN);
+    if (sim.registry)
+        return s_write_registry(&sim);
 
     size_t nconns = sim.trucks + sim.malformed + sim.idle;
     s_conn_t *conns = calloc(nconns ? nconns : 1, sizeof *conns);
@@ -772,7 +813,9 @@ int main(int argc, char **argv)
             memcpy(c->model.vin, "LVEMBAD", 7);
         if (c->kind == 2)
             c->model.vin[0] = '\0';
-        c->offline_planned = c->kind == 0 && i * 100 < (size_t)sim.offline_pct * sim.trucks;
+        /* the last trucks go offline, so the misbehaving ones (the first) keep their spans */
+        c->offline_planned =
+            c->kind == 0 && (sim.trucks - 1 - i) * 100 < (size_t)sim.offline_pct * sim.trucks;
         c->clock = sim.start_time;
         c->next_tick = start + period * (double)i / (double)(nconns ? nconns : 1);
         if (sim.await && c->kind == 0) {
