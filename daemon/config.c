@@ -90,6 +90,9 @@ static const vem_conf_key_t s_keys[] = {
      86400, NULL, false,
      "seconds between checkpoints of the rule state (SPOOL_DIR/rules.N.ckpt): at most this much "
      "spool is judged again after a crash"},
+    {"rules.completeness_delay_h", VEM_CONF_INT, S_OFF(rules.completeness_delay_h), "24", 0, 720,
+     NULL, false,
+     "hours after a Beijing day ends before its completeness is judged (re-sent data comes late)"},
     {"rules.disabled", VEM_CONF_STRING, S_OFF(rules.disabled), "", 0, 0, NULL, true,
      "rules switched off, by name, e.g. obd.offline, rsd.hc_exceed; empty: all on"},
     {"rules.rsd_speed_kmh_min", VEM_CONF_REAL, S_OFF(rules.t.rsd_speed_kmh.lo), "20", 0, 0, NULL,

@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "registry.h"
 #include "checkpoint.h"
+#include "completeness.h"
 #include "rules.h"
 #include "session.h"
 #include "sink_pg.h"
@@ -75,6 +76,9 @@ typedef struct {
     vem_watchdog_t *watchdog;         /* progress between ticks */
     atomic_uint_fast64_t *forwarded;  /* per worker, inputs ingest handed to it */
     const char *sinks[VEM_MAX_SINKS]; /* endpoints the workers send their records to */
+    int day_fd[2];                    /* completeness loader -> main */
+    bool day_loading;
+    int32_t day_judged; /* the last Beijing day whose completeness went to the workers */
     unsigned nsinks;
     int registry_fd[2]; /* the loader thread writes the snapshot's pointer */
     bool registry_loading;
@@ -147,6 +151,59 @@ static void s_send_registry(s_daemon_t *d)
             vem_registry_release(reg);
     }
     vem_registry_release(reg); /* ours */
+}
+
+/* Starts loading the next day whose completeness is due: at start the last two (a restart
+ * may have missed one; the verdicts' ids make a second judgement harmless), then each day. */
+static void s_completeness_tick(s_daemon_t *d)
+{
+    const vem_config_t *c = d->cfg;
+    if (!c->rules.enable || !c->pg.enable || d->day_loading)
+        return;
+    int32_t due = vem_completeness_due(vem_now_us(), (int)c->rules.completeness_delay_h);
+    if (d->day_judged >= due)
+        return;
+    int32_t day = d->day_judged ? d->day_judged + 1 : due - 1;
+    if (vem_completeness_start(c->pg.conninfo, day, d->day_fd[1]) == 0)
+        d->day_loading = true;
+    else
+        vem_log(VEM_LOG_ERR, "main", "cannot start the completeness loader");
+}
+
+/* Hands each worker the day's counts of its vehicles. */
+static void s_send_day(s_daemon_t *d)
+{
+    vem_day_counts_t *all = NULL;
+    if (read(d->day_fd[0], &all, sizeof all) != (ssize_t)sizeof all)
+        return;
+    d->day_loading = false;
+    if (!all)
+        return; /* logged by the loader; tried again at the next tick */
+    vem_day_counts_t **mine = calloc(d->nworkers, sizeof *mine);
+    if (!mine)
+        abort();
+    for (unsigned i = 0; i < d->nworkers; i++) {
+        mine[i] = calloc(1, sizeof **mine);
+        if (!mine[i] || !(mine[i]->v = calloc(all->n ? all->n : 1, sizeof *all->v)))
+            abort();
+        mine[i]->day = all->day;
+    }
+    for (size_t k = 0; k < all->n; k++) {
+        vem_day_counts_t *to = mine[vem_vin_hash(all->v[k].vin) % d->nworkers];
+        to->v[to->n++] = all->v[k];
+    }
+    for (unsigned i = 0; i < d->nworkers; i++) {
+        uint8_t msg[sizeof VEM_WORKER_DAY_MSG + sizeof mine[i]];
+        memcpy(msg, VEM_WORKER_DAY_MSG, sizeof VEM_WORKER_DAY_MSG);
+        memcpy(msg + sizeof VEM_WORKER_DAY_MSG, &mine[i], sizeof mine[i]);
+        if (zmq_send(vem_actor_pipe(d->workers[i]), msg, sizeof msg, 0) != (int)sizeof msg)
+            vem_day_counts_free(mine[i]);
+    }
+    vem_log(VEM_LOG_INFO, "main", "daily completeness of day %d: %zu vehicles judged",
+            (int)all->day, all->n);
+    d->day_judged = all->day;
+    free(mine);
+    vem_day_counts_free(all);
 }
 
 /* Healthy while the endpoints are read, the spool takes writes and has room, and every sink
@@ -534,7 +591,7 @@ static int s_run(s_daemon_t *d)
      * signalfd sees these signals. */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC);
-    if (sfd < 0 || pipe2(d->registry_fd, O_CLOEXEC) != 0) {
+    if (sfd < 0 || pipe2(d->registry_fd, O_CLOEXEC) != 0 || pipe2(d->day_fd, O_CLOEXEC) != 0) {
         vem_log(VEM_LOG_ERR, "main", "signalfd: %s", strerror(errno));
         return 1;
     }
@@ -552,12 +609,16 @@ static int s_run(s_daemon_t *d)
     bool watchdog = sd_watchdog_enabled(0, &watchdog_us) > 0;
     for (;;) {
         zmq_pollitem_t items[] = {{NULL, sfd, ZMQ_POLLIN, 0},
-                                  {NULL, d->registry_fd[0], ZMQ_POLLIN, 0}};
-        int rc = zmq_poll(items, 2, 1000);
+                                  {NULL, d->registry_fd[0], ZMQ_POLLIN, 0},
+                                  {NULL, d->day_fd[0], ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(items, 3, 1000);
         if (rc < 0 && zmq_errno() != EINTR)
             break;
         if (rc > 0 && (items[1].revents & ZMQ_POLLIN))
             s_send_registry(d);
+        if (rc > 0 && (items[2].revents & ZMQ_POLLIN))
+            s_send_day(d);
+        s_completeness_tick(d);
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) {
             struct signalfd_siginfo si;
             if (read(sfd, &si, sizeof si) != sizeof si)

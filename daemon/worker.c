@@ -6,6 +6,7 @@
 #include "worker.h"
 
 #include "clock.h"
+#include "completeness.h"
 #include "actor.h"
 #include "hj1239.h"
 #include "ingest.h"
@@ -49,9 +50,10 @@ typedef struct {
     bool pending_next;      /* the pending checkpoint also waits for the next input ... */
     uint64_t pending_after; /* ... this one (0: not seen yet), whose records follow the sweep's */
     /* silence */
-    int64_t sweep_due_ms;  /* monotonic time of the next silence sweep */
-    int64_t newest_rx_us;  /* newest receipt time among the inputs processed */
-    int64_t last_input_ms; /* monotonic time of the last input processed */
+    int64_t sweep_due_ms;       /* monotonic time of the next silence sweep */
+    int64_t newest_rx_us;       /* newest receipt time among the inputs processed */
+    int64_t last_input_ms;      /* monotonic time of the last input processed */
+    vem_day_counts_t *day_wait; /* a day's completeness waiting for the first input */
     uint8_t *ckpt_buf;
     size_t ckpt_cap;
     /* metric handles */
@@ -450,12 +452,23 @@ static void s_flush_out(s_worker_t *w)
 
 /* A message from main on the pipe: a registry snapshot or rules to use, or $TERM. True to
  * stop. */
+static void s_judge_day(s_worker_t *w);
+
 static bool s_on_pipe(s_worker_t *w, void *pipe)
 {
     uint8_t msg[sizeof VEM_WORKER_REGISTRY_MSG + sizeof(void *)];
     int len = zmq_recv(pipe, msg, sizeof msg, 0);
     if (len < 0)
         return true;
+    if ((size_t)len == sizeof VEM_WORKER_DAY_MSG + sizeof(void *) &&
+        memcmp(msg, VEM_WORKER_DAY_MSG, sizeof VEM_WORKER_DAY_MSG) == 0) {
+        vem_day_counts_t *counts;
+        memcpy(&counts, msg + sizeof VEM_WORKER_DAY_MSG, sizeof counts);
+        vem_day_counts_free(w->day_wait); /* a newer day: the older one is judged again later */
+        w->day_wait = counts;
+        s_judge_day(w);
+        return false;
+    }
     if ((size_t)len == sizeof VEM_WORKER_RULES_MSG + sizeof(void *) &&
         memcmp(msg, VEM_WORKER_RULES_MSG, sizeof VEM_WORKER_RULES_MSG) == 0) {
         vem_rules_config_t *fresh;
@@ -521,6 +534,41 @@ static void s_sweep(s_worker_t *w)
         .hdr = {
             .seq = w->rules_mark, .nseqs = 1, .received_us = now, .source = VEM_SOURCE_TERMINAL}};
     vem_sessions_each(w->sessions, s_sweep_vehicle, &ctx);
+}
+
+/* A day's completeness for the vehicles of this worker (counts from PostgreSQL, see
+ * completeness.h). Its verdicts travel like the silence sweep's, as records of the last input
+ * judged here: before the first, the day waits. */
+static void s_judge_day(s_worker_t *w)
+{
+    const vem_day_counts_t *counts = w->day_wait;
+    if (!counts || !w->judge || w->rules_mark == 0)
+        return;
+    int64_t now = vem_now_us();
+    vem_input_hdr_t hdr = {
+        .seq = w->rules_mark, .nseqs = 1, .received_us = now, .source = VEM_SOURCE_TERMINAL};
+    s_verdict_ctx_t ctx = {w, &hdr};
+    for (size_t i = 0; i < counts->n; i++) {
+        const vem_day_count_t *c = &counts->v[i];
+        void **slot = vem_sessions_state_new(w->sessions, c->vin);
+        if (!*slot) {
+            const vem_vehicle_t *reg = w->registry ? vem_registry_find(w->registry, c->vin) : NULL;
+            vem_rules_engine_facts_t facts = s_facts(reg);
+            s_vstate_t *vs = calloc(1, sizeof *vs);
+            if (!vs)
+                abort();
+            vs->v = vem_rules_vehicle_new(c->vin, reg && *reg->plate ? reg->plate : NULL,
+                                          reg ? &facts : NULL);
+            *slot = vs;
+        }
+        s_vstate_t *vs = *slot;
+        if (vem_rules_on_day(vs->v, &w->rules, counts->day, c->received, c->running_s, s_on_verdict,
+                             &ctx))
+            w->swept = true;
+    }
+    vem_day_counts_free(w->day_wait);
+    w->day_wait = NULL;
+    s_flush_out(w);
 }
 
 /* ---- checkpoints ---------------------------------------------------------------------------- */
@@ -717,6 +765,8 @@ void vem_worker_actor(void *pipe, void *args_)
             ;
         s_flush_out(&w);
         if (w.judge) {
+            if (w.day_wait)
+                s_judge_day(&w);
             s_sweep(&w);
             s_ckpt_tick(&w);
         }
@@ -741,6 +791,7 @@ void vem_worker_actor(void *pipe, void *args_)
         w.pending = NULL;
     }
     free(w.ckpt_buf);
+    vem_day_counts_free(w.day_wait);
     zmq_close(pull);
     zmq_close(w.acks);
     for (unsigned i = 0; i < args->nsinks; i++)

@@ -63,6 +63,10 @@ typedef struct {
  * the worker (it releases the snapshot it had). */
 #define VEM_WORKER_REGISTRY_MSG "REGISTRY"
 
+/* Pipe message from main: these bytes, then a vem_day_counts_t pointer (completeness.h) with
+ * this worker's vehicles, whose ownership passes to the worker: judge the day's completeness. */
+#define VEM_WORKER_DAY_MSG "DAY"
+
 /* Pipe message from main: these bytes, then a malloc'd vem_rules_config_t pointer whose
  * ownership passes to the worker (SIGHUP: new thresholds and switches, from the next input). */
 #define VEM_WORKER_RULES_MSG "RULES"

@@ -10,11 +10,16 @@
  *                     with vemd killed (SIGKILL) twice in the middle of it, stores the same
  *                     verdicts (vehicle, rule, severity, id, start) as the same fleet under a
  *                     vemd left alone: the open spans survived in the checkpoints
+ *   daily_completeness  samples stored for an old enough day, one VIN with every other second
+ *                     missing (1000 of 1999: 0.50025) and one with 20 of 2000 missing (0.99):
+ *                     vemd judges the day at start; only the first gets an obd.offline notice
  *   reload_switches_rules  a rule switched off in the file judges nothing; after the switch is
  *                     removed and SIGHUP sent, it does
  *   (and vemctl explain shows a stored verdict, and refuses an unknown id)
  *
  * Expected vehicles come from vem-sim's truth ("misbehaving"), never from vemd. */
+#include "clock.h"
+#include "completeness.h"
 #include "itutil.h"
 #include "testutil.h"
 
@@ -328,6 +333,65 @@ START_TEST(reload_switches_rules)
 }
 END_TEST
 
+START_TEST(daily_completeness)
+{
+    PGconn *conn = vem_it_pg();
+    int32_t day = vem_completeness_due(vem_now_us(), 24); /* judged at start */
+    char sql[1200];
+    /* the day's partition, then A: 1000 samples two seconds apart from 10:00 Beijing; B: 2000
+     * consecutive seconds from 10:00 but every hundredth (i % 100 = 50) missing */
+    snprintf(sql, sizeof sql,
+             "SELECT vem_ensure_partitions(DATE '1970-01-01' + %d, DATE '1970-01-01' + %d);"
+             "INSERT INTO obd_samples (vin, sample_time, block_idx, received_at, frame_seq, "
+             "resent, block_type) "
+             "SELECT 'LCOMPL00000000001', t, 0, t, 1, false, 'stream' FROM (SELECT "
+             "(DATE '1970-01-01' + %d)::timestamp AT TIME ZONE 'Asia/Shanghai' + "
+             "interval '10 hours' + i * interval '2 s' AS t FROM generate_series(0, 999) i) x;"
+             "INSERT INTO obd_samples (vin, sample_time, block_idx, received_at, frame_seq, "
+             "resent, block_type) "
+             "SELECT 'LCOMPL00000000002', t, 0, t, 1, false, 'stream' FROM (SELECT "
+             "(DATE '1970-01-01' + %d)::timestamp AT TIME ZONE 'Asia/Shanghai' + "
+             "interval '10 hours' + i * interval '1 s' AS t FROM generate_series(0, 1999) i "
+             "WHERE i %% 100 <> 50) x;",
+             day, day, day, day);
+    PGresult *res = PQexec(conn, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(conn));
+    PQclear(res);
+
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_rules");
+    /* the workers judge a day once they have judged an input: a small fleet gives them some */
+    char *argv[] = {"--trucks", "12", "--rate",       "2",     "--duration", "3",
+                    "--seed",   "53", "--vin-prefix", "LRULEC"};
+    ck_assert_int_eq(vem_it_wait(vem_it_run_sim(&r, argv, 10), 60), 0);
+    char *got = NULL;
+    for (int i = 0; i < 100; i++) {
+        json_decref(vem_it_sink_settled(&r));
+        free(got);
+        got = s_verdicts(conn, "LCOMPL", "rule = 'obd.offline'");
+        if (*got)
+            break;
+        vem_it_sleep(0.2);
+    }
+    char *bare = s_without_ids(got);
+    ck_assert_str_eq(bare, "LCOMPL00000000001 obd.offline notice");
+    res = PQexec(conn, "SELECT measured, \"limit\", evidence->>'received_samples', "
+                       "evidence->>'running_seconds' FROM violations WHERE vin = "
+                       "'LCOMPL00000000001' AND rule = 'obd.offline'");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    ck_assert_int_eq(PQntuples(res), 1);
+    ck_assert_double_eq_tol(atof(PQgetvalue(res, 0, 0)), 1000.0 / 1999.0, 1e-9);
+    ck_assert_double_eq_tol(atof(PQgetvalue(res, 0, 1)), 0.95, 1e-12);
+    ck_assert_str_eq(PQgetvalue(res, 0, 2), "1000");
+    ck_assert_str_eq(PQgetvalue(res, 0, 3), "1999");
+    PQclear(res);
+    free(bare);
+    free(got);
+    PQfinish(conn);
+    vem_it_stop(&r);
+}
+END_TEST
+
 Suite *vem_suite_rules_e2e(void);
 Suite *vem_suite_rules_e2e(void)
 {
@@ -338,6 +402,7 @@ Suite *vem_suite_rules_e2e(void)
     tcase_add_test(tc, replay_same_ids);
     tcase_add_test(tc, kill9_same_verdicts);
     tcase_add_test(tc, reload_switches_rules);
+    tcase_add_test(tc, daily_completeness);
     suite_add_tcase(s, tc);
     return s;
 }
