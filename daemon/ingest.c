@@ -851,6 +851,13 @@ static void s_trim(s_ingest_t *in)
     uint64_t output = s_low_mark(in, VEM_CONSUMER_RULES);
     if (output != UINT64_MAX)
         atomic_store(&in->args->output_seq, output);
+    if (in->args->consumers & 1u << VEM_CONSUMER_RULES) {
+        uint64_t bytes = vem_spool_bytes(in->args->spool);
+        bool full = !vem_spool_has_room(in->args->spool, in->headroom);
+        atomic_store(&in->args->ckpt_wanted,
+                     low < output &&
+                         (full || (in->args->ckpt_bytes && bytes > in->args->ckpt_bytes)));
+    }
     if (in->rreader && in->rnext - 1 < low)
         low = in->rnext - 1; /* a replay on request reads below the marks: keep its segments */
     if (low != UINT64_MAX && low > in->trimmed) {

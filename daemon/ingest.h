@@ -72,9 +72,12 @@ typedef struct {
                                        * sinks hold its records (a checkpoint may cover no more,
                                        * or a crash could lose verdicts only it had made) */
     atomic_bool listening;            /* the endpoints are bound and read */
-    atomic_bool behind;   /* the workers are fed from the spool (a replay, a catch-up), not live */
-    atomic_bool spool_ok; /* the last spool flush succeeded */
-    atomic_bool spool_full; /* intake paused for want of spool room */
+    atomic_bool behind;  /* the workers are fed from the spool (a replay, a catch-up), not live */
+    uint64_t ckpt_bytes; /* spool bytes the rules may hold back before they must checkpoint */
+    atomic_bool ckpt_wanted; /* only the rules' checkpoints keep more than ckpt_bytes (or the
+                              * spool is full): the workers checkpoint now, not at their time */
+    atomic_bool spool_ok;    /* the last spool flush succeeded */
+    atomic_bool spool_full;  /* intake paused for want of spool room */
 } vem_ingest_args_t;
 
 /* Actor body: bind, report ready, serve until $TERM; then stop reading, flush the spool,

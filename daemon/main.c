@@ -206,6 +206,30 @@ static void s_send_day(s_daemon_t *d)
     vem_day_counts_free(all);
 }
 
+/* Takes what a loader thread still has to give, so nothing is left in a pipe at exit (a
+ * loader stuck in a query is left to the exit). */
+static void s_drain_loaders(s_daemon_t *d)
+{
+    struct pollfd pfd[2] = {{.fd = d->registry_fd[0], .events = POLLIN},
+                            {.fd = d->day_fd[0], .events = POLLIN}};
+    for (int i = 0; i < 20 && (d->registry_loading || d->day_loading); i++) {
+        if (poll(pfd, 2, 100) <= 0)
+            continue;
+        if (pfd[0].revents & POLLIN) {
+            vem_registry_t *reg = NULL;
+            if (read(d->registry_fd[0], &reg, sizeof reg) == (ssize_t)sizeof reg)
+                vem_registry_release(reg);
+            d->registry_loading = false;
+        }
+        if (pfd[1].revents & POLLIN) {
+            vem_day_counts_t *counts = NULL;
+            if (read(d->day_fd[0], &counts, sizeof counts) == (ssize_t)sizeof counts)
+                vem_day_counts_free(counts);
+            d->day_loading = false;
+        }
+    }
+}
+
 /* Healthy while the endpoints are read, the spool takes writes and has room, and every sink
  * is connected: what a load balancer needs to know before it sends terminals here. Reads
  * only atomics (the HTTP server runs on its own thread). */
@@ -367,6 +391,7 @@ static int s_start(s_daemon_t *d)
                                  : ckpt.low_through;
             w->output_seq = &d->ingest_args.output_seq;
             w->behind = &d->ingest_args.behind;
+            w->ckpt_wanted = &d->ingest_args.ckpt_wanted;
         }
         char name[32]; /* thread names keep 15 characters */
         snprintf(name, sizeof name, "worker-%u", i);
@@ -413,6 +438,7 @@ static int s_start(s_daemon_t *d)
     if (c->rules.enable)
         in->consumers |= 1u << VEM_CONSUMER_RULES;
     in->forwarded = d->forwarded;
+    in->ckpt_bytes = 2 * (uint64_t)c->spool.segment_bytes;
     in->replay_from = replay_from;
     in->workers = d->nworkers;
     in->terminals_endpoint = c->terminals.endpoint;
@@ -636,6 +662,7 @@ static int s_run(s_daemon_t *d)
             sd_notify(0, "WATCHDOG=1");
     }
     sd_notify(0, "STOPPING=1\nSTATUS=draining");
+    s_drain_loaders(d);
     /* A drain that hangs must not hang forever: when the time is up the sink stops trying
      * (what it could not write stays in the spool for the next start); if it is stuck in a
      * call, a second alarm ends the process with a line saying so. */

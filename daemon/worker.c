@@ -661,7 +661,8 @@ static void s_ckpt_tick(s_worker_t *w)
     if (!w->args->ckpt_dir)
         return;
     int64_t now = (vem_mono_ms() * 1000);
-    if (!w->pending && now >= w->ckpt_due_us && w->rules_mark > w->ckpt_through) {
+    bool wanted = w->args->ckpt_wanted && atomic_load(w->args->ckpt_wanted);
+    if (!w->pending && (now >= w->ckpt_due_us || wanted) && w->rules_mark > w->ckpt_through) {
         s_ckpt_write(w, false);
         w->ckpt_due_us = now + (int64_t)w->args->ckpt_interval_s * 1000000;
     }

@@ -43,6 +43,7 @@ typedef struct {
     size_t nckpt;
     uint64_t rules_floor; /* inputs up to it are in the restored states: not judged again */
     const atomic_uint_fast64_t *output_seq; /* ingest's: the sinks hold records up to it */
+    const atomic_bool *ckpt_wanted;         /* ingest's: checkpoint now, the spool needs the room */
     const atomic_bool *behind; /* ingest's: the inputs come from the spool, not live (the
                                 * silence rules wait); NULL: never */
     void *pending_ckpt;        /* at return: a checkpoint written but not yet put in place

@@ -186,7 +186,10 @@ void vem_it_halt(vem_it_run_t *r)
     if (r->vemd == 0)
         return; /* halted already */
     ck_assert_int_eq(kill(r->vemd, SIGTERM), 0);
-    ck_assert_int_eq(vem_it_wait(r->vemd, 30), 0);
+    int rc = vem_it_wait(r->vemd, 30);
+    if (rc != 0)
+        vem_it_show_log(r); /* a sanitizer's report, a drain that went wrong */
+    ck_assert_int_eq(rc, 0);
     r->vemd = 0;
 }
 
