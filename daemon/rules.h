@@ -305,7 +305,6 @@ void vem_rules_vehicle_save(const vem_rules_vehicle_t *self, uint8_t **buf, size
 /* Rebuilds a vehicle from exactly the len bytes one vem_rules_vehicle_save appended; NULL with
  * the reason in err (may be NULL) when they are not a whole, consistent state of this
  * version (bounds checked: a damaged checkpoint is refused, never trusted). */
-vem_rules_vehicle_t *vem_rules_vehicle_load(const uint8_t *p, size_t len, char *err,
-                                            size_t errlen);
+vem_rules_vehicle_t *vem_rules_vehicle_load(const uint8_t *p, size_t len, char *err, size_t errlen);
 
 #endif
