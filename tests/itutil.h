@@ -28,6 +28,8 @@ typedef struct {
     const char *pg_opts;
     const char *spool_opts; /* added to the spool group, e.g. "segment_bytes = 65536;" */
     int metrics_port;       /* 0: no HTTP endpoint; else /metrics and /healthz on 127.0.0.1 */
+    const char *kafka_opts; /* non-NULL: the Kafka sink on, to the harness's vem-broker, with
+                             * these settings added to the kafka group */
 } vem_it_run_t;
 
 /* A loopback TCP port free right now. */
