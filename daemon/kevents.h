@@ -21,7 +21,7 @@
  * EPOCH is the sample's (or frame's) time in Unix seconds. Quarantined and settled-only records
  * make no events (quarantine is PostgreSQL evidence only).
  *
- * Pure: no I/O, no globals; the caller owns the frame buffer and the events' values. */
+ * Pure: no I/O, no globals; the caller owns the frame buffer. */
 #ifndef VEM_KEVENTS_H
 #define VEM_KEVENTS_H
 
@@ -40,17 +40,18 @@ typedef enum {
     VEM_KTOPICS
 } vem_ktopic_t;
 
-/* One event. value is malloc'd JSON text (not NUL-counted in value_len) the callback owns. */
+/* One event. value is JSON text, value_len bytes (NUL-terminated besides), lent to the
+ * callback: valid only until it returns, so it copies what it keeps. */
 typedef struct {
     vem_ktopic_t topic;
     const char *type; /* static: "sample", "obd", "terminal", "violation" */
     char key[64];     /* VIN or plate, NUL-terminated */
     char id[192];     /* NUL-terminated */
-    char *value;
+    const char *value;
     size_t value_len;
 } vem_kevent_t;
 
-/* Receives one event; takes ownership of ev->value. */
+/* Receives one event (its value lent for the call). */
 typedef void (*vem_kevents_fn)(void *arg, vem_kevent_t *ev);
 
 /* Makes the events of one record, in order, and hands each to fn; frame is a decode buffer.

@@ -36,6 +36,7 @@
 
 #define S_BACKOFF_MIN_MS 1000
 #define S_POLL_MAX       100000 /* events served per rd_kafka_poll round */
+#define S_CURSOR_MS      100    /* least time between two cursor moves while events flow */
 
 typedef struct {
     uint64_t seq;
@@ -85,6 +86,7 @@ typedef struct {
     vem_spool_cursor_t *cursor;
     uint64_t start_mark; /* the cursor at start: records at or below it were delivered before */
     uint64_t committed, acked;
+    int64_t moved_ms; /* monotonic time of the last cursor move */
     vem_spill_t *spill;
     uint8_t *spill_buf;
     size_t spill_cap;
@@ -349,14 +351,15 @@ static void s_on_log(const rd_kafka_t *rk, int level, const char *fac, const cha
 
 /* ---- producing ----------------------------------------------------------------------------- */
 
-/* Hands one event to librdkafka (value ownership passes on success). */
+/* Hands one event to librdkafka: copied (F_COPY: one allocation with the message), or, with
+ * F_FREE, value's ownership passes on success. */
 static rd_kafka_resp_err_t s_produce(s_sink_t *s, s_batch_t *b, vem_ktopic_t topic,
-                                     const char *type, const char *key, const char *id, char *value,
-                                     size_t len)
+                                     const char *type, const char *key, const char *id,
+                                     const char *value, size_t len, int flags)
 {
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        s->rk, RD_KAFKA_V_RKT(s->rkt[topic]), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-        RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(value, len),
+        s->rk, RD_KAFKA_V_RKT(s->rkt[topic]), RD_KAFKA_V_MSGFLAGS(flags),
+        RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)value, len),
         RD_KAFKA_V_HEADER("event_type", type, -1), RD_KAFKA_V_HEADER("schema_version", "1", 1),
         RD_KAFKA_V_HEADER("event_id", id, -1), RD_KAFKA_V_OPAQUE(b), RD_KAFKA_V_END);
     if (!err)
@@ -372,8 +375,8 @@ static void s_on_event(void *arg, vem_kevent_t *ev)
     b->outstanding++;
     vem_counter_add(s->events[ev->topic], 1);
     if (!s->whead) {
-        rd_kafka_resp_err_t err =
-            s_produce(s, b, ev->topic, ev->type, ev->key, ev->id, ev->value, ev->value_len);
+        rd_kafka_resp_err_t err = s_produce(s, b, ev->topic, ev->type, ev->key, ev->id, ev->value,
+                                            ev->value_len, RD_KAFKA_MSG_F_COPY);
         if (!err)
             return;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -388,7 +391,10 @@ static void s_on_event(void *arg, vem_kevent_t *ev)
     snprintf(w->type, sizeof w->type, "%s", ev->type);
     snprintf(w->key, sizeof w->key, "%s", ev->key);
     snprintf(w->id, sizeof w->id, "%s", ev->id);
-    w->value = ev->value;
+    w->value = malloc(ev->value_len + 1);
+    if (!w->value)
+        abort();
+    memcpy(w->value, ev->value, ev->value_len + 1);
     w->len = ev->value_len;
     s_wait_push(s, w);
 }
@@ -399,8 +405,8 @@ static void s_serve_waiting(s_sink_t *s)
     int64_t now = vem_mono_ms();
     while (s->whead && s->whead->not_before <= now && !s->fatal) {
         s_wait_t *w = s->whead;
-        rd_kafka_resp_err_t err =
-            s_produce(s, w->batch, w->topic, w->type, w->key, w->id, w->value, w->len);
+        rd_kafka_resp_err_t err = s_produce(s, w->batch, w->topic, w->type, w->key, w->id, w->value,
+                                            w->len, RD_KAFKA_MSG_F_FREE);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             return;
         if (err) {
@@ -554,10 +560,20 @@ static void s_ack(s_sink_t *s)
         s->acked = s->committed;
 }
 
+/* A move costs two syncs (the file and its directory): while events flow, once per
+ * S_CURSOR_MS is enough (reports come by the thousand a second); at once when all is
+ * delivered. */
+static bool s_cursor_due(const s_sink_t *s)
+{
+    return vem_ackwin_mark(s->done) > s->committed &&
+           (!s->first || vem_mono_ms() - s->moved_ms >= S_CURSOR_MS);
+}
+
 static void s_move_cursor(s_sink_t *s)
 {
     uint64_t mark = vem_ackwin_mark(s->done);
     if (mark > s->committed) {
+        s->moved_ms = vem_mono_ms();
         if (vem_spool_cursor_commit(s->cursor, mark) != 0) {
             vem_counter_add(s->cursor_errors, 1);
             vem_log(VEM_LOG_ERR, "sink-kafka", "cannot move the spool cursor to %llu: %s",
@@ -743,10 +759,12 @@ void vem_sink_kafka_actor(void *pipe, void *args_)
             s_producer_renew(&s);
         s_serve_waiting(&s);
         s_unspill(&s);
-        if (s.committed > s.acked || vem_ackwin_mark(s.done) > s.committed)
+        if (s.committed > s.acked || s_cursor_due(&s))
             s_move_cursor(&s);
         s_update_gauges(&s);
         long timeout = 1000;
+        if (vem_ackwin_mark(s.done) > s.committed) /* a move waits for S_CURSOR_MS */
+            timeout = S_CURSOR_MS;
         if (s.whead && !s.fatal) {
             int64_t wait = s.whead->not_before - vem_mono_ms();
             /* a full queue frees up as reports come, which wake us; a backoff ends by time */

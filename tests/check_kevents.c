@@ -24,7 +24,6 @@ static void s_collect(void *arg, vem_kevent_t *ev)
     json_array_append_new(got->events,
                           json_pack("{s:i, s:s, s:s, s:s, s:o}", "topic", ev->topic, "type",
                                     ev->type, "key", ev->key, "id", ev->id, "value", value));
-    free(ev->value);
 }
 
 static json_t *s_events(const vem_record_t *rec, unsigned wanted)
