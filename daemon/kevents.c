@@ -187,7 +187,7 @@ static void s_block(s_buf_t *b, const vem_hj1239_frame_t *f, size_t i)
                 abnormal[nabnormal++] = fi->name;
         }
         S_LIT(b, ",\"");
-        s_puts(b, fi->name);
+        s_puts(b, fid == VEM_HJ1239_F_POS_STATUS ? "pos_valid" : fi->name);
         S_LIT(b, "\":");
         double d;
         if (fid == VEM_HJ1239_F_POS_STATUS) {

@@ -2,6 +2,7 @@
  * many it holds) and per OBD block, one per terminal frame and per verdict; keys are VINs (the
  * plate without one); ids are deterministic and made of the data; topics switched off get
  * nothing; quarantined and settled records make no event. */
+#include "frame_json.h"
 #include "kevents.h"
 #include "sim_fleet.h"
 #include "sim_frames.h"
@@ -113,6 +114,60 @@ START_TEST(samples_and_obd)
 }
 END_TEST
 
+/* The sample writer's blocks are frame_json's (the route of `vemctl decode`), value for value,
+ * over many frames of several trucks: negative and positive, whole and fractional values. */
+START_TEST(samples_equal_frame_json)
+{
+    static vem_hj1239_frame_t scratch, decoded;
+    for (unsigned t = 0; t < 4; t++) {
+        vem_sim_truck_t truck;
+        vem_sim_truck_init(&truck, 99, t, t % 2 ? -73.9 : 118.8, t / 2 ? -33.4 : 32.06, 0);
+        for (int k = 0; k < 30; k++) {
+            vem_sim_sample_t samples[10];
+            for (int i = 0; i < 10; i++)
+                samples[i] = *vem_sim_truck_step(&truck);
+            uint8_t buf[4096];
+            size_t len =
+                vem_sim_data(&scratch, &truck, samples, 10, 1767225600 + k * 10, (uint16_t)(k + 1),
+                             k % 3 == 0, k % 2 == 0, k % 5 == 0, buf, sizeof buf);
+            ck_assert_uint_gt(len, 0);
+            ck_assert_int_eq(vem_hj1239_decode(buf, len, 0, &decoded, NULL), VEM_HJ1239_OK);
+            vem_record_t rec = {.seq = 1,
+                                .nseqs = 1,
+                                .kind = VEM_RECORD_FRAME,
+                                .received_us = 123456789,
+                                .data = buf,
+                                .data_len = (uint32_t)len};
+            json_t *ev = s_events(&rec, S_ALL);
+            size_t i;
+            json_t *e;
+            json_array_foreach(ev, i, e)
+            {
+                json_t *v = json_object_get(e, "value");
+                json_t *blocks = json_object_get(v, "blocks");
+                size_t idx = (size_t)json_integer_value(json_object_get(v, "block_idx"));
+                json_t *want = vem_frame_json_block(&decoded, idx);
+                ck_assert_msg(json_equal(json_array_get(blocks, 0), want), "%s: %s vs %s",
+                              s_get(e, "id"), json_dumps(json_array_get(blocks, 0), 0),
+                              json_dumps(want, 0));
+                json_decref(want);
+                for (size_t j = 1; j < json_array_size(blocks); j++) {
+                    bool found = false;
+                    for (size_t b = 0; b < decoded.nblocks && !found; b++) {
+                        json_t *other = vem_frame_json_block(&decoded, b);
+                        found = json_equal(json_array_get(blocks, j), other);
+                        json_decref(other);
+                    }
+                    ck_assert_msg(found, "%s: joined block %zu is no block of the frame",
+                                  s_get(e, "id"), j);
+                }
+            }
+            json_decref(ev);
+        }
+    }
+}
+END_TEST
+
 START_TEST(ids_name_the_sample)
 {
     uint8_t buf[4096];
@@ -198,6 +253,7 @@ Suite *vem_suite_kevents(void)
     Suite *s = suite_create("kevents");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, samples_and_obd);
+    tcase_add_test(tc, samples_equal_frame_json);
     tcase_add_test(tc, ids_name_the_sample);
     tcase_add_test(tc, terminal_frames);
     tcase_add_test(tc, violations_by_emission);
