@@ -108,7 +108,7 @@ static const vem_conf_key_t s_keys[] = {
      "longest wait before an event that failed for good is produced again"},
     {"kafka.properties", VEM_CONF_LIST, S_OFF(kafka.properties), "", 0, 0, NULL, false,
      "librdkafka properties passed verbatim, [\"name=value\", ...] (security.protocol, sasl.*, "
-     "ssl.*); they override the keys above"},
+     "ssl.*); they override the keys above, but not idempotence, acks or delivery reports"},
     {"spool.dir", VEM_CONF_STRING, S_OFF(spool.dir), "/var/lib/vemd/spool", 0, 0, NULL, false,
      "directory of the input spool (kept across restarts)"},
     {"spool.max_bytes", VEM_CONF_INT, S_OFF(spool.max_bytes), "8589934592", 1048576, S_INT64_MAX,

@@ -6,8 +6,8 @@
  *   vemd --version
  *
  * Start order: configuration, spool (recovers a torn tail), metrics registry and HTTP
- * endpoint, the PostgreSQL sink, workers (they bind their queues), ingest (binds the network
- * endpoints, then replays what the sink's spool cursor says was not yet stored), control.
+ * endpoint, the sinks (PostgreSQL, Kafka), workers (they bind their queues), ingest (binds the
+ * network endpoints, then replays from the lowest sink cursor what was not yet stored), control.
  * Only when every actor reported ready does systemd get READY=1.
  *
  * The main thread then waits on a signalfd and a 1 s tick:

@@ -156,6 +156,18 @@ rd_kafka_conf_t *vem_sink_kafka_conf(const vem_sink_kafka_args_t *a, char *err, 
             goto refused;
         }
         *eq = '\0';
+        /* what the delivery guarantee and the sink's own loop rest on cannot be changed */
+        static const char *const fixed_names[] = {
+            "enable.idempotence",         "acks",      "request.required.acks",
+            "delivery.report.only.error", "log.queue", "statistics.interval.ms"};
+        for (size_t i = 0; i < sizeof fixed_names / sizeof fixed_names[0]; i++)
+            if (strcmp(item, fixed_names[i]) == 0) {
+                snprintf(err, errlen,
+                         "kafka property %s is set by vemd (idempotent producer, acks=all, every "
+                         "delivery reported) and cannot be changed",
+                         item);
+                goto refused;
+            }
         if (s_set(conf, item, eq + 1, err, errlen) != 0)
             goto refused;
         p = end ? end + 1 : p + len;

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Every message of a topic, read by kcat to its end: [{key, partition, offset, event}] in
@@ -479,6 +480,57 @@ START_TEST(kill9_in_flight)
 }
 END_TEST
 
+/* Runs vemd --check-config on a file with the given kafka group; returns its exit status and
+ * whether its output held `text`. */
+static int s_check_config(const char *group, const char *text, bool *found)
+{
+    char dir[256], path[300], cmd[900];
+    vem_test_mkdtemp("it_kafka_cfg", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/vemd.cfg", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "kafka: { enable = true; %s };\n", group);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s/vemd --check-config '%s' > '%s/out' 2>&1", vem_test_bin_dir(),
+             path, dir);
+    int rc = system(cmd);
+    snprintf(path, sizeof path, "%s/out", dir);
+    size_t len;
+    uint8_t *out = vem_test_slurp(path, &len);
+    *found = out && memmem(out, len, text, strlen(text)) != NULL;
+    free(out);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+/* --check-config asks librdkafka about kafka.properties: unknown names and bad values are
+ * refused with its reason, what the delivery guarantee rests on cannot be changed, and a
+ * real cluster's security settings pass. */
+START_TEST(check_config_asks_librdkafka)
+{
+    bool found;
+    ck_assert_int_eq(s_check_config("properties = [ \"no.such.property=1\" ];",
+                                    "No such configuration property: \"no.such.property\"", &found),
+                     1);
+    ck_assert(found);
+    ck_assert_int_eq(s_check_config("properties = [ \"linger.ms=forever\" ];",
+                                    "linger.ms=forever refused by librdkafka", &found),
+                     1);
+    ck_assert(found);
+    ck_assert_int_eq(s_check_config("properties = [ \"acks=1\" ];", "acks is set by vemd", &found),
+                     1);
+    ck_assert(found);
+    ck_assert_int_eq(s_check_config("brokers = \"k1:9093,k2:9093\"; properties = [ "
+                                    "\"security.protocol=SASL_PLAINTEXT\", "
+                                    "\"sasl.mechanism=PLAIN\", \"sasl.username=vemd\", "
+                                    "\"sasl.password=secret\" ];",
+                                    ": ok", &found),
+                     0);
+    ck_assert(found);
+}
+END_TEST
+
 Suite *vem_suite_kafka(void);
 
 Suite *vem_suite_kafka(void)
@@ -486,6 +538,7 @@ Suite *vem_suite_kafka(void)
     Suite *s = suite_create("kafka");
     TCase *tc = tcase_create("e2e");
     tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, check_config_asks_librdkafka);
     tcase_add_test(tc, end_to_end);
     tcase_add_test(tc, broker_outage_20s);
     tcase_add_test(tc, kill9_in_flight);
