@@ -203,6 +203,8 @@ install: $(BINS)
 	install -m 0755 $(filter-out %/vemd,$(BINS)) $(DESTDIR)$(PREFIX)/bin/
 	$(if $(wildcard schema/*.sql schema/*.json),install -m 0644 $(wildcard schema/*.sql schema/*.json) \
 	    $(DESTDIR)$(PREFIX)/share/vemd/schema/)
+	$(if $(wildcard schema/kafka/*.json),install -d $(DESTDIR)$(PREFIX)/share/vemd/schema/kafka && \
+	    install -m 0644 $(wildcard schema/kafka/*.json) $(DESTDIR)$(PREFIX)/share/vemd/schema/kafka/)
 	@if [ -f deploy/vemd.service ]; then \
 	    install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/lib/sysusers.d \
 	        $(DESTDIR)$(PREFIX)/lib/tmpfiles.d $(DESTDIR)$(SYSCONFDIR)/vemd; \

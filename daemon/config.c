@@ -76,6 +76,40 @@ static const vem_conf_key_t s_keys[] = {
      "longest wait between attempts while PostgreSQL is unreachable"},
     {"pg.retention_days", VEM_CONF_INT, S_OFF(pg.retention_days), "400", 1, 36600, NULL, false,
      "days of partitions `vemctl db prune --config` keeps"},
+    {"kafka.enable", VEM_CONF_BOOL, S_OFF(kafka.enable), "false", 0, 0, NULL, false,
+     "publish readings, terminal events and violations to Kafka (delivery reports settle)"},
+    {"kafka.brokers", VEM_CONF_STRING, S_OFF(kafka.brokers), "localhost:9092", 0, 0, NULL, false,
+     "bootstrap.servers: host:port of the cluster's brokers, comma-separated"},
+    {"kafka.topic_violations", VEM_CONF_STRING, S_OFF(kafka.topic_violations), "vem.violations", 0,
+     0, NULL, false, "topic of every violation and notice with its evidence; empty: off"},
+    {"kafka.topic_samples", VEM_CONF_STRING, S_OFF(kafka.topic_samples), "vem.samples", 0, 0, NULL,
+     false, "topic of decoded 1 Hz samples and OBD snapshots; empty: off"},
+    {"kafka.topic_terminal", VEM_CONF_STRING, S_OFF(kafka.topic_terminal), "vem.terminal", 0, 0,
+     NULL, false, "topic of logins, logouts, removal alarms and activations; empty: off"},
+    {"kafka.topic_rsd", VEM_CONF_STRING, S_OFF(kafka.topic_rsd), "vem.rsd", 0, 0, NULL, false,
+     "topic of roadside readings (once their intake lands); empty: off"},
+    {"kafka.compression", VEM_CONF_ENUM, S_OFF(kafka.compression), "lz4", 0, 0,
+     "none|gzip|snappy|lz4|zstd", false, "compression.codec of the message batches"},
+    {"kafka.linger_ms", VEM_CONF_INT, S_OFF(kafka.linger_ms), "20", 0, 900000, NULL, false,
+     "linger.ms: longest a message waits for its batch to fill"},
+    {"kafka.batch_bytes", VEM_CONF_INT, S_OFF(kafka.batch_bytes), "1000000", 1, 2147483647, NULL,
+     false, "batch.size: bytes of one message batch (per partition)"},
+    {"kafka.batch_messages", VEM_CONF_INT, S_OFF(kafka.batch_messages), "10000", 1, 1000000, NULL,
+     false, "batch.num.messages: messages of one message batch"},
+    {"kafka.queue_messages", VEM_CONF_INT, S_OFF(kafka.queue_messages), "500000", 1, 10000000, NULL,
+     false, "queue.buffering.max.messages: events in flight; past it the sink spills"},
+    {"kafka.queue_kbytes", VEM_CONF_INT, S_OFF(kafka.queue_kbytes), "262144", 1, 2147483647, NULL,
+     false, "queue.buffering.max.kbytes: KiB of events in flight; past it the sink spills"},
+    {"kafka.message_timeout_ms", VEM_CONF_INT, S_OFF(kafka.message_timeout_ms), "300000", 0,
+     2147483647, NULL, false,
+     "message.timeout.ms: an event undelivered this long fails and is produced again (0: never)"},
+    {"kafka.queue_hwm", VEM_CONF_INT, S_OFF(kafka.queue_hwm), "8", 1, 1000000, NULL, false,
+     "worker messages (256 inputs each) queued for the sink; it spills what it cannot produce"},
+    {"kafka.retry_max_s", VEM_CONF_INT, S_OFF(kafka.retry_max_s), "30", 1, 3600, NULL, false,
+     "longest wait before an event that failed for good is produced again"},
+    {"kafka.properties", VEM_CONF_LIST, S_OFF(kafka.properties), "", 0, 0, NULL, false,
+     "librdkafka properties passed verbatim, [\"name=value\", ...] (security.protocol, sasl.*, "
+     "ssl.*); they override the keys above, but not idempotence, acks or delivery reports"},
     {"spool.dir", VEM_CONF_STRING, S_OFF(spool.dir), "/var/lib/vemd/spool", 0, 0, NULL, false,
      "directory of the input spool (kept across restarts)"},
     {"spool.max_bytes", VEM_CONF_INT, S_OFF(spool.max_bytes), "8589934592", 1048576, S_INT64_MAX,
@@ -266,6 +300,7 @@ static void s_set_text(vem_config_t *cfg, const vem_conf_key_t *k, const char *t
         *(unsigned *)f = (unsigned)strtoul(text, NULL, 10);
         break;
     case VEM_CONF_STRING:
+    case VEM_CONF_LIST:
         free(*(char **)f);
         *(char **)f = s_strdup(text);
         break;
@@ -301,7 +336,7 @@ void vem_config_destroy(vem_config_t **cfg_p)
         return;
     for (size_t i = 0; i < S_NKEYS; i++) {
         const vem_conf_key_t *k = &s_keys[i];
-        bool owns = k->type == VEM_CONF_STRING ||
+        bool owns = k->type == VEM_CONF_STRING || k->type == VEM_CONF_LIST ||
                     (k->type == VEM_CONF_ENUM && strcmp(k->key, "log.level") != 0);
         if (owns)
             free(*(char **)s_field(*cfg_p, k));
@@ -325,6 +360,39 @@ static bool s_is_section(const char *name)
         if (strncmp(s_keys[i].key, name, len) == 0 && s_keys[i].key[len] == '.')
             return true;
     return false;
+}
+
+/* Applies an array (or list) of "name=value" strings: kept '\n'-joined. */
+static int s_apply_list(vem_config_t *cfg, const vem_conf_key_t *k, const config_setting_t *s,
+                        const char *where, char *err, size_t errlen)
+{
+    int type = config_setting_type(s);
+    if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST) {
+        s_err(err, errlen, "%s: '%s' must be an array of \"name=value\" strings", where, k->key);
+        return -1;
+    }
+    char *joined = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&joined, &len);
+    if (!out)
+        abort();
+    for (int i = 0; i < config_setting_length(s); i++) {
+        const config_setting_t *item = config_setting_get_elem(s, (unsigned)i);
+        const char *v = config_setting_get_string(item);
+        const char *eq = v ? strchr(v, '=') : NULL;
+        if (!v || !eq || eq == v || strchr(v, '\n')) {
+            fclose(out);
+            free(joined);
+            s_err(err, errlen, "%s: '%s' item %d must be a \"name=value\" string", where, k->key,
+                  i + 1);
+            return -1;
+        }
+        fprintf(out, "%s%s", i ? "\n" : "", v);
+    }
+    fclose(out);
+    s_set_text(cfg, k, joined);
+    free(joined);
+    return 0;
 }
 
 /* Applies one scalar setting of the file to cfg. */
@@ -392,6 +460,8 @@ static int s_apply(vem_config_t *cfg, const vem_conf_key_t *k, const config_sett
         s_set_text(cfg, k, v);
         return 0;
     }
+    case VEM_CONF_LIST:
+        return s_apply_list(cfg, k, s, where, err, errlen);
     }
     return -1;
 }
@@ -560,6 +630,23 @@ static void s_print_value(const vem_config_t *cfg, const vem_conf_key_t *k, FILE
     case VEM_CONF_UINT:
         fprintf(out, "%u", *(const unsigned *)f);
         break;
+    case VEM_CONF_LIST: {
+        const char *s = *(char *const *)f;
+        fputc('[', out);
+        for (bool first = true; *s; first = false) {
+            fputs(first ? " \"" : ", \"", out);
+            for (; *s && *s != '\n'; s++) {
+                if (*s == '"' || *s == '\\')
+                    fputc('\\', out);
+                fputc(*s, out);
+            }
+            fputc('"', out);
+            if (*s == '\n')
+                s++;
+        }
+        fputs((*(char *const *)f)[0] ? " ]" : "]", out);
+        break;
+    }
     case VEM_CONF_STRING:
     case VEM_CONF_ENUM: {
         const char *s;
@@ -602,6 +689,8 @@ int vem_config_print(const vem_config_t *cfg, FILE *out)
         fprintf(out, "    # %s\n    # default ", k->help);
         if (k->type == VEM_CONF_STRING || k->type == VEM_CONF_ENUM)
             fprintf(out, "\"%s\"", k->dflt);
+        else if (k->type == VEM_CONF_LIST)
+            fputs(*k->dflt ? k->dflt : "[]", out);
         else
             fputs(k->dflt, out);
         if (k->type == VEM_CONF_INT)
@@ -638,6 +727,7 @@ static bool s_equal(const vem_config_t *a, const vem_config_t *b, const vem_conf
     case VEM_CONF_UINT:
         return *(const unsigned *)x == *(const unsigned *)y;
     case VEM_CONF_STRING:
+    case VEM_CONF_LIST:
     case VEM_CONF_ENUM:
         if (strcmp(k->key, "log.level") == 0)
             return *(const int *)x == *(const int *)y;
@@ -664,7 +754,7 @@ int vem_config_reload(vem_config_t *live, const vem_config_t *fresh, char *err, 
                 used += (size_t)n;
             continue;
         }
-        if (k->type == VEM_CONF_STRING ||
+        if (k->type == VEM_CONF_STRING || k->type == VEM_CONF_LIST ||
             (k->type == VEM_CONF_ENUM && strcmp(k->key, "log.level") != 0)) {
             char **dst = s_field(live, k);
             free(*dst);
@@ -760,6 +850,8 @@ static const struct {
     {"sink queues", "workers x 2 x pg.queue_hwm messages of 256 inputs' records",
      offsetof(vem_budget_t, sink_queues)},
     {"sink batch", "pg.batch_rows x 440 B rows", offsetof(vem_budget_t, sink_batch)},
+    {"kafka queues", "workers x 2 x kafka.queue_hwm messages + kafka.queue_kbytes",
+     offsetof(vem_budget_t, kafka_queue)},
 };
 
 #define S_NPARTS (sizeof s_parts / sizeof s_parts[0])
@@ -810,6 +902,9 @@ int vem_config_budget(const vem_config_t *cfg, vem_budget_t *out, char *err, siz
         out->sink_batch =
             (uint64_t)cfg->pg.batch_rows * S_ROW_BYTES + S_SINK_MAX_SEQS * sizeof(uint64_t) + msg;
     }
+    if (cfg->kafka.enable) /* the worker pipes, and librdkafka's own bound on what it holds */
+        out->kafka_queue = workers * 2 * (uint64_t)cfg->kafka.queue_hwm * s_sink_message(data) +
+                           (uint64_t)cfg->kafka.queue_kbytes * 1024;
     for (size_t i = 0; i < S_NPARTS; i++)
         out->total += s_part(out, i);
 

@@ -47,6 +47,15 @@ typedef struct {
         int64_t batch_rows, batch_ms, queue_hwm, partitions_ahead_days, retry_max_s, retention_days;
     } pg;
     struct {
+        bool enable;
+        char *brokers;
+        char *topic_violations, *topic_samples, *topic_terminal, *topic_rsd; /* "": off */
+        char *compression; /* "none" | "gzip" | "snappy" | "lz4" | "zstd" */
+        int64_t linger_ms, batch_bytes, batch_messages, queue_messages, queue_kbytes;
+        int64_t message_timeout_ms, queue_hwm, retry_max_s;
+        char *properties; /* "name=value" lines, '\n'-separated; "" for none */
+    } kafka;
+    struct {
         char *dir;
         int64_t max_bytes, segment_bytes;
         bool fsync;
@@ -66,6 +75,8 @@ typedef struct {
     } log;
 } vem_config_t;
 
+/* VEM_CONF_LIST: an array of strings in the file, kept as one string of '\n'-separated items
+ * (each "name=value"), so every other part of the table treats it as a string. */
 typedef enum {
     VEM_CONF_BOOL,
     VEM_CONF_INT,
@@ -73,6 +84,7 @@ typedef enum {
     VEM_CONF_ENUM,
     VEM_CONF_REAL, /* double; "unset" (NaN) where the rules allow it; bounds: rules_config.c */
     VEM_CONF_UINT, /* unsigned; bounds: rules_config.c */
+    VEM_CONF_LIST, /* strings: see above */
 } vem_conf_type_t;
 
 /* One row of the key table. */
@@ -116,6 +128,7 @@ typedef struct {
     uint64_t zmq_connections; /* libzmq's own ~21 KiB per connection (NOTES.md) */
     uint64_t worker_queues;   /* ingest -> workers: 2 x pipeline.queue_hwm inputs per worker */
     uint64_t sink_queues;     /* workers -> PostgreSQL sink: 2 x pg.queue_hwm messages per worker */
+    uint64_t kafka_queue;     /* workers -> Kafka sink, and librdkafka's queue.buffering bound */
     uint64_t sink_batch;      /* the sink's open batch: pg.batch_rows rows */
     uint64_t total;           /* the sum of the above */
     unsigned workers;         /* worker threads assumed: pipeline.workers, or the online cores */

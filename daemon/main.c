@@ -6,8 +6,8 @@
  *   vemd --version
  *
  * Start order: configuration, spool (recovers a torn tail), metrics registry and HTTP
- * endpoint, the PostgreSQL sink, workers (they bind their queues), ingest (binds the network
- * endpoints, then replays what the sink's spool cursor says was not yet stored), control.
+ * endpoint, the sinks (PostgreSQL, Kafka), workers (they bind their queues), ingest (binds the
+ * network endpoints, then replays from the lowest sink cursor what was not yet stored), control.
  * Only when every actor reported ready does systemd get READY=1.
  *
  * The main thread then waits on a signalfd and a 1 s tick:
@@ -33,6 +33,7 @@
 #include "completeness.h"
 #include "rules.h"
 #include "session.h"
+#include "sink_kafka.h"
 #include "sink_pg.h"
 #include "spool.h"
 #include "watchdog.h"
@@ -69,6 +70,8 @@ typedef struct {
     vem_actor_t **workers;
     vem_sink_pg_args_t pg_args;
     vem_actor_t *pg;
+    vem_sink_kafka_args_t kafka_args;
+    vem_actor_t *kafka;
     vem_ingest_args_t ingest_args;
     vem_actor_t *ingest;
     vem_control_args_t control_args;
@@ -245,6 +248,8 @@ static bool s_health(void *arg, char *why, size_t whylen)
         snprintf(why, whylen, "spool full: intake paused");
     else if (d->pg && !atomic_load(&d->pg_args.up))
         snprintf(why, whylen, "PostgreSQL sink not connected: the spool is growing");
+    else if (d->kafka && !atomic_load(&d->kafka_args.up))
+        snprintf(why, whylen, "Kafka sink: no broker up: the spool is growing");
     else
         return true;
     return false;
@@ -263,6 +268,42 @@ static int s_cursor_min(const char *dir, const char *name, uint64_t *lowest)
     vem_spool_cursor_destroy(&cursor);
     if (seq < *lowest)
         *lowest = seq;
+    return 0;
+}
+
+/* The Kafka sink's settings from the configuration (also for --check-config). */
+static void s_kafka_args(const vem_config_t *c, vem_sink_kafka_args_t *k)
+{
+    k->brokers = c->kafka.brokers;
+    k->topics[VEM_KTOPIC_VIOLATIONS] = c->kafka.topic_violations;
+    k->topics[VEM_KTOPIC_SAMPLES] = c->kafka.topic_samples;
+    k->topics[VEM_KTOPIC_TERMINAL] = c->kafka.topic_terminal;
+    k->topics[VEM_KTOPIC_RSD] = c->kafka.topic_rsd;
+    k->compression = c->kafka.compression;
+    k->linger_ms = c->kafka.linger_ms;
+    k->batch_bytes = c->kafka.batch_bytes;
+    k->batch_messages = c->kafka.batch_messages;
+    k->queue_messages = c->kafka.queue_messages;
+    k->queue_kbytes = c->kafka.queue_kbytes;
+    k->message_timeout_ms = c->kafka.message_timeout_ms;
+    k->properties = c->kafka.properties;
+    k->queue_hwm = (int)c->kafka.queue_hwm;
+    k->retry_max_s = c->kafka.retry_max_s;
+    k->spool_dir = c->spool.dir;
+    k->spill_max_bytes = 2 * (uint64_t)c->spool.max_bytes; /* as the PostgreSQL sink's */
+}
+
+/* librdkafka's verdict on the kafka settings, for --check-config: 0, or -1 with its reason. */
+static int s_kafka_check(const vem_config_t *c, char *err, size_t errlen)
+{
+    if (!c->kafka.enable)
+        return 0;
+    vem_sink_kafka_args_t k = {0};
+    s_kafka_args(c, &k);
+    rd_kafka_conf_t *conf = vem_sink_kafka_conf(&k, err, errlen);
+    if (!conf)
+        return -1;
+    rd_kafka_conf_destroy(conf);
     return 0;
 }
 
@@ -320,6 +361,22 @@ static int s_start(s_daemon_t *d)
         d->sinks[d->nsinks++] = VEM_SINK_PG_ENDPOINT;
         d->pg = vem_actor_new(d->zctx, "sink-pg", vem_sink_pg_actor, pg, err, sizeof err);
         if (!d->pg) {
+            vem_log(VEM_LOG_ERR, "main", "%s", err);
+            return -1;
+        }
+    }
+
+    if (c->kafka.enable) {
+        vem_sink_kafka_args_t *k = &d->kafka_args;
+        s_kafka_args(c, k);
+        k->zctx = d->zctx;
+        k->metrics = d->metrics;
+        k->spool_first = vem_spool_first_seq(d->spool);
+        if (s_cursor_min(c->spool.dir, "kafka", &replay_from) != 0)
+            return -1;
+        d->sinks[d->nsinks++] = VEM_SINK_KAFKA_ENDPOINT;
+        d->kafka = vem_actor_new(d->zctx, "sink-kafka", vem_sink_kafka_actor, k, err, sizeof err);
+        if (!d->kafka) {
             vem_log(VEM_LOG_ERR, "main", "%s", err);
             return -1;
         }
@@ -434,7 +491,10 @@ static int s_start(s_daemon_t *d)
     in->spool = d->spool;
     in->spool_dir = c->spool.dir;
     /* The sinks settle the spool; without any, the workers do. */
-    in->consumers = c->pg.enable ? 1u << VEM_CONSUMER_PG : 1u << VEM_CONSUMER_WORKERS;
+    in->consumers = (c->pg.enable ? 1u << VEM_CONSUMER_PG : 0) |
+                    (c->kafka.enable ? 1u << VEM_CONSUMER_KAFKA : 0);
+    if (!in->consumers)
+        in->consumers = 1u << VEM_CONSUMER_WORKERS;
     if (c->rules.enable)
         in->consumers |= 1u << VEM_CONSUMER_RULES;
     in->forwarded = d->forwarded;
@@ -482,6 +542,8 @@ static void s_last_checkpoints(s_daemon_t *d)
     uint64_t stored = UINT64_MAX;
     if (c->pg.enable && s_cursor_min(c->spool.dir, "pg", &stored) != 0)
         stored = 0;
+    if (c->kafka.enable && s_cursor_min(c->spool.dir, "kafka", &stored) != 0)
+        stored = 0;
     for (unsigned i = 0; d->worker_args && i < d->nworkers; i++) {
         vem_worker_args_t *w = &d->worker_args[i];
         vem_ckpt_writer_t *cw = w->pending_ckpt;
@@ -509,6 +571,7 @@ static void s_stop(s_daemon_t *d)
     for (unsigned i = 0; d->workers && i < d->nworkers; i++)
         vem_actor_destroy(&d->workers[i]);
     vem_actor_destroy(&d->pg);
+    vem_actor_destroy(&d->kafka);
     s_last_checkpoints(d);
     vem_http_destroy(&d->http);
     if (d->zctx)
@@ -532,6 +595,8 @@ static bool s_progress(s_daemon_t *d)
     size_t nsinks = 0;
     if (d->pg)
         sinks[nsinks++] = atomic_load(&d->pg_args.beats);
+    if (d->kafka)
+        sinks[nsinks++] = atomic_load(&d->kafka_args.beats);
     vem_watchdog_tick_t tick = {.ingest_beats = atomic_load(&d->ingest_args.beats),
                                 .sink_beats = sinks,
                                 .nsinks = nsinks,
@@ -592,6 +657,7 @@ static void s_on_alarm(int sig)
     (void)sig;
     if (!atomic_exchange(&s_drain_late, true)) {
         atomic_store(&s_draining->pg_args.stop_now, true);
+        atomic_store(&s_draining->kafka_args.stop_now, true);
         alarm(5);
         return;
     }
@@ -738,6 +804,11 @@ int main(int argc, char **argv)
         vem_config_t *cfg = vem_config_load(check, err, sizeof err);
         if (!cfg) {
             fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        if (s_kafka_check(cfg, err, sizeof err) != 0) {
+            fprintf(stderr, "%s: %s\n", check, err);
+            vem_config_destroy(&cfg);
             return 1;
         }
         vem_budget_t budget;

@@ -367,6 +367,17 @@ static size_t s_base_of(const vem_hj1239_frame_t *f, size_t j)
     return same != SIZE_MAX ? same : before != SIZE_MAX ? before : after;
 }
 
+size_t vem_pgrows_sample_of(const vem_hj1239_frame_t *f, size_t j)
+{
+    uint8_t type = f->blocks[j].type;
+    if (s_is_base(type))
+        return j;
+    if (!s_is_aux(type))
+        return SIZE_MAX;
+    size_t base = s_base_of(f, j);
+    return base == SIZE_MAX ? j : base;
+}
+
 static void s_samples(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t received_us)
 {
     size_t base[VEM_HJ1239_MAX_BLOCKS];

@@ -75,6 +75,12 @@ bool vem_pgrows_full(const vem_pgrows_t *r);
  * activation. Time sync and activation replies make no row. Returns the rows added. */
 unsigned vem_pgrows_frame(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t received_us);
 
+/* Which sample block j of a real-time frame belongs to: j itself for a stream, twc or twc_nox
+ * block (and for a hybrid or supplementary block with no such block to join), the block it is
+ * joined to for a hybrid or supplementary block, SIZE_MAX for OBD and vendor blocks. One
+ * definition of a sample for every sink: an obd_samples row, a Kafka sample event. */
+size_t vem_pgrows_sample_of(const vem_hj1239_frame_t *f, size_t j);
+
 /* A violation as the rules engine gives it (FIELDS.md keys); strings NUL-terminated, vin or
  * plate may be NULL, measured/limit NaN when there is none, evidence a JSON text. */
 typedef struct {

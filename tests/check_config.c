@@ -347,6 +347,47 @@ END_TEST
  *                  = 440,000 + 524,288 + 2,244,640                          =  3,208,928
  *   total                                                                   = 111,539,456
  *   descriptors    100 connections + 64 + 8 per worker x 2                  =        180 */
+/* kafka.properties: an array of "name=value" strings, kept as lines, printed and loaded back;
+ * anything else is refused with the file, line and key. */
+START_TEST(kafka_properties)
+{
+    char err[512];
+    vem_config_t *cfg = vem_config_load(
+        s_file("kafka: { enable = true; brokers = \"k1:9093,k2:9093\"; topic_rsd = \"\";\n"
+               "  properties = [ \"security.protocol=SASL_SSL\", \"sasl.mechanism=PLAIN\",\n"
+               "                 \"sasl.password=a\\\"b=c\" ]; };\n"),
+        err, sizeof err);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert(cfg->kafka.enable);
+    ck_assert_str_eq(cfg->kafka.properties,
+                     "security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\nsasl.password=a\"b=c");
+    ck_assert_str_eq(cfg->kafka.topic_rsd, "");
+    ck_assert_str_eq(cfg->kafka.topic_samples, "vem.samples");
+    char path[300];
+    snprintf(path, sizeof path, "%s/printed.cfg", s_dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_int_eq(vem_config_print(cfg, f), 0);
+    fclose(f);
+    vem_config_t *back = vem_config_load(path, err, sizeof err);
+    ck_assert_msg(back != NULL, "%s", err);
+    ck_assert_str_eq(back->kafka.properties, cfg->kafka.properties);
+    ck_assert_int_eq(vem_config_reload(cfg, back, err, sizeof err), 0);
+    ck_assert_str_eq(err, "");
+    vem_config_destroy(&cfg);
+    vem_config_destroy(&back);
+    /* the defaults print an empty list that loads back */
+    cfg = vem_config_defaults();
+    ck_assert_str_eq(cfg->kafka.properties, "");
+    vem_config_destroy(&cfg);
+    s_refused("kafka: {\n properties = [ \"acks\" ]; };\n",
+              "2: 'kafka.properties' item 1 must be a \"name=value\" string");
+    s_refused("kafka: {\n properties = \"acks=all\"; };\n",
+              "2: 'kafka.properties' must be an array of \"name=value\" strings");
+    s_refused("kafka: {\n compression = \"brotli\"; };\n",
+              "2: 'kafka.compression' = \"brotli\" is not one of none|gzip|snappy|lz4|zstd");
+}
+END_TEST
+
 START_TEST(budget_worked_by_hand)
 {
     char err[512];
@@ -381,6 +422,16 @@ START_TEST(budget_worked_by_hand)
     ck_assert_uint_eq(b.sink_queues, 0);
     ck_assert_uint_eq(b.sink_batch, 0);
     ck_assert_uint_eq(b.total, 111539456 - 89785600 - 3208928);
+    ck_assert_uint_eq(b.kafka_queue, 0);
+    /* the Kafka sink: its worker pipes hold what PostgreSQL's do at the same queue_hwm
+     * (89785600 above), and librdkafka holds up to queue_kbytes */
+    cfg->pg.enable = true;
+    cfg->kafka.enable = true;
+    cfg->kafka.queue_hwm = 10;
+    cfg->kafka.queue_kbytes = 1000;
+    ck_assert_int_eq(vem_config_budget(cfg, &b, err, sizeof err), 0);
+    ck_assert_uint_eq(b.kafka_queue, 89785600 + 1024000);
+    ck_assert_uint_eq(b.total, 111539456 + 89785600 + 1024000);
     vem_config_destroy(&cfg);
 }
 END_TEST
@@ -525,6 +576,7 @@ Suite *vem_suite_config(void)
     tcase_add_test(tc, rules_keys_refused_with_the_reason);
     tcase_add_test(tc, rules_keys_reload);
     tcase_add_test(tc, shipped_example_loads);
+    tcase_add_test(tc, kafka_properties);
     tcase_add_test(tc, budget_worked_by_hand);
     tcase_add_test(tc, budget_refuses_more_connections_than_descriptors);
     tcase_add_test(tc, budget_refuses_more_than_half_the_memory);

@@ -55,7 +55,7 @@ pg=$("$top/tools/pgtmp.sh" start "$tmp/pg") || exit 1
 
 # Kafka-protocol broker
 "$bin/vem-broker" --brokers 3 --topic vem.test:3 --topic vem.samples:6 --topic vem.violations:3 \
-    --topic vem.frames:6 --bootstrap-file "$tmp/kafka.addr" >"$tmp/broker.log" 2>&1 &
+    --topic vem.frames:6 --topic vem.terminal:3 --topic vem.rsd:3 --bootstrap-file "$tmp/kafka.addr" >"$tmp/broker.log" 2>&1 &
 broker=$!
 for _ in $(seq 100); do [[ -s $tmp/kafka.addr ]] && break; kill -0 "$broker" 2>/dev/null || break; sleep 0.1; done
 [[ -s $tmp/kafka.addr ]] || { echo "harness: vem-broker did not start" >&2; cat "$tmp/broker.log" >&2; exit 1; }

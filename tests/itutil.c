@@ -53,6 +53,9 @@ void vem_it_write_config(const vem_it_run_t *r, const char *log_level)
             r->port, r->dir, r->control, metrics, drain, pipeline, r->dir,
             r->spool_opts ? r->spool_opts : "", log_level, vem_test_env("VEM_TEST_PG"),
             r->pg_opts ? r->pg_opts : "", r->rules_opts ? r->rules_opts : "enable = true;");
+    if (r->kafka_opts)
+        fprintf(f, "kafka: { enable = true; brokers = \"%s\"; %s };\n",
+                vem_test_env("VEM_TEST_KAFKA"), r->kafka_opts);
     fclose(f);
     ck_assert_int_eq(rename(tmp, r->cfg), 0); /* vemd never reads a half-written file */
 }

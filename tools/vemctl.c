@@ -13,6 +13,8 @@ typedef struct {
 static const s_command_t s_commands[] = {
     {"decode", vemctl_decode_main, "decode remote-OBD frames (hex lines or --raw) to JSON"},
     {"kafka", vemctl_kafka_main, "produce to or consume from a Kafka topic"},
+    {"tail", vemctl_tail_main,
+     "print a Kafka topic's events: pretty on a terminal, lines in a pipe"},
     {"status", vemctl_status_main, "counters, connections and queue depths of a running vemd"},
     {"spool", vemctl_spool_main, "segments, seqs and consumer backlogs of the input spool"},
     {"db", vemctl_db_main, "apply schema migrations, create or prune daily partitions"},

@@ -11,6 +11,9 @@ int vemctl_decode_main(int argc, char **argv);
 /* kafka: produce to / consume from a Kafka cluster (used with vem-broker). */
 int vemctl_kafka_main(int argc, char **argv);
 
+/* tail: a topic's events for people, from its end or its beginning, optionally one key's. */
+int vemctl_tail_main(int argc, char **argv);
+
 /* status: counters of a running vemd, from its control socket. */
 int vemctl_status_main(int argc, char **argv);
 

@@ -1,0 +1,827 @@
+/* sink_kafka — records to events, produce, delivery reports, retries, cursor; see sink_kafka.h.
+ *
+ * Order: events leave in the order their worker messages came in. A message is taken (made
+ * into events and produced) only when the sink's FIFO of waiting events and the spill are both
+ * empty; otherwise it goes to the end of the spill. An event librdkafka cannot queue (queue
+ * full) goes to the end of the FIFO, and so does every later one until the FIFO is empty
+ * again. An event that failed for good goes to the FIFO too, with a time before which it is not
+ * produced again; the FIFO is served strictly from its head, so later events never overtake it
+ * in the sink (librdkafka's idempotent producer keeps per-partition order after that). Only
+ * events already handed to librdkafka after the failed one can arrive before its second copy.
+ *
+ * Thread: one actor; librdkafka's callbacks (delivery reports, errors, statistics, logs) all
+ * run on it, inside rd_kafka_poll (log.queue and the main queue's event descriptor). Owns: its
+ * PULL and ack PUSH sockets, the producer and its topic handles, the open batches, the FIFO,
+ * a decode buffer, its ackwin, spill and spool cursor. */
+#include "sink_kafka.h"
+
+#include "ackwin.h"
+#include "actor.h"
+#include "clock.h"
+#include "hj1239.h"
+#include "ingest.h"
+#include "log.h"
+#include "records.h"
+#include "spill.h"
+#include "spool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define S_BACKOFF_MIN_MS 1000
+#define S_POLL_MAX       100000 /* events served per rd_kafka_poll round */
+#define S_CURSOR_MS      100    /* least time between two cursor moves while events flow */
+
+typedef struct {
+    uint64_t seq;
+    uint32_t n;
+} s_run_t;
+
+/* One worker message: the seqs it settles, and its events not yet delivered. */
+typedef struct s_batch {
+    struct s_batch *prev, *next;
+    s_run_t *runs;
+    size_t nruns, cap;
+    uint64_t outstanding; /* events produced or waiting, not yet delivered */
+    bool sealed;          /* every event of the message is made */
+    int64_t oldest_us;    /* receipt of its oldest input */
+} s_batch_t;
+
+/* An event waiting in the sink: librdkafka's queue was full, or it failed and waits to be
+ * produced again. */
+typedef struct s_wait {
+    struct s_wait *next;
+    s_batch_t *batch;
+    vem_ktopic_t topic;
+    char type[16];
+    char key[64];
+    char id[192];
+    char *value;
+    size_t len;
+    int64_t not_before; /* monotonic ms; 0: at once */
+    bool retry;         /* failed before: counts as retried when produced */
+} s_wait_t;
+
+typedef struct {
+    vem_sink_kafka_args_t *args;
+    void *pull, *acks;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *mainq;
+    rd_kafka_topic_t *rkt[VEM_KTOPICS];
+    unsigned wanted; /* topics switched on */
+    int efd[2];      /* librdkafka writes to [1] when its main queue gets events */
+    vem_hj1239_frame_t *frame;
+    s_batch_t *first, *last; /* live batches, oldest first */
+    s_batch_t *cur;          /* the batch being made */
+    s_wait_t *whead, *wtail; /* the FIFO */
+    uint64_t nwaiting;
+    int64_t backoff_ms;
+    vem_ackwin_t *done;
+    vem_spool_cursor_t *cursor;
+    uint64_t start_mark; /* the cursor at start: records at or below it were delivered before */
+    uint64_t committed, acked;
+    int64_t moved_ms; /* monotonic time of the last cursor move */
+    vem_spill_t *spill;
+    uint8_t *spill_buf;
+    size_t spill_cap;
+    zmq_msg_t held;
+    bool holding;
+    bool fatal; /* the producer hit a fatal error: make a new one */
+    /* metrics */
+    vem_counter_t *produced, *delivered, *failed, *retried, *events[VEM_KTOPICS];
+    vem_counter_t *spills, *cursor_errors;
+    vem_gauge_t *up, *lag, *in_flight, *waiting, *spilled;
+    vem_histogram_t *latency;
+} s_sink_t;
+
+/* ---- configuration -------------------------------------------------------------------------- */
+
+static int s_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
+                 size_t errlen)
+{
+    char why[512];
+    if (rd_kafka_conf_set(conf, name, value, why, sizeof why) == RD_KAFKA_CONF_OK)
+        return 0;
+    snprintf(err, errlen, "kafka property %s=%s refused by librdkafka: %s", name, value, why);
+    return -1;
+}
+
+rd_kafka_conf_t *vem_sink_kafka_conf(const vem_sink_kafka_args_t *a, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char n[6][32];
+    snprintf(n[0], sizeof n[0], "%lld", (long long)a->linger_ms);
+    snprintf(n[1], sizeof n[1], "%lld", (long long)a->batch_bytes);
+    snprintf(n[2], sizeof n[2], "%lld", (long long)a->batch_messages);
+    snprintf(n[3], sizeof n[3], "%lld", (long long)a->queue_messages);
+    snprintf(n[4], sizeof n[4], "%lld", (long long)a->queue_kbytes);
+    snprintf(n[5], sizeof n[5], "%lld", (long long)a->message_timeout_ms);
+    /* Delivery reports and statistics arrive through the main queue; one statistics event a
+     * second tells whether a broker is up even when nothing is produced. */
+    const char *fixed[][2] = {{"bootstrap.servers", a->brokers},
+                              {"enable.idempotence", "true"},
+                              {"acks", "all"},
+                              {"compression.codec", a->compression},
+                              {"linger.ms", n[0]},
+                              {"batch.size", n[1]},
+                              {"batch.num.messages", n[2]},
+                              {"queue.buffering.max.messages", n[3]},
+                              {"queue.buffering.max.kbytes", n[4]},
+                              {"message.timeout.ms", n[5]},
+                              {"statistics.interval.ms", "1000"},
+                              {"log.queue", "true"},
+                              {"client.id", "vemd"}};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (fixed[i][1] && s_set(conf, fixed[i][0], fixed[i][1], err, errlen) != 0)
+            goto refused;
+    for (const char *p = a->properties; p && *p;) {
+        const char *end = strchr(p, '\n');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char item[1024];
+        if (len >= sizeof item) {
+            snprintf(err, errlen, "kafka property too long: %.40s...", p);
+            goto refused;
+        }
+        memcpy(item, p, len);
+        item[len] = '\0';
+        char *eq = strchr(item, '=');
+        if (!eq) {
+            snprintf(err, errlen, "kafka property \"%s\" is not name=value", item);
+            goto refused;
+        }
+        *eq = '\0';
+        /* what the delivery guarantee and the sink's own loop rest on cannot be changed */
+        static const char *const fixed_names[] = {
+            "enable.idempotence",         "acks",      "request.required.acks",
+            "delivery.report.only.error", "log.queue", "statistics.interval.ms"};
+        for (size_t i = 0; i < sizeof fixed_names / sizeof fixed_names[0]; i++)
+            if (strcmp(item, fixed_names[i]) == 0) {
+                snprintf(err, errlen,
+                         "kafka property %s is set by vemd (idempotent producer, acks=all, every "
+                         "delivery reported) and cannot be changed",
+                         item);
+                goto refused;
+            }
+        if (s_set(conf, item, eq + 1, err, errlen) != 0)
+            goto refused;
+        p = end ? end + 1 : p + len;
+    }
+    return conf;
+refused:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+/* ---- metrics and librdkafka's callbacks ------------------------------------------------------ */
+
+static void s_register(s_sink_t *s, vem_metrics_t *m)
+{
+    s->produced = vem_metrics_counter(
+        m, "vem_kafka_produced_total",
+        "Events handed to librdkafka (queued, not yet delivered), retries included.", NULL);
+    s->delivered = vem_metrics_counter(m, "vem_kafka_delivered_total",
+                                       "Events the brokers acknowledged (delivery reports).", NULL);
+    s->failed = vem_metrics_counter(
+        m, "vem_kafka_failed_total",
+        "Delivery reports of failure (timed out, refused): each event is produced again.", NULL);
+    s->retried = vem_metrics_counter(m, "vem_kafka_retried_total",
+                                     "Events produced again after a failed delivery.", NULL);
+    for (unsigned t = 0; t < VEM_KTOPICS; t++) {
+        const char *labels[] = {"topic", vem_kevents_topic_kind(t), NULL};
+        s->events[t] =
+            vem_metrics_counter(m, "vem_kafka_events_total",
+                                "Events made from the workers' records, by topic.", labels);
+    }
+    s->in_flight = vem_metrics_gauge(m, "vem_kafka_in_flight",
+                                     "Events in librdkafka awaiting their delivery report.", NULL);
+    s->waiting = vem_metrics_gauge(
+        m, "vem_kafka_waiting",
+        "Events waiting in the sink (librdkafka's queue full, or a retry's backoff).", NULL);
+    const char *sink[] = {"sink", "kafka", NULL};
+    s->up = vem_metrics_gauge(m, "vem_sink_up",
+                              "1 when the sink is connected and its last write succeeded.", sink);
+    s->lag = vem_metrics_gauge(
+        m, "vem_sink_lag_seconds",
+        "Age of the oldest input waiting in the sink's open batch (0 when it is empty).", sink);
+    s->spilled = vem_metrics_gauge(
+        m, "vem_sink_spill_bytes",
+        "Bytes a sink holds in its spill file because it cannot write them yet.", sink);
+    s->spills = vem_metrics_counter(m, "vem_sink_spilled_total",
+                                    "Worker messages a sink put in its spill file.", sink);
+    s->cursor_errors = vem_metrics_counter(
+        m, "vem_sink_cursor_errors_total",
+        "Spool cursor moves that failed (retried; nothing acknowledged meanwhile).", sink);
+    static const double bounds[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 5, 30};
+    const char *labels[] = {"stage", "kafka", NULL};
+    s->latency =
+        vem_metrics_histogram(m, "vem_stage_seconds", "Time from receipt to the end of a stage.",
+                              labels, bounds, sizeof bounds / sizeof bounds[0]);
+}
+
+static void s_set_up(s_sink_t *s, bool up)
+{
+    if (up != atomic_load(&s->args->up))
+        vem_log(up ? VEM_LOG_NOTICE : VEM_LOG_ERR, "sink-kafka",
+                up ? "a Kafka broker is up" : "no Kafka broker is up; events wait");
+    atomic_store(&s->args->up, up);
+    vem_gauge_set(s->up, up);
+}
+
+/* A batch whose events are all delivered: its seqs are done. */
+static void s_batch_settle(s_sink_t *s, s_batch_t *b)
+{
+    for (size_t i = 0; i < b->nruns; i++)
+        for (uint32_t k = 0; k < b->runs[i].n; k++)
+            vem_ackwin_done(s->done, b->runs[i].seq + k);
+    int64_t now = vem_now_us();
+    if (now > b->oldest_us)
+        vem_histogram_observe_ns(s->latency, (uint64_t)(now - b->oldest_us) * 1000);
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        s->first = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
+    else
+        s->last = b->prev;
+    free(b->runs);
+    free(b);
+}
+
+static void s_wait_push(s_sink_t *s, s_wait_t *w)
+{
+    w->next = NULL;
+    if (s->wtail)
+        s->wtail->next = w;
+    else
+        s->whead = w;
+    s->wtail = w;
+    s->nwaiting++;
+}
+
+static void s_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    s_sink_t *s = opaque;
+    s_batch_t *b = m->_private;
+    if (!m->err) {
+        vem_counter_add(s->delivered, 1);
+        s->backoff_ms = S_BACKOFF_MIN_MS;
+        if (!atomic_load(&s->args->up))
+            s_set_up(s, true);
+        if (--b->outstanding == 0 && b->sealed)
+            s_batch_settle(s, b);
+        return;
+    }
+    /* Failed for good: keep it (the batch stays open, so the cursor waits) and produce it
+     * again after the backoff. */
+    vem_counter_add(s->failed, 1);
+    s_wait_t *w = calloc(1, sizeof *w);
+    if (!w)
+        abort();
+    w->batch = b;
+    w->topic = VEM_KTOPIC_SAMPLES;
+    const char *name = rd_kafka_topic_name(m->rkt);
+    for (unsigned t = 0; t < VEM_KTOPICS; t++)
+        if (s->rkt[t] && strcmp(rd_kafka_topic_name(s->rkt[t]), name) == 0)
+            w->topic = t;
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *val;
+    size_t size;
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (rd_kafka_header_get_last(hdrs, "event_type", &val, &size) == 0)
+            snprintf(w->type, sizeof w->type, "%.*s", (int)size, (const char *)val);
+        if (rd_kafka_header_get_last(hdrs, "event_id", &val, &size) == 0)
+            snprintf(w->id, sizeof w->id, "%.*s", (int)size, (const char *)val);
+    }
+    snprintf(w->key, sizeof w->key, "%.*s", (int)m->key_len, (const char *)m->key);
+    w->value = malloc(m->len ? m->len : 1);
+    if (!w->value)
+        abort();
+    memcpy(w->value, m->payload, m->len);
+    w->len = m->len;
+    w->not_before = vem_mono_ms() + s->backoff_ms;
+    w->retry = true;
+    vem_log(VEM_LOG_ERR, "sink-kafka", "event %s not delivered: %s; produced again in %lld ms",
+            w->id, rd_kafka_err2str(m->err), (long long)s->backoff_ms);
+    s_wait_push(s, w);
+}
+
+static void s_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    s_sink_t *s = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        s_set_up(s, false);
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char why[512];
+        rd_kafka_fatal_error(rk, why, sizeof why);
+        vem_log(VEM_LOG_ERR, "sink-kafka", "fatal producer error: %s; starting a new producer",
+                why);
+        s->fatal = true;
+        return;
+    }
+    vem_log(VEM_LOG_WARNING, "sink-kafka", "%s: %s", rd_kafka_err2name(err), reason);
+}
+
+/* Statistics, once a second: up when any broker of the cluster (not a bootstrap entry) is
+ * UP. */
+static int s_on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)rk;
+    s_sink_t *s = opaque;
+    json_error_t jerr;
+    json_t *st = json_loadb(json, len, 0, &jerr);
+    bool up = false;
+    const char *name;
+    json_t *b;
+    json_object_foreach(json_object_get(st, "brokers"), name, b)
+    {
+        const char *state = json_string_value(json_object_get(b, "state"));
+        if (json_integer_value(json_object_get(b, "nodeid")) >= 0 && state &&
+            strcmp(state, "UP") == 0)
+            up = true;
+    }
+    json_decref(st);
+    s_set_up(s, up);
+    return 0; /* librdkafka frees json */
+}
+
+static void s_on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    vem_log(level <= 2   ? VEM_LOG_ERR
+            : level <= 4 ? VEM_LOG_WARNING
+                         : VEM_LOG_INFO,
+            "sink-kafka", "librdkafka %s: %s", fac, buf);
+}
+
+/* ---- producing ----------------------------------------------------------------------------- */
+
+/* Hands one event to librdkafka: copied (F_COPY: one allocation with the message), or, with
+ * F_FREE, value's ownership passes on success. */
+static rd_kafka_resp_err_t s_produce(s_sink_t *s, s_batch_t *b, vem_ktopic_t topic,
+                                     const char *type, const char *key, const char *id,
+                                     const char *value, size_t len, int flags)
+{
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        s->rk, RD_KAFKA_V_RKT(s->rkt[topic]), RD_KAFKA_V_MSGFLAGS(flags),
+        RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)value, len),
+        RD_KAFKA_V_HEADER("event_type", type, -1), RD_KAFKA_V_HEADER("schema_version", "1", 1),
+        RD_KAFKA_V_HEADER("event_id", id, -1), RD_KAFKA_V_OPAQUE(b), RD_KAFKA_V_END);
+    if (!err)
+        vem_counter_add(s->produced, 1);
+    return err;
+}
+
+/* An event of the message being taken: produced at once when nothing waits, else queued. */
+static void s_on_event(void *arg, vem_kevent_t *ev)
+{
+    s_sink_t *s = arg;
+    s_batch_t *b = s->cur;
+    b->outstanding++;
+    vem_counter_add(s->events[ev->topic], 1);
+    if (!s->whead) {
+        rd_kafka_resp_err_t err = s_produce(s, b, ev->topic, ev->type, ev->key, ev->id, ev->value,
+                                            ev->value_len, RD_KAFKA_MSG_F_COPY);
+        if (!err)
+            return;
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            vem_log(VEM_LOG_ERR, "sink-kafka", "cannot produce event %s: %s; it waits", ev->id,
+                    rd_kafka_err2str(err));
+    }
+    s_wait_t *w = calloc(1, sizeof *w);
+    if (!w)
+        abort();
+    w->batch = b;
+    w->topic = ev->topic;
+    snprintf(w->type, sizeof w->type, "%s", ev->type);
+    snprintf(w->key, sizeof w->key, "%s", ev->key);
+    snprintf(w->id, sizeof w->id, "%s", ev->id);
+    w->value = malloc(ev->value_len + 1);
+    if (!w->value)
+        abort();
+    memcpy(w->value, ev->value, ev->value_len + 1);
+    w->len = ev->value_len;
+    s_wait_push(s, w);
+}
+
+/* Produces waiting events from the head of the FIFO while librdkafka takes them. */
+static void s_serve_waiting(s_sink_t *s)
+{
+    int64_t now = vem_mono_ms();
+    while (s->whead && s->whead->not_before <= now && !s->fatal) {
+        s_wait_t *w = s->whead;
+        rd_kafka_resp_err_t err = s_produce(s, w->batch, w->topic, w->type, w->key, w->id, w->value,
+                                            w->len, RD_KAFKA_MSG_F_FREE);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            return;
+        if (err) {
+            vem_log(VEM_LOG_ERR, "sink-kafka", "cannot produce event %s: %s; trying again", w->id,
+                    rd_kafka_err2str(err));
+            w->not_before = now + s->backoff_ms;
+            return;
+        }
+        if (w->retry)
+            vem_counter_add(s->retried, 1);
+        s->whead = w->next;
+        if (!s->whead)
+            s->wtail = NULL;
+        s->nwaiting--;
+        free(w); /* its value belongs to librdkafka now */
+    }
+}
+
+static void s_add_run(s_batch_t *b, uint64_t seq, uint32_t n)
+{
+    if (b->nruns && b->runs[b->nruns - 1].seq + b->runs[b->nruns - 1].n == seq) {
+        b->runs[b->nruns - 1].n += n;
+        return;
+    }
+    if (b->nruns == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 16;
+        b->runs = realloc(b->runs, b->cap * sizeof *b->runs);
+        if (!b->runs)
+            abort();
+    }
+    b->runs[b->nruns++] = (s_run_t){seq, n};
+}
+
+/* Makes the events of one worker message and produces them. */
+static void s_take(s_sink_t *s, const uint8_t *p, size_t len)
+{
+    vem_records_hdr_t hdr;
+    if (!vem_records_parse(p, len, &hdr)) {
+        vem_log(VEM_LOG_ERR, "sink-kafka", "malformed worker message of %zu bytes ignored", len);
+        return;
+    }
+    s_batch_t *b = calloc(1, sizeof *b);
+    if (!b)
+        abort();
+    b->oldest_us = hdr.oldest_us;
+    b->prev = s->last;
+    if (s->last)
+        s->last->next = b;
+    else
+        s->first = b;
+    s->last = b;
+    s->cur = b;
+    vem_record_t rec;
+    size_t off = 0;
+    while (vem_records_next(p, len, &off, &rec)) {
+        s_add_run(b, rec.seq, rec.nseqs);
+        /* Replayed after a restart but delivered before it: not produced twice. Verdicts always
+         * go: one of the clock's (silence, a day's completeness) comes as a record of an
+         * input already delivered, and a repeated one has the same event id. */
+        if (rec.kind != VEM_RECORD_VIOLATION && rec.seq + rec.nseqs - 1 <= s->start_mark)
+            continue;
+        vem_kevents_of(&rec, s->frame, s->wanted, s_on_event, s);
+    }
+    s->cur = NULL;
+    b->sealed = true;
+    if (b->outstanding == 0)
+        s_batch_settle(s, b);
+}
+
+/* True when a worker message may be taken now (rather than spilled). */
+static bool s_accepting(const s_sink_t *s)
+{
+    return !s->whead && vem_spill_count(s->spill) == 0 && !s->fatal;
+}
+
+static bool s_place(s_sink_t *s, zmq_msg_t *msg)
+{
+    if (s_accepting(s)) {
+        s_take(s, zmq_msg_data(msg), zmq_msg_size(msg));
+        return true;
+    }
+    if (vem_spill_push(s->spill, zmq_msg_data(msg), zmq_msg_size(msg)) != 0) {
+        if (errno != ENOSPC)
+            vem_log(VEM_LOG_ERR, "sink-kafka", "spill: %s; the workers wait", strerror(errno));
+        return false;
+    }
+    vem_counter_add(s->spills, 1);
+    return true;
+}
+
+static void s_unspill(s_sink_t *s)
+{
+    while (vem_spill_count(s->spill) && !s->whead && !s->fatal) {
+        size_t len = vem_spill_peek(s->spill);
+        if (len > s->spill_cap) {
+            s->spill_buf = realloc(s->spill_buf, len);
+            if (!s->spill_buf)
+                abort();
+            s->spill_cap = len;
+        }
+        if (len == 0 || vem_spill_pop(s->spill, s->spill_buf) != 0) {
+            vem_log(VEM_LOG_ERR, "sink-kafka", "reading the spill: %s", strerror(errno));
+            return;
+        }
+        s_take(s, s->spill_buf, len);
+    }
+}
+
+static void s_read(s_sink_t *s)
+{
+    if (s->holding) {
+        if (!s_place(s, &s->held))
+            return;
+        zmq_msg_close(&s->held);
+        s->holding = false;
+    }
+    for (unsigned n = 0; n < 256; n++) {
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, s->pull, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&msg);
+            return;
+        }
+        if (!s_place(s, &msg)) {
+            zmq_msg_init(&s->held);
+            zmq_msg_move(&s->held, &msg);
+            zmq_msg_close(&msg);
+            s->holding = true;
+            return;
+        }
+        zmq_msg_close(&msg);
+    }
+}
+
+/* Serves librdkafka's main queue: delivery reports, errors, statistics, logs. */
+static void s_serve_rk(s_sink_t *s)
+{
+    char buf[256];
+    while (read(s->efd[0], buf, sizeof buf) > 0)
+        ;
+    for (int i = 0; i < S_POLL_MAX && rd_kafka_poll(s->rk, 0) > 0; i++)
+        ;
+}
+
+/* ---- cursor -------------------------------------------------------------------------------- */
+
+static void s_ack(s_sink_t *s)
+{
+    if (s->acked == s->committed)
+        return;
+    vem_ack_t ack = {.consumer = VEM_CONSUMER_KAFKA, .mark = s->committed};
+    if (zmq_send(s->acks, &ack, sizeof ack, ZMQ_DONTWAIT) == (int)sizeof ack)
+        s->acked = s->committed;
+}
+
+/* A move costs two syncs (the file and its directory): while events flow, once per
+ * S_CURSOR_MS is enough (reports come by the thousand a second); at once when all is
+ * delivered. */
+static bool s_cursor_due(const s_sink_t *s)
+{
+    return vem_ackwin_mark(s->done) > s->committed &&
+           (!s->first || vem_mono_ms() - s->moved_ms >= S_CURSOR_MS);
+}
+
+static void s_move_cursor(s_sink_t *s)
+{
+    uint64_t mark = vem_ackwin_mark(s->done);
+    if (mark > s->committed) {
+        s->moved_ms = vem_mono_ms();
+        if (vem_spool_cursor_commit(s->cursor, mark) != 0) {
+            vem_counter_add(s->cursor_errors, 1);
+            vem_log(VEM_LOG_ERR, "sink-kafka", "cannot move the spool cursor to %llu: %s",
+                    (unsigned long long)mark, strerror(errno));
+            return;
+        }
+        s->committed = mark;
+    }
+    s_ack(s);
+}
+
+static void s_update_gauges(s_sink_t *s)
+{
+    vem_gauge_set(s->in_flight, s->rk ? rd_kafka_outq_len(s->rk) : 0);
+    vem_gauge_set(s->waiting, (int64_t)s->nwaiting);
+    vem_gauge_set(s->lag, s->first ? (vem_now_us() - s->first->oldest_us) / 1000000 : 0);
+    vem_gauge_set(s->spilled, (int64_t)vem_spill_bytes(s->spill));
+}
+
+/* ---- the producer -------------------------------------------------------------------------- */
+
+static void s_producer_destroy(s_sink_t *s)
+{
+    for (unsigned t = 0; t < VEM_KTOPICS; t++)
+        if (s->rkt[t]) {
+            rd_kafka_topic_destroy(s->rkt[t]);
+            s->rkt[t] = NULL;
+        }
+    if (s->mainq) {
+        rd_kafka_queue_io_event_enable(s->mainq, -1, NULL, 0);
+        rd_kafka_queue_destroy(s->mainq);
+        s->mainq = NULL;
+    }
+    if (s->rk) {
+        rd_kafka_destroy(s->rk);
+        s->rk = NULL;
+    }
+}
+
+static int s_producer_new(s_sink_t *s, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = vem_sink_kafka_conf(s->args, err, errlen);
+    if (!conf)
+        return -1;
+    rd_kafka_conf_set_opaque(conf, s);
+    rd_kafka_conf_set_dr_msg_cb(conf, s_on_delivery);
+    rd_kafka_conf_set_error_cb(conf, s_on_error);
+    rd_kafka_conf_set_stats_cb(conf, s_on_stats);
+    rd_kafka_conf_set_log_cb(conf, s_on_log);
+    s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, errlen);
+    if (!s->rk) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_set_log_queue(s->rk, NULL); /* logs come through the main queue, to our thread */
+    s->mainq = rd_kafka_queue_get_main(s->rk);
+    rd_kafka_queue_io_event_enable(s->mainq, s->efd[1], "1", 1);
+    for (unsigned t = 0; t < VEM_KTOPICS; t++) {
+        if (!(s->wanted & 1u << t))
+            continue;
+        s->rkt[t] = rd_kafka_topic_new(s->rk, s->args->topics[t], NULL);
+        if (!s->rkt[t]) {
+            snprintf(err, errlen, "kafka topic %s: %s", s->args->topics[t],
+                     rd_kafka_err2str(rd_kafka_last_error()));
+            return -1;
+        }
+    }
+    s->fatal = false;
+    return 0;
+}
+
+/* After a fatal error (idempotence state lost): every event librdkafka holds is purged (its
+ * report, a failure, puts it in the FIFO for a retry), then a new producer takes over. */
+static void s_producer_renew(s_sink_t *s)
+{
+    rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(s->rk, 0);
+    for (int i = 0; i < 100 && rd_kafka_outq_len(s->rk) > 0; i++)
+        rd_kafka_poll(s->rk, 10); /* the purged reports come at once; bounded all the same */
+    s_producer_destroy(s);
+    char err[512];
+    if (s_producer_new(s, err, sizeof err) != 0) {
+        vem_log(VEM_LOG_ERR, "sink-kafka", "%s", err);
+        s->fatal = true;
+    }
+}
+
+static void s_teardown(s_sink_t *s)
+{
+    if (s->pull)
+        zmq_close(s->pull);
+    if (s->acks)
+        zmq_close(s->acks);
+    if (s->holding)
+        zmq_msg_close(&s->held);
+    s_producer_destroy(s);
+    while (s->whead) {
+        s_wait_t *w = s->whead;
+        s->whead = w->next;
+        free(w->value);
+        free(w);
+    }
+    while (s->first) {
+        s_batch_t *b = s->first;
+        s->first = b->next;
+        free(b->runs);
+        free(b);
+    }
+    for (int i = 0; i < 2; i++)
+        if (s->efd[i] >= 0)
+            close(s->efd[i]);
+    free(s->frame);
+    free(s->spill_buf);
+    vem_spill_destroy(&s->spill);
+    vem_ackwin_destroy(&s->done);
+    vem_spool_cursor_destroy(&s->cursor);
+}
+
+/* True when everything taken has been delivered and nothing more waits. */
+static bool s_idle(const s_sink_t *s)
+{
+    return !s->first && !s->whead && vem_spill_count(s->spill) == 0 && !s->holding;
+}
+
+void vem_sink_kafka_actor(void *pipe, void *args_)
+{
+    vem_sink_kafka_args_t *a = args_;
+    s_sink_t s = {.args = a, .backoff_ms = S_BACKOFF_MIN_MS, .efd = {-1, -1}};
+    char err[512];
+    int zero = 0;
+    for (unsigned t = 0; t < VEM_KTOPICS; t++)
+        if (a->topics[t] && *a->topics[t])
+            s.wanted |= 1u << t;
+    s.cursor = vem_spool_cursor_open(a->spool_dir, "kafka", err, sizeof err);
+    if (!s.cursor) {
+        vem_actor_ready(pipe, err);
+        return;
+    }
+    s.committed = vem_spool_cursor_get(s.cursor);
+    if (a->spool_first > 0 && s.committed < a->spool_first - 1)
+        s.committed = a->spool_first - 1;
+    s.start_mark = s.committed;
+    s.done = vem_ackwin_new(s.committed);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/spill.kafka", a->spool_dir);
+    s.spill = vem_spill_open(path, a->spill_max_bytes, err, sizeof err);
+    s.frame = malloc(sizeof *s.frame);
+    if (!s.frame)
+        abort();
+    if (!s.spill || pipe2(s.efd, O_NONBLOCK | O_CLOEXEC) != 0) {
+        if (s.spill)
+            snprintf(err, sizeof err, "kafka sink: pipe: %s", strerror(errno));
+        s_teardown(&s);
+        vem_actor_ready(pipe, err);
+        return;
+    }
+    s_register(&s, a->metrics);
+    s_set_up(&s, false);
+    if (s_producer_new(&s, err, sizeof err) != 0) {
+        s_teardown(&s);
+        vem_actor_ready(pipe, err);
+        return;
+    }
+    s.pull = zmq_socket(a->zctx, ZMQ_PULL);
+    zmq_setsockopt(s.pull, ZMQ_RCVHWM, &a->queue_hwm, sizeof a->queue_hwm);
+    zmq_setsockopt(s.pull, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_bind(s.pull, VEM_SINK_KAFKA_ENDPOINT) != 0) {
+        snprintf(err, sizeof err, "cannot bind %s: %s", VEM_SINK_KAFKA_ENDPOINT,
+                 zmq_strerror(zmq_errno()));
+        s_teardown(&s);
+        vem_actor_ready(pipe, err);
+        return;
+    }
+    s.acks = zmq_socket(a->zctx, ZMQ_PUSH);
+    zmq_setsockopt(s.acks, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_connect(s.acks, VEM_ACK_ENDPOINT);
+    vem_actor_ready(pipe, NULL);
+
+    for (;;) {
+        atomic_fetch_add_explicit(&a->beats, 1, memory_order_relaxed);
+        s_serve_rk(&s);
+        if (s.fatal)
+            s_producer_renew(&s);
+        s_serve_waiting(&s);
+        s_unspill(&s);
+        if (s.committed > s.acked || s_cursor_due(&s))
+            s_move_cursor(&s);
+        s_update_gauges(&s);
+        long timeout = 1000;
+        if (vem_ackwin_mark(s.done) > s.committed) /* a move waits for S_CURSOR_MS */
+            timeout = S_CURSOR_MS;
+        if (s.whead && !s.fatal) {
+            int64_t wait = s.whead->not_before - vem_mono_ms();
+            /* a full queue frees up as reports come, which wake us; a backoff ends by time */
+            if (s.whead->not_before && wait < timeout)
+                timeout = wait < 0 ? 0 : (long)wait;
+        }
+        zmq_pollitem_t items[3] = {{pipe, 0, ZMQ_POLLIN, 0},
+                                   {s.pull, 0, s.holding ? 0 : ZMQ_POLLIN, 0},
+                                   {NULL, s.efd[0], ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, 3, timeout) < 0) {
+            if (zmq_errno() == EINTR)
+                continue;
+            break;
+        }
+        if ((items[0].revents & ZMQ_POLLIN) && vem_actor_should_stop(pipe))
+            break;
+        if (items[2].revents & ZMQ_POLLIN)
+            s_serve_rk(&s);
+        if ((items[1].revents & ZMQ_POLLIN) || s.holding)
+            s_read(&s);
+    }
+    /* Drain: the workers stopped before us, so what is queued and spilled is all there is.
+     * Produce it and wait for its reports while main's drain timeout allows; what is not
+     * delivered is replayed from the spool at the next start. */
+    while (!atomic_load(&a->stop_now)) {
+        s_serve_rk(&s);
+        if (s.fatal)
+            s_producer_renew(&s);
+        s_serve_waiting(&s);
+        s_unspill(&s);
+        s_read(&s);
+        if (s_idle(&s))
+            break;
+        zmq_pollitem_t item = {NULL, s.efd[0], ZMQ_POLLIN, 0};
+        zmq_poll(&item, 1, 100);
+    }
+    if (vem_ackwin_mark(s.done) > s.committed || s.committed > s.acked)
+        s_move_cursor(&s);
+    if (!s_idle(&s))
+        vem_log(VEM_LOG_WARNING, "sink-kafka",
+                "stopping with events undelivered; the spool replays them at the next start");
+    if (s.rk)
+        rd_kafka_purge(s.rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT |
+                                 RD_KAFKA_PURGE_F_NON_BLOCKING);
+    s_teardown(&s);
+}
