@@ -40,11 +40,12 @@
  *
  * Cost. With thousands of vehicles a vehicle's state is rarely in the CPU caches when its
  * frame comes, and waiting for it costs more than judging the samples. So a frame is judged
- * in three steps: the samples' values and times are read from the frame while the vehicle's
- * lines, asked for first, come from memory (s_prepare); the per-sample rules run while the
- * window ring and kept-window lines, asked for next, come; then the frame's window inputs
- * are added (s_batch_t). Each step sees the samples in their order, so verdicts are those of
- * a sample-by-sample pass (check_rules: frames_of_any_size_give_the_same_verdicts). */
+ * in three steps: the vehicle's lines and the window ring and kept-window lines the frame
+ * will touch are asked for first, and the samples' values and times are read from the frame
+ * while they come (s_prepare); the per-sample rules run; then the frame's window inputs are
+ * added (s_batch_t), last, so that the ring has had the longest to arrive. Each step sees
+ * the samples in their order, so verdicts are those of a sample-by-sample pass (check_rules:
+ * frames_of_any_size_give_the_same_verdicts). */
 #include "rules_int.h"
 
 #include "hj1239.h"
@@ -860,7 +861,6 @@ static void s_data(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
     bt.n = 0;
     s_bounds_t bd;
     s_bounds(cfg, &bd);
-    vem_rules_window_prefetch(&v->live.win, (uint32_t)n);
     size_t k = 0;
     for (size_t i = 0; i < f->nblocks; i++) {
         const vem_hj1239_block_t *b = &f->blocks[i];
@@ -900,11 +900,13 @@ unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t 
                             vem_rules_emit_fn emit, void *arg)
 {
     vem_rules_out_t out = {emit, arg, spool_seq, 0};
-    /* With thousands of vehicles the state is rarely in the caches: ask for the lines every
-     * frame touches, and read the frame's samples while they come. */
+    /* With thousands of vehicles the state is rarely in the caches: ask for the lines the
+     * frame will touch, and read the frame's samples while they come. */
     for (size_t o = 0; o < offsetof(vem_rules_vehicle_t, vin); o += 64)
         __builtin_prefetch((const char *)self + o, 1, 3);
     bool data = f->cmd == VEM_HJ1239_CMD_REALTIME || f->cmd == VEM_HJ1239_CMD_RESEND;
+    if (data)
+        vem_rules_window_prefetch(&self->live.win, (uint32_t)f->nblocks);
     s_prep_t prep[VEM_HJ1239_MAX_BLOCKS];
     int64_t sec[VEM_HJ1239_MAX_BLOCKS];
     uint16_t raw[VEM_HJ1239_MAX_BLOCKS];
