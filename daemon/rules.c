@@ -36,7 +36,16 @@
  * VEM_RULES_WINDOW_KEEP + 256); the DTC set (4 bytes a code, at most VEM_RULES_DTC_MAX); the fusion
  * history (2 bytes per second of fusion_horizon_s) and roadside chains (rules_rsd.c).
  * vem_rules_vehicle_bytes() sums what is allocated. The figures of a heavy truck (D_lim about
- * 1,700) make at most about 63 KiB in the middle of a long trip. */
+ * 1,700) make at most about 63 KiB in the middle of a long trip.
+ *
+ * Cost. With thousands of vehicles a vehicle's state is rarely in the CPU caches when its
+ * frame comes, and waiting for it costs more than judging the samples. So a frame is judged
+ * in three steps: the vehicle's lines and the window ring and kept-window lines the frame
+ * will touch are asked for first, and the samples' values and times are read from the frame
+ * while they come (s_prepare); the per-sample rules run; then the frame's window inputs are
+ * added (s_batch_t), last, so that the ring has had the longest to arrive. Each step sees
+ * the samples in their order, so verdicts are those of a sample-by-sample pass (check_rules:
+ * frames_of_any_size_give_the_same_verdicts). */
 #include "rules_int.h"
 
 #include "hj1239.h"
@@ -142,6 +151,25 @@ static bool s_above(double v, double limit)
 static bool s_below(double v, double limit)
 {
     return v < limit - s_tol(limit);
+}
+
+/* The bounds of the per-sample comparisons with a configured limit, tolerance included, worked
+ * out once a frame: s_above(v, limit) is v > above, s_below(v, limit) is v < below. */
+typedef struct {
+    double reagent_above; /* reagent_min_pct */
+    double nox_above;     /* nox_ppm_max */
+    double scr_in_below;  /* scr_in_min_c */
+    double scr_up_below;  /* scr_up_min_ppm */
+    double coolant_below; /* warm_coolant_c */
+} s_bounds_t;
+
+static void s_bounds(const vem_rules_config_t *cfg, s_bounds_t *b)
+{
+    b->reagent_above = cfg->reagent_min_pct + s_tol(cfg->reagent_min_pct);
+    b->nox_above = cfg->nox_ppm_max + s_tol(cfg->nox_ppm_max);
+    b->scr_in_below = cfg->scr_in_min_c - s_tol(cfg->scr_in_min_c);
+    b->scr_up_below = cfg->scr_up_min_ppm - s_tol(cfg->scr_up_min_ppm);
+    b->coolant_below = cfg->warm_coolant_c - s_tol(cfg->warm_coolant_c);
 }
 
 static json_t *s_at_json(const vem_rules_at_t *a)
@@ -310,23 +338,60 @@ static void s_trip_end(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_
     tr->open = false;
 }
 
+/* A sample's values (read by s_values below). */
+typedef struct {
+    double rpm, torque, friction, fuel, nox_up, nox_down, reagent, intake, scr_in, coolant;
+    uint32_t nox_down_raw;
+    uint32_t missing; /* NOx and intake fields the block has but without a value */
+    bool window;      /* a stream block with every NOx-window input valid */
+} s_values_t;
+
+/* One sample of a frame, read before the vehicle's state is touched. */
+typedef struct {
+    s_values_t x;
+    vem_rules_at_t at;
+} s_prep_t;
+
+/* The NOx-window inputs of a frame's samples are added after the frame's other rules have
+ * run, so that the ring and kept-window lines prefetched when the frame starts arrive from
+ * memory meanwhile. Only the order within a track matters to the window, so the batch is
+ * added before a sample of the other track joins it and before its track's trip ends. */
+typedef struct {
+    vem_rules_track_t *tr; /* the track of the samples it holds */
+    unsigned n;
+    const s_prep_t *in[VEM_HJ1239_MAX_BLOCKS];
+} s_batch_t;
+
+static void s_batch_flush(s_batch_t *bt)
+{
+    for (unsigned i = 0; i < bt->n; i++) {
+        const s_values_t *x = &bt->in[i]->x;
+        vem_rules_window_add(&bt->tr->win, x->torque, x->friction, x->rpm, x->intake, x->fuel,
+                             x->nox_down, bt->in[i]->at.sec);
+    }
+    bt->n = 0;
+}
+
 /* The track a sample at `at` belongs to, with its trip open. */
 static vem_rules_track_t *s_route(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
-                                  const vem_rules_at_t *at, int64_t received_us,
+                                  const vem_rules_at_t *at, int64_t received_us, s_batch_t *bt,
                                   vem_rules_out_t *out)
 {
     int64_t gap = (int64_t)cfg->trip_gap_min * 60;
     vem_rules_track_t *tr;
     if (at->sec > v->live.newest) {
         tr = &v->live;
-        if (tr->open && at->sec - tr->last.sec > gap)
-            s_trip_end(v, tr, cfg, out);
     } else {
         v->counts.late_samples++;
         tr = &v->back;
-        if (tr->open && (at->sec <= tr->last.sec || at->sec - tr->last.sec > gap))
-            s_trip_end(v, tr, cfg, out);
     }
+    if (bt->n && bt->tr != tr)
+        s_batch_flush(bt);
+    if (tr->open && (at->sec - tr->last.sec > gap || (tr == &v->back && at->sec <= tr->last.sec))) {
+        s_batch_flush(bt);
+        s_trip_end(v, tr, cfg, out);
+    }
+    bt->tr = tr;
     if (!tr->open)
         s_trip_start(v, tr, cfg, at);
     tr->newest = at->sec;
@@ -337,12 +402,6 @@ static vem_rules_track_t *s_route(vem_rules_vehicle_t *v, const vem_rules_config
 }
 
 /* ---- samples ------------------------------------------------------------------------------ */
-
-typedef struct {
-    double rpm, torque, friction, fuel, nox_up, nox_down, reagent, intake, scr_in, coolant;
-    uint32_t nox_down_raw;
-    uint32_t missing; /* NOx and intake fields the block has but without a value */
-} s_values_t;
 
 /* The fields the rules read, and how to read them: scale, offset and largest measurement
  * (hj1239.md). They are the decoder's (vem_hj1239_field_info), copied here so the per-sample
@@ -420,15 +479,17 @@ static void s_values(const vem_hj1239_block_t *b, s_values_t *x)
         if (isnan(x->nox_down))
             x->missing |= 1u << VEM_HJ1239_F_NOX_DOWN;
     }
+    x->window = b->type == VEM_HJ1239_BLOCK_STREAM && !isnan(x->torque) && !isnan(x->friction) &&
+                !isnan(x->rpm) && !isnan(x->intake) && !isnan(x->fuel) && !isnan(x->nox_down);
 }
 
 static void s_reagent(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_rules_config_t *cfg,
-                      const s_values_t *x, bool running, const vem_rules_at_t *at,
-                      vem_rules_out_t *out)
+                      const s_bounds_t *bd, const s_values_t *x, bool running,
+                      const vem_rules_at_t *at, vem_rules_out_t *out)
 {
     vem_rules_span_t *s = &tr->reagent;
     bool valid = !isnan(x->reagent);
-    bool low = valid && !s_above(x->reagent, cfg->reagent_min_pct);
+    bool low = valid && !(x->reagent > bd->reagent_above);
     if (!s_step(s, running && low, valid && !low, at))
         return;
     s_minmax(s, x->reagent);
@@ -443,12 +504,12 @@ static void s_reagent(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_r
 }
 
 static void s_nox_high(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_rules_config_t *cfg,
-                       const s_values_t *x, bool warm, const vem_rules_at_t *at,
-                       vem_rules_out_t *out)
+                       const s_bounds_t *bd, const s_values_t *x, bool warm,
+                       const vem_rules_at_t *at, vem_rules_out_t *out)
 {
     vem_rules_span_t *s = &tr->nox_high;
     bool valid = warm && !isnan(x->nox_down);
-    bool high = valid && s_above(x->nox_down, cfg->nox_ppm_max);
+    bool high = valid && x->nox_down > bd->nox_above;
     if (!s_step(s, high, valid && !high, at))
         return;
     s_minmax(s, x->nox_down);
@@ -465,11 +526,12 @@ static void s_nox_high(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_
 
 /* Conversion over blocks of scr_minutes of qualifying operation, one after the other. */
 static void s_scr(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_rules_config_t *cfg,
-                  const s_values_t *x, bool running, const vem_rules_at_t *at, vem_rules_out_t *out)
+                  const s_bounds_t *bd, const s_values_t *x, bool running, const vem_rules_at_t *at,
+                  vem_rules_out_t *out)
 {
     vem_rules_span_t *s = &tr->scr;
-    bool q = running && !isnan(x->scr_in) && !s_below(x->scr_in, cfg->scr_in_min_c) &&
-             !isnan(x->nox_up) && !s_below(x->nox_up, cfg->scr_up_min_ppm) && !isnan(x->nox_down);
+    bool q = running && !isnan(x->scr_in) && !(x->scr_in < bd->scr_in_below) && !isnan(x->nox_up) &&
+             !(x->nox_up < bd->scr_up_below) && !isnan(x->nox_down);
     if (!s_step(s, q, false, at))
         return;
     if (s->n == 1)
@@ -563,40 +625,35 @@ static void s_invalid_signals(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
                 cfg->invalid_minutes, "min", VEM_SEVERITY_NOTICE, ev);
 }
 
-static void s_sample(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
-                     const vem_hj1239_block_t *b, const vem_rules_at_t *at, int64_t received_us,
-                     uint16_t *nox_raw, vem_rules_out_t *out)
+static void s_sample(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const s_bounds_t *bd,
+                     const s_prep_t *p, int64_t received_us, s_batch_t *bt, vem_rules_out_t *out)
 {
-    s_values_t x;
-    s_values(b, &x);
-    *nox_raw = isnan(x.nox_down) ? 0xFFFF : (uint16_t)x.nox_down_raw;
-    vem_rules_track_t *tr = s_route(v, cfg, at, received_us, out);
+    const s_values_t *xp = &p->x;
+    const vem_rules_at_t *at = &p->at;
+    vem_rules_track_t *tr = s_route(v, cfg, at, received_us, bt, out);
     v->counts.samples++;
-    bool running = !isnan(x.rpm) && x.rpm > 0;
-    if (!isnan(x.rpm)) {
+    bool running = !isnan(xp->rpm) && xp->rpm > 0;
+    if (!isnan(xp->rpm)) {
         if (running && tr->running != 1)
             tr->engine_start = at->sec;
         tr->running = running;
     }
-    bool warm = running && ((!isnan(x.coolant) && !s_below(x.coolant, cfg->warm_coolant_c)) ||
+    bool warm = running && ((!isnan(xp->coolant) && !(xp->coolant < bd->coolant_below)) ||
                             at->sec - tr->engine_start >= cfg->warm_after_start_min * 60);
     const bool *on = cfg->enabled;
     if (on[VEM_RULE_OBD_REAGENT_EMPTY])
-        s_reagent(v, tr, cfg, &x, running, at, out);
+        s_reagent(v, tr, cfg, bd, xp, running, at, out);
     if (on[VEM_RULE_OBD_NOX_HIGH] && tr->fallback)
-        s_nox_high(v, tr, cfg, &x, warm, at, out);
+        s_nox_high(v, tr, cfg, bd, xp, warm, at, out);
     if (on[VEM_RULE_OBD_SCR_INEFFECTIVE])
-        s_scr(v, tr, cfg, &x, running, at, out);
+        s_scr(v, tr, cfg, bd, xp, running, at, out);
     if (on[VEM_RULE_OBD_TAMPER]) {
-        s_frozen(v, tr, cfg, &x, running, at, out);
-        s_down_up(v, tr, cfg, &x, warm, at, out);
-        s_invalid_signals(v, tr, cfg, &x, running, at, out);
+        s_frozen(v, tr, cfg, xp, running, at, out);
+        s_down_up(v, tr, cfg, xp, warm, at, out);
+        s_invalid_signals(v, tr, cfg, xp, running, at, out);
     }
-    if (tr->win.active && b->type == VEM_HJ1239_BLOCK_STREAM && !isnan(x.torque) &&
-        !isnan(x.friction) && !isnan(x.rpm) && !isnan(x.intake) && !isnan(x.fuel) &&
-        !isnan(x.nox_down))
-        vem_rules_window_add(&tr->win, x.torque, x.friction, x.rpm, x.intake, x.fuel, x.nox_down,
-                             at->sec);
+    if (tr->win.active && xp->window)
+        bt->in[bt->n++] = p;
 }
 
 /* ---- OBD snapshots ------------------------------------------------------------------------ */
@@ -768,30 +825,51 @@ static bool s_is_sample(uint8_t type)
            type == VEM_HJ1239_BLOCK_TWC_NOX;
 }
 
-static void s_data(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
-                   const vem_hj1239_frame_t *f, int64_t received_us, vem_rules_out_t *out)
+/* The frame's samples: values, rule times and downstream NOx (raw, 0xFFFF: none), in block
+ * order. A function of the frame alone: it runs while the vehicle's lines are on their way. */
+static size_t s_prepare(const vem_hj1239_frame_t *f, s_prep_t *p, int64_t *sec, uint16_t *raw)
 {
     bool block_time = f->layout & VEM_HJ1239_LAYOUT_BLOCK_TIME;
-    size_t m = 0, k = 0, n = 0;
-    int64_t sec[VEM_HJ1239_MAX_BLOCKS];
-    uint16_t raw[VEM_HJ1239_MAX_BLOCKS];
+    size_t m = 0, n = 0;
     if (!block_time)
         for (size_t i = 0; i < f->nblocks; i++)
             m += s_is_sample(f->blocks[i].type);
     for (size_t i = 0; i < f->nblocks; i++) {
         const vem_hj1239_block_t *b = &f->blocks[i];
-        if (b->type == VEM_HJ1239_BLOCK_OBD) {
-            s_obd(v, cfg, f, b, i, out);
-        } else if (s_is_sample(b->type)) {
-            vem_rules_at_t at = {b->time, 0, (uint16_t)i};
-            if (!block_time) { /* GB 17691: the frame's time is its last sample's */
-                at.key_off = (int32_t)(m - 1 - k++);
-                at.sec -= at.key_off;
-            }
-            sec[n] = at.sec;
-            s_sample(v, cfg, b, &at, received_us, &raw[n++], out);
+        if (!s_is_sample(b->type))
+            continue;
+        vem_rules_at_t at = {b->time, 0, (uint16_t)i};
+        if (!block_time) { /* GB 17691: the frame's time is its last sample's */
+            at.key_off = (int32_t)(m - 1 - n);
+            at.sec -= at.key_off;
         }
+        p[n].at = at;
+        s_values(b, &p[n].x);
+        sec[n] = at.sec;
+        raw[n] = isnan(p[n].x.nox_down) ? 0xFFFF : (uint16_t)p[n].x.nox_down_raw;
+        n++;
     }
+    return n;
+}
+
+static void s_data(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
+                   const vem_hj1239_frame_t *f, const s_prep_t *p, const int64_t *sec,
+                   const uint16_t *raw, size_t n, int64_t received_us, vem_rules_out_t *out)
+{
+    s_batch_t bt;
+    bt.tr = NULL;
+    bt.n = 0;
+    s_bounds_t bd;
+    s_bounds(cfg, &bd);
+    size_t k = 0;
+    for (size_t i = 0; i < f->nblocks; i++) {
+        const vem_hj1239_block_t *b = &f->blocks[i];
+        if (b->type == VEM_HJ1239_BLOCK_OBD)
+            s_obd(v, cfg, f, b, i, out);
+        else if (s_is_sample(b->type))
+            s_sample(v, cfg, &bd, &p[k++], received_us, &bt, out);
+    }
+    s_batch_flush(&bt);
     vem_rules_rsd_ctx_t ctx = s_rsd_ctx(v);
     vem_rules_rsd_obd(&v->rsd, &ctx, cfg, sec, raw, n, out);
 }
@@ -822,6 +900,17 @@ unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t 
                             vem_rules_emit_fn emit, void *arg)
 {
     vem_rules_out_t out = {emit, arg, spool_seq, 0};
+    /* With thousands of vehicles the state is rarely in the caches: ask for the lines the
+     * frame will touch, and read the frame's samples while they come. */
+    for (size_t o = 0; o < offsetof(vem_rules_vehicle_t, vin); o += 64)
+        __builtin_prefetch((const char *)self + o, 1, 3);
+    bool data = f->cmd == VEM_HJ1239_CMD_REALTIME || f->cmd == VEM_HJ1239_CMD_RESEND;
+    if (data)
+        vem_rules_window_prefetch(&self->live.win, (uint32_t)f->nblocks);
+    s_prep_t prep[VEM_HJ1239_MAX_BLOCKS];
+    int64_t sec[VEM_HJ1239_MAX_BLOCKS];
+    uint16_t raw[VEM_HJ1239_MAX_BLOCKS];
+    size_t n = data ? s_prepare(f, prep, sec, raw) : 0;
     if (!self->heard || received_us > self->last_received_us)
         self->last_received_us = received_us;
     if (f->has_time && (!self->heard || f->time * S_US > self->last_data_us))
@@ -843,7 +932,7 @@ unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t 
         break;
     case VEM_HJ1239_CMD_REALTIME:
     case VEM_HJ1239_CMD_RESEND:
-        s_data(self, cfg, f, received_us, &out);
+        s_data(self, cfg, f, prep, sec, raw, n, received_us, &out);
         break;
     default:
         break;

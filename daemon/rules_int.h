@@ -178,6 +178,9 @@ typedef struct {
     vem_rules_window_at_t around[VEM_RULES_WINDOW_AROUND]; /* by rank, the percentile's inside */
 } vem_rules_window_result_t;
 
+/* Asks the memory for what the next n samples will touch (the call is a hint, no state change). */
+void vem_rules_window_prefetch(const vem_rules_window_t *w, uint32_t n);
+
 /* The trip's figures so far (call at the trip's end; reorders the kept windows). */
 void vem_rules_window_result(vem_rules_window_t *w, vem_rules_window_result_t *out);
 

@@ -396,6 +396,14 @@ static void s_fusion_reading(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ct
 /* Records one second's raw NOx (S_NONE: nothing valid). */
 static void s_record(vem_rules_rsd_t *rsd, int64_t sec, uint16_t raw)
 {
+    if (rsd->obd_newest != INT64_MIN && sec > rsd->obd_newest && sec - rsd->obd_newest == 1) {
+        /* the next second, as 1 Hz data nearly always is: what the general case does */
+        if (++rsd->obd_head == rsd->obd_slots)
+            rsd->obd_head = 0;
+        rsd->obd[rsd->obd_head] = raw;
+        rsd->obd_newest = sec;
+        return;
+    }
     if (rsd->obd_newest == INT64_MIN) {
         rsd->obd_newest = sec;
         rsd->obd_head = 0;

@@ -290,11 +290,40 @@ void vem_rules_window_add(vem_rules_window_t *w, double torque_pct, double frict
         w->head = h + 1 == w->cap ? 0 : h + 1;
         w->count--;
     }
-    /* windows too long to be valid even if the next sample ends them */
-    while (w->count > 0 && (double)w->count + 1 >= w->span_limit) {
+    /* windows too long to be valid even if the next sample ends them: count + 1 >= D_lim, and
+     * as count + 1 is a whole number, that is count + 1 >= ceil(D_lim) = cap_max - 1 */
+    while (w->count > 0 && w->count + 2 >= w->cap_max) {
         w->windows++;
         w->head = w->head + 1 == w->cap ? 0 : w->head + 1;
         w->count--;
+    }
+}
+
+void vem_rules_window_prefetch(const vem_rules_window_t *w, uint32_t n)
+{
+    if (!w->ring)
+        return;
+    /* the slots the head passes as windows end, and those the samples take at the tail */
+    size_t size = (size_t)w->cap * VEM_RULES_SLOT;
+    size_t span = ((size_t)n + 1) * VEM_RULES_SLOT;
+    size_t head = (size_t)w->head * VEM_RULES_SLOT;
+    size_t tail = head + (size_t)w->count * VEM_RULES_SLOT;
+    if (span > size)
+        span = size;
+    if (tail >= size)
+        tail -= size;
+    for (size_t o = 0; o < span; o += 64) {
+        size_t h = head + o, t = tail + o;
+        __builtin_prefetch(w->ring + (h < size ? h : h - size), 0, 0);
+        __builtin_prefetch(w->ring + (t < size ? t : t - size), 1, 0);
+    }
+    /* where the windows they end are kept */
+    if (w->kept && w->nkept < w->kept_cap) {
+        size_t room = w->kept_cap - w->nkept;
+        const uint8_t *k = (const uint8_t *)(w->kept + w->nkept);
+        size_t bytes = (n < room ? n : room) * sizeof *w->kept;
+        for (size_t o = 0; o < bytes; o += 64)
+            __builtin_prefetch(k + o, 1, 0);
     }
 }
 

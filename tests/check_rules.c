@@ -1906,6 +1906,121 @@ static void s_json_check(void *arg, const vem_violation_t *v)
     free(text);
 }
 
+/* The engine reads a frame's samples before it touches the vehicle's state and adds a frame's
+ * NOx-window inputs after its other rules (rules.c): how samples are cut into frames must not
+ * change a verdict. One truck's varied samples (markers, trips split by gaps, a back-fill of a
+ * gap's time, gaps and both tracks inside one frame) are fed one sample a frame, which is the
+ * plain sample-by-sample path, and in frames of 7, 10 and 64 blocks. Everything but the
+ * frame-dependent evidence keys (block_idx in "samples") must be the same. */
+typedef struct {
+    int64_t t;
+    s_phys_t p;
+} s_any_t;
+
+static uint32_t s_lcg(uint32_t *x)
+{
+    *x = *x * 1664525u + 1013904223u;
+    return *x >> 8;
+}
+
+static long s_any_series(s_any_t *out, long cap)
+{
+    uint32_t x = 7;
+    long n = 0;
+    int64_t t = T0, gap_at = 0;
+    for (int trip = 0; trip < 6; trip++) {
+        long len = 400 + (long)(s_lcg(&x) % 900);
+        for (long i = 0; i < len && n < cap; i++) {
+            s_phys_t p = s_cruise;
+            p.torque = 10 + s_lcg(&x) % 80;
+            p.friction = 5 + s_lcg(&x) % 10;
+            p.rpm = 600 + s_lcg(&x) % 1400;
+            p.intake = 200 + s_lcg(&x) % 600;
+            p.fuel = 5 + s_lcg(&x) % 35;
+            p.nox_down = s_lcg(&x) % 400;
+            p.nox_up = 100 + s_lcg(&x) % 800;
+            if (s_lcg(&x) % 50 == 0)
+                p.nox_down = NAN;
+            if (s_lcg(&x) % 50 == 0)
+                p.intake = NAN;
+            out[n++] = (s_any_t){t++, p};
+        }
+        if (trip == 3 && n + 300 <= cap) /* the gap's time, re-sent: the back-fill track */
+            for (long i = 0; i < 300; i++) {
+                out[n] = out[n - 600];
+                out[n++].t = gap_at + 10 + i;
+            }
+        gap_at = t;
+        t += 11 * 60;
+    }
+    return n;
+}
+
+static void s_any_feed(const s_any_t *in, long n, long per_frame, s_log_t *log)
+{
+    vem_rules_config_t cfg = s_defaults();
+    const vem_rules_engine_facts_t facts = {1000, 200, 0.5, VEM_FUEL_DIESEL};
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &facts);
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, log);
+    for (long i = 0; i < n; i += per_frame) {
+        long k = n - i < per_frame ? n - i : per_frame;
+        s_envelope(fd.f, VEM_HJ1239_CMD_REALTIME, in[i + k - 1].t);
+        fd.f->layout = VEM_HJ1239_LAYOUT_BLOCK_TIME;
+        for (long j = 0; j < k; j++)
+            s_block(&fd.f->blocks[fd.f->nblocks++], in[i + j].t, &in[i + j].p);
+        s_send(&fd);
+    }
+    vem_rules_flush(v, &cfg, s_collect, log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+
+/* The evidence without what depends on the framing. */
+static json_t *s_unframed(json_t *ev)
+{
+    json_t *c = json_deep_copy(ev);
+    json_object_del(c, "samples");
+    json_t *trip = json_object_get(c, "trip");
+    if (trip)
+        json_object_del(trip, "samples");
+    return c;
+}
+
+START_TEST(frames_of_any_size_give_the_same_verdicts)
+{
+    enum { CAP = 8000 };
+    s_any_t *in = malloc(CAP * sizeof *in);
+    long n = s_any_series(in, CAP);
+    s_log_t one = {0};
+    s_any_feed(in, n, 1, &one);
+    ck_assert_int_ge(s_count(&one, VEM_RULE_OBD_NOX_WINDOW), 4);
+    static const long sizes[] = {7, 10, VEM_HJ1239_MAX_BLOCKS};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        s_log_t log = {0};
+        s_any_feed(in, n, sizes[k], &log);
+        ck_assert_int_eq(log.n, one.n);
+        for (int i = 0; i < one.n; i++) {
+            const s_got_t *a = &one.v[i], *b = &log.v[i];
+            ck_assert_str_eq(a->id, b->id);
+            ck_assert_int_eq(a->rule, b->rule);
+            ck_assert_int_eq(a->severity, b->severity);
+            ck_assert_int_eq(a->first_us, b->first_us);
+            ck_assert_int_eq(a->last_us, b->last_us);
+            ck_assert(a->measured == b->measured || (isnan(a->measured) && isnan(b->measured)));
+            json_t *ea = s_unframed(a->ev), *eb = s_unframed(b->ev);
+            ck_assert_msg(json_equal(ea, eb), "verdict %d of %s differs in frames of %ld", i,
+                          vem_rules_name(a->rule), sizes[k]);
+            json_decref(ea);
+            json_decref(eb);
+        }
+        s_log_free(&log);
+    }
+    s_log_free(&one);
+    free(in);
+}
+END_TEST
+
 START_TEST(violation_json_and_text)
 {
     vem_rules_config_t cfg = s_defaults();
@@ -1979,6 +2094,7 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, same_input_same_ids);
     tcase_add_test(tc, backlog_and_late_frames_give_live_verdicts);
     tcase_add_test(tc, memory_is_bounded);
+    tcase_add_test(tc, frames_of_any_size_give_the_same_verdicts);
     tcase_add_test(tc, violation_json_and_text);
     suite_add_tcase(s, tc);
     return s;
