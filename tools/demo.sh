@@ -64,6 +64,7 @@ metrics=$(free_port)
 cat >"$tmp/vemd.cfg" <<EOF
 terminals: { endpoint = "tcp://127.0.0.1:$port"; reply_mode = "hj1239"; idle_timeout_s = 30; };
 gateways: { endpoint = ""; };
+stations: { endpoint = "ipc://$tmp/stations.sock"; };
 control: { endpoint = "ipc://$tmp/control.sock"; };
 metrics: { address = "127.0.0.1"; port = $metrics; };
 spool: { dir = "$tmp/spool"; };
