@@ -353,7 +353,7 @@ static void s_reading(s_worker_t *w, const vem_input_hdr_t *hdr, const char *rou
     json_object_set_new(o, "time_us", json_integer((json_int_t)r.time_us));
     json_object_set_new(o, "counted", json_boolean(counted));
     json_object_set_new(o, "invalid_reason", counted ? json_null() : json_string(why));
-    char *text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (!text)
         abort();

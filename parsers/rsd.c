@@ -422,10 +422,17 @@ vem_rsd_status_t vem_rsd_parse(const uint8_t *data, size_t len, int64_t now_us, 
         st = s_fail(err, VEM_RSD_BAD_VERSION, "version", "missing (expected %d)", VEM_RSD_VERSION);
         goto done;
     }
+    /* every key of the message is one of the table's unless it has more keys than the table
+     * finds: only then look for the stranger (most messages take the cheap way) */
     const char *key;
-    json_t *v;
+    json_t *v, *found[S_NKEYS];
+    size_t present = 0;
+    for (size_t i = 0; i < S_NKEYS; i++)
+        present += (found[i] = json_object_get(o, s_keys[i].key)) != NULL;
     json_object_foreach(o, key, v)
     {
+        if (present == json_object_size(o))
+            break;
         if (!s_lookup(key)) {
             char shown[32];
             snprintf(shown, sizeof shown, "%s", key);
@@ -435,7 +442,7 @@ vem_rsd_status_t vem_rsd_parse(const uint8_t *data, size_t len, int64_t now_us, 
     }
     for (size_t i = 0; i < S_NKEYS; i++) {
         const s_key_t *k = &s_keys[i];
-        v = json_object_get(o, k->key);
+        v = found[i];
         if (!v || json_is_null(v)) {
             if (k->required) {
                 st = s_fail(err, VEM_RSD_MISSING_KEY, k->key, "required");
@@ -447,7 +454,8 @@ vem_rsd_status_t vem_rsd_parse(const uint8_t *data, size_t len, int64_t now_us, 
             goto done;
     }
     char when[48];
-    vem_rsd_iso(out->time_us, when, sizeof when);
+    if (out->time_us < S_Y2000_US || out->time_us > now_us + future_s * S_US)
+        vem_rsd_iso(out->time_us, when, sizeof when);
     if (out->time_us < S_Y2000_US)
         st = s_fail(err, VEM_RSD_BAD_TIME, "time", "%s is before 2000", when);
     else if (out->time_us > now_us + future_s * S_US)
