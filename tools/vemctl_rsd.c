@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -38,6 +39,7 @@ typedef struct {
     size_t keylen;
     char station[32];
     int64_t sent_ms, first_ms;
+    int64_t sent_us; /* the last send, for the latency figure */
     unsigned tries;
     bool used, busy;
 } s_entry_t;
@@ -70,6 +72,13 @@ typedef struct {
     size_t nlat, lat_cap;
     int64_t start_ms;
 } s_send_t;
+
+static int64_t s_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 /* ---- in-flight table ------------------------------------------------------------------------ */
 
@@ -252,6 +261,7 @@ static void s_transmit(s_send_t *s, s_entry_t *e)
     if (zmq_send(s->dealer, e->text, e->len, 0) < 0)
         fprintf(stderr, "vemctl rsd send: %s\n", zmq_strerror(zmq_errno()));
     e->sent_ms = vem_mono_ms();
+    e->sent_us = s_mono_us();
     e->tries++;
     e->busy = false;
 }
@@ -338,8 +348,6 @@ static ssize_t s_match(s_send_t *s, const json_t *a)
 
 static void s_on_answer(s_send_t *s, const char *text, size_t len)
 {
-    if (getenv("VEMCTL_DEBUG"))
-        fprintf(stderr, "answer: %.*s\n", (int)len, text);
     json_t *a = json_loadb(text, len, 0, NULL);
     const char *status = json_string_value(json_object_get(a, "status"));
     ssize_t k = a && status ? s_match(s, a) : -1;
@@ -376,7 +384,7 @@ static void s_on_answer(s_send_t *s, const char *text, size_t len)
             if (!s->lat)
                 abort();
         }
-        s->lat[s->nlat++] = (double)(vem_mono_ms() - e->sent_ms);
+        s->lat[s->nlat++] = (double)(s_mono_us() - e->sent_us) / 1000.0;
     } else {
         const char *cls = json_string_value(json_object_get(a, "error"));
         s->rejected++;
