@@ -12,6 +12,7 @@
  *   rsd_violation     a registered truck and an unregistered plate each pass a station twice
  *                     over the NO limit (a violation each, keyed by VIN and by plate), a third
  *                     plate twice outside the HJ 845 window (stored as not counted, no verdict)
+ *   csv_input         vemctl rsd send reads CSV as well (empty cells not reported)
  *   fusion_either_order  a station sees high NO while the truck's OBD reports low NOx at that
  *                     moment: fusion.obd_mismatch, with the OBD data first and with the reading
  *                     first
@@ -523,6 +524,46 @@ START_TEST(fusion_either_order)
 }
 END_TEST
 
+/* vemctl rsd send reads CSV with a header of the same keys: empty cells are not reported,
+ * text keys stay text, numbers and booleans are typed. */
+START_TEST(csv_input)
+{
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_rsd");
+    char path[512], when[32];
+    snprintf(path, sizeof path, "%s/in.csv", r.dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    s_iso(s_now_s() - 600, when, sizeof when);
+    fprintf(f, "version,station_id,reading_id,time,plate,plate_color,fuel,speed_kmh,no_ppm,"
+               "image_ref,valid\n");
+    fprintf(f, "1,CSV-1,c1,%s,津S00001,yellow,diesel,41.5,812,\"img,1.jpg\",true\n", when);
+    fprintf(f, "1,CSV-1,c2,%s,津S00002,blue,,,,,false\n", when);
+    fprintf(f, "1,CSV-1,c3,%s,津S00003,purple,,,,,true\n", when);
+    fclose(f);
+    json_t *sum = s_send(&r, path, NULL);
+    ck_assert_int_eq(json_integer_value(json_object_get(sum, "acked")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(sum, "rejected")), 1);
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(json_object_get(sum, "by_class"), "bad_value")), 1);
+    json_decref(sum);
+    PGconn *conn = vem_it_pg();
+    s_await(conn, "SELECT count(*) FROM rsd_readings WHERE station_id = $1", "CSV-1", 2);
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(*) FROM rsd_readings WHERE reading_id = 'c1' AND "
+                             "speed_kmh = 41.5 AND no_ppm = 812 AND image_ref = $1 AND valid",
+                             "img,1.jpg"),
+                     1);
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(*) FROM rsd_readings WHERE reading_id = 'c2' AND "
+                             "speed_kmh IS NULL AND fuel = $1 AND NOT valid AND NOT counted",
+                             "unknown"),
+                     1);
+    PQfinish(conn);
+    vem_it_stop(&r);
+}
+END_TEST
+
 Suite *vem_suite_rsd_e2e(void);
 Suite *vem_suite_rsd_e2e(void)
 {
@@ -533,6 +574,7 @@ Suite *vem_suite_rsd_e2e(void)
     tcase_add_test(tc, kill9_resend);
     tcase_add_test(tc, rsd_violation);
     tcase_add_test(tc, fusion_either_order);
+    tcase_add_test(tc, csv_input);
     suite_add_tcase(s, tc);
     return s;
 }
