@@ -589,7 +589,8 @@ void vem_pgrows_quarantine(vem_pgrows_t *r, int64_t received_us, uint64_t spool_
 /* ---- roadside readings ---------------------------------------------------------------------- */
 
 /* The columns of rsd_readings after received_at, in COPY order: 't' text, 'i' int4, 'f' float8,
- * 'b' bool; each from the reading's key of the same name (null or absent: NULL). */
+ * 'b' bool; each from the reading's key of the same name (null or absent: NULL, but fuel
+ * "unknown"). */
 static const struct {
     const char *key;
     char type;
@@ -622,12 +623,14 @@ bool vem_pgrows_reading(vem_pgrows_t *r, const json_t *reading, int64_t received
         case 't':
             if (json_is_string(v))
                 s_bytes(b, json_string_value(v), json_string_length(v));
+            else if (strcmp(s_reading_cols[i].key, "fuel") == 0)
+                s_str(b, "unknown"); /* FIELDS.md: not reported is unknown */
             else
                 s_null(b);
             break;
-        case 'i':
-            if (json_is_integer(v))
-                s_int4(b, (int32_t)json_integer_value(v));
+        case 'i': /* an integral number, as the parser accepts it (2 or 2.0) */
+            if (json_is_number(v))
+                s_int4(b, (int32_t)json_number_value(v));
             else
                 s_null(b);
             break;

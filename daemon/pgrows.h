@@ -94,9 +94,9 @@ void vem_pgrows_quarantine(vem_pgrows_t *r, int64_t received_us, uint64_t spool_
                            const char *source, const char *error_class, const char *detail,
                            int32_t offset, const uint8_t *vin, const uint8_t *raw, size_t len);
 
-/* An rsd_readings row from a READING record's JSON (records.h: FIELDS.md keys, counted,
- * invalid_reason, time_us). False (nothing added) when station_id, reading_id or time_us is
- * missing. */
+/* An rsd_readings row from a reading (FIELDS.md keys) with vemd's additions laid over it
+ * (records.h READING: vin, time_us, counted, invalid_reason). False (nothing added) when
+ * station_id, reading_id or time_us is missing. */
 bool vem_pgrows_reading(vem_pgrows_t *r, const json_t *reading, int64_t received_us);
 
 #endif

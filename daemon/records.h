@@ -13,11 +13,13 @@
  *   VIOLATION   a verdict of the rules on this input: the violation as JSON with the keys of
  *               FIELDS.md plus first_us/last_us (Unix microseconds); it comes beside the
  *               input's own record and settles the same seq
- *   READING     a roadside reading the worker accepted: JSON with every FIELDS.md roadside key
- *               (null when not reported; "vin" from the registry when the station sent none),
- *               plus "counted" (valid for the rules: the station's flag and vemd's HJ 845
- *               window) and "invalid_reason" (null when counted), and "time_us" (the
- *               measurement instant, Unix microseconds)
+ *   READING     a roadside reading the worker accepted: the data is the reading exactly as the
+ *               station sent it (one JSON object with FIELDS.md keys, checked by parsers/rsd:
+ *               vem_rsd_parse + vem_rsd_json give its normalized form); the detail is a JSON
+ *               object of what vemd adds: "vin" (the registry's for the plate, or the
+ *               station's; null when neither knows), "time_us" (the measurement instant, Unix
+ *               microseconds), "counted" (valid for the rules: the station's flag, vemd's HJ 845
+ *               window and a known fuel) and "invalid_reason" (null when counted)
  *
  * A record settles the seqs seq .. seq + nseqs - 1: one input normally, a run of unreadable
  * spool records when the spool stepped over damage. A message is a header, then the records,

@@ -347,12 +347,12 @@ static void s_reading(s_worker_t *w, const vem_input_hdr_t *hdr, const char *rou
         counted = false;
         snprintf(why, sizeof why, "fuel unknown (neither the station nor the registry says)");
     }
-    json_t *o = vem_rsd_json(&r);
+    /* the reading as received (the parser checked it: FIELDS.md keys), and what vemd adds in
+     * the detail: re-serializing every reading cost the worker as much as parsing it */
     const char *known = *r.vin ? r.vin : reg ? reg->vin : *vin ? vin : NULL;
-    json_object_set_new(o, "vin", known ? json_string(known) : json_null());
-    json_object_set_new(o, "time_us", json_integer((json_int_t)r.time_us));
-    json_object_set_new(o, "counted", json_boolean(counted));
-    json_object_set_new(o, "invalid_reason", counted ? json_null() : json_string(why));
+    json_t *o = json_pack("{s:o, s:I, s:b, s:o}", "vin", known ? json_string(known) : json_null(),
+                          "time_us", (json_int_t)r.time_us, "counted", counted, "invalid_reason",
+                          counted ? json_null() : json_string(why));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (!text)
@@ -363,8 +363,10 @@ static void s_reading(s_worker_t *w, const vem_input_hdr_t *hdr, const char *rou
                         .source = hdr->source,
                         .received_us = hdr->received_us,
                         .offset = -1,
-                        .data = (const uint8_t *)text,
-                        .data_len = (uint32_t)strlen(text)};
+                        .detail = text,
+                        .detail_len = (uint16_t)strlen(text),
+                        .data = data,
+                        .data_len = hdr->data_len};
     vem_records_add(&w->out, &rec);
     free(text);
     vem_counter_add(w->readings, 1);
