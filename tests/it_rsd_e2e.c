@@ -12,6 +12,8 @@
  *   rsd_violation     a registered truck and an unregistered plate each pass a station twice
  *                     over the NO limit (a violation each, keyed by VIN and by plate), a third
  *                     plate twice outside the HJ 845 window (stored as not counted, no verdict)
+ *   plate_chain_survives_restart  an unregistered plate's roadside chain crosses a restart
+ *                     (checkpoint by plate): its second exceedance completes the violation
  *   csv_input         vemctl rsd send reads CSV as well (empty cells not reported)
  *   fusion_either_order  a station sees high NO while the truck's OBD reports low NOx at that
  *                     moment: fusion.obd_mismatch, with the OBD data first and with the reading
@@ -524,6 +526,42 @@ START_TEST(fusion_either_order)
 }
 END_TEST
 
+/* A chain of a plate the registry does not know lives in the worker's plate table: a restart
+ * (SIGTERM writes the last checkpoint) must bring it back, so the second exceedance after the
+ * restart completes the violation. */
+START_TEST(plate_chain_survives_restart)
+{
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_rsd");
+    int64_t t0 = s_now_s() - 7200;
+    char path[512];
+    snprintf(path, sizeof path, "%s/p1.jsonl", r.dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    s_reading(f, "RP-1", "p1", t0, "津P70007", 1800, 40);
+    fclose(f);
+    json_decref(s_send(&r, path, NULL));
+    PGconn *conn = vem_it_pg();
+    s_await(conn, "SELECT count(*) FROM violations WHERE plate = $1 AND severity = 'notice'",
+            "津P70007", 1);
+    vem_it_halt(&r);
+    vem_it_launch(&r);
+    snprintf(path, sizeof path, "%s/p2.jsonl", r.dir);
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    s_reading(f, "RP-1", "p2", t0 + 3600, "津P70007", 1700, 40);
+    fclose(f);
+    json_decref(s_send(&r, path, NULL));
+    s_await(conn,
+            "SELECT count(*) FROM violations WHERE plate = $1 AND rule = 'rsd.no_exceed' AND "
+            "severity = 'violation' AND coalesce(vin, '') = ''",
+            "津P70007", 1);
+    ck_assert(vem_it_metric_now(&r, "vem_rules_restored_total") >= 1);
+    PQfinish(conn);
+    vem_it_stop(&r);
+}
+END_TEST
+
 /* vemctl rsd send reads CSV with a header of the same keys: empty cells are not reported,
  * text keys stay text, numbers and booleans are typed. */
 START_TEST(csv_input)
@@ -575,6 +613,7 @@ Suite *vem_suite_rsd_e2e(void)
     tcase_add_test(tc, rsd_violation);
     tcase_add_test(tc, fusion_either_order);
     tcase_add_test(tc, csv_input);
+    tcase_add_test(tc, plate_chain_survives_restart);
     suite_add_tcase(s, tc);
     return s;
 }
