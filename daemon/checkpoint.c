@@ -15,7 +15,7 @@
 #include <zlib.h>
 
 #define S_MAGIC   0x314b4356u /* "VCK1" */
-#define S_VERSION 1u
+#define S_VERSION 2u /* 2: an entry's key may be a plate ('#' + plate); 1 (VINs only) is read */
 #define S_BUF     (1u << 20) /* bytes gathered before a write */
 
 typedef struct {
@@ -102,6 +102,19 @@ int vem_ckpt_add(vem_ckpt_writer_t *w, const char *vin, uint64_t applied, const 
     return w->failed ? -1 : 0;
 }
 
+int vem_ckpt_add_plate(vem_ckpt_writer_t *w, const char *plate, uint64_t applied,
+                       const uint8_t *state, size_t len)
+{
+    char key[17] = {'#'};
+    size_t n = strlen(plate);
+    if (n == 0 || n > sizeof key - 1) {
+        errno = EINVAL;
+        return -1;
+    }
+    memcpy(key + 1, plate, n);
+    return vem_ckpt_add(w, key, applied, state, len);
+}
+
 static void s_free(vem_ckpt_writer_t *w)
 {
     if (w->fd >= 0)
@@ -159,7 +172,7 @@ static bool s_parse(vem_ckpt_set_t *set, const uint8_t *p, size_t len, char *why
         return false;
     }
     memcpy(&h, p, sizeof h);
-    if (h.magic != S_MAGIC || h.version != S_VERSION) {
+    if (h.magic != S_MAGIC || h.version < 1 || h.version > S_VERSION) {
         snprintf(why, whylen, "not a version %u checkpoint (magic %08x, version %u)", S_VERSION,
                  h.magic, h.version);
         return false;
@@ -200,8 +213,14 @@ static bool s_parse(vem_ckpt_set_t *set, const uint8_t *p, size_t len, char *why
             abort();
         set->entries = entries;
         vem_ckpt_entry_t *x = &entries[set->count++];
-        memcpy(x->vin, e.vin, sizeof e.vin);
-        x->vin[17] = '\0';
+        memset(x->plate, 0, sizeof x->plate);
+        if (h.version >= 2 && e.vin[0] == '#') { /* a plate's state: '#', the plate, NULs */
+            memcpy(x->plate, e.vin + 1, sizeof e.vin - 1);
+            x->vin[0] = '\0';
+        } else {
+            memcpy(x->vin, e.vin, sizeof e.vin);
+            x->vin[17] = '\0';
+        }
         x->applied = e.applied;
         x->state = p + off;
         x->len = e.len;

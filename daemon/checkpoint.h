@@ -10,8 +10,11 @@
  * fdatasync, rename, directory fsync), so a crash leaves the previous checkpoint or the new
  * one, never a mix. Layout (host byte order: the file is read back on the host that wrote it):
  *   header   magic "VCK1", version, workers, index (u32 each), through (u64), count (u64)
- *   entries  count x { vin (17 bytes), applied (u64), len (u32), len bytes of
+ *   entries  count x { key (17 bytes), applied (u64), len (u32), len bytes of
  *                      vem_rules_vehicle_save }
+ * key: the VIN, or for a vehicle known only by its plate (roadside readings the registry does
+ * not map), '#' and the plate's bytes padded with NULs (version 2; version 1 files, VINs only,
+ * are read as well).
  *   trailer  count again (u64), CRC-32 (zlib) of everything before it (u32)
  * `through`: every input routed to that worker with a seq up to it is in the states.
  * `applied`: the same for one vehicle (equal to through unless the worker count changed).
@@ -39,12 +42,18 @@ int vem_ckpt_add(vem_ckpt_writer_t *w, const char *vin, uint64_t applied, const 
  * reason in err: the previous checkpoint stays. */
 int vem_ckpt_commit(vem_ckpt_writer_t **w_p, char *err, size_t errlen);
 
+/* Adds the state of a vehicle known only by its plate (1..16 bytes). -1 as vem_ckpt_add (and
+ * EINVAL for a plate that does not fit). */
+int vem_ckpt_add_plate(vem_ckpt_writer_t *w, const char *plate, uint64_t applied,
+                       const uint8_t *state, size_t len);
+
 /* Drops an unfinished checkpoint (removes the temp file); accepts NULL. */
 void vem_ckpt_abort(vem_ckpt_writer_t **w_p);
 
 /* One vehicle of a loaded checkpoint. */
 typedef struct {
-    char vin[18]; /* NUL-terminated */
+    char vin[18];   /* NUL-terminated; "" for a plate's state */
+    char plate[17]; /* NUL-terminated; "" for a VIN's state */
     uint64_t applied;
     const uint8_t *state; /* into the set's memory */
     size_t len;

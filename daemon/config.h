@@ -31,6 +31,11 @@ typedef struct {
         char *endpoint; /* "" for none */
     } gateways;
     struct {
+        char *endpoint; /* "" for none */
+        int64_t max_message_bytes, max_inflight, max_stations, future_tolerance_s, dedup_readings,
+            max_plates;
+    } stations;
+    struct {
         char *endpoint;
     } control;
     struct {

@@ -38,6 +38,7 @@
 #include "reasm.h"
 #include "records.h"
 #include "session.h"
+#include "stations.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -83,7 +84,8 @@ typedef struct {
 typedef struct {
     vem_ingest_args_t *args;
     void *stream, *pull, *acks;
-    void **push; /* one per worker */
+    vem_stations_t *stations; /* roadside stations (stations.h); NULL when not configured */
+    void **push;              /* one per worker */
     s_conn_t **slots;
     size_t capacity, count, used;        /* used counts tombstones too */
     uint64_t closed_keys[S_CLOSED_KEYS]; /* ids of connections vemd closed itself, latest last */
@@ -244,14 +246,29 @@ static bool s_reply(const s_ingest_t *in, const uint8_t *frame, size_t len, uint
 
 /* ---- staging and committing ---------------------------------------------------------------- */
 
-/* Worker that owns an input: by VIN for frames, so one worker holds each vehicle's state; by
- * seq for everything else, which needs no state (the same on a replay as live). */
-static unsigned s_worker_of(const s_ingest_t *in, uint16_t kind, uint64_t seq, const uint8_t *data,
-                            size_t len)
+/* The route of a roadside reading in its spool meta text: "V:<vin>" or "P:<plate>" after " >"
+ * (stations.h), or NULL. */
+static const char *s_route(const char *meta)
 {
-    uint64_t h = kind == VEM_SPOOL_KIND_OBD_FRAME && len >= VEM_HJ1239_MIN_FRAME
-                     ? vem_vin_hash((const char *)s_vin(data))
-                     : seq * 0x9e3779b97f4a7c15ULL;
+    const char *r = strstr(meta, " >");
+    return r && (r[2] == 'V' || r[2] == 'P') && r[3] == ':' ? r + 2 : NULL;
+}
+
+/* Worker that owns an input: by VIN for frames, so one worker holds each vehicle's state; by
+ * the route for roadside readings (the VIN the registry gave, else the plate), so a truck's
+ * readings meet its frames; by seq for everything else, which needs no state (the same on a
+ * replay as live). */
+static unsigned s_worker_of(const s_ingest_t *in, uint16_t kind, uint64_t seq, const uint8_t *data,
+                            size_t len, const char *route)
+{
+    uint64_t h = seq * 0x9e3779b97f4a7c15ULL;
+    if (kind == VEM_SPOOL_KIND_OBD_FRAME && len >= VEM_HJ1239_MIN_FRAME)
+        h = vem_vin_hash((const char *)s_vin(data));
+    else if (kind == VEM_SPOOL_KIND_RSD_READING && route && route[0] == 'V' &&
+             strlen(route) >= 2 + VEM_VIN_LEN)
+        h = vem_vin_hash(route + 2);
+    else if (kind == VEM_SPOOL_KIND_RSD_READING && route)
+        h = vem_plate_hash(route + 2);
     return (unsigned)(h % in->args->workers);
 }
 
@@ -275,16 +292,18 @@ static bool s_can_stage(const s_ingest_t *in)
            vem_spool_has_room(in->args->spool, in->headroom);
 }
 
-/* Appends one input to the spool and stages its reply and (when live) its worker message.
- * The caller made sure it can (s_can_stage): only a record over the spool's size limit fails,
- * and its size is quarantined instead. Quarantined bytes keep their verdict and detail in the
- * meta text (" !CLASS@OFFSET:DETAIL"), so a replay knows them. */
-static void s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, uint16_t kind,
-                    const uint8_t *data, size_t len, unsigned error, uint64_t offset,
-                    const char *detail)
+/* Appends one input to the spool and stages its reply and (when live) its worker message;
+ * returns its seq. The caller made sure it can (s_can_stage): only a record over the spool's
+ * size limit fails, and its size is quarantined instead. Quarantined bytes keep their verdict
+ * and detail in the meta text (" !CLASS@OFFSET:DETAIL"), so a replay knows them; a roadside
+ * reading keeps its route there (" >V:VIN"). origin: the meta of an input of no connection
+ * (NULL: "gateway"). */
+static uint64_t s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, const char *origin,
+                        uint16_t kind, const uint8_t *data, size_t len, unsigned error,
+                        uint64_t offset, const char *detail)
 {
     int64_t now = vem_now_us();
-    const char *origin = conn ? conn->meta : "gateway";
+    origin = conn ? conn->meta : origin ? origin : "gateway";
     char meta[S_META_MAX];
     int meta_len = kind == VEM_SPOOL_KIND_QUARANTINE
                        ? snprintf(meta, sizeof meta, "%s !%u@%llu:%s", origin, error,
@@ -305,17 +324,18 @@ static void s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, uint16_
                 len, origin, strerror(errno));
         char note[96];
         snprintf(note, sizeof note, "input of %zu bytes over the spool's record limit", len);
-        s_stage(in, source, conn, VEM_SPOOL_KIND_QUARANTINE, NULL, 0, VEM_RECORD_CLASS_TOO_LARGE, 0,
-                note);
-        return;
+        return s_stage(in, source, conn, origin, VEM_SPOOL_KIND_QUARANTINE, NULL, 0,
+                       VEM_RECORD_CLASS_TOO_LARGE, 0, note);
     }
     s_staged_t *st = &in->staged[in->nstaged++];
     st->seq = rec.seq;
-    st->worker = s_worker_of(in, kind, rec.seq, data, len);
+    meta[meta_len] = '\0';
+    const char *route = kind == VEM_SPOOL_KIND_RSD_READING ? s_route(meta) : NULL;
+    st->worker = s_worker_of(in, kind, rec.seq, data, len, route);
     st->has_msg = in->live;
     if (st->has_msg) {
-        const char *d = kind == VEM_SPOOL_KIND_QUARANTINE ? strchr(meta, '!') : NULL;
-        d = d ? strchr(d, ':') : NULL;
+        const char *d = kind == VEM_SPOOL_KIND_QUARANTINE ? strstr(meta, " !") : NULL;
+        d = d ? strchr(d, ':') : route ? route - 1 : NULL;
         vem_input_hdr_t hdr = {.seq = rec.seq,
                                .received_us = now,
                                .nseqs = 1,
@@ -333,6 +353,7 @@ static void s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, uint16_
         memcpy(st->id, conn->id, conn->id_len);
     }
     vem_counter_add(in->inputs, 1);
+    return rec.seq;
 }
 
 /* Hands a message to worker w without waiting; false (message kept) when its queue is full. */
@@ -397,6 +418,8 @@ static bool s_commit(s_ingest_t *in)
              zmq_send(in->stream, st->reply_buf, sizeof st->reply_buf, ZMQ_DONTWAIT) < 0))
             vem_counter_add(in->reply_dropped, 1);
     }
+    if (in->stations)
+        vem_stations_answer(in->stations, vem_spool_durable_seq(in->args->spool));
     for (size_t i = 0; i < in->nstaged; i++) {
         s_staged_t *st = &in->staged[i];
         if (!st->has_msg)
@@ -424,14 +447,17 @@ static void s_parse_verdict(const vem_spool_rec_t *rec, vem_input_hdr_t *hdr, ch
     meta[m] = '\0';
     unsigned error = 0;
     unsigned long long offset = 0;
-    const char *mark = strchr(meta, '!');
+    const char *mark = strstr(meta, " !");
+    mark = mark ? mark + 1 : NULL;
     int used = 0;
     detail[0] = '\0';
     if (mark && sscanf(mark, "!%u@%llu:%n", &error, &offset, &used) == 2 && used > 0)
         snprintf(detail, cap, "%s", mark + used);
     else if (!(mark = strrchr(meta, '#')) || sscanf(mark, "#%u@%llu", &error, &offset) != 2)
         error = VEM_HJ1239_MALFORMED_BODY; /* spools of earlier versions: "#CLASS@OFFSET" */
-    if (error == 0 || (error >= VEM_HJ1239_STATUS_COUNT && error != VEM_RECORD_CLASS_TOO_LARGE))
+    bool rsd = error > VEM_RECORD_CLASS_RSD && error <= VEM_RECORD_CLASS_RSD_END;
+    if (error == 0 ||
+        (error >= VEM_HJ1239_STATUS_COUNT && error != VEM_RECORD_CLASS_TOO_LARGE && !rsd))
         error = VEM_HJ1239_MALFORMED_BODY;
     hdr->error = (uint8_t)error;
     hdr->error_offset = (uint32_t)offset;
@@ -450,9 +476,12 @@ static unsigned s_from_spool(s_ingest_t *in, int rc, const vem_spool_rec_t *rec,
                            .flags = flags,
                            .source = rec->meta_len >= 7 && memcmp(rec->meta, "gateway", 7) == 0
                                          ? VEM_SOURCE_GATEWAY
+                                     : rec->meta_len >= 8 && memcmp(rec->meta, "station ", 8) == 0
+                                         ? VEM_SOURCE_ROADSIDE
                                          : VEM_SOURCE_TERMINAL};
     char detail[S_META_MAX];
     detail[0] = '\0';
+    const char *route = NULL;
     if (rc == VEM_SPOOL_READ_DAMAGED) {
         hdr.kind = VEM_SPOOL_KIND_QUARANTINE;
         hdr.nseqs = rec->lost ? rec->lost : 1;
@@ -464,9 +493,17 @@ static unsigned s_from_spool(s_ingest_t *in, int rc, const vem_spool_rec_t *rec,
         vem_log(VEM_LOG_ERR, "ingest", "%s: stepped over, their bytes quarantined", detail);
     } else if (rec->kind == VEM_SPOOL_KIND_QUARANTINE) {
         s_parse_verdict(rec, &hdr, detail, sizeof detail);
+    } else if (rec->kind == VEM_SPOOL_KIND_RSD_READING) {
+        char meta[S_META_MAX];
+        size_t m = rec->meta_len < sizeof meta - 1 ? rec->meta_len : sizeof meta - 1;
+        memcpy(meta, rec->meta, m);
+        meta[m] = '\0';
+        if ((route = s_route(meta)) != NULL)
+            hdr.detail_len = (uint16_t)snprintf(detail, sizeof detail, "%s", route);
+        route = detail;
     }
     s_message(msg, &hdr, detail, rec->data);
-    return s_worker_of(in, hdr.kind, rec->seq, rec->data, rec->data_len);
+    return s_worker_of(in, hdr.kind, rec->seq, rec->data, rec->data_len, route);
 }
 
 /* While behind: forwards spool records to the workers up to what is durable, as long as their
@@ -616,15 +653,15 @@ static bool s_drain_reasm(s_ingest_t *in, s_conn_t *conn)
         if (vem_reasm_next(conn->reasm, &ev) == VEM_REASM_NEED_MORE)
             return true;
         if (ev.kind == VEM_REASM_FRAME) {
-            s_stage(in, VEM_SOURCE_TERMINAL, conn, VEM_SPOOL_KIND_OBD_FRAME, ev.data, ev.len, 0,
-                    ev.offset, NULL);
+            s_stage(in, VEM_SOURCE_TERMINAL, conn, NULL, VEM_SPOOL_KIND_OBD_FRAME, ev.data, ev.len,
+                    0, ev.offset, NULL);
         } else {
             if (ev.error > 0 && ev.error < VEM_HJ1239_STATUS_COUNT)
                 vem_counter_add(in->drops[ev.error], 1);
             vem_log(VEM_LOG_DEBUG, "ingest", "%s at stream offset %llu: %s (%s)",
                     vem_hj1239_status_name(ev.error), (unsigned long long)ev.offset,
                     ev.detail ? ev.detail : "", conn->meta);
-            s_stage(in, VEM_SOURCE_TERMINAL, conn, VEM_SPOOL_KIND_QUARANTINE, ev.data,
+            s_stage(in, VEM_SOURCE_TERMINAL, conn, NULL, VEM_SPOOL_KIND_QUARANTINE, ev.data,
                     ev.len ? ev.len : ev.skipped, ev.error, ev.offset, ev.detail);
         }
     }
@@ -773,7 +810,7 @@ static void s_on_pull(s_ingest_t *in)
             snprintf(note, sizeof note, "gateway message of %zu bytes over the limit of %zu", len,
                      in->args->max_frame);
             vem_counter_add(in->oversize, 1);
-            s_stage(in, VEM_SOURCE_GATEWAY, NULL, VEM_SPOOL_KIND_QUARANTINE, NULL, 0,
+            s_stage(in, VEM_SOURCE_GATEWAY, NULL, NULL, VEM_SPOOL_KIND_QUARANTINE, NULL, 0,
                     VEM_RECORD_CLASS_TOO_LARGE, 0, note);
             continue;
         }
@@ -793,11 +830,51 @@ static void s_on_pull(s_ingest_t *in)
                 err.status = VEM_HJ1239_MALFORMED_BODY;
             vem_counter_add(in->drops[err.status], 1);
         }
-        s_stage(in, VEM_SOURCE_GATEWAY, NULL,
+        s_stage(in, VEM_SOURCE_GATEWAY, NULL, NULL,
                 whole ? VEM_SPOOL_KIND_OBD_FRAME : VEM_SPOOL_KIND_QUARANTINE, data, len,
                 whole ? VEM_HJ1239_OK : err.status, err.offset, whole ? NULL : err.detail);
     }
     zmq_msg_close(&part);
+}
+
+/* ---- roadside stations ------------------------------------------------------------------- */
+
+static void s_on_stations(s_ingest_t *in)
+{
+    for (unsigned n = 0; n < S_BATCH; n++) {
+        if (in->nstaged == S_BATCH)
+            s_commit(in);
+        vem_station_input_t inp;
+        if (!s_can_stage(in) ||
+            !vem_stations_read(in->stations, vem_spool_durable_seq(in->args->spool), &inp))
+            break;
+        if (inp.kind == 0)
+            continue; /* answered, or waiting for the first copy's flush */
+        uint64_t seq = s_stage(in, VEM_SOURCE_ROADSIDE, NULL, inp.origin, inp.kind, inp.data,
+                               inp.len, inp.error, 0, inp.detail);
+        vem_stations_staged(in->stations, seq);
+    }
+}
+
+/* A message from main on the pipe: a registry snapshot for the stations' routing, or $TERM.
+ * True to stop. */
+static bool s_on_pipe(s_ingest_t *in, void *pipe)
+{
+    uint8_t msg[sizeof VEM_INGEST_REGISTRY_MSG + sizeof(void *)];
+    int len = zmq_recv(pipe, msg, sizeof msg, 0);
+    if (len < 0)
+        return true;
+    if ((size_t)len == sizeof msg &&
+        memcmp(msg, VEM_INGEST_REGISTRY_MSG, sizeof VEM_INGEST_REGISTRY_MSG) == 0) {
+        vem_registry_t *fresh;
+        memcpy(&fresh, msg + sizeof VEM_INGEST_REGISTRY_MSG, sizeof fresh);
+        if (in->stations)
+            vem_stations_set_registry(in->stations, fresh);
+        else
+            vem_registry_release(fresh);
+        return false;
+    }
+    return vem_actor_is_term(msg, (size_t)len);
 }
 
 /* ---- acknowledgements and trimming ---------------------------------------------------------- */
@@ -966,6 +1043,12 @@ static int s_bind(s_ingest_t *in, char *err, size_t errlen)
             return -1;
         }
     }
+    if (a->stations.endpoint && *a->stations.endpoint) {
+        a->stations.metrics = a->metrics;
+        in->stations = vem_stations_new(ctx, &a->stations, err, errlen);
+        if (!in->stations)
+            return -1;
+    }
     in->acks = zmq_socket(ctx, ZMQ_PULL);
     zmq_setsockopt(in->acks, ZMQ_LINGER, &zero, sizeof zero);
     if (zmq_bind(in->acks, VEM_ACK_ENDPOINT) != 0) {
@@ -1020,6 +1103,7 @@ static void s_teardown(s_ingest_t *in)
     vem_spool_reader_destroy(&in->rreader);
     if (in->ctl)
         zmq_close(in->ctl);
+    vem_stations_destroy(&in->stations);
     if (in->stream)
         zmq_close(in->stream);
     if (in->pull)
@@ -1067,7 +1151,8 @@ void vem_ingest_actor(void *pipe, void *args_)
     in.ckpt_last = calloc(a->workers, sizeof *in.ckpt_last);
     if (!in.slots || !in.staged || !in.stalled || !in.sent_last || !in.done_last || !in.ckpt_last)
         abort();
-    in.headroom = S_META_MAX + a->max_frame;
+    in.headroom = S_META_MAX +
+                  (a->max_frame > a->stations.max_message ? a->max_frame : a->stations.max_message);
     /* Start behind, at the lowest consumer's position: everything before it is done everywhere,
      * and what follows goes through the workers again (the sinks' keys drop what they have). */
     uint64_t next = vem_spool_next_seq(a->spool), first = vem_spool_first_seq(a->spool);
@@ -1107,15 +1192,19 @@ void vem_ingest_actor(void *pipe, void *args_)
         bool room = s_room(&in); /* first: a drain stalls exactly when room runs out */
         bool stalled = in.nstalled > 0 && !s_resume_stalled(&in);
         bool open = room && !stalled && !in.flush_failed;
-        zmq_pollitem_t items[7] = {
+        zmq_pollitem_t items[8] = {
             {pipe, 0, ZMQ_POLLIN, 0}, {in.acks, 0, ZMQ_POLLIN, 0}, {in.ctl, 0, ZMQ_POLLIN, 0}};
-        int n = 3, i_stream = -1, i_pull = -1;
+        int n = 3, i_stream = -1, i_pull = -1, i_stations = -1;
         if (open) {
             i_stream = n;
             items[n++] = (zmq_pollitem_t){in.stream, 0, ZMQ_POLLIN, 0};
             if (in.pull) {
                 i_pull = n;
                 items[n++] = (zmq_pollitem_t){in.pull, 0, ZMQ_POLLIN, 0};
+            }
+            if (in.stations) {
+                i_stations = n;
+                items[n++] = (zmq_pollitem_t){vem_stations_socket(in.stations), 0, ZMQ_POLLIN, 0};
             }
         }
         if (in.holding)
@@ -1133,7 +1222,7 @@ void vem_ingest_actor(void *pipe, void *args_)
                 continue;
             break;
         }
-        if ((items[0].revents & ZMQ_POLLIN) && vem_actor_should_stop(pipe))
+        if ((items[0].revents & ZMQ_POLLIN) && s_on_pipe(&in, pipe))
             break;
         if (items[1].revents & ZMQ_POLLIN)
             s_on_acks(&in);
@@ -1150,6 +1239,8 @@ void vem_ingest_actor(void *pipe, void *args_)
             }
         if (i_pull >= 0 && (items[i_pull].revents & ZMQ_POLLIN) && in.nstalled == 0)
             s_on_pull(&in);
+        if (i_stations >= 0 && (items[i_stations].revents & ZMQ_POLLIN) && in.nstalled == 0)
+            s_on_stations(&in);
         s_commit(&in); /* one fdatasync for everything read in this round, then the replies */
         if (!in.live && vem_mono_ms() >= in.reader_retry_ms)
             s_catch_up(&in);

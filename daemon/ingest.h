@@ -8,7 +8,9 @@
  * at once terminals are answered (login and time calibration always, every frame in HJ 1239
  * reply mode), then the inputs go to worker[hash(VIN) % N] without waiting: a worker that
  * cannot take them is fed later from the spool (see ingest.c). A failed flush answers and
- * forwards nothing and keeps intake closed until a retry succeeds.
+ * forwards nothing and keeps intake closed until a retry succeeds. Roadside stations send
+ * readings to a ZMQ_ROUTER socket (stations.h): each is checked, spooled (or quarantined),
+ * acknowledged after the same flush and routed to the worker of its vehicle.
  *
  * Consumers acknowledge cumulative marks on VEM_ACK_ENDPOINT; the spool is trimmed below the
  * lowest mark of the active consumers. Only a full spool (or a failing disk) stops the reading
@@ -20,6 +22,7 @@
 
 #include "metrics.h"
 #include "spool.h"
+#include "stations.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -51,6 +54,8 @@ typedef struct {
     unsigned workers;
     const char *terminals_endpoint; /* ZMQ_STREAM bind, e.g. tcp://127.0.0.1:7611 */
     const char *gateways_endpoint;  /* ZMQ_PULL bind; NULL or "" for none */
+    vem_stations_opts_t stations;   /* roadside stations; endpoint NULL or "" for none (metrics
+                                     * are filled in by ingest) */
     unsigned max_connections;
     size_t max_frame;   /* reassembler buffer per connection */
     int idle_timeout_s; /* close terminal connections silent this long */
@@ -79,6 +84,10 @@ typedef struct {
     atomic_bool spool_ok;    /* the last spool flush succeeded */
     atomic_bool spool_full;  /* intake paused for want of spool room */
 } vem_ingest_args_t;
+
+/* Pipe message from main: these bytes, then a vem_registry_t pointer whose reference passes to
+ * ingest (the stations route readings by plate through it). */
+#define VEM_INGEST_REGISTRY_MSG "REGISTRY"
 
 /* Actor body: bind, report ready, serve until $TERM; then stop reading, flush the spool,
  * hand what it has to the workers and return. */

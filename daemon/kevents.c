@@ -15,6 +15,7 @@
 
 #include "frame_json.h"
 #include "pgrows.h"
+#include "rsd.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -399,10 +400,47 @@ static void s_violation(s_out_t *out, const vem_record_t *rec)
     s_emit(out, &ev, o);
 }
 
+/* A roadside reading: its normalized keys (parsers/rsd), the VIN and the verdict vemd added
+ * (the record's detail), and its receipt time. Key: the VIN when known, else the plate. */
+static void s_reading(s_out_t *out, const vem_record_t *rec)
+{
+    vem_rsd_t r;
+    vem_rsd_error_t err;
+    /* accepted by ingest at receipt already: no tolerance to apply again */
+    if (vem_rsd_parse(rec->data, rec->data_len, rec->received_us, INT32_MAX, &r, &err) !=
+        VEM_RSD_OK)
+        return; /* cannot happen between our threads; sink_pg keeps the bytes */
+    json_error_t jerr;
+    json_t *added = json_loadb(rec->detail ? rec->detail : "{}", rec->detail_len, 0, &jerr);
+    json_t *reading = vem_rsd_json(&r);
+    json_object_del(reading, "version");
+    const char *vin = json_string_value(json_object_get(added, "vin"));
+    if (vin && *vin)
+        json_object_set_new(reading, "vin", json_string(vin));
+    json_t *counted = json_object_get(added, "counted");
+    json_object_set_new(reading, "counted", json_boolean(json_is_true(counted)));
+    json_t *why = json_object_get(added, "invalid_reason");
+    json_object_set(reading, "invalid_reason", json_is_string(why) ? why : json_null());
+    json_object_set_new(reading, "received_at", s_iso_us(rec->received_us));
+    vem_kevent_t ev = {.topic = VEM_KTOPIC_RSD, .type = "rsd"};
+    snprintf(ev.key, sizeof ev.key, "%s", vin && *vin ? vin : r.plate);
+    snprintf(ev.id, sizeof ev.id, "rsd/%s/%s", r.station_id, r.reading_id);
+    json_t *o = s_envelope(ev.type, ev.id);
+    json_object_update(o, reading);
+    json_decref(reading);
+    json_decref(added);
+    s_emit(out, &ev, o);
+}
+
 size_t vem_kevents_of(const vem_record_t *rec, vem_hj1239_frame_t *frame, unsigned wanted,
                       vem_kevents_fn fn, void *arg)
 {
     s_out_t out = {.fn = fn, .arg = arg};
+    if (rec->kind == VEM_RECORD_READING) {
+        if (wanted & 1u << VEM_KTOPIC_RSD)
+            s_reading(&out, rec);
+        return out.made;
+    }
     if (rec->kind == VEM_RECORD_VIOLATION) {
         if (wanted & 1u << VEM_KTOPIC_VIOLATIONS)
             s_violation(&out, rec);

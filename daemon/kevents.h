@@ -44,7 +44,7 @@ typedef enum {
  * callback: valid only until it returns, so it copies what it keeps. */
 typedef struct {
     vem_ktopic_t topic;
-    const char *type; /* static: "sample", "obd", "terminal", "violation" */
+    const char *type; /* static: "sample", "obd", "terminal", "violation", "rsd" */
     char key[64];     /* VIN or plate, NUL-terminated */
     char id[192];     /* NUL-terminated */
     const char *value;

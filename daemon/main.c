@@ -145,7 +145,14 @@ static void s_send_registry(s_daemon_t *d)
         return;
     vem_gauge_set(d->registry_size, (int64_t)vem_registry_size(reg));
     vem_log(VEM_LOG_INFO, "main", "vehicle registry: %zu vehicles", vem_registry_size(reg));
-    vem_registry_retain(reg, d->nworkers);
+    vem_registry_retain(reg, d->nworkers + (d->ingest ? 1 : 0));
+    if (d->ingest) { /* the stations route readings by plate */
+        uint8_t msg[sizeof VEM_INGEST_REGISTRY_MSG + sizeof reg];
+        memcpy(msg, VEM_INGEST_REGISTRY_MSG, sizeof VEM_INGEST_REGISTRY_MSG);
+        memcpy(msg + sizeof VEM_INGEST_REGISTRY_MSG, &reg, sizeof reg);
+        if (zmq_send(vem_actor_pipe(d->ingest), msg, sizeof msg, 0) != (int)sizeof msg)
+            vem_registry_release(reg);
+    }
     for (unsigned i = 0; i < d->nworkers; i++) {
         uint8_t msg[sizeof VEM_WORKER_REGISTRY_MSG + sizeof reg];
         memcpy(msg, VEM_WORKER_REGISTRY_MSG, sizeof VEM_WORKER_REGISTRY_MSG);
@@ -231,6 +238,13 @@ static void s_drain_loaders(s_daemon_t *d)
             d->day_loading = false;
         }
     }
+}
+
+/* The worker a restored vehicle belongs to: by VIN, or by plate for a vehicle known only by
+ * its plate, as ingest routes their inputs. */
+static unsigned s_ckpt_worker(const vem_ckpt_entry_t *e, unsigned workers)
+{
+    return (unsigned)((e->plate[0] ? vem_plate_hash(e->plate) : vem_vin_hash(e->vin)) % workers);
 }
 
 /* Healthy while the endpoints are read, the spool takes writes and has room, and every sink
@@ -413,17 +427,17 @@ static int s_start(s_daemon_t *d)
         abort();
     /* no silence rules until ingest says whether it starts with a replay */
     atomic_store(&d->ingest_args.behind, true);
-    /* each restored vehicle goes to the worker ingest routes its VIN to */
+    /* each restored vehicle goes to the worker ingest routes its VIN (or plate) to */
     const vem_ckpt_entry_t **mine = calloc(ckpt.count ? ckpt.count : 1, sizeof *mine);
     size_t *nmine = calloc(d->nworkers, sizeof *nmine), *at = calloc(d->nworkers, sizeof *at);
     if (!mine || !nmine || !at)
         abort();
     for (size_t k = 0; k < ckpt.count; k++)
-        nmine[vem_vin_hash(ckpt.entries[k].vin) % d->nworkers]++;
+        nmine[s_ckpt_worker(&ckpt.entries[k], d->nworkers)]++;
     for (unsigned i = 1; i < d->nworkers; i++)
         at[i] = at[i - 1] + nmine[i - 1];
     for (size_t k = 0; k < ckpt.count; k++)
-        mine[at[vem_vin_hash(ckpt.entries[k].vin) % d->nworkers]++] = &ckpt.entries[k];
+        mine[at[s_ckpt_worker(&ckpt.entries[k], d->nworkers)]++] = &ckpt.entries[k];
     for (unsigned i = 0; i < d->nworkers; i++) {
         vem_worker_args_t *w = &d->worker_args[i];
         w->zctx = d->zctx;
@@ -435,6 +449,7 @@ static int s_start(s_daemon_t *d)
         w->sinks = d->sinks;
         w->nsinks = d->nsinks;
         w->sink_hwm = (int)c->pg.queue_hwm;
+        w->max_plates = (size_t)c->stations.max_plates / d->nworkers + 1;
         if (c->rules.enable) {
             w->ckpt_dir = c->spool.dir;
             w->workers = d->nworkers;
@@ -503,6 +518,12 @@ static int s_start(s_daemon_t *d)
     in->workers = d->nworkers;
     in->terminals_endpoint = c->terminals.endpoint;
     in->gateways_endpoint = c->gateways.endpoint;
+    in->stations = (vem_stations_opts_t){.endpoint = c->stations.endpoint,
+                                         .max_message = (size_t)c->stations.max_message_bytes,
+                                         .max_inflight = (unsigned)c->stations.max_inflight,
+                                         .max_stations = (unsigned)c->stations.max_stations,
+                                         .future_s = c->stations.future_tolerance_s,
+                                         .dedup = (size_t)c->stations.dedup_readings};
     in->max_connections = (unsigned)c->terminals.max_connections;
     in->max_frame = (size_t)c->terminals.max_frame_bytes;
     in->idle_timeout_s = (int)c->terminals.idle_timeout_s;

@@ -16,8 +16,8 @@
 #define S_TEXT_OID    25
 #define S_BEIJING_S   (8 * 3600)
 
-static const char *const s_names[VEM_PG_TABLES] = {"obd_samples", "obd_info", "terminal_events",
-                                                   "quarantine", "violations"};
+static const char *const s_names[VEM_PG_TABLES] = {"obd_samples", "obd_info",   "terminal_events",
+                                                   "quarantine",  "violations", "rsd_readings"};
 
 /* Columns in row order; must match schema/0001_core.sql. */
 static const char *const s_copy[VEM_PG_TABLES] = {
@@ -37,11 +37,15 @@ static const char *const s_copy[VEM_PG_TABLES] = {
     "FROM STDIN (FORMAT binary)",
     "COPY violations (violation_id, rule, clause, vin, plate, first_at, last_at, measured, "
     "\"limit\", unit, evidence, severity) FROM STDIN (FORMAT binary)",
+    "COPY rsd_readings (station_id, reading_id, time, received_at, lane, plate, plate_color, vin, "
+    "fuel, speed_kmh, accel_ms2, vsp_kw_t, opacity_pct, k_m1, ringelmann, no_ppm, co_pct, hc_ppm, "
+    "co2_pct, wind_ms, temp_c, humidity_pct, pressure_kpa, slope_pct, image_ref, valid, counted, "
+    "invalid_reason) FROM STDIN (FORMAT binary)",
 };
 
 /* The sample fields, in column order: every numeric field of the sample block types. */
 #define S_SAMPLE_FIELDS (VEM_HJ1239_F_DPF_EXHAUST + 1)
-static const unsigned s_columns[VEM_PG_TABLES] = {7 + S_SAMPLE_FIELDS + 2, 18, 12, 8, 12};
+static const unsigned s_columns[VEM_PG_TABLES] = {7 + S_SAMPLE_FIELDS + 2, 18, 12, 8, 12, 28};
 
 const char *vem_pg_table_name(vem_pg_table_t t)
 {
@@ -591,4 +595,71 @@ void vem_pgrows_quarantine(vem_pgrows_t *r, int64_t received_us, uint64_t spool_
     s_bytes(b, raw, len);
     r->nrows[VEM_PG_QUARANTINE]++;
     s_day(r, (received_us >= 0 ? received_us : received_us - 999999) / 1000000);
+}
+
+/* ---- roadside readings ---------------------------------------------------------------------- */
+
+/* The columns of rsd_readings after received_at, in COPY order: 't' text, 'i' int4, 'f' float8,
+ * 'b' bool; each from the reading's key of the same name (null or absent: NULL, but fuel
+ * "unknown"). */
+static const struct {
+    const char *key;
+    char type;
+} s_reading_cols[] = {
+    {"lane", 'i'},        {"plate", 't'},        {"plate_color", 't'},  {"vin", 't'},
+    {"fuel", 't'},        {"speed_kmh", 'f'},    {"accel_ms2", 'f'},    {"vsp_kw_t", 'f'},
+    {"opacity_pct", 'f'}, {"k_m1", 'f'},         {"ringelmann", 'i'},   {"no_ppm", 'f'},
+    {"co_pct", 'f'},      {"hc_ppm", 'f'},       {"co2_pct", 'f'},      {"wind_ms", 'f'},
+    {"temp_c", 'f'},      {"humidity_pct", 'f'}, {"pressure_kpa", 'f'}, {"slope_pct", 'f'},
+    {"image_ref", 't'},   {"valid", 'b'},        {"counted", 'b'},      {"invalid_reason", 't'},
+};
+
+bool vem_pgrows_reading(vem_pgrows_t *r, const json_t *reading, int64_t received_us)
+{
+    const char *station = json_string_value(json_object_get(reading, "station_id"));
+    const char *id = json_string_value(json_object_get(reading, "reading_id"));
+    const json_t *t = json_object_get(reading, "time_us");
+    if (!station || !id || !json_is_integer(t))
+        return false;
+    int64_t time_us = (int64_t)json_integer_value(t);
+    vem_buf_t *b = &r->rows[VEM_PG_READINGS];
+    s_u16(b, (uint16_t)s_columns[VEM_PG_READINGS]);
+    s_str(b, station);
+    s_str(b, id);
+    s_time(b, time_us);
+    s_time(b, received_us);
+    for (size_t i = 0; i < sizeof s_reading_cols / sizeof s_reading_cols[0]; i++) {
+        const json_t *v = json_object_get(reading, s_reading_cols[i].key);
+        switch (s_reading_cols[i].type) {
+        case 't':
+            if (json_is_string(v))
+                s_bytes(b, json_string_value(v), json_string_length(v));
+            else if (strcmp(s_reading_cols[i].key, "fuel") == 0)
+                s_str(b, "unknown"); /* FIELDS.md: not reported is unknown */
+            else
+                s_null(b);
+            break;
+        case 'i': /* an integral number, as the parser accepts it (2 or 2.0) */
+            if (json_is_number(v))
+                s_int4(b, (int32_t)json_number_value(v));
+            else
+                s_null(b);
+            break;
+        case 'f':
+            if (json_is_number(v))
+                s_float8(b, json_number_value(v));
+            else
+                s_null(b);
+            break;
+        default:
+            if (json_is_boolean(v))
+                s_bool(b, json_is_true(v));
+            else
+                s_null(b);
+            break;
+        }
+    }
+    r->nrows[VEM_PG_READINGS]++;
+    s_day(r, (time_us >= 0 ? time_us : time_us - 999999) / 1000000);
+    return true;
 }

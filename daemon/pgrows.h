@@ -1,8 +1,8 @@
 /* pgrows — decoded frames as rows of PostgreSQL's binary COPY format, ready to stream.
  *
  * The PostgreSQL sink turns each record the workers hand it (records.h) into rows here
- * (obd_samples, obd_info, terminal_events, quarantine; columns and names as
- * schema/0001_core.sql and FIELDS.md) and streams them to the server as they are. A batch also
+ * (obd_samples, obd_info, terminal_events, quarantine, violations, rsd_readings; columns and names
+ * as schema/0001_core.sql and FIELDS.md) and streams them to the server as they are. A batch also
  * remembers the Beijing days its rows fall on, so the sink can make sure their daily
  * partitions exist before it copies.
  *
@@ -12,6 +12,7 @@
 
 #include "hj1239.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +23,7 @@ typedef enum {
     VEM_PG_EVENTS,      /* terminal_events */
     VEM_PG_QUARANTINE,  /* quarantine */
     VEM_PG_VIOLATIONS,  /* violations: upserted by violation_id (a verdict may grow) */
+    VEM_PG_READINGS,    /* rsd_readings */
     VEM_PG_TABLES
 } vem_pg_table_t;
 
@@ -97,5 +99,10 @@ void vem_pgrows_violation(vem_pgrows_t *r, const vem_pgviolation_t *v);
 void vem_pgrows_quarantine(vem_pgrows_t *r, int64_t received_us, uint64_t spool_seq,
                            const char *source, const char *error_class, const char *detail,
                            int32_t offset, const uint8_t *vin, const uint8_t *raw, size_t len);
+
+/* An rsd_readings row from a reading (FIELDS.md keys) with vemd's additions laid over it
+ * (records.h READING: vin, time_us, counted, invalid_reason). False (nothing added) when
+ * station_id, reading_id or time_us is missing. */
+bool vem_pgrows_reading(vem_pgrows_t *r, const json_t *reading, int64_t received_us);
 
 #endif

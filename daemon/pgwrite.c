@@ -132,8 +132,8 @@ static const uint8_t s_copy_trailer[2] = {0xFF, 0xFF};
 
 /* Columns of a row read when it is quarantined: its receipt time and VIN (in the order of
  * vem_pg_copy_sql). */
-static const unsigned s_received_col[VEM_PG_TABLES] = {3, 3, 4, 0, 5};
-static const unsigned s_vin_col[VEM_PG_TABLES] = {0, 0, 0, 6, 3};
+static const unsigned s_received_col[VEM_PG_TABLES] = {3, 3, 4, 0, 5, 3};
+static const unsigned s_vin_col[VEM_PG_TABLES] = {0, 0, 0, 6, 3, 7};
 
 /* The quarantine rows made of refused rows, with columns of their own (vem_pgrows_quarantine
  * would cut the server's message short). */
@@ -1090,7 +1090,9 @@ static bool s_advance(vem_pgwriter_t *self)
                "CREATE TEMP TABLE IF NOT EXISTS vem_stage_quarantine (LIKE quarantine) "
                "ON COMMIT DELETE ROWS; "
                "CREATE TEMP TABLE IF NOT EXISTS vem_stage_violations "
-               "(LIKE violations INCLUDING DEFAULTS) ON COMMIT DELETE ROWS");
+               "(LIKE violations INCLUDING DEFAULTS) ON COMMIT DELETE ROWS; "
+               "CREATE TEMP TABLE IF NOT EXISTS vem_stage_rsd_readings (LIKE rsd_readings) "
+               "ON COMMIT DELETE ROWS");
         return false;
     case S_STAGE:
         if (c != S_OK)

@@ -2,6 +2,7 @@
 #include "records.h"
 
 #include "hj1239.h"
+#include "rsd.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,8 @@ const char *vem_records_class_name(uint8_t status)
         return "spool_damaged";
     if (status == VEM_RECORD_CLASS_TOO_LARGE)
         return "too_large";
+    if (status > VEM_RECORD_CLASS_RSD && status < VEM_RECORD_CLASS_RSD + VEM_RSD_STATUS_COUNT)
+        return vem_rsd_status_name((vem_rsd_status_t)(status - VEM_RECORD_CLASS_RSD));
     if (status > 0 && status < VEM_HJ1239_STATUS_COUNT)
         return vem_hj1239_status_name((vem_hj1239_status_t)status);
     return "malformed_body";

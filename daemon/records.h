@@ -13,6 +13,13 @@
  *   VIOLATION   a verdict of the rules on this input: the violation as JSON with the keys of
  *               FIELDS.md plus first_us/last_us (Unix microseconds); it comes beside the
  *               input's own record and settles the same seq
+ *   READING     a roadside reading the worker accepted: the data is the reading exactly as the
+ *               station sent it (one JSON object with FIELDS.md keys, checked by parsers/rsd:
+ *               vem_rsd_parse + vem_rsd_json give its normalized form); the detail is a JSON
+ *               object of what vemd adds: "vin" (the registry's for the plate, or the
+ *               station's; null when neither knows), "time_us" (the measurement instant, Unix
+ *               microseconds), "counted" (valid for the rules: the station's flag, vemd's HJ 845
+ *               window and a known fuel) and "invalid_reason" (null when counted)
  *
  * A record settles the seqs seq .. seq + nseqs - 1: one input normally, a run of unreadable
  * spool records when the spool stepped over damage. A message is a header, then the records,
@@ -32,15 +39,19 @@ typedef enum {
     VEM_RECORD_QUARANTINE = 2,
     VEM_RECORD_SETTLED = 3,
     VEM_RECORD_VIOLATION = 4,
+    VEM_RECORD_READING = 5,
 } vem_record_kind_t;
 
 /* Quarantine classes of the daemon's own, beyond the frame decoder's (vem_hj1239_status_t). */
 enum {
     VEM_RECORD_CLASS_SPOOL_DAMAGED = 100, /* spool records unreadable on disk, stepped over */
     VEM_RECORD_CLASS_TOO_LARGE = 101,     /* an input over its size limit: size noted, not kept */
+    VEM_RECORD_CLASS_RSD = 110, /* 110 + vem_rsd_status_t: a roadside reading refused (rsd.h) */
+    VEM_RECORD_CLASS_RSD_END = 119,
 };
 
-/* Name of a quarantine class: the decoder's (FIELDS.md) or the daemon's own; static string. */
+/* Name of a quarantine class: the decoder's (FIELDS.md), the roadside parser's or the daemon's
+ * own; static string. */
 const char *vem_records_class_name(uint8_t status);
 
 /* One record; on parse, detail and data point into the message. */

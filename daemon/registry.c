@@ -13,6 +13,7 @@ struct vem_registry {
     atomic_uint refs;
     size_t n, cap; /* cap: a power of two, open addressing by VIN hash */
     vem_vehicle_t *slots;
+    size_t *plates; /* cap entries: slot index + 1 (0: empty), open addressing by plate hash */
 };
 
 static vem_registry_t *s_new(size_t n)
@@ -24,7 +25,8 @@ static vem_registry_t *s_new(size_t n)
     while (self->cap < 2 * n)
         self->cap *= 2;
     self->slots = calloc(self->cap, sizeof *self->slots);
-    if (!self->slots)
+    self->plates = calloc(self->cap, sizeof *self->plates);
+    if (!self->slots || !self->plates)
         abort();
     atomic_init(&self->refs, 1);
     return self;
@@ -48,6 +50,24 @@ static void s_put(vem_registry_t *self, const vem_vehicle_t *v)
     if (!self->slots[i].vin[0])
         self->n++;
     self->slots[i] = *v;
+}
+
+/* The plate index, once every vehicle is in place. */
+static void s_index_plates(vem_registry_t *self)
+{
+    for (size_t k = 0; k < self->cap; k++) {
+        const char *plate = self->slots[k].plate;
+        if (!self->slots[k].vin[0] || !plate[0])
+            continue;
+        size_t i = (size_t)vem_plate_hash(plate) & (self->cap - 1);
+        bool taken = false;
+        while (self->plates[i] && !taken) {
+            taken = strcmp(self->slots[self->plates[i] - 1].plate, plate) == 0;
+            i = (i + 1) & (self->cap - 1);
+        }
+        if (!taken)
+            self->plates[i] = k + 1;
+    }
 }
 
 vem_registry_t *vem_registry_load(const char *conninfo, char *err, size_t errlen)
@@ -88,6 +108,7 @@ vem_registry_t *vem_registry_load(const char *conninfo, char *err, size_t errlen
     }
     PQclear(res);
     PQfinish(conn);
+    s_index_plates(self);
     return self;
 }
 
@@ -100,6 +121,7 @@ void vem_registry_release(vem_registry_t *self)
 {
     if (self && atomic_fetch_sub(&self->refs, 1) == 1) {
         free(self->slots);
+        free(self->plates);
         free(self);
     }
 }
@@ -115,6 +137,20 @@ const vem_vehicle_t *vem_registry_find(const vem_registry_t *self, const char *v
     while (self->slots[i].vin[0]) {
         if (memcmp(self->slots[i].vin, vin, 17) == 0)
             return &self->slots[i];
+        i = (i + 1) & (self->cap - 1);
+    }
+    return NULL;
+}
+
+const vem_vehicle_t *vem_registry_find_plate(const vem_registry_t *self, const char *plate)
+{
+    if (!self || self->n == 0 || !*plate)
+        return NULL;
+    size_t i = (size_t)vem_plate_hash(plate) & (self->cap - 1);
+    while (self->plates[i]) {
+        const vem_vehicle_t *v = &self->slots[self->plates[i] - 1];
+        if (strcmp(v->plate, plate) == 0)
+            return v;
         i = (i + 1) & (self->cap - 1);
     }
     return NULL;

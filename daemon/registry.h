@@ -4,7 +4,8 @@
  * worker over its pipe; a worker swaps its snapshot between inputs and releases the old one.
  * The last release frees it. A snapshot is never changed after loading, so workers read it
  * without locks. Rules (per-vehicle limits need the engine's reference torque, rated power and
- * WHTC work) and the enforcement data (plate, region) read it by VIN. */
+ * WHTC work) and the enforcement data (plate, region) read it by VIN; ingest routes roadside
+ * readings by plate through it. */
 #ifndef VEM_REGISTRY_H
 #define VEM_REGISTRY_H
 
@@ -36,6 +37,10 @@ void vem_registry_release(vem_registry_t *self);
 
 /* The vehicle with this VIN (17 bytes, not terminated), or NULL. */
 const vem_vehicle_t *vem_registry_find(const vem_registry_t *self, const char *vin);
+
+/* The vehicle with this plate (NUL-terminated), or NULL. Should two vehicles share a plate,
+ * the one loaded first. */
+const vem_vehicle_t *vem_registry_find_plate(const vem_registry_t *self, const char *plate);
 
 /* Vehicles in the snapshot. */
 size_t vem_registry_size(const vem_registry_t *self);

@@ -261,6 +261,12 @@ typedef struct {
 /* A reading with every value NaN, valid false, fuel unknown and the strings empty. */
 void vem_rules_reading_init(vem_rsd_reading_t *r);
 
+/* True when the reading counts by the HJ 845 measuring conditions: the station marked it valid
+ * and speed, acceleration, VSP, wind and slope are reported and inside cfg's window; else
+ * false with the first reason in why (may be NULL). */
+bool vem_rules_reading_valid(const vem_rules_config_t *cfg, const vem_rsd_reading_t *r, char *why,
+                             size_t whylen);
+
 /* Judges one roadside reading of the vehicle (and matches it with the vehicle's OBD data for
  * fusion.obd_mismatch). Returns the number of verdicts emitted. */
 unsigned vem_rules_on_reading(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,

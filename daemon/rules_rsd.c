@@ -95,9 +95,40 @@ static bool s_in(const vem_rules_range_t *w, double v)
 
 static bool s_valid(const vem_rules_config_t *cfg, const vem_rsd_reading_t *r)
 {
-    return r->valid && s_in(&cfg->rsd_speed_kmh, r->speed_kmh) &&
-           s_in(&cfg->rsd_accel_ms2, r->accel_ms2) && s_in(&cfg->rsd_vsp_kw_t, r->vsp_kw_t) &&
-           s_in(&cfg->rsd_wind_ms, r->wind_ms) && s_in(&cfg->rsd_slope_pct, r->slope_pct);
+    return vem_rules_reading_valid(cfg, r, NULL, 0);
+}
+
+bool vem_rules_reading_valid(const vem_rules_config_t *cfg, const vem_rsd_reading_t *r, char *why,
+                             size_t whylen)
+{
+    if (!r->valid) {
+        if (why)
+            snprintf(why, whylen, "the station marked it invalid");
+        return false;
+    }
+    const struct {
+        const char *key;
+        const vem_rules_range_t *w;
+        double v;
+    } conds[] = {
+        {"speed_kmh", &cfg->rsd_speed_kmh, r->speed_kmh},
+        {"accel_ms2", &cfg->rsd_accel_ms2, r->accel_ms2},
+        {"vsp_kw_t", &cfg->rsd_vsp_kw_t, r->vsp_kw_t},
+        {"wind_ms", &cfg->rsd_wind_ms, r->wind_ms},
+        {"slope_pct", &cfg->rsd_slope_pct, r->slope_pct},
+    };
+    for (size_t i = 0; i < sizeof conds / sizeof conds[0]; i++) {
+        if (s_in(conds[i].w, conds[i].v))
+            continue;
+        if (why && isfinite(conds[i].v))
+            snprintf(why, whylen, "%s %g outside the window %g..%g (rules.rsd_%s_min/max)",
+                     conds[i].key, conds[i].v, conds[i].w->lo, conds[i].w->hi, conds[i].key);
+        else if (why)
+            snprintf(why, whylen, "%s not reported (the HJ 845 window cannot be checked)",
+                     conds[i].key);
+        return false;
+    }
+    return true;
 }
 
 /* The limit of pollutant p for the fuel; NaN when none applies. */
@@ -204,7 +235,8 @@ static void s_chain_emit(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_
     vem_rules_emit(out, &ctx->who, &v);
 }
 
-static void s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
+/* False when the reading was in the chain already (a re-sent copy). */
+static bool s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
                     const vem_rules_config_t *cfg, vem_rules_fuel_t fuel, unsigned p,
                     const vem_rsd_reading_t *r, double limit, double value, vem_rules_out_t *out)
 {
@@ -223,17 +255,17 @@ static void s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
         if (drop)
             memmove(c->links, c->links + drop, (c->n - drop) * sizeof *c->links);
         c->n -= drop;
-        return;
+        return true;
     }
     if (t <= c->compliant_us) {
         ctx->counts->readings_late++;
-        return;
+        return true;
     }
     uint32_t at = c->n;
     for (uint32_t i = 0; i < c->n; i++) {
         const vem_rules_link_t *l = &c->links[i];
         if (strcmp(l->station_id, r->station_id) == 0 && strcmp(l->reading_id, r->reading_id) == 0)
-            return; /* judged already */
+            return false; /* judged already */
         if (at == c->n && l->time_us > t)
             at = i;
     }
@@ -250,7 +282,7 @@ static void s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
         memmove(c->links, c->links + 1, (c->n - 1) * sizeof *c->links);
         c->n--;
         if (at == 0)
-            return; /* older than everything kept */
+            return true; /* older than everything kept */
         at--;
     }
     memmove(c->links + at + 1, c->links + at, (c->n - at) * sizeof *c->links);
@@ -271,8 +303,9 @@ static void s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
         memmove(c->links, c->links + drop, (c->n - drop) * sizeof *c->links);
     c->n -= drop;
     if (at < drop)
-        return; /* the reading itself is too old to join */
+        return true; /* the reading itself is too old to join */
     s_chain_emit(ctx, cfg, fuel, p, c, limit, value, out);
+    return true;
 }
 
 /* ---- fusion ------------------------------------------------------------------------------- */
@@ -488,8 +521,8 @@ void vem_rules_rsd_reading(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
         double value = s_value(r, p);
         if (!cfg->enabled[s_pollutants[p].rule] || isnan(limit) || isnan(value))
             continue;
-        s_judge(rsd, ctx, cfg, fuel, p, r, limit, value, out);
-        if (s_pollutants[p].rule == VEM_RULE_RSD_NO && value > limit && out->fn &&
+        bool fresh = s_judge(rsd, ctx, cfg, fuel, p, r, limit, value, out);
+        if (fresh && s_pollutants[p].rule == VEM_RULE_RSD_NO && value > limit && out->fn &&
             fuel == VEM_FUEL_DIESEL && *ctx->who.vin && cfg->enabled[VEM_RULE_FUSION_OBD_MISMATCH])
             s_fusion_reading(rsd, ctx, cfg, r, limit, out);
     }

@@ -35,6 +35,16 @@ uint64_t vem_vin_hash(const char *vin)
     return h;
 }
 
+uint64_t vem_plate_hash(const char *plate)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (const char *p = plate; *p; p++) {
+        h ^= (uint8_t)*p;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
 vem_sessions_t *vem_sessions_new(size_t window)
 {
     vem_sessions_t *self = calloc(1, sizeof *self);

@@ -91,4 +91,8 @@ void vem_sessions_each(const vem_sessions_t *self,
 /* Stable 64-bit hash of a 17-byte VIN (FNV-1a), for routing vehicles to workers. */
 uint64_t vem_vin_hash(const char *vin);
 
+/* Stable 64-bit hash of a NUL-terminated plate (FNV-1a), for routing roadside readings of
+ * vehicles the registry does not know. */
+uint64_t vem_plate_hash(const char *plate);
+
 #endif

@@ -190,6 +190,18 @@ static void s_rows_of(s_sink_t *s, const vem_record_t *rec)
                               NULL, rec->data, rec->data_len);
     } else if (rec->kind == VEM_RECORD_VIOLATION) {
         s_violation_row(s, rec);
+    } else if (rec->kind == VEM_RECORD_READING) {
+        /* the reading as sent, with vemd's additions (records.h) laid over it */
+        json_error_t jerr;
+        json_t *o = json_loadb((const char *)rec->data, rec->data_len, 0, &jerr);
+        json_t *adds = json_loadb(rec->detail, rec->detail_len, 0, &jerr);
+        if (o && adds)
+            json_object_update(o, adds);
+        json_decref(adds);
+        if (!o || !adds || !vem_pgrows_reading(&s->rows, o, rec->received_us))
+            vem_log(VEM_LOG_ERR, "sink-pg", "malformed reading of input %llu ignored",
+                    (unsigned long long)rec->seq);
+        json_decref(o);
     } else if (rec->kind == VEM_RECORD_QUARANTINE) {
         char detail[VEM_INPUT_DETAIL_MAX + 1];
         size_t n = rec->detail_len < VEM_INPUT_DETAIL_MAX ? rec->detail_len : VEM_INPUT_DETAIL_MAX;

@@ -12,14 +12,17 @@
 #include "ingest.h"
 #include "log.h"
 #include "pipeline.h"
+#include "plates.h"
 #include "records.h"
 #include "registry.h"
+#include "rsd.h"
 #include "rules.h"
 #include "session.h"
 #include "spool.h"
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +34,7 @@
 typedef struct {
     vem_worker_args_t *args;
     vem_sessions_t *sessions;
+    vem_plates_t *plates; /* rule states of vehicles known only by plate */
     vem_hj1239_frame_t *frame;
     void *acks;        /* PUSH to ingest: the last seq processed, so the spool can be trimmed */
     uint64_t last_seq; /* every input routed here up to this seq is processed */
@@ -61,6 +65,7 @@ typedef struct {
     vem_counter_t *errors[VEM_HJ1239_STATUS_COUNT];
     vem_counter_t *samples, *duplicates, *resent, *gaps, *vendor, *unregistered, *verdicts;
     vem_counter_t *ckpts, *ckpt_errors, *restored, *restore_errors;
+    vem_counter_t *readings, *readings_invalid, *plates_full;
     vem_gauge_t *ckpt_bytes, *ckpt_vehicles;
     vem_histogram_t *latency;
 } s_worker_t;
@@ -117,6 +122,17 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
     w->verdicts = vem_metrics_counter(
         m, "vem_verdicts_total",
         "Violations and notices the rules reached (a growing verdict counts each time).", NULL);
+    w->readings =
+        vem_metrics_counter(m, "vem_rsd_readings_total",
+                            "Roadside readings stored (first copies and re-sent ones).", NULL);
+    w->readings_invalid = vem_metrics_counter(
+        m, "vem_rsd_readings_invalid_total",
+        "Roadside readings stored as not counting (station flag, HJ 845 window, fuel unknown).",
+        NULL);
+    w->plates_full = vem_metrics_counter(m, "vem_rsd_unjudged_total",
+                                         "Roadside readings stored but not judged: too many "
+                                         "unregistered plates (stations.max_plates).",
+                                         NULL);
     w->vendor = vem_metrics_counter(m, "vem_vendor_blocks_total",
                                     "Vendor blocks and vendor bytes skipped.", NULL);
     static const double bounds[] = {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
@@ -262,15 +278,130 @@ static void s_rules(s_worker_t *w, const vem_input_hdr_t *hdr, const vem_hj1239_
     vem_rules_on_frame(vs->v, &w->rules, f, hdr->received_us, hdr->seq, s_on_verdict, &ctx);
 }
 
+/* A reading's rule state: in its VIN's session slot, or in the plate table for a vehicle the
+ * registry did not map when the reading arrived (created on first use; NULL when the plate
+ * table is full). */
+static s_vstate_t *s_reading_state(s_worker_t *w, const char *vin, const char *plate)
+{
+    void **slot =
+        *vin ? vem_sessions_state_new(w->sessions, vin) : vem_plates_slot(w->plates, plate, true);
+    if (!slot)
+        return NULL;
+    if (!*slot) {
+        const vem_vehicle_t *reg = *vin && w->registry ? vem_registry_find(w->registry, vin) : NULL;
+        vem_rules_engine_facts_t facts = s_facts(reg);
+        s_vstate_t *vs = calloc(1, sizeof *vs);
+        if (!vs)
+            abort();
+        vs->v = vem_rules_vehicle_new(*vin ? vin : NULL, plate, reg ? &facts : NULL);
+        *slot = vs;
+    }
+    return *slot;
+}
+
+/* A roadside reading ingest accepted: checked again (the same pure parser, judged by the same
+ * receipt time, so a replay decides as live intake did), its validity by the HJ 845 window,
+ * a READING record for the sinks, then the rules in the state of the vehicle it was routed by
+ * (route "V:<vin>" or "P:<plate>"). */
+static void s_reading(s_worker_t *w, const vem_input_hdr_t *hdr, const char *route,
+                      const uint8_t *data)
+{
+    vem_rsd_t r;
+    vem_rsd_error_t err;
+    /* ingest applied stations.future_tolerance_s; here only the widest bound it may have had */
+    vem_rsd_status_t st = vem_rsd_parse(data, hdr->data_len, hdr->received_us, 86400, &r, &err);
+    if (st != VEM_RSD_OK) {
+        s_reject(w, hdr, data, (vem_hj1239_status_t)(VEM_RECORD_CLASS_RSD + st), err.detail, -1,
+                 NULL);
+        return;
+    }
+    char vin[VEM_VIN_LEN + 1] = "";
+    bool by_vin = route[0] == 'V' && strlen(route) == 2 + VEM_VIN_LEN;
+    if (by_vin)
+        memcpy(vin, route + 2, sizeof vin);
+    const vem_vehicle_t *reg = NULL;
+    if (w->registry)
+        reg = *vin ? vem_registry_find(w->registry, vin)
+                   : vem_registry_find_plate(w->registry, r.plate);
+    vem_rsd_reading_t rr;
+    vem_rules_reading_init(&rr);
+    snprintf(rr.station_id, sizeof rr.station_id, "%s", r.station_id);
+    snprintf(rr.reading_id, sizeof rr.reading_id, "%s", r.reading_id);
+    rr.time_us = r.time_us;
+    snprintf(rr.plate, sizeof rr.plate, "%s", r.plate);
+    snprintf(rr.plate_color, sizeof rr.plate_color, "%s", r.plate_color);
+    rr.fuel = vem_rules_fuel(r.fuel);
+    rr.speed_kmh = r.speed_kmh;
+    rr.accel_ms2 = r.accel_ms2;
+    rr.vsp_kw_t = r.vsp_kw_t;
+    rr.wind_ms = r.wind_ms;
+    rr.slope_pct = r.slope_pct;
+    rr.opacity_pct = r.opacity_pct;
+    rr.ringelmann = r.ringelmann >= 0 ? r.ringelmann : NAN;
+    rr.no_ppm = r.no_ppm;
+    rr.co_pct = r.co_pct;
+    rr.hc_ppm = r.hc_ppm;
+    rr.valid = r.valid;
+    char why[160] = "";
+    bool counted = vem_rules_reading_valid(&w->rules, &rr, why, sizeof why);
+    if (counted && rr.fuel == VEM_FUEL_UNKNOWN &&
+        (!reg || vem_rules_fuel(reg->fuel) == VEM_FUEL_UNKNOWN)) {
+        counted = false;
+        snprintf(why, sizeof why, "fuel unknown (neither the station nor the registry says)");
+    }
+    /* the reading as received (the parser checked it: FIELDS.md keys), and what vemd adds in
+     * the detail: re-serializing every reading cost the worker as much as parsing it */
+    const char *known = *r.vin ? r.vin : reg ? reg->vin : *vin ? vin : NULL;
+    json_t *o = json_pack("{s:o, s:I, s:b, s:o}", "vin", known ? json_string(known) : json_null(),
+                          "time_us", (json_int_t)r.time_us, "counted", counted, "invalid_reason",
+                          counted ? json_null() : json_string(why));
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!text)
+        abort();
+    vem_record_t rec = {.seq = hdr->seq,
+                        .nseqs = hdr->nseqs ? hdr->nseqs : 1,
+                        .kind = VEM_RECORD_READING,
+                        .source = hdr->source,
+                        .received_us = hdr->received_us,
+                        .offset = -1,
+                        .detail = text,
+                        .detail_len = (uint16_t)strlen(text),
+                        .data = data,
+                        .data_len = hdr->data_len};
+    vem_records_add(&w->out, &rec);
+    free(text);
+    vem_counter_add(w->readings, 1);
+    if (!counted)
+        vem_counter_add(w->readings_invalid, 1);
+    if (!w->judge || ((hdr->flags & VEM_INPUT_REPLAY) && hdr->seq <= w->rules_mark))
+        return;
+    s_vstate_t *vs = s_reading_state(w, by_vin ? vin : "", r.plate);
+    if (!vs) {
+        vem_counter_add(w->plates_full, 1);
+        return;
+    }
+    if (hdr->seq <= vs->applied)
+        return; /* in the state restored from a checkpoint already */
+    vs->applied = hdr->seq;
+    s_verdict_ctx_t ctx = {w, hdr};
+    vem_rules_on_reading(vs->v, &w->rules, &rr, hdr->seq, s_on_verdict, &ctx);
+}
+
 static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const char *detail,
                       const uint8_t *data)
 {
+    if (hdr->kind == VEM_SPOOL_KIND_RSD_READING) {
+        s_reading(w, hdr, detail, data);
+        return;
+    }
     if (hdr->kind == VEM_SPOOL_KIND_QUARANTINE) {
         /* the detail travels in the spool record's meta text after the verdict */
         s_reject(w, hdr, data, (vem_hj1239_status_t)hdr->error,
-                 detail[0]                           ? detail
-                 : hdr->source == VEM_SOURCE_GATEWAY ? "not a whole frame"
-                                                     : "dropped by the stream reassembler",
+                 detail[0]                            ? detail
+                 : hdr->source == VEM_SOURCE_GATEWAY  ? "not a whole frame"
+                 : hdr->source == VEM_SOURCE_ROADSIDE ? "roadside reading refused"
+                                                      : "dropped by the stream reassembler",
                  hdr->error_offset, NULL);
         return;
     }
@@ -594,6 +725,19 @@ static void s_ckpt_vehicle(void *arg, const vem_session_t *session)
     ctx->vehicles++;
 }
 
+static void s_ckpt_plate(void *arg, const char *plate, void **slot)
+{
+    s_ckpt_ctx_t *ctx = arg;
+    if (!*slot || ctx->rc != 0)
+        return;
+    s_vstate_t *vs = *slot;
+    size_t len = 0;
+    vem_rules_vehicle_save(vs->v, &ctx->w->ckpt_buf, &len, &ctx->w->ckpt_cap);
+    ctx->rc = vem_ckpt_add_plate(ctx->cw, plate, vs->applied, ctx->w->ckpt_buf, len);
+    ctx->bytes += len;
+    ctx->vehicles++;
+}
+
 /* Writes every vehicle's rule state to a temp file, through rules_mark. Put in place at once
  * when now is true (the states hold nothing the sinks lack: at start), else once the sinks hold
  * the records up to its through (s_ckpt_settle). */
@@ -603,8 +747,10 @@ static void s_ckpt_write(s_worker_t *w, bool now)
     vem_ckpt_writer_t *cw = vem_ckpt_begin(w->args->ckpt_dir, w->args->index, w->args->workers,
                                            w->rules_mark, err, sizeof err);
     s_ckpt_ctx_t ctx = {.w = w, .cw = cw};
-    if (cw)
+    if (cw) {
         vem_sessions_each(w->sessions, s_ckpt_vehicle, &ctx);
+        vem_plates_each(w->plates, s_ckpt_plate, &ctx);
+    }
     if (!cw || ctx.rc != 0) {
         if (cw)
             snprintf(err, sizeof err, "rules checkpoint of worker %u: write: %s", w->args->index,
@@ -687,9 +833,15 @@ static void s_ckpt_restore(s_worker_t *w)
             abort();
         vs->v = v;
         vs->applied = e->applied;
-        void **slot = vem_sessions_state_new(w->sessions, e->vin);
+        void **slot = e->plate[0] ? vem_plates_slot(w->plates, e->plate, true)
+                                  : vem_sessions_state_new(w->sessions, e->vin);
+        if (!slot) { /* more plates than stations.max_plates allows now */
+            s_rules_free(vs);
+            vem_counter_add(w->restore_errors, 1);
+            continue;
+        }
         if (*slot)
-            s_rules_free(*slot); /* the same VIN twice: the later file wins */
+            s_rules_free(*slot); /* the same vehicle twice: the later file wins */
         *slot = vs;
         vem_counter_add(w->restored, 1);
     }
@@ -742,6 +894,7 @@ void vem_worker_actor(void *pipe, void *args_)
     }
     w.sessions = vem_sessions_new(args->dedup_window);
     vem_sessions_set_state_free(w.sessions, s_rules_free);
+    w.plates = vem_plates_new(args->max_plates ? args->max_plates : 1, s_rules_free);
     w.frame = malloc(sizeof *w.frame);
     if (!w.frame)
         abort();
@@ -802,5 +955,6 @@ void vem_worker_actor(void *pipe, void *args_)
     vem_registry_release(w.registry);
     zmq_close(rep);
     vem_sessions_destroy(&w.sessions);
+    vem_plates_destroy(&w.plates);
     free(w.frame);
 }

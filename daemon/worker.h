@@ -33,7 +33,8 @@ typedef struct {
                                       * none */
     const char *const *sinks;        /* inproc endpoints of the sinks that take the records */
     unsigned nsinks;
-    int sink_hwm; /* messages queued towards a sink before the worker waits */
+    int sink_hwm;      /* messages queued towards a sink before the worker waits */
+    size_t max_plates; /* rule states of vehicles known only by plate (roadside readings) */
     /* rule-state checkpoints (checkpoint.h); ckpt_dir NULL: none */
     const char *ckpt_dir;
     unsigned workers;                    /* how many workers this run has */

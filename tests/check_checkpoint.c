@@ -1,7 +1,8 @@
 /* check_checkpoint — rule-state checkpoint files: what is written is read back entry by entry
  * with each worker's `through`; a torn or damaged file is refused (and makes the lowest
  * through 0, so the spool is replayed for its vehicles); a failed write keeps the previous
- * file; files of workers a smaller run no longer has are removed. */
+ * file; files of workers a smaller run no longer has are removed; states of vehicles known
+ * only by plate come back as plates (version 2), and version 1 files (VINs only) are read. */
 #include "checkpoint.h"
 #include "testutil.h"
 
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 static char s_dir[256];
 
@@ -156,6 +158,57 @@ START_TEST(failed_write_keeps_the_previous_and_stale_files_go)
 }
 END_TEST
 
+START_TEST(plates_and_version_1)
+{
+    vem_test_mkdtemp("ckpt", s_dir, sizeof s_dir);
+    char err[300];
+    vem_ckpt_writer_t *w = vem_ckpt_begin(s_dir, 0, 1, 90, err, sizeof err);
+    ck_assert_msg(w != NULL, "%s", err);
+    const uint8_t a[3] = {1, 2, 3}, b[2] = {9, 8};
+    ck_assert_int_eq(vem_ckpt_add(w, "LCKPT000000000001", 80, a, sizeof a), 0);
+    /* 京 is 3 bytes in UTF-8: a 16-byte plate fills the key after its '#' */
+    ck_assert_int_eq(vem_ckpt_add_plate(w, "京A12345", 90, b, sizeof b), 0);
+    ck_assert_int_eq(vem_ckpt_add_plate(w, "京A123456789012", 91, b, 1), 0);
+    ck_assert_int_eq(vem_ckpt_add_plate(w, "京A1234567890123", 92, b, 1), -1);
+    ck_assert_int_eq(vem_ckpt_add_plate(w, "", 92, b, 1), -1);
+    ck_assert_msg(vem_ckpt_commit(&w, err, sizeof err) == 0, "%s", err);
+    vem_ckpt_set_t set;
+    ck_assert_int_eq(vem_ckpt_load(s_dir, &set, err, sizeof err), 0);
+    ck_assert_uint_eq(set.count, 3);
+    ck_assert_str_eq(set.entries[0].vin, "LCKPT000000000001");
+    ck_assert_str_eq(set.entries[0].plate, "");
+    ck_assert_str_eq(set.entries[1].vin, "");
+    ck_assert_str_eq(set.entries[1].plate, "京A12345");
+    ck_assert_uint_eq(set.entries[1].applied, 90);
+    ck_assert_uint_eq(set.entries[1].len, 2);
+    ck_assert_uint_eq(set.entries[1].state[0], 9);
+    ck_assert_str_eq(set.entries[2].plate, "京A123456789012");
+    vem_ckpt_set_free(&set);
+    /* the same bytes as a version 1 file (header: magic, version, ...): VINs only, so a key
+     * starting with '#' is read as a VIN, and the file is accepted */
+    size_t len;
+    uint8_t *p = vem_test_slurp(s_path(0), &len);
+    ck_assert_ptr_nonnull(p);
+    uint32_t version = 1;
+    memcpy(p + 4, &version, sizeof version);
+    /* the CRC-32 covers the header: recompute it as the writer does (zlib) */
+    uint32_t crc = (uint32_t)crc32(crc32(0, NULL, 0), p, (unsigned)(len - 4));
+    memcpy(p + len - 4, &crc, sizeof crc);
+    int fd = open(s_path(0), O_WRONLY | O_TRUNC);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, p, len), (ssize_t)len);
+    close(fd);
+    free(p);
+    ck_assert_int_eq(vem_ckpt_load(s_dir, &set, err, sizeof err), 0);
+    ck_assert_uint_eq(set.damaged, 0);
+    ck_assert_uint_eq(set.count, 3);
+    ck_assert_str_eq(set.entries[0].vin, "LCKPT000000000001");
+    ck_assert_str_eq(set.entries[1].plate, "");
+    ck_assert_uint_eq((uint8_t)set.entries[1].vin[0], '#');
+    vem_ckpt_set_free(&set);
+}
+END_TEST
+
 Suite *vem_suite_checkpoint(void);
 
 Suite *vem_suite_checkpoint(void)
@@ -166,6 +219,7 @@ Suite *vem_suite_checkpoint(void)
     tcase_add_test(tc, written_is_read_back);
     tcase_add_test(tc, torn_and_damaged_files_are_refused);
     tcase_add_test(tc, failed_write_keeps_the_previous_and_stale_files_go);
+    tcase_add_test(tc, plates_and_version_1);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -9,8 +9,10 @@
 
 #include <check.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     json_t *events; /* [{topic, type, key, id, value}] */
@@ -234,6 +236,64 @@ START_TEST(violations_by_emission)
 }
 END_TEST
 
+/* A roadside reading as a station sends it (the README's example) with what vemd added: one
+ * vem.rsd event keyed by the registry's VIN, valid against schema/kafka/rsd.json by
+ * python3-jsonschema (tests/kafka_validate.py), not by our own code. */
+START_TEST(reading_becomes_an_rsd_event)
+{
+    const char *json =
+        "{\"version\": 1, \"station_id\": \"BJ-RSD-01\", \"reading_id\": \"r-000123\", "
+        "\"lane\": 2, \"time\": \"2026-11-30T08:00:00+08:00\", \"plate\": \"京A12345\", "
+        "\"plate_color\": \"yellow\", \"vin\": null, \"fuel\": \"diesel\", \"speed_kmh\": "
+        "92.5, \"accel_ms2\": 0.3, \"vsp_kw_t\": 6.1, \"opacity_pct\": 12, \"no_ppm\": 850, "
+        "\"wind_ms\": 1.2, \"slope_pct\": 0.5, \"valid\": true}";
+    const char *added = "{\"vin\":\"LVEMSIM0000000001\",\"time_us\":1795996800000000,"
+                        "\"counted\":false,\"invalid_reason\":\"speed_kmh 92.5 outside 20 .. 80\"}";
+    vem_record_t rec = {.seq = 9,
+                        .nseqs = 1,
+                        .kind = VEM_RECORD_READING,
+                        .source = 3,
+                        .received_us = 1795996801500000, /* 2026-11-30T08:00:01.5+08:00 */
+                        .detail = added,
+                        .detail_len = (uint16_t)strlen(added),
+                        .data = (const uint8_t *)json,
+                        .data_len = (uint32_t)strlen(json)};
+    json_t *ev = s_events(&rec, S_ALL);
+    ck_assert_uint_eq(json_array_size(ev), 1);
+    json_t *e = json_array_get(ev, 0), *v = json_object_get(e, "value");
+    ck_assert_int_eq(json_integer_value(json_object_get(e, "topic")), VEM_KTOPIC_RSD);
+    ck_assert_str_eq(s_get(e, "type"), "rsd");
+    ck_assert_str_eq(s_get(e, "key"), "LVEMSIM0000000001");
+    ck_assert_str_eq(s_get(e, "id"), "rsd/BJ-RSD-01/r-000123");
+    ck_assert_str_eq(s_get(v, "plate"), "京A12345");
+    ck_assert_str_eq(s_get(v, "vin"), "LVEMSIM0000000001");
+    ck_assert_str_eq(s_get(v, "time"), "2026-11-30T08:00:00+08:00");
+    ck_assert_str_eq(s_get(v, "received_at"), "2026-11-30T08:00:01.500000+08:00");
+    ck_assert(json_is_false(json_object_get(v, "counted")));
+    ck_assert_str_eq(s_get(v, "invalid_reason"), "speed_kmh 92.5 outside 20 .. 80");
+    ck_assert_double_eq_tol(json_real_value(json_object_get(v, "no_ppm")), 850, 1e-9);
+    /* no roadside topic wanted: nothing */
+    json_t *none = s_events(&rec, S_ALL & ~(1u << VEM_KTOPIC_RSD));
+    ck_assert_uint_eq(json_array_size(none), 0);
+    json_decref(none);
+    /* the independent validator */
+    char path[] = "/tmp/kevents_rsd_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    char *line = json_dumps(v, JSON_COMPACT);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "%s\n", line);
+    fclose(f);
+    free(line);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "python3 tests/kafka_validate.py schema/kafka '%s' >/dev/null", path);
+    int rc = system(cmd);
+    unlink(path);
+    ck_assert_msg(rc == 0, "schema/kafka/rsd.json refuses the event");
+    json_decref(ev);
+}
+END_TEST
+
 START_TEST(quarantine_and_settled_make_nothing)
 {
     const uint8_t junk[] = {1, 2, 3};
@@ -257,6 +317,7 @@ Suite *vem_suite_kevents(void)
     tcase_add_test(tc, ids_name_the_sample);
     tcase_add_test(tc, terminal_frames);
     tcase_add_test(tc, violations_by_emission);
+    tcase_add_test(tc, reading_becomes_an_rsd_event);
     tcase_add_test(tc, quarantine_and_settled_make_nothing);
     suite_add_tcase(s, tc);
     return s;

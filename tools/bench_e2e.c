@@ -368,6 +368,7 @@ static void s_vemd_start(s_vemd_t *v)
     fprintf(f,
             "terminals: { endpoint = \"tcp://127.0.0.1:%d\"; };\n"
             "gateways: { endpoint = \"\"; };\n"
+            "stations: { endpoint = \"\"; };\n"
             "control: { endpoint = \"ipc://%s/control.sock\"; };\n"
             "metrics: { port = %d; };\n"
             "spool: { dir = \"%s/spool\"; };\n"

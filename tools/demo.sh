@@ -58,10 +58,13 @@ metrics=$(free_port)
 cat >"$tmp/vemd.cfg" <<EOF
 terminals: { endpoint = "tcp://127.0.0.1:$port"; reply_mode = "hj1239"; idle_timeout_s = 30; };
 gateways: { endpoint = ""; };
+stations: { endpoint = "ipc://$tmp/stations.sock"; };
 control: { endpoint = "ipc://$tmp/control.sock"; };
 metrics: { address = "127.0.0.1"; port = $metrics; };
 spool: { dir = "$tmp/spool"; };
 pg: { conninfo = "$pg"; };
+# gasoline roadside limits have no default (GB 18285 values to confirm): demo values
+rules: { gas_co_pct = 3.0; gas_hc_ppm = 400.0; gas_no_ppm = 1500.0; };
 EOF
 "$bin/vemd" --config "$tmp/vemd.cfg" 2>"$tmp/vemd.log" &
 vemd=$!
@@ -71,8 +74,9 @@ for _ in $(seq 100); do
 done
 echo "terminals on 127.0.0.1:$port, metrics on http://127.0.0.1:$metrics/metrics"
 
-say "vem-sim: $trucks trucks for $seconds s, 50 s of truck time a second (some with a removed SCR, a frozen NOx sensor, an empty urea tank, MIL on, a removal alarm; 10 % go offline and re-send)"
+say "vem-sim: $trucks trucks for $seconds s, 50 s of truck time a second (some with a removed SCR, a frozen NOx sensor, an empty urea tank, MIL on, a removal alarm; 10 % go offline and re-send), 3 roadside stations on their routes measuring them and passing gasoline cars"
 "$bin/vem-sim" --connect "127.0.0.1:$port" --trucks "$trucks" --duration "$seconds" --rate 5 \
+    --stations 3 --stations-endpoint "ipc://$tmp/stations.sock" \
     --misbehave scr_removed:3 --misbehave frozen_nox:2 --misbehave urea_empty:2 \
     --misbehave mil_on:2 --misbehave removal_alarm:1 --offline 10 --malformed 2 \
     --truth "$tmp/truth.json" || { echo "vem-sim failed" >&2; exit 1; }
@@ -92,6 +96,22 @@ psql "$pg" -X -q -c "SELECT 'obd_samples' AS table_name, count(*) AS rows FROM o
     UNION ALL SELECT 'terminal_events', count(*) FROM terminal_events
     UNION ALL SELECT 'quarantine', count(*) FROM quarantine"
 echo "samples vem-sim sent: $(grep -o '"samples_sent": [0-9]*' "$tmp/truth.json" | grep -o '[0-9]*$')"
+
+say "Roadside stations: what vem-sim's stations sent and had acknowledged, and what vemd answered"
+tr -d ' \n' <"$tmp/truth.json" | grep -o '"stations":{"stations[^{]*' | tr ',' '\n' | sed 's/"//g; s/^stations:{//; /by_station/d'
+"$bin/vemctl" status --endpoint "ipc://$tmp/control.sock" | grep -E 'vem_rsd_' | awk '$NF != 0'
+
+say "Roadside readings stored (rsd_readings), per station: counted toward verdicts or not, and why"
+psql "$pg" -X -q -c "SELECT station_id, fuel, count(*) AS readings, count(*) FILTER (WHERE counted) AS counted,
+    round(avg(no_ppm)) AS avg_no_ppm, max(no_ppm) AS max_no_ppm FROM rsd_readings GROUP BY 1, 2 ORDER BY 1, 2"
+psql "$pg" -X -q -c "SELECT regexp_replace(invalid_reason, '[0-9.-]+ outside', 'N outside') AS not_counted_because,
+    count(*) FROM rsd_readings WHERE NOT counted GROUP BY 1 ORDER BY 2 DESC"
+
+say "Diesel readings with the highest NO (the trucks with a removed SCR among them), beside the OBD NOx their terminal reported then"
+psql "$pg" -X -q -c "SELECT r.plate, r.vin, r.time, r.no_ppm AS roadside_no_ppm, round(s.nox_down_ppm) AS obd_nox_down_ppm
+    FROM rsd_readings r LEFT JOIN LATERAL (SELECT nox_down_ppm FROM obd_samples s WHERE s.vin = r.vin
+    AND s.sample_time BETWEEN r.time - interval '2 s' AND r.time + interval '2 s' LIMIT 1) s ON true
+    WHERE r.fuel = 'diesel' ORDER BY r.no_ppm DESC LIMIT 8"
 
 say "Quarantined input by error class"
 psql "$pg" -X -q -c "SELECT source, error_class, count(*), sum(length(raw)) AS bytes

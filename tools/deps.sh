@@ -14,7 +14,7 @@ packages=(
     libsystemd-dev systemd                                              # sd_notify; systemd-analyze
     postgresql-15 postgresql-client-15                                  # real server for tests and demo
     kcat                                                                # independent Kafka client in tests
-    python3-jsonschema                                                  # independent check of Kafka events against schema/kafka
+    python3-jsonschema                                                  # independent check of schema/kafka and schema/*.schema.json
     util-linux procps                                                   # runuser, setsid; pkill-free cleanup
 )
 

@@ -34,6 +34,12 @@
  * samples are computed with, and a WHTC reference work of 0.09 h at rated power) and exits
  * without connecting: the rules can only judge the work-based window with the real figures.
  *
+ * --stations N puts N roadside remote-sensing stations (RSD-1 ..) on the trucks' routes
+ * (tools/sim_rsd.h): each truck passes one every 120 s of its time and is measured (NO from the
+ * NOx really leaving its tailpipe, so the misbehaving trucks show), gasoline cars pass too; the
+ * readings go to vemd's stations endpoint (--stations-endpoint, default tcp://127.0.0.1:7613)
+ * and the truth counts them and the acknowledgements ("stations"). Not with --await-replies.
+ *
  * The ground truth (JSON) counts frames only once all their bytes were written to a socket.
  * One thread, non-blocking sockets, one poll(): no thread per truck. Replies are read and
  * counted so sockets never fill; with --await-replies they are cut from the byte stream by
@@ -41,6 +47,7 @@
 #include "reasm.h"
 #include "sim_fleet.h"
 #include "sim_frames.h"
+#include "sim_rsd.h"
 #include "sim_store.h"
 
 #include <arpa/inet.h>
@@ -107,7 +114,9 @@ typedef struct {
     unsigned offline_pct;
     const char *registry; /* --registry: write the fleet's registry there and exit */
     const char *truth;
-    const char *vin_prefix; /* VINs are PREFIX + zero-padded truck index (default LVEMSIM) */
+    const char *vin_prefix;       /* VINs are PREFIX + zero-padded truck index (default LVEMSIM) */
+    vem_sim_stations_t *stations; /* --stations: roadside stations measuring the trucks */
+    int64_t newest_t;             /* the newest simulated second (the stations' clock) */
     unsigned misbehave_count[5];
     bool await;
     double settle, reply_timeout;
@@ -278,7 +287,16 @@ static void s_tick(s_sim_t *sim, s_conn_t *c, vem_hj1239_frame_t *scratch, doubl
     bool offline = c->offline_planned && !c->offline_done && elapsed >= sim->duration / 3;
     len = vem_sim_data(scratch, &c->model, samples, (int)sim->samples, c->clock, ++c->seq, offline,
                        sim->hj1239, c->ticks % 60 == 0, buf, sizeof buf);
+    if (sim->stations && c->kind == 0) { /* the roadside stations see the truck pass */
+        size_t skip = sim->vin_prefix ? strlen(sim->vin_prefix) : 7;
+        unsigned index = (unsigned)strtoul(c->model.vin + skip, NULL, 10);
+        for (unsigned k = 0; k < sim->samples; k++)
+            vem_sim_stations_truck(sim->stations, &c->model, index, &samples[k],
+                                   c->clock + (int64_t)k);
+    }
     c->clock += sim->samples;
+    if (c->clock > sim->newest_t)
+        sim->newest_t = c->clock;
     if (offline) {
         s_backlog_push(c, buf, len); /* kept as a re-send (0x03) for when the link is back */
     } else if (c->kind == 1 && c->ticks % 4 == 2 && !s_has_double_hash(buf, len)) {
@@ -523,7 +541,7 @@ static int s_usage(FILE *out, int rc)
                  "               [--start-time EPOCH] [--misbehave NAME:COUNT]... [--offline PCT]\n"
                  "               [--malformed N] [--idle N] [--truth FILE] [--vin-prefix P]\n"
                  "               [--quiet] [--await-replies [--settle S] [--reply-timeout S]\n"
-                 "               [--window N]]\n"
+                 "               [--window N]] [--stations N [--stations-endpoint E]]\n"
                  "scenarios: mil_on urea_empty scr_removed frozen_nox removal_alarm\n");
     return rc;
 }
@@ -544,6 +562,8 @@ static int s_parse(s_sim_t *sim, int argc, char **argv)
                                             {"idle", required_argument, NULL, 'i'},
                                             {"truth", required_argument, NULL, 'T'},
                                             {"vin-prefix", required_argument, NULL, 'V'},
+                                            {"stations", required_argument, NULL, 'x'},
+                                            {"stations-endpoint", required_argument, NULL, 'X'},
                                             {"quiet", no_argument, NULL, 'q'},
                                             {"await-replies", no_argument, NULL, 'A'},
                                             {"settle", required_argument, NULL, 'S'},
@@ -553,8 +573,10 @@ static int s_parse(s_sim_t *sim, int argc, char **argv)
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *connect_to = "127.0.0.1:7611";
+    unsigned nstations = 0;
+    const char *stations_endpoint = "tcp://127.0.0.1:7613";
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:n:d:r:k:p:s:t:m:o:b:i:T:V:qAS:R:W:G:h", options,
+    while ((opt = getopt_long(argc, argv, "c:n:d:r:k:p:s:t:m:o:b:i:T:V:x:X:qAS:R:W:G:h", options,
                               NULL)) != -1) {
         switch (opt) {
         case 'c':
@@ -582,6 +604,12 @@ static int s_parse(s_sim_t *sim, int argc, char **argv)
             break;
         case 's':
             sim->seed = strtoull(optarg, NULL, 10);
+            break;
+        case 'x':
+            nstations = (unsigned)atoi(optarg);
+            break;
+        case 'X':
+            stations_endpoint = optarg;
             break;
         case 'V':
             if (strlen(optarg) < 1 || strlen(optarg) > 12 ||
@@ -652,6 +680,9 @@ static int s_parse(s_sim_t *sim, int argc, char **argv)
     }
     sim->addr.sin_family = AF_INET;
     sim->addr.sin_port = htons((uint16_t)port);
+    if (nstations &&
+        !(sim->stations = vem_sim_stations_new(stations_endpoint, nstations, sim->seed)))
+        return 2;
     return 0;
 }
 
@@ -732,6 +763,8 @@ static int s_write_truth(const s_sim_t *sim, s_conn_t *conns, size_t nconns)
         (json_int_t)sim->connect_failures, "resets", (json_int_t)sim->resets);
     if (sim->await)
         json_object_set_new(truth, "await_replies", s_await_truth(sim, conns, nconns));
+    if (sim->stations)
+        json_object_set_new(truth, "stations", vem_sim_stations_truth(sim->stations));
     int rc = sim->truth ? json_dump_file(truth, sim->truth, JSON_INDENT(2))
                         : json_dumpf(truth, stdout, JSON_INDENT(2));
     if (!sim->truth)
@@ -883,6 +916,8 @@ int main(int argc, char **argv)
             if (c->state == S_OFF && elapsed >= sim.duration + 10)
                 c->state = S_DONE; /* could not reconnect in time: reported in errors */
         }
+        if (sim.stations)
+            vem_sim_stations_poll(sim.stations, now, elapsed < sim.duration ? sim.newest_t : 0);
         if (active == 0)
             break;
         s_timeline(&sim, elapsed);
@@ -951,7 +986,10 @@ int main(int argc, char **argv)
             }
         }
     }
+    if (sim.stations)
+        vem_sim_stations_finish(sim.stations, 5);
     rc = s_write_truth(&sim, conns, nconns) == 0 ? 0 : 1;
+    vem_sim_stations_destroy(&sim.stations);
     if (!sim.quiet)
         fprintf(stderr, "vem-sim: done in %.1f s\n", s_mono() - start);
     for (size_t i = 0; i < nconns; i++) {

@@ -22,6 +22,7 @@ static const s_command_t s_commands[] = {
     {"violations", vemctl_violations_main, "violations by VIN, plate, region, time or rule"},
     {"vehicle", vemctl_vehicle_main, "one vehicle: registry, latest state, violations, samples"},
     {"explain", vemctl_explain_main, "why a violation was raised, step by step"},
+    {"rsd", vemctl_rsd_main, "send roadside readings (JSON lines or CSV) as a station would"},
     {NULL, NULL, NULL}};
 
 static void s_usage(FILE *out)

@@ -35,6 +35,9 @@ int vemctl_vehicle_main(int argc, char **argv);
 /* explain: why a violation was raised, step by step, from its stored evidence. */
 int vemctl_explain_main(int argc, char **argv);
 
+/* rsd: send roadside readings to vemd as a station would (rsd send). */
+int vemctl_rsd_main(int argc, char **argv);
+
 /* Connects with a libpq connection string (NULL or "": libpq's environment); prints the
  * reason and returns NULL on failure. Returns a PGconn *. */
 struct pg_conn;

@@ -228,7 +228,11 @@ static const char s_vehicle_query[] =
     "  FROM violations x WHERE x.vin = $1), "
     "'recent_samples', (SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.sample_time DESC, "
     "  r.block_idx DESC), '[]') FROM (SELECT * FROM obd_samples s WHERE s.vin = $1 "
-    "  ORDER BY sample_time DESC, block_idx DESC LIMIT $2::int) r))::text";
+    "  ORDER BY sample_time DESC, block_idx DESC LIMIT $2::int) r), "
+    /* roadside readings by VIN, or by the registry's plate (stored before the registry knew) */
+    "'readings', (SELECT coalesce(jsonb_agg(to_jsonb(d) ORDER BY d.time DESC), '[]') FROM "
+    "  (SELECT * FROM rsd_readings d WHERE d.vin = $1 OR d.plate = "
+    "  (SELECT plate FROM vehicles WHERE vin = $1) ORDER BY time DESC LIMIT $2::int) d))::text";
 
 static void s_print_object(const char *title, json_t *o, const char *const *keys)
 {
@@ -284,6 +288,20 @@ static void s_print_vehicle(json_t *doc)
                json_string_value(json_object_get(v, "severity")), evidence ? evidence : "");
         free(evidence);
     }
+    json_t *readings = json_object_get(doc, "readings");
+    printf("roadside readings: %zu\n", json_array_size(readings));
+    json_array_foreach(readings, i, v)
+    {
+        const char *why = json_string_value(json_object_get(v, "invalid_reason"));
+        printf("  %s %s/%s no %g ppm opacity %g %% %s%s\n",
+               json_string_value(json_object_get(v, "time")),
+               json_string_value(json_object_get(v, "station_id")),
+               json_string_value(json_object_get(v, "reading_id")),
+               json_number_value(json_object_get(v, "no_ppm")),
+               json_number_value(json_object_get(v, "opacity_pct")),
+               json_is_true(json_object_get(v, "counted")) ? "counted" : "not counted: ",
+               why ? why : "");
+    }
     json_t *samples = json_object_get(doc, "recent_samples");
     printf("recent samples: %zu\n  %-25s %9s %9s %9s %9s\n", json_array_size(samples), "time",
            "speed", "rpm", "nox_up", "nox_down");
@@ -335,7 +353,8 @@ int vemctl_vehicle_main(int argc, char **argv)
         bool known = doc && (!json_is_null(json_object_get(doc, "registry")) ||
                              !json_is_null(json_object_get(doc, "latest_sample")) ||
                              !json_is_null(json_object_get(doc, "latest_event")) ||
-                             json_array_size(json_object_get(doc, "violations")) > 0);
+                             json_array_size(json_object_get(doc, "violations")) > 0 ||
+                             json_array_size(json_object_get(doc, "readings")) > 0);
         if (!known) {
             fprintf(stderr, "vemctl vehicle: %s: no such vehicle (or not visible to this role)\n",
                     argv[optind]);

@@ -1,0 +1,36 @@
+/* plates — a worker's rule states of vehicles known only by their plate.
+ *
+ * A roadside reading whose plate the registry does not map to a VIN is routed by plate
+ * (stations.h), and the worker keeps that vehicle's rule state here, beside the session table
+ * (keyed by VIN) that holds every other vehicle's. The table is bounded: past max plates a new
+ * plate gets no slot (its readings are stored all the same, but not judged; the worker counts
+ * them), since plates come from the network. Nothing is ever removed.
+ *
+ * Ownership: one table per worker thread; the table owns the states in its slots and frees
+ * them with the function given at creation. */
+#ifndef VEM_PLATES_H
+#define VEM_PLATES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct vem_plates vem_plates_t;
+
+/* New table holding at most max plates; state_free frees a slot's state (NULL: nothing). */
+vem_plates_t *vem_plates_new(size_t max, void (*state_free)(void *state));
+
+/* Frees every state and the table; accepts NULL; sets *self_p to NULL. */
+void vem_plates_destroy(vem_plates_t **self_p);
+
+/* The slot of plate (NUL-terminated, at most 15 bytes), created empty (NULL) when create is
+ * true and there is room; NULL when absent (or the table is full). */
+void **vem_plates_slot(vem_plates_t *self, const char *plate, bool create);
+
+/* Plates in the table. */
+size_t vem_plates_count(const vem_plates_t *self);
+
+/* Calls fn for every plate with its slot (order unspecified). */
+void vem_plates_each(vem_plates_t *self, void (*fn)(void *arg, const char *plate, void **slot),
+                     void *arg);
+
+#endif
