@@ -1048,6 +1048,9 @@ static int s_bind(s_ingest_t *in, char *err, size_t errlen)
         in->stations = vem_stations_new(ctx, &a->stations, err, errlen);
         if (!in->stations)
             return -1;
+        if (a->registry) /* routing by the registry from the first reading on */
+            vem_stations_set_registry(in->stations, a->registry);
+        a->registry = NULL;
     }
     in->acks = zmq_socket(ctx, ZMQ_PULL);
     zmq_setsockopt(in->acks, ZMQ_LINGER, &zero, sizeof zero);

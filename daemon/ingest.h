@@ -63,10 +63,12 @@ typedef struct {
     int rcvhwm;         /* ZMQ_RCVHWM of the network sockets (small: TCP pushes back) */
     int worker_hwm;     /* ZMQ_SNDHWM towards each worker */
     int tcp_keepalive_idle_s;
-    unsigned consumers;     /* bit per VEM_CONSUMER_* that acknowledges */
-    uint64_t replay_from;   /* re-process spool records from this seq on (0: none), e.g. the
-                             * lowest sink cursor + 1 after a restart */
-    _Atomic int reply_mode; /* vem_reply_mode_t; reloadable */
+    struct vem_registry *registry; /* the registry snapshot at start for the stations' routing
+                                    * (one reference passes to ingest), or NULL */
+    unsigned consumers;            /* bit per VEM_CONSUMER_* that acknowledges */
+    uint64_t replay_from;          /* re-process spool records from this seq on (0: none), e.g. the
+                                    * lowest sink cursor + 1 after a restart */
+    _Atomic int reply_mode;        /* vem_reply_mode_t; reloadable */
     atomic_uint_fast64_t *forwarded; /* per worker, inputs handed to it (main's watchdog) */
     /* published by ingest, read by main */
     atomic_uint_fast64_t beats;       /* loop iterations */

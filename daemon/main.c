@@ -83,7 +83,8 @@ typedef struct {
     bool day_loading;
     int32_t day_judged; /* the last Beijing day whose completeness went to the workers */
     unsigned nsinks;
-    int registry_fd[2]; /* the loader thread writes the snapshot's pointer */
+    int registry_fd[2];       /* the loader thread writes the snapshot's pointer */
+    vem_registry_t *registry; /* the latest snapshot (one reference), or NULL */
     bool registry_loading;
     vem_counter_t *reloads, *reload_errors;
     vem_gauge_t *registry_size;
@@ -160,7 +161,8 @@ static void s_send_registry(s_daemon_t *d)
         if (zmq_send(vem_actor_pipe(d->workers[i]), msg, sizeof msg, 0) != (int)sizeof msg)
             vem_registry_release(reg);
     }
-    vem_registry_release(reg); /* ours */
+    vem_registry_release(d->registry);
+    d->registry = reg; /* ours: for ingest when it starts after this */
 }
 
 /* Starts loading the next day whose completeness is due: at start the last two (a restart
@@ -513,6 +515,10 @@ static int s_start(s_daemon_t *d)
     if (c->rules.enable)
         in->consumers |= 1u << VEM_CONSUMER_RULES;
     in->forwarded = d->forwarded;
+    if (d->registry) { /* the snapshot loaded before intake: ingest routes readings by it */
+        vem_registry_retain(d->registry, 1);
+        in->registry = d->registry;
+    }
     in->ckpt_bytes = 2 * (uint64_t)c->spool.segment_bytes;
     in->replay_from = replay_from;
     in->workers = d->nworkers;
@@ -534,6 +540,8 @@ static int s_start(s_daemon_t *d)
     atomic_store(&in->reply_mode, strcmp(c->terminals.reply_mode, "hj1239") == 0 ? VEM_REPLY_HJ1239
                                                                                  : VEM_REPLY_NONE);
     d->ingest = vem_actor_new(d->zctx, "ingest", vem_ingest_actor, in, err, sizeof err);
+    vem_registry_release(in->registry); /* not taken when ingest failed before its stations */
+    in->registry = NULL;
     if (!d->ingest) {
         vem_log(VEM_LOG_ERR, "main", "%s", err);
         return -1;
@@ -599,6 +607,8 @@ static void s_stop(s_daemon_t *d)
         zmq_ctx_term(d->zctx);
     vem_spool_destroy(&d->spool);
     vem_metrics_destroy(&d->metrics);
+    vem_registry_release(d->registry);
+    d->registry = NULL;
     free(d->workers);
     free(d->worker_args);
     vem_watchdog_destroy(&d->watchdog);
