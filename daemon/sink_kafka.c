@@ -452,6 +452,16 @@ static void s_add_run(s_batch_t *b, uint64_t seq, uint32_t n)
     b->runs[b->nruns++] = (s_run_t){seq, n};
 }
 
+/* Serves librdkafka's main queue: delivery reports, errors, statistics, logs. */
+static void s_serve_rk(s_sink_t *s)
+{
+    char buf[256];
+    while (read(s->efd[0], buf, sizeof buf) > 0)
+        ;
+    for (int i = 0; i < S_POLL_MAX && rd_kafka_poll(s->rk, 0) > 0; i++)
+        ;
+}
+
 /* Makes the events of one worker message and produces them. */
 static void s_take(s_sink_t *s, const uint8_t *p, size_t len)
 {
@@ -486,6 +496,12 @@ static void s_take(s_sink_t *s, const uint8_t *p, size_t len)
     b->sealed = true;
     if (b->outstanding == 0)
         s_batch_settle(s, b);
+    /* Reports after every message, not only once the loop comes round: a backlog of queued
+     * messages is otherwise produced whole before one report is served, so everything it holds
+     * is in librdkafka at once and the heap grows by that much, then shrinks (page faults,
+     * mprotect, munmap: 40% of the sink's time in bench-kafka). Served here, the memory of
+     * delivered events is reused by the next message's. */
+    s_serve_rk(s);
 }
 
 /* True when a worker message may be taken now (rather than spilled). */
@@ -551,16 +567,6 @@ static void s_read(s_sink_t *s)
         }
         zmq_msg_close(&msg);
     }
-}
-
-/* Serves librdkafka's main queue: delivery reports, errors, statistics, logs. */
-static void s_serve_rk(s_sink_t *s)
-{
-    char buf[256];
-    while (read(s->efd[0], buf, sizeof buf) > 0)
-        ;
-    for (int i = 0; i < S_POLL_MAX && rd_kafka_poll(s->rk, 0) > 0; i++)
-        ;
 }
 
 /* ---- cursor -------------------------------------------------------------------------------- */
