@@ -11,8 +11,9 @@
  *
  * Thread: one actor; librdkafka's callbacks (delivery reports, errors, statistics, logs) all
  * run on it, inside rd_kafka_poll (log.queue and the main queue's event descriptor). Owns: its
- * PULL and ack PUSH sockets, the producer and its topic handles, the open batches, the FIFO,
- * a decode buffer, its ackwin, spill and spool cursor. */
+ * PULL and ack PUSH sockets, the producer and its topic handles, the open batches with the
+ * pages of their events' values (lent to librdkafka and to the FIFO until the batch settles),
+ * spare pages, the FIFO, a decode buffer, its ackwin, spill and spool cursor. */
 #include "sink_kafka.h"
 
 #include "ackwin.h"
@@ -65,7 +66,7 @@ typedef struct s_batch {
 } s_batch_t;
 
 /* An event waiting in the sink: librdkafka's queue was full, or it failed and waits to be
- * produced again. */
+ * produced again. Its value is in its batch's pages, which stay until it is delivered. */
 typedef struct s_wait {
     struct s_wait *next;
     s_batch_t *batch;
@@ -73,7 +74,7 @@ typedef struct s_wait {
     char type[16];
     char key[64];
     char id[192];
-    char *value;
+    const char *value; /* lent by the batch's pages */
     size_t len;
     int64_t not_before; /* monotonic ms; 0: at once */
     bool retry;         /* failed before: counts as retried when produced */
@@ -292,12 +293,6 @@ static char *s_value_room(s_sink_t *s, s_batch_t *b, size_t len)
     return room;
 }
 
-/* Gives back the last len bytes taken from b's pages (librdkafka did not take the value). */
-static void s_value_unroom(s_batch_t *b, size_t len)
-{
-    b->pages->used -= len;
-}
-
 /* Frees b's pages, keeping up to S_PAGES_KEPT of the standard size for later batches. */
 static void s_pages_free(s_sink_t *s, s_batch_t *b)
 {
@@ -384,10 +379,7 @@ static void s_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opa
             snprintf(w->id, sizeof w->id, "%.*s", (int)size, (const char *)val);
     }
     snprintf(w->key, sizeof w->key, "%.*s", (int)m->key_len, (const char *)m->key);
-    w->value = malloc(m->len ? m->len : 1);
-    if (!w->value)
-        abort();
-    memcpy(w->value, m->payload, m->len);
+    w->value = m->payload; /* in b's pages: b cannot settle before this event is delivered */
     w->len = m->len;
     w->not_before = vem_mono_ms() + s->backoff_ms;
     w->retry = true;
@@ -451,14 +443,14 @@ static void s_on_log(const rd_kafka_t *rk, int level, const char *fac, const cha
 
 /* ---- producing ----------------------------------------------------------------------------- */
 
-/* Hands one event to librdkafka: with F_FREE value's ownership passes on success; without,
- * value is in the batch's pages and stays there until the batch settles. */
+/* Hands one event to librdkafka; value is lent (neither F_COPY nor F_FREE): it is in the
+ * batch's pages, which stay until the batch settles, after the event's delivery report. */
 static rd_kafka_resp_err_t s_produce(s_sink_t *s, s_batch_t *b, vem_ktopic_t topic,
                                      const char *type, const char *key, const char *id,
-                                     const char *value, size_t len, int flags)
+                                     const char *value, size_t len)
 {
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        s->rk, RD_KAFKA_V_RKT(s->rkt[topic]), RD_KAFKA_V_MSGFLAGS(flags),
+        s->rk, RD_KAFKA_V_RKT(s->rkt[topic]), RD_KAFKA_V_MSGFLAGS(0),
         RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)value, len),
         RD_KAFKA_V_HEADER("event_type", type, -1), RD_KAFKA_V_HEADER("schema_version", "1", 1),
         RD_KAFKA_V_HEADER("event_id", id, -1), RD_KAFKA_V_OPAQUE(b), RD_KAFKA_V_END);
@@ -474,14 +466,13 @@ static void s_on_event(void *arg, vem_kevent_t *ev)
     s_batch_t *b = s->cur;
     b->outstanding++;
     s->n_events[ev->topic]++;
+    char *value = s_value_room(s, b, ev->value_len);
+    memcpy(value, ev->value, ev->value_len);
     if (!s->whead) {
-        char *value = s_value_room(s, b, ev->value_len);
-        memcpy(value, ev->value, ev->value_len);
         rd_kafka_resp_err_t err =
-            s_produce(s, b, ev->topic, ev->type, ev->key, ev->id, value, ev->value_len, 0);
+            s_produce(s, b, ev->topic, ev->type, ev->key, ev->id, value, ev->value_len);
         if (!err)
             return;
-        s_value_unroom(b, ev->value_len);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             vem_log(VEM_LOG_ERR, "sink-kafka", "cannot produce event %s: %s; it waits", ev->id,
                     rd_kafka_err2str(err));
@@ -494,10 +485,7 @@ static void s_on_event(void *arg, vem_kevent_t *ev)
     snprintf(w->type, sizeof w->type, "%s", ev->type);
     snprintf(w->key, sizeof w->key, "%s", ev->key);
     snprintf(w->id, sizeof w->id, "%s", ev->id);
-    w->value = malloc(ev->value_len + 1);
-    if (!w->value)
-        abort();
-    memcpy(w->value, ev->value, ev->value_len + 1);
+    w->value = value;
     w->len = ev->value_len;
     s_wait_push(s, w);
 }
@@ -508,8 +496,8 @@ static void s_serve_waiting(s_sink_t *s)
     int64_t now = vem_mono_ms();
     while (s->whead && s->whead->not_before <= now && !s->fatal) {
         s_wait_t *w = s->whead;
-        rd_kafka_resp_err_t err = s_produce(s, w->batch, w->topic, w->type, w->key, w->id, w->value,
-                                            w->len, RD_KAFKA_MSG_F_FREE);
+        rd_kafka_resp_err_t err =
+            s_produce(s, w->batch, w->topic, w->type, w->key, w->id, w->value, w->len);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             return;
         if (err) {
@@ -524,7 +512,7 @@ static void s_serve_waiting(s_sink_t *s)
         if (!s->whead)
             s->wtail = NULL;
         s->nwaiting--;
-        free(w); /* its value belongs to librdkafka now */
+        free(w);
     }
 }
 
@@ -786,7 +774,6 @@ static void s_teardown(s_sink_t *s)
     while (s->whead) {
         s_wait_t *w = s->whead;
         s->whead = w->next;
-        free(w->value);
         free(w);
     }
     while (s->first) {
