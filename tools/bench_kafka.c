@@ -350,16 +350,9 @@ int main(int argc, char **argv)
             zmq_pollitem_t items[2] = {{acks, 0, ZMQ_POLLIN, 0},
                                        {push, 0, sent < nmsgs ? ZMQ_POLLOUT : 0, 0}};
             zmq_poll(items, 2, 1000);
-            if (items[1].revents & ZMQ_POLLOUT) {
-                /* lent, not copied: the inputs are ready before the clock, as the bare
-                 * producer's events are, and stay until the end */
-                zmq_msg_t m;
-                zmq_msg_init_data(&m, msgs[sent], lens[sent], NULL, NULL);
-                if (zmq_msg_send(&m, push, ZMQ_DONTWAIT) >= 0)
-                    sent++;
-                else
-                    zmq_msg_close(&m);
-            }
+            if ((items[1].revents & ZMQ_POLLOUT) &&
+                zmq_send(push, msgs[sent], lens[sent], ZMQ_DONTWAIT) >= 0)
+                sent++;
             vem_ack_t ack;
             while (zmq_recv(acks, &ack, sizeof ack, ZMQ_DONTWAIT) == (int)sizeof ack)
                 if (ack.consumer == VEM_CONSUMER_KAFKA && ack.mark > mark)
