@@ -26,6 +26,7 @@
 #include "sim_fleet.h"
 #include "sim_frames.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
@@ -49,6 +50,41 @@ static double s_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* CPU time of the whole process (every thread, this one's broker connections included). */
+static double s_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds so far of this process's threads whose name starts with prefix (schedstat: ns). */
+static double s_threads_cpu(const char *prefix)
+{
+    double sum = 0;
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char path[300], name[64] = "";
+        unsigned long long ns = 0;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        bool match = fgets(name, sizeof name, f) && strncmp(name, prefix, strlen(prefix)) == 0;
+        fclose(f);
+        snprintf(path, sizeof path, "/proc/self/task/%s/schedstat", e->d_name);
+        if (match && (f = fopen(path, "r"))) {
+            if (fscanf(f, "%llu", &ns) == 1)
+                sum += (double)ns / 1e9;
+            fclose(f);
+        }
+    }
+    if (d)
+        closedir(d);
+    return sum;
 }
 
 static void s_die(const char *what, const char *msg)
@@ -306,7 +342,8 @@ int main(int argc, char **argv)
         }
         void *push = zmq_socket(zctx, ZMQ_PUSH);
         zmq_connect(push, VEM_SINK_KAFKA_ENDPOINT);
-        double start = s_now();
+        double start = s_now(), cpu0 = s_cpu();
+        double own0 = s_threads_cpu("sink-kafka"), rdk0 = s_threads_cpu("rdk:broker");
         size_t sent = 0;
         uint64_t mark = 0;
         while (mark < seq) {
@@ -321,7 +358,9 @@ int main(int argc, char **argv)
                 if (ack.consumer == VEM_CONSUMER_KAFKA && ack.mark > mark)
                     mark = ack.mark;
         }
-        double sink_s = s_now() - start;
+        double sink_s = s_now() - start, sink_cpu = s_cpu() - cpu0;
+        double sink_own = s_threads_cpu("sink-kafka") - own0;
+        double sink_rdk = s_threads_cpu("rdk:broker") - rdk0;
         s_metric = 0;
         vem_metrics_each(a.metrics, s_find, "vem_kafka_delivered_total");
         if (s_metric != (double)events.n)
@@ -351,6 +390,9 @@ int main(int argc, char **argv)
         if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR)
             rd_kafka_metadata_destroy(md);
         start = s_now();
+        cpu0 = s_cpu();
+        own0 = s_threads_cpu("bench-kafka");
+        rdk0 = s_threads_cpu("rdk:broker");
         for (size_t i = 0; i < events.n; i++) {
             s_event_t *e = &events.ev[i];
             rd_kafka_resp_err_t rerr;
@@ -368,14 +410,22 @@ int main(int argc, char **argv)
         }
         while (counts[0] + counts[1] < (long)events.n)
             rd_kafka_poll(rk, 100);
-        double bare_s = s_now() - start;
+        double bare_s = s_now() - start, bare_cpu = s_cpu() - cpu0;
+        double bare_own = s_threads_cpu("bench-kafka") - own0;
+        double bare_rdk = s_threads_cpu("rdk:broker") - rdk0;
         rd_kafka_topic_destroy(rkt);
         rd_kafka_destroy(rk);
         vem_metrics_destroy(&a.metrics);
         if (counts[1])
             s_die("check", "the bare producer's deliveries failed");
-        fprintf(stderr, "bench-kafka: round %d: sink %.0f/s, bare %.0f/s\n", round + 1,
-                (double)events.n / sink_s, (double)events.n / bare_s);
+        /* CPU per event: the whole process; the thread that produces (the sink's, or main for the
+         * bare producer); librdkafka's broker threads */
+        double us = 1e6 / (double)events.n;
+        fprintf(stderr,
+                "bench-kafka: round %d: sink %.0f/s (CPU us/event %.2f: own thread %.2f, "
+                "brokers %.2f), bare %.0f/s (%.2f: own %.2f, brokers %.2f)\n",
+                round + 1, (double)events.n / sink_s, sink_cpu * us, sink_own * us, sink_rdk * us,
+                (double)events.n / bare_s, bare_cpu * us, bare_own * us, bare_rdk * us);
         if (sink_s < best_sink)
             best_sink = sink_s;
         if (bare_s < best_bare)
