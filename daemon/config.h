@@ -40,6 +40,7 @@ typedef struct {
     } metrics;
     struct {
         int64_t workers, queue_hwm, drain_timeout_s, dedup_window;
+        int64_t sample_past_days, sample_future_s; /* window of accepted frame times */
     } pipeline;
     struct {
         bool enable;

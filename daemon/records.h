@@ -38,6 +38,7 @@ typedef enum {
 enum {
     VEM_RECORD_CLASS_SPOOL_DAMAGED = 100, /* spool records unreadable on disk, stepped over */
     VEM_RECORD_CLASS_TOO_LARGE = 101,     /* an input over its size limit: size noted, not kept */
+    VEM_RECORD_CLASS_BAD_VIN = 102,       /* a header VIN that is not 17 printable ASCII */
 };
 
 /* Name of a quarantine class: the decoder's (FIELDS.md) or the daemon's own; static string. */

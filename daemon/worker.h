@@ -28,6 +28,8 @@ typedef struct {
     unsigned index;                  /* which worker: its endpoints carry this number */
     vem_metrics_t *metrics;          /* shared registry, owned by main */
     size_t dedup_window;             /* frame keys remembered per vehicle */
+    int64_t sample_past_s;           /* frame and sample times accepted from receipt minus */
+    int64_t sample_future_s;         /* this to receipt plus this, seconds */
     int rcvhwm;                      /* high-water mark of the input queue */
     const vem_rules_config_t *rules; /* the rules to judge vehicles by (copied at start); NULL:
                                       * none */

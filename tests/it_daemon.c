@@ -118,7 +118,7 @@ END_TEST
  * good ones are counted by command, rejected ones by their class. */
 START_TEST(gateway_frames_counted)
 {
-    vem_it_run_t r = {0};
+    vem_it_run_t r = {.pipeline_opts = "sample_past_days = 36600;"}; /* the vectors are of 2024 */
     vem_it_start(&r, "it_daemon");
     char path[512], endpoint[300];
     snprintf(path, sizeof path, "%s/hj1239/vectors.jsonl", vem_test_vectors_dir());
