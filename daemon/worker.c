@@ -60,6 +60,9 @@ typedef struct {
     vem_counter_t *frames[VEM_SESSION_CMDS][S_LAYOUTS + 1]; /* [cmd][layout or S_LAYOUTS] */
     vem_counter_t *errors[VEM_HJ1239_STATUS_COUNT];
     vem_counter_t *bad_vin; /* vem_errors_total{class="bad_vin"}: the daemon's own class */
+    vem_counter_t *sess_evicted, *sess_expired, *sess_refused;
+    vem_gauge_t *sessions_now;
+    int64_t expire_due_ms; /* monotonic time of the next idle-session sweep */
     vem_counter_t *samples, *duplicates, *resent, *gaps, *vendor, *unregistered, *verdicts;
     vem_counter_t *ckpts, *ckpt_errors, *restored, *restore_errors;
     vem_gauge_t *ckpt_bytes, *ckpt_vehicles;
@@ -118,6 +121,19 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
                           "Size of the worker's last rule-state checkpoint.", by_worker);
     w->ckpt_vehicles = vem_metrics_gauge(m, "vem_rules_vehicles",
                                          "Vehicles with rule state in the worker.", by_worker);
+    w->sessions_now =
+        vem_metrics_gauge(m, "vem_sessions", "Vehicle sessions the worker holds.", by_worker);
+    w->sess_evicted = vem_metrics_counter(
+        m, "vem_sessions_evicted_total",
+        "Sessions without rule state forgotten at pipeline.max_sessions for a new VIN.", NULL);
+    w->sess_expired = vem_metrics_counter(
+        m, "vem_sessions_expired_total",
+        "Sessions without rule state forgotten after pipeline.session_idle_s.", NULL);
+    w->sess_refused = vem_metrics_counter(
+        m, "vem_sessions_refused_total",
+        "Frames of a new VIN stored without session or rules: the table was full of vehicles "
+        "with rule state.",
+        NULL);
     w->verdicts = vem_metrics_counter(
         m, "vem_verdicts_total",
         "Violations and notices the rules reached (a growing verdict counts each time).", NULL);
@@ -248,9 +264,15 @@ static void s_rules(s_worker_t *w, const vem_input_hdr_t *hdr, const vem_hj1239_
     vin[VEM_VIN_LEN] = '\0';
     void **slot = vem_sessions_state(w->sessions, vin);
     if (!slot)
-        return;
+        return; /* refused a session: counted in s_process */
     if (!*slot) {
         const vem_vehicle_t *reg = w->registry ? vem_registry_find(w->registry, vin) : NULL;
+        /* A login or logout tells the rules only that the vehicle was heard (obd.offline): not
+         * worth a rule state for a VIN the registry does not know, which is what a flood of
+         * forged logins is; its first data frame or alarm makes the state. */
+        if (!reg && f->cmd != VEM_HJ1239_CMD_REALTIME && f->cmd != VEM_HJ1239_CMD_RESEND &&
+            f->cmd != VEM_HJ1239_CMD_REMOVAL_ALARM)
+            return;
         vem_rules_engine_facts_t facts = s_facts(reg);
         s_vstate_t *vs = calloc(1, sizeof *vs);
         if (!vs)
@@ -386,6 +408,18 @@ static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const char *det
     vem_session_verdict_t v = vem_sessions_observe(
         w->sessions, (const char *)f->vin, f->cmd,
         f->has_time ? f->time : hdr->received_us / 1000000, f->seq, hdr->received_us);
+    if (v.evicted)
+        vem_counter_add(w->sess_evicted, 1);
+    if (v.refused) {
+        /* stored all the same (the database's keys drop repeats), only not judged */
+        vem_counter_add(w->sess_refused, 1);
+        vem_log(VEM_LOG_WARNING, "worker",
+                "%.17s: no session (pipeline.max_sessions %zu reached, every session holds rule "
+                "state): frame stored, not judged",
+                (const char *)f->vin, w->args->max_sessions);
+        s_emit(w, hdr, data, true);
+        return;
+    }
     if (v.duplicate) {
         vem_counter_add(w->duplicates, 1);
         s_emit(w, hdr, data, false);
@@ -450,7 +484,7 @@ static void s_answer(s_worker_t *w, void *rep)
     if (strcmp(request, "sessions") == 0) {
         answer = json_array();
         s_json_ctx_t ctx = {answer, w->registry};
-        vem_sessions_each(w->sessions, s_session_json, &ctx);
+        vem_sessions_recent(w->sessions, VEM_WORKER_SESSIONS_MAX, s_session_json, &ctx);
     } else {
         answer = json_pack("{s:s}", "error", "unknown request");
     }
@@ -569,6 +603,19 @@ static bool s_on_pipe(s_worker_t *w, void *pipe)
         return false;
     }
     return vem_actor_is_term(msg, (size_t)len);
+}
+
+/* Once a second: forgets the idle sessions without rule state and shows the table's size. */
+static void s_expire(s_worker_t *w)
+{
+    int64_t mono = vem_mono_ms();
+    if (mono < w->expire_due_ms)
+        return;
+    w->expire_due_ms = mono + 1000;
+    size_t n = vem_sessions_expire(w->sessions, vem_now_us());
+    if (n)
+        vem_counter_add(w->sess_expired, n);
+    vem_gauge_set(w->sessions_now, (int64_t)vem_sessions_count(w->sessions));
 }
 
 /* ---- silence -------------------------------------------------------------------------------- */
@@ -823,6 +870,7 @@ void vem_worker_actor(void *pipe, void *args_)
         zmq_connect(w.sinks[i], args->sinks[i]);
     }
     w.sessions = vem_sessions_new(args->dedup_window);
+    vem_sessions_set_limits(w.sessions, args->max_sessions, args->session_idle_s * 1000000);
     vem_sessions_set_state_free(w.sessions, s_rules_free);
     w.frame = malloc(sizeof *w.frame);
     if (!w.frame)
@@ -847,6 +895,7 @@ void vem_worker_actor(void *pipe, void *args_)
         for (int i = 0; i < VEM_WORKER_BATCH && s_take(&w, pull, ZMQ_DONTWAIT); i++)
             ;
         s_flush_out(&w);
+        s_expire(&w);
         if (w.judge) {
             if (w.day_wait)
                 s_judge_day(&w);

@@ -12,6 +12,9 @@
  *   bad_vin   logins and real-time frames whose header VIN holds bytes that are not printable
  *             ASCII, two of them differing only in such a byte: quarantined as bad_vin, never
  *             stored under a mangled name
+ *   forged    200,000 logins of VINs never seen before: each worker's session table stays at
+ *             pipeline.max_sessions (the evictions counted), vemd's memory stays flat, the
+ *             status answer is bounded, and the fleet's vehicles keep their sessions
  *
  * Expected values come from what the test sent (its own counts) and vem-sim's truth. */
 #include "hj1239.h"
@@ -365,6 +368,100 @@ START_TEST(bad_vin_quarantined)
 }
 END_TEST
 
+/* ---- forged VINs --------------------------------------------------------------------------
+ */
+
+#define S_FV_LOGINS 200000
+#define S_FV_CAP    20000 /* pipeline.max_sessions, per worker (2 workers) */
+
+typedef struct {
+    vem_hj1239_frame_t *login;
+    int64_t now;
+} s_fv_t;
+
+/* Login i of a VIN never seen before, stamped now: 10.6 MB of logins in all. */
+static size_t s_fv_forge(void *arg, size_t i, uint8_t *out, size_t cap)
+{
+    s_fv_t *fv = arg;
+    char vin[32];
+    snprintf(vin, sizeof vin, "LHSTFG%011zu", i % 100000000000u);
+    memcpy(fv->login->vin, vin, 17);
+    fv->login->time = fv->now;
+    fv->login->seq = 1;
+    size_t len = 0;
+    ck_assert_int_eq(vem_hj1239_encode(fv->login, out, cap, &len), 0);
+    return len;
+}
+
+/* Sum of a metric's series whose name starts with prefix (every label set). */
+static double s_metric_prefix(const vem_it_run_t *r, const char *prefix)
+{
+    json_t *st = vem_it_status(r, "--json");
+    ck_assert_ptr_nonnull(st);
+    double sum = 0;
+    const char *series;
+    json_t *value;
+    json_object_foreach(json_object_get(st, "metrics"), series, value)
+    {
+        if (strncmp(series, prefix, strlen(prefix)) == 0)
+            sum += json_number_value(value);
+    }
+    json_decref(st);
+    return sum;
+}
+
+START_TEST(forged_vins_stay_under_the_cap)
+{
+    vem_it_pg_up();
+    PGconn *conn = vem_it_pg();
+    vem_it_run_t r = {.pipeline_opts = "max_sessions = 20000;"};
+    vem_it_start(&r, "it_hostile");
+    s_fv_t fv = {.login = malloc(sizeof *fv.login), .now = time(NULL)};
+    ck_assert_ptr_nonnull(fv.login);
+    s_vector_frame("login", fv.login);
+
+    long rss0;
+    double cpu0;
+    s_usage(r.vemd, &rss0, &cpu0);
+    pid_t sim = s_fleet(&r, "LHSTFS", "23");
+    vem_it_sleep(2);
+    s_abuse(&r, "forged VINs", s_fv_forge, &fv, S_FV_LOGINS,
+            "vem_frames_total{cmd=\"login\",dialect=\"none\"}");
+    s_fleet_stored(&r, sim, conn, "LHSTFS");
+    long rss;
+    double cpu;
+    s_usage(r.vemd, &rss, &cpu);
+
+    /* each worker holds at most its cap; what the forged logins pushed out was counted */
+    ck_assert(s_metric_prefix(&r, "vem_sessions{") <= 2.0 * S_FV_CAP);
+    ck_assert(s_metric_prefix(&r, "vem_sessions_evicted_total") >= S_FV_LOGINS - 2.0 * S_FV_CAP);
+    ck_assert_double_eq(s_metric_prefix(&r, "vem_sessions_refused_total"), 0);
+    /* 200,000 sessions with their rings were 440 MiB; the cap keeps vemd far below that (an
+     * entry is ~250 bytes, a login-only session has no ring and no rule state) */
+    ck_assert_msg(rss - rss0 < 64 * 1024, "vemd grew by %ld KiB", rss - rss0);
+    /* the status answer is bounded, the most recently seen first: the fleet is in it */
+    json_t *sessions = vem_it_status(&r, "--vehicles --json");
+    ck_assert_ptr_nonnull(sessions);
+    json_t *vehicles = json_object_get(sessions, "vehicles");
+    ck_assert_uint_le(json_array_size(vehicles), 2 * 10000);
+    size_t i, fleet = 0;
+    json_t *v;
+    json_array_foreach(vehicles, i, v)
+    {
+        fleet += strncmp(json_string_value(json_object_get(v, "vin")), "LHSTFS", 6) == 0;
+    }
+    ck_assert_uint_eq(fleet, 20);
+    json_decref(sessions);
+    /* the forged logins were stored all the same: each is a terminal event */
+    ck_assert_int_eq(s_count_until(conn, "SELECT count(*) FROM terminal_events WHERE vin LIKE $1",
+                                   "LHSTFG%", S_FV_LOGINS),
+                     S_FV_LOGINS);
+    free(fv.login);
+    PQfinish(conn);
+    vem_it_stop(&r);
+}
+END_TEST
+
 Suite *vem_suite_hostile(void);
 Suite *vem_suite_hostile(void)
 {
@@ -373,6 +470,7 @@ Suite *vem_suite_hostile(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, bad_time_quarantined_no_partition);
     tcase_add_test(tc, bad_vin_quarantined);
+    tcase_add_test(tc, forged_vins_stay_under_the_cap);
     suite_add_tcase(s, tc);
     return s;
 }
