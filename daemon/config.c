@@ -78,6 +78,21 @@ static const vem_conf_key_t s_keys[] = {
      false, "longest a SIGTERM drain may take before vemd exits anyway"},
     {"pipeline.dedup_window", VEM_CONF_INT, S_OFF(pipeline.dedup_window), "256", 1, 65536, NULL,
      false, "recent frames remembered per vehicle to drop repeats and re-sent copies"},
+    {"pipeline.sample_past_days", VEM_CONF_INT, S_OFF(pipeline.sample_past_days), "30", 1, 36600,
+     NULL, false,
+     "frames whose time or any sample time is older than receipt minus this many days are "
+     "quarantined as bad_time (no partition is made for them)"},
+    {"pipeline.sample_future_s", VEM_CONF_INT, S_OFF(pipeline.sample_future_s), "86400", 0,
+     31622400, NULL, false,
+     "... and so are those with a time later than receipt plus this many seconds"},
+    {"pipeline.max_sessions", VEM_CONF_INT, S_OFF(pipeline.max_sessions), "100000", 64, 10000000,
+     NULL, false,
+     "vehicle sessions one worker keeps; past it a new VIN takes the place of the least recently "
+     "seen session without rule state"},
+    {"pipeline.session_idle_s", VEM_CONF_INT, S_OFF(pipeline.session_idle_s), "86400", 60, 31622400,
+     NULL, false,
+     "sessions without rule state (e.g. logins only) are forgotten after this many seconds "
+     "without a frame"},
     {"pg.enable", VEM_CONF_BOOL, S_OFF(pg.enable), "true", 0, 0, NULL, false,
      "write samples, events and quarantined input to PostgreSQL"},
     {"pg.conninfo", VEM_CONF_STRING, S_OFF(pg.conninfo), "dbname=vem", 0, 0, NULL, false,

@@ -45,6 +45,8 @@ typedef struct {
     } metrics;
     struct {
         int64_t workers, queue_hwm, drain_timeout_s, dedup_window;
+        int64_t sample_past_days, sample_future_s; /* window of accepted frame times */
+        int64_t max_sessions, session_idle_s;      /* per-worker session table bounds */
     } pipeline;
     struct {
         bool enable;

@@ -446,6 +446,10 @@ static int s_start(s_daemon_t *d)
         w->index = i;
         w->metrics = d->metrics;
         w->dedup_window = (size_t)c->pipeline.dedup_window;
+        w->sample_past_s = c->pipeline.sample_past_days * 86400;
+        w->sample_future_s = c->pipeline.sample_future_s;
+        w->max_sessions = (size_t)c->pipeline.max_sessions;
+        w->session_idle_s = c->pipeline.session_idle_s;
         w->rcvhwm = (int)c->pipeline.queue_hwm;
         w->rules = c->rules.enable ? &c->rules.t : NULL;
         w->sinks = d->sinks;

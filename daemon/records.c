@@ -155,6 +155,8 @@ const char *vem_records_class_name(uint8_t status)
         return "spool_damaged";
     if (status == VEM_RECORD_CLASS_TOO_LARGE)
         return "too_large";
+    if (status == VEM_RECORD_CLASS_BAD_VIN)
+        return "bad_vin";
     if (status > VEM_RECORD_CLASS_RSD && status < VEM_RECORD_CLASS_RSD + VEM_RSD_STATUS_COUNT)
         return vem_rsd_status_name((vem_rsd_status_t)(status - VEM_RECORD_CLASS_RSD));
     if (status > 0 && status < VEM_HJ1239_STATUS_COUNT)

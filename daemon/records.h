@@ -46,6 +46,7 @@ typedef enum {
 enum {
     VEM_RECORD_CLASS_SPOOL_DAMAGED = 100, /* spool records unreadable on disk, stepped over */
     VEM_RECORD_CLASS_TOO_LARGE = 101,     /* an input over its size limit: size noted, not kept */
+    VEM_RECORD_CLASS_BAD_VIN = 102,       /* a header VIN that is not 17 printable ASCII */
     VEM_RECORD_CLASS_RSD = 110, /* 110 + vem_rsd_status_t: a roadside reading refused (rsd.h) */
     VEM_RECORD_CLASS_RSD_END = 119,
 };

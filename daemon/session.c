@@ -1,20 +1,24 @@
 /* session — per-vehicle session table; see session.h.
  *
  * An open-addressing table (linear probing, power-of-two size, grown at 70 % load) maps a
- * VIN to its session; vehicles are never removed while the daemon runs (a city's fleet is
- * bounded, and the entry is small). Each session keeps a ring of its last `window` frame keys
- * (time << 16 | serial) for duplicate checks: a short linear scan over contiguous integers,
- * cheaper than any index at the window sizes that matter (recent repeats). */
+ * VIN to its session. Every entry is also on a list in the order it was last seen (a frame
+ * moves it to the tail), so the idle sweep and the cap's eviction read the least recently seen
+ * first and stop early; removal shifts the following probe run back (no tombstones), so a
+ * table under a flood of forged VINs stays as short as its cap. Each session keeps a ring of
+ * its last `window` frame keys (time << 16 | serial) for duplicate checks, allocated with its
+ * first real-time or re-sent frame: a short linear scan over contiguous integers, cheaper than
+ * any index at the window sizes that matter (recent repeats). */
 #include "session.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
+typedef struct s_entry {
     vem_session_t pub;
-    uint64_t *ring; /* last keys, ring[next % window] is overwritten next */
+    uint64_t *ring; /* last keys, ring[next % window] is overwritten next; NULL until needed */
     size_t next;
-    void *state; /* the owner's per-vehicle state (rules), freed by state_free */
+    void *state;                 /* the owner's per-vehicle state (rules), freed by state_free */
+    struct s_entry *prev, *succ; /* the seen-order list: head least recently seen */
 } s_entry_t;
 
 struct vem_sessions {
@@ -22,8 +26,15 @@ struct vem_sessions {
     size_t capacity; /* power of two */
     size_t count;
     size_t window;
+    size_t max;      /* cap on count (0: none) */
+    int64_t idle_us; /* sessions without state unseen this long are forgotten (0: never) */
+    s_entry_t *head, *tail;
     void (*state_free)(void *state);
 };
+
+/* Entries with state skipped per eviction before a new VIN is refused: a table full of
+ * vehicles with state costs a bounded look, not a walk of the whole list. */
+#define S_EVICT_LOOK 64
 
 uint64_t vem_vin_hash(const char *vin)
 {
@@ -56,6 +67,36 @@ vem_sessions_t *vem_sessions_new(size_t window)
     if (!self->slots)
         abort();
     return self;
+}
+
+void vem_sessions_set_limits(vem_sessions_t *self, size_t max, int64_t idle_us)
+{
+    self->max = max;
+    self->idle_us = idle_us;
+}
+
+static void s_unlink(vem_sessions_t *self, s_entry_t *e)
+{
+    if (e->prev)
+        e->prev->succ = e->succ;
+    else
+        self->head = e->succ;
+    if (e->succ)
+        e->succ->prev = e->prev;
+    else
+        self->tail = e->prev;
+    e->prev = e->succ = NULL;
+}
+
+static void s_append(vem_sessions_t *self, s_entry_t *e)
+{
+    e->prev = self->tail;
+    e->succ = NULL;
+    if (self->tail)
+        self->tail->succ = e;
+    else
+        self->head = e;
+    self->tail = e;
 }
 
 void vem_sessions_destroy(vem_sessions_t **self_p)
@@ -98,11 +139,59 @@ static void s_grow(vem_sessions_t *self)
     self->capacity = capacity;
 }
 
-static s_entry_t *s_get(vem_sessions_t *self, const char *vin)
+/* Takes e out of the table (backward-shift deletion: every entry of the probe run after the
+ * hole that may move into it does) and frees it; its state must be gone already. */
+static void s_remove(vem_sessions_t *self, s_entry_t *e)
+{
+    size_t mask = self->capacity - 1;
+    size_t hole = s_probe(self->slots, self->capacity, e->pub.vin);
+    s_unlink(self, e);
+    free(e->ring);
+    free(e);
+    self->slots[hole] = NULL;
+    self->count--;
+    for (size_t j = (hole + 1) & mask; self->slots[j]; j = (j + 1) & mask) {
+        size_t home = (size_t)vem_vin_hash(self->slots[j]->pub.vin) & mask;
+        /* j's entry may move to the hole when its home is not cyclically within (hole, j] */
+        bool stays = hole <= j ? hole < home && home <= j : hole < home || home <= j;
+        if (!stays) {
+            self->slots[hole] = self->slots[j];
+            self->slots[j] = NULL;
+            hole = j;
+        }
+    }
+}
+
+/* Forgets the least recently seen session without state; sessions with state it passes go to
+ * the tail (they are looked at again last). False when it found none within S_EVICT_LOOK. */
+static bool s_evict(vem_sessions_t *self)
+{
+    for (size_t n = 0; n < S_EVICT_LOOK && self->head; n++) {
+        s_entry_t *e = self->head;
+        if (!e->state) {
+            s_remove(self, e);
+            return true;
+        }
+        s_unlink(self, e);
+        s_append(self, e);
+    }
+    return false;
+}
+
+/* The entry of vin, made when missing; NULL when the table is at its cap and nothing could be
+ * forgotten (unless force). *evicted tells whether a session was forgotten for it. */
+static s_entry_t *s_get(vem_sessions_t *self, const char *vin, bool force, bool *evicted)
 {
     size_t i = s_probe(self->slots, self->capacity, vin);
     if (self->slots[i])
         return self->slots[i];
+    if (self->max && self->count >= self->max) {
+        if (s_evict(self))
+            *evicted = true;
+        else if (!force)
+            return NULL;
+        i = s_probe(self->slots, self->capacity, vin);
+    }
     if ((self->count + 1) * 10 > self->capacity * 7) {
         s_grow(self);
         i = s_probe(self->slots, self->capacity, vin);
@@ -111,12 +200,36 @@ static s_entry_t *s_get(vem_sessions_t *self, const char *vin)
     if (!e)
         abort();
     memcpy(e->pub.vin, vin, VEM_VIN_LEN);
-    e->ring = calloc(self->window, sizeof *e->ring);
-    if (!e->ring)
-        abort();
     self->slots[i] = e;
     self->count++;
+    s_append(self, e);
     return e;
+}
+
+size_t vem_sessions_expire(vem_sessions_t *self, int64_t now_us)
+{
+    if (!self->idle_us)
+        return 0;
+    size_t n = 0;
+    s_entry_t *e = self->head;
+    while (e && e->pub.last_seen_us < now_us - self->idle_us) {
+        s_entry_t *succ = e->succ;
+        if (!e->state) {
+            s_remove(self, e);
+            n++;
+        }
+        e = succ;
+    }
+    return n;
+}
+
+size_t vem_sessions_recent(const vem_sessions_t *self, size_t limit,
+                           void (*fn)(void *arg, const vem_session_t *session), void *arg)
+{
+    size_t n = 0;
+    for (const s_entry_t *e = self->tail; e && n < limit; e = e->prev, n++)
+        fn(arg, &e->pub);
+    return n;
 }
 
 /* Days since the epoch in Beijing time (UTC+8), where the daily serial restarts. */
@@ -128,6 +241,11 @@ static int64_t s_beijing_day(int64_t t)
 
 static bool s_seen(vem_sessions_t *self, s_entry_t *e, uint64_t key)
 {
+    if (!e->ring) {
+        e->ring = calloc(self->window, sizeof *e->ring);
+        if (!e->ring)
+            abort();
+    }
     size_t n = e->next < self->window ? e->next : self->window;
     for (size_t i = 0; i < n; i++)
         if (e->ring[i] == key)
@@ -143,7 +261,15 @@ vem_session_verdict_t vem_sessions_observe(vem_sessions_t *self, const char *vin
     vem_frame_kind_t kind =
         cmd >= VEM_FRAME_LOGIN && cmd <= VEM_FRAME_LOGOUT ? (vem_frame_kind_t)cmd : VEM_FRAME_OTHER;
     vem_session_verdict_t verdict = {0};
-    s_entry_t *e = s_get(self, vin);
+    s_entry_t *e = s_get(self, vin, false, &verdict.evicted);
+    if (!e) {
+        verdict.refused = true;
+        return verdict;
+    }
+    if (e != self->tail) {
+        s_unlink(self, e);
+        s_append(self, e);
+    }
     vem_session_t *s = &e->pub;
     s->last_seen_us = received_us;
     if (cmd < VEM_SESSION_CMDS)
@@ -211,7 +337,8 @@ void **vem_sessions_state(vem_sessions_t *self, const char *vin)
 
 void **vem_sessions_state_new(vem_sessions_t *self, const char *vin)
 {
-    return &s_get(self, vin)->state;
+    bool evicted = false;
+    return &s_get(self, vin, true, &evicted)->state;
 }
 
 size_t vem_sessions_count(const vem_sessions_t *self)

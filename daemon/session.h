@@ -10,6 +10,14 @@
  * day; a live frame whose serial jumps ahead leaves a gap of the skipped serials; a serial
  * that starts over on a new day is a reset, not a gap.
  *
+ * Bounds (a peer controls which VINs it names): the table holds at most `max` sessions and
+ * forgets sessions not seen for `idle_us`; both only ever take sessions whose owner's slot is
+ * empty (no rule state): a slot's state is the owner's to judge and release first, so the
+ * table never drops it. At the cap a new VIN takes the place of the least recently seen
+ * session without state; when there is none, the frame gets no session (verdict.refused).
+ * The window's key ring is allocated at a vehicle's first real-time or re-sent frame, so a
+ * login costs only the entry.
+ *
  * Ownership: one table per worker thread; all vehicles routed to that worker live in it. */
 #ifndef VEM_SESSION_H
 #define VEM_SESSION_H
@@ -53,10 +61,24 @@ typedef struct {
     bool duplicate;    /* drop it: this (time, serial) was already seen */
     uint32_t gap;      /* serials skipped just before this live frame */
     bool serial_reset; /* the day changed and the serial started over */
+    bool refused;      /* a new VIN and the table full of sessions with state: not recorded */
+    bool evicted;      /* a session without state was forgotten to make room for this VIN */
 } vem_session_verdict_t;
 
 /* New table remembering the last `window` (time, serial) keys per vehicle (>= 1). */
 vem_sessions_t *vem_sessions_new(size_t window);
+
+/* Bounds: at most max sessions (0: no cap), and vem_sessions_expire forgets sessions without
+ * state not seen for idle_us (0: never). */
+void vem_sessions_set_limits(vem_sessions_t *self, size_t max, int64_t idle_us);
+
+/* Forgets the sessions without state whose last frame arrived before now_us - idle_us;
+ * returns how many. Cheap when there is nothing to forget (least recently seen first). */
+size_t vem_sessions_expire(vem_sessions_t *self, int64_t now_us);
+
+/* Calls fn for at most limit sessions, the most recently seen first; returns how many. */
+size_t vem_sessions_recent(const vem_sessions_t *self, size_t limit,
+                           void (*fn)(void *arg, const vem_session_t *session), void *arg);
 
 /* Frees the table and every session; accepts NULL; sets *self_p to NULL. */
 void vem_sessions_destroy(vem_sessions_t **self_p);
@@ -75,7 +97,9 @@ const vem_session_t *vem_sessions_find(const vem_sessions_t *self, const char *v
 void **vem_sessions_state(vem_sessions_t *self, const char *vin);
 
 /* The same slot, creating an empty session for vin when it was never seen (rule state
- * restored from a checkpoint, before the vehicle's next frame). */
+ * restored from a checkpoint, before the vehicle's next frame). It always makes the session:
+ * at the cap with no session without state to forget, the table grows past it, since the
+ * caller holds state for the vehicle that must not be lost. */
 void **vem_sessions_state_new(vem_sessions_t *self, const char *vin);
 
 /* How the table frees a slot's state when it is destroyed (NULL: it does not). */

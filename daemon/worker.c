@@ -63,6 +63,10 @@ typedef struct {
     /* metric handles */
     vem_counter_t *frames[VEM_SESSION_CMDS][S_LAYOUTS + 1]; /* [cmd][layout or S_LAYOUTS] */
     vem_counter_t *errors[VEM_HJ1239_STATUS_COUNT];
+    vem_counter_t *bad_vin; /* vem_errors_total{class="bad_vin"}: the daemon's own class */
+    vem_counter_t *sess_evicted, *sess_expired, *sess_refused;
+    vem_gauge_t *sessions_now;
+    int64_t expire_due_ms; /* monotonic time of the next idle-session sweep */
     vem_counter_t *samples, *duplicates, *resent, *gaps, *vendor, *unregistered, *verdicts;
     vem_counter_t *ckpts, *ckpt_errors, *restored, *restore_errors;
     vem_counter_t *readings, *readings_invalid, *plates_full;
@@ -89,6 +93,9 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
         w->errors[st] = vem_metrics_counter(
             m, "vem_errors_total", "Inputs rejected, by error class (quarantined).", labels);
     }
+    const char *bad_vin[] = {"class", vem_records_class_name(VEM_RECORD_CLASS_BAD_VIN), NULL};
+    w->bad_vin = vem_metrics_counter(m, "vem_errors_total",
+                                     "Inputs rejected, by error class (quarantined).", bad_vin);
     w->samples =
         vem_metrics_counter(m, "vem_samples_total", "1 Hz data-stream samples decoded.", NULL);
     w->duplicates = vem_metrics_counter(
@@ -119,6 +126,19 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
                           "Size of the worker's last rule-state checkpoint.", by_worker);
     w->ckpt_vehicles = vem_metrics_gauge(m, "vem_rules_vehicles",
                                          "Vehicles with rule state in the worker.", by_worker);
+    w->sessions_now =
+        vem_metrics_gauge(m, "vem_sessions", "Vehicle sessions the worker holds.", by_worker);
+    w->sess_evicted = vem_metrics_counter(
+        m, "vem_sessions_evicted_total",
+        "Sessions without rule state forgotten at pipeline.max_sessions for a new VIN.", NULL);
+    w->sess_expired = vem_metrics_counter(
+        m, "vem_sessions_expired_total",
+        "Sessions without rule state forgotten after pipeline.session_idle_s.", NULL);
+    w->sess_refused = vem_metrics_counter(
+        m, "vem_sessions_refused_total",
+        "Frames of a new VIN stored without session or rules: the table was full of vehicles "
+        "with rule state.",
+        NULL);
     w->verdicts = vem_metrics_counter(
         m, "vem_verdicts_total",
         "Violations and notices the rules reached (a growing verdict counts each time).", NULL);
@@ -144,11 +164,12 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
 
 /* Counts a rejected input and keeps its bytes as a quarantine record. */
 static void s_reject(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *data,
-                     vem_hj1239_status_t status, const char *detail, int64_t offset,
-                     const uint8_t *vin)
+                     unsigned status, const char *detail, int64_t offset, const uint8_t *vin)
 {
     if (status > 0 && status < VEM_HJ1239_STATUS_COUNT)
         vem_counter_add(w->errors[status], 1);
+    else if (status == VEM_RECORD_CLASS_BAD_VIN)
+        vem_counter_add(w->bad_vin, 1);
     vem_record_t rec = {.seq = hdr->seq,
                         .nseqs = hdr->nseqs ? hdr->nseqs : 1,
                         .kind = VEM_RECORD_QUARANTINE,
@@ -259,9 +280,15 @@ static void s_rules(s_worker_t *w, const vem_input_hdr_t *hdr, const vem_hj1239_
     vin[VEM_VIN_LEN] = '\0';
     void **slot = vem_sessions_state(w->sessions, vin);
     if (!slot)
-        return;
+        return; /* refused a session: counted in s_process */
     if (!*slot) {
         const vem_vehicle_t *reg = w->registry ? vem_registry_find(w->registry, vin) : NULL;
+        /* A login or logout tells the rules only that the vehicle was heard (obd.offline): not
+         * worth a rule state for a VIN the registry does not know, which is what a flood of
+         * forged logins is; its first data frame or alarm makes the state. */
+        if (!reg && f->cmd != VEM_HJ1239_CMD_REALTIME && f->cmd != VEM_HJ1239_CMD_RESEND &&
+            f->cmd != VEM_HJ1239_CMD_REMOVAL_ALARM)
+            return;
         vem_rules_engine_facts_t facts = s_facts(reg);
         s_vstate_t *vs = calloc(1, sizeof *vs);
         if (!vs)
@@ -388,6 +415,81 @@ static void s_reading(s_worker_t *w, const vem_input_hdr_t *hdr, const char *rou
     vem_rules_on_reading(vs->v, &w->rules, &rr, hdr->seq, s_on_verdict, &ctx);
 }
 
+/* True when the 17 VIN bytes are all printable ASCII without the space: anything else would
+ * be stored mangled (the sinks write '?' for what is not text and trim trailing spaces and
+ * NULs), so two different garbage VINs would become one vehicle. */
+static bool s_vin_ok(const uint8_t *vin)
+{
+    for (size_t i = 0; i < VEM_VIN_LEN; i++)
+        if (vin[i] <= 0x20 || vin[i] >= 0x7F)
+            return false;
+    return true;
+}
+
+/* The first time of a decoded frame (its own, then each block's) outside the window around
+ * receipt, in *bad with its block index in *block (-1: the frame's own); false when every
+ * time is inside. Terminals with a reset clock (year 2000) or forged times would otherwise
+ * create a partition per distinct day they name. */
+static bool s_time_outside(const s_worker_t *w, const vem_input_hdr_t *hdr,
+                           const vem_hj1239_frame_t *f, int64_t *bad, int *block)
+{
+    int64_t rx = hdr->received_us / 1000000;
+    int64_t lo = rx - w->args->sample_past_s, hi = rx + w->args->sample_future_s;
+    *block = -1;
+    *bad = f->time;
+    if (f->has_time && (f->time < lo || f->time > hi))
+        return true;
+    if (f->cmd != VEM_HJ1239_CMD_REALTIME && f->cmd != VEM_HJ1239_CMD_RESEND)
+        return false;
+    for (uint16_t i = 0; i < f->nblocks; i++) {
+        if (f->blocks[i].time < lo || f->blocks[i].time > hi) {
+            *block = i;
+            *bad = f->blocks[i].time;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Quarantines an accepted-by-the-decoder frame that no sink may see: a VIN that is not text
+ * (bad_vin) or a time outside the window (bad_time, the whole frame: see README). True when
+ * it did. */
+static bool s_screen(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *data,
+                     const vem_hj1239_frame_t *f)
+{
+    char detail[160];
+    if (!s_vin_ok(f->vin)) {
+        char hex[2 * VEM_VIN_LEN + 1];
+        for (size_t i = 0; i < VEM_VIN_LEN; i++)
+            snprintf(hex + 2 * i, 3, "%02x", f->vin[i]);
+        /* the bytes first: the quarantine table keeps the first 72 characters of a detail */
+        snprintf(detail, sizeof detail, "VIN %s: not 17 printable ASCII characters", hex);
+        s_reject(w, hdr, data, VEM_RECORD_CLASS_BAD_VIN, detail,
+                 f->header == VEM_HJ1239_HEADER_PLATFORM ? 4 : 3, NULL);
+        vem_log(VEM_LOG_WARNING, "worker", "input %llu quarantined: %s",
+                (unsigned long long)hdr->seq, detail);
+        return true;
+    }
+    int64_t bad;
+    int block;
+    if (!s_time_outside(w, hdr, f, &bad, &block))
+        return false;
+    char when[VEM_HJ1239_TIME_LEN], rx[VEM_HJ1239_TIME_LEN];
+    vem_hj1239_time_format(bad, when);
+    vem_hj1239_time_format(hdr->received_us / 1000000, rx);
+    char where[32] = "frame time";
+    if (block >= 0)
+        snprintf(where, sizeof where, "time of block %d", block);
+    snprintf(detail, sizeof detail,
+             "%s %s outside the accepted window (received %s; %lld days back, %lld s ahead)", where,
+             when, rx, (long long)(w->args->sample_past_s / 86400),
+             (long long)w->args->sample_future_s);
+    s_reject(w, hdr, data, VEM_HJ1239_BAD_TIME, detail, -1, f->vin);
+    vem_log(VEM_LOG_WARNING, "worker", "input %llu quarantined: %.17s: %s",
+            (unsigned long long)hdr->seq, (const char *)f->vin, detail);
+    return true;
+}
+
 static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const char *detail,
                       const uint8_t *data)
 {
@@ -416,11 +518,13 @@ static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const char *det
         vem_hj1239_decode(data, hdr->data_len, VEM_HJ1239_TRUSTED_BCC, f, &err);
     if (st != VEM_HJ1239_OK) {
         s_reject(w, hdr, data, st, err.detail, (int64_t)err.offset,
-                 st == VEM_HJ1239_UNSUPPORTED_ENCRYPTION ? f->vin : NULL);
+                 st == VEM_HJ1239_UNSUPPORTED_ENCRYPTION && s_vin_ok(f->vin) ? f->vin : NULL);
         vem_log(VEM_LOG_DEBUG, "worker", "input %llu rejected: %s at offset %zu: %s",
                 (unsigned long long)hdr->seq, vem_hj1239_status_name(st), err.offset, err.detail);
         return;
     }
+    if (s_screen(w, hdr, data, f))
+        return;
     /* A replayed input the rule states already hold was seen and counted before: no
      * bookkeeping, only its records again (the sinks' keys drop what they have). One past
      * the last checkpoint (restart after a crash) goes the live way, rules and all. */
@@ -435,6 +539,18 @@ static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const char *det
     vem_session_verdict_t v = vem_sessions_observe(
         w->sessions, (const char *)f->vin, f->cmd,
         f->has_time ? f->time : hdr->received_us / 1000000, f->seq, hdr->received_us);
+    if (v.evicted)
+        vem_counter_add(w->sess_evicted, 1);
+    if (v.refused) {
+        /* stored all the same (the database's keys drop repeats), only not judged */
+        vem_counter_add(w->sess_refused, 1);
+        vem_log(VEM_LOG_WARNING, "worker",
+                "%.17s: no session (pipeline.max_sessions %zu reached, every session holds rule "
+                "state): frame stored, not judged",
+                (const char *)f->vin, w->args->max_sessions);
+        s_emit(w, hdr, data, true);
+        return;
+    }
     if (v.duplicate) {
         vem_counter_add(w->duplicates, 1);
         s_emit(w, hdr, data, false);
@@ -499,7 +615,7 @@ static void s_answer(s_worker_t *w, void *rep)
     if (strcmp(request, "sessions") == 0) {
         answer = json_array();
         s_json_ctx_t ctx = {answer, w->registry};
-        vem_sessions_each(w->sessions, s_session_json, &ctx);
+        vem_sessions_recent(w->sessions, VEM_WORKER_SESSIONS_MAX, s_session_json, &ctx);
     } else {
         answer = json_pack("{s:s}", "error", "unknown request");
     }
@@ -618,6 +734,19 @@ static bool s_on_pipe(s_worker_t *w, void *pipe)
         return false;
     }
     return vem_actor_is_term(msg, (size_t)len);
+}
+
+/* Once a second: forgets the idle sessions without rule state and shows the table's size. */
+static void s_expire(s_worker_t *w)
+{
+    int64_t mono = vem_mono_ms();
+    if (mono < w->expire_due_ms)
+        return;
+    w->expire_due_ms = mono + 1000;
+    size_t n = vem_sessions_expire(w->sessions, vem_now_us());
+    if (n)
+        vem_counter_add(w->sess_expired, n);
+    vem_gauge_set(w->sessions_now, (int64_t)vem_sessions_count(w->sessions));
 }
 
 /* ---- silence -------------------------------------------------------------------------------- */
@@ -893,6 +1022,7 @@ void vem_worker_actor(void *pipe, void *args_)
         zmq_connect(w.sinks[i], args->sinks[i]);
     }
     w.sessions = vem_sessions_new(args->dedup_window);
+    vem_sessions_set_limits(w.sessions, args->max_sessions, args->session_idle_s * 1000000);
     vem_sessions_set_state_free(w.sessions, s_rules_free);
     w.plates = vem_plates_new(args->max_plates ? args->max_plates : 1, s_rules_free);
     w.frame = malloc(sizeof *w.frame);
@@ -918,6 +1048,7 @@ void vem_worker_actor(void *pipe, void *args_)
         for (int i = 0; i < VEM_WORKER_BATCH && s_take(&w, pull, ZMQ_DONTWAIT); i++)
             ;
         s_flush_out(&w);
+        s_expire(&w);
         if (w.judge) {
             if (w.day_wait)
                 s_judge_day(&w);

@@ -10,7 +10,8 @@
  * Query socket: "sessions" answers a JSON array with one object per vehicle of this worker:
  * {"vin", "frames": {cmd name: count}, "live", "resent", "duplicates", "missing", "logins",
  *  "logouts", "last_seen_us", "skew_s"}, plus "plate" and "region_code" for vehicles in the
- * registry snapshot main last sent it. */
+ * registry snapshot main last sent it. At most VEM_WORKER_SESSIONS_MAX vehicles, the most
+ * recently seen first (the vem_sessions{worker} gauge has the whole count). */
 #ifndef VEM_WORKER_H
 #define VEM_WORKER_H
 
@@ -28,6 +29,10 @@ typedef struct {
     unsigned index;                  /* which worker: its endpoints carry this number */
     vem_metrics_t *metrics;          /* shared registry, owned by main */
     size_t dedup_window;             /* frame keys remembered per vehicle */
+    int64_t sample_past_s;           /* frame and sample times accepted from receipt minus */
+    int64_t sample_future_s;         /* this to receipt plus this, seconds */
+    size_t max_sessions;             /* session table cap (session.h) */
+    int64_t session_idle_s;          /* sessions without rule state unseen this long go */
     int rcvhwm;                      /* high-water mark of the input queue */
     const vem_rules_config_t *rules; /* the rules to judge vehicles by (copied at start); NULL:
                                       * none */
@@ -57,6 +62,10 @@ typedef struct {
 
 /* Sinks a worker can hand its records to. */
 #define VEM_MAX_SINKS 4
+
+/* Vehicles one worker puts in its answer to "sessions": the answer is built in the worker's
+ * thread, so it must stay short whatever peers made the table hold. */
+#define VEM_WORKER_SESSIONS_MAX 10000
 
 /* Inputs per batch: one records message to each sink and one acknowledgement per batch. */
 #define VEM_WORKER_BATCH 256

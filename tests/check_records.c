@@ -120,6 +120,7 @@ START_TEST(class_names)
     ck_assert_str_eq(vem_records_class_name(2), "bad_checksum"); /* the decoder's */
     ck_assert_str_eq(vem_records_class_name(VEM_RECORD_CLASS_SPOOL_DAMAGED), "spool_damaged");
     ck_assert_str_eq(vem_records_class_name(VEM_RECORD_CLASS_TOO_LARGE), "too_large");
+    ck_assert_str_eq(vem_records_class_name(VEM_RECORD_CLASS_BAD_VIN), "bad_vin");
     ck_assert_str_eq(vem_records_class_name(0), "malformed_body"); /* never "ok" */
 }
 END_TEST

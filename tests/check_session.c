@@ -125,6 +125,111 @@ START_TEST(vin_hash_is_fnv1a_64)
 }
 END_TEST
 
+/* The cap forgets the least recently seen session without state; sessions with state are
+ * passed over; a table of nothing but state refuses the new VIN. Every survivor is still
+ * found after the removals (the probe runs were shifted back right). */
+START_TEST(cap_evicts_least_recent_without_state)
+{
+    vem_sessions_t *t = vem_sessions_new(8);
+    vem_sessions_set_limits(t, 100, 0);
+    char vin[VEM_VIN_LEN + 1];
+    int dummy;
+    for (int i = 0; i < 100; i++) {
+        snprintf(vin, sizeof vin, "LZZCAPTEST%07d", i);
+        vem_session_verdict_t v =
+            vem_sessions_observe(t, vin, VEM_FRAME_LOGIN, T0 + i, 1, US(T0 + i));
+        ck_assert(!v.evicted && !v.refused);
+        if (i % 10 == 0)
+            *vem_sessions_state(t, vin) = &dummy; /* 10 vehicles hold state */
+    }
+    /* vehicle 1 is seen again, so 2 is now the least recently seen without state */
+    vem_sessions_observe(t, "LZZCAPTEST0000001", VEM_FRAME_LOGIN, T0 + 200, 2, US(T0 + 200));
+    vem_session_verdict_t v =
+        vem_sessions_observe(t, "LZZCAPTEST9000000", VEM_FRAME_LOGIN, T0 + 201, 1, US(T0 + 201));
+    ck_assert(v.evicted && !v.refused);
+    ck_assert_uint_eq(vem_sessions_count(t), 100);
+    ck_assert_ptr_null(vem_sessions_find(t, "LZZCAPTEST0000002"));
+    ck_assert_ptr_nonnull(vem_sessions_find(t, "LZZCAPTEST0000001"));
+    ck_assert_ptr_nonnull(vem_sessions_find(t, "LZZCAPTEST0000000")); /* state: kept */
+    /* 10000 more new VINs: the table never grows past 100, the state holders all stay */
+    for (int i = 0; i < 10000; i++) {
+        snprintf(vin, sizeof vin, "LZZFORGED%08d", i);
+        v = vem_sessions_observe(t, vin, VEM_FRAME_LOGIN, T0 + 300, 1, US(T0 + 300 + i));
+        ck_assert(v.evicted && !v.refused);
+        ck_assert_uint_le(vem_sessions_count(t), 100);
+    }
+    for (int i = 0; i < 100; i += 10) {
+        snprintf(vin, sizeof vin, "LZZCAPTEST%07d", i);
+        ck_assert_ptr_nonnull(vem_sessions_find(t, vin));
+    }
+    for (int i = 10000 - 90; i < 10000; i++) {
+        snprintf(vin, sizeof vin, "LZZFORGED%08d", i);
+        ck_assert_ptr_nonnull(vem_sessions_find(t, vin));
+    }
+    /* every session holds state: a new VIN is refused, the table stays as it is */
+    for (int i = 10000 - 90; i < 10000; i++) {
+        snprintf(vin, sizeof vin, "LZZFORGED%08d", i);
+        *vem_sessions_state(t, vin) = &dummy;
+    }
+    v = vem_sessions_observe(t, "LZZREFUSED0000001", VEM_FRAME_LIVE, T0, 1, US(T0 + 400));
+    ck_assert(v.refused && !v.evicted && !v.duplicate);
+    ck_assert_ptr_null(vem_sessions_find(t, "LZZREFUSED0000001"));
+    ck_assert_uint_eq(vem_sessions_count(t), 100);
+    /* restored state always gets its session, past the cap */
+    ck_assert_ptr_nonnull(vem_sessions_state_new(t, "LZZRESTORED000001"));
+    ck_assert_uint_eq(vem_sessions_count(t), 101);
+    vem_sessions_destroy(&t); /* no state_free: the dummies are not freed */
+}
+END_TEST
+
+/* Idle sessions without state are forgotten; those with state stay whatever their age. */
+START_TEST(idle_sessions_without_state_expire)
+{
+    vem_sessions_t *t = vem_sessions_new(8);
+    vem_sessions_set_limits(t, 0, US(3600));
+    int dummy;
+    vem_sessions_observe(t, "LZZIDLE0000000001", VEM_FRAME_LOGIN, T0, 1, US(T0));
+    vem_sessions_observe(t, "LZZIDLE0000000002", VEM_FRAME_LIVE, T0, 1, US(T0 + 10));
+    *vem_sessions_state(t, "LZZIDLE0000000002") = &dummy;
+    vem_sessions_observe(t, "LZZIDLE0000000003", VEM_FRAME_LOGIN, T0, 1, US(T0 + 20));
+    vem_sessions_observe(t, "LZZIDLE0000000004", VEM_FRAME_LOGIN, T0, 1, US(T0 + 4000));
+    ck_assert_uint_eq(vem_sessions_expire(t, US(T0 + 3600 + 15)), 1); /* only 1 is 3600 s old */
+    ck_assert_ptr_null(vem_sessions_find(t, "LZZIDLE0000000001"));
+    ck_assert_uint_eq(vem_sessions_expire(t, US(T0 + 100000)), 2); /* 3 and 4; 2 has state */
+    ck_assert_uint_eq(vem_sessions_count(t), 1);
+    ck_assert_ptr_nonnull(vem_sessions_find(t, "LZZIDLE0000000002"));
+    vem_sessions_destroy(&t);
+}
+END_TEST
+
+typedef struct {
+    char vin[3][VEM_VIN_LEN + 1];
+    size_t n;
+} s_seen_t;
+
+static void s_collect(void *arg, const vem_session_t *session)
+{
+    s_seen_t *seen = arg;
+    ck_assert_uint_lt(seen->n, 3);
+    memcpy(seen->vin[seen->n++], session->vin, VEM_VIN_LEN + 1);
+}
+
+/* The status answer: the most recently seen first, at most the limit. */
+START_TEST(recent_lists_most_recent_first)
+{
+    vem_sessions_t *t = vem_sessions_new(8);
+    vem_sessions_observe(t, "LZZRECENT00000001", VEM_FRAME_LOGIN, T0, 1, US(T0));
+    vem_sessions_observe(t, "LZZRECENT00000002", VEM_FRAME_LOGIN, T0, 1, US(T0 + 1));
+    vem_sessions_observe(t, "LZZRECENT00000003", VEM_FRAME_LOGIN, T0, 1, US(T0 + 2));
+    vem_sessions_observe(t, "LZZRECENT00000001", VEM_FRAME_LOGOUT, T0, 1, US(T0 + 3));
+    s_seen_t seen = {0};
+    ck_assert_uint_eq(vem_sessions_recent(t, 2, s_collect, &seen), 2);
+    ck_assert_str_eq(seen.vin[0], "LZZRECENT00000001");
+    ck_assert_str_eq(seen.vin[1], "LZZRECENT00000003");
+    vem_sessions_destroy(&t);
+}
+END_TEST
+
 Suite *vem_suite_session(void);
 Suite *vem_suite_session(void)
 {
@@ -136,6 +241,9 @@ Suite *vem_suite_session(void)
     tcase_add_test(tc, window_forgets_old_keys);
     tcase_add_test(tc, login_logout_and_many_vehicles);
     tcase_add_test(tc, vin_hash_is_fnv1a_64);
+    tcase_add_test(tc, cap_evicts_least_recent_without_state);
+    tcase_add_test(tc, idle_sessions_without_state_expire);
+    tcase_add_test(tc, recent_lists_most_recent_first);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -118,7 +118,7 @@ END_TEST
  * good ones are counted by command, rejected ones by their class. */
 START_TEST(gateway_frames_counted)
 {
-    vem_it_run_t r = {0};
+    vem_it_run_t r = {.pipeline_opts = "sample_past_days = 36600;"}; /* the vectors are of 2024 */
     vem_it_start(&r, "it_daemon");
     char path[512], endpoint[300];
     snprintf(path, sizeof path, "%s/hj1239/vectors.jsonl", vem_test_vectors_dir());
@@ -280,7 +280,7 @@ static void s_vector_rows(PGconn *conn, long long *rows, long long *live)
  * the same frame again and its re-sent (0x03) copy: three samples stored once, as live. */
 START_TEST(pg_resend_of_stored_frame_adds_no_row)
 {
-    vem_it_run_t r = {0};
+    vem_it_run_t r = {.pipeline_opts = "sample_past_days = 36600;"}; /* the vector is of 2024 */
     vem_it_start(&r, "it_daemon");
     PGconn *conn = vem_it_pg();
     s_push_vector(&r, "realtime_hj1239", 0);
@@ -392,7 +392,7 @@ START_TEST(registry_loaded_at_start_and_on_sighup)
     s_sql(conn, "DELETE FROM vehicles WHERE vin = 'LZZTESTVIN0000001'");
     s_sql(conn, "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
                 "('LREGTEST000000001', '京A12345', 'yellow', '110105') ON CONFLICT DO NOTHING");
-    vem_it_run_t r = {0};
+    vem_it_run_t r = {.pipeline_opts = "sample_past_days = 36600;"}; /* the login is of 2024 */
     vem_it_start(&r, "it_daemon");
     json_t *st = vem_it_status(&r, "--json");
     ck_assert_ptr_nonnull(st);

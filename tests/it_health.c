@@ -634,7 +634,7 @@ END_TEST
 START_TEST(gateway_oversize_quarantined)
 {
     vem_it_pg_up();
-    vem_it_run_t r = {0};
+    vem_it_run_t r = {.pipeline_opts = "sample_past_days = 36600;"}; /* the login is of 2024 */
     vem_it_start(&r, "it_health");
     char endpoint[320];
     snprintf(endpoint, sizeof endpoint, "ipc://%s/gateway.sock", r.dir);

@@ -256,6 +256,7 @@ START_TEST(kill9_same_verdicts)
     /* the reference: a vemd left alone */
     vem_it_run_t a = {0};
     a.rules_opts = "checkpoint_interval_s = 5;";
+    a.pipeline_opts = "sample_past_days = 36600;"; /* the fleet's fixed start lies in the past */
     vem_it_start(&a, "it_rules");
     ck_assert_int_eq(vem_it_wait(s_long_fleet(&a), 120), 0);
     json_decref(vem_it_sink_settled(&a));
@@ -269,6 +270,7 @@ START_TEST(kill9_same_verdicts)
     /* the same fleet, vemd killed twice once checkpoints were written */
     vem_it_run_t b = {0};
     b.rules_opts = "checkpoint_interval_s = 5;";
+    b.pipeline_opts = a.pipeline_opts;
     vem_it_start(&b, "it_rules");
     pid_t sim = s_long_fleet(&b);
     for (int i = 0; i < 2; i++) {
