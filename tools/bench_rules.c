@@ -24,7 +24,8 @@
  * cost about 2.5 decodes; with 10,000 mid-trip trucks (about 370 MB of rule state, nearly
  * all of it the work-based windows' rings and kept windows) each frame's state comes from
  * main memory, and those misses, not the arithmetic, set the rate. Huge pages help (glibc:
- * GLIBC_TUNABLES=glibc.malloc.hugetlb=1); software prefetching did not, here. */
+ * GLIBC_TUNABLES=glibc.malloc.hugetlb=1, 10-15 % here); prefetching the window ring's lines at
+ * the start of a frame does (0.137 -> 0.16). */
 #include "hj1239.h"
 #include "rules.h"
 #include "sim_fleet.h"
