@@ -22,7 +22,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 SYSCONFDIR ?= /etc
 
-PKGS := libzmq libpq rdkafka libconfig jansson libmicrohttpd libsystemd zlib
+PKGS := libzmq libpq rdkafka libconfig jansson libmicrohttpd libsystemd zlib libcrypto
 # Recursive '=' so pkg-config runs when a recipe needs it, after tools/deps.sh has run.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -49,7 +49,7 @@ IT_SRC := $(wildcard tests/it_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 # The simulator's model (tools/sim_*.c) is unit-tested too, so the runner links it. The
 # end-to-end suites share tests/itutil.c.
-TEST_SRC := tests/runner.c tests/testutil.c $(wildcard tests/itutil.c) $(UNIT_SRC) $(IT_SRC) \
+TEST_SRC := tests/runner.c tests/testutil.c $(wildcard tests/itutil.c tests/sm2cli.c) $(UNIT_SRC) $(IT_SRC) \
             $(SIM_LIB_SRC)
 
 BENCH_NAMES := $(patsubst tools/bench_%.c,%,$(BENCH_SRC))

@@ -10,6 +10,7 @@ packages=(
     check libsubunit-dev                                                # unit tests
     libjansson-dev                                                      # JSON (vemctl decode, Kafka events)
     zlib1g-dev                                                          # CRC32 of spool records
+    libssl-dev openssl                                                  # SM2/SM3 (libcrypto); the CLI makes independent test signatures
     libmicrohttpd-dev                                                   # metrics endpoint
     libsystemd-dev systemd                                              # sd_notify; systemd-analyze
     postgresql-15 postgresql-client-15                                  # real server for tests and demo
