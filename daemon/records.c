@@ -157,6 +157,10 @@ const char *vem_records_class_name(uint8_t status)
         return "too_large";
     if (status == VEM_RECORD_CLASS_BAD_VIN)
         return "bad_vin";
+    static const char *const sig[] = {"bad_signature", "unsigned",   "no_key",    "chip_activated",
+                                      "vin_error",     "vin_switch", "unverified"};
+    if (status >= VEM_RECORD_CLASS_BAD_SIGNATURE && status <= VEM_RECORD_CLASS_UNVERIFIED)
+        return sig[status - VEM_RECORD_CLASS_BAD_SIGNATURE];
     if (status > VEM_RECORD_CLASS_RSD && status < VEM_RECORD_CLASS_RSD + VEM_RSD_STATUS_COUNT)
         return vem_rsd_status_name((vem_rsd_status_t)(status - VEM_RECORD_CLASS_RSD));
     if (status > 0 && status < VEM_HJ1239_STATUS_COUNT)

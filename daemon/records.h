@@ -47,6 +47,15 @@ enum {
     VEM_RECORD_CLASS_SPOOL_DAMAGED = 100, /* spool records unreadable on disk, stepped over */
     VEM_RECORD_CLASS_TOO_LARGE = 101,     /* an input over its size limit: size noted, not kept */
     VEM_RECORD_CLASS_BAD_VIN = 102,       /* a header VIN that is not 17 printable ASCII */
+    /* signatures and bindings (README "Signatures"); 103..109 */
+    VEM_RECORD_CLASS_BAD_SIGNATURE = 103,  /* signature not of the frame by the VIN's key */
+    VEM_RECORD_CLASS_UNSIGNED = 104,       /* a VIN with a key sent a frame without signature */
+    VEM_RECORD_CLASS_NO_KEY = 105,         /* signatures enforced, the VIN has no activated chip */
+    VEM_RECORD_CLASS_CHIP_ACTIVATED = 106, /* activation of a chip another VIN holds */
+    VEM_RECORD_CLASS_VIN_ERROR = 107,  /* activation with a wrong VIN, or of a VIN with a chip */
+    VEM_RECORD_CLASS_VIN_SWITCH = 108, /* a frame for another VIN on a bound connection */
+    VEM_RECORD_CLASS_UNVERIFIED = 109, /* stored (signatures = flag) but not verified: a
+                                        * QUARANTINE record beside the FRAME record */
     VEM_RECORD_CLASS_RSD = 110, /* 110 + vem_rsd_status_t: a roadside reading refused (rsd.h) */
     VEM_RECORD_CLASS_RSD_END = 119,
 };

@@ -1,0 +1,346 @@
+/* keys — the terminal key registry; see keys.h.
+ *
+ * Two chained hash tables over the same entries, by VIN and by chip id. Entries are immutable
+ * once in the table but for their key and generation; a lookup copies what it needs (a new
+ * reference to the key) under the mutex. A load builds a whole new table outside the mutex (a
+ * key's curve check costs tens of microseconds; 100,000 vehicles take a few seconds on the
+ * loader thread) and swaps it in under the mutex. */
+#include "keys.h"
+
+#include "log.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct s_entry {
+    struct s_entry *next_vin, *next_chip;
+    uint8_t vin[17], chip[16], pub[64];
+    vem_sm2_key_t *key;
+    uint64_t gen; /* the registry's generation when activated here; 0: loaded from the table */
+} s_entry_t;
+
+typedef struct {
+    size_t nbuckets, n; /* nbuckets: a power of two */
+    s_entry_t **by_vin, **by_chip;
+} s_table_t;
+
+struct vem_keys {
+    pthread_mutex_t lock;
+    s_table_t t;
+    uint64_t gen; /* loads so far + 1 */
+};
+
+static uint64_t s_hash(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static void s_table_init(s_table_t *t, size_t nbuckets)
+{
+    t->nbuckets = nbuckets;
+    t->n = 0;
+    t->by_vin = calloc(nbuckets, sizeof *t->by_vin);
+    t->by_chip = calloc(nbuckets, sizeof *t->by_chip);
+    if (!t->by_vin || !t->by_chip)
+        abort();
+}
+
+static void s_table_free(s_table_t *t)
+{
+    for (size_t i = 0; t->by_vin && i < t->nbuckets; i++) {
+        s_entry_t *e = t->by_vin[i];
+        while (e) {
+            s_entry_t *next = e->next_vin;
+            vem_sm2_key_destroy(&e->key);
+            free(e);
+            e = next;
+        }
+    }
+    free(t->by_vin);
+    free(t->by_chip);
+    memset(t, 0, sizeof *t);
+}
+
+static s_entry_t *s_by_vin(const s_table_t *t, const uint8_t *vin)
+{
+    s_entry_t *e = t->by_vin[s_hash(vin, 17) & (t->nbuckets - 1)];
+    while (e && memcmp(e->vin, vin, 17) != 0)
+        e = e->next_vin;
+    return e;
+}
+
+static s_entry_t *s_by_chip(const s_table_t *t, const uint8_t *chip)
+{
+    s_entry_t *e = t->by_chip[s_hash(chip, 16) & (t->nbuckets - 1)];
+    while (e && memcmp(e->chip, chip, 16) != 0)
+        e = e->next_chip;
+    return e;
+}
+
+static void s_link(s_table_t *t, s_entry_t *e)
+{
+    size_t v = s_hash(e->vin, 17) & (t->nbuckets - 1), c = s_hash(e->chip, 16) & (t->nbuckets - 1);
+    e->next_vin = t->by_vin[v];
+    t->by_vin[v] = e;
+    e->next_chip = t->by_chip[c];
+    t->by_chip[c] = e;
+    t->n++;
+}
+
+/* Adds e, doubling the buckets when the chains would grow past one entry on average. */
+static void s_add(s_table_t *t, s_entry_t *e)
+{
+    if (t->n + 1 > t->nbuckets) {
+        s_table_t bigger;
+        s_table_init(&bigger, t->nbuckets * 2);
+        for (size_t i = 0; i < t->nbuckets; i++) {
+            s_entry_t *x = t->by_vin[i];
+            while (x) {
+                s_entry_t *next = x->next_vin;
+                s_link(&bigger, x);
+                x = next;
+            }
+        }
+        free(t->by_vin);
+        free(t->by_chip);
+        *t = bigger;
+    }
+    s_link(t, e);
+}
+
+vem_keys_t *vem_keys_new(void)
+{
+    vem_keys_t *self = calloc(1, sizeof *self);
+    if (!self)
+        abort();
+    pthread_mutex_init(&self->lock, NULL);
+    s_table_init(&self->t, 64);
+    self->gen = 1;
+    return self;
+}
+
+void vem_keys_destroy(vem_keys_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    s_table_free(&(*self_p)->t);
+    pthread_mutex_destroy(&(*self_p)->lock);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+static s_entry_t *s_entry(const uint8_t *vin, const uint8_t *chip, const uint8_t *pub,
+                          vem_sm2_key_t *key, uint64_t gen)
+{
+    s_entry_t *e = calloc(1, sizeof *e);
+    if (!e)
+        abort();
+    memcpy(e->vin, vin, 17);
+    memcpy(e->chip, chip, 16);
+    memcpy(e->pub, pub, 64);
+    e->key = key;
+    e->gen = gen;
+    return e;
+}
+
+int vem_keys_load(vem_keys_t *self, const char *conninfo, char *err, size_t errlen)
+{
+    const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
+    const char *values[] = {conninfo, "vemd-keys", "10", NULL};
+    PGconn *conn = PQconnectdbParams(keys, values, 1);
+    PGresult *res = NULL;
+    if (PQstatus(conn) == CONNECTION_OK)
+        res = PQexecParams(conn, "SELECT vin::bytea, chip_id, pubkey FROM terminal_keys", 0, NULL,
+                           NULL, NULL, NULL, 1);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "loading the terminal keys: %.*s",
+                 (int)strcspn(PQerrorMessage(conn), "\n"), PQerrorMessage(conn));
+        PQclear(res);
+        PQfinish(conn);
+        return -1;
+    }
+    s_table_t fresh;
+    s_table_init(&fresh, 64);
+    int rows = PQntuples(res);
+    for (int i = 0; i < rows; i++) {
+        const uint8_t *vin = (const uint8_t *)PQgetvalue(res, i, 0);
+        const uint8_t *chip = (const uint8_t *)PQgetvalue(res, i, 1);
+        const uint8_t *pub = (const uint8_t *)PQgetvalue(res, i, 2);
+        if (PQgetlength(res, i, 0) != 17 || PQgetlength(res, i, 1) != 16 ||
+            PQgetlength(res, i, 2) != 64)
+            continue; /* the table's CHECKs make this impossible */
+        char why[200];
+        vem_sm2_key_t *key = vem_sm2_key_new(pub, why, sizeof why);
+        if (!key || s_by_vin(&fresh, vin) || s_by_chip(&fresh, chip)) {
+            vem_log(VEM_LOG_WARNING, "keys", "terminal_keys row of %.17s left out: %s",
+                    (const char *)vin, key ? "VIN or chip twice" : why);
+            vem_sm2_key_destroy(&key);
+            continue;
+        }
+        s_add(&fresh, s_entry(vin, chip, pub, key, 0));
+    }
+    PQclear(res);
+    PQfinish(conn);
+
+    pthread_mutex_lock(&self->lock);
+    /* activations accepted since the load before this one may not be in the table yet */
+    for (size_t i = 0; i < self->t.nbuckets; i++)
+        for (s_entry_t *e = self->t.by_vin[i]; e; e = e->next_vin)
+            if (e->gen == self->gen && !s_by_vin(&fresh, e->vin) && !s_by_chip(&fresh, e->chip))
+                s_add(&fresh, s_entry(e->vin, e->chip, e->pub, vem_sm2_key_ref(e->key), 0));
+    s_table_t old = self->t;
+    self->t = fresh;
+    self->gen++;
+    pthread_mutex_unlock(&self->lock);
+    s_table_free(&old);
+    return 0;
+}
+
+const uint8_t *vem_keys_signed_bytes(const vem_hj1239_frame_t *f, const uint8_t *frame, size_t len,
+                                     size_t *n)
+{
+    if (!f->has_sig)
+        return NULL;
+    size_t sig = 2 + (size_t)f->sig.rlen + f->sig.slen;
+    if (f->length < sig || VEM_HJ1239_HEADER_LEN + (size_t)f->length > len)
+        return NULL;
+    *n = f->length - sig; /* both header forms are 24 bytes: the data unit starts there */
+    return frame + VEM_HJ1239_HEADER_LEN;
+}
+
+static void s_hex(char *out, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", p[i]);
+}
+
+/* Puts an activation into the table under the rules of keys.h; the caller holds the lock and
+ * hands over key (taken only on VEM_KEYS_OK). */
+static vem_keys_verdict_t s_apply(vem_keys_t *self, const vem_hj1239_frame_t *f,
+                                  vem_sm2_key_t **key, char *detail, size_t detail_len)
+{
+    char chip_hex[33];
+    s_hex(chip_hex, f->chip_id, 16);
+    s_entry_t *c = s_by_chip(&self->t, f->chip_id);
+    if (c && memcmp(c->vin, f->vin, 17) != 0) {
+        snprintf(detail, detail_len, "chip %s is activated for VIN %.17s", chip_hex,
+                 (const char *)c->vin);
+        return VEM_KEYS_CHIP_TAKEN;
+    }
+    s_entry_t *v = s_by_vin(&self->t, f->vin);
+    if (v && v != c) {
+        char other[33];
+        s_hex(other, v->chip, 16);
+        snprintf(detail, detail_len, "VIN holds chip %s (a terminal replaced: delete its row)",
+                 other);
+        return VEM_KEYS_VIN_ERROR;
+    }
+    if (c) { /* the same chip for the same VIN again */
+        if (memcmp(c->pub, f->pubkey, 64) != 0) {
+            vem_sm2_key_destroy(&c->key);
+            c->key = *key;
+            *key = NULL;
+            memcpy(c->pub, f->pubkey, 64);
+        }
+        c->gen = self->gen;
+    } else {
+        s_add(&self->t, s_entry(f->vin, f->chip_id, f->pubkey, *key, self->gen));
+        *key = NULL;
+    }
+    snprintf(detail, detail_len, "chip %s activated", chip_hex);
+    return VEM_KEYS_OK;
+}
+
+vem_keys_verdict_t vem_keys_activate(vem_keys_t *self, const vem_hj1239_frame_t *f,
+                                     const uint8_t *frame, size_t len, char *detail,
+                                     size_t detail_len)
+{
+    char scratch[8];
+    if (!detail) {
+        detail = scratch;
+        detail_len = sizeof scratch;
+    }
+    if (memcmp(f->act_vin, f->vin, 17) != 0) {
+        snprintf(detail, detail_len, "activation VIN %.17s is not the header's",
+                 (const char *)f->act_vin);
+        return VEM_KEYS_VIN_ERROR;
+    }
+    char why[200];
+    vem_sm2_key_t *key = vem_sm2_key_new(f->pubkey, why, sizeof why);
+    if (!key) {
+        snprintf(detail, detail_len, "%s", why);
+        return VEM_KEYS_BAD_SIGNATURE;
+    }
+    size_t n = 0;
+    const uint8_t *msg = vem_keys_signed_bytes(f, frame, len, &n);
+    vem_sm2_status_t st =
+        msg ? vem_sm2_verify(key, f->sig.r, f->sig.rlen, f->sig.s, f->sig.slen, msg, n)
+            : VEM_SM2_BAD_ENCODING;
+    if (st != VEM_SM2_OK) {
+        snprintf(detail, detail_len, "signature by the filed key: %s", vem_sm2_status_name(st));
+        vem_sm2_key_destroy(&key);
+        return VEM_KEYS_BAD_SIGNATURE;
+    }
+    pthread_mutex_lock(&self->lock);
+    vem_keys_verdict_t v = s_apply(self, f, &key, detail, detail_len);
+    pthread_mutex_unlock(&self->lock);
+    vem_sm2_key_destroy(&key); /* NULL when the table took it */
+    return v;
+}
+
+bool vem_keys_restore(vem_keys_t *self, const vem_hj1239_frame_t *f)
+{
+    vem_sm2_key_t *key = vem_sm2_key_new(f->pubkey, NULL, 0);
+    if (!key)
+        return false;
+    char detail[160];
+    pthread_mutex_lock(&self->lock);
+    vem_keys_verdict_t v = s_apply(self, f, &key, detail, sizeof detail);
+    pthread_mutex_unlock(&self->lock);
+    vem_sm2_key_destroy(&key);
+    return v == VEM_KEYS_OK;
+}
+
+vem_sm2_key_t *vem_keys_find(vem_keys_t *self, const uint8_t *vin)
+{
+    pthread_mutex_lock(&self->lock);
+    s_entry_t *e = self->t.n ? s_by_vin(&self->t, vin) : NULL;
+    vem_sm2_key_t *key = e ? vem_sm2_key_ref(e->key) : NULL;
+    pthread_mutex_unlock(&self->lock);
+    return key;
+}
+
+size_t vem_keys_size(vem_keys_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    size_t n = self->t.n;
+    pthread_mutex_unlock(&self->lock);
+    return n;
+}
+
+void vem_keys_reply_codes(vem_keys_verdict_t v, uint8_t *status, uint8_t *info)
+{
+    *status = v == VEM_KEYS_OK ? 0x01 : 0x02;
+    *info = v == VEM_KEYS_OK ? 0x00 : v == VEM_KEYS_CHIP_TAKEN ? 0x01 : 0x02;
+}
+
+const char *vem_keys_verdict_name(vem_keys_verdict_t v)
+{
+    switch (v) {
+    case VEM_KEYS_OK:
+        return "ok";
+    case VEM_KEYS_CHIP_TAKEN:
+        return "chip_activated";
+    case VEM_KEYS_VIN_ERROR:
+        return "vin_error";
+    case VEM_KEYS_BAD_SIGNATURE:
+        return "bad_signature";
+    }
+    return "?";
+}

@@ -1,0 +1,83 @@
+/* keys — the terminal key registry: VIN ↔ security chip id ↔ SM2 public key, with the first
+ * and last activation, as HJ 1239 activation (0x07) files them.
+ *
+ * One registry per process, made by main and shared by ingest and the workers: ingest decides
+ * an activation and answers it (0x08) right after the spool sync, with no database round trip,
+ * so the decision must be in memory; the workers look up a VIN's key for every signed frame.
+ * Both see the same table at once (a mutex guards it; a lookup holds it for a hash probe and a
+ * reference count increment, never for a signature check).
+ *
+ * Persistence: an accepted activation goes on as a frame through the workers and the sinks like
+ * any other (terminal_events row); migration 0006's trigger turns that row into the
+ * terminal_keys row. So it is as durable as every other input: spooled before the answer,
+ * replayed after a crash (the worker applies accepted activations again, which is idempotent).
+ * Main loads terminal_keys at start and on SIGHUP; a load replaces the table, keeping the
+ * activations accepted since the load before it (they may not be committed yet): an operator's
+ * DELETE of a row (a terminal replaced) therefore takes effect at the next SIGHUP.
+ *
+ * Rules: a chip belongs to one VIN, and a VIN has one chip. An activation of a chip that
+ * another VIN holds is refused (0x08 info 0x01); an activation whose VIN differs from the
+ * header's, or of a VIN that already holds another chip, is refused as a VIN error (0x02); so
+ * is one whose signature does not verify with the key it files. Activating the same chip for
+ * the same VIN again is accepted (last activation moves; the key is the one filed). */
+#ifndef VEM_KEYS_H
+#define VEM_KEYS_H
+
+#include "hj1239.h"
+#include "sm2.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct vem_keys vem_keys_t;
+
+/* Outcome of an activation. */
+typedef enum {
+    VEM_KEYS_OK = 0,
+    VEM_KEYS_CHIP_TAKEN,    /* the chip is activated for another VIN */
+    VEM_KEYS_VIN_ERROR,     /* data-unit VIN not the header's, or the VIN holds another chip */
+    VEM_KEYS_BAD_SIGNATURE, /* no valid signature of the activation by the key it files */
+} vem_keys_verdict_t;
+
+/* An empty registry. */
+vem_keys_t *vem_keys_new(void);
+
+/* Frees the registry; accepts NULL and sets *self_p to NULL. */
+void vem_keys_destroy(vem_keys_t **self_p);
+
+/* Replaces the table with terminal_keys over a new connection to conninfo (see above for the
+ * activations kept). 0, or -1 with the reason in err (the table is left as it was). */
+int vem_keys_load(vem_keys_t *self, const char *conninfo, char *err, size_t errlen);
+
+/* Judges a decoded activation frame f whose raw bytes are frame[0..len): VIN, signature (over
+ * the data unit before the signature: time, chip id, public key, VIN) and the rules above; on
+ * VEM_KEYS_OK the registry holds the activation. detail (may be NULL) gets the reason. */
+vem_keys_verdict_t vem_keys_activate(vem_keys_t *self, const vem_hj1239_frame_t *f,
+                                     const uint8_t *frame, size_t len, char *detail,
+                                     size_t detail_len);
+
+/* Adds an activation already judged (a replayed accepted one); idempotent, false when it
+ * conflicts with what the registry holds now (it is then left out). */
+bool vem_keys_restore(vem_keys_t *self, const vem_hj1239_frame_t *f);
+
+/* The registered key of a VIN (17 bytes): a new reference the caller destroys, or NULL. */
+vem_sm2_key_t *vem_keys_find(vem_keys_t *self, const uint8_t *vin);
+
+/* Activated VINs in the registry. */
+size_t vem_keys_size(vem_keys_t *self);
+
+/* The 0x08 answer (status, info) to a verdict: 0x01 0x00 ok; 0x02 0x01 chip already activated;
+ * 0x02 0x02 VIN error (a bad signature too: the standard has no other code). */
+void vem_keys_reply_codes(vem_keys_verdict_t v, uint8_t *status, uint8_t *info);
+
+/* Name of a verdict ("ok", "chip_activated", "vin_error", "bad_signature"); static string. */
+const char *vem_keys_verdict_name(vem_keys_verdict_t v);
+
+/* The bytes an HJ 1239 frame's signature covers, for a decoded real-time, re-send or
+ * activation frame f with raw bytes frame[0..len): the data unit up to the signature (see
+ * README "Signatures"). Sets *n; NULL when f carries no signature. */
+const uint8_t *vem_keys_signed_bytes(const vem_hj1239_frame_t *f, const uint8_t *frame, size_t len,
+                                     size_t *n);
+
+#endif
