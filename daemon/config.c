@@ -36,6 +36,10 @@ static const vem_conf_key_t s_keys[] = {
     {"terminals.reply_mode", VEM_CONF_ENUM, S_OFF(terminals.reply_mode), "none", 0, 0,
      "none|hj1239", true,
      "none: reply to login and time sync only (GB 17691); hj1239: also to every data frame"},
+    {"terminals.signatures", VEM_CONF_ENUM, S_OFF(terminals.signatures), "off", 0, 0,
+     "off|flag|enforce", true,
+     "SM2 signatures of real-time and re-sent frames: off; flag: store and mark unverified ones; "
+     "enforce: quarantine unsigned, mis-signed and keyless ones"},
     {"terminals.backlog", VEM_CONF_INT, S_OFF(terminals.backlog), "4096", 16, 65535, NULL, false,
      "TCP accept backlog (ZMQ_BACKLOG; libzmq's default of 100 loses connection bursts)"},
     {"terminals.rcvhwm", VEM_CONF_INT, S_OFF(terminals.rcvhwm), "32", 1, 100000, NULL, false,

@@ -26,6 +26,7 @@ typedef struct {
         char *endpoint;
         int64_t max_connections, max_frame_bytes, idle_timeout_s, backlog, rcvhwm, keepalive_idle_s;
         char *reply_mode; /* "none" | "hj1239" */
+        char *signatures; /* "off" | "flag" | "enforce" */
     } terminals;
     struct {
         char *endpoint; /* "" for none */

@@ -33,6 +33,7 @@
 #include "actor.h"
 #include "clock.h"
 #include "hj1239.h"
+#include "keys.h"
 #include "log.h"
 #include "pipeline.h"
 #include "reasm.h"
@@ -68,6 +69,9 @@ typedef struct {
     bool stalled;    /* events wait in the reassembler for spool room */
     bool gone;       /* closed (by the peer or by us): remove once drained */
     vem_counter_t *closed_as; /* the close's reason, counted when the connection is removed */
+    uint8_t vin[17];          /* one connection, one vehicle: the VIN of its first frame */
+    bool bound;               /* vin is set */
+    bool refused;             /* it sent a frame of another VIN: closed, the rest quarantined */
 } s_conn_t;
 
 typedef struct {
@@ -79,6 +83,7 @@ typedef struct {
     uint8_t id[8];
     size_t id_len;
     uint8_t reply_buf[31]; /* header 24 + time 6 + BCC */
+    uint8_t reply_len;     /* 31, or 27 for an activation reply (0x08) */
 } s_staged_t;
 
 typedef struct {
@@ -124,7 +129,8 @@ typedef struct {
     bool full;        /* intake is closed for want of spool room */
     /* metrics */
     vem_counter_t *bytes_terminals, *bytes_gateways, *accepted, *closed_idle, *closed_limit,
-        *closed_peer, *reply_dropped, *spool_errors, *inputs, *behind, *late_notices, *oversize;
+        *closed_peer, *closed_switch, *activations[4], *reply_dropped, *spool_errors, *inputs,
+        *behind, *late_notices, *oversize;
     vem_counter_t *drops[VEM_HJ1239_STATUS_COUNT];
     vem_gauge_t *conns, *spool_bytes, *spool_full, *backlog, *unforwarded;
 } s_ingest_t;
@@ -244,6 +250,52 @@ static bool s_reply(const s_ingest_t *in, const uint8_t *frame, size_t len, uint
     return true;
 }
 
+/* The 0x08 answer to an activation, in the terminal header form the 0x07 came in: `##`, 0x08,
+ * the VIN, its software version, encryption none, a data unit of status and info (keys.h). */
+static void s_activation_reply(const uint8_t *frame, vem_keys_verdict_t v, uint8_t out[27])
+{
+    out[0] = out[1] = '#';
+    out[2] = VEM_HJ1239_CMD_ACTIVATION_REPLY;
+    memcpy(out + 3, frame + 3, 17);
+    out[20] = frame[20];
+    out[21] = VEM_HJ1239_ENC_NONE;
+    out[22] = 0;
+    out[23] = 2;
+    vem_keys_reply_codes(v, &out[24], &out[25]);
+    out[26] = vem_hj1239_bcc(out + 2, 24);
+}
+
+/* Judges an activation (0x07) before it is spooled, so its answer can go out right after the
+ * sync (keys.h: in memory, no database round trip). A refused one becomes a quarantine record
+ * of its class (*kind, *error, detail set); an accepted one goes on as a frame and reaches
+ * terminal_events, whose trigger files it in terminal_keys. Returns the verdict, or -1 when the
+ * frame does not decode (the worker quarantines it with the decoder's class; no answer). */
+static int s_activation(s_ingest_t *in, const uint8_t *data, size_t len, uint16_t *kind,
+                        unsigned *error, char *detail, size_t detail_len)
+{
+    vem_hj1239_frame_t *f = malloc(sizeof *f); /* rare: not worth a buffer per ingest */
+    if (!f)
+        abort();
+    int v = -1;
+    if (vem_hj1239_decode(data, len, VEM_HJ1239_TRUSTED_BCC, f, NULL) == VEM_HJ1239_OK &&
+        f->cmd == VEM_HJ1239_CMD_ACTIVATION) {
+        v = (int)vem_keys_activate(in->args->keys, f, data, len, detail, detail_len);
+        vem_counter_add(in->activations[v], 1);
+        static const unsigned s_class[] = {0, VEM_RECORD_CLASS_CHIP_ACTIVATED,
+                                           VEM_RECORD_CLASS_VIN_ERROR,
+                                           VEM_RECORD_CLASS_BAD_SIGNATURE};
+        if (v != VEM_KEYS_OK) {
+            *kind = VEM_SPOOL_KIND_QUARANTINE;
+            *error = s_class[v];
+        }
+        vem_log(v == VEM_KEYS_OK ? VEM_LOG_INFO : VEM_LOG_WARNING, "ingest",
+                "activation of %.17s %s: %s", (const char *)f->vin,
+                v == VEM_KEYS_OK ? "accepted" : "refused", detail);
+    }
+    free(f);
+    return v;
+}
+
 /* ---- staging and committing ---------------------------------------------------------------- */
 
 /* The route of a roadside reading in its spool meta text: "V:<vin>" or "P:<plate>" after " >"
@@ -304,6 +356,16 @@ static uint64_t s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, con
 {
     int64_t now = vem_now_us();
     origin = conn ? conn->meta : origin ? origin : "gateway";
+    char why[VEM_HJ1239_DETAIL_LEN];
+    int activation = -1;
+    if (kind == VEM_SPOOL_KIND_OBD_FRAME && len >= VEM_HJ1239_MIN_FRAME &&
+        data[2] == VEM_HJ1239_CMD_ACTIVATION && in->args->keys) {
+        activation = s_activation(in, data, len, &kind, &error, why, sizeof why);
+        if (kind == VEM_SPOOL_KIND_QUARANTINE) {
+            detail = why;
+            offset = 0;
+        }
+    }
     char meta[S_META_MAX];
     int meta_len = kind == VEM_SPOOL_KIND_QUARANTINE
                        ? snprintf(meta, sizeof meta, "%s !%u@%llu:%s", origin, error,
@@ -347,7 +409,13 @@ static uint64_t s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, con
                                .detail_len = d ? (uint16_t)strlen(d + 1) : 0};
         s_message(&st->msg, &hdr, d ? d + 1 : NULL, data);
     }
+    st->reply_len = sizeof st->reply_buf;
     st->reply = conn && kind == VEM_SPOOL_KIND_OBD_FRAME && s_reply(in, data, len, st->reply_buf);
+    if (conn && activation >= 0) {
+        s_activation_reply(data, (vem_keys_verdict_t)activation, st->reply_buf);
+        st->reply_len = 27;
+        st->reply = true;
+    }
     if (st->reply) {
         st->id_len = conn->id_len;
         memcpy(st->id, conn->id, conn->id_len);
@@ -415,7 +483,7 @@ static bool s_commit(s_ingest_t *in)
         s_staged_t *st = &in->staged[i];
         if (st->reply &&
             (zmq_send(in->stream, st->id, st->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-             zmq_send(in->stream, st->reply_buf, sizeof st->reply_buf, ZMQ_DONTWAIT) < 0))
+             zmq_send(in->stream, st->reply_buf, st->reply_len, ZMQ_DONTWAIT) < 0))
             vem_counter_add(in->reply_dropped, 1);
     }
     if (in->stations)
@@ -640,6 +708,43 @@ static void s_on_ctl(s_ingest_t *in)
 
 /* ---- terminals ---------------------------------------------------------------------------- */
 
+/* One connection, one vehicle: true when a whole frame may go on as it is. The first frame
+ * binds the connection to its VIN; a frame of another VIN (a second login switching VIN
+ * included) is refused: quarantined as vin_switch, the connection closed, and what it still
+ * holds quarantined the same way (gateways forwarding many vehicles use the gateway
+ * endpoint). */
+static bool s_bound(s_ingest_t *in, s_conn_t *conn, const uint8_t *frame, size_t len, char *detail,
+                    size_t detail_len)
+{
+    if (len < VEM_HJ1239_MIN_FRAME)
+        return true; /* the worker's decoder says what is wrong with it */
+    const uint8_t *vin = s_vin(frame);
+    if (!conn->bound) {
+        memcpy(conn->vin, vin, 17);
+        conn->bound = true;
+        return true;
+    }
+    if (!conn->refused && memcmp(conn->vin, vin, 17) == 0)
+        return true;
+    snprintf(detail, detail_len, "%s on a connection bound to VIN %.17s",
+             conn->refused ? "frame after the close" : "another VIN", (const char *)conn->vin);
+    if (!conn->refused) {
+        conn->refused = true;
+        vem_log(VEM_LOG_WARNING, "ingest",
+                "%s: frame for VIN %.17s on a connection bound to "
+                "%.17s: quarantined, connection closed",
+                conn->meta, (const char *)vin, (const char *)conn->vin);
+        /* closed at once, as s_close does, but without draining from inside the drain */
+        if (zmq_send(in->stream, conn->id, conn->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+            zmq_send(in->stream, "", 0, ZMQ_DONTWAIT);
+        in->closed_keys[in->nclosed++ % S_CLOSED_KEYS] = conn->key;
+        vem_reasm_end(conn->reasm);
+        conn->gone = true;
+        conn->closed_as = in->closed_switch;
+    }
+    return false;
+}
+
 /* Runs the reassembler of conn over what it holds while the spool can take its events; false
  * when it had to stop (the caller keeps the chunk). */
 static bool s_drain_reasm(s_ingest_t *in, s_conn_t *conn)
@@ -652,7 +757,11 @@ static bool s_drain_reasm(s_ingest_t *in, s_conn_t *conn)
         vem_reasm_event_t ev;
         if (vem_reasm_next(conn->reasm, &ev) == VEM_REASM_NEED_MORE)
             return true;
-        if (ev.kind == VEM_REASM_FRAME) {
+        char why[VEM_HJ1239_DETAIL_LEN];
+        if (ev.kind == VEM_REASM_FRAME && !s_bound(in, conn, ev.data, ev.len, why, sizeof why)) {
+            s_stage(in, VEM_SOURCE_TERMINAL, conn, NULL, VEM_SPOOL_KIND_QUARANTINE, ev.data, ev.len,
+                    VEM_RECORD_CLASS_VIN_SWITCH, 3, why);
+        } else if (ev.kind == VEM_REASM_FRAME) {
             s_stage(in, VEM_SOURCE_TERMINAL, conn, NULL, VEM_SPOOL_KIND_OBD_FRAME, ev.data, ev.len,
                     0, ev.offset, NULL);
         } else {
@@ -982,6 +1091,13 @@ static void s_register(s_ingest_t *in, vem_metrics_t *m)
     in->closed_idle = vem_metrics_counter(m, "vem_connections_closed_total", closed_help, idle);
     in->closed_limit = vem_metrics_counter(m, "vem_connections_closed_total", closed_help, limit);
     in->closed_peer = vem_metrics_counter(m, "vem_connections_closed_total", closed_help, peer);
+    const char *sw[] = {"reason", "vin_switch", NULL};
+    in->closed_switch = vem_metrics_counter(m, "vem_connections_closed_total", closed_help, sw);
+    for (unsigned v = 0; v < 4; v++) {
+        const char *l[] = {"verdict", vem_keys_verdict_name((vem_keys_verdict_t)v), NULL};
+        in->activations[v] = vem_metrics_counter(
+            m, "vem_activations_total", "Activations (0x07) judged by ingest, by verdict.", l);
+    }
     in->conns = vem_metrics_gauge(m, "vem_connections", "Open terminal connections.", NULL);
     in->reply_dropped = vem_metrics_counter(
         m, "vem_replies_dropped_total", "Replies not sent: the terminal was not reading.", NULL);

@@ -69,6 +69,7 @@ typedef struct {
     uint64_t replay_from;          /* re-process spool records from this seq on (0: none), e.g. the
                                     * lowest sink cursor + 1 after a restart */
     _Atomic int reply_mode;        /* vem_reply_mode_t; reloadable */
+    struct vem_keys *keys;         /* terminal keys (keys.h): activations are judged here */
     atomic_uint_fast64_t *forwarded; /* per worker, inputs handed to it (main's watchdog) */
     /* published by ingest, read by main */
     atomic_uint_fast64_t beats;       /* loop iterations */

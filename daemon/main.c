@@ -28,6 +28,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
+#include "keys.h"
 #include "registry.h"
 #include "checkpoint.h"
 #include "completeness.h"
@@ -86,6 +87,9 @@ typedef struct {
     int registry_fd[2];       /* the loader thread writes the snapshot's pointer */
     vem_registry_t *registry; /* the latest snapshot (one reference), or NULL */
     bool registry_loading;
+    vem_keys_t *keys;       /* the terminal key registry ingest and the workers share (keys.h) */
+    _Atomic int signatures; /* vem_worker_signatures_t; terminals.signatures, reloadable */
+    vem_gauge_t *keys_size;
     vem_counter_t *reloads, *reload_errors;
     vem_gauge_t *registry_size;
 } s_daemon_t;
@@ -96,12 +100,21 @@ typedef struct {
 typedef struct {
     char *conninfo;
     int fd;
+    vem_keys_t *keys; /* loaded too, before the registry's pointer is written */
+    vem_gauge_t *keys_size;
 } s_loader_t;
 
 static void *s_registry_load(void *arg)
 {
     s_loader_t *job = arg;
     char err[512];
+    if (vem_keys_load(job->keys, job->conninfo, err, sizeof err) != 0) {
+        vem_log(VEM_LOG_ERR, "main", "%s; terminal keys stay as they were", err);
+    } else {
+        vem_gauge_set(job->keys_size, (int64_t)vem_keys_size(job->keys));
+        vem_log(VEM_LOG_INFO, "main", "terminal keys: %zu activated VINs",
+                vem_keys_size(job->keys));
+    }
     vem_registry_t *reg = vem_registry_load(job->conninfo, err, sizeof err);
     if (!reg)
         vem_log(VEM_LOG_ERR, "main", "%s; vehicles stay as they were", err);
@@ -121,6 +134,8 @@ static void s_load_registry(s_daemon_t *d)
     if (!job || !(job->conninfo = strdup(d->cfg->pg.conninfo)))
         abort();
     job->fd = d->registry_fd[1];
+    job->keys = d->keys;
+    job->keys_size = d->keys_size;
     pthread_t thread;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -343,6 +358,10 @@ static int s_start(s_daemon_t *d)
     d->registry_size =
         vem_metrics_gauge(d->metrics, "vem_registry_vehicles",
                           "Vehicles in the registry snapshot the workers use.", NULL);
+    d->keys_size = vem_metrics_gauge(d->metrics, "vem_terminal_keys",
+                                     "Activated VINs (terminal_keys) as last loaded.", NULL);
+    d->keys = vem_keys_new();
+    atomic_store(&d->signatures, vem_worker_signatures(c->terminals.signatures));
     if (c->metrics.enable) {
         d->http = vem_http_new(c->metrics.address, (uint16_t)c->metrics.port, d->metrics, s_health,
                                d, err, sizeof err);
@@ -452,6 +471,8 @@ static int s_start(s_daemon_t *d)
         w->session_idle_s = c->pipeline.session_idle_s;
         w->rcvhwm = (int)c->pipeline.queue_hwm;
         w->rules = c->rules.enable ? &c->rules.t : NULL;
+        w->keys = d->keys;
+        w->signatures = &d->signatures;
         w->sinks = d->sinks;
         w->nsinks = d->nsinks;
         w->sink_hwm = (int)c->pg.queue_hwm;
@@ -541,6 +562,7 @@ static int s_start(s_daemon_t *d)
     in->rcvhwm = (int)c->terminals.rcvhwm;
     in->worker_hwm = (int)c->pipeline.queue_hwm;
     in->tcp_keepalive_idle_s = (int)c->terminals.keepalive_idle_s;
+    in->keys = d->keys;
     atomic_store(&in->reply_mode, strcmp(c->terminals.reply_mode, "hj1239") == 0 ? VEM_REPLY_HJ1239
                                                                                  : VEM_REPLY_NONE);
     d->ingest = vem_actor_new(d->zctx, "ingest", vem_ingest_actor, in, err, sizeof err);
@@ -613,6 +635,8 @@ static void s_stop(s_daemon_t *d)
     vem_metrics_destroy(&d->metrics);
     vem_registry_release(d->registry);
     d->registry = NULL;
+    if (!d->registry_loading) /* else a loader stuck in a query still uses it: left to the exit */
+        vem_keys_destroy(&d->keys);
     free(d->workers);
     free(d->worker_args);
     vem_watchdog_destroy(&d->watchdog);
@@ -679,6 +703,7 @@ static void s_reload(s_daemon_t *d)
     atomic_store(&d->ingest_args.reply_mode, strcmp(d->cfg->terminals.reply_mode, "hj1239") == 0
                                                  ? VEM_REPLY_HJ1239
                                                  : VEM_REPLY_NONE);
+    atomic_store(&d->signatures, vem_worker_signatures(d->cfg->terminals.signatures));
     vem_counter_add(d->reloads, 1);
     vem_log(VEM_LOG_INFO, "main", "configuration reloaded from %s", d->cfg_path);
 }

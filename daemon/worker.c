@@ -10,6 +10,7 @@
 #include "actor.h"
 #include "hj1239.h"
 #include "ingest.h"
+#include "keys.h"
 #include "log.h"
 #include "pipeline.h"
 #include "plates.h"
@@ -18,6 +19,7 @@
 #include "rsd.h"
 #include "rules.h"
 #include "session.h"
+#include "sm2.h"
 #include "spool.h"
 
 #include <errno.h>
@@ -64,6 +66,11 @@ typedef struct {
     vem_counter_t *frames[VEM_SESSION_CMDS][S_LAYOUTS + 1]; /* [cmd][layout or S_LAYOUTS] */
     vem_counter_t *errors[VEM_HJ1239_STATUS_COUNT];
     vem_counter_t *bad_vin; /* vem_errors_total{class="bad_vin"}: the daemon's own class */
+    /* vem_errors_total of the signature and binding classes, VEM_RECORD_CLASS_BAD_SIGNATURE on */
+    vem_counter_t *sig_errors[VEM_RECORD_CLASS_UNVERIFIED - VEM_RECORD_CLASS_BAD_SIGNATURE];
+    vem_counter_t *sig_checks[4]; /* vem_signature_checks_total{result}: s_sig_result_t */
+    vem_counter_t *unverified;    /* frames stored although not verified (flag) */
+    vem_counter_t *key_conflicts; /* replayed activations the key registry could not take */
     vem_counter_t *sess_evicted, *sess_expired, *sess_refused;
     vem_gauge_t *sessions_now;
     int64_t expire_due_ms; /* monotonic time of the next idle-session sweep */
@@ -96,6 +103,27 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
     const char *bad_vin[] = {"class", vem_records_class_name(VEM_RECORD_CLASS_BAD_VIN), NULL};
     w->bad_vin = vem_metrics_counter(m, "vem_errors_total",
                                      "Inputs rejected, by error class (quarantined).", bad_vin);
+    for (unsigned c = VEM_RECORD_CLASS_BAD_SIGNATURE; c < VEM_RECORD_CLASS_UNVERIFIED; c++) {
+        const char *l[] = {"class", vem_records_class_name((uint8_t)c), NULL};
+        w->sig_errors[c - VEM_RECORD_CLASS_BAD_SIGNATURE] = vem_metrics_counter(
+            m, "vem_errors_total", "Inputs rejected, by error class (quarantined).", l);
+    }
+    static const char *const results[] = {"verified", "bad_signature", "unsigned", "no_key"};
+    for (unsigned i = 0; i < 4; i++) {
+        const char *l[] = {"result", results[i], NULL};
+        w->sig_checks[i] = vem_metrics_counter(
+            m, "vem_signature_checks_total",
+            "SM2 signatures of real-time and re-sent frames checked (terminals.signatures flag "
+            "or enforce), by result.",
+            l);
+    }
+    w->unverified = vem_metrics_counter(
+        m, "vem_unverified_frames_total",
+        "Frames stored although their signature did not verify (terminals.signatures = flag).",
+        NULL);
+    w->key_conflicts = vem_metrics_counter(
+        m, "vem_key_conflicts_total",
+        "Replayed activations the terminal key registry could not take (it changed since).", NULL);
     w->samples =
         vem_metrics_counter(m, "vem_samples_total", "1 Hz data-stream samples decoded.", NULL);
     w->duplicates = vem_metrics_counter(
@@ -170,6 +198,8 @@ static void s_reject(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *d
         vem_counter_add(w->errors[status], 1);
     else if (status == VEM_RECORD_CLASS_BAD_VIN)
         vem_counter_add(w->bad_vin, 1);
+    else if (status >= VEM_RECORD_CLASS_BAD_SIGNATURE && status < VEM_RECORD_CLASS_UNVERIFIED)
+        vem_counter_add(w->sig_errors[status - VEM_RECORD_CLASS_BAD_SIGNATURE], 1);
     vem_record_t rec = {.seq = hdr->seq,
                         .nseqs = hdr->nseqs ? hdr->nseqs : 1,
                         .kind = VEM_RECORD_QUARANTINE,
@@ -490,6 +520,77 @@ static bool s_screen(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *d
     return true;
 }
 
+int vem_worker_signatures(const char *name)
+{
+    return name && strcmp(name, "enforce") == 0 ? VEM_SIGNATURES_ENFORCE
+           : name && strcmp(name, "flag") == 0  ? VEM_SIGNATURES_FLAG
+                                                : VEM_SIGNATURES_OFF;
+}
+
+typedef enum { S_SIG_VERIFIED, S_SIG_BAD, S_SIG_UNSIGNED, S_SIG_NO_KEY } s_sig_result_t;
+
+/* Checks the SM2 signature of a real-time or re-sent frame against its VIN's registered key,
+ * over the data unit before the signature (README "Signatures"). Under enforce a frame that
+ * does not verify is quarantined (true: nothing more to do); under flag it is stored all the
+ * same, with an `unverified` quarantine record beside it saying why (the raw bytes kept only
+ * for a signature that failed: the frame itself is stored). Runs in the worker, never in
+ * ingest: a check costs about as much as decoding a hundred frames. */
+static bool s_signature(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *data,
+                        const vem_hj1239_frame_t *f, int policy)
+{
+    static const uint8_t s_class[] = {0, VEM_RECORD_CLASS_BAD_SIGNATURE, VEM_RECORD_CLASS_UNSIGNED,
+                                      VEM_RECORD_CLASS_NO_KEY};
+    char detail[160];
+    s_sig_result_t res = S_SIG_VERIFIED;
+    vem_sm2_key_t *key = w->args->keys ? vem_keys_find(w->args->keys, f->vin) : NULL;
+    size_t n = 0;
+    const uint8_t *msg = vem_keys_signed_bytes(f, data, hdr->data_len, &n);
+    if (!key) {
+        res = S_SIG_NO_KEY;
+        snprintf(detail, sizeof detail, "no_key: the VIN has no activated chip (0x07)");
+    } else if (!msg) {
+        res = S_SIG_UNSIGNED;
+        snprintf(detail, sizeof detail, "unsigned: no signature after the last block");
+    } else {
+        vem_sm2_status_t st =
+            vem_sm2_verify(key, f->sig.r, f->sig.rlen, f->sig.s, f->sig.slen, msg, n);
+        if (st != VEM_SM2_OK) {
+            res = S_SIG_BAD;
+            snprintf(detail, sizeof detail,
+                     "bad_signature: %s against the key of the VIN's chip (%zu bytes signed)",
+                     vem_sm2_status_name(st), n);
+        }
+    }
+    vem_sm2_key_destroy(&key);
+    vem_counter_add(w->sig_checks[res], 1);
+    if (res == S_SIG_VERIFIED)
+        return false;
+    if (policy == VEM_SIGNATURES_ENFORCE) {
+        /* the class leads the detail already: keep only the reason */
+        const char *why = strchr(detail, ':') + 2;
+        s_reject(w, hdr, data, s_class[res], why, -1, f->vin);
+        vem_log(VEM_LOG_WARNING, "worker", "input %llu quarantined: %.17s: %s",
+                (unsigned long long)hdr->seq, (const char *)f->vin, detail);
+        return true;
+    }
+    vem_record_t rec = {.seq = hdr->seq,
+                        .nseqs = hdr->nseqs ? hdr->nseqs : 1,
+                        .kind = VEM_RECORD_QUARANTINE,
+                        .source = hdr->source,
+                        .status = VEM_RECORD_CLASS_UNVERIFIED,
+                        .received_us = hdr->received_us,
+                        .offset = -1,
+                        .has_vin = true,
+                        .detail = detail,
+                        .detail_len = (uint16_t)strlen(detail),
+                        .data = res == S_SIG_BAD ? data : NULL,
+                        .data_len = res == S_SIG_BAD ? hdr->data_len : 0};
+    memcpy(rec.vin, f->vin, 17);
+    vem_records_add(&w->out, &rec);
+    vem_counter_add(w->unverified, 1);
+    return false;
+}
+
 static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const char *detail,
                       const uint8_t *data)
 {
@@ -525,6 +626,20 @@ static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const char *det
     }
     if (s_screen(w, hdr, data, f))
         return;
+    bool sampled = f->cmd == VEM_HJ1239_CMD_REALTIME || f->cmd == VEM_HJ1239_CMD_RESEND;
+    int policy = w->args->signatures ? atomic_load(w->args->signatures) : VEM_SIGNATURES_OFF;
+    if (sampled && policy != VEM_SIGNATURES_OFF && s_signature(w, hdr, data, f, policy))
+        return;
+    /* An activation here is one ingest accepted (refused ones come as quarantine records):
+     * the registry has it already, unless vemd restarted before the database did (replay). */
+    if (f->cmd == VEM_HJ1239_CMD_ACTIVATION && w->args->keys &&
+        !vem_keys_restore(w->args->keys, f)) {
+        vem_counter_add(w->key_conflicts, 1);
+        vem_log(VEM_LOG_WARNING, "worker",
+                "input %llu: activation of %.17s no longer fits the terminal keys (changed "
+                "since it was accepted); stored, not registered",
+                (unsigned long long)hdr->seq, (const char *)f->vin);
+    }
     /* A replayed input the rule states already hold was seen and counted before: no
      * bookkeeping, only its records again (the sinks' keys drop what they have). One past
      * the last checkpoint (restart after a crash) goes the live way, rules and all. */
@@ -532,7 +647,6 @@ static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const char *det
         s_emit(w, hdr, data, true);
         return;
     }
-    bool sampled = f->cmd == VEM_HJ1239_CMD_REALTIME || f->cmd == VEM_HJ1239_CMD_RESEND;
     vem_counter_t *frames = w->frames[f->cmd][sampled ? f->layout % S_LAYOUTS : S_LAYOUTS];
     if (frames)
         vem_counter_add(frames, 1);

@@ -36,6 +36,8 @@ typedef struct {
     int rcvhwm;                      /* high-water mark of the input queue */
     const vem_rules_config_t *rules; /* the rules to judge vehicles by (copied at start); NULL:
                                       * none */
+    struct vem_keys *keys;           /* terminal keys (keys.h), shared, owned by main */
+    const _Atomic int *signatures;   /* vem_worker_signatures_t, main's, reloadable */
     const char *const *sinks;        /* inproc endpoints of the sinks that take the records */
     unsigned nsinks;
     int sink_hwm;      /* messages queued towards a sink before the worker waits */
@@ -59,6 +61,17 @@ typedef struct {
     atomic_uint_fast64_t beats; /* loop iterations: main's watchdog reads it */
     atomic_uint_fast64_t done;  /* inputs fully processed */
 } vem_worker_args_t;
+
+/* What the workers do with SM2 signatures of real-time and re-sent frames (README
+ * "Signatures"): nothing; store and mark the unverified; quarantine the unverified. */
+typedef enum {
+    VEM_SIGNATURES_OFF = 0,
+    VEM_SIGNATURES_FLAG = 1,
+    VEM_SIGNATURES_ENFORCE = 2,
+} vem_worker_signatures_t;
+
+/* The policy named by terminals.signatures ("off", "flag", "enforce"). */
+int vem_worker_signatures(const char *name);
 
 /* Sinks a worker can hand its records to. */
 #define VEM_MAX_SINKS 4
