@@ -40,6 +40,9 @@ static const vem_conf_key_t s_keys[] = {
      "off|flag|enforce", true,
      "SM2 signatures of real-time and re-sent frames: off; flag: store and mark unverified ones; "
      "enforce: quarantine unsigned, mis-signed and keyless ones"},
+    {"terminals.bind_vin", VEM_CONF_BOOL, S_OFF(terminals.bind_vin), "true", 0, 0, NULL, false,
+     "one connection, one vehicle: a frame of another VIN than the connection's first is "
+     "quarantined (vin_switch) and the connection closed"},
     {"terminals.backlog", VEM_CONF_INT, S_OFF(terminals.backlog), "4096", 16, 65535, NULL, false,
      "TCP accept backlog (ZMQ_BACKLOG; libzmq's default of 100 loses connection bursts)"},
     {"terminals.rcvhwm", VEM_CONF_INT, S_OFF(terminals.rcvhwm), "32", 1, 100000, NULL, false,

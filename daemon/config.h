@@ -27,6 +27,7 @@ typedef struct {
         int64_t max_connections, max_frame_bytes, idle_timeout_s, backlog, rcvhwm, keepalive_idle_s;
         char *reply_mode; /* "none" | "hj1239" */
         char *signatures; /* "off" | "flag" | "enforce" */
+        bool bind_vin;    /* one connection, one vehicle */
     } terminals;
     struct {
         char *endpoint; /* "" for none */

@@ -716,8 +716,8 @@ static void s_on_ctl(s_ingest_t *in)
 static bool s_bound(s_ingest_t *in, s_conn_t *conn, const uint8_t *frame, size_t len, char *detail,
                     size_t detail_len)
 {
-    if (len < VEM_HJ1239_MIN_FRAME)
-        return true; /* the worker's decoder says what is wrong with it */
+    if (!in->args->bind_vin || len < VEM_HJ1239_MIN_FRAME)
+        return true; /* the worker's decoder says what is wrong with a short one */
     const uint8_t *vin = s_vin(frame);
     if (!conn->bound) {
         memcpy(conn->vin, vin, 17);

@@ -70,6 +70,7 @@ typedef struct {
                                     * lowest sink cursor + 1 after a restart */
     _Atomic int reply_mode;        /* vem_reply_mode_t; reloadable */
     struct vem_keys *keys;         /* terminal keys (keys.h): activations are judged here */
+    bool bind_vin;                 /* one connection, one vehicle (terminals.bind_vin) */
     atomic_uint_fast64_t *forwarded; /* per worker, inputs handed to it (main's watchdog) */
     /* published by ingest, read by main */
     atomic_uint_fast64_t beats;       /* loop iterations */

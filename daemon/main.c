@@ -563,6 +563,7 @@ static int s_start(s_daemon_t *d)
     in->worker_hwm = (int)c->pipeline.queue_hwm;
     in->tcp_keepalive_idle_s = (int)c->terminals.keepalive_idle_s;
     in->keys = d->keys;
+    in->bind_vin = c->terminals.bind_vin;
     atomic_store(&in->reply_mode, strcmp(c->terminals.reply_mode, "hj1239") == 0 ? VEM_REPLY_HJ1239
                                                                                  : VEM_REPLY_NONE);
     d->ingest = vem_actor_new(d->zctx, "ingest", vem_ingest_actor, in, err, sizeof err);

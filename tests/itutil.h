@@ -26,12 +26,13 @@ typedef struct {
      * "batch_rows = 200;" (a drain_timeout_s here replaces the default 20) */
     const char *pipeline_opts;
     const char *pg_opts;
-    const char *spool_opts;    /* added to the spool group, e.g. "segment_bytes = 65536;" */
-    const char *rules_opts;    /* the rules group's settings, e.g. "checkpoint_interval_s = 5;" */
-    const char *stations_opts; /* added to the stations group (endpoint ipc://DIR/stations.sock) */
-    int metrics_port;          /* 0: no HTTP endpoint; else /metrics and /healthz on 127.0.0.1 */
-    const char *kafka_opts;    /* non-NULL: the Kafka sink on, to the harness's vem-broker, with
-                                * these settings added to the kafka group */
+    const char *spool_opts;     /* added to the spool group, e.g. "segment_bytes = 65536;" */
+    const char *rules_opts;     /* the rules group's settings, e.g. "checkpoint_interval_s = 5;" */
+    const char *stations_opts;  /* added to the stations group (endpoint ipc://DIR/stations.sock) */
+    int metrics_port;           /* 0: no HTTP endpoint; else /metrics and /healthz on 127.0.0.1 */
+    const char *kafka_opts;     /* non-NULL: the Kafka sink on, to the harness's vem-broker, with
+                                 * these settings added to the kafka group */
+    const char *terminals_opts; /* added to the terminals group, e.g. "bind_vin = false;" */
 } vem_it_run_t;
 
 /* A loopback TCP port free right now. */

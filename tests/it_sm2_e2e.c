@@ -1,0 +1,525 @@
+/* it_sm2_e2e — SM2 signatures and "one connection, one vehicle" against the real vemd, over real
+ * terminal sockets, into the harness's PostgreSQL.
+ *
+ * Keys are made in the test by `openssl genpkey -algorithm SM2`, and every signature by
+ * `openssl pkeyutl -sign -rawin -digest sm3 -pkeyopt distid:1234567812345678` (sm2cli.h), over
+ * the bytes the test built: the data unit up to the signature (README "Signatures"). The
+ * expected 0x08 reply bytes are written out here from protocol/hj1239.md, BCC included.
+ *
+ *   activation  a chip activated by VIN 1 (answer ok); the same chip filed by VIN 2 (answer
+ *               0x02 0x01, chip already activated); a flipped byte in the signed part, a data
+ *               unit VIN other than the header's, VIN 1 with a second chip (0x02 0x02 each);
+ *               the registry row in terminal_keys, the refusals in quarantine by class
+ *   enforce     the activated VIN's frames: signed by its chip (stored), a byte flipped after
+ *               signing (BCC made good), signed by another key, unsigned; a VIN without a
+ *               chip: only the first is stored, the rest quarantined by class
+ *   flag        the same frames all stored, the unverified ones in unverified_frames
+ *   binding     a second VIN on a connection, by a frame or by a second login: quarantined as
+ *               vin_switch, the connection closed by vemd, counted */
+#include "hj1239.h"
+#include "itutil.h"
+#include "sm2cli.h"
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static char s_keys[256]; /* the test's openssl keys */
+static uint8_t s_pub_a[64], s_pub_b[64];
+
+static void s_setup(void)
+{
+    vem_test_mkdtemp("it_sm2", s_keys, sizeof s_keys);
+    vem_sm2cli_keygen(s_keys, "a", s_pub_a);
+    vem_sm2cli_keygen(s_keys, "b", s_pub_b);
+}
+
+/* A VIN (17 characters) or chip id (16) no earlier run used, of `width` characters: the
+ * registry lives in the database the harness's suites share. */
+static void s_unique(char *out, size_t cap, const char *prefix, int n, int width)
+{
+    long long v = ((long long)(time(NULL) % 100000) * 100 + getpid() % 100) * 100 + n;
+    char digits[32];
+    snprintf(digits, sizeof digits, "%020lld", v);
+    int need = width - (int)strlen(prefix);
+    ck_assert(need > 0 && need <= 20 && (size_t)width < cap);
+    snprintf(out, cap, "%s%s", prefix, digits + 20 - need);
+}
+
+static void s_vector_frame(const char *name, vem_hj1239_frame_t *f)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/hj1239/vectors.jsonl", vem_test_vectors_dir());
+    FILE *in = fopen(path, "r");
+    ck_assert_ptr_nonnull(in);
+    json_error_t err;
+    json_t *v;
+    bool found = false;
+    uint8_t bytes[4096];
+    while (!found && (v = json_loadf(in, JSON_DISABLE_EOF_CHECK, &err))) {
+        if (strcmp(json_string_value(json_object_get(v, "name")), name) == 0) {
+            long len =
+                vem_test_unhex(json_string_value(json_object_get(v, "hex")), bytes, sizeof bytes);
+            ck_assert_int_gt(len, 0);
+            ck_assert_int_eq(vem_hj1239_decode(bytes, (size_t)len, 0, f, NULL), VEM_HJ1239_OK);
+            found = true;
+        }
+        json_decref(v);
+    }
+    fclose(in);
+    ck_assert_msg(found, "no vector named %s", name);
+}
+
+/* f encoded with its signature made by key `signer` over the data unit up to the signature
+ * (the signature's place is taken by 2 + 32 + 32 bytes, as the test writes it). */
+static size_t s_signed(vem_hj1239_frame_t *f, const char *signer, uint8_t *out, size_t cap)
+{
+    f->has_sig = true;
+    f->sig.rlen = f->sig.slen = 32;
+    memset(f->sig.r, 0x11, 32);
+    memset(f->sig.s, 0x22, 32);
+    size_t len = 0;
+    ck_assert_int_eq(vem_hj1239_encode(f, out, cap, &len), 0);
+    /* data unit: offset 24, length at bytes 22..23; the signature is its last 66 bytes */
+    size_t n = ((size_t)out[22] << 8 | out[23]) - 66;
+    vem_sm2cli_sign(s_keys, signer, "1234567812345678", out + 24, n, f->sig.r, f->sig.s);
+    ck_assert_int_eq(vem_hj1239_encode(f, out, cap, &len), 0);
+    return len;
+}
+
+/* XOR of bytes 2 .. len-2: the BCC a frame of len bytes ends with. */
+static uint8_t s_bcc(const uint8_t *p, size_t len)
+{
+    uint8_t x = 0;
+    for (size_t i = 2; i + 1 < len; i++)
+        x ^= p[i];
+    return x;
+}
+
+static int s_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect: %s",
+                  strerror(errno));
+    return fd;
+}
+
+static void s_send(int fd, const uint8_t *p, size_t len)
+{
+    ck_assert_int_eq(send(fd, p, len, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+/* Reads exactly n bytes within 10 s; returns how many came before the end or the deadline. */
+static size_t s_read(int fd, uint8_t *p, size_t n)
+{
+    size_t got = 0;
+    double end = vem_it_mono() + 10;
+    while (got < n && vem_it_mono() < end) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 200) <= 0)
+            continue;
+        ssize_t k = recv(fd, p + got, n - got, 0);
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    return got;
+}
+
+/* True when vemd closed the connection within 10 s (whatever it still sent is read away). */
+static bool s_closed_by_peer(int fd)
+{
+    uint8_t buf[256];
+    double end = vem_it_mono() + 10;
+    while (vem_it_mono() < end) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 200) <= 0)
+            continue;
+        ssize_t k = recv(fd, buf, sizeof buf, 0);
+        if (k == 0 || (k < 0 && errno == ECONNRESET))
+            return true;
+    }
+    return false;
+}
+
+static long long s_count(PGconn *conn, const char *sql, const char *param)
+{
+    const char *params[] = {param};
+    PGresult *res = PQexecParams(conn, sql, param ? 1 : 0, NULL, params, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(conn));
+    long long v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return v;
+}
+
+static long long s_count_until(PGconn *conn, const char *sql, const char *param, long long want)
+{
+    long long v = 0;
+    for (int i = 0; i < 300 && (v = s_count(conn, sql, param)) != want; i++)
+        vem_it_sleep(0.1);
+    return v;
+}
+
+/* An activation frame: VIN (header and data unit may differ), chip, key, signed by signer. */
+static size_t s_activation(const char *vin, const char *act_vin, const char *chip,
+                           const uint8_t pub[64], const char *signer, uint8_t *out, size_t cap)
+{
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    ck_assert_ptr_nonnull(f);
+    s_vector_frame("activation", f);
+    memcpy(f->vin, vin, 17);
+    memcpy(f->act_vin, act_vin, 17);
+    memcpy(f->chip_id, chip, 16);
+    memcpy(f->pubkey, pub, 64);
+    f->time = time(NULL);
+    size_t len = s_signed(f, signer, out, cap);
+    free(f);
+    return len;
+}
+
+/* Sends an activation on a new connection and checks the 0x08 answer byte for byte. */
+static void s_activate_expect(const vem_it_run_t *r, const uint8_t *frame, size_t len,
+                              uint8_t status, uint8_t info)
+{
+    int fd = s_connect(r->port);
+    s_send(fd, frame, len);
+    uint8_t want[27] = {'#', '#', 0x08};
+    memcpy(want + 3, frame + 3, 17); /* the header VIN */
+    want[20] = frame[20];            /* the terminal's software version */
+    want[21] = 0x01;                 /* not encrypted */
+    want[22] = 0x00;
+    want[23] = 0x02; /* data unit: status, info */
+    want[24] = status;
+    want[25] = info;
+    want[26] = s_bcc(want, sizeof want);
+    uint8_t got[27];
+    ck_assert_uint_eq(s_read(fd, got, sizeof got), sizeof got);
+    ck_assert_msg(memcmp(got, want, sizeof want) == 0,
+                  "0x08 answer: status %02x info %02x (bcc %02x), want %02x %02x (bcc %02x)",
+                  got[24], got[25], got[26], status, info, want[26]);
+    close(fd);
+}
+
+START_TEST(activation)
+{
+    vem_it_pg_up();
+    PGconn *conn = vem_it_pg();
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_sm2");
+    char vin1[32], vin2[32], vin3[32], chip1[32], chip2[32], chip3[32];
+    s_unique(vin1, sizeof vin1, "LSM2A", 1, 17);
+    s_unique(vin2, sizeof vin2, "LSM2A", 2, 17);
+    s_unique(vin3, sizeof vin3, "LSM2A", 3, 17);
+    s_unique(chip1, sizeof chip1, "CHIP", 1, 16); /* 16 ASCII bytes */
+    s_unique(chip2, sizeof chip2, "CHIP", 2, 16);
+    s_unique(chip3, sizeof chip3, "CHIP", 3, 16);
+    uint8_t frame[512];
+    size_t len;
+
+    len = s_activation(vin1, vin1, chip1, s_pub_a, "a", frame, sizeof frame);
+    s_activate_expect(&r, frame, len, 0x01, 0x00);
+    /* again: the same chip for the same VIN is fine */
+    s_activate_expect(&r, frame, len, 0x01, 0x00);
+    /* the chip re-activated by another VIN, with another key, correctly signed by that key */
+    len = s_activation(vin2, vin2, chip1, s_pub_b, "b", frame, sizeof frame);
+    s_activate_expect(&r, frame, len, 0x02, 0x01);
+    /* one byte of the signed part flipped (the chip id), BCC made good */
+    len = s_activation(vin3, vin3, chip3, s_pub_b, "b", frame, sizeof frame);
+    frame[24 + 6] ^= 0x01;
+    frame[len - 1] = s_bcc(frame, len);
+    s_activate_expect(&r, frame, len, 0x02, 0x02);
+    /* the data unit's VIN is not the header's */
+    len = s_activation(vin3, vin2, chip3, s_pub_b, "b", frame, sizeof frame);
+    s_activate_expect(&r, frame, len, 0x02, 0x02);
+    /* VIN 1 with a second chip: a VIN has one chip until an operator removes it */
+    len = s_activation(vin1, vin1, chip2, s_pub_b, "b", frame, sizeof frame);
+    s_activate_expect(&r, frame, len, 0x02, 0x02);
+
+    /* the registry row: VIN 1, chip 1, key A */
+    ck_assert_int_eq(
+        s_count_until(conn, "SELECT count(*) FROM terminal_keys WHERE vin = $1", vin1, 1), 1);
+    const char *params[] = {vin1};
+    PGresult *res = PQexecParams(conn,
+                                 "SELECT encode(chip_id, 'escape'), encode(pubkey, 'hex'), "
+                                 "first_activated_at <= last_activated_at FROM terminal_keys "
+                                 "WHERE vin = $1",
+                                 1, NULL, params, NULL, NULL, 0);
+    ck_assert_int_eq(PQntuples(res), 1);
+    char hex[129];
+    for (int i = 0; i < 64; i++)
+        snprintf(hex + 2 * i, 3, "%02x", s_pub_a[i]);
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), chip1);
+    ck_assert_str_eq(PQgetvalue(res, 0, 1), hex);
+    ck_assert_str_eq(PQgetvalue(res, 0, 2), "t");
+    PQclear(res);
+    ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM terminal_keys WHERE vin = $1", vin2), 0);
+    ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM terminal_keys WHERE vin = $1", vin3), 0);
+    /* the refusals, by class (VIN 2 by its header in the raw bytes) */
+    ck_assert_int_eq(s_count_until(conn,
+                                   "SELECT count(*) FROM quarantine WHERE error_class = "
+                                   "'chip_activated' AND position(convert_to($1, 'SQL_ASCII') "
+                                   "in raw) = 4",
+                                   vin2, 1),
+                     1);
+    ck_assert_int_eq(s_count_until(conn,
+                                   "SELECT count(*) FROM quarantine WHERE error_class IN "
+                                   "('bad_signature', 'vin_error') AND "
+                                   "position(convert_to($1, 'SQL_ASCII') in raw) = 4",
+                                   vin3, 2),
+                     2);
+    ck_assert_int_eq(s_count_until(conn,
+                                   "SELECT count(*) FROM quarantine WHERE error_class = "
+                                   "'vin_error' AND position(convert_to($1, 'SQL_ASCII') "
+                                   "in raw) = 4",
+                                   vin1, 1),
+                     1);
+    /* the accepted ones are activation events (twice: two different receipts, same row key) */
+    ck_assert_int_eq(s_count_until(conn,
+                                   "SELECT count(*) FROM terminal_events WHERE vin = $1 AND "
+                                   "cmd = 'activation'",
+                                   vin1, 1),
+                     1);
+    vem_it_stop(&r);
+    PQfinish(conn);
+}
+END_TEST
+
+/* ---- frame signatures -------------------------------------------------------------------- */
+
+/* A real-time frame (HJ 1239 layout) of vin with serial seq, stamped seq minutes ago. */
+static void s_realtime(vem_hj1239_frame_t *f, const char *vin, uint16_t seq)
+{
+    s_vector_frame("realtime_hj1239", f);
+    memcpy(f->vin, vin, 17);
+    f->seq = seq;
+    f->time = time(NULL) - 60 * seq; /* samples are stored by (vin, time, block): keep apart */
+    for (uint16_t b = 0; b < f->nblocks; b++)
+        f->blocks[b].time = f->time - (f->nblocks - b);
+}
+
+typedef struct {
+    char keyed[32], keyless[32]; /* an activated VIN, and one without a chip */
+    int fd;                      /* the keyed VIN's connection */
+} s_fleet_t;
+
+/* Activates `keyed` with key A over its own connection (kept for its frames), then sends:
+ * seq 1 signed by A; seq 2 signed by A with a sample byte flipped after signing (BCC made
+ * good); seq 3 signed by B; seq 4 without signature (GB 17691 layout); and, on a connection
+ * of its own, the keyless VIN's frame signed by A. Replies are read as they come. */
+static void s_send_frames(const vem_it_run_t *r, s_fleet_t *fl, const char *prefix)
+{
+    s_unique(fl->keyed, sizeof fl->keyed, prefix, 1, 17);
+    s_unique(fl->keyless, sizeof fl->keyless, prefix, 2, 17);
+    char chip[32];
+    s_unique(chip, sizeof chip, "CHIP", 7, 16);
+    uint8_t frame[1024], reply[64];
+    size_t len = s_activation(fl->keyed, fl->keyed, chip, s_pub_a, "a", frame, sizeof frame);
+    fl->fd = s_connect(r->port);
+    s_send(fl->fd, frame, len);
+    ck_assert_uint_eq(s_read(fl->fd, reply, 27), 27);
+    ck_assert_uint_eq(reply[24], 0x01); /* activated */
+
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    ck_assert_ptr_nonnull(f);
+    s_realtime(f, fl->keyed, 1);
+    len = s_signed(f, "a", frame, sizeof frame);
+    s_send(fl->fd, frame, len);
+    s_realtime(f, fl->keyed, 2);
+    len = s_signed(f, "a", frame, sizeof frame);
+    frame[24 + 8 + 1 + 6 + 4] ^= 0x01; /* time, serial, type, block time: the first sample */
+    frame[len - 1] = s_bcc(frame, len);
+    s_send(fl->fd, frame, len);
+    s_realtime(f, fl->keyed, 3);
+    len = s_signed(f, "b", frame, sizeof frame);
+    s_send(fl->fd, frame, len);
+    s_vector_frame("realtime_gb17691", f);
+    memcpy(f->vin, fl->keyed, 17);
+    f->seq = 4;
+    f->time = time(NULL) - 60 * 4;
+    for (uint16_t b = 0; b < f->nblocks; b++)
+        f->blocks[b].time = f->time;
+    ck_assert_int_eq(vem_hj1239_encode(f, frame, sizeof frame, &len), 0);
+    s_send(fl->fd, frame, len);
+    for (int i = 0; i < 4; i++) /* one reply per frame (reply_mode hj1239) */
+        ck_assert_uint_eq(s_read(fl->fd, reply, 31), 31);
+
+    int other = s_connect(r->port);
+    s_realtime(f, fl->keyless, 1);
+    len = s_signed(f, "a", frame, sizeof frame);
+    s_send(other, frame, len);
+    ck_assert_uint_eq(s_read(other, reply, 31), 31);
+    close(other);
+    free(f);
+}
+
+/* Samples stored of vin's frame with serial seq. */
+static long long s_samples(PGconn *conn, const char *vin, int seq)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM obd_samples WHERE vin = $1 AND frame_seq = %d",
+             seq);
+    return s_count(conn, sql, vin);
+}
+
+START_TEST(enforce)
+{
+    vem_it_pg_up();
+    PGconn *conn = vem_it_pg();
+    vem_it_run_t r = {.terminals_opts = "signatures = \"enforce\";"};
+    vem_it_start(&r, "it_sm2");
+    s_fleet_t fl;
+    s_send_frames(&r, &fl, "LSM2E");
+    const char *by_class = "SELECT count(*) FROM quarantine WHERE vin = $1 AND error_class = ";
+    char sql[200];
+    snprintf(sql, sizeof sql, "%s'bad_signature'", by_class);
+    ck_assert_int_eq(s_count_until(conn, sql, fl.keyed, 2), 2); /* flipped byte, key B */
+    snprintf(sql, sizeof sql, "%s'unsigned'", by_class);
+    ck_assert_int_eq(s_count_until(conn, sql, fl.keyed, 1), 1);
+    snprintf(sql, sizeof sql, "%s'no_key'", by_class);
+    ck_assert_int_eq(s_count_until(conn, sql, fl.keyless, 1), 1);
+    vem_it_sink_settled(&r);
+    ck_assert_int_gt(s_samples(conn, fl.keyed, 1), 0); /* signed by its chip: stored */
+    for (int seq = 2; seq <= 4; seq++)
+        ck_assert_int_eq(s_samples(conn, fl.keyed, seq), 0);
+    ck_assert_int_eq(s_samples(conn, fl.keyless, 1), 0);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_signature_checks_total{result=\"verified\"}"),
+                        1);
+    ck_assert_double_eq(
+        vem_it_metric_now(&r, "vem_signature_checks_total{result=\"bad_signature\"}"), 2);
+    close(fl.fd);
+    vem_it_stop(&r);
+    PQfinish(conn);
+}
+END_TEST
+
+START_TEST(flag)
+{
+    vem_it_pg_up();
+    PGconn *conn = vem_it_pg();
+    vem_it_run_t r = {.terminals_opts = "signatures = \"flag\";"};
+    vem_it_start(&r, "it_sm2");
+    s_fleet_t fl;
+    s_send_frames(&r, &fl, "LSM2F");
+    /* every frame stored */
+    for (int seq = 1; seq <= 4; seq++)
+        for (int i = 0; i < 300 && s_samples(conn, fl.keyed, seq) == 0; i++)
+            vem_it_sleep(0.1);
+    for (int seq = 1; seq <= 4; seq++)
+        ck_assert_msg(s_samples(conn, fl.keyed, seq) > 0, "frame %d not stored", seq);
+    for (int i = 0; i < 300 && s_samples(conn, fl.keyless, 1) == 0; i++)
+        vem_it_sleep(0.1);
+    ck_assert_int_gt(s_samples(conn, fl.keyless, 1), 0);
+    /* marked: verified = false for all but the one signed by the VIN's chip, with the reason */
+    const char *by_reason =
+        "SELECT count(*) FROM unverified_frames WHERE vin = $1 AND NOT verified AND reason = ";
+    char sql[200];
+    snprintf(sql, sizeof sql, "%s'bad_signature'", by_reason);
+    ck_assert_int_eq(s_count_until(conn, sql, fl.keyed, 2), 2);
+    snprintf(sql, sizeof sql, "%s'unsigned'", by_reason);
+    ck_assert_int_eq(s_count_until(conn, sql, fl.keyed, 1), 1);
+    snprintf(sql, sizeof sql, "%s'no_key'", by_reason);
+    ck_assert_int_eq(s_count_until(conn, sql, fl.keyless, 1), 1);
+    vem_it_sink_settled(&r);
+    ck_assert_int_eq(
+        s_count(conn, "SELECT count(*) FROM unverified_frames WHERE vin = $1", fl.keyed), 3);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_unverified_frames_total"), 4);
+    close(fl.fd);
+    vem_it_stop(&r);
+    PQfinish(conn);
+}
+END_TEST
+
+/* ---- one connection, one vehicle --------------------------------------------------------- */
+
+START_TEST(binding)
+{
+    vem_it_pg_up();
+    PGconn *conn = vem_it_pg();
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_sm2");
+    char vin1[32], vin2[32], vin3[32];
+    s_unique(vin1, sizeof vin1, "LSM2B", 1, 17);
+    s_unique(vin2, sizeof vin2, "LSM2B", 2, 17);
+    s_unique(vin3, sizeof vin3, "LSM2B", 3, 17);
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    ck_assert_ptr_nonnull(f);
+    uint8_t frame[1024], reply[64];
+    size_t len;
+
+    /* a login, then a real-time frame of another VIN */
+    int fd = s_connect(r.port);
+    s_vector_frame("login", f);
+    memcpy(f->vin, vin1, 17);
+    f->time = time(NULL);
+    ck_assert_int_eq(vem_hj1239_encode(f, frame, sizeof frame, &len), 0);
+    s_send(fd, frame, len);
+    ck_assert_uint_eq(s_read(fd, reply, 31), 31);
+    s_vector_frame("realtime_gb17691", f);
+    memcpy(f->vin, vin2, 17);
+    f->time = time(NULL);
+    for (uint16_t b = 0; b < f->nblocks; b++)
+        f->blocks[b].time = f->time;
+    ck_assert_int_eq(vem_hj1239_encode(f, frame, sizeof frame, &len), 0);
+    s_send(fd, frame, len);
+    ck_assert_msg(s_closed_by_peer(fd), "vemd kept a connection that switched VIN");
+    close(fd);
+
+    /* a login, then a second login switching VIN */
+    fd = s_connect(r.port);
+    s_vector_frame("login", f);
+    memcpy(f->vin, vin1, 17);
+    f->time = time(NULL);
+    f->seq += 10; /* not the first connection's login again */
+    ck_assert_int_eq(vem_hj1239_encode(f, frame, sizeof frame, &len), 0);
+    s_send(fd, frame, len);
+    ck_assert_uint_eq(s_read(fd, reply, 31), 31);
+    memcpy(f->vin, vin3, 17);
+    f->seq++;
+    ck_assert_int_eq(vem_hj1239_encode(f, frame, sizeof frame, &len), 0);
+    s_send(fd, frame, len);
+    ck_assert_msg(s_closed_by_peer(fd), "vemd kept a connection whose second login switched VIN");
+    close(fd);
+
+    const char *q = "SELECT count(*) FROM quarantine WHERE error_class = 'vin_switch' AND "
+                    "position(convert_to($1, 'SQL_ASCII') in raw) = 4";
+    ck_assert_int_eq(s_count_until(conn, q, vin2, 1), 1);
+    ck_assert_int_eq(s_count_until(conn, q, vin3, 1), 1);
+    vem_it_sink_settled(&r);
+    ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM obd_samples WHERE vin = $1", vin2), 0);
+    ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM terminal_events WHERE vin = $1", vin3), 0);
+    ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM terminal_events WHERE vin = $1", vin1), 2);
+    ck_assert_double_eq(
+        vem_it_metric_now(&r, "vem_connections_closed_total{reason=\"vin_switch\"}"), 2);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_errors_total{class=\"vin_switch\"}"), 2);
+    free(f);
+    vem_it_stop(&r);
+    PQfinish(conn);
+}
+END_TEST
+
+Suite *vem_suite_sm2_e2e(void);
+Suite *vem_suite_sm2_e2e(void)
+{
+    Suite *s = suite_create("sm2_e2e");
+    TCase *tc = tcase_create("daemon");
+    tcase_add_unchecked_fixture(tc, s_setup, NULL);
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, activation);
+    tcase_add_test(tc, enforce);
+    tcase_add_test(tc, flag);
+    tcase_add_test(tc, binding);
+    suite_add_tcase(s, tc);
+    return s;
+}
