@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,17 @@
 struct vem_sm2_key {
     EVP_PKEY *pkey;
 };
+
+/* SM3, fetched once: EVP_sm3() would look the provider's implementation up on every check. */
+static EVP_MD *s_sm3;
+static pthread_once_t s_sm3_once = PTHREAD_ONCE_INIT;
+
+static void s_fetch_sm3(void)
+{
+    s_sm3 = EVP_MD_fetch(NULL, "SM3", NULL);
+    if (!s_sm3)
+        abort(); /* Debian's libcrypto has it; without it nothing here can work */
+}
 
 static void s_ssl_error(char *err, size_t errlen, const char *what)
 {
@@ -123,13 +135,14 @@ vem_sm2_status_t vem_sm2_verify(const vem_sm2_key_t *key, const uint8_t *r, size
         return VEM_SM2_BAD_ENCODING;
 
     vem_sm2_status_t st = VEM_SM2_MISMATCH;
+    pthread_once(&s_sm3_once, s_fetch_sm3);
     EVP_MD_CTX *mctx = EVP_MD_CTX_new();
     EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
     if (!mctx || !pctx)
         abort();
     if (EVP_PKEY_CTX_set1_id(pctx, VEM_SM2_DEFAULT_ID, strlen(VEM_SM2_DEFAULT_ID)) > 0) {
         EVP_MD_CTX_set_pkey_ctx(mctx, pctx); /* mctx does not free it: we do */
-        if (EVP_DigestVerifyInit(mctx, NULL, EVP_sm3(), NULL, key->pkey) > 0 &&
+        if (EVP_DigestVerifyInit(mctx, NULL, s_sm3, NULL, key->pkey) > 0 &&
             EVP_DigestVerify(mctx, der, (size_t)der_len, msg, len) == 1)
             st = VEM_SM2_OK;
     }
