@@ -7,6 +7,7 @@
  * loader thread) and swaps it in under the mutex. */
 #include "keys.h"
 
+#include "clock.h"
 #include "log.h"
 
 #include <libpq-fe.h>
@@ -19,7 +20,7 @@ typedef struct s_entry {
     struct s_entry *next_vin, *next_chip;
     uint8_t vin[17], chip[16], pub[64];
     vem_sm2_key_t *key;
-    uint64_t gen; /* the registry's generation when activated here; 0: loaded from the table */
+    int64_t added_ms; /* monotonic time of its activation here; 0: loaded from the table */
 } s_entry_t;
 
 typedef struct {
@@ -27,10 +28,13 @@ typedef struct {
     s_entry_t **by_vin, **by_chip;
 } s_table_t;
 
+/* An activation accepted this long ago should be in terminal_keys (the sinks commit within
+ * pg.batch_ms, a few seconds behind at worst); a load keeps younger ones it does not find. */
+#define S_PENDING_MS 120000
+
 struct vem_keys {
     pthread_mutex_t lock;
     s_table_t t;
-    uint64_t gen; /* loads so far + 1 */
 };
 
 static uint64_t s_hash(const uint8_t *p, size_t n)
@@ -121,7 +125,6 @@ vem_keys_t *vem_keys_new(void)
         abort();
     pthread_mutex_init(&self->lock, NULL);
     s_table_init(&self->t, 64);
-    self->gen = 1;
     return self;
 }
 
@@ -136,7 +139,7 @@ void vem_keys_destroy(vem_keys_t **self_p)
 }
 
 static s_entry_t *s_entry(const uint8_t *vin, const uint8_t *chip, const uint8_t *pub,
-                          vem_sm2_key_t *key, uint64_t gen)
+                          vem_sm2_key_t *key, int64_t added_ms)
 {
     s_entry_t *e = calloc(1, sizeof *e);
     if (!e)
@@ -145,7 +148,7 @@ static s_entry_t *s_entry(const uint8_t *vin, const uint8_t *chip, const uint8_t
     memcpy(e->chip, chip, 16);
     memcpy(e->pub, pub, 64);
     e->key = key;
-    e->gen = gen;
+    e->added_ms = added_ms;
     return e;
 }
 
@@ -189,14 +192,16 @@ int vem_keys_load(vem_keys_t *self, const char *conninfo, char *err, size_t errl
     PQfinish(conn);
 
     pthread_mutex_lock(&self->lock);
-    /* activations accepted since the load before this one may not be in the table yet */
+    /* activations accepted in the last S_PENDING_MS may not be committed yet */
+    int64_t now = vem_mono_ms();
     for (size_t i = 0; i < self->t.nbuckets; i++)
         for (s_entry_t *e = self->t.by_vin[i]; e; e = e->next_vin)
-            if (e->gen == self->gen && !s_by_vin(&fresh, e->vin) && !s_by_chip(&fresh, e->chip))
-                s_add(&fresh, s_entry(e->vin, e->chip, e->pub, vem_sm2_key_ref(e->key), 0));
+            if (e->added_ms && now - e->added_ms < S_PENDING_MS && !s_by_vin(&fresh, e->vin) &&
+                !s_by_chip(&fresh, e->chip))
+                s_add(&fresh,
+                      s_entry(e->vin, e->chip, e->pub, vem_sm2_key_ref(e->key), e->added_ms));
     s_table_t old = self->t;
     self->t = fresh;
-    self->gen++;
     pthread_mutex_unlock(&self->lock);
     s_table_free(&old);
     return 0;
@@ -248,9 +253,9 @@ static vem_keys_verdict_t s_apply(vem_keys_t *self, const vem_hj1239_frame_t *f,
             *key = NULL;
             memcpy(c->pub, f->pubkey, 64);
         }
-        c->gen = self->gen;
+        c->added_ms = vem_mono_ms();
     } else {
-        s_add(&self->t, s_entry(f->vin, f->chip_id, f->pubkey, *key, self->gen));
+        s_add(&self->t, s_entry(f->vin, f->chip_id, f->pubkey, *key, vem_mono_ms()));
         *key = NULL;
     }
     snprintf(detail, detail_len, "chip %s activated", chip_hex);

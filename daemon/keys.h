@@ -11,9 +11,10 @@
  * any other (terminal_events row); migration 0006's trigger turns that row into the
  * terminal_keys row. So it is as durable as every other input: spooled before the answer,
  * replayed after a crash (the worker applies accepted activations again, which is idempotent).
- * Main loads terminal_keys at start and on SIGHUP; a load replaces the table, keeping the
- * activations accepted since the load before it (they may not be committed yet): an operator's
- * DELETE of a row (a terminal replaced) therefore takes effect at the next SIGHUP.
+ * Main loads terminal_keys at start and on SIGHUP; a load replaces the table, keeping only the
+ * activations accepted in the last two minutes that it does not find (they may not be
+ * committed yet): an operator's INSERT or DELETE of a row (a key filed by the manufacturer, a
+ * terminal replaced) takes effect at the next SIGHUP.
  *
  * Rules: a chip belongs to one VIN, and a VIN has one chip. An activation of a chip that
  * another VIN holds is refused (0x08 info 0x01); an activation whose VIN differs from the

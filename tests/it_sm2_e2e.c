@@ -14,6 +14,8 @@
  *               signing (BCC made good), signed by another key, unsigned; a VIN without a
  *               chip: only the first is stored, the rest quarantined by class
  *   flag        the same frames all stored, the unverified ones in unverified_frames
+ *   reload      a key filed in terminal_keys by an operator, then SIGHUP: the VIN's signed
+ *               frames are stored under enforce; its row deleted, then SIGHUP: they are not
  *   binding     a second VIN on a connection, by a frame or by a second login: quarantined as
  *               vin_switch, the connection closed by vemd, counted */
 #include "hj1239.h"
@@ -26,6 +28,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -441,6 +444,72 @@ START_TEST(flag)
 }
 END_TEST
 
+/* SIGHUP, then waits until vemd's key registry holds as many VINs as terminal_keys. */
+static void s_reload_keys(const vem_it_run_t *r, PGconn *conn)
+{
+    ck_assert_int_eq(kill(r->vemd, SIGHUP), 0);
+    long long want = s_count(conn, "SELECT count(*) FROM terminal_keys", NULL), got = -1;
+    for (int i = 0; i < 100 && (got = (long long)vem_it_metric_now(r, "vem_terminal_keys")) != want;
+         i++)
+        vem_it_sleep(0.1);
+    ck_assert_int_eq(got, want);
+}
+
+START_TEST(reload)
+{
+    vem_it_pg_up();
+    PGconn *conn = vem_it_pg();
+    vem_it_run_t r = {.terminals_opts = "signatures = \"enforce\";"};
+    vem_it_start(&r, "it_sm2");
+    char vin[32], chip[32], hex[129];
+    s_unique(vin, sizeof vin, "LSM2R", 1, 17);
+    s_unique(chip, sizeof chip, "CHIP", 9, 16);
+    for (int i = 0; i < 64; i++)
+        snprintf(hex + 2 * i, 3, "%02x", s_pub_a[i]);
+    const char *params[] = {vin, chip, hex};
+    PGresult *res = PQexecParams(conn,
+                                 "INSERT INTO terminal_keys VALUES ($1, convert_to($2, "
+                                 "'SQL_ASCII'), decode($3, 'hex'), now(), now())",
+                                 3, NULL, params, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(conn));
+    PQclear(res);
+    s_reload_keys(&r, conn);
+
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    ck_assert_ptr_nonnull(f);
+    uint8_t frame[1024], reply[64];
+    int fd = s_connect(r.port);
+    s_realtime(f, vin, 1);
+    size_t len = s_signed(f, "a", frame, sizeof frame);
+    s_send(fd, frame, len);
+    ck_assert_uint_eq(s_read(fd, reply, 31), 31);
+    for (int i = 0; i < 300 && s_samples(conn, vin, 1) == 0; i++)
+        vem_it_sleep(0.1);
+    ck_assert_msg(s_samples(conn, vin, 1) > 0, "a frame signed by the filed key not stored");
+
+    res = PQexecParams(conn, "DELETE FROM terminal_keys WHERE vin = $1", 1, NULL, params, NULL,
+                       NULL, 0);
+    ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    s_reload_keys(&r, conn);
+    s_realtime(f, vin, 2);
+    len = s_signed(f, "a", frame, sizeof frame);
+    s_send(fd, frame, len);
+    ck_assert_uint_eq(s_read(fd, reply, 31), 31);
+    ck_assert_int_eq(s_count_until(conn,
+                                   "SELECT count(*) FROM quarantine WHERE vin = $1 AND "
+                                   "error_class = 'no_key'",
+                                   vin, 1),
+                     1);
+    vem_it_sink_settled(&r);
+    ck_assert_int_eq(s_samples(conn, vin, 2), 0);
+    close(fd);
+    free(f);
+    vem_it_stop(&r);
+    PQfinish(conn);
+}
+END_TEST
+
 /* ---- one connection, one vehicle --------------------------------------------------------- */
 
 START_TEST(binding)
@@ -519,6 +588,7 @@ Suite *vem_suite_sm2_e2e(void)
     tcase_add_test(tc, activation);
     tcase_add_test(tc, enforce);
     tcase_add_test(tc, flag);
+    tcase_add_test(tc, reload);
     tcase_add_test(tc, binding);
     suite_add_tcase(s, tc);
     return s;

@@ -1,0 +1,201 @@
+/* check_keys — the terminal key registry's rules (keys.h) on activation frames built here and
+ * signed by the openssl command line (sm2cli.h): a chip filed by one VIN and refused to
+ * another, a VIN with one chip, VIN mismatches and bad signatures refused, replays idempotent,
+ * the 0x08 codes of protocol/hj1239.md, and the bytes a signature covers. Loading from
+ * PostgreSQL is covered by the sm2_e2e integration suite. */
+#include "hj1239.h"
+#include "keys.h"
+#include "sm2.h"
+#include "sm2cli.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char s_dir[256];
+static uint8_t s_pub_a[64], s_pub_b[64];
+
+static void s_setup(void)
+{
+    vem_test_mkdtemp("keys", s_dir, sizeof s_dir);
+    vem_sm2cli_keygen(s_dir, "a", s_pub_a);
+    vem_sm2cli_keygen(s_dir, "b", s_pub_b);
+}
+
+/* The activation test vector with these fields, signed by signer over data-unit bytes 0..102
+ * (time, chip id, key, VIN); decoded back into *f, its bytes in out. */
+static size_t s_activation(const char *vin, const char *act_vin, const char *chip,
+                           const uint8_t pub[64], const char *signer, vem_hj1239_frame_t *f,
+                           uint8_t *out, size_t cap)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/hj1239/vectors.jsonl", vem_test_vectors_dir());
+    FILE *in = fopen(path, "r");
+    ck_assert_ptr_nonnull(in);
+    json_error_t err;
+    json_t *v;
+    long len = -1;
+    while (len < 0 && (v = json_loadf(in, JSON_DISABLE_EOF_CHECK, &err))) {
+        if (strcmp(json_string_value(json_object_get(v, "name")), "activation") == 0)
+            len = vem_test_unhex(json_string_value(json_object_get(v, "hex")), out, cap);
+        json_decref(v);
+    }
+    fclose(in);
+    ck_assert_int_gt(len, 0);
+    ck_assert_int_eq(vem_hj1239_decode(out, (size_t)len, 0, f, NULL), VEM_HJ1239_OK);
+    memcpy(f->vin, vin, 17);
+    memcpy(f->act_vin, act_vin, 17);
+    memcpy(f->chip_id, chip, 16);
+    memcpy(f->pubkey, pub, 64);
+    f->sig.rlen = f->sig.slen = 32;
+    size_t n = 0;
+    ck_assert_int_eq(vem_hj1239_encode(f, out, cap, &n), 0);
+    vem_sm2cli_sign(s_dir, signer, VEM_SM2_DEFAULT_ID, out + 24, 103, f->sig.r, f->sig.s);
+    ck_assert_int_eq(vem_hj1239_encode(f, out, cap, &n), 0);
+    ck_assert_int_eq(vem_hj1239_decode(out, n, 0, f, NULL), VEM_HJ1239_OK);
+    return n;
+}
+
+#define S_VIN1  "LKEYS000000000001"
+#define S_VIN2  "LKEYS000000000002"
+#define S_CHIP1 "CHIP000000000001"
+#define S_CHIP2 "CHIP000000000002"
+
+START_TEST(chip_and_vin_rules)
+{
+    vem_keys_t *keys = vem_keys_new();
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    uint8_t frame[512];
+    char detail[160];
+    size_t len = s_activation(S_VIN1, S_VIN1, S_CHIP1, s_pub_a, "a", f, frame, sizeof frame);
+    ck_assert_int_eq(vem_keys_activate(keys, f, frame, len, detail, sizeof detail), VEM_KEYS_OK);
+    ck_assert_int_eq(vem_keys_activate(keys, f, frame, len, detail, sizeof detail), VEM_KEYS_OK);
+    ck_assert_uint_eq(vem_keys_size(keys), 1);
+    ck_assert(vem_keys_restore(keys, f)); /* a replay of the accepted one */
+
+    /* the key found for VIN 1 is key A: it verifies what A signed */
+    uint8_t msg[40] = "a frame's data unit, as it would be", r[32], s[32];
+    vem_sm2cli_sign(s_dir, "a", VEM_SM2_DEFAULT_ID, msg, sizeof msg, r, s);
+    vem_sm2_key_t *k = vem_keys_find(keys, (const uint8_t *)S_VIN1);
+    ck_assert_ptr_nonnull(k);
+    ck_assert_int_eq(vem_sm2_verify(k, r, 32, s, 32, msg, sizeof msg), VEM_SM2_OK);
+    vem_sm2_key_destroy(&k);
+    ck_assert_ptr_null(vem_keys_find(keys, (const uint8_t *)S_VIN2));
+
+    /* chip 1 for VIN 2, validly signed by B's own key: the chip is taken */
+    len = s_activation(S_VIN2, S_VIN2, S_CHIP1, s_pub_b, "b", f, frame, sizeof frame);
+    ck_assert_int_eq(vem_keys_activate(keys, f, frame, len, detail, sizeof detail),
+                     VEM_KEYS_CHIP_TAKEN);
+    ck_assert_msg(strstr(detail, S_VIN1) != NULL, "%s", detail);
+    ck_assert(!vem_keys_restore(keys, f));
+    ck_assert_ptr_null(vem_keys_find(keys, (const uint8_t *)S_VIN2));
+    /* a second chip for VIN 1 */
+    len = s_activation(S_VIN1, S_VIN1, S_CHIP2, s_pub_b, "b", f, frame, sizeof frame);
+    ck_assert_int_eq(vem_keys_activate(keys, f, frame, len, detail, sizeof detail),
+                     VEM_KEYS_VIN_ERROR);
+    /* the data unit's VIN is not the header's */
+    len = s_activation(S_VIN2, S_VIN1, S_CHIP2, s_pub_b, "b", f, frame, sizeof frame);
+    ck_assert_int_eq(vem_keys_activate(keys, f, frame, len, NULL, 0), VEM_KEYS_VIN_ERROR);
+    /* signed by another key than the one filed */
+    len = s_activation(S_VIN2, S_VIN2, S_CHIP2, s_pub_b, "a", f, frame, sizeof frame);
+    ck_assert_int_eq(vem_keys_activate(keys, f, frame, len, detail, sizeof detail),
+                     VEM_KEYS_BAD_SIGNATURE);
+    /* one signed byte flipped (the decoded frame as a worker would see it) */
+    len = s_activation(S_VIN2, S_VIN2, S_CHIP2, s_pub_b, "b", f, frame, sizeof frame);
+    frame[24 + 30] ^= 0x40;
+    ck_assert_int_eq(vem_keys_activate(keys, f, frame, len, detail, sizeof detail),
+                     VEM_KEYS_BAD_SIGNATURE);
+    frame[24 + 30] ^= 0x40;
+    /* a key that is no point of the curve */
+    f->pubkey[63] ^= 0x01;
+    ck_assert_int_eq(vem_keys_activate(keys, f, frame, len, detail, sizeof detail),
+                     VEM_KEYS_BAD_SIGNATURE);
+    f->pubkey[63] ^= 0x01;
+    ck_assert_uint_eq(vem_keys_size(keys), 1);
+    /* and now correctly: VIN 2 with chip 2 */
+    ck_assert_int_eq(vem_keys_activate(keys, f, frame, len, detail, sizeof detail), VEM_KEYS_OK);
+    ck_assert_uint_eq(vem_keys_size(keys), 2);
+    free(f);
+    vem_keys_destroy(&keys);
+    ck_assert_ptr_null(keys);
+    vem_keys_destroy(&keys);
+}
+END_TEST
+
+START_TEST(reply_codes)
+{
+    /* protocol/hj1239.md, 0x08: status 0x01 ok / 0x02 failed; info 0x00 ok, 0x01 chip already
+     * activated, 0x02 VIN error */
+    static const struct {
+        vem_keys_verdict_t v;
+        uint8_t status, info;
+        const char *name;
+    } cases[] = {{VEM_KEYS_OK, 0x01, 0x00, "ok"},
+                 {VEM_KEYS_CHIP_TAKEN, 0x02, 0x01, "chip_activated"},
+                 {VEM_KEYS_VIN_ERROR, 0x02, 0x02, "vin_error"},
+                 {VEM_KEYS_BAD_SIGNATURE, 0x02, 0x02, "bad_signature"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t status, info;
+        vem_keys_reply_codes(cases[i].v, &status, &info);
+        ck_assert_uint_eq(status, cases[i].status);
+        ck_assert_uint_eq(info, cases[i].info);
+        ck_assert_str_eq(vem_keys_verdict_name(cases[i].v), cases[i].name);
+    }
+}
+END_TEST
+
+START_TEST(signed_bytes)
+{
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    uint8_t frame[512];
+    size_t len = s_activation(S_VIN1, S_VIN1, S_CHIP1, s_pub_a, "a", f, frame, sizeof frame);
+    size_t n = 0;
+    /* activation: time 6 + chip 16 + key 64 + VIN 17 from the data unit's start */
+    ck_assert_ptr_eq(vem_keys_signed_bytes(f, frame, len, &n), frame + 24);
+    ck_assert_uint_eq(n, 103);
+    /* a real-time frame: everything of the data unit before rlen */
+    char path[512];
+    snprintf(path, sizeof path, "%s/hj1239/vectors.jsonl", vem_test_vectors_dir());
+    FILE *in = fopen(path, "r");
+    json_error_t err;
+    json_t *v;
+    long rt = -1, gb = -1;
+    uint8_t rtb[512], gbb[512];
+    while ((v = json_loadf(in, JSON_DISABLE_EOF_CHECK, &err))) {
+        const char *name = json_string_value(json_object_get(v, "name"));
+        const char *hex = json_string_value(json_object_get(v, "hex"));
+        if (strcmp(name, "realtime_hj1239") == 0)
+            rt = vem_test_unhex(hex, rtb, sizeof rtb);
+        else if (strcmp(name, "realtime_gb17691") == 0)
+            gb = vem_test_unhex(hex, gbb, sizeof gbb);
+        json_decref(v);
+    }
+    fclose(in);
+    ck_assert(rt > 0 && gb > 0);
+    ck_assert_int_eq(vem_hj1239_decode(rtb, (size_t)rt, 0, f, NULL), VEM_HJ1239_OK);
+    size_t unit = (size_t)rtb[22] << 8 | rtb[23];
+    ck_assert_ptr_eq(vem_keys_signed_bytes(f, rtb, (size_t)rt, &n), rtb + 24);
+    ck_assert_uint_eq(n, unit - 2 - f->sig.rlen - f->sig.slen);
+    ck_assert_uint_eq(rtb[24 + n], f->sig.rlen); /* the signature starts right after */
+    ck_assert_int_eq(vem_hj1239_decode(gbb, (size_t)gb, 0, f, NULL), VEM_HJ1239_OK);
+    ck_assert_ptr_null(vem_keys_signed_bytes(f, gbb, (size_t)gb, &n));
+    free(f);
+}
+END_TEST
+
+Suite *vem_suite_keys(void);
+Suite *vem_suite_keys(void)
+{
+    Suite *s = suite_create("keys");
+    TCase *tc = tcase_create("rules");
+    tcase_add_unchecked_fixture(tc, s_setup, NULL);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, chip_and_vin_rules);
+    tcase_add_test(tc, reply_codes);
+    tcase_add_test(tc, signed_bytes);
+    suite_add_tcase(s, tc);
+    return s;
+}
