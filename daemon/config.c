@@ -43,6 +43,10 @@ static const vem_conf_key_t s_keys[] = {
     {"terminals.bind_vin", VEM_CONF_BOOL, S_OFF(terminals.bind_vin), "true", 0, 0, NULL, false,
      "one connection, one vehicle: a frame of another VIN than the connection's first is "
      "quarantined (vin_switch) and the connection closed"},
+    {"terminals.activations_per_s", VEM_CONF_INT, S_OFF(terminals.activations_per_s), "50", 1,
+     100000, NULL, false,
+     "activations (0x07) judged per second, at most (each costs ingest an SM2 check); more are "
+     "quarantined unanswered (too_many_activations): the terminal sends them again"},
     {"terminals.backlog", VEM_CONF_INT, S_OFF(terminals.backlog), "4096", 16, 65535, NULL, false,
      "TCP accept backlog (ZMQ_BACKLOG; libzmq's default of 100 loses connection bursts)"},
     {"terminals.rcvhwm", VEM_CONF_INT, S_OFF(terminals.rcvhwm), "32", 1, 100000, NULL, false,

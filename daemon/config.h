@@ -25,9 +25,10 @@ typedef struct {
     struct {
         char *endpoint;
         int64_t max_connections, max_frame_bytes, idle_timeout_s, backlog, rcvhwm, keepalive_idle_s;
-        char *reply_mode; /* "none" | "hj1239" */
-        char *signatures; /* "off" | "flag" | "enforce" */
-        bool bind_vin;    /* one connection, one vehicle */
+        char *reply_mode;          /* "none" | "hj1239" */
+        char *signatures;          /* "off" | "flag" | "enforce" */
+        bool bind_vin;             /* one connection, one vehicle */
+        int64_t activations_per_s; /* activations judged per second, at most */
     } terminals;
     struct {
         char *endpoint; /* "" for none */

@@ -125,12 +125,14 @@ typedef struct {
     zmq_msg_t rheld;
     bool rholding;
     unsigned rworker;
-    uint64_t trimmed; /* the spool was trimmed up to here */
-    bool full;        /* intake is closed for want of spool room */
+    uint64_t trimmed;    /* the spool was trimmed up to here */
+    bool full;           /* intake is closed for want of spool room */
+    double act_tokens;   /* activations that may be judged now (a bucket of one second) */
+    int64_t act_fill_ms; /* when it was last filled */
     /* metrics */
     vem_counter_t *bytes_terminals, *bytes_gateways, *accepted, *closed_idle, *closed_limit,
-        *closed_peer, *closed_switch, *activations[4], *reply_dropped, *spool_errors, *inputs,
-        *behind, *late_notices, *oversize;
+        *closed_peer, *closed_switch, *activations[4], *activations_over, *reply_dropped,
+        *spool_errors, *inputs, *behind, *late_notices, *oversize;
     vem_counter_t *drops[VEM_HJ1239_STATUS_COUNT];
     vem_gauge_t *conns, *spool_bytes, *spool_full, *backlog, *unforwarded;
 } s_ingest_t;
@@ -296,6 +298,25 @@ static int s_activation(s_ingest_t *in, const uint8_t *data, size_t len, uint16_
     return v;
 }
 
+/* True when one more activation may be judged now: every one costs an SM2 check in this
+ * thread, so a peer sending nothing else could otherwise take ingest's time from the rest. */
+static bool s_activation_budget(s_ingest_t *in)
+{
+    double rate = in->args->activations_per_s ? in->args->activations_per_s : 1;
+    int64_t now = vem_mono_ms();
+    if (in->act_fill_ms == 0)
+        in->act_tokens = rate;
+    else
+        in->act_tokens += (double)(now - in->act_fill_ms) * rate / 1000.0;
+    if (in->act_tokens > rate)
+        in->act_tokens = rate;
+    in->act_fill_ms = now;
+    if (in->act_tokens < 1)
+        return false;
+    in->act_tokens -= 1;
+    return true;
+}
+
 /* ---- staging and committing ---------------------------------------------------------------- */
 
 /* The route of a roadside reading in its spool meta text: "V:<vin>" or "P:<plate>" after " >"
@@ -359,7 +380,19 @@ static uint64_t s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, con
     char why[VEM_HJ1239_DETAIL_LEN];
     int activation = -1;
     if (kind == VEM_SPOOL_KIND_OBD_FRAME && len >= VEM_HJ1239_MIN_FRAME &&
-        data[2] == VEM_HJ1239_CMD_ACTIVATION && in->args->keys) {
+        data[2] == VEM_HJ1239_CMD_ACTIVATION && in->args->keys && !s_activation_budget(in)) {
+        vem_counter_add(in->activations_over, 1);
+        vem_log(VEM_LOG_WARNING, "ingest",
+                "activation from %s not judged: over terminals.activations_per_s (%u)", origin,
+                in->args->activations_per_s);
+        snprintf(why, sizeof why, "over terminals.activations_per_s (%u): not judged",
+                 in->args->activations_per_s);
+        kind = VEM_SPOOL_KIND_QUARANTINE;
+        error = VEM_RECORD_CLASS_TOO_MANY_ACTIVATIONS;
+        detail = why;
+        offset = 0;
+    } else if (kind == VEM_SPOOL_KIND_OBD_FRAME && len >= VEM_HJ1239_MIN_FRAME &&
+               data[2] == VEM_HJ1239_CMD_ACTIVATION && in->args->keys) {
         activation = s_activation(in, data, len, &kind, &error, why, sizeof why);
         if (kind == VEM_SPOOL_KIND_QUARANTINE) {
             detail = why;
@@ -1098,6 +1131,9 @@ static void s_register(s_ingest_t *in, vem_metrics_t *m)
         in->activations[v] = vem_metrics_counter(
             m, "vem_activations_total", "Activations (0x07) judged by ingest, by verdict.", l);
     }
+    const char *over[] = {"verdict", "over_limit", NULL};
+    in->activations_over = vem_metrics_counter(
+        m, "vem_activations_total", "Activations (0x07) judged by ingest, by verdict.", over);
     in->conns = vem_metrics_gauge(m, "vem_connections", "Open terminal connections.", NULL);
     in->reply_dropped = vem_metrics_counter(
         m, "vem_replies_dropped_total", "Replies not sent: the terminal was not reading.", NULL);

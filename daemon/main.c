@@ -564,6 +564,7 @@ static int s_start(s_daemon_t *d)
     in->tcp_keepalive_idle_s = (int)c->terminals.keepalive_idle_s;
     in->keys = d->keys;
     in->bind_vin = c->terminals.bind_vin;
+    in->activations_per_s = (unsigned)c->terminals.activations_per_s;
     atomic_store(&in->reply_mode, strcmp(c->terminals.reply_mode, "hj1239") == 0 ? VEM_REPLY_HJ1239
                                                                                  : VEM_REPLY_NONE);
     d->ingest = vem_actor_new(d->zctx, "ingest", vem_ingest_actor, in, err, sizeof err);

@@ -58,6 +58,7 @@ enum {
                                         * QUARANTINE record beside the FRAME record */
     VEM_RECORD_CLASS_RSD = 110, /* 110 + vem_rsd_status_t: a roadside reading refused (rsd.h) */
     VEM_RECORD_CLASS_RSD_END = 119,
+    VEM_RECORD_CLASS_TOO_MANY_ACTIVATIONS = 120, /* over terminals.activations_per_s: not judged */
 };
 
 /* Name of a quarantine class: the decoder's (FIELDS.md), the roadside parser's or the daemon's

@@ -71,6 +71,7 @@ typedef struct {
     vem_counter_t *sig_checks[4]; /* vem_signature_checks_total{result}: s_sig_result_t */
     vem_counter_t *unverified;    /* frames stored although not verified (flag) */
     vem_counter_t *key_conflicts; /* replayed activations the key registry could not take */
+    vem_counter_t *act_limit;     /* vem_errors_total{class="too_many_activations"} */
     vem_counter_t *sess_evicted, *sess_expired, *sess_refused;
     vem_gauge_t *sessions_now;
     int64_t expire_due_ms; /* monotonic time of the next idle-session sweep */
@@ -108,6 +109,10 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
         w->sig_errors[c - VEM_RECORD_CLASS_BAD_SIGNATURE] = vem_metrics_counter(
             m, "vem_errors_total", "Inputs rejected, by error class (quarantined).", l);
     }
+    const char *act_limit[] = {"class",
+                               vem_records_class_name(VEM_RECORD_CLASS_TOO_MANY_ACTIVATIONS), NULL};
+    w->act_limit = vem_metrics_counter(m, "vem_errors_total",
+                                       "Inputs rejected, by error class (quarantined).", act_limit);
     static const char *const results[] = {"verified", "bad_signature", "unsigned", "no_key"};
     for (unsigned i = 0; i < 4; i++) {
         const char *l[] = {"result", results[i], NULL};
@@ -200,6 +205,8 @@ static void s_reject(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *d
         vem_counter_add(w->bad_vin, 1);
     else if (status >= VEM_RECORD_CLASS_BAD_SIGNATURE && status < VEM_RECORD_CLASS_UNVERIFIED)
         vem_counter_add(w->sig_errors[status - VEM_RECORD_CLASS_BAD_SIGNATURE], 1);
+    else if (status == VEM_RECORD_CLASS_TOO_MANY_ACTIVATIONS)
+        vem_counter_add(w->act_limit, 1);
     vem_record_t rec = {.seq = hdr->seq,
                         .nseqs = hdr->nseqs ? hdr->nseqs : 1,
                         .kind = VEM_RECORD_QUARANTINE,

@@ -10,6 +10,8 @@
  *               0x02 0x01, chip already activated); a flipped byte in the signed part, a data
  *               unit VIN other than the header's, VIN 1 with a second chip (0x02 0x02 each);
  *               the registry row in terminal_keys, the refusals in quarantine by class
+ *   activation_limit  twenty activations in one write at terminals.activations_per_s = 1: the
+ *               ones over the budget quarantined (too_many_activations) and left unanswered
  *   enforce     the activated VIN's frames: signed by its chip (stored), a byte flipped after
  *               signing (BCC made good), signed by another key, unsigned; a VIN without a
  *               chip: only the first is stored, the rest quarantined by class
@@ -294,6 +296,50 @@ START_TEST(activation)
                                    "cmd = 'activation'",
                                    vin1, 1),
                      1);
+    vem_it_stop(&r);
+    PQfinish(conn);
+}
+END_TEST
+
+/* Activations over terminals.activations_per_s are quarantined unjudged, counted, unanswered. */
+START_TEST(activation_limit)
+{
+    vem_it_pg_up();
+    PGconn *conn = vem_it_pg();
+    vem_it_run_t r = {.terminals_opts = "activations_per_s = 1;"};
+    vem_it_start(&r, "it_sm2");
+    char vin[32], chip[32];
+    s_unique(vin, sizeof vin, "LSM2L", 1, 17);
+    s_unique(chip, sizeof chip, "CHIP", 11, 16);
+    enum { N = 20 };
+    uint8_t one[512], all[N * 512];
+    size_t len = s_activation(vin, vin, chip, s_pub_a, "a", one, sizeof one);
+    for (int i = 0; i < N; i++)
+        memcpy(all + (size_t)i * len, one, len);
+    int fd = s_connect(r.port);
+    s_send(fd, all, N * len); /* one write: judged within one drain, in microseconds */
+    double over = 0, judged = 0;
+    for (int i = 0; i < 100 && over + judged < N; i++) {
+        vem_it_sleep(0.1);
+        over = vem_it_metric_now(&r, "vem_activations_total{verdict=\"over_limit\"}");
+        judged = vem_it_metric_now(&r, "vem_activations_total{verdict=\"ok\"}");
+    }
+    ck_assert_double_eq(over + judged, N);
+    ck_assert_msg(over >= 1, "%.0f of %d activations in one write judged at 1/s", judged, N);
+    /* each refusal quarantined with its class; the accepted answered ok, the rest not at all */
+    ck_assert_int_eq(s_count_until(conn,
+                                   "SELECT count(*) FROM quarantine WHERE error_class = "
+                                   "'too_many_activations' AND position(convert_to($1, "
+                                   "'SQL_ASCII') in raw) = 4",
+                                   vin, (long long)over),
+                     (long long)over);
+    uint8_t replies[N * 27];
+    ck_assert_uint_eq(s_read(fd, replies, (size_t)judged * 27), (size_t)judged * 27);
+    for (int i = 0; i < (int)judged; i++)
+        ck_assert_uint_eq(replies[i * 27 + 24], 0x01);
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    ck_assert_int_eq(poll(&pfd, 1, 500), 0); /* nothing more */
+    close(fd);
     vem_it_stop(&r);
     PQfinish(conn);
 }
@@ -586,6 +632,7 @@ Suite *vem_suite_sm2_e2e(void)
     tcase_add_unchecked_fixture(tc, s_setup, NULL);
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, activation);
+    tcase_add_test(tc, activation_limit);
     tcase_add_test(tc, enforce);
     tcase_add_test(tc, flag);
     tcase_add_test(tc, reload);
