@@ -4,12 +4,16 @@
  * at a time. Real-time data units come in several layouts (GB 17691, HJ 1239 and two field
  * deviations) that the bytes do not name; the right one is the one whose block lengths add up
  * exactly to the data-unit length. The decoder first tries each layout strictly, HJ 1239 first,
- * and fills blocks as it goes, so the common frame costs one walk. Only when no layout fits
- * strictly does it look for vendor items (0x81..0xFE blocks, or bytes after a standard block,
- * of unknown length): a backward pass over the data unit marks, per position, whether the rest
- * can still be read as standard blocks with vendor spans between them; a forward pass then
- * takes standard blocks greedily and the shortest vendor span that leads to a readable rest.
- * This is linear in the data unit, with two bitmaps on the stack.
+ * and fills blocks as it goes, so the common frame costs one walk. When no layout fits
+ * strictly it walks each layout again skipping vendor text items (0x20, 32 non-NUL bytes, NUL:
+ * what field terminals put before, between and after standard blocks); their length is in
+ * their bytes, so this walk never chooses and never looks inside an item (a block type in the
+ * text is no block). Only when that fails too does it look for vendor items of unknown length
+ * (0x81..0xFE blocks, or bytes after a standard block): a backward pass over the data unit
+ * finds, per position, the best reading of the rest; a forward pass follows it. Bounds: each
+ * strict or text-item walk is one pass per layout (6 layouts), the search one backward and one
+ * forward pass per layout over at most S_SEARCH_MAX bytes, so decoding is linear in the data
+ * unit with no backtracking; vendor items per frame are capped at VEM_HJ1239_MAX_VENDOR.
  *
  * Block fields stay raw (wire values) so the encoder can write them back; a per-block mask says
  * which have no measurement. Block times share their day with the frame time almost always, so
@@ -796,9 +800,38 @@ static size_t s_prefix(unsigned layout)
            ((layout & VEM_HJ1239_LAYOUT_BLOCK_TIME) ? 6 : 0);
 }
 
-/* Strict reading: standard blocks back to back, nothing skipped. 1 = fits, 0 = does not.
- * Always inlined so that each call with a constant layout gets its own specialised loop. */
-static inline __attribute__((always_inline)) int s_rt_strict(s_ctx_t *c, unsigned layout)
+/* True when a vendor text item (VEM_HJ1239_VENDOR_TEXT_LEN bytes: 0x20, 32 bytes none of them
+ * NUL, NUL) starts at d[p]. Its length is in its bytes, so skipping it needs no search. */
+static bool s_text_item(const uint8_t *d, size_t n, size_t p)
+{
+    if (n - p < VEM_HJ1239_VENDOR_TEXT_LEN || d[p] != 0x20 ||
+        d[p + VEM_HJ1239_VENDOR_TEXT_LEN - 1] != 0x00)
+        return false;
+    return memchr(d + p + 1, 0x00, VEM_HJ1239_VENDOR_TEXT_LEN - 2) == NULL;
+}
+
+/* Records the vendor item d[p .. p+len) after nb standard blocks; false when there is no room
+ * (noted). */
+static bool s_add_vendor(s_ctx_t *c, size_t p, size_t len, size_t nb)
+{
+    vem_hj1239_frame_t *f = c->f;
+    if (f->vendor_blocks >= VEM_HJ1239_MAX_VENDOR) {
+        s_note_fail(c, S_DATA_AT + p, "more than %d vendor items", VEM_HJ1239_MAX_VENDOR);
+        return false;
+    }
+    vem_hj1239_vendor_t *v = &f->vendor[f->vendor_blocks++];
+    v->data = c->d + p;
+    v->len = (uint16_t)len;
+    v->after = (uint8_t)nb;
+    return true;
+}
+
+/* Strict reading: standard blocks back to back, nothing skipped; with `items`, vendor text
+ * items are skipped wherever they stand (before, between or after blocks, before the
+ * signature). 1 = fits, 0 = does not. Always inlined so that each call with a constant layout
+ * gets its own specialised loop (and the common calls, items false, no text-item test). */
+static inline __attribute__((always_inline)) int s_rt_strict(s_ctx_t *c, unsigned layout,
+                                                             bool items)
 {
     vem_hj1239_frame_t *f = c->f;
     const char *name = vem_hj1239_dialect_name(layout);
@@ -839,6 +872,12 @@ static inline __attribute__((always_inline)) int s_rt_strict(s_ctx_t *c, unsigne
             sig = true;
             break;
         }
+        if (items && s_text_item(h.d, h.n, p)) {
+            if (!s_add_vendor(c, p, VEM_HJ1239_VENDOR_TEXT_LEN, nb))
+                goto fail;
+            p += VEM_HJ1239_VENDOR_TEXT_LEN;
+            continue;
+        }
         uint8_t t = h.d[p];
         if (s_body_len[t])
             s_note_fail(c, S_DATA_AT + p,
@@ -873,7 +912,15 @@ fail:
 /* The rarer layouts share one copy of the strict loop. */
 static int s_rt_strict_any(s_ctx_t *c, unsigned layout)
 {
-    return s_rt_strict(c, layout);
+    return s_rt_strict(c, layout, false);
+}
+
+/* The strict loop that also skips vendor text items: tried only when no layout fits strictly.
+ * Deterministic (a text item starts with 0x20, which is no standard type and no signature
+ * here, see s_text_item), so it costs one walk per layout. */
+static __attribute__((noinline)) int s_rt_items(s_ctx_t *c, unsigned layout)
+{
+    return s_rt_strict(c, layout, true);
 }
 
 /* Tolerant reading. A vendor item is a run of bytes of unknown length that starts with a
@@ -1134,9 +1181,9 @@ static vem_hj1239_status_t s_decode_realtime(s_ctx_t *c, vem_hj1239_error_t *err
         unsigned layout = s_layouts[i];
         int ok;
         if (layout == VEM_HJ1239_LAYOUT_BLOCK_TIME) /* the common case, specialised */
-            ok = s_rt_strict(c, VEM_HJ1239_LAYOUT_BLOCK_TIME);
+            ok = s_rt_strict(c, VEM_HJ1239_LAYOUT_BLOCK_TIME, false);
         else if (layout == 0)
-            ok = s_rt_strict(c, 0);
+            ok = s_rt_strict(c, 0, false);
         else
             ok = s_rt_strict_any(c, layout);
         if (!ok)
@@ -1147,6 +1194,19 @@ static vem_hj1239_status_t s_decode_realtime(s_ctx_t *c, vem_hj1239_error_t *err
         }
         if (bad_time_at == SIZE_MAX)
             bad_time_at = c->bad_time_at;
+    }
+    if (bad_time_at == SIZE_MAX) {
+        /* Field terminals put vendor text items between blocks: the same walk, skipping them */
+        for (size_t i = 0; i < sizeof s_layouts; i++) {
+            if (!s_rt_items(c, s_layouts[i]))
+                continue;
+            if (c->bad_time_at == SIZE_MAX) {
+                f->layout = s_layouts[i];
+                return VEM_HJ1239_OK;
+            }
+            if (bad_time_at == SIZE_MAX)
+                bad_time_at = c->bad_time_at;
+        }
     }
     if (bad_time_at != SIZE_MAX) {
         s_reset_blocks(f);

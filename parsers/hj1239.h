@@ -18,16 +18,17 @@
 /* ---- limits ------------------------------------------------------------------------------- */
 
 enum {
-    VEM_HJ1239_HEADER_LEN = 24,   /* `##` .. data-unit length; the BCC follows the data */
-    VEM_HJ1239_MIN_FRAME = 25,    /* header + BCC with an empty data unit */
-    VEM_HJ1239_MAX_FRAME = 65560, /* header + 65535 + BCC */
-    VEM_HJ1239_MAX_BLOCKS = 64,   /* standard blocks per frame; more is malformed_body */
-    VEM_HJ1239_MAX_OBD = 8,       /* OBD blocks per frame */
-    VEM_HJ1239_MAX_DTCS = 2048,   /* DTCs per frame, over all OBD blocks */
-    VEM_HJ1239_MAX_VENDOR = 16,   /* vendor items per frame */
-    VEM_HJ1239_MAX_SIG_PART = 64, /* longest R or S accepted (normally 32 or 33) */
-    VEM_HJ1239_DETAIL_LEN = 160,  /* room for an error's detail text */
-    VEM_HJ1239_TIME_LEN = 26,     /* "2024-03-05T08:09:10+08:00" + NUL */
+    VEM_HJ1239_HEADER_LEN = 24,      /* `##` .. data-unit length; the BCC follows the data */
+    VEM_HJ1239_MIN_FRAME = 25,       /* header + BCC with an empty data unit */
+    VEM_HJ1239_MAX_FRAME = 65560,    /* header + 65535 + BCC */
+    VEM_HJ1239_MAX_BLOCKS = 64,      /* standard blocks per frame; more is malformed_body */
+    VEM_HJ1239_MAX_OBD = 8,          /* OBD blocks per frame */
+    VEM_HJ1239_MAX_DTCS = 2048,      /* DTCs per frame, over all OBD blocks */
+    VEM_HJ1239_MAX_VENDOR = 16,      /* vendor items per frame */
+    VEM_HJ1239_MAX_SIG_PART = 64,    /* longest R or S accepted (normally 32 or 33) */
+    VEM_HJ1239_DETAIL_LEN = 160,     /* room for an error's detail text */
+    VEM_HJ1239_VENDOR_TEXT_LEN = 34, /* a vendor text item: 0x20, 32 non-NUL bytes, NUL */
+    VEM_HJ1239_TIME_LEN = 26,        /* "2024-03-05T08:09:10+08:00" + NUL */
 };
 
 /* ---- status ------------------------------------------------------------------------------- */
@@ -214,8 +215,9 @@ typedef struct {
     uint16_t dtc_n;     /* DTCs present on the wire (0 when the count byte is a marker) */
 } vem_hj1239_obd_t;
 
-/* Bytes the decoder skipped inside a real-time data unit: a vendor block (0x81..0xFE) or vendor
- * bytes after a standard block. `data` is borrowed from the decoded input. */
+/* Bytes the decoder skipped inside a real-time data unit: a vendor text item (0x20, 32 non-NUL
+ * bytes, NUL: seen before, between and after standard blocks), a vendor block (0x81..0xFE) or
+ * vendor bytes after a standard block. `data` is borrowed from the decoded input. */
 typedef struct {
     const uint8_t *data;
     uint16_t len;

@@ -725,6 +725,87 @@ START_TEST(vendor_items)
 }
 END_TEST
 
+/* Vendor text items before, between and after standard blocks, with decoys inside the text:
+ * tests/vectors/vendor/gen_vendor.py builds the frames from hj1239.md's layouts, without our
+ * code, and lists what must be found; nothing more may be (no block read from vendor bytes). */
+static void s_check_vendor_vector(const char *name, json_t *expect, size_t n)
+{
+    const char *layout = json_string_value(json_object_get(expect, "layout"));
+    ck_assert_str_eq(vem_hj1239_dialect_name(s_frame->layout), layout);
+    ck_assert_uint_eq(s_frame->seq, json_integer_value(json_object_get(expect, "seq")));
+    json_t *blocks = json_object_get(expect, "blocks");
+    ck_assert_msg(s_frame->nblocks == json_array_size(blocks), "%s: %u blocks, want %zu", name,
+                  s_frame->nblocks, json_array_size(blocks));
+    for (size_t i = 0; i < json_array_size(blocks); i++) {
+        json_t *e = json_array_get(blocks, i);
+        const vem_hj1239_block_t *b = &s_frame->blocks[i];
+        ck_assert_uint_eq(b->type, json_integer_value(json_object_get(e, "type")));
+        size_t nf;
+        const uint8_t *list = vem_hj1239_block_fields(b->type, &nf);
+        json_t *raw = json_object_get(e, "raw");
+        ck_assert_uint_eq(nf, json_array_size(raw));
+        for (size_t k = 0; k < nf; k++)
+            ck_assert_msg(b->raw[list[k]] == json_integer_value(json_array_get(raw, k)),
+                          "%s: block %zu field %zu", name, i, k);
+        json_t *t = json_object_get(e, "time");
+        if (t)
+            ck_assert_int_eq(b->time, json_integer_value(t));
+        json_t *dtcs = json_object_get(e, "dtcs");
+        if (dtcs) {
+            const vem_hj1239_obd_t *o = &s_frame->obd[b->obd];
+            ck_assert_uint_eq(o->dtc_n, json_array_size(dtcs));
+            for (size_t k = 0; k < o->dtc_n; k++)
+                ck_assert_uint_eq(s_frame->dtcs[o->dtc_first + k],
+                                  json_integer_value(json_array_get(dtcs, k)));
+        }
+    }
+    json_t *vendor = json_object_get(expect, "vendor");
+    ck_assert_msg(s_frame->vendor_blocks == json_array_size(vendor), "%s: %u vendor items", name,
+                  s_frame->vendor_blocks);
+    for (size_t i = 0; i < json_array_size(vendor); i++) {
+        json_t *e = json_array_get(vendor, i);
+        const vem_hj1239_vendor_t *v = &s_frame->vendor[i];
+        ck_assert_int_eq(v->data - (s_wire + VEM_HJ1239_HEADER_LEN),
+                         json_integer_value(json_object_get(e, "offset")));
+        ck_assert_uint_eq(v->len, json_integer_value(json_object_get(e, "len")));
+        ck_assert_uint_eq(v->after, json_integer_value(json_object_get(e, "after")));
+    }
+    size_t m = 0;
+    static uint8_t again[8192];
+    ck_assert_int_eq(vem_hj1239_encode(s_frame, again, sizeof again, &m), 0);
+    ck_assert_uint_eq(m, n);
+    ck_assert_msg(memcmp(again, s_wire, n) == 0, "%s: re-encoding differs", name);
+}
+
+START_TEST(vendor_text_items)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/vendor/vectors.jsonl", vem_test_vectors_dir());
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    char line[16384];
+    int count = 0;
+    while (fgets(line, sizeof line, f)) {
+        json_error_t jerr;
+        json_t *v = json_loads(line, 0, &jerr);
+        ck_assert_msg(v != NULL, "bad vector line: %s", jerr.text);
+        const char *name = json_string_value(json_object_get(v, "name"));
+        long n =
+            vem_test_unhex(json_string_value(json_object_get(v, "hex")), s_wire, sizeof s_wire);
+        ck_assert_int_gt(n, 0);
+        vem_hj1239_error_t err;
+        vem_hj1239_status_t st = s_decode(s_wire, (size_t)n, &err);
+        ck_assert_msg(st == VEM_HJ1239_OK, "%s: %s (%s)", name, vem_hj1239_status_name(st),
+                      err.detail);
+        s_check_vendor_vector(name, json_object_get(v, "expect"), (size_t)n);
+        json_decref(v);
+        count++;
+    }
+    fclose(f);
+    ck_assert_int_eq(count, 16);
+}
+END_TEST
+
 START_TEST(malformed_bodies)
 {
     vem_hj1239_error_t err;
@@ -1180,6 +1261,7 @@ Suite *vem_suite_hj1239(void)
     tcase_add_test(tc, bad_times_in_frames);
     tcase_add_test(tc, layouts);
     tcase_add_test(tc, vendor_items);
+    tcase_add_test(tc, vendor_text_items);
     tcase_add_test(tc, malformed_bodies);
     tcase_add_test(tc, envelope_errors);
     tcase_add_test(tc, encryption);
