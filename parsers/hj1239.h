@@ -7,6 +7,13 @@
  * decoded frame gives back the same bytes; vem_hj1239_value() turns a raw value into its
  * physical value (scale, offset, sign) or reports that it has none (marker or out of range).
  *
+ * The map of the module (hj1239_int.h holds what the parts share):
+ *   hj1239_tables.c    names, field and block tables, physical values, the BCC
+ *   hj1239_time.c      wire times, ISO 8601 text
+ *   hj1239_decode.c    vem_hj1239_decode: envelope, commands, strict layout walks, text items
+ *   hj1239_tolerant.c  vendor items of unknown length (reached only from the decoder)
+ *   hj1239_encode.c    vem_hj1239_encode, vem_hj1239_equal
+ *
  * Protocol facts: /work/shared/protocol/hj1239.md; JSON names: /work/shared/FIELDS.md. */
 #ifndef VEM_HJ1239_H
 #define VEM_HJ1239_H
@@ -31,7 +38,7 @@ enum {
     VEM_HJ1239_TIME_LEN = 26,        /* "2024-03-05T08:09:10+08:00" + NUL */
 };
 
-/* ---- status ------------------------------------------------------------------------------- */
+/* ---- status (hj1239_tables.c) -------------------------------------------------------------- */
 
 /* Outcome of decoding a frame; the names are FIELDS.md's error classes. */
 typedef enum {
@@ -57,7 +64,7 @@ typedef struct {
 /* Error-class name ("bad_checksum", ...; "ok" for VEM_HJ1239_OK); static string. */
 const char *vem_hj1239_status_name(vem_hj1239_status_t status);
 
-/* ---- commands, headers, layouts ----------------------------------------------------------- */
+/* ---- commands, headers, layouts (hj1239_tables.c) ------------------------------------------ */
 
 typedef enum {
     VEM_HJ1239_CMD_LOGIN = 0x01,
@@ -110,7 +117,7 @@ enum {
 /* FIELDS.md `dialect` of a layout: "type_first", "serial_per_block", "hj1239" or "gb17691". */
 const char *vem_hj1239_dialect_name(uint8_t layout);
 
-/* ---- blocks and fields -------------------------------------------------------------------- */
+/* ---- blocks and fields (hj1239_tables.c) --------------------------------------------------- */
 
 typedef enum {
     VEM_HJ1239_BLOCK_OBD = 0x01,
@@ -269,7 +276,7 @@ typedef struct {
     uint32_t dtcs[VEM_HJ1239_MAX_DTCS];
 } vem_hj1239_frame_t;
 
-/* ---- decoding ----------------------------------------------------------------------------- */
+/* ---- decoding (hj1239_decode.c) ------------------------------------------------------------ */
 
 /* Flags of vem_hj1239_decode. */
 enum {
@@ -282,6 +289,8 @@ enum {
  * into buf. */
 vem_hj1239_status_t vem_hj1239_decode(const uint8_t *buf, size_t len, unsigned flags,
                                       vem_hj1239_frame_t *out, vem_hj1239_error_t *err);
+
+/* The BCC and the values of decoded fields (hj1239_tables.c). */
 
 /* XOR of buf[0..len) (the BCC runs over frame bytes 2 .. 23+N). */
 uint8_t vem_hj1239_bcc(const uint8_t *buf, size_t len);
@@ -303,7 +312,7 @@ bool vem_hj1239_pos_valid(uint8_t pos_status);
  * range. */
 bool vem_hj1239_position(uint8_t pos_status, uint32_t raw, bool is_lat, double *deg);
 
-/* ---- time --------------------------------------------------------------------------------- */
+/* ---- time (hj1239_time.c) ------------------------------------------------------------------ */
 
 /* Checks the 6-byte wire time (YY MM DD hh mm ss, Beijing) and converts it to epoch seconds
  * UTC; false for an impossible date or time. */
@@ -315,7 +324,7 @@ bool vem_hj1239_time_encode(int64_t epoch, uint8_t wire[6]);
 /* Formats epoch seconds as ISO 8601 Beijing time, "2024-03-05T08:09:10+08:00", into out. */
 void vem_hj1239_time_format(int64_t epoch, char out[VEM_HJ1239_TIME_LEN]);
 
-/* ---- encoding ----------------------------------------------------------------------------- */
+/* ---- encoding (hj1239_encode.c) ------------------------------------------------------------ */
 
 /* Byte length that vem_hj1239_encode will write for f. */
 size_t vem_hj1239_encoded_len(const vem_hj1239_frame_t *f);
