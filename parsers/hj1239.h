@@ -283,6 +283,22 @@ enum {
     VEM_HJ1239_TRUSTED_BCC = 0x01, /* the reassembler already checked the BCC: skip it */
 };
 
+/* Header form of a frame from its byte 3 (frame[0..3] must exist): PLATFORM when it is a
+ * GB/T 32960 response flag (0x01, 0x02, 0x03, 0xFE: never a VIN character), else TERMINAL. */
+vem_hj1239_header_t vem_hj1239_header_form(const uint8_t *frame);
+
+/* The 17 VIN bytes of a frame of at least VEM_HJ1239_HEADER_LEN bytes, in either header form
+ * (a pointer into frame). */
+const uint8_t *vem_hj1239_header_vin(const uint8_t *frame);
+
+/* Whole length (header, data unit, BCC) that a header of VEM_HJ1239_HEADER_LEN bytes
+ * announces. */
+size_t vem_hj1239_frame_len(const uint8_t *header);
+
+/* True when buf[0..len) is exactly one frame by its envelope: `##`, a known command, the
+ * announced length, a right BCC (what the reassembler checks; the body is not looked at). */
+bool vem_hj1239_envelope_ok(const uint8_t *buf, size_t len);
+
 /* Decodes the one frame in buf[0..len) into *out (caller-owned; nothing kept). Returns
  * VEM_HJ1239_OK or the error class; err (may be NULL) gets class, detail and frame offset. On
  * UNSUPPORTED_ENCRYPTION the envelope members of *out are valid. out->vendor[].data points

@@ -492,6 +492,30 @@ static inline vem_hj1239_status_t s_frame_time(vem_hj1239_ctx_t *c, vem_hj1239_e
     return VEM_HJ1239_OK;
 }
 
+vem_hj1239_header_t vem_hj1239_header_form(const uint8_t *frame)
+{
+    uint8_t b = frame[3];
+    return (b == 0x01 || b == 0x02 || b == 0x03 || b == 0xFE) ? VEM_HJ1239_HEADER_PLATFORM
+                                                              : VEM_HJ1239_HEADER_TERMINAL;
+}
+
+const uint8_t *vem_hj1239_header_vin(const uint8_t *frame)
+{
+    return frame + (vem_hj1239_header_form(frame) == VEM_HJ1239_HEADER_PLATFORM ? 4 : 3);
+}
+
+size_t vem_hj1239_frame_len(const uint8_t *header)
+{
+    return vem_hj1239_be16(header + 22) + (size_t)VEM_HJ1239_MIN_FRAME;
+}
+
+bool vem_hj1239_envelope_ok(const uint8_t *buf, size_t len)
+{
+    return len >= VEM_HJ1239_MIN_FRAME && buf[0] == '#' && buf[1] == '#' &&
+           vem_hj1239_cmd_known(buf[2]) && vem_hj1239_frame_len(buf) == len &&
+           vem_hj1239_bcc(buf + 2, len - 3) == buf[len - 1];
+}
+
 vem_hj1239_status_t vem_hj1239_decode(const uint8_t *buf, size_t len, unsigned flags,
                                       vem_hj1239_frame_t *out, vem_hj1239_error_t *err)
 {
@@ -522,7 +546,7 @@ vem_hj1239_status_t vem_hj1239_decode(const uint8_t *buf, size_t len, unsigned f
     }
 
     f->cmd = buf[2];
-    if (buf[3] == 0x01 || buf[3] == 0x02 || buf[3] == 0x03 || buf[3] == 0xFE) {
+    if (vem_hj1239_header_form(buf) == VEM_HJ1239_HEADER_PLATFORM) {
         f->header = VEM_HJ1239_HEADER_PLATFORM;
         f->response = buf[3];
         f->sw_version = 0;

@@ -954,6 +954,21 @@ START_TEST(header_forms)
         ck_assert(memcmp(s_frame->vin, s_vin, 17) == 0);
         ck_assert_uint_eq(s_frame->seq, 1);
         ck_assert(memcmp(s_frame->iccid, "89860000000000000001", 20) == 0);
+        /* the helpers ingest and the reassembler use: same form, VIN, length, envelope */
+        ck_assert_uint_eq(vem_hj1239_header_form(s_wire), s_frame->header);
+        ck_assert(memcmp(vem_hj1239_header_vin(s_wire), s_vin, 17) == 0);
+        ck_assert_uint_eq(vem_hj1239_frame_len(s_wire), 25 + 28);
+        ck_assert(vem_hj1239_envelope_ok(s_wire, n));
+        ck_assert(!vem_hj1239_envelope_ok(s_wire, n - 1)); /* length field says one more */
+        s_wire[n - 1] ^= 0x01;
+        ck_assert(!vem_hj1239_envelope_ok(s_wire, n)); /* BCC */
+        s_wire[n - 1] ^= 0x01;
+        s_wire[2] = 0x09;
+        ck_assert(!vem_hj1239_envelope_ok(s_wire, n)); /* unknown command */
+        s_wire[2] = 0x01;
+        s_wire[1] = '$';
+        ck_assert(!vem_hj1239_envelope_ok(s_wire, n));  /* start */
+        ck_assert(!vem_hj1239_envelope_ok(s_wire, 24)); /* shorter than a frame */
     }
 }
 END_TEST
