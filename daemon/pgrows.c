@@ -14,7 +14,6 @@
 
 #define S_PG_EPOCH_US INT64_C(946684800000000) /* 2000-01-01 00:00 UTC in Unix microseconds */
 #define S_TEXT_OID    25
-#define S_BEIJING_S   (8 * 3600)
 
 static const char *const s_names[VEM_PG_TABLES] = {"obd_samples", "obd_info",   "terminal_events",
                                                    "quarantine",  "violations", "rsd_readings"};
@@ -64,8 +63,7 @@ unsigned vem_pg_table_columns(vem_pg_table_t t)
 
 int32_t vem_pg_beijing_day(int64_t epoch_s)
 {
-    int64_t s = epoch_s + S_BEIJING_S;
-    return (int32_t)(s >= 0 ? s / 86400 : -((-s + 86399) / 86400));
+    return (int32_t)vem_hj1239_beijing_day(epoch_s);
 }
 
 /* ---- buffers and big-endian values --------------------------------------------------------- */

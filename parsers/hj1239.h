@@ -337,6 +337,10 @@ bool vem_hj1239_time_decode(const uint8_t wire[6], int64_t *epoch);
 /* Writes epoch seconds UTC as wire time (Beijing); false when the year is outside 2000..2255. */
 bool vem_hj1239_time_encode(int64_t epoch, uint8_t wire[6]);
 
+/* Day number of an instant in Beijing time (UTC+8): days since 1970-01-01 of its Beijing date,
+ * rounded down for instants before then. Daily partitions, serials and counts use it. */
+int64_t vem_hj1239_beijing_day(int64_t epoch);
+
 /* Formats epoch seconds as ISO 8601 Beijing time, "2024-03-05T08:09:10+08:00", into out. */
 void vem_hj1239_time_format(int64_t epoch, char out[VEM_HJ1239_TIME_LEN]);
 

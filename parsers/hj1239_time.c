@@ -28,6 +28,11 @@ static void s_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
     *y = yoe + era * 400 + (*m <= 2);
 }
 
+int64_t vem_hj1239_beijing_day(int64_t epoch)
+{
+    return s_floor_div(epoch + VEM_HJ1239_BEIJING_S, 86400);
+}
+
 bool vem_hj1239_time_decode(const uint8_t wire[6], int64_t *epoch)
 {
     if (!vem_hj1239_date_ok(wire) || !vem_hj1239_clock_ok(wire))
@@ -39,9 +44,8 @@ bool vem_hj1239_time_decode(const uint8_t wire[6], int64_t *epoch)
 
 bool vem_hj1239_time_encode(int64_t epoch, uint8_t wire[6])
 {
-    int64_t local = epoch + VEM_HJ1239_BEIJING_S;
-    int64_t days = s_floor_div(local, 86400);
-    int64_t secs = local - days * 86400;
+    int64_t days = vem_hj1239_beijing_day(epoch);
+    int64_t secs = epoch + VEM_HJ1239_BEIJING_S - days * 86400;
     int64_t y;
     unsigned m, d;
     s_civil_from_days(days, &y, &m, &d);
@@ -67,9 +71,8 @@ static void s_digits(char *p, unsigned v, int width)
 
 void vem_hj1239_time_format(int64_t epoch, char out[VEM_HJ1239_TIME_LEN])
 {
-    int64_t local = epoch + VEM_HJ1239_BEIJING_S;
-    int64_t days = s_floor_div(local, 86400);
-    unsigned secs = (unsigned)(local - days * 86400);
+    int64_t days = vem_hj1239_beijing_day(epoch);
+    unsigned secs = (unsigned)(epoch + VEM_HJ1239_BEIJING_S - days * 86400);
     int64_t y;
     unsigned m, d;
     s_civil_from_days(days, &y, &m, &d);

@@ -516,6 +516,20 @@ END_TEST
 
 /* Every day 2000..2255: decoding and formatting (two independent calendars) agree, days are
  * consecutive, and encoding gives the wire bytes back. */
+/* Beijing day numbers at midnight boundaries, worked by hand: 2024-03-05 is 19723 (2024-01-01)
+ * + 31 + 29 + 4 days after 1970-01-01, and begins at 2024-03-04T16:00:00Z = 1709568000. */
+START_TEST(beijing_days)
+{
+    ck_assert_int_eq(vem_hj1239_beijing_day(1709568000), 19787);
+    ck_assert_int_eq(vem_hj1239_beijing_day(1709567999), 19786);
+    ck_assert_int_eq(vem_hj1239_beijing_day(1709568000 + 86399), 19787);
+    ck_assert_int_eq(vem_hj1239_beijing_day(-28800), 0); /* 1970-01-01 00:00 +08 */
+    ck_assert_int_eq(vem_hj1239_beijing_day(-28801), -1);
+    ck_assert_int_eq(vem_hj1239_beijing_day(-28800 - 86400), -1);
+    ck_assert_int_eq(vem_hj1239_beijing_day(-28801 - 86400), -2);
+}
+END_TEST
+
 START_TEST(times_every_day)
 {
     static const uint8_t mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -1272,6 +1286,7 @@ Suite *vem_suite_hj1239(void)
     tcase_add_test(tc, other_block_anchors);
     tcase_add_test(tc, obd_blocks);
     tcase_add_test(tc, times);
+    tcase_add_test(tc, beijing_days);
     tcase_add_test(tc, times_every_day);
     tcase_add_test(tc, bad_times_in_frames);
     tcase_add_test(tc, layouts);
