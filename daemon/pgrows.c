@@ -161,11 +161,12 @@ static void s_str(vem_buf_t *b, const char *s)
     s_bytes(b, s, strlen(s));
 }
 
-/* Wire text (VIN, ICCID, OBD strings) as FIELDS.md shows it: trailing NUL and space padding
- * cut, anything but printable ASCII as '?', so the server (UTF-8) never sees invalid bytes. */
+/* Wire text (VIN, ICCID, OBD strings, quarantine details) as FIELDS.md shows it: trailing NUL
+ * and space padding cut, anything but printable ASCII as '?', so the server (UTF-8) never sees
+ * invalid bytes; at most VEM_PGROWS_TEXT_MAX bytes. */
 static void s_wire_text(vem_buf_t *b, const uint8_t *p, size_t n)
 {
-    char s[72];
+    char s[VEM_PGROWS_TEXT_MAX];
     if (n > sizeof s)
         n = sizeof s;
     while (n > 0 && (p[n - 1] == 0 || p[n - 1] == ' '))
