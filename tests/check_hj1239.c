@@ -140,10 +140,12 @@ static size_t s_gb_stream_frame(uint8_t *out, const uint32_t raw[19])
 
 /* ---- the shared vectors: status of every one ---------------------------------------------- */
 
-START_TEST(vectors_status)
+/* Calls fn for every line of a vectors file (tests/vectors/REL) with its name, its JSON and
+ * its frame decoded from hex into s_wire; returns the number of lines. */
+static int s_each_vector(const char *rel, void (*fn)(const char *name, json_t *v, size_t n))
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/hj1239/vectors.jsonl", vem_test_vectors_dir());
+    snprintf(path, sizeof path, "%s/%s", vem_test_vectors_dir(), rel);
     FILE *f = fopen(path, "r");
     ck_assert_msg(f != NULL, "cannot open %s", path);
     char line[16384];
@@ -152,30 +154,39 @@ START_TEST(vectors_status)
         json_error_t jerr;
         json_t *v = json_loads(line, 0, &jerr);
         ck_assert_msg(v != NULL, "bad vector line: %s", jerr.text);
-        const char *name = json_string_value(json_object_get(v, "name"));
-        const char *hex = json_string_value(json_object_get(v, "hex"));
-        json_t *expect = json_object_get(v, "expect");
-        long n = vem_test_unhex(hex, s_wire, sizeof s_wire);
+        long n =
+            vem_test_unhex(json_string_value(json_object_get(v, "hex")), s_wire, sizeof s_wire);
         ck_assert_int_gt(n, 0);
-        vem_hj1239_error_t err;
-        vem_hj1239_status_t st = s_decode(s_wire, (size_t)n, &err);
-        const char *want = json_string_value(json_object_get(expect, "error"));
-        ck_assert_msg(strcmp(vem_hj1239_status_name(st), want ? want : "ok") == 0,
-                      "%s: got %s (%s), want %s", name, vem_hj1239_status_name(st), err.detail,
-                      want ? want : "ok");
-        if (st == VEM_HJ1239_OK) {
-            /* encoding the decoded frame gives the same bytes */
-            size_t m = 0;
-            static uint8_t again[70000];
-            ck_assert_int_eq(vem_hj1239_encode(s_frame, again, sizeof again, &m), 0);
-            ck_assert_uint_eq(m, (size_t)n);
-            ck_assert_msg(memcmp(again, s_wire, m) == 0, "%s: re-encoding differs", name);
-        }
+        fn(json_string_value(json_object_get(v, "name")), v, (size_t)n);
         json_decref(v);
         count++;
     }
     fclose(f);
-    ck_assert_int_ge(count, 15);
+    return count;
+}
+
+static void s_vector_status(const char *name, json_t *v, size_t n)
+{
+    json_t *expect = json_object_get(v, "expect");
+    vem_hj1239_error_t err;
+    vem_hj1239_status_t st = s_decode(s_wire, n, &err);
+    const char *want = json_string_value(json_object_get(expect, "error"));
+    ck_assert_msg(strcmp(vem_hj1239_status_name(st), want ? want : "ok") == 0,
+                  "%s: got %s (%s), want %s", name, vem_hj1239_status_name(st), err.detail,
+                  want ? want : "ok");
+    if (st == VEM_HJ1239_OK) {
+        /* encoding the decoded frame gives the same bytes */
+        size_t m = 0;
+        static uint8_t again[70000];
+        ck_assert_int_eq(vem_hj1239_encode(s_frame, again, sizeof again, &m), 0);
+        ck_assert_uint_eq(m, n);
+        ck_assert_msg(memcmp(again, s_wire, m) == 0, "%s: re-encoding differs", name);
+    }
+}
+
+START_TEST(vectors_status)
+{
+    ck_assert_int_ge(s_each_vector("hj1239/vectors.jsonl", s_vector_status), 15);
 }
 END_TEST
 
@@ -791,32 +802,17 @@ static void s_check_vendor_vector(const char *name, json_t *expect, size_t n)
     ck_assert_msg(memcmp(again, s_wire, n) == 0, "%s: re-encoding differs", name);
 }
 
+static void s_vendor_vector(const char *name, json_t *v, size_t n)
+{
+    vem_hj1239_error_t err;
+    vem_hj1239_status_t st = s_decode(s_wire, n, &err);
+    ck_assert_msg(st == VEM_HJ1239_OK, "%s: %s (%s)", name, vem_hj1239_status_name(st), err.detail);
+    s_check_vendor_vector(name, json_object_get(v, "expect"), n);
+}
+
 START_TEST(vendor_text_items)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s/vendor/vectors.jsonl", vem_test_vectors_dir());
-    FILE *f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    char line[16384];
-    int count = 0;
-    while (fgets(line, sizeof line, f)) {
-        json_error_t jerr;
-        json_t *v = json_loads(line, 0, &jerr);
-        ck_assert_msg(v != NULL, "bad vector line: %s", jerr.text);
-        const char *name = json_string_value(json_object_get(v, "name"));
-        long n =
-            vem_test_unhex(json_string_value(json_object_get(v, "hex")), s_wire, sizeof s_wire);
-        ck_assert_int_gt(n, 0);
-        vem_hj1239_error_t err;
-        vem_hj1239_status_t st = s_decode(s_wire, (size_t)n, &err);
-        ck_assert_msg(st == VEM_HJ1239_OK, "%s: %s (%s)", name, vem_hj1239_status_name(st),
-                      err.detail);
-        s_check_vendor_vector(name, json_object_get(v, "expect"), (size_t)n);
-        json_decref(v);
-        count++;
-    }
-    fclose(f);
-    ck_assert_int_eq(count, 16);
+    ck_assert_int_eq(s_each_vector("vendor/vectors.jsonl", s_vendor_vector), 16);
 }
 END_TEST
 
