@@ -276,19 +276,7 @@ bool vem_hj1239_add_block(vem_hj1239_ctx_t *c, vem_hj1239_hot_t *h, size_t *nb, 
     return s_add_block(c, h, nb, p, len, with_serial, with_time);
 }
 
-/* True when a vendor text item (VEM_HJ1239_VENDOR_TEXT_LEN bytes: 0x20, 32 bytes none of them
- * NUL, NUL) starts at d[p]. Its length is in its bytes, so skipping it needs no search. */
-static bool s_text_item(const uint8_t *d, size_t n, size_t p)
-{
-    if (n - p < VEM_HJ1239_VENDOR_TEXT_LEN || d[p] != 0x20 ||
-        d[p + VEM_HJ1239_VENDOR_TEXT_LEN - 1] != 0x00)
-        return false;
-    return memchr(d + p + 1, 0x00, VEM_HJ1239_VENDOR_TEXT_LEN - 2) == NULL;
-}
-
-/* Records the vendor item d[p .. p+len) after nb standard blocks; false when there is no room
- * (noted). */
-static bool s_add_vendor(vem_hj1239_ctx_t *c, size_t p, size_t len, size_t nb)
+bool vem_hj1239_add_vendor(vem_hj1239_ctx_t *c, size_t p, size_t len, size_t nb)
 {
     vem_hj1239_frame_t *f = c->f;
     if (f->vendor_blocks >= VEM_HJ1239_MAX_VENDOR) {
@@ -349,8 +337,8 @@ static inline __attribute__((always_inline)) int s_rt_strict(vem_hj1239_ctx_t *c
             sig = true;
             break;
         }
-        if (items && s_text_item(h.d, h.n, p)) {
-            if (!s_add_vendor(c, p, VEM_HJ1239_VENDOR_TEXT_LEN, nb))
+        if (items && vem_hj1239_text_item(h.d, h.n, p)) {
+            if (!vem_hj1239_add_vendor(c, p, VEM_HJ1239_VENDOR_TEXT_LEN, nb))
                 goto fail;
             p += VEM_HJ1239_VENDOR_TEXT_LEN;
             continue;
@@ -397,7 +385,7 @@ static int s_rt_strict_any(vem_hj1239_ctx_t *c, unsigned layout)
 
 /* The strict loop that also skips vendor text items: tried only when no layout fits strictly.
  * Deterministic (a text item starts with 0x20, which is no standard type and no signature
- * here, see s_text_item), so it costs one walk per layout. */
+ * here, see vem_hj1239_text_item), so it costs one walk per layout. */
 static __attribute__((noinline)) int s_rt_items(vem_hj1239_ctx_t *c, unsigned layout)
 {
     return s_rt_strict(c, layout, true);

@@ -172,6 +172,20 @@ static inline size_t vem_hj1239_prefix(unsigned layout)
            ((layout & VEM_HJ1239_LAYOUT_BLOCK_TIME) ? 6 : 0);
 }
 
+/* True when a vendor text item (VEM_HJ1239_VENDOR_TEXT_LEN bytes: 0x20, 32 bytes none of them
+ * NUL, NUL) starts at d[p]. Its length is in its bytes, so skipping it needs no search. */
+static inline bool vem_hj1239_text_item(const uint8_t *d, size_t n, size_t p)
+{
+    if (n - p < VEM_HJ1239_VENDOR_TEXT_LEN || d[p] != 0x20 ||
+        d[p + VEM_HJ1239_VENDOR_TEXT_LEN - 1] != 0x00)
+        return false;
+    return memchr(d + p + 1, 0x00, VEM_HJ1239_VENDOR_TEXT_LEN - 2) == NULL;
+}
+
+/* Records the vendor item d[p .. p+len) after nb standard blocks; false when the frame already
+ * holds VEM_HJ1239_MAX_VENDOR (noted). */
+bool vem_hj1239_add_vendor(vem_hj1239_ctx_t *c, size_t p, size_t len, size_t nb);
+
 /* Appends the block at d[p] of length len to the frame (a copy of s_add_block for the
  * tolerant reading); false when there is no room (noted). */
 bool vem_hj1239_add_block(vem_hj1239_ctx_t *c, vem_hj1239_hot_t *h, size_t *nb, size_t p,

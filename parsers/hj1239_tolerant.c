@@ -1,6 +1,8 @@
 /* hj1239_tolerant — reading a real-time data unit that holds vendor items of unknown length
  * (0x81..0xFE blocks, or vendor bytes after a standard block); the decoder comes here only when
- * no layout fits strictly, with or without vendor text items. See hj1239_int.h. */
+ * no layout fits strictly, with or without vendor text items. Text items are skipped by their
+ * length here too, so a frame that mixes them with vendor blocks keeps its standard blocks.
+ * See hj1239_int.h. */
 #include "hj1239_int.h"
 
 static inline bool s_is_vendor_type(uint8_t t)
@@ -74,7 +76,11 @@ static bool s_at_end(const vem_hj1239_ctx_t *c, size_t p, bool bt)
     return bt ? vem_hj1239_sig_fits(c, p) != 0 : p == c->n;
 }
 
-/* Cost of finishing from p when p must start a standard block or be the end. */
+/* Cost of finishing from p when p must start a standard block, a vendor text item or be the
+ * end. A text item costs nothing (its length is known, nothing is guessed) and, like a
+ * standard block, may be followed by a vendor item of unknown length. At most one of the
+ * three can start at p (0x20 is no standard type, and no signature whose R is 32 bytes has a
+ * NUL where a text item ends). */
 static s_cost_t s_cost_here(const vem_hj1239_ctx_t *c, const s_search_t *s, size_t p)
 {
     s_cost_t best = s_at_end(c, p, s->bt) ? 0 : S_INF;
@@ -83,6 +89,9 @@ static s_cost_t s_cost_here(const vem_hj1239_ctx_t *c, const s_search_t *s, size
         s_cost_t rest = len ? s->cost[p + len] : S_INF;
         if (rest != S_INF && s_blocks(rest) < 0x7FF && s_better(rest + (1u << 14), best))
             best = rest + (1u << 14);
+        if (vem_hj1239_text_item(c->d, c->n, p) &&
+            s_better(s->cost[p + VEM_HJ1239_VENDOR_TEXT_LEN], best))
+            best = s->cost[p + VEM_HJ1239_VENDOR_TEXT_LEN];
     }
     return best;
 }
@@ -172,6 +181,14 @@ static int s_search_fill(vem_hj1239_ctx_t *c, s_search_t *s, unsigned layout, s_
                 may_vendor = true;
                 continue;
             }
+            if (vem_hj1239_text_item(c->d, c->n, p) &&
+                s->cost[p + VEM_HJ1239_VENDOR_TEXT_LEN] == target) {
+                if (!vem_hj1239_add_vendor(c, p, VEM_HJ1239_VENDOR_TEXT_LEN, nb))
+                    return 0; /* text items and the others over VEM_HJ1239_MAX_VENDOR */
+                p += VEM_HJ1239_VENDOR_TEXT_LEN;
+                may_vendor = true;
+                continue;
+            }
         }
         if (target == 0 && s_at_end(c, p, s->bt))
             break;
@@ -186,10 +203,8 @@ static int s_search_fill(vem_hj1239_ctx_t *c, s_search_t *s, unsigned layout, s_
         }
         if (q > c->n)
             return 0;
-        vem_hj1239_vendor_t *v = &f->vendor[f->vendor_blocks++];
-        v->data = c->d + p;
-        v->len = (uint16_t)(q - p);
-        v->after = (uint8_t)nb;
+        if (!vem_hj1239_add_vendor(c, p, q - p, nb))
+            return 0;
         p = q;
         target = rest;
         may_vendor = false;

@@ -10,7 +10,8 @@ frame for the decode fuzzer's seed corpus.
 
 A vendor text item is what field terminals send: 0x20, 32 characters, 0x00 (34 bytes).
 Decoys put bytes that look like a block type (0x01, 0x02, 0x80, followed by a possible block
-time in HJ 1239 frames) inside the vendor text. Run: python3 gen_vendor.py [--corpus DIR]
+time in HJ 1239 frames) inside the vendor text. The mixed frames add a vendor block (0x81 and
+bytes whose length a decoder cannot know, a stream type inside) next to text items. Run: python3 gen_vendor.py [--corpus DIR]
 """
 import datetime
 import json
@@ -61,6 +62,8 @@ ITEM2 = text_item(b"VENDOR-B:GPS=UM220;SIG=-71dBm;OK")
 DECOY_GB = text_item(b"\x02" + b"x" * 31)
 DECOY_HJ = text_item(b"ID\x02\x1a\x0b\x1e\x08\x01\x05" + b"y" * 23)
 DECOY_MIX = text_item(b"\x01\x80\x02\x05\x03\x04" + b"z" * 26)
+# a vendor block (type 0x81, length unknown to a decoder) with a stream type and 40 bytes inside
+VENDOR_BLOCK = bytes([0x81, 0x10, 0x02]) + bytes(range(0x40, 0x68))
 
 
 class Frame:
@@ -134,6 +137,11 @@ def frames():
                    .item(DECOY_MIX).block("stream").item(DECOY_MIX).item(decoy))
         out.append(Frame("only_items_" + tag, hj, "no standard block: nothing invented")
                    .item(decoy).item(DECOY_MIX))
+        out.append(Frame("mixed_" + tag, hj, "the field frame, then a vendor block at the end")
+                   .block("obd").item(ITEM1).item(ITEM2).block("stream").item(ITEM1).item(ITEM2)
+                   .item(VENDOR_BLOCK))
+        out.append(Frame("mixed_first_" + tag, hj, "a vendor block first, text items around")
+                   .item(VENDOR_BLOCK).item(ITEM1).block("stream").item(ITEM2).block("stream", 1))
     return out
 
 
