@@ -49,8 +49,10 @@ IT_SRC := $(wildcard tests/it_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 # The simulator's model (tools/sim_*.c) is unit-tested too, so the runner links it. The
 # end-to-end suites share tests/itutil.c.
-TEST_SRC := tests/runner.c tests/testutil.c $(wildcard tests/itutil.c tests/sm2cli.c) $(UNIT_SRC) $(IT_SRC) \
-            $(SIM_LIB_SRC)
+# vemctl's formatting (tools/vemctl_fmt.c) has a unit suite as well; tests/sm2cli.c drives the
+# openssl command line for the SM2 suites.
+TEST_SRC := tests/runner.c tests/testutil.c $(wildcard tests/itutil.c tests/sm2cli.c) $(UNIT_SRC) \
+            $(IT_SRC) $(SIM_LIB_SRC) $(wildcard tools/vemctl_fmt.c)
 
 BENCH_NAMES := $(patsubst tools/bench_%.c,%,$(BENCH_SRC))
 BENCH_BINS := $(addprefix $(B)/bin/bench-,$(BENCH_NAMES))

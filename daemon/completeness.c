@@ -1,6 +1,7 @@
 /* completeness — loading a day's sample counts from PostgreSQL; see completeness.h. */
 #include "completeness.h"
 
+#include "hj1239.h"
 #include "log.h"
 
 #include <inttypes.h>
@@ -12,8 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S_DAY_S     86400
-#define S_BEIJING_S (8 * 3600)
+#define S_DAY_S 86400
 
 static int64_t s_floor_div(int64_t a, int64_t b)
 {
@@ -22,7 +22,7 @@ static int64_t s_floor_div(int64_t a, int64_t b)
 
 int32_t vem_completeness_day(int64_t us)
 {
-    return (int32_t)s_floor_div(s_floor_div(us, 1000000) + S_BEIJING_S, S_DAY_S);
+    return (int32_t)vem_hj1239_beijing_day(s_floor_div(us, 1000000));
 }
 
 int32_t vem_completeness_due(int64_t now_us, int delay_h)

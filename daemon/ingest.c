@@ -215,12 +215,10 @@ static void s_remove(s_ingest_t *in, s_conn_t *c)
 
 /* ---- staging inputs ------------------------------------------------------------------------ */
 
-/* VIN of a whole frame: bytes 3..19 in the terminal header, 4..20 in the platform header
- * (whose byte 3 is a response flag, never a VIN character). */
+/* VIN of a whole frame, in either header form. */
 static const uint8_t *s_vin(const uint8_t *frame)
 {
-    uint8_t b = frame[3];
-    return (b == 0x01 || b == 0x02 || b == 0x03 || b == 0xFE) ? frame + 4 : frame + 3;
+    return vem_hj1239_header_vin(frame);
 }
 
 /* Builds the reply to a terminal frame in the GB/T 32960 response form: `##`, the command,
@@ -958,10 +956,7 @@ static void s_on_pull(s_ingest_t *in)
         }
         /* A gateway sends whole frames: check them as the reassembler would. */
         vem_hj1239_error_t err = {0};
-        bool whole = len >= VEM_HJ1239_MIN_FRAME && data[0] == '#' && data[1] == '#' &&
-                     vem_hj1239_cmd_known(data[2]) &&
-                     (size_t)(data[22] << 8 | data[23]) + VEM_HJ1239_MIN_FRAME == len &&
-                     vem_hj1239_bcc(data + 2, len - 3) == data[len - 1];
+        bool whole = vem_hj1239_envelope_ok(data, len);
         if (!whole) {
             vem_hj1239_frame_t *scratch = malloc(sizeof *scratch);
             if (!scratch)

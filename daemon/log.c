@@ -62,6 +62,12 @@ void vem_log_set_burst(unsigned burst)
     atomic_store(&s_burst, burst ? burst : 1);
 }
 
+void vem_log_configure(vem_log_level_t level, unsigned burst)
+{
+    vem_log_set_level(level);
+    vem_log_set_burst(burst);
+}
+
 void vem_log_set_stream(FILE *stream)
 {
     pthread_mutex_lock(&s_lock);

@@ -35,6 +35,10 @@ int vem_log_parse_level(const char *name);
 /* Lines per second a call site may write before repeats are suppressed (default 10). */
 void vem_log_set_burst(unsigned burst);
 
+/* Applies the configuration's log keys (log.level, log.burst) together, at start and on every
+ * reload, so that no key is forgotten on one path. */
+void vem_log_configure(vem_log_level_t level, unsigned burst);
+
 /* For tests: where lines go (default stderr) and the clock in seconds (default monotonic). */
 void vem_log_set_stream(FILE *stream);
 void vem_log_set_clock(int64_t (*now_s)(void));

@@ -699,7 +699,7 @@ static void s_reload(s_daemon_t *d)
     else if (err[0])
         vem_log(VEM_LOG_WARNING, "main", "reload: %s", err);
     vem_config_destroy(&fresh);
-    vem_log_set_level(d->cfg->log.level);
+    vem_log_configure(d->cfg->log.level, (unsigned)d->cfg->log.burst);
     s_send_rules(d);
     s_load_registry(d);
     atomic_store(&d->ingest_args.reply_mode, strcmp(d->cfg->terminals.reply_mode, "hj1239") == 0
@@ -900,7 +900,7 @@ int main(int argc, char **argv)
         vem_log(VEM_LOG_ERR, "main", "%s", err);
         return 1;
     }
-    vem_log_set_level(d.cfg->log.level);
+    vem_log_configure(d.cfg->log.level, (unsigned)d.cfg->log.burst);
     int rc = s_run(&d);
     vem_config_destroy(&d.cfg);
     return rc;

@@ -14,7 +14,6 @@
 
 #define S_PG_EPOCH_US INT64_C(946684800000000) /* 2000-01-01 00:00 UTC in Unix microseconds */
 #define S_TEXT_OID    25
-#define S_BEIJING_S   (8 * 3600)
 
 static const char *const s_names[VEM_PG_TABLES] = {"obd_samples", "obd_info",   "terminal_events",
                                                    "quarantine",  "violations", "rsd_readings"};
@@ -64,8 +63,7 @@ unsigned vem_pg_table_columns(vem_pg_table_t t)
 
 int32_t vem_pg_beijing_day(int64_t epoch_s)
 {
-    int64_t s = epoch_s + S_BEIJING_S;
-    return (int32_t)(s >= 0 ? s / 86400 : -((-s + 86399) / 86400));
+    return (int32_t)vem_hj1239_beijing_day(epoch_s);
 }
 
 /* ---- buffers and big-endian values --------------------------------------------------------- */
@@ -163,11 +161,12 @@ static void s_str(vem_buf_t *b, const char *s)
     s_bytes(b, s, strlen(s));
 }
 
-/* Wire text (VIN, ICCID, OBD strings) as FIELDS.md shows it: trailing NUL and space padding
- * cut, anything but printable ASCII as '?', so the server (UTF-8) never sees invalid bytes. */
+/* Wire text (VIN, ICCID, OBD strings, quarantine details) as FIELDS.md shows it: trailing NUL
+ * and space padding cut, anything but printable ASCII as '?', so the server (UTF-8) never sees
+ * invalid bytes; at most VEM_PGROWS_TEXT_MAX bytes. */
 static void s_wire_text(vem_buf_t *b, const uint8_t *p, size_t n)
 {
-    char s[72];
+    char s[VEM_PGROWS_TEXT_MAX];
     if (n > sizeof s)
         n = sizeof s;
     while (n > 0 && (p[n - 1] == 0 || p[n - 1] == ' '))

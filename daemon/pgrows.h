@@ -30,6 +30,11 @@ typedef enum {
 /* Distinct days one batch may carry; a worker sends its message before it would overflow. */
 #define VEM_PGROWS_MAX_DAYS 256
 
+/* Longest text a row keeps (bytes): room for a quarantine detail in full, the decoder's
+ * (VEM_HJ1239_DETAIL_LEN), a worker's (VEM_INPUT_DETAIL_MAX) or the server's error text
+ * (pgwrite: at most 768); longer text is cut there. */
+#define VEM_PGROWS_TEXT_MAX 1024
+
 /* A growable byte buffer. */
 typedef struct {
     uint8_t *data;
@@ -95,7 +100,7 @@ typedef struct {
 void vem_pgrows_violation(vem_pgrows_t *r, const vem_pgviolation_t *v);
 
 /* A quarantine row: the raw bytes, why they were rejected and where they came from. vin may
- * be NULL (not known); offset < 0 for none. */
+ * be NULL (not known); offset < 0 for none; detail kept up to VEM_PGROWS_TEXT_MAX bytes. */
 void vem_pgrows_quarantine(vem_pgrows_t *r, int64_t received_us, uint64_t spool_seq,
                            const char *source, const char *error_class, const char *detail,
                            int32_t offset, const uint8_t *vin, const uint8_t *raw, size_t len);

@@ -10,6 +10,8 @@
  * any index at the window sizes that matter (recent repeats). */
 #include "session.h"
 
+#include "hj1239.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -232,13 +234,6 @@ size_t vem_sessions_recent(const vem_sessions_t *self, size_t limit,
     return n;
 }
 
-/* Days since the epoch in Beijing time (UTC+8), where the daily serial restarts. */
-static int64_t s_beijing_day(int64_t t)
-{
-    int64_t local = t + 8 * 3600;
-    return local >= 0 ? local / 86400 : -((-local + 86399) / 86400);
-}
-
 static bool s_seen(vem_sessions_t *self, s_entry_t *e, uint64_t key)
 {
     if (!e->ring) {
@@ -301,7 +296,8 @@ vem_session_verdict_t vem_sessions_observe(vem_sessions_t *self, const char *vin
         }
         s->live_frames++;
         if (s->live_frames > 1) {
-            if (s_beijing_day(frame_time) != s_beijing_day(s->last_live_time)) {
+            /* the daily serial restarts at Beijing midnight */
+            if (vem_hj1239_beijing_day(frame_time) != vem_hj1239_beijing_day(s->last_live_time)) {
                 verdict.serial_reset = true;
                 verdict.gap = seq > 1 ? seq - 1u : 0; /* the new day's first serials */
             } else if (seq > s->last_live_seq + 1u)

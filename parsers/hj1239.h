@@ -7,6 +7,13 @@
  * decoded frame gives back the same bytes; vem_hj1239_value() turns a raw value into its
  * physical value (scale, offset, sign) or reports that it has none (marker or out of range).
  *
+ * The map of the module (hj1239_int.h holds what the parts share):
+ *   hj1239_tables.c    names, field and block tables, physical values, the BCC
+ *   hj1239_time.c      wire times, ISO 8601 text
+ *   hj1239_decode.c    vem_hj1239_decode: envelope, commands, strict layout walks, text items
+ *   hj1239_tolerant.c  vendor items of unknown length (reached only from the decoder)
+ *   hj1239_encode.c    vem_hj1239_encode, vem_hj1239_equal
+ *
  * Protocol facts: /work/shared/protocol/hj1239.md; JSON names: /work/shared/FIELDS.md. */
 #ifndef VEM_HJ1239_H
 #define VEM_HJ1239_H
@@ -18,19 +25,20 @@
 /* ---- limits ------------------------------------------------------------------------------- */
 
 enum {
-    VEM_HJ1239_HEADER_LEN = 24,   /* `##` .. data-unit length; the BCC follows the data */
-    VEM_HJ1239_MIN_FRAME = 25,    /* header + BCC with an empty data unit */
-    VEM_HJ1239_MAX_FRAME = 65560, /* header + 65535 + BCC */
-    VEM_HJ1239_MAX_BLOCKS = 64,   /* standard blocks per frame; more is malformed_body */
-    VEM_HJ1239_MAX_OBD = 8,       /* OBD blocks per frame */
-    VEM_HJ1239_MAX_DTCS = 2048,   /* DTCs per frame, over all OBD blocks */
-    VEM_HJ1239_MAX_VENDOR = 16,   /* vendor items per frame */
-    VEM_HJ1239_MAX_SIG_PART = 64, /* longest R or S accepted (normally 32 or 33) */
-    VEM_HJ1239_DETAIL_LEN = 160,  /* room for an error's detail text */
-    VEM_HJ1239_TIME_LEN = 26,     /* "2024-03-05T08:09:10+08:00" + NUL */
+    VEM_HJ1239_HEADER_LEN = 24,      /* `##` .. data-unit length; the BCC follows the data */
+    VEM_HJ1239_MIN_FRAME = 25,       /* header + BCC with an empty data unit */
+    VEM_HJ1239_MAX_FRAME = 65560,    /* header + 65535 + BCC */
+    VEM_HJ1239_MAX_BLOCKS = 64,      /* standard blocks per frame; more is malformed_body */
+    VEM_HJ1239_MAX_OBD = 8,          /* OBD blocks per frame */
+    VEM_HJ1239_MAX_DTCS = 2048,      /* DTCs per frame, over all OBD blocks */
+    VEM_HJ1239_MAX_VENDOR = 16,      /* vendor items per frame */
+    VEM_HJ1239_MAX_SIG_PART = 64,    /* longest R or S accepted (normally 32 or 33) */
+    VEM_HJ1239_DETAIL_LEN = 160,     /* room for an error's detail text */
+    VEM_HJ1239_VENDOR_TEXT_LEN = 34, /* a vendor text item: 0x20, 32 non-NUL bytes, NUL */
+    VEM_HJ1239_TIME_LEN = 26,        /* "2024-03-05T08:09:10+08:00" + NUL */
 };
 
-/* ---- status ------------------------------------------------------------------------------- */
+/* ---- status (hj1239_tables.c) -------------------------------------------------------------- */
 
 /* Outcome of decoding a frame; the names are FIELDS.md's error classes. */
 typedef enum {
@@ -56,7 +64,7 @@ typedef struct {
 /* Error-class name ("bad_checksum", ...; "ok" for VEM_HJ1239_OK); static string. */
 const char *vem_hj1239_status_name(vem_hj1239_status_t status);
 
-/* ---- commands, headers, layouts ----------------------------------------------------------- */
+/* ---- commands, headers, layouts (hj1239_tables.c) ------------------------------------------ */
 
 typedef enum {
     VEM_HJ1239_CMD_LOGIN = 0x01,
@@ -109,7 +117,7 @@ enum {
 /* FIELDS.md `dialect` of a layout: "type_first", "serial_per_block", "hj1239" or "gb17691". */
 const char *vem_hj1239_dialect_name(uint8_t layout);
 
-/* ---- blocks and fields -------------------------------------------------------------------- */
+/* ---- blocks and fields (hj1239_tables.c) --------------------------------------------------- */
 
 typedef enum {
     VEM_HJ1239_BLOCK_OBD = 0x01,
@@ -214,8 +222,9 @@ typedef struct {
     uint16_t dtc_n;     /* DTCs present on the wire (0 when the count byte is a marker) */
 } vem_hj1239_obd_t;
 
-/* Bytes the decoder skipped inside a real-time data unit: a vendor block (0x81..0xFE) or vendor
- * bytes after a standard block. `data` is borrowed from the decoded input. */
+/* Bytes the decoder skipped inside a real-time data unit: a vendor text item (0x20, 32 non-NUL
+ * bytes, NUL: seen before, between and after standard blocks), a vendor block (0x81..0xFE) or
+ * vendor bytes after a standard block. `data` is borrowed from the decoded input. */
 typedef struct {
     const uint8_t *data;
     uint16_t len;
@@ -267,12 +276,28 @@ typedef struct {
     uint32_t dtcs[VEM_HJ1239_MAX_DTCS];
 } vem_hj1239_frame_t;
 
-/* ---- decoding ----------------------------------------------------------------------------- */
+/* ---- decoding (hj1239_decode.c) ------------------------------------------------------------ */
 
 /* Flags of vem_hj1239_decode. */
 enum {
     VEM_HJ1239_TRUSTED_BCC = 0x01, /* the reassembler already checked the BCC: skip it */
 };
+
+/* Header form of a frame from its byte 3 (frame[0..3] must exist): PLATFORM when it is a
+ * GB/T 32960 response flag (0x01, 0x02, 0x03, 0xFE: never a VIN character), else TERMINAL. */
+vem_hj1239_header_t vem_hj1239_header_form(const uint8_t *frame);
+
+/* The 17 VIN bytes of a frame of at least VEM_HJ1239_HEADER_LEN bytes, in either header form
+ * (a pointer into frame). */
+const uint8_t *vem_hj1239_header_vin(const uint8_t *frame);
+
+/* Whole length (header, data unit, BCC) that a header of VEM_HJ1239_HEADER_LEN bytes
+ * announces. */
+size_t vem_hj1239_frame_len(const uint8_t *header);
+
+/* True when buf[0..len) is exactly one frame by its envelope: `##`, a known command, the
+ * announced length, a right BCC (what the reassembler checks; the body is not looked at). */
+bool vem_hj1239_envelope_ok(const uint8_t *buf, size_t len);
 
 /* Decodes the one frame in buf[0..len) into *out (caller-owned; nothing kept). Returns
  * VEM_HJ1239_OK or the error class; err (may be NULL) gets class, detail and frame offset. On
@@ -280,6 +305,8 @@ enum {
  * into buf. */
 vem_hj1239_status_t vem_hj1239_decode(const uint8_t *buf, size_t len, unsigned flags,
                                       vem_hj1239_frame_t *out, vem_hj1239_error_t *err);
+
+/* The BCC and the values of decoded fields (hj1239_tables.c). */
 
 /* XOR of buf[0..len) (the BCC runs over frame bytes 2 .. 23+N). */
 uint8_t vem_hj1239_bcc(const uint8_t *buf, size_t len);
@@ -301,7 +328,7 @@ bool vem_hj1239_pos_valid(uint8_t pos_status);
  * range. */
 bool vem_hj1239_position(uint8_t pos_status, uint32_t raw, bool is_lat, double *deg);
 
-/* ---- time --------------------------------------------------------------------------------- */
+/* ---- time (hj1239_time.c) ------------------------------------------------------------------ */
 
 /* Checks the 6-byte wire time (YY MM DD hh mm ss, Beijing) and converts it to epoch seconds
  * UTC; false for an impossible date or time. */
@@ -310,10 +337,14 @@ bool vem_hj1239_time_decode(const uint8_t wire[6], int64_t *epoch);
 /* Writes epoch seconds UTC as wire time (Beijing); false when the year is outside 2000..2255. */
 bool vem_hj1239_time_encode(int64_t epoch, uint8_t wire[6]);
 
+/* Day number of an instant in Beijing time (UTC+8): days since 1970-01-01 of its Beijing date,
+ * rounded down for instants before then. Daily partitions, serials and counts use it. */
+int64_t vem_hj1239_beijing_day(int64_t epoch);
+
 /* Formats epoch seconds as ISO 8601 Beijing time, "2024-03-05T08:09:10+08:00", into out. */
 void vem_hj1239_time_format(int64_t epoch, char out[VEM_HJ1239_TIME_LEN]);
 
-/* ---- encoding ----------------------------------------------------------------------------- */
+/* ---- encoding (hj1239_encode.c) ------------------------------------------------------------ */
 
 /* Byte length that vem_hj1239_encode will write for f. */
 size_t vem_hj1239_encoded_len(const vem_hj1239_frame_t *f);

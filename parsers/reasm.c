@@ -137,7 +137,7 @@ static s_verdict_t s_judge(const vem_reasm_t *self, const uint8_t *p, size_t ava
         *need = VEM_HJ1239_HEADER_LEN;
         return S_NEED;
     }
-    size_t total = ((size_t)p[22] << 8 | p[23]) + VEM_HJ1239_MIN_FRAME;
+    size_t total = vem_hj1239_frame_len(p);
     if (total > self->max_frame) {
         *need = VEM_HJ1239_HEADER_LEN;
         *err = VEM_HJ1239_BAD_LENGTH;

@@ -140,10 +140,12 @@ static size_t s_gb_stream_frame(uint8_t *out, const uint32_t raw[19])
 
 /* ---- the shared vectors: status of every one ---------------------------------------------- */
 
-START_TEST(vectors_status)
+/* Calls fn for every line of a vectors file (tests/vectors/REL) with its name, its JSON and
+ * its frame decoded from hex into s_wire; returns the number of lines. */
+static int s_each_vector(const char *rel, void (*fn)(const char *name, json_t *v, size_t n))
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/hj1239/vectors.jsonl", vem_test_vectors_dir());
+    snprintf(path, sizeof path, "%s/%s", vem_test_vectors_dir(), rel);
     FILE *f = fopen(path, "r");
     ck_assert_msg(f != NULL, "cannot open %s", path);
     char line[16384];
@@ -152,30 +154,39 @@ START_TEST(vectors_status)
         json_error_t jerr;
         json_t *v = json_loads(line, 0, &jerr);
         ck_assert_msg(v != NULL, "bad vector line: %s", jerr.text);
-        const char *name = json_string_value(json_object_get(v, "name"));
-        const char *hex = json_string_value(json_object_get(v, "hex"));
-        json_t *expect = json_object_get(v, "expect");
-        long n = vem_test_unhex(hex, s_wire, sizeof s_wire);
+        long n =
+            vem_test_unhex(json_string_value(json_object_get(v, "hex")), s_wire, sizeof s_wire);
         ck_assert_int_gt(n, 0);
-        vem_hj1239_error_t err;
-        vem_hj1239_status_t st = s_decode(s_wire, (size_t)n, &err);
-        const char *want = json_string_value(json_object_get(expect, "error"));
-        ck_assert_msg(strcmp(vem_hj1239_status_name(st), want ? want : "ok") == 0,
-                      "%s: got %s (%s), want %s", name, vem_hj1239_status_name(st), err.detail,
-                      want ? want : "ok");
-        if (st == VEM_HJ1239_OK) {
-            /* encoding the decoded frame gives the same bytes */
-            size_t m = 0;
-            static uint8_t again[70000];
-            ck_assert_int_eq(vem_hj1239_encode(s_frame, again, sizeof again, &m), 0);
-            ck_assert_uint_eq(m, (size_t)n);
-            ck_assert_msg(memcmp(again, s_wire, m) == 0, "%s: re-encoding differs", name);
-        }
+        fn(json_string_value(json_object_get(v, "name")), v, (size_t)n);
         json_decref(v);
         count++;
     }
     fclose(f);
-    ck_assert_int_ge(count, 15);
+    return count;
+}
+
+static void s_vector_status(const char *name, json_t *v, size_t n)
+{
+    json_t *expect = json_object_get(v, "expect");
+    vem_hj1239_error_t err;
+    vem_hj1239_status_t st = s_decode(s_wire, n, &err);
+    const char *want = json_string_value(json_object_get(expect, "error"));
+    ck_assert_msg(strcmp(vem_hj1239_status_name(st), want ? want : "ok") == 0,
+                  "%s: got %s (%s), want %s", name, vem_hj1239_status_name(st), err.detail,
+                  want ? want : "ok");
+    if (st == VEM_HJ1239_OK) {
+        /* encoding the decoded frame gives the same bytes */
+        size_t m = 0;
+        static uint8_t again[70000];
+        ck_assert_int_eq(vem_hj1239_encode(s_frame, again, sizeof again, &m), 0);
+        ck_assert_uint_eq(m, n);
+        ck_assert_msg(memcmp(again, s_wire, m) == 0, "%s: re-encoding differs", name);
+    }
+}
+
+START_TEST(vectors_status)
+{
+    ck_assert_int_ge(s_each_vector("hj1239/vectors.jsonl", s_vector_status), 15);
 }
 END_TEST
 
@@ -516,6 +527,20 @@ END_TEST
 
 /* Every day 2000..2255: decoding and formatting (two independent calendars) agree, days are
  * consecutive, and encoding gives the wire bytes back. */
+/* Beijing day numbers at midnight boundaries, worked by hand: 2024-03-05 is 19723 (2024-01-01)
+ * + 31 + 29 + 4 days after 1970-01-01, and begins at 2024-03-04T16:00:00Z = 1709568000. */
+START_TEST(beijing_days)
+{
+    ck_assert_int_eq(vem_hj1239_beijing_day(1709568000), 19787);
+    ck_assert_int_eq(vem_hj1239_beijing_day(1709567999), 19786);
+    ck_assert_int_eq(vem_hj1239_beijing_day(1709568000 + 86399), 19787);
+    ck_assert_int_eq(vem_hj1239_beijing_day(-28800), 0); /* 1970-01-01 00:00 +08 */
+    ck_assert_int_eq(vem_hj1239_beijing_day(-28801), -1);
+    ck_assert_int_eq(vem_hj1239_beijing_day(-28800 - 86400), -1);
+    ck_assert_int_eq(vem_hj1239_beijing_day(-28801 - 86400), -2);
+}
+END_TEST
+
 START_TEST(times_every_day)
 {
     static const uint8_t mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -725,6 +750,72 @@ START_TEST(vendor_items)
 }
 END_TEST
 
+/* Vendor text items before, between and after standard blocks, with decoys inside the text:
+ * tests/vectors/vendor/gen_vendor.py builds the frames from hj1239.md's layouts, without our
+ * code, and lists what must be found; nothing more may be (no block read from vendor bytes). */
+static void s_check_vendor_vector(const char *name, json_t *expect, size_t n)
+{
+    const char *layout = json_string_value(json_object_get(expect, "layout"));
+    ck_assert_str_eq(vem_hj1239_dialect_name(s_frame->layout), layout);
+    ck_assert_uint_eq(s_frame->seq, json_integer_value(json_object_get(expect, "seq")));
+    json_t *blocks = json_object_get(expect, "blocks");
+    ck_assert_msg(s_frame->nblocks == json_array_size(blocks), "%s: %u blocks, want %zu", name,
+                  s_frame->nblocks, json_array_size(blocks));
+    for (size_t i = 0; i < json_array_size(blocks); i++) {
+        json_t *e = json_array_get(blocks, i);
+        const vem_hj1239_block_t *b = &s_frame->blocks[i];
+        ck_assert_uint_eq(b->type, json_integer_value(json_object_get(e, "type")));
+        size_t nf;
+        const uint8_t *list = vem_hj1239_block_fields(b->type, &nf);
+        json_t *raw = json_object_get(e, "raw");
+        ck_assert_uint_eq(nf, json_array_size(raw));
+        for (size_t k = 0; k < nf; k++)
+            ck_assert_msg(b->raw[list[k]] == json_integer_value(json_array_get(raw, k)),
+                          "%s: block %zu field %zu", name, i, k);
+        json_t *t = json_object_get(e, "time");
+        if (t)
+            ck_assert_int_eq(b->time, json_integer_value(t));
+        json_t *dtcs = json_object_get(e, "dtcs");
+        if (dtcs) {
+            const vem_hj1239_obd_t *o = &s_frame->obd[b->obd];
+            ck_assert_uint_eq(o->dtc_n, json_array_size(dtcs));
+            for (size_t k = 0; k < o->dtc_n; k++)
+                ck_assert_uint_eq(s_frame->dtcs[o->dtc_first + k],
+                                  json_integer_value(json_array_get(dtcs, k)));
+        }
+    }
+    json_t *vendor = json_object_get(expect, "vendor");
+    ck_assert_msg(s_frame->vendor_blocks == json_array_size(vendor), "%s: %u vendor items", name,
+                  s_frame->vendor_blocks);
+    for (size_t i = 0; i < json_array_size(vendor); i++) {
+        json_t *e = json_array_get(vendor, i);
+        const vem_hj1239_vendor_t *v = &s_frame->vendor[i];
+        ck_assert_int_eq(v->data - (s_wire + VEM_HJ1239_HEADER_LEN),
+                         json_integer_value(json_object_get(e, "offset")));
+        ck_assert_uint_eq(v->len, json_integer_value(json_object_get(e, "len")));
+        ck_assert_uint_eq(v->after, json_integer_value(json_object_get(e, "after")));
+    }
+    size_t m = 0;
+    static uint8_t again[8192];
+    ck_assert_int_eq(vem_hj1239_encode(s_frame, again, sizeof again, &m), 0);
+    ck_assert_uint_eq(m, n);
+    ck_assert_msg(memcmp(again, s_wire, n) == 0, "%s: re-encoding differs", name);
+}
+
+static void s_vendor_vector(const char *name, json_t *v, size_t n)
+{
+    vem_hj1239_error_t err;
+    vem_hj1239_status_t st = s_decode(s_wire, n, &err);
+    ck_assert_msg(st == VEM_HJ1239_OK, "%s: %s (%s)", name, vem_hj1239_status_name(st), err.detail);
+    s_check_vendor_vector(name, json_object_get(v, "expect"), n);
+}
+
+START_TEST(vendor_text_items)
+{
+    ck_assert_int_eq(s_each_vector("vendor/vectors.jsonl", s_vendor_vector), 20);
+}
+END_TEST
+
 START_TEST(malformed_bodies)
 {
     vem_hj1239_error_t err;
@@ -873,6 +964,21 @@ START_TEST(header_forms)
         ck_assert(memcmp(s_frame->vin, s_vin, 17) == 0);
         ck_assert_uint_eq(s_frame->seq, 1);
         ck_assert(memcmp(s_frame->iccid, "89860000000000000001", 20) == 0);
+        /* the helpers ingest and the reassembler use: same form, VIN, length, envelope */
+        ck_assert_uint_eq(vem_hj1239_header_form(s_wire), s_frame->header);
+        ck_assert(memcmp(vem_hj1239_header_vin(s_wire), s_vin, 17) == 0);
+        ck_assert_uint_eq(vem_hj1239_frame_len(s_wire), 25 + 28);
+        ck_assert(vem_hj1239_envelope_ok(s_wire, n));
+        ck_assert(!vem_hj1239_envelope_ok(s_wire, n - 1)); /* length field says one more */
+        s_wire[n - 1] ^= 0x01;
+        ck_assert(!vem_hj1239_envelope_ok(s_wire, n)); /* BCC */
+        s_wire[n - 1] ^= 0x01;
+        s_wire[2] = 0x09;
+        ck_assert(!vem_hj1239_envelope_ok(s_wire, n)); /* unknown command */
+        s_wire[2] = 0x01;
+        s_wire[1] = '$';
+        ck_assert(!vem_hj1239_envelope_ok(s_wire, n));  /* start */
+        ck_assert(!vem_hj1239_envelope_ok(s_wire, 24)); /* shorter than a frame */
     }
 }
 END_TEST
@@ -1176,10 +1282,12 @@ Suite *vem_suite_hj1239(void)
     tcase_add_test(tc, other_block_anchors);
     tcase_add_test(tc, obd_blocks);
     tcase_add_test(tc, times);
+    tcase_add_test(tc, beijing_days);
     tcase_add_test(tc, times_every_day);
     tcase_add_test(tc, bad_times_in_frames);
     tcase_add_test(tc, layouts);
     tcase_add_test(tc, vendor_items);
+    tcase_add_test(tc, vendor_text_items);
     tcase_add_test(tc, malformed_bodies);
     tcase_add_test(tc, envelope_errors);
     tcase_add_test(tc, encryption);

@@ -75,6 +75,25 @@ START_TEST(repeats_are_rate_limited_and_counted)
 }
 END_TEST
 
+/* What main applies at start and on SIGHUP: the level and the burst together. */
+START_TEST(configure_applies_level_and_burst)
+{
+    vem_log_configure(VEM_LOG_WARNING, 3);
+    ck_assert_int_eq(vem_log_level(), VEM_LOG_WARNING);
+    for (int i = 0; i < 8; i++)
+        vem_log(VEM_LOG_WARNING, "main", "repeat %d", i);
+    vem_log(VEM_LOG_INFO, "main", "below the threshold");
+    ck_assert_int_eq(s_count("repeat"), 3);
+    ck_assert_int_eq(s_count("below the threshold"), 0);
+    vem_log_configure(VEM_LOG_INFO, 5); /* a reload raises the burst */
+    s_now++;
+    for (int i = 10; i < 18; i++)
+        vem_log(VEM_LOG_WARNING, "main", "repeat %d", i);
+    ck_assert_int_eq(s_count("repeat"), 3 + 5); /* 0..2, then 10..14 */
+    ck_assert_int_eq(s_count("<4>main: repeat 10 (5 similar messages suppressed)\n"), 1);
+}
+END_TEST
+
 START_TEST(level_names)
 {
     ck_assert_int_eq(vem_log_parse_level("err"), VEM_LOG_ERR);
@@ -93,6 +112,7 @@ Suite *vem_suite_log(void)
     tcase_add_checked_fixture(tc, s_setup, s_teardown);
     tcase_add_test(tc, prefix_tag_and_threshold);
     tcase_add_test(tc, repeats_are_rate_limited_and_counted);
+    tcase_add_test(tc, configure_applies_level_and_burst);
     tcase_add_test(tc, level_names);
     suite_add_tcase(s, tc);
     return s;

@@ -158,6 +158,28 @@ START_TEST(quarantine_row_keeps_bytes)
 }
 END_TEST
 
+/* The detail is kept whole (it used to be cut at 72 bytes), up to VEM_PGROWS_TEXT_MAX. */
+START_TEST(quarantine_detail_kept_whole)
+{
+    static char detail[VEM_PGROWS_TEXT_MAX + 200];
+    for (size_t i = 0; i < sizeof detail - 1; i++)
+        detail[i] = (char)('a' + i % 26);
+    const size_t lens[] = {73, 700, VEM_PGROWS_TEXT_MAX, VEM_PGROWS_TEXT_MAX + 199};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        detail[lens[k]] = '\0';
+        vem_pgrows_t r = {0};
+        vem_pgrows_quarantine(&r, 0, 1, "terminal", "malformed_body", detail, -1, NULL,
+                              (const uint8_t *)"x", 1);
+        const uint8_t *p = r.rows[VEM_PG_QUARANTINE].data + 2 + 12 + 12 + 4 + 8 + 4 + 14;
+        size_t want = lens[k] < VEM_PGROWS_TEXT_MAX ? lens[k] : VEM_PGROWS_TEXT_MAX;
+        ck_assert_uint_eq(s_be32(p), want);
+        ck_assert_int_eq(memcmp(p + 4, detail, want), 0);
+        vem_pgrows_free(&r);
+        detail[lens[k]] = (char)('a' + lens[k] % 26);
+    }
+}
+END_TEST
+
 /* Regression: a stream block and four supplementary blocks of the same instant, every value a
  * marker, made the sample row's invalid[] list overflow its stack array (each aux block added
  * its names again). A terminal could send it; the row must name each field once. */
@@ -224,6 +246,7 @@ Suite *vem_suite_pgrows(void)
     tcase_add_test(tc, login_row_bytes);
     tcase_add_test(tc, rows_per_frame);
     tcase_add_test(tc, quarantine_row_keeps_bytes);
+    tcase_add_test(tc, quarantine_detail_kept_whole);
     tcase_add_test(tc, empty_put_on_empty_buffer);
     tcase_add_test(tc, many_aux_blocks_of_markers);
     suite_add_tcase(s, tc);

@@ -9,6 +9,10 @@
  *            counted by class, idle connections are closed, and every good frame on the same
  *            connections arrives.
  *
+ * log:       log.burst is applied on SIGHUP: after a reload to burst = 2, a run of malformed
+ *            inputs on one connection (one debug line each, one call site) writes at most 2
+ *            lines per second and counts the rest.
+ *
  * Expected numbers come from vem-sim's ground truth (what it wrote to its sockets), never from
  * vemd. Processes are started with fork/exec and always reaped (tests/itutil). */
 #include "itutil.h"
@@ -18,7 +22,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -440,6 +448,78 @@ START_TEST(registry_loaded_at_start_and_on_sighup)
 }
 END_TEST
 
+/* Lines of r's vemd log that hold text. */
+static int s_log_lines(const vem_it_run_t *r, const char *text)
+{
+    size_t len;
+    char *log = (char *)vem_test_slurp(r->log, &len);
+    ck_assert_ptr_nonnull(log);
+    int n = 0;
+    for (char *line = log; line < log + len;) {
+        char *end = memchr(line, '\n', (size_t)(log + len - line));
+        if (!end)
+            end = log + len;
+        if (memmem(line, (size_t)(end - line), text, strlen(text)))
+            n++;
+        line = end + 1;
+    }
+    free(log);
+    return n;
+}
+
+START_TEST(log_burst_applied_on_reload)
+{
+    enum { S_BAD = 200 };
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_daemon");
+    /* reload with log: { level = "debug"; burst = 2; } */
+    vem_it_write_config(&r, "debug");
+    size_t len;
+    char *cfg = (char *)vem_test_slurp(r.cfg, &len);
+    ck_assert_ptr_nonnull(cfg);
+    const char *level = "level = \"debug\";";
+    char *at = memmem(cfg, len, level, strlen(level));
+    ck_assert_ptr_nonnull(at);
+    at += strlen(level);
+    FILE *f = fopen(r.cfg, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "%.*s burst = 2;%.*s", (int)(at - cfg), cfg, (int)(cfg + len - at), at);
+    fclose(f);
+    free(cfg);
+    ck_assert_int_eq(kill(r.vemd, SIGHUP), 0);
+    double until = vem_it_mono() + 20;
+    while (vem_it_metric_now(&r, "vem_reloads_total") < 1 && vem_it_mono() < until)
+        vem_it_sleep(0.05);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_reloads_total"), 1);
+
+    /* S_BAD times `##` and an unknown command: an unknown_command drop, then its third byte a
+     * bad_start drop; each a debug line from the same call site */
+    uint8_t bad[3 * S_BAD];
+    for (int i = 0; i < S_BAD; i++)
+        memcpy(bad + 3 * i, "##\x09", 3);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)r.port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    double t0 = vem_it_mono();
+    ck_assert_int_eq(write(fd, bad, sizeof bad), (ssize_t)sizeof bad);
+    const char *series = "vem_stream_drops_total{class=\"unknown_command\"}";
+    until = t0 + 30;
+    while (vem_it_metric_now(&r, series) < S_BAD && vem_it_mono() < until)
+        vem_it_sleep(0.05);
+    double spent = vem_it_mono() - t0;
+    ck_assert_double_eq(vem_it_metric_now(&r, series), S_BAD);
+    close(fd);
+    vem_it_sleep(0.5); /* the last line follows its counter */
+    /* at most 2 lines in each second the drops spanned (10, the default, without the reload) */
+    int lines = s_log_lines(&r, " at stream offset ");
+    ck_assert_msg(lines >= 1 && lines <= 2 * ((int)ceil(spent) + 1),
+                  "%d lines in %.2f s with burst 2", lines, spent);
+    vem_it_stop(&r);
+}
+END_TEST
+
 Suite *vem_suite_daemon(void);
 Suite *vem_suite_daemon(void)
 {
@@ -454,5 +534,9 @@ Suite *vem_suite_daemon(void)
     tcase_add_test(tc, pg_outage_loses_nothing);
     tcase_add_test(tc, registry_loaded_at_start_and_on_sighup);
     suite_add_tcase(s, tc);
+    TCase *log = tcase_create("log");
+    tcase_set_timeout(log, 120);
+    tcase_add_test(log, log_burst_applied_on_reload);
+    suite_add_tcase(s, log);
     return s;
 }

@@ -353,6 +353,13 @@ START_TEST(bad_vin_quarantined)
                              "'bad_vin' AND received_at >= $1::timestamptz",
                              since),
                      S_BV_FRAMES / 2);
+    /* and is stored whole (73 characters; the quarantine used to keep 72) */
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(*) FROM quarantine WHERE error_class = 'bad_vin' AND "
+                             "detail LIKE 'VIN %: not 17 printable ASCII characters' AND "
+                             "length(detail) = 73 AND received_at >= $1::timestamptz",
+                             since),
+                     S_BV_FRAMES);
     ck_assert_int_eq(
         s_count(conn, "SELECT count(*) FROM obd_samples WHERE vin LIKE 'LHSTBV%'", NULL), 0);
     ck_assert_int_eq(

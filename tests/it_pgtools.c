@@ -182,6 +182,63 @@ START_TEST(agency_sees_only_its_region)
 }
 END_TEST
 
+/* vemctl output as people read it: a stored latitude of 32.45 (the double 32.450000000000003)
+ * and longitude 118.689985 print at the field's resolution (1e-6 degree) in JSON and in the
+ * table, a verdict's 0.1 + 0.2 as 0.3; a Chinese plate (two columns for its first character)
+ * is padded to its column by display width, so the next column starts where it does for an
+ * ASCII plate. Expected texts worked by hand. */
+START_TEST(vemctl_output_resolution_and_width)
+{
+    PGconn *admin = s_pg_as(NULL);
+    s_sql(admin, "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
+                 "('LFMTBJ00000000001', '京B12345', 'yellow', '110105') ON CONFLICT DO NOTHING");
+    s_sql(admin, "SELECT vem_ensure_partitions('2026-11-30', '2026-11-30')");
+    s_sql(admin, "INSERT INTO obd_samples (vin, sample_time, block_idx, received_at, frame_seq, "
+                 "resent, block_type, lat, lon) VALUES ('LFMTBJ00000000001', "
+                 "'2026-11-30 08:00:05+08', 0, '2026-11-30 08:00:06+08', 7, false, 'stream', "
+                 "32450000 * 1e-6::float8, 118689985 * 1e-6::float8) ON CONFLICT DO NOTHING");
+    s_sql(admin,
+          "INSERT INTO violations (violation_id, rule, clause, vin, first_at, last_at, "
+          "measured, \"limit\", unit, evidence, severity) VALUES ('res-1', 'obd.nox_window', "
+          "'HJ 1239.2', 'LFMTBJ00000000001', '2026-11-03 08:00+08', '2026-11-03 09:00+08', "
+          "0.1::float8 + 0.2::float8, 460, 'ppm', '{}', 'violation') "
+          "ON CONFLICT DO NOTHING");
+    char *check = s_value(admin, "SELECT lat::text FROM obd_samples WHERE vin = "
+                                 "'LFMTBJ00000000001'");
+    ck_assert_str_ne(check, "32.45"); /* the binary noise is stored */
+    free(check);
+    const char *pg = vem_test_env("VEM_TEST_PG");
+    char args[1200], *out;
+    snprintf(args, sizeof args, "vehicle LFMTBJ00000000001 --format json --db \"%s\"", pg);
+    ck_assert_int_eq(s_vemctl(args, &out), 0);
+    ck_assert_msg(strstr(out, "\"lat\": 32.45,") && strstr(out, "\"lon\": 118.689985,"), "%s", out);
+    ck_assert_msg(!strstr(out, "32.450000000000003") && !strstr(out, "118.68998499999999"), "%s",
+                  out);
+    ck_assert_msg(strstr(out, "\"measured\": 0.3,"), "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "vehicle LFMTBJ00000000001 --db \"%s\"", pg);
+    ck_assert_int_eq(s_vemctl(args, &out), 0);
+    ck_assert_msg(strstr(out, "  lat              32.45\n"), "%s", out);
+    ck_assert_msg(strstr(out, "  lon              118.689985\n"), "%s", out);
+    free(out);
+    /* table: violation_id 24, rule 20, vin 17, plate 10 columns, one space between */
+    snprintf(args, sizeof args, "violations --vin LFMTBJ00000000001 --db \"%s\"", pg);
+    ck_assert_int_eq(s_vemctl(args, &out), 0);
+    ck_assert_msg(strstr(out, "LFMTBJ00000000001 \xE4\xBA\xAC"
+                              "B12345   110105 "),
+                  "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "vehicles list --db \"%s\"", pg);
+    ck_assert_int_eq(s_vemctl(args, &out), 0);
+    /* plate column 12 wide, two spaces after: 8 columns of plate, 4 + 2 spaces */
+    ck_assert_msg(strstr(out, "LFMTBJ00000000001  \xE4\xBA\xAC"
+                              "B12345      yellow"),
+                  "%s", out);
+    free(out);
+    PQfinish(admin);
+}
+END_TEST
+
 START_TEST(migrate_once_fresh_database_and_changed_file)
 {
     char args[1200], *out;
@@ -349,6 +406,7 @@ Suite *vem_suite_pgtools(void)
     tcase_add_test(tc, agency_sees_only_its_region);
     tcase_add_test(tc, migrate_once_fresh_database_and_changed_file);
     tcase_add_test(tc, vehicles_import_upserts_and_refuses_bad_files);
+    tcase_add_test(tc, vemctl_output_resolution_and_width);
     tcase_add_test(tc, violations_formats_and_filters);
     suite_add_tcase(s, tc);
     return s;

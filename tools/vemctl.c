@@ -1,5 +1,6 @@
 /* vemctl — operator and enforcement CLI: dispatches to one subcommand per file. */
 #include "vemctl.h"
+#include "vemctl_fmt.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -43,6 +44,7 @@ int main(int argc, char **argv)
         s_usage(stdout);
         return 0;
     }
+    vemctl_fmt_init(); /* tables pad by display width */
     for (const s_command_t *c = s_commands; c->name; c++)
         if (strcmp(argv[1], c->name) == 0)
             return c->run(argc - 1, argv + 1);

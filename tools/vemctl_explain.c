@@ -9,6 +9,7 @@
  * by station and id). Reads through the caller's role, so row-level security applies. Exit 0
  * shown, 1 not found or no database, 2 usage. */
 #include "vemctl.h"
+#include "vemctl_fmt.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -43,6 +44,10 @@ static void s_item(const char *key, json_t *value, int depth)
             snprintf(index, sizeof index, "[%zu]", i);
             s_item(index, v, depth + 1);
         }
+    } else if (json_is_real(value)) {
+        char num[64];
+        vemctl_fmt_number(key, json_real_value(value), num, sizeof num);
+        printf("  %s\n", num);
     } else {
         char *text = json_dumps(value, JSON_ENCODE_ANY);
         printf("  %s\n", text ? text : "?");
@@ -66,9 +71,13 @@ static void s_print(json_t *doc)
            s_text(doc, "violation_id"), s_text(doc, "clause"), s_text(doc, "region_code"),
            s_text(doc, "first_at"), s_text(doc, "last_at"));
     json_t *measured = json_object_get(doc, "measured"), *limit = json_object_get(doc, "limit");
-    if (json_is_number(measured))
-        printf("  measured  %g %s against the limit %g %s\n", json_number_value(measured),
-               s_text(doc, "unit"), json_number_value(limit), s_text(doc, "unit"));
+    if (json_is_number(measured)) {
+        char m[64], l[64];
+        vemctl_fmt_number("measured", json_number_value(measured), m, sizeof m);
+        vemctl_fmt_number("limit", json_number_value(limit), l, sizeof l);
+        printf("  measured  %s %s against the limit %s %s\n", m, s_text(doc, "unit"), l,
+               s_text(doc, "unit"));
+    }
     if (*s_text(doc, "closed_at"))
         printf("  closed    %s\n", s_text(doc, "closed_at"));
     printf("  why, step by step:\n");
@@ -111,7 +120,8 @@ int vemctl_explain_main(int argc, char **argv)
     } else {
         json_t *doc = json_loads(PQgetvalue(res, 0, 0), JSON_DECODE_ANY, NULL);
         if (as_json) {
-            json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+            vemctl_fmt_json(doc);
+            json_dumpf(doc, stdout, VEMCTL_FMT_JSON_FLAGS | JSON_PRESERVE_ORDER);
             putchar('\n');
         } else {
             s_print(doc);

@@ -14,6 +14,7 @@
  *
  * Exit 0 done, 1 the file or the database refused, 2 usage. */
 #include "vemctl.h"
+#include "vemctl_fmt.h"
 
 #include <getopt.h>
 #include <stdbool.h>
@@ -207,9 +208,12 @@ static int s_list(PGconn *conn, const char *region)
         return 1;
     }
     printf("%-17s  %-12s  %-12s  %-8s  %s\n", "vin", "plate", "plate_color", "fuel", "region");
-    for (int i = 0; i < PQntuples(res); i++)
-        printf("%-17s  %-12s  %-12s  %-8s  %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-               PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 4));
+    for (int i = 0; i < PQntuples(res); i++) {
+        printf("%-17s  ", PQgetvalue(res, i, 0));
+        vemctl_fmt_pad(stdout, PQgetvalue(res, i, 1), 12); /* plates: 京A12345 */
+        printf("  %-12s  %-8s  %s\n", PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+               PQgetvalue(res, i, 4));
+    }
     PQclear(res);
     return 0;
 }

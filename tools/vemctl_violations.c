@@ -14,6 +14,7 @@
  * Filters travel as query parameters, never inside the SQL text. Exit 0 found (or an empty
  * list), 1 a database error or an unknown VIN, 2 usage. */
 #include "vemctl.h"
+#include "vemctl_fmt.h"
 
 #include <getopt.h>
 #include <stdbool.h>
@@ -117,7 +118,8 @@ static void s_print_violations(PGresult *res, s_format_t format)
         json_t *arr = json_array();
         for (int r = 0; r < rows; r++)
             json_array_append_new(arr, s_violation_json(res, r));
-        json_dumpf(arr, stdout, JSON_INDENT(2));
+        vemctl_fmt_json(arr);
+        json_dumpf(arr, stdout, VEMCTL_FMT_JSON_FLAGS);
         putchar('\n');
         json_decref(arr);
     } else if (format == S_CSV) {
@@ -129,11 +131,20 @@ static void s_print_violations(PGresult *res, s_format_t format)
     } else {
         printf("%-24s %-20s %-17s %-10s %-6s %-25s %10s %10s %-6s %s\n", "violation_id", "rule",
                "vin", "plate", "region", "first_at", "measured", "limit", "unit", "severity");
-        for (int r = 0; r < rows; r++)
-            printf("%-24s %-20s %-17s %-10s %-6s %-25s %10s %10s %-6s %s\n", PQgetvalue(res, r, 0),
-                   PQgetvalue(res, r, 1), PQgetvalue(res, r, 3), PQgetvalue(res, r, 4),
-                   PQgetvalue(res, r, 5), PQgetvalue(res, r, 6), PQgetvalue(res, r, 8),
-                   PQgetvalue(res, r, 9), PQgetvalue(res, r, 10), PQgetvalue(res, r, 12));
+        for (int r = 0; r < rows; r++) {
+            char measured[64] = "", limit[64] = "";
+            if (!PQgetisnull(res, r, 8))
+                vemctl_fmt_number("measured", strtod(PQgetvalue(res, r, 8), NULL), measured,
+                                  sizeof measured);
+            if (!PQgetisnull(res, r, 9))
+                vemctl_fmt_number("limit", strtod(PQgetvalue(res, r, 9), NULL), limit,
+                                  sizeof limit);
+            printf("%-24s %-20s %-17s ", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
+                   PQgetvalue(res, r, 3));
+            vemctl_fmt_pad(stdout, PQgetvalue(res, r, 4), 10); /* plates: 京A12345 */
+            printf(" %-6s %-25s %10s %10s %-6s %s\n", PQgetvalue(res, r, 5), PQgetvalue(res, r, 6),
+                   measured, limit, PQgetvalue(res, r, 10), PQgetvalue(res, r, 12));
+        }
         printf("(%d violation%s)\n", rows, rows == 1 ? "" : "s");
     }
 }
@@ -246,6 +257,12 @@ static void s_print_object(const char *title, json_t *o, const char *const *keys
         json_t *v = json_object_get(o, keys[k]);
         if (!v || json_is_null(v))
             continue;
+        if (json_is_real(v)) {
+            char num[64];
+            vemctl_fmt_number(keys[k], json_real_value(v), num, sizeof num);
+            printf("  %-16s %s\n", keys[k], num);
+            continue;
+        }
         char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
         printf("  %-16s %s\n", keys[k], text);
         free(text);
@@ -275,17 +292,21 @@ static void s_print_vehicle(json_t *doc)
     json_t *v;
     json_array_foreach(viol, i, v)
     {
-        char *evidence = json_dumps(json_object_get(v, "evidence"), JSON_COMPACT);
-        printf("  %s %s %s measured %g %s (limit %g) %s\n    evidence %s\n",
+        char *evidence =
+            json_dumps(json_object_get(v, "evidence"), JSON_COMPACT | JSON_REAL_PRECISION(15));
+        char measured[64], limit[64];
+        vemctl_fmt_number("measured", json_number_value(json_object_get(v, "measured")), measured,
+                          sizeof measured);
+        vemctl_fmt_number("limit", json_number_value(json_object_get(v, "limit")), limit,
+                          sizeof limit);
+        printf("  %s %s %s measured %s %s (limit %s) %s\n    evidence %s\n",
                json_string_value(json_object_get(v, "first_at")),
                json_string_value(json_object_get(v, "rule")),
-               json_string_value(json_object_get(v, "clause")),
-               json_number_value(json_object_get(v, "measured")),
+               json_string_value(json_object_get(v, "clause")), measured,
                json_string_value(json_object_get(v, "unit"))
                    ? json_string_value(json_object_get(v, "unit"))
                    : "",
-               json_number_value(json_object_get(v, "limit")),
-               json_string_value(json_object_get(v, "severity")), evidence ? evidence : "");
+               limit, json_string_value(json_object_get(v, "severity")), evidence ? evidence : "");
         free(evidence);
     }
     json_t *readings = json_object_get(doc, "readings");
@@ -293,26 +314,32 @@ static void s_print_vehicle(json_t *doc)
     json_array_foreach(readings, i, v)
     {
         const char *why = json_string_value(json_object_get(v, "invalid_reason"));
-        printf("  %s %s/%s no %g ppm opacity %g %% %s%s\n",
+        char no[64], opacity[64];
+        vemctl_fmt_number("no_ppm", json_number_value(json_object_get(v, "no_ppm")), no, sizeof no);
+        vemctl_fmt_number("opacity_pct", json_number_value(json_object_get(v, "opacity_pct")),
+                          opacity, sizeof opacity);
+        printf("  %s %s/%s no %s ppm opacity %s %% %s%s\n",
                json_string_value(json_object_get(v, "time")),
                json_string_value(json_object_get(v, "station_id")),
-               json_string_value(json_object_get(v, "reading_id")),
-               json_number_value(json_object_get(v, "no_ppm")),
-               json_number_value(json_object_get(v, "opacity_pct")),
+               json_string_value(json_object_get(v, "reading_id")), no, opacity,
                json_is_true(json_object_get(v, "counted")) ? "counted" : "not counted: ",
                why ? why : "");
     }
     json_t *samples = json_object_get(doc, "recent_samples");
-    printf("recent samples: %zu\n  %-25s %9s %9s %9s %9s\n", json_array_size(samples), "time",
+    static const char *const cols[] = {"speed_kmh", "engine_rpm", "nox_up_ppm", "nox_down_ppm"};
+    printf("recent samples: %zu\n  %-25s %12s %12s %12s %12s\n", json_array_size(samples), "time",
            "speed", "rpm", "nox_up", "nox_down");
     json_array_foreach(samples, i, v)
     {
-        printf("  %-25s %9.1f %9.1f %9.1f %9.1f\n",
-               json_string_value(json_object_get(v, "sample_time")),
-               json_number_value(json_object_get(v, "speed_kmh")),
-               json_number_value(json_object_get(v, "engine_rpm")),
-               json_number_value(json_object_get(v, "nox_up_ppm")),
-               json_number_value(json_object_get(v, "nox_down_ppm")));
+        printf("  %-25s", json_string_value(json_object_get(v, "sample_time")));
+        for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++) {
+            json_t *x = json_object_get(v, cols[c]);
+            char num[64] = "-"; /* no measurement */
+            if (json_is_number(x))
+                vemctl_fmt_number(cols[c], json_number_value(x), num, sizeof num);
+            printf(" %12s", num);
+        }
+        putchar('\n');
     }
 }
 
@@ -360,7 +387,8 @@ int vemctl_vehicle_main(int argc, char **argv)
                     argv[optind]);
             rc = 1;
         } else if (format == S_JSON) {
-            json_dumpf(doc, stdout, JSON_INDENT(2));
+            vemctl_fmt_json(doc);
+            json_dumpf(doc, stdout, VEMCTL_FMT_JSON_FLAGS);
             putchar('\n');
         } else {
             s_print_vehicle(doc);
