@@ -28,15 +28,18 @@ typedef struct {
         char *reply_mode; /* "none" | "hj1239" */
     } terminals;
     struct {
-        char *endpoint; /* "" for none */
+        char *endpoint;                             /* "" for none */
+        char *curve_server_key, *curve_clients_dir; /* "" for a plain endpoint */
     } gateways;
     struct {
         char *endpoint; /* "" for none */
         int64_t max_message_bytes, max_inflight, max_stations, future_tolerance_s, dedup_readings,
-            max_plates;
+            max_plates, max_json_depth;
+        char *curve_server_key, *curve_clients_dir; /* "" for a plain endpoint */
     } stations;
     struct {
         char *endpoint;
+        int64_t max_message_bytes;
     } control;
     struct {
         bool enable;

@@ -93,6 +93,8 @@ void vem_control_actor(void *pipe, void *args_)
     void *rep = zmq_socket(args->zctx, ZMQ_REP);
     int zero = 0;
     zmq_setsockopt(rep, ZMQ_LINGER, &zero, sizeof zero);
+    if (args->max_message > 0)
+        zmq_setsockopt(rep, ZMQ_MAXMSGSIZE, &args->max_message, sizeof args->max_message);
     if (zmq_bind(rep, args->endpoint) != 0) {
         char err[300];
         snprintf(err, sizeof err, "cannot bind control endpoint %s: %s", args->endpoint,
