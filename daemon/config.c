@@ -605,22 +605,12 @@ static int s_check_keys(vem_config_t *cfg, const char *path, char *err, size_t e
     return 0;
 }
 
-vem_config_t *vem_config_load(const char *path, char *err, size_t errlen)
+/* Applies the settings libconfig read (from path, or a text named path) over the defaults. */
+static vem_config_t *s_from(config_t *lc, const char *path, char *err, size_t errlen)
 {
-    config_t lc;
-    config_init(&lc);
-    vem_config_t *cfg = NULL;
-    FILE *f = s_open(path, err, errlen);
-    if (!f)
-        goto done;
-    if (!config_read(&lc, f)) {
-        s_err(err, errlen, "%s:%d: %s", config_error_file(&lc) ? config_error_file(&lc) : path,
-              config_error_line(&lc), config_error_text(&lc));
-        goto done;
-    }
-    cfg = vem_config_defaults();
+    vem_config_t *cfg = vem_config_defaults();
     size_t nset = 0;
-    config_setting_t *root = config_root_setting(&lc);
+    config_setting_t *root = config_root_setting(lc);
     for (int i = 0; i < config_setting_length(root); i++) {
         config_setting_t *section = config_setting_get_elem(root, (unsigned)i);
         const char *sname = config_setting_name(section);
@@ -653,12 +643,42 @@ vem_config_t *vem_config_load(const char *path, char *err, size_t errlen)
     }
     if (s_check_keys(cfg, path, err, errlen) != 0)
         goto fail;
-    goto done;
+    return cfg;
 fail:
     vem_config_destroy(&cfg);
+    return NULL;
+}
+
+vem_config_t *vem_config_load(const char *path, char *err, size_t errlen)
+{
+    config_t lc;
+    config_init(&lc);
+    vem_config_t *cfg = NULL;
+    FILE *f = s_open(path, err, errlen);
+    if (!f)
+        goto done;
+    if (!config_read(&lc, f)) {
+        s_err(err, errlen, "%s:%d: %s", config_error_file(&lc) ? config_error_file(&lc) : path,
+              config_error_line(&lc), config_error_text(&lc));
+        goto done;
+    }
+    cfg = s_from(&lc, path, err, errlen);
 done:
     if (f)
         fclose(f);
+    config_destroy(&lc);
+    return cfg;
+}
+
+vem_config_t *vem_config_parse(const char *text, const char *name, char *err, size_t errlen)
+{
+    config_t lc;
+    config_init(&lc);
+    vem_config_t *cfg = NULL;
+    if (!config_read_string(&lc, text))
+        s_err(err, errlen, "%s:%d: %s", name, config_error_line(&lc), config_error_text(&lc));
+    else
+        cfg = s_from(&lc, name, err, errlen);
     config_destroy(&lc);
     return cfg;
 }
