@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -337,6 +338,47 @@ START_TEST(gateway_keys)
 }
 END_TEST
 
+/* --check-config: a plain endpoint other machines can reach is a warning (the file still
+ * checks), a loopback or ipc one is not; a CURVE key file that does not load is an error. */
+START_TEST(check_config_warns_plain)
+{
+    char dir[256], path[400], cmd[1200], out[4096];
+    vem_test_mkdtemp("it_curve", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/c.cfg", dir);
+    static const struct {
+        const char *text, *warned;
+        int rc;
+    } cases[] = {
+        {"stations: { endpoint = \"tcp://0.0.0.0:7613\"; };", "stations.endpoint", 0},
+        {"gateways: { endpoint = \"tcp://192.0.2.7:7612\"; };", "gateways.endpoint", 0},
+        {"stations: { endpoint = \"tcp://127.0.0.1:7613\"; };", NULL, 0},
+        {"stations: { endpoint = \"ipc:///run/vemd/s.sock\"; };", NULL, 0},
+        {"stations: { endpoint = \"tcp://0.0.0.0:7613\"; curve_server_key = \"/nonexistent.key\"; "
+         "curve_clients_dir = \"/tmp\"; };",
+         "stations.curve_server_key: /nonexistent.key: cannot read", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "%s\n", cases[i].text);
+        fclose(f);
+        snprintf(cmd, sizeof cmd, "'%s/vemd' --check-config '%s' 2>&1 >/dev/null",
+                 vem_test_bin_dir(), path);
+        FILE *p = popen(cmd, "r");
+        ck_assert_ptr_nonnull(p);
+        size_t n = fread(out, 1, sizeof out - 1, p);
+        out[n] = '\0';
+        int status = pclose(p);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == cases[i].rc, "%s: %s",
+                      cases[i].text, out);
+        if (cases[i].warned)
+            ck_assert_msg(strstr(out, cases[i].warned) != NULL, "%s: %s", cases[i].text, out);
+        else
+            ck_assert_msg(n == 0, "%s: %s", cases[i].text, out);
+    }
+}
+END_TEST
+
 Suite *vem_suite_curve(void);
 Suite *vem_suite_curve(void)
 {
@@ -345,6 +387,7 @@ Suite *vem_suite_curve(void)
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, station_keys);
     tcase_add_test(tc, gateway_keys);
+    tcase_add_test(tc, check_config_warns_plain);
     suite_add_tcase(s, tc);
     return s;
 }
