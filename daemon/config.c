@@ -79,7 +79,9 @@ static const vem_conf_key_t s_keys[] = {
     {"control.endpoint", VEM_CONF_STRING, S_OFF(control.endpoint), "ipc:///run/vemd/control.sock",
      0, 0, NULL, false, "local socket of `vemctl status`"},
     {"control.max_message_bytes", VEM_CONF_INT, S_OFF(control.max_message_bytes), "4096", 64,
-     1048576, NULL, false, "largest request on the control socket; libzmq drops a bigger one"},
+     1048576, NULL, false,
+     "largest request on the control socket; a longer one is refused (counted); one over "
+     "four times this makes libzmq drop the connection"},
     {"metrics.enable", VEM_CONF_BOOL, S_OFF(metrics.enable), "true", 0, 0, NULL, false,
      "serve Prometheus /metrics and /healthz over HTTP"},
     {"metrics.address", VEM_CONF_STRING, S_OFF(metrics.address), "127.0.0.1", 0, 0, NULL, false,
