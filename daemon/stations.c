@@ -450,7 +450,7 @@ bool vem_stations_read(vem_stations_t *self, uint64_t durable_seq, vem_station_i
     }
     /* route: the registry's VIN for the plate, else the station's VIN, else the plate */
     const vem_vehicle_t *v =
-        self->registry ? vem_registry_find_plate(self->registry, r.plate) : NULL;
+        self->registry ? vem_registry_find_plate(self->registry, r.plate, r.plate_color) : NULL;
     size_t n = strlen(in->origin);
     if (v)
         snprintf(in->origin + n, sizeof in->origin - n, " >V:%s", v->vin);

@@ -17,7 +17,8 @@
  *   public_schema_closed  no role but the owner creates tables or functions in public, and a
  *                  temporary table cannot stand in for one a SECURITY DEFINER function reads
  *   vemd_as_ingest  vemd itself, logged in as a vem_ingest role, stores roadside readings and
- *                  the violations they make, and merges a longer chain into its verdict
+ *                  the violations they make, and merges a longer chain into its verdict; a
+ *                  reading of a plate two trucks share goes to the truck of its colour
  *
  * Expected rows follow from what each test inserts and from the policies' definitions. */
 #include "itutil.h"
@@ -307,8 +308,14 @@ static void s_await(const vem_it_run_t *r, PGconn *conn, const char *sql, const 
 START_TEST(vemd_as_ingest)
 {
     PGconn *admin = s_setup();
+    /* two trucks share a plate, told apart by its colour */
+    s_sql(admin, "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
+                 "('LPRIVR00000000001', '津R00001', 'yellow', '120101'), "
+                 "('LPRIVR00000000002', '津R00001', 'blue', '130101') ON CONFLICT DO NOTHING");
     vem_it_run_t r = {.pg_user = "priv_ingest"};
     vem_it_start(&r, "it_privileges");
+    for (int i = 0; i < 100 && vem_it_metric_now(&r, "vem_registry_vehicles") < 2; i++)
+        vem_it_sleep(0.1);
     struct timeval tv;
     gettimeofday(&tv, NULL);
     int64_t t0 = tv.tv_sec - 2 * 86400;
@@ -332,6 +339,27 @@ START_TEST(vemd_as_ingest)
     fclose(f);
     s_send(&r, path);
     s_await(&r, admin, "SELECT count(*) FROM rsd_readings WHERE station_id = 'PRIV-D'", "3");
+    /* readings of the shared plate go to the truck of their colour, by its VIN */
+    snprintf(path, sizeof path, "%s/shared.jsonl", r.dir);
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    char when[32];
+    time_t tt = (time_t)t0;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    const char *colors[] = {"yellow", "blue"};
+    for (int c = 0; c < 2; c++)
+        fprintf(f,
+                "{\"version\":1,\"station_id\":\"PRIV-R\",\"reading_id\":\"%s\",\"time\":\"%s\","
+                "\"plate\":\"津R00001\",\"plate_color\":\"%s\",\"valid\":true}\n",
+                colors[c], when, colors[c]);
+    fclose(f);
+    s_send(&r, path);
+    s_await(&r, admin,
+            "SELECT reading_id || ':' || coalesce(vin, '-') FROM rsd_readings "
+            "WHERE station_id = 'PRIV-R' ORDER BY 1",
+            "blue:LPRIVR00000000002,yellow:LPRIVR00000000001");
     json_t *st = vem_it_sink_settled(&r);
     json_decref(st);
     s_expect(admin,
