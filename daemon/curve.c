@@ -128,6 +128,19 @@ done:
     return rc;
 }
 
+int vem_curve_read_server_key(const char *path, char public_key[VEM_CURVE_KEY_TEXT],
+                              char secret_key[VEM_CURVE_KEY_TEXT], char *err, size_t errlen)
+{
+    /* a secret anyone on the machine can read is no secret: refused, as ssh refuses */
+    struct stat st;
+    if (stat(path, &st) == 0 && (st.st_mode & S_IROTH)) {
+        snprintf(err, errlen, "%s: readable by every user; chmod o-r (the secret key is in it)",
+                 path);
+        return -1;
+    }
+    return vem_curve_read_key(path, public_key, secret_key, err, errlen);
+}
+
 /* Writes text to path, created (never replaced) with mode. */
 static int s_write_new(const char *path, mode_t mode, const char *text, char *err, size_t errlen)
 {
@@ -296,7 +309,7 @@ int vem_curve_add(vem_curve_t *self, const char *domain, const char *key_path,
     vem_curve_endpoint_t *ep = &self->endpoints[self->n];
     *ep = (vem_curve_endpoint_t){.owner = self};
     snprintf(ep->domain, sizeof ep->domain, "%s", domain);
-    if (vem_curve_read_key(key_path, ep->public_key, ep->secret_key, err, errlen) != 0)
+    if (vem_curve_read_server_key(key_path, ep->public_key, ep->secret_key, err, errlen) != 0)
         return -1;
     ep->clients_dir = strdup(clients_dir);
     if (!ep->clients_dir)

@@ -63,6 +63,10 @@ void vem_curve_zap_actor(void *pipe, void *args);
 int vem_curve_read_key(const char *path, char public_key[VEM_CURVE_KEY_TEXT],
                        char secret_key[VEM_CURVE_KEY_TEXT], char *err, size_t errlen);
 
+/* vem_curve_read_key of a server's pair, refusing a file every user may read. */
+int vem_curve_read_server_key(const char *path, char public_key[VEM_CURVE_KEY_TEXT],
+                              char secret_key[VEM_CURVE_KEY_TEXT], char *err, size_t errlen);
+
 /* Writes a fresh pair as DIR/NAME.key (mode 0600) and DIR/NAME.pub; refuses to overwrite.
  * 0, or -1 with the reason in err. */
 int vem_curve_generate(const char *dir, const char *name, char *err, size_t errlen);

@@ -627,7 +627,7 @@ static int s_check_curve(const vem_config_t *c, const char *path)
             continue;
         }
         char pub[VEM_CURVE_KEY_TEXT], sec[VEM_CURVE_KEY_TEXT], err[600];
-        if (vem_curve_read_key(ends[i][2], pub, sec, err, sizeof err) != 0) {
+        if (vem_curve_read_server_key(ends[i][2], pub, sec, err, sizeof err) != 0) {
             fprintf(stderr, "%s: %s.curve_server_key: %s\n", path, ends[i][0], err);
             return -1;
         }

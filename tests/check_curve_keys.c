@@ -92,6 +92,11 @@ START_TEST(endpoint_needs_its_key_and_clients)
     snprintf(clients, sizeof clients, "%s/clients", dir);
     vem_metrics_t *m = vem_metrics_new();
     vem_curve_t *c = vem_curve_new(NULL, m);
+    /* a server key file everyone may read is refused */
+    ck_assert_int_eq(chmod(path, 0644), 0);
+    ck_assert_int_eq(vem_curve_add(c, "stations", path, dir, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "readable by every user"));
+    ck_assert_int_eq(chmod(path, 0640), 0);
     /* no clients directory yet */
     ck_assert_int_eq(vem_curve_add(c, "stations", path, clients, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "cannot read"));
