@@ -164,7 +164,7 @@ fuzz-smoke: $(FUZZ_BINS)
 	        $(B)/fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
 	        -artifact_prefix=$(B)/fuzz/$$n- $$work >$(B)/fuzz/$$n.log 2>&1; then \
 	        tail -n 40 $(B)/fuzz/$$n.log; rm -rf $$work; exit 1; fi; \
-	    grep -E '^#[0-9]+ +DONE' $(B)/fuzz/$$n.log || tail -n 1 $(B)/fuzz/$$n.log; \
+	    grep -E '^Done|^#[0-9]+[[:space:]]+DONE' $(B)/fuzz/$$n.log | tail -n 1; \
 	    rm -rf $$work; done
 
 # ---- the entry points ------------------------------------------------------------------------
