@@ -738,6 +738,8 @@ static void s_send_rules(s_daemon_t *d)
 
 static void s_reload(s_daemon_t *d)
 {
+    /* first, and whatever the file says: revoking a key must not wait for a valid file */
+    vem_curve_reload(d->curve);
     char err[512];
     vem_config_t *fresh = vem_config_load(d->cfg_path, err, sizeof err);
     if (!fresh) {
@@ -753,7 +755,6 @@ static void s_reload(s_daemon_t *d)
     vem_log_set_level(d->cfg->log.level);
     s_send_rules(d);
     s_load_registry(d);
-    vem_curve_reload(d->curve); /* a removed key is cut off from its next message on */
     atomic_store(&d->ingest_args.reply_mode, strcmp(d->cfg->terminals.reply_mode, "hj1239") == 0
                                                  ? VEM_REPLY_HJ1239
                                                  : VEM_REPLY_NONE);
