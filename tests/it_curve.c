@@ -5,7 +5,8 @@
  *                  stored, the refusal counted); a station connected with a listed key whose
  *                  file is then removed is cut off after SIGHUP while the others still deliver;
  *                  `vemctl rsd send --client-key` talks to the endpoint too
- *   gateway_keys   the same for the gateway endpoint, with login frames pushed by gateways
+ *   gateway_keys   the same for the gateway endpoint, with login frames pushed by gateways,
+ *                  and the revocation applied although the configuration file is broken
  *
  * The server's pair comes from `vemctl keys gen`; the clients' pairs are made here with
  * zmq_curve_keypair and written in the documented key file format, so the format is checked
@@ -325,7 +326,16 @@ START_TEST(gateway_keys)
     s_await_metric(&r, S_UNKNOWN_GW, 1);
     ck_assert(vem_it_log_has(&r, stranger.pub));
 
+    /* the configuration file is broken meanwhile: the revocation does not wait for it */
+    FILE *cfg = fopen(r.cfg, "a");
+    ck_assert_ptr_nonnull(cfg);
+    fputs("gateways: { endpoint = ; };\n", cfg);
+    fclose(cfg);
     s_revoke(&r, "gw-gone");
+    bool refused = false;
+    for (int i = 0; i < 100 && !(refused = vem_it_log_has(&r, "reload refused")); i++)
+        vem_it_sleep(0.1);
+    ck_assert_msg(refused, "the broken file was not refused");
     ck_assert(s_login(p_gone, "LCURVEGW000000004"));
     s_await_metric(&r, S_REVOKED_GW, 1);
     ck_assert(s_login(p_good, "LCURVEGW000000005"));
