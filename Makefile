@@ -135,12 +135,24 @@ $(ASAN_BIN)/vemd: $(B)/asan/daemon/main.o $(DAEMON_SRC:%.c=$(B)/asan/%.o) $(PARS
 	$(CC) $(OPT) $(SAN) -o $@ $^ $(LDLIBS)
 	@for t in vemctl vem-sim vem-broker; do ln -sf ../bin/$$t $(@D)/$$t; done
 
-# ---- fuzz targets: clang libFuzzer + ASan/UBSan over the parsers -----------------------------
+# ---- fuzz targets: clang libFuzzer + ASan/UBSan over the parsers and daemon modules ----------
+# Every target links the parsers and an archive of the daemon modules built for fuzzing; the
+# linker takes only the modules a target reaches (config.c for fuzz_config, stations.c for
+# fuzz_envelope), so a target needs no list of its own.
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PARSER_SRC) $(wildcard parsers/*.h)
+FUZZ_OBJ_FLAGS := -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+$(B)/fuzz/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CLANG) $(CPPFLAGS) -std=c11 -Wall -Wextra -Werror $(FUZZ_OBJ_FLAGS) $(PKG_CFLAGS) -MMD -MP \
+	    -c $< -o $@
+
+$(B)/fuzz/libvemd.a: $(DAEMON_SRC:%.c=$(B)/fuzz/obj/%.o)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PARSER_SRC) $(wildcard parsers/*.h) $(B)/fuzz/libvemd.a
 	@mkdir -p $(@D)
 	$(CLANG) $(CPPFLAGS) -std=c11 -Wall -Wextra -Werror $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ \
-	    $< $(PARSER_SRC) $(PKG_LIBS) -lm
+	    $< $(B)/fuzz/libvemd.a $(PARSER_SRC) $(PKG_LIBS) -lm -lpthread
 
 fuzz: $(FUZZ_BINS)
 
@@ -150,10 +162,11 @@ fuzz-smoke: $(FUZZ_BINS)
 	@set -e; for n in $(FUZZ_NAMES); do \
 	    work=$$(mktemp -d); cp -r tests/fuzz/corpus/$$n/. $$work/ 2>/dev/null || true; \
 	    echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
-	    if ! $(B)/fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
+	    if ! LSAN_OPTIONS=suppressions=$(abspath tests/fuzz/lsan.supp) \
+	        $(B)/fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
 	        -artifact_prefix=$(B)/fuzz/$$n- $$work >$(B)/fuzz/$$n.log 2>&1; then \
 	        tail -n 40 $(B)/fuzz/$$n.log; rm -rf $$work; exit 1; fi; \
-	    grep -E '^#[0-9]+ +DONE' $(B)/fuzz/$$n.log || tail -n 1 $(B)/fuzz/$$n.log; \
+	    grep -E '^Done|^#[0-9]+[[:space:]]+DONE' $(B)/fuzz/$$n.log | tail -n 1; \
 	    rm -rf $$work; done
 
 # ---- the entry points ------------------------------------------------------------------------

@@ -55,6 +55,12 @@ static const vem_conf_key_t s_keys[] = {
      NULL, false, "TCP keepalive idle time, to find dead terminals"},
     {"gateways.endpoint", VEM_CONF_STRING, S_OFF(gateways.endpoint), "tcp://127.0.0.1:7612", 0, 0,
      NULL, false, "ZMQ_PULL endpoint for whole frames from gateways; empty for none"},
+    {"gateways.curve_server_key", VEM_CONF_STRING, S_OFF(gateways.curve_server_key), "", 0, 0, NULL,
+     false, "CURVE key pair file of the endpoint (vemctl keys gen); empty: plain (loopback only)"},
+    {"gateways.curve_clients_dir", VEM_CONF_STRING, S_OFF(gateways.curve_clients_dir), "", 0, 0,
+     NULL, false,
+     "directory of the admitted gateways' NAME.pub keys; SIGHUP re-reads it, a removed key is "
+     "cut off"},
     {"stations.endpoint", VEM_CONF_STRING, S_OFF(stations.endpoint), "tcp://127.0.0.1:7613", 0, 0,
      NULL, false,
      "ZMQ_ROUTER endpoint roadside stations connect to with ZMQ_DEALER; empty for none"},
@@ -73,8 +79,20 @@ static const vem_conf_key_t s_keys[] = {
     {"stations.dedup_readings", VEM_CONF_INT, S_OFF(stations.dedup_readings), "65536", 16, 10000000,
      NULL, false,
      "recent (station_id, reading_id) remembered to answer re-sent readings as duplicates"},
+    {"stations.max_json_depth", VEM_CONF_INT, S_OFF(stations.max_json_depth), "2", 1, 64, NULL,
+     false, "deepest nesting of objects and arrays in a reading; deeper is refused (bad_json)"},
+    {"stations.curve_server_key", VEM_CONF_STRING, S_OFF(stations.curve_server_key), "", 0, 0, NULL,
+     false, "CURVE key pair file of the endpoint (vemctl keys gen); empty: plain (loopback only)"},
+    {"stations.curve_clients_dir", VEM_CONF_STRING, S_OFF(stations.curve_clients_dir), "", 0, 0,
+     NULL, false,
+     "directory of the admitted stations' NAME.pub keys; SIGHUP re-reads it, a removed key is "
+     "cut off"},
     {"control.endpoint", VEM_CONF_STRING, S_OFF(control.endpoint), "ipc:///run/vemd/control.sock",
      0, 0, NULL, false, "local socket of `vemctl status`"},
+    {"control.max_message_bytes", VEM_CONF_INT, S_OFF(control.max_message_bytes), "4096", 64,
+     1048576, NULL, false,
+     "largest request on the control socket; a longer one is refused (counted); one over "
+     "four times this makes libzmq drop the connection"},
     {"metrics.enable", VEM_CONF_BOOL, S_OFF(metrics.enable), "true", 0, 0, NULL, false,
      "serve Prometheus /metrics and /healthz over HTTP"},
     {"metrics.address", VEM_CONF_STRING, S_OFF(metrics.address), "127.0.0.1", 0, 0, NULL, false,
@@ -580,6 +598,15 @@ static int s_check_keys(vem_config_t *cfg, const char *path, char *err, size_t e
     /* The spool trims whole segments and never the one being written: at or below one segment
      * intake stops for good once it fills, and below two it stops each time a segment fills
      * until the previous one is trimmed. */
+    const char *ends[][3] = {
+        {"gateways", cfg->gateways.curve_server_key, cfg->gateways.curve_clients_dir},
+        {"stations", cfg->stations.curve_server_key, cfg->stations.curve_clients_dir}};
+    for (size_t i = 0; i < 2; i++)
+        if (!*ends[i][1] != !*ends[i][2]) {
+            s_err(err, errlen, "%s: %s.curve_server_key and %s.curve_clients_dir go together", path,
+                  ends[i][0], ends[i][0]);
+            return -1;
+        }
     int64_t max = cfg->spool.max_bytes, seg = cfg->spool.segment_bytes;
     if (max / 2 < seg) {
         s_err(err, errlen,
@@ -591,22 +618,12 @@ static int s_check_keys(vem_config_t *cfg, const char *path, char *err, size_t e
     return 0;
 }
 
-vem_config_t *vem_config_load(const char *path, char *err, size_t errlen)
+/* Applies the settings libconfig read (from path, or a text named path) over the defaults. */
+static vem_config_t *s_from(config_t *lc, const char *path, char *err, size_t errlen)
 {
-    config_t lc;
-    config_init(&lc);
-    vem_config_t *cfg = NULL;
-    FILE *f = s_open(path, err, errlen);
-    if (!f)
-        goto done;
-    if (!config_read(&lc, f)) {
-        s_err(err, errlen, "%s:%d: %s", config_error_file(&lc) ? config_error_file(&lc) : path,
-              config_error_line(&lc), config_error_text(&lc));
-        goto done;
-    }
-    cfg = vem_config_defaults();
+    vem_config_t *cfg = vem_config_defaults();
     size_t nset = 0;
-    config_setting_t *root = config_root_setting(&lc);
+    config_setting_t *root = config_root_setting(lc);
     for (int i = 0; i < config_setting_length(root); i++) {
         config_setting_t *section = config_setting_get_elem(root, (unsigned)i);
         const char *sname = config_setting_name(section);
@@ -639,12 +656,42 @@ vem_config_t *vem_config_load(const char *path, char *err, size_t errlen)
     }
     if (s_check_keys(cfg, path, err, errlen) != 0)
         goto fail;
-    goto done;
+    return cfg;
 fail:
     vem_config_destroy(&cfg);
+    return NULL;
+}
+
+vem_config_t *vem_config_load(const char *path, char *err, size_t errlen)
+{
+    config_t lc;
+    config_init(&lc);
+    vem_config_t *cfg = NULL;
+    FILE *f = s_open(path, err, errlen);
+    if (!f)
+        goto done;
+    if (!config_read(&lc, f)) {
+        s_err(err, errlen, "%s:%d: %s", config_error_file(&lc) ? config_error_file(&lc) : path,
+              config_error_line(&lc), config_error_text(&lc));
+        goto done;
+    }
+    cfg = s_from(&lc, path, err, errlen);
 done:
     if (f)
         fclose(f);
+    config_destroy(&lc);
+    return cfg;
+}
+
+vem_config_t *vem_config_parse(const char *text, const char *name, char *err, size_t errlen)
+{
+    config_t lc;
+    config_init(&lc);
+    vem_config_t *cfg = NULL;
+    if (!config_read_string(&lc, text))
+        s_err(err, errlen, "%s:%d: %s", name, config_error_line(&lc), config_error_text(&lc));
+    else
+        cfg = s_from(&lc, name, err, errlen);
     config_destroy(&lc);
     return cfg;
 }

@@ -5,6 +5,7 @@
 #include "control.h"
 
 #include "clock.h"
+#include "log.h"
 #include "pipeline.h"
 
 #include <errno.h>
@@ -93,6 +94,14 @@ void vem_control_actor(void *pipe, void *args_)
     void *rep = zmq_socket(args->zctx, ZMQ_REP);
     int zero = 0;
     zmq_setsockopt(rep, ZMQ_LINGER, &zero, sizeof zero);
+    /* a request over max_message is answered with an error, counted and logged; libzmq drops
+     * the peer of one over four times that, before it costs us anything */
+    int64_t drop_over = args->max_message * 4 + 1024;
+    if (args->max_message > 0)
+        zmq_setsockopt(rep, ZMQ_MAXMSGSIZE, &drop_over, sizeof drop_over);
+    vem_counter_t *refused =
+        vem_metrics_counter(args->metrics, "vem_control_refused_total",
+                            "Control requests refused: over control.max_message_bytes.", NULL);
     if (zmq_bind(rep, args->endpoint) != 0) {
         char err[300];
         snprintf(err, sizeof err, "cannot bind control endpoint %s: %s", args->endpoint,
@@ -117,7 +126,16 @@ void vem_control_actor(void *pipe, void *args_)
             if (len < 0)
                 continue;
             request[(size_t)len < sizeof request ? (size_t)len : sizeof request - 1] = '\0';
-            json_t *answer = s_answer(args, request);
+            json_t *answer;
+            if (args->max_message > 0 && len > args->max_message) {
+                vem_counter_add(refused, 1);
+                vem_log(VEM_LOG_WARNING, "control",
+                        "request of %d bytes refused: over control.max_message_bytes %lld", len,
+                        (long long)args->max_message);
+                answer = json_pack("{s:s}", "error", "request over control.max_message_bytes");
+            } else {
+                answer = s_answer(args, request);
+            }
             char *text = json_dumps(answer, JSON_COMPACT);
             json_decref(answer);
             zmq_send(rep, text, strlen(text), 0);

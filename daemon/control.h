@@ -20,6 +20,7 @@
 typedef struct {
     void *zctx;             /* ZeroMQ context the daemon runs in */
     const char *endpoint;   /* where to bind, e.g. "ipc:///run/vemd/control.sock" */
+    int64_t max_message;    /* longer requests are refused (counted), 4x longer dropped; 0: none */
     vem_metrics_t *metrics; /* what "status" reports */
     const char *version;
     int64_t started_us; /* process start, for uptime */

@@ -945,6 +945,8 @@ static void s_on_pull(s_ingest_t *in)
         const uint8_t *data = zmq_msg_data(&part);
         size_t len = zmq_msg_size(&part);
         vem_counter_add(in->bytes_gateways, len);
+        if (in->args->gateways_curve && !vem_curve_admits_msg(in->args->gateways_curve, &part))
+            continue; /* its key was removed since the handshake: counted and logged there */
         if (len > in->args->max_frame) {
             char note[96];
             snprintf(note, sizeof note, "gateway message of %zu bytes over the limit of %zu", len,
@@ -1184,6 +1186,8 @@ static int s_bind(s_ingest_t *in, char *err, size_t errlen)
         in->pull = zmq_socket(ctx, ZMQ_PULL);
         zmq_setsockopt(in->pull, ZMQ_LINGER, &zero, sizeof zero);
         zmq_setsockopt(in->pull, ZMQ_RCVHWM, &a->rcvhwm, sizeof a->rcvhwm);
+        if (a->gateways_curve && vem_curve_serve(a->gateways_curve, in->pull, err, errlen) != 0)
+            return -1;
         if (zmq_bind(in->pull, a->gateways_endpoint) != 0) {
             snprintf(err, errlen, "cannot bind gateways endpoint %s: %s", a->gateways_endpoint,
                      zmq_strerror(zmq_errno()));

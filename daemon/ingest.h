@@ -52,10 +52,11 @@ typedef struct {
     vem_spool_t *spool;    /* owned by ingest once the actor runs */
     const char *spool_dir; /* for the replay reader */
     unsigned workers;
-    const char *terminals_endpoint; /* ZMQ_STREAM bind, e.g. tcp://127.0.0.1:7611 */
-    const char *gateways_endpoint;  /* ZMQ_PULL bind; NULL or "" for none */
-    vem_stations_opts_t stations;   /* roadside stations; endpoint NULL or "" for none (metrics
-                                     * are filled in by ingest) */
+    const char *terminals_endpoint;       /* ZMQ_STREAM bind, e.g. tcp://127.0.0.1:7611 */
+    const char *gateways_endpoint;        /* ZMQ_PULL bind; NULL or "" for none */
+    vem_curve_endpoint_t *gateways_curve; /* CURVE server of the gateways (curve.h); NULL: plain */
+    vem_stations_opts_t stations; /* roadside stations; endpoint NULL or "" for none (metrics
+                                   * are filled in by ingest) */
     unsigned max_connections;
     size_t max_frame;   /* reassembler buffer per connection */
     int idle_timeout_s; /* close terminal connections silent this long */

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "control.h"
 #include "http.h"
+#include "curve.h"
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
@@ -50,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,6 +77,8 @@ typedef struct {
     vem_actor_t *kafka;
     vem_ingest_args_t ingest_args;
     vem_actor_t *ingest;
+    vem_curve_t *curve; /* CURVE endpoints' keys (NULL: all plain); zap answers handshakes */
+    vem_actor_t *zap;
     vem_control_args_t control_args;
     vem_actor_t *control;
     vem_watchdog_t *watchdog;         /* progress between ticks */
@@ -338,6 +342,8 @@ static int s_kafka_check(const vem_config_t *c, char *err, size_t errlen)
     return 0;
 }
 
+static int s_start_curve(s_daemon_t *d);
+
 static int s_start(s_daemon_t *d)
 {
     const vem_config_t *c = d->cfg;
@@ -527,6 +533,8 @@ static int s_start(s_daemon_t *d)
                     S_REGISTRY_WAIT_MS);
     }
 
+    if (s_start_curve(d) != 0)
+        return -1;
     vem_ingest_args_t *in = &d->ingest_args;
     in->zctx = d->zctx;
     in->metrics = d->metrics;
@@ -549,12 +557,15 @@ static int s_start(s_daemon_t *d)
     in->workers = d->nworkers;
     in->terminals_endpoint = c->terminals.endpoint;
     in->gateways_endpoint = c->gateways.endpoint;
+    in->gateways_curve = vem_curve_endpoint(d->curve, "gateways");
     in->stations = (vem_stations_opts_t){.endpoint = c->stations.endpoint,
                                          .max_message = (size_t)c->stations.max_message_bytes,
                                          .max_inflight = (unsigned)c->stations.max_inflight,
                                          .max_stations = (unsigned)c->stations.max_stations,
                                          .future_s = c->stations.future_tolerance_s,
-                                         .dedup = (size_t)c->stations.dedup_readings};
+                                         .dedup = (size_t)c->stations.dedup_readings,
+                                         .max_depth = (unsigned)c->stations.max_json_depth,
+                                         .curve = vem_curve_endpoint(d->curve, "stations")};
     in->max_connections = (unsigned)c->terminals.max_connections;
     in->max_frame = (size_t)c->terminals.max_frame_bytes;
     in->idle_timeout_s = (int)c->terminals.idle_timeout_s;
@@ -578,6 +589,7 @@ static int s_start(s_daemon_t *d)
     vem_control_args_t *ctl = &d->control_args;
     ctl->zctx = d->zctx;
     ctl->endpoint = c->control.endpoint;
+    ctl->max_message = c->control.max_message_bytes;
     ctl->metrics = d->metrics;
     ctl->version = VEM_VERSION;
     ctl->started_us = vem_now_us();
@@ -586,6 +598,69 @@ static int s_start(s_daemon_t *d)
     if (!d->control) {
         vem_log(VEM_LOG_ERR, "main", "%s", err);
         return -1;
+    }
+    return 0;
+}
+
+/* The CURVE endpoints' keys and the ZAP handler, up before ingest binds: libzmq lets every
+ * client in when no handler answers. */
+static int s_start_curve(s_daemon_t *d)
+{
+    const vem_config_t *c = d->cfg;
+    const char *ends[][3] = {
+        {"gateways", c->gateways.curve_server_key, c->gateways.curve_clients_dir},
+        {"stations", c->stations.curve_server_key, c->stations.curve_clients_dir}};
+    char err[600];
+    for (size_t i = 0; i < 2; i++) {
+        if (!*ends[i][1])
+            continue;
+        if (!d->curve)
+            d->curve = vem_curve_new(d->zctx, d->metrics);
+        if (vem_curve_add(d->curve, ends[i][0], ends[i][1], ends[i][2], err, sizeof err) != 0) {
+            vem_log(VEM_LOG_ERR, "main", "%s", err);
+            return -1;
+        }
+    }
+    if (!d->curve)
+        return 0;
+    d->zap = vem_actor_new(d->zctx, "zap", vem_curve_zap_actor, d->curve, err, sizeof err);
+    if (!d->zap) {
+        vem_log(VEM_LOG_ERR, "main", "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* --check-config: CURVE key files that would not load are errors; a plain endpoint that other
+ * machines can reach is a warning (anyone who reaches it can deliver). */
+static int s_check_curve(const vem_config_t *c, const char *path)
+{
+    const char *ends[][4] = {{"gateways", c->gateways.endpoint, c->gateways.curve_server_key,
+                              c->gateways.curve_clients_dir},
+                             {"stations", c->stations.endpoint, c->stations.curve_server_key,
+                              c->stations.curve_clients_dir}};
+    for (size_t i = 0; i < 2; i++) {
+        if (!*ends[i][1])
+            continue;
+        if (!*ends[i][2]) {
+            if (!vem_curve_is_local(ends[i][1]))
+                fprintf(stderr,
+                        "%s: warning: %s.endpoint %s is plain (no %s.curve_server_key) and "
+                        "reachable from other machines: anyone who reaches it can deliver\n",
+                        path, ends[i][0], ends[i][1], ends[i][0]);
+            continue;
+        }
+        char pub[VEM_CURVE_KEY_TEXT], sec[VEM_CURVE_KEY_TEXT], err[600];
+        if (vem_curve_read_server_key(ends[i][2], pub, sec, err, sizeof err) != 0) {
+            fprintf(stderr, "%s: %s.curve_server_key: %s\n", path, ends[i][0], err);
+            return -1;
+        }
+        struct stat st;
+        if (stat(ends[i][3], &st) != 0 || !S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "%s: %s.curve_clients_dir %s is not a directory\n", path, ends[i][0],
+                    ends[i][3]);
+            return -1;
+        }
     }
     return 0;
 }
@@ -625,6 +700,7 @@ static void s_stop(s_daemon_t *d)
 {
     vem_actor_destroy(&d->control);
     vem_actor_destroy(&d->ingest);
+    vem_actor_destroy(&d->zap); /* after the CURVE sockets closed: see curve.h */
     for (unsigned i = 0; d->workers && i < d->nworkers; i++)
         vem_actor_destroy(&d->workers[i]);
     vem_actor_destroy(&d->pg);
@@ -634,6 +710,7 @@ static void s_stop(s_daemon_t *d)
     if (d->zctx)
         zmq_ctx_term(d->zctx);
     vem_spool_destroy(&d->spool);
+    vem_curve_destroy(&d->curve);
     vem_metrics_destroy(&d->metrics);
     vem_registry_release(d->registry);
     d->registry = NULL;
@@ -687,6 +764,8 @@ static void s_send_rules(s_daemon_t *d)
 
 static void s_reload(s_daemon_t *d)
 {
+    /* first, and whatever the file says: revoking a key must not wait for a valid file */
+    vem_curve_reload(d->curve);
     char err[512];
     vem_config_t *fresh = vem_config_load(d->cfg_path, err, sizeof err);
     if (!fresh) {
@@ -866,6 +945,10 @@ int main(int argc, char **argv)
         vem_config_t *cfg = vem_config_load(check, err, sizeof err);
         if (!cfg) {
             fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        if (s_check_curve(cfg, check) != 0) {
+            vem_config_destroy(&cfg);
             return 1;
         }
         if (s_kafka_check(cfg, err, sizeof err) != 0) {

@@ -63,7 +63,9 @@ enum { S_PART_HEAD, S_PART_ROWS, S_PART_TAIL, S_PART_END, S_PART_DONE };
 typedef enum { S_X_PENDING, S_X_DONE, S_X_BROKEN } s_xstate_t;
 
 /* How the server answered a statement. */
-typedef enum { S_OK, S_DUPLICATE, S_REFUSED, S_TRANSIENT, S_FATAL } s_class_t;
+/* S_RLS: COPY into a table whose row-level security applies to our role (vem_ingest: only
+ * owners and BYPASSRLS roles may COPY there); the rows go through the staging tables instead. */
+typedef enum { S_OK, S_DUPLICATE, S_REFUSED, S_TRANSIENT, S_FATAL, S_RLS } s_class_t;
 
 typedef struct {
     uint64_t lo, hi; /* rows [lo, hi) of the current table */
@@ -104,8 +106,9 @@ struct vem_pgwriter {
     const uint8_t *data;
     size_t len;
     uint64_t nrows;
-    bool via_stage; /* through the staging table (a duplicate was met) */
-    size_t *offs;   /* row i is data[offs[i] .. offs[i + 1]) once walked */
+    bool via_stage;    /* through the staging table (a duplicate was met) */
+    bool stage_always; /* COPY is refused under row-level security on this connection */
+    size_t *offs;      /* row i is data[offs[i] .. offs[i + 1]) once walked */
     size_t offs_cap;
     bool walked;
     s_range_t *stack; /* ranges still to write */
@@ -394,6 +397,8 @@ static s_class_t s_class(const vem_pgwriter_t *self, const PGresult *res)
         return S_TRANSIENT;
     if (strcmp(state, "23505") == 0)
         return S_DUPLICATE;
+    if (strcmp(state, "0A000") == 0 && self->phase == S_COPY && !self->via_stage)
+        return S_RLS;
     /* check_violation without a constraint: no partition for the row, i.e. one was dropped
      * under us (retention); the retry creates it again */
     if (strcmp(state, "23514") == 0 && !PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME))
@@ -454,16 +459,12 @@ vem_pgwriter_t *vem_pgwriter_new(const char *conninfo)
                  name, name, name);
     }
     /* A verdict grows under its id (a notice that becomes a violation, a longer chain): the
-     * latest emission of an id wins, and severity never goes down. */
+     * latest emission of an id wins, and severity never goes down. vem_ingest may only add, so
+     * the merge is the schema's (vem_merge_violations, schema/0005_privileges.sql); its answer
+     * is the number of rows inserted or merged. */
     snprintf(self->stage_insert[VEM_PG_VIOLATIONS], sizeof self->stage_insert[VEM_PG_VIOLATIONS],
-             "INSERT INTO violations AS v (violation_id, rule, clause, vin, plate, first_at, "
-             "last_at, measured, \"limit\", unit, evidence, severity) "
-             "SELECT DISTINCT ON (violation_id) violation_id, rule, clause, vin, plate, first_at, "
-             "last_at, measured, \"limit\", unit, evidence, severity FROM vem_stage_violations "
-             "ORDER BY violation_id, last_at DESC, severity DESC "
-             "ON CONFLICT (violation_id) DO UPDATE SET last_at = greatest(v.last_at, "
-             "excluded.last_at), measured = excluded.measured, evidence = excluded.evidence, "
-             "severity = greatest(v.severity, excluded.severity); "
+             "SELECT vem_merge_violations(coalesce(jsonb_agg(s), '[]'::jsonb)) "
+             "FROM vem_stage_violations s; "
              "TRUNCATE vem_stage_violations; RELEASE SAVEPOINT vem_range");
     return self;
 }
@@ -501,7 +502,7 @@ static void s_close(vem_pgwriter_t *self)
         PQfinish(self->conn);
     self->conn = NULL;
     self->ndays = 0;
-    self->staged = false;
+    self->staged = self->stage_always = false;
     self->in_txn = false;
 }
 
@@ -864,7 +865,9 @@ static bool s_table(vem_pgwriter_t *self, int t, const vem_buf_t *rows, uint64_t
     self->data = rows->data;
     self->len = rows->len;
     self->nrows = nrows;
-    self->via_stage = self->walked = false;
+    /* under row-level security every table goes through staging, once it exists */
+    self->via_stage = self->stage_always && (self->staged || self->stage_new);
+    self->walked = false;
     self->nstack = 0;
     s_push_range(self, 0, nrows);
     return s_next_range(self);
@@ -986,8 +989,11 @@ static bool s_split(vem_pgwriter_t *self)
 
 /* ---- writing: the state machine ---------------------------------------------------------- */
 
+/* Rows a statement wrote: its command tag's count, or the one value a function returned. */
 static uint64_t s_tuples(const PGresult *res)
 {
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 1)
+        return strtoull(PQgetvalue(res, 0, 0), NULL, 10);
     return strtoull(PQcmdTuples((PGresult *)res), NULL, 10);
 }
 
@@ -1056,8 +1062,9 @@ static bool s_advance(vem_pgwriter_t *self)
             self->st.duplicates[self->t] += self->copied > n ? self->copied - n : 0;
             return s_next_range(self);
         }
-        if ((c == S_DUPLICATE && !self->via_stage) || c == S_REFUSED) {
-            self->undo_dup = c == S_DUPLICATE;
+        if ((c == S_DUPLICATE && !self->via_stage) || c == S_REFUSED || c == S_RLS) {
+            self->undo_dup = c != S_REFUSED;
+            self->stage_always |= c == S_RLS;
             if (c == S_REFUSED) {
                 int n = snprintf(self->refusal, sizeof self->refusal, "%s: ", table);
                 s_describe(self, res, self->refusal + n, sizeof self->refusal - (size_t)n);

@@ -52,7 +52,8 @@ static void s_put(vem_registry_t *self, const vem_vehicle_t *v)
     self->slots[i] = *v;
 }
 
-/* The plate index, once every vehicle is in place. */
+/* The plate index, once every vehicle is in place: every vehicle with a plate, since plates
+ * are not unique (the colour tells them apart, and registries hold misreads). */
 static void s_index_plates(vem_registry_t *self)
 {
     for (size_t k = 0; k < self->cap; k++) {
@@ -60,13 +61,9 @@ static void s_index_plates(vem_registry_t *self)
         if (!self->slots[k].vin[0] || !plate[0])
             continue;
         size_t i = (size_t)vem_plate_hash(plate) & (self->cap - 1);
-        bool taken = false;
-        while (self->plates[i] && !taken) {
-            taken = strcmp(self->slots[self->plates[i] - 1].plate, plate) == 0;
+        while (self->plates[i])
             i = (i + 1) & (self->cap - 1);
-        }
-        if (!taken)
-            self->plates[i] = k + 1;
+        self->plates[i] = k + 1;
     }
 }
 
@@ -142,18 +139,23 @@ const vem_vehicle_t *vem_registry_find(const vem_registry_t *self, const char *v
     return NULL;
 }
 
-const vem_vehicle_t *vem_registry_find_plate(const vem_registry_t *self, const char *plate)
+const vem_vehicle_t *vem_registry_find_plate(const vem_registry_t *self, const char *plate,
+                                             const char *color)
 {
     if (!self || self->n == 0 || !*plate)
         return NULL;
+    const vem_vehicle_t *found = NULL;
     size_t i = (size_t)vem_plate_hash(plate) & (self->cap - 1);
     while (self->plates[i]) {
         const vem_vehicle_t *v = &self->slots[self->plates[i] - 1];
-        if (strcmp(v->plate, plate) == 0)
-            return v;
+        if (strcmp(v->plate, plate) == 0 && (!*color || strcmp(v->plate_color, color) == 0)) {
+            if (found)
+                return NULL; /* two vehicles answer to it: neither is taken */
+            found = v;
+        }
         i = (i + 1) & (self->cap - 1);
     }
-    return NULL;
+    return found;
 }
 
 size_t vem_registry_size(const vem_registry_t *self)

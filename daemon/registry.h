@@ -38,9 +38,10 @@ void vem_registry_release(vem_registry_t *self);
 /* The vehicle with this VIN (17 bytes, not terminated), or NULL. */
 const vem_vehicle_t *vem_registry_find(const vem_registry_t *self, const char *vin);
 
-/* The vehicle with this plate (NUL-terminated), or NULL. Should two vehicles share a plate,
- * the one loaded first. */
-const vem_vehicle_t *vem_registry_find_plate(const vem_registry_t *self, const char *plate);
+/* The one vehicle with this plate and colour (NUL-terminated; colour "" for the plate alone),
+ * or NULL when none or more than one match: an ambiguous plate is no vehicle's. */
+const vem_vehicle_t *vem_registry_find_plate(const vem_registry_t *self, const char *plate,
+                                             const char *color);
 
 /* Vehicles in the snapshot. */
 size_t vem_registry_size(const vem_registry_t *self);

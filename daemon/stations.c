@@ -71,7 +71,7 @@ struct vem_stations {
     bool cur_reading_ok;
     /* metrics */
     vem_counter_t *bytes, *acked, *dups, *rejected, *busy, *dropped;
-    vem_counter_t *classes[VEM_RSD_STATUS_COUNT], *too_large;
+    vem_counter_t *classes[VEM_RSD_STATUS_COUNT], *too_large, *too_deep;
     vem_gauge_t *nstations;
 };
 
@@ -288,23 +288,53 @@ static char *s_ack_text(const char *station, const char *reading, bool duplicate
     return text;
 }
 
-/* Reads the parts of one message: routing id, an optional empty delimiter, one body. False
- * when nothing was waiting; *parts is the number of body parts. */
-static bool s_recv(vem_stations_t *self, int *parts)
+int vem_stations_envelope(const size_t *sizes, int n, bool *delim)
+{
+    *delim = n >= 2 && sizes[0] == 0;
+    int first = *delim ? 1 : 0;
+    return n - first == 1 ? first : -1;
+}
+
+vem_stations_verdict_t vem_stations_check(const uint8_t *data, size_t len, size_t max_message,
+                                          unsigned max_depth, int64_t now_us, int64_t future_s,
+                                          vem_rsd_t *r, vem_rsd_error_t *err)
+{
+    memset(r, 0, sizeof *r);
+    memset(err, 0, sizeof *err);
+    if (len > max_message)
+        return VEM_STATIONS_TOO_LARGE;
+    /* jansson recurses once per level before we see anything: bound it first */
+    unsigned depth = vem_rsd_depth(data, len, max_depth);
+    if (depth > max_depth) {
+        err->status = VEM_RSD_BAD_JSON;
+        snprintf(err->detail, sizeof err->detail,
+                 "objects and arrays nested deeper than stations.max_json_depth %u", max_depth);
+        return VEM_STATIONS_TOO_DEEP;
+    }
+    return vem_rsd_parse(data, len, now_us, future_s, r, err) == VEM_RSD_OK ? VEM_STATIONS_OK
+                                                                            : VEM_STATIONS_INVALID;
+}
+
+#define S_PARTS_KEPT 4 /* parts of a message looked at; more only make it malformed */
+
+/* Reads the parts of one message: routing id, an optional empty delimiter, one body. 0 when
+ * nothing was waiting, -1 when it came from a CURVE key no longer listed (dropped, counted by
+ * curve.c), else 1 with the reading part in self->msg (empty when there is not exactly one)
+ * and *parts the number of body parts. */
+static int s_recv(vem_stations_t *self, int *parts)
 {
     zmq_msg_t part;
     zmq_msg_init(&part);
     if (zmq_msg_recv(&part, self->router, ZMQ_DONTWAIT) < 0) {
         zmq_msg_close(&part);
-        return false;
+        return 0;
     }
     self->peer_len = zmq_msg_size(&part) < S_ID_MAX ? zmq_msg_size(&part) : S_ID_MAX - 1;
     memcpy(self->peer, zmq_msg_data(&part), self->peer_len);
-    self->delim = false;
-    *parts = 0;
-    zmq_msg_init(&self->msg);
-    self->has_msg = true;
-    int more = zmq_msg_more(&part);
+    zmq_msg_t kept[S_PARTS_KEPT];
+    size_t sizes[S_PARTS_KEPT];
+    int n = 0, total = 0, more = zmq_msg_more(&part);
+    bool admitted = true;
     zmq_msg_close(&part);
     while (more) {
         zmq_msg_t body;
@@ -314,16 +344,27 @@ static bool s_recv(vem_stations_t *self, int *parts)
             break;
         }
         more = zmq_msg_more(&body);
-        if (*parts == 0 && zmq_msg_size(&body) == 0 && more && !self->delim) {
-            self->delim = true; /* REQ-style envelope */
+        if (total++ == 0 && self->opts.curve) /* the routing id part carries no metadata */
+            admitted = vem_curve_admits_msg(self->opts.curve, &body);
+        if (n < S_PARTS_KEPT) {
+            sizes[n] = zmq_msg_size(&body);
+            kept[n++] = body;
+        } else {
             zmq_msg_close(&body);
-            continue;
         }
-        if (++*parts == 1)
-            zmq_msg_move(&self->msg, &body);
-        zmq_msg_close(&body);
     }
-    return true;
+    int body = admitted ? vem_stations_envelope(sizes, total < n ? total : n, &self->delim) : -1;
+    if (total > n)
+        body = -1;
+    *parts = self->delim ? total - 1 : total;
+    zmq_msg_init(&self->msg);
+    self->has_msg = true;
+    for (int i = 0; i < n; i++) {
+        if (i == body)
+            zmq_msg_move(&self->msg, &kept[i]);
+        zmq_msg_close(&kept[i]);
+    }
+    return admitted ? 1 : -1;
 }
 
 bool vem_stations_read(vem_stations_t *self, uint64_t durable_seq, vem_station_input_t *in)
@@ -333,9 +374,10 @@ bool vem_stations_read(vem_stations_t *self, uint64_t durable_seq, vem_station_i
         self->has_msg = false;
     }
     int parts;
-    if (!s_recv(self, &parts))
-        return false;
     memset(in, 0, sizeof *in);
+    int got = s_recv(self, &parts);
+    if (got <= 0)
+        return got < 0; /* a message from a revoked key is read and dropped, without answer */
     in->received_us = vem_now_us();
     self->cur_station[0] = self->cur_reading[0] = '\0';
     self->current = NULL;
@@ -353,7 +395,12 @@ bool vem_stations_read(vem_stations_t *self, uint64_t durable_seq, vem_station_i
         s_reject(self, in, VEM_RECORD_CLASS_RSD + VEM_RSD_BAD_JSON, "bad_json", "", note);
         return true;
     }
-    if (len > self->opts.max_message) {
+    vem_rsd_t r;
+    vem_rsd_error_t err;
+    vem_stations_verdict_t verdict =
+        vem_stations_check(data, len, self->opts.max_message, self->opts.max_depth, in->received_us,
+                           self->opts.future_s, &r, &err);
+    if (verdict == VEM_STATIONS_TOO_LARGE) {
         char note[128];
         snprintf(note, sizeof note, "reading of %zu bytes over stations.max_message_bytes %zu", len,
                  self->opts.max_message);
@@ -363,9 +410,12 @@ bool vem_stations_read(vem_stations_t *self, uint64_t durable_seq, vem_station_i
         s_reject(self, in, VEM_RECORD_CLASS_TOO_LARGE, "too_large", "", note);
         return true;
     }
-    vem_rsd_t r;
-    vem_rsd_error_t err;
-    vem_rsd_status_t st = vem_rsd_parse(data, len, in->received_us, self->opts.future_s, &r, &err);
+    if (verdict == VEM_STATIONS_TOO_DEEP) {
+        vem_counter_add(self->too_deep, 1);
+        s_reject(self, in, VEM_RECORD_CLASS_RSD + VEM_RSD_BAD_JSON, "bad_json", "", err.detail);
+        return true;
+    }
+    vem_rsd_status_t st = err.status;
     snprintf(self->cur_station, sizeof self->cur_station, "%s", r.station_id);
     snprintf(self->cur_reading, sizeof self->cur_reading, "%s", r.reading_id);
     if (*r.station_id) {
@@ -400,7 +450,7 @@ bool vem_stations_read(vem_stations_t *self, uint64_t durable_seq, vem_station_i
     }
     /* route: the registry's VIN for the plate, else the station's VIN, else the plate */
     const vem_vehicle_t *v =
-        self->registry ? vem_registry_find_plate(self->registry, r.plate) : NULL;
+        self->registry ? vem_registry_find_plate(self->registry, r.plate, r.plate_color) : NULL;
     size_t n = strlen(in->origin);
     if (v)
         snprintf(in->origin + n, sizeof in->origin - n, " >V:%s", v->vin);
@@ -464,6 +514,9 @@ static void s_register(vem_stations_t *self, vem_metrics_t *m)
     const char *tl[] = {"class", "too_large", NULL};
     self->too_large = vem_metrics_counter(m, "vem_rsd_rejections_total",
                                           "Roadside readings refused, by class.", tl);
+    const char *td[] = {"class", "too_deep", NULL};
+    self->too_deep = vem_metrics_counter(m, "vem_rsd_rejections_total",
+                                         "Roadside readings refused, by class.", td);
     self->nstations = vem_metrics_gauge(m, "vem_rsd_stations", "Stations known.", NULL);
 }
 
@@ -483,6 +536,11 @@ vem_stations_t *vem_stations_new(void *zctx, const vem_stations_opts_t *opts, ch
     zmq_setsockopt(self->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->router, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
     zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &max, sizeof max);
+    if (opts->curve && vem_curve_serve(opts->curve, self->router, err, errlen) != 0) {
+        zmq_close(self->router);
+        free(self);
+        return NULL;
+    }
     if (zmq_bind(self->router, opts->endpoint) != 0) {
         snprintf(err, errlen, "cannot bind stations endpoint %s: %s", opts->endpoint,
                  zmq_strerror(zmq_errno()));

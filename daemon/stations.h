@@ -24,8 +24,10 @@
 #ifndef VEM_STATIONS_H
 #define VEM_STATIONS_H
 
+#include "curve.h"
 #include "metrics.h"
 #include "registry.h"
+#include "rsd.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -38,8 +40,10 @@ typedef struct {
     size_t max_message;    /* stations.max_message_bytes */
     unsigned max_inflight; /* per station */
     unsigned max_stations;
-    int64_t future_s; /* tolerance for reading times after their receipt */
-    size_t dedup;     /* recent reading ids remembered (per generation) */
+    int64_t future_s;            /* tolerance for reading times after their receipt */
+    size_t dedup;                /* recent reading ids remembered (per generation) */
+    unsigned max_depth;          /* stations.max_json_depth */
+    vem_curve_endpoint_t *curve; /* CURVE server and its keys (curve.h); NULL: plain */
     vem_metrics_t *metrics;
 } vem_stations_opts_t;
 
@@ -80,5 +84,24 @@ void vem_stations_staged(vem_stations_t *self, uint64_t seq);
 /* Sends every answer whose input is durable (seq <= durable_seq), never waiting: an answer a
  * station cannot take now is dropped and counted (it sends the reading again). */
 void vem_stations_answer(vem_stations_t *self, uint64_t durable_seq);
+
+/* The pure checks of one message, shared with the fuzzer (tests/fuzz/fuzz_envelope.c). */
+
+/* Given the sizes of the n parts after the routing id, the index of the reading part, or -1
+ * when there is not exactly one; *delim set when the first part is REQ's empty delimiter. */
+int vem_stations_envelope(const size_t *sizes, int n, bool *delim);
+
+/* How a reading's bytes fare before the rules: VEM_STATIONS_OK with *r filled, or why not. */
+typedef enum {
+    VEM_STATIONS_OK,
+    VEM_STATIONS_TOO_LARGE, /* over max_message */
+    VEM_STATIONS_TOO_DEEP,  /* objects and arrays nested deeper than max_depth (bad_json) */
+    VEM_STATIONS_INVALID,   /* the parser's verdict is in *err */
+} vem_stations_verdict_t;
+
+/* Checks len bytes against the limits, then as a reading received at now_us. */
+vem_stations_verdict_t vem_stations_check(const uint8_t *data, size_t len, size_t max_message,
+                                          unsigned max_depth, int64_t now_us, int64_t future_s,
+                                          vem_rsd_t *r, vem_rsd_error_t *err);
 
 #endif

@@ -386,7 +386,7 @@ static void s_reading(s_worker_t *w, const vem_input_hdr_t *hdr, const char *rou
     const vem_vehicle_t *reg = NULL;
     if (w->registry)
         reg = *vin ? vem_registry_find(w->registry, vin)
-                   : vem_registry_find_plate(w->registry, r.plate);
+                   : vem_registry_find_plate(w->registry, r.plate, r.plate_color);
     vem_rsd_reading_t rr;
     vem_rules_reading_init(&rr);
     snprintf(rr.station_id, sizeof rr.station_id, "%s", r.station_id);

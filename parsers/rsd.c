@@ -467,6 +467,29 @@ done:
     return st;
 }
 
+unsigned vem_rsd_depth(const uint8_t *data, size_t len, unsigned limit)
+{
+    unsigned depth = 0, deepest = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len && deepest <= limit; i++) {
+        uint8_t c = data[i];
+        if (in_string) {
+            if (c == '\\')
+                i++; /* the escaped character cannot end the string */
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > deepest)
+                deepest = depth;
+        } else if ((c == '}' || c == ']') && depth) {
+            depth--;
+        }
+    }
+    return deepest;
+}
+
 /* ---- normalized form ------------------------------------------------------------------------ */
 
 json_t *vem_rsd_json(const vem_rsd_t *r)

@@ -70,6 +70,10 @@ typedef struct {
 vem_rsd_status_t vem_rsd_parse(const uint8_t *data, size_t len, int64_t now_us, int64_t future_s,
                                vem_rsd_t *out, vem_rsd_error_t *err);
 
+/* The deepest nesting of objects and arrays in len bytes of JSON text (strings skipped),
+ * counted only up to limit + 1: a cheap bound to check before a parser recurses. */
+unsigned vem_rsd_depth(const uint8_t *data, size_t len, unsigned limit);
+
 /* The reading as an object with every FIELDS.md roadside key (null when not reported) and
  * time as ISO 8601 Beijing time; new reference, caller owns. */
 json_t *vem_rsd_json(const vem_rsd_t *r);

@@ -157,6 +157,34 @@ START_TEST(spool_needs_two_segments)
 }
 END_TEST
 
+/* A CURVE endpoint needs both its key pair and its clients directory; the limits a station
+ * controls have bounds; a text loads like a file. */
+START_TEST(curve_and_input_limits)
+{
+    s_refused("stations: { curve_server_key = \"/k/server.key\"; };\n",
+              " stations.curve_server_key and stations.curve_clients_dir go together");
+    s_refused("gateways: { curve_clients_dir = \"/k/gw.d\"; };\n",
+              " gateways.curve_server_key and gateways.curve_clients_dir go together");
+    s_refused("stations: {\n max_json_depth = 0;\n};\n",
+              "2: 'stations.max_json_depth' = 0 is out of range 1..64");
+    s_refused("control: {\n max_message_bytes = 2000000;\n};\n",
+              "2: 'control.max_message_bytes' = 2000000 is out of range 64..1048576");
+    char err[512];
+    vem_config_t *cfg = vem_config_parse("stations: { max_json_depth = 3; curve_server_key = "
+                                         "\"/k/s.key\"; curve_clients_dir = \"/k/s.d\"; };\n",
+                                         "text", err, sizeof err);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_int_eq(cfg->stations.max_json_depth, 3);
+    ck_assert_str_eq(cfg->stations.curve_clients_dir, "/k/s.d");
+    ck_assert_str_eq(cfg->gateways.curve_server_key, ""); /* plain unless configured */
+    ck_assert_int_eq(cfg->control.max_message_bytes, 4096);
+    vem_config_destroy(&cfg);
+    ck_assert_ptr_null(
+        vem_config_parse("stations: { max_json_depth = ; };", "text", err, sizeof err));
+    ck_assert_msg(strncmp(err, "text:1: ", 8) == 0, "%s", err);
+}
+END_TEST
+
 /* A directory used to come back from libconfig as "No such file or directory". */
 START_TEST(directory_is_not_a_file)
 {
@@ -569,6 +597,7 @@ Suite *vem_suite_config(void)
     tcase_add_test(tc, directory_is_not_a_file);
     tcase_add_test(tc, empty_file_sets_no_key);
     tcase_add_test(tc, spool_needs_two_segments);
+    tcase_add_test(tc, curve_and_input_limits);
     tcase_add_test(tc, print_loads_back_equal);
     tcase_add_test(tc, reload_applies_only_reloadable_keys);
     tcase_add_test(tc, rules_defaults_are_the_engines);

@@ -70,6 +70,47 @@ START_TEST(answers_status_ping_and_errors)
 }
 END_TEST
 
+/* control.max_message_bytes: a request one byte over is refused with an error, counted; one at
+ * the limit is answered. */
+START_TEST(oversized_request_refused_and_counted)
+{
+    char dir[200];
+    vem_test_mkdtemp("check_control", dir, sizeof dir);
+    char endpoint[256];
+    snprintf(endpoint, sizeof endpoint, "ipc://%s/control.sock", dir);
+    void *ctx = zmq_ctx_new();
+    vem_metrics_t *m = vem_metrics_new();
+    vem_control_args_t args = {
+        .zctx = ctx, .endpoint = endpoint, .max_message = 64, .metrics = m, .version = "test"};
+    char err[256];
+    vem_actor_t *control = vem_actor_new(ctx, "control", vem_control_actor, &args, err, sizeof err);
+    ck_assert_msg(control != NULL, "%s", err);
+    char big[66];
+    memset(big, 'x', 65);
+    big[65] = '\0';
+    json_t *answer = s_ask(ctx, endpoint, big);
+    ck_assert_str_eq(json_string_value(json_object_get(answer, "error")),
+                     "request over control.max_message_bytes");
+    json_decref(answer);
+    big[64] = '\0'; /* at the limit: an unknown request, but a request */
+    answer = s_ask(ctx, endpoint, big);
+    ck_assert_str_eq(json_string_value(json_object_get(answer, "error")), "unknown request");
+    json_decref(answer);
+    json_t *status = s_ask(ctx, endpoint, "status");
+    json_t *refused =
+        json_object_get(json_object_get(status, "metrics"), "vem_control_refused_total");
+    ck_assert_ptr_nonnull(refused);
+    ck_assert_double_eq(json_number_value(refused), 1);
+    json_decref(status);
+    vem_actor_destroy(&control);
+    vem_metrics_destroy(&m);
+    zmq_ctx_term(ctx);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 START_TEST(bind_failure_is_a_start_error)
 {
     void *ctx = zmq_ctx_new();
@@ -91,6 +132,7 @@ Suite *vem_suite_control(void)
     Suite *s = suite_create("control");
     TCase *tc = tcase_create("control");
     tcase_add_test(tc, answers_status_ping_and_errors);
+    tcase_add_test(tc, oversized_request_refused_and_counted);
     tcase_add_test(tc, bind_failure_is_a_start_error);
     suite_add_tcase(s, tc);
     return s;

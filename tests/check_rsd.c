@@ -164,6 +164,32 @@ START_TEST(rejection_names_the_reading)
 }
 END_TEST
 
+/* Nesting depths worked by hand: strings (with escaped quotes) hide their brackets, closers
+ * without openers do not go below zero, and counting stops past the limit. */
+START_TEST(depth_of_nesting)
+{
+    static const struct {
+        const char *json;
+        unsigned limit, depth;
+    } cases[] = {
+        {"", 8, 0},
+        {"42", 8, 0},
+        {"{}", 8, 1},
+        {"{\"a\":[1,{\"b\":2}],\"c\":{}}", 8, 3},
+        {"{\"a\":\"[[[{{{\"}", 8, 1},
+        {"{\"a\":\"\\\"[[[\"}", 8, 1}, /* "\"[[[" is one string */
+        {"]]]]{", 8, 1},
+        {"[[[[[[[[[[", 2, 3}, /* stops at limit + 1 */
+        {"[[]][[[]]]", 8, 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *j = cases[i].json;
+        unsigned d = vem_rsd_depth((const uint8_t *)j, strlen(j), cases[i].limit);
+        ck_assert_msg(d == cases[i].depth, "%s: depth %u, want %u", j, d, cases[i].depth);
+    }
+}
+END_TEST
+
 Suite *vem_suite_rsd(void);
 Suite *vem_suite_rsd(void)
 {
@@ -173,6 +199,7 @@ Suite *vem_suite_rsd(void)
     tcase_add_test(tc, cases_schema);
     tcase_add_test(tc, normalized_form);
     tcase_add_test(tc, rejection_names_the_reading);
+    tcase_add_test(tc, depth_of_nesting);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -42,19 +42,21 @@ void vem_it_write_config(const vem_it_run_t *r, const char *log_level)
     fprintf(f,
             "terminals: { endpoint = \"tcp://127.0.0.1:%d\"; idle_timeout_s = 3; "
             "max_connections = 2000; reply_mode = \"hj1239\"; %s };\n"
-            "gateways: { endpoint = \"ipc://%s/gateway.sock\"; };\n"
+            "gateways: { endpoint = \"ipc://%s/gateway.sock\"; %s };\n"
             "stations: { endpoint = \"ipc://%s/stations.sock\"; %s };\n"
             "control: { endpoint = \"%s\"; };\n"
             "metrics: { %s };\n"
             "pipeline: { workers = 2; %s%s };\n"
             "spool: { dir = \"%s/spool\"; fsync = true; %s };\n"
             "log: { level = \"%s\"; };\n"
-            "pg: { conninfo = \"%s\"; %s };\n"
+            "pg: { conninfo = \"%s%s%s\"; %s };\n"
             "rules: { %s };\n",
-            r->port, r->terminals_opts ? r->terminals_opts : "", r->dir, r->dir,
+            r->port, r->terminals_opts ? r->terminals_opts : "", r->dir,
+            r->gateways_opts ? r->gateways_opts : "", r->dir,
             r->stations_opts ? r->stations_opts : "", r->control, metrics, drain, pipeline, r->dir,
             r->spool_opts ? r->spool_opts : "", log_level, vem_test_env("VEM_TEST_PG"),
-            r->pg_opts ? r->pg_opts : "", r->rules_opts ? r->rules_opts : "enable = true;");
+            r->pg_user ? " user=" : "", r->pg_user ? r->pg_user : "", r->pg_opts ? r->pg_opts : "",
+            r->rules_opts ? r->rules_opts : "enable = true;");
     if (r->kafka_opts)
         fprintf(f, "kafka: { enable = true; brokers = \"%s\"; %s };\n",
                 vem_test_env("VEM_TEST_KAFKA"), r->kafka_opts);

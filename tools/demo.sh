@@ -55,10 +55,16 @@ cat "$tmp/kafka.addr"
 say "vemd"
 port=$(free_port)
 metrics=$(free_port)
+# the stations deliver over CURVE: vemd admits the simulator's key only (daemon/curve.c)
+mkdir -p "$tmp/keys" "$tmp/stations.d"
+"$bin/vemctl" keys gen vemd-stations --dir "$tmp/keys" >/dev/null || exit 1
+"$bin/vemctl" keys gen vem-sim --dir "$tmp/keys" >/dev/null || exit 1
+cp "$tmp/keys/vem-sim.pub" "$tmp/stations.d/"
 cat >"$tmp/vemd.cfg" <<EOF
 terminals: { endpoint = "tcp://127.0.0.1:$port"; reply_mode = "hj1239"; idle_timeout_s = 30; };
 gateways: { endpoint = ""; };
-stations: { endpoint = "ipc://$tmp/stations.sock"; };
+stations: { endpoint = "ipc://$tmp/stations.sock"; curve_server_key = "$tmp/keys/vemd-stations.key";
+            curve_clients_dir = "$tmp/stations.d"; };
 control: { endpoint = "ipc://$tmp/control.sock"; };
 metrics: { address = "127.0.0.1"; port = $metrics; };
 spool: { dir = "$tmp/spool"; };
@@ -74,9 +80,10 @@ for _ in $(seq 100); do
 done
 echo "terminals on 127.0.0.1:$port, metrics on http://127.0.0.1:$metrics/metrics"
 
-say "vem-sim: $trucks trucks for $seconds s, 50 s of truck time a second (some with a removed SCR, a frozen NOx sensor, an empty urea tank, MIL on, a removal alarm; 10 % go offline and re-send), 3 roadside stations on their routes measuring them and passing gasoline cars"
+say "vem-sim: $trucks trucks for $seconds s, 50 s of truck time a second (some with a removed SCR, a frozen NOx sensor, an empty urea tank, MIL on, a removal alarm; 10 % go offline and re-send), 3 roadside stations on their routes (over CURVE) measuring them and passing gasoline cars"
 "$bin/vem-sim" --connect "127.0.0.1:$port" --trucks "$trucks" --duration "$seconds" --rate 5 \
     --stations 3 --stations-endpoint "ipc://$tmp/stations.sock" \
+    --stations-key "$tmp/keys/vem-sim.key" --stations-server-key "$tmp/keys/vemd-stations.pub" \
     --misbehave scr_removed:3 --misbehave frozen_nox:2 --misbehave urea_empty:2 \
     --misbehave mil_on:2 --misbehave removal_alarm:1 --offline 10 --malformed 2 \
     --truth "$tmp/truth.json" || { echo "vem-sim failed" >&2; exit 1; }

@@ -1,6 +1,8 @@
 /* sim_rsd — simulated roadside stations; see sim_rsd.h. */
 #include "sim_rsd.h"
 
+#include "curve.h"
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -97,7 +99,8 @@ static void s_send(vem_sim_stations_t *self, json_t *reading, const char *statio
     free(text);
 }
 
-vem_sim_stations_t *vem_sim_stations_new(const char *endpoint, unsigned n, uint64_t seed)
+vem_sim_stations_t *vem_sim_stations_new(const char *endpoint, unsigned n, uint64_t seed,
+                                         const char *client_key, const char *server_key)
 {
     vem_sim_stations_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -108,9 +111,12 @@ vem_sim_stations_t *vem_sim_stations_new(const char *endpoint, unsigned n, uint6
     self->dealer = zmq_socket(self->ctx, ZMQ_DEALER);
     int zero = 0;
     zmq_setsockopt(self->dealer, ZMQ_LINGER, &zero, sizeof zero);
-    if (zmq_connect(self->dealer, endpoint) != 0) {
+    char err[600] = "";
+    if ((client_key && server_key &&
+         vem_curve_client(self->dealer, client_key, server_key, err, sizeof err) != 0) ||
+        zmq_connect(self->dealer, endpoint) != 0) {
         fprintf(stderr, "vem-sim: stations cannot connect %s: %s\n", endpoint,
-                zmq_strerror(zmq_errno()));
+                *err ? err : zmq_strerror(zmq_errno()));
         zmq_close(self->dealer);
         zmq_ctx_term(self->ctx);
         free(self);

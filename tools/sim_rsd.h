@@ -38,8 +38,11 @@ json_t *vem_sim_rsd_truck_reading(const vem_sim_truck_t *truck, unsigned index,
 
 typedef struct vem_sim_stations vem_sim_stations_t;
 
-/* n stations (RSD-1 .. RSD-n) connected to endpoint; NULL with a message on stderr. */
-vem_sim_stations_t *vem_sim_stations_new(const char *endpoint, unsigned n, uint64_t seed);
+/* n stations (RSD-1 .. RSD-n) connected to endpoint, over CURVE with the key pair client_key
+ * and the server's public key server_key when both are given (curve.h); NULL with a message
+ * on stderr. */
+vem_sim_stations_t *vem_sim_stations_new(const char *endpoint, unsigned n, uint64_t seed,
+                                         const char *client_key, const char *server_key);
 
 /* The truck (index) drove sample s at second t: it passes a station when its time comes. */
 void vem_sim_stations_truck(vem_sim_stations_t *self, const vem_sim_truck_t *truck, unsigned index,

@@ -39,6 +39,7 @@
  * NOx really leaving its tailpipe, so the misbehaving trucks show), gasoline cars pass too; the
  * readings go to vemd's stations endpoint (--stations-endpoint, default tcp://127.0.0.1:7613)
  * and the truth counts them and the acknowledgements ("stations"). Not with --await-replies.
+ * --stations-key and --stations-server-key make the stations CURVE clients (curve.h).
  *
  * The ground truth (JSON) counts frames only once all their bytes were written to a socket.
  * One thread, non-blocking sockets, one poll(): no thread per truck. Replies are read and
@@ -541,7 +542,8 @@ static int s_usage(FILE *out, int rc)
                  "               [--start-time EPOCH] [--misbehave NAME:COUNT]... [--offline PCT]\n"
                  "               [--malformed N] [--idle N] [--truth FILE] [--vin-prefix P]\n"
                  "               [--quiet] [--await-replies [--settle S] [--reply-timeout S]\n"
-                 "               [--window N]] [--stations N [--stations-endpoint E]]\n"
+                 "               [--window N]] [--stations N [--stations-endpoint E]\n"
+                 "               [--stations-key FILE.key --stations-server-key FILE.pub]]\n"
                  "scenarios: mil_on urea_empty scr_removed frozen_nox removal_alarm\n");
     return rc;
 }
@@ -564,6 +566,8 @@ static int s_parse(s_sim_t *sim, int argc, char **argv)
                                             {"vin-prefix", required_argument, NULL, 'V'},
                                             {"stations", required_argument, NULL, 'x'},
                                             {"stations-endpoint", required_argument, NULL, 'X'},
+                                            {"stations-key", required_argument, NULL, 'K'},
+                                            {"stations-server-key", required_argument, NULL, 'Z'},
                                             {"quiet", no_argument, NULL, 'q'},
                                             {"await-replies", no_argument, NULL, 'A'},
                                             {"settle", required_argument, NULL, 'S'},
@@ -575,9 +579,10 @@ static int s_parse(s_sim_t *sim, int argc, char **argv)
     const char *connect_to = "127.0.0.1:7611";
     unsigned nstations = 0;
     const char *stations_endpoint = "tcp://127.0.0.1:7613";
+    const char *stations_key = NULL, *stations_server_key = NULL; /* CURVE (curve.h) */
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:n:d:r:k:p:s:t:m:o:b:i:T:V:x:X:qAS:R:W:G:h", options,
-                              NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:n:d:r:k:p:s:t:m:o:b:i:T:V:x:X:K:Z:qAS:R:W:G:h",
+                              options, NULL)) != -1) {
         switch (opt) {
         case 'c':
             connect_to = optarg;
@@ -610,6 +615,12 @@ static int s_parse(s_sim_t *sim, int argc, char **argv)
             break;
         case 'X':
             stations_endpoint = optarg;
+            break;
+        case 'K':
+            stations_key = optarg;
+            break;
+        case 'Z':
+            stations_server_key = optarg;
             break;
         case 'V':
             if (strlen(optarg) < 1 || strlen(optarg) > 12 ||
@@ -680,8 +691,8 @@ static int s_parse(s_sim_t *sim, int argc, char **argv)
     }
     sim->addr.sin_family = AF_INET;
     sim->addr.sin_port = htons((uint16_t)port);
-    if (nstations &&
-        !(sim->stations = vem_sim_stations_new(stations_endpoint, nstations, sim->seed)))
+    if (nstations && !(sim->stations = vem_sim_stations_new(stations_endpoint, nstations, sim->seed,
+                                                            stations_key, stations_server_key)))
         return 2;
     return 0;
 }

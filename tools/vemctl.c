@@ -24,6 +24,7 @@ static const s_command_t s_commands[] = {
     {"vehicle", vemctl_vehicle_main, "one vehicle: registry, latest state, violations, samples"},
     {"explain", vemctl_explain_main, "why a violation was raised, step by step"},
     {"rsd", vemctl_rsd_main, "send roadside readings (JSON lines or CSV) as a station would"},
+    {"keys", vemctl_keys_main, "generate CURVE key pairs for the gateway and station endpoints"},
     {NULL, NULL, NULL}};
 
 static void s_usage(FILE *out)

@@ -38,6 +38,9 @@ int vemctl_explain_main(int argc, char **argv);
 /* rsd: send roadside readings to vemd as a station would (rsd send). */
 int vemctl_rsd_main(int argc, char **argv);
 
+/* vemctl keys gen NAME: a CURVE key pair for a gateway or station endpoint or client. */
+int vemctl_keys_main(int argc, char **argv);
+
 /* Connects with a libpq connection string (NULL or "": libpq's environment); prints the
  * reason and returns NULL on failure. Returns a PGconn *. */
 struct pg_conn;

@@ -17,6 +17,7 @@
 #include "vemctl.h"
 
 #include "clock.h"
+#include "curve.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -258,8 +259,12 @@ static size_t s_key_of(const char *text, size_t len, char *key, size_t cap, char
 
 static void s_transmit(s_send_t *s, s_entry_t *e)
 {
+    /* waits at most --timeout-ms (ZMQ_SNDTIMEO) for a connection, e.g. one whose CURVE
+     * handshake is refused: the reading then counts as sent and unanswered, and is retried */
     if (zmq_send(s->dealer, e->text, e->len, 0) < 0)
-        fprintf(stderr, "vemctl rsd send: %s\n", zmq_strerror(zmq_errno()));
+        fprintf(stderr, "vemctl rsd send: not sent: %s\n",
+                zmq_errno() == EAGAIN ? "no connection to the endpoint"
+                                      : zmq_strerror(zmq_errno()));
     e->sent_ms = vem_mono_ms();
     e->sent_us = s_mono_us();
     e->tries++;
@@ -452,12 +457,16 @@ static void s_usage(FILE *out)
 {
     fprintf(out, "usage: vemctl rsd send FILE [--endpoint E] [--inflight N] [--timeout-ms T] "
                  "[--retries R] [--rate R] [--json] [--quiet] [--drop-ack READING_ID]\n"
+                 "                     [--client-key FILE.key --server-key FILE.pub]\n"
                  "  FILE: JSON lines or CSV (header of FIELDS.md keys); - for stdin\n"
                  "  --endpoint   vemd's stations.endpoint (default tcp://127.0.0.1:7613)\n"
                  "  --inflight   readings unanswered at once (default 500)\n"
                  "  --timeout-ms send a reading again after this long without an answer (2000)\n"
                  "  --retries    times a reading is sent again before it counts as failed (20)\n"
-                 "  --rate       readings per second at most (default: as fast as answered)\n");
+                 "  --rate       readings per second at most (default: as fast as answered)\n"
+                 "  --client-key this station's CURVE key pair (vemctl keys gen), for a CURVE "
+                 "endpoint\n"
+                 "  --server-key the endpoint's public key (its .pub or .key file)\n");
 }
 
 static int s_send_main(int argc, char **argv)
@@ -467,12 +476,16 @@ static int s_send_main(int argc, char **argv)
                   .retries = 20,
                   .timeout_ms = 2000,
                   .tty = isatty(2)};
-    const char *path = NULL;
+    const char *path = NULL, *client_key = NULL, *server_key = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool val = i + 1 < argc;
         if (strcmp(a, "--endpoint") == 0 && val)
             s.endpoint = argv[++i];
+        else if (strcmp(a, "--client-key") == 0 && val)
+            client_key = argv[++i];
+        else if (strcmp(a, "--server-key") == 0 && val)
+            server_key = argv[++i];
         else if (strcmp(a, "--inflight") == 0 && val)
             s.inflight = (unsigned)strtoul(argv[++i], NULL, 10);
         else if (strcmp(a, "--timeout-ms") == 0 && val)
@@ -497,7 +510,7 @@ static int s_send_main(int argc, char **argv)
             return 2;
         }
     }
-    if (!path || s.inflight == 0 || s.timeout_ms <= 0) {
+    if (!path || s.inflight == 0 || s.timeout_ms <= 0 || !client_key != !server_key) {
         s_usage(stderr);
         return 2;
     }
@@ -532,6 +545,12 @@ static int s_send_main(int argc, char **argv)
     zmq_setsockopt(s.dealer, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(s.dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s.dealer, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s.dealer, ZMQ_SNDTIMEO, &s.timeout_ms, sizeof s.timeout_ms);
+    char err[600];
+    if (client_key && vem_curve_client(s.dealer, client_key, server_key, err, sizeof err) != 0) {
+        fprintf(stderr, "vemctl rsd send: %s\n", err);
+        return 1;
+    }
     if (zmq_connect(s.dealer, s.endpoint) != 0) {
         fprintf(stderr, "vemctl rsd send: cannot connect %s: %s\n", s.endpoint,
                 zmq_strerror(zmq_errno()));
