@@ -93,6 +93,8 @@ void vem_control_actor(void *pipe, void *args_)
     void *rep = zmq_socket(args->zctx, ZMQ_REP);
     int zero = 0;
     zmq_setsockopt(rep, ZMQ_LINGER, &zero, sizeof zero);
+    int64_t max_request = 4096; /* requests are a line of text: a bigger one drops the peer */
+    zmq_setsockopt(rep, ZMQ_MAXMSGSIZE, &max_request, sizeof max_request);
     if (zmq_bind(rep, args->endpoint) != 0) {
         char err[300];
         snprintf(err, sizeof err, "cannot bind control endpoint %s: %s", args->endpoint,

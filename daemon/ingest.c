@@ -27,13 +27,30 @@
  * into a u64 they key an open-addressing table of connections with tombstones for removal.
  * Connections we close get no disconnect event from libzmq, so their state is dropped at once;
  * an empty message for the id of a connection we closed is a late notice of its end, not a new
- * connection (the last S_CLOSED_KEYS closes are remembered). */
+ * connection (the last S_CLOSED_KEYS closes are remembered).
+ *
+ * Closing: the close (the id, then an empty frame) is refused with EAGAIN while the pipe to
+ * the peer is full, i.e. the peer does not read. Such a connection stays in the table, counted
+ * against the limits, as "close pending": its data is discarded (counted), the close is tried
+ * again every second, and it leaves the table when the close goes through or when libzmq
+ * reports its end (terminals.send_timeout_s makes the kernel drop a connection whose replies
+ * stay unread). A reply refused the same way marks the peer deaf: it gets no more replies and
+ * is closed at the next sweep.
+ *
+ * Rejected bytes: the reassembler gives up bytes one event at a time (one byte per rejected
+ * candidate); ingest gathers the bytes given up back to back into one run per connection and
+ * quarantines each run once, when a frame, the end of a chunk or the close ends it, classed by
+ * its first rejected candidate (bad_start when it had none). Each connection has a budget of
+ * rejected bytes kept and of quarantine records; past either, or once its rejected bytes pass
+ * terminals.reject_share_pct of what it sent, it is closed (reason rejects), and what it sends
+ * until then is counted, not kept. */
 #include "ingest.h"
 
 #include "actor.h"
 #include "clock.h"
 #include "hj1239.h"
 #include "log.h"
+#include "peers.h"
 #include "pipeline.h"
 #include "reasm.h"
 #include "records.h"
@@ -54,6 +71,8 @@
 #define S_FLUSH_RETRY_MAX_MS 5000
 #define S_TOMBSTONE          ((s_conn_t *)1)
 #define S_CLOSED_KEYS        1024 /* closes remembered, to tell a late notice from a new one */
+#define S_GATEWAY_BUDGET     64   /* gateway messages read per turn: terminals and acks go on */
+#define S_GATEWAY_MONITOR    "inproc://vem-ingest-gateway-monitor"
 
 typedef struct {
     uint64_t key;
@@ -64,10 +83,23 @@ typedef struct {
     int64_t last_us;
     char meta[64]; /* "tcp 127.0.0.1:40122 #7", stored with every spool record */
     uint16_t meta_len;
-    zmq_msg_t chunk; /* the chunk the reassembler borrows, kept while the drain is stalled */
-    bool stalled;    /* events wait in the reassembler for spool room */
-    bool gone;       /* closed (by the peer or by us): remove once drained */
+    zmq_msg_t chunk;    /* the chunk the reassembler borrows, kept while the drain is stalled */
+    bool stalled;       /* events wait in the reassembler for spool room */
+    bool gone;          /* closed (by the peer or by us): remove once drained */
+    bool close_pending; /* our close was refused (the peer's pipe is full): retried */
+    bool deaf;          /* a reply was refused: no more replies, closed at the sweep */
+    bool admitted;      /* counted in the per-address table under addr */
+    bool over;          /* reject budget spent: rejected bytes counted, not kept */
     vem_counter_t *closed_as; /* the close's reason, counted when the connection is removed */
+    char addr[64];            /* Peer-Address */
+    uint64_t received, rejected, kept; /* bytes fed, given up, quarantined */
+    unsigned records;                  /* quarantine records made */
+    /* the run of rejected bytes not yet quarantined (run: max_frame bytes, allocated lazily) */
+    uint8_t *run;
+    size_t run_len;
+    uint64_t run_off;
+    unsigned run_error, run_drops;
+    const char *run_detail;
 } s_conn_t;
 
 typedef struct {
@@ -120,13 +152,19 @@ typedef struct {
     zmq_msg_t rheld;
     bool rholding;
     unsigned rworker;
-    uint64_t trimmed; /* the spool was trimmed up to here */
-    bool full;        /* intake is closed for want of spool room */
+    uint64_t trimmed;            /* the spool was trimmed up to here */
+    bool full;                   /* intake is closed for want of spool room */
+    vem_peers_t *peers;          /* open connections and arrivals per source address */
+    size_t npending;             /* connections whose close waits */
+    vem_hj1239_frame_t *scratch; /* decodes a malformed gateway message for its error */
+    void *gwmon;                 /* PAIR: libzmq's events of the gateway socket */
     /* metrics */
     vem_counter_t *bytes_terminals, *bytes_gateways, *accepted, *closed_idle, *closed_limit,
-        *closed_peer, *reply_dropped, *spool_errors, *inputs, *behind, *late_notices, *oversize;
+        *closed_peer, *reply_dropped, *spool_errors, *inputs, *behind, *late_notices, *oversize,
+        *closed_rejects, *closed_unread, *closed_addr_limit, *closed_addr_rate, *discarded,
+        *gateway_drops;
     vem_counter_t *drops[VEM_HJ1239_STATUS_COUNT];
-    vem_gauge_t *conns, *spool_bytes, *spool_full, *backlog, *unforwarded;
+    vem_gauge_t *conns, *spool_bytes, *spool_full, *backlog, *unforwarded, *addresses;
 } s_ingest_t;
 
 /* ---- connection table ---------------------------------------------------------------------- */
@@ -199,7 +237,10 @@ static void s_remove(s_ingest_t *in, s_conn_t *c)
         in->slots[i] = S_TOMBSTONE;
         in->count--;
     }
+    if (c->admitted)
+        vem_peers_release(in->peers, c->addr);
     vem_reasm_destroy(&c->reasm);
+    free(c->run);
     free(c);
     vem_gauge_set(in->conns, (int64_t)in->count);
     atomic_store(&in->args->connections, in->count);
@@ -285,11 +326,17 @@ static void s_message(zmq_msg_t *msg, const vem_input_hdr_t *hdr, const char *de
         memcpy(p + sizeof *hdr + hdr->detail_len, data, hdr->data_len);
 }
 
+/* True when n more inputs can be staged now. */
+static bool s_can_stage_n(const s_ingest_t *in, size_t n)
+{
+    return !in->flush_failed && in->nstaged + n <= S_BATCH &&
+           vem_spool_has_room(in->args->spool, n * in->headroom);
+}
+
 /* True when one more input can be staged now. */
 static bool s_can_stage(const s_ingest_t *in)
 {
-    return !in->flush_failed && in->nstaged < S_BATCH &&
-           vem_spool_has_room(in->args->spool, in->headroom);
+    return s_can_stage_n(in, 1);
 }
 
 /* Appends one input to the spool and stages its reply and (when live) its worker message;
@@ -347,7 +394,8 @@ static uint64_t s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, con
                                .detail_len = d ? (uint16_t)strlen(d + 1) : 0};
         s_message(&st->msg, &hdr, d ? d + 1 : NULL, data);
     }
-    st->reply = conn && kind == VEM_SPOOL_KIND_OBD_FRAME && s_reply(in, data, len, st->reply_buf);
+    st->reply = conn && !conn->deaf && !conn->gone && kind == VEM_SPOOL_KIND_OBD_FRAME &&
+                s_reply(in, data, len, st->reply_buf);
     if (st->reply) {
         st->id_len = conn->id_len;
         memcpy(st->id, conn->id, conn->id_len);
@@ -413,10 +461,16 @@ static bool s_commit(s_ingest_t *in)
     atomic_store(&in->args->durable_seq, vem_spool_durable_seq(in->args->spool));
     for (size_t i = 0; i < in->nstaged; i++) {
         s_staged_t *st = &in->staged[i];
-        if (st->reply &&
-            (zmq_send(in->stream, st->id, st->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-             zmq_send(in->stream, st->reply_buf, sizeof st->reply_buf, ZMQ_DONTWAIT) < 0))
+        if (!st->reply)
+            continue;
+        if (zmq_send(in->stream, st->id, st->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
             vem_counter_add(in->reply_dropped, 1);
+            s_conn_t *c = zmq_errno() == EAGAIN ? s_find(in, s_key(st->id, st->id_len)) : NULL;
+            if (c) /* its pipe is full: it does not read */
+                c->deaf = true;
+        } else if (zmq_send(in->stream, st->reply_buf, sizeof st->reply_buf, ZMQ_DONTWAIT) < 0) {
+            vem_counter_add(in->reply_dropped, 1);
+        }
     }
     if (in->stations)
         vem_stations_answer(in->stations, vem_spool_durable_seq(in->args->spool));
@@ -640,19 +694,104 @@ static void s_on_ctl(s_ingest_t *in)
 
 /* ---- terminals ---------------------------------------------------------------------------- */
 
+static void s_close_msg(s_ingest_t *in, s_conn_t *conn, vem_counter_t *reason);
+
+/* Quarantines conn's run of rejected bytes, within its budget; spending the budget closes
+ * conn. The caller made room for one input. */
+static void s_flush_run(s_ingest_t *in, s_conn_t *conn)
+{
+    if (conn->run_len == 0)
+        return;
+    const vem_ingest_args_t *a = in->args;
+    size_t keep = conn->run_len;
+    uint64_t left = a->reject_bytes > conn->kept ? a->reject_bytes - conn->kept : 0;
+    if (keep > left)
+        keep = (size_t)left;
+    char detail[112];
+    snprintf(detail, sizeof detail, "%zu bytes in %u rejections%s, first: %s", conn->run_len,
+             conn->run_drops, keep < conn->run_len ? " (over budget, not kept)" : "",
+             conn->run_detail ? conn->run_detail : "");
+    s_stage(in, VEM_SOURCE_TERMINAL, conn, NULL, VEM_SPOOL_KIND_QUARANTINE, conn->run, keep,
+            conn->run_error, conn->run_off, detail);
+    bool cut = keep < conn->run_len;
+    conn->records++;
+    conn->kept += keep;
+    conn->run_len = 0;
+    conn->run_drops = 0;
+    if (!conn->over &&
+        (cut || conn->records >= a->reject_records || conn->kept >= a->reject_bytes)) {
+        conn->over = true;
+        vem_log(VEM_LOG_WARNING, "ingest",
+                "closing %s: reject budget spent (%u quarantine records, %llu bytes kept of "
+                "%llu rejected)",
+                conn->meta, conn->records, (unsigned long long)conn->kept,
+                (unsigned long long)conn->rejected);
+        s_close_msg(in, conn, in->closed_rejects);
+    }
+}
+
+/* Adds the bytes a drop gave up to conn's run (the caller made room for one input). */
+static void s_add_rejected(s_ingest_t *in, s_conn_t *conn, const vem_reasm_event_t *ev)
+{
+    const vem_ingest_args_t *a = in->args;
+    size_t n = ev->skipped ? ev->skipped : 1;
+    conn->rejected += n;
+    if (conn->over)
+        return; /* counted, not kept: the connection is being closed */
+    if (!conn->run) {
+        conn->run = malloc(a->max_frame);
+        if (!conn->run)
+            abort();
+    }
+    if (conn->run_len + n > a->max_frame)
+        s_flush_run(in, conn);
+    if (conn->over)
+        return;
+    if (conn->run_len == 0) {
+        conn->run_off = ev->offset;
+        conn->run_error = ev->error;
+        conn->run_detail = ev->detail;
+    } else if (conn->run_error == VEM_HJ1239_BAD_START && ev->error != VEM_HJ1239_BAD_START) {
+        conn->run_error = ev->error; /* classed by its first rejected candidate */
+        conn->run_detail = ev->detail;
+    }
+    memcpy(conn->run + conn->run_len, ev->data, n);
+    conn->run_len += n;
+    conn->run_drops++;
+    if (conn->rejected >= a->max_frame &&
+        conn->rejected * 100 > (uint64_t)a->reject_share_pct * conn->received) {
+        s_flush_run(in, conn);
+        if (!conn->over) {
+            conn->over = true;
+            vem_log(VEM_LOG_WARNING, "ingest",
+                    "closing %s: %llu of its %llu bytes rejected, over %u %%", conn->meta,
+                    (unsigned long long)conn->rejected, (unsigned long long)conn->received,
+                    a->reject_share_pct);
+            s_close_msg(in, conn, in->closed_rejects);
+        }
+    }
+}
+
 /* Runs the reassembler of conn over what it holds while the spool can take its events; false
- * when it had to stop (the caller keeps the chunk). */
+ * when it had to stop (the caller keeps the chunk). A pending run needs a second input's room
+ * (it is quarantined before the frame that ends it). */
 static bool s_drain_reasm(s_ingest_t *in, s_conn_t *conn)
 {
     for (;;) {
-        if (in->nstaged == S_BATCH)
+        if (in->nstaged + 2 > S_BATCH)
             s_commit(in);
-        if (!s_can_stage(in))
+        if (!s_can_stage_n(in, 2))
             return false;
         vem_reasm_event_t ev;
-        if (vem_reasm_next(conn->reasm, &ev) == VEM_REASM_NEED_MORE)
+        bool was_gone = conn->gone;
+        if (vem_reasm_next(conn->reasm, &ev) == VEM_REASM_NEED_MORE) {
+            s_flush_run(in, conn);
+            if (conn->gone && !was_gone)
+                continue; /* the budget closed it: what the reassembler holds comes out */
             return true;
+        }
         if (ev.kind == VEM_REASM_FRAME) {
+            s_flush_run(in, conn);
             s_stage(in, VEM_SOURCE_TERMINAL, conn, NULL, VEM_SPOOL_KIND_OBD_FRAME, ev.data, ev.len,
                     0, ev.offset, NULL);
         } else {
@@ -661,9 +800,17 @@ static bool s_drain_reasm(s_ingest_t *in, s_conn_t *conn)
             vem_log(VEM_LOG_DEBUG, "ingest", "%s at stream offset %llu: %s (%s)",
                     vem_hj1239_status_name(ev.error), (unsigned long long)ev.offset,
                     ev.detail ? ev.detail : "", conn->meta);
-            s_stage(in, VEM_SOURCE_TERMINAL, conn, NULL, VEM_SPOOL_KIND_QUARANTINE, ev.data,
-                    ev.len ? ev.len : ev.skipped, ev.error, ev.offset, ev.detail);
+            s_add_rejected(in, conn, &ev);
         }
+    }
+}
+
+/* After a complete drain: a connection that is closed and whose close went through leaves. */
+static void s_drained(s_ingest_t *in, s_conn_t *conn)
+{
+    if (conn->gone && !conn->close_pending) {
+        vem_counter_add(conn->closed_as, 1);
+        s_remove(in, conn);
     }
 }
 
@@ -672,10 +819,7 @@ static bool s_drain_reasm(s_ingest_t *in, s_conn_t *conn)
 static void s_drain_or_stall(s_ingest_t *in, s_conn_t *conn, zmq_msg_t *chunk)
 {
     if (s_drain_reasm(in, conn)) {
-        if (conn->gone) {
-            vem_counter_add(conn->closed_as, 1);
-            s_remove(in, conn);
-        }
+        s_drained(in, conn);
         return;
     }
     zmq_msg_init(&conn->chunk);
@@ -696,10 +840,7 @@ static bool s_resume_stalled(s_ingest_t *in)
         zmq_msg_close(&conn->chunk);
         conn->stalled = false;
         done++;
-        if (conn->gone) {
-            vem_counter_add(conn->closed_as, 1);
-            s_remove(in, conn);
-        }
+        s_drained(in, conn);
     }
     memmove(in->stalled, in->stalled + done, (in->nstalled - done) * sizeof *in->stalled);
     in->nstalled -= done;
@@ -720,18 +861,88 @@ static bool s_closed_by_us(s_ingest_t *in, uint64_t key)
     return false;
 }
 
-/* Closes a terminal connection from our side; what it had buffered is quarantined. */
-static void s_close(s_ingest_t *in, s_conn_t *conn, vem_counter_t *reason)
+/* Hands libzmq the close of conn; true when it took it (or the connection is gone already).
+ * While the peer's pipe is full it refuses (EAGAIN): conn stays, close pending. */
+static bool s_try_close(s_ingest_t *in, s_conn_t *conn)
 {
     /* The empty frame only after the id was taken: a lone empty frame would be read as the
      * next message's id and put the socket's framing out of step for good. */
-    if (zmq_send(in->stream, conn->id, conn->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-        zmq_send(in->stream, "", 0, ZMQ_DONTWAIT);
+    if (zmq_send(in->stream, conn->id, conn->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 &&
+        zmq_errno() == EAGAIN) {
+        if (!conn->close_pending) {
+            conn->close_pending = true;
+            in->npending++;
+            vem_log(VEM_LOG_NOTICE, "ingest",
+                    "%s does not read: its close waits (retried each second; the kernel drops it "
+                    "after terminals.send_timeout_s)",
+                    conn->meta);
+        }
+        return false;
+    }
+    zmq_send(in->stream, "", 0, ZMQ_DONTWAIT); /* (after EHOSTUNREACH: a no-op) */
     in->closed_keys[in->nclosed++ % S_CLOSED_KEYS] = conn->key;
+    if (conn->close_pending) {
+        conn->close_pending = false;
+        in->npending--;
+    }
+    return true;
+}
+
+/* Closes conn from our side without draining it: no more data is taken from it. */
+static void s_close_msg(s_ingest_t *in, s_conn_t *conn, vem_counter_t *reason)
+{
     vem_reasm_end(conn->reasm);
     conn->gone = true;
     conn->closed_as = reason;
+    s_try_close(in, conn);
+}
+
+/* Closes a terminal connection from our side; what it had buffered is quarantined. */
+static void s_close(s_ingest_t *in, s_conn_t *conn, vem_counter_t *reason)
+{
+    s_close_msg(in, conn, reason);
     s_drain_or_stall(in, conn, NULL);
+}
+
+/* A new connection: its state, and the checks of the limits (closed at once past one). */
+static void s_on_connect(s_ingest_t *in, uint64_t key, zmq_msg_t *id, zmq_msg_t *data)
+{
+    s_conn_t *conn = calloc(1, sizeof *conn);
+    if (!conn)
+        abort();
+    conn->key = key;
+    conn->id_len = zmq_msg_size(id) < 8 ? zmq_msg_size(id) : 8;
+    memcpy(conn->id, zmq_msg_data(id), conn->id_len);
+    conn->conn_id = ++in->next_conn_id;
+    conn->last_us = vem_now_us();
+    const char *peer = zmq_msg_gets(data, "Peer-Address");
+    snprintf(conn->addr, sizeof conn->addr, "%s", peer ? peer : "?");
+    int n = snprintf(conn->meta, sizeof conn->meta, "tcp %s #%u", conn->addr, conn->conn_id);
+    conn->meta_len = (uint16_t)(n < (int)sizeof conn->meta ? n : (int)sizeof conn->meta - 1);
+    conn->reasm = vem_reasm_new(in->args->max_frame);
+    if (!conn->reasm)
+        abort();
+    s_insert(in, conn);
+    vem_counter_add(in->accepted, 1);
+    if (in->count > in->args->max_connections) {
+        vem_log(VEM_LOG_WARNING, "ingest", "connection limit %u reached: closing %s",
+                in->args->max_connections, conn->meta);
+        s_close(in, conn, in->closed_limit);
+        return;
+    }
+    vem_peers_verdict_t v = vem_peers_admit(in->peers, conn->addr, vem_mono_ms() * 1000);
+    vem_gauge_set(in->addresses, (int64_t)vem_peers_count(in->peers));
+    if (v == VEM_PEERS_OK) {
+        conn->admitted = true;
+        return;
+    }
+    if (v == VEM_PEERS_TOO_MANY)
+        vem_log(VEM_LOG_WARNING, "ingest", "%u connections from %s already: closing %s",
+                in->args->max_per_address, conn->addr, conn->meta);
+    else
+        vem_log(VEM_LOG_WARNING, "ingest", "over %u new connections a second from %s: closing %s",
+                in->args->new_per_address_s, conn->addr, conn->meta);
+    s_close(in, conn, v == VEM_PEERS_TOO_MANY ? in->closed_addr_limit : in->closed_addr_rate);
 }
 
 static void s_on_stream(s_ingest_t *in)
@@ -749,41 +960,27 @@ static void s_on_stream(s_ingest_t *in)
         if (!conn && s_closed_by_us(in, key)) {
             vem_counter_add(in->late_notices, 1); /* a connection we closed ourselves */
         } else if (!conn) {                       /* a new connection */
-            conn = calloc(1, sizeof *conn);
-            if (!conn)
-                abort();
-            conn->key = key;
-            conn->id_len = zmq_msg_size(&id) < 8 ? zmq_msg_size(&id) : 8;
-            memcpy(conn->id, zmq_msg_data(&id), conn->id_len);
-            conn->conn_id = ++in->next_conn_id;
-            conn->last_us = vem_now_us();
-            const char *peer = zmq_msg_gets(&data, "Peer-Address");
-            int n = snprintf(conn->meta, sizeof conn->meta, "tcp %s #%u", peer ? peer : "?",
-                             conn->conn_id);
-            conn->meta_len =
-                (uint16_t)(n < (int)sizeof conn->meta ? n : (int)sizeof conn->meta - 1);
-            conn->reasm = vem_reasm_new(in->args->max_frame);
-            if (!conn->reasm)
-                abort();
-            s_insert(in, conn);
-            vem_counter_add(in->accepted, 1);
-            if (in->count > in->args->max_connections) {
-                vem_log(VEM_LOG_WARNING, "ingest", "connection limit %u reached: closing %s",
-                        in->args->max_connections, conn->meta);
-                s_close(in, conn, in->closed_limit);
-            }
+            s_on_connect(in, key, &id, &data);
         } else if (!conn->gone) { /* the peer went away */
             vem_reasm_end(conn->reasm);
             conn->gone = true;
             conn->closed_as = in->closed_peer;
             s_drain_or_stall(in, conn, NULL);
+        } else if (conn->close_pending) { /* its end, while our close waited: really gone */
+            conn->close_pending = false;
+            in->npending--;
+            if (!conn->stalled)
+                s_drained(in, conn);
         }
         goto done;
     }
-    if (!conn || conn->gone)
-        goto done; /* data for a connection we already closed */
     vem_counter_add(in->bytes_terminals, len);
+    if (!conn || conn->gone) {
+        vem_counter_add(in->discarded, len); /* a connection we are closing, or closed */
+        goto done;
+    }
     conn->last_us = vem_now_us();
+    conn->received += len;
     vem_reasm_feed(conn->reasm, zmq_msg_data(&data), len);
     s_drain_or_stall(in, conn, &data);
 done:
@@ -793,11 +990,14 @@ done:
 
 /* ---- gateways ----------------------------------------------------------------------------- */
 
+/* Reads up to S_GATEWAY_BUDGET gateway messages (whole frames). Messages over max_frame are
+ * quarantined by size and origin; libzmq drops a gateway that sends one over
+ * gateways.max_message_bytes before it is read (see s_on_gateway_event). */
 static void s_on_pull(s_ingest_t *in)
 {
     zmq_msg_t part;
     zmq_msg_init(&part);
-    for (unsigned n = 0; n < S_BATCH; n++) {
+    for (unsigned n = 0; n < S_GATEWAY_BUDGET; n++) {
         if (in->nstaged == S_BATCH)
             s_commit(in);
         if (!s_can_stage(in) || zmq_msg_recv(&part, in->pull, ZMQ_DONTWAIT) < 0)
@@ -821,11 +1021,7 @@ static void s_on_pull(s_ingest_t *in)
                      (size_t)(data[22] << 8 | data[23]) + VEM_HJ1239_MIN_FRAME == len &&
                      vem_hj1239_bcc(data + 2, len - 3) == data[len - 1];
         if (!whole) {
-            vem_hj1239_frame_t *scratch = malloc(sizeof *scratch);
-            if (!scratch)
-                abort();
-            vem_hj1239_decode(data, len, 0, scratch, &err);
-            free(scratch);
+            vem_hj1239_decode(data, len, 0, in->scratch, &err);
             if (err.status == VEM_HJ1239_OK || err.status >= VEM_HJ1239_STATUS_COUNT)
                 err.status = VEM_HJ1239_MALFORMED_BODY;
             vem_counter_add(in->drops[err.status], 1);
@@ -834,6 +1030,40 @@ static void s_on_pull(s_ingest_t *in)
                 whole ? VEM_SPOOL_KIND_OBD_FRAME : VEM_SPOOL_KIND_QUARANTINE, data, len,
                 whole ? VEM_HJ1239_OK : err.status, err.offset, whole ? NULL : err.detail);
     }
+    zmq_msg_close(&part);
+}
+
+/* An event of the gateway socket's monitor. libzmq drops a gateway connection whose message
+ * is over ZMQ_MAXMSGSIZE without a word to the application; all it reports is the
+ * disconnection, the same as for a gateway that went away. Each one is counted and leaves a
+ * quarantine row (source gateway, class too_large), so a refused message is never silent. */
+static void s_on_gateway_event(s_ingest_t *in)
+{
+    zmq_msg_t part;
+    zmq_msg_init(&part);
+    if (zmq_msg_recv(&part, in->gwmon, ZMQ_DONTWAIT) < 0)
+        goto done;
+    uint16_t event = 0;
+    if (zmq_msg_size(&part) >= 6)
+        memcpy(&event, zmq_msg_data(&part), sizeof event);
+    char endpoint[128] = "";
+    while (zmq_msg_more(&part) && zmq_msg_recv(&part, in->gwmon, ZMQ_DONTWAIT) >= 0) {
+        size_t n =
+            zmq_msg_size(&part) < sizeof endpoint - 1 ? zmq_msg_size(&part) : sizeof endpoint - 1;
+        memcpy(endpoint, zmq_msg_data(&part), n);
+        endpoint[n] = '\0';
+    }
+    if (event != ZMQ_EVENT_DISCONNECTED)
+        goto done;
+    vem_counter_add(in->gateway_drops, 1);
+    char note[120];
+    snprintf(note, sizeof note,
+             "gateway connection dropped: a message over %lld bytes, or the gateway left",
+             (long long)in->args->gateway_max_message);
+    vem_log(VEM_LOG_WARNING, "ingest", "%s (%s)", note, endpoint);
+    s_stage(in, VEM_SOURCE_GATEWAY, NULL, NULL, VEM_SPOOL_KIND_QUARANTINE, NULL, 0,
+            VEM_RECORD_CLASS_TOO_LARGE, 0, note);
+done:
     zmq_msg_close(&part);
 }
 
@@ -956,16 +1186,28 @@ static void s_trim(s_ingest_t *in)
     atomic_store(&in->args->settled_seq, low == UINT64_MAX ? durable : low);
 }
 
+/* Once a second: closes idle and deaf connections, tries pending closes again, forgets
+ * addresses no longer needed. */
 static void s_sweep_idle(s_ingest_t *in)
 {
     int64_t deadline = vem_now_us() - (int64_t)in->args->idle_timeout_s * 1000000;
     for (size_t i = 0; i < in->capacity && s_can_stage(in); i++) {
         s_conn_t *c = in->slots[i];
-        if (c && c != S_TOMBSTONE && !c->stalled && !c->gone && c->last_us < deadline) {
+        if (!c || c == S_TOMBSTONE || c->stalled)
+            continue;
+        if (c->gone) {
+            if (c->close_pending && s_try_close(in, c))
+                s_drained(in, c);
+        } else if (c->deaf) {
+            vem_log(VEM_LOG_WARNING, "ingest", "closing %s: it does not read its replies", c->meta);
+            s_close(in, c, in->closed_unread);
+        } else if (c->last_us < deadline) {
             vem_log(VEM_LOG_DEBUG, "ingest", "closing idle connection %s", c->meta);
             s_close(in, c, in->closed_idle);
         }
     }
+    vem_peers_sweep(in->peers, vem_mono_ms() * 1000);
+    vem_gauge_set(in->addresses, (int64_t)vem_peers_count(in->peers));
 }
 
 static void s_register(s_ingest_t *in, vem_metrics_t *m)
@@ -982,6 +1224,26 @@ static void s_register(s_ingest_t *in, vem_metrics_t *m)
     in->closed_idle = vem_metrics_counter(m, "vem_connections_closed_total", closed_help, idle);
     in->closed_limit = vem_metrics_counter(m, "vem_connections_closed_total", closed_help, limit);
     in->closed_peer = vem_metrics_counter(m, "vem_connections_closed_total", closed_help, peer);
+    const char *rej[] = {"reason", "rejects", NULL}, *unread[] = {"reason", "unread", NULL},
+               *alimit[] = {"reason", "address_limit", NULL},
+               *arate[] = {"reason", "address_rate", NULL};
+    in->closed_rejects = vem_metrics_counter(m, "vem_connections_closed_total", closed_help, rej);
+    in->closed_unread = vem_metrics_counter(m, "vem_connections_closed_total", closed_help, unread);
+    in->closed_addr_limit =
+        vem_metrics_counter(m, "vem_connections_closed_total", closed_help, alimit);
+    in->closed_addr_rate =
+        vem_metrics_counter(m, "vem_connections_closed_total", closed_help, arate);
+    in->discarded = vem_metrics_counter(
+        m, "vem_bytes_discarded_total",
+        "Bytes received on terminal connections vemd was closing or had closed (not kept).", NULL);
+    in->gateway_drops = vem_metrics_counter(
+        m, "vem_gateway_disconnects_total",
+        "Gateway connections that ended (libzmq drops one sending a message over "
+        "gateways.max_message_bytes); each leaves a quarantine row.",
+        NULL);
+    in->addresses =
+        vem_metrics_gauge(m, "vem_peer_addresses",
+                          "Source addresses with open terminal connections (or new ones).", NULL);
     in->conns = vem_metrics_gauge(m, "vem_connections", "Open terminal connections.", NULL);
     in->reply_dropped = vem_metrics_counter(
         m, "vem_replies_dropped_total", "Replies not sent: the terminal was not reading.", NULL);
@@ -1028,6 +1290,7 @@ static int s_bind(s_ingest_t *in, char *err, size_t errlen)
     zmq_setsockopt(in->stream, ZMQ_TCP_KEEPALIVE, &one, sizeof one);
     zmq_setsockopt(in->stream, ZMQ_TCP_KEEPALIVE_IDLE, &a->tcp_keepalive_idle_s,
                    sizeof a->tcp_keepalive_idle_s);
+    zmq_setsockopt(in->stream, ZMQ_TCP_MAXRT, &a->send_timeout_ms, sizeof a->send_timeout_ms);
     if (zmq_bind(in->stream, a->terminals_endpoint) != 0) {
         snprintf(err, errlen, "cannot bind terminals endpoint %s: %s", a->terminals_endpoint,
                  zmq_strerror(zmq_errno()));
@@ -1037,6 +1300,13 @@ static int s_bind(s_ingest_t *in, char *err, size_t errlen)
         in->pull = zmq_socket(ctx, ZMQ_PULL);
         zmq_setsockopt(in->pull, ZMQ_LINGER, &zero, sizeof zero);
         zmq_setsockopt(in->pull, ZMQ_RCVHWM, &a->rcvhwm, sizeof a->rcvhwm);
+        zmq_setsockopt(in->pull, ZMQ_MAXMSGSIZE, &a->gateway_max_message,
+                       sizeof a->gateway_max_message);
+        if (zmq_socket_monitor(in->pull, S_GATEWAY_MONITOR, ZMQ_EVENT_DISCONNECTED) == 0) {
+            in->gwmon = zmq_socket(ctx, ZMQ_PAIR);
+            zmq_setsockopt(in->gwmon, ZMQ_LINGER, &zero, sizeof zero);
+            zmq_connect(in->gwmon, S_GATEWAY_MONITOR);
+        }
         if (zmq_bind(in->pull, a->gateways_endpoint) != 0) {
             snprintf(err, errlen, "cannot bind gateways endpoint %s: %s", a->gateways_endpoint,
                      zmq_strerror(zmq_errno()));
@@ -1091,6 +1361,7 @@ static void s_teardown(s_ingest_t *in)
             if (in->slots[i]->stalled)
                 zmq_msg_close(&in->slots[i]->chunk);
             vem_reasm_destroy(&in->slots[i]->reasm);
+            free(in->slots[i]->run);
             free(in->slots[i]);
         }
     free(in->slots);
@@ -1107,6 +1378,12 @@ static void s_teardown(s_ingest_t *in)
     if (in->ctl)
         zmq_close(in->ctl);
     vem_stations_destroy(&in->stations);
+    if (in->pull)
+        zmq_socket_monitor(in->pull, NULL, 0);
+    if (in->gwmon)
+        zmq_close(in->gwmon);
+    vem_peers_destroy(&in->peers);
+    free(in->scratch);
     if (in->stream)
         zmq_close(in->stream);
     if (in->pull)
@@ -1152,7 +1429,10 @@ void vem_ingest_actor(void *pipe, void *args_)
     in.sent_last = calloc(a->workers, sizeof *in.sent_last);
     in.done_last = calloc(a->workers, sizeof *in.done_last);
     in.ckpt_last = calloc(a->workers, sizeof *in.ckpt_last);
-    if (!in.slots || !in.staged || !in.stalled || !in.sent_last || !in.done_last || !in.ckpt_last)
+    in.peers = vem_peers_new(a->max_per_address, a->new_per_address_s);
+    in.scratch = malloc(sizeof *in.scratch);
+    if (!in.slots || !in.staged || !in.stalled || !in.sent_last || !in.done_last || !in.ckpt_last ||
+        !in.peers || !in.scratch)
         abort();
     in.headroom = S_META_MAX +
                   (a->max_frame > a->stations.max_message ? a->max_frame : a->stations.max_message);
@@ -1195,15 +1475,19 @@ void vem_ingest_actor(void *pipe, void *args_)
         bool room = s_room(&in); /* first: a drain stalls exactly when room runs out */
         bool stalled = in.nstalled > 0 && !s_resume_stalled(&in);
         bool open = room && !stalled && !in.flush_failed;
-        zmq_pollitem_t items[8] = {
+        zmq_pollitem_t items[10] = {
             {pipe, 0, ZMQ_POLLIN, 0}, {in.acks, 0, ZMQ_POLLIN, 0}, {in.ctl, 0, ZMQ_POLLIN, 0}};
-        int n = 3, i_stream = -1, i_pull = -1, i_stations = -1;
+        int n = 3, i_stream = -1, i_pull = -1, i_stations = -1, i_gwmon = -1;
         if (open) {
             i_stream = n;
             items[n++] = (zmq_pollitem_t){in.stream, 0, ZMQ_POLLIN, 0};
             if (in.pull) {
                 i_pull = n;
                 items[n++] = (zmq_pollitem_t){in.pull, 0, ZMQ_POLLIN, 0};
+            }
+            if (in.gwmon) {
+                i_gwmon = n;
+                items[n++] = (zmq_pollitem_t){in.gwmon, 0, ZMQ_POLLIN, 0};
             }
             if (in.stations) {
                 i_stations = n;
@@ -1242,6 +1526,8 @@ void vem_ingest_actor(void *pipe, void *args_)
             }
         if (i_pull >= 0 && (items[i_pull].revents & ZMQ_POLLIN) && in.nstalled == 0)
             s_on_pull(&in);
+        if (i_gwmon >= 0 && (items[i_gwmon].revents & ZMQ_POLLIN) && s_can_stage(&in))
+            s_on_gateway_event(&in);
         if (i_stations >= 0 && (items[i_stations].revents & ZMQ_POLLIN) && in.nstalled == 0)
             s_on_stations(&in);
         s_commit(&in); /* one fdatasync for everything read in this round, then the replies */
