@@ -58,10 +58,10 @@ static const vem_conf_key_t s_keys[] = {
      NULL, false,
      "close a connection whose rejected bytes pass this % of its bytes received (judged once it "
      "has had max_frame_bytes rejected)"},
-    {"terminals.max_per_address", VEM_CONF_INT, S_OFF(terminals.max_per_address), "1000", 1,
+    {"terminals.max_per_address", VEM_CONF_INT, S_OFF(terminals.max_per_address), "2000", 1,
      1000000, NULL, false,
      "terminal connections held at once from one IP address; more are closed on arrival"},
-    {"terminals.new_per_address_s", VEM_CONF_INT, S_OFF(terminals.new_per_address_s), "100", 1,
+    {"terminals.new_per_address_s", VEM_CONF_INT, S_OFF(terminals.new_per_address_s), "1000", 1,
      1000000, NULL, false,
      "new terminal connections one IP address may open per second; more are closed on arrival"},
     {"gateways.endpoint", VEM_CONF_STRING, S_OFF(gateways.endpoint), "tcp://127.0.0.1:7612", 0, 0,

@@ -54,6 +54,7 @@
 #include "pipeline.h"
 #include "reasm.h"
 #include "records.h"
+#include "rejects.h"
 #include "session.h"
 #include "stations.h"
 
@@ -89,17 +90,9 @@ typedef struct {
     bool close_pending; /* our close was refused (the peer's pipe is full): retried */
     bool deaf;          /* a reply was refused: no more replies, closed at the sweep */
     bool admitted;      /* counted in the per-address table under addr */
-    bool over;          /* reject budget spent: rejected bytes counted, not kept */
     vem_counter_t *closed_as; /* the close's reason, counted when the connection is removed */
     char addr[64];            /* Peer-Address */
-    uint64_t received, rejected, kept; /* bytes fed, given up, quarantined */
-    unsigned records;                  /* quarantine records made */
-    /* the run of rejected bytes not yet quarantined (run: max_frame bytes, allocated lazily) */
-    uint8_t *run;
-    size_t run_len;
-    uint64_t run_off;
-    unsigned run_error, run_drops;
-    const char *run_detail;
+    vem_rejects_t *rejects;   /* its rejected bytes: the run to quarantine, the budget */
 } s_conn_t;
 
 typedef struct {
@@ -240,7 +233,7 @@ static void s_remove(s_ingest_t *in, s_conn_t *c)
     if (c->admitted)
         vem_peers_release(in->peers, c->addr);
     vem_reasm_destroy(&c->reasm);
-    free(c->run);
+    vem_rejects_destroy(&c->rejects);
     free(c);
     vem_gauge_set(in->conns, (int64_t)in->count);
     atomic_store(&in->args->connections, in->count);
@@ -696,80 +689,40 @@ static void s_on_ctl(s_ingest_t *in)
 
 static void s_close_msg(s_ingest_t *in, s_conn_t *conn, vem_counter_t *reason);
 
-/* Quarantines conn's run of rejected bytes, within its budget; spending the budget closes
- * conn. The caller made room for one input. */
+/* Quarantines conn's run of rejected bytes (rejects.h) within its budget, and closes conn
+ * once the budget is spent. The caller made room for one input. */
 static void s_flush_run(s_ingest_t *in, s_conn_t *conn)
 {
-    if (conn->run_len == 0)
-        return;
-    const vem_ingest_args_t *a = in->args;
-    size_t keep = conn->run_len;
-    uint64_t left = a->reject_bytes > conn->kept ? a->reject_bytes - conn->kept : 0;
-    if (keep > left)
-        keep = (size_t)left;
-    char detail[112];
-    snprintf(detail, sizeof detail, "%zu bytes in %u rejections%s, first: %s", conn->run_len,
-             conn->run_drops, keep < conn->run_len ? " (over budget, not kept)" : "",
-             conn->run_detail ? conn->run_detail : "");
-    s_stage(in, VEM_SOURCE_TERMINAL, conn, NULL, VEM_SPOOL_KIND_QUARANTINE, conn->run, keep,
-            conn->run_error, conn->run_off, detail);
-    bool cut = keep < conn->run_len;
-    conn->records++;
-    conn->kept += keep;
-    conn->run_len = 0;
-    conn->run_drops = 0;
-    if (!conn->over &&
-        (cut || conn->records >= a->reject_records || conn->kept >= a->reject_bytes)) {
-        conn->over = true;
-        vem_log(VEM_LOG_WARNING, "ingest",
-                "closing %s: reject budget spent (%u quarantine records, %llu bytes kept of "
-                "%llu rejected)",
-                conn->meta, conn->records, (unsigned long long)conn->kept,
-                (unsigned long long)conn->rejected);
-        s_close_msg(in, conn, in->closed_rejects);
+    vem_rejects_run_t run;
+    if (vem_rejects_take(conn->rejects, &run)) {
+        char detail[112];
+        snprintf(detail, sizeof detail, "%zu bytes in %u rejections%s, first: %s", run.given_up,
+                 run.drops, run.len < run.given_up ? " (over budget, not kept)" : "",
+                 run.detail ? run.detail : "");
+        s_stage(in, VEM_SOURCE_TERMINAL, conn, NULL, VEM_SPOOL_KIND_QUARANTINE, run.data, run.len,
+                run.error, run.offset, detail);
     }
+    const char *spent = vem_rejects_spent(conn->rejects);
+    if (!spent || conn->gone)
+        return;
+    vem_log(VEM_LOG_WARNING, "ingest",
+            "closing %s: reject budget spent (%s): %llu of %llu bytes rejected, %u quarantine "
+            "records, %llu bytes kept",
+            conn->meta, spent, (unsigned long long)vem_rejects_given_up(conn->rejects),
+            (unsigned long long)vem_rejects_received_bytes(conn->rejects),
+            vem_rejects_records(conn->rejects),
+            (unsigned long long)vem_rejects_kept(conn->rejects));
+    s_close_msg(in, conn, in->closed_rejects);
 }
 
-/* Adds the bytes a drop gave up to conn's run (the caller made room for one input). */
+/* Adds the bytes a drop gave up to conn's run (the caller made room for two inputs). */
 static void s_add_rejected(s_ingest_t *in, s_conn_t *conn, const vem_reasm_event_t *ev)
 {
-    const vem_ingest_args_t *a = in->args;
-    size_t n = ev->skipped ? ev->skipped : 1;
-    conn->rejected += n;
-    if (conn->over)
-        return; /* counted, not kept: the connection is being closed */
-    if (!conn->run) {
-        conn->run = malloc(a->max_frame);
-        if (!conn->run)
-            abort();
-    }
-    if (conn->run_len + n > a->max_frame)
+    if (vem_rejects_must_take(conn->rejects, ev))
         s_flush_run(in, conn);
-    if (conn->over)
-        return;
-    if (conn->run_len == 0) {
-        conn->run_off = ev->offset;
-        conn->run_error = ev->error;
-        conn->run_detail = ev->detail;
-    } else if (conn->run_error == VEM_HJ1239_BAD_START && ev->error != VEM_HJ1239_BAD_START) {
-        conn->run_error = ev->error; /* classed by its first rejected candidate */
-        conn->run_detail = ev->detail;
-    }
-    memcpy(conn->run + conn->run_len, ev->data, n);
-    conn->run_len += n;
-    conn->run_drops++;
-    if (conn->rejected >= a->max_frame &&
-        conn->rejected * 100 > (uint64_t)a->reject_share_pct * conn->received) {
-        s_flush_run(in, conn);
-        if (!conn->over) {
-            conn->over = true;
-            vem_log(VEM_LOG_WARNING, "ingest",
-                    "closing %s: %llu of its %llu bytes rejected, over %u %%", conn->meta,
-                    (unsigned long long)conn->rejected, (unsigned long long)conn->received,
-                    a->reject_share_pct);
-            s_close_msg(in, conn, in->closed_rejects);
-        }
-    }
+    vem_rejects_add(conn->rejects, ev);
+    if (vem_rejects_spent(conn->rejects) && !conn->gone)
+        s_flush_run(in, conn); /* the share was passed: its last run, and the close */
 }
 
 /* Runs the reassembler of conn over what it holds while the spool can take its events; false
@@ -920,7 +873,12 @@ static void s_on_connect(s_ingest_t *in, uint64_t key, zmq_msg_t *id, zmq_msg_t 
     int n = snprintf(conn->meta, sizeof conn->meta, "tcp %s #%u", conn->addr, conn->conn_id);
     conn->meta_len = (uint16_t)(n < (int)sizeof conn->meta ? n : (int)sizeof conn->meta - 1);
     conn->reasm = vem_reasm_new(in->args->max_frame);
-    if (!conn->reasm)
+    vem_rejects_budget_t budget = {.run_max = in->args->max_frame,
+                                   .max_bytes = in->args->reject_bytes,
+                                   .max_records = in->args->reject_records,
+                                   .share_pct = in->args->reject_share_pct};
+    conn->rejects = vem_rejects_new(&budget);
+    if (!conn->reasm || !conn->rejects)
         abort();
     s_insert(in, conn);
     vem_counter_add(in->accepted, 1);
@@ -980,7 +938,7 @@ static void s_on_stream(s_ingest_t *in)
         goto done;
     }
     conn->last_us = vem_now_us();
-    conn->received += len;
+    vem_rejects_received(conn->rejects, len);
     vem_reasm_feed(conn->reasm, zmq_msg_data(&data), len);
     s_drain_or_stall(in, conn, &data);
 done:
@@ -1361,7 +1319,7 @@ static void s_teardown(s_ingest_t *in)
             if (in->slots[i]->stalled)
                 zmq_msg_close(&in->slots[i]->chunk);
             vem_reasm_destroy(&in->slots[i]->reasm);
-            free(in->slots[i]->run);
+            vem_rejects_destroy(&in->slots[i]->rejects);
             free(in->slots[i]);
         }
     free(in->slots);
