@@ -34,8 +34,8 @@
  * against the limits, as "close pending": its data is discarded (counted), the close is tried
  * again every second, and it leaves the table when the close goes through or when libzmq
  * reports its end (terminals.send_timeout_s makes the kernel drop a connection whose replies
- * stay unread). A reply refused the same way marks the peer deaf: it gets no more replies and
- * is closed at the next sweep.
+ * stay unread). A peer whose replies are refused the same way for S_DEAF_MS, none taken in
+ * between, is deaf: it gets no more replies and is closed at the next sweep.
  *
  * Rejected bytes: the reassembler gives up bytes one event at a time (one byte per rejected
  * candidate); ingest gathers the bytes given up back to back into one run per connection and
@@ -73,6 +73,8 @@
 #define S_TOMBSTONE          ((s_conn_t *)1)
 #define S_CLOSED_KEYS        1024 /* closes remembered, to tell a late notice from a new one */
 #define S_GATEWAY_BUDGET     64   /* gateway messages read per turn: terminals and acks go on */
+#define S_DEAF_MS            2000 /* replies refused this long without one taken: deaf */
+#define S_STREAM_SNDHWM      (4 * S_BATCH) /* a batch's replies to one peer fit twice */
 #define S_GATEWAY_MONITOR    "inproc://vem-ingest-gateway-monitor"
 
 typedef struct {
@@ -88,7 +90,8 @@ typedef struct {
     bool stalled;       /* events wait in the reassembler for spool room */
     bool gone;          /* closed (by the peer or by us): remove once drained */
     bool close_pending; /* our close was refused (the peer's pipe is full): retried */
-    bool deaf;          /* a reply was refused: no more replies, closed at the sweep */
+    bool deaf;          /* replies refused for S_DEAF_MS: no more replies, closed at the sweep */
+    int64_t refused_ms; /* first reply refused since one was taken (monotonic ms; 0: none) */
     bool admitted;      /* counted in the per-address table under addr */
     vem_counter_t *closed_as; /* the close's reason, counted when the connection is removed */
     char addr[64];            /* Peer-Address */
@@ -149,6 +152,7 @@ typedef struct {
     bool full;                   /* intake is closed for want of spool room */
     vem_peers_t *peers;          /* open connections and arrivals per source address */
     size_t npending;             /* connections whose close waits */
+    size_t nrefusing;            /* connections with a reply refused since one was taken */
     vem_hj1239_frame_t *scratch; /* decodes a malformed gateway message for its error */
     void *gwmon;                 /* PAIR: libzmq's events of the gateway socket */
     /* metrics */
@@ -232,6 +236,8 @@ static void s_remove(s_ingest_t *in, s_conn_t *c)
     }
     if (c->admitted)
         vem_peers_release(in->peers, c->addr);
+    if (c->refused_ms)
+        in->nrefusing--;
     vem_reasm_destroy(&c->reasm);
     vem_rejects_destroy(&c->rejects);
     free(c);
@@ -422,6 +428,26 @@ static void s_fall_behind(s_ingest_t *in, uint64_t seq)
             (unsigned long long)seq);
 }
 
+/* Notes that a reply to conn (NULL: gone) was refused (its pipe is full) or taken. A peer
+ * whose replies are refused for S_DEAF_MS without one taken does not read: it is deaf. */
+static void s_refused(s_ingest_t *in, s_conn_t *conn, bool refused)
+{
+    if (!conn)
+        return;
+    int64_t now = vem_mono_ms() + 1; /* never 0 */
+    if (!refused) {
+        if (conn->refused_ms) {
+            conn->refused_ms = 0;
+            in->nrefusing--;
+        }
+    } else if (!conn->refused_ms) {
+        conn->refused_ms = now;
+        in->nrefusing++;
+    } else if (now - conn->refused_ms >= S_DEAF_MS) {
+        conn->deaf = true;
+    }
+}
+
 /* Makes the staged batch durable, then answers the terminals, then forwards the inputs. True
  * when nothing is left staged. On a failed flush nothing is answered or forwarded: the batch
  * stays staged (and in the spool's memory) and is flushed again after a pause. */
@@ -458,12 +484,14 @@ static bool s_commit(s_ingest_t *in)
             continue;
         if (zmq_send(in->stream, st->id, st->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
             vem_counter_add(in->reply_dropped, 1);
-            s_conn_t *c = zmq_errno() == EAGAIN ? s_find(in, s_key(st->id, st->id_len)) : NULL;
-            if (c) /* its pipe is full: it does not read */
-                c->deaf = true;
-        } else if (zmq_send(in->stream, st->reply_buf, sizeof st->reply_buf, ZMQ_DONTWAIT) < 0) {
-            vem_counter_add(in->reply_dropped, 1);
+            if (zmq_errno() == EAGAIN) /* its pipe is full */
+                s_refused(in, s_find(in, s_key(st->id, st->id_len)), true);
+            continue;
         }
+        if (zmq_send(in->stream, st->reply_buf, sizeof st->reply_buf, ZMQ_DONTWAIT) < 0)
+            vem_counter_add(in->reply_dropped, 1);
+        else if (in->nrefusing > 0)
+            s_refused(in, s_find(in, s_key(st->id, st->id_len)), false);
     }
     if (in->stations)
         vem_stations_answer(in->stations, vem_spool_durable_seq(in->args->spool));
@@ -1249,6 +1277,8 @@ static int s_bind(s_ingest_t *in, char *err, size_t errlen)
     zmq_setsockopt(in->stream, ZMQ_TCP_KEEPALIVE_IDLE, &a->tcp_keepalive_idle_s,
                    sizeof a->tcp_keepalive_idle_s);
     zmq_setsockopt(in->stream, ZMQ_TCP_MAXRT, &a->send_timeout_ms, sizeof a->send_timeout_ms);
+    int sndhwm = S_STREAM_SNDHWM;
+    zmq_setsockopt(in->stream, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
     if (zmq_bind(in->stream, a->terminals_endpoint) != 0) {
         snprintf(err, errlen, "cannot bind terminals endpoint %s: %s", a->terminals_endpoint,
                  zmq_strerror(zmq_errno()));
