@@ -32,10 +32,12 @@
  * Closing: the close (the id, then an empty frame) is refused with EAGAIN while the pipe to
  * the peer is full, i.e. the peer does not read. Such a connection stays in the table, counted
  * against the limits, as "close pending": its data is discarded (counted), the close is tried
- * again every second, and it leaves the table when the close goes through or when libzmq
- * reports its end (terminals.send_timeout_s makes the kernel drop a connection whose replies
- * stay unread). A peer whose replies are refused the same way for S_DEAF_MS, none taken in
- * between, is deaf: it gets no more replies and is closed at the next sweep.
+ * again at the sweep, and after S_FORCE_MS its TCP socket (known from ZMQ_SRCFD at the
+ * connection's start) is shut down under libzmq, which then reports its end: only then does it
+ * leave the table. terminals.send_timeout_s (TCP_USER_TIMEOUT) makes the kernel drop a silent
+ * connection whose replies stay unread. A peer whose replies are refused the same way for
+ * S_DEAF_MS, none taken in between, is deaf: it gets no more replies and is closed at the next
+ * sweep.
  *
  * Rejected bytes: the reassembler gives up bytes one event at a time (one byte per rejected
  * candidate); ingest gathers the bytes given up back to back into one run per connection and
@@ -62,6 +64,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <zmq.h>
 
@@ -74,6 +77,7 @@
 #define S_CLOSED_KEYS        1024 /* closes remembered, to tell a late notice from a new one */
 #define S_GATEWAY_BUDGET     64   /* gateway messages read per turn: terminals and acks go on */
 #define S_DEAF_MS            2000 /* replies refused this long without one taken: deaf */
+#define S_FORCE_MS           1000 /* a close refused this long: the TCP socket is shut down */
 #define S_STREAM_SNDHWM      (4 * S_BATCH) /* a batch's replies to one peer fit twice */
 #define S_GATEWAY_MONITOR    "inproc://vem-ingest-gateway-monitor"
 
@@ -96,6 +100,10 @@ typedef struct {
     vem_counter_t *closed_as; /* the close's reason, counted when the connection is removed */
     char addr[64];            /* Peer-Address */
     vem_rejects_t *rejects;   /* its rejected bytes: the run to quarantine, the budget */
+    int64_t pending_ms;       /* monotonic ms its close has waited since */
+    int fd;                   /* libzmq's TCP socket (ZMQ_SRCFD), -1 when unknown */
+    struct sockaddr_storage peer_sa, local_sa; /* ... and its two ends, to recognise it */
+    socklen_t peer_len, local_len;
 } s_conn_t;
 
 typedef struct {
@@ -852,9 +860,10 @@ static bool s_try_close(s_ingest_t *in, s_conn_t *conn)
         zmq_errno() == EAGAIN) {
         if (!conn->close_pending) {
             conn->close_pending = true;
+            conn->pending_ms = vem_mono_ms();
             in->npending++;
             vem_log(VEM_LOG_NOTICE, "ingest",
-                    "%s does not read: its close waits (retried each second; the kernel drops it "
+                    "%s does not read: its close waits (retried, then its TCP socket is shut down; "
                     "after terminals.send_timeout_s)",
                     conn->meta);
         }
@@ -878,6 +887,26 @@ static void s_close_msg(s_ingest_t *in, s_conn_t *conn, vem_counter_t *reason)
     s_try_close(in, conn);
 }
 
+/* The close of conn has waited S_FORCE_MS: libzmq would keep the connection while the peer
+ * sends and reads nothing. Its TCP socket is shut down under libzmq (which then sees the end
+ * and reports it, so the state goes), once the descriptor is checked to be still the same
+ * connection: the same two ends as at its start (a closed descriptor's number may be reused). */
+static void s_force_close(s_conn_t *conn)
+{
+    struct sockaddr_storage peer, local;
+    socklen_t peer_len = sizeof peer, local_len = sizeof local;
+    if (conn->fd < 0 || getpeername(conn->fd, (struct sockaddr *)&peer, &peer_len) != 0 ||
+        getsockname(conn->fd, (struct sockaddr *)&local, &local_len) != 0 ||
+        peer_len != conn->peer_len || local_len != conn->local_len ||
+        memcmp(&peer, &conn->peer_sa, peer_len) != 0 ||
+        memcmp(&local, &conn->local_sa, local_len) != 0)
+        return; /* gone already: libzmq reports its end */
+    vem_log(VEM_LOG_WARNING, "ingest", "%s: its close waited %d ms; shutting its TCP socket down",
+            conn->meta, S_FORCE_MS);
+    shutdown(conn->fd, SHUT_RDWR);
+    conn->fd = -1;
+}
+
 /* Closes a terminal connection from our side; what it had buffered is quarantined. */
 static void s_close(s_ingest_t *in, s_conn_t *conn, vem_counter_t *reason)
 {
@@ -897,6 +926,13 @@ static void s_on_connect(s_ingest_t *in, uint64_t key, zmq_msg_t *id, zmq_msg_t 
     conn->conn_id = ++in->next_conn_id;
     conn->last_us = vem_now_us();
     const char *peer = zmq_msg_gets(data, "Peer-Address");
+    conn->fd = zmq_msg_get(data, ZMQ_SRCFD); /* deprecated in libzmq, but the only way to it */
+    conn->peer_len = sizeof conn->peer_sa;
+    conn->local_len = sizeof conn->local_sa;
+    if (conn->fd >= 0 &&
+        (getpeername(conn->fd, (struct sockaddr *)&conn->peer_sa, &conn->peer_len) != 0 ||
+         getsockname(conn->fd, (struct sockaddr *)&conn->local_sa, &conn->local_len) != 0))
+        conn->fd = -1;
     snprintf(conn->addr, sizeof conn->addr, "%s", peer ? peer : "?");
     int n = snprintf(conn->meta, sizeof conn->meta, "tcp %s #%u", conn->addr, conn->conn_id);
     conn->meta_len = (uint16_t)(n < (int)sizeof conn->meta ? n : (int)sizeof conn->meta - 1);
@@ -1184,6 +1220,8 @@ static void s_sweep_idle(s_ingest_t *in)
         if (c->gone) {
             if (c->close_pending && s_try_close(in, c))
                 s_drained(in, c);
+            else if (c->close_pending && vem_mono_ms() - c->pending_ms >= S_FORCE_MS)
+                s_force_close(c);
         } else if (c->deaf) {
             vem_log(VEM_LOG_WARNING, "ingest", "closing %s: it does not read its replies", c->meta);
             s_close(in, c, in->closed_unread);
