@@ -78,7 +78,7 @@
 #define S_GATEWAY_BUDGET     64   /* gateway messages read per turn: terminals and acks go on */
 #define S_DEAF_MS            2000 /* replies refused this long without one taken: deaf */
 #define S_FORCE_MS           1000 /* a close refused this long: the TCP socket is shut down */
-#define S_STREAM_SNDHWM      (4 * S_BATCH) /* a batch's replies to one peer fit twice */
+#define S_STREAM_SNDHWM      (2 * S_BATCH + 64) /* a batch's replies to one peer: 2 parts each */
 #define S_GATEWAY_MONITOR    "inproc://vem-ingest-gateway-monitor"
 
 typedef struct {
@@ -797,6 +797,7 @@ static bool s_drain_reasm(s_ingest_t *in, s_conn_t *conn)
 /* After a complete drain: a connection that is closed and whose close went through leaves. */
 static void s_drained(s_ingest_t *in, s_conn_t *conn)
 {
+    vem_rejects_trim(conn->rejects); /* its run was taken at the end of the chunk */
     if (conn->gone && !conn->close_pending) {
         vem_counter_add(conn->closed_as, 1);
         s_remove(in, conn);

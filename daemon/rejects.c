@@ -106,6 +106,14 @@ bool vem_rejects_take(vem_rejects_t *self, vem_rejects_run_t *run)
     return true;
 }
 
+void vem_rejects_trim(vem_rejects_t *self)
+{
+    if (self->run_len == 0) {
+        free(self->run);
+        self->run = NULL;
+    }
+}
+
 const char *vem_rejects_spent(const vem_rejects_t *self)
 {
     return self->spent;

@@ -11,8 +11,9 @@
  * (judged from run_max rejected bytes on), the budget is spent: the caller closes it, and what
  * it gives up until then is counted, not kept.
  *
- * One allocation for the object; the run buffer is allocated at the first rejected byte. Not
- * thread-safe: one per connection, owned by the ingest thread. */
+ * One allocation for the object; the run buffer is allocated at a rejected byte and freed by
+ * vem_rejects_trim() once the run is taken. Not thread-safe: one per connection, owned by the
+ * ingest thread. */
 #ifndef VEM_REJECTS_H
 #define VEM_REJECTS_H
 
@@ -62,6 +63,10 @@ void vem_rejects_add(vem_rejects_t *self, const vem_reasm_event_t *ev);
 
 /* Takes the run into *run and counts it against the budget; false when there is none. */
 bool vem_rejects_take(vem_rejects_t *self, vem_rejects_run_t *run);
+
+/* Frees the run buffer when no run is pending (after a complete drain), so only connections
+ * in the middle of a drain hold one. */
+void vem_rejects_trim(vem_rejects_t *self);
 
 /* Why the budget is spent ("records", "bytes" or "share"), or NULL while it is not. */
 const char *vem_rejects_spent(const vem_rejects_t *self);

@@ -66,7 +66,8 @@ static void s_drive(const vem_rejects_budget_t *b, const uint8_t *data, size_t l
             vem_rejects_add(rj, &ev);
         }
         if (vem_rejects_spent(rj))
-            s_take(rj, out); /* its last run, then the close */
+            s_take(rj, out);  /* its last run, then the close */
+        vem_rejects_trim(rj); /* as ingest does after each complete drain */
     }
     vem_rejects_destroy(&rj);
     ck_assert_ptr_null(rj);
