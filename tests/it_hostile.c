@@ -15,6 +15,16 @@
  *   forged    200,000 logins of VINs never seen before: each worker's session table stays at
  *             pipeline.max_sessions (the evictions counted), vemd's memory stays flat, the
  *             status answer is bounded, and the fleet's vehicles keep their sessions
+ *   rejects   1 MiB of `23 23 08 FD` (2 records, closed for its rejected share), then logins
+ *             with 8 garbage bytes between them (closed at its record budget, 16 rows of 8)
+ *   unread    a terminal that sends and never reads: closed as unread and gone while it sends;
+ *             vemd never counts fewer connections than it has
+ *   gateway   a 100 MiB gateway message: refused by libzmq at its header (RSS flat), counted
+ *             and quarantined; one of 5,000 bytes quarantined by its size
+ *   address   40 connections from one address (30 held), a burst of 100 from another (some
+ *             refused for their rate)
+ *
+ * The abuse comes from addresses of its own in 127/8 (the fleet from 127.0.0.1).
  *
  * Expected values come from what the test sent (its own counts) and vem-sim's truth. */
 #include "hj1239.h"
