@@ -1214,7 +1214,11 @@ static void s_trim(s_ingest_t *in)
 static void s_sweep_idle(s_ingest_t *in)
 {
     int64_t deadline = vem_now_us() - (int64_t)in->args->idle_timeout_s * 1000000;
-    for (size_t i = 0; i < in->capacity && s_can_stage(in); i++) {
+    bool room = true; /* closing a connection drains it: that needs spool room, a retry not */
+    for (size_t i = 0; i < in->capacity; i++) {
+        room = room && s_can_stage(in);
+        if (!room && in->npending == 0)
+            break;
         s_conn_t *c = in->slots[i];
         if (!c || c == S_TOMBSTONE || c->stalled)
             continue;
@@ -1223,6 +1227,8 @@ static void s_sweep_idle(s_ingest_t *in)
                 s_drained(in, c);
             else if (c->close_pending && vem_mono_ms() - c->pending_ms >= S_FORCE_MS)
                 s_force_close(c);
+        } else if (!room) {
+            continue;
         } else if (c->deaf) {
             vem_log(VEM_LOG_WARNING, "ingest", "closing %s: it does not read its replies", c->meta);
             s_close(in, c, in->closed_unread);
@@ -1564,8 +1570,7 @@ void vem_ingest_actor(void *pipe, void *args_)
             s_replay_turn(&in);
         s_trim(&in);
         if (vem_now_us() >= next_sweep) {
-            if (!in.flush_failed)
-                s_sweep_idle(&in);
+            s_sweep_idle(&in); /* (closes only what needs no spool room while a flush fails) */
             next_sweep = vem_now_us() + 1000000;
         }
     }
