@@ -80,6 +80,7 @@
 #define S_FORCE_MS           1000 /* a close refused this long: the TCP socket is shut down */
 #define S_STREAM_SNDHWM      (2 * S_BATCH + 64) /* a batch's replies to one peer: 2 parts each */
 #define S_GATEWAY_MONITOR    "inproc://vem-ingest-gateway-monitor"
+#define S_GATEWAY_ROWS_S     10 /* quarantine rows for gateway disconnections per second */
 
 typedef struct {
     uint64_t key;
@@ -163,6 +164,8 @@ typedef struct {
     size_t nrefusing;            /* connections with a reply refused since one was taken */
     vem_hj1239_frame_t *scratch; /* decodes a malformed gateway message for its error */
     void *gwmon;                 /* PAIR: libzmq's events of the gateway socket */
+    int64_t gw_second;           /* the second of the last gateway disconnection ... */
+    unsigned gw_rows;            /* ... and the quarantine rows made for them in it */
     /* metrics */
     vem_counter_t *bytes_terminals, *bytes_gateways, *accepted, *closed_idle, *closed_limit,
         *closed_peer, *reply_dropped, *spool_errors, *inputs, *behind, *late_notices, *oversize,
@@ -1059,7 +1062,8 @@ static void s_on_pull(s_ingest_t *in)
 /* An event of the gateway socket's monitor. libzmq drops a gateway connection whose message
  * is over ZMQ_MAXMSGSIZE without a word to the application; all it reports is the
  * disconnection, the same as for a gateway that went away. Each one is counted and leaves a
- * quarantine row (source gateway, class too_large), so a refused message is never silent. */
+ * quarantine row (source gateway, class too_large), so a refused message is never silent; a
+ * gateway that reconnects in a loop gets S_GATEWAY_ROWS_S rows a second, the rest counted. */
 static void s_on_gateway_event(s_ingest_t *in)
 {
     zmq_msg_t part;
@@ -1079,6 +1083,13 @@ static void s_on_gateway_event(s_ingest_t *in)
     if (event != ZMQ_EVENT_DISCONNECTED)
         goto done;
     vem_counter_add(in->gateway_drops, 1);
+    int64_t second = vem_mono_ms() / 1000;
+    if (second != in->gw_second) {
+        in->gw_second = second;
+        in->gw_rows = 0;
+    }
+    if (++in->gw_rows > S_GATEWAY_ROWS_S)
+        goto done;
     char note[120];
     snprintf(note, sizeof note,
              "gateway connection dropped: a message over %lld bytes, or the gateway left",
