@@ -53,6 +53,28 @@ static const vem_conf_key_t s_keys[] = {
      "messages queued per socket before TCP pushes back on terminals"},
     {"terminals.keepalive_idle_s", VEM_CONF_INT, S_OFF(terminals.keepalive_idle_s), "120", 10, 7200,
      NULL, false, "TCP keepalive idle time, to find dead terminals"},
+    {"terminals.send_timeout_s", VEM_CONF_INT, S_OFF(terminals.send_timeout_s), "60", 1, 3600, NULL,
+     false,
+     "TCP_USER_TIMEOUT (ZMQ_TCP_MAXRT): a connection whose replies stay unacknowledged this long "
+     "(a peer that never reads) is dropped by the kernel"},
+    {"terminals.reject_bytes", VEM_CONF_INT, S_OFF(terminals.reject_bytes), "65536", 0, 1073741824,
+     NULL, false,
+     "rejected bytes one connection may leave in the quarantine; past it the connection is "
+     "closed (reason rejects)"},
+    {"terminals.reject_records", VEM_CONF_INT, S_OFF(terminals.reject_records), "64", 1, 1000000,
+     NULL, false,
+     "quarantine records (runs of rejected bytes) one connection may make; past it the "
+     "connection is closed (reason rejects)"},
+    {"terminals.reject_share_pct", VEM_CONF_INT, S_OFF(terminals.reject_share_pct), "50", 1, 100,
+     NULL, false,
+     "close a connection whose rejected bytes pass this % of its bytes received (judged once it "
+     "has had max_frame_bytes rejected)"},
+    {"terminals.max_per_address", VEM_CONF_INT, S_OFF(terminals.max_per_address), "2000", 1,
+     1000000, NULL, false,
+     "terminal connections held at once from one IP address; more are closed on arrival"},
+    {"terminals.new_per_address_s", VEM_CONF_INT, S_OFF(terminals.new_per_address_s), "1000", 1,
+     1000000, NULL, false,
+     "new terminal connections one IP address may open per second; more are closed on arrival"},
     {"gateways.endpoint", VEM_CONF_STRING, S_OFF(gateways.endpoint), "tcp://127.0.0.1:7612", 0, 0,
      NULL, false, "ZMQ_PULL endpoint for whole frames from gateways; empty for none"},
     {"gateways.curve_server_key", VEM_CONF_STRING, S_OFF(gateways.curve_server_key), "", 0, 0, NULL,
@@ -61,6 +83,10 @@ static const vem_conf_key_t s_keys[] = {
      NULL, false,
      "directory of the admitted gateways' NAME.pub keys; SIGHUP re-reads it, a removed key is "
      "cut off"},
+    {"gateways.max_message_bytes", VEM_CONF_INT, S_OFF(gateways.max_message_bytes), "65560", 25,
+     67108864, NULL, false,
+     "ZMQ_MAXMSGSIZE of the gateway socket: libzmq drops a gateway sending a bigger message "
+     "(counted, quarantined); one over max_frame_bytes is quarantined by size"},
     {"stations.endpoint", VEM_CONF_STRING, S_OFF(stations.endpoint), "tcp://127.0.0.1:7613", 0, 0,
      NULL, false,
      "ZMQ_ROUTER endpoint roadside stations connect to with ZMQ_DEALER; empty for none"},

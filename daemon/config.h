@@ -25,14 +25,18 @@ typedef struct {
     struct {
         char *endpoint;
         int64_t max_connections, max_frame_bytes, idle_timeout_s, backlog, rcvhwm, keepalive_idle_s;
-        char *reply_mode;          /* "none" | "hj1239" */
-        char *signatures;          /* "off" | "flag" | "enforce" */
-        bool bind_vin;             /* one connection, one vehicle */
+        int64_t send_timeout_s;                                 /* ZMQ_TCP_MAXRT */
+        int64_t reject_bytes, reject_records, reject_share_pct; /* per connection */
+        int64_t max_per_address, new_per_address_s;             /* per source address */
+        char *reply_mode;                                       /* "none" | "hj1239" */
+        char *signatures;                                       /* "off" | "flag" | "enforce" */
+        bool bind_vin;                                          /* one connection, one vehicle */
         int64_t activations_per_s; /* activations judged per second, at most */
     } terminals;
     struct {
         char *endpoint;                             /* "" for none */
         char *curve_server_key, *curve_clients_dir; /* "" for a plain endpoint */
+        int64_t max_message_bytes;                  /* ZMQ_MAXMSGSIZE */
     } gateways;
     struct {
         char *endpoint; /* "" for none */

@@ -27,7 +27,25 @@
  * into a u64 they key an open-addressing table of connections with tombstones for removal.
  * Connections we close get no disconnect event from libzmq, so their state is dropped at once;
  * an empty message for the id of a connection we closed is a late notice of its end, not a new
- * connection (the last S_CLOSED_KEYS closes are remembered). */
+ * connection (the last S_CLOSED_KEYS closes are remembered).
+ *
+ * Closing: the close (the id, then an empty frame) is refused with EAGAIN while the pipe to
+ * the peer is full, i.e. the peer does not read. Such a connection stays in the table, counted
+ * against the limits, as "close pending": its data is discarded (counted), the close is tried
+ * again at the sweep, and after S_FORCE_MS its TCP socket (known from ZMQ_SRCFD at the
+ * connection's start) is shut down under libzmq, which then reports its end: only then does it
+ * leave the table. terminals.send_timeout_s (TCP_USER_TIMEOUT) makes the kernel drop a silent
+ * connection whose replies stay unread. A peer whose replies are refused the same way for
+ * S_DEAF_MS, none taken in between, is deaf: it gets no more replies and is closed at the next
+ * sweep.
+ *
+ * Rejected bytes: the reassembler gives up bytes one event at a time (one byte per rejected
+ * candidate); ingest gathers the bytes given up back to back into one run per connection and
+ * quarantines each run once, when a frame, the end of a chunk or the close ends it, classed by
+ * its first rejected candidate (bad_start when it had none). Each connection has a budget of
+ * rejected bytes kept and of quarantine records; past either, or once its rejected bytes pass
+ * terminals.reject_share_pct of what it sent, it is closed (reason rejects), and what it sends
+ * until then is counted, not kept. */
 #include "ingest.h"
 
 #include "actor.h"
@@ -35,9 +53,11 @@
 #include "hj1239.h"
 #include "keys.h"
 #include "log.h"
+#include "peers.h"
 #include "pipeline.h"
 #include "reasm.h"
 #include "records.h"
+#include "rejects.h"
 #include "session.h"
 #include "stations.h"
 
@@ -45,6 +65,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <zmq.h>
 
@@ -55,6 +76,12 @@
 #define S_FLUSH_RETRY_MAX_MS 5000
 #define S_TOMBSTONE          ((s_conn_t *)1)
 #define S_CLOSED_KEYS        1024 /* closes remembered, to tell a late notice from a new one */
+#define S_GATEWAY_BUDGET     64   /* gateway messages read per turn: terminals and acks go on */
+#define S_DEAF_MS            2000 /* replies refused this long without one taken: deaf */
+#define S_FORCE_MS           1000 /* a close refused this long: the TCP socket is shut down */
+#define S_STREAM_SNDHWM      (2 * S_BATCH + 64) /* a batch's replies to one peer: 2 parts each */
+#define S_GATEWAY_MONITOR    "inproc://vem-ingest-gateway-monitor"
+#define S_GATEWAY_ROWS_S     10 /* quarantine rows for gateway disconnections per second */
 
 typedef struct {
     uint64_t key;
@@ -65,13 +92,23 @@ typedef struct {
     int64_t last_us;
     char meta[64]; /* "tcp 127.0.0.1:40122 #7", stored with every spool record */
     uint16_t meta_len;
-    zmq_msg_t chunk; /* the chunk the reassembler borrows, kept while the drain is stalled */
-    bool stalled;    /* events wait in the reassembler for spool room */
-    bool gone;       /* closed (by the peer or by us): remove once drained */
+    zmq_msg_t chunk;    /* the chunk the reassembler borrows, kept while the drain is stalled */
+    bool stalled;       /* events wait in the reassembler for spool room */
+    bool gone;          /* closed (by the peer or by us): remove once drained */
+    bool close_pending; /* our close was refused (the peer's pipe is full): retried */
+    bool deaf;          /* replies refused for S_DEAF_MS: no more replies, closed at the sweep */
+    int64_t refused_ms; /* first reply refused since one was taken (monotonic ms; 0: none) */
+    bool admitted;      /* counted in the per-address table under addr */
     vem_counter_t *closed_as; /* the close's reason, counted when the connection is removed */
     uint8_t vin[17];          /* one connection, one vehicle: the VIN of its first frame */
     bool bound;               /* vin is set */
     bool refused;             /* it sent a frame of another VIN: closed, the rest quarantined */
+    char addr[64];            /* Peer-Address */
+    vem_rejects_t *rejects;   /* its rejected bytes: the run to quarantine, the budget */
+    int64_t pending_ms;       /* monotonic ms its close has waited since */
+    int fd;                   /* libzmq's TCP socket (ZMQ_SRCFD), -1 when unknown */
+    struct sockaddr_storage peer_sa, local_sa; /* ... and its two ends, to recognise it */
+    socklen_t peer_len, local_len;
 } s_conn_t;
 
 typedef struct {
@@ -125,16 +162,24 @@ typedef struct {
     zmq_msg_t rheld;
     bool rholding;
     unsigned rworker;
-    uint64_t trimmed;    /* the spool was trimmed up to here */
-    bool full;           /* intake is closed for want of spool room */
-    double act_tokens;   /* activations that may be judged now (a bucket of one second) */
-    int64_t act_fill_ms; /* when it was last filled */
+    uint64_t trimmed;            /* the spool was trimmed up to here */
+    bool full;                   /* intake is closed for want of spool room */
+    double act_tokens;           /* activations that may be judged now (a bucket of one second) */
+    int64_t act_fill_ms;         /* when it was last filled */
+    vem_peers_t *peers;          /* open connections and arrivals per source address */
+    size_t npending;             /* connections whose close waits */
+    size_t nrefusing;            /* connections with a reply refused since one was taken */
+    vem_hj1239_frame_t *scratch; /* decodes a malformed gateway message for its error */
+    void *gwmon;                 /* PAIR: libzmq's events of the gateway socket */
+    int64_t gw_second;           /* the second of the last gateway disconnection ... */
+    unsigned gw_rows;            /* ... and the quarantine rows made for them in it */
     /* metrics */
     vem_counter_t *bytes_terminals, *bytes_gateways, *accepted, *closed_idle, *closed_limit,
         *closed_peer, *closed_switch, *activations[4], *activations_over, *reply_dropped,
-        *spool_errors, *inputs, *behind, *late_notices, *oversize;
+        *spool_errors, *inputs, *behind, *late_notices, *oversize, *closed_rejects, *closed_unread,
+        *closed_addr_limit, *closed_addr_rate, *discarded, *gateway_drops;
     vem_counter_t *drops[VEM_HJ1239_STATUS_COUNT];
-    vem_gauge_t *conns, *spool_bytes, *spool_full, *backlog, *unforwarded;
+    vem_gauge_t *conns, *spool_bytes, *spool_full, *backlog, *unforwarded, *addresses;
 } s_ingest_t;
 
 /* ---- connection table ---------------------------------------------------------------------- */
@@ -207,7 +252,12 @@ static void s_remove(s_ingest_t *in, s_conn_t *c)
         in->slots[i] = S_TOMBSTONE;
         in->count--;
     }
+    if (c->admitted)
+        vem_peers_release(in->peers, c->addr);
+    if (c->refused_ms)
+        in->nrefusing--;
     vem_reasm_destroy(&c->reasm);
+    vem_rejects_destroy(&c->rejects);
     free(c);
     vem_gauge_set(in->conns, (int64_t)in->count);
     atomic_store(&in->args->connections, in->count);
@@ -356,11 +406,17 @@ static void s_message(zmq_msg_t *msg, const vem_input_hdr_t *hdr, const char *de
         memcpy(p + sizeof *hdr + hdr->detail_len, data, hdr->data_len);
 }
 
+/* True when n more inputs can be staged now. */
+static bool s_can_stage_n(const s_ingest_t *in, size_t n)
+{
+    return !in->flush_failed && in->nstaged + n <= S_BATCH &&
+           vem_spool_has_room(in->args->spool, n * in->headroom);
+}
+
 /* True when one more input can be staged now. */
 static bool s_can_stage(const s_ingest_t *in)
 {
-    return !in->flush_failed && in->nstaged < S_BATCH &&
-           vem_spool_has_room(in->args->spool, in->headroom);
+    return s_can_stage_n(in, 1);
 }
 
 /* Appends one input to the spool and stages its reply and (when live) its worker message;
@@ -441,8 +497,9 @@ static uint64_t s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, con
         s_message(&st->msg, &hdr, d ? d + 1 : NULL, data);
     }
     st->reply_len = sizeof st->reply_buf;
-    st->reply = conn && kind == VEM_SPOOL_KIND_OBD_FRAME && s_reply(in, data, len, st->reply_buf);
-    if (conn && activation >= 0) {
+    bool can_reply = conn && !conn->deaf && !conn->gone;
+    st->reply = can_reply && kind == VEM_SPOOL_KIND_OBD_FRAME && s_reply(in, data, len, st->reply_buf);
+    if (can_reply && activation >= 0) {
         s_activation_reply(data, (vem_keys_verdict_t)activation, st->reply_buf);
         st->reply_len = 27;
         st->reply = true;
@@ -480,6 +537,26 @@ static void s_fall_behind(s_ingest_t *in, uint64_t seq)
             (unsigned long long)seq);
 }
 
+/* Notes that a reply to conn (NULL: gone) was refused (its pipe is full) or taken. A peer
+ * whose replies are refused for S_DEAF_MS without one taken does not read: it is deaf. */
+static void s_refused(s_ingest_t *in, s_conn_t *conn, bool refused)
+{
+    if (!conn)
+        return;
+    int64_t now = vem_mono_ms() + 1; /* never 0 */
+    if (!refused) {
+        if (conn->refused_ms) {
+            conn->refused_ms = 0;
+            in->nrefusing--;
+        }
+    } else if (!conn->refused_ms) {
+        conn->refused_ms = now;
+        in->nrefusing++;
+    } else if (now - conn->refused_ms >= S_DEAF_MS) {
+        conn->deaf = true;
+    }
+}
+
 /* Makes the staged batch durable, then answers the terminals, then forwards the inputs. True
  * when nothing is left staged. On a failed flush nothing is answered or forwarded: the batch
  * stays staged (and in the spool's memory) and is flushed again after a pause. */
@@ -512,10 +589,18 @@ static bool s_commit(s_ingest_t *in)
     atomic_store(&in->args->durable_seq, vem_spool_durable_seq(in->args->spool));
     for (size_t i = 0; i < in->nstaged; i++) {
         s_staged_t *st = &in->staged[i];
-        if (st->reply &&
-            (zmq_send(in->stream, st->id, st->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-             zmq_send(in->stream, st->reply_buf, st->reply_len, ZMQ_DONTWAIT) < 0))
+        if (!st->reply)
+            continue;
+        if (zmq_send(in->stream, st->id, st->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
             vem_counter_add(in->reply_dropped, 1);
+            if (zmq_errno() == EAGAIN) /* its pipe is full */
+                s_refused(in, s_find(in, s_key(st->id, st->id_len)), true);
+            continue;
+        }
+        if (zmq_send(in->stream, st->reply_buf, st->reply_len, ZMQ_DONTWAIT) < 0)
+            vem_counter_add(in->reply_dropped, 1);
+        else if (in->nrefusing > 0)
+            s_refused(in, s_find(in, s_key(st->id, st->id_len)), false);
     }
     if (in->stations)
         vem_stations_answer(in->stations, vem_spool_durable_seq(in->args->spool));
@@ -739,6 +824,44 @@ static void s_on_ctl(s_ingest_t *in)
 
 /* ---- terminals ---------------------------------------------------------------------------- */
 
+static void s_close_msg(s_ingest_t *in, s_conn_t *conn, vem_counter_t *reason);
+
+/* Quarantines conn's run of rejected bytes (rejects.h) within its budget, and closes conn
+ * once the budget is spent. The caller made room for one input. */
+static void s_flush_run(s_ingest_t *in, s_conn_t *conn)
+{
+    vem_rejects_run_t run;
+    if (vem_rejects_take(conn->rejects, &run)) {
+        char detail[112];
+        snprintf(detail, sizeof detail, "%zu bytes in %u rejections%s, first: %s", run.given_up,
+                 run.drops, run.len < run.given_up ? " (over budget, not kept)" : "",
+                 run.detail ? run.detail : "");
+        s_stage(in, VEM_SOURCE_TERMINAL, conn, NULL, VEM_SPOOL_KIND_QUARANTINE, run.data, run.len,
+                run.error, run.offset, detail);
+    }
+    const char *spent = vem_rejects_spent(conn->rejects);
+    if (!spent || conn->gone)
+        return;
+    vem_log(VEM_LOG_WARNING, "ingest",
+            "closing %s: reject budget spent (%s): %llu of %llu bytes rejected, %u quarantine "
+            "records, %llu bytes kept",
+            conn->meta, spent, (unsigned long long)vem_rejects_given_up(conn->rejects),
+            (unsigned long long)vem_rejects_received_bytes(conn->rejects),
+            vem_rejects_records(conn->rejects),
+            (unsigned long long)vem_rejects_kept(conn->rejects));
+    s_close_msg(in, conn, in->closed_rejects);
+}
+
+/* Adds the bytes a drop gave up to conn's run (the caller made room for two inputs). */
+static void s_add_rejected(s_ingest_t *in, s_conn_t *conn, const vem_reasm_event_t *ev)
+{
+    if (vem_rejects_must_take(conn->rejects, ev))
+        s_flush_run(in, conn);
+    vem_rejects_add(conn->rejects, ev);
+    if (vem_rejects_spent(conn->rejects) && !conn->gone)
+        s_flush_run(in, conn); /* the share was passed: its last run, and the close */
+}
+
 /* One connection, one vehicle: true when a whole frame may go on as it is. The first frame
  * binds the connection to its VIN; a frame of another VIN (a second login switching VIN
  * included) is refused: quarantined as vin_switch, the connection closed, and what it still
@@ -765,34 +888,36 @@ static bool s_bound(s_ingest_t *in, s_conn_t *conn, const uint8_t *frame, size_t
                 "%s: frame for VIN %.17s on a connection bound to "
                 "%.17s: quarantined, connection closed",
                 conn->meta, (const char *)vin, (const char *)conn->vin);
-        /* closed at once, as s_close does, but without draining from inside the drain */
-        if (zmq_send(in->stream, conn->id, conn->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-            zmq_send(in->stream, "", 0, ZMQ_DONTWAIT);
-        in->closed_keys[in->nclosed++ % S_CLOSED_KEYS] = conn->key;
-        vem_reasm_end(conn->reasm);
-        conn->gone = true;
-        conn->closed_as = in->closed_switch;
+        s_close_msg(in, conn, in->closed_switch); /* no draining from inside the drain */
     }
     return false;
 }
 
 /* Runs the reassembler of conn over what it holds while the spool can take its events; false
- * when it had to stop (the caller keeps the chunk). */
+ * when it had to stop (the caller keeps the chunk). A pending run needs a second input's room
+ * (it is quarantined before the frame that ends it). */
 static bool s_drain_reasm(s_ingest_t *in, s_conn_t *conn)
 {
     for (;;) {
-        if (in->nstaged == S_BATCH)
+        if (in->nstaged + 2 > S_BATCH)
             s_commit(in);
-        if (!s_can_stage(in))
+        if (!s_can_stage_n(in, 2))
             return false;
         vem_reasm_event_t ev;
-        if (vem_reasm_next(conn->reasm, &ev) == VEM_REASM_NEED_MORE)
+        bool was_gone = conn->gone;
+        if (vem_reasm_next(conn->reasm, &ev) == VEM_REASM_NEED_MORE) {
+            s_flush_run(in, conn);
+            if (conn->gone && !was_gone)
+                continue; /* the budget closed it: what the reassembler holds comes out */
             return true;
+        }
         char why[VEM_HJ1239_DETAIL_LEN];
         if (ev.kind == VEM_REASM_FRAME && !s_bound(in, conn, ev.data, ev.len, why, sizeof why)) {
+            s_flush_run(in, conn);
             s_stage(in, VEM_SOURCE_TERMINAL, conn, NULL, VEM_SPOOL_KIND_QUARANTINE, ev.data, ev.len,
                     VEM_RECORD_CLASS_VIN_SWITCH, 3, why);
         } else if (ev.kind == VEM_REASM_FRAME) {
+            s_flush_run(in, conn);
             s_stage(in, VEM_SOURCE_TERMINAL, conn, NULL, VEM_SPOOL_KIND_OBD_FRAME, ev.data, ev.len,
                     0, ev.offset, NULL);
         } else {
@@ -801,9 +926,18 @@ static bool s_drain_reasm(s_ingest_t *in, s_conn_t *conn)
             vem_log(VEM_LOG_DEBUG, "ingest", "%s at stream offset %llu: %s (%s)",
                     vem_hj1239_status_name(ev.error), (unsigned long long)ev.offset,
                     ev.detail ? ev.detail : "", conn->meta);
-            s_stage(in, VEM_SOURCE_TERMINAL, conn, NULL, VEM_SPOOL_KIND_QUARANTINE, ev.data,
-                    ev.len ? ev.len : ev.skipped, ev.error, ev.offset, ev.detail);
+            s_add_rejected(in, conn, &ev);
         }
+    }
+}
+
+/* After a complete drain: a connection that is closed and whose close went through leaves. */
+static void s_drained(s_ingest_t *in, s_conn_t *conn)
+{
+    vem_rejects_trim(conn->rejects); /* its run was taken at the end of the chunk */
+    if (conn->gone && !conn->close_pending) {
+        vem_counter_add(conn->closed_as, 1);
+        s_remove(in, conn);
     }
 }
 
@@ -812,10 +946,7 @@ static bool s_drain_reasm(s_ingest_t *in, s_conn_t *conn)
 static void s_drain_or_stall(s_ingest_t *in, s_conn_t *conn, zmq_msg_t *chunk)
 {
     if (s_drain_reasm(in, conn)) {
-        if (conn->gone) {
-            vem_counter_add(conn->closed_as, 1);
-            s_remove(in, conn);
-        }
+        s_drained(in, conn);
         return;
     }
     zmq_msg_init(&conn->chunk);
@@ -836,10 +967,7 @@ static bool s_resume_stalled(s_ingest_t *in)
         zmq_msg_close(&conn->chunk);
         conn->stalled = false;
         done++;
-        if (conn->gone) {
-            vem_counter_add(conn->closed_as, 1);
-            s_remove(in, conn);
-        }
+        s_drained(in, conn);
     }
     memmove(in->stalled, in->stalled + done, (in->nstalled - done) * sizeof *in->stalled);
     in->nstalled -= done;
@@ -860,18 +988,121 @@ static bool s_closed_by_us(s_ingest_t *in, uint64_t key)
     return false;
 }
 
-/* Closes a terminal connection from our side; what it had buffered is quarantined. */
-static void s_close(s_ingest_t *in, s_conn_t *conn, vem_counter_t *reason)
+/* Hands libzmq the close of conn; true when it took it (or the connection is gone already).
+ * While the peer's pipe is full it refuses (EAGAIN): conn stays, close pending. */
+static bool s_try_close(s_ingest_t *in, s_conn_t *conn)
 {
     /* The empty frame only after the id was taken: a lone empty frame would be read as the
      * next message's id and put the socket's framing out of step for good. */
-    if (zmq_send(in->stream, conn->id, conn->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-        zmq_send(in->stream, "", 0, ZMQ_DONTWAIT);
+    if (zmq_send(in->stream, conn->id, conn->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 &&
+        zmq_errno() == EAGAIN) {
+        if (!conn->close_pending) {
+            conn->close_pending = true;
+            conn->pending_ms = vem_mono_ms();
+            in->npending++;
+            vem_log(VEM_LOG_NOTICE, "ingest",
+                    "%s does not read: its close waits (retried, then its TCP socket is shut down; "
+                    "after terminals.send_timeout_s)",
+                    conn->meta);
+        }
+        return false;
+    }
+    zmq_send(in->stream, "", 0, ZMQ_DONTWAIT); /* (after EHOSTUNREACH: a no-op) */
     in->closed_keys[in->nclosed++ % S_CLOSED_KEYS] = conn->key;
+    if (conn->close_pending) {
+        conn->close_pending = false;
+        in->npending--;
+    }
+    return true;
+}
+
+/* Closes conn from our side without draining it: no more data is taken from it. */
+static void s_close_msg(s_ingest_t *in, s_conn_t *conn, vem_counter_t *reason)
+{
     vem_reasm_end(conn->reasm);
     conn->gone = true;
     conn->closed_as = reason;
+    s_try_close(in, conn);
+}
+
+/* The close of conn has waited S_FORCE_MS: libzmq would keep the connection while the peer
+ * sends and reads nothing. Its TCP socket is shut down under libzmq (which then sees the end
+ * and reports it, so the state goes), once the descriptor is checked to be still the same
+ * connection: the same two ends as at its start (a closed descriptor's number may be reused). */
+static void s_force_close(s_conn_t *conn)
+{
+    struct sockaddr_storage peer, local;
+    socklen_t peer_len = sizeof peer, local_len = sizeof local;
+    if (conn->fd < 0 || getpeername(conn->fd, (struct sockaddr *)&peer, &peer_len) != 0 ||
+        getsockname(conn->fd, (struct sockaddr *)&local, &local_len) != 0 ||
+        peer_len != conn->peer_len || local_len != conn->local_len ||
+        memcmp(&peer, &conn->peer_sa, peer_len) != 0 ||
+        memcmp(&local, &conn->local_sa, local_len) != 0)
+        return; /* gone already: libzmq reports its end */
+    vem_log(VEM_LOG_WARNING, "ingest", "%s: its close waited %d ms; shutting its TCP socket down",
+            conn->meta, S_FORCE_MS);
+    shutdown(conn->fd, SHUT_RDWR);
+    conn->fd = -1;
+}
+
+/* Closes a terminal connection from our side; what it had buffered is quarantined. */
+static void s_close(s_ingest_t *in, s_conn_t *conn, vem_counter_t *reason)
+{
+    s_close_msg(in, conn, reason);
     s_drain_or_stall(in, conn, NULL);
+}
+
+/* A new connection: its state, and the checks of the limits (closed at once past one). */
+static void s_on_connect(s_ingest_t *in, uint64_t key, zmq_msg_t *id, zmq_msg_t *data)
+{
+    s_conn_t *conn = calloc(1, sizeof *conn);
+    if (!conn)
+        abort();
+    conn->key = key;
+    conn->id_len = zmq_msg_size(id) < 8 ? zmq_msg_size(id) : 8;
+    memcpy(conn->id, zmq_msg_data(id), conn->id_len);
+    conn->conn_id = ++in->next_conn_id;
+    conn->last_us = vem_now_us();
+    const char *peer = zmq_msg_gets(data, "Peer-Address");
+    conn->fd = zmq_msg_get(data, ZMQ_SRCFD); /* deprecated in libzmq, but the only way to it */
+    conn->peer_len = sizeof conn->peer_sa;
+    conn->local_len = sizeof conn->local_sa;
+    if (conn->fd >= 0 &&
+        (getpeername(conn->fd, (struct sockaddr *)&conn->peer_sa, &conn->peer_len) != 0 ||
+         getsockname(conn->fd, (struct sockaddr *)&conn->local_sa, &conn->local_len) != 0))
+        conn->fd = -1;
+    snprintf(conn->addr, sizeof conn->addr, "%s", peer ? peer : "?");
+    int n = snprintf(conn->meta, sizeof conn->meta, "tcp %s #%u", conn->addr, conn->conn_id);
+    conn->meta_len = (uint16_t)(n < (int)sizeof conn->meta ? n : (int)sizeof conn->meta - 1);
+    conn->reasm = vem_reasm_new(in->args->max_frame);
+    vem_rejects_budget_t budget = {.run_max = in->args->max_frame,
+                                   .max_bytes = in->args->reject_bytes,
+                                   .max_records = in->args->reject_records,
+                                   .share_pct = in->args->reject_share_pct};
+    conn->rejects = vem_rejects_new(&budget);
+    if (!conn->reasm || !conn->rejects)
+        abort();
+    s_insert(in, conn);
+    vem_counter_add(in->accepted, 1);
+    if (in->count > in->args->max_connections) {
+        vem_log(VEM_LOG_WARNING, "ingest", "connection limit %u reached: closing %s",
+                in->args->max_connections, conn->meta);
+        s_close(in, conn, in->closed_limit);
+        return;
+    }
+    vem_peers_verdict_t v = vem_peers_admit(in->peers, conn->addr, vem_mono_ms() * 1000);
+    vem_gauge_set(in->addresses, (int64_t)vem_peers_count(in->peers));
+    if (v == VEM_PEERS_OK) {
+        conn->admitted = true;
+        return;
+    }
+    if (v == VEM_PEERS_TOO_MANY)
+        vem_log(VEM_LOG_WARNING, "ingest", "%u connections from %s already: closing %s",
+                in->args->max_per_address, conn->addr, conn->meta);
+    else
+        vem_log(VEM_LOG_WARNING, "ingest", "over %u new connections a second from %s: closing %s",
+                in->args->new_per_address_s, conn->addr, conn->meta);
+    s_close(in, conn, v == VEM_PEERS_TOO_MANY ? in->closed_addr_limit : in->closed_addr_rate);
 }
 
 static void s_on_stream(s_ingest_t *in)
@@ -889,41 +1120,27 @@ static void s_on_stream(s_ingest_t *in)
         if (!conn && s_closed_by_us(in, key)) {
             vem_counter_add(in->late_notices, 1); /* a connection we closed ourselves */
         } else if (!conn) {                       /* a new connection */
-            conn = calloc(1, sizeof *conn);
-            if (!conn)
-                abort();
-            conn->key = key;
-            conn->id_len = zmq_msg_size(&id) < 8 ? zmq_msg_size(&id) : 8;
-            memcpy(conn->id, zmq_msg_data(&id), conn->id_len);
-            conn->conn_id = ++in->next_conn_id;
-            conn->last_us = vem_now_us();
-            const char *peer = zmq_msg_gets(&data, "Peer-Address");
-            int n = snprintf(conn->meta, sizeof conn->meta, "tcp %s #%u", peer ? peer : "?",
-                             conn->conn_id);
-            conn->meta_len =
-                (uint16_t)(n < (int)sizeof conn->meta ? n : (int)sizeof conn->meta - 1);
-            conn->reasm = vem_reasm_new(in->args->max_frame);
-            if (!conn->reasm)
-                abort();
-            s_insert(in, conn);
-            vem_counter_add(in->accepted, 1);
-            if (in->count > in->args->max_connections) {
-                vem_log(VEM_LOG_WARNING, "ingest", "connection limit %u reached: closing %s",
-                        in->args->max_connections, conn->meta);
-                s_close(in, conn, in->closed_limit);
-            }
+            s_on_connect(in, key, &id, &data);
         } else if (!conn->gone) { /* the peer went away */
             vem_reasm_end(conn->reasm);
             conn->gone = true;
             conn->closed_as = in->closed_peer;
             s_drain_or_stall(in, conn, NULL);
+        } else if (conn->close_pending) { /* its end, while our close waited: really gone */
+            conn->close_pending = false;
+            in->npending--;
+            if (!conn->stalled)
+                s_drained(in, conn);
         }
         goto done;
     }
-    if (!conn || conn->gone)
-        goto done; /* data for a connection we already closed */
     vem_counter_add(in->bytes_terminals, len);
+    if (!conn || conn->gone) {
+        vem_counter_add(in->discarded, len); /* a connection we are closing, or closed */
+        goto done;
+    }
     conn->last_us = vem_now_us();
+    vem_rejects_received(conn->rejects, len);
     vem_reasm_feed(conn->reasm, zmq_msg_data(&data), len);
     s_drain_or_stall(in, conn, &data);
 done:
@@ -933,11 +1150,14 @@ done:
 
 /* ---- gateways ----------------------------------------------------------------------------- */
 
+/* Reads up to S_GATEWAY_BUDGET gateway messages (whole frames). Messages over max_frame are
+ * quarantined by size and origin; libzmq drops a gateway that sends one over
+ * gateways.max_message_bytes before it is read (see s_on_gateway_event). */
 static void s_on_pull(s_ingest_t *in)
 {
     zmq_msg_t part;
     zmq_msg_init(&part);
-    for (unsigned n = 0; n < S_BATCH; n++) {
+    for (unsigned n = 0; n < S_GATEWAY_BUDGET; n++) {
         if (in->nstaged == S_BATCH)
             s_commit(in);
         if (!s_can_stage(in) || zmq_msg_recv(&part, in->pull, ZMQ_DONTWAIT) < 0)
@@ -960,11 +1180,7 @@ static void s_on_pull(s_ingest_t *in)
         vem_hj1239_error_t err = {0};
         bool whole = vem_hj1239_envelope_ok(data, len);
         if (!whole) {
-            vem_hj1239_frame_t *scratch = malloc(sizeof *scratch);
-            if (!scratch)
-                abort();
-            vem_hj1239_decode(data, len, 0, scratch, &err);
-            free(scratch);
+            vem_hj1239_decode(data, len, 0, in->scratch, &err);
             if (err.status == VEM_HJ1239_OK || err.status >= VEM_HJ1239_STATUS_COUNT)
                 err.status = VEM_HJ1239_MALFORMED_BODY;
             vem_counter_add(in->drops[err.status], 1);
@@ -973,6 +1189,48 @@ static void s_on_pull(s_ingest_t *in)
                 whole ? VEM_SPOOL_KIND_OBD_FRAME : VEM_SPOOL_KIND_QUARANTINE, data, len,
                 whole ? VEM_HJ1239_OK : err.status, err.offset, whole ? NULL : err.detail);
     }
+    zmq_msg_close(&part);
+}
+
+/* An event of the gateway socket's monitor. libzmq drops a gateway connection whose message
+ * is over ZMQ_MAXMSGSIZE without a word to the application; all it reports is the
+ * disconnection, the same as for a gateway that went away. Each one is counted and leaves a
+ * quarantine row (source gateway, class too_large), so a refused message is never silent; a
+ * gateway that reconnects in a loop gets S_GATEWAY_ROWS_S rows a second, the rest counted. */
+static void s_on_gateway_event(s_ingest_t *in)
+{
+    zmq_msg_t part;
+    zmq_msg_init(&part);
+    if (zmq_msg_recv(&part, in->gwmon, ZMQ_DONTWAIT) < 0)
+        goto done;
+    uint16_t event = 0;
+    if (zmq_msg_size(&part) >= 6)
+        memcpy(&event, zmq_msg_data(&part), sizeof event);
+    char endpoint[128] = "";
+    while (zmq_msg_more(&part) && zmq_msg_recv(&part, in->gwmon, ZMQ_DONTWAIT) >= 0) {
+        size_t n =
+            zmq_msg_size(&part) < sizeof endpoint - 1 ? zmq_msg_size(&part) : sizeof endpoint - 1;
+        memcpy(endpoint, zmq_msg_data(&part), n);
+        endpoint[n] = '\0';
+    }
+    if (event != ZMQ_EVENT_DISCONNECTED)
+        goto done;
+    vem_counter_add(in->gateway_drops, 1);
+    int64_t second = vem_mono_ms() / 1000;
+    if (second != in->gw_second) {
+        in->gw_second = second;
+        in->gw_rows = 0;
+    }
+    if (++in->gw_rows > S_GATEWAY_ROWS_S)
+        goto done;
+    char note[120];
+    snprintf(note, sizeof note,
+             "gateway connection dropped: a message over %lld bytes, or the gateway left",
+             (long long)in->args->gateway_max_message);
+    vem_log(VEM_LOG_WARNING, "ingest", "%s (%s)", note, endpoint);
+    s_stage(in, VEM_SOURCE_GATEWAY, NULL, NULL, VEM_SPOOL_KIND_QUARANTINE, NULL, 0,
+            VEM_RECORD_CLASS_TOO_LARGE, 0, note);
+done:
     zmq_msg_close(&part);
 }
 
@@ -1095,16 +1353,36 @@ static void s_trim(s_ingest_t *in)
     atomic_store(&in->args->settled_seq, low == UINT64_MAX ? durable : low);
 }
 
+/* Once a second: closes idle and deaf connections, tries pending closes again, forgets
+ * addresses no longer needed. */
 static void s_sweep_idle(s_ingest_t *in)
 {
     int64_t deadline = vem_now_us() - (int64_t)in->args->idle_timeout_s * 1000000;
-    for (size_t i = 0; i < in->capacity && s_can_stage(in); i++) {
+    bool room = true; /* closing a connection drains it: that needs spool room, a retry not */
+    for (size_t i = 0; i < in->capacity; i++) {
+        room = room && s_can_stage(in);
+        if (!room && in->npending == 0)
+            break;
         s_conn_t *c = in->slots[i];
-        if (c && c != S_TOMBSTONE && !c->stalled && !c->gone && c->last_us < deadline) {
+        if (!c || c == S_TOMBSTONE || c->stalled)
+            continue;
+        if (c->gone) {
+            if (c->close_pending && s_try_close(in, c))
+                s_drained(in, c);
+            else if (c->close_pending && vem_mono_ms() - c->pending_ms >= S_FORCE_MS)
+                s_force_close(c);
+        } else if (!room) {
+            continue;
+        } else if (c->deaf) {
+            vem_log(VEM_LOG_WARNING, "ingest", "closing %s: it does not read its replies", c->meta);
+            s_close(in, c, in->closed_unread);
+        } else if (c->last_us < deadline) {
             vem_log(VEM_LOG_DEBUG, "ingest", "closing idle connection %s", c->meta);
             s_close(in, c, in->closed_idle);
         }
     }
+    vem_peers_sweep(in->peers, vem_mono_ms() * 1000);
+    vem_gauge_set(in->addresses, (int64_t)vem_peers_count(in->peers));
 }
 
 static void s_register(s_ingest_t *in, vem_metrics_t *m)
@@ -1131,6 +1409,26 @@ static void s_register(s_ingest_t *in, vem_metrics_t *m)
     const char *over[] = {"verdict", "over_limit", NULL};
     in->activations_over = vem_metrics_counter(
         m, "vem_activations_total", "Activations (0x07) judged by ingest, by verdict.", over);
+    const char *rej[] = {"reason", "rejects", NULL}, *unread[] = {"reason", "unread", NULL},
+               *alimit[] = {"reason", "address_limit", NULL},
+               *arate[] = {"reason", "address_rate", NULL};
+    in->closed_rejects = vem_metrics_counter(m, "vem_connections_closed_total", closed_help, rej);
+    in->closed_unread = vem_metrics_counter(m, "vem_connections_closed_total", closed_help, unread);
+    in->closed_addr_limit =
+        vem_metrics_counter(m, "vem_connections_closed_total", closed_help, alimit);
+    in->closed_addr_rate =
+        vem_metrics_counter(m, "vem_connections_closed_total", closed_help, arate);
+    in->discarded = vem_metrics_counter(
+        m, "vem_bytes_discarded_total",
+        "Bytes received on terminal connections vemd was closing or had closed (not kept).", NULL);
+    in->gateway_drops = vem_metrics_counter(
+        m, "vem_gateway_disconnects_total",
+        "Gateway connections that ended (libzmq drops one sending a message over "
+        "gateways.max_message_bytes); each leaves a quarantine row.",
+        NULL);
+    in->addresses =
+        vem_metrics_gauge(m, "vem_peer_addresses",
+                          "Source addresses with open terminal connections (or new ones).", NULL);
     in->conns = vem_metrics_gauge(m, "vem_connections", "Open terminal connections.", NULL);
     in->reply_dropped = vem_metrics_counter(
         m, "vem_replies_dropped_total", "Replies not sent: the terminal was not reading.", NULL);
@@ -1177,6 +1475,9 @@ static int s_bind(s_ingest_t *in, char *err, size_t errlen)
     zmq_setsockopt(in->stream, ZMQ_TCP_KEEPALIVE, &one, sizeof one);
     zmq_setsockopt(in->stream, ZMQ_TCP_KEEPALIVE_IDLE, &a->tcp_keepalive_idle_s,
                    sizeof a->tcp_keepalive_idle_s);
+    zmq_setsockopt(in->stream, ZMQ_TCP_MAXRT, &a->send_timeout_ms, sizeof a->send_timeout_ms);
+    int sndhwm = S_STREAM_SNDHWM;
+    zmq_setsockopt(in->stream, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
     if (zmq_bind(in->stream, a->terminals_endpoint) != 0) {
         snprintf(err, errlen, "cannot bind terminals endpoint %s: %s", a->terminals_endpoint,
                  zmq_strerror(zmq_errno()));
@@ -1188,6 +1489,13 @@ static int s_bind(s_ingest_t *in, char *err, size_t errlen)
         zmq_setsockopt(in->pull, ZMQ_RCVHWM, &a->rcvhwm, sizeof a->rcvhwm);
         if (a->gateways_curve && vem_curve_serve(a->gateways_curve, in->pull, err, errlen) != 0)
             return -1;
+        zmq_setsockopt(in->pull, ZMQ_MAXMSGSIZE, &a->gateway_max_message,
+                       sizeof a->gateway_max_message);
+        if (zmq_socket_monitor(in->pull, S_GATEWAY_MONITOR, ZMQ_EVENT_DISCONNECTED) == 0) {
+            in->gwmon = zmq_socket(ctx, ZMQ_PAIR);
+            zmq_setsockopt(in->gwmon, ZMQ_LINGER, &zero, sizeof zero);
+            zmq_connect(in->gwmon, S_GATEWAY_MONITOR);
+        }
         if (zmq_bind(in->pull, a->gateways_endpoint) != 0) {
             snprintf(err, errlen, "cannot bind gateways endpoint %s: %s", a->gateways_endpoint,
                      zmq_strerror(zmq_errno()));
@@ -1242,6 +1550,7 @@ static void s_teardown(s_ingest_t *in)
             if (in->slots[i]->stalled)
                 zmq_msg_close(&in->slots[i]->chunk);
             vem_reasm_destroy(&in->slots[i]->reasm);
+            vem_rejects_destroy(&in->slots[i]->rejects);
             free(in->slots[i]);
         }
     free(in->slots);
@@ -1258,6 +1567,12 @@ static void s_teardown(s_ingest_t *in)
     if (in->ctl)
         zmq_close(in->ctl);
     vem_stations_destroy(&in->stations);
+    if (in->pull)
+        zmq_socket_monitor(in->pull, NULL, 0);
+    if (in->gwmon)
+        zmq_close(in->gwmon);
+    vem_peers_destroy(&in->peers);
+    free(in->scratch);
     if (in->stream)
         zmq_close(in->stream);
     if (in->pull)
@@ -1303,7 +1618,10 @@ void vem_ingest_actor(void *pipe, void *args_)
     in.sent_last = calloc(a->workers, sizeof *in.sent_last);
     in.done_last = calloc(a->workers, sizeof *in.done_last);
     in.ckpt_last = calloc(a->workers, sizeof *in.ckpt_last);
-    if (!in.slots || !in.staged || !in.stalled || !in.sent_last || !in.done_last || !in.ckpt_last)
+    in.peers = vem_peers_new(a->max_per_address, a->new_per_address_s);
+    in.scratch = malloc(sizeof *in.scratch);
+    if (!in.slots || !in.staged || !in.stalled || !in.sent_last || !in.done_last || !in.ckpt_last ||
+        !in.peers || !in.scratch)
         abort();
     in.headroom = S_META_MAX +
                   (a->max_frame > a->stations.max_message ? a->max_frame : a->stations.max_message);
@@ -1346,15 +1664,19 @@ void vem_ingest_actor(void *pipe, void *args_)
         bool room = s_room(&in); /* first: a drain stalls exactly when room runs out */
         bool stalled = in.nstalled > 0 && !s_resume_stalled(&in);
         bool open = room && !stalled && !in.flush_failed;
-        zmq_pollitem_t items[8] = {
+        zmq_pollitem_t items[10] = {
             {pipe, 0, ZMQ_POLLIN, 0}, {in.acks, 0, ZMQ_POLLIN, 0}, {in.ctl, 0, ZMQ_POLLIN, 0}};
-        int n = 3, i_stream = -1, i_pull = -1, i_stations = -1;
+        int n = 3, i_stream = -1, i_pull = -1, i_stations = -1, i_gwmon = -1;
         if (open) {
             i_stream = n;
             items[n++] = (zmq_pollitem_t){in.stream, 0, ZMQ_POLLIN, 0};
             if (in.pull) {
                 i_pull = n;
                 items[n++] = (zmq_pollitem_t){in.pull, 0, ZMQ_POLLIN, 0};
+            }
+            if (in.gwmon) {
+                i_gwmon = n;
+                items[n++] = (zmq_pollitem_t){in.gwmon, 0, ZMQ_POLLIN, 0};
             }
             if (in.stations) {
                 i_stations = n;
@@ -1393,6 +1715,8 @@ void vem_ingest_actor(void *pipe, void *args_)
             }
         if (i_pull >= 0 && (items[i_pull].revents & ZMQ_POLLIN) && in.nstalled == 0)
             s_on_pull(&in);
+        if (i_gwmon >= 0 && (items[i_gwmon].revents & ZMQ_POLLIN) && s_can_stage(&in))
+            s_on_gateway_event(&in);
         if (i_stations >= 0 && (items[i_stations].revents & ZMQ_POLLIN) && in.nstalled == 0)
             s_on_stations(&in);
         s_commit(&in); /* one fdatasync for everything read in this round, then the replies */
@@ -1402,8 +1726,7 @@ void vem_ingest_actor(void *pipe, void *args_)
             s_replay_turn(&in);
         s_trim(&in);
         if (vem_now_us() >= next_sweep) {
-            if (!in.flush_failed)
-                s_sweep_idle(&in);
+            s_sweep_idle(&in); /* (closes only what needs no spool room while a flush fails) */
             next_sweep = vem_now_us() + 1000000;
         }
     }

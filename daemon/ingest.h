@@ -64,6 +64,13 @@ typedef struct {
     int rcvhwm;         /* ZMQ_RCVHWM of the network sockets (small: TCP pushes back) */
     int worker_hwm;     /* ZMQ_SNDHWM towards each worker */
     int tcp_keepalive_idle_s;
+    int send_timeout_ms;           /* ZMQ_TCP_MAXRT: unacknowledged replies drop a connection */
+    uint64_t reject_bytes;         /* per connection: rejected bytes kept in the quarantine */
+    unsigned reject_records;       /* ... and quarantine records made; past either: closed */
+    unsigned reject_share_pct;     /* ... and the share of rejected bytes that closes it */
+    unsigned max_per_address;      /* terminal connections of one IP address at once */
+    unsigned new_per_address_s;    /* ... and new ones per second */
+    int64_t gateway_max_message;   /* ZMQ_MAXMSGSIZE of the gateway socket */
     struct vem_registry *registry; /* the registry snapshot at start for the stations' routing
                                     * (one reference passes to ingest), or NULL */
     unsigned consumers;            /* bit per VEM_CONSUMER_* that acknowledges */

@@ -576,6 +576,13 @@ static int s_start(s_daemon_t *d)
     in->keys = d->keys;
     in->bind_vin = c->terminals.bind_vin;
     in->activations_per_s = (unsigned)c->terminals.activations_per_s;
+    in->send_timeout_ms = (int)c->terminals.send_timeout_s * 1000;
+    in->reject_bytes = (uint64_t)c->terminals.reject_bytes;
+    in->reject_records = (unsigned)c->terminals.reject_records;
+    in->reject_share_pct = (unsigned)c->terminals.reject_share_pct;
+    in->max_per_address = (unsigned)c->terminals.max_per_address;
+    in->new_per_address_s = (unsigned)c->terminals.new_per_address_s;
+    in->gateway_max_message = c->gateways.max_message_bytes;
     atomic_store(&in->reply_mode, strcmp(c->terminals.reply_mode, "hj1239") == 0 ? VEM_REPLY_HJ1239
                                                                                  : VEM_REPLY_NONE);
     d->ingest = vem_actor_new(d->zctx, "ingest", vem_ingest_actor, in, err, sizeof err);

@@ -246,6 +246,8 @@ static vem_reasm_kind_t s_next_chunk(vem_reasm_t *self, vem_reasm_event_t *ev)
     uint64_t off = self->base + self->cpos;
     if (!s_is_start(p, avail)) {
         size_t k = s_skip_len(p, avail);
+        if (k > self->max_frame)
+            k = self->max_frame; /* a long run comes in pieces: no event is over max_frame */
         self->cpos += k;
         return s_drop(ev, VEM_HJ1239_BAD_START, s_garbage, off, p, k, k);
     }

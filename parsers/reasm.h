@@ -41,10 +41,10 @@ typedef struct {
                                   unknown_command */
     const char *detail;        /* DROP: static text */
     uint64_t offset;           /* stream offset of data[0] (bytes fed since creation/reset) */
-    const uint8_t *data;       /* FRAME: the frame; DROP: the bytes concerned, for quarantine */
+    const uint8_t *data;       /* FRAME: the frame; DROP: the bytes examined (data[0] on) */
     size_t len;
-    size_t skipped; /* DROP: stream bytes given up (1 for a rejected candidate, whose
-                       other bytes are scanned again) */
+    size_t skipped; /* DROP: stream bytes given up, data[0..skipped), at most max_frame (1 for
+                       a rejected candidate, whose other bytes are scanned again) */
     bool copied;    /* FRAME: assembled in the buffer (was split across chunks) */
 } vem_reasm_event_t;
 

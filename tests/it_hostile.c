@@ -15,6 +15,16 @@
  *   forged    200,000 logins of VINs never seen before: each worker's session table stays at
  *             pipeline.max_sessions (the evictions counted), vemd's memory stays flat, the
  *             status answer is bounded, and the fleet's vehicles keep their sessions
+ *   rejects   1 MiB of `23 23 08 FD` (2 records, closed for its rejected share), then logins
+ *             with 8 garbage bytes between them (closed at its record budget, 16 rows of 8)
+ *   unread    a terminal that sends and never reads: closed as unread and gone while it sends;
+ *             vemd never counts fewer connections than it has
+ *   gateway   a 100 MiB gateway message: refused by libzmq at its header (RSS flat), counted
+ *             and quarantined; one of 5,000 bytes quarantined by its size
+ *   address   40 connections from one address (30 held), a burst of 100 from another (some
+ *             refused for their rate)
+ *
+ * The abuse comes from addresses of its own in 127/8 (the fleet from 127.0.0.1).
  *
  * Expected values come from what the test sent (its own counts) and vem-sim's truth. */
 #include "hj1239.h"
@@ -31,6 +41,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #define S_CONNS 4 /* abuse connections, frames spread round-robin */
 
@@ -480,6 +491,443 @@ START_TEST(forged_vins_stay_under_the_cap)
 }
 END_TEST
 
+/* ---- abuse from an address of its own ---------------------------------------------------------
+ */
+
+/* A TCP connection to vemd from src (an address of 127/8: the fleet comes from 127.0.0.1), with
+ * a receive buffer of rcvbuf bytes when rcvbuf > 0 (a peer that reads nothing fills it fast). */
+static int s_connect_from(const char *src, int port, int rcvbuf)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    if (rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    struct sockaddr_in me = {.sin_family = AF_INET};
+    inet_pton(AF_INET, src, &me.sin_addr);
+    ck_assert_msg(bind(fd, (struct sockaddr *)&me, sizeof me) == 0, "bind %s: %s", src,
+                  strerror(errno));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect from %s: %s", src,
+                  strerror(errno));
+    return fd;
+}
+
+/* Sends as much of p as vemd takes, reading its replies away; stops when vemd closed the
+ * connection. Returns the bytes sent. */
+static size_t s_send_until_closed(int fd, const uint8_t *p, size_t len)
+{
+    uint8_t sink[4096];
+    size_t sent = 0;
+    while (sent < len) {
+        ssize_t n = send(fd, p + sent, len - sent, MSG_NOSIGNAL);
+        if (n <= 0)
+            break;
+        sent += (size_t)n;
+        while (recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
+            ;
+    }
+    return sent;
+}
+
+/* True when vemd closed fd's connection within timeout_s (end of stream or a reset). */
+static bool s_closed_within(int fd, double timeout_s)
+{
+    uint8_t sink[4096];
+    double t0 = vem_it_mono();
+    while (vem_it_mono() - t0 < timeout_s) {
+        ssize_t n = recv(fd, sink, sizeof sink, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+            return true;
+        if (n < 0)
+            vem_it_sleep(0.05);
+    }
+    return false;
+}
+
+/* vemd's side: TCP connections from src to port in state ESTABLISHED (/proc/net/tcp). */
+static int s_server_conns_from(int port, const char *src)
+{
+    struct in_addr a;
+    inet_pton(AF_INET, src, &a);
+    char local[32], remote[16];
+    snprintf(local, sizeof local, "0100007F:%04X", port);
+    snprintf(remote, sizeof remote, "%08X", (unsigned)a.s_addr); /* as the kernel prints it */
+    FILE *f = fopen("/proc/net/tcp", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        char l[64], r[64], st[8];
+        if (sscanf(line, " %*d: %63s %63s %7s", l, r, st) == 3 && strcmp(l, local) == 0 &&
+            strncmp(r, remote, 8) == 0 && strcmp(st, "01") == 0)
+            n++;
+    }
+    fclose(f);
+    return n;
+}
+
+/* vemd's RSS and CPU while an abuse runs: start, sample as often as convenient, report. */
+typedef struct {
+    long rss0, peak;
+    double cpu0, t0;
+} s_watch_t;
+
+static void s_watch_start(const vem_it_run_t *r, s_watch_t *w)
+{
+    s_usage(r->vemd, &w->rss0, &w->cpu0);
+    w->peak = w->rss0;
+    w->t0 = vem_it_mono();
+}
+
+static void s_watch_sample(const vem_it_run_t *r, s_watch_t *w)
+{
+    long rss;
+    double cpu;
+    s_usage(r->vemd, &rss, &cpu);
+    w->peak = rss > w->peak ? rss : w->peak;
+}
+
+static void s_watch_report(const vem_it_run_t *r, s_watch_t *w, const char *what, double n,
+                           const char *unit)
+{
+    long rss;
+    double cpu;
+    s_usage(r->vemd, &rss, &cpu);
+    w->peak = rss > w->peak ? rss : w->peak;
+    double s = vem_it_mono() - w->t0;
+    fprintf(stderr,
+            "it_hostile %s: %.0f %s in %.2f s (%.0f/s); vemd RSS %.1f MiB before, peak %.1f MiB; "
+            "CPU %.2f s (%.0f %% of one core) while a fleet ran beside\n",
+            what, n, unit, s, n / s, w->rss0 / 1024.0, w->peak / 1024.0, cpu - w->cpu0,
+            100.0 * (cpu - w->cpu0) / s);
+}
+
+/* ---- rejected bytes: one record per run, a budget per connection ---------------------------
+ */
+
+#define S_RJ_PATTERN_BYTES (1u << 20)
+#define S_RJ_RECORDS       16
+#define S_RJ_BYTES         16384
+
+/* 1 MiB of `23 23 08 FD` (the issue's pattern: each `##` a candidate announcing 2,326 bytes
+ * whose BCC fails), then logins with 8 bytes of garbage between them: the first is closed for
+ * its share of rejected bytes, the second once it has made its S_RJ_RECORDS records. */
+START_TEST(rejects_bounded_per_connection)
+{
+    vem_it_pg_up();
+    PGconn *conn = vem_it_pg();
+    char *since = s_db_now(conn);
+    char opts[160];
+    snprintf(opts, sizeof opts, "reject_bytes = %u; reject_records = %u; reject_share_pct = 50;",
+             S_RJ_BYTES, S_RJ_RECORDS);
+    vem_it_run_t r = {.terminals_opts = opts};
+    vem_it_start(&r, "it_hostile");
+    pid_t sim = s_fleet(&r, "LHSTRF", "24");
+    vem_it_sleep(2);
+
+    /* the pattern */
+    uint8_t *pattern = malloc(S_RJ_PATTERN_BYTES);
+    ck_assert_ptr_nonnull(pattern);
+    static const uint8_t four[] = {0x23, 0x23, 0x08, 0xFD};
+    for (size_t i = 0; i < S_RJ_PATTERN_BYTES; i++)
+        pattern[i] = four[i % 4];
+    s_watch_t w;
+    s_watch_start(&r, &w);
+    int fd = s_connect_from("127.0.0.6", r.port, 0);
+    size_t sent = 0;
+    for (size_t off = 0; off < S_RJ_PATTERN_BYTES; off += 65536) {
+        size_t n = s_send_until_closed(fd, pattern + off, 65536);
+        sent += n;
+        s_watch_sample(&r, &w);
+        if (n < 65536)
+            break;
+    }
+    ck_assert_msg(s_closed_within(fd, 30), "vemd kept the connection of the pattern open");
+    s_watch_report(&r, &w, "pattern 23 23 08 FD", (double)sent, "bytes");
+    close(fd);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_connections_closed_total{reason=\"rejects\"}"),
+                        1);
+    ck_assert(vem_it_log_has(&r, "tcp 127.0.0.6"));
+
+    /* logins with garbage between them: runs of 8 bytes, one record each */
+    vem_hj1239_frame_t *login = malloc(sizeof *login);
+    ck_assert_ptr_nonnull(login);
+    s_vector_frame("login", login);
+    memcpy(login->vin, "LHSTRG00000000001", 17);
+    login->time = time(NULL);
+    uint8_t unit[256];
+    size_t flen = 0;
+    ck_assert_int_eq(vem_hj1239_encode(login, unit, sizeof unit - 8, &flen), 0);
+    memcpy(unit + flen, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+    fd = s_connect_from("127.0.0.7", r.port, 0);
+    for (int i = 0; i < 1000; i++)
+        if (s_send_until_closed(fd, unit, flen + 8) < flen + 8)
+            break;
+    ck_assert_msg(s_closed_within(fd, 30), "vemd kept the connection of the garbage open");
+    close(fd);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_connections_closed_total{reason=\"rejects\"}"),
+                        2);
+    s_fleet_stored(&r, sim, conn, "LHSTRF");
+
+    /* the pattern: within its budget (before: 189,842 rows for 1 MiB) */
+    vem_it_settled(&r);
+    const char *pattern_rows = "SELECT count(*) FROM quarantine WHERE source = 'terminal' AND "
+                               "error_class <> 'bad_start' AND received_at >= $1::timestamptz";
+    long long rows = s_count(conn, pattern_rows, since);
+    long long bytes = s_count(conn,
+                              "SELECT coalesce(sum(length(raw)), 0) FROM quarantine WHERE source = "
+                              "'terminal' AND error_class <> 'bad_start' AND received_at >= "
+                              "$1::timestamptz",
+                              since);
+    fprintf(stderr, "it_hostile pattern: %zu bytes sent, %lld quarantine rows, %lld bytes kept\n",
+            sent, rows, bytes);
+    ck_assert_int_ge(rows, 1);
+    ck_assert_int_le(rows, S_RJ_RECORDS);
+    ck_assert_int_le(bytes, S_RJ_BYTES);
+    ck_assert(vem_it_metric_now(&r, "vem_stream_drops_total{class=\"bad_checksum\"}") > 0);
+    /* the garbage: exactly its record budget, each run of 8 bytes whole */
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(*) FROM quarantine WHERE source = 'terminal' AND "
+                             "error_class = 'bad_start' AND length(raw) = 8 AND raw = "
+                             "'\\x0102030405060708'::bytea AND received_at >= $1::timestamptz",
+                             since),
+                     S_RJ_RECORDS);
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(*) FROM quarantine WHERE source = 'terminal' AND "
+                             "error_class = 'bad_start' AND received_at >= $1::timestamptz",
+                             since),
+                     S_RJ_RECORDS);
+    free(login);
+    free(pattern);
+    free(since);
+    PQfinish(conn);
+    vem_it_stop(&r);
+}
+END_TEST
+
+/* ---- a peer that never reads --------------------------------------------------------------
+ */
+
+#define S_UR_SEND_TIMEOUT_S 5
+
+/* A terminal sends logins and reads none of the replies, through a 4 KiB receive buffer. Its
+ * replies fill the TCP buffers, then libzmq's pipe to it: vemd stops replying and closes it;
+ * the close is refused while the pipe is full, so vemd shuts its TCP socket down (before: the
+ * close was refused with EAGAIN, the state freed, and the TCP connection stayed open outside
+ * every limit, its data thrown away uncounted). While vemd still has it, it is counted. */
+START_TEST(unread_peer_is_gone)
+{
+    vem_it_pg_up();
+    PGconn *conn = vem_it_pg();
+    char opts[96];
+    snprintf(opts, sizeof opts, "send_timeout_s = %d;", S_UR_SEND_TIMEOUT_S);
+    vem_it_run_t r = {.terminals_opts = opts};
+    vem_it_start(&r, "it_hostile");
+    pid_t sim = s_fleet(&r, "LHSTUF", "25");
+    vem_it_sleep(2);
+    vem_hj1239_frame_t *login = malloc(sizeof *login);
+    ck_assert_ptr_nonnull(login);
+    s_vector_frame("login", login);
+    memcpy(login->vin, "LHSTUR00000000001", 17);
+    login->time = time(NULL);
+    enum { S_UNITS = 512 };
+    uint8_t one[256], *batch = malloc(S_UNITS * sizeof one);
+    ck_assert_ptr_nonnull(batch);
+    size_t flen = 0, blen = 0;
+    ck_assert_int_eq(vem_hj1239_encode(login, one, sizeof one, &flen), 0);
+    for (int i = 0; i < S_UNITS; i++, blen += flen)
+        memcpy(batch + blen, one, flen);
+
+    s_watch_t w;
+    s_watch_start(&r, &w);
+    int fd = s_connect_from("127.0.0.8", r.port, 4096);
+    double sent = 0, t0 = vem_it_mono();
+    bool gone = false;
+    int samples = 0;
+    /* send without reading, for up to 60 s; vemd must drop the connection meanwhile */
+    while (!gone && vem_it_mono() - t0 < 60) {
+        ssize_t n = send(fd, batch, blen, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            break; /* reset: vemd's side is gone */
+        if (n > 0)
+            sent += (double)n;
+        else
+            vem_it_sleep(0.05);
+        s_watch_sample(&r, &w);
+        /* every TCP connection vemd really has is counted (the fleet's have settled) */
+        int real =
+            s_server_conns_from(r.port, "127.0.0.1") + s_server_conns_from(r.port, "127.0.0.8");
+        double counted = vem_it_metric_now(&r, "vem_connections");
+        ck_assert_msg(counted >= real - 1, "vemd counts %.0f connections, has %d", counted, real);
+        samples += counted >= real; /* (one may be in between: accepted, not yet seen) */
+        gone = s_server_conns_from(r.port, "127.0.0.8") == 0;
+    }
+    s_watch_report(&r, &w, "peer that never reads", sent, "bytes");
+    ck_assert_msg(gone || s_server_conns_from(r.port, "127.0.0.8") == 0,
+                  "vemd kept the peer that never reads for 60 s while it sent");
+    ck_assert_int_gt(samples, 0);
+    close(fd);
+    /* it was closed as unread (counted when libzmq reported its end), its later bytes counted */
+    for (int i = 0;
+         i < 100 && vem_it_metric_now(&r, "vem_connections_closed_total{reason=\"unread\"}") < 1;
+         i++)
+        vem_it_sleep(0.1);
+    fprintf(stderr,
+            "it_hostile peer that never reads: replies dropped %.0f, closed as unread %.0f, bytes "
+            "discarded %.0f\n",
+            vem_it_metric_now(&r, "vem_replies_dropped_total"),
+            vem_it_metric_now(&r, "vem_connections_closed_total{reason=\"unread\"}"),
+            vem_it_metric_now(&r, "vem_bytes_discarded_total"));
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_connections_closed_total{reason=\"unread\"}"),
+                        1);
+    ck_assert(vem_it_log_has(&r, "tcp 127.0.0.8"));
+    s_fleet_stored(&r, sim, conn, "LHSTUF");
+    /* every connection is accounted for: accepted = closed (by any reason) once all are gone */
+    for (int i = 0; i < 100 && vem_it_metric_now(&r, "vem_connections") > 0; i++)
+        vem_it_sleep(0.1);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_connections"), 0);
+    ck_assert_double_eq(s_metric_prefix(&r, "vem_connections_closed_total"),
+                        vem_it_metric_now(&r, "vem_connections_accepted_total"));
+    free(batch);
+    free(login);
+    PQfinish(conn);
+    vem_it_stop(&r);
+}
+END_TEST
+
+/* ---- the gateway socket -----------------------------------------------------------------------
+ */
+
+#define S_GW_HUGE (100u << 20)
+
+/* A gateway sends a 100 MiB message, then (after libzmq dropped it and it connected again) one
+ * of 5,000 bytes, over the 4,096 of terminals.max_frame_bytes but under
+ * gateways.max_message_bytes. The first never reaches vemd's memory: libzmq refuses it at its
+ * header (before: it was read whole), and the disconnection leaves a counted quarantine row;
+ * the second is quarantined by its size. */
+START_TEST(gateway_message_bounded)
+{
+    vem_it_pg_up();
+    PGconn *conn = vem_it_pg();
+    char *since = s_db_now(conn);
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_hostile");
+    pid_t sim = s_fleet(&r, "LHSTGF", "26");
+    vem_it_sleep(2);
+    void *ctx = zmq_ctx_new();
+    void *push = zmq_socket(ctx, ZMQ_PUSH);
+    int zero = 0;
+    zmq_setsockopt(push, ZMQ_LINGER, &zero, sizeof zero);
+    char endpoint[300];
+    snprintf(endpoint, sizeof endpoint, "ipc://%s/gateway.sock", r.dir);
+    ck_assert_int_eq(zmq_connect(push, endpoint), 0);
+    uint8_t *huge = calloc(1, S_GW_HUGE);
+    ck_assert_ptr_nonnull(huge);
+    s_watch_t w;
+    s_watch_start(&r, &w);
+    ck_assert_int_eq(zmq_send(push, huge, S_GW_HUGE, 0), (int)S_GW_HUGE);
+    for (int i = 0; i < 600 && vem_it_metric_now(&r, "vem_gateway_disconnects_total") < 1; i++) {
+        s_watch_sample(&r, &w);
+        vem_it_sleep(0.05);
+    }
+    s_watch_report(&r, &w, "100 MiB gateway message", (double)S_GW_HUGE, "bytes");
+    ck_assert_double_ge(vem_it_metric_now(&r, "vem_gateway_disconnects_total"), 1);
+    /* vemd never held the message: well under its size */
+    ck_assert_msg(w.peak - w.rss0 < 32 * 1024, "vemd grew by %ld KiB", w.peak - w.rss0);
+    zmq_close(push);
+    /* a gateway again, with a message over the frame bound */
+    push = zmq_socket(ctx, ZMQ_PUSH);
+    zmq_setsockopt(push, ZMQ_LINGER, &(int){5000}, sizeof(int));
+    ck_assert_int_eq(zmq_connect(push, endpoint), 0);
+    ck_assert_int_eq(zmq_send(push, huge, 5000, 0), 5000);
+    zmq_close(push);
+    zmq_ctx_term(ctx);
+    free(huge);
+    s_fleet_stored(&r, sim, conn, "LHSTGF");
+    ck_assert_int_eq(s_count_until(conn,
+                                   "SELECT count(*) FROM quarantine WHERE source = 'gateway' AND "
+                                   "error_class = 'too_large' AND detail LIKE '%5000 bytes%' AND "
+                                   "length(raw) = 0 AND received_at >= $1::timestamptz",
+                                   since, 1),
+                     1);
+    long long dropped = s_count(conn,
+                                "SELECT count(*) FROM quarantine WHERE source = 'gateway' AND "
+                                "error_class = 'too_large' AND detail LIKE '%dropped%' AND "
+                                "received_at >= $1::timestamptz",
+                                since);
+    ck_assert_int_ge(dropped, 1);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_gateway_disconnects_total"), (double)dropped);
+    free(since);
+    PQfinish(conn);
+    vem_it_stop(&r);
+}
+END_TEST
+
+/* ---- limits per source address --------------------------------------------------------------
+ */
+
+#define S_PA_MAX  30 /* terminals.max_per_address (the fleet's 20 trucks fit) */
+#define S_PA_RATE 25 /* terminals.new_per_address_s */
+
+/* One host opens 40 connections, 5 a second: 30 are held, the last 10 closed at once. Another
+ * opens 100 as fast as it can and closes each: past 25 in a second they are refused. The
+ * fleet, from a third address, is not touched. */
+START_TEST(address_limits)
+{
+    vem_it_pg_up();
+    PGconn *conn = vem_it_pg();
+    char opts[160];
+    snprintf(opts, sizeof opts,
+             "idle_timeout_s = 120; max_per_address = %d; new_per_address_s = %d;", S_PA_MAX,
+             S_PA_RATE);
+    vem_it_run_t r = {.terminals_opts = opts};
+    vem_it_start(&r, "it_hostile");
+    pid_t sim = s_fleet(&r, "LHSTAF", "27");
+    vem_it_sleep(2);
+    s_watch_t w;
+    s_watch_start(&r, &w);
+    int fds[40];
+    for (int i = 0; i < 40; i++) {
+        fds[i] = s_connect_from("127.0.0.9", r.port, 0);
+        s_watch_sample(&r, &w);
+        vem_it_sleep(0.2);
+    }
+    vem_it_sleep(1);
+    int closed = 0;
+    for (int i = 0; i < 40; i++) {
+        bool c = s_closed_within(fds[i], 0.1);
+        closed += c;
+        ck_assert_msg(c == (i >= S_PA_MAX), "connection %d %s", i, c ? "closed" : "open");
+    }
+    ck_assert_int_eq(closed, 40 - S_PA_MAX);
+    ck_assert_double_eq(
+        vem_it_metric_now(&r, "vem_connections_closed_total{reason=\"address_limit\"}"),
+        40 - S_PA_MAX);
+    ck_assert_double_eq(
+        vem_it_metric_now(&r, "vem_connections_closed_total{reason=\"address_rate\"}"), 0);
+    ck_assert(vem_it_log_has(&r, "30 connections from 127.0.0.9 already"));
+    for (int i = 0; i < 40; i++)
+        close(fds[i]);
+    /* a burst from another host */
+    for (int i = 0; i < 100; i++)
+        close(s_connect_from("127.0.0.10", r.port, 0));
+    s_watch_report(&r, &w, "connections from two hosts", 140, "connections");
+    double refused = 0;
+    for (int i = 0; i < 100 && refused == 0; i++) {
+        vem_it_sleep(0.1);
+        refused = vem_it_metric_now(&r, "vem_connections_closed_total{reason=\"address_rate\"}");
+    }
+    /* at least 25 pass in any second; 100 arrivals within 4 s leave some refused */
+    ck_assert_double_ge(refused, 1);
+    ck_assert_double_le(refused, 100 - S_PA_RATE);
+    ck_assert(vem_it_log_has(&r, "new connections a second from 127.0.0.10"));
+    s_fleet_stored(&r, sim, conn, "LHSTAF");
+    PQfinish(conn);
+    vem_it_stop(&r);
+}
+END_TEST
+
 Suite *vem_suite_hostile(void);
 Suite *vem_suite_hostile(void)
 {
@@ -490,5 +938,15 @@ Suite *vem_suite_hostile(void)
     tcase_add_test(tc, bad_vin_quarantined);
     tcase_add_test(tc, forged_vins_stay_under_the_cap);
     suite_add_tcase(s, tc);
+    /* one case each, so CK_RUN_CASE=NAME runs one */
+    const char *names[] = {"rejects", "unread", "gateway", "address"};
+    const TTest *tests[] = {rejects_bounded_per_connection, unread_peer_is_gone,
+                            gateway_message_bounded, address_limits};
+    for (int i = 0; i < 4; i++) {
+        tc = tcase_create(names[i]);
+        tcase_set_timeout(tc, 600);
+        tcase_add_test(tc, tests[i]);
+        suite_add_tcase(s, tc);
+    }
     return s;
 }

@@ -25,6 +25,8 @@ typedef struct {
     /* set before vem_it_start, or NULL: settings added to the pipeline and pg groups, e.g.
      * "batch_rows = 200;" (a drain_timeout_s here replaces the default 20) */
     const char *pipeline_opts;
+    const char *terminals_opts; /* added to the terminals group, e.g. "bind_vin = false;" (an
+                                 * idle_timeout_s or max_connections here replaces the default) */
     const char *pg_opts;
     const char *spool_opts;     /* added to the spool group, e.g. "segment_bytes = 65536;" */
     const char *rules_opts;     /* the rules group's settings, e.g. "checkpoint_interval_s = 5;" */
@@ -34,7 +36,6 @@ typedef struct {
     int metrics_port;           /* 0: no HTTP endpoint; else /metrics and /healthz on 127.0.0.1 */
     const char *kafka_opts;     /* non-NULL: the Kafka sink on, to the harness's vem-broker, with
                                  * these settings added to the kafka group */
-    const char *terminals_opts; /* added to the terminals group, e.g. "bind_vin = false;" */
 } vem_it_run_t;
 
 /* A loopback TCP port free right now. */

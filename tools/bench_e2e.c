@@ -364,9 +364,11 @@ static void s_vemd_start(s_vemd_t *v)
     FILE *f = fopen(v->cfg, "w");
     if (!f)
         s_die(v->cfg, strerror(errno));
-    /* Only what a test run must change; everything else stays vemd's default. */
+    /* Only what a test run must change; everything else stays vemd's default (but the limits
+     * per source address: every connection comes from 127.0.0.1, up to 5000 at once). */
     fprintf(f,
-            "terminals: { endpoint = \"tcp://127.0.0.1:%d\"; };\n"
+            "terminals: { endpoint = \"tcp://127.0.0.1:%d\"; max_per_address = 1000000; "
+            "new_per_address_s = 1000000; };\n"
             "gateways: { endpoint = \"\"; };\n"
             "stations: { endpoint = \"\"; };\n"
             "control: { endpoint = \"ipc://%s/control.sock\"; };\n"
