@@ -160,6 +160,10 @@ static const vem_conf_key_t s_keys[] = {
     {"rules.completeness_delay_h", VEM_CONF_INT, S_OFF(rules.completeness_delay_h), "24", 0, 720,
      NULL, false,
      "hours after a Beijing day ends before its completeness is judged (re-sent data comes late)"},
+    {"rules.rsd_history_readings", VEM_CONF_INT, S_OFF(rules.rsd_history_readings), "1000000", 0,
+     100000000, NULL, false,
+     "roadside readings at most loaded from PostgreSQL at start to seed the rsd.* chains of "
+     "vehicles without checkpoint state (about 250 bytes each while loading); 0: none"},
     {"rules.disabled", VEM_CONF_STRING, S_OFF(rules.disabled), "", 0, 0, NULL, true,
      "rules switched off, by name, e.g. obd.offline, rsd.hc_exceed; empty: all on"},
     {"rules.rsd_speed_kmh_min", VEM_CONF_REAL, S_OFF(rules.t.rsd_speed_kmh.lo), "20", 0, 0, NULL,

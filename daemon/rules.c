@@ -972,6 +972,25 @@ void vem_rules_seed_readings(vem_rules_vehicle_t *self, const vem_rules_config_t
     self->counts = keep; /* history is not news */
 }
 
+unsigned vem_rules_history(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
+                           const vem_rsd_reading_t *past, size_t n, vem_rules_emit_fn emit,
+                           void *arg)
+{
+    vem_rules_out_t out = {emit, arg, 0, 0};
+    if (!*self->plate && n && *past[0].plate)
+        snprintf(self->plate, sizeof self->plate, "%s", past[0].plate);
+    vem_rules_rsd_ctx_t ctx = s_rsd_ctx(self);
+    vem_rules_counts_t keep = self->counts;
+    vem_rules_rsd_history(&self->rsd, &ctx, cfg, past, n, &out);
+    self->counts = keep; /* history is not news */
+    return out.emitted;
+}
+
+size_t vem_rules_vehicle_rsd_links(const vem_rules_vehicle_t *self)
+{
+    return vem_rules_rsd_links(&self->rsd);
+}
+
 unsigned vem_rules_on_silence(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
                               int64_t now_us, vem_rules_emit_fn emit, void *arg)
 {

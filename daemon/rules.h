@@ -227,7 +227,7 @@ json_t *vem_rules_violation_json(const vem_violation_t *v);
 char *vem_rules_explain(const vem_violation_t *v);
 
 /* The id: two 64-bit FNV-1a hashes of the same bytes, with the FNV-64 offset basis and with
- * the low 64 bits of the FNV-128 offset basis, as 32 hex digits. The bytes are the rule name,
+ * the high 64 bits of the FNV-128 offset basis, as 32 hex digits. The bytes are the rule name,
  * NUL, the vehicle key (the VIN for obd.* and fusion.*, the plate for rsd.*), NUL, and the
  * anchor: "t=<epoch us>" of the evidence's first sample or snapshot (obd.tamper and
  * obd.offline add "/<kind>") or "r=<station_id>/<reading_id>" of its first roadside reading. */
@@ -277,6 +277,20 @@ unsigned vem_rules_on_reading(vem_rules_vehicle_t *self, const vem_rules_config_
  * enough) without emitting: what was judged before a restart is in the database already. */
 void vem_rules_seed_readings(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
                              const vem_rsd_reading_t *past, size_t n);
+
+/* The roadside history of the vehicle from the database (vemd loads it at start: a fresh
+ * install with back-filled readings, a lost checkpoint): stored readings in any order (the
+ * last rsd_cycle_months are enough) seeded into the chains without verdicts, as
+ * vem_rules_seed_readings does; but a chain that already held readings judged live and that
+ * the history changes is emitted again as it now stands, under the id of its oldest reading:
+ * what a vehicle that had seen everything in time order would have emitted last. Counts do not
+ * change. Returns the number of verdicts emitted. */
+unsigned vem_rules_history(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
+                           const vem_rsd_reading_t *past, size_t n, vem_rules_emit_fn emit,
+                           void *arg);
+
+/* Roadside exceedances the vehicle's chains hold (0: nothing of the history worth keeping). */
+size_t vem_rules_vehicle_rsd_links(const vem_rules_vehicle_t *self);
 
 /* The clock's turn, now_us the wall clock: ends trips with nothing received for trip_gap_min
  * (judging them as the next sample would), and emits obd.offline when nothing was received

@@ -16,6 +16,7 @@
 #include "records.h"
 #include "registry.h"
 #include "rsd.h"
+#include "rsdhist.h"
 #include "rules.h"
 #include "session.h"
 #include "spool.h"
@@ -701,6 +702,8 @@ static void s_flush_out(s_worker_t *w)
  * stop. */
 static void s_judge_day(s_worker_t *w);
 
+static void s_history(s_worker_t *w, vem_rsdhist_t *h);
+
 static bool s_on_pipe(s_worker_t *w, void *pipe)
 {
     uint8_t msg[sizeof VEM_WORKER_REGISTRY_MSG + sizeof(void *)];
@@ -714,6 +717,13 @@ static bool s_on_pipe(s_worker_t *w, void *pipe)
         vem_day_counts_free(w->day_wait); /* a newer day: the older one is judged again later */
         w->day_wait = counts;
         s_judge_day(w);
+        return false;
+    }
+    if ((size_t)len == sizeof VEM_WORKER_HISTORY_MSG + sizeof(void *) &&
+        memcmp(msg, VEM_WORKER_HISTORY_MSG, sizeof VEM_WORKER_HISTORY_MSG) == 0) {
+        vem_rsdhist_t *h;
+        memcpy(&h, msg + sizeof VEM_WORKER_HISTORY_MSG, sizeof h);
+        s_history(w, h);
         return false;
     }
     if ((size_t)len == sizeof VEM_WORKER_RULES_MSG + sizeof(void *) &&
@@ -828,6 +838,63 @@ static void s_judge_day(s_worker_t *w)
     }
     vem_day_counts_free(w->day_wait);
     w->day_wait = NULL;
+    s_flush_out(w);
+}
+
+/* ---- roadside history ----------------------------------------------------------------------- */
+
+/* The stored roadside readings of this worker's vehicles (rsdhist.h), one plate after the
+ * other: seeded into the vehicle's rule state where ingest routes its readings (the registry's
+ * VIN for the plate, else the plate). A state made only for the history is kept when its chains
+ * hold something; one that was there (from a checkpoint, or readings judged before the history
+ * came) has its changed chains judged again, as records of the last input judged here. */
+static void s_history(s_worker_t *w, vem_rsdhist_t *h)
+{
+    if (!w->judge) {
+        vem_rsdhist_free(h);
+        return;
+    }
+    vem_input_hdr_t hdr = {.seq = w->rules_mark,
+                           .nseqs = 1,
+                           .received_us = vem_now_us(),
+                           .source = VEM_SOURCE_ROADSIDE};
+    s_verdict_ctx_t ctx = {w, &hdr};
+    size_t kept = 0;
+    for (size_t i = 0, j; i < h->n; i = j) {
+        const char *plate = h->r[i].plate;
+        for (j = i + 1; j < h->n && strcmp(h->r[j].plate, plate) == 0; j++)
+            ;
+        const vem_vehicle_t *reg = w->registry ? vem_registry_find_plate(w->registry, plate) : NULL;
+        void **slot = reg ? vem_sessions_state_new(w->sessions, reg->vin)
+                          : vem_plates_slot(w->plates, plate, true);
+        if (!slot) {
+            vem_counter_add(w->plates_full, j - i);
+            continue;
+        }
+        bool made = !*slot;
+        if (made) {
+            vem_rules_engine_facts_t facts = s_facts(reg);
+            s_vstate_t *vs = calloc(1, sizeof *vs);
+            if (!vs)
+                abort();
+            vs->v = vem_rules_vehicle_new(reg ? reg->vin : NULL, plate, reg ? &facts : NULL);
+            *slot = vs;
+        }
+        s_vstate_t *vs = *slot;
+        /* verdicts need an input to travel with: before the first, no chain was judged live */
+        if (vem_rules_history(vs->v, &w->rules, &h->r[i], j - i,
+                              w->rules_mark ? s_on_verdict : NULL, &ctx))
+            w->swept = true;
+        if (made && vem_rules_vehicle_rsd_links(vs->v) == 0) {
+            s_rules_free(vs);
+            *slot = NULL;
+        } else {
+            kept++;
+        }
+    }
+    vem_log(VEM_LOG_INFO, "worker", "worker %u: roadside history of %zu readings, %zu vehicles",
+            w->args->index, h->n, kept);
+    vem_rsdhist_free(h);
     s_flush_out(w);
 }
 

@@ -1367,6 +1367,66 @@ START_TEST(roadside_history_seeds_the_chain)
 }
 END_TEST
 
+/* The history loaded after readings were judged live (vemd started and the database was slow):
+ * the changed chain is emitted again as a vehicle that saw everything in time order emitted it
+ * last (same id, evidence, severity); a history that adds nothing, or meets no live reading,
+ * emits nothing. */
+START_TEST(roadside_history_after_live_readings)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rsd_reading_t past[3], live;
+    s_reading(&past[0], T0 + DAY, "h2", VEM_FUEL_DIESEL); /* any order */
+    past[0].no_ppm = 1600;
+    s_reading(&past[1], T0, "h1", VEM_FUEL_DIESEL);
+    past[1].no_ppm = 1700;
+    s_reading(&past[2], T0 - DAY, "h0", VEM_FUEL_DIESEL);
+    past[2].no_ppm = 1000; /* compliant, before the chain */
+    s_reading(&live, T0 + 2 * DAY, "r3", VEM_FUEL_DIESEL);
+    live.no_ppm = 1650;
+
+    /* everything in time order */
+    vem_rules_vehicle_t *all = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t want = {0};
+    vem_rules_on_reading(all, &cfg, &past[2], 1, s_collect, &want);
+    vem_rules_on_reading(all, &cfg, &past[1], 2, s_collect, &want);
+    vem_rules_on_reading(all, &cfg, &past[0], 3, s_collect, &want);
+    vem_rules_on_reading(all, &cfg, &live, 4, s_collect, &want);
+    ck_assert_int_eq(want.n, 3);
+    const s_got_t *last = &want.v[want.n - 1];
+    ck_assert_int_eq(last->severity, VEM_SEVERITY_VIOLATION);
+
+    /* the live reading first, the history after */
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    vem_rules_on_reading(v, &cfg, &live, 4, s_collect, &log);
+    ck_assert_int_eq(log.n, 1);
+    ck_assert_int_eq(log.v[0].severity, VEM_SEVERITY_NOTICE);
+    ck_assert_uint_eq(vem_rules_history(v, &cfg, past, 3, s_collect, &log), 1);
+    ck_assert_int_eq(log.n, 2);
+    ck_assert_str_eq(log.v[1].id, last->id);
+    ck_assert_int_eq(log.v[1].severity, VEM_SEVERITY_VIOLATION);
+    ck_assert_int_eq(log.v[1].first_us, last->first_us);
+    ck_assert_int_eq(log.v[1].last_us, last->last_us);
+    ck_assert_double_eq(log.v[1].measured, last->measured);
+    ck_assert(json_equal(log.v[1].ev, last->ev));
+    ck_assert_uint_eq(vem_rules_vehicle_counts(v)->readings, 1); /* history is not news */
+    ck_assert_uint_eq(vem_rules_vehicle_rsd_links(v), 3);
+    /* the same history again changes nothing: no verdict */
+    ck_assert_uint_eq(vem_rules_history(v, &cfg, past, 3, s_collect, &log), 0);
+
+    /* history alone: seeded silently */
+    vem_rules_vehicle_t *h = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    ck_assert_uint_eq(vem_rules_history(h, &cfg, past, 3, s_collect, &log), 0);
+    ck_assert_uint_eq(vem_rules_vehicle_rsd_links(h), 2);
+    ck_assert_int_eq(log.n, 2);
+    s_log_free(&want);
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&all);
+    vem_rules_vehicle_destroy(&v);
+    vem_rules_vehicle_destroy(&h);
+}
+END_TEST
+
 /* Natural months in Beijing time: a day the later month lacks becomes its last day. */
 START_TEST(natural_months)
 {
@@ -2080,6 +2140,7 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, roadside_evidence);
     tcase_add_test(tc, roadside_gasoline);
     tcase_add_test(tc, roadside_history_seeds_the_chain);
+    tcase_add_test(tc, roadside_history_after_live_readings);
     tcase_add_test(tc, natural_months);
     tcase_add_test(tc, fusion_either_order);
     tcase_add_test(tc, fusion_unmatched);
