@@ -279,10 +279,10 @@ static bool s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
         c->cap = cap;
     }
     if (c->n == VEM_RULES_CHAIN_MAX) { /* the oldest goes */
+        if (at == 0)
+            return true; /* older than everything kept: it is the oldest (seeding, late data) */
         memmove(c->links, c->links + 1, (c->n - 1) * sizeof *c->links);
         c->n--;
-        if (at == 0)
-            return true; /* older than everything kept */
         at--;
     }
     memmove(c->links + at + 1, c->links + at, (c->n - at) * sizeof *c->links);

@@ -1427,6 +1427,44 @@ START_TEST(roadside_history_after_live_readings)
 }
 END_TEST
 
+/* A full chain (32 exceedances) keeps its 32 newest when an older exceedance comes (from the
+ * history, or late): the older one is the one that goes, as in time order. */
+START_TEST(full_chain_keeps_the_newest)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    vem_rsd_reading_t r;
+    char id[16];
+    for (int i = 1; i <= 32; i++) {
+        snprintf(id, sizeof id, "f%d", i);
+        s_reading(&r, T0 + i * 3600, id, VEM_FUEL_DIESEL);
+        r.no_ppm = 1600;
+        vem_rules_on_reading(v, &cfg, &r, (uint64_t)i, s_collect, &log);
+        if (log.n == 256) {
+            s_log_free(&log);
+            memset(&log, 0, sizeof log);
+        }
+    }
+    ck_assert_uint_eq(vem_rules_vehicle_rsd_links(v), 32);
+    s_reading(&r, T0, "f0", VEM_FUEL_DIESEL);
+    r.no_ppm = 1600;
+    ck_assert_uint_eq(vem_rules_history(v, &cfg, &r, 1, NULL, NULL), 0);
+    ck_assert_uint_eq(vem_rules_vehicle_rsd_links(v), 32);
+    s_log_free(&log);
+    memset(&log, 0, sizeof log);
+    s_reading(&r, T0 + 33 * 3600, "f33", VEM_FUEL_DIESEL);
+    r.no_ppm = 1600;
+    vem_rules_on_reading(v, &cfg, &r, 33, s_collect, &log);
+    ck_assert_int_eq(log.n, 1);
+    json_t *readings = json_object_get(log.v[0].ev, "readings");
+    ck_assert_uint_eq(json_array_size(readings), 32);
+    ck_assert_str_eq(s_str(json_array_get(readings, 0), "reading_id"), "f2");
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 /* Natural months in Beijing time: a day the later month lacks becomes its last day. */
 START_TEST(natural_months)
 {
@@ -2141,6 +2179,7 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, roadside_gasoline);
     tcase_add_test(tc, roadside_history_seeds_the_chain);
     tcase_add_test(tc, roadside_history_after_live_readings);
+    tcase_add_test(tc, full_chain_keeps_the_newest);
     tcase_add_test(tc, natural_months);
     tcase_add_test(tc, fusion_either_order);
     tcase_add_test(tc, fusion_unmatched);
