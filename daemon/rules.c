@@ -991,6 +991,19 @@ size_t vem_rules_vehicle_rsd_links(const vem_rules_vehicle_t *self)
     return vem_rules_rsd_links(&self->rsd);
 }
 
+bool vem_rules_vehicle_idle(const vem_rules_vehicle_t *self, const vem_rules_config_t *cfg)
+{
+    bool offline_done =
+        self->offline_fired || !self->heard || !*self->vin || !cfg->enabled[VEM_RULE_OBD_OFFLINE];
+    return !self->live.open && !self->back.open && !self->mil_on && self->ndtcs == 0 &&
+           self->rsd.npending == 0 && vem_rules_rsd_links(&self->rsd) == 0 && offline_done;
+}
+
+int64_t vem_rules_vehicle_last_received(const vem_rules_vehicle_t *self)
+{
+    return self->last_received_us;
+}
+
 unsigned vem_rules_on_silence(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
                               int64_t now_us, vem_rules_emit_fn emit, void *arg)
 {

@@ -289,6 +289,15 @@ unsigned vem_rules_history(vem_rules_vehicle_t *self, const vem_rules_config_t *
                            const vem_rsd_reading_t *past, size_t n, vem_rules_emit_fn emit,
                            void *arg);
 
+/* True when the state holds nothing that later inputs or the clock still need, so the owner
+ * may destroy it once the vehicle has been silent long enough (and make a new one if it comes
+ * back): no open trip, no MIL episode or remembered DTC, no roadside chain or reading waiting
+ * for OBD data, and obd.offline fired for the silence (or cannot fire). */
+bool vem_rules_vehicle_idle(const vem_rules_vehicle_t *self, const vem_rules_config_t *cfg);
+
+/* Receipt time of the last input the vehicle took (epoch us; 0: none yet). */
+int64_t vem_rules_vehicle_last_received(const vem_rules_vehicle_t *self);
+
 /* Roadside exceedances the vehicle's chains hold (0: nothing of the history worth keeping). */
 size_t vem_rules_vehicle_rsd_links(const vem_rules_vehicle_t *self);
 

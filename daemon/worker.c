@@ -72,6 +72,8 @@ typedef struct {
     vem_counter_t *ckpts, *ckpt_errors, *restored, *restore_errors;
     vem_counter_t *readings, *readings_invalid, *plates_full;
     vem_gauge_t *ckpt_bytes, *ckpt_vehicles;
+    vem_gauge_t *state_bytes; /* rule state held, summed at each silence sweep */
+    vem_counter_t *released;  /* idle rule states let go */
     vem_histogram_t *latency;
 } s_worker_t;
 
@@ -129,6 +131,13 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
                                          "Vehicles with rule state in the worker.", by_worker);
     w->sessions_now =
         vem_metrics_gauge(m, "vem_sessions", "Vehicle sessions the worker holds.", by_worker);
+    w->state_bytes = vem_metrics_gauge(
+        m, "vem_rules_state_bytes",
+        "Bytes of rule state the worker's vehicles hold (at the last silence sweep).", by_worker);
+    w->released = vem_metrics_counter(
+        m, "vem_rules_released_total",
+        "Rule states let go: silent past pipeline.session_idle_s with nothing left to judge.",
+        NULL);
     w->sess_evicted = vem_metrics_counter(
         m, "vem_sessions_evicted_total",
         "Sessions without rule state forgotten at pipeline.max_sessions for a new VIN.", NULL);
@@ -768,9 +777,16 @@ static void s_expire(s_worker_t *w)
 typedef struct {
     s_worker_t *w;
     int64_t now_us;
+    int64_t idle_us; /* a state with nothing left to judge goes after this long silent */
+    uint64_t bytes, released;
     vem_input_hdr_t hdr;
 } s_sweep_ctx_t;
 
+/* The silence rules of one vehicle; then, if it has been silent for idle_us and its state
+ * holds nothing later inputs or the clock need (vem_rules_vehicle_idle), the state goes, and
+ * with it the session's claim to stay (the session table forgets it like any other). A VIN
+ * that comes back gets a new state. So rule state follows the vehicles that drive, not every
+ * VIN that ever sent a frame. */
 static void s_sweep_vehicle(void *arg, const vem_session_t *session)
 {
     s_sweep_ctx_t *ctx = arg;
@@ -781,6 +797,14 @@ static void s_sweep_vehicle(void *arg, const vem_session_t *session)
     s_verdict_ctx_t vctx = {ctx->w, &ctx->hdr};
     if (vem_rules_on_silence(vs->v, &ctx->w->rules, ctx->now_us, s_on_verdict, &vctx))
         ctx->w->swept = true;
+    if (ctx->now_us - vem_rules_vehicle_last_received(vs->v) >= ctx->idle_us &&
+        vem_rules_vehicle_idle(vs->v, &ctx->w->rules)) {
+        s_rules_free(vs);
+        *slot = NULL;
+        ctx->released++;
+        return;
+    }
+    ctx->bytes += vem_rules_vehicle_bytes(vs->v);
 }
 
 /* The clock's turn for the rules (trips that went quiet end and are judged; obd.offline).
@@ -798,12 +822,22 @@ static void s_sweep(s_worker_t *w)
     int64_t now = vem_now_us();
     if (w->newest_rx_us < now - S_BACKLOG_US && mono - w->last_input_ms < S_BACKLOG_IDLE_MS)
         now = w->newest_rx_us;
+    /* never before the fusion history has passed (a late reading may still match it) */
+    int64_t idle_s = w->args->session_idle_s;
+    if (idle_s < (int64_t)w->rules.fusion_horizon_s)
+        idle_s = (int64_t)w->rules.fusion_horizon_s;
     s_sweep_ctx_t ctx = {
         .w = w,
         .now_us = now,
+        .idle_us = idle_s * 1000000,
         .hdr = {
             .seq = w->rules_mark, .nseqs = 1, .received_us = now, .source = VEM_SOURCE_TERMINAL}};
     vem_sessions_each(w->sessions, s_sweep_vehicle, &ctx);
+    vem_gauge_set(w->state_bytes, (int64_t)ctx.bytes);
+    if (ctx.released) {
+        vem_counter_add(w->released, ctx.released);
+        w->swept = true; /* the next checkpoint leaves them out */
+    }
 }
 
 /* A day's completeness for the vehicles of this worker (counts from PostgreSQL, see

@@ -1615,6 +1615,50 @@ static void s_obd_frame(s_feed_t *fd, int64_t t, double mil, const uint32_t *dtc
     s_send(fd);
 }
 
+/* What may be let go: nothing while a trip is open, the MIL is on or a chain holds a reading,
+ * or obd.offline has yet to fire for the silence; then it may. */
+START_TEST(idle_state)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    ck_assert(vem_rules_vehicle_idle(v, &cfg)); /* never heard: nothing to judge */
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    s_feed(&fd, T0, 60, s_const, &s_cruise);
+    ck_assert_int_eq(vem_rules_vehicle_last_received(v), US(T0 + 59) + 1500000);
+    ck_assert(!vem_rules_vehicle_idle(v, &cfg)); /* a trip open */
+    s_cmd(&fd, VEM_HJ1239_CMD_LOGOUT, T0 + 60);
+    ck_assert(!vem_rules_vehicle_idle(v, &cfg)); /* obd.offline owed after the silence */
+    cfg.enabled[VEM_RULE_OBD_OFFLINE] = false;
+    ck_assert(vem_rules_vehicle_idle(v, &cfg));
+    cfg.enabled[VEM_RULE_OBD_OFFLINE] = true;
+    vem_rules_on_silence(v, &cfg, US(T0 + 62 + 72 * 3600), s_collect, &log);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_OFFLINE), 1);
+    ck_assert(vem_rules_vehicle_idle(v, &cfg));
+    /* a roadside exceedance in a chain keeps it */
+    vem_rsd_reading_t r;
+    s_reading(&r, T0 + 100, "i1", VEM_FUEL_DIESEL);
+    r.no_ppm = 1600;
+    vem_rules_on_reading(v, &cfg, &r, 99, s_collect, &log);
+    ck_assert(!vem_rules_vehicle_idle(v, &cfg));
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+    /* the MIL on keeps it */
+    v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    s_feed_init(&fd, v, &cfg, &log);
+    s_obd_frame(&fd, T0, 1, NULL, 0, NULL);
+    cfg.enabled[VEM_RULE_OBD_OFFLINE] = false;
+    ck_assert(!vem_rules_vehicle_idle(v, &cfg));
+    s_obd_frame(&fd, T0 + 10, 0, NULL, 0, NULL);
+    ck_assert(vem_rules_vehicle_idle(v, &cfg));
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 /* MIL on at T0: a notice at once. Still on at T0 + 7 d exactly: not yet "after 7 days"; at
  * T0 + 7 d + 1 s: the violation, under the notice's id. An invalid MIL byte changes nothing;
  * off ends the episode; on again is a new one. A snapshot older than the newest is set
@@ -2180,6 +2224,7 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, roadside_history_seeds_the_chain);
     tcase_add_test(tc, roadside_history_after_live_readings);
     tcase_add_test(tc, full_chain_keeps_the_newest);
+    tcase_add_test(tc, idle_state);
     tcase_add_test(tc, natural_months);
     tcase_add_test(tc, fusion_either_order);
     tcase_add_test(tc, fusion_unmatched);

@@ -15,6 +15,10 @@
  *                     vemd judges the day at start; only the first gets an obd.offline notice
  *   reload_switches_rules  a rule switched off in the file judges nothing; after the switch is
  *                     removed and SIGHUP sent, it does
+ *   idle_state_released  20 trucks drive, log out and go silent: once silent past
+ *                     pipeline.session_idle_s with nothing left to judge, each one's rule state
+ *                     is let go (counted), the workers hold 0 bytes of rule state, and the
+ *                     sessions then expire; a truck that comes back gets a state again
  *   roadside_history_from_pg  roadside readings stored in PostgreSQL before vemd starts (no
  *                     checkpoint, no spool): one new exceedance per plate completes the rsd.*
  *                     chain the stored ones began, under the id of its oldest reading (by plate
@@ -400,6 +404,58 @@ START_TEST(daily_completeness)
 }
 END_TEST
 
+/* The sum of a metric over its label sets ("name" and "name{...}"). */
+static double s_metric_sum(const vem_it_run_t *r, const char *name)
+{
+    json_t *st = vem_it_status(r, "--json");
+    ck_assert_ptr_nonnull(st);
+    double sum = 0;
+    const char *key;
+    json_t *v;
+    size_t len = strlen(name);
+    json_object_foreach(json_object_get(st, "metrics"), key, v)
+    {
+        if (strncmp(key, name, len) == 0 && (key[len] == '\0' || key[len] == '{'))
+            sum += json_number_value(v);
+    }
+    json_decref(st);
+    return sum;
+}
+
+START_TEST(idle_state_released)
+{
+    vem_it_run_t r = {0};
+    /* obd.offline off, so a silent truck owes no verdict; the fusion history at its shortest */
+    r.rules_opts = "disabled = \"obd.offline\"; fusion_horizon_s = 10;";
+    r.pipeline_opts = "session_idle_s = 60;";
+    vem_it_start(&r, "it_rules");
+    char *argv[] = {"--trucks", "20", "--rate",       "2",     "--duration", "3",
+                    "--seed",   "61", "--vin-prefix", "LRULEK"};
+    ck_assert_int_eq(vem_it_wait(vem_it_run_sim(&r, argv, 10), 60), 0);
+    json_decref(vem_it_sink_settled(&r));
+    ck_assert_double_eq(s_metric_sum(&r, "vem_rules_released_total"), 0);
+    /* 60 s silent, then the next sweep (every 10 s) */
+    double t0 = vem_it_mono();
+    while (vem_it_mono() - t0 < 100 && s_metric_sum(&r, "vem_rules_released_total") < 20)
+        vem_it_sleep(1);
+    ck_assert_double_eq(s_metric_sum(&r, "vem_rules_released_total"), 20);
+    ck_assert_double_eq(s_metric_sum(&r, "vem_rules_state_bytes"), 0);
+    /* stateless now, the sessions go after session_idle_s like a login's (checked each second) */
+    for (int i = 0; i < 30 && s_metric_sum(&r, "vem_sessions") > 0; i++)
+        vem_it_sleep(0.5);
+    ck_assert_double_eq(s_metric_sum(&r, "vem_sessions"), 0);
+    /* one truck again: a new state, judged as before */
+    char *again[] = {"--trucks", "1",  "--rate",       "2",     "--duration", "2",
+                     "--seed",   "62", "--vin-prefix", "LRULEK"};
+    ck_assert_int_eq(vem_it_wait(vem_it_run_sim(&r, again, 10), 60), 0);
+    json_decref(vem_it_sink_settled(&r));
+    for (int i = 0; i < 150 && s_metric_sum(&r, "vem_rules_state_bytes") == 0; i++)
+        vem_it_sleep(0.1);
+    ck_assert_double_gt(s_metric_sum(&r, "vem_rules_state_bytes"), 0);
+    vem_it_stop(&r);
+}
+END_TEST
+
 /* ---- roadside history ------------------------------------------------------------------------
  */
 
@@ -605,5 +661,9 @@ Suite *vem_suite_rules_e2e(void)
     tcase_set_timeout(hist, 120);
     tcase_add_test(hist, roadside_history_from_pg);
     suite_add_tcase(s, hist);
+    TCase *idle = tcase_create("idle_state"); /* CK_RUN_CASE=idle_state */
+    tcase_set_timeout(idle, 240);
+    tcase_add_test(idle, idle_state_released);
+    suite_add_tcase(s, idle);
     return s;
 }
