@@ -92,7 +92,8 @@ static const vem_conf_key_t s_keys[] = {
     {"pipeline.session_idle_s", VEM_CONF_INT, S_OFF(pipeline.session_idle_s), "86400", 60, 31622400,
      NULL, false,
      "sessions without rule state (e.g. logins only) are forgotten after this many seconds "
-     "without a frame"},
+     "without a frame; rule state with nothing left to judge is let go after as long (at least "
+     "rules.fusion_horizon_s)"},
     {"pg.enable", VEM_CONF_BOOL, S_OFF(pg.enable), "true", 0, 0, NULL, false,
      "write samples, events and quarantined input to PostgreSQL"},
     {"pg.conninfo", VEM_CONF_STRING, S_OFF(pg.conninfo), "dbname=vem", 0, 0, NULL, false,

@@ -895,6 +895,18 @@ static void s_removal(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
                     VEM_SEVERITY_VIOLATION, ev);
 }
 
+void vem_rules_prefetch_state(const vem_rules_vehicle_t *self)
+{
+    for (size_t o = 0; o < offsetof(vem_rules_vehicle_t, vin); o += 64)
+        __builtin_prefetch((const char *)self + o, 1, 3);
+}
+
+void vem_rules_prefetch_frame(const vem_rules_vehicle_t *self, const vem_hj1239_frame_t *f)
+{
+    if (f->cmd == VEM_HJ1239_CMD_REALTIME || f->cmd == VEM_HJ1239_CMD_RESEND)
+        vem_rules_window_prefetch(&self->live.win, (uint32_t)f->nblocks);
+}
+
 unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
                             const vem_hj1239_frame_t *f, int64_t received_us, uint64_t spool_seq,
                             vem_rules_emit_fn emit, void *arg)

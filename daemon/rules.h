@@ -244,6 +244,14 @@ unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t 
                             const vem_hj1239_frame_t *f, int64_t received_us, uint64_t spool_seq,
                             vem_rules_emit_fn emit, void *arg);
 
+/* Hints, no state change: with thousands of vehicles a vehicle's state is rarely in the CPU
+ * caches when its frame comes, so a caller that knows the next frames asks for their state
+ * early, in two steps (the second reads what the first brought): the state's own lines, then
+ * the window ring, kept-window and fusion lines judging f will touch. Call the first two
+ * frames ahead and the second one frame ahead of vem_rules_on_frame. */
+void vem_rules_prefetch_state(const vem_rules_vehicle_t *self);
+void vem_rules_prefetch_frame(const vem_rules_vehicle_t *self, const vem_hj1239_frame_t *f);
+
 /* A roadside remote-sensing reading, with the FIELDS.md keys the rules use. Values a station
  * did not report are NaN. */
 typedef struct {
