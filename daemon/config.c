@@ -164,7 +164,8 @@ static const vem_conf_key_t s_keys[] = {
     {"rules.rsd_history_readings", VEM_CONF_INT, S_OFF(rules.rsd_history_readings), "1000000", 0,
      100000000, NULL, false,
      "roadside readings at most loaded from PostgreSQL at start to seed the rsd.* chains of "
-     "vehicles without checkpoint state (about 250 bytes each while loading); 0: none"},
+     "vehicles without checkpoint state (about 500 bytes each while loading: the query's copy and "
+     "the workers'); 0: none"},
     {"rules.disabled", VEM_CONF_STRING, S_OFF(rules.disabled), "", 0, 0, NULL, true,
      "rules switched off, by name, e.g. obd.offline, rsd.hc_exceed; empty: all on"},
     {"rules.rsd_speed_kmh_min", VEM_CONF_REAL, S_OFF(rules.t.rsd_speed_kmh.lo), "20", 0, 0, NULL,

@@ -254,14 +254,21 @@ static void s_send_history(s_daemon_t *d)
     if (!all)
         return; /* logged by the loader; the chains start from the checkpoints alone */
     vem_rsdhist_t **mine = calloc(d->nworkers, sizeof *mine);
-    if (!mine)
+    unsigned *to = malloc((all->n ? all->n : 1) * sizeof *to);
+    size_t *count = calloc(d->nworkers, sizeof *count);
+    if (!mine || !to || !count)
         abort();
-    for (unsigned i = 0; i < d->nworkers; i++)
-        mine[i] = vem_rsdhist_new(all->n);
-    for (size_t k = 0; k < all->n; k++) {
-        vem_rsdhist_t *to = mine[s_history_worker(d, all->r[k].plate)];
-        to->r[to->n++] = all->r[k];
+    for (size_t k = 0; k < all->n; k++) { /* a plate's readings are together: one lookup */
+        bool same = k > 0 && strcmp(all->r[k].plate, all->r[k - 1].plate) == 0;
+        to[k] = same ? to[k - 1] : s_history_worker(d, all->r[k].plate);
+        count[to[k]]++;
     }
+    for (unsigned i = 0; i < d->nworkers; i++)
+        mine[i] = vem_rsdhist_new(count[i]);
+    for (size_t k = 0; k < all->n; k++)
+        mine[to[k]]->r[mine[to[k]]->n++] = all->r[k];
+    free(to);
+    free(count);
     for (unsigned i = 0; i < d->nworkers; i++) {
         uint8_t msg[sizeof VEM_WORKER_HISTORY_MSG + sizeof mine[i]];
         memcpy(msg, VEM_WORKER_HISTORY_MSG, sizeof VEM_WORKER_HISTORY_MSG);

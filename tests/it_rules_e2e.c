@@ -426,19 +426,25 @@ START_TEST(idle_state_released)
 {
     vem_it_run_t r = {0};
     /* obd.offline off, so a silent truck owes no verdict; the fusion history at its shortest */
-    r.rules_opts = "disabled = \"obd.offline\"; fusion_horizon_s = 10;";
+    /* no roadside history: states seeded from what other tests stored would stay */
+    r.rules_opts = "disabled = \"obd.offline\"; fusion_horizon_s = 10; rsd_history_readings = 0;";
     r.pipeline_opts = "session_idle_s = 60;";
     vem_it_start(&r, "it_rules");
     char *argv[] = {"--trucks", "20", "--rate",       "2",     "--duration", "3",
                     "--seed",   "61", "--vin-prefix", "LRULEK"};
     ck_assert_int_eq(vem_it_wait(vem_it_run_sim(&r, argv, 10), 60), 0);
     json_decref(vem_it_sink_settled(&r));
-    ck_assert_double_eq(s_metric_sum(&r, "vem_rules_released_total"), 0);
-    /* 60 s silent, then the next sweep (every 10 s) */
+    /* the trucks' state, as the next silence sweep (every 10 s) counts it */
+    for (int i = 0; i < 150 && s_metric_sum(&r, "vem_rules_state_bytes") == 0; i++)
+        vem_it_sleep(0.1);
+    ck_assert_double_gt(s_metric_sum(&r, "vem_rules_state_bytes"), 0);
+    /* 60 s silent, then the next sweep */
     double t0 = vem_it_mono();
-    while (vem_it_mono() - t0 < 100 && s_metric_sum(&r, "vem_rules_released_total") < 20)
+    while (vem_it_mono() - t0 < 100 && (s_metric_sum(&r, "vem_rules_released_total") < 20 ||
+                                        s_metric_sum(&r, "vem_rules_state_bytes") > 0))
         vem_it_sleep(1);
-    ck_assert_double_eq(s_metric_sum(&r, "vem_rules_released_total"), 20);
+    /* (states the day's completeness made for VINs of earlier tests go as well) */
+    ck_assert_double_ge(s_metric_sum(&r, "vem_rules_released_total"), 20);
     ck_assert_double_eq(s_metric_sum(&r, "vem_rules_state_bytes"), 0);
     /* stateless now, the sessions go after session_idle_s like a login's (checked each second) */
     for (int i = 0; i < 30 && s_metric_sum(&r, "vem_sessions") > 0; i++)
@@ -593,8 +599,9 @@ START_TEST(roadside_history_from_pg)
     vem_it_start(&r, "it_rules");
     for (int i = 0; i < 100 && vem_it_metric_now(&r, "vem_rsd_history_readings_total") < 6; i++)
         vem_it_sleep(0.1);
-    /* o1 is loaded (7 months are), it is the chain that leaves it out; b0 and x1 too */
-    ck_assert(vem_it_metric_now(&r, "vem_rsd_history_readings_total") == 6);
+    /* o1 is loaded (7 months are), it is the chain that leaves it out; b0 and x1 too (and
+     * whatever earlier suites stored in the same database) */
+    ck_assert(vem_it_metric_now(&r, "vem_rsd_history_readings_total") >= 6);
     static const char *const ids[] = {"n1", "n2", "n3"};
     static const char *const plates[] = {"津H00001", "津H00002", "津H00003"};
     static const double no[] = {1700, 1650, 1800};
