@@ -24,6 +24,10 @@
  *                     chain the stored ones began, under the id of its oldest reading (by plate
  *                     and, for a registered plate, by VIN), while an exceedance 6 natural months
  *                     and one day older than the new one does not chain
+ *   roadside_history_bounds  40 stored exceedances of one plate and a new one: the violation
+ *                     rests on the newest 32 (the chain's bound), as if vemd had seen them all
+ *                     (the load takes 33 per plate and pollutant); a vemd allowed 1 reading of
+ *                     history says the load was cut
  *   (and vemctl explain shows a stored verdict, and refuses an unknown id)
  *
  * Expected vehicles come from vem-sim's truth ("misbehaving"), never from vemd. */
@@ -652,6 +656,57 @@ START_TEST(roadside_history_from_pg)
 }
 END_TEST
 
+/* rule_id.py rsd.no_exceed 津H00009 r=RH-1/e10 */
+#define S_ID_J_E10 "eeb56dcfc3f56bb6d9cd2bf0e88293c1"
+
+START_TEST(roadside_history_bounds)
+{
+    PGconn *conn = vem_it_pg();
+    int64_t tn = (int64_t)time(NULL) - 600;
+    char id[16];
+    for (int i = 1; i <= 40; i++) { /* e1 .. e40, an hour apart, all over the limit */
+        snprintf(id, sizeof id, "e%d", i);
+        s_store_reading(conn, id, tn - (41 - i) * 3600, "津H00009", 1600 + i, 40);
+    }
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_rules");
+    for (int i = 0; i < 100 && vem_it_metric_now(&r, "vem_rsd_history_readings_total") < 33; i++)
+        vem_it_sleep(0.1);
+    static const char *const ids[] = {"j41"};
+    static const char *const plates[] = {"津H00009"};
+    static const double no[] = {1700};
+    s_send_readings(&r, ids, plates, no, 1, tn);
+    char *v = NULL;
+    for (int i = 0; i < 300; i++) {
+        free(v);
+        v = s_violation(conn, S_ID_J_E10, "jsonb_array_length(evidence->'readings')");
+        if (*v)
+            break;
+        vem_it_sleep(0.1);
+    }
+    /* in time order: e1 .. e40 and j41 are 41; the chain keeps the newest 32, e10 .. j41 */
+    ck_assert_str_eq(v, "32");
+    free(v);
+    ck_assert_str_eq(
+        v = s_violation(conn, S_ID_J_E10,
+                        "severity || ',' || (evidence->'readings'->31->>'reading_id')"),
+        "violation,j41");
+    free(v);
+    vem_it_stop(&r);
+
+    /* allowed one reading of history: the load is cut, said so, and leaves the plates out */
+    vem_it_run_t cut = {0};
+    cut.rules_opts = "rsd_history_readings = 1;";
+    vem_it_start(&cut, "it_rules");
+    for (int i = 0; i < 100 && vem_it_metric_now(&cut, "vem_rsd_history_truncated_total") < 1; i++)
+        vem_it_sleep(0.1);
+    ck_assert_double_eq(vem_it_metric_now(&cut, "vem_rsd_history_truncated_total"), 1);
+    ck_assert(vem_it_log_has(&cut, "more than rules.rsd_history_readings"));
+    PQfinish(conn);
+    vem_it_stop(&cut);
+}
+END_TEST
+
 Suite *vem_suite_rules_e2e(void);
 Suite *vem_suite_rules_e2e(void)
 {
@@ -667,6 +722,7 @@ Suite *vem_suite_rules_e2e(void)
     TCase *hist = tcase_create("roadside_history"); /* CK_RUN_CASE=roadside_history */
     tcase_set_timeout(hist, 120);
     tcase_add_test(hist, roadside_history_from_pg);
+    tcase_add_test(hist, roadside_history_bounds);
     suite_add_tcase(s, hist);
     TCase *idle = tcase_create("idle_state"); /* CK_RUN_CASE=idle_state */
     tcase_set_timeout(idle, 240);
