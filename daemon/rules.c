@@ -914,11 +914,9 @@ unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t 
     vem_rules_out_t out = {emit, arg, spool_seq, 0};
     /* With thousands of vehicles the state is rarely in the caches: ask for the lines the
      * frame will touch, and read the frame's samples while they come. */
-    for (size_t o = 0; o < offsetof(vem_rules_vehicle_t, vin); o += 64)
-        __builtin_prefetch((const char *)self + o, 1, 3);
+    vem_rules_prefetch_state(self);
+    vem_rules_prefetch_frame(self, f);
     bool data = f->cmd == VEM_HJ1239_CMD_REALTIME || f->cmd == VEM_HJ1239_CMD_RESEND;
-    if (data)
-        vem_rules_window_prefetch(&self->live.win, (uint32_t)f->nblocks);
     s_prep_t prep[VEM_HJ1239_MAX_BLOCKS];
     int64_t sec[VEM_HJ1239_MAX_BLOCKS];
     uint16_t raw[VEM_HJ1239_MAX_BLOCKS];
