@@ -36,7 +36,8 @@
  *  - Without the prefetches: 0.09-0.14 (median 0.125) against 0.15-0.18 with them. Asking two
  * frames ahead (BENCH_RULES_AHEAD): no change, so waiting is not the limit; the number of lines and
  *    pages in flight is. Huge pages (GLIBC_TUNABLES=glibc.malloc.hugetlb=1, 370 MB in
- *    AnonHugePages): 0.142 -> 0.157, the prefetch share 31 % -> 22 %.
+ *    AnonHugePages; deploy/vemd.service sets it): 0.149 -> 0.186 with the machine quiet
+ *    (0.142 -> 0.157 under load), the prefetch share 31 % -> 22 %.
  *  - The NOx window switched off (BENCH_RULES_OFF=obd.nox_window, 2.6 KB a truck, 26 MB):
  *    0.166. 100 trucks, all state in the caches: 0.20-0.29 (median 0.26): even then the
  *    per-sample rules cost about 3 decodes of instructions.
