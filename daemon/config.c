@@ -147,7 +147,8 @@ static const vem_conf_key_t s_keys[] = {
     {"pipeline.session_idle_s", VEM_CONF_INT, S_OFF(pipeline.session_idle_s), "86400", 60, 31622400,
      NULL, false,
      "sessions without rule state (e.g. logins only) are forgotten after this many seconds "
-     "without a frame"},
+     "without a frame; rule state with nothing left to judge is let go after as long (at least "
+     "rules.fusion_horizon_s)"},
     {"pg.enable", VEM_CONF_BOOL, S_OFF(pg.enable), "true", 0, 0, NULL, false,
      "write samples, events and quarantined input to PostgreSQL"},
     {"pg.conninfo", VEM_CONF_STRING, S_OFF(pg.conninfo), "dbname=vem", 0, 0, NULL, false,
@@ -215,6 +216,11 @@ static const vem_conf_key_t s_keys[] = {
     {"rules.completeness_delay_h", VEM_CONF_INT, S_OFF(rules.completeness_delay_h), "24", 0, 720,
      NULL, false,
      "hours after a Beijing day ends before its completeness is judged (re-sent data comes late)"},
+    {"rules.rsd_history_readings", VEM_CONF_INT, S_OFF(rules.rsd_history_readings), "1000000", 0,
+     100000000, NULL, false,
+     "roadside readings at most loaded from PostgreSQL at start to seed the rsd.* chains of "
+     "vehicles without checkpoint state (about 500 bytes each while loading: the query's copy and "
+     "the workers'); 0: none"},
     {"rules.disabled", VEM_CONF_STRING, S_OFF(rules.disabled), "", 0, 0, NULL, true,
      "rules switched off, by name, e.g. obd.offline, rsd.hc_exceed; empty: all on"},
     {"rules.rsd_speed_kmh_min", VEM_CONF_REAL, S_OFF(rules.t.rsd_speed_kmh.lo), "20", 0, 0, NULL,

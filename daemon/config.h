@@ -81,6 +81,7 @@ typedef struct {
         bool enable;
         int64_t checkpoint_interval_s;
         int64_t completeness_delay_h;
+        int64_t rsd_history_readings;
         char *rsd_limit_column; /* "a" | "b" */
         char *disabled;         /* rule names, separated by commas or spaces */
         vem_rules_config_t t;   /* every threshold; enabled[] and rsd_column follow the two

@@ -33,6 +33,7 @@
 #include "registry.h"
 #include "checkpoint.h"
 #include "completeness.h"
+#include "rsdhist.h"
 #include "rules.h"
 #include "session.h"
 #include "sink_kafka.h"
@@ -94,6 +95,9 @@ typedef struct {
     vem_keys_t *keys;       /* the terminal key registry ingest and the workers share (keys.h) */
     _Atomic int signatures; /* vem_worker_signatures_t; terminals.signatures, reloadable */
     vem_gauge_t *keys_size;
+    int hist_fd[2]; /* roadside history loader -> main */
+    bool hist_loading;
+    vem_counter_t *hist_readings, *hist_truncated;
     vem_counter_t *reloads, *reload_errors;
     vem_gauge_t *registry_size;
 } s_daemon_t;
@@ -237,15 +241,89 @@ static void s_send_day(s_daemon_t *d)
     vem_day_counts_free(all);
 }
 
+/* Starts loading the roadside history the rsd.* chains look back on (rsdhist.h). */
+static void s_load_history(s_daemon_t *d)
+{
+    const vem_config_t *c = d->cfg;
+    if (!c->rules.enable || !c->pg.enable || c->rules.rsd_history_readings == 0)
+        return;
+    if (vem_rsdhist_start(c->pg.conninfo, c->rules.t.rsd_cycle_months,
+                          (size_t)c->rules.rsd_history_readings, d->hist_fd[1]) == 0)
+        d->hist_loading = true;
+    else
+        vem_log(VEM_LOG_ERR, "main", "cannot start the roadside history loader");
+}
+
+/* The worker whose vehicle a plate's readings are: ingest routes them by the registry's VIN for
+ * the plate, else by the plate. */
+static unsigned s_history_worker(const s_daemon_t *d, const char *plate)
+{
+    const vem_vehicle_t *reg = d->registry ? vem_registry_find_plate(d->registry, plate) : NULL;
+    return (unsigned)((reg ? vem_vin_hash(reg->vin) : vem_plate_hash(plate)) % d->nworkers);
+}
+
+/* Hands each worker the roadside history of its vehicles (a plate's readings stay together,
+ * in their order). */
+static void s_send_history(s_daemon_t *d)
+{
+    vem_rsdhist_t *all = NULL;
+    if (read(d->hist_fd[0], &all, sizeof all) != (ssize_t)sizeof all)
+        return;
+    d->hist_loading = false;
+    if (!all)
+        return; /* logged by the loader; the chains start from the checkpoints alone */
+    vem_rsdhist_t **mine = calloc(d->nworkers, sizeof *mine);
+    unsigned *to = malloc((all->n ? all->n : 1) * sizeof *to);
+    size_t *count = calloc(d->nworkers, sizeof *count);
+    if (!mine || !to || !count)
+        abort();
+    for (size_t k = 0; k < all->n; k++) { /* a plate's readings are together: one lookup */
+        bool same = k > 0 && strcmp(all->r[k].plate, all->r[k - 1].plate) == 0;
+        to[k] = same ? to[k - 1] : s_history_worker(d, all->r[k].plate);
+        count[to[k]]++;
+    }
+    for (unsigned i = 0; i < d->nworkers; i++)
+        mine[i] = vem_rsdhist_new(count[i]);
+    for (size_t k = 0; k < all->n; k++)
+        mine[to[k]]->r[mine[to[k]]->n++] = all->r[k];
+    free(to);
+    free(count);
+    for (unsigned i = 0; i < d->nworkers; i++) {
+        uint8_t msg[sizeof VEM_WORKER_HISTORY_MSG + sizeof mine[i]];
+        memcpy(msg, VEM_WORKER_HISTORY_MSG, sizeof VEM_WORKER_HISTORY_MSG);
+        memcpy(msg + sizeof VEM_WORKER_HISTORY_MSG, &mine[i], sizeof mine[i]);
+        if (zmq_send(vem_actor_pipe(d->workers[i]), msg, sizeof msg, 0) != (int)sizeof msg)
+            vem_rsdhist_free(mine[i]);
+    }
+    vem_counter_add(d->hist_readings, all->n);
+    if (all->truncated) {
+        vem_counter_add(d->hist_truncated, 1);
+        vem_log(VEM_LOG_WARNING, "main",
+                "roadside history: more than rules.rsd_history_readings = %lld readings; plates "
+                "past the bound start with empty rsd.* chains",
+                (long long)d->cfg->rules.rsd_history_readings);
+    }
+    vem_log(VEM_LOG_INFO, "main", "roadside history: %zu readings loaded", all->n);
+    free(mine);
+    vem_rsdhist_free(all);
+}
+
 /* Takes what a loader thread still has to give, so nothing is left in a pipe at exit (a
  * loader stuck in a query is left to the exit). */
 static void s_drain_loaders(s_daemon_t *d)
 {
-    struct pollfd pfd[2] = {{.fd = d->registry_fd[0], .events = POLLIN},
-                            {.fd = d->day_fd[0], .events = POLLIN}};
-    for (int i = 0; i < 20 && (d->registry_loading || d->day_loading); i++) {
-        if (poll(pfd, 2, 100) <= 0)
+    struct pollfd pfd[3] = {{.fd = d->registry_fd[0], .events = POLLIN},
+                            {.fd = d->day_fd[0], .events = POLLIN},
+                            {.fd = d->hist_fd[0], .events = POLLIN}};
+    for (int i = 0; i < 20 && (d->registry_loading || d->day_loading || d->hist_loading); i++) {
+        if (poll(pfd, 3, 100) <= 0)
             continue;
+        if (pfd[2].revents & POLLIN) {
+            vem_rsdhist_t *h = NULL;
+            if (read(d->hist_fd[0], &h, sizeof h) == (ssize_t)sizeof h)
+                vem_rsdhist_free(h);
+            d->hist_loading = false;
+        }
         if (pfd[0].revents & POLLIN) {
             vem_registry_t *reg = NULL;
             if (read(d->registry_fd[0], &reg, sizeof reg) == (ssize_t)sizeof reg)
@@ -368,6 +446,12 @@ static int s_start(s_daemon_t *d)
                                      "Activated VINs (terminal_keys) as last loaded.", NULL);
     d->keys = vem_keys_new();
     atomic_store(&d->signatures, vem_worker_signatures(c->terminals.signatures));
+    d->hist_readings = vem_metrics_counter(
+        d->metrics, "vem_rsd_history_readings_total",
+        "Stored roadside readings loaded at start to seed the rsd.* chains.", NULL);
+    d->hist_truncated = vem_metrics_counter(
+        d->metrics, "vem_rsd_history_truncated_total",
+        "Roadside history loads cut at rules.rsd_history_readings (plates left out).", NULL);
     if (c->metrics.enable) {
         d->http = vem_http_new(c->metrics.address, (uint16_t)c->metrics.port, d->metrics, s_health,
                                d, err, sizeof err);
@@ -522,6 +606,8 @@ static int s_start(s_daemon_t *d)
      * seen before the registry would be judged by obd.nox_high instead of its NOx window for
      * the whole trip. */
     s_load_registry(d);
+    s_load_history(d);
+    int64_t wait_until = vem_mono_ms() + S_REGISTRY_WAIT_MS;
     if (d->registry_loading) {
         struct pollfd pfd = {.fd = d->registry_fd[0], .events = POLLIN};
         if (poll(&pfd, 1, S_REGISTRY_WAIT_MS) == 1)
@@ -530,6 +616,19 @@ static int s_start(s_daemon_t *d)
             vem_log(VEM_LOG_WARNING, "main",
                     "vehicle registry not loaded after %d ms: intake starts without it; trips "
                     "begun before it arrives are judged without engine figures",
+                    S_REGISTRY_WAIT_MS);
+    }
+    /* The roadside history too, in what is left of the same wait (it is routed by the
+     * registry); if it comes later, the workers judge again the chains it changes. */
+    if (d->hist_loading) {
+        struct pollfd pfd = {.fd = d->hist_fd[0], .events = POLLIN};
+        int64_t left = wait_until - vem_mono_ms();
+        if (poll(&pfd, 1, left > 0 ? (int)left : 0) == 1)
+            s_send_history(d);
+        else
+            vem_log(VEM_LOG_WARNING, "main",
+                    "roadside history not loaded after %d ms: intake starts without it; the "
+                    "chains it changes are judged again when it comes",
                     S_REGISTRY_WAIT_MS);
     }
 
@@ -831,7 +930,8 @@ static int s_run(s_daemon_t *d)
      * signalfd sees these signals. */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC);
-    if (sfd < 0 || pipe2(d->registry_fd, O_CLOEXEC) != 0 || pipe2(d->day_fd, O_CLOEXEC) != 0) {
+    if (sfd < 0 || pipe2(d->registry_fd, O_CLOEXEC) != 0 || pipe2(d->day_fd, O_CLOEXEC) != 0 ||
+        pipe2(d->hist_fd, O_CLOEXEC) != 0) {
         vem_log(VEM_LOG_ERR, "main", "signalfd: %s", strerror(errno));
         return 1;
     }
@@ -850,14 +950,17 @@ static int s_run(s_daemon_t *d)
     for (;;) {
         zmq_pollitem_t items[] = {{NULL, sfd, ZMQ_POLLIN, 0},
                                   {NULL, d->registry_fd[0], ZMQ_POLLIN, 0},
-                                  {NULL, d->day_fd[0], ZMQ_POLLIN, 0}};
-        int rc = zmq_poll(items, 3, 1000);
+                                  {NULL, d->day_fd[0], ZMQ_POLLIN, 0},
+                                  {NULL, d->hist_fd[0], ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(items, 4, 1000);
         if (rc < 0 && zmq_errno() != EINTR)
             break;
         if (rc > 0 && (items[1].revents & ZMQ_POLLIN))
             s_send_registry(d);
         if (rc > 0 && (items[2].revents & ZMQ_POLLIN))
             s_send_day(d);
+        if (rc > 0 && (items[3].revents & ZMQ_POLLIN))
+            s_send_history(d);
         s_completeness_tick(d);
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) {
             struct signalfd_siginfo si;

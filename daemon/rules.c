@@ -895,6 +895,18 @@ static void s_removal(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
                     VEM_SEVERITY_VIOLATION, ev);
 }
 
+void vem_rules_prefetch_state(const vem_rules_vehicle_t *self)
+{
+    for (size_t o = 0; o < offsetof(vem_rules_vehicle_t, vin); o += 64)
+        __builtin_prefetch((const char *)self + o, 1, 3);
+}
+
+void vem_rules_prefetch_frame(const vem_rules_vehicle_t *self, const vem_hj1239_frame_t *f)
+{
+    if (f->cmd == VEM_HJ1239_CMD_REALTIME || f->cmd == VEM_HJ1239_CMD_RESEND)
+        vem_rules_window_prefetch(&self->live.win, (uint32_t)f->nblocks);
+}
+
 unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
                             const vem_hj1239_frame_t *f, int64_t received_us, uint64_t spool_seq,
                             vem_rules_emit_fn emit, void *arg)
@@ -902,11 +914,9 @@ unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t 
     vem_rules_out_t out = {emit, arg, spool_seq, 0};
     /* With thousands of vehicles the state is rarely in the caches: ask for the lines the
      * frame will touch, and read the frame's samples while they come. */
-    for (size_t o = 0; o < offsetof(vem_rules_vehicle_t, vin); o += 64)
-        __builtin_prefetch((const char *)self + o, 1, 3);
+    vem_rules_prefetch_state(self);
+    vem_rules_prefetch_frame(self, f);
     bool data = f->cmd == VEM_HJ1239_CMD_REALTIME || f->cmd == VEM_HJ1239_CMD_RESEND;
-    if (data)
-        vem_rules_window_prefetch(&self->live.win, (uint32_t)f->nblocks);
     s_prep_t prep[VEM_HJ1239_MAX_BLOCKS];
     int64_t sec[VEM_HJ1239_MAX_BLOCKS];
     uint16_t raw[VEM_HJ1239_MAX_BLOCKS];
@@ -970,6 +980,38 @@ void vem_rules_seed_readings(vem_rules_vehicle_t *self, const vem_rules_config_t
     for (size_t i = 0; i < n; i++)
         vem_rules_rsd_reading(&self->rsd, &ctx, cfg, &past[i], &out);
     self->counts = keep; /* history is not news */
+}
+
+unsigned vem_rules_history(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
+                           const vem_rsd_reading_t *past, size_t n, vem_rules_emit_fn emit,
+                           void *arg)
+{
+    vem_rules_out_t out = {emit, arg, 0, 0};
+    if (!*self->plate && n && *past[0].plate)
+        snprintf(self->plate, sizeof self->plate, "%s", past[0].plate);
+    vem_rules_rsd_ctx_t ctx = s_rsd_ctx(self);
+    vem_rules_counts_t keep = self->counts;
+    vem_rules_rsd_history(&self->rsd, &ctx, cfg, past, n, &out);
+    self->counts = keep; /* history is not news */
+    return out.emitted;
+}
+
+size_t vem_rules_vehicle_rsd_links(const vem_rules_vehicle_t *self)
+{
+    return vem_rules_rsd_links(&self->rsd);
+}
+
+bool vem_rules_vehicle_idle(const vem_rules_vehicle_t *self, const vem_rules_config_t *cfg)
+{
+    bool offline_done =
+        self->offline_fired || !self->heard || !*self->vin || !cfg->enabled[VEM_RULE_OBD_OFFLINE];
+    return !self->live.open && !self->back.open && !self->mil_on && self->ndtcs == 0 &&
+           self->rsd.npending == 0 && vem_rules_rsd_links(&self->rsd) == 0 && offline_done;
+}
+
+int64_t vem_rules_vehicle_last_received(const vem_rules_vehicle_t *self)
+{
+    return self->last_received_us;
 }
 
 unsigned vem_rules_on_silence(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,

@@ -227,7 +227,7 @@ json_t *vem_rules_violation_json(const vem_violation_t *v);
 char *vem_rules_explain(const vem_violation_t *v);
 
 /* The id: two 64-bit FNV-1a hashes of the same bytes, with the FNV-64 offset basis and with
- * the low 64 bits of the FNV-128 offset basis, as 32 hex digits. The bytes are the rule name,
+ * the high 64 bits of the FNV-128 offset basis, as 32 hex digits. The bytes are the rule name,
  * NUL, the vehicle key (the VIN for obd.* and fusion.*, the plate for rsd.*), NUL, and the
  * anchor: "t=<epoch us>" of the evidence's first sample or snapshot (obd.tamper and
  * obd.offline add "/<kind>") or "r=<station_id>/<reading_id>" of its first roadside reading. */
@@ -243,6 +243,14 @@ void vem_rules_id(vem_rule_t rule, const char *vehicle_key, const char *anchor,
 unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
                             const vem_hj1239_frame_t *f, int64_t received_us, uint64_t spool_seq,
                             vem_rules_emit_fn emit, void *arg);
+
+/* Hints, no state change: with thousands of vehicles a vehicle's state is rarely in the CPU
+ * caches when its frame comes, so a caller that knows the next frames asks for their state
+ * early, in two steps (the second reads what the first brought): the state's own lines, then
+ * the window ring, kept-window and fusion lines judging f will touch. Call the first two
+ * frames ahead and the second one frame ahead of vem_rules_on_frame. */
+void vem_rules_prefetch_state(const vem_rules_vehicle_t *self);
+void vem_rules_prefetch_frame(const vem_rules_vehicle_t *self, const vem_hj1239_frame_t *f);
 
 /* A roadside remote-sensing reading, with the FIELDS.md keys the rules use. Values a station
  * did not report are NaN. */
@@ -277,6 +285,29 @@ unsigned vem_rules_on_reading(vem_rules_vehicle_t *self, const vem_rules_config_
  * enough) without emitting: what was judged before a restart is in the database already. */
 void vem_rules_seed_readings(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
                              const vem_rsd_reading_t *past, size_t n);
+
+/* The roadside history of the vehicle from the database (vemd loads it at start: a fresh
+ * install with back-filled readings, a lost checkpoint): stored readings in any order (the
+ * last rsd_cycle_months are enough) seeded into the chains without verdicts, as
+ * vem_rules_seed_readings does; but a chain that already held readings judged live and that
+ * the history changes is emitted again as it now stands, under the id of its oldest reading:
+ * what a vehicle that had seen everything in time order would have emitted last. Counts do not
+ * change. Returns the number of verdicts emitted. */
+unsigned vem_rules_history(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
+                           const vem_rsd_reading_t *past, size_t n, vem_rules_emit_fn emit,
+                           void *arg);
+
+/* True when the state holds nothing that later inputs or the clock still need, so the owner
+ * may destroy it once the vehicle has been silent long enough (and make a new one if it comes
+ * back): no open trip, no MIL episode or remembered DTC, no roadside chain or reading waiting
+ * for OBD data, and obd.offline fired for the silence (or cannot fire). */
+bool vem_rules_vehicle_idle(const vem_rules_vehicle_t *self, const vem_rules_config_t *cfg);
+
+/* Receipt time of the last input the vehicle took (epoch us; 0: none yet). */
+int64_t vem_rules_vehicle_last_received(const vem_rules_vehicle_t *self);
+
+/* Roadside exceedances the vehicle's chains hold (0: nothing of the history worth keeping). */
+size_t vem_rules_vehicle_rsd_links(const vem_rules_vehicle_t *self);
 
 /* The clock's turn, now_us the wall clock: ends trips with nothing received for trip_gap_min
  * (judging them as the next sample would), and emits obd.offline when nothing was received

@@ -250,6 +250,17 @@ void vem_rules_rsd_obd(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
                        const vem_rules_config_t *cfg, const int64_t *sec, const uint16_t *raw,
                        size_t n, vem_rules_out_t *out);
 
+/* Stored readings (any order) seeded into the chains without verdicts, except that a chain
+ * which held readings judged before the history came and which the history changes is
+ * emitted again, as it now stands: what judging everything in time order would have emitted
+ * last. Returns the exceedances the chains hold afterwards. */
+size_t vem_rules_rsd_history(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
+                             const vem_rules_config_t *cfg, const vem_rsd_reading_t *past, size_t n,
+                             vem_rules_out_t *out);
+
+/* Exceedances held in all the chains. */
+size_t vem_rules_rsd_links(const vem_rules_rsd_t *rsd);
+
 /* Drops pending readings older than now_us - fusion_horizon_s: no OBD data came for them. */
 void vem_rules_rsd_expire(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
                           const vem_rules_config_t *cfg, int64_t now_us);

@@ -279,10 +279,10 @@ static bool s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
         c->cap = cap;
     }
     if (c->n == VEM_RULES_CHAIN_MAX) { /* the oldest goes */
+        if (at == 0)
+            return true; /* older than everything kept: it is the oldest (seeding, late data) */
         memmove(c->links, c->links + 1, (c->n - 1) * sizeof *c->links);
         c->n--;
-        if (at == 0)
-            return true; /* older than everything kept */
         at--;
     }
     memmove(c->links + at + 1, c->links + at, (c->n - at) * sizeof *c->links);
@@ -526,4 +526,71 @@ void vem_rules_rsd_reading(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
             fuel == VEM_FUEL_DIESEL && *ctx->who.vin && cfg->enabled[VEM_RULE_FUSION_OBD_MISMATCH])
             s_fusion_reading(rsd, ctx, cfg, r, limit, out);
     }
+}
+
+/* ---- history ------------------------------------------------------------------------------ */
+
+size_t vem_rules_rsd_links(const vem_rules_rsd_t *rsd)
+{
+    size_t n = 0;
+    for (unsigned p = 0; p < VEM_RULES_POLLUTANTS; p++)
+        n += rsd->chain[p] ? rsd->chain[p]->n : 0;
+    return n;
+}
+
+/* What a chain looked like before the history: enough to tell whether it changed. */
+typedef struct {
+    uint32_t n;
+    int64_t first_us, last_us;
+    char first_station[32], first_reading[64];
+} s_shape_t;
+
+static void s_shape(const vem_rules_chain_t *c, s_shape_t *s)
+{
+    memset(s, 0, sizeof *s);
+    if (!c || c->n == 0)
+        return;
+    s->n = c->n;
+    s->first_us = c->links[0].time_us;
+    s->last_us = c->links[c->n - 1].time_us;
+    memcpy(s->first_station, c->links[0].station_id, sizeof s->first_station);
+    memcpy(s->first_reading, c->links[0].reading_id, sizeof s->first_reading);
+}
+
+static bool s_same_shape(const s_shape_t *a, const s_shape_t *b)
+{
+    return a->n == b->n && a->first_us == b->first_us && a->last_us == b->last_us &&
+           strcmp(a->first_station, b->first_station) == 0 &&
+           strcmp(a->first_reading, b->first_reading) == 0;
+}
+
+size_t vem_rules_rsd_history(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
+                             const vem_rules_config_t *cfg, const vem_rsd_reading_t *past, size_t n,
+                             vem_rules_out_t *out)
+{
+    s_shape_t before[VEM_RULES_POLLUTANTS];
+    for (unsigned p = 0; p < VEM_RULES_POLLUTANTS; p++)
+        s_shape(rsd->chain[p], &before[p]);
+    vem_rules_out_t silent = {NULL, NULL, 0, 0};
+    vem_rules_fuel_t fuel = ctx->fuel;
+    for (size_t i = 0; i < n; i++) {
+        vem_rules_rsd_reading(rsd, ctx, cfg, &past[i], &silent);
+        if (past[i].fuel != VEM_FUEL_UNKNOWN && ctx->fuel == VEM_FUEL_UNKNOWN)
+            fuel = past[i].fuel;
+    }
+    /* A chain that had live readings and changed: its verdict now rests on more (or other)
+     * readings, under the id of its oldest. A chain the history alone made was judged when
+     * those readings came (the database holds the verdicts). */
+    for (unsigned p = 0; p < VEM_RULES_POLLUTANTS && out->fn; p++) {
+        const vem_rules_chain_t *c = rsd->chain[p];
+        s_shape_t after;
+        s_shape(c, &after);
+        if (before[p].n == 0 || after.n == 0 || s_same_shape(&before[p], &after))
+            continue;
+        double limit = s_limit(cfg, fuel, p);
+        if (isnan(limit))
+            continue;
+        s_chain_emit(ctx, cfg, fuel, p, c, limit, c->links[c->n - 1].value, out);
+    }
+    return vem_rules_rsd_links(rsd);
 }

@@ -17,6 +17,7 @@
 #include "records.h"
 #include "registry.h"
 #include "rsd.h"
+#include "rsdhist.h"
 #include "rules.h"
 #include "session.h"
 #include "sm2.h"
@@ -79,6 +80,8 @@ typedef struct {
     vem_counter_t *ckpts, *ckpt_errors, *restored, *restore_errors;
     vem_counter_t *readings, *readings_invalid, *plates_full;
     vem_gauge_t *ckpt_bytes, *ckpt_vehicles;
+    vem_gauge_t *state_bytes; /* rule state held, summed at each silence sweep */
+    vem_counter_t *released;  /* idle rule states let go */
     vem_histogram_t *latency;
 } s_worker_t;
 
@@ -161,6 +164,13 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
                                          "Vehicles with rule state in the worker.", by_worker);
     w->sessions_now =
         vem_metrics_gauge(m, "vem_sessions", "Vehicle sessions the worker holds.", by_worker);
+    w->state_bytes = vem_metrics_gauge(
+        m, "vem_rules_state_bytes",
+        "Bytes of rule state the worker's vehicles hold (at the last silence sweep).", by_worker);
+    w->released = vem_metrics_counter(
+        m, "vem_rules_released_total",
+        "Rule states let go: silent past pipeline.session_idle_s with nothing left to judge.",
+        NULL);
     w->sess_evicted = vem_metrics_counter(
         m, "vem_sessions_evicted_total",
         "Sessions without rule state forgotten at pipeline.max_sessions for a new VIN.", NULL);
@@ -822,6 +832,8 @@ static void s_flush_out(s_worker_t *w)
  * stop. */
 static void s_judge_day(s_worker_t *w);
 
+static void s_history(s_worker_t *w, vem_rsdhist_t *h);
+
 static bool s_on_pipe(s_worker_t *w, void *pipe)
 {
     uint8_t msg[sizeof VEM_WORKER_REGISTRY_MSG + sizeof(void *)];
@@ -835,6 +847,13 @@ static bool s_on_pipe(s_worker_t *w, void *pipe)
         vem_day_counts_free(w->day_wait); /* a newer day: the older one is judged again later */
         w->day_wait = counts;
         s_judge_day(w);
+        return false;
+    }
+    if ((size_t)len == sizeof VEM_WORKER_HISTORY_MSG + sizeof(void *) &&
+        memcmp(msg, VEM_WORKER_HISTORY_MSG, sizeof VEM_WORKER_HISTORY_MSG) == 0) {
+        vem_rsdhist_t *h;
+        memcpy(&h, msg + sizeof VEM_WORKER_HISTORY_MSG, sizeof h);
+        s_history(w, h);
         return false;
     }
     if ((size_t)len == sizeof VEM_WORKER_RULES_MSG + sizeof(void *) &&
@@ -879,9 +898,16 @@ static void s_expire(s_worker_t *w)
 typedef struct {
     s_worker_t *w;
     int64_t now_us;
+    int64_t idle_us; /* a state with nothing left to judge goes after this long silent */
+    uint64_t bytes, released;
     vem_input_hdr_t hdr;
 } s_sweep_ctx_t;
 
+/* The silence rules of one vehicle; then, if it has been silent for idle_us and its state
+ * holds nothing later inputs or the clock need (vem_rules_vehicle_idle), the state goes, and
+ * with it the session's claim to stay (the session table forgets it like any other). A VIN
+ * that comes back gets a new state. So rule state follows the vehicles that drive, not every
+ * VIN that ever sent a frame. */
 static void s_sweep_vehicle(void *arg, const vem_session_t *session)
 {
     s_sweep_ctx_t *ctx = arg;
@@ -892,6 +918,14 @@ static void s_sweep_vehicle(void *arg, const vem_session_t *session)
     s_verdict_ctx_t vctx = {ctx->w, &ctx->hdr};
     if (vem_rules_on_silence(vs->v, &ctx->w->rules, ctx->now_us, s_on_verdict, &vctx))
         ctx->w->swept = true;
+    if (ctx->now_us - vem_rules_vehicle_last_received(vs->v) >= ctx->idle_us &&
+        vem_rules_vehicle_idle(vs->v, &ctx->w->rules)) {
+        s_rules_free(vs);
+        *slot = NULL;
+        ctx->released++;
+        return;
+    }
+    ctx->bytes += vem_rules_vehicle_bytes(vs->v);
 }
 
 /* The clock's turn for the rules (trips that went quiet end and are judged; obd.offline).
@@ -909,12 +943,22 @@ static void s_sweep(s_worker_t *w)
     int64_t now = vem_now_us();
     if (w->newest_rx_us < now - S_BACKLOG_US && mono - w->last_input_ms < S_BACKLOG_IDLE_MS)
         now = w->newest_rx_us;
+    /* never before the fusion history has passed (a late reading may still match it) */
+    int64_t idle_s = w->args->session_idle_s;
+    if (idle_s < (int64_t)w->rules.fusion_horizon_s)
+        idle_s = (int64_t)w->rules.fusion_horizon_s;
     s_sweep_ctx_t ctx = {
         .w = w,
         .now_us = now,
+        .idle_us = idle_s * 1000000,
         .hdr = {
             .seq = w->rules_mark, .nseqs = 1, .received_us = now, .source = VEM_SOURCE_TERMINAL}};
     vem_sessions_each(w->sessions, s_sweep_vehicle, &ctx);
+    vem_gauge_set(w->state_bytes, (int64_t)ctx.bytes);
+    if (ctx.released) {
+        vem_counter_add(w->released, ctx.released);
+        w->swept = true; /* the next checkpoint leaves them out */
+    }
 }
 
 /* A day's completeness for the vehicles of this worker (counts from PostgreSQL, see
@@ -949,6 +993,63 @@ static void s_judge_day(s_worker_t *w)
     }
     vem_day_counts_free(w->day_wait);
     w->day_wait = NULL;
+    s_flush_out(w);
+}
+
+/* ---- roadside history ----------------------------------------------------------------------- */
+
+/* The stored roadside readings of this worker's vehicles (rsdhist.h), one plate after the
+ * other: seeded into the vehicle's rule state where ingest routes its readings (the registry's
+ * VIN for the plate, else the plate). A state made only for the history is kept when its chains
+ * hold something; one that was there (from a checkpoint, or readings judged before the history
+ * came) has its changed chains judged again, as records of the last input judged here. */
+static void s_history(s_worker_t *w, vem_rsdhist_t *h)
+{
+    if (!w->judge) {
+        vem_rsdhist_free(h);
+        return;
+    }
+    vem_input_hdr_t hdr = {.seq = w->rules_mark,
+                           .nseqs = 1,
+                           .received_us = vem_now_us(),
+                           .source = VEM_SOURCE_ROADSIDE};
+    s_verdict_ctx_t ctx = {w, &hdr};
+    size_t kept = 0;
+    for (size_t i = 0, j; i < h->n; i = j) {
+        const char *plate = h->r[i].plate;
+        for (j = i + 1; j < h->n && strcmp(h->r[j].plate, plate) == 0; j++)
+            ;
+        const vem_vehicle_t *reg = w->registry ? vem_registry_find_plate(w->registry, plate) : NULL;
+        void **slot = reg ? vem_sessions_state_new(w->sessions, reg->vin)
+                          : vem_plates_slot(w->plates, plate, true);
+        if (!slot) {
+            vem_counter_add(w->plates_full, j - i);
+            continue;
+        }
+        bool made = !*slot;
+        if (made) {
+            vem_rules_engine_facts_t facts = s_facts(reg);
+            s_vstate_t *vs = calloc(1, sizeof *vs);
+            if (!vs)
+                abort();
+            vs->v = vem_rules_vehicle_new(reg ? reg->vin : NULL, plate, reg ? &facts : NULL);
+            *slot = vs;
+        }
+        s_vstate_t *vs = *slot;
+        /* verdicts need an input to travel with: before the first, no chain was judged live */
+        if (vem_rules_history(vs->v, &w->rules, &h->r[i], j - i,
+                              w->rules_mark ? s_on_verdict : NULL, &ctx))
+            w->swept = true;
+        if (made && vem_rules_vehicle_rsd_links(vs->v) == 0) {
+            s_rules_free(vs);
+            *slot = NULL;
+        } else {
+            kept++;
+        }
+    }
+    vem_log(VEM_LOG_INFO, "worker", "worker %u: roadside history of %zu readings, %zu vehicles",
+            w->args->index, h->n, kept);
+    vem_rsdhist_free(h);
     s_flush_out(w);
 }
 

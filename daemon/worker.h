@@ -95,6 +95,10 @@ int vem_worker_signatures(const char *name);
  * ownership passes to the worker (SIGHUP: new thresholds and switches, from the next input). */
 #define VEM_WORKER_RULES_MSG "RULES"
 
+/* Main -> worker: "HISTORY" + a vem_rsdhist_t * (ownership moves): the stored roadside readings
+ * of the worker's vehicles, to seed their rsd.* chains (rsdhist.h). */
+#define VEM_WORKER_HISTORY_MSG "HISTORY"
+
 /* Actor body: bind, report ready, process until $TERM, then drain what is queued. */
 void vem_worker_actor(void *pipe, void *args);
 

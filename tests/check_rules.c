@@ -1367,6 +1367,104 @@ START_TEST(roadside_history_seeds_the_chain)
 }
 END_TEST
 
+/* The history loaded after readings were judged live (vemd started and the database was slow):
+ * the changed chain is emitted again as a vehicle that saw everything in time order emitted it
+ * last (same id, evidence, severity); a history that adds nothing, or meets no live reading,
+ * emits nothing. */
+START_TEST(roadside_history_after_live_readings)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rsd_reading_t past[3], live;
+    s_reading(&past[0], T0 + DAY, "h2", VEM_FUEL_DIESEL); /* any order */
+    past[0].no_ppm = 1600;
+    s_reading(&past[1], T0, "h1", VEM_FUEL_DIESEL);
+    past[1].no_ppm = 1700;
+    s_reading(&past[2], T0 - DAY, "h0", VEM_FUEL_DIESEL);
+    past[2].no_ppm = 1000; /* compliant, before the chain */
+    s_reading(&live, T0 + 2 * DAY, "r3", VEM_FUEL_DIESEL);
+    live.no_ppm = 1650;
+
+    /* everything in time order */
+    vem_rules_vehicle_t *all = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t want = {0};
+    vem_rules_on_reading(all, &cfg, &past[2], 1, s_collect, &want);
+    vem_rules_on_reading(all, &cfg, &past[1], 2, s_collect, &want);
+    vem_rules_on_reading(all, &cfg, &past[0], 3, s_collect, &want);
+    vem_rules_on_reading(all, &cfg, &live, 4, s_collect, &want);
+    ck_assert_int_eq(want.n, 3);
+    const s_got_t *last = &want.v[want.n - 1];
+    ck_assert_int_eq(last->severity, VEM_SEVERITY_VIOLATION);
+
+    /* the live reading first, the history after */
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    vem_rules_on_reading(v, &cfg, &live, 4, s_collect, &log);
+    ck_assert_int_eq(log.n, 1);
+    ck_assert_int_eq(log.v[0].severity, VEM_SEVERITY_NOTICE);
+    ck_assert_uint_eq(vem_rules_history(v, &cfg, past, 3, s_collect, &log), 1);
+    ck_assert_int_eq(log.n, 2);
+    ck_assert_str_eq(log.v[1].id, last->id);
+    ck_assert_int_eq(log.v[1].severity, VEM_SEVERITY_VIOLATION);
+    ck_assert_int_eq(log.v[1].first_us, last->first_us);
+    ck_assert_int_eq(log.v[1].last_us, last->last_us);
+    ck_assert_double_eq(log.v[1].measured, last->measured);
+    ck_assert(json_equal(log.v[1].ev, last->ev));
+    ck_assert_uint_eq(vem_rules_vehicle_counts(v)->readings, 1); /* history is not news */
+    ck_assert_uint_eq(vem_rules_vehicle_rsd_links(v), 3);
+    /* the same history again changes nothing: no verdict */
+    ck_assert_uint_eq(vem_rules_history(v, &cfg, past, 3, s_collect, &log), 0);
+
+    /* history alone: seeded silently */
+    vem_rules_vehicle_t *h = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    ck_assert_uint_eq(vem_rules_history(h, &cfg, past, 3, s_collect, &log), 0);
+    ck_assert_uint_eq(vem_rules_vehicle_rsd_links(h), 2);
+    ck_assert_int_eq(log.n, 2);
+    s_log_free(&want);
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&all);
+    vem_rules_vehicle_destroy(&v);
+    vem_rules_vehicle_destroy(&h);
+}
+END_TEST
+
+/* A full chain (32 exceedances) keeps its 32 newest when an older exceedance comes (from the
+ * history, or late): the older one is the one that goes, as in time order. */
+START_TEST(full_chain_keeps_the_newest)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    vem_rsd_reading_t r;
+    char id[16];
+    for (int i = 1; i <= 32; i++) {
+        snprintf(id, sizeof id, "f%d", i);
+        s_reading(&r, T0 + i * 3600, id, VEM_FUEL_DIESEL);
+        r.no_ppm = 1600;
+        vem_rules_on_reading(v, &cfg, &r, (uint64_t)i, s_collect, &log);
+        if (log.n == 256) {
+            s_log_free(&log);
+            memset(&log, 0, sizeof log);
+        }
+    }
+    ck_assert_uint_eq(vem_rules_vehicle_rsd_links(v), 32);
+    s_reading(&r, T0, "f0", VEM_FUEL_DIESEL);
+    r.no_ppm = 1600;
+    ck_assert_uint_eq(vem_rules_history(v, &cfg, &r, 1, NULL, NULL), 0);
+    ck_assert_uint_eq(vem_rules_vehicle_rsd_links(v), 32);
+    s_log_free(&log);
+    memset(&log, 0, sizeof log);
+    s_reading(&r, T0 + 33 * 3600, "f33", VEM_FUEL_DIESEL);
+    r.no_ppm = 1600;
+    vem_rules_on_reading(v, &cfg, &r, 33, s_collect, &log);
+    ck_assert_int_eq(log.n, 1);
+    json_t *readings = json_object_get(log.v[0].ev, "readings");
+    ck_assert_uint_eq(json_array_size(readings), 32);
+    ck_assert_str_eq(s_str(json_array_get(readings, 0), "reading_id"), "f2");
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 /* Natural months in Beijing time: a day the later month lacks becomes its last day. */
 START_TEST(natural_months)
 {
@@ -1516,6 +1614,50 @@ static void s_obd_frame(s_feed_t *fd, int64_t t, double mil, const uint32_t *dtc
     b->novalue = vem_hj1239_novalue(b);
     s_send(fd);
 }
+
+/* What may be let go: nothing while a trip is open, the MIL is on or a chain holds a reading,
+ * or obd.offline has yet to fire for the silence; then it may. */
+START_TEST(idle_state)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    ck_assert(vem_rules_vehicle_idle(v, &cfg)); /* never heard: nothing to judge */
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    s_feed(&fd, T0, 60, s_const, &s_cruise);
+    ck_assert_int_eq(vem_rules_vehicle_last_received(v), US(T0 + 59) + 1500000);
+    ck_assert(!vem_rules_vehicle_idle(v, &cfg)); /* a trip open */
+    s_cmd(&fd, VEM_HJ1239_CMD_LOGOUT, T0 + 60);
+    ck_assert(!vem_rules_vehicle_idle(v, &cfg)); /* obd.offline owed after the silence */
+    cfg.enabled[VEM_RULE_OBD_OFFLINE] = false;
+    ck_assert(vem_rules_vehicle_idle(v, &cfg));
+    cfg.enabled[VEM_RULE_OBD_OFFLINE] = true;
+    vem_rules_on_silence(v, &cfg, US(T0 + 62 + 72 * 3600), s_collect, &log);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_OFFLINE), 1);
+    ck_assert(vem_rules_vehicle_idle(v, &cfg));
+    /* a roadside exceedance in a chain keeps it */
+    vem_rsd_reading_t r;
+    s_reading(&r, T0 + 100, "i1", VEM_FUEL_DIESEL);
+    r.no_ppm = 1600;
+    vem_rules_on_reading(v, &cfg, &r, 99, s_collect, &log);
+    ck_assert(!vem_rules_vehicle_idle(v, &cfg));
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+    /* the MIL on keeps it */
+    v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    s_feed_init(&fd, v, &cfg, &log);
+    s_obd_frame(&fd, T0, 1, NULL, 0, NULL);
+    cfg.enabled[VEM_RULE_OBD_OFFLINE] = false;
+    ck_assert(!vem_rules_vehicle_idle(v, &cfg));
+    s_obd_frame(&fd, T0 + 10, 0, NULL, 0, NULL);
+    ck_assert(vem_rules_vehicle_idle(v, &cfg));
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
 
 /* MIL on at T0: a notice at once. Still on at T0 + 7 d exactly: not yet "after 7 days"; at
  * T0 + 7 d + 1 s: the violation, under the notice's id. An invalid MIL byte changes nothing;
@@ -2080,6 +2222,9 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, roadside_evidence);
     tcase_add_test(tc, roadside_gasoline);
     tcase_add_test(tc, roadside_history_seeds_the_chain);
+    tcase_add_test(tc, roadside_history_after_live_readings);
+    tcase_add_test(tc, full_chain_keeps_the_newest);
+    tcase_add_test(tc, idle_state);
     tcase_add_test(tc, natural_months);
     tcase_add_test(tc, fusion_either_order);
     tcase_add_test(tc, fusion_unmatched);

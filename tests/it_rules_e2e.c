@@ -15,6 +15,19 @@
  *                     vemd judges the day at start; only the first gets an obd.offline notice
  *   reload_switches_rules  a rule switched off in the file judges nothing; after the switch is
  *                     removed and SIGHUP sent, it does
+ *   idle_state_released  20 trucks drive, log out and go silent: once silent past
+ *                     pipeline.session_idle_s with nothing left to judge, each one's rule state
+ *                     is let go (counted), the workers hold 0 bytes of rule state, and the
+ *                     sessions then expire; a truck that comes back gets a state again
+ *   roadside_history_from_pg  roadside readings stored in PostgreSQL before vemd starts (no
+ *                     checkpoint, no spool): one new exceedance per plate completes the rsd.*
+ *                     chain the stored ones began, under the id of its oldest reading (by plate
+ *                     and, for a registered plate, by VIN), while an exceedance 6 natural months
+ *                     and one day older than the new one does not chain
+ *   roadside_history_bounds  40 stored exceedances of one plate and a new one: the violation
+ *                     rests on the newest 32 (the chain's bound), as if vemd had seen them all
+ *                     (the load takes 33 per plate and pollutant); a vemd allowed 1 reading of
+ *                     history says the load was cut
  *   (and vemctl explain shows a stored verdict, and refuses an unknown id)
  *
  * Expected vehicles come from vem-sim's truth ("misbehaving"), never from vemd. */
@@ -25,6 +38,7 @@
 
 #include <check.h>
 #include <signal.h>
+#include <time.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -394,6 +408,305 @@ START_TEST(daily_completeness)
 }
 END_TEST
 
+/* The sum of a metric over its label sets ("name" and "name{...}"). */
+static double s_metric_sum(const vem_it_run_t *r, const char *name)
+{
+    json_t *st = vem_it_status(r, "--json");
+    ck_assert_ptr_nonnull(st);
+    double sum = 0;
+    const char *key;
+    json_t *v;
+    size_t len = strlen(name);
+    json_object_foreach(json_object_get(st, "metrics"), key, v)
+    {
+        if (strncmp(key, name, len) == 0 && (key[len] == '\0' || key[len] == '{'))
+            sum += json_number_value(v);
+    }
+    json_decref(st);
+    return sum;
+}
+
+START_TEST(idle_state_released)
+{
+    vem_it_run_t r = {0};
+    /* obd.offline off, so a silent truck owes no verdict; the fusion history at its shortest */
+    /* no roadside history: states seeded from what other tests stored would stay */
+    r.rules_opts = "disabled = \"obd.offline\"; fusion_horizon_s = 10; rsd_history_readings = 0;";
+    r.pipeline_opts = "session_idle_s = 60;";
+    vem_it_start(&r, "it_rules");
+    char *argv[] = {"--trucks", "20", "--rate",       "2",     "--duration", "3",
+                    "--seed",   "61", "--vin-prefix", "LRULEK"};
+    ck_assert_int_eq(vem_it_wait(vem_it_run_sim(&r, argv, 10), 60), 0);
+    json_decref(vem_it_sink_settled(&r));
+    /* the trucks' state, as the next silence sweep (every 10 s) counts it */
+    for (int i = 0; i < 150 && s_metric_sum(&r, "vem_rules_state_bytes") == 0; i++)
+        vem_it_sleep(0.1);
+    ck_assert_double_gt(s_metric_sum(&r, "vem_rules_state_bytes"), 0);
+    /* 60 s silent, then the next sweep */
+    double t0 = vem_it_mono();
+    while (vem_it_mono() - t0 < 100 && (s_metric_sum(&r, "vem_rules_released_total") < 20 ||
+                                        s_metric_sum(&r, "vem_rules_state_bytes") > 0))
+        vem_it_sleep(1);
+    /* (states the day's completeness made for VINs of earlier tests go as well) */
+    ck_assert_double_ge(s_metric_sum(&r, "vem_rules_released_total"), 20);
+    ck_assert_double_eq(s_metric_sum(&r, "vem_rules_state_bytes"), 0);
+    /* stateless now, the sessions go after session_idle_s like a login's (checked each second) */
+    for (int i = 0; i < 30 && s_metric_sum(&r, "vem_sessions") > 0; i++)
+        vem_it_sleep(0.5);
+    ck_assert_double_eq(s_metric_sum(&r, "vem_sessions"), 0);
+    /* one truck again: a new state, judged as before */
+    char *again[] = {"--trucks", "1",  "--rate",       "2",     "--duration", "2",
+                     "--seed",   "62", "--vin-prefix", "LRULEK"};
+    ck_assert_int_eq(vem_it_wait(vem_it_run_sim(&r, again, 10), 60), 0);
+    json_decref(vem_it_sink_settled(&r));
+    for (int i = 0; i < 150 && s_metric_sum(&r, "vem_rules_state_bytes") == 0; i++)
+        vem_it_sleep(0.1);
+    ck_assert_double_gt(s_metric_sum(&r, "vem_rules_state_bytes"), 0);
+    vem_it_stop(&r);
+}
+END_TEST
+
+/* ---- roadside history ------------------------------------------------------------------------
+ */
+
+/* "YYYY-MM-DD HH:MM:SS+00" of epoch seconds. */
+static void s_utc(int64_t t, char *out, size_t cap)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(out, cap, "%Y-%m-%d %H:%M:%S+00", &tm);
+}
+
+/* The instant 6 natural months and one day before t in Beijing time (rules.md): the same time
+ * of day, the month six back, the day one before t's (a day that month lacks: its last day,
+ * minus one). Adding 6 months to it lands the day before t's day, or in an earlier month. */
+static int64_t s_six_months_and_a_day_before(int64_t t)
+{
+    time_t bj = (time_t)(t + 8 * 3600);
+    struct tm tm;
+    gmtime_r(&bj, &tm);
+    int mon = tm.tm_mon - 6, year = tm.tm_year;
+    if (mon < 0) {
+        mon += 12;
+        year--;
+    }
+    static const int dim[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y = year + 1900;
+    int days = dim[mon] + (mon == 1 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
+    tm.tm_year = year;
+    tm.tm_mon = mon;
+    tm.tm_mday = (tm.tm_mday < days ? tm.tm_mday : days) - 1; /* 0: timegm takes the last day
+                                                                 of the month before */
+    return (int64_t)timegm(&tm) - 8 * 3600;
+}
+
+/* A reading stored as vemd's sink would have stored it, valid by the station, diesel, inside
+ * the HJ 845 window unless speed says otherwise; its day's partition made first. */
+static void s_store_reading(PGconn *conn, const char *reading_id, int64_t t, const char *plate,
+                            double no_ppm, double speed_kmh)
+{
+    char when[40], no[32], speed[32];
+    s_utc(t, when, sizeof when);
+    snprintf(no, sizeof no, "%g", no_ppm);
+    snprintf(speed, sizeof speed, "%g", speed_kmh);
+    const char *params[] = {reading_id, when, plate, no, speed};
+    PGresult *res = PQexecParams(
+        conn,
+        "SELECT vem_ensure_partitions(($1::timestamptz AT TIME ZONE 'Asia/Shanghai')::date, "
+        "($1::timestamptz AT TIME ZONE 'Asia/Shanghai')::date)",
+        1, NULL, params + 1, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(conn));
+    PQclear(res);
+    res = PQexecParams(conn,
+                       "INSERT INTO rsd_readings (station_id, reading_id, time, received_at, "
+                       "lane, plate, plate_color, fuel, speed_kmh, accel_ms2, vsp_kw_t, "
+                       "opacity_pct, no_ppm, wind_ms, slope_pct, valid, counted) VALUES ('RH-1', "
+                       "$1, $2, $2, 1, $3, 'yellow', 'diesel', $5, 0.2, 4.5, 8, $4, 1.5, 0.5, "
+                       "true, $5::float8 <= 80)",
+                       5, NULL, params, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(conn));
+    PQclear(res);
+}
+
+/* The new readings, sent by vemctl rsd send as a station would. */
+static void s_send_readings(const vem_it_run_t *r, const char *const *ids,
+                            const char *const *plates, const double *no_ppm, size_t n, int64_t t)
+{
+    char path[512], when[32], cmd[1200];
+    snprintf(path, sizeof path, "%s/history.jsonl", r->dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f,
+                "{\"version\":1,\"station_id\":\"RH-1\",\"reading_id\":\"%s\",\"lane\":1,"
+                "\"time\":\"%s\",\"plate\":\"%s\",\"plate_color\":\"yellow\",\"fuel\":\"diesel\","
+                "\"speed_kmh\":40,\"accel_ms2\":0.2,\"vsp_kw_t\":4.5,\"opacity_pct\":8,"
+                "\"no_ppm\":%g,\"co2_pct\":10.5,\"wind_ms\":1.5,\"slope_pct\":0.5,"
+                "\"valid\":true}\n",
+                ids[i], when, plates[i], no_ppm[i]);
+    fclose(f);
+    snprintf(cmd, sizeof cmd,
+             "'%s/vemctl' rsd send '%s' --endpoint 'ipc://%s/stations.sock' --quiet >/dev/null",
+             vem_test_bin_dir(), path, r->dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* One column of the violation with this id ("" when there is none). */
+static char *s_violation(PGconn *conn, const char *id, const char *column_sql)
+{
+    char sql[300];
+    snprintf(sql, sizeof sql, "SELECT %s FROM violations WHERE violation_id = $1", column_sql);
+    const char *params[] = {id};
+    PGresult *res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    char *out = strdup(PQntuples(res) && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    return out;
+}
+
+/* Ids from tests/data/rules/rule_id.py (the definition of vem_rules_id, worked in Python):
+ *   rule_id.py rsd.no_exceed 津H00002 r=RH-1/e1
+ *   rule_id.py rsd.no_exceed 津H00001 r=RH-1/n1
+ *   rule_id.py rsd.no_exceed 津H00001 r=RH-1/o1
+ *   rule_id.py rsd.no_exceed 津H00003 r=RH-1/c1 */
+#define S_ID_B_E1 "51380d3490a0107fd32d4eb5984f2f8e"
+#define S_ID_A_N1 "f18231dc680f3e2104f18d4f541e61f0"
+#define S_ID_A_O1 "f185b5dc6812544404ee294f541b822d"
+#define S_ID_C_C1 "84e2d1f181a90352de2c0268833d39ff"
+
+START_TEST(roadside_history_from_pg)
+{
+    PGconn *conn = vem_it_pg();
+    int64_t tn = (int64_t)time(NULL) - 600; /* the new readings */
+    /* B, unregistered: compliant 170 days back, then over the limit 150 and 60 days back (and
+     * once outside the HJ 845 window in between, which counts for nothing): the chain e1, e2 */
+    s_store_reading(conn, "b0", tn - 170 * 86400, "津H00002", 900, 40);
+    s_store_reading(conn, "e1", tn - 150 * 86400, "津H00002", 1700, 40);
+    s_store_reading(conn, "x1", tn - 100 * 86400, "津H00002", 700, 100);
+    s_store_reading(conn, "e2", tn - 60 * 86400, "津H00002", 1600, 40);
+    /* A, unregistered: over the limit 6 natural months and one day before the new reading */
+    s_store_reading(conn, "o1", s_six_months_and_a_day_before(tn), "津H00001", 1800, 40);
+    /* C, registered with a VIN (its readings are routed by it): over the limit 30 days back */
+    PGresult *res = PQexec(conn, "INSERT INTO vehicles (vin, plate, plate_color, fuel, "
+                                 "region_code) VALUES ('LHIST000000000003', '津H00003', "
+                                 "'yellow', 'diesel', '120101')");
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(conn));
+    PQclear(res);
+    s_store_reading(conn, "c1", tn - 30 * 86400, "津H00003", 1550, 40);
+
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_rules");
+    for (int i = 0; i < 100 && vem_it_metric_now(&r, "vem_rsd_history_readings_total") < 6; i++)
+        vem_it_sleep(0.1);
+    /* o1 is loaded (7 months are), it is the chain that leaves it out; b0 and x1 too (and
+     * whatever earlier suites stored in the same database) */
+    ck_assert(vem_it_metric_now(&r, "vem_rsd_history_readings_total") >= 6);
+    static const char *const ids[] = {"n1", "n2", "n3"};
+    static const char *const plates[] = {"津H00001", "津H00002", "津H00003"};
+    static const double no[] = {1700, 1650, 1800};
+    s_send_readings(&r, ids, plates, no, 3, tn);
+    char *sev = NULL;
+    for (int i = 0; i < 300; i++) {
+        free(sev);
+        sev = s_violation(conn, S_ID_C_C1, "severity");
+        char *a = s_violation(conn, S_ID_A_N1, "severity");
+        char *b = s_violation(conn, S_ID_B_E1, "severity");
+        bool done = strcmp(sev, "violation") == 0 && *a && strcmp(b, "violation") == 0;
+        free(a);
+        free(b);
+        if (done)
+            break;
+        vem_it_sleep(0.1);
+    }
+    ck_assert_str_eq(sev, "violation");
+    free(sev);
+    char *v;
+    /* B: the violation the stored chain and the new reading make, under e1's id */
+    ck_assert_str_eq(v = s_violation(conn, S_ID_B_E1, "severity"), "violation");
+    free(v);
+    ck_assert_str_eq(v = s_violation(conn, S_ID_B_E1, "jsonb_array_length(evidence->'readings')"),
+                     "3");
+    free(v);
+    ck_assert_str_eq(v = s_violation(conn, S_ID_B_E1,
+                                     "evidence->'readings'->0->>'reading_id' || ',' || "
+                                     "(evidence->'readings'->2->>'reading_id') || ',' || plate"),
+                     "e1,n2,津H00002");
+    free(v);
+    /* C: by VIN */
+    ck_assert_str_eq(v = s_violation(conn, S_ID_C_C1, "vin || ',' || plate"),
+                     "LHIST000000000003,津H00003");
+    free(v);
+    /* A: o1 is too old to chain: n1 starts its own chain, a notice; nothing under o1's id */
+    ck_assert_str_eq(v = s_violation(conn, S_ID_A_N1, "severity"), "notice");
+    free(v);
+    ck_assert_str_eq(v = s_violation(conn, S_ID_A_O1, "severity"), "");
+    free(v);
+    ck_assert_int_eq(atoi(v = s_violation(conn, S_ID_A_N1,
+                                          "(SELECT count(*) FROM violations WHERE plate = "
+                                          "'津H00001' AND severity = 'violation')")),
+                     0);
+    free(v);
+    PQfinish(conn);
+    vem_it_stop(&r);
+}
+END_TEST
+
+/* rule_id.py rsd.no_exceed 津H00009 r=RH-1/e10 */
+#define S_ID_J_E10 "eeb56dcfc3f56bb6d9cd2bf0e88293c1"
+
+START_TEST(roadside_history_bounds)
+{
+    PGconn *conn = vem_it_pg();
+    int64_t tn = (int64_t)time(NULL) - 600;
+    char id[16];
+    for (int i = 1; i <= 40; i++) { /* e1 .. e40, an hour apart, all over the limit */
+        snprintf(id, sizeof id, "e%d", i);
+        s_store_reading(conn, id, tn - (41 - i) * 3600, "津H00009", 1600 + i, 40);
+    }
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_rules");
+    for (int i = 0; i < 100 && vem_it_metric_now(&r, "vem_rsd_history_readings_total") < 33; i++)
+        vem_it_sleep(0.1);
+    static const char *const ids[] = {"j41"};
+    static const char *const plates[] = {"津H00009"};
+    static const double no[] = {1700};
+    s_send_readings(&r, ids, plates, no, 1, tn);
+    char *v = NULL;
+    for (int i = 0; i < 300; i++) {
+        free(v);
+        v = s_violation(conn, S_ID_J_E10, "jsonb_array_length(evidence->'readings')");
+        if (*v)
+            break;
+        vem_it_sleep(0.1);
+    }
+    /* in time order: e1 .. e40 and j41 are 41; the chain keeps the newest 32, e10 .. j41 */
+    ck_assert_str_eq(v, "32");
+    free(v);
+    ck_assert_str_eq(
+        v = s_violation(conn, S_ID_J_E10,
+                        "severity || ',' || (evidence->'readings'->31->>'reading_id')"),
+        "violation,j41");
+    free(v);
+    vem_it_stop(&r);
+
+    /* allowed one reading of history: the load is cut, said so, and leaves the plates out */
+    vem_it_run_t cut = {0};
+    cut.rules_opts = "rsd_history_readings = 1;";
+    vem_it_start(&cut, "it_rules");
+    for (int i = 0; i < 100 && vem_it_metric_now(&cut, "vem_rsd_history_truncated_total") < 1; i++)
+        vem_it_sleep(0.1);
+    ck_assert_double_eq(vem_it_metric_now(&cut, "vem_rsd_history_truncated_total"), 1);
+    ck_assert(vem_it_log_has(&cut, "more than rules.rsd_history_readings"));
+    PQfinish(conn);
+    vem_it_stop(&cut);
+}
+END_TEST
+
 Suite *vem_suite_rules_e2e(void);
 Suite *vem_suite_rules_e2e(void)
 {
@@ -406,5 +719,14 @@ Suite *vem_suite_rules_e2e(void)
     tcase_add_test(tc, reload_switches_rules);
     tcase_add_test(tc, daily_completeness);
     suite_add_tcase(s, tc);
+    TCase *hist = tcase_create("roadside_history"); /* CK_RUN_CASE=roadside_history */
+    tcase_set_timeout(hist, 120);
+    tcase_add_test(hist, roadside_history_from_pg);
+    tcase_add_test(hist, roadside_history_bounds);
+    suite_add_tcase(s, hist);
+    TCase *idle = tcase_create("idle_state"); /* CK_RUN_CASE=idle_state */
+    tcase_set_timeout(idle, 240);
+    tcase_add_test(idle, idle_state_released);
+    suite_add_tcase(s, idle);
     return s;
 }

@@ -20,12 +20,35 @@
  *
  * BENCH_RULES_OFF=rule,rule,... switches rules off (vem_rules_name), to see what each costs.
  *
- * What the figures mean: with a few trucks, whose state stays in the CPU caches, the rules
- * cost about 2.5 decodes; with 10,000 mid-trip trucks (about 370 MB of rule state, nearly
- * all of it the work-based windows' rings and kept windows) each frame's state comes from
- * main memory, and those misses, not the arithmetic, set the rate. Huge pages help (glibc:
- * GLIBC_TUNABLES=glibc.malloc.hugetlb=1, 10-15 % here); prefetching the window ring's lines at
- * the start of a frame does (0.137 -> 0.16). */
+ * BENCH_RULES_AHEAD=1 judges each frame with its vehicle's state asked for two frames ahead
+ * (vem_rules_prefetch_state) and its window lines one ahead (vem_rules_prefetch_frame), as a
+ * worker with a queue could. BENCH_RULES_PERF=FIFO writes enable/disable around the timed
+ * rules passes, for `perf record --control fifo:FIFO -D -1`: a profile of those passes alone.
+ *
+ * What the figures mean (2-core shared AMD EPYC VM, no hardware counters; medians of 3):
+ *  - 10,000 mid-trip trucks, about 370 MB of rule state: ratio 0.14-0.16. A profile of the
+ *    timed decode + rules passes alone: decode 25 %, vem_rules_window_prefetch 31 % (all of
+ *    it in the prefetch instructions: they wait for a free miss buffer or a page walk),
+ *    vem_rules_on_frame 26 %, vem_rules_window_add 8 %, vem_rules_rsd_obd 4 %. A frame
+ *    touches about 21 lines in 5 distinct pages: 12 of the vehicle's state, 8 of the window
+ *    ring (the head, where windows end, and the tail, where samples go; 20 bytes a sample),
+ *    2 of the kept windows, 1 of the fusion history.
+ *  - Without the prefetches: 0.09-0.14 (median 0.125) against 0.15-0.18 with them. Asking two
+ * frames ahead (BENCH_RULES_AHEAD): no change, so waiting is not the limit; the number of lines and
+ *    pages in flight is. Huge pages (GLIBC_TUNABLES=glibc.malloc.hugetlb=1, 370 MB in
+ *    AnonHugePages; deploy/vemd.service sets it): 0.149 -> 0.186 with the machine quiet
+ *    (0.142 -> 0.157 under load), the prefetch share 31 % -> 22 %.
+ *  - The NOx window switched off (BENCH_RULES_OFF=obd.nox_window, 2.6 KB a truck, 26 MB):
+ *    0.166. 100 trucks, all state in the caches: 0.20-0.29 (median 0.26): even then the
+ *    per-sample rules cost about 3 decodes of instructions.
+ *  - Memory alone, the same pattern without the rules (a 40-line loop: 10,000 buffers of
+ *    37 KB, 20 lines in 4 places of each per frame, prefetched, read and written): 230 ns a
+ *    frame, 167 ns in huge pages; 10 lines in 2 places: 108 ns (76 in huge pages). A decode
+ *    is about 130 ns a frame, and 0.3 allows the rules 2.3 decodes, about 300 ns a frame.
+ *  So 0.3 needs both fewer instructions per sample (the six span rules and the sample's
+ *  values, read once per sample from the block) and fewer lines per frame (a ring of
+ *  increments in floats would halve its 8 lines, but changes the sums' rounding, so verdicts
+ *  at a limit could change: not done). */
 #include "hj1239.h"
 #include "rules.h"
 #include "sim_fleet.h"
@@ -145,6 +168,46 @@ static size_t s_rules_pass(const s_chunk_t *c, vem_hj1239_frame_t *f, s_truck_t 
     return samples;
 }
 
+/* The same, the way a worker with a queue of inputs can: frames decoded two ahead of the one
+ * judged, each vehicle's state asked for two frames ahead and its window lines one ahead. */
+static size_t s_rules_pass_ahead(const s_chunk_t *c, vem_hj1239_frame_t *f3, s_truck_t *fleet,
+                                 const vem_rules_config_t *cfg, uint64_t *seq)
+{
+    size_t samples = 0;
+    for (size_t k = 0; k < c->n + 2; k++) {
+        if (k < c->n) {
+            vem_hj1239_frame_t *f = &f3[k % 3];
+            if (vem_hj1239_decode(c->buf + c->off[k], c->off[k + 1] - c->off[k],
+                                  VEM_HJ1239_TRUSTED_BCC, f, NULL) != VEM_HJ1239_OK)
+                abort();
+            for (size_t b = 0; b < f->nblocks; b++)
+                samples += f->blocks[b].type == VEM_HJ1239_BLOCK_STREAM;
+            vem_rules_prefetch_state(fleet[c->who[k]].rules);
+        }
+        if (k >= 1 && k - 1 < c->n)
+            vem_rules_prefetch_frame(fleet[c->who[k - 1]].rules, &f3[(k - 1) % 3]);
+        if (k >= 2) {
+            const vem_hj1239_frame_t *f = &f3[(k - 2) % 3];
+            vem_rules_on_frame(fleet[c->who[k - 2]].rules, cfg, f, f->time * 1000000 + 500000,
+                               ++*seq, s_count, NULL);
+        }
+    }
+    return samples;
+}
+
+/* perf record --control fifo:CTL -D -1 with BENCH_RULES_PERF=CTL: only the rules passes. */
+static void s_perf(const char *cmd)
+{
+    const char *ctl = getenv("BENCH_RULES_PERF");
+    if (!ctl)
+        return;
+    FILE *f = fopen(ctl, "w");
+    if (f) {
+        fputs(cmd, f);
+        fclose(f);
+    }
+}
+
 static void s_chunk_reset(s_chunk_t *c)
 {
     c->len = c->n = 0;
@@ -161,6 +224,7 @@ int main(int argc, char **argv)
                                          VEM_SIM_FROZEN_NOX};
     s_truck_t *fleet = calloc(trucks, sizeof *fleet);
     vem_hj1239_frame_t *scratch = malloc(sizeof *scratch), *f = malloc(sizeof *f);
+    vem_hj1239_frame_t *f3 = malloc(3 * sizeof *f3);
     if (!fleet || !scratch || !f)
         abort();
     for (unsigned i = 0; i < trucks; i++)
@@ -226,9 +290,13 @@ int main(int argc, char **argv)
         }
         decode_s += best;
         decode_samples += n;
+        s_perf("enable\n");
         double t0 = s_now();
-        rules_samples += s_rules_pass(&chunk, f, fleet, &cfg, &seq);
+        rules_samples = rules_samples + (getenv("BENCH_RULES_AHEAD")
+                                             ? s_rules_pass_ahead(&chunk, f3, fleet, &cfg, &seq)
+                                             : s_rules_pass(&chunk, f, fleet, &cfg, &seq));
         rules_s += s_now() - t0;
+        s_perf("disable\n");
         frames += chunk.n;
         bytes += chunk.len;
     }

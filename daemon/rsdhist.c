@@ -1,0 +1,160 @@
+/* rsdhist — loading the roadside history from PostgreSQL; see rsdhist.h.
+ *
+ * Thread: a detached loader thread per load; it owns its connection and the result until it
+ * writes the pointer to the pipe. */
+#include "rsdhist.h"
+
+#include "log.h"
+
+#include <libpq-fe.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+vem_rsdhist_t *vem_rsdhist_new(size_t cap)
+{
+    vem_rsdhist_t *h = calloc(1, sizeof *h);
+    if (!h || !(h->r = calloc(cap ? cap : 1, sizeof *h->r)))
+        abort();
+    return h;
+}
+
+void vem_rsdhist_free(vem_rsdhist_t *h)
+{
+    if (!h)
+        return;
+    free(h->r);
+    free(h);
+}
+
+/* Per plate and pollutant, the newest $2 valid readings that report it ($1: cycle months; one
+ * more month covers readings that arrive late); $3 rows at most. The range on time reads only
+ * the partitions of those months; rsd_readings_plate (0004) serves the ordering. */
+static const char s_query[] =
+    "SELECT station_id, reading_id, (extract(epoch FROM time) * 1000000)::bigint, plate, "
+    "       coalesce(plate_color, ''), coalesce(fuel, ''), speed_kmh, accel_ms2, vsp_kw_t, "
+    "       wind_ms, slope_pct, opacity_pct, ringelmann, no_ppm, co_pct, hc_ppm "
+    "FROM (SELECT *, "
+    "      row_number() OVER (PARTITION BY plate, no_ppm IS NULL ORDER BY time DESC) AS r_no, "
+    "      row_number() OVER (PARTITION BY plate, opacity_pct IS NULL ORDER BY time DESC) AS r_op, "
+    "      row_number() OVER (PARTITION BY plate, ringelmann IS NULL ORDER BY time DESC) AS r_ri, "
+    "      row_number() OVER (PARTITION BY plate, co_pct IS NULL ORDER BY time DESC) AS r_co, "
+    "      row_number() OVER (PARTITION BY plate, hc_ppm IS NULL ORDER BY time DESC) AS r_hc "
+    "      FROM rsd_readings "
+    "      WHERE time >= now() - make_interval(months => $1::int + 1) AND valid "
+    "        AND plate IS NOT NULL AND plate <> '' AND octet_length(plate) < 16) s "
+    "WHERE (no_ppm IS NOT NULL AND r_no <= $2) OR (opacity_pct IS NOT NULL AND r_op <= $2) "
+    "   OR (ringelmann IS NOT NULL AND r_ri <= $2) OR (co_pct IS NOT NULL AND r_co <= $2) "
+    "   OR (hc_ppm IS NOT NULL AND r_hc <= $2) "
+    "ORDER BY plate, time, station_id, reading_id LIMIT $3";
+
+static double s_real(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NAN : strtod(PQgetvalue(res, row, col), NULL);
+}
+
+static void s_text(char *out, size_t len, const PGresult *res, int row, int col)
+{
+    snprintf(out, len, "%s", PQgetvalue(res, row, col));
+}
+
+static vem_rsdhist_t *s_load(const char *conninfo, unsigned months, size_t max_rows)
+{
+    PGconn *conn = PQconnectdb(conninfo);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        vem_log(VEM_LOG_ERR, "rsdhist", "cannot connect: %s", PQerrorMessage(conn));
+        PQfinish(conn);
+        return NULL;
+    }
+    char p1[16], p2[16], p3[32];
+    snprintf(p1, sizeof p1, "%u", months);
+    snprintf(p2, sizeof p2, "%d", VEM_RSDHIST_PER_POLLUTANT);
+    snprintf(p3, sizeof p3, "%zu", max_rows + 1); /* one more tells that some were left out */
+    const char *params[] = {p1, p2, p3};
+    PGresult *res = PQexecParams(conn, s_query, 3, NULL, params, NULL, NULL, 0);
+    vem_rsdhist_t *out = NULL;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        vem_log(VEM_LOG_ERR, "rsdhist", "roadside history: %s", PQerrorMessage(conn));
+        goto done;
+    }
+    size_t rows = (size_t)PQntuples(res);
+    bool truncated = rows > max_rows;
+    if (truncated) { /* leave out the last plate, which may be cut short, and all after it */
+        rows = max_rows;
+        while (rows > 0 &&
+               strcmp(PQgetvalue(res, (int)rows - 1, 3), PQgetvalue(res, (int)max_rows, 3)) == 0)
+            rows--;
+    }
+    out = vem_rsdhist_new(rows);
+    out->truncated = truncated;
+    for (size_t i = 0; i < rows; i++) {
+        int row = (int)i;
+        vem_rsd_reading_t *r = &out->r[out->n];
+        vem_rules_reading_init(r);
+        s_text(r->station_id, sizeof r->station_id, res, row, 0);
+        s_text(r->reading_id, sizeof r->reading_id, res, row, 1);
+        r->time_us = strtoll(PQgetvalue(res, row, 2), NULL, 10);
+        s_text(r->plate, sizeof r->plate, res, row, 3);
+        s_text(r->plate_color, sizeof r->plate_color, res, row, 4);
+        r->fuel = vem_rules_fuel(PQgetvalue(res, row, 5));
+        r->speed_kmh = s_real(res, row, 6);
+        r->accel_ms2 = s_real(res, row, 7);
+        r->vsp_kw_t = s_real(res, row, 8);
+        r->wind_ms = s_real(res, row, 9);
+        r->slope_pct = s_real(res, row, 10);
+        r->opacity_pct = s_real(res, row, 11);
+        r->ringelmann = s_real(res, row, 12);
+        r->no_ppm = s_real(res, row, 13);
+        r->co_pct = s_real(res, row, 14);
+        r->hc_ppm = s_real(res, row, 15);
+        r->valid = true; /* the query takes only what the station marked valid */
+        out->n++;
+    }
+done:
+    PQclear(res);
+    PQfinish(conn);
+    return out;
+}
+
+typedef struct {
+    char *conninfo;
+    unsigned months;
+    size_t max_rows;
+    int fd;
+} s_job_t;
+
+static void *s_thread(void *arg)
+{
+    s_job_t *job = arg;
+    vem_rsdhist_t *h = s_load(job->conninfo, job->months, job->max_rows);
+    if (write(job->fd, &h, sizeof h) != (ssize_t)sizeof h)
+        vem_rsdhist_free(h);
+    free(job->conninfo);
+    free(job);
+    return NULL;
+}
+
+int vem_rsdhist_start(const char *conninfo, unsigned cycle_months, size_t max_rows, int fd)
+{
+    s_job_t *job = malloc(sizeof *job);
+    if (!job || !(job->conninfo = strdup(conninfo)))
+        abort();
+    job->months = cycle_months;
+    job->max_rows = max_rows;
+    job->fd = fd;
+    pthread_t thread;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&thread, &attr, s_thread, job);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        free(job->conninfo);
+        free(job);
+        return -1;
+    }
+    return 0;
+}

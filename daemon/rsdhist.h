@@ -1,0 +1,48 @@
+/* rsdhist — the roadside history the rsd.* chains look back on, loaded from PostgreSQL.
+ *
+ * rsd.* chains span rsd_cycle_months natural months per plate. The workers' checkpoints carry
+ * the chains across restarts, but a vehicle without checkpoint state (a fresh install over
+ * back-filled readings, a lost or refused checkpoint, a change of the worker count) would
+ * start with an empty chain. So at start vemd loads, compactly, what the chains need from
+ * rsd_readings: per plate, readings the station marked valid within the last cycle_months + 1
+ * months, and of those only the newest VEM_RSDHIST_PER_POLLUTANT that report each pollutant
+ * (a chain holds at most VEM_RULES_CHAIN_MAX exceedances after the newest compliant reading,
+ * so older ones can change nothing), at most max_rows in all (rules.rsd_history_readings;
+ * past it whole plates are left out, in plate order, and the load says so: logged and
+ * counted). The workers seed them into the vehicles' rule state
+ * (vem_rules_history); the validity window and limits are applied there, with the running
+ * configuration, exactly as for live readings.
+ *
+ * The query runs on a detached thread (a slow database must not hold main or a worker); its
+ * result comes back as a pointer written to a pipe, as the registry's and completeness's do.
+ * Ownership: the result belongs to whoever reads the pointer; main hands each worker its part. */
+#ifndef VEM_RSDHIST_H
+#define VEM_RSDHIST_H
+
+#include "rules.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Readings per plate and pollutant loaded (the chain bound plus the compliant one before). */
+#define VEM_RSDHIST_PER_POLLUTANT 33
+
+/* Loaded readings, grouped by plate and in time order within a plate. */
+typedef struct {
+    size_t n;
+    vem_rsd_reading_t *r;
+    bool truncated; /* more rows were there than max_rows */
+} vem_rsdhist_t;
+
+/* Starts a detached thread that loads the history (cycle_months, at most max_rows readings)
+ * and writes the vem_rsdhist_t pointer (NULL after an error, logged) to fd. -1 when the thread
+ * cannot start. */
+int vem_rsdhist_start(const char *conninfo, unsigned cycle_months, size_t max_rows, int fd);
+
+/* A new empty result with room for cap readings (main's per-worker parts). */
+vem_rsdhist_t *vem_rsdhist_new(size_t cap);
+
+/* Frees the result; accepts NULL. */
+void vem_rsdhist_free(vem_rsdhist_t *h);
+
+#endif
