@@ -498,7 +498,8 @@ static uint64_t s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, con
     }
     st->reply_len = sizeof st->reply_buf;
     bool can_reply = conn && !conn->deaf && !conn->gone;
-    st->reply = can_reply && kind == VEM_SPOOL_KIND_OBD_FRAME && s_reply(in, data, len, st->reply_buf);
+    st->reply =
+        can_reply && kind == VEM_SPOOL_KIND_OBD_FRAME && s_reply(in, data, len, st->reply_buf);
     if (can_reply && activation >= 0) {
         s_activation_reply(data, (vem_keys_verdict_t)activation, st->reply_buf);
         st->reply_len = 27;

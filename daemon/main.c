@@ -255,10 +255,11 @@ static void s_load_history(s_daemon_t *d)
 }
 
 /* The worker whose vehicle a plate's readings are: ingest routes them by the registry's VIN for
- * the plate, else by the plate. */
-static unsigned s_history_worker(const s_daemon_t *d, const char *plate)
+ * the plate and colour, else by the plate. */
+static unsigned s_history_worker(const s_daemon_t *d, const char *plate, const char *color)
 {
-    const vem_vehicle_t *reg = d->registry ? vem_registry_find_plate(d->registry, plate) : NULL;
+    const vem_vehicle_t *reg =
+        d->registry ? vem_registry_find_plate(d->registry, plate, color) : NULL;
     return (unsigned)((reg ? vem_vin_hash(reg->vin) : vem_plate_hash(plate)) % d->nworkers);
 }
 
@@ -279,7 +280,7 @@ static void s_send_history(s_daemon_t *d)
         abort();
     for (size_t k = 0; k < all->n; k++) { /* a plate's readings are together: one lookup */
         bool same = k > 0 && strcmp(all->r[k].plate, all->r[k - 1].plate) == 0;
-        to[k] = same ? to[k - 1] : s_history_worker(d, all->r[k].plate);
+        to[k] = same ? to[k - 1] : s_history_worker(d, all->r[k].plate, all->r[k].plate_color);
         count[to[k]]++;
     }
     for (unsigned i = 0; i < d->nworkers; i++)

@@ -1019,7 +1019,8 @@ static void s_history(s_worker_t *w, vem_rsdhist_t *h)
         const char *plate = h->r[i].plate;
         for (j = i + 1; j < h->n && strcmp(h->r[j].plate, plate) == 0; j++)
             ;
-        const vem_vehicle_t *reg = w->registry ? vem_registry_find_plate(w->registry, plate) : NULL;
+        const vem_vehicle_t *reg =
+            w->registry ? vem_registry_find_plate(w->registry, plate, h->r[i].plate_color) : NULL;
         void **slot = reg ? vem_sessions_state_new(w->sessions, reg->vin)
                           : vem_plates_slot(w->plates, plate, true);
         if (!slot) {

@@ -28,14 +28,14 @@ typedef struct {
     const char *terminals_opts; /* added to the terminals group, e.g. "bind_vin = false;" (an
                                  * idle_timeout_s or max_connections here replaces the default) */
     const char *pg_opts;
-    const char *spool_opts;     /* added to the spool group, e.g. "segment_bytes = 65536;" */
-    const char *rules_opts;     /* the rules group's settings, e.g. "checkpoint_interval_s = 5;" */
-    const char *stations_opts;  /* added to the stations group (endpoint ipc://DIR/stations.sock) */
-    const char *gateways_opts;  /* added to the gateways group (endpoint ipc://DIR/gateway.sock) */
-    const char *pg_user;        /* non-NULL: vemd logs in to PostgreSQL as this role */
-    int metrics_port;           /* 0: no HTTP endpoint; else /metrics and /healthz on 127.0.0.1 */
-    const char *kafka_opts;     /* non-NULL: the Kafka sink on, to the harness's vem-broker, with
-                                 * these settings added to the kafka group */
+    const char *spool_opts;    /* added to the spool group, e.g. "segment_bytes = 65536;" */
+    const char *rules_opts;    /* the rules group's settings, e.g. "checkpoint_interval_s = 5;" */
+    const char *stations_opts; /* added to the stations group (endpoint ipc://DIR/stations.sock) */
+    const char *gateways_opts; /* added to the gateways group (endpoint ipc://DIR/gateway.sock) */
+    const char *pg_user;       /* non-NULL: vemd logs in to PostgreSQL as this role */
+    int metrics_port;          /* 0: no HTTP endpoint; else /metrics and /healthz on 127.0.0.1 */
+    const char *kafka_opts;    /* non-NULL: the Kafka sink on, to the harness's vem-broker, with
+                                * these settings added to the kafka group */
 } vem_it_run_t;
 
 /* A loopback TCP port free right now. */
