@@ -64,7 +64,9 @@ cat >"$tmp/vemd.cfg" <<EOF
 terminals: { endpoint = "tcp://127.0.0.1:$port"; reply_mode = "hj1239"; idle_timeout_s = 30; };
 gateways: { endpoint = ""; };
 stations: { endpoint = "ipc://$tmp/stations.sock"; curve_server_key = "$tmp/keys/vemd-stations.key";
-            curve_clients_dir = "$tmp/stations.d"; };
+            curve_clients_dir = "$tmp/stations.d";
+            # vem-sim's clock runs 50 times real time: its readings are hours "ahead" of receipt
+            future_tolerance_s = 86400; };
 control: { endpoint = "ipc://$tmp/control.sock"; };
 metrics: { address = "127.0.0.1"; port = $metrics; };
 spool: { dir = "$tmp/spool"; };
