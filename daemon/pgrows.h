@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 typedef enum {
-    VEM_PG_SAMPLES = 0, /* obd_samples */
+    VEM_PG_SAMPLES = 0, /* obd_frames: a frame's samples in one row, read through obd_samples */
     VEM_PG_INFO,        /* obd_info */
     VEM_PG_EVENTS,      /* terminal_events */
     VEM_PG_QUARANTINE,  /* quarantine */
@@ -29,6 +29,21 @@ typedef enum {
 
 /* Distinct days one batch may carry; a worker sends its message before it would overflow. */
 #define VEM_PGROWS_MAX_DAYS 256
+
+/* Bytes of one sample's record in obd_frames.samples (layout in pgrows.c, decoded by
+ * schema/0007_frames.sql). */
+#define VEM_PGROWS_SAMPLE_BYTES 76
+
+/* A frame is "wide" when a sample's time lies more than this from the frame's time; the
+ * bounded read vem_samples() finds narrow frames by frame time within this span of its range,
+ * wide ones through their own index. Must match schema/0007_frames.sql. */
+#define VEM_PGROWS_FRAME_SPAN_S 3600
+
+/* Where an obd_frames row's sample count (int2, its first column) starts in its COPY bytes. */
+#define VEM_PGROWS_NSAMPLES_AT 6
+
+/* Room for one sample's invalid (or abnormal) field names joined by commas. */
+#define VEM_PGROWS_NAMES_CAP 640
 
 /* A growable byte buffer. */
 typedef struct {
@@ -44,9 +59,14 @@ void vem_buf_free(vem_buf_t *b);
 
 typedef struct {
     vem_buf_t rows[VEM_PG_TABLES];
-    uint32_t nrows[VEM_PG_TABLES];
+    uint32_t nrows[VEM_PG_TABLES];     /* rows; VEM_PG_SAMPLES: frames */
+    uint64_t samples;                  /* samples in the obd_frames rows */
     int32_t days[VEM_PGROWS_MAX_DAYS]; /* Beijing days since 1970-01-01, unordered, distinct */
     uint32_t ndays;
+    /* scratch of one frame */
+    vem_buf_t pack;
+    char invalid[VEM_HJ1239_MAX_BLOCKS][VEM_PGROWS_NAMES_CAP];
+    char abnormal[VEM_HJ1239_MAX_BLOCKS][VEM_PGROWS_NAMES_CAP];
 } vem_pgrows_t;
 
 /* Table name ("obd_samples", ...). */
@@ -70,11 +90,12 @@ void vem_pgrows_free(vem_pgrows_t *r);
 /* True when the batch should be sent before another frame is added (days nearly full). */
 bool vem_pgrows_full(const vem_pgrows_t *r);
 
-/* Rows of a decoded frame: a sample row per 1 Hz sample block (stream, twc, twc_nox) of
- * real-time and re-sent frames, carrying also the fields of the hybrid and supplementary
- * blocks of the same instant (a hybrid or supplementary block without one gets a row of its
- * own), an obd_info row per OBD block, an event row for login, logout, removal alarm and
- * activation. Time sync and activation replies make no row. Returns the rows added. */
+/* Rows of a decoded frame: for real-time and re-sent frames one obd_frames row holding a
+ * sample per 1 Hz sample block (stream, twc, twc_nox), each carrying also the fields of the
+ * hybrid and supplementary blocks of the same instant (a hybrid or supplementary block without
+ * one is a sample of its own), and an obd_info row per OBD block; an event row for login,
+ * logout, removal alarm and activation. Time sync and activation replies make no row. Returns
+ * the rows added (a frame's samples count as one row). */
 unsigned vem_pgrows_frame(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t received_us);
 
 /* Which sample block j of a real-time frame belongs to: j itself for a stream, twc or twc_nox

@@ -72,6 +72,8 @@ typedef enum {
                           * missing): retrying the same rows fails until the database is fixed */
 } vem_pgw_result_t;
 
+/* Row figures per table; for VEM_PG_SAMPLES (obd_frames) they count the frames' samples, so
+ * they read as rows of obd_samples did. */
 typedef struct {
     uint64_t inserted[VEM_PG_TABLES];   /* new rows (quarantine: also those made of refused rows) */
     uint64_t duplicates[VEM_PG_TABLES]; /* rows that were already there */

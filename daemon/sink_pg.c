@@ -75,7 +75,9 @@ typedef struct {
 static void s_register(s_sink_t *s, vem_metrics_t *m)
 {
     for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
-        const char *labels[] = {"sink", "pg", "table", vem_pg_table_name(t), NULL};
+        /* obd_frames rows are counted as the samples they hold, the rows of obd_samples */
+        const char *table = t == VEM_PG_SAMPLES ? "obd_samples" : vem_pg_table_name(t);
+        const char *labels[] = {"sink", "pg", "table", table, NULL};
         s->rows_total[t] = vem_metrics_counter(m, "vem_sink_rows_total",
                                                "Rows a sink made durable (new rows only).", labels);
         s->refused[t] = vem_metrics_counter(

@@ -1,0 +1,273 @@
+-- 0007_frames — one row per frame: a frame's samples packed in one bytea, read as obd_samples.
+--
+-- A row per 1 Hz sample, each with its own unique-index entry and heap tuple, made the COPY
+-- backend the bottleneck and cost ~325 bytes per sample. Now the sink writes one obd_frames row
+-- per real-time or re-sent frame: its key is the frame's natural key (vin, frame_time), which
+-- an HJ 1239 re-send repeats, and its samples are fixed records of the raw wire values
+-- (daemon/pgrows.c describes the layout). obd_samples becomes a view with today's columns,
+-- names, types and values, so vemctl, vehicle_history, daily_completeness, row-level security
+-- and agency SQL read samples as before.
+--
+-- A time bound on obd_samples.sample_time cannot reach the frame index (the planner cannot
+-- derive frame_time from it): vem_samples(vin, from, to) adds the bound frame_time within
+-- VEM_PGROWS_FRAME_SPAN_S (3600 s) of the range, and finds the rare "wide" frames (a sample
+-- more than that from the frame's time) through a partial index of their own. Use it for one
+-- vehicle's samples over a time range.
+--
+-- The old table stays as obd_samples_rows with its rows and partitions (renamed
+-- obd_samples_rows_pYYYYMMDD); the view shows them beside the frames, and an INSERT into
+-- obd_samples lands there (tools and back-fills that insert samples keep working).
+--
+-- Every name is schema-qualified, so the file composes with a search_path of
+-- pg_catalog, public, pg_temp and without CREATE on public for other roles.
+
+-- ---- the old table: renamed with its partitions -----------------------------------------------
+
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT c.relname
+          FROM pg_catalog.pg_inherits i
+          JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'public.obd_samples'::regclass
+    LOOP
+        EXECUTE format('ALTER TABLE public.%I RENAME TO %I', r.relname,
+                       'obd_samples_rows_' || substr(r.relname, length('obd_samples_') + 1));
+    END LOOP;
+END $$;
+ALTER TABLE public.obd_samples RENAME TO obd_samples_rows;
+UPDATE public.partitioned_tables SET table_name = 'obd_samples_rows'
+ WHERE table_name = 'obd_samples';
+
+-- ---- frames ------------------------------------------------------------------------------------
+
+CREATE TABLE public.obd_frames (
+    vin             text NOT NULL,
+    frame_time      timestamptz NOT NULL,
+    received_at     timestamptz NOT NULL,
+    frame_seq       integer NOT NULL,       -- the frame's serial
+    resent          boolean NOT NULL,       -- an HJ 1239 re-send (0x03)
+    nsamples        smallint NOT NULL CHECK (nsamples > 0),
+    wide            boolean NOT NULL,       -- a sample lies more than 3600 s from frame_time
+    samples         bytea NOT NULL CHECK (octet_length(samples) = 76 * nsamples),
+    invalid         text[],                 -- per sample: its invalid fields, comma-joined
+    abnormal        text[],                 -- ... its abnormal fields
+    UNIQUE (vin, frame_time)
+) PARTITION BY RANGE (frame_time);
+CREATE INDEX obd_frames_wide ON public.obd_frames (vin, frame_time) WHERE wide;
+INSERT INTO public.partitioned_tables VALUES ('obd_frames');
+
+-- Big-endian unsigned integers of a record; NULL for all ones (no measurement). Plain SQL,
+-- immutable: the planner inlines them into the view.
+CREATE FUNCTION public.vem_fu8(b bytea, o integer) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT nullif(pg_catalog.get_byte(b, o), 255)
+$$;
+CREATE FUNCTION public.vem_fu16(b bytea, o integer) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT nullif(pg_catalog.get_byte(b, o) * 256 + pg_catalog.get_byte(b, o + 1), 65535)
+$$;
+CREATE FUNCTION public.vem_fu32(b bytea, o integer) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT nullif(pg_catalog.get_byte(b, o)::bigint * 16777216
+                  + pg_catalog.get_byte(b, o + 1) * 65536
+                  + pg_catalog.get_byte(b, o + 2) * 256 + pg_catalog.get_byte(b, o + 3),
+                  4294967295)
+$$;
+-- A position (lon, lat): 1e-6 degree, bit 31 the southern/western hemisphere.
+CREATE FUNCTION public.vem_fpos(b bytea, o integer) RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN pg_catalog.get_byte(b, o) >= 128
+                THEN -((public.vem_fu32(b, o) - 2147483648)::float8 / 1e6::float8)
+                ELSE public.vem_fu32(b, o)::float8 / 1e6::float8 END
+$$;
+
+-- The samples of every frame with the frame's key and wide flag. Each value is today's:
+-- (raw * M + A) / 10^decimals with the field's integers M, A (pgrows.c), an integer field
+-- raw + offset; NULL when the record holds no measurement.
+CREATE VIEW public.obd_frame_samples WITH (security_invoker = true) AS
+SELECT f.vin,
+       f.frame_time + (pg_catalog.get_byte(f.samples, s.o)::bigint * 16777216
+                       + pg_catalog.get_byte(f.samples, s.o + 1) * 65536
+                       + pg_catalog.get_byte(f.samples, s.o + 2) * 256
+                       + pg_catalog.get_byte(f.samples, s.o + 3)
+                       - CASE WHEN pg_catalog.get_byte(f.samples, s.o) >= 128
+                              THEN 4294967296 ELSE 0 END) * interval '1 second' AS sample_time,
+       pg_catalog.get_byte(f.samples, s.o + 4)::smallint AS block_idx,
+       f.received_at,
+       pg_catalog.get_byte(f.samples, s.o + 6) * 256
+           + pg_catalog.get_byte(f.samples, s.o + 7) AS frame_seq,
+       f.resent,
+       CASE pg_catalog.get_byte(f.samples, s.o + 5)
+           WHEN 2 THEN 'stream' WHEN 3 THEN 'twc' WHEN 5 THEN 'twc_nox'
+           WHEN 4 THEN 'hybrid' WHEN 128 THEN 'supplementary' END AS block_type,
+       (public.vem_fu16(f.samples, s.o + 8)::bigint * 390625)::float8 / 1e8::float8 AS speed_kmh,
+       (public.vem_fu8(f.samples, s.o + 10) * 5)::float8 / 10::float8 AS baro_kpa,
+       public.vem_fu8(f.samples, s.o + 11) - 125 AS torque_pct,
+       public.vem_fu8(f.samples, s.o + 12) - 125 AS friction_pct,
+       (public.vem_fu16(f.samples, s.o + 13) * 125)::float8 / 1000::float8 AS engine_rpm,
+       (public.vem_fu16(f.samples, s.o + 15) * 5)::float8 / 100::float8 AS fuel_rate_lph,
+       (public.vem_fu16(f.samples, s.o + 17) * 5 - 20000)::float8 / 100::float8 AS nox_up_ppm,
+       (public.vem_fu16(f.samples, s.o + 19) * 5 - 20000)::float8 / 100::float8 AS nox_down_ppm,
+       (public.vem_fu8(f.samples, s.o + 21) * 4)::float8 / 10::float8 AS reagent_pct,
+       (public.vem_fu16(f.samples, s.o + 22) * 5)::float8 / 100::float8 AS intake_air_kgph,
+       (public.vem_fu16(f.samples, s.o + 24) * 3125 - 27300000)::float8 / 1e5::float8
+           AS scr_in_c,
+       (public.vem_fu16(f.samples, s.o + 26) * 3125 - 27300000)::float8 / 1e5::float8
+           AS scr_out_c,
+       public.vem_fu16(f.samples, s.o + 28)::float8 / 10::float8 AS dpf_dp_kpa,
+       public.vem_fu8(f.samples, s.o + 30) - 40 AS coolant_c,
+       (public.vem_fu8(f.samples, s.o + 31) * 4)::float8 / 10::float8 AS fuel_level_pct,
+       (public.vem_fu16(f.samples, s.o + 32) & 1) = 0 AS pos_valid,
+       public.vem_fpos(f.samples, s.o + 34) AS lon,
+       public.vem_fpos(f.samples, s.o + 38) AS lat,
+       public.vem_fu32(f.samples, s.o + 42)::float8 / 10::float8 AS odometer_km,
+       (public.vem_fu16(f.samples, s.o + 46) * 305)::float8 / 1e7::float8 AS o2_up,
+       public.vem_fu8(f.samples, s.o + 48)::float8 / 100::float8 AS o2_down_v,
+       (public.vem_fu16(f.samples, s.o + 49) * 3125 - 27300000)::float8 / 1e5::float8
+           AS catalyst_c,
+       public.vem_fu16(f.samples, s.o + 51) AS motor_rpm,
+       public.vem_fu8(f.samples, s.o + 53) AS motor_load_pct,
+       public.vem_fu16(f.samples, s.o + 54)::float8 / 10::float8 AS battery_v,
+       (public.vem_fu16(f.samples, s.o + 56) - 10000)::float8 / 10::float8 AS battery_a,
+       public.vem_fu8(f.samples, s.o + 58) AS soc_pct,
+       public.vem_fu8(f.samples, s.o + 59) AS torque_mode,
+       (public.vem_fu8(f.samples, s.o + 60) * 4)::float8 / 10::float8 AS pedal_pct,
+       (public.vem_fu32(f.samples, s.o + 61) * 5)::float8 / 10::float8 AS fuel_total_l,
+       public.vem_fu8(f.samples, s.o + 65) - 40 AS urea_tank_c,
+       public.vem_fu32(f.samples, s.o + 66) AS urea_dose,
+       public.vem_fu32(f.samples, s.o + 70) AS urea_total,
+       (public.vem_fu16(f.samples, s.o + 74) * 3125 - 27300000)::float8 / 1e5::float8
+           AS dpf_exhaust_c,
+       pg_catalog.string_to_array(f.invalid[s.i + 1], ',') AS invalid,
+       pg_catalog.string_to_array(f.abnormal[s.i + 1], ',') AS abnormal,
+       f.frame_time, f.wide
+  FROM public.obd_frames f
+ CROSS JOIN LATERAL (SELECT i, i * 76 AS o
+                       FROM pg_catalog.generate_series(0, f.nsamples - 1) AS g(i)) s;
+
+-- Every sample, as the table obd_samples had them: the frames', then the old rows'.
+CREATE VIEW public.obd_samples WITH (security_invoker = true) AS
+SELECT vin, sample_time, block_idx, received_at, frame_seq, resent, block_type, speed_kmh,
+       baro_kpa, torque_pct, friction_pct, engine_rpm, fuel_rate_lph, nox_up_ppm, nox_down_ppm,
+       reagent_pct, intake_air_kgph, scr_in_c, scr_out_c, dpf_dp_kpa, coolant_c, fuel_level_pct,
+       pos_valid, lon, lat, odometer_km, o2_up, o2_down_v, catalyst_c, motor_rpm, motor_load_pct,
+       battery_v, battery_a, soc_pct, torque_mode, pedal_pct, fuel_total_l, urea_tank_c,
+       urea_dose, urea_total, dpf_exhaust_c, invalid, abnormal
+  FROM public.obd_frame_samples
+UNION ALL
+SELECT vin, sample_time, block_idx, received_at, frame_seq, resent, block_type, speed_kmh,
+       baro_kpa, torque_pct, friction_pct, engine_rpm, fuel_rate_lph, nox_up_ppm, nox_down_ppm,
+       reagent_pct, intake_air_kgph, scr_in_c, scr_out_c, dpf_dp_kpa, coolant_c, fuel_level_pct,
+       pos_valid, lon, lat, odometer_km, o2_up, o2_down_v, catalyst_c, motor_rpm, motor_load_pct,
+       battery_v, battery_a, soc_pct, torque_mode, pedal_pct, fuel_total_l, urea_tank_c,
+       urea_dose, urea_total, dpf_exhaust_c, invalid, abnormal
+  FROM public.obd_samples_rows;
+
+-- Samples inserted through the view are kept as rows of the old table.
+CREATE FUNCTION public.vem_obd_samples_insert() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    INSERT INTO public.obd_samples_rows SELECT NEW.*;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER obd_samples_insert INSTEAD OF INSERT ON public.obd_samples
+    FOR EACH ROW EXECUTE FUNCTION public.vem_obd_samples_insert();
+
+-- One vehicle's samples with sample_time in [t_from, t_to): the query by VIN and time range
+-- that prunes partitions and uses (vin, frame_time). Plain SQL, inlined into the caller's
+-- query, running with the caller's rights (row-level security applies).
+CREATE FUNCTION public.vem_samples(p_vin text, t_from timestamptz, t_to timestamptz)
+RETURNS SETOF public.obd_samples
+LANGUAGE sql STABLE AS $$
+    SELECT vin, sample_time, block_idx, received_at, frame_seq, resent, block_type, speed_kmh,
+           baro_kpa, torque_pct, friction_pct, engine_rpm, fuel_rate_lph, nox_up_ppm,
+           nox_down_ppm, reagent_pct, intake_air_kgph, scr_in_c, scr_out_c, dpf_dp_kpa,
+           coolant_c, fuel_level_pct, pos_valid, lon, lat, odometer_km, o2_up, o2_down_v,
+           catalyst_c, motor_rpm, motor_load_pct, battery_v, battery_a, soc_pct, torque_mode,
+           pedal_pct, fuel_total_l, urea_tank_c, urea_dose, urea_total, dpf_exhaust_c, invalid,
+           abnormal
+      FROM public.obd_frame_samples
+     WHERE vin = p_vin AND sample_time >= t_from AND sample_time < t_to
+       AND frame_time >= t_from - interval '3600 s' AND frame_time < t_to + interval '3600 s'
+    UNION ALL
+    SELECT vin, sample_time, block_idx, received_at, frame_seq, resent, block_type, speed_kmh,
+           baro_kpa, torque_pct, friction_pct, engine_rpm, fuel_rate_lph, nox_up_ppm,
+           nox_down_ppm, reagent_pct, intake_air_kgph, scr_in_c, scr_out_c, dpf_dp_kpa,
+           coolant_c, fuel_level_pct, pos_valid, lon, lat, odometer_km, o2_up, o2_down_v,
+           catalyst_c, motor_rpm, motor_load_pct, battery_v, battery_a, soc_pct, torque_mode,
+           pedal_pct, fuel_total_l, urea_tank_c, urea_dose, urea_total, dpf_exhaust_c, invalid,
+           abnormal
+      FROM public.obd_frame_samples
+     WHERE vin = p_vin AND sample_time >= t_from AND sample_time < t_to AND wide
+       AND NOT (frame_time >= t_from - interval '3600 s'
+                AND frame_time < t_to + interval '3600 s')
+    UNION ALL
+    SELECT * FROM public.obd_samples_rows
+     WHERE vin = p_vin AND sample_time >= t_from AND sample_time < t_to
+$$;
+
+-- ---- rights: as obd_samples had them ------------------------------------------------------
+
+GRANT SELECT, INSERT ON public.obd_frames TO vem_ingest;
+GRANT SELECT ON public.obd_frames TO vem_agency;
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.obd_frames TO vem_admin;
+GRANT SELECT ON public.obd_frame_samples, public.obd_samples TO vem_ingest, vem_agency, vem_admin;
+GRANT INSERT ON public.obd_samples TO vem_ingest, vem_admin;
+
+ALTER TABLE public.obd_frames ENABLE ROW LEVEL SECURITY;
+CREATE POLICY all_rows ON public.obd_frames TO vem_ingest, vem_admin USING (true) WITH CHECK (true);
+CREATE POLICY own_regions ON public.obd_frames FOR SELECT TO vem_agency
+    USING (vin IN (SELECT vin FROM public.vehicles));
+
+-- ---- the enforcement views, bound to the new obd_samples --------------------------------------
+-- (a rename carries a view along to the renamed table; these read the view again)
+
+CREATE OR REPLACE VIEW public.vehicle_history WITH (security_invoker = true) AS
+WITH days AS (
+    SELECT vin, (sample_time AT TIME ZONE 'Asia/Shanghai')::date AS day,
+           count(*) AS samples,
+           min(sample_time) AS first_at, max(sample_time) AS last_at,
+           max(odometer_km) - min(odometer_km) AS distance_km,
+           max(speed_kmh) AS max_speed_kmh,
+           avg(nox_down_ppm) AS avg_nox_down_ppm,
+           max(nox_down_ppm) AS max_nox_down_ppm
+      FROM public.obd_samples
+     GROUP BY 1, 2
+), obd AS (
+    SELECT vin, (info_time AT TIME ZONE 'Asia/Shanghai')::date AS day,
+           bool_or(mil) AS mil_on, max(dtc_count) AS max_dtc_count
+      FROM public.obd_info
+     GROUP BY 1, 2
+), viol AS (
+    SELECT vin, (first_at AT TIME ZONE 'Asia/Shanghai')::date AS day, count(*) AS violations
+      FROM public.violations
+     WHERE vin IS NOT NULL
+     GROUP BY 1, 2
+)
+SELECT d.vin, r.plate, r.region_code, d.day, d.samples, d.first_at, d.last_at, d.distance_km,
+       d.max_speed_kmh, d.avg_nox_down_ppm, d.max_nox_down_ppm,
+       coalesce(o.mil_on, false) AS mil_on, o.max_dtc_count,
+       coalesce(x.violations, 0) AS violations
+  FROM days d
+  LEFT JOIN public.vehicles r ON r.vin = d.vin
+  LEFT JOIN obd o ON o.vin = d.vin AND o.day = d.day
+  LEFT JOIN viol x ON x.vin = d.vin AND x.day = d.day;
+
+CREATE OR REPLACE VIEW public.daily_completeness WITH (security_invoker = true) AS
+SELECT s.vin, r.plate, r.region_code,
+       (s.sample_time AT TIME ZONE 'Asia/Shanghai')::date AS day,
+       count(DISTINCT s.sample_time) AS received_samples,
+       (extract(epoch FROM max(s.sample_time) - min(s.sample_time)))::bigint + 1
+           AS expected_samples,
+       round(100.0 * count(DISTINCT s.sample_time)
+             / ((extract(epoch FROM max(s.sample_time) - min(s.sample_time)))::bigint + 1), 2)
+           AS completeness_pct,
+       count(*) FILTER (WHERE s.resent) AS resent_samples,
+       min(s.sample_time) AS first_at, max(s.sample_time) AS last_at
+  FROM public.obd_samples s
+  LEFT JOIN public.vehicles r ON r.vin = s.vin
+ WHERE s.block_type IN ('stream', 'twc', 'twc_nox')
+ GROUP BY s.vin, r.plate, r.region_code, 4;
