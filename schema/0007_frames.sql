@@ -56,8 +56,19 @@ CREATE TABLE public.obd_frames (
     abnormal        text[],                 -- ... its abnormal fields
     UNIQUE (vin, frame_time)
 ) PARTITION BY RANGE (frame_time);
-CREATE INDEX obd_frames_wide ON public.obd_frames (vin, frame_time) WHERE wide;
 INSERT INTO public.partitioned_tables VALUES ('obd_frames');
+
+-- The wide frames, with the span of their samples: how vem_samples finds them without probing
+-- every partition. Kept by a trigger that fires only for wide rows (an AFTER trigger leaves
+-- COPY's multi-row inserts alone). Not partitioned: such frames are rare.
+CREATE TABLE public.obd_wide_frames (
+    vin             text NOT NULL,
+    frame_time      timestamptz NOT NULL,
+    first_time      timestamptz NOT NULL,   -- its earliest sample
+    last_time       timestamptz NOT NULL,   -- its latest sample
+    PRIMARY KEY (vin, frame_time)
+);
+CREATE INDEX obd_wide_frames_span ON public.obd_wide_frames (vin, first_time);
 
 -- Big-endian unsigned integers of a record; NULL for all ones (no measurement). Plain SQL,
 -- immutable: the planner inlines them into the view.
@@ -176,6 +187,37 @@ END $$;
 CREATE TRIGGER obd_samples_insert INSTEAD OF INSERT ON public.obd_samples
     FOR EACH ROW EXECUTE FUNCTION public.vem_obd_samples_insert();
 
+CREATE FUNCTION public.vem_obd_frames_wide() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    INSERT INTO public.obd_wide_frames
+    SELECT NEW.vin, NEW.frame_time, min(s.sample_time), max(s.sample_time)
+      FROM public.obd_frame_samples s
+     WHERE s.vin = NEW.vin AND s.frame_time = NEW.frame_time
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER obd_frames_wide AFTER INSERT ON public.obd_frames
+    FOR EACH ROW WHEN (NEW.wide) EXECUTE FUNCTION public.vem_obd_frames_wide();
+
+-- The samples of one frame. PL/pgSQL, so that it is planned on its own, for its one frame: a
+-- query that calls it for the wide frames it found does not plan a scan of every partition.
+CREATE FUNCTION public.vem_frame_samples(p_vin text, p_frame_time timestamptz)
+RETURNS SETOF public.obd_samples
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    RETURN QUERY
+    SELECT vin, sample_time, block_idx, received_at, frame_seq, resent, block_type, speed_kmh,
+           baro_kpa, torque_pct, friction_pct, engine_rpm, fuel_rate_lph, nox_up_ppm,
+           nox_down_ppm, reagent_pct, intake_air_kgph, scr_in_c, scr_out_c, dpf_dp_kpa,
+           coolant_c, fuel_level_pct, pos_valid, lon, lat, odometer_km, o2_up, o2_down_v,
+           catalyst_c, motor_rpm, motor_load_pct, battery_v, battery_a, soc_pct, torque_mode,
+           pedal_pct, fuel_total_l, urea_tank_c, urea_dose, urea_total, dpf_exhaust_c, invalid,
+           abnormal
+      FROM public.obd_frame_samples s
+     WHERE s.vin = p_vin AND s.frame_time = p_frame_time;
+END $$;
+
 -- One vehicle's samples with sample_time in [t_from, t_to): the query by VIN and time range
 -- that prunes partitions and uses (vin, frame_time). Plain SQL, inlined into the caller's
 -- query, running with the caller's rights (row-level security applies).
@@ -193,17 +235,20 @@ LANGUAGE sql STABLE AS $$
      WHERE vin = p_vin AND sample_time >= t_from AND sample_time < t_to
        AND frame_time >= t_from - interval '3600 s' AND frame_time < t_to + interval '3600 s'
     UNION ALL
-    SELECT vin, sample_time, block_idx, received_at, frame_seq, resent, block_type, speed_kmh,
-           baro_kpa, torque_pct, friction_pct, engine_rpm, fuel_rate_lph, nox_up_ppm,
-           nox_down_ppm, reagent_pct, intake_air_kgph, scr_in_c, scr_out_c, dpf_dp_kpa,
-           coolant_c, fuel_level_pct, pos_valid, lon, lat, odometer_km, o2_up, o2_down_v,
-           catalyst_c, motor_rpm, motor_load_pct, battery_v, battery_a, soc_pct, torque_mode,
-           pedal_pct, fuel_total_l, urea_tank_c, urea_dose, urea_total, dpf_exhaust_c, invalid,
-           abnormal
-      FROM public.obd_frame_samples
-     WHERE vin = p_vin AND sample_time >= t_from AND sample_time < t_to AND wide
-       AND NOT (frame_time >= t_from - interval '3600 s'
-                AND frame_time < t_to + interval '3600 s')
+    SELECT s.vin, s.sample_time, s.block_idx, s.received_at, s.frame_seq, s.resent,
+           s.block_type, s.speed_kmh, s.baro_kpa, s.torque_pct, s.friction_pct, s.engine_rpm,
+           s.fuel_rate_lph, s.nox_up_ppm, s.nox_down_ppm, s.reagent_pct, s.intake_air_kgph,
+           s.scr_in_c, s.scr_out_c, s.dpf_dp_kpa, s.coolant_c, s.fuel_level_pct, s.pos_valid,
+           s.lon, s.lat, s.odometer_km, s.o2_up, s.o2_down_v, s.catalyst_c, s.motor_rpm,
+           s.motor_load_pct, s.battery_v, s.battery_a, s.soc_pct, s.torque_mode, s.pedal_pct,
+           s.fuel_total_l, s.urea_tank_c, s.urea_dose, s.urea_total, s.dpf_exhaust_c, s.invalid,
+           s.abnormal
+      FROM public.obd_wide_frames w
+     CROSS JOIN LATERAL public.vem_frame_samples(w.vin, w.frame_time) s
+     WHERE w.vin = p_vin AND w.first_time < t_to AND w.last_time >= t_from
+       AND s.sample_time >= t_from AND s.sample_time < t_to
+       AND NOT (w.frame_time >= t_from - interval '3600 s'
+                AND w.frame_time < t_to + interval '3600 s')
     UNION ALL
     SELECT * FROM public.obd_samples_rows
      WHERE vin = p_vin AND sample_time >= t_from AND sample_time < t_to
@@ -216,10 +261,18 @@ GRANT SELECT ON public.obd_frames TO vem_agency;
 GRANT SELECT, INSERT, UPDATE, DELETE ON public.obd_frames TO vem_admin;
 GRANT SELECT ON public.obd_frame_samples, public.obd_samples TO vem_ingest, vem_agency, vem_admin;
 GRANT INSERT ON public.obd_samples TO vem_ingest, vem_admin;
+GRANT SELECT, INSERT ON public.obd_wide_frames TO vem_ingest;
+GRANT SELECT ON public.obd_wide_frames TO vem_agency;
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.obd_wide_frames TO vem_admin;
 
 ALTER TABLE public.obd_frames ENABLE ROW LEVEL SECURITY;
 CREATE POLICY all_rows ON public.obd_frames TO vem_ingest, vem_admin USING (true) WITH CHECK (true);
 CREATE POLICY own_regions ON public.obd_frames FOR SELECT TO vem_agency
+    USING (vin IN (SELECT vin FROM public.vehicles));
+ALTER TABLE public.obd_wide_frames ENABLE ROW LEVEL SECURITY;
+CREATE POLICY all_rows ON public.obd_wide_frames TO vem_ingest, vem_admin
+    USING (true) WITH CHECK (true);
+CREATE POLICY own_regions ON public.obd_wide_frames FOR SELECT TO vem_agency
     USING (vin IN (SELECT vin FROM public.vehicles));
 
 -- ---- the enforcement views, bound to the new obd_samples --------------------------------------

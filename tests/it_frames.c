@@ -1,0 +1,276 @@
+/* it_frames — obd_frames (schema/0007_frames.sql): a frame's samples in one row.
+ *
+ * What the frame layout must keep: a re-sent frame (HJ 1239 0x03 repeats the frame as it was,
+ * same frame time) is stored once; vem_samples(vin, from, to) finds every sample in its range,
+ * also those of a "wide" frame whose samples lie far from its frame time; a query by VIN and
+ * time range reads one or two daily partitions of obd_frames through the (vin, frame_time)
+ * index (the plan, asked with EXPLAIN); the old row table still shows through the view. Rows
+ * are written by the sink's own writer (pgwrite), as vemd writes them. */
+#include "pgwrite.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static PGconn *s_pg(void)
+{
+    PGconn *conn = PQconnectdb(vem_test_env("VEM_TEST_PG"));
+    ck_assert_msg(PQstatus(conn) == CONNECTION_OK, "%s", PQerrorMessage(conn));
+    return conn;
+}
+
+static long long s_count(PGconn *conn, const char *sql, const char *param)
+{
+    PGresult *res = PQexecParams(conn, sql, param ? 1 : 0, NULL, &param, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(conn));
+    long long n = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return n;
+}
+
+static void s_exec(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+    ck_assert_msg(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", sql,
+                  PQerrorMessage(conn));
+    PQclear(res);
+}
+
+/* A real-time frame of vehicle vin at t with n stream samples at t - n + 1 + k (the samples of
+ * the seconds before the frame), speed k km/h; the sample times moved by shift seconds. */
+static void s_frame(vem_hj1239_frame_t *f, const char *vin, int64_t t, unsigned n, int64_t shift)
+{
+    memset(f, 0, sizeof *f);
+    f->cmd = VEM_HJ1239_CMD_REALTIME;
+    f->layout = VEM_HJ1239_LAYOUT_BLOCK_TIME;
+    f->has_time = true;
+    memcpy(f->vin, vin, 17);
+    f->time = t;
+    f->seq = (uint16_t)(t % 65536);
+    f->nblocks = (uint16_t)n;
+    for (unsigned k = 0; k < n; k++) {
+        f->blocks[k].type = VEM_HJ1239_BLOCK_STREAM;
+        f->blocks[k].time = t - (int64_t)n + 1 + k + shift;
+        f->blocks[k].raw[VEM_HJ1239_F_SPEED] = 256 * k;
+        f->blocks[k].novalue = vem_hj1239_novalue(&f->blocks[k]);
+    }
+}
+
+static vem_pgbatch_t s_batch_of(const vem_pgrows_t *r)
+{
+    vem_pgbatch_t b = {0};
+    for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
+        if (r->rows[t].len)
+            vem_buf_put(&b.rows[t], r->rows[t].data, r->rows[t].len);
+        b.nrows[t] = r->nrows[t];
+    }
+    vem_pgbatch_add_days(&b, (const uint8_t *)r->days, r->ndays);
+    return b;
+}
+
+static vem_pgw_stats_t s_write(vem_pgwriter_t *w, const vem_pgrows_t *r)
+{
+    vem_pgbatch_t b = s_batch_of(r);
+    vem_pgw_stats_t st;
+    char err[512];
+    ck_assert_msg(vem_pgwriter_write(w, &b, &st, err, sizeof err) == VEM_PGW_OK, "%s", err);
+    vem_pgbatch_free(&b);
+    return st;
+}
+
+static vem_pgwriter_t *s_writer(void)
+{
+    vem_pgwriter_t *w = vem_pgwriter_new(vem_test_env("VEM_TEST_PG"));
+    char err[512];
+    ck_assert_msg(vem_pgwriter_connect(w, 1, err, sizeof err) == 0, "%s", err);
+    return w;
+}
+
+/* The live frame, then its re-send (same frame time, cmd 0x03): one row, its samples once,
+ * the flag of the copy that came first. */
+START_TEST(resent_frame_stored_once)
+{
+    PGconn *conn = s_pg();
+    vem_pgwriter_t *w = s_writer();
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    vem_pgrows_t r = {0};
+    int64_t t = 1700400000;
+    s_frame(f, "LFRMRS00000000001", t, 10, 0);
+    vem_pgrows_frame(&r, f, t * 1000000);
+    vem_pgw_stats_t st = s_write(w, &r);
+    ck_assert_uint_eq(st.inserted[VEM_PG_SAMPLES], 10);
+    vem_pgrows_reset(&r);
+    f->cmd = VEM_HJ1239_CMD_RESEND;
+    vem_pgrows_frame(&r, f, (t + 600) * 1000000);
+    st = s_write(w, &r);
+    ck_assert_uint_eq(st.inserted[VEM_PG_SAMPLES], 0);
+    ck_assert_uint_eq(st.duplicates[VEM_PG_SAMPLES], 10);
+    ck_assert_int_eq(
+        s_count(conn, "SELECT count(*) FROM obd_frames WHERE vin = $1", "LFRMRS00000000001"), 1);
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(*) FROM obd_samples WHERE vin = $1 AND NOT resent "
+                             "AND block_type = 'stream'",
+                             "LFRMRS00000000001"),
+                     10);
+    /* the samples are the seconds before the frame, speed 0..9 km/h */
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(DISTINCT sample_time) FROM obd_samples WHERE vin = $1 "
+                             "AND speed_kmh = extract(epoch FROM sample_time) - 1700399991",
+                             "LFRMRS00000000001"),
+                     10);
+    vem_pgrows_free(&r);
+    free(f);
+    vem_pgwriter_destroy(&w);
+    PQfinish(conn);
+}
+END_TEST
+
+/* A frame whose samples lie two hours before its time (a terminal that sends a backlog in one
+ * frame) is wide: the bounded read finds it through its own index, as it finds a narrow one;
+ * the view finds both; samples inserted through the view (old row table) are found too. The
+ * trigger noted its span in obd_wide_frames. */
+START_TEST(bounded_read_finds_wide_frames)
+{
+    PGconn *conn = s_pg();
+    vem_pgwriter_t *w = s_writer();
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    vem_pgrows_t r = {0};
+    int64_t t = 1700500000;
+    s_frame(f, "LFRMWD00000000001", t, 5, -7200); /* samples t - 7204 .. t - 7200 */
+    vem_pgrows_frame(&r, f, t * 1000000);
+    s_frame(f, "LFRMWD00000000001", t - 7000, 5, 0); /* samples t - 7004 .. t - 7000 */
+    vem_pgrows_frame(&r, f, t * 1000000);
+    s_write(w, &r);
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(*) FROM obd_wide_frames WHERE vin = $1 AND first_time "
+                             "= to_timestamp(1700500000 - 7204) AND last_time = "
+                             "to_timestamp(1700500000 - 7200) AND frame_time = "
+                             "to_timestamp(1700500000)",
+                             "LFRMWD00000000001"),
+                     1);
+    s_exec(conn, "INSERT INTO obd_samples (vin, sample_time, block_idx, received_at, frame_seq, "
+                 "resent, block_type, speed_kmh) VALUES ('LFRMWD00000000001', "
+                 "to_timestamp(1700500000 - 7100), 0, now(), 1, false, 'stream', 12.5)");
+    /* [t - 7202, t - 7001): 3 of the wide frame, 1 row, 3 of the narrow frame */
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(*) FROM vem_samples($1, to_timestamp(1700500000 - "
+                             "7202), to_timestamp(1700500000 - 7001))",
+                             "LFRMWD00000000001"),
+                     3 + 1 + 3);
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(*) FROM obd_samples WHERE vin = $1 AND sample_time >= "
+                             "to_timestamp(1700500000 - 7202) AND sample_time < "
+                             "to_timestamp(1700500000 - 7001)",
+                             "LFRMWD00000000001"),
+                     3 + 1 + 3);
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(*) FROM vem_samples($1, to_timestamp(1700500000 - "
+                             "7100), to_timestamp(1700500000 - 7099)) WHERE speed_kmh = 12.5",
+                             "LFRMWD00000000001"),
+                     1);
+    vem_pgrows_free(&r);
+    free(f);
+    vem_pgwriter_destroy(&w);
+    PQfinish(conn);
+}
+END_TEST
+
+/* Counts, in a JSON plan, the scans of obd_frames partitions: by the (vin, frame_time) key,
+ * sequential, and other. */
+static void s_scans(const json_t *node, int *by_key, int *seq, int *other)
+{
+    if (json_is_array(node)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(node, i, v) s_scans(v, by_key, seq, other);
+        return;
+    }
+    if (!json_is_object(node))
+        return;
+    const char *rel = json_string_value(json_object_get(node, "Relation Name"));
+    const char *type = json_string_value(json_object_get(node, "Node Type"));
+    const char *index = json_string_value(json_object_get(node, "Index Name"));
+    if (rel && strncmp(rel, "obd_frames_p", 12) == 0) {
+        if (strcmp(type, "Seq Scan") == 0)
+            (*seq)++;
+        else if (index && strstr(index, "vin_frame_time_key"))
+            (*by_key)++;
+        else
+            (*other)++;
+    }
+    if (index && strncmp(index, "obd_frames_p", 12) == 0 && !rel && strstr(index, "_key"))
+        (*by_key)++; /* a Bitmap Index Scan names only the index */
+    s_scans(json_object_get(node, "Plans"), by_key, seq, other);
+    s_scans(json_object_get(node, "Plan"), by_key, seq, other);
+}
+
+/* 200 vehicles x 5 days x 60 frames of 10 samples; one vehicle's hour reads at most two
+ * partitions of obd_frames, by the (vin, frame_time) key, and none sequentially (the wide
+ * frames are found through obd_wide_frames, not by visiting every partition). */
+START_TEST(query_by_vin_and_range_prunes_and_uses_the_index)
+{
+    PGconn *conn = s_pg();
+    vem_pgwriter_t *w = s_writer();
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    vem_pgrows_t r = {0};
+    int64_t day0 = 1701360000; /* 2023-12-01 00:00 Beijing */
+    for (int d = 0; d < 5; d++) {
+        for (int v = 0; v < 200; v++) {
+            char vin[18];
+            snprintf(vin, sizeof vin, "LFRMPL%011d", v);
+            for (int k = 0; k < 60; k++) {
+                s_frame(f, vin, day0 + d * 86400 + 36000 + k * 600, 10, 0);
+                vem_pgrows_frame(&r, f, (day0 + d * 86400) * 1000000);
+            }
+        }
+        s_write(w, &r);
+        vem_pgrows_reset(&r);
+    }
+    s_exec(conn, "ANALYZE obd_frames");
+    const char *sql = "EXPLAIN (FORMAT JSON) SELECT * FROM vem_samples('LFRMPL00000000042', "
+                      "'2023-12-03 10:00+08', '2023-12-03 11:00+08')";
+    PGresult *res = PQexec(conn, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(conn));
+    json_error_t jerr;
+    json_t *plan = json_loads(PQgetvalue(res, 0, 0), 0, &jerr);
+    PQclear(res);
+    ck_assert_ptr_nonnull(plan);
+    int by_key = 0, seq = 0, other = 0;
+    s_scans(plan, &by_key, &seq, &other);
+    if (!(by_key >= 1 && by_key <= 2 && seq == 0)) {
+        char *text = json_dumps(plan, JSON_INDENT(1));
+        fprintf(stderr, "it_frames plan: %s\n", text);
+        free(text);
+    }
+    ck_assert_msg(by_key >= 1 && by_key <= 2 && seq == 0, "by key %d, seq %d, other %d", by_key,
+                  seq, other);
+    json_decref(plan);
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(*) FROM vem_samples($1, '2023-12-03 10:00+08', "
+                             "'2023-12-03 11:00+08')",
+                             "LFRMPL00000000042"),
+                     60); /* the frames of 10:00 .. 10:50 each hold 10 samples up to then */
+    vem_pgrows_free(&r);
+    free(f);
+    vem_pgwriter_destroy(&w);
+    PQfinish(conn);
+}
+END_TEST
+
+Suite *vem_suite_frames(void);
+Suite *vem_suite_frames(void)
+{
+    Suite *s = suite_create("frames");
+    TCase *tc = tcase_create("frames");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, resent_frame_stored_once);
+    tcase_add_test(tc, bounded_read_finds_wide_frames);
+    tcase_add_test(tc, query_by_vin_and_range_prunes_and_uses_the_index);
+    suite_add_tcase(s, tc);
+    return s;
+}
