@@ -21,8 +21,8 @@ static const char *const s_names[VEM_PG_TABLES] = {"obd_frames", "obd_info",   "
 
 /* Columns in row order; must match schema/0001_core.sql. */
 static const char *const s_copy[VEM_PG_TABLES] = {
-    "COPY obd_frames (nsamples, vin, frame_time, received_at, frame_seq, resent, wide, samples, "
-    "invalid, abnormal) FROM STDIN (FORMAT binary)",
+    "COPY obd_frames (nsamples, rec_len, vin, frame_time, received_at, frame_seq, resent, wide, "
+    "samples, invalid, abnormal) FROM STDIN (FORMAT binary)",
     "COPY obd_info (vin, info_time, block_idx, received_at, frame_seq, resent, obd_protocol, mil, "
     "diag_supported, diag_ready, obd_vin, scin, cvn, iupr, dtc_count, dtcs, invalid, abnormal) "
     "FROM STDIN (FORMAT binary)",
@@ -41,7 +41,7 @@ static const char *const s_copy[VEM_PG_TABLES] = {
 /* The sample fields, in column order: every numeric field of the sample block types. */
 #define S_SAMPLE_FIELDS (VEM_HJ1239_F_DPF_EXHAUST + 1)
 #define S_NAMES_CAP     VEM_PGROWS_NAMES_CAP
-static const unsigned s_columns[VEM_PG_TABLES] = {10, 18, 12, 8, 12, 28};
+static const unsigned s_columns[VEM_PG_TABLES] = {11, 18, 12, 8, 12, 28};
 
 const char *vem_pg_table_name(vem_pg_table_t t)
 {
@@ -251,7 +251,6 @@ void vem_pgrows_free(vem_pgrows_t *r)
 {
     for (unsigned t = 0; t < VEM_PG_TABLES; t++)
         vem_buf_free(&r->rows[t]);
-    vem_buf_free(&r->pack);
     vem_pgrows_reset(r);
 }
 
@@ -335,17 +334,21 @@ size_t vem_pgrows_sample_of(const vem_hj1239_frame_t *f, size_t j)
 /* ---- frames: the samples of a frame in one row ------------------------------------------------
  *
  * One obd_frames row per real-time or re-sent frame with samples. Its `samples` bytea holds one
- * record of VEM_PGROWS_SAMPLE_BYTES per sample, big-endian, which schema/0007_frames.sql
- * decodes back into obd_samples' columns:
+ * record of rec_len bytes per sample, big-endian, which schema/0007_frames.sql decodes back
+ * into obd_samples' columns:
  *
  *   0  int32  sample time - frame time, seconds
  *   4  uint8  block_idx
  *   5  uint8  block type byte (0x02 stream, 0x03 twc, 0x05 twc_nox, 0x04 hybrid, 0x80 supp.)
  *   6  uint16 frame_seq (the block's own serial in the per-block layout, else the frame's)
- *   8  each sample field in field order, at its wire width (pos_status in 2 bytes): the raw
- *      wire value when it is a measurement (raw <= max_raw), else all ones; lon and lat carry
- *      the hemisphere of their block's position status in bit 31.
+ *   8  the sample fields at their wire widths (pos_status in 2 bytes), in four groups: those
+ *      of a stream block (to 46), the supplementary block's (to 63), the two-way catalyst's
+ *      own (to 68), the hybrid block's (to 76). Each holds the raw wire value when it is a
+ *      measurement (raw <= max_raw), else all ones; lon and lat carry the hemisphere of their
+ *      block's position status in bit 31.
  *
+ * rec_len is the end of the last group any sample of the frame uses (46 for a diesel frame of
+ * stream blocks): the groups after it are NULL, so a frame stores only what its blocks carry.
  * Raw values rather than the computed ones keep the record as small as the wire's, and the
  * view gets today's float8 exactly: every field's value rounded to its decimals is
  * (raw * M + A) / 10^decimals for integers M, A (check_pgrows proves it for every raw value),
@@ -353,22 +356,44 @@ size_t vem_pgrows_sample_of(const vem_hj1239_frame_t *f, size_t j)
  * as before, joined by commas, one text[] element per sample (NULL: none), the column NULL
  * when no sample of the frame has any. */
 
+/* Where each sample field lies in a record; where each group ends. */
+static const uint8_t s_slot_at[S_SAMPLE_FIELDS] = {
+    [VEM_HJ1239_F_SPEED] = 8,       [VEM_HJ1239_F_BARO] = 10,        [VEM_HJ1239_F_TORQUE] = 11,
+    [VEM_HJ1239_F_FRICTION] = 12,   [VEM_HJ1239_F_RPM] = 13,         [VEM_HJ1239_F_FUEL_RATE] = 15,
+    [VEM_HJ1239_F_NOX_UP] = 17,     [VEM_HJ1239_F_NOX_DOWN] = 19,    [VEM_HJ1239_F_REAGENT] = 21,
+    [VEM_HJ1239_F_INTAKE] = 22,     [VEM_HJ1239_F_SCR_IN] = 24,      [VEM_HJ1239_F_SCR_OUT] = 26,
+    [VEM_HJ1239_F_DPF_DP] = 28,     [VEM_HJ1239_F_COOLANT] = 30,     [VEM_HJ1239_F_FUEL_LEVEL] = 31,
+    [VEM_HJ1239_F_POS_STATUS] = 32, [VEM_HJ1239_F_LON] = 34,         [VEM_HJ1239_F_LAT] = 38,
+    [VEM_HJ1239_F_ODOMETER] = 42,   [VEM_HJ1239_F_TORQUE_MODE] = 46, [VEM_HJ1239_F_PEDAL] = 47,
+    [VEM_HJ1239_F_FUEL_TOTAL] = 48, [VEM_HJ1239_F_UREA_TANK] = 52,   [VEM_HJ1239_F_UREA_DOSE] = 53,
+    [VEM_HJ1239_F_UREA_TOTAL] = 57, [VEM_HJ1239_F_DPF_EXHAUST] = 61, [VEM_HJ1239_F_O2_UP] = 63,
+    [VEM_HJ1239_F_O2_DOWN] = 65,    [VEM_HJ1239_F_CATALYST] = 66,    [VEM_HJ1239_F_MOTOR_RPM] = 68,
+    [VEM_HJ1239_F_MOTOR_LOAD] = 70, [VEM_HJ1239_F_BATTERY_V] = 71,   [VEM_HJ1239_F_BATTERY_A] = 73,
+    [VEM_HJ1239_F_SOC] = 75,
+};
+static const uint8_t s_group_end[] = {46, 63, 68, VEM_PGROWS_SAMPLE_BYTES};
+
 /* Bytes of a field in the record. */
 static unsigned s_slot_width(unsigned fid)
 {
     return fid == VEM_HJ1239_F_POS_STATUS ? 2 : vem_hj1239_field_info(fid)->width;
 }
 
-static void s_slot(vem_buf_t *b, unsigned width, uint32_t v)
+/* The end of the group a field's slot is in. */
+static unsigned s_slot_end(unsigned fid)
 {
-    if (width == 1) {
-        uint8_t x = (uint8_t)v;
-        vem_buf_put(b, &x, 1);
-    } else if (width == 2) {
-        s_u16(b, (uint16_t)v);
-    } else {
-        s_u32(b, v);
-    }
+    unsigned g = 0;
+    while (s_slot_at[fid] >= s_group_end[g])
+        g++;
+    return s_group_end[g];
+}
+
+static void s_slot(uint8_t *rec, unsigned fid, uint32_t v)
+{
+    uint8_t *p = rec + s_slot_at[fid];
+    unsigned width = s_slot_width(fid);
+    for (unsigned k = 0; k < width; k++)
+        p[k] = (uint8_t)(v >> (8 * (width - 1 - k)));
 }
 
 /* Appends the names (sorted) joined by commas, NUL-terminated, to s; false when none. */
@@ -386,11 +411,12 @@ static bool s_join_names(char *s, size_t cap, const char **names, size_t n)
     return n > 0;
 }
 
-/* The packed record of one sample: block idx (stream, twc or twc_nox; or a hybrid/supplementary
- * block with no sample to join) with the fields of its aux blocks (aux[0..naux)); its invalid
- * and abnormal names joined into inv/abn ("" for none). */
-static void s_pack_sample(vem_buf_t *pk, const vem_hj1239_frame_t *f, size_t idx, const size_t *aux,
-                          size_t naux, char *inv, char *abn, size_t cap)
+/* The whole record of one sample into rec (VEM_PGROWS_SAMPLE_BYTES): block idx (stream, twc or
+ * twc_nox; or a hybrid/supplementary block with no sample to join) with the fields of its aux
+ * blocks (aux[0..naux)); its invalid and abnormal names joined into inv/abn ("" for none).
+ * Returns the end of the last group it uses. */
+static unsigned s_pack_sample(uint8_t *rec, const vem_hj1239_frame_t *f, size_t idx,
+                              const size_t *aux, size_t naux, char *inv, char *abn, size_t cap)
 {
     const vem_hj1239_block_t *blk = &f->blocks[idx];
     const vem_hj1239_block_t *from[VEM_HJ1239_F_COUNT] = {0};
@@ -401,30 +427,33 @@ static void s_pack_sample(vem_buf_t *pk, const vem_hj1239_frame_t *f, size_t idx
         for (size_t k = 0; k < nfields; k++)
             from[fields[k]] = src;
     }
-    s_u32(pk, (uint32_t)(int32_t)(blk->time - f->time));
-    uint8_t head[2] = {(uint8_t)idx, blk->type};
-    vem_buf_put(pk, head, 2);
-    s_u16(pk, (f->layout & VEM_HJ1239_LAYOUT_SERIAL_PER_BLOCK) ? blk->seq : f->seq);
+    uint32_t dt = (uint32_t)(int32_t)(blk->time - f->time);
+    uint16_t seq = (f->layout & VEM_HJ1239_LAYOUT_SERIAL_PER_BLOCK) ? blk->seq : f->seq;
+    uint8_t head[8] = {(uint8_t)(dt >> 24), (uint8_t)(dt >> 16), (uint8_t)(dt >> 8),  (uint8_t)dt,
+                       (uint8_t)idx,        blk->type,           (uint8_t)(seq >> 8), (uint8_t)seq};
+    memcpy(rec, head, sizeof head);
+    unsigned end = s_group_end[0];
     for (unsigned fid = 0; fid < S_SAMPLE_FIELDS; fid++) {
         const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(fid);
-        unsigned width = s_slot_width(fid);
-        uint32_t none = width == 4 ? UINT32_MAX : (1u << (8 * width)) - 1;
         const vem_hj1239_block_t *src = from[fid];
+        if (src && s_slot_end(fid) > end)
+            end = s_slot_end(fid);
         if (!src || src->raw[fid] > fi->max_raw) {
-            s_slot(pk, width, none);
+            s_slot(rec, fid, UINT32_MAX);
             continue;
         }
         uint32_t v = src->raw[fid];
         uint8_t pos = (uint8_t)src->raw[VEM_HJ1239_F_POS_STATUS];
         if ((fid == VEM_HJ1239_F_LON && (pos & 0x04)) || (fid == VEM_HJ1239_F_LAT && (pos & 0x02)))
             v |= UINT32_C(0x80000000);
-        s_slot(pk, width, v);
+        s_slot(rec, fid, v);
     }
     const char *invalid[VEM_HJ1239_F_COUNT], *abnormal[VEM_HJ1239_F_COUNT];
     size_t ninvalid, nabnormal;
     s_novalue_names(from, invalid, &ninvalid, abnormal, &nabnormal);
     s_join_names(inv, cap, invalid, ninvalid);
     s_join_names(abn, cap, abnormal, nabnormal);
+    return end;
 }
 
 /* text[] of n elements, NULL where items[i] is empty; the whole value NULL when all are. */
@@ -459,9 +488,8 @@ static void s_samples(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t rece
     size_t base[VEM_HJ1239_MAX_BLOCKS];
     for (size_t j = 0; j < f->nblocks; j++)
         base[j] = s_is_aux(f->blocks[j].type) ? s_base_of(f, j) : SIZE_MAX;
-    vem_buf_t *pk = &r->pack;
-    pk->len = 0;
     size_t n = 0;
+    unsigned rec_len = s_group_end[0];
     bool wide = false;
     for (size_t i = 0; i < f->nblocks; i++) {
         uint8_t type = f->blocks[i].type;
@@ -473,7 +501,10 @@ static void s_samples(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t rece
         } else if (!s_is_aux(type) || base[i] != SIZE_MAX) {
             continue; /* OBD, vendor, or joined to a sample */
         }
-        s_pack_sample(pk, f, i, aux, naux, r->invalid[n], r->abnormal[n], S_NAMES_CAP);
+        unsigned end =
+            s_pack_sample(r->recs[n], f, i, aux, naux, r->invalid[n], r->abnormal[n], S_NAMES_CAP);
+        if (end > rec_len)
+            rec_len = end;
         int64_t dt = f->blocks[i].time - f->time;
         wide |= dt < -VEM_PGROWS_FRAME_SPAN_S || dt > VEM_PGROWS_FRAME_SPAN_S;
         n++;
@@ -483,13 +514,16 @@ static void s_samples(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t rece
     vem_buf_t *b = &r->rows[VEM_PG_SAMPLES];
     s_u16(b, (uint16_t)s_columns[VEM_PG_SAMPLES]);
     s_int2(b, (int16_t)n); /* first: pgwrite counts samples from it (VEM_PGROWS_NSAMPLES_AT) */
+    s_int2(b, (int16_t)rec_len);
     s_wire_text(b, f->vin, sizeof f->vin);
     s_time(b, f->time * 1000000);
     s_time(b, received_us);
     s_int4(b, f->seq);
     s_bool(b, f->cmd == VEM_HJ1239_CMD_RESEND);
     s_bool(b, wide);
-    s_bytes(b, pk->data, pk->len);
+    s_u32(b, (uint32_t)(n * rec_len));
+    for (size_t k = 0; k < n; k++)
+        vem_buf_put(b, r->recs[k], rec_len);
     s_sparse_text_array(b, r->invalid, n);
     s_sparse_text_array(b, r->abnormal, n);
     r->nrows[VEM_PG_SAMPLES]++;

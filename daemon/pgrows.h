@@ -30,8 +30,8 @@ typedef enum {
 /* Distinct days one batch may carry; a worker sends its message before it would overflow. */
 #define VEM_PGROWS_MAX_DAYS 256
 
-/* Bytes of one sample's record in obd_frames.samples (layout in pgrows.c, decoded by
- * schema/0007_frames.sql). */
+/* Bytes of one sample's record in obd_frames.samples at most (layout in pgrows.c, decoded by
+ * schema/0007_frames.sql); a frame's records may stop earlier (rec_len). */
 #define VEM_PGROWS_SAMPLE_BYTES 76
 
 /* A frame is "wide" when a sample's time lies more than this from the frame's time; the
@@ -64,7 +64,7 @@ typedef struct {
     int32_t days[VEM_PGROWS_MAX_DAYS]; /* Beijing days since 1970-01-01, unordered, distinct */
     uint32_t ndays;
     /* scratch of one frame */
-    vem_buf_t pack;
+    uint8_t recs[VEM_HJ1239_MAX_BLOCKS][VEM_PGROWS_SAMPLE_BYTES];
     char invalid[VEM_HJ1239_MAX_BLOCKS][VEM_PGROWS_NAMES_CAP];
     char abnormal[VEM_HJ1239_MAX_BLOCKS][VEM_PGROWS_NAMES_CAP];
 } vem_pgrows_t;

@@ -131,8 +131,8 @@ static const uint8_t s_copy_trailer[2] = {0xFF, 0xFF};
 
 /* Columns of a row read when it is quarantined: its receipt time and VIN (in the order of
  * vem_pg_copy_sql). */
-static const unsigned s_received_col[VEM_PG_TABLES] = {3, 3, 4, 0, 5, 3};
-static const unsigned s_vin_col[VEM_PG_TABLES] = {1, 0, 0, 6, 3, 7};
+static const unsigned s_received_col[VEM_PG_TABLES] = {4, 3, 4, 0, 5, 3};
+static const unsigned s_vin_col[VEM_PG_TABLES] = {2, 0, 0, 6, 3, 7};
 
 /* The quarantine rows made of refused rows, with columns of their own (vem_pgrows_quarantine
  * would cut the server's message short). */

@@ -50,8 +50,9 @@ CREATE TABLE public.obd_frames (
     frame_seq       integer NOT NULL,       -- the frame's serial
     resent          boolean NOT NULL,       -- an HJ 1239 re-send (0x03)
     nsamples        smallint NOT NULL CHECK (nsamples > 0),
+    rec_len         smallint NOT NULL CHECK (rec_len IN (46, 63, 68, 76)), -- bytes per sample
     wide            boolean NOT NULL,       -- a sample lies more than 3600 s from frame_time
-    samples         bytea NOT NULL CHECK (octet_length(samples) = 76 * nsamples),
+    samples         bytea NOT NULL CHECK (octet_length(samples) = rec_len * nsamples),
     invalid         text[],                 -- per sample: its invalid fields, comma-joined
     abnormal        text[],                 -- ... its abnormal fields
     UNIQUE (vin, frame_time)
@@ -135,28 +136,41 @@ SELECT f.vin,
        public.vem_fpos(f.samples, s.o + 34) AS lon,
        public.vem_fpos(f.samples, s.o + 38) AS lat,
        public.vem_fu32(f.samples, s.o + 42)::float8 / 10::float8 AS odometer_km,
-       (public.vem_fu16(f.samples, s.o + 46) * 305)::float8 / 1e7::float8 AS o2_up,
-       public.vem_fu8(f.samples, s.o + 48)::float8 / 100::float8 AS o2_down_v,
-       (public.vem_fu16(f.samples, s.o + 49) * 3125 - 27300000)::float8 / 1e5::float8
-           AS catalyst_c,
-       public.vem_fu16(f.samples, s.o + 51) AS motor_rpm,
-       public.vem_fu8(f.samples, s.o + 53) AS motor_load_pct,
-       public.vem_fu16(f.samples, s.o + 54)::float8 / 10::float8 AS battery_v,
-       (public.vem_fu16(f.samples, s.o + 56) - 10000)::float8 / 10::float8 AS battery_a,
-       public.vem_fu8(f.samples, s.o + 58) AS soc_pct,
-       public.vem_fu8(f.samples, s.o + 59) AS torque_mode,
-       (public.vem_fu8(f.samples, s.o + 60) * 4)::float8 / 10::float8 AS pedal_pct,
-       (public.vem_fu32(f.samples, s.o + 61) * 5)::float8 / 10::float8 AS fuel_total_l,
-       public.vem_fu8(f.samples, s.o + 65) - 40 AS urea_tank_c,
-       public.vem_fu32(f.samples, s.o + 66) AS urea_dose,
-       public.vem_fu32(f.samples, s.o + 70) AS urea_total,
-       (public.vem_fu16(f.samples, s.o + 74) * 3125 - 27300000)::float8 / 1e5::float8
-           AS dpf_exhaust_c,
+       -- two-way catalyst blocks (records of 68 bytes and more)
+       CASE WHEN f.rec_len >= 68
+            THEN (public.vem_fu16(f.samples, s.o + 63) * 305)::float8 / 1e7::float8 END AS o2_up,
+       CASE WHEN f.rec_len >= 68
+            THEN public.vem_fu8(f.samples, s.o + 65)::float8 / 100::float8 END AS o2_down_v,
+       CASE WHEN f.rec_len >= 68
+            THEN (public.vem_fu16(f.samples, s.o + 66) * 3125 - 27300000)::float8 / 1e5::float8
+       END AS catalyst_c,
+       -- hybrid block (records of 76 bytes)
+       CASE WHEN f.rec_len >= 76 THEN public.vem_fu16(f.samples, s.o + 68) END AS motor_rpm,
+       CASE WHEN f.rec_len >= 76 THEN public.vem_fu8(f.samples, s.o + 70) END AS motor_load_pct,
+       CASE WHEN f.rec_len >= 76
+            THEN public.vem_fu16(f.samples, s.o + 71)::float8 / 10::float8 END AS battery_v,
+       CASE WHEN f.rec_len >= 76
+            THEN (public.vem_fu16(f.samples, s.o + 73) - 10000)::float8 / 10::float8 END
+           AS battery_a,
+       CASE WHEN f.rec_len >= 76 THEN public.vem_fu8(f.samples, s.o + 75) END AS soc_pct,
+       -- supplementary block (records of 63 bytes and more)
+       CASE WHEN f.rec_len >= 63 THEN public.vem_fu8(f.samples, s.o + 46) END AS torque_mode,
+       CASE WHEN f.rec_len >= 63
+            THEN (public.vem_fu8(f.samples, s.o + 47) * 4)::float8 / 10::float8 END AS pedal_pct,
+       CASE WHEN f.rec_len >= 63
+            THEN (public.vem_fu32(f.samples, s.o + 48) * 5)::float8 / 10::float8 END
+           AS fuel_total_l,
+       CASE WHEN f.rec_len >= 63 THEN public.vem_fu8(f.samples, s.o + 52) - 40 END AS urea_tank_c,
+       CASE WHEN f.rec_len >= 63 THEN public.vem_fu32(f.samples, s.o + 53) END AS urea_dose,
+       CASE WHEN f.rec_len >= 63 THEN public.vem_fu32(f.samples, s.o + 57) END AS urea_total,
+       CASE WHEN f.rec_len >= 63
+            THEN (public.vem_fu16(f.samples, s.o + 61) * 3125 - 27300000)::float8 / 1e5::float8
+       END AS dpf_exhaust_c,
        pg_catalog.string_to_array(f.invalid[s.i + 1], ',') AS invalid,
        pg_catalog.string_to_array(f.abnormal[s.i + 1], ',') AS abnormal,
        f.frame_time, f.wide
   FROM public.obd_frames f
- CROSS JOIN LATERAL (SELECT i, i * 76 AS o
+ CROSS JOIN LATERAL (SELECT i, i * f.rec_len AS o
                        FROM pg_catalog.generate_series(0, f.nsamples - 1) AS g(i)) s;
 
 -- Every sample, as the table obd_samples had them: the frames', then the old rows'.

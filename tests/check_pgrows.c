@@ -222,11 +222,14 @@ START_TEST(frame_row_bytes)
     vem_pgrows_t r = {0};
     ck_assert_uint_eq(vem_pgrows_frame(&r, f, INT64_C(1709597354) * 1000000), 1);
     const uint8_t *p = r.rows[VEM_PG_SAMPLES].data;
-    ck_assert_uint_eq((unsigned)(p[0] << 8 | p[1]), 10);
+    ck_assert_uint_eq((unsigned)(p[0] << 8 | p[1]), 11);
     p += 2;
     ck_assert_uint_eq(s_be32(p), 2); /* nsamples, at VEM_PGROWS_NSAMPLES_AT */
     ck_assert_uint_eq((unsigned)(p[4] << 8 | p[5]), 3);
     ck_assert_ptr_eq(p + 4, r.rows[VEM_PG_SAMPLES].data + VEM_PGROWS_NSAMPLES_AT);
+    p += 6;
+    /* rec_len: stream blocks only, so the records stop after the stream group */
+    ck_assert_uint_eq((unsigned)(p[4] << 8 | p[5]), 46);
     p += 6;
     ck_assert_int_eq(memcmp(p + 4, "LZZTESTVIN0000001", 17), 0);
     p += 4 + 17;
@@ -237,10 +240,10 @@ START_TEST(frame_row_bytes)
     ck_assert_uint_eq(p[4], 0); /* resent */
     ck_assert_uint_eq(p[9], 0); /* wide */
     p += 10;
-    ck_assert_uint_eq(s_be32(p), 3 * VEM_PGROWS_SAMPLE_BYTES);
+    ck_assert_uint_eq(s_be32(p), 3 * 46);
     const uint8_t *rec = p + 4;
     for (unsigned k = 0; k < 3; k++) {
-        const uint8_t *q = rec + k * VEM_PGROWS_SAMPLE_BYTES;
+        const uint8_t *q = rec + k * 46;
         ck_assert_int_eq((int32_t)s_be32(q), (int32_t)k - 3); /* 08:09:10 + k */
         ck_assert_uint_eq(q[4], k);                           /* block_idx */
         ck_assert_uint_eq(q[5], 0x02);                        /* stream */
@@ -250,9 +253,8 @@ START_TEST(frame_row_bytes)
     ck_assert_uint_eq(rec[10], 0xC9);                            /* baro */
     ck_assert_uint_eq(s_be32(rec + 34), 118796877);              /* lon, east */
     ck_assert_uint_eq(s_be32(rec + 38), 32060255);               /* lat, north */
-    /* a stream block has no hybrid field: motor_rpm is all ones */
-    ck_assert_uint_eq((unsigned)(rec[51] << 8 | rec[52]), 0xFFFF);
-    p += 4 + 3 * VEM_PGROWS_SAMPLE_BYTES;
+    ck_assert_uint_eq(s_be32(rec + 42), 1234567); /* odometer 123456.7 km, the group's last */
+    p += 4 + 3 * 46;
     ck_assert_uint_eq(s_be32(p), 0xFFFFFFFFu); /* invalid: none in the frame */
     ck_assert_uint_eq(s_be32(p + 4), 0xFFFFFFFFu);
     ck_assert_uint_eq((size_t)(p + 8 - r.rows[VEM_PG_SAMPLES].data), r.rows[VEM_PG_SAMPLES].len);
@@ -269,7 +271,7 @@ START_TEST(frame_row_markers)
     vem_pgrows_t r = {0};
     ck_assert_uint_eq(vem_pgrows_frame(&r, f, INT64_C(1709597354) * 1000000), 1);
     const uint8_t *p = r.rows[VEM_PG_SAMPLES].data + 2;
-    s_skip_cols(&p, 7);
+    s_skip_cols(&p, 8);
     const uint8_t *rec = p + 4;
     ck_assert_uint_eq((unsigned)(rec[8] << 8 | rec[9]), 0xFFFF); /* speed invalid */
     ck_assert_uint_eq(rec[30], 0xFF);                            /* coolant invalid */
