@@ -51,7 +51,7 @@ static void s_frame(vem_hj1239_frame_t *f, const char *vin, int64_t t, unsigned 
     f->has_time = true;
     memcpy(f->vin, vin, 17);
     f->time = t;
-    f->seq = (uint16_t)(t % 65536);
+    f->seq = (uint16_t)(t % 65536); /* 1700600000: 6336 */
     f->nblocks = (uint16_t)n;
     for (unsigned k = 0; k < n; k++) {
         f->blocks[k].type = VEM_HJ1239_BLOCK_STREAM;
@@ -180,6 +180,108 @@ START_TEST(bounded_read_finds_wide_frames)
 }
 END_TEST
 
+/* A twc block with a hybrid and a supplementary block of the same instant (a 76-byte record),
+ * then a twc_nox sample alone in the same frame: every field of the later groups through the
+ * view, each expected value worked by hand from HJ 1239's scale and offset. */
+START_TEST(every_field_group_through_the_view)
+{
+    PGconn *conn = s_pg();
+    vem_pgwriter_t *w = s_writer();
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    vem_pgrows_t r = {0};
+    int64_t t = 1700600000;
+    s_frame(f, "LFRMGR00000000001", t, 2, 0);
+    vem_hj1239_block_t *twc = &f->blocks[0], *nox = &f->blocks[1];
+    twc->type = VEM_HJ1239_BLOCK_TWC;
+    twc->raw[VEM_HJ1239_F_O2_UP] = 1000;                /* x 0.0000305 = 0.0305 */
+    twc->raw[VEM_HJ1239_F_O2_DOWN] = 45;                /* x 0.01 V = 0.45 */
+    twc->raw[VEM_HJ1239_F_CATALYST] = 32 * (273 + 400); /* / 32 - 273 = 400 C */
+    twc->raw[VEM_HJ1239_F_POS_STATUS] = 0x06;           /* valid, south, west */
+    twc->raw[VEM_HJ1239_F_LON] = 118796877;             /* -118.796877 */
+    twc->raw[VEM_HJ1239_F_LAT] = 32060255;              /* -32.060255 */
+    twc->novalue = vem_hj1239_novalue(twc);
+    nox->type = VEM_HJ1239_BLOCK_TWC_NOX;
+    nox->raw[VEM_HJ1239_F_NOX_DOWN] = 4000 + 20 * 50; /* x 0.05 - 200 = 50 ppm */
+    nox->raw[VEM_HJ1239_F_O2_DOWN] = 0xFF;            /* invalid */
+    nox->novalue = vem_hj1239_novalue(nox);
+    vem_hj1239_block_t hyb = {.type = VEM_HJ1239_BLOCK_HYBRID, .time = twc->time};
+    hyb.raw[VEM_HJ1239_F_MOTOR_RPM] = 1500;
+    hyb.raw[VEM_HJ1239_F_MOTOR_LOAD] = 60;
+    hyb.raw[VEM_HJ1239_F_BATTERY_V] = 3500;  /* x 0.1 = 350 V */
+    hyb.raw[VEM_HJ1239_F_BATTERY_A] = 10125; /* x 0.1 - 1000 = 12.5 A */
+    hyb.raw[VEM_HJ1239_F_SOC] = 80;
+    hyb.novalue = vem_hj1239_novalue(&hyb);
+    vem_hj1239_block_t sup = {.type = VEM_HJ1239_BLOCK_SUPPLEMENTARY, .time = twc->time};
+    sup.raw[VEM_HJ1239_F_TORQUE_MODE] = 2;
+    sup.raw[VEM_HJ1239_F_PEDAL] = 100;       /* x 0.4 = 40 % */
+    sup.raw[VEM_HJ1239_F_FUEL_TOTAL] = 2001; /* x 0.5 = 1000.5 L */
+    sup.raw[VEM_HJ1239_F_UREA_TANK] = 60;    /* - 40 = 20 C */
+    sup.raw[VEM_HJ1239_F_UREA_DOSE] = 1234;
+    sup.raw[VEM_HJ1239_F_UREA_TOTAL] = 567890;
+    sup.raw[VEM_HJ1239_F_DPF_EXHAUST] = 32 * (273 + 300) + 16; /* 300.5 C */
+    sup.novalue = vem_hj1239_novalue(&sup);
+    f->blocks[f->nblocks++] = hyb;
+    f->blocks[f->nblocks++] = sup;
+    vem_pgrows_frame(&r, f, t * 1000000);
+    s_write(w, &r);
+    PGresult *res =
+        PQexec(conn, "SELECT to_jsonb(s) - 'received_at' - 'sample_time' FROM "
+                     "obd_samples s WHERE vin = 'LFRMGR00000000001' ORDER BY block_idx");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    ck_assert_int_eq(PQntuples(res), 2);
+    static const char *const want[2] = {
+        "{\"vin\": \"LFRMGR00000000001\", \"lat\": -32.060255, \"lon\": -118.796877, \"o2_up\": "
+        "0.0305, \"resent\": false, \"soc_pct\": 80, \"invalid\": null, \"abnormal\": null, "
+        "\"baro_kpa\": 0, \"block_idx\": 0, \"coolant_c\": -40, \"frame_seq\": 6336, "
+        "\"motor_rpm\": 1500, \"o2_down_v\": 0.45, \"pedal_pct\": 40, \"pos_valid\": true, "
+        "\"speed_kmh\": 0, \"urea_dose\": 1234, \"battery_a\": 12.5, \"battery_v\": 350, "
+        "\"block_type\": \"twc\", \"catalyst_c\": 400, \"dpf_dp_kpa\": null, \"engine_rpm\": 0, "
+        "\"nox_up_ppm\": null, \"torque_pct\": -125, \"urea_total\": 567890, \"odometer_km\": 0, "
+        "\"reagent_pct\": null, \"scr_out_c\": null, \"scr_in_c\": null, \"torque_mode\": 2, "
+        "\"urea_tank_c\": 20, \"friction_pct\": -125, \"fuel_total_l\": 1000.5, "
+        "\"nox_down_ppm\": null, \"dpf_exhaust_c\": 300.5, \"fuel_rate_lph\": 0, "
+        "\"fuel_level_pct\": null, \"motor_load_pct\": 60, \"intake_air_kgph\": 0}",
+        "{\"vin\": \"LFRMGR00000000001\", \"lat\": 0, \"lon\": 0, \"o2_up\": 0, \"resent\": false, "
+        "\"soc_pct\": null, \"invalid\": [\"o2_down_v\"], \"abnormal\": null, \"baro_kpa\": 0, "
+        "\"block_idx\": 1, \"coolant_c\": -40, \"frame_seq\": 6336, \"motor_rpm\": null, "
+        "\"o2_down_v\": null, \"pedal_pct\": null, \"pos_valid\": true, \"speed_kmh\": 1, "
+        "\"urea_dose\": null, \"battery_a\": null, \"battery_v\": null, \"block_type\": "
+        "\"twc_nox\", \"catalyst_c\": -273, \"dpf_dp_kpa\": null, \"engine_rpm\": 0, "
+        "\"nox_up_ppm\": null, \"torque_pct\": -125, \"urea_total\": null, \"odometer_km\": 0, "
+        "\"reagent_pct\": null, \"scr_out_c\": null, \"scr_in_c\": null, \"torque_mode\": null, "
+        "\"urea_tank_c\": null, \"friction_pct\": -125, \"fuel_total_l\": null, "
+        "\"nox_down_ppm\": 50, \"dpf_exhaust_c\": null, \"fuel_rate_lph\": 0, "
+        "\"fuel_level_pct\": null, \"motor_load_pct\": null, \"intake_air_kgph\": 0}"};
+    json_error_t jerr;
+    for (int i = 0; i < 2; i++) {
+        json_t *got = json_loads(PQgetvalue(res, i, 0), 0, &jerr);
+        json_t *exp = json_loads(want[i], 0, &jerr);
+        ck_assert_ptr_nonnull(exp);
+        const char *key;
+        json_t *v;
+        json_object_foreach(exp, key, v)
+        {
+            json_t *g = json_object_get(got, key);
+            ck_assert_msg(g != NULL, "sample %d: no %s", i, key);
+            bool same = json_is_number(v) && json_is_number(g)
+                            ? json_number_value(v) == json_number_value(g)
+                            : json_equal(v, g);
+            char *gs = json_dumps(g, JSON_ENCODE_ANY);
+            ck_assert_msg(same, "sample %d %s: %s", i, key, gs);
+            free(gs);
+        }
+        ck_assert_uint_eq(json_object_size(got), json_object_size(exp));
+        json_decref(got);
+        json_decref(exp);
+    }
+    PQclear(res);
+    vem_pgrows_free(&r);
+    free(f);
+    vem_pgwriter_destroy(&w);
+    PQfinish(conn);
+}
+END_TEST
+
 /* Counts, in a JSON plan, the scans of obd_frames partitions: by the (vin, frame_time) key,
  * sequential, and other. */
 static void s_scans(const json_t *node, int *by_key, int *seq, int *other)
@@ -270,6 +372,7 @@ Suite *vem_suite_frames(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, resent_frame_stored_once);
     tcase_add_test(tc, bounded_read_finds_wide_frames);
+    tcase_add_test(tc, every_field_group_through_the_view);
     tcase_add_test(tc, query_by_vin_and_range_prunes_and_uses_the_index);
     suite_add_tcase(s, tc);
     return s;
