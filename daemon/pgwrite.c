@@ -189,6 +189,7 @@ void vem_pgbatch_reset(vem_pgbatch_t *b)
         b->rows[t].len = 0;
         b->nrows[t] = 0;
     }
+    b->samples = 0;
     b->ndays = 0;
 }
 

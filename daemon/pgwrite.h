@@ -46,7 +46,8 @@ typedef struct vem_pgwriter vem_pgwriter_t;
 typedef struct {
     vem_buf_t rows[VEM_PG_TABLES];
     uint64_t nrows[VEM_PG_TABLES];
-    int32_t *days; /* distinct */
+    uint64_t samples; /* in the obd_frames rows (the sink's batch size counts them) */
+    int32_t *days;    /* distinct */
     size_t ndays, days_cap;
 } vem_pgbatch_t;
 

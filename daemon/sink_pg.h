@@ -39,6 +39,7 @@ typedef struct {
     int64_t batch_ms;         /* age that closes a batch */
     int queue_hwm;            /* worker messages queued before workers wait */
     int partitions_ahead;     /* days of partitions created ahead */
+    int connections;          /* connections writing at once (lanes; rows split by VIN hash) */
     int64_t retry_max_s;      /* longest wait between retries */
     atomic_uint_fast64_t beats;
     atomic_bool up;       /* connected and the last write succeeded */

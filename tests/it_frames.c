@@ -5,13 +5,17 @@
  * also those of a "wide" frame whose samples lie far from its frame time; a query by VIN and
  * time range reads one or two daily partitions of obd_frames through the (vin, frame_time)
  * index (the plan, asked with EXPLAIN); the old row table still shows through the view. Rows
- * are written by the sink's own writer (pgwrite), as vemd writes them. */
+ * are written by the sink's own writer (pgwrite), as vemd writes them. And vemd with three
+ * connections (pg.connections) stores a store-and-forward fleet whole and once through two
+ * kill -9s: its cursor never passes an input whose connection had not committed. */
+#include "itutil.h"
 #include "pgwrite.h"
 #include "testutil.h"
 
 #include <check.h>
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -364,6 +368,56 @@ START_TEST(query_by_vin_and_range_prunes_and_uses_the_index)
 }
 END_TEST
 
+/* pg.connections = 3, small batches: the rows of a fleet of store-and-forward trucks are split
+ * over three connections; vemd is killed twice while they write. Every sample is stored, once:
+ * had the cursor passed an input one connection had not committed, the restart would not
+ * replay it and its samples would be missing; the trucks re-send what was not acknowledged. */
+START_TEST(parallel_connections_store_everything_once)
+{
+    vem_it_run_t r = {.pg_opts = "connections = 3; batch_rows = 40;"};
+    vem_it_start(&r, "it_frames");
+    char *extra[] = {"--await-replies",
+                     "--trucks",
+                     "24",
+                     "--rate",
+                     "2",
+                     "--duration",
+                     "20",
+                     "--settle",
+                     "30",
+                     "--seed",
+                     "61",
+                     "--offline",
+                     "20",
+                     "--vin-prefix",
+                     "LFRMPC"};
+    pid_t sim = vem_it_run_sim(&r, extra, 15);
+    PGconn *conn = vem_it_pg();
+    vem_it_sleep(4);
+    /* three connections of vemd's sink (and ours) */
+    ck_assert_int_ge(s_count(conn,
+                             "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                             "current_database() AND backend_type = 'client backend' AND pid <> "
+                             "pg_backend_pid()",
+                             NULL),
+                     3);
+    for (int i = 0; i < 2; i++) {
+        vem_it_sleep(3 + i);
+        ck_assert_int_eq(kill(r.vemd, SIGKILL), 0);
+        ck_assert_int_eq(vem_it_wait(r.vemd, 10), 128 + SIGKILL);
+        vem_it_launch(&r);
+    }
+    ck_assert_int_eq(vem_it_wait(sim, 180), 0);
+    json_t *truth = vem_it_truth(&r);
+    vem_it_compare_rows(conn, "obd_samples", "LFRMPC", truth);
+    vem_it_no_duplicate_samples(conn, "LFRMPC");
+    vem_it_compare_rows(conn, "terminal_events", "LFRMPC", truth);
+    json_decref(truth);
+    PQfinish(conn);
+    vem_it_stop(&r);
+}
+END_TEST
+
 Suite *vem_suite_frames(void);
 Suite *vem_suite_frames(void)
 {
@@ -374,6 +428,7 @@ Suite *vem_suite_frames(void)
     tcase_add_test(tc, bounded_read_finds_wide_frames);
     tcase_add_test(tc, every_field_group_through_the_view);
     tcase_add_test(tc, query_by_vin_and_range_prunes_and_uses_the_index);
+    tcase_add_test(tc, parallel_connections_store_everything_once);
     suite_add_tcase(s, tc);
     return s;
 }
