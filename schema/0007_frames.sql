@@ -338,3 +338,135 @@ SELECT s.vin, r.plate, r.region_code,
   LEFT JOIN public.vehicles r ON r.vin = s.vin
  WHERE s.block_type IN ('stream', 'twc', 'twc_nox')
  GROUP BY s.vin, r.plate, r.region_code, 4;
+
+-- ---- moving old rows into frames, a day at a time ----------------------------------------------
+
+-- n big-endian bytes of v; all ones for NULL.
+CREATE FUNCTION public.vem_raw(n integer, v bigint) RETURNS bytea
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT pg_catalog.substr(pg_catalog.int8send(coalesce(v, -1)), 9 - n)
+$$;
+
+-- A position's hemisphere bit: below zero, -0 included (a southern 0.000000 keeps its sign).
+CREATE FUNCTION public.vem_negative(v double precision) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(v < 0 OR v::text = '-0', false)
+$$;
+
+-- The record of one old row (the layout of daemon/pgrows.c, all 76 bytes): each value back to
+-- its raw wire form, the inverse of the view's (raw * M + A) / 10^decimals; NULL as all ones.
+CREATE FUNCTION public.vem_row_record(r public.obd_samples_rows, frame_time timestamptz)
+RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
+    SELECT public.vem_raw(4, extract(epoch FROM r.sample_time - frame_time)::bigint)
+        || public.vem_raw(1, r.block_idx)
+        || public.vem_raw(1, CASE r.block_type WHEN 'stream' THEN 2 WHEN 'twc' THEN 3
+                                 WHEN 'twc_nox' THEN 5 WHEN 'hybrid' THEN 4 ELSE 128 END)
+        || public.vem_raw(2, r.frame_seq)
+        || public.vem_raw(2, round(r.speed_kmh * 1e8::float8)::bigint / 390625)
+        || public.vem_raw(1, round(r.baro_kpa * 10::float8)::bigint / 5)
+        || public.vem_raw(1, r.torque_pct + 125)
+        || public.vem_raw(1, r.friction_pct + 125)
+        || public.vem_raw(2, round(r.engine_rpm * 1000::float8)::bigint / 125)
+        || public.vem_raw(2, round(r.fuel_rate_lph * 100::float8)::bigint / 5)
+        || public.vem_raw(2, (round(r.nox_up_ppm * 100::float8)::bigint + 20000) / 5)
+        || public.vem_raw(2, (round(r.nox_down_ppm * 100::float8)::bigint + 20000) / 5)
+        || public.vem_raw(1, round(r.reagent_pct * 10::float8)::bigint / 4)
+        || public.vem_raw(2, round(r.intake_air_kgph * 100::float8)::bigint / 5)
+        || public.vem_raw(2, (round(r.scr_in_c * 1e5::float8)::bigint + 27300000) / 3125)
+        || public.vem_raw(2, (round(r.scr_out_c * 1e5::float8)::bigint + 27300000) / 3125)
+        || public.vem_raw(2, round(r.dpf_dp_kpa * 10::float8)::bigint)
+        || public.vem_raw(1, r.coolant_c + 40)
+        || public.vem_raw(1, round(r.fuel_level_pct * 10::float8)::bigint / 4)
+        || public.vem_raw(2, CASE WHEN r.pos_valid IS NOT NULL
+                                  THEN (NOT r.pos_valid)::integer
+                                       | public.vem_negative(r.lat)::integer << 1
+                                       | public.vem_negative(r.lon)::integer << 2 END)
+        || public.vem_raw(4, round(abs(r.lon) * 1e6::float8)::bigint
+                             + CASE WHEN public.vem_negative(r.lon) THEN 2147483648 ELSE 0 END)
+        || public.vem_raw(4, round(abs(r.lat) * 1e6::float8)::bigint
+                             + CASE WHEN public.vem_negative(r.lat) THEN 2147483648 ELSE 0 END)
+        || public.vem_raw(4, round(r.odometer_km * 10::float8)::bigint)
+        || public.vem_raw(1, r.torque_mode)
+        || public.vem_raw(1, round(r.pedal_pct * 10::float8)::bigint / 4)
+        || public.vem_raw(4, round(r.fuel_total_l * 10::float8)::bigint / 5)
+        || public.vem_raw(1, r.urea_tank_c + 40)
+        || public.vem_raw(4, r.urea_dose)
+        || public.vem_raw(4, r.urea_total)
+        || public.vem_raw(2, (round(r.dpf_exhaust_c * 1e5::float8)::bigint + 27300000) / 3125)
+        || public.vem_raw(2, round(r.o2_up * 1e7::float8)::bigint / 305)
+        || public.vem_raw(1, round(r.o2_down_v * 100::float8)::bigint)
+        || public.vem_raw(2, (round(r.catalyst_c * 1e5::float8)::bigint + 27300000) / 3125)
+        || public.vem_raw(2, r.motor_rpm)
+        || public.vem_raw(1, r.motor_load_pct)
+        || public.vem_raw(2, round(r.battery_v * 10::float8)::bigint)
+        || public.vem_raw(2, round(r.battery_a * 10::float8)::bigint + 10000)
+        || public.vem_raw(1, r.soc_pct)
+$$;
+
+-- Moves the old rows of up to max_days Beijing days (oldest first) into obd_frames and drops
+-- their partitions; moved says how many days. Each day is its own transaction (CALL it outside
+-- one): stopped half way, it starts again at the first day still there. The rows of one frame
+-- are those of one (vin, received_at, frame_seq); the old table kept no frame time, so a
+-- frame's time is its latest sample's. A day whose frames would not all go in (two frames of a
+-- vehicle ending on the same second, or a frame of that key already there) is refused with an
+-- error and left as it was. Re-sent copies of moved frames arriving later are not recognised
+-- (their samples would show twice): move only days older than pipeline.sample_past_days.
+CREATE PROCEDURE public.vem_migrate_samples(max_days integer, INOUT moved integer DEFAULT 0)
+LANGUAGE plpgsql AS $$
+DECLARE
+    part text;
+    d date;
+    rows_n bigint;
+    stored bigint;
+BEGIN
+    moved := 0;
+    FOR part IN
+        SELECT c.relname
+          FROM pg_catalog.pg_inherits i
+          JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'public.obd_samples_rows'::regclass
+           AND c.relname ~ '_p[0-9]{8}$'
+         ORDER BY c.relname
+    LOOP
+        EXIT WHEN moved >= max_days;
+        d := to_date(right(part, 8), 'YYYYMMDD');
+        PERFORM public.vem_ensure_partitions(d, d);
+        EXECUTE format('SELECT count(*) FROM public.%I', part) INTO rows_n;
+        WITH x AS (
+            SELECT s, max(s.sample_time) OVER w AS frame_time
+              FROM public.obd_samples_rows s
+             WHERE s.sample_time >= d::timestamp AT TIME ZONE 'Asia/Shanghai'
+               AND s.sample_time < (d + 1)::timestamp AT TIME ZONE 'Asia/Shanghai'
+            WINDOW w AS (PARTITION BY s.vin, s.received_at, s.frame_seq)
+        ), ins AS (
+            INSERT INTO public.obd_frames (vin, frame_time, received_at, frame_seq, resent,
+                                           nsamples, rec_len, wide, samples, invalid, abnormal)
+            SELECT (x.s).vin, x.frame_time, (x.s).received_at, (x.s).frame_seq,
+                   bool_or((x.s).resent), count(*), 76,
+                   x.frame_time - min((x.s).sample_time) > interval '3600 s',
+                   string_agg(public.vem_row_record(x.s, x.frame_time), ''::bytea
+                              ORDER BY (x.s).sample_time, (x.s).block_idx),
+                   CASE WHEN bool_or((x.s).invalid IS NOT NULL)
+                        THEN array_agg(array_to_string((x.s).invalid, ',')
+                                       ORDER BY (x.s).sample_time, (x.s).block_idx) END,
+                   CASE WHEN bool_or((x.s).abnormal IS NOT NULL)
+                        THEN array_agg(array_to_string((x.s).abnormal, ',')
+                                       ORDER BY (x.s).sample_time, (x.s).block_idx) END
+              FROM x
+             GROUP BY (x.s).vin, x.frame_time, (x.s).received_at, (x.s).frame_seq
+            ON CONFLICT DO NOTHING
+            RETURNING nsamples
+        )
+        SELECT coalesce(sum(nsamples), 0) INTO stored FROM ins;
+        IF stored <> rows_n THEN
+            RAISE EXCEPTION 'vem_migrate_samples: day %: % rows, but only % went into frames '
+                            '(two frames of a vehicle ending on the same second, or frames of '
+                            'the same key already stored); the day is left as it was',
+                            d, rows_n, stored;
+        END IF;
+        EXECUTE format('DROP TABLE public.%I', part);
+        moved := moved + 1;
+        COMMIT;
+    END LOOP;
+END $$;
+GRANT EXECUTE ON PROCEDURE public.vem_migrate_samples(integer, integer) TO vem_admin;

@@ -368,6 +368,119 @@ START_TEST(query_by_vin_and_range_prunes_and_uses_the_index)
 }
 END_TEST
 
+/* The samples of the VINs starting with prefix through the view, as one JSON text in a fixed
+ * order (the text compares every value, -0 and NULLs included). */
+static char *s_samples_json(PGconn *conn, const char *prefix)
+{
+    const char *p[] = {prefix};
+    PGresult *res = PQexecParams(conn,
+                                 "SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY vin, sample_time, "
+                                 "block_idx), '[]')::text FROM obd_samples s "
+                                 "WHERE vin LIKE $1 || '%'",
+                                 1, NULL, p, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(conn));
+    char *text = strdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return text;
+}
+
+/* Old rows (the row-per-sample table) move into frames a day at a time: the view shows the same
+ * samples, value for value, before and after; a second call finds nothing to do; a day whose
+ * frames would collide is refused with its reason and left as it was, the days before it
+ * stay moved. The old rows are made from frames of every field group, markers and a southern,
+ * western position: written as frames, copied out through the view into obd_samples_rows, the
+ * frames deleted. */
+START_TEST(old_rows_move_into_frames_a_day_at_a_time)
+{
+    PGconn *conn = s_pg();
+    vem_pgwriter_t *w = s_writer();
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    vem_pgrows_t r = {0};
+    int64_t t = 1700900000; /* 2023-11-25, then a day later */
+    for (int day = 0; day < 2; day++) {
+        for (int k = 0; k < 30; k++) {
+            s_frame(f, "LFRMMG00000000001", t + day * 86400 + k * 10, 10, 0);
+            f->blocks[3].type = VEM_HJ1239_BLOCK_TWC;
+            f->blocks[3].raw[VEM_HJ1239_F_POS_STATUS] = 0x06;
+            f->blocks[3].raw[VEM_HJ1239_F_LON] = 0; /* -0.000000 */
+            f->blocks[3].raw[VEM_HJ1239_F_LAT] = 1234567;
+            f->blocks[3].raw[VEM_HJ1239_F_O2_DOWN] = 0xFE;    /* abnormal */
+            f->blocks[3].raw[VEM_HJ1239_F_CATALYST] = 0xFFFF; /* invalid */
+            f->blocks[3].novalue = vem_hj1239_novalue(&f->blocks[3]);
+            vem_hj1239_block_t sup = {.type = VEM_HJ1239_BLOCK_SUPPLEMENTARY,
+                                      .time = f->blocks[5].time};
+            sup.raw[VEM_HJ1239_F_FUEL_TOTAL] = 3000001u + (unsigned)k;
+            sup.raw[VEM_HJ1239_F_DPF_EXHAUST] = 32 * 600 + 7;
+            sup.raw[VEM_HJ1239_F_UREA_DOSE] = 0xFFFFFFFFu;
+            sup.novalue = vem_hj1239_novalue(&sup);
+            vem_hj1239_block_t hyb = {.type = VEM_HJ1239_BLOCK_HYBRID, .time = f->blocks[7].time};
+            hyb.raw[VEM_HJ1239_F_BATTERY_A] = 9000; /* -100 A */
+            hyb.raw[VEM_HJ1239_F_SOC] = 101;        /* out of range: abnormal */
+            hyb.novalue = vem_hj1239_novalue(&hyb);
+            f->blocks[f->nblocks++] = sup;
+            f->blocks[f->nblocks++] = hyb;
+            for (unsigned b = 0; b < f->nblocks; b++)
+                f->blocks[b].raw[VEM_HJ1239_F_NOX_DOWN] = 4000 + 13 * (unsigned)(k + b);
+            vem_pgrows_frame(&r, f, (t + day * 86400 + k * 10) * 1000000);
+        }
+    }
+    s_write(w, &r);
+    char *before = s_samples_json(conn, "LFRMMG");
+    ck_assert_int_eq(
+        s_count(conn, "SELECT count(*) FROM obd_samples WHERE vin = $1", "LFRMMG00000000001"),
+        2 * 30 * 10);
+    s_exec(conn, "INSERT INTO obd_samples_rows SELECT * FROM obd_samples WHERE vin LIKE 'LFRMMG%'");
+    s_exec(conn, "DELETE FROM obd_frames WHERE vin LIKE 'LFRMMG%'");
+    /* the same samples from the old table */
+    char *rows = s_samples_json(conn, "LFRMMG");
+    ck_assert_str_eq(rows, before);
+    /* a later day where two frames of one vehicle end on the same second */
+    s_exec(conn, "SELECT vem_ensure_partitions('2023-11-28', '2023-11-28')");
+    s_exec(conn, "INSERT INTO obd_samples (vin, sample_time, block_idx, received_at, frame_seq, "
+                 "resent, block_type) VALUES "
+                 "('LFRMMX00000000001', '2023-11-28 10:00+08', 0, '2023-11-28 10:00:01+08', 1, "
+                 "false, 'stream'), "
+                 "('LFRMMX00000000001', '2023-11-28 10:00+08', 1, '2023-11-28 10:00:05+08', 2, "
+                 "false, 'hybrid')");
+    PGresult *res = PQexec(conn, "CALL vem_migrate_samples(1000)");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
+    ck_assert_msg(strstr(PQerrorMessage(conn), "day 2023-11-28: 2 rows, but only 1 went into"),
+                  "%s", PQerrorMessage(conn));
+    PQclear(res);
+    /* the days before it moved, and read the same through the view */
+    ck_assert_int_eq(
+        s_count(conn, "SELECT count(*) FROM obd_samples_rows WHERE vin = $1", "LFRMMG00000000001"),
+        0);
+    ck_assert_int_eq(
+        s_count(conn, "SELECT sum(nsamples) FROM obd_frames WHERE vin = $1", "LFRMMG00000000001"),
+        600);
+    char *after = s_samples_json(conn, "LFRMMG");
+    ck_assert_str_eq(after, before);
+    /* the refused day is as it was */
+    ck_assert_int_eq(
+        s_count(conn, "SELECT count(*) FROM obd_samples_rows WHERE vin = $1", "LFRMMX00000000001"),
+        2);
+    /* once that day is dealt with, the call goes on from there, and then has nothing to do */
+    s_exec(conn, "DELETE FROM obd_samples_rows WHERE vin = 'LFRMMX00000000001' AND "
+                 "block_idx = 1");
+    res = PQexec(conn, "CALL vem_migrate_samples(1000)");
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(conn));
+    PQclear(res);
+    ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM obd_samples_rows", NULL), 0);
+    res = PQexec(conn, "CALL vem_migrate_samples(1000)");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), "0");
+    PQclear(res);
+    free(before);
+    free(rows);
+    free(after);
+    vem_pgrows_free(&r);
+    free(f);
+    vem_pgwriter_destroy(&w);
+    PQfinish(conn);
+}
+END_TEST
+
 /* pg.connections = 3, small batches: the rows of a fleet of store-and-forward trucks are split
  * over three connections; vemd is killed twice while they write. Every sample is stored, once:
  * had the cursor passed an input one connection had not committed, the restart would not
@@ -428,6 +541,7 @@ Suite *vem_suite_frames(void)
     tcase_add_test(tc, bounded_read_finds_wide_frames);
     tcase_add_test(tc, every_field_group_through_the_view);
     tcase_add_test(tc, query_by_vin_and_range_prunes_and_uses_the_index);
+    tcase_add_test(tc, old_rows_move_into_frames_a_day_at_a_time);
     tcase_add_test(tc, parallel_connections_store_everything_once);
     suite_add_tcase(s, tc);
     return s;

@@ -18,18 +18,18 @@
  * with the VINs of the next generation (patched in place, see s_set_gen). Frames count once
  * all their bytes were written.
  *
- * Rows are counted in obd_samples itself, and timed by their commits: the cluster runs with
- * track_commit_timestamp = on (set here, then restarted), so pg_xact_commit_timestamp(xmin)
- * is when a row became visible, and received_at is vemd's receipt time (before its spool
- * append). vemd's vem_stage_seconds{stage="pg"} histogram is not used: it takes one
- * observation per batch, of its oldest input, so its quantiles are of the worst row of each
- * batch rather than of rows.
+ * Samples are counted in obd_frames itself (each frame row its nsamples), and timed by their
+ * frame's commit: the cluster runs with track_commit_timestamp = on (set here, then
+ * restarted), so pg_xact_commit_timestamp(xmin) is when a row became visible, and received_at is
+ * vemd's receipt time (before its spool append). vemd's vem_stage_seconds{stage="pg"} histogram is
+ * not used: it takes one observation per batch, of its oldest input, so its quantiles are of the
+ * worst row of each batch rather than of rows.
  *
  * Phase 1, throughput (S seconds, default 20): the connections write as fast as vemd reads,
  * as long as fewer than W samples (default 400000, 20 of the sink's batches) wait for their
  * commit. The loop is closed because vemd takes bytes far faster than it stores rows and holds
  * what it took in memory: open, it would measure how much it can hold. Then each stream stops
- * at a frame boundary and everything written must reach obd_samples.
+ * at a frame boundary and everything written must reach obd_frames.
  *   samples_per_s      rows after the first commit / (last commit - first commit): the first
  *                      commit's rows arrived before the clock could start
  *   sat_p50_ms ...     commit time - received_at over every row: mostly the wait behind the
@@ -38,7 +38,7 @@
  *                      this process, from the start of the load until the last row
  * Phase 2, ceiling: the same frames vemd stored, in the order they were written to the
  * sockets, decoded and turned into rows by pgrows as the workers do, COPY BINARY in batches
- * of 20000 rows through vem_pgwriter_copy_plain into bench_plain_samples (obd_samples'
+ * of 20000 samples through vem_pgwriter_copy_plain into bench_plain_frames (obd_frames'
  * columns, daily partitions and unique key, as bench-pg), after a CHECKPOINT, vemd idle.
  *   copy_samples_per_s, and ratio = samples_per_s / copy_samples_per_s
  * Phase 3, paced: the connections send R samples/s in total (default 20000), frames due by
@@ -294,8 +294,8 @@ static s_commits_t s_commits(const char *prefix)
     const char *params[] = {prefix};
     PGresult *res = s_query(conn,
                             "SELECT extract(epoch FROM ct)::float8, n FROM ("
-                            " SELECT pg_xact_commit_timestamp(xmin) AS ct, count(*) AS n"
-                            " FROM obd_samples WHERE vin LIKE $1 || '%' GROUP BY 1) c ORDER BY 1",
+                            " SELECT pg_xact_commit_timestamp(xmin) AS ct, sum(nsamples) AS n"
+                            " FROM obd_frames WHERE vin LIKE $1 || '%' GROUP BY 1) c ORDER BY 1",
                             1, params);
     s_commits_t c = {.n = (size_t)PQntuples(res)};
     c.at = s_alloc((c.n + 1) * sizeof *c.at);
@@ -331,7 +331,7 @@ static void s_latency(const char *prefix, double from, double to, double *p50, d
         conn,
         "SELECT percentile_cont(ARRAY[0.5, 0.99]::float8[]) WITHIN GROUP (ORDER BY"
         " extract(epoch FROM pg_xact_commit_timestamp(xmin) - received_at))"
-        " FROM obd_samples WHERE vin LIKE $1 || '%'"
+        " FROM obd_frames f CROSS JOIN generate_series(1, f.nsamples) WHERE vin LIKE $1 || '%'"
         " AND received_at >= to_timestamp($2::float8) AND received_at < to_timestamp($3::float8)",
         3, params);
     *p50 = *p99 = NAN;
@@ -960,7 +960,7 @@ static size_t s_batches(s_walk_t *w, vem_pgbatch_t *batches, size_t max, vem_hj1
             if (vem_hj1239_decode(frame, len, 0, f, &err) != VEM_HJ1239_OK)
                 s_die("decode", err.detail);
             vem_pgrows_frame(rows, f, now_us);
-            if (rows->nrows[VEM_PG_SAMPLES] < S_BATCH_ROWS && !vem_pgrows_full(rows))
+            if (rows->samples < S_BATCH_ROWS && !vem_pgrows_full(rows))
                 continue;
         }
         if (rows->nrows[VEM_PG_SAMPLES] == 0)
@@ -969,6 +969,7 @@ static size_t s_batches(s_walk_t *w, vem_pgbatch_t *batches, size_t max, vem_hj1
         vem_buf_put(&b->rows[VEM_PG_SAMPLES], rows->rows[VEM_PG_SAMPLES].data,
                     rows->rows[VEM_PG_SAMPLES].len);
         b->nrows[VEM_PG_SAMPLES] = rows->nrows[VEM_PG_SAMPLES];
+        b->samples = rows->samples;
         uint8_t days[VEM_PGROWS_MAX_DAYS * 4];
         memcpy(days, rows->days, rows->ndays * sizeof(int32_t));
         vem_pgbatch_add_days(b, days, rows->ndays);
@@ -977,19 +978,19 @@ static size_t s_batches(s_walk_t *w, vem_pgbatch_t *batches, size_t max, vem_hj1
     return nb;
 }
 
-/* COPY BINARY of the frames the connections wrote, as rows, into a table like obd_samples; the
- * rows' count goes to *rows_out, the COPY's rows per second is returned. Rows are made ahead of
+/* COPY BINARY of the frames the connections wrote, as rows, into a table like obd_frames; the
+ * samples' count goes to *rows_out, the COPY's rows per second is returned. Rows are made ahead of
  * the clock, S_CHUNK batches at a time, so memory stays bounded and only COPY is timed. */
 static double s_ceiling(const s_gen_t *g, uint64_t *rows_out, size_t *batches_out)
 {
     enum { S_CHUNK = 50 };
-    /* the table, as bench-pg makes it: obd_samples' columns, partitioning and unique key */
+    /* the table, as bench-pg makes it: obd_frames' columns, partitioning and unique key */
     PGconn *admin = s_pg();
     s_exec(admin, "SET client_min_messages = warning");
-    s_exec(admin, "DROP TABLE IF EXISTS bench_plain_samples");
-    s_exec(admin, "CREATE TABLE bench_plain_samples (LIKE obd_samples INCLUDING DEFAULTS, "
-                  "UNIQUE (vin, sample_time, block_idx)) PARTITION BY RANGE (sample_time)");
-    s_exec(admin, "INSERT INTO partitioned_tables VALUES ('bench_plain_samples') "
+    s_exec(admin, "DROP TABLE IF EXISTS bench_plain_frames");
+    s_exec(admin, "CREATE TABLE bench_plain_frames (LIKE obd_frames INCLUDING DEFAULTS, "
+                  "UNIQUE (vin, frame_time)) PARTITION BY RANGE (frame_time)");
+    s_exec(admin, "INSERT INTO partitioned_tables VALUES ('bench_plain_frames') "
                   "ON CONFLICT DO NOTHING");
     /* vemd's run began on a clean buffer cache (the server had just restarted); without this
      * the COPYs would pay for writing out the pages vemd's rows dirtied */
@@ -1000,8 +1001,8 @@ static double s_ceiling(const s_gen_t *g, uint64_t *rows_out, size_t *batches_ou
         s_die("connect", err);
     char copy_plain[1024];
     const char *copy = vem_pg_copy_sql(VEM_PG_SAMPLES);
-    snprintf(copy_plain, sizeof copy_plain, "COPY bench_plain_samples%s",
-             copy + strlen("COPY obd_samples"));
+    snprintf(copy_plain, sizeof copy_plain, "COPY bench_plain_frames%s",
+             copy + strlen("COPY obd_frames"));
 
     s_walk_t *walk = calloc(1, sizeof *walk);
     if (!walk)
@@ -1028,7 +1029,7 @@ static double s_ceiling(const s_gen_t *g, uint64_t *rows_out, size_t *batches_ou
                                         sizeof err) != VEM_PGW_OK)
                 s_die("plain COPY", err);
             copy_s += s_mono() - a;
-            total += batches[i].nrows[VEM_PG_SAMPLES];
+            total += batches[i].samples;
             vem_pgbatch_free(&batches[i]);
         }
         all += nb;
@@ -1038,8 +1039,8 @@ static double s_ceiling(const s_gen_t *g, uint64_t *rows_out, size_t *batches_ou
     free(f);
     free(batches);
     vem_pgwriter_destroy(&w);
-    s_exec(admin, "DELETE FROM partitioned_tables WHERE table_name = 'bench_plain_samples'");
-    s_exec(admin, "DROP TABLE bench_plain_samples");
+    s_exec(admin, "DELETE FROM partitioned_tables WHERE table_name = 'bench_plain_frames'");
+    s_exec(admin, "DROP TABLE bench_plain_frames");
     PQfinish(admin);
     *rows_out = total;
     *batches_out = all;
@@ -1141,7 +1142,8 @@ static void s_throughput(const s_opts_t *o, const s_vemd_t *v, s_load_t *out)
     out->frames_written = frames;
     out->rows = c.total;
     out->samples_per_s = span > 0 ? (double)(c.total - c.rows[0]) / span : 0;
-    printf("sink: %llu rows in %zu commits (counted in obd_samples by commit timestamp), first to "
+    printf("sink: %llu rows in %zu commits (samples counted in obd_frames by commit timestamp), "
+           "first to "
            "last commit %.2f s: %.0f samples/s\n",
            (unsigned long long)c.total, c.n, span, out->samples_per_s);
     s_latency("LE2ES", 0, 1e12, &out->p50_ms, &out->p99_ms);
@@ -1156,7 +1158,7 @@ static void s_throughput(const s_opts_t *o, const s_vemd_t *v, s_load_t *out)
     out->copy_samples_per_s = s_ceiling(&g, &rows, &nb);
     s_gen_free(&g);
     printf("ceiling: %llu rows, the same frames, COPY BINARY in %zu batches of <= %d rows into "
-           "bench_plain_samples: %.0f samples/s\n",
+           "bench_plain_frames: %.0f samples/s\n",
            (unsigned long long)rows, nb, S_BATCH_ROWS, out->copy_samples_per_s);
     s_conns_free(conns, o->conns);
 }
