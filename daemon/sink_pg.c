@@ -44,6 +44,7 @@
 
 #define S_BACKOFF_MIN_MS 100
 #define S_MAX_SEQ_RUNS   65536 /* settled runs per batch */
+#define S_CURSOR_MS      100   /* longest a settled input waits for the cursor while lanes write */
 
 typedef struct {
     uint64_t seq;
@@ -76,6 +77,7 @@ typedef struct {
     vem_ackwin_t *done;
     vem_spool_cursor_t *cursor;
     uint64_t committed; /* the cursor is durable here */
+    int64_t cursor_ms;  /* monotonic time of the last move */
     uint64_t acked;     /* ingest was told this mark */
     vem_spill_t *spill;
     uint8_t *spill_buf;
@@ -369,6 +371,7 @@ static void s_move_cursor(s_sink_t *s)
         }
         s->committed = mark;
     }
+    s->cursor_ms = vem_mono_ms();
     s_ack(s);
 }
 
@@ -417,7 +420,9 @@ static void s_committed(s_sink_t *s, s_lane_t *l, const vem_pgw_stats_t *st)
     for (size_t i = 0; i < l->nruns; i++)
         for (uint32_t k = 0; k < l->runs[i].n; k++)
             vem_ackwin_done(s->done, l->runs[i].seq + k);
-    s_move_cursor(s);
+    /* the cursor moves once the other lanes are done too (its fsyncs would hold them up) */
+    if (s_lanes_idle(s))
+        s_move_cursor(s);
     vem_pgbatch_reset(&l->batch);
     l->nruns = 0;
     if (s_rows_open(s) == 0 && s_runs_open(s) == 0)
@@ -661,7 +666,8 @@ void vem_sink_pg_actor(void *pipe, void *args_)
         s_unspill(&s);
         s_maybe_flush(&s, false);
         s_step(&s);
-        if (s.committed > s.acked || vem_ackwin_mark(s.done) > s.committed)
+        if ((s.committed > s.acked || vem_ackwin_mark(s.done) > s.committed) &&
+            (s_lanes_idle(&s) || vem_mono_ms() - s.cursor_ms >= S_CURSOR_MS))
             s_move_cursor(&s);
         s_update_gauges(&s);
         long timeout = 1000;

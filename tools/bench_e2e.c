@@ -1,14 +1,16 @@
 /* bench-e2e — vemd end to end: terminals over TCP, spool, workers, sink, rows in PostgreSQL.
  *
  *   bench-e2e [--seconds S] [--conns N] [--frames F] [--window W] [--outage S] [--outage-rate R]
+ *             [--pg-connections N]
  *
  * Needs a server: with VEM_TEST_PG set it uses that cluster (migrations applied, VEM_TEST_PGDIR
  * to stop and start it); without, it runs itself again under tests/harness.sh.
  *
  * vemd runs as built (build/bin/vemd) with its defaults except what a test run must change:
  * the terminal endpoint (a free loopback port), the metrics port, the control socket and the
- * spool directory (in the scratch directory), and pg.conninfo. So: spool on with fsync,
- * reply_mode none, one worker per core, pg.batch_rows 20000, pg.batch_ms 200.
+ * spool directory (in the scratch directory), pg.conninfo and pg.connections (--pg-connections,
+ * default 1). So: spool on with fsync, reply_mode none, one worker per core, pg.batch_rows
+ * 20000, pg.batch_ms 200.
  *
  * The load generator lives in this process, one thread, non-blocking sockets: it pre-encodes
  * with the simulator's encoder (tools/sim_frames.h) a login and F (default 2000) real-time
@@ -327,13 +329,14 @@ static void s_latency(const char *prefix, double from, double to, double *p50, d
     snprintf(a, sizeof a, "%.6f", from);
     snprintf(b, sizeof b, "%.6f", to);
     const char *params[] = {prefix, a, b};
-    PGresult *res = s_query(
-        conn,
-        "SELECT percentile_cont(ARRAY[0.5, 0.99]::float8[]) WITHIN GROUP (ORDER BY"
-        " extract(epoch FROM pg_xact_commit_timestamp(xmin) - received_at))"
-        " FROM obd_frames f CROSS JOIN generate_series(1, f.nsamples) WHERE vin LIKE $1 || '%'"
-        " AND received_at >= to_timestamp($2::float8) AND received_at < to_timestamp($3::float8)",
-        3, params);
+    PGresult *res =
+        s_query(conn,
+                "SELECT percentile_cont(ARRAY[0.5, 0.99]::float8[]) WITHIN GROUP (ORDER BY"
+                " extract(epoch FROM pg_xact_commit_timestamp(f.xmin) - f.received_at))"
+                " FROM obd_frames f CROSS JOIN generate_series(1, f.nsamples)"
+                " WHERE f.vin LIKE $1 || '%' AND f.received_at >= to_timestamp($2::float8)"
+                " AND f.received_at < to_timestamp($3::float8)",
+                3, params);
     *p50 = *p99 = NAN;
     if (!PQgetisnull(res, 0, 0) && sscanf(PQgetvalue(res, 0, 0), "{%lf,%lf}", p50, p99) == 2) {
         *p50 *= 1000;
@@ -352,7 +355,8 @@ typedef struct {
     int port, metrics_port;
 } s_vemd_t;
 
-static void s_vemd_start(s_vemd_t *v)
+/* pg_connections: pg.connections (the sink's parallel COPY lanes). */
+static void s_vemd_start(s_vemd_t *v, unsigned pg_connections)
 {
     snprintf(v->dir, sizeof v->dir, "%s/bench-e2e", s_env("VEM_TEST_TMP"));
     if (mkdir(v->dir, 0755) != 0 && errno != EEXIST)
@@ -372,8 +376,8 @@ static void s_vemd_start(s_vemd_t *v)
             "control: { endpoint = \"ipc://%s/control.sock\"; };\n"
             "metrics: { port = %d; };\n"
             "spool: { dir = \"%s/spool\"; };\n"
-            "pg: { conninfo = \"%s\"; };\n",
-            v->port, v->dir, v->metrics_port, v->dir, s_env("VEM_TEST_PG"));
+            "pg: { conninfo = \"%s\"; connections = %u; };\n",
+            v->port, v->dir, v->metrics_port, v->dir, s_env("VEM_TEST_PG"), pg_connections);
     fclose(f);
 
     char vemd[PATH_MAX + 16];
@@ -1054,6 +1058,7 @@ typedef struct {
     unsigned conns, frames;
     uint64_t window;
     double outage, outage_rate;
+    unsigned pg_connections;
 } s_opts_t;
 
 typedef struct {
@@ -1274,16 +1279,18 @@ int main(int argc, char **argv)
                   .frames = 2000,
                   .window = 400000,
                   .outage = 60,
-                  .outage_rate = 20000};
+                  .outage_rate = 20000,
+                  .pg_connections = 1};
     static const struct option options[] = {{"seconds", required_argument, NULL, 's'},
                                             {"conns", required_argument, NULL, 'c'},
                                             {"frames", required_argument, NULL, 'f'},
                                             {"window", required_argument, NULL, 'w'},
                                             {"outage", required_argument, NULL, 'o'},
                                             {"outage-rate", required_argument, NULL, 'r'},
+                                            {"pg-connections", required_argument, NULL, 'p'},
                                             {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt_long(argc, argv, "s:c:f:w:o:r:", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "s:c:f:w:o:r:p:", options, NULL)) != -1) {
         if (opt == 's')
             o.seconds = strtod(optarg, NULL);
         else if (opt == 'c')
@@ -1296,15 +1303,17 @@ int main(int argc, char **argv)
             o.outage = strtod(optarg, NULL);
         else if (opt == 'r')
             o.outage_rate = strtod(optarg, NULL);
+        else if (opt == 'p')
+            o.pg_connections = (unsigned)strtoul(optarg, NULL, 10);
         else
             return 2;
     }
     if (!(o.seconds > 0 && o.seconds <= 600) || o.conns == 0 || o.conns > 5000 || o.frames < 2 ||
         o.frames > 60000 || o.window < S_BATCH_ROWS || !(o.outage >= 0 && o.outage <= 600) ||
-        !(o.outage_rate > 0)) {
+        !(o.outage_rate > 0) || o.pg_connections == 0 || o.pg_connections > 64) {
         fprintf(stderr, "usage: bench-e2e [--seconds S<=600] [--conns N<=5000] [--frames F<=60000] "
                         "[--window SAMPLES>=20000] [--outage S<=600, 0 skips] "
-                        "[--outage-rate SAMPLES_PER_S]\n");
+                        "[--outage-rate SAMPLES_PER_S] [--pg-connections N<=64]\n");
         return 2;
     }
     if (!getenv("VEM_TEST_PG") || !*getenv("VEM_TEST_PG"))
@@ -1315,11 +1324,11 @@ int main(int argc, char **argv)
 
     s_enable_commit_timestamps();
     s_vemd_t v;
-    s_vemd_start(&v);
+    s_vemd_start(&v, o.pg_connections);
     s_vemd_wait_up(&v);
     printf("vemd: pid %d, defaults (spool fsync on, reply_mode none, workers one per core, "
-           "pg.batch_rows 20000, pg.batch_ms 200), log %s\n",
-           (int)s_vemd, v.log);
+           "pg.batch_rows 20000, pg.batch_ms 200), pg.connections %u, log %s\n",
+           (int)s_vemd, o.pg_connections, v.log);
 
     s_load_t load = {0};
     s_throughput(&o, &v, &load);
