@@ -268,6 +268,34 @@ LANGUAGE sql STABLE AS $$
      WHERE vin = p_vin AND sample_time >= t_from AND sample_time < t_to
 $$;
 
+-- Every vehicle's samples with sample_time in [t_from, t_to): the same bound as vem_samples,
+-- for a day of the whole fleet (daily completeness reads the day's partitions, not all).
+CREATE FUNCTION public.vem_samples_between(t_from timestamptz, t_to timestamptz)
+RETURNS SETOF public.obd_samples
+LANGUAGE sql STABLE AS $$
+    SELECT vin, sample_time, block_idx, received_at, frame_seq, resent, block_type, speed_kmh,
+           baro_kpa, torque_pct, friction_pct, engine_rpm, fuel_rate_lph, nox_up_ppm,
+           nox_down_ppm, reagent_pct, intake_air_kgph, scr_in_c, scr_out_c, dpf_dp_kpa,
+           coolant_c, fuel_level_pct, pos_valid, lon, lat, odometer_km, o2_up, o2_down_v,
+           catalyst_c, motor_rpm, motor_load_pct, battery_v, battery_a, soc_pct, torque_mode,
+           pedal_pct, fuel_total_l, urea_tank_c, urea_dose, urea_total, dpf_exhaust_c, invalid,
+           abnormal
+      FROM public.obd_frame_samples
+     WHERE sample_time >= t_from AND sample_time < t_to
+       AND frame_time >= t_from - interval '3600 s' AND frame_time < t_to + interval '3600 s'
+    UNION ALL
+    SELECT s.*
+      FROM public.obd_wide_frames w
+     CROSS JOIN LATERAL public.vem_frame_samples(w.vin, w.frame_time) s
+     WHERE w.first_time < t_to AND w.last_time >= t_from
+       AND s.sample_time >= t_from AND s.sample_time < t_to
+       AND NOT (w.frame_time >= t_from - interval '3600 s'
+                AND w.frame_time < t_to + interval '3600 s')
+    UNION ALL
+    SELECT * FROM public.obd_samples_rows
+     WHERE sample_time >= t_from AND sample_time < t_to
+$$;
+
 -- ---- rights: as obd_samples had them ------------------------------------------------------
 
 GRANT SELECT, INSERT ON public.obd_frames TO vem_ingest;

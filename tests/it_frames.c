@@ -136,8 +136,9 @@ END_TEST
 
 /* A frame whose samples lie two hours before its time (a terminal that sends a backlog in one
  * frame) is wide: the bounded read finds it through its own index, as it finds a narrow one;
- * the view finds both; samples inserted through the view (old row table) are found too. The
- * trigger noted its span in obd_wide_frames. */
+ * the view and the fleet-wide bounded read (vem_samples_between) find both; samples inserted
+ * through the view (old row table) are found too. The trigger noted its span in
+ * obd_wide_frames. */
 START_TEST(bounded_read_finds_wide_frames)
 {
     PGconn *conn = s_pg();
@@ -164,6 +165,11 @@ START_TEST(bounded_read_finds_wide_frames)
     ck_assert_int_eq(s_count(conn,
                              "SELECT count(*) FROM vem_samples($1, to_timestamp(1700500000 - "
                              "7202), to_timestamp(1700500000 - 7001))",
+                             "LFRMWD00000000001"),
+                     3 + 1 + 3);
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(*) FROM vem_samples_between(to_timestamp(1700500000 - "
+                             "7202), to_timestamp(1700500000 - 7001)) WHERE vin = $1",
                              "LFRMWD00000000001"),
                      3 + 1 + 3);
     ck_assert_int_eq(s_count(conn,
