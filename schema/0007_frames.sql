@@ -296,6 +296,32 @@ LANGUAGE sql STABLE AS $$
      WHERE sample_time >= t_from AND sample_time < t_to
 $$;
 
+-- One vehicle's latest n samples (of its latest n frames, and of the old rows), newest first:
+-- what `vemctl vehicle` shows, read from the newest partitions only.
+CREATE FUNCTION public.vem_recent_samples(p_vin text, n integer)
+RETURNS SETOF public.obd_samples
+LANGUAGE sql STABLE AS $$
+    SELECT * FROM (
+        SELECT vin, sample_time, block_idx, received_at, frame_seq, resent, block_type,
+               speed_kmh, baro_kpa, torque_pct, friction_pct, engine_rpm, fuel_rate_lph,
+               nox_up_ppm, nox_down_ppm, reagent_pct, intake_air_kgph, scr_in_c, scr_out_c,
+               dpf_dp_kpa, coolant_c, fuel_level_pct, pos_valid, lon, lat, odometer_km, o2_up,
+               o2_down_v, catalyst_c, motor_rpm, motor_load_pct, battery_v, battery_a, soc_pct,
+               torque_mode, pedal_pct, fuel_total_l, urea_tank_c, urea_dose, urea_total,
+               dpf_exhaust_c, invalid, abnormal
+          FROM public.obd_frame_samples
+         WHERE vin = p_vin
+           AND frame_time >= (SELECT min(l.frame_time)
+                                FROM (SELECT frame_time FROM public.obd_frames
+                                       WHERE vin = p_vin ORDER BY frame_time DESC LIMIT n) l)
+        UNION ALL
+        (SELECT * FROM public.obd_samples_rows WHERE vin = p_vin
+          ORDER BY sample_time DESC, block_idx DESC LIMIT n)
+    ) u
+    ORDER BY sample_time DESC, block_idx DESC
+    LIMIT n
+$$;
+
 -- ---- rights: as obd_samples had them ------------------------------------------------------
 
 GRANT SELECT, INSERT ON public.obd_frames TO vem_ingest;

@@ -127,6 +127,15 @@ START_TEST(resent_frame_stored_once)
                              "AND speed_kmh = extract(epoch FROM sample_time) - 1700399991",
                              "LFRMRS00000000001"),
                      10);
+    /* the latest three, newest first (what vemctl vehicle shows): speeds 9, 8, 7 */
+    const char *vin[] = {"LFRMRS00000000001"};
+    PGresult *res = PQexecParams(conn,
+                                 "SELECT string_agg(speed_kmh::text, ',') FROM "
+                                 "vem_recent_samples($1, 3)",
+                                 1, NULL, vin, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(conn));
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), "9,8,7");
+    PQclear(res);
     vem_pgrows_free(&r);
     free(f);
     vem_pgwriter_destroy(&w);
