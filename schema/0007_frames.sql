@@ -523,4 +523,6 @@ BEGIN
         COMMIT;
     END LOOP;
 END $$;
-GRANT EXECUTE ON PROCEDURE public.vem_migrate_samples(integer, integer) TO vem_admin;
+-- Run by the tables' owner (the role that migrates): dropping a partition takes ownership, and
+-- a procedure that commits cannot be SECURITY DEFINER.
+REVOKE EXECUTE ON PROCEDURE public.vem_migrate_samples(integer, integer) FROM PUBLIC;
