@@ -1,8 +1,9 @@
 /* pgrows — decoded frames as rows of PostgreSQL's binary COPY format, ready to stream.
  *
  * The PostgreSQL sink turns each record the workers hand it (records.h) into rows here
- * (obd_samples, obd_info, terminal_events, quarantine, violations, rsd_readings; columns and names
- * as schema/0001_core.sql and FIELDS.md) and streams them to the server as they are. A batch also
+ * (obd_frames, obd_info, terminal_events, quarantine, violations, rsd_readings; columns and names
+ * as schema/0001_core.sql, 0007_frames.sql and FIELDS.md) and streams them to the server as they
+ * are. A batch also
  * remembers the Beijing days its rows fall on, so the sink can make sure their daily
  * partitions exist before it copies.
  *
@@ -69,7 +70,7 @@ typedef struct {
     char abnormal[VEM_HJ1239_MAX_BLOCKS][VEM_PGROWS_NAMES_CAP];
 } vem_pgrows_t;
 
-/* Table name ("obd_samples", ...). */
+/* Table name ("obd_frames", "obd_info", ...). */
 const char *vem_pg_table_name(vem_pg_table_t t);
 
 /* The COPY statement that takes the table's rows (FORMAT binary, explicit column list). */

@@ -460,7 +460,7 @@ vem_pgwriter_t *vem_pgwriter_new(const char *conninfo)
     self->ahead_days = 1;
     for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
         const char *name = vem_pg_table_name(t), *copy = vem_pg_copy_sql(t);
-        /* "COPY obd_samples (cols) ..." -> "COPY vem_stage_obd_samples (cols) ..." */
+        /* "COPY obd_frames (cols) ..." -> "COPY vem_stage_obd_frames (cols) ..." */
         snprintf(self->stage_copy[t], sizeof self->stage_copy[t], "COPY vem_stage_%s%s", name,
                  copy + strlen("COPY ") + strlen(name));
         /* the staging table is emptied at once: a table may pass through it several times in
