@@ -2,7 +2,7 @@
  * of a plain COPY BINARY of the same frame rows into the same kind of table, measured in the
  * same run; and the row-per-sample layout the frames replaced, for disk and WAL.
  *
- *   bench-pg [--frames N] [--batch SAMPLES]
+ *   bench-pg [--frames N] [--batch SAMPLES] [--connections N]
  *
  * Needs a server: with VEM_TEST_PG set it uses that database (migrations applied); without,
  * it runs itself again under tests/harness.sh, which starts a throw-away cluster (durable
@@ -21,6 +21,9 @@
  *   rows    the same samples as rows of the old layout (one row per sample, obd_samples_rows'
  *           columns and UNIQUE (vin, sample_time, block_idx)), taken from the obd_samples view
  *           with COPY TO and written back with one COPY BINARY per batch
+ *   parallel as many samples again, of other vehicles, through --connections (2) sink writers
+ *           at once, each batch to the next idle writer, driven without blocking as the sink
+ *           drives its lanes: samples/s over the wall clock
  * Disk is pg_total_relation_size (heap, TOAST, indexes) of the partitions of the plain frame
  * table and of the row table, per million samples; WAL is pg_current_wal_lsn() moved over each
  * write, per sample. The last line is key=value figures; ratio = sink / copy. */
@@ -31,6 +34,7 @@
 #include <libgen.h>
 #include <libpq-fe.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +101,85 @@ static void s_frame(vem_hj1239_frame_t *f, unsigned run, unsigned i, int64_t t0)
         b->raw[VEM_HJ1239_F_ODOMETER] = 1234567 + s;
         b->novalue = vem_hj1239_novalue(b);
     }
+}
+
+/* The frames of a run as the sink would hold them: batches of batch_samples samples. */
+static vem_pgbatch_t *s_batches(unsigned run, int64_t t0, unsigned frames, long batch_samples,
+                                size_t *nb_out, uint64_t *total_out)
+{
+    size_t nbatches = (size_t)((uint64_t)frames * 10 / (uint64_t)batch_samples + 1), nb = 0;
+    vem_pgbatch_t *batches = calloc(nbatches, sizeof *batches);
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    vem_pgrows_t rows = {0};
+    uint64_t total = 0;
+    for (unsigned i = 0; i < frames; i++) {
+        s_frame(f, run, i, t0 + (int64_t)(i / 1000) * 3600);
+        vem_pgrows_frame(&rows, f, (t0 + 10 * 86400) * 1000000);
+        if (rows.samples >= (uint64_t)batch_samples || i + 1 == frames) {
+            vem_pgbatch_t *b = &batches[nb++];
+            vem_buf_put(&b->rows[VEM_PG_SAMPLES], rows.rows[VEM_PG_SAMPLES].data,
+                        rows.rows[VEM_PG_SAMPLES].len);
+            b->nrows[VEM_PG_SAMPLES] = rows.nrows[VEM_PG_SAMPLES];
+            b->samples = rows.samples;
+            uint8_t days[VEM_PGROWS_MAX_DAYS * 4];
+            memcpy(days, rows.days, rows.ndays * sizeof(int32_t));
+            vem_pgbatch_add_days(b, days, rows.ndays);
+            total += rows.samples;
+            vem_pgrows_reset(&rows);
+        }
+    }
+    vem_pgrows_free(&rows);
+    free(f);
+    *nb_out = nb;
+    *total_out = total;
+    return batches;
+}
+
+/* The batches written by n writers at once (a batch holds the frames of one or two vehicles,
+ * so no two writers meet on a key), each driven without blocking as the sink drives its lanes;
+ * returns the seconds from the first start to the last commit, *stored the samples stored. */
+static double s_parallel(const char *conninfo, const vem_pgbatch_t *b, size_t nb, unsigned n,
+                         uint64_t *stored)
+{
+    vem_pgwriter_t *w[64];
+    struct pollfd p[64];
+    char err[512];
+    for (unsigned k = 0; k < n; k++) {
+        w[k] = vem_pgwriter_new(conninfo);
+        if (vem_pgwriter_connect(w[k], 3, err, sizeof err) != 0)
+            s_die("connect", err);
+    }
+    size_t next = 0, done = 0;
+    *stored = 0;
+    double a = s_now();
+    while (done < nb) {
+        nfds_t np = 0;
+        for (unsigned k = 0; k < n; k++) {
+            if (!vem_pgwriter_busy(w[k]) && next < nb &&
+                vem_pgwriter_write_start(w[k], &b[next++], err, sizeof err) != 0)
+                s_die("write", err);
+            if (!vem_pgwriter_busy(w[k]))
+                continue;
+            int fd = -1;
+            short events = 0;
+            vem_pgw_stats_t st = {0};
+            vem_pgw_result_t r = vem_pgwriter_step(w[k], &fd, &events, &st, err, sizeof err);
+            if (r == VEM_PGW_PENDING) {
+                p[np++] = (struct pollfd){.fd = fd, .events = events};
+            } else if (r == VEM_PGW_OK) {
+                done++;
+                *stored += st.inserted[VEM_PG_SAMPLES];
+            } else {
+                s_die("parallel write", err);
+            }
+        }
+        if (np)
+            poll(p, np, 100);
+    }
+    double s = s_now() - a;
+    for (unsigned k = 0; k < n; k++)
+        vem_pgwriter_destroy(&w[k]);
+    return s;
 }
 
 static void s_reexec_under_harness(char **argv)
@@ -196,22 +279,25 @@ static size_t s_old_rows(PGconn *conn, unsigned run, long batch_rows, vem_buf_t 
 
 int main(int argc, char **argv)
 {
-    unsigned frames = 100000;
+    unsigned frames = 100000, connections = 2;
     long batch_samples = 20000;
     static const struct option options[] = {{"frames", required_argument, NULL, 'f'},
                                             {"batch", required_argument, NULL, 'b'},
+                                            {"connections", required_argument, NULL, 'c'},
                                             {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt_long(argc, argv, "f:b:", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "f:b:c:", options, NULL)) != -1) {
         if (opt == 'f')
             frames = (unsigned)strtoul(optarg, NULL, 10);
         else if (opt == 'b')
             batch_samples = strtol(optarg, NULL, 10);
+        else if (opt == 'c')
+            connections = (unsigned)strtoul(optarg, NULL, 10);
         else
             return 2;
     }
-    if (frames == 0 || batch_samples < 10) {
-        fprintf(stderr, "usage: bench-pg [--frames N] [--batch SAMPLES]\n");
+    if (frames == 0 || batch_samples < 10 || connections == 0 || connections > 64) {
+        fprintf(stderr, "usage: bench-pg [--frames N] [--batch SAMPLES] [--connections N<=64]\n");
         return 2;
     }
     const char *conninfo = getenv("VEM_TEST_PG");
@@ -221,29 +307,9 @@ int main(int argc, char **argv)
     /* frame rows, in batches, as the sink would hold them */
     unsigned run = (unsigned)time(NULL);
     int64_t t0 = (int64_t)time(NULL) - 3 * 86400; /* spans a few days of partitions */
-    size_t nbatches = (size_t)((uint64_t)frames * 10 / (uint64_t)batch_samples + 1);
-    vem_pgbatch_t *batches = calloc(nbatches, sizeof *batches);
-    vem_hj1239_frame_t *f = malloc(sizeof *f);
-    vem_pgrows_t rows = {0};
-    size_t nb = 0;
-    uint64_t total = 0;
-    for (unsigned i = 0; i < frames; i++) {
-        s_frame(f, run, i, t0 + (int64_t)(i / 1000) * 3600);
-        vem_pgrows_frame(&rows, f, (t0 + 10 * 86400) * 1000000);
-        if (rows.samples >= (uint64_t)batch_samples || i + 1 == frames) {
-            vem_pgbatch_t *b = &batches[nb++];
-            vem_buf_put(&b->rows[VEM_PG_SAMPLES], rows.rows[VEM_PG_SAMPLES].data,
-                        rows.rows[VEM_PG_SAMPLES].len);
-            b->nrows[VEM_PG_SAMPLES] = rows.nrows[VEM_PG_SAMPLES];
-            uint8_t days[VEM_PGROWS_MAX_DAYS * 4];
-            memcpy(days, rows.days, rows.ndays * sizeof(int32_t));
-            vem_pgbatch_add_days(b, days, rows.ndays);
-            total += rows.samples;
-            vem_pgrows_reset(&rows);
-        }
-    }
-    vem_pgrows_free(&rows);
-    free(f);
+    size_t nb;
+    uint64_t total;
+    vem_pgbatch_t *batches = s_batches(run, t0, frames, batch_samples, &nb, &total);
 
     /* the ceiling's table: obd_frames' columns, partitioning and unique key; the old layout's */
     PGconn *admin = PQconnectdb(conninfo);
@@ -332,6 +398,20 @@ int main(int argc, char **argv)
     }
     double frames_bytes = s_value(admin, "SELECT sum(pg_total_relation_size(relid)) "
                                          "FROM pg_partition_tree('bench_plain_frames')");
+
+    /* as many samples again, of other vehicles, through `connections` writers at once */
+    size_t nb2;
+    uint64_t total2, stored2;
+    vem_pgbatch_t *batches2 = s_batches(run + 1, t0, frames, batch_samples, &nb2, &total2);
+    double par_s = s_parallel(conninfo, batches2, nb2, connections, &stored2);
+    for (size_t i = 0; i < nb2; i++)
+        vem_pgbatch_free(&batches2[i]);
+    free(batches2);
+    if (stored2 != total2) {
+        fprintf(stderr, "bench-pg: %llu samples, %llu stored by %u writers\n",
+                (unsigned long long)total2, (unsigned long long)stored2, connections);
+        return 1;
+    }
     double rows_bytes = s_value(admin, "SELECT sum(pg_total_relation_size(relid)) "
                                        "FROM pg_partition_tree('bench_rows')");
 
@@ -351,12 +431,14 @@ int main(int argc, char **argv)
     printf("rows (before): %.0f samples/s plain COPY; %.1f MB per million samples, %.1f B of "
            "WAL per sample\n",
            n / rows_s, rows_bytes / n, (double)rows_wal / n);
+    printf("frames through %u sink writers at once: %.0f samples/s (wall clock)\n", connections,
+           (double)total2 / par_s);
     printf("samples=%llu batch_samples=%ld sink_samples_per_s=%.0f copy_samples_per_s=%.0f "
            "replay_samples_per_s=%.0f rows_samples_per_s=%.0f frames_mb_per_m=%.1f "
            "rows_mb_per_m=%.1f sink_wal_b_per_sample=%.1f copy_wal_b_per_sample=%.1f "
-           "rows_wal_b_per_sample=%.1f ratio=%.3f\n",
+           "rows_wal_b_per_sample=%.1f connections=%u parallel_samples_per_s=%.0f ratio=%.3f\n",
            (unsigned long long)total, batch_samples, sink_sps, copy_sps, n / replay_s, n / rows_s,
            frames_bytes / n, rows_bytes / n, (double)sink_wal / n, (double)copy_wal / n,
-           (double)rows_wal / n, sink_sps / copy_sps);
+           (double)rows_wal / n, connections, (double)total2 / par_s, sink_sps / copy_sps);
     return 0;
 }
