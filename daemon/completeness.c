@@ -60,14 +60,14 @@ static vem_day_counts_t *s_load(const char *conninfo, int32_t day)
     s_midnight(day, from);
     s_midnight(day + 1, to);
     const char *params[] = {from, to};
-    /* a range on sample_time, so only the day's partitions are read */
-    PGresult *res = PQexecParams(
-        conn,
-        "SELECT vin, count(DISTINCT sample_time), "
-        "extract(epoch FROM max(sample_time) - min(sample_time))::bigint + 1 "
-        "FROM obd_samples WHERE sample_time >= $1::timestamptz AND sample_time < $2::timestamptz "
-        "AND block_type IN ('stream', 'twc', 'twc_nox') GROUP BY vin",
-        2, NULL, params, NULL, NULL, 0);
+    /* vem_samples_between bounds the frame time too, so only the day's partitions are read */
+    PGresult *res =
+        PQexecParams(conn,
+                     "SELECT vin, count(DISTINCT sample_time), "
+                     "extract(epoch FROM max(sample_time) - min(sample_time))::bigint + 1 "
+                     "FROM vem_samples_between($1::timestamptz, $2::timestamptz) "
+                     "WHERE block_type IN ('stream', 'twc', 'twc_nox') GROUP BY vin",
+                     2, NULL, params, NULL, NULL, 0);
     vem_day_counts_t *out = NULL;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         vem_log(VEM_LOG_ERR, "completeness", "counts of %s: %s", from, PQerrorMessage(conn));

@@ -159,6 +159,9 @@ static const vem_conf_key_t s_keys[] = {
      "longest a row waits in the sink before its batch is written"},
     {"pg.queue_hwm", VEM_CONF_INT, S_OFF(pg.queue_hwm), "8", 1, 1000000, NULL, false,
      "worker messages (256 inputs each) queued for the sink; it spills what it cannot write"},
+    {"pg.connections", VEM_CONF_INT, S_OFF(pg.connections), "1", 1, 64, NULL, false,
+     "connections writing at once, each its own COPY of the rows of the vehicles whose VIN hash "
+     "falls to it; the cursor moves over what all of them committed"},
     {"pg.partitions_ahead_days", VEM_CONF_INT, S_OFF(pg.partitions_ahead_days), "3", 0, 366, NULL,
      false, "daily partitions created ahead of today"},
     {"pg.retry_max_s", VEM_CONF_INT, S_OFF(pg.retry_max_s), "10", 1, 3600, NULL, false,

@@ -62,6 +62,7 @@ typedef struct {
         bool enable;
         char *conninfo;
         int64_t batch_rows, batch_ms, queue_hwm, partitions_ahead_days, retry_max_s, retention_days;
+        int64_t connections;
     } pg;
     struct {
         bool enable;

@@ -477,6 +477,7 @@ static int s_start(s_daemon_t *d)
         pg->queue_hwm = (int)c->pg.queue_hwm;
         pg->partitions_ahead = (int)c->pg.partitions_ahead_days;
         pg->retry_max_s = c->pg.retry_max_s;
+        pg->connections = (int)c->pg.connections;
         pg->spool_first = vem_spool_first_seq(d->spool);
         /* A record is its input's bytes and some 60 bytes more: twice the spool always holds
          * what the spool holds unsettled, so the spool fills first and only a wedged sink

@@ -15,18 +15,13 @@
 #define S_PG_EPOCH_US INT64_C(946684800000000) /* 2000-01-01 00:00 UTC in Unix microseconds */
 #define S_TEXT_OID    25
 
-static const char *const s_names[VEM_PG_TABLES] = {"obd_samples", "obd_info",   "terminal_events",
-                                                   "quarantine",  "violations", "rsd_readings"};
+static const char *const s_names[VEM_PG_TABLES] = {"obd_frames", "obd_info",   "terminal_events",
+                                                   "quarantine", "violations", "rsd_readings"};
 
 /* Columns in row order; must match schema/0001_core.sql. */
 static const char *const s_copy[VEM_PG_TABLES] = {
-    "COPY obd_samples (vin, sample_time, block_idx, received_at, frame_seq, resent, block_type, "
-    "speed_kmh, baro_kpa, torque_pct, friction_pct, engine_rpm, fuel_rate_lph, nox_up_ppm, "
-    "nox_down_ppm, reagent_pct, intake_air_kgph, scr_in_c, scr_out_c, dpf_dp_kpa, coolant_c, "
-    "fuel_level_pct, pos_valid, lon, lat, odometer_km, o2_up, o2_down_v, catalyst_c, motor_rpm, "
-    "motor_load_pct, battery_v, battery_a, soc_pct, torque_mode, pedal_pct, fuel_total_l, "
-    "urea_tank_c, urea_dose, urea_total, dpf_exhaust_c, invalid, abnormal) "
-    "FROM STDIN (FORMAT binary)",
+    "COPY obd_frames (nsamples, rec_len, vin, frame_time, received_at, frame_seq, resent, wide, "
+    "samples, invalid, abnormal) FROM STDIN (FORMAT binary)",
     "COPY obd_info (vin, info_time, block_idx, received_at, frame_seq, resent, obd_protocol, mil, "
     "diag_supported, diag_ready, obd_vin, scin, cvn, iupr, dtc_count, dtcs, invalid, abnormal) "
     "FROM STDIN (FORMAT binary)",
@@ -44,7 +39,8 @@ static const char *const s_copy[VEM_PG_TABLES] = {
 
 /* The sample fields, in column order: every numeric field of the sample block types. */
 #define S_SAMPLE_FIELDS (VEM_HJ1239_F_DPF_EXHAUST + 1)
-static const unsigned s_columns[VEM_PG_TABLES] = {7 + S_SAMPLE_FIELDS + 2, 18, 12, 8, 12, 28};
+#define S_NAMES_CAP     VEM_PGROWS_NAMES_CAP
+static const unsigned s_columns[VEM_PG_TABLES] = {11, 18, 12, 8, 12, 28};
 
 const char *vem_pg_table_name(vem_pg_table_t t)
 {
@@ -246,6 +242,7 @@ void vem_pgrows_reset(vem_pgrows_t *r)
         r->rows[t].len = 0;
         r->nrows[t] = 0;
     }
+    r->samples = 0;
     r->ndays = 0;
 }
 
@@ -303,54 +300,6 @@ static bool s_is_aux(uint8_t type)
     return type == VEM_HJ1239_BLOCK_HYBRID || type == VEM_HJ1239_BLOCK_SUPPLEMENTARY;
 }
 
-/* A sample row: block idx (stream, twc or twc_nox; or a hybrid/supplementary block that has no
- * sample to join) with the fields of the aux blocks that belong to it (aux[0..naux)). */
-static void s_sample(vem_pgrows_t *r, const vem_hj1239_frame_t *f, size_t idx, const size_t *aux,
-                     size_t naux, int64_t received_us)
-{
-    const vem_hj1239_block_t *blk = &f->blocks[idx];
-    vem_buf_t *b = &r->rows[VEM_PG_SAMPLES];
-    s_row_head(b, VEM_PG_SAMPLES, f, blk, idx, received_us);
-    s_str(b, vem_hj1239_block_name(blk->type));
-    /* which block carries each field */
-    const vem_hj1239_block_t *from[VEM_HJ1239_F_COUNT] = {0};
-    const char *invalid[VEM_HJ1239_F_COUNT], *abnormal[VEM_HJ1239_F_COUNT];
-    size_t ninvalid, nabnormal;
-    for (size_t a = 0; a <= naux; a++) {
-        const vem_hj1239_block_t *src = a == 0 ? blk : &f->blocks[aux[a - 1]];
-        size_t nfields;
-        const uint8_t *fields = vem_hj1239_block_fields(src->type, &nfields);
-        for (size_t k = 0; k < nfields; k++)
-            from[fields[k]] = src;
-    }
-    s_novalue_names(from, invalid, &ninvalid, abnormal, &nabnormal);
-    for (unsigned fid = 0; fid < S_SAMPLE_FIELDS; fid++) {
-        const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(fid);
-        double v;
-        if (!from[fid]) {
-            s_null(b);
-        } else if (fid == VEM_HJ1239_F_POS_STATUS) {
-            s_bool(b, vem_hj1239_pos_valid((uint8_t)from[fid]->raw[fid]));
-        } else if (!vem_hj1239_value(from[fid], fid, &v)) {
-            s_null(b);
-        } else if (fi->integer && fi->width == 4) {
-            s_int8(b, llround(v));
-        } else if (fi->integer) {
-            s_int4(b, (int32_t)lround(v));
-        } else {
-            /* to the field's resolution, so the stored value reads as `vemctl decode` prints
-             * it (62.5, not 62.500000000000007) */
-            double p10 = 1;
-            for (unsigned d = 0; d < fi->decimals; d++)
-                p10 *= 10;
-            s_float8(b, round(v * p10) / p10);
-        }
-    }
-    s_name_array(b, invalid, ninvalid);
-    s_name_array(b, abnormal, nabnormal);
-    r->nrows[VEM_PG_SAMPLES]++;
-}
-
 /* The sample block a hybrid or supplementary block belongs to: the one with the same time
  * (the nearest before it, else after it), else the nearest sample block before it, else after
  * it; SIZE_MAX when the frame has no sample block. */
@@ -381,11 +330,166 @@ size_t vem_pgrows_sample_of(const vem_hj1239_frame_t *f, size_t j)
     return base == SIZE_MAX ? j : base;
 }
 
+/* ---- frames: the samples of a frame in one row ------------------------------------------------
+ *
+ * One obd_frames row per real-time or re-sent frame with samples. Its `samples` bytea holds one
+ * record of rec_len bytes per sample, big-endian, which schema/0007_frames.sql decodes back
+ * into obd_samples' columns:
+ *
+ *   0  int32  sample time - frame time, seconds
+ *   4  uint8  block_idx
+ *   5  uint8  block type byte (0x02 stream, 0x03 twc, 0x05 twc_nox, 0x04 hybrid, 0x80 supp.)
+ *   6  uint16 frame_seq (the block's own serial in the per-block layout, else the frame's)
+ *   8  the sample fields at their wire widths (pos_status in 2 bytes), in four groups: those
+ *      of a stream block (to 46), the supplementary block's (to 63), the two-way catalyst's
+ *      own (to 68), the hybrid block's (to 76). Each holds the raw wire value when it is a
+ *      measurement (raw <= max_raw), else all ones; lon and lat carry the hemisphere of their
+ *      block's position status in bit 31.
+ *
+ * rec_len is the end of the last group any sample of the frame uses (46 for a diesel frame of
+ * stream blocks): the groups after it are NULL, so a frame stores only what its blocks carry.
+ * Raw values rather than the computed ones keep the record as small as the wire's, and the
+ * view gets today's float8 exactly: every field's value rounded to its decimals is
+ * (raw * M + A) / 10^decimals for integers M, A (check_pgrows proves it for every raw value),
+ * the same division the row-per-sample code did. invalid/abnormal are the sorted field names
+ * as before, joined by commas, one text[] element per sample (NULL: none), the column NULL
+ * when no sample of the frame has any. */
+
+/* Where each sample field lies in a record; where each group ends. */
+static const uint8_t s_slot_at[S_SAMPLE_FIELDS] = {
+    [VEM_HJ1239_F_SPEED] = 8,       [VEM_HJ1239_F_BARO] = 10,        [VEM_HJ1239_F_TORQUE] = 11,
+    [VEM_HJ1239_F_FRICTION] = 12,   [VEM_HJ1239_F_RPM] = 13,         [VEM_HJ1239_F_FUEL_RATE] = 15,
+    [VEM_HJ1239_F_NOX_UP] = 17,     [VEM_HJ1239_F_NOX_DOWN] = 19,    [VEM_HJ1239_F_REAGENT] = 21,
+    [VEM_HJ1239_F_INTAKE] = 22,     [VEM_HJ1239_F_SCR_IN] = 24,      [VEM_HJ1239_F_SCR_OUT] = 26,
+    [VEM_HJ1239_F_DPF_DP] = 28,     [VEM_HJ1239_F_COOLANT] = 30,     [VEM_HJ1239_F_FUEL_LEVEL] = 31,
+    [VEM_HJ1239_F_POS_STATUS] = 32, [VEM_HJ1239_F_LON] = 34,         [VEM_HJ1239_F_LAT] = 38,
+    [VEM_HJ1239_F_ODOMETER] = 42,   [VEM_HJ1239_F_TORQUE_MODE] = 46, [VEM_HJ1239_F_PEDAL] = 47,
+    [VEM_HJ1239_F_FUEL_TOTAL] = 48, [VEM_HJ1239_F_UREA_TANK] = 52,   [VEM_HJ1239_F_UREA_DOSE] = 53,
+    [VEM_HJ1239_F_UREA_TOTAL] = 57, [VEM_HJ1239_F_DPF_EXHAUST] = 61, [VEM_HJ1239_F_O2_UP] = 63,
+    [VEM_HJ1239_F_O2_DOWN] = 65,    [VEM_HJ1239_F_CATALYST] = 66,    [VEM_HJ1239_F_MOTOR_RPM] = 68,
+    [VEM_HJ1239_F_MOTOR_LOAD] = 70, [VEM_HJ1239_F_BATTERY_V] = 71,   [VEM_HJ1239_F_BATTERY_A] = 73,
+    [VEM_HJ1239_F_SOC] = 75,
+};
+static const uint8_t s_group_end[] = {46, 63, 68, VEM_PGROWS_SAMPLE_BYTES};
+
+/* Bytes of a field in the record. */
+static unsigned s_slot_width(unsigned fid)
+{
+    return fid == VEM_HJ1239_F_POS_STATUS ? 2 : vem_hj1239_field_info(fid)->width;
+}
+
+/* The end of the group a field's slot is in. */
+static unsigned s_slot_end(unsigned fid)
+{
+    unsigned g = 0;
+    while (s_slot_at[fid] >= s_group_end[g])
+        g++;
+    return s_group_end[g];
+}
+
+static void s_slot(uint8_t *rec, unsigned fid, uint32_t v)
+{
+    uint8_t *p = rec + s_slot_at[fid];
+    unsigned width = s_slot_width(fid);
+    for (unsigned k = 0; k < width; k++)
+        p[k] = (uint8_t)(v >> (8 * (width - 1 - k)));
+}
+
+/* Appends the names (sorted) joined by commas, NUL-terminated, to s; false when none. */
+static bool s_join_names(char *s, size_t cap, const char **names, size_t n)
+{
+    qsort(names, n, sizeof names[0], s_cmp_names);
+    size_t len = 0;
+    s[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        int w = snprintf(s + len, cap - len, "%s%s", i ? "," : "", names[i]);
+        if (w < 0 || (size_t)w >= cap - len)
+            break; /* cannot happen: cap holds every field name */
+        len += (size_t)w;
+    }
+    return n > 0;
+}
+
+/* The whole record of one sample into rec (VEM_PGROWS_SAMPLE_BYTES): block idx (stream, twc or
+ * twc_nox; or a hybrid/supplementary block with no sample to join) with the fields of its aux
+ * blocks (aux[0..naux)); its invalid and abnormal names joined into inv/abn ("" for none).
+ * Returns the end of the last group it uses. */
+static unsigned s_pack_sample(uint8_t *rec, const vem_hj1239_frame_t *f, size_t idx,
+                              const size_t *aux, size_t naux, char *inv, char *abn, size_t cap)
+{
+    const vem_hj1239_block_t *blk = &f->blocks[idx];
+    const vem_hj1239_block_t *from[VEM_HJ1239_F_COUNT] = {0};
+    for (size_t a = 0; a <= naux; a++) {
+        const vem_hj1239_block_t *src = a == 0 ? blk : &f->blocks[aux[a - 1]];
+        size_t nfields;
+        const uint8_t *fields = vem_hj1239_block_fields(src->type, &nfields);
+        for (size_t k = 0; k < nfields; k++)
+            from[fields[k]] = src;
+    }
+    uint32_t dt = (uint32_t)(int32_t)(blk->time - f->time);
+    uint16_t seq = (f->layout & VEM_HJ1239_LAYOUT_SERIAL_PER_BLOCK) ? blk->seq : f->seq;
+    uint8_t head[8] = {(uint8_t)(dt >> 24), (uint8_t)(dt >> 16), (uint8_t)(dt >> 8),  (uint8_t)dt,
+                       (uint8_t)idx,        blk->type,           (uint8_t)(seq >> 8), (uint8_t)seq};
+    memcpy(rec, head, sizeof head);
+    unsigned end = s_group_end[0];
+    for (unsigned fid = 0; fid < S_SAMPLE_FIELDS; fid++) {
+        const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(fid);
+        const vem_hj1239_block_t *src = from[fid];
+        if (src && s_slot_end(fid) > end)
+            end = s_slot_end(fid);
+        if (!src || src->raw[fid] > fi->max_raw) {
+            s_slot(rec, fid, UINT32_MAX);
+            continue;
+        }
+        uint32_t v = src->raw[fid];
+        uint8_t pos = (uint8_t)src->raw[VEM_HJ1239_F_POS_STATUS];
+        if ((fid == VEM_HJ1239_F_LON && (pos & 0x04)) || (fid == VEM_HJ1239_F_LAT && (pos & 0x02)))
+            v |= UINT32_C(0x80000000);
+        s_slot(rec, fid, v);
+    }
+    const char *invalid[VEM_HJ1239_F_COUNT], *abnormal[VEM_HJ1239_F_COUNT];
+    size_t ninvalid, nabnormal;
+    s_novalue_names(from, invalid, &ninvalid, abnormal, &nabnormal);
+    s_join_names(inv, cap, invalid, ninvalid);
+    s_join_names(abn, cap, abnormal, nabnormal);
+    return end;
+}
+
+/* text[] of n elements, NULL where items[i] is empty; the whole value NULL when all are. */
+static void s_sparse_text_array(vem_buf_t *b, char (*items)[S_NAMES_CAP], size_t n)
+{
+    size_t len = 20, nnull = 0;
+    for (size_t i = 0; i < n; i++) {
+        nnull += items[i][0] == '\0';
+        len += 4 + strlen(items[i]);
+    }
+    if (nnull == n) {
+        s_null(b);
+        return;
+    }
+    s_u32(b, (uint32_t)len);
+    s_u32(b, 1);
+    s_u32(b, nnull ? 1 : 0);
+    s_u32(b, S_TEXT_OID);
+    s_u32(b, (uint32_t)n);
+    s_u32(b, 1);
+    for (size_t i = 0; i < n; i++) {
+        if (items[i][0] == '\0')
+            s_null(b);
+        else
+            s_str(b, items[i]);
+    }
+}
+
+/* The frame's samples as one obd_frames row (none when it has no sample). */
 static void s_samples(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t received_us)
 {
     size_t base[VEM_HJ1239_MAX_BLOCKS];
     for (size_t j = 0; j < f->nblocks; j++)
         base[j] = s_is_aux(f->blocks[j].type) ? s_base_of(f, j) : SIZE_MAX;
+    size_t n = 0;
+    unsigned rec_len = s_group_end[0];
+    bool wide = false;
     for (size_t i = 0; i < f->nblocks; i++) {
         uint8_t type = f->blocks[i].type;
         size_t aux[VEM_HJ1239_MAX_BLOCKS], naux = 0;
@@ -396,9 +500,34 @@ static void s_samples(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t rece
         } else if (!s_is_aux(type) || base[i] != SIZE_MAX) {
             continue; /* OBD, vendor, or joined to a sample */
         }
-        s_sample(r, f, i, aux, naux, received_us);
-        s_day(r, f->blocks[i].time);
+        unsigned end =
+            s_pack_sample(r->recs[n], f, i, aux, naux, r->invalid[n], r->abnormal[n], S_NAMES_CAP);
+        if (end > rec_len)
+            rec_len = end;
+        int64_t dt = f->blocks[i].time - f->time;
+        wide |= dt < -VEM_PGROWS_FRAME_SPAN_S || dt > VEM_PGROWS_FRAME_SPAN_S;
+        n++;
     }
+    if (n == 0)
+        return;
+    vem_buf_t *b = &r->rows[VEM_PG_SAMPLES];
+    s_u16(b, (uint16_t)s_columns[VEM_PG_SAMPLES]);
+    s_int2(b, (int16_t)n); /* first: pgwrite counts samples from it (VEM_PGROWS_NSAMPLES_AT) */
+    s_int2(b, (int16_t)rec_len);
+    s_wire_text(b, f->vin, sizeof f->vin);
+    s_time(b, f->time * 1000000);
+    s_time(b, received_us);
+    s_int4(b, f->seq);
+    s_bool(b, f->cmd == VEM_HJ1239_CMD_RESEND);
+    s_bool(b, wide);
+    s_u32(b, (uint32_t)(n * rec_len));
+    for (size_t k = 0; k < n; k++)
+        vem_buf_put(b, r->recs[k], rec_len);
+    s_sparse_text_array(b, r->invalid, n);
+    s_sparse_text_array(b, r->abnormal, n);
+    r->nrows[VEM_PG_SAMPLES]++;
+    r->samples += n;
+    s_day(r, f->time);
 }
 
 static void s_obd(vem_pgrows_t *r, const vem_hj1239_frame_t *f, size_t idx, int64_t received_us)

@@ -1,8 +1,9 @@
 /* pgrows — decoded frames as rows of PostgreSQL's binary COPY format, ready to stream.
  *
  * The PostgreSQL sink turns each record the workers hand it (records.h) into rows here
- * (obd_samples, obd_info, terminal_events, quarantine, violations, rsd_readings; columns and names
- * as schema/0001_core.sql and FIELDS.md) and streams them to the server as they are. A batch also
+ * (obd_frames, obd_info, terminal_events, quarantine, violations, rsd_readings; columns and names
+ * as schema/0001_core.sql, 0007_frames.sql and FIELDS.md) and streams them to the server as they
+ * are. A batch also
  * remembers the Beijing days its rows fall on, so the sink can make sure their daily
  * partitions exist before it copies.
  *
@@ -18,7 +19,7 @@
 #include <stdint.h>
 
 typedef enum {
-    VEM_PG_SAMPLES = 0, /* obd_samples */
+    VEM_PG_SAMPLES = 0, /* obd_frames: a frame's samples in one row, read through obd_samples */
     VEM_PG_INFO,        /* obd_info */
     VEM_PG_EVENTS,      /* terminal_events */
     VEM_PG_QUARANTINE,  /* quarantine */
@@ -34,6 +35,20 @@ typedef enum {
  * (VEM_HJ1239_DETAIL_LEN), a worker's (VEM_INPUT_DETAIL_MAX) or the server's error text
  * (pgwrite: at most 768); longer text is cut there. */
 #define VEM_PGROWS_TEXT_MAX 1024
+/* Bytes of one sample's record in obd_frames.samples at most (layout in pgrows.c, decoded by
+ * schema/0007_frames.sql); a frame's records may stop earlier (rec_len). */
+#define VEM_PGROWS_SAMPLE_BYTES 76
+
+/* A frame is "wide" when a sample's time lies more than this from the frame's time; the
+ * bounded read vem_samples() finds narrow frames by frame time within this span of its range,
+ * wide ones through their own index. Must match schema/0007_frames.sql. */
+#define VEM_PGROWS_FRAME_SPAN_S 3600
+
+/* Where an obd_frames row's sample count (int2, its first column) starts in its COPY bytes. */
+#define VEM_PGROWS_NSAMPLES_AT 6
+
+/* Room for one sample's invalid (or abnormal) field names joined by commas. */
+#define VEM_PGROWS_NAMES_CAP 640
 
 /* A growable byte buffer. */
 typedef struct {
@@ -49,12 +64,17 @@ void vem_buf_free(vem_buf_t *b);
 
 typedef struct {
     vem_buf_t rows[VEM_PG_TABLES];
-    uint32_t nrows[VEM_PG_TABLES];
+    uint32_t nrows[VEM_PG_TABLES];     /* rows; VEM_PG_SAMPLES: frames */
+    uint64_t samples;                  /* samples in the obd_frames rows */
     int32_t days[VEM_PGROWS_MAX_DAYS]; /* Beijing days since 1970-01-01, unordered, distinct */
     uint32_t ndays;
+    /* scratch of one frame */
+    uint8_t recs[VEM_HJ1239_MAX_BLOCKS][VEM_PGROWS_SAMPLE_BYTES];
+    char invalid[VEM_HJ1239_MAX_BLOCKS][VEM_PGROWS_NAMES_CAP];
+    char abnormal[VEM_HJ1239_MAX_BLOCKS][VEM_PGROWS_NAMES_CAP];
 } vem_pgrows_t;
 
-/* Table name ("obd_samples", ...). */
+/* Table name ("obd_frames", "obd_info", ...). */
 const char *vem_pg_table_name(vem_pg_table_t t);
 
 /* The COPY statement that takes the table's rows (FORMAT binary, explicit column list). */
@@ -75,11 +95,12 @@ void vem_pgrows_free(vem_pgrows_t *r);
 /* True when the batch should be sent before another frame is added (days nearly full). */
 bool vem_pgrows_full(const vem_pgrows_t *r);
 
-/* Rows of a decoded frame: a sample row per 1 Hz sample block (stream, twc, twc_nox) of
- * real-time and re-sent frames, carrying also the fields of the hybrid and supplementary
- * blocks of the same instant (a hybrid or supplementary block without one gets a row of its
- * own), an obd_info row per OBD block, an event row for login, logout, removal alarm and
- * activation. Time sync and activation replies make no row. Returns the rows added. */
+/* Rows of a decoded frame: for real-time and re-sent frames one obd_frames row holding a
+ * sample per 1 Hz sample block (stream, twc, twc_nox), each carrying also the fields of the
+ * hybrid and supplementary blocks of the same instant (a hybrid or supplementary block without
+ * one is a sample of its own), and an obd_info row per OBD block; an event row for login,
+ * logout, removal alarm and activation. Time sync and activation replies make no row. Returns
+ * the rows added (a frame's samples count as one row). */
 unsigned vem_pgrows_frame(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t received_us);
 
 /* Which sample block j of a real-time frame belongs to: j itself for a stream, twc or twc_nox

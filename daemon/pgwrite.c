@@ -113,9 +113,8 @@ struct vem_pgwriter {
     bool walked;
     s_range_t *stack; /* ranges still to write */
     size_t nstack, stack_cap;
-    s_range_t cur;   /* the range in flight */
-    uint64_t copied; /* rows the staging COPY took */
-    bool undo_dup;   /* the UNDO in flight follows a duplicate (else a refusal) */
+    s_range_t cur; /* the range in flight */
+    bool undo_dup; /* the UNDO in flight follows a duplicate (else a refusal) */
     char refusal[2048];
 
     /* the exchange in flight */
@@ -135,8 +134,8 @@ static const uint8_t s_copy_trailer[2] = {0xFF, 0xFF};
 
 /* Columns of a row read when it is quarantined: its receipt time and VIN (in the order of
  * vem_pg_copy_sql). */
-static const unsigned s_received_col[VEM_PG_TABLES] = {3, 3, 4, 0, 5, 3};
-static const unsigned s_vin_col[VEM_PG_TABLES] = {0, 0, 0, 6, 3, 7};
+static const unsigned s_received_col[VEM_PG_TABLES] = {4, 3, 4, 0, 5, 3};
+static const unsigned s_vin_col[VEM_PG_TABLES] = {2, 0, 0, 6, 3, 7};
 
 /* The quarantine rows made of refused rows, with columns of their own (vem_pgrows_quarantine
  * would cut the server's message short). */
@@ -193,6 +192,7 @@ void vem_pgbatch_reset(vem_pgbatch_t *b)
         b->rows[t].len = 0;
         b->nrows[t] = 0;
     }
+    b->samples = 0;
     b->ndays = 0;
 }
 
@@ -286,6 +286,23 @@ static void s_walk(vem_pgwriter_t *self)
     self->offs[n] = self->len;
     self->nrows = n;
     self->walked = true;
+}
+
+/* What rows [lo, hi) of the current table count for in the stats: obd_frames rows their
+ * samples (the int2 each row starts with), other rows one each. */
+static uint64_t s_weight(vem_pgwriter_t *self, s_range_t r)
+{
+    if (self->t != VEM_PG_SAMPLES)
+        return r.hi - r.lo;
+    if (!self->walked)
+        s_walk(self);
+    uint64_t n = 0;
+    for (uint64_t i = r.lo; i < r.hi && i < self->nrows; i++) {
+        size_t at = self->offs[i] + VEM_PGROWS_NSAMPLES_AT;
+        if (at + 2 <= self->offs[i + 1])
+            n += (uint64_t)(self->data[at] << 8 | self->data[at + 1]);
+    }
+    return n;
 }
 
 /* Bytes of rows [lo, hi) of the current table. */
@@ -448,7 +465,7 @@ vem_pgwriter_t *vem_pgwriter_new(const char *conninfo)
     self->ahead_days = 1;
     for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
         const char *name = vem_pg_table_name(t), *copy = vem_pg_copy_sql(t);
-        /* "COPY obd_samples (cols) ..." -> "COPY vem_stage_obd_samples (cols) ..." */
+        /* "COPY obd_frames (cols) ..." -> "COPY vem_stage_obd_frames (cols) ..." */
         snprintf(self->stage_copy[t], sizeof self->stage_copy[t], "COPY vem_stage_%s%s", name,
                  copy + strlen("COPY ") + strlen(name));
         /* the staging table is emptied at once: a table may pass through it several times in
@@ -458,6 +475,11 @@ vem_pgwriter_t *vem_pgwriter_new(const char *conninfo)
                  "TRUNCATE vem_stage_%s; RELEASE SAVEPOINT vem_range",
                  name, name, name);
     }
+    /* a frame counts for its samples */
+    snprintf(self->stage_insert[VEM_PG_SAMPLES], sizeof self->stage_insert[VEM_PG_SAMPLES],
+             "WITH i AS (INSERT INTO obd_frames SELECT * FROM vem_stage_obd_frames "
+             "ON CONFLICT DO NOTHING RETURNING nsamples) SELECT coalesce(sum(nsamples), 0) FROM i; "
+             "TRUNCATE vem_stage_obd_frames; RELEASE SAVEPOINT vem_range");
     /* A verdict grows under its id (a notice that becomes a violation, a longer chain): the
      * latest emission of an id wins, and severity never goes down. vem_ingest may only add, so
      * the merge is the schema's (vem_merge_violations, schema/0005_privileges.sql); its answer
@@ -956,7 +978,7 @@ static void s_refuse(vem_pgwriter_t *self, uint64_t i)
     int32_t day = vem_pg_beijing_day(secs);
     if (!s_has_day(self->qdays, self->nqdays, day))
         s_push_day(&self->qdays, &self->nqdays, &self->qdays_cap, day);
-    self->st.refused[self->t]++;
+    self->st.refused[self->t] += s_weight(self, (s_range_t){i, i + 1});
     vem_log(VEM_LOG_WARNING, "pg", "%s row%s%.*s refused by the server, quarantined: %s",
             vem_pg_table_name(self->t), vin ? " of " : "", vin ? 17 : 0,
             vin ? (const char *)vin : "", self->refusal);
@@ -1045,21 +1067,24 @@ static bool s_advance(vem_pgwriter_t *self)
         return false;
     case S_COPY:
         if (c == S_OK && self->via_stage) {
-            self->copied = s_tuples(res);
             s_send(self, S_INSERT, self->stage_insert[self->t]);
             return false;
         }
         if (c == S_OK) {
-            self->st.inserted[self->t] += s_tuples(res);
+            self->st.inserted[self->t] += s_weight(self, self->cur);
             s_send(self, S_RELEASE, "RELEASE SAVEPOINT vem_range");
             return false;
         }
         /* fall through - a COPY and an INSERT fail alike */
     case S_INSERT:
         if (c == S_OK) {
-            uint64_t n = s_tuples(res);
+            /* obd_frames answers with the samples of the frames it took (stage_insert) */
+            uint64_t n = self->t == VEM_PG_SAMPLES && PQntuples(res) == 1
+                             ? strtoull(PQgetvalue(res, 0, 0), NULL, 10)
+                             : s_tuples(res);
+            uint64_t copied = s_weight(self, self->cur);
             self->st.inserted[self->t] += n;
-            self->st.duplicates[self->t] += self->copied > n ? self->copied - n : 0;
+            self->st.duplicates[self->t] += copied > n ? copied - n : 0;
             return s_next_range(self);
         }
         if ((c == S_DUPLICATE && !self->via_stage) || c == S_REFUSED || c == S_RLS) {
@@ -1088,7 +1113,7 @@ static bool s_advance(vem_pgwriter_t *self)
         if (self->staged || self->stage_new)
             return s_next_range(self);
         s_send(self, S_STAGE,
-               "CREATE TEMP TABLE IF NOT EXISTS vem_stage_obd_samples (LIKE obd_samples) "
+               "CREATE TEMP TABLE IF NOT EXISTS vem_stage_obd_frames (LIKE obd_frames) "
                "ON COMMIT DELETE ROWS; "
                "CREATE TEMP TABLE IF NOT EXISTS vem_stage_obd_info (LIKE obd_info) "
                "ON COMMIT DELETE ROWS; "

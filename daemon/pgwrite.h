@@ -46,7 +46,8 @@ typedef struct vem_pgwriter vem_pgwriter_t;
 typedef struct {
     vem_buf_t rows[VEM_PG_TABLES];
     uint64_t nrows[VEM_PG_TABLES];
-    int32_t *days; /* distinct */
+    uint64_t samples; /* in the obd_frames rows (the sink's batch size counts them) */
+    int32_t *days;    /* distinct */
     size_t ndays, days_cap;
 } vem_pgbatch_t;
 
@@ -72,6 +73,8 @@ typedef enum {
                           * missing): retrying the same rows fails until the database is fixed */
 } vem_pgw_result_t;
 
+/* Row figures per table; for VEM_PG_SAMPLES (obd_frames) they count the frames' samples, so
+ * they read as rows of obd_samples did. */
 typedef struct {
     uint64_t inserted[VEM_PG_TABLES];   /* new rows (quarantine: also those made of refused rows) */
     uint64_t duplicates[VEM_PG_TABLES]; /* rows that were already there */

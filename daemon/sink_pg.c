@@ -6,8 +6,17 @@
  * goes there too, so rows keep the order they came in. After each commit the batch is refilled
  * from the front of the spill. Only a full spill stops the reading (and then the workers wait).
  *
- * Thread: one actor. Owns: its PULL and ack PUSH sockets, the writer (connection), the open
- * batch with the spool seqs it settles, a decode buffer, its ackwin, spill and spool cursor. */
+ * With pg.connections > 1 the open batch is split into lanes, one per connection: a frame's
+ * rows go to the lane of its VIN's hash (so one vehicle's rows keep their order), the other
+ * records of the same input with it, records of no vehicle to lane 0. The lanes are written
+ * at the same time, each in its own transaction; a lane that commits settles its inputs at
+ * once, and the cursor moves over the contiguous mark of the ackwin, so it never passes an
+ * input whose lane has not committed. A lane that fails is retried alone; new messages go to
+ * the spill until every lane has written.
+ *
+ * Thread: one actor. Owns: its PULL and ack PUSH sockets, the lanes (each a writer with its
+ * connection, its part of the open batch and the spool seqs it settles), a decode buffer, its
+ * ackwin, spill and spool cursor. */
 #include "sink_pg.h"
 
 #include "ackwin.h"
@@ -35,30 +44,40 @@
 
 #define S_BACKOFF_MIN_MS 100
 #define S_MAX_SEQ_RUNS   65536 /* settled runs per batch */
+#define S_CURSOR_MS      100   /* longest a settled input waits for the cursor while lanes write */
 
 typedef struct {
     uint64_t seq;
     uint32_t n;
 } s_run_t;
 
+/* One connection and its part of the open batch. */
 typedef struct {
-    vem_sink_pg_args_t *args;
-    void *pull, *acks;
     vem_pgwriter_t *writer;
     vem_pgbatch_t batch;
-    vem_pgrows_t rows;         /* rows of the message being added */
-    vem_hj1239_frame_t *frame; /* decode buffer */
-    s_run_t *runs;             /* spool seqs the open batch settles */
+    s_run_t *runs; /* spool seqs its part settles */
     size_t nruns, runs_cap;
-    int64_t opened_ms;  /* monotonic time the batch got its first message; 0 when empty */
-    int64_t oldest_us;  /* receipt time of its oldest input */
     int64_t retry_at;   /* monotonic ms of the next attempt after a failure; 0 when none */
     int64_t backoff_ms; /* current wait between attempts */
     int wait_fd;        /* while an attempt is under way: the socket it waits on, or -1 */
     short wait_events;  /* and for what (POLLIN, POLLOUT) */
+} s_lane_t;
+
+typedef struct {
+    vem_sink_pg_args_t *args;
+    void *pull, *acks;
+    s_lane_t *lanes;
+    unsigned nlanes;
+    vem_pgrows_t rows;         /* rows of the record being added */
+    vem_hj1239_frame_t *frame; /* decode buffer */
+    uint64_t last_lo, last_hi; /* seqs of the last record added ... */
+    unsigned last_lane;        /* ... and the lane it went to */
+    int64_t opened_ms;         /* monotonic time the batch got its first message; 0 when empty */
+    int64_t oldest_us;         /* receipt time of its oldest input */
     vem_ackwin_t *done;
     vem_spool_cursor_t *cursor;
     uint64_t committed; /* the cursor is durable here */
+    int64_t cursor_ms;  /* monotonic time of the last move */
     uint64_t acked;     /* ingest was told this mark */
     vem_spill_t *spill;
     uint8_t *spill_buf;
@@ -75,7 +94,9 @@ typedef struct {
 static void s_register(s_sink_t *s, vem_metrics_t *m)
 {
     for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
-        const char *labels[] = {"sink", "pg", "table", vem_pg_table_name(t), NULL};
+        /* obd_frames rows are counted as the samples they hold, the rows of obd_samples */
+        const char *table = t == VEM_PG_SAMPLES ? "obd_samples" : vem_pg_table_name(t);
+        const char *labels[] = {"sink", "pg", "table", table, NULL};
         s->rows_total[t] = vem_metrics_counter(m, "vem_sink_rows_total",
                                                "Rows a sink made durable (new rows only).", labels);
         s->refused[t] = vem_metrics_counter(
@@ -174,15 +195,24 @@ static void s_violation_row(s_sink_t *s, const vem_record_t *rec)
     json_decref(o);
 }
 
-/* Rows of one record into s->rows. */
-static void s_rows_of(s_sink_t *s, const vem_record_t *rec)
+/* The lane of a vehicle: FNV-1a of its VIN. */
+static unsigned s_lane_of_vin(const s_sink_t *s, const uint8_t *vin)
+{
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < 17; i++)
+        h = (h ^ vin[i]) * 16777619u;
+    return h % s->nlanes;
+}
+
+/* Rows of one record into s->rows; returns the lane of its vehicle (0 when it names none). */
+static unsigned s_rows_of(s_sink_t *s, const vem_record_t *rec)
 {
     if (rec->kind == VEM_RECORD_FRAME) {
         vem_hj1239_error_t err;
         if (vem_hj1239_decode(rec->data, rec->data_len, VEM_HJ1239_TRUSTED_BCC, s->frame, &err) ==
             VEM_HJ1239_OK) {
             vem_pgrows_frame(&s->rows, s->frame, rec->received_us);
-            return;
+            return s_lane_of_vin(s, s->frame->vin);
         }
         /* the worker accepted it, so this cannot happen; keep the bytes all the same */
         vem_pgrows_quarantine(&s->rows, rec->received_us, rec->seq, s_source_name(rec->source),
@@ -213,35 +243,60 @@ static void s_rows_of(s_sink_t *s, const vem_record_t *rec)
                               rec->has_vin ? (const uint8_t *)rec->vin : NULL, rec->data,
                               rec->data_len);
     }
+    return 0;
 }
 
-/* Moves s->rows into the open batch. */
-static void s_merge_rows(s_sink_t *s)
+/* Moves s->rows into the lane's part of the open batch. */
+static void s_merge_rows(s_sink_t *s, s_lane_t *l)
 {
     for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
-        vem_buf_put(&s->batch.rows[t], s->rows.rows[t].data, s->rows.rows[t].len);
-        s->batch.nrows[t] += s->rows.nrows[t];
+        vem_buf_put(&l->batch.rows[t], s->rows.rows[t].data, s->rows.rows[t].len);
+        l->batch.nrows[t] += s->rows.nrows[t];
     }
-    vem_pgbatch_add_days(&s->batch, (const uint8_t *)s->rows.days, s->rows.ndays);
+    l->batch.samples += s->rows.samples;
+    vem_pgbatch_add_days(&l->batch, (const uint8_t *)s->rows.days, s->rows.ndays);
     vem_pgrows_reset(&s->rows);
 }
 
-static void s_add_run(s_sink_t *s, uint64_t seq, uint32_t n)
+static void s_add_run(s_lane_t *l, uint64_t seq, uint32_t n)
 {
-    if (s->nruns && s->runs[s->nruns - 1].seq + s->runs[s->nruns - 1].n == seq) {
-        s->runs[s->nruns - 1].n += n;
+    if (l->nruns && l->runs[l->nruns - 1].seq + l->runs[l->nruns - 1].n == seq) {
+        l->runs[l->nruns - 1].n += n;
         return;
     }
-    if (s->nruns == s->runs_cap) {
-        s->runs_cap = s->runs_cap ? s->runs_cap * 2 : 1024;
-        s->runs = realloc(s->runs, s->runs_cap * sizeof *s->runs);
-        if (!s->runs)
+    if (l->nruns == l->runs_cap) {
+        l->runs_cap = l->runs_cap ? l->runs_cap * 2 : 1024;
+        l->runs = realloc(l->runs, l->runs_cap * sizeof *l->runs);
+        if (!l->runs)
             abort();
     }
-    s->runs[s->nruns++] = (s_run_t){seq, n};
+    l->runs[l->nruns++] = (s_run_t){seq, n};
 }
 
-/* Adds one worker message to the open batch. */
+/* Rows of the whole open batch, a frame's row counting as its samples (the rows they were in
+ * obd_samples: pg.batch_rows keeps its meaning and the memory budget its bound); and the runs
+ * of seqs it settles. */
+static uint64_t s_rows_open(const s_sink_t *s)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < s->nlanes; i++) {
+        const vem_pgbatch_t *b = &s->lanes[i].batch;
+        n += vem_pgbatch_rows(b) - b->nrows[VEM_PG_SAMPLES] + b->samples;
+    }
+    return n;
+}
+
+static size_t s_runs_open(const s_sink_t *s)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < s->nlanes; i++)
+        n += s->lanes[i].nruns;
+    return n;
+}
+
+/* Adds one worker message to the open batch, each record to its lane. The records of one
+ * input (a frame and the verdicts beside it settle the same seq) go to one lane, so that the
+ * seq is settled by one commit. */
 static void s_take(s_sink_t *s, const uint8_t *p, size_t len)
 {
     vem_records_hdr_t hdr;
@@ -253,12 +308,16 @@ static void s_take(s_sink_t *s, const uint8_t *p, size_t len)
     vem_record_t rec;
     size_t off = 0;
     while (vem_records_next(p, len, &off, &rec)) {
-        s_rows_of(s, &rec);
-        s_add_run(s, rec.seq, rec.nseqs);
-        if (vem_pgrows_full(&s->rows))
-            s_merge_rows(s);
+        unsigned lane = s_rows_of(s, &rec);
+        uint64_t hi = rec.seq + rec.nseqs;
+        if (rec.seq < s->last_hi && hi > s->last_lo)
+            lane = s->last_lane; /* the same input as the record before */
+        s->last_lo = rec.seq;
+        s->last_hi = hi;
+        s->last_lane = lane;
+        s_merge_rows(s, &s->lanes[lane]);
+        s_add_run(&s->lanes[lane], rec.seq, rec.nseqs);
     }
-    s_merge_rows(s);
     if (s->opened_ms == 0) {
         s->opened_ms = vem_mono_ms();
         s->oldest_us = hdr.oldest_us;
@@ -267,11 +326,25 @@ static void s_take(s_sink_t *s, const uint8_t *p, size_t len)
     }
 }
 
+/* True when every lane is idle and none waits for a retry. */
+static bool s_lanes_idle(const s_sink_t *s)
+{
+    for (unsigned i = 0; i < s->nlanes; i++)
+        if (s->lanes[i].retry_at != 0 || vem_pgwriter_busy(s->lanes[i].writer))
+            return false;
+    return true;
+}
+
 /* True when a message may go into the open batch now (rather than the spill). */
+static bool s_room(const s_sink_t *s)
+{
+    return s_lanes_idle(s) && s_rows_open(s) < (uint64_t)s->args->batch_rows &&
+           s_runs_open(s) < S_MAX_SEQ_RUNS;
+}
+
 static bool s_accepting(const s_sink_t *s)
 {
-    return s->retry_at == 0 && !vem_pgwriter_busy(s->writer) && vem_spill_count(s->spill) == 0 &&
-           vem_pgbatch_rows(&s->batch) < (uint64_t)s->args->batch_rows && s->nruns < S_MAX_SEQ_RUNS;
+    return vem_spill_count(s->spill) == 0 && s_room(s);
 }
 
 /* Tells ingest the cursor's position; a lost message is made good by the next. */
@@ -298,40 +371,42 @@ static void s_move_cursor(s_sink_t *s)
         }
         s->committed = mark;
     }
+    s->cursor_ms = vem_mono_ms();
     s_ack(s);
 }
 
-/* Marks the committed seqs done and moves the cursor. */
-static void s_settle(s_sink_t *s)
+/* Up: every lane connected and none waiting for a retry. */
+static void s_update_up(s_sink_t *s)
 {
-    for (size_t i = 0; i < s->nruns; i++)
-        for (uint32_t k = 0; k < s->runs[i].n; k++)
-            vem_ackwin_done(s->done, s->runs[i].seq + k);
-    s_move_cursor(s);
+    bool up = true;
+    for (unsigned i = 0; i < s->nlanes; i++)
+        up = up && s->lanes[i].retry_at == 0 && vem_pgwriter_connected(s->lanes[i].writer);
+    s_set_up(s, up);
 }
 
-/* A failed attempt (to connect or to write): keep the batch, wait, try again. */
-static void s_failed(s_sink_t *s, vem_pgw_result_t r, const char *err)
+/* A failed attempt (to connect or to write) of one lane: keep its rows, wait, try again. */
+static void s_failed(s_sink_t *s, s_lane_t *l, vem_pgw_result_t r, const char *err)
 {
     vem_counter_add(r == VEM_PGW_FAILED ? s->err_failed : s->err_retry, 1);
     vem_log(VEM_LOG_ERR, "sink-pg", "%s (%s); %llu rows kept for the next attempt", err,
             r == VEM_PGW_FAILED ? "refused by the server" : "will retry",
-            (unsigned long long)vem_pgbatch_rows(&s->batch));
+            (unsigned long long)(vem_pgbatch_rows(&l->batch) - l->batch.nrows[VEM_PG_SAMPLES] +
+                                 l->batch.samples));
     s_set_up(s, false);
-    s->retry_at = vem_mono_ms() + s->backoff_ms;
-    s->backoff_ms *= 2;
-    if (s->backoff_ms > s->args->retry_max_s * 1000)
-        s->backoff_ms = s->args->retry_max_s * 1000;
+    l->retry_at = vem_mono_ms() + l->backoff_ms;
+    l->backoff_ms *= 2;
+    if (l->backoff_ms > s->args->retry_max_s * 1000)
+        l->backoff_ms = s->args->retry_max_s * 1000;
 }
 
-/* The open batch is committed: count it, settle its seqs, empty it. */
-static void s_committed(s_sink_t *s, const vem_pgw_stats_t *st)
+/* A lane's part is committed: count it, settle its seqs, empty it. */
+static void s_committed(s_sink_t *s, s_lane_t *l, const vem_pgw_stats_t *st)
 {
     if (!atomic_load(&s->args->up))
         vem_log(VEM_LOG_NOTICE, "sink-pg", "PostgreSQL writes resumed");
-    s_set_up(s, true);
-    s->retry_at = 0;
-    s->backoff_ms = S_BACKOFF_MIN_MS;
+    l->retry_at = 0;
+    l->backoff_ms = S_BACKOFF_MIN_MS;
+    s_update_up(s);
     vem_counter_add(s->partitions, st->partitions_created);
     for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
         vem_counter_add(s->rows_total[t], st->inserted[t]);
@@ -342,66 +417,82 @@ static void s_committed(s_sink_t *s, const vem_pgw_stats_t *st)
     int64_t now = vem_now_us();
     if (now > s->oldest_us)
         vem_histogram_observe_ns(s->latency, (uint64_t)(now - s->oldest_us) * 1000);
-    s_settle(s);
-    vem_pgbatch_reset(&s->batch);
-    s->nruns = 0;
-    s->opened_ms = 0;
+    for (size_t i = 0; i < l->nruns; i++)
+        for (uint32_t k = 0; k < l->runs[i].n; k++)
+            vem_ackwin_done(s->done, l->runs[i].seq + k);
+    /* the cursor moves once the other lanes are done too (its fsyncs would hold them up) */
+    if (s_lanes_idle(s))
+        s_move_cursor(s);
+    vem_pgbatch_reset(&l->batch);
+    l->nruns = 0;
+    if (s_rows_open(s) == 0 && s_runs_open(s) == 0)
+        s->opened_ms = 0;
 }
 
-/* Starts connecting or writing when the open batch is due (force: whatever its age) and no
- * attempt is under way or waiting for its retry time. Never blocks. */
+/* Starts connecting or writing, lane by lane, when the open batch is due (force: whatever its
+ * age) and the lane has no attempt under way or waiting for its retry time. Never blocks. */
 static void s_maybe_flush(s_sink_t *s, bool force)
 {
     int64_t now = vem_mono_ms();
-    if (vem_pgwriter_busy(s->writer) || (s->retry_at && now < s->retry_at))
-        return;
-    char err[512];
-    if (s->opened_ms == 0) {
-        /* nothing to write: still reconnect, so health tells the truth on a quiet day */
-        if (!vem_pgwriter_connected(s->writer) &&
-            vem_pgwriter_connect_start(s->writer, s->args->partitions_ahead, err, sizeof err) != 0)
-            s_failed(s, VEM_PGW_RETRY, err);
-        return;
+    bool retrying = false;
+    for (unsigned i = 0; i < s->nlanes; i++)
+        retrying |= s->lanes[i].retry_at != 0;
+    bool due = s->opened_ms != 0 &&
+               (force || retrying || s_rows_open(s) >= (uint64_t)s->args->batch_rows ||
+                now - s->opened_ms >= s->args->batch_ms || s_runs_open(s) >= S_MAX_SEQ_RUNS);
+    for (unsigned i = 0; i < s->nlanes; i++) {
+        s_lane_t *l = &s->lanes[i];
+        if (vem_pgwriter_busy(l->writer) || (l->retry_at && now < l->retry_at))
+            continue;
+        char err[512];
+        int rc = 0;
+        if (l->nruns == 0 || !due) {
+            /* nothing to write: still reconnect, so health tells the truth on a quiet day */
+            if (!vem_pgwriter_connected(l->writer))
+                rc = vem_pgwriter_connect_start(l->writer, s->args->partitions_ahead, err,
+                                                sizeof err);
+        } else if (vem_pgwriter_connected(l->writer)) {
+            rc = vem_pgwriter_write_start(l->writer, &l->batch, err, sizeof err);
+        } else {
+            rc = vem_pgwriter_connect_start(l->writer, s->args->partitions_ahead, err, sizeof err);
+        }
+        if (rc != 0)
+            s_failed(s, l, VEM_PGW_RETRY, err);
     }
-    bool due = force || s->retry_at ||
-               vem_pgbatch_rows(&s->batch) >= (uint64_t)s->args->batch_rows ||
-               now - s->opened_ms >= s->args->batch_ms || s->nruns >= S_MAX_SEQ_RUNS;
-    if (!due)
-        return;
-    int rc =
-        vem_pgwriter_connected(s->writer)
-            ? vem_pgwriter_write_start(s->writer, &s->batch, err, sizeof err)
-            : vem_pgwriter_connect_start(s->writer, s->args->partitions_ahead, err, sizeof err);
-    if (rc != 0)
-        s_failed(s, VEM_PGW_RETRY, err);
 }
 
-/* Advances the attempt under way; on its outcome, goes on (connected: write) or settles. */
+/* Advances the attempts under way; on an outcome, goes on (connected: write) or settles. */
 static void s_step(s_sink_t *s)
 {
-    if (!vem_pgwriter_busy(s->writer))
-        return;
-    bool writing = vem_pgwriter_connected(s->writer);
-    vem_pgw_stats_t st = {0};
-    char err[512];
-    s->wait_fd = -1;
-    s->wait_events = 0;
-    vem_pgw_result_t r =
-        vem_pgwriter_step(s->writer, &s->wait_fd, &s->wait_events, &st, err, sizeof err);
-    if (r == VEM_PGW_PENDING)
-        return;
-    s->wait_fd = -1;
-    if (r != VEM_PGW_OK) {
-        s_failed(s, r, err);
-        return;
+    bool connected_now = false;
+    for (unsigned i = 0; i < s->nlanes; i++) {
+        s_lane_t *l = &s->lanes[i];
+        if (!vem_pgwriter_busy(l->writer))
+            continue;
+        bool writing = vem_pgwriter_connected(l->writer);
+        vem_pgw_stats_t st = {0};
+        char err[512];
+        l->wait_fd = -1;
+        l->wait_events = 0;
+        vem_pgw_result_t r =
+            vem_pgwriter_step(l->writer, &l->wait_fd, &l->wait_events, &st, err, sizeof err);
+        if (r == VEM_PGW_PENDING)
+            continue;
+        l->wait_fd = -1;
+        if (r != VEM_PGW_OK) {
+            s_failed(s, l, r, err);
+        } else if (writing) {
+            s_committed(s, l, &st);
+        } else {
+            vem_log(VEM_LOG_INFO, "sink-pg", "connected to PostgreSQL (connection %u of %u)", i + 1,
+                    s->nlanes);
+            l->retry_at = 0;
+            s_update_up(s);
+            connected_now = true;
+        }
     }
-    if (writing) {
-        s_committed(s, &st);
-    } else {
-        vem_log(VEM_LOG_INFO, "sink-pg", "connected to PostgreSQL");
-        s_set_up(s, true);
-        s->retry_at = 0;
-        s_maybe_flush(s, true); /* the batch that was waiting for the connection */
+    if (connected_now) { /* the rows that were waiting for the connection */
+        s_maybe_flush(s, true);
         s_step(s);
     }
 }
@@ -423,12 +514,10 @@ static bool s_place(s_sink_t *s, zmq_msg_t *msg)
     return true;
 }
 
-/* Refills the open batch from the front of the spill while it accepts. */
+/* Refills the open batch from the front of the spill while it has room. */
 static void s_unspill(s_sink_t *s)
 {
-    while (vem_spill_count(s->spill) && s->retry_at == 0 && !vem_pgwriter_busy(s->writer) &&
-           vem_pgbatch_rows(&s->batch) < (uint64_t)s->args->batch_rows &&
-           s->nruns < S_MAX_SEQ_RUNS) {
+    while (vem_spill_count(s->spill) && s_room(s)) {
         size_t len = vem_spill_peek(s->spill);
         if (len > s->spill_cap) {
             s->spill_buf = realloc(s->spill_buf, len);
@@ -473,7 +562,7 @@ static void s_read(s_sink_t *s)
 
 static void s_update_gauges(s_sink_t *s)
 {
-    vem_gauge_set(s->pending, (int64_t)vem_pgbatch_rows(&s->batch));
+    vem_gauge_set(s->pending, (int64_t)s_rows_open(s));
     vem_gauge_set(s->lag, s->opened_ms ? (vem_now_us() - s->oldest_us) / 1000000 : 0);
     vem_gauge_set(s->spilled, (int64_t)vem_spill_bytes(s->spill));
 }
@@ -486,21 +575,37 @@ static void s_teardown(s_sink_t *s)
         zmq_close(s->acks);
     if (s->holding)
         zmq_msg_close(&s->held);
-    vem_pgwriter_destroy(&s->writer);
-    vem_pgbatch_free(&s->batch);
+    for (unsigned i = 0; s->lanes && i < s->nlanes; i++) {
+        vem_pgwriter_destroy(&s->lanes[i].writer);
+        vem_pgbatch_free(&s->lanes[i].batch);
+        free(s->lanes[i].runs);
+    }
+    free(s->lanes);
     vem_pgrows_free(&s->rows);
     free(s->frame);
-    free(s->runs);
     free(s->spill_buf);
     vem_spill_destroy(&s->spill);
     vem_ackwin_destroy(&s->done);
     vem_spool_cursor_destroy(&s->cursor);
 }
 
+/* When the next attempt is due (monotonic ms): the soonest retry of a lane, else the open
+ * batch's age limit; -1 when nothing is open. */
+static int64_t s_next_due(const s_sink_t *s)
+{
+    if (s->opened_ms == 0)
+        return -1;
+    int64_t retry = 0;
+    for (unsigned i = 0; i < s->nlanes; i++)
+        if (s->lanes[i].retry_at && (retry == 0 || s->lanes[i].retry_at < retry))
+            retry = s->lanes[i].retry_at;
+    return retry ? retry : s->opened_ms + s->args->batch_ms;
+}
+
 void vem_sink_pg_actor(void *pipe, void *args_)
 {
     vem_sink_pg_args_t *a = args_;
-    s_sink_t s = {.args = a, .backoff_ms = S_BACKOFF_MIN_MS, .wait_fd = -1};
+    s_sink_t s = {.args = a, .nlanes = a->connections > 0 ? (unsigned)a->connections : 1};
     char err[512];
     int zero = 0;
     s.cursor = vem_spool_cursor_open(a->spool_dir, "pg", err, sizeof err);
@@ -522,7 +627,8 @@ void vem_sink_pg_actor(void *pipe, void *args_)
         return;
     }
     s.frame = malloc(sizeof *s.frame);
-    if (!s.frame)
+    s.lanes = calloc(s.nlanes, sizeof *s.lanes);
+    if (!s.frame || !s.lanes)
         abort();
     s.pull = zmq_socket(a->zctx, ZMQ_PULL);
     zmq_setsockopt(s.pull, ZMQ_RCVHWM, &a->queue_hwm, sizeof a->queue_hwm);
@@ -538,43 +644,61 @@ void vem_sink_pg_actor(void *pipe, void *args_)
     zmq_setsockopt(s.acks, ZMQ_LINGER, &zero, sizeof zero);
     zmq_connect(s.acks, VEM_ACK_ENDPOINT);
     s_register(&s, a->metrics);
-    s.writer = vem_pgwriter_new(a->conninfo);
     s_set_up(&s, false);
-    if (vem_pgwriter_connect_start(s.writer, a->partitions_ahead, err, sizeof err) != 0)
-        vem_log(VEM_LOG_ERR, "sink-pg", "%s; rows wait and the sink keeps trying", err);
+    for (unsigned i = 0; i < s.nlanes; i++) {
+        s_lane_t *l = &s.lanes[i];
+        l->writer = vem_pgwriter_new(a->conninfo);
+        l->backoff_ms = S_BACKOFF_MIN_MS;
+        l->wait_fd = -1;
+        if (vem_pgwriter_connect_start(l->writer, a->partitions_ahead, err, sizeof err) != 0)
+            vem_log(VEM_LOG_ERR, "sink-pg", "%s; rows wait and the sink keeps trying", err);
+    }
     s_step(&s);
     vem_actor_ready(pipe, NULL);
 
+    zmq_pollitem_t *items = calloc(2 + s.nlanes, sizeof *items);
+    s_lane_t **idle = calloc(2 + s.nlanes, sizeof *idle); /* item -> lane of an idle socket */
+    if (!items || !idle)
+        abort();
     for (;;) {
         atomic_fetch_add_explicit(&a->beats, 1, memory_order_relaxed);
         s_step(&s);
         s_unspill(&s);
-        if (!vem_pgwriter_busy(s.writer)) {
-            s_maybe_flush(&s, false);
-            s_step(&s);
-        }
-        if (s.committed > s.acked || vem_ackwin_mark(s.done) > s.committed)
+        s_maybe_flush(&s, false);
+        s_step(&s);
+        if ((s.committed > s.acked || vem_ackwin_mark(s.done) > s.committed) &&
+            (s_lanes_idle(&s) || vem_mono_ms() - s.cursor_ms >= S_CURSOR_MS))
             s_move_cursor(&s);
         s_update_gauges(&s);
         long timeout = 1000;
         /* While a message waits for room (spill full), the queue is not watched: it would
          * wake us at once, every turn. The next attempt (retry, batch due) comes by timeout. */
-        zmq_pollitem_t items[3] = {{pipe, 0, ZMQ_POLLIN, 0},
-                                   {s.pull, 0, s.holding ? 0 : ZMQ_POLLIN, 0}};
-        int n = 2, idle_fd = vem_pgwriter_idle_fd(s.writer);
-        if (idle_fd >= 0) /* a server that goes away while we have nothing to write */
-            items[n++] = (zmq_pollitem_t){NULL, idle_fd, ZMQ_POLLIN, 0};
-        if (vem_pgwriter_busy(s.writer)) {
-            if (s.wait_fd >= 0)
-                items[n++] = (zmq_pollitem_t){NULL, s.wait_fd,
-                                              (short)((s.wait_events & POLLIN ? ZMQ_POLLIN : 0) |
-                                                      (s.wait_events & POLLOUT ? ZMQ_POLLOUT : 0)),
-                                              0};
-            int left = vem_pgwriter_timeout_ms(s.writer);
-            if (left >= 0 && left < timeout)
-                timeout = left;
-        } else if (s.opened_ms) {
-            int64_t due = s.retry_at ? s.retry_at : s.opened_ms + a->batch_ms;
+        items[0] = (zmq_pollitem_t){pipe, 0, ZMQ_POLLIN, 0};
+        items[1] = (zmq_pollitem_t){s.pull, 0, s.holding ? 0 : ZMQ_POLLIN, 0};
+        int n = 2;
+        bool busy = false;
+        for (unsigned i = 0; i < s.nlanes; i++) {
+            s_lane_t *l = &s.lanes[i];
+            idle[n] = NULL;
+            if (vem_pgwriter_busy(l->writer)) {
+                busy = true;
+                if (l->wait_fd >= 0)
+                    items[n++] =
+                        (zmq_pollitem_t){NULL, l->wait_fd,
+                                         (short)((l->wait_events & POLLIN ? ZMQ_POLLIN : 0) |
+                                                 (l->wait_events & POLLOUT ? ZMQ_POLLOUT : 0)),
+                                         0};
+                int left = vem_pgwriter_timeout_ms(l->writer);
+                if (left >= 0 && left < timeout)
+                    timeout = left;
+            } else if (vem_pgwriter_idle_fd(l->writer) >= 0) {
+                /* a server that goes away while we have nothing to write */
+                idle[n] = l;
+                items[n++] = (zmq_pollitem_t){NULL, vem_pgwriter_idle_fd(l->writer), ZMQ_POLLIN, 0};
+            }
+        }
+        int64_t due = s_next_due(&s);
+        if (!busy && due >= 0) {
             int64_t wait = due - vem_mono_ms();
             timeout = wait < 0 ? 0 : wait < 1000 ? (long)wait : 1000;
         }
@@ -587,28 +711,48 @@ void vem_sink_pg_actor(void *pipe, void *args_)
             break;
         if ((items[1].revents & ZMQ_POLLIN) || s.holding)
             s_read(&s);
-        if (idle_fd >= 0 && (items[2].revents & ZMQ_POLLIN) && !vem_pgwriter_idle_check(s.writer)) {
-            vem_log(VEM_LOG_ERR, "sink-pg", "PostgreSQL closed the connection; reconnecting");
-            s_set_up(&s, false);
-            s.retry_at = vem_mono_ms() + s.backoff_ms;
+        for (int k = 2; k < n; k++) {
+            s_lane_t *l = idle[k];
+            if (l && (items[k].revents & ZMQ_POLLIN) && !vem_pgwriter_idle_check(l->writer)) {
+                vem_log(VEM_LOG_ERR, "sink-pg", "PostgreSQL closed the connection; reconnecting");
+                s_set_up(&s, false);
+                l->retry_at = vem_mono_ms() + l->backoff_ms;
+            }
         }
     }
+    free(items);
+    free(idle);
     /* Drain: the workers stopped before us, so what is queued and spilled is all there is.
      * Write it while we can; main's drain timeout bounds how long we may keep trying, and what
      * is not written is replayed from the spool at the next start. */
+    struct pollfd *pfds = calloc(s.nlanes, sizeof *pfds);
+    if (!pfds)
+        abort();
     while (!atomic_load(&a->stop_now)) {
         s_step(&s);
-        if (vem_pgwriter_busy(s.writer)) {
-            struct pollfd pfd = {.fd = s.wait_fd, .events = s.wait_events};
-            int left = vem_pgwriter_timeout_ms(s.writer);
-            poll(&pfd, s.wait_fd >= 0 ? 1 : 0, left >= 0 && left < 200 ? left : 200);
-            continue;
+        nfds_t np = 0;
+        int left = 200;
+        for (unsigned i = 0; i < s.nlanes; i++) {
+            s_lane_t *l = &s.lanes[i];
+            if (!vem_pgwriter_busy(l->writer))
+                continue;
+            if (l->wait_fd >= 0)
+                pfds[np++] = (struct pollfd){.fd = l->wait_fd, .events = l->wait_events};
+            int t = vem_pgwriter_timeout_ms(l->writer);
+            if (t >= 0 && t < left)
+                left = t;
         }
-        if (s.retry_at && vem_mono_ms() < s.retry_at) {
-            poll(NULL, 0, 50);
-            continue;
+        if (!s_lanes_idle(&s)) {
+            bool busy = false;
+            for (unsigned i = 0; i < s.nlanes; i++)
+                busy |= vem_pgwriter_busy(s.lanes[i].writer);
+            if (busy || vem_mono_ms() < s_next_due(&s)) {
+                poll(np ? pfds : NULL, np, busy ? left : 50);
+                continue;
+            }
         }
-        s.retry_at = 0;
+        for (unsigned i = 0; i < s.nlanes; i++)
+            s.lanes[i].retry_at = 0;
         s_unspill(&s);
         s_read(&s);
         if (s.opened_ms == 0 && vem_spill_count(s.spill) == 0 && !s.holding)
@@ -616,6 +760,7 @@ void vem_sink_pg_actor(void *pipe, void *args_)
         s_maybe_flush(&s, true);
         s_step(&s);
     }
+    free(pfds);
     if (s.committed > s.acked || vem_ackwin_mark(s.done) > s.committed)
         s_move_cursor(&s);
     s_teardown(&s);

@@ -1,10 +1,11 @@
 /* sink_pg — the PostgreSQL sink: turns the workers' records into rows and writes them
  * idempotently.
  *
- * One actor with its own connection (pgwrite.h). It binds VEM_SINK_PG_ENDPOINT (PULL; every
- * worker PUSHes its records there, records.h), turns each frame into COPY rows (pgrows.h) and
- * adds them to the open batch. A batch is written when it holds batch_rows rows or its oldest
- * message is batch_ms old. When the write fails the batch is kept and retried, after
+ * One actor with its own connections (pgwrite.h; pg.connections of them, each writing the
+ * rows of the vehicles whose VIN hash falls to it, sink_pg.c). It binds VEM_SINK_PG_ENDPOINT
+ * (PULL; every worker PUSHes its records there, records.h), turns each frame into COPY rows
+ * (pgrows.h) and adds them to the open batch. A batch is written when it holds batch_rows rows or
+ * its oldest message is batch_ms old. When the write fails the batch is kept and retried, after
  * reconnecting if needed, with a backoff doubling from 100 ms to retry_max_s; meanwhile the
  * sink keeps reading and puts what it reads in its spill file (spill.h), so a database outage
  * stops neither intake nor another sink: the spool grows instead. A batch is never dropped.
@@ -39,6 +40,7 @@ typedef struct {
     int64_t batch_ms;         /* age that closes a batch */
     int queue_hwm;            /* worker messages queued before workers wait */
     int partitions_ahead;     /* days of partitions created ahead */
+    int connections;          /* connections writing at once (lanes; rows split by VIN hash) */
     int64_t retry_max_s;      /* longest wait between retries */
     atomic_uint_fast64_t beats;
     atomic_bool up;       /* connected and the last write succeeded */

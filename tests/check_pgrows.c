@@ -7,6 +7,7 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <math.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,10 +112,12 @@ START_TEST(rows_per_frame)
     ck_assert_uint_eq(vem_pgrows_frame(&r, f, 0), 2);
     ck_assert_uint_eq(r.nrows[VEM_PG_INFO], 1);
     ck_assert_uint_eq(r.nrows[VEM_PG_SAMPLES], 1);
+    ck_assert_uint_eq(r.samples, 1);
     vem_pgrows_reset(&r);
-    s_vector("realtime_hj1239", f); /* three stream samples */
-    ck_assert_uint_eq(vem_pgrows_frame(&r, f, 0), 3);
-    ck_assert_uint_eq(r.nrows[VEM_PG_SAMPLES], 3);
+    s_vector("realtime_hj1239", f); /* three stream samples: one frame row */
+    ck_assert_uint_eq(vem_pgrows_frame(&r, f, 0), 1);
+    ck_assert_uint_eq(r.nrows[VEM_PG_SAMPLES], 1);
+    ck_assert_uint_eq(r.samples, 3);
     ck_assert_uint_eq(r.ndays, 1);
     vem_pgrows_reset(&r);
     s_vector("time_sync", f);
@@ -222,6 +225,149 @@ START_TEST(many_aux_blocks_of_markers)
 }
 END_TEST
 
+/* Skips n columns of a COPY row at *p. */
+static void s_skip_cols(const uint8_t **p, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        uint32_t len = s_be32(*p);
+        *p += 4 + (len == 0xFFFFFFFFu ? 0 : len);
+    }
+}
+
+/* The HJ 1239 real-time vector as one obd_frames row: its head, and the packed records of its
+ * three samples at the offsets schema/0007_frames.sql reads (raw values from the vector's
+ * bytes: speed 0x3E80 = 62.5 km/h x 256, baro 0xC9 = 100.5 / 0.5, lon 118796877). */
+START_TEST(frame_row_bytes)
+{
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    s_vector("realtime_hj1239", f);
+    vem_pgrows_t r = {0};
+    ck_assert_uint_eq(vem_pgrows_frame(&r, f, INT64_C(1709597354) * 1000000), 1);
+    const uint8_t *p = r.rows[VEM_PG_SAMPLES].data;
+    ck_assert_uint_eq((unsigned)(p[0] << 8 | p[1]), 11);
+    p += 2;
+    ck_assert_uint_eq(s_be32(p), 2); /* nsamples, at VEM_PGROWS_NSAMPLES_AT */
+    ck_assert_uint_eq((unsigned)(p[4] << 8 | p[5]), 3);
+    ck_assert_ptr_eq(p + 4, r.rows[VEM_PG_SAMPLES].data + VEM_PGROWS_NSAMPLES_AT);
+    p += 6;
+    /* rec_len: stream blocks only, so the records stop after the stream group */
+    ck_assert_uint_eq((unsigned)(p[4] << 8 | p[5]), 46);
+    p += 6;
+    ck_assert_int_eq(memcmp(p + 4, "LZZTESTVIN0000001", 17), 0);
+    p += 4 + 17;
+    ck_assert_uint_eq(s_be64(p + 4), (uint64_t)(1709597353 - 946684800) * 1000000); /* 08:09:13 */
+    s_skip_cols(&p, 2);
+    ck_assert_uint_eq(s_be32(p + 4), 3); /* frame_seq */
+    p += 8;
+    ck_assert_uint_eq(p[4], 0); /* resent */
+    ck_assert_uint_eq(p[9], 0); /* wide */
+    p += 10;
+    ck_assert_uint_eq(s_be32(p), 3 * 46);
+    const uint8_t *rec = p + 4;
+    for (unsigned k = 0; k < 3; k++) {
+        const uint8_t *q = rec + k * 46;
+        ck_assert_int_eq((int32_t)s_be32(q), (int32_t)k - 3); /* 08:09:10 + k */
+        ck_assert_uint_eq(q[4], k);                           /* block_idx */
+        ck_assert_uint_eq(q[5], 0x02);                        /* stream */
+        ck_assert_uint_eq((unsigned)(q[6] << 8 | q[7]), 3);   /* the frame's serial */
+    }
+    ck_assert_uint_eq((unsigned)(rec[8] << 8 | rec[9]), 0x3E80); /* speed */
+    ck_assert_uint_eq(rec[10], 0xC9);                            /* baro */
+    ck_assert_uint_eq(s_be32(rec + 34), 118796877);              /* lon, east */
+    ck_assert_uint_eq(s_be32(rec + 38), 32060255);               /* lat, north */
+    ck_assert_uint_eq(s_be32(rec + 42), 1234567); /* odometer 123456.7 km, the group's last */
+    p += 4 + 3 * 46;
+    ck_assert_uint_eq(s_be32(p), 0xFFFFFFFFu); /* invalid: none in the frame */
+    ck_assert_uint_eq(s_be32(p + 4), 0xFFFFFFFFu);
+    ck_assert_uint_eq((size_t)(p + 8 - r.rows[VEM_PG_SAMPLES].data), r.rows[VEM_PG_SAMPLES].len);
+    vem_pgrows_free(&r);
+    free(f);
+}
+END_TEST
+
+/* The sentinels vector: no-value fields are all ones, their names the vector's lists, joined. */
+START_TEST(frame_row_markers)
+{
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    s_vector("sentinels", f);
+    vem_pgrows_t r = {0};
+    ck_assert_uint_eq(vem_pgrows_frame(&r, f, INT64_C(1709597354) * 1000000), 1);
+    const uint8_t *p = r.rows[VEM_PG_SAMPLES].data + 2;
+    s_skip_cols(&p, 8);
+    const uint8_t *rec = p + 4;
+    ck_assert_uint_eq((unsigned)(rec[8] << 8 | rec[9]), 0xFFFF); /* speed invalid */
+    ck_assert_uint_eq(rec[30], 0xFF);                            /* coolant invalid */
+    ck_assert_uint_eq(rec[21], 0xFF);                            /* reagent abnormal */
+    ck_assert_uint_eq(rec[10], 0xC9);                            /* baro 100.5 */
+    s_skip_cols(&p, 1);
+    static const char *const want[2] = {"coolant_c,lat,lon,nox_down_ppm,speed_kmh",
+                                        "dpf_dp_kpa,reagent_pct,scr_in_c,scr_out_c"};
+    for (int a = 0; a < 2; a++) {
+        /* text[]: ndim 1, no NULL element, oid 25, one element, lower bound 1 */
+        const uint8_t *q = p + 4;
+        ck_assert_uint_eq(s_be32(q), 1);
+        ck_assert_uint_eq(s_be32(q + 4), 0);
+        ck_assert_uint_eq(s_be32(q + 8), 25);
+        ck_assert_uint_eq(s_be32(q + 12), 1);
+        ck_assert_uint_eq(s_be32(q + 20), strlen(want[a]));
+        ck_assert_int_eq(memcmp(q + 24, want[a], strlen(want[a])), 0);
+        s_skip_cols(&p, 1);
+    }
+    vem_pgrows_free(&r);
+    free(f);
+}
+END_TEST
+
+/* schema/0007_frames.sql reads a non-integer field as (raw * M + A) / 10^decimals with
+ * M = scale x 10^decimals and A = offset x 10^decimals, integers worked from HJ 1239's
+ * resolutions. That is the value the row-per-sample sink stored, round(v * 10^d) / 10^d with
+ * v = raw * scale + offset in doubles, for every raw value of the 1- and 2-byte fields and a
+ * stride of the 4-byte ones. */
+START_TEST(scaled_values_are_exact)
+{
+    static const struct {
+        vem_hj1239_field_t f;
+        int64_t m, a;
+    } sql[] = {
+        {VEM_HJ1239_F_SPEED, 390625, 0},
+        {VEM_HJ1239_F_BARO, 5, 0},
+        {VEM_HJ1239_F_RPM, 125, 0},
+        {VEM_HJ1239_F_FUEL_RATE, 5, 0},
+        {VEM_HJ1239_F_NOX_UP, 5, -20000},
+        {VEM_HJ1239_F_NOX_DOWN, 5, -20000},
+        {VEM_HJ1239_F_REAGENT, 4, 0},
+        {VEM_HJ1239_F_INTAKE, 5, 0},
+        {VEM_HJ1239_F_SCR_IN, 3125, -27300000},
+        {VEM_HJ1239_F_SCR_OUT, 3125, -27300000},
+        {VEM_HJ1239_F_DPF_DP, 1, 0},
+        {VEM_HJ1239_F_FUEL_LEVEL, 4, 0},
+        {VEM_HJ1239_F_ODOMETER, 1, 0},
+        {VEM_HJ1239_F_O2_UP, 305, 0},
+        {VEM_HJ1239_F_O2_DOWN, 1, 0},
+        {VEM_HJ1239_F_CATALYST, 3125, -27300000},
+        {VEM_HJ1239_F_BATTERY_V, 1, 0},
+        {VEM_HJ1239_F_BATTERY_A, 1, -10000},
+        {VEM_HJ1239_F_PEDAL, 4, 0},
+        {VEM_HJ1239_F_FUEL_TOTAL, 5, 0},
+        {VEM_HJ1239_F_DPF_EXHAUST, 3125, -27300000},
+    };
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+        const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(sql[i].f);
+        double p10 = 1;
+        for (unsigned d = 0; d < fi->decimals; d++)
+            p10 *= 10;
+        uint64_t step = fi->width == 4 ? 9973 : 1;
+        for (uint64_t raw = 0; raw <= fi->max_raw; raw += step) {
+            double v = (double)raw * fi->scale + fi->offset;
+            double old = round(v * p10) / p10;
+            double now = (double)((int64_t)raw * sql[i].m + sql[i].a) / p10;
+            ck_assert_msg(memcmp(&old, &now, sizeof old) == 0, "%s raw %llu: %.17g vs %.17g",
+                          fi->name, (unsigned long long)raw, old, now);
+        }
+    }
+}
+END_TEST
+
 /* Regression: an empty, never-allocated buffer took a zero-length put through memcpy with a
  * null destination, which UBSan aborts on (vemd died on its first batch when sanitized). */
 START_TEST(empty_put_on_empty_buffer)
@@ -245,6 +391,9 @@ Suite *vem_suite_pgrows(void)
     tcase_add_test(tc, beijing_day_boundaries);
     tcase_add_test(tc, login_row_bytes);
     tcase_add_test(tc, rows_per_frame);
+    tcase_add_test(tc, frame_row_bytes);
+    tcase_add_test(tc, frame_row_markers);
+    tcase_add_test(tc, scaled_values_are_exact);
     tcase_add_test(tc, quarantine_row_keeps_bytes);
     tcase_add_test(tc, quarantine_detail_kept_whole);
     tcase_add_test(tc, empty_put_on_empty_buffer);

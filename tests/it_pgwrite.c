@@ -399,14 +399,14 @@ static void s_partitions_for(vem_pgwriter_t *w, const vem_pgbatch_t *b)
     ck_assert_msg(vem_pgwriter_write(w, &days, NULL, err, sizeof err) == VEM_PGW_OK, "%s", err);
 }
 
-/* A CHECK the rows of two samples violate: the 48 others are stored, the two become quarantine
- * rows with the server's message, and the batch commits. (Before, a check_violation was
- * "retry", so the sink retried such a batch for ever.) */
+/* A CHECK the rows of two frames violate: the 8 other frames (40 samples) are stored, the two
+ * become quarantine rows with the server's message, and the batch commits. (Before, a
+ * check_violation was "retry", so the sink retried such a batch for ever.) */
 START_TEST(refused_rows_are_quarantined_and_the_rest_stored)
 {
     PGconn *conn = s_pg();
-    s_exec(conn, "ALTER TABLE obd_samples ADD CONSTRAINT it_refuse_speed "
-                 "CHECK (vin NOT LIKE 'LREFUS%' OR speed_kmh <= 150)");
+    s_exec(conn, "ALTER TABLE obd_frames ADD CONSTRAINT it_refuse_seq "
+                 "CHECK (vin NOT LIKE 'LREFUS%' OR frame_seq NOT IN (3, 7))");
     vem_pgwriter_t *w = s_writer();
     int64_t t0 = 1700200000;
     /* received three days after the samples: the quarantine rows need partitions of a day
@@ -416,24 +416,20 @@ START_TEST(refused_rows_are_quarantined_and_the_rest_stored)
     vem_pgrows_t r = {0};
     for (unsigned i = 0; i < 10; i++) {
         s_frame(f, "LREFUS", i, t0);
-        if (i == 3)
-            f->blocks[1].raw[VEM_HJ1239_F_SPEED] = 256 * 200;
-        if (i == 7)
-            f->blocks[4].raw[VEM_HJ1239_F_SPEED] = 256 * 200;
         vem_pgrows_frame(&r, f, received * 1000000);
     }
     free(f);
     vem_pgbatch_t b = s_batch_of(&r);
     vem_pgrows_free(&r);
-    ck_assert_uint_eq(b.nrows[VEM_PG_SAMPLES], 50);
+    ck_assert_uint_eq(b.nrows[VEM_PG_SAMPLES], 10); /* frames of 5 samples */
     vem_pgw_stats_t st;
     char err[512];
     ck_assert_msg(vem_pgwriter_write(w, &b, &st, err, sizeof err) == VEM_PGW_OK, "%s", err);
-    ck_assert_uint_eq(st.inserted[VEM_PG_SAMPLES], 48);
-    ck_assert_uint_eq(st.refused[VEM_PG_SAMPLES], 2);
+    ck_assert_uint_eq(st.inserted[VEM_PG_SAMPLES], 40);
+    ck_assert_uint_eq(st.refused[VEM_PG_SAMPLES], 10);
     ck_assert_uint_eq(st.inserted[VEM_PG_QUARANTINE], 2);
-    ck_assert_int_eq(s_count(conn, "LREFUS"), 48);
-    /* the two missing are frame 3's second sample (vehicle 0) and frame 7's fifth (1) */
+    ck_assert_int_eq(s_count(conn, "LREFUS"), 40);
+    /* the missing are frame 3's samples (vehicle 0) and frame 7's (vehicle 1) */
     char when[64];
     snprintf(when, sizeof when, "%lld", (long long)t0);
     ck_assert_int_eq(s_count_sql(conn,
@@ -446,24 +442,27 @@ START_TEST(refused_rows_are_quarantined_and_the_rest_stored)
     ck_assert_int_eq(s_count_sql(conn,
                                  "SELECT count(*) FROM quarantine WHERE vin LIKE 'LREFUS%' "
                                  "AND error_class = 'refused' AND source = 'sink' "
-                                 "AND detail LIKE 'obd_samples: ERROR 23514: %it_refuse_speed%' "
+                                 "AND detail LIKE 'obd_frames: ERROR 23514: %it_refuse_seq%' "
                                  "AND received_at = to_timestamp($1::bigint) AND spool_seq < 0 "
-                                 /* raw is the row: field count, length of the VIN, the VIN */
-                                 "AND substring(raw from 1 for 6) = '\\x002b00000011'::bytea "
-                                 "AND substring(raw from 7 for 17) = convert_to(vin, 'UTF8')",
+                                 /* raw is the row: field count, the sample count (int2 5),
+                                  * the record length (int2 46), the length of the VIN, the
+                                  * VIN */
+                                 "AND substring(raw from 1 for 18) = "
+                                 "'\\x000b00000002000500000002002e00000011'::bytea "
+                                 "AND substring(raw from 19 for 17) = convert_to(vin, 'UTF8')",
                                  when),
                      2);
     /* the same batch again (a replay): nothing new, not even quarantine rows */
     ck_assert_msg(vem_pgwriter_write(w, &b, &st, err, sizeof err) == VEM_PGW_OK, "%s", err);
     ck_assert_uint_eq(st.inserted[VEM_PG_SAMPLES], 0);
-    ck_assert_uint_eq(st.duplicates[VEM_PG_SAMPLES], 48);
-    ck_assert_uint_eq(st.refused[VEM_PG_SAMPLES], 2);
+    ck_assert_uint_eq(st.duplicates[VEM_PG_SAMPLES], 40);
+    ck_assert_uint_eq(st.refused[VEM_PG_SAMPLES], 10);
     ck_assert_uint_eq(st.inserted[VEM_PG_QUARANTINE], 0);
     ck_assert_uint_eq(st.duplicates[VEM_PG_QUARANTINE], 2);
-    ck_assert_int_eq(s_count(conn, "LREFUS"), 48);
+    ck_assert_int_eq(s_count(conn, "LREFUS"), 40);
     ck_assert_int_eq(
         s_count_sql(conn, "SELECT count(*) FROM quarantine WHERE vin LIKE $1 || '%'", "LREFUS"), 2);
-    s_exec(conn, "ALTER TABLE obd_samples DROP CONSTRAINT it_refuse_speed");
+    s_exec(conn, "ALTER TABLE obd_frames DROP CONSTRAINT it_refuse_seq");
     vem_pgbatch_free(&b);
     vem_pgwriter_destroy(&w);
     PQfinish(conn);
@@ -588,7 +587,7 @@ START_TEST(deadline_cancels_a_stuck_statement)
         waiting = s_count_sql(conn,
                               "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = "
                               "$1::regclass",
-                              "obd_samples");
+                              "obd_frames");
         if (waiting)
             usleep(100 * 1000);
     }

@@ -1,14 +1,16 @@
 /* bench-e2e — vemd end to end: terminals over TCP, spool, workers, sink, rows in PostgreSQL.
  *
  *   bench-e2e [--seconds S] [--conns N] [--frames F] [--window W] [--outage S] [--outage-rate R]
+ *             [--pg-connections N]
  *
  * Needs a server: with VEM_TEST_PG set it uses that cluster (migrations applied, VEM_TEST_PGDIR
  * to stop and start it); without, it runs itself again under tests/harness.sh.
  *
  * vemd runs as built (build/bin/vemd) with its defaults except what a test run must change:
  * the terminal endpoint (a free loopback port), the metrics port, the control socket and the
- * spool directory (in the scratch directory), and pg.conninfo. So: spool on with fsync,
- * reply_mode none, one worker per core, pg.batch_rows 20000, pg.batch_ms 200.
+ * spool directory (in the scratch directory), pg.conninfo and pg.connections (--pg-connections,
+ * default 1). So: spool on with fsync, reply_mode none, one worker per core, pg.batch_rows
+ * 20000, pg.batch_ms 200.
  *
  * The load generator lives in this process, one thread, non-blocking sockets: it pre-encodes
  * with the simulator's encoder (tools/sim_frames.h) a login and F (default 2000) real-time
@@ -18,18 +20,18 @@
  * with the VINs of the next generation (patched in place, see s_set_gen). Frames count once
  * all their bytes were written.
  *
- * Rows are counted in obd_samples itself, and timed by their commits: the cluster runs with
- * track_commit_timestamp = on (set here, then restarted), so pg_xact_commit_timestamp(xmin)
- * is when a row became visible, and received_at is vemd's receipt time (before its spool
- * append). vemd's vem_stage_seconds{stage="pg"} histogram is not used: it takes one
- * observation per batch, of its oldest input, so its quantiles are of the worst row of each
- * batch rather than of rows.
+ * Samples are counted in obd_frames itself (each frame row its nsamples), and timed by their
+ * frame's commit: the cluster runs with track_commit_timestamp = on (set here, then
+ * restarted), so pg_xact_commit_timestamp(xmin) is when a row became visible, and received_at is
+ * vemd's receipt time (before its spool append). vemd's vem_stage_seconds{stage="pg"} histogram is
+ * not used: it takes one observation per batch, of its oldest input, so its quantiles are of the
+ * worst row of each batch rather than of rows.
  *
  * Phase 1, throughput (S seconds, default 20): the connections write as fast as vemd reads,
  * as long as fewer than W samples (default 400000, 20 of the sink's batches) wait for their
  * commit. The loop is closed because vemd takes bytes far faster than it stores rows and holds
  * what it took in memory: open, it would measure how much it can hold. Then each stream stops
- * at a frame boundary and everything written must reach obd_samples.
+ * at a frame boundary and everything written must reach obd_frames.
  *   samples_per_s      rows after the first commit / (last commit - first commit): the first
  *                      commit's rows arrived before the clock could start
  *   sat_p50_ms ...     commit time - received_at over every row: mostly the wait behind the
@@ -38,7 +40,7 @@
  *                      this process, from the start of the load until the last row
  * Phase 2, ceiling: the same frames vemd stored, in the order they were written to the
  * sockets, decoded and turned into rows by pgrows as the workers do, COPY BINARY in batches
- * of 20000 rows through vem_pgwriter_copy_plain into bench_plain_samples (obd_samples'
+ * of 20000 samples through vem_pgwriter_copy_plain into bench_plain_frames (obd_frames'
  * columns, daily partitions and unique key, as bench-pg), after a CHECKPOINT, vemd idle.
  *   copy_samples_per_s, and ratio = samples_per_s / copy_samples_per_s
  * Phase 3, paced: the connections send R samples/s in total (default 20000), frames due by
@@ -294,8 +296,8 @@ static s_commits_t s_commits(const char *prefix)
     const char *params[] = {prefix};
     PGresult *res = s_query(conn,
                             "SELECT extract(epoch FROM ct)::float8, n FROM ("
-                            " SELECT pg_xact_commit_timestamp(xmin) AS ct, count(*) AS n"
-                            " FROM obd_samples WHERE vin LIKE $1 || '%' GROUP BY 1) c ORDER BY 1",
+                            " SELECT pg_xact_commit_timestamp(xmin) AS ct, sum(nsamples) AS n"
+                            " FROM obd_frames WHERE vin LIKE $1 || '%' GROUP BY 1) c ORDER BY 1",
                             1, params);
     s_commits_t c = {.n = (size_t)PQntuples(res)};
     c.at = s_alloc((c.n + 1) * sizeof *c.at);
@@ -327,13 +329,14 @@ static void s_latency(const char *prefix, double from, double to, double *p50, d
     snprintf(a, sizeof a, "%.6f", from);
     snprintf(b, sizeof b, "%.6f", to);
     const char *params[] = {prefix, a, b};
-    PGresult *res = s_query(
-        conn,
-        "SELECT percentile_cont(ARRAY[0.5, 0.99]::float8[]) WITHIN GROUP (ORDER BY"
-        " extract(epoch FROM pg_xact_commit_timestamp(xmin) - received_at))"
-        " FROM obd_samples WHERE vin LIKE $1 || '%'"
-        " AND received_at >= to_timestamp($2::float8) AND received_at < to_timestamp($3::float8)",
-        3, params);
+    PGresult *res =
+        s_query(conn,
+                "SELECT percentile_cont(ARRAY[0.5, 0.99]::float8[]) WITHIN GROUP (ORDER BY"
+                " extract(epoch FROM pg_xact_commit_timestamp(f.xmin) - f.received_at))"
+                " FROM obd_frames f CROSS JOIN generate_series(1, f.nsamples)"
+                " WHERE f.vin LIKE $1 || '%' AND f.received_at >= to_timestamp($2::float8)"
+                " AND f.received_at < to_timestamp($3::float8)",
+                3, params);
     *p50 = *p99 = NAN;
     if (!PQgetisnull(res, 0, 0) && sscanf(PQgetvalue(res, 0, 0), "{%lf,%lf}", p50, p99) == 2) {
         *p50 *= 1000;
@@ -352,7 +355,8 @@ typedef struct {
     int port, metrics_port;
 } s_vemd_t;
 
-static void s_vemd_start(s_vemd_t *v)
+/* pg_connections: pg.connections (the sink's parallel COPY lanes). */
+static void s_vemd_start(s_vemd_t *v, unsigned pg_connections)
 {
     snprintf(v->dir, sizeof v->dir, "%s/bench-e2e", s_env("VEM_TEST_TMP"));
     if (mkdir(v->dir, 0755) != 0 && errno != EEXIST)
@@ -374,8 +378,8 @@ static void s_vemd_start(s_vemd_t *v)
             "control: { endpoint = \"ipc://%s/control.sock\"; };\n"
             "metrics: { port = %d; };\n"
             "spool: { dir = \"%s/spool\"; };\n"
-            "pg: { conninfo = \"%s\"; };\n",
-            v->port, v->dir, v->metrics_port, v->dir, s_env("VEM_TEST_PG"));
+            "pg: { conninfo = \"%s\"; connections = %u; };\n",
+            v->port, v->dir, v->metrics_port, v->dir, s_env("VEM_TEST_PG"), pg_connections);
     fclose(f);
 
     char vemd[PATH_MAX + 16];
@@ -962,7 +966,7 @@ static size_t s_batches(s_walk_t *w, vem_pgbatch_t *batches, size_t max, vem_hj1
             if (vem_hj1239_decode(frame, len, 0, f, &err) != VEM_HJ1239_OK)
                 s_die("decode", err.detail);
             vem_pgrows_frame(rows, f, now_us);
-            if (rows->nrows[VEM_PG_SAMPLES] < S_BATCH_ROWS && !vem_pgrows_full(rows))
+            if (rows->samples < S_BATCH_ROWS && !vem_pgrows_full(rows))
                 continue;
         }
         if (rows->nrows[VEM_PG_SAMPLES] == 0)
@@ -971,6 +975,7 @@ static size_t s_batches(s_walk_t *w, vem_pgbatch_t *batches, size_t max, vem_hj1
         vem_buf_put(&b->rows[VEM_PG_SAMPLES], rows->rows[VEM_PG_SAMPLES].data,
                     rows->rows[VEM_PG_SAMPLES].len);
         b->nrows[VEM_PG_SAMPLES] = rows->nrows[VEM_PG_SAMPLES];
+        b->samples = rows->samples;
         uint8_t days[VEM_PGROWS_MAX_DAYS * 4];
         memcpy(days, rows->days, rows->ndays * sizeof(int32_t));
         vem_pgbatch_add_days(b, days, rows->ndays);
@@ -979,19 +984,19 @@ static size_t s_batches(s_walk_t *w, vem_pgbatch_t *batches, size_t max, vem_hj1
     return nb;
 }
 
-/* COPY BINARY of the frames the connections wrote, as rows, into a table like obd_samples; the
- * rows' count goes to *rows_out, the COPY's rows per second is returned. Rows are made ahead of
+/* COPY BINARY of the frames the connections wrote, as rows, into a table like obd_frames; the
+ * samples' count goes to *rows_out, the COPY's rows per second is returned. Rows are made ahead of
  * the clock, S_CHUNK batches at a time, so memory stays bounded and only COPY is timed. */
 static double s_ceiling(const s_gen_t *g, uint64_t *rows_out, size_t *batches_out)
 {
     enum { S_CHUNK = 50 };
-    /* the table, as bench-pg makes it: obd_samples' columns, partitioning and unique key */
+    /* the table, as bench-pg makes it: obd_frames' columns, partitioning and unique key */
     PGconn *admin = s_pg();
     s_exec(admin, "SET client_min_messages = warning");
-    s_exec(admin, "DROP TABLE IF EXISTS bench_plain_samples");
-    s_exec(admin, "CREATE TABLE bench_plain_samples (LIKE obd_samples INCLUDING DEFAULTS, "
-                  "UNIQUE (vin, sample_time, block_idx)) PARTITION BY RANGE (sample_time)");
-    s_exec(admin, "INSERT INTO partitioned_tables VALUES ('bench_plain_samples') "
+    s_exec(admin, "DROP TABLE IF EXISTS bench_plain_frames");
+    s_exec(admin, "CREATE TABLE bench_plain_frames (LIKE obd_frames INCLUDING DEFAULTS, "
+                  "UNIQUE (vin, frame_time)) PARTITION BY RANGE (frame_time)");
+    s_exec(admin, "INSERT INTO partitioned_tables VALUES ('bench_plain_frames') "
                   "ON CONFLICT DO NOTHING");
     /* vemd's run began on a clean buffer cache (the server had just restarted); without this
      * the COPYs would pay for writing out the pages vemd's rows dirtied */
@@ -1002,8 +1007,8 @@ static double s_ceiling(const s_gen_t *g, uint64_t *rows_out, size_t *batches_ou
         s_die("connect", err);
     char copy_plain[1024];
     const char *copy = vem_pg_copy_sql(VEM_PG_SAMPLES);
-    snprintf(copy_plain, sizeof copy_plain, "COPY bench_plain_samples%s",
-             copy + strlen("COPY obd_samples"));
+    snprintf(copy_plain, sizeof copy_plain, "COPY bench_plain_frames%s",
+             copy + strlen("COPY obd_frames"));
 
     s_walk_t *walk = calloc(1, sizeof *walk);
     if (!walk)
@@ -1030,7 +1035,7 @@ static double s_ceiling(const s_gen_t *g, uint64_t *rows_out, size_t *batches_ou
                                         sizeof err) != VEM_PGW_OK)
                 s_die("plain COPY", err);
             copy_s += s_mono() - a;
-            total += batches[i].nrows[VEM_PG_SAMPLES];
+            total += batches[i].samples;
             vem_pgbatch_free(&batches[i]);
         }
         all += nb;
@@ -1040,8 +1045,8 @@ static double s_ceiling(const s_gen_t *g, uint64_t *rows_out, size_t *batches_ou
     free(f);
     free(batches);
     vem_pgwriter_destroy(&w);
-    s_exec(admin, "DELETE FROM partitioned_tables WHERE table_name = 'bench_plain_samples'");
-    s_exec(admin, "DROP TABLE bench_plain_samples");
+    s_exec(admin, "DELETE FROM partitioned_tables WHERE table_name = 'bench_plain_frames'");
+    s_exec(admin, "DROP TABLE bench_plain_frames");
     PQfinish(admin);
     *rows_out = total;
     *batches_out = all;
@@ -1055,6 +1060,7 @@ typedef struct {
     unsigned conns, frames;
     uint64_t window;
     double outage, outage_rate;
+    unsigned pg_connections;
 } s_opts_t;
 
 typedef struct {
@@ -1143,7 +1149,8 @@ static void s_throughput(const s_opts_t *o, const s_vemd_t *v, s_load_t *out)
     out->frames_written = frames;
     out->rows = c.total;
     out->samples_per_s = span > 0 ? (double)(c.total - c.rows[0]) / span : 0;
-    printf("sink: %llu rows in %zu commits (counted in obd_samples by commit timestamp), first to "
+    printf("sink: %llu rows in %zu commits (samples counted in obd_frames by commit timestamp), "
+           "first to "
            "last commit %.2f s: %.0f samples/s\n",
            (unsigned long long)c.total, c.n, span, out->samples_per_s);
     s_latency("LE2ES", 0, 1e12, &out->p50_ms, &out->p99_ms);
@@ -1158,7 +1165,7 @@ static void s_throughput(const s_opts_t *o, const s_vemd_t *v, s_load_t *out)
     out->copy_samples_per_s = s_ceiling(&g, &rows, &nb);
     s_gen_free(&g);
     printf("ceiling: %llu rows, the same frames, COPY BINARY in %zu batches of <= %d rows into "
-           "bench_plain_samples: %.0f samples/s\n",
+           "bench_plain_frames: %.0f samples/s\n",
            (unsigned long long)rows, nb, S_BATCH_ROWS, out->copy_samples_per_s);
     s_conns_free(conns, o->conns);
 }
@@ -1274,16 +1281,18 @@ int main(int argc, char **argv)
                   .frames = 2000,
                   .window = 400000,
                   .outage = 60,
-                  .outage_rate = 20000};
+                  .outage_rate = 20000,
+                  .pg_connections = 1};
     static const struct option options[] = {{"seconds", required_argument, NULL, 's'},
                                             {"conns", required_argument, NULL, 'c'},
                                             {"frames", required_argument, NULL, 'f'},
                                             {"window", required_argument, NULL, 'w'},
                                             {"outage", required_argument, NULL, 'o'},
                                             {"outage-rate", required_argument, NULL, 'r'},
+                                            {"pg-connections", required_argument, NULL, 'p'},
                                             {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt_long(argc, argv, "s:c:f:w:o:r:", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "s:c:f:w:o:r:p:", options, NULL)) != -1) {
         if (opt == 's')
             o.seconds = strtod(optarg, NULL);
         else if (opt == 'c')
@@ -1296,15 +1305,17 @@ int main(int argc, char **argv)
             o.outage = strtod(optarg, NULL);
         else if (opt == 'r')
             o.outage_rate = strtod(optarg, NULL);
+        else if (opt == 'p')
+            o.pg_connections = (unsigned)strtoul(optarg, NULL, 10);
         else
             return 2;
     }
     if (!(o.seconds > 0 && o.seconds <= 600) || o.conns == 0 || o.conns > 5000 || o.frames < 2 ||
         o.frames > 60000 || o.window < S_BATCH_ROWS || !(o.outage >= 0 && o.outage <= 600) ||
-        !(o.outage_rate > 0)) {
+        !(o.outage_rate > 0) || o.pg_connections == 0 || o.pg_connections > 64) {
         fprintf(stderr, "usage: bench-e2e [--seconds S<=600] [--conns N<=5000] [--frames F<=60000] "
                         "[--window SAMPLES>=20000] [--outage S<=600, 0 skips] "
-                        "[--outage-rate SAMPLES_PER_S]\n");
+                        "[--outage-rate SAMPLES_PER_S] [--pg-connections N<=64]\n");
         return 2;
     }
     if (!getenv("VEM_TEST_PG") || !*getenv("VEM_TEST_PG"))
@@ -1315,11 +1326,11 @@ int main(int argc, char **argv)
 
     s_enable_commit_timestamps();
     s_vemd_t v;
-    s_vemd_start(&v);
+    s_vemd_start(&v, o.pg_connections);
     s_vemd_wait_up(&v);
     printf("vemd: pid %d, defaults (spool fsync on, reply_mode none, workers one per core, "
-           "pg.batch_rows 20000, pg.batch_ms 200), log %s\n",
-           (int)s_vemd, v.log);
+           "pg.batch_rows 20000, pg.batch_ms 200), pg.connections %u, log %s\n",
+           (int)s_vemd, o.pg_connections, v.log);
 
     s_load_t load = {0};
     s_throughput(&o, &v, &load);

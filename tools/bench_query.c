@@ -1,0 +1,268 @@
+/* bench-query — one vehicle's hour of samples, read the way an agency reads it, from a table of
+ * at least 50 M samples.
+ *
+ *   bench-query [--vehicles N] [--days D] [--frames F] [--queries Q]
+ *
+ * Needs a server: with VEM_TEST_PG set it uses that database (migrations applied); without,
+ * it runs itself again under tests/harness.sh, which starts a throw-away cluster.
+ *
+ * Loads obd_frames with N vehicles (1,000) x D Beijing days (10) x F frames (500) of 10 diesel
+ * stream samples, each vehicle driving 83 minutes a day from a start of its own, by plain COPY
+ * of pgrows' rows (the sink's rows, without the sink's savepoints), then ANALYZE and a
+ * CHECKPOINT. Then Q (200) queries, each for a random vehicle, day and hour inside its drive,
+ * over one connection:
+ *   samples  SELECT * FROM vem_samples(vin, from, from + 1 h): every column of 3,600 samples,
+ *            decoded, to the client
+ *   some     the same rows, four columns (sample_time, speed_kmh, nox_down_ppm, invalid): only
+ *            the columns asked for are decoded
+ *   frames   the same hour's frame rows as stored (SELECT * FROM obd_frames with the frame-time
+ *            bound vem_samples adds): what reading them costs without decoding
+ * Figures: p50 and p99 of each, in ms (client side, result received); ratio = frames_p50 /
+ * samples_p50 (the share of the time that is not decoding every column). */
+#include "pgrows.h"
+#include "pgwrite.h"
+
+#include <getopt.h>
+#include <libgen.h>
+#include <libpq-fe.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void s_die(const char *what, const char *msg)
+{
+    fprintf(stderr, "bench-query: %s: %s\n", what, msg);
+    exit(1);
+}
+
+static void s_exec(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+        s_die(sql, PQerrorMessage(conn));
+    PQclear(res);
+}
+
+/* Frame k of vehicle v on day d: 10 samples, values varying per second. */
+static void s_frame(vem_hj1239_frame_t *f, unsigned v, int64_t start, unsigned k)
+{
+    memset(f, 0, sizeof *f);
+    f->cmd = VEM_HJ1239_CMD_REALTIME;
+    f->layout = VEM_HJ1239_LAYOUT_BLOCK_TIME;
+    f->has_time = true;
+    char vin[18];
+    snprintf(vin, sizeof vin, "LQUERY%011u", v);
+    memcpy(f->vin, vin, 17);
+    f->time = start + (int64_t)k * 10 + 9;
+    f->seq = (uint16_t)(k + 1);
+    f->nblocks = 10;
+    for (unsigned i = 0; i < 10; i++) {
+        vem_hj1239_block_t *b = &f->blocks[i];
+        unsigned s = k * 10 + i;
+        b->type = VEM_HJ1239_BLOCK_STREAM;
+        b->time = start + (int64_t)s;
+        b->raw[VEM_HJ1239_F_SPEED] = 256 * (30 + s % 60);
+        b->raw[VEM_HJ1239_F_BARO] = 200;
+        b->raw[VEM_HJ1239_F_TORQUE] = 125 + s % 100;
+        b->raw[VEM_HJ1239_F_FRICTION] = 131;
+        b->raw[VEM_HJ1239_F_RPM] = 8 * (900 + s % 900);
+        b->raw[VEM_HJ1239_F_FUEL_RATE] = 600 + s % 300;
+        b->raw[VEM_HJ1239_F_NOX_UP] = 4000 + 7 * (s % 2000);
+        b->raw[VEM_HJ1239_F_NOX_DOWN] = 4000 + s % 1500;
+        b->raw[VEM_HJ1239_F_REAGENT] = 150;
+        b->raw[VEM_HJ1239_F_INTAKE] = 12000 + s % 4000;
+        b->raw[VEM_HJ1239_F_SCR_IN] = 32 * (273 + 250 + s % 100);
+        b->raw[VEM_HJ1239_F_SCR_OUT] = 32 * (273 + 230 + s % 100);
+        b->raw[VEM_HJ1239_F_DPF_DP] = 50 + s % 30;
+        b->raw[VEM_HJ1239_F_COOLANT] = 125;
+        b->raw[VEM_HJ1239_F_FUEL_LEVEL] = 180;
+        b->raw[VEM_HJ1239_F_LON] = 118796877 + s;
+        b->raw[VEM_HJ1239_F_LAT] = 32060255 + s;
+        b->raw[VEM_HJ1239_F_ODOMETER] = 1234567 + s;
+        b->novalue = vem_hj1239_novalue(b);
+    }
+}
+
+static void s_reexec_under_harness(char **argv)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n < 0)
+        s_die("readlink /proc/self/exe", "failed");
+    exe[n] = '\0';
+    char dir[PATH_MAX], harness[PATH_MAX + 64];
+    snprintf(dir, sizeof dir, "%s", exe);
+    snprintf(harness, sizeof harness, "%s/../../tests/harness.sh", dirname(dir));
+    char *args[16] = {harness, exe};
+    int i = 2;
+    for (char **a = argv + 1; *a && i < 15; a++)
+        args[i++] = *a;
+    args[i] = NULL;
+    execv(harness, args);
+    s_die(harness, "cannot run the harness");
+}
+
+static int s_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* One query with the vehicle and range as parameters; its time in ms; *rows the rows. */
+static double s_time_query(PGconn *conn, const char *sql, const char *vin, const char *from,
+                           int *rows)
+{
+    const char *params[] = {vin, from};
+    double a = s_now();
+    PGresult *res = PQexecParams(conn, sql, 2, NULL, params, NULL, NULL, 0);
+    double ms = (s_now() - a) * 1000;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        s_die(sql, PQerrorMessage(conn));
+    *rows = PQntuples(res);
+    PQclear(res);
+    return ms;
+}
+
+int main(int argc, char **argv)
+{
+    unsigned vehicles = 1000, days = 10, frames = 500, queries = 200;
+    static const struct option options[] = {{"vehicles", required_argument, NULL, 'v'},
+                                            {"days", required_argument, NULL, 'd'},
+                                            {"frames", required_argument, NULL, 'f'},
+                                            {"queries", required_argument, NULL, 'q'},
+                                            {NULL, 0, NULL, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "v:d:f:q:", options, NULL)) != -1) {
+        unsigned long n = strtoul(optarg, NULL, 10);
+        if (opt == 'v')
+            vehicles = (unsigned)n;
+        else if (opt == 'd')
+            days = (unsigned)n;
+        else if (opt == 'f')
+            frames = (unsigned)n;
+        else if (opt == 'q')
+            queries = (unsigned)n;
+        else
+            return 2;
+    }
+    if (vehicles == 0 || days == 0 || days > 100 || frames < 360 || frames > 8000 || queries == 0) {
+        fprintf(stderr, "usage: bench-query [--vehicles N] [--days D<=100] [--frames 360..8000] "
+                        "[--queries Q]\n");
+        return 2;
+    }
+    const char *conninfo = getenv("VEM_TEST_PG");
+    if (!conninfo || !*conninfo)
+        s_reexec_under_harness(argv);
+
+    /* days ending yesterday (Beijing), so every partition is an ordinary past day */
+    int64_t today = vem_pg_beijing_day((int64_t)time(NULL));
+    int64_t day0 = (today - days) * 86400 - 8 * 3600; /* Beijing midnight, epoch seconds */
+    char err[512];
+    vem_pgwriter_t *w = vem_pgwriter_new(conninfo);
+    if (vem_pgwriter_connect(w, 1, err, sizeof err) != 0)
+        s_die("connect", err);
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    vem_pgrows_t rows = {0};
+    uint64_t samples = 0;
+    double load_s = 0;
+    for (unsigned d = 0; d < days; d++) {
+        for (unsigned v = 0; v < vehicles; v++) {
+            /* the drive starts between 06:00 and 14:00 */
+            int64_t start = day0 + (int64_t)d * 86400 + 6 * 3600 + (int64_t)((v * 7919u) % 28800);
+            for (unsigned k = 0; k < frames; k++) {
+                s_frame(f, v, start, k);
+                vem_pgrows_frame(&rows, f, (start + (int64_t)k * 10 + 10) * 1000000);
+            }
+            if (rows.samples < 20000 && v + 1 < vehicles)
+                continue;
+            vem_pgbatch_t b = {.days = rows.days, .ndays = rows.ndays};
+            if (vem_pgwriter_write(w, &b, NULL, err, sizeof err) != VEM_PGW_OK)
+                s_die("partitions", err);
+            double a = s_now();
+            if (vem_pgwriter_copy_plain(w, vem_pg_copy_sql(VEM_PG_SAMPLES),
+                                        &rows.rows[VEM_PG_SAMPLES], err, sizeof err) != VEM_PGW_OK)
+                s_die("COPY", err);
+            load_s += s_now() - a;
+            samples += rows.samples;
+            vem_pgrows_reset(&rows);
+        }
+    }
+    vem_pgrows_free(&rows);
+    free(f);
+    vem_pgwriter_destroy(&w);
+
+    PGconn *conn = PQconnectdb(conninfo);
+    if (PQstatus(conn) != CONNECTION_OK)
+        s_die("connect", PQerrorMessage(conn));
+    s_exec(conn, "ANALYZE obd_frames");
+    s_exec(conn, "CHECKPOINT");
+    PGresult *res = PQexec(conn, "SELECT pg_size_pretty(sum(pg_total_relation_size(relid))) "
+                                 "FROM pg_partition_tree('obd_frames')");
+    printf("loaded %llu samples (%u vehicles x %u days x %u frames of 10) in %.1f s of COPY; "
+           "obd_frames %s\n",
+           (unsigned long long)samples, vehicles, days, frames, load_s, PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    static const char q_samples[] =
+        "SELECT * FROM vem_samples($1, $2::timestamptz, $2::timestamptz + interval '1 hour')";
+    static const char q_frames[] =
+        "SELECT * FROM obd_frames WHERE vin = $1 "
+        "AND frame_time >= $2::timestamptz - interval '3600 s' "
+        "AND frame_time < $2::timestamptz + interval '1 hour' + interval '3600 s'";
+    static const char q_some[] =
+        "SELECT sample_time, speed_kmh, nox_down_ppm, invalid FROM vem_samples($1, "
+        "$2::timestamptz, $2::timestamptz + interval '1 hour')";
+    double *ts = malloc(queries * sizeof *ts), *tf = malloc(queries * sizeof *tf);
+    double *to = malloc(queries * sizeof *to);
+    unsigned seed = 12345;
+    long long got = 0;
+    for (unsigned i = 0; i < queries; i++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned v = (seed >> 8) % vehicles, d = (seed >> 20) % days;
+        int64_t start = day0 + (int64_t)d * 86400 + 6 * 3600 + (int64_t)((v * 7919u) % 28800);
+        int64_t span = (int64_t)frames * 10 - 3600;
+        int64_t from = start + (int64_t)((seed >> 4) % (unsigned)(span > 0 ? span : 1));
+        char vin[18];
+        snprintf(vin, sizeof vin, "LQUERY%011u", v);
+        char ts_text[64];
+        time_t tt = (time_t)from;
+        strftime(ts_text, sizeof ts_text, "%Y-%m-%d %H:%M:%S+00", gmtime(&tt));
+        int n;
+        ts[i] = s_time_query(conn, q_samples, vin, ts_text, &n);
+        if (n != 3600)
+            s_die("vem_samples", "an hour inside a drive did not give 3600 samples");
+        got += n;
+        tf[i] = s_time_query(conn, q_frames, vin, ts_text, &n);
+        to[i] = s_time_query(conn, q_some, vin, ts_text, &n);
+        if (n != 3600)
+            s_die("vem_samples", "an hour inside a drive did not give 3600 samples");
+    }
+    qsort(ts, queries, sizeof *ts, s_cmp);
+    qsort(tf, queries, sizeof *tf, s_cmp);
+    qsort(to, queries, sizeof *to, s_cmp);
+    double o50 = to[queries / 2], o99 = to[queries * 99 / 100];
+    double s50 = ts[queries / 2], s99 = ts[queries * 99 / 100];
+    double f50 = tf[queries / 2], f99 = tf[queries * 99 / 100];
+    printf("one vehicle's hour (3,600 samples) over %u queries: every column p50 %.1f ms, p99 "
+           "%.1f ms; four columns p50 %.1f ms, p99 %.1f ms; its frame rows undecoded: p50 %.1f "
+           "ms, p99 %.1f ms\n",
+           queries, s50, s99, o50, o99, f50, f99);
+    printf("samples=%llu queries=%u samples_p50_ms=%.2f samples_p99_ms=%.2f some_p50_ms=%.2f "
+           "some_p99_ms=%.2f frames_p50_ms=%.2f frames_p99_ms=%.2f ratio=%.3f\n",
+           (unsigned long long)samples, queries, s50, s99, o50, o99, f50, f99, f50 / s50);
+    free(ts);
+    free(to);
+    free(tf);
+    PQfinish(conn);
+    return got > 0 ? 0 : 1;
+}
