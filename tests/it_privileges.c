@@ -196,7 +196,8 @@ START_TEST(ingest_only_adds)
     s_denied(ingest, "DELETE FROM violations");
     s_denied(ingest, "UPDATE rsd_readings SET no_ppm = 0");
     s_denied(ingest, "DELETE FROM rsd_readings");
-    s_denied(ingest, "DELETE FROM obd_samples");
+    s_denied(ingest, "DELETE FROM obd_frames");
+    s_denied(ingest, "DELETE FROM obd_samples_rows");
     s_denied(ingest, "UPDATE vehicles SET region_code = '120101'");
     s_denied(ingest, "TRUNCATE quarantine");
     s_denied(ingest, "DELETE FROM partitioned_tables");
@@ -222,7 +223,7 @@ START_TEST(admin_cannot_write_bookkeeping)
     PGconn *admin = s_setup();
     PGconn *op = s_as("priv_admin");
     s_expect(op, "SELECT count(*) > 0 FROM schema_migrations WHERE version = '0005'", "t");
-    s_expect(op, "SELECT count(*) FROM partitioned_tables WHERE table_name = 'obd_samples'", "1");
+    s_expect(op, "SELECT count(*) FROM partitioned_tables WHERE table_name = 'obd_frames'", "1");
     s_denied(op, "INSERT INTO schema_migrations (version, name, sha256) VALUES ('9999', 'x', 'y')");
     s_denied(op, "UPDATE schema_migrations SET sha256 = 'x'");
     s_denied(op, "DELETE FROM schema_migrations");
@@ -256,7 +257,7 @@ START_TEST(public_schema_closed)
     s_expect(admin, "SELECT count(*) FROM pg_class WHERE relname ~ '^vehicles_p[0-9]{8}$'", "0");
     s_expect(admin,
              "SELECT string_agg(DISTINCT n.nspname, ',') FROM pg_class c JOIN pg_namespace n "
-             "ON n.oid = c.relnamespace WHERE c.relname ~ '^obd_samples_p[0-9]{8}$'",
+             "ON n.oid = c.relnamespace WHERE c.relname ~ '^obd_frames_p[0-9]{8}$'",
              "public");
     PQfinish(ingest);
     PQfinish(admin);

@@ -490,11 +490,21 @@ START_TEST(flag)
 }
 END_TEST
 
-/* SIGHUP, then waits until vemd's key registry holds as many VINs as terminal_keys. */
-static void s_reload_keys(const vem_it_run_t *r, PGconn *conn)
+/* Rows of terminal_keys vemd's registry leaves out: other suites write activations straight
+ * through the sink (it_pgwrite files the shared vector's, whose key lies on no curve). */
+static long long s_unloadable_keys(const vem_it_run_t *r, PGconn *conn)
+{
+    return s_count(conn, "SELECT count(*) FROM terminal_keys", NULL) -
+           (long long)vem_it_metric_now(r, "vem_terminal_keys");
+}
+
+/* SIGHUP, then waits until vemd's key registry holds as many VINs as terminal_keys, less the
+ * unloadable rows others left. */
+static void s_reload_keys(const vem_it_run_t *r, PGconn *conn, long long unloadable)
 {
     ck_assert_int_eq(kill(r->vemd, SIGHUP), 0);
-    long long want = s_count(conn, "SELECT count(*) FROM terminal_keys", NULL), got = -1;
+    long long want = s_count(conn, "SELECT count(*) FROM terminal_keys", NULL) - unloadable,
+              got = -1;
     for (int i = 0; i < 100 && (got = (long long)vem_it_metric_now(r, "vem_terminal_keys")) != want;
          i++)
         vem_it_sleep(0.1);
@@ -507,6 +517,7 @@ START_TEST(reload)
     PGconn *conn = vem_it_pg();
     vem_it_run_t r = {.terminals_opts = "signatures = \"enforce\";"};
     vem_it_start(&r, "it_sm2");
+    long long unloadable = s_unloadable_keys(&r, conn);
     char vin[32], chip[32], hex[129];
     s_unique(vin, sizeof vin, "LSM2R", 1, 17);
     s_unique(chip, sizeof chip, "CHIP", 9, 16);
@@ -519,7 +530,7 @@ START_TEST(reload)
                                  3, NULL, params, NULL, NULL, 0);
     ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(conn));
     PQclear(res);
-    s_reload_keys(&r, conn);
+    s_reload_keys(&r, conn, unloadable);
 
     vem_hj1239_frame_t *f = malloc(sizeof *f);
     ck_assert_ptr_nonnull(f);
@@ -537,7 +548,7 @@ START_TEST(reload)
                        NULL, 0);
     ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
     PQclear(res);
-    s_reload_keys(&r, conn);
+    s_reload_keys(&r, conn, unloadable);
     s_realtime(f, vin, 2);
     len = s_signed(f, "a", frame, sizeof frame);
     s_send(fd, frame, len);
