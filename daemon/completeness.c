@@ -3,10 +3,10 @@
 
 #include "hj1239.h"
 #include "log.h"
+#include "pgload.h"
 
 #include <inttypes.h>
 #include <libpq-fe.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,10 +50,10 @@ static void s_midnight(int32_t day, char out[64])
 
 static vem_day_counts_t *s_load(const char *conninfo, int32_t day)
 {
-    PGconn *conn = PQconnectdb(conninfo);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        vem_log(VEM_LOG_ERR, "completeness", "cannot connect: %s", PQerrorMessage(conn));
-        PQfinish(conn);
+    char err[512];
+    PGconn *conn = vem_pgload_connect(conninfo, "vemd-completeness", err, sizeof err);
+    if (!conn) {
+        vem_log(VEM_LOG_ERR, "completeness", "cannot connect: %s", err);
         return NULL;
     }
     char from[64], to[64];
@@ -93,40 +93,21 @@ static vem_day_counts_t *s_load(const char *conninfo, int32_t day)
     return out;
 }
 
-typedef struct {
-    char *conninfo;
-    int32_t day;
-    int fd;
-} s_job_t;
-
-static void *s_thread(void *arg)
+static void *s_run(const char *conninfo, void *arg)
 {
-    s_job_t *job = arg;
-    vem_day_counts_t *counts = s_load(job->conninfo, job->day);
-    if (write(job->fd, &counts, sizeof counts) != (ssize_t)sizeof counts)
-        vem_day_counts_free(counts);
-    free(job->conninfo);
-    free(job);
-    return NULL;
+    return s_load(conninfo, *(const int32_t *)arg);
+}
+
+static void s_drop(void *counts)
+{
+    vem_day_counts_free(counts);
 }
 
 int vem_completeness_start(const char *conninfo, int32_t day, int fd)
 {
-    s_job_t *job = malloc(sizeof *job);
-    if (!job || !(job->conninfo = strdup(conninfo)))
+    int32_t *arg = malloc(sizeof *arg);
+    if (!arg)
         abort();
-    job->day = day;
-    job->fd = fd;
-    pthread_t thread;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&thread, &attr, s_thread, job);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
-        free(job->conninfo);
-        free(job);
-        return -1;
-    }
-    return 0;
+    *arg = day;
+    return vem_pgload_start(conninfo, s_run, arg, s_drop, fd);
 }

@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "pgload.h"
 
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -154,14 +155,15 @@ static s_entry_t *s_entry(const uint8_t *vin, const uint8_t *chip, const uint8_t
 
 int vem_keys_load(vem_keys_t *self, const char *conninfo, char *err, size_t errlen)
 {
-    const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
-    const char *values[] = {conninfo, "vemd-keys", "10", NULL};
-    PGconn *conn = PQconnectdbParams(keys, values, 1);
-    PGresult *res = NULL;
-    if (PQstatus(conn) == CONNECTION_OK)
-        res = PQexecParams(conn, "SELECT vin::bytea, chip_id, pubkey FROM terminal_keys", 0, NULL,
-                           NULL, NULL, NULL, 1);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+    char cerr[400];
+    PGconn *conn = vem_pgload_connect(conninfo, "vemd-keys", cerr, sizeof cerr);
+    if (!conn) {
+        snprintf(err, errlen, "loading the terminal keys: %s", cerr);
+        return -1;
+    }
+    PGresult *res = PQexecParams(conn, "SELECT vin::bytea, chip_id, pubkey FROM terminal_keys", 0,
+                                 NULL, NULL, NULL, NULL, 1);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         snprintf(err, errlen, "loading the terminal keys: %.*s",
                  (int)strcspn(PQerrorMessage(conn), "\n"), PQerrorMessage(conn));
         PQclear(res);

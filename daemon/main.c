@@ -29,6 +29,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
+#include "pgload.h"
 #include "keys.h"
 #include "registry.h"
 #include "checkpoint.h"
@@ -102,35 +103,34 @@ typedef struct {
     vem_gauge_t *registry_size;
 } s_daemon_t;
 
-/* The registry is loaded off the main thread, which must keep feeding the watchdog: a thread
- * per load connects, reads every vehicle and writes the snapshot's pointer (NULL on failure,
- * already logged) to a pipe that main polls. */
+/* The registry (and the terminal keys with it) is loaded off the main thread, which must keep
+ * feeding the watchdog (pgload.h); main polls the pipe for the snapshot's pointer (NULL on
+ * failure, already logged). */
 typedef struct {
-    char *conninfo;
-    int fd;
     vem_keys_t *keys; /* loaded too, before the registry's pointer is written */
     vem_gauge_t *keys_size;
 } s_loader_t;
 
-static void *s_registry_load(void *arg)
+static void *s_registry_load(const char *conninfo, void *arg)
 {
     s_loader_t *job = arg;
     char err[512];
-    if (vem_keys_load(job->keys, job->conninfo, err, sizeof err) != 0) {
+    if (vem_keys_load(job->keys, conninfo, err, sizeof err) != 0) {
         vem_log(VEM_LOG_ERR, "main", "%s; terminal keys stay as they were", err);
     } else {
         vem_gauge_set(job->keys_size, (int64_t)vem_keys_size(job->keys));
         vem_log(VEM_LOG_INFO, "main", "terminal keys: %zu activated VINs",
                 vem_keys_size(job->keys));
     }
-    vem_registry_t *reg = vem_registry_load(job->conninfo, err, sizeof err);
+    vem_registry_t *reg = vem_registry_load(conninfo, err, sizeof err);
     if (!reg)
         vem_log(VEM_LOG_ERR, "main", "%s; vehicles stay as they were", err);
-    if (write(job->fd, &reg, sizeof reg) != (ssize_t)sizeof reg)
-        vem_registry_release(reg);
-    free(job->conninfo);
-    free(job);
-    return NULL;
+    return reg;
+}
+
+static void s_registry_drop(void *reg)
+{
+    vem_registry_release(reg);
 }
 
 /* Starts loading the vehicle registry (unless a load is under way). */
@@ -139,23 +139,15 @@ static void s_load_registry(s_daemon_t *d)
     if (!d->cfg->pg.enable || d->registry_loading)
         return;
     s_loader_t *job = malloc(sizeof *job);
-    if (!job || !(job->conninfo = strdup(d->cfg->pg.conninfo)))
+    if (!job)
         abort();
-    job->fd = d->registry_fd[1];
     job->keys = d->keys;
     job->keys_size = d->keys_size;
-    pthread_t thread;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&thread, &attr, s_registry_load, job) != 0) {
+    if (vem_pgload_start(d->cfg->pg.conninfo, s_registry_load, job, s_registry_drop,
+                         d->registry_fd[1]) != 0)
         vem_log(VEM_LOG_ERR, "main", "cannot start the registry loader");
-        free(job->conninfo);
-        free(job);
-    } else {
+    else
         d->registry_loading = true;
-    }
-    pthread_attr_destroy(&attr);
 }
 
 /* Gives each worker a reference to the snapshot the loader produced. */

@@ -1,6 +1,7 @@
 /* registry — loading and looking up the vehicle registry; see registry.h. */
 #include "registry.h"
 
+#include "pgload.h"
 #include "session.h"
 
 #include <libpq-fe.h>
@@ -69,13 +70,10 @@ static void s_index_plates(vem_registry_t *self)
 
 vem_registry_t *vem_registry_load(const char *conninfo, char *err, size_t errlen)
 {
-    const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
-    const char *values[] = {conninfo, "vemd-registry", "10", NULL};
-    PGconn *conn = PQconnectdbParams(keys, values, 1);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        snprintf(err, errlen, "loading the vehicle registry: %.*s",
-                 (int)strcspn(PQerrorMessage(conn), "\n"), PQerrorMessage(conn));
-        PQfinish(conn);
+    char why[400];
+    PGconn *conn = vem_pgload_connect(conninfo, "vemd-registry", why, sizeof why);
+    if (!conn) {
+        snprintf(err, errlen, "loading the vehicle registry: %s", why);
         return NULL;
     }
     PGresult *res = PQexec(conn, "SELECT vin, plate, plate_color, fuel, region_code, "

@@ -5,10 +5,10 @@
 #include "rsdhist.h"
 
 #include "log.h"
+#include "pgload.h"
 
 #include <libpq-fe.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,10 +63,10 @@ static void s_text(char *out, size_t len, const PGresult *res, int row, int col)
 
 static vem_rsdhist_t *s_load(const char *conninfo, unsigned months, size_t max_rows)
 {
-    PGconn *conn = PQconnectdb(conninfo);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        vem_log(VEM_LOG_ERR, "rsdhist", "cannot connect: %s", PQerrorMessage(conn));
-        PQfinish(conn);
+    char err[512];
+    PGconn *conn = vem_pgload_connect(conninfo, "vemd-rsdhist", err, sizeof err);
+    if (!conn) {
+        vem_log(VEM_LOG_ERR, "rsdhist", "cannot connect: %s", err);
         return NULL;
     }
     char p1[16], p2[16], p3[32];
@@ -120,41 +120,27 @@ done:
 }
 
 typedef struct {
-    char *conninfo;
     unsigned months;
     size_t max_rows;
-    int fd;
 } s_job_t;
 
-static void *s_thread(void *arg)
+static void *s_run(const char *conninfo, void *arg)
 {
-    s_job_t *job = arg;
-    vem_rsdhist_t *h = s_load(job->conninfo, job->months, job->max_rows);
-    if (write(job->fd, &h, sizeof h) != (ssize_t)sizeof h)
-        vem_rsdhist_free(h);
-    free(job->conninfo);
-    free(job);
-    return NULL;
+    const s_job_t *job = arg;
+    return s_load(conninfo, job->months, job->max_rows);
+}
+
+static void s_drop(void *h)
+{
+    vem_rsdhist_free(h);
 }
 
 int vem_rsdhist_start(const char *conninfo, unsigned cycle_months, size_t max_rows, int fd)
 {
     s_job_t *job = malloc(sizeof *job);
-    if (!job || !(job->conninfo = strdup(conninfo)))
+    if (!job)
         abort();
     job->months = cycle_months;
     job->max_rows = max_rows;
-    job->fd = fd;
-    pthread_t thread;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&thread, &attr, s_thread, job);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
-        free(job->conninfo);
-        free(job);
-        return -1;
-    }
-    return 0;
+    return vem_pgload_start(conninfo, s_run, job, s_drop, fd);
 }
