@@ -15,11 +15,11 @@
 #define S_PG_EPOCH_US INT64_C(946684800000000) /* 2000-01-01 00:00 UTC in Unix microseconds */
 #define S_TEXT_OID    25
 
-static const char *const s_names[VEM_PG_TABLES] = {"obd_frames", "obd_info",   "terminal_events",
-                                                   "quarantine", "violations", "rsd_readings"};
+static const char *const s_names[VEM_PGROWS_TABLES] = {
+    "obd_frames", "obd_info", "terminal_events", "quarantine", "violations", "rsd_readings"};
 
 /* Columns in row order; must match schema/0001_core.sql. */
-static const char *const s_copy[VEM_PG_TABLES] = {
+static const char *const s_copy[VEM_PGROWS_TABLES] = {
     "COPY obd_frames (nsamples, rec_len, vin, frame_time, received_at, frame_seq, resent, wide, "
     "samples, invalid, abnormal) FROM STDIN (FORMAT binary)",
     "COPY obd_info (vin, info_time, block_idx, received_at, frame_seq, resent, obd_protocol, mil, "
@@ -40,31 +40,26 @@ static const char *const s_copy[VEM_PG_TABLES] = {
 /* The sample fields, in column order: every numeric field of the sample block types. */
 #define S_SAMPLE_FIELDS (VEM_HJ1239_F_DPF_EXHAUST + 1)
 #define S_NAMES_CAP     VEM_PGROWS_NAMES_CAP
-static const unsigned s_columns[VEM_PG_TABLES] = {11, 18, 12, 8, 12, 28};
+static const unsigned s_columns[VEM_PGROWS_TABLES] = {11, 18, 12, 8, 12, 28};
 
-const char *vem_pg_table_name(vem_pg_table_t t)
+const char *vem_pgrows_table_name(vem_pgrows_table_t t)
 {
-    return t < VEM_PG_TABLES ? s_names[t] : NULL;
+    return t < VEM_PGROWS_TABLES ? s_names[t] : NULL;
 }
 
-const char *vem_pg_copy_sql(vem_pg_table_t t)
+const char *vem_pgrows_copy_sql(vem_pgrows_table_t t)
 {
-    return t < VEM_PG_TABLES ? s_copy[t] : NULL;
+    return t < VEM_PGROWS_TABLES ? s_copy[t] : NULL;
 }
 
-unsigned vem_pg_table_columns(vem_pg_table_t t)
+unsigned vem_pgrows_table_columns(vem_pgrows_table_t t)
 {
-    return t < VEM_PG_TABLES ? s_columns[t] : 0;
-}
-
-int32_t vem_pg_beijing_day(int64_t epoch_s)
-{
-    return (int32_t)vem_hj1239_beijing_day(epoch_s);
+    return t < VEM_PGROWS_TABLES ? s_columns[t] : 0;
 }
 
 /* ---- buffers and big-endian values --------------------------------------------------------- */
 
-void vem_buf_put(vem_buf_t *b, const void *p, size_t n)
+void vem_pgrows_buf_put(vem_pgrows_buf_t *b, const void *p, size_t n)
 {
     if (n == 0)
         return; /* an empty buffer has no data pointer, and memcpy must not see NULL */
@@ -82,25 +77,25 @@ void vem_buf_put(vem_buf_t *b, const void *p, size_t n)
     b->len += n;
 }
 
-void vem_buf_free(vem_buf_t *b)
+void vem_pgrows_buf_free(vem_pgrows_buf_t *b)
 {
     free(b->data);
-    *b = (vem_buf_t){0};
+    *b = (vem_pgrows_buf_t){0};
 }
 
-static void s_u16(vem_buf_t *b, uint16_t v)
+static void s_u16(vem_pgrows_buf_t *b, uint16_t v)
 {
     uint8_t x[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-    vem_buf_put(b, x, 2);
+    vem_pgrows_buf_put(b, x, 2);
 }
 
-static void s_u32(vem_buf_t *b, uint32_t v)
+static void s_u32(vem_pgrows_buf_t *b, uint32_t v)
 {
     uint8_t x[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-    vem_buf_put(b, x, 4);
+    vem_pgrows_buf_put(b, x, 4);
 }
 
-static void s_u64(vem_buf_t *b, uint64_t v)
+static void s_u64(vem_pgrows_buf_t *b, uint64_t v)
 {
     s_u32(b, (uint32_t)(v >> 32));
     s_u32(b, (uint32_t)v);
@@ -108,30 +103,30 @@ static void s_u64(vem_buf_t *b, uint64_t v)
 
 /* ---- columns --------------------------------------------------------------------------------- */
 
-static void s_null(vem_buf_t *b)
+static void s_null(vem_pgrows_buf_t *b)
 {
     s_u32(b, UINT32_MAX); /* -1 */
 }
 
-static void s_int2(vem_buf_t *b, int16_t v)
+static void s_int2(vem_pgrows_buf_t *b, int16_t v)
 {
     s_u32(b, 2);
     s_u16(b, (uint16_t)v);
 }
 
-static void s_int4(vem_buf_t *b, int32_t v)
+static void s_int4(vem_pgrows_buf_t *b, int32_t v)
 {
     s_u32(b, 4);
     s_u32(b, (uint32_t)v);
 }
 
-static void s_int8(vem_buf_t *b, int64_t v)
+static void s_int8(vem_pgrows_buf_t *b, int64_t v)
 {
     s_u32(b, 8);
     s_u64(b, (uint64_t)v);
 }
 
-static void s_float8(vem_buf_t *b, double v)
+static void s_float8(vem_pgrows_buf_t *b, double v)
 {
     uint64_t bits;
     memcpy(&bits, &v, sizeof bits);
@@ -139,20 +134,20 @@ static void s_float8(vem_buf_t *b, double v)
     s_u64(b, bits);
 }
 
-static void s_bool(vem_buf_t *b, bool v)
+static void s_bool(vem_pgrows_buf_t *b, bool v)
 {
     s_u32(b, 1);
     uint8_t x = v;
-    vem_buf_put(b, &x, 1);
+    vem_pgrows_buf_put(b, &x, 1);
 }
 
-static void s_bytes(vem_buf_t *b, const void *p, size_t n)
+static void s_bytes(vem_pgrows_buf_t *b, const void *p, size_t n)
 {
     s_u32(b, (uint32_t)n);
-    vem_buf_put(b, p, n);
+    vem_pgrows_buf_put(b, p, n);
 }
 
-static void s_str(vem_buf_t *b, const char *s)
+static void s_str(vem_pgrows_buf_t *b, const char *s)
 {
     s_bytes(b, s, strlen(s));
 }
@@ -160,7 +155,7 @@ static void s_str(vem_buf_t *b, const char *s)
 /* Wire text (VIN, ICCID, OBD strings, quarantine details) as FIELDS.md shows it: trailing NUL
  * and space padding cut, anything but printable ASCII as '?', so the server (UTF-8) never sees
  * invalid bytes; at most VEM_PGROWS_TEXT_MAX bytes. */
-static void s_wire_text(vem_buf_t *b, const uint8_t *p, size_t n)
+static void s_wire_text(vem_pgrows_buf_t *b, const uint8_t *p, size_t n)
 {
     char s[VEM_PGROWS_TEXT_MAX];
     if (n > sizeof s)
@@ -172,7 +167,7 @@ static void s_wire_text(vem_buf_t *b, const uint8_t *p, size_t n)
     s_bytes(b, s, n);
 }
 
-static void s_hex(vem_buf_t *b, const uint8_t *p, size_t n)
+static void s_hex(vem_pgrows_buf_t *b, const uint8_t *p, size_t n)
 {
     static const char digits[] = "0123456789abcdef";
     char s[2 * 64];
@@ -185,13 +180,14 @@ static void s_hex(vem_buf_t *b, const uint8_t *p, size_t n)
     s_bytes(b, s, 2 * n);
 }
 
-static void s_time(vem_buf_t *b, int64_t unix_us)
+static void s_time(vem_pgrows_buf_t *b, int64_t unix_us)
 {
     s_int8(b, unix_us - S_PG_EPOCH_US);
 }
 
 /* text[] of n strings (NULL when n is 0 and null_if_empty). */
-static void s_text_array(vem_buf_t *b, const char *const *items, size_t n, bool null_if_empty)
+static void s_text_array(vem_pgrows_buf_t *b, const char *const *items, size_t n,
+                         bool null_if_empty)
 {
     if (n == 0 && null_if_empty) {
         s_null(b);
@@ -218,7 +214,7 @@ static int s_cmp_names(const void *a, const void *b)
 }
 
 /* A list of field names, sorted as `vemctl decode` prints them; NULL when empty. */
-static void s_name_array(vem_buf_t *b, const char **names, size_t n)
+static void s_name_array(vem_pgrows_buf_t *b, const char **names, size_t n)
 {
     qsort(names, n, sizeof names[0], s_cmp_names);
     s_text_array(b, names, n, true);
@@ -228,7 +224,7 @@ static void s_name_array(vem_buf_t *b, const char **names, size_t n)
 
 static void s_day(vem_pgrows_t *r, int64_t epoch_s)
 {
-    int32_t day = vem_pg_beijing_day(epoch_s);
+    int32_t day = (int32_t)vem_hj1239_beijing_day(epoch_s);
     for (uint32_t i = 0; i < r->ndays; i++)
         if (r->days[i] == day)
             return;
@@ -238,7 +234,7 @@ static void s_day(vem_pgrows_t *r, int64_t epoch_s)
 
 void vem_pgrows_reset(vem_pgrows_t *r)
 {
-    for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
+    for (unsigned t = 0; t < VEM_PGROWS_TABLES; t++) {
         r->rows[t].len = 0;
         r->nrows[t] = 0;
     }
@@ -248,8 +244,8 @@ void vem_pgrows_reset(vem_pgrows_t *r)
 
 void vem_pgrows_free(vem_pgrows_t *r)
 {
-    for (unsigned t = 0; t < VEM_PG_TABLES; t++)
-        vem_buf_free(&r->rows[t]);
+    for (unsigned t = 0; t < VEM_PGROWS_TABLES; t++)
+        vem_pgrows_buf_free(&r->rows[t]);
     vem_pgrows_reset(r);
 }
 
@@ -277,7 +273,7 @@ static void s_novalue_names(const vem_hj1239_block_t *const *from, const char **
     }
 }
 
-static void s_row_head(vem_buf_t *b, vem_pg_table_t t, const vem_hj1239_frame_t *f,
+static void s_row_head(vem_pgrows_buf_t *b, vem_pgrows_table_t t, const vem_hj1239_frame_t *f,
                        const vem_hj1239_block_t *blk, size_t idx, int64_t received_us)
 {
     s_u16(b, (uint16_t)s_columns[t]);
@@ -456,7 +452,7 @@ static unsigned s_pack_sample(uint8_t *rec, const vem_hj1239_frame_t *f, size_t 
 }
 
 /* text[] of n elements, NULL where items[i] is empty; the whole value NULL when all are. */
-static void s_sparse_text_array(vem_buf_t *b, char (*items)[S_NAMES_CAP], size_t n)
+static void s_sparse_text_array(vem_pgrows_buf_t *b, char (*items)[S_NAMES_CAP], size_t n)
 {
     size_t len = 20, nnull = 0;
     for (size_t i = 0; i < n; i++) {
@@ -510,8 +506,8 @@ static void s_samples(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t rece
     }
     if (n == 0)
         return;
-    vem_buf_t *b = &r->rows[VEM_PG_SAMPLES];
-    s_u16(b, (uint16_t)s_columns[VEM_PG_SAMPLES]);
+    vem_pgrows_buf_t *b = &r->rows[VEM_PGROWS_SAMPLES];
+    s_u16(b, (uint16_t)s_columns[VEM_PGROWS_SAMPLES]);
     s_int2(b, (int16_t)n); /* first: pgwrite counts samples from it (VEM_PGROWS_NSAMPLES_AT) */
     s_int2(b, (int16_t)rec_len);
     s_wire_text(b, f->vin, sizeof f->vin);
@@ -522,10 +518,10 @@ static void s_samples(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t rece
     s_bool(b, wide);
     s_u32(b, (uint32_t)(n * rec_len));
     for (size_t k = 0; k < n; k++)
-        vem_buf_put(b, r->recs[k], rec_len);
+        vem_pgrows_buf_put(b, r->recs[k], rec_len);
     s_sparse_text_array(b, r->invalid, n);
     s_sparse_text_array(b, r->abnormal, n);
-    r->nrows[VEM_PG_SAMPLES]++;
+    r->nrows[VEM_PGROWS_SAMPLES]++;
     r->samples += n;
     s_day(r, f->time);
 }
@@ -535,8 +531,8 @@ static void s_obd(vem_pgrows_t *r, const vem_hj1239_frame_t *f, size_t idx, int6
     static const char *const protocols[] = {"iso15765", "iso27145", "sae_j1939"};
     const vem_hj1239_block_t *blk = &f->blocks[idx];
     const vem_hj1239_obd_t *ob = &f->obd[blk->obd];
-    vem_buf_t *b = &r->rows[VEM_PG_INFO];
-    s_row_head(b, VEM_PG_INFO, f, blk, idx, received_us);
+    vem_pgrows_buf_t *b = &r->rows[VEM_PGROWS_INFO];
+    s_row_head(b, VEM_PGROWS_INFO, f, blk, idx, received_us);
     uint32_t proto = blk->raw[VEM_HJ1239_F_OBD_PROTOCOL], mil = blk->raw[VEM_HJ1239_F_MIL];
     if (proto < 3)
         s_str(b, protocols[proto]);
@@ -585,13 +581,13 @@ static void s_obd(vem_pgrows_t *r, const vem_hj1239_frame_t *f, size_t idx, int6
     s_novalue_names(from, invalid, &ninvalid, abnormal, &nabnormal);
     s_name_array(b, invalid, ninvalid);
     s_name_array(b, abnormal, nabnormal);
-    r->nrows[VEM_PG_INFO]++;
+    r->nrows[VEM_PGROWS_INFO]++;
 }
 
 static void s_event(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t received_us)
 {
-    vem_buf_t *b = &r->rows[VEM_PG_EVENTS];
-    s_u16(b, (uint16_t)s_columns[VEM_PG_EVENTS]);
+    vem_pgrows_buf_t *b = &r->rows[VEM_PGROWS_EVENTS];
+    s_u16(b, (uint16_t)s_columns[VEM_PGROWS_EVENTS]);
     s_wire_text(b, f->vin, sizeof f->vin);
     s_time(b, f->time * 1000000);
     s_str(b, vem_hj1239_cmd_name(f->cmd));
@@ -626,12 +622,13 @@ static void s_event(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t receiv
         s_null(b);
         s_null(b);
     }
-    r->nrows[VEM_PG_EVENTS]++;
+    r->nrows[VEM_PGROWS_EVENTS]++;
 }
 
 unsigned vem_pgrows_frame(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t received_us)
 {
-    unsigned before = r->nrows[VEM_PG_SAMPLES] + r->nrows[VEM_PG_INFO] + r->nrows[VEM_PG_EVENTS];
+    unsigned before =
+        r->nrows[VEM_PGROWS_SAMPLES] + r->nrows[VEM_PGROWS_INFO] + r->nrows[VEM_PGROWS_EVENTS];
     switch (f->cmd) {
     case VEM_HJ1239_CMD_REALTIME:
     case VEM_HJ1239_CMD_RESEND:
@@ -655,10 +652,11 @@ unsigned vem_pgrows_frame(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t 
     default:
         break;
     }
-    return r->nrows[VEM_PG_SAMPLES] + r->nrows[VEM_PG_INFO] + r->nrows[VEM_PG_EVENTS] - before;
+    return r->nrows[VEM_PGROWS_SAMPLES] + r->nrows[VEM_PGROWS_INFO] + r->nrows[VEM_PGROWS_EVENTS] -
+           before;
 }
 
-static void s_str_or_null(vem_buf_t *b, const char *s)
+static void s_str_or_null(vem_pgrows_buf_t *b, const char *s)
 {
     if (s && *s)
         s_str(b, s);
@@ -668,8 +666,8 @@ static void s_str_or_null(vem_buf_t *b, const char *s)
 
 void vem_pgrows_violation(vem_pgrows_t *r, const vem_pgviolation_t *v)
 {
-    vem_buf_t *b = &r->rows[VEM_PG_VIOLATIONS];
-    s_u16(b, (uint16_t)s_columns[VEM_PG_VIOLATIONS]);
+    vem_pgrows_buf_t *b = &r->rows[VEM_PGROWS_VIOLATIONS];
+    s_u16(b, (uint16_t)s_columns[VEM_PGROWS_VIOLATIONS]);
     s_str(b, v->violation_id);
     s_str(b, v->rule);
     s_str(b, v->clause);
@@ -690,18 +688,18 @@ void vem_pgrows_violation(vem_pgrows_t *r, const vem_pgviolation_t *v)
     size_t n = strlen(v->evidence);
     s_u32(b, (uint32_t)(n + 1));
     uint8_t version = 1;
-    vem_buf_put(b, &version, 1);
-    vem_buf_put(b, v->evidence, n);
+    vem_pgrows_buf_put(b, &version, 1);
+    vem_pgrows_buf_put(b, v->evidence, n);
     s_str(b, v->severity);
-    r->nrows[VEM_PG_VIOLATIONS]++;
+    r->nrows[VEM_PGROWS_VIOLATIONS]++;
 }
 
 void vem_pgrows_quarantine(vem_pgrows_t *r, int64_t received_us, uint64_t spool_seq,
                            const char *source, const char *error_class, const char *detail,
                            int32_t offset, const uint8_t *vin, const uint8_t *raw, size_t len)
 {
-    vem_buf_t *b = &r->rows[VEM_PG_QUARANTINE];
-    s_u16(b, (uint16_t)s_columns[VEM_PG_QUARANTINE]);
+    vem_pgrows_buf_t *b = &r->rows[VEM_PGROWS_QUARANTINE];
+    s_u16(b, (uint16_t)s_columns[VEM_PGROWS_QUARANTINE]);
     s_time(b, received_us);
     s_int8(b, (int64_t)spool_seq);
     s_str(b, source);
@@ -721,7 +719,7 @@ void vem_pgrows_quarantine(vem_pgrows_t *r, int64_t received_us, uint64_t spool_
     else
         s_null(b);
     s_bytes(b, raw, len);
-    r->nrows[VEM_PG_QUARANTINE]++;
+    r->nrows[VEM_PGROWS_QUARANTINE]++;
     s_day(r, (received_us >= 0 ? received_us : received_us - 999999) / 1000000);
 }
 
@@ -750,8 +748,8 @@ bool vem_pgrows_reading(vem_pgrows_t *r, const json_t *reading, int64_t received
     if (!station || !id || !json_is_integer(t))
         return false;
     int64_t time_us = (int64_t)json_integer_value(t);
-    vem_buf_t *b = &r->rows[VEM_PG_READINGS];
-    s_u16(b, (uint16_t)s_columns[VEM_PG_READINGS]);
+    vem_pgrows_buf_t *b = &r->rows[VEM_PGROWS_READINGS];
+    s_u16(b, (uint16_t)s_columns[VEM_PGROWS_READINGS]);
     s_str(b, station);
     s_str(b, id);
     s_time(b, time_us);
@@ -787,7 +785,7 @@ bool vem_pgrows_reading(vem_pgrows_t *r, const json_t *reading, int64_t received
             break;
         }
     }
-    r->nrows[VEM_PG_READINGS]++;
+    r->nrows[VEM_PGROWS_READINGS]++;
     s_day(r, (time_us >= 0 ? time_us : time_us - 999999) / 1000000);
     return true;
 }

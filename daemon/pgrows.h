@@ -19,14 +19,14 @@
 #include <stdint.h>
 
 typedef enum {
-    VEM_PG_SAMPLES = 0, /* obd_frames: a frame's samples in one row, read through obd_samples */
-    VEM_PG_INFO,        /* obd_info */
-    VEM_PG_EVENTS,      /* terminal_events */
-    VEM_PG_QUARANTINE,  /* quarantine */
-    VEM_PG_VIOLATIONS,  /* violations: upserted by violation_id (a verdict may grow) */
-    VEM_PG_READINGS,    /* rsd_readings */
-    VEM_PG_TABLES
-} vem_pg_table_t;
+    VEM_PGROWS_SAMPLES = 0, /* obd_frames: a frame's samples in one row, read through obd_samples */
+    VEM_PGROWS_INFO,        /* obd_info */
+    VEM_PGROWS_EVENTS,      /* terminal_events */
+    VEM_PGROWS_QUARANTINE,  /* quarantine */
+    VEM_PGROWS_VIOLATIONS,  /* violations: upserted by violation_id (a verdict may grow) */
+    VEM_PGROWS_READINGS,    /* rsd_readings */
+    VEM_PGROWS_TABLES
+} vem_pgrows_table_t;
 
 /* Distinct days one batch may carry; a worker sends its message before it would overflow. */
 #define VEM_PGROWS_MAX_DAYS 256
@@ -54,17 +54,17 @@ typedef enum {
 typedef struct {
     uint8_t *data;
     size_t len, cap;
-} vem_buf_t;
+} vem_pgrows_buf_t;
 
 /* Appends n bytes (aborts when out of memory, like every allocation in vemd). */
-void vem_buf_put(vem_buf_t *b, const void *p, size_t n);
+void vem_pgrows_buf_put(vem_pgrows_buf_t *b, const void *p, size_t n);
 
 /* Frees the bytes and zeroes the buffer. */
-void vem_buf_free(vem_buf_t *b);
+void vem_pgrows_buf_free(vem_pgrows_buf_t *b);
 
 typedef struct {
-    vem_buf_t rows[VEM_PG_TABLES];
-    uint32_t nrows[VEM_PG_TABLES];     /* rows; VEM_PG_SAMPLES: frames */
+    vem_pgrows_buf_t rows[VEM_PGROWS_TABLES];
+    uint32_t nrows[VEM_PGROWS_TABLES]; /* rows; VEM_PGROWS_SAMPLES: frames */
     uint64_t samples;                  /* samples in the obd_frames rows */
     int32_t days[VEM_PGROWS_MAX_DAYS]; /* Beijing days since 1970-01-01, unordered, distinct */
     uint32_t ndays;
@@ -75,16 +75,13 @@ typedef struct {
 } vem_pgrows_t;
 
 /* Table name ("obd_frames", "obd_info", ...). */
-const char *vem_pg_table_name(vem_pg_table_t t);
+const char *vem_pgrows_table_name(vem_pgrows_table_t t);
 
 /* The COPY statement that takes the table's rows (FORMAT binary, explicit column list). */
-const char *vem_pg_copy_sql(vem_pg_table_t t);
+const char *vem_pgrows_copy_sql(vem_pgrows_table_t t);
 
 /* Columns per row of the table. */
-unsigned vem_pg_table_columns(vem_pg_table_t t);
-
-/* Beijing day (days since 1970-01-01 in UTC+8) of an instant in epoch seconds. */
-int32_t vem_pg_beijing_day(int64_t epoch_s);
+unsigned vem_pgrows_table_columns(vem_pgrows_table_t t);
 
 /* Empties the rows and days, keeping the memory. */
 void vem_pgrows_reset(vem_pgrows_t *r);

@@ -79,8 +79,8 @@ struct vem_pgwriter {
     int32_t *days;                     /* days whose partitions exist (this connection) */
     size_t ndays, days_cap;
     bool staged; /* staging tables exist on this connection (created in a committed txn) */
-    char stage_copy[VEM_PG_TABLES][1024];
-    char stage_insert[VEM_PG_TABLES][1024];
+    char stage_copy[VEM_PGROWS_TABLES][1024];
+    char stage_insert[VEM_PGROWS_TABLES][1024];
 
     /* the operation in progress */
     s_op_t op;
@@ -89,13 +89,13 @@ struct vem_pgwriter {
     char msg[1024];             /* why it failed */
     const vem_pgbatch_t *batch; /* write */
     const char *plain_sql;      /* copy_plain */
-    const vem_buf_t *plain_rows;
+    const vem_pgrows_buf_t *plain_rows;
     vem_pgw_stats_t st;
     bool in_txn, stage_new;        /* a transaction is open; it created the staging tables */
     int32_t *todo;                 /* days whose partitions are to be created, ascending */
     size_t ntodo, itodo, todo_cap; /* ... and the next one */
     size_t todo_group;             /* days in the ensure exchange in flight */
-    vem_buf_t qrows;               /* quarantine rows of refused rows (s_qcopy's columns) */
+    vem_pgrows_buf_t qrows;        /* quarantine rows of refused rows (s_qcopy's columns) */
     uint64_t nq;
     int32_t *qdays; /* their Beijing days */
     size_t nqdays, qdays_cap;
@@ -133,9 +133,9 @@ static const uint8_t s_copy_header[19] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0x
 static const uint8_t s_copy_trailer[2] = {0xFF, 0xFF};
 
 /* Columns of a row read when it is quarantined: its receipt time and VIN (in the order of
- * vem_pg_copy_sql). */
-static const unsigned s_received_col[VEM_PG_TABLES] = {4, 3, 4, 0, 5, 3};
-static const unsigned s_vin_col[VEM_PG_TABLES] = {2, 0, 0, 6, 3, 7};
+ * vem_pgrows_copy_sql). */
+static const unsigned s_received_col[VEM_PGROWS_TABLES] = {4, 3, 4, 0, 5, 3};
+static const unsigned s_vin_col[VEM_PGROWS_TABLES] = {2, 0, 0, 6, 3, 7};
 
 /* The quarantine rows made of refused rows, with columns of their own (vem_pgrows_quarantine
  * would cut the server's message short). */
@@ -181,14 +181,14 @@ void vem_pgbatch_add_days(vem_pgbatch_t *b, const uint8_t *days, size_t n)
 uint64_t vem_pgbatch_rows(const vem_pgbatch_t *b)
 {
     uint64_t n = 0;
-    for (unsigned t = 0; t < VEM_PG_TABLES; t++)
+    for (unsigned t = 0; t < VEM_PGROWS_TABLES; t++)
         n += b->nrows[t];
     return n;
 }
 
 void vem_pgbatch_reset(vem_pgbatch_t *b)
 {
-    for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
+    for (unsigned t = 0; t < VEM_PGROWS_TABLES; t++) {
         b->rows[t].len = 0;
         b->nrows[t] = 0;
     }
@@ -198,8 +198,8 @@ void vem_pgbatch_reset(vem_pgbatch_t *b)
 
 void vem_pgbatch_free(vem_pgbatch_t *b)
 {
-    for (unsigned t = 0; t < VEM_PG_TABLES; t++)
-        vem_buf_free(&b->rows[t]);
+    for (unsigned t = 0; t < VEM_PGROWS_TABLES; t++)
+        vem_pgrows_buf_free(&b->rows[t]);
     free(b->days);
     *b = (vem_pgbatch_t){0};
 }
@@ -292,7 +292,7 @@ static void s_walk(vem_pgwriter_t *self)
  * samples (the int2 each row starts with), other rows one each. */
 static uint64_t s_weight(vem_pgwriter_t *self, s_range_t r)
 {
-    if (self->t != VEM_PG_SAMPLES)
+    if (self->t != VEM_PGROWS_SAMPLES)
         return r.hi - r.lo;
     if (!self->walked)
         s_walk(self);
@@ -317,13 +317,13 @@ static void s_span(const vem_pgwriter_t *self, s_range_t r, const uint8_t **p, s
     }
 }
 
-static void s_put32(vem_buf_t *b, uint32_t v)
+static void s_put32(vem_pgrows_buf_t *b, uint32_t v)
 {
     uint8_t p[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-    vem_buf_put(b, p, 4);
+    vem_pgrows_buf_put(b, p, 4);
 }
 
-static void s_put_int8(vem_buf_t *b, int64_t v)
+static void s_put_int8(vem_pgrows_buf_t *b, int64_t v)
 {
     s_put32(b, 8);
     s_put32(b, (uint32_t)((uint64_t)v >> 32));
@@ -331,11 +331,11 @@ static void s_put_int8(vem_buf_t *b, int64_t v)
 }
 
 /* A field of n bytes; NULL when p is. */
-static void s_put_field(vem_buf_t *b, const void *p, size_t n)
+static void s_put_field(vem_pgrows_buf_t *b, const void *p, size_t n)
 {
     s_put32(b, p ? (uint32_t)n : UINT32_MAX);
     if (p)
-        vem_buf_put(b, p, n);
+        vem_pgrows_buf_put(b, p, n);
 }
 
 /* Length of the longest prefix of s that the server takes as UTF-8 text. */
@@ -463,8 +463,8 @@ vem_pgwriter_t *vem_pgwriter_new(const char *conninfo)
     self->statement_ms = VEM_PGW_STATEMENT_MS;
     self->lock_ms = VEM_PGW_LOCK_MS;
     self->ahead_days = 1;
-    for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
-        const char *name = vem_pg_table_name(t), *copy = vem_pg_copy_sql(t);
+    for (unsigned t = 0; t < VEM_PGROWS_TABLES; t++) {
+        const char *name = vem_pgrows_table_name(t), *copy = vem_pgrows_copy_sql(t);
         /* "COPY obd_frames (cols) ..." -> "COPY vem_stage_obd_frames (cols) ..." */
         snprintf(self->stage_copy[t], sizeof self->stage_copy[t], "COPY vem_stage_%s%s", name,
                  copy + strlen("COPY ") + strlen(name));
@@ -476,7 +476,7 @@ vem_pgwriter_t *vem_pgwriter_new(const char *conninfo)
                  name, name, name);
     }
     /* a frame counts for its samples */
-    snprintf(self->stage_insert[VEM_PG_SAMPLES], sizeof self->stage_insert[VEM_PG_SAMPLES],
+    snprintf(self->stage_insert[VEM_PGROWS_SAMPLES], sizeof self->stage_insert[VEM_PGROWS_SAMPLES],
              "WITH i AS (INSERT INTO obd_frames SELECT * FROM vem_stage_obd_frames "
              "ON CONFLICT DO NOTHING RETURNING nsamples) SELECT coalesce(sum(nsamples), 0) FROM i; "
              "TRUNCATE vem_stage_obd_frames; RELEASE SAVEPOINT vem_range");
@@ -484,7 +484,8 @@ vem_pgwriter_t *vem_pgwriter_new(const char *conninfo)
      * latest emission of an id wins, and severity never goes down. vem_ingest may only add, so
      * the merge is the schema's (vem_merge_violations, schema/0005_privileges.sql); its answer
      * is the number of rows inserted or merged. */
-    snprintf(self->stage_insert[VEM_PG_VIOLATIONS], sizeof self->stage_insert[VEM_PG_VIOLATIONS],
+    snprintf(self->stage_insert[VEM_PGROWS_VIOLATIONS],
+             sizeof self->stage_insert[VEM_PGROWS_VIOLATIONS],
              "SELECT vem_merge_violations(coalesce(jsonb_agg(s), '[]'::jsonb)) "
              "FROM vem_stage_violations s; "
              "TRUNCATE vem_stage_violations; RELEASE SAVEPOINT vem_range");
@@ -497,7 +498,7 @@ void vem_pgwriter_destroy(vem_pgwriter_t **self_p)
     if (!self)
         return;
     vem_pgwriter_disconnect(self);
-    vem_buf_free(&self->qrows);
+    vem_pgrows_buf_free(&self->qrows);
     free(self->qdays);
     free(self->days);
     free(self->todo);
@@ -881,7 +882,7 @@ static void s_push_range(vem_pgwriter_t *self, uint64_t lo, uint64_t hi)
 static bool s_next_range(vem_pgwriter_t *self);
 
 /* Starts table t's rows: all of them as one range first. */
-static bool s_table(vem_pgwriter_t *self, int t, const vem_buf_t *rows, uint64_t nrows)
+static bool s_table(vem_pgwriter_t *self, int t, const vem_pgrows_buf_t *rows, uint64_t nrows)
 {
     self->t = t;
     self->data = rows->data;
@@ -900,7 +901,7 @@ static bool s_table(vem_pgwriter_t *self, int t, const vem_buf_t *rows, uint64_t
 static bool s_next_table(vem_pgwriter_t *self)
 {
     const vem_pgbatch_t *b = self->batch;
-    while (!self->final && ++self->t < VEM_PG_TABLES)
+    while (!self->final && ++self->t < VEM_PGROWS_TABLES)
         if (b->nrows[self->t] > 0 && b->rows[self->t].len > 0)
             return s_table(self, self->t, &b->rows[self->t], b->nrows[self->t]);
     if (self->final || self->nq == 0) {
@@ -916,7 +917,7 @@ static bool s_next_table(vem_pgwriter_t *self)
     qsort(self->todo, self->ntodo, sizeof *self->todo, s_cmp_day);
     if (s_ensure_next(self, S_QDAYS))
         return false;
-    return s_table(self, VEM_PG_QUARANTINE, &self->qrows, self->nq);
+    return s_table(self, VEM_PGROWS_QUARANTINE, &self->qrows, self->nq);
 }
 
 static bool s_next_range(vem_pgwriter_t *self)
@@ -933,7 +934,7 @@ static void s_copy_range(vem_pgwriter_t *self)
     const uint8_t *p;
     size_t len;
     s_span(self, self->cur, &p, &len);
-    const char *sql = self->via_stage ? self->stage_copy[self->t] : vem_pg_copy_sql(self->t);
+    const char *sql = self->via_stage ? self->stage_copy[self->t] : vem_pgrows_copy_sql(self->t);
     if (self->final)
         sql = self->via_stage ? s_qstage : s_qcopy;
     s_send_copy(self, S_COPY, sql, p, len);
@@ -963,9 +964,9 @@ static void s_refuse(vem_pgwriter_t *self, uint64_t i)
     uint64_t hash = UINT64_C(14695981039346656037);
     for (size_t k = 0; k < len; k++)
         hash = (hash ^ p[k]) * UINT64_C(1099511628211);
-    vem_buf_t *q = &self->qrows;
+    vem_pgrows_buf_t *q = &self->qrows;
     uint8_t count[2] = {0, 7};
-    vem_buf_put(q, count, 2);
+    vem_pgrows_buf_put(q, count, 2);
     s_put_int8(q, received_us - S_PG_EPOCH_US);
     s_put_int8(q, -1 - (int64_t)(hash >> 1));
     s_put_field(q, "sink", strlen("sink"));
@@ -975,12 +976,12 @@ static void s_refuse(vem_pgwriter_t *self, uint64_t i)
     s_put_field(q, p, len);
     self->nq++;
     int64_t secs = received_us >= 0 ? received_us / 1000000 : (received_us - 999999) / 1000000;
-    int32_t day = vem_pg_beijing_day(secs);
+    int32_t day = (int32_t)vem_hj1239_beijing_day(secs);
     if (!s_has_day(self->qdays, self->nqdays, day))
         s_push_day(&self->qdays, &self->nqdays, &self->qdays_cap, day);
     self->st.refused[self->t] += s_weight(self, (s_range_t){i, i + 1});
     vem_log(VEM_LOG_WARNING, "pg", "%s row%s%.*s refused by the server, quarantined: %s",
-            vem_pg_table_name(self->t), vin ? " of " : "", vin ? 17 : 0,
+            vem_pgrows_table_name(self->t), vin ? " of " : "", vin ? 17 : 0,
             vin ? (const char *)vin : "", self->refusal);
 }
 
@@ -1024,7 +1025,8 @@ static bool s_advance(vem_pgwriter_t *self)
 {
     PGresult *res = self->res;
     s_class_t c = s_class(self, res);
-    const char *table = self->t >= 0 && self->t < VEM_PG_TABLES ? vem_pg_table_name(self->t) : "";
+    const char *table =
+        self->t >= 0 && self->t < VEM_PGROWS_TABLES ? vem_pgrows_table_name(self->t) : "";
     char what[96];
     switch (self->phase) {
     case S_ENSURE:
@@ -1044,7 +1046,7 @@ static bool s_advance(vem_pgwriter_t *self)
         if (s_ensure_next(self, self->phase))
             return false;
         if (self->phase == S_QDAYS)
-            return s_table(self, VEM_PG_QUARANTINE, &self->qrows, self->nq);
+            return s_table(self, VEM_PGROWS_QUARANTINE, &self->qrows, self->nq);
         if (vem_pgbatch_rows(self->batch) == 0)
             return s_finish(self, VEM_PGW_OK);
         s_send(self, S_BEGIN, "BEGIN");
@@ -1079,7 +1081,7 @@ static bool s_advance(vem_pgwriter_t *self)
     case S_INSERT:
         if (c == S_OK) {
             /* obd_frames answers with the samples of the frames it took (stage_insert) */
-            uint64_t n = self->t == VEM_PG_SAMPLES && PQntuples(res) == 1
+            uint64_t n = self->t == VEM_PGROWS_SAMPLES && PQntuples(res) == 1
                              ? strtoull(PQgetvalue(res, 0, 0), NULL, 10)
                              : s_tuples(res);
             uint64_t copied = s_weight(self, self->cur);
@@ -1180,7 +1182,7 @@ int vem_pgwriter_write_start(vem_pgwriter_t *self, const vem_pgbatch_t *b, char 
     s_start_write(self, S_OP_WRITE);
     self->batch = b;
     self->ntodo = self->itodo = 0;
-    int32_t today = vem_pg_beijing_day((int64_t)time(NULL));
+    int32_t today = (int32_t)vem_hj1239_beijing_day((int64_t)time(NULL));
     for (int32_t d = today - 1; d <= today + self->ahead_days; d++)
         s_todo_add(self, d, true);
     for (size_t i = 0; i < b->ndays; i++)
@@ -1337,7 +1339,7 @@ vem_pgw_result_t vem_pgwriter_write(vem_pgwriter_t *self, const vem_pgbatch_t *b
 }
 
 vem_pgw_result_t vem_pgwriter_copy_plain(vem_pgwriter_t *self, const char *copy_sql,
-                                         const vem_buf_t *rows, char *err, size_t errlen)
+                                         const vem_pgrows_buf_t *rows, char *err, size_t errlen)
 {
     if (self->op != S_OP_NONE) {
         snprintf(err, errlen, "copy: an operation is in progress");

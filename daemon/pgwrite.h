@@ -44,8 +44,8 @@ typedef struct vem_pgwriter vem_pgwriter_t;
 
 /* Rows of several tables waiting to be written, and the days they fall on. */
 typedef struct {
-    vem_buf_t rows[VEM_PG_TABLES];
-    uint64_t nrows[VEM_PG_TABLES];
+    vem_pgrows_buf_t rows[VEM_PGROWS_TABLES];
+    uint64_t nrows[VEM_PGROWS_TABLES];
     uint64_t samples; /* in the obd_frames rows (the sink's batch size counts them) */
     int32_t *days;    /* distinct */
     size_t ndays, days_cap;
@@ -73,12 +73,13 @@ typedef enum {
                           * missing): retrying the same rows fails until the database is fixed */
 } vem_pgw_result_t;
 
-/* Row figures per table; for VEM_PG_SAMPLES (obd_frames) they count the frames' samples, so
+/* Row figures per table; for VEM_PGROWS_SAMPLES (obd_frames) they count the frames' samples, so
  * they read as rows of obd_samples did. */
 typedef struct {
-    uint64_t inserted[VEM_PG_TABLES];   /* new rows (quarantine: also those made of refused rows) */
-    uint64_t duplicates[VEM_PG_TABLES]; /* rows that were already there */
-    uint64_t refused[VEM_PG_TABLES];    /* rows the server refused, stored as quarantine rows */
+    uint64_t
+        inserted[VEM_PGROWS_TABLES]; /* new rows (quarantine: also those made of refused rows) */
+    uint64_t duplicates[VEM_PGROWS_TABLES]; /* rows that were already there */
+    uint64_t refused[VEM_PGROWS_TABLES];    /* rows the server refused, stored as quarantine rows */
     unsigned partitions_created;
 } vem_pgw_stats_t;
 
@@ -147,7 +148,7 @@ vem_pgw_result_t vem_pgwriter_write(vem_pgwriter_t *self, const vem_pgbatch_t *b
 /* Plain COPY of one table's rows straight into `table` (no savepoint, no idempotence), in a
  * transaction of its own: the ceiling bench-pg compares the sink against. */
 vem_pgw_result_t vem_pgwriter_copy_plain(vem_pgwriter_t *self, const char *copy_sql,
-                                         const vem_buf_t *rows, char *err, size_t errlen);
+                                         const vem_pgrows_buf_t *rows, char *err, size_t errlen);
 
 /* ---- connection ----------------------------------------------------------------------------- */
 

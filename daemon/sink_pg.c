@@ -85,7 +85,8 @@ typedef struct {
     zmq_msg_t held; /* a message neither the batch nor the full spill could take */
     bool holding;
     /* metrics */
-    vem_counter_t *rows_total[VEM_PG_TABLES], *dups[VEM_PG_TABLES], *refused[VEM_PG_TABLES];
+    vem_counter_t *rows_total[VEM_PGROWS_TABLES], *dups[VEM_PGROWS_TABLES],
+        *refused[VEM_PGROWS_TABLES];
     vem_counter_t *batches, *err_retry, *err_failed, *partitions, *spills, *cursor_errors;
     vem_gauge_t *up, *lag, *pending, *spilled;
     vem_histogram_t *latency;
@@ -93,9 +94,9 @@ typedef struct {
 
 static void s_register(s_sink_t *s, vem_metrics_t *m)
 {
-    for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
+    for (unsigned t = 0; t < VEM_PGROWS_TABLES; t++) {
         /* obd_frames rows are counted as the samples they hold, the rows of obd_samples */
-        const char *table = t == VEM_PG_SAMPLES ? "obd_samples" : vem_pg_table_name(t);
+        const char *table = t == VEM_PGROWS_SAMPLES ? "obd_samples" : vem_pgrows_table_name(t);
         const char *labels[] = {"sink", "pg", "table", table, NULL};
         s->rows_total[t] = vem_metrics_counter(m, "vem_sink_rows_total",
                                                "Rows a sink made durable (new rows only).", labels);
@@ -249,8 +250,8 @@ static unsigned s_rows_of(s_sink_t *s, const vem_record_t *rec)
 /* Moves s->rows into the lane's part of the open batch. */
 static void s_merge_rows(s_sink_t *s, s_lane_t *l)
 {
-    for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
-        vem_buf_put(&l->batch.rows[t], s->rows.rows[t].data, s->rows.rows[t].len);
+    for (unsigned t = 0; t < VEM_PGROWS_TABLES; t++) {
+        vem_pgrows_buf_put(&l->batch.rows[t], s->rows.rows[t].data, s->rows.rows[t].len);
         l->batch.nrows[t] += s->rows.nrows[t];
     }
     l->batch.samples += s->rows.samples;
@@ -281,7 +282,7 @@ static uint64_t s_rows_open(const s_sink_t *s)
     uint64_t n = 0;
     for (unsigned i = 0; i < s->nlanes; i++) {
         const vem_pgbatch_t *b = &s->lanes[i].batch;
-        n += vem_pgbatch_rows(b) - b->nrows[VEM_PG_SAMPLES] + b->samples;
+        n += vem_pgbatch_rows(b) - b->nrows[VEM_PGROWS_SAMPLES] + b->samples;
     }
     return n;
 }
@@ -390,7 +391,7 @@ static void s_failed(s_sink_t *s, s_lane_t *l, vem_pgw_result_t r, const char *e
     vem_counter_add(r == VEM_PGW_FAILED ? s->err_failed : s->err_retry, 1);
     vem_log(VEM_LOG_ERR, "sink-pg", "%s (%s); %llu rows kept for the next attempt", err,
             r == VEM_PGW_FAILED ? "refused by the server" : "will retry",
-            (unsigned long long)(vem_pgbatch_rows(&l->batch) - l->batch.nrows[VEM_PG_SAMPLES] +
+            (unsigned long long)(vem_pgbatch_rows(&l->batch) - l->batch.nrows[VEM_PGROWS_SAMPLES] +
                                  l->batch.samples));
     s_set_up(s, false);
     l->retry_at = vem_mono_ms() + l->backoff_ms;
@@ -408,7 +409,7 @@ static void s_committed(s_sink_t *s, s_lane_t *l, const vem_pgw_stats_t *st)
     l->backoff_ms = S_BACKOFF_MIN_MS;
     s_update_up(s);
     vem_counter_add(s->partitions, st->partitions_created);
-    for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
+    for (unsigned t = 0; t < VEM_PGROWS_TABLES; t++) {
         vem_counter_add(s->rows_total[t], st->inserted[t]);
         vem_counter_add(s->dups[t], st->duplicates[t]);
         vem_counter_add(s->refused[t], st->refused[t]);

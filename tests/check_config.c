@@ -569,9 +569,9 @@ START_TEST(budget_row_size_holds_for_the_vectors)
         vem_pgrows_t r = {0};
         if (len > 0 && vem_hj1239_decode(frame, (size_t)len, 0, f, NULL) == VEM_HJ1239_OK)
             vem_pgrows_frame(&r, f, INT64_C(1709597351000000));
-        if (r.nrows[VEM_PG_SAMPLES]) { /* obd_frames rows: the budget's bytes per sample */
-            ck_assert_msg(r.rows[VEM_PG_SAMPLES].len <= 440 * r.samples,
-                          "%s: %zu B for %llu samples", name, r.rows[VEM_PG_SAMPLES].len,
+        if (r.nrows[VEM_PGROWS_SAMPLES]) { /* obd_frames rows: the budget's bytes per sample */
+            ck_assert_msg(r.rows[VEM_PGROWS_SAMPLES].len <= 440 * r.samples,
+                          "%s: %zu B for %llu samples", name, r.rows[VEM_PGROWS_SAMPLES].len,
                           (unsigned long long)r.samples);
             checked++;
         }

@@ -531,6 +531,11 @@ END_TEST
  * + 31 + 29 + 4 days after 1970-01-01, and begins at 2024-03-04T16:00:00Z = 1709568000. */
 START_TEST(beijing_days)
 {
+    /* 2024-01-01 is day 19723 after 1970-01-01; 2024-03-05 is 31 + 29 + 4 days later */
+    ck_assert_int_eq(vem_hj1239_beijing_day(1709597350), 19787); /* 2024-03-05 08:09:10 +08 */
+    /* 2024-03-04 23:30 UTC is already 07:30 on the 5th in Beijing */
+    ck_assert_int_eq(vem_hj1239_beijing_day(1709595000), 19787);
+    /* 2024-03-04 15:59:59 UTC is 23:59:59 on the 4th in Beijing; a second later the 5th */
     ck_assert_int_eq(vem_hj1239_beijing_day(1709568000), 19787);
     ck_assert_int_eq(vem_hj1239_beijing_day(1709567999), 19786);
     ck_assert_int_eq(vem_hj1239_beijing_day(1709568000 + 86399), 19787);
@@ -538,6 +543,8 @@ START_TEST(beijing_days)
     ck_assert_int_eq(vem_hj1239_beijing_day(-28801), -1);
     ck_assert_int_eq(vem_hj1239_beijing_day(-28800 - 86400), -1);
     ck_assert_int_eq(vem_hj1239_beijing_day(-28801 - 86400), -2);
+    /* 1969-12-31 15:00 UTC is 23:00 on the 31st in Beijing: day -1 */
+    ck_assert_int_eq(vem_hj1239_beijing_day(-32400), -1);
 }
 END_TEST
 

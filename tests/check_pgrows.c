@@ -48,20 +48,6 @@ static void s_vector(const char *name, vem_hj1239_frame_t *f)
     ck_assert_msg(found, "vector %s", name);
 }
 
-START_TEST(beijing_day_boundaries)
-{
-    /* 2024-01-01 is day 19723 after 1970-01-01; 2024-03-05 is 31 + 29 + 4 days later. */
-    ck_assert_int_eq(vem_pg_beijing_day(1709597350), 19787); /* 2024-03-05 08:09:10 +08 */
-    /* 2024-03-04 23:30 UTC is already 07:30 on the 5th in Beijing */
-    ck_assert_int_eq(vem_pg_beijing_day(1709595000), 19787);
-    /* 2024-03-04 15:59:59 UTC is 23:59:59 on the 4th in Beijing; a second later the 5th */
-    ck_assert_int_eq(vem_pg_beijing_day(1709567999), 19786);
-    ck_assert_int_eq(vem_pg_beijing_day(1709568000), 19787);
-    /* before 1970 in Beijing: 1969-12-31 15:00 UTC is 23:00 on the 31st, day -1 */
-    ck_assert_int_eq(vem_pg_beijing_day(-32400), -1);
-}
-END_TEST
-
 /* The login vector as a terminal_events row, byte by byte. */
 START_TEST(login_row_bytes)
 {
@@ -70,10 +56,10 @@ START_TEST(login_row_bytes)
     vem_pgrows_t r = {0};
     int64_t received_us = INT64_C(1709597351) * 1000000 + 250000;
     ck_assert_uint_eq(vem_pgrows_frame(&r, f, received_us), 1);
-    ck_assert_uint_eq(r.nrows[VEM_PG_EVENTS], 1);
+    ck_assert_uint_eq(r.nrows[VEM_PGROWS_EVENTS], 1);
     ck_assert_uint_eq(r.ndays, 1);
     ck_assert_int_eq(r.days[0], 19787);
-    const uint8_t *p = r.rows[VEM_PG_EVENTS].data;
+    const uint8_t *p = r.rows[VEM_PGROWS_EVENTS].data;
     ck_assert_uint_eq((unsigned)(p[0] << 8 | p[1]), 12); /* columns */
     p += 2;
     ck_assert_uint_eq(s_be32(p), 17); /* vin */
@@ -96,7 +82,7 @@ START_TEST(login_row_bytes)
     p += 24;
     for (int i = 0; i < 6; i++, p += 4) /* pos_valid lon lat chip_id pubkey act_vin: NULL */
         ck_assert_uint_eq(s_be32(p), 0xFFFFFFFFu);
-    ck_assert_uint_eq((size_t)(p - r.rows[VEM_PG_EVENTS].data), r.rows[VEM_PG_EVENTS].len);
+    ck_assert_uint_eq((size_t)(p - r.rows[VEM_PGROWS_EVENTS].data), r.rows[VEM_PGROWS_EVENTS].len);
     vem_pgrows_free(&r);
     free(f);
 }
@@ -110,22 +96,22 @@ START_TEST(rows_per_frame)
     /* obd + stream + supplementary: the supplementary fields join the stream sample's row */
     s_vector("realtime_gb17691", f);
     ck_assert_uint_eq(vem_pgrows_frame(&r, f, 0), 2);
-    ck_assert_uint_eq(r.nrows[VEM_PG_INFO], 1);
-    ck_assert_uint_eq(r.nrows[VEM_PG_SAMPLES], 1);
+    ck_assert_uint_eq(r.nrows[VEM_PGROWS_INFO], 1);
+    ck_assert_uint_eq(r.nrows[VEM_PGROWS_SAMPLES], 1);
     ck_assert_uint_eq(r.samples, 1);
     vem_pgrows_reset(&r);
     s_vector("realtime_hj1239", f); /* three stream samples: one frame row */
     ck_assert_uint_eq(vem_pgrows_frame(&r, f, 0), 1);
-    ck_assert_uint_eq(r.nrows[VEM_PG_SAMPLES], 1);
+    ck_assert_uint_eq(r.nrows[VEM_PGROWS_SAMPLES], 1);
     ck_assert_uint_eq(r.samples, 3);
     ck_assert_uint_eq(r.ndays, 1);
     vem_pgrows_reset(&r);
     s_vector("time_sync", f);
     ck_assert_uint_eq(vem_pgrows_frame(&r, f, 0), 0);
-    ck_assert_uint_eq(r.rows[VEM_PG_EVENTS].len + r.rows[VEM_PG_SAMPLES].len, 0);
+    ck_assert_uint_eq(r.rows[VEM_PGROWS_EVENTS].len + r.rows[VEM_PGROWS_SAMPLES].len, 0);
     s_vector("removal_alarm", f);
     ck_assert_uint_eq(vem_pgrows_frame(&r, f, 0), 1);
-    ck_assert_uint_eq(r.nrows[VEM_PG_EVENTS], 1);
+    ck_assert_uint_eq(r.nrows[VEM_PGROWS_EVENTS], 1);
     vem_pgrows_free(&r);
     free(f);
 }
@@ -137,7 +123,7 @@ START_TEST(quarantine_row_keeps_bytes)
     const uint8_t raw[] = {0x00, 0x23, 0xFF};
     vem_pgrows_quarantine(&r, INT64_C(946684800) * 1000000, 42, "terminal", "bad_start",
                           "bad\xFFtext", 7, NULL, raw, sizeof raw);
-    const uint8_t *p = r.rows[VEM_PG_QUARANTINE].data;
+    const uint8_t *p = r.rows[VEM_PGROWS_QUARANTINE].data;
     ck_assert_uint_eq((unsigned)(p[0] << 8 | p[1]), 8);
     p += 2;
     ck_assert_uint_eq(s_be32(p), 8); /* received_at: the PostgreSQL epoch itself */
@@ -173,7 +159,7 @@ START_TEST(quarantine_detail_kept_whole)
         vem_pgrows_t r = {0};
         vem_pgrows_quarantine(&r, 0, 1, "terminal", "malformed_body", detail, -1, NULL,
                               (const uint8_t *)"x", 1);
-        const uint8_t *p = r.rows[VEM_PG_QUARANTINE].data + 2 + 12 + 12 + 4 + 8 + 4 + 14;
+        const uint8_t *p = r.rows[VEM_PGROWS_QUARANTINE].data + 2 + 12 + 12 + 4 + 8 + 4 + 14;
         size_t want = lens[k] < VEM_PGROWS_TEXT_MAX ? lens[k] : VEM_PGROWS_TEXT_MAX;
         ck_assert_uint_eq(s_be32(p), want);
         ck_assert_int_eq(memcmp(p + 4, detail, want), 0);
@@ -211,7 +197,7 @@ START_TEST(many_aux_blocks_of_markers)
     vem_pgrows_t r = {0};
     ck_assert_uint_eq(vem_pgrows_frame(&r, g, 1709597351000000LL), 1); /* one joined sample */
     /* the row's text arrays: every field name appears at most once in the whole row */
-    const vem_buf_t *b = &r.rows[VEM_PG_SAMPLES];
+    const vem_pgrows_buf_t *b = &r.rows[VEM_PGROWS_SAMPLES];
     const char *names[] = {"speed_kmh", "nox_down_ppm", "pedal_pct", "urea_tank_c"};
     for (size_t n = 0; n < sizeof names / sizeof names[0]; n++) {
         size_t hits = 0, nl = strlen(names[n]);
@@ -243,12 +229,12 @@ START_TEST(frame_row_bytes)
     s_vector("realtime_hj1239", f);
     vem_pgrows_t r = {0};
     ck_assert_uint_eq(vem_pgrows_frame(&r, f, INT64_C(1709597354) * 1000000), 1);
-    const uint8_t *p = r.rows[VEM_PG_SAMPLES].data;
+    const uint8_t *p = r.rows[VEM_PGROWS_SAMPLES].data;
     ck_assert_uint_eq((unsigned)(p[0] << 8 | p[1]), 11);
     p += 2;
     ck_assert_uint_eq(s_be32(p), 2); /* nsamples, at VEM_PGROWS_NSAMPLES_AT */
     ck_assert_uint_eq((unsigned)(p[4] << 8 | p[5]), 3);
-    ck_assert_ptr_eq(p + 4, r.rows[VEM_PG_SAMPLES].data + VEM_PGROWS_NSAMPLES_AT);
+    ck_assert_ptr_eq(p + 4, r.rows[VEM_PGROWS_SAMPLES].data + VEM_PGROWS_NSAMPLES_AT);
     p += 6;
     /* rec_len: stream blocks only, so the records stop after the stream group */
     ck_assert_uint_eq((unsigned)(p[4] << 8 | p[5]), 46);
@@ -279,7 +265,8 @@ START_TEST(frame_row_bytes)
     p += 4 + 3 * 46;
     ck_assert_uint_eq(s_be32(p), 0xFFFFFFFFu); /* invalid: none in the frame */
     ck_assert_uint_eq(s_be32(p + 4), 0xFFFFFFFFu);
-    ck_assert_uint_eq((size_t)(p + 8 - r.rows[VEM_PG_SAMPLES].data), r.rows[VEM_PG_SAMPLES].len);
+    ck_assert_uint_eq((size_t)(p + 8 - r.rows[VEM_PGROWS_SAMPLES].data),
+                      r.rows[VEM_PGROWS_SAMPLES].len);
     vem_pgrows_free(&r);
     free(f);
 }
@@ -292,7 +279,7 @@ START_TEST(frame_row_markers)
     s_vector("sentinels", f);
     vem_pgrows_t r = {0};
     ck_assert_uint_eq(vem_pgrows_frame(&r, f, INT64_C(1709597354) * 1000000), 1);
-    const uint8_t *p = r.rows[VEM_PG_SAMPLES].data + 2;
+    const uint8_t *p = r.rows[VEM_PGROWS_SAMPLES].data + 2;
     s_skip_cols(&p, 8);
     const uint8_t *rec = p + 4;
     ck_assert_uint_eq((unsigned)(rec[8] << 8 | rec[9]), 0xFFFF); /* speed invalid */
@@ -372,14 +359,14 @@ END_TEST
  * null destination, which UBSan aborts on (vemd died on its first batch when sanitized). */
 START_TEST(empty_put_on_empty_buffer)
 {
-    vem_buf_t b = {0};
-    vem_buf_put(&b, NULL, 0);
+    vem_pgrows_buf_t b = {0};
+    vem_pgrows_buf_put(&b, NULL, 0);
     ck_assert_ptr_null(b.data);
     ck_assert_uint_eq(b.len, 0);
-    vem_buf_put(&b, "ab", 2);
-    vem_buf_put(&b, NULL, 0);
+    vem_pgrows_buf_put(&b, "ab", 2);
+    vem_pgrows_buf_put(&b, NULL, 0);
     ck_assert_uint_eq(b.len, 2);
-    vem_buf_free(&b);
+    vem_pgrows_buf_free(&b);
 }
 END_TEST
 
@@ -388,7 +375,6 @@ Suite *vem_suite_pgrows(void)
 {
     Suite *s = suite_create("pgrows");
     TCase *tc = tcase_create("pgrows");
-    tcase_add_test(tc, beijing_day_boundaries);
     tcase_add_test(tc, login_row_bytes);
     tcase_add_test(tc, rows_per_frame);
     tcase_add_test(tc, frame_row_bytes);

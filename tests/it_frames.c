@@ -68,9 +68,9 @@ static void s_frame(vem_hj1239_frame_t *f, const char *vin, int64_t t, unsigned 
 static vem_pgbatch_t s_batch_of(const vem_pgrows_t *r)
 {
     vem_pgbatch_t b = {0};
-    for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
+    for (unsigned t = 0; t < VEM_PGROWS_TABLES; t++) {
         if (r->rows[t].len)
-            vem_buf_put(&b.rows[t], r->rows[t].data, r->rows[t].len);
+            vem_pgrows_buf_put(&b.rows[t], r->rows[t].data, r->rows[t].len);
         b.nrows[t] = r->nrows[t];
     }
     vem_pgbatch_add_days(&b, (const uint8_t *)r->days, r->ndays);
@@ -107,13 +107,13 @@ START_TEST(resent_frame_stored_once)
     s_frame(f, "LFRMRS00000000001", t, 10, 0);
     vem_pgrows_frame(&r, f, t * 1000000);
     vem_pgw_stats_t st = s_write(w, &r);
-    ck_assert_uint_eq(st.inserted[VEM_PG_SAMPLES], 10);
+    ck_assert_uint_eq(st.inserted[VEM_PGROWS_SAMPLES], 10);
     vem_pgrows_reset(&r);
     f->cmd = VEM_HJ1239_CMD_RESEND;
     vem_pgrows_frame(&r, f, (t + 600) * 1000000);
     st = s_write(w, &r);
-    ck_assert_uint_eq(st.inserted[VEM_PG_SAMPLES], 0);
-    ck_assert_uint_eq(st.duplicates[VEM_PG_SAMPLES], 10);
+    ck_assert_uint_eq(st.inserted[VEM_PGROWS_SAMPLES], 0);
+    ck_assert_uint_eq(st.duplicates[VEM_PGROWS_SAMPLES], 10);
     ck_assert_int_eq(
         s_count(conn, "SELECT count(*) FROM obd_frames WHERE vin = $1", "LFRMRS00000000001"), 1);
     ck_assert_int_eq(s_count(conn,

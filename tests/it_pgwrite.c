@@ -57,9 +57,9 @@ static json_t *s_query_json(PGconn *conn, const char *sql, const char *param)
 static vem_pgbatch_t s_batch_of(const vem_pgrows_t *r)
 {
     vem_pgbatch_t b = {0};
-    for (unsigned t = 0; t < VEM_PG_TABLES; t++) {
+    for (unsigned t = 0; t < VEM_PGROWS_TABLES; t++) {
         if (r->rows[t].len) /* an empty table has no buffer: memcpy from NULL is undefined */
-            vem_buf_put(&b.rows[t], r->rows[t].data, r->rows[t].len);
+            vem_pgrows_buf_put(&b.rows[t], r->rows[t].data, r->rows[t].len);
         b.nrows[t] = r->nrows[t];
     }
     uint8_t days[VEM_PGROWS_MAX_DAYS * 4];
@@ -270,17 +270,17 @@ START_TEST(same_batch_twice_is_stored_once)
     vem_pgwriter_t *w = s_writer();
     int64_t t0 = 1700000000; /* 2023-11-15: a day with no partition yet */
     vem_pgw_stats_t st = s_write_frames(w, "LDUPAB", 0, 40, t0);
-    ck_assert_uint_eq(st.inserted[VEM_PG_SAMPLES], 200);
+    ck_assert_uint_eq(st.inserted[VEM_PGROWS_SAMPLES], 200);
     ck_assert_uint_gt(st.partitions_created, 0);
     ck_assert_int_eq(s_count(conn, "LDUPAB"), 200);
     st = s_write_frames(w, "LDUPAB", 0, 40, t0);
-    ck_assert_uint_eq(st.inserted[VEM_PG_SAMPLES], 0);
-    ck_assert_uint_eq(st.duplicates[VEM_PG_SAMPLES], 200);
+    ck_assert_uint_eq(st.inserted[VEM_PGROWS_SAMPLES], 0);
+    ck_assert_uint_eq(st.duplicates[VEM_PGROWS_SAMPLES], 200);
     ck_assert_int_eq(s_count(conn, "LDUPAB"), 200);
     /* frames 30..59: 10 already stored, 20 new -> 100 new rows, 50 duplicates */
     st = s_write_frames(w, "LDUPAB", 30, 60, t0);
-    ck_assert_uint_eq(st.inserted[VEM_PG_SAMPLES], 100);
-    ck_assert_uint_eq(st.duplicates[VEM_PG_SAMPLES], 50);
+    ck_assert_uint_eq(st.inserted[VEM_PGROWS_SAMPLES], 100);
+    ck_assert_uint_eq(st.duplicates[VEM_PGROWS_SAMPLES], 50);
     ck_assert_int_eq(s_count(conn, "LDUPAB"), 300);
     vem_pgwriter_destroy(&w);
     PQfinish(conn);
@@ -421,13 +421,13 @@ START_TEST(refused_rows_are_quarantined_and_the_rest_stored)
     free(f);
     vem_pgbatch_t b = s_batch_of(&r);
     vem_pgrows_free(&r);
-    ck_assert_uint_eq(b.nrows[VEM_PG_SAMPLES], 10); /* frames of 5 samples */
+    ck_assert_uint_eq(b.nrows[VEM_PGROWS_SAMPLES], 10); /* frames of 5 samples */
     vem_pgw_stats_t st;
     char err[512];
     ck_assert_msg(vem_pgwriter_write(w, &b, &st, err, sizeof err) == VEM_PGW_OK, "%s", err);
-    ck_assert_uint_eq(st.inserted[VEM_PG_SAMPLES], 40);
-    ck_assert_uint_eq(st.refused[VEM_PG_SAMPLES], 10);
-    ck_assert_uint_eq(st.inserted[VEM_PG_QUARANTINE], 2);
+    ck_assert_uint_eq(st.inserted[VEM_PGROWS_SAMPLES], 40);
+    ck_assert_uint_eq(st.refused[VEM_PGROWS_SAMPLES], 10);
+    ck_assert_uint_eq(st.inserted[VEM_PGROWS_QUARANTINE], 2);
     ck_assert_int_eq(s_count(conn, "LREFUS"), 40);
     /* the missing are frame 3's samples (vehicle 0) and frame 7's (vehicle 1) */
     char when[64];
@@ -454,11 +454,11 @@ START_TEST(refused_rows_are_quarantined_and_the_rest_stored)
                      2);
     /* the same batch again (a replay): nothing new, not even quarantine rows */
     ck_assert_msg(vem_pgwriter_write(w, &b, &st, err, sizeof err) == VEM_PGW_OK, "%s", err);
-    ck_assert_uint_eq(st.inserted[VEM_PG_SAMPLES], 0);
-    ck_assert_uint_eq(st.duplicates[VEM_PG_SAMPLES], 40);
-    ck_assert_uint_eq(st.refused[VEM_PG_SAMPLES], 10);
-    ck_assert_uint_eq(st.inserted[VEM_PG_QUARANTINE], 0);
-    ck_assert_uint_eq(st.duplicates[VEM_PG_QUARANTINE], 2);
+    ck_assert_uint_eq(st.inserted[VEM_PGROWS_SAMPLES], 0);
+    ck_assert_uint_eq(st.duplicates[VEM_PGROWS_SAMPLES], 40);
+    ck_assert_uint_eq(st.refused[VEM_PGROWS_SAMPLES], 10);
+    ck_assert_uint_eq(st.inserted[VEM_PGROWS_QUARANTINE], 0);
+    ck_assert_uint_eq(st.duplicates[VEM_PGROWS_QUARANTINE], 2);
     ck_assert_int_eq(s_count(conn, "LREFUS"), 40);
     ck_assert_int_eq(
         s_count_sql(conn, "SELECT count(*) FROM quarantine WHERE vin LIKE $1 || '%'", "LREFUS"), 2);
@@ -494,17 +494,17 @@ START_TEST(unreadable_row_is_quarantined)
     vem_pgbatch_t b = s_batch_of(&r);
     vem_pgrows_free(&r);
     /* the second login's ICCID gets a byte that is not UTF-8 */
-    vem_buf_t *ev = &b.rows[VEM_PG_EVENTS];
+    vem_pgrows_buf_t *ev = &b.rows[VEM_PGROWS_EVENTS];
     uint8_t *second = memmem(ev->data + ev->len / 2, ev->len / 2, "8986", 4);
     ck_assert_ptr_nonnull(second);
     second[0] = 0xFF;
     vem_pgw_stats_t st;
     char err[512];
     ck_assert_msg(vem_pgwriter_write(w, &b, &st, err, sizeof err) == VEM_PGW_OK, "%s", err);
-    ck_assert_uint_eq(st.inserted[VEM_PG_SAMPLES], 5);
-    ck_assert_uint_eq(st.inserted[VEM_PG_EVENTS], 1);
-    ck_assert_uint_eq(st.refused[VEM_PG_EVENTS], 1);
-    ck_assert_uint_eq(st.inserted[VEM_PG_QUARANTINE], 1);
+    ck_assert_uint_eq(st.inserted[VEM_PGROWS_SAMPLES], 5);
+    ck_assert_uint_eq(st.inserted[VEM_PGROWS_EVENTS], 1);
+    ck_assert_uint_eq(st.refused[VEM_PGROWS_EVENTS], 1);
+    ck_assert_uint_eq(st.inserted[VEM_PGROWS_QUARANTINE], 1);
     ck_assert_int_eq(s_count_sql(conn, "SELECT count(*) FROM terminal_events WHERE vin = $1",
                                  "LBADTX00000000000"),
                      1);
@@ -547,10 +547,10 @@ START_TEST(lock_timeout_is_retry_without_blocking)
     s_exec(locker, "ROLLBACK");
     ck_assert_int_eq(vem_pgwriter_write_start(w, &b, err, sizeof err), 0);
     ck_assert_msg(s_drive(w, &st, err, sizeof err, &slowest) == VEM_PGW_OK, "%s", err);
-    ck_assert_uint_eq(st.inserted[VEM_PG_SAMPLES], 50);
+    ck_assert_uint_eq(st.inserted[VEM_PGROWS_SAMPLES], 50);
     ck_assert_int_eq(s_count(conn, "LLOCKT"), 50);
     ck_assert_int_eq(vem_pgwriter_write(w, &b, &st, err, sizeof err), VEM_PGW_OK);
-    ck_assert_uint_eq(st.duplicates[VEM_PG_SAMPLES], 50);
+    ck_assert_uint_eq(st.duplicates[VEM_PGROWS_SAMPLES], 50);
     ck_assert_int_eq(s_count(conn, "LLOCKT"), 50);
     vem_pgbatch_free(&b);
     vem_pgwriter_destroy(&w);

@@ -969,12 +969,12 @@ static size_t s_batches(s_walk_t *w, vem_pgbatch_t *batches, size_t max, vem_hj1
             if (rows->samples < S_BATCH_ROWS && !vem_pgrows_full(rows))
                 continue;
         }
-        if (rows->nrows[VEM_PG_SAMPLES] == 0)
+        if (rows->nrows[VEM_PGROWS_SAMPLES] == 0)
             break;
         vem_pgbatch_t *b = memset(&batches[nb++], 0, sizeof *batches);
-        vem_buf_put(&b->rows[VEM_PG_SAMPLES], rows->rows[VEM_PG_SAMPLES].data,
-                    rows->rows[VEM_PG_SAMPLES].len);
-        b->nrows[VEM_PG_SAMPLES] = rows->nrows[VEM_PG_SAMPLES];
+        vem_pgrows_buf_put(&b->rows[VEM_PGROWS_SAMPLES], rows->rows[VEM_PGROWS_SAMPLES].data,
+                           rows->rows[VEM_PGROWS_SAMPLES].len);
+        b->nrows[VEM_PGROWS_SAMPLES] = rows->nrows[VEM_PGROWS_SAMPLES];
         b->samples = rows->samples;
         uint8_t days[VEM_PGROWS_MAX_DAYS * 4];
         memcpy(days, rows->days, rows->ndays * sizeof(int32_t));
@@ -1006,7 +1006,7 @@ static double s_ceiling(const s_gen_t *g, uint64_t *rows_out, size_t *batches_ou
     if (vem_pgwriter_connect(w, 3, err, sizeof err) != 0)
         s_die("connect", err);
     char copy_plain[1024];
-    const char *copy = vem_pg_copy_sql(VEM_PG_SAMPLES);
+    const char *copy = vem_pgrows_copy_sql(VEM_PGROWS_SAMPLES);
     snprintf(copy_plain, sizeof copy_plain, "COPY bench_plain_frames%s",
              copy + strlen("COPY obd_frames"));
 
@@ -1031,7 +1031,7 @@ static double s_ceiling(const s_gen_t *g, uint64_t *rows_out, size_t *batches_ou
         }
         for (size_t i = 0; i < nb; i++) {
             double a = s_mono();
-            if (vem_pgwriter_copy_plain(w, copy_plain, &batches[i].rows[VEM_PG_SAMPLES], err,
+            if (vem_pgwriter_copy_plain(w, copy_plain, &batches[i].rows[VEM_PGROWS_SAMPLES], err,
                                         sizeof err) != VEM_PGW_OK)
                 s_die("plain COPY", err);
             copy_s += s_mono() - a;

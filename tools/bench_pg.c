@@ -117,9 +117,9 @@ static vem_pgbatch_t *s_batches(unsigned run, int64_t t0, unsigned frames, long 
         vem_pgrows_frame(&rows, f, (t0 + 10 * 86400) * 1000000);
         if (rows.samples >= (uint64_t)batch_samples || i + 1 == frames) {
             vem_pgbatch_t *b = &batches[nb++];
-            vem_buf_put(&b->rows[VEM_PG_SAMPLES], rows.rows[VEM_PG_SAMPLES].data,
-                        rows.rows[VEM_PG_SAMPLES].len);
-            b->nrows[VEM_PG_SAMPLES] = rows.nrows[VEM_PG_SAMPLES];
+            vem_pgrows_buf_put(&b->rows[VEM_PGROWS_SAMPLES], rows.rows[VEM_PGROWS_SAMPLES].data,
+                               rows.rows[VEM_PGROWS_SAMPLES].len);
+            b->nrows[VEM_PGROWS_SAMPLES] = rows.nrows[VEM_PGROWS_SAMPLES];
             b->samples = rows.samples;
             uint8_t days[VEM_PGROWS_MAX_DAYS * 4];
             memcpy(days, rows.days, rows.ndays * sizeof(int32_t));
@@ -168,7 +168,7 @@ static double s_parallel(const char *conninfo, const vem_pgbatch_t *b, size_t nb
                 p[np++] = (struct pollfd){.fd = fd, .events = events};
             } else if (r == VEM_PGW_OK) {
                 done++;
-                *stored += st.inserted[VEM_PG_SAMPLES];
+                *stored += st.inserted[VEM_PGROWS_SAMPLES];
             } else {
                 s_die("parallel write", err);
             }
@@ -225,7 +225,7 @@ static double s_value(PGconn *conn, const char *sql)
 
 /* The bench's samples through the obd_samples view, as binary COPY rows of the old layout, cut
  * into batches of batch_rows rows. */
-static size_t s_old_rows(PGconn *conn, unsigned run, long batch_rows, vem_buf_t **out)
+static size_t s_old_rows(PGconn *conn, unsigned run, long batch_rows, vem_pgrows_buf_t **out)
 {
     char sql[256];
     snprintf(sql, sizeof sql,
@@ -236,18 +236,18 @@ static size_t s_old_rows(PGconn *conn, unsigned run, long batch_rows, vem_buf_t 
     if (PQresultStatus(res) != PGRES_COPY_OUT)
         s_die("COPY TO", PQerrorMessage(conn));
     PQclear(res);
-    vem_buf_t all = {0};
+    vem_pgrows_buf_t all = {0};
     char *chunk;
     int n;
     while ((n = PQgetCopyData(conn, &chunk, 0)) > 0) {
-        vem_buf_put(&all, chunk, (size_t)n);
+        vem_pgrows_buf_put(&all, chunk, (size_t)n);
         PQfreemem(chunk);
     }
     while ((res = PQgetResult(conn)))
         PQclear(res);
     /* header: 11-byte signature, flags, extension length; trailer: int16 -1 */
     size_t off = 19, nb = 0, cap = 16;
-    vem_buf_t *batches = calloc(cap, sizeof *batches);
+    vem_pgrows_buf_t *batches = calloc(cap, sizeof *batches);
     long in_batch = 0;
     while (off + 2 <= all.len) {
         uint16_t ncols = (uint16_t)(all.data[off] << 8 | all.data[off + 1]);
@@ -268,11 +268,11 @@ static size_t s_old_rows(PGconn *conn, unsigned run, long batch_rows, vem_buf_t 
             }
             nb++;
         }
-        vem_buf_put(&batches[nb - 1], all.data + start, off - start);
+        vem_pgrows_buf_put(&batches[nb - 1], all.data + start, off - start);
         if (++in_batch == batch_rows)
             in_batch = 0;
     }
-    vem_buf_free(&all);
+    vem_pgrows_buf_free(&all);
     *out = batches;
     return nb;
 }
@@ -336,7 +336,7 @@ int main(int argc, char **argv)
             s_die("partitions", err);
     }
     char copy_plain[1024];
-    const char *copy = vem_pg_copy_sql(VEM_PG_SAMPLES);
+    const char *copy = vem_pgrows_copy_sql(VEM_PGROWS_SAMPLES);
     snprintf(copy_plain, sizeof copy_plain, "COPY bench_plain_frames%s",
              copy + strlen("COPY obd_frames"));
 
@@ -346,7 +346,7 @@ int main(int argc, char **argv)
     s_wal(admin, &lsn);
     for (size_t i = 0; i < nb; i++) {
         double a = s_now();
-        if (vem_pgwriter_copy_plain(w, copy_plain, &batches[i].rows[VEM_PG_SAMPLES], err,
+        if (vem_pgwriter_copy_plain(w, copy_plain, &batches[i].rows[VEM_PGROWS_SAMPLES], err,
                                     sizeof err) != VEM_PGW_OK)
             s_die("plain COPY", err);
         double b = s_now();
@@ -357,15 +357,15 @@ int main(int argc, char **argv)
         sink_s += s_now() - c;
         copy_s += b - a;
         sink_wal += s_wal(admin, &lsn);
-        inserted += st.inserted[VEM_PG_SAMPLES];
+        inserted += st.inserted[VEM_PGROWS_SAMPLES];
     }
 
     double a = s_now();
     for (size_t i = 0; i < nb; i++) {
         if (vem_pgwriter_write(w, &batches[i], &st, err, sizeof err) != VEM_PGW_OK)
             s_die("replay write", err);
-        dups += st.duplicates[VEM_PG_SAMPLES];
-        inserted += st.inserted[VEM_PG_SAMPLES];
+        dups += st.duplicates[VEM_PGROWS_SAMPLES];
+        inserted += st.inserted[VEM_PGROWS_SAMPLES];
     }
     double replay_s = s_now() - a;
     if (inserted != total || dups != total) {
@@ -375,7 +375,7 @@ int main(int argc, char **argv)
     }
 
     /* the old layout: the same samples, one row each */
-    vem_buf_t *old;
+    vem_pgrows_buf_t *old;
     size_t nold = s_old_rows(admin, run, batch_samples, &old);
     double rows_s = 0;
     uint64_t rows_wal = 0;
@@ -387,7 +387,7 @@ int main(int argc, char **argv)
             s_die("row COPY", err);
         rows_s += s_now() - a;
         rows_wal += s_wal(admin, &lsn);
-        vem_buf_free(&old[i]);
+        vem_pgrows_buf_free(&old[i]);
     }
     free(old);
     double rows_stored = s_value(admin, "SELECT count(*) FROM bench_rows");

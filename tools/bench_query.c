@@ -165,7 +165,7 @@ int main(int argc, char **argv)
         s_reexec_under_harness(argv);
 
     /* days ending yesterday (Beijing), so every partition is an ordinary past day */
-    int64_t today = vem_pg_beijing_day((int64_t)time(NULL));
+    int64_t today = vem_hj1239_beijing_day((int64_t)time(NULL));
     int64_t day0 = (today - days) * 86400 - 8 * 3600; /* Beijing midnight, epoch seconds */
     char err[512];
     vem_pgwriter_t *w = vem_pgwriter_new(conninfo);
@@ -189,8 +189,9 @@ int main(int argc, char **argv)
             if (vem_pgwriter_write(w, &b, NULL, err, sizeof err) != VEM_PGW_OK)
                 s_die("partitions", err);
             double a = s_now();
-            if (vem_pgwriter_copy_plain(w, vem_pg_copy_sql(VEM_PG_SAMPLES),
-                                        &rows.rows[VEM_PG_SAMPLES], err, sizeof err) != VEM_PGW_OK)
+            if (vem_pgwriter_copy_plain(w, vem_pgrows_copy_sql(VEM_PGROWS_SAMPLES),
+                                        &rows.rows[VEM_PGROWS_SAMPLES], err,
+                                        sizeof err) != VEM_PGW_OK)
                 s_die("COPY", err);
             load_s += s_now() - a;
             samples += rows.samples;

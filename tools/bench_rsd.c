@@ -159,7 +159,7 @@ static double s_copy(const char *conninfo, const char *path, unsigned n)
     if (!f)
         s_die(path, strerror(errno));
     unsigned nbatches = (n + 19999) / 20000;
-    vem_buf_t *batches = calloc(nbatches, sizeof *batches);
+    vem_pgrows_buf_t *batches = calloc(nbatches, sizeof *batches);
     vem_pgrows_t rows = {0};
     char *line = NULL;
     size_t cap = 0;
@@ -178,8 +178,8 @@ static double s_copy(const char *conninfo, const char *path, unsigned n)
         json_decref(o);
         i++;
         if (i % 20000 == 0 || i == n) {
-            vem_buf_put(&batches[(i - 1) / 20000], rows.rows[VEM_PG_READINGS].data,
-                        rows.rows[VEM_PG_READINGS].len);
+            vem_pgrows_buf_put(&batches[(i - 1) / 20000], rows.rows[VEM_PGROWS_READINGS].data,
+                               rows.rows[VEM_PGROWS_READINGS].len);
             vem_pgrows_reset(&rows);
         }
     }
@@ -192,13 +192,13 @@ static double s_copy(const char *conninfo, const char *path, unsigned n)
         s_die("connect", err);
     double t = s_mono();
     for (unsigned b = 0; b < nbatches; b++)
-        if (vem_pgwriter_copy_plain(w, vem_pg_copy_sql(VEM_PG_READINGS), &batches[b], err,
+        if (vem_pgwriter_copy_plain(w, vem_pgrows_copy_sql(VEM_PGROWS_READINGS), &batches[b], err,
                                     sizeof err) != VEM_PGW_OK)
             s_die("plain COPY", err);
     t = s_mono() - t;
     vem_pgwriter_destroy(&w);
     for (unsigned b = 0; b < nbatches; b++)
-        vem_buf_free(&batches[b]);
+        vem_pgrows_buf_free(&batches[b]);
     free(batches);
     return t;
 }
