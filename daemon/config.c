@@ -9,6 +9,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "records.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -944,19 +945,18 @@ int vem_config_reload(vem_config_t *live, const vem_config_t *fresh, char *err, 
 #define S_ZMQ_READ_HELD      (8192u + 128u) /* what one queued read keeps allocated */
 #define S_ZMQ_PER_CONNECTION (21u * 1024u)  /* NOTES.md */
 #define S_INGEST_BATCH       512u           /* inputs ingest stages per spool flush */
-#define S_WORKER_BATCH       256u           /* inputs a worker settles per sink message */
 #define S_ROW_BYTES          440u           /* a typical sample row, as COPY binary */
 #define S_RECORD_HEADER      64u            /* a record's fixed part (records.c), rounded up */
 #define S_SINK_MAX_SEQS      65536u         /* seqs the sink's batch settles at most */
 #define S_FD_RESERVE         64u
 #define S_FD_PER_WORKER      8u
 
-/* Bytes of a worker -> sink message settling S_WORKER_BATCH inputs of at most data bytes:
+/* Bytes of a worker -> sink message settling VEM_WORKER_BATCH inputs of at most data bytes:
  * each a record header, its quarantine detail and its bytes (records.h). */
 static uint64_t s_sink_message(uint64_t data)
 {
     return sizeof(vem_records_hdr_t) +
-           (uint64_t)S_WORKER_BATCH * (S_RECORD_HEADER + VEM_INPUT_DETAIL_MAX + data);
+           (uint64_t)VEM_WORKER_BATCH * (S_RECORD_HEADER + VEM_INPUT_DETAIL_MAX + data);
 }
 
 /* The parts of vem_budget_t, as printed and as named in a refusal. */

@@ -40,6 +40,7 @@
 #define S_CURSOR_MS      100    /* least time between two cursor moves while events flow */
 #define S_PAGE_BYTES     65536  /* a page of event values: some 85 sample events */
 #define S_PAGES_KEPT     64     /* free pages kept for the next batches (4 MiB) */
+#define S_RECV_BUDGET    256    /* worker messages taken per turn, so deliveries are served */
 
 typedef struct {
     uint64_t seq;
@@ -631,7 +632,7 @@ static void s_read(s_sink_t *s)
         zmq_msg_close(&s->held);
         s->holding = false;
     }
-    for (unsigned n = 0; n < 256; n++) {
+    for (unsigned n = 0; n < S_RECV_BUDGET; n++) {
         zmq_msg_t msg;
         zmq_msg_init(&msg);
         if (zmq_msg_recv(&msg, s->pull, ZMQ_DONTWAIT) < 0) {

@@ -45,6 +45,7 @@
 #define S_BACKOFF_MIN_MS 100
 #define S_MAX_SEQ_RUNS   65536 /* settled runs per batch */
 #define S_CURSOR_MS      100   /* longest a settled input waits for the cursor while lanes write */
+#define S_RECV_BUDGET    4096  /* worker messages taken per turn, so the writes keep their pace */
 
 typedef struct {
     uint64_t seq;
@@ -543,7 +544,7 @@ static void s_read(s_sink_t *s)
         zmq_msg_close(&s->held);
         s->holding = false;
     }
-    for (unsigned n = 0; n < 4096; n++) {
+    for (unsigned n = 0; n < S_RECV_BUDGET; n++) {
         zmq_msg_t msg;
         zmq_msg_init(&msg);
         if (zmq_msg_recv(&msg, s->pull, ZMQ_DONTWAIT) < 0) {
