@@ -354,6 +354,25 @@ START_TEST(shipped_example_loads)
     vem_config_t *defaults = vem_config_defaults();
     ck_assert_int_eq(vem_config_reload(defaults, cfg, err, sizeof err), 0);
     ck_assert_str_eq(err, ""); /* the example shows the defaults */
+    /* ... as --print-config prints them, byte for byte: no key, comment or bound left behind */
+    char *printed = NULL, *shipped = NULL;
+    size_t printed_len = 0, shipped_len = 0;
+    FILE *f = open_memstream(&printed, &printed_len);
+    ck_assert_int_eq(vem_config_print(defaults, f), 0);
+    fclose(f);
+    f = fopen("deploy/vemd.cfg", "r");
+    ck_assert_ptr_nonnull(f);
+    FILE *g = open_memstream(&shipped, &shipped_len);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        fwrite(chunk, 1, n, g);
+    fclose(f);
+    fclose(g);
+    ck_assert_msg(strcmp(printed, shipped) == 0,
+                  "deploy/vemd.cfg differs from vemd --print-config: regenerate it");
+    free(printed);
+    free(shipped);
     vem_budget_t b;
     ck_assert_msg(vem_config_budget(cfg, &b, err, sizeof err) == 0, "%s", err);
     vem_config_destroy(&cfg);
