@@ -23,36 +23,11 @@ static uint64_t s_be64(const uint8_t *p)
     return (uint64_t)s_be32(p) << 32 | s_be32(p + 4);
 }
 
-/* Decodes the named vector into f. */
-static void s_vector(const char *name, vem_hj1239_frame_t *f)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/hj1239/vectors.jsonl", vem_test_vectors_dir());
-    FILE *in = fopen(path, "r");
-    ck_assert_ptr_nonnull(in);
-    json_error_t err;
-    json_t *v;
-    bool found = false;
-    while (!found && (v = json_loadf(in, JSON_DISABLE_EOF_CHECK, &err))) {
-        if (strcmp(json_string_value(json_object_get(v, "name")), name) == 0) {
-            uint8_t frame[4096];
-            long len =
-                vem_test_unhex(json_string_value(json_object_get(v, "hex")), frame, sizeof frame);
-            ck_assert_int_gt(len, 0);
-            ck_assert_int_eq(vem_hj1239_decode(frame, (size_t)len, 0, f, NULL), VEM_HJ1239_OK);
-            found = true;
-        }
-        json_decref(v);
-    }
-    fclose(in);
-    ck_assert_msg(found, "vector %s", name);
-}
-
 /* The login vector as a terminal_events row, byte by byte. */
 START_TEST(login_row_bytes)
 {
     vem_hj1239_frame_t *f = malloc(sizeof *f);
-    s_vector("login", f);
+    vem_test_vector_frame("login", f);
     vem_pgrows_t r = {0};
     int64_t received_us = INT64_C(1709597351) * 1000000 + 250000;
     ck_assert_uint_eq(vem_pgrows_frame(&r, f, received_us), 1);
@@ -94,22 +69,22 @@ START_TEST(rows_per_frame)
     vem_hj1239_frame_t *f = malloc(sizeof *f);
     vem_pgrows_t r = {0};
     /* obd + stream + supplementary: the supplementary fields join the stream sample's row */
-    s_vector("realtime_gb17691", f);
+    vem_test_vector_frame("realtime_gb17691", f);
     ck_assert_uint_eq(vem_pgrows_frame(&r, f, 0), 2);
     ck_assert_uint_eq(r.nrows[VEM_PGROWS_INFO], 1);
     ck_assert_uint_eq(r.nrows[VEM_PGROWS_SAMPLES], 1);
     ck_assert_uint_eq(r.samples, 1);
     vem_pgrows_reset(&r);
-    s_vector("realtime_hj1239", f); /* three stream samples: one frame row */
+    vem_test_vector_frame("realtime_hj1239", f); /* three stream samples: one frame row */
     ck_assert_uint_eq(vem_pgrows_frame(&r, f, 0), 1);
     ck_assert_uint_eq(r.nrows[VEM_PGROWS_SAMPLES], 1);
     ck_assert_uint_eq(r.samples, 3);
     ck_assert_uint_eq(r.ndays, 1);
     vem_pgrows_reset(&r);
-    s_vector("time_sync", f);
+    vem_test_vector_frame("time_sync", f);
     ck_assert_uint_eq(vem_pgrows_frame(&r, f, 0), 0);
     ck_assert_uint_eq(r.rows[VEM_PGROWS_EVENTS].len + r.rows[VEM_PGROWS_SAMPLES].len, 0);
-    s_vector("removal_alarm", f);
+    vem_test_vector_frame("removal_alarm", f);
     ck_assert_uint_eq(vem_pgrows_frame(&r, f, 0), 1);
     ck_assert_uint_eq(r.nrows[VEM_PGROWS_EVENTS], 1);
     vem_pgrows_free(&r);
@@ -175,7 +150,7 @@ END_TEST
 START_TEST(many_aux_blocks_of_markers)
 {
     vem_hj1239_frame_t *f = malloc(sizeof *f), *g = malloc(sizeof *g);
-    s_vector("realtime_gb17691", f);
+    vem_test_vector_frame("realtime_gb17691", f);
     vem_hj1239_block_t base = f->blocks[0];
     for (unsigned i = 0; i < f->nblocks; i++)
         if (f->blocks[i].type == VEM_HJ1239_BLOCK_STREAM)
@@ -226,7 +201,7 @@ static void s_skip_cols(const uint8_t **p, unsigned n)
 START_TEST(frame_row_bytes)
 {
     vem_hj1239_frame_t *f = malloc(sizeof *f);
-    s_vector("realtime_hj1239", f);
+    vem_test_vector_frame("realtime_hj1239", f);
     vem_pgrows_t r = {0};
     ck_assert_uint_eq(vem_pgrows_frame(&r, f, INT64_C(1709597354) * 1000000), 1);
     const uint8_t *p = r.rows[VEM_PGROWS_SAMPLES].data;
@@ -276,7 +251,7 @@ END_TEST
 START_TEST(frame_row_markers)
 {
     vem_hj1239_frame_t *f = malloc(sizeof *f);
-    s_vector("sentinels", f);
+    vem_test_vector_frame("sentinels", f);
     vem_pgrows_t r = {0};
     ck_assert_uint_eq(vem_pgrows_frame(&r, f, INT64_C(1709597354) * 1000000), 1);
     const uint8_t *p = r.rows[VEM_PGROWS_SAMPLES].data + 2;

@@ -67,26 +67,6 @@ static double s_metric_sum_of(const vem_it_run_t *r, const char *name)
     return v;
 }
 
-/* The bytes of one HJ 1239 test vector, by name; returns its length. */
-static long s_vector(const char *name, uint8_t *out, size_t cap)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/hj1239/vectors.jsonl", vem_test_vectors_dir());
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    json_error_t err;
-    json_t *v;
-    long len = -1;
-    while ((v = json_loadf(f, JSON_DISABLE_EOF_CHECK, &err))) {
-        if (strcmp(json_string_value(json_object_get(v, "name")), name) == 0)
-            len = vem_test_unhex(json_string_value(json_object_get(v, "hex")), out, cap);
-        json_decref(v);
-    }
-    fclose(f);
-    ck_assert_msg(len > 0, "no vector named %s", name);
-    return len;
-}
-
 /* A TCP connection to 127.0.0.1:port. */
 static int s_connect(int port)
 {
@@ -310,7 +290,7 @@ START_TEST(connections_exact_after_races)
     vem_it_run_t r = {0};
     vem_it_start(&r, "it_health");
     uint8_t login[512];
-    long login_len = s_vector("login", login, sizeof login);
+    long login_len = vem_test_vector_bytes("login", login, sizeof login);
     for (int cycle = 1; cycle <= CYCLES; cycle++) {
         int fds[N];
         double t0 = vem_it_mono();
@@ -513,16 +493,16 @@ START_TEST(quarantine_keeps_reasm_detail)
      * unknown command is judged on `##` and the command byte */
     bad[0].len = sizeof garbage - 1;
     memcpy(bad[0].raw, garbage, bad[0].len);
-    bad[1].len = (size_t)s_vector("bad_checksum", bad[1].raw, sizeof bad[1].raw);
-    bad[2].len = (size_t)s_vector("truncated", bad[2].raw, sizeof bad[2].raw);
-    long n = s_vector("login", frame, sizeof frame);
+    bad[1].len = (size_t)vem_test_vector_bytes("bad_checksum", bad[1].raw, sizeof bad[1].raw);
+    bad[2].len = (size_t)vem_test_vector_bytes("truncated", bad[2].raw, sizeof bad[2].raw);
+    long n = vem_test_vector_bytes("login", frame, sizeof frame);
     ck_assert_int_gt(n, 30);
     bad[3].len = 30; /* a login cut inside its data unit; no `#` after its start */
     memcpy(bad[3].raw, frame, bad[3].len);
     ck_assert_ptr_null(memchr(bad[3].raw + 2, '#', bad[3].len - 2));
     ck_assert_ptr_null(memchr(bad[2].raw + 2, '#', bad[2].len - 2));
     bad[4].len = 3;
-    s_vector("unknown_command", bad[4].raw, sizeof bad[4].raw);
+    vem_test_vector_bytes("unknown_command", bad[4].raw, sizeof bad[4].raw);
     bad[5].len = 24;
     memcpy(bad[5].raw, frame, 24);
     bad[5].raw[22] = bad[5].raw[23] = 0xFF; /* 65535 + 25 bytes: over max_frame_bytes 4096 */
@@ -534,7 +514,7 @@ START_TEST(quarantine_keeps_reasm_detail)
         int fd = s_connect(r.port);
         if (b == 4) {
             uint8_t v[64];
-            long len = s_vector("unknown_command", v, sizeof v);
+            long len = vem_test_vector_bytes("unknown_command", v, sizeof v);
             s_send_all(fd, v, (size_t)len);
         } else if (b == 5) {
             uint8_t whole[512];
@@ -574,7 +554,7 @@ END_TEST
 static bool s_realtime_answered(const vem_it_run_t *r)
 {
     uint8_t frame[512];
-    long len = s_vector("realtime_hj1239", frame, sizeof frame);
+    long len = vem_test_vector_bytes("realtime_hj1239", frame, sizeof frame);
     int fd = s_connect(r->port);
     struct timeval tv = {.tv_sec = 5};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -649,7 +629,7 @@ START_TEST(gateway_oversize_quarantined)
     ck_assert_int_eq(zmq_send(push, big, S_BIG, 0), S_BIG);
     free(big);
     uint8_t login[512];
-    long n = s_vector("login", login, sizeof login);
+    long n = vem_test_vector_bytes("login", login, sizeof login);
     ck_assert_int_gt(n, 0);
     ck_assert_int_eq(zmq_send(push, login, (size_t)n, 0), (int)n);
     zmq_close(push);

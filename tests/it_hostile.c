@@ -47,31 +47,6 @@
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-/* Decodes the named HJ 1239 test vector into *f (the frame to forge from). */
-static void s_vector_frame(const char *name, vem_hj1239_frame_t *f)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/hj1239/vectors.jsonl", vem_test_vectors_dir());
-    FILE *in = fopen(path, "r");
-    ck_assert_ptr_nonnull(in);
-    json_error_t err;
-    json_t *v;
-    bool found = false;
-    uint8_t bytes[4096];
-    while (!found && (v = json_loadf(in, JSON_DISABLE_EOF_CHECK, &err))) {
-        if (strcmp(json_string_value(json_object_get(v, "name")), name) == 0) {
-            long len =
-                vem_test_unhex(json_string_value(json_object_get(v, "hex")), bytes, sizeof bytes);
-            ck_assert_int_gt(len, 0);
-            ck_assert_int_eq(vem_hj1239_decode(bytes, (size_t)len, 0, f, NULL), VEM_HJ1239_OK);
-            found = true;
-        }
-        json_decref(v);
-    }
-    fclose(in);
-    ck_assert_msg(found, "no vector named %s", name);
-}
-
 static int s_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -266,8 +241,8 @@ START_TEST(bad_time_quarantined_no_partition)
     vem_it_start(&r, "it_hostile");
     s_bt_t bt = {.rt = malloc(sizeof *bt.rt), .login = malloc(sizeof *bt.login), .now = time(NULL)};
     ck_assert(bt.rt && bt.login);
-    s_vector_frame("realtime_hj1239", bt.rt);
-    s_vector_frame("login", bt.login);
+    vem_test_vector_frame("realtime_hj1239", bt.rt);
+    vem_test_vector_frame("login", bt.login);
     ck_assert_int_ge(bt.rt->nblocks, 2);
 
     pid_t sim = s_fleet(&r, "LHSTFT", "21");
@@ -344,8 +319,8 @@ START_TEST(bad_vin_quarantined)
     vem_it_start(&r, "it_hostile");
     s_bv_t bv = {.rt = malloc(sizeof *bv.rt), .login = malloc(sizeof *bv.login), .now = time(NULL)};
     ck_assert(bv.rt && bv.login);
-    s_vector_frame("realtime_hj1239", bv.rt);
-    s_vector_frame("login", bv.login);
+    vem_test_vector_frame("realtime_hj1239", bv.rt);
+    vem_test_vector_frame("login", bv.login);
 
     pid_t sim = s_fleet(&r, "LHSTFV", "22");
     vem_it_sleep(2);
@@ -447,7 +422,7 @@ START_TEST(forged_vins_stay_under_the_cap)
     vem_it_start(&r, "it_hostile");
     s_fv_t fv = {.login = malloc(sizeof *fv.login), .now = time(NULL)};
     ck_assert_ptr_nonnull(fv.login);
-    s_vector_frame("login", fv.login);
+    vem_test_vector_frame("login", fv.login);
 
     long rss0;
     double cpu0;
@@ -653,7 +628,7 @@ START_TEST(rejects_bounded_per_connection)
     /* logins with garbage between them: runs of 8 bytes, one record each */
     vem_hj1239_frame_t *login = malloc(sizeof *login);
     ck_assert_ptr_nonnull(login);
-    s_vector_frame("login", login);
+    vem_test_vector_frame("login", login);
     memcpy(login->vin, "LHSTRG00000000001", 17);
     login->time = time(NULL);
     uint8_t unit[256];
@@ -728,7 +703,7 @@ START_TEST(unread_peer_is_gone)
     vem_it_sleep(2);
     vem_hj1239_frame_t *login = malloc(sizeof *login);
     ck_assert_ptr_nonnull(login);
-    s_vector_frame("login", login);
+    vem_test_vector_frame("login", login);
     memcpy(login->vin, "LHSTUR00000000001", 17);
     login->time = time(NULL);
     enum { S_UNITS = 512 };

@@ -60,30 +60,6 @@ static void s_unique(char *out, size_t cap, const char *prefix, int n, int width
     snprintf(out, cap, "%s%s", prefix, digits + 20 - need);
 }
 
-static void s_vector_frame(const char *name, vem_hj1239_frame_t *f)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/hj1239/vectors.jsonl", vem_test_vectors_dir());
-    FILE *in = fopen(path, "r");
-    ck_assert_ptr_nonnull(in);
-    json_error_t err;
-    json_t *v;
-    bool found = false;
-    uint8_t bytes[4096];
-    while (!found && (v = json_loadf(in, JSON_DISABLE_EOF_CHECK, &err))) {
-        if (strcmp(json_string_value(json_object_get(v, "name")), name) == 0) {
-            long len =
-                vem_test_unhex(json_string_value(json_object_get(v, "hex")), bytes, sizeof bytes);
-            ck_assert_int_gt(len, 0);
-            ck_assert_int_eq(vem_hj1239_decode(bytes, (size_t)len, 0, f, NULL), VEM_HJ1239_OK);
-            found = true;
-        }
-        json_decref(v);
-    }
-    fclose(in);
-    ck_assert_msg(found, "no vector named %s", name);
-}
-
 /* f encoded with its signature made by key `signer` over the data unit up to the signature
  * (the signature's place is taken by 2 + 32 + 32 bytes, as the test writes it). */
 static size_t s_signed(vem_hj1239_frame_t *f, const char *signer, uint8_t *out, size_t cap)
@@ -183,7 +159,7 @@ static size_t s_activation(const char *vin, const char *act_vin, const char *chi
 {
     vem_hj1239_frame_t *f = malloc(sizeof *f);
     ck_assert_ptr_nonnull(f);
-    s_vector_frame("activation", f);
+    vem_test_vector_frame("activation", f);
     memcpy(f->vin, vin, 17);
     memcpy(f->act_vin, act_vin, 17);
     memcpy(f->chip_id, chip, 16);
@@ -350,7 +326,7 @@ END_TEST
 /* A real-time frame (HJ 1239 layout) of vin with serial seq, stamped seq minutes ago. */
 static void s_realtime(vem_hj1239_frame_t *f, const char *vin, uint16_t seq)
 {
-    s_vector_frame("realtime_hj1239", f);
+    vem_test_vector_frame("realtime_hj1239", f);
     memcpy(f->vin, vin, 17);
     f->seq = seq;
     f->time = time(NULL) - 60 * seq; /* samples are stored by (vin, time, block): keep apart */
@@ -393,7 +369,7 @@ static void s_send_frames(const vem_it_run_t *r, s_fleet_t *fl, const char *pref
     s_realtime(f, fl->keyed, 3);
     len = s_signed(f, "b", frame, sizeof frame);
     s_send(fl->fd, frame, len);
-    s_vector_frame("realtime_gb17691", f);
+    vem_test_vector_frame("realtime_gb17691", f);
     memcpy(f->vin, fl->keyed, 17);
     f->seq = 4;
     f->time = time(NULL) - 60 * 4;
@@ -586,13 +562,13 @@ START_TEST(binding)
 
     /* a login, then a real-time frame of another VIN */
     int fd = s_connect(r.port);
-    s_vector_frame("login", f);
+    vem_test_vector_frame("login", f);
     memcpy(f->vin, vin1, 17);
     f->time = time(NULL);
     ck_assert_int_eq(vem_hj1239_encode(f, frame, sizeof frame, &len), 0);
     s_send(fd, frame, len);
     ck_assert_uint_eq(s_read(fd, reply, 31), 31);
-    s_vector_frame("realtime_gb17691", f);
+    vem_test_vector_frame("realtime_gb17691", f);
     memcpy(f->vin, vin2, 17);
     f->time = time(NULL);
     for (uint16_t b = 0; b < f->nblocks; b++)
@@ -604,7 +580,7 @@ START_TEST(binding)
 
     /* a login, then a second login switching VIN */
     fd = s_connect(r.port);
-    s_vector_frame("login", f);
+    vem_test_vector_frame("login", f);
     memcpy(f->vin, vin1, 17);
     f->time = time(NULL);
     f->seq += 10; /* not the first connection's login again */

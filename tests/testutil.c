@@ -2,6 +2,7 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <jansson.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,4 +84,30 @@ long vem_test_unhex(const char *hex, uint8_t *out, size_t cap)
         out[i] = (uint8_t)(hi << 4 | lo);
     }
     return (long)(len / 2);
+}
+
+long vem_test_vector_bytes(const char *name, uint8_t *out, size_t cap)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/hj1239/vectors.jsonl", vem_test_vectors_dir());
+    FILE *in = fopen(path, "r");
+    ck_assert_ptr_nonnull(in);
+    json_error_t err;
+    json_t *v;
+    long len = -1;
+    while (len < 0 && (v = json_loadf(in, JSON_DISABLE_EOF_CHECK, &err))) {
+        if (strcmp(json_string_value(json_object_get(v, "name")), name) == 0)
+            len = vem_test_unhex(json_string_value(json_object_get(v, "hex")), out, cap);
+        json_decref(v);
+    }
+    fclose(in);
+    ck_assert_msg(len > 0, "no vector named %s", name);
+    return len;
+}
+
+void vem_test_vector_frame(const char *name, vem_hj1239_frame_t *f)
+{
+    uint8_t bytes[4096];
+    long len = vem_test_vector_bytes(name, bytes, sizeof bytes);
+    ck_assert_int_eq(vem_hj1239_decode(bytes, (size_t)len, 0, f, NULL), VEM_HJ1239_OK);
 }

@@ -6,6 +6,8 @@
 #ifndef VEM_TESTUTIL_H
 #define VEM_TESTUTIL_H
 
+#include "hj1239.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,5 +30,12 @@ uint8_t *vem_test_slurp(const char *path, size_t *len_out);
 
 /* Decodes a hex string into out (at most cap bytes); returns the byte count or -1. */
 long vem_test_unhex(const char *hex, uint8_t *out, size_t cap);
+
+/* The bytes of the HJ 1239 test vector named name (../shared/vectors/hj1239/vectors.jsonl);
+ * returns their length (the test fails when there is no such vector). */
+long vem_test_vector_bytes(const char *name, uint8_t *out, size_t cap);
+
+/* The named vector decoded into *f (the test fails unless it decodes). */
+void vem_test_vector_frame(const char *name, vem_hj1239_frame_t *f);
 
 #endif
