@@ -94,6 +94,22 @@ bool vem_actor_should_stop(void *pipe)
     return len < 0 || vem_actor_is_term(msg, (size_t)len);
 }
 
+void vem_actor_serve(void *pipe, void *sock, void (*on_ready)(void *ctx, void *sock), void *ctx)
+{
+    for (;;) {
+        zmq_pollitem_t items[] = {{pipe, 0, ZMQ_POLLIN, 0}, {sock, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, 2, -1) < 0) {
+            if (zmq_errno() == EINTR)
+                continue;
+            return;
+        }
+        if ((items[0].revents & ZMQ_POLLIN) && vem_actor_should_stop(pipe))
+            return;
+        if (items[1].revents & ZMQ_POLLIN)
+            on_ready(ctx, sock);
+    }
+}
+
 void *vem_actor_pipe(vem_actor_t *self)
 {
     return self->pipe;

@@ -33,6 +33,10 @@ void vem_actor_ready(void *pipe, const char *error);
  * termination request or the pipe failed, so the actor should return. */
 bool vem_actor_should_stop(void *pipe);
 
+/* The loop of an actor that serves one socket: calls on_ready(ctx, sock) whenever sock is
+ * readable, until the termination request comes on the pipe (or polling fails). */
+void vem_actor_serve(void *pipe, void *sock, void (*on_ready)(void *ctx, void *sock), void *ctx);
+
 /* True when msg (from zmq_recv on the pipe) is the termination request. */
 bool vem_actor_is_term(const void *msg, size_t len);
 

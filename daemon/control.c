@@ -88,6 +88,37 @@ static json_t *s_answer(const vem_control_args_t *args, const char *request)
     return json_pack("{s:s, s:s}", "error", "unknown request", "request", request);
 }
 
+typedef struct {
+    const vem_control_args_t *args;
+    vem_counter_t *refused;
+} s_served_t;
+
+/* Answers one request waiting on rep. */
+static void s_request(void *ctx, void *rep)
+{
+    const s_served_t *served = ctx;
+    const vem_control_args_t *args = served->args;
+    char request[64];
+    int len = zmq_recv(rep, request, sizeof request - 1, 0);
+    if (len < 0)
+        return;
+    request[(size_t)len < sizeof request ? (size_t)len : sizeof request - 1] = '\0';
+    json_t *answer;
+    if (args->max_message > 0 && len > args->max_message) {
+        vem_counter_add(served->refused, 1);
+        vem_log(VEM_LOG_WARNING, "control",
+                "request of %d bytes refused: over control.max_message_bytes %lld", len,
+                (long long)args->max_message);
+        answer = json_pack("{s:s}", "error", "request over control.max_message_bytes");
+    } else {
+        answer = s_answer(args, request);
+    }
+    char *text = json_dumps(answer, JSON_COMPACT);
+    json_decref(answer);
+    zmq_send(rep, text, strlen(text), 0);
+    free(text);
+}
+
 void vem_control_actor(void *pipe, void *args_)
 {
     const vem_control_args_t *args = args_;
@@ -111,36 +142,7 @@ void vem_control_actor(void *pipe, void *args_)
         return;
     }
     vem_actor_ready(pipe, NULL);
-    for (;;) {
-        zmq_pollitem_t items[] = {{pipe, 0, ZMQ_POLLIN, 0}, {rep, 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, 2, -1) < 0) {
-            if (zmq_errno() == EINTR)
-                continue;
-            break;
-        }
-        if ((items[0].revents & ZMQ_POLLIN) && vem_actor_should_stop(pipe))
-            break;
-        if (items[1].revents & ZMQ_POLLIN) {
-            char request[64];
-            int len = zmq_recv(rep, request, sizeof request - 1, 0);
-            if (len < 0)
-                continue;
-            request[(size_t)len < sizeof request ? (size_t)len : sizeof request - 1] = '\0';
-            json_t *answer;
-            if (args->max_message > 0 && len > args->max_message) {
-                vem_counter_add(refused, 1);
-                vem_log(VEM_LOG_WARNING, "control",
-                        "request of %d bytes refused: over control.max_message_bytes %lld", len,
-                        (long long)args->max_message);
-                answer = json_pack("{s:s}", "error", "request over control.max_message_bytes");
-            } else {
-                answer = s_answer(args, request);
-            }
-            char *text = json_dumps(answer, JSON_COMPACT);
-            json_decref(answer);
-            zmq_send(rep, text, strlen(text), 0);
-            free(text);
-        }
-    }
+    s_served_t served = {args, refused};
+    vem_actor_serve(pipe, rep, s_request, &served);
     zmq_close(rep);
 }

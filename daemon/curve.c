@@ -483,6 +483,11 @@ done:
         zmq_msg_close(&parts[i]);
 }
 
+static void s_zap_ready(void *ctx, void *rep)
+{
+    s_zap_answer(ctx, rep);
+}
+
 void vem_curve_zap_actor(void *pipe, void *args)
 {
     vem_curve_t *self = args;
@@ -497,18 +502,7 @@ void vem_curve_zap_actor(void *pipe, void *args)
         return;
     }
     vem_actor_ready(pipe, NULL);
-    for (;;) {
-        zmq_pollitem_t items[] = {{pipe, 0, ZMQ_POLLIN, 0}, {rep, 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, 2, -1) < 0) {
-            if (zmq_errno() == EINTR)
-                continue;
-            break;
-        }
-        if ((items[0].revents & ZMQ_POLLIN) && vem_actor_should_stop(pipe))
-            break;
-        if (items[1].revents & ZMQ_POLLIN)
-            s_zap_answer(self, rep);
-    }
+    vem_actor_serve(pipe, rep, s_zap_ready, self);
     zmq_close(rep);
 }
 
