@@ -362,13 +362,6 @@ START_TEST(pg_outage_loses_nothing)
 }
 END_TEST
 
-static void s_sql(PGconn *conn, const char *sql)
-{
-    PGresult *res = PQexec(conn, sql);
-    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(conn));
-    PQclear(res);
-}
-
 static double s_vehicles_in_table(PGconn *conn)
 {
     PGresult *res = PQexec(conn, "SELECT count(*) FROM vehicles");
@@ -402,9 +395,10 @@ static char *s_plate_of(const vem_it_run_t *r, const char *vin)
 START_TEST(registry_loaded_at_start_and_on_sighup)
 {
     PGconn *conn = vem_it_pg();
-    s_sql(conn, "DELETE FROM vehicles WHERE vin = 'LZZTESTVIN0000001'");
-    s_sql(conn, "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
-                "('LREGTEST000000001', '京A12345', 'yellow', '110105') ON CONFLICT DO NOTHING");
+    vem_it_sql(conn, "DELETE FROM vehicles WHERE vin = 'LZZTESTVIN0000001'");
+    vem_it_sql(conn,
+               "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
+               "('LREGTEST000000001', '京A12345', 'yellow', '110105') ON CONFLICT DO NOTHING");
     vem_it_run_t r = {.pipeline_opts = "sample_past_days = 36600;"}; /* the login is of 2024 */
     vem_it_start(&r, "it_daemon");
     json_t *st = vem_it_status(&r, "--json");
@@ -425,8 +419,8 @@ START_TEST(registry_loaded_at_start_and_on_sighup)
     ck_assert_str_eq(plate, "");
     free(plate);
 
-    s_sql(conn, "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
-                "('LZZTESTVIN0000001', '沪B67890', 'yellow', '310115')");
+    vem_it_sql(conn, "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
+                     "('LZZTESTVIN0000001', '沪B67890', 'yellow', '310115')");
     ck_assert_int_eq(kill(r.vemd, SIGHUP), 0);
     for (int i = 0; i < 50; i++) {
         plate = s_plate_of(&r, "LZZTESTVIN0000001");
@@ -442,7 +436,8 @@ START_TEST(registry_loaded_at_start_and_on_sighup)
     st = vem_it_status(&r, "--json");
     ck_assert_double_eq(vem_it_metric(st, "vem_registry_vehicles"), s_vehicles_in_table(conn));
     json_decref(st);
-    s_sql(conn, "DELETE FROM vehicles WHERE vin IN ('LZZTESTVIN0000001', 'LREGTEST000000001')");
+    vem_it_sql(conn,
+               "DELETE FROM vehicles WHERE vin IN ('LZZTESTVIN0000001', 'LREGTEST000000001')");
     PQfinish(conn);
     vem_it_stop(&r);
 }

@@ -12,6 +12,7 @@
  * violations: JSON and CSV carry what was stored; --rule and --since filter.
  *
  * Expected values are the rows the tests themselves insert. */
+#include "itutil.h"
 #include "testutil.h"
 
 #include <check.h>
@@ -23,24 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-
-static PGconn *s_pg_as(const char *user)
-{
-    char conninfo[600];
-    snprintf(conninfo, sizeof conninfo, "%s%s%s", vem_test_env("VEM_TEST_PG"), user ? " user=" : "",
-             user ? user : "");
-    PGconn *conn = PQconnectdb(conninfo);
-    ck_assert_msg(PQstatus(conn) == CONNECTION_OK, "connect: %s", PQerrorMessage(conn));
-    return conn;
-}
-
-static void s_sql(PGconn *conn, const char *sql)
-{
-    PGresult *res = PQexec(conn, sql);
-    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK,
-                  "%s: %s", sql, PQerrorMessage(conn));
-    PQclear(res);
-}
 
 /* SQLSTATE of a statement that must fail. */
 static char *s_sql_fails(PGconn *conn, const char *sql)
@@ -85,30 +68,33 @@ static int s_vemctl(const char *args, char **out)
 
 static void s_seed_two_regions(PGconn *admin)
 {
-    s_sql(admin, "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
-                 "('LRLSBJ00000000001', '京A00001', 'yellow', '110105'), "
-                 "('LRLSSH00000000001', '沪A00001', 'yellow', '310115') ON CONFLICT DO NOTHING");
-    s_sql(admin,
-          "INSERT INTO violations (violation_id, rule, clause, vin, first_at, last_at, measured, "
-          "\"limit\", unit, evidence, severity) VALUES "
-          "('rls-bj-1', 'obd.mil_on', 'GB 17691-2018 Q.5', 'LRLSBJ00000000001', "
-          " '2026-11-01 08:00+08', '2026-11-01 09:00+08', 1, 0, NULL, '{\"frames\": [1]}', "
-          " 'violation'), "
-          "('rls-bj-2', 'obd.nox_window', 'HJ 1239.2', 'LRLSBJ00000000001', "
-          " '2026-11-02 08:00+08', '2026-11-02 09:00+08', 700, 460, 'ppm', '{\"samples\": [2]}', "
-          " 'violation'), "
-          "('rls-sh-1', 'obd.mil_on', 'GB 17691-2018 Q.5', 'LRLSSH00000000001', "
-          " '2026-11-01 10:00+08', '2026-11-01 11:00+08', 1, 0, NULL, '{\"frames\": [3]}', "
-          " 'violation') ON CONFLICT DO NOTHING");
-    s_sql(admin, "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'agency_bj') "
-                 "THEN CREATE ROLE agency_bj LOGIN IN ROLE vem_agency; END IF; END $$");
-    s_sql(admin,
-          "INSERT INTO agency_regions VALUES ('agency_bj', '110105') ON CONFLICT DO NOTHING");
+    vem_it_sql(admin,
+               "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
+               "('LRLSBJ00000000001', '京A00001', 'yellow', '110105'), "
+               "('LRLSSH00000000001', '沪A00001', 'yellow', '310115') ON CONFLICT DO NOTHING");
+    vem_it_sql(
+        admin,
+        "INSERT INTO violations (violation_id, rule, clause, vin, first_at, last_at, measured, "
+        "\"limit\", unit, evidence, severity) VALUES "
+        "('rls-bj-1', 'obd.mil_on', 'GB 17691-2018 Q.5', 'LRLSBJ00000000001', "
+        " '2026-11-01 08:00+08', '2026-11-01 09:00+08', 1, 0, NULL, '{\"frames\": [1]}', "
+        " 'violation'), "
+        "('rls-bj-2', 'obd.nox_window', 'HJ 1239.2', 'LRLSBJ00000000001', "
+        " '2026-11-02 08:00+08', '2026-11-02 09:00+08', 700, 460, 'ppm', '{\"samples\": [2]}', "
+        " 'violation'), "
+        "('rls-sh-1', 'obd.mil_on', 'GB 17691-2018 Q.5', 'LRLSSH00000000001', "
+        " '2026-11-01 10:00+08', '2026-11-01 11:00+08', 1, 0, NULL, '{\"frames\": [3]}', "
+        " 'violation') ON CONFLICT DO NOTHING");
+    vem_it_sql(admin,
+               "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'agency_bj') "
+               "THEN CREATE ROLE agency_bj LOGIN IN ROLE vem_agency; END IF; END $$");
+    vem_it_sql(admin,
+               "INSERT INTO agency_regions VALUES ('agency_bj', '110105') ON CONFLICT DO NOTHING");
 }
 
 START_TEST(agency_sees_only_its_region)
 {
-    PGconn *admin = s_pg_as(NULL);
+    PGconn *admin = vem_it_pg_as(NULL);
     s_seed_two_regions(admin);
     /* the trigger took plate and region from the registry */
     char *region = s_value(admin, "SELECT region_code || ' ' || plate FROM violations "
@@ -116,7 +102,7 @@ START_TEST(agency_sees_only_its_region)
     ck_assert_str_eq(region, "310115 沪A00001");
     free(region);
 
-    PGconn *bj = s_pg_as("agency_bj");
+    PGconn *bj = vem_it_pg_as("agency_bj");
     char *ids = s_value(bj, "SELECT string_agg(violation_id, ',' ORDER BY violation_id) FROM "
                             "violations WHERE violation_id LIKE 'rls-%'");
     ck_assert_str_eq(ids, "rls-bj-1,rls-bj-2");
@@ -169,12 +155,14 @@ START_TEST(agency_sees_only_its_region)
     free(out);
 
     /* vemd's role writes violations */
-    s_sql(admin, "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'vemd_test') "
-                 "THEN CREATE ROLE vemd_test LOGIN IN ROLE vem_ingest; END IF; END $$");
-    PGconn *ingest = s_pg_as("vemd_test");
-    s_sql(ingest, "INSERT INTO violations (violation_id, rule, clause, vin, first_at, last_at, "
-                  "evidence, severity) VALUES ('rls-bj-3', 'obd.urea_empty', 'HJ 1239.2', "
-                  "'LRLSBJ00000000001', now(), now(), '{}', 'notice') ON CONFLICT DO NOTHING");
+    vem_it_sql(admin,
+               "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'vemd_test') "
+               "THEN CREATE ROLE vemd_test LOGIN IN ROLE vem_ingest; END IF; END $$");
+    PGconn *ingest = vem_it_pg_as("vemd_test");
+    vem_it_sql(ingest,
+               "INSERT INTO violations (violation_id, rule, clause, vin, first_at, last_at, "
+               "evidence, severity) VALUES ('rls-bj-3', 'obd.urea_empty', 'HJ 1239.2', "
+               "'LRLSBJ00000000001', now(), now(), '{}', 'notice') ON CONFLICT DO NOTHING");
     PQfinish(ingest);
     region = s_value(admin, "SELECT region_code FROM violations WHERE violation_id = 'rls-bj-3'");
     ck_assert_str_eq(region, "110105");
@@ -190,20 +178,22 @@ END_TEST
  * ASCII plate. Expected texts worked by hand. */
 START_TEST(vemctl_output_resolution_and_width)
 {
-    PGconn *admin = s_pg_as(NULL);
-    s_sql(admin, "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
-                 "('LFMTBJ00000000001', '京B12345', 'yellow', '110105') ON CONFLICT DO NOTHING");
-    s_sql(admin, "SELECT vem_ensure_partitions('2026-11-30', '2026-11-30')");
-    s_sql(admin, "INSERT INTO obd_samples (vin, sample_time, block_idx, received_at, frame_seq, "
-                 "resent, block_type, lat, lon) VALUES ('LFMTBJ00000000001', "
-                 "'2026-11-30 08:00:05+08', 0, '2026-11-30 08:00:06+08', 7, false, 'stream', "
-                 "32450000 * 1e-6::float8, 118689985 * 1e-6::float8) ON CONFLICT DO NOTHING");
-    s_sql(admin,
-          "INSERT INTO violations (violation_id, rule, clause, vin, first_at, last_at, "
-          "measured, \"limit\", unit, evidence, severity) VALUES ('res-1', 'obd.nox_window', "
-          "'HJ 1239.2', 'LFMTBJ00000000001', '2026-11-03 08:00+08', '2026-11-03 09:00+08', "
-          "0.1::float8 + 0.2::float8, 460, 'ppm', '{}', 'violation') "
-          "ON CONFLICT DO NOTHING");
+    PGconn *admin = vem_it_pg_as(NULL);
+    vem_it_sql(admin,
+               "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
+               "('LFMTBJ00000000001', '京B12345', 'yellow', '110105') ON CONFLICT DO NOTHING");
+    vem_it_sql(admin, "SELECT vem_ensure_partitions('2026-11-30', '2026-11-30')");
+    vem_it_sql(admin,
+               "INSERT INTO obd_samples (vin, sample_time, block_idx, received_at, frame_seq, "
+               "resent, block_type, lat, lon) VALUES ('LFMTBJ00000000001', "
+               "'2026-11-30 08:00:05+08', 0, '2026-11-30 08:00:06+08', 7, false, 'stream', "
+               "32450000 * 1e-6::float8, 118689985 * 1e-6::float8) ON CONFLICT DO NOTHING");
+    vem_it_sql(admin,
+               "INSERT INTO violations (violation_id, rule, clause, vin, first_at, last_at, "
+               "measured, \"limit\", unit, evidence, severity) VALUES ('res-1', 'obd.nox_window', "
+               "'HJ 1239.2', 'LFMTBJ00000000001', '2026-11-03 08:00+08', '2026-11-03 09:00+08', "
+               "0.1::float8 + 0.2::float8, 460, 'ppm', '{}', 'violation') "
+               "ON CONFLICT DO NOTHING");
     char *check = s_value(admin, "SELECT lat::text FROM obd_samples WHERE vin = "
                                  "'LFMTBJ00000000001'");
     ck_assert_str_ne(check, "32.45"); /* the binary noise is stored */
@@ -253,9 +243,9 @@ START_TEST(migrate_once_fresh_database_and_changed_file)
     snprintf(args, sizeof args, "db status --db \"%s\" --dir '%s'", pg, dir);
     ck_assert_int_eq(s_vemctl(args, NULL), 0);
 
-    PGconn *admin = s_pg_as(NULL);
-    s_sql(admin, "DROP DATABASE IF EXISTS vem_fresh");
-    s_sql(admin, "CREATE DATABASE vem_fresh");
+    PGconn *admin = vem_it_pg_as(NULL);
+    vem_it_sql(admin, "DROP DATABASE IF EXISTS vem_fresh");
+    vem_it_sql(admin, "CREATE DATABASE vem_fresh");
     /* every migration file of the tree, however many there are by now */
     char pattern[700], applied[64];
     snprintf(pattern, sizeof pattern, "%s/[0-9][0-9][0-9][0-9]_*.sql", dir);
@@ -277,12 +267,13 @@ START_TEST(migrate_once_fresh_database_and_changed_file)
     ck_assert_int_eq(atoi(n), (int)nfiles);
     free(n);
     /* a recorded file whose text no longer matches */
-    s_sql(fresh, "UPDATE schema_migrations SET sha256 = repeat('0', 64) WHERE version = '0001'");
+    vem_it_sql(fresh,
+               "UPDATE schema_migrations SET sha256 = repeat('0', 64) WHERE version = '0001'");
     PQfinish(fresh);
     ck_assert_int_eq(s_vemctl(args, NULL), 1);
     snprintf(args, sizeof args, "db status --db \"%s dbname=vem_fresh\" --dir '%s'", pg, dir);
     ck_assert_int_eq(s_vemctl(args, NULL), 1);
-    s_sql(admin, "DROP DATABASE vem_fresh");
+    vem_it_sql(admin, "DROP DATABASE vem_fresh");
     PQfinish(admin);
 }
 END_TEST
@@ -310,7 +301,7 @@ START_TEST(vehicles_import_upserts_and_refuses_bad_files)
     ck_assert_int_eq(s_vemctl(args, &out), 0);
     ck_assert_str_eq(out, "3 inserted, 0 updated\n");
     free(out);
-    PGconn *admin = s_pg_as(NULL);
+    PGconn *admin = vem_it_pg_as(NULL);
     char *v = s_value(admin, "SELECT plate || '|' || fuel || '|' || ref_torque_nm || '|' || "
                              "encode(chip_id, 'hex') FROM vehicles WHERE vin = "
                              "'LIMPRT00000000001'");
@@ -349,13 +340,13 @@ END_TEST
 
 START_TEST(violations_formats_and_filters)
 {
-    PGconn *admin = s_pg_as(NULL);
+    PGconn *admin = vem_it_pg_as(NULL);
     s_seed_two_regions(admin);
-    s_sql(admin, "INSERT INTO violations (violation_id, rule, clause, vin, plate, first_at, "
-                 "last_at, measured, \"limit\", unit, evidence, severity) VALUES "
-                 "('fmt-1', 'rsd.no_exceed', 'HJ 845-2017 5.2', NULL, '浙A,\"7\"', "
-                 "'2026-10-05 12:00:00+08', '2026-10-05 12:00:00+08', 1450.5, 1200, 'ppm', "
-                 "'{\"readings\": [\"r-1\"]}', 'violation') ON CONFLICT DO NOTHING");
+    vem_it_sql(admin, "INSERT INTO violations (violation_id, rule, clause, vin, plate, first_at, "
+                      "last_at, measured, \"limit\", unit, evidence, severity) VALUES "
+                      "('fmt-1', 'rsd.no_exceed', 'HJ 845-2017 5.2', NULL, '浙A,\"7\"', "
+                      "'2026-10-05 12:00:00+08', '2026-10-05 12:00:00+08', 1450.5, 1200, 'ppm', "
+                      "'{\"readings\": [\"r-1\"]}', 'violation') ON CONFLICT DO NOTHING");
     PQfinish(admin);
     const char *pg = vem_test_env("VEM_TEST_PG");
     char args[1200], *out;

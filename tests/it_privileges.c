@@ -32,24 +32,6 @@
 #include <sys/time.h>
 #include <time.h>
 
-static PGconn *s_as(const char *user)
-{
-    char conninfo[600];
-    snprintf(conninfo, sizeof conninfo, "%s%s%s", vem_test_env("VEM_TEST_PG"), user ? " user=" : "",
-             user ? user : "");
-    PGconn *conn = PQconnectdb(conninfo);
-    ck_assert_msg(PQstatus(conn) == CONNECTION_OK, "connect: %s", PQerrorMessage(conn));
-    return conn;
-}
-
-static void s_sql(PGconn *conn, const char *sql)
-{
-    PGresult *res = PQexec(conn, sql);
-    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK,
-                  "%s: %s", sql, PQerrorMessage(conn));
-    PQclear(res);
-}
-
 /* The statement must be refused for want of privilege (SQLSTATE 42501). */
 static void s_denied(PGconn *conn, const char *sql)
 {
@@ -95,20 +77,20 @@ static void s_login(PGconn *admin, const char *name, const char *group)
              "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%s') THEN "
              "CREATE ROLE %s LOGIN IN ROLE %s; END IF; END $$",
              name, name, group);
-    s_sql(admin, sql);
+    vem_it_sql(admin, sql);
 }
 
 /* Two regions (120101 and 130101) with an agency each, and today's partitions. */
 static PGconn *s_setup(void)
 {
-    PGconn *admin = s_as(NULL);
+    PGconn *admin = vem_it_pg_as(NULL);
     s_login(admin, "priv_agency_a", "vem_agency");
     s_login(admin, "priv_agency_b", "vem_agency");
     s_login(admin, "priv_ingest", "vem_ingest");
     s_login(admin, "priv_admin", "vem_admin");
-    s_sql(admin, "INSERT INTO agency_regions VALUES ('priv_agency_a', '120101'), "
-                 "('priv_agency_b', '130101') ON CONFLICT DO NOTHING");
-    s_sql(admin, "SELECT vem_ensure_partitions(current_date - 2, current_date + 1)");
+    vem_it_sql(admin, "INSERT INTO agency_regions VALUES ('priv_agency_a', '120101'), "
+                      "('priv_agency_b', '130101') ON CONFLICT DO NOTHING");
+    vem_it_sql(admin, "SELECT vem_ensure_partitions(current_date - 2, current_date + 1)");
     return admin;
 }
 
@@ -116,19 +98,20 @@ START_TEST(readings_scoped_by_plate_and_colour)
 {
     PGconn *admin = s_setup();
     /* one plate, two trucks: a yellow plate in region A, a blue one in region B */
-    s_sql(admin, "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
-                 "('LPRIVA00000000001', '津P00001', 'yellow', '120101'), "
-                 "('LPRIVB00000000001', '津P00001', 'blue', '130101') ON CONFLICT DO NOTHING");
-    s_sql(admin, "INSERT INTO rsd_readings (station_id, reading_id, time, received_at, plate, "
-                 "plate_color, vin) VALUES "
-                 "('PRIV', 'yellow', now(), now(), '津P00001', 'yellow', NULL), "
-                 "('PRIV', 'blue', now(), now(), '津P00001', 'blue', NULL), "
-                 "('PRIV', 'no-colour', now(), now(), '津P00001', NULL, NULL), "
-                 "('PRIV', 'vin-a-misread', now(), now(), '津P00001', 'blue', "
-                 " 'LPRIVA00000000001'), "
-                 "('PRIV', 'unregistered', now(), now(), '津P09999', 'yellow', NULL)");
+    vem_it_sql(admin, "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
+                      "('LPRIVA00000000001', '津P00001', 'yellow', '120101'), "
+                      "('LPRIVB00000000001', '津P00001', 'blue', '130101') ON CONFLICT DO NOTHING");
+    vem_it_sql(admin, "INSERT INTO rsd_readings (station_id, reading_id, time, received_at, plate, "
+                      "plate_color, vin) VALUES "
+                      "('PRIV', 'yellow', now(), now(), '津P00001', 'yellow', NULL), "
+                      "('PRIV', 'blue', now(), now(), '津P00001', 'blue', NULL), "
+                      "('PRIV', 'no-colour', now(), now(), '津P00001', NULL, NULL), "
+                      "('PRIV', 'vin-a-misread', now(), now(), '津P00001', 'blue', "
+                      " 'LPRIVA00000000001'), "
+                      "('PRIV', 'unregistered', now(), now(), '津P09999', 'yellow', NULL)");
     const char *q = "SELECT reading_id FROM rsd_readings WHERE station_id = 'PRIV' ORDER BY 1";
-    PGconn *a = s_as("priv_agency_a"), *b = s_as("priv_agency_b"), *op = s_as("priv_admin");
+    PGconn *a = vem_it_pg_as("priv_agency_a"), *b = vem_it_pg_as("priv_agency_b"),
+           *op = vem_it_pg_as("priv_admin");
     s_expect(a, q, "vin-a-misread,yellow");
     s_expect(b, q, "blue");
     s_expect(op, q, "blue,no-colour,unregistered,vin-a-misread,yellow");
@@ -142,26 +125,27 @@ END_TEST
 START_TEST(ambiguous_plate_leaves_region_empty)
 {
     PGconn *admin = s_setup();
-    s_sql(admin, "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
-                 "('LPRIVA00000000002', '津Q00001', 'yellow', '120101'), "
-                 "('LPRIVB00000000002', '津Q00001', 'blue', '130101'), "
-                 "('LPRIVA00000000003', '津Q00002', 'yellow', '120101') ON CONFLICT DO NOTHING");
+    vem_it_sql(admin,
+               "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
+               "('LPRIVA00000000002', '津Q00001', 'yellow', '120101'), "
+               "('LPRIVB00000000002', '津Q00001', 'blue', '130101'), "
+               "('LPRIVA00000000003', '津Q00002', 'yellow', '120101') ON CONFLICT DO NOTHING");
     /* vemd's way in: verdicts merged by the schema's function, as vem_ingest */
-    PGconn *ingest = s_as("priv_ingest");
-    s_sql(ingest,
-          "SELECT vem_merge_violations('["
-          "{\"violation_id\": \"priv-ambiguous\", \"rule\": \"rsd.no_exceed\", \"clause\": "
-          "\"HJ 845\", \"plate\": \"津Q00001\", \"first_at\": \"2026-11-01T08:00:00+08:00\", "
-          "\"last_at\": \"2026-11-02T08:00:00+08:00\", \"evidence\": {}, \"severity\": "
-          "\"violation\"},"
-          "{\"violation_id\": \"priv-coloured\", \"rule\": \"rsd.no_exceed\", \"clause\": "
-          "\"HJ 845\", \"plate\": \"津Q00001\", \"plate_color\": \"blue\", \"first_at\": "
-          "\"2026-11-01T08:00:00+08:00\", \"last_at\": \"2026-11-02T08:00:00+08:00\", "
-          "\"evidence\": {}, \"severity\": \"violation\"},"
-          "{\"violation_id\": \"priv-unique\", \"rule\": \"rsd.no_exceed\", \"clause\": "
-          "\"HJ 845\", \"plate\": \"津Q00002\", \"first_at\": \"2026-11-01T08:00:00+08:00\", "
-          "\"last_at\": \"2026-11-02T08:00:00+08:00\", \"evidence\": {}, \"severity\": "
-          "\"violation\"}]'::jsonb)");
+    PGconn *ingest = vem_it_pg_as("priv_ingest");
+    vem_it_sql(ingest,
+               "SELECT vem_merge_violations('["
+               "{\"violation_id\": \"priv-ambiguous\", \"rule\": \"rsd.no_exceed\", \"clause\": "
+               "\"HJ 845\", \"plate\": \"津Q00001\", \"first_at\": \"2026-11-01T08:00:00+08:00\", "
+               "\"last_at\": \"2026-11-02T08:00:00+08:00\", \"evidence\": {}, \"severity\": "
+               "\"violation\"},"
+               "{\"violation_id\": \"priv-coloured\", \"rule\": \"rsd.no_exceed\", \"clause\": "
+               "\"HJ 845\", \"plate\": \"津Q00001\", \"plate_color\": \"blue\", \"first_at\": "
+               "\"2026-11-01T08:00:00+08:00\", \"last_at\": \"2026-11-02T08:00:00+08:00\", "
+               "\"evidence\": {}, \"severity\": \"violation\"},"
+               "{\"violation_id\": \"priv-unique\", \"rule\": \"rsd.no_exceed\", \"clause\": "
+               "\"HJ 845\", \"plate\": \"津Q00002\", \"first_at\": \"2026-11-01T08:00:00+08:00\", "
+               "\"last_at\": \"2026-11-02T08:00:00+08:00\", \"evidence\": {}, \"severity\": "
+               "\"violation\"}]'::jsonb)");
     PQfinish(ingest);
     s_expect(
         admin,
@@ -171,7 +155,8 @@ START_TEST(ambiguous_plate_leaves_region_empty)
         "priv-unique:LPRIVA00000000003:120101");
     const char *q =
         "SELECT violation_id FROM violations WHERE violation_id LIKE 'priv-%' ORDER BY 1";
-    PGconn *a = s_as("priv_agency_a"), *b = s_as("priv_agency_b"), *op = s_as("priv_admin");
+    PGconn *a = vem_it_pg_as("priv_agency_a"), *b = vem_it_pg_as("priv_agency_b"),
+           *op = vem_it_pg_as("priv_admin");
     s_expect(a, q, "priv-unique");
     s_expect(b, q, "priv-coloured");
     s_expect(op, q, "priv-ambiguous,priv-coloured,priv-unique");
@@ -185,12 +170,14 @@ END_TEST
 START_TEST(ingest_only_adds)
 {
     PGconn *admin = s_setup();
-    PGconn *ingest = s_as("priv_ingest");
-    s_sql(ingest, "INSERT INTO rsd_readings (station_id, reading_id, time, received_at, plate) "
-                  "VALUES ('PRIV-I', 'r1', now(), now(), '津I00001')");
-    s_sql(ingest, "INSERT INTO violations (violation_id, rule, clause, plate, first_at, last_at, "
-                  "evidence, severity) VALUES ('priv-grow', 'rsd.no_exceed', 'HJ 845', '津I00001', "
-                  "'2026-11-01 08:00+08', '2026-11-01 09:00+08', '{}', 'violation')");
+    PGconn *ingest = vem_it_pg_as("priv_ingest");
+    vem_it_sql(ingest,
+               "INSERT INTO rsd_readings (station_id, reading_id, time, received_at, plate) "
+               "VALUES ('PRIV-I', 'r1', now(), now(), '津I00001')");
+    vem_it_sql(ingest,
+               "INSERT INTO violations (violation_id, rule, clause, plate, first_at, last_at, "
+               "evidence, severity) VALUES ('priv-grow', 'rsd.no_exceed', 'HJ 845', '津I00001', "
+               "'2026-11-01 08:00+08', '2026-11-01 09:00+08', '{}', 'violation')");
     s_denied(ingest, "UPDATE violations SET severity = 'notice' WHERE violation_id = 'priv-grow'");
     s_denied(ingest, "UPDATE violations SET closed_at = now()");
     s_denied(ingest, "DELETE FROM violations");
@@ -202,11 +189,12 @@ START_TEST(ingest_only_adds)
     s_denied(ingest, "TRUNCATE quarantine");
     s_denied(ingest, "DELETE FROM partitioned_tables");
     /* a later, lower emission of the verdict: last_at moves on, severity stays */
-    s_sql(ingest, "SELECT vem_merge_violations('[{\"violation_id\": \"priv-grow\", \"rule\": "
-                  "\"rsd.no_exceed\", \"clause\": \"HJ 845\", \"plate\": \"津I00001\", "
-                  "\"first_at\": \"2026-11-01T08:00:00+08:00\", \"last_at\": "
-                  "\"2026-11-03T08:00:00+08:00\", \"measured\": 2100, \"evidence\": {\"n\": 3}, "
-                  "\"severity\": \"notice\"}]'::jsonb)");
+    vem_it_sql(ingest,
+               "SELECT vem_merge_violations('[{\"violation_id\": \"priv-grow\", \"rule\": "
+               "\"rsd.no_exceed\", \"clause\": \"HJ 845\", \"plate\": \"津I00001\", "
+               "\"first_at\": \"2026-11-01T08:00:00+08:00\", \"last_at\": "
+               "\"2026-11-03T08:00:00+08:00\", \"measured\": 2100, \"evidence\": {\"n\": 3}, "
+               "\"severity\": \"notice\"}]'::jsonb)");
     s_expect(admin,
              "SELECT severity || ' ' || to_char(last_at AT TIME ZONE 'Asia/Shanghai', "
              "'YYYY-MM-DD HH24:MI') || ' ' || measured || ' ' || evidence::text || ' ' || "
@@ -221,7 +209,7 @@ END_TEST
 START_TEST(admin_cannot_write_bookkeeping)
 {
     PGconn *admin = s_setup();
-    PGconn *op = s_as("priv_admin");
+    PGconn *op = vem_it_pg_as("priv_admin");
     s_expect(op, "SELECT count(*) > 0 FROM schema_migrations WHERE version = '0005'", "t");
     s_expect(op, "SELECT count(*) FROM partitioned_tables WHERE table_name = 'obd_frames'", "1");
     s_denied(op, "INSERT INTO schema_migrations (version, name, sha256) VALUES ('9999', 'x', 'y')");
@@ -241,7 +229,7 @@ START_TEST(public_schema_closed)
     PGconn *admin = s_setup();
     const char *roles[] = {"priv_admin", "priv_ingest", "priv_agency_a"};
     for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) {
-        PGconn *c = s_as(roles[i]);
+        PGconn *c = vem_it_pg_as(roles[i]);
         s_denied(c, "CREATE TABLE public.priv_planted (a int)");
         s_denied(c, "CREATE FUNCTION public.vem_my_regions(int) RETURNS int LANGUAGE sql AS "
                     "'SELECT 1'");
@@ -250,10 +238,10 @@ START_TEST(public_schema_closed)
     }
     /* a temporary partitioned_tables naming the registry: the definer function reads the real
      * one, so no partition of vehicles is attempted */
-    PGconn *ingest = s_as("priv_ingest");
-    s_sql(ingest, "CREATE TEMP TABLE partitioned_tables (table_name text)");
-    s_sql(ingest, "INSERT INTO pg_temp.partitioned_tables VALUES ('vehicles')");
-    s_sql(ingest, "SELECT vem_ensure_partitions(current_date, current_date)");
+    PGconn *ingest = vem_it_pg_as("priv_ingest");
+    vem_it_sql(ingest, "CREATE TEMP TABLE partitioned_tables (table_name text)");
+    vem_it_sql(ingest, "INSERT INTO pg_temp.partitioned_tables VALUES ('vehicles')");
+    vem_it_sql(ingest, "SELECT vem_ensure_partitions(current_date, current_date)");
     s_expect(admin, "SELECT count(*) FROM pg_class WHERE relname ~ '^vehicles_p[0-9]{8}$'", "0");
     s_expect(admin,
              "SELECT string_agg(DISTINCT n.nspname, ',') FROM pg_class c JOIN pg_namespace n "
@@ -310,9 +298,9 @@ START_TEST(vemd_as_ingest)
 {
     PGconn *admin = s_setup();
     /* two trucks share a plate, told apart by its colour */
-    s_sql(admin, "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
-                 "('LPRIVR00000000001', '津R00001', 'yellow', '120101'), "
-                 "('LPRIVR00000000002', '津R00001', 'blue', '130101') ON CONFLICT DO NOTHING");
+    vem_it_sql(admin, "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
+                      "('LPRIVR00000000001', '津R00001', 'yellow', '120101'), "
+                      "('LPRIVR00000000002', '津R00001', 'blue', '130101') ON CONFLICT DO NOTHING");
     vem_it_run_t r = {.pg_user = "priv_ingest"};
     vem_it_start(&r, "it_privileges");
     for (int i = 0; i < 100 && vem_it_metric_now(&r, "vem_registry_vehicles") < 2; i++)

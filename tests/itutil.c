@@ -238,9 +238,25 @@ json_t *vem_it_truth(const vem_it_run_t *r)
 
 PGconn *vem_it_pg(void)
 {
-    PGconn *conn = PQconnectdb(vem_test_env("VEM_TEST_PG"));
+    return vem_it_pg_as(NULL);
+}
+
+PGconn *vem_it_pg_as(const char *user)
+{
+    char conninfo[600];
+    snprintf(conninfo, sizeof conninfo, "%s%s%s", vem_test_env("VEM_TEST_PG"), user ? " user=" : "",
+             user ? user : "");
+    PGconn *conn = PQconnectdb(conninfo);
     ck_assert_msg(PQstatus(conn) == CONNECTION_OK, "connect: %s", PQerrorMessage(conn));
     return conn;
+}
+
+void vem_it_sql(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK,
+                  "%s: %s", sql, PQerrorMessage(conn));
+    PQclear(res);
 }
 
 void vem_it_pgctl(const char *verb)

@@ -92,6 +92,12 @@ json_t *vem_it_truth(const vem_it_run_t *r);
 /* A connection to the harness's PostgreSQL (VEM_TEST_PG). */
 PGconn *vem_it_pg(void);
 
+/* The same as role user (NULL: the harness's own). */
+PGconn *vem_it_pg_as(const char *user);
+
+/* Runs sql, which must succeed (a command, or a query whose rows are not looked at). */
+void vem_it_sql(PGconn *conn, const char *sql);
+
 /* tools/pgtmp.sh VERB on the harness's cluster (VEM_TEST_PGDIR): "stop" or "start". */
 void vem_it_pgctl(const char *verb);
 
