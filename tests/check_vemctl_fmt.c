@@ -53,6 +53,25 @@ START_TEST(numbers_at_resolution)
 }
 END_TEST
 
+/* Table columns of verdicts: worked by hand from the rule (whole from 1000, else 4 digits). */
+START_TEST(brief_values)
+{
+    char out[64];
+    vemctl_fmt_brief(0.0200883074164014, out, sizeof out);
+    ck_assert_str_eq(out, "0.02009");
+    vemctl_fmt_brief(2542, out, sizeof out);
+    ck_assert_str_eq(out, "2542");
+    vemctl_fmt_brief(269531.7, out, sizeof out);
+    ck_assert_str_eq(out, "269532");
+    vemctl_fmt_brief(3.91, out, sizeof out);
+    ck_assert_str_eq(out, "3.91");
+    vemctl_fmt_brief(0.1 + 0.2, out, sizeof out);
+    ck_assert_str_eq(out, "0.3");
+    vemctl_fmt_brief(999.96, out, sizeof out);
+    ck_assert_str_eq(out, "1000");
+}
+END_TEST
+
 START_TEST(json_rounded_by_key)
 {
     json_error_t err;
@@ -112,6 +131,7 @@ Suite *vem_suite_vemctl_fmt(void)
     TCase *tc = tcase_create("vemctl_fmt");
     tcase_add_test(tc, decimals_from_the_field_table);
     tcase_add_test(tc, numbers_at_resolution);
+    tcase_add_test(tc, brief_values);
     tcase_add_test(tc, json_rounded_by_key);
     tcase_add_test(tc, display_width);
     suite_add_tcase(s, tc);

@@ -27,6 +27,14 @@ int vemctl_fmt_decimals(const char *key)
     return -1;
 }
 
+void vemctl_fmt_brief(double v, char *out, size_t cap)
+{
+    if (isfinite(v) && fabs(v) >= 1000)
+        snprintf(out, cap, "%.0f", v);
+    else
+        snprintf(out, cap, "%.4g", v);
+}
+
 void vemctl_fmt_number(const char *key, double v, char *out, size_t cap)
 {
     int d = key ? vemctl_fmt_decimals(key) : -1;

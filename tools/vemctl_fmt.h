@@ -24,6 +24,10 @@ int vemctl_fmt_decimals(const char *key);
 /* v as text at key's resolution into out (cap bytes; cut if shorter). */
 void vemctl_fmt_number(const char *key, double v, char *out, size_t cap);
 
+/* A verdict's measured value or limit for a table column: whole numbers from 1000 up, else 4
+ * significant digits (an SCR ratio of 0.0200883074164014 reads 0.02009); JSON keeps them whole. */
+void vemctl_fmt_brief(double v, char *out, size_t cap);
+
 /* Rounds every number in doc (objects, arrays, nested) to the resolution of the key it stands
  * under (array elements: the array's key); integer fields become JSON integers. Print the
  * result with VEMCTL_FMT_JSON_FLAGS so that the rounded values print as they read. */

@@ -129,17 +129,15 @@ static void s_print_violations(PGresult *res, s_format_t format)
             for (int c = 0; s_keys[c]; c++)
                 s_csv_field(PQgetvalue(res, r, c), s_keys[c + 1] == NULL);
     } else {
-        printf("%-24s %-20s %-17s %-10s %-6s %-25s %10s %10s %-6s %s\n", "violation_id", "rule",
+        printf("%-32s %-20s %-17s %-10s %-6s %-25s %10s %10s %-6s %s\n", "violation_id", "rule",
                "vin", "plate", "region", "first_at", "measured", "limit", "unit", "severity");
         for (int r = 0; r < rows; r++) {
             char measured[64] = "", limit[64] = "";
             if (!PQgetisnull(res, r, 8))
-                vemctl_fmt_number("measured", strtod(PQgetvalue(res, r, 8), NULL), measured,
-                                  sizeof measured);
+                vemctl_fmt_brief(strtod(PQgetvalue(res, r, 8), NULL), measured, sizeof measured);
             if (!PQgetisnull(res, r, 9))
-                vemctl_fmt_number("limit", strtod(PQgetvalue(res, r, 9), NULL), limit,
-                                  sizeof limit);
-            printf("%-24s %-20s %-17s ", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
+                vemctl_fmt_brief(strtod(PQgetvalue(res, r, 9), NULL), limit, sizeof limit);
+            printf("%-32s %-20s %-17s ", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
                    PQgetvalue(res, r, 3));
             vemctl_fmt_pad(stdout, PQgetvalue(res, r, 4), 10); /* plates: 京A12345 */
             printf(" %-6s %-25s %10s %10s %-6s %s\n", PQgetvalue(res, r, 5), PQgetvalue(res, r, 6),
