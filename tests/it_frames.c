@@ -1,10 +1,11 @@
-/* it_frames — obd_frames (schema/0007_frames.sql): a frame's samples in one row.
+/* it_frames — obd_frames (schema/0007_frames.sql, 0008): a frame's samples in one row.
  *
  * What the frame layout must keep: a re-sent frame (HJ 1239 0x03 repeats the frame as it was,
  * same frame time) is stored once; vem_samples(vin, from, to) finds every sample in its range,
  * also those of a "wide" frame whose samples lie far from its frame time; a query by VIN and
  * time range reads one or two daily partitions of obd_frames through the (vin, frame_time)
- * index (the plan, asked with EXPLAIN); the old row table still shows through the view. Rows
+ * index (the plan, asked with EXPLAIN); the old row table still shows through the view; 0008's
+ * cheaper decoding reads every record as 0007's did. Rows
  * are written by the sink's own writer (pgwrite), as vemd writes them. And vemd with three
  * connections (pg.connections) stores a store-and-forward fleet whole and once through two
  * kill -9s: its cursor never passes an input whose connection had not committed. */
@@ -546,6 +547,93 @@ START_TEST(parallel_connections_store_everything_once)
 }
 END_TEST
 
+/* schema/0008_frames_compact.sql replaced the decoding view by one with fewer executor steps
+ * and claims the same values. The reference is 0007's definition itself, taken from the
+ * migration file (its helpers are still there) as a temporary view, whose values the vector
+ * and field-group tests prove. Records of random bytes (a fifth of them 0xff, the "no
+ * measurement" marker) of every record length, with invalid and abnormal lists, must read the
+ * same through both, compared as row text (-0 and NULLs included; every 7th frame's first
+ * longitude is a western 0, which only the sign tells from 0). */
+START_TEST(compact_decoding_reads_as_0007)
+{
+    PGconn *conn = s_pg();
+    size_t len = 0;
+    uint8_t *text = vem_test_slurp("schema/0007_frames.sql", &len);
+    ck_assert_ptr_nonnull(text);
+    char *sql = malloc(len + 1); /* the file's text, terminated */
+    memcpy(sql, text, len);
+    sql[len] = '\0';
+    free(text);
+    char *start = strstr(sql, "CREATE VIEW public.obd_frame_samples ");
+    ck_assert_ptr_nonnull(start);
+    char *end = strstr(start, "AS g(i)) s;");
+    ck_assert_ptr_nonnull(end);
+    end[strlen("AS g(i)) s")] = '\0';
+    start += strlen("CREATE VIEW public.obd_frame_samples ");
+    char *create = malloc(strlen(start) + 64);
+    sprintf(create, "CREATE TEMP VIEW frame_samples_0007 %s", start);
+    s_exec(conn, create);
+    free(create);
+    free(sql);
+
+    s_exec(conn, "SELECT vem_ensure_partitions('2023-11-10', '2023-11-10')");
+    s_exec(conn, "SELECT setseed(0.16)");
+    s_exec(conn,
+           "INSERT INTO obd_frames (vin, frame_time, received_at, frame_seq, resent, nsamples, "
+           "rec_len, wide, samples, invalid, abnormal) "
+           "SELECT 'LFRMCP' || lpad(g::text, 11, '0'), "
+           "       timestamptz '2023-11-10 12:00+08' + g * interval '1 s', now(), g, g % 2 = 0, "
+           "       10, r.len, false, "
+           "       overlay((SELECT string_agg(CASE WHEN random() < 0.2 THEN '\\xff'::bytea "
+           "                    ELSE set_byte('\\x00'::bytea, 0, (random() * 254)::int) "
+           "                    END, ''::bytea) FROM generate_series(1, 10 * r.len) x WHERE g > 0) "
+           "               placing CASE WHEN g % 7 = 0 THEN '\\x80000000'::bytea ELSE '' END "
+           "               from 35), " /* every 7th frame: a western 0 (-0) first longitude */
+           "       CASE WHEN g % 3 = 0 THEN "
+           "            ARRAY['speed_kmh', NULL, 'lat,lon', '', 'a', 'b', 'c', 'd', 'e', 'f'] END, "
+           "       CASE WHEN g % 5 = 0 THEN "
+           "            ARRAY['nox_up_ppm', 'x', 'y', 'z', NULL, 'b', 'c', 'd', 'e', 'f'] END "
+           "  FROM generate_series(1, 2000) g, "
+           "       LATERAL (SELECT (ARRAY[46, 63, 68, 76])[1 + g % 4] AS len) r");
+    const char *prefix = "LFRMCP%";
+    ck_assert_int_eq(
+        s_count(conn, "SELECT count(*) FROM obd_frame_samples WHERE vin LIKE $1", prefix), 20000);
+    /* the random records reach what needs care: both hemispheres, missing values, hybrid */
+    ck_assert_int_gt(s_count(conn,
+                             "SELECT count(*) FROM obd_frame_samples WHERE vin LIKE $1 "
+                             "AND lon < 0",
+                             prefix),
+                     1000);
+    ck_assert_int_gt(s_count(conn,
+                             "SELECT count(*) FROM obd_frame_samples WHERE vin LIKE $1 "
+                             "AND lon::text = '-0'",
+                             prefix),
+                     0);
+    ck_assert_int_gt(s_count(conn,
+                             "SELECT count(*) FROM obd_frame_samples WHERE vin LIKE $1 "
+                             "AND lat IS NULL",
+                             prefix),
+                     0);
+    ck_assert_int_gt(s_count(conn,
+                             "SELECT count(*) FROM obd_frame_samples WHERE vin LIKE $1 "
+                             "AND soc_pct IS NOT NULL AND invalid IS NOT NULL",
+                             prefix),
+                     0);
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(*) FROM ("
+                             "(SELECT o::text FROM frame_samples_0007 o WHERE vin LIKE $1 "
+                             " EXCEPT ALL "
+                             " SELECT n::text FROM obd_frame_samples n WHERE vin LIKE $1) "
+                             "UNION ALL "
+                             "(SELECT n::text FROM obd_frame_samples n WHERE vin LIKE $1 "
+                             " EXCEPT ALL "
+                             " SELECT o::text FROM frame_samples_0007 o WHERE vin LIKE $1)) d",
+                             prefix),
+                     0);
+    PQfinish(conn);
+}
+END_TEST
+
 Suite *vem_suite_frames(void);
 Suite *vem_suite_frames(void)
 {
@@ -555,6 +643,7 @@ Suite *vem_suite_frames(void)
     tcase_add_test(tc, resent_frame_stored_once);
     tcase_add_test(tc, bounded_read_finds_wide_frames);
     tcase_add_test(tc, every_field_group_through_the_view);
+    tcase_add_test(tc, compact_decoding_reads_as_0007);
     tcase_add_test(tc, query_by_vin_and_range_prunes_and_uses_the_index);
     tcase_add_test(tc, old_rows_move_into_frames_a_day_at_a_time);
     tcase_add_test(tc, parallel_connections_store_everything_once);

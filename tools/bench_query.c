@@ -1,7 +1,7 @@
 /* bench-query — one vehicle's hour of samples, read the way an agency reads it, from a table of
  * at least 50 M samples.
  *
- *   bench-query [--vehicles N] [--days D] [--frames F] [--queries Q]
+ *   bench-query [--vehicles N] [--days D] [--frames F] [--queries Q] [--no-load]
  *
  * Needs a server: with VEM_TEST_PG set it uses that database (migrations applied); without,
  * it runs itself again under tests/harness.sh, which starts a throw-away cluster.
@@ -17,6 +17,8 @@
  *            the columns asked for are decoded
  *   frames   the same hour's frame rows as stored (SELECT * FROM obd_frames with the frame-time
  *            bound vem_samples adds): what reading them costs without decoding
+ * With --no-load the rows a previous run loaded (same N, D, F, the same Beijing day) are queried
+ * again: how two definitions of the decoding compare on one table, run alternately.
  * Figures: p50 and p99 of each, in ms (client side, result received); ratio = frames_p50 /
  * samples_p50 (the share of the time that is not decoding every column). */
 #include "pgrows.h"
@@ -26,6 +28,7 @@
 #include <libgen.h>
 #include <libpq-fe.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,15 +139,17 @@ static double s_time_query(PGconn *conn, const char *sql, const char *vin, const
 int main(int argc, char **argv)
 {
     unsigned vehicles = 1000, days = 10, frames = 500, queries = 200;
-    static const struct option options[] = {{"vehicles", required_argument, NULL, 'v'},
-                                            {"days", required_argument, NULL, 'd'},
-                                            {"frames", required_argument, NULL, 'f'},
-                                            {"queries", required_argument, NULL, 'q'},
-                                            {NULL, 0, NULL, 0}};
+    bool load = true;
+    static const struct option options[] = {
+        {"vehicles", required_argument, NULL, 'v'}, {"days", required_argument, NULL, 'd'},
+        {"frames", required_argument, NULL, 'f'},   {"queries", required_argument, NULL, 'q'},
+        {"no-load", no_argument, NULL, 'n'},        {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt_long(argc, argv, "v:d:f:q:", options, NULL)) != -1) {
-        unsigned long n = strtoul(optarg, NULL, 10);
-        if (opt == 'v')
+    while ((opt = getopt_long(argc, argv, "v:d:f:q:n", options, NULL)) != -1) {
+        unsigned long n = optarg ? strtoul(optarg, NULL, 10) : 0;
+        if (opt == 'n')
+            load = false;
+        else if (opt == 'v')
             vehicles = (unsigned)n;
         else if (opt == 'd')
             days = (unsigned)n;
@@ -157,7 +162,7 @@ int main(int argc, char **argv)
     }
     if (vehicles == 0 || days == 0 || days > 100 || frames < 360 || frames > 8000 || queries == 0) {
         fprintf(stderr, "usage: bench-query [--vehicles N] [--days D<=100] [--frames 360..8000] "
-                        "[--queries Q]\n");
+                        "[--queries Q] [--no-load]\n");
         return 2;
     }
     const char *conninfo = getenv("VEM_TEST_PG");
@@ -175,7 +180,7 @@ int main(int argc, char **argv)
     vem_pgrows_t rows = {0};
     uint64_t samples = 0;
     double load_s = 0;
-    for (unsigned d = 0; d < days; d++) {
+    for (unsigned d = 0; load && d < days; d++) {
         for (unsigned v = 0; v < vehicles; v++) {
             /* the drive starts between 06:00 and 14:00 */
             int64_t start = day0 + (int64_t)d * 86400 + 6 * 3600 + (int64_t)((v * 7919u) % 28800);
