@@ -67,14 +67,22 @@ static void s_track_init(vem_rules_track_t *tr)
     tr->newest = INT64_MIN;
 }
 
+vem_rules_vehicle_t *vem_rules_vehicle_alloc(void)
+{
+    size_t size = (sizeof(vem_rules_vehicle_t) + 63) / 64 * 64;
+    vem_rules_vehicle_t *self = aligned_alloc(64, size);
+    if (!self)
+        abort();
+    memset(self, 0, size);
+    return self;
+}
+
 vem_rules_vehicle_t *vem_rules_vehicle_new(const char *vin, const char *plate,
                                            const vem_rules_engine_facts_t *facts)
 {
     if ((!vin || strlen(vin) != 17) && (!plate || !*plate))
         return NULL;
-    vem_rules_vehicle_t *self = calloc(1, sizeof *self);
-    if (!self)
-        abort();
+    vem_rules_vehicle_t *self = vem_rules_vehicle_alloc();
     self->bytes = sizeof *self;
     vem_rules_vehicle_set_ids(self, vin, plate);
     vem_rules_vehicle_set_facts(self, facts);
@@ -897,7 +905,7 @@ static void s_removal(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
 
 void vem_rules_prefetch_state(const vem_rules_vehicle_t *self)
 {
-    for (size_t o = 0; o < offsetof(vem_rules_vehicle_t, vin); o += 64)
+    for (size_t o = 0; o < VEM_RULES_HOT_BYTES; o += 64)
         __builtin_prefetch((const char *)self + o, 1, 3);
 }
 

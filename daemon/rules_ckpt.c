@@ -49,8 +49,8 @@
  * sizes (of x86-64 and other LP64 hosts) fail the build when a struct changes, as a reminder.
  * Update them once the new member is in the format. */
 #if defined(__LP64__)
-_Static_assert(sizeof(struct vem_rules_vehicle) == 1456, "vehicle changed: update rules_ckpt");
-_Static_assert(sizeof(vem_rules_track_t) == 584, "track changed: update rules_ckpt");
+_Static_assert(sizeof(struct vem_rules_vehicle) == 1408, "vehicle changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_track_t) == 560, "track changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_window_t) == 176, "window changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_span_t) == 48, "span changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_rsd_t) == 80, "roadside changed: update rules_ckpt");
@@ -743,7 +743,7 @@ vem_rules_vehicle_t *vem_rules_vehicle_load(const uint8_t *p, size_t len, char *
         err[0] = '\0';
     if (!s_get_header(&r))
         return NULL;
-    vem_rules_vehicle_t *v = calloc(1, sizeof *v);
+    vem_rules_vehicle_t *v = vem_rules_vehicle_alloc();
     if (!v)
         abort();
     v->bytes = sizeof *v;

@@ -115,29 +115,30 @@ typedef struct {
 /* One trip's window state, embedded in the trip (no allocation while the ring and the kept
  * windows fit what they have). Zeroed: not active. */
 typedef struct {
+    /* what every sample touches first, so a frame needs as few of the trip's lines as it can */
     bool active;
+    bool full;
+    uint32_t cap, cap_max, head, count;
+    uint8_t *ring;    /* VEM_RULES_SLOT-byte slots: work (kWh) and NOx (g) summed over the trip
+                         before the sample, as two doubles, then its rule time - base (int32) */
+    double work, nox; /* sums over the trip so far */
     /* per-trip constants, so the per-sample path has no division */
     double work_per_pct_rpm;  /* kWh of one second per (torque % - friction %) x rpm */
     double mass_per_ppm_kgph; /* g of one second per ppm x kg/h of exhaust */
     double density;           /* kg/L */
     double whtc_work_kwh;
     double min_work_per_sample; /* min_power_frac x P_rated / 3600: kWh a second */
-    double span_limit;          /* D_lim */
-    double limit_mg_kwh;
-    unsigned percentile;
-    int64_t base; /* trip start, epoch s */
-    size_t *bytes;
-    /* ring of the samples from the oldest open window on */
-    uint8_t *ring; /* VEM_RULES_SLOT-byte slots: work (kWh) and NOx (g) summed over the trip
-                      before the sample, as two doubles, then its rule time - base (int32) */
-    uint32_t cap, cap_max, head, count;
-    double work, nox; /* sums over the trip so far */
+    int64_t base;               /* trip start, epoch s */
     uint32_t samples, windows, valid, over;
     /* the largest valid windows, in no order; once full, nothing below threshold enters */
     vem_rules_kept_t *kept;
     uint32_t nkept, kept_cap;
-    bool full;
     vem_rules_kept_t threshold; /* the smallest of the largest VEM_RULES_WINDOW_KEEP */
+    double limit_mg_kwh;
+    /* rarely */
+    double span_limit; /* D_lim */
+    unsigned percentile;
+    size_t *bytes;
 } vem_rules_window_t;
 
 /* Samples a window may span and still be valid (D_lim of the design note in rules_window.c);
@@ -217,13 +218,13 @@ typedef struct vem_rules_pending {
  * of the last fusion_horizon_s seconds (one raw value per second, 0xFFFF: nothing valid) and the NO
  * exceedances still waiting for OBD data. Allocated on first use. */
 typedef struct {
-    vem_rules_chain_t *chain[VEM_RULES_POLLUTANTS];
     uint16_t *obd;      /* ring by second: raw downstream NOx, 0xFFFF for none */
     uint32_t obd_slots; /* fusion_horizon_s when allocated */
     uint32_t obd_head;  /* the slot of obd_newest */
     int64_t obd_newest; /* newest second written; INT64_MIN before any */
-    vem_rules_pending_t *pending;
     unsigned npending;
+    vem_rules_pending_t *pending;
+    vem_rules_chain_t *chain[VEM_RULES_POLLUTANTS];
 } vem_rules_rsd_t;
 
 /* What the roadside part needs to know of its vehicle. */
@@ -288,31 +289,35 @@ typedef struct {
 
 /* A track (live or back-fill) and its trip. */
 typedef struct {
+    /* what every sample touches, first */
     bool open;
-    int64_t newest; /* newest sample time this track ever took; INT64_MIN: none */
-    vem_rules_at_t start, last;
-    int64_t last_received_us;
-    uint32_t samples;
-    int8_t running;       /* -1 not known yet in this trip */
-    int64_t engine_start; /* rule time of the engine's start (or of the trip's first running) */
-    bool fallback;        /* no usable engine figures: obd.nox_high instead of the window */
-    vem_rules_span_t reagent, nox_high, frozen, down_up, invalid;
-    vem_rules_span_t scr; /* lo = sum of upstream, hi = sum of downstream NOx of the block */
+    bool fallback; /* no usable engine figures: obd.nox_high instead of the window */
     bool scr_fired;
-    vem_rules_engine_facts_t figures; /* what the trip started with */
+    int8_t running; /* -1 not known yet in this trip */
+    uint32_t samples;
+    int64_t newest; /* newest sample time this track ever took; INT64_MIN: none */
+    int64_t last_received_us;
+    int64_t engine_start; /* rule time of the engine's start (or of the trip's first running) */
+    vem_rules_at_t last;
+    vem_rules_span_t reagent, frozen, down_up, invalid;
+    vem_rules_span_t scr; /* lo = sum of upstream, hi = sum of downstream NOx of the block */
     vem_rules_window_t win;
+    /* rarely: at a trip's start and end, and with no usable engine figures */
+    vem_rules_span_t nox_high;
+    vem_rules_at_t start;
+    vem_rules_engine_facts_t figures; /* what the trip started with */
 } vem_rules_track_t;
 
-/* What every frame touches comes first, so it shares as few cache lines as it can. */
+/* What every data frame touches comes first, up to live.nox_high, so it fills as few cache
+ * lines as it can (the struct is allocated on a line boundary, vem_rules_vehicle_alloc). */
 struct vem_rules_vehicle {
     bool heard;
     bool offline_fired;
     int64_t last_received_us, last_data_us;
     vem_rules_counts_t counts;
-    size_t bytes;
     vem_rules_rsd_t rsd;
     vem_rules_track_t live;
-    /* OBD snapshots */
+    /* OBD snapshots: once a minute */
     int64_t obd_newest;
     bool mil_on, mil_escalated;
     bool vin_mismatch;
@@ -320,10 +325,17 @@ struct vem_rules_vehicle {
     uint32_t *dtcs; /* codes seen since the last snapshot without any */
     uint32_t ndtcs, dtc_cap;
     /* rarely */
+    size_t bytes;
     char vin[18];
     char plate[16];
     vem_rules_engine_facts_t facts;
     vem_rules_track_t back;
 };
+
+/* Bytes from the start of a vehicle that judging a data frame of its live track touches. */
+#define VEM_RULES_HOT_BYTES offsetof(struct vem_rules_vehicle, live.nox_high)
+
+/* A zeroed vehicle struct on a cache-line boundary (free() frees it). */
+vem_rules_vehicle_t *vem_rules_vehicle_alloc(void);
 
 #endif
