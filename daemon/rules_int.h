@@ -157,8 +157,14 @@ bool vem_rules_window_start(vem_rules_window_t *w, const vem_rules_window_params
 void vem_rules_window_stop(vem_rules_window_t *w);
 
 /* One 1 Hz sample with every value valid, at rule time t (epoch s). */
-void vem_rules_window_add(vem_rules_window_t *w, double torque_pct, double friction_pct, double rpm,
-                          double intake_kgph, double fuel_lph, double nox_ppm, int64_t t);
+typedef struct {
+    double torque_pct, friction_pct, rpm, intake_kgph, fuel_lph, nox_ppm;
+    int64_t t;
+} vem_rules_window_in_t;
+
+/* The samples in[0 .. n), in their order: the same as adding them one by one, with the
+ * window's running figures held in registers across them. */
+void vem_rules_window_add(vem_rules_window_t *w, const vem_rules_window_in_t *const *in, size_t n);
 
 typedef struct {
     int64_t start, end; /* rule times of the window's first and last sample */
