@@ -911,8 +911,9 @@ void vem_rules_prefetch_state(const vem_rules_vehicle_t *self)
 
 void vem_rules_prefetch_frame(const vem_rules_vehicle_t *self, const vem_hj1239_frame_t *f)
 {
-    if (f->cmd == VEM_HJ1239_CMD_REALTIME || f->cmd == VEM_HJ1239_CMD_RESEND)
+    if (f->cmd == VEM_HJ1239_CMD_REALTIME || f->cmd == VEM_HJ1239_CMD_RESEND) {
         vem_rules_window_prefetch(&self->live.win, (uint32_t)f->nblocks);
+    }
 }
 
 unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
@@ -923,12 +924,12 @@ unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t 
     /* With thousands of vehicles the state is rarely in the caches: ask for the lines the
      * frame will touch, and read the frame's samples while they come. */
     vem_rules_prefetch_state(self);
-    vem_rules_prefetch_frame(self, f);
     bool data = f->cmd == VEM_HJ1239_CMD_REALTIME || f->cmd == VEM_HJ1239_CMD_RESEND;
     s_prep_t prep[VEM_HJ1239_MAX_BLOCKS];
     int64_t sec[VEM_HJ1239_MAX_BLOCKS];
     uint16_t raw[VEM_HJ1239_MAX_BLOCKS];
     size_t n = data ? s_prepare(f, prep, sec, raw) : 0;
+    vem_rules_prefetch_frame(self, f);
     if (!self->heard || received_us > self->last_received_us)
         self->last_received_us = received_us;
     if (f->has_time && (!self->heard || f->time * S_US > self->last_data_us))

@@ -223,7 +223,16 @@ typedef struct vem_rules_pending {
 /* One vehicle's roadside state: the chains of exceedances by pollutant, the OBD downstream NOx
  * of the last fusion_horizon_s seconds (one raw value per second, 0xFFFF: nothing valid) and the NO
  * exceedances still waiting for OBD data. Allocated on first use. */
+/* Seconds of fusion history a vehicle holds in its own lines before writing them to the ring
+ * (one cache line with its count): the ring is in a page of its own, and one frame in three
+ * touches it instead of every frame. */
+#define VEM_RULES_FUSION_STAGE 30
+
 typedef struct {
+    /* the seconds after obd_newest, one after the other, not yet in the ring: the history
+     * is the ring followed by these (vem_rules_rsd_settle writes them to it) */
+    uint16_t stage[VEM_RULES_FUSION_STAGE];
+    uint32_t nstage;
     uint16_t *obd;      /* ring by second: raw downstream NOx, 0xFFFF for none */
     uint32_t obd_slots; /* fusion_horizon_s when allocated */
     uint32_t obd_head;  /* the slot of obd_newest */
@@ -256,6 +265,10 @@ void vem_rules_rsd_reading(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
 void vem_rules_rsd_obd(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
                        const vem_rules_config_t *cfg, const int64_t *sec, const uint16_t *raw,
                        size_t n, vem_rules_out_t *out);
+
+/* Writes the staged seconds to the fusion ring: what recording them one by one would have
+ * made. Everything that reads the ring calls it first. */
+void vem_rules_rsd_settle(vem_rules_rsd_t *rsd);
 
 /* Stored readings (any order) seeded into the chains without verdicts, except that a chain
  * which held readings judged before the history came and which the history changes is
