@@ -69,8 +69,10 @@ static void s_track_init(vem_rules_track_t *tr)
 
 vem_rules_vehicle_t *vem_rules_vehicle_alloc(void)
 {
-    size_t size = (sizeof(vem_rules_vehicle_t) + 63) / 64 * 64;
-    vem_rules_vehicle_t *self = aligned_alloc(64, size);
+    size_t size = (sizeof(vem_rules_vehicle_t) + 63) / 64 * 64, align = 64;
+    while (align < size && align < 4096)
+        align *= 2;
+    vem_rules_vehicle_t *self = aligned_alloc(align, size);
     if (!self)
         abort();
     memset(self, 0, size);
@@ -924,12 +926,12 @@ unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t 
     /* With thousands of vehicles the state is rarely in the caches: ask for the lines the
      * frame will touch, and read the frame's samples while they come. */
     vem_rules_prefetch_state(self);
+    vem_rules_prefetch_frame(self, f);
     bool data = f->cmd == VEM_HJ1239_CMD_REALTIME || f->cmd == VEM_HJ1239_CMD_RESEND;
     s_prep_t prep[VEM_HJ1239_MAX_BLOCKS];
     int64_t sec[VEM_HJ1239_MAX_BLOCKS];
     uint16_t raw[VEM_HJ1239_MAX_BLOCKS];
     size_t n = data ? s_prepare(f, prep, sec, raw) : 0;
-    vem_rules_prefetch_frame(self, f);
     if (!self->heard || received_us > self->last_received_us)
         self->last_received_us = received_us;
     if (f->has_time && (!self->heard || f->time * S_US > self->last_data_us))

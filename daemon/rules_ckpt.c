@@ -49,9 +49,10 @@
  * sizes (of x86-64 and other LP64 hosts) fail the build when a struct changes, as a reminder.
  * Update them once the new member is in the format. */
 #if defined(__LP64__)
-_Static_assert(sizeof(struct vem_rules_vehicle) == 1472, "vehicle changed: update rules_ckpt");
-_Static_assert(sizeof(vem_rules_track_t) == 560, "track changed: update rules_ckpt");
-_Static_assert(sizeof(vem_rules_window_t) == 176, "window changed: update rules_ckpt");
+_Static_assert(sizeof(struct vem_rules_vehicle) == 1872, "vehicle changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_track_t) == 760, "track changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_window_t) == 376, "window changed: update rules_ckpt");
+/* (its staged kept windows are saved as kept ones, as vem_rules_window_settle appends them) */
 _Static_assert(sizeof(vem_rules_span_t) == 48, "span changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_rsd_t) == 144, "roadside changed: update rules_ckpt");
 /* (its fusion stage is saved as part of the ring, as vem_rules_rsd_settle writes it) */
@@ -397,10 +398,13 @@ static void s_put_window(s_wr_t *w, const vem_rules_window_t *win)
     uint32_t first = win->cap - win->head < win->count ? win->cap - win->head : win->count;
     s_put(w, win->ring + (size_t)win->head * VEM_RULES_SLOT, (size_t)first * VEM_RULES_SLOT);
     s_put(w, win->ring, (size_t)(win->count - first) * VEM_RULES_SLOT);
+    /* the kept windows as vem_rules_window_settle leaves them: the staged ones appended */
     s_put_u32(w, win->kept_cap);
-    s_put_u32(w, win->nkept);
+    s_put_u32(w, win->nkept + win->nstage);
     for (uint32_t i = 0; i < win->nkept; i++)
         s_put_kept(w, &win->kept[i]);
+    for (uint32_t i = 0; i < win->nstage; i++)
+        s_put_kept(w, &win->stage[i]);
     s_put_u8(w, win->full);
     s_put_kept(w, &win->threshold);
 }

@@ -106,6 +106,9 @@ typedef struct {
 /* Bytes of a ring slot: packed, so one sample's sums and time are one stream of memory. */
 #define VEM_RULES_SLOT 20
 
+/* Valid windows a trip's window state holds in its own lines before appending them to kept. */
+#define VEM_RULES_KEPT_STAGE 16
+
 /* A kept valid window (12 bytes). */
 typedef struct {
     float nox;          /* mg/kWh */
@@ -135,6 +138,11 @@ typedef struct {
     uint32_t nkept, kept_cap;
     vem_rules_kept_t threshold; /* the smallest of the largest VEM_RULES_WINDOW_KEEP */
     double limit_mg_kwh;
+    /* valid windows not yet in kept: the kept windows are kept[0 .. nkept) then these. Only
+     * plain appends are staged (room in kept, no selection due), so the kept array, in a page
+     * of its own, is written once every few frames (vem_rules_window_settle) */
+    uint32_t nstage;
+    vem_rules_kept_t stage[VEM_RULES_KEPT_STAGE];
     /* rarely */
     double span_limit; /* D_lim */
     unsigned percentile;
@@ -152,6 +160,9 @@ bool vem_rules_window_usable(const vem_rules_window_params_t *p);
  * figures are not usable. *bytes follows what it allocates, now and later. */
 bool vem_rules_window_start(vem_rules_window_t *w, const vem_rules_window_params_t *p,
                             int64_t trip_start, size_t *bytes);
+
+/* Appends the staged valid windows to kept (what appending them one by one would have made). */
+void vem_rules_window_settle(vem_rules_window_t *w);
 
 /* Frees what w allocated and makes it inactive. */
 void vem_rules_window_stop(vem_rules_window_t *w);
@@ -327,8 +338,9 @@ typedef struct {
     vem_rules_engine_facts_t figures; /* what the trip started with */
 } vem_rules_track_t;
 
-/* What every data frame touches comes first, up to live.nox_high, so it fills as few cache
- * lines as it can (the struct is allocated on a line boundary, vem_rules_vehicle_alloc). */
+/* What every data frame touches comes first, up to live.win.stage (whose lines are asked for as
+ * needed), so it fills as few cache lines as it can; the struct is allocated so that it does
+ * not cross a page boundary (vem_rules_vehicle_alloc). */
 struct vem_rules_vehicle {
     bool heard;
     bool offline_fired;
@@ -352,9 +364,10 @@ struct vem_rules_vehicle {
 };
 
 /* Bytes from the start of a vehicle that judging a data frame of its live track touches. */
-#define VEM_RULES_HOT_BYTES offsetof(struct vem_rules_vehicle, live.nox_high)
+#define VEM_RULES_HOT_BYTES offsetof(struct vem_rules_vehicle, live.win.stage)
 
-/* A zeroed vehicle struct on a cache-line boundary (free() frees it). */
+/* A zeroed vehicle struct aligned to its size rounded up to a power of two (at most a page),
+ * so it lies in one page (free() frees it). */
 vem_rules_vehicle_t *vem_rules_vehicle_alloc(void);
 
 #endif

@@ -232,6 +232,8 @@ static void s_compact(vem_rules_window_t *w)
     w->full = true;
 }
 
+static void s_append(vem_rules_window_t *w, s_kept_t e);
+
 /* A valid window with NOx mass (g) over work (kWh): counted, and kept while it may be among
  * the VEM_RULES_WINDOW_KEEP largest. */
 static void s_keep(vem_rules_window_t *w, double mass, double work, int32_t start, int32_t end)
@@ -244,6 +246,27 @@ static void s_keep(vem_rules_window_t *w, double mass, double work, int32_t star
     s_kept_t e = {(float)(mass * 1000 / work), start, end};
     if (w->full && !s_before(&e, &w->threshold))
         return;
+    if (!w->full && w->nkept + w->nstage + 1 < w->kept_cap) {
+        /* a plain append, neither growth nor selection due: staged */
+        w->stage[w->nstage++] = e;
+        if (w->nstage == VEM_RULES_KEPT_STAGE)
+            vem_rules_window_settle(w);
+        return;
+    }
+    vem_rules_window_settle(w);
+    s_append(w, e);
+}
+
+void vem_rules_window_settle(vem_rules_window_t *w)
+{
+    for (uint32_t i = 0; i < w->nstage; i++)
+        w->kept[w->nkept++] = w->stage[i];
+    w->nstage = 0;
+}
+
+/* Appends e to kept, growing it, and selects the largest when it is full. */
+static void s_append(vem_rules_window_t *w, s_kept_t e)
+{
     if (w->nkept == w->kept_cap) {
         uint32_t cap = w->kept_cap ? w->kept_cap * 2 : S_KEPT_START;
         if (cap > VEM_RULES_KEPT_MAX)
@@ -339,8 +362,15 @@ void vem_rules_window_prefetch(const vem_rules_window_t *w, uint32_t n)
         __builtin_prefetch(w->ring + (h < size ? h : h - size), 0, 0);
         __builtin_prefetch(w->ring + (t < size ? t : t - size), 1, 0);
     }
-    /* where the windows they end are kept */
-    if (w->kept && w->nkept < w->kept_cap) {
+    /* where the windows they end are staged, and kept when the stage will be appended */
+    if (w->nstage < VEM_RULES_KEPT_STAGE) {
+        const uint8_t *st = (const uint8_t *)(w->stage + w->nstage);
+        size_t room = VEM_RULES_KEPT_STAGE - w->nstage;
+        size_t bytes = (n < room ? n : room) * sizeof *w->stage;
+        for (size_t o = 0; o < bytes + 63; o += 64)
+            __builtin_prefetch(st + o, 1, 3);
+    }
+    if (w->kept && w->nkept < w->kept_cap && w->nstage + n >= VEM_RULES_KEPT_STAGE) {
         size_t room = w->kept_cap - w->nkept;
         const uint8_t *k = (const uint8_t *)(w->kept + w->nkept);
         size_t bytes = (n < room ? n : room) * sizeof *w->kept;
@@ -366,6 +396,7 @@ void vem_rules_window_result(vem_rules_window_t *w, vem_rules_window_result_t *o
     out->valid = w->valid;
     out->over = w->over;
     out->percentile_mg_kwh = NAN;
+    vem_rules_window_settle(w);
     uint32_t n = w->valid;
     if (n == 0)
         return;
