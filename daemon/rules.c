@@ -69,13 +69,16 @@ static void s_track_init(vem_rules_track_t *tr)
 
 vem_rules_vehicle_t *vem_rules_vehicle_alloc(void)
 {
-    size_t size = (sizeof(vem_rules_vehicle_t) + 63) / 64 * 64, align = 64;
-    while (align < size && align < 4096)
+    size_t align = 64;
+    while (align < sizeof(vem_rules_vehicle_t) && align < 4096)
         align *= 2;
+    /* aligned_alloc wants a multiple of the alignment */
+    size_t size = (sizeof(vem_rules_vehicle_t) + align - 1) / align * align;
     vem_rules_vehicle_t *self = aligned_alloc(align, size);
     if (!self)
         abort();
     memset(self, 0, size);
+    self->bytes = size;
     return self;
 }
 
@@ -85,7 +88,6 @@ vem_rules_vehicle_t *vem_rules_vehicle_new(const char *vin, const char *plate,
     if ((!vin || strlen(vin) != 17) && (!plate || !*plate))
         return NULL;
     vem_rules_vehicle_t *self = vem_rules_vehicle_alloc();
-    self->bytes = sizeof *self;
     vem_rules_vehicle_set_ids(self, vin, plate);
     vem_rules_vehicle_set_facts(self, facts);
     s_track_init(&self->live);

@@ -763,9 +763,6 @@ vem_rules_vehicle_t *vem_rules_vehicle_load(const uint8_t *p, size_t len, char *
     if (!s_get_header(&r))
         return NULL;
     vem_rules_vehicle_t *v = vem_rules_vehicle_alloc();
-    if (!v)
-        abort();
-    v->bytes = sizeof *v;
     v->live.newest = v->back.newest = v->obd_newest = INT64_MIN;
     vem_rules_rsd_init(&v->rsd);
     s_get_vehicle(&r, v);

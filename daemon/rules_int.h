@@ -367,7 +367,7 @@ struct vem_rules_vehicle {
 #define VEM_RULES_HOT_BYTES offsetof(struct vem_rules_vehicle, live.win.stage)
 
 /* A zeroed vehicle struct aligned to its size rounded up to a power of two (at most a page),
- * so it lies in one page (free() frees it). */
+ * so it lies in one page, with bytes set to what it takes (free() frees it). */
 vem_rules_vehicle_t *vem_rules_vehicle_alloc(void);
 
 #endif
