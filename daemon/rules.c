@@ -30,7 +30,8 @@
  * older than the newest seen is counted (late_obd) and not used, since MIL episodes and the
  * DTC set are states that only go forward.
  *
- * Memory per vehicle: this struct (about 1.5 KiB: two tracks with their window state inline);
+ * Memory per vehicle: this struct (about 1.9 KiB in a 2 KiB block, so it lies in one page: two
+ * tracks with their window state inline);
  * while a trip is open with engine figures, the window ring (20 bytes a sample, at most
  * D_lim + 1 samples, rules_window.c) and the kept windows (12 bytes each, at most
  * VEM_RULES_WINDOW_KEEP + 256); the DTC set (4 bytes a code, at most VEM_RULES_DTC_MAX); the fusion
@@ -43,7 +44,9 @@
  * in three steps: the vehicle's lines and the window ring and kept-window lines the frame
  * will touch are asked for first, and the samples' values and times are read from the frame
  * while they come (s_prepare); the per-sample rules run; then the frame's window inputs are
- * added (s_batch_t), last, so that the ring has had the longest to arrive. Each step sees
+ * added (s_batch_t), last, so that the ring has had the longest to arrive. The fusion history
+ * and the kept windows, each in pages of their own, are staged in the vehicle's lines and
+ * written a few frames at a time (rules_rsd.c, rules_window.c). Each step sees
  * the samples in their order, so verdicts are those of a sample-by-sample pass (check_rules:
  * frames_of_any_size_give_the_same_verdicts). */
 #include "rules_int.h"
