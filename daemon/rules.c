@@ -30,7 +30,8 @@
  * older than the newest seen is counted (late_obd) and not used, since MIL episodes and the
  * DTC set are states that only go forward.
  *
- * Memory per vehicle: this struct (about 1.5 KiB: two tracks with their window state inline);
+ * Memory per vehicle: this struct (about 1.9 KiB in a 2 KiB block, so it lies in one page: two
+ * tracks with their window state inline);
  * while a trip is open with engine figures, the window ring (20 bytes a sample, at most
  * D_lim + 1 samples, rules_window.c) and the kept windows (12 bytes each, at most
  * VEM_RULES_WINDOW_KEEP + 256); the DTC set (4 bytes a code, at most VEM_RULES_DTC_MAX); the fusion
@@ -43,7 +44,9 @@
  * in three steps: the vehicle's lines and the window ring and kept-window lines the frame
  * will touch are asked for first, and the samples' values and times are read from the frame
  * while they come (s_prepare); the per-sample rules run; then the frame's window inputs are
- * added (s_batch_t), last, so that the ring has had the longest to arrive. Each step sees
+ * added (s_batch_t), last, so that the ring has had the longest to arrive. The fusion history
+ * and the kept windows, each in pages of their own, are staged in the vehicle's lines and
+ * written a few frames at a time (rules_rsd.c, rules_window.c). Each step sees
  * the samples in their order, so verdicts are those of a sample-by-sample pass (check_rules:
  * frames_of_any_size_give_the_same_verdicts). */
 #include "rules_int.h"
@@ -67,15 +70,27 @@ static void s_track_init(vem_rules_track_t *tr)
     tr->newest = INT64_MIN;
 }
 
+vem_rules_vehicle_t *vem_rules_vehicle_alloc(void)
+{
+    size_t align = 64;
+    while (align < sizeof(vem_rules_vehicle_t) && align < 4096)
+        align *= 2;
+    /* aligned_alloc wants a multiple of the alignment */
+    size_t size = (sizeof(vem_rules_vehicle_t) + align - 1) / align * align;
+    vem_rules_vehicle_t *self = aligned_alloc(align, size);
+    if (!self)
+        abort();
+    memset(self, 0, size);
+    self->bytes = size;
+    return self;
+}
+
 vem_rules_vehicle_t *vem_rules_vehicle_new(const char *vin, const char *plate,
                                            const vem_rules_engine_facts_t *facts)
 {
     if ((!vin || strlen(vin) != 17) && (!plate || !*plate))
         return NULL;
-    vem_rules_vehicle_t *self = calloc(1, sizeof *self);
-    if (!self)
-        abort();
-    self->bytes = sizeof *self;
+    vem_rules_vehicle_t *self = vem_rules_vehicle_alloc();
     vem_rules_vehicle_set_ids(self, vin, plate);
     vem_rules_vehicle_set_facts(self, facts);
     s_track_init(&self->live);
@@ -340,7 +355,8 @@ static void s_trip_end(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_
 
 /* A sample's values (read by s_values below). */
 typedef struct {
-    double rpm, torque, friction, fuel, nox_up, nox_down, reagent, intake, scr_in, coolant;
+    vem_rules_window_in_t win; /* rpm, torque, friction, intake, fuel, downstream NOx, time */
+    double nox_up, reagent, scr_in, coolant;
     uint32_t nox_down_raw;
     uint32_t missing; /* NOx and intake fields the block has but without a value */
     bool window;      /* a stream block with every NOx-window input valid */
@@ -359,16 +375,13 @@ typedef struct {
 typedef struct {
     vem_rules_track_t *tr; /* the track of the samples it holds */
     unsigned n;
-    const s_prep_t *in[VEM_HJ1239_MAX_BLOCKS];
+    const vem_rules_window_in_t *in[VEM_HJ1239_MAX_BLOCKS];
 } s_batch_t;
 
 static void s_batch_flush(s_batch_t *bt)
 {
-    for (unsigned i = 0; i < bt->n; i++) {
-        const s_values_t *x = &bt->in[i]->x;
-        vem_rules_window_add(&bt->tr->win, x->torque, x->friction, x->rpm, x->intake, x->fuel,
-                             x->nox_down, bt->in[i]->at.sec);
-    }
+    if (bt->n)
+        vem_rules_window_add(&bt->tr->win, bt->in, bt->n);
     bt->n = 0;
 }
 
@@ -458,15 +471,15 @@ static inline double s_get(const vem_hj1239_block_t *b, int k)
 /* A sample's values; fields its block type lacks are NaN and not `missing`. */
 static void s_values(const vem_hj1239_block_t *b, s_values_t *x)
 {
-    x->rpm = s_get(b, S_RPM);
-    x->torque = s_get(b, S_TORQUE);
-    x->friction = s_get(b, S_FRICTION);
-    x->fuel = s_get(b, S_FUEL);
-    x->intake = s_get(b, S_INTAKE);
+    x->win.rpm = s_get(b, S_RPM);
+    x->win.torque_pct = s_get(b, S_TORQUE);
+    x->win.friction_pct = s_get(b, S_FRICTION);
+    x->win.fuel_lph = s_get(b, S_FUEL);
+    x->win.intake_kgph = s_get(b, S_INTAKE);
     x->coolant = s_get(b, S_COOLANT);
-    x->nox_down = x->nox_up = x->reagent = x->scr_in = NAN;
+    x->win.nox_ppm = x->nox_up = x->reagent = x->scr_in = NAN;
     x->nox_down_raw = b->raw[VEM_HJ1239_F_NOX_DOWN];
-    x->missing = isnan(x->intake) ? 1u << VEM_HJ1239_F_INTAKE : 0;
+    x->missing = isnan(x->win.intake_kgph) ? 1u << VEM_HJ1239_F_INTAKE : 0;
     if (b->type == VEM_HJ1239_BLOCK_STREAM) {
         x->nox_up = s_get(b, S_NOX_UP);
         x->reagent = s_get(b, S_REAGENT);
@@ -475,12 +488,13 @@ static void s_values(const vem_hj1239_block_t *b, s_values_t *x)
             x->missing |= 1u << VEM_HJ1239_F_NOX_UP;
     }
     if (b->type == VEM_HJ1239_BLOCK_STREAM || b->type == VEM_HJ1239_BLOCK_TWC_NOX) {
-        x->nox_down = s_get(b, S_NOX_DOWN);
-        if (isnan(x->nox_down))
+        x->win.nox_ppm = s_get(b, S_NOX_DOWN);
+        if (isnan(x->win.nox_ppm))
             x->missing |= 1u << VEM_HJ1239_F_NOX_DOWN;
     }
-    x->window = b->type == VEM_HJ1239_BLOCK_STREAM && !isnan(x->torque) && !isnan(x->friction) &&
-                !isnan(x->rpm) && !isnan(x->intake) && !isnan(x->fuel) && !isnan(x->nox_down);
+    x->window = b->type == VEM_HJ1239_BLOCK_STREAM && !isnan(x->win.torque_pct) &&
+                !isnan(x->win.friction_pct) && !isnan(x->win.rpm) && !isnan(x->win.intake_kgph) &&
+                !isnan(x->win.fuel_lph) && !isnan(x->win.nox_ppm);
 }
 
 static void s_reagent(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_rules_config_t *cfg,
@@ -508,11 +522,11 @@ static void s_nox_high(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_
                        const vem_rules_at_t *at, vem_rules_out_t *out)
 {
     vem_rules_span_t *s = &tr->nox_high;
-    bool valid = warm && !isnan(x->nox_down);
-    bool high = valid && x->nox_down > bd->nox_above;
+    bool valid = warm && !isnan(x->win.nox_ppm);
+    bool high = valid && x->win.nox_ppm > bd->nox_above;
     if (!s_step(s, high, valid && !high, at))
         return;
-    s_minmax(s, x->nox_down);
+    s_minmax(s, x->win.nox_ppm);
     if (s->fired || s->n < cfg->nox_minutes * 60)
         return;
     s->fired = true;
@@ -531,13 +545,13 @@ static void s_scr(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_rules
 {
     vem_rules_span_t *s = &tr->scr;
     bool q = running && !isnan(x->scr_in) && !(x->scr_in < bd->scr_in_below) && !isnan(x->nox_up) &&
-             !(x->nox_up < bd->scr_up_below) && !isnan(x->nox_down);
+             !(x->nox_up < bd->scr_up_below) && !isnan(x->win.nox_ppm);
     if (!s_step(s, q, false, at))
         return;
     if (s->n == 1)
         s->lo = s->hi = 0;
     s->lo += x->nox_up;
-    s->hi += x->nox_down;
+    s->hi += x->win.nox_ppm;
     if (s->n < cfg->scr_minutes * 60)
         return;
     double eff = 1 - s->hi / s->lo;
@@ -558,7 +572,7 @@ static void s_frozen(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_ru
                      vem_rules_out_t *out)
 {
     vem_rules_span_t *s = &tr->frozen;
-    if (isnan(x->nox_down))
+    if (isnan(x->win.nox_ppm))
         return; /* a sentinel neither breaks nor extends */
     bool same = s->n > 0 && x->nox_down_raw == s->value;
     if (!running) {
@@ -571,12 +585,12 @@ static void s_frozen(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_ru
         s->value = x->nox_down_raw;
     }
     s_step(s, true, false, at);
-    s_minmax(s, x->rpm);
+    s_minmax(s, x->win.rpm);
     if (s->fired || s->n < cfg->frozen_minutes * 60 || s->hi - s->lo < cfg->frozen_rpm_span)
         return;
     s->fired = true;
     json_t *ev = json_object();
-    json_object_set_new(ev, "nox_down_ppm", json_real(x->nox_down));
+    json_object_set_new(ev, "nox_down_ppm", json_real(x->win.nox_ppm));
     json_object_set_new(ev, "rpm_min", json_real(s->lo));
     json_object_set_new(ev, "rpm_max", json_real(s->hi));
     s_span_emit(v, out, VEM_RULE_OBD_TAMPER, "frozen_nox", s, at, s->n / 60.0, cfg->frozen_minutes,
@@ -588,11 +602,11 @@ static void s_down_up(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_r
                       vem_rules_out_t *out)
 {
     vem_rules_span_t *s = &tr->down_up;
-    bool valid = warm && !isnan(x->nox_down) && !isnan(x->nox_up);
-    bool above = valid && s_above(x->nox_down, x->nox_up);
+    bool valid = warm && !isnan(x->win.nox_ppm) && !isnan(x->nox_up);
+    bool above = valid && s_above(x->win.nox_ppm, x->nox_up);
     if (!s_step(s, above, valid && !above, at))
         return;
-    s_minmax(s, x->nox_down - x->nox_up);
+    s_minmax(s, x->win.nox_ppm - x->nox_up);
     if (s->fired || s->n < cfg->down_above_up_minutes * 60)
         return;
     s->fired = true;
@@ -632,8 +646,8 @@ static void s_sample(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, cons
     const vem_rules_at_t *at = &p->at;
     vem_rules_track_t *tr = s_route(v, cfg, at, received_us, bt, out);
     v->counts.samples++;
-    bool running = !isnan(xp->rpm) && xp->rpm > 0;
-    if (!isnan(xp->rpm)) {
+    bool running = !isnan(xp->win.rpm) && xp->win.rpm > 0;
+    if (!isnan(xp->win.rpm)) {
         if (running && tr->running != 1)
             tr->engine_start = at->sec;
         tr->running = running;
@@ -653,7 +667,7 @@ static void s_sample(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, cons
         s_invalid_signals(v, tr, cfg, xp, running, at, out);
     }
     if (tr->win.active && xp->window)
-        bt->in[bt->n++] = p;
+        bt->in[bt->n++] = &xp->win;
 }
 
 /* ---- OBD snapshots ------------------------------------------------------------------------ */
@@ -845,8 +859,9 @@ static size_t s_prepare(const vem_hj1239_frame_t *f, s_prep_t *p, int64_t *sec, 
         }
         p[n].at = at;
         s_values(b, &p[n].x);
+        p[n].x.win.t = at.sec;
         sec[n] = at.sec;
-        raw[n] = isnan(p[n].x.nox_down) ? 0xFFFF : (uint16_t)p[n].x.nox_down_raw;
+        raw[n] = isnan(p[n].x.win.nox_ppm) ? 0xFFFF : (uint16_t)p[n].x.nox_down_raw;
         n++;
     }
     return n;
@@ -897,14 +912,15 @@ static void s_removal(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
 
 void vem_rules_prefetch_state(const vem_rules_vehicle_t *self)
 {
-    for (size_t o = 0; o < offsetof(vem_rules_vehicle_t, vin); o += 64)
+    for (size_t o = 0; o < VEM_RULES_HOT_BYTES; o += 64)
         __builtin_prefetch((const char *)self + o, 1, 3);
 }
 
 void vem_rules_prefetch_frame(const vem_rules_vehicle_t *self, const vem_hj1239_frame_t *f)
 {
-    if (f->cmd == VEM_HJ1239_CMD_REALTIME || f->cmd == VEM_HJ1239_CMD_RESEND)
+    if (f->cmd == VEM_HJ1239_CMD_REALTIME || f->cmd == VEM_HJ1239_CMD_RESEND) {
         vem_rules_window_prefetch(&self->live.win, (uint32_t)f->nblocks);
+    }
 }
 
 unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,

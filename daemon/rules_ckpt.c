@@ -49,11 +49,13 @@
  * sizes (of x86-64 and other LP64 hosts) fail the build when a struct changes, as a reminder.
  * Update them once the new member is in the format. */
 #if defined(__LP64__)
-_Static_assert(sizeof(struct vem_rules_vehicle) == 1456, "vehicle changed: update rules_ckpt");
-_Static_assert(sizeof(vem_rules_track_t) == 584, "track changed: update rules_ckpt");
-_Static_assert(sizeof(vem_rules_window_t) == 176, "window changed: update rules_ckpt");
+_Static_assert(sizeof(struct vem_rules_vehicle) == 1872, "vehicle changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_track_t) == 760, "track changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_window_t) == 376, "window changed: update rules_ckpt");
+/* (its staged kept windows are saved as kept ones, as vem_rules_window_settle appends them) */
 _Static_assert(sizeof(vem_rules_span_t) == 48, "span changed: update rules_ckpt");
-_Static_assert(sizeof(vem_rules_rsd_t) == 80, "roadside changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_rsd_t) == 144, "roadside changed: update rules_ckpt");
+/* (its fusion stage is saved as part of the ring, as vem_rules_rsd_settle writes it) */
 _Static_assert(sizeof(vem_rules_chain_t) == 24, "chain changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_link_t) == 112, "link changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_pending_t) == 120, "pending changed: update rules_ckpt");
@@ -396,10 +398,13 @@ static void s_put_window(s_wr_t *w, const vem_rules_window_t *win)
     uint32_t first = win->cap - win->head < win->count ? win->cap - win->head : win->count;
     s_put(w, win->ring + (size_t)win->head * VEM_RULES_SLOT, (size_t)first * VEM_RULES_SLOT);
     s_put(w, win->ring, (size_t)(win->count - first) * VEM_RULES_SLOT);
+    /* the kept windows as vem_rules_window_settle leaves them: the staged ones appended */
     s_put_u32(w, win->kept_cap);
-    s_put_u32(w, win->nkept);
+    s_put_u32(w, win->nkept + win->nstage);
     for (uint32_t i = 0; i < win->nkept; i++)
         s_put_kept(w, &win->kept[i]);
+    for (uint32_t i = 0; i < win->nstage; i++)
+        s_put_kept(w, &win->stage[i]);
     s_put_u8(w, win->full);
     s_put_kept(w, &win->threshold);
 }
@@ -559,10 +564,24 @@ static void s_put_rsd(s_wr_t *w, const vem_rules_rsd_t *rsd)
             s_put_str(w, c->links[i].reading_id);
         }
     }
+    /* the history as vem_rules_rsd_settle would leave it: the staged seconds in the ring */
+    uint32_t head = rsd->obd_head;
+    uint16_t *obd = NULL;
+    if (rsd->nstage) {
+        obd = malloc((size_t)rsd->obd_slots * sizeof *obd);
+        if (!obd)
+            abort();
+        memcpy(obd, rsd->obd, (size_t)rsd->obd_slots * sizeof *obd);
+        for (uint32_t i = 0; i < rsd->nstage; i++) {
+            head = head + 1 == rsd->obd_slots ? 0 : head + 1;
+            obd[head] = rsd->stage[i];
+        }
+    }
     s_put_u32(w, rsd->obd_slots);
-    s_put_u32(w, rsd->obd_head);
-    s_put_i64(w, rsd->obd_newest);
-    s_put(w, rsd->obd, (size_t)rsd->obd_slots * sizeof *rsd->obd);
+    s_put_u32(w, head);
+    s_put_i64(w, rsd->obd_newest + rsd->nstage);
+    s_put(w, obd ? obd : rsd->obd, (size_t)rsd->obd_slots * sizeof *rsd->obd);
+    free(obd);
     s_put_u8(w, rsd->pending != NULL);
     s_put_u32(w, rsd->npending);
     for (unsigned i = 0; i < rsd->npending; i++) {
@@ -743,10 +762,7 @@ vem_rules_vehicle_t *vem_rules_vehicle_load(const uint8_t *p, size_t len, char *
         err[0] = '\0';
     if (!s_get_header(&r))
         return NULL;
-    vem_rules_vehicle_t *v = calloc(1, sizeof *v);
-    if (!v)
-        abort();
-    v->bytes = sizeof *v;
+    vem_rules_vehicle_t *v = vem_rules_vehicle_alloc();
     v->live.newest = v->back.newest = v->obd_newest = INT64_MIN;
     vem_rules_rsd_init(&v->rsd);
     s_get_vehicle(&r, v);

@@ -106,6 +106,9 @@ typedef struct {
 /* Bytes of a ring slot: packed, so one sample's sums and time are one stream of memory. */
 #define VEM_RULES_SLOT 20
 
+/* Valid windows a trip's window state holds in its own lines before appending them to kept. */
+#define VEM_RULES_KEPT_STAGE 16
+
 /* A kept valid window (12 bytes). */
 typedef struct {
     float nox;          /* mg/kWh */
@@ -115,29 +118,35 @@ typedef struct {
 /* One trip's window state, embedded in the trip (no allocation while the ring and the kept
  * windows fit what they have). Zeroed: not active. */
 typedef struct {
+    /* what every sample touches first, so a frame needs as few of the trip's lines as it can */
     bool active;
+    bool full;
+    uint32_t cap, cap_max, head, count;
+    uint8_t *ring;    /* VEM_RULES_SLOT-byte slots: work (kWh) and NOx (g) summed over the trip
+                         before the sample, as two doubles, then its rule time - base (int32) */
+    double work, nox; /* sums over the trip so far */
     /* per-trip constants, so the per-sample path has no division */
     double work_per_pct_rpm;  /* kWh of one second per (torque % - friction %) x rpm */
     double mass_per_ppm_kgph; /* g of one second per ppm x kg/h of exhaust */
     double density;           /* kg/L */
     double whtc_work_kwh;
     double min_work_per_sample; /* min_power_frac x P_rated / 3600: kWh a second */
-    double span_limit;          /* D_lim */
-    double limit_mg_kwh;
-    unsigned percentile;
-    int64_t base; /* trip start, epoch s */
-    size_t *bytes;
-    /* ring of the samples from the oldest open window on */
-    uint8_t *ring; /* VEM_RULES_SLOT-byte slots: work (kWh) and NOx (g) summed over the trip
-                      before the sample, as two doubles, then its rule time - base (int32) */
-    uint32_t cap, cap_max, head, count;
-    double work, nox; /* sums over the trip so far */
+    int64_t base;               /* trip start, epoch s */
     uint32_t samples, windows, valid, over;
     /* the largest valid windows, in no order; once full, nothing below threshold enters */
     vem_rules_kept_t *kept;
     uint32_t nkept, kept_cap;
-    bool full;
     vem_rules_kept_t threshold; /* the smallest of the largest VEM_RULES_WINDOW_KEEP */
+    double limit_mg_kwh;
+    /* valid windows not yet in kept: the kept windows are kept[0 .. nkept) then these. Only
+     * plain appends are staged (room in kept, no selection due), so the kept array, in a page
+     * of its own, is written once every few frames (vem_rules_window_settle) */
+    uint32_t nstage;
+    vem_rules_kept_t stage[VEM_RULES_KEPT_STAGE];
+    /* rarely */
+    double span_limit; /* D_lim */
+    unsigned percentile;
+    size_t *bytes;
 } vem_rules_window_t;
 
 /* Samples a window may span and still be valid (D_lim of the design note in rules_window.c);
@@ -152,12 +161,21 @@ bool vem_rules_window_usable(const vem_rules_window_params_t *p);
 bool vem_rules_window_start(vem_rules_window_t *w, const vem_rules_window_params_t *p,
                             int64_t trip_start, size_t *bytes);
 
+/* Appends the staged valid windows to kept (what appending them one by one would have made). */
+void vem_rules_window_settle(vem_rules_window_t *w);
+
 /* Frees what w allocated and makes it inactive. */
 void vem_rules_window_stop(vem_rules_window_t *w);
 
 /* One 1 Hz sample with every value valid, at rule time t (epoch s). */
-void vem_rules_window_add(vem_rules_window_t *w, double torque_pct, double friction_pct, double rpm,
-                          double intake_kgph, double fuel_lph, double nox_ppm, int64_t t);
+typedef struct {
+    double torque_pct, friction_pct, rpm, intake_kgph, fuel_lph, nox_ppm;
+    int64_t t;
+} vem_rules_window_in_t;
+
+/* The samples in[0 .. n), in their order: the same as adding them one by one, with the
+ * window's running figures held in registers across them. */
+void vem_rules_window_add(vem_rules_window_t *w, const vem_rules_window_in_t *const *in, size_t n);
 
 typedef struct {
     int64_t start, end; /* rule times of the window's first and last sample */
@@ -216,14 +234,23 @@ typedef struct vem_rules_pending {
 /* One vehicle's roadside state: the chains of exceedances by pollutant, the OBD downstream NOx
  * of the last fusion_horizon_s seconds (one raw value per second, 0xFFFF: nothing valid) and the NO
  * exceedances still waiting for OBD data. Allocated on first use. */
+/* Seconds of fusion history a vehicle holds in its own lines before writing them to the ring
+ * (one cache line with its count): the ring is in a page of its own, and one frame in three
+ * touches it instead of every frame. */
+#define VEM_RULES_FUSION_STAGE 30
+
 typedef struct {
-    vem_rules_chain_t *chain[VEM_RULES_POLLUTANTS];
+    /* the seconds after obd_newest, one after the other, not yet in the ring: the history
+     * is the ring followed by these (vem_rules_rsd_settle writes them to it) */
+    uint16_t stage[VEM_RULES_FUSION_STAGE];
+    uint32_t nstage;
     uint16_t *obd;      /* ring by second: raw downstream NOx, 0xFFFF for none */
     uint32_t obd_slots; /* fusion_horizon_s when allocated */
     uint32_t obd_head;  /* the slot of obd_newest */
     int64_t obd_newest; /* newest second written; INT64_MIN before any */
-    vem_rules_pending_t *pending;
     unsigned npending;
+    vem_rules_pending_t *pending;
+    vem_rules_chain_t *chain[VEM_RULES_POLLUTANTS];
 } vem_rules_rsd_t;
 
 /* What the roadside part needs to know of its vehicle. */
@@ -249,6 +276,10 @@ void vem_rules_rsd_reading(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
 void vem_rules_rsd_obd(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
                        const vem_rules_config_t *cfg, const int64_t *sec, const uint16_t *raw,
                        size_t n, vem_rules_out_t *out);
+
+/* Writes the staged seconds to the fusion ring: what recording them one by one would have
+ * made. Everything that reads the ring calls it first. */
+void vem_rules_rsd_settle(vem_rules_rsd_t *rsd);
 
 /* Stored readings (any order) seeded into the chains without verdicts, except that a chain
  * which held readings judged before the history came and which the history changes is
@@ -288,31 +319,36 @@ typedef struct {
 
 /* A track (live or back-fill) and its trip. */
 typedef struct {
+    /* what every sample touches, first */
     bool open;
-    int64_t newest; /* newest sample time this track ever took; INT64_MIN: none */
-    vem_rules_at_t start, last;
-    int64_t last_received_us;
-    uint32_t samples;
-    int8_t running;       /* -1 not known yet in this trip */
-    int64_t engine_start; /* rule time of the engine's start (or of the trip's first running) */
-    bool fallback;        /* no usable engine figures: obd.nox_high instead of the window */
-    vem_rules_span_t reagent, nox_high, frozen, down_up, invalid;
-    vem_rules_span_t scr; /* lo = sum of upstream, hi = sum of downstream NOx of the block */
+    bool fallback; /* no usable engine figures: obd.nox_high instead of the window */
     bool scr_fired;
-    vem_rules_engine_facts_t figures; /* what the trip started with */
+    int8_t running; /* -1 not known yet in this trip */
+    uint32_t samples;
+    int64_t newest; /* newest sample time this track ever took; INT64_MIN: none */
+    int64_t last_received_us;
+    int64_t engine_start; /* rule time of the engine's start (or of the trip's first running) */
+    vem_rules_at_t last;
+    vem_rules_span_t reagent, frozen, down_up, invalid;
+    vem_rules_span_t scr; /* lo = sum of upstream, hi = sum of downstream NOx of the block */
     vem_rules_window_t win;
+    /* rarely: at a trip's start and end, and with no usable engine figures */
+    vem_rules_span_t nox_high;
+    vem_rules_at_t start;
+    vem_rules_engine_facts_t figures; /* what the trip started with */
 } vem_rules_track_t;
 
-/* What every frame touches comes first, so it shares as few cache lines as it can. */
+/* What every data frame touches comes first, up to live.win.stage (whose lines are asked for as
+ * needed), so it fills as few cache lines as it can; the struct is allocated so that it does
+ * not cross a page boundary (vem_rules_vehicle_alloc). */
 struct vem_rules_vehicle {
     bool heard;
     bool offline_fired;
     int64_t last_received_us, last_data_us;
     vem_rules_counts_t counts;
-    size_t bytes;
     vem_rules_rsd_t rsd;
     vem_rules_track_t live;
-    /* OBD snapshots */
+    /* OBD snapshots: once a minute */
     int64_t obd_newest;
     bool mil_on, mil_escalated;
     bool vin_mismatch;
@@ -320,10 +356,18 @@ struct vem_rules_vehicle {
     uint32_t *dtcs; /* codes seen since the last snapshot without any */
     uint32_t ndtcs, dtc_cap;
     /* rarely */
+    size_t bytes;
     char vin[18];
     char plate[16];
     vem_rules_engine_facts_t facts;
     vem_rules_track_t back;
 };
+
+/* Bytes from the start of a vehicle that judging a data frame of its live track touches. */
+#define VEM_RULES_HOT_BYTES offsetof(struct vem_rules_vehicle, live.win.stage)
+
+/* A zeroed vehicle struct aligned to its size rounded up to a power of two (at most a page),
+ * so it lies in one page, with bytes set to what it takes (free() frees it). */
+vem_rules_vehicle_t *vem_rules_vehicle_alloc(void);
 
 #endif

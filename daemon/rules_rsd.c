@@ -459,6 +459,17 @@ static void s_record(vem_rules_rsd_t *rsd, int64_t sec, uint16_t raw)
     rsd->obd[s_slot(rsd, sec)] = raw;
 }
 
+void vem_rules_rsd_settle(vem_rules_rsd_t *rsd)
+{
+    for (uint32_t i = 0; i < rsd->nstage; i++) {
+        if (++rsd->obd_head == rsd->obd_slots)
+            rsd->obd_head = 0;
+        rsd->obd[rsd->obd_head] = rsd->stage[i];
+    }
+    rsd->obd_newest += rsd->nstage;
+    rsd->nstage = 0;
+}
+
 void vem_rules_rsd_obd(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
                        const vem_rules_config_t *cfg, const int64_t *sec, const uint16_t *raw,
                        size_t n, vem_rules_out_t *out)
@@ -466,6 +477,7 @@ void vem_rules_rsd_obd(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
     if (!cfg->enabled[VEM_RULE_FUSION_OBD_MISMATCH] || n == 0)
         return;
     if (rsd->obd_slots != cfg->fusion_horizon_s) { /* first use, or a new horizon */
+        rsd->nstage = 0; /* the new ring starts empty: what was staged would be gone too */
         s_free(rsd->obd, rsd->obd_slots * sizeof *rsd->obd, ctx->bytes);
         rsd->obd_slots = cfg->fusion_horizon_s;
         rsd->obd = s_alloc(rsd->obd_slots * sizeof *rsd->obd, ctx->bytes);
@@ -473,8 +485,18 @@ void vem_rules_rsd_obd(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
             rsd->obd[i] = S_NONE;
         rsd->obd_newest = INT64_MIN;
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        /* the next second, as 1 Hz data nearly always is: staged, as long as there is room */
+        if (rsd->obd_newest != INT64_MIN && rsd->nstage < VEM_RULES_FUSION_STAGE &&
+            sec[i] > rsd->obd_newest && sec[i] - rsd->obd_newest == (int64_t)rsd->nstage + 1) {
+            rsd->stage[rsd->nstage++] = raw[i];
+            continue;
+        }
+        vem_rules_rsd_settle(rsd);
         s_record(rsd, sec[i], raw[i]);
+    }
+    if (rsd->npending)
+        vem_rules_rsd_settle(rsd);
     for (unsigned i = 0; i < rsd->npending;) {
         if (!s_ready(rsd, cfg, rsd->pending[i].time_us)) {
             i++;
@@ -510,6 +532,7 @@ void vem_rules_rsd_reading(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
                            const vem_rules_config_t *cfg, const vem_rsd_reading_t *r,
                            vem_rules_out_t *out)
 {
+    vem_rules_rsd_settle(rsd);
     ctx->counts->readings++;
     vem_rules_fuel_t fuel = r->fuel != VEM_FUEL_UNKNOWN ? r->fuel : ctx->fuel;
     if (!s_valid(cfg, r) || fuel == VEM_FUEL_UNKNOWN) {
@@ -568,6 +591,7 @@ size_t vem_rules_rsd_history(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ct
                              const vem_rules_config_t *cfg, const vem_rsd_reading_t *past, size_t n,
                              vem_rules_out_t *out)
 {
+    vem_rules_rsd_settle(rsd);
     s_shape_t before[VEM_RULES_POLLUTANTS];
     for (unsigned p = 0; p < VEM_RULES_POLLUTANTS; p++)
         s_shape(rsd->chain[p], &before[p]);

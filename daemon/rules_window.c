@@ -135,30 +135,30 @@ void vem_rules_window_stop(vem_rules_window_t *w)
 }
 
 /* The slot's sums before its sample, and its time. */
-static inline double s_work_before(const vem_rules_window_t *w, uint32_t slot)
+static inline double s_work_before(const uint8_t *ring, uint32_t slot)
 {
     double v;
-    memcpy(&v, w->ring + (size_t)slot * VEM_RULES_SLOT, sizeof v);
+    memcpy(&v, ring + (size_t)slot * VEM_RULES_SLOT, sizeof v);
     return v;
 }
 
-static inline double s_nox_before(const vem_rules_window_t *w, uint32_t slot)
+static inline double s_nox_before(const uint8_t *ring, uint32_t slot)
 {
     double v;
-    memcpy(&v, w->ring + (size_t)slot * VEM_RULES_SLOT + 8, sizeof v);
+    memcpy(&v, ring + (size_t)slot * VEM_RULES_SLOT + 8, sizeof v);
     return v;
 }
 
-static inline int32_t s_time(const vem_rules_window_t *w, uint32_t slot)
+static inline int32_t s_time(const uint8_t *ring, uint32_t slot)
 {
     int32_t v;
-    memcpy(&v, w->ring + (size_t)slot * VEM_RULES_SLOT + 16, sizeof v);
+    memcpy(&v, ring + (size_t)slot * VEM_RULES_SLOT + 16, sizeof v);
     return v;
 }
 
-static inline void s_put(vem_rules_window_t *w, uint32_t slot, double work, double nox, int32_t t)
+static inline void s_put(uint8_t *ring, uint32_t slot, double work, double nox, int32_t t)
 {
-    uint8_t *p = w->ring + (size_t)slot * VEM_RULES_SLOT;
+    uint8_t *p = ring + (size_t)slot * VEM_RULES_SLOT;
     memcpy(p, &work, 8);
     memcpy(p + 8, &nox, 8);
     memcpy(p + 16, &t, 4);
@@ -232,6 +232,8 @@ static void s_compact(vem_rules_window_t *w)
     w->full = true;
 }
 
+static void s_append(vem_rules_window_t *w, s_kept_t e);
+
 /* A valid window with NOx mass (g) over work (kWh): counted, and kept while it may be among
  * the VEM_RULES_WINDOW_KEEP largest. */
 static void s_keep(vem_rules_window_t *w, double mass, double work, int32_t start, int32_t end)
@@ -244,6 +246,27 @@ static void s_keep(vem_rules_window_t *w, double mass, double work, int32_t star
     s_kept_t e = {(float)(mass * 1000 / work), start, end};
     if (w->full && !s_before(&e, &w->threshold))
         return;
+    if (!w->full && w->nkept + w->nstage + 1 < w->kept_cap) {
+        /* a plain append, neither growth nor selection due: staged */
+        w->stage[w->nstage++] = e;
+        if (w->nstage == VEM_RULES_KEPT_STAGE)
+            vem_rules_window_settle(w);
+        return;
+    }
+    vem_rules_window_settle(w);
+    s_append(w, e);
+}
+
+void vem_rules_window_settle(vem_rules_window_t *w)
+{
+    for (uint32_t i = 0; i < w->nstage; i++)
+        w->kept[w->nkept++] = w->stage[i];
+    w->nstage = 0;
+}
+
+/* Appends e to kept, growing it, and selects the largest when it is full. */
+static void s_append(vem_rules_window_t *w, s_kept_t e)
+{
     if (w->nkept == w->kept_cap) {
         uint32_t cap = w->kept_cap ? w->kept_cap * 2 : S_KEPT_START;
         if (cap > VEM_RULES_KEPT_MAX)
@@ -260,43 +283,65 @@ static void s_keep(vem_rules_window_t *w, double mass, double work, int32_t star
         s_compact(w);
 }
 
-void vem_rules_window_add(vem_rules_window_t *w, double torque_pct, double friction_pct, double rpm,
-                          double intake_kgph, double fuel_lph, double nox_ppm, int64_t t)
+void vem_rules_window_add(vem_rules_window_t *w, const vem_rules_window_in_t *const *in, size_t n)
 {
-    double pct = torque_pct - friction_pct;
-    double work = pct > 0 ? pct * rpm * w->work_per_pct_rpm : 0;
-    double mass =
-        nox_ppm > 0 ? nox_ppm * (intake_kgph + fuel_lph * w->density) * w->mass_per_ppm_kgph : 0;
-    if (w->count == w->cap)
-        s_ring_grow(w);
-    uint32_t slot = w->head + w->count;
-    if (slot >= w->cap)
-        slot -= w->cap;
-    s_put(w, slot, w->work, w->nox, (int32_t)(t - w->base));
-    w->count++;
-    w->samples++;
-    w->work += work;
-    w->nox += mass;
+    /* the running figures in locals: the ring is bytes, which may alias anything, so the
+     * compiler would otherwise reload them from w after every slot written */
+    uint8_t *ring = w->ring;
+    uint32_t cap = w->cap, cap_max = w->cap_max, head = w->head, count = w->count;
+    double sum_work = w->work, sum_nox = w->nox;
+    const double per_rpm = w->work_per_pct_rpm, per_ppm = w->mass_per_ppm_kgph;
+    const double density = w->density, whtc = w->whtc_work_kwh, min_work = w->min_work_per_sample;
+    const int64_t base = w->base;
+    uint32_t windows = w->windows;
+    for (size_t i = 0; i < n; i++) {
+        const vem_rules_window_in_t *x = in[i];
+        double pct = x->torque_pct - x->friction_pct;
+        double work = pct > 0 ? pct * x->rpm * per_rpm : 0;
+        double mass =
+            x->nox_ppm > 0 ? x->nox_ppm * (x->intake_kgph + x->fuel_lph * density) * per_ppm : 0;
+        if (count == cap) {
+            w->head = head;
+            w->count = count;
+            s_ring_grow(w);
+            ring = w->ring;
+            cap = w->cap;
+            head = w->head;
+        }
+        uint32_t slot = head + count;
+        if (slot >= cap)
+            slot -= cap;
+        s_put(ring, slot, sum_work, sum_nox, (int32_t)(x->t - base));
+        count++;
+        sum_work += work;
+        sum_nox += mass;
 
-    /* windows this sample ends, oldest first */
-    while (w->count > 0) {
-        uint32_t h = w->head;
-        double done = w->work - s_work_before(w, h);
-        if (done < w->whtc_work_kwh)
-            break;
-        w->windows++;
-        if (done >= w->count * w->min_work_per_sample)
-            s_keep(w, w->nox - s_nox_before(w, h), done, s_time(w, h), s_time(w, slot));
-        w->head = h + 1 == w->cap ? 0 : h + 1;
-        w->count--;
+        /* windows this sample ends, oldest first */
+        while (count > 0) {
+            double done = sum_work - s_work_before(ring, head);
+            if (done < whtc)
+                break;
+            windows++;
+            if (done >= count * min_work)
+                s_keep(w, sum_nox - s_nox_before(ring, head), done, s_time(ring, head),
+                       s_time(ring, slot));
+            head = head + 1 == cap ? 0 : head + 1;
+            count--;
+        }
+        /* windows too long to be valid even if the next sample ends them: count + 1 >= D_lim,
+         * and as count + 1 is a whole number, that is count + 1 >= ceil(D_lim) = cap_max - 1 */
+        while (count > 0 && count + 2 >= cap_max) {
+            windows++;
+            head = head + 1 == cap ? 0 : head + 1;
+            count--;
+        }
     }
-    /* windows too long to be valid even if the next sample ends them: count + 1 >= D_lim, and
-     * as count + 1 is a whole number, that is count + 1 >= ceil(D_lim) = cap_max - 1 */
-    while (w->count > 0 && w->count + 2 >= w->cap_max) {
-        w->windows++;
-        w->head = w->head + 1 == w->cap ? 0 : w->head + 1;
-        w->count--;
-    }
+    w->head = head;
+    w->count = count;
+    w->work = sum_work;
+    w->nox = sum_nox;
+    w->windows = windows;
+    w->samples += (uint32_t)n;
 }
 
 void vem_rules_window_prefetch(const vem_rules_window_t *w, uint32_t n)
@@ -317,8 +362,15 @@ void vem_rules_window_prefetch(const vem_rules_window_t *w, uint32_t n)
         __builtin_prefetch(w->ring + (h < size ? h : h - size), 0, 0);
         __builtin_prefetch(w->ring + (t < size ? t : t - size), 1, 0);
     }
-    /* where the windows they end are kept */
-    if (w->kept && w->nkept < w->kept_cap) {
+    /* where the windows they end are staged, and kept when the stage will be appended */
+    if (w->nstage < VEM_RULES_KEPT_STAGE) {
+        const uint8_t *st = (const uint8_t *)(w->stage + w->nstage);
+        size_t room = VEM_RULES_KEPT_STAGE - w->nstage;
+        size_t bytes = (n < room ? n : room) * sizeof *w->stage;
+        for (size_t o = 0; o < bytes + 63; o += 64)
+            __builtin_prefetch(st + o, 1, 3);
+    }
+    if (w->kept && w->nkept < w->kept_cap && w->nstage + n >= VEM_RULES_KEPT_STAGE) {
         size_t room = w->kept_cap - w->nkept;
         const uint8_t *k = (const uint8_t *)(w->kept + w->nkept);
         size_t bytes = (n < room ? n : room) * sizeof *w->kept;
@@ -344,6 +396,7 @@ void vem_rules_window_result(vem_rules_window_t *w, vem_rules_window_result_t *o
     out->valid = w->valid;
     out->over = w->over;
     out->percentile_mg_kwh = NAN;
+    vem_rules_window_settle(w);
     uint32_t n = w->valid;
     if (n == 0)
         return;

@@ -48,7 +48,24 @@
  *  So 0.3 needs both fewer instructions per sample (the six span rules and the sample's
  *  values, read once per sample from the block) and fewer lines per frame (a ring of
  *  increments in floats would halve its 8 lines, but changes the sums' rounding, so verdicts
- *  at a limit could change: not done). */
+ *  at a limit could change: not done).
+ *
+ * Then (verdicts and checkpoint format unchanged): the vehicle's hot members first, in one
+ * page; the window's running figures in registers across a frame; the fusion history and the
+ * kept windows staged in the vehicle's own lines (their pages touched one frame in three and
+ * one in two). Alternating runs against the build before, load average 0.2-1.0, medians of 5
+ * (of 3 for the others): 10,000 trucks 0.163 -> 0.165, i.e. no change beyond the noise; huge
+ * pages 0.201 -> 0.206; 20 trucks, all in the caches, 0.297 -> 0.309. Where the time still
+ * goes at 10,000 trucks: 376 MB of state, 12 x the L3, so every line a frame touches comes
+ * from DRAM, and the ~18 left are what costs. The NOx window's memory dominates:
+ * BENCH_RULES_OFF=obd.nox_window gives 0.22-0.28 (its ring and kept windows gone, the rest
+ * nearly fits the L3), as does a 1,000-truck fleet (0.22-0.23). Its 8 ring lines a frame are
+ * fixed by the checkpoint: a compact slot (the sample's raw inputs in 13 bytes, with the
+ * head's sums carried as running doubles, the same additions in the same order, so bit for
+ * bit the same sums) needs a new format, and check_rules_ckpt pins version 1 (a version 2
+ * must be refused), while prefix sums cannot be turned back into raw inputs to convert an old
+ * checkpoint. Even with it, 0.3 at 10,000 trucks needs a frame's state in about 10 lines in
+ * 2 pages, not ~18 in 4. */
 #include "hj1239.h"
 #include "rules.h"
 #include "sim_fleet.h"
