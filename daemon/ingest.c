@@ -14,8 +14,9 @@
  * durable, as their queues drain, until it reaches the live edge again. A restart starts
  * behind, at the lowest consumer's cursor, so replay after a crash is the same path.
  *
- * Intake closes only when the spool cannot take one more input of the largest size (headroom
- * for one record: a chunk is drained record by record and never consumed past what the spool
+ * Intake closes only when the spool cannot take S_ROOM_INPUTS more inputs of the largest size
+ * (headroom for a run of rejected bytes and the frame that ends it: a chunk is drained record
+ * by record and never consumed past what the spool
  * can take; a connection whose chunk is half drained keeps it until room returns), while a
  * batch waits for its flush, or while a flush fails.
  *
@@ -77,6 +78,7 @@
 #define S_TOMBSTONE          ((s_conn_t *)1)
 #define S_CLOSED_KEYS        1024 /* closes remembered, to tell a late notice from a new one */
 #define S_GATEWAY_BUDGET     64   /* gateway messages read per turn: terminals and acks go on */
+#define S_ROOM_INPUTS        2    /* inputs of headroom the drain needs, so "full" says it */
 #define S_DEAF_MS            2000 /* replies refused this long without one taken: deaf */
 #define S_FORCE_MS           1000 /* a close refused this long: the TCP socket is shut down */
 #define S_STREAM_SNDHWM      (2 * S_BATCH + 64) /* a batch's replies to one peer: 2 parts each */
@@ -900,9 +902,9 @@ static bool s_bound(s_ingest_t *in, s_conn_t *conn, const uint8_t *frame, size_t
 static bool s_drain_reasm(s_ingest_t *in, s_conn_t *conn)
 {
     for (;;) {
-        if (in->nstaged + 2 > S_BATCH)
+        if (in->nstaged + S_ROOM_INPUTS > S_BATCH)
             s_commit(in);
-        if (!s_can_stage_n(in, 2))
+        if (!s_can_stage_n(in, S_ROOM_INPUTS))
             return false;
         vem_reasm_event_t ev;
         bool was_gone = conn->gone;
@@ -1328,7 +1330,7 @@ static void s_trim(s_ingest_t *in)
         atomic_store(&in->args->output_seq, output);
     if (in->args->consumers & 1u << VEM_CONSUMER_RULES) {
         uint64_t bytes = vem_spool_bytes(in->args->spool);
-        bool full = !vem_spool_has_room(in->args->spool, in->headroom);
+        bool full = !vem_spool_has_room(in->args->spool, S_ROOM_INPUTS * in->headroom);
         atomic_store(&in->args->ckpt_wanted,
                      low < output &&
                          (full || (in->args->ckpt_bytes && bytes > in->args->ckpt_bytes)));
@@ -1593,7 +1595,7 @@ static void s_teardown(s_ingest_t *in)
 /* Opens or closes intake for want of spool room, and says so once per change. */
 static bool s_room(s_ingest_t *in)
 {
-    bool room = vem_spool_has_room(in->args->spool, in->headroom);
+    bool room = vem_spool_has_room(in->args->spool, S_ROOM_INPUTS * in->headroom);
     if (room == in->full) {
         in->full = !room;
         vem_gauge_set(in->spool_full, in->full);

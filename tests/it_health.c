@@ -417,6 +417,20 @@ typedef struct {
     int found;
 } s_bad_t;
 
+/* True when a row's detail is the reassembler's reason: alone, or as the first rejection of a
+ * run of len rejected bytes ("<len> bytes in <k> rejections, first: <reason>", ingest's form
+ * for bytes given up in one run). */
+static bool s_detail_is(const char *detail, size_t len, const char *reason)
+{
+    if (strcmp(detail, reason) == 0)
+        return true;
+    char head[32];
+    snprintf(head, sizeof head, "%zu bytes in ", len);
+    const char *first = strstr(detail, ", first: ");
+    return strncmp(detail, head, strlen(head)) == 0 && first &&
+           strcmp(first + strlen(", first: "), reason) == 0;
+}
+
 /* Counts, for each expected row, the quarantine rows since `since` that hold its bytes with its
  * class and reason; fails at once on a row with the generic text. Returns how many expected rows
  * are present. */
@@ -444,8 +458,8 @@ static int s_match_quarantine(PGconn *conn, const char *since, s_bad_t *bad, int
             ck_assert_msg(strcmp(cls, bad[b].error_class) == 0,
                           "%s: error_class \"%s\", expected \"%s\"", bad[b].what, cls,
                           bad[b].error_class);
-            ck_assert_msg(strcmp(detail, bad[b].detail) == 0, "%s: detail \"%s\", expected \"%s\"",
-                          bad[b].what, detail, bad[b].detail);
+            ck_assert_msg(s_detail_is(detail, len, bad[b].detail),
+                          "%s: detail \"%s\", expected \"%s\"", bad[b].what, detail, bad[b].detail);
             bad[b].found++;
         }
     }
@@ -640,8 +654,11 @@ START_TEST(gateway_oversize_quarantined)
         stored = vem_it_metric_now(&r, "vem_sink_rows_total{sink=\"pg\",table=\"quarantine\"}");
     }
     PGconn *conn = vem_it_pg();
+    /* (not the rows of gateway connections that ended: libzmq drops one sending over
+     * gateways.max_message_bytes without saying so, so each end leaves a row of its own) */
     PGresult *res = PQexec(conn, "SELECT source, length(raw), detail FROM quarantine "
-                                 "WHERE error_class = 'too_large'");
+                                 "WHERE error_class = 'too_large' AND "
+                                 "detail NOT LIKE 'gateway connection dropped%'");
     ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
     ck_assert_int_eq(PQntuples(res), 1);
     ck_assert_str_eq(PQgetvalue(res, 0, 0), "gateway");
