@@ -410,7 +410,7 @@ END_TEST
  * reason (the reassembler's detail texts in parsers/reasm.c are the specification). */
 typedef struct {
     const char *what;
-    uint8_t raw[64];
+    uint8_t raw[128];
     size_t len;
     const char *error_class;
     const char *detail;
@@ -502,9 +502,8 @@ START_TEST(quarantine_keeps_reasm_detail)
          .error_class = "bad_length",
          .detail = "announced length exceeds the frame size bound"},
     };
-    /* the garbage whole; a bad BCC or length rejects the candidate from its start (the whole
-     * frame; the 24-byte header); a cut frame is quarantined from its start to the close; an
-     * unknown command is judged on `##` and the command byte */
+    /* the garbage whole; a bad BCC rejects the candidate from its start (the whole frame); a
+     * cut frame is quarantined from its start to the close */
     bad[0].len = sizeof garbage - 1;
     memcpy(bad[0].raw, garbage, bad[0].len);
     bad[1].len = (size_t)vem_test_vector_bytes("bad_checksum", bad[1].raw, sizeof bad[1].raw);
@@ -515,11 +514,14 @@ START_TEST(quarantine_keeps_reasm_detail)
     memcpy(bad[3].raw, frame, bad[3].len);
     ck_assert_ptr_null(memchr(bad[3].raw + 2, '#', bad[3].len - 2));
     ck_assert_ptr_null(memchr(bad[2].raw + 2, '#', bad[2].len - 2));
-    bad[4].len = 3;
-    vem_test_vector_bytes("unknown_command", bad[4].raw, sizeof bad[4].raw);
-    bad[5].len = 24;
-    memcpy(bad[5].raw, frame, 24);
-    bad[5].raw[22] = bad[5].raw[23] = 0xFF; /* 65535 + 25 bytes: over max_frame_bytes 4096 */
+    /* judged on `##` and the command byte, then every byte after it is given up as well: one
+     * run of the whole vector, classed by its first rejection */
+    bad[4].len = (size_t)vem_test_vector_bytes("unknown_command", bad[4].raw, sizeof bad[4].raw);
+    /* 65535 + 25 bytes announced: over max_frame_bytes 4096; its header is rejected, and the
+     * bytes after it with it, in one run */
+    bad[5].len = (size_t)n;
+    memcpy(bad[5].raw, frame, (size_t)n);
+    bad[5].raw[22] = bad[5].raw[23] = 0xFF;
 
     /* one connection per kind; the cut login stays open until vemd closes it */
     for (int b = 0; b < 6; b++) {
