@@ -248,13 +248,14 @@ static vem_keys_verdict_t s_apply(vem_keys_t *self, const vem_hj1239_frame_t *f,
                  other);
         return VEM_KEYS_VIN_ERROR;
     }
-    if (c) { /* the same chip for the same VIN again */
-        if (memcmp(c->pub, f->pubkey, 64) != 0) {
-            vem_sm2_key_destroy(&c->key);
-            c->key = *key;
-            *key = NULL;
-            memcpy(c->pub, f->pubkey, 64);
-        }
+    if (c && memcmp(c->pub, f->pubkey, 64) != 0) {
+        /* a chip's key pair is fixed in it: another key under its id is someone who read the id
+         * from an earlier activation, or a replaced chip, which an operator files by deleting
+         * the row */
+        snprintf(detail, detail_len, "chip %s is activated with another public key", chip_hex);
+        return VEM_KEYS_CHIP_TAKEN;
+    }
+    if (c) { /* the same chip, VIN and key again */
         c->added_ms = vem_mono_ms();
     } else {
         s_add(&self->t, s_entry(f->vin, f->chip_id, f->pubkey, *key, vem_mono_ms()));

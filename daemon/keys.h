@@ -20,7 +20,10 @@
  * another VIN holds is refused (0x08 info 0x01); an activation whose VIN differs from the
  * header's, or of a VIN that already holds another chip, is refused as a VIN error (0x02); so
  * is one whose signature does not verify with the key it files. Activating the same chip for
- * the same VIN again is accepted (last activation moves; the key is the one filed). */
+ * the same VIN again with the same key is accepted (last activation moves); with another key
+ * it is refused as the chip already activated (0x01): the key pair is fixed in the chip, and
+ * whoever read a chip id from an earlier activation could otherwise file a key of their own. A
+ * replaced chip is filed by deleting its row. */
 #ifndef VEM_KEYS_H
 #define VEM_KEYS_H
 
@@ -36,7 +39,7 @@ typedef struct vem_keys vem_keys_t;
 /* Outcome of an activation. */
 typedef enum {
     VEM_KEYS_OK = 0,
-    VEM_KEYS_CHIP_TAKEN,    /* the chip is activated for another VIN */
+    VEM_KEYS_CHIP_TAKEN,    /* the chip is activated for another VIN, or with another key */
     VEM_KEYS_VIN_ERROR,     /* data-unit VIN not the header's, or the VIN holds another chip */
     VEM_KEYS_BAD_SIGNATURE, /* no valid signature of the activation by the key it files */
 } vem_keys_verdict_t;

@@ -227,10 +227,25 @@ START_TEST(activation)
     /* VIN 1 with a second chip: a VIN has one chip until an operator removes it */
     len = s_activation(vin1, vin1, chip2, s_pub_b, "b", frame, sizeof frame);
     s_activate_expect(&r, frame, len, 0x02, 0x02);
+    /* VIN 1 and chip 1 again with key B, correctly signed by B: the chip's key is fixed (whoever
+     * read chip 1's id could otherwise file a key of their own) */
+    len = s_activation(vin1, vin1, chip1, s_pub_b, "b", frame, sizeof frame);
+    s_activate_expect(&r, frame, len, 0x02, 0x01);
 
     /* the registry row: VIN 1, chip 1, key A */
     ck_assert_int_eq(
         s_count_until(conn, "SELECT count(*) FROM terminal_keys WHERE vin = $1", vin1, 1), 1);
+    /* an activation row with key B reaching the table by another way is left out too */
+    char hex_b[129], sql[600];
+    for (int i = 0; i < 64; i++)
+        snprintf(hex_b + 2 * i, 3, "%02x", s_pub_b[i]);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO terminal_events (vin, event_time, cmd, seq, received_at, chip_id, "
+             "pubkey, act_vin) VALUES ('%s', now(), 'activation', 7, now(), "
+             "convert_to('%s', 'SQL_ASCII'), decode('%s', 'hex'), '%s')",
+             vin1, chip1, hex_b, vin1);
+    vem_it_sql(conn, "SELECT vem_ensure_partitions(current_date - 1, current_date + 1)");
+    vem_it_sql(conn, sql);
     const char *params[] = {vin1};
     PGresult *res = PQexecParams(conn,
                                  "SELECT encode(chip_id, 'escape'), encode(pubkey, 'hex'), "
@@ -245,6 +260,10 @@ START_TEST(activation)
     ck_assert_str_eq(PQgetvalue(res, 0, 1), hex);
     ck_assert_str_eq(PQgetvalue(res, 0, 2), "t");
     PQclear(res);
+    snprintf(sql, sizeof sql,
+             "DELETE FROM terminal_events WHERE vin = '%s' AND cmd = 'activation' AND seq = 7",
+             vin1);
+    vem_it_sql(conn, sql); /* the counts below are of what vemd stored */
     ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM terminal_keys WHERE vin = $1", vin2), 0);
     ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM terminal_keys WHERE vin = $1", vin3), 0);
     /* the refusals, by class (VIN 2 by its header in the raw bytes) */
@@ -263,6 +282,12 @@ START_TEST(activation)
     ck_assert_int_eq(s_count_until(conn,
                                    "SELECT count(*) FROM quarantine WHERE error_class = "
                                    "'vin_error' AND position(convert_to($1, 'SQL_ASCII') "
+                                   "in raw) = 4",
+                                   vin1, 1),
+                     1);
+    ck_assert_int_eq(s_count_until(conn,
+                                   "SELECT count(*) FROM quarantine WHERE error_class = "
+                                   "'chip_activated' AND position(convert_to($1, 'SQL_ASCII') "
                                    "in raw) = 4",
                                    vin1, 1),
                      1);
