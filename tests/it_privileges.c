@@ -201,6 +201,19 @@ START_TEST(ingest_only_adds)
              "to_char(first_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI') "
              "FROM violations WHERE violation_id = 'priv-grow'",
              "violation 2026-11-03 08:00 2100 {\"n\": 3} 2026-11-01 08:00");
+    /* an older emission merged after it (another sink lane, a replay) changes nothing */
+    vem_it_sql(ingest,
+               "SELECT vem_merge_violations('[{\"violation_id\": \"priv-grow\", \"rule\": "
+               "\"rsd.no_exceed\", \"clause\": \"HJ 845\", \"plate\": \"津I00001\", "
+               "\"first_at\": \"2026-11-01T08:00:00+08:00\", \"last_at\": "
+               "\"2026-11-02T08:00:00+08:00\", \"measured\": 1900, \"evidence\": {\"n\": 2}, "
+               "\"severity\": \"violation\"}]'::jsonb)");
+    s_expect(admin,
+             "SELECT severity || ' ' || to_char(last_at AT TIME ZONE 'Asia/Shanghai', "
+             "'YYYY-MM-DD HH24:MI') || ' ' || measured || ' ' || evidence::text || ' ' || "
+             "to_char(first_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI') "
+             "FROM violations WHERE violation_id = 'priv-grow'",
+             "violation 2026-11-03 08:00 2100 {\"n\": 3} 2026-11-01 08:00");
     PQfinish(ingest);
     PQfinish(admin);
 }
