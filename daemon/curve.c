@@ -29,7 +29,8 @@
 
 typedef struct {
     uint8_t key[32];
-    char name[64]; /* the file name without .pub */
+    char name[64];      /* the file name without .pub */
+    char stations[256]; /* the station ids it may deliver for, each followed by '\n' */
 } s_client_t;
 
 struct vem_curve_endpoint {
@@ -44,6 +45,7 @@ struct vem_curve_endpoint {
     char last_user[VEM_CURVE_KEY_TEXT];
     unsigned last_generation;
     bool last_ok;
+    char last_stations[256];
     vem_counter_t *admitted, *unknown, *revoked;
     vem_gauge_t *nkeys;
 };
@@ -208,6 +210,40 @@ static int s_client_cmp(const void *a, const void *b)
     return memcmp(((const s_client_t *)a)->key, ((const s_client_t *)b)->key, 32);
 }
 
+/* The station ids a client key may deliver for: its .pub file's `stations = ["ID", ...];`, or
+ * else its name alone; each id followed by '\n' in out. 0, or -1 with err. */
+static int s_read_stations(const char *path, const char *name, char *out, size_t cap, char *err,
+                           size_t errlen)
+{
+    config_t lc;
+    config_init(&lc);
+    int rc = 0;
+    size_t used = 0;
+    out[0] = '\0';
+    const config_setting_t *list = NULL;
+    if (config_read_file(&lc, path))
+        list = config_lookup(&lc, "stations");
+    int n = list ? config_setting_length(list) : 0;
+    if (list && !config_setting_is_array(list)) {
+        snprintf(err, errlen, "%s: stations must be an array of station ids", path);
+        rc = -1;
+    }
+    for (int i = 0; rc == 0 && i < (list ? n : 1); i++) {
+        const char *id = list ? config_setting_get_string_elem(list, i) : name;
+        if (!id || !*id || strchr(id, '\n') || used + strlen(id) + 2 > cap) {
+            snprintf(err, errlen,
+                     "%s: stations[%d] is not a station id, or the list is over %zu "
+                     "bytes",
+                     path, i, cap - 1);
+            rc = -1;
+            break;
+        }
+        used += (size_t)snprintf(out + used, cap - used, "%s\n", id);
+    }
+    config_destroy(&lc);
+    return rc;
+}
+
 /* Reads every NAME.pub of dir into a sorted array (caller frees). 0, or -1 with err: a
  * directory that cannot be read, a .pub file without a key, or too many. */
 static int s_read_clients(const char *dir, s_client_t **out, size_t *n, char *err, size_t errlen)
@@ -244,6 +280,11 @@ static int s_read_clients(const char *dir, s_client_t **out, size_t *n, char *er
         }
         s_z85_key(pub, list[count].key);
         snprintf(list[count].name, sizeof list[count].name, "%.*s", (int)(len - 4), e->d_name);
+        if (s_read_stations(path, list[count].name, list[count].stations,
+                            sizeof list[count].stations, err, errlen) != 0) {
+            rc = -1;
+            break;
+        }
         count++;
     }
     closedir(d);
@@ -373,30 +414,48 @@ int vem_curve_serve(vem_curve_endpoint_t *ep, void *sock, char *err, size_t errl
 
 /* ---- checking messages (ingest) ------------------------------------------------------------- */
 
-bool vem_curve_admits_msg(vem_curve_endpoint_t *ep, zmq_msg_t *msg)
+bool vem_curve_admits_msg(vem_curve_endpoint_t *ep, zmq_msg_t *msg, char *stations, size_t cap)
 {
     const char *user = zmq_msg_gets(msg, "User-Id");
     unsigned gen = atomic_load(&ep->generation);
-    if (user && gen == ep->last_generation && strcmp(user, ep->last_user) == 0)
-        return ep->last_ok;
-    uint8_t key[32];
     bool ok = false;
-    if (user && s_z85_key(user, key)) {
+    uint8_t key[32];
+    if (user && gen == ep->last_generation && strcmp(user, ep->last_user) == 0) {
+        ok = ep->last_ok;
+    } else if (user && s_z85_key(user, key)) {
         pthread_mutex_lock(&ep->owner->lock);
-        ok = s_find(ep, key) != NULL;
+        const s_client_t *c = s_find(ep, key);
+        ok = c != NULL;
+        snprintf(ep->last_stations, sizeof ep->last_stations, "%s", c ? c->stations : "");
         pthread_mutex_unlock(&ep->owner->lock);
         snprintf(ep->last_user, sizeof ep->last_user, "%s", user);
         ep->last_generation = gen;
         ep->last_ok = ok;
     }
-    if (!ok) {
-        const char *address = zmq_msg_gets(msg, "Peer-Address");
-        vem_counter_add(ep->revoked, 1);
-        vem_log(VEM_LOG_WARNING, "curve",
-                "%s: message from %s dropped: key %s is no longer listed in %s", ep->domain,
-                address ? address : "?", user ? user : "(none)", ep->clients_dir);
+    if (stations && cap)
+        snprintf(stations, cap, "%s", ok ? ep->last_stations : "");
+    if (ok)
+        return true;
+    const char *address = zmq_msg_gets(msg, "Peer-Address");
+    vem_counter_add(ep->revoked, 1);
+    vem_log(VEM_LOG_WARNING, "curve",
+            "%s: message from %s dropped: key %s is no longer listed in %s", ep->domain,
+            address ? address : "?", user ? user : "(none)", ep->clients_dir);
+    return false;
+}
+
+bool vem_curve_station_listed(const char *stations, const char *station_id)
+{
+    size_t n = strlen(station_id);
+    for (const char *p = stations; *p;) {
+        const char *end = strchr(p, '\n');
+        if (!end)
+            break;
+        if ((size_t)(end - p) == n && memcmp(p, station_id, n) == 0)
+            return true;
+        p = end + 1;
     }
-    return ok;
+    return false;
 }
 
 /* ---- the ZAP handler ------------------------------------------------------------------------ */

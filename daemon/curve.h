@@ -52,8 +52,13 @@ int vem_curve_reload(vem_curve_t *self);
 /* Makes sock (before its bind) a CURVE server of ep, authenticated by the handler. 0 or -1. */
 int vem_curve_serve(vem_curve_endpoint_t *ep, void *sock, char *err, size_t errlen);
 
-/* True when msg comes from a key still listed; otherwise counts and logs it (ingest thread). */
-bool vem_curve_admits_msg(vem_curve_endpoint_t *ep, zmq_msg_t *msg);
+/* True when msg comes from a key still listed; otherwise counts and logs it (ingest thread).
+ * stations (NULL: not wanted) gets the station ids the key may deliver for, each followed by
+ * '\n': its .pub file's `stations = ["ID", ...];`, else the key's name; "" when refused. */
+bool vem_curve_admits_msg(vem_curve_endpoint_t *ep, zmq_msg_t *msg, char *stations, size_t cap);
+
+/* True when station_id is one of stations (as vem_curve_admits_msg gives them). */
+bool vem_curve_station_listed(const char *stations, const char *station_id);
 
 /* Actor body (actor.h); args is the vem_curve_t. Binds inproc://zeromq.zap.01. */
 void vem_curve_zap_actor(void *pipe, void *args);

@@ -1168,7 +1168,8 @@ static void s_on_pull(s_ingest_t *in)
         const uint8_t *data = zmq_msg_data(&part);
         size_t len = zmq_msg_size(&part);
         vem_counter_add(in->bytes_gateways, len);
-        if (in->args->gateways_curve && !vem_curve_admits_msg(in->args->gateways_curve, &part))
+        if (in->args->gateways_curve &&
+            !vem_curve_admits_msg(in->args->gateways_curve, &part, NULL, 0))
             continue; /* its key was removed since the handshake: counted and logged there */
         if (len > in->args->max_frame) {
             char note[96];

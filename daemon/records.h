@@ -59,6 +59,7 @@ enum {
     VEM_RECORD_CLASS_RSD = 110, /* 110 + vem_rsd_status_t: a roadside reading refused (rsd.h) */
     VEM_RECORD_CLASS_RSD_END = 119,
     VEM_RECORD_CLASS_TOO_MANY_ACTIVATIONS = 120, /* over terminals.activations_per_s: not judged */
+    VEM_RECORD_CLASS_STATION_KEY = 121, /* a station id its CURVE key may not deliver for */
 };
 
 /* Name of a quarantine class: the decoder's (FIELDS.md), the roadside parser's or the daemon's

@@ -67,11 +67,12 @@ struct vem_stations {
     bool delim;
     s_station_t *current; /* the station of the input just read, when it was staged */
     char cur_station[32], cur_reading[64];
+    char client_stations[256]; /* the sender's CURVE key may deliver for these (curve.h) */
     uint64_t cur_key;
     bool cur_reading_ok;
     /* metrics */
     vem_counter_t *bytes, *acked, *dups, *rejected, *busy, *dropped;
-    vem_counter_t *classes[VEM_RSD_STATUS_COUNT], *too_large, *too_deep;
+    vem_counter_t *classes[VEM_RSD_STATUS_COUNT], *too_large, *too_deep, *wrong_station;
     vem_gauge_t *nstations;
 };
 
@@ -345,7 +346,8 @@ static int s_recv(vem_stations_t *self, int *parts)
         }
         more = zmq_msg_more(&body);
         if (total++ == 0 && self->opts.curve) /* the routing id part carries no metadata */
-            admitted = vem_curve_admits_msg(self->opts.curve, &body);
+            admitted = vem_curve_admits_msg(self->opts.curve, &body, self->client_stations,
+                                            sizeof self->client_stations);
         if (n < S_PARTS_KEPT) {
             sizes[n] = zmq_msg_size(&body);
             kept[n++] = body;
@@ -431,6 +433,15 @@ bool vem_stations_read(vem_stations_t *self, uint64_t durable_seq, vem_station_i
                  err.detail);
         return true;
     }
+    if (self->opts.curve && !vem_curve_station_listed(self->client_stations, r.station_id)) {
+        /* a listed station delivering under another's id would take its reading ids */
+        char note[160];
+        snprintf(note, sizeof note, "station %s is not among the ids its CURVE key may deliver for",
+                 r.station_id);
+        vem_counter_add(self->wrong_station, 1);
+        s_reject(self, in, VEM_RECORD_CLASS_STATION_KEY, "station_key", "station_id", note);
+        return true;
+    }
     s_station_t *station = s_station(self, r.station_id);
     if (!station) {
         s_busy(self, "too many stations (stations.max_stations)");
@@ -514,6 +525,9 @@ static void s_register(vem_stations_t *self, vem_metrics_t *m)
     const char *tl[] = {"class", "too_large", NULL};
     self->too_large = vem_metrics_counter(m, "vem_rsd_rejections_total",
                                           "Roadside readings refused, by class.", tl);
+    const char *ws[] = {"class", "station_key", NULL};
+    self->wrong_station = vem_metrics_counter(m, "vem_rsd_rejections_total",
+                                              "Roadside readings refused, by class.", ws);
     const char *td[] = {"class", "too_deep", NULL};
     self->too_deep = vem_metrics_counter(m, "vem_rsd_rejections_total",
                                          "Roadside readings refused, by class.", td);

@@ -119,6 +119,19 @@ START_TEST(endpoint_needs_its_key_and_clients)
 }
 END_TEST
 
+/* Station ids as vem_curve_admits_msg gives them: whole ids only, each ended by a newline. */
+START_TEST(station_ids_match_whole)
+{
+    ck_assert(vem_curve_station_listed("RSD-1\nRSD-2\n", "RSD-2"));
+    ck_assert(vem_curve_station_listed("RSD-1\nRSD-2\n", "RSD-1"));
+    ck_assert(!vem_curve_station_listed("RSD-1\nRSD-2\n", "RSD-"));
+    ck_assert(!vem_curve_station_listed("RSD-1\nRSD-2\n", "RSD-12"));
+    ck_assert(!vem_curve_station_listed("RSD-12\n", "RSD-1"));
+    ck_assert(!vem_curve_station_listed("", "RSD-1"));
+    ck_assert(!vem_curve_station_listed("", ""));
+}
+END_TEST
+
 START_TEST(local_endpoints)
 {
     static const struct {
@@ -153,6 +166,7 @@ Suite *vem_suite_curve_keys(void)
     tcase_add_test(tc, bad_key_files_refused);
     tcase_add_test(tc, endpoint_needs_its_key_and_clients);
     tcase_add_test(tc, local_endpoints);
+    tcase_add_test(tc, station_ids_match_whole);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -46,7 +46,8 @@ static s_pair_t s_client(const char *dir, const char *clients, const char *name,
         snprintf(path, sizeof path, "%s/%s.pub", clients, name);
         f = fopen(path, "w");
         ck_assert_ptr_nonnull(f);
-        fprintf(f, "# %s\npublic_key = \"%s\";\n", name, p.pub);
+        /* the station id every reading of this suite names (s_reading, the vemctl file) */
+        fprintf(f, "# %s\npublic_key = \"%s\";\nstations = [\"CURVE-1\"];\n", name, p.pub);
         fclose(f);
     }
     return p;
@@ -114,7 +115,15 @@ static void *s_socket(void *ctx, int type, const vem_it_run_t *r, const char *so
 
 /* Sends one valid reading (ten minutes old) from station CURVE-1 with the given id; false when
  * the socket could not take it within 5 s (a DEALER without a connection holds nothing). */
+static bool s_reading_as(void *dealer, const char *station, const char *id);
+
+/* Sends a reading of station CURVE-1 with reading id `id`. */
 static bool s_reading(void *dealer, const char *id)
+{
+    return s_reading_as(dealer, "CURVE-1", id);
+}
+
+static bool s_reading_as(void *dealer, const char *station, const char *id)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -124,10 +133,10 @@ static bool s_reading(void *dealer, const char *id)
     char when[32], text[600];
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     int n = snprintf(text, sizeof text,
-                     "{\"version\":1,\"station_id\":\"CURVE-1\",\"reading_id\":\"%s\",\"lane\":1,"
+                     "{\"version\":1,\"station_id\":\"%s\",\"reading_id\":\"%s\",\"lane\":1,"
                      "\"time\":\"%s\",\"plate\":\"津C00001\",\"plate_color\":\"yellow\","
                      "\"fuel\":\"diesel\",\"speed_kmh\":40,\"no_ppm\":300,\"valid\":true}",
-                     id, when);
+                     station, id, when);
     int timeout = 5000;
     zmq_setsockopt(dealer, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
     return zmq_send(dealer, text, (size_t)n, 0) == n;
@@ -224,6 +233,11 @@ START_TEST(station_keys)
     /* a plain client cannot even complete the handshake */
     ck_assert(!s_reading(d_plain, "p1") || !s_acked(d_plain, 2));
 
+    /* a listed key delivering under a station id its .pub does not list: refused, not stored */
+    ck_assert(s_reading_as(d_good, "CURVE-2", "w1"));
+    ck_assert(!s_acked(d_good, 5));
+    s_await_metric(&r, "vem_rsd_rejections_total{class=\"station_key\"}", 1);
+
     /* the key of a connected station is removed: its next reading is dropped and counted */
     s_revoke(&r, "gone");
     ck_assert(s_reading(d_gone, "x2"));
@@ -267,6 +281,8 @@ START_TEST(station_keys)
     ck_assert_int_eq(s_count(conn, S_READING_SQL, "s1"), 0);
     ck_assert_int_eq(s_count(conn, S_READING_SQL, "p1"), 0);
     ck_assert_int_eq(s_count(conn, S_READING_SQL, "x2"), 0);
+    ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM rsd_readings WHERE reading_id = $1", "w1"),
+                     0);
     zmq_close(d_good);
     zmq_close(d_gone);
     zmq_close(d_stranger);

@@ -178,7 +178,11 @@ int main(int argc, char **argv)
     if (mkdir(clients, 0700) != 0 || vem_curve_generate(dir, "server", err, sizeof err) != 0 ||
         vem_curve_generate(dir, "station", err, sizeof err) != 0)
         s_die("keys", err);
-    snprintf(cmd, sizeof cmd, "cp '%s/station.pub' '%s/'", dir, clients);
+    /* the four station ids of the readings (s_write_readings) are this key's */
+    snprintf(cmd, sizeof cmd,
+             "cp '%s/station.pub' '%s/' && "
+             "echo 'stations = [\"BC-0\", \"BC-1\", \"BC-2\", \"BC-3\"];' >> '%s/station.pub'",
+             dir, clients, clients);
     if (system(cmd) != 0)
         s_die("keys", "cannot list the station's key");
     snprintf(cmd, sizeof cmd, "%s/readings.jsonl", dir);

@@ -60,6 +60,8 @@ mkdir -p "$tmp/keys" "$tmp/stations.d"
 "$bin/vemctl" keys gen vemd-stations --dir "$tmp/keys" >/dev/null || exit 1
 "$bin/vemctl" keys gen vem-sim --dir "$tmp/keys" >/dev/null || exit 1
 cp "$tmp/keys/vem-sim.pub" "$tmp/stations.d/"
+# the station ids vem-sim's one key delivers for (a key delivers only for the ids it lists)
+echo 'stations = ["RSD-1", "RSD-2", "RSD-3"];' >>"$tmp/stations.d/vem-sim.pub"
 cat >"$tmp/vemd.cfg" <<EOF
 terminals: { endpoint = "tcp://127.0.0.1:$port"; reply_mode = "hj1239"; idle_timeout_s = 30; };
 gateways: { endpoint = ""; };
