@@ -48,6 +48,10 @@ static const vem_conf_key_t s_keys[] = {
      100000, NULL, false,
      "activations (0x07) judged per second, at most (each costs ingest an SM2 check); more are "
      "quarantined unanswered (too_many_activations): the terminal sends them again"},
+    {"terminals.activations_per_address_s", VEM_CONF_INT,
+     S_OFF(terminals.activations_per_address_s), "10", 1, 100000, NULL, false,
+     "activations judged per second from one IP address, at most (within activations_per_s): "
+     "one host looping activations cannot keep the others' unjudged"},
     {"terminals.backlog", VEM_CONF_INT, S_OFF(terminals.backlog), "4096", 16, 65535, NULL, false,
      "TCP accept backlog (ZMQ_BACKLOG; libzmq's default of 100 loses connection bursts)"},
     {"terminals.rcvhwm", VEM_CONF_INT, S_OFF(terminals.rcvhwm), "32", 1, 100000, NULL, false,

@@ -31,7 +31,8 @@ typedef struct {
         char *reply_mode;                                       /* "none" | "hj1239" */
         char *signatures;                                       /* "off" | "flag" | "enforce" */
         bool bind_vin;                                          /* one connection, one vehicle */
-        int64_t activations_per_s; /* activations judged per second, at most */
+        int64_t activations_per_s;         /* activations judged per second, at most */
+        int64_t activations_per_address_s; /* ... and from one address */
     } terminals;
     struct {
         char *endpoint;                             /* "" for none */

@@ -348,10 +348,16 @@ static int s_activation(s_ingest_t *in, const uint8_t *data, size_t len, uint16_
     return v;
 }
 
-/* True when one more activation may be judged now: every one costs an SM2 check in this
- * thread, so a peer sending nothing else could otherwise take ingest's time from the rest. */
-static bool s_activation_budget(s_ingest_t *in)
+/* NULL when one more activation (of conn; NULL: a gateway's) may be judged now, else the key
+ * whose budget is spent: every one costs an SM2 check in this thread, so a peer sending nothing
+ * else could otherwise take ingest's time, and the others' activations, from the rest. */
+static const char *s_activation_budget(s_ingest_t *in, const s_conn_t *conn)
 {
+    /* first the address's share, so one host looping activations spends only its own */
+    unsigned per_address = in->args->activations_per_address_s;
+    if (conn && per_address &&
+        !vem_peers_take(in->peers, conn->addr, per_address, vem_mono_ms() * 1000))
+        return "terminals.activations_per_address_s";
     double rate = in->args->activations_per_s ? in->args->activations_per_s : 1;
     int64_t now = vem_mono_ms();
     if (in->act_fill_ms == 0)
@@ -362,9 +368,9 @@ static bool s_activation_budget(s_ingest_t *in)
         in->act_tokens = rate;
     in->act_fill_ms = now;
     if (in->act_tokens < 1)
-        return false;
+        return "terminals.activations_per_s";
     in->act_tokens -= 1;
-    return true;
+    return NULL;
 }
 
 /* ---- staging and committing ---------------------------------------------------------------- */
@@ -435,14 +441,14 @@ static uint64_t s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, con
     origin = conn ? conn->meta : origin ? origin : "gateway";
     char why[VEM_HJ1239_DETAIL_LEN];
     int activation = -1;
-    if (kind == VEM_SPOOL_KIND_OBD_FRAME && len >= VEM_HJ1239_MIN_FRAME &&
-        data[2] == VEM_HJ1239_CMD_ACTIVATION && in->args->keys && !s_activation_budget(in)) {
+    const char *over = kind == VEM_SPOOL_KIND_OBD_FRAME && len >= VEM_HJ1239_MIN_FRAME &&
+                               data[2] == VEM_HJ1239_CMD_ACTIVATION && in->args->keys
+                           ? s_activation_budget(in, conn)
+                           : NULL;
+    if (over) {
         vem_counter_add(in->activations_over, 1);
-        vem_log(VEM_LOG_WARNING, "ingest",
-                "activation from %s not judged: over terminals.activations_per_s (%u)", origin,
-                in->args->activations_per_s);
-        snprintf(why, sizeof why, "over terminals.activations_per_s (%u): not judged",
-                 in->args->activations_per_s);
+        vem_log(VEM_LOG_WARNING, "ingest", "activation from %s not judged: over %s", origin, over);
+        snprintf(why, sizeof why, "over %s: not judged", over);
         kind = VEM_SPOOL_KIND_QUARANTINE;
         error = VEM_RECORD_CLASS_TOO_MANY_ACTIVATIONS;
         detail = why;

@@ -80,7 +80,8 @@ typedef struct {
     struct vem_keys *keys;         /* terminal keys (keys.h): activations are judged here */
     bool bind_vin;                 /* one connection, one vehicle (terminals.bind_vin) */
     unsigned activations_per_s;    /* activations judged per second, at most */
-    atomic_uint_fast64_t *forwarded; /* per worker, inputs handed to it (main's watchdog) */
+    unsigned activations_per_address_s; /* ... and from one source address */
+    atomic_uint_fast64_t *forwarded;    /* per worker, inputs handed to it (main's watchdog) */
     /* published by ingest, read by main */
     atomic_uint_fast64_t beats;       /* loop iterations */
     atomic_uint_fast64_t connections; /* open terminal connections */

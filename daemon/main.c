@@ -669,6 +669,7 @@ static int s_start(s_daemon_t *d)
     in->keys = d->keys;
     in->bind_vin = c->terminals.bind_vin;
     in->activations_per_s = (unsigned)c->terminals.activations_per_s;
+    in->activations_per_address_s = (unsigned)c->terminals.activations_per_address_s;
     in->send_timeout_ms = (int)c->terminals.send_timeout_s * 1000;
     in->reject_bytes = (uint64_t)c->terminals.reject_bytes;
     in->reject_records = (unsigned)c->terminals.reject_records;

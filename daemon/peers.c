@@ -15,9 +15,11 @@
 typedef struct {
     bool used;
     char addr[S_ADDR_MAX];
-    unsigned open;   /* admitted and not yet released */
-    int64_t second;  /* the second of the last arrival */
-    unsigned recent; /* arrivals in that second */
+    unsigned open;      /* admitted and not yet released */
+    int64_t second;     /* the second of the last arrival */
+    unsigned recent;    /* arrivals in that second */
+    int64_t act_second; /* the second of the last activation judged */
+    unsigned acts;      /* activations judged in it */
 } s_entry_t;
 
 struct vem_peers {
@@ -157,4 +159,20 @@ const char *vem_peers_verdict_name(vem_peers_verdict_t verdict)
         return "address_rate";
     }
     return "?";
+}
+
+bool vem_peers_take(vem_peers_t *self, const char *address, unsigned per_s, int64_t now_us)
+{
+    s_entry_t *e = s_slot(self->slots, self->capacity, address);
+    if (!e->used)
+        return false; /* only a connection admitted here may ask */
+    int64_t now_s = now_us / 1000000;
+    if (e->act_second != now_s) {
+        e->act_second = now_s;
+        e->acts = 0;
+    }
+    if (e->acts >= per_s)
+        return false;
+    e->acts++;
+    return true;
 }

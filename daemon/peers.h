@@ -10,6 +10,7 @@
 #ifndef VEM_PEERS_H
 #define VEM_PEERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,11 @@ void vem_peers_release(vem_peers_t *self, const char *address);
 
 /* Open connections from address. */
 unsigned vem_peers_open(const vem_peers_t *self, const char *address);
+
+/* Takes one of the per_s activations address may have judged in the second of now_us (a
+ * fixed window, as for arrivals); false when they are spent, or the address holds no
+ * connection admitted here. */
+bool vem_peers_take(vem_peers_t *self, const char *address, unsigned per_s, int64_t now_us);
 
 /* Forgets addresses with no open connection and no arrival in the second of now_us. */
 void vem_peers_sweep(vem_peers_t *self, int64_t now_us);

@@ -79,6 +79,25 @@ START_TEST(sweep_forgets_idle_addresses)
 }
 END_TEST
 
+/* Activations judged per address and second: per_s of them, then none until the next second;
+ * another address has its own; an address holding no connection gets none. */
+START_TEST(activations_per_address)
+{
+    vem_peers_t *p = vem_peers_new(10, 10);
+    ck_assert_ptr_nonnull(p);
+    int64_t t = 5000000; /* second 5 */
+    ck_assert_int_eq(vem_peers_admit(p, "10.0.0.1", t), VEM_PEERS_OK);
+    ck_assert_int_eq(vem_peers_admit(p, "10.0.0.2", t), VEM_PEERS_OK);
+    ck_assert(vem_peers_take(p, "10.0.0.1", 2, t));
+    ck_assert(vem_peers_take(p, "10.0.0.1", 2, t + 1));
+    ck_assert(!vem_peers_take(p, "10.0.0.1", 2, t + 999999)); /* still second 5 */
+    ck_assert(vem_peers_take(p, "10.0.0.2", 2, t + 999999));  /* its own two */
+    ck_assert(vem_peers_take(p, "10.0.0.1", 2, t + 1000000)); /* second 6 */
+    ck_assert(!vem_peers_take(p, "10.0.0.3", 2, t));          /* no connection of its own */
+    vem_peers_destroy(&p);
+}
+END_TEST
+
 Suite *vem_suite_peers(void);
 Suite *vem_suite_peers(void)
 {
@@ -87,6 +106,7 @@ Suite *vem_suite_peers(void)
     tcase_add_test(tc, open_limit_per_address);
     tcase_add_test(tc, new_connections_per_second);
     tcase_add_test(tc, sweep_forgets_idle_addresses);
+    tcase_add_test(tc, activations_per_address);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -86,6 +86,23 @@ static uint8_t s_bcc(const uint8_t *p, size_t len)
     return x;
 }
 
+/* A connection to 127.0.0.1:port from source address `from` (another loopback address is
+ * another peer to vemd's per-address limits). */
+static int s_connect_from(int port, const char *from)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in local = {.sin_family = AF_INET};
+    inet_pton(AF_INET, from, &local.sin_addr);
+    ck_assert_msg(bind(fd, (struct sockaddr *)&local, sizeof local) == 0, "bind %s: %s", from,
+                  strerror(errno));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect: %s",
+                  strerror(errno));
+    return fd;
+}
+
 static int s_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -197,7 +214,7 @@ START_TEST(activation)
 {
     vem_it_pg_up();
     PGconn *conn = vem_it_pg();
-    vem_it_run_t r = {0};
+    vem_it_run_t r = {.terminals_opts = "activations_per_address_s = 100;"}; /* 7 in a row */
     vem_it_start(&r, "it_sm2");
     char vin1[32], vin2[32], vin3[32], chip1[32], chip2[32], chip3[32];
     s_unique(vin1, sizeof vin1, "LSM2A", 1, 17);
@@ -303,6 +320,41 @@ START_TEST(activation)
 END_TEST
 
 /* Activations over terminals.activations_per_s are quarantined unjudged, counted, unanswered. */
+/* One address looping activations spends its own share (activations_per_address_s), not the
+ * daemon's: an activation from another address right after is still judged and answered. */
+START_TEST(activation_limit_per_address)
+{
+    vem_it_pg_up();
+    vem_it_run_t r = {.terminals_opts = "activations_per_s = 1000; activations_per_address_s = 2;"};
+    vem_it_start(&r, "it_sm2");
+    char vin[32], chip[32], vin2[32], chip2[32];
+    s_unique(vin, sizeof vin, "LSM2P", 1, 17);
+    s_unique(chip, sizeof chip, "CHIP", 21, 16);
+    s_unique(vin2, sizeof vin2, "LSM2P", 2, 17);
+    s_unique(chip2, sizeof chip2, "CHIP", 22, 16);
+    enum { N = 40 };
+    uint8_t one[512], all[N * 512];
+    size_t len = s_activation(vin, vin, chip, s_pub_a, "a", one, sizeof one);
+    for (int i = 0; i < N; i++)
+        memcpy(all + (size_t)i * len, one, len);
+    int flood = s_connect_from(r.port, "127.0.0.2");
+    s_send(flood, all, N * len); /* one write: judged within one drain, in one or two seconds */
+    double over = 0, judged = 0;
+    for (int i = 0; i < 100 && over + judged < N; i++) {
+        vem_it_sleep(0.1);
+        over = vem_it_metric_now(&r, "vem_activations_total{verdict=\"over_limit\"}");
+        judged = vem_it_metric_now(&r, "vem_activations_total{verdict=\"ok\"}");
+    }
+    ck_assert_double_eq(over + judged, N);
+    ck_assert_msg(judged <= 4, "%.0f of %d activations from one address judged at 2/s", judged, N);
+    /* the other address (127.0.0.1) is judged and answered ok at once */
+    len = s_activation(vin2, vin2, chip2, s_pub_b, "b", one, sizeof one);
+    s_activate_expect(&r, one, len, 0x01, 0x00);
+    close(flood);
+    vem_it_stop(&r);
+}
+END_TEST
+
 START_TEST(activation_limit)
 {
     vem_it_pg_up();
@@ -645,6 +697,7 @@ Suite *vem_suite_sm2_e2e(void)
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, activation);
     tcase_add_test(tc, activation_limit);
+    tcase_add_test(tc, activation_limit_per_address);
     tcase_add_test(tc, enforce);
     tcase_add_test(tc, flag);
     tcase_add_test(tc, reload);
