@@ -270,8 +270,9 @@ static void s_send_history(s_daemon_t *d)
     size_t *count = calloc(d->nworkers, sizeof *count);
     if (!mine || !to || !count)
         abort();
-    for (size_t k = 0; k < all->n; k++) { /* a plate's readings are together: one lookup */
-        bool same = k > 0 && strcmp(all->r[k].plate, all->r[k - 1].plate) == 0;
+    for (size_t k = 0; k < all->n; k++) { /* a plate and colour's readings are together */
+        bool same = k > 0 && strcmp(all->r[k].plate, all->r[k - 1].plate) == 0 &&
+                    strcmp(all->r[k].plate_color, all->r[k - 1].plate_color) == 0;
         to[k] = same ? to[k - 1] : s_history_worker(d, all->r[k].plate, all->r[k].plate_color);
         count[to[k]]++;
     }

@@ -30,26 +30,31 @@ void vem_rsdhist_free(vem_rsdhist_t *h)
     free(h);
 }
 
-/* Per plate and pollutant, the newest $2 valid readings that report it ($1: cycle months; one
- * more month covers readings that arrive late); $3 rows at most. The range on time reads only
+/* Per plate, colour and pollutant, the newest $2 valid readings that report it ($1: cycle months;
+ * one more month covers readings that arrive late); $3 rows at most. The range on time reads only
  * the partitions of those months; rsd_readings_plate (0004) serves the ordering. */
 static const char s_query[] =
     "SELECT station_id, reading_id, (extract(epoch FROM time) * 1000000)::bigint, plate, "
     "       coalesce(plate_color, ''), coalesce(fuel, ''), speed_kmh, accel_ms2, vsp_kw_t, "
     "       wind_ms, slope_pct, opacity_pct, ringelmann, no_ppm, co_pct, hc_ppm "
     "FROM (SELECT *, "
-    "      row_number() OVER (PARTITION BY plate, no_ppm IS NULL ORDER BY time DESC) AS r_no, "
-    "      row_number() OVER (PARTITION BY plate, opacity_pct IS NULL ORDER BY time DESC) AS r_op, "
-    "      row_number() OVER (PARTITION BY plate, ringelmann IS NULL ORDER BY time DESC) AS r_ri, "
-    "      row_number() OVER (PARTITION BY plate, co_pct IS NULL ORDER BY time DESC) AS r_co, "
-    "      row_number() OVER (PARTITION BY plate, hc_ppm IS NULL ORDER BY time DESC) AS r_hc "
+    "      row_number() OVER (PARTITION BY plate, plate_color, no_ppm IS NULL ORDER BY time DESC) "
+    "AS r_no, "
+    "      row_number() OVER (PARTITION BY plate, plate_color, opacity_pct IS NULL ORDER BY time "
+    "DESC) AS r_op, "
+    "      row_number() OVER (PARTITION BY plate, plate_color, ringelmann IS NULL ORDER BY time "
+    "DESC) AS r_ri, "
+    "      row_number() OVER (PARTITION BY plate, plate_color, co_pct IS NULL ORDER BY time DESC) "
+    "AS r_co, "
+    "      row_number() OVER (PARTITION BY plate, plate_color, hc_ppm IS NULL ORDER BY time DESC) "
+    "AS r_hc "
     "      FROM rsd_readings "
     "      WHERE time >= now() - make_interval(months => $1::int + 1) AND valid "
     "        AND plate IS NOT NULL AND plate <> '' AND octet_length(plate) < 16) s "
     "WHERE (no_ppm IS NOT NULL AND r_no <= $2) OR (opacity_pct IS NOT NULL AND r_op <= $2) "
     "   OR (ringelmann IS NOT NULL AND r_ri <= $2) OR (co_pct IS NOT NULL AND r_co <= $2) "
     "   OR (hc_ppm IS NOT NULL AND r_hc <= $2) "
-    "ORDER BY plate, time, station_id, reading_id LIMIT $3";
+    "ORDER BY plate, plate_color, time, station_id, reading_id LIMIT $3";
 
 static double s_real(const PGresult *res, int row, int col)
 {

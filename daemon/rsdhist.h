@@ -27,7 +27,7 @@
 /* Readings per plate and pollutant loaded (the chain bound plus the compliant one before). */
 #define VEM_RSDHIST_PER_POLLUTANT 33
 
-/* Loaded readings, grouped by plate and in time order within a plate. */
+/* Loaded readings, grouped by plate and colour, in time order within a group. */
 typedef struct {
     size_t n;
     vem_rsd_reading_t *r;

@@ -1017,7 +1017,9 @@ static void s_history(s_worker_t *w, vem_rsdhist_t *h)
     size_t kept = 0;
     for (size_t i = 0, j; i < h->n; i = j) {
         const char *plate = h->r[i].plate;
-        for (j = i + 1; j < h->n && strcmp(h->r[j].plate, plate) == 0; j++)
+        for (j = i + 1; j < h->n && strcmp(h->r[j].plate, plate) == 0 &&
+                        strcmp(h->r[j].plate_color, h->r[i].plate_color) == 0;
+             j++)
             ;
         const vem_vehicle_t *reg =
             w->registry ? vem_registry_find_plate(w->registry, plate, h->r[i].plate_color) : NULL;
