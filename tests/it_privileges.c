@@ -115,6 +115,12 @@ START_TEST(readings_scoped_by_plate_and_colour)
     s_expect(a, q, "vin-a-misread,yellow");
     s_expect(b, q, "blue");
     s_expect(op, q, "blue,no-colour,unregistered,vin-a-misread,yellow");
+    /* the scope tells an agency no other region's plate: the region lookup is not its to call,
+     * and the count it may call says nothing of regions */
+    PGresult *res = PQexec(a, "SELECT vem_plate_region('津P00001', 'blue')");
+    ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "42501");
+    PQclear(res);
+    s_expect(a, "SELECT vem_plate_count('津P00001', 'blue')", "1");
     PQfinish(a);
     PQfinish(b);
     PQfinish(op);
