@@ -21,7 +21,7 @@ static const char *const s_names[VEM_PGROWS_TABLES] = {
 /* Columns in row order; must match schema/0001_core.sql. */
 static const char *const s_copy[VEM_PGROWS_TABLES] = {
     "COPY obd_frames (nsamples, rec_len, vin, frame_time, received_at, frame_seq, resent, wide, "
-    "samples, invalid, abnormal) FROM STDIN (FORMAT binary)",
+    "samples, invalid, abnormal, meta, pos) FROM STDIN (FORMAT binary)",
     "COPY obd_info (vin, info_time, block_idx, received_at, frame_seq, resent, obd_protocol, mil, "
     "diag_supported, diag_ready, obd_vin, scin, cvn, iupr, dtc_count, dtcs, invalid, abnormal) "
     "FROM STDIN (FORMAT binary)",
@@ -40,7 +40,7 @@ static const char *const s_copy[VEM_PGROWS_TABLES] = {
 /* The sample fields, in column order: every numeric field of the sample block types. */
 #define S_SAMPLE_FIELDS (VEM_HJ1239_F_DPF_EXHAUST + 1)
 #define S_NAMES_CAP     VEM_PGROWS_NAMES_CAP
-static const unsigned s_columns[VEM_PGROWS_TABLES] = {11, 18, 12, 8, 12, 28};
+static const unsigned s_columns[VEM_PGROWS_TABLES] = {13, 18, 12, 8, 12, 28};
 
 const char *vem_pgrows_table_name(vem_pgrows_table_t t)
 {
@@ -328,9 +328,9 @@ size_t vem_pgrows_sample_of(const vem_hj1239_frame_t *f, size_t j)
 
 /* ---- frames: the samples of a frame in one row ------------------------------------------------
  *
- * One obd_frames row per real-time or re-sent frame with samples. Its `samples` bytea holds one
- * record of rec_len bytes per sample, big-endian, which schema/0007_frames.sql decodes back
- * into obd_samples' columns:
+ * One obd_frames row per real-time or re-sent frame with samples; schema/0012_frames_packed.sql
+ * decodes it back into obd_samples' columns. Each sample is first laid out as a full record
+ * (the layout of 0007, VEM_PGROWS_SAMPLE_BYTES at most, big-endian):
  *
  *   0  int32  sample time - frame time, seconds
  *   4  uint8  block_idx
@@ -342,10 +342,26 @@ size_t vem_pgrows_sample_of(const vem_hj1239_frame_t *f, size_t j)
  *      measurement (raw <= max_raw), else all ones; lon and lat carry the hemisphere of their
  *      block's position status in bit 31.
  *
- * rec_len is the end of the last group any sample of the frame uses (46 for a diesel frame of
- * stream blocks): the groups after it are NULL, so a frame stores only what its blocks carry.
+ * The full record's length is the end of the last group any sample of the frame uses (46 for
+ * a diesel frame of stream blocks). What is stored packs those records, since a row of
+ * fewer bytes is what lets more frames share a page:
+ *
+ *   samples  a 16-byte frame head, then per sample the full record without its 8-byte head
+ *            and with lon, lat and odometer as 16-bit differences (rec_len = full - 14 bytes:
+ *            32, 49, 54 or 62):
+ *              head 0 int32 lon0, 4 int32 lat0 (signed: south and west below zero),
+ *                   8 uint32 odometer0, 12 int16 dt0, 14 uint8 idx0 | step << 7,
+ *                   15 uint8 the block type
+ *              record 26 lon - lon0 + 32767, 28 lat - lat0 + 32767, 30 odometer - odometer0
+ *                   + 32767, each uint16, all ones for no value
+ *   meta     NULL when the samples are regular: sample k at frame time + dt0 + k * step
+ *            (step 0 or 1 s), block idx0 + k, every block of the head's type, each with the
+ *            frame's serial; else every sample's 8-byte head as in the full record
+ *   pos      NULL when every difference fits; else every sample's lon, lat and odometer as in
+ *            the full record (12 bytes), and the differences all ones
+ *
  * Raw values rather than the computed ones keep the record as small as the wire's, and the
- * view gets today's float8 exactly: every field's value rounded to its decimals is
+ * view gets 0007's float8 exactly: every field's value rounded to its decimals is
  * (raw * M + A) / 10^decimals for integers M, A (check_pgrows proves it for every raw value),
  * the same division the row-per-sample code did. invalid/abnormal are the sorted field names
  * as before, joined by commas, one text[] element per sample (NULL: none), the column NULL
@@ -477,6 +493,118 @@ static void s_sparse_text_array(vem_pgrows_buf_t *b, char (*items)[S_NAMES_CAP],
     }
 }
 
+/* Big-endian reads of a full record. */
+static uint32_t s_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint16_t s_get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/* A position in a full record (bit 31 the southern or western hemisphere) as a signed value
+ * in *v; false for no value, and for a signed zero (-0 is kept only by the full form). */
+static bool s_signed_pos(uint32_t raw, int64_t *v)
+{
+    if (raw == UINT32_MAX || raw == UINT32_C(0x80000000))
+        return false;
+    *v = raw & UINT32_C(0x80000000) ? -(int64_t)(raw & INT32_MAX) : (int64_t)raw;
+    return true;
+}
+
+/* How a frame's full records pack (see above). */
+typedef struct {
+    bool regular;    /* no meta column */
+    bool fits;       /* no pos column */
+    int64_t base[3]; /* lon0, lat0, odometer0 */
+    int32_t dt0;
+    uint8_t step, idx0, type;
+} s_pack_t;
+
+#define S_DELTA_MAX 32767 /* a difference is stored + S_DELTA_MAX in 16 bits; all ones: none */
+
+/* The value of a position slot (0 lon, 1 lat, 2 odometer) of a full record; false for none. */
+static bool s_pos_value(const uint8_t *rec, unsigned which, int64_t *v)
+{
+    uint32_t raw = s_get32(rec + s_slot_at[VEM_HJ1239_F_LON] + 4 * which);
+    if (which < 2)
+        return s_signed_pos(raw, v);
+    *v = raw;
+    return raw != UINT32_MAX;
+}
+
+static void s_plan(s_pack_t *pk, uint8_t (*recs)[VEM_PGROWS_SAMPLE_BYTES], size_t n, uint16_t seq)
+{
+    const uint8_t *r0 = recs[0];
+    *pk = (s_pack_t){.regular = true, .fits = true};
+    pk->dt0 = (int32_t)s_get32(r0);
+    pk->idx0 = r0[4];
+    pk->type = r0[5];
+    int64_t step = n > 1 ? (int64_t)(int32_t)s_get32(recs[1]) - pk->dt0 : 0;
+    pk->regular = pk->dt0 >= INT16_MIN && pk->idx0 < 128 && (step == 0 || step == 1) &&
+                  pk->dt0 + step * (int64_t)(n - 1) <= INT16_MAX;
+    pk->step = (uint8_t)(pk->regular ? step : 0);
+    bool have[3] = {false, false, false};
+    for (size_t k = 0; k < n; k++) {
+        const uint8_t *rec = recs[k];
+        pk->regular = pk->regular && (int32_t)s_get32(rec) == pk->dt0 + (int32_t)(k * pk->step) &&
+                      rec[4] == pk->idx0 + k && rec[5] == pk->type && s_get16(rec + 6) == seq;
+        for (unsigned w = 0; w < 3; w++) {
+            uint32_t raw = s_get32(rec + s_slot_at[VEM_HJ1239_F_LON] + 4 * w);
+            int64_t v;
+            if (!s_pos_value(rec, w, &v)) {
+                pk->fits = pk->fits && raw == UINT32_MAX; /* -0 needs the full form */
+                continue;
+            }
+            if (!have[w]) {
+                have[w] = true;
+                pk->base[w] = v;
+            }
+            pk->fits =
+                pk->fits && v - pk->base[w] >= -S_DELTA_MAX && v - pk->base[w] <= S_DELTA_MAX;
+        }
+    }
+    if (!pk->regular)
+        pk->dt0 = pk->idx0 = pk->type = pk->step = 0;
+    if (!pk->fits)
+        pk->base[0] = pk->base[1] = pk->base[2] = 0;
+}
+
+/* The packed samples column: head, then each record (see above). */
+static void s_packed(vem_pgrows_buf_t *b, const s_pack_t *pk,
+                     uint8_t (*recs)[VEM_PGROWS_SAMPLE_BYTES], size_t n, unsigned full_len)
+{
+    unsigned pos_at = s_slot_at[VEM_HJ1239_F_LON], pos_end = s_slot_at[VEM_HJ1239_F_ODOMETER] + 4;
+    s_u32(b, (uint32_t)(VEM_PGROWS_PACK_HEAD + n * (full_len - VEM_PGROWS_PACK_SAVES)));
+    s_u32(b, (uint32_t)pk->base[0]);
+    s_u32(b, (uint32_t)pk->base[1]);
+    s_u32(b, (uint32_t)pk->base[2]);
+    s_u16(b, (uint16_t)(int16_t)pk->dt0);
+    uint8_t tail[2] = {(uint8_t)(pk->idx0 | pk->step << 7), pk->type};
+    vem_pgrows_buf_put(b, tail, sizeof tail);
+    for (size_t k = 0; k < n; k++) {
+        const uint8_t *rec = recs[k];
+        vem_pgrows_buf_put(b, rec + 8, pos_at - 8);
+        for (unsigned w = 0; w < 3; w++) {
+            int64_t v;
+            bool have = pk->fits && s_pos_value(rec, w, &v);
+            s_u16(b, have ? (uint16_t)(v - pk->base[w] + S_DELTA_MAX) : UINT16_MAX);
+        }
+        vem_pgrows_buf_put(b, rec + pos_end, full_len - pos_end);
+    }
+}
+
+/* Bytes [from, from + len) of every record, one after the other, as a bytea (meta, pos). */
+static void s_slices(vem_pgrows_buf_t *b, uint8_t (*recs)[VEM_PGROWS_SAMPLE_BYTES], size_t n,
+                     unsigned from, unsigned len)
+{
+    s_u32(b, (uint32_t)(n * len));
+    for (size_t k = 0; k < n; k++)
+        vem_pgrows_buf_put(b, recs[k] + from, len);
+}
+
 /* The frame's samples as one obd_frames row (none when it has no sample). */
 static void s_samples(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t received_us)
 {
@@ -506,21 +634,29 @@ static void s_samples(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t rece
     }
     if (n == 0)
         return;
+    s_pack_t pk;
+    s_plan(&pk, r->recs, n, f->seq);
     vem_pgrows_buf_t *b = &r->rows[VEM_PGROWS_SAMPLES];
     s_u16(b, (uint16_t)s_columns[VEM_PGROWS_SAMPLES]);
     s_int2(b, (int16_t)n); /* first: pgwrite counts samples from it (VEM_PGROWS_NSAMPLES_AT) */
-    s_int2(b, (int16_t)rec_len);
+    s_int2(b, (int16_t)(rec_len - VEM_PGROWS_PACK_SAVES));
     s_wire_text(b, f->vin, sizeof f->vin);
     s_time(b, f->time * 1000000);
     s_time(b, received_us);
     s_int4(b, f->seq);
     s_bool(b, f->cmd == VEM_HJ1239_CMD_RESEND);
     s_bool(b, wide);
-    s_u32(b, (uint32_t)(n * rec_len));
-    for (size_t k = 0; k < n; k++)
-        vem_pgrows_buf_put(b, r->recs[k], rec_len);
+    s_packed(b, &pk, r->recs, n, rec_len);
     s_sparse_text_array(b, r->invalid, n);
     s_sparse_text_array(b, r->abnormal, n);
+    if (pk.regular)
+        s_null(b);
+    else
+        s_slices(b, r->recs, n, 0, 8);
+    if (pk.fits)
+        s_null(b);
+    else
+        s_slices(b, r->recs, n, s_slot_at[VEM_HJ1239_F_LON], 12);
     r->nrows[VEM_PGROWS_SAMPLES]++;
     r->samples += n;
     s_day(r, f->time);

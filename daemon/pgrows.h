@@ -35,9 +35,12 @@ typedef enum {
  * (VEM_HJ1239_DETAIL_LEN), a worker's (VEM_INPUT_DETAIL_MAX) or the server's error text
  * (pgwrite: at most 768); longer text is cut there. */
 #define VEM_PGROWS_TEXT_MAX 1024
-/* Bytes of one sample's record in obd_frames.samples at most (layout in pgrows.c, decoded by
- * schema/0007_frames.sql); a frame's records may stop earlier (rec_len). */
+/* Bytes of one sample's full record at most (layout in pgrows.c); a frame's records may stop
+ * earlier. obd_frames.samples holds them packed (schema/0012_frames_packed.sql): a head of
+ * VEM_PGROWS_PACK_HEAD bytes, then records VEM_PGROWS_PACK_SAVES bytes shorter (rec_len). */
 #define VEM_PGROWS_SAMPLE_BYTES 76
+#define VEM_PGROWS_PACK_HEAD    16
+#define VEM_PGROWS_PACK_SAVES   14
 
 /* A frame is "wide" when a sample's time lies more than this from the frame's time; the
  * bounded read vem_samples() finds narrow frames by frame time within this span of its range,

@@ -196,8 +196,11 @@ static void s_skip_cols(const uint8_t **p, unsigned n)
 }
 
 /* The HJ 1239 real-time vector as one obd_frames row: its head, and the packed records of its
- * three samples at the offsets schema/0007_frames.sql reads (raw values from the vector's
- * bytes: speed 0x3E80 = 62.5 km/h x 256, baro 0xC9 = 100.5 / 0.5, lon 118796877). */
+ * three samples at the offsets schema/0012_frames_packed.sql reads (raw values from the
+ * vector's bytes: speed 0x3E80 = 62.5 km/h x 256, baro 0xC9 = 100.5 / 0.5, lon 118796877).
+ * The samples are regular (08:09:10, 11, 12 in blocks 0, 1, 2 of a frame of 08:09:13 with
+ * serial 3), so no meta; their longitudes (118.796877, 0, -70.123456) lie too far apart for
+ * 16-bit differences, so pos holds them whole. */
 START_TEST(frame_row_bytes)
 {
     vem_hj1239_frame_t *f = malloc(sizeof *f);
@@ -205,14 +208,14 @@ START_TEST(frame_row_bytes)
     vem_pgrows_t r = {0};
     ck_assert_uint_eq(vem_pgrows_frame(&r, f, INT64_C(1709597354) * 1000000), 1);
     const uint8_t *p = r.rows[VEM_PGROWS_SAMPLES].data;
-    ck_assert_uint_eq((unsigned)(p[0] << 8 | p[1]), 11);
+    ck_assert_uint_eq((unsigned)(p[0] << 8 | p[1]), 13);
     p += 2;
     ck_assert_uint_eq(s_be32(p), 2); /* nsamples, at VEM_PGROWS_NSAMPLES_AT */
     ck_assert_uint_eq((unsigned)(p[4] << 8 | p[5]), 3);
     ck_assert_ptr_eq(p + 4, r.rows[VEM_PGROWS_SAMPLES].data + VEM_PGROWS_NSAMPLES_AT);
     p += 6;
-    /* rec_len: stream blocks only, so the records stop after the stream group */
-    ck_assert_uint_eq((unsigned)(p[4] << 8 | p[5]), 46);
+    /* rec_len: stream blocks only, so the records stop after the stream group: 46 - 14 */
+    ck_assert_uint_eq((unsigned)(p[4] << 8 | p[5]), 32);
     p += 6;
     ck_assert_int_eq(memcmp(p + 4, "LZZTESTVIN0000001", 17), 0);
     p += 4 + 17;
@@ -223,24 +226,33 @@ START_TEST(frame_row_bytes)
     ck_assert_uint_eq(p[4], 0); /* resent */
     ck_assert_uint_eq(p[9], 0); /* wide */
     p += 10;
-    ck_assert_uint_eq(s_be32(p), 3 * 46);
-    const uint8_t *rec = p + 4;
-    for (unsigned k = 0; k < 3; k++) {
-        const uint8_t *q = rec + k * 46;
-        ck_assert_int_eq((int32_t)s_be32(q), (int32_t)k - 3); /* 08:09:10 + k */
-        ck_assert_uint_eq(q[4], k);                           /* block_idx */
-        ck_assert_uint_eq(q[5], 0x02);                        /* stream */
-        ck_assert_uint_eq((unsigned)(q[6] << 8 | q[7]), 3);   /* the frame's serial */
-    }
-    ck_assert_uint_eq((unsigned)(rec[8] << 8 | rec[9]), 0x3E80); /* speed */
-    ck_assert_uint_eq(rec[10], 0xC9);                            /* baro */
-    ck_assert_uint_eq(s_be32(rec + 34), 118796877);              /* lon, east */
-    ck_assert_uint_eq(s_be32(rec + 38), 32060255);               /* lat, north */
-    ck_assert_uint_eq(s_be32(rec + 42), 1234567); /* odometer 123456.7 km, the group's last */
-    p += 4 + 3 * 46;
+    ck_assert_uint_eq(s_be32(p), 16 + 3 * 32);
+    const uint8_t *head = p + 4;
+    ck_assert_uint_eq(s_be32(head), 0);     /* lon0: none, the positions are in pos */
+    ck_assert_uint_eq(s_be32(head + 4), 0); /* lat0 */
+    ck_assert_uint_eq(s_be32(head + 8), 0); /* odometer0 */
+    ck_assert_uint_eq((unsigned)(head[12] << 8 | head[13]), 0xFFFD); /* dt0 -3 s */
+    ck_assert_uint_eq(head[14], 0x80);                               /* idx0 0, step 1 s */
+    ck_assert_uint_eq(head[15], 0x02);                               /* stream */
+    const uint8_t *rec = head + 16;
+    ck_assert_uint_eq((unsigned)(rec[0] << 8 | rec[1]), 0x3E80); /* speed */
+    ck_assert_uint_eq(rec[2], 0xC9);                             /* baro */
+    for (unsigned k = 0; k < 3; k++)
+        for (unsigned d = 26; d < 32; d++)
+            ck_assert_uint_eq(rec[32 * k + d], 0xFF); /* no differences */
+    p += 4 + 16 + 3 * 32;
     ck_assert_uint_eq(s_be32(p), 0xFFFFFFFFu); /* invalid: none in the frame */
     ck_assert_uint_eq(s_be32(p + 4), 0xFFFFFFFFu);
-    ck_assert_uint_eq((size_t)(p + 8 - r.rows[VEM_PGROWS_SAMPLES].data),
+    ck_assert_uint_eq(s_be32(p + 8), 0xFFFFFFFFu); /* meta: regular */
+    p += 12;
+    ck_assert_uint_eq(s_be32(p), 3 * 12);        /* pos: lon, lat, odometer of each sample */
+    ck_assert_uint_eq(s_be32(p + 4), 118796877); /* east */
+    ck_assert_uint_eq(s_be32(p + 8), 32060255);  /* north */
+    ck_assert_uint_eq(s_be32(p + 12), 1234567);  /* 123456.7 km */
+    ck_assert_uint_eq(s_be32(p + 16), 0);        /* lon 0 */
+    ck_assert_uint_eq(s_be32(p + 28), UINT32_C(0x80000000) | 70123456); /* west */
+    ck_assert_uint_eq(s_be32(p + 32), UINT32_C(0x80000000) | 33987654); /* south */
+    ck_assert_uint_eq((size_t)(p + 4 + 36 - r.rows[VEM_PGROWS_SAMPLES].data),
                       r.rows[VEM_PGROWS_SAMPLES].len);
     vem_pgrows_free(&r);
     free(f);
@@ -256,11 +268,11 @@ START_TEST(frame_row_markers)
     ck_assert_uint_eq(vem_pgrows_frame(&r, f, INT64_C(1709597354) * 1000000), 1);
     const uint8_t *p = r.rows[VEM_PGROWS_SAMPLES].data + 2;
     s_skip_cols(&p, 8);
-    const uint8_t *rec = p + 4;
-    ck_assert_uint_eq((unsigned)(rec[8] << 8 | rec[9]), 0xFFFF); /* speed invalid */
-    ck_assert_uint_eq(rec[30], 0xFF);                            /* coolant invalid */
-    ck_assert_uint_eq(rec[21], 0xFF);                            /* reagent abnormal */
-    ck_assert_uint_eq(rec[10], 0xC9);                            /* baro 100.5 */
+    const uint8_t *rec = p + 4 + 16; /* the packed record, after the frame's head */
+    ck_assert_uint_eq((unsigned)(rec[0] << 8 | rec[1]), 0xFFFF); /* speed invalid */
+    ck_assert_uint_eq(rec[22], 0xFF);                            /* coolant invalid */
+    ck_assert_uint_eq(rec[13], 0xFF);                            /* reagent abnormal */
+    ck_assert_uint_eq(rec[2], 0xC9);                             /* baro 100.5 */
     s_skip_cols(&p, 1);
     static const char *const want[2] = {"coolant_c,lat,lon,nox_down_ppm,speed_kmh",
                                         "dpf_dp_kpa,reagent_pct,scr_in_c,scr_out_c"};

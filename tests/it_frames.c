@@ -547,6 +547,79 @@ START_TEST(parallel_connections_store_everything_once)
 }
 END_TEST
 
+/* The sink packs a frame's records (daemon/pgrows.c, schema/0012_frames_packed.sql): the heads
+ * once per frame when the samples are regular, else every head (meta); positions as
+ * differences from the frame's first when they fit, else whole (pos). Three frames, one for
+ * each way out, read back through the view as the values they were built from: per-block
+ * serials 500.. and a 40,000-unit step east (0.04 degrees in a second: no 16-bit difference
+ * holds it); a regular frame crossing the meridian (west 0.000005, east 0.000003, then no
+ * longitude); a western 0 (-0, which only the whole form keeps). */
+START_TEST(packing_keeps_what_is_irregular)
+{
+    PGconn *conn = s_pg();
+    vem_pgwriter_t *w = s_writer();
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    vem_pgrows_t r = {0};
+    int64_t t = 1700700000;
+    s_frame(f, "LFRMPK00000000001", t, 3, 0);
+    f->layout |= VEM_HJ1239_LAYOUT_SERIAL_PER_BLOCK;
+    for (unsigned k = 0; k < 3; k++) {
+        vem_hj1239_block_t *b = &f->blocks[k];
+        b->seq = (uint16_t)(500 + k);
+        b->raw[VEM_HJ1239_F_LON] = 116000000 + 40000 * k;
+        b->raw[VEM_HJ1239_F_LAT] = 39900000;
+        b->raw[VEM_HJ1239_F_ODOMETER] = 1000 + k;
+        b->novalue = vem_hj1239_novalue(b);
+    }
+    vem_pgrows_frame(&r, f, t * 1000000);
+    s_frame(f, "LFRMPK00000000002", t, 3, 0);
+    for (unsigned k = 0; k < 3; k++) {
+        vem_hj1239_block_t *b = &f->blocks[k];
+        b->raw[VEM_HJ1239_F_POS_STATUS] = k == 0 ? 0x04 : 0x00; /* the first west */
+        b->raw[VEM_HJ1239_F_LON] = k == 0 ? 5 : k == 1 ? 3 : UINT32_MAX;
+        b->raw[VEM_HJ1239_F_LAT] = 39900000 + k;
+        b->raw[VEM_HJ1239_F_ODOMETER] = 1234567 + 3 * k;
+        b->novalue = vem_hj1239_novalue(b);
+    }
+    vem_pgrows_frame(&r, f, t * 1000000);
+    s_frame(f, "LFRMPK00000000003", t, 2, 0);
+    f->blocks[0].raw[VEM_HJ1239_F_POS_STATUS] = 0x04; /* west, 0 */
+    f->blocks[1].raw[VEM_HJ1239_F_LON] = 10;
+    for (unsigned k = 0; k < 2; k++)
+        f->blocks[k].novalue = vem_hj1239_novalue(&f->blocks[k]);
+    vem_pgrows_frame(&r, f, t * 1000000);
+    s_write(w, &r);
+
+    PGresult *res = PQexec(conn, "SELECT vin, meta IS NULL, pos IS NULL, (SELECT string_agg("
+                                 "concat_ws(' ', block_idx, frame_seq, block_type, "
+                                 "extract(epoch FROM sample_time)::bigint - 1700700000, lon, lat, "
+                                 "odometer_km), ';' ORDER BY block_idx) FROM obd_samples s "
+                                 "WHERE s.vin = f.vin) FROM obd_frames f "
+                                 "WHERE vin LIKE 'LFRMPK%' ORDER BY vin");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    ck_assert_int_eq(PQntuples(res), 3);
+    static const char *const want[3][3] = {
+        {"f", "f",
+         "0 500 stream -2 116 39.9 100;1 501 stream -1 116.04 39.9 100.1;"
+         "2 502 stream 0 116.08 39.9 100.2"},
+        {"t", "t",
+         "0 40800 stream -2 -5e-06 39.9 123456.7;1 40800 stream -1 3e-06 39.900001 123457;"
+         "2 40800 stream 0 39.900002 123457.3"},
+        {"t", "f", "0 40800 stream -1 -0 0 0;1 40800 stream 0 1e-05 0 0"},
+    };
+    for (int i = 0; i < 3; i++) {
+        ck_assert_str_eq(PQgetvalue(res, i, 1), want[i][0]);
+        ck_assert_str_eq(PQgetvalue(res, i, 2), want[i][1]);
+        ck_assert_str_eq(PQgetvalue(res, i, 3), want[i][2]);
+    }
+    PQclear(res);
+    vem_pgrows_free(&r);
+    free(f);
+    vem_pgwriter_destroy(&w);
+    PQfinish(conn);
+}
+END_TEST
+
 /* schema/0008_frames_compact.sql replaced the decoding view by one with fewer executor steps
  * and claims the same values. The reference is 0007's definition itself, taken from the
  * migration file (its helpers are still there) as a temporary view, whose values the vector
@@ -572,6 +645,13 @@ START_TEST(compact_decoding_reads_as_0007)
     start += strlen("CREATE VIEW public.obd_frame_samples ");
     char *create = malloc(strlen(start) + 64);
     sprintf(create, "CREATE TEMP VIEW frame_samples_0007 %s", start);
+    char *from = strstr(create, "FROM public.obd_frames f");
+    ck_assert_ptr_nonnull(from);
+    memcpy(from, "FROM frames_0007       f", strlen("FROM public.obd_frames f"));
+    /* obd_frames as 0007 made it: the full records, unpacked */
+    s_exec(conn, "CREATE TEMP TABLE frames_0007 (vin text, frame_time timestamptz, "
+                 "received_at timestamptz, frame_seq integer, resent boolean, nsamples smallint, "
+                 "rec_len smallint, wide boolean, samples bytea, invalid text[], abnormal text[])");
     s_exec(conn, create);
     free(create);
     free(sql);
@@ -579,7 +659,7 @@ START_TEST(compact_decoding_reads_as_0007)
     s_exec(conn, "SELECT vem_ensure_partitions('2023-11-10', '2023-11-10')");
     s_exec(conn, "SELECT setseed(0.16)");
     s_exec(conn,
-           "INSERT INTO obd_frames (vin, frame_time, received_at, frame_seq, resent, nsamples, "
+           "INSERT INTO frames_0007 (vin, frame_time, received_at, frame_seq, resent, nsamples, "
            "rec_len, wide, samples, invalid, abnormal) "
            "SELECT 'LFRMCP' || lpad(g::text, 11, '0'), "
            "       timestamptz '2023-11-10 12:00+08' + g * interval '1 s', now(), g, g % 2 = 0, "
@@ -595,7 +675,33 @@ START_TEST(compact_decoding_reads_as_0007)
            "            ARRAY['nox_up_ppm', 'x', 'y', 'z', NULL, 'b', 'c', 'd', 'e', 'f'] END "
            "  FROM generate_series(1, 2000) g, "
            "       LATERAL (SELECT (ARRAY[46, 63, 68, 76])[1 + g % 4] AS len) r");
+    /* every 11th frame regular: times one second apart, blocks in a row, the frame's serial
+     * (random heads are not, so meta is kept); every 13th with positions close together */
+    s_exec(conn, "UPDATE frames_0007 o SET samples = (SELECT string_agg(overlay(substr("
+                 "o.samples, k * o.rec_len + 1, o.rec_len) placing int4send(k - 9) || "
+                 "set_byte('\\x00'::bytea, 0, k + 1) || '\\x02'::bytea || "
+                 "substr(int4send(o.frame_seq), 3) from 1), ''::bytea ORDER BY k) "
+                 "FROM generate_series(0, 9) k) WHERE right(vin, 4)::int % 11 = 0");
+    s_exec(conn, "UPDATE frames_0007 o SET samples = (SELECT string_agg(overlay(substr("
+                 "o.samples, k * o.rec_len + 1, o.rec_len) placing int4send(116000000 + k * 300) "
+                 "|| int4send((-2147483648 + 40000000 + k * 300)::int) || int4send(1234567 + k) "
+                 "from 35), ''::bytea ORDER BY k) FROM generate_series(0, 9) k) "
+                 "WHERE right(vin, 4)::int % 13 = 0");
+    s_exec(conn, "INSERT INTO obd_frames (vin, frame_time, received_at, frame_seq, resent, "
+                 "nsamples, rec_len, wide, samples, invalid, abnormal, meta, pos) "
+                 "SELECT o.vin, o.frame_time, o.received_at, o.frame_seq, o.resent, o.nsamples, "
+                 "p.rec_len, o.wide, p.samples, o.invalid, o.abnormal, p.meta, p.pos "
+                 "FROM frames_0007 o, vem_pack_frame(o.samples, o.rec_len, o.nsamples, "
+                 "o.frame_seq) p");
     const char *prefix = "LFRMCP%";
+    /* both forms of each part are there: heads kept and not, positions whole and as
+     * differences */
+    ck_assert_int_eq(
+        s_count(conn, "SELECT count(*) FROM obd_frames WHERE vin LIKE $1 AND meta IS NULL", prefix),
+        2000 / 11);
+    ck_assert_int_eq(
+        s_count(conn, "SELECT count(*) FROM obd_frames WHERE vin LIKE $1 AND pos IS NULL", prefix),
+        2000 / 13);
     ck_assert_int_eq(
         s_count(conn, "SELECT count(*) FROM obd_frame_samples WHERE vin LIKE $1", prefix), 20000);
     /* the random records reach what needs care: both hemispheres, missing values, hybrid */
@@ -644,6 +750,7 @@ Suite *vem_suite_frames(void)
     tcase_add_test(tc, bounded_read_finds_wide_frames);
     tcase_add_test(tc, every_field_group_through_the_view);
     tcase_add_test(tc, compact_decoding_reads_as_0007);
+    tcase_add_test(tc, packing_keeps_what_is_irregular);
     tcase_add_test(tc, query_by_vin_and_range_prunes_and_uses_the_index);
     tcase_add_test(tc, old_rows_move_into_frames_a_day_at_a_time);
     tcase_add_test(tc, parallel_connections_store_everything_once);

@@ -444,11 +444,11 @@ START_TEST(refused_rows_are_quarantined_and_the_rest_stored)
                                  "AND error_class = 'refused' AND source = 'sink' "
                                  "AND detail LIKE 'obd_frames: ERROR 23514: %it_refuse_seq%' "
                                  "AND received_at = to_timestamp($1::bigint) AND spool_seq < 0 "
-                                 /* raw is the row: field count, the sample count (int2 5),
-                                  * the record length (int2 46), the length of the VIN, the
+                                 /* raw is the row: field count (13), the sample count (int2 5),
+                                  * the packed record length (int2 32), the length of the VIN, the
                                   * VIN */
                                  "AND substring(raw from 1 for 18) = "
-                                 "'\\x000b00000002000500000002002e00000011'::bytea "
+                                 "'\\x000d00000002000500000002002000000011'::bytea "
                                  "AND substring(raw from 19 for 17) = convert_to(vin, 'UTF8')",
                                  when),
                      2);
