@@ -315,7 +315,23 @@ static void s_refresh_facts(void *arg, const vem_session_t *session)
     vem_rules_engine_facts_t facts = s_facts(reg);
     vem_rules_vehicle_set_facts(vs->v, reg ? &facts : NULL);
     if (reg && *reg->plate)
-        vem_rules_vehicle_set_ids(vs->v, NULL, reg->plate);
+        vem_rules_vehicle_set_ids(vs->v, NULL, reg->plate,
+                                  *reg->plate_color ? reg->plate_color : NULL);
+}
+
+/* A new rule state of vin (NULL: none), with the registry's engine figures, plate and plate
+ * colour when it knows the vehicle (reg, may be NULL), else plate (may be NULL). */
+static s_vstate_t *s_vstate_new(const char *vin, const char *plate, const vem_vehicle_t *reg)
+{
+    vem_rules_engine_facts_t facts = s_facts(reg);
+    s_vstate_t *vs = calloc(1, sizeof *vs);
+    if (!vs)
+        abort();
+    bool known = reg && *reg->plate;
+    vs->v = vem_rules_vehicle_new(vin, known ? reg->plate : plate, reg ? &facts : NULL);
+    if (vs->v && known && *reg->plate_color)
+        vem_rules_vehicle_set_ids(vs->v, NULL, NULL, reg->plate_color);
+    return vs;
 }
 
 /* Runs the rules on an accepted frame, with the vehicle's state kept in its session entry
@@ -336,13 +352,7 @@ static void s_rules(s_worker_t *w, const vem_input_hdr_t *hdr, const vem_hj1239_
         if (!reg && f->cmd != VEM_HJ1239_CMD_REALTIME && f->cmd != VEM_HJ1239_CMD_RESEND &&
             f->cmd != VEM_HJ1239_CMD_REMOVAL_ALARM)
             return;
-        vem_rules_engine_facts_t facts = s_facts(reg);
-        s_vstate_t *vs = calloc(1, sizeof *vs);
-        if (!vs)
-            abort();
-        vs->v =
-            vem_rules_vehicle_new(vin, reg && *reg->plate ? reg->plate : NULL, reg ? &facts : NULL);
-        *slot = vs;
+        *slot = s_vstate_new(vin, NULL, reg);
     }
     s_vstate_t *vs = *slot;
     if (hdr->seq <= vs->applied)
@@ -363,12 +373,7 @@ static s_vstate_t *s_reading_state(s_worker_t *w, const char *vin, const char *p
         return NULL;
     if (!*slot) {
         const vem_vehicle_t *reg = *vin && w->registry ? vem_registry_find(w->registry, vin) : NULL;
-        vem_rules_engine_facts_t facts = s_facts(reg);
-        s_vstate_t *vs = calloc(1, sizeof *vs);
-        if (!vs)
-            abort();
-        vs->v = vem_rules_vehicle_new(*vin ? vin : NULL, plate, reg ? &facts : NULL);
-        *slot = vs;
+        *slot = s_vstate_new(*vin ? vin : NULL, plate, reg);
     }
     return *slot;
 }
@@ -978,13 +983,7 @@ static void s_judge_day(s_worker_t *w)
         void **slot = vem_sessions_state_new(w->sessions, c->vin);
         if (!*slot) {
             const vem_vehicle_t *reg = w->registry ? vem_registry_find(w->registry, c->vin) : NULL;
-            vem_rules_engine_facts_t facts = s_facts(reg);
-            s_vstate_t *vs = calloc(1, sizeof *vs);
-            if (!vs)
-                abort();
-            vs->v = vem_rules_vehicle_new(c->vin, reg && *reg->plate ? reg->plate : NULL,
-                                          reg ? &facts : NULL);
-            *slot = vs;
+            *slot = s_vstate_new(c->vin, NULL, reg);
         }
         s_vstate_t *vs = *slot;
         if (vem_rules_on_day(vs->v, &w->rules, counts->day, c->received, c->running_s, s_on_verdict,
@@ -1031,12 +1030,7 @@ static void s_history(s_worker_t *w, vem_rsdhist_t *h)
         }
         bool made = !*slot;
         if (made) {
-            vem_rules_engine_facts_t facts = s_facts(reg);
-            s_vstate_t *vs = calloc(1, sizeof *vs);
-            if (!vs)
-                abort();
-            vs->v = vem_rules_vehicle_new(reg ? reg->vin : NULL, plate, reg ? &facts : NULL);
-            *slot = vs;
+            *slot = s_vstate_new(reg ? reg->vin : NULL, plate, reg);
         }
         s_vstate_t *vs = *slot;
         /* verdicts need an input to travel with: before the first, no chain was judged live */
