@@ -147,6 +147,11 @@ static void s_take_plate(vem_rules_vehicle_t *self, const vem_rsd_reading_t *r)
     }
 }
 
+const char *vem_rules_vehicle_plate_color(const vem_rules_vehicle_t *self)
+{
+    return self->plate_color;
+}
+
 size_t vem_rules_vehicle_bytes(const vem_rules_vehicle_t *self)
 {
     return self->bytes;

@@ -173,6 +173,9 @@ void vem_rules_vehicle_set_facts(vem_rules_vehicle_t *self, const vem_rules_engi
 void vem_rules_vehicle_set_ids(vem_rules_vehicle_t *self, const char *vin, const char *plate,
                                const char *plate_color);
 
+/* The plate's colour the state knows ("" when none); owned by the vehicle. */
+const char *vem_rules_vehicle_plate_color(const vem_rules_vehicle_t *self);
+
 /* Bytes of memory the state holds now: the struct and everything it allocated. */
 size_t vem_rules_vehicle_bytes(const vem_rules_vehicle_t *self);
 
