@@ -318,33 +318,50 @@ static void s_activation_reply(const uint8_t *frame, vem_keys_verdict_t v, uint8
 }
 
 /* Judges an activation (0x07) before it is spooled, so its answer can go out right after the
- * sync (keys.h: in memory, no database round trip). A refused one becomes a quarantine record
- * of its class (*kind, *error, detail set); an accepted one goes on as a frame and reaches
- * terminal_events, whose trigger files it in terminal_keys. Returns the verdict, or -1 when the
- * frame does not decode (the worker quarantines it with the decoder's class; no answer). */
-static int s_activation(s_ingest_t *in, const uint8_t *data, size_t len, uint16_t *kind,
-                        unsigned *error, char *detail, size_t detail_len)
+ * sync (keys.h: in memory, no database round trip), without filing it: a refused one becomes a
+ * quarantine record of its class (*kind, *error, detail set); one that passes goes on as a
+ * frame and is filed in the registry only once the spool took it (s_file_activation), so an
+ * append refused leaves no key behind. It reaches terminal_events, whose trigger files it in
+ * terminal_keys. Returns the verdict with the decoded frame in *act (malloc'd, the caller
+ * frees), or -1 when the frame does not decode (the worker quarantines it with the decoder's
+ * class; no answer). */
+static int s_activation(s_ingest_t *in, const uint8_t *data, size_t len, vem_hj1239_frame_t **act,
+                        uint16_t *kind, unsigned *error, char *detail, size_t detail_len)
 {
     vem_hj1239_frame_t *f = malloc(sizeof *f); /* rare: not worth a buffer per ingest */
     if (!f)
         abort();
-    int v = -1;
-    if (vem_hj1239_decode(data, len, VEM_HJ1239_TRUSTED_BCC, f, NULL) == VEM_HJ1239_OK &&
-        f->cmd == VEM_HJ1239_CMD_ACTIVATION) {
-        v = (int)vem_keys_activate(in->args->keys, f, data, len, detail, detail_len);
-        vem_counter_add(in->activations[v], 1);
+    if (vem_hj1239_decode(data, len, VEM_HJ1239_TRUSTED_BCC, f, NULL) != VEM_HJ1239_OK ||
+        f->cmd != VEM_HJ1239_CMD_ACTIVATION) {
+        free(f);
+        return -1;
+    }
+    int v = (int)vem_keys_judge(in->args->keys, f, data, len, detail, detail_len);
+    if (v != VEM_KEYS_OK) {
         static const unsigned s_class[] = {0, VEM_RECORD_CLASS_CHIP_ACTIVATED,
                                            VEM_RECORD_CLASS_VIN_ERROR,
                                            VEM_RECORD_CLASS_BAD_SIGNATURE};
-        if (v != VEM_KEYS_OK) {
-            *kind = VEM_SPOOL_KIND_QUARANTINE;
-            *error = s_class[v];
-        }
-        vem_log(v == VEM_KEYS_OK ? VEM_LOG_INFO : VEM_LOG_WARNING, "ingest",
-                "activation of %.17s %s: %s", (const char *)f->vin,
-                v == VEM_KEYS_OK ? "accepted" : "refused", detail);
+        *kind = VEM_SPOOL_KIND_QUARANTINE;
+        *error = s_class[v];
+        vem_counter_add(in->activations[v], 1);
+        vem_log(VEM_LOG_WARNING, "ingest", "activation of %.17s refused: %s", (const char *)f->vin,
+                detail);
     }
-    free(f);
+    *act = f;
+    return v;
+}
+
+/* Files an activation that passed (s_activation) now that the spool holds it; the verdict for
+ * its answer: another one only when the registry changed in between (a reload), and the
+ * stored frame then meets the same refusal at the worker (key conflicts). */
+static int s_file_activation(s_ingest_t *in, const vem_hj1239_frame_t *f)
+{
+    char detail[VEM_HJ1239_DETAIL_LEN];
+    int v = (int)vem_keys_file(in->args->keys, f, detail, sizeof detail);
+    vem_counter_add(in->activations[v], 1);
+    vem_log(v == VEM_KEYS_OK ? VEM_LOG_INFO : VEM_LOG_WARNING, "ingest",
+            "activation of %.17s %s: %s", (const char *)f->vin,
+            v == VEM_KEYS_OK ? "accepted" : "refused when filed", detail);
     return v;
 }
 
@@ -441,6 +458,7 @@ static uint64_t s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, con
     origin = conn ? conn->meta : origin ? origin : "gateway";
     char why[VEM_HJ1239_DETAIL_LEN];
     int activation = -1;
+    vem_hj1239_frame_t *act = NULL; /* an activation that passed, filed once appended */
     const char *over = kind == VEM_SPOOL_KIND_OBD_FRAME && len >= VEM_HJ1239_MIN_FRAME &&
                                data[2] == VEM_HJ1239_CMD_ACTIVATION && in->args->keys
                            ? s_activation_budget(in, conn)
@@ -455,7 +473,7 @@ static uint64_t s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, con
         offset = 0;
     } else if (kind == VEM_SPOOL_KIND_OBD_FRAME && len >= VEM_HJ1239_MIN_FRAME &&
                data[2] == VEM_HJ1239_CMD_ACTIVATION && in->args->keys) {
-        activation = s_activation(in, data, len, &kind, &error, why, sizeof why);
+        activation = s_activation(in, data, len, &act, &kind, &error, why, sizeof why);
         if (kind == VEM_SPOOL_KIND_QUARANTINE) {
             detail = why;
             offset = 0;
@@ -475,7 +493,9 @@ static uint64_t s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, con
                            .data = data,
                            .data_len = (uint32_t)len};
     if (vem_spool_append(in->args->spool, &rec) != 0) {
-        /* the record can never fit: keep its size and origin, not its bytes */
+        /* the record can never fit: keep its size and origin, not its bytes; an activation is
+         * neither filed nor answered (the terminal sends it again) */
+        free(act);
         vem_counter_add(in->oversize, 1);
         vem_log(VEM_LOG_WARNING, "ingest", "input of %zu bytes from %s refused by the spool: %s",
                 len, origin, strerror(errno));
@@ -484,6 +504,9 @@ static uint64_t s_stage(s_ingest_t *in, vem_source_t source, s_conn_t *conn, con
         return s_stage(in, source, conn, origin, VEM_SPOOL_KIND_QUARANTINE, NULL, 0,
                        VEM_RECORD_CLASS_TOO_LARGE, 0, note);
     }
+    if (activation == VEM_KEYS_OK)
+        activation = s_file_activation(in, act);
+    free(act);
     s_staged_t *st = &in->staged[in->nstaged++];
     st->seq = rec.seq;
     meta[meta_len] = '\0';

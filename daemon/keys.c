@@ -227,9 +227,10 @@ static void s_hex(char *out, const uint8_t *p, size_t n)
         snprintf(out + 2 * i, 3, "%02x", p[i]);
 }
 
-/* Puts an activation into the table under the rules of keys.h; the caller holds the lock and
- * hands over key (taken only on VEM_KEYS_OK). */
-static vem_keys_verdict_t s_apply(vem_keys_t *self, const vem_hj1239_frame_t *f,
+/* Judges an activation by the rules of keys.h against the table and, when file is true and
+ * it passes, puts it in; the caller holds the lock and, to file, hands over key (taken only
+ * when a new entry is made). */
+static vem_keys_verdict_t s_apply(vem_keys_t *self, const vem_hj1239_frame_t *f, bool file,
                                   vem_sm2_key_t **key, char *detail, size_t detail_len)
 {
     char chip_hex[33];
@@ -255,7 +256,9 @@ static vem_keys_verdict_t s_apply(vem_keys_t *self, const vem_hj1239_frame_t *f,
         snprintf(detail, detail_len, "chip %s is activated with another public key", chip_hex);
         return VEM_KEYS_CHIP_TAKEN;
     }
-    if (c) { /* the same chip, VIN and key again */
+    if (!file) {
+        /* judged only: the table is as it was */
+    } else if (c) { /* the same chip, VIN and key again */
         c->added_ms = vem_mono_ms();
     } else {
         s_add(&self->t, s_entry(f->vin, f->chip_id, f->pubkey, *key, vem_mono_ms()));
@@ -265,9 +268,8 @@ static vem_keys_verdict_t s_apply(vem_keys_t *self, const vem_hj1239_frame_t *f,
     return VEM_KEYS_OK;
 }
 
-vem_keys_verdict_t vem_keys_activate(vem_keys_t *self, const vem_hj1239_frame_t *f,
-                                     const uint8_t *frame, size_t len, char *detail,
-                                     size_t detail_len)
+vem_keys_verdict_t vem_keys_judge(vem_keys_t *self, const vem_hj1239_frame_t *f,
+                                  const uint8_t *frame, size_t len, char *detail, size_t detail_len)
 {
     char scratch[8];
     if (!detail) {
@@ -290,29 +292,49 @@ vem_keys_verdict_t vem_keys_activate(vem_keys_t *self, const vem_hj1239_frame_t 
     vem_sm2_status_t st =
         msg ? vem_sm2_verify(key, f->sig.r, f->sig.rlen, f->sig.s, f->sig.slen, msg, n)
             : VEM_SM2_BAD_ENCODING;
+    vem_sm2_key_destroy(&key);
     if (st != VEM_SM2_OK) {
         snprintf(detail, detail_len, "signature by the filed key: %s", vem_sm2_status_name(st));
-        vem_sm2_key_destroy(&key);
         return VEM_KEYS_BAD_SIGNATURE;
     }
     pthread_mutex_lock(&self->lock);
-    vem_keys_verdict_t v = s_apply(self, f, &key, detail, detail_len);
+    vem_keys_verdict_t v = s_apply(self, f, false, NULL, detail, detail_len);
+    pthread_mutex_unlock(&self->lock);
+    return v;
+}
+
+vem_keys_verdict_t vem_keys_file(vem_keys_t *self, const vem_hj1239_frame_t *f, char *detail,
+                                 size_t detail_len)
+{
+    char scratch[8];
+    if (!detail) {
+        detail = scratch;
+        detail_len = sizeof scratch;
+    }
+    char why[200];
+    vem_sm2_key_t *key = vem_sm2_key_new(f->pubkey, why, sizeof why);
+    if (!key) {
+        snprintf(detail, detail_len, "%s", why);
+        return VEM_KEYS_BAD_SIGNATURE;
+    }
+    pthread_mutex_lock(&self->lock);
+    vem_keys_verdict_t v = s_apply(self, f, true, &key, detail, detail_len);
     pthread_mutex_unlock(&self->lock);
     vem_sm2_key_destroy(&key); /* NULL when the table took it */
     return v;
 }
 
+vem_keys_verdict_t vem_keys_activate(vem_keys_t *self, const vem_hj1239_frame_t *f,
+                                     const uint8_t *frame, size_t len, char *detail,
+                                     size_t detail_len)
+{
+    vem_keys_verdict_t v = vem_keys_judge(self, f, frame, len, detail, detail_len);
+    return v == VEM_KEYS_OK ? vem_keys_file(self, f, detail, detail_len) : v;
+}
+
 bool vem_keys_restore(vem_keys_t *self, const vem_hj1239_frame_t *f)
 {
-    vem_sm2_key_t *key = vem_sm2_key_new(f->pubkey, NULL, 0);
-    if (!key)
-        return false;
-    char detail[160];
-    pthread_mutex_lock(&self->lock);
-    vem_keys_verdict_t v = s_apply(self, f, &key, detail, sizeof detail);
-    pthread_mutex_unlock(&self->lock);
-    vem_sm2_key_destroy(&key);
-    return v == VEM_KEYS_OK;
+    return vem_keys_file(self, f, NULL, 0) == VEM_KEYS_OK;
 }
 
 vem_sm2_key_t *vem_keys_find(vem_keys_t *self, const uint8_t *vin)

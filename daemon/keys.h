@@ -55,14 +55,27 @@ void vem_keys_destroy(vem_keys_t **self_p);
 int vem_keys_load(vem_keys_t *self, const char *conninfo, char *err, size_t errlen);
 
 /* Judges a decoded activation frame f whose raw bytes are frame[0..len): VIN, signature (over
- * the data unit before the signature: time, chip id, public key, VIN) and the rules above; on
- * VEM_KEYS_OK the registry holds the activation. detail (may be NULL) gets the reason. */
+ * the data unit before the signature: time, chip id, public key, VIN) and the rules above
+ * against what the registry holds now, and changes nothing: ingest judges before the spool
+ * append (the answer goes out right after the sync) and files only an activation the spool
+ * took (vem_keys_file), so no key is held that was never stored. detail (may be NULL) gets
+ * the reason. */
+vem_keys_verdict_t vem_keys_judge(vem_keys_t *self, const vem_hj1239_frame_t *f,
+                                  const uint8_t *frame, size_t len, char *detail,
+                                  size_t detail_len);
+
+/* Files an activation judged VEM_KEYS_OK (no signature check again) under the rules above;
+ * idempotent. Another verdict when the registry changed since the judgement (a reload, a
+ * replayed activation): it is then left out. detail (may be NULL) gets the reason. */
+vem_keys_verdict_t vem_keys_file(vem_keys_t *self, const vem_hj1239_frame_t *f, char *detail,
+                                 size_t detail_len);
+
+/* vem_keys_judge, then vem_keys_file when it says VEM_KEYS_OK. */
 vem_keys_verdict_t vem_keys_activate(vem_keys_t *self, const vem_hj1239_frame_t *f,
                                      const uint8_t *frame, size_t len, char *detail,
                                      size_t detail_len);
 
-/* Adds an activation already judged (a replayed accepted one); idempotent, false when it
- * conflicts with what the registry holds now (it is then left out). */
+/* vem_keys_file of an activation already accepted (a replayed one); true when filed. */
 bool vem_keys_restore(vem_keys_t *self, const vem_hj1239_frame_t *f);
 
 /* The registered key of a VIN (17 bytes): a new reference the caller destroys, or NULL. */

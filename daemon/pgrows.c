@@ -29,8 +29,8 @@ static const char *const s_copy[VEM_PGROWS_TABLES] = {
     "chip_id, pubkey, act_vin) FROM STDIN (FORMAT binary)",
     "COPY quarantine (received_at, spool_seq, source, error_class, detail, error_offset, vin, raw) "
     "FROM STDIN (FORMAT binary)",
-    "COPY violations (violation_id, rule, clause, vin, plate, first_at, last_at, measured, "
-    "\"limit\", unit, evidence, severity) FROM STDIN (FORMAT binary)",
+    "COPY violations (violation_id, rule, clause, vin, plate, plate_color, first_at, last_at, "
+    "measured, \"limit\", unit, evidence, severity) FROM STDIN (FORMAT binary)",
     "COPY rsd_readings (station_id, reading_id, time, received_at, lane, plate, plate_color, vin, "
     "fuel, speed_kmh, accel_ms2, vsp_kw_t, opacity_pct, k_m1, ringelmann, no_ppm, co_pct, hc_ppm, "
     "co2_pct, wind_ms, temp_c, humidity_pct, pressure_kpa, slope_pct, image_ref, valid, counted, "
@@ -40,7 +40,7 @@ static const char *const s_copy[VEM_PGROWS_TABLES] = {
 /* The sample fields, in column order: every numeric field of the sample block types. */
 #define S_SAMPLE_FIELDS (VEM_HJ1239_F_DPF_EXHAUST + 1)
 #define S_NAMES_CAP     VEM_PGROWS_NAMES_CAP
-static const unsigned s_columns[VEM_PGROWS_TABLES] = {13, 18, 12, 8, 12, 28};
+static const unsigned s_columns[VEM_PGROWS_TABLES] = {13, 18, 12, 8, 13, 28};
 
 const char *vem_pgrows_table_name(vem_pgrows_table_t t)
 {
@@ -809,6 +809,7 @@ void vem_pgrows_violation(vem_pgrows_t *r, const vem_pgviolation_t *v)
     s_str(b, v->clause);
     s_str_or_null(b, v->vin);
     s_str_or_null(b, v->plate);
+    s_str_or_null(b, v->plate_color);
     s_time(b, v->first_us);
     s_time(b, v->last_us);
     if (isfinite(v->measured))

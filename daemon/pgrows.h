@@ -109,10 +109,12 @@ unsigned vem_pgrows_frame(vem_pgrows_t *r, const vem_hj1239_frame_t *f, int64_t 
  * definition of a sample for every sink: an obd_samples row, a Kafka sample event. */
 size_t vem_pgrows_sample_of(const vem_hj1239_frame_t *f, size_t j);
 
-/* A violation as the rules engine gives it (FIELDS.md keys); strings NUL-terminated, vin or
- * plate may be NULL, measured/limit NaN when there is none, evidence a JSON text. */
+/* A violation as the rules engine gives it (FIELDS.md keys); strings NUL-terminated, vin,
+ * plate or plate_color may be NULL, measured/limit NaN when there is none, evidence a JSON
+ * text. */
 typedef struct {
-    const char *violation_id, *rule, *clause, *vin, *plate, *unit, *severity, *evidence;
+    const char *violation_id, *rule, *clause, *vin, *plate, *plate_color, *unit, *severity,
+        *evidence;
     int64_t first_us, last_us;
     double measured, limit;
 } vem_pgviolation_t;

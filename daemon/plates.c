@@ -1,15 +1,17 @@
-/* plates — rule states by plate; see plates.h. Open addressing by plate hash, doubled at 70 %
- * load; no removal, so no tombstones. */
+/* plates — rule states by plate and colour; see plates.h. Open addressing by a hash of both,
+ * doubled at 70 % load; no removal, so no tombstones. */
 #include "plates.h"
 
 #include "session.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct {
     char plate[16]; /* "" for a free slot */
+    char color[16]; /* "" when not known */
     void *state;
 } s_entry_t;
 
@@ -46,10 +48,20 @@ void vem_plates_destroy(vem_plates_t **self_p)
     *self_p = NULL;
 }
 
-static size_t s_find(const s_entry_t *slots, size_t cap, const char *plate)
+/* The plate's hash with the colour's bytes mixed in (FNV-1a steps). */
+static uint64_t s_hash(const char *plate, const char *color)
 {
-    size_t i = (size_t)vem_plate_hash(plate) & (cap - 1);
-    while (slots[i].plate[0] && strcmp(slots[i].plate, plate) != 0)
+    uint64_t h = vem_plate_hash(plate);
+    for (const char *c = color; *c; c++)
+        h = (h ^ (uint8_t)*c) * 0x00000100000001b3ULL;
+    return h;
+}
+
+static size_t s_find(const s_entry_t *slots, size_t cap, const char *plate, const char *color)
+{
+    size_t i = (size_t)s_hash(plate, color) & (cap - 1);
+    while (slots[i].plate[0] &&
+           (strcmp(slots[i].plate, plate) != 0 || strcmp(slots[i].color, color) != 0))
         i = (i + 1) & (cap - 1);
     return i;
 }
@@ -62,26 +74,30 @@ static void s_grow(vem_plates_t *self)
         abort();
     for (size_t i = 0; i < self->cap; i++)
         if (self->slots[i].plate[0])
-            slots[s_find(slots, cap, self->slots[i].plate)] = self->slots[i];
+            slots[s_find(slots, cap, self->slots[i].plate, self->slots[i].color)] = self->slots[i];
     free(self->slots);
     self->slots = slots;
     self->cap = cap;
 }
 
-void **vem_plates_slot(vem_plates_t *self, const char *plate, bool create)
+void **vem_plates_slot(vem_plates_t *self, const char *plate, const char *color, bool create)
 {
-    if (!*plate || strlen(plate) >= sizeof self->slots[0].plate)
+    if (!color)
+        color = "";
+    if (!*plate || strlen(plate) >= sizeof self->slots[0].plate ||
+        strlen(color) >= sizeof self->slots[0].color)
         return NULL;
-    size_t i = s_find(self->slots, self->cap, plate);
+    size_t i = s_find(self->slots, self->cap, plate, color);
     if (self->slots[i].plate[0])
         return &self->slots[i].state;
     if (!create || self->n >= self->max)
         return NULL;
     if ((self->n + 1) * 10 > self->cap * 7) {
         s_grow(self);
-        i = s_find(self->slots, self->cap, plate);
+        i = s_find(self->slots, self->cap, plate, color);
     }
     snprintf(self->slots[i].plate, sizeof self->slots[i].plate, "%s", plate);
+    snprintf(self->slots[i].color, sizeof self->slots[i].color, "%s", color);
     self->slots[i].state = NULL;
     self->n++;
     return &self->slots[i].state;
@@ -92,10 +108,11 @@ size_t vem_plates_count(const vem_plates_t *self)
     return self->n;
 }
 
-void vem_plates_each(vem_plates_t *self, void (*fn)(void *arg, const char *plate, void **slot),
+void vem_plates_each(vem_plates_t *self,
+                     void (*fn)(void *arg, const char *plate, const char *color, void **slot),
                      void *arg)
 {
     for (size_t i = 0; i < self->cap; i++)
         if (self->slots[i].plate[0])
-            fn(arg, self->slots[i].plate, &self->slots[i].state);
+            fn(arg, self->slots[i].plate, self->slots[i].color, &self->slots[i].state);
 }

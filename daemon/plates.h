@@ -2,7 +2,9 @@
  *
  * A roadside reading whose plate the registry does not map to a VIN is routed by plate
  * (stations.h), and the worker keeps that vehicle's rule state here, beside the session table
- * (keyed by VIN) that holds every other vehicle's. The table is bounded: past max plates a new
+ * (keyed by VIN) that holds every other vehicle's. A state is keyed by the plate and its
+ * colour (FIELDS.md plate_color): two vehicles that share a plate, told apart by its colour,
+ * must not share a roadside chain. The table is bounded: past max plates a new
  * plate gets no slot (its readings are stored all the same, but not judged; the worker counts
  * them), since plates come from the network. Nothing is ever removed.
  *
@@ -22,15 +24,17 @@ vem_plates_t *vem_plates_new(size_t max, void (*state_free)(void *state));
 /* Frees every state and the table; accepts NULL; sets *self_p to NULL. */
 void vem_plates_destroy(vem_plates_t **self_p);
 
-/* The slot of plate (NUL-terminated, at most 15 bytes), created empty (NULL) when create is
- * true and there is room; NULL when absent (or the table is full). */
-void **vem_plates_slot(vem_plates_t *self, const char *plate, bool create);
+/* The slot of plate in color (NUL-terminated, at most 15 bytes each; color may be "" or NULL:
+ * not known), created empty (NULL) when create is true and there is room; NULL when absent
+ * (or the table is full). */
+void **vem_plates_slot(vem_plates_t *self, const char *plate, const char *color, bool create);
 
 /* Plates in the table. */
 size_t vem_plates_count(const vem_plates_t *self);
 
-/* Calls fn for every plate with its slot (order unspecified). */
-void vem_plates_each(vem_plates_t *self, void (*fn)(void *arg, const char *plate, void **slot),
+/* Calls fn for every plate and colour with its slot (order unspecified). */
+void vem_plates_each(vem_plates_t *self,
+                     void (*fn)(void *arg, const char *plate, const char *color, void **slot),
                      void *arg);
 
 #endif

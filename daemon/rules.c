@@ -91,7 +91,7 @@ vem_rules_vehicle_t *vem_rules_vehicle_new(const char *vin, const char *plate,
     if ((!vin || strlen(vin) != 17) && (!plate || !*plate))
         return NULL;
     vem_rules_vehicle_t *self = vem_rules_vehicle_alloc();
-    vem_rules_vehicle_set_ids(self, vin, plate);
+    vem_rules_vehicle_set_ids(self, vin, plate, NULL);
     vem_rules_vehicle_set_facts(self, facts);
     s_track_init(&self->live);
     s_track_init(&self->back);
@@ -121,12 +121,35 @@ void vem_rules_vehicle_set_facts(vem_rules_vehicle_t *self, const vem_rules_engi
         memset(&self->facts, 0, sizeof self->facts);
 }
 
-void vem_rules_vehicle_set_ids(vem_rules_vehicle_t *self, const char *vin, const char *plate)
+void vem_rules_vehicle_set_ids(vem_rules_vehicle_t *self, const char *vin, const char *plate,
+                               const char *plate_color)
 {
     if (vin && strlen(vin) == 17)
         memcpy(self->vin, vin, 18);
     if (plate)
         snprintf(self->plate, sizeof self->plate, "%s", plate);
+    if (plate_color)
+        snprintf(self->plate_color, sizeof self->plate_color, "%s", plate_color);
+}
+
+/* The plate and colour a roadside reading gives a vehicle that lacks them: the plate when it
+ * has none (with the reading's colour), the colour when the plate is the reading's. The
+ * colour tells apart vehicles that share a plate: a verdict known by plate must carry it. */
+static void s_take_plate(vem_rules_vehicle_t *self, const vem_rsd_reading_t *r)
+{
+    if (!*r->plate)
+        return;
+    if (!*self->plate) {
+        snprintf(self->plate, sizeof self->plate, "%s", r->plate);
+        snprintf(self->plate_color, sizeof self->plate_color, "%s", r->plate_color);
+    } else if (!*self->plate_color && strcmp(self->plate, r->plate) == 0) {
+        snprintf(self->plate_color, sizeof self->plate_color, "%s", r->plate_color);
+    }
+}
+
+const char *vem_rules_vehicle_plate_color(const vem_rules_vehicle_t *self)
+{
+    return self->plate_color;
 }
 
 size_t vem_rules_vehicle_bytes(const vem_rules_vehicle_t *self)
@@ -141,7 +164,7 @@ const vem_rules_counts_t *vem_rules_vehicle_counts(const vem_rules_vehicle_t *se
 
 static vem_rules_who_t s_who(const vem_rules_vehicle_t *v)
 {
-    return (vem_rules_who_t){v->vin, v->plate};
+    return (vem_rules_who_t){v->vin, v->plate, v->plate_color};
 }
 
 static vem_rules_rsd_ctx_t s_rsd_ctx(vem_rules_vehicle_t *v)
@@ -980,8 +1003,7 @@ unsigned vem_rules_on_reading(vem_rules_vehicle_t *self, const vem_rules_config_
                               vem_rules_emit_fn emit, void *arg)
 {
     vem_rules_out_t out = {emit, arg, spool_seq, 0};
-    if (!*self->plate && *r->plate)
-        snprintf(self->plate, sizeof self->plate, "%s", r->plate);
+    s_take_plate(self, r);
     vem_rules_rsd_ctx_t ctx = s_rsd_ctx(self);
     vem_rules_rsd_reading(&self->rsd, &ctx, cfg, r, &out);
     return out.emitted;
@@ -1003,8 +1025,8 @@ unsigned vem_rules_history(vem_rules_vehicle_t *self, const vem_rules_config_t *
                            void *arg)
 {
     vem_rules_out_t out = {emit, arg, 0, 0};
-    if (!*self->plate && n && *past[0].plate)
-        snprintf(self->plate, sizeof self->plate, "%s", past[0].plate);
+    if (n)
+        s_take_plate(self, &past[0]);
     vem_rules_rsd_ctx_t ctx = s_rsd_ctx(self);
     vem_rules_counts_t keep = self->counts;
     vem_rules_rsd_history(&self->rsd, &ctx, cfg, past, n, &out);

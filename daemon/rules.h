@@ -167,8 +167,14 @@ void vem_rules_vehicle_destroy(vem_rules_vehicle_t **self_p);
 /* New registry facts (NULL: none). A trip in progress keeps the figures it started with. */
 void vem_rules_vehicle_set_facts(vem_rules_vehicle_t *self, const vem_rules_engine_facts_t *facts);
 
-/* Sets the VIN or the plate once the registry links them (NULL leaves it as it is). */
-void vem_rules_vehicle_set_ids(vem_rules_vehicle_t *self, const char *vin, const char *plate);
+/* Sets the VIN, the plate or the plate's colour (FIELDS.md plate_color) once the registry
+ * links them (NULL leaves it as it is). A vehicle without a colour takes the colour of the
+ * first roadside reading of its plate. */
+void vem_rules_vehicle_set_ids(vem_rules_vehicle_t *self, const char *vin, const char *plate,
+                               const char *plate_color);
+
+/* The plate's colour the state knows ("" when none); owned by the vehicle. */
+const char *vem_rules_vehicle_plate_color(const vem_rules_vehicle_t *self);
 
 /* Bytes of memory the state holds now: the struct and everything it allocated. */
 size_t vem_rules_vehicle_bytes(const vem_rules_vehicle_t *self);
@@ -208,6 +214,7 @@ typedef struct {
     const char *clause;        /* vem_rules_clause(rule) */
     const char *vin;           /* "" when not known */
     const char *plate;         /* "" when not known */
+    const char *plate_color;   /* "" when not known: a plate without it names no one vehicle */
     int64_t first_us, last_us; /* span of the evidence, epoch microseconds */
     double measured, limit;    /* NaN when the rule has none */
     const char *unit;          /* static; "" when none */
@@ -219,8 +226,9 @@ typedef struct {
 /* Called once per verdict. */
 typedef void (*vem_rules_emit_fn)(void *arg, const vem_violation_t *v);
 
-/* The violation as a FIELDS.md JSON object (violation_id, rule, clause, vin, plate, first_at,
- * last_at as ISO 8601 Beijing time, measured, limit, unit, severity, evidence); new reference. */
+/* The violation as a FIELDS.md JSON object (violation_id, rule, clause, vin, plate,
+ * plate_color, first_at, last_at as ISO 8601 Beijing time, measured, limit, unit, severity,
+ * evidence); new reference. */
 json_t *vem_rules_violation_json(const vem_violation_t *v);
 
 /* A few lines of text saying what the verdict rests on, for people; malloc'd, caller frees. */

@@ -6,10 +6,10 @@
  * field by field (never a struct's bytes, whose padding would make two saves of one state
  * differ), and read back in the same order.
  *
- * Format, version 1, host-endian (a checkpoint is read back by the same build on the same
+ * Format, version 2, host-endian (a checkpoint is read back by the same build on the same
  * host; a byte-order probe says when it is not):
  *   "VRCK", u32 version, u32 0x01020304
- *   ids (vin, plate: u8 length + bytes), facts, flags, receipt times, counts
+ *   ids (vin, plate, plate colour: u8 length + bytes), facts, flags, receipt times, counts
  *   OBD snapshots: newest, MIL episode, VIN mismatch, the DTC set (capacity, count, codes)
  *   the live track, then the back-fill track: trip, spans, figures, and its NOx window with
  *     the ring's samples from the oldest open window on (20-byte slots, oldest first) and the
@@ -17,6 +17,9 @@
  *   roadside: five chains (present, compliant time, capacity, links), the fusion history
  *     (slots, head, newest, one u16 per slot) and the pending NO exceedances
  *   u64 bytes of memory the state held
+ * Version 1 is version 2 without the plate colour; it is still read (the colour is then
+ * unknown, and the next roadside reading of the plate gives it), so an upgrade keeps the
+ * states of the previous build.
  * Capacities are saved so the loaded vehicle holds the memory the saved one did
  * (vem_rules_vehicle_bytes is the same, and checked).
  *
@@ -38,9 +41,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_MAGIC   "VRCK"
-#define S_VERSION 1u
-#define S_PROBE   0x01020304u
+#define S_MAGIC       "VRCK"
+#define S_VERSION     2u
+#define S_VERSION_MIN 1u /* the oldest version read */
+#define S_PROBE       0x01020304u
 /* Times beyond this many seconds from 1970 (about 35,000 years) are damage. */
 #define S_TIME_MAX_S ((int64_t)1 << 40)
 #define S_US         ((int64_t)1000000)
@@ -49,7 +53,7 @@
  * sizes (of x86-64 and other LP64 hosts) fail the build when a struct changes, as a reminder.
  * Update them once the new member is in the format. */
 #if defined(__LP64__)
-_Static_assert(sizeof(struct vem_rules_vehicle) == 1872, "vehicle changed: update rules_ckpt");
+_Static_assert(sizeof(struct vem_rules_vehicle) == 1888, "vehicle changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_track_t) == 760, "track changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_window_t) == 376, "window changed: update rules_ckpt");
 /* (its staged kept windows are saved as kept ones, as vem_rules_window_settle appends them) */
@@ -149,6 +153,7 @@ typedef struct {
     char *err;
     size_t errlen;
     bool failed;
+    uint32_t version; /* of the checkpoint being read */
 } s_rd_t;
 
 __attribute__((format(printf, 2, 3))) static void s_fail(s_rd_t *r, const char *fmt, ...)
@@ -665,6 +670,7 @@ void vem_rules_vehicle_save(const vem_rules_vehicle_t *self, uint8_t **buf, size
     s_put_u32(&w, S_PROBE);
     s_put_str(&w, self->vin);
     s_put_str(&w, self->plate);
+    s_put_str(&w, self->plate_color);
     s_put_facts(&w, &self->facts);
     s_put_u8(&w, self->heard);
     s_put_u8(&w, self->offline_fired);
@@ -690,7 +696,7 @@ void vem_rules_vehicle_save(const vem_rules_vehicle_t *self, uint8_t **buf, size
     s_put_u64(&w, self->bytes);
 }
 
-/* The header; false when it is not a checkpoint of this version on this host. */
+/* The header; false when it is not a checkpoint of a version read here, of this host. */
 static bool s_get_header(s_rd_t *r)
 {
     char magic[4];
@@ -698,12 +704,25 @@ static bool s_get_header(s_rd_t *r)
     if (!r->failed && memcmp(magic, S_MAGIC, 4) != 0)
         s_fail(r, "no \"" S_MAGIC "\" magic: not a rules checkpoint");
     uint32_t version = s_u32(r, "header");
-    if (!r->failed && version != S_VERSION)
-        s_fail(r, "version %" PRIu32 ", this build reads version %u", version, S_VERSION);
+    if (!r->failed && (version < S_VERSION_MIN || version > S_VERSION))
+        s_fail(r, "version %" PRIu32 ", this build reads versions %u to %u", version, S_VERSION_MIN,
+               S_VERSION);
+    r->version = version;
     uint32_t probe = s_u32(r, "header");
     if (!r->failed && probe != S_PROBE)
         s_fail(r, "written on a host of another byte order (probe %08" PRIx32 ")", probe);
     return !r->failed;
+}
+
+/* True for "" (not known) and the plate colours of FIELDS.md: what the sinks may be given. */
+static bool s_color_ok(const char *c)
+{
+    static const char *const colors[] = {"",      "blue", "yellow", "green", "yellow_green",
+                                         "white", "black"};
+    for (size_t i = 0; i < sizeof colors / sizeof *colors; i++)
+        if (strcmp(c, colors[i]) == 0)
+            return true;
+    return false;
 }
 
 static void s_get_vehicle(s_rd_t *r, vem_rules_vehicle_t *v)
@@ -713,6 +732,10 @@ static void s_get_vehicle(s_rd_t *r, vem_rules_vehicle_t *v)
     if (!r->failed && *v->vin && strlen(v->vin) != 17)
         s_fail(r, "vin of %zu characters, not 17", strlen(v->vin));
     s_str(r, v->plate, sizeof v->plate, "plate");
+    if (r->version >= 2)
+        s_str(r, v->plate_color, sizeof v->plate_color, "plate colour");
+    if (!r->failed && !s_color_ok(v->plate_color))
+        s_fail(r, "plate colour \"%s\" is none of FIELDS.md's", v->plate_color);
     if (!r->failed && !*v->vin && !*v->plate)
         s_fail(r, "neither vin nor plate");
     s_get_facts(r, &v->facts, "registry facts");

@@ -33,8 +33,9 @@ typedef struct {
 
 /* The vehicle a verdict is about. */
 typedef struct {
-    const char *vin;   /* "" when not known */
-    const char *plate; /* "" when not known */
+    const char *vin;         /* "" when not known */
+    const char *plate;       /* "" when not known */
+    const char *plate_color; /* "" when not known */
 } vem_rules_who_t;
 
 /* A verdict before it gets its id. */
@@ -359,6 +360,7 @@ struct vem_rules_vehicle {
     size_t bytes;
     char vin[18];
     char plate[16];
+    char plate_color[16];
     vem_rules_engine_facts_t facts;
     vem_rules_track_t back;
 };

@@ -125,6 +125,7 @@ void vem_rules_emit(vem_rules_out_t *out, const vem_rules_who_t *who, vem_rules_
                              .clause = vem_rules_clause(v->rule),
                              .vin = who->vin,
                              .plate = who->plate,
+                             .plate_color = who->plate_color,
                              .first_us = v->first_us,
                              .last_us = v->last_us,
                              .measured = v->measured,
@@ -256,6 +257,7 @@ json_t *vem_rules_violation_json(const vem_violation_t *v)
     json_object_set_new(o, "clause", json_string(v->clause));
     json_object_set_new(o, "vin", s_str_or_null(v->vin));
     json_object_set_new(o, "plate", s_str_or_null(v->plate));
+    json_object_set_new(o, "plate_color", s_str_or_null(v->plate_color));
     json_object_set_new(o, "first_at", vem_rules_iso_json(v->first_us));
     json_object_set_new(o, "last_at", vem_rules_iso_json(v->last_us));
     json_object_set_new(o, "measured", vem_rules_real_json(v->measured));
@@ -277,9 +279,10 @@ char *vem_rules_explain(const vem_violation_t *v)
     FILE *f = open_memstream(&text, &len);
     if (!f)
         abort();
-    fprintf(f, "%s %s of %s%s%s%s%s\n", v->name, vem_rules_severity_name(v->severity),
+    const char *color = v->plate_color && *v->plate && *v->plate_color ? v->plate_color : "";
+    fprintf(f, "%s %s of %s%s%s%s%s%s%s%s\n", v->name, vem_rules_severity_name(v->severity),
             *v->vin ? "VIN " : "", v->vin, *v->vin && *v->plate ? ", " : "",
-            *v->plate ? "plate " : "", v->plate);
+            *v->plate ? "plate " : "", v->plate, *color ? " (" : "", color, *color ? ")" : "");
     fprintf(f, "  id       %s\n  clause   %s\n  evidence from %s to %s\n", v->id, v->clause, first,
             last);
     if (isfinite(v->measured))

@@ -181,6 +181,7 @@ static void s_violation_row(s_sink_t *s, const vem_record_t *rec)
                            .clause = s_json_str(o, "clause"),
                            .vin = s_json_str(o, "vin"),
                            .plate = s_json_str(o, "plate"),
+                           .plate_color = s_json_str(o, "plate_color"),
                            .unit = s_json_str(o, "unit"),
                            .severity = s_json_str(o, "severity"),
                            .evidence = evidence,

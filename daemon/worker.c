@@ -315,7 +315,25 @@ static void s_refresh_facts(void *arg, const vem_session_t *session)
     vem_rules_engine_facts_t facts = s_facts(reg);
     vem_rules_vehicle_set_facts(vs->v, reg ? &facts : NULL);
     if (reg && *reg->plate)
-        vem_rules_vehicle_set_ids(vs->v, NULL, reg->plate);
+        vem_rules_vehicle_set_ids(vs->v, NULL, reg->plate,
+                                  *reg->plate_color ? reg->plate_color : NULL);
+}
+
+/* A new rule state of vin (NULL: none), with the registry's engine figures, plate and plate
+ * colour when it knows the vehicle (reg, may be NULL), else plate and color (may be NULL). */
+static s_vstate_t *s_vstate_new(const char *vin, const char *plate, const char *color,
+                                const vem_vehicle_t *reg)
+{
+    vem_rules_engine_facts_t facts = s_facts(reg);
+    s_vstate_t *vs = calloc(1, sizeof *vs);
+    if (!vs)
+        abort();
+    bool known = reg && *reg->plate;
+    vs->v = vem_rules_vehicle_new(vin, known ? reg->plate : plate, reg ? &facts : NULL);
+    const char *c = known ? reg->plate_color : color;
+    if (vs->v && c && *c)
+        vem_rules_vehicle_set_ids(vs->v, NULL, NULL, c);
+    return vs;
 }
 
 /* Runs the rules on an accepted frame, with the vehicle's state kept in its session entry
@@ -336,13 +354,7 @@ static void s_rules(s_worker_t *w, const vem_input_hdr_t *hdr, const vem_hj1239_
         if (!reg && f->cmd != VEM_HJ1239_CMD_REALTIME && f->cmd != VEM_HJ1239_CMD_RESEND &&
             f->cmd != VEM_HJ1239_CMD_REMOVAL_ALARM)
             return;
-        vem_rules_engine_facts_t facts = s_facts(reg);
-        s_vstate_t *vs = calloc(1, sizeof *vs);
-        if (!vs)
-            abort();
-        vs->v =
-            vem_rules_vehicle_new(vin, reg && *reg->plate ? reg->plate : NULL, reg ? &facts : NULL);
-        *slot = vs;
+        *slot = s_vstate_new(vin, NULL, NULL, reg);
     }
     s_vstate_t *vs = *slot;
     if (hdr->seq <= vs->applied)
@@ -352,23 +364,19 @@ static void s_rules(s_worker_t *w, const vem_input_hdr_t *hdr, const vem_hj1239_
     vem_rules_on_frame(vs->v, &w->rules, f, hdr->received_us, hdr->seq, s_on_verdict, &ctx);
 }
 
-/* A reading's rule state: in its VIN's session slot, or in the plate table for a vehicle the
- * registry did not map when the reading arrived (created on first use; NULL when the plate
- * table is full). */
-static s_vstate_t *s_reading_state(s_worker_t *w, const char *vin, const char *plate)
+/* A reading's rule state: in its VIN's session slot, or in the plate table, by plate and colour,
+ * for a vehicle the registry did not map when the reading arrived (created on first use; NULL
+ * when the plate table is full). */
+static s_vstate_t *s_reading_state(s_worker_t *w, const char *vin, const char *plate,
+                                   const char *color)
 {
-    void **slot =
-        *vin ? vem_sessions_state_new(w->sessions, vin) : vem_plates_slot(w->plates, plate, true);
+    void **slot = *vin ? vem_sessions_state_new(w->sessions, vin)
+                       : vem_plates_slot(w->plates, plate, color, true);
     if (!slot)
         return NULL;
     if (!*slot) {
         const vem_vehicle_t *reg = *vin && w->registry ? vem_registry_find(w->registry, vin) : NULL;
-        vem_rules_engine_facts_t facts = s_facts(reg);
-        s_vstate_t *vs = calloc(1, sizeof *vs);
-        if (!vs)
-            abort();
-        vs->v = vem_rules_vehicle_new(*vin ? vin : NULL, plate, reg ? &facts : NULL);
-        *slot = vs;
+        *slot = s_vstate_new(*vin ? vin : NULL, plate, color, reg);
     }
     return *slot;
 }
@@ -450,7 +458,7 @@ static void s_reading(s_worker_t *w, const vem_input_hdr_t *hdr, const char *rou
         vem_counter_add(w->readings_invalid, 1);
     if (!w->judge || ((hdr->flags & VEM_INPUT_REPLAY) && hdr->seq <= w->rules_mark))
         return;
-    s_vstate_t *vs = s_reading_state(w, by_vin ? vin : "", r.plate);
+    s_vstate_t *vs = s_reading_state(w, by_vin ? vin : "", r.plate, r.plate_color);
     if (!vs) {
         vem_counter_add(w->plates_full, 1);
         return;
@@ -978,13 +986,7 @@ static void s_judge_day(s_worker_t *w)
         void **slot = vem_sessions_state_new(w->sessions, c->vin);
         if (!*slot) {
             const vem_vehicle_t *reg = w->registry ? vem_registry_find(w->registry, c->vin) : NULL;
-            vem_rules_engine_facts_t facts = s_facts(reg);
-            s_vstate_t *vs = calloc(1, sizeof *vs);
-            if (!vs)
-                abort();
-            vs->v = vem_rules_vehicle_new(c->vin, reg && *reg->plate ? reg->plate : NULL,
-                                          reg ? &facts : NULL);
-            *slot = vs;
+            *slot = s_vstate_new(c->vin, NULL, NULL, reg);
         }
         s_vstate_t *vs = *slot;
         if (vem_rules_on_day(vs->v, &w->rules, counts->day, c->received, c->running_s, s_on_verdict,
@@ -1024,19 +1026,14 @@ static void s_history(s_worker_t *w, vem_rsdhist_t *h)
         const vem_vehicle_t *reg =
             w->registry ? vem_registry_find_plate(w->registry, plate, h->r[i].plate_color) : NULL;
         void **slot = reg ? vem_sessions_state_new(w->sessions, reg->vin)
-                          : vem_plates_slot(w->plates, plate, true);
+                          : vem_plates_slot(w->plates, plate, h->r[i].plate_color, true);
         if (!slot) {
             vem_counter_add(w->plates_full, j - i);
             continue;
         }
         bool made = !*slot;
         if (made) {
-            vem_rules_engine_facts_t facts = s_facts(reg);
-            s_vstate_t *vs = calloc(1, sizeof *vs);
-            if (!vs)
-                abort();
-            vs->v = vem_rules_vehicle_new(reg ? reg->vin : NULL, plate, reg ? &facts : NULL);
-            *slot = vs;
+            *slot = s_vstate_new(reg ? reg->vin : NULL, plate, h->r[i].plate_color, reg);
         }
         s_vstate_t *vs = *slot;
         /* verdicts need an input to travel with: before the first, no chain was judged live */
@@ -1079,8 +1076,10 @@ static void s_ckpt_vehicle(void *arg, const vem_session_t *session)
     ctx->vehicles++;
 }
 
-static void s_ckpt_plate(void *arg, const char *plate, void **slot)
+/* A plate's state; its colour is in the state itself (rules_ckpt.c), and keys it on restore. */
+static void s_ckpt_plate(void *arg, const char *plate, const char *color, void **slot)
 {
+    (void)color;
     s_ckpt_ctx_t *ctx = arg;
     if (!*slot || ctx->rc != 0)
         return;
@@ -1187,7 +1186,8 @@ static void s_ckpt_restore(s_worker_t *w)
             abort();
         vs->v = v;
         vs->applied = e->applied;
-        void **slot = e->plate[0] ? vem_plates_slot(w->plates, e->plate, true)
+        void **slot = e->plate[0] ? vem_plates_slot(w->plates, e->plate,
+                                                    vem_rules_vehicle_plate_color(v), true)
                                   : vem_sessions_state_new(w->sessions, e->vin);
         if (!slot) { /* more plates than stations.max_plates allows now */
             s_rules_free(vs);

@@ -125,6 +125,51 @@ START_TEST(chip_and_vin_rules)
 }
 END_TEST
 
+/* Judging holds nothing (ingest judges before the spool append and files only what the spool
+ * took): an activation judged but never filed, as one whose append was refused, leaves no key
+ * for its VIN and does not stand in the way of the next; filing puts it in; one judged before
+ * a conflicting activation was filed is refused when filed itself, and left out. */
+START_TEST(judged_is_not_filed)
+{
+    vem_keys_t *keys = vem_keys_new();
+    vem_hj1239_frame_t *f = malloc(sizeof *f), *g = malloc(sizeof *g);
+    uint8_t frame[512], other[512];
+    char detail[160];
+    size_t len = s_activation(S_VIN1, S_VIN1, S_CHIP1, s_pub_a, "a", f, frame, sizeof frame);
+    ck_assert_int_eq(vem_keys_judge(keys, f, frame, len, detail, sizeof detail), VEM_KEYS_OK);
+    ck_assert_uint_eq(vem_keys_size(keys), 0);
+    ck_assert_ptr_null(vem_keys_find(keys, (const uint8_t *)S_VIN1));
+    /* the refused append's terminal tries again: judged alike, then filed */
+    ck_assert_int_eq(vem_keys_judge(keys, f, frame, len, detail, sizeof detail), VEM_KEYS_OK);
+    ck_assert_int_eq(vem_keys_file(keys, f, detail, sizeof detail), VEM_KEYS_OK);
+    ck_assert_uint_eq(vem_keys_size(keys), 1);
+    vem_sm2_key_t *k = vem_keys_find(keys, (const uint8_t *)S_VIN1);
+    ck_assert_ptr_nonnull(k);
+    vem_sm2_key_destroy(&k);
+    ck_assert_int_eq(vem_keys_file(keys, f, detail, sizeof detail), VEM_KEYS_OK); /* again */
+    ck_assert_uint_eq(vem_keys_size(keys), 1);
+
+    /* VIN 2 with chip 2 and key B judged; before it is filed, another activation files chip 2
+     * for VIN 2 with key A: the one judged earlier is refused when filed (a chip's key is
+     * fixed), and VIN 2 keeps key A */
+    size_t glen = s_activation(S_VIN2, S_VIN2, S_CHIP2, s_pub_b, "b", g, other, sizeof other);
+    ck_assert_int_eq(vem_keys_judge(keys, g, other, glen, detail, sizeof detail), VEM_KEYS_OK);
+    len = s_activation(S_VIN2, S_VIN2, S_CHIP2, s_pub_a, "a", f, frame, sizeof frame);
+    ck_assert_int_eq(vem_keys_activate(keys, f, frame, len, detail, sizeof detail), VEM_KEYS_OK);
+    ck_assert_int_eq(vem_keys_file(keys, g, detail, sizeof detail), VEM_KEYS_CHIP_TAKEN);
+    ck_assert_uint_eq(vem_keys_size(keys), 2);
+    uint8_t msg[24] = "signed by A, not B", r[32], sig_s[32];
+    vem_sm2cli_sign(s_dir, "a", VEM_SM2_DEFAULT_ID, msg, sizeof msg, r, sig_s);
+    k = vem_keys_find(keys, (const uint8_t *)S_VIN2);
+    ck_assert_ptr_nonnull(k);
+    ck_assert_int_eq(vem_sm2_verify(k, r, 32, sig_s, 32, msg, sizeof msg), VEM_SM2_OK);
+    vem_sm2_key_destroy(&k);
+    free(f);
+    free(g);
+    vem_keys_destroy(&keys);
+}
+END_TEST
+
 START_TEST(reply_codes)
 {
     /* protocol/hj1239.md, 0x08: status 0x01 ok / 0x02 failed; info 0x00 ok, 0x01 chip already
@@ -194,6 +239,7 @@ Suite *vem_suite_keys(void)
     tcase_add_unchecked_fixture(tc, s_setup, NULL);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, chip_and_vin_rules);
+    tcase_add_test(tc, judged_is_not_filed);
     tcase_add_test(tc, reply_codes);
     tcase_add_test(tc, signed_bytes);
     suite_add_tcase(s, tc);

@@ -36,8 +36,10 @@ typedef struct {
     int64_t first_us, last_us;
     double measured, limit;
     char kind[32];
+    char vin[18], plate[16], plate_color[16];
     uint64_t spool_seq;
     json_t *ev;
+    json_t *json; /* vem_rules_violation_json of the verdict */
 } s_got_t;
 
 typedef struct {
@@ -61,6 +63,10 @@ static void s_collect(void *arg, const vem_violation_t *v)
     const char *kind = json_string_value(json_object_get(v->evidence, "kind"));
     snprintf(g->kind, sizeof g->kind, "%s", kind ? kind : "");
     g->ev = json_incref(v->evidence);
+    snprintf(g->vin, sizeof g->vin, "%s", v->vin);
+    snprintf(g->plate, sizeof g->plate, "%s", v->plate);
+    snprintf(g->plate_color, sizeof g->plate_color, "%s", v->plate_color);
+    g->json = vem_rules_violation_json(v);
     ck_assert_uint_eq(strlen(v->id), 32);
     ck_assert_str_eq(v->name, vem_rules_name(v->rule));
     ck_assert_int_le(v->first_us, v->last_us);
@@ -68,8 +74,10 @@ static void s_collect(void *arg, const vem_violation_t *v)
 
 static void s_log_free(s_log_t *log)
 {
-    for (int i = 0; i < log->n; i++)
+    for (int i = 0; i < log->n; i++) {
         json_decref(log->v[i].ev);
+        json_decref(log->v[i].json);
+    }
     log->n = 0;
 }
 
@@ -1309,6 +1317,75 @@ START_TEST(roadside_evidence)
 }
 END_TEST
 
+/* Two NO exceedances (1600 ppm > 1500, rules.md rsd.no_exceed) of the plate in colour, fed to
+ * v: a notice, then a violation. */
+static void s_two_exceedances(vem_rules_vehicle_t *v, const char *color, s_log_t *log)
+{
+    vem_rules_config_t cfg = s_defaults();
+    for (int k = 0; k < 2; k++) {
+        vem_rsd_reading_t r;
+        s_reading(&r, T0 + k * DAY, k ? "c2" : "c1", VEM_FUEL_DIESEL);
+        snprintf(r.plate_color, sizeof r.plate_color, "%s", color);
+        r.no_ppm = 1600;
+        vem_rules_on_reading(v, &cfg, &r, 1 + k, s_collect, log);
+    }
+    ck_assert_int_eq(log->n, 2);
+}
+
+/* A roadside verdict names the plate with its colour (FIELDS.md plate_color): the reading's
+ * for a vehicle known only by plate, the registry's when it gave one (a station may misread
+ * the colour); no colour read, none said. The verdict's JSON, which the sinks store and
+ * publish, carries it. */
+START_TEST(roadside_verdict_carries_plate_colour)
+{
+    s_log_t log = {0};
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_two_exceedances(v, "yellow", &log);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_str_eq(log.v[i].plate, PLATE);
+        ck_assert_str_eq(log.v[i].plate_color, "yellow");
+        ck_assert_str_eq(log.v[i].vin, "");
+        ck_assert_str_eq(s_str(log.v[i].json, "plate_color"), "yellow");
+        ck_assert(json_is_null(json_object_get(log.v[i].json, "vin")));
+    }
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+
+    /* the registry's plate and colour win over the station's reading of them */
+    v = vem_rules_vehicle_new(VIN, PLATE, NULL);
+    vem_rules_vehicle_set_ids(v, NULL, NULL, "blue");
+    s_two_exceedances(v, "yellow", &log);
+    ck_assert_str_eq(log.v[1].vin, VIN);
+    ck_assert_str_eq(log.v[1].plate_color, "blue");
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+
+    /* a VIN the registry gave no plate: the reading's plate and colour */
+    v = vem_rules_vehicle_new(VIN, NULL, NULL);
+    s_two_exceedances(v, "green", &log);
+    ck_assert_str_eq(log.v[1].plate, PLATE);
+    ck_assert_str_eq(log.v[1].plate_color, "green");
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+
+    /* no colour read: none said (JSON null), and a later reading's colour is taken */
+    v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_two_exceedances(v, "", &log);
+    ck_assert_str_eq(log.v[1].plate_color, "");
+    ck_assert(json_is_null(json_object_get(log.v[1].json, "plate_color")));
+    s_log_free(&log);
+    vem_rules_config_t cfg = s_defaults();
+    vem_rsd_reading_t r;
+    s_reading(&r, T0 + 2 * DAY, "c3", VEM_FUEL_DIESEL);
+    snprintf(r.plate_color, sizeof r.plate_color, "white");
+    r.no_ppm = 1700;
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &r, 3, s_collect, &log), 1);
+    ck_assert_str_eq(log.v[0].plate_color, "white");
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 /* Gasoline limits, when set, make their rules judge: CO 4.5 %, HC 600 ppm, NO 2000 ppm. */
 START_TEST(roadside_gasoline)
 {
@@ -2221,6 +2298,7 @@ Suite *vem_suite_rules(void)
     tcase_add_loop_test(tc, roadside_chains, 0, sizeof s_rsd / sizeof *s_rsd);
     tcase_add_test(tc, roadside_evidence);
     tcase_add_test(tc, roadside_gasoline);
+    tcase_add_test(tc, roadside_verdict_carries_plate_colour);
     tcase_add_test(tc, roadside_history_seeds_the_chain);
     tcase_add_test(tc, roadside_history_after_live_readings);
     tcase_add_test(tc, full_chain_keeps_the_newest);

@@ -37,7 +37,7 @@ typedef struct {
     int64_t first_us, last_us;
     double measured, limit;
     char unit[16];
-    char vin[18], plate[16];
+    char vin[18], plate[16], plate_color[16];
     uint64_t spool_seq;
     json_t *ev;
 } s_got_t;
@@ -67,6 +67,7 @@ static void s_collect(void *arg, const vem_violation_t *v)
     snprintf(g->unit, sizeof g->unit, "%s", v->unit);
     snprintf(g->vin, sizeof g->vin, "%s", v->vin);
     snprintf(g->plate, sizeof g->plate, "%s", v->plate);
+    snprintf(g->plate_color, sizeof g->plate_color, "%s", v->plate_color);
     g->spool_seq = v->spool_seq;
     g->ev = json_incref(v->evidence);
 }
@@ -99,7 +100,8 @@ static void s_same_verdict(const s_got_t *a, const s_got_t *b, size_t i, long sp
                   "split %ld, verdict %zu (%s): measured %.17g / %.17g, limit %g / %g", split, i,
                   rule, a->measured, b->measured, a->limit, b->limit);
     ck_assert_msg(strcmp(a->unit, b->unit) == 0 && strcmp(a->vin, b->vin) == 0 &&
-                      strcmp(a->plate, b->plate) == 0,
+                      strcmp(a->plate, b->plate) == 0 &&
+                      strcmp(a->plate_color, b->plate_color) == 0,
                   "split %ld, verdict %zu (%s): unit or vehicle", split, i, rule);
     ck_assert_msg(a->spool_seq == b->spool_seq, "split %ld, verdict %zu (%s): spool seq", split, i,
                   rule);
@@ -306,6 +308,7 @@ static void s_reading_of(s_run_t *r, int64_t t, const char *id, double no_ppm, d
     snprintf(rd.station_id, sizeof rd.station_id, "SH-07");
     snprintf(rd.reading_id, sizeof rd.reading_id, "%s", id);
     snprintf(rd.plate, sizeof rd.plate, "%s", PLATE);
+    snprintf(rd.plate_color, sizeof rd.plate_color, "yellow");
     rd.time_us = US(t) + 250000;
     rd.fuel = fuel;
     rd.valid = true;
@@ -814,11 +817,16 @@ START_TEST(version_and_magic)
     vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_ptr_nonnull(v);
     vem_rules_vehicle_destroy(&v);
+    uint32_t versions[] = {0, 3};
+    for (int i = 0; i < 2; i++) {
+        memcpy(buf + 4, &versions[i], 4);
+        ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
+        char want[80];
+        snprintf(want, sizeof want,
+                 "rules checkpoint: version %u, this build reads versions 1 to 2", versions[i]);
+        ck_assert_str_eq(err, want);
+    }
     uint32_t version = 2;
-    memcpy(buf + 4, &version, 4);
-    ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
-    ck_assert_str_eq(err, "rules checkpoint: version 2, this build reads version 1");
-    version = 1;
     memcpy(buf + 4, &version, 4);
     uint32_t swapped = 0x04030201;
     memcpy(buf + 8, &swapped, 4);
@@ -827,6 +835,65 @@ START_TEST(version_and_magic)
     buf[0] = 'X';
     ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
     ck_assert(s_starts_with(err, "rules checkpoint: no \"VRCK\" magic"));
+    free(buf);
+}
+END_TEST
+
+/* Version 1 (the previous build's) is version 2 without the plate colour: it loads, with the
+ * colour unknown, and saves as version 2 with an empty colour. The bytes are laid out by hand
+ * from the format in rules_ckpt.c's header: magic, version, probe, then u8-length strings. */
+START_TEST(version_1_loads_without_colour)
+{
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    vem_rules_vehicle_set_ids(v, NULL, NULL, "yellow");
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    vem_rules_vehicle_destroy(&v);
+    size_t at = 12 + 1 + 1 + strlen(PLATE); /* header, vin "", plate: the colour's length */
+    ck_assert_uint_eq(buf[at], strlen("yellow"));
+    ck_assert_mem_eq(buf + at + 1, "yellow", 6);
+    /* version 1: the same without the colour */
+    uint8_t *v1 = malloc(len);
+    ck_assert_ptr_nonnull(v1);
+    memcpy(v1, buf, at);
+    memcpy(v1 + at, buf + at + 7, len - at - 7);
+    uint32_t version = 1;
+    memcpy(v1 + 4, &version, 4);
+    char err[256];
+    vem_rules_vehicle_t *old = vem_rules_vehicle_load(v1, len - 7, err, sizeof err);
+    ck_assert_msg(old != NULL, "%s", err);
+    /* saved again: version 2, colour "" (one length byte of 0), the rest as it was */
+    uint8_t *again = NULL;
+    size_t len2 = 0, cap2 = 0;
+    vem_rules_vehicle_save(old, &again, &len2, &cap2);
+    ck_assert_uint_eq(len2, len - 6);
+    ck_assert_mem_eq(again, buf, at);
+    ck_assert_uint_eq(again[at], 0);
+    ck_assert_mem_eq(again + at + 1, buf + at + 7, len - at - 7);
+    /* a version 1 state of another length of colour is refused, not misread */
+    v1[4] = 2;
+    ck_assert_ptr_null(vem_rules_vehicle_load(v1, len - 7, err, sizeof err));
+    vem_rules_vehicle_destroy(&old);
+    free(again);
+    free(v1);
+    free(buf);
+}
+END_TEST
+
+/* A colour none of FIELDS.md's is damage: the sinks would store it. */
+START_TEST(unknown_colour_refused)
+{
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    vem_rules_vehicle_set_ids(v, NULL, NULL, "purple");
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    vem_rules_vehicle_destroy(&v);
+    char err[256];
+    ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
+    ck_assert_str_eq(err, "rules checkpoint: vehicle: plate colour \"purple\" is none of "
+                          "FIELDS.md's");
     free(buf);
 }
 END_TEST
@@ -990,6 +1057,8 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, every_truncation_is_refused);
     tcase_add_test(tc, version_and_magic);
+    tcase_add_test(tc, version_1_loads_without_colour);
+    tcase_add_test(tc, unknown_colour_refused);
     tcase_add_test(tc, save_appends);
     tcase_add_test(tc, precise_reasons);
     tcase_add_test(tc, single_byte_corruptions);

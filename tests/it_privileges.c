@@ -19,6 +19,9 @@
  *   vemd_as_ingest  vemd itself, logged in as a vem_ingest role, stores roadside readings and
  *                  the violations they make, and merges a longer chain into its verdict; a
  *                  reading of a plate two trucks share goes to the truck of its colour
+ *   plate_only_verdict_carries_colour  a roadside violation vemd knows only by plate is
+ *                  stored with the readings' colour, so it gets the one truck of that plate and
+ *                  colour and its region's agency sees it
  *
  * Expected rows follow from what each test inserts and from the policies' definitions. */
 #include "itutil.h"
@@ -273,7 +276,10 @@ END_TEST
 
 /* ---- vemd itself as vem_ingest -------------------------------------------------------------- */
 
-static void s_reading(FILE *f, const char *id, int64_t t, double no_ppm)
+/* A valid diesel reading (HJ 845 window: 40 km/h, 0.2 m/s2, VSP 4.5, wind 1.5, slope 0.5) of
+ * plate in colour by station, at t (epoch s). */
+static void s_reading_of(FILE *f, const char *station, const char *plate, const char *color,
+                         const char *id, int64_t t, double no_ppm)
 {
     time_t tt = (time_t)t;
     struct tm tm;
@@ -281,11 +287,16 @@ static void s_reading(FILE *f, const char *id, int64_t t, double no_ppm)
     char when[32];
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     fprintf(f,
-            "{\"version\":1,\"station_id\":\"PRIV-D\",\"reading_id\":\"%s\",\"lane\":1,"
-            "\"time\":\"%s\",\"plate\":\"津D00001\",\"plate_color\":\"yellow\",\"fuel\":\"diesel\","
+            "{\"version\":1,\"station_id\":\"%s\",\"reading_id\":\"%s\",\"lane\":1,"
+            "\"time\":\"%s\",\"plate\":\"%s\",\"plate_color\":\"%s\",\"fuel\":\"diesel\","
             "\"speed_kmh\":40,\"accel_ms2\":0.2,\"vsp_kw_t\":4.5,\"opacity_pct\":8,"
             "\"no_ppm\":%g,\"co2_pct\":10.5,\"wind_ms\":1.5,\"slope_pct\":0.5,\"valid\":true}\n",
-            id, when, no_ppm);
+            station, id, when, plate, color, no_ppm);
+}
+
+static void s_reading(FILE *f, const char *id, int64_t t, double no_ppm)
+{
+    s_reading_of(f, "PRIV-D", "津D00001", "yellow", id, t, no_ppm);
 }
 
 static void s_send(const vem_it_run_t *r, const char *path)
@@ -379,6 +390,61 @@ START_TEST(vemd_as_ingest)
 }
 END_TEST
 
+/* A roadside violation vemd knows only by plate (the registry it loaded has no such plate: the
+ * two trucks that share it are registered afterwards, as a registry update that vemd has not
+ * reloaded yet) carries the readings' colour, so the schema gives it the one truck of that
+ * plate and colour: its VIN and region, and that region's agency sees it; the other's does
+ * not. Without the colour the plate alone matches two trucks: no region, seen by no agency. */
+START_TEST(plate_only_verdict_carries_colour)
+{
+    PGconn *admin = s_setup();
+    vem_it_sql(admin, "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
+                      "('LPRIVS00000000009', '津S00009', 'yellow', '120101') "
+                      "ON CONFLICT DO NOTHING");
+    char *known = s_list(admin, "SELECT count(*) FROM vehicles");
+    double nknown = atof(known);
+    free(known);
+    vem_it_run_t r = {.pg_user = "priv_ingest"};
+    vem_it_start(&r, "it_privileges");
+    for (int i = 0; i < 100 && vem_it_metric_now(&r, "vem_registry_vehicles") < nknown; i++)
+        vem_it_sleep(0.1);
+    ck_assert_double_ge(vem_it_metric_now(&r, "vem_registry_vehicles"), nknown);
+    vem_it_sql(admin, "INSERT INTO vehicles (vin, plate, plate_color, region_code) VALUES "
+                      "('LPRIVS00000000001', '津S00001', 'yellow', '120101'), "
+                      "('LPRIVS00000000002', '津S00001', 'blue', '130101') ON CONFLICT DO NOTHING");
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    int64_t t0 = tv.tv_sec - 2 * 86400;
+    char path[600];
+    snprintf(path, sizeof path, "%s/plate.jsonl", r.dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    /* twice over 1500 ppm: rsd.no_exceed (rules.md), a notice and then a violation */
+    s_reading_of(f, "PRIV-S", "津S00001", "yellow", "s1", t0, 1800);
+    s_reading_of(f, "PRIV-S", "津S00001", "yellow", "s2", t0 + 3600, 1900);
+    fclose(f);
+    s_send(&r, path);
+    s_await(&r, admin,
+            "SELECT reading_id || ':' || coalesce(vin, '-') FROM rsd_readings "
+            "WHERE station_id = 'PRIV-S' ORDER BY 1",
+            "s1:-,s2:-"); /* routed by plate: vemd did not know it */
+    s_await(&r, admin,
+            "SELECT severity || ':' || coalesce(plate_color, '-') || ':' || coalesce(vin, '-') || "
+            "':' || coalesce(region_code, '-') FROM violations "
+            "WHERE plate = '津S00001' AND rule = 'rsd.no_exceed'",
+            "violation:yellow:LPRIVS00000000001:120101");
+    const char *q = "SELECT count(*) FROM violations WHERE plate = '津S00001'";
+    PGconn *a = vem_it_pg_as("priv_agency_a"), *b = vem_it_pg_as("priv_agency_b");
+    s_expect(a, q, "1");
+    s_expect(b, q, "0");
+    ck_assert(!vem_it_log_has(&r, "permission denied"));
+    vem_it_stop(&r);
+    PQfinish(a);
+    PQfinish(b);
+    PQfinish(admin);
+}
+END_TEST
+
 Suite *vem_suite_privileges(void);
 Suite *vem_suite_privileges(void)
 {
@@ -391,6 +457,7 @@ Suite *vem_suite_privileges(void)
     tcase_add_test(tc, admin_cannot_write_bookkeeping);
     tcase_add_test(tc, public_schema_closed);
     tcase_add_test(tc, vemd_as_ingest);
+    tcase_add_test(tc, plate_only_verdict_carries_colour);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -14,6 +14,8 @@
  *                     plate twice outside the HJ 845 window (stored as not counted, no verdict)
  *   plate_chain_survives_restart  an unregistered plate's roadside chain crosses a restart
  *                     (checkpoint by plate): its second exceedance completes the violation
+ *   shared_plate_chains_apart_by_colour  two unregistered trucks share a plate in two
+ *                     colours: a chain each, across a restart, each verdict with its colour
  *   csv_input         vemctl rsd send reads CSV as well (empty cells not reported)
  *   fusion_either_order  a station sees high NO while the truck's OBD reports low NOx at that
  *                     moment: fusion.obd_mismatch, with the OBD data first and with the reading
@@ -53,18 +55,26 @@ static void s_iso(int64_t t, char *out, size_t cap)
     strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* One valid diesel reading (inside the default HJ 845 window) as a JSON line. */
-static void s_reading(FILE *f, const char *station, const char *id, int64_t t, const char *plate,
-                      double no_ppm, double speed_kmh)
+/* One valid diesel reading (inside the default HJ 845 window) of plate in color as a JSON
+ * line. */
+static void s_reading_in(FILE *f, const char *station, const char *id, int64_t t, const char *plate,
+                         const char *color, double no_ppm, double speed_kmh)
 {
     char when[32];
     s_iso(t, when, sizeof when);
     fprintf(f,
             "{\"version\":1,\"station_id\":\"%s\",\"reading_id\":\"%s\",\"lane\":1,"
-            "\"time\":\"%s\",\"plate\":\"%s\",\"plate_color\":\"yellow\",\"fuel\":\"diesel\","
+            "\"time\":\"%s\",\"plate\":\"%s\",\"plate_color\":\"%s\",\"fuel\":\"diesel\","
             "\"speed_kmh\":%g,\"accel_ms2\":0.2,\"vsp_kw_t\":4.5,\"opacity_pct\":8,"
             "\"no_ppm\":%g,\"co2_pct\":10.5,\"wind_ms\":1.5,\"slope_pct\":0.5,\"valid\":true}\n",
-            station, id, when, plate, speed_kmh, no_ppm);
+            station, id, when, plate, color, speed_kmh, no_ppm);
+}
+
+/* The same, of a yellow plate. */
+static void s_reading(FILE *f, const char *station, const char *id, int64_t t, const char *plate,
+                      double no_ppm, double speed_kmh)
+{
+    s_reading_in(f, station, id, t, plate, "yellow", no_ppm, speed_kmh);
 }
 
 /* Runs vemctl rsd send on path against r's stations endpoint; returns its --json summary. */
@@ -562,6 +572,58 @@ START_TEST(plate_chain_survives_restart)
 }
 END_TEST
 
+/* Two unregistered trucks share a plate, told apart by its colour: each has a chain of its own
+ * (one exceedance of the blue one does not complete the yellow one's), across a restart
+ * (states checkpointed by plate and colour), and each verdict carries its colour. */
+START_TEST(shared_plate_chains_apart_by_colour)
+{
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_rsd");
+    int64_t t0 = s_now_s() - 7200;
+    const char *plate = "津C80008";
+    char path[512];
+    snprintf(path, sizeof path, "%s/c1.jsonl", r.dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    s_reading_in(f, "RC-1", "y1", t0, plate, "yellow", 1800, 40);
+    s_reading_in(f, "RC-1", "b1", t0 + 600, plate, "blue", 1800, 40);
+    fclose(f);
+    json_decref(s_send(&r, path, NULL));
+    PGconn *conn = vem_it_pg();
+    /* over 1500 ppm once each: a notice each (rules.md rsd.no_exceed: two in a row make it) */
+    s_await(conn,
+            "SELECT count(*) FROM violations WHERE plate = $1 AND rule = 'rsd.no_exceed' AND "
+            "severity = 'notice'",
+            plate, 2);
+    vem_it_halt(&r);
+    vem_it_launch(&r);
+    snprintf(path, sizeof path, "%s/c2.jsonl", r.dir);
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    s_reading_in(f, "RC-1", "y2", t0 + 3600, plate, "yellow", 1700, 40);
+    fclose(f);
+    json_decref(s_send(&r, path, NULL));
+    s_await(conn,
+            "SELECT count(*) FROM violations WHERE plate = $1 AND rule = 'rsd.no_exceed' AND "
+            "plate_color = 'yellow' AND severity = 'violation' AND "
+            "jsonb_array_length(evidence->'readings') = 2",
+            plate, 1);
+    json_decref(vem_it_sink_settled(&r));
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(*) FROM violations WHERE plate = $1 AND "
+                             "plate_color = 'blue' AND severity = 'notice' AND "
+                             "jsonb_array_length(evidence->'readings') = 1",
+                             plate),
+                     1);
+    ck_assert_int_eq(
+        s_count(conn, "SELECT count(*) FROM violations WHERE plate = $1 AND vin IS NULL", plate),
+        2);
+    ck_assert(vem_it_metric_now(&r, "vem_rules_restored_total") >= 2);
+    PQfinish(conn);
+    vem_it_stop(&r);
+}
+END_TEST
+
 /* vemctl rsd send reads CSV with a header of the same keys: empty cells are not reported,
  * text keys stay text, numbers and booleans are typed. */
 START_TEST(csv_input)
@@ -614,6 +676,7 @@ Suite *vem_suite_rsd_e2e(void)
     tcase_add_test(tc, fusion_either_order);
     tcase_add_test(tc, csv_input);
     tcase_add_test(tc, plate_chain_survives_restart);
+    tcase_add_test(tc, shared_plate_chains_apart_by_colour);
     suite_add_tcase(s, tc);
     return s;
 }
