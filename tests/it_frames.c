@@ -620,6 +620,50 @@ START_TEST(packing_keeps_what_is_irregular)
 }
 END_TEST
 
+/* vem_drop_partitions drops a day's frames and, since 0013, their rows in obd_wide_frames
+ * (not partitioned): two wide frames of 2001-01-10 and 2001-01-12 (Beijing), samples two hours
+ * before each; dropping the days before 2001-01-11 leaves only the second's row, and the bounded
+ * read still finds its samples. */
+START_TEST(dropping_days_forgets_their_wide_frames)
+{
+    PGconn *conn = s_pg();
+    vem_pgwriter_t *w = s_writer();
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    vem_pgrows_t r = {0};
+    int64_t day10 = 979084800; /* 2001-01-10 00:00 UTC: 08:00 in Beijing */
+    s_frame(f, "LFRMDW00000000001", day10, 5, -7200);
+    vem_pgrows_frame(&r, f, day10 * 1000000);
+    s_frame(f, "LFRMDW00000000001", day10 + 2 * 86400, 5, -7200);
+    vem_pgrows_frame(&r, f, day10 * 1000000);
+    s_write(w, &r);
+    ck_assert_int_eq(
+        s_count(conn, "SELECT count(*) FROM obd_wide_frames WHERE vin = $1", "LFRMDW00000000001"),
+        2);
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(*) FROM vem_drop_partitions('2001-01-11') p "
+                             "WHERE p = $1",
+                             "obd_frames_p20010110"),
+                     1);
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(*) FROM obd_wide_frames WHERE vin = $1 "
+                             "AND frame_time = '2001-01-12 08:00+08'",
+                             "LFRMDW00000000001"),
+                     1);
+    ck_assert_int_eq(
+        s_count(conn, "SELECT count(*) FROM obd_wide_frames WHERE vin = $1", "LFRMDW00000000001"),
+        1);
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(*) FROM vem_samples($1, '2001-01-12 05:00+08', "
+                             "'2001-01-12 07:00+08')",
+                             "LFRMDW00000000001"),
+                     5);
+    vem_pgrows_free(&r);
+    free(f);
+    vem_pgwriter_destroy(&w);
+    PQfinish(conn);
+}
+END_TEST
+
 /* schema/0008_frames_compact.sql replaced the decoding view by one with fewer executor steps
  * and claims the same values. The reference is 0007's definition itself, taken from the
  * migration file (its helpers are still there) as a temporary view, whose values the vector
@@ -751,6 +795,7 @@ Suite *vem_suite_frames(void)
     tcase_add_test(tc, every_field_group_through_the_view);
     tcase_add_test(tc, compact_decoding_reads_as_0007);
     tcase_add_test(tc, packing_keeps_what_is_irregular);
+    tcase_add_test(tc, dropping_days_forgets_their_wide_frames);
     tcase_add_test(tc, query_by_vin_and_range_prunes_and_uses_the_index);
     tcase_add_test(tc, old_rows_move_into_frames_a_day_at_a_time);
     tcase_add_test(tc, parallel_connections_store_everything_once);
