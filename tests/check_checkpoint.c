@@ -10,7 +10,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -158,6 +160,46 @@ START_TEST(failed_write_keeps_the_previous_and_stale_files_go)
 }
 END_TEST
 
+/* The disk refusing the checkpoint's bytes part way (a full disk, here a file size limit:
+ * write() fails with EFBIG where a full disk gives ENOSPC, the same path) fails the commit with
+ * the reason, leaves the previous checkpoint as it was and no temp file behind. */
+START_TEST(disk_refusing_the_write_keeps_the_previous)
+{
+    vem_test_mkdtemp("ckpt", s_dir, sizeof s_dir);
+    s_write(0, 4, 100, 2, 10);
+    struct rlimit old;
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    struct rlimit small = {.rlim_cur = 16384, .rlim_max = old.rlim_max};
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &small), 0);
+    char err[300];
+    vem_ckpt_writer_t *w = vem_ckpt_begin(s_dir, 0, 4, 200, err, sizeof err);
+    ck_assert_ptr_nonnull(w);
+    static uint8_t state[8192];
+    memset(state, 0x5A, sizeof state);
+    for (unsigned i = 0; i < 8; i++) { /* 64 KiB: the limit is met by an add or the commit */
+        char vin[18];
+        snprintf(vin, sizeof vin, "LCKPT%012u", i);
+        vem_ckpt_add(w, vin, 200, state, sizeof state);
+    }
+    int rc = vem_ckpt_commit(&w, err, sizeof err);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, old_handler);
+    ck_assert_int_eq(rc, -1);
+    ck_assert_ptr_null(w);
+    ck_assert_msg(strstr(err, "too large") != NULL, "%s", err);
+    char tmp[320];
+    snprintf(tmp, sizeof tmp, "%s.tmp", s_path(0));
+    ck_assert_int_ne(access(tmp, F_OK), 0);
+    vem_ckpt_set_t set;
+    ck_assert_int_eq(vem_ckpt_load(s_dir, &set, err, sizeof err), 0);
+    ck_assert_uint_eq(set.damaged, 0);
+    ck_assert_uint_eq(set.through[0], 100);
+    ck_assert_uint_eq(set.count, 2);
+    vem_ckpt_set_free(&set);
+}
+END_TEST
+
 START_TEST(plates_and_version_1)
 {
     vem_test_mkdtemp("ckpt", s_dir, sizeof s_dir);
@@ -219,6 +261,7 @@ Suite *vem_suite_checkpoint(void)
     tcase_add_test(tc, written_is_read_back);
     tcase_add_test(tc, torn_and_damaged_files_are_refused);
     tcase_add_test(tc, failed_write_keeps_the_previous_and_stale_files_go);
+    tcase_add_test(tc, disk_refusing_the_write_keeps_the_previous);
     tcase_add_test(tc, plates_and_version_1);
     suite_add_tcase(s, tc);
     return s;
