@@ -96,6 +96,15 @@ static vem_pgwriter_t *s_writer(void)
     return w;
 }
 
+/* What a test opened: its connection, writer, frame scratch and rows. */
+static void s_done(PGconn *conn, vem_pgwriter_t **w, vem_hj1239_frame_t *f, vem_pgrows_t *r)
+{
+    vem_pgrows_free(r);
+    free(f);
+    vem_pgwriter_destroy(w);
+    PQfinish(conn);
+}
+
 /* The live frame, then its re-send (same frame time, cmd 0x03): one row, its samples once,
  * the flag of the copy that came first. */
 START_TEST(resent_frame_stored_once)
@@ -137,10 +146,7 @@ START_TEST(resent_frame_stored_once)
     ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(conn));
     ck_assert_str_eq(PQgetvalue(res, 0, 0), "9,8,7");
     PQclear(res);
-    vem_pgrows_free(&r);
-    free(f);
-    vem_pgwriter_destroy(&w);
-    PQfinish(conn);
+    s_done(conn, &w, f, &r);
 }
 END_TEST
 
@@ -193,10 +199,7 @@ START_TEST(bounded_read_finds_wide_frames)
                              "7100), to_timestamp(1700500000 - 7099)) WHERE speed_kmh = 12.5",
                              "LFRMWD00000000001"),
                      1);
-    vem_pgrows_free(&r);
-    free(f);
-    vem_pgwriter_destroy(&w);
-    PQfinish(conn);
+    s_done(conn, &w, f, &r);
 }
 END_TEST
 
@@ -295,10 +298,7 @@ START_TEST(every_field_group_through_the_view)
         json_decref(exp);
     }
     PQclear(res);
-    vem_pgrows_free(&r);
-    free(f);
-    vem_pgwriter_destroy(&w);
-    PQfinish(conn);
+    s_done(conn, &w, f, &r);
 }
 END_TEST
 
@@ -377,10 +377,7 @@ START_TEST(query_by_vin_and_range_prunes_and_uses_the_index)
                              "'2023-12-03 11:00+08')",
                              "LFRMPL00000000042"),
                      60); /* the frames of 10:00 .. 10:50 each hold 10 samples up to then */
-    vem_pgrows_free(&r);
-    free(f);
-    vem_pgwriter_destroy(&w);
-    PQfinish(conn);
+    s_done(conn, &w, f, &r);
 }
 END_TEST
 
@@ -490,10 +487,7 @@ START_TEST(old_rows_move_into_frames_a_day_at_a_time)
     free(before);
     free(rows);
     free(after);
-    vem_pgrows_free(&r);
-    free(f);
-    vem_pgwriter_destroy(&w);
-    PQfinish(conn);
+    s_done(conn, &w, f, &r);
 }
 END_TEST
 
@@ -613,10 +607,7 @@ START_TEST(packing_keeps_what_is_irregular)
         ck_assert_str_eq(PQgetvalue(res, i, 3), want[i][2]);
     }
     PQclear(res);
-    vem_pgrows_free(&r);
-    free(f);
-    vem_pgwriter_destroy(&w);
-    PQfinish(conn);
+    s_done(conn, &w, f, &r);
 }
 END_TEST
 
@@ -657,10 +648,7 @@ START_TEST(dropping_days_forgets_their_wide_frames)
                              "'2001-01-12 07:00+08')",
                              "LFRMDW00000000001"),
                      5);
-    vem_pgrows_free(&r);
-    free(f);
-    vem_pgwriter_destroy(&w);
-    PQfinish(conn);
+    s_done(conn, &w, f, &r);
 }
 END_TEST
 
