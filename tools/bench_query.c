@@ -17,6 +17,10 @@
  *            the columns asked for are decoded
  *   frames   the same hour's frame rows as stored (SELECT * FROM obd_frames with the frame-time
  *            bound vem_samples adds): what reading them costs without decoding
+ *   agency   "samples" as an agency's login (role bench_agency in vem_agency, region 110105,
+ *            which holds the even-numbered vehicles of the registry the bench fills), so
+ *            row-level security applies as it does for an agency: an even vehicle's hour
+ *            (3,600 samples), and an odd one's once (none)
  * With --no-load the rows a previous run loaded (same N, D, F, the same Beijing day) are queried
  * again: how two definitions of the decoding compare on one table, run alternately.
  * Figures: p50 and p99 of each, in ms (client side, result received); ratio = frames_p50 /
@@ -94,6 +98,31 @@ static void s_frame(vem_hj1239_frame_t *f, unsigned v, int64_t start, unsigned k
         b->raw[VEM_HJ1239_F_ODOMETER] = 1234567 + s;
         b->novalue = vem_hj1239_novalue(b);
     }
+}
+
+/* The agency login the "agency" queries use, its region holding the even-numbered vehicles;
+ * a connection as it. */
+static PGconn *s_agency(PGconn *admin, const char *conninfo, unsigned vehicles)
+{
+    s_exec(admin, "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
+                  "'bench_agency') THEN CREATE ROLE bench_agency LOGIN IN ROLE vem_agency; "
+                  "END IF; END $$");
+    s_exec(admin, "INSERT INTO agency_regions VALUES ('bench_agency', '110105') "
+                  "ON CONFLICT DO NOTHING");
+    char sql[400];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO vehicles (vin, region_code) SELECT 'LQUERY' || lpad(v::text, 11, '0'), "
+             "CASE WHEN v %% 2 = 0 THEN '110105' ELSE '310115' END "
+             "FROM generate_series(0, %u) v ON CONFLICT (vin) DO NOTHING",
+             vehicles - 1);
+    s_exec(admin, sql);
+    s_exec(admin, "ANALYZE vehicles");
+    char as[600];
+    snprintf(as, sizeof as, "%s user=bench_agency", conninfo);
+    PGconn *conn = PQconnectdb(as);
+    if (PQstatus(conn) != CONNECTION_OK)
+        s_die("connect as bench_agency", PQerrorMessage(conn));
+    return conn;
 }
 
 static void s_reexec_under_harness(char **argv)
@@ -229,7 +258,8 @@ int main(int argc, char **argv)
         "SELECT sample_time, speed_kmh, nox_down_ppm, invalid FROM vem_samples($1, "
         "$2::timestamptz, $2::timestamptz + interval '1 hour')";
     double *ts = malloc(queries * sizeof *ts), *tf = malloc(queries * sizeof *tf);
-    double *to = malloc(queries * sizeof *to);
+    double *to = malloc(queries * sizeof *to), *ta = malloc(queries * sizeof *ta);
+    PGconn *agency = s_agency(conn, conninfo, vehicles);
     unsigned seed = 12345;
     long long got = 0;
     for (unsigned i = 0; i < queries; i++) {
@@ -252,6 +282,22 @@ int main(int argc, char **argv)
         to[i] = s_time_query(conn, q_some, vin, ts_text, &n);
         if (n != 3600)
             s_die("vem_samples", "an hour inside a drive did not give 3600 samples");
+        /* the agency: the even vehicle of the pair, the same hour of its own drive */
+        unsigned ve = v - v % 2;
+        int64_t start_e = day0 + (int64_t)d * 86400 + 6 * 3600 + (int64_t)((ve * 7919u) % 28800);
+        tt = (time_t)(start_e + (from - start));
+        strftime(ts_text, sizeof ts_text, "%Y-%m-%d %H:%M:%S+00", gmtime(&tt));
+        snprintf(vin, sizeof vin, "LQUERY%011u", ve);
+        ta[i] = s_time_query(agency, q_samples, vin, ts_text, &n);
+        if (n != 3600)
+            s_die("agency", "an hour inside a drive of its region did not give 3600 samples");
+        if (i == 0) {
+            int hidden;
+            snprintf(vin, sizeof vin, "LQUERY%011u", ve + 1);
+            s_time_query(agency, q_samples, vin, ts_text, &hidden);
+            if (hidden != 0)
+                s_die("agency", "a vehicle outside the agency's region showed");
+        }
     }
     qsort(ts, queries, sizeof *ts, s_cmp);
     qsort(tf, queries, sizeof *tf, s_cmp);
@@ -259,14 +305,20 @@ int main(int argc, char **argv)
     double o50 = to[queries / 2], o99 = to[queries * 99 / 100];
     double s50 = ts[queries / 2], s99 = ts[queries * 99 / 100];
     double f50 = tf[queries / 2], f99 = tf[queries * 99 / 100];
+    qsort(ta, queries, sizeof *ta, s_cmp);
+    double a50 = ta[queries / 2], a99 = ta[queries * 99 / 100];
     printf("one vehicle's hour (3,600 samples) over %u queries: every column p50 %.1f ms, p99 "
            "%.1f ms; four columns p50 %.1f ms, p99 %.1f ms; its frame rows undecoded: p50 %.1f "
-           "ms, p99 %.1f ms\n",
-           queries, s50, s99, o50, o99, f50, f99);
+           "ms, p99 %.1f ms; every column as an agency (row-level security) p50 %.1f ms, p99 "
+           "%.1f ms\n",
+           queries, s50, s99, o50, o99, f50, f99, a50, a99);
     printf("samples=%llu queries=%u samples_p50_ms=%.2f samples_p99_ms=%.2f some_p50_ms=%.2f "
-           "some_p99_ms=%.2f frames_p50_ms=%.2f frames_p99_ms=%.2f ratio=%.3f\n",
-           (unsigned long long)samples, queries, s50, s99, o50, o99, f50, f99, f50 / s50);
+           "some_p99_ms=%.2f frames_p50_ms=%.2f frames_p99_ms=%.2f agency_p50_ms=%.2f "
+           "agency_p99_ms=%.2f ratio=%.3f\n",
+           (unsigned long long)samples, queries, s50, s99, o50, o99, f50, f99, a50, a99, f50 / s50);
     free(ts);
+    free(ta);
+    PQfinish(agency);
     free(to);
     free(tf);
     PQfinish(conn);
