@@ -8,7 +8,7 @@
 #   tools/sim*.c, tools/vem_sim.c -> build/bin/vem-sim
 #   tools/vem_broker.c     -> build/bin/vem-broker
 #   tools/bench_NAME.c     -> build/bin/bench-NAME       (make bench-NAME; make bench runs all;
-#                             linked with tools/sim_*.c)
+#                             linked with tools/sim_*.c and tools/bench_util.c)
 #   tests/check_NAME.c     -> unit suite NAME    (defines Suite *vem_suite_NAME(void))
 #   tests/it_NAME.c        -> integration suite NAME (needs PostgreSQL / vem-broker)
 #   tests/fuzz/fuzz_NAME.c -> build/fuzz/fuzz_NAME, corpus in tests/fuzz/corpus/NAME/
@@ -43,7 +43,10 @@ VEMCTL_SRC := $(wildcard tools/vemctl*.c)
 SIM_LIB_SRC := $(wildcard tools/sim_*.c)
 SIM_SRC := $(wildcard tools/vem_sim.c) $(SIM_LIB_SRC)
 BROKER_SRC := tools/vem_broker.c
-BENCH_SRC := $(wildcard tools/bench_*.c)
+# tools/bench_util.c is the benches' shared helpers (no main): linked into each, not a bench.
+BENCH_UTIL := tools/bench_util.c
+BENCH_SRC := $(filter-out $(BENCH_UTIL),$(wildcard tools/bench_*.c))
+.SECONDARY: $(BENCH_UTIL:%.c=$(B)/obj/%.o)
 UNIT_SRC := $(wildcard tests/check_*.c)
 IT_SRC := $(wildcard tests/it_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
@@ -104,8 +107,10 @@ $(B)/bin/vem-broker: $(BROKER_SRC:%.c=$(B)/obj/%.o) $(LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(OPT) -o $@ $(filter %.o,$^) $(LINK_LIBS) $(LDLIBS)
 
-# Benchmarks may drive vemd with the simulator's frames (tools/sim_*.c), so they link them too.
-$(B)/bin/bench-%: $(B)/obj/tools/bench_%.o $(SIM_LIB_SRC:%.c=$(B)/obj/%.o) $(LIBS)
+# Benchmarks may drive vemd with the simulator's frames (tools/sim_*.c), so they link them too,
+# and each links the shared helpers of tools/bench_util.c.
+$(B)/bin/bench-%: $(B)/obj/tools/bench_%.o $(BENCH_UTIL:%.c=$(B)/obj/%.o) \
+                  $(SIM_LIB_SRC:%.c=$(B)/obj/%.o) $(LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(OPT) -o $@ $(filter %.o,$^) $(LINK_LIBS) $(LDLIBS)
 

@@ -124,8 +124,8 @@ START_TEST(realtime_turned_into_resend)
 }
 END_TEST
 
-/* vemd's reply (daemon/ingest.c s_reply) to a frame of cmd from LVEMSIM0000000003 with time
- * 2024-03-05 08:09:19 Beijing: wire time 18 03 05 08 09 13. */
+/* vemd's reply (daemon/ingest_reply.c vem_ingest_reply) to a frame of cmd from
+ * LVEMSIM0000000003 with time 2024-03-05 08:09:19 Beijing: wire time 18 03 05 08 09 13. */
 static void s_reply_bytes(uint8_t cmd, uint8_t out[31])
 {
     out[0] = out[1] = '#';

@@ -12,10 +12,10 @@
  *   plain_per_s, curve_per_s   median acknowledged readings per second of each
  *   ratio                      median over the rounds of curve / plain of the same round
  * The last line is key=value figures. */
+#include "bench_util.h"
 #include "curve.h"
 
 #include <jansson.h>
-#include <libgen.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -30,29 +30,11 @@
 
 #define S_MAX_ROUNDS 15
 
-static void s_die(const char *what, const char *msg)
-{
-    fprintf(stderr, "bench-curve: %s: %s\n", what, msg);
-    exit(1);
-}
-
-static int s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        s_die("free port", "no socket");
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void s_write_readings(const char *path, unsigned n)
 {
     FILE *f = fopen(path, "w");
     if (!f)
-        s_die(path, "cannot write");
+        vem_bench_die(path, "cannot write");
     time_t t0 = time(NULL) - 3600;
     for (unsigned i = 0; i < n; i++) {
         time_t t = t0 + (time_t)(i % 3000);
@@ -75,17 +57,17 @@ static pid_t s_vemd(const char *bin, const char *dir, int port, bool curve)
     char path[PATH_MAX], cmd[PATH_MAX + 64];
     snprintf(cmd, sizeof cmd, "rm -rf '%s/spool' && mkdir '%s/spool'", dir, dir);
     if (system(cmd) != 0)
-        s_die("spool", dir);
+        vem_bench_die("spool", dir);
     snprintf(path, sizeof path, "%s/vemd.cfg", dir);
     FILE *f = fopen(path, "w");
     if (!f)
-        s_die(path, "cannot write");
+        vem_bench_die(path, "cannot write");
     fprintf(f,
             "terminals: { endpoint = \"tcp://127.0.0.1:%d\"; };\ngateways: { endpoint = \"\"; };\n"
             "control: { endpoint = \"ipc://%s/control.sock\"; };\nmetrics: { enable = false; };\n"
             "pg: { enable = false; };\nrules: { enable = false; };\n"
             "spool: { dir = \"%s/spool\"; fsync = false; max_bytes = 4294967296L; };\n",
-            s_free_port(), dir, dir);
+            vem_bench_free_port(), dir, dir);
     fprintf(f, "stations: { endpoint = \"tcp://127.0.0.1:%d\"; ", port);
     if (curve)
         fprintf(f, "curve_server_key = \"%s/server.key\"; curve_clients_dir = \"%s/clients\"; ",
@@ -114,7 +96,7 @@ static pid_t s_vemd(const char *bin, const char *dir, int port, bool curve)
             return pid;
         usleep(50000);
     }
-    s_die("vemd", "did not listen within 10 s (see its log)");
+    vem_bench_die("vemd", "did not listen within 10 s (see its log)");
     return -1;
 }
 
@@ -134,7 +116,7 @@ static double s_send(const char *bin, const char *dir, int port, bool curve, uns
     if (p)
         pclose(p);
     if (!o || json_integer_value(json_object_get(o, "acked")) != (json_int_t)n)
-        s_die("vemctl rsd send", "not every reading was acknowledged");
+        vem_bench_die("vemctl rsd send", "not every reading was acknowledged");
     double rate = json_real_value(json_object_get(o, "readings_per_s"));
     json_decref(o);
     return rate;
@@ -161,36 +143,32 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc)
             rounds = (unsigned)strtoul(argv[++i], NULL, 10);
         else
-            s_die("usage", "bench-curve [--readings N] [--rounds R]");
+            vem_bench_die("usage", "bench-curve [--readings N] [--rounds R]");
     }
     if (n == 0 || rounds == 0 || rounds > S_MAX_ROUNDS)
-        s_die("usage", "N > 0, 1 <= R <= 15");
-    char self[PATH_MAX], bin[PATH_MAX], dir[] = "/tmp/bench-curve.XXXXXX", err[600];
-    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (k <= 0)
-        s_die("readlink", "/proc/self/exe");
-    self[k] = '\0';
-    snprintf(bin, sizeof bin, "%s", dirname(self));
+        vem_bench_die("usage", "N > 0, 1 <= R <= 15");
+    char bin[PATH_MAX], dir[] = "/tmp/bench-curve.XXXXXX", err[600];
+    vem_bench_exe_dir(bin, sizeof bin);
     if (!mkdtemp(dir))
-        s_die("mkdtemp", dir);
+        vem_bench_die("mkdtemp", dir);
     char clients[PATH_MAX], cmd[3 * PATH_MAX];
     snprintf(clients, sizeof clients, "%s/clients", dir);
     if (mkdir(clients, 0700) != 0 || vem_curve_generate(dir, "server", err, sizeof err) != 0 ||
         vem_curve_generate(dir, "station", err, sizeof err) != 0)
-        s_die("keys", err);
+        vem_bench_die("keys", err);
     /* the four station ids of the readings (s_write_readings) are this key's */
     snprintf(cmd, sizeof cmd,
              "cp '%s/station.pub' '%s/' && "
              "echo 'stations = [\"BC-0\", \"BC-1\", \"BC-2\", \"BC-3\"];' >> '%s/station.pub'",
              dir, clients, clients);
     if (system(cmd) != 0)
-        s_die("keys", "cannot list the station's key");
+        vem_bench_die("keys", "cannot list the station's key");
     snprintf(cmd, sizeof cmd, "%s/readings.jsonl", dir);
     s_write_readings(cmd, n);
     double plain[S_MAX_ROUNDS], curve[S_MAX_ROUNDS], ratio[S_MAX_ROUNDS];
     for (unsigned r = 0; r < rounds; r++) {
         for (int c = 0; c < 2; c++) {
-            int port = s_free_port();
+            int port = vem_bench_free_port();
             pid_t vemd = s_vemd(bin, dir, port, c == 1);
             double rate = s_send(bin, dir, port, c == 1, n);
             kill(vemd, SIGTERM);

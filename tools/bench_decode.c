@@ -14,6 +14,7 @@
  *       README "Signatures" names), all of which must verify.
  * Ends with one line of key=value figures. Targets: >= 3 M frames/s, ratio (a)/(b) >= 0.1;
  * signed_ratio = (c)/(a), verified ÷ unverified frames/s. */
+#include "bench_util.h"
 #include "hj1239.h"
 #include "keys.h"
 #include "reasm.h"
@@ -40,13 +41,6 @@ static uint32_t s_rand(void)
 static uint32_t s_between(uint32_t lo, uint32_t hi)
 {
     return lo + s_rand() % (hi - lo + 1);
-}
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* One truck-like diesel sample around raw value space (scales per hj1239.md). */
@@ -271,20 +265,20 @@ int main(void)
     size_t samples_per_pass = 0;
     for (int run = 0; run < S_RUNS; run++) {
         size_t passes = 0, frames = 0;
-        double t0 = s_now(), dt;
+        double t0 = vem_bench_now(), dt;
         do {
             size_t got;
             samples_per_pass = s_full_pass(ra, f, buf, len, &got);
             frames += got;
             passes++;
-        } while ((dt = s_now() - t0) < 1.0);
+        } while ((dt = vem_bench_now() - t0) < 1.0);
         if (frames / dt > best_full)
             best_full = frames / dt;
         frames = 0;
-        t0 = s_now();
+        t0 = vem_bench_now();
         do {
             frames += s_checksum_pass(buf, len);
-        } while ((dt = s_now() - t0) < 1.0);
+        } while ((dt = vem_bench_now() - t0) < 1.0);
         if (frames / dt > best_sum)
             best_sum = frames / dt;
         (void)passes;
@@ -292,10 +286,10 @@ int main(void)
     double best_signed = 0;
     for (int run = 0; run < S_SIGNED_RUNS; run++) {
         size_t frames = 0;
-        double t0 = s_now(), dt;
+        double t0 = vem_bench_now(), dt;
         do {
             frames += s_signed_pass(ra, f, key, buf, len);
-        } while ((dt = s_now() - t0) < 1.0);
+        } while ((dt = vem_bench_now() - t0) < 1.0);
         if (frames / dt > best_signed)
             best_signed = frames / dt;
     }

@@ -55,6 +55,7 @@
  *                      a daemon that stops reading while its sink is down stalls the writes
  * rss_kb is vemd's VmHWM at the end. The last line is key=value figures; those of a phase that
  * did not run are nan or 0. */
+#include "bench_util.h"
 #include "hj1239.h"
 #include "pgrows.h"
 #include "pgwrite.h"
@@ -65,7 +66,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <libpq-fe.h>
 #include <limits.h>
 #include <math.h>
@@ -79,7 +79,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,16 +92,7 @@ enum {
 #define S_WARM_S        5.0 /* paced load before the outage */
 #define S_CATCHUP_MIN_S 60.0
 
-static pid_t s_vemd = -1; /* the one long-lived child, killed on any exit */
-
 /* ---- small helpers --------------------------------------------------------------------------- */
-
-static double s_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static double s_wall(void)
 {
@@ -111,57 +101,12 @@ static double s_wall(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void s_sleep(double s)
-{
-    if (s <= 0)
-        return;
-    struct timespec ts = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - floor(s)) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static void s_die(const char *what, const char *msg)
-{
-    fprintf(stderr, "bench-e2e: %s: %s\n", what, msg);
-    exit(1);
-}
-
 static void *s_alloc(size_t n)
 {
     void *p = malloc(n);
     if (!p)
         abort();
     return p;
-}
-
-static const char *s_env(const char *name)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        s_die(name, "not set (run under tests/harness.sh)");
-    return v;
-}
-
-/* Kills vemd if it is still running: registered with atexit, so a failed step leaves nothing. */
-static void s_kill_vemd(void)
-{
-    if (s_vemd > 0) {
-        kill(s_vemd, SIGKILL);
-        waitpid(s_vemd, NULL, 0);
-        s_vemd = -1;
-    }
-}
-
-static int s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
-        s_die("free port", strerror(errno));
-    socklen_t len = sizeof sa;
-    getsockname(fd, (struct sockaddr *)&sa, &len);
-    close(fd);
-    return ntohs(sa.sin_port);
 }
 
 static int s_connect(int port)
@@ -184,72 +129,46 @@ static int s_run(char *const argv[], int timeout_s)
 {
     pid_t pid = fork();
     if (pid < 0)
-        s_die("fork", strerror(errno));
+        vem_bench_die("fork", strerror(errno));
     if (pid == 0) {
         if (!freopen("/dev/null", "w", stdout))
             _exit(127);
         execv(argv[0], argv);
         _exit(127);
     }
-    double deadline = s_mono() + timeout_s;
+    double deadline = vem_bench_now() + timeout_s;
     int status;
     while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (s_mono() > deadline) {
+        if (vem_bench_now() > deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             fprintf(stderr, "bench-e2e: %s did not finish within %d s\n", argv[0], timeout_s);
             return -1;
         }
-        s_sleep(0.05);
+        vem_bench_sleep(0.05);
     }
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-/* Directory of this executable (build/bin). */
-static void s_exe_dir(char *out, size_t cap)
-{
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n < 0)
-        s_die("readlink /proc/self/exe", strerror(errno));
-    exe[n] = '\0';
-    snprintf(out, cap, "%s", dirname(exe));
-}
-
-static void s_reexec_under_harness(char **argv)
-{
-    char dir[PATH_MAX], exe[PATH_MAX + 16], harness[PATH_MAX + 64];
-    s_exe_dir(dir, sizeof dir);
-    snprintf(exe, sizeof exe, "%s/bench-e2e", dir);
-    snprintf(harness, sizeof harness, "%s/../../tests/harness.sh", dir);
-    char *args[32] = {harness, exe};
-    int i = 2;
-    for (char **a = argv + 1; *a && i < 31; a++)
-        args[i++] = *a;
-    args[i] = NULL;
-    execv(harness, args);
-    s_die(harness, "cannot run the harness");
 }
 
 /* tools/pgtmp.sh stop|start on the harness's cluster. */
 static void s_pgtmp(const char *cmd)
 {
     char dir[PATH_MAX], script[PATH_MAX + 64], pgdir[PATH_MAX];
-    s_exe_dir(dir, sizeof dir);
+    vem_bench_exe_dir(dir, sizeof dir);
     snprintf(script, sizeof script, "%s/../../tools/pgtmp.sh", dir);
-    snprintf(pgdir, sizeof pgdir, "%s", s_env("VEM_TEST_PGDIR"));
+    snprintf(pgdir, sizeof pgdir, "%s", vem_bench_env("VEM_TEST_PGDIR"));
     char *argv[] = {script, (char *)cmd, pgdir, NULL};
     if (s_run(argv, 90) != 0)
-        s_die("pgtmp.sh", cmd);
+        vem_bench_die("pgtmp.sh", cmd);
 }
 
 /* ---- PostgreSQL ------------------------------------------------------------------------------ */
 
 static PGconn *s_pg(void)
 {
-    PGconn *conn = PQconnectdb(s_env("VEM_TEST_PG"));
+    PGconn *conn = PQconnectdb(vem_bench_env("VEM_TEST_PG"));
     if (PQstatus(conn) != CONNECTION_OK)
-        s_die("connect", PQerrorMessage(conn));
+        vem_bench_die("connect", PQerrorMessage(conn));
     return conn;
 }
 
@@ -257,27 +176,22 @@ static PGresult *s_query(PGconn *conn, const char *sql, int nparams, const char 
 {
     PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
-        s_die(sql, PQerrorMessage(conn));
+        vem_bench_die(sql, PQerrorMessage(conn));
     return res;
-}
-
-static void s_exec(PGconn *conn, const char *sql)
-{
-    PQclear(s_query(conn, sql, 0, NULL));
 }
 
 /* Commit timestamps need the setting at server start: set it, restart, check. */
 static void s_enable_commit_timestamps(void)
 {
     PGconn *conn = s_pg();
-    s_exec(conn, "ALTER SYSTEM SET track_commit_timestamp = on");
+    vem_bench_exec(conn, "ALTER SYSTEM SET track_commit_timestamp = on");
     PQfinish(conn);
     s_pgtmp("stop");
     s_pgtmp("start");
     conn = s_pg();
     PGresult *res = s_query(conn, "SHOW track_commit_timestamp", 0, NULL);
     if (strcmp(PQgetvalue(res, 0, 0), "on") != 0)
-        s_die("track_commit_timestamp", "still off after a restart");
+        vem_bench_die("track_commit_timestamp", "still off after a restart");
     PQclear(res);
     PQfinish(conn);
 }
@@ -304,7 +218,7 @@ static s_commits_t s_commits(const char *prefix)
     c.rows = s_alloc((c.n + 1) * sizeof *c.rows);
     for (size_t i = 0; i < c.n; i++) {
         if (PQgetisnull(res, (int)i, 0))
-            s_die("pg_xact_commit_timestamp", "rows without a commit timestamp");
+            vem_bench_die("pg_xact_commit_timestamp", "rows without a commit timestamp");
         c.at[i] = strtod(PQgetvalue(res, (int)i, 0), NULL);
         c.rows[i] = strtoull(PQgetvalue(res, (int)i, 1), NULL, 10);
         c.total += c.rows[i];
@@ -349,50 +263,30 @@ static void s_latency(const char *prefix, double from, double to, double *p50, d
 /* ---- vemd ------------------------------------------------------------------------------------ */
 
 typedef struct {
-    char dir[PATH_MAX];
-    char cfg[PATH_MAX + 16];
-    char log[PATH_MAX + 16];
+    vem_bench_vemd_t proc; /* its directory, files and pid */
     int port, metrics_port;
 } s_vemd_t;
 
 /* pg_connections: pg.connections (the sink's parallel COPY lanes). */
 static void s_vemd_start(s_vemd_t *v, unsigned pg_connections)
 {
-    snprintf(v->dir, sizeof v->dir, "%s/bench-e2e", s_env("VEM_TEST_TMP"));
-    if (mkdir(v->dir, 0755) != 0 && errno != EEXIST)
-        s_die(v->dir, strerror(errno));
-    snprintf(v->cfg, sizeof v->cfg, "%s/vemd.cfg", v->dir);
-    snprintf(v->log, sizeof v->log, "%s/vemd.log", v->dir);
-    v->port = s_free_port();
-    v->metrics_port = s_free_port();
-    FILE *f = fopen(v->cfg, "w");
-    if (!f)
-        s_die(v->cfg, strerror(errno));
+    vem_bench_vemd_init(&v->proc, "bench-e2e");
+    v->port = vem_bench_free_port();
+    v->metrics_port = vem_bench_free_port();
     /* Only what a test run must change; everything else stays vemd's default (but the limits
      * per source address: every connection comes from 127.0.0.1, up to 5000 at once). */
-    fprintf(f,
-            "terminals: { endpoint = \"tcp://127.0.0.1:%d\"; max_per_address = 1000000; "
-            "new_per_address_s = 1000000; };\n"
-            "gateways: { endpoint = \"\"; };\n"
-            "stations: { endpoint = \"\"; };\n"
-            "control: { endpoint = \"ipc://%s/control.sock\"; };\n"
-            "metrics: { port = %d; };\n"
-            "spool: { dir = \"%s/spool\"; };\n"
-            "pg: { conninfo = \"%s\"; connections = %u; };\n",
-            v->port, v->dir, v->metrics_port, v->dir, s_env("VEM_TEST_PG"), pg_connections);
-    fclose(f);
-
-    char vemd[PATH_MAX + 16];
-    snprintf(vemd, sizeof vemd, "%s/vemd", s_env("VEM_TEST_BIN"));
-    s_vemd = fork();
-    if (s_vemd < 0)
-        s_die("fork", strerror(errno));
-    if (s_vemd == 0) {
-        if (!freopen(v->log, "w", stdout) || !freopen(v->log, "a", stderr))
-            _exit(127);
-        execl(vemd, vemd, "--config", v->cfg, (char *)NULL);
-        _exit(127);
-    }
+    vem_bench_vemd_start(
+        &v->proc,
+        "terminals: { endpoint = \"tcp://127.0.0.1:%d\"; max_per_address = 1000000; "
+        "new_per_address_s = 1000000; };\n"
+        "gateways: { endpoint = \"\"; };\n"
+        "stations: { endpoint = \"\"; };\n"
+        "control: { endpoint = \"ipc://%s/control.sock\"; };\n"
+        "metrics: { port = %d; };\n"
+        "spool: { dir = \"%s/spool\"; };\n"
+        "pg: { conninfo = \"%s\"; connections = %u; };\n",
+        v->port, v->proc.dir, v->metrics_port, v->proc.dir, vem_bench_env("VEM_TEST_PG"),
+        pg_connections);
 }
 
 /* GET path from vemd's metrics endpoint into a malloc'd string; NULL when it does not answer. */
@@ -464,26 +358,18 @@ static void s_print_series(const s_vemd_t *v, const char *title, const char *a, 
 
 #define S_ROWS_SERIES "vem_sink_rows_total{sink=\"pg\",table=\"obd_samples\"}"
 
-static void s_vemd_wait_up(const s_vemd_t *v)
+/* True once vemd's PostgreSQL sink is connected (arg: the s_vemd_t). */
+static bool s_sink_up(void *arg)
 {
-    for (int i = 0; i < 300; i++) { /* 30 s */
-        if (s_metric(v, "vem_sink_up{sink=\"pg\"}") == 1)
-            return;
-        if (waitpid(s_vemd, NULL, WNOHANG) == s_vemd) {
-            s_vemd = -1;
-            s_die("vemd exited at start, see", v->log);
-        }
-        s_sleep(0.1);
-    }
-    s_die("vemd did not come up with its sink connected, see", v->log);
+    return s_metric(arg, "vem_sink_up{sink=\"pg\"}") == 1;
 }
 
 /* Waits until vemd's sink has committed at least rows sample rows, or progress stops for
  * stall_s, or max_s pass. Returns the last value read. */
 static double s_wait_rows(const s_vemd_t *v, double rows, double stall_s, double max_s)
 {
-    double start = s_mono(), last_change = start, last = -1, now;
-    while ((now = s_mono()) - start < max_s) {
+    double start = vem_bench_now(), last_change = start, last = -1, now;
+    while ((now = vem_bench_now()) - start < max_s) {
         double got = s_metric(v, S_ROWS_SERIES);
         if (!isnan(got) && got >= rows)
             return got;
@@ -493,7 +379,7 @@ static double s_wait_rows(const s_vemd_t *v, double rows, double stall_s, double
         } else if (now - last_change > stall_s) {
             break;
         }
-        s_sleep(0.1);
+        vem_bench_sleep(0.1);
     }
     return last;
 }
@@ -510,22 +396,6 @@ static long s_vmhwm_kb(pid_t pid)
     if (f)
         fclose(f);
     return kb;
-}
-
-/* SIGTERM, then up to 40 s to drain (pipeline.drain_timeout_s is 30), then SIGKILL. */
-static int s_vemd_stop(void)
-{
-    kill(s_vemd, SIGTERM);
-    int status = 0;
-    for (int i = 0; i < 400; i++) {
-        if (waitpid(s_vemd, &status, WNOHANG) == s_vemd) {
-            s_vemd = -1;
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        }
-        s_sleep(0.1);
-    }
-    s_kill_vemd();
-    return -1;
 }
 
 /* ---- CPU accounting from /proc --------------------------------------------------------------- */
@@ -595,7 +465,7 @@ static void s_threads(pid_t pid, s_tasks_t *out)
 static void s_server_procs(s_tasks_t *out)
 {
     char path[PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/data/postmaster.pid", s_env("VEM_TEST_PGDIR"));
+    snprintf(path, sizeof path, "%s/data/postmaster.pid", vem_bench_env("VEM_TEST_PGDIR"));
     out->n = 0;
     FILE *f = fopen(path, "r");
     int postmaster = 0;
@@ -744,7 +614,7 @@ static void s_encode(s_conn_t *c, const char *prefix, unsigned index, unsigned f
     uint8_t buf[4096];
     size_t len = vem_sim_login(scratch, truck.vin, t0, 1, buf, sizeof buf);
     if (len == 0)
-        s_die("encode", "login frame does not fit");
+        vem_bench_die("encode", "login frame does not fit");
     s_put(c, buf, len);
     vem_sim_sample_t samples[S_SAMPLES];
     for (unsigned k = 0; k < frames; k++) {
@@ -753,11 +623,11 @@ static void s_encode(s_conn_t *c, const char *prefix, unsigned index, unsigned f
         len = vem_sim_data(scratch, &truck, samples, S_SAMPLES, t0 + (int64_t)k * S_SAMPLES,
                            (uint16_t)(k + 1), false, true, false, buf, sizeof buf);
         if (len == 0)
-            s_die("encode", "data frame does not fit");
+            vem_bench_die("encode", "data frame does not fit");
         s_put(c, buf, len);
     }
     if (memcmp(c->bytes + S_VIN_OFF, truck.vin, 17) != 0)
-        s_die("encode", "the VIN is not where the generator patches it");
+        vem_bench_die("encode", "the VIN is not where the generator patches it");
 }
 
 static void s_conns_free(s_conn_t *conns, unsigned n)
@@ -809,7 +679,7 @@ static void *s_generate(void *arg)
     double stop_deadline = 0;
     for (;;) {
         bool stopping = atomic_load(&g->stop);
-        double now = s_mono();
+        double now = vem_bench_now();
         if (stopping && stop_deadline == 0)
             stop_deadline = now + 10; /* a stalled vemd must not hold the benchmark */
         bool pending = false;
@@ -861,7 +731,7 @@ static void *s_generate(void *arg)
                 s_next_gen(c);
         }
     }
-    g->stopped_at = s_mono();
+    g->stopped_at = vem_bench_now();
     free(pfd);
     return NULL;
 }
@@ -878,10 +748,10 @@ static void s_gen_start(s_gen_t *g, s_conn_t *conns, unsigned n, double fps, uin
     g->window = window;
     for (unsigned i = 0; i < n; i++)
         if ((conns[i].fd = s_connect(port)) < 0)
-            s_die("connect to vemd", strerror(errno));
-    g->start = s_mono();
+            vem_bench_die("connect to vemd", strerror(errno));
+    g->start = vem_bench_now();
     if (pthread_create(&g->thread, NULL, s_generate, g) != 0)
-        s_die("pthread_create", "generator");
+        vem_bench_die("pthread_create", "generator");
 }
 
 /* Stops writing at frame boundaries; the connections stay open until s_conns_free, the send
@@ -942,7 +812,7 @@ static bool s_walk_next(s_walk_t *w, const uint8_t **frame, size_t *len)
     size_t per = c->nframes - 1, k = (size_t)(w->q % per) + 1;
     *len = c->ends[k] - c->ends[k - 1];
     if (*len > sizeof w->frame)
-        s_die("ceiling", "frame larger than expected");
+        vem_bench_die("ceiling", "frame larger than expected");
     memcpy(w->frame, c->bytes + c->ends[k - 1], *len);
     s_set_gen(w->frame, *len, (unsigned)(w->q / per));
     w->q++;
@@ -964,7 +834,7 @@ static size_t s_batches(s_walk_t *w, vem_pgbatch_t *batches, size_t max, vem_hj1
         if (more) {
             vem_hj1239_error_t err;
             if (vem_hj1239_decode(frame, len, 0, f, &err) != VEM_HJ1239_OK)
-                s_die("decode", err.detail);
+                vem_bench_die("decode", err.detail);
             vem_pgrows_frame(rows, f, now_us);
             if (rows->samples < S_BATCH_ROWS && !vem_pgrows_full(rows))
                 continue;
@@ -992,19 +862,19 @@ static double s_ceiling(const s_gen_t *g, uint64_t *rows_out, size_t *batches_ou
     enum { S_CHUNK = 50 };
     /* the table, as bench-pg makes it: obd_frames' columns, partitioning and unique key */
     PGconn *admin = s_pg();
-    s_exec(admin, "SET client_min_messages = warning");
-    s_exec(admin, "DROP TABLE IF EXISTS bench_plain_frames");
-    s_exec(admin, "CREATE TABLE bench_plain_frames (LIKE obd_frames INCLUDING DEFAULTS, "
-                  "UNIQUE (vin, frame_time)) PARTITION BY RANGE (frame_time)");
-    s_exec(admin, "INSERT INTO partitioned_tables VALUES ('bench_plain_frames') "
-                  "ON CONFLICT DO NOTHING");
+    vem_bench_exec(admin, "SET client_min_messages = warning");
+    vem_bench_exec(admin, "DROP TABLE IF EXISTS bench_plain_frames");
+    vem_bench_exec(admin, "CREATE TABLE bench_plain_frames (LIKE obd_frames INCLUDING DEFAULTS, "
+                          "UNIQUE (vin, frame_time)) PARTITION BY RANGE (frame_time)");
+    vem_bench_exec(admin, "INSERT INTO partitioned_tables VALUES ('bench_plain_frames') "
+                          "ON CONFLICT DO NOTHING");
     /* vemd's run began on a clean buffer cache (the server had just restarted); without this
      * the COPYs would pay for writing out the pages vemd's rows dirtied */
-    s_exec(admin, "CHECKPOINT");
+    vem_bench_exec(admin, "CHECKPOINT");
     char err[512];
-    vem_pgwriter_t *w = vem_pgwriter_new(s_env("VEM_TEST_PG"));
+    vem_pgwriter_t *w = vem_pgwriter_new(vem_bench_env("VEM_TEST_PG"));
     if (vem_pgwriter_connect(w, 3, err, sizeof err) != 0)
-        s_die("connect", err);
+        vem_bench_die("connect", err);
     char copy_plain[1024];
     const char *copy = vem_pgrows_copy_sql(VEM_PGROWS_SAMPLES);
     snprintf(copy_plain, sizeof copy_plain, "COPY bench_plain_frames%s",
@@ -1027,14 +897,14 @@ static double s_ceiling(const s_gen_t *g, uint64_t *rows_out, size_t *batches_ou
         for (size_t i = 0; i < nb; i++) { /* partitions of every day, before the clock starts */
             vem_pgbatch_t empty = {.days = batches[i].days, .ndays = batches[i].ndays};
             if (vem_pgwriter_write(w, &empty, NULL, err, sizeof err) != VEM_PGW_OK)
-                s_die("partitions", err);
+                vem_bench_die("partitions", err);
         }
         for (size_t i = 0; i < nb; i++) {
-            double a = s_mono();
+            double a = vem_bench_now();
             if (vem_pgwriter_copy_plain(w, copy_plain, &batches[i].rows[VEM_PGROWS_SAMPLES], err,
                                         sizeof err) != VEM_PGW_OK)
-                s_die("plain COPY", err);
-            copy_s += s_mono() - a;
+                vem_bench_die("plain COPY", err);
+            copy_s += vem_bench_now() - a;
             total += batches[i].samples;
             vem_pgbatch_free(&batches[i]);
         }
@@ -1045,8 +915,8 @@ static double s_ceiling(const s_gen_t *g, uint64_t *rows_out, size_t *batches_ou
     free(f);
     free(batches);
     vem_pgwriter_destroy(&w);
-    s_exec(admin, "DELETE FROM partitioned_tables WHERE table_name = 'bench_plain_frames'");
-    s_exec(admin, "DROP TABLE bench_plain_frames");
+    vem_bench_exec(admin, "DELETE FROM partitioned_tables WHERE table_name = 'bench_plain_frames'");
+    vem_bench_exec(admin, "DROP TABLE bench_plain_frames");
     PQfinish(admin);
     *rows_out = total;
     *batches_out = all;
@@ -1084,7 +954,7 @@ static s_conn_t *s_streams(const char *prefix, unsigned n, unsigned frames)
 
 static void s_throughput(const s_opts_t *o, const s_vemd_t *v, s_load_t *out)
 {
-    double enc = s_mono();
+    double enc = vem_bench_now();
     s_conn_t *conns = s_streams("LE2ES", o->conns, o->frames);
     size_t bytes = 0;
     for (unsigned i = 0; i < o->conns; i++)
@@ -1092,28 +962,28 @@ static void s_throughput(const s_opts_t *o, const s_vemd_t *v, s_load_t *out)
     printf("load: %u connections x %u frames of %d samples pre-encoded (%.0f bytes/frame) in "
            "%.1f s\n",
            o->conns, o->frames, S_SAMPLES, (double)bytes / ((double)o->conns * (o->frames + 1)),
-           s_mono() - enc);
+           vem_bench_now() - enc);
 
     s_tasks_t *vemd0 = s_alloc(sizeof *vemd0), *vemd1 = s_alloc(sizeof *vemd1);
     s_tasks_t *pg0 = s_alloc(sizeof *pg0), *pg1 = s_alloc(sizeof *pg1);
-    s_threads(s_vemd, vemd0);
+    s_threads(v->proc.pid, vemd0);
     s_server_procs(pg0);
-    double cpu0 = s_process_cpu(), t0 = s_mono();
+    double cpu0 = s_process_cpu(), t0 = vem_bench_now();
 
     /* The loop is closed on rows committed: vemd takes bytes far faster than it stores rows and
      * holds what it took in memory, so an open loop would only measure how much it can hold. */
     double rows0 = s_metric(v, S_ROWS_SERIES);
     s_gen_t g;
     s_gen_start(&g, conns, o->conns, 0, o->window, v->port);
-    while (s_mono() - g.start < o->seconds) {
+    while (vem_bench_now() - g.start < o->seconds) {
         double rows = s_metric(v, S_ROWS_SERIES);
         if (!isnan(rows))
             atomic_store(&g.committed, (uint64_t)(rows - rows0));
-        s_sleep(0.05);
+        vem_bench_sleep(0.05);
     }
     s_print_series(v, "at the end of the load:", "vem_queue_depth", "vem_spool_bytes",
                    "vem_sink_pending_rows");
-    long rss_peak = s_vmhwm_kb(s_vemd);
+    long rss_peak = s_vmhwm_kb(v->proc.pid);
     s_gen_stop(&g);
     uint64_t frames = atomic_load(&g.frames);
     double gen_s = g.stopped_at - g.start;
@@ -1129,8 +999,8 @@ static void s_throughput(const s_opts_t *o, const s_vemd_t *v, s_load_t *out)
 
     /* everything written must land; all of it counts */
     double got = s_wait_rows(v, (double)frames * S_SAMPLES, 20, 300);
-    double t1 = s_mono();
-    s_threads(s_vemd, vemd1);
+    double t1 = vem_bench_now();
+    s_threads(v->proc.pid, vemd1);
     s_server_procs(pg1);
     double gen_cpu = s_process_cpu() - cpu0;
     s_print_cpu("vemd threads", vemd0, vemd1, t1 - t0);
@@ -1211,27 +1081,27 @@ static void s_paced(const s_opts_t *o, const s_vemd_t *v, s_paced_t *out)
     double planned = S_WARM_S + (o->outage > 0 ? o->outage + catchup_max : 0) + 10;
     double frames = ceil(fps * planned) + 2;
     if (frames > 60000)
-        s_die("--outage-rate", "too many frames per connection: raise --conns");
+        vem_bench_die("--outage-rate", "too many frames per connection: raise --conns");
     s_conn_t *conns = s_streams("LE2EO", o->conns, (unsigned)frames);
     s_gen_t g;
     s_gen_start(&g, conns, o->conns, fps, 0, v->port);
     printf("paced: %u connections at %.0f samples/s in total (%.2f frames/s each)\n", o->conns,
            o->outage_rate, fps);
-    s_sleep(S_WARM_S);
+    vem_bench_sleep(S_WARM_S);
     double down_wall = s_wall(), up_wall = 0;
     uint64_t due_up = 0;
     if (o->outage > 0) {
         s_pgtmp("stop");
-        double down = s_mono();
+        double down = vem_bench_now();
         uint64_t at_down = atomic_load(&g.frames);
-        s_sleep(o->outage - (s_mono() - down));
+        vem_bench_sleep(o->outage - (vem_bench_now() - down));
         double spool = s_metric(v, "vem_spool_bytes");
-        long rss = s_vmhwm_kb(s_vemd);
+        long rss = s_vmhwm_kb(v->proc.pid);
         uint64_t before_up = atomic_load(&g.frames);
-        double up = s_mono();
+        double up = vem_bench_now();
         up_wall = s_wall(); /* the restart begins */
         s_pgtmp("start");
-        printf("outage: PostgreSQL took %.1f s to start\n", s_mono() - up);
+        printf("outage: PostgreSQL took %.1f s to start\n", vem_bench_now() - up);
         uint64_t at_up = atomic_load(&g.frames);
         due_up = s_gen_due(&g, up);
         out->written_during = before_up - at_down;
@@ -1318,31 +1188,29 @@ int main(int argc, char **argv)
                         "[--outage-rate SAMPLES_PER_S] [--pg-connections N<=64]\n");
         return 2;
     }
-    if (!getenv("VEM_TEST_PG") || !*getenv("VEM_TEST_PG"))
-        s_reexec_under_harness(argv);
+    vem_bench_conninfo(argv); /* (or runs again under tests/harness.sh) */
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
-    atexit(s_kill_vemd);
 
     s_enable_commit_timestamps();
     s_vemd_t v;
     s_vemd_start(&v, o.pg_connections);
-    s_vemd_wait_up(&v);
+    vem_bench_vemd_wait(&v.proc, 30, s_sink_up, &v);
     printf("vemd: pid %d, defaults (spool fsync on, reply_mode none, workers one per core, "
            "pg.batch_rows 20000, pg.batch_ms 200), pg.connections %u, log %s\n",
-           (int)s_vemd, o.pg_connections, v.log);
+           (int)v.proc.pid, o.pg_connections, v.proc.log);
 
     s_load_t load = {0};
     s_throughput(&o, &v, &load);
-    printf("vemd peak RSS after the load: %ld kB\n", s_vmhwm_kb(s_vemd));
+    printf("vemd peak RSS after the load: %ld kB\n", s_vmhwm_kb(v.proc.pid));
 
     s_paced_t paced = {.catchup_samples_per_s = NAN, .first_commit_s = NAN};
     s_paced(&o, &v, &paced);
 
-    long rss = s_vmhwm_kb(s_vemd);
-    int rc = s_vemd_stop();
+    long rss = s_vmhwm_kb(v.proc.pid);
+    int rc = vem_bench_vemd_stop(&v.proc);
     if (rc != 0)
-        printf("WARNING: vemd exited with %d on SIGTERM; see %s\n", rc, v.log);
+        printf("WARNING: vemd exited with %d on SIGTERM; see %s\n", rc, v.proc.log);
 
     double ratio = load.copy_samples_per_s > 0 ? load.samples_per_s / load.copy_samples_per_s : 0;
     printf("samples_per_s=%.0f copy_samples_per_s=%.0f p50_ms=%.0f p99_ms=%.0f sat_p50_ms=%.0f "

@@ -18,6 +18,7 @@
  * Each is run --rounds times (default 3), alternating, and the best run of each counts. The
  * last line is key=value figures; msgs_per_s is the sink's, ratio = sink / bare. */
 #include "actor.h"
+#include "bench_util.h"
 #include "ingest.h"
 #include "kevents.h"
 #include "metrics.h"
@@ -44,13 +45,6 @@
 #define S_SAMPLES    10
 #define S_PER_BATCH  256
 #define S_PARTITIONS 6
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* CPU time of the whole process (every thread, this one's broker connections included). */
 static double s_cpu(void)
@@ -87,12 +81,6 @@ static double s_threads_cpu(const char *prefix)
     return sum;
 }
 
-static void s_die(const char *what, const char *msg)
-{
-    fprintf(stderr, "bench-kafka: %s: %s\n", what, msg);
-    exit(1);
-}
-
 /* Starts a vem-broker beside argv0 with the two topics; returns its pid, fills bootstrap. */
 static pid_t s_broker(const char *argv0, const char *dir, const char *t1, const char *t2,
                       char *bootstrap, size_t cap)
@@ -122,7 +110,7 @@ static pid_t s_broker(const char *argv0, const char *dir, const char *t1, const 
         struct timespec ts = {0, 100000000};
         nanosleep(&ts, NULL);
     }
-    s_die(bin, "did not start");
+    vem_bench_die(bin, "did not start");
     return -1;
 }
 
@@ -206,10 +194,10 @@ int main(int argc, char **argv)
         }
     }
     if (trucks < 1 || frames < 1 || rounds < 1)
-        s_die("arguments", "--trucks, --frames and --rounds must be at least 1");
+        vem_bench_die("arguments", "--trucks, --frames and --rounds must be at least 1");
     char dir[] = "/tmp/bench-kafka.XXXXXX";
     if (!mkdtemp(dir))
-        s_die("mkdtemp", strerror(errno));
+        vem_bench_die("mkdtemp", strerror(errno));
     char sink_topic[64], bare_topic[64], bootstrap[512];
     snprintf(sink_topic, sizeof sink_topic, "bench.sink.%ld", (long)getpid());
     snprintf(bare_topic, sizeof bare_topic, "bench.bare.%ld", (long)getpid());
@@ -245,7 +233,7 @@ int main(int argc, char **argv)
                 vem_sim_data(scratch, &fleet[i], samples, S_SAMPLES, t0 + (int64_t)k * S_SAMPLES,
                              (uint16_t)(k + 1), false, true, false, frame, sizeof frame);
             if (!len)
-                s_die("encode", "a frame did not fit");
+                vem_bench_die("encode", "a frame did not fit");
             vem_record_t rec = {.seq = ++seq,
                                 .nseqs = 1,
                                 .kind = VEM_RECORD_FRAME,
@@ -278,7 +266,7 @@ int main(int argc, char **argv)
 
     /* The same events, made beforehand for the bare producer. */
     s_events_t events = {0};
-    double make_start = s_now();
+    double make_start = vem_bench_now();
     for (size_t i = 0; i < nmsgs; i++) {
         vem_records_hdr_t hdr;
         vem_records_parse(msgs[i], lens[i], &hdr);
@@ -287,17 +275,17 @@ int main(int argc, char **argv)
         while (vem_records_next(msgs[i], lens[i], &off, &rec))
             vem_kevents_of(&rec, scratch, 1u << VEM_KTOPIC_SAMPLES, s_keep, &events);
     }
-    double make_s = s_now() - make_start;
+    double make_s = vem_bench_now() - make_start;
     /* the events' making alone, as the sink does it (no copies kept) */
     size_t made = 0;
-    make_start = s_now();
+    make_start = vem_bench_now();
     for (size_t i = 0; i < nmsgs; i++) {
         vem_record_t rec;
         size_t off = 0;
         while (vem_records_next(msgs[i], lens[i], &off, &rec))
             vem_kevents_of(&rec, scratch, 1u << VEM_KTOPIC_SAMPLES, s_count, &made);
     }
-    make_s = s_now() - make_start;
+    make_s = vem_bench_now() - make_start;
     for (size_t i = 0; i < events.n; i++)
         bytes += (double)events.ev[i].len;
 
@@ -310,7 +298,7 @@ int main(int argc, char **argv)
         char round_dir[64];
         snprintf(round_dir, sizeof round_dir, "%s/r%d", dir, round);
         if (mkdir(round_dir, 0700) != 0)
-            s_die(round_dir, strerror(errno));
+            vem_bench_die(round_dir, strerror(errno));
         /* ---- the sink ---- */
         vem_sink_kafka_args_t a = {.brokers = bootstrap,
                                    .compression = "lz4",
@@ -329,12 +317,12 @@ int main(int argc, char **argv)
         a.metrics = vem_metrics_new();
         void *acks = zmq_socket(zctx, ZMQ_PULL);
         if (zmq_bind(acks, VEM_ACK_ENDPOINT) != 0)
-            s_die("bind", zmq_strerror(zmq_errno()));
+            vem_bench_die("bind", zmq_strerror(zmq_errno()));
         char err[512];
         vem_actor_t *sink =
             vem_actor_new(zctx, "sink-kafka", vem_sink_kafka_actor, &a, err, sizeof err);
         if (!sink)
-            s_die("sink", err);
+            vem_bench_die("sink", err);
         /* wait until a broker is up, so both runs start connected */
         for (int i = 0; i < 200 && !atomic_load(&a.up); i++) {
             struct timespec ts = {0, 50000000};
@@ -342,7 +330,7 @@ int main(int argc, char **argv)
         }
         void *push = zmq_socket(zctx, ZMQ_PUSH);
         zmq_connect(push, VEM_SINK_KAFKA_ENDPOINT);
-        double start = s_now(), cpu0 = s_cpu();
+        double start = vem_bench_now(), cpu0 = s_cpu();
         double own0 = s_threads_cpu("sink-kafka"), rdk0 = s_threads_cpu("rdk:broker");
         size_t sent = 0;
         uint64_t mark = 0;
@@ -358,13 +346,13 @@ int main(int argc, char **argv)
                 if (ack.consumer == VEM_CONSUMER_KAFKA && ack.mark > mark)
                     mark = ack.mark;
         }
-        double sink_s = s_now() - start, sink_cpu = s_cpu() - cpu0;
+        double sink_s = vem_bench_now() - start, sink_cpu = s_cpu() - cpu0;
         double sink_own = s_threads_cpu("sink-kafka") - own0;
         double sink_rdk = s_threads_cpu("rdk:broker") - rdk0;
         s_metric = 0;
         vem_metrics_each(a.metrics, s_find, "vem_kafka_delivered_total");
         if (s_metric != (double)events.n)
-            s_die("check", "the sink's delivery reports do not count every event");
+            vem_bench_die("check", "the sink's delivery reports do not count every event");
         s_metric = 0;
         vem_metrics_each(a.metrics, s_find, "vem_kafka_failed_total");
         failed += s_metric;
@@ -378,18 +366,18 @@ int main(int argc, char **argv)
         long counts[2] = {0, 0};
         rd_kafka_conf_t *conf = vem_sink_kafka_conf(&a, err, sizeof err);
         if (!conf)
-            s_die("conf", err);
+            vem_bench_die("conf", err);
         rd_kafka_conf_set_dr_msg_cb(conf, s_on_bare_delivery);
         rd_kafka_conf_set_opaque(conf, counts);
         rd_kafka_conf_set(conf, "statistics.interval.ms", "0", err, sizeof err);
         rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
         if (!rk)
-            s_die("producer", err);
+            vem_bench_die("producer", err);
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, bare_topic, NULL);
         const struct rd_kafka_metadata *md = NULL; /* connected before the clock starts */
         if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR)
             rd_kafka_metadata_destroy(md);
-        start = s_now();
+        start = vem_bench_now();
         cpu0 = s_cpu();
         own0 = s_threads_cpu("bench-kafka");
         rdk0 = s_threads_cpu("rdk:broker");
@@ -405,19 +393,19 @@ int main(int argc, char **argv)
                    RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 rd_kafka_poll(rk, 10);
             if (rerr)
-                s_die("produce", rd_kafka_err2str(rerr));
+                vem_bench_die("produce", rd_kafka_err2str(rerr));
             rd_kafka_poll(rk, 0);
         }
         while (counts[0] + counts[1] < (long)events.n)
             rd_kafka_poll(rk, 100);
-        double bare_s = s_now() - start, bare_cpu = s_cpu() - cpu0;
+        double bare_s = vem_bench_now() - start, bare_cpu = s_cpu() - cpu0;
         double bare_own = s_threads_cpu("bench-kafka") - own0;
         double bare_rdk = s_threads_cpu("rdk:broker") - rdk0;
         rd_kafka_topic_destroy(rkt);
         rd_kafka_destroy(rk);
         vem_metrics_destroy(&a.metrics);
         if (counts[1])
-            s_die("check", "the bare producer's deliveries failed");
+            vem_bench_die("check", "the bare producer's deliveries failed");
         /* CPU per event: the whole process; the thread that produces (the sink's, or main for the
          * bare producer); librdkafka's broker threads */
         double us = 1e6 / (double)events.n;

@@ -27,80 +27,25 @@
  * Disk is pg_total_relation_size (heap, TOAST, indexes) of the partitions of the plain frame
  * table and of the row table, per million samples; WAL is pg_current_wal_lsn() moved over each
  * write, per sample. The last line is key=value figures; ratio = sink / copy. */
+#include "bench_util.h"
 #include "pgrows.h"
 #include "pgwrite.h"
 
 #include <getopt.h>
-#include <libgen.h>
 #include <libpq-fe.h>
-#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void s_die(const char *what, const char *msg)
-{
-    fprintf(stderr, "bench-pg: %s: %s\n", what, msg);
-    exit(1);
-}
-
-static void s_exec(PGconn *conn, const char *sql)
-{
-    PGresult *res = PQexec(conn, sql);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
-        s_die(sql, PQerrorMessage(conn));
-    PQclear(res);
-}
 
 /* Frame i: vehicle i / 1000, 10 samples at consecutive seconds. */
 static void s_frame(vem_hj1239_frame_t *f, unsigned run, unsigned i, int64_t t0)
 {
-    memset(f, 0, sizeof *f);
-    f->cmd = VEM_HJ1239_CMD_REALTIME;
-    f->layout = VEM_HJ1239_LAYOUT_BLOCK_TIME;
-    f->has_time = true;
     char vin[18];
     snprintf(vin, sizeof vin, "LBENCH%02u%09u", run % 100, i / 1000);
-    memcpy(f->vin, vin, 17);
-    f->time = t0 + (int64_t)(i % 1000) * 10 + 9;
-    f->seq = (uint16_t)(i % 1000 + 1);
-    f->nblocks = 10;
-    for (unsigned k = 0; k < 10; k++) {
-        vem_hj1239_block_t *b = &f->blocks[k];
-        b->type = VEM_HJ1239_BLOCK_STREAM;
-        b->time = t0 + (int64_t)(i % 1000) * 10 + k;
-        unsigned s = i * 10 + k;
-        b->raw[VEM_HJ1239_F_SPEED] = 256 * (40 + s % 50);
-        b->raw[VEM_HJ1239_F_BARO] = 200;
-        b->raw[VEM_HJ1239_F_TORQUE] = 125 + s % 100;
-        b->raw[VEM_HJ1239_F_FRICTION] = 131;
-        b->raw[VEM_HJ1239_F_RPM] = 8 * (900 + s % 900);
-        b->raw[VEM_HJ1239_F_FUEL_RATE] = 600 + s % 300;
-        b->raw[VEM_HJ1239_F_NOX_UP] = 4000 + 7 * (s % 2000);
-        b->raw[VEM_HJ1239_F_NOX_DOWN] = 4000 + s % 1500;
-        b->raw[VEM_HJ1239_F_REAGENT] = 150;
-        b->raw[VEM_HJ1239_F_INTAKE] = 12000 + s % 4000;
-        b->raw[VEM_HJ1239_F_SCR_IN] = 32 * (273 + 250 + s % 100);
-        b->raw[VEM_HJ1239_F_SCR_OUT] = 32 * (273 + 230 + s % 100);
-        b->raw[VEM_HJ1239_F_DPF_DP] = 50 + s % 30;
-        b->raw[VEM_HJ1239_F_COOLANT] = 40 + 85;
-        b->raw[VEM_HJ1239_F_FUEL_LEVEL] = 180;
-        b->raw[VEM_HJ1239_F_POS_STATUS] = 0;
-        b->raw[VEM_HJ1239_F_LON] = 118796877 + s;
-        b->raw[VEM_HJ1239_F_LAT] = 32060255 + s;
-        b->raw[VEM_HJ1239_F_ODOMETER] = 1234567 + s;
-        b->novalue = vem_hj1239_novalue(b);
-    }
+    vem_bench_frame(f, vin, t0 + (int64_t)(i % 1000) * 10, (uint16_t)(i % 1000 + 1), i * 10, 40,
+                    50);
 }
 
 /* The frames of a run as the sink would hold them: batches of batch_samples samples. */
@@ -147,17 +92,17 @@ static double s_parallel(const char *conninfo, const vem_pgbatch_t *b, size_t nb
     for (unsigned k = 0; k < n; k++) {
         w[k] = vem_pgwriter_new(conninfo);
         if (vem_pgwriter_connect(w[k], 3, err, sizeof err) != 0)
-            s_die("connect", err);
+            vem_bench_die("connect", err);
     }
     size_t next = 0, done = 0;
     *stored = 0;
-    double a = s_now();
+    double a = vem_bench_now();
     while (done < nb) {
         nfds_t np = 0;
         for (unsigned k = 0; k < n; k++) {
             if (!vem_pgwriter_busy(w[k]) && next < nb &&
                 vem_pgwriter_write_start(w[k], &b[next++], err, sizeof err) != 0)
-                s_die("write", err);
+                vem_bench_die("write", err);
             if (!vem_pgwriter_busy(w[k]))
                 continue;
             int fd = -1;
@@ -170,35 +115,16 @@ static double s_parallel(const char *conninfo, const vem_pgbatch_t *b, size_t nb
                 done++;
                 *stored += st.inserted[VEM_PGROWS_SAMPLES];
             } else {
-                s_die("parallel write", err);
+                vem_bench_die("parallel write", err);
             }
         }
         if (np)
             poll(p, np, 100);
     }
-    double s = s_now() - a;
+    double s = vem_bench_now() - a;
     for (unsigned k = 0; k < n; k++)
         vem_pgwriter_destroy(&w[k]);
     return s;
-}
-
-static void s_reexec_under_harness(char **argv)
-{
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n < 0)
-        s_die("readlink /proc/self/exe", "failed");
-    exe[n] = '\0';
-    char dir[PATH_MAX], harness[PATH_MAX + 64];
-    snprintf(dir, sizeof dir, "%s", exe);
-    snprintf(harness, sizeof harness, "%s/../../tests/harness.sh", dirname(dir));
-    char *args[16] = {harness, exe};
-    int i = 2;
-    for (char **a = argv + 1; *a && i < 15; a++)
-        args[i++] = *a;
-    args[i] = NULL;
-    execv(harness, args);
-    s_die(harness, "cannot run the harness");
 }
 
 /* Moves the WAL position into *lsn and returns the bytes since the previous one. */
@@ -206,7 +132,7 @@ static uint64_t s_wal(PGconn *conn, uint64_t *lsn)
 {
     PGresult *res = PQexec(conn, "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn");
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        s_die("pg_current_wal_lsn", PQerrorMessage(conn));
+        vem_bench_die("pg_current_wal_lsn", PQerrorMessage(conn));
     uint64_t now = strtoull(PQgetvalue(res, 0, 0), NULL, 10), d = now - *lsn;
     PQclear(res);
     *lsn = now;
@@ -217,7 +143,7 @@ static double s_value(PGconn *conn, const char *sql)
 {
     PGresult *res = PQexec(conn, sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        s_die(sql, PQerrorMessage(conn));
+        vem_bench_die(sql, PQerrorMessage(conn));
     double v = strtod(PQgetvalue(res, 0, 0), NULL);
     PQclear(res);
     return v;
@@ -234,7 +160,7 @@ static size_t s_old_rows(PGconn *conn, unsigned run, long batch_rows, vem_pgrows
              run % 100);
     PGresult *res = PQexec(conn, sql);
     if (PQresultStatus(res) != PGRES_COPY_OUT)
-        s_die("COPY TO", PQerrorMessage(conn));
+        vem_bench_die("COPY TO", PQerrorMessage(conn));
     PQclear(res);
     vem_pgrows_buf_t all = {0};
     char *chunk;
@@ -300,9 +226,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench-pg [--frames N] [--batch SAMPLES] [--connections N<=64]\n");
         return 2;
     }
-    const char *conninfo = getenv("VEM_TEST_PG");
-    if (!conninfo || !*conninfo)
-        s_reexec_under_harness(argv);
+    const char *conninfo = vem_bench_conninfo(argv);
 
     /* frame rows, in batches, as the sink would hold them */
     unsigned run = (unsigned)time(NULL);
@@ -314,26 +238,27 @@ int main(int argc, char **argv)
     /* the ceiling's table: obd_frames' columns, partitioning and unique key; the old layout's */
     PGconn *admin = PQconnectdb(conninfo);
     if (PQstatus(admin) != CONNECTION_OK)
-        s_die("connect", PQerrorMessage(admin));
-    s_exec(admin, "SET client_min_messages = warning");
-    s_exec(admin, "DROP TABLE IF EXISTS bench_plain_frames, bench_rows");
-    s_exec(admin, "CREATE TABLE bench_plain_frames (LIKE obd_frames INCLUDING DEFAULTS, "
-                  "UNIQUE (vin, frame_time)) PARTITION BY RANGE (frame_time)");
-    s_exec(admin, "CREATE TABLE bench_rows (LIKE obd_samples_rows INCLUDING DEFAULTS, "
-                  "UNIQUE (vin, sample_time, block_idx)) PARTITION BY RANGE (sample_time)");
-    s_exec(admin, "INSERT INTO partitioned_tables VALUES ('bench_plain_frames'), ('bench_rows') "
-                  "ON CONFLICT DO NOTHING");
+        vem_bench_die("connect", PQerrorMessage(admin));
+    vem_bench_exec(admin, "SET client_min_messages = warning");
+    vem_bench_exec(admin, "DROP TABLE IF EXISTS bench_plain_frames, bench_rows");
+    vem_bench_exec(admin, "CREATE TABLE bench_plain_frames (LIKE obd_frames INCLUDING DEFAULTS, "
+                          "UNIQUE (vin, frame_time)) PARTITION BY RANGE (frame_time)");
+    vem_bench_exec(admin, "CREATE TABLE bench_rows (LIKE obd_samples_rows INCLUDING DEFAULTS, "
+                          "UNIQUE (vin, sample_time, block_idx)) PARTITION BY RANGE (sample_time)");
+    vem_bench_exec(admin,
+                   "INSERT INTO partitioned_tables VALUES ('bench_plain_frames'), ('bench_rows') "
+                   "ON CONFLICT DO NOTHING");
 
     char err[512];
     vem_pgwriter_t *w = vem_pgwriter_new(conninfo);
     if (vem_pgwriter_connect(w, 3, err, sizeof err) != 0)
-        s_die("connect", err);
+        vem_bench_die("connect", err);
     /* partitions for every day, for every table, before any clock starts */
     vem_pgw_stats_t st;
     for (size_t i = 0; i < nb; i++) {
         vem_pgbatch_t empty = {.days = batches[i].days, .ndays = batches[i].ndays};
         if (vem_pgwriter_write(w, &empty, &st, err, sizeof err) != VEM_PGW_OK)
-            s_die("partitions", err);
+            vem_bench_die("partitions", err);
     }
     char copy_plain[1024];
     const char *copy = vem_pgrows_copy_sql(VEM_PGROWS_SAMPLES);
@@ -345,29 +270,29 @@ int main(int argc, char **argv)
     uint64_t inserted = 0, dups = 0, lsn = 0, sink_wal = 0, copy_wal = 0;
     s_wal(admin, &lsn);
     for (size_t i = 0; i < nb; i++) {
-        double a = s_now();
+        double a = vem_bench_now();
         if (vem_pgwriter_copy_plain(w, copy_plain, &batches[i].rows[VEM_PGROWS_SAMPLES], err,
                                     sizeof err) != VEM_PGW_OK)
-            s_die("plain COPY", err);
-        double b = s_now();
+            vem_bench_die("plain COPY", err);
+        double b = vem_bench_now();
         copy_wal += s_wal(admin, &lsn);
-        double c = s_now();
+        double c = vem_bench_now();
         if (vem_pgwriter_write(w, &batches[i], &st, err, sizeof err) != VEM_PGW_OK)
-            s_die("sink write", err);
-        sink_s += s_now() - c;
+            vem_bench_die("sink write", err);
+        sink_s += vem_bench_now() - c;
         copy_s += b - a;
         sink_wal += s_wal(admin, &lsn);
         inserted += st.inserted[VEM_PGROWS_SAMPLES];
     }
 
-    double a = s_now();
+    double a = vem_bench_now();
     for (size_t i = 0; i < nb; i++) {
         if (vem_pgwriter_write(w, &batches[i], &st, err, sizeof err) != VEM_PGW_OK)
-            s_die("replay write", err);
+            vem_bench_die("replay write", err);
         dups += st.duplicates[VEM_PGROWS_SAMPLES];
         inserted += st.inserted[VEM_PGROWS_SAMPLES];
     }
-    double replay_s = s_now() - a;
+    double replay_s = vem_bench_now() - a;
     if (inserted != total || dups != total) {
         fprintf(stderr, "bench-pg: %llu samples, %llu inserted, %llu duplicates on replay\n",
                 (unsigned long long)total, (unsigned long long)inserted, (unsigned long long)dups);
@@ -381,11 +306,11 @@ int main(int argc, char **argv)
     uint64_t rows_wal = 0;
     s_wal(admin, &lsn);
     for (size_t i = 0; i < nold; i++) {
-        a = s_now();
+        a = vem_bench_now();
         if (vem_pgwriter_copy_plain(w, "COPY bench_rows FROM STDIN (FORMAT binary)", &old[i], err,
                                     sizeof err) != VEM_PGW_OK)
-            s_die("row COPY", err);
-        rows_s += s_now() - a;
+            vem_bench_die("row COPY", err);
+        rows_s += vem_bench_now() - a;
         rows_wal += s_wal(admin, &lsn);
         vem_pgrows_buf_free(&old[i]);
     }
@@ -415,9 +340,9 @@ int main(int argc, char **argv)
     double rows_bytes = s_value(admin, "SELECT sum(pg_total_relation_size(relid)) "
                                        "FROM pg_partition_tree('bench_rows')");
 
-    s_exec(admin, "DELETE FROM partitioned_tables "
-                  "WHERE table_name IN ('bench_plain_frames', 'bench_rows')");
-    s_exec(admin, "DROP TABLE bench_plain_frames, bench_rows");
+    vem_bench_exec(admin, "DELETE FROM partitioned_tables "
+                          "WHERE table_name IN ('bench_plain_frames', 'bench_rows')");
+    vem_bench_exec(admin, "DROP TABLE bench_plain_frames, bench_rows");
     PQfinish(admin);
     vem_pgwriter_destroy(&w);
     for (size_t i = 0; i < nb; i++)

@@ -25,123 +25,49 @@
  * again: how two definitions of the decoding compare on one table, run alternately.
  * Figures: p50 and p99 of each, in ms (client side, result received); ratio = frames_p50 /
  * samples_p50 (the share of the time that is not decoding every column). */
+#include "bench_util.h"
 #include "pgrows.h"
 #include "pgwrite.h"
 
 #include <getopt.h>
-#include <libgen.h>
 #include <libpq-fe.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void s_die(const char *what, const char *msg)
-{
-    fprintf(stderr, "bench-query: %s: %s\n", what, msg);
-    exit(1);
-}
-
-static void s_exec(PGconn *conn, const char *sql)
-{
-    PGresult *res = PQexec(conn, sql);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
-        s_die(sql, PQerrorMessage(conn));
-    PQclear(res);
-}
-
-/* Frame k of vehicle v on day d: 10 samples, values varying per second. */
+/* Frame k of vehicle v in a drive from start: 10 samples, values varying per second. */
 static void s_frame(vem_hj1239_frame_t *f, unsigned v, int64_t start, unsigned k)
 {
-    memset(f, 0, sizeof *f);
-    f->cmd = VEM_HJ1239_CMD_REALTIME;
-    f->layout = VEM_HJ1239_LAYOUT_BLOCK_TIME;
-    f->has_time = true;
     char vin[18];
     snprintf(vin, sizeof vin, "LQUERY%011u", v);
-    memcpy(f->vin, vin, 17);
-    f->time = start + (int64_t)k * 10 + 9;
-    f->seq = (uint16_t)(k + 1);
-    f->nblocks = 10;
-    for (unsigned i = 0; i < 10; i++) {
-        vem_hj1239_block_t *b = &f->blocks[i];
-        unsigned s = k * 10 + i;
-        b->type = VEM_HJ1239_BLOCK_STREAM;
-        b->time = start + (int64_t)s;
-        b->raw[VEM_HJ1239_F_SPEED] = 256 * (30 + s % 60);
-        b->raw[VEM_HJ1239_F_BARO] = 200;
-        b->raw[VEM_HJ1239_F_TORQUE] = 125 + s % 100;
-        b->raw[VEM_HJ1239_F_FRICTION] = 131;
-        b->raw[VEM_HJ1239_F_RPM] = 8 * (900 + s % 900);
-        b->raw[VEM_HJ1239_F_FUEL_RATE] = 600 + s % 300;
-        b->raw[VEM_HJ1239_F_NOX_UP] = 4000 + 7 * (s % 2000);
-        b->raw[VEM_HJ1239_F_NOX_DOWN] = 4000 + s % 1500;
-        b->raw[VEM_HJ1239_F_REAGENT] = 150;
-        b->raw[VEM_HJ1239_F_INTAKE] = 12000 + s % 4000;
-        b->raw[VEM_HJ1239_F_SCR_IN] = 32 * (273 + 250 + s % 100);
-        b->raw[VEM_HJ1239_F_SCR_OUT] = 32 * (273 + 230 + s % 100);
-        b->raw[VEM_HJ1239_F_DPF_DP] = 50 + s % 30;
-        b->raw[VEM_HJ1239_F_COOLANT] = 125;
-        b->raw[VEM_HJ1239_F_FUEL_LEVEL] = 180;
-        b->raw[VEM_HJ1239_F_LON] = 118796877 + s;
-        b->raw[VEM_HJ1239_F_LAT] = 32060255 + s;
-        b->raw[VEM_HJ1239_F_ODOMETER] = 1234567 + s;
-        b->novalue = vem_hj1239_novalue(b);
-    }
+    vem_bench_frame(f, vin, start + (int64_t)k * 10, (uint16_t)(k + 1), k * 10, 30, 60);
 }
 
 /* The agency login the "agency" queries use, its region holding the even-numbered vehicles;
  * a connection as it. */
 static PGconn *s_agency(PGconn *admin, const char *conninfo, unsigned vehicles)
 {
-    s_exec(admin, "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
-                  "'bench_agency') THEN CREATE ROLE bench_agency LOGIN IN ROLE vem_agency; "
-                  "END IF; END $$");
-    s_exec(admin, "INSERT INTO agency_regions VALUES ('bench_agency', '110105') "
-                  "ON CONFLICT DO NOTHING");
+    vem_bench_exec(admin, "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
+                          "'bench_agency') THEN CREATE ROLE bench_agency LOGIN IN ROLE vem_agency; "
+                          "END IF; END $$");
+    vem_bench_exec(admin, "INSERT INTO agency_regions VALUES ('bench_agency', '110105') "
+                          "ON CONFLICT DO NOTHING");
     char sql[400];
     snprintf(sql, sizeof sql,
              "INSERT INTO vehicles (vin, region_code) SELECT 'LQUERY' || lpad(v::text, 11, '0'), "
              "CASE WHEN v %% 2 = 0 THEN '110105' ELSE '310115' END "
              "FROM generate_series(0, %u) v ON CONFLICT (vin) DO NOTHING",
              vehicles - 1);
-    s_exec(admin, sql);
-    s_exec(admin, "ANALYZE vehicles");
+    vem_bench_exec(admin, sql);
+    vem_bench_exec(admin, "ANALYZE vehicles");
     char as[600];
     snprintf(as, sizeof as, "%s user=bench_agency", conninfo);
     PGconn *conn = PQconnectdb(as);
     if (PQstatus(conn) != CONNECTION_OK)
-        s_die("connect as bench_agency", PQerrorMessage(conn));
+        vem_bench_die("connect as bench_agency", PQerrorMessage(conn));
     return conn;
-}
-
-static void s_reexec_under_harness(char **argv)
-{
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n < 0)
-        s_die("readlink /proc/self/exe", "failed");
-    exe[n] = '\0';
-    char dir[PATH_MAX], harness[PATH_MAX + 64];
-    snprintf(dir, sizeof dir, "%s", exe);
-    snprintf(harness, sizeof harness, "%s/../../tests/harness.sh", dirname(dir));
-    char *args[16] = {harness, exe};
-    int i = 2;
-    for (char **a = argv + 1; *a && i < 15; a++)
-        args[i++] = *a;
-    args[i] = NULL;
-    execv(harness, args);
-    s_die(harness, "cannot run the harness");
 }
 
 static int s_cmp(const void *a, const void *b)
@@ -155,11 +81,11 @@ static double s_time_query(PGconn *conn, const char *sql, const char *vin, const
                            int *rows)
 {
     const char *params[] = {vin, from};
-    double a = s_now();
+    double a = vem_bench_now();
     PGresult *res = PQexecParams(conn, sql, 2, NULL, params, NULL, NULL, 0);
-    double ms = (s_now() - a) * 1000;
+    double ms = (vem_bench_now() - a) * 1000;
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        s_die(sql, PQerrorMessage(conn));
+        vem_bench_die(sql, PQerrorMessage(conn));
     *rows = PQntuples(res);
     PQclear(res);
     return ms;
@@ -194,9 +120,7 @@ int main(int argc, char **argv)
                         "[--queries Q] [--no-load]\n");
         return 2;
     }
-    const char *conninfo = getenv("VEM_TEST_PG");
-    if (!conninfo || !*conninfo)
-        s_reexec_under_harness(argv);
+    const char *conninfo = vem_bench_conninfo(argv);
 
     /* days ending yesterday (Beijing), so every partition is an ordinary past day */
     int64_t today = vem_hj1239_beijing_day((int64_t)time(NULL));
@@ -204,7 +128,7 @@ int main(int argc, char **argv)
     char err[512];
     vem_pgwriter_t *w = vem_pgwriter_new(conninfo);
     if (vem_pgwriter_connect(w, 1, err, sizeof err) != 0)
-        s_die("connect", err);
+        vem_bench_die("connect", err);
     vem_hj1239_frame_t *f = malloc(sizeof *f);
     vem_pgrows_t rows = {0};
     uint64_t samples = 0;
@@ -221,13 +145,13 @@ int main(int argc, char **argv)
                 continue;
             vem_pgbatch_t b = {.days = rows.days, .ndays = rows.ndays};
             if (vem_pgwriter_write(w, &b, NULL, err, sizeof err) != VEM_PGW_OK)
-                s_die("partitions", err);
-            double a = s_now();
+                vem_bench_die("partitions", err);
+            double a = vem_bench_now();
             if (vem_pgwriter_copy_plain(w, vem_pgrows_copy_sql(VEM_PGROWS_SAMPLES),
                                         &rows.rows[VEM_PGROWS_SAMPLES], err,
                                         sizeof err) != VEM_PGW_OK)
-                s_die("COPY", err);
-            load_s += s_now() - a;
+                vem_bench_die("COPY", err);
+            load_s += vem_bench_now() - a;
             samples += rows.samples;
             vem_pgrows_reset(&rows);
         }
@@ -238,9 +162,9 @@ int main(int argc, char **argv)
 
     PGconn *conn = PQconnectdb(conninfo);
     if (PQstatus(conn) != CONNECTION_OK)
-        s_die("connect", PQerrorMessage(conn));
-    s_exec(conn, "ANALYZE obd_frames");
-    s_exec(conn, "CHECKPOINT");
+        vem_bench_die("connect", PQerrorMessage(conn));
+    vem_bench_exec(conn, "ANALYZE obd_frames");
+    vem_bench_exec(conn, "CHECKPOINT");
     PGresult *res = PQexec(conn, "SELECT pg_size_pretty(sum(pg_total_relation_size(relid))) "
                                  "FROM pg_partition_tree('obd_frames')");
     printf("loaded %llu samples (%u vehicles x %u days x %u frames of 10) in %.1f s of COPY; "
@@ -276,12 +200,12 @@ int main(int argc, char **argv)
         int n;
         ts[i] = s_time_query(conn, q_samples, vin, ts_text, &n);
         if (n != 3600)
-            s_die("vem_samples", "an hour inside a drive did not give 3600 samples");
+            vem_bench_die("vem_samples", "an hour inside a drive did not give 3600 samples");
         got += n;
         tf[i] = s_time_query(conn, q_frames, vin, ts_text, &n);
         to[i] = s_time_query(conn, q_some, vin, ts_text, &n);
         if (n != 3600)
-            s_die("vem_samples", "an hour inside a drive did not give 3600 samples");
+            vem_bench_die("vem_samples", "an hour inside a drive did not give 3600 samples");
         /* the agency: the even vehicle of the pair, the same hour of its own drive */
         unsigned ve = v - v % 2;
         int64_t start_e = day0 + (int64_t)d * 86400 + 6 * 3600 + (int64_t)((ve * 7919u) % 28800);
@@ -290,13 +214,14 @@ int main(int argc, char **argv)
         snprintf(vin, sizeof vin, "LQUERY%011u", ve);
         ta[i] = s_time_query(agency, q_samples, vin, ts_text, &n);
         if (n != 3600)
-            s_die("agency", "an hour inside a drive of its region did not give 3600 samples");
+            vem_bench_die("agency",
+                          "an hour inside a drive of its region did not give 3600 samples");
         if (i == 0) {
             int hidden;
             snprintf(vin, sizeof vin, "LQUERY%011u", ve + 1);
             s_time_query(agency, q_samples, vin, ts_text, &hidden);
             if (hidden != 0)
-                s_die("agency", "a vehicle outside the agency's region showed");
+                vem_bench_die("agency", "a vehicle outside the agency's region showed");
         }
     }
     qsort(ts, queries, sizeof *ts, s_cmp);

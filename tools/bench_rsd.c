@@ -17,91 +17,26 @@
  *                    rsd_readings: the ceiling
  *   ratio            stored_per_s / copy_per_s
  * The last line is key=value figures. */
-#include "clock.h"
+#include "bench_util.h"
 #include "pgrows.h"
 #include "pgwrite.h"
 #include "rsd.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <libpq-fe.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static pid_t s_vemd = -1;
-
-static void s_die(const char *what, const char *msg)
-{
-    fprintf(stderr, "bench-rsd: %s: %s\n", what, msg);
-    exit(1);
-}
-
-static double s_mono(void)
-{
-    return (double)vem_mono_ms() / 1000.0;
-}
-
-static void s_kill_vemd(void)
-{
-    if (s_vemd > 0) {
-        kill(s_vemd, SIGKILL);
-        waitpid(s_vemd, NULL, 0);
-        s_vemd = -1;
-    }
-}
-
-static int s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
-        s_die("free port", strerror(errno));
-    socklen_t len = sizeof sa;
-    getsockname(fd, (struct sockaddr *)&sa, &len);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
-static void s_exe_dir(char *out, size_t cap)
-{
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n < 0)
-        s_die("readlink /proc/self/exe", strerror(errno));
-    exe[n] = '\0';
-    snprintf(out, cap, "%s", dirname(exe));
-}
-
-static void s_reexec_under_harness(char **argv)
-{
-    char dir[PATH_MAX], exe[PATH_MAX + 16], harness[PATH_MAX + 64];
-    s_exe_dir(dir, sizeof dir);
-    snprintf(exe, sizeof exe, "%s/bench-rsd", dir);
-    snprintf(harness, sizeof harness, "%s/../../tests/harness.sh", dir);
-    char *args[32] = {harness, exe};
-    int i = 2;
-    for (char **a = argv + 1; *a && i < 31; a++)
-        args[i++] = *a;
-    args[i] = NULL;
-    execv(harness, args);
-    s_die(harness, "cannot run the harness");
-}
 
 static long long s_count(PGconn *conn, const char *sql)
 {
     PGresult *res = PQexec(conn, sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        s_die(sql, PQerrorMessage(conn));
+        vem_bench_die(sql, PQerrorMessage(conn));
     long long n = atoll(PQgetvalue(res, 0, 0));
     PQclear(res);
     return n;
@@ -114,7 +49,7 @@ static void s_write_readings(const char *path, const char *prefix, unsigned n, u
 {
     FILE *f = fopen(path, "w");
     if (!f)
-        s_die(path, strerror(errno));
+        vem_bench_die(path, strerror(errno));
     for (unsigned i = 0; i < n; i++) {
         char when[48];
         vem_rsd_iso((t0 + i / 20) * 1000000 + (int64_t)(i % 20) * 50000, when, sizeof when);
@@ -142,12 +77,12 @@ static json_t *s_send(const char *bin, const char *path, const char *endpoint, c
              path, endpoint, rate ? "--rate " : "", rate ? rate : "");
     FILE *p = popen(cmd, "r");
     if (!p)
-        s_die("popen", strerror(errno));
+        vem_bench_die("popen", strerror(errno));
     json_error_t err;
     json_t *o = json_loadf(p, JSON_DISABLE_EOF_CHECK, &err);
     int rc = pclose(p);
     if (!o || rc != 0)
-        s_die("vemctl rsd send", o ? "readings without an answer" : err.text);
+        vem_bench_die("vemctl rsd send", o ? "readings without an answer" : err.text);
     return o;
 }
 
@@ -157,7 +92,7 @@ static double s_copy(const char *conninfo, const char *path, unsigned n)
 {
     FILE *f = fopen(path, "r");
     if (!f)
-        s_die(path, strerror(errno));
+        vem_bench_die(path, strerror(errno));
     unsigned nbatches = (n + 19999) / 20000;
     vem_pgrows_buf_t *batches = calloc(nbatches, sizeof *batches);
     vem_pgrows_t rows = {0};
@@ -169,7 +104,7 @@ static double s_copy(const char *conninfo, const char *path, unsigned n)
         vem_rsd_t r;
         vem_rsd_error_t err;
         if (vem_rsd_parse((const uint8_t *)line, strlen(line), now, 300, &r, &err) != VEM_RSD_OK)
-            s_die("reading", err.detail);
+            vem_bench_die("reading", err.detail);
         json_t *o = vem_rsd_json(&r);
         json_object_set_new(o, "time_us", json_integer((json_int_t)r.time_us));
         json_object_set_new(o, "counted", json_true());
@@ -189,13 +124,13 @@ static double s_copy(const char *conninfo, const char *path, unsigned n)
     char err[512];
     vem_pgwriter_t *w = vem_pgwriter_new(conninfo);
     if (vem_pgwriter_connect(w, 3, err, sizeof err) != 0)
-        s_die("connect", err);
-    double t = s_mono();
+        vem_bench_die("connect", err);
+    double t = vem_bench_now();
     for (unsigned b = 0; b < nbatches; b++)
         if (vem_pgwriter_copy_plain(w, vem_pgrows_copy_sql(VEM_PGROWS_READINGS), &batches[b], err,
                                     sizeof err) != VEM_PGW_OK)
-            s_die("plain COPY", err);
-    t = s_mono() - t;
+            vem_bench_die("plain COPY", err);
+    t = vem_bench_now() - t;
     vem_pgwriter_destroy(&w);
     for (unsigned b = 0; b < nbatches; b++)
         vem_pgrows_buf_free(&batches[b]);
@@ -225,79 +160,59 @@ int main(int argc, char **argv)
         }
     }
     if (n == 0 || stations == 0)
-        s_die("usage", "--readings and --stations must be positive");
-    const char *conninfo = getenv("VEM_TEST_PG");
-    if (!conninfo || !*conninfo)
-        s_reexec_under_harness(argv);
-    const char *tmp = getenv("VEM_TEST_TMP");
-    if (!tmp)
-        s_die("VEM_TEST_TMP", "not set (run under tests/harness.sh)");
-    atexit(s_kill_vemd);
-    char bin[PATH_MAX], dir[PATH_MAX + 16], cfg[PATH_MAX + 32], log[PATH_MAX + 32];
-    char endpoint[64], path[PATH_MAX + 32], lpath[PATH_MAX + 32], cpath[PATH_MAX + 32];
-    s_exe_dir(bin, sizeof bin);
-    snprintf(dir, sizeof dir, "%s/bench-rsd", tmp);
-    mkdir(dir, 0700);
-    snprintf(cfg, sizeof cfg, "%s/vemd.cfg", dir);
-    snprintf(log, sizeof log, "%s/vemd.log", dir);
-    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", s_free_port());
-    FILE *f = fopen(cfg, "w");
-    if (!f)
-        s_die(cfg, strerror(errno));
-    fprintf(f,
-            "terminals: { endpoint = \"tcp://127.0.0.1:%d\"; };\n"
-            "gateways: { endpoint = \"\"; };\n"
-            "stations: { endpoint = \"%s\"; };\n"
-            "control: { endpoint = \"ipc://%s/control.sock\"; };\n"
-            "metrics: { enable = false; };\n"
-            "spool: { dir = \"%s/spool\"; fsync = true; };\n"
-            "pg: { conninfo = \"%s\"; };\n"
-            "log: { level = \"warning\"; };\n",
-            s_free_port(), endpoint, dir, dir, conninfo);
-    fclose(f);
+        vem_bench_die("usage", "--readings and --stations must be positive");
+    const char *conninfo = vem_bench_conninfo(argv);
+    vem_bench_vemd_t v;
+    vem_bench_vemd_init(&v, "bench-rsd");
+    char bin[PATH_MAX], endpoint[64], path[PATH_MAX + 32], lpath[PATH_MAX + 32],
+        cpath[PATH_MAX + 32];
+    vem_bench_exe_dir(bin, sizeof bin);
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", vem_bench_free_port());
     int64_t t0 = (int64_t)time(NULL) - 6 * 3600;
-    snprintf(path, sizeof path, "%s/readings.jsonl", dir);
-    snprintf(lpath, sizeof lpath, "%s/paced.jsonl", dir);
-    snprintf(cpath, sizeof cpath, "%s/copy.jsonl", dir);
+    snprintf(path, sizeof path, "%s/readings.jsonl", v.dir);
+    snprintf(lpath, sizeof lpath, "%s/paced.jsonl", v.dir);
+    snprintf(cpath, sizeof cpath, "%s/copy.jsonl", v.dir);
     s_write_readings(path, "BR", n, stations, t0);
     s_write_readings(lpath, "BL", latency_n, stations, t0);
     s_write_readings(cpath, "BC", n, stations, t0);
 
-    s_vemd = fork();
-    if (s_vemd == 0) {
-        if (!freopen(log, "w", stderr))
-            _exit(127);
-        char vemd[PATH_MAX + 8];
-        snprintf(vemd, sizeof vemd, "%s/vemd", bin);
-        execl(vemd, vemd, "--config", cfg, (char *)NULL);
-        _exit(127);
-    }
+    vem_bench_vemd_start(&v,
+                         "terminals: { endpoint = \"tcp://127.0.0.1:%d\"; };\n"
+                         "gateways: { endpoint = \"\"; };\n"
+                         "stations: { endpoint = \"%s\"; };\n"
+                         "control: { endpoint = \"ipc://%s/control.sock\"; };\n"
+                         "metrics: { enable = false; };\n"
+                         "spool: { dir = \"%s/spool\"; fsync = true; };\n"
+                         "pg: { conninfo = \"%s\"; };\n"
+                         "log: { level = \"warning\"; };\n",
+                         vem_bench_free_port(), endpoint, v.dir, v.dir, conninfo);
     PGconn *conn = PQconnectdb(conninfo);
     if (PQstatus(conn) != CONNECTION_OK)
-        s_die("connect", PQerrorMessage(conn));
-    usleep(1500000); /* vemd binds before it is ready; the DEALER connects when it can */
+        vem_bench_die("connect", PQerrorMessage(conn));
+    /* vemd binds before it is ready; the DEALER connects when it can */
+    vem_bench_vemd_wait(&v, 1.5, NULL, NULL);
 
     fprintf(stderr, "bench-rsd: %u readings of %u stations through vemd\n", n, stations);
-    double start = s_mono();
+    double start = vem_bench_now();
     json_t *sum = s_send(bin, path, endpoint, NULL);
-    double acked_s = s_mono() - start;
+    double acked_s = vem_bench_now() - start;
     long long acked = json_integer_value(json_object_get(sum, "acked"));
     json_decref(sum);
     char sql[200];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM rsd_readings WHERE station_id LIKE 'BR-%%'");
     long long stored = 0;
-    while ((stored = s_count(conn, sql)) < n && s_mono() - start < 600)
+    while ((stored = s_count(conn, sql)) < n && vem_bench_now() - start < 600)
         usleep(250000); /* a count is a scan: not too often, it competes with vemd */
-    double stored_s = s_mono() - start;
+    double stored_s = vem_bench_now() - start;
     if (stored != n)
-        s_die("rsd_readings", "not every reading was stored");
+        vem_bench_die("rsd_readings", "not every reading was stored");
 
     fprintf(stderr, "bench-rsd: %u readings paced at 1,000/s\n", latency_n);
     sum = s_send(bin, lpath, endpoint, "1000");
     double p50 = json_real_value(json_object_get(sum, "p50_ms"));
     double p99 = json_real_value(json_object_get(sum, "p99_ms"));
     json_decref(sum);
-    s_kill_vemd();
+    vem_bench_vemd_kill(&v);
 
     fprintf(stderr, "bench-rsd: the same %u readings by plain COPY\n", n);
     double copy_s = s_copy(conninfo, cpath, n);

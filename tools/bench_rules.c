@@ -66,6 +66,7 @@
  * must be refused), while prefix sums cannot be turned back into raw inputs to convert an old
  * checkpoint. Even with it, 0.3 at 10,000 trucks needs a frame's state in about 10 lines in
  * 2 pages, not ~18 in 4. */
+#include "bench_util.h"
 #include "hj1239.h"
 #include "rules.h"
 #include "sim_fleet.h"
@@ -95,13 +96,6 @@ typedef struct {
     unsigned *who; /* its truck */
     size_t n, ncap;
 } s_chunk_t;
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static unsigned long s_verdicts[VEM_RULE_COUNT];
 
@@ -281,13 +275,14 @@ int main(int argc, char **argv)
     /* warm-up */
     uint64_t seq = 0;
     int64_t t = S_T0;
-    double w0 = s_now();
+    double w0 = vem_bench_now();
     for (unsigned r = 0; r < warm_min * 6; r++, t += S_SAMPLES) {
         s_chunk_reset(&chunk);
         s_round(fleet, trucks, t, scratch, &chunk);
         s_rules_pass(&chunk, f, fleet, &cfg, &seq);
     }
-    printf("fleet: %u trucks, warm-up %u min driven in %.1f s\n", trucks, warm_min, s_now() - w0);
+    printf("fleet: %u trucks, warm-up %u min driven in %.1f s\n", trucks, warm_min,
+           vem_bench_now() - w0);
 
     /* timed chunks */
     double decode_s = 0, rules_s = 0;
@@ -299,20 +294,20 @@ int main(int argc, char **argv)
         double best = 0;
         size_t n = 0;
         for (int pass = 0; pass < 3; pass++) {
-            double t0 = s_now();
+            double t0 = vem_bench_now();
             n = s_decode_pass(&chunk, f);
-            double dt = s_now() - t0;
+            double dt = vem_bench_now() - t0;
             if (pass == 0 || dt < best)
                 best = dt;
         }
         decode_s += best;
         decode_samples += n;
         s_perf("enable\n");
-        double t0 = s_now();
+        double t0 = vem_bench_now();
         rules_samples = rules_samples + (getenv("BENCH_RULES_AHEAD")
                                              ? s_rules_pass_ahead(&chunk, f3, fleet, &cfg, &seq)
                                              : s_rules_pass(&chunk, f, fleet, &cfg, &seq));
-        rules_s += s_now() - t0;
+        rules_s += vem_bench_now() - t0;
         s_perf("disable\n");
         frames += chunk.n;
         bytes += chunk.len;
