@@ -118,10 +118,11 @@ UPDATE public.obd_frames f
 ALTER TABLE public.obd_frames
     ADD CONSTRAINT obd_frames_rec_len_check CHECK (rec_len IN (32, 49, 54, 62)),
     ADD CONSTRAINT obd_frames_samples_check
-        CHECK (octet_length(samples) = 16 + rec_len * nsamples),
+        CHECK (octet_length(samples) = 16 + rec_len::integer * nsamples),
     ADD CONSTRAINT obd_frames_meta_check
-        CHECK (meta IS NULL OR octet_length(meta) = 8 * nsamples),
-    ADD CONSTRAINT obd_frames_pos_check CHECK (pos IS NULL OR octet_length(pos) = 12 * nsamples);
+        CHECK (meta IS NULL OR octet_length(meta) = 8 * nsamples::integer),
+    ADD CONSTRAINT obd_frames_pos_check
+        CHECK (pos IS NULL OR octet_length(pos) = 12 * nsamples::integer);
 
 -- The same columns as 0008's view, each value by the same expression from its new place.
 CREATE OR REPLACE VIEW public.obd_frame_samples WITH (security_invoker = true) AS

@@ -734,6 +734,16 @@ START_TEST(compact_decoding_reads_as_0007)
     ck_assert_int_eq(
         s_count(conn, "SELECT count(*) FROM obd_frames WHERE vin LIKE $1 AND pos IS NULL", prefix),
         2000 / 13);
+    /* a long frame (vem_migrate_samples may build one of any length): its checks are counted
+     * in integers, not in rec_len x nsamples as smallint (62 x 600 overflowed it) */
+    s_exec(conn, "INSERT INTO obd_frames (vin, frame_time, received_at, frame_seq, resent, "
+                 "nsamples, rec_len, wide, samples, meta, pos) "
+                 "SELECT 'LFRMBG00000000001', '2023-11-10 13:00+08', now(), 1, false, 600, "
+                 "p.rec_len, false, p.samples, p.meta, p.pos "
+                 "FROM vem_pack_frame(decode(repeat('00', 76 * 600), 'hex'), 76, 600, 1) p");
+    ck_assert_int_eq(
+        s_count(conn, "SELECT count(*) FROM obd_frame_samples WHERE vin = $1", "LFRMBG00000000001"),
+        600);
     ck_assert_int_eq(
         s_count(conn, "SELECT count(*) FROM obd_frame_samples WHERE vin LIKE $1", prefix), 20000);
     /* the random records reach what needs care: both hemispheres, missing values, hybrid */
