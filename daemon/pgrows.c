@@ -493,17 +493,6 @@ static void s_sparse_text_array(vem_pgrows_buf_t *b, char (*items)[S_NAMES_CAP],
     }
 }
 
-/* Big-endian reads of a full record. */
-static uint32_t s_get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint16_t s_get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
 /* A position in a full record (bit 31 the southern or western hemisphere) as a signed value
  * in *v; false for no value, and for a signed zero (-0 is kept only by the full form). */
 static bool s_signed_pos(uint32_t raw, int64_t *v)
@@ -516,19 +505,19 @@ static bool s_signed_pos(uint32_t raw, int64_t *v)
 
 /* How a frame's full records pack (see above). */
 typedef struct {
-    bool regular;    /* no meta column */
-    bool fits;       /* no pos column */
-    int64_t base[3]; /* lon0, lat0, odometer0 */
+    bool regular;                             /* no meta column */
+    bool fits;                                /* no pos column */
+    int64_t base[3];                          /* lon0, lat0, odometer0 */
+    uint16_t delta[VEM_HJ1239_MAX_BLOCKS][3]; /* each sample's, as stored (all ones: none) */
     int32_t dt0;
     uint8_t step, idx0, type;
 } s_pack_t;
 
 #define S_DELTA_MAX 32767 /* a difference is stored + S_DELTA_MAX in 16 bits; all ones: none */
 
-/* The value of a position slot (0 lon, 1 lat, 2 odometer) of a full record; false for none. */
-static bool s_pos_value(const uint8_t *rec, unsigned which, int64_t *v)
+/* The value of a position slot's raw bytes (0 lon, 1 lat, 2 odometer); false for none. */
+static bool s_pos_value(uint32_t raw, unsigned which, int64_t *v)
 {
-    uint32_t raw = s_get32(rec + s_slot_at[VEM_HJ1239_F_LON] + 4 * which);
     if (which < 2)
         return s_signed_pos(raw, v);
     *v = raw;
@@ -539,22 +528,24 @@ static void s_plan(s_pack_t *pk, uint8_t (*recs)[VEM_PGROWS_SAMPLE_BYTES], size_
 {
     const uint8_t *r0 = recs[0];
     *pk = (s_pack_t){.regular = true, .fits = true};
-    pk->dt0 = (int32_t)s_get32(r0);
+    pk->dt0 = (int32_t)vem_hj1239_be32(r0);
     pk->idx0 = r0[4];
     pk->type = r0[5];
-    int64_t step = n > 1 ? (int64_t)(int32_t)s_get32(recs[1]) - pk->dt0 : 0;
+    int64_t step = n > 1 ? (int64_t)(int32_t)vem_hj1239_be32(recs[1]) - pk->dt0 : 0;
     pk->regular = pk->dt0 >= INT16_MIN && pk->idx0 < 128 && (step == 0 || step == 1) &&
                   pk->dt0 + step * (int64_t)(n - 1) <= INT16_MAX;
     pk->step = (uint8_t)(pk->regular ? step : 0);
     bool have[3] = {false, false, false};
     for (size_t k = 0; k < n; k++) {
         const uint8_t *rec = recs[k];
-        pk->regular = pk->regular && (int32_t)s_get32(rec) == pk->dt0 + (int32_t)(k * pk->step) &&
-                      rec[4] == pk->idx0 + k && rec[5] == pk->type && s_get16(rec + 6) == seq;
+        pk->regular =
+            pk->regular && (int32_t)vem_hj1239_be32(rec) == pk->dt0 + (int32_t)(k * pk->step) &&
+            rec[4] == pk->idx0 + k && rec[5] == pk->type && vem_hj1239_be16(rec + 6) == seq;
         for (unsigned w = 0; w < 3; w++) {
-            uint32_t raw = s_get32(rec + s_slot_at[VEM_HJ1239_F_LON] + 4 * w);
+            uint32_t raw = vem_hj1239_be32(rec + s_slot_at[VEM_HJ1239_F_LON] + 4 * w);
             int64_t v;
-            if (!s_pos_value(rec, w, &v)) {
+            pk->delta[k][w] = UINT16_MAX;
+            if (!s_pos_value(raw, w, &v)) {
                 pk->fits = pk->fits && raw == UINT32_MAX; /* -0 needs the full form */
                 continue;
             }
@@ -562,8 +553,9 @@ static void s_plan(s_pack_t *pk, uint8_t (*recs)[VEM_PGROWS_SAMPLE_BYTES], size_
                 have[w] = true;
                 pk->base[w] = v;
             }
-            pk->fits =
-                pk->fits && v - pk->base[w] >= -S_DELTA_MAX && v - pk->base[w] <= S_DELTA_MAX;
+            int64_t d = v - pk->base[w];
+            pk->fits = pk->fits && d >= -S_DELTA_MAX && d <= S_DELTA_MAX;
+            pk->delta[k][w] = (uint16_t)(d + S_DELTA_MAX);
         }
     }
     if (!pk->regular)
@@ -587,11 +579,8 @@ static void s_packed(vem_pgrows_buf_t *b, const s_pack_t *pk,
     for (size_t k = 0; k < n; k++) {
         const uint8_t *rec = recs[k];
         vem_pgrows_buf_put(b, rec + 8, pos_at - 8);
-        for (unsigned w = 0; w < 3; w++) {
-            int64_t v;
-            bool have = pk->fits && s_pos_value(rec, w, &v);
-            s_u16(b, have ? (uint16_t)(v - pk->base[w] + S_DELTA_MAX) : UINT16_MAX);
-        }
+        for (unsigned w = 0; w < 3; w++)
+            s_u16(b, pk->fits ? pk->delta[k][w] : UINT16_MAX);
         vem_pgrows_buf_put(b, rec + pos_end, full_len - pos_end);
     }
 }

@@ -206,11 +206,6 @@ void vem_pgbatch_free(vem_pgbatch_t *b)
 
 /* ---- binary COPY rows -------------------------------------------------------------------- */
 
-static uint32_t s_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* End of the row at off (int16 field count, then per field an int32 length, -1 for NULL, and
  * the bytes), or 0 when it does not parse. */
 static size_t s_row_end(const uint8_t *p, size_t len, size_t off)
@@ -224,7 +219,7 @@ static size_t s_row_end(const uint8_t *p, size_t len, size_t off)
     for (int16_t f = 0; f < nfields; f++) {
         if (len - off < 4)
             return 0;
-        int32_t flen = (int32_t)s_be32(p + off);
+        int32_t flen = (int32_t)vem_hj1239_be32(p + off);
         off += 4;
         if (flen == -1)
             continue;
@@ -244,7 +239,7 @@ static bool s_field(const uint8_t *p, size_t len, unsigned col, const uint8_t **
     for (unsigned f = 0;; f++) {
         if (len - off < 4)
             return false;
-        int32_t flen = (int32_t)s_be32(p + off);
+        int32_t flen = (int32_t)vem_hj1239_be32(p + off);
         off += 4;
         if (flen >= 0 && (size_t)flen > len - off)
             return false;
@@ -953,7 +948,8 @@ static void s_refuse(vem_pgwriter_t *self, uint64_t i)
     s_span(self, (s_range_t){i, i + 1}, &p, &len);
     int64_t received_us = vem_now_us();
     if (s_field(p, len, s_received_col[self->t], &val, &vlen) && vlen == 8)
-        received_us = (int64_t)((uint64_t)s_be32(val) << 32 | s_be32(val + 4)) + S_PG_EPOCH_US;
+        received_us = (int64_t)((uint64_t)vem_hj1239_be32(val) << 32 | vem_hj1239_be32(val + 4)) +
+                      S_PG_EPOCH_US;
     const uint8_t *vin = NULL;
     if (s_field(p, len, s_vin_col[self->t], &val, &vlen) && vlen == 17) {
         vin = val;

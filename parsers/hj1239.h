@@ -22,6 +22,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Big-endian unsigned integers at p (the wire's byte order, and binary COPY's). */
+static inline uint32_t vem_hj1239_be16(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 8 | p[1];
+}
+
+static inline uint32_t vem_hj1239_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
 /* ---- limits ------------------------------------------------------------------------------- */
 
 enum {
