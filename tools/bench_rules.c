@@ -65,7 +65,23 @@
  * bit the same sums) needs a new format, and check_rules_ckpt pins version 1 (a version 2
  * must be refused), while prefix sums cannot be turned back into raw inputs to convert an old
  * checkpoint. Even with it, 0.3 at 10,000 trucks needs a frame's state in about 10 lines in
- * 2 pages, not ~18 in 4. */
+ * 2 pages, not ~18 in 4.
+ *
+ * Session 7, where the 62.8 ns a sample go at 10,000 trucks (decode 13.6 ns, so 0.3 allows the
+ * rules 31.7 ns), from BENCH_RULES_OFF, two runs each, quiet machine:
+ *  - every rule off, only reading the samples' values and routing them to their trip (2 KB a
+ *    truck): 0.386-0.416, 19 ns a sample; with 20 trucks, all in the caches, 0.491: reading the
+ *    ten fields a sample the rules use already costs about one decode;
+ *  - the NOx window alone (every other rule off): 0.209-0.215;
+ *  - every rule but the NOx window: 0.266;
+ *  - everything: 0.165-0.178.
+ *  So without the window the rest is already over the 31.7 ns. Scratch experiments, none kept:
+ *  reading no ring slot at the head at all (windows ended from the tail slot, which changes the
+ *  work done, so only a hint): 0.166-0.180;
+ *  writing the ring with non-temporal stores: 0.135-0.165; vehicle structs not page-aligned,
+ *  to spread their hot lines over more cache sets: 0.154-0.174. None moves the figure beyond
+ *  the noise: what costs is the number of values read and judged per sample and the state
+ *  lines coming from DRAM, not any one access. */
 #include "bench_util.h"
 #include "hj1239.h"
 #include "rules.h"
