@@ -23,8 +23,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "records.h"
-#include "spill.h"
-#include "spool.h"
+#include "sinkio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -83,7 +82,7 @@ typedef struct s_wait {
 
 typedef struct {
     vem_sink_kafka_args_t *args;
-    void *pull, *acks;
+    vem_sinkio_t io; /* inbox, spill, cursor */
     rd_kafka_t *rk;
     rd_kafka_queue_t *mainq;
     rd_kafka_topic_t *rkt[VEM_KTOPICS];
@@ -97,22 +96,13 @@ typedef struct {
     s_wait_t *whead, *wtail; /* the FIFO */
     uint64_t nwaiting;
     int64_t backoff_ms;
-    vem_ackwin_t *done;
-    vem_spool_cursor_t *cursor;
     uint64_t start_mark; /* the cursor at start: records at or below it were delivered before */
-    uint64_t committed, acked;
-    int64_t moved_ms; /* monotonic time of the last cursor move */
-    vem_spill_t *spill;
-    uint8_t *spill_buf;
-    size_t spill_cap;
-    zmq_msg_t held;
-    bool holding;
-    bool fatal; /* the producer hit a fatal error: make a new one */
+    int64_t moved_ms;    /* monotonic time of the last cursor move */
+    bool fatal;          /* the producer hit a fatal error: make a new one */
     /* metrics; counts per event are added up here and flushed per round (s_flush_counts) */
     uint64_t n_produced, n_delivered, n_events[VEM_KTOPICS];
     bool delivered_since_stats; /* a report of success came since the last statistics */
     vem_counter_t *produced, *delivered, *failed, *retried, *events[VEM_KTOPICS];
-    vem_counter_t *spills, *cursor_errors;
     vem_gauge_t *up, *lag, *in_flight, *waiting, *spilled;
     vem_histogram_t *latency;
 } s_sink_t;
@@ -229,9 +219,9 @@ static void s_register(s_sink_t *s, vem_metrics_t *m)
     s->spilled = vem_metrics_gauge(
         m, "vem_sink_spill_bytes",
         "Bytes a sink holds in its spill file because it cannot write them yet.", sink);
-    s->spills = vem_metrics_counter(m, "vem_sink_spilled_total",
-                                    "Worker messages a sink put in its spill file.", sink);
-    s->cursor_errors = vem_metrics_counter(
+    s->io.spills = vem_metrics_counter(m, "vem_sink_spilled_total",
+                                       "Worker messages a sink put in its spill file.", sink);
+    s->io.cursor_errors = vem_metrics_counter(
         m, "vem_sink_cursor_errors_total",
         "Spool cursor moves that failed (retried; nothing acknowledged meanwhile).", sink);
     static const double bounds[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 5, 30};
@@ -315,7 +305,7 @@ static void s_batch_settle(s_sink_t *s, s_batch_t *b)
 {
     for (size_t i = 0; i < b->nruns; i++)
         for (uint32_t k = 0; k < b->runs[i].n; k++)
-            vem_ackwin_done(s->done, b->runs[i].seq + k);
+            vem_ackwin_done(s->io.done, b->runs[i].seq + k);
     int64_t now = vem_now_us();
     if (now > b->oldest_us)
         vem_histogram_observe_ns(s->latency, (uint64_t)(now - b->oldest_us) * 1000);
@@ -585,105 +575,35 @@ static void s_take(s_sink_t *s, const uint8_t *p, size_t len)
     s_serve_rk(s);
 }
 
-/* True when a worker message may be taken now (rather than spilled). */
-static bool s_accepting(const s_sink_t *s)
+/* The producer can take a worker message now: nothing waits in the FIFO and it is sound (the
+ * spill being empty is sinkio's part). */
+static bool s_room_fn(void *arg)
 {
-    return !s->whead && vem_spill_count(s->spill) == 0 && !s->fatal;
+    const s_sink_t *s = arg;
+    return !s->whead && !s->fatal;
 }
 
-static bool s_place(s_sink_t *s, zmq_msg_t *msg)
+static void s_take_fn(void *arg, const uint8_t *p, size_t len)
 {
-    if (s_accepting(s)) {
-        s_take(s, zmq_msg_data(msg), zmq_msg_size(msg));
-        return true;
-    }
-    if (vem_spill_push(s->spill, zmq_msg_data(msg), zmq_msg_size(msg)) != 0) {
-        if (errno != ENOSPC)
-            vem_log(VEM_LOG_ERR, "sink-kafka", "spill: %s; the workers wait", strerror(errno));
-        return false;
-    }
-    vem_counter_add(s->spills, 1);
-    return true;
-}
-
-static void s_unspill(s_sink_t *s)
-{
-    while (vem_spill_count(s->spill) && !s->whead && !s->fatal) {
-        size_t len = vem_spill_peek(s->spill);
-        if (len > s->spill_cap) {
-            s->spill_buf = realloc(s->spill_buf, len);
-            if (!s->spill_buf)
-                abort();
-            s->spill_cap = len;
-        }
-        if (len == 0 || vem_spill_pop(s->spill, s->spill_buf) != 0) {
-            vem_log(VEM_LOG_ERR, "sink-kafka", "reading the spill: %s", strerror(errno));
-            return;
-        }
-        s_take(s, s->spill_buf, len);
-    }
-}
-
-static void s_read(s_sink_t *s)
-{
-    if (s->holding) {
-        if (!s_place(s, &s->held))
-            return;
-        zmq_msg_close(&s->held);
-        s->holding = false;
-    }
-    for (unsigned n = 0; n < S_RECV_BUDGET; n++) {
-        zmq_msg_t msg;
-        zmq_msg_init(&msg);
-        if (zmq_msg_recv(&msg, s->pull, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&msg);
-            return;
-        }
-        if (!s_place(s, &msg)) {
-            zmq_msg_init(&s->held);
-            zmq_msg_move(&s->held, &msg);
-            zmq_msg_close(&msg);
-            s->holding = true;
-            return;
-        }
-        zmq_msg_close(&msg);
-    }
+    s_take(arg, p, len);
 }
 
 /* ---- cursor -------------------------------------------------------------------------------- */
-
-static void s_ack(s_sink_t *s)
-{
-    if (s->acked == s->committed)
-        return;
-    vem_ack_t ack = {.consumer = VEM_CONSUMER_KAFKA, .mark = s->committed};
-    if (zmq_send(s->acks, &ack, sizeof ack, ZMQ_DONTWAIT) == (int)sizeof ack)
-        s->acked = s->committed;
-}
 
 /* A move costs two syncs (the file and its directory): while events flow, once per
  * S_CURSOR_MS is enough (reports come by the thousand a second); at once when all is
  * delivered. */
 static bool s_cursor_due(const s_sink_t *s)
 {
-    return vem_ackwin_mark(s->done) > s->committed &&
+    return vem_ackwin_mark(s->io.done) > s->io.committed &&
            (!s->first || vem_mono_ms() - s->moved_ms >= S_CURSOR_MS);
 }
 
 static void s_move_cursor(s_sink_t *s)
 {
-    uint64_t mark = vem_ackwin_mark(s->done);
-    if (mark > s->committed) {
+    if (vem_ackwin_mark(s->io.done) > s->io.committed)
         s->moved_ms = vem_mono_ms();
-        if (vem_spool_cursor_commit(s->cursor, mark) != 0) {
-            vem_counter_add(s->cursor_errors, 1);
-            vem_log(VEM_LOG_ERR, "sink-kafka", "cannot move the spool cursor to %llu: %s",
-                    (unsigned long long)mark, strerror(errno));
-            return;
-        }
-        s->committed = mark;
-    }
-    s_ack(s);
+    vem_sinkio_move_cursor(&s->io);
 }
 
 static void s_update_gauges(s_sink_t *s)
@@ -692,7 +612,7 @@ static void s_update_gauges(s_sink_t *s)
     vem_gauge_set(s->in_flight, s->rk ? rd_kafka_outq_len(s->rk) : 0);
     vem_gauge_set(s->waiting, (int64_t)s->nwaiting);
     vem_gauge_set(s->lag, s->first ? (vem_now_us() - s->first->oldest_us) / 1000000 : 0);
-    vem_gauge_set(s->spilled, (int64_t)vem_spill_bytes(s->spill));
+    vem_gauge_set(s->spilled, (int64_t)vem_spill_bytes(s->io.spill));
 }
 
 /* ---- the producer -------------------------------------------------------------------------- */
@@ -765,12 +685,6 @@ static void s_producer_renew(s_sink_t *s)
 
 static void s_teardown(s_sink_t *s)
 {
-    if (s->pull)
-        zmq_close(s->pull);
-    if (s->acks)
-        zmq_close(s->acks);
-    if (s->holding)
-        zmq_msg_close(&s->held);
     s_producer_destroy(s);
     while (s->whead) {
         s_wait_t *w = s->whead;
@@ -793,16 +707,13 @@ static void s_teardown(s_sink_t *s)
         if (s->efd[i] >= 0)
             close(s->efd[i]);
     free(s->frame);
-    free(s->spill_buf);
-    vem_spill_destroy(&s->spill);
-    vem_ackwin_destroy(&s->done);
-    vem_spool_cursor_destroy(&s->cursor);
+    vem_sinkio_close(&s->io);
 }
 
 /* True when everything taken has been delivered and nothing more waits. */
 static bool s_idle(const s_sink_t *s)
 {
-    return !s->first && !s->whead && vem_spill_count(s->spill) == 0 && !s->holding;
+    return !s->first && !s->whead && vem_spill_count(s->io.spill) == 0 && !s->io.holding;
 }
 
 void vem_sink_kafka_actor(void *pipe, void *args_)
@@ -810,29 +721,30 @@ void vem_sink_kafka_actor(void *pipe, void *args_)
     vem_sink_kafka_args_t *a = args_;
     s_sink_t s = {.args = a, .backoff_ms = S_BACKOFF_MIN_MS, .efd = {-1, -1}};
     char err[512];
-    int zero = 0;
     for (unsigned t = 0; t < VEM_KTOPICS; t++)
         if (a->topics[t] && *a->topics[t])
             s.wanted |= 1u << t;
-    s.cursor = vem_spool_cursor_open(a->spool_dir, "kafka", err, sizeof err);
-    if (!s.cursor) {
+    vem_sinkio_args_t io = {.zctx = a->zctx,
+                            .log = "sink-kafka",
+                            .fns = {s_room_fn, s_take_fn, &s},
+                            .consumer = VEM_CONSUMER_KAFKA,
+                            .name = "kafka",
+                            .spool_dir = a->spool_dir,
+                            .spool_first = a->spool_first,
+                            .spill_max_bytes = a->spill_max_bytes,
+                            .endpoint = VEM_SINK_KAFKA_ENDPOINT,
+                            .queue_hwm = a->queue_hwm};
+    if (vem_sinkio_open(&s.io, &io, err, sizeof err) != 0) {
+        s_teardown(&s);
         vem_actor_ready(pipe, err);
         return;
     }
-    s.committed = vem_spool_cursor_get(s.cursor);
-    if (a->spool_first > 0 && s.committed < a->spool_first - 1)
-        s.committed = a->spool_first - 1;
-    s.start_mark = s.committed;
-    s.done = vem_ackwin_new(s.committed);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/spill.kafka", a->spool_dir);
-    s.spill = vem_spill_open(path, a->spill_max_bytes, err, sizeof err);
+    s.start_mark = s.io.committed;
     s.frame = malloc(sizeof *s.frame);
     if (!s.frame)
         abort();
-    if (!s.spill || pipe2(s.efd, O_NONBLOCK | O_CLOEXEC) != 0) {
-        if (s.spill)
-            snprintf(err, sizeof err, "kafka sink: pipe: %s", strerror(errno));
+    if (pipe2(s.efd, O_NONBLOCK | O_CLOEXEC) != 0) {
+        snprintf(err, sizeof err, "kafka sink: pipe: %s", strerror(errno));
         s_teardown(&s);
         vem_actor_ready(pipe, err);
         return;
@@ -844,19 +756,6 @@ void vem_sink_kafka_actor(void *pipe, void *args_)
         vem_actor_ready(pipe, err);
         return;
     }
-    s.pull = zmq_socket(a->zctx, ZMQ_PULL);
-    zmq_setsockopt(s.pull, ZMQ_RCVHWM, &a->queue_hwm, sizeof a->queue_hwm);
-    zmq_setsockopt(s.pull, ZMQ_LINGER, &zero, sizeof zero);
-    if (zmq_bind(s.pull, VEM_SINK_KAFKA_ENDPOINT) != 0) {
-        snprintf(err, sizeof err, "cannot bind %s: %s", VEM_SINK_KAFKA_ENDPOINT,
-                 zmq_strerror(zmq_errno()));
-        s_teardown(&s);
-        vem_actor_ready(pipe, err);
-        return;
-    }
-    s.acks = zmq_socket(a->zctx, ZMQ_PUSH);
-    zmq_setsockopt(s.acks, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_connect(s.acks, VEM_ACK_ENDPOINT);
     vem_actor_ready(pipe, NULL);
 
     for (;;) {
@@ -865,12 +764,12 @@ void vem_sink_kafka_actor(void *pipe, void *args_)
         if (s.fatal)
             s_producer_renew(&s);
         s_serve_waiting(&s);
-        s_unspill(&s);
-        if (s.committed > s.acked || s_cursor_due(&s))
+        vem_sinkio_unspill(&s.io);
+        if (s.io.committed > s.io.acked || s_cursor_due(&s))
             s_move_cursor(&s);
         s_update_gauges(&s);
         long timeout = 1000;
-        if (vem_ackwin_mark(s.done) > s.committed) /* a move waits for S_CURSOR_MS */
+        if (vem_ackwin_mark(s.io.done) > s.io.committed) /* a move waits for S_CURSOR_MS */
             timeout = S_CURSOR_MS;
         if (s.whead && !s.fatal) {
             int64_t wait = s.whead->not_before - vem_mono_ms();
@@ -879,7 +778,7 @@ void vem_sink_kafka_actor(void *pipe, void *args_)
                 timeout = wait < 0 ? 0 : (long)wait;
         }
         zmq_pollitem_t items[3] = {{pipe, 0, ZMQ_POLLIN, 0},
-                                   {s.pull, 0, s.holding ? 0 : ZMQ_POLLIN, 0},
+                                   {s.io.pull, 0, s.io.holding ? 0 : ZMQ_POLLIN, 0},
                                    {NULL, s.efd[0], ZMQ_POLLIN, 0}};
         if (zmq_poll(items, 3, timeout) < 0) {
             if (zmq_errno() == EINTR)
@@ -890,8 +789,8 @@ void vem_sink_kafka_actor(void *pipe, void *args_)
             break;
         if (items[2].revents & ZMQ_POLLIN)
             s_serve_rk(&s);
-        if ((items[1].revents & ZMQ_POLLIN) || s.holding)
-            s_read(&s);
+        if ((items[1].revents & ZMQ_POLLIN) || s.io.holding)
+            vem_sinkio_read(&s.io, S_RECV_BUDGET);
     }
     /* Drain: the workers stopped before us, so what is queued and spilled is all there is.
      * Produce it and wait for its reports while main's drain timeout allows; what is not
@@ -901,14 +800,14 @@ void vem_sink_kafka_actor(void *pipe, void *args_)
         if (s.fatal)
             s_producer_renew(&s);
         s_serve_waiting(&s);
-        s_unspill(&s);
-        s_read(&s);
+        vem_sinkio_unspill(&s.io);
+        vem_sinkio_read(&s.io, S_RECV_BUDGET);
         if (s_idle(&s))
             break;
         zmq_pollitem_t item = {NULL, s.efd[0], ZMQ_POLLIN, 0};
         zmq_poll(&item, 1, 100);
     }
-    if (vem_ackwin_mark(s.done) > s.committed || s.committed > s.acked)
+    if (vem_sinkio_behind(&s.io))
         s_move_cursor(&s);
     if (!s_idle(&s))
         vem_log(VEM_LOG_WARNING, "sink-kafka",

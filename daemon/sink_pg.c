@@ -29,8 +29,7 @@
 #include "pgwrite.h"
 #include "pipeline.h"
 #include "records.h"
-#include "spill.h"
-#include "spool.h"
+#include "sinkio.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -66,7 +65,7 @@ typedef struct {
 
 typedef struct {
     vem_sink_pg_args_t *args;
-    void *pull, *acks;
+    vem_sinkio_t io; /* inbox, spill, cursor */
     s_lane_t *lanes;
     unsigned nlanes;
     vem_pgrows_t rows;         /* rows of the record being added */
@@ -75,20 +74,11 @@ typedef struct {
     unsigned last_lane;        /* ... and the lane it went to */
     int64_t opened_ms;         /* monotonic time the batch got its first message; 0 when empty */
     int64_t oldest_us;         /* receipt time of its oldest input */
-    vem_ackwin_t *done;
-    vem_spool_cursor_t *cursor;
-    uint64_t committed; /* the cursor is durable here */
-    int64_t cursor_ms;  /* monotonic time of the last move */
-    uint64_t acked;     /* ingest was told this mark */
-    vem_spill_t *spill;
-    uint8_t *spill_buf;
-    size_t spill_cap;
-    zmq_msg_t held; /* a message neither the batch nor the full spill could take */
-    bool holding;
+    int64_t cursor_ms;         /* monotonic time of the last move */
     /* metrics */
     vem_counter_t *rows_total[VEM_PGROWS_TABLES], *dups[VEM_PGROWS_TABLES],
         *refused[VEM_PGROWS_TABLES];
-    vem_counter_t *batches, *err_retry, *err_failed, *partitions, *spills, *cursor_errors;
+    vem_counter_t *batches, *err_retry, *err_failed, *partitions;
     vem_gauge_t *up, *lag, *pending, *spilled;
     vem_histogram_t *latency;
 } s_sink_t;
@@ -134,9 +124,9 @@ static void s_register(s_sink_t *s, vem_metrics_t *m)
     s->spilled = vem_metrics_gauge(
         m, "vem_sink_spill_bytes",
         "Bytes a sink holds in its spill file because it cannot write them yet.", sink);
-    s->spills = vem_metrics_counter(m, "vem_sink_spilled_total",
-                                    "Worker messages a sink put in its spill file.", sink);
-    s->cursor_errors = vem_metrics_counter(
+    s->io.spills = vem_metrics_counter(m, "vem_sink_spilled_total",
+                                       "Worker messages a sink put in its spill file.", sink);
+    s->io.cursor_errors = vem_metrics_counter(
         m, "vem_sink_cursor_errors_total",
         "Spool cursor moves that failed (retried; nothing acknowledged meanwhile).", sink);
     static const double bounds[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 5, 30};
@@ -345,37 +335,12 @@ static bool s_room(const s_sink_t *s)
            s_runs_open(s) < S_MAX_SEQ_RUNS;
 }
 
-static bool s_accepting(const s_sink_t *s)
-{
-    return vem_spill_count(s->spill) == 0 && s_room(s);
-}
-
-/* Tells ingest the cursor's position; a lost message is made good by the next. */
-static void s_ack(s_sink_t *s)
-{
-    if (s->acked == s->committed)
-        return;
-    vem_ack_t ack = {.consumer = VEM_CONSUMER_PG, .mark = s->committed};
-    if (zmq_send(s->acks, &ack, sizeof ack, ZMQ_DONTWAIT) == (int)sizeof ack)
-        s->acked = s->committed;
-}
-
 /* Moves the cursor durably to the ackwin's mark, then acknowledges. A failed move acknowledges
  * nothing and is tried again on the next turn. */
 static void s_move_cursor(s_sink_t *s)
 {
-    uint64_t mark = vem_ackwin_mark(s->done);
-    if (mark > s->committed) {
-        if (vem_spool_cursor_commit(s->cursor, mark) != 0) {
-            vem_counter_add(s->cursor_errors, 1);
-            vem_log(VEM_LOG_ERR, "sink-pg", "cannot move the spool cursor to %llu: %s",
-                    (unsigned long long)mark, strerror(errno));
-            return;
-        }
-        s->committed = mark;
-    }
-    s->cursor_ms = vem_mono_ms();
-    s_ack(s);
+    if (vem_sinkio_move_cursor(&s->io) >= 0)
+        s->cursor_ms = vem_mono_ms();
 }
 
 /* Up: every lane connected and none waiting for a retry. */
@@ -422,7 +387,7 @@ static void s_committed(s_sink_t *s, s_lane_t *l, const vem_pgw_stats_t *st)
         vem_histogram_observe_ns(s->latency, (uint64_t)(now - s->oldest_us) * 1000);
     for (size_t i = 0; i < l->nruns; i++)
         for (uint32_t k = 0; k < l->runs[i].n; k++)
-            vem_ackwin_done(s->done, l->runs[i].seq + k);
+            vem_ackwin_done(s->io.done, l->runs[i].seq + k);
     /* the cursor moves once the other lanes are done too (its fsyncs would hold them up) */
     if (s_lanes_idle(s))
         s_move_cursor(s);
@@ -500,84 +465,26 @@ static void s_step(s_sink_t *s)
     }
 }
 
-/* Takes one message: into the batch when it can, else to the spill; false when the spill is
- * full too (the caller keeps the message and stops reading). */
-static bool s_place(s_sink_t *s, zmq_msg_t *msg)
+/* for sinkio, which adds that the spill must be empty for a new message */
+static bool s_room_fn(void *arg)
 {
-    if (s_accepting(s)) {
-        s_take(s, zmq_msg_data(msg), zmq_msg_size(msg));
-        return true;
-    }
-    if (vem_spill_push(s->spill, zmq_msg_data(msg), zmq_msg_size(msg)) != 0) {
-        if (errno != ENOSPC)
-            vem_log(VEM_LOG_ERR, "sink-pg", "spill: %s; the workers wait", strerror(errno));
-        return false;
-    }
-    vem_counter_add(s->spills, 1);
-    return true;
+    return s_room(arg);
 }
 
-/* Refills the open batch from the front of the spill while it has room. */
-static void s_unspill(s_sink_t *s)
+static void s_take_fn(void *arg, const uint8_t *p, size_t len)
 {
-    while (vem_spill_count(s->spill) && s_room(s)) {
-        size_t len = vem_spill_peek(s->spill);
-        if (len > s->spill_cap) {
-            s->spill_buf = realloc(s->spill_buf, len);
-            if (!s->spill_buf)
-                abort();
-            s->spill_cap = len;
-        }
-        if (len == 0 || vem_spill_pop(s->spill, s->spill_buf) != 0) {
-            vem_log(VEM_LOG_ERR, "sink-pg", "reading the spill: %s", strerror(errno));
-            return;
-        }
-        s_take(s, s->spill_buf, len);
-    }
-}
-
-/* Reads waiting worker messages: into the batch or the spill, until neither can take one. */
-static void s_read(s_sink_t *s)
-{
-    if (s->holding) {
-        if (!s_place(s, &s->held))
-            return;
-        zmq_msg_close(&s->held);
-        s->holding = false;
-    }
-    for (unsigned n = 0; n < S_RECV_BUDGET; n++) {
-        zmq_msg_t msg;
-        zmq_msg_init(&msg);
-        if (zmq_msg_recv(&msg, s->pull, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&msg);
-            return;
-        }
-        if (!s_place(s, &msg)) {
-            zmq_msg_init(&s->held); /* move closes its destination first */
-            zmq_msg_move(&s->held, &msg);
-            zmq_msg_close(&msg);
-            s->holding = true;
-            return;
-        }
-        zmq_msg_close(&msg);
-    }
+    s_take(arg, p, len);
 }
 
 static void s_update_gauges(s_sink_t *s)
 {
     vem_gauge_set(s->pending, (int64_t)s_rows_open(s));
     vem_gauge_set(s->lag, s->opened_ms ? (vem_now_us() - s->oldest_us) / 1000000 : 0);
-    vem_gauge_set(s->spilled, (int64_t)vem_spill_bytes(s->spill));
+    vem_gauge_set(s->spilled, (int64_t)vem_spill_bytes(s->io.spill));
 }
 
 static void s_teardown(s_sink_t *s)
 {
-    if (s->pull)
-        zmq_close(s->pull);
-    if (s->acks)
-        zmq_close(s->acks);
-    if (s->holding)
-        zmq_msg_close(&s->held);
     for (unsigned i = 0; s->lanes && i < s->nlanes; i++) {
         vem_pgwriter_destroy(&s->lanes[i].writer);
         vem_pgbatch_free(&s->lanes[i].batch);
@@ -586,10 +493,7 @@ static void s_teardown(s_sink_t *s)
     free(s->lanes);
     vem_pgrows_free(&s->rows);
     free(s->frame);
-    free(s->spill_buf);
-    vem_spill_destroy(&s->spill);
-    vem_ackwin_destroy(&s->done);
-    vem_spool_cursor_destroy(&s->cursor);
+    vem_sinkio_close(&s->io);
 }
 
 /* When the next attempt is due (monotonic ms): the soonest retry of a lane, else the open
@@ -610,21 +514,17 @@ void vem_sink_pg_actor(void *pipe, void *args_)
     vem_sink_pg_args_t *a = args_;
     s_sink_t s = {.args = a, .nlanes = a->connections > 0 ? (unsigned)a->connections : 1};
     char err[512];
-    int zero = 0;
-    s.cursor = vem_spool_cursor_open(a->spool_dir, "pg", err, sizeof err);
-    if (!s.cursor) {
-        vem_actor_ready(pipe, err);
-        return;
-    }
-    /* Records below the spool's first are gone from it and will never come: start after them. */
-    s.committed = vem_spool_cursor_get(s.cursor);
-    if (a->spool_first > 0 && s.committed < a->spool_first - 1)
-        s.committed = a->spool_first - 1;
-    s.done = vem_ackwin_new(s.committed);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/spill.pg", a->spool_dir);
-    s.spill = vem_spill_open(path, a->spill_max_bytes, err, sizeof err);
-    if (!s.spill) {
+    vem_sinkio_args_t io = {.zctx = a->zctx,
+                            .log = "sink-pg",
+                            .fns = {s_room_fn, s_take_fn, &s},
+                            .consumer = VEM_CONSUMER_PG,
+                            .name = "pg",
+                            .spool_dir = a->spool_dir,
+                            .spool_first = a->spool_first,
+                            .spill_max_bytes = a->spill_max_bytes,
+                            .endpoint = VEM_SINK_PG_ENDPOINT,
+                            .queue_hwm = a->queue_hwm};
+    if (vem_sinkio_open(&s.io, &io, err, sizeof err) != 0) {
         s_teardown(&s);
         vem_actor_ready(pipe, err);
         return;
@@ -633,19 +533,6 @@ void vem_sink_pg_actor(void *pipe, void *args_)
     s.lanes = calloc(s.nlanes, sizeof *s.lanes);
     if (!s.frame || !s.lanes)
         abort();
-    s.pull = zmq_socket(a->zctx, ZMQ_PULL);
-    zmq_setsockopt(s.pull, ZMQ_RCVHWM, &a->queue_hwm, sizeof a->queue_hwm);
-    zmq_setsockopt(s.pull, ZMQ_LINGER, &zero, sizeof zero);
-    if (zmq_bind(s.pull, VEM_SINK_PG_ENDPOINT) != 0) {
-        snprintf(err, sizeof err, "cannot bind %s: %s", VEM_SINK_PG_ENDPOINT,
-                 zmq_strerror(zmq_errno()));
-        s_teardown(&s);
-        vem_actor_ready(pipe, err);
-        return;
-    }
-    s.acks = zmq_socket(a->zctx, ZMQ_PUSH);
-    zmq_setsockopt(s.acks, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_connect(s.acks, VEM_ACK_ENDPOINT);
     s_register(&s, a->metrics);
     s_set_up(&s, false);
     for (unsigned i = 0; i < s.nlanes; i++) {
@@ -666,10 +553,10 @@ void vem_sink_pg_actor(void *pipe, void *args_)
     for (;;) {
         atomic_fetch_add_explicit(&a->beats, 1, memory_order_relaxed);
         s_step(&s);
-        s_unspill(&s);
+        vem_sinkio_unspill(&s.io);
         s_maybe_flush(&s, false);
         s_step(&s);
-        if ((s.committed > s.acked || vem_ackwin_mark(s.done) > s.committed) &&
+        if (vem_sinkio_behind(&s.io) &&
             (s_lanes_idle(&s) || vem_mono_ms() - s.cursor_ms >= S_CURSOR_MS))
             s_move_cursor(&s);
         s_update_gauges(&s);
@@ -677,7 +564,7 @@ void vem_sink_pg_actor(void *pipe, void *args_)
         /* While a message waits for room (spill full), the queue is not watched: it would
          * wake us at once, every turn. The next attempt (retry, batch due) comes by timeout. */
         items[0] = (zmq_pollitem_t){pipe, 0, ZMQ_POLLIN, 0};
-        items[1] = (zmq_pollitem_t){s.pull, 0, s.holding ? 0 : ZMQ_POLLIN, 0};
+        items[1] = (zmq_pollitem_t){s.io.pull, 0, s.io.holding ? 0 : ZMQ_POLLIN, 0};
         int n = 2;
         bool busy = false;
         for (unsigned i = 0; i < s.nlanes; i++) {
@@ -712,8 +599,8 @@ void vem_sink_pg_actor(void *pipe, void *args_)
         }
         if ((items[0].revents & ZMQ_POLLIN) && vem_actor_should_stop(pipe))
             break;
-        if ((items[1].revents & ZMQ_POLLIN) || s.holding)
-            s_read(&s);
+        if ((items[1].revents & ZMQ_POLLIN) || s.io.holding)
+            vem_sinkio_read(&s.io, S_RECV_BUDGET);
         for (int k = 2; k < n; k++) {
             s_lane_t *l = idle[k];
             if (l && (items[k].revents & ZMQ_POLLIN) && !vem_pgwriter_idle_check(l->writer)) {
@@ -756,15 +643,15 @@ void vem_sink_pg_actor(void *pipe, void *args_)
         }
         for (unsigned i = 0; i < s.nlanes; i++)
             s.lanes[i].retry_at = 0;
-        s_unspill(&s);
-        s_read(&s);
-        if (s.opened_ms == 0 && vem_spill_count(s.spill) == 0 && !s.holding)
+        vem_sinkio_unspill(&s.io);
+        vem_sinkio_read(&s.io, S_RECV_BUDGET);
+        if (s.opened_ms == 0 && vem_spill_count(s.io.spill) == 0 && !s.io.holding)
             break; /* everything written */
         s_maybe_flush(&s, true);
         s_step(&s);
     }
     free(pfds);
-    if (s.committed > s.acked || vem_ackwin_mark(s.done) > s.committed)
+    if (vem_sinkio_behind(&s.io))
         s_move_cursor(&s);
     s_teardown(&s);
 }
