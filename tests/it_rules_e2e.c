@@ -6,8 +6,10 @@
  *   replay_same_ids   the same inputs replayed from the spool after a restart (cursor reset)
  *                     give the same verdicts under the same ids: nothing is added; the same
  *                     with the rule-state checkpoints removed, so every input is judged again
- *   kill9_same_verdicts  a fleet whose trucks misbehave for many minutes of their own time,
- *                     with vemd killed (SIGKILL) twice in the middle of it, stores the same
+ *   kill9_same_verdicts  a fleet whose trucks misbehave for many minutes of their own time
+ *                     (MIL on, frozen NOx sensor, SCR removed, removal alarm) gets exactly the
+ *                     verdicts each misbehaviour calls for and no other truck any verdict;
+ *                     with vemd killed (SIGKILL) twice in the middle of it, it stores the same
  *                     verdicts (vehicle, rule, severity, id, start) as the same fleet under a
  *                     vemd left alone: the open spans survived in the checkpoints
  *   daily_completeness  samples stored for an old enough day, one VIN with every other second
@@ -226,6 +228,76 @@ START_TEST(replay_same_ids)
 }
 END_TEST
 
+static int s_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The lines of text (freed), sorted bytewise and joined again. */
+static char *s_sorted(char *text)
+{
+    const char *lines[256];
+    size_t n = 0;
+    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l && n < 256;
+         l = strtok_r(NULL, "\n", &save))
+        lines[n++] = l;
+    qsort(lines, n, sizeof *lines, s_cmp_str);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s%s", i ? "\n" : "", lines[i]);
+    fclose(f);
+    free(text);
+    return out;
+}
+
+/* What each misbehaviour of vem-sim breaks (rules.md): a MIL on with emission DTCs reported
+ * is an obd.mil_on and an obd.dtc notice; a frozen downstream NOx sensor and a removal alarm
+ * are obd.tamper; a removed SCR converts nothing (obd.scr_ineffective); an empty reagent tank
+ * is obd.reagent_empty, and without reagent the SCR converts nothing either. */
+static const struct {
+    const char *scenario;
+    const char *verdicts[2];
+} s_breaks[] = {
+    {"mil_on", {"obd.dtc notice", "obd.mil_on notice"}},
+    {"frozen_nox", {"obd.tamper violation", NULL}},
+    {"removal_alarm", {"obd.tamper violation", NULL}},
+    {"scr_removed", {"obd.scr_ineffective violation", NULL}},
+    {"urea_empty", {"obd.reagent_empty violation", "obd.scr_ineffective violation"}},
+};
+
+/* Every verdict the truth calls for, "vin rule severity" lines sorted: the trucks vem-sim made
+ * misbehave with what their misbehaviour breaks, and nothing for the others. */
+static char *s_expected_all(json_t *truth)
+{
+    json_t *bad = json_object_get(truth, "misbehaving");
+    ck_assert_ptr_nonnull(bad);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    const char *vin;
+    json_t *list;
+    json_object_foreach(bad, vin, list)
+    {
+        size_t k;
+        json_t *name;
+        json_array_foreach(list, k, name)
+        {
+            size_t b = 0;
+            while (b < sizeof s_breaks / sizeof s_breaks[0] &&
+                   strcmp(s_breaks[b].scenario, json_string_value(name)) != 0)
+                b++;
+            ck_assert_msg(b < sizeof s_breaks / sizeof s_breaks[0], "misbehaviour %s",
+                          json_string_value(name));
+            for (int v = 0; v < 2 && s_breaks[b].verdicts[v]; v++)
+                fprintf(f, "%s %s\n", vin, s_breaks[b].verdicts[v]);
+        }
+    }
+    fclose(f);
+    return s_sorted(out);
+}
+
 /* "vin rule severity id first_at" of every verdict for the prefix, sorted. */
 static char *s_episodes(PGconn *conn, const char *prefix)
 {
@@ -274,11 +346,20 @@ START_TEST(kill9_same_verdicts)
     vem_it_start(&a, "it_rules");
     ck_assert_int_eq(vem_it_wait(s_long_fleet(&a), 120), 0);
     json_decref(vem_it_sink_settled(&a));
+    json_t *truth = vem_it_truth(&a);
     vem_it_stop(&a);
     char *alone = s_episodes(conn, "LRULEK");
     fprintf(stderr, "it_rules kill9_same_verdicts: verdicts of the run left alone\n%s\n", alone);
-    ck_assert_ptr_nonnull(strstr(alone, "obd.tamper"));
-    ck_assert_ptr_nonnull(strstr(alone, "obd.scr_ineffective"));
+    /* exactly the trucks vem-sim made misbehave, each with what its misbehaviour breaks, and
+     * nothing for the others, of any rule */
+    char *want = s_expected_all(truth);
+    char *lines = s_verdicts(conn, "LRULEK", "true");
+    char *got = s_sorted(s_without_ids(lines));
+    ck_assert_str_eq(got, want);
+    free(lines);
+    free(got);
+    free(want);
+    json_decref(truth);
     PQclear(PQexec(conn, "DELETE FROM violations WHERE vin LIKE 'LRULEK%'"));
 
     /* the same fleet, vemd killed twice once checkpoints were written */
