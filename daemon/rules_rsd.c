@@ -15,6 +15,8 @@
  * exceedance older than a compliant reading already seen is set aside (counted), one that
  * is newer is placed by its time; a verdict already emitted is not withdrawn. The same
  * reading twice is judged once. At most VEM_RULES_CHAIN_MAX readings per chain (the oldest go).
+ * A chain is judged by the limit in force: after a reload that raised a limit, a link it no
+ * longer calls an exceedance counts as a compliant reading.
  *
  * fusion.obd_mismatch, whichever side arrives first. The vehicle keeps its OBD downstream NOx
  * by second for the last fusion_horizon_s seconds of OBD time (the raw value, 2 bytes a
@@ -256,6 +258,21 @@ static bool s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
             memmove(c->links, c->links + drop, (c->n - drop) * sizeof *c->links);
         c->n -= drop;
         return true;
+    }
+    /* A link the limit in force does not call an exceedance (a reload raised the limit or
+     * switched the column) is a compliant reading now: it and what came before it are no
+     * longer consecutive with this one. Without a reload there is none. */
+    uint32_t stale = 0;
+    for (uint32_t i = 0; i < c->n; i++) {
+        if (c->links[i].value > limit)
+            continue;
+        stale = i + 1;
+        if (c->links[i].time_us > c->compliant_us)
+            c->compliant_us = c->links[i].time_us;
+    }
+    if (stale) {
+        memmove(c->links, c->links + stale, (c->n - stale) * sizeof *c->links);
+        c->n -= stale;
     }
     if (t <= c->compliant_us) {
         ctx->counts->readings_late++;

@@ -1542,6 +1542,55 @@ START_TEST(full_chain_keeps_the_newest)
 }
 END_TEST
 
+/* A reload (SIGHUP) that changes a limit while a chain is open: the chain is judged by the
+ * limit in force. rules.md: non-compliant when the same pollutant "exceeds its limit in two or
+ * more consecutive valid readings"; consecutive means "no valid compliant reading of that
+ * pollutant in between". Worked by hand:
+ *   column b (NO limit 1000): r1 at T0, 1200 ppm > 1000: an exceedance, notice [r1].
+ *   reload to column a (NO limit 1500).
+ *   r2 at T0 + 1 day, 1600 ppm > 1500: an exceedance. Against the limit in force r1's
+ *     1200 ppm is not above 1500: r1 is a compliant reading, not an exceedance, so r2 is the
+ *     first of a new chain: a notice on [r2] alone, with its own id (anchored at r2), and
+ *     compliant_before = r1's time. A violation on [r1, r2] would convict on 1200 ppm against
+ *     a limit of 1500.
+ *   r3 at T0 + 2 days, 1700 ppm > 1500: two consecutive exceedances, a violation on [r2, r3]
+ *     under r2's id. */
+START_TEST(roadside_reload_judges_the_chain_by_the_limit_in_force)
+{
+    vem_rules_config_t cfg = s_defaults();
+    cfg.rsd_column = VEM_RSD_LIMIT_B;
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    vem_rsd_reading_t r;
+    s_reading(&r, T0, "r1", VEM_FUEL_DIESEL);
+    r.no_ppm = 1200;
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &r, 1, s_collect, &log), 1);
+    ck_assert_int_eq(log.v[0].severity, VEM_SEVERITY_NOTICE);
+    cfg.rsd_column = VEM_RSD_LIMIT_A; /* the reload */
+    s_reading(&r, T0 + DAY, "r2", VEM_FUEL_DIESEL);
+    r.no_ppm = 1600;
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &r, 2, s_collect, &log), 1);
+    const s_got_t *g = &log.v[1];
+    ck_assert_int_eq(g->severity, VEM_SEVERITY_NOTICE);
+    ck_assert_double_eq(g->limit, 1500);
+    ck_assert_int_eq(g->first_us, US(T0 + DAY) + 250000);
+    ck_assert_uint_eq(json_array_size(json_object_get(g->ev, "readings")), 1);
+    ck_assert_str_eq(s_str(g->ev, "compliant_before"), "2024-03-05T08:00:00.250+08:00");
+    ck_assert_str_ne(g->id, log.v[0].id);
+    s_reading(&r, T0 + 2 * DAY, "r3", VEM_FUEL_DIESEL);
+    r.no_ppm = 1700;
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &r, 3, s_collect, &log), 1);
+    g = &log.v[2];
+    ck_assert_int_eq(g->severity, VEM_SEVERITY_VIOLATION);
+    ck_assert_str_eq(g->id, log.v[1].id);
+    json_t *readings = json_object_get(g->ev, "readings");
+    ck_assert_uint_eq(json_array_size(readings), 2);
+    ck_assert_str_eq(s_str(json_array_get(readings, 0), "reading_id"), "r2");
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 /* Natural months in Beijing time: a day the later month lacks becomes its last day. */
 START_TEST(natural_months)
 {
@@ -2302,6 +2351,7 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, roadside_history_seeds_the_chain);
     tcase_add_test(tc, roadside_history_after_live_readings);
     tcase_add_test(tc, full_chain_keeps_the_newest);
+    tcase_add_test(tc, roadside_reload_judges_the_chain_by_the_limit_in_force);
     tcase_add_test(tc, idle_state);
     tcase_add_test(tc, natural_months);
     tcase_add_test(tc, fusion_either_order);
