@@ -1679,8 +1679,57 @@ START_TEST(fusion_either_order)
 }
 END_TEST
 
-/* No OBD sample within 2 s of the reading: unmatched, no verdict; a reading that never sees
- * OBD data is dropped after fusion_horizon_s of wall clock. */
+/* The terminal loses its link at T0 + 7 (a tunnel) while it passes the station at T0 + 10.25;
+ * when the link comes back it sends live data from T0 + 30 and the stored T0 + 8 .. T0 + 29 as
+ * re-sent (0x03) frames after it (hj1239.md: "stored data arrives as 0x03 frames, interleaved
+ * with live 0x02 frames"). The OBD data of the reading's moment exists: downstream NOx 100 ppm
+ * at T0 + 10, 0.25 s from the reading, below 500: rules.md's fusion.obd_mismatch notice, the
+ * same verdict and id as when everything arrives in time order (fusion_either_order), whether
+ * the reading comes before the live data resumes (order 0) or between it and the backlog
+ * (order 1). */
+START_TEST(fusion_after_a_backlog)
+{
+    s_log_t ref = {0};
+    s_fusion_run(100, 0, &ref);
+    const s_got_t *want = s_nth(&ref, VEM_RULE_FUSION_OBD_MISMATCH, 0);
+    for (int order = 0; order < 2; order++) {
+        vem_rules_config_t cfg = s_defaults();
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_truck);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        double low = 100;
+        vem_rsd_reading_t r;
+        s_reading(&r, T0 + 10, "f1", VEM_FUEL_DIESEL);
+        r.no_ppm = 1800;
+        s_feed(&fd, T0, 8, s_nox_gen, &low);
+        if (order == 0)
+            vem_rules_on_reading(v, &cfg, &r, 99, s_collect, &log);
+        s_feed(&fd, T0 + 30, 10, s_nox_gen, &low);
+        if (order == 1)
+            vem_rules_on_reading(v, &cfg, &r, 99, s_collect, &log);
+        fd.cmd = VEM_HJ1239_CMD_RESEND;
+        s_feed(&fd, T0 + 8, 22, s_nox_gen, &low);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_FUSION_OBD_MISMATCH), 1);
+        const s_got_t *g = s_nth(&log, VEM_RULE_FUSION_OBD_MISMATCH, 0);
+        ck_assert_str_eq(g->id, want->id);
+        ck_assert_double_eq_tol(g->measured, 100, 1e-3);
+        ck_assert_int_eq(g->first_us, US(T0 + 10));
+        ck_assert_str_eq(s_str(g->ev, "obd.sample_time"), s_iso(T0 + 10));
+        ck_assert_uint_eq(vem_rules_vehicle_counts(v)->fusion_unmatched, 0);
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+    s_log_free(&ref);
+}
+END_TEST
+
+/* No OBD sample within 2 s of the reading: unmatched, no verdict. While the match window
+ * (T0 + 8.25 .. T0 + 12.25: the seconds T0 + 9 .. T0 + 12) is in the 600 s of history a
+ * re-sent backlog may still fill it (fusion_after_a_backlog), so the reading waits: until the
+ * history starts after T0 + 9 (newest second T0 + 609: the history is T0 + 10 .. T0 + 609), or
+ * fusion_horizon_s of wall clock, whichever comes first. */
 START_TEST(fusion_unmatched)
 {
     vem_rules_config_t cfg = s_defaults();
@@ -1694,7 +1743,10 @@ START_TEST(fusion_unmatched)
     s_reading(&r, T0 + 10, "f1", VEM_FUEL_DIESEL);
     r.no_ppm = 1800;
     vem_rules_on_reading(v, &cfg, &r, 1, s_collect, &log);
-    s_feed(&fd, T0 + 30, 10, s_nox_gen, &low); /* passes T0 + 12: judged, nothing near */
+    s_feed(&fd, T0 + 30, 10, s_nox_gen, &low); /* passes T0 + 12, nothing near: waits */
+    s_feed(&fd, T0 + 608, 1, s_nox_gen, &low); /* history T0 + 9 .. T0 + 608: still waits */
+    ck_assert_uint_eq(vem_rules_vehicle_counts(v)->fusion_unmatched, 0);
+    s_feed(&fd, T0 + 609, 1, s_nox_gen, &low); /* T0 + 9 has left the history */
     ck_assert_int_eq(s_count(&log, VEM_RULE_FUSION_OBD_MISMATCH), 0);
     ck_assert_uint_eq(vem_rules_vehicle_counts(v)->fusion_unmatched, 1);
     s_reading(&r, T0 + 100, "f2", VEM_FUEL_DIESEL);
@@ -2355,6 +2407,7 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, idle_state);
     tcase_add_test(tc, natural_months);
     tcase_add_test(tc, fusion_either_order);
+    tcase_add_test(tc, fusion_after_a_backlog);
     tcase_add_test(tc, fusion_unmatched);
     suite_add_tcase(s, tc);
     tc = tcase_create("clock");
