@@ -577,6 +577,59 @@ START_TEST(nox_high_warm_after_twenty_minutes)
 }
 END_TEST
 
+/* A reload (SIGHUP) that makes a span's limit more lenient while the span is open: the samples
+ * judged before it that the limit in force no longer counts must not make the verdict.
+ *   obd.reagent_empty (rules.md: level "at or below reagent_min_pct ... violation after
+ *   reagent_minutes"): 900 samples at 1.6 % (raw 4) are at or below 2.0; reload to 1.0;
+ *   900 samples at 0.8 % (raw 2). At or below 1.0: only the last 900, < 1800: no verdict.
+ *   900 more at 0.8 %: 1800 from T0 + 900 to T0 + 2699: the violation, from T0 + 900.
+ *   obd.nox_high ("downstream NOx above nox_ppm_max for nox_minutes of warm operation"),
+ *   no engine figures: 300 warm samples at 600 ppm are above 500; reload to 700; 300 at 800.
+ *   Above 700: only the last 300, < 600: no verdict. 300 more at 800: 600 from T0 + 300 to
+ *   T0 + 899: the notice, from T0 + 300, its lowest 800. */
+START_TEST(spans_across_a_reload_count_by_the_limit_in_force)
+{
+    for (int k = 0; k < 2; k++) {
+        vem_rules_config_t cfg = s_defaults();
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, k == 0 ? &s_truck : NULL);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        vem_rule_t rule = k == 0 ? VEM_RULE_OBD_REAGENT_EMPTY : VEM_RULE_OBD_NOX_HIGH;
+        long half = k == 0 ? 900 : 300;
+        s_phys_t p = s_cruise;
+        if (k == 0)
+            p.reagent = 1.6;
+        else
+            p.nox_down = 600;
+        s_feed(&fd, T0, half, s_const, &p);
+        if (k == 0) {
+            cfg.reagent_min_pct = 1.0; /* the reload */
+            p.reagent = 0.8;
+        } else {
+            cfg.nox_ppm_max = 700;
+            p.nox_down = 800;
+        }
+        s_feed(&fd, T0 + half, half, s_const, &p);
+        ck_assert_msg(s_count(&log, rule) == 0, "%s fired on samples the reload set free",
+                      vem_rules_name(rule));
+        s_feed(&fd, T0 + 2 * half, half, s_const, &p);
+        ck_assert_int_eq(s_count(&log, rule), 1);
+        const s_got_t *g = s_nth(&log, rule, 0);
+        ck_assert_int_eq(g->first_us, US(T0 + half));
+        ck_assert_int_eq(g->last_us, US(T0 + 3 * half - 1));
+        ck_assert_int_eq(s_int(g->ev, "samples.count"), 2 * half);
+        if (k == 0)
+            ck_assert_double_eq_tol(s_real(g->ev, "reagent_pct_max"), 0.8, 1e-9);
+        else
+            ck_assert_double_eq_tol(g->measured, 800, 1e-9);
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+}
+END_TEST
+
 /* Frozen sensor: 300 samples at 123.45 ppm, 10 with a 0xFFFF marker, 300 more at 123.45 with
  * rpm 1400/1460 (span 60): the markers neither break nor extend the span, so its 600th
  * sample is t = T0 + 609. A different valid value in their place breaks it: 300 + 300. */
@@ -821,6 +874,42 @@ START_TEST(window_at_the_limit)
                                     1e-3);
         s_log_free(&log);
     }
+}
+END_TEST
+
+/* A reload in the middle of a trip (rules.nox_window_mg_kwh 690 -> 700, rules.nox_percentile
+ * 90 -> 50): the trip's windows were judged against the figures it started with (the window
+ * state keeps them, rules_window.c), so its verdict must say those: c = 56.95 ppm gives
+ * 690.0146 mg/kWh in each of the 10 windows (window_at_the_limit), above 690, and the verdict
+ * reads measured 690.0146 against limit 690 at the 90th percentile (rank ceil(0.9 x 10) = 9).
+ * Reporting the reloaded 700 would show a violation whose measured value is below its limit. */
+START_TEST(window_verdict_says_the_limit_it_was_judged_by)
+{
+    vem_rules_config_t cfg = s_defaults();
+    s_series_t s;
+    for (int i = 0; i < 10; i++) {
+        s.torque[i] = 58;
+        s.nox[i] = 56.95;
+    }
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_small);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    s_feed(&fd, T0, 5, s_series_gen, &s);
+    cfg.nox_window_mg_kwh = 700; /* the reload */
+    cfg.nox_percentile = 50;
+    s_feed(&fd, T0 + 5, 5, s_series_gen, &s);
+    s_cmd(&fd, VEM_HJ1239_CMD_LOGOUT, T0 + 10);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_WINDOW), 1);
+    const s_got_t *g = s_nth(&log, VEM_RULE_OBD_NOX_WINDOW, 0);
+    ck_assert_double_eq_tol(g->measured, 690.0146, 1e-3);
+    ck_assert_double_eq(g->limit, 690);
+    ck_assert_int_eq(s_int(g->ev, "percentile"), 90);
+    ck_assert_int_eq(s_int(g->ev, "rank"), 9);
+    ck_assert_double_gt(g->measured, g->limit);
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
 }
 END_TEST
 
@@ -2378,6 +2467,7 @@ Suite *vem_suite_rules(void)
     tcase_add_loop_test(tc, span_rules, 0, sizeof s_spans / sizeof *s_spans);
     tcase_add_test(tc, nox_high_warm_after_twenty_minutes);
     tcase_add_test(tc, sentinels_inside_a_frozen_span);
+    tcase_add_test(tc, spans_across_a_reload_count_by_the_limit_in_force);
     tcase_add_test(tc, relogin_without_logout_continues_the_trip);
     tcase_add_test(tc, trip_split_by_a_ten_minute_gap);
     tcase_add_test(tc, gb17691_sample_times);
@@ -2389,6 +2479,7 @@ Suite *vem_suite_rules(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, window_arithmetic);
     tcase_add_test(tc, window_at_the_limit);
+    tcase_add_test(tc, window_verdict_says_the_limit_it_was_judged_by);
     tcase_add_test(tc, windows_never_bridge_a_trip);
     tcase_add_test(tc, sentinel_inside_a_window);
     tcase_add_test(tc, no_figures_falls_back_to_nox_high);
