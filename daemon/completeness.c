@@ -48,8 +48,44 @@ static void s_midnight(int32_t day, char out[64])
     snprintf(out, 64, "%04d-%02d-%02d 00:00:00+08", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
 }
 
-static vem_day_counts_t *s_load(const char *conninfo, int32_t day)
+/* What the loader thread is given. */
+typedef struct {
+    int32_t day;
+    int64_t gap_s;
+} s_job_t;
+
+/* Per VIN: the distinct samples of the day, and the engine-running seconds rules.md divides
+ * them by. A sample is counted at its rule time (rules.c): its block time, or in a GB 17691
+ * frame, whose samples all carry the frame's time (the last one's), that time minus the
+ * samples after it in the frame (a frame: the rows of one time received together). Terminals
+ * send nothing with the ignition off, so the running seconds are those of the day's trips:
+ * runs of samples split where two follow each other by more than gap_s (rules.trip_gap_min,
+ * rules.md's trip), each lasting from its first sample to its last. A gap inside a trip is
+ * data the terminal owed; a parked truck owes none. A longer gap over which the odometer
+ * advanced does not split: the truck drove while its terminal was silent (one that sends a
+ * sample every 11 minutes is not complete). */
+static const char s_sql[] =
+    "SELECT vin, sum(n), sum(span) FROM ("
+    " SELECT vin, count(*) AS n, extract(epoch FROM max(t) - min(t))::bigint + 1 AS span FROM ("
+    "  SELECT vin, t, sum(coalesce(brk, false)::int) OVER (PARTITION BY vin ORDER BY t) AS trip"
+    "  FROM ("
+    "   SELECT vin, t, t - lag(t) OVER w > $3::bigint * interval '1 s'"
+    "          AND NOT coalesce(odo > lag(odo) OVER w, false) AS brk"
+    "   FROM (SELECT DISTINCT ON (vin, t) vin, t, odo FROM ("
+    "          SELECT vin, odometer_km AS odo,"
+    "                 sample_time - (count(*) OVER f - row_number() OVER b) * interval '1 s' AS t"
+    "            FROM vem_samples_between($1::timestamptz, $2::timestamptz)"
+    "           WHERE block_type IN ('stream', 'twc', 'twc_nox')"
+    "          WINDOW f AS (PARTITION BY vin, sample_time, received_at),"
+    "                 b AS (f ORDER BY block_idx)) s"
+    "         ORDER BY vin, t, odo) d"
+    "   WINDOW w AS (PARTITION BY vin ORDER BY t)) g) k"
+    " GROUP BY vin, trip) e "
+    "GROUP BY vin";
+
+static vem_day_counts_t *s_load(const char *conninfo, const s_job_t *job)
 {
+    int32_t day = job->day;
     char err[512];
     PGconn *conn = vem_pgload_connect(conninfo, "vemd-completeness", err, sizeof err);
     if (!conn) {
@@ -59,15 +95,11 @@ static vem_day_counts_t *s_load(const char *conninfo, int32_t day)
     char from[64], to[64];
     s_midnight(day, from);
     s_midnight(day + 1, to);
-    const char *params[] = {from, to};
+    char gap[24];
+    snprintf(gap, sizeof gap, "%" PRId64, job->gap_s);
+    const char *params[] = {from, to, gap};
     /* vem_samples_between bounds the frame time too, so only the day's partitions are read */
-    PGresult *res =
-        PQexecParams(conn,
-                     "SELECT vin, count(DISTINCT sample_time), "
-                     "extract(epoch FROM max(sample_time) - min(sample_time))::bigint + 1 "
-                     "FROM vem_samples_between($1::timestamptz, $2::timestamptz) "
-                     "WHERE block_type IN ('stream', 'twc', 'twc_nox') GROUP BY vin",
-                     2, NULL, params, NULL, NULL, 0);
+    PGresult *res = PQexecParams(conn, s_sql, 3, NULL, params, NULL, NULL, 0);
     vem_day_counts_t *out = NULL;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         vem_log(VEM_LOG_ERR, "completeness", "counts of %s: %s", from, PQerrorMessage(conn));
@@ -95,7 +127,7 @@ static vem_day_counts_t *s_load(const char *conninfo, int32_t day)
 
 static void *s_run(const char *conninfo, void *arg)
 {
-    return s_load(conninfo, *(const int32_t *)arg);
+    return s_load(conninfo, arg);
 }
 
 static void s_drop(void *counts)
@@ -103,11 +135,12 @@ static void s_drop(void *counts)
     vem_day_counts_free(counts);
 }
 
-int vem_completeness_start(const char *conninfo, int32_t day, int fd)
+int vem_completeness_start(const char *conninfo, int32_t day, int64_t gap_s, int fd)
 {
-    int32_t *arg = malloc(sizeof *arg);
-    if (!arg)
+    s_job_t *job = malloc(sizeof *job);
+    if (!job)
         abort();
-    *arg = day;
-    return vem_pgload_start(conninfo, s_run, arg, s_drop, fd);
+    job->day = day;
+    job->gap_s = gap_s;
+    return vem_pgload_start(conninfo, s_run, job, s_drop, fd);
 }

@@ -276,7 +276,7 @@ static const vem_conf_key_t s_keys[] = {
     {"rules.rsd_cycle_months", VEM_CONF_UINT, S_OFF(rules.t.rsd_cycle_months), "6", 0, 0, NULL,
      true, "rsd.*: ... within this many natural months"},
     {"rules.mil_days", VEM_CONF_UINT, S_OFF(rules.t.mil_days), "7", 0, 0, NULL, true,
-     "days of MIL on (or one DTC) before the notice becomes a violation"},
+     "days the MIL stays on before obd.mil_on's notice becomes a violation"},
     {"rules.reagent_min_pct", VEM_CONF_REAL, S_OFF(rules.t.reagent_min_pct), "2", 0, 0, NULL, true,
      "reagent level at or below this % counts as empty"},
     {"rules.reagent_minutes", VEM_CONF_UINT, S_OFF(rules.t.reagent_minutes), "30", 0, 0, NULL, true,

@@ -191,7 +191,8 @@ static void s_completeness_tick(s_daemon_t *d)
     if (d->day_judged >= due)
         return;
     int32_t day = d->day_judged ? d->day_judged + 1 : due - 1;
-    if (vem_completeness_start(c->pg.conninfo, day, d->day_fd[1]) == 0)
+    int64_t gap_s = (int64_t)c->rules.t.trip_gap_min * 60;
+    if (vem_completeness_start(c->pg.conninfo, day, gap_s, d->day_fd[1]) == 0)
         d->day_loading = true;
     else
         vem_log(VEM_LOG_ERR, "main", "cannot start the completeness loader");

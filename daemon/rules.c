@@ -11,7 +11,10 @@
  * A value the decoder marks as no measurement (invalid, abnormal, out of range) makes the
  * sample neutral for every rule that needs it: it neither extends nor breaks a span, and it
  * is left out of the NOx window series. Comparisons with limits allow 1e-9 relative, so a
- * value exactly at a limit is at it, whatever its binary rounding.
+ * value exactly at a limit is at it, whatever its binary rounding. A reload that makes the
+ * reagent or nox_high limit more lenient restarts a span holding samples it no longer counts
+ * (their lowest or highest value tells); a trip's NOx window keeps the limit and percentile it
+ * started with, and its verdict says them.
  *
  * Trips and tracks. A trip is what lies between a login and a logout, or between gaps longer
  * than trip_gap_min in the samples' own times; a login that follows no logout (the terminal
@@ -313,8 +316,7 @@ static void s_trip_start(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
 }
 
 static void s_window_emit(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
-                          const vem_rules_config_t *cfg, const vem_rules_window_result_t *r,
-                          vem_rules_out_t *out)
+                          const vem_rules_window_result_t *r, vem_rules_out_t *out)
 {
     json_t *trip = json_object();
     json_object_set_new(trip, "track", json_string(tr == &v->live ? "live" : "backfill"));
@@ -341,7 +343,8 @@ static void s_window_emit(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
     json_object_set_new(ev, "windows", json_integer(r->windows));
     json_object_set_new(ev, "valid_windows", json_integer(r->valid));
     json_object_set_new(ev, "over_limit_windows", json_integer(r->over));
-    json_object_set_new(ev, "percentile", json_integer(cfg->nox_percentile));
+    /* the figures the trip was judged by (a reload since its start does not change them) */
+    json_object_set_new(ev, "percentile", json_integer(tr->win.percentile));
     json_object_set_new(ev, "rank", json_integer(r->rank));
     json_object_set_new(ev, "percentile_mg_kwh", vem_rules_real_json(r->percentile_mg_kwh));
     json_object_set_new(ev, "percentile_exact", json_boolean(r->exact));
@@ -353,7 +356,7 @@ static void s_window_emit(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
                                    tr->start.sec * S_US,
                                    tr->last.sec * S_US,
                                    r->percentile_mg_kwh,
-                                   cfg->nox_window_mg_kwh,
+                                   tr->win.limit_mg_kwh,
                                    "mg/kWh",
                                    VEM_SEVERITY_VIOLATION,
                                    ev};
@@ -370,7 +373,7 @@ static void s_trip_end(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_
         vem_rules_window_result_t r;
         vem_rules_window_result(&tr->win, &r);
         if (r.fails && cfg->enabled[VEM_RULE_OBD_NOX_WINDOW])
-            s_window_emit(v, tr, cfg, &r, out);
+            s_window_emit(v, tr, &r, out);
         vem_rules_window_stop(&tr->win);
     }
     tr->open = false;
@@ -529,6 +532,10 @@ static void s_reagent(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_r
     bool low = valid && !(x->reagent > bd->reagent_above);
     if (!s_step(s, running && low, valid && !low, at))
         return;
+    if (s->n > 1 && s->hi > bd->reagent_above)
+        s->n = 0; /* a reload lowered the limit: what the span held is not empty now */
+    if (s->n == 0)
+        s_step(s, true, false, at);
     s_minmax(s, x->reagent);
     if (s->fired || s->n < cfg->reagent_minutes * 60)
         return;
@@ -549,6 +556,10 @@ static void s_nox_high(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_
     bool high = valid && x->win.nox_ppm > bd->nox_above;
     if (!s_step(s, high, valid && !high, at))
         return;
+    if (s->n > 1 && !(s->lo > bd->nox_above))
+        s->n = 0; /* a reload raised the limit: what the span held is not high now */
+    if (s->n == 0)
+        s_step(s, true, false, at);
     s_minmax(s, x->win.nox_ppm);
     if (s->fired || s->n < cfg->nox_minutes * 60)
         return;

@@ -15,15 +15,19 @@
  * exceedance older than a compliant reading already seen is set aside (counted), one that
  * is newer is placed by its time; a verdict already emitted is not withdrawn. The same
  * reading twice is judged once. At most VEM_RULES_CHAIN_MAX readings per chain (the oldest go).
+ * A chain is judged by the limit in force: after a reload that raised a limit, a link it no
+ * longer calls an exceedance counts as a compliant reading.
  *
  * fusion.obd_mismatch, whichever side arrives first. The vehicle keeps its OBD downstream NOx
  * by second for the last fusion_horizon_s seconds of OBD time (the raw value, 2 bytes a
  * second), and up to
  * VEM_RULES_PENDING NO exceedances that wait for OBD data to pass their time + fusion_match_s. The
  * match is the valid sample nearest the reading (the earlier on a tie) within fusion_match_s;
- * below fusion_low_ppm it is a notice. A reading whose match window has left the history, or
- * that waited longer than fusion_horizon_s of wall clock (vem_rules_rsd_expire), or had no
- * valid sample in its window, is counted as unmatched. */
+ * below fusion_low_ppm it is a notice. A reading whose window the OBD data has passed without
+ * a valid sample in it keeps waiting while the window is in the history: a re-sent backlog
+ * (0x03) often comes after the live data that followed the link's return. A reading whose
+ * match window has left the history, or that waited longer than fusion_horizon_s of wall clock
+ * (vem_rules_rsd_expire), is counted as unmatched. */
 #include "rules_int.h"
 
 #include "hj1239.h"
@@ -257,6 +261,21 @@ static bool s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
         c->n -= drop;
         return true;
     }
+    /* A link the limit in force does not call an exceedance (a reload raised the limit or
+     * switched the column) is a compliant reading now: it and what came before it are no
+     * longer consecutive with this one. Without a reload there is none. */
+    uint32_t stale = 0;
+    for (uint32_t i = 0; i < c->n; i++) {
+        if (c->links[i].value > limit)
+            continue;
+        stale = i + 1;
+        if (c->links[i].time_us > c->compliant_us)
+            c->compliant_us = c->links[i].time_us;
+    }
+    if (stale) {
+        memmove(c->links, c->links + stale, (c->n - stale) * sizeof *c->links);
+        c->n -= stale;
+    }
     if (t <= c->compliant_us) {
         ctx->counts->readings_late++;
         return true;
@@ -317,19 +336,34 @@ static uint32_t s_slot(const vem_rules_rsd_t *rsd, int64_t sec)
     return rsd->obd_head >= back ? rsd->obd_head - back : rsd->obd_head + rsd->obd_slots - back;
 }
 
+/* The seconds [*first, *last] that lie within fusion_match_s of the instant us. */
+static void s_window(const vem_rules_config_t *cfg, int64_t us, int64_t *first, int64_t *last)
+{
+    int64_t m = (int64_t)cfg->fusion_match_s * 1000000;
+    int64_t lo = us - m, hi = us + m;
+    *first = lo >= 0 ? (lo + 999999) / 1000000 : -((-lo) / 1000000);
+    *last = hi >= 0 ? hi / 1000000 : -((-hi + 999999) / 1000000);
+}
+
+/* True while the history covers the whole match window of us (a re-sent backlog may still
+ * fill a second of it). */
+static bool s_covered(const vem_rules_rsd_t *rsd, const vem_rules_config_t *cfg, int64_t us)
+{
+    int64_t first, last;
+    s_window(cfg, us, &first, &last);
+    return rsd->obd && rsd->obd_newest != INT64_MIN &&
+           first > rsd->obd_newest - (int64_t)rsd->obd_slots;
+}
+
 /* The valid OBD sample nearest us within fusion_match_s (earlier on a tie); false when the
  * history has none, or no longer covers the whole match window. */
 static bool s_match(const vem_rules_rsd_t *rsd, const vem_rules_config_t *cfg, int64_t us,
                     int64_t *sec, double *nox)
 {
-    if (!rsd->obd || rsd->obd_newest == INT64_MIN)
+    if (!s_covered(rsd, cfg, us))
         return false;
-    int64_t m = (int64_t)cfg->fusion_match_s * 1000000;
-    int64_t lo = us - m, hi = us + m;
-    int64_t first = lo >= 0 ? (lo + 999999) / 1000000 : -((-lo) / 1000000);
-    int64_t last = hi >= 0 ? hi / 1000000 : -((-hi + 999999) / 1000000);
-    if (first <= rsd->obd_newest - (int64_t)rsd->obd_slots)
-        return false;
+    int64_t first, last;
+    s_window(cfg, us, &first, &last);
     bool found = false;
     int64_t best = 0;
     const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(VEM_HJ1239_F_NOX_DOWN);
@@ -351,18 +385,24 @@ static bool s_match(const vem_rules_rsd_t *rsd, const vem_rules_config_t *cfg, i
     return found;
 }
 
-static void s_fusion_decide(const vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
+/* Decides a reading whose match window the OBD data has passed: true when done (a verdict,
+ * an agreeing sample, or unmatched for good, counted); false while the window holds no valid
+ * sample but is still in the history, where a re-sent backlog that comes after newer live
+ * data may put one: the reading waits for it (or for vem_rules_rsd_expire). */
+static bool s_fusion_decide(const vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
                             const vem_rules_config_t *cfg, const vem_rules_pending_t *pr,
                             vem_rules_out_t *out)
 {
     int64_t sec;
     double nox;
     if (!s_match(rsd, cfg, pr->time_us, &sec, &nox)) {
+        if (s_covered(rsd, cfg, pr->time_us))
+            return false;
         ctx->counts->fusion_unmatched++;
-        return;
+        return true;
     }
     if (!(nox < cfg->fusion_low_ppm))
-        return; /* the OBD agrees: NOx is high at the tailpipe too */
+        return true; /* the OBD agrees: NOx is high at the tailpipe too */
     json_t *reading = json_object();
     json_object_set_new(reading, "station_id", json_string(pr->station_id));
     json_object_set_new(reading, "reading_id", json_string(pr->reading_id));
@@ -392,6 +432,7 @@ static void s_fusion_decide(const vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_
         .evidence = ev,
     };
     vem_rules_emit(out, &ctx->who, &v);
+    return true;
 }
 
 /* True when the OBD history has passed the end of the reading's match window. */
@@ -408,10 +449,8 @@ static void s_fusion_reading(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ct
     vem_rules_pending_t pr = {.time_us = r->time_us, .no_ppm = r->no_ppm, .limit = limit};
     snprintf(pr.station_id, sizeof pr.station_id, "%s", r->station_id);
     snprintf(pr.reading_id, sizeof pr.reading_id, "%s", r->reading_id);
-    if (s_ready(rsd, cfg, r->time_us)) {
-        s_fusion_decide(rsd, ctx, cfg, &pr, out);
+    if (s_ready(rsd, cfg, r->time_us) && s_fusion_decide(rsd, ctx, cfg, &pr, out))
         return;
-    }
     if (!rsd->pending)
         rsd->pending = s_alloc(VEM_RULES_PENDING * sizeof *rsd->pending, ctx->bytes);
     for (unsigned i = 0; i < rsd->npending; i++)
@@ -498,15 +537,14 @@ void vem_rules_rsd_obd(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
     if (rsd->npending)
         vem_rules_rsd_settle(rsd);
     for (unsigned i = 0; i < rsd->npending;) {
-        if (!s_ready(rsd, cfg, rsd->pending[i].time_us)) {
+        vem_rules_pending_t pr = rsd->pending[i];
+        if (!s_ready(rsd, cfg, pr.time_us) || !s_fusion_decide(rsd, ctx, cfg, &pr, out)) {
             i++;
             continue;
         }
-        vem_rules_pending_t pr = rsd->pending[i];
         memmove(rsd->pending + i, rsd->pending + i + 1,
                 (rsd->npending - i - 1) * sizeof *rsd->pending);
         rsd->npending--;
-        s_fusion_decide(rsd, ctx, cfg, &pr, out);
     }
 }
 

@@ -577,6 +577,59 @@ START_TEST(nox_high_warm_after_twenty_minutes)
 }
 END_TEST
 
+/* A reload (SIGHUP) that makes a span's limit more lenient while the span is open: the samples
+ * judged before it that the limit in force no longer counts must not make the verdict.
+ *   obd.reagent_empty (rules.md: level "at or below reagent_min_pct ... violation after
+ *   reagent_minutes"): 900 samples at 1.6 % (raw 4) are at or below 2.0; reload to 1.0;
+ *   900 samples at 0.8 % (raw 2). At or below 1.0: only the last 900, < 1800: no verdict.
+ *   900 more at 0.8 %: 1800 from T0 + 900 to T0 + 2699: the violation, from T0 + 900.
+ *   obd.nox_high ("downstream NOx above nox_ppm_max for nox_minutes of warm operation"),
+ *   no engine figures: 300 warm samples at 600 ppm are above 500; reload to 700; 300 at 800.
+ *   Above 700: only the last 300, < 600: no verdict. 300 more at 800: 600 from T0 + 300 to
+ *   T0 + 899: the notice, from T0 + 300, its lowest 800. */
+START_TEST(spans_across_a_reload_count_by_the_limit_in_force)
+{
+    for (int k = 0; k < 2; k++) {
+        vem_rules_config_t cfg = s_defaults();
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, k == 0 ? &s_truck : NULL);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        vem_rule_t rule = k == 0 ? VEM_RULE_OBD_REAGENT_EMPTY : VEM_RULE_OBD_NOX_HIGH;
+        long half = k == 0 ? 900 : 300;
+        s_phys_t p = s_cruise;
+        if (k == 0)
+            p.reagent = 1.6;
+        else
+            p.nox_down = 600;
+        s_feed(&fd, T0, half, s_const, &p);
+        if (k == 0) {
+            cfg.reagent_min_pct = 1.0; /* the reload */
+            p.reagent = 0.8;
+        } else {
+            cfg.nox_ppm_max = 700;
+            p.nox_down = 800;
+        }
+        s_feed(&fd, T0 + half, half, s_const, &p);
+        ck_assert_msg(s_count(&log, rule) == 0, "%s fired on samples the reload set free",
+                      vem_rules_name(rule));
+        s_feed(&fd, T0 + 2 * half, half, s_const, &p);
+        ck_assert_int_eq(s_count(&log, rule), 1);
+        const s_got_t *g = s_nth(&log, rule, 0);
+        ck_assert_int_eq(g->first_us, US(T0 + half));
+        ck_assert_int_eq(g->last_us, US(T0 + 3 * half - 1));
+        ck_assert_int_eq(s_int(g->ev, "samples.count"), 2 * half);
+        if (k == 0)
+            ck_assert_double_eq_tol(s_real(g->ev, "reagent_pct_max"), 0.8, 1e-9);
+        else
+            ck_assert_double_eq_tol(g->measured, 800, 1e-9);
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+}
+END_TEST
+
 /* Frozen sensor: 300 samples at 123.45 ppm, 10 with a 0xFFFF marker, 300 more at 123.45 with
  * rpm 1400/1460 (span 60): the markers neither break nor extend the span, so its 600th
  * sample is t = T0 + 609. A different valid value in their place breaks it: 300 + 300. */
@@ -821,6 +874,42 @@ START_TEST(window_at_the_limit)
                                     1e-3);
         s_log_free(&log);
     }
+}
+END_TEST
+
+/* A reload in the middle of a trip (rules.nox_window_mg_kwh 690 -> 700, rules.nox_percentile
+ * 90 -> 50): the trip's windows were judged against the figures it started with (the window
+ * state keeps them, rules_window.c), so its verdict must say those: c = 56.95 ppm gives
+ * 690.0146 mg/kWh in each of the 10 windows (window_at_the_limit), above 690, and the verdict
+ * reads measured 690.0146 against limit 690 at the 90th percentile (rank ceil(0.9 x 10) = 9).
+ * Reporting the reloaded 700 would show a violation whose measured value is below its limit. */
+START_TEST(window_verdict_says_the_limit_it_was_judged_by)
+{
+    vem_rules_config_t cfg = s_defaults();
+    s_series_t s;
+    for (int i = 0; i < 10; i++) {
+        s.torque[i] = 58;
+        s.nox[i] = 56.95;
+    }
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_small);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    s_feed(&fd, T0, 5, s_series_gen, &s);
+    cfg.nox_window_mg_kwh = 700; /* the reload */
+    cfg.nox_percentile = 50;
+    s_feed(&fd, T0 + 5, 5, s_series_gen, &s);
+    s_cmd(&fd, VEM_HJ1239_CMD_LOGOUT, T0 + 10);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_WINDOW), 1);
+    const s_got_t *g = s_nth(&log, VEM_RULE_OBD_NOX_WINDOW, 0);
+    ck_assert_double_eq_tol(g->measured, 690.0146, 1e-3);
+    ck_assert_double_eq(g->limit, 690);
+    ck_assert_int_eq(s_int(g->ev, "percentile"), 90);
+    ck_assert_int_eq(s_int(g->ev, "rank"), 9);
+    ck_assert_double_gt(g->measured, g->limit);
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
 }
 END_TEST
 
@@ -1542,6 +1631,55 @@ START_TEST(full_chain_keeps_the_newest)
 }
 END_TEST
 
+/* A reload (SIGHUP) that changes a limit while a chain is open: the chain is judged by the
+ * limit in force. rules.md: non-compliant when the same pollutant "exceeds its limit in two or
+ * more consecutive valid readings"; consecutive means "no valid compliant reading of that
+ * pollutant in between". Worked by hand:
+ *   column b (NO limit 1000): r1 at T0, 1200 ppm > 1000: an exceedance, notice [r1].
+ *   reload to column a (NO limit 1500).
+ *   r2 at T0 + 1 day, 1600 ppm > 1500: an exceedance. Against the limit in force r1's
+ *     1200 ppm is not above 1500: r1 is a compliant reading, not an exceedance, so r2 is the
+ *     first of a new chain: a notice on [r2] alone, with its own id (anchored at r2), and
+ *     compliant_before = r1's time. A violation on [r1, r2] would convict on 1200 ppm against
+ *     a limit of 1500.
+ *   r3 at T0 + 2 days, 1700 ppm > 1500: two consecutive exceedances, a violation on [r2, r3]
+ *     under r2's id. */
+START_TEST(roadside_reload_judges_the_chain_by_the_limit_in_force)
+{
+    vem_rules_config_t cfg = s_defaults();
+    cfg.rsd_column = VEM_RSD_LIMIT_B;
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    vem_rsd_reading_t r;
+    s_reading(&r, T0, "r1", VEM_FUEL_DIESEL);
+    r.no_ppm = 1200;
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &r, 1, s_collect, &log), 1);
+    ck_assert_int_eq(log.v[0].severity, VEM_SEVERITY_NOTICE);
+    cfg.rsd_column = VEM_RSD_LIMIT_A; /* the reload */
+    s_reading(&r, T0 + DAY, "r2", VEM_FUEL_DIESEL);
+    r.no_ppm = 1600;
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &r, 2, s_collect, &log), 1);
+    const s_got_t *g = &log.v[1];
+    ck_assert_int_eq(g->severity, VEM_SEVERITY_NOTICE);
+    ck_assert_double_eq(g->limit, 1500);
+    ck_assert_int_eq(g->first_us, US(T0 + DAY) + 250000);
+    ck_assert_uint_eq(json_array_size(json_object_get(g->ev, "readings")), 1);
+    ck_assert_str_eq(s_str(g->ev, "compliant_before"), "2024-03-05T08:00:00.250+08:00");
+    ck_assert_str_ne(g->id, log.v[0].id);
+    s_reading(&r, T0 + 2 * DAY, "r3", VEM_FUEL_DIESEL);
+    r.no_ppm = 1700;
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &r, 3, s_collect, &log), 1);
+    g = &log.v[2];
+    ck_assert_int_eq(g->severity, VEM_SEVERITY_VIOLATION);
+    ck_assert_str_eq(g->id, log.v[1].id);
+    json_t *readings = json_object_get(g->ev, "readings");
+    ck_assert_uint_eq(json_array_size(readings), 2);
+    ck_assert_str_eq(s_str(json_array_get(readings, 0), "reading_id"), "r2");
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 /* Natural months in Beijing time: a day the later month lacks becomes its last day. */
 START_TEST(natural_months)
 {
@@ -1630,8 +1768,57 @@ START_TEST(fusion_either_order)
 }
 END_TEST
 
-/* No OBD sample within 2 s of the reading: unmatched, no verdict; a reading that never sees
- * OBD data is dropped after fusion_horizon_s of wall clock. */
+/* The terminal loses its link at T0 + 7 (a tunnel) while it passes the station at T0 + 10.25;
+ * when the link comes back it sends live data from T0 + 30 and the stored T0 + 8 .. T0 + 29 as
+ * re-sent (0x03) frames after it (hj1239.md: "stored data arrives as 0x03 frames, interleaved
+ * with live 0x02 frames"). The OBD data of the reading's moment exists: downstream NOx 100 ppm
+ * at T0 + 10, 0.25 s from the reading, below 500: rules.md's fusion.obd_mismatch notice, the
+ * same verdict and id as when everything arrives in time order (fusion_either_order), whether
+ * the reading comes before the live data resumes (order 0) or between it and the backlog
+ * (order 1). */
+START_TEST(fusion_after_a_backlog)
+{
+    s_log_t ref = {0};
+    s_fusion_run(100, 0, &ref);
+    const s_got_t *want = s_nth(&ref, VEM_RULE_FUSION_OBD_MISMATCH, 0);
+    for (int order = 0; order < 2; order++) {
+        vem_rules_config_t cfg = s_defaults();
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_truck);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        double low = 100;
+        vem_rsd_reading_t r;
+        s_reading(&r, T0 + 10, "f1", VEM_FUEL_DIESEL);
+        r.no_ppm = 1800;
+        s_feed(&fd, T0, 8, s_nox_gen, &low);
+        if (order == 0)
+            vem_rules_on_reading(v, &cfg, &r, 99, s_collect, &log);
+        s_feed(&fd, T0 + 30, 10, s_nox_gen, &low);
+        if (order == 1)
+            vem_rules_on_reading(v, &cfg, &r, 99, s_collect, &log);
+        fd.cmd = VEM_HJ1239_CMD_RESEND;
+        s_feed(&fd, T0 + 8, 22, s_nox_gen, &low);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_FUSION_OBD_MISMATCH), 1);
+        const s_got_t *g = s_nth(&log, VEM_RULE_FUSION_OBD_MISMATCH, 0);
+        ck_assert_str_eq(g->id, want->id);
+        ck_assert_double_eq_tol(g->measured, 100, 1e-3);
+        ck_assert_int_eq(g->first_us, US(T0 + 10));
+        ck_assert_str_eq(s_str(g->ev, "obd.sample_time"), s_iso(T0 + 10));
+        ck_assert_uint_eq(vem_rules_vehicle_counts(v)->fusion_unmatched, 0);
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+    s_log_free(&ref);
+}
+END_TEST
+
+/* No OBD sample within 2 s of the reading: unmatched, no verdict. While the match window
+ * (T0 + 8.25 .. T0 + 12.25: the seconds T0 + 9 .. T0 + 12) is in the 600 s of history a
+ * re-sent backlog may still fill it (fusion_after_a_backlog), so the reading waits: until the
+ * history starts after T0 + 9 (newest second T0 + 609: the history is T0 + 10 .. T0 + 609), or
+ * fusion_horizon_s of wall clock, whichever comes first. */
 START_TEST(fusion_unmatched)
 {
     vem_rules_config_t cfg = s_defaults();
@@ -1645,7 +1832,10 @@ START_TEST(fusion_unmatched)
     s_reading(&r, T0 + 10, "f1", VEM_FUEL_DIESEL);
     r.no_ppm = 1800;
     vem_rules_on_reading(v, &cfg, &r, 1, s_collect, &log);
-    s_feed(&fd, T0 + 30, 10, s_nox_gen, &low); /* passes T0 + 12: judged, nothing near */
+    s_feed(&fd, T0 + 30, 10, s_nox_gen, &low); /* passes T0 + 12, nothing near: waits */
+    s_feed(&fd, T0 + 608, 1, s_nox_gen, &low); /* history T0 + 9 .. T0 + 608: still waits */
+    ck_assert_uint_eq(vem_rules_vehicle_counts(v)->fusion_unmatched, 0);
+    s_feed(&fd, T0 + 609, 1, s_nox_gen, &low); /* T0 + 9 has left the history */
     ck_assert_int_eq(s_count(&log, VEM_RULE_FUSION_OBD_MISMATCH), 0);
     ck_assert_uint_eq(vem_rules_vehicle_counts(v)->fusion_unmatched, 1);
     s_reading(&r, T0 + 100, "f2", VEM_FUEL_DIESEL);
@@ -2277,6 +2467,7 @@ Suite *vem_suite_rules(void)
     tcase_add_loop_test(tc, span_rules, 0, sizeof s_spans / sizeof *s_spans);
     tcase_add_test(tc, nox_high_warm_after_twenty_minutes);
     tcase_add_test(tc, sentinels_inside_a_frozen_span);
+    tcase_add_test(tc, spans_across_a_reload_count_by_the_limit_in_force);
     tcase_add_test(tc, relogin_without_logout_continues_the_trip);
     tcase_add_test(tc, trip_split_by_a_ten_minute_gap);
     tcase_add_test(tc, gb17691_sample_times);
@@ -2288,6 +2479,7 @@ Suite *vem_suite_rules(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, window_arithmetic);
     tcase_add_test(tc, window_at_the_limit);
+    tcase_add_test(tc, window_verdict_says_the_limit_it_was_judged_by);
     tcase_add_test(tc, windows_never_bridge_a_trip);
     tcase_add_test(tc, sentinel_inside_a_window);
     tcase_add_test(tc, no_figures_falls_back_to_nox_high);
@@ -2302,9 +2494,11 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, roadside_history_seeds_the_chain);
     tcase_add_test(tc, roadside_history_after_live_readings);
     tcase_add_test(tc, full_chain_keeps_the_newest);
+    tcase_add_test(tc, roadside_reload_judges_the_chain_by_the_limit_in_force);
     tcase_add_test(tc, idle_state);
     tcase_add_test(tc, natural_months);
     tcase_add_test(tc, fusion_either_order);
+    tcase_add_test(tc, fusion_after_a_backlog);
     tcase_add_test(tc, fusion_unmatched);
     suite_add_tcase(s, tc);
     tc = tcase_create("clock");

@@ -13,8 +13,14 @@
  *                     verdicts (vehicle, rule, severity, id, start) as the same fleet under a
  *                     vemd left alone: the open spans survived in the checkpoints
  *   daily_completeness  samples stored for an old enough day, one VIN with every other second
- *                     missing (1000 of 1999: 0.50025) and one with 20 of 2000 missing (0.99):
- *                     vemd judges the day at start; only the first gets an obd.offline notice
+ *                     missing (1000 of 1999: 0.50025) and one with 20 of 2000 missing (0.99),
+ *                     one that drives 2000 s from 10:00 and 2000 s from 16:00 with every
+ *                     sample, one that sends a sample every 11 minutes while its odometer
+ *                     advances, and a GB 17691 terminal with every sample, ten to a frame that
+ *                     carries one time: vemd judges the day at start; the first and the fourth
+ *                     get an obd.offline notice (the third's engine ran 4000 s, not the 23,600 s
+ *                     from its first sample to its last: rules.md divides by engine-running
+ *                     seconds; the fifth sent 2000 samples, not 200 distinct times)
  *   reload_switches_rules  a rule switched off in the file judges nothing; after the switch is
  *                     removed and SIGHUP sent, it does
  *   idle_state_released  20 trucks drive, log out and go silent: once silent past
@@ -434,9 +440,19 @@ START_TEST(daily_completeness)
 {
     PGconn *conn = vem_it_pg();
     int32_t day = vem_completeness_due(vem_now_us(), 24); /* judged at start */
-    char sql[1200];
+    char sql[3200];
     /* the day's partition, then A: 1000 samples two seconds apart from 10:00 Beijing; B: 2000
-     * consecutive seconds from 10:00 but every hundredth (i % 100 = 50) missing */
+     * consecutive seconds from 10:00 but every hundredth (i % 100 = 50) missing; C: 2000
+     * consecutive seconds from 10:00 and 2000 from 16:00, parked in between (terminals send
+     * nothing with the ignition off). rules.md: completeness = received 1 Hz samples / engine-
+     * running seconds. A trip ends at a gap longer than rules.trip_gap_min (10 min), so C's
+     * engine ran 2000 + 2000 s: 4000 / 4000 = 1, not 4000 / (10:00:00 .. 16:33:19 = 23,600 s) =
+     * 0.17. D: 60 samples 660 s apart from 10:00, the odometer 10 km further at each: the truck
+     * drove through every gap, so they do not end a trip: 60 / (59 x 660 + 1 = 38,941 s) = 0.0015.
+     * E: GB 17691 frames of ten samples every 10 s from 10:00:00 for 2000 s, each frame stored
+     * as its rows do: sample_time the frame's time (its last sample's, 10:00:09 + 10 k), block_idx
+     * 0 .. 9; its samples are at 10:00:00 .. 10:33:19: 2000 / 2000 = 1 (the frame times alone
+     * would make 200 / 1991 = 0.10). */
     snprintf(sql, sizeof sql,
              "SELECT vem_ensure_partitions(DATE '1970-01-01' + %d, DATE '1970-01-01' + %d);"
              "INSERT INTO obd_samples (vin, sample_time, block_idx, received_at, frame_seq, "
@@ -449,8 +465,25 @@ START_TEST(daily_completeness)
              "SELECT 'LCOMPL00000000002', t, 0, t, 1, false, 'stream' FROM (SELECT "
              "(DATE '1970-01-01' + %d)::timestamp AT TIME ZONE 'Asia/Shanghai' + "
              "interval '10 hours' + i * interval '1 s' AS t FROM generate_series(0, 1999) i "
-             "WHERE i %% 100 <> 50) x;",
-             day, day, day, day);
+             "WHERE i %% 100 <> 50) x;"
+             "INSERT INTO obd_samples (vin, sample_time, block_idx, received_at, frame_seq, "
+             "resent, block_type) "
+             "SELECT 'LCOMPL00000000003', t, 0, t, 1, false, 'stream' FROM (SELECT "
+             "(DATE '1970-01-01' + %d)::timestamp AT TIME ZONE 'Asia/Shanghai' + "
+             "interval '10 hours' + (i / 2000) * interval '6 hours' + (i %% 2000) * "
+             "interval '1 s' AS t FROM generate_series(0, 3999) i) x;"
+             "INSERT INTO obd_samples (vin, sample_time, block_idx, received_at, frame_seq, "
+             "resent, block_type, odometer_km) "
+             "SELECT 'LCOMPL00000000004', t, 0, t, 1, false, 'stream', 2000 + 10 * i FROM "
+             "(SELECT i, (DATE '1970-01-01' + %d)::timestamp AT TIME ZONE 'Asia/Shanghai' + "
+             "interval '10 hours' + i * interval '660 s' AS t FROM generate_series(0, 59) i) x;"
+             "INSERT INTO obd_samples (vin, sample_time, block_idx, received_at, frame_seq, "
+             "resent, block_type) "
+             "SELECT 'LCOMPL00000000005', t, i %% 10, t + interval '1 s', i / 10, false, "
+             "'stream' FROM (SELECT i, (DATE '1970-01-01' + %d)::timestamp AT TIME ZONE "
+             "'Asia/Shanghai' + interval '10 hours 9 s' + (i / 10) * interval '10 s' AS t "
+             "FROM generate_series(0, 1999) i) x;",
+             day, day, day, day, day, day, day);
     PGresult *res = PQexec(conn, sql);
     ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(conn));
     PQclear(res);
@@ -470,8 +503,13 @@ START_TEST(daily_completeness)
             break;
         vem_it_sleep(0.2);
     }
+    /* every worker's verdicts of the day in the sinks, not only the first one's */
+    json_decref(vem_it_sink_settled(&r));
+    free(got);
+    got = s_verdicts(conn, "LCOMPL", "rule = 'obd.offline'");
     char *bare = s_without_ids(got);
-    ck_assert_str_eq(bare, "LCOMPL00000000001 obd.offline notice");
+    ck_assert_str_eq(bare, "LCOMPL00000000001 obd.offline notice\n"
+                           "LCOMPL00000000004 obd.offline notice");
     res = PQexec(conn, "SELECT measured, \"limit\", evidence->>'received_samples', "
                        "evidence->>'running_seconds' FROM violations WHERE vin = "
                        "'LCOMPL00000000001' AND rule = 'obd.offline'");
