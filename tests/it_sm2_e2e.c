@@ -24,6 +24,9 @@
  *   kafka_off   the same frames under off: the same events, none with a "signature"
  *   reload      a key filed in terminal_keys by an operator, then SIGHUP: the VIN's signed
  *               frames are stored under enforce; its row deleted, then SIGHUP: they are not
+ *   keys_late   vemd started while PostgreSQL is down, which then comes back: without a
+ *               SIGHUP the keys are loaded (vemd tries again), and a frame signed by a filed
+ *               key is stored under enforce rather than quarantined as no_key
  *   binding     a second VIN on a connection, by a frame or by a second login: quarantined as
  *               vin_switch, the connection closed by vemd, counted */
 #include "hj1239.h"
@@ -808,6 +811,56 @@ START_TEST(reload)
 }
 END_TEST
 
+START_TEST(keys_late)
+{
+    vem_it_pg_up();
+    PGconn *conn = vem_it_pg();
+    char vin[32], chip[32], hex[129];
+    s_unique(vin, sizeof vin, "LSM2L", 5, 17);
+    s_unique(chip, sizeof chip, "CHIP", 13, 16);
+    for (int i = 0; i < 64; i++)
+        snprintf(hex + 2 * i, 3, "%02x", s_pub_a[i]);
+    const char *params[] = {vin, chip, hex};
+    PGresult *res = PQexecParams(conn,
+                                 "INSERT INTO terminal_keys VALUES ($1, convert_to($2, "
+                                 "'SQL_ASCII'), decode($3, 'hex'), now(), now())",
+                                 3, NULL, params, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(conn));
+    PQclear(res);
+    PQfinish(conn);
+
+    vem_it_pgctl("stop");
+    vem_it_run_t r = {.terminals_opts = "signatures = \"enforce\";"};
+    vem_it_start(&r, "it_sm2");
+    for (int i = 0; i < 100 && !vem_it_log_has(&r, "loading again"); i++)
+        vem_it_sleep(0.1);
+    ck_assert_msg(vem_it_log_has(&r, "loading again"), "no second load after a failed one");
+    vem_it_pgctl("start");
+    /* the keys come without a SIGHUP (the retry is 10 s after the failure) */
+    for (int i = 0; i < 300 && vem_it_metric_now(&r, "vem_terminal_keys") < 1; i++)
+        vem_it_sleep(0.1);
+    ck_assert_double_ge(vem_it_metric_now(&r, "vem_terminal_keys"), 1);
+
+    conn = vem_it_pg();
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    ck_assert_ptr_nonnull(f);
+    uint8_t frame[1024], reply[64];
+    int fd = s_connect(r.port);
+    s_realtime(f, vin, 1);
+    size_t len = s_signed(f, "a", frame, sizeof frame);
+    s_send(fd, frame, len);
+    ck_assert_uint_eq(s_read(fd, reply, 31), 31);
+    for (int i = 0; i < 300 && s_samples(conn, vin, 1) == 0; i++)
+        vem_it_sleep(0.1);
+    ck_assert_msg(s_samples(conn, vin, 1) > 0, "a frame signed by the filed key not stored");
+    ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM quarantine WHERE vin = $1", vin), 0);
+    close(fd);
+    free(f);
+    vem_it_stop(&r);
+    PQfinish(conn);
+}
+END_TEST
+
 /* ---- one connection, one vehicle --------------------------------------------------------- */
 
 START_TEST(binding)
@@ -891,6 +944,7 @@ Suite *vem_suite_sm2_e2e(void)
     tcase_add_test(tc, kafka_flag);
     tcase_add_test(tc, kafka_off);
     tcase_add_test(tc, reload);
+    tcase_add_test(tc, keys_late);
     tcase_add_test(tc, binding);
     suite_add_tcase(s, tc);
     return s;
