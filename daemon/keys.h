@@ -55,7 +55,8 @@ void vem_keys_destroy(vem_keys_t **self_p);
 int vem_keys_load(vem_keys_t *self, const char *conninfo, char *err, size_t errlen);
 
 /* True when the last vem_keys_load read terminal_keys; false before the first and after one
- * that failed (the table then holds only what activations filed since): main loads again. */
+ * that failed (the table then holds the last good load, if any, and the activations filed
+ * since): main then loads again. */
 bool vem_keys_loaded(vem_keys_t *self);
 
 /* Judges a decoded activation frame f whose raw bytes are frame[0..len): VIN, signature (over
