@@ -22,6 +22,8 @@
  *               (python3-jsonschema); then vemd restarted without its Kafka cursor (a replay
  *               of the whole spool, activation first): every event again, with the same value
  *   kafka_off   the same frames under off: the same events, none with a "signature"
+ *   kafka_enforce  the same frames under enforce: only the verified frame's events arrive,
+ *               saying `verified`
  *   reload      a key filed in terminal_keys by an operator, then SIGHUP: the VIN's signed
  *               frames are stored under enforce; its row deleted, then SIGHUP: they are not
  *   keys_late   vemd started while PostgreSQL is down, which then comes back: without a
@@ -712,6 +714,38 @@ START_TEST(kafka_flag)
 }
 END_TEST
 
+START_TEST(kafka_enforce)
+{
+    vem_it_pg_up();
+    vem_it_run_t r = {.terminals_opts = "signatures = \"enforce\";"};
+    char opts[400], topic[96], events[400];
+    s_kafka(&r, opts, sizeof opts, topic, sizeof topic, "enforce");
+    vem_it_start(&r, "it_sm2");
+    s_fleet_t fl = {.want = json_object()};
+    s_send_frames(&r, &fl, "LSM2N");
+    close(fl.fd);
+    json_decref(vem_it_settled(&r));
+    /* the quarantined frames make no events */
+    json_t *verified = json_object();
+    const char *id;
+    json_t *sig;
+    json_object_foreach(fl.want, id, sig)
+    {
+        if (strcmp(json_string_value(sig), "verified") == 0)
+            json_object_set(verified, id, sig);
+    }
+    snprintf(events, sizeof events, "%s/events.jsonl", r.dir);
+    long copies;
+    json_t *got = s_signatures(topic, &fl, events, &copies);
+    s_check_signatures(got, verified, false);
+    s_validate(events);
+    json_decref(got);
+    json_decref(verified);
+    json_decref(fl.want);
+    vem_it_stop(&r);
+}
+END_TEST
+
 START_TEST(kafka_off)
 {
     vem_it_pg_up();
@@ -942,6 +976,7 @@ Suite *vem_suite_sm2_e2e(void)
     tcase_add_test(tc, enforce);
     tcase_add_test(tc, flag);
     tcase_add_test(tc, kafka_flag);
+    tcase_add_test(tc, kafka_enforce);
     tcase_add_test(tc, kafka_off);
     tcase_add_test(tc, reload);
     tcase_add_test(tc, keys_late);
