@@ -330,17 +330,18 @@ static void s_block(s_buf_t *b, const vem_hj1239_frame_t *f, size_t i, s_cache_t
     S_LIT(b, "}");
 }
 
-/* A sample event: the envelope, the sample's keys, its block and the blocks joined to it. */
+/* A sample event: the envelope, the sample's keys, the frame's signature result (sig, NULL
+ * when not checked: the key is left out), its block and the blocks joined to it. */
 static void s_sample_json(s_buf_t *b, const vem_hj1239_frame_t *f, size_t i, const size_t *of,
                           const char *vin, const char *id, const char *received, const char *cmd,
-                          s_cache_t *tc)
+                          const char *sig, s_cache_t *tc)
 {
     const vem_hj1239_block_t *blk = &f->blocks[i];
     const s_cache_t *t = s_time(tc, blk->time);
     size_t id_len = strlen(id), vin_len = strlen(vin), received_len = strlen(received);
-    size_t cmd_len = strlen(cmd);
+    size_t cmd_len = strlen(cmd), sig_len = sig ? strlen(sig) : 0;
     b->len = 0;
-    s_reserve(b, 200 + 3 * 21 + id_len + vin_len + t->len + received_len + cmd_len);
+    s_reserve(b, 220 + 3 * 21 + id_len + vin_len + t->len + received_len + cmd_len + sig_len);
     char *w = b->p;
     S_WLIT(w, "{\"event_type\":\"sample\",\"schema_version\":");
     w = s_wint(w, VEM_KEVENTS_SCHEMA_VERSION);
@@ -358,6 +359,11 @@ static void s_sample_json(s_buf_t *b, const vem_hj1239_frame_t *f, size_t i, con
     w = s_wuint(w, (f->layout & VEM_HJ1239_LAYOUT_SERIAL_PER_BLOCK) ? blk->seq : f->seq);
     S_WLIT(w, ",\"block_idx\":");
     w = s_wuint(w, i);
+    if (sig) { /* a static name: no escaping */
+        S_WLIT(w, ",\"signature\":\"");
+        w = s_w(w, sig, sig_len);
+        *w++ = '"';
+    }
     S_WLIT(w, ",\"blocks\":[");
     b->len = (size_t)(w - b->p);
     s_block(b, f, i, tc);
@@ -434,8 +440,10 @@ static void s_sample_id(vem_kevent_t *ev, const char *vin, int64_t epoch, size_t
     b.p[b.len] = '\0';
 }
 
-/* One event per sample and per OBD block of a real-time or re-sent frame. */
-static void s_samples(s_out_t *out, const vem_hj1239_frame_t *f, int64_t received_us)
+/* One event per sample and per OBD block of a real-time or re-sent frame; sig is the frame's
+ * signature result (vem_records_sig_name), NULL when it was not checked. */
+static void s_samples(s_out_t *out, const vem_hj1239_frame_t *f, int64_t received_us,
+                      const char *sig)
 {
     char vin[18], received[48];
     s_vin(f->vin, sizeof f->vin, vin, sizeof vin);
@@ -454,7 +462,7 @@ static void s_samples(s_out_t *out, const vem_hj1239_frame_t *f, int64_t receive
         memcpy(ev.key, vin, sizeof vin); /* 18 < sizeof ev.key */
         s_sample_id(&ev, vin, b->time, i);
         if (!obd) {
-            s_sample_json(&out->buf, f, i, of, vin, ev.id, received, cmd, &tc);
+            s_sample_json(&out->buf, f, i, of, vin, ev.id, received, cmd, sig, &tc);
             s_put(&out->buf, "", 1); /* NUL: the value is a C string too */
             ev.value = out->buf.p;
             ev.value_len = out->buf.len - 1;
@@ -471,6 +479,8 @@ static void s_samples(s_out_t *out, const vem_hj1239_frame_t *f, int64_t receive
             o, "seq",
             json_integer((f->layout & VEM_HJ1239_LAYOUT_SERIAL_PER_BLOCK) ? b->seq : f->seq));
         json_object_set_new(o, "block_idx", json_integer((json_int_t)i));
+        if (sig)
+            json_object_set_new(o, "signature", json_string(sig));
         json_t *blocks = json_array();
         json_array_append_new(blocks, vem_frame_json_block(f, i));
         json_object_set_new(o, "blocks", blocks);
@@ -580,7 +590,7 @@ size_t vem_kevents_of(const vem_record_t *rec, vem_hj1239_frame_t *frame, unsign
     case VEM_HJ1239_CMD_REALTIME:
     case VEM_HJ1239_CMD_RESEND:
         if (wanted & 1u << VEM_KTOPIC_SAMPLES)
-            s_samples(&out, frame, rec->received_us);
+            s_samples(&out, frame, rec->received_us, vem_records_sig_name(rec->status));
         if (out.buf.heap)
             free(out.buf.p);
         break;

@@ -36,6 +36,7 @@ typedef struct {
 struct vem_keys {
     pthread_mutex_t lock;
     s_table_t t;
+    bool loaded; /* the last load read terminal_keys (false before the first) */
 };
 
 static uint64_t s_hash(const uint8_t *p, size_t n)
@@ -159,7 +160,7 @@ int vem_keys_load(vem_keys_t *self, const char *conninfo, char *err, size_t errl
     PGconn *conn = vem_pgload_connect(conninfo, "vemd-keys", cerr, sizeof cerr);
     if (!conn) {
         snprintf(err, errlen, "loading the terminal keys: %s", cerr);
-        return -1;
+        goto failed;
     }
     PGresult *res = PQexecParams(conn, "SELECT vin::bytea, chip_id, pubkey FROM terminal_keys", 0,
                                  NULL, NULL, NULL, NULL, 1);
@@ -168,7 +169,7 @@ int vem_keys_load(vem_keys_t *self, const char *conninfo, char *err, size_t errl
                  (int)strcspn(PQerrorMessage(conn), "\n"), PQerrorMessage(conn));
         PQclear(res);
         PQfinish(conn);
-        return -1;
+        goto failed;
     }
     s_table_t fresh;
     s_table_init(&fresh, 64);
@@ -204,9 +205,23 @@ int vem_keys_load(vem_keys_t *self, const char *conninfo, char *err, size_t errl
                       s_entry(e->vin, e->chip, e->pub, vem_sm2_key_ref(e->key), e->added_ms));
     s_table_t old = self->t;
     self->t = fresh;
+    self->loaded = true;
     pthread_mutex_unlock(&self->lock);
     s_table_free(&old);
     return 0;
+failed:
+    pthread_mutex_lock(&self->lock);
+    self->loaded = false;
+    pthread_mutex_unlock(&self->lock);
+    return -1;
+}
+
+bool vem_keys_loaded(vem_keys_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    bool loaded = self->loaded;
+    pthread_mutex_unlock(&self->lock);
+    return loaded;
 }
 
 const uint8_t *vem_keys_signed_bytes(const vem_hj1239_frame_t *f, const uint8_t *frame, size_t len,

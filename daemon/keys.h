@@ -54,6 +54,11 @@ void vem_keys_destroy(vem_keys_t **self_p);
  * activations kept). 0, or -1 with the reason in err (the table is left as it was). */
 int vem_keys_load(vem_keys_t *self, const char *conninfo, char *err, size_t errlen);
 
+/* True when the last vem_keys_load read terminal_keys; false before the first and after one
+ * that failed (the table then holds the last good load, if any, and the activations filed
+ * since): main then loads again. */
+bool vem_keys_loaded(vem_keys_t *self);
+
 /* Judges a decoded activation frame f whose raw bytes are frame[0..len): VIN, signature (over
  * the data unit before the signature: time, chip id, public key, VIN) and the rules above
  * against what the registry holds now, and changes nothing: ingest judges before the spool

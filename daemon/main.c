@@ -62,6 +62,10 @@
 #define VEM_VERSION        "0.1.0"
 #define S_DEFAULT_CONFIG   "/etc/vemd/vemd.cfg"
 #define S_REGISTRY_WAIT_MS 5000
+/* A registry or terminal-key load that failed (PostgreSQL down at start) is tried again after
+ * this long: without the keys every signed frame checks as no_key (quarantined under enforce,
+ * marked so in Kafka under flag), and a replay made meanwhile would say so too. */
+#define S_REGISTRY_RETRY_MS 10000
 
 typedef struct {
     vem_config_t *cfg;
@@ -93,8 +97,9 @@ typedef struct {
     int registry_fd[2];       /* the loader thread writes the snapshot's pointer */
     vem_registry_t *registry; /* the latest snapshot (one reference), or NULL */
     bool registry_loading;
-    vem_keys_t *keys;       /* the terminal key registry ingest and the workers share (keys.h) */
-    _Atomic int signatures; /* vem_worker_signatures_t; terminals.signatures, reloadable */
+    int64_t registry_retry_ms; /* monotonic time to load again after a failure; 0: none due */
+    vem_keys_t *keys;          /* the terminal key registry ingest and the workers share (keys.h) */
+    _Atomic int signatures;    /* vem_worker_signatures_t; terminals.signatures, reloadable */
     vem_gauge_t *keys_size;
     int hist_fd[2]; /* roadside history loader -> main */
     bool hist_loading;
@@ -157,6 +162,12 @@ static void s_send_registry(s_daemon_t *d)
     if (read(d->registry_fd[0], &reg, sizeof reg) != (ssize_t)sizeof reg)
         return;
     d->registry_loading = false;
+    if (!reg || !vem_keys_loaded(d->keys)) {
+        d->registry_retry_ms = vem_mono_ms() + S_REGISTRY_RETRY_MS;
+        vem_log(VEM_LOG_WARNING, "main", "%s not loaded: loading again in %d s",
+                reg ? "terminal keys" : "vehicle registry or terminal keys",
+                S_REGISTRY_RETRY_MS / 1000);
+    }
     if (!reg)
         return;
     vem_gauge_set(d->registry_size, (int64_t)vem_registry_size(reg));
@@ -959,6 +970,10 @@ static int s_run(s_daemon_t *d)
         if (rc > 0 && (items[3].revents & ZMQ_POLLIN))
             s_send_history(d);
         s_completeness_tick(d);
+        if (d->registry_retry_ms && vem_mono_ms() >= d->registry_retry_ms) {
+            d->registry_retry_ms = 0;
+            s_load_registry(d);
+        }
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) {
             struct signalfd_siginfo si;
             if (read(sfd, &si, sizeof si) != sizeof si)

@@ -171,3 +171,10 @@ const char *vem_records_class_name(uint8_t status)
         return vem_hj1239_status_name((vem_hj1239_status_t)status);
     return "malformed_body";
 }
+
+const char *vem_records_sig_name(uint8_t sig)
+{
+    static const char *const names[VEM_RECORD_SIGS] = {NULL, "verified", "bad_signature",
+                                                       "unsigned", "no_key"};
+    return sig < VEM_RECORD_SIGS ? names[sig] : NULL;
+}

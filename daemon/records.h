@@ -5,7 +5,11 @@
  * (COPY rows, JSON events): adding a sink adds a module, not a change to the worker.
  *
  *   FRAME       a whole frame the worker decoded and accepted (not a duplicate): the frame's
- *               bytes exactly as received; a sink decodes them again with the pure parser
+ *               bytes exactly as received; a sink decodes them again with the pure parser. Its
+ *               status is the worker's verdict on the frame's SM2 signature
+ *               (vem_record_sig_t: 0 when not checked), so every sink can say whether the
+ *               evidence is signed; under terminals.signatures = flag a frame that did not
+ *               verify also has an `unverified` QUARANTINE record beside it (PostgreSQL's route)
  *   QUARANTINE  an input rejected with a class (vem_hj1239_status_t name), a detail, a stream
  *               offset and, when known, the VIN: the bytes to keep as evidence
  *   SETTLED     an input that yields nothing for the sinks (a duplicate, a time sync): only
@@ -66,13 +70,30 @@ enum {
  * own; static string. */
 const char *vem_records_class_name(uint8_t status);
 
+/* A FRAME record's status: the worker's check of the frame's SM2 signature. NONE when nothing
+ * was checked (terminals.signatures = off, or a command that is not signed); the others are
+ * the results of vem_signature_checks_total and the Kafka events' "signature". */
+typedef enum {
+    VEM_RECORD_SIG_NONE = 0,
+    VEM_RECORD_SIG_VERIFIED = 1,      /* signed by the key of the VIN's activated chip */
+    VEM_RECORD_SIG_BAD_SIGNATURE = 2, /* a signature that does not verify with that key */
+    VEM_RECORD_SIG_UNSIGNED = 3,      /* no signature, from a VIN with a key */
+    VEM_RECORD_SIG_NO_KEY = 4,        /* the VIN has no activated chip */
+    VEM_RECORD_SIGS
+} vem_record_sig_t;
+
+/* Name of a signature result ("verified", "bad_signature", "unsigned", "no_key"); NULL for
+ * VEM_RECORD_SIG_NONE and anything unknown. Static string. */
+const char *vem_records_sig_name(uint8_t sig);
+
 /* One record; on parse, detail and data point into the message. */
 typedef struct {
     uint64_t seq;        /* first spool seq settled */
     uint32_t nseqs;      /* seqs settled (>= 1) */
     uint16_t kind;       /* vem_record_kind_t */
     uint8_t source;      /* vem_source_t */
-    uint8_t status;      /* QUARANTINE: vem_hj1239_status_t of the rejection */
+    uint8_t status;      /* QUARANTINE: vem_hj1239_status_t of the rejection; FRAME:
+                          * vem_record_sig_t; other kinds: 0 */
     int64_t received_us; /* receipt time of the input */
     int32_t offset;      /* QUARANTINE: where the problem is (-1: nowhere in particular) */
     bool has_vin;

@@ -69,7 +69,7 @@ typedef struct {
     vem_counter_t *bad_vin; /* vem_errors_total{class="bad_vin"}: the daemon's own class */
     /* vem_errors_total of the signature and binding classes, VEM_RECORD_CLASS_BAD_SIGNATURE on */
     vem_counter_t *sig_errors[VEM_RECORD_CLASS_UNVERIFIED - VEM_RECORD_CLASS_BAD_SIGNATURE];
-    vem_counter_t *sig_checks[4]; /* vem_signature_checks_total{result}: s_sig_result_t */
+    vem_counter_t *sig_checks[4]; /* vem_signature_checks_total{result}: vem_record_sig_t - 1 */
     vem_counter_t *unverified;    /* frames stored although not verified (flag) */
     vem_counter_t *key_conflicts; /* replayed activations the key registry could not take */
     vem_counter_t *act_limit;     /* vem_errors_total{class="too_many_activations"} */
@@ -116,9 +116,9 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
                                vem_records_class_name(VEM_RECORD_CLASS_TOO_MANY_ACTIVATIONS), NULL};
     w->act_limit = vem_metrics_counter(m, "vem_errors_total",
                                        "Inputs rejected, by error class (quarantined).", act_limit);
-    static const char *const results[] = {"verified", "bad_signature", "unsigned", "no_key"};
     for (unsigned i = 0; i < 4; i++) {
-        const char *l[] = {"result", results[i], NULL};
+        const char *l[] = {"result", vem_records_sig_name((uint8_t)(VEM_RECORD_SIG_VERIFIED + i)),
+                           NULL};
         w->sig_checks[i] = vem_metrics_counter(
             m, "vem_signature_checks_total",
             "SM2 signatures of real-time and re-sent frames checked (terminals.signatures flag "
@@ -236,12 +236,15 @@ static void s_reject(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *d
 }
 
 /* Settles an input that gives the sinks nothing, or hands them the accepted frame. */
-static void s_emit(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *data, bool frame)
+/* The input's own record: FRAME (with the signature result, vem_record_sig_t) or SETTLED. */
+static void s_emit(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *data, bool frame,
+                   uint8_t sig)
 {
     vem_record_t rec = {.seq = hdr->seq,
                         .nseqs = hdr->nseqs ? hdr->nseqs : 1,
                         .kind = frame ? VEM_RECORD_FRAME : VEM_RECORD_SETTLED,
                         .source = hdr->source,
+                        .status = frame ? sig : 0,
                         .received_us = hdr->received_us,
                         .offset = -1,
                         .data = frame ? data : NULL,
@@ -552,43 +555,45 @@ int vem_worker_signatures(const char *name)
                                                 : VEM_SIGNATURES_OFF;
 }
 
-typedef enum { S_SIG_VERIFIED, S_SIG_BAD, S_SIG_UNSIGNED, S_SIG_NO_KEY } s_sig_result_t;
-
 /* Checks the SM2 signature of a real-time or re-sent frame against its VIN's registered key,
  * over the data unit before the signature (README "Signatures"). Under enforce a frame that
  * does not verify is quarantined (true: nothing more to do); under flag it is stored all the
  * same, with an `unverified` quarantine record beside it saying why (the raw bytes kept only
- * for a signature that failed: the frame itself is stored). Runs in the worker, never in
+ * for a signature that failed: the frame itself is stored). *sig gets the result, which the
+ * frame's own record carries to the sinks (Kafka's "signature"). Runs in the worker, never in
  * ingest: a check costs about as much as decoding a hundred frames. */
 static bool s_signature(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *data,
-                        const vem_hj1239_frame_t *f, int policy)
+                        const vem_hj1239_frame_t *f, int policy, uint8_t *sig)
 {
-    static const uint8_t s_class[] = {0, VEM_RECORD_CLASS_BAD_SIGNATURE, VEM_RECORD_CLASS_UNSIGNED,
-                                      VEM_RECORD_CLASS_NO_KEY};
+    static const uint8_t s_class[VEM_RECORD_SIGS] = {
+        [VEM_RECORD_SIG_BAD_SIGNATURE] = VEM_RECORD_CLASS_BAD_SIGNATURE,
+        [VEM_RECORD_SIG_UNSIGNED] = VEM_RECORD_CLASS_UNSIGNED,
+        [VEM_RECORD_SIG_NO_KEY] = VEM_RECORD_CLASS_NO_KEY};
     char detail[160];
-    s_sig_result_t res = S_SIG_VERIFIED;
+    vem_record_sig_t res = VEM_RECORD_SIG_VERIFIED;
     vem_sm2_key_t *key = w->args->keys ? vem_keys_find(w->args->keys, f->vin) : NULL;
     size_t n = 0;
     const uint8_t *msg = vem_keys_signed_bytes(f, data, hdr->data_len, &n);
     if (!key) {
-        res = S_SIG_NO_KEY;
+        res = VEM_RECORD_SIG_NO_KEY;
         snprintf(detail, sizeof detail, "no_key: the VIN has no activated chip (0x07)");
     } else if (!msg) {
-        res = S_SIG_UNSIGNED;
+        res = VEM_RECORD_SIG_UNSIGNED;
         snprintf(detail, sizeof detail, "unsigned: no signature after the last block");
     } else {
         vem_sm2_status_t st =
             vem_sm2_verify(key, f->sig.r, f->sig.rlen, f->sig.s, f->sig.slen, msg, n);
         if (st != VEM_SM2_OK) {
-            res = S_SIG_BAD;
+            res = VEM_RECORD_SIG_BAD_SIGNATURE;
             snprintf(detail, sizeof detail,
                      "bad_signature: %s against the key of the VIN's chip (%zu bytes signed)",
                      vem_sm2_status_name(st), n);
         }
     }
     vem_sm2_key_destroy(&key);
-    vem_counter_add(w->sig_checks[res], 1);
-    if (res == S_SIG_VERIFIED)
+    vem_counter_add(w->sig_checks[res - VEM_RECORD_SIG_VERIFIED], 1);
+    *sig = (uint8_t)res;
+    if (res == VEM_RECORD_SIG_VERIFIED)
         return false;
     if (policy == VEM_SIGNATURES_ENFORCE) {
         /* the class leads the detail already: keep only the reason */
@@ -608,8 +613,8 @@ static bool s_signature(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t
                         .has_vin = true,
                         .detail = detail,
                         .detail_len = (uint16_t)strlen(detail),
-                        .data = res == S_SIG_BAD ? data : NULL,
-                        .data_len = res == S_SIG_BAD ? hdr->data_len : 0};
+                        .data = res == VEM_RECORD_SIG_BAD_SIGNATURE ? data : NULL,
+                        .data_len = res == VEM_RECORD_SIG_BAD_SIGNATURE ? hdr->data_len : 0};
     memcpy(rec.vin, f->vin, 17);
     vem_records_add(&w->out, &rec);
     vem_counter_add(w->unverified, 1);
@@ -653,7 +658,8 @@ static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const char *det
         return;
     bool sampled = f->cmd == VEM_HJ1239_CMD_REALTIME || f->cmd == VEM_HJ1239_CMD_RESEND;
     int policy = w->args->signatures ? atomic_load(w->args->signatures) : VEM_SIGNATURES_OFF;
-    if (sampled && policy != VEM_SIGNATURES_OFF && s_signature(w, hdr, data, f, policy))
+    uint8_t sig = VEM_RECORD_SIG_NONE;
+    if (sampled && policy != VEM_SIGNATURES_OFF && s_signature(w, hdr, data, f, policy, &sig))
         return;
     /* An activation here is one ingest accepted (refused ones come as quarantine records):
      * the registry has it already, unless vemd restarted before the database did (replay). */
@@ -669,7 +675,7 @@ static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const char *det
      * bookkeeping, only its records again (the sinks' keys drop what they have). One past
      * the last checkpoint (restart after a crash) goes the live way, rules and all. */
     if ((hdr->flags & VEM_INPUT_REPLAY) && !(w->judge && hdr->seq > w->rules_mark)) {
-        s_emit(w, hdr, data, true);
+        s_emit(w, hdr, data, true, sig);
         return;
     }
     vem_counter_t *frames = w->frames[f->cmd][sampled ? f->layout % S_LAYOUTS : S_LAYOUTS];
@@ -687,12 +693,12 @@ static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const char *det
                 "%.17s: no session (pipeline.max_sessions %zu reached, every session holds rule "
                 "state): frame stored, not judged",
                 (const char *)f->vin, w->args->max_sessions);
-        s_emit(w, hdr, data, true);
+        s_emit(w, hdr, data, true, sig);
         return;
     }
     if (v.duplicate) {
         vem_counter_add(w->duplicates, 1);
-        s_emit(w, hdr, data, false);
+        s_emit(w, hdr, data, false, sig);
         return;
     }
     if (w->registry && !vem_registry_find(w->registry, (const char *)f->vin))
@@ -701,7 +707,7 @@ static void s_process(s_worker_t *w, const vem_input_hdr_t *hdr, const char *det
         vem_counter_add(w->gaps, v.gap);
     if (f->cmd == VEM_HJ1239_CMD_RESEND)
         vem_counter_add(w->resent, 1);
-    s_emit(w, hdr, data, true);
+    s_emit(w, hdr, data, true, sig);
     if (w->judge)
         s_rules(w, hdr, f);
     if (sampled) {

@@ -294,6 +294,61 @@ START_TEST(reading_becomes_an_rsd_event)
 }
 END_TEST
 
+/* The FRAME record's status is the worker's signature result: every sample and OBD event of
+ * the frame says it under "signature", with the names of README "Signatures and terminal
+ * keys"; a record not checked (status 0) gives events without the key, and otherwise the
+ * same bytes but for it. Each event still validates against schema/kafka (python3-jsonschema,
+ * not our code). */
+START_TEST(signature_of_the_frame)
+{
+    uint8_t buf[4096];
+    size_t len = s_realtime(buf, sizeof buf, true, 4);
+    vem_record_t rec = {.seq = 9,
+                        .nseqs = 1,
+                        .kind = VEM_RECORD_FRAME,
+                        .received_us = 1,
+                        .data = buf,
+                        .data_len = (uint32_t)len};
+    json_t *plain = s_events(&rec, S_ALL);
+    ck_assert_uint_eq(json_array_size(plain), 5); /* 4 samples, 1 OBD */
+    size_t i;
+    json_t *e;
+    json_array_foreach(plain, i, e)
+        ck_assert_ptr_null(json_object_get(json_object_get(e, "value"), "signature"));
+    static const struct {
+        uint8_t status;
+        const char *name;
+    } cases[] = {{1, "verified"}, {2, "bad_signature"}, {3, "unsigned"}, {4, "no_key"}};
+    char path[] = "/tmp/kevents_sig_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *out = fdopen(fd, "w");
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        rec.status = cases[c].status;
+        json_t *ev = s_events(&rec, S_ALL);
+        ck_assert_uint_eq(json_array_size(ev), 5);
+        json_array_foreach(ev, i, e)
+        {
+            json_t *v = json_object_get(e, "value");
+            ck_assert_str_eq(s_get(v, "signature"), cases[c].name);
+            char *line = json_dumps(v, JSON_COMPACT);
+            fprintf(out, "%s\n", line);
+            free(line);
+            json_object_del(v, "signature");
+            ck_assert(json_equal(v, json_object_get(json_array_get(plain, i), "value")));
+        }
+        json_decref(ev);
+    }
+    fclose(out);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "python3 tests/kafka_validate.py schema/kafka '%s' >/dev/null", path);
+    int rc = system(cmd);
+    unlink(path);
+    ck_assert_msg(rc == 0, "schema/kafka/sample.json or obd.json refuses a signed event");
+    json_decref(plain);
+}
+END_TEST
+
 START_TEST(quarantine_and_settled_make_nothing)
 {
     const uint8_t junk[] = {1, 2, 3};
@@ -318,6 +373,7 @@ Suite *vem_suite_kevents(void)
     tcase_add_test(tc, terminal_frames);
     tcase_add_test(tc, violations_by_emission);
     tcase_add_test(tc, reading_becomes_an_rsd_event);
+    tcase_add_test(tc, signature_of_the_frame);
     tcase_add_test(tc, quarantine_and_settled_make_nothing);
     suite_add_tcase(s, tc);
     return s;

@@ -192,6 +192,23 @@ START_TEST(reply_codes)
 }
 END_TEST
 
+/* A load that cannot reach PostgreSQL leaves the registry "not loaded" (main then loads again),
+ * and keeps what it held. The socket directory does not exist: libpq fails at once. */
+START_TEST(failed_load_is_not_loaded)
+{
+    vem_keys_t *keys = vem_keys_new();
+    ck_assert(!vem_keys_loaded(keys)); /* before the first load */
+    char err[512] = "";
+    ck_assert_int_eq(vem_keys_load(keys, "host=/nonexistent/vem-keys-test port=5 connect_timeout=2",
+                                   err, sizeof err),
+                     -1);
+    ck_assert_msg(strstr(err, "terminal keys") != NULL, "%s", err);
+    ck_assert(!vem_keys_loaded(keys));
+    ck_assert_uint_eq(vem_keys_size(keys), 0);
+    vem_keys_destroy(&keys);
+}
+END_TEST
+
 START_TEST(signed_bytes)
 {
     vem_hj1239_frame_t *f = malloc(sizeof *f);
@@ -242,6 +259,7 @@ Suite *vem_suite_keys(void)
     tcase_add_test(tc, judged_is_not_filed);
     tcase_add_test(tc, reply_codes);
     tcase_add_test(tc, signed_bytes);
+    tcase_add_test(tc, failed_load_is_not_loaded);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -13,6 +13,7 @@ static vem_records_t s_three(void)
     vem_record_t a = {.seq = 10,
                       .kind = VEM_RECORD_FRAME,
                       .source = 1,
+                      .status = VEM_RECORD_SIG_NO_KEY,
                       .received_us = 500,
                       .offset = -1,
                       .data = frame,
@@ -55,6 +56,7 @@ START_TEST(round_trip)
     ck_assert_uint_eq(rec.seq, 10);
     ck_assert_uint_eq(rec.nseqs, 1); /* 0 on add means one input */
     ck_assert_uint_eq(rec.kind, VEM_RECORD_FRAME);
+    ck_assert_uint_eq(rec.status, VEM_RECORD_SIG_NO_KEY); /* the signature result travels */
     ck_assert_uint_eq(rec.data_len, 6);
     ck_assert_uint_eq(rec.data[2], 0x02);
     ck_assert(!rec.has_vin);
@@ -125,6 +127,20 @@ START_TEST(class_names)
 }
 END_TEST
 
+/* The names of README "Signatures and terminal keys" (and of vem_signature_checks_total);
+ * nothing for a frame not checked. */
+START_TEST(signature_names)
+{
+    ck_assert_ptr_null(vem_records_sig_name(VEM_RECORD_SIG_NONE));
+    ck_assert_str_eq(vem_records_sig_name(VEM_RECORD_SIG_VERIFIED), "verified");
+    ck_assert_str_eq(vem_records_sig_name(VEM_RECORD_SIG_BAD_SIGNATURE), "bad_signature");
+    ck_assert_str_eq(vem_records_sig_name(VEM_RECORD_SIG_UNSIGNED), "unsigned");
+    ck_assert_str_eq(vem_records_sig_name(VEM_RECORD_SIG_NO_KEY), "no_key");
+    ck_assert_ptr_null(vem_records_sig_name(VEM_RECORD_SIGS));
+    ck_assert_ptr_null(vem_records_sig_name(255));
+}
+END_TEST
+
 Suite *vem_suite_records(void);
 Suite *vem_suite_records(void)
 {
@@ -134,6 +150,7 @@ Suite *vem_suite_records(void)
     tcase_add_test(tc, torn_messages_refused);
     tcase_add_test(tc, reset_starts_a_new_message);
     tcase_add_test(tc, class_names);
+    tcase_add_test(tc, signature_names);
     suite_add_tcase(s, tc);
     return s;
 }

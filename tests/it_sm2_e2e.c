@@ -16,8 +16,19 @@
  *               signing (BCC made good), signed by another key, unsigned; a VIN without a
  *               chip: only the first is stored, the rest quarantined by class
  *   flag        the same frames all stored, the unverified ones in unverified_frames
+ *   kafka_flag  the same frames under flag with the Kafka sink on: each sample and OBD event
+ *               read back by kcat says `verified`, `bad_signature`, `unsigned` or `no_key` as
+ *               the test built its frame, every event valid against schema/kafka
+ *               (python3-jsonschema); then vemd restarted without its Kafka cursor (a replay
+ *               of the whole spool, activation first): every event again, with the same value
+ *   kafka_off   the same frames under off: the same events, none with a "signature"
+ *   kafka_enforce  the same frames under enforce: only the verified frame's events arrive,
+ *               saying `verified`
  *   reload      a key filed in terminal_keys by an operator, then SIGHUP: the VIN's signed
  *               frames are stored under enforce; its row deleted, then SIGHUP: they are not
+ *   keys_late   vemd started while PostgreSQL is down, which then comes back: without a
+ *               SIGHUP the keys are loaded (vemd tries again), and a frame signed by a filed
+ *               key is stored under enforce rather than quarantined as no_key
  *   binding     a second VIN on a connection, by a frame or by a second login: quarantined as
  *               vin_switch, the connection closed by vemd, counted */
 #include "hj1239.h"
@@ -414,7 +425,32 @@ static void s_realtime(vem_hj1239_frame_t *f, const char *vin, uint16_t seq)
 typedef struct {
     char keyed[32], keyless[32]; /* an activated VIN, and one without a chip */
     int fd;                      /* the keyed VIN's connection */
+    json_t *want; /* NULL, or gets {event_id: signature} of the Kafka events the frames make */
 } s_fleet_t;
+
+/* Adds to fl->want the sample and OBD events frame f makes, with the signature result the test
+ * built it to have: one event per stream, twc or twc_nox block (hybrid and supplementary
+ * blocks join a sample's event) and per OBD block, named TYPE/VIN/BLOCK_TIME/BLOCK_INDEX
+ * (README "Kafka"). */
+static void s_expect(const s_fleet_t *fl, const vem_hj1239_frame_t *f, const char *sig)
+{
+    if (!fl->want)
+        return;
+    for (uint16_t b = 0; b < f->nblocks; b++) {
+        uint8_t t = f->blocks[b].type;
+        const char *type = t == VEM_HJ1239_BLOCK_OBD ? "obd"
+                           : t == VEM_HJ1239_BLOCK_STREAM || t == VEM_HJ1239_BLOCK_TWC ||
+                                   t == VEM_HJ1239_BLOCK_TWC_NOX
+                               ? "sample"
+                               : NULL;
+        if (!type)
+            continue;
+        char id[96];
+        snprintf(id, sizeof id, "%s/%.17s/%lld/%u", type, (const char *)f->vin,
+                 (long long)f->blocks[b].time, (unsigned)b);
+        json_object_set_new(fl->want, id, json_string(sig));
+    }
+}
 
 /* Activates `keyed` with key A over its own connection (kept for its frames), then sends:
  * seq 1 signed by A; seq 2 signed by A with a sample byte flipped after signing (BCC made
@@ -437,14 +473,17 @@ static void s_send_frames(const vem_it_run_t *r, s_fleet_t *fl, const char *pref
     ck_assert_ptr_nonnull(f);
     s_realtime(f, fl->keyed, 1);
     len = s_signed(f, "a", frame, sizeof frame);
+    s_expect(fl, f, "verified");
     s_send(fl->fd, frame, len);
     s_realtime(f, fl->keyed, 2);
     len = s_signed(f, "a", frame, sizeof frame);
+    s_expect(fl, f, "bad_signature");
     frame[24 + 8 + 1 + 6 + 4] ^= 0x01; /* time, serial, type, block time: the first sample */
     frame[len - 1] = s_bcc(frame, len);
     s_send(fl->fd, frame, len);
     s_realtime(f, fl->keyed, 3);
     len = s_signed(f, "b", frame, sizeof frame);
+    s_expect(fl, f, "bad_signature");
     s_send(fl->fd, frame, len);
     vem_test_vector_frame("realtime_gb17691", f);
     memcpy(f->vin, fl->keyed, 17);
@@ -453,6 +492,7 @@ static void s_send_frames(const vem_it_run_t *r, s_fleet_t *fl, const char *pref
     for (uint16_t b = 0; b < f->nblocks; b++)
         f->blocks[b].time = f->time;
     ck_assert_int_eq(vem_hj1239_encode(f, frame, sizeof frame, &len), 0);
+    s_expect(fl, f, "unsigned");
     s_send(fl->fd, frame, len);
     for (int i = 0; i < 4; i++) /* one reply per frame (reply_mode hj1239) */
         ck_assert_uint_eq(s_read(fl->fd, reply, 31), 31);
@@ -460,6 +500,7 @@ static void s_send_frames(const vem_it_run_t *r, s_fleet_t *fl, const char *pref
     int other = s_connect(r->port);
     s_realtime(f, fl->keyless, 1);
     len = s_signed(f, "a", frame, sizeof frame);
+    s_expect(fl, f, "no_key");
     s_send(other, frame, len);
     ck_assert_uint_eq(s_read(other, reply, 31), 31);
     close(other);
@@ -481,7 +522,7 @@ START_TEST(enforce)
     PGconn *conn = vem_it_pg();
     vem_it_run_t r = {.terminals_opts = "signatures = \"enforce\";"};
     vem_it_start(&r, "it_sm2");
-    s_fleet_t fl;
+    s_fleet_t fl = {0};
     s_send_frames(&r, &fl, "LSM2E");
     const char *by_class = "SELECT count(*) FROM quarantine WHERE vin = $1 AND error_class = ";
     char sql[200];
@@ -512,7 +553,7 @@ START_TEST(flag)
     PGconn *conn = vem_it_pg();
     vem_it_run_t r = {.terminals_opts = "signatures = \"flag\";"};
     vem_it_start(&r, "it_sm2");
-    s_fleet_t fl;
+    s_fleet_t fl = {0};
     s_send_frames(&r, &fl, "LSM2F");
     /* every frame stored */
     for (int seq = 1; seq <= 4; seq++)
@@ -540,6 +581,190 @@ START_TEST(flag)
     close(fl.fd);
     vem_it_stop(&r);
     PQfinish(conn);
+}
+END_TEST
+
+/* ---- the signature in Kafka's events ------------------------------------------------------- */
+
+/* The sample and OBD events of fl's two VINs on topic, read to its end by kcat (another
+ * client than vemd's): {event_id: signature, or null without one}. Every payload is appended
+ * to events_path for the schema check; an event seen twice (a replay) must say the same both
+ * times, and *copies counts them all. */
+static json_t *s_signatures(const char *topic, const s_fleet_t *fl, const char *events_path,
+                            long *copies)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "kcat -b '%s' -C -t '%s' -e -q -f '%%s\\n'",
+             vem_test_env("VEM_TEST_KAFKA"), topic);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    FILE *out = fopen(events_path, "a");
+    ck_assert_ptr_nonnull(out);
+    json_t *got = json_object();
+    *copies = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, p)) > 0) {
+        fputs(line, out);
+        json_error_t err;
+        json_t *ev = json_loads(line, 0, &err);
+        ck_assert_msg(ev != NULL, "%s: an event that is not JSON: %s", topic, err.text);
+        const char *vin = json_string_value(json_object_get(ev, "vin"));
+        if (vin && (strcmp(vin, fl->keyed) == 0 || strcmp(vin, fl->keyless) == 0)) {
+            const char *id = json_string_value(json_object_get(ev, "event_id"));
+            ck_assert_ptr_nonnull(id);
+            json_t *sig = json_object_get(ev, "signature");
+            json_t *have = json_object_get(got, id);
+            ck_assert_msg(!have || json_equal(have, sig ? sig : json_null()),
+                          "%s: two copies with signatures %s and %s", id,
+                          json_is_string(have) ? json_string_value(have) : "(none)",
+                          json_is_string(sig) ? json_string_value(sig) : "(none)");
+            json_object_set(got, id, sig ? sig : json_null());
+            (*copies)++;
+        }
+        json_decref(ev);
+    }
+    free(line);
+    fclose(out);
+    ck_assert_int_eq(pclose(p), 0);
+    return got;
+}
+
+/* got holds exactly want's events, each with want's signature (want_none: with none). */
+static void s_check_signatures(json_t *got, json_t *want, bool want_none)
+{
+    ck_assert_int_gt(json_object_size(want), 0);
+    const char *id;
+    json_t *sig;
+    json_object_foreach(want, id, sig)
+    {
+        json_t *have = json_object_get(got, id);
+        ck_assert_msg(have != NULL, "event %s missing from Kafka", id);
+        if (want_none)
+            ck_assert_msg(json_is_null(have), "%s has a signature (%s) under off", id,
+                          json_string_value(have));
+        else
+            ck_assert_msg(json_equal(have, sig), "%s: signature %s, the frame was built %s", id,
+                          json_is_string(have) ? json_string_value(have) : "(none)",
+                          json_string_value(sig));
+    }
+    ck_assert_uint_eq(json_object_size(got), json_object_size(want));
+}
+
+static void s_validate(const char *events_path)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "python3 '%s/../../tests/kafka_validate.py' '%s/../../schema/kafka' '%s' >&2",
+             vem_test_bin_dir(), vem_test_bin_dir(), events_path);
+    ck_assert_msg(system(cmd) == 0, "events not valid against schema/kafka: %s", events_path);
+}
+
+/* r's Kafka settings: topics of this test and process only (the broker lives for the whole
+ * harness); *topic gets the samples topic. */
+static void s_kafka(vem_it_run_t *r, char *opts, size_t cap, char *topic, size_t topic_cap,
+                    const char *name)
+{
+    snprintf(topic, topic_cap, "sm2%s%ld.samples", name, (long)getpid());
+    snprintf(opts, cap,
+             "topic_samples = \"%s\"; topic_terminal = \"sm2%s%ld.terminal\"; "
+             "topic_violations = \"\"; topic_rsd = \"\"; linger_ms = 5;",
+             topic, name, (long)getpid());
+    r->kafka_opts = opts;
+}
+
+START_TEST(kafka_flag)
+{
+    vem_it_pg_up();
+    vem_it_run_t r = {.terminals_opts = "signatures = \"flag\";"};
+    char opts[400], topic[96], events[400];
+    s_kafka(&r, opts, sizeof opts, topic, sizeof topic, "flag");
+    vem_it_start(&r, "it_sm2");
+    s_fleet_t fl = {.want = json_object()};
+    s_send_frames(&r, &fl, "LSM2K");
+    close(fl.fd);
+    json_decref(vem_it_settled(&r));
+    snprintf(events, sizeof events, "%s/events.jsonl", r.dir);
+    long copies;
+    json_t *got = s_signatures(topic, &fl, events, &copies);
+    s_check_signatures(got, fl.want, false);
+    ck_assert_int_eq(copies, (long)json_object_size(fl.want)); /* no replay yet: one copy each */
+    s_validate(events);
+    json_decref(got);
+
+    /* A restart without the Kafka cursor replays the whole spool: the activation puts the key
+     * back (it is in terminal_keys too) before the frames are checked again, so every event
+     * comes a second time saying the same. */
+    vem_it_halt(&r);
+    char cursor[400];
+    snprintf(cursor, sizeof cursor, "%s/spool/cursor.kafka", r.dir);
+    ck_assert_msg(unlink(cursor) == 0, "%s: %s", cursor, strerror(errno));
+    vem_it_launch(&r);
+    json_decref(vem_it_settled(&r));
+    got = s_signatures(topic, &fl, events, &copies);
+    s_check_signatures(got, fl.want, false);
+    ck_assert_int_eq(copies, 2 * (long)json_object_size(fl.want));
+    s_validate(events);
+    fprintf(stderr, "it_sm2_e2e kafka_flag: %zu events, each twice, signatures as built\n",
+            json_object_size(fl.want));
+    json_decref(got);
+    json_decref(fl.want);
+    vem_it_stop(&r);
+}
+END_TEST
+
+START_TEST(kafka_enforce)
+{
+    vem_it_pg_up();
+    vem_it_run_t r = {.terminals_opts = "signatures = \"enforce\";"};
+    char opts[400], topic[96], events[400];
+    s_kafka(&r, opts, sizeof opts, topic, sizeof topic, "enforce");
+    vem_it_start(&r, "it_sm2");
+    s_fleet_t fl = {.want = json_object()};
+    s_send_frames(&r, &fl, "LSM2N");
+    close(fl.fd);
+    json_decref(vem_it_settled(&r));
+    /* the quarantined frames make no events */
+    json_t *verified = json_object();
+    const char *id;
+    json_t *sig;
+    json_object_foreach(fl.want, id, sig)
+    {
+        if (strcmp(json_string_value(sig), "verified") == 0)
+            json_object_set(verified, id, sig);
+    }
+    snprintf(events, sizeof events, "%s/events.jsonl", r.dir);
+    long copies;
+    json_t *got = s_signatures(topic, &fl, events, &copies);
+    s_check_signatures(got, verified, false);
+    s_validate(events);
+    json_decref(got);
+    json_decref(verified);
+    json_decref(fl.want);
+    vem_it_stop(&r);
+}
+END_TEST
+
+START_TEST(kafka_off)
+{
+    vem_it_pg_up();
+    vem_it_run_t r = {0};
+    char opts[400], topic[96], events[400];
+    s_kafka(&r, opts, sizeof opts, topic, sizeof topic, "off");
+    vem_it_start(&r, "it_sm2");
+    s_fleet_t fl = {.want = json_object()};
+    s_send_frames(&r, &fl, "LSM2O");
+    close(fl.fd);
+    json_decref(vem_it_settled(&r));
+    snprintf(events, sizeof events, "%s/events.jsonl", r.dir);
+    long copies;
+    json_t *got = s_signatures(topic, &fl, events, &copies);
+    s_check_signatures(got, fl.want, true);
+    s_validate(events);
+    json_decref(got);
+    json_decref(fl.want);
+    vem_it_stop(&r);
 }
 END_TEST
 
@@ -613,6 +838,56 @@ START_TEST(reload)
                      1);
     vem_it_sink_settled(&r);
     ck_assert_int_eq(s_samples(conn, vin, 2), 0);
+    close(fd);
+    free(f);
+    vem_it_stop(&r);
+    PQfinish(conn);
+}
+END_TEST
+
+START_TEST(keys_late)
+{
+    vem_it_pg_up();
+    PGconn *conn = vem_it_pg();
+    char vin[32], chip[32], hex[129];
+    s_unique(vin, sizeof vin, "LSM2L", 5, 17);
+    s_unique(chip, sizeof chip, "CHIP", 13, 16);
+    for (int i = 0; i < 64; i++)
+        snprintf(hex + 2 * i, 3, "%02x", s_pub_a[i]);
+    const char *params[] = {vin, chip, hex};
+    PGresult *res = PQexecParams(conn,
+                                 "INSERT INTO terminal_keys VALUES ($1, convert_to($2, "
+                                 "'SQL_ASCII'), decode($3, 'hex'), now(), now())",
+                                 3, NULL, params, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(conn));
+    PQclear(res);
+    PQfinish(conn);
+
+    vem_it_pgctl("stop");
+    vem_it_run_t r = {.terminals_opts = "signatures = \"enforce\";"};
+    vem_it_start(&r, "it_sm2");
+    for (int i = 0; i < 100 && !vem_it_log_has(&r, "loading again"); i++)
+        vem_it_sleep(0.1);
+    ck_assert_msg(vem_it_log_has(&r, "loading again"), "no second load after a failed one");
+    vem_it_pgctl("start");
+    /* the keys come without a SIGHUP (the retry is 10 s after the failure) */
+    for (int i = 0; i < 300 && vem_it_metric_now(&r, "vem_terminal_keys") < 1; i++)
+        vem_it_sleep(0.1);
+    ck_assert_double_ge(vem_it_metric_now(&r, "vem_terminal_keys"), 1);
+
+    conn = vem_it_pg();
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    ck_assert_ptr_nonnull(f);
+    uint8_t frame[1024], reply[64];
+    int fd = s_connect(r.port);
+    s_realtime(f, vin, 1);
+    size_t len = s_signed(f, "a", frame, sizeof frame);
+    s_send(fd, frame, len);
+    ck_assert_uint_eq(s_read(fd, reply, 31), 31);
+    for (int i = 0; i < 300 && s_samples(conn, vin, 1) == 0; i++)
+        vem_it_sleep(0.1);
+    ck_assert_msg(s_samples(conn, vin, 1) > 0, "a frame signed by the filed key not stored");
+    ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM quarantine WHERE vin = $1", vin), 0);
     close(fd);
     free(f);
     vem_it_stop(&r);
@@ -700,7 +975,11 @@ Suite *vem_suite_sm2_e2e(void)
     tcase_add_test(tc, activation_limit_per_address);
     tcase_add_test(tc, enforce);
     tcase_add_test(tc, flag);
+    tcase_add_test(tc, kafka_flag);
+    tcase_add_test(tc, kafka_enforce);
+    tcase_add_test(tc, kafka_off);
     tcase_add_test(tc, reload);
+    tcase_add_test(tc, keys_late);
     tcase_add_test(tc, binding);
     suite_add_tcase(s, tc);
     return s;

@@ -1,13 +1,15 @@
 /* bench-kafka — events per second through the Kafka sink, against a bare librdkafka producer
  * sending the same messages with the same settings, measured in the same run.
  *
- *   bench-kafka [--trucks N] [--frames N] [--linger MS] [--rounds N]
+ *   bench-kafka [--trucks N] [--frames N] [--linger MS] [--rounds N] [--signature]
  *
  * Brokers: VEM_TEST_KAFKA when set, else a vem-broker of its own (beside this binary, one
  * broker, stopped at the end). Input: a simulated fleet (tools/sim_fleet) of --trucks trucks,
  * --frames HJ 1239 real-time frames each of 10 samples and a supplementary block, encoded by
  * the project's encoder and packed into worker messages of 256 inputs as the workers send
- * them (records.h). Two figures:
+ * them (records.h); with --signature each frame's record says its signature verified, as the
+ * workers' do under terminals.signatures flag or enforce, so every event carries "signature".
+ * Two figures:
  *   sink  the messages go to the sink actor over its inproc queue; the clock stops when the
  *         sink's acknowledgement says every input is settled, which it sends only after the
  *         delivery report of the input's last event (and the cursor is on disk): decoding,
@@ -172,13 +174,13 @@ int main(int argc, char **argv)
     unsigned trucks = 200, frames = 100;
     int rounds = 3;
     long linger = -1;
+    bool signature = false;
     int opt;
-    static const struct option options[] = {{"trucks", required_argument, NULL, 't'},
-                                            {"frames", required_argument, NULL, 'f'},
-                                            {"linger", required_argument, NULL, 'l'},
-                                            {"rounds", required_argument, NULL, 'r'},
-                                            {NULL, 0, NULL, 0}};
-    while ((opt = getopt_long(argc, argv, "t:f:l:r:", options, NULL)) != -1) {
+    static const struct option options[] = {
+        {"trucks", required_argument, NULL, 't'}, {"frames", required_argument, NULL, 'f'},
+        {"linger", required_argument, NULL, 'l'}, {"rounds", required_argument, NULL, 'r'},
+        {"signature", no_argument, NULL, 's'},    {NULL, 0, NULL, 0}};
+    while ((opt = getopt_long(argc, argv, "t:f:l:r:s", options, NULL)) != -1) {
         if (opt == 't')
             trucks = (unsigned)atoi(optarg);
         else if (opt == 'f')
@@ -187,9 +189,11 @@ int main(int argc, char **argv)
             linger = atol(optarg);
         else if (opt == 'r')
             rounds = atoi(optarg);
+        else if (opt == 's')
+            signature = true;
         else {
             fprintf(stderr, "usage: bench-kafka [--trucks N] [--frames N] [--linger MS] "
-                            "[--rounds N]\n");
+                            "[--rounds N] [--signature]\n");
             return 2;
         }
     }
@@ -238,6 +242,7 @@ int main(int argc, char **argv)
                                 .nseqs = 1,
                                 .kind = VEM_RECORD_FRAME,
                                 .source = 1,
+                                .status = signature ? VEM_RECORD_SIG_VERIFIED : 0,
                                 .received_us = (t0 + (int64_t)k * S_SAMPLES) * 1000000,
                                 .offset = -1,
                                 .data = frame,
