@@ -360,7 +360,7 @@ static void s_sample_json(s_buf_t *b, const vem_hj1239_frame_t *f, size_t i, con
     S_WLIT(w, ",\"block_idx\":");
     w = s_wuint(w, i);
     if (sig) { /* a static name: no escaping */
-        S_WLIT(w, ",\"signature\":\"");
+        S_WLIT(w, ",\"signature_check\":\"");
         w = s_w(w, sig, sig_len);
         *w++ = '"';
     }
@@ -480,7 +480,7 @@ static void s_samples(s_out_t *out, const vem_hj1239_frame_t *f, int64_t receive
             json_integer((f->layout & VEM_HJ1239_LAYOUT_SERIAL_PER_BLOCK) ? b->seq : f->seq));
         json_object_set_new(o, "block_idx", json_integer((json_int_t)i));
         if (sig)
-            json_object_set_new(o, "signature", json_string(sig));
+            json_object_set_new(o, "signature_check", json_string(sig));
         json_t *blocks = json_array();
         json_array_append_new(blocks, vem_frame_json_block(f, i));
         json_object_set_new(o, "blocks", blocks);

@@ -295,7 +295,7 @@ START_TEST(reading_becomes_an_rsd_event)
 END_TEST
 
 /* The FRAME record's status is the worker's signature result: every sample and OBD event of
- * the frame says it under "signature", with the names of README "Signatures and terminal
+ * the frame says it under "signature_check", with the names of README "Signatures and terminal
  * keys"; a record not checked (status 0) gives events without the key, and otherwise the
  * same bytes but for it. Each event still validates against schema/kafka (python3-jsonschema,
  * not our code). */
@@ -314,7 +314,7 @@ START_TEST(signature_of_the_frame)
     size_t i;
     json_t *e;
     json_array_foreach(plain, i, e)
-        ck_assert_ptr_null(json_object_get(json_object_get(e, "value"), "signature"));
+        ck_assert_ptr_null(json_object_get(json_object_get(e, "value"), "signature_check"));
     static const struct {
         uint8_t status;
         const char *name;
@@ -330,11 +330,11 @@ START_TEST(signature_of_the_frame)
         json_array_foreach(ev, i, e)
         {
             json_t *v = json_object_get(e, "value");
-            ck_assert_str_eq(s_get(v, "signature"), cases[c].name);
+            ck_assert_str_eq(s_get(v, "signature_check"), cases[c].name);
             char *line = json_dumps(v, JSON_COMPACT);
             fprintf(out, "%s\n", line);
             free(line);
-            json_object_del(v, "signature");
+            json_object_del(v, "signature_check");
             ck_assert(json_equal(v, json_object_get(json_array_get(plain, i), "value")));
         }
         json_decref(ev);

@@ -21,7 +21,7 @@
  *               the test built its frame, every event valid against schema/kafka
  *               (python3-jsonschema); then vemd restarted without its Kafka cursor (a replay
  *               of the whole spool, activation first): every event again, with the same value
- *   kafka_off   the same frames under off: the same events, none with a "signature"
+ *   kafka_off   the same frames under off: the same events, none with a "signature_check"
  *   kafka_enforce  the same frames under enforce: only the verified frame's events arrive,
  *               saying `verified`
  *   reload      a key filed in terminal_keys by an operator, then SIGHUP: the VIN's signed
@@ -614,7 +614,7 @@ static json_t *s_signatures(const char *topic, const s_fleet_t *fl, const char *
         if (vin && (strcmp(vin, fl->keyed) == 0 || strcmp(vin, fl->keyless) == 0)) {
             const char *id = json_string_value(json_object_get(ev, "event_id"));
             ck_assert_ptr_nonnull(id);
-            json_t *sig = json_object_get(ev, "signature");
+            json_t *sig = json_object_get(ev, "signature_check");
             json_t *have = json_object_get(got, id);
             ck_assert_msg(!have || json_equal(have, sig ? sig : json_null()),
                           "%s: two copies with signatures %s and %s", id,

@@ -8,7 +8,7 @@
  * --frames HJ 1239 real-time frames each of 10 samples and a supplementary block, encoded by
  * the project's encoder and packed into worker messages of 256 inputs as the workers send
  * them (records.h); with --signature each frame's record says its signature verified, as the
- * workers' do under terminals.signatures flag or enforce, so every event carries "signature".
+ * workers' do under terminals.signatures flag or enforce, so every event carries "signature_check".
  * Two figures:
  *   sink  the messages go to the sink actor over its inproc queue; the clock stops when the
  *         sink's acknowledgement says every input is settled, which it sends only after the
