@@ -349,6 +349,51 @@ START_TEST(daily_completeness_by_hand)
 }
 END_TEST
 
+/* Completeness over engine-running seconds (0014): vehicle 0 drives the 200 s of
+ * daily_completeness_by_hand twice, an hour apart, the odometer still (0 km) across the stop:
+ * two trips of 200 s, 70 samples each, so 140 of 400 seconds (35 %), not 140 of the 3,800 s
+ * from the first sample to the last. A GB 17691 frame of the same day, 5 samples stored under
+ * its one time, counts 5 samples over 5 seconds (its rule times are that time minus the
+ * samples after each), not one. */
+START_TEST(daily_completeness_counts_running_seconds)
+{
+    PGconn *conn = s_pg();
+    vem_pgwriter_t *w = s_writer();
+    int64_t t0 = 1700000000; /* 2023-11-15 06:13:20 Beijing */
+    s_write_frames(w, "LCMPLU", 0, 40, t0);
+    s_write_frames(w, "LCMPLU", 0, 40, t0 + 3600);
+    const char *sql = "SELECT jsonb_build_object('received', received_samples, 'expected', "
+                      "expected_samples, 'pct', completeness_pct) FROM daily_completeness "
+                      "WHERE vin = $1";
+    json_t *row = s_query_json(conn, sql, "LCMPLU00000000000");
+    ck_assert_int_eq(json_integer_value(json_object_get(row, "received")), 140);
+    ck_assert_int_eq(json_integer_value(json_object_get(row, "expected")), 400);
+    ck_assert_double_eq(json_number_value(json_object_get(row, "pct")), 35.0);
+    json_decref(row);
+
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    s_frame(f, "LCMPLV", 0, t0);
+    f->layout = 0; /* GB 17691: the blocks carry the frame's time */
+    for (unsigned k = 0; k < 5; k++)
+        f->blocks[k].time = f->time;
+    vem_pgrows_t r = {0};
+    vem_pgrows_frame(&r, f, t0 * 1000000);
+    vem_pgbatch_t b = s_batch_of(&r);
+    char err[512];
+    ck_assert_int_eq(vem_pgwriter_write(w, &b, NULL, err, sizeof err), VEM_PGW_OK);
+    row = s_query_json(conn, sql, "LCMPLV00000000000");
+    ck_assert_int_eq(json_integer_value(json_object_get(row, "received")), 5);
+    ck_assert_int_eq(json_integer_value(json_object_get(row, "expected")), 5);
+    ck_assert_double_eq(json_number_value(json_object_get(row, "pct")), 100.0);
+    json_decref(row);
+    vem_pgbatch_free(&b);
+    vem_pgrows_free(&r);
+    free(f);
+    vem_pgwriter_destroy(&w);
+    PQfinish(conn);
+}
+END_TEST
+
 static void s_exec(PGconn *conn, const char *sql)
 {
     PGresult *res = PQexec(conn, sql);
@@ -688,6 +733,7 @@ Suite *vem_suite_pgwrite(void)
     tcase_add_test(tc, same_batch_twice_is_stored_once);
     tcase_add_test(tc, lost_connection_is_retry);
     tcase_add_test(tc, daily_completeness_by_hand);
+    tcase_add_test(tc, daily_completeness_counts_running_seconds);
     tcase_add_test(tc, refused_rows_are_quarantined_and_the_rest_stored);
     tcase_add_test(tc, unreadable_row_is_quarantined);
     tcase_add_test(tc, lock_timeout_is_retry_without_blocking);
