@@ -1050,10 +1050,19 @@ size_t vem_rules_vehicle_rsd_links(const vem_rules_vehicle_t *self)
     return vem_rules_rsd_links(&self->rsd);
 }
 
+/* rules.md: obd.offline is owed by a registered vehicle. The registry is what gives a VIN's
+ * state its plate (vem_rules_vehicle_new, vem_rules_vehicle_set_ids: a frame carries none), so
+ * a VIN without one was never in the registry: a forged login's VIN is not offline three days
+ * later, and a flood of them is not a flood of notices. */
+static bool s_registered(const vem_rules_vehicle_t *v)
+{
+    return *v->vin && *v->plate;
+}
+
 bool vem_rules_vehicle_idle(const vem_rules_vehicle_t *self, const vem_rules_config_t *cfg)
 {
-    bool offline_done =
-        self->offline_fired || !self->heard || !*self->vin || !cfg->enabled[VEM_RULE_OBD_OFFLINE];
+    bool offline_done = self->offline_fired || !self->heard || !s_registered(self) ||
+                        !cfg->enabled[VEM_RULE_OBD_OFFLINE];
     return !self->live.open && !self->back.open && !self->mil_on && self->ndtcs == 0 &&
            self->rsd.npending == 0 && vem_rules_rsd_links(&self->rsd) == 0 && offline_done;
 }
@@ -1076,7 +1085,7 @@ unsigned vem_rules_on_silence(vem_rules_vehicle_t *self, const vem_rules_config_
     vem_rules_rsd_expire(&self->rsd, &ctx, cfg, now_us);
     int64_t silent_us = now_us - self->last_received_us;
     if (!cfg->enabled[VEM_RULE_OBD_OFFLINE] || !self->heard || self->offline_fired ||
-        silent_us < (int64_t)cfg->offline_hours * 3600 * S_US || !*self->vin)
+        silent_us < (int64_t)cfg->offline_hours * 3600 * S_US || !s_registered(self))
         return out.emitted;
     self->offline_fired = true;
     json_t *ev = json_object();

@@ -1887,7 +1887,7 @@ static void s_obd_frame(s_feed_t *fd, int64_t t, double mil, const uint32_t *dtc
 START_TEST(idle_state)
 {
     vem_rules_config_t cfg = s_defaults();
-    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_truck); /* registered */
     ck_assert(vem_rules_vehicle_idle(v, &cfg)); /* never heard: nothing to judge */
     s_log_t log = {0};
     s_feed_t fd;
@@ -2047,7 +2047,7 @@ END_TEST
 START_TEST(offline_after_72_hours)
 {
     vem_rules_config_t cfg = s_defaults();
-    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_truck); /* registered */
     s_log_t log = {0};
     s_feed_t fd;
     s_feed_init(&fd, v, &cfg, &log);
@@ -2067,6 +2067,32 @@ START_TEST(offline_after_72_hours)
     s_log_free(&log);
     s_feed_free(&fd);
     vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* rules.md: obd.offline is owed by a registered vehicle. A VIN the registry never gave a plate
+ * (a terminal that logged in once with a made-up VIN) is not offline 72 hours later, and its
+ * state may go once its trip is over; the same VIN registered is. */
+START_TEST(offline_only_for_registered)
+{
+    vem_rules_config_t cfg = s_defaults();
+    s_log_t log = {0};
+    for (int registered = 0; registered < 2; registered++) {
+        vem_rules_vehicle_t *v =
+            vem_rules_vehicle_new(VIN, registered ? PLATE : NULL, registered ? &s_truck : NULL);
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        s_feed(&fd, T0, 10, s_const, &s_cruise);
+        s_cmd(&fd, VEM_HJ1239_CMD_LOGOUT, T0 + 10);
+        ck_assert(vem_rules_vehicle_idle(v, &cfg) == !registered);
+        int64_t rx = US(T0 + 10) + 1500000;
+        ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + US(100 * 3600), s_collect, &log),
+                         registered);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_OFFLINE), registered);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+    s_log_free(&log);
 }
 END_TEST
 
@@ -2503,6 +2529,7 @@ Suite *vem_suite_rules(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("clock");
     tcase_add_test(tc, offline_after_72_hours);
+    tcase_add_test(tc, offline_only_for_registered);
     tcase_add_test(tc, silence_ends_a_trip);
     tcase_add_test(tc, daily_completeness);
     suite_add_tcase(s, tc);
