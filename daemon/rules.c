@@ -532,8 +532,9 @@ static void s_reagent(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_r
     bool low = valid && !(x->reagent > bd->reagent_above);
     if (!s_step(s, running && low, valid && !low, at))
         return;
-    if (s->n > 1 && s->hi > bd->reagent_above)
-        s->n = 0; /* a reload lowered the limit: what the span held is not empty now */
+    if (!s->fired && s->n > 1 && s->hi > bd->reagent_above)
+        s->n = 0; /* a reload lowered the limit: what the span held is not empty now (a span
+                   * already judged stays one episode) */
     if (s->n == 0)
         s_step(s, true, false, at);
     s_minmax(s, x->reagent);
@@ -556,8 +557,9 @@ static void s_nox_high(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_
     bool high = valid && x->win.nox_ppm > bd->nox_above;
     if (!s_step(s, high, valid && !high, at))
         return;
-    if (s->n > 1 && !(s->lo > bd->nox_above))
-        s->n = 0; /* a reload raised the limit: what the span held is not high now */
+    if (!s->fired && s->n > 1 && !(s->lo > bd->nox_above))
+        s->n = 0; /* a reload raised the limit: what the span held is not high now (a span
+                   * already judged stays one episode) */
     if (s->n == 0)
         s_step(s, true, false, at);
     s_minmax(s, x->win.nox_ppm);
