@@ -61,16 +61,18 @@ typedef struct {
  * send nothing with the ignition off, so the running seconds are those of the day's trips:
  * runs of samples split where two follow each other by more than gap_s (rules.trip_gap_min,
  * rules.md's trip), each lasting from its first sample to its last. A gap inside a trip is
- * data the terminal owed; a parked truck owes none. A longer gap over which the odometer
- * advanced does not split: the truck drove while its terminal was silent (one that sends a
- * sample every 11 minutes is not complete). */
+ * data the terminal owed; a parked truck owes none. A longer gap splits only where the odometer
+ * shows the truck stood (known on both sides, not advanced): one that drove while its terminal
+ * was silent, or whose odometer is not known, owes the gap (one that sends a sample every 11
+ * minutes is not complete, with its odometer marked invalid or not). The rows keep no dialect,
+ * so an HJ 1239 frame with two sample blocks of one instant counts one second more. */
 static const char s_sql[] =
     "SELECT vin, sum(n), sum(span) FROM ("
     " SELECT vin, count(*) AS n, extract(epoch FROM max(t) - min(t))::bigint + 1 AS span FROM ("
     "  SELECT vin, t, sum(coalesce(brk, false)::int) OVER (PARTITION BY vin ORDER BY t) AS trip"
     "  FROM ("
     "   SELECT vin, t, t - lag(t) OVER w > $3::bigint * interval '1 s'"
-    "          AND NOT coalesce(odo > lag(odo) OVER w, false) AS brk"
+    "          AND coalesce(odo <= lag(odo) OVER w, false) AS brk"
     "   FROM (SELECT DISTINCT ON (vin, t) vin, t, odo FROM ("
     "          SELECT vin, odometer_km AS odo,"
     "                 sample_time - (count(*) OVER f - row_number() OVER b) * interval '1 s' AS t"

@@ -1052,13 +1052,16 @@ size_t vem_rules_vehicle_rsd_links(const vem_rules_vehicle_t *self)
     return vem_rules_rsd_links(&self->rsd);
 }
 
-/* rules.md: obd.offline is owed by a registered vehicle. The registry is what gives a VIN's
- * state its plate (vem_rules_vehicle_new, vem_rules_vehicle_set_ids: a frame carries none), so
- * a VIN without one was never in the registry: a forged login's VIN is not offline three days
- * later, and a flood of them is not a flood of notices. */
+void vem_rules_vehicle_set_registered(vem_rules_vehicle_t *self, bool registered)
+{
+    self->unregistered = !registered;
+}
+
+/* rules.md: obd.offline is owed by a registered vehicle: a forged login's VIN is not offline
+ * three days later, and a flood of them is not a flood of notices. */
 static bool s_registered(const vem_rules_vehicle_t *v)
 {
-    return *v->vin && *v->plate;
+    return *v->vin && !v->unregistered;
 }
 
 bool vem_rules_vehicle_idle(const vem_rules_vehicle_t *self, const vem_rules_config_t *cfg)
@@ -1130,7 +1133,8 @@ unsigned vem_rules_on_day(vem_rules_vehicle_t *self, const vem_rules_config_t *c
 {
     vem_rules_out_t out = {emit, arg, 0, 0};
     double c = vem_rules_completeness(received, running_s);
-    if (!cfg->enabled[VEM_RULE_OBD_OFFLINE] || !*self->vin || !s_below(c, cfg->completeness_min))
+    if (!cfg->enabled[VEM_RULE_OBD_OFFLINE] || !s_registered(self) ||
+        !s_below(c, cfg->completeness_min))
         return 0;
     int64_t start = ((int64_t)day * 86400 - 8 * 3600) * S_US; /* Beijing midnight */
     vem_rules_civil_t civil;

@@ -167,6 +167,12 @@ void vem_rules_vehicle_destroy(vem_rules_vehicle_t **self_p);
 /* New registry facts (NULL: none). A trip in progress keeps the figures it started with. */
 void vem_rules_vehicle_set_facts(vem_rules_vehicle_t *self, const vem_rules_engine_facts_t *facts);
 
+/* Whether the registry knows the vehicle: rules.md owes obd.offline (silence and daily
+ * completeness) to registered vehicles only. A new state counts as registered; its owner says
+ * otherwise, from the registry it has, before the clock's rules look at the state (it is not
+ * checkpointed). */
+void vem_rules_vehicle_set_registered(vem_rules_vehicle_t *self, bool registered);
+
 /* Sets the VIN, the plate or the plate's colour (FIELDS.md plate_color) once the registry
  * links them (NULL leaves it as it is). A vehicle without a colour takes the colour of the
  * first roadside reading of its plate. */

@@ -358,6 +358,7 @@ struct vem_rules_vehicle {
     uint32_t ndtcs, dtc_cap;
     /* rarely */
     size_t bytes;
+    bool unregistered; /* the registry does not know the VIN (vem_rules_vehicle_set_registered) */
     char vin[18];
     char plate[16];
     char plate_color[16];

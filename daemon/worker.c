@@ -560,7 +560,7 @@ int vem_worker_signatures(const char *name)
  * does not verify is quarantined (true: nothing more to do); under flag it is stored all the
  * same, with an `unverified` quarantine record beside it saying why (the raw bytes kept only
  * for a signature that failed: the frame itself is stored). *sig gets the result, which the
- * frame's own record carries to the sinks (Kafka's "signature"). Runs in the worker, never in
+ * frame's own record carries to the sinks (Kafka's "signature_check"). Runs in the worker, never in
  * ingest: a check costs about as much as decoding a hundred frames. */
 static bool s_signature(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *data,
                         const vem_hj1239_frame_t *f, int policy, uint8_t *sig)
@@ -905,6 +905,13 @@ static void s_expire(s_worker_t *w)
 
 /* ---- silence -------------------------------------------------------------------------------- */
 
+/* rules.md owes obd.offline to registered vehicles. With no registry loaded (yet), nothing is
+ * withheld on a guess. */
+static bool s_registered(const s_worker_t *w, const char *vin)
+{
+    return !w->registry || vem_registry_find(w->registry, vin) != NULL;
+}
+
 #define S_SWEEP_MS        10000 /* how often the silence rules look at every vehicle */
 #define S_BACKLOG_US      (60 * (int64_t)1000000)
 #define S_BACKLOG_IDLE_MS 5000
@@ -930,6 +937,7 @@ static void s_sweep_vehicle(void *arg, const vem_session_t *session)
         return;
     s_vstate_t *vs = *slot;
     s_verdict_ctx_t vctx = {ctx->w, &ctx->hdr};
+    vem_rules_vehicle_set_registered(vs->v, s_registered(ctx->w, session->vin));
     if (vem_rules_on_silence(vs->v, &ctx->w->rules, ctx->now_us, s_on_verdict, &vctx))
         ctx->w->swept = true;
     if (ctx->now_us - vem_rules_vehicle_last_received(vs->v) >= ctx->idle_us &&
@@ -989,12 +997,15 @@ static void s_judge_day(s_worker_t *w)
     s_verdict_ctx_t ctx = {w, &hdr};
     for (size_t i = 0; i < counts->n; i++) {
         const vem_day_count_t *c = &counts->v[i];
+        if (!s_registered(w, c->vin))
+            continue; /* owes no obd.offline: not worth a rule state either */
         void **slot = vem_sessions_state_new(w->sessions, c->vin);
         if (!*slot) {
             const vem_vehicle_t *reg = w->registry ? vem_registry_find(w->registry, c->vin) : NULL;
             *slot = s_vstate_new(c->vin, NULL, NULL, reg);
         }
         s_vstate_t *vs = *slot;
+        vem_rules_vehicle_set_registered(vs->v, true);
         if (vem_rules_on_day(vs->v, &w->rules, counts->day, c->received, c->running_s, s_on_verdict,
                              &ctx))
             w->swept = true;

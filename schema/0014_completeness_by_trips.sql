@@ -10,8 +10,12 @@
 --    one time received together) that time minus the samples after it in the frame;
 --  - terminals send nothing with the ignition off, so the running seconds are those of the
 --    day's trips: runs of samples split where two follow each other by more than 10 minutes,
---    each lasting from its first sample to its last; a longer gap over which the odometer
---    advanced does not split (the truck drove while its terminal was silent).
+--    each lasting from its first sample to its last; a longer gap splits only where the
+--    odometer shows the truck stood (known on both sides, not advanced): one that drove while
+--    its terminal was silent, or whose odometer is not known, owes the gap (a terminal sending
+--    one sample every 11 minutes, odometer marked invalid or not, is not complete);
+--  - "a GB 17691 frame" is the rows of one time received together: the rows keep no dialect,
+--    so an HJ 1239 frame with two sample blocks of one instant counts one second more.
 -- Columns, names and types are those of before; first_at and last_at are rule times (for HJ
 -- 1239 frames, the stored times).
 
@@ -31,7 +35,7 @@ SELECT t.vin, r.plate, r.region_code, t.day,
                            OVER (PARTITION BY g.vin, g.day ORDER BY g.at) AS trip
                   FROM (SELECT d.vin, d.day, d.at, d.resent,
                                d.at - lag(d.at) OVER w > interval '10 minutes'
-                               AND NOT coalesce(d.odo > lag(d.odo) OVER w, false) AS brk
+                               AND coalesce(d.odo <= lag(d.odo) OVER w, false) AS brk
                           FROM (SELECT DISTINCT ON (x.vin, x.day, x.at)
                                        x.vin, x.day, x.at, x.odo, x.resent
                                   FROM (SELECT s.vin, s.odometer_km AS odo, s.resent,

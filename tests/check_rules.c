@@ -1923,7 +1923,7 @@ static void s_obd_frame(s_feed_t *fd, int64_t t, double mil, const uint32_t *dtc
 START_TEST(idle_state)
 {
     vem_rules_config_t cfg = s_defaults();
-    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_truck); /* registered */
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
     ck_assert(vem_rules_vehicle_idle(v, &cfg)); /* never heard: nothing to judge */
     s_log_t log = {0};
     s_feed_t fd;
@@ -2083,7 +2083,7 @@ END_TEST
 START_TEST(offline_after_72_hours)
 {
     vem_rules_config_t cfg = s_defaults();
-    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_truck); /* registered */
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
     s_log_t log = {0};
     s_feed_t fd;
     s_feed_init(&fd, v, &cfg, &log);
@@ -2106,16 +2106,17 @@ START_TEST(offline_after_72_hours)
 }
 END_TEST
 
-/* rules.md: obd.offline is owed by a registered vehicle. A VIN the registry never gave a plate
- * (a terminal that logged in once with a made-up VIN) is not offline 72 hours later, and its
- * state may go once its trip is over; the same VIN registered is. */
+/* rules.md: obd.offline is owed by a registered vehicle. A VIN the registry does not know (a
+ * terminal that logged in once with a made-up VIN) is not offline 72 hours later, nor below the
+ * day's completeness, and its state may go once its trip is over; the same VIN registered is.
+ * A registered truck without a plate yet (registered by VIN before it was plated) is owed. */
 START_TEST(offline_only_for_registered)
 {
     vem_rules_config_t cfg = s_defaults();
     s_log_t log = {0};
     for (int registered = 0; registered < 2; registered++) {
-        vem_rules_vehicle_t *v =
-            vem_rules_vehicle_new(VIN, registered ? PLATE : NULL, registered ? &s_truck : NULL);
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+        vem_rules_vehicle_set_registered(v, registered);
         s_feed_t fd;
         s_feed_init(&fd, v, &cfg, &log);
         s_feed(&fd, T0, 10, s_const, &s_cruise);
@@ -2125,6 +2126,8 @@ START_TEST(offline_only_for_registered)
         ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + US(100 * 3600), s_collect, &log),
                          registered);
         ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_OFFLINE), registered);
+        ck_assert_int_eq(vem_rules_on_day(v, &cfg, 19787, 949, 1000, s_collect, &log), registered);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_OFFLINE), 2 * registered);
         s_feed_free(&fd);
         vem_rules_vehicle_destroy(&v);
     }

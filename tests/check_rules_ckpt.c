@@ -566,7 +566,7 @@ static const s_scenario_t s_scenarios[] = {
     {"MIL run and DTCs across the checkpoint",
      &s_truck,
      VIN,
-     PLATE, /* registered: obd.offline is owed */
+     NULL,
      s_sc_mil,
      {VEM_RULE_OBD_MIL_ON, VEM_RULE_OBD_DTC, VEM_RULE_OBD_OFFLINE, S_NONE}},
     {"frozen sensor span across the checkpoint",

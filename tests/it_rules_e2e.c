@@ -17,10 +17,12 @@
  *                     one that drives 2000 s from 10:00 and 2000 s from 16:00 with every
  *                     sample, one that sends a sample every 11 minutes while its odometer
  *                     advances, and a GB 17691 terminal with every sample, ten to a frame that
- *                     carries one time: vemd judges the day at start; the first and the fourth
- *                     get an obd.offline notice (the third's engine ran 4000 s, not the 23,600 s
- *                     from its first sample to its last: rules.md divides by engine-running
- *                     seconds; the fifth sent 2000 samples, not 200 distinct times)
+ *                     carries one time, one that sends every 11 minutes with no odometer, and
+ *                     a VIN like the first that the registry does not know: vemd judges the day
+ *                     at start; the first, the fourth and the sixth get an obd.offline notice
+ *                     (the third's engine ran 4000 s, not the 23,600 s from its first sample to
+ *                     its last: rules.md divides by engine-running seconds; the fifth sent 2000
+ *                     samples, not 200 distinct times; the seventh is not registered)
  *   reload_switches_rules  a rule switched off in the file judges nothing; after the switch is
  *                     removed and SIGHUP sent, it does
  *   idle_state_released  20 trucks drive, log out and go silent: once silent past
@@ -440,7 +442,7 @@ START_TEST(daily_completeness)
 {
     PGconn *conn = vem_it_pg();
     int32_t day = vem_completeness_due(vem_now_us(), 24); /* judged at start */
-    char sql[3200];
+    char sql[5000];
     /* the day's partition, then A: 1000 samples two seconds apart from 10:00 Beijing; B: 2000
      * consecutive seconds from 10:00 but every hundredth (i % 100 = 50) missing; C: 2000
      * consecutive seconds from 10:00 and 2000 from 16:00, parked in between (terminals send
@@ -452,7 +454,10 @@ START_TEST(daily_completeness)
      * E: GB 17691 frames of ten samples every 10 s from 10:00:00 for 2000 s, each frame stored
      * as its rows do: sample_time the frame's time (its last sample's, 10:00:09 + 10 k), block_idx
      * 0 .. 9; its samples are at 10:00:00 .. 10:33:19: 2000 / 2000 = 1 (the frame times alone
-     * would make 200 / 1991 = 0.10). */
+     * would make 200 / 1991 = 0.10). C's odometer stands at 1000 km all day: it stood through its
+     * stop. F: as D with no odometer: nothing shows it stood, so the gaps are owed: 60 / 38,941.
+     * G: as A, but a VIN the registry does not know: rules.md owes obd.offline to registered
+     * vehicles, so no notice. */
     snprintf(sql, sizeof sql,
              "SELECT vem_ensure_partitions(DATE '1970-01-01' + %d, DATE '1970-01-01' + %d);"
              "INSERT INTO obd_samples (vin, sample_time, block_idx, received_at, frame_seq, "
@@ -467,8 +472,8 @@ START_TEST(daily_completeness)
              "interval '10 hours' + i * interval '1 s' AS t FROM generate_series(0, 1999) i "
              "WHERE i %% 100 <> 50) x;"
              "INSERT INTO obd_samples (vin, sample_time, block_idx, received_at, frame_seq, "
-             "resent, block_type) "
-             "SELECT 'LCOMPL00000000003', t, 0, t, 1, false, 'stream' FROM (SELECT "
+             "resent, block_type, odometer_km) "
+             "SELECT 'LCOMPL00000000003', t, 0, t, 1, false, 'stream', 1000 FROM (SELECT "
              "(DATE '1970-01-01' + %d)::timestamp AT TIME ZONE 'Asia/Shanghai' + "
              "interval '10 hours' + (i / 2000) * interval '6 hours' + (i %% 2000) * "
              "interval '1 s' AS t FROM generate_series(0, 3999) i) x;"
@@ -482,8 +487,20 @@ START_TEST(daily_completeness)
              "SELECT 'LCOMPL00000000005', t, i %% 10, t + interval '1 s', i / 10, false, "
              "'stream' FROM (SELECT i, (DATE '1970-01-01' + %d)::timestamp AT TIME ZONE "
              "'Asia/Shanghai' + interval '10 hours 9 s' + (i / 10) * interval '10 s' AS t "
-             "FROM generate_series(0, 1999) i) x;",
-             day, day, day, day, day, day, day);
+             "FROM generate_series(0, 1999) i) x;"
+             "INSERT INTO obd_samples (vin, sample_time, block_idx, received_at, frame_seq, "
+             "resent, block_type) "
+             "SELECT 'LCOMPL00000000006', t, 0, t, 1, false, 'stream' FROM "
+             "(SELECT i, (DATE '1970-01-01' + %d)::timestamp AT TIME ZONE 'Asia/Shanghai' + "
+             "interval '10 hours' + i * interval '660 s' AS t FROM generate_series(0, 59) i) x;"
+             "INSERT INTO obd_samples (vin, sample_time, block_idx, received_at, frame_seq, "
+             "resent, block_type) "
+             "SELECT 'LCOMPL00000000007', t, 0, t, 1, false, 'stream' FROM (SELECT "
+             "(DATE '1970-01-01' + %d)::timestamp AT TIME ZONE 'Asia/Shanghai' + "
+             "interval '10 hours' + i * interval '2 s' AS t FROM generate_series(0, 999) i) x;"
+             "INSERT INTO vehicles (vin, region_code) SELECT 'LCOMPL0000000000' || k, '110105' "
+             "FROM generate_series(1, 6) k ON CONFLICT DO NOTHING;",
+             day, day, day, day, day, day, day, day, day);
     PGresult *res = PQexec(conn, sql);
     ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(conn));
     PQclear(res);
@@ -509,7 +526,8 @@ START_TEST(daily_completeness)
     got = s_verdicts(conn, "LCOMPL", "rule = 'obd.offline'");
     char *bare = s_without_ids(got);
     ck_assert_str_eq(bare, "LCOMPL00000000001 obd.offline notice\n"
-                           "LCOMPL00000000004 obd.offline notice");
+                           "LCOMPL00000000004 obd.offline notice\n"
+                           "LCOMPL00000000006 obd.offline notice");
     res = PQexec(conn, "SELECT measured, \"limit\", evidence->>'received_samples', "
                        "evidence->>'running_seconds' FROM violations WHERE vin = "
                        "'LCOMPL00000000001' AND rule = 'obd.offline'");
