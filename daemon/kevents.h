@@ -20,7 +20,7 @@
  *
  * EPOCH is the sample's (or frame's) time in Unix seconds. Quarantined and settled-only records
  * make no events (quarantine is PostgreSQL evidence only). Sample and OBD events carry
- * "signature" (the FRAME record's status, vem_records_sig_name) when the worker checked the
+ * "signature_check" (the FRAME record's status, vem_records_sig_name) when the worker checked the
  * frame's signature, and no such key when it did not.
  *
  * Pure: no I/O, no globals; the caller owns the frame buffer. */
@@ -32,7 +32,11 @@
 
 #include <stddef.h>
 
-#define VEM_KEVENTS_SCHEMA_VERSION 1
+/* The events' schema version (schema/kafka/, value and header). 2: violations carry
+ * plate_color, samples and OBD blocks may carry signature_check; version 1 consumers' schemas
+ * forbid both. */
+#define VEM_KEVENTS_SCHEMA_VERSION     2
+#define VEM_KEVENTS_SCHEMA_VERSION_TXT "2"
 
 typedef enum {
     VEM_KTOPIC_VIOLATIONS = 0,

@@ -72,7 +72,7 @@ const char *vem_records_class_name(uint8_t status);
 
 /* A FRAME record's status: the worker's check of the frame's SM2 signature. NONE when nothing
  * was checked (terminals.signatures = off, or a command that is not signed); the others are
- * the results of vem_signature_checks_total and the Kafka events' "signature". */
+ * the results of vem_signature_checks_total and the Kafka events' "signature_check". */
 typedef enum {
     VEM_RECORD_SIG_NONE = 0,
     VEM_RECORD_SIG_VERIFIED = 1,      /* signed by the key of the VIN's activated chip */

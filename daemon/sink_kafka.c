@@ -443,7 +443,8 @@ static rd_kafka_resp_err_t s_produce(s_sink_t *s, s_batch_t *b, vem_ktopic_t top
     rd_kafka_resp_err_t err = rd_kafka_producev(
         s->rk, RD_KAFKA_V_RKT(s->rkt[topic]), RD_KAFKA_V_MSGFLAGS(0),
         RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)value, len),
-        RD_KAFKA_V_HEADER("event_type", type, -1), RD_KAFKA_V_HEADER("schema_version", "1", 1),
+        RD_KAFKA_V_HEADER("event_type", type, -1),
+        RD_KAFKA_V_HEADER("schema_version", VEM_KEVENTS_SCHEMA_VERSION_TXT, -1),
         RD_KAFKA_V_HEADER("event_id", id, -1), RD_KAFKA_V_OPAQUE(b), RD_KAFKA_V_END);
     if (!err)
         s->n_produced++;

@@ -83,7 +83,7 @@ START_TEST(samples_and_obd)
         ck_assert_str_eq(s_get(v, "vin"), "LVEMSIM0000000003");
         ck_assert_str_eq(s_get(v, "event_type"), s_get(e, "type"));
         ck_assert_str_eq(s_get(v, "event_id"), s_get(e, "id"));
-        ck_assert_int_eq(json_integer_value(json_object_get(v, "schema_version")), 1);
+        ck_assert_int_eq(json_integer_value(json_object_get(v, "schema_version")), 2);
         ck_assert_str_eq(s_get(v, "received_at"), "1970-01-01T08:00:00.000001+08:00");
         char id[128];
         snprintf(id, sizeof id, "%s/LVEMSIM0000000003/%lld/%lld", s_get(e, "type"),

@@ -393,7 +393,7 @@ int main(int argc, char **argv)
                         rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                         RD_KAFKA_V_KEY(e->key, strlen(e->key)), RD_KAFKA_V_VALUE(e->value, e->len),
                         RD_KAFKA_V_HEADER("event_type", e->type, -1),
-                        RD_KAFKA_V_HEADER("schema_version", "1", 1),
+                        RD_KAFKA_V_HEADER("schema_version", VEM_KEVENTS_SCHEMA_VERSION_TXT, -1),
                         RD_KAFKA_V_HEADER("event_id", e->id, -1), RD_KAFKA_V_END)) ==
                    RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 rd_kafka_poll(rk, 10);
