@@ -65,7 +65,8 @@
 /* A registry or terminal-key load that failed (PostgreSQL down at start) is tried again after
  * this long: without the keys every signed frame checks as no_key (quarantined under enforce,
  * marked so in Kafka under flag), and a replay made meanwhile would say so too. */
-#define S_REGISTRY_RETRY_MS 10000
+#define S_REGISTRY_RETRY_MS     10000  /* the first wait after a failed load ... */
+#define S_REGISTRY_RETRY_MAX_MS 300000 /* ... doubling up to this */
 
 typedef struct {
     vem_config_t *cfg;
@@ -98,6 +99,7 @@ typedef struct {
     vem_registry_t *registry; /* the latest snapshot (one reference), or NULL */
     bool registry_loading;
     int64_t registry_retry_ms; /* monotonic time to load again after a failure; 0: none due */
+    int64_t registry_wait_ms;  /* the wait after the next failure; 0: the first */
     vem_keys_t *keys;          /* the terminal key registry ingest and the workers share (keys.h) */
     _Atomic int signatures;    /* vem_worker_signatures_t; terminals.signatures, reloadable */
     vem_gauge_t *keys_size;
@@ -163,10 +165,17 @@ static void s_send_registry(s_daemon_t *d)
         return;
     d->registry_loading = false;
     if (!reg || !vem_keys_loaded(d->keys)) {
-        d->registry_retry_ms = vem_mono_ms() + S_REGISTRY_RETRY_MS;
-        vem_log(VEM_LOG_WARNING, "main", "%s not loaded: loading again in %d s",
+        /* a server that is down comes back; a grant that is missing does not: wait longer
+         * each time, so the registry is not read and sent to every worker every 10 s forever */
+        int64_t wait = d->registry_wait_ms ? d->registry_wait_ms : S_REGISTRY_RETRY_MS;
+        d->registry_retry_ms = vem_mono_ms() + wait;
+        d->registry_wait_ms =
+            wait * 2 < S_REGISTRY_RETRY_MAX_MS ? wait * 2 : S_REGISTRY_RETRY_MAX_MS;
+        vem_log(VEM_LOG_WARNING, "main", "%s not loaded: loading again in %lld s",
                 reg ? "terminal keys" : "vehicle registry or terminal keys",
-                S_REGISTRY_RETRY_MS / 1000);
+                (long long)(wait / 1000));
+    } else {
+        d->registry_wait_ms = 0;
     }
     if (!reg)
         return;
