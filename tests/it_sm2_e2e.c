@@ -789,16 +789,14 @@ static void s_reload_keys(const vem_it_run_t *r, PGconn *conn, long long unloada
     ck_assert_int_eq(got, want);
 }
 
-START_TEST(reload)
+/* Files key A (s_pub_a) in terminal_keys for a new VIN (prefix, n) and chip (number chip_n),
+ * as an activation would; the VIN goes to vin. */
+static void s_insert_key_a(PGconn *conn, char *vin, size_t cap, const char *prefix, int n,
+                           int chip_n)
 {
-    vem_it_pg_up();
-    PGconn *conn = vem_it_pg();
-    vem_it_run_t r = {.terminals_opts = "signatures = \"enforce\";"};
-    vem_it_start(&r, "it_sm2");
-    long long unloadable = s_unloadable_keys(&r, conn);
-    char vin[32], chip[32], hex[129];
-    s_unique(vin, sizeof vin, "LSM2R", 1, 17);
-    s_unique(chip, sizeof chip, "CHIP", 9, 16);
+    char chip[32], hex[129];
+    s_unique(vin, cap, prefix, n, 17);
+    s_unique(chip, sizeof chip, "CHIP", chip_n, 16);
     for (int i = 0; i < 64; i++)
         snprintf(hex + 2 * i, 3, "%02x", s_pub_a[i]);
     const char *params[] = {vin, chip, hex};
@@ -808,6 +806,17 @@ START_TEST(reload)
                                  3, NULL, params, NULL, NULL, 0);
     ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(conn));
     PQclear(res);
+}
+
+START_TEST(reload)
+{
+    vem_it_pg_up();
+    PGconn *conn = vem_it_pg();
+    vem_it_run_t r = {.terminals_opts = "signatures = \"enforce\";"};
+    vem_it_start(&r, "it_sm2");
+    long long unloadable = s_unloadable_keys(&r, conn);
+    char vin[32];
+    s_insert_key_a(conn, vin, sizeof vin, "LSM2R", 1, 9);
     s_reload_keys(&r, conn, unloadable);
 
     vem_hj1239_frame_t *f = malloc(sizeof *f);
@@ -822,8 +831,9 @@ START_TEST(reload)
         vem_it_sleep(0.1);
     ck_assert_msg(s_samples(conn, vin, 1) > 0, "a frame signed by the filed key not stored");
 
-    res = PQexecParams(conn, "DELETE FROM terminal_keys WHERE vin = $1", 1, NULL, params, NULL,
-                       NULL, 0);
+    const char *params[] = {vin};
+    PGresult *res = PQexecParams(conn, "DELETE FROM terminal_keys WHERE vin = $1", 1, NULL, params,
+                                 NULL, NULL, 0);
     ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
     PQclear(res);
     s_reload_keys(&r, conn, unloadable);
@@ -849,18 +859,8 @@ START_TEST(keys_late)
 {
     vem_it_pg_up();
     PGconn *conn = vem_it_pg();
-    char vin[32], chip[32], hex[129];
-    s_unique(vin, sizeof vin, "LSM2L", 5, 17);
-    s_unique(chip, sizeof chip, "CHIP", 13, 16);
-    for (int i = 0; i < 64; i++)
-        snprintf(hex + 2 * i, 3, "%02x", s_pub_a[i]);
-    const char *params[] = {vin, chip, hex};
-    PGresult *res = PQexecParams(conn,
-                                 "INSERT INTO terminal_keys VALUES ($1, convert_to($2, "
-                                 "'SQL_ASCII'), decode($3, 'hex'), now(), now())",
-                                 3, NULL, params, NULL, NULL, 0);
-    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(conn));
-    PQclear(res);
+    char vin[32];
+    s_insert_key_a(conn, vin, sizeof vin, "LSM2L", 5, 13);
     PQfinish(conn);
 
     vem_it_pgctl("stop");
