@@ -1,6 +1,7 @@
 /* check_sinkio — what every sink shares: worker messages are taken in the order they came,
  * through the spill whenever the sink has no room; a full spill holds one message and leaves the
- * rest in the socket; the cursor moves to the contiguous mark, durably, and ingest is told once.
+ * rest in the socket; the cursor moves to the contiguous mark, durably, and ingest is told once;
+ * a move the disk refuses is counted and acknowledges nothing.
  * Over real inproc ZeroMQ sockets and a real spill file and cursor in a temporary directory. */
 #include "ingest.h"
 #include "sinkio.h"
@@ -10,6 +11,8 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #define S_ENDPOINT "inproc://check-sinkio"
@@ -229,6 +232,33 @@ START_TEST(cursor_moves_to_the_contiguous_mark)
 }
 END_TEST
 
+/* A move the disk refuses (here the cursor's temporary file is a directory: EISDIR, as a full
+ * or failing disk gives ENOSPC or EIO on the same path) keeps the cursor where it was, counts
+ * the error and tells ingest nothing, so the spool keeps what is not durably delivered; the
+ * next move, the disk well again, goes through. */
+START_TEST(a_refused_move_acknowledges_nothing)
+{
+    s_fix_t f = {0};
+    vem_test_mkdtemp("sinkio", f.dir, sizeof f.dir);
+    s_open(&f, 1 << 20, 0);
+    char tmp[400];
+    snprintf(tmp, sizeof tmp, "%s/cursor.check.tmp", f.dir);
+    ck_assert_int_eq(mkdir(tmp, 0700), 0);
+    for (uint64_t seq = 1; seq <= 3; seq++)
+        vem_ackwin_done(f.io.done, seq);
+    uint32_t consumer = 0;
+    ck_assert_int_eq(vem_sinkio_move_cursor(&f.io), -1);
+    ck_assert_uint_eq(f.io.committed, 0);
+    ck_assert_uint_eq(atomic_load(&f.io.cursor_errors->value), 1);
+    ck_assert_uint_eq(s_ack(&f, &consumer), 0);
+    ck_assert(vem_sinkio_behind(&f.io));
+    ck_assert_int_eq(rmdir(tmp), 0);
+    ck_assert_int_eq(vem_sinkio_move_cursor(&f.io), 1);
+    ck_assert_uint_eq(s_ack(&f, &consumer), 3);
+    s_close(&f);
+}
+END_TEST
+
 START_TEST(open_refuses_a_taken_endpoint)
 {
     s_fix_t f = {0};
@@ -261,6 +291,7 @@ Suite *vem_suite_sinkio(void)
     tcase_add_test(tc, order_kept_through_the_spill);
     tcase_add_test(tc, full_spill_holds_one_and_stops_reading);
     tcase_add_test(tc, cursor_moves_to_the_contiguous_mark);
+    tcase_add_test(tc, a_refused_move_acknowledges_nothing);
     tcase_add_test(tc, open_refuses_a_taken_endpoint);
     suite_add_tcase(s, tc);
     return s;
