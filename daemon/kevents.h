@@ -20,8 +20,8 @@
  *
  * EPOCH is the sample's (or frame's) time in Unix seconds. Quarantined and settled-only records
  * make no events (quarantine is PostgreSQL evidence only). Sample and OBD events carry
- * "signature_check" (the FRAME record's status, vem_records_sig_name) when the worker checked the
- * frame's signature, and no such key when it did not.
+ * "signature_check" (the FRAME record's status, vem_records_sig_name) when the worker checked
+ * the frame's signature, and no such key when it did not.
  *
  * Pure: no I/O, no globals; the caller owns the frame buffer. */
 #ifndef VEM_KEVENTS_H

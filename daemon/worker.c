@@ -235,8 +235,8 @@ static void s_reject(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *d
     vem_records_add(&w->out, &rec);
 }
 
-/* Settles an input that gives the sinks nothing, or hands them the accepted frame. */
-/* The input's own record: FRAME (with the signature result, vem_record_sig_t) or SETTLED. */
+/* The input's own record: SETTLED for one that gives the sinks nothing, or FRAME, handing them
+ * the accepted frame with its signature result (sig, vem_record_sig_t). */
 static void s_emit(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *data, bool frame,
                    uint8_t sig)
 {
@@ -560,8 +560,8 @@ int vem_worker_signatures(const char *name)
  * does not verify is quarantined (true: nothing more to do); under flag it is stored all the
  * same, with an `unverified` quarantine record beside it saying why (the raw bytes kept only
  * for a signature that failed: the frame itself is stored). *sig gets the result, which the
- * frame's own record carries to the sinks (Kafka's "signature_check"). Runs in the worker, never in
- * ingest: a check costs about as much as decoding a hundred frames. */
+ * frame's own record carries to the sinks (Kafka's "signature_check"). Runs in the worker,
+ * never in ingest: a check costs about as much as decoding a hundred frames. */
 static bool s_signature(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *data,
                         const vem_hj1239_frame_t *f, int policy, uint8_t *sig)
 {

@@ -59,16 +59,23 @@ static size_t s_realtime(uint8_t *out, size_t cap, bool with_obd, int nsamples)
     return len;
 }
 
+/* The FRAME record of an accepted frame: spool seq, receipt time, the frame's bytes. */
+static vem_record_t s_frame_record(uint64_t seq, int64_t received_us, const uint8_t *buf,
+                                   size_t len)
+{
+    return (vem_record_t){.seq = seq,
+                          .nseqs = 1,
+                          .kind = VEM_RECORD_FRAME,
+                          .received_us = received_us,
+                          .data = buf,
+                          .data_len = (uint32_t)len};
+}
+
 START_TEST(samples_and_obd)
 {
     uint8_t buf[4096];
     size_t len = s_realtime(buf, sizeof buf, true, 10);
-    vem_record_t rec = {.seq = 9,
-                        .nseqs = 1,
-                        .kind = VEM_RECORD_FRAME,
-                        .received_us = 1,
-                        .data = buf,
-                        .data_len = (uint32_t)len};
+    vem_record_t rec = s_frame_record(9, 1, buf, len);
     json_t *ev = s_events(&rec, S_ALL);
     /* 10 samples (each with the frame's supplementary block joined to one of them) + 1 OBD */
     ck_assert_uint_eq(json_array_size(ev), 11);
@@ -134,12 +141,7 @@ START_TEST(samples_equal_frame_json)
                              k % 3 == 0, k % 2 == 0, k % 5 == 0, buf, sizeof buf);
             ck_assert_uint_gt(len, 0);
             ck_assert_int_eq(vem_hj1239_decode(buf, len, 0, &decoded, NULL), VEM_HJ1239_OK);
-            vem_record_t rec = {.seq = 1,
-                                .nseqs = 1,
-                                .kind = VEM_RECORD_FRAME,
-                                .received_us = 123456789,
-                                .data = buf,
-                                .data_len = (uint32_t)len};
+            vem_record_t rec = s_frame_record(1, 123456789, buf, len);
             json_t *ev = s_events(&rec, S_ALL);
             size_t i;
             json_t *e;
@@ -174,12 +176,7 @@ START_TEST(ids_name_the_sample)
 {
     uint8_t buf[4096];
     size_t len = s_realtime(buf, sizeof buf, false, 3);
-    vem_record_t rec = {.seq = 1,
-                        .nseqs = 1,
-                        .kind = VEM_RECORD_FRAME,
-                        .received_us = 5,
-                        .data = buf,
-                        .data_len = (uint32_t)len};
+    vem_record_t rec = s_frame_record(1, 5, buf, len);
     json_t *ev = s_events(&rec, S_ALL);
     ck_assert_uint_eq(json_array_size(ev), 3);
     ck_assert_str_eq(s_get(json_array_get(ev, 0), "id"), "sample/LVEMSIM0000000003/1767225600/0");
@@ -193,12 +190,7 @@ START_TEST(terminal_frames)
     static vem_hj1239_frame_t scratch;
     uint8_t buf[512];
     size_t len = vem_sim_login(&scratch, "LVEMSIM0000000042", 1767225600, 3, buf, sizeof buf);
-    vem_record_t rec = {.seq = 2,
-                        .nseqs = 1,
-                        .kind = VEM_RECORD_FRAME,
-                        .received_us = 7,
-                        .data = buf,
-                        .data_len = (uint32_t)len};
+    vem_record_t rec = s_frame_record(2, 7, buf, len);
     json_t *ev = s_events(&rec, S_ALL);
     ck_assert_uint_eq(json_array_size(ev), 1);
     json_t *e = json_array_get(ev, 0);
@@ -303,12 +295,7 @@ START_TEST(signature_of_the_frame)
 {
     uint8_t buf[4096];
     size_t len = s_realtime(buf, sizeof buf, true, 4);
-    vem_record_t rec = {.seq = 9,
-                        .nseqs = 1,
-                        .kind = VEM_RECORD_FRAME,
-                        .received_us = 1,
-                        .data = buf,
-                        .data_len = (uint32_t)len};
+    vem_record_t rec = s_frame_record(9, 1, buf, len);
     json_t *plain = s_events(&rec, S_ALL);
     ck_assert_uint_eq(json_array_size(plain), 5); /* 4 samples, 1 OBD */
     size_t i;

@@ -785,6 +785,15 @@ typedef struct {
     double torque[64], nox[64]; /* per sample; NaN NOx: a 0xFFFF marker */
 } s_series_t;
 
+/* n samples at torque % and NOx ppm each. */
+static void s_series_fill(s_series_t *s, int n, double torque, double nox)
+{
+    for (int i = 0; i < n; i++) {
+        s->torque[i] = torque;
+        s->nox[i] = nox;
+    }
+}
+
 static void s_series_gen(long i, s_phys_t *p, const void *arg)
 {
     const s_series_t *s = arg;
@@ -875,10 +884,7 @@ START_TEST(window_at_the_limit)
     const double c[] = {56.90, 56.95};
     for (int k = 0; k < 2; k++) {
         s_series_t s;
-        for (int i = 0; i < 10; i++) {
-            s.torque[i] = 58;
-            s.nox[i] = c[k];
-        }
+        s_series_fill(&s, 10, 58, c[k]);
         s_log_t log = {0};
         s_window_trip(&cfg, &s_small, &s, 10, &log);
         ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_WINDOW), k);
@@ -900,10 +906,7 @@ START_TEST(window_verdict_says_the_limit_it_was_judged_by)
 {
     vem_rules_config_t cfg = s_defaults();
     s_series_t s;
-    for (int i = 0; i < 10; i++) {
-        s.torque[i] = 58;
-        s.nox[i] = 56.95;
-    }
+    s_series_fill(&s, 10, 58, 56.95);
     vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_small);
     s_log_t log = {0};
     s_feed_t fd;
@@ -936,10 +939,7 @@ START_TEST(windows_never_bridge_a_trip)
     vem_rules_engine_facts_t facts = s_small;
     facts.whtc_work_kwh = 0.1;
     s_series_t s;
-    for (int i = 0; i < 20; i++) {
-        s.torque[i] = 58;
-        s.nox[i] = 100;
-    }
+    s_series_fill(&s, 20, 58, 100);
     const int64_t gaps[] = {601, 600};
     for (int k = 0; k < 2; k++) {
         vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &facts);
@@ -2118,10 +2118,7 @@ START_TEST(silence_ends_a_trip)
 {
     vem_rules_config_t cfg = s_defaults();
     s_series_t s;
-    for (int i = 0; i < 10; i++) {
-        s.torque[i] = 58;
-        s.nox[i] = 100;
-    }
+    s_series_fill(&s, 10, 58, 100);
     char id[2][VEM_RULES_ID_LEN];
     for (int k = 0; k < 2; k++) {
         vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_small);

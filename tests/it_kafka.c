@@ -224,16 +224,6 @@ static void s_check_violations(json_t *msgs, const char *prefix)
     json_decref(latest);
 }
 
-/* Runs the independent schema validator over a file of events. */
-static void s_validate(const char *events_path)
-{
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd,
-             "python3 '%s/../../tests/kafka_validate.py' '%s/../../schema/kafka' '%s' >&2",
-             vem_test_bin_dir(), vem_test_bin_dir(), events_path);
-    ck_assert_msg(system(cmd) == 0, "events not valid against schema/kafka: %s", events_path);
-}
-
 /* Topics named after the test: "T.samples", "T.terminal", "T.violations". */
 static void s_kafka_opts(char *out, size_t cap, const char *t, const char *extra)
 {
@@ -301,7 +291,7 @@ START_TEST(end_to_end)
     s_check_keys_and_order(terminal, "terminal", S_ORDER_EXACT);
     s_check_violations(violations, "LKAFE2");
     s_check_keys_and_order(violations, "violations", S_ORDER_EXACT);
-    s_validate(events);
+    vem_it_validate_events(events);
 
     /* vemctl tail, another consumer in another process: one vehicle's events, as kcat saw
      * them, in the same order */

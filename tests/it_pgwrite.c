@@ -239,6 +239,16 @@ static void s_frame(vem_hj1239_frame_t *f, const char *prefix, unsigned i, int64
 }
 
 /* The rows of frames from .. to - 1 of s_frame's fleet, received at t0. */
+/* The rows of one frame, received at received_s. */
+static vem_pgbatch_t s_frame_batch(const vem_hj1239_frame_t *f, int64_t received_s)
+{
+    vem_pgrows_t r = {0};
+    vem_pgrows_frame(&r, f, received_s * 1000000);
+    vem_pgbatch_t b = s_batch_of(&r);
+    vem_pgrows_free(&r);
+    return b;
+}
+
 static vem_pgbatch_t s_frames(const char *prefix, unsigned from, unsigned to, int64_t t0)
 {
     vem_hj1239_frame_t *f = malloc(sizeof *f);
@@ -300,21 +310,35 @@ START_TEST(lost_connection_is_retry)
     json_decref(killed);
     vem_hj1239_frame_t *f = malloc(sizeof *f);
     s_frame(f, "LRETRY", 0, 1700100000);
-    vem_pgrows_t r = {0};
-    vem_pgrows_frame(&r, f, 0);
-    vem_pgbatch_t b = s_batch_of(&r);
+    vem_pgbatch_t b = s_frame_batch(f, 0);
     char err[512];
     ck_assert_int_eq(vem_pgwriter_write(w, &b, NULL, err, sizeof err), VEM_PGW_RETRY);
     ck_assert_int_eq(vem_pgwriter_connect(w, 1, err, sizeof err), 0);
     ck_assert_int_eq(vem_pgwriter_write(w, &b, NULL, err, sizeof err), VEM_PGW_OK);
     ck_assert_int_eq(s_count(conn, "LRETRY"), 5);
     vem_pgbatch_free(&b);
-    vem_pgrows_free(&r);
     free(f);
     vem_pgwriter_destroy(&w);
     PQfinish(conn);
 }
 END_TEST
+
+/* The vin's daily_completeness row (day, received, expected, pct, resent; caller decrefs),
+ * after checking its received and expected samples and its percentage. */
+static json_t *s_completeness(PGconn *conn, const char *vin, long long received, long long expected,
+                              double pct)
+{
+    json_t *row = s_query_json(
+        conn,
+        "SELECT jsonb_build_object('day', day, 'received', received_samples, 'expected', "
+        "expected_samples, 'pct', completeness_pct, 'resent', resent_samples) FROM "
+        "daily_completeness WHERE vin = $1",
+        vin);
+    ck_assert_int_eq(json_integer_value(json_object_get(row, "received")), received);
+    ck_assert_int_eq(json_integer_value(json_object_get(row, "expected")), expected);
+    ck_assert_double_eq(json_number_value(json_object_get(row, "pct")), pct);
+    return row;
+}
 
 /* The completeness view, worked by hand: vehicle 0 of s_frame's fleet gets frames 0, 3, ..., 39
  * (14 frames of 5 one-second samples) spanning t0 .. t0 + 5 * 39 + 4: 70 of 200 seconds. */
@@ -324,16 +348,8 @@ START_TEST(daily_completeness_by_hand)
     vem_pgwriter_t *w = s_writer();
     int64_t t0 = 1700000000; /* 2023-11-15 06:13:20 Beijing: the 200 s stay in that day */
     s_write_frames(w, "LCMPLT", 0, 40, t0);
-    json_t *row = s_query_json(
-        conn,
-        "SELECT jsonb_build_object('day', day, 'received', received_samples, 'expected', "
-        "expected_samples, 'pct', completeness_pct, 'resent', resent_samples) FROM "
-        "daily_completeness WHERE vin = $1",
-        "LCMPLT00000000000");
+    json_t *row = s_completeness(conn, "LCMPLT00000000000", 70, 200, 35.0);
     ck_assert_str_eq(json_string_value(json_object_get(row, "day")), "2023-11-15");
-    ck_assert_int_eq(json_integer_value(json_object_get(row, "received")), 70);
-    ck_assert_int_eq(json_integer_value(json_object_get(row, "expected")), 200);
-    ck_assert_double_eq(json_number_value(json_object_get(row, "pct")), 35.0);
     ck_assert_int_eq(json_integer_value(json_object_get(row, "resent")), 0);
     json_decref(row);
     row = s_query_json(conn,
@@ -362,32 +378,18 @@ START_TEST(daily_completeness_counts_running_seconds)
     int64_t t0 = 1700000000; /* 2023-11-15 06:13:20 Beijing */
     s_write_frames(w, "LCMPLU", 0, 40, t0);
     s_write_frames(w, "LCMPLU", 0, 40, t0 + 3600);
-    const char *sql = "SELECT jsonb_build_object('received', received_samples, 'expected', "
-                      "expected_samples, 'pct', completeness_pct) FROM daily_completeness "
-                      "WHERE vin = $1";
-    json_t *row = s_query_json(conn, sql, "LCMPLU00000000000");
-    ck_assert_int_eq(json_integer_value(json_object_get(row, "received")), 140);
-    ck_assert_int_eq(json_integer_value(json_object_get(row, "expected")), 400);
-    ck_assert_double_eq(json_number_value(json_object_get(row, "pct")), 35.0);
-    json_decref(row);
+    json_decref(s_completeness(conn, "LCMPLU00000000000", 140, 400, 35.0));
 
     vem_hj1239_frame_t *f = malloc(sizeof *f);
     s_frame(f, "LCMPLV", 0, t0);
     f->layout = 0; /* GB 17691: the blocks carry the frame's time */
     for (unsigned k = 0; k < 5; k++)
         f->blocks[k].time = f->time;
-    vem_pgrows_t r = {0};
-    vem_pgrows_frame(&r, f, t0 * 1000000);
-    vem_pgbatch_t b = s_batch_of(&r);
+    vem_pgbatch_t b = s_frame_batch(f, t0);
     char err[512];
     ck_assert_int_eq(vem_pgwriter_write(w, &b, NULL, err, sizeof err), VEM_PGW_OK);
-    row = s_query_json(conn, sql, "LCMPLV00000000000");
-    ck_assert_int_eq(json_integer_value(json_object_get(row, "received")), 5);
-    ck_assert_int_eq(json_integer_value(json_object_get(row, "expected")), 5);
-    ck_assert_double_eq(json_number_value(json_object_get(row, "pct")), 100.0);
-    json_decref(row);
+    json_decref(s_completeness(conn, "LCMPLV00000000000", 5, 5, 100.0));
     vem_pgbatch_free(&b);
-    vem_pgrows_free(&r);
     free(f);
     vem_pgwriter_destroy(&w);
     PQfinish(conn);

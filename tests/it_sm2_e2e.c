@@ -652,119 +652,102 @@ static void s_check_signatures(json_t *got, json_t *want, bool want_none)
     ck_assert_uint_eq(json_object_size(got), json_object_size(want));
 }
 
-static void s_validate(const char *events_path)
-{
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd,
-             "python3 '%s/../../tests/kafka_validate.py' '%s/../../schema/kafka' '%s' >&2",
-             vem_test_bin_dir(), vem_test_bin_dir(), events_path);
-    ck_assert_msg(system(cmd) == 0, "events not valid against schema/kafka: %s", events_path);
-}
+/* A vemd under terminals.signatures = policy with a Kafka sink of its own topics (the broker
+ * lives for the whole harness), and s_send_frames' frames, VINs from prefix, stored. */
+typedef struct {
+    vem_it_run_t r;
+    char terminals[64], opts[400], topic[96], events[400]; /* topic: the samples topic */
+    s_fleet_t fl;
+} s_kafka_run_t;
 
-/* r's Kafka settings: topics of this test and process only (the broker lives for the whole
- * harness); *topic gets the samples topic. */
-static void s_kafka(vem_it_run_t *r, char *opts, size_t cap, char *topic, size_t topic_cap,
-                    const char *name)
+static void s_kafka_run(s_kafka_run_t *k, const char *policy, const char *prefix)
 {
-    snprintf(topic, topic_cap, "sm2%s%ld.samples", name, (long)getpid());
-    snprintf(opts, cap,
+    snprintf(k->terminals, sizeof k->terminals, "signatures = \"%s\";", policy);
+    snprintf(k->topic, sizeof k->topic, "sm2%s%ld.samples", policy, (long)getpid());
+    snprintf(k->opts, sizeof k->opts,
              "topic_samples = \"%s\"; topic_terminal = \"sm2%s%ld.terminal\"; "
              "topic_violations = \"\"; topic_rsd = \"\"; linger_ms = 5;",
-             topic, name, (long)getpid());
-    r->kafka_opts = opts;
+             k->topic, policy, (long)getpid());
+    k->r.terminals_opts = k->terminals;
+    k->r.kafka_opts = k->opts;
+    vem_it_start(&k->r, "it_sm2");
+    k->fl.want = json_object();
+    s_send_frames(&k->r, &k->fl, prefix);
+    close(k->fl.fd);
+    json_decref(vem_it_settled(&k->r));
+    snprintf(k->events, sizeof k->events, "%s/events.jsonl", k->r.dir);
 }
 
 START_TEST(kafka_flag)
 {
     vem_it_pg_up();
-    vem_it_run_t r = {.terminals_opts = "signatures = \"flag\";"};
-    char opts[400], topic[96], events[400];
-    s_kafka(&r, opts, sizeof opts, topic, sizeof topic, "flag");
-    vem_it_start(&r, "it_sm2");
-    s_fleet_t fl = {.want = json_object()};
-    s_send_frames(&r, &fl, "LSM2K");
-    close(fl.fd);
-    json_decref(vem_it_settled(&r));
-    snprintf(events, sizeof events, "%s/events.jsonl", r.dir);
+    s_kafka_run_t k = {0};
+    s_kafka_run(&k, "flag", "LSM2K");
     long copies;
-    json_t *got = s_signatures(topic, &fl, events, &copies);
-    s_check_signatures(got, fl.want, false);
-    ck_assert_int_eq(copies, (long)json_object_size(fl.want)); /* no replay yet: one copy each */
-    s_validate(events);
+    json_t *got = s_signatures(k.topic, &k.fl, k.events, &copies);
+    s_check_signatures(got, k.fl.want, false);
+    ck_assert_int_eq(copies, (long)json_object_size(k.fl.want)); /* no replay yet: one copy each */
+    vem_it_validate_events(k.events);
     json_decref(got);
 
     /* A restart without the Kafka cursor replays the whole spool: the activation puts the key
      * back (it is in terminal_keys too) before the frames are checked again, so every event
      * comes a second time saying the same. */
-    vem_it_halt(&r);
+    vem_it_halt(&k.r);
     char cursor[400];
-    snprintf(cursor, sizeof cursor, "%s/spool/cursor.kafka", r.dir);
+    snprintf(cursor, sizeof cursor, "%s/spool/cursor.kafka", k.r.dir);
     ck_assert_msg(unlink(cursor) == 0, "%s: %s", cursor, strerror(errno));
-    vem_it_launch(&r);
-    json_decref(vem_it_settled(&r));
-    got = s_signatures(topic, &fl, events, &copies);
-    s_check_signatures(got, fl.want, false);
-    ck_assert_int_eq(copies, 2 * (long)json_object_size(fl.want));
-    s_validate(events);
+    vem_it_launch(&k.r);
+    json_decref(vem_it_settled(&k.r));
+    got = s_signatures(k.topic, &k.fl, k.events, &copies);
+    s_check_signatures(got, k.fl.want, false);
+    ck_assert_int_eq(copies, 2 * (long)json_object_size(k.fl.want));
+    vem_it_validate_events(k.events);
     fprintf(stderr, "it_sm2_e2e kafka_flag: %zu events, each twice, signatures as built\n",
-            json_object_size(fl.want));
+            json_object_size(k.fl.want));
     json_decref(got);
-    json_decref(fl.want);
-    vem_it_stop(&r);
+    json_decref(k.fl.want);
+    vem_it_stop(&k.r);
 }
 END_TEST
 
 START_TEST(kafka_enforce)
 {
     vem_it_pg_up();
-    vem_it_run_t r = {.terminals_opts = "signatures = \"enforce\";"};
-    char opts[400], topic[96], events[400];
-    s_kafka(&r, opts, sizeof opts, topic, sizeof topic, "enforce");
-    vem_it_start(&r, "it_sm2");
-    s_fleet_t fl = {.want = json_object()};
-    s_send_frames(&r, &fl, "LSM2N");
-    close(fl.fd);
-    json_decref(vem_it_settled(&r));
+    s_kafka_run_t k = {0};
+    s_kafka_run(&k, "enforce", "LSM2N");
     /* the quarantined frames make no events */
     json_t *verified = json_object();
     const char *id;
     json_t *sig;
-    json_object_foreach(fl.want, id, sig)
+    json_object_foreach(k.fl.want, id, sig)
     {
         if (strcmp(json_string_value(sig), "verified") == 0)
             json_object_set(verified, id, sig);
     }
-    snprintf(events, sizeof events, "%s/events.jsonl", r.dir);
     long copies;
-    json_t *got = s_signatures(topic, &fl, events, &copies);
+    json_t *got = s_signatures(k.topic, &k.fl, k.events, &copies);
     s_check_signatures(got, verified, false);
-    s_validate(events);
+    vem_it_validate_events(k.events);
     json_decref(got);
     json_decref(verified);
-    json_decref(fl.want);
-    vem_it_stop(&r);
+    json_decref(k.fl.want);
+    vem_it_stop(&k.r);
 }
 END_TEST
 
 START_TEST(kafka_off)
 {
     vem_it_pg_up();
-    vem_it_run_t r = {0};
-    char opts[400], topic[96], events[400];
-    s_kafka(&r, opts, sizeof opts, topic, sizeof topic, "off");
-    vem_it_start(&r, "it_sm2");
-    s_fleet_t fl = {.want = json_object()};
-    s_send_frames(&r, &fl, "LSM2O");
-    close(fl.fd);
-    json_decref(vem_it_settled(&r));
-    snprintf(events, sizeof events, "%s/events.jsonl", r.dir);
+    s_kafka_run_t k = {0};
+    s_kafka_run(&k, "off", "LSM2O");
     long copies;
-    json_t *got = s_signatures(topic, &fl, events, &copies);
-    s_check_signatures(got, fl.want, true);
-    s_validate(events);
+    json_t *got = s_signatures(k.topic, &k.fl, k.events, &copies);
+    s_check_signatures(got, k.fl.want, true);
+    vem_it_validate_events(k.events);
     json_decref(got);
-    json_decref(fl.want);
-    vem_it_stop(&r);
+    json_decref(k.fl.want);
+    vem_it_stop(&k.r);
 }
 END_TEST
 

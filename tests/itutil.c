@@ -224,6 +224,15 @@ pid_t vem_it_run_sim(const vem_it_run_t *r, char **extra, int n_extra)
     return vem_it_spawn(argv, NULL);
 }
 
+void vem_it_validate_events(const char *events_path)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "python3 '%s/../../tests/kafka_validate.py' '%s/../../schema/kafka' '%s' >&2",
+             vem_test_bin_dir(), vem_test_bin_dir(), events_path);
+    ck_assert_msg(system(cmd) == 0, "events not valid against schema/kafka: %s", events_path);
+}
+
 json_t *vem_it_truth(const vem_it_run_t *r)
 {
     char path[320];

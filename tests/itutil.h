@@ -89,6 +89,11 @@ pid_t vem_it_run_sim(const vem_it_run_t *r, char **extra, int n_extra);
 /* vem-sim's truth of the last run against r (caller decrefs). */
 json_t *vem_it_truth(const vem_it_run_t *r);
 
+/* Runs the independent validator (tests/kafka_validate.py, python3-jsonschema) over a file of
+ * Kafka event values, one JSON per line, against schema/kafka; fails the test if one is not
+ * valid. */
+void vem_it_validate_events(const char *events_path);
+
 /* A connection to the harness's PostgreSQL (VEM_TEST_PG). */
 PGconn *vem_it_pg(void);
 
