@@ -154,6 +154,60 @@ static s_entry_t *s_entry(const uint8_t *vin, const uint8_t *chip, const uint8_t
     return e;
 }
 
+/* Adds a row of terminal_keys (or of the cache) to a table being built: false, logged, when its
+ * key is not on the curve or its VIN or chip is there already. */
+static bool s_add_row(s_table_t *t, const uint8_t *vin, const uint8_t *chip, const uint8_t *pub,
+                      const char *from)
+{
+    char why[200];
+    vem_sm2_key_t *key = vem_sm2_key_new(pub, why, sizeof why);
+    if (!key || s_by_vin(t, vin) || s_by_chip(t, chip)) {
+        vem_log(VEM_LOG_WARNING, "keys", "%s row of %.17s left out: %s", from, (const char *)vin,
+                key ? "VIN or chip twice" : why);
+        vem_sm2_key_destroy(&key);
+        return false;
+    }
+    s_add(t, s_entry(vin, chip, pub, key, 0));
+    return true;
+}
+
+size_t vem_keys_rows(vem_keys_t *self, vem_keys_row_t **rows)
+{
+    pthread_mutex_lock(&self->lock);
+    size_t n = 0;
+    *rows = self->t.n ? malloc(self->t.n * sizeof **rows) : NULL;
+    if (self->t.n && !*rows)
+        abort();
+    for (size_t i = 0; i < self->t.nbuckets; i++)
+        for (s_entry_t *e = self->t.by_vin[i]; e; e = e->next_vin) {
+            memcpy((*rows)[n].vin, e->vin, 17);
+            memcpy((*rows)[n].chip, e->chip, 16);
+            memcpy((*rows)[n].pub, e->pub, 64);
+            n++;
+        }
+    pthread_mutex_unlock(&self->lock);
+    return n;
+}
+
+size_t vem_keys_seed(vem_keys_t *self, const vem_keys_row_t *rows, size_t n)
+{
+    s_table_t fresh;
+    s_table_init(&fresh, 64);
+    for (size_t i = 0; i < n; i++)
+        s_add_row(&fresh, rows[i].vin, rows[i].chip, rows[i].pub, "cached terminal key");
+    pthread_mutex_lock(&self->lock);
+    bool take = !self->loaded && self->t.n == 0;
+    if (take) {
+        s_table_t old = self->t;
+        self->t = fresh;
+        fresh = old;
+    }
+    size_t taken = take ? self->t.n : 0;
+    pthread_mutex_unlock(&self->lock);
+    s_table_free(&fresh);
+    return taken;
+}
+
 int vem_keys_load(vem_keys_t *self, const char *conninfo, char *err, size_t errlen)
 {
     char cerr[400];
@@ -181,15 +235,7 @@ int vem_keys_load(vem_keys_t *self, const char *conninfo, char *err, size_t errl
         if (PQgetlength(res, i, 0) != 17 || PQgetlength(res, i, 1) != 16 ||
             PQgetlength(res, i, 2) != 64)
             continue; /* the table's CHECKs make this impossible */
-        char why[200];
-        vem_sm2_key_t *key = vem_sm2_key_new(pub, why, sizeof why);
-        if (!key || s_by_vin(&fresh, vin) || s_by_chip(&fresh, chip)) {
-            vem_log(VEM_LOG_WARNING, "keys", "terminal_keys row of %.17s left out: %s",
-                    (const char *)vin, key ? "VIN or chip twice" : why);
-            vem_sm2_key_destroy(&key);
-            continue;
-        }
-        s_add(&fresh, s_entry(vin, chip, pub, key, 0));
+        s_add_row(&fresh, vin, chip, pub, "terminal_keys");
     }
     PQclear(res);
     PQfinish(conn);

@@ -59,6 +59,22 @@ int vem_keys_load(vem_keys_t *self, const char *conninfo, char *err, size_t errl
  * since): main then loads again. */
 bool vem_keys_loaded(vem_keys_t *self);
 
+/* One filed key: what a terminal_keys row holds for the registry. */
+typedef struct {
+    uint8_t vin[17], chip[16], pub[64];
+} vem_keys_row_t;
+
+/* Every key the registry holds now (loaded or filed since), as a malloc'd array in *rows (NULL
+ * when empty) that the caller frees. Returns how many. */
+size_t vem_keys_rows(vem_keys_t *self, vem_keys_row_t **rows);
+
+/* Fills a registry that has loaded nothing yet with keys kept from an earlier run (the registry
+ * cache, regcache.h), as a load would, except that vem_keys_loaded stays false: main still
+ * loads terminal_keys, which then replaces them. A row whose key is not on the curve, or whose
+ * VIN or chip came before, is left out (logged). Returns the keys taken; 0 and nothing changed
+ * when the registry has loaded already. */
+size_t vem_keys_seed(vem_keys_t *self, const vem_keys_row_t *rows, size_t n);
+
 /* Judges a decoded activation frame f whose raw bytes are frame[0..len): VIN, signature (over
  * the data unit before the signature: time, chip id, public key, VIN) and the rules above
  * against what the registry holds now, and changes nothing: ingest judges before the spool

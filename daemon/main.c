@@ -31,6 +31,7 @@
 #include "metrics.h"
 #include "pgload.h"
 #include "keys.h"
+#include "regcache.h"
 #include "registry.h"
 #include "checkpoint.h"
 #include "completeness.h"
@@ -108,6 +109,7 @@ typedef struct {
     vem_counter_t *hist_readings, *hist_truncated;
     vem_counter_t *reloads, *reload_errors;
     vem_gauge_t *registry_size;
+    vem_gauge_t *registry_cached; /* 1 while the registry and keys are the cache's */
 } s_daemon_t;
 
 /* The registry (and the terminal keys with it) is loaded off the main thread, which must keep
@@ -116,6 +118,7 @@ typedef struct {
 typedef struct {
     vem_keys_t *keys; /* loaded too, before the registry's pointer is written */
     vem_gauge_t *keys_size;
+    char cache_dir[4096]; /* where a load that read both keeps them (regcache.h) */
 } s_loader_t;
 
 static void *s_registry_load(const char *conninfo, void *arg)
@@ -132,6 +135,11 @@ static void *s_registry_load(const char *conninfo, void *arg)
     vem_registry_t *reg = vem_registry_load(conninfo, err, sizeof err);
     if (!reg)
         vem_log(VEM_LOG_ERR, "main", "%s; vehicles stay as they were", err);
+    else if (vem_keys_loaded(job->keys) &&
+             vem_regcache_save(job->cache_dir, reg, job->keys, vem_now_us() / 1000000, err,
+                               sizeof err) != 0)
+        vem_log(VEM_LOG_WARNING, "main", "%s; a start while PostgreSQL is down will lack them",
+                err);
     return reg;
 }
 
@@ -150,12 +158,15 @@ static void s_load_registry(s_daemon_t *d)
         abort();
     job->keys = d->keys;
     job->keys_size = d->keys_size;
+    snprintf(job->cache_dir, sizeof job->cache_dir, "%s", d->cfg->spool.dir);
     if (vem_pgload_start(d->cfg->pg.conninfo, s_registry_load, job, s_registry_drop,
                          d->registry_fd[1]) != 0)
         vem_log(VEM_LOG_ERR, "main", "cannot start the registry loader");
     else
         d->registry_loading = true;
 }
+
+static void s_hand_registry(s_daemon_t *d, vem_registry_t *reg);
 
 /* Gives each worker a reference to the snapshot the loader produced. */
 static void s_send_registry(s_daemon_t *d)
@@ -179,8 +190,15 @@ static void s_send_registry(s_daemon_t *d)
     }
     if (!reg)
         return;
-    vem_gauge_set(d->registry_size, (int64_t)vem_registry_size(reg));
     vem_log(VEM_LOG_INFO, "main", "vehicle registry: %zu vehicles", vem_registry_size(reg));
+    vem_gauge_set(d->registry_cached, 0);
+    s_hand_registry(d, reg);
+}
+
+/* Gives each worker (and ingest) a reference to reg, whose one reference becomes main's. */
+static void s_hand_registry(s_daemon_t *d, vem_registry_t *reg)
+{
+    vem_gauge_set(d->registry_size, (int64_t)vem_registry_size(reg));
     vem_registry_retain(reg, d->nworkers + (d->ingest ? 1 : 0));
     if (d->ingest) { /* the stations route readings by plate */
         uint8_t msg[sizeof VEM_INGEST_REGISTRY_MSG + sizeof reg];
@@ -198,6 +216,37 @@ static void s_send_registry(s_daemon_t *d)
     }
     vem_registry_release(d->registry);
     d->registry = reg; /* ours: for ingest when it starts after this */
+}
+
+/* At start, before PostgreSQL is read: the registry and terminal keys the last load kept
+ * (regcache.h), so that neither a replay nor the first trips wait for PostgreSQL. True when
+ * the workers have them. */
+static bool s_registry_from_cache(s_daemon_t *d)
+{
+    vem_regcache_t cache;
+    char err[600];
+    int rc = vem_regcache_load(d->cfg->spool.dir, &cache, err, sizeof err);
+    if (rc != 0) {
+        if (rc < 0)
+            vem_log(VEM_LOG_WARNING, "main", "%s: not used", err);
+        return false;
+    }
+    size_t keys = vem_keys_seed(d->keys, cache.keys, cache.nkeys);
+    vem_gauge_set(d->keys_size, (int64_t)vem_keys_size(d->keys));
+    vem_registry_t *reg = cache.registry;
+    cache.registry = NULL;
+    char when[40];
+    time_t at = (time_t)cache.saved_at;
+    struct tm tm;
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&at, &tm));
+    vem_log(VEM_LOG_NOTICE, "main",
+            "vehicle registry (%zu vehicles) and terminal keys (%zu of %zu) from the cache of %s, "
+            "until PostgreSQL's are loaded",
+            vem_registry_size(reg), keys, cache.nkeys, when);
+    vem_regcache_free(&cache);
+    vem_gauge_set(d->registry_cached, 1);
+    s_hand_registry(d, reg);
+    return true;
 }
 
 /* Starts loading the next day whose completeness is due: at start the last two (a restart
@@ -457,6 +506,11 @@ static int s_start(s_daemon_t *d)
     d->registry_size =
         vem_metrics_gauge(d->metrics, "vem_registry_vehicles",
                           "Vehicles in the registry snapshot the workers use.", NULL);
+    d->registry_cached = vem_metrics_gauge(
+        d->metrics, "vem_registry_cached",
+        "1 while the vehicle registry and terminal keys in use are the registry cache's "
+        "(PostgreSQL not read since the start).",
+        NULL);
     d->keys_size = vem_metrics_gauge(d->metrics, "vem_terminal_keys",
                                      "Activated VINs (terminal_keys) as last loaded.", NULL);
     d->keys = vem_keys_new();
@@ -621,10 +675,11 @@ static int s_start(s_daemon_t *d)
      * when PostgreSQL is down): a trip keeps the engine figures it started with, so a truck
      * seen before the registry would be judged by obd.nox_high instead of its NOx window for
      * the whole trip. */
+    bool cached = c->pg.enable && s_registry_from_cache(d);
     s_load_registry(d);
     s_load_history(d);
     int64_t wait_until = vem_mono_ms() + S_REGISTRY_WAIT_MS;
-    if (d->registry_loading) {
+    if (d->registry_loading && !cached) {
         struct pollfd pfd = {.fd = d->registry_fd[0], .events = POLLIN};
         if (poll(&pfd, 1, S_REGISTRY_WAIT_MS) == 1)
             s_send_registry(d);

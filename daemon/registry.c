@@ -68,6 +68,26 @@ static void s_index_plates(vem_registry_t *self)
     }
 }
 
+vem_registry_t *vem_registry_from(const vem_vehicle_t *v, size_t n)
+{
+    vem_registry_t *self = s_new(n);
+    for (size_t i = 0; i < n; i++)
+        if (strlen(v[i].vin) == 17)
+            s_put(self, &v[i]);
+    s_index_plates(self);
+    return self;
+}
+
+const vem_vehicle_t *vem_registry_next(const vem_registry_t *self, size_t *pos)
+{
+    while (self && *pos < self->cap) {
+        const vem_vehicle_t *v = &self->slots[(*pos)++];
+        if (v->vin[0])
+            return v;
+    }
+    return NULL;
+}
+
 vem_registry_t *vem_registry_load(const char *conninfo, char *err, size_t errlen)
 {
     char why[400];

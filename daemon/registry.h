@@ -29,6 +29,13 @@ vem_registry_t *vem_registry_load(const char *conninfo, char *err, size_t errlen
 /* An empty snapshot (when PostgreSQL is not used or not reachable at start). */
 vem_registry_t *vem_registry_empty(void);
 
+/* A snapshot of the n vehicles v[0 .. n) (a VIN given twice: the last one), as a load from
+ * PostgreSQL would make it (the registry cache, regcache.h). */
+vem_registry_t *vem_registry_from(const vem_vehicle_t *v, size_t n);
+
+/* The vehicles of a snapshot, one by one in no order: *pos 0 first; NULL after the last. */
+const vem_vehicle_t *vem_registry_next(const vem_registry_t *self, size_t *pos);
+
 /* Adds references (one per worker about to receive it). */
 void vem_registry_retain(vem_registry_t *self, unsigned n);
 

@@ -29,6 +29,9 @@
  *   keys_late   vemd started while PostgreSQL is down, which then comes back: without a
  *               SIGHUP the keys are loaded (vemd tries again), and a frame signed by a filed
  *               key is stored under enforce rather than quarantined as no_key
+ *   restart_pg_down  vemd killed and started again while PostgreSQL is down: the frames it
+ *               replays are checked with the keys of its registry cache, so a frame signed by
+ *               a filed key is stored, not quarantined as no_key
  *   binding     a second VIN on a connection, by a frame or by a second login: quarantined as
  *               vin_switch, the connection closed by vemd, counted */
 #include "hj1239.h"
@@ -878,6 +881,60 @@ START_TEST(keys_late)
 }
 END_TEST
 
+/* Before: a vemd restarted while PostgreSQL was down replayed the spool before it could load
+ * the keys, so a frame that had verified was quarantined as no_key and never stored. */
+START_TEST(restart_pg_down)
+{
+    vem_it_pg_up();
+    PGconn *conn = vem_it_pg();
+    char vin[32];
+    s_insert_key_a(conn, vin, sizeof vin, "LSM2D", 6, 17);
+    PQfinish(conn);
+    vem_it_run_t r = {.terminals_opts = "signatures = \"enforce\";"};
+    vem_it_start(&r, "it_sm2");
+    char cache[400];
+    snprintf(cache, sizeof cache, "%s/spool/registry.cache", r.dir);
+    for (int i = 0; i < 300 && access(cache, F_OK) != 0; i++)
+        vem_it_sleep(0.1);
+    ck_assert_msg(access(cache, F_OK) == 0, "no registry cache after the first load");
+
+    /* a signed frame while PostgreSQL is down: spooled and answered, not stored yet */
+    vem_it_pgctl("stop");
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    ck_assert_ptr_nonnull(f);
+    uint8_t frame[1024], reply[64];
+    int fd = s_connect(r.port);
+    s_realtime(f, vin, 1);
+    size_t len = s_signed(f, "a", frame, sizeof frame);
+    s_send(fd, frame, len);
+    ck_assert_uint_eq(s_read(fd, reply, 31), 31);
+    close(fd);
+    free(f);
+
+    /* killed and started again with PostgreSQL still down: the replay checks the frame with
+     * the cached key */
+    ck_assert_int_eq(kill(r.vemd, SIGKILL), 0);
+    ck_assert_int_eq(vem_it_wait(r.vemd, 10), 128 + SIGKILL);
+    vem_it_launch(&r);
+    bool cached = vem_it_metric_now(&r, "vem_registry_cached") == 1;
+    vem_it_sleep(1);
+    vem_it_pgctl("start");
+    conn = vem_it_pg();
+    for (int i = 0; i < 600 && s_samples(conn, vin, 1) == 0; i++)
+        vem_it_sleep(0.1);
+    ck_assert_msg(s_samples(conn, vin, 1) > 0, "the replayed signed frame was not stored");
+    ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM quarantine WHERE vin = $1", vin), 0);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_signature_checks_total{result=\"no_key\"}"), 0);
+    ck_assert_msg(cached && vem_it_log_has(&r, "from the cache of"), "the cache was not used");
+    /* PostgreSQL's registry replaces the cache's once it loads */
+    for (int i = 0; i < 300 && vem_it_metric_now(&r, "vem_registry_cached") != 0; i++)
+        vem_it_sleep(0.1);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_registry_cached"), 0);
+    vem_it_stop(&r);
+    PQfinish(conn);
+}
+END_TEST
+
 /* ---- one connection, one vehicle --------------------------------------------------------- */
 
 START_TEST(binding)
@@ -963,6 +1020,7 @@ Suite *vem_suite_sm2_e2e(void)
     tcase_add_test(tc, kafka_off);
     tcase_add_test(tc, reload);
     tcase_add_test(tc, keys_late);
+    tcase_add_test(tc, restart_pg_down);
     tcase_add_test(tc, binding);
     suite_add_tcase(s, tc);
     return s;
