@@ -310,7 +310,8 @@ static const vem_conf_key_t s_keys[] = {
     {"rules.warm_after_start_min", VEM_CONF_UINT, S_OFF(rules.t.warm_after_start_min), "20", 0, 0,
      NULL, true, "engine warm also this many minutes after the trip started"},
     {"rules.trip_gap_min", VEM_CONF_UINT, S_OFF(rules.t.trip_gap_min), "10", 0, 0, NULL, true,
-     "a gap in the data longer than this many minutes ends a trip"},
+     "a gap in the data longer than this many minutes ends a trip; nothing received for twice "
+     "as long ends it too"},
     {"rules.fuel_density_kg_l", VEM_CONF_REAL, S_OFF(rules.t.fuel_density_kg_l), "0.835", 0, 0,
      NULL, true, "diesel density for the exhaust mass flow, kg/L"},
     {"rules.nox_u", VEM_CONF_REAL, S_OFF(rules.t.nox_u), "0.001586", 0, 0, NULL, true,

@@ -411,6 +411,14 @@ static void s_batch_flush(s_batch_t *bt)
     bt->n = 0;
 }
 
+/* Nothing received for this long ends a trip: twice the gap in the data that ends one, so that
+ * frames carrying minutes of samples, or a link that drops for less and then re-sends what it
+ * held (0x03), do not end a trip their data continues. */
+static int64_t s_silence_us(const vem_rules_config_t *cfg)
+{
+    return (int64_t)cfg->trip_gap_min * 2 * 60 * S_US;
+}
+
 /* The track a sample at `at` belongs to, with its trip open. */
 static vem_rules_track_t *s_route(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
                                   const vem_rules_at_t *at, int64_t received_us, s_batch_t *bt,
@@ -426,7 +434,12 @@ static vem_rules_track_t *s_route(vem_rules_vehicle_t *v, const vem_rules_config
     }
     if (bt->n && bt->tr != tr)
         s_batch_flush(bt);
-    if (tr->open && (at->sec - tr->last.sec > gap || (tr == &v->back && at->sec <= tr->last.sec))) {
+    /* A trip ends at a gap in its data, and at a pause in receipt that the silence sweep ends
+     * it at live (vem_rules_on_silence): the spool keeps each input's receipt time, so a
+     * replay, which has no sweep, ends the same trips */
+    if (tr->open &&
+        (at->sec - tr->last.sec > gap || received_us - tr->last_received_us > s_silence_us(cfg) ||
+         (tr == &v->back && at->sec <= tr->last.sec))) {
         s_batch_flush(bt);
         s_trip_end(v, tr, cfg, out);
     }
@@ -1081,10 +1094,9 @@ unsigned vem_rules_on_silence(vem_rules_vehicle_t *self, const vem_rules_config_
                               int64_t now_us, vem_rules_emit_fn emit, void *arg)
 {
     vem_rules_out_t out = {emit, arg, 0, 0};
-    int64_t gap_us = (int64_t)cfg->trip_gap_min * 60 * S_US;
     vem_rules_track_t *tracks[] = {&self->live, &self->back};
     for (int i = 0; i < 2; i++)
-        if (tracks[i]->open && now_us - tracks[i]->last_received_us > gap_us)
+        if (tracks[i]->open && now_us - tracks[i]->last_received_us > s_silence_us(cfg))
             s_trip_end(self, tracks[i], cfg, &out);
     vem_rules_rsd_ctx_t ctx = s_rsd_ctx(self);
     vem_rules_rsd_expire(&self->rsd, &ctx, cfg, now_us);

@@ -218,8 +218,10 @@ typedef struct {
     s_log_t *log;
     vem_hj1239_frame_t *f;
     uint64_t seq;
-    uint8_t cmd;  /* real-time unless set */
-    bool gb17691; /* GB 17691 frames: one time per frame, the last sample's */
+    uint8_t cmd;    /* real-time unless set */
+    bool gb17691;   /* GB 17691 frames: one time per frame, the last sample's */
+    int64_t late_s; /* frames are received this long after their time, plus 1.5 s */
+    int64_t rx_us;  /* the last frame's receipt time: receipts never go back */
 } s_feed_t;
 
 static void s_feed_init(s_feed_t *fd, vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
@@ -235,8 +237,10 @@ static void s_feed_init(s_feed_t *fd, vem_rules_vehicle_t *v, const vem_rules_co
 
 static void s_send(s_feed_t *fd)
 {
-    vem_rules_on_frame(fd->v, fd->cfg, fd->f, US(fd->f->time) + 1500000, ++fd->seq, s_collect,
-                       fd->log);
+    int64_t rx = US(fd->f->time + fd->late_s) + 1500000;
+    if (rx > fd->rx_us) /* data older than the last frame's (a back-fill) is received now */
+        fd->rx_us = rx;
+    vem_rules_on_frame(fd->v, fd->cfg, fd->f, fd->rx_us, ++fd->seq, s_collect, fd->log);
 }
 
 /* n samples at t[0..n), in frames of up to ten 1 Hz samples. */
@@ -741,6 +745,42 @@ START_TEST(trip_split_by_a_ten_minute_gap)
         s_feed_free(&fd);
         vem_rules_vehicle_destroy(&v);
     }
+}
+END_TEST
+
+/* A link that drops for 21 minutes, then the terminal re-sends what it held (0x03): the data
+ * has no gap, but nothing was received for 1270 s (the first re-sent frame holds T0 + 900 ..
+ * T0 + 909 and arrives 1260 s late). Live, the silence sweep ends the trip once nothing was
+ * received for twice trip_gap_min (1200 s); a replay of the spool has no sweep. Both must judge
+ * the same trips: the pause in receipt (the spool keeps each input's receipt time) ends the
+ * trip either way, so 900 + 900 samples of low reagent never make the 1800 of
+ * obd.reagent_empty. A pause of exactly 1200 s does not end it: 1800 samples in one trip, one
+ * verdict, in both runs. */
+START_TEST(receipt_pause_ends_the_trip_in_a_replay_too)
+{
+    vem_rules_config_t cfg = s_defaults();
+    s_phys_t p = s_cruise;
+    p.reagent = 1.2;
+    const int64_t late[] = {1260, 1190};
+    for (int k = 0; k < 2; k++)
+        for (int live = 0; live < 2; live++) {
+            vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+            s_log_t log = {0};
+            s_feed_t fd;
+            s_feed_init(&fd, v, &cfg, &log);
+            s_feed(&fd, T0, 900, s_const, &p); /* last receipt: T0 + 899 + 1.5 s */
+            fd.late_s = late[k]; /* the first re-sent frame: T0 + 909 + late + 1.5 s */
+            if (live)            /* a sweep just before it arrives */
+                vem_rules_on_silence(v, &cfg, US(T0 + 909 + late[k]) + 1500000 - 1, s_collect,
+                                     &log);
+            s_feed(&fd, T0 + 900, 900, s_const, &p);
+            ck_assert_msg(s_count(&log, VEM_RULE_OBD_REAGENT_EMPTY) == k,
+                          "pause %lld s, %s: %d verdicts", (long long)(late[k] + 10),
+                          live ? "live" : "replay", s_count(&log, VEM_RULE_OBD_REAGENT_EMPTY));
+            s_log_free(&log);
+            s_feed_free(&fd);
+            vem_rules_vehicle_destroy(&v);
+        }
 }
 END_TEST
 
@@ -2112,7 +2152,8 @@ START_TEST(offline_only_for_registered)
 }
 END_TEST
 
-/* A trip that nothing follows is judged once nothing was received for 10 min, and the verdict
+/* A trip that nothing follows is judged once nothing was received for 20 min (twice
+ * trip_gap_min), and the verdict
  * is the one the next sample or a flush would give. */
 START_TEST(silence_ends_a_trip)
 {
@@ -2128,8 +2169,8 @@ START_TEST(silence_ends_a_trip)
         s_feed(&fd, T0, 10, s_series_gen, &s);
         int64_t rx = US(T0 + 9) + 1500000;
         if (k == 0) {
-            ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + US(600), s_collect, &log), 0);
-            ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + US(601), s_collect, &log), 1);
+            ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + US(1200), s_collect, &log), 0);
+            ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + US(1201), s_collect, &log), 1);
         } else {
             ck_assert_int_eq(vem_rules_flush(v, &cfg, s_collect, &log), 1);
         }
@@ -2509,6 +2550,7 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, spans_across_a_reload_count_by_the_limit_in_force);
     tcase_add_test(tc, relogin_without_logout_continues_the_trip);
     tcase_add_test(tc, trip_split_by_a_ten_minute_gap);
+    tcase_add_test(tc, receipt_pause_ends_the_trip_in_a_replay_too);
     tcase_add_test(tc, gb17691_sample_times);
     tcase_add_test(tc, mil_on);
     tcase_add_test(tc, dtcs);
