@@ -519,6 +519,27 @@ static long long s_samples(PGconn *conn, const char *vin, int seq)
     return s_count(conn, sql, vin);
 }
 
+/* Sends vin's real-time frame with serial seq, signed by key A, over fd; reads its reply. */
+static void s_send_signed(int fd, const char *vin, uint16_t seq)
+{
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    ck_assert_ptr_nonnull(f);
+    uint8_t frame[1024], reply[64];
+    s_realtime(f, vin, seq);
+    size_t len = s_signed(f, "a", frame, sizeof frame);
+    s_send(fd, frame, len);
+    ck_assert_uint_eq(s_read(fd, reply, 31), 31);
+    free(f);
+}
+
+/* Waits up to 30 s for vin's frame seq to be stored; true when it is. */
+static bool s_stored(PGconn *conn, const char *vin, int seq)
+{
+    for (int i = 0; i < 300 && s_samples(conn, vin, seq) == 0; i++)
+        vem_it_sleep(0.1);
+    return s_samples(conn, vin, seq) > 0;
+}
+
 START_TEST(enforce)
 {
     vem_it_pg_up();
@@ -805,17 +826,9 @@ START_TEST(reload)
     s_insert_key_a(conn, vin, sizeof vin, "LSM2R", 1, 9);
     s_reload_keys(&r, conn, unloadable);
 
-    vem_hj1239_frame_t *f = malloc(sizeof *f);
-    ck_assert_ptr_nonnull(f);
-    uint8_t frame[1024], reply[64];
     int fd = s_connect(r.port);
-    s_realtime(f, vin, 1);
-    size_t len = s_signed(f, "a", frame, sizeof frame);
-    s_send(fd, frame, len);
-    ck_assert_uint_eq(s_read(fd, reply, 31), 31);
-    for (int i = 0; i < 300 && s_samples(conn, vin, 1) == 0; i++)
-        vem_it_sleep(0.1);
-    ck_assert_msg(s_samples(conn, vin, 1) > 0, "a frame signed by the filed key not stored");
+    s_send_signed(fd, vin, 1);
+    ck_assert_msg(s_stored(conn, vin, 1), "a frame signed by the filed key not stored");
 
     const char *params[] = {vin};
     PGresult *res = PQexecParams(conn, "DELETE FROM terminal_keys WHERE vin = $1", 1, NULL, params,
@@ -823,10 +836,7 @@ START_TEST(reload)
     ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
     PQclear(res);
     s_reload_keys(&r, conn, unloadable);
-    s_realtime(f, vin, 2);
-    len = s_signed(f, "a", frame, sizeof frame);
-    s_send(fd, frame, len);
-    ck_assert_uint_eq(s_read(fd, reply, 31), 31);
+    s_send_signed(fd, vin, 2);
     ck_assert_int_eq(s_count_until(conn,
                                    "SELECT count(*) FROM quarantine WHERE vin = $1 AND "
                                    "error_class = 'no_key'",
@@ -835,7 +845,6 @@ START_TEST(reload)
     vem_it_sink_settled(&r);
     ck_assert_int_eq(s_samples(conn, vin, 2), 0);
     close(fd);
-    free(f);
     vem_it_stop(&r);
     PQfinish(conn);
 }
@@ -862,20 +871,11 @@ START_TEST(keys_late)
     ck_assert_double_ge(vem_it_metric_now(&r, "vem_terminal_keys"), 1);
 
     conn = vem_it_pg();
-    vem_hj1239_frame_t *f = malloc(sizeof *f);
-    ck_assert_ptr_nonnull(f);
-    uint8_t frame[1024], reply[64];
     int fd = s_connect(r.port);
-    s_realtime(f, vin, 1);
-    size_t len = s_signed(f, "a", frame, sizeof frame);
-    s_send(fd, frame, len);
-    ck_assert_uint_eq(s_read(fd, reply, 31), 31);
-    for (int i = 0; i < 300 && s_samples(conn, vin, 1) == 0; i++)
-        vem_it_sleep(0.1);
-    ck_assert_msg(s_samples(conn, vin, 1) > 0, "a frame signed by the filed key not stored");
+    s_send_signed(fd, vin, 1);
+    ck_assert_msg(s_stored(conn, vin, 1), "a frame signed by the filed key not stored");
     ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM quarantine WHERE vin = $1", vin), 0);
     close(fd);
-    free(f);
     vem_it_stop(&r);
     PQfinish(conn);
 }
@@ -900,16 +900,9 @@ START_TEST(restart_pg_down)
 
     /* a signed frame while PostgreSQL is down: spooled and answered, not stored yet */
     vem_it_pgctl("stop");
-    vem_hj1239_frame_t *f = malloc(sizeof *f);
-    ck_assert_ptr_nonnull(f);
-    uint8_t frame[1024], reply[64];
     int fd = s_connect(r.port);
-    s_realtime(f, vin, 1);
-    size_t len = s_signed(f, "a", frame, sizeof frame);
-    s_send(fd, frame, len);
-    ck_assert_uint_eq(s_read(fd, reply, 31), 31);
+    s_send_signed(fd, vin, 1);
     close(fd);
-    free(f);
 
     /* killed and started again with PostgreSQL still down: the replay checks the frame with
      * the cached key */
@@ -920,9 +913,7 @@ START_TEST(restart_pg_down)
     vem_it_sleep(1);
     vem_it_pgctl("start");
     conn = vem_it_pg();
-    for (int i = 0; i < 600 && s_samples(conn, vin, 1) == 0; i++)
-        vem_it_sleep(0.1);
-    ck_assert_msg(s_samples(conn, vin, 1) > 0, "the replayed signed frame was not stored");
+    ck_assert_msg(s_stored(conn, vin, 1), "the replayed signed frame was not stored");
     ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM quarantine WHERE vin = $1", vin), 0);
     ck_assert_double_eq(vem_it_metric_now(&r, "vem_signature_checks_total{result=\"no_key\"}"), 0);
     ck_assert_msg(cached && vem_it_log_has(&r, "from the cache of"), "the cache was not used");
