@@ -716,7 +716,7 @@ START_TEST(enforce)
     ck_assert_int_eq(s_count_until(conn, sql, fl.keyed, 1), 1);
     snprintf(sql, sizeof sql, "%s'no_key'", by_class);
     ck_assert_int_eq(s_count_until(conn, sql, fl.keyless, 1), 1);
-    vem_it_sink_settled(&r);
+    json_decref(vem_it_sink_settled(&r));
     ck_assert_int_gt(s_samples(conn, fl.keyed, 1), 0); /* signed by its chip: stored */
     for (int seq = 2; seq <= 4; seq++)
         ck_assert_int_eq(s_samples(conn, fl.keyed, seq), 0);
@@ -758,7 +758,7 @@ START_TEST(flag)
     ck_assert_int_eq(s_count_until(conn, sql, fl.keyed, 1), 1);
     snprintf(sql, sizeof sql, "%s'no_key'", by_reason);
     ck_assert_int_eq(s_count_until(conn, sql, fl.keyless, 1), 1);
-    vem_it_sink_settled(&r);
+    json_decref(vem_it_sink_settled(&r));
     ck_assert_int_eq(
         s_count(conn, "SELECT count(*) FROM unverified_frames WHERE vin = $1", fl.keyed), 3);
     ck_assert_double_eq(vem_it_metric_now(&r, "vem_unverified_frames_total"), 4);
@@ -1013,7 +1013,7 @@ START_TEST(reload)
                                    "error_class = 'no_key'",
                                    vin, 1),
                      1);
-    vem_it_sink_settled(&r);
+    json_decref(vem_it_sink_settled(&r));
     ck_assert_int_eq(s_samples(conn, vin, 2), 0);
     close(fd);
     free(f);
@@ -1171,7 +1171,7 @@ START_TEST(binding)
                     "position(convert_to($1, 'SQL_ASCII') in raw) = 4";
     ck_assert_int_eq(s_count_until(conn, q, vin2, 1), 1);
     ck_assert_int_eq(s_count_until(conn, q, vin3, 1), 1);
-    vem_it_sink_settled(&r);
+    json_decref(vem_it_sink_settled(&r));
     ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM obd_samples WHERE vin = $1", vin2), 0);
     ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM terminal_events WHERE vin = $1", vin3), 0);
     ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM terminal_events WHERE vin = $1", vin1), 2);
