@@ -313,7 +313,7 @@ static void s_register(vem_ingest_t *in, vem_metrics_t *m)
     in->closed_peer = vem_metrics_counter(m, "vem_connections_closed_total", closed_help, peer);
     const char *sw[] = {"reason", "vin_switch", NULL};
     in->closed_switch = vem_metrics_counter(m, "vem_connections_closed_total", closed_help, sw);
-    for (unsigned v = 0; v < 4; v++) {
+    for (unsigned v = 0; v < VEM_KEYS_VERDICTS; v++) {
         const char *l[] = {"verdict", vem_keys_verdict_name((vem_keys_verdict_t)v), NULL};
         in->activations[v] = vem_metrics_counter(
             m, "vem_activations_total", "Activations (0x07) judged by ingest, by verdict.", l);

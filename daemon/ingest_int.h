@@ -130,9 +130,9 @@ typedef struct {
     unsigned gw_rows;            /* ... and the quarantine rows made for them in it */
     /* metrics */
     vem_counter_t *bytes_terminals, *bytes_gateways, *accepted, *closed_idle, *closed_limit,
-        *closed_peer, *closed_switch, *activations[4], *activations_over, *reply_dropped,
-        *spool_errors, *inputs, *behind, *late_notices, *oversize, *closed_rejects, *closed_unread,
-        *closed_addr_limit, *closed_addr_rate, *discarded, *gateway_drops;
+        *closed_peer, *closed_switch, *activations[VEM_KEYS_VERDICTS], *activations_over,
+        *reply_dropped, *spool_errors, *inputs, *behind, *late_notices, *oversize, *closed_rejects,
+        *closed_unread, *closed_addr_limit, *closed_addr_rate, *discarded, *gateway_drops;
     vem_counter_t *drops[VEM_HJ1239_STATUS_COUNT];
     vem_gauge_t *conns, *spool_bytes, *spool_full, *backlog, *unforwarded, *addresses;
 } vem_ingest_t;

@@ -92,9 +92,11 @@ int vem_ingest_activation(vem_ingest_t *in, const uint8_t *data, size_t len,
     }
     int v = (int)vem_keys_judge(in->args->keys, f, data, len, detail, detail_len);
     if (v != VEM_KEYS_OK) {
-        static const unsigned s_class[] = {0, VEM_RECORD_CLASS_CHIP_ACTIVATED,
-                                           VEM_RECORD_CLASS_VIN_ERROR,
-                                           VEM_RECORD_CLASS_BAD_SIGNATURE};
+        static const unsigned s_class[VEM_KEYS_VERDICTS] = {
+            [VEM_KEYS_CHIP_TAKEN] = VEM_RECORD_CLASS_CHIP_ACTIVATED,
+            [VEM_KEYS_VIN_ERROR] = VEM_RECORD_CLASS_VIN_ERROR,
+            [VEM_KEYS_BAD_SIGNATURE] = VEM_RECORD_CLASS_BAD_SIGNATURE,
+            [VEM_KEYS_KEY_REUSED] = VEM_RECORD_CLASS_KEY_REUSED};
         *kind = VEM_SPOOL_KIND_QUARANTINE;
         *error = s_class[v];
         vem_counter_add(in->activations[v], 1);

@@ -1,9 +1,9 @@
 /* keys — the terminal key registry; see keys.h.
  *
- * Two chained hash tables over the same entries, by VIN and by chip id. Entries are immutable
- * once in the table but for their key and generation; a lookup copies what it needs (a new
- * reference to the key) under the mutex. A load builds a whole new table outside the mutex (a
- * key's curve check costs tens of microseconds; 100,000 vehicles take a few seconds on the
+ * Three chained hash tables over the same entries, by VIN, by chip id and by public key.
+ * Entries are immutable once in the table but for their activation time; a lookup copies what it
+ * needs (a new reference to the key) under the mutex. A load builds a whole new table outside the
+ * mutex (a key's curve check costs tens of microseconds; 100,000 vehicles take a few seconds on the
  * loader thread) and swaps it in under the mutex. */
 #include "keys.h"
 
@@ -18,15 +18,17 @@
 #include <string.h>
 
 typedef struct s_entry {
-    struct s_entry *next_vin, *next_chip;
+    struct s_entry *next_vin, *next_chip, *next_pub;
     uint8_t vin[17], chip[16], pub[64];
     vem_sm2_key_t *key;
     int64_t added_ms; /* monotonic time of its activation here; 0: loaded from the table */
+    uint64_t order;   /* place in the table: the first to hold a VIN, chip or key comes first */
 } s_entry_t;
 
 typedef struct {
     size_t nbuckets, n; /* nbuckets: a power of two */
-    s_entry_t **by_vin, **by_chip;
+    uint64_t next_order;
+    s_entry_t **by_vin, **by_chip, **by_pub;
 } s_table_t;
 
 /* An activation accepted this long ago should be in terminal_keys (the sinks commit within
@@ -53,7 +55,8 @@ static void s_table_init(s_table_t *t, size_t nbuckets)
     t->n = 0;
     t->by_vin = calloc(nbuckets, sizeof *t->by_vin);
     t->by_chip = calloc(nbuckets, sizeof *t->by_chip);
-    if (!t->by_vin || !t->by_chip)
+    t->by_pub = calloc(nbuckets, sizeof *t->by_pub);
+    if (!t->by_vin || !t->by_chip || !t->by_pub)
         abort();
 }
 
@@ -70,6 +73,7 @@ static void s_table_free(s_table_t *t)
     }
     free(t->by_vin);
     free(t->by_chip);
+    free(t->by_pub);
     memset(t, 0, sizeof *t);
 }
 
@@ -89,13 +93,24 @@ static s_entry_t *s_by_chip(const s_table_t *t, const uint8_t *chip)
     return e;
 }
 
+static s_entry_t *s_by_pub(const s_table_t *t, const uint8_t *pub)
+{
+    s_entry_t *e = t->by_pub[s_hash(pub, 64) & (t->nbuckets - 1)];
+    while (e && memcmp(e->pub, pub, 64) != 0)
+        e = e->next_pub;
+    return e;
+}
+
 static void s_link(s_table_t *t, s_entry_t *e)
 {
-    size_t v = s_hash(e->vin, 17) & (t->nbuckets - 1), c = s_hash(e->chip, 16) & (t->nbuckets - 1);
+    size_t v = s_hash(e->vin, 17) & (t->nbuckets - 1), c = s_hash(e->chip, 16) & (t->nbuckets - 1),
+           p = s_hash(e->pub, 64) & (t->nbuckets - 1);
     e->next_vin = t->by_vin[v];
     t->by_vin[v] = e;
     e->next_chip = t->by_chip[c];
     t->by_chip[c] = e;
+    e->next_pub = t->by_pub[p];
+    t->by_pub[p] = e;
     t->n++;
 }
 
@@ -105,6 +120,7 @@ static void s_add(s_table_t *t, s_entry_t *e)
     if (t->n + 1 > t->nbuckets) {
         s_table_t bigger;
         s_table_init(&bigger, t->nbuckets * 2);
+        bigger.next_order = t->next_order;
         for (size_t i = 0; i < t->nbuckets; i++) {
             s_entry_t *x = t->by_vin[i];
             while (x) {
@@ -115,8 +131,10 @@ static void s_add(s_table_t *t, s_entry_t *e)
         }
         free(t->by_vin);
         free(t->by_chip);
+        free(t->by_pub);
         *t = bigger;
     }
+    e->order = t->next_order++;
     s_link(t, e);
 }
 
@@ -154,21 +172,43 @@ static s_entry_t *s_entry(const uint8_t *vin, const uint8_t *chip, const uint8_t
     return e;
 }
 
-/* Adds a row of terminal_keys (or of the cache) to a table being built: false, logged, when its
- * key is not on the curve or its VIN or chip is there already. */
+static void s_hex(char *out, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", p[i]);
+}
+
+/* Adds a row of terminal_keys (or of the cache) to a table being built, in the order the rows
+ * come (the first to hold a VIN, chip or key keeps it): false, logged, when its key is not on
+ * the curve, its VIN or chip is there already, or its key is another chip's (one key pair is
+ * one chip: a second chip id with it is a cloned chip or an extracted private key). */
 static bool s_add_row(s_table_t *t, const uint8_t *vin, const uint8_t *chip, const uint8_t *pub,
                       const char *from)
 {
     char why[200];
     vem_sm2_key_t *key = vem_sm2_key_new(pub, why, sizeof why);
-    if (!key || s_by_vin(t, vin) || s_by_chip(t, chip)) {
-        vem_log(VEM_LOG_WARNING, "keys", "%s row of %.17s left out: %s", from, (const char *)vin,
-                key ? "VIN or chip twice" : why);
-        vem_sm2_key_destroy(&key);
-        return false;
+    const s_entry_t *held = key ? s_by_pub(t, pub) : NULL;
+    if (key && (s_by_vin(t, vin) || s_by_chip(t, chip))) {
+        snprintf(why, sizeof why, "VIN or chip twice");
+    } else if (held) {
+        char other[33];
+        s_hex(other, held->chip, 16);
+        snprintf(why, sizeof why,
+                 "key_reused: its public key is chip %s's (VIN %.17s), filed before", other,
+                 (const char *)held->vin);
+    } else if (key) {
+        s_add(t, s_entry(vin, chip, pub, key, 0));
+        return true;
     }
-    s_add(t, s_entry(vin, chip, pub, key, 0));
-    return true;
+    vem_log(VEM_LOG_WARNING, "keys", "%s row of %.17s left out: %s", from, (const char *)vin, why);
+    vem_sm2_key_destroy(&key);
+    return false;
+}
+
+static int s_by_order(const void *a, const void *b)
+{
+    uint64_t x = (*(s_entry_t *const *)a)->order, y = (*(s_entry_t *const *)b)->order;
+    return x < y ? -1 : x > y;
 }
 
 size_t vem_keys_rows(vem_keys_t *self, vem_keys_row_t **rows)
@@ -176,16 +216,22 @@ size_t vem_keys_rows(vem_keys_t *self, vem_keys_row_t **rows)
     pthread_mutex_lock(&self->lock);
     size_t n = 0;
     *rows = self->t.n ? malloc(self->t.n * sizeof **rows) : NULL;
-    if (self->t.n && !*rows)
+    s_entry_t **all = self->t.n ? malloc(self->t.n * sizeof *all) : NULL;
+    if (self->t.n && (!*rows || !all))
         abort();
     for (size_t i = 0; i < self->t.nbuckets; i++)
-        for (s_entry_t *e = self->t.by_vin[i]; e; e = e->next_vin) {
-            memcpy((*rows)[n].vin, e->vin, 17);
-            memcpy((*rows)[n].chip, e->chip, 16);
-            memcpy((*rows)[n].pub, e->pub, 64);
-            n++;
-        }
+        for (s_entry_t *e = self->t.by_vin[i]; e; e = e->next_vin)
+            all[n++] = e;
+    /* in table order, so that a seed from them keeps the same first holders */
+    if (n)
+        qsort(all, n, sizeof *all, s_by_order);
+    for (size_t i = 0; i < n; i++) {
+        memcpy((*rows)[i].vin, all[i]->vin, 17);
+        memcpy((*rows)[i].chip, all[i]->chip, 16);
+        memcpy((*rows)[i].pub, all[i]->pub, 64);
+    }
     pthread_mutex_unlock(&self->lock);
+    free(all);
     return n;
 }
 
@@ -216,8 +262,12 @@ int vem_keys_load(vem_keys_t *self, const char *conninfo, char *err, size_t errl
         snprintf(err, errlen, "loading the terminal keys: %s", cerr);
         goto failed;
     }
-    PGresult *res = PQexecParams(conn, "SELECT vin::bytea, chip_id, pubkey FROM terminal_keys", 0,
-                                 NULL, NULL, NULL, NULL, 1);
+    /* oldest activation first (then by chip id), so that of rows sharing a key the one filed
+     * first is kept, whatever order the server returns them in */
+    PGresult *res = PQexecParams(conn,
+                                 "SELECT vin::bytea, chip_id, pubkey FROM terminal_keys "
+                                 "ORDER BY first_activated_at, chip_id",
+                                 0, NULL, NULL, NULL, NULL, 1);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         snprintf(err, errlen, "loading the terminal keys: %.*s",
                  (int)strcspn(PQerrorMessage(conn), "\n"), PQerrorMessage(conn));
@@ -246,7 +296,7 @@ int vem_keys_load(vem_keys_t *self, const char *conninfo, char *err, size_t errl
     for (size_t i = 0; i < self->t.nbuckets; i++)
         for (s_entry_t *e = self->t.by_vin[i]; e; e = e->next_vin)
             if (e->added_ms && now - e->added_ms < S_PENDING_MS && !s_by_vin(&fresh, e->vin) &&
-                !s_by_chip(&fresh, e->chip))
+                !s_by_chip(&fresh, e->chip) && !s_by_pub(&fresh, e->pub))
                 s_add(&fresh,
                       s_entry(e->vin, e->chip, e->pub, vem_sm2_key_ref(e->key), e->added_ms));
     s_table_t old = self->t;
@@ -282,12 +332,6 @@ const uint8_t *vem_keys_signed_bytes(const vem_hj1239_frame_t *f, const uint8_t 
     return frame + VEM_HJ1239_HEADER_LEN;
 }
 
-static void s_hex(char *out, const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", p[i]);
-}
-
 /* Judges an activation by the rules of keys.h against the table and, when file is true and
  * it passes, puts it in; the caller holds the lock and, to file, hands over key (taken only
  * when a new entry is made). */
@@ -316,6 +360,20 @@ static vem_keys_verdict_t s_apply(vem_keys_t *self, const vem_hj1239_frame_t *f,
          * the row */
         snprintf(detail, detail_len, "chip %s is activated with another public key", chip_hex);
         return VEM_KEYS_CHIP_TAKEN;
+    }
+    s_entry_t *k = c ? NULL : s_by_pub(&self->t, f->pubkey);
+    if (k) {
+        /* the key pair is fixed in the chip, so one key under two chip ids is a cloned chip or
+         * an extracted private key: whoever holds it could file it for any VIN whose chip is
+         * not activated yet and sign that VIN's frames. Answered as the chip already activated
+         * (0x02 0x01), the only other code being a VIN error: the chip, known by its key pair,
+         * is the one filed under chip k's id (its VIN need not be wrong at all) */
+        char other[33];
+        s_hex(other, k->chip, 16);
+        snprintf(detail, detail_len,
+                 "public key of chip %s is filed already for chip %s (VIN %.17s)", chip_hex, other,
+                 (const char *)k->vin);
+        return VEM_KEYS_KEY_REUSED;
     }
     if (!file) {
         /* judged only: the table is as it was */
@@ -418,7 +476,9 @@ size_t vem_keys_size(vem_keys_t *self)
 void vem_keys_reply_codes(vem_keys_verdict_t v, uint8_t *status, uint8_t *info)
 {
     *status = v == VEM_KEYS_OK ? 0x01 : 0x02;
-    *info = v == VEM_KEYS_OK ? 0x00 : v == VEM_KEYS_CHIP_TAKEN ? 0x01 : 0x02;
+    *info = v == VEM_KEYS_OK                                       ? 0x00
+            : v == VEM_KEYS_CHIP_TAKEN || v == VEM_KEYS_KEY_REUSED ? 0x01
+                                                                   : 0x02;
 }
 
 const char *vem_keys_verdict_name(vem_keys_verdict_t v)
@@ -432,6 +492,8 @@ const char *vem_keys_verdict_name(vem_keys_verdict_t v)
         return "vin_error";
     case VEM_KEYS_BAD_SIGNATURE:
         return "bad_signature";
+    case VEM_KEYS_KEY_REUSED:
+        return "key_reused";
     }
     return "?";
 }

@@ -23,7 +23,9 @@
  * the same VIN again with the same key is accepted (last activation moves); with another key
  * it is refused as the chip already activated (0x01): the key pair is fixed in the chip, and
  * whoever read a chip id from an earlier activation could otherwise file a key of their own. A
- * replaced chip is filed by deleting its row. */
+ * replaced chip is filed by deleting its row. For the same reason a key belongs to one chip: an
+ * activation filing a key that another chip holds (a cloned chip, an extracted private key) is
+ * refused as the chip already activated (0x01, verdict key_reused). */
 #ifndef VEM_KEYS_H
 #define VEM_KEYS_H
 
@@ -42,7 +44,10 @@ typedef enum {
     VEM_KEYS_CHIP_TAKEN,    /* the chip is activated for another VIN, or with another key */
     VEM_KEYS_VIN_ERROR,     /* data-unit VIN not the header's, or the VIN holds another chip */
     VEM_KEYS_BAD_SIGNATURE, /* no valid signature of the activation by the key it files */
+    VEM_KEYS_KEY_REUSED,    /* the public key is filed for another chip */
 } vem_keys_verdict_t;
+
+#define VEM_KEYS_VERDICTS 5 /* how many verdicts there are */
 
 /* An empty registry. */
 vem_keys_t *vem_keys_new(void);
@@ -51,7 +56,9 @@ vem_keys_t *vem_keys_new(void);
 void vem_keys_destroy(vem_keys_t **self_p);
 
 /* Replaces the table with terminal_keys over a new connection to conninfo (see above for the
- * activations kept). 0, or -1 with the reason in err (the table is left as it was). */
+ * activations kept), read oldest first activation first (then by chip id): a row whose VIN,
+ * chip or key an earlier row holds is left out (logged). 0, or -1 with the reason in err (the table
+ * is left as it was). */
 int vem_keys_load(vem_keys_t *self, const char *conninfo, char *err, size_t errlen);
 
 /* True when the last vem_keys_load read terminal_keys; false before the first and after one
@@ -64,15 +71,16 @@ typedef struct {
     uint8_t vin[17], chip[16], pub[64];
 } vem_keys_row_t;
 
-/* Every key the registry holds now (loaded or filed since), as a malloc'd array in *rows (NULL
- * when empty) that the caller frees. Returns how many. */
+/* Every key the registry holds now (loaded or filed since), in the order they came (a load's
+ * order, then activations), as a malloc'd array in *rows (NULL when empty) that the caller
+ * frees. Returns how many. */
 size_t vem_keys_rows(vem_keys_t *self, vem_keys_row_t **rows);
 
 /* Fills a registry that has loaded nothing yet with keys kept from an earlier run (the registry
  * cache, regcache.h), as a load would, except that vem_keys_loaded stays false: main still
  * loads terminal_keys, which then replaces them. A row whose key is not on the curve, or whose
- * VIN or chip came before, is left out (logged). Returns the keys taken; 0 and nothing changed
- * when the registry has loaded already. */
+ * VIN, chip or key came before in rows, is left out (logged). Returns the keys taken; 0 and nothing
+ * changed when the registry has loaded already. */
 size_t vem_keys_seed(vem_keys_t *self, const vem_keys_row_t *rows, size_t n);
 
 /* Judges a decoded activation frame f whose raw bytes are frame[0..len): VIN, signature (over
@@ -105,11 +113,13 @@ vem_sm2_key_t *vem_keys_find(vem_keys_t *self, const uint8_t *vin);
 /* Activated VINs in the registry. */
 size_t vem_keys_size(vem_keys_t *self);
 
-/* The 0x08 answer (status, info) to a verdict: 0x01 0x00 ok; 0x02 0x01 chip already activated;
- * 0x02 0x02 VIN error (a bad signature too: the standard has no other code). */
+/* The 0x08 answer (status, info) to a verdict: 0x01 0x00 ok; 0x02 0x01 chip already activated
+ * (a key another chip holds too); 0x02 0x02 VIN error (a bad signature too: the standard has no
+ * other code). */
 void vem_keys_reply_codes(vem_keys_verdict_t v, uint8_t *status, uint8_t *info);
 
-/* Name of a verdict ("ok", "chip_activated", "vin_error", "bad_signature"); static string. */
+/* Name of a verdict ("ok", "chip_activated", "vin_error", "bad_signature", "key_reused");
+ * static string. */
 const char *vem_keys_verdict_name(vem_keys_verdict_t v);
 
 /* The bytes an HJ 1239 frame's signature covers, for a decoded real-time, re-send or

@@ -165,6 +165,8 @@ const char *vem_records_class_name(uint8_t status)
         return "too_many_activations";
     if (status == VEM_RECORD_CLASS_STATION_KEY)
         return "station_key";
+    if (status == VEM_RECORD_CLASS_KEY_REUSED)
+        return "key_reused";
     if (status > VEM_RECORD_CLASS_RSD && status < VEM_RECORD_CLASS_RSD + VEM_RSD_STATUS_COUNT)
         return vem_rsd_status_name((vem_rsd_status_t)(status - VEM_RECORD_CLASS_RSD));
     if (status > 0 && status < VEM_HJ1239_STATUS_COUNT)

@@ -64,6 +64,7 @@ enum {
     VEM_RECORD_CLASS_RSD_END = 119,
     VEM_RECORD_CLASS_TOO_MANY_ACTIVATIONS = 120, /* over terminals.activations_per_s: not judged */
     VEM_RECORD_CLASS_STATION_KEY = 121, /* a station id its CURVE key may not deliver for */
+    VEM_RECORD_CLASS_KEY_REUSED = 122,  /* activation filing a key another chip holds */
 };
 
 /* Name of a quarantine class: the decoder's (FIELDS.md), the roadside parser's or the daemon's

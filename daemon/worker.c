@@ -73,6 +73,7 @@ typedef struct {
     vem_counter_t *unverified;    /* frames stored although not verified (flag) */
     vem_counter_t *key_conflicts; /* replayed activations the key registry could not take */
     vem_counter_t *act_limit;     /* vem_errors_total{class="too_many_activations"} */
+    vem_counter_t *key_reused;    /* vem_errors_total{class="key_reused"} */
     vem_counter_t *sess_evicted, *sess_expired, *sess_refused;
     vem_gauge_t *sessions_now;
     int64_t expire_due_ms; /* monotonic time of the next idle-session sweep */
@@ -116,6 +117,9 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
                                vem_records_class_name(VEM_RECORD_CLASS_TOO_MANY_ACTIVATIONS), NULL};
     w->act_limit = vem_metrics_counter(m, "vem_errors_total",
                                        "Inputs rejected, by error class (quarantined).", act_limit);
+    const char *reused[] = {"class", vem_records_class_name(VEM_RECORD_CLASS_KEY_REUSED), NULL};
+    w->key_reused = vem_metrics_counter(m, "vem_errors_total",
+                                        "Inputs rejected, by error class (quarantined).", reused);
     for (unsigned i = 0; i < 4; i++) {
         const char *l[] = {"result", vem_records_sig_name((uint8_t)(VEM_RECORD_SIG_VERIFIED + i)),
                            NULL};
@@ -217,6 +221,8 @@ static void s_reject(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *d
         vem_counter_add(w->sig_errors[status - VEM_RECORD_CLASS_BAD_SIGNATURE], 1);
     else if (status == VEM_RECORD_CLASS_TOO_MANY_ACTIVATIONS)
         vem_counter_add(w->act_limit, 1);
+    else if (status == VEM_RECORD_CLASS_KEY_REUSED)
+        vem_counter_add(w->key_reused, 1);
     vem_record_t rec = {.seq = hdr->seq,
                         .nseqs = hdr->nseqs ? hdr->nseqs : 1,
                         .kind = VEM_RECORD_QUARANTINE,

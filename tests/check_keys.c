@@ -1,8 +1,9 @@
 /* check_keys — the terminal key registry's rules (keys.h) on activation frames built here and
  * signed by the openssl command line (sm2cli.h): a chip filed by one VIN and refused to
  * another, a VIN with one chip, VIN mismatches and bad signatures refused, replays idempotent,
- * the 0x08 codes of protocol/hj1239.md, and the bytes a signature covers. Loading from
- * PostgreSQL is covered by the sm2_e2e integration suite. */
+ * one public key filed for one chip only (in activations, and in rows a seed takes: the first
+ * holder stays), the 0x08 codes of protocol/hj1239.md, and the bytes a signature covers.
+ * Loading from PostgreSQL is covered by the sm2_e2e integration suite. */
 #include "hj1239.h"
 #include "keys.h"
 #include "sm2.h"
@@ -16,13 +17,14 @@
 #include <string.h>
 
 static char s_dir[256];
-static uint8_t s_pub_a[64], s_pub_b[64];
+static uint8_t s_pub_a[64], s_pub_b[64], s_pub_c[64];
 
 static void s_setup(void)
 {
     vem_test_mkdtemp("keys", s_dir, sizeof s_dir);
     vem_sm2cli_keygen(s_dir, "a", s_pub_a);
     vem_sm2cli_keygen(s_dir, "b", s_pub_b);
+    vem_sm2cli_keygen(s_dir, "c", s_pub_c);
 }
 
 /* The activation test vector with these fields, signed by signer over data-unit bytes 0..102
@@ -61,8 +63,12 @@ static size_t s_activation(const char *vin, const char *act_vin, const char *chi
 
 #define S_VIN1  "LKEYS000000000001"
 #define S_VIN2  "LKEYS000000000002"
+#define S_VIN3  "LKEYS000000000003"
 #define S_CHIP1 "CHIP000000000001"
 #define S_CHIP2 "CHIP000000000002"
+#define S_CHIP3 "CHIP000000000003"
+/* S_CHIP1's 16 ASCII bytes in hex, as a detail names a chip */
+#define S_CHIP1_HEX "43484950303030303030303030303031"
 
 START_TEST(chip_and_vin_rules)
 {
@@ -150,16 +156,16 @@ START_TEST(judged_is_not_filed)
     ck_assert_uint_eq(vem_keys_size(keys), 1);
 
     /* VIN 2 with chip 2 and key B judged; before it is filed, another activation files chip 2
-     * for VIN 2 with key A: the one judged earlier is refused when filed (a chip's key is
-     * fixed), and VIN 2 keeps key A */
+     * for VIN 2 with key C: the one judged earlier is refused when filed (a chip's key is
+     * fixed), and VIN 2 keeps key C */
     size_t glen = s_activation(S_VIN2, S_VIN2, S_CHIP2, s_pub_b, "b", g, other, sizeof other);
     ck_assert_int_eq(vem_keys_judge(keys, g, other, glen, detail, sizeof detail), VEM_KEYS_OK);
-    len = s_activation(S_VIN2, S_VIN2, S_CHIP2, s_pub_a, "a", f, frame, sizeof frame);
+    len = s_activation(S_VIN2, S_VIN2, S_CHIP2, s_pub_c, "c", f, frame, sizeof frame);
     ck_assert_int_eq(vem_keys_activate(keys, f, frame, len, detail, sizeof detail), VEM_KEYS_OK);
     ck_assert_int_eq(vem_keys_file(keys, g, detail, sizeof detail), VEM_KEYS_CHIP_TAKEN);
     ck_assert_uint_eq(vem_keys_size(keys), 2);
-    uint8_t msg[24] = "signed by A, not B", r[32], sig_s[32];
-    vem_sm2cli_sign(s_dir, "a", VEM_SM2_DEFAULT_ID, msg, sizeof msg, r, sig_s);
+    uint8_t msg[24] = "signed by C, not B", r[32], sig_s[32];
+    vem_sm2cli_sign(s_dir, "c", VEM_SM2_DEFAULT_ID, msg, sizeof msg, r, sig_s);
     k = vem_keys_find(keys, (const uint8_t *)S_VIN2);
     ck_assert_ptr_nonnull(k);
     ck_assert_int_eq(vem_sm2_verify(k, r, 32, sig_s, 32, msg, sizeof msg), VEM_SM2_OK);
@@ -167,6 +173,131 @@ START_TEST(judged_is_not_filed)
     free(f);
     free(g);
     vem_keys_destroy(&keys);
+}
+END_TEST
+
+/* True when the registry's key for vin verifies a message signed by key `signer`. */
+static bool s_key_is(vem_keys_t *keys, const char *vin, const char *signer)
+{
+    uint8_t msg[32] = "a frame's data unit, say", r[32], s[32];
+    vem_sm2cli_sign(s_dir, signer, VEM_SM2_DEFAULT_ID, msg, sizeof msg, r, s);
+    vem_sm2_key_t *k = vem_keys_find(keys, (const uint8_t *)vin);
+    bool ok = k && vem_sm2_verify(k, r, 32, s, 32, msg, sizeof msg) == VEM_SM2_OK;
+    vem_sm2_key_destroy(&k);
+    return ok;
+}
+
+/* Key A filed by chip 1 (VIN 1); chip 2 files key A for VIN 2, validly signed with it (as a
+ * cloned chip, or one whose private key was read out, would): refused as key_reused, answered
+ * as the chip already activated, the detail naming chip 1 and its VIN, and nothing filed, when
+ * judged, filed or replayed. Chip 1 again with key A is still accepted. */
+START_TEST(key_of_another_chip_refused)
+{
+    vem_keys_t *keys = vem_keys_new();
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    uint8_t frame[512];
+    char detail[160];
+    size_t len = s_activation(S_VIN1, S_VIN1, S_CHIP1, s_pub_a, "a", f, frame, sizeof frame);
+    ck_assert_int_eq(vem_keys_activate(keys, f, frame, len, detail, sizeof detail), VEM_KEYS_OK);
+
+    len = s_activation(S_VIN2, S_VIN2, S_CHIP2, s_pub_a, "a", f, frame, sizeof frame);
+    ck_assert_int_eq(vem_keys_judge(keys, f, frame, len, detail, sizeof detail),
+                     VEM_KEYS_KEY_REUSED);
+    ck_assert_msg(strstr(detail, S_CHIP1_HEX) != NULL && strstr(detail, S_VIN1) != NULL, "%s",
+                  detail);
+    ck_assert_int_eq(vem_keys_activate(keys, f, frame, len, NULL, 0), VEM_KEYS_KEY_REUSED);
+    ck_assert_int_eq(vem_keys_file(keys, f, NULL, 0), VEM_KEYS_KEY_REUSED);
+    ck_assert(!vem_keys_restore(keys, f));
+    ck_assert_ptr_null(vem_keys_find(keys, (const uint8_t *)S_VIN2));
+    ck_assert_uint_eq(vem_keys_size(keys), 1);
+    uint8_t status, info;
+    vem_keys_reply_codes(VEM_KEYS_KEY_REUSED, &status, &info);
+    ck_assert_uint_eq(status, 0x02);
+    ck_assert_uint_eq(info, 0x01);
+
+    /* the same chip, VIN and key again: accepted, still one entry */
+    len = s_activation(S_VIN1, S_VIN1, S_CHIP1, s_pub_a, "a", f, frame, sizeof frame);
+    ck_assert_int_eq(vem_keys_activate(keys, f, frame, len, detail, sizeof detail), VEM_KEYS_OK);
+    ck_assert_uint_eq(vem_keys_size(keys), 1);
+    /* chip 2 with a key of its own is fine */
+    len = s_activation(S_VIN2, S_VIN2, S_CHIP2, s_pub_b, "b", f, frame, sizeof frame);
+    ck_assert_int_eq(vem_keys_activate(keys, f, frame, len, detail, sizeof detail), VEM_KEYS_OK);
+    ck_assert(s_key_is(keys, S_VIN2, "b"));
+
+    /* judged while the key was free, filed after another chip took it: refused when filed */
+    vem_hj1239_frame_t *g = malloc(sizeof *g);
+    uint8_t other[512];
+    size_t glen = s_activation(S_VIN3, S_VIN3, S_CHIP3, s_pub_c, "c", g, other, sizeof other);
+    ck_assert_int_eq(vem_keys_judge(keys, g, other, glen, NULL, 0), VEM_KEYS_OK);
+    len = s_activation("LKEYS000000000004", "LKEYS000000000004", "CHIP000000000004", s_pub_c, "c",
+                       f, frame, sizeof frame);
+    ck_assert_int_eq(vem_keys_activate(keys, f, frame, len, NULL, 0), VEM_KEYS_OK);
+    ck_assert_int_eq(vem_keys_file(keys, g, detail, sizeof detail), VEM_KEYS_KEY_REUSED);
+    ck_assert_ptr_null(vem_keys_find(keys, (const uint8_t *)S_VIN3));
+    ck_assert_uint_eq(vem_keys_size(keys), 3);
+    free(g);
+    free(f);
+    vem_keys_destroy(&keys);
+}
+END_TEST
+
+static vem_keys_row_t s_row(const char *vin, const char *chip, const uint8_t pub[64])
+{
+    vem_keys_row_t row;
+    memcpy(row.vin, vin, 17);
+    memcpy(row.chip, chip, 16);
+    memcpy(row.pub, pub, 64);
+    return row;
+}
+
+/* Rows kept from an earlier run (the registry cache) that share a key: the first of them keeps
+ * it, the later one is left out; the rows read back come in the order they were taken, so a
+ * cache written from them seeds the same registry again. */
+START_TEST(seed_leaves_out_reused_key)
+{
+    vem_keys_row_t rows[] = {s_row(S_VIN1, S_CHIP1, s_pub_a), s_row(S_VIN2, S_CHIP2, s_pub_a),
+                             s_row(S_VIN3, S_CHIP3, s_pub_b)};
+    vem_keys_t *keys = vem_keys_new();
+    ck_assert_uint_eq(vem_keys_seed(keys, rows, 3), 2);
+    ck_assert(s_key_is(keys, S_VIN1, "a"));
+    ck_assert_ptr_null(vem_keys_find(keys, (const uint8_t *)S_VIN2));
+    ck_assert(s_key_is(keys, S_VIN3, "b"));
+    vem_keys_row_t *back = NULL;
+    ck_assert_uint_eq(vem_keys_rows(keys, &back), 2);
+    ck_assert_mem_eq(back[0].vin, S_VIN1, 17);
+    ck_assert_mem_eq(back[1].vin, S_VIN3, 17);
+    free(back);
+    vem_keys_destroy(&keys);
+
+    /* the other way round: VIN 2's row comes first and keeps key A */
+    vem_keys_row_t swapped[] = {rows[1], rows[0], rows[2]};
+    keys = vem_keys_new();
+    ck_assert_uint_eq(vem_keys_seed(keys, swapped, 3), 2);
+    ck_assert(s_key_is(keys, S_VIN2, "a"));
+    ck_assert_ptr_null(vem_keys_find(keys, (const uint8_t *)S_VIN1));
+    vem_keys_destroy(&keys);
+}
+END_TEST
+
+/* Rows read back come in the order they were taken (not the hash tables'): in one order and
+ * in its reverse. */
+START_TEST(rows_in_table_order)
+{
+    vem_keys_row_t rows[] = {s_row(S_VIN3, S_CHIP3, s_pub_b), s_row(S_VIN1, S_CHIP1, s_pub_a),
+                             s_row(S_VIN2, S_CHIP2, s_pub_c)};
+    for (int pass = 0; pass < 2; pass++) {
+        vem_keys_row_t in[3];
+        for (int i = 0; i < 3; i++)
+            in[i] = rows[pass ? 2 - i : i];
+        vem_keys_t *keys = vem_keys_new();
+        ck_assert_uint_eq(vem_keys_seed(keys, in, 3), 3);
+        vem_keys_row_t *back = NULL;
+        ck_assert_uint_eq(vem_keys_rows(keys, &back), 3);
+        for (int i = 0; i < 3; i++)
+            ck_assert_mem_eq(back[i].vin, in[i].vin, 17);
+        free(back);
+        vem_keys_destroy(&keys);
+    }
 }
 END_TEST
 
@@ -181,7 +312,8 @@ START_TEST(reply_codes)
     } cases[] = {{VEM_KEYS_OK, 0x01, 0x00, "ok"},
                  {VEM_KEYS_CHIP_TAKEN, 0x02, 0x01, "chip_activated"},
                  {VEM_KEYS_VIN_ERROR, 0x02, 0x02, "vin_error"},
-                 {VEM_KEYS_BAD_SIGNATURE, 0x02, 0x02, "bad_signature"}};
+                 {VEM_KEYS_BAD_SIGNATURE, 0x02, 0x02, "bad_signature"},
+                 {VEM_KEYS_KEY_REUSED, 0x02, 0x01, "key_reused"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint8_t status, info;
         vem_keys_reply_codes(cases[i].v, &status, &info);
@@ -257,6 +389,9 @@ Suite *vem_suite_keys(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, chip_and_vin_rules);
     tcase_add_test(tc, judged_is_not_filed);
+    tcase_add_test(tc, key_of_another_chip_refused);
+    tcase_add_test(tc, seed_leaves_out_reused_key);
+    tcase_add_test(tc, rows_in_table_order);
     tcase_add_test(tc, reply_codes);
     tcase_add_test(tc, signed_bytes);
     tcase_add_test(tc, failed_load_is_not_loaded);

@@ -123,6 +123,9 @@ START_TEST(class_names)
     ck_assert_str_eq(vem_records_class_name(VEM_RECORD_CLASS_SPOOL_DAMAGED), "spool_damaged");
     ck_assert_str_eq(vem_records_class_name(VEM_RECORD_CLASS_TOO_LARGE), "too_large");
     ck_assert_str_eq(vem_records_class_name(VEM_RECORD_CLASS_BAD_VIN), "bad_vin");
+    /* the activation refusals of README "Signatures and terminal keys" */
+    ck_assert_str_eq(vem_records_class_name(VEM_RECORD_CLASS_CHIP_ACTIVATED), "chip_activated");
+    ck_assert_str_eq(vem_records_class_name(VEM_RECORD_CLASS_KEY_REUSED), "key_reused");
     ck_assert_str_eq(vem_records_class_name(0), "malformed_body"); /* never "ok" */
 }
 END_TEST

@@ -9,7 +9,15 @@
  *   activation  a chip activated by VIN 1 (answer ok); the same chip filed by VIN 2 (answer
  *               0x02 0x01, chip already activated); a flipped byte in the signed part, a data
  *               unit VIN other than the header's, VIN 1 with a second chip (0x02 0x02 each);
- *               the registry row in terminal_keys, the refusals in quarantine by class
+ *               chip 1's key filed by VIN 4 under chip 4 (0x02 0x01, key_reused, the detail
+ *               naming chip 1, counted); the registry row in terminal_keys, the refusals in
+ *               quarantine by class; rows with a key another chip holds do not reach
+ *               terminal_keys (the activation trigger leaves them out, the unique index refuses
+ *               an INSERT)
+ *   reused_key_rows  a database migrated up to 0014 holding two chips with one key: vemd's load
+ *               keeps the one activated first; migration 0015 moves the other to
+ *               terminal_keys_reused (naming the chip that keeps it), and the load after it
+ *               holds the same
  *   activation_limit  twenty activations in one write at terminals.activations_per_s = 1: the
  *               ones over the budget quarantined (too_many_activations) and left unanswered
  *   enforce     the activated VIN's frames: signed by its chip (stored), a byte flipped after
@@ -33,15 +41,20 @@
  *               replays are checked with the keys of its registry cache, so a frame signed by
  *               a filed key is stored, not quarantined as no_key
  *   binding     a second VIN on a connection, by a frame or by a second login: quarantined as
- *               vin_switch, the connection closed by vemd, counted */
+ *               vin_switch, the connection closed by vemd, counted
+ *
+ * Keys A and B are made anew for every test (a key belongs to one chip, and the tests file
+ * theirs under chips of their own in the database they share). */
 #include "hj1239.h"
 #include "itutil.h"
+#include "keys.h"
 #include "sm2cli.h"
 #include "testutil.h"
 
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <glob.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -49,6 +62,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +72,13 @@ static uint8_t s_pub_a[64], s_pub_b[64];
 static void s_setup(void)
 {
     vem_test_mkdtemp("it_sm2", s_keys, sizeof s_keys);
+    vem_sm2cli_keygen(s_keys, "a", s_pub_a);
+    vem_sm2cli_keygen(s_keys, "b", s_pub_b);
+}
+
+/* Before each test (in its own process): keys A and B of its own. */
+static void s_fresh_keys(void)
+{
     vem_sm2cli_keygen(s_keys, "a", s_pub_a);
     vem_sm2cli_keygen(s_keys, "b", s_pub_b);
 }
@@ -228,15 +249,17 @@ START_TEST(activation)
 {
     vem_it_pg_up();
     PGconn *conn = vem_it_pg();
-    vem_it_run_t r = {.terminals_opts = "activations_per_address_s = 100;"}; /* 7 in a row */
+    vem_it_run_t r = {.terminals_opts = "activations_per_address_s = 100;"}; /* 8 in a row */
     vem_it_start(&r, "it_sm2");
-    char vin1[32], vin2[32], vin3[32], chip1[32], chip2[32], chip3[32];
+    char vin1[32], vin2[32], vin3[32], vin4[32], chip1[32], chip2[32], chip3[32], chip4[32];
     s_unique(vin1, sizeof vin1, "LSM2A", 1, 17);
     s_unique(vin2, sizeof vin2, "LSM2A", 2, 17);
     s_unique(vin3, sizeof vin3, "LSM2A", 3, 17);
     s_unique(chip1, sizeof chip1, "CHIP", 1, 16); /* 16 ASCII bytes */
     s_unique(chip2, sizeof chip2, "CHIP", 2, 16);
     s_unique(chip3, sizeof chip3, "CHIP", 3, 16);
+    s_unique(vin4, sizeof vin4, "LSM2A", 4, 17);
+    s_unique(chip4, sizeof chip4, "CHIP", 4, 16);
     uint8_t frame[512];
     size_t len;
 
@@ -262,6 +285,10 @@ START_TEST(activation)
      * read chip 1's id could otherwise file a key of their own) */
     len = s_activation(vin1, vin1, chip1, s_pub_b, "b", frame, sizeof frame);
     s_activate_expect(&r, frame, len, 0x02, 0x01);
+    /* chip 1's key A under chip 4 for VIN 4, signed by A (a cloned chip): 0x02 0x01 */
+    len = s_activation(vin4, vin4, chip4, s_pub_a, "a", frame, sizeof frame);
+    s_activate_expect(&r, frame, len, 0x02, 0x01);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_activations_total{verdict=\"key_reused\"}"), 1);
 
     /* the registry row: VIN 1, chip 1, key A */
     ck_assert_int_eq(
@@ -297,6 +324,49 @@ START_TEST(activation)
     vem_it_sql(conn, sql); /* the counts below are of what vemd stored */
     ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM terminal_keys WHERE vin = $1", vin2), 0);
     ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM terminal_keys WHERE vin = $1", vin3), 0);
+    ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM terminal_keys WHERE vin = $1", vin4), 0);
+    /* key A reaching the table for chip 4 by other ways: the activation trigger leaves it out,
+     * a direct INSERT meets the unique index (migration 0015) */
+    char hex_a[129];
+    for (int i = 0; i < 64; i++)
+        snprintf(hex_a + 2 * i, 3, "%02x", s_pub_a[i]);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO terminal_events (vin, event_time, cmd, seq, received_at, chip_id, "
+             "pubkey, act_vin) VALUES ('%s', now(), 'activation', 8, now(), "
+             "convert_to('%s', 'SQL_ASCII'), decode('%s', 'hex'), '%s')",
+             vin4, chip4, hex_a, vin4);
+    vem_it_sql(conn, sql);
+    ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM terminal_keys WHERE vin = $1", vin4), 0);
+    snprintf(sql, sizeof sql,
+             "DELETE FROM terminal_events WHERE vin = '%s' AND cmd = 'activation' AND seq = 8",
+             vin4);
+    vem_it_sql(conn, sql);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO terminal_keys VALUES ('%s', convert_to('%s', 'SQL_ASCII'), "
+             "decode('%s', 'hex'), now(), now())",
+             vin4, chip4, hex_a);
+    res = PQexec(conn, sql);
+    ck_assert_int_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
+    ck_assert_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "23505"); /* unique_violation */
+    PQclear(res);
+    /* the refusal as key_reused, its detail naming chip 1 (in hex) and VIN 1 */
+    const char *reuse[] = {vin4, chip1, vin1};
+    long long quarantined = 0;
+    for (int i = 0; i < 300 && quarantined == 0; i++) {
+        if (i)
+            vem_it_sleep(0.1);
+        res = PQexecParams(conn,
+                           "SELECT count(*) FROM quarantine WHERE error_class = 'key_reused' AND "
+                           "position(convert_to($1, 'SQL_ASCII') in raw) = 4 AND "
+                           "position(encode(convert_to($2, 'SQL_ASCII'), 'hex') in detail) > 0 "
+                           "AND position($3 in detail) > 0",
+                           3, NULL, reuse, NULL, NULL, 0);
+        ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+        quarantined = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        PQclear(res);
+    }
+    ck_assert_int_eq(quarantined, 1);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_errors_total{class=\"key_reused\"}"), 1);
     /* the refusals, by class (VIN 2 by its header in the raw bytes) */
     ck_assert_int_eq(s_count_until(conn,
                                    "SELECT count(*) FROM quarantine WHERE error_class = "
@@ -330,6 +400,117 @@ START_TEST(activation)
                      1);
     vem_it_stop(&r);
     PQfinish(conn);
+}
+END_TEST
+
+/* `vemctl db migrate` of the migrations in dir into database db of the harness's server. */
+static void s_migrate(const char *db, const char *dir)
+{
+    char vemctl[512], conninfo[600], log[300];
+    snprintf(vemctl, sizeof vemctl, "%s/vemctl", vem_test_bin_dir());
+    snprintf(conninfo, sizeof conninfo, "%s dbname=%s", vem_test_env("VEM_TEST_PG"), db);
+    snprintf(log, sizeof log, "%s/migrate.log", s_keys);
+    char *argv[] = {vemctl, "db", "migrate", "--db", conninfo, "--dir", (char *)dir, NULL};
+    ck_assert_int_eq(vem_it_wait(vem_it_spawn(argv, log), 120), 0);
+}
+
+/* True when the registry's key of vin verifies what key `signer` signed. */
+static bool s_key_is(vem_keys_t *keys, const char *vin, const char *signer)
+{
+    uint8_t msg[32] = "a frame's data unit, say", r[32], s[32];
+    vem_sm2cli_sign(s_keys, signer, "1234567812345678", msg, sizeof msg, r, s);
+    vem_sm2_key_t *k = vem_keys_find(keys, (const uint8_t *)vin);
+    bool ok = k && vem_sm2_verify(k, r, 32, s, 32, msg, sizeof msg) == VEM_SM2_OK;
+    vem_sm2_key_destroy(&k);
+    return ok;
+}
+
+/* Files a terminal_keys row: VIN, chip (16 ASCII), key, first and last activation. */
+static void s_key_row(PGconn *conn, const char *vin, const char *chip, const uint8_t pub[64],
+                      const char *at)
+{
+    char hex[129];
+    for (int i = 0; i < 64; i++)
+        snprintf(hex + 2 * i, 3, "%02x", pub[i]);
+    const char *params[] = {vin, chip, hex, at};
+    PGresult *res = PQexecParams(conn,
+                                 "INSERT INTO terminal_keys VALUES ($1, convert_to($2, "
+                                 "'SQL_ASCII'), decode($3, 'hex'), $4, $4)",
+                                 4, NULL, params, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(conn));
+    PQclear(res);
+}
+
+/* A database as 0014 left it may hold one key under two chips. Chip X was filed first but
+ * activated later than chip Y, both with key A; chip Z has key B. */
+START_TEST(reused_key_rows)
+{
+    vem_it_pg_up();
+    PGconn *admin = vem_it_pg_as(NULL);
+    vem_it_sql(admin, "DROP DATABASE IF EXISTS vem_dupkey");
+    vem_it_sql(admin, "CREATE DATABASE vem_dupkey");
+    /* the migrations before 0015 */
+    char dir[300], pattern[700], link_path[400];
+    snprintf(dir, sizeof dir, "%s/schema14", s_keys);
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    snprintf(pattern, sizeof pattern, "%s/../../schema/[0-9][0-9][0-9][0-9]_*.sql",
+             vem_test_bin_dir());
+    glob_t files;
+    ck_assert_int_eq(glob(pattern, 0, NULL, &files), 0);
+    for (size_t i = 0; i < files.gl_pathc; i++) {
+        const char *base = strrchr(files.gl_pathv[i], '/') + 1;
+        if (strncmp(base, "0015", 4) >= 0)
+            continue;
+        char *full = realpath(files.gl_pathv[i], NULL);
+        ck_assert_ptr_nonnull(full);
+        snprintf(link_path, sizeof link_path, "%s/%s", dir, base);
+        ck_assert_int_eq(symlink(full, link_path), 0);
+        free(full);
+    }
+    globfree(&files);
+    s_migrate("vem_dupkey", dir);
+
+    char conninfo[600];
+    snprintf(conninfo, sizeof conninfo, "%s dbname=vem_dupkey", vem_test_env("VEM_TEST_PG"));
+    PGconn *conn = PQconnectdb(conninfo);
+    ck_assert_int_eq(PQstatus(conn), CONNECTION_OK);
+    s_key_row(conn, "LDUPKEY0000000001", "CHIPDUPKEY00000X", s_pub_a, "2026-01-02 08:00+08");
+    s_key_row(conn, "LDUPKEY0000000002", "CHIPDUPKEY00000Y", s_pub_a, "2026-01-01 08:00+08");
+    s_key_row(conn, "LDUPKEY0000000003", "CHIPDUPKEY00000Z", s_pub_b, "2026-01-03 08:00+08");
+
+    /* vemd's load: chip Y, activated first, keeps key A */
+    vem_keys_t *keys = vem_keys_new();
+    char err[512] = "";
+    ck_assert_msg(vem_keys_load(keys, conninfo, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(vem_keys_size(keys), 2);
+    ck_assert(s_key_is(keys, "LDUPKEY0000000002", "a"));
+    ck_assert_ptr_null(vem_keys_find(keys, (const uint8_t *)"LDUPKEY0000000001"));
+    ck_assert(s_key_is(keys, "LDUPKEY0000000003", "b"));
+
+    /* 0015 on top: chip X's row moves out, naming chip Y; the table is now as vemd loads it */
+    snprintf(dir, sizeof dir, "%s/../../schema", vem_test_bin_dir());
+    s_migrate("vem_dupkey", dir);
+    ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM terminal_keys", NULL), 2);
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(*) FROM terminal_keys WHERE vin IN "
+                             "('LDUPKEY0000000002', 'LDUPKEY0000000003')",
+                             NULL),
+                     2);
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(*) FROM terminal_keys_reused WHERE vin = "
+                             "'LDUPKEY0000000001' AND chip_id = 'CHIPDUPKEY00000X'::bytea AND "
+                             "held_by_chip = 'CHIPDUPKEY00000Y'::bytea AND first_activated_at = "
+                             "'2026-01-02 08:00+08'",
+                             NULL),
+                     1);
+    ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM terminal_keys_reused", NULL), 1);
+    ck_assert_int_eq(vem_keys_load(keys, conninfo, err, sizeof err), 0);
+    ck_assert_uint_eq(vem_keys_size(keys), 2);
+    ck_assert(s_key_is(keys, "LDUPKEY0000000002", "a"));
+    vem_keys_destroy(&keys);
+    PQfinish(conn);
+    vem_it_sql(admin, "DROP DATABASE vem_dupkey");
+    PQfinish(admin);
 }
 END_TEST
 
@@ -556,7 +737,7 @@ START_TEST(enforce)
     ck_assert_int_eq(s_count_until(conn, sql, fl.keyed, 1), 1);
     snprintf(sql, sizeof sql, "%s'no_key'", by_class);
     ck_assert_int_eq(s_count_until(conn, sql, fl.keyless, 1), 1);
-    vem_it_sink_settled(&r);
+    json_decref(vem_it_sink_settled(&r));
     ck_assert_int_gt(s_samples(conn, fl.keyed, 1), 0); /* signed by its chip: stored */
     for (int seq = 2; seq <= 4; seq++)
         ck_assert_int_eq(s_samples(conn, fl.keyed, seq), 0);
@@ -598,7 +779,7 @@ START_TEST(flag)
     ck_assert_int_eq(s_count_until(conn, sql, fl.keyed, 1), 1);
     snprintf(sql, sizeof sql, "%s'no_key'", by_reason);
     ck_assert_int_eq(s_count_until(conn, sql, fl.keyless, 1), 1);
-    vem_it_sink_settled(&r);
+    json_decref(vem_it_sink_settled(&r));
     ck_assert_int_eq(
         s_count(conn, "SELECT count(*) FROM unverified_frames WHERE vin = $1", fl.keyed), 3);
     ck_assert_double_eq(vem_it_metric_now(&r, "vem_unverified_frames_total"), 4);
@@ -842,7 +1023,7 @@ START_TEST(reload)
                                    "error_class = 'no_key'",
                                    vin, 1),
                      1);
-    vem_it_sink_settled(&r);
+    json_decref(vem_it_sink_settled(&r));
     ck_assert_int_eq(s_samples(conn, vin, 2), 0);
     close(fd);
     vem_it_stop(&r);
@@ -981,7 +1162,7 @@ START_TEST(binding)
                     "position(convert_to($1, 'SQL_ASCII') in raw) = 4";
     ck_assert_int_eq(s_count_until(conn, q, vin2, 1), 1);
     ck_assert_int_eq(s_count_until(conn, q, vin3, 1), 1);
-    vem_it_sink_settled(&r);
+    json_decref(vem_it_sink_settled(&r));
     ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM obd_samples WHERE vin = $1", vin2), 0);
     ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM terminal_events WHERE vin = $1", vin3), 0);
     ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM terminal_events WHERE vin = $1", vin1), 2);
@@ -1000,8 +1181,10 @@ Suite *vem_suite_sm2_e2e(void)
     Suite *s = suite_create("sm2_e2e");
     TCase *tc = tcase_create("daemon");
     tcase_add_unchecked_fixture(tc, s_setup, NULL);
+    tcase_add_checked_fixture(tc, s_fresh_keys, NULL);
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, activation);
+    tcase_add_test(tc, reused_key_rows);
     tcase_add_test(tc, activation_limit);
     tcase_add_test(tc, activation_limit_per_address);
     tcase_add_test(tc, enforce);
