@@ -189,10 +189,12 @@ size_t vem_rules_vehicle_bytes(const vem_rules_vehicle_t *self);
 typedef struct {
     uint64_t samples;          /* 1 Hz samples judged */
     uint64_t late_samples;     /* samples older than the live trip: judged on the back-fill track */
-    uint64_t late_obd;         /* OBD snapshots older than the newest seen: not used for MIL/DTC */
+    uint64_t late_obd;         /* OBD snapshots older than the newest seen: not used for DTCs and
+                                  the OBD VIN (the MIL uses them, rules.c) */
+    uint64_t late_mil;         /* MIL snapshots that could not be placed (rules.c) */
     uint64_t readings;         /* roadside readings judged */
     uint64_t readings_invalid; /* not valid: station flag or outside the window, or fuel unknown */
-    uint64_t readings_late;    /* exceedances older than a compliant reading already seen */
+    uint64_t readings_late;    /* readings too old for a chain that let readings go (rules_rsd.c) */
     uint64_t fusion_unmatched; /* NO exceedances with no OBD sample within fusion_match_s */
 } vem_rules_counts_t;
 
