@@ -286,15 +286,15 @@ void vem_rules_rsd_obd(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
  * made. Everything that reads the ring calls it first. */
 void vem_rules_rsd_settle(vem_rules_rsd_t *rsd);
 
-/* Stored readings (any order) seeded into the chains without verdicts, except that a chain
- * which held readings judged before the history came and which the history changes is
- * emitted again, as it now stands: what judging everything in time order would have emitted
- * last. Returns the exceedances the chains hold afterwards. */
+/* Stored readings (any order) seeded into the chains without verdicts, except that the readings
+ * judged before the history came whose verdicts it changes are emitted again, as they now
+ * stand: what judging everything in time order emitted for them. Returns vem_rules_rsd_links
+ * afterwards. */
 size_t vem_rules_rsd_history(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
                              const vem_rules_config_t *cfg, const vem_rsd_reading_t *past, size_t n,
                              vem_rules_out_t *out);
 
-/* Exceedances held in all the chains. */
+/* Exceedances after each chain's newest compliant reading (what a new reading can complete). */
 size_t vem_rules_rsd_links(const vem_rules_rsd_t *rsd);
 
 /* Drops pending readings older than now_us - fusion_horizon_s: no OBD data came for them. */

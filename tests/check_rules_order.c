@@ -426,6 +426,90 @@ START_TEST(mil_in_every_order)
 }
 END_TEST
 
+/* ---- bounds ------------------------------------------------------------------------------- */
+
+/* A chain holds 64 readings. Exceedances f1 .. f64 an hour apart, then f65: f1 goes, and from
+ * then on a late reading is judged only with 33 readings older than it held (the 32 a verdict
+ * rests on and the one before them). x, between f10 and f11, has 8 (f3 .. f10 once f2 went
+ * for it): counted late, no verdict, nothing changes. y, between f40 and f41, has 38: judged.
+ * Its verdict rests on the 32 newest exceedances up to it, f10 .. f40 and y, a violation under
+ * f10's id, which is what time order gives; and the exceedances after it, f41 .. f65, whose 32
+ * now include y, are emitted again as they now stand (f41's rests on f11 .. f40, y, f41): 26
+ * verdicts. */
+START_TEST(roadside_bound)
+{
+    vem_rules_config_t cfg;
+    vem_rules_config_defaults(&cfg);
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    char id[16];
+    for (int i = 1; i <= 65; i++) {
+        snprintf(id, sizeof id, "f%d", i);
+        s_rd_t d = {id, T0 + i * 3600, E};
+        vem_rsd_reading_t r;
+        s_reading(&r, &d);
+        vem_rules_on_reading(v, &cfg, &r, (uint64_t)i, NULL, NULL);
+    }
+    const vem_rules_chain_t *c = v->rsd.chain[0];
+    ck_assert_uint_eq(c->n, 64);
+    ck_assert(c->truncated);
+    ck_assert_str_eq(c->links[0].reading_id, "f2");
+    s_log_t log = {0};
+    s_rd_t x = {"x", T0 + 10 * 3600 + 60, E};
+    vem_rsd_reading_t r;
+    s_reading(&r, &x);
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &r, 66, s_collect, &log), 0);
+    ck_assert_uint_eq(vem_rules_vehicle_counts(v)->readings_late, 1);
+    ck_assert_str_eq(c->links[0].reading_id, "f2");
+    s_rd_t y = {"y", T0 + 40 * 3600 + 60, E};
+    s_reading(&r, &y);
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &r, 67, s_collect, &log), 26);
+    ck_assert_uint_eq(vem_rules_vehicle_counts(v)->readings_late, 1);
+    c = v->rsd.chain[0];
+    ck_assert_uint_eq(c->n, 64);
+    ck_assert_str_eq(c->links[0].reading_id, "f3");
+    char want[VEM_RULES_ID_LEN];
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/f10", want);
+    ck_assert_int_eq(log.v[0].severity, VEM_SEVERITY_VIOLATION);
+    ck_assert_str_eq(log.v[0].id, want);
+    ck_assert_uint_eq(log.v[0].nreadings, 32);
+    ck_assert_int_eq(log.v[0].last_us, US(y.t) + 250000);
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/f11", want);
+    ck_assert_str_eq(log.v[1].id, want);
+    ck_assert_int_eq(log.v[1].last_us, US(T0 + 41 * 3600) + 250000);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* What the MIL runs cannot place. An off snapshot between two on snapshots 5 minutes apart
+ * (one run: the snapshots around it are not held) is counted (late_mil) and changes nothing.
+ * Sixteen runs are held: with a seventeenth (on and off alternating, so no two runs of one
+ * state to join) the oldest goes, and a snapshot before the oldest held is counted too. */
+START_TEST(mil_bound)
+{
+    s_snap_t in_run[] = {{T0, true}, {T0 + 300, true}, {T0 + 120, false}};
+    s_log_t log = {0};
+    vem_rules_vehicle_t *v = s_mil_feed(in_run, 3, NULL, &log);
+    ck_assert_int_eq(log.n, 1); /* the notice at T0 */
+    ck_assert_uint_eq(vem_rules_vehicle_counts(v)->late_mil, 1);
+    ck_assert_uint_eq(v->nmil, 1);
+    ck_assert_int_eq(v->mil[0].last.sec, T0 + 300);
+    vem_rules_vehicle_destroy(&v);
+
+    s_snap_t runs[18];
+    for (int i = 0; i < 17; i++)
+        runs[i] = (s_snap_t){T0 + (i + 1) * 3600, i % 2 == 0};
+    runs[17] = (s_snap_t){T0, false};
+    log.n = 0;
+    v = s_mil_feed(runs, 18, NULL, &log);
+    ck_assert_int_eq(log.n, 9); /* a notice for each "on" hour: 1, 3, ..., 17 */
+    ck_assert_uint_eq(v->nmil, VEM_RULES_MIL_RUNS);
+    ck_assert(v->mil_truncated);
+    ck_assert_int_eq(v->mil[0].first.sec, T0 + 2 * 3600);
+    ck_assert_uint_eq(vem_rules_vehicle_counts(v)->late_mil, 1);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 Suite *vem_suite_rules_order(void);
 Suite *vem_suite_rules_order(void)
 {
@@ -433,6 +517,8 @@ Suite *vem_suite_rules_order(void)
     TCase *tc = tcase_create("permutations");
     tcase_add_loop_test(tc, roadside_in_every_order, 0, sizeof s_rsd_cases / sizeof *s_rsd_cases);
     tcase_add_loop_test(tc, mil_in_every_order, 0, sizeof s_mil_cases / sizeof *s_mil_cases);
+    tcase_add_test(tc, roadside_bound);
+    tcase_add_test(tc, mil_bound);
     suite_add_tcase(s, tc);
     return s;
 }
