@@ -434,6 +434,9 @@ static void s_sc_roadside(s_run_t *r)
     s_mark(r);
     s_reading(r, T0 + 4 * DAY, "r5", 1900, 20); /* NO chain of two: violation */
     s_reading(r, T0 + 4 * DAY, "r5", 1900, 20); /* judged once */
+    s_mark(r);
+    s_reading(r, T0 - DAY, "r0", 1650, NAN); /* late: NO r0, r1 before r2's compliant: violation */
+    s_reading(r, T0 + 3 * DAY + DAY / 2, "r6", 1000, NAN); /* late compliant: r5 alone again */
 }
 
 static void s_low_nox(long i, s_phys_t *p, const void *arg)
