@@ -768,11 +768,14 @@ static void s_mil(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
         return;
     bool on = mil == 1;
     int64_t t = at->sec, gap = (int64_t)cfg->trip_gap_min * 60;
-    if (!v->mil) {
-        v->mil = calloc(VEM_RULES_MIL_RUNS, sizeof *v->mil);
-        if (!v->mil)
+    if (v->nmil == v->mil_cap && v->mil_cap < VEM_RULES_MIL_RUNS) {
+        uint32_t cap = v->mil_cap ? v->mil_cap * 2 : 2;
+        vem_rules_mil_run_t *grown = realloc(v->mil, cap * sizeof *grown);
+        if (!grown)
             abort();
-        v->bytes += VEM_RULES_MIL_RUNS * sizeof *v->mil;
+        v->bytes += (cap - v->mil_cap) * sizeof *grown;
+        v->mil = grown;
+        v->mil_cap = cap;
     }
     vem_rules_mil_run_t *m = v->mil;
     uint32_t i = 0; /* the first run that ends at or after t */

@@ -10,7 +10,7 @@
  * host; a byte-order probe says when it is not):
  *   "VRCK", u32 version, u32 0x01020304
  *   ids (vin, plate, plate colour: u8 length + bytes), facts, flags, receipt times, counts
- *   OBD snapshots: newest, VIN mismatch, the MIL runs (allocated, truncated, count, runs), the
+ *   OBD snapshots: newest, VIN mismatch, the MIL runs (capacity, truncated, count, runs), the
  *     DTC set (capacity, count, codes)
  *   the live track, then the back-fill track: trip, spans, figures, and its NOx window with
  *     the ring's samples from the oldest open window on (20-byte slots, oldest first) and the
@@ -60,7 +60,7 @@
  * sizes (of x86-64 and other LP64 hosts) fail the build when a struct changes, as a reminder.
  * Update them once the new member is in the format. */
 #if defined(__LP64__)
-_Static_assert(sizeof(struct vem_rules_vehicle) == 1888, "vehicle changed: update rules_ckpt");
+_Static_assert(sizeof(struct vem_rules_vehicle) == 1896, "vehicle changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_track_t) == 760, "track changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_window_t) == 376, "window changed: update rules_ckpt");
 /* (its staged kept windows are saved as kept ones, as vem_rules_window_settle appends them) */
@@ -744,7 +744,7 @@ void vem_rules_vehicle_save(const vem_rules_vehicle_t *self, uint8_t **buf, size
         s_put_u64(&w, counts[i]);
     s_put_i64(&w, self->obd_newest);
     s_put_u8(&w, self->vin_mismatch);
-    s_put_u8(&w, self->mil != NULL);
+    s_put_u32(&w, self->mil_cap);
     s_put_u8(&w, self->mil_truncated);
     s_put_u32(&w, self->nmil);
     for (uint32_t i = 0; i < self->nmil; i++) {
@@ -793,22 +793,23 @@ static bool s_color_ok(const char *c)
     return false;
 }
 
-static void s_mil_alloc(vem_rules_vehicle_t *v)
+static void s_mil_alloc(vem_rules_vehicle_t *v, uint32_t cap)
 {
-    v->mil = s_alloc(VEM_RULES_MIL_RUNS * sizeof *v->mil, &v->bytes);
+    v->mil = s_alloc(cap * sizeof *v->mil, &v->bytes);
+    v->mil_cap = cap;
 }
 
 static void s_get_mil(s_rd_t *r, vem_rules_vehicle_t *v)
 {
     v->vin_mismatch = s_bool(r, "vin mismatch");
-    bool allocated = s_bool(r, "mil runs allocated");
+    uint32_t cap = s_capacity(r, s_u32(r, "mil run capacity"), 2, VEM_RULES_MIL_RUNS,
+                              "mil run capacity");
     v->mil_truncated = s_bool(r, "mil runs truncated");
-    uint32_t n = s_at_most(r, s_u32(r, "mil run count"), allocated ? VEM_RULES_MIL_RUNS : 0,
-                           "mil run count");
+    uint32_t n = s_at_most(r, s_u32(r, "mil run count"), cap, "mil run count");
     if (r->failed)
         return;
-    if (allocated)
-        s_mil_alloc(v);
+    if (cap)
+        s_mil_alloc(v, cap);
     for (uint32_t i = 0; i < n && !r->failed; i++) {
         vem_rules_mil_run_t *m = &v->mil[i];
         s_get_at(r, &m->first, "mil run");
@@ -836,7 +837,7 @@ static void s_get_mil_v2(s_rd_t *r, vem_rules_vehicle_t *v)
     s_get_at(r, &since, "mil on since");
     if (r->failed || !on)
         return;
-    s_mil_alloc(v);
+    s_mil_alloc(v, 2);
     vem_rules_at_t last = since;
     if (v->obd_newest != INT64_MIN && v->obd_newest > since.sec)
         last = (vem_rules_at_t){v->obd_newest, 0, 0};

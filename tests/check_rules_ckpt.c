@@ -902,10 +902,10 @@ static void s_v2_checkpoint(s_bytes_t *o, uint32_t version)
     vem_rules_vehicle_save(v, &buf, &len, &cap);
     vem_rules_vehicle_destroy(&v);
     /* version 3 of a fresh vehicle: header, ids, 43 bytes of facts to receipt times, 8 counts,
-     * newest snapshot, VIN mismatch, MIL runs (allocated, truncated, count 0), DTCs (0, 0),
+     * newest snapshot, VIN mismatch, MIL runs (capacity 0, truncated, count 0), DTCs (0, 0),
      * the tracks, then 26 bytes of empty roadside state and the memory held */
     size_t facts = 12 + 1 + 17 + 1 + strlen(PLATE) + 1 + strlen("yellow");
-    size_t tracks = facts + 43 + 8 * 8 + 8 + 1 + 1 + 1 + 4 + 4 + 4;
+    size_t tracks = facts + 43 + 8 * 8 + 8 + 1 + 4 + 1 + 4 + 4 + 4;
     size_t tracks_end = len - 8 - 26;
     ck_assert_uint_eq(buf[4], 3);
     ck_assert_uint_lt(tracks, tracks_end);
