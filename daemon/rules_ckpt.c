@@ -802,8 +802,8 @@ static void s_mil_alloc(vem_rules_vehicle_t *v, uint32_t cap)
 static void s_get_mil(s_rd_t *r, vem_rules_vehicle_t *v)
 {
     v->vin_mismatch = s_bool(r, "vin mismatch");
-    uint32_t cap = s_capacity(r, s_u32(r, "mil run capacity"), 2, VEM_RULES_MIL_RUNS,
-                              "mil run capacity");
+    uint32_t cap =
+        s_capacity(r, s_u32(r, "mil run capacity"), 2, VEM_RULES_MIL_RUNS, "mil run capacity");
     v->mil_truncated = s_bool(r, "mil runs truncated");
     uint32_t n = s_at_most(r, s_u32(r, "mil run count"), cap, "mil run count");
     if (r->failed)

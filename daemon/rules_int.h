@@ -368,10 +368,10 @@ struct vem_rules_vehicle {
     /* OBD snapshots: once a minute */
     int64_t obd_newest;
     bool vin_mismatch;
-    bool mil_truncated;       /* older runs went: a snapshot before the first held is not placed */
-    uint32_t nmil, mil_cap;   /* runs held, by time; room (grows up to VEM_RULES_MIL_RUNS) */
+    bool mil_truncated;     /* older runs went: a snapshot before the first held is not placed */
+    uint32_t nmil, mil_cap; /* runs held, by time; room (grows up to VEM_RULES_MIL_RUNS) */
     vem_rules_mil_run_t *mil;
-    uint32_t *dtcs;           /* codes seen since the last snapshot without any */
+    uint32_t *dtcs; /* codes seen since the last snapshot without any */
     uint32_t ndtcs, dtc_cap;
     /* rarely */
     size_t bytes;
