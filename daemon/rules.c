@@ -37,8 +37,10 @@
  * tracks with their window state inline);
  * while a trip is open with engine figures, the window ring (20 bytes a sample, at most
  * D_lim + 1 samples, rules_window.c) and the kept windows (12 bytes each, at most
- * VEM_RULES_WINDOW_KEEP + 256); the DTC set (4 bytes a code, at most VEM_RULES_DTC_MAX); the fusion
- * history (2 bytes per second of fusion_horizon_s) and roadside chains (rules_rsd.c).
+ * VEM_RULES_WINDOW_KEEP + 256); the DTC set (4 bytes a code, at most VEM_RULES_DTC_MAX); the MIL
+ * runs (40 bytes each, at most VEM_RULES_MIL_RUNS); the fusion history (2 bytes per second of
+ * fusion_horizon_s) and roadside chains (120 bytes a reading, at most VEM_RULES_CHAIN_HELD per
+ * pollutant, rules_rsd.c).
  * vem_rules_vehicle_bytes() sums what is allocated. The figures of a heavy truck (D_lim about
  * 1,700) make at most about 63 KiB in the middle of a long trip.
  *
