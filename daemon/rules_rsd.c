@@ -296,8 +296,9 @@ static void s_chain_emit(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_
     vem_rules_emit(out, &ctx->who, &v);
 }
 
-/* A chain as it was, to tell which verdicts a change moved: each reading with the first link
- * of its verdict (-1: not an exceedance) and its compliant reading, by identity. */
+/* A chain as it was, to tell which verdicts a change moved: its readings, and from links[from]
+ * on what each one's verdict rested on (first -1: not an exceedance). A change at from cannot
+ * move the verdicts before it. */
 typedef struct {
     uint32_t n;
     vem_rules_link_t links[VEM_RULES_CHAIN_HELD];
@@ -305,13 +306,13 @@ typedef struct {
 } s_before_t;
 
 static void s_remember(const vem_rules_chain_t *c, const vem_rules_config_t *cfg, double limit,
-                       s_before_t *b)
+                       uint32_t from, s_before_t *b)
 {
     b->n = c ? c->n : 0;
-    for (uint32_t i = 0; i < b->n; i++) {
-        b->links[i] = c->links[i];
+    if (b->n)
+        memcpy(b->links, c->links, b->n * sizeof *c->links);
+    for (uint32_t i = from; i < b->n; i++)
         b->sig[i] = s_over(&c->links[i], limit) ? s_sig(c, cfg, limit, i) : (s_sig_t){-1, -1, 0};
-    }
 }
 
 static bool s_same_link(const vem_rules_link_t *a, const vem_rules_link_t *b)
@@ -367,17 +368,12 @@ static int32_t s_place(const vem_rules_chain_t *c, const vem_rsd_reading_t *r)
     return (int32_t)at;
 }
 
-/* Adds the reading to the chain; false when it is not held (the chain holds it already, or it
- * is too old to be judged: counted). *fresh says whether it was new. */
+/* Adds the reading to the chain at its place (s_place); false when it is too old to be judged
+ * (counted). *where is its index then. */
 static bool s_insert(vem_rules_chain_t *c, const vem_rules_rsd_ctx_t *ctx,
-                     const vem_rsd_reading_t *r, double value, double limit, bool *fresh,
+                     const vem_rsd_reading_t *r, double value, double limit, uint32_t at,
                      uint32_t *where)
 {
-    int32_t place = s_place(c, r);
-    *fresh = place >= 0;
-    if (place < 0)
-        return false;
-    uint32_t at = (uint32_t)place;
     bool full = c->n == VEM_RULES_CHAIN_HELD;
     if (full && at == 0) { /* older than everything held: it would go at once */
         c->truncated = true;
@@ -426,14 +422,16 @@ static bool s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
     vem_rules_chain_t *c = rsd->chain[p];
     if (!c)
         c = rsd->chain[p] = s_alloc(sizeof *c, ctx->bytes);
+    int32_t place = s_place(c, r);
+    if (place < 0)
+        return false;
     s_before_t before; /* about 8 KiB */
     if (out->fn)
-        s_remember(c, cfg, limit, &before);
-    bool fresh;
+        s_remember(c, cfg, limit, (uint32_t)place, &before);
     uint32_t at;
-    if (s_insert(c, ctx, r, value, limit, &fresh, &at) && out->fn)
+    if (s_insert(c, ctx, r, value, limit, (uint32_t)place, &at) && out->fn)
         s_emit_changed(ctx, cfg, fuel, p, c, &before, at, limit, true, out);
-    return fresh;
+    return true;
 }
 
 /* ---- fusion ------------------------------------------------------------------------------- */
@@ -725,7 +723,7 @@ size_t vem_rules_rsd_history(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ct
         if (!before)
             abort();
         for (unsigned p = 0; p < VEM_RULES_POLLUTANTS; p++)
-            s_remember(rsd->chain[p], cfg, s_limit(cfg, fuel, p), &before[p]);
+            s_remember(rsd->chain[p], cfg, s_limit(cfg, fuel, p), 0, &before[p]);
     }
     vem_rules_out_t silent = {NULL, NULL, 0, 0};
     for (size_t i = 0; i < n; i++)
