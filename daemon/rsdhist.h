@@ -6,8 +6,8 @@
  * start with an empty chain. So at start vemd loads, compactly, what the chains need from
  * rsd_readings: per plate, readings the station marked valid within the last cycle_months + 1
  * months, and of those only the newest VEM_RSDHIST_PER_POLLUTANT that report each pollutant
- * (a chain holds at most VEM_RULES_CHAIN_MAX exceedances after the newest compliant reading,
- * so older ones can change nothing), at most max_rows in all (rules.rsd_history_readings;
+ * (what a chain holds: its newest VEM_RULES_CHAIN_HELD valid readings, rules_rsd.c), at most
+ * max_rows in all (rules.rsd_history_readings;
  * past it whole plates are left out, in plate order, and the load says so: logged and
  * counted). The workers seed them into the vehicles' rule state
  * (vem_rules_history); the validity window and limits are applied there, with the running
@@ -24,8 +24,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Readings per plate and pollutant loaded (the chain bound plus the compliant one before). */
-#define VEM_RSDHIST_PER_POLLUTANT 33
+/* Readings per plate and pollutant loaded: what a chain holds (VEM_RULES_CHAIN_HELD, which
+ * rules_int.h, not for this module, defines). */
+#define VEM_RSDHIST_PER_POLLUTANT 64
 
 /* Loaded readings, grouped by plate and colour, in time order within a group. */
 typedef struct {

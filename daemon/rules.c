@@ -29,16 +29,18 @@
  * ends trips that received nothing for trip_gap_min. A trip keeps the engine figures it
  * started with.
  *
- * OBD snapshots (MIL, DTCs, OBD VIN) are judged per vehicle in their time order; a snapshot
- * older than the newest seen is counted (late_obd) and not used, since MIL episodes and the
- * DTC set are states that only go forward.
+ * OBD snapshots. The MIL is judged by the snapshots' times, in whatever order they come (s_mil);
+ * DTCs and the OBD VIN in their time order: a snapshot older than the newest seen is counted
+ * (late_obd) and not used for them, since the DTC set is a state that only goes forward.
  *
  * Memory per vehicle: this struct (about 1.9 KiB in a 2 KiB block, so it lies in one page: two
  * tracks with their window state inline);
  * while a trip is open with engine figures, the window ring (20 bytes a sample, at most
  * D_lim + 1 samples, rules_window.c) and the kept windows (12 bytes each, at most
- * VEM_RULES_WINDOW_KEEP + 256); the DTC set (4 bytes a code, at most VEM_RULES_DTC_MAX); the fusion
- * history (2 bytes per second of fusion_horizon_s) and roadside chains (rules_rsd.c).
+ * VEM_RULES_WINDOW_KEEP + 256); the DTC set (4 bytes a code, at most VEM_RULES_DTC_MAX); the MIL
+ * runs (40 bytes each, at most VEM_RULES_MIL_RUNS); the fusion history (2 bytes per second of
+ * fusion_horizon_s) and roadside chains (120 bytes a reading, at most VEM_RULES_CHAIN_HELD per
+ * pollutant, rules_rsd.c).
  * vem_rules_vehicle_bytes() sums what is allocated. The figures of a heavy truck (D_lim about
  * 1,700) make at most about 63 KiB in the middle of a long trip.
  *
@@ -111,6 +113,7 @@ void vem_rules_vehicle_destroy(vem_rules_vehicle_t **self_p)
     vem_rules_window_stop(&self->live.win);
     vem_rules_window_stop(&self->back.win);
     free(self->dtcs);
+    free(self->mil);
     vem_rules_rsd_free(&self->rsd, &self->bytes);
     free(self);
     *self_p = NULL;
@@ -745,33 +748,117 @@ static void s_snapshot_emit(vem_rules_vehicle_t *v, vem_rules_out_t *out, vem_ru
     vem_rules_emit(out, &who, &verdict);
 }
 
+/* The verdict of the MIL episode starting at first: the notice, or the violation at the
+ * snapshot `at` that showed it on more than mil_days after. */
+static void s_mil_emit(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
+                       const vem_rules_at_t *first, const vem_rules_at_t *at, bool escalate,
+                       vem_rules_out_t *out)
+{
+    int64_t on_s = at->sec - first->sec;
+    json_t *ev = json_object();
+    json_object_set_new(ev, "on_since", s_snapshot_json(v, first));
+    json_object_set_new(ev, "on_at", s_snapshot_json(v, at));
+    s_snapshot_emit(v, out, VEM_RULE_OBD_MIL_ON, NULL, first, at, on_s / 86400.0, cfg->mil_days,
+                    "d", escalate ? VEM_SEVERITY_VIOLATION : VEM_SEVERITY_NOTICE, ev);
+}
+
+/* MIL episodes by the snapshots' times, whatever order they come in. The snapshots form runs
+ * of one state, each snapshot within trip_gap_min of the next (data that came as it was
+ * measured); an episode is a series of "on" runs with no "off" run between them, its start the
+ * first of its first run, its end the last of its last. A snapshot joins the run it falls in or
+ * is near with the same state (joining two when it bridges them), or starts a run of its own:
+ * so a re-sent backlog of a stretch without data (a gap longer than trip_gap_min) can begin an
+ * episode earlier, extend it, or end it and begin another. Verdicts, after every change, are
+ * those time order emits: for each episode the notice at its start, and the violation once
+ * its end is more than mil_days after its start (evidence: its last snapshot). A start that
+ * moves earlier is a new episode id (the later start's notice stays emitted); an episode that
+ * a late "off" splits keeps its verdicts and the part after it is judged as an episode of its
+ * own. Not placed (late_mil): a snapshot that falls inside a run of the other state (the
+ * snapshots around it are not held), or before the oldest run held once one went. */
 static void s_mil(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
                   const vem_hj1239_block_t *b, const vem_rules_at_t *at, vem_rules_out_t *out)
 {
     uint32_t mil = b->raw[VEM_HJ1239_F_MIL];
     if (b->novalue >> VEM_HJ1239_F_MIL & 1 || mil > 1)
         return;
-    if (mil == 0) {
-        v->mil_on = false;
-        return;
+    bool on = mil == 1;
+    int64_t t = at->sec, gap = (int64_t)cfg->trip_gap_min * 60;
+    if (v->nmil == v->mil_cap && v->mil_cap < VEM_RULES_MIL_RUNS) {
+        uint32_t cap = v->mil_cap ? v->mil_cap * 2 : 2;
+        vem_rules_mil_run_t *grown = realloc(v->mil, cap * sizeof *grown);
+        if (!grown)
+            abort();
+        v->bytes += (cap - v->mil_cap) * sizeof *grown;
+        v->mil = grown;
+        v->mil_cap = cap;
     }
-    bool first = !v->mil_on;
-    if (first) {
-        v->mil_on = true;
-        v->mil_escalated = false;
-        v->mil_since = *at;
-    }
-    int64_t on_s = at->sec - v->mil_since.sec;
-    bool escalate = !v->mil_escalated && on_s > (int64_t)cfg->mil_days * 86400;
-    if (!first && !escalate)
+    vem_rules_mil_run_t *m = v->mil;
+    uint32_t i = 0; /* the first run that ends at or after t */
+    while (i < v->nmil && m[i].last.sec < t)
+        i++;
+    bool before = i > 0 && m[i - 1].on == on && t - m[i - 1].last.sec <= gap;
+    bool after = i < v->nmil && m[i].on == on && m[i].first.sec - t <= gap;
+    if (i < v->nmil && m[i].first.sec <= t) { /* inside run i */
+        if (m[i].on != on)
+            v->counts.late_mil++;
         return;
-    v->mil_escalated = escalate;
-    json_t *ev = json_object();
-    json_object_set_new(ev, "on_since", s_snapshot_json(v, &v->mil_since));
-    json_object_set_new(ev, "on_at", s_snapshot_json(v, at));
-    s_snapshot_emit(v, out, VEM_RULE_OBD_MIL_ON, NULL, &v->mil_since, at, on_s / 86400.0,
-                    cfg->mil_days, "d", escalate ? VEM_SEVERITY_VIOLATION : VEM_SEVERITY_NOTICE,
-                    ev);
+    } else if (before && after) { /* it bridges runs i - 1 and i */
+        m[i - 1].last = m[i].last;
+        memmove(m + i, m + i + 1, (v->nmil - i - 1) * sizeof *m);
+        v->nmil--;
+    } else if (before) {
+        m[i - 1].last = *at;
+    } else if (after) { /* run i began earlier: its start is new */
+        m[i].first = *at;
+        m[i].announced = m[i].escalated = false;
+    } else {
+        if (i == 0 && v->mil_truncated) { /* older than what is held */
+            v->counts.late_mil++;
+            return;
+        }
+        if (v->nmil == VEM_RULES_MIL_RUNS) {
+            /* the oldest two runs of one state (not around t) become one: a snapshot between
+             * them will not be placed; else the oldest run goes */
+            uint32_t j = 0;
+            while (j + 1 < v->nmil && (m[j].on != m[j + 1].on || j + 1 == i))
+                j++;
+            if (j + 1 < v->nmil) {
+                m[j].last = m[j + 1].last;
+                memmove(m + j + 1, m + j + 2, (v->nmil - j - 2) * sizeof *m);
+                i -= i > j + 1;
+            } else if (i == 0) {
+                v->mil_truncated = true;
+                v->counts.late_mil++;
+                return;
+            } else {
+                memmove(m, m + 1, (v->nmil - 1) * sizeof *m);
+                v->mil_truncated = true;
+                i--;
+            }
+            v->nmil--;
+        }
+        memmove(m + i + 1, m + i, (v->nmil - i) * sizeof *m);
+        v->nmil++;
+        m[i] = (vem_rules_mil_run_t){*at, *at, on, false, false};
+    }
+    int64_t days = (int64_t)cfg->mil_days * 86400;
+    for (uint32_t k = 0; k < v->nmil; k++) {
+        if (!m[k].on || (k > 0 && m[k - 1].on))
+            continue; /* not the first run of an episode */
+        uint32_t e = k;
+        while (e + 1 < v->nmil && m[e + 1].on)
+            e++;
+        vem_rules_mil_run_t *r = &m[k];
+        if (!r->announced) {
+            r->announced = true;
+            r->escalated = false;
+            s_mil_emit(v, cfg, &r->first, &r->first, false, out);
+        }
+        if (!r->escalated && m[e].last.sec - r->first.sec > days) {
+            r->escalated = true;
+            s_mil_emit(v, cfg, &r->first, &m[e].last, true, out);
+        }
+    }
 }
 
 static bool s_dtc_known(const vem_rules_vehicle_t *v, uint32_t code)
@@ -866,14 +953,14 @@ static void s_obd(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
                   const vem_hj1239_frame_t *f, const vem_hj1239_block_t *b, size_t idx,
                   vem_rules_out_t *out)
 {
+    vem_rules_at_t at = {b->time, 0, (uint16_t)idx};
+    if (cfg->enabled[VEM_RULE_OBD_MIL_ON])
+        s_mil(v, cfg, b, &at, out);
     if (b->time < v->obd_newest) {
         v->counts.late_obd++;
         return;
     }
     v->obd_newest = b->time;
-    vem_rules_at_t at = {b->time, 0, (uint16_t)idx};
-    if (cfg->enabled[VEM_RULE_OBD_MIL_ON])
-        s_mil(v, cfg, b, &at, out);
     if (cfg->enabled[VEM_RULE_OBD_DTC])
         s_dtc(v, f, b, &at, out);
     if (cfg->enabled[VEM_RULE_OBD_TAMPER])
@@ -1081,7 +1168,8 @@ bool vem_rules_vehicle_idle(const vem_rules_vehicle_t *self, const vem_rules_con
 {
     bool offline_done = self->offline_fired || !self->heard || !s_registered(self) ||
                         !cfg->enabled[VEM_RULE_OBD_OFFLINE];
-    return !self->live.open && !self->back.open && !self->mil_on && self->ndtcs == 0 &&
+    bool mil_on = self->nmil && self->mil[self->nmil - 1].on;
+    return !self->live.open && !self->back.open && !mil_on && self->ndtcs == 0 &&
            self->rsd.npending == 0 && vem_rules_rsd_links(&self->rsd) == 0 && offline_done;
 }
 

@@ -189,10 +189,12 @@ size_t vem_rules_vehicle_bytes(const vem_rules_vehicle_t *self);
 typedef struct {
     uint64_t samples;          /* 1 Hz samples judged */
     uint64_t late_samples;     /* samples older than the live trip: judged on the back-fill track */
-    uint64_t late_obd;         /* OBD snapshots older than the newest seen: not used for MIL/DTC */
+    uint64_t late_obd;         /* OBD snapshots older than the newest seen: not used for DTCs and
+                                  the OBD VIN (the MIL uses them, rules.c) */
+    uint64_t late_mil;         /* MIL snapshots that could not be placed (rules.c) */
     uint64_t readings;         /* roadside readings judged */
     uint64_t readings_invalid; /* not valid: station flag or outside the window, or fuel unknown */
-    uint64_t readings_late;    /* exceedances older than a compliant reading already seen */
+    uint64_t readings_late;    /* readings too old for a chain that let readings go (rules_rsd.c) */
     uint64_t fusion_unmatched; /* NO exceedances with no OBD sample within fusion_match_s */
 } vem_rules_counts_t;
 
@@ -303,9 +305,9 @@ void vem_rules_seed_readings(vem_rules_vehicle_t *self, const vem_rules_config_t
 /* The roadside history of the vehicle from the database (vemd loads it at start: a fresh
  * install with back-filled readings, a lost checkpoint): stored readings in any order (the
  * last rsd_cycle_months are enough) seeded into the chains without verdicts, as
- * vem_rules_seed_readings does; but a chain that already held readings judged live and that
- * the history changes is emitted again as it now stands, under the id of its oldest reading:
- * what a vehicle that had seen everything in time order would have emitted last. Counts do not
+ * vem_rules_seed_readings does; but each reading judged live before the history whose verdict
+ * the history changes is emitted again as it now stands, under the id of its chain's oldest
+ * reading: what a vehicle that had seen everything in time order emitted for it. Counts do not
  * change. Returns the number of verdicts emitted. */
 unsigned vem_rules_history(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
                            const vem_rsd_reading_t *past, size_t n, vem_rules_emit_fn emit,
@@ -320,7 +322,8 @@ bool vem_rules_vehicle_idle(const vem_rules_vehicle_t *self, const vem_rules_con
 /* Receipt time of the last input the vehicle took (epoch us; 0: none yet). */
 int64_t vem_rules_vehicle_last_received(const vem_rules_vehicle_t *self);
 
-/* Roadside exceedances the vehicle's chains hold (0: nothing of the history worth keeping). */
+/* Roadside exceedances after each chain's newest compliant reading, which a new reading can
+ * still complete (0: nothing of the history worth keeping). */
 size_t vem_rules_vehicle_rsd_links(const vem_rules_vehicle_t *self);
 
 /* The clock's turn, now_us the wall clock: ends trips with nothing received for trip_gap_min

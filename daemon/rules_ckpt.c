@@ -6,20 +6,26 @@
  * field by field (never a struct's bytes, whose padding would make two saves of one state
  * differ), and read back in the same order.
  *
- * Format, version 2, host-endian (a checkpoint is read back by the same build on the same
+ * Format, version 3, host-endian (a checkpoint is read back by the same build on the same
  * host; a byte-order probe says when it is not):
  *   "VRCK", u32 version, u32 0x01020304
  *   ids (vin, plate, plate colour: u8 length + bytes), facts, flags, receipt times, counts
- *   OBD snapshots: newest, MIL episode, VIN mismatch, the DTC set (capacity, count, codes)
+ *   OBD snapshots: newest, VIN mismatch, the MIL runs (capacity, truncated, count, runs), the
+ *     DTC set (capacity, count, codes)
  *   the live track, then the back-fill track: trip, spans, figures, and its NOx window with
  *     the ring's samples from the oldest open window on (20-byte slots, oldest first) and the
  *     kept windows in their order
- *   roadside: five chains (present, compliant time, capacity, links), the fusion history
- *     (slots, head, newest, one u16 per slot) and the pending NO exceedances
+ *   roadside: five chains (present, truncated, capacity, readings with their "over" flag), the
+ *     fusion history (slots, head, newest, one u16 per slot) and the pending NO exceedances
  *   u64 bytes of memory the state held
- * Version 1 is version 2 without the plate colour; it is still read (the colour is then
- * unknown, and the next roadside reading of the plate gives it), so an upgrade keeps the
- * states of the previous build.
+ * Older versions are still read, so an upgrade keeps the states of the previous build:
+ * version 2 held one MIL episode (on, escalated, since) where version 3 holds runs, roadside
+ * chains of exceedances after one compliant time where version 3 holds the readings, and no
+ * late_mil count; loading converts them (the episode becomes one run from its start to the
+ * newest snapshot, the compliant time a compliant reading without ids, a chain of
+ * VEM_RULES_CHAIN_MAX readings a truncated one), and their memory is then what the new form
+ * holds. Version 1 is version 2 without the plate colour (then unknown, and the next roadside
+ * reading of the plate gives it).
  * Capacities are saved so the loaded vehicle holds the memory the saved one did
  * (vem_rules_vehicle_bytes is the same, and checked).
  *
@@ -42,8 +48,9 @@
 #include <string.h>
 
 #define S_MAGIC       "VRCK"
-#define S_VERSION     2u
+#define S_VERSION     3u
 #define S_VERSION_MIN 1u /* the oldest version read */
+#define S_V3          3u /* runs of MIL snapshots, chains of readings */
 #define S_PROBE       0x01020304u
 /* Times beyond this many seconds from 1970 (about 35,000 years) are damage. */
 #define S_TIME_MAX_S ((int64_t)1 << 40)
@@ -53,7 +60,7 @@
  * sizes (of x86-64 and other LP64 hosts) fail the build when a struct changes, as a reminder.
  * Update them once the new member is in the format. */
 #if defined(__LP64__)
-_Static_assert(sizeof(struct vem_rules_vehicle) == 1888, "vehicle changed: update rules_ckpt");
+_Static_assert(sizeof(struct vem_rules_vehicle) == 1896, "vehicle changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_track_t) == 760, "track changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_window_t) == 376, "window changed: update rules_ckpt");
 /* (its staged kept windows are saved as kept ones, as vem_rules_window_settle appends them) */
@@ -61,9 +68,9 @@ _Static_assert(sizeof(vem_rules_span_t) == 48, "span changed: update rules_ckpt"
 _Static_assert(sizeof(vem_rules_rsd_t) == 144, "roadside changed: update rules_ckpt");
 /* (its fusion stage is saved as part of the ring, as vem_rules_rsd_settle writes it) */
 _Static_assert(sizeof(vem_rules_chain_t) == 24, "chain changed: update rules_ckpt");
-_Static_assert(sizeof(vem_rules_link_t) == 112, "link changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_link_t) == 120, "link changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_pending_t) == 120, "pending changed: update rules_ckpt");
-_Static_assert(sizeof(vem_rules_counts_t) == 56, "counts changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_counts_t) == 64, "counts changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_engine_facts_t) == 32, "facts changed: update rules_ckpt");
 #endif
 
@@ -559,12 +566,13 @@ static void s_put_rsd(s_wr_t *w, const vem_rules_rsd_t *rsd)
         s_put_u8(w, c != NULL);
         if (!c)
             continue;
-        s_put_i64(w, c->compliant_us);
+        s_put_u8(w, c->truncated);
         s_put_u32(w, c->cap);
         s_put_u32(w, c->n);
         for (uint32_t i = 0; i < c->n; i++) {
             s_put_i64(w, c->links[i].time_us);
             s_put_f64(w, c->links[i].value);
+            s_put_u8(w, c->links[i].over);
             s_put_str(w, c->links[i].station_id);
             s_put_str(w, c->links[i].reading_id);
         }
@@ -599,30 +607,82 @@ static void s_put_rsd(s_wr_t *w, const vem_rules_rsd_t *rsd)
     }
 }
 
+/* Version 3: the readings, by time then station and reading id (rules_rsd.c relies on it). */
+static void s_get_chain(s_rd_t *r, vem_rules_chain_t *c, size_t *bytes)
+{
+    c->truncated = s_bool(r, "chain truncated");
+    uint32_t cap =
+        s_capacity(r, s_u32(r, "chain capacity"), 2, VEM_RULES_CHAIN_HELD, "chain capacity");
+    uint32_t n = s_at_most(r, s_u32(r, "chain length"), cap, "chain length");
+    if (r->failed)
+        return;
+    if (cap) {
+        c->links = s_alloc((size_t)cap * sizeof *c->links, bytes);
+        c->cap = cap;
+    }
+    for (uint32_t i = 0; i < n && !r->failed; i++) {
+        vem_rules_link_t *l = &c->links[i];
+        l->time_us = s_time(r, true, false, 0, "chain reading time");
+        l->value = s_f64(r, "chain reading value");
+        l->over = s_bool(r, "chain reading over");
+        s_str(r, l->station_id, sizeof l->station_id, "chain station id");
+        s_str(r, l->reading_id, sizeof l->reading_id, "chain reading id");
+        const vem_rules_link_t *p = i ? &c->links[i - 1] : NULL;
+        if (!r->failed && p &&
+            !(p->time_us < l->time_us ||
+              (p->time_us == l->time_us && (strcmp(p->station_id, l->station_id) < 0 ||
+                                            (strcmp(p->station_id, l->station_id) == 0 &&
+                                             strcmp(p->reading_id, l->reading_id) < 0)))))
+            s_fail(r, "chain reading %" PRIu32 " not after the one before it", i);
+        c->n = r->failed ? c->n : i + 1;
+    }
+}
+
+/* Versions 1 and 2: the exceedances after the newest compliant time. They become readings
+ * over the limit after a compliant reading without ids at that time (a chain that was full may
+ * have let older ones go: truncated). */
+static void s_get_chain_v2(s_rd_t *r, vem_rules_chain_t *c, size_t *bytes)
+{
+    int64_t compliant = s_time(r, true, true, INT64_MIN, "chain compliant time");
+    uint32_t cap =
+        s_capacity(r, s_u32(r, "chain capacity"), 2, VEM_RULES_CHAIN_MAX, "chain capacity");
+    uint32_t n = s_at_most(r, s_u32(r, "chain length"), cap, "chain length");
+    if (r->failed)
+        return;
+    uint32_t k = compliant != INT64_MIN;
+    uint32_t want = 2;
+    while (want < n + k)
+        want *= 2;
+    c->links = s_alloc((size_t)want * sizeof *c->links, bytes);
+    c->cap = want;
+    c->truncated = n == VEM_RULES_CHAIN_MAX;
+    if (k) {
+        c->links[0].time_us = compliant;
+        c->n = 1;
+    }
+    for (uint32_t i = 0; i < n && !r->failed; i++) {
+        vem_rules_link_t *l = &c->links[k + i];
+        l->time_us = s_time(r, true, false, 0, "chain reading time");
+        l->value = s_f64(r, "chain reading value");
+        l->over = true;
+        s_str(r, l->station_id, sizeof l->station_id, "chain station id");
+        s_str(r, l->reading_id, sizeof l->reading_id, "chain reading id");
+        if (!r->failed && k + i > 0 && c->links[k + i - 1].time_us >= l->time_us)
+            s_fail(r, "chain reading %" PRIu32 " not after the one before it", i);
+        c->n = r->failed ? c->n : k + i + 1;
+    }
+}
+
 static void s_get_rsd(s_rd_t *r, vem_rules_rsd_t *rsd, size_t *bytes)
 {
     for (unsigned p = 0; p < VEM_RULES_POLLUTANTS && !r->failed; p++) {
         if (!s_bool(r, "chain present"))
             continue;
         vem_rules_chain_t *c = rsd->chain[p] = s_alloc(sizeof *c, bytes);
-        c->compliant_us = s_time(r, true, true, INT64_MIN, "chain compliant time");
-        uint32_t cap =
-            s_capacity(r, s_u32(r, "chain capacity"), 2, VEM_RULES_CHAIN_MAX, "chain capacity");
-        uint32_t n = s_at_most(r, s_u32(r, "chain length"), cap, "chain length");
-        if (r->failed)
-            return;
-        if (cap) {
-            c->links = s_alloc((size_t)cap * sizeof *c->links, bytes);
-            c->cap = cap;
-        }
-        for (uint32_t i = 0; i < n && !r->failed; i++) {
-            vem_rules_link_t *l = &c->links[i];
-            l->time_us = s_time(r, true, false, 0, "chain reading time");
-            l->value = s_f64(r, "chain reading value");
-            s_str(r, l->station_id, sizeof l->station_id, "chain station id");
-            s_str(r, l->reading_id, sizeof l->reading_id, "chain reading id");
-            c->n = r->failed ? c->n : i + 1;
-        }
+        if (r->version < S_V3)
+            s_get_chain_v2(r, c, bytes);
+        else
+            s_get_chain(r, c, bytes);
     }
     uint32_t slots = s_at_most(r, s_u32(r, "fusion history slots"), VEM_RULES_HORIZON_MAX,
                                "fusion history slots");
@@ -677,16 +737,24 @@ void vem_rules_vehicle_save(const vem_rules_vehicle_t *self, uint8_t **buf, size
     s_put_i64(&w, self->last_received_us);
     s_put_i64(&w, self->last_data_us);
     const vem_rules_counts_t *c = &self->counts;
-    const uint64_t counts[] = {c->samples,         c->late_samples,     c->late_obd,
-                               c->readings,        c->readings_invalid, c->readings_late,
-                               c->fusion_unmatched};
+    const uint64_t counts[] = {c->samples,          c->late_samples,     c->late_obd,
+                               c->readings,         c->readings_invalid, c->readings_late,
+                               c->fusion_unmatched, c->late_mil};
     for (size_t i = 0; i < sizeof counts / sizeof *counts; i++)
         s_put_u64(&w, counts[i]);
     s_put_i64(&w, self->obd_newest);
-    s_put_u8(&w, self->mil_on);
-    s_put_u8(&w, self->mil_escalated);
     s_put_u8(&w, self->vin_mismatch);
-    s_put_at(&w, &self->mil_since);
+    s_put_u32(&w, self->mil_cap);
+    s_put_u8(&w, self->mil_truncated);
+    s_put_u32(&w, self->nmil);
+    for (uint32_t i = 0; i < self->nmil; i++) {
+        const vem_rules_mil_run_t *m = &self->mil[i];
+        s_put_at(&w, &m->first);
+        s_put_at(&w, &m->last);
+        s_put_u8(&w, m->on);
+        s_put_u8(&w, m->announced);
+        s_put_u8(&w, m->escalated);
+    }
     s_put_u32(&w, self->dtc_cap);
     s_put_u32(&w, self->ndtcs);
     s_put(&w, self->dtcs, (size_t)self->ndtcs * sizeof *self->dtcs);
@@ -725,6 +793,58 @@ static bool s_color_ok(const char *c)
     return false;
 }
 
+static void s_mil_alloc(vem_rules_vehicle_t *v, uint32_t cap)
+{
+    v->mil = s_alloc(cap * sizeof *v->mil, &v->bytes);
+    v->mil_cap = cap;
+}
+
+static void s_get_mil(s_rd_t *r, vem_rules_vehicle_t *v)
+{
+    v->vin_mismatch = s_bool(r, "vin mismatch");
+    uint32_t cap =
+        s_capacity(r, s_u32(r, "mil run capacity"), 2, VEM_RULES_MIL_RUNS, "mil run capacity");
+    v->mil_truncated = s_bool(r, "mil runs truncated");
+    uint32_t n = s_at_most(r, s_u32(r, "mil run count"), cap, "mil run count");
+    if (r->failed)
+        return;
+    if (cap)
+        s_mil_alloc(v, cap);
+    for (uint32_t i = 0; i < n && !r->failed; i++) {
+        vem_rules_mil_run_t *m = &v->mil[i];
+        s_get_at(r, &m->first, "mil run");
+        s_get_at(r, &m->last, "mil run");
+        m->on = s_bool(r, "mil run state");
+        m->announced = s_bool(r, "mil run announced");
+        m->escalated = s_bool(r, "mil run escalated");
+        /* s_mil relies on runs by time, apart, of alternating or gap-separated states */
+        if (!r->failed &&
+            (m->last.sec < m->first.sec || (i > 0 && m->first.sec <= v->mil[i - 1].last.sec)))
+            s_fail(r, "mil run %" PRIu32 " not after the one before it, or ending before it starts",
+                   i);
+        v->nmil = r->failed ? v->nmil : i + 1;
+    }
+}
+
+/* Versions 1 and 2: one MIL episode, converted to one run from its start to the newest snapshot
+ * (the newest valid MIL byte was on), with its verdicts as emitted. */
+static void s_get_mil_v2(s_rd_t *r, vem_rules_vehicle_t *v)
+{
+    bool on = s_bool(r, "mil on");
+    bool escalated = s_bool(r, "mil escalated");
+    v->vin_mismatch = s_bool(r, "vin mismatch");
+    vem_rules_at_t since;
+    s_get_at(r, &since, "mil on since");
+    if (r->failed || !on)
+        return;
+    s_mil_alloc(v, 2);
+    vem_rules_at_t last = since;
+    if (v->obd_newest != INT64_MIN && v->obd_newest > since.sec)
+        last = (vem_rules_at_t){v->obd_newest, 0, 0};
+    v->mil[0] = (vem_rules_mil_run_t){since, last, true, true, escalated};
+    v->nmil = 1;
+}
+
 static void s_get_vehicle(s_rd_t *r, vem_rules_vehicle_t *v)
 {
     r->where = "vehicle";
@@ -744,16 +864,17 @@ static void s_get_vehicle(s_rd_t *r, vem_rules_vehicle_t *v)
     v->last_received_us = s_time(r, true, false, 0, "last receipt");
     v->last_data_us = s_time(r, true, false, 0, "last data time");
     vem_rules_counts_t *c = &v->counts;
-    uint64_t *counts[] = {&c->samples,         &c->late_samples,     &c->late_obd,
-                          &c->readings,        &c->readings_invalid, &c->readings_late,
-                          &c->fusion_unmatched};
-    for (size_t i = 0; i < sizeof counts / sizeof *counts; i++)
+    uint64_t *counts[] = {&c->samples,          &c->late_samples,     &c->late_obd,
+                          &c->readings,         &c->readings_invalid, &c->readings_late,
+                          &c->fusion_unmatched, &c->late_mil};
+    size_t ncounts = sizeof counts / sizeof *counts - (r->version < S_V3); /* v2: no late_mil */
+    for (size_t i = 0; i < ncounts; i++)
         *counts[i] = s_u64(r, "counts");
     v->obd_newest = s_time(r, false, true, INT64_MIN, "newest OBD snapshot");
-    v->mil_on = s_bool(r, "mil on");
-    v->mil_escalated = s_bool(r, "mil escalated");
-    v->vin_mismatch = s_bool(r, "vin mismatch");
-    s_get_at(r, &v->mil_since, "mil on since");
+    if (r->version < S_V3)
+        s_get_mil_v2(r, v);
+    else
+        s_get_mil(r, v);
     uint32_t cap = s_capacity(r, s_u32(r, "dtc capacity"), 4, VEM_RULES_DTC_MAX, "dtc capacity");
     uint32_t n = s_at_most(r, s_u32(r, "dtc count"), cap, "dtc count");
     if (r->failed)
@@ -772,7 +893,7 @@ static void s_get_vehicle(s_rd_t *r, vem_rules_vehicle_t *v)
     s_get_rsd(r, &v->rsd, &v->bytes);
     r->where = NULL;
     uint64_t saved = s_u64(r, "memory held");
-    if (!r->failed && saved != v->bytes)
+    if (!r->failed && saved != v->bytes && r->version >= S_V3) /* older forms held other sizes */
         s_fail(r, "the state holds %zu bytes, the checkpoint says %" PRIu64, v->bytes, saved);
     if (!r->failed && r->left)
         s_fail(r, "%zu bytes after the state", r->left);

@@ -207,22 +207,26 @@ void vem_rules_window_result(vem_rules_window_t *w, vem_rules_window_result_t *o
 
 enum { VEM_RULES_POLLUTANTS = 5 }; /* NO, opacity, Ringelmann, CO, HC */
 
-#define VEM_RULES_CHAIN_MAX   32   /* readings per chain (the oldest go) */
+#define VEM_RULES_CHAIN_MAX   32   /* exceedances a verdict rests on (the newest of its run) */
+#define VEM_RULES_CHAIN_HELD  64   /* valid readings a chain holds per pollutant (the oldest go) */
 #define VEM_RULES_PENDING     4    /* NO exceedances waiting for OBD data */
 #define VEM_RULES_HORIZON_MAX 3600 /* largest fusion_horizon_s (rules_config.c) */
 
-/* One exceedance of a chain. */
+/* One valid reading of a chain's pollutant. */
 typedef struct {
     int64_t time_us;
     double value;
+    bool over; /* above the limit in force when it came (see rules_rsd.c) */
     char station_id[32];
     char reading_id[64];
 } vem_rules_link_t;
 
+/* The valid readings of one pollutant, exceedances and compliant ones, by time (then station
+ * and reading id); what the verdicts are a function of (rules_rsd.c). */
 typedef struct vem_rules_chain {
-    int64_t compliant_us; /* newest valid compliant reading; INT64_MIN: none */
     uint32_t n, cap;
-    vem_rules_link_t *links; /* by time; grows up to VEM_RULES_CHAIN_MAX */
+    bool truncated; /* older readings were let go: a late one needs context (rules_rsd.c) */
+    vem_rules_link_t *links; /* grows up to VEM_RULES_CHAIN_HELD */
 } vem_rules_chain_t;
 
 typedef struct vem_rules_pending {
@@ -282,15 +286,15 @@ void vem_rules_rsd_obd(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
  * made. Everything that reads the ring calls it first. */
 void vem_rules_rsd_settle(vem_rules_rsd_t *rsd);
 
-/* Stored readings (any order) seeded into the chains without verdicts, except that a chain
- * which held readings judged before the history came and which the history changes is
- * emitted again, as it now stands: what judging everything in time order would have emitted
- * last. Returns the exceedances the chains hold afterwards. */
+/* Stored readings (any order) seeded into the chains without verdicts, except that the readings
+ * judged before the history came whose verdicts it changes are emitted again, as they now
+ * stand: what judging everything in time order emitted for them. Returns vem_rules_rsd_links
+ * afterwards. */
 size_t vem_rules_rsd_history(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
                              const vem_rules_config_t *cfg, const vem_rsd_reading_t *past, size_t n,
                              vem_rules_out_t *out);
 
-/* Exceedances held in all the chains. */
+/* Exceedances after each chain's newest compliant reading (what a new reading can complete). */
 size_t vem_rules_rsd_links(const vem_rules_rsd_t *rsd);
 
 /* Drops pending readings older than now_us - fusion_horizon_s: no OBD data came for them. */
@@ -317,6 +321,18 @@ typedef struct {
     vem_rules_at_t first; /* the run's first sample (its last is the one being judged) */
     double lo, hi;        /* what the rule tracks over the run */
 } vem_rules_span_t;
+
+/* MIL runs a vehicle holds (the oldest go). */
+#define VEM_RULES_MIL_RUNS 16
+
+/* A run of OBD snapshots with one valid MIL state, each within trip_gap_min of the next
+ * (rules.c, s_mil). The flags matter in the first "on" run of an episode. */
+typedef struct {
+    vem_rules_at_t first, last;
+    bool on;
+    bool announced; /* the notice of an episode starting at first was emitted */
+    bool escalated; /* ... and its violation */
+} vem_rules_mil_run_t;
 
 /* A track (live or back-fill) and its trip. */
 typedef struct {
@@ -351,9 +367,10 @@ struct vem_rules_vehicle {
     vem_rules_track_t live;
     /* OBD snapshots: once a minute */
     int64_t obd_newest;
-    bool mil_on, mil_escalated;
     bool vin_mismatch;
-    vem_rules_at_t mil_since;
+    bool mil_truncated;     /* older runs went: a snapshot before the first held is not placed */
+    uint32_t nmil, mil_cap; /* runs held, by time; room (grows up to VEM_RULES_MIL_RUNS) */
+    vem_rules_mil_run_t *mil;
     uint32_t *dtcs; /* codes seen since the last snapshot without any */
     uint32_t ndtcs, dtc_cap;
     /* rarely */

@@ -7,16 +7,31 @@
  * against the GB 18285 limits when set. A pollutant the reading lacks is neither for nor
  * against the vehicle.
  *
- * Chains, one per pollutant: the valid exceedances since the newest valid compliant reading,
- * ordered by time, those more than rsd_cycle_months natural months (Beijing calendar) before
- * the newest dropped. Every new exceedance is emitted under the id of the chain's oldest
- * reading: a notice while the chain is shorter than rsd_chain_n, then a violation listing
- * every reading of the chain (a later one updates it). Readings may arrive out of order: an
- * exceedance older than a compliant reading already seen is set aside (counted), one that
- * is newer is placed by its time; a verdict already emitted is not withdrawn. The same
- * reading twice is judged once. At most VEM_RULES_CHAIN_MAX readings per chain (the oldest go).
- * A chain is judged by the limit in force: after a reload that raised a limit, a link it no
- * longer calls an exceedance counts as a compliant reading.
+ * Chains, one per pollutant, and their verdicts are a function of the set of readings, not of
+ * the order they came in (stations upload backlogs; the history from PostgreSQL comes in any
+ * order). A chain holds the pollutant's valid readings, exceedances and compliant ones, by time
+ * (ties by station and reading id). The verdict of an exceedance e rests on the exceedances
+ * just before it with no compliant reading in between, those at most rsd_cycle_months natural
+ * months (Beijing calendar) before e, at most VEM_RULES_CHAIN_MAX of them (the newest): a
+ * notice while they are fewer than rsd_chain_n, then a violation listing them all, under the
+ * id of the oldest. Judging everything in time order emits each exceedance's verdict as it
+ * comes; here a reading, wherever its time falls, emits the verdicts it changed, in time order,
+ * as they now stand: its own and those of the later exceedances of its run. So every order
+ * emits every verdict the time order emits, with the same ids, and the chain ends the same.
+ * What cannot be the same is a verdict emitted before an older reading came, which is not
+ * taken back: an exceedance that came before an older one of its run was a notice (or a
+ * violation) under its own id, and the run's verdict now has the older one's id; a late
+ * compliant reading that splits a run leaves the violation emitted for the whole run, and the
+ * part after it is emitted afresh under its own id. The same reading twice is judged once.
+ *
+ * Bounds: a chain holds VEM_RULES_CHAIN_HELD readings; with one more the oldest goes, and from
+ * then on a reading is judged only with VEM_RULES_CHAIN_MAX + 1 readings older than it held
+ * (what its verdict and the later ones rest on: the exceedances and the reading before them);
+ * one older than that is counted (readings_late) and not judged, and verdicts resting on the
+ * readings that went stand as they were emitted.
+ *
+ * A chain is judged by the limit in force: after a reload that raised a limit, a reading it no
+ * longer calls an exceedance counts as compliant; a reading compliant when it came stays so.
  *
  * fusion.obd_mismatch, whichever side arrives first. The vehicle keeps its OBD downstream NOx
  * by second for the last fusion_horizon_s seconds of OBD time (the raw value, 2 bytes a
@@ -204,10 +219,52 @@ static json_t *s_link_json(const vem_rules_link_t *l)
     return o;
 }
 
+/* An exceedance by the limit in force: above it now, and when it came (a lowered limit does not
+ * make a reading judged compliant an exceedance after the fact). */
+static bool s_over(const vem_rules_link_t *l, double limit)
+{
+    return l->over && l->value > limit;
+}
+
+/* Time order of readings, then station and reading id, so that ties have one order too. */
+static int s_cmp(const vem_rules_link_t *l, int64_t t, const char *station, const char *reading)
+{
+    if (l->time_us != t)
+        return l->time_us < t ? -1 : 1;
+    int c = strcmp(l->station_id, station);
+    return c ? c : strcmp(l->reading_id, reading);
+}
+
+/* What the verdict of the exceedance at links[i] rests on: links[first .. i], and the compliant
+ * reading just before them (-1: none, the run goes on past the cycle, the bound or the first
+ * reading held). */
+typedef struct {
+    int32_t first, compliant;
+    uint32_t n;
+} s_sig_t;
+
+static s_sig_t s_sig(const vem_rules_chain_t *c, const vem_rules_config_t *cfg, double limit,
+                     uint32_t i)
+{
+    int64_t t = c->links[i].time_us;
+    uint32_t n = 1;
+    while (n < i + 1 && n < VEM_RULES_CHAIN_MAX) {
+        const vem_rules_link_t *l = &c->links[i - n];
+        if (!s_over(l, limit) || vem_rules_add_months(l->time_us, cfg->rsd_cycle_months) < t)
+            break;
+        n++;
+    }
+    s_sig_t g = {(int32_t)(i + 1 - n), -1, n};
+    if (g.first > 0 && !s_over(&c->links[g.first - 1], limit))
+        g.compliant = g.first - 1;
+    return g;
+}
+
 static void s_chain_emit(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
                          vem_rules_fuel_t fuel, unsigned p, const vem_rules_chain_t *c,
-                         double limit, double measured, vem_rules_out_t *out)
+                         const s_sig_t *g, double limit, vem_rules_out_t *out)
 {
+    const vem_rules_link_t *first = &c->links[g->first], *last = &c->links[g->first + g->n - 1];
     json_t *ev = json_object();
     json_object_set_new(ev, "pollutant", json_string(s_pollutants[p].key));
     json_object_set_new(ev, "fuel", json_string(s_fuels[fuel]));
@@ -217,78 +274,125 @@ static void s_chain_emit(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_
     json_object_set_new(ev, "needed", json_integer(cfg->rsd_chain_n));
     json_object_set_new(ev, "cycle_months", json_integer(cfg->rsd_cycle_months));
     json_object_set_new(ev, "compliant_before",
-                        c->compliant_us == INT64_MIN ? json_null()
-                                                     : vem_rules_iso_json(c->compliant_us));
+                        g->compliant < 0 ? json_null()
+                                         : vem_rules_iso_json(c->links[g->compliant].time_us));
     json_t *readings = json_array();
-    for (uint32_t i = 0; i < c->n; i++)
-        json_array_append_new(readings, s_link_json(&c->links[i]));
+    for (uint32_t i = 0; i < g->n; i++)
+        json_array_append_new(readings, s_link_json(&first[i]));
     json_object_set_new(ev, "readings", readings);
     char anchor[112];
-    snprintf(anchor, sizeof anchor, "r=%s/%s", c->links[0].station_id, c->links[0].reading_id);
+    snprintf(anchor, sizeof anchor, "r=%s/%s", first->station_id, first->reading_id);
     vem_rules_verdict_t v = {
         .rule = s_pollutants[p].rule,
         .anchor = anchor,
-        .first_us = c->links[0].time_us,
-        .last_us = c->links[c->n - 1].time_us,
-        .measured = measured,
+        .first_us = first->time_us,
+        .last_us = last->time_us,
+        .measured = last->value,
         .limit = limit,
         .unit = s_pollutants[p].unit,
-        .severity = c->n >= cfg->rsd_chain_n ? VEM_SEVERITY_VIOLATION : VEM_SEVERITY_NOTICE,
+        .severity = g->n >= cfg->rsd_chain_n ? VEM_SEVERITY_VIOLATION : VEM_SEVERITY_NOTICE,
         .evidence = ev,
     };
     vem_rules_emit(out, &ctx->who, &v);
 }
 
-/* False when the reading was in the chain already (a re-sent copy). */
-static bool s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
-                    const vem_rules_config_t *cfg, vem_rules_fuel_t fuel, unsigned p,
-                    const vem_rsd_reading_t *r, double limit, double value, vem_rules_out_t *out)
+/* A chain as it was, to tell which verdicts a change moved: its readings, and from links[from]
+ * on what each one's verdict rested on (first -1: not an exceedance). A change at from cannot
+ * move the verdicts before it. */
+typedef struct {
+    uint32_t n;
+    vem_rules_link_t links[VEM_RULES_CHAIN_HELD];
+    s_sig_t sig[VEM_RULES_CHAIN_HELD];
+} s_before_t;
+
+static void s_remember(const vem_rules_chain_t *c, const vem_rules_config_t *cfg, double limit,
+                       uint32_t from, s_before_t *b)
 {
-    vem_rules_chain_t *c = rsd->chain[p];
-    if (!c) {
-        c = rsd->chain[p] = s_alloc(sizeof *c, ctx->bytes);
-        c->compliant_us = INT64_MIN;
-    }
-    int64_t t = r->time_us;
-    if (!(value > limit)) { /* compliant: what came before it is no longer consecutive */
-        if (t > c->compliant_us)
-            c->compliant_us = t;
-        uint32_t drop = 0;
-        while (drop < c->n && c->links[drop].time_us <= t)
-            drop++;
-        if (drop)
-            memmove(c->links, c->links + drop, (c->n - drop) * sizeof *c->links);
-        c->n -= drop;
-        return true;
-    }
-    /* A link the limit in force does not call an exceedance (a reload raised the limit or
-     * switched the column) is a compliant reading now: it and what came before it are no
-     * longer consecutive with this one. Without a reload there is none. */
-    uint32_t stale = 0;
-    for (uint32_t i = 0; i < c->n; i++) {
-        if (c->links[i].value > limit)
+    b->n = c ? c->n : 0;
+    if (b->n)
+        memcpy(b->links, c->links, b->n * sizeof *c->links);
+    for (uint32_t i = from; i < b->n; i++)
+        b->sig[i] = s_over(&c->links[i], limit) ? s_sig(c, cfg, limit, i) : (s_sig_t){-1, -1, 0};
+}
+
+static bool s_same_link(const vem_rules_link_t *a, const vem_rules_link_t *b)
+{
+    return s_cmp(a, b->time_us, b->station_id, b->reading_id) == 0;
+}
+
+/* Emits, in time order, the verdict of every exceedance from links[from] on whose chain differs
+ * from before (a reading it did not hold counts as changed only when fresh_too): the chains as
+ * they now stand, under the ids of their oldest readings. Below VEM_RULES_CHAIN_MAX + 1 of a
+ * truncated chain what a verdict rests on may be gone: those verdicts stand as emitted. */
+static void s_emit_changed(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
+                           vem_rules_fuel_t fuel, unsigned p, const vem_rules_chain_t *c,
+                           const s_before_t *b, uint32_t from, double limit, bool fresh_too,
+                           vem_rules_out_t *out)
+{
+    uint32_t j = 0;
+    if (c->truncated && from <= VEM_RULES_CHAIN_MAX)
+        from = VEM_RULES_CHAIN_MAX + 1;
+    for (uint32_t i = from; i < c->n; i++) {
+        const vem_rules_link_t *l = &c->links[i];
+        while (j < b->n && s_cmp(&b->links[j], l->time_us, l->station_id, l->reading_id) < 0)
+            j++;
+        bool held = j < b->n && s_same_link(&b->links[j], l);
+        if (!s_over(l, limit) || (!held && !fresh_too))
             continue;
-        stale = i + 1;
-        if (c->links[i].time_us > c->compliant_us)
-            c->compliant_us = c->links[i].time_us;
+        s_sig_t g = s_sig(c, cfg, limit, i);
+        if (held) {
+            const s_sig_t *o = &b->sig[j];
+            bool same =
+                o->first >= 0 && o->n == g.n &&
+                s_same_link(&b->links[o->first], &c->links[g.first]) &&
+                (o->compliant < 0) == (g.compliant < 0) &&
+                (g.compliant < 0 || s_same_link(&b->links[o->compliant], &c->links[g.compliant]));
+            if (same)
+                continue;
+        }
+        s_chain_emit(ctx, cfg, fuel, p, c, &g, limit, out);
     }
-    if (stale) {
-        memmove(c->links, c->links + stale, (c->n - stale) * sizeof *c->links);
-        c->n -= stale;
-    }
-    if (t <= c->compliant_us) {
-        ctx->counts->readings_late++;
-        return true;
-    }
+}
+
+/* Where a reading goes in the chain: its index, or -1 when the chain holds it already. */
+static int32_t s_place(const vem_rules_chain_t *c, const vem_rsd_reading_t *r)
+{
     uint32_t at = c->n;
     for (uint32_t i = 0; i < c->n; i++) {
         const vem_rules_link_t *l = &c->links[i];
         if (strcmp(l->station_id, r->station_id) == 0 && strcmp(l->reading_id, r->reading_id) == 0)
-            return false; /* judged already */
-        if (at == c->n && l->time_us > t)
+            return -1; /* judged already (a re-sent copy) */
+        if (at == c->n && s_cmp(l, r->time_us, r->station_id, r->reading_id) > 0)
             at = i;
     }
-    if (c->n == c->cap && c->cap < VEM_RULES_CHAIN_MAX) {
+    return (int32_t)at;
+}
+
+/* Adds the reading to the chain at its place (s_place); false when it is too old to be judged
+ * (counted). *where is its index then. */
+static bool s_insert(vem_rules_chain_t *c, const vem_rules_rsd_ctx_t *ctx,
+                     const vem_rsd_reading_t *r, double value, double limit, uint32_t at,
+                     uint32_t *where)
+{
+    bool full = c->n == VEM_RULES_CHAIN_HELD;
+    if (full && at == 0) { /* older than everything held: it would go at once */
+        c->truncated = true;
+        ctx->counts->readings_late++;
+        return false;
+    }
+    /* once readings were let go, a late one needs what its verdict and the verdicts after it
+     * rest on held below it: VEM_RULES_CHAIN_MAX exceedances and the reading before them */
+    if ((c->truncated || full) && at - full <= VEM_RULES_CHAIN_MAX) {
+        ctx->counts->readings_late++;
+        return false;
+    }
+    if (full) { /* the oldest goes */
+        memmove(c->links, c->links + 1, (c->n - 1) * sizeof *c->links);
+        c->n--;
+        c->truncated = true;
+        at--;
+    }
+    if (c->n == c->cap) {
         uint32_t cap = c->cap ? c->cap * 2 : 2;
         vem_rules_link_t *links = s_alloc(cap * sizeof *links, ctx->bytes);
         if (c->n)
@@ -297,33 +401,36 @@ static bool s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
         c->links = links;
         c->cap = cap;
     }
-    if (c->n == VEM_RULES_CHAIN_MAX) { /* the oldest goes */
-        if (at == 0)
-            return true; /* older than everything kept: it is the oldest (seeding, late data) */
-        memmove(c->links, c->links + 1, (c->n - 1) * sizeof *c->links);
-        c->n--;
-        at--;
-    }
     memmove(c->links + at + 1, c->links + at, (c->n - at) * sizeof *c->links);
     vem_rules_link_t *l = &c->links[at];
     memset(l, 0, sizeof *l);
-    l->time_us = t;
+    l->time_us = r->time_us;
     l->value = value;
+    l->over = value > limit;
     snprintf(l->station_id, sizeof l->station_id, "%s", r->station_id);
     snprintf(l->reading_id, sizeof l->reading_id, "%s", r->reading_id);
     c->n++;
-    /* natural months before the newest */
-    int64_t newest = c->links[c->n - 1].time_us;
-    uint32_t drop = 0;
-    while (drop < c->n &&
-           vem_rules_add_months(c->links[drop].time_us, cfg->rsd_cycle_months) < newest)
-        drop++;
-    if (drop)
-        memmove(c->links, c->links + drop, (c->n - drop) * sizeof *c->links);
-    c->n -= drop;
-    if (at < drop)
-        return true; /* the reading itself is too old to join */
-    s_chain_emit(ctx, cfg, fuel, p, c, limit, value, out);
+    *where = at;
+    return true;
+}
+
+/* False when the reading was in the chain already (a re-sent copy). */
+static bool s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
+                    const vem_rules_config_t *cfg, vem_rules_fuel_t fuel, unsigned p,
+                    const vem_rsd_reading_t *r, double limit, double value, vem_rules_out_t *out)
+{
+    vem_rules_chain_t *c = rsd->chain[p];
+    if (!c)
+        c = rsd->chain[p] = s_alloc(sizeof *c, ctx->bytes);
+    int32_t place = s_place(c, r);
+    if (place < 0)
+        return false;
+    s_before_t before; /* about 8 KiB */
+    if (out->fn)
+        s_remember(c, cfg, limit, (uint32_t)place, &before);
+    uint32_t at;
+    if (s_insert(c, ctx, r, value, limit, (uint32_t)place, &at) && out->fn)
+        s_emit_changed(ctx, cfg, fuel, p, c, &before, at, limit, true, out);
     return true;
 }
 
@@ -594,35 +701,12 @@ void vem_rules_rsd_reading(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
 size_t vem_rules_rsd_links(const vem_rules_rsd_t *rsd)
 {
     size_t n = 0;
-    for (unsigned p = 0; p < VEM_RULES_POLLUTANTS; p++)
-        n += rsd->chain[p] ? rsd->chain[p]->n : 0;
+    for (unsigned p = 0; p < VEM_RULES_POLLUTANTS; p++) {
+        const vem_rules_chain_t *c = rsd->chain[p];
+        for (uint32_t i = c ? c->n : 0; i > 0 && c->links[i - 1].over; i--)
+            n++;
+    }
     return n;
-}
-
-/* What a chain looked like before the history: enough to tell whether it changed. */
-typedef struct {
-    uint32_t n;
-    int64_t first_us, last_us;
-    char first_station[32], first_reading[64];
-} s_shape_t;
-
-static void s_shape(const vem_rules_chain_t *c, s_shape_t *s)
-{
-    memset(s, 0, sizeof *s);
-    if (!c || c->n == 0)
-        return;
-    s->n = c->n;
-    s->first_us = c->links[0].time_us;
-    s->last_us = c->links[c->n - 1].time_us;
-    memcpy(s->first_station, c->links[0].station_id, sizeof s->first_station);
-    memcpy(s->first_reading, c->links[0].reading_id, sizeof s->first_reading);
-}
-
-static bool s_same_shape(const s_shape_t *a, const s_shape_t *b)
-{
-    return a->n == b->n && a->first_us == b->first_us && a->last_us == b->last_us &&
-           strcmp(a->first_station, b->first_station) == 0 &&
-           strcmp(a->first_reading, b->first_reading) == 0;
 }
 
 size_t vem_rules_rsd_history(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
@@ -630,29 +714,28 @@ size_t vem_rules_rsd_history(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ct
                              vem_rules_out_t *out)
 {
     vem_rules_rsd_settle(rsd);
-    s_shape_t before[VEM_RULES_POLLUTANTS];
-    for (unsigned p = 0; p < VEM_RULES_POLLUTANTS; p++)
-        s_shape(rsd->chain[p], &before[p]);
-    vem_rules_out_t silent = {NULL, NULL, 0, 0};
     vem_rules_fuel_t fuel = ctx->fuel;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && fuel == VEM_FUEL_UNKNOWN; i++)
+        fuel = past[i].fuel;
+    s_before_t *before = NULL;
+    if (out->fn) {
+        before = calloc(VEM_RULES_POLLUTANTS, sizeof *before);
+        if (!before)
+            abort();
+        for (unsigned p = 0; p < VEM_RULES_POLLUTANTS; p++)
+            s_remember(rsd->chain[p], cfg, s_limit(cfg, fuel, p), 0, &before[p]);
+    }
+    vem_rules_out_t silent = {NULL, NULL, 0, 0};
+    for (size_t i = 0; i < n; i++)
         vem_rules_rsd_reading(rsd, ctx, cfg, &past[i], &silent);
-        if (past[i].fuel != VEM_FUEL_UNKNOWN && ctx->fuel == VEM_FUEL_UNKNOWN)
-            fuel = past[i].fuel;
-    }
-    /* A chain that had live readings and changed: its verdict now rests on more (or other)
-     * readings, under the id of its oldest. A chain the history alone made was judged when
-     * those readings came (the database holds the verdicts). */
-    for (unsigned p = 0; p < VEM_RULES_POLLUTANTS && out->fn; p++) {
-        const vem_rules_chain_t *c = rsd->chain[p];
-        s_shape_t after;
-        s_shape(c, &after);
-        if (before[p].n == 0 || after.n == 0 || s_same_shape(&before[p], &after))
-            continue;
+    /* The readings judged before the history whose chains it changed: their verdicts as they
+     * now stand, under the id of their chain's oldest reading. The history's own readings were
+     * judged when they came (the database holds those verdicts). */
+    for (unsigned p = 0; p < VEM_RULES_POLLUTANTS && before; p++) {
         double limit = s_limit(cfg, fuel, p);
-        if (isnan(limit))
-            continue;
-        s_chain_emit(ctx, cfg, fuel, p, c, limit, c->links[c->n - 1].value, out);
+        if (rsd->chain[p] && !isnan(limit))
+            s_emit_changed(ctx, cfg, fuel, p, rsd->chain[p], &before[p], 0, limit, false, out);
     }
+    free(before);
     return vem_rules_rsd_links(rsd);
 }

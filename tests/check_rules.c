@@ -1355,12 +1355,14 @@ static const s_rsd_case_t s_rsd[] = {
      false,
      1,
      {S_NO(T0, "r1", 5000, 0, N, 0, -1)}},
-    /* an exceedance older than a compliant reading already seen does not join */
+    /* an exceedance older than a compliant reading already seen is judged where its time puts
+     * it: alone before the compliant reading, a notice, as in time order; the exceedance after
+     * the compliant reading does not join it */
     {"a late exceedance before a compliant reading",
      VEM_FUEL_DIESEL,
      false,
      3,
-     {S_NO(T0 + 2 * DAY, "r2", 1400, 0, N, 0, -1), S_NO(T0 + DAY, "r1", 1600, 0, N, 0, -1),
+     {S_NO(T0 + 2 * DAY, "r2", 1400, 0, N, 0, -1), S_NO(T0 + DAY, "r1", 1600, 1, N, 1, -1),
       S_NO(T0 + 3 * DAY, "r3", 1600, 1, N, 1, -1)}},
 };
 
@@ -1646,8 +1648,8 @@ START_TEST(roadside_history_after_live_readings)
 }
 END_TEST
 
-/* A full chain (32 exceedances) keeps its 32 newest when an older exceedance comes (from the
- * history, or late): the older one is the one that goes, as in time order. */
+/* A verdict rests on at most 32 exceedances, the newest: with 33 in a run (the oldest from the
+ * history, or late), the oldest is left out, as in time order. */
 START_TEST(full_chain_keeps_the_newest)
 {
     vem_rules_config_t cfg = s_defaults();
@@ -1669,7 +1671,7 @@ START_TEST(full_chain_keeps_the_newest)
     s_reading(&r, T0, "f0", VEM_FUEL_DIESEL);
     r.no_ppm = 1600;
     ck_assert_uint_eq(vem_rules_history(v, &cfg, &r, 1, NULL, NULL), 0);
-    ck_assert_uint_eq(vem_rules_vehicle_rsd_links(v), 32);
+    ck_assert_uint_eq(vem_rules_vehicle_rsd_links(v), 33);
     s_log_free(&log);
     memset(&log, 0, sizeof log);
     s_reading(&r, T0 + 33 * 3600, "f33", VEM_FUEL_DIESEL);
@@ -1981,9 +1983,10 @@ END_TEST
 
 /* MIL on at T0: a notice at once. Still on at T0 + 7 d exactly: not yet "after 7 days"; at
  * T0 + 7 d + 1 s: the violation, under the notice's id. An invalid MIL byte changes nothing;
- * off ends the episode; on again is a new one. A snapshot older than the newest is set
- * aside. The id of (obd.mil_on, VIN, "t=1709596800000000") is the two FNV-1a 64 hashes
- * worked out in Python: 7bdff30a90a3ea3c 2645880102c4e3d9. */
+ * off ends the episode; on again is a new one. A snapshot older than the newest that the
+ * episode already covers changes nothing (check_rules_order: snapshots in any order). The id of
+ * (obd.mil_on, VIN, "t=1709596800000000") is the two FNV-1a 64 hashes worked out in Python:
+ * 7bdff30a90a3ea3c 2645880102c4e3d9. */
 START_TEST(mil_on)
 {
     vem_rules_config_t cfg = s_defaults();

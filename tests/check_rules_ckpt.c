@@ -434,6 +434,9 @@ static void s_sc_roadside(s_run_t *r)
     s_mark(r);
     s_reading(r, T0 + 4 * DAY, "r5", 1900, 20); /* NO chain of two: violation */
     s_reading(r, T0 + 4 * DAY, "r5", 1900, 20); /* judged once */
+    s_mark(r);
+    s_reading(r, T0 - DAY, "r0", 1650, NAN); /* late: NO r0, r1 before r2's compliant: violation */
+    s_reading(r, T0 + 3 * DAY + DAY / 2, "r6", 1000, NAN); /* late compliant: r5 alone again */
 }
 
 static void s_low_nox(long i, s_phys_t *p, const void *arg)
@@ -817,16 +820,16 @@ START_TEST(version_and_magic)
     vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_ptr_nonnull(v);
     vem_rules_vehicle_destroy(&v);
-    uint32_t versions[] = {0, 3};
+    uint32_t versions[] = {0, 4};
     for (int i = 0; i < 2; i++) {
         memcpy(buf + 4, &versions[i], 4);
         ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
         char want[80];
         snprintf(want, sizeof want,
-                 "rules checkpoint: version %u, this build reads versions 1 to 2", versions[i]);
+                 "rules checkpoint: version %u, this build reads versions 1 to 3", versions[i]);
         ck_assert_str_eq(err, want);
     }
-    uint32_t version = 2;
+    uint32_t version = 3;
     memcpy(buf + 4, &version, 4);
     uint32_t swapped = 0x04030201;
     memcpy(buf + 8, &swapped, 4);
@@ -839,45 +842,198 @@ START_TEST(version_and_magic)
 }
 END_TEST
 
-/* Version 1 (the previous build's) is version 2 without the plate colour: it loads, with the
- * colour unknown, and saves as version 2 with an empty colour. The bytes are laid out by hand
- * from the format in rules_ckpt.c's header: magic, version, probe, then u8-length strings. */
-START_TEST(version_1_loads_without_colour)
+/* ---- older versions, laid out by hand ------------------------------------------------------ */
+
+typedef struct {
+    uint8_t b[4096];
+    size_t n;
+} s_bytes_t;
+
+static void s_w(s_bytes_t *o, const void *p, size_t n)
 {
-    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    ck_assert_uint_le(o->n + n, sizeof o->b);
+    memcpy(o->b + o->n, p, n);
+    o->n += n;
+}
+
+static void s_w8(s_bytes_t *o, uint8_t v)
+{
+    s_w(o, &v, 1);
+}
+
+static void s_w16(s_bytes_t *o, uint16_t v)
+{
+    s_w(o, &v, 2);
+}
+
+static void s_w32(s_bytes_t *o, uint32_t v)
+{
+    s_w(o, &v, 4);
+}
+
+static void s_w64(s_bytes_t *o, int64_t v)
+{
+    s_w(o, &v, 8);
+}
+
+static void s_wf64(s_bytes_t *o, double v)
+{
+    s_w(o, &v, 8);
+}
+
+static void s_wstr(s_bytes_t *o, const char *str)
+{
+    s_w8(o, (uint8_t)strlen(str));
+    s_w(o, str, strlen(str));
+}
+
+/* A version 2 checkpoint (version 1: without the colour) from the format of the previous build
+ * (rules_ckpt.c's header, and its git history): a vehicle with VIN and plate whose MIL has been
+ * on since T0 (snapshot block 5), newest snapshot T0 + 3 d, not escalated; counts 1 .. 7; and a
+ * NO chain of r1 (T0, 1600 ppm) and r2 (T0 + 1 d, 1700 ppm) after a compliant reading at
+ * T0 - 1 d. The parts version 3 did not change (facts to receipt times, the two tracks) are
+ * copied from a version 3 save of a fresh vehicle. */
+static void s_v2_checkpoint(s_bytes_t *o, uint32_t version)
+{
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, NULL);
     vem_rules_vehicle_set_ids(v, NULL, NULL, "yellow");
     uint8_t *buf = NULL;
     size_t len = 0, cap = 0;
     vem_rules_vehicle_save(v, &buf, &len, &cap);
     vem_rules_vehicle_destroy(&v);
-    size_t at = 12 + 1 + 1 + strlen(PLATE); /* header, vin "", plate: the colour's length */
-    ck_assert_uint_eq(buf[at], strlen("yellow"));
-    ck_assert_mem_eq(buf + at + 1, "yellow", 6);
-    /* version 1: the same without the colour */
-    uint8_t *v1 = malloc(len);
-    ck_assert_ptr_nonnull(v1);
-    memcpy(v1, buf, at);
-    memcpy(v1 + at, buf + at + 7, len - at - 7);
-    uint32_t version = 1;
-    memcpy(v1 + 4, &version, 4);
-    char err[256];
-    vem_rules_vehicle_t *old = vem_rules_vehicle_load(v1, len - 7, err, sizeof err);
-    ck_assert_msg(old != NULL, "%s", err);
-    /* saved again: version 2, colour "" (one length byte of 0), the rest as it was */
-    uint8_t *again = NULL;
-    size_t len2 = 0, cap2 = 0;
-    vem_rules_vehicle_save(old, &again, &len2, &cap2);
-    ck_assert_uint_eq(len2, len - 6);
-    ck_assert_mem_eq(again, buf, at);
-    ck_assert_uint_eq(again[at], 0);
-    ck_assert_mem_eq(again + at + 1, buf + at + 7, len - at - 7);
-    /* a version 1 state of another length of colour is refused, not misread */
-    v1[4] = 2;
-    ck_assert_ptr_null(vem_rules_vehicle_load(v1, len - 7, err, sizeof err));
-    vem_rules_vehicle_destroy(&old);
-    free(again);
-    free(v1);
+    /* version 3 of a fresh vehicle: header, ids, 43 bytes of facts to receipt times, 8 counts,
+     * newest snapshot, VIN mismatch, MIL runs (capacity 0, truncated, count 0), DTCs (0, 0),
+     * the tracks, then 26 bytes of empty roadside state and the memory held */
+    size_t facts = 12 + 1 + 17 + 1 + strlen(PLATE) + 1 + strlen("yellow");
+    size_t tracks = facts + 43 + 8 * 8 + 8 + 1 + 4 + 1 + 4 + 4 + 4;
+    size_t tracks_end = len - 8 - 26;
+    ck_assert_uint_eq(buf[4], 3);
+    ck_assert_uint_lt(tracks, tracks_end);
+    o->n = 0;
+    s_w(o, "VRCK", 4);
+    s_w32(o, version);
+    s_w32(o, 0x01020304);
+    s_wstr(o, VIN);
+    s_wstr(o, PLATE);
+    if (version >= 2)
+        s_wstr(o, "yellow");
+    s_w(o, buf + facts, 43);
+    for (int i = 1; i <= 7; i++)
+        s_w64(o, i);
+    s_w64(o, T0 + 3 * DAY); /* newest snapshot */
+    s_w8(o, 1);             /* MIL on */
+    s_w8(o, 0);             /* escalated */
+    s_w8(o, 0);             /* VIN mismatch */
+    s_w64(o, T0);           /* on since: sec, key offset, block */
+    s_w32(o, 0);
+    s_w16(o, 5);
+    s_w32(o, 0); /* DTC capacity, count */
+    s_w32(o, 0);
+    s_w(o, buf + tracks, tracks_end - tracks);
+    s_w8(o, 1); /* NO chain: compliant time, capacity, count, links */
+    s_w64(o, US(T0 - DAY));
+    s_w32(o, 2);
+    s_w32(o, 2);
+    s_w64(o, US(T0));
+    s_wf64(o, 1600);
+    s_wstr(o, "S01");
+    s_wstr(o, "r1");
+    s_w64(o, US(T0 + DAY));
+    s_wf64(o, 1700);
+    s_wstr(o, "S01");
+    s_wstr(o, "r2");
+    for (int p = 1; p < 5; p++)
+        s_w8(o, 0);
+    s_w32(o, 0); /* fusion history: slots, head, newest */
+    s_w32(o, 0);
+    s_w64(o, INT64_MIN);
+    s_w8(o, 0); /* pending: allocated, count */
+    s_w32(o, 0);
+    s_w64(o, 12345); /* the memory the old form held: not the new form's */
     free(buf);
+}
+
+/* Versions 1 and 2 load, converted: the MIL episode becomes one run from its start to the
+ * newest snapshot with its notice emitted, the chain a compliant reading (no ids) and the two
+ * exceedances; saved again it is version 3 and loads to the same bytes. Judged on, it is what
+ * it was: the next NO exceedance completes a violation on r1, r2 and it, under r1's id, with
+ * the compliant reading before them. */
+START_TEST(versions_1_and_2_load_converted)
+{
+    for (uint32_t version = 1; version <= 2; version++) {
+        s_bytes_t old;
+        s_v2_checkpoint(&old, version);
+        char err[256];
+        vem_rules_vehicle_t *v = vem_rules_vehicle_load(old.b, old.n, err, sizeof err);
+        ck_assert_msg(v != NULL, "version %u: %s", version, err);
+        ck_assert_str_eq(v->plate_color, version >= 2 ? "yellow" : "");
+        const vem_rules_counts_t *c = vem_rules_vehicle_counts(v);
+        ck_assert_uint_eq(c->samples, 1);
+        ck_assert_uint_eq(c->fusion_unmatched, 7);
+        ck_assert_uint_eq(c->late_mil, 0);
+        ck_assert_uint_eq(v->nmil, 1);
+        const vem_rules_mil_run_t *m = &v->mil[0];
+        ck_assert(m->on && m->announced && !m->escalated);
+        ck_assert_int_eq(m->first.sec, T0);
+        ck_assert_uint_eq(m->first.key_idx, 5);
+        ck_assert_int_eq(m->last.sec, T0 + 3 * DAY);
+        const vem_rules_chain_t *ch = v->rsd.chain[0];
+        ck_assert_ptr_nonnull(ch);
+        ck_assert_uint_eq(ch->n, 3);
+        ck_assert_uint_eq(ch->cap, 4);
+        ck_assert(!ch->truncated);
+        ck_assert_int_eq(ch->links[0].time_us, US(T0 - DAY));
+        ck_assert(!ch->links[0].over);
+        ck_assert_str_eq(ch->links[1].reading_id, "r1");
+        ck_assert(ch->links[1].over && ch->links[2].over);
+        ck_assert_uint_eq(vem_rules_vehicle_rsd_links(v), 2);
+        /* saved again: version 3, which loads to the same bytes */
+        uint8_t *buf = NULL;
+        size_t len = 0, cap = 0;
+        vem_rules_vehicle_save(v, &buf, &len, &cap);
+        ck_assert_uint_eq(buf[4], 3);
+        vem_rules_vehicle_t *again = vem_rules_vehicle_load(buf, len, err, sizeof err);
+        ck_assert_msg(again != NULL, "%s", err);
+        uint8_t *buf2 = NULL;
+        size_t len2 = 0, cap2 = 0;
+        vem_rules_vehicle_save(again, &buf2, &len2, &cap2);
+        ck_assert_uint_eq(len2, len);
+        ck_assert_mem_eq(buf2, buf, len);
+        vem_rules_vehicle_destroy(&again);
+        free(buf);
+        free(buf2);
+        /* judged on */
+        vem_rules_config_t cfg = s_defaults();
+        s_log_t log = {0};
+        vem_rsd_reading_t rd;
+        vem_rules_reading_init(&rd);
+        snprintf(rd.station_id, sizeof rd.station_id, "S01");
+        snprintf(rd.reading_id, sizeof rd.reading_id, "r3");
+        snprintf(rd.plate, sizeof rd.plate, "%s", PLATE);
+        rd.time_us = US(T0 + 2 * DAY);
+        rd.fuel = VEM_FUEL_DIESEL;
+        rd.valid = true;
+        rd.speed_kmh = 40;
+        rd.accel_ms2 = 0.2;
+        rd.vsp_kw_t = 5;
+        rd.wind_ms = 2;
+        rd.slope_pct = 1;
+        rd.no_ppm = 1650;
+        ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &rd, 1, s_collect, &log), 1);
+        ck_assert_int_eq(log.v[0].severity, VEM_SEVERITY_VIOLATION);
+        ck_assert_uint_eq(json_array_size(json_object_get(log.v[0].ev, "readings")), 3);
+        char id[VEM_RULES_ID_LEN];
+        vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/r1", id);
+        ck_assert_str_eq(log.v[0].id, id);
+        char iso[VEM_RULES_ISO_LEN];
+        vem_rules_iso(US(T0 - DAY), iso);
+        ck_assert_str_eq(json_string_value(json_object_get(log.v[0].ev, "compliant_before")), iso);
+        s_log_free(&log);
+        vem_rules_vehicle_destroy(&v);
+        /* a version 2 body under version 1 (or the reverse) is refused, not misread */
+        old.b[4] = (uint8_t)(3 - version);
+        ck_assert_ptr_null(vem_rules_vehicle_load(old.b, old.n, err, sizeof err));
+    }
 }
 END_TEST
 
@@ -1057,7 +1213,7 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, every_truncation_is_refused);
     tcase_add_test(tc, version_and_magic);
-    tcase_add_test(tc, version_1_loads_without_colour);
+    tcase_add_test(tc, versions_1_and_2_load_converted);
     tcase_add_test(tc, unknown_colour_refused);
     tcase_add_test(tc, save_appends);
     tcase_add_test(tc, precise_reasons);
