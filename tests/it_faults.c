@@ -31,6 +31,8 @@
  *                                pauses between records, never dropping the rest of a chunk,
  *                                and every frame the (reply-less) trucks wrote is stored, which
  *                                is checked once the sink has settled (a shortfall is a loss)
+ *   paused_intake_is_not_idle    the same with a 1 s idle timeout: connections vemd did not read
+ *                                while intake was paused are not idle, none is closed
  *   cursor_below_spool_start     a sink cursor below the first record on disk (segments
  *                                trimmed meanwhile) must not hold the sink back for good
  *   pg_lock_held                 a table lock held for 15 s stalls the sink's COPY (lock
@@ -691,6 +693,18 @@ START_TEST(spool_full_pauses_without_loss)
 }
 END_TEST
 
+/* Regression: a connection vemd did not read because intake was paused (spool full) counted as
+ * idle, and the sweep closed it as soon as there was room, with what the truck had written
+ * still in the socket: reply-less trucks lost those frames (1,690 of 2,000 rows of a truck in
+ * one CI run). With a 1 s idle timeout and a slower sink the pause outlasts it every time. */
+START_TEST(paused_intake_is_not_idle)
+{
+    double idle = s_spool_full_run("paused_intake_is_not_idle", "idle_timeout_s = 1;",
+                                   "batch_rows = 50;", "LFSPAU", 43);
+    ck_assert_msg(idle == 0, "%.0f sending trucks were closed as idle", idle);
+}
+END_TEST
+
 /* Regression: a sink's window started at its cursor even when the spool's first record was
  * later, so it waited for records that would never come and its cursor never moved again. */
 START_TEST(cursor_below_spool_start)
@@ -848,6 +862,7 @@ Suite *vem_suite_faults(void)
     TCase *spool = tcase_create("spool");
     tcase_set_timeout(spool, 420); /* the outage test's sink may take up to 180 s to settle */
     tcase_add_test(spool, spool_full_pauses_without_loss);
+    tcase_add_test(spool, paused_intake_is_not_idle);
     tcase_add_test(spool, cursor_below_spool_start);
     suite_add_tcase(s, spool);
     TCase *sink = tcase_create("sink");
