@@ -33,7 +33,9 @@ static const vem_conf_key_t s_keys[] = {
     {"terminals.max_frame_bytes", VEM_CONF_INT, S_OFF(terminals.max_frame_bytes), "4096", 25, 65560,
      NULL, false, "largest frame accepted: the reassembly buffer of each connection"},
     {"terminals.idle_timeout_s", VEM_CONF_INT, S_OFF(terminals.idle_timeout_s), "300", 1, 86400,
-     NULL, false, "close a terminal connection silent for this long"},
+     NULL, false,
+     "close a terminal connection silent for this long while intake reads (time paused for "
+     "spool room does not count)"},
     {"terminals.reply_mode", VEM_CONF_ENUM, S_OFF(terminals.reply_mode), "none", 0, 0,
      "none|hj1239", true,
      "none: reply to login and time sync only (GB 17691); hj1239: also to every data frame"},

@@ -461,6 +461,22 @@ static void s_teardown(vem_ingest_t *in)
     vem_spool_reader_destroy(&in->reader);
 }
 
+int64_t vem_ingest_open_ms(const vem_ingest_t *in)
+{
+    return in->open_ms + (in->open_since_ms ? vem_mono_ms() - in->open_since_ms : 0);
+}
+
+/* Runs or stops the intake clock (vem_ingest_open_ms) as intake opens or closes. */
+static void s_set_open(vem_ingest_t *in, bool open)
+{
+    if (!open && in->open_since_ms) {
+        in->open_ms += vem_mono_ms() - in->open_since_ms;
+        in->open_since_ms = 0;
+    } else if (open && !in->open_since_ms) {
+        in->open_since_ms = vem_mono_ms();
+    }
+}
+
 /* Opens or closes intake for want of spool room, and says so once per change. */
 static bool s_room(vem_ingest_t *in)
 {
@@ -536,6 +552,7 @@ void vem_ingest_actor(void *pipe, void *args_)
         bool room = s_room(&in); /* first: a drain stalls exactly when room runs out */
         bool stalled = in.nstalled > 0 && !vem_ingest_resume_stalled(&in);
         bool open = room && !stalled && !in.flush_failed;
+        s_set_open(&in, open);
         zmq_pollitem_t items[10] = {
             {pipe, 0, ZMQ_POLLIN, 0}, {in.acks, 0, ZMQ_POLLIN, 0}, {in.ctl, 0, ZMQ_POLLIN, 0}};
         int n = 3, i_stream = -1, i_pull = -1, i_stations = -1, i_gwmon = -1;

@@ -42,8 +42,8 @@ typedef struct {
     size_t id_len;
     uint32_t conn_id;
     vem_reasm_t *reasm;
-    int64_t last_us;
-    char meta[64]; /* "tcp 127.0.0.1:40122 #7", stored with every spool record */
+    int64_t last_read_ms; /* the intake clock (vem_ingest_open_ms) when it last sent */
+    char meta[64];        /* "tcp 127.0.0.1:40122 #7", stored with every spool record */
     uint16_t meta_len;
     zmq_msg_t chunk;    /* the chunk the reassembler borrows, kept while the drain is stalled */
     bool stalled;       /* events wait in the reassembler for spool room */
@@ -119,6 +119,8 @@ typedef struct {
     unsigned rworker;
     uint64_t trimmed;            /* the spool was trimmed up to here */
     bool full;                   /* intake is closed for want of spool room */
+    int64_t open_ms;             /* ms intake was open before open_since_ms ... */
+    int64_t open_since_ms;       /* ... and the monotonic ms it opened again; 0 while closed */
     double act_tokens;           /* activations that may be judged now (a bucket of one second) */
     int64_t act_fill_ms;         /* when it was last filled */
     vem_peers_t *peers;          /* open connections and arrivals per source address */
@@ -165,6 +167,10 @@ unsigned vem_ingest_worker_of(const vem_ingest_t *in, uint16_t kind, uint64_t se
 /* Builds the worker message of an input. */
 void vem_ingest_message(zmq_msg_t *msg, const vem_input_hdr_t *hdr, const char *detail,
                         const uint8_t *data);
+
+/* The intake clock: milliseconds intake has been open (reading its sockets) since the start.
+ * It stands still while intake is paused, so silence measured on it is silence while read. */
+int64_t vem_ingest_open_ms(const vem_ingest_t *in);
 
 /* Hands a message to worker w without waiting; false (message kept) when its queue is full. */
 bool vem_ingest_forward(vem_ingest_t *in, zmq_msg_t *msg, unsigned w, uint64_t seq, uint32_t nseqs);

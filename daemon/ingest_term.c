@@ -365,7 +365,7 @@ static void s_on_connect(vem_ingest_t *in, uint64_t key, zmq_msg_t *id, zmq_msg_
     conn->id_len = zmq_msg_size(id) < 8 ? zmq_msg_size(id) : 8;
     memcpy(conn->id, zmq_msg_data(id), conn->id_len);
     conn->conn_id = ++in->next_conn_id;
-    conn->last_us = vem_now_us();
+    conn->last_read_ms = vem_ingest_open_ms(in);
     const char *peer = zmq_msg_gets(data, "Peer-Address");
     conn->fd = zmq_msg_get(data, ZMQ_SRCFD); /* deprecated in libzmq, but the only way to it */
     conn->peer_len = sizeof conn->peer_sa;
@@ -442,7 +442,7 @@ void vem_ingest_on_stream(vem_ingest_t *in)
         vem_counter_add(in->discarded, len); /* a connection we are closing, or closed */
         goto done;
     }
-    conn->last_us = vem_now_us();
+    conn->last_read_ms = vem_ingest_open_ms(in);
     vem_rejects_received(conn->rejects, len);
     vem_reasm_feed(conn->reasm, zmq_msg_data(&data), len);
     s_drain_or_stall(in, conn, &data);
@@ -452,10 +452,13 @@ done:
 }
 
 /* Once a second: closes idle and deaf connections, tries pending closes again, forgets
- * addresses no longer needed. */
+ * addresses no longer needed. Idle is silent for idle_timeout_s on the intake clock: while
+ * intake is paused (spool full, a flush failing, a drain stalled) nothing is read, and a truck
+ * whose frames wait in its socket meanwhile is not silent; closed, what it wrote would be lost
+ * (a reply-less terminal never sends it again). */
 void vem_ingest_sweep_idle(vem_ingest_t *in)
 {
-    int64_t deadline = vem_now_us() - (int64_t)in->args->idle_timeout_s * 1000000;
+    int64_t deadline = vem_ingest_open_ms(in) - (int64_t)in->args->idle_timeout_s * 1000;
     bool room = true; /* closing a connection drains it: that needs spool room, a retry not */
     for (size_t i = 0; i < in->capacity; i++) {
         room = room && vem_ingest_can_stage(in);
@@ -474,7 +477,7 @@ void vem_ingest_sweep_idle(vem_ingest_t *in)
         } else if (c->deaf) {
             vem_log(VEM_LOG_WARNING, "ingest", "closing %s: it does not read its replies", c->meta);
             s_close(in, c, in->closed_unread);
-        } else if (c->last_us < deadline) {
+        } else if (c->last_read_ms < deadline) {
             vem_log(VEM_LOG_DEBUG, "ingest", "closing idle connection %s", c->meta);
             s_close(in, c, in->closed_idle);
         }
