@@ -460,6 +460,7 @@ void vem_ingest_sweep_idle(vem_ingest_t *in)
 {
     int64_t deadline = vem_ingest_open_ms(in) - (int64_t)in->args->idle_timeout_s * 1000;
     bool room = true; /* closing a connection drains it: that needs spool room, a retry not */
+    unsigned idle = 0;
     for (size_t i = 0; i < in->capacity; i++) {
         room = room && vem_ingest_can_stage(in);
         if (!room && in->npending == 0)
@@ -480,8 +481,12 @@ void vem_ingest_sweep_idle(vem_ingest_t *in)
         } else if (c->last_read_ms < deadline) {
             vem_log(VEM_LOG_DEBUG, "ingest", "closing idle connection %s", c->meta);
             s_close(in, c, in->closed_idle);
+            idle++;
         }
     }
+    if (idle) /* one line a sweep: many at once (after an outage of the network) must show */
+        vem_log(VEM_LOG_NOTICE, "ingest", "closed %u idle connection%s (nothing read for %lld s)",
+                idle, idle == 1 ? "" : "s", (long long)in->args->idle_timeout_s);
     vem_peers_sweep(in->peers, vem_mono_ms() * 1000);
     vem_gauge_set(in->addresses, (int64_t)vem_peers_count(in->peers));
 }

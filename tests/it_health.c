@@ -547,6 +547,8 @@ START_TEST(quarantine_keeps_reasm_detail)
     s_send_all(idle, bad[3].raw, bad[3].len);
     ck_assert_msg(s_wait_eof(idle, 10), "vemd did not close the idle connection");
     close(idle);
+    ck_assert_msg(vem_it_log_has(&r, "closed 1 idle connection (nothing read for"),
+                  "the idle close was not logged at notice");
 
     int present = 0;
     for (int i = 0; i < 300 && present < 6; i++) {
