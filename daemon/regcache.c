@@ -22,6 +22,20 @@ static json_t *s_figure(double v)
     return v > 0 ? json_real(v) : json_null();
 }
 
+/* A registry string as JSON: its longest prefix that is UTF-8. The registry keeps the first
+ * bytes of a longer value wherever they end (a plate of 16 bytes or more can end inside a
+ * character), and JSON holds no string that is not UTF-8: one such vehicle would otherwise
+ * keep the whole fleet out of the cache. What is cut was not a whole character, and a plate
+ * that long matches no reading (at most 14 bytes). */
+static json_t *s_text_json(const char *s)
+{
+    size_t n = strlen(s);
+    json_t *j;
+    while (!(j = json_stringn(s, n)) && n > 0)
+        n--;
+    return j;
+}
+
 static void s_hex(const uint8_t *p, size_t n, char *out)
 {
     for (size_t i = 0; i < n; i++)
@@ -54,6 +68,7 @@ int vem_regcache_save(const char *dir, const vem_registry_t *reg, vem_keys_t *ke
     }
     vem_keys_row_t *rows;
     size_t nkeys = vem_keys_rows(keys, &rows);
+    errno = 0; /* a line JSON cannot hold fails with no errno: not some earlier call's reason */
     bool ok = s_line(f, json_pack("{s:s, s:i, s:I, s:I, s:I}", "format", S_FORMAT, "version",
                                   S_VERSION, "saved_at", (json_int_t)saved_at, "vehicles",
                                   (json_int_t)vem_registry_size(reg), "terminal_keys",
@@ -61,10 +76,11 @@ int vem_regcache_save(const char *dir, const vem_registry_t *reg, vem_keys_t *ke
     size_t pos = 0;
     const vem_vehicle_t *v;
     while (ok && (v = vem_registry_next(reg, &pos)))
-        ok =
-            s_line(f, json_pack("[s, s, s, s, s, s, o, o, o]", "V", v->vin, v->plate,
-                                v->plate_color, v->fuel, v->region_code, s_figure(v->ref_torque_nm),
-                                s_figure(v->rated_power_kw), s_figure(v->whtc_work_kwh)));
+        ok = s_line(f, json_pack("[s, o, o, o, o, o, o, o, o]", "V", s_text_json(v->vin),
+                                 s_text_json(v->plate), s_text_json(v->plate_color),
+                                 s_text_json(v->fuel), s_text_json(v->region_code),
+                                 s_figure(v->ref_torque_nm), s_figure(v->rated_power_kw),
+                                 s_figure(v->whtc_work_kwh)));
     for (size_t i = 0; ok && i < nkeys; i++) {
         char vin[18] = {0}, chip[33], pub[129];
         memcpy(vin, rows[i].vin, 17);

@@ -118,6 +118,41 @@ START_TEST(round_trip)
 }
 END_TEST
 
+/* The registry keeps at most 15 bytes of a plate, cut wherever the 16th byte fell, so a long
+ * plate of Chinese characters can end in part of one. Such a vehicle must not stop the cache of
+ * the whole fleet from being written (a string that is not UTF-8 cannot be JSON): it is kept
+ * with the characters that are whole. No reading matches such a plate either way (a reading's
+ * plate is at most 14 bytes). */
+START_TEST(plate_cut_inside_a_character)
+{
+    vem_vehicle_t v[2] = {
+        {S_VIN1, "", "yellow", "diesel", "110105", 2300, 353, 35},
+        {S_VIN2, "B12345", "blue", "diesel", "110105", 0, 0, 0},
+    };
+    /* "京AF12345挂车" is 16 bytes; the registry keeps 15: the last character cut in two */
+    memcpy(v[0].plate,
+           "\xe4\xba\xac"
+           "AF12345\xe6\x8c\x82\xe8\xbd",
+           15);
+    ck_assert_uint_eq(strlen(v[0].plate), 15);
+    vem_registry_t *reg = vem_registry_from(v, 2);
+    vem_keys_t *keys = vem_keys_new();
+    char err[600] = "";
+    ck_assert_msg(vem_regcache_save(s_dir, reg, keys, 1764500000, err, sizeof err) == 0, "%s", err);
+    vem_regcache_t c;
+    ck_assert_msg(vem_regcache_load(s_dir, &c, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(vem_registry_size(c.registry), 2);
+    const vem_vehicle_t *got = vem_registry_find(c.registry, S_VIN1);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_str_eq(got->plate, "\xe4\xba\xac"
+                                 "AF12345\xe6\x8c\x82");
+    ck_assert_double_eq(got->ref_torque_nm, 2300);
+    vem_regcache_free(&c);
+    vem_keys_destroy(&keys);
+    vem_registry_release(reg);
+}
+END_TEST
+
 START_TEST(seed_leaves_out_bad_rows)
 {
     uint8_t off_curve[64];
@@ -255,6 +290,7 @@ Suite *vem_suite_regcache(void)
     tcase_add_unchecked_fixture(tc, s_setup, NULL);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, round_trip);
+    tcase_add_test(tc, plate_cut_inside_a_character);
     tcase_add_test(tc, seed_leaves_out_bad_rows);
     tcase_add_test(tc, no_file);
     tcase_add_loop_test(tc, refused, 0, (int)(sizeof s_bad / sizeof s_bad[0]));
