@@ -218,10 +218,13 @@ static void s_hand_registry(s_daemon_t *d, vem_registry_t *reg)
     d->registry = reg; /* ours: for ingest when it starts after this */
 }
 
-/* At start, before PostgreSQL is read: the registry and terminal keys the last load kept
- * (regcache.h), so that neither a replay nor the first trips wait for PostgreSQL. True when
- * the workers have them. */
-static bool s_registry_from_cache(s_daemon_t *d)
+/* At start, when PostgreSQL did not give them within S_REGISTRY_WAIT_MS (down or slow): the
+ * registry and terminal keys the last load kept (regcache.h), so that neither a replay nor the
+ * first trips go without. The keys only while none were loaded (vem_keys_seed), the registry
+ * only when registry is true (none came from PostgreSQL): the cache is never put over what
+ * PostgreSQL gave, which an operator may have changed while vemd was down (a chip replaced).
+ * True when the cache was read. */
+static bool s_registry_from_cache(s_daemon_t *d, bool registry)
 {
     vem_regcache_t cache;
     char err[600];
@@ -233,19 +236,24 @@ static bool s_registry_from_cache(s_daemon_t *d)
     }
     size_t keys = vem_keys_seed(d->keys, cache.keys, cache.nkeys);
     vem_gauge_set(d->keys_size, (int64_t)vem_keys_size(d->keys));
-    vem_registry_t *reg = cache.registry;
-    cache.registry = NULL;
+    vem_registry_t *reg = registry ? cache.registry : NULL;
+    if (reg)
+        cache.registry = NULL;
     char when[40];
     time_t at = (time_t)cache.saved_at;
     struct tm tm;
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&at, &tm));
     vem_log(VEM_LOG_NOTICE, "main",
-            "vehicle registry (%zu vehicles) and terminal keys (%zu of %zu) from the cache of %s, "
-            "until PostgreSQL's are loaded",
-            vem_registry_size(reg), keys, cache.nkeys, when);
+            "vehicle registry (%zu vehicles%s) and terminal keys (%zu of %zu) from the cache of "
+            "%s, until PostgreSQL's are loaded",
+            vem_registry_size(cache.registry ? cache.registry : reg),
+            reg ? "" : ", not used: PostgreSQL's came", keys, cache.nkeys, when);
     vem_regcache_free(&cache);
-    vem_gauge_set(d->registry_cached, 1);
-    s_hand_registry(d, reg);
+    if (reg || keys) {
+        vem_gauge_set(d->registry_cached, 1);
+        if (reg)
+            s_hand_registry(d, reg);
+    }
     return true;
 }
 
@@ -675,20 +683,24 @@ static int s_start(s_daemon_t *d)
      * when PostgreSQL is down): a trip keeps the engine figures it started with, so a truck
      * seen before the registry would be judged by obd.nox_high instead of its NOx window for
      * the whole trip. */
-    bool cached = c->pg.enable && s_registry_from_cache(d);
     s_load_registry(d);
     s_load_history(d);
     int64_t wait_until = vem_mono_ms() + S_REGISTRY_WAIT_MS;
-    if (d->registry_loading && !cached) {
+    if (d->registry_loading) {
         struct pollfd pfd = {.fd = d->registry_fd[0], .events = POLLIN};
         if (poll(&pfd, 1, S_REGISTRY_WAIT_MS) == 1)
             s_send_registry(d);
-        else
-            vem_log(VEM_LOG_WARNING, "main",
-                    "vehicle registry not loaded after %d ms: intake starts without it; trips "
-                    "begun before it arrives are judged without engine figures",
-                    S_REGISTRY_WAIT_MS);
     }
+    /* PostgreSQL's first: the cache only for what it did not give in time (a loader still
+     * running then replaces the cache's when it ends) */
+    bool cached = c->pg.enable && (!d->registry || !vem_keys_loaded(d->keys)) &&
+                  s_registry_from_cache(d, !d->registry);
+    if (c->pg.enable && !d->registry)
+        vem_log(VEM_LOG_WARNING, "main",
+                "vehicle registry not loaded after %d ms: intake starts with %s; trips begun "
+                "before it arrives are judged %s",
+                S_REGISTRY_WAIT_MS, cached ? "the registry cache's" : "none",
+                cached ? "with the cached engine figures" : "without engine figures");
     /* The roadside history too, in what is left of the same wait (it is routed by the
      * registry); if it comes later, the workers judge again the chains it changes. */
     if (d->hist_loading) {

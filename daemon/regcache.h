@@ -4,8 +4,9 @@
  * is down at start, a vemd without them would judge every trip without engine figures
  * (obd.nox_high instead of the NOx window) and check every signed frame as `no_key`, the
  * frames it replays from the spool included, although they verified before the restart. So
- * each load that read both writes them to SPOOL_DIR/registry.cache, and the next start takes
- * that file until PostgreSQL answers (keys.h: vem_keys_seed). The file is what PostgreSQL held
+ * each load that read both writes them to SPOOL_DIR/registry.cache, and a start that does not
+ * get them from PostgreSQL in time takes what it lacks from that file until PostgreSQL answers
+ * (keys.h: vem_keys_seed). The file is what PostgreSQL held
  * at the last load: an operator's change made while vemd was down counts from the next load.
  *
  * Format: JSON lines (one small document per line, so reading takes memory for one line).

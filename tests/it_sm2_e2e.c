@@ -40,6 +40,9 @@
  *   restart_pg_down  vemd killed and started again while PostgreSQL is down: the frames it
  *               replays are checked with the keys of its registry cache, so a frame signed by
  *               a filed key is stored, not quarantined as no_key
+ *   fresh_keys_over_the_cache  started with PostgreSQL up but slow after a chip was replaced
+ *               while vemd was down: the start waits for PostgreSQL's keys, so the new chip's
+ *               first frame is stored, not quarantined by the cache's stale key
  *   binding     a second VIN on a connection, by a frame or by a second login: quarantined as
  *               vin_switch, the connection closed by vemd, counted
  *
@@ -701,16 +704,21 @@ static long long s_samples(PGconn *conn, const char *vin, int seq)
 }
 
 /* Sends vin's real-time frame with serial seq, signed by key A, over fd; reads its reply. */
-static void s_send_signed(int fd, const char *vin, uint16_t seq)
+static void s_send_signed_by(int fd, const char *vin, uint16_t seq, const char *signer)
 {
     vem_hj1239_frame_t *f = malloc(sizeof *f);
     ck_assert_ptr_nonnull(f);
     uint8_t frame[1024], reply[64];
     s_realtime(f, vin, seq);
-    size_t len = s_signed(f, "a", frame, sizeof frame);
+    size_t len = s_signed(f, signer, frame, sizeof frame);
     s_send(fd, frame, len);
     ck_assert_uint_eq(s_read(fd, reply, 31), 31);
     free(f);
+}
+
+static void s_send_signed(int fd, const char *vin, uint16_t seq)
+{
+    s_send_signed_by(fd, vin, seq, "a");
 }
 
 /* Waits up to 30 s for vin's frame seq to be stored; true when it is. */
@@ -1107,6 +1115,63 @@ START_TEST(restart_pg_down)
 }
 END_TEST
 
+/* vemd started with PostgreSQL up, after an operator replaced a chip while it was down (the
+ * VIN's row now holds key B, the cache key A), with terminal_keys slow to read (locked for 2 s):
+ * the start waits for PostgreSQL's keys as it did before there was a cache, so a frame signed
+ * by the new chip right after the start is stored, not quarantined as bad_signature by the
+ * cache's stale key. */
+START_TEST(fresh_keys_over_the_cache)
+{
+    vem_it_pg_up();
+    PGconn *conn = vem_it_pg();
+    char vin[32], chip[32], hex[129];
+    s_insert_key_a(conn, vin, sizeof vin, "LSM2F", 7, 18);
+    vem_it_run_t r = {.terminals_opts = "signatures = \"enforce\";"};
+    vem_it_start(&r, "it_sm2");
+    char cache[400];
+    snprintf(cache, sizeof cache, "%s/spool/registry.cache", r.dir);
+    for (int i = 0; i < 300 && access(cache, F_OK) != 0; i++)
+        vem_it_sleep(0.1);
+    ck_assert_msg(access(cache, F_OK) == 0, "no registry cache after the first load");
+    ck_assert_int_eq(kill(r.vemd, SIGKILL), 0);
+    ck_assert_int_eq(vem_it_wait(r.vemd, 10), 128 + SIGKILL);
+
+    /* the chip replaced: the VIN's row deleted and filed again with key B */
+    s_unique(chip, sizeof chip, "CHIP", 19, 16);
+    for (int i = 0; i < 64; i++)
+        snprintf(hex + 2 * i, 3, "%02x", s_pub_b[i]);
+    const char *params[] = {vin, chip, hex};
+    PGresult *res = PQexecParams(conn, "DELETE FROM terminal_keys WHERE vin = $1", 1, NULL, params,
+                                 NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(conn));
+    PQclear(res);
+    res = PQexecParams(conn,
+                       "INSERT INTO terminal_keys VALUES ($1, convert_to($2, 'SQL_ASCII'), "
+                       "decode($3, 'hex'), now(), now())",
+                       3, NULL, params, NULL, NULL, 0);
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(conn));
+    PQclear(res);
+
+    /* terminal_keys slow to read: locked for 2 s by the server itself */
+    PGconn *locker = vem_it_pg();
+    ck_assert_int_eq(PQsendQuery(locker, "BEGIN; LOCK TABLE terminal_keys IN ACCESS EXCLUSIVE "
+                                         "MODE; SELECT pg_sleep(2); COMMIT"),
+                     1);
+    vem_it_sleep(0.3);
+    vem_it_launch(&r);
+    int fd = s_connect(r.port);
+    s_send_signed_by(fd, vin, 1, "b");
+    close(fd);
+    ck_assert_msg(s_stored(conn, vin, 1), "the frame signed by the VIN's filed key was not stored");
+    ck_assert_int_eq(s_count(conn, "SELECT count(*) FROM quarantine WHERE vin = $1", vin), 0);
+    while ((res = PQgetResult(locker)))
+        PQclear(res);
+    PQfinish(locker);
+    vem_it_stop(&r);
+    PQfinish(conn);
+}
+END_TEST
+
 /* ---- one connection, one vehicle --------------------------------------------------------- */
 
 START_TEST(binding)
@@ -1195,6 +1260,7 @@ Suite *vem_suite_sm2_e2e(void)
     tcase_add_test(tc, reload);
     tcase_add_test(tc, keys_late);
     tcase_add_test(tc, restart_pg_down);
+    tcase_add_test(tc, fresh_keys_over_the_cache);
     tcase_add_test(tc, binding);
     suite_add_tcase(s, tc);
     return s;
