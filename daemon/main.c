@@ -239,10 +239,11 @@ static bool s_registry_from_cache(s_daemon_t *d, bool registry)
     vem_registry_t *reg = registry ? cache.registry : NULL;
     if (reg)
         cache.registry = NULL;
-    char when[40];
+    char when[40] = "?";
     time_t at = (time_t)cache.saved_at;
     struct tm tm;
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&at, &tm));
+    if (gmtime_r(&at, &tm)) /* (NULL past its years: strftime would crash every start) */
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     vem_log(VEM_LOG_NOTICE, "main",
             "vehicle registry (%zu vehicles%s) and terminal keys (%zu of %zu) from the cache of "
             "%s, until PostgreSQL's are loaded",

@@ -16,6 +16,8 @@
 #define S_VERSION 1
 /* The longest line a cache holds: a vehicle's strings, escaped, and three figures. */
 #define S_LINE_MAX 1024
+/* saved_at beyond this (about 35,000 years from 1970) is damage: gmtime cannot take it. */
+#define S_TIME_MAX_S ((json_int_t)1 << 40)
 
 static json_t *s_figure(double v)
 {
@@ -272,6 +274,8 @@ static bool s_header(s_reader_t *r, int64_t *saved_at, size_t *nv, size_t *nk)
              !json_is_integer(json_object_get(doc, "vehicles")) ||
              !json_is_integer(json_object_get(doc, "terminal_keys")))
         s_fail(r, "saved_at, vehicles or terminal_keys missing or negative");
+    else if (at < 0 || at > S_TIME_MAX_S)
+        s_fail(r, "saved_at is not a time");
     else
         ok = true;
     *saved_at = at;

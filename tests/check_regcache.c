@@ -214,6 +214,13 @@ static const struct {
     {"{\"format\":\"vemd-registry-cache\",\"version\":1,\"vehicles\":0,\"terminal_keys\":0}\n",
      "line 1: saved_at, vehicles or terminal_keys missing"},
     {S_HEAD(-1, 0), "line 1: saved_at, vehicles or terminal_keys missing or negative"},
+    /* a time gmtime cannot take: main formats it for its log line (a NULL struct tm) */
+    {"{\"format\":\"vemd-registry-cache\",\"version\":1,\"saved_at\":9223372036854775807,"
+     "\"vehicles\":0,\"terminal_keys\":0}\n",
+     "line 1: saved_at is not a time"},
+    {"{\"format\":\"vemd-registry-cache\",\"version\":1,\"saved_at\":-1,"
+     "\"vehicles\":0,\"terminal_keys\":0}\n",
+     "line 1: saved_at is not a time"},
     {"not json\n", "line 1: not JSON"},
     {S_HEAD(2, 0) S_V1, "line 3: the file ends here"},
     {S_HEAD(1, 0) S_V1 S_V1, "line 3: more lines than the header counts"},
