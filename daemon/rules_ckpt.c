@@ -607,6 +607,15 @@ static void s_put_rsd(s_wr_t *w, const vem_rules_rsd_t *rsd)
     }
 }
 
+/* True when a comes after b: by time, then station and reading id. */
+static bool s_link_after(const vem_rules_link_t *a, const vem_rules_link_t *b)
+{
+    if (a->time_us != b->time_us)
+        return a->time_us > b->time_us;
+    int c = strcmp(a->station_id, b->station_id);
+    return c ? c > 0 : strcmp(a->reading_id, b->reading_id) > 0;
+}
+
 /* Version 3: the readings, by time then station and reading id (rules_rsd.c relies on it). */
 static void s_get_chain(s_rd_t *r, vem_rules_chain_t *c, size_t *bytes)
 {
@@ -667,10 +676,26 @@ static void s_get_chain_v2(s_rd_t *r, vem_rules_chain_t *c, size_t *bytes)
         l->over = true;
         s_str(r, l->station_id, sizeof l->station_id, "chain station id");
         s_str(r, l->reading_id, sizeof l->reading_id, "chain reading id");
-        if (!r->failed && k + i > 0 && c->links[k + i - 1].time_us >= l->time_us)
+        /* version 2 held readings of one time in the order they came (not before the
+         * compliant time, which refused them) */
+        if (!r->failed && k + i > 0 &&
+            (c->links[k + i - 1].time_us > l->time_us || (i == 0 && compliant >= l->time_us)))
             s_fail(r, "chain reading %" PRIu32 " not after the one before it", i);
         c->n = r->failed ? c->n : k + i + 1;
     }
+    /* version 3's order within a time: by station, then reading id (rules_rsd.c relies on it) */
+    for (uint32_t i = k + 1; i < c->n && !r->failed; i++) {
+        vem_rules_link_t l = c->links[i];
+        uint32_t j = i;
+        while (j > k && s_link_after(&c->links[j - 1], &l)) {
+            c->links[j] = c->links[j - 1];
+            j--;
+        }
+        c->links[j] = l;
+    }
+    for (uint32_t i = k + 1; i < c->n && !r->failed; i++)
+        if (!s_link_after(&c->links[i], &c->links[i - 1]))
+            s_fail(r, "chain readings %" PRIu32 " and %" PRIu32 " the same", i - k - 1, i - k);
 }
 
 static void s_get_rsd(s_rd_t *r, vem_rules_rsd_t *rsd, size_t *bytes)

@@ -893,7 +893,16 @@ static void s_wstr(s_bytes_t *o, const char *str)
  * NO chain of r1 (T0, 1600 ppm) and r2 (T0 + 1 d, 1700 ppm) after a compliant reading at
  * T0 - 1 d. The parts version 3 did not change (facts to receipt times, the two tracks) are
  * copied from a version 3 save of a fresh vehicle. */
+static void s_v2_checkpoint_of(s_bytes_t *o, uint32_t version, bool tie);
+
 static void s_v2_checkpoint(s_bytes_t *o, uint32_t version)
+{
+    s_v2_checkpoint_of(o, version, false);
+}
+
+/* The same, or with tie: r2 from station S00 at r1's time, held after r1 (version 2 kept
+ * readings of one time in the order they came, station ids aside). */
+static void s_v2_checkpoint_of(s_bytes_t *o, uint32_t version, bool tie)
 {
     vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, NULL);
     vem_rules_vehicle_set_ids(v, NULL, NULL, "yellow");
@@ -938,9 +947,9 @@ static void s_v2_checkpoint(s_bytes_t *o, uint32_t version)
     s_wf64(o, 1600);
     s_wstr(o, "S01");
     s_wstr(o, "r1");
-    s_w64(o, US(T0 + DAY));
+    s_w64(o, tie ? US(T0) : US(T0 + DAY));
     s_wf64(o, 1700);
-    s_wstr(o, "S01");
+    s_wstr(o, tie ? "S00" : "S01");
     s_wstr(o, "r2");
     for (int p = 1; p < 5; p++)
         s_w8(o, 0);
@@ -1034,6 +1043,34 @@ START_TEST(versions_1_and_2_load_converted)
         old.b[4] = (uint8_t)(3 - version);
         ck_assert_ptr_null(vem_rules_vehicle_load(old.b, old.n, err, sizeof err));
     }
+}
+END_TEST
+
+/* Version 2 held two exceedances of one time in the order they came; version 3 orders them
+ * by station and reading id too. Such a chain loads (the vehicle's state is not lost at the
+ * upgrade), in version 3's order, and a save of it loads again. */
+START_TEST(version_2_chain_with_readings_of_one_time)
+{
+    s_bytes_t old;
+    s_v2_checkpoint_of(&old, 2, true);
+    char err[256];
+    vem_rules_vehicle_t *v = vem_rules_vehicle_load(old.b, old.n, err, sizeof err);
+    ck_assert_msg(v != NULL, "%s", err);
+    const vem_rules_chain_t *ch = v->rsd.chain[0];
+    ck_assert_uint_eq(ch->n, 3);
+    ck_assert_str_eq(ch->links[1].station_id, "S00");
+    ck_assert_str_eq(ch->links[1].reading_id, "r2");
+    ck_assert_str_eq(ch->links[2].station_id, "S01");
+    ck_assert_str_eq(ch->links[2].reading_id, "r1");
+    ck_assert(ch->links[1].over && ch->links[2].over);
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    vem_rules_vehicle_t *again = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_msg(again != NULL, "%s", err);
+    vem_rules_vehicle_destroy(&again);
+    vem_rules_vehicle_destroy(&v);
+    free(buf);
 }
 END_TEST
 
@@ -1214,6 +1251,7 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_add_test(tc, every_truncation_is_refused);
     tcase_add_test(tc, version_and_magic);
     tcase_add_test(tc, versions_1_and_2_load_converted);
+    tcase_add_test(tc, version_2_chain_with_readings_of_one_time);
     tcase_add_test(tc, unknown_colour_refused);
     tcase_add_test(tc, save_appends);
     tcase_add_test(tc, precise_reasons);
