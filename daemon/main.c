@@ -694,9 +694,10 @@ static int s_start(s_daemon_t *d)
     }
     /* PostgreSQL's first: the cache only for what it did not give in time (a loader still
      * running then replaces the cache's when it ends) */
-    bool cached = c->pg.enable && (!d->registry || !vem_keys_loaded(d->keys)) &&
-                  s_registry_from_cache(d, !d->registry);
-    if (c->pg.enable && !d->registry)
+    bool from_pg = d->registry != NULL;
+    bool cached = c->pg.enable && (!from_pg || !vem_keys_loaded(d->keys)) &&
+                  s_registry_from_cache(d, !from_pg);
+    if (c->pg.enable && !from_pg)
         vem_log(VEM_LOG_WARNING, "main",
                 "vehicle registry not loaded after %d ms: intake starts with %s; trips begun "
                 "before it arrives are judged %s",
