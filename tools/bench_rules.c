@@ -81,7 +81,15 @@
  *  writing the ring with non-temporal stores: 0.135-0.165; vehicle structs not page-aligned,
  *  to spread their hot lines over more cache sets: 0.154-0.174. None moves the figure beyond
  *  the noise: what costs is the number of values read and judged per sample and the state
- *  lines coming from DRAM, not any one access. */
+ *  lines coming from DRAM, not any one access.
+ *
+ * Session 8: the per-sample rules on raw values (each threshold turned into a raw value once
+ * per configuration, a value converted to its unit only where a rule needs the number, the
+ * NOx window's inputs converted while the state's lines come): the same verdicts, and no
+ * change in the figure (10,000 trucks 0.171 against 0.184 in the same run, 20 trucks 0.29-0.31
+ * both, a shared machine), so converting the values is not what costs either; not kept. The
+ * figure on a quiet machine after this session's rule changes (roadside chains and MIL runs by
+ * time, the receipt pause): 0.155-0.181, against 0.13-0.17 for the build before, alternating. */
 #include "bench_util.h"
 #include "hj1239.h"
 #include "rules.h"
