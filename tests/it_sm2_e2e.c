@@ -990,18 +990,10 @@ static void s_reload_keys(const vem_it_run_t *r, PGconn *conn, long long unloada
 static void s_insert_key_a(PGconn *conn, char *vin, size_t cap, const char *prefix, int n,
                            int chip_n)
 {
-    char chip[32], hex[129];
+    char chip[32];
     s_unique(vin, cap, prefix, n, 17);
     s_unique(chip, sizeof chip, "CHIP", chip_n, 16);
-    for (int i = 0; i < 64; i++)
-        snprintf(hex + 2 * i, 3, "%02x", s_pub_a[i]);
-    const char *params[] = {vin, chip, hex};
-    PGresult *res = PQexecParams(conn,
-                                 "INSERT INTO terminal_keys VALUES ($1, convert_to($2, "
-                                 "'SQL_ASCII'), decode($3, 'hex'), now(), now())",
-                                 3, NULL, params, NULL, NULL, 0);
-    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(conn));
-    PQclear(res);
+    s_key_row(conn, vin, chip, s_pub_a, "now"); /* PostgreSQL's input for the current time */
 }
 
 START_TEST(reload)
