@@ -8,6 +8,7 @@
 #include "keys.h"
 
 #include "clock.h"
+#include "frame_json.h"
 #include "log.h"
 #include "pgload.h"
 
@@ -172,12 +173,6 @@ static s_entry_t *s_entry(const uint8_t *vin, const uint8_t *chip, const uint8_t
     return e;
 }
 
-static void s_hex(char *out, const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", p[i]);
-}
-
 /* Adds a row of terminal_keys (or of the cache) to a table being built, in the order the rows
  * come (the first to hold a VIN, chip or key keeps it): false, logged, when its key is not on
  * the curve, its VIN or chip is there already, or its key is another chip's (one key pair is
@@ -192,7 +187,7 @@ static bool s_add_row(s_table_t *t, const uint8_t *vin, const uint8_t *chip, con
         snprintf(why, sizeof why, "VIN or chip twice");
     } else if (held) {
         char other[33];
-        s_hex(other, held->chip, 16);
+        vem_frame_json_hex_text(other, held->chip, 16);
         snprintf(why, sizeof why,
                  "key_reused: its public key is chip %s's (VIN %.17s), filed before", other,
                  (const char *)held->vin);
@@ -339,7 +334,7 @@ static vem_keys_verdict_t s_apply(vem_keys_t *self, const vem_hj1239_frame_t *f,
                                   vem_sm2_key_t **key, char *detail, size_t detail_len)
 {
     char chip_hex[33];
-    s_hex(chip_hex, f->chip_id, 16);
+    vem_frame_json_hex_text(chip_hex, f->chip_id, 16);
     s_entry_t *c = s_by_chip(&self->t, f->chip_id);
     if (c && memcmp(c->vin, f->vin, 17) != 0) {
         snprintf(detail, detail_len, "chip %s is activated for VIN %.17s", chip_hex,
@@ -349,7 +344,7 @@ static vem_keys_verdict_t s_apply(vem_keys_t *self, const vem_hj1239_frame_t *f,
     s_entry_t *v = s_by_vin(&self->t, f->vin);
     if (v && v != c) {
         char other[33];
-        s_hex(other, v->chip, 16);
+        vem_frame_json_hex_text(other, v->chip, 16);
         snprintf(detail, detail_len, "VIN holds chip %s (a terminal replaced: delete its row)",
                  other);
         return VEM_KEYS_VIN_ERROR;
@@ -369,7 +364,7 @@ static vem_keys_verdict_t s_apply(vem_keys_t *self, const vem_hj1239_frame_t *f,
          * (0x02 0x01), the only other code being a VIN error: the chip, known by its key pair,
          * is the one filed under chip k's id (its VIN need not be wrong at all) */
         char other[33];
-        s_hex(other, k->chip, 16);
+        vem_frame_json_hex_text(other, k->chip, 16);
         snprintf(detail, detail_len,
                  "public key of chip %s is filed already for chip %s (VIN %.17s)", chip_hex, other,
                  (const char *)k->vin);

@@ -2,6 +2,7 @@
 #include "regcache.h"
 
 #include "fileio.h"
+#include "frame_json.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,12 +37,6 @@ static json_t *s_text_json(const char *s)
     while (!(j = json_stringn(s, n)) && n > 0)
         n--;
     return j;
-}
-
-static void s_hex(const uint8_t *p, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", p[i]);
 }
 
 /* One line: the document, compact, and a newline; false when it could not be written. */
@@ -86,8 +81,8 @@ int vem_regcache_save(const char *dir, const vem_registry_t *reg, vem_keys_t *ke
     for (size_t i = 0; ok && i < nkeys; i++) {
         char vin[18] = {0}, chip[33], pub[129];
         memcpy(vin, rows[i].vin, 17);
-        s_hex(rows[i].chip, 16, chip);
-        s_hex(rows[i].pub, 64, pub);
+        vem_frame_json_hex_text(chip, rows[i].chip, 16);
+        vem_frame_json_hex_text(pub, rows[i].pub, 64);
         ok = s_line(f, json_pack("[s, s, s, s]", "K", vin, chip, pub));
     }
     free(rows);

@@ -7,6 +7,7 @@
 
 #include "clock.h"
 #include "completeness.h"
+#include "frame_json.h"
 #include "actor.h"
 #include "hj1239.h"
 #include "ingest.h"
@@ -524,8 +525,7 @@ static bool s_screen(s_worker_t *w, const vem_input_hdr_t *hdr, const uint8_t *d
     char detail[160];
     if (!s_vin_ok(f->vin)) {
         char hex[2 * VEM_VIN_LEN + 1];
-        for (size_t i = 0; i < VEM_VIN_LEN; i++)
-            snprintf(hex + 2 * i, 3, "%02x", f->vin[i]);
+        vem_frame_json_hex_text(hex, f->vin, VEM_VIN_LEN);
         /* the bytes first: the quarantine table keeps the first 72 characters of a detail */
         snprintf(detail, sizeof detail, "VIN %s: not 17 printable ASCII characters", hex);
         s_reject(w, hdr, data, VEM_RECORD_CLASS_BAD_VIN, detail,

@@ -24,18 +24,23 @@ static void s_set(json_t *obj, const char *key, json_t *value)
         abort();
 }
 
-json_t *vem_frame_json_hex(const uint8_t *p, size_t n)
+void vem_frame_json_hex_text(char *out, const uint8_t *p, size_t n)
 {
     static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+json_t *vem_frame_json_hex(const uint8_t *p, size_t n)
+{
     char small[160];
     char *s = n * 2 + 1 <= sizeof small ? small : malloc(n * 2 + 1);
     if (!s)
         abort();
-    for (size_t i = 0; i < n; i++) {
-        s[2 * i] = digits[p[i] >> 4];
-        s[2 * i + 1] = digits[p[i] & 15];
-    }
-    s[2 * n] = '\0';
+    vem_frame_json_hex_text(s, p, n);
     json_t *j = s_take(json_string(s));
     if (s != small)
         free(s);

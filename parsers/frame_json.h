@@ -23,6 +23,10 @@ json_t *vem_frame_json_block(const vem_hj1239_frame_t *f, size_t i);
  * the envelope keys of f are added. New reference, caller owns. */
 json_t *vem_frame_json_error(const vem_hj1239_error_t *err, const vem_hj1239_frame_t *f);
 
+/* The lowercase hex text of n bytes into out, which holds 2 n + 1 characters (with its '\0'):
+ * the one hex writer of the daemon (quarantine details, key files, the registry cache). */
+void vem_frame_json_hex_text(char *out, const uint8_t *p, size_t n);
+
 /* Lowercase hex string of n bytes; new reference. */
 json_t *vem_frame_json_hex(const uint8_t *p, size_t n);
 

@@ -145,6 +145,30 @@ START_TEST(unsupported_encryption_envelope)
 }
 END_TEST
 
+/* The one hex writer: two lowercase digits a byte, high nibble first, and the '\0'; the JSON
+ * string and a buffer of 200 bytes (past the stack buffer) hold the same text. */
+START_TEST(hex_text)
+{
+    static const uint8_t bytes[] = {0x00, 0x0f, 0xa5, 0xff, 0x10};
+    char out[2 * sizeof bytes + 2];
+    memset(out, '#', sizeof out);
+    vem_frame_json_hex_text(out, bytes, sizeof bytes);
+    ck_assert_str_eq(out, "000fa5ff10");
+    ck_assert_int_eq(out[sizeof out - 1], '#');
+    vem_frame_json_hex_text(out, bytes, 0);
+    ck_assert_str_eq(out, "");
+    uint8_t big[200];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 7);
+    json_t *j = vem_frame_json_hex(big, sizeof big);
+    const char *t = json_string_value(j);
+    ck_assert_uint_eq(strlen(t), 400);
+    ck_assert(strncmp(t, "00070e15", 8) == 0); /* 0, 7, 14, 21 */
+    ck_assert(strncmp(t + 398, "71", 2) == 0); /* 199 x 7 = 1393 = 0x571, its low byte 0x71 */
+    json_decref(j);
+}
+END_TEST
+
 Suite *vem_suite_frame_json(void);
 Suite *vem_suite_frame_json(void)
 {
@@ -153,6 +177,7 @@ Suite *vem_suite_frame_json(void)
     tcase_add_test(tc, vectors_all_keys);
     tcase_add_test(tc, printing);
     tcase_add_test(tc, unsupported_encryption_envelope);
+    tcase_add_test(tc, hex_text);
     suite_add_tcase(s, tc);
     return s;
 }
