@@ -722,6 +722,19 @@ static void s_sample(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, cons
         bt->in[bt->n++] = &xp->win;
 }
 
+/* A vehicle's array of *cap elements of size bytes doubled (first when empty), its bytes
+ * counted in *bytes; the caller bounds how far it grows. */
+static void *s_grow(void *p, uint32_t *cap, uint32_t first, size_t size, size_t *bytes)
+{
+    uint32_t n = *cap ? *cap * 2 : first;
+    void *grown = realloc(p, n * size);
+    if (!grown)
+        abort();
+    *bytes += (n - *cap) * size;
+    *cap = n;
+    return grown;
+}
+
 /* ---- OBD snapshots ------------------------------------------------------------------------ */
 
 static json_t *s_snapshot_json(const vem_rules_vehicle_t *v, const vem_rules_at_t *at)
@@ -783,15 +796,8 @@ static void s_mil(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
         return;
     bool on = mil == 1;
     int64_t t = at->sec, gap = (int64_t)cfg->trip_gap_min * 60;
-    if (v->nmil == v->mil_cap && v->mil_cap < VEM_RULES_MIL_RUNS) {
-        uint32_t cap = v->mil_cap ? v->mil_cap * 2 : 2;
-        vem_rules_mil_run_t *grown = realloc(v->mil, cap * sizeof *grown);
-        if (!grown)
-            abort();
-        v->bytes += (cap - v->mil_cap) * sizeof *grown;
-        v->mil = grown;
-        v->mil_cap = cap;
-    }
+    if (v->nmil == v->mil_cap && v->mil_cap < VEM_RULES_MIL_RUNS)
+        v->mil = s_grow(v->mil, &v->mil_cap, 2, sizeof *v->mil, &v->bytes);
     vem_rules_mil_run_t *m = v->mil;
     uint32_t i = 0; /* the first run that ends at or after t */
     while (i < v->nmil && m[i].last.sec < t)
@@ -890,15 +896,8 @@ static void s_dtc(vem_rules_vehicle_t *v, const vem_hj1239_frame_t *f, const vem
         json_array_append_new(fresh, json_string(hex));
         if (v->ndtcs == VEM_RULES_DTC_MAX)
             continue; /* reported, but not remembered */
-        if (v->ndtcs == v->dtc_cap) {
-            uint32_t cap = v->dtc_cap ? v->dtc_cap * 2 : 4;
-            uint32_t *d = realloc(v->dtcs, cap * sizeof *d);
-            if (!d)
-                abort();
-            v->bytes += (cap - v->dtc_cap) * sizeof *d;
-            v->dtcs = d;
-            v->dtc_cap = cap;
-        }
+        if (v->ndtcs == v->dtc_cap)
+            v->dtcs = s_grow(v->dtcs, &v->dtc_cap, 4, sizeof *v->dtcs, &v->bytes);
         v->dtcs[v->ndtcs++] = code;
     }
     if (json_array_size(fresh) == 0) {
