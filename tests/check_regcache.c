@@ -195,6 +195,54 @@ START_TEST(no_file)
 }
 END_TEST
 
+/* A save that fails leaves the last good file in place and no temporary behind: a write that
+ * fails (the temporary is a link to /dev/full: no space), and a rename that cannot replace the
+ * file (a directory stands where it goes). Each error names its step and reason. */
+START_TEST(failed_save_keeps_the_old_file)
+{
+    char dir[300], tmp[400], err[600] = "";
+    snprintf(dir, sizeof dir, "%s/keep", s_dir);
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    const vem_vehicle_t one = {S_VIN1, "", "", "diesel", "", 1000, 200, 18};
+    const vem_vehicle_t two = {S_VIN2, "", "", "diesel", "", 1500, 300, 27};
+    vem_registry_t *first = vem_registry_from(&one, 1), *second = vem_registry_from(&two, 1);
+    vem_keys_t *keys = vem_keys_new();
+    ck_assert_msg(vem_regcache_save(dir, first, keys, 10, err, sizeof err) == 0, "%s", err);
+
+    snprintf(tmp, sizeof tmp, "%s/registry.cache.tmp", dir);
+    ck_assert_int_eq(symlink("/dev/full", tmp), 0);
+    ck_assert_int_eq(vem_regcache_save(dir, second, keys, 20, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, ": write: No space left on device"), "%s", err);
+    struct stat st;
+    ck_assert_int_ne(lstat(tmp, &st), 0); /* the temporary is gone */
+    vem_regcache_t c;
+    ck_assert_msg(vem_regcache_load(dir, &c, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(c.saved_at, 10);
+    ck_assert_ptr_nonnull(vem_registry_find(c.registry, S_VIN1));
+    ck_assert_ptr_null(vem_registry_find(c.registry, S_VIN2));
+    vem_regcache_free(&c);
+
+    char file[400], inside[500];
+    snprintf(dir, sizeof dir, "%s/blocked", s_dir);
+    snprintf(file, sizeof file, "%s/registry.cache", dir);
+    snprintf(inside, sizeof inside, "%s/x", file);
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    ck_assert_int_eq(mkdir(file, 0700), 0);
+    FILE *f = fopen(inside, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    ck_assert_int_eq(vem_regcache_save(dir, second, keys, 30, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, ": rename: Is a directory"), "%s", err);
+    snprintf(tmp, sizeof tmp, "%s/registry.cache.tmp", dir);
+    ck_assert_int_ne(lstat(tmp, &st), 0);
+    ck_assert_int_eq(access(inside, F_OK), 0); /* what stood there is untouched */
+
+    vem_keys_destroy(&keys);
+    vem_registry_release(first);
+    vem_registry_release(second);
+}
+END_TEST
+
 #define S_HEAD(v, k)                                                                               \
     "{\"format\":\"vemd-registry-cache\",\"version\":1,\"saved_at\":5,\"vehicles\":" #v            \
     ",\"terminal_keys\":" #k "}\n"
@@ -300,6 +348,7 @@ Suite *vem_suite_regcache(void)
     tcase_add_test(tc, plate_cut_inside_a_character);
     tcase_add_test(tc, seed_leaves_out_bad_rows);
     tcase_add_test(tc, no_file);
+    tcase_add_test(tc, failed_save_keeps_the_old_file);
     tcase_add_loop_test(tc, refused, 0, (int)(sizeof s_bad / sizeof s_bad[0]));
     tcase_add_test(tc, hand_written);
     suite_add_tcase(s, tc);
