@@ -109,7 +109,9 @@ typedef struct {
     vem_counter_t *hist_readings, *hist_truncated;
     vem_counter_t *reloads, *reload_errors;
     vem_gauge_t *registry_size;
-    vem_gauge_t *registry_cached; /* 1 while the registry and keys are the cache's */
+    vem_gauge_t *registry_cached; /* 1 while the registry or the keys are the cache's */
+    bool registry_cached_in_use;  /* the registry in use came from the cache */
+    bool keys_cached;             /* the cache seeded the keys (theirs until a load) */
 } s_daemon_t;
 
 /* The registry (and the terminal keys with it) is loaded off the main thread, which must keep
@@ -168,6 +170,14 @@ static void s_load_registry(s_daemon_t *d)
 
 static void s_hand_registry(s_daemon_t *d, vem_registry_t *reg);
 
+/* vem_registry_cached: 1 while the registry in use, or the keys, are still the cache's (a load
+ * can bring the vehicles and fail on terminal_keys: the keys then stay the cache's). */
+static void s_cached_gauge(s_daemon_t *d)
+{
+    bool keys = d->keys_cached && !vem_keys_loaded(d->keys);
+    vem_gauge_set(d->registry_cached, d->registry_cached_in_use || keys);
+}
+
 /* Gives each worker a reference to the snapshot the loader produced. */
 static void s_send_registry(s_daemon_t *d)
 {
@@ -188,10 +198,12 @@ static void s_send_registry(s_daemon_t *d)
     } else {
         d->registry_wait_ms = 0;
     }
+    if (reg)
+        d->registry_cached_in_use = false;
+    s_cached_gauge(d);
     if (!reg)
         return;
     vem_log(VEM_LOG_INFO, "main", "vehicle registry: %zu vehicles", vem_registry_size(reg));
-    vem_gauge_set(d->registry_cached, 0);
     s_hand_registry(d, reg);
 }
 
@@ -250,11 +262,11 @@ static bool s_registry_from_cache(s_daemon_t *d, bool registry)
             vem_registry_size(cache.registry ? cache.registry : reg),
             reg ? "" : ", not used: PostgreSQL's came", keys, cache.nkeys, when);
     vem_regcache_free(&cache);
-    if (reg || keys) {
-        vem_gauge_set(d->registry_cached, 1);
-        if (reg)
-            s_hand_registry(d, reg);
-    }
+    d->keys_cached = keys > 0;
+    d->registry_cached_in_use = reg != NULL;
+    s_cached_gauge(d);
+    if (reg)
+        s_hand_registry(d, reg);
     return true;
 }
 
@@ -517,8 +529,8 @@ static int s_start(s_daemon_t *d)
                           "Vehicles in the registry snapshot the workers use.", NULL);
     d->registry_cached = vem_metrics_gauge(
         d->metrics, "vem_registry_cached",
-        "1 while the vehicle registry and terminal keys in use are the registry cache's "
-        "(PostgreSQL not read since the start).",
+        "1 while the vehicle registry or the terminal keys in use are the registry cache's "
+        "(not yet loaded from PostgreSQL since the start).",
         NULL);
     d->keys_size = vem_metrics_gauge(d->metrics, "vem_terminal_keys",
                                      "Activated VINs (terminal_keys) as last loaded.", NULL);
