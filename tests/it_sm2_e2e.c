@@ -40,6 +40,9 @@
  *   restart_pg_down  vemd killed and started again while PostgreSQL is down: the frames it
  *               replays are checked with the keys of its registry cache, so a frame signed by
  *               a filed key is stored, not quarantined as no_key
+ *   cached_keys_until_theirs_load  started from the cache while PostgreSQL is down, which then
+ *               gives its vehicles but not terminal_keys: vem_registry_cached stays 1 until
+ *               the keys load too
  *   fresh_keys_over_the_cache  started with PostgreSQL up but slow after a chip was replaced
  *               while vemd was down: the start waits for PostgreSQL's keys, so the new chip's
  *               first frame is stored, not quarantined by the cache's stale key
@@ -1107,6 +1110,56 @@ START_TEST(restart_pg_down)
 }
 END_TEST
 
+/* Before: the load that replaced the cache's registry set vem_registry_cached to 0 even when it
+ * failed on terminal_keys, while the keys in use were still the cache's. */
+START_TEST(cached_keys_until_theirs_load)
+{
+    vem_it_pg_up();
+    PGconn *conn = vem_it_pg();
+    char vin[32];
+    s_insert_key_a(conn, vin, sizeof vin, "LSM2K", 6, 17);
+    vem_it_run_t r = {.terminals_opts = "signatures = \"enforce\";"};
+    vem_it_start(&r, "it_sm2");
+    char cache[400];
+    snprintf(cache, sizeof cache, "%s/spool/registry.cache", r.dir);
+    for (int i = 0; i < 300 && access(cache, F_OK) != 0; i++)
+        vem_it_sleep(0.1);
+    ck_assert_msg(access(cache, F_OK) == 0, "no registry cache after the first load");
+
+    /* the keys' table out of reach, then a start from the cache with PostgreSQL down */
+    vem_it_sql(conn, "ALTER TABLE terminal_keys RENAME TO terminal_keys_away");
+    PQfinish(conn);
+    vem_it_pgctl("stop");
+    ck_assert_int_eq(kill(r.vemd, SIGKILL), 0);
+    ck_assert_int_eq(vem_it_wait(r.vemd, 10), 128 + SIGKILL);
+    char first[600];
+    snprintf(first, sizeof first, "%s.first", r.log); /* the log below: the second run's alone */
+    ck_assert_int_eq(rename(r.log, first), 0);
+    vem_it_launch(&r);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_registry_cached"), 1);
+    vem_it_pgctl("start");
+    /* PostgreSQL's vehicles come, its keys do not: the keys in use are still the cache's */
+    for (int i = 0; i < 600 && !vem_it_log_has(&r, "main: vehicle registry: "); i++)
+        vem_it_sleep(0.1);
+    bool came = vem_it_log_has(&r, "main: vehicle registry: ");
+    bool keys_failed = vem_it_log_has(&r, "terminal keys stay as they were");
+    double mid = vem_it_metric_now(&r, "vem_registry_cached");
+
+    /* the table back (before any assertion: the other tests need it): the next load brings
+     * the keys, and the gauge goes to 0 */
+    conn = vem_it_pg();
+    vem_it_sql(conn, "ALTER TABLE terminal_keys_away RENAME TO terminal_keys");
+    ck_assert_msg(came, "PostgreSQL's registry never came");
+    ck_assert_msg(keys_failed, "the keys loaded");
+    ck_assert_double_eq(mid, 1);
+    for (int i = 0; i < 900 && vem_it_metric_now(&r, "vem_registry_cached") != 0; i++)
+        vem_it_sleep(0.1);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_registry_cached"), 0);
+    vem_it_stop(&r);
+    PQfinish(conn);
+}
+END_TEST
+
 /* vemd started with PostgreSQL up, after an operator replaced a chip while it was down (the
  * VIN's row now holds key B, the cache key A), with terminal_keys slow to read (locked for 2 s):
  * the start waits for PostgreSQL's keys as it did before there was a cache, so a frame signed
@@ -1252,6 +1305,7 @@ Suite *vem_suite_sm2_e2e(void)
     tcase_add_test(tc, reload);
     tcase_add_test(tc, keys_late);
     tcase_add_test(tc, restart_pg_down);
+    tcase_add_test(tc, cached_keys_until_theirs_load);
     tcase_add_test(tc, fresh_keys_over_the_cache);
     tcase_add_test(tc, binding);
     suite_add_tcase(s, tc);
