@@ -89,7 +89,13 @@
  * change in the figure (10,000 trucks 0.171 against 0.184 in the same run, 20 trucks 0.29-0.31
  * both, a shared machine), so converting the values is not what costs either; not kept. The
  * figure on a quiet machine after this session's rule changes (roadside chains and MIL runs by
- * time, the receipt pause): 0.155-0.181, against 0.13-0.17 for the build before, alternating. */
+ * time, the receipt pause): 0.155-0.181, against 0.13-0.17 for the build before, alternating.
+ *
+ * Session 9, quiet machine: 0.190 and 0.194 (huge pages 0.194 and 0.206). Is the ceiling
+ * flattered by frames still in the caches from the pass before? No: a decode of the same chunk
+ * run once right after the rules pass, its frames evicted by the rules' state, took 13.5-14.0
+ * ns a sample against 13.5-14.5 for the three passes timed (a chunk is 34 MB of frames, so they
+ * stream from memory either way); the rules cost 57-65 ns a sample of the 75. */
 #include "bench_util.h"
 #include "hj1239.h"
 #include "rules.h"
