@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static off_t s_size(const char *path)
 {
@@ -76,6 +77,41 @@ START_TEST(open_empties_a_left_over_file)
 }
 END_TEST
 
+/* A spill file cut short behind the spill's back (a disk error, an operator): a pop that cannot
+ * read its message fails with EIO and takes nothing off, so the message stays counted (the sink
+ * logs the error and tries again; its spool cursor has not passed the message, so a restart
+ * replays it). Cut inside the second message's bytes, then inside the first's length. */
+START_TEST(read_error_takes_nothing_off)
+{
+    char dir[256], path[300], err[200];
+    vem_test_mkdtemp("spill", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/spill.pg", dir);
+    vem_spill_t *sp = vem_spill_open(path, 1000, err, sizeof err);
+    ck_assert_ptr_nonnull(sp);
+    uint8_t a[40], b[40], got[40];
+    memset(a, 'a', sizeof a);
+    memset(b, 'b', sizeof b);
+    ck_assert_int_eq(vem_spill_push(sp, a, sizeof a), 0); /* bytes 0 .. 44 */
+    ck_assert_int_eq(vem_spill_push(sp, b, sizeof b), 0); /* bytes 44 .. 88 */
+    ck_assert_int_eq(truncate(path, 44 + 4 + 10), 0);     /* b's length whole, 10 of its bytes */
+    ck_assert_int_eq(vem_spill_pop(sp, got), 0);
+    ck_assert_int_eq(memcmp(got, a, 40), 0);
+    ck_assert_uint_eq(vem_spill_peek(sp), 40);
+    errno = 0;
+    ck_assert_int_eq(vem_spill_pop(sp, got), -1);
+    ck_assert_int_eq(errno, EIO);
+    ck_assert_uint_eq(vem_spill_count(sp), 1);
+    ck_assert_uint_eq(vem_spill_bytes(sp), 44);
+    ck_assert_int_eq(truncate(path, 44 + 2), 0); /* now b's length itself is cut */
+    ck_assert_uint_eq(vem_spill_peek(sp), 0);
+    errno = 0;
+    ck_assert_int_eq(vem_spill_pop(sp, got), -1);
+    ck_assert_int_eq(errno, EIO); /* not ENOENT: a message is counted, and unreadable */
+    ck_assert_uint_eq(vem_spill_count(sp), 1);
+    vem_spill_destroy(&sp);
+}
+END_TEST
+
 Suite *vem_suite_spill(void);
 Suite *vem_suite_spill(void)
 {
@@ -83,6 +119,7 @@ Suite *vem_suite_spill(void)
     TCase *tc = tcase_create("spill");
     tcase_add_test(tc, fifo_bounded_and_truncated);
     tcase_add_test(tc, open_empties_a_left_over_file);
+    tcase_add_test(tc, read_error_takes_nothing_off);
     suite_add_tcase(s, tc);
     return s;
 }
