@@ -17,11 +17,17 @@ static off_t s_size(const char *path)
     return st.st_size;
 }
 
+/* A fresh directory, and the spill's path in it. */
+static void s_paths(char *dir, size_t dir_cap, char *path, size_t path_cap)
+{
+    vem_test_mkdtemp("spill", dir, dir_cap);
+    snprintf(path, path_cap, "%s/spill.pg", dir);
+}
+
 START_TEST(fifo_bounded_and_truncated)
 {
     char dir[256], path[300], err[200];
-    vem_test_mkdtemp("spill", dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/spill.pg", dir);
+    s_paths(dir, sizeof dir, path, sizeof path);
     vem_spill_t *sp = vem_spill_open(path, 100, err, sizeof err);
     ck_assert_ptr_nonnull(sp);
     uint8_t a[40], b[40], c[40], got[40];
@@ -61,8 +67,7 @@ END_TEST
 START_TEST(open_empties_a_left_over_file)
 {
     char dir[256], path[300], err[200];
-    vem_test_mkdtemp("spill", dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/spill.pg", dir);
+    s_paths(dir, sizeof dir, path, sizeof path);
     FILE *f = fopen(path, "w");
     fputs("left over by a crash", f);
     fclose(f);
@@ -80,12 +85,11 @@ END_TEST
 /* A spill file cut short behind the spill's back (a disk error, an operator): a pop that cannot
  * read its message fails with EIO and takes nothing off, so the message stays counted (the sink
  * logs the error and tries again; its spool cursor has not passed the message, so a restart
- * replays it). Cut inside the second message's bytes, then inside the first's length. */
+ * replays it). Cut inside the second message's bytes, then inside its length. */
 START_TEST(read_error_takes_nothing_off)
 {
     char dir[256], path[300], err[200];
-    vem_test_mkdtemp("spill", dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/spill.pg", dir);
+    s_paths(dir, sizeof dir, path, sizeof path);
     vem_spill_t *sp = vem_spill_open(path, 1000, err, sizeof err);
     ck_assert_ptr_nonnull(sp);
     uint8_t a[40], b[40], got[40];

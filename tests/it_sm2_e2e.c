@@ -1065,6 +1065,17 @@ START_TEST(keys_late)
 }
 END_TEST
 
+/* Starts vemd and waits until its first load has written the registry cache. */
+static void s_start_until_cached(vem_it_run_t *r)
+{
+    vem_it_start(r, "it_sm2");
+    char cache[400];
+    snprintf(cache, sizeof cache, "%s/spool/registry.cache", r->dir);
+    for (int i = 0; i < 300 && access(cache, F_OK) != 0; i++)
+        vem_it_sleep(0.1);
+    ck_assert_msg(access(cache, F_OK) == 0, "no registry cache after the first load");
+}
+
 /* Before: a vemd restarted while PostgreSQL was down replayed the spool before it could load
  * the keys, so a frame that had verified was quarantined as no_key and never stored. */
 START_TEST(restart_pg_down)
@@ -1075,12 +1086,7 @@ START_TEST(restart_pg_down)
     s_insert_key_a(conn, vin, sizeof vin, "LSM2D", 6, 17);
     PQfinish(conn);
     vem_it_run_t r = {.terminals_opts = "signatures = \"enforce\";"};
-    vem_it_start(&r, "it_sm2");
-    char cache[400];
-    snprintf(cache, sizeof cache, "%s/spool/registry.cache", r.dir);
-    for (int i = 0; i < 300 && access(cache, F_OK) != 0; i++)
-        vem_it_sleep(0.1);
-    ck_assert_msg(access(cache, F_OK) == 0, "no registry cache after the first load");
+    s_start_until_cached(&r);
 
     /* a signed frame while PostgreSQL is down: spooled and answered, not stored yet */
     vem_it_pgctl("stop");
@@ -1119,12 +1125,7 @@ START_TEST(cached_keys_until_theirs_load)
     char vin[32];
     s_insert_key_a(conn, vin, sizeof vin, "LSM2K", 6, 17);
     vem_it_run_t r = {.terminals_opts = "signatures = \"enforce\";"};
-    vem_it_start(&r, "it_sm2");
-    char cache[400];
-    snprintf(cache, sizeof cache, "%s/spool/registry.cache", r.dir);
-    for (int i = 0; i < 300 && access(cache, F_OK) != 0; i++)
-        vem_it_sleep(0.1);
-    ck_assert_msg(access(cache, F_OK) == 0, "no registry cache after the first load");
+    s_start_until_cached(&r);
 
     /* the keys' table out of reach, then a start from the cache with PostgreSQL down */
     vem_it_sql(conn, "ALTER TABLE terminal_keys RENAME TO terminal_keys_away");
@@ -1173,12 +1174,7 @@ START_TEST(fresh_keys_over_the_cache)
     char vin[32], chip[32], hex[129];
     s_insert_key_a(conn, vin, sizeof vin, "LSM2F", 7, 18);
     vem_it_run_t r = {.terminals_opts = "signatures = \"enforce\";"};
-    vem_it_start(&r, "it_sm2");
-    char cache[400];
-    snprintf(cache, sizeof cache, "%s/spool/registry.cache", r.dir);
-    for (int i = 0; i < 300 && access(cache, F_OK) != 0; i++)
-        vem_it_sleep(0.1);
-    ck_assert_msg(access(cache, F_OK) == 0, "no registry cache after the first load");
+    s_start_until_cached(&r);
     ck_assert_int_eq(kill(r.vemd, SIGKILL), 0);
     ck_assert_int_eq(vem_it_wait(r.vemd, 10), 128 + SIGKILL);
 
