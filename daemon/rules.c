@@ -216,23 +216,14 @@ static void s_bounds(const vem_rules_config_t *cfg, s_bounds_t *b)
     b->coolant_below = cfg->warm_coolant_c - s_tol(cfg->warm_coolant_c);
 }
 
-static json_t *s_at_json(const vem_rules_at_t *a)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "time", vem_rules_iso_json(a->sec * S_US));
-    json_object_set_new(o, "sample_time", vem_rules_iso_json((a->sec + a->key_off) * S_US));
-    json_object_set_new(o, "block_idx", json_integer(a->key_idx));
-    return o;
-}
-
 /* The samples from first to last of the vehicle: what obd_samples holds for them. */
 static json_t *s_samples_json(const vem_rules_vehicle_t *v, const vem_rules_at_t *first,
                               const vem_rules_at_t *last, uint32_t n)
 {
     json_t *o = json_object();
     json_object_set_new(o, "vin", json_string(v->vin));
-    json_object_set_new(o, "from", s_at_json(first));
-    json_object_set_new(o, "to", s_at_json(last));
+    json_object_set_new(o, "from", vem_rules_at_json(first));
+    json_object_set_new(o, "to", vem_rules_at_json(last));
     json_object_set_new(o, "count", json_integer(n));
     return o;
 }
@@ -974,9 +965,11 @@ static bool s_is_sample(uint8_t type)
            type == VEM_HJ1239_BLOCK_TWC_NOX;
 }
 
-/* The frame's samples: values, rule times and downstream NOx (raw, 0xFFFF: none), in block
- * order. A function of the frame alone: it runs while the vehicle's lines are on their way. */
-static size_t s_prepare(const vem_hj1239_frame_t *f, s_prep_t *p, int64_t *sec, uint16_t *raw)
+/* The frame's samples: values, rule times and downstream NOx with their keys (fusion history),
+ * in block order. A function of the frame alone: it runs while the vehicle's lines are on their
+ * way. */
+static size_t s_prepare(const vem_hj1239_frame_t *f, s_prep_t *p, int64_t *sec,
+                        vem_rules_nox_t *nox)
 {
     bool block_time = f->layout & VEM_HJ1239_LAYOUT_BLOCK_TIME;
     size_t m = 0, n = 0;
@@ -996,7 +989,8 @@ static size_t s_prepare(const vem_hj1239_frame_t *f, s_prep_t *p, int64_t *sec, 
         s_values(b, &p[n].x);
         p[n].x.win.t = at.sec;
         sec[n] = at.sec;
-        raw[n] = isnan(p[n].x.win.nox_ppm) ? 0xFFFF : (uint16_t)p[n].x.nox_down_raw;
+        nox[n] = isnan(p[n].x.win.nox_ppm) ? VEM_RULES_NOX_NONE
+                                           : vem_rules_nox_pack((uint16_t)p[n].x.nox_down_raw, &at);
         n++;
     }
     return n;
@@ -1004,7 +998,7 @@ static size_t s_prepare(const vem_hj1239_frame_t *f, s_prep_t *p, int64_t *sec, 
 
 static void s_data(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
                    const vem_hj1239_frame_t *f, const s_prep_t *p, const int64_t *sec,
-                   const uint16_t *raw, size_t n, int64_t received_us, vem_rules_out_t *out)
+                   const vem_rules_nox_t *nox, size_t n, int64_t received_us, vem_rules_out_t *out)
 {
     s_batch_t bt;
     bt.tr = NULL;
@@ -1021,7 +1015,7 @@ static void s_data(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
     }
     s_batch_flush(&bt);
     vem_rules_rsd_ctx_t ctx = s_rsd_ctx(v);
-    vem_rules_rsd_obd(&v->rsd, &ctx, cfg, sec, raw, n, out);
+    vem_rules_rsd_obd(&v->rsd, &ctx, cfg, sec, nox, n, out);
 }
 
 static void s_removal(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
@@ -1070,8 +1064,8 @@ unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t 
     bool data = f->cmd == VEM_HJ1239_CMD_REALTIME || f->cmd == VEM_HJ1239_CMD_RESEND;
     s_prep_t prep[VEM_HJ1239_MAX_BLOCKS];
     int64_t sec[VEM_HJ1239_MAX_BLOCKS];
-    uint16_t raw[VEM_HJ1239_MAX_BLOCKS];
-    size_t n = data ? s_prepare(f, prep, sec, raw) : 0;
+    vem_rules_nox_t nox[VEM_HJ1239_MAX_BLOCKS];
+    size_t n = data ? s_prepare(f, prep, sec, nox) : 0;
     if (!self->heard || received_us > self->last_received_us)
         self->last_received_us = received_us;
     if (f->has_time && (!self->heard || f->time * S_US > self->last_data_us))
@@ -1093,7 +1087,7 @@ unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t 
         break;
     case VEM_HJ1239_CMD_REALTIME:
     case VEM_HJ1239_CMD_RESEND:
-        s_data(self, cfg, f, prep, sec, raw, n, received_us, &out);
+        s_data(self, cfg, f, prep, sec, nox, n, received_us, &out);
         break;
     default:
         break;

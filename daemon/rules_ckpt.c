@@ -6,7 +6,7 @@
  * field by field (never a struct's bytes, whose padding would make two saves of one state
  * differ), and read back in the same order.
  *
- * Format, version 3, host-endian (a checkpoint is read back by the same build on the same
+ * Format, version 4, host-endian (a checkpoint is read back by the same build on the same
  * host; a byte-order probe says when it is not):
  *   "VRCK", u32 version, u32 0x01020304
  *   ids (vin, plate, plate colour: u8 length + bytes), facts, flags, receipt times, counts
@@ -16,9 +16,13 @@
  *     the ring's samples from the oldest open window on (20-byte slots, oldest first) and the
  *     kept windows in their order
  *   roadside: five chains (present, truncated, capacity, readings with their "over" flag), the
- *     fusion history (slots, head, newest, one u16 per slot) and the pending NO exceedances
+ *     fusion history (slots, head, newest, one u32 per slot: vem_rules_nox_t) and the pending
+ *     NO exceedances
  *   u64 bytes of memory the state held
  * Older versions are still read, so an upgrade keeps the states of the previous build:
+ * version 3 kept a second of fusion history as its raw NOx alone (u16), without the key of
+ * its sample: loaded, such a second's key is VEM_RULES_KEY_UNKNOWN (a verdict on it names the
+ * sample by its rule time only), and its memory is what the new form holds;
  * version 2 held one MIL episode (on, escalated, since) where version 3 holds runs, roadside
  * chains of exceedances after one compliant time where version 3 holds the readings, and no
  * late_mil count; loading converts them (the episode becomes one run from its start to the
@@ -48,9 +52,10 @@
 #include <string.h>
 
 #define S_MAGIC       "VRCK"
-#define S_VERSION     3u
+#define S_VERSION     4u
 #define S_VERSION_MIN 1u /* the oldest version read */
 #define S_V3          3u /* runs of MIL snapshots, chains of readings */
+#define S_V4          4u /* the fusion history keeps each second's sample key */
 #define S_PROBE       0x01020304u
 /* Times beyond this many seconds from 1970 (about 35,000 years) are damage. */
 #define S_TIME_MAX_S ((int64_t)1 << 40)
@@ -161,6 +166,7 @@ typedef struct {
     size_t errlen;
     bool failed;
     uint32_t version; /* of the checkpoint being read */
+    size_t grown;     /* memory the loaded state holds beyond what the older form said */
 } s_rd_t;
 
 __attribute__((format(printf, 2, 3))) static void s_fail(s_rd_t *r, const char *fmt, ...)
@@ -579,7 +585,7 @@ static void s_put_rsd(s_wr_t *w, const vem_rules_rsd_t *rsd)
     }
     /* the history as vem_rules_rsd_settle would leave it: the staged seconds in the ring */
     uint32_t head = rsd->obd_head;
-    uint16_t *obd = NULL;
+    vem_rules_nox_t *obd = NULL;
     if (rsd->nstage) {
         obd = malloc((size_t)rsd->obd_slots * sizeof *obd);
         if (!obd)
@@ -698,6 +704,35 @@ static void s_get_chain_v2(s_rd_t *r, vem_rules_chain_t *c, size_t *bytes)
             s_fail(r, "chain readings %" PRIu32 " and %" PRIu32 " the same", i - k - 1, i - k);
 }
 
+/* The fusion history's slots: checked, and from a version 3 checkpoint (a u16 of raw NOx a
+ * slot) widened with the key unknown. */
+static void s_get_history(s_rd_t *r, vem_rules_nox_t *obd, uint32_t slots)
+{
+    if (r->version < S_V4) {
+        for (uint32_t i = 0; i < slots && !r->failed; i++) {
+            uint16_t raw;
+            s_get(r, &raw, sizeof raw, "fusion history");
+            obd[i] = raw == VEM_RULES_NOX_NONE ? VEM_RULES_NOX_NONE
+                                               : raw | (uint32_t)VEM_RULES_KEY_UNKNOWN << 24;
+        }
+        r->grown += (size_t)slots * (sizeof *obd - sizeof(uint16_t));
+    } else {
+        s_get(r, obd, (size_t)slots * sizeof *obd, "fusion history");
+    }
+    const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(VEM_HJ1239_F_NOX_DOWN);
+    for (uint32_t i = 0; i < slots && !r->failed; i++) {
+        uint32_t raw = obd[i] & 0xFFFF, off = obd[i] >> 16 & 0xFF, idx = obd[i] >> 24;
+        bool none = raw == VEM_RULES_NOX_NONE;
+        if (none ? obd[i] != VEM_RULES_NOX_NONE
+                 : raw > fi->max_raw ||
+                       (idx == VEM_RULES_KEY_UNKNOWN
+                            ? off != 0
+                            : off >= VEM_HJ1239_MAX_BLOCKS || idx >= VEM_HJ1239_MAX_BLOCKS))
+            s_fail(r, "fusion history slot %" PRIu32 ": 0x%08" PRIx32 " is no NOx value and key", i,
+                   obd[i]);
+    }
+}
+
 static void s_get_rsd(s_rd_t *r, vem_rules_rsd_t *rsd, size_t *bytes)
 {
     for (unsigned p = 0; p < VEM_RULES_POLLUTANTS && !r->failed; p++) {
@@ -724,7 +759,7 @@ static void s_get_rsd(s_rd_t *r, vem_rules_rsd_t *rsd, size_t *bytes)
     }
     rsd->obd_head = head;
     rsd->obd_newest = newest;
-    s_get(r, rsd->obd, (size_t)slots * sizeof *rsd->obd, "fusion history");
+    s_get_history(r, rsd->obd, slots);
     bool allocated = s_bool(r, "pending allocated");
     uint32_t npending =
         s_at_most(r, s_u32(r, "pending count"), allocated ? VEM_RULES_PENDING : 0, "pending count");
@@ -918,8 +953,9 @@ static void s_get_vehicle(s_rd_t *r, vem_rules_vehicle_t *v)
     s_get_rsd(r, &v->rsd, &v->bytes);
     r->where = NULL;
     uint64_t saved = s_u64(r, "memory held");
-    if (!r->failed && saved != v->bytes && r->version >= S_V3) /* older forms held other sizes */
-        s_fail(r, "the state holds %zu bytes, the checkpoint says %" PRIu64, v->bytes, saved);
+    if (!r->failed && saved + r->grown != v->bytes && r->version >= S_V3) /* v1, v2: other sizes */
+        s_fail(r, "the state holds %zu bytes, the checkpoint says %" PRIu64 "%s", v->bytes, saved,
+               r->grown ? " (and the fusion history's keys)" : "");
     if (!r->failed && r->left)
         s_fail(r, "%zu bytes after the state", r->left);
 }

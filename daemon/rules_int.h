@@ -236,23 +236,32 @@ typedef struct vem_rules_pending {
     char reading_id[64];
 } vem_rules_pending_t;
 
+/* One second of the fusion history: the sample's raw downstream NOx in bits 0..15
+ * (VEM_RULES_NOX_NONE: no valid value that second), and the key it is stored under in
+ * obd_samples (vem_rules_at_t: key_off in bits 16..23, key_idx in bits 24..31, both below
+ * VEM_HJ1239_MAX_BLOCKS), so that a verdict names the stored row. VEM_RULES_KEY_UNKNOWN in bits
+ * 24..31: a second restored from a checkpoint older than version 4, which kept the value only. */
+typedef uint32_t vem_rules_nox_t;
+#define VEM_RULES_NOX_NONE    0xFFFFu /* raw values stop at 0xFAFF */
+#define VEM_RULES_KEY_UNKNOWN 0xFFu
+
 /* One vehicle's roadside state: the chains of exceedances by pollutant, the OBD downstream NOx
- * of the last fusion_horizon_s seconds (one raw value per second, 0xFFFF: nothing valid) and the NO
- * exceedances still waiting for OBD data. Allocated on first use. */
+ * of the last fusion_horizon_s seconds (vem_rules_nox_t, one a second) and the NO exceedances
+ * still waiting for OBD data. Allocated on first use. */
 /* Seconds of fusion history a vehicle holds in its own lines before writing them to the ring
- * (one cache line with its count): the ring is in a page of its own, and one frame in three
- * touches it instead of every frame. */
-#define VEM_RULES_FUSION_STAGE 30
+ * (one cache line with its count): the ring is in a page of its own, and two frames in three
+ * touch it instead of every frame. */
+#define VEM_RULES_FUSION_STAGE 15
 
 typedef struct {
     /* the seconds after obd_newest, one after the other, not yet in the ring: the history
      * is the ring followed by these (vem_rules_rsd_settle writes them to it) */
-    uint16_t stage[VEM_RULES_FUSION_STAGE];
+    vem_rules_nox_t stage[VEM_RULES_FUSION_STAGE];
     uint32_t nstage;
-    uint16_t *obd;      /* ring by second: raw downstream NOx, 0xFFFF for none */
-    uint32_t obd_slots; /* fusion_horizon_s when allocated */
-    uint32_t obd_head;  /* the slot of obd_newest */
-    int64_t obd_newest; /* newest second written; INT64_MIN before any */
+    vem_rules_nox_t *obd; /* ring by second */
+    uint32_t obd_slots;   /* fusion_horizon_s when allocated */
+    uint32_t obd_head;    /* the slot of obd_newest */
+    int64_t obd_newest;   /* newest second written; INT64_MIN before any */
     unsigned npending;
     vem_rules_pending_t *pending;
     vem_rules_chain_t *chain[VEM_RULES_POLLUTANTS];
@@ -276,11 +285,11 @@ void vem_rules_rsd_reading(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
                            const vem_rules_config_t *cfg, const vem_rsd_reading_t *r,
                            vem_rules_out_t *out);
 
-/* A frame's OBD samples: downstream NOx as raw wire values (0xFFFF: no value) at rule times
+/* A frame's OBD samples: downstream NOx with their keys (vem_rules_nox_pack) at rule times
  * sec[0 .. n); decides the pending readings they complete. */
 void vem_rules_rsd_obd(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
-                       const vem_rules_config_t *cfg, const int64_t *sec, const uint16_t *raw,
-                       size_t n, vem_rules_out_t *out);
+                       const vem_rules_config_t *cfg, const int64_t *sec,
+                       const vem_rules_nox_t *nox, size_t n, vem_rules_out_t *out);
 
 /* Writes the staged seconds to the fusion ring: what recording them one by one would have
  * made. Everything that reads the ring calls it first. */
@@ -312,6 +321,15 @@ typedef struct {
     int32_t key_off;  /* the block's time as stored (sample_time / info_time), minus sec */
     uint16_t key_idx; /* block_idx */
 } vem_rules_at_t;
+
+/* A second of fusion history (vem_rules_nox_t): a valid raw NOx value at `at`. */
+static inline vem_rules_nox_t vem_rules_nox_pack(uint16_t raw, const vem_rules_at_t *at)
+{
+    return raw | (uint32_t)(uint8_t)at->key_off << 16 | (uint32_t)(uint8_t)at->key_idx << 24;
+}
+
+/* The evidence of a sample: its rule time, and its key in obd_samples. */
+json_t *vem_rules_at_json(const vem_rules_at_t *at);
 
 /* A run of qualifying samples. */
 typedef struct {

@@ -34,15 +34,16 @@
  * longer calls an exceedance counts as compliant; a reading compliant when it came stays so.
  *
  * fusion.obd_mismatch, whichever side arrives first. The vehicle keeps its OBD downstream NOx
- * by second for the last fusion_horizon_s seconds of OBD time (the raw value, 2 bytes a
- * second), and up to
- * VEM_RULES_PENDING NO exceedances that wait for OBD data to pass their time + fusion_match_s. The
- * match is the valid sample nearest the reading (the earlier on a tie) within fusion_match_s;
- * below fusion_low_ppm it is a notice. A reading whose window the OBD data has passed without
- * a valid sample in it keeps waiting while the window is in the history: a re-sent backlog
- * (0x03) often comes after the live data that followed the link's return. A reading whose
- * match window has left the history, or that waited longer than fusion_horizon_s of wall clock
- * (vem_rules_rsd_expire), is counted as unmatched. */
+ * by second for the last fusion_horizon_s seconds of OBD time (the raw value and the sample's
+ * key in obd_samples, 4 bytes a second), and up to VEM_RULES_PENDING NO exceedances that wait
+ * for OBD data to pass their time + fusion_match_s. The match is the valid sample nearest the
+ * reading (the earlier on a tie) within fusion_match_s; below fusion_low_ppm it is a notice,
+ * whose evidence names the sample by its rule time and by its key (sample_time, block_idx: for
+ * a GB 17691 frame, the frame's time and the block, not the second the sample was taken). A reading
+ * whose window the OBD data has passed without a valid sample in it keeps waiting while the window
+ * is in the history: a re-sent backlog (0x03) often comes after the live data that followed the
+ * link's return. A reading whose match window has left the history, or that waited longer than
+ * fusion_horizon_s of wall clock (vem_rules_rsd_expire), is counted as unmatched. */
 #include "rules_int.h"
 
 #include "hj1239.h"
@@ -52,7 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_NONE 0xFFFF /* no valid downstream NOx that second (raw values stop at 0xFAFF) */
+#define S_NONE VEM_RULES_NOX_NONE /* an empty second of the history */
 
 typedef struct {
     vem_rule_t rule;
@@ -462,10 +463,10 @@ static bool s_covered(const vem_rules_rsd_t *rsd, const vem_rules_config_t *cfg,
            first > rsd->obd_newest - (int64_t)rsd->obd_slots;
 }
 
-/* The valid OBD sample nearest us within fusion_match_s (earlier on a tie); false when the
- * history has none, or no longer covers the whole match window. */
+/* The valid OBD sample nearest us within fusion_match_s (earlier on a tie), as its second of
+ * history; false when the history has none, or no longer covers the whole match window. */
 static bool s_match(const vem_rules_rsd_t *rsd, const vem_rules_config_t *cfg, int64_t us,
-                    int64_t *sec, double *nox)
+                    int64_t *sec, vem_rules_nox_t *slot)
 {
     if (!s_covered(rsd, cfg, us))
         return false;
@@ -473,12 +474,10 @@ static bool s_match(const vem_rules_rsd_t *rsd, const vem_rules_config_t *cfg, i
     s_window(cfg, us, &first, &last);
     bool found = false;
     int64_t best = 0;
-    const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(VEM_HJ1239_F_NOX_DOWN);
     for (int64_t s = first; s <= last && s <= rsd->obd_newest; s++) {
-        uint16_t raw = rsd->obd[s_slot(rsd, s)];
-        if (raw == S_NONE)
+        vem_rules_nox_t x = rsd->obd[s_slot(rsd, s)];
+        if ((x & 0xFFFF) == S_NONE)
             continue;
-        double v = raw * fi->scale + fi->offset;
         int64_t d = s * 1000000 - us;
         if (d < 0)
             d = -d;
@@ -486,7 +485,7 @@ static bool s_match(const vem_rules_rsd_t *rsd, const vem_rules_config_t *cfg, i
             found = true;
             best = d;
             *sec = s;
-            *nox = v;
+            *slot = x;
         }
     }
     return found;
@@ -501,13 +500,15 @@ static bool s_fusion_decide(const vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_
                             vem_rules_out_t *out)
 {
     int64_t sec;
-    double nox;
-    if (!s_match(rsd, cfg, pr->time_us, &sec, &nox)) {
+    vem_rules_nox_t slot;
+    if (!s_match(rsd, cfg, pr->time_us, &sec, &slot)) {
         if (s_covered(rsd, cfg, pr->time_us))
             return false;
         ctx->counts->fusion_unmatched++;
         return true;
     }
+    const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(VEM_HJ1239_F_NOX_DOWN);
+    double nox = (slot & 0xFFFF) * fi->scale + fi->offset;
     if (!(nox < cfg->fusion_low_ppm))
         return true; /* the OBD agrees: NOx is high at the tailpipe too */
     json_t *reading = json_object();
@@ -516,9 +517,16 @@ static bool s_fusion_decide(const vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_
     json_object_set_new(reading, "time", vem_rules_iso_json(pr->time_us));
     json_object_set_new(reading, "no_ppm", json_real(pr->no_ppm));
     json_object_set_new(reading, "limit_ppm", json_real(pr->limit));
-    json_t *obd = json_object();
+    /* the sample: its rule time, and the key it is stored under when the history kept it */
+    vem_rules_at_t at = {sec, (int32_t)(slot >> 16 & 0xFF), (uint16_t)(slot >> 24)};
+    json_t *obd;
+    if (at.key_idx == VEM_RULES_KEY_UNKNOWN) {
+        obd = json_object();
+        json_object_set_new(obd, "time", vem_rules_iso_json(sec * 1000000));
+    } else {
+        obd = vem_rules_at_json(&at);
+    }
     json_object_set_new(obd, "vin", json_string(ctx->who.vin));
-    json_object_set_new(obd, "sample_time", vem_rules_iso_json(sec * 1000000));
     json_object_set_new(obd, "nox_down_ppm", json_real(nox));
     json_t *ev = json_object();
     json_object_set_new(ev, "reading", reading);
@@ -526,12 +534,12 @@ static bool s_fusion_decide(const vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_
     json_object_set_new(ev, "match_s", json_integer(cfg->fusion_match_s));
     char anchor[112];
     snprintf(anchor, sizeof anchor, "r=%s/%s", pr->station_id, pr->reading_id);
-    int64_t at = sec * 1000000;
+    int64_t at_us = sec * 1000000;
     vem_rules_verdict_t v = {
         .rule = VEM_RULE_FUSION_OBD_MISMATCH,
         .anchor = anchor,
-        .first_us = at < pr->time_us ? at : pr->time_us,
-        .last_us = at < pr->time_us ? pr->time_us : at,
+        .first_us = at_us < pr->time_us ? at_us : pr->time_us,
+        .last_us = at_us < pr->time_us ? pr->time_us : at_us,
         .measured = nox,
         .limit = cfg->fusion_low_ppm,
         .unit = "ppm",
@@ -572,8 +580,8 @@ static void s_fusion_reading(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ct
     rsd->pending[rsd->npending++] = pr;
 }
 
-/* Records one second's raw NOx (S_NONE: nothing valid). */
-static void s_record(vem_rules_rsd_t *rsd, int64_t sec, uint16_t raw)
+/* Records one second's NOx and key (raw S_NONE: nothing valid). */
+static void s_record(vem_rules_rsd_t *rsd, int64_t sec, vem_rules_nox_t raw)
 {
     if (rsd->obd_newest != INT64_MIN && sec > rsd->obd_newest && sec - rsd->obd_newest == 1) {
         /* the next second, as 1 Hz data nearly always is: what the general case does */
@@ -617,8 +625,8 @@ void vem_rules_rsd_settle(vem_rules_rsd_t *rsd)
 }
 
 void vem_rules_rsd_obd(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
-                       const vem_rules_config_t *cfg, const int64_t *sec, const uint16_t *raw,
-                       size_t n, vem_rules_out_t *out)
+                       const vem_rules_config_t *cfg, const int64_t *sec,
+                       const vem_rules_nox_t *nox, size_t n, vem_rules_out_t *out)
 {
     if (!cfg->enabled[VEM_RULE_FUSION_OBD_MISMATCH] || n == 0)
         return;
@@ -635,11 +643,11 @@ void vem_rules_rsd_obd(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
         /* the next second, as 1 Hz data nearly always is: staged, as long as there is room */
         if (rsd->obd_newest != INT64_MIN && rsd->nstage < VEM_RULES_FUSION_STAGE &&
             sec[i] > rsd->obd_newest && sec[i] - rsd->obd_newest == (int64_t)rsd->nstage + 1) {
-            rsd->stage[rsd->nstage++] = raw[i];
+            rsd->stage[rsd->nstage++] = nox[i];
             continue;
         }
         vem_rules_rsd_settle(rsd);
-        s_record(rsd, sec[i], raw[i]);
+        s_record(rsd, sec[i], nox[i]);
     }
     if (rsd->npending)
         vem_rules_rsd_settle(rsd);

@@ -1804,7 +1804,11 @@ START_TEST(fusion_either_order)
         ck_assert_double_eq(g->limit, 500);
         ck_assert_int_eq(g->first_us, US(T0 + 10));
         ck_assert_int_eq(g->last_us, US(T0 + 10) + 250000);
+        /* HJ 1239 frames carry each block's time: the sample is stored under its own second,
+         * block 0 of the frame T0 + 10 .. 19 (order 0), block 4 of T0 + 6 .. 15 (order 1) */
+        ck_assert_str_eq(s_str(g->ev, "obd.time"), s_iso(T0 + 10));
         ck_assert_str_eq(s_str(g->ev, "obd.sample_time"), s_iso(T0 + 10));
+        ck_assert_int_eq(s_int(g->ev, "obd.block_idx"), order == 0 ? 0 : 4);
         ck_assert_str_eq(s_str(g->ev, "reading.reading_id"), "f1");
         ck_assert_uint_eq(g->spool_seq, order == 0 ? 99 : 2); /* the frame of T0 + 6 .. 15 */
         memcpy(id[order], g->id, VEM_RULES_ID_LEN);
@@ -1819,6 +1823,44 @@ START_TEST(fusion_either_order)
             ck_assert_int_eq(s_count(&log, VEM_RULE_FUSION_OBD_MISMATCH), 0);
             s_log_free(&log);
         }
+    }
+}
+END_TEST
+
+/* GB 17691 frames give one time, the last sample's (hj1239.md), and obd_samples keys each
+ * sample by it and its block: of the ten samples T0 + 10 .. T0 + 19 in the second frame, the
+ * one taken at T0 + 13 is stored as (T0 + 19, block 3). A reading at T0 + 13.25 matches it
+ * (0.25 s away); the evidence names it by both, so an agency finds the row. Whichever side
+ * comes first, and after a re-send of the same data, the evidence is the same. */
+START_TEST(fusion_names_the_stored_sample)
+{
+    for (int order = 0; order < 2; order++) {
+        vem_rules_config_t cfg = s_defaults();
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_truck);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        fd.gb17691 = true;
+        double low = 100;
+        vem_rsd_reading_t r;
+        s_reading(&r, T0 + 13, "g1", VEM_FUEL_DIESEL);
+        r.no_ppm = 1800;
+        if (order == 1)
+            vem_rules_on_reading(v, &cfg, &r, 99, s_collect, &log);
+        s_feed(&fd, T0, 30, s_nox_gen, &low);
+        if (order == 0)
+            vem_rules_on_reading(v, &cfg, &r, 99, s_collect, &log);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_FUSION_OBD_MISMATCH), 1);
+        const s_got_t *g = s_nth(&log, VEM_RULE_FUSION_OBD_MISMATCH, 0);
+        ck_assert_str_eq(s_str(g->ev, "obd.time"), s_iso(T0 + 13));
+        ck_assert_str_eq(s_str(g->ev, "obd.sample_time"), s_iso(T0 + 19));
+        ck_assert_int_eq(s_int(g->ev, "obd.block_idx"), 3);
+        ck_assert_str_eq(s_str(g->ev, "obd.vin"), VIN);
+        ck_assert_int_eq(g->first_us, US(T0 + 13));
+        ck_assert_int_eq(g->last_us, US(T0 + 13) + 250000);
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
     }
 }
 END_TEST
@@ -2355,7 +2397,7 @@ START_TEST(memory_is_bounded)
         s_feed_t fd;
         s_feed_init(&fd, v, &cfg, &log);
         s_feed(&fd, T0, 1, s_const, drive[k]);
-        size_t fusion = vem_rules_vehicle_bytes(v) - empty; /* 600 s x 2 bytes, and the trip */
+        size_t fusion = vem_rules_vehicle_bytes(v) - empty; /* 600 s x 4 bytes, and the trip */
         size_t most = 0;
         for (int h = 0; h < 12; h++) {
             s_feed(&fd, T0 + 1 + h * 600, 600, s_const, drive[k]);
@@ -2364,10 +2406,10 @@ START_TEST(memory_is_bounded)
         }
         ck_assert_uint_le(most, 65536);
         if (k == 1) /* ring of 1604 x 20 bytes, no valid window */
-            ck_assert_uint_le(most, empty + 600 * 2 + 1604 * 20 + 256);
+            ck_assert_uint_le(most, empty + 600 * 4 + 1604 * 20 + 256);
         vem_rules_flush(v, &cfg, s_collect, &log);
-        ck_assert_uint_eq(vem_rules_vehicle_bytes(v), empty + 600 * 2);
-        ck_assert_uint_ge(fusion, 600 * 2);
+        ck_assert_uint_eq(vem_rules_vehicle_bytes(v), empty + 600 * 4);
+        ck_assert_uint_ge(fusion, 600 * 4);
         s_log_free(&log);
         s_feed_free(&fd);
         vem_rules_vehicle_destroy(&v);
@@ -2582,6 +2624,7 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, idle_state);
     tcase_add_test(tc, natural_months);
     tcase_add_test(tc, fusion_either_order);
+    tcase_add_test(tc, fusion_names_the_stored_sample);
     tcase_add_test(tc, fusion_after_a_backlog);
     tcase_add_test(tc, fusion_unmatched);
     suite_add_tcase(s, tc);

@@ -456,7 +456,12 @@ static void s_sc_fusion(s_run_t *r)
     s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 6, 14, s_low_nox, NULL);
     s_mark(r);
     s_silence(r, T0 + 400 + 601); /* f2 expires: unmatched */
+    r->gb17691 = true;            /* one time a frame: a sample's key is not its second */
     s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 1100, 20, s_low_nox, NULL);
+    s_mark(r);
+    /* matched at once in the history (a checkpoint keeps it, keys and all): T0 + 1113, stored
+     * as the frame of T0 + 1110 .. 1119, block 3 */
+    s_reading(r, T0 + 1113, "f3", 1800, NAN);
 }
 
 /* Downstream NOx above upstream for 800 samples, then no intake air value. */
@@ -691,6 +696,20 @@ START_TEST(equivalence_at_every_split)
             found = z.log.v[i].rule == sc->expect[k];
         ck_assert_msg(found, "%s: no %s verdict", sc->name, vem_rules_name(sc->expect[k]));
     }
+    if (sc->fn == s_sc_fusion) {
+        const s_got_t *f3 = NULL;
+        for (size_t i = 0; i < z.log.n; i++)
+            if (z.log.v[i].rule == VEM_RULE_FUSION_OBD_MISMATCH)
+                f3 = &z.log.v[i];
+        ck_assert_ptr_nonnull(f3);
+        json_t *obd = json_object_get(f3->ev, "obd");
+        char iso[VEM_RULES_ISO_LEN];
+        vem_rules_iso(US(T0 + 1113), iso);
+        ck_assert_str_eq(json_string_value(json_object_get(obd, "time")), iso);
+        vem_rules_iso(US(T0 + 1119), iso);
+        ck_assert_str_eq(json_string_value(json_object_get(obd, "sample_time")), iso);
+        ck_assert_int_eq(json_integer_value(json_object_get(obd, "block_idx")), 3);
+    }
     if (sc->fn == s_sc_tamper) {
         int tamper = 0;
         for (size_t i = 0; i < z.log.n; i++)
@@ -820,16 +839,16 @@ START_TEST(version_and_magic)
     vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_ptr_nonnull(v);
     vem_rules_vehicle_destroy(&v);
-    uint32_t versions[] = {0, 4};
+    uint32_t versions[] = {0, 5};
     for (int i = 0; i < 2; i++) {
         memcpy(buf + 4, &versions[i], 4);
         ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
         char want[80];
         snprintf(want, sizeof want,
-                 "rules checkpoint: version %u, this build reads versions 1 to 3", versions[i]);
+                 "rules checkpoint: version %u, this build reads versions 1 to 4", versions[i]);
         ck_assert_str_eq(err, want);
     }
-    uint32_t version = 3;
+    uint32_t version = 4;
     memcpy(buf + 4, &version, 4);
     uint32_t swapped = 0x04030201;
     memcpy(buf + 8, &swapped, 4);
@@ -892,7 +911,8 @@ static void s_wstr(s_bytes_t *o, const char *str)
  * on since T0 (snapshot block 5), newest snapshot T0 + 3 d, not escalated; counts 1 .. 7; and a
  * NO chain of r1 (T0, 1600 ppm) and r2 (T0 + 1 d, 1700 ppm) after a compliant reading at
  * T0 - 1 d. The parts version 3 did not change (facts to receipt times, the two tracks) are
- * copied from a version 3 save of a fresh vehicle. */
+ * copied from a save of a fresh vehicle (version 4, which has the same bytes as version 3
+ * without fusion history). */
 static void s_v2_checkpoint_of(s_bytes_t *o, uint32_t version, bool tie);
 
 static void s_v2_checkpoint(s_bytes_t *o, uint32_t version)
@@ -910,13 +930,13 @@ static void s_v2_checkpoint_of(s_bytes_t *o, uint32_t version, bool tie)
     size_t len = 0, cap = 0;
     vem_rules_vehicle_save(v, &buf, &len, &cap);
     vem_rules_vehicle_destroy(&v);
-    /* version 3 of a fresh vehicle: header, ids, 43 bytes of facts to receipt times, 8 counts,
+    /* version 4 of a fresh vehicle: header, ids, 43 bytes of facts to receipt times, 8 counts,
      * newest snapshot, VIN mismatch, MIL runs (capacity 0, truncated, count 0), DTCs (0, 0),
      * the tracks, then 26 bytes of empty roadside state and the memory held */
     size_t facts = 12 + 1 + 17 + 1 + strlen(PLATE) + 1 + strlen("yellow");
     size_t tracks = facts + 43 + 8 * 8 + 8 + 1 + 4 + 1 + 4 + 4 + 4;
     size_t tracks_end = len - 8 - 26;
-    ck_assert_uint_eq(buf[4], 3);
+    ck_assert_uint_eq(buf[4], 4);
     ck_assert_uint_lt(tracks, tracks_end);
     o->n = 0;
     s_w(o, "VRCK", 4);
@@ -964,7 +984,7 @@ static void s_v2_checkpoint_of(s_bytes_t *o, uint32_t version, bool tie)
 
 /* Versions 1 and 2 load, converted: the MIL episode becomes one run from its start to the
  * newest snapshot with its notice emitted, the chain a compliant reading (no ids) and the two
- * exceedances; saved again it is version 3 and loads to the same bytes. Judged on, it is what
+ * exceedances; saved again it is version 4 and loads to the same bytes. Judged on, it is what
  * it was: the next NO exceedance completes a violation on r1, r2 and it, under r1's id, with
  * the compliant reading before them. */
 START_TEST(versions_1_and_2_load_converted)
@@ -996,11 +1016,11 @@ START_TEST(versions_1_and_2_load_converted)
         ck_assert_str_eq(ch->links[1].reading_id, "r1");
         ck_assert(ch->links[1].over && ch->links[2].over);
         ck_assert_uint_eq(vem_rules_vehicle_rsd_links(v), 2);
-        /* saved again: version 3, which loads to the same bytes */
+        /* saved again: version 4, which loads to the same bytes */
         uint8_t *buf = NULL;
         size_t len = 0, cap = 0;
         vem_rules_vehicle_save(v, &buf, &len, &cap);
-        ck_assert_uint_eq(buf[4], 3);
+        ck_assert_uint_eq(buf[4], 4);
         vem_rules_vehicle_t *again = vem_rules_vehicle_load(buf, len, err, sizeof err);
         ck_assert_msg(again != NULL, "%s", err);
         uint8_t *buf2 = NULL;
@@ -1043,6 +1063,95 @@ START_TEST(versions_1_and_2_load_converted)
         old.b[4] = (uint8_t)(3 - version);
         ck_assert_ptr_null(vem_rules_vehicle_load(old.b, old.n, err, sizeof err));
     }
+}
+END_TEST
+
+/* Version 3 kept a second of fusion history as its raw NOx (a u16) without the key of its
+ * sample. A vehicle with ten seconds of it (T0 + 1 .. T0 + 10, 100 ppm: raw (100 + 200) / 0.05
+ * = 6000, none at T0 + 4) loads with the keys unknown and the memory of the new form (4 bytes a
+ * second); saved again it is version 4 and loads to the same bytes. A reading at T0 + 5.25 of
+ * 1800 ppm NO is matched at T0 + 5: the notice names the sample by its time alone. A slot that
+ * is no NOx value (0xFB00, above 0xFAFF) is refused. */
+START_TEST(version_3_fusion_history_loads_without_keys)
+{
+    vem_rules_vehicle_t *fresh = vem_rules_vehicle_new(VIN, PLATE, NULL);
+    size_t empty = vem_rules_vehicle_bytes(fresh);
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    vem_rules_vehicle_save(fresh, &buf, &len, &cap);
+    vem_rules_vehicle_destroy(&fresh);
+    for (int damaged = 0; damaged < 2; damaged++) {
+        /* everything up to the empty roadside state (26 bytes) and the memory held (8) */
+        s_bytes_t old;
+        old.n = 0;
+        s_w(&old, buf, len - 26 - 8);
+        old.b[4] = 3;
+        for (int p = 0; p < 5; p++)
+            s_w8(&old, 0); /* no chains */
+        s_w32(&old, 10);   /* fusion history: slots, head, newest, the slots oldest first */
+        s_w32(&old, 9);
+        s_w64(&old, T0 + 10);
+        for (int k = 1; k <= 10; k++)
+            s_w16(&old, k == 4 ? 0xFFFF : damaged && k == 3 ? 0xFB00 : 6000);
+        s_w8(&old, 0); /* pending: allocated, count */
+        s_w32(&old, 0);
+        s_w64(&old, (int64_t)(empty + 10 * 2));
+        char err[256];
+        vem_rules_vehicle_t *v = vem_rules_vehicle_load(old.b, old.n, err, sizeof err);
+        if (damaged) {
+            ck_assert_ptr_null(v);
+            ck_assert_msg(strstr(err, "fusion history slot 2: ") != NULL, "%s", err);
+            continue;
+        }
+        ck_assert_msg(v != NULL, "%s", err);
+        ck_assert_uint_eq(vem_rules_vehicle_bytes(v), empty + 10 * 4);
+        uint8_t *again = NULL;
+        size_t alen = 0, acap = 0;
+        vem_rules_vehicle_save(v, &again, &alen, &acap);
+        ck_assert_uint_eq(again[4], 4);
+        vem_rules_vehicle_t *v4 = vem_rules_vehicle_load(again, alen, err, sizeof err);
+        ck_assert_msg(v4 != NULL, "%s", err);
+        uint8_t *again2 = NULL;
+        size_t alen2 = 0, acap2 = 0;
+        vem_rules_vehicle_save(v4, &again2, &alen2, &acap2);
+        ck_assert_uint_eq(alen2, alen);
+        ck_assert_mem_eq(again2, again, alen);
+        vem_rules_vehicle_destroy(&v4);
+        free(again);
+        free(again2);
+        vem_rules_config_t cfg = s_defaults();
+        s_log_t log = {0};
+        vem_rsd_reading_t rd;
+        vem_rules_reading_init(&rd);
+        snprintf(rd.station_id, sizeof rd.station_id, "S01");
+        snprintf(rd.reading_id, sizeof rd.reading_id, "m1");
+        snprintf(rd.plate, sizeof rd.plate, "%s", PLATE);
+        rd.time_us = US(T0 + 5) + 250000;
+        rd.fuel = VEM_FUEL_DIESEL;
+        rd.valid = true;
+        rd.speed_kmh = 40;
+        rd.accel_ms2 = 0.2;
+        rd.vsp_kw_t = 5;
+        rd.wind_ms = 2;
+        rd.slope_pct = 1;
+        rd.no_ppm = 1800;
+        vem_rules_on_reading(v, &cfg, &rd, 1, s_collect, &log);
+        const s_got_t *g = NULL;
+        for (size_t i = 0; i < log.n; i++)
+            if (log.v[i].rule == VEM_RULE_FUSION_OBD_MISMATCH)
+                g = &log.v[i];
+        ck_assert_ptr_nonnull(g);
+        json_t *obd = json_object_get(g->ev, "obd");
+        char iso[VEM_RULES_ISO_LEN];
+        vem_rules_iso(US(T0 + 5), iso);
+        ck_assert_str_eq(json_string_value(json_object_get(obd, "time")), iso);
+        ck_assert_ptr_null(json_object_get(obd, "sample_time"));
+        ck_assert_ptr_null(json_object_get(obd, "block_idx"));
+        ck_assert_double_eq_tol(json_real_value(json_object_get(obd, "nox_down_ppm")), 100, 1e-9);
+        s_log_free(&log);
+        vem_rules_vehicle_destroy(&v);
+    }
+    free(buf);
 }
 END_TEST
 
@@ -1252,6 +1361,7 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_add_test(tc, version_and_magic);
     tcase_add_test(tc, versions_1_and_2_load_converted);
     tcase_add_test(tc, version_2_chain_with_readings_of_one_time);
+    tcase_add_test(tc, version_3_fusion_history_loads_without_keys);
     tcase_add_test(tc, unknown_colour_refused);
     tcase_add_test(tc, save_appends);
     tcase_add_test(tc, precise_reasons);

@@ -18,8 +18,9 @@
  *                     colours: a chain each, across a restart, each verdict with its colour
  *   csv_input         vemctl rsd send reads CSV as well (empty cells not reported)
  *   fusion_either_order  a station sees high NO while the truck's OBD reports low NOx at that
- *                     moment: fusion.obd_mismatch, with the OBD data first and with the reading
- *                     first
+ *                     moment: fusion.obd_mismatch, with the OBD data first (GB 17691 frames)
+ *                     and with the reading first (HJ 1239 frames), its evidence naming the
+ *                     stored sample
  *
  * Expected numbers come from how each test builds its readings and from rules.md (NO limit
  * 1500 ppm column a, two consecutive valid exceedances, OBD low below 500 ppm within 2 s),
@@ -451,7 +452,8 @@ END_TEST
 
 /* Pushes OBD frames of vin over the gateway socket: samples at t0 .. t0 + n - 1 with the
  * downstream NOx given (warm engine, driving). */
-static void s_obd(const vem_it_run_t *r, const char *vin, int64_t t0, int n, double nox_down)
+static void s_obd(const vem_it_run_t *r, const char *vin, int64_t t0, int n, double nox_down,
+                  bool hj1239)
 {
     vem_sim_truck_t truck;
     vem_sim_truck_init(&truck, 7, 0, 117.2, 39.1, 0);
@@ -488,7 +490,7 @@ static void s_obd(const vem_it_run_t *r, const char *vin, int64_t t0, int n, dou
     uint8_t out[4096];
     for (int k = 0; k * 10 < n; k++) {
         size_t len = vem_sim_data(fr, &truck, samples, 10, t0 + k * 10, (uint16_t)(k + 1), false,
-                                  true, false, out, sizeof out);
+                                  hj1239, false, out, sizeof out);
         ck_assert_uint_gt(len, 0);
         ck_assert_int_eq(zmq_send(push, out, len, 0), (int)len);
     }
@@ -508,7 +510,7 @@ START_TEST(fusion_either_order)
     s_start(&r, "it_rsd", 2);
     int64_t t = s_now_s() - 120;
     /* OBD first: 30 s of low downstream NOx around t, then the reading at t */
-    s_obd(&r, "LRSDFUSE000000001", t - 15, 30, 100);
+    s_obd(&r, "LRSDFUSE000000001", t - 15, 30, 100, false);
     s_await(conn, "SELECT count(*) FROM obd_samples WHERE vin = $1", "LRSDFUSE000000001", 30);
     char path[512];
     snprintf(path, sizeof path, "%s/f1.jsonl", r.dir);
@@ -523,11 +525,31 @@ START_TEST(fusion_either_order)
     fclose(f);
     json_decref(s_send(&r, path, NULL));
     s_await(conn, "SELECT count(*) FROM rsd_readings WHERE reading_id = $1", "f2", 1);
-    s_obd(&r, "LRSDFUSE000000002", t - 15, 30, 100);
+    s_obd(&r, "LRSDFUSE000000002", t - 15, 30, 100, true);
     s_await(conn,
             "SELECT count(*) FROM violations WHERE rule = 'fusion.obd_mismatch' AND severity = "
             "'notice' AND vin = ANY(string_to_array($1, ','))",
             "LRSDFUSE000000001,LRSDFUSE000000002", 2);
+    /* The evidence names the stored sample: the one taken at t (0 s from the reading) is in the
+     * frame of t - 5 .. t + 4, stored under the frame's time t + 4 by a GB 17691 terminal (one
+     * time a frame, its last sample's: hj1239.md), under t by an HJ 1239 one (a time a block) */
+    const struct {
+        const char *vin;
+        int64_t stored;
+    } keyed[] = {{"LRSDFUSE000000001", t + 4}, {"LRSDFUSE000000002", t}};
+    for (int i = 0; i < 2; i++) {
+        char sql[700];
+        snprintf(
+            sql, sizeof sql,
+            "SELECT count(*) FROM violations v JOIN obd_samples s ON s.vin = v.vin AND "
+            "s.sample_time = (v.evidence #>> '{obd,sample_time}')::timestamptz AND "
+            "s.block_idx = (v.evidence #>> '{obd,block_idx}')::smallint WHERE v.rule = "
+            "'fusion.obd_mismatch' AND v.vin = $1 AND s.nox_down_ppm = 100 AND "
+            "s.sample_time = to_timestamp(%lld) AND (v.evidence #>> '{obd,time}')::timestamptz "
+            "= to_timestamp(%lld)",
+            (long long)keyed[i].stored, (long long)t);
+        ck_assert_int_eq(s_count(conn, sql, keyed[i].vin), 1);
+    }
     /* a single exceedance is a notice of rsd.no_exceed, never a violation */
     ck_assert_int_eq(s_verdicts(conn, "rsd.no_exceed", "LRSDFUSE000000001", true, "notice"), 1);
     ck_assert_int_eq(s_verdicts(conn, "rsd.no_exceed", "LRSDFUSE000000001", true, "violation"), 0);
