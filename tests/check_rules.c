@@ -1831,7 +1831,7 @@ END_TEST
  * sample by it and its block: of the ten samples T0 + 10 .. T0 + 19 in the second frame, the
  * one taken at T0 + 13 is stored as (T0 + 19, block 3). A reading at T0 + 13.25 matches it
  * (0.25 s away); the evidence names it by both, so an agency finds the row. Whichever side
- * comes first, and after a re-send of the same data, the evidence is the same. */
+ * comes first, the evidence is the same. */
 START_TEST(fusion_names_the_stored_sample)
 {
     for (int order = 0; order < 2; order++) {

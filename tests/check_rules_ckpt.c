@@ -906,6 +906,42 @@ static void s_wstr(s_bytes_t *o, const char *str)
     s_w(o, str, strlen(str));
 }
 
+/* v saves as the current version (4), and that loads to a state that saves the same bytes. */
+static void s_resaves_as_v4(const vem_rules_vehicle_t *v)
+{
+    uint8_t *buf = NULL, *buf2 = NULL;
+    size_t len = 0, cap = 0, len2 = 0, cap2 = 0;
+    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    ck_assert_uint_eq(buf[4], 4);
+    char err[256];
+    vem_rules_vehicle_t *again = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_msg(again != NULL, "%s", err);
+    vem_rules_vehicle_save(again, &buf2, &len2, &cap2);
+    ck_assert_uint_eq(len2, len);
+    ck_assert_mem_eq(buf2, buf, len);
+    vem_rules_vehicle_destroy(&again);
+    free(buf);
+    free(buf2);
+}
+
+/* A diesel reading of PLATE from station S01, valid and inside every HJ 845 condition. */
+static void s_valid_reading(vem_rsd_reading_t *rd, const char *id, int64_t time_us, double no_ppm)
+{
+    vem_rules_reading_init(rd);
+    snprintf(rd->station_id, sizeof rd->station_id, "S01");
+    snprintf(rd->reading_id, sizeof rd->reading_id, "%s", id);
+    snprintf(rd->plate, sizeof rd->plate, "%s", PLATE);
+    rd->time_us = time_us;
+    rd->fuel = VEM_FUEL_DIESEL;
+    rd->valid = true;
+    rd->speed_kmh = 40;
+    rd->accel_ms2 = 0.2;
+    rd->vsp_kw_t = 5;
+    rd->wind_ms = 2;
+    rd->slope_pct = 1;
+    rd->no_ppm = no_ppm;
+}
+
 /* A version 2 checkpoint (version 1: without the colour) from the format of the previous build
  * (rules_ckpt.c's header, and its git history): a vehicle with VIN and plate whose MIL has been
  * on since T0 (snapshot block 5), newest snapshot T0 + 3 d, not escalated; counts 1 .. 7; and a
@@ -1017,37 +1053,12 @@ START_TEST(versions_1_and_2_load_converted)
         ck_assert(ch->links[1].over && ch->links[2].over);
         ck_assert_uint_eq(vem_rules_vehicle_rsd_links(v), 2);
         /* saved again: version 4, which loads to the same bytes */
-        uint8_t *buf = NULL;
-        size_t len = 0, cap = 0;
-        vem_rules_vehicle_save(v, &buf, &len, &cap);
-        ck_assert_uint_eq(buf[4], 4);
-        vem_rules_vehicle_t *again = vem_rules_vehicle_load(buf, len, err, sizeof err);
-        ck_assert_msg(again != NULL, "%s", err);
-        uint8_t *buf2 = NULL;
-        size_t len2 = 0, cap2 = 0;
-        vem_rules_vehicle_save(again, &buf2, &len2, &cap2);
-        ck_assert_uint_eq(len2, len);
-        ck_assert_mem_eq(buf2, buf, len);
-        vem_rules_vehicle_destroy(&again);
-        free(buf);
-        free(buf2);
+        s_resaves_as_v4(v);
         /* judged on */
         vem_rules_config_t cfg = s_defaults();
         s_log_t log = {0};
         vem_rsd_reading_t rd;
-        vem_rules_reading_init(&rd);
-        snprintf(rd.station_id, sizeof rd.station_id, "S01");
-        snprintf(rd.reading_id, sizeof rd.reading_id, "r3");
-        snprintf(rd.plate, sizeof rd.plate, "%s", PLATE);
-        rd.time_us = US(T0 + 2 * DAY);
-        rd.fuel = VEM_FUEL_DIESEL;
-        rd.valid = true;
-        rd.speed_kmh = 40;
-        rd.accel_ms2 = 0.2;
-        rd.vsp_kw_t = 5;
-        rd.wind_ms = 2;
-        rd.slope_pct = 1;
-        rd.no_ppm = 1650;
+        s_valid_reading(&rd, "r3", US(T0 + 2 * DAY), 1650);
         ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &rd, 1, s_collect, &log), 1);
         ck_assert_int_eq(log.v[0].severity, VEM_SEVERITY_VIOLATION);
         ck_assert_uint_eq(json_array_size(json_object_get(log.v[0].ev, "readings")), 3);
@@ -1105,36 +1116,11 @@ START_TEST(version_3_fusion_history_loads_without_keys)
         }
         ck_assert_msg(v != NULL, "%s", err);
         ck_assert_uint_eq(vem_rules_vehicle_bytes(v), empty + 10 * 4);
-        uint8_t *again = NULL;
-        size_t alen = 0, acap = 0;
-        vem_rules_vehicle_save(v, &again, &alen, &acap);
-        ck_assert_uint_eq(again[4], 4);
-        vem_rules_vehicle_t *v4 = vem_rules_vehicle_load(again, alen, err, sizeof err);
-        ck_assert_msg(v4 != NULL, "%s", err);
-        uint8_t *again2 = NULL;
-        size_t alen2 = 0, acap2 = 0;
-        vem_rules_vehicle_save(v4, &again2, &alen2, &acap2);
-        ck_assert_uint_eq(alen2, alen);
-        ck_assert_mem_eq(again2, again, alen);
-        vem_rules_vehicle_destroy(&v4);
-        free(again);
-        free(again2);
+        s_resaves_as_v4(v);
         vem_rules_config_t cfg = s_defaults();
         s_log_t log = {0};
         vem_rsd_reading_t rd;
-        vem_rules_reading_init(&rd);
-        snprintf(rd.station_id, sizeof rd.station_id, "S01");
-        snprintf(rd.reading_id, sizeof rd.reading_id, "m1");
-        snprintf(rd.plate, sizeof rd.plate, "%s", PLATE);
-        rd.time_us = US(T0 + 5) + 250000;
-        rd.fuel = VEM_FUEL_DIESEL;
-        rd.valid = true;
-        rd.speed_kmh = 40;
-        rd.accel_ms2 = 0.2;
-        rd.vsp_kw_t = 5;
-        rd.wind_ms = 2;
-        rd.slope_pct = 1;
-        rd.no_ppm = 1800;
+        s_valid_reading(&rd, "m1", US(T0 + 5) + 250000, 1800);
         vem_rules_on_reading(v, &cfg, &rd, 1, s_collect, &log);
         const s_got_t *g = NULL;
         for (size_t i = 0; i < log.n; i++)
