@@ -709,11 +709,12 @@ static void s_get_chain_v2(s_rd_t *r, vem_rules_chain_t *c, size_t *bytes)
 static void s_get_history(s_rd_t *r, vem_rules_nox_t *obd, uint32_t slots)
 {
     if (r->version < S_V4) {
+        const vem_rules_at_t unknown = {0, 0, VEM_RULES_KEY_UNKNOWN};
         for (uint32_t i = 0; i < slots && !r->failed; i++) {
             uint16_t raw;
             s_get(r, &raw, sizeof raw, "fusion history");
-            obd[i] = raw == VEM_RULES_NOX_NONE ? VEM_RULES_NOX_NONE
-                                               : raw | (uint32_t)VEM_RULES_KEY_UNKNOWN << 24;
+            obd[i] =
+                raw == VEM_RULES_NOX_NONE ? VEM_RULES_NOX_NONE : vem_rules_nox_pack(raw, &unknown);
         }
         r->grown += (size_t)slots * (sizeof *obd - sizeof(uint16_t));
     } else {
@@ -721,13 +722,14 @@ static void s_get_history(s_rd_t *r, vem_rules_nox_t *obd, uint32_t slots)
     }
     const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(VEM_HJ1239_F_NOX_DOWN);
     for (uint32_t i = 0; i < slots && !r->failed; i++) {
-        uint32_t raw = obd[i] & 0xFFFF, off = obd[i] >> 16 & 0xFF, idx = obd[i] >> 24;
-        bool none = raw == VEM_RULES_NOX_NONE;
-        if (none ? obd[i] != VEM_RULES_NOX_NONE
-                 : raw > fi->max_raw ||
-                       (idx == VEM_RULES_KEY_UNKNOWN
-                            ? off != 0
-                            : off >= VEM_HJ1239_MAX_BLOCKS || idx >= VEM_HJ1239_MAX_BLOCKS))
+        uint16_t raw = vem_rules_nox_raw(obd[i]);
+        vem_rules_at_t at = vem_rules_nox_at(obd[i], 0);
+        bool known = at.key_idx != VEM_RULES_KEY_UNKNOWN;
+        if (raw == VEM_RULES_NOX_NONE
+                ? obd[i] != VEM_RULES_NOX_NONE
+                : raw > fi->max_raw || (known ? at.key_off >= VEM_HJ1239_MAX_BLOCKS ||
+                                                    at.key_idx >= VEM_HJ1239_MAX_BLOCKS
+                                              : at.key_off != 0))
             s_fail(r, "fusion history slot %" PRIu32 ": 0x%08" PRIx32 " is no NOx value and key", i,
                    obd[i]);
     }

@@ -328,7 +328,19 @@ static inline vem_rules_nox_t vem_rules_nox_pack(uint16_t raw, const vem_rules_a
     return raw | (uint32_t)(uint8_t)at->key_off << 16 | (uint32_t)(uint8_t)at->key_idx << 24;
 }
 
-/* The evidence of a sample: its rule time, and its key in obd_samples. */
+/* Its raw NOx value (VEM_RULES_NOX_NONE: none), and its sample's instant, at rule time sec. */
+static inline uint16_t vem_rules_nox_raw(vem_rules_nox_t x)
+{
+    return (uint16_t)x;
+}
+
+static inline vem_rules_at_t vem_rules_nox_at(vem_rules_nox_t x, int64_t sec)
+{
+    return (vem_rules_at_t){sec, (int32_t)(x >> 16 & 0xFF), (uint16_t)(x >> 24)};
+}
+
+/* The evidence of a sample: its rule time, and its key in obd_samples (left out when the key is
+ * VEM_RULES_KEY_UNKNOWN). */
 json_t *vem_rules_at_json(const vem_rules_at_t *at);
 
 /* A run of qualifying samples. */

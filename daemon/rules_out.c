@@ -241,6 +241,8 @@ json_t *vem_rules_at_json(const vem_rules_at_t *at)
 {
     json_t *o = json_object();
     json_object_set_new(o, "time", vem_rules_iso_json(at->sec * 1000000));
+    if (at->key_idx == VEM_RULES_KEY_UNKNOWN)
+        return o;
     json_object_set_new(o, "sample_time", vem_rules_iso_json((at->sec + at->key_off) * 1000000));
     json_object_set_new(o, "block_idx", json_integer(at->key_idx));
     return o;

@@ -39,11 +39,11 @@
  * for OBD data to pass their time + fusion_match_s. The match is the valid sample nearest the
  * reading (the earlier on a tie) within fusion_match_s; below fusion_low_ppm it is a notice,
  * whose evidence names the sample by its rule time and by its key (sample_time, block_idx: for
- * a GB 17691 frame, the frame's time and the block, not the second the sample was taken). A reading
- * whose window the OBD data has passed without a valid sample in it keeps waiting while the window
- * is in the history: a re-sent backlog (0x03) often comes after the live data that followed the
- * link's return. A reading whose match window has left the history, or that waited longer than
- * fusion_horizon_s of wall clock (vem_rules_rsd_expire), is counted as unmatched. */
+ * a GB 17691 frame, the frame's time and the block, not the second the sample was taken). A
+ * reading whose window the OBD data has passed without a valid sample in it keeps waiting while
+ * the window is in the history: a re-sent backlog (0x03) often comes after the live data that
+ * followed the link's return. A reading whose match window has left the history, or that waited
+ * longer than fusion_horizon_s of wall clock (vem_rules_rsd_expire), is counted as unmatched. */
 #include "rules_int.h"
 
 #include "hj1239.h"
@@ -52,8 +52,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define S_NONE VEM_RULES_NOX_NONE /* an empty second of the history */
 
 typedef struct {
     vem_rule_t rule;
@@ -476,7 +474,7 @@ static bool s_match(const vem_rules_rsd_t *rsd, const vem_rules_config_t *cfg, i
     int64_t best = 0;
     for (int64_t s = first; s <= last && s <= rsd->obd_newest; s++) {
         vem_rules_nox_t x = rsd->obd[s_slot(rsd, s)];
-        if ((x & 0xFFFF) == S_NONE)
+        if (vem_rules_nox_raw(x) == VEM_RULES_NOX_NONE)
             continue;
         int64_t d = s * 1000000 - us;
         if (d < 0)
@@ -508,7 +506,7 @@ static bool s_fusion_decide(const vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_
         return true;
     }
     const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(VEM_HJ1239_F_NOX_DOWN);
-    double nox = (slot & 0xFFFF) * fi->scale + fi->offset;
+    double nox = vem_rules_nox_raw(slot) * fi->scale + fi->offset;
     if (!(nox < cfg->fusion_low_ppm))
         return true; /* the OBD agrees: NOx is high at the tailpipe too */
     json_t *reading = json_object();
@@ -518,14 +516,8 @@ static bool s_fusion_decide(const vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_
     json_object_set_new(reading, "no_ppm", json_real(pr->no_ppm));
     json_object_set_new(reading, "limit_ppm", json_real(pr->limit));
     /* the sample: its rule time, and the key it is stored under when the history kept it */
-    vem_rules_at_t at = {sec, (int32_t)(slot >> 16 & 0xFF), (uint16_t)(slot >> 24)};
-    json_t *obd;
-    if (at.key_idx == VEM_RULES_KEY_UNKNOWN) {
-        obd = json_object();
-        json_object_set_new(obd, "time", vem_rules_iso_json(sec * 1000000));
-    } else {
-        obd = vem_rules_at_json(&at);
-    }
+    vem_rules_at_t at = vem_rules_nox_at(slot, sec);
+    json_t *obd = vem_rules_at_json(&at);
     json_object_set_new(obd, "vin", json_string(ctx->who.vin));
     json_object_set_new(obd, "nox_down_ppm", json_real(nox));
     json_t *ev = json_object();
@@ -580,14 +572,14 @@ static void s_fusion_reading(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ct
     rsd->pending[rsd->npending++] = pr;
 }
 
-/* Records one second's NOx and key (raw S_NONE: nothing valid). */
-static void s_record(vem_rules_rsd_t *rsd, int64_t sec, vem_rules_nox_t raw)
+/* Records one second's NOx and key (VEM_RULES_NOX_NONE: nothing valid). */
+static void s_record(vem_rules_rsd_t *rsd, int64_t sec, vem_rules_nox_t x)
 {
     if (rsd->obd_newest != INT64_MIN && sec > rsd->obd_newest && sec - rsd->obd_newest == 1) {
         /* the next second, as 1 Hz data nearly always is: what the general case does */
         if (++rsd->obd_head == rsd->obd_slots)
             rsd->obd_head = 0;
-        rsd->obd[rsd->obd_head] = raw;
+        rsd->obd[rsd->obd_head] = x;
         rsd->obd_newest = sec;
         return;
     }
@@ -598,19 +590,19 @@ static void s_record(vem_rules_rsd_t *rsd, int64_t sec, vem_rules_nox_t raw)
         int64_t gap = sec - rsd->obd_newest;
         if (gap >= rsd->obd_slots) {
             for (uint32_t i = 0; i < rsd->obd_slots; i++)
-                rsd->obd[i] = S_NONE;
+                rsd->obd[i] = VEM_RULES_NOX_NONE;
         } else {
             for (int64_t i = 0; i < gap; i++) {
                 if (++rsd->obd_head == rsd->obd_slots)
                     rsd->obd_head = 0;
-                rsd->obd[rsd->obd_head] = S_NONE;
+                rsd->obd[rsd->obd_head] = VEM_RULES_NOX_NONE;
             }
         }
         rsd->obd_newest = sec;
     } else if (sec <= rsd->obd_newest - (int64_t)rsd->obd_slots) {
         return; /* older than the history */
     }
-    rsd->obd[s_slot(rsd, sec)] = raw;
+    rsd->obd[s_slot(rsd, sec)] = x;
 }
 
 void vem_rules_rsd_settle(vem_rules_rsd_t *rsd)
@@ -636,7 +628,7 @@ void vem_rules_rsd_obd(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
         rsd->obd_slots = cfg->fusion_horizon_s;
         rsd->obd = s_alloc(rsd->obd_slots * sizeof *rsd->obd, ctx->bytes);
         for (uint32_t i = 0; i < rsd->obd_slots; i++)
-            rsd->obd[i] = S_NONE;
+            rsd->obd[i] = VEM_RULES_NOX_NONE;
         rsd->obd_newest = INT64_MIN;
     }
     for (size_t i = 0; i < n; i++) {

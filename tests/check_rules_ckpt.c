@@ -1082,7 +1082,7 @@ END_TEST
  * = 6000, none at T0 + 4) loads with the keys unknown and the memory of the new form (4 bytes a
  * second); saved again it is version 4 and loads to the same bytes. A reading at T0 + 5.25 of
  * 1800 ppm NO is matched at T0 + 5: the notice names the sample by its time alone. A slot that
- * is no NOx value (0xFB00, above 0xFAFF) is refused. */
+ * is no NOx value (0xFB00, above 0xFAFF) is refused, as is a memory held one byte off. */
 START_TEST(version_3_fusion_history_loads_without_keys)
 {
     vem_rules_vehicle_t *fresh = vem_rules_vehicle_new(VIN, PLATE, NULL);
@@ -1091,7 +1091,7 @@ START_TEST(version_3_fusion_history_loads_without_keys)
     size_t len = 0, cap = 0;
     vem_rules_vehicle_save(fresh, &buf, &len, &cap);
     vem_rules_vehicle_destroy(&fresh);
-    for (int damaged = 0; damaged < 2; damaged++) {
+    for (int damaged = 0; damaged < 3; damaged++) {
         /* everything up to the empty roadside state (26 bytes) and the memory held (8) */
         s_bytes_t old;
         old.n = 0;
@@ -1103,15 +1103,17 @@ START_TEST(version_3_fusion_history_loads_without_keys)
         s_w32(&old, 9);
         s_w64(&old, T0 + 10);
         for (int k = 1; k <= 10; k++)
-            s_w16(&old, k == 4 ? 0xFFFF : damaged && k == 3 ? 0xFB00 : 6000);
+            s_w16(&old, k == 4 ? 0xFFFF : damaged == 1 && k == 3 ? 0xFB00 : 6000);
         s_w8(&old, 0); /* pending: allocated, count */
         s_w32(&old, 0);
-        s_w64(&old, (int64_t)(empty + 10 * 2));
+        s_w64(&old, (int64_t)(empty + 10 * 2 + (damaged == 2)));
         char err[256];
         vem_rules_vehicle_t *v = vem_rules_vehicle_load(old.b, old.n, err, sizeof err);
         if (damaged) {
             ck_assert_ptr_null(v);
-            ck_assert_msg(strstr(err, "fusion history slot 2: ") != NULL, "%s", err);
+            ck_assert_msg(strstr(err, damaged == 1 ? "fusion history slot 2: "
+                                                   : "(and the fusion history's keys)") != NULL,
+                          "%s", err);
             continue;
         }
         ck_assert_msg(v != NULL, "%s", err);
