@@ -139,9 +139,12 @@ uint64_t vem_ingest_stage(vem_ingest_t *in, vem_source_t source, vem_ingest_conn
         }
     }
     char meta[VEM_INGEST_META_MAX];
+    int64_t paused = kind == VEM_SPOOL_KIND_OBD_FRAME ? vem_ingest_paused_us(in) : 0;
     int meta_len = kind == VEM_SPOOL_KIND_QUARANTINE
                        ? snprintf(meta, sizeof meta, "%s !%u@%llu:%s", origin, error,
                                   (unsigned long long)offset, detail ? detail : "")
+                   : paused > 0
+                       ? snprintf(meta, sizeof meta, "%s ~p%lld", origin, (long long)paused)
                        : snprintf(meta, sizeof meta, "%s", origin);
     if (meta_len >= (int)sizeof meta)
         meta_len = (int)sizeof meta - 1;
@@ -177,6 +180,7 @@ uint64_t vem_ingest_stage(vem_ingest_t *in, vem_source_t source, vem_ingest_conn
         d = d ? strchr(d, ':') : route ? route - 1 : NULL;
         vem_input_hdr_t hdr = {.seq = rec.seq,
                                .received_us = now,
+                               .paused_us = paused,
                                .nseqs = 1,
                                .data_len = (uint32_t)len,
                                .kind = kind,
@@ -365,6 +369,11 @@ static void s_register(vem_ingest_t *in, vem_metrics_t *m)
     in->spool_bytes = vem_metrics_gauge(m, "vem_spool_bytes", "Bytes held in the spool.", NULL);
     in->spool_full = vem_metrics_gauge(m, "vem_spool_full",
                                        "1 while the spool is full and intake is paused.", NULL);
+    in->paused_gauge = vem_metrics_gauge(
+        m, "vem_intake_paused_seconds",
+        "Seconds intake has been paused in all (spool full, a failing flush, a stalled drain), "
+        "since the spool began, up to the end of the last pause.",
+        NULL);
     const char *q[] = {"stage", "settle", NULL}, *fw[] = {"stage", "forward", NULL},
                *ck[] = {"stage", "checkpoint", NULL};
     const char *depth_help = "Inputs in the spool by stage: settle = not yet durable in every "
@@ -466,15 +475,69 @@ int64_t vem_ingest_open_ms(const vem_ingest_t *in)
     return in->open_ms + (in->open_since_ms ? vem_mono_ms() - in->open_since_ms : 0);
 }
 
-/* Runs or stops the intake clock (vem_ingest_open_ms) as intake opens or closes. */
+int64_t vem_ingest_paused_us(const vem_ingest_t *in)
+{
+    return in->paused_us + (in->closed_since_ms ? (vem_mono_ms() - in->closed_since_ms) * 1000 : 0);
+}
+
+int64_t vem_ingest_meta_paused(const char *meta)
+{
+    const char *p = strstr(meta, " ~p");
+    long long us = p ? strtoll(p + 3, NULL, 10) : 0;
+    return us > 0 ? us : 0;
+}
+
+/* The paused total of the spool directory's file (0 when there is none). */
+static int64_t s_paused_load(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, VEM_INGEST_PAUSED_FILE);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    long long us = 0;
+    if (fscanf(f, "%lld", &us) != 1 || us < 0) {
+        vem_log(VEM_LOG_WARNING, "ingest", "%s holds no paused total: counting from 0", path);
+        us = 0;
+    }
+    fclose(f);
+    return us;
+}
+
+/* Writes the paused total to the spool directory's file (a new file renamed over the old one).
+ * A failure costs only the pauses' discount across a restart: logged. */
+static void s_paused_save(const vem_ingest_t *in)
+{
+    char path[4096], tmp[4100];
+    snprintf(path, sizeof path, "%s/%s", in->args->spool_dir, VEM_INGEST_PAUSED_FILE);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    bool ok = f && fprintf(f, "%lld\n", (long long)vem_ingest_paused_us(in)) > 0;
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (!ok || rename(tmp, path) != 0)
+        vem_log(VEM_LOG_WARNING, "ingest", "cannot write %s: %s", path, strerror(errno));
+}
+
+/* Runs or stops the intake clock (vem_ingest_open_ms) as intake opens or closes, and counts
+ * the pauses: from intake's first opening on, every time it is closed (a start with the spool
+ * full is the downtime's, as a stopped vemd's is). */
 static void s_set_open(vem_ingest_t *in, bool open)
 {
     if (!open && in->open_since_ms) {
         in->open_ms += vem_mono_ms() - in->open_since_ms;
         in->open_since_ms = 0;
+        in->closed_since_ms = vem_mono_ms();
     } else if (open && !in->open_since_ms) {
         in->open_since_ms = vem_mono_ms();
+        if (in->closed_since_ms) {
+            in->paused_us = vem_ingest_paused_us(in);
+            in->closed_since_ms = 0;
+            vem_gauge_set(in->paused_gauge, in->paused_us / 1000000);
+            s_paused_save(in);
+        }
     }
+    atomic_store(&in->args->paused_us, vem_ingest_paused_us(in));
 }
 
 /* Opens or closes intake for want of spool room, and says so once per change. */
@@ -543,6 +606,9 @@ void vem_ingest_actor(void *pipe, void *args_)
         return;
     }
     s_register(&in, a->metrics);
+    in.paused_us = s_paused_load(a->spool_dir);
+    atomic_store(&a->paused_us, in.paused_us);
+    vem_gauge_set(in.paused_gauge, in.paused_us / 1000000);
     atomic_store(&a->listening, true);
     vem_actor_ready(pipe, NULL);
 
@@ -633,5 +699,7 @@ void vem_ingest_actor(void *pipe, void *args_)
                 in.nstaged);
     if (!in.live)
         vem_ingest_catch_up(&in);
+    if (in.closed_since_ms)
+        s_paused_save(&in); /* a pause in progress counts up to the stop */
     s_teardown(&in);
 }

@@ -97,7 +97,19 @@ typedef struct {
                               * spool is full): the workers checkpoint now, not at their time */
     atomic_bool spool_ok;    /* the last spool flush succeeded */
     atomic_bool spool_full;  /* intake paused for want of spool room */
+    /* Microseconds intake has been paused in all (spool full, a failing flush, a stalled
+     * drain: nothing read while the trucks' data waits in their sockets), since the spool
+     * began, the pause in progress included. Kept in the spool directory (intake-paused) across
+     * restarts, and with every frame in the spool (" ~p" in its meta text): the rules measure a
+     * truck's silence less it (vem_rules_on_frame). */
+    _Atomic int64_t paused_us;
 } vem_ingest_args_t;
+
+/* File in the spool directory holding intake's paused total, in microseconds, as text. */
+#define VEM_INGEST_PAUSED_FILE "intake-paused"
+
+/* The paused total a spool record's meta text carries (" ~p<us>"; 0 without). */
+int64_t vem_ingest_meta_paused(const char *meta);
 
 /* Pipe message from main: these bytes, then a vem_registry_t pointer whose reference passes to
  * ingest (the stations route readings by plate through it). */

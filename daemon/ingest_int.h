@@ -121,6 +121,9 @@ typedef struct {
     bool full;                   /* intake is closed for want of spool room */
     int64_t open_ms;             /* ms intake was open before open_since_ms ... */
     int64_t open_since_ms;       /* ... and the monotonic ms it opened again; 0 while closed */
+    int64_t paused_us;           /* intake's paused total before the pause in progress ... */
+    int64_t closed_since_ms;     /* ... which began then (monotonic); 0: none */
+    vem_gauge_t *paused_gauge;   /* vem_intake_paused_seconds */
     double act_tokens;           /* activations that may be judged now (a bucket of one second) */
     int64_t act_fill_ms;         /* when it was last filled */
     vem_peers_t *peers;          /* open connections and arrivals per source address */
@@ -171,6 +174,9 @@ void vem_ingest_message(zmq_msg_t *msg, const vem_input_hdr_t *hdr, const char *
 /* The intake clock: milliseconds intake has been open (reading its sockets) since the start.
  * It stands still while intake is paused, so silence measured on it is silence while read. */
 int64_t vem_ingest_open_ms(const vem_ingest_t *in);
+
+/* Intake's paused total now, the pause in progress included (vem_ingest_args_t.paused_us). */
+int64_t vem_ingest_paused_us(const vem_ingest_t *in);
 
 /* Hands a message to worker w without waiting; false (message kept) when its queue is full. */
 bool vem_ingest_forward(vem_ingest_t *in, zmq_msg_t *msg, unsigned w, uint64_t seq, uint32_t nseqs);

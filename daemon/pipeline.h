@@ -36,6 +36,7 @@ typedef enum {
 typedef struct {
     uint64_t seq;          /* spool sequence number */
     int64_t received_us;   /* receipt time, Unix microseconds */
+    int64_t paused_us;     /* intake's paused total when it was read (vem_ingest_args_t) */
     uint32_t nseqs;        /* seqs this input settles: 1, or a run of unreadable spool records */
     uint32_t data_len;     /* input bytes after the detail */
     uint16_t kind;         /* VEM_SPOOL_KIND_*: a whole frame, or quarantined bytes */

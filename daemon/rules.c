@@ -26,8 +26,10 @@
  * never touches the trip in progress, and a backlog that arrives in its own order forms trips
  * by its own timestamps, as live data would: what differs is only where it meets live data
  * (there, the back-fill trip ends). A logout ends the live trip; vem_rules_on_silence
- * ends trips that received nothing for trip_gap_min. A trip keeps the engine figures it
- * started with.
+ * ends trips that received nothing for twice trip_gap_min, measured on vemd's intake clock
+ * (receipt time less the time intake was paused: a full spool stops vemd reading, and the
+ * trucks' data waits in their sockets meanwhile), and so does the next sample of such a trip.
+ * A trip keeps the engine figures it started with.
  *
  * OBD snapshots. The MIL is judged by the snapshots' times, in whatever order they come (s_mil);
  * DTCs and the OBD VIN in their time order: a snapshot older than the newest seen is counted
@@ -415,7 +417,7 @@ static int64_t s_silence_us(const vem_rules_config_t *cfg)
 
 /* The track a sample at `at` belongs to, with its trip open. */
 static vem_rules_track_t *s_route(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
-                                  const vem_rules_at_t *at, int64_t received_us, s_batch_t *bt,
+                                  const vem_rules_at_t *at, int64_t open_us, s_batch_t *bt,
                                   vem_rules_out_t *out)
 {
     int64_t gap = (int64_t)cfg->trip_gap_min * 60;
@@ -429,10 +431,10 @@ static vem_rules_track_t *s_route(vem_rules_vehicle_t *v, const vem_rules_config
     if (bt->n && bt->tr != tr)
         s_batch_flush(bt);
     /* A trip ends at a gap in its data, and at a pause in receipt that the silence sweep ends
-     * it at live (vem_rules_on_silence): the spool keeps each input's receipt time, so a
-     * replay, which has no sweep, ends the same trips */
+     * it at live (vem_rules_on_silence): the spool keeps each input's receipt time and intake's
+     * paused total, so a replay, which has no sweep, ends the same trips */
     if (tr->open &&
-        (at->sec - tr->last.sec > gap || received_us - tr->last_received_us > s_silence_us(cfg) ||
+        (at->sec - tr->last.sec > gap || open_us - tr->last_open_us > s_silence_us(cfg) ||
          (tr == &v->back && at->sec <= tr->last.sec))) {
         s_batch_flush(bt);
         s_trip_end(v, tr, cfg, out);
@@ -442,7 +444,7 @@ static vem_rules_track_t *s_route(vem_rules_vehicle_t *v, const vem_rules_config
         s_trip_start(v, tr, cfg, at);
     tr->newest = at->sec;
     tr->last = *at;
-    tr->last_received_us = received_us;
+    tr->last_open_us = open_us;
     tr->samples++;
     return tr;
 }
@@ -683,11 +685,11 @@ static void s_invalid_signals(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
 }
 
 static void s_sample(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const s_bounds_t *bd,
-                     const s_prep_t *p, int64_t received_us, s_batch_t *bt, vem_rules_out_t *out)
+                     const s_prep_t *p, int64_t open_us, s_batch_t *bt, vem_rules_out_t *out)
 {
     const s_values_t *xp = &p->x;
     const vem_rules_at_t *at = &p->at;
-    vem_rules_track_t *tr = s_route(v, cfg, at, received_us, bt, out);
+    vem_rules_track_t *tr = s_route(v, cfg, at, open_us, bt, out);
     v->counts.samples++;
     bool running = !isnan(xp->win.rpm) && xp->win.rpm > 0;
     if (!isnan(xp->win.rpm)) {
@@ -998,7 +1000,7 @@ static size_t s_prepare(const vem_hj1239_frame_t *f, s_prep_t *p, int64_t *sec,
 
 static void s_data(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
                    const vem_hj1239_frame_t *f, const s_prep_t *p, const int64_t *sec,
-                   const vem_rules_nox_t *nox, size_t n, int64_t received_us, vem_rules_out_t *out)
+                   const vem_rules_nox_t *nox, size_t n, int64_t open_us, vem_rules_out_t *out)
 {
     s_batch_t bt;
     bt.tr = NULL;
@@ -1011,7 +1013,7 @@ static void s_data(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
         if (b->type == VEM_HJ1239_BLOCK_OBD)
             s_obd(v, cfg, f, b, i, out);
         else if (s_is_sample(b->type))
-            s_sample(v, cfg, &bd, &p[k++], received_us, &bt, out);
+            s_sample(v, cfg, &bd, &p[k++], open_us, &bt, out);
     }
     s_batch_flush(&bt);
     vem_rules_rsd_ctx_t ctx = s_rsd_ctx(v);
@@ -1053,8 +1055,8 @@ void vem_rules_prefetch_frame(const vem_rules_vehicle_t *self, const vem_hj1239_
 }
 
 unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
-                            const vem_hj1239_frame_t *f, int64_t received_us, uint64_t spool_seq,
-                            vem_rules_emit_fn emit, void *arg)
+                            const vem_hj1239_frame_t *f, int64_t received_us, int64_t paused_us,
+                            uint64_t spool_seq, vem_rules_emit_fn emit, void *arg)
 {
     vem_rules_out_t out = {emit, arg, spool_seq, 0};
     /* With thousands of vehicles the state is rarely in the caches: ask for the lines the
@@ -1087,7 +1089,7 @@ unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t 
         break;
     case VEM_HJ1239_CMD_REALTIME:
     case VEM_HJ1239_CMD_RESEND:
-        s_data(self, cfg, f, prep, sec, nox, n, received_us, &out);
+        s_data(self, cfg, f, prep, sec, nox, n, received_us - paused_us, &out);
         break;
     default:
         break;
@@ -1172,12 +1174,12 @@ int64_t vem_rules_vehicle_last_received(const vem_rules_vehicle_t *self)
 }
 
 unsigned vem_rules_on_silence(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
-                              int64_t now_us, vem_rules_emit_fn emit, void *arg)
+                              int64_t now_us, int64_t paused_us, vem_rules_emit_fn emit, void *arg)
 {
     vem_rules_out_t out = {emit, arg, 0, 0};
     vem_rules_track_t *tracks[] = {&self->live, &self->back};
     for (int i = 0; i < 2; i++)
-        if (tracks[i]->open && now_us - tracks[i]->last_received_us > s_silence_us(cfg))
+        if (tracks[i]->open && now_us - paused_us - tracks[i]->last_open_us > s_silence_us(cfg))
             s_trip_end(self, tracks[i], cfg, &out);
     vem_rules_rsd_ctx_t ctx = s_rsd_ctx(self);
     vem_rules_rsd_expire(&self->rsd, &ctx, cfg, now_us);

@@ -255,10 +255,14 @@ void vem_rules_id(vem_rule_t rule, const char *vehicle_key, const char *anchor,
 /* Judges one decoded frame of the vehicle: samples and OBD snapshots of real-time (0x02) and
  * re-sent (0x03) frames, login/logout (trip boundaries), removal alarms (0x06); other
  * commands are ignored. received_us is the receipt time, spool_seq the input's spool seq.
- * Returns the number of verdicts emitted. */
+ * paused_us is how long vemd's intake had been paused before it read the input (spool full, a
+ * failing flush: vem_ingest_args_t's paused_us, kept with each frame in the spool), so that silence
+ * is measured on the intake clock, received_us - paused_us: a pause of vemd's own making is
+ * no silence of the truck's, and ends no trip, live or in a replay. Returns the number of
+ * verdicts emitted. */
 unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
-                            const vem_hj1239_frame_t *f, int64_t received_us, uint64_t spool_seq,
-                            vem_rules_emit_fn emit, void *arg);
+                            const vem_hj1239_frame_t *f, int64_t received_us, int64_t paused_us,
+                            uint64_t spool_seq, vem_rules_emit_fn emit, void *arg);
 
 /* Hints, no state change: with thousands of vehicles a vehicle's state is rarely in the CPU
  * caches when its frame comes, so a caller that knows the next frames asks for their state
@@ -326,11 +330,13 @@ int64_t vem_rules_vehicle_last_received(const vem_rules_vehicle_t *self);
  * still complete (0: nothing of the history worth keeping). */
 size_t vem_rules_vehicle_rsd_links(const vem_rules_vehicle_t *self);
 
-/* The clock's turn, now_us the wall clock: ends trips with nothing received for trip_gap_min
- * (judging them as the next sample would), and emits obd.offline when nothing was received
- * for offline_hours (once per silence). Returns the number of verdicts emitted. */
+/* The clock's turn, now_us the wall clock and paused_us intake's paused total then (see
+ * vem_rules_on_frame): ends trips with nothing received for twice trip_gap_min on the intake
+ * clock (judging them as the next sample would), and emits obd.offline when nothing was
+ * received for offline_hours of wall clock (once per silence). Returns the number of verdicts
+ * emitted. */
 unsigned vem_rules_on_silence(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
-                              int64_t now_us, vem_rules_emit_fn emit, void *arg);
+                              int64_t now_us, int64_t paused_us, vem_rules_emit_fn emit, void *arg);
 
 /* Ends and judges every open trip now (shutdown, or before destroying the state). */
 unsigned vem_rules_flush(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,

@@ -12,7 +12,10 @@
  *   ids (vin, plate, plate colour: u8 length + bytes), facts, flags, receipt times, counts
  *   OBD snapshots: newest, VIN mismatch, the MIL runs (capacity, truncated, count, runs), the
  *     DTC set (capacity, count, codes)
- *   the live track, then the back-fill track: trip, spans, figures, and its NOx window with
+ *   the live track, then the back-fill track: trip (its last receipt on the intake clock,
+ *     receipt less intake's paused total: files written before that total existed hold the
+ *     receipt time, which is the same while nothing was paused), spans, figures, and its NOx
+ *     window with
  *     the ring's samples from the oldest open window on (20-byte slots, oldest first) and the
  *     kept windows in their order
  *   roadside: five chains (present, truncated, capacity, readings with their "over" flag), the
@@ -522,7 +525,7 @@ static void s_put_track(s_wr_t *w, const vem_rules_track_t *tr)
     s_put_i64(w, tr->newest);
     s_put_at(w, &tr->start);
     s_put_at(w, &tr->last);
-    s_put_i64(w, tr->last_received_us);
+    s_put_i64(w, tr->last_open_us);
     s_put_u32(w, tr->samples);
     s_put_u8(w, (uint8_t)tr->running);
     s_put_i64(w, tr->engine_start);
@@ -542,7 +545,7 @@ static void s_get_track(s_rd_t *r, vem_rules_track_t *tr, size_t *bytes)
     tr->newest = s_time(r, false, true, INT64_MIN, "newest sample");
     s_get_at(r, &tr->start, "trip start");
     s_get_at(r, &tr->last, "last sample");
-    tr->last_received_us = s_time(r, true, false, 0, "last receipt");
+    tr->last_open_us = s_time(r, true, false, 0, "last receipt (intake clock)");
     tr->samples = s_u32(r, "samples");
     uint8_t running = s_u8(r, "engine running");
     if (running != 0 && running != 1 && running != 0xFF)

@@ -372,8 +372,8 @@ typedef struct {
     bool scr_fired;
     int8_t running; /* -1 not known yet in this trip */
     uint32_t samples;
-    int64_t newest; /* newest sample time this track ever took; INT64_MIN: none */
-    int64_t last_received_us;
+    int64_t newest;       /* newest sample time this track ever took; INT64_MIN: none */
+    int64_t last_open_us; /* intake clock (receipt less intake pauses) of its last sample */
     int64_t engine_start; /* rule time of the engine's start (or of the trip's first running) */
     vem_rules_at_t last;
     vem_rules_span_t reagent, frozen, down_up, invalid;

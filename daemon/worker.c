@@ -59,7 +59,8 @@ typedef struct {
     uint64_t pending_after; /* ... this one (0: not seen yet), whose records follow the sweep's */
     /* silence */
     int64_t sweep_due_ms;       /* monotonic time of the next silence sweep */
-    int64_t newest_rx_us;       /* newest receipt time among the inputs processed */
+    int64_t newest_rx_us;       /* newest receipt time among the inputs processed ... */
+    int64_t newest_paused_us;   /* ... and the highest paused total they carried */
     int64_t last_input_ms;      /* monotonic time of the last input processed */
     vem_day_counts_t *day_wait; /* a day's completeness waiting for the first input */
     uint8_t *ckpt_buf;
@@ -371,7 +372,8 @@ static void s_rules(s_worker_t *w, const vem_input_hdr_t *hdr, const vem_hj1239_
         return; /* in the state restored from a checkpoint already */
     vs->applied = hdr->seq;
     s_verdict_ctx_t ctx = {w, hdr};
-    vem_rules_on_frame(vs->v, &w->rules, f, hdr->received_us, hdr->seq, s_on_verdict, &ctx);
+    vem_rules_on_frame(vs->v, &w->rules, f, hdr->received_us, hdr->paused_us, hdr->seq,
+                       s_on_verdict, &ctx);
 }
 
 /* A reading's rule state: in its VIN's session slot, or in the plate table, by plate and colour,
@@ -805,6 +807,8 @@ static bool s_take(s_worker_t *w, void *pull, int flags)
                 w->rules_mark = last;
             if (hdr.received_us > w->newest_rx_us)
                 w->newest_rx_us = hdr.received_us;
+            if (hdr.paused_us > w->newest_paused_us)
+                w->newest_paused_us = hdr.paused_us;
             if (w->pending && w->pending_next && !w->pending_after)
                 w->pending_after = last;
         } else {
@@ -925,7 +929,8 @@ static bool s_registered(const s_worker_t *w, const char *vin)
 typedef struct {
     s_worker_t *w;
     int64_t now_us;
-    int64_t idle_us; /* a state with nothing left to judge goes after this long silent */
+    int64_t paused_us; /* intake's paused total at now_us */
+    int64_t idle_us;   /* a state with nothing left to judge goes after this long silent */
     uint64_t bytes, released;
     vem_input_hdr_t hdr;
 } s_sweep_ctx_t;
@@ -944,7 +949,8 @@ static void s_sweep_vehicle(void *arg, const vem_session_t *session)
     s_vstate_t *vs = *slot;
     s_verdict_ctx_t vctx = {ctx->w, &ctx->hdr};
     vem_rules_vehicle_set_registered(vs->v, s_registered(ctx->w, session->vin));
-    if (vem_rules_on_silence(vs->v, &ctx->w->rules, ctx->now_us, s_on_verdict, &vctx))
+    if (vem_rules_on_silence(vs->v, &ctx->w->rules, ctx->now_us, ctx->paused_us, s_on_verdict,
+                             &vctx))
         ctx->w->swept = true;
     if (ctx->now_us - vem_rules_vehicle_last_received(vs->v) >= ctx->idle_us &&
         vem_rules_vehicle_idle(vs->v, &ctx->w->rules)) {
@@ -958,9 +964,11 @@ static void s_sweep_vehicle(void *arg, const vem_session_t *session)
 
 /* The clock's turn for the rules (trips that went quiet end and are judged; obd.offline).
  * None while ingest feeds the workers from the spool (a replay after a restart, a catch-up):
- * a vehicle is not silent only because its data is still on the way. "Now" is the wall clock,
- * or while a queue of old inputs is worked through, the receipt time of the newest one taken.
- * Verdicts travel as records of the last input judged here (already settled by its own record). */
+ * a vehicle is not silent only because its data is still on the way. "Now" is the wall clock
+ * with ingest's paused total (the pause in progress included, so no trip goes quiet while
+ * intake reads nothing), or while a queue of old inputs is worked through, the receipt time of
+ * the newest one taken, with the paused total it carried. Verdicts travel as records of the last
+ * input judged here (already settled by its own record). */
 static void s_sweep(s_worker_t *w)
 {
     int64_t mono = vem_mono_ms();
@@ -969,8 +977,11 @@ static void s_sweep(s_worker_t *w)
         return;
     w->sweep_due_ms = mono + S_SWEEP_MS;
     int64_t now = vem_now_us();
-    if (w->newest_rx_us < now - S_BACKLOG_US && mono - w->last_input_ms < S_BACKLOG_IDLE_MS)
+    int64_t paused = w->args->paused_us ? atomic_load(w->args->paused_us) : 0;
+    if (w->newest_rx_us < now - S_BACKLOG_US && mono - w->last_input_ms < S_BACKLOG_IDLE_MS) {
         now = w->newest_rx_us;
+        paused = w->newest_paused_us;
+    }
     /* never before the fusion history has passed (a late reading may still match it) */
     int64_t idle_s = w->args->session_idle_s;
     if (idle_s < (int64_t)w->rules.fusion_horizon_s)
@@ -978,6 +989,7 @@ static void s_sweep(s_worker_t *w)
     s_sweep_ctx_t ctx = {
         .w = w,
         .now_us = now,
+        .paused_us = paused,
         .idle_us = idle_s * 1000000,
         .hdr = {
             .seq = w->rules_mark, .nseqs = 1, .received_us = now, .source = VEM_SOURCE_TERMINAL}};

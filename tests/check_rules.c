@@ -218,10 +218,11 @@ typedef struct {
     s_log_t *log;
     vem_hj1239_frame_t *f;
     uint64_t seq;
-    uint8_t cmd;    /* real-time unless set */
-    bool gb17691;   /* GB 17691 frames: one time per frame, the last sample's */
-    int64_t late_s; /* frames are received this long after their time, plus 1.5 s */
-    int64_t rx_us;  /* the last frame's receipt time: receipts never go back */
+    uint8_t cmd;       /* real-time unless set */
+    bool gb17691;      /* GB 17691 frames: one time per frame, the last sample's */
+    int64_t late_s;    /* frames are received this long after their time, plus 1.5 s */
+    int64_t rx_us;     /* the last frame's receipt time: receipts never go back */
+    int64_t paused_us; /* intake's paused total when the frames are read */
 } s_feed_t;
 
 static void s_feed_init(s_feed_t *fd, vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
@@ -240,7 +241,8 @@ static void s_send(s_feed_t *fd)
     int64_t rx = US(fd->f->time + fd->late_s) + 1500000;
     if (rx > fd->rx_us) /* data older than the last frame's (a back-fill) is received now */
         fd->rx_us = rx;
-    vem_rules_on_frame(fd->v, fd->cfg, fd->f, fd->rx_us, ++fd->seq, s_collect, fd->log);
+    vem_rules_on_frame(fd->v, fd->cfg, fd->f, fd->rx_us, fd->paused_us, ++fd->seq, s_collect,
+                       fd->log);
 }
 
 /* n samples at t[0..n), in frames of up to ten 1 Hz samples. */
@@ -771,11 +773,50 @@ START_TEST(receipt_pause_ends_the_trip_in_a_replay_too)
             s_feed(&fd, T0, 900, s_const, &p); /* last receipt: T0 + 899 + 1.5 s */
             fd.late_s = late[k]; /* the first re-sent frame: T0 + 909 + late + 1.5 s */
             if (live)            /* a sweep just before it arrives */
-                vem_rules_on_silence(v, &cfg, US(T0 + 909 + late[k]) + 1500000 - 1, s_collect,
+                vem_rules_on_silence(v, &cfg, US(T0 + 909 + late[k]) + 1500000 - 1, 0, s_collect,
                                      &log);
             s_feed(&fd, T0 + 900, 900, s_const, &p);
             ck_assert_msg(s_count(&log, VEM_RULE_OBD_REAGENT_EMPTY) == k,
                           "pause %lld s, %s: %d verdicts", (long long)(late[k] + 10),
+                          live ? "live" : "replay", s_count(&log, VEM_RULE_OBD_REAGENT_EMPTY));
+            s_log_free(&log);
+            s_feed_free(&fd);
+            vem_rules_vehicle_destroy(&v);
+        }
+}
+END_TEST
+
+/* The same 1270 s without a frame, but vemd's intake was paused for part of it (spool full:
+ * nothing is read, and the trucks' frames wait in their sockets). Silence is measured on the
+ * intake clock, receipt less the paused total: paused 70 s, the truck was silent 1200 s, which
+ * ends no trip (1800 samples, one verdict); paused 69 s, 1201 s, which does (no verdict). Live
+ * (a sweep 1 us before the frame comes, with the paused total then) and replayed alike. A sweep
+ * five hours into a pause of five hours less a minute ends nothing either. */
+START_TEST(intake_pause_is_no_silence)
+{
+    vem_rules_config_t cfg = s_defaults();
+    s_phys_t p = s_cruise;
+    p.reagent = 1.2;
+    const int64_t paused_s[] = {70, 69};
+    for (int k = 0; k < 2; k++)
+        for (int live = 0; live < 2; live++) {
+            vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+            s_log_t log = {0};
+            s_feed_t fd;
+            s_feed_init(&fd, v, &cfg, &log);
+            s_feed(&fd, T0, 900, s_const, &p); /* last receipt: T0 + 899 + 1.5 s, paused 0 */
+            int64_t last_rx = US(T0 + 899) + 1500000;
+            ck_assert_int_eq(vem_rules_on_silence(v, &cfg, last_rx + US(5 * 3600),
+                                                  US(5 * 3600 - 60), s_collect, &log),
+                             0);
+            fd.late_s = 1260; /* the next frame: T0 + 909 + 1260 + 1.5 s, 1270 s after */
+            fd.paused_us = US(paused_s[k]);
+            if (live)
+                vem_rules_on_silence(v, &cfg, last_rx + US(1270) - 1, fd.paused_us, s_collect,
+                                     &log);
+            s_feed(&fd, T0 + 900, 900, s_const, &p);
+            ck_assert_msg(s_count(&log, VEM_RULE_OBD_REAGENT_EMPTY) == 1 - k,
+                          "paused %lld of 1270 s, %s: %d verdicts", (long long)paused_s[k],
                           live ? "live" : "replay", s_count(&log, VEM_RULE_OBD_REAGENT_EMPTY));
             s_log_free(&log);
             s_feed_free(&fd);
@@ -1938,9 +1979,9 @@ START_TEST(fusion_unmatched)
     s_reading(&r, T0 + 100, "f2", VEM_FUEL_DIESEL);
     r.no_ppm = 1800;
     vem_rules_on_reading(v, &cfg, &r, 2, s_collect, &log);
-    vem_rules_on_silence(v, &cfg, US(T0 + 100 + 599), s_collect, &log);
+    vem_rules_on_silence(v, &cfg, US(T0 + 100 + 599), 0, s_collect, &log);
     ck_assert_uint_eq(vem_rules_vehicle_counts(v)->fusion_unmatched, 1);
-    vem_rules_on_silence(v, &cfg, US(T0 + 100 + 601), s_collect, &log);
+    vem_rules_on_silence(v, &cfg, US(T0 + 100 + 601), 0, s_collect, &log);
     ck_assert_uint_eq(vem_rules_vehicle_counts(v)->fusion_unmatched, 2);
     ck_assert_int_eq(s_count(&log, VEM_RULE_FUSION_OBD_MISMATCH), 0);
     s_log_free(&log);
@@ -1997,7 +2038,7 @@ START_TEST(idle_state)
     cfg.enabled[VEM_RULE_OBD_OFFLINE] = false;
     ck_assert(vem_rules_vehicle_idle(v, &cfg));
     cfg.enabled[VEM_RULE_OBD_OFFLINE] = true;
-    vem_rules_on_silence(v, &cfg, US(T0 + 62 + 72 * 3600), s_collect, &log);
+    vem_rules_on_silence(v, &cfg, US(T0 + 62 + 72 * 3600), 0, s_collect, &log);
     ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_OFFLINE), 1);
     ck_assert(vem_rules_vehicle_idle(v, &cfg));
     /* a roadside exceedance in a chain keeps it */
@@ -2149,18 +2190,20 @@ START_TEST(offline_after_72_hours)
     s_log_t log = {0};
     s_feed_t fd;
     s_feed_init(&fd, v, &cfg, &log);
-    ck_assert_int_eq(vem_rules_on_silence(v, &cfg, US(T0), s_collect, &log), 0); /* never heard */
+    ck_assert_int_eq(vem_rules_on_silence(v, &cfg, US(T0), 0, s_collect, &log),
+                     0);                     /* never heard */
     s_feed(&fd, T0, 10, s_const, &s_cruise); /* received at T0 + 9 + 1.5 s */
     int64_t rx = US(T0 + 9) + 1500000, h72 = US(72 * 3600);
-    ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + h72 - 1, s_collect, &log), 0);
-    ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + h72, s_collect, &log), 1);
-    ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + h72 + 3600, s_collect, &log), 0);
+    ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + h72 - 1, 0, s_collect, &log), 0);
+    ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + h72, 0, s_collect, &log), 1);
+    ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + h72 + 3600, 0, s_collect, &log), 0);
     const s_got_t *g = s_nth(&log, VEM_RULE_OBD_OFFLINE, 0);
     ck_assert_str_eq(g->kind, "silence");
     ck_assert_double_eq_tol(g->measured, 72, 1e-9);
     ck_assert_int_eq(g->first_us, US(T0 + 9));
     s_feed(&fd, T0 + 100 * 3600, 10, s_const, &s_cruise);
-    ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + US(100 * 3600) + h72, s_collect, &log), 1);
+    ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + US(100 * 3600) + h72, 0, s_collect, &log),
+                     1);
     ck_assert_str_ne(s_nth(&log, VEM_RULE_OBD_OFFLINE, 1)->id, g->id);
     s_log_free(&log);
     s_feed_free(&fd);
@@ -2185,7 +2228,7 @@ START_TEST(offline_only_for_registered)
         s_cmd(&fd, VEM_HJ1239_CMD_LOGOUT, T0 + 10);
         ck_assert(vem_rules_vehicle_idle(v, &cfg) == !registered);
         int64_t rx = US(T0 + 10) + 1500000;
-        ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + US(100 * 3600), s_collect, &log),
+        ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + US(100 * 3600), 0, s_collect, &log),
                          registered);
         ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_OFFLINE), registered);
         ck_assert_int_eq(vem_rules_on_day(v, &cfg, 19787, 949, 1000, s_collect, &log), registered);
@@ -2214,8 +2257,8 @@ START_TEST(silence_ends_a_trip)
         s_feed(&fd, T0, 10, s_series_gen, &s);
         int64_t rx = US(T0 + 9) + 1500000;
         if (k == 0) {
-            ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + US(1200), s_collect, &log), 0);
-            ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + US(1201), s_collect, &log), 1);
+            ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + US(1200), 0, s_collect, &log), 0);
+            ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + US(1201), 0, s_collect, &log), 1);
         } else {
             ck_assert_int_eq(vem_rules_flush(v, &cfg, s_collect, &log), 1);
         }
@@ -2567,7 +2610,7 @@ START_TEST(violation_json_and_text)
     vem_rules_vehicle_destroy(&v);
     v = vem_rules_vehicle_new(VIN, PLATE, NULL);
     int calls = 0;
-    vem_rules_on_frame(v, &cfg, fd.f, US(T0), 1, s_json_check, &calls);
+    vem_rules_on_frame(v, &cfg, fd.f, US(T0), 0, 1, s_json_check, &calls);
     ck_assert_int_eq(calls, 1);
     ck_assert_ptr_null(vem_rules_vehicle_new(NULL, NULL, NULL));
     ck_assert_ptr_null(vem_rules_vehicle_new("SHORT", NULL, NULL));
@@ -2596,6 +2639,7 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, relogin_without_logout_continues_the_trip);
     tcase_add_test(tc, trip_split_by_a_ten_minute_gap);
     tcase_add_test(tc, receipt_pause_ends_the_trip_in_a_replay_too);
+    tcase_add_test(tc, intake_pause_is_no_silence);
     tcase_add_test(tc, gb17691_sample_times);
     tcase_add_test(tc, mil_on);
     tcase_add_test(tc, dtcs);

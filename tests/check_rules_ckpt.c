@@ -247,7 +247,7 @@ static void s_mark(s_run_t *r)
 static void s_send(s_run_t *r)
 {
     if (s_begin(r))
-        vem_rules_on_frame(r->v, r->cfg, r->f, US(r->f->time) + 1500000, ++r->seq, s_collect,
+        vem_rules_on_frame(r->v, r->cfg, r->f, US(r->f->time) + 1500000, 0, ++r->seq, s_collect,
                            &r->log);
 }
 
@@ -331,7 +331,7 @@ static void s_reading(s_run_t *r, int64_t t, const char *id, double no_ppm, doub
 static void s_silence(s_run_t *r, int64_t now)
 {
     if (s_begin(r))
-        vem_rules_on_silence(r->v, r->cfg, US(now), s_collect, &r->log);
+        vem_rules_on_silence(r->v, r->cfg, US(now), 0, s_collect, &r->log);
 }
 
 /* ---- sample generators -------------------------------------------------------------------- */

@@ -373,7 +373,7 @@ static vem_rules_vehicle_t *s_mil_feed(const s_snap_t *s, int n, const int *idx,
     for (int k = 0; k < n; k++) {
         const s_snap_t *x = &s[idx ? idx[k] : k];
         s_snapshot(f, x->t, x->on);
-        vem_rules_on_frame(v, &cfg, f, US(x->t) + 1500000, (uint64_t)k + 1, s_collect, log);
+        vem_rules_on_frame(v, &cfg, f, US(x->t) + 1500000, 0, (uint64_t)k + 1, s_collect, log);
     }
     free(f);
     return v;

@@ -38,6 +38,10 @@
  *                     rests on the newest 32 (the chain's bound), as if vemd had seen them all
  *                     (the load takes 33 per plate and pollutant); a vemd allowed 1 reading of
  *                     history says the load was cut
+ *   spool_full_pause_same_verdicts  a 1 MiB spool full for 135 s (PostgreSQL stopped) with
+ *                     trip_gap_min = 1: the trucks' trips go on across the pause (silence is
+ *                     measured on the intake clock), so the verdicts are those of the same
+ *                     fleet under a vemd that never paused
  *   (and vemctl explain shows a stored verdict, and refuses an unknown id)
  *
  * Expected vehicles come from vem-sim's truth ("misbehaving"), never from vemd. */
@@ -362,6 +366,113 @@ START_TEST(kill9_same_verdicts)
     ck_assert_str_eq(killed, alone);
     free(alone);
     free(killed);
+    PQfinish(conn);
+}
+END_TEST
+
+/* The trucks of spool_full_pause_same_verdicts: 40 reply-less trucks (enough to fill a 1 MiB
+ * spool in seconds), 100 s of their time per second, from a fixed start; a removed SCR takes
+ * 1800 samples, 18 s of the run, so its span is open when the spool fills. */
+#define S_PAUSE_FLEET                                                                              \
+    "--trucks 40 --rate 10 --samples 10 --duration 30 --seed 78 --start-time 1790000000 "          \
+    "--vin-prefix LRULEP --misbehave scr_removed:2 --misbehave frozen_nox:2 --misbehave mil_on:1"
+
+static pid_t s_pause_fleet(const vem_it_run_t *r)
+{
+    static char buf[300];
+    char *argv[32];
+    int argc = 0;
+    snprintf(buf, sizeof buf, "%s", S_PAUSE_FLEET);
+    for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok && argc < 32;
+         tok = strtok_r(NULL, " ", &save))
+        argv[argc++] = tok;
+    return vem_it_run_sim(r, argv, argc);
+}
+
+/* Regression: a full spool stops vemd reading for as long as the sinks need, and the trucks'
+ * frames wait in their sockets meanwhile; the silence sweep took that for the trucks' silence
+ * and ended every trip after twice trip_gap_min, so spans open across the pause started again
+ * (a removed SCR judged 1000 samples late, under another id, or not at all). With
+ * trip_gap_min = 1, PostgreSQL is stopped until the spool has been full for 135 s (more than
+ * the 120 s that end a trip) and then started: the verdicts stored (vehicle, rule, severity,
+ * id, start) must be those of the same fleet under a vemd that never paused, which are what
+ * vem-sim's truth calls for. */
+START_TEST(spool_full_pause_same_verdicts)
+{
+    PGconn *conn = vem_it_pg();
+    vem_it_run_t a = {0};
+    a.rules_opts = "trip_gap_min = 1;";
+    /* no replies to data frames (GB 17691 style): a truck that ends with replies unread in its
+     * socket closes it with a reset, which takes what vemd had not read yet with it */
+    a.terminals_opts = "reply_mode = \"none\";";
+    a.pipeline_opts = "sample_past_days = 36600;"; /* the fleet's fixed start lies in the past */
+    vem_it_start(&a, "it_rules");
+    ck_assert_int_eq(vem_it_wait(s_pause_fleet(&a), 120), 0);
+    json_decref(vem_it_sink_settled(&a));
+    json_t *truth = vem_it_truth(&a);
+    vem_it_stop(&a);
+    char *alone = s_episodes(conn, "LRULEP");
+    fprintf(stderr, "it_rules spool_full_pause_same_verdicts: verdicts without a pause\n%s\n",
+            alone);
+    char *want = s_expected(truth, NULL);
+    char *lines = s_verdicts(conn, "LRULEP", "true");
+    char *got = s_sorted(s_without_ids(lines));
+    ck_assert_str_eq(got, want);
+    free(lines);
+    free(got);
+    free(want);
+    json_decref(truth);
+    PQclear(PQexec(conn, "DELETE FROM violations WHERE vin LIKE 'LRULEP%'"));
+
+    vem_it_run_t b = {0};
+    b.rules_opts = a.rules_opts;
+    b.terminals_opts = a.terminals_opts;
+    b.pipeline_opts = a.pipeline_opts;
+    b.spool_opts = "max_bytes = 1048576; segment_bytes = 65536;";
+    vem_it_start(&b, "it_rules");
+    pid_t sim = s_pause_fleet(&b);
+    vem_it_sleep(1);
+    vem_it_pgctl("stop");
+    double t0 = vem_it_mono();
+    while (vem_it_metric_now(&b, "vem_spool_full") < 1 && vem_it_mono() - t0 < 40)
+        vem_it_sleep(0.2);
+    bool full = vem_it_metric_now(&b, "vem_spool_full") == 1;
+    if (!full) {
+        vem_it_pgctl("start");
+        vem_it_show_log(&b);
+    }
+    ck_assert_msg(full, "the 1 MiB spool never filled");
+    vem_it_sleep(135);
+    vem_it_pgctl("start");
+    ck_assert_int_eq(vem_it_wait(sim, 240), 0);
+    /* vem-sim is done once its bytes are in the sockets: vemd reads what is left there as the
+     * spool makes room; a peer's end is read after all its data */
+    t0 = vem_it_mono();
+    while (vem_it_metric_now(&b, "vem_connections") > 0 && vem_it_mono() - t0 < 180)
+        vem_it_sleep(0.5);
+    ck_assert_msg(vem_it_metric_now(&b, "vem_connections") == 0,
+                  "vemd did not read what the trucks wrote within 180 s");
+    json_decref(vem_it_sink_settled(&b));
+    /* the pause outlasted what ends a trip, and the spool directory keeps its total */
+    double paused = vem_it_metric_now(&b, "vem_intake_paused_seconds");
+    ck_assert_msg(paused >= 125, "intake paused %.0f s in all", paused);
+    char path[400];
+    snprintf(path, sizeof path, "%s/spool/intake-paused", b.dir);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    long long us = 0;
+    ck_assert_int_eq(fscanf(f, "%lld", &us), 1);
+    fclose(f);
+    ck_assert_msg(us >= (long long)paused * 1000000, "%s holds %lld us", path, us);
+    PQfinish(conn); /* PostgreSQL was restarted under it */
+    conn = vem_it_pg();
+    char *paused_run = s_episodes(conn, "LRULEP");
+    if (strcmp(paused_run, alone) != 0)
+        vem_it_show_log(&b);
+    vem_it_stop(&b);
+    ck_assert_str_eq(paused_run, alone);
+    free(alone);
+    free(paused_run);
     PQfinish(conn);
 }
 END_TEST
@@ -834,5 +945,9 @@ Suite *vem_suite_rules_e2e(void)
     tcase_set_timeout(idle, 240);
     tcase_add_test(idle, idle_state_released);
     suite_add_tcase(s, idle);
+    TCase *pause = tcase_create("spool_pause"); /* CK_RUN_CASE=spool_pause */
+    tcase_set_timeout(pause, 480);
+    tcase_add_test(pause, spool_full_pause_same_verdicts);
+    suite_add_tcase(s, pause);
     return s;
 }

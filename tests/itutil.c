@@ -39,11 +39,12 @@ void vem_it_write_config(const vem_it_run_t *r, const char *log_level)
     const char *terminals = r->terminals_opts ? r->terminals_opts : "";
     const char *idle = strstr(terminals, "idle_timeout_s") ? "" : "idle_timeout_s = 3; ";
     const char *maxconn = strstr(terminals, "max_connections") ? "" : "max_connections = 2000; ";
+    const char *reply = strstr(terminals, "reply_mode") ? "" : "reply_mode = \"hj1239\"; ";
     char metrics[128] = "enable = false;";
     if (r->metrics_port)
         snprintf(metrics, sizeof metrics, "address = \"127.0.0.1\"; port = %d;", r->metrics_port);
     fprintf(f,
-            "terminals: { endpoint = \"tcp://127.0.0.1:%d\"; %s%sreply_mode = \"hj1239\"; %s };\n"
+            "terminals: { endpoint = \"tcp://127.0.0.1:%d\"; %s%s%s%s };\n"
             "gateways: { endpoint = \"ipc://%s/gateway.sock\"; %s };\n"
             "stations: { endpoint = \"ipc://%s/stations.sock\"; %s };\n"
             "control: { endpoint = \"%s\"; };\n"
@@ -53,9 +54,10 @@ void vem_it_write_config(const vem_it_run_t *r, const char *log_level)
             "log: { level = \"%s\"; };\n"
             "pg: { conninfo = \"%s%s%s\"; %s };\n"
             "rules: { %s };\n",
-            r->port, idle, maxconn, terminals, r->dir, r->gateways_opts ? r->gateways_opts : "",
-            r->dir, r->stations_opts ? r->stations_opts : "", r->control, metrics, drain, pipeline,
-            r->dir, r->spool_opts ? r->spool_opts : "", log_level, vem_test_env("VEM_TEST_PG"),
+            r->port, idle, maxconn, reply, terminals, r->dir,
+            r->gateways_opts ? r->gateways_opts : "", r->dir,
+            r->stations_opts ? r->stations_opts : "", r->control, metrics, drain, pipeline, r->dir,
+            r->spool_opts ? r->spool_opts : "", log_level, vem_test_env("VEM_TEST_PG"),
             r->pg_user ? " user=" : "", r->pg_user ? r->pg_user : "", r->pg_opts ? r->pg_opts : "",
             r->rules_opts ? r->rules_opts : "enable = true;");
     if (r->kafka_opts)

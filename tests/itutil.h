@@ -26,7 +26,8 @@ typedef struct {
      * "batch_rows = 200;" (a drain_timeout_s here replaces the default 20) */
     const char *pipeline_opts;
     const char *terminals_opts; /* added to the terminals group, e.g. "bind_vin = false;" (an
-                                 * idle_timeout_s or max_connections here replaces the default) */
+                                 * idle_timeout_s, max_connections or reply_mode here replaces
+                                 * the default) */
     const char *pg_opts;
     const char *spool_opts;    /* added to the spool group, e.g. "segment_bytes = 65536;" */
     const char *rules_opts;    /* the rules group's settings, e.g. "checkpoint_interval_s = 5;" */

@@ -208,7 +208,7 @@ static size_t s_rules_pass(const s_chunk_t *c, vem_hj1239_frame_t *f, s_truck_t 
             abort();
         for (size_t b = 0; b < f->nblocks; b++)
             samples += f->blocks[b].type == VEM_HJ1239_BLOCK_STREAM;
-        vem_rules_on_frame(fleet[c->who[k]].rules, cfg, f, f->time * 1000000 + 500000, ++*seq,
+        vem_rules_on_frame(fleet[c->who[k]].rules, cfg, f, f->time * 1000000 + 500000, 0, ++*seq,
                            s_count, NULL);
     }
     return samples;
@@ -234,7 +234,7 @@ static size_t s_rules_pass_ahead(const s_chunk_t *c, vem_hj1239_frame_t *f3, s_t
             vem_rules_prefetch_frame(fleet[c->who[k - 1]].rules, &f3[(k - 1) % 3]);
         if (k >= 2) {
             const vem_hj1239_frame_t *f = &f3[(k - 2) % 3];
-            vem_rules_on_frame(fleet[c->who[k - 2]].rules, cfg, f, f->time * 1000000 + 500000,
+            vem_rules_on_frame(fleet[c->who[k - 2]].rules, cfg, f, f->time * 1000000 + 500000, 0,
                                ++*seq, s_count, NULL);
         }
     }
