@@ -94,7 +94,9 @@ typedef struct {
     const char *sinks[VEM_MAX_SINKS]; /* endpoints the workers send their records to */
     int day_fd[2];                    /* completeness loader -> main */
     bool day_loading;
-    int32_t day_judged; /* the last Beijing day whose completeness went to the workers */
+    int64_t day_retry_ms; /* monotonic time to load again after a failure; 0: none due */
+    int64_t day_wait_ms;  /* the wait after the next failure; 0: the first */
+    int32_t day_judged;   /* the last Beijing day whose completeness went to the workers */
     unsigned nsinks;
     int registry_fd[2];       /* the loader thread writes the snapshot's pointer */
     vem_registry_t *registry; /* the latest snapshot (one reference), or NULL */
@@ -178,6 +180,17 @@ static void s_cached_gauge(s_daemon_t *d)
     vem_gauge_set(d->registry_cached, d->registry_cached_in_use || keys);
 }
 
+/* After a failed load: the monotonic time of the next attempt into *retry_ms, waiting longer
+ * after each failure in a row (from S_REGISTRY_RETRY_MS up to S_REGISTRY_RETRY_MAX_MS, kept in
+ * *wait_ms); returns the wait. */
+static int64_t s_retry_later(int64_t *retry_ms, int64_t *wait_ms)
+{
+    int64_t wait = *wait_ms ? *wait_ms : S_REGISTRY_RETRY_MS;
+    *retry_ms = vem_mono_ms() + wait;
+    *wait_ms = wait * 2 < S_REGISTRY_RETRY_MAX_MS ? wait * 2 : S_REGISTRY_RETRY_MAX_MS;
+    return wait;
+}
+
 /* Gives each worker a reference to the snapshot the loader produced. */
 static void s_send_registry(s_daemon_t *d)
 {
@@ -188,10 +201,7 @@ static void s_send_registry(s_daemon_t *d)
     if (!reg || !vem_keys_loaded(d->keys)) {
         /* a server that is down comes back; a grant that is missing does not: wait longer
          * each time, so the registry is not read and sent to every worker every 10 s forever */
-        int64_t wait = d->registry_wait_ms ? d->registry_wait_ms : S_REGISTRY_RETRY_MS;
-        d->registry_retry_ms = vem_mono_ms() + wait;
-        d->registry_wait_ms =
-            wait * 2 < S_REGISTRY_RETRY_MAX_MS ? wait * 2 : S_REGISTRY_RETRY_MAX_MS;
+        int64_t wait = s_retry_later(&d->registry_retry_ms, &d->registry_wait_ms);
         vem_log(VEM_LOG_WARNING, "main", "%s not loaded: loading again in %lld s",
                 reg ? "terminal keys" : "vehicle registry or terminal keys",
                 (long long)(wait / 1000));
@@ -275,7 +285,8 @@ static bool s_registry_from_cache(s_daemon_t *d, bool registry)
 static void s_completeness_tick(s_daemon_t *d)
 {
     const vem_config_t *c = d->cfg;
-    if (!c->rules.enable || !c->pg.enable || d->day_loading)
+    if (!c->rules.enable || !c->pg.enable || d->day_loading ||
+        (d->day_retry_ms && vem_mono_ms() < d->day_retry_ms))
         return;
     int32_t due = vem_completeness_due(vem_now_us(), (int)c->rules.completeness_delay_h);
     if (d->day_judged >= due)
@@ -295,8 +306,15 @@ static void s_send_day(s_daemon_t *d)
     if (read(d->day_fd[0], &all, sizeof all) != (ssize_t)sizeof all)
         return;
     d->day_loading = false;
-    if (!all)
-        return; /* logged by the loader; tried again at the next tick */
+    if (!all) {
+        /* logged by the loader; a server that is down is not asked again at once, or a
+         * PostgreSQL outage would start a loader thread a few hundred times a second */
+        int64_t wait = s_retry_later(&d->day_retry_ms, &d->day_wait_ms);
+        vem_log(VEM_LOG_WARNING, "main", "daily completeness not loaded: loading again in %lld s",
+                (long long)(wait / 1000));
+        return;
+    }
+    d->day_retry_ms = d->day_wait_ms = 0;
     vem_day_counts_t **mine = calloc(d->nworkers, sizeof *mine);
     if (!mine)
         abort();
