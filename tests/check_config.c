@@ -384,15 +384,15 @@ END_TEST
  *   reassembly     100 connections x 1000 B frames                          =    100,000
  *   socket queues  100 connections x rcvhwm 10 x (8192 + 128) B per read    =  8,320,000
  *   libzmq         100 connections x 21 x 1024 B                            =  2,150,400
- *   worker queues  an input is the 40 B vem_input_hdr_t + a 512 B detail + max(1000, 8192) B
- *                  = 8,744 B; (2 workers x 2 x queue_hwm 100 + ingest's 512) x 8,744
- *                                                                           =  7,974,528
+ *   worker queues  an input is the 48 B vem_input_hdr_t + a 512 B detail + max(1000, 8192) B
+ *                  = 8,752 B; (2 workers x 2 x queue_hwm 100 + ingest's 512) x 8,752
+ *                                                                           =  7,981,824
  *   sink queues    a message is the 32 B vem_records_hdr_t + 256 records x (64 B header +
  *                  512 B detail + 8,192 B data) = 32 + 2,244,608            =  2,244,640 B;
  *                  2 workers x 2 x pg.queue_hwm 10 x 2,244,640              = 89,785,600
  *   sink batch     1000 rows x 440 B + 65,536 seqs x 8 B + one message
  *                  = 440,000 + 524,288 + 2,244,640                          =  3,208,928
- *   total                                                                   = 111,539,456
+ *   total                                                                   = 111,546,752
  *   descriptors    100 connections + 64 + 8 per worker x 2                  =        180 */
 /* kafka.properties: an array of "name=value" strings, kept as lines, printed and loaded back;
  * anything else is refused with the file, line and key. */
@@ -451,24 +451,24 @@ START_TEST(budget_worked_by_hand)
     ck_assert_uint_eq(b.reassembly, 100000);
     ck_assert_uint_eq(b.socket_queues, 8320000);
     ck_assert_uint_eq(b.zmq_connections, 2150400);
-    ck_assert_uint_eq(b.worker_queues, 7974528);
+    ck_assert_uint_eq(b.worker_queues, 7981824);
     ck_assert_uint_eq(b.sink_queues, 89785600);
     ck_assert_uint_eq(b.sink_batch, 3208928);
-    ck_assert_uint_eq(b.total, 111539456);
+    ck_assert_uint_eq(b.total, 111546752);
     ck_assert_uint_eq(b.descriptors, 180);
     ck_assert_uint_gt(b.memory, 0);
-    /* frames above one read make inputs larger: (2 x 2 x 100 + 512) x (40 + 512 + 20000) */
+    /* frames above one read make inputs larger: (2 x 2 x 100 + 512) x (48 + 512 + 20000) */
     cfg->terminals.max_frame_bytes = 20000;
     ck_assert_int_eq(vem_config_budget(cfg, &b, err, sizeof err), 0);
     ck_assert_uint_eq(b.reassembly, 2000000);
-    ck_assert_uint_eq(b.worker_queues, 18743424);
+    ck_assert_uint_eq(b.worker_queues, 18750720);
     /* without PostgreSQL there is no sink to queue for */
     cfg->terminals.max_frame_bytes = 1000;
     cfg->pg.enable = false;
     ck_assert_int_eq(vem_config_budget(cfg, &b, err, sizeof err), 0);
     ck_assert_uint_eq(b.sink_queues, 0);
     ck_assert_uint_eq(b.sink_batch, 0);
-    ck_assert_uint_eq(b.total, 111539456 - 89785600 - 3208928);
+    ck_assert_uint_eq(b.total, 111546752 - 89785600 - 3208928);
     ck_assert_uint_eq(b.kafka_queue, 0);
     /* the Kafka sink: its worker pipes hold what PostgreSQL's do at the same queue_hwm
      * (89785600 above), and librdkafka holds up to queue_kbytes */
@@ -478,7 +478,7 @@ START_TEST(budget_worked_by_hand)
     cfg->kafka.queue_kbytes = 1000;
     ck_assert_int_eq(vem_config_budget(cfg, &b, err, sizeof err), 0);
     ck_assert_uint_eq(b.kafka_queue, 89785600 + 1024000);
-    ck_assert_uint_eq(b.total, 111539456 + 89785600 + 1024000);
+    ck_assert_uint_eq(b.total, 111546752 + 89785600 + 1024000);
     vem_config_destroy(&cfg);
 }
 END_TEST

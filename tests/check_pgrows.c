@@ -362,6 +362,7 @@ Suite *vem_suite_pgrows(void)
 {
     Suite *s = suite_create("pgrows");
     TCase *tc = tcase_create("pgrows");
+    tcase_set_timeout(tc, 60); /* scaled_values_are_exact walks every raw value: seconds */
     tcase_add_test(tc, login_row_bytes);
     tcase_add_test(tc, rows_per_frame);
     tcase_add_test(tc, frame_row_bytes);
