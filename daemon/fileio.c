@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -52,4 +53,22 @@ int vem_fileio_fsync_dir(const char *dir)
     close(fd);
     errno = e;
     return rc;
+}
+
+int vem_fileio_replace(const char *dir, const char *tmp, const char *path, const uint8_t *p,
+                       size_t len)
+{
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -1;
+    if (vem_fileio_pwrite_all(fd, p, len, 0) != 0 || fdatasync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    close(fd);
+    if (rename(tmp, path) != 0 || vem_fileio_fsync_dir(dir) != 0)
+        return -1;
+    return 0;
 }

@@ -18,4 +18,9 @@ int vem_fileio_pread_all(int fd, uint8_t *p, size_t len, uint64_t offset);
 /* fsync of a directory, so a rename or a new file in it is durable: 0, or -1 with errno. */
 int vem_fileio_fsync_dir(const char *dir);
 
+/* Replaces the file path in dir by len bytes, durably: written to tmp, fdatasynced, renamed
+ * over path, dir fsynced. 0, or -1 with errno (path then holds its old bytes or the new). */
+int vem_fileio_replace(const char *dir, const char *tmp, const char *path, const uint8_t *p,
+                       size_t len);
+
 #endif

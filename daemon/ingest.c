@@ -37,6 +37,7 @@
 #include "log.h"
 #include "peers.h"
 #include "pipeline.h"
+#include "fileio.h"
 #include "records.h"
 #include "session.h"
 #include "stations.h"
@@ -483,40 +484,72 @@ int64_t vem_ingest_paused_us(const vem_ingest_t *in)
 int64_t vem_ingest_meta_paused(const char *meta)
 {
     const char *p = strstr(meta, " ~p");
-    long long us = p ? strtoll(p + 3, NULL, 10) : 0;
-    return us > 0 ? us : 0;
+    if (!p || p[3] < '0' || p[3] > '9')
+        return 0;
+    errno = 0;
+    long long us = strtoll(p + 3, NULL, 10);
+    return errno == 0 && us <= VEM_INGEST_PAUSED_MAX ? us : 0;
 }
 
-/* The paused total of the spool directory's file (0 when there is none). */
-static int64_t s_paused_load(const char *dir)
+int64_t vem_ingest_paused_now(const _Atomic int64_t *paused_us, const _Atomic int64_t *closed_at_us,
+                              int64_t now_us)
+{
+    int64_t closed_at = atomic_load(closed_at_us);
+    int64_t total = atomic_load(paused_us);
+    return closed_at && now_us - closed_at > total ? now_us - closed_at : total;
+}
+
+/* The paused total to go on from at start: the larger of the file's and the newest a frame in
+ * the spool's last records carries (the file is rewritten when a pause ends, so frames read
+ * during a pause that a crash cut short carry more). Never less than a spooled frame says, or
+ * a replay and the live run after it would measure one silence two ways. */
+static int64_t s_paused_load(const char *dir, uint64_t first, uint64_t next)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, VEM_INGEST_PAUSED_FILE);
+    int64_t total = 0;
     FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    long long us = 0;
-    if (fscanf(f, "%lld", &us) != 1 || us < 0) {
-        vem_log(VEM_LOG_WARNING, "ingest", "%s holds no paused total: counting from 0", path);
-        us = 0;
+    if (f) {
+        char line[32] = ""; /* " ~p<us>", as a frame's meta carries it */
+        if (fgets(line, sizeof line, f))
+            total = vem_ingest_meta_paused(line);
+        fclose(f);
     }
-    fclose(f);
-    return us;
+    char err[300];
+    uint64_t from = next > first + 256 ? next - 256 : first;
+    vem_spool_reader_t *r = next > first ? vem_spool_reader_new(dir, from, err, sizeof err) : NULL;
+    vem_spool_rec_t rec;
+    while (r && vem_spool_reader_next(r, next - 1, &rec) > VEM_SPOOL_READ_END) {
+        if (rec.kind != VEM_SPOOL_KIND_OBD_FRAME)
+            continue;
+        char meta[VEM_INGEST_META_MAX];
+        size_t m = rec.meta_len < sizeof meta - 1 ? rec.meta_len : sizeof meta - 1;
+        memcpy(meta, rec.meta, m);
+        meta[m] = '\0';
+        int64_t stamp = vem_ingest_meta_paused(meta);
+        if (stamp > total)
+            total = stamp;
+    }
+    vem_spool_reader_destroy(&r);
+    return total;
 }
 
-/* Writes the paused total to the spool directory's file (a new file renamed over the old one).
- * A failure costs only the pauses' discount across a restart: logged. */
-static void s_paused_save(const vem_ingest_t *in)
+/* Writes the paused total to the spool directory's file, durably, when it changed. A failure
+ * is logged; the next start still takes the spooled frames' stamps (s_paused_load). */
+static void s_paused_save(vem_ingest_t *in)
 {
-    char path[4096], tmp[4100];
-    snprintf(path, sizeof path, "%s/%s", in->args->spool_dir, VEM_INGEST_PAUSED_FILE);
+    int64_t total = vem_ingest_paused_us(in);
+    if (total == in->paused_saved_us)
+        return;
+    const char *dir = in->args->spool_dir;
+    char path[4096], tmp[4100], text[32];
+    snprintf(path, sizeof path, "%s/%s", dir, VEM_INGEST_PAUSED_FILE);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    bool ok = f && fprintf(f, "%lld\n", (long long)vem_ingest_paused_us(in)) > 0;
-    if (f && fclose(f) != 0)
-        ok = false;
-    if (!ok || rename(tmp, path) != 0)
+    int len = snprintf(text, sizeof text, " ~p%lld\n", (long long)total);
+    if (vem_fileio_replace(dir, tmp, path, (const uint8_t *)text, (size_t)len) != 0)
         vem_log(VEM_LOG_WARNING, "ingest", "cannot write %s: %s", path, strerror(errno));
+    else
+        in->paused_saved_us = total;
 }
 
 /* Runs or stops the intake clock (vem_ingest_open_ms) as intake opens or closes, and counts
@@ -528,16 +561,18 @@ static void s_set_open(vem_ingest_t *in, bool open)
         in->open_ms += vem_mono_ms() - in->open_since_ms;
         in->open_since_ms = 0;
         in->closed_since_ms = vem_mono_ms();
+        atomic_store(&in->args->closed_at_us, vem_now_us() - in->paused_us);
     } else if (open && !in->open_since_ms) {
         in->open_since_ms = vem_mono_ms();
         if (in->closed_since_ms) {
             in->paused_us = vem_ingest_paused_us(in);
             in->closed_since_ms = 0;
+            atomic_store(&in->args->paused_us, in->paused_us);
+            atomic_store(&in->args->closed_at_us, 0);
             vem_gauge_set(in->paused_gauge, in->paused_us / 1000000);
             s_paused_save(in);
         }
     }
-    atomic_store(&in->args->paused_us, vem_ingest_paused_us(in));
 }
 
 /* Opens or closes intake for want of spool room, and says so once per change. */
@@ -606,8 +641,9 @@ void vem_ingest_actor(void *pipe, void *args_)
         return;
     }
     s_register(&in, a->metrics);
-    in.paused_us = s_paused_load(a->spool_dir);
+    in.paused_us = in.paused_saved_us = s_paused_load(a->spool_dir, first, next);
     atomic_store(&a->paused_us, in.paused_us);
+    atomic_store(&a->closed_at_us, 0);
     vem_gauge_set(in.paused_gauge, in.paused_us / 1000000);
     atomic_store(&a->listening, true);
     vem_actor_ready(pipe, NULL);
@@ -699,7 +735,6 @@ void vem_ingest_actor(void *pipe, void *args_)
                 in.nstaged);
     if (!in.live)
         vem_ingest_catch_up(&in);
-    if (in.closed_since_ms)
-        s_paused_save(&in); /* a pause in progress counts up to the stop */
+    s_paused_save(&in); /* a pause in progress counts up to the stop */
     s_teardown(&in);
 }

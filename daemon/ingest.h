@@ -99,16 +99,30 @@ typedef struct {
     atomic_bool spool_full;  /* intake paused for want of spool room */
     /* Microseconds intake has been paused in all (spool full, a failing flush, a stalled
      * drain: nothing read while the trucks' data waits in their sockets), since the spool
-     * began, the pause in progress included. Kept in the spool directory (intake-paused) across
-     * restarts, and with every frame in the spool (" ~p" in its meta text): the rules measure a
-     * truck's silence less it (vem_rules_on_frame). */
+     * began, up to the end of the last pause. Kept in the spool directory (intake-paused)
+     * across restarts, and with every frame in the spool (" ~p" in its meta text): the rules
+     * measure a truck's silence less it (vem_rules_on_frame). */
     _Atomic int64_t paused_us;
+    /* While intake is paused: the intake clock (wall microseconds less the paused total) when
+     * the pause began, which stands still until it ends; 0 while intake reads. Set before, and
+     * cleared after, paused_us takes the pause: vem_ingest_paused_now. */
+    _Atomic int64_t closed_at_us;
 } vem_ingest_args_t;
+
+/* The paused total at now_us (wall clock), the pause in progress included, for a thread other
+ * than ingest. Read at the moment a pause ends, it may still count that pause up to now: more
+ * pause, never less, so what it ends as silence was silence. */
+int64_t vem_ingest_paused_now(const _Atomic int64_t *paused_us, const _Atomic int64_t *closed_at_us,
+                              int64_t now_us);
+
+/* Largest paused total a record may carry: 2^50 us, 35 years (a larger one is damage). */
+#define VEM_INGEST_PAUSED_MAX (INT64_C(1) << 50)
 
 /* File in the spool directory holding intake's paused total, in microseconds, as text. */
 #define VEM_INGEST_PAUSED_FILE "intake-paused"
 
-/* The paused total a spool record's meta text carries (" ~p<us>"; 0 without). */
+/* The paused total a spool record's meta text carries (" ~p<us>"; 0 without, or when it is
+ * not a number from 0 to VEM_INGEST_PAUSED_MAX). */
 int64_t vem_ingest_meta_paused(const char *meta);
 
 /* Pipe message from main: these bytes, then a vem_registry_t pointer whose reference passes to

@@ -123,6 +123,7 @@ typedef struct {
     int64_t open_since_ms;       /* ... and the monotonic ms it opened again; 0 while closed */
     int64_t paused_us;           /* intake's paused total before the pause in progress ... */
     int64_t closed_since_ms;     /* ... which began then (monotonic); 0: none */
+    int64_t paused_saved_us;     /* the total intake-paused holds */
     vem_gauge_t *paused_gauge;   /* vem_intake_paused_seconds */
     double act_tokens;           /* activations that may be judged now (a bucket of one second) */
     int64_t act_fill_ms;         /* when it was last filled */

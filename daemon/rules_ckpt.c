@@ -6,7 +6,7 @@
  * field by field (never a struct's bytes, whose padding would make two saves of one state
  * differ), and read back in the same order.
  *
- * Format, version 4, host-endian (a checkpoint is read back by the same build on the same
+ * Format, version 5, host-endian (a checkpoint is read back by the same build on the same
  * host; a byte-order probe says when it is not):
  *   "VRCK", u32 version, u32 0x01020304
  *   ids (vin, plate, plate colour: u8 length + bytes), facts, flags, receipt times, counts
@@ -23,6 +23,10 @@
  *     NO exceedances
  *   u64 bytes of memory the state held
  * Older versions are still read, so an upgrade keeps the states of the previous build:
+ * version 4 is version 5 with a track's last receipt as the receipt time, which is the intake
+ * clock of a build that never counted intake pauses (the one that writes version 5 counts
+ * them from 0), so it is read as it is; a build that reads version 4 at most refuses a
+ * version 5 file rather than take its intake clock for receipt times;
  * version 3 kept a second of fusion history as its raw NOx alone (u16), without the key of
  * its sample: loaded, such a second's key is VEM_RULES_KEY_UNKNOWN (a verdict on it names the
  * sample by its rule time only), and its memory is what the new form holds;
@@ -55,11 +59,13 @@
 #include <string.h>
 
 #define S_MAGIC       "VRCK"
-#define S_VERSION     4u
+#define S_VERSION     5u
 #define S_VERSION_MIN 1u /* the oldest version read */
 #define S_V3          3u /* runs of MIL snapshots, chains of readings */
 #define S_V4          4u /* the fusion history keeps each second's sample key */
-#define S_PROBE       0x01020304u
+/* version 5: a track's last receipt is on the intake clock (receipt less intake's paused
+ * total); version 4's receipt time is the same value, since nothing paused the clock then */
+#define S_PROBE 0x01020304u
 /* Times beyond this many seconds from 1970 (about 35,000 years) are damage. */
 #define S_TIME_MAX_S ((int64_t)1 << 40)
 #define S_US         ((int64_t)1000000)

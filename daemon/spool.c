@@ -834,16 +834,8 @@ int vem_spool_cursor_commit(vem_spool_cursor_t *self, uint64_t seq)
         return 0;
     char text[32];
     int len = snprintf(text, sizeof text, "%" PRIu64 "\n", seq);
-    int fd = open(self->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0)
-        return -1;
-    if (vem_fileio_pwrite_all(fd, (const uint8_t *)text, (size_t)len, 0) != 0 ||
-        fdatasync(fd) != 0) {
-        close(fd);
-        return -1;
-    }
-    close(fd);
-    if (rename(self->tmp, self->path) != 0 || vem_fileio_fsync_dir(self->dir) != 0)
+    if (vem_fileio_replace(self->dir, self->tmp, self->path, (const uint8_t *)text, (size_t)len) !=
+        0)
         return -1;
     self->seq = seq;
     return 0;

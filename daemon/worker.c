@@ -977,7 +977,9 @@ static void s_sweep(s_worker_t *w)
         return;
     w->sweep_due_ms = mono + S_SWEEP_MS;
     int64_t now = vem_now_us();
-    int64_t paused = w->args->paused_us ? atomic_load(w->args->paused_us) : 0;
+    int64_t paused = w->args->paused_us
+                         ? vem_ingest_paused_now(w->args->paused_us, w->args->closed_at_us, now)
+                         : 0;
     if (w->newest_rx_us < now - S_BACKLOG_US && mono - w->last_input_ms < S_BACKLOG_IDLE_MS) {
         now = w->newest_rx_us;
         paused = w->newest_paused_us;

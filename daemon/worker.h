@@ -52,13 +52,14 @@ typedef struct {
     uint64_t rules_floor; /* inputs up to it are in the restored states: not judged again */
     const atomic_uint_fast64_t *output_seq; /* ingest's: the sinks hold records up to it */
     const atomic_bool *ckpt_wanted;         /* ingest's: checkpoint now, the spool needs the room */
-    const atomic_bool *behind;        /* ingest's: the inputs come from the spool, not live (the
-                                       * silence rules wait); NULL: never */
-    const _Atomic int64_t *paused_us; /* ingest's paused total (silence is measured less it);
-                                       * NULL: 0 */
-    void *pending_ckpt;               /* at return: a checkpoint written but not yet put in place
-                                       * (vem_ckpt_writer_t, through in pending_through): main commits it
-                                       * once the sinks' cursors reach pending_through */
+    const atomic_bool *behind;           /* ingest's: the inputs come from the spool, not live (the
+                                          * silence rules wait); NULL: never */
+    const _Atomic int64_t *paused_us;    /* ingest's paused total and ... */
+    const _Atomic int64_t *closed_at_us; /* ... pause in progress (vem_ingest_paused_now: silence
+                                          * is measured less them); NULL: none */
+    void *pending_ckpt;                  /* at return: a checkpoint written but not yet put in place
+                                          * (vem_ckpt_writer_t, through in pending_through): main commits it
+                                          * once the sinks' cursors reach pending_through */
     uint64_t pending_through;
     atomic_uint_fast64_t beats; /* loop iterations: main's watchdog reads it */
     atomic_uint_fast64_t done;  /* inputs fully processed */

@@ -1,10 +1,12 @@
-/* check_ingest_meta — what a spool record's meta text carries for the workers (daemon/ingest.c):
- * intake's paused total on a frame (" ~p<us>", written only once intake has been paused, so a
- * spool of an earlier version reads as never paused) and a roadside reading's route (" >V:" or
- * " >P:"). Expected values are the texts' own digits and ids, written out by hand. */
+/* check_ingest_meta — what ingest tells the workers (daemon/ingest.c): intake's paused total
+ * on a frame's spool meta text (" ~p<us>", written only once intake has been paused, so a
+ * spool of an earlier version reads as never paused), the paused total a worker's silence
+ * sweep sees, and a roadside reading's route (" >V:" or " >P:"). Expected values are the
+ * texts' own digits and ids, and sums worked by hand. */
 #include "ingest_int.h"
 
 #include <check.h>
+#include <stdatomic.h>
 #include <string.h>
 
 START_TEST(paused_total_of_a_frame)
@@ -18,6 +20,29 @@ START_TEST(paused_total_of_a_frame)
     /* damaged: no number, or a negative one, counts as none */
     ck_assert_int_eq(vem_ingest_meta_paused("tcp 127.0.0.1:40122 #7 ~p"), 0);
     ck_assert_int_eq(vem_ingest_meta_paused("tcp 127.0.0.1:40122 #7 ~p-5"), 0);
+    /* beyond 2^50 us (35 years), or beyond int64: damage, not a pause */
+    ck_assert_int_eq(vem_ingest_meta_paused(" ~p1125899906842624"), 1125899906842624);
+    ck_assert_int_eq(vem_ingest_meta_paused(" ~p1125899906842625"), 0);
+    ck_assert_int_eq(vem_ingest_meta_paused(" ~p99999999999999999999"), 0);
+}
+END_TEST
+
+/* What a worker takes for the paused total at a wall-clock time. Worked by hand: intake closed
+ * when the wall clock read 10,000,000 us with 50 us paused before, so its clock stands at
+ * 9,999,950; at 12,000,000 the pause has lasted 2,000,000 us more. */
+START_TEST(paused_total_seen_by_a_worker)
+{
+    _Atomic int64_t total = 50, closed_at = 0;
+    ck_assert_int_eq(vem_ingest_paused_now(&total, &closed_at, 12000000), 50); /* reading */
+    atomic_store(&closed_at, 10000000 - 50);
+    ck_assert_int_eq(vem_ingest_paused_now(&total, &closed_at, 12000000), 2000050);
+    /* the pause ends at 12,000,000: read between the two stores, the larger (the total
+     * already taken, the pause counted up to now) */
+    atomic_store(&total, 2000050);
+    ck_assert_int_eq(vem_ingest_paused_now(&total, &closed_at, 12000000), 2000050);
+    ck_assert_int_eq(vem_ingest_paused_now(&total, &closed_at, 12000001), 2000051);
+    atomic_store(&closed_at, 0);
+    ck_assert_int_eq(vem_ingest_paused_now(&total, &closed_at, 15000000), 2000050);
 }
 END_TEST
 
@@ -36,6 +61,7 @@ Suite *vem_suite_ingest_meta(void)
     Suite *s = suite_create("ingest_meta");
     TCase *tc = tcase_create("meta");
     tcase_add_test(tc, paused_total_of_a_frame);
+    tcase_add_test(tc, paused_total_seen_by_a_worker);
     tcase_add_test(tc, route_of_a_reading);
     suite_add_tcase(s, tc);
     return s;

@@ -839,16 +839,16 @@ START_TEST(version_and_magic)
     vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_ptr_nonnull(v);
     vem_rules_vehicle_destroy(&v);
-    uint32_t versions[] = {0, 5};
+    uint32_t versions[] = {0, 6};
     for (int i = 0; i < 2; i++) {
         memcpy(buf + 4, &versions[i], 4);
         ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
         char want[80];
         snprintf(want, sizeof want,
-                 "rules checkpoint: version %u, this build reads versions 1 to 4", versions[i]);
+                 "rules checkpoint: version %u, this build reads versions 1 to 5", versions[i]);
         ck_assert_str_eq(err, want);
     }
-    uint32_t version = 4;
+    uint32_t version = 5;
     memcpy(buf + 4, &version, 4);
     uint32_t swapped = 0x04030201;
     memcpy(buf + 8, &swapped, 4);
@@ -857,6 +857,31 @@ START_TEST(version_and_magic)
     buf[0] = 'X';
     ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
     ck_assert(s_starts_with(err, "rules checkpoint: no \"VRCK\" magic"));
+    free(buf);
+}
+END_TEST
+
+/* Version 4 is version 5 with receipt times where version 5 has the intake clock, the same
+ * values while nothing was paused: a version 4 file of a mid-trip vehicle loads as it is and
+ * saves again as version 5 with every other byte the same. */
+START_TEST(version_4_loads_as_it_is)
+{
+    vem_rules_config_t cfg = s_defaults();
+    size_t len;
+    uint8_t *buf = s_checkpoint_of(s_scenario(s_sc_all), &cfg, 3, &len);
+    ck_assert_uint_eq(buf[4], 5);
+    buf[4] = 4;
+    char err[256];
+    vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_msg(v != NULL, "%s", err);
+    uint8_t *again = NULL;
+    size_t len2 = 0, cap = 0;
+    vem_rules_vehicle_save(v, &again, &len2, &cap);
+    ck_assert_uint_eq(len2, len);
+    ck_assert_uint_eq(again[4], 5);
+    ck_assert_mem_eq(again + 5, buf + 5, len - 5);
+    vem_rules_vehicle_destroy(&v);
+    free(again);
     free(buf);
 }
 END_TEST
@@ -906,13 +931,13 @@ static void s_wstr(s_bytes_t *o, const char *str)
     s_w(o, str, strlen(str));
 }
 
-/* v saves as the current version (4), and that loads to a state that saves the same bytes. */
-static void s_resaves_as_v4(const vem_rules_vehicle_t *v)
+/* v saves as the current version (5), and that loads to a state that saves the same bytes. */
+static void s_resaves_as_current(const vem_rules_vehicle_t *v)
 {
     uint8_t *buf = NULL, *buf2 = NULL;
     size_t len = 0, cap = 0, len2 = 0, cap2 = 0;
     vem_rules_vehicle_save(v, &buf, &len, &cap);
-    ck_assert_uint_eq(buf[4], 4);
+    ck_assert_uint_eq(buf[4], 5);
     char err[256];
     vem_rules_vehicle_t *again = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_msg(again != NULL, "%s", err);
@@ -947,7 +972,7 @@ static void s_valid_reading(vem_rsd_reading_t *rd, const char *id, int64_t time_
  * on since T0 (snapshot block 5), newest snapshot T0 + 3 d, not escalated; counts 1 .. 7; and a
  * NO chain of r1 (T0, 1600 ppm) and r2 (T0 + 1 d, 1700 ppm) after a compliant reading at
  * T0 - 1 d. The parts version 3 did not change (facts to receipt times, the two tracks) are
- * copied from a save of a fresh vehicle (version 4, which has the same bytes as version 3
+ * copied from a save of a fresh vehicle (version 5, which has the same bytes as version 3
  * without fusion history). */
 static void s_v2_checkpoint_of(s_bytes_t *o, uint32_t version, bool tie);
 
@@ -966,13 +991,13 @@ static void s_v2_checkpoint_of(s_bytes_t *o, uint32_t version, bool tie)
     size_t len = 0, cap = 0;
     vem_rules_vehicle_save(v, &buf, &len, &cap);
     vem_rules_vehicle_destroy(&v);
-    /* version 4 of a fresh vehicle: header, ids, 43 bytes of facts to receipt times, 8 counts,
+    /* version 5 of a fresh vehicle: header, ids, 43 bytes of facts to receipt times, 8 counts,
      * newest snapshot, VIN mismatch, MIL runs (capacity 0, truncated, count 0), DTCs (0, 0),
      * the tracks, then 26 bytes of empty roadside state and the memory held */
     size_t facts = 12 + 1 + 17 + 1 + strlen(PLATE) + 1 + strlen("yellow");
     size_t tracks = facts + 43 + 8 * 8 + 8 + 1 + 4 + 1 + 4 + 4 + 4;
     size_t tracks_end = len - 8 - 26;
-    ck_assert_uint_eq(buf[4], 4);
+    ck_assert_uint_eq(buf[4], 5);
     ck_assert_uint_lt(tracks, tracks_end);
     o->n = 0;
     s_w(o, "VRCK", 4);
@@ -1020,7 +1045,7 @@ static void s_v2_checkpoint_of(s_bytes_t *o, uint32_t version, bool tie)
 
 /* Versions 1 and 2 load, converted: the MIL episode becomes one run from its start to the
  * newest snapshot with its notice emitted, the chain a compliant reading (no ids) and the two
- * exceedances; saved again it is version 4 and loads to the same bytes. Judged on, it is what
+ * exceedances; saved again it is version 5 and loads to the same bytes. Judged on, it is what
  * it was: the next NO exceedance completes a violation on r1, r2 and it, under r1's id, with
  * the compliant reading before them. */
 START_TEST(versions_1_and_2_load_converted)
@@ -1052,8 +1077,8 @@ START_TEST(versions_1_and_2_load_converted)
         ck_assert_str_eq(ch->links[1].reading_id, "r1");
         ck_assert(ch->links[1].over && ch->links[2].over);
         ck_assert_uint_eq(vem_rules_vehicle_rsd_links(v), 2);
-        /* saved again: version 4, which loads to the same bytes */
-        s_resaves_as_v4(v);
+        /* saved again: version 5, which loads to the same bytes */
+        s_resaves_as_current(v);
         /* judged on */
         vem_rules_config_t cfg = s_defaults();
         s_log_t log = {0};
@@ -1080,7 +1105,7 @@ END_TEST
 /* Version 3 kept a second of fusion history as its raw NOx (a u16) without the key of its
  * sample. A vehicle with ten seconds of it (T0 + 1 .. T0 + 10, 100 ppm: raw (100 + 200) / 0.05
  * = 6000, none at T0 + 4) loads with the keys unknown and the memory of the new form (4 bytes a
- * second); saved again it is version 4 and loads to the same bytes. A reading at T0 + 5.25 of
+ * second); saved again it is version 5 and loads to the same bytes. A reading at T0 + 5.25 of
  * 1800 ppm NO is matched at T0 + 5: the notice names the sample by its time alone. A slot that
  * is no NOx value (0xFB00, above 0xFAFF) is refused, as is a memory held one byte off. */
 START_TEST(version_3_fusion_history_loads_without_keys)
@@ -1118,7 +1143,7 @@ START_TEST(version_3_fusion_history_loads_without_keys)
         }
         ck_assert_msg(v != NULL, "%s", err);
         ck_assert_uint_eq(vem_rules_vehicle_bytes(v), empty + 10 * 4);
-        s_resaves_as_v4(v);
+        s_resaves_as_current(v);
         vem_rules_config_t cfg = s_defaults();
         s_log_t log = {0};
         vem_rsd_reading_t rd;
@@ -1347,6 +1372,7 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, every_truncation_is_refused);
     tcase_add_test(tc, version_and_magic);
+    tcase_add_test(tc, version_4_loads_as_it_is);
     tcase_add_test(tc, versions_1_and_2_load_converted);
     tcase_add_test(tc, version_2_chain_with_readings_of_one_time);
     tcase_add_test(tc, version_3_fusion_history_loads_without_keys);

@@ -473,7 +473,7 @@ START_TEST(spool_full_pause_same_verdicts)
     FILE *f = fopen(path, "r");
     ck_assert_ptr_nonnull(f);
     long long us = 0;
-    ck_assert_int_eq(fscanf(f, "%lld", &us), 1);
+    ck_assert_int_eq(fscanf(f, " ~p%lld", &us), 1);
     fclose(f);
     ck_assert_msg(us >= (long long)paused * 1000000, "%s holds %lld us", path, us);
     /* Regression: with PostgreSQL down the daily completeness loader was started again as soon
