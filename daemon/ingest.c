@@ -523,9 +523,7 @@ static int64_t s_paused_load(const char *dir, uint64_t first, uint64_t next)
         if (rec.kind != VEM_SPOOL_KIND_OBD_FRAME)
             continue;
         char meta[VEM_INGEST_META_MAX];
-        size_t m = rec.meta_len < sizeof meta - 1 ? rec.meta_len : sizeof meta - 1;
-        memcpy(meta, rec.meta, m);
-        meta[m] = '\0';
+        vem_ingest_meta_text(&rec, meta);
         int64_t stamp = vem_ingest_meta_paused(meta);
         if (stamp > total)
             total = stamp;

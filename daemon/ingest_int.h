@@ -176,6 +176,9 @@ void vem_ingest_message(zmq_msg_t *msg, const vem_input_hdr_t *hdr, const char *
  * It stands still while intake is paused, so silence measured on it is silence while read. */
 int64_t vem_ingest_open_ms(const vem_ingest_t *in);
 
+/* A spool record's meta text, NUL-terminated (cut at VEM_INGEST_META_MAX - 1 bytes). */
+void vem_ingest_meta_text(const vem_spool_rec_t *rec, char meta[VEM_INGEST_META_MAX]);
+
 /* Intake's paused total now, the pause in progress included (vem_ingest_args_t.paused_us). */
 int64_t vem_ingest_paused_us(const vem_ingest_t *in);
 

@@ -22,8 +22,7 @@
 /* ---- catch-up: feeding the workers from the spool ---------------------------------------------
  */
 
-/* The record's meta text, NUL-terminated (cut at VEM_INGEST_META_MAX - 1 bytes). */
-static void s_meta(const vem_spool_rec_t *rec, char meta[VEM_INGEST_META_MAX])
+void vem_ingest_meta_text(const vem_spool_rec_t *rec, char meta[VEM_INGEST_META_MAX])
 {
     size_t m = rec->meta_len < VEM_INGEST_META_MAX - 1 ? rec->meta_len : VEM_INGEST_META_MAX - 1;
     memcpy(meta, rec->meta, m);
@@ -35,7 +34,7 @@ static void s_parse_verdict(const vem_spool_rec_t *rec, vem_input_hdr_t *hdr, ch
                             size_t cap)
 {
     char meta[VEM_INGEST_META_MAX];
-    s_meta(rec, meta);
+    vem_ingest_meta_text(rec, meta);
     unsigned error = 0;
     unsigned long long offset = 0;
     const char *mark = strstr(meta, " !");
@@ -84,13 +83,13 @@ static unsigned s_from_spool(vem_ingest_t *in, int rc, const vem_spool_rec_t *re
         vem_log(VEM_LOG_ERR, "ingest", "%s: stepped over, their bytes quarantined", detail);
     } else if (rec->kind == VEM_SPOOL_KIND_OBD_FRAME) {
         char meta[VEM_INGEST_META_MAX];
-        s_meta(rec, meta);
+        vem_ingest_meta_text(rec, meta);
         hdr.paused_us = vem_ingest_meta_paused(meta);
     } else if (rec->kind == VEM_SPOOL_KIND_QUARANTINE) {
         s_parse_verdict(rec, &hdr, detail, sizeof detail);
     } else if (rec->kind == VEM_SPOOL_KIND_RSD_READING) {
         char meta[VEM_INGEST_META_MAX];
-        s_meta(rec, meta);
+        vem_ingest_meta_text(rec, meta);
         if ((route = vem_ingest_route(meta)) != NULL)
             hdr.detail_len = (uint16_t)snprintf(detail, sizeof detail, "%s", route);
         route = detail;

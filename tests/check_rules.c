@@ -750,6 +750,38 @@ START_TEST(trip_split_by_a_ten_minute_gap)
 }
 END_TEST
 
+/* obd.reagent_empty verdicts of 900 + 900 samples of low reagent (1800 make one), the second
+ * 900 received late_s after their time, with intake's paused total then paused_us (0 before).
+ * Live, a sweep runs 1 us before they come, with the paused total then; replayed, none does.
+ * With a pause, a sweep five hours into a pause of five hours less a minute must end nothing. */
+static int s_reagent_across_gap(int64_t late_s, int64_t paused_us, bool live)
+{
+    vem_rules_config_t cfg = s_defaults();
+    s_phys_t p = s_cruise;
+    p.reagent = 1.2;
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    s_feed(&fd, T0, 900, s_const, &p); /* last receipt: T0 + 899 + 1.5 s, paused 0 */
+    int64_t last_rx = US(T0 + 899) + 1500000;
+    if (paused_us)
+        ck_assert_int_eq(vem_rules_on_silence(v, &cfg, last_rx + US(5 * 3600), US(5 * 3600 - 60),
+                                              s_collect, &log),
+                         0);
+    fd.late_s = late_s; /* the next frame holds T0 + 900 .. T0 + 909 */
+    fd.paused_us = paused_us;
+    if (live)
+        vem_rules_on_silence(v, &cfg, US(T0 + 909 + late_s) + 1500000 - 1, paused_us, s_collect,
+                             &log);
+    s_feed(&fd, T0 + 900, 900, s_const, &p);
+    int n = s_count(&log, VEM_RULE_OBD_REAGENT_EMPTY);
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+    return n;
+}
+
 /* A link that drops for 21 minutes, then the terminal re-sends what it held (0x03): the data
  * has no gap, but nothing was received for 1270 s (the first re-sent frame holds T0 + 900 ..
  * T0 + 909 and arrives 1260 s late). Live, the silence sweep ends the trip once nothing was
@@ -760,28 +792,12 @@ END_TEST
  * verdict, in both runs. */
 START_TEST(receipt_pause_ends_the_trip_in_a_replay_too)
 {
-    vem_rules_config_t cfg = s_defaults();
-    s_phys_t p = s_cruise;
-    p.reagent = 1.2;
     const int64_t late[] = {1260, 1190};
     for (int k = 0; k < 2; k++)
         for (int live = 0; live < 2; live++) {
-            vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
-            s_log_t log = {0};
-            s_feed_t fd;
-            s_feed_init(&fd, v, &cfg, &log);
-            s_feed(&fd, T0, 900, s_const, &p); /* last receipt: T0 + 899 + 1.5 s */
-            fd.late_s = late[k]; /* the first re-sent frame: T0 + 909 + late + 1.5 s */
-            if (live)            /* a sweep just before it arrives */
-                vem_rules_on_silence(v, &cfg, US(T0 + 909 + late[k]) + 1500000 - 1, 0, s_collect,
-                                     &log);
-            s_feed(&fd, T0 + 900, 900, s_const, &p);
-            ck_assert_msg(s_count(&log, VEM_RULE_OBD_REAGENT_EMPTY) == k,
-                          "pause %lld s, %s: %d verdicts", (long long)(late[k] + 10),
-                          live ? "live" : "replay", s_count(&log, VEM_RULE_OBD_REAGENT_EMPTY));
-            s_log_free(&log);
-            s_feed_free(&fd);
-            vem_rules_vehicle_destroy(&v);
+            int n = s_reagent_across_gap(late[k], 0, live);
+            ck_assert_msg(n == k, "pause %lld s, %s: %d verdicts", (long long)(late[k] + 10),
+                          live ? "live" : "replay", n);
         }
 }
 END_TEST
@@ -794,33 +810,12 @@ END_TEST
  * five hours into a pause of five hours less a minute ends nothing either. */
 START_TEST(intake_pause_is_no_silence)
 {
-    vem_rules_config_t cfg = s_defaults();
-    s_phys_t p = s_cruise;
-    p.reagent = 1.2;
     const int64_t paused_s[] = {70, 69};
     for (int k = 0; k < 2; k++)
         for (int live = 0; live < 2; live++) {
-            vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
-            s_log_t log = {0};
-            s_feed_t fd;
-            s_feed_init(&fd, v, &cfg, &log);
-            s_feed(&fd, T0, 900, s_const, &p); /* last receipt: T0 + 899 + 1.5 s, paused 0 */
-            int64_t last_rx = US(T0 + 899) + 1500000;
-            ck_assert_int_eq(vem_rules_on_silence(v, &cfg, last_rx + US(5 * 3600),
-                                                  US(5 * 3600 - 60), s_collect, &log),
-                             0);
-            fd.late_s = 1260; /* the next frame: T0 + 909 + 1260 + 1.5 s, 1270 s after */
-            fd.paused_us = US(paused_s[k]);
-            if (live)
-                vem_rules_on_silence(v, &cfg, last_rx + US(1270) - 1, fd.paused_us, s_collect,
-                                     &log);
-            s_feed(&fd, T0 + 900, 900, s_const, &p);
-            ck_assert_msg(s_count(&log, VEM_RULE_OBD_REAGENT_EMPTY) == 1 - k,
-                          "paused %lld of 1270 s, %s: %d verdicts", (long long)paused_s[k],
-                          live ? "live" : "replay", s_count(&log, VEM_RULE_OBD_REAGENT_EMPTY));
-            s_log_free(&log);
-            s_feed_free(&fd);
-            vem_rules_vehicle_destroy(&v);
+            int n = s_reagent_across_gap(1260, US(paused_s[k]), live);
+            ck_assert_msg(n == 1 - k, "paused %lld of 1270 s, %s: %d verdicts",
+                          (long long)paused_s[k], live ? "live" : "replay", n);
         }
 }
 END_TEST

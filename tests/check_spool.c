@@ -1,5 +1,6 @@
 /* check_spool — the on-disk input log: order, recovery of a torn tail, segments, trimming,
  * backpressure when full, cursors. Every expectation follows from the records the test wrote. */
+#include "fileio.h"
 #include "spool.h"
 #include "testutil.h"
 
@@ -883,6 +884,34 @@ START_TEST(cursor_moves_forward_durably)
 }
 END_TEST
 
+/* vem_fileio_replace (the cursors' and intake-paused's writer): the new bytes replace the old
+ * whole; when the new file cannot be made (its temporary name in a directory that does not
+ * exist: ENOENT) it fails, and the old bytes stay. */
+START_TEST(replace_is_whole_or_nothing)
+{
+    char dir[256], path[300], tmp[310], bad[340];
+    vem_test_mkdtemp("fileio", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/f", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(bad, sizeof bad, "%s/missing/f.tmp", dir);
+    ck_assert_int_eq(vem_fileio_replace(dir, tmp, path, (const uint8_t *)"old bytes\n", 10), 0);
+    ck_assert_int_eq(vem_fileio_replace(dir, tmp, path, (const uint8_t *)"new\n", 4), 0);
+    size_t len;
+    uint8_t *got = vem_test_slurp(path, &len);
+    ck_assert_uint_eq(len, 4);
+    ck_assert_mem_eq(got, "new\n", 4);
+    free(got);
+    ck_assert_int_eq(access(tmp, F_OK), -1); /* renamed, not left behind */
+    errno = 0;
+    ck_assert_int_eq(vem_fileio_replace(dir, bad, path, (const uint8_t *)"lost\n", 5), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    got = vem_test_slurp(path, &len);
+    ck_assert_uint_eq(len, 4);
+    ck_assert_mem_eq(got, "new\n", 4);
+    free(got);
+}
+END_TEST
+
 Suite *vem_suite_spool(void);
 Suite *vem_suite_spool(void)
 {
@@ -890,6 +919,7 @@ Suite *vem_suite_spool(void)
     TCase *tc = tcase_create("spool");
     tcase_add_checked_fixture(tc, s_setup, s_teardown);
     tcase_add_test(tc, appends_read_back_in_order);
+    tcase_add_test(tc, replace_is_whole_or_nothing);
     tcase_add_test(tc, torn_tail_is_cut_on_open);
     tcase_add_test(tc, bad_crc_in_tail_is_cut);
     tcase_add_test(tc, segments_roll_and_trim);

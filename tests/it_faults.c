@@ -115,14 +115,9 @@ static void s_check_delivery(const vem_it_run_t *r, const char *test, const char
  * (--await-replies) when await is set. */
 static pid_t s_sim(const vem_it_run_t *r, bool await, const char *args)
 {
-    static char buf[256];
-    char *argv[24] = {"--await-replies"};
-    int argc = await ? 1 : 0;
-    snprintf(buf, sizeof buf, "%s", args);
-    for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok && argc < 24;
-         tok = strtok_r(NULL, " ", &save))
-        argv[argc++] = tok;
-    return vem_it_run_sim(r, argv, argc);
+    char line[300];
+    snprintf(line, sizeof line, "%s%s", await ? "--await-replies " : "", args);
+    return vem_it_run_sim_line(r, line);
 }
 
 /* Trucks that store and forward until vemd acknowledges (vem-sim --await-replies). */

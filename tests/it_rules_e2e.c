@@ -305,18 +305,6 @@ static char *s_episodes(PGconn *conn, const char *prefix)
     "--start-time 1790000000 --vin-prefix LRULEK --misbehave frozen_nox:2 --misbehave "            \
     "scr_removed:2 --misbehave mil_on:1 --misbehave removal_alarm:1"
 
-static pid_t s_long_fleet(const vem_it_run_t *r)
-{
-    static char buf[400];
-    char *argv[32];
-    int argc = 0;
-    snprintf(buf, sizeof buf, "%s", S_LONG_FLEET);
-    for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok && argc < 32;
-         tok = strtok_r(NULL, " ", &save))
-        argv[argc++] = tok;
-    return vem_it_run_sim(r, argv, argc);
-}
-
 START_TEST(kill9_same_verdicts)
 {
     PGconn *conn = vem_it_pg();
@@ -325,7 +313,7 @@ START_TEST(kill9_same_verdicts)
     a.rules_opts = "checkpoint_interval_s = 5;";
     a.pipeline_opts = "sample_past_days = 36600;"; /* the fleet's fixed start lies in the past */
     vem_it_start(&a, "it_rules");
-    ck_assert_int_eq(vem_it_wait(s_long_fleet(&a), 120), 0);
+    ck_assert_int_eq(vem_it_wait(vem_it_run_sim_line(&a, S_LONG_FLEET), 120), 0);
     json_decref(vem_it_sink_settled(&a));
     json_t *truth = vem_it_truth(&a);
     vem_it_stop(&a);
@@ -348,7 +336,7 @@ START_TEST(kill9_same_verdicts)
     b.rules_opts = "checkpoint_interval_s = 5;";
     b.pipeline_opts = a.pipeline_opts;
     vem_it_start(&b, "it_rules");
-    pid_t sim = s_long_fleet(&b);
+    pid_t sim = vem_it_run_sim_line(&b, S_LONG_FLEET);
     for (int i = 0; i < 2; i++) {
         vem_it_sleep(9);
         ck_assert_int_eq(kill(b.vemd, SIGKILL), 0);
@@ -376,18 +364,6 @@ END_TEST
 #define S_PAUSE_FLEET                                                                              \
     "--trucks 40 --rate 10 --samples 10 --duration 30 --seed 78 --start-time 1790000000 "          \
     "--vin-prefix LRULEP --misbehave scr_removed:2 --misbehave frozen_nox:2 --misbehave mil_on:1"
-
-static pid_t s_pause_fleet(const vem_it_run_t *r)
-{
-    static char buf[300];
-    char *argv[32];
-    int argc = 0;
-    snprintf(buf, sizeof buf, "%s", S_PAUSE_FLEET);
-    for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok && argc < 32;
-         tok = strtok_r(NULL, " ", &save))
-        argv[argc++] = tok;
-    return vem_it_run_sim(r, argv, argc);
-}
 
 /* Lines of the vemd log holding text. */
 static int s_log_lines(const vem_it_run_t *r, const char *text)
@@ -419,7 +395,7 @@ START_TEST(spool_full_pause_same_verdicts)
     a.terminals_opts = "reply_mode = \"none\";";
     a.pipeline_opts = "sample_past_days = 36600;"; /* the fleet's fixed start lies in the past */
     vem_it_start(&a, "it_rules");
-    ck_assert_int_eq(vem_it_wait(s_pause_fleet(&a), 120), 0);
+    ck_assert_int_eq(vem_it_wait(vem_it_run_sim_line(&a, S_PAUSE_FLEET), 120), 0);
     json_decref(vem_it_sink_settled(&a));
     json_t *truth = vem_it_truth(&a);
     vem_it_stop(&a);
@@ -442,7 +418,7 @@ START_TEST(spool_full_pause_same_verdicts)
     b.pipeline_opts = a.pipeline_opts;
     b.spool_opts = "max_bytes = 1048576; segment_bytes = 65536;";
     vem_it_start(&b, "it_rules");
-    pid_t sim = s_pause_fleet(&b);
+    pid_t sim = vem_it_run_sim_line(&b, S_PAUSE_FLEET);
     vem_it_sleep(1);
     vem_it_pgctl("stop");
     double t0 = vem_it_mono();

@@ -211,6 +211,20 @@ void vem_it_stop(vem_it_run_t *r)
     ck_assert_int_eq(system(cmd), 0);
 }
 
+pid_t vem_it_run_sim_line(const vem_it_run_t *r, const char *args)
+{
+    char *buf = strdup(args);
+    ck_assert_ptr_nonnull(buf);
+    char *argv[32];
+    int argc = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok && argc < 32;
+         tok = strtok_r(NULL, " ", &save))
+        argv[argc++] = tok;
+    pid_t pid = vem_it_run_sim(r, argv, argc);
+    free(buf);
+    return pid;
+}
+
 pid_t vem_it_run_sim(const vem_it_run_t *r, char **extra, int n_extra)
 {
     char sim[300], connect[64], truth[320];

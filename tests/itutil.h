@@ -87,6 +87,9 @@ void vem_it_stop(vem_it_run_t *r);
 /* Starts vem-sim against r with --truth r->dir/truth.json --quiet and the extra arguments. */
 pid_t vem_it_run_sim(const vem_it_run_t *r, char **extra, int n_extra);
 
+/* The same with the extra arguments as one line, split at spaces (at most 32 of them). */
+pid_t vem_it_run_sim_line(const vem_it_run_t *r, const char *args);
+
 /* vem-sim's truth of the last run against r (caller decrefs). */
 json_t *vem_it_truth(const vem_it_run_t *r);
 
