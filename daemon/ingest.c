@@ -499,11 +499,7 @@ int64_t vem_ingest_paused_now(const _Atomic int64_t *paused_us, const _Atomic in
     return closed_at && now_us - closed_at > total ? now_us - closed_at : total;
 }
 
-/* The paused total to go on from at start: the larger of the file's and the newest a frame in
- * the spool's last records carries (the file is rewritten when a pause ends, so frames read
- * during a pause that a crash cut short carry more). Never less than a spooled frame says, or
- * a replay and the live run after it would measure one silence two ways. */
-static int64_t s_paused_load(const char *dir, uint64_t first, uint64_t next)
+int64_t vem_ingest_paused_load(const char *dir, uint64_t first, uint64_t next)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, VEM_INGEST_PAUSED_FILE);
@@ -516,7 +512,7 @@ static int64_t s_paused_load(const char *dir, uint64_t first, uint64_t next)
         fclose(f);
     }
     char err[300];
-    uint64_t from = next > first + 256 ? next - 256 : first;
+    uint64_t from = next > first + VEM_INGEST_PAUSED_TAIL ? next - VEM_INGEST_PAUSED_TAIL : first;
     vem_spool_reader_t *r = next > first ? vem_spool_reader_new(dir, from, err, sizeof err) : NULL;
     vem_spool_rec_t rec;
     while (r && vem_spool_reader_next(r, next - 1, &rec) > VEM_SPOOL_READ_END) {
@@ -532,20 +528,27 @@ static int64_t s_paused_load(const char *dir, uint64_t first, uint64_t next)
     return total;
 }
 
-/* Writes the paused total to the spool directory's file, durably, when it changed. A failure
- * is logged; the next start still takes the spooled frames' stamps (s_paused_load). */
+int vem_ingest_paused_write(const char *dir, int64_t total)
+{
+    char path[4096], tmp[4100], text[32];
+    snprintf(path, sizeof path, "%s/%s", dir, VEM_INGEST_PAUSED_FILE);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int len = snprintf(text, sizeof text, " ~p%lld\n", (long long)total);
+    return vem_fileio_replace(dir, tmp, path, (const uint8_t *)text, (size_t)len);
+}
+
+/* Writes the paused total to the spool directory's file when it changed: once a second from
+ * the loop (a pause in progress counted up to now, so a crash loses at most a second of it)
+ * and at stop. A failure is logged and tried again a second later; a start still takes the
+ * spooled frames' stamps, never below what the file held when they were read. */
 static void s_paused_save(vem_ingest_t *in)
 {
     int64_t total = vem_ingest_paused_us(in);
     if (total == in->paused_saved_us)
         return;
-    const char *dir = in->args->spool_dir;
-    char path[4096], tmp[4100], text[32];
-    snprintf(path, sizeof path, "%s/%s", dir, VEM_INGEST_PAUSED_FILE);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int len = snprintf(text, sizeof text, " ~p%lld\n", (long long)total);
-    if (vem_fileio_replace(dir, tmp, path, (const uint8_t *)text, (size_t)len) != 0)
-        vem_log(VEM_LOG_WARNING, "ingest", "cannot write %s: %s", path, strerror(errno));
+    if (vem_ingest_paused_write(in->args->spool_dir, total) != 0)
+        vem_log(VEM_LOG_WARNING, "ingest", "cannot write %s/%s: %s", in->args->spool_dir,
+                VEM_INGEST_PAUSED_FILE, strerror(errno));
     else
         in->paused_saved_us = total;
 }
@@ -568,7 +571,6 @@ static void s_set_open(vem_ingest_t *in, bool open)
             atomic_store(&in->args->paused_us, in->paused_us);
             atomic_store(&in->args->closed_at_us, 0);
             vem_gauge_set(in->paused_gauge, in->paused_us / 1000000);
-            s_paused_save(in);
         }
     }
 }
@@ -639,7 +641,7 @@ void vem_ingest_actor(void *pipe, void *args_)
         return;
     }
     s_register(&in, a->metrics);
-    in.paused_us = in.paused_saved_us = s_paused_load(a->spool_dir, first, next);
+    in.paused_us = in.paused_saved_us = vem_ingest_paused_load(a->spool_dir, first, next);
     atomic_store(&a->paused_us, in.paused_us);
     atomic_store(&a->closed_at_us, 0);
     vem_gauge_set(in.paused_gauge, in.paused_us / 1000000);
@@ -719,6 +721,8 @@ void vem_ingest_actor(void *pipe, void *args_)
         if (vem_now_us() >= next_sweep) {
             vem_ingest_sweep_idle(
                 &in); /* (closes only what needs no spool room while a flush fails) */
+            if (!in.flush_failed)
+                s_paused_save(&in); /* at most one fsync a second, even at a spool hovering full */
             next_sweep = vem_now_us() + 1000000;
         }
     }

@@ -182,6 +182,20 @@ void vem_ingest_meta_text(const vem_spool_rec_t *rec, char meta[VEM_INGEST_META_
 /* Intake's paused total now, the pause in progress included (vem_ingest_args_t.paused_us). */
 int64_t vem_ingest_paused_us(const vem_ingest_t *in);
 
+/* Spool records whose stamps a start reads for the paused total (the newest ones). */
+#define VEM_INGEST_PAUSED_TAIL 256
+
+/* The paused total to go on from at start, for the spool in dir holding records first ..
+ * next - 1: the larger of VEM_INGEST_PAUSED_FILE's and the newest stamp an OBD frame among the
+ * last VEM_INGEST_PAUSED_TAIL records carries (a file that is missing, damaged or behind, say
+ * after a crash between its rewrites, gives way to the frames). Never less than a spooled frame
+ * says, or a replay and the live run after it would measure one silence two ways. */
+int64_t vem_ingest_paused_load(const char *dir, uint64_t first, uint64_t next);
+
+/* Replaces VEM_INGEST_PAUSED_FILE in dir with total, durably (vem_fileio_replace): 0, or -1
+ * with errno and the old file as it was. */
+int vem_ingest_paused_write(const char *dir, int64_t total);
+
 /* Hands a message to worker w without waiting; false (message kept) when its queue is full. */
 bool vem_ingest_forward(vem_ingest_t *in, zmq_msg_t *msg, unsigned w, uint64_t seq, uint32_t nseqs);
 

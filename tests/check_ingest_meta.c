@@ -1,13 +1,20 @@
 /* check_ingest_meta — what ingest tells the workers (daemon/ingest.c): intake's paused total
  * on a frame's spool meta text (" ~p<us>", written only once intake has been paused, so a
  * spool of an earlier version reads as never paused), the paused total a worker's silence
- * sweep sees, and a roadside reading's route (" >V:" or " >P:"). Expected values are the
+ * sweep sees, the total a start goes on from (the spool directory's file against the spooled
+ * frames' stamps), and a roadside reading's route (" >V:" or " >P:"). Expected values are the
  * texts' own digits and ids, and sums worked by hand. */
 #include "ingest_int.h"
+#include "testutil.h"
 
 #include <check.h>
+#include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 START_TEST(paused_total_of_a_frame)
 {
@@ -46,6 +53,130 @@ START_TEST(paused_total_seen_by_a_worker)
 }
 END_TEST
 
+static char s_dir[256];
+
+static void s_setup(void)
+{
+    vem_test_mkdtemp("check_ingest_meta", s_dir, sizeof s_dir);
+}
+
+static void s_teardown(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* A spool in s_dir with one record per meta text (kinds in turn from kinds), durable. */
+static void s_spool(const char *const *metas, const uint16_t *kinds, size_t n)
+{
+    char err[256] = "";
+    vem_spool_opts_t opts = {.max_bytes = 1 << 24, .segment_bytes = 1 << 20, .fsync = false};
+    vem_spool_t *spool = vem_spool_open(s_dir, &opts, err, sizeof err);
+    ck_assert_msg(spool != NULL, "open: %s", err);
+    static const uint8_t frame[] = {0x23, 0x23, 0x02};
+    for (size_t i = 0; i < n; i++) {
+        vem_spool_rec_t rec = {.received_us = 1700000000000000LL + (int64_t)i,
+                               .kind = kinds[i],
+                               .meta = (const uint8_t *)metas[i],
+                               .meta_len = (uint16_t)strlen(metas[i]),
+                               .data = frame,
+                               .data_len = sizeof frame};
+        ck_assert_int_eq(vem_spool_append(spool, &rec), 0);
+    }
+    ck_assert_int_eq(vem_spool_flush(spool), 0);
+    vem_spool_destroy(&spool);
+}
+
+/* The file's text as vemd wrote it. */
+static void s_file(const char *text)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/%s", s_dir, VEM_INGEST_PAUSED_FILE);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A start goes on from the larger of the file's total and the newest stamp among the last
+ * VEM_INGEST_PAUSED_TAIL records' OBD frames: a crash between two rewrites of the file leaves
+ * frames spooled with more than it holds. */
+START_TEST(start_takes_the_larger_total)
+{
+    const char *metas[] = {"tcp 127.0.0.1:40001 #1", "tcp 127.0.0.1:40001 #1 ~p500",
+                           "station RSD-1 >P:X ~p99000000", /* a reading: never stamped */
+                           "tcp 127.0.0.1:40002 #2 ~p900", "tcp 127.0.0.1:40001 #1 ~p700"};
+    const uint16_t kinds[] = {VEM_SPOOL_KIND_OBD_FRAME, VEM_SPOOL_KIND_OBD_FRAME,
+                              VEM_SPOOL_KIND_RSD_READING, VEM_SPOOL_KIND_OBD_FRAME,
+                              VEM_SPOOL_KIND_OBD_FRAME};
+    s_spool(metas, kinds, 5);
+    /* no file: the frames' largest, 900 (not the last, 700; not the reading's) */
+    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 1, 6), 900);
+    s_file(" ~p700\n"); /* behind the frames */
+    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 1, 6), 900);
+    s_file(" ~p1000\n"); /* ahead of them: a pause after the last frame */
+    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 1, 6), 1000);
+    s_file("garbage\n"); /* damaged: the frames still tell */
+    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 1, 6), 900);
+    /* a trimmed spool: only records 4 and 5 are left */
+    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 4, 6), 900);
+    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 5, 6), 700);
+    /* an empty spool, and a fresh one with no file */
+    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 6, 6), 0);
+}
+END_TEST
+
+/* Only the newest VEM_INGEST_PAUSED_TAIL records are read: a stamp before them is not. */
+START_TEST(start_reads_the_spool_tail_only)
+{
+    enum { N = VEM_INGEST_PAUSED_TAIL + 1 };
+    static const char *metas[N];
+    static uint16_t kinds[N];
+    for (size_t i = 0; i < N; i++) {
+        metas[i] = i == 0 ? "tcp 127.0.0.1:40001 #1 ~p5000" : "tcp 127.0.0.1:40001 #1 ~p10";
+        kinds[i] = VEM_SPOOL_KIND_OBD_FRAME;
+    }
+    s_spool(metas, kinds, N);
+    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 1, N + 1), 10);
+    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 1, N), 5000); /* record 1 is in the last 256 */
+}
+END_TEST
+
+/* The file is replaced whole: what it held before a failed write stays. */
+START_TEST(paused_file_written_or_left_as_it_was)
+{
+    ck_assert_int_eq(vem_ingest_paused_write(s_dir, 140567000), 0);
+    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 1, 1), 140567000);
+    size_t len;
+    char path[400];
+    snprintf(path, sizeof path, "%s/%s", s_dir, VEM_INGEST_PAUSED_FILE);
+    char *text = (char *)vem_test_slurp(path, &len);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_uint_eq(len, strlen(" ~p140567000\n"));
+    ck_assert_int_eq(memcmp(text, " ~p140567000\n", len), 0);
+    free(text);
+    /* the tmp file cannot be made (a directory stands in its name; root too is refused): -1
+     * with the reason, and the file as it was */
+    char tmp[420];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    ck_assert_int_eq(mkdir(tmp, 0700), 0);
+    errno = 0;
+    ck_assert_int_eq(vem_ingest_paused_write(s_dir, 200000000), -1);
+    ck_assert_int_eq(errno, EISDIR);
+    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 1, 1), 140567000);
+    ck_assert_int_eq(rmdir(tmp), 0);
+    ck_assert_int_eq(vem_ingest_paused_write(s_dir, 200000000), 0);
+    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 1, 1), 200000000);
+    /* a directory that is gone: -1 */
+    char gone[300];
+    snprintf(gone, sizeof gone, "%s/none", s_dir);
+    errno = 0;
+    ck_assert_int_eq(vem_ingest_paused_write(gone, 1), -1);
+    ck_assert_int_eq(errno, ENOENT);
+}
+END_TEST
+
 START_TEST(route_of_a_reading)
 {
     ck_assert_str_eq(vem_ingest_route("station RSD-1 >V:LVEMTEST000000001"), "V:LVEMTEST000000001");
@@ -64,5 +195,11 @@ Suite *vem_suite_ingest_meta(void)
     tcase_add_test(tc, paused_total_seen_by_a_worker);
     tcase_add_test(tc, route_of_a_reading);
     suite_add_tcase(s, tc);
+    TCase *start = tcase_create("start");
+    tcase_add_checked_fixture(start, s_setup, s_teardown);
+    tcase_add_test(start, start_takes_the_larger_total);
+    tcase_add_test(start, start_reads_the_spool_tail_only);
+    tcase_add_test(start, paused_file_written_or_left_as_it_was);
+    suite_add_tcase(s, start);
     return s;
 }

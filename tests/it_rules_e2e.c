@@ -41,7 +41,8 @@
  *   spool_full_pause_same_verdicts  a 1 MiB spool full for 135 s (PostgreSQL stopped) with
  *                     trip_gap_min = 1: the trucks' trips go on across the pause (silence is
  *                     measured on the intake clock), so the verdicts are those of the same
- *                     fleet under a vemd that never paused
+ *                     fleet under a vemd that never paused, with the burst after the pause
+ *                     fed to the workers from the spool (queue_hwm = 10)
  *   (and vemctl explain shows a stored verdict, and refuses an unknown id)
  *
  * Expected vehicles come from vem-sim's truth ("misbehaving"), never from vemd. */
@@ -415,7 +416,9 @@ START_TEST(spool_full_pause_same_verdicts)
     vem_it_run_t b = {0};
     b.rules_opts = a.rules_opts;
     b.terminals_opts = a.terminals_opts;
-    b.pipeline_opts = a.pipeline_opts;
+    /* queues of 10 inputs: the burst after the pause outruns them, and the workers are fed
+     * from the spool, so the paused total must come back from the frames' meta text */
+    b.pipeline_opts = "sample_past_days = 36600; queue_hwm = 10;";
     b.spool_opts = "max_bytes = 1048576; segment_bytes = 65536;";
     vem_it_start(&b, "it_rules");
     pid_t sim = vem_it_run_sim_line(&b, S_PAUSE_FLEET);
@@ -452,6 +455,10 @@ START_TEST(spool_full_pause_same_verdicts)
     ck_assert_int_eq(fscanf(f, " ~p%lld", &us), 1);
     fclose(f);
     ck_assert_msg(us >= (long long)paused * 1000000, "%s holds %lld us", path, us);
+    /* frames judged after the pause came from the spool (their receipt and paused total read
+     * back from the meta text): a replay that lost the total would end every trip there */
+    ck_assert_msg(vem_it_metric_now(&b, "vem_catchup_total") >= 1,
+                  "the workers were never fed from the spool");
     /* Regression: with PostgreSQL down the daily completeness loader was started again as soon
      * as it failed, a few hundred times a second (the log held thousands of failures, most
      * of them suppressed as repeats); now again after 10, 20, 40, 80 s: at most 5 in the
