@@ -103,6 +103,7 @@ vem_rules_vehicle_t *vem_rules_vehicle_new(const char *vin, const char *plate,
     s_track_init(&self->live);
     s_track_init(&self->back);
     self->obd_newest = INT64_MIN;
+    self->last_received_open_us = INT64_MIN;
     vem_rules_rsd_init(&self->rsd);
     return self;
 }
@@ -1068,8 +1069,10 @@ unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t 
     int64_t sec[VEM_HJ1239_MAX_BLOCKS];
     vem_rules_nox_t nox[VEM_HJ1239_MAX_BLOCKS];
     size_t n = data ? s_prepare(f, prep, sec, nox) : 0;
-    if (!self->heard || received_us > self->last_received_us)
+    if (!self->heard || received_us > self->last_received_us) {
         self->last_received_us = received_us;
+        self->last_received_open_us = received_us - paused_us;
+    }
     if (f->has_time && (!self->heard || f->time * S_US > self->last_data_us))
         self->last_data_us = f->time * S_US;
     self->heard = true;
@@ -1183,7 +1186,11 @@ unsigned vem_rules_on_silence(vem_rules_vehicle_t *self, const vem_rules_config_
             s_trip_end(self, tracks[i], cfg, &out);
     vem_rules_rsd_ctx_t ctx = s_rsd_ctx(self);
     vem_rules_rsd_expire(&self->rsd, &ctx, cfg, now_us);
-    int64_t silent_us = now_us - self->last_received_us;
+    /* on the intake clock, as a trip's silence: a full spool's pause is vemd's, not the
+     * vehicle's (its frames wait in their socket) */
+    int64_t silent_us = self->last_received_open_us == INT64_MIN
+                            ? now_us - self->last_received_us
+                            : now_us - paused_us - self->last_received_open_us;
     if (!cfg->enabled[VEM_RULE_OBD_OFFLINE] || !self->heard || self->offline_fired ||
         silent_us < (int64_t)cfg->offline_hours * 3600 * S_US || !s_registered(self))
         return out.emitted;
@@ -1193,6 +1200,10 @@ unsigned vem_rules_on_silence(vem_rules_vehicle_t *self, const vem_rules_config_
     json_object_set_new(ev, "last_received_at", vem_rules_iso_json(self->last_received_us));
     json_object_set_new(ev, "last_data_at", vem_rules_iso_json(self->last_data_us));
     json_object_set_new(ev, "judged_at", vem_rules_iso_json(now_us));
+    /* the time intake was paused since the last receipt, not counted as the vehicle's */
+    json_object_set_new(
+        ev, "intake_paused_s",
+        vem_rules_real_json((double)(now_us - self->last_received_us - silent_us) / (double)S_US));
     char anchor[64];
     snprintf(anchor, sizeof anchor, "t=%" PRId64 "/silence", self->last_data_us);
     vem_rules_verdict_t v = {VEM_RULE_OBD_OFFLINE,

@@ -6,10 +6,11 @@
  * field by field (never a struct's bytes, whose padding would make two saves of one state
  * differ), and read back in the same order.
  *
- * Format, version 5, host-endian (a checkpoint is read back by the same build on the same
+ * Format, version 6, host-endian (a checkpoint is read back by the same build on the same
  * host; a byte-order probe says when it is not):
  *   "VRCK", u32 version, u32 0x01020304
- *   ids (vin, plate, plate colour: u8 length + bytes), facts, flags, receipt times, counts
+ *   ids (vin, plate, plate colour: u8 length + bytes), facts, flags, receipt times (the last
+ *     receipt, the last data time, and the last receipt on the intake clock), counts
  *   OBD snapshots: newest, VIN mismatch, the MIL runs (capacity, truncated, count, runs), the
  *     DTC set (capacity, count, codes)
  *   the live track, then the back-fill track: trip (its last receipt on the intake clock,
@@ -23,6 +24,8 @@
  *     NO exceedances
  *   u64 bytes of memory the state held
  * Older versions are still read, so an upgrade keeps the states of the previous build:
+ * version 5 is version 6 without the last receipt on the intake clock: loaded, it is not known
+ * (INT64_MIN), and obd.offline measures the silence on the wall clock until the next receipt;
  * version 4 is version 5 with a track's last receipt as the receipt time, which is the intake
  * clock of a build that never counted intake pauses (the one that writes version 5 counts
  * them from 0), so it is read as it is; a build that reads version 4 at most refuses a
@@ -59,12 +62,13 @@
 #include <string.h>
 
 #define S_MAGIC       "VRCK"
-#define S_VERSION     5u
+#define S_VERSION     6u
 #define S_VERSION_MIN 1u /* the oldest version read */
 #define S_V3          3u /* runs of MIL snapshots, chains of readings */
 #define S_V4          4u /* the fusion history keeps each second's sample key */
 /* version 5: a track's last receipt is on the intake clock (receipt less intake's paused
  * total); version 4's receipt time is the same value, since nothing paused the clock then */
+#define S_V6    6u /* the vehicle's last receipt on the intake clock too (obd.offline) */
 #define S_PROBE 0x01020304u
 /* Times beyond this many seconds from 1970 (about 35,000 years) are damage. */
 #define S_TIME_MAX_S ((int64_t)1 << 40)
@@ -74,7 +78,7 @@
  * sizes (of x86-64 and other LP64 hosts) fail the build when a struct changes, as a reminder.
  * Update them once the new member is in the format. */
 #if defined(__LP64__)
-_Static_assert(sizeof(struct vem_rules_vehicle) == 1896, "vehicle changed: update rules_ckpt");
+_Static_assert(sizeof(struct vem_rules_vehicle) == 1904, "vehicle changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_track_t) == 760, "track changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_window_t) == 376, "window changed: update rules_ckpt");
 /* (its staged kept windows are saved as kept ones, as vem_rules_window_settle appends them) */
@@ -807,6 +811,7 @@ void vem_rules_vehicle_save(const vem_rules_vehicle_t *self, uint8_t **buf, size
     s_put_u8(&w, self->offline_fired);
     s_put_i64(&w, self->last_received_us);
     s_put_i64(&w, self->last_data_us);
+    s_put_i64(&w, self->last_received_open_us);
     const vem_rules_counts_t *c = &self->counts;
     const uint64_t counts[] = {c->samples,          c->late_samples,     c->late_obd,
                                c->readings,         c->readings_invalid, c->readings_late,
@@ -934,6 +939,9 @@ static void s_get_vehicle(s_rd_t *r, vem_rules_vehicle_t *v)
     v->offline_fired = s_bool(r, "offline fired");
     v->last_received_us = s_time(r, true, false, 0, "last receipt");
     v->last_data_us = s_time(r, true, false, 0, "last data time");
+    v->last_received_open_us =
+        r->version >= S_V6 ? s_time(r, true, true, INT64_MIN, "last receipt on the intake clock")
+                           : INT64_MIN;
     vem_rules_counts_t *c = &v->counts;
     uint64_t *counts[] = {&c->samples,          &c->late_samples,     &c->late_obd,
                           &c->readings,         &c->readings_invalid, &c->readings_late,

@@ -392,6 +392,10 @@ struct vem_rules_vehicle {
     bool heard;
     bool offline_fired;
     int64_t last_received_us, last_data_us;
+    /* the intake clock of the last receipt (receipt less intake's paused total), what the
+     * silence of obd.offline is measured on; INT64_MIN: not known (a checkpoint of version 5 or
+     * older), the wall clock then, until the next receipt */
+    int64_t last_received_open_us;
     vem_rules_counts_t counts;
     vem_rules_rsd_t rsd;
     vem_rules_track_t live;

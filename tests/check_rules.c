@@ -2206,6 +2206,35 @@ START_TEST(offline_after_72_hours)
 }
 END_TEST
 
+/* obd.offline measures silence on the intake clock, as trips do: a full spool's pause is
+ * vemd's. Frames received at rx with 100 s paused before them; then intake is paused for another
+ * hour. Worked by hand: at rx + 73 h the paused total is 3700 s, so the truck was silent
+ * (rx + 73 h - 3700 s) - (rx - 100 s) = 72 h exactly: the notice, measuring 72 h, with the hour
+ * paused in its evidence; 1 us before, none. On the wall clock alone it would have come an hour
+ * early, at rx + 72 h. */
+START_TEST(offline_not_counted_while_intake_paused)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    fd.paused_us = US(100);
+    s_feed(&fd, T0, 10, s_const, &s_cruise); /* received at T0 + 9 + 1.5 s */
+    int64_t rx = US(T0 + 9) + 1500000, h = US(3600), paused = US(3700);
+    ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + 72 * h, paused, s_collect, &log), 0);
+    ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + 73 * h - 1, paused, s_collect, &log), 0);
+    ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + 73 * h, paused, s_collect, &log), 1);
+    const s_got_t *g = s_nth(&log, VEM_RULE_OBD_OFFLINE, 0);
+    ck_assert_double_eq_tol(g->measured, 72, 1e-9);
+    ck_assert_double_eq_tol(s_real(g->ev, "intake_paused_s"), 3600, 1e-9);
+    ck_assert_str_eq(s_str(g->ev, "last_received_at"), "2024-03-05T08:00:10.500+08:00");
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 /* rules.md: obd.offline is owed by a registered vehicle. A VIN the registry does not know (a
  * terminal that logged in once with a made-up VIN) is not offline 72 hours later, nor below the
  * day's completeness, and its state may go once its trip is over; the same VIN registered is.
@@ -2669,6 +2698,7 @@ Suite *vem_suite_rules(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("clock");
     tcase_add_test(tc, offline_after_72_hours);
+    tcase_add_test(tc, offline_not_counted_while_intake_paused);
     tcase_add_test(tc, offline_only_for_registered);
     tcase_add_test(tc, silence_ends_a_trip);
     tcase_add_test(tc, daily_completeness);

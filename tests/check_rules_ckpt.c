@@ -839,16 +839,16 @@ START_TEST(version_and_magic)
     vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_ptr_nonnull(v);
     vem_rules_vehicle_destroy(&v);
-    uint32_t versions[] = {0, 6};
+    uint32_t versions[] = {0, 7};
     for (int i = 0; i < 2; i++) {
         memcpy(buf + 4, &versions[i], 4);
         ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
         char want[80];
         snprintf(want, sizeof want,
-                 "rules checkpoint: version %u, this build reads versions 1 to 5", versions[i]);
+                 "rules checkpoint: version %u, this build reads versions 1 to 6", versions[i]);
         ck_assert_str_eq(err, want);
     }
-    uint32_t version = 5;
+    uint32_t version = 6;
     memcpy(buf + 4, &version, 4);
     uint32_t swapped = 0x04030201;
     memcpy(buf + 8, &swapped, 4);
@@ -857,31 +857,6 @@ START_TEST(version_and_magic)
     buf[0] = 'X';
     ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
     ck_assert(s_starts_with(err, "rules checkpoint: no \"VRCK\" magic"));
-    free(buf);
-}
-END_TEST
-
-/* Version 4 is version 5 with receipt times where version 5 has the intake clock, the same
- * values while nothing was paused: a version 4 file of a mid-trip vehicle loads as it is and
- * saves again as version 5 with every other byte the same. */
-START_TEST(version_4_loads_as_it_is)
-{
-    vem_rules_config_t cfg = s_defaults();
-    size_t len;
-    uint8_t *buf = s_checkpoint_of(s_scenario(s_sc_all), &cfg, 3, &len);
-    ck_assert_uint_eq(buf[4], 5);
-    buf[4] = 4;
-    char err[256];
-    vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
-    ck_assert_msg(v != NULL, "%s", err);
-    uint8_t *again = NULL;
-    size_t len2 = 0, cap = 0;
-    vem_rules_vehicle_save(v, &again, &len2, &cap);
-    ck_assert_uint_eq(len2, len);
-    ck_assert_uint_eq(again[4], 5);
-    ck_assert_mem_eq(again + 5, buf + 5, len - 5);
-    vem_rules_vehicle_destroy(&v);
-    free(again);
     free(buf);
 }
 END_TEST
@@ -931,13 +906,13 @@ static void s_wstr(s_bytes_t *o, const char *str)
     s_w(o, str, strlen(str));
 }
 
-/* v saves as the current version (5), and that loads to a state that saves the same bytes. */
+/* v saves as the current version (6), and that loads to a state that saves the same bytes. */
 static void s_resaves_as_current(const vem_rules_vehicle_t *v)
 {
     uint8_t *buf = NULL, *buf2 = NULL;
     size_t len = 0, cap = 0, len2 = 0, cap2 = 0;
     vem_rules_vehicle_save(v, &buf, &len, &cap);
-    ck_assert_uint_eq(buf[4], 5);
+    ck_assert_uint_eq(buf[4], 6);
     char err[256];
     vem_rules_vehicle_t *again = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_msg(again != NULL, "%s", err);
@@ -948,6 +923,113 @@ static void s_resaves_as_current(const vem_rules_vehicle_t *v)
     free(buf);
     free(buf2);
 }
+
+/* Where a checkpoint's last receipt on the intake clock is (version 6): after the header, the
+ * three ids and 43 bytes of facts, flags, last receipt and last data time. */
+static size_t s_open_receipt_at(const uint8_t *buf)
+{
+    size_t off = 12;
+    for (int i = 0; i < 3; i++)
+        off += 1 + buf[off];
+    return off + 43;
+}
+
+/* The first len bytes of a version 6 checkpoint as an older version: without the last receipt
+ * on the intake clock, which versions 1 to 5 did not have (the parts before it are the same
+ * from version 2 on). */
+static void s_older(const uint8_t *buf, size_t len, uint8_t version, s_bytes_t *o)
+{
+    size_t at = s_open_receipt_at(buf);
+    ck_assert_uint_eq(buf[4], 6);
+    ck_assert_uint_le(at + 8, len);
+    o->n = 0;
+    s_w(o, buf, at);
+    s_w(o, buf + at + 8, len - at - 8);
+    o->b[4] = version;
+}
+
+/* Version 5 is version 6 without the vehicle's last receipt on the intake clock, and version 4
+ * is version 5 with receipt times where version 5 has the intake clock (the same values while
+ * nothing was paused): a version 4 or 5 file of a mid-trip vehicle loads as it is, with that
+ * receipt not known, and saves again as version 6 with every other byte the same. */
+START_TEST(versions_4_and_5_load_as_they_are)
+{
+    vem_rules_config_t cfg = s_defaults();
+    size_t len;
+    uint8_t *buf = s_checkpoint_of(s_scenario(s_sc_all), &cfg, 3, &len);
+    size_t at = s_open_receipt_at(buf);
+    int64_t known;
+    memcpy(&known, buf + at, 8);
+    ck_assert_int_ne(known, INT64_MIN);
+    for (uint8_t version = 4; version <= 5; version++) {
+        s_bytes_t old;
+        s_older(buf, len, version, &old);
+        char err[256];
+        vem_rules_vehicle_t *v = vem_rules_vehicle_load(old.b, old.n, err, sizeof err);
+        ck_assert_msg(v != NULL, "version %u: %s", version, err);
+        ck_assert_int_eq(v->last_received_open_us, INT64_MIN);
+        uint8_t *again = NULL;
+        size_t len2 = 0, cap = 0;
+        vem_rules_vehicle_save(v, &again, &len2, &cap);
+        ck_assert_uint_eq(len2, len);
+        ck_assert_uint_eq(again[4], 6);
+        ck_assert_mem_eq(again + 5, buf + 5, at - 5);
+        int64_t unknown;
+        memcpy(&unknown, again + at, 8);
+        ck_assert_int_eq(unknown, INT64_MIN);
+        ck_assert_mem_eq(again + at + 8, buf + at + 8, len - at - 8);
+        s_resaves_as_current(v);
+        vem_rules_vehicle_destroy(&v);
+        free(again);
+    }
+    free(buf);
+}
+END_TEST
+
+/* obd.offline measures silence on the intake clock (receipt less intake's paused total). A
+ * vehicle last heard at rx, with 100 s paused before, and an hour more paused since: from a
+ * version 6 checkpoint it is silent 72 h at rx + 73 h, not at rx + 72 h; from a version 5
+ * one, whose intake clock of that receipt is not known, it is silent on the wall clock (72 h
+ * at rx + 72 h) until its next frame, after which the intake clock counts again. */
+START_TEST(version_5_offline_on_the_wall_clock)
+{
+    vem_rules_config_t cfg = s_defaults();
+    s_log_t log = {0};
+    vem_hj1239_frame_t *f = calloc(1, sizeof *f);
+    ck_assert_ptr_nonnull(f);
+    s_envelope(f, VEM_HJ1239_CMD_LOGIN, T0);
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, NULL);
+    int64_t rx = US(T0) + 1500000, h = US(3600), paused = US(3700);
+    vem_rules_on_frame(v, &cfg, f, rx, US(100), 1, s_collect, &log);
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    vem_rules_vehicle_destroy(&v);
+    s_bytes_t old;
+    s_older(buf, len, 5, &old);
+    char err[256];
+    vem_rules_vehicle_t *now = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_msg(now != NULL, "%s", err);
+    vem_rules_vehicle_t *was = vem_rules_vehicle_load(old.b, old.n, err, sizeof err);
+    ck_assert_msg(was != NULL, "%s", err);
+    ck_assert_int_eq(vem_rules_on_silence(now, &cfg, rx + 72 * h, paused, s_collect, &log), 0);
+    ck_assert_int_eq(vem_rules_on_silence(was, &cfg, rx + 72 * h - 1, paused, s_collect, &log), 0);
+    ck_assert_int_eq(vem_rules_on_silence(was, &cfg, rx + 72 * h, paused, s_collect, &log), 1);
+    ck_assert_int_eq(vem_rules_on_silence(now, &cfg, rx + 73 * h, paused, s_collect, &log), 1);
+    /* a frame at rx + 80 h, 3700 s paused before it: at rx + 153 h, 7300 s paused, the intake
+     * clock says 72 h less an hour */
+    s_envelope(f, VEM_HJ1239_CMD_LOGIN, T0 + 80 * 3600);
+    vem_rules_on_frame(was, &cfg, f, rx + 80 * h, paused, 2, s_collect, &log);
+    ck_assert_int_eq(vem_rules_on_silence(was, &cfg, rx + 152 * h, US(7300), s_collect, &log), 0);
+    ck_assert_int_eq(vem_rules_on_silence(was, &cfg, rx + 153 * h, US(7300), s_collect, &log), 1);
+    ck_assert_uint_eq(log.n, 3);
+    vem_rules_vehicle_destroy(&now);
+    vem_rules_vehicle_destroy(&was);
+    s_log_free(&log);
+    free(buf);
+    free(f);
+}
+END_TEST
 
 /* A diesel reading of PLATE from station S01, valid and inside every HJ 845 condition. */
 static void s_valid_reading(vem_rsd_reading_t *rd, const char *id, int64_t time_us, double no_ppm)
@@ -972,8 +1054,8 @@ static void s_valid_reading(vem_rsd_reading_t *rd, const char *id, int64_t time_
  * on since T0 (snapshot block 5), newest snapshot T0 + 3 d, not escalated; counts 1 .. 7; and a
  * NO chain of r1 (T0, 1600 ppm) and r2 (T0 + 1 d, 1700 ppm) after a compliant reading at
  * T0 - 1 d. The parts version 3 did not change (facts to receipt times, the two tracks) are
- * copied from a save of a fresh vehicle (version 5, which has the same bytes as version 3
- * without fusion history). */
+ * copied from a save of a fresh vehicle (version 6, which has the same bytes as version 3
+ * without fusion history, save the last receipt on the intake clock). */
 static void s_v2_checkpoint_of(s_bytes_t *o, uint32_t version, bool tie);
 
 static void s_v2_checkpoint(s_bytes_t *o, uint32_t version)
@@ -991,13 +1073,15 @@ static void s_v2_checkpoint_of(s_bytes_t *o, uint32_t version, bool tie)
     size_t len = 0, cap = 0;
     vem_rules_vehicle_save(v, &buf, &len, &cap);
     vem_rules_vehicle_destroy(&v);
-    /* version 5 of a fresh vehicle: header, ids, 43 bytes of facts to receipt times, 8 counts,
-     * newest snapshot, VIN mismatch, MIL runs (capacity 0, truncated, count 0), DTCs (0, 0),
-     * the tracks, then 26 bytes of empty roadside state and the memory held */
+    /* version 6 of a fresh vehicle: header, ids, 43 bytes of facts to receipt times, the last
+     * receipt on the intake clock (8), 8 counts, newest snapshot, VIN mismatch, MIL runs
+     * (capacity 0, truncated, count 0), DTCs (0, 0), the tracks, then 26 bytes of empty roadside
+     * state and the memory held */
     size_t facts = 12 + 1 + 17 + 1 + strlen(PLATE) + 1 + strlen("yellow");
-    size_t tracks = facts + 43 + 8 * 8 + 8 + 1 + 4 + 1 + 4 + 4 + 4;
+    size_t tracks = facts + 43 + 8 + 8 * 8 + 8 + 1 + 4 + 1 + 4 + 4 + 4;
     size_t tracks_end = len - 8 - 26;
-    ck_assert_uint_eq(buf[4], 5);
+    ck_assert_uint_eq(buf[4], 6);
+    ck_assert_uint_eq(s_open_receipt_at(buf), facts + 43);
     ck_assert_uint_lt(tracks, tracks_end);
     o->n = 0;
     s_w(o, "VRCK", 4);
@@ -1045,7 +1129,7 @@ static void s_v2_checkpoint_of(s_bytes_t *o, uint32_t version, bool tie)
 
 /* Versions 1 and 2 load, converted: the MIL episode becomes one run from its start to the
  * newest snapshot with its notice emitted, the chain a compliant reading (no ids) and the two
- * exceedances; saved again it is version 5 and loads to the same bytes. Judged on, it is what
+ * exceedances; saved again it is version 6 and loads to the same bytes. Judged on, it is what
  * it was: the next NO exceedance completes a violation on r1, r2 and it, under r1's id, with
  * the compliant reading before them. */
 START_TEST(versions_1_and_2_load_converted)
@@ -1077,7 +1161,7 @@ START_TEST(versions_1_and_2_load_converted)
         ck_assert_str_eq(ch->links[1].reading_id, "r1");
         ck_assert(ch->links[1].over && ch->links[2].over);
         ck_assert_uint_eq(vem_rules_vehicle_rsd_links(v), 2);
-        /* saved again: version 5, which loads to the same bytes */
+        /* saved again: version 6, which loads to the same bytes */
         s_resaves_as_current(v);
         /* judged on */
         vem_rules_config_t cfg = s_defaults();
@@ -1105,7 +1189,7 @@ END_TEST
 /* Version 3 kept a second of fusion history as its raw NOx (a u16) without the key of its
  * sample. A vehicle with ten seconds of it (T0 + 1 .. T0 + 10, 100 ppm: raw (100 + 200) / 0.05
  * = 6000, none at T0 + 4) loads with the keys unknown and the memory of the new form (4 bytes a
- * second); saved again it is version 5 and loads to the same bytes. A reading at T0 + 5.25 of
+ * second); saved again it is version 6 and loads to the same bytes. A reading at T0 + 5.25 of
  * 1800 ppm NO is matched at T0 + 5: the notice names the sample by its time alone. A slot that
  * is no NOx value (0xFB00, above 0xFAFF) is refused, as is a memory held one byte off. */
 START_TEST(version_3_fusion_history_loads_without_keys)
@@ -1117,11 +1201,10 @@ START_TEST(version_3_fusion_history_loads_without_keys)
     vem_rules_vehicle_save(fresh, &buf, &len, &cap);
     vem_rules_vehicle_destroy(&fresh);
     for (int damaged = 0; damaged < 3; damaged++) {
-        /* everything up to the empty roadside state (26 bytes) and the memory held (8) */
+        /* everything up to the empty roadside state (26 bytes) and the memory held (8), without
+         * version 6's last receipt on the intake clock */
         s_bytes_t old;
-        old.n = 0;
-        s_w(&old, buf, len - 26 - 8);
-        old.b[4] = 3;
+        s_older(buf, len - 26 - 8, 3, &old);
         for (int p = 0; p < 5; p++)
             s_w8(&old, 0); /* no chains */
         s_w32(&old, 10);   /* fusion history: slots, head, newest, the slots oldest first */
@@ -1372,7 +1455,8 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, every_truncation_is_refused);
     tcase_add_test(tc, version_and_magic);
-    tcase_add_test(tc, version_4_loads_as_it_is);
+    tcase_add_test(tc, versions_4_and_5_load_as_they_are);
+    tcase_add_test(tc, version_5_offline_on_the_wall_clock);
     tcase_add_test(tc, versions_1_and_2_load_converted);
     tcase_add_test(tc, version_2_chain_with_readings_of_one_time);
     tcase_add_test(tc, version_3_fusion_history_loads_without_keys);
