@@ -538,9 +538,11 @@ int vem_ingest_paused_write(const char *dir, int64_t total)
 }
 
 /* Writes the paused total to the spool directory's file when it changed: once a second from
- * the loop (a pause in progress counted up to now, so a crash loses at most a second of it)
- * and at stop. A failure is logged and tried again a second later; a start still takes the
- * spooled frames' stamps, never below what the file held when they were read. */
+ * the loop (a pause in progress counted up to now, so a crash loses at most a second of it;
+ * not while a spool flush fails, when the disk would likely refuse it too, so a crash then
+ * loses the pause since the flush began failing) and at stop. A failure is logged and tried again a
+ * second later; a start still takes the spooled frames' stamps, never below what the file held when
+ * they were read. */
 static void s_paused_save(vem_ingest_t *in)
 {
     int64_t total = vem_ingest_paused_us(in);

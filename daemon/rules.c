@@ -1187,10 +1187,13 @@ unsigned vem_rules_on_silence(vem_rules_vehicle_t *self, const vem_rules_config_
     vem_rules_rsd_ctx_t ctx = s_rsd_ctx(self);
     vem_rules_rsd_expire(&self->rsd, &ctx, cfg, now_us);
     /* on the intake clock, as a trip's silence: a full spool's pause is vemd's, not the
-     * vehicle's (its frames wait in their socket) */
-    int64_t silent_us = self->last_received_open_us == INT64_MIN
-                            ? now_us - self->last_received_us
-                            : now_us - paused_us - self->last_received_open_us;
+     * vehicle's (its frames wait in their socket); never more than the wall clock says (a
+     * paused total that went back, its file lost, is no silence of the vehicle's) */
+    int64_t silent_us = now_us - self->last_received_us;
+    if (self->last_received_open_us != INT64_MIN) {
+        int64_t open_us = now_us - paused_us - self->last_received_open_us;
+        silent_us = open_us < silent_us ? open_us : silent_us;
+    }
     if (!cfg->enabled[VEM_RULE_OBD_OFFLINE] || !self->heard || self->offline_fired ||
         silent_us < (int64_t)cfg->offline_hours * 3600 * S_US || !s_registered(self))
         return out.emitted;

@@ -333,8 +333,9 @@ size_t vem_rules_vehicle_rsd_links(const vem_rules_vehicle_t *self);
 /* The clock's turn, now_us the wall clock and paused_us intake's paused total then (see
  * vem_rules_on_frame): ends trips with nothing received for twice trip_gap_min on the intake
  * clock (judging them as the next sample would), and emits obd.offline when nothing was
- * received for offline_hours of wall clock (once per silence). Returns the number of verdicts
- * emitted. */
+ * received for offline_hours on the intake clock too (never more than the wall clock says;
+ * the wall clock alone for a vehicle whose last receipt came from a version 5 checkpoint), once
+ * per silence. Returns the number of verdicts emitted. */
 unsigned vem_rules_on_silence(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
                               int64_t now_us, int64_t paused_us, vem_rules_emit_fn emit, void *arg);
 

@@ -122,7 +122,12 @@ START_TEST(start_takes_the_larger_total)
     /* a trimmed spool: only records 4 and 5 are left */
     ck_assert_int_eq(vem_ingest_paused_load(s_dir, 4, 6), 900);
     ck_assert_int_eq(vem_ingest_paused_load(s_dir, 5, 6), 700);
-    /* an empty spool, and a fresh one with no file */
+    /* an empty spool (all of it trimmed): the file alone, or 0 without one */
+    s_file(" ~p1000\n");
+    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 6, 6), 1000);
+    char path[400];
+    snprintf(path, sizeof path, "%s/%s", s_dir, VEM_INGEST_PAUSED_FILE);
+    ck_assert_int_eq(unlink(path), 0);
     ck_assert_int_eq(vem_ingest_paused_load(s_dir, 6, 6), 0);
 }
 END_TEST

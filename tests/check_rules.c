@@ -2229,6 +2229,20 @@ START_TEST(offline_not_counted_while_intake_paused)
     ck_assert_double_eq_tol(g->measured, 72, 1e-9);
     ck_assert_double_eq_tol(s_real(g->ev, "intake_paused_s"), 3600, 1e-9);
     ck_assert_str_eq(s_str(g->ev, "last_received_at"), "2024-03-05T08:00:10.500+08:00");
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+    /* a paused total that went back (3700 s when the frames came, 100 s at the sweep, its file
+     * lost): the intake clock would say 73 h at rx + 72 h; the wall clock's 72 h counts, and
+     * nothing paused */
+    v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    s_feed_init(&fd, v, &cfg, &log);
+    fd.paused_us = paused;
+    s_feed(&fd, T0, 10, s_const, &s_cruise);
+    ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + 72 * h - 1, US(100), s_collect, &log), 0);
+    ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + 72 * h, US(100), s_collect, &log), 1);
+    g = s_nth(&log, VEM_RULE_OBD_OFFLINE, 1);
+    ck_assert_double_eq_tol(g->measured, 72, 1e-9);
+    ck_assert_double_eq_tol(s_real(g->ev, "intake_paused_s"), 0, 1e-9);
     s_log_free(&log);
     s_feed_free(&fd);
     vem_rules_vehicle_destroy(&v);

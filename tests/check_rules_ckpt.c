@@ -1016,8 +1016,8 @@ START_TEST(version_5_offline_on_the_wall_clock)
     ck_assert_int_eq(vem_rules_on_silence(was, &cfg, rx + 72 * h - 1, paused, s_collect, &log), 0);
     ck_assert_int_eq(vem_rules_on_silence(was, &cfg, rx + 72 * h, paused, s_collect, &log), 1);
     ck_assert_int_eq(vem_rules_on_silence(now, &cfg, rx + 73 * h, paused, s_collect, &log), 1);
-    /* a frame at rx + 80 h, 3700 s paused before it: at rx + 153 h, 7300 s paused, the intake
-     * clock says 72 h less an hour */
+    /* a frame at rx + 80 h, 3700 s paused before it, then an hour more paused: on the intake
+     * clock 71 h at rx + 152 h, 72 h at rx + 153 h */
     s_envelope(f, VEM_HJ1239_CMD_LOGIN, T0 + 80 * 3600);
     vem_rules_on_frame(was, &cfg, f, rx + 80 * h, paused, 2, s_collect, &log);
     ck_assert_int_eq(vem_rules_on_silence(was, &cfg, rx + 152 * h, US(7300), s_collect, &log), 0);

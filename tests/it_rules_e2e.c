@@ -458,7 +458,7 @@ START_TEST(spool_full_pause_same_verdicts)
     /* frames judged after the pause came from the spool (their receipt and paused total read
      * back from the meta text): a replay that lost the total would end every trip there */
     ck_assert_msg(vem_it_metric_now(&b, "vem_catchup_total") >= 1,
-                  "the workers were never fed from the spool");
+                  "the workers were never fed from the spool in this run");
     /* Regression: with PostgreSQL down the daily completeness loader was started again as soon
      * as it failed, a few hundred times a second (the log held thousands of failures, most
      * of them suppressed as repeats); now again after 10, 20, 40, 80 s: at most 5 in the
