@@ -372,8 +372,8 @@ static void s_register(vem_ingest_t *in, vem_metrics_t *m)
                                        "1 while the spool is full and intake is paused.", NULL);
     in->paused_gauge = vem_metrics_gauge(
         m, "vem_intake_paused_seconds",
-        "Seconds intake has been paused in all (spool full, a failing flush, a stalled drain), "
-        "since the spool began, up to the end of the last pause.",
+        "Seconds intake has been paused in all (spool full, a failing flush, a stalled drain, "
+        "vemd stopped), since the spool began, up to the end of the last pause.",
         NULL);
     const char *q[] = {"stage", "settle", NULL}, *fw[] = {"stage", "forward", NULL},
                *ck[] = {"stage", "checkpoint", NULL};
@@ -481,14 +481,21 @@ int64_t vem_ingest_paused_us(const vem_ingest_t *in)
     return in->paused_us + (in->closed_since_ms ? (vem_mono_ms() - in->closed_since_ms) * 1000 : 0);
 }
 
-int64_t vem_ingest_meta_paused(const char *meta)
+/* The number after mark in text, 0 without one or when it is not from 0 to max. */
+static int64_t s_marked(const char *text, const char *mark, int64_t max)
 {
-    const char *p = strstr(meta, " ~p");
-    if (!p || p[3] < '0' || p[3] > '9')
+    const char *p = strstr(text, mark);
+    size_t n = strlen(mark);
+    if (!p || p[n] < '0' || p[n] > '9')
         return 0;
     errno = 0;
-    long long us = strtoll(p + 3, NULL, 10);
-    return errno == 0 && us <= VEM_INGEST_PAUSED_MAX ? us : 0;
+    long long v = strtoll(p + n, NULL, 10);
+    return errno == 0 && v <= max ? v : 0;
+}
+
+int64_t vem_ingest_meta_paused(const char *meta)
+{
+    return s_marked(meta, " ~p", VEM_INGEST_PAUSED_MAX);
 }
 
 int64_t vem_ingest_paused_now(const _Atomic int64_t *paused_us, const _Atomic int64_t *closed_at_us,
@@ -499,16 +506,19 @@ int64_t vem_ingest_paused_now(const _Atomic int64_t *paused_us, const _Atomic in
     return closed_at && now_us - closed_at > total ? now_us - closed_at : total;
 }
 
-int64_t vem_ingest_paused_load(const char *dir, uint64_t first, uint64_t next)
+void vem_ingest_paused_load(const char *dir, uint64_t first, uint64_t next,
+                            vem_ingest_paused_t *out)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, VEM_INGEST_PAUSED_FILE);
-    int64_t total = 0;
+    out->total_us = out->alive_us = 0;
     FILE *f = fopen(path, "r");
     if (f) {
-        char line[32] = ""; /* " ~p<us>", as a frame's meta carries it */
-        if (fgets(line, sizeof line, f))
-            total = vem_ingest_meta_paused(line);
+        char line[64] = ""; /* " ~p<us> ~a<us>"; a build before 2026-12 wrote " ~p<us>" */
+        if (fgets(line, sizeof line, f)) {
+            out->total_us = vem_ingest_meta_paused(line);
+            out->alive_us = s_marked(line, " ~a", INT64_MAX);
+        }
         fclose(f);
     }
     char err[300];
@@ -516,48 +526,61 @@ int64_t vem_ingest_paused_load(const char *dir, uint64_t first, uint64_t next)
     vem_spool_reader_t *r = next > first ? vem_spool_reader_new(dir, from, err, sizeof err) : NULL;
     vem_spool_rec_t rec;
     while (r && vem_spool_reader_next(r, next - 1, &rec) > VEM_SPOOL_READ_END) {
+        if (rec.received_us > out->alive_us)
+            out->alive_us = rec.received_us;
         if (rec.kind != VEM_SPOOL_KIND_OBD_FRAME)
             continue;
         char meta[VEM_INGEST_META_MAX];
         vem_ingest_meta_text(&rec, meta);
         int64_t stamp = vem_ingest_meta_paused(meta);
-        if (stamp > total)
-            total = stamp;
+        if (stamp > out->total_us)
+            out->total_us = stamp;
     }
     vem_spool_reader_destroy(&r);
-    return total;
 }
 
-int vem_ingest_paused_write(const char *dir, int64_t total)
+int64_t vem_ingest_paused_after_downtime(const vem_ingest_paused_t *p, int64_t now_us)
 {
-    char path[4096], tmp[4100], text[32];
+    int64_t down = p->alive_us > 0 && now_us > p->alive_us ? now_us - p->alive_us : 0;
+    return down > VEM_INGEST_PAUSED_MAX - p->total_us ? VEM_INGEST_PAUSED_MAX : p->total_us + down;
+}
+
+int vem_ingest_paused_write(const char *dir, const vem_ingest_paused_t *p)
+{
+    char path[4096], tmp[4100], text[64];
     snprintf(path, sizeof path, "%s/%s", dir, VEM_INGEST_PAUSED_FILE);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int len = snprintf(text, sizeof text, " ~p%lld\n", (long long)total);
+    int len = snprintf(text, sizeof text, " ~p%lld ~a%lld\n", (long long)p->total_us,
+                       (long long)p->alive_us);
     return vem_fileio_replace(dir, tmp, path, (const uint8_t *)text, (size_t)len);
 }
 
-/* Writes the paused total to the spool directory's file when it changed: once a second from
- * the loop (a pause in progress counted up to now, so a crash loses at most a second of it;
- * not while a spool flush fails, when the disk would likely refuse it too, so a crash then
- * loses the pause since the flush began failing) and at stop. A failure is logged and tried again a
- * second later; a start still takes the spooled frames' stamps, never below what the file held when
- * they were read. */
-static void s_paused_save(vem_ingest_t *in)
+/* Writes the paused total, and now as the time vemd was last known running, to the spool
+ * directory's file: once a second from the loop when the total changed (a pause in progress
+ * counted up to now, so a crash loses at most a second of it) or VEM_INGEST_ALIVE_EVERY_S went
+ * by, and always at stop. Not while a spool flush fails, when the disk would likely refuse it
+ * too: a crash then counts the pause since the flush began failing as downtime, which the next
+ * start counts as paused all the same. A failure is logged and tried again a second later; a
+ * start still takes the spooled frames' stamps, never below what the file held when they were
+ * read. */
+static void s_paused_save(vem_ingest_t *in, bool always)
 {
-    int64_t total = vem_ingest_paused_us(in);
-    if (total == in->paused_saved_us)
+    vem_ingest_paused_t p = {vem_ingest_paused_us(in), vem_now_us()};
+    if (!always && p.total_us == in->paused_saved_us &&
+        p.alive_us - in->alive_saved_us < VEM_INGEST_ALIVE_EVERY_S * 1000000LL)
         return;
-    if (vem_ingest_paused_write(in->args->spool_dir, total) != 0)
+    if (vem_ingest_paused_write(in->args->spool_dir, &p) != 0) {
         vem_log(VEM_LOG_WARNING, "ingest", "cannot write %s/%s: %s", in->args->spool_dir,
                 VEM_INGEST_PAUSED_FILE, strerror(errno));
-    else
-        in->paused_saved_us = total;
+    } else {
+        in->paused_saved_us = p.total_us;
+        in->alive_saved_us = p.alive_us;
+    }
 }
 
 /* Runs or stops the intake clock (vem_ingest_open_ms) as intake opens or closes, and counts
- * the pauses: from intake's first opening on, every time it is closed (a start with the spool
- * full is the downtime's, as a stopped vemd's is). */
+ * the pauses: every time it is closed, from the start on (the downtime before it is counted at
+ * start, vem_ingest_paused_after_downtime). */
 static void s_set_open(vem_ingest_t *in, bool open)
 {
     if (!open && in->open_since_ms) {
@@ -643,9 +666,20 @@ void vem_ingest_actor(void *pipe, void *args_)
         return;
     }
     s_register(&in, a->metrics);
-    in.paused_us = in.paused_saved_us = vem_ingest_paused_load(a->spool_dir, first, next);
+    vem_ingest_paused_t saved;
+    vem_ingest_paused_load(a->spool_dir, first, next, &saved);
+    int64_t now = vem_now_us();
+    in.paused_us = vem_ingest_paused_after_downtime(&saved, now);
+    in.paused_saved_us = saved.total_us;
+    in.alive_saved_us = saved.alive_us;
+    if (in.paused_us > saved.total_us)
+        vem_log(VEM_LOG_NOTICE, "ingest",
+                "vemd was stopped for %.0f s: counted as paused (no vehicle's silence)",
+                (double)(in.paused_us - saved.total_us) / 1e6);
+    /* intake is closed until the loop opens it: that counts too (a start with the spool full) */
+    in.closed_since_ms = vem_mono_ms();
     atomic_store(&a->paused_us, in.paused_us);
-    atomic_store(&a->closed_at_us, 0);
+    atomic_store(&a->closed_at_us, now - in.paused_us);
     vem_gauge_set(in.paused_gauge, in.paused_us / 1000000);
     atomic_store(&a->listening, true);
     vem_actor_ready(pipe, NULL);
@@ -724,7 +758,8 @@ void vem_ingest_actor(void *pipe, void *args_)
             vem_ingest_sweep_idle(
                 &in); /* (closes only what needs no spool room while a flush fails) */
             if (!in.flush_failed)
-                s_paused_save(&in); /* at most one fsync a second, even at a spool hovering full */
+                s_paused_save(&in, false); /* at most one fsync a second, even at a spool
+                                              hovering full */
             next_sweep = vem_now_us() + 1000000;
         }
     }
@@ -739,6 +774,7 @@ void vem_ingest_actor(void *pipe, void *args_)
                 in.nstaged);
     if (!in.live)
         vem_ingest_catch_up(&in);
-    s_paused_save(&in); /* a pause in progress counts up to the stop */
+    s_paused_save(&in, true); /* a pause in progress counts up to the stop, and the downtime
+                                 the next start counts begins here */
     s_teardown(&in);
 }

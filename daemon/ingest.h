@@ -98,10 +98,10 @@ typedef struct {
     atomic_bool spool_ok;    /* the last spool flush succeeded */
     atomic_bool spool_full;  /* intake paused for want of spool room */
     /* Microseconds intake has been paused in all (spool full, a failing flush, a stalled
-     * drain: nothing read while the trucks' data waits in their sockets), since the spool
-     * began, up to the end of the last pause. Kept in the spool directory (intake-paused)
-     * across restarts, and with every frame in the spool (" ~p" in its meta text): the rules
-     * measure a truck's silence less it (vem_rules_on_frame). */
+     * drain: nothing read while the trucks' data waits in their sockets; and vemd stopped,
+     * counted at the next start), since the spool began, up to the end of the last pause. Kept in
+     * the spool directory (intake-paused) across restarts, and with every frame in the spool (" ~p"
+     * in its meta text): the rules measure a truck's silence less it (vem_rules_on_frame). */
     _Atomic int64_t paused_us;
     /* While intake is paused: the intake clock (wall microseconds less the paused total) when
      * the pause began, which stands still until it ends; 0 while intake reads. Set before, and

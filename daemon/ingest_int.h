@@ -124,6 +124,7 @@ typedef struct {
     int64_t paused_us;           /* intake's paused total before the pause in progress ... */
     int64_t closed_since_ms;     /* ... which began then (monotonic); 0: none */
     int64_t paused_saved_us;     /* the total intake-paused holds */
+    int64_t alive_saved_us;      /* the time it says vemd was last known running (wall clock) */
     vem_gauge_t *paused_gauge;   /* vem_intake_paused_seconds */
     double act_tokens;           /* activations that may be judged now (a bucket of one second) */
     int64_t act_fill_ms;         /* when it was last filled */
@@ -185,16 +186,34 @@ int64_t vem_ingest_paused_us(const vem_ingest_t *in);
 /* Spool records whose stamps a start reads for the paused total (the newest ones). */
 #define VEM_INGEST_PAUSED_TAIL 256
 
-/* The paused total to go on from at start, for the spool in dir holding records first ..
- * next - 1: the larger of VEM_INGEST_PAUSED_FILE's and the newest stamp an OBD frame among the
- * last VEM_INGEST_PAUSED_TAIL records carries (a file that is missing, damaged or behind, say
- * after a crash between its rewrites, gives way to the frames). Never less than a spooled frame
- * says, or a replay and the live run after it would measure one silence two ways. */
-int64_t vem_ingest_paused_load(const char *dir, uint64_t first, uint64_t next);
+/* Seconds between rewrites of VEM_INGEST_PAUSED_FILE while the total stands still: how far
+ * behind its "alive" time may be when vemd dies without a stop. */
+#define VEM_INGEST_ALIVE_EVERY_S 10
 
-/* Replaces VEM_INGEST_PAUSED_FILE in dir with total, durably (vem_fileio_replace): 0, or -1
- * with errno and the old file as it was. */
-int vem_ingest_paused_write(const char *dir, int64_t total);
+/* What a start goes on from. */
+typedef struct {
+    int64_t total_us; /* the paused total */
+    int64_t alive_us; /* wall clock when vemd was last known running, 0: not known */
+} vem_ingest_paused_t;
+
+/* The paused state of the spool in dir holding records first .. next - 1. The total: the larger
+ * of VEM_INGEST_PAUSED_FILE's (" ~p<us>") and the newest stamp an OBD frame among the last
+ * VEM_INGEST_PAUSED_TAIL records carries (a file that is missing, damaged or behind, say after
+ * a crash between its rewrites, gives way to the frames); never less than a spooled frame says,
+ * or a replay and the live run after it would measure one silence two ways. Alive: the larger
+ * of the file's (" ~a<us>", rewritten at stop and at least every VEM_INGEST_ALIVE_EVERY_S) and
+ * the newest receipt among those records. */
+void vem_ingest_paused_load(const char *dir, uint64_t first, uint64_t next,
+                            vem_ingest_paused_t *out);
+
+/* The paused total a start at now_us goes on with: the downtime since p->alive_us counts as
+ * paused (nothing could be read, so it is no vehicle's silence); none when alive is not known
+ * or not before now (a clock set back). */
+int64_t vem_ingest_paused_after_downtime(const vem_ingest_paused_t *p, int64_t now_us);
+
+/* Replaces VEM_INGEST_PAUSED_FILE in dir with p, durably (vem_fileio_replace): 0, or -1 with
+ * errno and the old file as it was. */
+int vem_ingest_paused_write(const char *dir, const vem_ingest_paused_t *p);
 
 /* Hands a message to worker w without waiting; false (message kept) when its queue is full. */
 bool vem_ingest_forward(vem_ingest_t *in, zmq_msg_t *msg, unsigned w, uint64_t seq, uint32_t nseqs);

@@ -256,9 +256,9 @@ void vem_rules_id(vem_rule_t rule, const char *vehicle_key, const char *anchor,
  * re-sent (0x03) frames, login/logout (trip boundaries), removal alarms (0x06); other
  * commands are ignored. received_us is the receipt time, spool_seq the input's spool seq.
  * paused_us is how long vemd's intake had been paused before it read the input (spool full, a
- * failing flush: vem_ingest_args_t's paused_us, kept with each frame in the spool), so that silence
- * is measured on the intake clock, received_us - paused_us: a pause of vemd's own making is
- * no silence of the truck's, and ends no trip, live or in a replay. Returns the number of
+ * failing flush, vemd stopped: vem_ingest_args_t's paused_us, kept with each frame in the spool),
+ * so that silence is measured on the intake clock, received_us - paused_us: a pause of vemd's own
+ * making is no silence of the truck's, and ends no trip, live or in a replay. Returns the number of
  * verdicts emitted. */
 unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
                             const vem_hj1239_frame_t *f, int64_t received_us, int64_t paused_us,

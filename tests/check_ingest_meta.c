@@ -2,8 +2,8 @@
  * on a frame's spool meta text (" ~p<us>", written only once intake has been paused, so a
  * spool of an earlier version reads as never paused), the paused total a worker's silence
  * sweep sees, the total a start goes on from (the spool directory's file against the spooled
- * frames' stamps), and a roadside reading's route (" >V:" or " >P:"). Expected values are the
- * texts' own digits and ids, and sums worked by hand. */
+ * frames' stamps, and the downtime since vemd last ran), and a roadside reading's route (" >V:" or
+ * " >P:"). Expected values are the texts' own digits and ids, and sums worked by hand. */
 #include "ingest_int.h"
 #include "testutil.h"
 
@@ -99,6 +99,28 @@ static void s_file(const char *text)
     fclose(f);
 }
 
+/* The paused total a start in s_dir reads, records first .. next - 1 in the spool. */
+static int64_t s_total(uint64_t first, uint64_t next)
+{
+    vem_ingest_paused_t p = {-1, -1};
+    vem_ingest_paused_load(s_dir, first, next, &p);
+    return p.total_us;
+}
+
+/* ... and the time it takes vemd for last running. */
+static int64_t s_alive(uint64_t first, uint64_t next)
+{
+    vem_ingest_paused_t p = {-1, -1};
+    vem_ingest_paused_load(s_dir, first, next, &p);
+    return p.alive_us;
+}
+
+static int s_write(const char *dir, int64_t total_us, int64_t alive_us)
+{
+    vem_ingest_paused_t p = {total_us, alive_us};
+    return vem_ingest_paused_write(dir, &p);
+}
+
 /* A start goes on from the larger of the file's total and the newest stamp among the last
  * VEM_INGEST_PAUSED_TAIL records' OBD frames: a crash between two rewrites of the file leaves
  * frames spooled with more than it holds. */
@@ -112,23 +134,31 @@ START_TEST(start_takes_the_larger_total)
                               VEM_SPOOL_KIND_OBD_FRAME};
     s_spool(metas, kinds, 5);
     /* no file: the frames' largest, 900 (not the last, 700; not the reading's) */
-    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 1, 6), 900);
-    s_file(" ~p700\n"); /* behind the frames */
-    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 1, 6), 900);
+    ck_assert_int_eq(s_total(1, 6), 900);
+    /* the newest receipt says when vemd last ran: record 5's */
+    ck_assert_int_eq(s_alive(1, 6), 1700000000000004);
+    s_file(" ~p700\n"); /* behind the frames (and written before the file had " ~a") */
+    ck_assert_int_eq(s_total(1, 6), 900);
+    ck_assert_int_eq(s_alive(1, 6), 1700000000000004);
+    s_file(" ~p700 ~a1700000000000100\n"); /* running 96 us after the last input */
+    ck_assert_int_eq(s_alive(1, 6), 1700000000000100);
+    s_file(" ~p700 ~a1700000000000003\n"); /* an input came after the file's last rewrite */
+    ck_assert_int_eq(s_alive(1, 6), 1700000000000004);
     s_file(" ~p1000\n"); /* ahead of them: a pause after the last frame */
-    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 1, 6), 1000);
+    ck_assert_int_eq(s_total(1, 6), 1000);
     s_file("garbage\n"); /* damaged: the frames still tell */
-    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 1, 6), 900);
+    ck_assert_int_eq(s_total(1, 6), 900);
     /* a trimmed spool: only records 4 and 5 are left */
-    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 4, 6), 900);
-    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 5, 6), 700);
+    ck_assert_int_eq(s_total(4, 6), 900);
+    ck_assert_int_eq(s_total(5, 6), 700);
     /* an empty spool (all of it trimmed): the file alone, or 0 without one */
     s_file(" ~p1000\n");
-    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 6, 6), 1000);
+    ck_assert_int_eq(s_total(6, 6), 1000);
     char path[400];
     snprintf(path, sizeof path, "%s/%s", s_dir, VEM_INGEST_PAUSED_FILE);
     ck_assert_int_eq(unlink(path), 0);
-    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 6, 6), 0);
+    ck_assert_int_eq(s_total(6, 6), 0);
+    ck_assert_int_eq(s_alive(6, 6), 0); /* a first start: no downtime to count */
 }
 END_TEST
 
@@ -143,23 +173,25 @@ START_TEST(start_reads_the_spool_tail_only)
         kinds[i] = VEM_SPOOL_KIND_OBD_FRAME;
     }
     s_spool(metas, kinds, N);
-    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 1, N + 1), 10);
-    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 1, N), 5000); /* record 1 is in the last 256 */
+    ck_assert_int_eq(s_total(1, N + 1), 10);
+    ck_assert_int_eq(s_total(1, N), 5000); /* record 1 is in the last 256 */
 }
 END_TEST
 
 /* The file is replaced whole: what it held before a failed write stays. */
 START_TEST(paused_file_written_or_left_as_it_was)
 {
-    ck_assert_int_eq(vem_ingest_paused_write(s_dir, 140567000), 0);
-    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 1, 1), 140567000);
+    ck_assert_int_eq(s_write(s_dir, 140567000, 1764547200000000), 0);
+    ck_assert_int_eq(s_total(1, 1), 140567000);
+    ck_assert_int_eq(s_alive(1, 1), 1764547200000000);
     size_t len;
     char path[400];
     snprintf(path, sizeof path, "%s/%s", s_dir, VEM_INGEST_PAUSED_FILE);
     char *text = (char *)vem_test_slurp(path, &len);
     ck_assert_ptr_nonnull(text);
-    ck_assert_uint_eq(len, strlen(" ~p140567000\n"));
-    ck_assert_int_eq(memcmp(text, " ~p140567000\n", len), 0);
+    const char *want = " ~p140567000 ~a1764547200000000\n";
+    ck_assert_uint_eq(len, strlen(want));
+    ck_assert_int_eq(memcmp(text, want, len), 0);
     free(text);
     /* the tmp file cannot be made (a directory stands in its name; root too is refused): -1
      * with the reason, and the file as it was */
@@ -167,18 +199,37 @@ START_TEST(paused_file_written_or_left_as_it_was)
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     ck_assert_int_eq(mkdir(tmp, 0700), 0);
     errno = 0;
-    ck_assert_int_eq(vem_ingest_paused_write(s_dir, 200000000), -1);
+    ck_assert_int_eq(s_write(s_dir, 200000000, 1764547201000000), -1);
     ck_assert_int_eq(errno, EISDIR);
-    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 1, 1), 140567000);
+    ck_assert_int_eq(s_total(1, 1), 140567000);
     ck_assert_int_eq(rmdir(tmp), 0);
-    ck_assert_int_eq(vem_ingest_paused_write(s_dir, 200000000), 0);
-    ck_assert_int_eq(vem_ingest_paused_load(s_dir, 1, 1), 200000000);
+    ck_assert_int_eq(s_write(s_dir, 200000000, 1764547201000000), 0);
+    ck_assert_int_eq(s_total(1, 1), 200000000);
+    ck_assert_int_eq(s_alive(1, 1), 1764547201000000);
     /* a directory that is gone: -1 */
     char gone[300];
     snprintf(gone, sizeof gone, "%s/none", s_dir);
     errno = 0;
-    ck_assert_int_eq(vem_ingest_paused_write(gone, 1), -1);
+    ck_assert_int_eq(s_write(gone, 1, 1), -1);
     ck_assert_int_eq(errno, ENOENT);
+}
+END_TEST
+
+/* A stopped vemd read nothing, so its downtime is no vehicle's silence: a start counts it as
+ * paused. Worked by hand: 500 us paused, last running at 1,000,000 us, started at 4,000,000 us:
+ * 3,000,000 us of downtime, 3,000,500 in all. */
+START_TEST(downtime_counts_as_paused)
+{
+    vem_ingest_paused_t p = {500, 1000000};
+    ck_assert_int_eq(vem_ingest_paused_after_downtime(&p, 4000000), 3000500);
+    ck_assert_int_eq(vem_ingest_paused_after_downtime(&p, 1000000), 500);
+    ck_assert_int_eq(vem_ingest_paused_after_downtime(&p, 999999), 500); /* a clock set back */
+    p.alive_us = 0; /* a first start, or a spool of a build that kept no time */
+    ck_assert_int_eq(vem_ingest_paused_after_downtime(&p, 4000000), 500);
+    /* never past VEM_INGEST_PAUSED_MAX, which a stamp may carry */
+    p = (vem_ingest_paused_t){VEM_INGEST_PAUSED_MAX - 10, 1000000};
+    ck_assert_int_eq(vem_ingest_paused_after_downtime(&p, 1000009), VEM_INGEST_PAUSED_MAX - 1);
+    ck_assert_int_eq(vem_ingest_paused_after_downtime(&p, 1000100), VEM_INGEST_PAUSED_MAX);
 }
 END_TEST
 
@@ -199,6 +250,7 @@ Suite *vem_suite_ingest_meta(void)
     tcase_add_test(tc, paused_total_of_a_frame);
     tcase_add_test(tc, paused_total_seen_by_a_worker);
     tcase_add_test(tc, route_of_a_reading);
+    tcase_add_test(tc, downtime_counts_as_paused);
     suite_add_tcase(s, tc);
     TCase *start = tcase_create("start");
     tcase_add_checked_fixture(start, s_setup, s_teardown);

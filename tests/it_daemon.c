@@ -27,6 +27,7 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -515,6 +516,73 @@ START_TEST(log_burst_applied_on_reload)
 }
 END_TEST
 
+/* SPOOL_DIR/intake-paused of r: the paused total and the time vemd was last known running. */
+static void s_paused_file(const vem_it_run_t *r, long long *total_us, long long *alive_us)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/spool/intake-paused", r->dir);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "no %s", path);
+    ck_assert_int_eq(fscanf(f, " ~p%lld ~a%lld", total_us, alive_us), 2);
+    fclose(f);
+}
+
+static long long s_wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* A stopped vemd reads nothing, so its downtime is no vehicle's silence (no trip ends, no truck
+ * is offline for it): the next start counts it as paused. Stopped (SIGTERM) for 3 s: the stop
+ * wrote when it ran to the spool directory, and the start adds from there to its own time,
+ * at least the 3 s and no more than the file's time to the check. Killed (SIGKILL) and started
+ * 3 s later: the file's time is at most VEM_INGEST_ALIVE_EVERY_S (10 s) old, so the total grows
+ * by at least the 3 s and at most 3 + 10 s and the launch. */
+START_TEST(downtime_counts_as_paused)
+{
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_daemon");
+    vem_it_halt(&r);
+    long long total0, alive0, total1, alive1;
+    s_paused_file(&r, &total0, &alive0);
+    long long stopped = s_wall_us();
+    ck_assert_msg(alive0 <= stopped && alive0 > stopped - 5000000, "alive %lld, stopped %lld",
+                  alive0, stopped);
+    vem_it_sleep(3);
+    vem_it_launch(&r);
+    double paused = vem_it_metric_now(&r, "vem_intake_paused_seconds");
+    long long checked = s_wall_us();
+    ck_assert_msg(paused * 1e6 >= (double)total0 + 3e6 - 1e6 &&
+                      paused * 1e6 <= (double)total0 + (double)(checked - alive0),
+                  "paused %.0f s after %lld us and a stop of 3 s", paused, total0);
+    ck_assert(vem_it_log_has(&r, "counted as paused"));
+    /* the start wrote the new total at its first second */
+    vem_it_sleep(1.5);
+    s_paused_file(&r, &total1, &alive1);
+    ck_assert_int_ge(total1, total0 + 3000000);
+    ck_assert_int_gt(alive1, alive0);
+
+    vem_it_sleep(2);
+    ck_assert_int_eq(kill(r.vemd, SIGKILL), 0);
+    ck_assert_int_eq(vem_it_wait(r.vemd, 10), 128 + SIGKILL);
+    r.vemd = 0;
+    long long killed = s_wall_us();
+    s_paused_file(&r, &total1, &alive1);
+    vem_it_sleep(3);
+    vem_it_launch(&r);
+    paused = vem_it_metric_now(&r, "vem_intake_paused_seconds");
+    checked = s_wall_us();
+    ck_assert_msg(paused * 1e6 >= (double)total1 + 3e6 - 1e6 &&
+                      paused * 1e6 <= (double)total1 + (double)(checked - alive1) &&
+                      alive1 >= killed - 11000000,
+                  "paused %.0f s after %lld us, the file's time %lld us before the kill", paused,
+                  total1, killed - alive1);
+    vem_it_stop(&r);
+}
+END_TEST
+
 Suite *vem_suite_daemon(void);
 Suite *vem_suite_daemon(void)
 {
@@ -528,6 +596,7 @@ Suite *vem_suite_daemon(void)
     tcase_add_test(tc, pg_resend_of_stored_frame_adds_no_row);
     tcase_add_test(tc, pg_outage_loses_nothing);
     tcase_add_test(tc, registry_loaded_at_start_and_on_sighup);
+    tcase_add_test(tc, downtime_counts_as_paused);
     suite_add_tcase(s, tc);
     TCase *log = tcase_create("log");
     tcase_set_timeout(log, 120);
