@@ -478,7 +478,9 @@ int64_t vem_ingest_open_ms(const vem_ingest_t *in)
 
 int64_t vem_ingest_paused_us(const vem_ingest_t *in)
 {
-    return in->paused_us + (in->closed_since_ms ? (vem_mono_ms() - in->closed_since_ms) * 1000 : 0);
+    int64_t open = in->closed_since_ms ? (vem_mono_ms() - in->closed_since_ms) * 1000 : 0;
+    return open > VEM_INGEST_PAUSED_MAX - in->paused_us ? VEM_INGEST_PAUSED_MAX
+                                                        : in->paused_us + open;
 }
 
 /* The number after mark in text, 0 without one or when it is not from 0 to max. */
@@ -542,6 +544,8 @@ void vem_ingest_paused_load(const char *dir, uint64_t first, uint64_t next,
 int64_t vem_ingest_paused_after_downtime(const vem_ingest_paused_t *p, int64_t now_us)
 {
     int64_t down = p->alive_us > 0 && now_us > p->alive_us ? now_us - p->alive_us : 0;
+    if (down > VEM_INGEST_DOWNTIME_MAX_S * 1000000)
+        down = 0; /* a clock that was wrong (a board that ran in 1970), or a file long stale */
     return down > VEM_INGEST_PAUSED_MAX - p->total_us ? VEM_INGEST_PAUSED_MAX : p->total_us + down;
 }
 
@@ -555,26 +559,33 @@ int vem_ingest_paused_write(const char *dir, const vem_ingest_paused_t *p)
     return vem_fileio_replace(dir, tmp, path, (const uint8_t *)text, (size_t)len);
 }
 
-/* Writes the paused total, and now as the time vemd was last known running, to the spool
- * directory's file: once a second from the loop when the total changed (a pause in progress
- * counted up to now, so a crash loses at most a second of it) or VEM_INGEST_ALIVE_EVERY_S went
- * by, and always at stop. Not while a spool flush fails, when the disk would likely refuse it
- * too: a crash then counts the pause since the flush began failing as downtime, which the next
- * start counts as paused all the same. A failure is logged and tried again a second later; a
- * start still takes the spooled frames' stamps, never below what the file held when they were
- * read. */
-static void s_paused_save(vem_ingest_t *in, bool always)
+/* Writes the paused total, and when vemd stopped running, to the spool directory's file: once a
+ * second from the loop when the total changed (a pause in progress counted up to now, so a
+ * crash loses at most a second of it) or VEM_INGEST_ALIVE_EVERY_S went by, and at stop. While
+ * running, the time written is when the next rewrite is due, VEM_INGEST_ALIVE_PROMISE_S ahead:
+ * after a crash the next start counts the downtime from there, a little less than it was (a few
+ * seconds of it silence, as before), never more, so the intake clock never steps back across a
+ * restart (a trip a sweep ended just before the crash stays ended when the truck's next frame
+ * comes). At stop, the time is exact. Not while a spool flush fails, when the disk would likely
+ * refuse it too. A failure is logged and tried again a second later; a start still takes the
+ * spooled frames' stamps and receipts, never below what the file held when they were read. */
+static void s_paused_save(vem_ingest_t *in, bool at_stop)
 {
-    vem_ingest_paused_t p = {vem_ingest_paused_us(in), vem_now_us()};
-    if (!always && p.total_us == in->paused_saved_us &&
-        p.alive_us - in->alive_saved_us < VEM_INGEST_ALIVE_EVERY_S * 1000000LL)
-        return;
+    int64_t now = vem_now_us();
+    vem_ingest_paused_t p = {vem_ingest_paused_us(in), now};
+    if (!at_stop) {
+        if (p.total_us == in->paused_saved_us && now >= in->paused_written_us &&
+            now - in->paused_written_us < VEM_INGEST_ALIVE_EVERY_S * 1000000LL)
+            return;
+        /* running: alive until the next rewrite is due, as far as a crash can tell */
+        p.alive_us = now + VEM_INGEST_ALIVE_PROMISE_S * 1000000LL;
+    }
     if (vem_ingest_paused_write(in->args->spool_dir, &p) != 0) {
         vem_log(VEM_LOG_WARNING, "ingest", "cannot write %s/%s: %s", in->args->spool_dir,
                 VEM_INGEST_PAUSED_FILE, strerror(errno));
     } else {
         in->paused_saved_us = p.total_us;
-        in->alive_saved_us = p.alive_us;
+        in->paused_written_us = now;
     }
 }
 
@@ -650,6 +661,16 @@ void vem_ingest_actor(void *pipe, void *args_)
     for (unsigned w = 0; w < a->workers; w++)
         in.sent_last[w] = in.done_last[w] = in.ckpt_last[w] = from - 1;
     in.live = from == next;
+    /* the paused total before anything says the workers may sweep (behind false) */
+    int64_t started_us = vem_now_us();
+    vem_ingest_paused_t saved;
+    vem_ingest_paused_load(a->spool_dir, first, next, &saved);
+    in.paused_us = vem_ingest_paused_after_downtime(&saved, started_us);
+    in.paused_saved_us = saved.total_us;
+    /* intake is closed until the loop opens it: that counts too (a start with the spool full) */
+    in.closed_since_ms = vem_mono_ms();
+    atomic_store(&a->paused_us, in.paused_us);
+    atomic_store(&a->closed_at_us, started_us - in.paused_us);
     atomic_store(&a->behind, !in.live);
     in.fwd_next = from;
     atomic_store(&a->durable_seq, vem_spool_durable_seq(a->spool));
@@ -666,21 +687,11 @@ void vem_ingest_actor(void *pipe, void *args_)
         return;
     }
     s_register(&in, a->metrics);
-    vem_ingest_paused_t saved;
-    vem_ingest_paused_load(a->spool_dir, first, next, &saved);
-    int64_t now = vem_now_us();
-    in.paused_us = vem_ingest_paused_after_downtime(&saved, now);
-    in.paused_saved_us = saved.total_us;
-    in.alive_saved_us = saved.alive_us;
+    vem_gauge_set(in.paused_gauge, in.paused_us / 1000000);
     if (in.paused_us > saved.total_us)
         vem_log(VEM_LOG_NOTICE, "ingest",
                 "vemd was stopped for %.0f s: counted as paused (no vehicle's silence)",
                 (double)(in.paused_us - saved.total_us) / 1e6);
-    /* intake is closed until the loop opens it: that counts too (a start with the spool full) */
-    in.closed_since_ms = vem_mono_ms();
-    atomic_store(&a->paused_us, in.paused_us);
-    atomic_store(&a->closed_at_us, now - in.paused_us);
-    vem_gauge_set(in.paused_gauge, in.paused_us / 1000000);
     atomic_store(&a->listening, true);
     vem_actor_ready(pipe, NULL);
 

@@ -124,7 +124,7 @@ typedef struct {
     int64_t paused_us;           /* intake's paused total before the pause in progress ... */
     int64_t closed_since_ms;     /* ... which began then (monotonic); 0: none */
     int64_t paused_saved_us;     /* the total intake-paused holds */
-    int64_t alive_saved_us;      /* the time it says vemd was last known running (wall clock) */
+    int64_t paused_written_us;   /* when it was last written (wall clock), 0: not yet */
     vem_gauge_t *paused_gauge;   /* vem_intake_paused_seconds */
     double act_tokens;           /* activations that may be judged now (a bucket of one second) */
     int64_t act_fill_ms;         /* when it was last filled */
@@ -186,14 +186,19 @@ int64_t vem_ingest_paused_us(const vem_ingest_t *in);
 /* Spool records whose stamps a start reads for the paused total (the newest ones). */
 #define VEM_INGEST_PAUSED_TAIL 256
 
-/* Seconds between rewrites of VEM_INGEST_PAUSED_FILE while the total stands still: how far
- * behind its "alive" time may be when vemd dies without a stop. */
-#define VEM_INGEST_ALIVE_EVERY_S 10
+/* Seconds between rewrites of VEM_INGEST_PAUSED_FILE while the total stands still, and how far
+ * ahead of a rewrite the time it says vemd ran until lies (the next rewrite, and a slow loop's
+ * slack): a crash's downtime counts from there. */
+#define VEM_INGEST_ALIVE_EVERY_S   10
+#define VEM_INGEST_ALIVE_PROMISE_S 12
+/* A longer downtime is not counted: a clock that was wrong, or a file long stale. */
+#define VEM_INGEST_DOWNTIME_MAX_S (366LL * 86400)
 
 /* What a start goes on from. */
 typedef struct {
     int64_t total_us; /* the paused total */
-    int64_t alive_us; /* wall clock when vemd was last known running, 0: not known */
+    int64_t alive_us; /* wall clock when vemd stopped running (or, after a crash, a little later),
+                         0: not known */
 } vem_ingest_paused_t;
 
 /* The paused state of the spool in dir holding records first .. next - 1. The total: the larger
@@ -201,14 +206,15 @@ typedef struct {
  * VEM_INGEST_PAUSED_TAIL records carries (a file that is missing, damaged or behind, say after
  * a crash between its rewrites, gives way to the frames); never less than a spooled frame says,
  * or a replay and the live run after it would measure one silence two ways. Alive: the larger
- * of the file's (" ~a<us>", rewritten at stop and at least every VEM_INGEST_ALIVE_EVERY_S) and
- * the newest receipt among those records. */
+ * of the file's (" ~a<us>": the stop's time, or while running the time the next rewrite is
+ * due) and the newest receipt among those records. */
 void vem_ingest_paused_load(const char *dir, uint64_t first, uint64_t next,
                             vem_ingest_paused_t *out);
 
 /* The paused total a start at now_us goes on with: the downtime since p->alive_us counts as
- * paused (nothing could be read, so it is no vehicle's silence); none when alive is not known
- * or not before now (a clock set back). */
+ * paused (nothing could be read, so it is no vehicle's silence); none when alive is not known,
+ * not before now (a clock set back, or a crash's restart within its promise) or more than
+ * VEM_INGEST_DOWNTIME_MAX_S before it. Never above VEM_INGEST_PAUSED_MAX. */
 int64_t vem_ingest_paused_after_downtime(const vem_ingest_paused_t *p, int64_t now_us);
 
 /* Replaces VEM_INGEST_PAUSED_FILE in dir with p, durably (vem_fileio_replace): 0, or -1 with

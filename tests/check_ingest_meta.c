@@ -226,6 +226,11 @@ START_TEST(downtime_counts_as_paused)
     ck_assert_int_eq(vem_ingest_paused_after_downtime(&p, 999999), 500); /* a clock set back */
     p.alive_us = 0; /* a first start, or a spool of a build that kept no time */
     ck_assert_int_eq(vem_ingest_paused_after_downtime(&p, 4000000), 500);
+    /* a downtime of more than VEM_INGEST_DOWNTIME_MAX_S (366 days): a clock that was wrong */
+    p = (vem_ingest_paused_t){500, 1000000};
+    ck_assert_int_eq(vem_ingest_paused_after_downtime(&p, 1000000 + 366LL * 86400 * 1000000),
+                     500 + 366LL * 86400 * 1000000);
+    ck_assert_int_eq(vem_ingest_paused_after_downtime(&p, 1000001 + 366LL * 86400 * 1000000), 500);
     /* never past VEM_INGEST_PAUSED_MAX, which a stamp may carry */
     p = (vem_ingest_paused_t){VEM_INGEST_PAUSED_MAX - 10, 1000000};
     ck_assert_int_eq(vem_ingest_paused_after_downtime(&p, 1000009), VEM_INGEST_PAUSED_MAX - 1);
