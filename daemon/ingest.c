@@ -528,10 +528,10 @@ void vem_ingest_paused_load(const char *dir, uint64_t first, uint64_t next,
     vem_spool_reader_t *r = next > first ? vem_spool_reader_new(dir, from, err, sizeof err) : NULL;
     vem_spool_rec_t rec;
     while (r && vem_spool_reader_next(r, next - 1, &rec) > VEM_SPOOL_READ_END) {
+        if (rec.kind != VEM_SPOOL_KIND_OBD_FRAME)
+            continue; /* only a frame carries the total of its receipt's time */
         if (rec.received_us > out->alive_us)
             out->alive_us = rec.received_us;
-        if (rec.kind != VEM_SPOOL_KIND_OBD_FRAME)
-            continue;
         char meta[VEM_INGEST_META_MAX];
         vem_ingest_meta_text(&rec, meta);
         int64_t stamp = vem_ingest_meta_paused(meta);
@@ -562,13 +562,15 @@ int vem_ingest_paused_write(const char *dir, const vem_ingest_paused_t *p)
 /* Writes the paused total, and when vemd stopped running, to the spool directory's file: once a
  * second from the loop when the total changed (a pause in progress counted up to now, so a
  * crash loses at most a second of it) or VEM_INGEST_ALIVE_EVERY_S went by, and at stop. While
- * running, the time written is when the next rewrite is due, VEM_INGEST_ALIVE_PROMISE_S ahead:
- * after a crash the next start counts the downtime from there, a little less than it was (a few
- * seconds of it silence, as before), never more, so the intake clock never steps back across a
+ * running, the time written is VEM_INGEST_ALIVE_PROMISE_S ahead, twice the time to the next
+ * rewrite: after a crash the next start counts the downtime from there, up to that much less
+ * than it was (silence, as before), not more, so the intake clock does not step back across a
  * restart (a trip a sweep ended just before the crash stays ended when the truck's next frame
- * comes). At stop, the time is exact. Not while a spool flush fails, when the disk would likely
- * refuse it too. A failure is logged and tried again a second later; a start still takes the
- * spooled frames' stamps and receipts, never below what the file held when they were read. */
+ * comes) unless the loop stalled longer than that before the crash. At stop, the time is
+ * exact, and intake is closed first so that the workers' clocks stop there too. Not while a spool
+ * flush fails, when the disk would likely refuse it too. A failure is logged and tried again a
+ * second later; a start still takes the spooled frames' stamps and receipts, never below what the
+ * file held when they were read. */
 static void s_paused_save(vem_ingest_t *in, bool at_stop)
 {
     int64_t now = vem_now_us();
@@ -666,7 +668,16 @@ void vem_ingest_actor(void *pipe, void *args_)
     vem_ingest_paused_t saved;
     vem_ingest_paused_load(a->spool_dir, first, next, &saved);
     in.paused_us = vem_ingest_paused_after_downtime(&saved, started_us);
-    in.paused_saved_us = saved.total_us;
+    /* written now, not at the first second: a crash before it would count this run as
+     * downtime, or lose the downtime just counted */
+    vem_ingest_paused_t promise = {in.paused_us,
+                                   started_us + VEM_INGEST_ALIVE_PROMISE_S * 1000000LL};
+    if (vem_ingest_paused_write(a->spool_dir, &promise) != 0)
+        vem_log(VEM_LOG_WARNING, "ingest", "cannot write %s/%s: %s", a->spool_dir,
+                VEM_INGEST_PAUSED_FILE, strerror(errno));
+    else
+        in.paused_written_us = started_us;
+    in.paused_saved_us = in.paused_written_us ? in.paused_us : saved.total_us;
     /* intake is closed until the loop opens it: that counts too (a start with the spool full) */
     in.closed_since_ms = vem_mono_ms();
     atomic_store(&a->paused_us, in.paused_us);
@@ -785,6 +796,9 @@ void vem_ingest_actor(void *pipe, void *args_)
                 in.nstaged);
     if (!in.live)
         vem_ingest_catch_up(&in);
+    /* intake closes for good: the workers' clocks stand still from here (their last sweeps see
+     * no silence the next start will not count as downtime) */
+    s_set_open(&in, false);
     s_paused_save(&in, true); /* a pause in progress counts up to the stop, and the downtime
                                  the next start counts begins here */
     s_teardown(&in);

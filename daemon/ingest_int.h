@@ -186,11 +186,11 @@ int64_t vem_ingest_paused_us(const vem_ingest_t *in);
 /* Spool records whose stamps a start reads for the paused total (the newest ones). */
 #define VEM_INGEST_PAUSED_TAIL 256
 
-/* Seconds between rewrites of VEM_INGEST_PAUSED_FILE while the total stands still, and how far
- * ahead of a rewrite the time it says vemd ran until lies (the next rewrite, and a slow loop's
- * slack): a crash's downtime counts from there. */
+/* Seconds between rewrites of VEM_INGEST_PAUSED_FILE while the total stands still (10 to about
+ * 11.25 in practice), and how far ahead of a rewrite the time it says vemd ran until lies (the
+ * next rewrite, and as much again for a slow loop): a crash's downtime counts from there. */
 #define VEM_INGEST_ALIVE_EVERY_S   10
-#define VEM_INGEST_ALIVE_PROMISE_S 12
+#define VEM_INGEST_ALIVE_PROMISE_S 20
 /* A longer downtime is not counted: a clock that was wrong, or a file long stale. */
 #define VEM_INGEST_DOWNTIME_MAX_S (366LL * 86400)
 
@@ -206,8 +206,9 @@ typedef struct {
  * VEM_INGEST_PAUSED_TAIL records carries (a file that is missing, damaged or behind, say after
  * a crash between its rewrites, gives way to the frames); never less than a spooled frame says,
  * or a replay and the live run after it would measure one silence two ways. Alive: the larger
- * of the file's (" ~a<us>": the stop's time, or while running the time the next rewrite is
- * due) and the newest receipt among those records. */
+ * of the file's (" ~a<us>": the stop's time, or while running VEM_INGEST_ALIVE_PROMISE_S after
+ * the rewrite) and the newest receipt of an OBD frame among those records (a frame's stamp is
+ * the total at its receipt; a reading has none). */
 void vem_ingest_paused_load(const char *dir, uint64_t first, uint64_t next,
                             vem_ingest_paused_t *out);
 

@@ -144,6 +144,10 @@ START_TEST(start_takes_the_larger_total)
     ck_assert_int_eq(s_alive(1, 6), 1700000000000100);
     s_file(" ~p700 ~a1700000000000003\n"); /* an input came after the file's last rewrite */
     ck_assert_int_eq(s_alive(1, 6), 1700000000000004);
+    /* a reading's receipt is not taken: it carries no total to go with it */
+    ck_assert_int_eq(s_alive(3, 4), 1700000000000003);
+    s_file(" ~p700\n");
+    ck_assert_int_eq(s_alive(3, 4), 0);
     s_file(" ~p1000\n"); /* ahead of them: a pause after the last frame */
     ck_assert_int_eq(s_total(1, 6), 1000);
     s_file("garbage\n"); /* damaged: the frames still tell */
