@@ -476,11 +476,16 @@ int64_t vem_ingest_open_ms(const vem_ingest_t *in)
     return in->open_ms + (in->open_since_ms ? vem_mono_ms() - in->open_since_ms : 0);
 }
 
+/* total + us (both >= 0), at most VEM_INGEST_PAUSED_MAX, the largest a stamp may carry. */
+static int64_t s_paused_plus(int64_t total, int64_t us)
+{
+    return us > VEM_INGEST_PAUSED_MAX - total ? VEM_INGEST_PAUSED_MAX : total + us;
+}
+
 int64_t vem_ingest_paused_us(const vem_ingest_t *in)
 {
-    int64_t open = in->closed_since_ms ? (vem_mono_ms() - in->closed_since_ms) * 1000 : 0;
-    return open > VEM_INGEST_PAUSED_MAX - in->paused_us ? VEM_INGEST_PAUSED_MAX
-                                                        : in->paused_us + open;
+    return s_paused_plus(in->paused_us,
+                         in->closed_since_ms ? (vem_mono_ms() - in->closed_since_ms) * 1000 : 0);
 }
 
 /* The number after mark in text, 0 without one or when it is not from 0 to max. */
@@ -546,7 +551,7 @@ int64_t vem_ingest_paused_after_downtime(const vem_ingest_paused_t *p, int64_t n
     int64_t down = p->alive_us > 0 && now_us > p->alive_us ? now_us - p->alive_us : 0;
     if (down > VEM_INGEST_DOWNTIME_MAX_S * 1000000)
         down = 0; /* a clock that was wrong (a board that ran in 1970), or a file long stale */
-    return down > VEM_INGEST_PAUSED_MAX - p->total_us ? VEM_INGEST_PAUSED_MAX : p->total_us + down;
+    return s_paused_plus(p->total_us, down);
 }
 
 int vem_ingest_paused_write(const char *dir, const vem_ingest_paused_t *p)
@@ -559,14 +564,14 @@ int vem_ingest_paused_write(const char *dir, const vem_ingest_paused_t *p)
     return vem_fileio_replace(dir, tmp, path, (const uint8_t *)text, (size_t)len);
 }
 
-/* Writes the paused total, and when vemd stopped running, to the spool directory's file: once a
- * second from the loop when the total changed (a pause in progress counted up to now, so a
- * crash loses at most a second of it) or VEM_INGEST_ALIVE_EVERY_S went by, and at stop. While
- * running, the time written is VEM_INGEST_ALIVE_PROMISE_S ahead, twice the time to the next
- * rewrite: after a crash the next start counts the downtime from there, up to that much less
- * than it was (silence, as before), not more, so the intake clock does not step back across a
- * restart (a trip a sweep ended just before the crash stays ended when the truck's next frame
- * comes) unless the loop stalled longer than that before the crash. At stop, the time is
+/* Writes the paused total, and when vemd stopped running, to the spool directory's file: at
+ * start (paused_written_us 0), once a second from the loop when the total changed (a pause in
+ * progress counted up to now, so a crash loses at most a second of it) or VEM_INGEST_ALIVE_EVERY_S
+ * went by, and at stop. While running, the time written is VEM_INGEST_ALIVE_PROMISE_S ahead, twice
+ * the time to the next rewrite: after a crash the next start counts the downtime from there, up to
+ * that much less than it was (silence, as before), not more, so the intake clock does not step back
+ * across a restart (a trip a sweep ended just before the crash stays ended when the truck's next
+ * frame comes) unless the loop stalled longer than that before the crash. At stop, the time is
  * exact, and intake is closed first so that the workers' clocks stop there too. Not while a spool
  * flush fails, when the disk would likely refuse it too. A failure is logged and tried again a
  * second later; a start still takes the spooled frames' stamps and receipts, never below what the
@@ -668,18 +673,12 @@ void vem_ingest_actor(void *pipe, void *args_)
     vem_ingest_paused_t saved;
     vem_ingest_paused_load(a->spool_dir, first, next, &saved);
     in.paused_us = vem_ingest_paused_after_downtime(&saved, started_us);
-    /* written now, not at the first second: a crash before it would count this run as
-     * downtime, or lose the downtime just counted */
-    vem_ingest_paused_t promise = {in.paused_us,
-                                   started_us + VEM_INGEST_ALIVE_PROMISE_S * 1000000LL};
-    if (vem_ingest_paused_write(a->spool_dir, &promise) != 0)
-        vem_log(VEM_LOG_WARNING, "ingest", "cannot write %s/%s: %s", a->spool_dir,
-                VEM_INGEST_PAUSED_FILE, strerror(errno));
-    else
-        in.paused_written_us = started_us;
-    in.paused_saved_us = in.paused_written_us ? in.paused_us : saved.total_us;
+    in.paused_saved_us = saved.total_us;
     /* intake is closed until the loop opens it: that counts too (a start with the spool full) */
     in.closed_since_ms = vem_mono_ms();
+    /* written now, not at the first second: a crash before it would count this run as
+     * downtime, or lose the downtime just counted */
+    s_paused_save(&in, false);
     atomic_store(&a->paused_us, in.paused_us);
     atomic_store(&a->closed_at_us, started_us - in.paused_us);
     atomic_store(&a->behind, !in.live);

@@ -24,9 +24,7 @@ static void s_setup(void)
 
 static void s_teardown(void)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
-    ck_assert_int_eq(system(cmd), 0);
+    vem_test_rmtree(s_dir);
 }
 
 /* Writes text to a file in the temp dir and returns its path (static buffer). */
@@ -34,10 +32,7 @@ static const char *s_file(const char *text)
 {
     static char path[300];
     snprintf(path, sizeof path, "%s/vemd.cfg", s_dir);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
+    vem_test_spit(path, text);
     return path;
 }
 
@@ -195,7 +190,8 @@ START_TEST(directory_is_not_a_file)
     snprintf(expected, sizeof expected, "%s: is a directory", path);
     ck_assert_str_eq(err, expected);
     /* other open errors carry the errno of the open itself */
-    snprintf(path, sizeof path, "%s/x", s_file("log: { burst = 5; };\n"));
+    int n = snprintf(path, sizeof path, "%s/x", s_file("log: { burst = 5; };\n"));
+    ck_assert(n > 0 && (size_t)n < sizeof path);
     ck_assert_ptr_null(vem_config_load(path, err, sizeof err));
     snprintf(expected, sizeof expected, "%s: cannot read: Not a directory", path);
     ck_assert_str_eq(err, expected);

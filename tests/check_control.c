@@ -64,9 +64,7 @@ START_TEST(answers_status_ping_and_errors)
     vem_actor_destroy(&control);
     vem_metrics_destroy(&m);
     zmq_ctx_term(ctx);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    vem_test_rmtree(dir);
 }
 END_TEST
 
@@ -105,9 +103,7 @@ START_TEST(oversized_request_refused_and_counted)
     vem_actor_destroy(&control);
     vem_metrics_destroy(&m);
     zmq_ctx_term(ctx);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    vem_test_rmtree(dir);
 }
 END_TEST
 

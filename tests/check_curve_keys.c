@@ -16,11 +16,9 @@
 static void s_write(const char *dir, const char *name, const char *text)
 {
     char path[600];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
+    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
+    ck_assert(n > 0 && (size_t)n < sizeof path);
+    vem_test_spit(path, text);
 }
 
 START_TEST(generated_pair_reads_back)

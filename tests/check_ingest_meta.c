@@ -62,9 +62,7 @@ static void s_setup(void)
 
 static void s_teardown(void)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
-    ck_assert_int_eq(system(cmd), 0);
+    vem_test_rmtree(s_dir);
 }
 
 /* A spool in s_dir with one record per meta text (kinds in turn from kinds), durable. */
@@ -93,10 +91,7 @@ static void s_file(const char *text)
 {
     char path[400];
     snprintf(path, sizeof path, "%s/%s", s_dir, VEM_INGEST_PAUSED_FILE);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
+    vem_test_spit(path, text);
 }
 
 /* The paused total a start in s_dir reads, records first .. next - 1 in the spool. */

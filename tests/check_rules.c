@@ -2206,6 +2206,20 @@ START_TEST(offline_after_72_hours)
 }
 END_TEST
 
+/* A vehicle that received ten cruising samples (T0 .. T0 + 9) at T0 + 9 + 1.5 s, with intake's
+ * paused total then paused_us. */
+static vem_rules_vehicle_t *s_heard_at_t0(const vem_rules_config_t *cfg, s_log_t *log,
+                                          int64_t paused_us)
+{
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    s_feed_t fd;
+    s_feed_init(&fd, v, cfg, log);
+    fd.paused_us = paused_us;
+    s_feed(&fd, T0, 10, s_const, &s_cruise);
+    s_feed_free(&fd);
+    return v;
+}
+
 /* obd.offline measures silence on the intake clock, as trips do: a full spool's pause is
  * vemd's. Frames received at rx with 100 s paused before them; then intake is paused for another
  * hour. Worked by hand: at rx + 73 h the paused total is 3700 s, so the truck was silent
@@ -2215,12 +2229,8 @@ END_TEST
 START_TEST(offline_not_counted_while_intake_paused)
 {
     vem_rules_config_t cfg = s_defaults();
-    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
     s_log_t log = {0};
-    s_feed_t fd;
-    s_feed_init(&fd, v, &cfg, &log);
-    fd.paused_us = US(100);
-    s_feed(&fd, T0, 10, s_const, &s_cruise); /* received at T0 + 9 + 1.5 s */
+    vem_rules_vehicle_t *v = s_heard_at_t0(&cfg, &log, US(100));
     int64_t rx = US(T0 + 9) + 1500000, h = US(3600), paused = US(3700);
     ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + 72 * h, paused, s_collect, &log), 0);
     ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + 73 * h - 1, paused, s_collect, &log), 0);
@@ -2229,22 +2239,17 @@ START_TEST(offline_not_counted_while_intake_paused)
     ck_assert_double_eq_tol(g->measured, 72, 1e-9);
     ck_assert_double_eq_tol(s_real(g->ev, "intake_paused_s"), 3600, 1e-9);
     ck_assert_str_eq(s_str(g->ev, "last_received_at"), "2024-03-05T08:00:10.500+08:00");
-    s_feed_free(&fd);
     vem_rules_vehicle_destroy(&v);
     /* a paused total that went back (3700 s when the frames came, 100 s at the sweep, its file
      * lost): the intake clock would say 73 h at rx + 72 h; the wall clock's 72 h counts, and
      * nothing paused */
-    v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
-    s_feed_init(&fd, v, &cfg, &log);
-    fd.paused_us = paused;
-    s_feed(&fd, T0, 10, s_const, &s_cruise);
+    v = s_heard_at_t0(&cfg, &log, paused);
     ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + 72 * h - 1, US(100), s_collect, &log), 0);
     ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + 72 * h, US(100), s_collect, &log), 1);
     g = s_nth(&log, VEM_RULE_OBD_OFFLINE, 1);
     ck_assert_double_eq_tol(g->measured, 72, 1e-9);
     ck_assert_double_eq_tol(s_real(g->ev, "intake_paused_s"), 0, 1e-9);
     s_log_free(&log);
-    s_feed_free(&fd);
     vem_rules_vehicle_destroy(&v);
 }
 END_TEST

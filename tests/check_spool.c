@@ -26,9 +26,7 @@ static void s_setup(void)
 
 static void s_teardown(void)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
-    ck_assert_int_eq(system(cmd), 0);
+    vem_test_rmtree(s_dir);
 }
 
 static vem_spool_t *s_open(uint64_t max_bytes, uint64_t segment_bytes)

@@ -27,6 +27,7 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -554,6 +555,7 @@ static void s_paused_rewritten(const vem_it_run_t *r, long long total_us, long l
  * is offline for it): the next start counts it as paused.
  *  - Stopped (SIGTERM) for 3 s: the stop wrote its time to the spool directory, and the start
  *    adds from there to its own time: at least the 3 s, at most the file's time to the check.
+ *  - A rewrite that fails is logged, leaves the file as it was, and is made good once it can be.
  *  - Killed (SIGKILL) right after a rewrite while running (a heartbeat: the total unchanged),
  *    whose time is VEM_INGEST_ALIVE_PROMISE_S (20 s) ahead, and started 23 s later: the start
  *    counts from that time (a crash's downtime is counted short, not long, so the intake clock
@@ -579,6 +581,20 @@ START_TEST(downtime_counts_as_paused)
     /* the start writes its new total at once (and again at its first second, with the
      * milliseconds intake was closed at start), then every 10 s the same total with a new time */
     s_paused_rewritten(&r, total0 + 3000000, alive0, 10, &total1, &alive1);
+    /* a rewrite that fails (a directory where its tmp file goes) is logged and tried again each
+     * second, the file left as it was; once the directory goes, the file is rewritten */
+    char tmp[400];
+    snprintf(tmp, sizeof tmp, "%s/spool/intake-paused.tmp", r.dir);
+    ck_assert_int_eq(mkdir(tmp, 0700), 0);
+    double t0 = vem_it_mono();
+    while (!vem_it_log_has(&r, "cannot write") && vem_it_mono() - t0 < 15)
+        vem_it_sleep(0.2);
+    ck_assert_msg(vem_it_log_has(&r, "cannot write"), "a failed rewrite was not logged");
+    s_paused_file(&r, &total2, &alive2);
+    ck_assert_int_eq(total2, total1);
+    ck_assert_int_eq(alive2, alive1);
+    ck_assert_int_eq(rmdir(tmp), 0);
+    s_paused_rewritten(&r, total1, alive1, 5, &total1, &alive1);
     for (int i = 0;; i++) {
         ck_assert_int_lt(i, 3);
         s_paused_rewritten(&r, total1, alive1, 20, &total2, &alive2);

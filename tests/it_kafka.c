@@ -489,8 +489,7 @@ static int s_check_config(const char *group, const char *text, bool *found)
     uint8_t *out = vem_test_slurp(path, &len);
     *found = out && memmem(out, len, text, strlen(text)) != NULL;
     free(out);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    vem_test_rmtree(dir);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
 }
 

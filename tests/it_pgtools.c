@@ -278,25 +278,17 @@ START_TEST(migrate_once_fresh_database_and_changed_file)
 }
 END_TEST
 
-static void s_write(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 START_TEST(vehicles_import_upserts_and_refuses_bad_files)
 {
     char dir[256], csv[300], args[1200], *out;
     vem_test_mkdtemp("it_pgtools", dir, sizeof dir);
     snprintf(csv, sizeof csv, "%s/v.csv", dir);
     const char *pg = vem_test_env("VEM_TEST_PG");
-    s_write(csv, "vin,plate,plate_color,fuel,region_code,ref_torque_nm,chip_id\n"
-                 "LIMPRT00000000001,苏A11111,yellow,diesel,320102,2100,"
-                 "000102030405060708090a0b0c0d0e0f\n"
-                 "LIMPRT00000000002,苏A22222,yellow,,320102,,\n"
-                 "LIMPRT00000000003,\"苏A3,3\",green,gas,320104,1800,\n");
+    vem_test_spit(csv, "vin,plate,plate_color,fuel,region_code,ref_torque_nm,chip_id\n"
+                       "LIMPRT00000000001,苏A11111,yellow,diesel,320102,2100,"
+                       "000102030405060708090a0b0c0d0e0f\n"
+                       "LIMPRT00000000002,苏A22222,yellow,,320102,,\n"
+                       "LIMPRT00000000003,\"苏A3,3\",green,gas,320104,1800,\n");
     snprintf(args, sizeof args, "vehicles import '%s' --db \"%s\"", csv, pg);
     ck_assert_int_eq(s_vemctl(args, &out), 0);
     ck_assert_str_eq(out, "3 inserted, 0 updated\n");
@@ -311,10 +303,10 @@ START_TEST(vehicles_import_upserts_and_refuses_bad_files)
     ck_assert_str_eq(v, "苏A3,3|gas");
     free(v);
 
-    s_write(csv, "vin,plate,region_code\n"
-                 "LIMPRT00000000001,苏A99999,320102\n"
-                 "LIMPRT00000000002,苏A22222,320102\n"
-                 "LIMPRT00000000003,苏A33333,320104\n");
+    vem_test_spit(csv, "vin,plate,region_code\n"
+                       "LIMPRT00000000001,苏A99999,320102\n"
+                       "LIMPRT00000000002,苏A22222,320102\n"
+                       "LIMPRT00000000003,苏A33333,320104\n");
     ck_assert_int_eq(s_vemctl(args, &out), 0);
     ck_assert_str_eq(out, "0 inserted, 3 updated\n");
     free(out);
@@ -324,15 +316,15 @@ START_TEST(vehicles_import_upserts_and_refuses_bad_files)
     ck_assert_str_eq(v, "苏A99999|2100");
     free(v);
 
-    s_write(csv, "vin,plate,region_code\n"
-                 "LIMPRT00000000004,苏A44444,320102\n"
-                 "LIMPRT00000000001,苏A00000,abc\n");
+    vem_test_spit(csv, "vin,plate,region_code\n"
+                       "LIMPRT00000000004,苏A44444,320102\n"
+                       "LIMPRT00000000001,苏A00000,abc\n");
     ck_assert_int_eq(s_vemctl(args, NULL), 1);
     v = s_value(admin, "SELECT count(*) || '|' || max(plate) FROM vehicles WHERE vin IN "
                        "('LIMPRT00000000004', 'LIMPRT00000000001')");
     ck_assert_str_eq(v, "1|苏A99999");
     free(v);
-    s_write(csv, "vin,colour,region_code\nLIMPRT00000000005,red,320102\n");
+    vem_test_spit(csv, "vin,colour,region_code\nLIMPRT00000000005,red,320102\n");
     ck_assert_int_eq(s_vemctl(args, NULL), 1);
     PQfinish(admin);
 }

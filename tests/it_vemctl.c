@@ -108,9 +108,7 @@ START_TEST(hex_lines_decode_in_order)
     }
     json_decref(out);
     json_decref(vectors);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    vem_test_rmtree(dir);
 }
 END_TEST
 

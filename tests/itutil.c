@@ -206,9 +206,7 @@ void vem_it_halt(vem_it_run_t *r)
 void vem_it_stop(vem_it_run_t *r)
 {
     vem_it_halt(r);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", r->dir);
-    ck_assert_int_eq(system(cmd), 0);
+    vem_test_rmtree(r->dir);
 }
 
 pid_t vem_it_run_sim_line(const vem_it_run_t *r, const char *args)

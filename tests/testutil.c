@@ -36,6 +36,22 @@ void vem_test_mkdtemp(const char *name, char *out, size_t cap)
     ck_assert_msg(mkdtemp(out) != NULL, "mkdtemp %s failed", out);
 }
 
+void vem_test_rmtree(const char *dir)
+{
+    char cmd[4200];
+    int n = snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_msg(n > 0 && (size_t)n < sizeof cmd && !strchr(dir, '\''), "cannot remove %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+void vem_test_spit(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    fputs(text, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
 uint8_t *vem_test_slurp(const char *path, size_t *len_out)
 {
     FILE *f = fopen(path, "rb");

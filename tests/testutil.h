@@ -25,6 +25,12 @@ const char *vem_test_env(const char *name);
  * remove, so nothing is left behind even when a test fails before its cleanup. */
 void vem_test_mkdtemp(const char *name, char *out, size_t cap);
 
+/* Removes dir and everything in it; fails the current test if it cannot. */
+void vem_test_rmtree(const char *dir);
+
+/* Writes text to path (created or truncated); fails the current test if it cannot. */
+void vem_test_spit(const char *path, const char *text);
+
 /* Reads a whole file into a malloc'd buffer (caller frees); NULL on error. */
 uint8_t *vem_test_slurp(const char *path, size_t *len_out);
 
