@@ -63,6 +63,8 @@
 #define VEM_VERSION        "0.1.0"
 #define S_DEFAULT_CONFIG   "/etc/vemd/vemd.cfg"
 #define S_REGISTRY_WAIT_MS 5000
+/* Plates asked for and not yet loaded (rsdhist.h): more asks wait for the plates' next reading. */
+#define S_HISTORY_WANTS 4096
 /* A registry or terminal-key load that failed (PostgreSQL down at start) is tried again after
  * this long: without the keys every signed frame checks as no_key (quarantined under enforce,
  * marked so in Kafka under flag), and a replay made meanwhile would say so too. */
@@ -108,7 +110,8 @@ typedef struct {
     vem_gauge_t *keys_size;
     int hist_fd[2]; /* roadside history loader -> main */
     bool hist_loading;
-    vem_counter_t *hist_readings, *hist_truncated;
+    vem_rsdhist_wants_t *hist_wants; /* plates the workers asked the history of; NULL: none */
+    vem_counter_t *hist_readings, *hist_truncated, *hist_plates;
     vem_counter_t *reloads, *reload_errors;
     vem_gauge_t *registry_size;
     vem_gauge_t *registry_cached; /* 1 while the registry or the keys are the cache's */
@@ -355,6 +358,28 @@ static void s_load_history(s_daemon_t *d)
         vem_log(VEM_LOG_ERR, "main", "cannot start the roadside history loader");
 }
 
+/* Loads the history of the plates the workers asked for since the last load (rsdhist.h), when
+ * no load is running: one at a time, so the asks of a busy second go in one query. */
+static void s_load_wanted_history(s_daemon_t *d)
+{
+    if (!d->hist_wants || d->hist_loading)
+        return;
+    size_t n;
+    char *wants = vem_rsdhist_wants_take(d->hist_wants, &n);
+    if (!wants)
+        return;
+    const vem_config_t *c = d->cfg;
+    if (vem_rsdhist_start_plates(c->pg.conninfo, c->rules.t.rsd_cycle_months,
+                                 (size_t)c->rules.rsd_history_readings, wants, n,
+                                 d->hist_fd[1]) == 0)
+        d->hist_loading = true;
+    else
+        vem_log(VEM_LOG_ERR, "main",
+                "cannot start the roadside history loader: %zu plates "
+                "start with their chains as they are",
+                n);
+}
+
 /* The worker whose vehicle a plate's readings are: ingest routes them by the registry's VIN for
  * the plate and colour, else by the plate. */
 static unsigned s_history_worker(const s_daemon_t *d, const char *plate, const char *color)
@@ -399,6 +424,7 @@ static void s_send_history(s_daemon_t *d)
             vem_rsdhist_free(mine[i]);
     }
     vem_counter_add(d->hist_readings, all->n);
+    vem_counter_add(d->hist_plates, all->plates);
     if (all->truncated) {
         vem_counter_add(d->hist_truncated, 1);
         vem_log(VEM_LOG_WARNING, "main",
@@ -406,7 +432,11 @@ static void s_send_history(s_daemon_t *d)
                 "past the bound start with empty rsd.* chains",
                 (long long)d->cfg->rules.rsd_history_readings);
     }
-    vem_log(VEM_LOG_INFO, "main", "roadside history: %zu readings loaded", all->n);
+    if (all->plates)
+        vem_log(VEM_LOG_DEBUG, "main", "roadside history of %zu plates: %zu readings loaded",
+                all->plates, all->n);
+    else
+        vem_log(VEM_LOG_INFO, "main", "roadside history: %zu readings loaded", all->n);
     free(mine);
     vem_rsdhist_free(all);
 }
@@ -556,7 +586,14 @@ static int s_start(s_daemon_t *d)
     atomic_store(&d->signatures, vem_worker_signatures(c->terminals.signatures));
     d->hist_readings = vem_metrics_counter(
         d->metrics, "vem_rsd_history_readings_total",
-        "Stored roadside readings loaded at start to seed the rsd.* chains.", NULL);
+        "Stored roadside readings loaded to seed the rsd.* chains (at start, and for the plates "
+        "of rule states made later).",
+        NULL);
+    d->hist_plates = vem_metrics_counter(
+        d->metrics, "vem_rsd_history_plates_total",
+        "Plates whose roadside history was loaded for a rule state made after the start.", NULL);
+    if (c->rules.enable && c->pg.enable && c->rules.rsd_history_readings > 0)
+        d->hist_wants = vem_rsdhist_wants_new(S_HISTORY_WANTS);
     d->hist_truncated = vem_metrics_counter(
         d->metrics, "vem_rsd_history_truncated_total",
         "Roadside history loads cut at rules.rsd_history_readings (plates left out).", NULL);
@@ -676,6 +713,7 @@ static int s_start(s_daemon_t *d)
         w->nsinks = d->nsinks;
         w->sink_hwm = (int)c->pg.queue_hwm;
         w->max_plates = (size_t)c->stations.max_plates / d->nworkers + 1;
+        w->rsd_wants = d->hist_wants;
         if (c->rules.enable) {
             w->ckpt_dir = c->spool.dir;
             w->workers = d->nworkers;
@@ -942,6 +980,8 @@ static void s_stop(s_daemon_t *d)
         vem_keys_destroy(&d->keys);
     free(d->workers);
     free(d->worker_args);
+    vem_rsdhist_wants_free(d->hist_wants); /* the workers that asked are gone */
+    d->hist_wants = NULL;
     vem_watchdog_destroy(&d->watchdog);
     free(d->forwarded);
 }
@@ -1080,6 +1120,7 @@ static int s_run(s_daemon_t *d)
         if (rc > 0 && (items[3].revents & ZMQ_POLLIN))
             s_send_history(d);
         s_completeness_tick(d);
+        s_load_wanted_history(d);
         if (d->registry_retry_ms && vem_mono_ms() >= d->registry_retry_ms) {
             d->registry_retry_ms = 0;
             s_load_registry(d);

@@ -7,7 +7,9 @@
 #include "log.h"
 #include "pgload.h"
 
+#include <jansson.h>
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,30 +33,41 @@ void vem_rsdhist_free(vem_rsdhist_t *h)
 }
 
 /* Per plate, colour and pollutant, the newest $2 valid readings that report it ($1: cycle months;
- * one more month covers readings that arrive late); $3 rows at most. The range on time reads only
- * the partitions of those months; rsd_readings_plate (0004) serves the ordering. */
-static const char s_query[] =
-    "SELECT station_id, reading_id, (extract(epoch FROM time) * 1000000)::bigint, plate, "
-    "       coalesce(plate_color, ''), coalesce(fuel, ''), speed_kmh, accel_ms2, vsp_kw_t, "
-    "       wind_ms, slope_pct, opacity_pct, ringelmann, no_ppm, co_pct, hc_ppm "
-    "FROM (SELECT *, "
-    "      row_number() OVER (PARTITION BY plate, plate_color, no_ppm IS NULL ORDER BY time DESC) "
-    "AS r_no, "
-    "      row_number() OVER (PARTITION BY plate, plate_color, opacity_pct IS NULL ORDER BY time "
-    "DESC) AS r_op, "
-    "      row_number() OVER (PARTITION BY plate, plate_color, ringelmann IS NULL ORDER BY time "
-    "DESC) AS r_ri, "
-    "      row_number() OVER (PARTITION BY plate, plate_color, co_pct IS NULL ORDER BY time DESC) "
-    "AS r_co, "
-    "      row_number() OVER (PARTITION BY plate, plate_color, hc_ppm IS NULL ORDER BY time DESC) "
-    "AS r_hc "
-    "      FROM rsd_readings "
-    "      WHERE time >= now() - make_interval(months => $1::int + 1) AND valid "
-    "        AND plate IS NOT NULL AND plate <> '' AND octet_length(plate) < 16) s "
-    "WHERE (no_ppm IS NOT NULL AND r_no <= $2) OR (opacity_pct IS NOT NULL AND r_op <= $2) "
-    "   OR (ringelmann IS NOT NULL AND r_ri <= $2) OR (co_pct IS NOT NULL AND r_co <= $2) "
-    "   OR (hc_ppm IS NOT NULL AND r_hc <= $2) "
-    "ORDER BY plate, plate_color, time, station_id, reading_id LIMIT $3";
+ * one more month covers readings that arrive late); $3 rows at most; FILTER limits the plates.
+ * The range on time reads only the partitions of those months; rsd_readings_plate (0004) serves
+ * the ordering and the plates asked for. */
+#define S_QUERY(FILTER)                                                                            \
+    "SELECT station_id, reading_id, (extract(epoch FROM time) * 1000000)::bigint, plate, "         \
+    "       coalesce(plate_color, ''), coalesce(fuel, ''), speed_kmh, accel_ms2, vsp_kw_t, "       \
+    "       wind_ms, slope_pct, opacity_pct, ringelmann, no_ppm, co_pct, hc_ppm "                  \
+    "FROM (SELECT *, "                                                                             \
+    "      row_number() OVER (PARTITION BY plate, plate_color, no_ppm IS NULL ORDER BY time "      \
+    "DESC) "                                                                                       \
+    "AS r_no, "                                                                                    \
+    "      row_number() OVER (PARTITION BY plate, plate_color, opacity_pct IS NULL ORDER BY time " \
+    "DESC) AS r_op, "                                                                              \
+    "      row_number() OVER (PARTITION BY plate, plate_color, ringelmann IS NULL ORDER BY time "  \
+    "DESC) AS r_ri, "                                                                              \
+    "      row_number() OVER (PARTITION BY plate, plate_color, co_pct IS NULL ORDER BY time "      \
+    "DESC) "                                                                                       \
+    "AS r_co, "                                                                                    \
+    "      row_number() OVER (PARTITION BY plate, plate_color, hc_ppm IS NULL ORDER BY time "      \
+    "DESC) "                                                                                       \
+    "AS r_hc "                                                                                     \
+    "      FROM rsd_readings "                                                                     \
+    "      WHERE time >= now() - make_interval(months => $1::int + 1) AND valid "                  \
+    "        AND plate IS NOT NULL AND plate <> '' AND octet_length(plate) < 16 " FILTER ") s "    \
+    "WHERE (no_ppm IS NOT NULL AND r_no <= $2) OR (opacity_pct IS NOT NULL AND r_op <= $2) "       \
+    "   OR (ringelmann IS NOT NULL AND r_ri <= $2) OR (co_pct IS NOT NULL AND r_co <= $2) "        \
+    "   OR (hc_ppm IS NOT NULL AND r_hc <= $2) "                                                   \
+    "ORDER BY plate, plate_color, time, station_id, reading_id LIMIT $3"
+
+static const char s_query[] = S_QUERY("");
+
+/* $4: the plates asked for, a JSON array of [plate, colour] pairs */
+static const char s_query_plates[] =
+    S_QUERY("AND (plate, coalesce(plate_color, '')) IN (SELECT p->>0, p->>1 FROM "
+            "jsonb_array_elements($4::jsonb) p)");
 
 static double s_real(const PGresult *res, int row, int col)
 {
@@ -66,7 +79,8 @@ static void s_text(char *out, size_t len, const PGresult *res, int row, int col)
     snprintf(out, len, "%s", PQgetvalue(res, row, col));
 }
 
-static vem_rsdhist_t *s_load(const char *conninfo, unsigned months, size_t max_rows)
+static vem_rsdhist_t *s_load(const char *conninfo, unsigned months, size_t max_rows,
+                             const char *wants, size_t nwants)
 {
     char err[512];
     PGconn *conn = vem_pgload_connect(conninfo, "vemd-rsdhist", err, sizeof err);
@@ -78,8 +92,9 @@ static vem_rsdhist_t *s_load(const char *conninfo, unsigned months, size_t max_r
     snprintf(p1, sizeof p1, "%u", months);
     snprintf(p2, sizeof p2, "%d", VEM_RSDHIST_PER_POLLUTANT);
     snprintf(p3, sizeof p3, "%zu", max_rows + 1); /* one more tells that some were left out */
-    const char *params[] = {p1, p2, p3};
-    PGresult *res = PQexecParams(conn, s_query, 3, NULL, params, NULL, NULL, 0);
+    const char *params[] = {p1, p2, p3, wants};
+    PGresult *res = PQexecParams(conn, wants ? s_query_plates : s_query, wants ? 4 : 3, NULL,
+                                 params, NULL, NULL, 0);
     vem_rsdhist_t *out = NULL;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         vem_log(VEM_LOG_ERR, "rsdhist", "roadside history: %s", PQerrorMessage(conn));
@@ -95,6 +110,7 @@ static vem_rsdhist_t *s_load(const char *conninfo, unsigned months, size_t max_r
     }
     out = vem_rsdhist_new(rows);
     out->truncated = truncated;
+    out->plates = nwants;
     for (size_t i = 0; i < rows; i++) {
         int row = (int)i;
         vem_rsd_reading_t *r = &out->r[out->n];
@@ -127,12 +143,16 @@ done:
 typedef struct {
     unsigned months;
     size_t max_rows;
+    char *wants; /* NULL: every plate */
+    size_t nwants;
 } s_job_t;
 
 static void *s_run(const char *conninfo, void *arg)
 {
-    const s_job_t *job = arg;
-    return s_load(conninfo, job->months, job->max_rows);
+    s_job_t *job = arg;
+    vem_rsdhist_t *h = s_load(conninfo, job->months, job->max_rows, job->wants, job->nwants);
+    free(job->wants);
+    return h;
 }
 
 static void s_drop(void *h)
@@ -142,10 +162,92 @@ static void s_drop(void *h)
 
 int vem_rsdhist_start(const char *conninfo, unsigned cycle_months, size_t max_rows, int fd)
 {
+    return vem_rsdhist_start_plates(conninfo, cycle_months, max_rows, NULL, 0, fd);
+}
+
+int vem_rsdhist_start_plates(const char *conninfo, unsigned cycle_months, size_t max_rows,
+                             char *wants, size_t n, int fd)
+{
     s_job_t *job = malloc(sizeof *job);
     if (!job)
         abort();
     job->months = cycle_months;
     job->max_rows = max_rows;
-    return vem_pgload_start(conninfo, s_run, job, s_drop, fd);
+    job->wants = wants;
+    job->nwants = n;
+    int rc = vem_pgload_start(conninfo, s_run, job, s_drop, fd);
+    if (rc != 0)
+        free(wants); /* the job went with the thread that did not start */
+    return rc;
+}
+
+/* ---- plates asked for --------------------------------------------------------------------- */
+
+typedef struct {
+    char plate[16];
+    char color[16];
+} s_want_t;
+
+struct vem_rsdhist_wants {
+    pthread_mutex_t lock;
+    size_t n, cap;
+    s_want_t *w;
+};
+
+vem_rsdhist_wants_t *vem_rsdhist_wants_new(size_t cap)
+{
+    vem_rsdhist_wants_t *w = calloc(1, sizeof *w);
+    if (!w || !(w->w = calloc(cap ? cap : 1, sizeof *w->w)))
+        abort();
+    pthread_mutex_init(&w->lock, NULL);
+    w->cap = cap;
+    return w;
+}
+
+void vem_rsdhist_wants_free(vem_rsdhist_wants_t *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_destroy(&w->lock);
+    free(w->w);
+    free(w);
+}
+
+bool vem_rsdhist_want(vem_rsdhist_wants_t *w, const char *plate, const char *color)
+{
+    s_want_t e = {0};
+    if (snprintf(e.plate, sizeof e.plate, "%s", plate) >= (int)sizeof e.plate ||
+        snprintf(e.color, sizeof e.color, "%s", color ? color : "") >= (int)sizeof e.color)
+        return true; /* the loads leave such plates out: nothing to ask for */
+    pthread_mutex_lock(&w->lock);
+    bool ok = true;
+    size_t i = 0;
+    while (i < w->n && (strcmp(w->w[i].plate, e.plate) || strcmp(w->w[i].color, e.color)))
+        i++;
+    if (i == w->n) {
+        if (w->n < w->cap)
+            w->w[w->n++] = e;
+        else
+            ok = false;
+    }
+    pthread_mutex_unlock(&w->lock);
+    return ok;
+}
+
+char *vem_rsdhist_wants_take(vem_rsdhist_wants_t *w, size_t *n)
+{
+    pthread_mutex_lock(&w->lock);
+    *n = w->n;
+    json_t *a = w->n ? json_array() : NULL;
+    for (size_t i = 0; i < w->n; i++)
+        json_array_append_new(a, json_pack("[ss]", w->w[i].plate, w->w[i].color));
+    w->n = 0;
+    pthread_mutex_unlock(&w->lock);
+    if (!a)
+        return NULL;
+    char *text = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    if (!text)
+        abort();
+    return text;
 }

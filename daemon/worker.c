@@ -83,8 +83,9 @@ typedef struct {
     vem_counter_t *ckpts, *ckpt_errors, *restored, *restore_errors;
     vem_counter_t *readings, *readings_invalid, *plates_full;
     vem_gauge_t *ckpt_bytes, *ckpt_vehicles;
-    vem_gauge_t *state_bytes; /* rule state held, summed at each silence sweep */
-    vem_counter_t *released;  /* idle rule states let go */
+    vem_gauge_t *state_bytes;       /* rule state held, summed at each silence sweep */
+    vem_counter_t *released;        /* idle rule states let go */
+    vem_counter_t *history_refused; /* a plate's history asked for with no room to wait */
     vem_histogram_t *latency;
 } s_worker_t;
 
@@ -194,6 +195,11 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
     w->readings =
         vem_metrics_counter(m, "vem_rsd_readings_total",
                             "Roadside readings stored (first copies and re-sent ones).", NULL);
+    w->history_refused = vem_metrics_counter(
+        m, "vem_rsd_history_refused_total",
+        "Roadside readings of a rule state without its plate's history that could not ask for it "
+        "(too many plates waiting); the plate's next reading asks again.",
+        NULL);
     w->readings_invalid = vem_metrics_counter(
         m, "vem_rsd_readings_invalid_total",
         "Roadside readings stored as not counting (station flag, HJ 845 window, fuel unknown).",
@@ -293,6 +299,7 @@ static void s_on_verdict(void *arg, const vem_violation_t *v)
 typedef struct {
     vem_rules_vehicle_t *v;
     uint64_t applied; /* inputs up to this seq are in v */
+    bool rsd_history; /* its plate's roadside history was given or asked for (rsdhist.h) */
 } s_vstate_t;
 
 static void s_rules_free(void *state)
@@ -478,6 +485,15 @@ static void s_reading(s_worker_t *w, const vem_input_hdr_t *hdr, const char *rou
     if (hdr->seq <= vs->applied)
         return; /* in the state restored from a checkpoint already */
     vs->applied = hdr->seq;
+    /* A state without its plate's stored readings asks for them: they come within a second or
+     * so, and the chains they change are judged again then. Not while replaying: the database
+     * may hold readings the replay has yet to judge, whose verdicts a sink behind still needs. */
+    if (!vs->rsd_history && w->args->rsd_wants && !(hdr->flags & VEM_INPUT_REPLAY)) {
+        if (vem_rsdhist_want(w->args->rsd_wants, r.plate, r.plate_color))
+            vs->rsd_history = true;
+        else
+            vem_counter_add(w->history_refused, 1);
+    }
     s_verdict_ctx_t ctx = {w, hdr};
     vem_rules_on_reading(vs->v, &w->rules, &rr, hdr->seq, s_on_verdict, &ctx);
 }
@@ -1073,6 +1089,7 @@ static void s_history(s_worker_t *w, vem_rsdhist_t *h)
             *slot = s_vstate_new(reg ? reg->vin : NULL, plate, h->r[i].plate_color, reg);
         }
         s_vstate_t *vs = *slot;
+        vs->rsd_history = true;
         /* verdicts need an input to travel with: before the first, no chain was judged live */
         if (vem_rules_history(vs->v, &w->rules, &h->r[i], j - i,
                               w->rules_mark ? s_on_verdict : NULL, &ctx))
@@ -1084,8 +1101,9 @@ static void s_history(s_worker_t *w, vem_rsdhist_t *h)
             kept++;
         }
     }
-    vem_log(VEM_LOG_INFO, "worker", "worker %u: roadside history of %zu readings, %zu vehicles",
-            w->args->index, h->n, kept);
+    vem_log(h->plates ? VEM_LOG_DEBUG : VEM_LOG_INFO, "worker",
+            "worker %u: roadside history of %zu readings, %zu vehicles", w->args->index, h->n,
+            kept);
     vem_rsdhist_free(h);
     s_flush_out(w);
 }

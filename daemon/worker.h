@@ -42,6 +42,8 @@ typedef struct {
     unsigned nsinks;
     int sink_hwm;      /* messages queued towards a sink before the worker waits */
     size_t max_plates; /* rule states of vehicles known only by plate (roadside readings) */
+    struct vem_rsdhist_wants *rsd_wants; /* main's: where a new rule state asks for its plate's
+                                          * roadside history (rsdhist.h); NULL: none */
     /* rule-state checkpoints (checkpoint.h); ckpt_dir NULL: none */
     const char *ckpt_dir;
     unsigned workers;                    /* how many workers this run has */

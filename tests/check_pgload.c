@@ -1,7 +1,11 @@
 /* check_pgload — a load's result comes back through the pipe; a result nobody can take is
  * freed, not leaked (ASan's leak check watches); a database that cannot be reached is a
- * NULL connection with libpq's reason, so the loaders log it and their owners carry on. */
+ * NULL connection with libpq's reason, so the loaders log it and their owners carry on.
+ * The plates whose roadside history workers ask for: each once, bounded, taken as the JSON
+ * array the query reads, and the set empty after. */
 #include "pgload.h"
+#include "rsdhist.h"
+
 
 #include <check.h>
 #include <poll.h>
@@ -75,6 +79,32 @@ START_TEST(unreachable_database)
 }
 END_TEST
 
+START_TEST(history_wants)
+{
+    vem_rsdhist_wants_t *w = vem_rsdhist_wants_new(2);
+    size_t n = 99;
+    ck_assert_ptr_null(vem_rsdhist_wants_take(w, &n));
+    ck_assert_uint_eq(n, 0);
+    ck_assert(vem_rsdhist_want(w, "津A12345", "yellow"));
+    ck_assert(vem_rsdhist_want(w, "津A12345", "yellow")); /* the same plate: already there */
+    ck_assert(vem_rsdhist_want(w, "津A12345", ""));       /* another colour: another plate */
+    ck_assert(!vem_rsdhist_want(w, "津B00001", "blue"));  /* full */
+    /* a plate longer than rsd_readings keeps is never loaded: nothing to ask, no room taken */
+    ck_assert(vem_rsdhist_want(w, "0123456789ABCDEF", "blue"));
+    char *text = vem_rsdhist_wants_take(w, &n);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(text, "[[\"津A12345\",\"yellow\"],[\"津A12345\",\"\"]]");
+    free(text);
+    ck_assert_ptr_null(vem_rsdhist_wants_take(w, &n));
+    ck_assert(vem_rsdhist_want(w, "津B00001", "blue")); /* room again */
+    text = vem_rsdhist_wants_take(w, &n);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(text, "[[\"津B00001\",\"blue\"]]");
+    free(text);
+    vem_rsdhist_wants_free(w);
+}
+END_TEST
+
 Suite *vem_suite_pgload(void);
 Suite *vem_suite_pgload(void)
 {
@@ -83,6 +113,7 @@ Suite *vem_suite_pgload(void)
     tcase_add_test(tc, result_through_the_pipe);
     tcase_add_test(tc, unread_result_is_dropped);
     tcase_add_test(tc, unreachable_database);
+    tcase_add_test(tc, history_wants);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -38,6 +38,10 @@
  *                     rests on the newest 32 (the chain's bound), as if vemd had seen them all
  *                     (the load takes 33 per plate and pollutant); a vemd allowed 1 reading of
  *                     history says the load was cut
+ *   roadside_history_on_demand  readings of a plate stored after the start (as for a state let
+ *                     go idle): a late exceedance's state loads them and chains with the
+ *                     stored one before it (a violation under its id), and a compliant stored
+ *                     reading keeps the next exceedance a notice, not a violation across it
  *   spool_full_pause_same_verdicts  a 1 MiB spool full for 135 s (PostgreSQL stopped) with
  *                     trip_gap_min = 1: the trucks' trips go on across the pause (silence is
  *                     measured on the intake clock), so the verdicts are those of the same
@@ -925,6 +929,74 @@ START_TEST(roadside_history_bounds)
 }
 END_TEST
 
+/* rule_id.py rsd.no_exceed 津H00011 r=RH-1/d1 (and d2, d4) */
+#define S_ID_K_D1 "36255100d1d8b8121bfb98332522ec7b"
+#define S_ID_K_D2 "36255000d1d8b65f1bfb99332522ee2e"
+#define S_ID_K_D4 "36254e00d1d8b2f91bfb9b332522f194"
+
+/* Waits up to 30 s for a verdict's column to read want; returns what it read last. */
+static char *s_violation_wait(PGconn *conn, const char *id, const char *column_sql,
+                              const char *want)
+{
+    char *v = NULL;
+    for (int i = 0; i < 300; i++) {
+        free(v);
+        v = s_violation(conn, id, column_sql);
+        if (strcmp(v, want) == 0)
+            break;
+        vem_it_sleep(0.1);
+    }
+    return v;
+}
+
+START_TEST(roadside_history_on_demand)
+{
+    /* Readings of K stored after vemd loaded the history at start (as when K's state was let go
+     * idle, or another node judged them): over the limit 3 hours back (d1), compliant 1 hour
+     * back (d3). Then a station's backlog brings d2, over the limit 2 hours back, and K passes
+     * again over the limit (d4). In time order d1 d2 make a violation under d1's id, and the
+     * compliant d3 makes d4 a first exceedance: a notice. A state that judged d2 and d4 without
+     * the stored readings would chain d2 with d4 across d3: a violation under d2's id. */
+    PGconn *conn = vem_it_pg();
+    int64_t tn = (int64_t)time(NULL) - 600;
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_rules");
+    for (int i = 0; i < 100 && !vem_it_log_has(&r, "roadside history:"); i++)
+        vem_it_sleep(0.1);
+    ck_assert(vem_it_log_has(&r, "roadside history:"));
+    s_store_reading(conn, "d1", tn - 3 * 3600, "津H00011", 1700, 40);
+    s_store_reading(conn, "d3", tn - 3600, "津H00011", 900, 40);
+    static const char *const plates[] = {"津H00011"};
+    static const char *const late[] = {"d2"};
+    static const double late_no[] = {1650};
+    s_send_readings(&r, late, plates, late_no, 1, tn - 2 * 3600);
+    char *v = s_violation_wait(conn, S_ID_K_D1, "severity", "violation");
+    ck_assert_str_eq(v, "violation");
+    free(v);
+    ck_assert_str_eq(v = s_violation(conn, S_ID_K_D1,
+                                     "(evidence->'readings'->0->>'reading_id') || ',' || "
+                                     "(evidence->'readings'->1->>'reading_id') || ',' || "
+                                     "jsonb_array_length(evidence->'readings')"),
+                     "d1,d2,2");
+    free(v);
+    ck_assert_double_ge(vem_it_metric_now(&r, "vem_rsd_history_plates_total"), 1);
+    static const char *const again[] = {"d4"};
+    static const double again_no[] = {1800};
+    s_send_readings(&r, again, plates, again_no, 1, tn);
+    v = s_violation_wait(conn, S_ID_K_D4, "severity", "notice");
+    ck_assert_str_eq(v, "notice");
+    free(v);
+    ck_assert_str_eq(v = s_violation(conn, S_ID_K_D4, "evidence->>'compliant_before' IS NOT NULL"),
+                     "t");
+    free(v);
+    /* d2 alone, before the history came, was a notice under its own id; nothing made it more */
+    ck_assert_str_eq(v = s_violation(conn, S_ID_K_D2, "severity"), "notice");
+    free(v);
+    PQfinish(conn);
+    vem_it_stop(&r);
+}
+END_TEST
+
 Suite *vem_suite_rules_e2e(void);
 Suite *vem_suite_rules_e2e(void)
 {
@@ -941,6 +1013,7 @@ Suite *vem_suite_rules_e2e(void)
     tcase_set_timeout(hist, 120);
     tcase_add_test(hist, roadside_history_from_pg);
     tcase_add_test(hist, roadside_history_bounds);
+    tcase_add_test(hist, roadside_history_on_demand);
     suite_add_tcase(s, hist);
     TCase *idle = tcase_create("idle_state"); /* CK_RUN_CASE=idle_state */
     tcase_set_timeout(idle, 240);
