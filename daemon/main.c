@@ -65,6 +65,8 @@
 #define S_REGISTRY_WAIT_MS 5000
 /* Plates asked for and not yet loaded (rsdhist.h): more asks wait for the plates' next reading. */
 #define S_HISTORY_WANTS 4096
+/* After a failed load of asks, the next waits this long (the states judge meanwhile). */
+#define S_HISTORY_RETRY_MS 5000
 /* A registry or terminal-key load that failed (PostgreSQL down at start) is tried again after
  * this long: without the keys every signed frame checks as no_key (quarantined under enforce,
  * marked so in Kafka under flag), and a replay made meanwhile would say so too. */
@@ -110,7 +112,11 @@ typedef struct {
     vem_gauge_t *keys_size;
     int hist_fd[2]; /* roadside history loader -> main */
     bool hist_loading;
-    vem_rsdhist_wants_t *hist_wants; /* plates the workers asked the history of; NULL: none */
+    vem_rsdhist_wants_t *hist_wants; /* the workers' asks for a plate's history; NULL: none */
+    vem_rsdhist_ask_t *hist_asks;    /* those the running load answers (NULL: the start's) */
+    size_t hist_nasks;
+    uint64_t hist_gen;     /* the running load's number */
+    int64_t hist_retry_ms; /* after a failed load of asks: no other before this */
     vem_counter_t *hist_readings, *hist_truncated, *hist_plates;
     vem_counter_t *reloads, *reload_errors;
     vem_gauge_t *registry_size;
@@ -358,26 +364,107 @@ static void s_load_history(s_daemon_t *d)
         vem_log(VEM_LOG_ERR, "main", "cannot start the roadside history loader");
 }
 
-/* Loads the history of the plates the workers asked for since the last load (rsdhist.h), when
- * no load is running: one at a time, so the asks of a busy second go in one query. */
+static void s_send_asked(s_daemon_t *d, const vem_rsdhist_t *all, const vem_rsdhist_ask_t *asks,
+                         size_t nasks, uint64_t gen);
+
+/* Loads the readings the workers' asks take (rsdhist.h), when no load is running: one at a
+ * time, so the asks of a busy second go in one query. */
 static void s_load_wanted_history(s_daemon_t *d)
 {
-    if (!d->hist_wants || d->hist_loading)
+    if (!d->hist_wants || d->hist_loading || vem_mono_ms() < d->hist_retry_ms)
         return;
     size_t n;
-    char *wants = vem_rsdhist_wants_take(d->hist_wants, &n);
-    if (!wants)
+    uint64_t gen;
+    vem_rsdhist_ask_t *asks = vem_rsdhist_wants_take(d->hist_wants, &n, &gen);
+    if (!asks)
         return;
     const vem_config_t *c = d->cfg;
-    if (vem_rsdhist_start_plates(c->pg.conninfo, c->rules.t.rsd_cycle_months,
-                                 (size_t)c->rules.rsd_history_readings, wants, n,
-                                 d->hist_fd[1]) == 0)
+    if (vem_rsdhist_start_asks(c->pg.conninfo, c->rules.t.rsd_cycle_months,
+                               (size_t)c->rules.rsd_history_readings, asks, n, gen,
+                               d->hist_fd[1]) == 0) {
         d->hist_loading = true;
-    else
-        vem_log(VEM_LOG_ERR, "main",
-                "cannot start the roadside history loader: %zu plates "
-                "start with their chains as they are",
-                n);
+        d->hist_asks = asks;
+        d->hist_nasks = n;
+        d->hist_gen = gen;
+        return;
+    }
+    vem_log(VEM_LOG_ERR, "main",
+            "cannot start the roadside history loader: %zu rule states "
+            "judge their readings without their plate's history",
+            n);
+    s_send_asked(d, NULL, asks, n, gen);
+    free(asks);
+}
+
+/* The first ask of the plate in asks (sorted by plate), or nasks. */
+static size_t s_first_ask(const vem_rsdhist_ask_t *asks, size_t nasks, const char *plate)
+{
+    size_t lo = 0, hi = nasks;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(asks[mid].plate, plate) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Hands each worker that asked the readings its asks take, addressed to the states that asked
+ * (all NULL: the load failed, and they get none); every such worker gets its part, even an
+ * empty one, which tells it that its states' held readings may be judged now. */
+static void s_send_asked(s_daemon_t *d, const vem_rsdhist_t *all, const vem_rsdhist_ask_t *asks,
+                         size_t nasks, uint64_t gen)
+{
+    size_t *count = calloc(d->nworkers, sizeof *count);
+    size_t *nasked = calloc(d->nworkers, sizeof *nasked);
+    if (!count || !nasked)
+        abort();
+    for (size_t j = 0; j < nasks; j++)
+        nasked[asks[j].worker % d->nworkers]++;
+    for (size_t k = 0; all && k < all->n; k++)
+        for (size_t j = s_first_ask(asks, nasks, all->r[k].plate);
+             j < nasks && strcmp(asks[j].plate, all->r[k].plate) == 0; j++)
+            if (vem_rsdhist_takes(&asks[j], all, k))
+                count[asks[j].worker % d->nworkers]++;
+    for (unsigned i = 0; i < d->nworkers; i++) {
+        if (!nasked[i])
+            continue;
+        vem_rsdhist_t *mine = vem_rsdhist_new(count[i], true);
+        mine->plates = nasked[i];
+        mine->gen = gen;
+        for (size_t k = 0; all && k < all->n; k++)
+            for (size_t j = s_first_ask(asks, nasks, all->r[k].plate);
+                 j < nasks && strcmp(asks[j].plate, all->r[k].plate) == 0; j++) {
+                if (asks[j].worker % d->nworkers != i || !vem_rsdhist_takes(&asks[j], all, k))
+                    continue;
+                mine->r[mine->n] = all->r[k];
+                memcpy(mine->vin[mine->n], asks[j].vin, sizeof mine->vin[0]);
+                mine->n++;
+            }
+        uint8_t msg[sizeof VEM_WORKER_HISTORY_MSG + sizeof mine];
+        memcpy(msg, VEM_WORKER_HISTORY_MSG, sizeof VEM_WORKER_HISTORY_MSG);
+        memcpy(msg + sizeof VEM_WORKER_HISTORY_MSG, &mine, sizeof mine);
+        if (zmq_send(vem_actor_pipe(d->workers[i]), msg, sizeof msg, 0) != (int)sizeof msg)
+            vem_rsdhist_free(mine);
+    }
+    free(count);
+    free(nasked);
+    if (!all) {
+        d->hist_retry_ms = vem_mono_ms() + S_HISTORY_RETRY_MS;
+        return;
+    }
+    vem_counter_add(d->hist_readings, all->n);
+    vem_counter_add(d->hist_plates, nasks);
+    if (all->truncated) {
+        vem_counter_add(d->hist_truncated, 1);
+        vem_log(VEM_LOG_WARNING, "main",
+                "roadside history of %zu rule states: more than rules.rsd_history_readings = "
+                "%lld readings; plates past the bound are judged without it",
+                nasks, (long long)d->cfg->rules.rsd_history_readings);
+    }
+    vem_log(VEM_LOG_DEBUG, "main", "roadside history of %zu rule states: %zu readings loaded",
+            nasks, all->n);
 }
 
 /* The worker whose vehicle a plate's readings are: ingest routes them by the registry's VIN for
@@ -397,6 +484,13 @@ static void s_send_history(s_daemon_t *d)
     if (read(d->hist_fd[0], &all, sizeof all) != (ssize_t)sizeof all)
         return;
     d->hist_loading = false;
+    if (d->hist_asks) {
+        s_send_asked(d, all, d->hist_asks, d->hist_nasks, d->hist_gen);
+        free(d->hist_asks);
+        d->hist_asks = NULL;
+        vem_rsdhist_free(all);
+        return;
+    }
     if (!all)
         return; /* logged by the loader; the chains start from the checkpoints alone */
     vem_rsdhist_t **mine = calloc(d->nworkers, sizeof *mine);
@@ -411,7 +505,7 @@ static void s_send_history(s_daemon_t *d)
         count[to[k]]++;
     }
     for (unsigned i = 0; i < d->nworkers; i++)
-        mine[i] = vem_rsdhist_new(count[i]);
+        mine[i] = vem_rsdhist_new(count[i], false);
     for (size_t k = 0; k < all->n; k++)
         mine[to[k]]->r[mine[to[k]]->n++] = all->r[k];
     free(to);
@@ -424,7 +518,6 @@ static void s_send_history(s_daemon_t *d)
             vem_rsdhist_free(mine[i]);
     }
     vem_counter_add(d->hist_readings, all->n);
-    vem_counter_add(d->hist_plates, all->plates);
     if (all->truncated) {
         vem_counter_add(d->hist_truncated, 1);
         vem_log(VEM_LOG_WARNING, "main",
@@ -432,11 +525,7 @@ static void s_send_history(s_daemon_t *d)
                 "past the bound start with empty rsd.* chains",
                 (long long)d->cfg->rules.rsd_history_readings);
     }
-    if (all->plates)
-        vem_log(VEM_LOG_DEBUG, "main", "roadside history of %zu plates: %zu readings loaded",
-                all->plates, all->n);
-    else
-        vem_log(VEM_LOG_INFO, "main", "roadside history: %zu readings loaded", all->n);
+    vem_log(VEM_LOG_INFO, "main", "roadside history: %zu readings loaded", all->n);
     free(mine);
     vem_rsdhist_free(all);
 }
@@ -456,6 +545,8 @@ static void s_drain_loaders(s_daemon_t *d)
             if (read(d->hist_fd[0], &h, sizeof h) == (ssize_t)sizeof h)
                 vem_rsdhist_free(h);
             d->hist_loading = false;
+            free(d->hist_asks); /* the workers that asked are gone */
+            d->hist_asks = NULL;
         }
         if (pfd[0].revents & POLLIN) {
             vem_registry_t *reg = NULL;
@@ -591,7 +682,7 @@ static int s_start(s_daemon_t *d)
         NULL);
     d->hist_plates = vem_metrics_counter(
         d->metrics, "vem_rsd_history_plates_total",
-        "Plates whose roadside history was loaded for a rule state made after the start.", NULL);
+        "Rule states made after the start whose plate's roadside history was loaded.", NULL);
     if (c->rules.enable && c->pg.enable && c->rules.rsd_history_readings > 0)
         d->hist_wants = vem_rsdhist_wants_new(S_HISTORY_WANTS);
     d->hist_truncated = vem_metrics_counter(

@@ -39,9 +39,15 @@
  *                     (the load takes 33 per plate and pollutant); a vemd allowed 1 reading of
  *                     history says the load was cut
  *   roadside_history_on_demand  readings of a plate stored after the start (as for a state let
- *                     go idle): a late exceedance's state loads them and chains with the
- *                     stored one before it (a violation under its id), and a compliant stored
- *                     reading keeps the next exceedance a notice, not a violation across it
+ *                     go idle), then a backlog of a late exceedance and a new one: the state
+ *                     holds them until it has loaded the stored ones, so the late one chains
+ *                     with the stored exceedance before it (a violation under that one's id,
+ *                     nothing under its own) and the stored compliant reading keeps the new
+ *                     one a notice, not a violation across it
+ *   stop_same_verdicts  vemd stopped for 135 s mid-trip with trip_gap_min = 1, the trucks
+ *                     re-sending what they collected meanwhile: the stop counts as intake
+ *                     paused, so the trips go on and the verdicts are those of a vemd left
+ *                     alone (ids and starts)
  *   spool_full_pause_same_verdicts  a 1 MiB spool full for 135 s (PostgreSQL stopped) with
  *                     trip_gap_min = 1: the trucks' trips go on across the pause (silence is
  *                     measured on the intake clock), so the verdicts are those of the same
@@ -482,6 +488,64 @@ START_TEST(spool_full_pause_same_verdicts)
 }
 END_TEST
 
+/* The trucks of stop_same_verdicts: store and forward, 100 s of their time per second from a
+ * fixed start, with time to re-send (--settle) what they collected while vemd was stopped. */
+#define S_STOP_FLEET                                                                               \
+    "--await-replies --settle 240 --trucks 10 --rate 10 --samples 10 --duration 30 --seed 79 "     \
+    "--start-time 1790000000 --vin-prefix LRULED --misbehave frozen_nox:2 --misbehave "            \
+    "scr_removed:2 --misbehave mil_on:1"
+
+/* vemd stopped for 135 s in the middle of the trucks' trips, with trip_gap_min = 1: the trucks
+ * keep collecting and re-send it all after the restart, so their data has no gap, while nothing
+ * was received for longer than the 120 s of silence that end a trip. The stop counts as intake
+ * paused, so the trips go on: the verdicts stored (vehicle, rule, severity, id, start) are
+ * those of a vemd left alone, which are what vem-sim's truth calls for. */
+START_TEST(stop_same_verdicts)
+{
+    PGconn *conn = vem_it_pg();
+    vem_it_run_t a = {0};
+    a.rules_opts = "trip_gap_min = 1;";
+    a.pipeline_opts = "sample_past_days = 36600;"; /* the fleet's fixed start lies in the past */
+    vem_it_start(&a, "it_rules");
+    ck_assert_int_eq(vem_it_wait(vem_it_run_sim_line(&a, S_STOP_FLEET), 120), 0);
+    json_decref(vem_it_sink_settled(&a));
+    json_t *truth = vem_it_truth(&a);
+    vem_it_stop(&a);
+    char *alone = s_episodes(conn, "LRULED");
+    fprintf(stderr, "it_rules stop_same_verdicts: verdicts of the run left alone\n%s\n", alone);
+    char *want = s_expected(truth, NULL);
+    char *lines = s_verdicts(conn, "LRULED", "true");
+    char *got = s_sorted(s_without_ids(lines));
+    ck_assert_str_eq(got, want);
+    free(lines);
+    free(got);
+    free(want);
+    json_decref(truth);
+    PQclear(PQexec(conn, "DELETE FROM violations WHERE vin LIKE 'LRULED%'"));
+
+    vem_it_run_t b = {0};
+    b.rules_opts = a.rules_opts;
+    b.pipeline_opts = a.pipeline_opts;
+    vem_it_start(&b, "it_rules");
+    pid_t sim = vem_it_run_sim_line(&b, S_STOP_FLEET);
+    vem_it_sleep(9); /* the trips are under way: a removed SCR's 30 minutes are not complete */
+    vem_it_halt(&b);
+    vem_it_sleep(135);
+    vem_it_launch(&b);
+    ck_assert(vem_it_log_has(&b, "counted as paused"));
+    double paused = vem_it_metric_now(&b, "vem_intake_paused_seconds");
+    ck_assert_msg(paused >= 130, "intake paused %.0f s in all", paused);
+    ck_assert_int_eq(vem_it_wait(sim, 300), 0);
+    json_decref(vem_it_sink_settled(&b));
+    vem_it_stop(&b);
+    char *stopped = s_episodes(conn, "LRULED");
+    ck_assert_str_eq(stopped, alone);
+    free(alone);
+    free(stopped);
+    PQfinish(conn);
+}
+END_TEST
+
 /* Runs a fleet of four trucks, two of them with the MIL on, and waits for its rows. */
 static void s_mil_fleet(vem_it_run_t *r, const char *prefix)
 {
@@ -751,19 +815,20 @@ static void s_store_reading(PGconn *conn, const char *reading_id, int64_t t, con
     PQclear(res);
 }
 
-/* The new readings, sent by vemctl rsd send as a station would. */
-static void s_send_readings(const vem_it_run_t *r, const char *const *ids,
-                            const char *const *plates, const double *no_ppm, size_t n, int64_t t)
+/* The new readings, sent by vemctl rsd send as a station would, at times[i]. */
+static void s_send_readings_at(const vem_it_run_t *r, const char *const *ids,
+                               const char *const *plates, const double *no_ppm,
+                               const int64_t *times, size_t n)
 {
     char path[512], when[32], cmd[1200];
     snprintf(path, sizeof path, "%s/history.jsonl", r->dir);
     FILE *f = fopen(path, "w");
     ck_assert_ptr_nonnull(f);
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        time_t tt = (time_t)times[i];
+        struct tm tm;
+        gmtime_r(&tt, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
         fprintf(f,
                 "{\"version\":1,\"station_id\":\"RH-1\",\"reading_id\":\"%s\",\"lane\":1,"
                 "\"time\":\"%s\",\"plate\":\"%s\",\"plate_color\":\"yellow\",\"fuel\":\"diesel\","
@@ -771,11 +836,23 @@ static void s_send_readings(const vem_it_run_t *r, const char *const *ids,
                 "\"no_ppm\":%g,\"co2_pct\":10.5,\"wind_ms\":1.5,\"slope_pct\":0.5,"
                 "\"valid\":true}\n",
                 ids[i], when, plates[i], no_ppm[i]);
+    }
     fclose(f);
     snprintf(cmd, sizeof cmd,
              "'%s/vemctl' rsd send '%s' --endpoint 'ipc://%s/stations.sock' --quiet >/dev/null",
              vem_test_bin_dir(), path, r->dir);
     ck_assert_int_eq(system(cmd), 0);
+}
+
+/* The same, all at time t. */
+static void s_send_readings(const vem_it_run_t *r, const char *const *ids,
+                            const char *const *plates, const double *no_ppm, size_t n, int64_t t)
+{
+    int64_t times[8];
+    ck_assert_uint_le(n, 8);
+    for (size_t i = 0; i < n; i++)
+        times[i] = t;
+    s_send_readings_at(r, ids, plates, no_ppm, times, n);
 }
 
 /* One column of the violation with this id ("" when there is none). */
@@ -953,10 +1030,11 @@ START_TEST(roadside_history_on_demand)
 {
     /* Readings of K stored after vemd loaded the history at start (as when K's state was let go
      * idle, or another node judged them): over the limit 3 hours back (d1), compliant 1 hour
-     * back (d3). Then a station's backlog brings d2, over the limit 2 hours back, and K passes
-     * again over the limit (d4). In time order d1 d2 make a violation under d1's id, and the
-     * compliant d3 makes d4 a first exceedance: a notice. A state that judged d2 and d4 without
-     * the stored readings would chain d2 with d4 across d3: a violation under d2's id. */
+     * back (d3). Then a station's backlog brings, in one go, d2, over the limit 2 hours back,
+     * and d4, K passing again over the limit. In time order d1 d2 make a violation under d1's
+     * id, and the compliant d3 makes d4 a first exceedance: a notice. A state that judged d2
+     * and d4 without the stored readings would chain d2 with d4 across d3: a violation under
+     * d2's id; one that judged d2 before the history came would leave a notice under d2's. */
     PGconn *conn = vem_it_pg();
     int64_t tn = (int64_t)time(NULL) - 600;
     vem_it_run_t r = {0};
@@ -966,31 +1044,42 @@ START_TEST(roadside_history_on_demand)
     ck_assert(vem_it_log_has(&r, "roadside history:"));
     s_store_reading(conn, "d1", tn - 3 * 3600, "津H00011", 1700, 40);
     s_store_reading(conn, "d3", tn - 3600, "津H00011", 900, 40);
-    static const char *const plates[] = {"津H00011"};
-    static const char *const late[] = {"d2"};
-    static const double late_no[] = {1650};
-    s_send_readings(&r, late, plates, late_no, 1, tn - 2 * 3600);
-    char *v = s_violation_wait(conn, S_ID_K_D1, "severity", "violation");
-    ck_assert_str_eq(v, "violation");
+    static const char *const plates[] = {"津H00011", "津H00011"};
+    static const char *const backlog[] = {"d2", "d4"};
+    static const double backlog_no[] = {1650, 1800};
+    const int64_t backlog_t[] = {tn - 2 * 3600, tn};
+    s_send_readings_at(&r, backlog, plates, backlog_no, backlog_t, 2);
+    char *v = s_violation_wait(conn, S_ID_K_D4, "severity", "notice");
+    if (strcmp(v, "notice") != 0)
+        vem_it_show_log(&r);
+    ck_assert_str_eq(v, "notice");
     free(v);
     ck_assert_str_eq(v = s_violation(conn, S_ID_K_D1,
+                                     "severity || ',' || "
                                      "(evidence->'readings'->0->>'reading_id') || ',' || "
                                      "(evidence->'readings'->1->>'reading_id') || ',' || "
                                      "jsonb_array_length(evidence->'readings')"),
-                     "d1,d2,2");
-    free(v);
-    ck_assert_double_ge(vem_it_metric_now(&r, "vem_rsd_history_plates_total"), 1);
-    static const char *const again[] = {"d4"};
-    static const double again_no[] = {1800};
-    s_send_readings(&r, again, plates, again_no, 1, tn);
-    v = s_violation_wait(conn, S_ID_K_D4, "severity", "notice");
-    ck_assert_str_eq(v, "notice");
+                     "violation,d1,d2,2");
     free(v);
     ck_assert_str_eq(v = s_violation(conn, S_ID_K_D4, "evidence->>'compliant_before' IS NOT NULL"),
                      "t");
     free(v);
-    /* d2 alone, before the history came, was a notice under its own id; nothing made it more */
-    ck_assert_str_eq(v = s_violation(conn, S_ID_K_D2, "severity"), "notice");
+    /* d2 was judged with the history there: nothing under its own id */
+    ck_assert_str_eq(v = s_violation(conn, S_ID_K_D2, "severity"), "");
+    free(v);
+    ck_assert_double_ge(vem_it_metric_now(&r, "vem_rsd_history_plates_total"), 1);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_rsd_history_late_total"), 0);
+    /* K again, over the limit: the state has its history and goes on, d4 d5 a violation */
+    static const char *const again[] = {"d5"};
+    static const double again_no[] = {1750};
+    s_send_readings(&r, again, plates, again_no, 1, tn + 60);
+    v = s_violation_wait(conn, S_ID_K_D4, "severity", "violation");
+    ck_assert_str_eq(v, "violation");
+    free(v);
+    ck_assert_str_eq(v = s_violation(conn, S_ID_K_D4,
+                                     "(evidence->'readings'->1->>'reading_id') || ',' || "
+                                     "jsonb_array_length(evidence->'readings')"),
+                     "d5,2");
     free(v);
     PQfinish(conn);
     vem_it_stop(&r);
@@ -1022,6 +1111,10 @@ Suite *vem_suite_rules_e2e(void)
     TCase *pause = tcase_create("spool_pause"); /* CK_RUN_CASE=spool_pause */
     tcase_set_timeout(pause, 480);
     tcase_add_test(pause, spool_full_pause_same_verdicts);
+    TCase *stop = tcase_create("stop_same_verdicts"); /* CK_RUN_CASE=stop_same_verdicts */
+    tcase_set_timeout(stop, 700);
+    tcase_add_test(stop, stop_same_verdicts);
     suite_add_tcase(s, pause);
+    suite_add_tcase(s, stop);
     return s;
 }
