@@ -308,6 +308,33 @@ static char *s_episodes(PGconn *conn, const char *prefix)
     return out;
 }
 
+/* The reference run of a fleet, in run a (configured by the caller): a vemd left alone, whose
+ * verdicts are exactly what vem-sim's truth calls for, for the misbehaving trucks and no
+ * others. Returns its episodes (s_episodes) and deletes its verdicts for the next run. */
+static char *s_alone(PGconn *conn, vem_it_run_t *a, const char *fleet, const char *prefix,
+                     const char *test)
+{
+    vem_it_start(a, "it_rules");
+    ck_assert_int_eq(vem_it_wait(vem_it_run_sim_line(a, fleet), 120), 0);
+    json_decref(vem_it_sink_settled(a));
+    json_t *truth = vem_it_truth(a);
+    vem_it_stop(a);
+    char *alone = s_episodes(conn, prefix);
+    fprintf(stderr, "it_rules %s: verdicts of the run left alone\n%s\n", test, alone);
+    char *want = s_expected(truth, NULL);
+    char *lines = s_verdicts(conn, prefix, "true");
+    char *got = s_sorted(s_without_ids(lines));
+    ck_assert_str_eq(got, want);
+    free(lines);
+    free(got);
+    free(want);
+    json_decref(truth);
+    char sql[96];
+    snprintf(sql, sizeof sql, "DELETE FROM violations WHERE vin LIKE '%s%%'", prefix);
+    PQclear(PQexec(conn, sql));
+    return alone;
+}
+
 /* The trucks of kill9_same_verdicts: 100 s of their time per second (10 frames of 10 samples),
  * so a frozen NOx sensor (10 minutes) and a removed SCR (30 minutes) are judged within the
  * run, from a fixed start time so both runs send the same samples. */
@@ -323,24 +350,7 @@ START_TEST(kill9_same_verdicts)
     vem_it_run_t a = {0};
     a.rules_opts = "checkpoint_interval_s = 5;";
     a.pipeline_opts = "sample_past_days = 36600;"; /* the fleet's fixed start lies in the past */
-    vem_it_start(&a, "it_rules");
-    ck_assert_int_eq(vem_it_wait(vem_it_run_sim_line(&a, S_LONG_FLEET), 120), 0);
-    json_decref(vem_it_sink_settled(&a));
-    json_t *truth = vem_it_truth(&a);
-    vem_it_stop(&a);
-    char *alone = s_episodes(conn, "LRULEK");
-    fprintf(stderr, "it_rules kill9_same_verdicts: verdicts of the run left alone\n%s\n", alone);
-    /* exactly the trucks vem-sim made misbehave, each with what its misbehaviour breaks, and
-     * nothing for the others, of any rule */
-    char *want = s_expected(truth, NULL);
-    char *lines = s_verdicts(conn, "LRULEK", "true");
-    char *got = s_sorted(s_without_ids(lines));
-    ck_assert_str_eq(got, want);
-    free(lines);
-    free(got);
-    free(want);
-    json_decref(truth);
-    PQclear(PQexec(conn, "DELETE FROM violations WHERE vin LIKE 'LRULEK%'"));
+    char *alone = s_alone(conn, &a, S_LONG_FLEET, "LRULEK", "kill9_same_verdicts");
 
     /* the same fleet, vemd killed twice once checkpoints were written */
     vem_it_run_t b = {0};
@@ -405,23 +415,7 @@ START_TEST(spool_full_pause_same_verdicts)
      * socket closes it with a reset, which takes what vemd had not read yet with it */
     a.terminals_opts = "reply_mode = \"none\";";
     a.pipeline_opts = "sample_past_days = 36600;"; /* the fleet's fixed start lies in the past */
-    vem_it_start(&a, "it_rules");
-    ck_assert_int_eq(vem_it_wait(vem_it_run_sim_line(&a, S_PAUSE_FLEET), 120), 0);
-    json_decref(vem_it_sink_settled(&a));
-    json_t *truth = vem_it_truth(&a);
-    vem_it_stop(&a);
-    char *alone = s_episodes(conn, "LRULEP");
-    fprintf(stderr, "it_rules spool_full_pause_same_verdicts: verdicts without a pause\n%s\n",
-            alone);
-    char *want = s_expected(truth, NULL);
-    char *lines = s_verdicts(conn, "LRULEP", "true");
-    char *got = s_sorted(s_without_ids(lines));
-    ck_assert_str_eq(got, want);
-    free(lines);
-    free(got);
-    free(want);
-    json_decref(truth);
-    PQclear(PQexec(conn, "DELETE FROM violations WHERE vin LIKE 'LRULEP%'"));
+    char *alone = s_alone(conn, &a, S_PAUSE_FLEET, "LRULEP", "spool_full_pause_same_verdicts");
 
     vem_it_run_t b = {0};
     b.rules_opts = a.rules_opts;
@@ -506,22 +500,7 @@ START_TEST(stop_same_verdicts)
     vem_it_run_t a = {0};
     a.rules_opts = "trip_gap_min = 1;";
     a.pipeline_opts = "sample_past_days = 36600;"; /* the fleet's fixed start lies in the past */
-    vem_it_start(&a, "it_rules");
-    ck_assert_int_eq(vem_it_wait(vem_it_run_sim_line(&a, S_STOP_FLEET), 120), 0);
-    json_decref(vem_it_sink_settled(&a));
-    json_t *truth = vem_it_truth(&a);
-    vem_it_stop(&a);
-    char *alone = s_episodes(conn, "LRULED");
-    fprintf(stderr, "it_rules stop_same_verdicts: verdicts of the run left alone\n%s\n", alone);
-    char *want = s_expected(truth, NULL);
-    char *lines = s_verdicts(conn, "LRULED", "true");
-    char *got = s_sorted(s_without_ids(lines));
-    ck_assert_str_eq(got, want);
-    free(lines);
-    free(got);
-    free(want);
-    json_decref(truth);
-    PQclear(PQexec(conn, "DELETE FROM violations WHERE vin LIKE 'LRULED%'"));
+    char *alone = s_alone(conn, &a, S_STOP_FLEET, "LRULED", "stop_same_verdicts");
 
     vem_it_run_t b = {0};
     b.rules_opts = a.rules_opts;
