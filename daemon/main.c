@@ -63,10 +63,6 @@
 #define VEM_VERSION        "0.1.0"
 #define S_DEFAULT_CONFIG   "/etc/vemd/vemd.cfg"
 #define S_REGISTRY_WAIT_MS 5000
-/* Plates asked for and not yet loaded (rsdhist.h): more asks wait for the plates' next reading. */
-#define S_HISTORY_WANTS 4096
-/* After a failed load of asks, the next waits this long (the states judge meanwhile). */
-#define S_HISTORY_RETRY_MS 5000
 /* A registry or terminal-key load that failed (PostgreSQL down at start) is tried again after
  * this long: without the keys every signed frame checks as no_key (quarantined under enforce,
  * marked so in Kafka under flag), and a replay made meanwhile would say so too. */
@@ -112,12 +108,7 @@ typedef struct {
     vem_gauge_t *keys_size;
     int hist_fd[2]; /* roadside history loader -> main */
     bool hist_loading;
-    vem_rsdhist_wants_t *hist_wants; /* the workers' asks for a plate's history; NULL: none */
-    vem_rsdhist_ask_t *hist_asks;    /* those the running load answers (NULL: the start's) */
-    size_t hist_nasks;
-    uint64_t hist_gen;     /* the running load's number */
-    int64_t hist_retry_ms; /* after a failed load of asks: no other before this */
-    vem_counter_t *hist_readings, *hist_truncated, *hist_plates;
+    vem_counter_t *hist_readings, *hist_truncated;
     vem_counter_t *reloads, *reload_errors;
     vem_gauge_t *registry_size;
     vem_gauge_t *registry_cached; /* 1 while the registry or the keys are the cache's */
@@ -364,109 +355,6 @@ static void s_load_history(s_daemon_t *d)
         vem_log(VEM_LOG_ERR, "main", "cannot start the roadside history loader");
 }
 
-static void s_send_asked(s_daemon_t *d, const vem_rsdhist_t *all, const vem_rsdhist_ask_t *asks,
-                         size_t nasks, uint64_t gen);
-
-/* Loads the readings the workers' asks take (rsdhist.h), when no load is running: one at a
- * time, so the asks of a busy second go in one query. */
-static void s_load_wanted_history(s_daemon_t *d)
-{
-    if (!d->hist_wants || d->hist_loading || vem_mono_ms() < d->hist_retry_ms)
-        return;
-    size_t n;
-    uint64_t gen;
-    vem_rsdhist_ask_t *asks = vem_rsdhist_wants_take(d->hist_wants, &n, &gen);
-    if (!asks)
-        return;
-    const vem_config_t *c = d->cfg;
-    if (vem_rsdhist_start_asks(c->pg.conninfo, c->rules.t.rsd_cycle_months,
-                               (size_t)c->rules.rsd_history_readings, asks, n, gen,
-                               d->hist_fd[1]) == 0) {
-        d->hist_loading = true;
-        d->hist_asks = asks;
-        d->hist_nasks = n;
-        d->hist_gen = gen;
-        return;
-    }
-    vem_log(VEM_LOG_ERR, "main",
-            "cannot start the roadside history loader: %zu rule states "
-            "judge their readings without their plate's history",
-            n);
-    s_send_asked(d, NULL, asks, n, gen);
-    free(asks);
-}
-
-/* The first ask of the plate in asks (sorted by plate), or nasks. */
-static size_t s_first_ask(const vem_rsdhist_ask_t *asks, size_t nasks, const char *plate)
-{
-    size_t lo = 0, hi = nasks;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(asks[mid].plate, plate) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-/* Hands each worker that asked the readings its asks take, addressed to the states that asked
- * (all NULL: the load failed, and they get none); every such worker gets its part, even an
- * empty one, which tells it that its states' held readings may be judged now. */
-static void s_send_asked(s_daemon_t *d, const vem_rsdhist_t *all, const vem_rsdhist_ask_t *asks,
-                         size_t nasks, uint64_t gen)
-{
-    size_t *count = calloc(d->nworkers, sizeof *count);
-    size_t *nasked = calloc(d->nworkers, sizeof *nasked);
-    if (!count || !nasked)
-        abort();
-    for (size_t j = 0; j < nasks; j++)
-        nasked[asks[j].worker % d->nworkers]++;
-    for (size_t k = 0; all && k < all->n; k++)
-        for (size_t j = s_first_ask(asks, nasks, all->r[k].plate);
-             j < nasks && strcmp(asks[j].plate, all->r[k].plate) == 0; j++)
-            if (vem_rsdhist_takes(&asks[j], all, k))
-                count[asks[j].worker % d->nworkers]++;
-    for (unsigned i = 0; i < d->nworkers; i++) {
-        if (!nasked[i])
-            continue;
-        vem_rsdhist_t *mine = vem_rsdhist_new(count[i], true);
-        mine->plates = nasked[i];
-        mine->gen = gen;
-        for (size_t k = 0; all && k < all->n; k++)
-            for (size_t j = s_first_ask(asks, nasks, all->r[k].plate);
-                 j < nasks && strcmp(asks[j].plate, all->r[k].plate) == 0; j++) {
-                if (asks[j].worker % d->nworkers != i || !vem_rsdhist_takes(&asks[j], all, k))
-                    continue;
-                mine->r[mine->n] = all->r[k];
-                memcpy(mine->vin[mine->n], asks[j].vin, sizeof mine->vin[0]);
-                mine->n++;
-            }
-        uint8_t msg[sizeof VEM_WORKER_HISTORY_MSG + sizeof mine];
-        memcpy(msg, VEM_WORKER_HISTORY_MSG, sizeof VEM_WORKER_HISTORY_MSG);
-        memcpy(msg + sizeof VEM_WORKER_HISTORY_MSG, &mine, sizeof mine);
-        if (zmq_send(vem_actor_pipe(d->workers[i]), msg, sizeof msg, 0) != (int)sizeof msg)
-            vem_rsdhist_free(mine);
-    }
-    free(count);
-    free(nasked);
-    if (!all) {
-        d->hist_retry_ms = vem_mono_ms() + S_HISTORY_RETRY_MS;
-        return;
-    }
-    vem_counter_add(d->hist_readings, all->n);
-    vem_counter_add(d->hist_plates, nasks);
-    if (all->truncated) {
-        vem_counter_add(d->hist_truncated, 1);
-        vem_log(VEM_LOG_WARNING, "main",
-                "roadside history of %zu rule states: more than rules.rsd_history_readings = "
-                "%lld readings; plates past the bound are judged without it",
-                nasks, (long long)d->cfg->rules.rsd_history_readings);
-    }
-    vem_log(VEM_LOG_DEBUG, "main", "roadside history of %zu rule states: %zu readings loaded",
-            nasks, all->n);
-}
-
 /* The worker whose vehicle a plate's readings are: ingest routes them by the registry's VIN for
  * the plate and colour, else by the plate. */
 static unsigned s_history_worker(const s_daemon_t *d, const char *plate, const char *color)
@@ -484,13 +372,6 @@ static void s_send_history(s_daemon_t *d)
     if (read(d->hist_fd[0], &all, sizeof all) != (ssize_t)sizeof all)
         return;
     d->hist_loading = false;
-    if (d->hist_asks) {
-        s_send_asked(d, all, d->hist_asks, d->hist_nasks, d->hist_gen);
-        free(d->hist_asks);
-        d->hist_asks = NULL;
-        vem_rsdhist_free(all);
-        return;
-    }
     if (!all)
         return; /* logged by the loader; the chains start from the checkpoints alone */
     vem_rsdhist_t **mine = calloc(d->nworkers, sizeof *mine);
@@ -505,7 +386,7 @@ static void s_send_history(s_daemon_t *d)
         count[to[k]]++;
     }
     for (unsigned i = 0; i < d->nworkers; i++)
-        mine[i] = vem_rsdhist_new(count[i], false);
+        mine[i] = vem_rsdhist_new(count[i]);
     for (size_t k = 0; k < all->n; k++)
         mine[to[k]]->r[mine[to[k]]->n++] = all->r[k];
     free(to);
@@ -545,8 +426,6 @@ static void s_drain_loaders(s_daemon_t *d)
             if (read(d->hist_fd[0], &h, sizeof h) == (ssize_t)sizeof h)
                 vem_rsdhist_free(h);
             d->hist_loading = false;
-            free(d->hist_asks); /* the workers that asked are gone */
-            d->hist_asks = NULL;
         }
         if (pfd[0].revents & POLLIN) {
             vem_registry_t *reg = NULL;
@@ -675,16 +554,8 @@ static int s_start(s_daemon_t *d)
                                      "Activated VINs (terminal_keys) as last loaded.", NULL);
     d->keys = vem_keys_new();
     atomic_store(&d->signatures, vem_worker_signatures(c->terminals.signatures));
-    d->hist_readings = vem_metrics_counter(
-        d->metrics, "vem_rsd_history_readings_total",
-        "Stored roadside readings loaded to seed the rsd.* chains (at start, and for the plates "
-        "of rule states made later).",
-        NULL);
-    d->hist_plates = vem_metrics_counter(
-        d->metrics, "vem_rsd_history_plates_total",
-        "Rule states made after the start whose plate's roadside history was loaded.", NULL);
-    if (c->rules.enable && c->pg.enable && c->rules.rsd_history_readings > 0)
-        d->hist_wants = vem_rsdhist_wants_new(S_HISTORY_WANTS);
+    d->hist_readings = vem_metrics_counter(d->metrics, "vem_rsd_history_readings_total",
+                                           VEM_RSDHIST_READINGS_HELP, NULL);
     d->hist_truncated = vem_metrics_counter(
         d->metrics, "vem_rsd_history_truncated_total",
         "Roadside history loads cut at rules.rsd_history_readings (plates left out).", NULL);
@@ -804,7 +675,10 @@ static int s_start(s_daemon_t *d)
         w->nsinks = d->nsinks;
         w->sink_hwm = (int)c->pg.queue_hwm;
         w->max_plates = (size_t)c->stations.max_plates / d->nworkers + 1;
-        w->rsd_wants = d->hist_wants;
+        if (c->rules.enable && c->pg.enable && c->rules.rsd_history_readings > 0) {
+            w->rsd_conninfo = c->pg.conninfo;
+            w->rsd_history_max = (size_t)c->rules.rsd_history_readings;
+        }
         if (c->rules.enable) {
             w->ckpt_dir = c->spool.dir;
             w->workers = d->nworkers;
@@ -1071,8 +945,6 @@ static void s_stop(s_daemon_t *d)
         vem_keys_destroy(&d->keys);
     free(d->workers);
     free(d->worker_args);
-    vem_rsdhist_wants_free(d->hist_wants); /* the workers that asked are gone */
-    d->hist_wants = NULL;
     vem_watchdog_destroy(&d->watchdog);
     free(d->forwarded);
 }
@@ -1211,7 +1083,6 @@ static int s_run(s_daemon_t *d)
         if (rc > 0 && (items[3].revents & ZMQ_POLLIN))
             s_send_history(d);
         s_completeness_tick(d);
-        s_load_wanted_history(d);
         if (d->registry_retry_ms && vem_mono_ms() >= d->registry_retry_ms) {
             d->registry_retry_ms = 0;
             s_load_registry(d);

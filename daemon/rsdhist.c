@@ -7,20 +7,17 @@
 #include "log.h"
 #include "pgload.h"
 
-#include <jansson.h>
 #include <libpq-fe.h>
-#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-vem_rsdhist_t *vem_rsdhist_new(size_t cap, bool with_vin)
+vem_rsdhist_t *vem_rsdhist_new(size_t cap)
 {
     vem_rsdhist_t *h = calloc(1, sizeof *h);
-    if (!h || !(h->r = calloc(cap ? cap : 1, sizeof *h->r)) ||
-        (with_vin && !(h->vin = calloc(cap ? cap : 1, sizeof *h->vin))))
+    if (!h || !(h->r = calloc(cap ? cap : 1, sizeof *h->r)))
         abort();
     return h;
 }
@@ -30,20 +27,17 @@ void vem_rsdhist_free(vem_rsdhist_t *h)
     if (!h)
         return;
     free(h->r);
-    free(h->received);
-    free(h->vin);
     free(h);
 }
 
 /* Per plate, colour and pollutant, the newest $2 valid readings that report it ($1: cycle months;
- * one more month covers readings that arrive late); $3 rows at most; FILTER limits the plates.
- * The range on time reads only the partitions of those months; rsd_readings_plate (0004) serves
- * the ordering and the plates asked for. */
+ * one more month covers readings that arrive late); $3 rows at most; FILTER narrows it. The range
+ * on time reads only the partitions of those months; rsd_readings_plate (0004) serves the
+ * ordering, and the plate of a load of one. */
 #define S_QUERY(FILTER)                                                                            \
     "SELECT station_id, reading_id, (extract(epoch FROM time) * 1000000)::bigint, plate, "         \
     "       coalesce(plate_color, ''), coalesce(fuel, ''), speed_kmh, accel_ms2, vsp_kw_t, "       \
-    "       wind_ms, slope_pct, opacity_pct, ringelmann, no_ppm, co_pct, hc_ppm, "                 \
-    "       (extract(epoch FROM received_at) * 1000000)::bigint "                                  \
+    "       wind_ms, slope_pct, opacity_pct, ringelmann, no_ppm, co_pct, hc_ppm "                  \
     "FROM (SELECT *, "                                                                             \
     "      row_number() OVER (PARTITION BY plate, plate_color, no_ppm IS NULL ORDER BY time "      \
     "DESC) "                                                                                       \
@@ -68,11 +62,11 @@ void vem_rsdhist_free(vem_rsdhist_t *h)
 
 static const char s_query[] = S_QUERY("");
 
-/* $4: the asks, a JSON array of [plate, colour, or blank, received before (epoch us)] */
-static const char s_query_asks[] = S_QUERY(
-    "AND EXISTS (SELECT 1 FROM jsonb_array_elements($4::jsonb) p WHERE p->>0 = plate "
-    "AND (coalesce(plate_color, '') = p->>1 OR ((p->>2)::boolean AND coalesce(plate_color, '') "
-    "= '')) AND received_at < timestamptz 'epoch' + (p->>3)::bigint * interval '1 microsecond')");
+/* $4 the plate, $5 its colour, $6 or none too, $7 received before (epoch us) */
+static const char s_query_plate[] =
+    S_QUERY("AND plate = $4 AND (coalesce(plate_color, '') = $5 OR ($6::boolean AND "
+            "coalesce(plate_color, '') = '')) AND received_at < timestamptz 'epoch' + "
+            "$7::bigint * interval '1 microsecond'");
 
 static double s_real(const PGresult *res, int row, int col)
 {
@@ -84,25 +78,29 @@ static void s_text(char *out, size_t len, const PGresult *res, int row, int col)
     snprintf(out, len, "%s", PQgetvalue(res, row, col));
 }
 
-static vem_rsdhist_t *s_load(const char *conninfo, unsigned months, size_t max_rows,
-                             const char *asks)
+/* The query's rows (params[0..2] are set here, the ask's after them); NULL with the reason in
+ * err after an error. */
+static vem_rsdhist_t *s_rows(PGconn *conn, unsigned months, size_t max_rows,
+                             const vem_rsdhist_ask_t *ask, char *err, size_t errlen)
 {
-    char err[512];
-    PGconn *conn = vem_pgload_connect(conninfo, "vemd-rsdhist", err, sizeof err);
-    if (!conn) {
-        vem_log(VEM_LOG_ERR, "rsdhist", "cannot connect: %s", err);
-        return NULL;
-    }
-    char p1[16], p2[16], p3[32];
+    char p1[16], p2[16], p3[32], p7[24];
     snprintf(p1, sizeof p1, "%u", months);
     snprintf(p2, sizeof p2, "%d", VEM_RSDHIST_PER_POLLUTANT);
     snprintf(p3, sizeof p3, "%zu", max_rows + 1); /* one more tells that some were left out */
-    const char *params[] = {p1, p2, p3, asks};
-    PGresult *res = PQexecParams(conn, asks ? s_query_asks : s_query, asks ? 4 : 3, NULL, params,
-                                 NULL, NULL, 0);
+    snprintf(p7, sizeof p7, "%lld", ask ? (long long)ask->before_us : 0LL);
+    const char *params[] = {p1,
+                            p2,
+                            p3,
+                            ask ? ask->plate : NULL,
+                            ask ? ask->color : NULL,
+                            ask && ask->or_blank ? "true" : "false",
+                            p7};
+    PGresult *res =
+        PQexecParams(conn, ask ? s_query_plate : s_query, ask ? 7 : 3, NULL, params, NULL, NULL, 0);
     vem_rsdhist_t *out = NULL;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        vem_log(VEM_LOG_ERR, "rsdhist", "roadside history: %s", PQerrorMessage(conn));
+        const char *msg = PQerrorMessage(conn);
+        snprintf(err, errlen, "%.*s", (int)strcspn(msg, "\n"), msg);
         goto done;
     }
     size_t rows = (size_t)PQntuples(res);
@@ -113,10 +111,8 @@ static vem_rsdhist_t *s_load(const char *conninfo, unsigned months, size_t max_r
                strcmp(PQgetvalue(res, (int)rows - 1, 3), PQgetvalue(res, (int)max_rows, 3)) == 0)
             rows--;
     }
-    out = vem_rsdhist_new(rows, false);
+    out = vem_rsdhist_new(rows);
     out->truncated = truncated;
-    if (asks && !(out->received = calloc(rows ? rows : 1, sizeof *out->received)))
-        abort();
     for (size_t i = 0; i < rows; i++) {
         int row = (int)i;
         vem_rsd_reading_t *r = &out->r[out->n];
@@ -138,34 +134,63 @@ static vem_rsdhist_t *s_load(const char *conninfo, unsigned months, size_t max_r
         r->co_pct = s_real(res, row, 14);
         r->hc_ppm = s_real(res, row, 15);
         r->valid = true; /* the query takes only what the station marked valid */
-        if (out->received)
-            out->received[i] = strtoll(PQgetvalue(res, row, 16), NULL, 10);
         out->n++;
     }
 done:
     PQclear(res);
+    return out;
+}
+
+static vem_rsdhist_t *s_load(const char *conninfo, unsigned months, size_t max_rows)
+{
+    char err[512];
+    PGconn *conn = vem_pgload_connect(conninfo, "vemd-rsdhist", err, sizeof err);
+    if (!conn) {
+        vem_log(VEM_LOG_ERR, "rsdhist", "cannot connect: %s", err);
+        return NULL;
+    }
+    vem_rsdhist_t *out = s_rows(conn, months, max_rows, NULL, err, sizeof err);
+    if (!out)
+        vem_log(VEM_LOG_ERR, "rsdhist", "roadside history: %s", err);
     PQfinish(conn);
     return out;
+}
+
+PGconn *vem_rsdhist_connect(const char *conninfo, char *err, size_t errlen)
+{
+    const char *keys[] = {"dbname",          "application_name", "connect_timeout",
+                          "client_encoding", "options",          NULL};
+    const char *values[] = {conninfo, "vemd-rsdhist-worker",       "2",
+                            "UTF8",   "-c statement_timeout=1000", NULL};
+    PGconn *conn = PQconnectdbParams(keys, values, 1);
+    if (!conn) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        const char *msg = PQerrorMessage(conn);
+        snprintf(err, errlen, "%.*s", (int)strcspn(msg, "\n"), msg);
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+vem_rsdhist_t *vem_rsdhist_load_plate(PGconn *conn, unsigned cycle_months, size_t max_rows,
+                                      const vem_rsdhist_ask_t *ask, char *err, size_t errlen)
+{
+    return s_rows(conn, cycle_months, max_rows, ask, err, errlen);
 }
 
 typedef struct {
     unsigned months;
     size_t max_rows;
-    char *asks; /* JSON (s_query_asks); NULL: every plate */
-    size_t nasks;
-    uint64_t gen;
 } s_job_t;
 
 static void *s_run(const char *conninfo, void *arg)
 {
-    s_job_t *job = arg;
-    vem_rsdhist_t *h = s_load(conninfo, job->months, job->max_rows, job->asks);
-    free(job->asks);
-    if (h) {
-        h->plates = job->nasks;
-        h->gen = job->gen;
-    }
-    return h;
+    const s_job_t *job = arg;
+    return s_load(conninfo, job->months, job->max_rows);
 }
 
 static void s_drop(void *h)
@@ -173,129 +198,12 @@ static void s_drop(void *h)
     vem_rsdhist_free(h);
 }
 
-static int s_start(const char *conninfo, unsigned cycle_months, size_t max_rows, char *asks,
-                   size_t n, uint64_t gen, int fd)
+int vem_rsdhist_start(const char *conninfo, unsigned cycle_months, size_t max_rows, int fd)
 {
     s_job_t *job = malloc(sizeof *job);
     if (!job)
         abort();
     job->months = cycle_months;
     job->max_rows = max_rows;
-    job->asks = asks;
-    job->nasks = n;
-    job->gen = gen;
-    int rc = vem_pgload_start(conninfo, s_run, job, s_drop, fd);
-    if (rc != 0)
-        free(asks); /* the job went with the thread that did not start */
-    return rc;
-}
-
-int vem_rsdhist_start(const char *conninfo, unsigned cycle_months, size_t max_rows, int fd)
-{
-    return s_start(conninfo, cycle_months, max_rows, NULL, 0, 0, fd);
-}
-
-int vem_rsdhist_start_asks(const char *conninfo, unsigned cycle_months, size_t max_rows,
-                           const vem_rsdhist_ask_t *asks, size_t n, uint64_t gen, int fd)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < n; i++) {
-        char before[24];
-        snprintf(before, sizeof before, "%lld", (long long)asks[i].before_us);
-        json_array_append_new(
-            a, json_pack("[ssbs]", asks[i].plate, asks[i].color, asks[i].or_blank, before));
-    }
-    char *text = json_dumps(a, JSON_COMPACT);
-    json_decref(a);
-    if (!text)
-        abort();
-    return s_start(conninfo, cycle_months, max_rows, text, n, gen, fd);
-}
-
-bool vem_rsdhist_takes(const vem_rsdhist_ask_t *ask, const vem_rsdhist_t *h, size_t k)
-{
-    const vem_rsd_reading_t *r = &h->r[k];
-    return strcmp(r->plate, ask->plate) == 0 &&
-           (strcmp(r->plate_color, ask->color) == 0 || (ask->or_blank && !*r->plate_color)) &&
-           h->received && h->received[k] < ask->before_us;
-}
-
-/* ---- asks --------------------------------------------------------------------------------- */
-
-struct vem_rsdhist_wants {
-    pthread_mutex_t lock;
-    size_t n, cap;
-    uint64_t taken; /* loads taken so far */
-    vem_rsdhist_ask_t *a;
-};
-
-vem_rsdhist_wants_t *vem_rsdhist_wants_new(size_t cap)
-{
-    vem_rsdhist_wants_t *w = calloc(1, sizeof *w);
-    if (!w || !(w->a = calloc(cap ? cap : 1, sizeof *w->a)))
-        abort();
-    pthread_mutex_init(&w->lock, NULL);
-    w->cap = cap;
-    return w;
-}
-
-void vem_rsdhist_wants_free(vem_rsdhist_wants_t *w)
-{
-    if (!w)
-        return;
-    pthread_mutex_destroy(&w->lock);
-    free(w->a);
-    free(w);
-}
-
-static bool s_same_state(const vem_rsdhist_ask_t *a, const vem_rsdhist_ask_t *b)
-{
-    return a->worker == b->worker && strcmp(a->vin, b->vin) == 0 &&
-           strcmp(a->plate, b->plate) == 0 && strcmp(a->color, b->color) == 0 &&
-           a->or_blank == b->or_blank;
-}
-
-bool vem_rsdhist_want(vem_rsdhist_wants_t *w, const vem_rsdhist_ask_t *ask, uint64_t *gen)
-{
-    pthread_mutex_lock(&w->lock);
-    bool ok = true;
-    size_t i = 0;
-    while (i < w->n && !s_same_state(&w->a[i], ask))
-        i++;
-    if (i < w->n) {
-        if (ask->before_us > w->a[i].before_us)
-            w->a[i].before_us = ask->before_us;
-    } else if (w->n < w->cap) {
-        w->a[w->n++] = *ask;
-    } else {
-        ok = false;
-    }
-    *gen = w->taken + 1;
-    pthread_mutex_unlock(&w->lock);
-    return ok;
-}
-
-static int s_by_plate(const void *a, const void *b)
-{
-    return strcmp(((const vem_rsdhist_ask_t *)a)->plate, ((const vem_rsdhist_ask_t *)b)->plate);
-}
-
-vem_rsdhist_ask_t *vem_rsdhist_wants_take(vem_rsdhist_wants_t *w, size_t *n, uint64_t *gen)
-{
-    pthread_mutex_lock(&w->lock);
-    *n = w->n;
-    vem_rsdhist_ask_t *out = NULL;
-    if (w->n) {
-        out = malloc(w->n * sizeof *out);
-        if (!out)
-            abort();
-        memcpy(out, w->a, w->n * sizeof *out);
-        w->n = 0;
-        w->taken++;
-    }
-    *gen = w->taken;
-    pthread_mutex_unlock(&w->lock);
-    if (out)
-        qsort(out, *n, sizeof *out, s_by_plate);
-    return out;
+    return vem_pgload_start(conninfo, s_run, job, s_drop, fd);
 }

@@ -13,28 +13,34 @@
  * (vem_rules_history); the validity window and limits are applied there, with the running
  * configuration, exactly as for live readings.
  *
- * A state made later has no history: a vehicle first seen after the start, a state let go when
- * idle (its chains ended compliant) and made again, a plate the load left out. Its chains would
- * miss the stored readings around a late one, and a late exceedance could then chain with a
- * newer one across a compliant reading the state forgot: a false violation. So the first
- * roadside reading such a state takes asks for its plate's history (vem_rsdhist_want), and the
- * state holds its readings, unjudged, until the history comes (worker.c). Main loads what was
- * asked, one load at a time (the asks of a busy second in one query), with the same query
- * limited to the asks' plates and to readings received before the asking one (what came later
- * is still on its way to the worker, in spool order), and hands each worker the readings of its
- * asks, to the state that asked, even none: then the held readings are judged.
- *
  * The query runs on a detached thread (a slow database must not hold main or a worker); its
  * result comes back as a pointer written to a pipe, as the registry's and completeness's do.
- * Ownership: the result belongs to whoever reads the pointer; main hands each worker its part. */
+ * Ownership: the result belongs to whoever reads the pointer; main hands each worker its part.
+ *
+ * A state made later has no history: a vehicle first seen after the start (or after its state
+ * was let go idle, its chains ended compliant), a plate the start load left out. Its chains
+ * would miss the stored readings around a late one, and a late exceedance could then chain
+ * with a newer one across a compliant reading the state never saw: a false violation. So the
+ * worker loads the plate's history itself, with the state's first roadside reading, before
+ * judging it (vem_rsdhist_load_plate): one plate by its index, on the worker's own connection,
+ * bounded in time (a slow or absent database costs a worker at most about a second, then no
+ * loads for a while), and only readings received before that reading: those received later
+ * are still on their way to the worker in spool order (a backlog's rest, what a catch-up after
+ * a restart has yet to judge), and will be judged, with their verdicts, when they come. */
 #ifndef VEM_RSDHIST_H
 #define VEM_RSDHIST_H
 
 #include "rules.h"
 
+#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* The help of vem_rsd_history_readings_total, which main and the workers add to. */
+#define VEM_RSDHIST_READINGS_HELP                                                                  \
+    "Stored roadside readings loaded to seed the rsd.* chains (at start, and for rule states "     \
+    "made later)."
 
 /* Readings per plate and pollutant loaded: what a chain holds (VEM_RULES_CHAIN_HELD, which
  * rules_int.h, not for this module, defines). */
@@ -45,11 +51,6 @@ typedef struct {
     size_t n;
     vem_rsd_reading_t *r;
     bool truncated; /* more rows were there than max_rows */
-    /* a load of the plates workers asked for (vem_rsdhist_start_asks); 0 and NULL at start */
-    size_t plates;     /* asks it answers */
-    uint64_t gen;      /* which load (vem_rsdhist_wants_take) */
-    int64_t *received; /* per reading: its receipt time (epoch us) */
-    char (*vin)[18];   /* per reading in a worker's part: the state it goes to ("": by plate) */
 } vem_rsdhist_t;
 
 /* Starts a detached thread that loads the history (cycle_months, at most max_rows readings)
@@ -57,46 +58,27 @@ typedef struct {
  * cannot start. */
 int vem_rsdhist_start(const char *conninfo, unsigned cycle_months, size_t max_rows, int fd);
 
-/* A worker's rule state asking for the history of its plate. */
+/* What a state's first roadside reading asks for: the readings its state takes (a plate, in one
+ * colour, or also none for a registered plate, which ingest routes to the VIN either way),
+ * received before that reading. */
 typedef struct {
-    unsigned worker;
-    char vin[18];      /* the state's VIN, "" for a state held by plate */
-    char plate[16];    /* the readings it takes: this plate, ... */
-    char color[16];    /* ... this colour ... */
-    bool or_blank;     /* ... or none (a registered plate: ingest routes both to its VIN) */
-    int64_t before_us; /* readings received before it: those received later are still to come
-                        * to the worker in spool order (its own reading and a backlog's rest) */
+    char plate[16];
+    char color[16];
+    bool or_blank;
+    int64_t before_us;
 } vem_rsdhist_ask_t;
 
-/* The asks main has not loaded yet: a bounded set (one state's ask is there once), shared by
- * the workers (which add) and main (which takes), behind a lock. */
-typedef struct vem_rsdhist_wants vem_rsdhist_wants_t;
+/* A worker's connection for vem_rsdhist_load_plate: 2 s to connect, 1 s per statement. NULL
+ * with libpq's reason in err when it cannot connect. */
+PGconn *vem_rsdhist_connect(const char *conninfo, char *err, size_t errlen);
 
-/* Room for cap asks. */
-vem_rsdhist_wants_t *vem_rsdhist_wants_new(size_t cap);
+/* The history of one ask (cycle_months, at most max_rows readings), in time order; NULL with
+ * the reason in err after an error (the caller drops the connection). */
+vem_rsdhist_t *vem_rsdhist_load_plate(PGconn *conn, unsigned cycle_months, size_t max_rows,
+                                      const vem_rsdhist_ask_t *ask, char *err, size_t errlen);
 
-/* Frees the set; accepts NULL. */
-void vem_rsdhist_wants_free(vem_rsdhist_wants_t *w);
-
-/* Adds an ask (the same state's again: the later bound); *gen is the load that will answer it.
- * False when the set is full: the caller judges without the history, and counts it. */
-bool vem_rsdhist_want(vem_rsdhist_wants_t *w, const vem_rsdhist_ask_t *ask, uint64_t *gen);
-
-/* Takes every ask (an array sorted by plate, NULL when none), their count in *n and the load's
- * number in *gen; the set is empty afterwards. */
-vem_rsdhist_ask_t *vem_rsdhist_wants_take(vem_rsdhist_wants_t *w, size_t *n, uint64_t *gen);
-
-/* As vem_rsdhist_start, for the readings the n asks take (each before its bound): the result
- * has plates n, gen and received set. */
-int vem_rsdhist_start_asks(const char *conninfo, unsigned cycle_months, size_t max_rows,
-                           const vem_rsdhist_ask_t *asks, size_t n, uint64_t gen, int fd);
-
-/* True when the ask takes reading k of h (a load of asks: received set). */
-bool vem_rsdhist_takes(const vem_rsdhist_ask_t *ask, const vem_rsdhist_t *h, size_t k);
-
-/* A new empty result with room for cap readings (main's per-worker parts; with_vin: with room
- * for the states they go to). */
-vem_rsdhist_t *vem_rsdhist_new(size_t cap, bool with_vin);
+/* A new empty result with room for cap readings (main's per-worker parts). */
+vem_rsdhist_t *vem_rsdhist_new(size_t cap);
 
 /* Frees the result; accepts NULL. */
 void vem_rsdhist_free(vem_rsdhist_t *h);

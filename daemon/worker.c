@@ -63,8 +63,8 @@ typedef struct {
     int64_t newest_paused_us;   /* ... and the highest paused total they carried */
     int64_t last_input_ms;      /* monotonic time of the last input processed */
     vem_day_counts_t *day_wait; /* a day's completeness waiting for the first input */
-    struct s_held *held;        /* roadside readings waiting for their plate's history ... */
-    size_t nheld;               /* ... in the order they came */
+    PGconn *hist_conn;          /* for the roadside history of states made later (rsdhist.h) */
+    int64_t hist_off_until_ms;  /* after a failed load: none before this (monotonic) */
     uint8_t *ckpt_buf;
     size_t ckpt_cap;
     /* metric handles */
@@ -85,10 +85,9 @@ typedef struct {
     vem_counter_t *ckpts, *ckpt_errors, *restored, *restore_errors;
     vem_counter_t *readings, *readings_invalid, *plates_full;
     vem_gauge_t *ckpt_bytes, *ckpt_vehicles;
-    vem_gauge_t *state_bytes;       /* rule state held, summed at each silence sweep */
-    vem_counter_t *released;        /* idle rule states let go */
-    vem_counter_t *history_refused; /* readings judged without their plate's history: no room */
-    vem_counter_t *history_late;    /* states that judged without it: it did not come in time */
+    vem_gauge_t *state_bytes; /* rule state held, summed at each silence sweep */
+    vem_counter_t *released;  /* idle rule states let go */
+    vem_counter_t *hist_plates, *hist_readings, *hist_failures;
     vem_histogram_t *latency;
 } s_worker_t;
 
@@ -198,15 +197,15 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
     w->readings =
         vem_metrics_counter(m, "vem_rsd_readings_total",
                             "Roadside readings stored (first copies and re-sent ones).", NULL);
-    w->history_refused = vem_metrics_counter(
-        m, "vem_rsd_history_refused_total",
-        "Roadside readings of a rule state without its plate's history judged without it: too "
-        "many states or readings were waiting for theirs.",
-        NULL);
-    w->history_late = vem_metrics_counter(
-        m, "vem_rsd_history_late_total",
-        "Rule states that judged their held roadside readings without their plate's history: it "
-        "did not come within 10 s (the chains it changes are judged again when it comes).",
+    w->hist_plates = vem_metrics_counter(
+        m, "vem_rsd_history_plates_total",
+        "Rule states made after the start that loaded their plate's roadside history.", NULL);
+    w->hist_readings =
+        vem_metrics_counter(m, "vem_rsd_history_readings_total", VEM_RSDHIST_READINGS_HELP, NULL);
+    w->hist_failures = vem_metrics_counter(
+        m, "vem_rsd_history_failures_total",
+        "Loads of a plate's roadside history that failed (none for 30 s after one; the states "
+        "judge without it).",
         NULL);
     w->readings_invalid = vem_metrics_counter(
         m, "vem_rsd_readings_invalid_total",
@@ -307,15 +306,7 @@ static void s_on_verdict(void *arg, const vem_violation_t *v)
 typedef struct {
     vem_rules_vehicle_t *v;
     uint64_t applied; /* inputs up to this seq are in v */
-    /* its plate's roadside history (rsdhist.h): given or asked for; while asked for, its
-     * readings wait in the worker's held list, unjudged, for the load numbered ask_gen, at most
-     * until hold_until_ms */
-    bool rsd_history;
-    bool waiting;
-    bool releasing; /* (s_release) */
-    uint32_t held;
-    uint64_t ask_gen;
-    int64_t hold_until_ms;
+    bool rsd_history; /* its plate's roadside history is in v (rsdhist.h) */
 } s_vstate_t;
 
 static void s_rules_free(void *state)
@@ -416,117 +407,52 @@ static s_vstate_t *s_reading_state(s_worker_t *w, const char *vin, const char *p
     return *slot;
 }
 
-/* ---- roadside readings waiting for their plate's history (rsdhist.h) ------------------------ */
+/* After a failed load of a plate's history, the worker loads none for this long. */
+#define S_HISTORY_OFF_MS 30000
 
-#define S_HELD_MAX 4096  /* readings a worker holds for their history at most */
-#define S_HOLD_MS  10000 /* longest a state waits for it */
-
-struct s_held {
-    s_vstate_t *vs; /* (a waiting state is not let go: s_sweep_vehicle) */
-    vem_input_hdr_t hdr;
-    vem_rsd_reading_t rr;
-};
-
-/* Judges a held reading in its state, as s_reading would have when it came. */
-static void s_judge_held(s_worker_t *w, struct s_held *e)
+/* A state made after the start has not had its plate's roadside history: it loads it before
+ * judging its first reading (rsdhist.h), and judges again what the history changes of what it
+ * held, with that reading's records. The readings its state takes: by VIN, the registry's
+ * plate in its colour or none, else the reading's plate and colour; those received before this
+ * one. A load that fails leaves the state to ask again with its next reading, once the worker
+ * loads again. */
+static void s_plate_history(s_worker_t *w, s_vstate_t *vs, bool by_vin, const vem_vehicle_t *reg,
+                            const vem_rsd_t *r, s_verdict_ctx_t *ctx)
 {
-    s_vstate_t *vs = e->vs;
-    vs->applied = e->hdr.seq;
-    s_verdict_ctx_t ctx = {w, &e->hdr};
-    /* records of an input settled long ago: a checkpoint must wait for them as for a sweep's */
-    if (vem_rules_on_reading(vs->v, &w->rules, &e->rr, e->hdr.seq, s_on_verdict, &ctx))
-        w->swept = true;
-}
-
-/* Judges, in the order they came, the held readings of the states that waited for a load up to
- * gen (0: none) or until now_ms (0: no time out), or of `only`; they wait no more. */
-static void s_release(s_worker_t *w, uint64_t gen, int64_t now_ms, s_vstate_t *only)
-{
-    size_t late = 0;
-    for (size_t i = 0; i < w->nheld; i++) {
-        s_vstate_t *vs = w->held[i].vs;
-        if (vs->releasing)
-            continue;
-        bool answered = gen && vs->ask_gen <= gen;
-        bool timed_out = now_ms && vs->hold_until_ms <= now_ms;
-        if (vs == only || answered || timed_out) {
-            vs->releasing = true;
-            late += !answered && timed_out;
-        }
-    }
-    size_t kept = 0;
-    for (size_t i = 0; i < w->nheld; i++) {
-        struct s_held *e = &w->held[i];
-        if (!e->vs->releasing) {
-            w->held[kept++] = *e;
-            continue;
-        }
-        s_judge_held(w, e);
-        if (--e->vs->held == 0)
-            e->vs->waiting = e->vs->releasing = false;
-    }
-    w->nheld = kept;
-    if (late) {
-        vem_counter_add(w->history_late, late);
-        vem_log(VEM_LOG_WARNING, "worker",
-                "worker %u: %zu rule states judged their roadside readings without their "
-                "plate's history: it did not come within %d s",
-                w->args->index, late, S_HOLD_MS / 1000);
-    }
-}
-
-/* A state that has not had its plate's history asks for it with its first roadside reading:
- * the readings received before this one that its reading would have been routed by (by VIN:
- * the registry's plate in its colour or none; by plate: the plate and colour). */
-static void s_ask(s_worker_t *w, s_vstate_t *vs, const char *vin, const vem_vehicle_t *reg,
-                  const vem_rsd_t *r, const vem_input_hdr_t *hdr)
-{
-    vem_rsdhist_ask_t ask = {.worker = w->args->index, .before_us = hdr->received_us};
-    bool registered = *vin && reg && *reg->plate;
+    if (vs->rsd_history || !w->args->rsd_conninfo || vem_mono_ms() < w->hist_off_until_ms)
+        return;
+    bool registered = by_vin && reg && *reg->plate;
+    vem_rsdhist_ask_t ask = {.or_blank = registered, .before_us = ctx->hdr->received_us};
     const char *plate = registered ? reg->plate : r->plate;
     const char *color = registered ? reg->plate_color : r->plate_color;
-    ask.or_blank = registered;
-    if (snprintf(ask.vin, sizeof ask.vin, "%s", vin) >= (int)sizeof ask.vin ||
-        snprintf(ask.plate, sizeof ask.plate, "%s", plate) >= (int)sizeof ask.plate ||
-        snprintf(ask.color, sizeof ask.color, "%s", color) >= (int)sizeof ask.color || !*plate) {
-        vs->rsd_history = true; /* no load holds such a plate (octet_length(plate) < 16) */
+    vs->rsd_history = true;
+    if (!*plate || snprintf(ask.plate, sizeof ask.plate, "%s", plate) >= (int)sizeof ask.plate ||
+        snprintf(ask.color, sizeof ask.color, "%s", color) >= (int)sizeof ask.color)
+        return; /* not a plate rsd_readings keeps a history of (octet_length(plate) < 16) */
+    char err[300];
+    if (!w->hist_conn)
+        w->hist_conn = vem_rsdhist_connect(w->args->rsd_conninfo, err, sizeof err);
+    vem_rsdhist_t *h = w->hist_conn
+                           ? vem_rsdhist_load_plate(w->hist_conn, w->rules.rsd_cycle_months,
+                                                    w->args->rsd_history_max, &ask, err, sizeof err)
+                           : NULL;
+    if (!h) {
+        PQfinish(w->hist_conn);
+        w->hist_conn = NULL;
+        vs->rsd_history = false;
+        w->hist_off_until_ms = vem_mono_ms() + S_HISTORY_OFF_MS;
+        vem_counter_add(w->hist_failures, 1);
+        vem_log(VEM_LOG_WARNING, "worker",
+                "worker %u: roadside history of %s not loaded: %s; states made meanwhile judge "
+                "without theirs for %d s",
+                w->args->index, ask.plate, err, S_HISTORY_OFF_MS / 1000);
         return;
     }
-    if (w->nheld == S_HELD_MAX || !vem_rsdhist_want(w->args->rsd_wants, &ask, &vs->ask_gen)) {
-        vem_counter_add(w->history_refused, 1); /* the state asks again with its next reading */
-        return;
-    }
-    vs->rsd_history = vs->waiting = true;
-    vs->hold_until_ms = vem_mono_ms() + S_HOLD_MS;
-}
-
-/* Holds a reading of a waiting state; false when no room is left: the state's held readings
- * are judged now, without the history (counted), and so is this one by the caller. */
-static bool s_hold(s_worker_t *w, s_vstate_t *vs, const vem_input_hdr_t *hdr,
-                   const vem_rsd_reading_t *rr)
-{
-    if (w->nheld == S_HELD_MAX) {
-        vem_counter_add(w->history_refused, 1);
-        s_release(w, 0, 0, vs);
-        vs->waiting = false;
-        return false;
-    }
-    if (!w->held && !(w->held = malloc(S_HELD_MAX * sizeof *w->held)))
-        abort();
-    w->held[w->nheld++] = (struct s_held){vs, *hdr, *rr};
-    vs->held++;
-    return true;
-}
-
-/* Inputs up to this seq have been judged (what a checkpoint covers): rules_mark, below the
- * oldest reading still held. */
-static uint64_t s_judged_through(const s_worker_t *w)
-{
-    uint64_t through = w->rules_mark;
-    for (size_t i = 0; i < w->nheld; i++)
-        if (w->held[i].hdr.seq - 1 < through)
-            through = w->held[i].hdr.seq - 1;
-    return through;
+    vem_counter_add(w->hist_plates, 1);
+    vem_counter_add(w->hist_readings, h->n);
+    if (h->n) /* its verdicts travel with this input's records */
+        vem_rules_history(vs->v, &w->rules, h->r, h->n, s_on_verdict, ctx);
+    vem_rsdhist_free(h);
 }
 
 /* A roadside reading ingest accepted: checked again (the same pure parser, judged by the same
@@ -613,12 +539,9 @@ static void s_reading(s_worker_t *w, const vem_input_hdr_t *hdr, const char *rou
     }
     if (hdr->seq <= vs->applied)
         return; /* in the state restored from a checkpoint already */
-    if (!vs->rsd_history && !vs->waiting && w->args->rsd_wants)
-        s_ask(w, vs, by_vin ? vin : "", reg, &r, hdr);
-    if (vs->waiting && s_hold(w, vs, hdr, &rr))
-        return;
     vs->applied = hdr->seq;
     s_verdict_ctx_t ctx = {w, hdr};
+    s_plate_history(w, vs, by_vin, reg, &r, &ctx);
     vem_rules_on_reading(vs->v, &w->rules, &rr, hdr->seq, s_on_verdict, &ctx);
 }
 
@@ -1092,7 +1015,7 @@ static void s_sweep_vehicle(void *arg, const vem_session_t *session)
     if (vem_rules_on_silence(vs->v, &ctx->w->rules, ctx->now_us, ctx->paused_us, s_on_verdict,
                              &vctx))
         ctx->w->swept = true;
-    if (!vs->waiting && ctx->now_us - vem_rules_vehicle_last_received(vs->v) >= ctx->idle_us &&
+    if (ctx->now_us - vem_rules_vehicle_last_received(vs->v) >= ctx->idle_us &&
         vem_rules_vehicle_idle(vs->v, &ctx->w->rules)) {
         s_rules_free(vs);
         *slot = NULL;
@@ -1196,26 +1119,22 @@ static void s_history(s_worker_t *w, vem_rsdhist_t *h)
     size_t kept = 0;
     for (size_t i = 0, j; i < h->n; i = j) {
         const char *plate = h->r[i].plate;
-        const char *to = h->vin ? h->vin[i] : ""; /* the state that asked, by VIN */
         for (j = i + 1; j < h->n && strcmp(h->r[j].plate, plate) == 0 &&
-                        strcmp(h->r[j].plate_color, h->r[i].plate_color) == 0 &&
-                        (!h->vin || strcmp(h->vin[j], to) == 0);
+                        strcmp(h->r[j].plate_color, h->r[i].plate_color) == 0;
              j++)
             ;
         const vem_vehicle_t *reg =
-            w->registry ? *to ? vem_registry_find(w->registry, to)
-                              : vem_registry_find_plate(w->registry, plate, h->r[i].plate_color)
-                        : NULL;
-        const char *vin = *to ? to : reg ? reg->vin : NULL;
-        void **slot = vin ? vem_sessions_state_new(w->sessions, vin)
+            w->registry ? vem_registry_find_plate(w->registry, plate, h->r[i].plate_color) : NULL;
+        void **slot = reg ? vem_sessions_state_new(w->sessions, reg->vin)
                           : vem_plates_slot(w->plates, plate, h->r[i].plate_color, true);
         if (!slot) {
             vem_counter_add(w->plates_full, j - i);
             continue;
         }
         bool made = !*slot;
-        if (made)
-            *slot = s_vstate_new(vin, plate, h->r[i].plate_color, reg);
+        if (made) {
+            *slot = s_vstate_new(reg ? reg->vin : NULL, plate, h->r[i].plate_color, reg);
+        }
         s_vstate_t *vs = *slot;
         vs->rsd_history = true;
         /* verdicts need an input to travel with: before the first, no chain was judged live */
@@ -1229,12 +1148,8 @@ static void s_history(s_worker_t *w, vem_rsdhist_t *h)
             kept++;
         }
     }
-    vem_log(h->gen ? VEM_LOG_DEBUG : VEM_LOG_INFO, "worker",
-            "worker %u: roadside history of %zu readings, %zu vehicles", w->args->index, h->n,
-            kept);
-    /* the states that asked have their history (or none came): their held readings now */
-    if (h->gen)
-        s_release(w, h->gen, 0, NULL);
+    vem_log(VEM_LOG_INFO, "worker", "worker %u: roadside history of %zu readings, %zu vehicles",
+            w->args->index, h->n, kept);
     vem_rsdhist_free(h);
     s_flush_out(w);
 }
@@ -1283,9 +1198,8 @@ static void s_ckpt_plate(void *arg, const char *plate, const char *color, void *
 static void s_ckpt_write(s_worker_t *w, bool now)
 {
     char err[600];
-    uint64_t through = s_judged_through(w);
     vem_ckpt_writer_t *cw = vem_ckpt_begin(w->args->ckpt_dir, w->args->index, w->args->workers,
-                                           through, err, sizeof err);
+                                           w->rules_mark, err, sizeof err);
     s_ckpt_ctx_t ctx = {.w = w, .cw = cw};
     if (cw) {
         vem_sessions_each(w->sessions, s_ckpt_vehicle, &ctx);
@@ -1303,7 +1217,7 @@ static void s_ckpt_write(s_worker_t *w, bool now)
     vem_gauge_set(w->ckpt_bytes, (int64_t)ctx.bytes);
     vem_gauge_set(w->ckpt_vehicles, (int64_t)ctx.vehicles);
     w->pending = cw;
-    w->pending_through = through;
+    w->pending_through = w->rules_mark;
     w->pending_next = w->swept;
     w->pending_after = 0;
     w->swept = false;
@@ -1348,7 +1262,7 @@ static void s_ckpt_tick(s_worker_t *w)
         return;
     int64_t now = (vem_mono_ms() * 1000);
     bool wanted = w->args->ckpt_wanted && atomic_load(w->args->ckpt_wanted);
-    if (!w->pending && (now >= w->ckpt_due_us || wanted) && s_judged_through(w) > w->ckpt_through) {
+    if (!w->pending && (now >= w->ckpt_due_us || wanted) && w->rules_mark > w->ckpt_through) {
         s_ckpt_write(w, false);
         w->ckpt_due_us = now + (int64_t)w->args->ckpt_interval_s * 1000000;
     }
@@ -1459,10 +1373,6 @@ void vem_worker_actor(void *pipe, void *args_)
         /* A bounded batch per wake-up, so queries and $TERM are never starved. */
         for (int i = 0; i < VEM_WORKER_BATCH && s_take(&w, pull, ZMQ_DONTWAIT); i++)
             ;
-        if (w.nheld) {
-            s_release(&w, 0, vem_mono_ms(), NULL);
-            s_flush_out(&w);
-        }
         s_flush_out(&w);
         s_expire(&w);
         if (w.judge) {
@@ -1485,14 +1395,14 @@ void vem_worker_actor(void *pipe, void *args_)
         if (w.pending && atomic_load(args->output_seq) >= w.pending_through)
             s_ckpt_settle(&w);
         vem_ckpt_abort(&w.pending);
-        if (s_judged_through(&w) > w.ckpt_through)
+        if (w.rules_mark > w.ckpt_through)
             s_ckpt_write(&w, false);
         args->pending_ckpt = w.pending;
         args->pending_through = w.pending_through;
         w.pending = NULL;
     }
     free(w.ckpt_buf);
-    free(w.held); /* unjudged: the checkpoint's through is below them, the next start judges them */
+    PQfinish(w.hist_conn);
     vem_day_counts_free(w.day_wait);
     zmq_close(pull);
     zmq_close(w.acks);

@@ -40,10 +40,11 @@ typedef struct {
     const _Atomic int *signatures;   /* vem_worker_signatures_t, main's, reloadable */
     const char *const *sinks;        /* inproc endpoints of the sinks that take the records */
     unsigned nsinks;
-    int sink_hwm;      /* messages queued towards a sink before the worker waits */
-    size_t max_plates; /* rule states of vehicles known only by plate (roadside readings) */
-    struct vem_rsdhist_wants *rsd_wants; /* main's: where a new rule state asks for its plate's
-                                          * roadside history (rsdhist.h); NULL: none */
+    int sink_hwm;             /* messages queued towards a sink before the worker waits */
+    size_t max_plates;        /* rule states of vehicles known only by plate (roadside readings) */
+    const char *rsd_conninfo; /* where a rule state made after the start loads its plate's
+                               * roadside history (rsdhist.h); NULL: none */
+    size_t rsd_history_max;   /* readings such a load takes at most */
     /* rule-state checkpoints (checkpoint.h); ckpt_dir NULL: none */
     const char *ckpt_dir;
     unsigned workers;                    /* how many workers this run has */
