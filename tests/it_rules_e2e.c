@@ -44,6 +44,9 @@
  *                     stored exceedance before it (a violation under that one's id, nothing
  *                     under its own), and the stored compliant reading keeps the new one a
  *                     notice, not a violation across it; the state then goes on as any other
+ *   roadside_history_db_down  PostgreSQL down at 6 new states' first readings: a worker's load
+ *                     fails (logged, counted; no other load in that worker for 30 s), the
+ *                     readings are judged without it, their verdicts stored once it is back
  *   stop_same_verdicts  vemd stopped for 135 s mid-trip with trip_gap_min = 1, the trucks
  *                     re-sending what they collected meanwhile: the stop counts as intake
  *                     paused, so the trips go on and the verdicts are those of a vemd left
@@ -1065,6 +1068,54 @@ START_TEST(roadside_history_on_demand)
 }
 END_TEST
 
+/* rule_id.py rsd.no_exceed 津H00012 r=RH-1/f1, 津H00013 r=RH-1/f2 */
+#define S_ID_L_F1 "37af70573f0470e9e4ca6af4b8f40638"
+#define S_ID_M_F2 "faf546c3b5dcbdc78748e7583691d152"
+
+START_TEST(roadside_history_db_down)
+{
+    /* PostgreSQL down when new states' first readings come: a worker's load fails at once
+     * (logged, counted), the reading is judged without it, and for 30 s the worker tries no
+     * other (of the 6 states, at most one failure per worker); once PostgreSQL is back, the
+     * verdicts are stored: nothing was lost or held up */
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_rules");
+    for (int i = 0; i < 100 && !vem_it_log_has(&r, "roadside history:"); i++)
+        vem_it_sleep(0.1);
+    ck_assert(vem_it_log_has(&r, "roadside history:"));
+    ck_assert(vem_it_log_has(&r, ", 2 workers,"));
+    int64_t tn = (int64_t)time(NULL) - 600;
+    vem_it_pgctl("stop");
+    static const char *const first[] = {"f1"}, *const first_plate[] = {"津H00012"};
+    static const char *const rest[] = {"f2", "f3", "f4", "f5", "f6"};
+    static const char *const rest_plates[] = {"津H00013", "津H00014", "津H00015", "津H00016",
+                                              "津H00017"};
+    static const double over[] = {1700, 1700, 1700, 1700, 1700};
+    s_send_readings(&r, first, first_plate, over, 1, tn);
+    for (int i = 0; i < 100 && vem_it_metric_now(&r, "vem_rsd_history_failures_total") < 1; i++)
+        vem_it_sleep(0.1);
+    s_send_readings(&r, rest, rest_plates, over, 5, tn);
+    for (int i = 0; i < 100 && vem_it_metric_now(&r, "vem_rsd_readings_total") < 6; i++)
+        vem_it_sleep(0.1);
+    double failures = vem_it_metric_now(&r, "vem_rsd_history_failures_total");
+    double readings = vem_it_metric_now(&r, "vem_rsd_readings_total");
+    bool logged = vem_it_log_has(&r, "roadside history of 津H00012 not loaded");
+    vem_it_pgctl("start");
+    ck_assert_msg(failures >= 1 && failures <= 2, "%.0f failed loads", failures);
+    ck_assert_double_eq(readings, 6);
+    ck_assert(logged);
+    PGconn *conn = vem_it_pg();
+    char *v = s_violation_wait(conn, S_ID_L_F1, "severity", "notice");
+    ck_assert_str_eq(v, "notice");
+    free(v);
+    v = s_violation_wait(conn, S_ID_M_F2, "severity", "notice");
+    ck_assert_str_eq(v, "notice");
+    free(v);
+    PQfinish(conn);
+    vem_it_stop(&r);
+}
+END_TEST
+
 Suite *vem_suite_rules_e2e(void);
 Suite *vem_suite_rules_e2e(void)
 {
@@ -1082,6 +1133,7 @@ Suite *vem_suite_rules_e2e(void)
     tcase_add_test(hist, roadside_history_from_pg);
     tcase_add_test(hist, roadside_history_bounds);
     tcase_add_test(hist, roadside_history_on_demand);
+    tcase_add_test(hist, roadside_history_db_down);
     suite_add_tcase(s, hist);
     TCase *idle = tcase_create("idle_state"); /* CK_RUN_CASE=idle_state */
     tcase_set_timeout(idle, 240);
