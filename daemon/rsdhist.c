@@ -62,11 +62,16 @@ void vem_rsdhist_free(vem_rsdhist_t *h)
 
 static const char s_query[] = S_QUERY("");
 
-/* $4 the plate, $5 its colour, $6 or none too, $7 received before (epoch us) */
+/* An ask's readings: received in [$5, $6) (epoch us; the lower bound lets the planner keep
+ * to those days' partitions), of VIN $4 ... */
+#define S_ASK_TIME                                                                                 \
+    "AND time >= timestamptz 'epoch' + $5::bigint * interval '1 microsecond' "                     \
+    "AND received_at < timestamptz 'epoch' + $6::bigint * interval '1 microsecond' "
+static const char s_query_vin[] = S_QUERY("AND vin = $4 " S_ASK_TIME);
+
+/* ... or of plate $4 in colour $7 without a VIN */
 static const char s_query_plate[] =
-    S_QUERY("AND plate = $4 AND (coalesce(plate_color, '') = $5 OR ($6::boolean AND "
-            "coalesce(plate_color, '') = '')) AND received_at < timestamptz 'epoch' + "
-            "$7::bigint * interval '1 microsecond'");
+    S_QUERY("AND plate = $4 AND coalesce(plate_color, '') = $7 AND vin IS NULL " S_ASK_TIME);
 
 static double s_real(const PGresult *res, int row, int col)
 {
@@ -78,25 +83,25 @@ static void s_text(char *out, size_t len, const PGresult *res, int row, int col)
     snprintf(out, len, "%s", PQgetvalue(res, row, col));
 }
 
-/* The query's rows (params[0..2] are set here, the ask's after them); NULL with the reason in
- * err after an error. */
+/* The query's rows: every plate's, or an ask's; NULL with the reason in err after an error. */
 static vem_rsdhist_t *s_rows(PGconn *conn, unsigned months, size_t max_rows,
                              const vem_rsdhist_ask_t *ask, char *err, size_t errlen)
 {
-    char p1[16], p2[16], p3[32], p7[24];
+    char p1[16], p2[16], p3[32], p5[24], p6[24];
     snprintf(p1, sizeof p1, "%u", months);
     snprintf(p2, sizeof p2, "%d", VEM_RSDHIST_PER_POLLUTANT);
     snprintf(p3, sizeof p3, "%zu", max_rows + 1); /* one more tells that some were left out */
-    snprintf(p7, sizeof p7, "%lld", ask ? (long long)ask->before_us : 0LL);
-    const char *params[] = {p1,
-                            p2,
-                            p3,
-                            ask ? ask->plate : NULL,
-                            ask ? ask->color : NULL,
-                            ask && ask->or_blank ? "true" : "false",
-                            p7};
-    PGresult *res =
-        PQexecParams(conn, ask ? s_query_plate : s_query, ask ? 7 : 3, NULL, params, NULL, NULL, 0);
+    snprintf(p5, sizeof p5, "%lld", ask ? (long long)ask->since_us : 0LL);
+    snprintf(p6, sizeof p6, "%lld", ask ? (long long)ask->before_us : 0LL);
+    bool by_vin = ask && *ask->vin;
+    const char *query = !ask ? s_query : by_vin ? s_query_vin : s_query_plate;
+    const char *params[] = {
+        p1, p2, p3, by_vin ? ask->vin : ask ? ask->plate : NULL, p5, p6, ask ? ask->color : NULL};
+    PGresult *res = PQexecParams(conn, query,
+                                 !ask     ? 3
+                                 : by_vin ? 6
+                                          : 7,
+                                 NULL, params, NULL, NULL, 0);
     vem_rsdhist_t *out = NULL;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         const char *msg = PQerrorMessage(conn);
@@ -158,28 +163,45 @@ static vem_rsdhist_t *s_load(const char *conninfo, unsigned months, size_t max_r
 
 PGconn *vem_rsdhist_connect(const char *conninfo, char *err, size_t errlen)
 {
-    const char *keys[] = {"dbname",          "application_name", "connect_timeout",
-                          "client_encoding", "options",          NULL};
-    const char *values[] = {conninfo, "vemd-rsdhist-worker",       "2",
-                            "UTF8",   "-c statement_timeout=1000", NULL};
+    /* later keywords override what the expanded conninfo says (its own options stay) */
+    const char *keys[] = {"dbname",
+                          "application_name",
+                          "connect_timeout",
+                          "client_encoding",
+                          "tcp_user_timeout",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          NULL};
+    const char *values[] = {conninfo, "vemd-rsdhist-worker", "2", "UTF8", "2000", "10", "2", "2",
+                            NULL};
     PGconn *conn = PQconnectdbParams(keys, values, 1);
     if (!conn) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (PQstatus(conn) != CONNECTION_OK) {
+    PGresult *res = NULL;
+    if (PQstatus(conn) == CONNECTION_OK)
+        res = PQexec(conn, "SET statement_timeout = 1000");
+    if (PQstatus(conn) != CONNECTION_OK || PQresultStatus(res) != PGRES_COMMAND_OK) {
         const char *msg = PQerrorMessage(conn);
         snprintf(err, errlen, "%.*s", (int)strcspn(msg, "\n"), msg);
+        PQclear(res);
         PQfinish(conn);
         return NULL;
     }
+    PQclear(res);
     return conn;
 }
 
-vem_rsdhist_t *vem_rsdhist_load_plate(PGconn *conn, unsigned cycle_months, size_t max_rows,
+/* Rows an ask takes at most: far more than its chains hold (64 per pollutant of each plate and
+ * colour a VIN's readings name), so none is left out, yet a bound. */
+#define S_ASK_MAX_ROWS 100000
+
+vem_rsdhist_t *vem_rsdhist_load_plate(PGconn *conn, unsigned cycle_months,
                                       const vem_rsdhist_ask_t *ask, char *err, size_t errlen)
 {
-    return s_rows(conn, cycle_months, max_rows, ask, err, errlen);
+    return s_rows(conn, cycle_months, S_ASK_MAX_ROWS, ask, err, errlen);
 }
 
 typedef struct {

@@ -21,9 +21,9 @@
  * was let go idle, its chains ended compliant), a plate the start load left out. Its chains
  * would miss the stored readings around a late one, and a late exceedance could then chain
  * with a newer one across a compliant reading the state never saw: a false violation. So the
- * worker loads the plate's history itself, with the state's first roadside reading, before
- * judging it (vem_rsdhist_load_plate): one plate by its index, on the worker's own connection,
- * bounded in time (a slow or absent database costs a worker at most about a second, then no
+ * worker loads the state's history itself, with its first roadside reading, before judging it
+ * (vem_rsdhist_load_plate): one VIN or plate by its index, on the worker's own connection,
+ * bounded in time (a slow or absent database costs a worker a few seconds at most, then no
  * loads for a while), and only readings received before that reading: those received later
  * are still on their way to the worker in spool order (a backlog's rest, what a catch-up after
  * a restart has yet to judge), and will be judged, with their verdicts, when they come. */
@@ -58,23 +58,25 @@ typedef struct {
  * cannot start. */
 int vem_rsdhist_start(const char *conninfo, unsigned cycle_months, size_t max_rows, int fd);
 
-/* What a state's first roadside reading asks for: the readings its state takes (a plate, in one
- * colour, or also none for a registered plate, which ingest routes to the VIN either way),
- * received before that reading. */
+/* What a state's first roadside reading asks for: the stored readings its state took, which
+ * rsd_readings tells by its vin column (the station's VIN, else the registry's, else none:
+ * what ingest routes by) -- a state held by VIN: that VIN's; one held by plate: the plate's in
+ * its colour without a VIN -- received in [since_us, before_us). */
 typedef struct {
+    char vin[18]; /* "" for a state held by plate */
     char plate[16];
     char color[16];
-    bool or_blank;
-    int64_t before_us;
+    int64_t since_us, before_us;
 } vem_rsdhist_ask_t;
 
-/* A worker's connection for vem_rsdhist_load_plate: 2 s to connect, 1 s per statement. NULL
- * with libpq's reason in err when it cannot connect. */
+/* A worker's connection for vem_rsdhist_load_plate: 2 s to connect, a statement cut after 1 s
+ * by the server and a server that stops answering given up after 2 s (tcp_user_timeout). NULL
+ * with the reason in err when it cannot connect. */
 PGconn *vem_rsdhist_connect(const char *conninfo, char *err, size_t errlen);
 
-/* The history of one ask (cycle_months, at most max_rows readings), in time order; NULL with
- * the reason in err after an error (the caller drops the connection). */
-vem_rsdhist_t *vem_rsdhist_load_plate(PGconn *conn, unsigned cycle_months, size_t max_rows,
+/* The history of one ask (cycle_months), in time order; NULL with the reason in err after an
+ * error (the caller drops the connection). */
+vem_rsdhist_t *vem_rsdhist_load_plate(PGconn *conn, unsigned cycle_months,
                                       const vem_rsdhist_ask_t *ask, char *err, size_t errlen);
 
 /* A new empty result with room for cap readings (main's per-worker parts). */

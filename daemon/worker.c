@@ -64,6 +64,7 @@ typedef struct {
     int64_t last_input_ms;      /* monotonic time of the last input processed */
     vem_day_counts_t *day_wait; /* a day's completeness waiting for the first input */
     PGconn *hist_conn;          /* for the roadside history of states made later (rsdhist.h) */
+    int64_t hist_used_ms;       /* when it last answered (monotonic) */
     int64_t hist_off_until_ms;  /* after a failed load: none before this (monotonic) */
     uint8_t *ckpt_buf;
     size_t ckpt_cap;
@@ -407,45 +408,57 @@ static s_vstate_t *s_reading_state(s_worker_t *w, const char *vin, const char *p
     return *slot;
 }
 
-/* After a failed load of a plate's history, the worker loads none for this long. */
+/* After a failed load of a state's history, the worker loads none for this long. */
 #define S_HISTORY_OFF_MS 30000
+/* A connection for those loads left unused this long is closed (a long idle one may be gone). */
+#define S_HISTORY_IDLE_MS 60000
 
-/* A state made after the start has not had its plate's roadside history: it loads it before
- * judging its first reading (rsdhist.h), and judges again what the history changes of what it
- * held, with that reading's records. The readings its state takes: by VIN, the registry's
- * plate in its colour or none, else the reading's plate and colour; those received before this
- * one. A load that fails leaves the state to ask again with its next reading, once the worker
- * loads again. */
-static void s_plate_history(s_worker_t *w, s_vstate_t *vs, bool by_vin, const vem_vehicle_t *reg,
-                            const vem_rsd_t *r, s_verdict_ctx_t *ctx)
+/* A state made after the start has not had its roadside history: it loads it before judging
+ * its first reading (rsdhist.h), and the chains it changes of what it held are emitted again,
+ * with that reading's records. A state held by VIN takes that VIN's stored readings, one held
+ * by plate the plate's in its colour without a VIN (what ingest routed to each), received
+ * before this reading, within rsd_cycle_months + 1 months of it (31 days each, the query keeps
+ * to those days' partitions). A load that fails leaves the state to try again with its next
+ * reading, once the worker loads again. */
+static void s_state_history(s_worker_t *w, s_vstate_t *vs, const char *vin, const vem_rsd_t *r,
+                            s_verdict_ctx_t *ctx)
 {
-    if (vs->rsd_history || !w->args->rsd_conninfo || vem_mono_ms() < w->hist_off_until_ms)
+    int64_t now = vem_mono_ms();
+    if (vs->rsd_history || !w->args->rsd_conninfo || now < w->hist_off_until_ms)
         return;
-    bool registered = by_vin && reg && *reg->plate;
-    vem_rsdhist_ask_t ask = {.or_blank = registered, .before_us = ctx->hdr->received_us};
-    const char *plate = registered ? reg->plate : r->plate;
-    const char *color = registered ? reg->plate_color : r->plate_color;
     vs->rsd_history = true;
-    if (!*plate || snprintf(ask.plate, sizeof ask.plate, "%s", plate) >= (int)sizeof ask.plate ||
-        snprintf(ask.color, sizeof ask.color, "%s", color) >= (int)sizeof ask.color)
+    int64_t received = ctx->hdr->received_us;
+    vem_rsdhist_ask_t ask = {.since_us = received - (int64_t)(w->rules.rsd_cycle_months + 1) * 31 *
+                                                        86400 * 1000000,
+                             .before_us = received};
+    if (*vin)
+        snprintf(ask.vin, sizeof ask.vin, "%s", vin);
+    else if (!*r->plate ||
+             snprintf(ask.plate, sizeof ask.plate, "%s", r->plate) >= (int)sizeof ask.plate ||
+             snprintf(ask.color, sizeof ask.color, "%s", r->plate_color) >= (int)sizeof ask.color)
         return; /* not a plate rsd_readings keeps a history of (octet_length(plate) < 16) */
+    if (w->hist_conn && now - w->hist_used_ms > S_HISTORY_IDLE_MS) {
+        PQfinish(w->hist_conn);
+        w->hist_conn = NULL;
+    }
     char err[300];
     if (!w->hist_conn)
         w->hist_conn = vem_rsdhist_connect(w->args->rsd_conninfo, err, sizeof err);
-    vem_rsdhist_t *h = w->hist_conn
-                           ? vem_rsdhist_load_plate(w->hist_conn, w->rules.rsd_cycle_months,
-                                                    w->args->rsd_history_max, &ask, err, sizeof err)
-                           : NULL;
+    vem_rsdhist_t *h =
+        w->hist_conn
+            ? vem_rsdhist_load_plate(w->hist_conn, w->rules.rsd_cycle_months, &ask, err, sizeof err)
+            : NULL;
+    w->hist_used_ms = vem_mono_ms();
     if (!h) {
         PQfinish(w->hist_conn);
         w->hist_conn = NULL;
         vs->rsd_history = false;
-        w->hist_off_until_ms = vem_mono_ms() + S_HISTORY_OFF_MS;
+        w->hist_off_until_ms = w->hist_used_ms + S_HISTORY_OFF_MS;
         vem_counter_add(w->hist_failures, 1);
         vem_log(VEM_LOG_WARNING, "worker",
                 "worker %u: roadside history of %s not loaded: %s; states made meanwhile judge "
                 "without theirs for %d s",
-                w->args->index, ask.plate, err, S_HISTORY_OFF_MS / 1000);
+                w->args->index, *ask.vin ? ask.vin : ask.plate, err, S_HISTORY_OFF_MS / 1000);
         return;
     }
     vem_counter_add(w->hist_plates, 1);
@@ -541,7 +554,7 @@ static void s_reading(s_worker_t *w, const vem_input_hdr_t *hdr, const char *rou
         return; /* in the state restored from a checkpoint already */
     vs->applied = hdr->seq;
     s_verdict_ctx_t ctx = {w, hdr};
-    s_plate_history(w, vs, by_vin, reg, &r, &ctx);
+    s_state_history(w, vs, by_vin ? vin : "", &r, &ctx);
     vem_rules_on_reading(vs->v, &w->rules, &rr, hdr->seq, s_on_verdict, &ctx);
 }
 

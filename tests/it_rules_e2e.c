@@ -43,7 +43,9 @@
  *                     loads the stored ones before judging the late one, which chains with the
  *                     stored exceedance before it (a violation under that one's id, nothing
  *                     under its own), and the stored compliant reading keeps the new one a
- *                     notice, not a violation across it; the state then goes on as any other
+ *                     notice, not a violation across it; the state then goes on as any other;
+ *                     a state held by a VIN a station read takes that VIN's stored readings,
+ *                     not the plate's stored without one
  *   roadside_history_db_down  PostgreSQL down at 6 new states' first readings: a worker's load
  *                     fails (logged, counted; no other load in that worker for 30 s), the
  *                     readings are judged without it, their verdicts stored once it is back
@@ -797,10 +799,11 @@ static void s_store_reading(PGconn *conn, const char *reading_id, int64_t t, con
     PQclear(res);
 }
 
-/* The new readings, sent by vemctl rsd send as a station would, at times[i]. */
+/* The new readings, sent by vemctl rsd send as a station would, at times[i], with the VIN
+ * vins[i] the station read (vins NULL: none). */
 static void s_send_readings_at(const vem_it_run_t *r, const char *const *ids,
                                const char *const *plates, const double *no_ppm,
-                               const int64_t *times, size_t n)
+                               const int64_t *times, const char *const *vins, size_t n)
 {
     char path[512], when[32], cmd[1200];
     snprintf(path, sizeof path, "%s/history.jsonl", r->dir);
@@ -812,12 +815,13 @@ static void s_send_readings_at(const vem_it_run_t *r, const char *const *ids,
         gmtime_r(&tt, &tm);
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
         fprintf(f,
-                "{\"version\":1,\"station_id\":\"RH-1\",\"reading_id\":\"%s\",\"lane\":1,"
+                "{\"version\":1,\"station_id\":\"RH-1\",\"reading_id\":\"%s\",\"lane\":1,%s%s%s"
                 "\"time\":\"%s\",\"plate\":\"%s\",\"plate_color\":\"yellow\",\"fuel\":\"diesel\","
                 "\"speed_kmh\":40,\"accel_ms2\":0.2,\"vsp_kw_t\":4.5,\"opacity_pct\":8,"
                 "\"no_ppm\":%g,\"co2_pct\":10.5,\"wind_ms\":1.5,\"slope_pct\":0.5,"
                 "\"valid\":true}\n",
-                ids[i], when, plates[i], no_ppm[i]);
+                ids[i], vins ? "\"vin\":\"" : "", vins ? vins[i] : "", vins ? "\"," : "", when,
+                plates[i], no_ppm[i]);
     }
     fclose(f);
     snprintf(cmd, sizeof cmd,
@@ -834,7 +838,7 @@ static void s_send_readings(const vem_it_run_t *r, const char *const *ids,
     ck_assert_uint_le(n, 8);
     for (size_t i = 0; i < n; i++)
         times[i] = t;
-    s_send_readings_at(r, ids, plates, no_ppm, times, n);
+    s_send_readings_at(r, ids, plates, no_ppm, times, NULL, n);
 }
 
 /* One column of the violation with this id ("" when there is none). */
@@ -992,6 +996,9 @@ END_TEST
 #define S_ID_K_D1 "36255100d1d8b8121bfb98332522ec7b"
 #define S_ID_K_D2 "36255000d1d8b65f1bfb99332522ee2e"
 #define S_ID_K_D4 "36254e00d1d8b2f91bfb9b332522f194"
+/* rule_id.py rsd.no_exceed 津H00077 r=RH-1/m1 (and m2) */
+#define S_ID_N_M1 "bc45d25edb3e09f34e7a8e9a4c89bf46"
+#define S_ID_N_M2 "bc45d35edb3e0ba64e7a8d9a4c89bd93"
 
 /* Waits up to 30 s for a verdict's column to read want; returns what it read last. */
 static char *s_violation_wait(PGconn *conn, const char *id, const char *column_sql,
@@ -1030,7 +1037,7 @@ START_TEST(roadside_history_on_demand)
     static const char *const backlog[] = {"d2", "d4"};
     static const double backlog_no[] = {1650, 1800};
     const int64_t backlog_t[] = {tn - 2 * 3600, tn};
-    s_send_readings_at(&r, backlog, plates, backlog_no, backlog_t, 2);
+    s_send_readings_at(&r, backlog, plates, backlog_no, backlog_t, NULL, 2);
     char *v = s_violation_wait(conn, S_ID_K_D4, "severity", "notice");
     if (strcmp(v, "notice") != 0)
         vem_it_show_log(&r);
@@ -1062,6 +1069,21 @@ START_TEST(roadside_history_on_demand)
                                      "(evidence->'readings'->1->>'reading_id') || ',' || "
                                      "jsonb_array_length(evidence->'readings')"),
                      "d5,2");
+    free(v);
+    /* A state held by the VIN a station read takes that VIN's stored readings, not those of
+     * its plate without one (which ingest routes to the plate's state): m1, stored without a
+     * VIN, does not chain with m2 */
+    s_store_reading(conn, "m1", tn - 3600, "津H00077", 1700, 40);
+    static const char *const m_plate[] = {"津H00077"};
+    static const char *const m_id[] = {"m2"};
+    static const char *const m_vin[] = {"LRDEMV00000000077"};
+    static const double m_no[] = {1800};
+    const int64_t m_t[] = {tn};
+    s_send_readings_at(&r, m_id, m_plate, m_no, m_t, m_vin, 1);
+    v = s_violation_wait(conn, S_ID_N_M2, "severity || ',' || vin", "notice,LRDEMV00000000077");
+    ck_assert_str_eq(v, "notice,LRDEMV00000000077");
+    free(v);
+    ck_assert_str_eq(v = s_violation(conn, S_ID_N_M1, "severity"), "");
     free(v);
     PQfinish(conn);
     vem_it_stop(&r);
