@@ -675,10 +675,8 @@ static int s_start(s_daemon_t *d)
         w->nsinks = d->nsinks;
         w->sink_hwm = (int)c->pg.queue_hwm;
         w->max_plates = (size_t)c->stations.max_plates / d->nworkers + 1;
-        if (c->rules.enable && c->pg.enable && c->rules.rsd_history_readings > 0) {
+        if (c->rules.enable && c->pg.enable && c->rules.rsd_history_readings > 0)
             w->rsd_conninfo = c->pg.conninfo;
-            w->rsd_history_max = (size_t)c->rules.rsd_history_readings;
-        }
         if (c->rules.enable) {
             w->ckpt_dir = c->spool.dir;
             w->workers = d->nworkers;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 vem_rsdhist_t *vem_rsdhist_new(size_t cap)
@@ -34,7 +35,7 @@ void vem_rsdhist_free(vem_rsdhist_t *h)
  * one more month covers readings that arrive late); $3 rows at most; FILTER narrows it. The range
  * on time reads only the partitions of those months; rsd_readings_plate (0004) serves the
  * ordering, and the plate of a load of one. */
-#define S_QUERY(FILTER)                                                                            \
+#define S_QUERY(SINCE, FILTER)                                                                     \
     "SELECT station_id, reading_id, (extract(epoch FROM time) * 1000000)::bigint, plate, "         \
     "       coalesce(plate_color, ''), coalesce(fuel, ''), speed_kmh, accel_ms2, vsp_kw_t, "       \
     "       wind_ms, slope_pct, opacity_pct, ringelmann, no_ppm, co_pct, hc_ppm "                  \
@@ -53,25 +54,27 @@ void vem_rsdhist_free(vem_rsdhist_t *h)
     "DESC) "                                                                                       \
     "AS r_hc "                                                                                     \
     "      FROM rsd_readings "                                                                     \
-    "      WHERE time >= now() - make_interval(months => $1::int + 1) AND valid "                  \
+    "      WHERE time >= " SINCE " AND valid "                                                     \
     "        AND plate IS NOT NULL AND plate <> '' AND octet_length(plate) < 16 " FILTER ") s "    \
     "WHERE (no_ppm IS NOT NULL AND r_no <= $2) OR (opacity_pct IS NOT NULL AND r_op <= $2) "       \
     "   OR (ringelmann IS NOT NULL AND r_ri <= $2) OR (co_pct IS NOT NULL AND r_co <= $2) "        \
     "   OR (hc_ppm IS NOT NULL AND r_hc <= $2) "                                                   \
     "ORDER BY plate, plate_color, time, station_id, reading_id LIMIT $3"
 
-static const char s_query[] = S_QUERY("");
+static const char s_query[] = S_QUERY("now() - make_interval(months => $1::int + 1)", "");
 
-/* An ask's readings: received in [$5, $6) (epoch us; the lower bound lets the planner keep
- * to those days' partitions), of VIN $4 ... */
-#define S_ASK_TIME                                                                                 \
-    "AND time >= timestamptz 'epoch' + $5::bigint * interval '1 microsecond' "                     \
-    "AND received_at < timestamptz 'epoch' + $6::bigint * interval '1 microsecond' "
-static const char s_query_vin[] = S_QUERY("AND vin = $4 " S_ASK_TIME);
+/* An ask's readings: in [$1, $5) by time and receipt (timestamptz constants, so the planner
+ * keeps to those days' partitions), of VIN $4 or, for a registered one, of its plate $6 in
+ * colour $7 (or none too when $8), which ingest routes to it whatever VIN the station read ... */
+static const char s_query_vin[] =
+    S_QUERY("$1::timestamptz", "AND received_at < $5::timestamptz AND (vin = $4 OR (plate = $6 "
+                               "AND (coalesce(plate_color, '') = $7 OR ($8::boolean AND "
+                               "coalesce(plate_color, '') = ''))))");
 
-/* ... or of plate $4 in colour $7 without a VIN */
+/* ... or of plate $4 in colour $6 stored without a VIN (ingest routes those by plate) */
 static const char s_query_plate[] =
-    S_QUERY("AND plate = $4 AND coalesce(plate_color, '') = $7 AND vin IS NULL " S_ASK_TIME);
+    S_QUERY("$1::timestamptz", "AND received_at < $5::timestamptz AND plate = $4 AND "
+                               "coalesce(plate_color, '') = $6 AND vin IS NULL");
 
 static double s_real(const PGresult *res, int row, int col)
 {
@@ -83,25 +86,47 @@ static void s_text(char *out, size_t len, const PGresult *res, int row, int col)
     snprintf(out, len, "%s", PQgetvalue(res, row, col));
 }
 
+/* "YYYY-MM-DD HH:MM:SS.ffffff+00" of epoch microseconds. */
+static void s_utc(int64_t us, char out[80])
+{
+    time_t t = (time_t)(us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000));
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(out, 80, "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long long)(us - (int64_t)t * 1000000));
+}
+
 /* The query's rows: every plate's, or an ask's; NULL with the reason in err after an error. */
 static vem_rsdhist_t *s_rows(PGconn *conn, unsigned months, size_t max_rows,
                              const vem_rsdhist_ask_t *ask, char *err, size_t errlen)
 {
-    char p1[16], p2[16], p3[32], p5[24], p6[24];
-    snprintf(p1, sizeof p1, "%u", months);
+    char p1[80], p2[16], p3[32], p5[80];
+    if (ask)
+        s_utc(ask->since_us, p1);
+    else
+        snprintf(p1, sizeof p1, "%u", months);
     snprintf(p2, sizeof p2, "%d", VEM_RSDHIST_PER_POLLUTANT);
     snprintf(p3, sizeof p3, "%zu", max_rows + 1); /* one more tells that some were left out */
-    snprintf(p5, sizeof p5, "%lld", ask ? (long long)ask->since_us : 0LL);
-    snprintf(p6, sizeof p6, "%lld", ask ? (long long)ask->before_us : 0LL);
-    bool by_vin = ask && *ask->vin;
-    const char *query = !ask ? s_query : by_vin ? s_query_vin : s_query_plate;
-    const char *params[] = {
-        p1, p2, p3, by_vin ? ask->vin : ask ? ask->plate : NULL, p5, p6, ask ? ask->color : NULL};
-    PGresult *res = PQexecParams(conn, query,
-                                 !ask     ? 3
-                                 : by_vin ? 6
-                                          : 7,
-                                 NULL, params, NULL, NULL, 0);
+    s_utc(ask ? ask->before_us : 0, p5);
+    const char *query = s_query;
+    int n = 3;
+    const char *params[8] = {p1, p2, p3};
+    if (ask && *ask->vin) {
+        query = s_query_vin;
+        n = 8;
+        params[3] = ask->vin;
+        params[4] = p5;
+        params[5] = ask->plate; /* "" for an unregistered VIN: no plate matches it */
+        params[6] = ask->color;
+        params[7] = ask->or_blank ? "true" : "false";
+    } else if (ask) {
+        query = s_query_plate;
+        n = 6;
+        params[3] = ask->plate;
+        params[4] = p5;
+        params[5] = ask->color;
+    }
+    PGresult *res = PQexecParams(conn, query, n, NULL, params, NULL, NULL, 0);
     vem_rsdhist_t *out = NULL;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         const char *msg = PQerrorMessage(conn);
@@ -173,7 +198,7 @@ PGconn *vem_rsdhist_connect(const char *conninfo, char *err, size_t errlen)
                           "keepalives_interval",
                           "keepalives_count",
                           NULL};
-    const char *values[] = {conninfo, "vemd-rsdhist-worker", "2", "UTF8", "2000", "10", "2", "2",
+    const char *values[] = {conninfo, "vemd-rsdhist-worker", "2", "UTF8", "2000", "5", "2", "2",
                             NULL};
     PGconn *conn = PQconnectdbParams(keys, values, 1);
     if (!conn) {

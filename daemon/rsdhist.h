@@ -58,24 +58,26 @@ typedef struct {
  * cannot start. */
 int vem_rsdhist_start(const char *conninfo, unsigned cycle_months, size_t max_rows, int fd);
 
-/* What a state's first roadside reading asks for: the stored readings its state took, which
- * rsd_readings tells by its vin column (the station's VIN, else the registry's, else none:
- * what ingest routes by) -- a state held by VIN: that VIN's; one held by plate: the plate's in
- * its colour without a VIN -- received in [since_us, before_us). */
+/* What a state's first roadside reading asks for: the stored readings ingest routed to its
+ * state, received in [since_us, before_us). A state held by VIN: those rsd_readings stores
+ * under that VIN (the station's VIN, else the registry's), and for a registered VIN those of
+ * its plate in its colour (or_blank: or none), which ingest routes to it whatever VIN the
+ * station read; one held by plate (vin ""): the plate's in its colour stored without a VIN. */
 typedef struct {
-    char vin[18]; /* "" for a state held by plate */
-    char plate[16];
+    char vin[18];
+    char plate[16]; /* a VIN's: its registry plate, or "" */
     char color[16];
+    bool or_blank;
     int64_t since_us, before_us;
 } vem_rsdhist_ask_t;
 
-/* A worker's connection for vem_rsdhist_load_plate: 2 s to connect, a statement cut after 1 s
- * by the server and a server that stops answering given up after 2 s (tcp_user_timeout). NULL
- * with the reason in err when it cannot connect. */
+/* A worker's connection for vem_rsdhist_load_plate: 2 s to connect (per address), a statement
+ * cut after 1 s by the server, a server that stops answering given up within about 10 s
+ * (tcp_user_timeout, keepalives). NULL with the reason in err when it cannot connect. */
 PGconn *vem_rsdhist_connect(const char *conninfo, char *err, size_t errlen);
 
-/* The history of one ask (cycle_months), in time order; NULL with the reason in err after an
- * error (the caller drops the connection). */
+/* The history of one ask (cycle_months), by plate, colour and time; NULL with the reason in err
+ * after an error (the caller drops the connection). */
 vem_rsdhist_t *vem_rsdhist_load_plate(PGconn *conn, unsigned cycle_months,
                                       const vem_rsdhist_ask_t *ask, char *err, size_t errlen);
 

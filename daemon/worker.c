@@ -413,47 +413,75 @@ static s_vstate_t *s_reading_state(s_worker_t *w, const char *vin, const char *p
 /* A connection for those loads left unused this long is closed (a long idle one may be gone). */
 #define S_HISTORY_IDLE_MS 60000
 
+/* Closes the connection for history loads once unused for S_HISTORY_IDLE_MS. */
+static void s_history_idle(s_worker_t *w)
+{
+    if (w->hist_conn && vem_mono_ms() - w->hist_used_ms > S_HISTORY_IDLE_MS) {
+        PQfinish(w->hist_conn);
+        w->hist_conn = NULL;
+    }
+}
+
+/* One load of ask, connecting when there is no connection; once more on a fresh connection
+ * when a kept one failed (the server may have closed it: a restart, an idle timeout). */
+static vem_rsdhist_t *s_history_load(s_worker_t *w, const vem_rsdhist_ask_t *ask, char *err,
+                                     size_t errlen)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bool kept = w->hist_conn != NULL;
+        if (!kept && !(w->hist_conn = vem_rsdhist_connect(w->args->rsd_conninfo, err, errlen)))
+            return NULL;
+        vem_rsdhist_t *h =
+            vem_rsdhist_load_plate(w->hist_conn, w->rules.rsd_cycle_months, ask, err, errlen);
+        w->hist_used_ms = vem_mono_ms();
+        if (h)
+            return h;
+        PQfinish(w->hist_conn);
+        w->hist_conn = NULL;
+        if (!kept)
+            break;
+    }
+    return NULL;
+}
+
 /* A state made after the start has not had its roadside history: it loads it before judging
  * its first reading (rsdhist.h), and the chains it changes of what it held are emitted again,
- * with that reading's records. A state held by VIN takes that VIN's stored readings, one held
- * by plate the plate's in its colour without a VIN (what ingest routed to each), received
- * before this reading, within rsd_cycle_months + 1 months of it (31 days each, the query keeps
+ * with that reading's records. It takes what ingest routed to it (vem_rsdhist_ask_t), received
+ * before this reading, within rsd_cycle_months + 1 months of it (31 days each: the query keeps
  * to those days' partitions). A load that fails leaves the state to try again with its next
  * reading, once the worker loads again. */
 static void s_state_history(s_worker_t *w, s_vstate_t *vs, const char *vin, const vem_rsd_t *r,
                             s_verdict_ctx_t *ctx)
 {
-    int64_t now = vem_mono_ms();
-    if (vs->rsd_history || !w->args->rsd_conninfo || now < w->hist_off_until_ms)
+    if (vs->rsd_history || !w->args->rsd_conninfo || vem_mono_ms() < w->hist_off_until_ms)
         return;
     vs->rsd_history = true;
     int64_t received = ctx->hdr->received_us;
     vem_rsdhist_ask_t ask = {.since_us = received - (int64_t)(w->rules.rsd_cycle_months + 1) * 31 *
                                                         86400 * 1000000,
                              .before_us = received};
-    if (*vin)
+    if (*vin) {
         snprintf(ask.vin, sizeof ask.vin, "%s", vin);
-    else if (!*r->plate ||
-             snprintf(ask.plate, sizeof ask.plate, "%s", r->plate) >= (int)sizeof ask.plate ||
-             snprintf(ask.color, sizeof ask.color, "%s", r->plate_color) >= (int)sizeof ask.color)
+        /* the plate ingest routes to this VIN: the registry's, when it maps back to it */
+        const vem_vehicle_t *reg = w->registry ? vem_registry_find(w->registry, vin) : NULL;
+        if (reg && *reg->plate && strlen(reg->plate) < sizeof ask.plate &&
+            strlen(reg->plate_color) < sizeof ask.color &&
+            vem_registry_find_plate(w->registry, reg->plate, reg->plate_color) == reg) {
+            snprintf(ask.plate, sizeof ask.plate, "%s", reg->plate);
+            snprintf(ask.color, sizeof ask.color, "%s", reg->plate_color);
+            ask.or_blank = vem_registry_find_plate(w->registry, reg->plate, "") == reg;
+        }
+    } else if (!*r->plate ||
+               snprintf(ask.plate, sizeof ask.plate, "%s", r->plate) >= (int)sizeof ask.plate ||
+               snprintf(ask.color, sizeof ask.color, "%s", r->plate_color) >=
+                   (int)sizeof ask.color) {
         return; /* not a plate rsd_readings keeps a history of (octet_length(plate) < 16) */
-    if (w->hist_conn && now - w->hist_used_ms > S_HISTORY_IDLE_MS) {
-        PQfinish(w->hist_conn);
-        w->hist_conn = NULL;
     }
     char err[300];
-    if (!w->hist_conn)
-        w->hist_conn = vem_rsdhist_connect(w->args->rsd_conninfo, err, sizeof err);
-    vem_rsdhist_t *h =
-        w->hist_conn
-            ? vem_rsdhist_load_plate(w->hist_conn, w->rules.rsd_cycle_months, &ask, err, sizeof err)
-            : NULL;
-    w->hist_used_ms = vem_mono_ms();
+    vem_rsdhist_t *h = s_history_load(w, &ask, err, sizeof err);
     if (!h) {
-        PQfinish(w->hist_conn);
-        w->hist_conn = NULL;
         vs->rsd_history = false;
-        w->hist_off_until_ms = w->hist_used_ms + S_HISTORY_OFF_MS;
+        w->hist_off_until_ms = vem_mono_ms() + S_HISTORY_OFF_MS;
         vem_counter_add(w->hist_failures, 1);
         vem_log(VEM_LOG_WARNING, "worker",
                 "worker %u: roadside history of %s not loaded: %s; states made meanwhile judge "
@@ -1388,6 +1416,7 @@ void vem_worker_actor(void *pipe, void *args_)
             ;
         s_flush_out(&w);
         s_expire(&w);
+        s_history_idle(&w);
         if (w.judge) {
             if (w.day_wait)
                 s_judge_day(&w);

@@ -44,7 +44,6 @@ typedef struct {
     size_t max_plates;        /* rule states of vehicles known only by plate (roadside readings) */
     const char *rsd_conninfo; /* where a rule state made after the start loads its plate's
                                * roadside history (rsdhist.h); NULL: none */
-    size_t rsd_history_max;   /* readings such a load takes at most */
     /* rule-state checkpoints (checkpoint.h); ckpt_dir NULL: none */
     const char *ckpt_dir;
     unsigned workers;                    /* how many workers this run has */

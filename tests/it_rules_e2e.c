@@ -45,7 +45,7 @@
  *                     under its own), and the stored compliant reading keeps the new one a
  *                     notice, not a violation across it; the state then goes on as any other;
  *                     a state held by a VIN a station read takes that VIN's stored readings,
- *                     not the plate's stored without one
+ *                     not its plate's stored without one
  *   roadside_history_db_down  PostgreSQL down at 6 new states' first readings: a worker's load
  *                     fails (logged, counted; no other load in that worker for 30 s), the
  *                     readings are judged without it, their verdicts stored once it is back
@@ -772,15 +772,16 @@ static int64_t s_six_months_and_a_day_before(int64_t t)
 }
 
 /* A reading stored as vemd's sink would have stored it, valid by the station, diesel, inside
- * the HJ 845 window unless speed says otherwise; its day's partition made first. */
-static void s_store_reading(PGconn *conn, const char *reading_id, int64_t t, const char *plate,
-                            double no_ppm, double speed_kmh)
+ * the HJ 845 window unless speed says otherwise, under vin (NULL: none); its day's partition
+ * made first. */
+static void s_store_reading_vin(PGconn *conn, const char *reading_id, int64_t t, const char *plate,
+                                double no_ppm, double speed_kmh, const char *vin)
 {
     char when[40], no[32], speed[32];
     s_utc(t, when, sizeof when);
     snprintf(no, sizeof no, "%g", no_ppm);
     snprintf(speed, sizeof speed, "%g", speed_kmh);
-    const char *params[] = {reading_id, when, plate, no, speed};
+    const char *params[] = {reading_id, when, plate, no, speed, vin};
     PGresult *res = PQexecParams(
         conn,
         "SELECT vem_ensure_partitions(($1::timestamptz AT TIME ZONE 'Asia/Shanghai')::date, "
@@ -790,13 +791,20 @@ static void s_store_reading(PGconn *conn, const char *reading_id, int64_t t, con
     PQclear(res);
     res = PQexecParams(conn,
                        "INSERT INTO rsd_readings (station_id, reading_id, time, received_at, "
-                       "lane, plate, plate_color, fuel, speed_kmh, accel_ms2, vsp_kw_t, "
+                       "lane, plate, plate_color, vin, fuel, speed_kmh, accel_ms2, vsp_kw_t, "
                        "opacity_pct, no_ppm, wind_ms, slope_pct, valid, counted) VALUES ('RH-1', "
-                       "$1, $2, $2, 1, $3, 'yellow', 'diesel', $5, 0.2, 4.5, 8, $4, 1.5, 0.5, "
+                       "$1, $2, $2, 1, $3, 'yellow', $6, 'diesel', $5, 0.2, 4.5, 8, $4, 1.5, 0.5, "
                        "true, $5::float8 <= 80)",
-                       5, NULL, params, NULL, NULL, 0);
+                       6, NULL, params, NULL, NULL, 0);
     ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(conn));
     PQclear(res);
+}
+
+/* The same, without a VIN. */
+static void s_store_reading(PGconn *conn, const char *reading_id, int64_t t, const char *plate,
+                            double no_ppm, double speed_kmh)
+{
+    s_store_reading_vin(conn, reading_id, t, plate, no_ppm, speed_kmh, NULL);
 }
 
 /* The new readings, sent by vemctl rsd send as a station would, at times[i], with the VIN
@@ -996,9 +1004,9 @@ END_TEST
 #define S_ID_K_D1 "36255100d1d8b8121bfb98332522ec7b"
 #define S_ID_K_D2 "36255000d1d8b65f1bfb99332522ee2e"
 #define S_ID_K_D4 "36254e00d1d8b2f91bfb9b332522f194"
-/* rule_id.py rsd.no_exceed 津H00077 r=RH-1/m1 (and m2) */
+/* rule_id.py rsd.no_exceed 津H00077 r=RH-1/m0 (and m1) */
+#define S_ID_N_M0 "bc45d15edb3e08404e7a8f9a4c89c0f9"
 #define S_ID_N_M1 "bc45d25edb3e09f34e7a8e9a4c89bf46"
-#define S_ID_N_M2 "bc45d35edb3e0ba64e7a8d9a4c89bd93"
 
 /* Waits up to 30 s for a verdict's column to read want; returns what it read last. */
 static char *s_violation_wait(PGconn *conn, const char *id, const char *column_sql,
@@ -1070,9 +1078,11 @@ START_TEST(roadside_history_on_demand)
                                      "jsonb_array_length(evidence->'readings')"),
                      "d5,2");
     free(v);
-    /* A state held by the VIN a station read takes that VIN's stored readings, not those of
-     * its plate without one (which ingest routes to the plate's state): m1, stored without a
-     * VIN, does not chain with m2 */
+    /* A state held by the VIN a station read takes that VIN's stored readings (m0), not those of
+     * its plate stored without one (m1, which ingest routes to the plate's state): m2 chains
+     * with m0 alone */
+    double loads = vem_it_metric_now(&r, "vem_rsd_history_plates_total");
+    s_store_reading_vin(conn, "m0", tn - 7200, "津H00077", 1750, 40, "LRDEMV00000000077");
     s_store_reading(conn, "m1", tn - 3600, "津H00077", 1700, 40);
     static const char *const m_plate[] = {"津H00077"};
     static const char *const m_id[] = {"m2"};
@@ -1080,11 +1090,19 @@ START_TEST(roadside_history_on_demand)
     static const double m_no[] = {1800};
     const int64_t m_t[] = {tn};
     s_send_readings_at(&r, m_id, m_plate, m_no, m_t, m_vin, 1);
-    v = s_violation_wait(conn, S_ID_N_M2, "severity || ',' || vin", "notice,LRDEMV00000000077");
-    ck_assert_str_eq(v, "notice,LRDEMV00000000077");
+    v = s_violation_wait(conn, S_ID_N_M0, "severity || ',' || vin", "violation,LRDEMV00000000077");
+    ck_assert_str_eq(v, "violation,LRDEMV00000000077");
+    free(v);
+    ck_assert_str_eq(v = s_violation(conn, S_ID_N_M0,
+                                     "(evidence->'readings'->0->>'reading_id') || ',' || "
+                                     "(evidence->'readings'->1->>'reading_id') || ',' || "
+                                     "jsonb_array_length(evidence->'readings')"),
+                     "m0,m2,2");
     free(v);
     ck_assert_str_eq(v = s_violation(conn, S_ID_N_M1, "severity"), "");
     free(v);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_rsd_history_plates_total"), loads + 1);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_rsd_history_failures_total"), 0);
     PQfinish(conn);
     vem_it_stop(&r);
 }
