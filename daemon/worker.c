@@ -423,7 +423,7 @@ static void s_history_idle(s_worker_t *w)
 }
 
 /* One load of ask, connecting when there is no connection; once more on a fresh connection
- * when a kept one failed (the server may have closed it: a restart, an idle timeout). */
+ * when a kept one turned out closed (a server restart, an idle timeout). */
 static vem_rsdhist_t *s_history_load(s_worker_t *w, const vem_rsdhist_ask_t *ask, char *err,
                                      size_t errlen)
 {
@@ -436,9 +436,10 @@ static vem_rsdhist_t *s_history_load(s_worker_t *w, const vem_rsdhist_ask_t *ask
         w->hist_used_ms = vem_mono_ms();
         if (h)
             return h;
+        bool dead = PQstatus(w->hist_conn) == CONNECTION_BAD;
         PQfinish(w->hist_conn);
         w->hist_conn = NULL;
-        if (!kept)
+        if (!kept || !dead) /* a slow or failed statement is not tried again */
             break;
     }
     return NULL;
@@ -489,6 +490,18 @@ static void s_state_history(s_worker_t *w, s_vstate_t *vs, const char *vin, cons
                 w->args->index, *ask.vin ? ask.vin : ask.plate, err, S_HISTORY_OFF_MS / 1000);
         return;
     }
+    /* a reading stored under this VIN that ingest routed elsewhere (the registry maps its plate
+     * to another vehicle) was never this state's */
+    size_t kept = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        const vem_vehicle_t *to =
+            *ask.vin && w->registry
+                ? vem_registry_find_plate(w->registry, h->r[i].plate, h->r[i].plate_color)
+                : NULL;
+        if (!to || strcmp(to->vin, ask.vin) == 0)
+            h->r[kept++] = h->r[i];
+    }
+    h->n = kept;
     vem_counter_add(w->hist_plates, 1);
     vem_counter_add(w->hist_readings, h->n);
     if (h->n) /* its verdicts travel with this input's records */

@@ -45,7 +45,8 @@
  *                     under its own), and the stored compliant reading keeps the new one a
  *                     notice, not a violation across it; the state then goes on as any other;
  *                     a state held by a VIN a station read takes that VIN's stored readings,
- *                     not its plate's stored without one
+ *                     not its plate's stored without one; a registered VIN's state takes its
+ *                     plate's, stored under whatever VIN a station read
  *   roadside_history_db_down  PostgreSQL down at 6 new states' first readings: a worker's load
  *                     fails (logged, counted; no other load in that worker for 30 s), the
  *                     readings are judged without it, their verdicts stored once it is back
@@ -1007,6 +1008,8 @@ END_TEST
 /* rule_id.py rsd.no_exceed 津H00077 r=RH-1/m0 (and m1) */
 #define S_ID_N_M0 "bc45d15edb3e08404e7a8f9a4c89c0f9"
 #define S_ID_N_M1 "bc45d25edb3e09f34e7a8e9a4c89bf46"
+/* rule_id.py rsd.no_exceed 津H00078 r=RH-1/p0 */
+#define S_ID_Q_P0 "684df20be391214062302c70666ce549"
 
 /* Waits up to 30 s for a verdict's column to read want; returns what it read last. */
 static char *s_violation_wait(PGconn *conn, const char *id, const char *column_sql,
@@ -1034,6 +1037,12 @@ START_TEST(roadside_history_on_demand)
      * d2's id (and a notice under d2's id for d2 alone before that). */
     PGconn *conn = vem_it_pg();
     int64_t tn = (int64_t)time(NULL) - 600;
+    /* (Q, registered for the last case) */
+    PGresult *res = PQexec(conn, "INSERT INTO vehicles (vin, plate, plate_color, fuel, "
+                                 "region_code) VALUES ('LHIST000000000078', '津H00078', "
+                                 "'yellow', 'diesel', '120101')");
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(conn));
+    PQclear(res);
     vem_it_run_t r = {0};
     vem_it_start(&r, "it_rules");
     for (int i = 0; i < 100 && !vem_it_log_has(&r, "roadside history:"); i++)
@@ -1103,6 +1112,20 @@ START_TEST(roadside_history_on_demand)
     free(v);
     ck_assert_double_eq(vem_it_metric_now(&r, "vem_rsd_history_plates_total"), loads + 1);
     ck_assert_double_eq(vem_it_metric_now(&r, "vem_rsd_history_failures_total"), 0);
+    /* Q's plate is registered to a VIN: ingest routes its readings there whatever VIN the
+     * station read, so the VIN's state takes p0, stored under another VIN a station read */
+    s_store_reading_vin(conn, "p0", tn - 7200, "津H00078", 1750, 40, "LOTHERVIN00000078");
+    static const char *const q_plate[] = {"津H00078"};
+    static const char *const q_id[] = {"p2"};
+    s_send_readings_at(&r, q_id, q_plate, m_no, m_t, NULL, 1);
+    v = s_violation_wait(conn, S_ID_Q_P0, "severity || ',' || vin", "violation,LHIST000000000078");
+    ck_assert_str_eq(v, "violation,LHIST000000000078");
+    free(v);
+    ck_assert_str_eq(v = s_violation(conn, S_ID_Q_P0,
+                                     "(evidence->'readings'->1->>'reading_id') || ',' || "
+                                     "jsonb_array_length(evidence->'readings')"),
+                     "p2,2");
+    free(v);
     PQfinish(conn);
     vem_it_stop(&r);
 }
