@@ -7,22 +7,57 @@
 #include <string.h>
 #include <unistd.h>
 
-PGconn *vem_pgload_connect(const char *conninfo, const char *app, char *err, size_t errlen)
+void vem_pgload_error(const PGconn *conn, char *err, size_t errlen)
 {
-    /* later keywords override what the expanded conninfo says */
-    const char *keys[] = {"dbname", "application_name", "connect_timeout", "client_encoding", NULL};
-    const char *values[] = {conninfo, app, "10", "UTF8", NULL};
-    PGconn *conn = PQconnectdbParams(keys, values, 1);
+    const char *msg = PQerrorMessage(conn);
+    snprintf(err, errlen, "%.*s", (int)strcspn(msg, "\n"), msg);
+}
+
+/* Connects with the keywords every load uses, then keys/values (NULL-terminated). */
+static PGconn *s_connect(const char *conninfo, const char *app, const char *timeout_s,
+                         const char *const *keys, const char *const *values, char *err,
+                         size_t errlen)
+{
+    /* later keywords override what the expanded conninfo says (its own options stay) */
+    const char *k[12] = {"dbname", "application_name", "connect_timeout", "client_encoding"};
+    const char *v[12] = {conninfo, app, timeout_s, "UTF8"};
+    size_t n = 4;
+    for (size_t i = 0; keys && keys[i] && n < 11; i++, n++) {
+        k[n] = keys[i];
+        v[n] = values[i];
+    }
+    k[n] = v[n] = NULL;
+    PGconn *conn = PQconnectdbParams(k, v, 1);
     if (!conn) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     if (PQstatus(conn) != CONNECTION_OK) {
-        const char *msg = PQerrorMessage(conn);
-        snprintf(err, errlen, "%.*s", (int)strcspn(msg, "\n"), msg);
+        vem_pgload_error(conn, err, errlen);
         PQfinish(conn);
         return NULL;
     }
+    return conn;
+}
+
+PGconn *vem_pgload_connect(const char *conninfo, const char *app, char *err, size_t errlen)
+{
+    return s_connect(conninfo, app, "10", NULL, NULL, err, errlen);
+}
+
+PGconn *vem_pgload_connect_short(const char *conninfo, const char *app, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"tcp_user_timeout", "keepalives_idle", "keepalives_interval",
+                                       "keepalives_count", NULL};
+    static const char *const values[] = {"2000", "5", "2", "2", NULL};
+    PGconn *conn = s_connect(conninfo, app, "2", keys, values, err, errlen);
+    PGresult *res = conn ? PQexec(conn, "SET statement_timeout = 1000") : NULL;
+    if (conn && PQresultStatus(res) != PGRES_COMMAND_OK) {
+        vem_pgload_error(conn, err, errlen);
+        PQfinish(conn);
+        conn = NULL;
+    }
+    PQclear(res);
     return conn;
 }
 

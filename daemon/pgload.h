@@ -16,6 +16,14 @@
  * first line of libpq's message in err. */
 PGconn *vem_pgload_connect(const char *conninfo, const char *app, char *err, size_t errlen);
 
+/* The same for a thread that must not wait long on the database (a worker): 2 s to connect
+ * (per address), a server that stops answering given up within about 10 s (tcp_user_timeout,
+ * keepalives), each statement cut after 1 s (SET statement_timeout). */
+PGconn *vem_pgload_connect_short(const char *conninfo, const char *app, char *err, size_t errlen);
+
+/* The first line of libpq's last message on conn, in err. */
+void vem_pgload_error(const PGconn *conn, char *err, size_t errlen);
+
 /* The load: its result (NULL after a failure, which it logged), from conninfo and its arg. */
 typedef void *(*vem_pgload_fn)(const char *conninfo, void *arg);
 

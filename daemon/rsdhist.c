@@ -129,8 +129,7 @@ static vem_rsdhist_t *s_rows(PGconn *conn, unsigned months, size_t max_rows,
     PGresult *res = PQexecParams(conn, query, n, NULL, params, NULL, NULL, 0);
     vem_rsdhist_t *out = NULL;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *msg = PQerrorMessage(conn);
-        snprintf(err, errlen, "%.*s", (int)strcspn(msg, "\n"), msg);
+        vem_pgload_error(conn, err, errlen);
         goto done;
     }
     size_t rows = (size_t)PQntuples(res);
@@ -184,39 +183,6 @@ static vem_rsdhist_t *s_load(const char *conninfo, unsigned months, size_t max_r
         vem_log(VEM_LOG_ERR, "rsdhist", "roadside history: %s", err);
     PQfinish(conn);
     return out;
-}
-
-PGconn *vem_rsdhist_connect(const char *conninfo, char *err, size_t errlen)
-{
-    /* later keywords override what the expanded conninfo says (its own options stay) */
-    const char *keys[] = {"dbname",
-                          "application_name",
-                          "connect_timeout",
-                          "client_encoding",
-                          "tcp_user_timeout",
-                          "keepalives_idle",
-                          "keepalives_interval",
-                          "keepalives_count",
-                          NULL};
-    const char *values[] = {conninfo, "vemd-rsdhist-worker", "2", "UTF8", "2000", "5", "2", "2",
-                            NULL};
-    PGconn *conn = PQconnectdbParams(keys, values, 1);
-    if (!conn) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    PGresult *res = NULL;
-    if (PQstatus(conn) == CONNECTION_OK)
-        res = PQexec(conn, "SET statement_timeout = 1000");
-    if (PQstatus(conn) != CONNECTION_OK || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        const char *msg = PQerrorMessage(conn);
-        snprintf(err, errlen, "%.*s", (int)strcspn(msg, "\n"), msg);
-        PQclear(res);
-        PQfinish(conn);
-        return NULL;
-    }
-    PQclear(res);
-    return conn;
 }
 
 /* Rows an ask takes at most: far more than its chains hold (64 per pollutant of each plate and

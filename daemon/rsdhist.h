@@ -71,13 +71,9 @@ typedef struct {
     int64_t since_us, before_us;
 } vem_rsdhist_ask_t;
 
-/* A worker's connection for vem_rsdhist_load_plate: 2 s to connect (per address), a statement
- * cut after 1 s by the server, a server that stops answering given up within about 10 s
- * (tcp_user_timeout, keepalives). NULL with the reason in err when it cannot connect. */
-PGconn *vem_rsdhist_connect(const char *conninfo, char *err, size_t errlen);
-
-/* The history of one ask (cycle_months), by plate, colour and time; NULL with the reason in err
- * after an error (the caller drops the connection). */
+/* The history of one ask (cycle_months), by plate, colour and time, on a connection of
+ * vem_pgload_connect_short; NULL with the reason in err after an error (the caller drops the
+ * connection). */
 vem_rsdhist_t *vem_rsdhist_load_plate(PGconn *conn, unsigned cycle_months,
                                       const vem_rsdhist_ask_t *ask, char *err, size_t errlen);
 

@@ -18,6 +18,7 @@
 #include "records.h"
 #include "registry.h"
 #include "rsd.h"
+#include "pgload.h"
 #include "rsdhist.h"
 #include "rules.h"
 #include "session.h"
@@ -429,7 +430,8 @@ static vem_rsdhist_t *s_history_load(s_worker_t *w, const vem_rsdhist_ask_t *ask
 {
     for (int attempt = 0; attempt < 2; attempt++) {
         bool kept = w->hist_conn != NULL;
-        if (!kept && !(w->hist_conn = vem_rsdhist_connect(w->args->rsd_conninfo, err, errlen)))
+        if (!kept && !(w->hist_conn = vem_pgload_connect_short(w->args->rsd_conninfo,
+                                                               "vemd-rsdhist-worker", err, errlen)))
             return NULL;
         vem_rsdhist_t *h =
             vem_rsdhist_load_plate(w->hist_conn, w->rules.rsd_cycle_months, ask, err, errlen);
@@ -492,16 +494,16 @@ static void s_state_history(s_worker_t *w, s_vstate_t *vs, const char *vin, cons
     }
     /* a reading stored under this VIN that ingest routed elsewhere (the registry maps its plate
      * to another vehicle) was never this state's */
-    size_t kept = 0;
-    for (size_t i = 0; i < h->n; i++) {
-        const vem_vehicle_t *to =
-            *ask.vin && w->registry
-                ? vem_registry_find_plate(w->registry, h->r[i].plate, h->r[i].plate_color)
-                : NULL;
-        if (!to || strcmp(to->vin, ask.vin) == 0)
-            h->r[kept++] = h->r[i];
+    if (*ask.vin && w->registry) {
+        size_t kept = 0;
+        for (size_t i = 0; i < h->n; i++) {
+            const vem_vehicle_t *to =
+                vem_registry_find_plate(w->registry, h->r[i].plate, h->r[i].plate_color);
+            if (!to || strcmp(to->vin, ask.vin) == 0)
+                h->r[kept++] = h->r[i];
+        }
+        h->n = kept;
     }
-    h->n = kept;
     vem_counter_add(w->hist_plates, 1);
     vem_counter_add(w->hist_readings, h->n);
     if (h->n) /* its verdicts travel with this input's records */
