@@ -46,7 +46,8 @@
  *                     notice, not a violation across it; the state then goes on as any other;
  *                     a state held by a VIN a station read takes that VIN's stored readings,
  *                     not its plate's stored without one; a registered VIN's state takes its
- *                     plate's, stored under whatever VIN a station read
+ *                     plate's, stored under whatever VIN a station read; with the workers'
+ *                     connections closed by the server, the next loads reconnect, no failure
  *   roadside_history_db_down  PostgreSQL down at 6 new states' first readings: a worker's load
  *                     fails (logged, counted; no other load in that worker for 30 s), the
  *                     readings are judged without it, their verdicts stored once it is back
@@ -1008,8 +1009,21 @@ END_TEST
 /* rule_id.py rsd.no_exceed 津H00077 r=RH-1/m0 (and m1) */
 #define S_ID_N_M0 "bc45d15edb3e08404e7a8f9a4c89c0f9"
 #define S_ID_N_M1 "bc45d25edb3e09f34e7a8e9a4c89bf46"
+/* rule_id.py rsd.no_exceed 津H00079 r=RH-1/s1, 津H00080 r=RH-1/u1 */
+#define S_ID_S_S1 "808f8a6eb6f88ed3b8041207dcb2d6ca"
+#define S_ID_U_U1 "436fee414fbfd6e11bcc0ffa43d4343c"
 /* rule_id.py rsd.no_exceed 津H00078 r=RH-1/p0 */
 #define S_ID_Q_P0 "684df20be391214062302c70666ce549"
+
+/* The first column of the first row of sql ("" when none). */
+static char *s_sql_text(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+    ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQerrorMessage(conn));
+    char *out = strdup(PQntuples(res) && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    return out;
+}
 
 /* Waits up to 30 s for a verdict's column to read want; returns what it read last. */
 static char *s_violation_wait(PGconn *conn, const char *id, const char *column_sql,
@@ -1126,6 +1140,27 @@ START_TEST(roadside_history_on_demand)
                                      "jsonb_array_length(evidence->'readings')"),
                      "p2,2");
     free(v);
+    /* The workers' kept connections closed by the server (a restart, an idle cutoff): the next
+     * load replaces its connection and goes on, no failure; S and U each chain with a stored
+     * exceedance (their plates go to both workers) */
+    s_store_reading(conn, "s1", tn - 7200, "津H00079", 1750, 40);
+    s_store_reading(conn, "u1", tn - 7200, "津H00080", 1750, 40);
+    ck_assert_str_eq(v = s_sql_text(conn, "SELECT count(pg_terminate_backend(pid)) FROM "
+                                          "pg_stat_activity WHERE application_name = "
+                                          "'vemd-rsdhist-worker'"),
+                     "2");
+    free(v);
+    static const char *const su_plate[] = {"津H00079", "津H00080"};
+    static const char *const su_id[] = {"s2", "u2"};
+    static const double su_no[] = {1800, 1800};
+    s_send_readings(&r, su_id, su_plate, su_no, 2, tn);
+    v = s_violation_wait(conn, S_ID_S_S1, "severity", "violation");
+    ck_assert_str_eq(v, "violation");
+    free(v);
+    v = s_violation_wait(conn, S_ID_U_U1, "severity", "violation");
+    ck_assert_str_eq(v, "violation");
+    free(v);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_rsd_history_failures_total"), 0);
     PQfinish(conn);
     vem_it_stop(&r);
 }
