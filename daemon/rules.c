@@ -1116,7 +1116,7 @@ unsigned vem_rules_on_reading(vem_rules_vehicle_t *self, const vem_rules_config_
     vem_rules_out_t out = {emit, arg, spool_seq, 0};
     s_take_plate(self, r);
     vem_rules_rsd_ctx_t ctx = s_rsd_ctx(self);
-    vem_rules_rsd_reading(&self->rsd, &ctx, cfg, r, &out);
+    vem_rules_rsd_reading(&self->rsd, &ctx, cfg, r, false, &out);
     return out.emitted;
 }
 
@@ -1127,7 +1127,7 @@ void vem_rules_seed_readings(vem_rules_vehicle_t *self, const vem_rules_config_t
     vem_rules_rsd_ctx_t ctx = s_rsd_ctx(self);
     vem_rules_counts_t keep = self->counts;
     for (size_t i = 0; i < n; i++)
-        vem_rules_rsd_reading(&self->rsd, &ctx, cfg, &past[i], &out);
+        vem_rules_rsd_reading(&self->rsd, &ctx, cfg, &past[i], true, &out);
     self->counts = keep; /* history is not news */
 }
 

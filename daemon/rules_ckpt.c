@@ -6,7 +6,7 @@
  * field by field (never a struct's bytes, whose padding would make two saves of one state
  * differ), and read back in the same order.
  *
- * Format, version 6, host-endian (a checkpoint is read back by the same build on the same
+ * Format, version 7, host-endian (a checkpoint is read back by the same build on the same
  * host; a byte-order probe says when it is not):
  *   "VRCK", u32 version, u32 0x01020304
  *   ids (vin, plate, plate colour: u8 length + bytes), facts, flags, receipt times (the last
@@ -19,11 +19,14 @@
  *     window with
  *     the ring's samples from the oldest open window on (20-byte slots, oldest first) and the
  *     kept windows in their order
- *   roadside: five chains (present, truncated, capacity, readings with their "over" flag), the
+ *   roadside: five chains (present, truncated, capacity, readings with a flags byte: bit 0
+ *     "over", bit 1 "loaded" from the stored history and not yet come as an input), the
  *     fusion history (slots, head, newest, one u32 per slot: vem_rules_nox_t) and the pending
  *     NO exceedances
  *   u64 bytes of memory the state held
  * Older versions are still read, so an upgrade keeps the states of the previous build:
+ * version 6 is version 7 with the readings' flags byte only "over" (0 or 1): loaded, no reading
+ * is taken for one from the stored history (as that build judged them);
  * version 5 is version 6 without the last receipt on the intake clock: loaded, it is not known
  * (INT64_MIN), and obd.offline measures the silence on the wall clock until the next receipt;
  * version 4 is version 5 with a track's last receipt as the receipt time, which is the intake
@@ -62,13 +65,14 @@
 #include <string.h>
 
 #define S_MAGIC       "VRCK"
-#define S_VERSION     6u
+#define S_VERSION     7u
 #define S_VERSION_MIN 1u /* the oldest version read */
 #define S_V3          3u /* runs of MIL snapshots, chains of readings */
 #define S_V4          4u /* the fusion history keeps each second's sample key */
 /* version 5: a track's last receipt is on the intake clock (receipt less intake's paused
  * total); version 4's receipt time is the same value, since nothing paused the clock then */
 #define S_V6    6u /* the vehicle's last receipt on the intake clock too (obd.offline) */
+#define S_V7    7u /* a chain reading's flags byte says "loaded" too */
 #define S_PROBE 0x01020304u
 /* Times beyond this many seconds from 1970 (about 35,000 years) are damage. */
 #define S_TIME_MAX_S ((int64_t)1 << 40)
@@ -591,7 +595,7 @@ static void s_put_rsd(s_wr_t *w, const vem_rules_rsd_t *rsd)
         for (uint32_t i = 0; i < c->n; i++) {
             s_put_i64(w, c->links[i].time_us);
             s_put_f64(w, c->links[i].value);
-            s_put_u8(w, c->links[i].over);
+            s_put_u8(w, (uint8_t)(c->links[i].over | c->links[i].loaded << 1));
             s_put_str(w, c->links[i].station_id);
             s_put_str(w, c->links[i].reading_id);
         }
@@ -652,7 +656,15 @@ static void s_get_chain(s_rd_t *r, vem_rules_chain_t *c, size_t *bytes)
         vem_rules_link_t *l = &c->links[i];
         l->time_us = s_time(r, true, false, 0, "chain reading time");
         l->value = s_f64(r, "chain reading value");
-        l->over = s_bool(r, "chain reading over");
+        if (r->version >= S_V7) {
+            uint8_t flags = s_u8(r, "chain reading flags");
+            if (!r->failed && flags > 3)
+                s_fail(r, "chain reading flags %u out of range", flags);
+            l->over = flags & 1;
+            l->loaded = flags >> 1 & 1;
+        } else {
+            l->over = s_bool(r, "chain reading over");
+        }
         s_str(r, l->station_id, sizeof l->station_id, "chain station id");
         s_str(r, l->reading_id, sizeof l->reading_id, "chain reading id");
         const vem_rules_link_t *p = i ? &c->links[i - 1] : NULL;

@@ -216,7 +216,8 @@ enum { VEM_RULES_POLLUTANTS = 5 }; /* NO, opacity, Ringelmann, CO, HC */
 typedef struct {
     int64_t time_us;
     double value;
-    bool over; /* above the limit in force when it came (see rules_rsd.c) */
+    bool over;   /* above the limit in force when it came (see rules_rsd.c) */
+    bool loaded; /* from the stored history, not yet come as an input here (rules_rsd.c) */
     char station_id[32];
     char reading_id[64];
 } vem_rules_link_t;
@@ -280,9 +281,10 @@ void vem_rules_rsd_init(vem_rules_rsd_t *rsd);
 /* Frees what rsd allocated. */
 void vem_rules_rsd_free(vem_rules_rsd_t *rsd, size_t *bytes);
 
-/* A roadside reading; out->fn NULL when seeding (no fusion then either). */
+/* A roadside reading: an input (loaded false), or one of the stored history (loaded true, out->fn
+ * NULL: no verdicts, no fusion). */
 void vem_rules_rsd_reading(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
-                           const vem_rules_config_t *cfg, const vem_rsd_reading_t *r,
+                           const vem_rules_config_t *cfg, const vem_rsd_reading_t *r, bool loaded,
                            vem_rules_out_t *out);
 
 /* A frame's OBD samples: downstream NOx with their keys (vem_rules_nox_pack) at rule times

@@ -22,7 +22,10 @@
  * taken back: an exceedance that came before an older one of its run was a notice (or a
  * violation) under its own id, and the run's verdict now has the older one's id; a late
  * compliant reading that splits a run leaves the violation emitted for the whole run, and the
- * part after it is emitted afresh under its own id. The same reading twice is judged once.
+ * part after it is emitted afresh under its own id. The same reading twice is judged once, but
+ * for a reading the chain holds from the stored history (loaded from PostgreSQL, so judged
+ * before, though perhaps not for every sink): when it comes as an input (a replay from a lower
+ * cursor or checkpoint than the database's rows), it is judged as new, once.
  *
  * Bounds: a chain holds VEM_RULES_CHAIN_HELD readings; with one more the oldest goes, and from
  * then on a reading is judged only with VEM_RULES_CHAIN_MAX + 1 readings older than it held
@@ -353,25 +356,29 @@ static void s_emit_changed(const vem_rules_rsd_ctx_t *ctx, const vem_rules_confi
     }
 }
 
-/* Where a reading goes in the chain: its index, or -1 when the chain holds it already. */
-static int32_t s_place(const vem_rules_chain_t *c, const vem_rsd_reading_t *r)
+/* Where a reading goes in the chain: its index; *held when the chain holds it already (there). */
+static uint32_t s_place(const vem_rules_chain_t *c, const vem_rsd_reading_t *r, bool *held)
 {
     uint32_t at = c->n;
+    *held = false;
     for (uint32_t i = 0; i < c->n; i++) {
         const vem_rules_link_t *l = &c->links[i];
-        if (strcmp(l->station_id, r->station_id) == 0 && strcmp(l->reading_id, r->reading_id) == 0)
-            return -1; /* judged already (a re-sent copy) */
+        if (strcmp(l->station_id, r->station_id) == 0 &&
+            strcmp(l->reading_id, r->reading_id) == 0) {
+            *held = true;
+            return i;
+        }
         if (at == c->n && s_cmp(l, r->time_us, r->station_id, r->reading_id) > 0)
             at = i;
     }
-    return (int32_t)at;
+    return at;
 }
 
 /* Adds the reading to the chain at its place (s_place); false when it is too old to be judged
  * (counted). *where is its index then. */
 static bool s_insert(vem_rules_chain_t *c, const vem_rules_rsd_ctx_t *ctx,
-                     const vem_rsd_reading_t *r, double value, double limit, uint32_t at,
-                     uint32_t *where)
+                     const vem_rsd_reading_t *r, double value, double limit, bool loaded,
+                     uint32_t at, uint32_t *where)
 {
     bool full = c->n == VEM_RULES_CHAIN_HELD;
     if (full && at == 0) { /* older than everything held: it would go at once */
@@ -406,6 +413,7 @@ static bool s_insert(vem_rules_chain_t *c, const vem_rules_rsd_ctx_t *ctx,
     l->time_us = r->time_us;
     l->value = value;
     l->over = value > limit;
+    l->loaded = loaded;
     snprintf(l->station_id, sizeof l->station_id, "%s", r->station_id);
     snprintf(l->reading_id, sizeof l->reading_id, "%s", r->reading_id);
     c->n++;
@@ -413,22 +421,55 @@ static bool s_insert(vem_rules_chain_t *c, const vem_rules_rsd_ctx_t *ctx,
     return true;
 }
 
-/* False when the reading was in the chain already (a re-sent copy). */
+/* A reading the chain holds from the stored history has come as an input: the verdicts it
+ * moves, as they now stand, are emitted as if it came now (s_judge). */
+static void s_emit_loaded(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
+                          vem_rules_fuel_t fuel, unsigned p, const vem_rules_chain_t *c, uint32_t i,
+                          double limit, vem_rules_out_t *out)
+{
+    s_before_t *before = malloc(sizeof *before);
+    vem_rules_link_t *links = malloc(VEM_RULES_CHAIN_HELD * sizeof *links);
+    if (!before || !links)
+        abort();
+    vem_rules_chain_t without = *c; /* the chain as it was without the reading */
+    memcpy(links, c->links, i * sizeof *links);
+    memcpy(links + i, c->links + i + 1, (c->n - i - 1) * sizeof *links);
+    without.links = links;
+    without.n = c->n - 1;
+    s_remember(&without, cfg, limit, i, before);
+    s_emit_changed(ctx, cfg, fuel, p, c, before, i, limit, true, out);
+    free(links);
+    free(before);
+}
+
+/* False when the reading was in the chain already: a re-sent copy, or a stored reading again.
+ * A stored reading (loaded) that then comes as an input is judged as new, once: the database
+ * holds what a sink wrote before vemd stopped, and a replay from a lower cursor or checkpoint
+ * brings the input again; the sink behind (Kafka, say) needs the verdicts it brings, and the
+ * fusion with the OBD data needs judging again too (the spool is its only source). */
 static bool s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
                     const vem_rules_config_t *cfg, vem_rules_fuel_t fuel, unsigned p,
-                    const vem_rsd_reading_t *r, double limit, double value, vem_rules_out_t *out)
+                    const vem_rsd_reading_t *r, double limit, double value, bool loaded,
+                    vem_rules_out_t *out)
 {
     vem_rules_chain_t *c = rsd->chain[p];
     if (!c)
         c = rsd->chain[p] = s_alloc(sizeof *c, ctx->bytes);
-    int32_t place = s_place(c, r);
-    if (place < 0)
-        return false;
+    bool held;
+    uint32_t place = s_place(c, r, &held);
+    if (held) {
+        if (loaded || !c->links[place].loaded)
+            return false;
+        c->links[place].loaded = false;
+        if (out->fn)
+            s_emit_loaded(ctx, cfg, fuel, p, c, place, limit, out);
+        return true;
+    }
     s_before_t before; /* about 8 KiB */
     if (out->fn)
-        s_remember(c, cfg, limit, (uint32_t)place, &before);
+        s_remember(c, cfg, limit, place, &before);
     uint32_t at;
-    if (s_insert(c, ctx, r, value, limit, (uint32_t)place, &at) && out->fn)
+    if (s_insert(c, ctx, r, value, limit, loaded, place, &at) && out->fn)
         s_emit_changed(ctx, cfg, fuel, p, c, &before, at, limit, true, out);
     return true;
 }
@@ -674,7 +715,7 @@ void vem_rules_rsd_expire(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
 /* ---- readings ----------------------------------------------------------------------------- */
 
 void vem_rules_rsd_reading(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
-                           const vem_rules_config_t *cfg, const vem_rsd_reading_t *r,
+                           const vem_rules_config_t *cfg, const vem_rsd_reading_t *r, bool loaded,
                            vem_rules_out_t *out)
 {
     vem_rules_rsd_settle(rsd);
@@ -689,7 +730,7 @@ void vem_rules_rsd_reading(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
         double value = s_value(r, p);
         if (!cfg->enabled[s_pollutants[p].rule] || isnan(limit) || isnan(value))
             continue;
-        bool fresh = s_judge(rsd, ctx, cfg, fuel, p, r, limit, value, out);
+        bool fresh = s_judge(rsd, ctx, cfg, fuel, p, r, limit, value, loaded, out);
         if (fresh && s_pollutants[p].rule == VEM_RULE_RSD_NO && value > limit && out->fn &&
             fuel == VEM_FUEL_DIESEL && *ctx->who.vin && cfg->enabled[VEM_RULE_FUSION_OBD_MISMATCH])
             s_fusion_reading(rsd, ctx, cfg, r, limit, out);
@@ -727,7 +768,7 @@ size_t vem_rules_rsd_history(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ct
     }
     vem_rules_out_t silent = {NULL, NULL, 0, 0};
     for (size_t i = 0; i < n; i++)
-        vem_rules_rsd_reading(rsd, ctx, cfg, &past[i], &silent);
+        vem_rules_rsd_reading(rsd, ctx, cfg, &past[i], true, &silent);
     /* The readings judged before the history whose chains it changed: their verdicts as they
      * now stand, under the id of their chain's oldest reading. The history's own readings were
      * judged when they came (the database holds those verdicts). */

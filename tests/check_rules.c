@@ -1684,6 +1684,68 @@ START_TEST(roadside_history_after_live_readings)
 }
 END_TEST
 
+/* A stored reading that then comes as an input (a restart replays the spool from a sink cursor
+ * lower than what PostgreSQL holds: the history loaded at start has the readings the replay
+ * brings again) is judged as new, once: the sink that was behind gets the verdicts live data
+ * gave. By rules.md: h1 (T0, 1700 ppm) and h2 (T0 + 1 d, 1600 ppm), both over 1500 and within
+ * 6 months, are a notice at h1 and a violation at h2, both under h1's id. A reading judged as
+ * an input before the history came stays judged once. */
+START_TEST(roadside_history_then_the_input)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rsd_reading_t past[2];
+    s_reading(&past[0], T0, "h1", VEM_FUEL_DIESEL);
+    past[0].no_ppm = 1700;
+    s_reading(&past[1], T0 + DAY, "h2", VEM_FUEL_DIESEL);
+    past[1].no_ppm = 1600;
+    char id[VEM_RULES_ID_LEN];
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/h1", id);
+
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    ck_assert_uint_eq(vem_rules_history(v, &cfg, past, 2, s_collect, &log), 0);
+    /* the replay brings h2: its violation */
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &past[1], 7, s_collect, &log), 1);
+    ck_assert_int_eq(log.v[0].rule, VEM_RULE_RSD_NO);
+    ck_assert_int_eq(log.v[0].severity, VEM_SEVERITY_VIOLATION);
+    ck_assert_str_eq(log.v[0].id, id);
+    ck_assert_int_eq(log.v[0].first_us, US(T0) + 250000);
+    ck_assert_int_eq(log.v[0].last_us, US(T0 + DAY) + 250000);
+    ck_assert_double_eq(log.v[0].measured, 1600);
+    ck_assert_uint_eq(log.v[0].spool_seq, 7);
+    json_t *readings = json_object_get(log.v[0].ev, "readings");
+    ck_assert_uint_eq(json_array_size(readings), 2);
+    ck_assert_str_eq(s_str(json_array_get(readings, 0), "reading_id"), "h1");
+    ck_assert_str_eq(s_str(json_array_get(readings, 1), "reading_id"), "h2");
+    /* once: a re-sent copy, or the history loaded again, emits nothing */
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &past[1], 8, s_collect, &log), 0);
+    ck_assert_uint_eq(vem_rules_history(v, &cfg, past, 2, s_collect, &log), 0);
+    /* then h1: its notice, and h2's violation again (the verdicts h1 moves, as they stand) */
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &past[0], 9, s_collect, &log), 2);
+    ck_assert_int_eq(log.v[1].severity, VEM_SEVERITY_NOTICE);
+    ck_assert_str_eq(log.v[1].id, id);
+    ck_assert_int_eq(log.v[1].last_us, US(T0) + 250000);
+    ck_assert_int_eq(log.v[2].severity, VEM_SEVERITY_VIOLATION);
+    ck_assert_str_eq(log.v[2].id, id);
+    ck_assert_int_eq(log.v[2].last_us, US(T0 + DAY) + 250000);
+    ck_assert_uint_eq(vem_rules_vehicle_counts(v)->readings, 3);
+
+    /* judged as inputs first, the history after: nothing more when they come again */
+    vem_rules_vehicle_t *live = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t once = {0};
+    vem_rules_on_reading(live, &cfg, &past[0], 1, s_collect, &once);
+    vem_rules_on_reading(live, &cfg, &past[1], 2, s_collect, &once);
+    ck_assert_int_eq(once.n, 2);
+    ck_assert_uint_eq(vem_rules_history(live, &cfg, past, 2, s_collect, &once), 0);
+    ck_assert_uint_eq(vem_rules_on_reading(live, &cfg, &past[1], 3, s_collect, &once), 0);
+    ck_assert_uint_eq(vem_rules_on_reading(live, &cfg, &past[0], 4, s_collect, &once), 0);
+    s_log_free(&log);
+    s_log_free(&once);
+    vem_rules_vehicle_destroy(&v);
+    vem_rules_vehicle_destroy(&live);
+}
+END_TEST
+
 /* A verdict rests on at most 32 exceedances, the newest: with 33 in a run (the oldest from the
  * history, or late), the oldest is left out, as in time order. */
 START_TEST(full_chain_keeps_the_newest)
@@ -1860,6 +1922,44 @@ START_TEST(fusion_either_order)
             s_log_free(&log);
         }
     }
+}
+END_TEST
+
+/* A NO exceedance loaded from the stored history and then brought again by a replay is matched
+ * with the OBD data as live (the history alone decides no fusion: the spool is its source):
+ * the notice of fusion_either_order, with the same id. */
+START_TEST(fusion_of_a_stored_reading)
+{
+    s_log_t want = {0};
+    s_fusion_run(100, 0, &want);
+    const s_got_t *w = s_nth(&want, VEM_RULE_FUSION_OBD_MISMATCH, 0);
+    ck_assert_ptr_nonnull(w);
+
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_truck);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    double low = 100;
+    s_feed(&fd, T0, 20, s_nox_gen, &low);
+    vem_rsd_reading_t r;
+    s_reading(&r, T0 + 10, "f1", VEM_FUEL_DIESEL);
+    r.no_ppm = 1800;
+    ck_assert_uint_eq(vem_rules_history(v, &cfg, &r, 1, s_collect, &log), 0);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_FUSION_OBD_MISMATCH), 0);
+    vem_rules_on_reading(v, &cfg, &r, 99, s_collect, &log);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_RSD_NO), 1);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_FUSION_OBD_MISMATCH), 1);
+    const s_got_t *g = s_nth(&log, VEM_RULE_FUSION_OBD_MISMATCH, 0);
+    ck_assert_str_eq(g->id, w->id);
+    ck_assert_int_eq(g->severity, VEM_SEVERITY_NOTICE);
+    ck_assert_double_eq_tol(g->measured, 100, 1e-3);
+    vem_rules_on_reading(v, &cfg, &r, 100, s_collect, &log); /* judged once */
+    ck_assert_int_eq(s_count(&log, VEM_RULE_FUSION_OBD_MISMATCH), 1);
+    s_feed_free(&fd);
+    s_log_free(&log);
+    s_log_free(&want);
+    vem_rules_vehicle_destroy(&v);
 }
 END_TEST
 
@@ -2706,11 +2806,13 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, roadside_verdict_carries_plate_colour);
     tcase_add_test(tc, roadside_history_seeds_the_chain);
     tcase_add_test(tc, roadside_history_after_live_readings);
+    tcase_add_test(tc, roadside_history_then_the_input);
     tcase_add_test(tc, full_chain_keeps_the_newest);
     tcase_add_test(tc, roadside_reload_judges_the_chain_by_the_limit_in_force);
     tcase_add_test(tc, idle_state);
     tcase_add_test(tc, natural_months);
     tcase_add_test(tc, fusion_either_order);
+    tcase_add_test(tc, fusion_of_a_stored_reading);
     tcase_add_test(tc, fusion_names_the_stored_sample);
     tcase_add_test(tc, fusion_after_a_backlog);
     tcase_add_test(tc, fusion_unmatched);

@@ -839,16 +839,16 @@ START_TEST(version_and_magic)
     vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_ptr_nonnull(v);
     vem_rules_vehicle_destroy(&v);
-    uint32_t versions[] = {0, 7};
+    uint32_t versions[] = {0, 8};
     for (int i = 0; i < 2; i++) {
         memcpy(buf + 4, &versions[i], 4);
         ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
         char want[80];
         snprintf(want, sizeof want,
-                 "rules checkpoint: version %u, this build reads versions 1 to 6", versions[i]);
+                 "rules checkpoint: version %u, this build reads versions 1 to 7", versions[i]);
         ck_assert_str_eq(err, want);
     }
-    uint32_t version = 6;
+    uint32_t version = 7;
     memcpy(buf + 4, &version, 4);
     uint32_t swapped = 0x04030201;
     memcpy(buf + 8, &swapped, 4);
@@ -906,13 +906,13 @@ static void s_wstr(s_bytes_t *o, const char *str)
     s_w(o, str, strlen(str));
 }
 
-/* v saves as the current version (6), and that loads to a state that saves the same bytes. */
+/* v saves as the current version (7), and that loads to a state that saves the same bytes. */
 static void s_resaves_as_current(const vem_rules_vehicle_t *v)
 {
     uint8_t *buf = NULL, *buf2 = NULL;
     size_t len = 0, cap = 0, len2 = 0, cap2 = 0;
     vem_rules_vehicle_save(v, &buf, &len, &cap);
-    ck_assert_uint_eq(buf[4], 6);
+    ck_assert_uint_eq(buf[4], 7);
     char err[256];
     vem_rules_vehicle_t *again = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_msg(again != NULL, "%s", err);
@@ -924,7 +924,7 @@ static void s_resaves_as_current(const vem_rules_vehicle_t *v)
     free(buf2);
 }
 
-/* Where a checkpoint's last receipt on the intake clock is (version 6): after the header, the
+/* Where a checkpoint's last receipt on the intake clock is (version 6 on): after the header, the
  * three ids and 43 bytes of facts, flags, last receipt and last data time. */
 static size_t s_open_receipt_at(const uint8_t *buf)
 {
@@ -934,13 +934,20 @@ static size_t s_open_receipt_at(const uint8_t *buf)
     return off + 43;
 }
 
-/* The first len bytes of a version 6 checkpoint as an older version: without the last receipt
- * on the intake clock, which versions 1 to 5 did not have (the parts before it are the same
- * from version 2 on). */
+/* The first len bytes of a version 7 checkpoint that holds no reading from the stored history
+ * as an older version: version 6 has the same bytes; versions 1 to 5 lack the last receipt on
+ * the intake clock (the parts before it are the same from version 2 on). */
 static void s_older(const uint8_t *buf, size_t len, uint8_t version, s_bytes_t *o)
 {
     size_t at = s_open_receipt_at(buf);
-    ck_assert_uint_eq(buf[4], 6);
+    ck_assert_uint_eq(buf[4], 7);
+    if (version == 6) {
+        ck_assert_uint_le(len, sizeof o->b);
+        memcpy(o->b, buf, len);
+        o->n = len;
+        o->b[4] = version;
+        return;
+    }
     ck_assert_uint_le(at + 8, len);
     o->n = 0;
     s_w(o, buf, at);
@@ -948,11 +955,13 @@ static void s_older(const uint8_t *buf, size_t len, uint8_t version, s_bytes_t *
     o->b[4] = version;
 }
 
-/* Version 5 is version 6 without the vehicle's last receipt on the intake clock, and version 4
- * is version 5 with receipt times where version 5 has the intake clock (the same values while
- * nothing was paused): a version 4 or 5 file of a mid-trip vehicle loads as it is, with that
- * receipt not known, and saves again as version 6 with every other byte the same. */
-START_TEST(versions_4_and_5_load_as_they_are)
+/* Version 6 is version 7 for a vehicle with no reading from the stored history; version 5 is
+ * version 6 without the vehicle's last receipt on the intake clock, and version 4 is version 5
+ * with receipt times where version 5 has the intake clock (the same values while nothing was
+ * paused): a version 4 or 5 file of a mid-trip vehicle loads as it is, with that receipt not
+ * known, and saves again as version 7 with every other byte the same; a version 6 file saves
+ * again as the same bytes under version 7. */
+START_TEST(versions_4_to_6_load_as_they_are)
 {
     vem_rules_config_t cfg = s_defaults();
     size_t len;
@@ -972,7 +981,7 @@ START_TEST(versions_4_and_5_load_as_they_are)
         size_t len2 = 0, cap = 0;
         vem_rules_vehicle_save(v, &again, &len2, &cap);
         ck_assert_uint_eq(len2, len);
-        ck_assert_uint_eq(again[4], 6);
+        ck_assert_uint_eq(again[4], 7);
         ck_assert_mem_eq(again + 5, buf + 5, at - 5);
         int64_t unknown;
         memcpy(&unknown, again + at, 8);
@@ -982,6 +991,18 @@ START_TEST(versions_4_and_5_load_as_they_are)
         vem_rules_vehicle_destroy(&v);
         free(again);
     }
+    s_bytes_t v6;
+    s_older(buf, len, 6, &v6);
+    char err[256];
+    vem_rules_vehicle_t *v = vem_rules_vehicle_load(v6.b, v6.n, err, sizeof err);
+    ck_assert_msg(v != NULL, "version 6: %s", err);
+    uint8_t *again = NULL;
+    size_t len2 = 0, cap = 0;
+    vem_rules_vehicle_save(v, &again, &len2, &cap);
+    ck_assert_uint_eq(len2, len);
+    ck_assert_mem_eq(again, buf, len);
+    vem_rules_vehicle_destroy(&v);
+    free(again);
     free(buf);
 }
 END_TEST
@@ -1049,12 +1070,66 @@ static void s_valid_reading(vem_rsd_reading_t *rd, const char *id, int64_t time_
     rd->no_ppm = no_ppm;
 }
 
+/* Version 7 keeps which chain readings came from the stored history and not yet as an input
+ * (rules_rsd.c): a vehicle seeded from the history with r1 (T0, 1700 ppm) and r2 (T0 + 1 d,
+ * 1600 ppm), saved and loaded, judges r2 as new when a replay brings it (by rules.md the
+ * violation of r1 and r2, both over 1500 within 6 months, under r1's id), and only once. Its
+ * flags byte (over | loaded << 1 = 3) is refused as version 6's "over" boolean, and a flags
+ * byte of 4 is refused in version 7. */
+START_TEST(version_7_keeps_readings_from_the_history)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    vem_rsd_reading_t past[2];
+    s_valid_reading(&past[0], "r1", US(T0), 1700);
+    s_valid_reading(&past[1], "r2", US(T0 + DAY), 1600);
+    ck_assert_uint_eq(vem_rules_history(v, &cfg, past, 2, NULL, NULL), 0);
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    vem_rules_vehicle_destroy(&v);
+    char err[256];
+    v = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_msg(v != NULL, "%s", err);
+    const vem_rules_chain_t *ch = v->rsd.chain[0];
+    ck_assert_ptr_nonnull(ch);
+    ck_assert_uint_eq(ch->n, 2);
+    ck_assert(ch->links[0].over && ch->links[0].loaded && ch->links[1].over && ch->links[1].loaded);
+    s_resaves_as_current(v);
+    s_log_t log = {0};
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &past[1], 5, s_collect, &log), 1);
+    ck_assert_int_eq(log.v[0].rule, VEM_RULE_RSD_NO);
+    ck_assert_int_eq(log.v[0].severity, VEM_SEVERITY_VIOLATION);
+    char id[VEM_RULES_ID_LEN];
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/r1", id);
+    ck_assert_str_eq(log.v[0].id, id);
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &past[1], 6, s_collect, &log), 0);
+    ck_assert(ch->links[0].loaded && !ch->links[1].loaded);
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+
+    /* r1's flags byte: just before its station and reading ids */
+    static const uint8_t ids[] = {3, 'S', '0', '1', 2, 'r', '1'};
+    uint8_t *at = memmem(buf, len, ids, sizeof ids);
+    ck_assert_ptr_nonnull(at);
+    ck_assert_uint_eq(at[-1], 3);
+    buf[4] = 6;
+    ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
+    ck_assert_msg(strstr(err, "chain reading over is 3, not a boolean") != NULL, "%s", err);
+    buf[4] = 7;
+    at[-1] = 4;
+    ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
+    ck_assert_msg(strstr(err, "chain reading flags 4 out of range") != NULL, "%s", err);
+    free(buf);
+}
+END_TEST
+
 /* A version 2 checkpoint (version 1: without the colour) from the format of the previous build
  * (rules_ckpt.c's header, and its git history): a vehicle with VIN and plate whose MIL has been
  * on since T0 (snapshot block 5), newest snapshot T0 + 3 d, not escalated; counts 1 .. 7; and a
  * NO chain of r1 (T0, 1600 ppm) and r2 (T0 + 1 d, 1700 ppm) after a compliant reading at
  * T0 - 1 d. The parts version 3 did not change (facts to receipt times, the two tracks) are
- * copied from a save of a fresh vehicle (version 6, which has the same bytes as version 3
+ * copied from a save of a fresh vehicle (version 7, which has the same bytes as version 3
  * without fusion history, save the last receipt on the intake clock). */
 static void s_v2_checkpoint_of(s_bytes_t *o, uint32_t version, bool tie);
 
@@ -1073,14 +1148,14 @@ static void s_v2_checkpoint_of(s_bytes_t *o, uint32_t version, bool tie)
     size_t len = 0, cap = 0;
     vem_rules_vehicle_save(v, &buf, &len, &cap);
     vem_rules_vehicle_destroy(&v);
-    /* version 6 of a fresh vehicle: header, ids, 43 bytes of facts to receipt times, the last
+    /* version 7 of a fresh vehicle: header, ids, 43 bytes of facts to receipt times, the last
      * receipt on the intake clock (8), 8 counts, newest snapshot, VIN mismatch, MIL runs
      * (capacity 0, truncated, count 0), DTCs (0, 0), the tracks, then 26 bytes of empty roadside
      * state and the memory held */
     size_t facts = 12 + 1 + 17 + 1 + strlen(PLATE) + 1 + strlen("yellow");
     size_t tracks = facts + 43 + 8 + 8 * 8 + 8 + 1 + 4 + 1 + 4 + 4 + 4;
     size_t tracks_end = len - 8 - 26;
-    ck_assert_uint_eq(buf[4], 6);
+    ck_assert_uint_eq(buf[4], 7);
     ck_assert_uint_eq(s_open_receipt_at(buf), facts + 43);
     ck_assert_uint_lt(tracks, tracks_end);
     o->n = 0;
@@ -1161,7 +1236,7 @@ START_TEST(versions_1_and_2_load_converted)
         ck_assert_str_eq(ch->links[1].reading_id, "r1");
         ck_assert(ch->links[1].over && ch->links[2].over);
         ck_assert_uint_eq(vem_rules_vehicle_rsd_links(v), 2);
-        /* saved again: version 6, which loads to the same bytes */
+        /* saved again: version 7, which loads to the same bytes */
         s_resaves_as_current(v);
         /* judged on */
         vem_rules_config_t cfg = s_defaults();
@@ -1455,8 +1530,9 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, every_truncation_is_refused);
     tcase_add_test(tc, version_and_magic);
-    tcase_add_test(tc, versions_4_and_5_load_as_they_are);
+    tcase_add_test(tc, versions_4_to_6_load_as_they_are);
     tcase_add_test(tc, version_5_offline_on_the_wall_clock);
+    tcase_add_test(tc, version_7_keeps_readings_from_the_history);
     tcase_add_test(tc, versions_1_and_2_load_converted);
     tcase_add_test(tc, version_2_chain_with_readings_of_one_time);
     tcase_add_test(tc, version_3_fusion_history_loads_without_keys);
