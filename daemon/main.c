@@ -355,17 +355,19 @@ static void s_load_history(s_daemon_t *d)
         vem_log(VEM_LOG_ERR, "main", "cannot start the roadside history loader");
 }
 
-/* The worker whose vehicle a plate's readings are: ingest routes them by the registry's VIN for
- * the plate and colour, else by the plate. */
-static unsigned s_history_worker(const s_daemon_t *d, const char *plate, const char *color)
+/* The worker whose vehicle a stored reading is: ingest routes it by the registry's VIN for the
+ * plate and colour, else by the VIN stored with it (the station's), else by the plate. */
+static unsigned s_history_worker(const s_daemon_t *d, const char *plate, const char *color,
+                                 const char *vin)
 {
     const vem_vehicle_t *reg =
         d->registry ? vem_registry_find_plate(d->registry, plate, color) : NULL;
-    return (unsigned)((reg ? vem_vin_hash(reg->vin) : vem_plate_hash(plate)) % d->nworkers);
+    uint64_t h = reg ? vem_vin_hash(reg->vin) : *vin ? vem_vin_hash(vin) : vem_plate_hash(plate);
+    return (unsigned)(h % d->nworkers);
 }
 
 /* Hands each worker the roadside history of its vehicles (a plate's readings stay together,
- * in their order). */
+ * in their order, those of one route too). */
 static void s_send_history(s_daemon_t *d)
 {
     vem_rsdhist_t *all = NULL;
@@ -381,14 +383,19 @@ static void s_send_history(s_daemon_t *d)
         abort();
     for (size_t k = 0; k < all->n; k++) { /* a plate and colour's readings are together */
         bool same = k > 0 && strcmp(all->r[k].plate, all->r[k - 1].plate) == 0 &&
-                    strcmp(all->r[k].plate_color, all->r[k - 1].plate_color) == 0;
-        to[k] = same ? to[k - 1] : s_history_worker(d, all->r[k].plate, all->r[k].plate_color);
+                    strcmp(all->r[k].plate_color, all->r[k - 1].plate_color) == 0 &&
+                    strcmp(all->vin[k], all->vin[k - 1]) == 0;
+        to[k] = same ? to[k - 1]
+                     : s_history_worker(d, all->r[k].plate, all->r[k].plate_color, all->vin[k]);
         count[to[k]]++;
     }
     for (unsigned i = 0; i < d->nworkers; i++)
         mine[i] = vem_rsdhist_new(count[i]);
-    for (size_t k = 0; k < all->n; k++)
-        mine[to[k]]->r[mine[to[k]]->n++] = all->r[k];
+    for (size_t k = 0; k < all->n; k++) {
+        vem_rsdhist_t *m = mine[to[k]];
+        memcpy(m->vin[m->n], all->vin[k], sizeof m->vin[m->n]);
+        m->r[m->n++] = all->r[k];
+    }
     free(to);
     free(count);
     for (unsigned i = 0; i < d->nworkers; i++) {

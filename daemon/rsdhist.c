@@ -18,7 +18,8 @@
 vem_rsdhist_t *vem_rsdhist_new(size_t cap)
 {
     vem_rsdhist_t *h = calloc(1, sizeof *h);
-    if (!h || !(h->r = calloc(cap ? cap : 1, sizeof *h->r)))
+    if (!h || !(h->r = calloc(cap ? cap : 1, sizeof *h->r)) ||
+        !(h->vin = calloc(cap ? cap : 1, sizeof *h->vin)))
         abort();
     return h;
 }
@@ -28,6 +29,7 @@ void vem_rsdhist_free(vem_rsdhist_t *h)
     if (!h)
         return;
     free(h->r);
+    free(h->vin);
     free(h);
 }
 
@@ -38,7 +40,8 @@ void vem_rsdhist_free(vem_rsdhist_t *h)
 #define S_QUERY(SINCE, FILTER)                                                                     \
     "SELECT station_id, reading_id, (extract(epoch FROM time) * 1000000)::bigint, plate, "         \
     "       coalesce(plate_color, ''), coalesce(fuel, ''), speed_kmh, accel_ms2, vsp_kw_t, "       \
-    "       wind_ms, slope_pct, opacity_pct, ringelmann, no_ppm, co_pct, hc_ppm "                  \
+    "       wind_ms, slope_pct, opacity_pct, ringelmann, no_ppm, co_pct, hc_ppm, "                 \
+    "       coalesce(vin, '') "                                                                    \
     "FROM (SELECT *, "                                                                             \
     "      row_number() OVER (PARTITION BY plate, plate_color, no_ppm IS NULL ORDER BY time "      \
     "DESC) "                                                                                       \
@@ -162,6 +165,7 @@ static vem_rsdhist_t *s_rows(PGconn *conn, unsigned months, size_t max_rows,
         r->no_ppm = s_real(res, row, 13);
         r->co_pct = s_real(res, row, 14);
         r->hc_ppm = s_real(res, row, 15);
+        s_text(out->vin[out->n], sizeof out->vin[out->n], res, row, 16);
         r->valid = true; /* the query takes only what the station marked valid */
         out->n++;
     }

@@ -50,7 +50,8 @@
 typedef struct {
     size_t n;
     vem_rsd_reading_t *r;
-    bool truncated; /* more rows were there than max_rows */
+    char (*vin)[18]; /* r[i]'s VIN as stored (the station's, else the registry's), or "" */
+    bool truncated;  /* more rows were there than max_rows */
 } vem_rsdhist_t;
 
 /* Starts a detached thread that loads the history (cycle_months, at most max_rows readings)

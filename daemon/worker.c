@@ -1156,11 +1156,41 @@ static void s_judge_day(s_worker_t *w)
 
 /* ---- roadside history ----------------------------------------------------------------------- */
 
+/* Seeds n stored readings into the rule state ingest routes them to (vin "": the plate's);
+ * true when that state is kept. */
+static bool s_history_state(s_worker_t *w, const char *vin, const char *plate, const char *color,
+                            const vem_rsd_reading_t *part, size_t n, s_verdict_ctx_t *ctx)
+{
+    void **slot = *vin ? vem_sessions_state_new(w->sessions, vin)
+                       : vem_plates_slot(w->plates, plate, color, true);
+    if (!slot) {
+        vem_counter_add(w->plates_full, n);
+        return false;
+    }
+    bool made = !*slot;
+    if (made) {
+        const vem_vehicle_t *reg = *vin && w->registry ? vem_registry_find(w->registry, vin) : NULL;
+        *slot = s_vstate_new(*vin ? vin : NULL, plate, color, reg);
+    }
+    s_vstate_t *vs = *slot;
+    vs->rsd_history = true;
+    /* verdicts need an input to travel with: before the first, no chain was judged live */
+    if (vem_rules_history(vs->v, &w->rules, part, n, w->rules_mark ? s_on_verdict : NULL, ctx))
+        w->swept = true;
+    if (made && vem_rules_vehicle_rsd_links(vs->v) == 0) {
+        s_rules_free(vs);
+        *slot = NULL;
+        return false;
+    }
+    return true;
+}
+
 /* The stored roadside readings of this worker's vehicles (rsdhist.h), one plate after the
- * other: seeded into the vehicle's rule state where ingest routes its readings (the registry's
- * VIN for the plate, else the plate). A state made only for the history is kept when its chains
- * hold something; one that was there (from a checkpoint, or readings judged before the history
- * came) has its changed chains judged again, as records of the last input judged here. */
+ * other: seeded into the rule state where ingest routes them (the registry's VIN for the plate,
+ * else the VIN stored with the reading, else the plate), each state's in time order. A state
+ * made only for the history is kept when its chains hold something; one that was there (from a
+ * checkpoint, or readings judged before the history came) has its changed chains judged again,
+ * as records of the last input judged here. */
 static void s_history(s_worker_t *w, vem_rsdhist_t *h)
 {
     if (!w->judge) {
@@ -1173,37 +1203,34 @@ static void s_history(s_worker_t *w, vem_rsdhist_t *h)
                            .source = VEM_SOURCE_ROADSIDE};
     s_verdict_ctx_t ctx = {w, &hdr};
     size_t kept = 0;
+    vem_rsd_reading_t *part = malloc((h->n ? h->n : 1) * sizeof *part);
+    bool *taken = calloc(h->n ? h->n : 1, sizeof *taken);
+    if (!part || !taken)
+        abort();
     for (size_t i = 0, j; i < h->n; i = j) {
-        const char *plate = h->r[i].plate;
+        const char *plate = h->r[i].plate, *color = h->r[i].plate_color;
         for (j = i + 1; j < h->n && strcmp(h->r[j].plate, plate) == 0 &&
-                        strcmp(h->r[j].plate_color, h->r[i].plate_color) == 0;
+                        strcmp(h->r[j].plate_color, color) == 0;
              j++)
             ;
         const vem_vehicle_t *reg =
-            w->registry ? vem_registry_find_plate(w->registry, plate, h->r[i].plate_color) : NULL;
-        void **slot = reg ? vem_sessions_state_new(w->sessions, reg->vin)
-                          : vem_plates_slot(w->plates, plate, h->r[i].plate_color, true);
-        if (!slot) {
-            vem_counter_add(w->plates_full, j - i);
-            continue;
-        }
-        bool made = !*slot;
-        if (made) {
-            *slot = s_vstate_new(reg ? reg->vin : NULL, plate, h->r[i].plate_color, reg);
-        }
-        s_vstate_t *vs = *slot;
-        vs->rsd_history = true;
-        /* verdicts need an input to travel with: before the first, no chain was judged live */
-        if (vem_rules_history(vs->v, &w->rules, &h->r[i], j - i,
-                              w->rules_mark ? s_on_verdict : NULL, &ctx))
-            w->swept = true;
-        if (made && vem_rules_vehicle_rsd_links(vs->v) == 0) {
-            s_rules_free(vs);
-            *slot = NULL;
-        } else {
-            kept++;
+            w->registry ? vem_registry_find_plate(w->registry, plate, color) : NULL;
+        for (size_t k = i; k < j; k++) { /* the plate's readings of one route, then the next */
+            if (taken[k])
+                continue;
+            size_t n = 0;
+            for (size_t m = k; m < j; m++) {
+                if (!taken[m] && (reg || strcmp(h->vin[m], h->vin[k]) == 0)) {
+                    taken[m] = true;
+                    part[n++] = h->r[m];
+                }
+            }
+            const char *vin = reg ? reg->vin : strlen(h->vin[k]) == VEM_VIN_LEN ? h->vin[k] : "";
+            kept += s_history_state(w, vin, plate, color, part, n, &ctx);
         }
     }
+    free(part);
+    free(taken);
     vem_log(VEM_LOG_INFO, "worker", "worker %u: roadside history of %zu readings, %zu vehicles",
             w->args->index, h->n, kept);
     vem_rsdhist_free(h);

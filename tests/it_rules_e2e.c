@@ -810,7 +810,7 @@ static void s_store_reading(PGconn *conn, const char *reading_id, int64_t t, con
 }
 
 /* The new readings, sent by vemctl rsd send as a station would, at times[i], with the VIN
- * vins[i] the station read (vins NULL: none). */
+ * vins[i] the station read (vins or vins[i] NULL: none). */
 static void s_send_readings_at(const vem_it_run_t *r, const char *const *ids,
                                const char *const *plates, const double *no_ppm,
                                const int64_t *times, const char *const *vins, size_t n)
@@ -830,8 +830,8 @@ static void s_send_readings_at(const vem_it_run_t *r, const char *const *ids,
                 "\"speed_kmh\":40,\"accel_ms2\":0.2,\"vsp_kw_t\":4.5,\"opacity_pct\":8,"
                 "\"no_ppm\":%g,\"co2_pct\":10.5,\"wind_ms\":1.5,\"slope_pct\":0.5,"
                 "\"valid\":true}\n",
-                ids[i], vins ? "\"vin\":\"" : "", vins ? vins[i] : "", vins ? "\"," : "", when,
-                plates[i], no_ppm[i]);
+                ids[i], vins && vins[i] ? "\"vin\":\"" : "", vins && vins[i] ? vins[i] : "",
+                vins && vins[i] ? "\"," : "", when, plates[i], no_ppm[i]);
     }
     fclose(f);
     snprintf(cmd, sizeof cmd,
@@ -864,15 +864,34 @@ static char *s_violation(PGconn *conn, const char *id, const char *column_sql)
     return out;
 }
 
+/* Waits up to 30 s for a verdict's column to read want; returns what it read last. */
+static char *s_violation_wait(PGconn *conn, const char *id, const char *column_sql,
+                              const char *want)
+{
+    char *v = NULL;
+    for (int i = 0; i < 300; i++) {
+        free(v);
+        v = s_violation(conn, id, column_sql);
+        if (strcmp(v, want) == 0)
+            break;
+        vem_it_sleep(0.1);
+    }
+    return v;
+}
+
 /* Ids from tests/data/rules/rule_id.py (the definition of vem_rules_id, worked in Python):
  *   rule_id.py rsd.no_exceed 津H00002 r=RH-1/e1
  *   rule_id.py rsd.no_exceed 津H00001 r=RH-1/n1
  *   rule_id.py rsd.no_exceed 津H00001 r=RH-1/o1
- *   rule_id.py rsd.no_exceed 津H00003 r=RH-1/c1 */
+ *   rule_id.py rsd.no_exceed 津H00003 r=RH-1/c1
+ *   rule_id.py rsd.no_exceed 津H00004 r=RH-1/d1
+ *   rule_id.py rsd.no_exceed 津H00004 r=RH-1/dp */
 #define S_ID_B_E1 "51380d3490a0107fd32d4eb5984f2f8e"
 #define S_ID_A_N1 "f18231dc680f3e2104f18d4f541e61f0"
 #define S_ID_A_O1 "f185b5dc6812544404ee294f541b822d"
 #define S_ID_C_C1 "84e2d1f181a90352de2c0268833d39ff"
+#define S_ID_D_D1 "c6b80b3de6fd6800e5e9e09733b8cb4d"
+#define S_ID_D_DP "c6b84c3de6fdd673e5e99f9733b85cda"
 
 START_TEST(roadside_history_from_pg)
 {
@@ -893,18 +912,25 @@ START_TEST(roadside_history_from_pg)
     ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(conn));
     PQclear(res);
     s_store_reading(conn, "c1", tn - 30 * 86400, "津H00003", 1550, 40);
+    /* D, unregistered: over the limit 40 days back with the VIN a station read (ingest routed it
+     * to that VIN's state), and 20 days back without one (to the plate's state) */
+    s_store_reading_vin(conn, "d1", tn - 40 * 86400, "津H00004", 1750, 40, "LHSTVN00000000004");
+    s_store_reading(conn, "dp", tn - 20 * 86400, "津H00004", 1650, 40);
 
     vem_it_run_t r = {0};
     vem_it_start(&r, "it_rules");
-    for (int i = 0; i < 100 && vem_it_metric_now(&r, "vem_rsd_history_readings_total") < 6; i++)
+    for (int i = 0; i < 100 && vem_it_metric_now(&r, "vem_rsd_history_readings_total") < 8; i++)
         vem_it_sleep(0.1);
     /* o1 is loaded (7 months are), it is the chain that leaves it out; b0 and x1 too (and
      * whatever earlier suites stored in the same database) */
-    ck_assert(vem_it_metric_now(&r, "vem_rsd_history_readings_total") >= 6);
-    static const char *const ids[] = {"n1", "n2", "n3"};
-    static const char *const plates[] = {"津H00001", "津H00002", "津H00003"};
-    static const double no[] = {1700, 1650, 1800};
-    s_send_readings(&r, ids, plates, no, 3, tn);
+    ck_assert(vem_it_metric_now(&r, "vem_rsd_history_readings_total") >= 8);
+    static const char *const ids[] = {"n1", "n2", "n3", "n4", "n5"};
+    static const char *const plates[] = {"津H00001", "津H00002", "津H00003", "津H00004",
+                                         "津H00004"};
+    static const double no[] = {1700, 1650, 1800, 1600, 1620};
+    static const char *const vins[] = {NULL, NULL, NULL, NULL, "LHSTVN00000000004"};
+    const int64_t times[] = {tn, tn, tn, tn, tn};
+    s_send_readings_at(&r, ids, plates, no, times, vins, 5);
     char *sev = NULL;
     for (int i = 0; i < 300; i++) {
         free(sev);
@@ -945,6 +971,18 @@ START_TEST(roadside_history_from_pg)
                                           "(SELECT count(*) FROM violations WHERE plate = "
                                           "'津H00001' AND severity = 'violation')")),
                      0);
+    free(v);
+    /* D: each state's chain holds what ingest routed to it: by plate dp, n4 (under dp's id);
+     * by the VIN d1, n5 (under d1's id) */
+    const char *d_sql = "severity || ',' || (evidence->'readings'->0->>'reading_id') || ',' || "
+                        "(evidence->'readings'->1->>'reading_id') || ',' || "
+                        "jsonb_array_length(evidence->'readings') || ',' || coalesce(vin, '-')";
+    ck_assert_str_eq(v = s_violation_wait(conn, S_ID_D_DP, d_sql, "violation,dp,n4,2,-"),
+                     "violation,dp,n4,2,-");
+    free(v);
+    ck_assert_str_eq(
+        v = s_violation_wait(conn, S_ID_D_D1, d_sql, "violation,d1,n5,2,LHSTVN00000000004"),
+        "violation,d1,n5,2,LHSTVN00000000004");
     free(v);
     PQfinish(conn);
     vem_it_stop(&r);
@@ -1023,21 +1061,6 @@ static char *s_sql_text(PGconn *conn, const char *sql)
     char *out = strdup(PQntuples(res) && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : "");
     PQclear(res);
     return out;
-}
-
-/* Waits up to 30 s for a verdict's column to read want; returns what it read last. */
-static char *s_violation_wait(PGconn *conn, const char *id, const char *column_sql,
-                              const char *want)
-{
-    char *v = NULL;
-    for (int i = 0; i < 300; i++) {
-        free(v);
-        v = s_violation(conn, id, column_sql);
-        if (strcmp(v, want) == 0)
-            break;
-        vem_it_sleep(0.1);
-    }
-    return v;
 }
 
 START_TEST(roadside_history_on_demand)
