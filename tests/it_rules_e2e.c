@@ -51,6 +51,10 @@
  *   roadside_history_db_down  PostgreSQL down at 6 new states' first readings: a worker's load
  *                     fails (logged, counted; no other load in that worker for 30 s), the
  *                     readings are judged without it, their verdicts stored once it is back
+ *   roadside_history_replay_to_a_lagging_sink  two exceedances stored by PostgreSQL while
+ *                     Kafka's brokers are down, vemd killed and started again with them up: the
+ *                     history loaded at start holds both, and the catch-up from Kafka's cursor
+ *                     still gives Kafka the notice and the violation live data gave
  *   stop_same_verdicts  vemd stopped for 135 s mid-trip with trip_gap_min = 1, the trucks
  *                     re-sending what they collected meanwhile: the stop counts as intake
  *                     paused, so the trips go on and the verdicts are those of a vemd left
@@ -1237,6 +1241,99 @@ START_TEST(roadside_history_db_down)
 }
 END_TEST
 
+/* rule_id.py rsd.no_exceed 津H00005 r=RH-1/k1 */
+#define S_ID_N_K1 "39f2d810746a222cadaae710062cceb5"
+
+/* The violations on a Kafka topic with this id, as "severity,first reading id" lines. */
+static char *s_kafka_violations(const char *topic, const char *id)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "kcat -b '%s' -C -t '%s' -e -q -f '%%s\\n' 2>/dev/null",
+             vem_test_env("VEM_TEST_KAFKA"), topic);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    char *line = NULL, *out = strdup("");
+    size_t cap = 0;
+    while (getline(&line, &cap, p) > 0) {
+        json_t *ev = json_loads(line, 0, NULL);
+        const char *vid = json_string_value(json_object_get(ev, "violation_id"));
+        if (vid && strcmp(vid, id) == 0) {
+            const char *sev = json_string_value(json_object_get(ev, "severity"));
+            const char *first = json_string_value(json_object_get(
+                json_array_get(json_object_get(json_object_get(ev, "evidence"), "readings"), 0),
+                "reading_id"));
+            char *more = NULL;
+            ck_assert_int_ge(
+                asprintf(&more, "%s%s,%s\n", out, sev ? sev : "?", first ? first : "?"), 0);
+            free(out);
+            out = more;
+        }
+        json_decref(ev);
+    }
+    free(line);
+    pclose(p); /* a topic not made yet reads as empty */
+    return out;
+}
+
+START_TEST(roadside_history_replay_to_a_lagging_sink)
+{
+    /* Kafka's brokers down while two exceedances of N come (k1 two hours back, k2 one hour
+     * back): PostgreSQL stores the readings and the violation under k1's id, the Kafka sink's
+     * cursor stays below them. vemd is killed, the brokers come back, vemd starts again: the
+     * start load gives the chain k1, k2 from PostgreSQL, and the catch-up from Kafka's cursor
+     * brings k1 and k2 again. Kafka must get what live data gave: k1's notice and the
+     * violation, both under k1's id (rules.md: two exceedances within 6 months). */
+    pid_t broker = (pid_t)atol(vem_test_env("VEM_TEST_BROKER_PID"));
+    ck_assert_int_eq(kill(broker, SIGUSR2), 0); /* up, whatever an earlier failure left */
+    char t[64], opts[600], topic[96];
+    snprintf(t, sizeof t, "rhlag%ld", (long)getpid());
+    snprintf(opts, sizeof opts,
+             "topic_samples = \"%s.samples\"; topic_terminal = \"%s.terminal\"; "
+             "topic_violations = \"%s.violations\"; topic_rsd = \"%s.rsd\"; linger_ms = 5; "
+             "message_timeout_ms = 4000; retry_max_s = 2;",
+             t, t, t, t);
+    snprintf(topic, sizeof topic, "%s.violations", t);
+    vem_it_run_t r = {.kafka_opts = opts};
+    vem_it_start(&r, "it_rules");
+    for (int i = 0; i < 100 && !vem_it_log_has(&r, "roadside history:"); i++)
+        vem_it_sleep(0.1);
+    ck_assert_int_eq(kill(broker, SIGUSR1), 0);
+    int64_t tn = (int64_t)time(NULL) - 600;
+    static const char *const ids[] = {"k1", "k2"}, *const plates[] = {"津H00005", "津H00005"};
+    static const double no[] = {1700, 1650};
+    const int64_t times[] = {tn - 7200, tn - 3600};
+    s_send_readings_at(&r, ids, plates, no, times, NULL, 2);
+    PGconn *conn = vem_it_pg();
+    char *v = s_violation_wait(conn, S_ID_N_K1, "severity", "violation");
+    ck_assert_str_eq(v, "violation");
+    free(v);
+    ck_assert_int_eq(kill(r.vemd, SIGKILL), 0);
+    ck_assert_int_eq(vem_it_wait(r.vemd, 10), 128 + SIGKILL);
+    ck_assert_int_eq(kill(broker, SIGUSR2), 0);
+    char *seen = s_kafka_violations(topic, S_ID_N_K1);
+    ck_assert_str_eq(seen, ""); /* nothing reached Kafka before the kill */
+    free(seen);
+    vem_it_launch(&r);
+    seen = NULL;
+    for (double until = vem_it_mono() + 30; vem_it_mono() < until;) {
+        free(seen);
+        seen = s_kafka_violations(topic, S_ID_N_K1);
+        if (strstr(seen, "violation,k1\n"))
+            break;
+        vem_it_sleep(0.2);
+    }
+    ck_assert_msg(strstr(seen, "notice,k1\n") && strstr(seen, "violation,k1\n"),
+                  "Kafka's violations under k1's id: [%s]", seen);
+    free(seen);
+    ck_assert(vem_it_log_has(&r, "roadside history:"));
+    v = s_violation(conn, S_ID_N_K1, "severity");
+    ck_assert_str_eq(v, "violation");
+    free(v);
+    PQfinish(conn);
+    vem_it_stop(&r);
+}
+END_TEST
+
 Suite *vem_suite_rules_e2e(void);
 Suite *vem_suite_rules_e2e(void)
 {
@@ -1255,6 +1352,7 @@ Suite *vem_suite_rules_e2e(void)
     tcase_add_test(hist, roadside_history_bounds);
     tcase_add_test(hist, roadside_history_on_demand);
     tcase_add_test(hist, roadside_history_db_down);
+    tcase_add_test(hist, roadside_history_replay_to_a_lagging_sink);
     suite_add_tcase(s, hist);
     TCase *idle = tcase_create("idle_state"); /* CK_RUN_CASE=idle_state */
     tcase_set_timeout(idle, 240);
