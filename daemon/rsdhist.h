@@ -24,7 +24,8 @@
  * worker loads the state's history itself, with its first roadside reading, before judging it
  * (vem_rsdhist_load_plate): one VIN or plate by its index, on the worker's own connection,
  * bounded in time (a slow or absent database costs a worker a few seconds at most, then no
- * loads for a while), and only readings received before that reading: those received later
+ * loads for a while, after which the states that judged without theirs load it), and only
+ * readings received before that reading: those received later
  * are still on their way to the worker in spool order (a backlog's rest, what a catch-up after
  * a restart has yet to judge), and will be judged, with their verdicts, when they come. */
 #ifndef VEM_RSDHIST_H

@@ -59,14 +59,16 @@ typedef struct {
     bool pending_next;      /* the pending checkpoint also waits for the next input ... */
     uint64_t pending_after; /* ... this one (0: not seen yet), whose records follow the sweep's */
     /* silence */
-    int64_t sweep_due_ms;       /* monotonic time of the next silence sweep */
-    int64_t newest_rx_us;       /* newest receipt time among the inputs processed ... */
-    int64_t newest_paused_us;   /* ... and the highest paused total they carried */
-    int64_t last_input_ms;      /* monotonic time of the last input processed */
-    vem_day_counts_t *day_wait; /* a day's completeness waiting for the first input */
-    PGconn *hist_conn;          /* for the roadside history of states made later (rsdhist.h) */
-    int64_t hist_used_ms;       /* when it last answered (monotonic) */
-    int64_t hist_off_until_ms;  /* after a failed load: none before this (monotonic) */
+    int64_t sweep_due_ms;          /* monotonic time of the next silence sweep */
+    int64_t newest_rx_us;          /* newest receipt time among the inputs processed ... */
+    int64_t newest_paused_us;      /* ... and the highest paused total they carried */
+    int64_t last_input_ms;         /* monotonic time of the last input processed */
+    vem_day_counts_t *day_wait;    /* a day's completeness waiting for the first input */
+    PGconn *hist_conn;             /* for the roadside history of states made later (rsdhist.h) */
+    int64_t hist_used_ms;          /* when it last answered (monotonic) */
+    int64_t hist_off_until_ms;     /* after a failed load: none before this (monotonic) */
+    struct s_hist_wait *hist_wait; /* states judged without their history, to load it for */
+    size_t hist_nwait;
     uint8_t *ckpt_buf;
     size_t ckpt_cap;
     /* metric handles */
@@ -89,7 +91,7 @@ typedef struct {
     vem_gauge_t *ckpt_bytes, *ckpt_vehicles;
     vem_gauge_t *state_bytes; /* rule state held, summed at each silence sweep */
     vem_counter_t *released;  /* idle rule states let go */
-    vem_counter_t *hist_plates, *hist_readings, *hist_failures;
+    vem_counter_t *hist_plates, *hist_readings, *hist_failures, *hist_late, *hist_dropped;
     vem_histogram_t *latency;
 } s_worker_t;
 
@@ -207,7 +209,17 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
     w->hist_failures = vem_metrics_counter(
         m, "vem_rsd_history_failures_total",
         "Loads of a plate's roadside history that failed (none for 30 s after one; the states "
-        "judge without it).",
+        "judge without it, and load it after).",
+        NULL);
+    w->hist_late = vem_metrics_counter(
+        m, "vem_rsd_history_late_total",
+        "Rule states that judged roadside readings without their history (a failed load) and "
+        "loaded it once loads resumed.",
+        NULL);
+    w->hist_dropped = vem_metrics_counter(
+        m, "vem_rsd_history_unqueued_total",
+        "Rule states that judged without their roadside history and found the queue of those "
+        "waiting for it full (1024 a worker): they load it with their next reading.",
         NULL);
     w->readings_invalid = vem_metrics_counter(
         m, "vem_rsd_readings_invalid_total",
@@ -307,8 +319,9 @@ static void s_on_verdict(void *arg, const vem_violation_t *v)
 /* What a session slot holds: the vehicle's rule state and the last input it took. */
 typedef struct {
     vem_rules_vehicle_t *v;
-    uint64_t applied; /* inputs up to this seq are in v */
-    bool rsd_history; /* its plate's roadside history is in v (rsdhist.h) */
+    uint64_t applied;  /* inputs up to this seq are in v */
+    bool rsd_history;  /* its plate's roadside history is in v (rsdhist.h) */
+    bool hist_waiting; /* in the worker's hist_wait */
 } s_vstate_t;
 
 static void s_rules_free(void *state)
@@ -447,68 +460,161 @@ static vem_rsdhist_t *s_history_load(s_worker_t *w, const vem_rsdhist_ask_t *ask
     return NULL;
 }
 
-/* A state made after the start has not had its roadside history: it loads it before judging
- * its first reading (rsdhist.h), and the chains it changes of what it held are emitted again,
- * with that reading's records. It takes what ingest routed to it (vem_rsdhist_ask_t), received
- * before this reading, within rsd_cycle_months + 1 months of it (31 days each: the query keeps
- * to those days' partitions). A load that fails leaves the state to try again with its next
- * reading, once the worker loads again. */
-static void s_state_history(s_worker_t *w, s_vstate_t *vs, const char *vin, const vem_rsd_t *r,
-                            s_verdict_ctx_t *ctx)
+/* States of the worker that judged roadside readings without their history (a failed load, or
+ * loads paused after one), to load it for once loads resume: their first such reading's
+ * receipt (the history's bound) and the key of their slot. At most S_HISTORY_WAIT_MAX; one
+ * more is counted and left to its next reading. */
+#define S_HISTORY_WAIT_MAX 1024
+/* Loads of waiting states per turn of the worker's loop (each some milliseconds). */
+#define S_HISTORY_WAIT_BATCH 16
+
+struct s_hist_wait {
+    char vin[VEM_VIN_LEN + 1]; /* "" for a state held by plate */
+    char plate[16], color[16];
+    int64_t received_us;
+};
+
+/* What a state's history load asks for (vem_rsdhist_ask_t), received before received_us; false
+ * for a plate rsd_readings keeps no history of (octet_length(plate) < 16). */
+static bool s_history_ask(const s_worker_t *w, const char *vin, const char *plate,
+                          const char *color, int64_t received_us, vem_rsdhist_ask_t *ask)
 {
-    if (vs->rsd_history || !w->args->rsd_conninfo || vem_mono_ms() < w->hist_off_until_ms)
-        return;
-    vs->rsd_history = true;
-    int64_t received = ctx->hdr->received_us;
-    vem_rsdhist_ask_t ask = {.since_us = received - (int64_t)(w->rules.rsd_cycle_months + 1) * 31 *
-                                                        86400 * 1000000,
-                             .before_us = received};
+    memset(ask, 0, sizeof *ask);
+    ask->since_us = received_us - (int64_t)(w->rules.rsd_cycle_months + 1) * 31 * 86400 * 1000000;
+    ask->before_us = received_us;
     if (*vin) {
-        snprintf(ask.vin, sizeof ask.vin, "%s", vin);
+        snprintf(ask->vin, sizeof ask->vin, "%s", vin);
         /* the plate ingest routes to this VIN: the registry's, when it maps back to it */
         const vem_vehicle_t *reg = w->registry ? vem_registry_find(w->registry, vin) : NULL;
-        if (reg && *reg->plate && strlen(reg->plate) < sizeof ask.plate &&
-            strlen(reg->plate_color) < sizeof ask.color &&
+        if (reg && *reg->plate && strlen(reg->plate) < sizeof ask->plate &&
+            strlen(reg->plate_color) < sizeof ask->color &&
             vem_registry_find_plate(w->registry, reg->plate, reg->plate_color) == reg) {
-            snprintf(ask.plate, sizeof ask.plate, "%s", reg->plate);
-            snprintf(ask.color, sizeof ask.color, "%s", reg->plate_color);
-            ask.or_blank = vem_registry_find_plate(w->registry, reg->plate, "") == reg;
+            snprintf(ask->plate, sizeof ask->plate, "%s", reg->plate);
+            snprintf(ask->color, sizeof ask->color, "%s", reg->plate_color);
+            ask->or_blank = vem_registry_find_plate(w->registry, reg->plate, "") == reg;
         }
-    } else if (!*r->plate ||
-               snprintf(ask.plate, sizeof ask.plate, "%s", r->plate) >= (int)sizeof ask.plate ||
-               snprintf(ask.color, sizeof ask.color, "%s", r->plate_color) >=
-                   (int)sizeof ask.color) {
-        return; /* not a plate rsd_readings keeps a history of (octet_length(plate) < 16) */
+        return true;
     }
+    return *plate &&
+           snprintf(ask->plate, sizeof ask->plate, "%s", plate) < (int)sizeof ask->plate &&
+           snprintf(ask->color, sizeof ask->color, "%s", color) < (int)sizeof ask->color;
+}
+
+/* Loads ask's history into vs, its changed chains emitted with ctx's records: how many
+ * verdicts, or -1 after a failure (logged, counted, loads paused). */
+static int s_history_apply(s_worker_t *w, s_vstate_t *vs, const vem_rsdhist_ask_t *ask,
+                           s_verdict_ctx_t *ctx)
+{
     char err[300];
-    vem_rsdhist_t *h = s_history_load(w, &ask, err, sizeof err);
+    vem_rsdhist_t *h = s_history_load(w, ask, err, sizeof err);
     if (!h) {
-        vs->rsd_history = false;
         w->hist_off_until_ms = vem_mono_ms() + S_HISTORY_OFF_MS;
         vem_counter_add(w->hist_failures, 1);
         vem_log(VEM_LOG_WARNING, "worker",
-                "worker %u: roadside history of %s not loaded: %s; states made meanwhile judge "
-                "without theirs for %d s",
-                w->args->index, *ask.vin ? ask.vin : ask.plate, err, S_HISTORY_OFF_MS / 1000);
-        return;
+                "worker %u: roadside history of %s not loaded: %s; states meanwhile judge "
+                "without theirs, and load it in %d s",
+                w->args->index, *ask->vin ? ask->vin : ask->plate, err, S_HISTORY_OFF_MS / 1000);
+        return -1;
     }
     /* a reading stored under this VIN that ingest routed elsewhere (the registry maps its plate
      * to another vehicle) was never this state's */
-    if (*ask.vin && w->registry) {
+    if (*ask->vin && w->registry) {
         size_t kept = 0;
         for (size_t i = 0; i < h->n; i++) {
             const vem_vehicle_t *to =
                 vem_registry_find_plate(w->registry, h->r[i].plate, h->r[i].plate_color);
-            if (!to || strcmp(to->vin, ask.vin) == 0)
+            if (!to || strcmp(to->vin, ask->vin) == 0) {
+                memcpy(h->vin[kept], h->vin[i], sizeof h->vin[kept]);
                 h->r[kept++] = h->r[i];
+            }
         }
         h->n = kept;
     }
     vem_counter_add(w->hist_plates, 1);
     vem_counter_add(w->hist_readings, h->n);
-    if (h->n) /* its verdicts travel with this input's records */
-        vem_rules_history(vs->v, &w->rules, h->r, h->n, s_on_verdict, ctx);
+    vs->rsd_history = true;
+    unsigned emitted =
+        h->n ? vem_rules_history(vs->v, &w->rules, h->r, h->n, s_on_verdict, ctx) : 0;
     vem_rsdhist_free(h);
+    return (int)emitted;
+}
+
+/* vs judges a reading without its history: it waits for the loads to resume. */
+static void s_history_wait(s_worker_t *w, s_vstate_t *vs, const char *vin, const char *plate,
+                           const char *color, int64_t received_us)
+{
+    if (vs->hist_waiting)
+        return;
+    if (w->hist_nwait == S_HISTORY_WAIT_MAX) {
+        vem_counter_add(w->hist_dropped, 1);
+        return;
+    }
+    if (!w->hist_wait && !(w->hist_wait = calloc(S_HISTORY_WAIT_MAX, sizeof *w->hist_wait)))
+        abort();
+    struct s_hist_wait *e = &w->hist_wait[w->hist_nwait++];
+    snprintf(e->vin, sizeof e->vin, "%s", vin);
+    snprintf(e->plate, sizeof e->plate, "%s", plate);
+    snprintf(e->color, sizeof e->color, "%s", color);
+    e->received_us = received_us;
+    vs->hist_waiting = true;
+}
+
+/* A state made after the start has not had its roadside history: it loads it before judging
+ * its first roadside reading, and the chains it changes of what it held are emitted again,
+ * with that reading's records. It takes what ingest routed to it (vem_rsdhist_ask_t), received
+ * before this reading, within rsd_cycle_months + 1 months of it (31 days each: the query keeps
+ * to those days' partitions). A state whose load failed, or that came while loads were paused
+ * after a failure, waits for them to resume (s_history_resume). */
+static void s_state_history(s_worker_t *w, s_vstate_t *vs, const char *vin, const vem_rsd_t *r,
+                            s_verdict_ctx_t *ctx)
+{
+    if (vs->rsd_history || !w->args->rsd_conninfo)
+        return;
+    int64_t received = ctx->hdr->received_us;
+    vem_rsdhist_ask_t ask;
+    if (!s_history_ask(w, vin, r->plate, r->plate_color, received, &ask)) {
+        vs->rsd_history = true; /* none to load, ever */
+        return;
+    }
+    if (vem_mono_ms() < w->hist_off_until_ms || s_history_apply(w, vs, &ask, ctx) < 0)
+        s_history_wait(w, vs, vin, r->plate, r->plate_color, received);
+}
+
+static void s_flush_out(s_worker_t *w);
+
+/* Once loads resume after a failure, the waiting states load their history, a few per turn:
+ * the chains it changes are emitted again as they now stand, with the records of the last
+ * input judged here (as for the start's history). A state let go meanwhile is passed over (a
+ * new one loads its own). Loads failing again pause them once more. */
+static void s_history_resume(s_worker_t *w)
+{
+    if (!w->hist_nwait || vem_mono_ms() < w->hist_off_until_ms)
+        return;
+    vem_input_hdr_t hdr = {.seq = w->rules_mark,
+                           .nseqs = 1,
+                           .received_us = vem_now_us(),
+                           .source = VEM_SOURCE_ROADSIDE};
+    s_verdict_ctx_t ctx = {w, &hdr};
+    for (int k = 0; k < S_HISTORY_WAIT_BATCH && w->hist_nwait; k++) {
+        struct s_hist_wait *e = &w->hist_wait[w->hist_nwait - 1];
+        void **slot = *e->vin ? vem_sessions_state(w->sessions, e->vin)
+                              : vem_plates_slot(w->plates, e->plate, e->color, false);
+        s_vstate_t *vs = slot ? *slot : NULL;
+        vem_rsdhist_ask_t ask;
+        if (vs && vs->hist_waiting && !vs->rsd_history &&
+            s_history_ask(w, e->vin, e->plate, e->color, e->received_us, &ask)) {
+            int emitted = s_history_apply(w, vs, &ask, &ctx);
+            if (emitted < 0)
+                break;       /* paused again: it stays */
+            if (emitted > 0) /* records of an input judged already (a sweep's, for checkpoints) */
+                w->swept = true;
+            vem_counter_add(w->hist_late, 1);
+        }
+        if (vs)
+            vs->hist_waiting = false;
+        w->hist_nwait--;
+    }
+    s_flush_out(w);
 }
 
 /* A roadside reading ingest accepted: checked again (the same pure parser, judged by the same
@@ -1460,6 +1566,7 @@ void vem_worker_actor(void *pipe, void *args_)
         s_expire(&w);
         s_history_idle(&w);
         if (w.judge) {
+            s_history_resume(&w);
             if (w.day_wait)
                 s_judge_day(&w);
             s_sweep(&w);
@@ -1487,6 +1594,7 @@ void vem_worker_actor(void *pipe, void *args_)
     }
     free(w.ckpt_buf);
     PQfinish(w.hist_conn);
+    free(w.hist_wait);
     vem_day_counts_free(w.day_wait);
     zmq_close(pull);
     zmq_close(w.acks);

@@ -50,7 +50,9 @@
  *                     connections closed by the server, the next loads reconnect, no failure
  *   roadside_history_db_down  PostgreSQL down at 6 new states' first readings: a worker's load
  *                     fails (logged, counted; no other load in that worker for 30 s), the
- *                     readings are judged without it, their verdicts stored once it is back
+ *                     readings are judged without it, their verdicts stored once it is back;
+ *                     after the 30 s the 6 states load their history all the same, and a stored
+ *                     exceedance makes one state's notice a violation
  *   roadside_history_replay_to_a_lagging_sink  two exceedances stored by PostgreSQL while
  *                     Kafka's brokers are down, vemd killed and started again with them up: the
  *                     history loaded at start holds both, and the catch-up from Kafka's cursor
@@ -1196,13 +1198,17 @@ END_TEST
 /* rule_id.py rsd.no_exceed 津H00012 r=RH-1/f1, 津H00013 r=RH-1/f2 */
 #define S_ID_L_F1 "37af70573f0470e9e4ca6af4b8f40638"
 #define S_ID_M_F2 "faf546c3b5dcbdc78748e7583691d152"
+/* rule_id.py rsd.no_exceed 津H00012 r=RH-1/g0 */
+#define S_ID_L_G0 "37b275573f06af3fe4c6e5f4b8f0ee62"
 
 START_TEST(roadside_history_db_down)
 {
     /* PostgreSQL down when new states' first readings come: a worker's load fails at once
      * (logged, counted), the reading is judged without it, and for 30 s the worker tries no
      * other (of the 6 states, at most one failure per worker); once PostgreSQL is back, the
-     * verdicts are stored: nothing was lost or held up */
+     * verdicts are stored: nothing was lost or held up. Once the 30 s are over, the 6 states
+     * load their history after all: L's, stored after the start (g0, over the limit an hour
+     * before f1), makes f1's notice the violation of g0 and f1, under g0's id */
     vem_it_run_t r = {0};
     vem_it_start(&r, "it_rules");
     for (int i = 0; i < 100 && !vem_it_log_has(&r, "roadside history:"); i++)
@@ -1210,6 +1216,9 @@ START_TEST(roadside_history_db_down)
     ck_assert(vem_it_log_has(&r, "roadside history:"));
     ck_assert(vem_it_log_has(&r, ", 2 workers,"));
     int64_t tn = (int64_t)time(NULL) - 600;
+    PGconn *early = vem_it_pg();
+    s_store_reading(early, "g0", tn - 3600, "津H00012", 1650, 40);
+    PQfinish(early);
     vem_it_pgctl("stop");
     static const char *const first[] = {"f1"}, *const first_plate[] = {"津H00012"};
     static const char *const rest[] = {"f2", "f3", "f4", "f5", "f6"};
@@ -1235,6 +1244,14 @@ START_TEST(roadside_history_db_down)
     free(v);
     v = s_violation_wait(conn, S_ID_M_F2, "severity", "notice");
     ck_assert_str_eq(v, "notice");
+    free(v);
+    for (int i = 0; i < 600 && vem_it_metric_now(&r, "vem_rsd_history_late_total") < 6; i++)
+        vem_it_sleep(0.1);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_rsd_history_late_total"), 6);
+    const char *g_sql = "severity || ',' || (evidence->'readings'->0->>'reading_id') || ',' || "
+                        "(evidence->'readings'->1->>'reading_id')";
+    ck_assert_str_eq(v = s_violation_wait(conn, S_ID_L_G0, g_sql, "violation,g0,f1"),
+                     "violation,g0,f1");
     free(v);
     PQfinish(conn);
     vem_it_stop(&r);
