@@ -53,6 +53,9 @@
  *                     readings are judged without it, their verdicts stored once it is back;
  *                     after the 30 s the 6 states load their history all the same, and a stored
  *                     exceedance makes one state's notice a violation
+ *   roadside_history_db_slow  rsd_readings locked by another session for 15 s at a new state's
+ *                     first reading: the load gives up at the statement timeout, counted and
+ *                     logged, and the reading's notice is stored once the lock is gone
  *   roadside_history_replay_to_a_lagging_sink  two exceedances stored by PostgreSQL while
  *                     Kafka's brokers are down, vemd killed and started again with them up: the
  *                     history loaded at start holds both, and the catch-up from Kafka's cursor
@@ -1258,6 +1261,50 @@ START_TEST(roadside_history_db_down)
 }
 END_TEST
 
+/* rule_id.py rsd.no_exceed 津H00020 r=RH-1/s1 */
+#define S_ID_T_S1 "1fabbf85bd55dfd55e427eece4708658"
+
+START_TEST(roadside_history_db_slow)
+{
+    /* PostgreSQL up but rsd_readings locked (a long migration, say) when a new state's first
+     * reading comes: the worker's load gives up at the statement timeout (1 s), not when the
+     * lock goes (15 s later), counted and logged as a failure; the reading is judged without
+     * it and its notice stored once the lock is gone */
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_rules");
+    for (int i = 0; i < 100 && !vem_it_log_has(&r, "roadside history:"); i++)
+        vem_it_sleep(0.1);
+    ck_assert(vem_it_log_has(&r, "roadside history:"));
+    PGconn *lock = vem_it_pg();
+    PGresult *res = PQexec(lock, "BEGIN; LOCK TABLE rsd_readings IN ACCESS EXCLUSIVE MODE");
+    ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(lock));
+    PQclear(res);
+    double locked_at = vem_it_mono();
+    int64_t tn = (int64_t)time(NULL) - 600;
+    static const char *const ids[] = {"s1"}, *const plates[] = {"津H00020"};
+    static const double over[] = {1700};
+    s_send_readings(&r, ids, plates, over, 1, tn);
+    for (int i = 0; i < 100 && vem_it_metric_now(&r, "vem_rsd_history_failures_total") < 1; i++)
+        vem_it_sleep(0.1);
+    double failures = vem_it_metric_now(&r, "vem_rsd_history_failures_total");
+    double failed_after = vem_it_mono() - locked_at;
+    bool logged = vem_it_log_has(&r, "statement timeout");
+    vem_it_sleep(15 - failed_after);
+    res = PQexec(lock, "ROLLBACK");
+    PQclear(res);
+    PQfinish(lock);
+    ck_assert_double_eq(failures, 1);
+    ck_assert_msg(failed_after < 10, "the load gave up %.1f s after the lock", failed_after);
+    ck_assert(logged);
+    PGconn *conn = vem_it_pg();
+    char *v = s_violation_wait(conn, S_ID_T_S1, "severity", "notice");
+    ck_assert_str_eq(v, "notice");
+    free(v);
+    PQfinish(conn);
+    vem_it_stop(&r);
+}
+END_TEST
+
 /* rule_id.py rsd.no_exceed 津H00005 r=RH-1/k1 */
 #define S_ID_N_K1 "39f2d810746a222cadaae710062cceb5"
 
@@ -1369,6 +1416,7 @@ Suite *vem_suite_rules_e2e(void)
     tcase_add_test(hist, roadside_history_bounds);
     tcase_add_test(hist, roadside_history_on_demand);
     tcase_add_test(hist, roadside_history_db_down);
+    tcase_add_test(hist, roadside_history_db_slow);
     tcase_add_test(hist, roadside_history_replay_to_a_lagging_sink);
     suite_add_tcase(s, hist);
     TCase *idle = tcase_create("idle_state"); /* CK_RUN_CASE=idle_state */
