@@ -356,13 +356,16 @@ static void s_load_history(s_daemon_t *d)
 }
 
 /* The worker whose vehicle a stored reading is: ingest routes it by the registry's VIN for the
- * plate and colour, else by the VIN stored with it (the station's), else by the plate. */
+ * plate and colour, else by the VIN stored with it (a VIN's 17 characters), else by the plate;
+ * the worker seeds it there (s_history). */
 static unsigned s_history_worker(const s_daemon_t *d, const char *plate, const char *color,
                                  const char *vin)
 {
     const vem_vehicle_t *reg =
         d->registry ? vem_registry_find_plate(d->registry, plate, color) : NULL;
-    uint64_t h = reg ? vem_vin_hash(reg->vin) : *vin ? vem_vin_hash(vin) : vem_plate_hash(plate);
+    uint64_t h = reg                          ? vem_vin_hash(reg->vin)
+                 : strlen(vin) == VEM_VIN_LEN ? vem_vin_hash(vin)
+                                              : vem_plate_hash(plate);
     return (unsigned)(h % d->nworkers);
 }
 

@@ -41,7 +41,7 @@ void vem_rsdhist_free(vem_rsdhist_t *h)
     "SELECT station_id, reading_id, (extract(epoch FROM time) * 1000000)::bigint, plate, "         \
     "       coalesce(plate_color, ''), coalesce(fuel, ''), speed_kmh, accel_ms2, vsp_kw_t, "       \
     "       wind_ms, slope_pct, opacity_pct, ringelmann, no_ppm, co_pct, hc_ppm, "                 \
-    "       coalesce(vin, '') "                                                                    \
+    "       coalesce(vin, ''), (extract(epoch FROM received_at) * 1000000)::bigint "               \
     "FROM (SELECT *, "                                                                             \
     "      row_number() OVER (PARTITION BY plate, plate_color, no_ppm IS NULL ORDER BY time "      \
     "DESC) "                                                                                       \
@@ -166,6 +166,7 @@ static vem_rsdhist_t *s_rows(PGconn *conn, unsigned months, size_t max_rows,
         r->co_pct = s_real(res, row, 14);
         r->hc_ppm = s_real(res, row, 15);
         s_text(out->vin[out->n], sizeof out->vin[out->n], res, row, 16);
+        r->received_us = strtoll(PQgetvalue(res, row, 17), NULL, 10);
         r->valid = true; /* the query takes only what the station marked valid */
         out->n++;
     }

@@ -283,7 +283,8 @@ typedef struct {
     vem_rules_fuel_t fuel;
     double speed_kmh, accel_ms2, vsp_kw_t, wind_ms, slope_pct;
     double opacity_pct, ringelmann, no_ppm, co_pct, hc_ppm;
-    bool valid; /* the station's own verdict */
+    bool valid;          /* the station's own verdict */
+    int64_t received_us; /* when vemd received it (0: not known) */
 } vem_rsd_reading_t;
 
 /* A reading with every value NaN, valid false, fuel unknown and the strings empty. */

@@ -20,7 +20,8 @@
  *     the ring's samples from the oldest open window on (20-byte slots, oldest first) and the
  *     kept windows in their order
  *   roadside: five chains (present, truncated, capacity, readings with a flags byte: bit 0
- *     "over", bit 1 "loaded" from the stored history and not yet come as an input), the
+ *     "over", bit 1 "loaded" from the stored history and not yet come as an input, and then
+ *     its receipt time follows the ids), the
  *     fusion history (slots, head, newest, one u32 per slot: vem_rules_nox_t) and the pending
  *     NO exceedances
  *   u64 bytes of memory the state held
@@ -90,7 +91,7 @@ _Static_assert(sizeof(vem_rules_span_t) == 48, "span changed: update rules_ckpt"
 _Static_assert(sizeof(vem_rules_rsd_t) == 144, "roadside changed: update rules_ckpt");
 /* (its fusion stage is saved as part of the ring, as vem_rules_rsd_settle writes it) */
 _Static_assert(sizeof(vem_rules_chain_t) == 24, "chain changed: update rules_ckpt");
-_Static_assert(sizeof(vem_rules_link_t) == 120, "link changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_link_t) == 128, "link changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_pending_t) == 120, "pending changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_counts_t) == 64, "counts changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_engine_facts_t) == 32, "facts changed: update rules_ckpt");
@@ -598,6 +599,8 @@ static void s_put_rsd(s_wr_t *w, const vem_rules_rsd_t *rsd)
             s_put_u8(w, (uint8_t)(c->links[i].over | c->links[i].loaded << 1));
             s_put_str(w, c->links[i].station_id);
             s_put_str(w, c->links[i].reading_id);
+            if (c->links[i].loaded)
+                s_put_i64(w, c->links[i].received_us);
         }
     }
     /* the history as vem_rules_rsd_settle would leave it: the staged seconds in the ring */
@@ -667,6 +670,8 @@ static void s_get_chain(s_rd_t *r, vem_rules_chain_t *c, size_t *bytes)
         }
         s_str(r, l->station_id, sizeof l->station_id, "chain station id");
         s_str(r, l->reading_id, sizeof l->reading_id, "chain reading id");
+        if (l->loaded)
+            l->received_us = s_time(r, true, false, 0, "chain reading receipt");
         const vem_rules_link_t *p = i ? &c->links[i - 1] : NULL;
         if (!r->failed && p &&
             !(p->time_us < l->time_us ||

@@ -220,6 +220,7 @@ typedef struct {
     bool loaded; /* from the stored history, not yet come as an input here (rules_rsd.c) */
     char station_id[32];
     char reading_id[64];
+    int64_t received_us; /* of a loaded one: when vemd received it (0: not known) */
 } vem_rules_link_t;
 
 /* The valid readings of one pollutant, exceedances and compliant ones, by time (then station

@@ -323,9 +323,10 @@ static bool s_same_link(const vem_rules_link_t *a, const vem_rules_link_t *b)
 }
 
 /* Emits, in time order, the verdict of every exceedance from links[from] on whose chain differs
- * from before (a reading it did not hold counts as changed only when fresh_too): the chains as
- * they now stand, under the ids of their oldest readings. Below VEM_RULES_CHAIN_MAX + 1 of a
- * truncated chain what a verdict rests on may be gone: those verdicts stand as emitted. */
+ * from before (a reading it did not hold counts as changed only when fresh_too, and one from the
+ * stored history only then too): the chains as they now stand, under the ids of their oldest
+ * readings. Below VEM_RULES_CHAIN_MAX + 1 of a truncated chain what a verdict rests on may be gone:
+ * those verdicts stand as emitted. */
 static void s_emit_changed(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
                            vem_rules_fuel_t fuel, unsigned p, const vem_rules_chain_t *c,
                            const s_before_t *b, uint32_t from, double limit, bool fresh_too,
@@ -339,7 +340,8 @@ static void s_emit_changed(const vem_rules_rsd_ctx_t *ctx, const vem_rules_confi
         while (j < b->n && s_cmp(&b->links[j], l->time_us, l->station_id, l->reading_id) < 0)
             j++;
         bool held = j < b->n && s_same_link(&b->links[j], l);
-        if (!s_over(l, limit) || (!held && !fresh_too))
+        /* (of the readings held, the stored ones emit only as inputs: with fresh_too) */
+        if (!s_over(l, limit) || (!held && !fresh_too) || (l->loaded && !fresh_too))
             continue;
         s_sig_t g = s_sig(c, cfg, limit, i);
         if (held) {
@@ -414,6 +416,7 @@ static bool s_insert(vem_rules_chain_t *c, const vem_rules_rsd_ctx_t *ctx,
     l->value = value;
     l->over = value > limit;
     l->loaded = loaded;
+    l->received_us = loaded ? r->received_us : 0;
     snprintf(l->station_id, sizeof l->station_id, "%s", r->station_id);
     snprintf(l->reading_id, sizeof l->reading_id, "%s", r->reading_id);
     c->n++;
@@ -421,24 +424,38 @@ static bool s_insert(vem_rules_chain_t *c, const vem_rules_rsd_ctx_t *ctx,
     return true;
 }
 
-/* A reading the chain holds from the stored history has come as an input: the verdicts it
- * moves, as they now stand, are emitted as if it came now (s_judge). */
+/* A reading the chain holds from the stored history has come as an input, received at
+ * received_us: the verdicts it moved when it came live are emitted again, as they now stand. The
+ * chain it met then is every reading but the stored ones received after it (0: not known), which
+ * a replay brings after it: they emit theirs when they come. */
 static void s_emit_loaded(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
                           vem_rules_fuel_t fuel, unsigned p, const vem_rules_chain_t *c, uint32_t i,
-                          double limit, vem_rules_out_t *out)
+                          int64_t received_us, double limit, vem_rules_out_t *out)
 {
     s_before_t *before = malloc(sizeof *before);
-    vem_rules_link_t *links = malloc(VEM_RULES_CHAIN_HELD * sizeof *links);
-    if (!before || !links)
+    vem_rules_link_t *then = malloc(2 * VEM_RULES_CHAIN_HELD * sizeof *then);
+    if (!before || !then)
         abort();
-    vem_rules_chain_t without = *c; /* the chain as it was without the reading */
-    memcpy(links, c->links, i * sizeof *links);
-    memcpy(links + i, c->links + i + 1, (c->n - i - 1) * sizeof *links);
-    without.links = links;
-    without.n = c->n - 1;
-    s_remember(&without, cfg, limit, i, before);
-    s_emit_changed(ctx, cfg, fuel, p, c, before, i, limit, true, out);
-    free(links);
+    vem_rules_link_t *without = then + VEM_RULES_CHAIN_HELD;
+    uint32_t n = 0, m = 0, at = 0;
+    for (uint32_t k = 0; k < c->n; k++) {
+        const vem_rules_link_t *l = &c->links[k];
+        if (k != i && l->loaded && received_us && l->received_us > received_us)
+            continue;
+        if (k == i)
+            at = n;
+        else
+            without[m++] = *l;
+        then[n++] = *l;
+    }
+    vem_rules_chain_t met = *c, prior = *c;
+    met.links = then;
+    met.n = n;
+    prior.links = without;
+    prior.n = m;
+    s_remember(&prior, cfg, limit, at, before);
+    s_emit_changed(ctx, cfg, fuel, p, &met, before, at, limit, true, out);
+    free(then);
     free(before);
 }
 
@@ -461,8 +478,9 @@ static bool s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
         if (loaded || !c->links[place].loaded)
             return false;
         c->links[place].loaded = false;
+        c->links[place].received_us = 0;
         if (out->fn)
-            s_emit_loaded(ctx, cfg, fuel, p, c, place, limit, out);
+            s_emit_loaded(ctx, cfg, fuel, p, c, place, r->received_us, limit, out);
         return true;
     }
     s_before_t before; /* about 8 KiB */

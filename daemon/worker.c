@@ -319,9 +319,10 @@ static void s_on_verdict(void *arg, const vem_violation_t *v)
 /* What a session slot holds: the vehicle's rule state and the last input it took. */
 typedef struct {
     vem_rules_vehicle_t *v;
-    uint64_t applied;  /* inputs up to this seq are in v */
-    bool rsd_history;  /* its plate's roadside history is in v (rsdhist.h) */
-    bool hist_waiting; /* in the worker's hist_wait */
+    uint64_t applied;   /* inputs up to this seq are in v */
+    bool rsd_history;   /* its plate's roadside history is in v (rsdhist.h) */
+    bool hist_waiting;  /* in the worker's hist_wait */
+    bool hist_unqueued; /* found hist_wait full (counted once) */
 } s_vstate_t;
 
 static void s_rules_free(void *state)
@@ -546,7 +547,9 @@ static void s_history_wait(s_worker_t *w, s_vstate_t *vs, const char *vin, const
     if (vs->hist_waiting)
         return;
     if (w->hist_nwait == S_HISTORY_WAIT_MAX) {
-        vem_counter_add(w->hist_dropped, 1);
+        if (!vs->hist_unqueued)
+            vem_counter_add(w->hist_dropped, 1);
+        vs->hist_unqueued = true;
         return;
     }
     if (!w->hist_wait && !(w->hist_wait = calloc(S_HISTORY_WAIT_MAX, sizeof *w->hist_wait)))
@@ -660,6 +663,7 @@ static void s_reading(s_worker_t *w, const vem_input_hdr_t *hdr, const char *rou
     rr.co_pct = r.co_pct;
     rr.hc_ppm = r.hc_ppm;
     rr.valid = r.valid;
+    rr.received_us = hdr->received_us;
     char why[160] = "";
     bool counted = vem_rules_reading_valid(&w->rules, &rr, why, sizeof why);
     if (counted && rr.fuel == VEM_FUEL_UNKNOWN &&
@@ -1178,7 +1182,8 @@ static void s_sweep_vehicle(void *arg, const vem_session_t *session)
                              &vctx))
         ctx->w->swept = true;
     if (ctx->now_us - vem_rules_vehicle_last_received(vs->v) >= ctx->idle_us &&
-        vem_rules_vehicle_idle(vs->v, &ctx->w->rules)) {
+        vem_rules_vehicle_idle(vs->v, &ctx->w->rules) &&
+        !vs->hist_waiting) { /* its history may still move verdicts */
         s_rules_free(vs);
         *slot = NULL;
         ctx->released++;

@@ -1746,6 +1746,89 @@ START_TEST(roadside_history_then_the_input)
 }
 END_TEST
 
+/* A replay after a restart brings, in spool order, readings the history loaded at start already
+ * holds: each emits what it emitted live, once, and no more (rules.md: an exceedance after
+ * others within 6 months completes a violation under the oldest one's id). Six stored
+ * exceedances h0 .. h5, a day apart, each received an hour after its time, replayed in order:
+ * h0 a notice, then h1 .. h5 the violation of h0 .. hk, one verdict each. A late one, a (T0,
+ * received T0 + 3 d), replayed after the start while c (T0 + 2 d, received then, before the
+ * replay began) is only in the history: a's notice and c's verdict, now the violation of a and
+ * c under a's id, as when a came live. */
+START_TEST(roadside_history_replayed_in_order)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rsd_reading_t h[6];
+    char id[VEM_RULES_ID_LEN], rid[8];
+    for (int k = 0; k < 6; k++) {
+        snprintf(rid, sizeof rid, "h%d", k);
+        s_reading(&h[k], T0 + k * DAY, rid, VEM_FUEL_DIESEL);
+        h[k].no_ppm = 1600;
+        h[k].received_us = US(T0 + k * DAY + 3600);
+    }
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/h0", id);
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    ck_assert_uint_eq(vem_rules_history(v, &cfg, h, 6, s_collect, &log), 0);
+    for (int k = 0; k < 6; k++) {
+        ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &h[k], (uint64_t)k + 1, s_collect, &log),
+                          1);
+        const s_got_t *g = &log.v[k];
+        ck_assert_str_eq(g->id, id);
+        ck_assert_int_eq(g->severity, k == 0 ? VEM_SEVERITY_NOTICE : VEM_SEVERITY_VIOLATION);
+        ck_assert_uint_eq(json_array_size(json_object_get(g->ev, "readings")), (size_t)k + 1);
+        ck_assert_int_eq(g->last_us, h[k].time_us);
+    }
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+
+    vem_rsd_reading_t late[2];
+    s_reading(&late[0], T0, "a", VEM_FUEL_DIESEL);
+    late[0].no_ppm = 1700;
+    late[0].received_us = US(T0 + 3 * DAY);
+    s_reading(&late[1], T0 + 2 * DAY, "c", VEM_FUEL_DIESEL);
+    late[1].no_ppm = 1650;
+    late[1].received_us = US(T0 + 2 * DAY);
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/a", id);
+    v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    memset(&log, 0, sizeof log);
+    ck_assert_uint_eq(vem_rules_history(v, &cfg, late, 2, s_collect, &log), 0);
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &late[0], 9, s_collect, &log), 2);
+    ck_assert_str_eq(log.v[0].id, id);
+    ck_assert_int_eq(log.v[0].severity, VEM_SEVERITY_NOTICE);
+    ck_assert_int_eq(log.v[0].last_us, late[0].time_us);
+    ck_assert_str_eq(log.v[1].id, id);
+    ck_assert_int_eq(log.v[1].severity, VEM_SEVERITY_VIOLATION);
+    ck_assert_int_eq(log.v[1].last_us, late[1].time_us);
+    ck_assert_uint_eq(json_array_size(json_object_get(log.v[1].ev, "readings")), 2);
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* Two loads of history into one state (a VIN's readings under two plates or colours): the
+ * second emits nothing for the first's readings, which were judged when they came. */
+START_TEST(roadside_history_twice_emits_nothing)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rsd_reading_t a, b, live;
+    s_reading(&a, T0, "x1", VEM_FUEL_DIESEL);
+    a.no_ppm = 1600;
+    s_reading(&b, T0 - DAY, "x0", VEM_FUEL_DIESEL);
+    b.no_ppm = 1700;
+    s_reading(&live, T0 + DAY, "x2", VEM_FUEL_DIESEL);
+    live.no_ppm = 1000; /* compliant: a verdict-less input, so the history emits with records */
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    vem_rules_on_reading(v, &cfg, &live, 1, s_collect, &log);
+    ck_assert_uint_eq(vem_rules_history(v, &cfg, &a, 1, s_collect, &log), 0);
+    /* b before a changes a's verdict (the violation of b and a), but a came from the history */
+    ck_assert_uint_eq(vem_rules_history(v, &cfg, &b, 1, s_collect, &log), 0);
+    ck_assert_int_eq(log.n, 0);
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 /* A verdict rests on at most 32 exceedances, the newest: with 33 in a run (the oldest from the
  * history, or late), the oldest is left out, as in time order. */
 START_TEST(full_chain_keeps_the_newest)
@@ -2807,6 +2890,8 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, roadside_history_seeds_the_chain);
     tcase_add_test(tc, roadside_history_after_live_readings);
     tcase_add_test(tc, roadside_history_then_the_input);
+    tcase_add_test(tc, roadside_history_replayed_in_order);
+    tcase_add_test(tc, roadside_history_twice_emits_nothing);
     tcase_add_test(tc, full_chain_keeps_the_newest);
     tcase_add_test(tc, roadside_reload_judges_the_chain_by_the_limit_in_force);
     tcase_add_test(tc, idle_state);

@@ -1071,11 +1071,11 @@ static void s_valid_reading(vem_rsd_reading_t *rd, const char *id, int64_t time_
 }
 
 /* Version 7 keeps which chain readings came from the stored history and not yet as an input
- * (rules_rsd.c): a vehicle seeded from the history with r1 (T0, 1700 ppm) and r2 (T0 + 1 d,
- * 1600 ppm), saved and loaded, judges r2 as new when a replay brings it (by rules.md the
- * violation of r1 and r2, both over 1500 within 6 months, under r1's id), and only once. Its
- * flags byte (over | loaded << 1 = 3) is refused as version 6's "over" boolean, and a flags
- * byte of 4 is refused in version 7. */
+ * (rules_rsd.c), with their receipt times: a vehicle seeded from the history with r1 (T0, 1700 ppm)
+ * and r2 (T0 + 1 d, 1600 ppm), saved and loaded, judges r2 as new when a replay brings it (by
+ * rules.md the violation of r1 and r2, both over 1500 within 6 months, under r1's id), and only
+ * once. Its flags byte (over | loaded << 1 = 3) is refused as version 6's "over" boolean, and a
+ * flags byte of 4 is refused in version 7. */
 START_TEST(version_7_keeps_readings_from_the_history)
 {
     vem_rules_config_t cfg = s_defaults();
@@ -1083,6 +1083,8 @@ START_TEST(version_7_keeps_readings_from_the_history)
     vem_rsd_reading_t past[2];
     s_valid_reading(&past[0], "r1", US(T0), 1700);
     s_valid_reading(&past[1], "r2", US(T0 + DAY), 1600);
+    past[0].received_us = US(T0 + 60);
+    past[1].received_us = US(T0 + DAY + 60);
     ck_assert_uint_eq(vem_rules_history(v, &cfg, past, 2, NULL, NULL), 0);
     uint8_t *buf = NULL;
     size_t len = 0, cap = 0;
@@ -1095,6 +1097,8 @@ START_TEST(version_7_keeps_readings_from_the_history)
     ck_assert_ptr_nonnull(ch);
     ck_assert_uint_eq(ch->n, 2);
     ck_assert(ch->links[0].over && ch->links[0].loaded && ch->links[1].over && ch->links[1].loaded);
+    ck_assert_int_eq(ch->links[0].received_us, US(T0 + 60)); /* a stored reading's receipt */
+    ck_assert_int_eq(ch->links[1].received_us, US(T0 + DAY + 60));
     s_resaves_as_current(v);
     s_log_t log = {0};
     ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &past[1], 5, s_collect, &log), 1);
