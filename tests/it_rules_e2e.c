@@ -1369,11 +1369,13 @@ START_TEST(roadside_history_replay_to_a_lagging_sink)
     s_send_readings_at(&r, ids, plates, no, times, NULL, 2);
     PGconn *conn = vem_it_pg();
     char *v = s_violation_wait(conn, S_ID_N_K1, "severity", "violation");
+    int killed = kill(r.vemd, SIGKILL);
+    int status = vem_it_wait(r.vemd, 10);
+    ck_assert_int_eq(kill(broker, SIGUSR2), 0); /* up before any check can fail */
     ck_assert_str_eq(v, "violation");
     free(v);
-    ck_assert_int_eq(kill(r.vemd, SIGKILL), 0);
-    ck_assert_int_eq(vem_it_wait(r.vemd, 10), 128 + SIGKILL);
-    ck_assert_int_eq(kill(broker, SIGUSR2), 0);
+    ck_assert_int_eq(killed, 0);
+    ck_assert_int_eq(status, 128 + SIGKILL);
     char *seen = s_kafka_violations(topic, S_ID_N_K1);
     ck_assert_str_eq(seen, ""); /* nothing reached Kafka before the kill */
     free(seen);
