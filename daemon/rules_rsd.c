@@ -324,13 +324,14 @@ static bool s_same_link(const vem_rules_link_t *a, const vem_rules_link_t *b)
 
 /* Emits, in time order, the verdict of every exceedance from links[from] on whose chain differs
  * from before (a reading it did not hold counts as changed only when fresh_too, and one from the
- * stored history only then too): the chains as they now stand, under the ids of their oldest
- * readings. Below VEM_RULES_CHAIN_MAX + 1 of a truncated chain what a verdict rests on may be gone:
- * those verdicts stand as emitted. */
+ * stored history only then too, and only when received by received_us, the input's receipt, or
+ * that is 0: a later one is still to come as an input, and emits its own then): the chains as
+ * they now stand, under the ids of their oldest readings. Below VEM_RULES_CHAIN_MAX + 1 of a
+ * truncated chain what a verdict rests on may be gone: those verdicts stand as emitted. */
 static void s_emit_changed(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
                            vem_rules_fuel_t fuel, unsigned p, const vem_rules_chain_t *c,
                            const s_before_t *b, uint32_t from, double limit, bool fresh_too,
-                           vem_rules_out_t *out)
+                           int64_t received_us, vem_rules_out_t *out)
 {
     uint32_t j = 0;
     if (c->truncated && from <= VEM_RULES_CHAIN_MAX)
@@ -341,7 +342,8 @@ static void s_emit_changed(const vem_rules_rsd_ctx_t *ctx, const vem_rules_confi
             j++;
         bool held = j < b->n && s_same_link(&b->links[j], l);
         /* (of the readings held, the stored ones emit only as inputs: with fresh_too) */
-        if (!s_over(l, limit) || (!held && !fresh_too) || (l->loaded && !fresh_too))
+        if (!s_over(l, limit) || (!held && !fresh_too) ||
+            (l->loaded && (!fresh_too || (received_us && l->received_us > received_us))))
             continue;
         s_sig_t g = s_sig(c, cfg, limit, i);
         if (held) {
@@ -454,7 +456,7 @@ static void s_emit_loaded(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config
     prior.links = without;
     prior.n = m;
     s_remember(&prior, cfg, limit, at, before);
-    s_emit_changed(ctx, cfg, fuel, p, &met, before, at, limit, true, out);
+    s_emit_changed(ctx, cfg, fuel, p, &met, before, at, limit, true, 0, out);
     free(then);
     free(before);
 }
@@ -475,10 +477,16 @@ static bool s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
     bool held;
     uint32_t place = s_place(c, r, &held);
     if (held) {
-        if (loaded || !c->links[place].loaded)
+        vem_rules_link_t *l = &c->links[place];
+        if (loaded || !l->loaded)
             return false;
-        c->links[place].loaded = false;
-        c->links[place].received_us = 0;
+        /* received after the stored one (the database keeps the first copy): a re-sent copy of
+         * a reading that came as an input before, and was judged then */
+        bool copy = r->received_us && l->received_us && r->received_us > l->received_us;
+        l->loaded = false;
+        l->received_us = 0;
+        if (copy)
+            return false;
         if (out->fn)
             s_emit_loaded(ctx, cfg, fuel, p, c, place, r->received_us, limit, out);
         return true;
@@ -488,7 +496,7 @@ static bool s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
         s_remember(c, cfg, limit, place, &before);
     uint32_t at;
     if (s_insert(c, ctx, r, value, limit, loaded, place, &at) && out->fn)
-        s_emit_changed(ctx, cfg, fuel, p, c, &before, at, limit, true, out);
+        s_emit_changed(ctx, cfg, fuel, p, c, &before, at, limit, true, r->received_us, out);
     return true;
 }
 
@@ -793,7 +801,7 @@ size_t vem_rules_rsd_history(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ct
     for (unsigned p = 0; p < VEM_RULES_POLLUTANTS && before; p++) {
         double limit = s_limit(cfg, fuel, p);
         if (rsd->chain[p] && !isnan(limit))
-            s_emit_changed(ctx, cfg, fuel, p, rsd->chain[p], &before[p], 0, limit, false, out);
+            s_emit_changed(ctx, cfg, fuel, p, rsd->chain[p], &before[p], 0, limit, false, 0, out);
     }
     free(before);
     return vem_rules_rsd_links(rsd);

@@ -1686,63 +1686,108 @@ END_TEST
 
 /* A stored reading that then comes as an input (a restart replays the spool from a sink cursor
  * lower than what PostgreSQL holds: the history loaded at start has the readings the replay
- * brings again) is judged as new, once: the sink that was behind gets the verdicts live data
- * gave. By rules.md: h1 (T0, 1700 ppm) and h2 (T0 + 1 d, 1600 ppm), both over 1500 and within
- * 6 months, are a notice at h1 and a violation at h2, both under h1's id. A reading judged as
- * an input before the history came stays judged once. */
+ * brings again) is judged as new, once, against the chain it met live: the sink that was behind
+ * gets the verdicts live data gave. h2 (T0 + 1 d, 1600 ppm) came first; h1 (T0, 1700 ppm), a
+ * station's backlog, a day later. By rules.md, both over 1500 and within 6 months: live, h2 was
+ * a notice under its own id; h1 then a notice under its own, and h2's verdict became the
+ * violation of h1 and h2 under h1's id. The replay gives the same, in the same order. */
 START_TEST(roadside_history_then_the_input)
 {
     vem_rules_config_t cfg = s_defaults();
     vem_rsd_reading_t past[2];
     s_reading(&past[0], T0, "h1", VEM_FUEL_DIESEL);
     past[0].no_ppm = 1700;
+    past[0].received_us = US(T0 + 2 * DAY);
     s_reading(&past[1], T0 + DAY, "h2", VEM_FUEL_DIESEL);
     past[1].no_ppm = 1600;
-    char id[VEM_RULES_ID_LEN];
-    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/h1", id);
+    past[1].received_us = US(T0 + DAY + 60);
+    char id1[VEM_RULES_ID_LEN], id2[VEM_RULES_ID_LEN];
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/h1", id1);
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/h2", id2);
 
     vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
     s_log_t log = {0};
     ck_assert_uint_eq(vem_rules_history(v, &cfg, past, 2, s_collect, &log), 0);
-    /* the replay brings h2: its violation */
+    /* the replay brings h2: it met no h1 live, a notice */
     ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &past[1], 7, s_collect, &log), 1);
     ck_assert_int_eq(log.v[0].rule, VEM_RULE_RSD_NO);
-    ck_assert_int_eq(log.v[0].severity, VEM_SEVERITY_VIOLATION);
-    ck_assert_str_eq(log.v[0].id, id);
-    ck_assert_int_eq(log.v[0].first_us, US(T0) + 250000);
-    ck_assert_int_eq(log.v[0].last_us, US(T0 + DAY) + 250000);
-    ck_assert_double_eq(log.v[0].measured, 1600);
+    ck_assert_int_eq(log.v[0].severity, VEM_SEVERITY_NOTICE);
+    ck_assert_str_eq(log.v[0].id, id2);
     ck_assert_uint_eq(log.v[0].spool_seq, 7);
-    json_t *readings = json_object_get(log.v[0].ev, "readings");
+    /* then h1: its notice, and h2's verdict now the violation under h1's id */
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &past[0], 8, s_collect, &log), 2);
+    ck_assert_int_eq(log.v[1].severity, VEM_SEVERITY_NOTICE);
+    ck_assert_str_eq(log.v[1].id, id1);
+    ck_assert_int_eq(log.v[1].last_us, US(T0) + 250000);
+    ck_assert_int_eq(log.v[2].severity, VEM_SEVERITY_VIOLATION);
+    ck_assert_str_eq(log.v[2].id, id1);
+    ck_assert_int_eq(log.v[2].first_us, US(T0) + 250000);
+    ck_assert_int_eq(log.v[2].last_us, US(T0 + DAY) + 250000);
+    ck_assert_double_eq(log.v[2].measured, 1600);
+    json_t *readings = json_object_get(log.v[2].ev, "readings");
     ck_assert_uint_eq(json_array_size(readings), 2);
     ck_assert_str_eq(s_str(json_array_get(readings, 0), "reading_id"), "h1");
     ck_assert_str_eq(s_str(json_array_get(readings, 1), "reading_id"), "h2");
-    /* once: a re-sent copy, or the history loaded again, emits nothing */
-    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &past[1], 8, s_collect, &log), 0);
+    /* once: the same input again, or the history loaded again, emits nothing */
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &past[1], 9, s_collect, &log), 0);
     ck_assert_uint_eq(vem_rules_history(v, &cfg, past, 2, s_collect, &log), 0);
-    /* then h1: its notice, and h2's violation again (the verdicts h1 moves, as they stand) */
-    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &past[0], 9, s_collect, &log), 2);
-    ck_assert_int_eq(log.v[1].severity, VEM_SEVERITY_NOTICE);
-    ck_assert_str_eq(log.v[1].id, id);
-    ck_assert_int_eq(log.v[1].last_us, US(T0) + 250000);
-    ck_assert_int_eq(log.v[2].severity, VEM_SEVERITY_VIOLATION);
-    ck_assert_str_eq(log.v[2].id, id);
-    ck_assert_int_eq(log.v[2].last_us, US(T0 + DAY) + 250000);
     ck_assert_uint_eq(vem_rules_vehicle_counts(v)->readings, 3);
+
+    /* a station's re-sent copy of h2, received after the stored one (the database keeps the
+     * first): h2 was judged when it came, the copy emits nothing, nor h2 after it */
+    vem_rules_vehicle_t *c = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t copies = {0};
+    ck_assert_uint_eq(vem_rules_history(c, &cfg, past, 2, s_collect, &copies), 0);
+    vem_rsd_reading_t copy = past[1];
+    copy.received_us = US(T0 + 5 * DAY);
+    ck_assert_uint_eq(vem_rules_on_reading(c, &cfg, &copy, 1, s_collect, &copies), 0);
+    ck_assert_uint_eq(vem_rules_on_reading(c, &cfg, &past[1], 2, s_collect, &copies), 0);
 
     /* judged as inputs first, the history after: nothing more when they come again */
     vem_rules_vehicle_t *live = vem_rules_vehicle_new(NULL, PLATE, NULL);
     s_log_t once = {0};
-    vem_rules_on_reading(live, &cfg, &past[0], 1, s_collect, &once);
-    vem_rules_on_reading(live, &cfg, &past[1], 2, s_collect, &once);
-    ck_assert_int_eq(once.n, 2);
+    vem_rules_on_reading(live, &cfg, &past[1], 1, s_collect, &once);
+    vem_rules_on_reading(live, &cfg, &past[0], 2, s_collect, &once);
+    ck_assert_int_eq(once.n, 3); /* h2's notice; h1's notice and the violation */
     ck_assert_uint_eq(vem_rules_history(live, &cfg, past, 2, s_collect, &once), 0);
     ck_assert_uint_eq(vem_rules_on_reading(live, &cfg, &past[1], 3, s_collect, &once), 0);
     ck_assert_uint_eq(vem_rules_on_reading(live, &cfg, &past[0], 4, s_collect, &once), 0);
     s_log_free(&log);
+    s_log_free(&copies);
     s_log_free(&once);
     vem_rules_vehicle_destroy(&v);
+    vem_rules_vehicle_destroy(&c);
     vem_rules_vehicle_destroy(&live);
+}
+END_TEST
+
+/* An input the history does not hold (y, T0, received T0 + 1 d) before a stored reading received
+ * after it (l, T0 + 1 d, received T0 + 2 d), as a replay brings them: y emits its notice only,
+ * as live (l had not come); l then the violation of y and l under y's id, once. */
+START_TEST(roadside_input_before_a_stored_one)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rsd_reading_t y, l;
+    s_reading(&y, T0, "y", VEM_FUEL_DIESEL);
+    y.no_ppm = 1700;
+    y.received_us = US(T0 + DAY);
+    s_reading(&l, T0 + DAY, "l", VEM_FUEL_DIESEL);
+    l.no_ppm = 1600;
+    l.received_us = US(T0 + 2 * DAY);
+    char id[VEM_RULES_ID_LEN];
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/y", id);
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    ck_assert_uint_eq(vem_rules_history(v, &cfg, &l, 1, s_collect, &log), 0);
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &y, 1, s_collect, &log), 1);
+    ck_assert_int_eq(log.v[0].severity, VEM_SEVERITY_NOTICE);
+    ck_assert_str_eq(log.v[0].id, id);
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &l, 2, s_collect, &log), 1);
+    ck_assert_int_eq(log.v[1].severity, VEM_SEVERITY_VIOLATION);
+    ck_assert_str_eq(log.v[1].id, id);
+    ck_assert_uint_eq(json_array_size(json_object_get(log.v[1].ev, "readings")), 2);
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
 }
 END_TEST
 
@@ -2032,6 +2077,7 @@ START_TEST(fusion_of_a_stored_reading)
     ck_assert_int_eq(s_count(&log, VEM_RULE_FUSION_OBD_MISMATCH), 0);
     vem_rules_on_reading(v, &cfg, &r, 99, s_collect, &log);
     ck_assert_int_eq(s_count(&log, VEM_RULE_RSD_NO), 1);
+    ck_assert_int_eq(s_nth(&log, VEM_RULE_RSD_NO, 0)->severity, VEM_SEVERITY_NOTICE);
     ck_assert_int_eq(s_count(&log, VEM_RULE_FUSION_OBD_MISMATCH), 1);
     const s_got_t *g = s_nth(&log, VEM_RULE_FUSION_OBD_MISMATCH, 0);
     ck_assert_str_eq(g->id, w->id);
@@ -2890,6 +2936,7 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, roadside_history_seeds_the_chain);
     tcase_add_test(tc, roadside_history_after_live_readings);
     tcase_add_test(tc, roadside_history_then_the_input);
+    tcase_add_test(tc, roadside_input_before_a_stored_one);
     tcase_add_test(tc, roadside_history_replayed_in_order);
     tcase_add_test(tc, roadside_history_twice_emits_nothing);
     tcase_add_test(tc, full_chain_keeps_the_newest);

@@ -1112,6 +1112,42 @@ START_TEST(version_7_keeps_readings_from_the_history)
     s_log_free(&log);
     vem_rules_vehicle_destroy(&v);
 
+    /* every single-byte damage of it is refused with its reason, or loads to a state that
+     * judges r2 and saves to a checkpoint that loads again (the receipt after a stored
+     * reading's ids included) */
+    uint8_t *bad = malloc(len);
+    ck_assert_ptr_nonnull(bad);
+    size_t refused = 0;
+    for (size_t i = 0; i < len; i++) {
+        const uint8_t ways[] = {(uint8_t)(buf[i] ^ 0x01), (uint8_t)(buf[i] ^ 0x80), 0xFF};
+        for (int k = 0; k < 3; k++) {
+            if (ways[k] == buf[i])
+                continue;
+            memcpy(bad, buf, len);
+            bad[i] = ways[k];
+            vem_rules_vehicle_t *d = vem_rules_vehicle_load(bad, len, err, sizeof err);
+            if (!d) {
+                ck_assert_msg(s_starts_with(err, "rules checkpoint: "), "'%s'", err);
+                refused++;
+                continue;
+            }
+            s_log_t dl = {0};
+            vem_rules_on_reading(d, &cfg, &past[1], 5, s_collect, &dl);
+            s_log_free(&dl);
+            uint8_t *again = NULL;
+            size_t alen = 0, acap = 0;
+            vem_rules_vehicle_save(d, &again, &alen, &acap);
+            vem_rules_vehicle_destroy(&d);
+            d = vem_rules_vehicle_load(again, alen, err, sizeof err);
+            ck_assert_msg(d != NULL, "byte %zu = %02x: the state it became does not load: %s", i,
+                          ways[k], err);
+            vem_rules_vehicle_destroy(&d);
+            free(again);
+        }
+    }
+    ck_assert_uint_gt(refused, 0);
+    free(bad);
+
     /* r1's flags byte: just before its station and reading ids */
     static const uint8_t ids[] = {3, 'S', '0', '1', 2, 'r', '1'};
     uint8_t *at = memmem(buf, len, ids, sizeof ids);

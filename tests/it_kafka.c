@@ -242,6 +242,8 @@ static void s_prefix(char *out, size_t cap, const char *name)
 START_TEST(end_to_end)
 {
     vem_it_pg_up();
+    /* the brokers up, whatever a failed test before left */
+    ck_assert_int_eq(kill((pid_t)atol(vem_test_env("VEM_TEST_BROKER_PID")), SIGUSR2), 0);
     char t[64], opts[512], events[400];
     s_prefix(t, sizeof t, "e2e");
     s_kafka_opts(opts, sizeof opts, t, "");
@@ -421,6 +423,8 @@ END_TEST
 START_TEST(kill9_in_flight)
 {
     vem_it_pg_up();
+    /* the brokers up, whatever a failed test before left */
+    ck_assert_int_eq(kill((pid_t)atol(vem_test_env("VEM_TEST_BROKER_PID")), SIGUSR2), 0);
     char t[64], opts[512];
     s_prefix(t, sizeof t, "kill9");
     /* a long linger keeps events in flight when the kill comes */
