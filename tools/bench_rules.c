@@ -109,7 +109,11 @@
  * alone reaches it; in the caches the rest already costs 2.79 decodes of the 3.33 that 0.3
  * allows, leaving 0.54 decode (about 12 ns a sample) for every line from DRAM and the whole
  * window. Warm-up of 60 and 120 minutes (kept windows past their filling phase): 0.185, 0.182,
- * no change. */
+ * no change.
+ *
+ * Session 14 (roadside replay fixes only; the per-sample path unchanged), quiet machine, two
+ * runs each: 10,000 trucks 0.178, 0.179; 20 trucks 0.281, 0.281 (decode alone 49-50 M samples
+ * a second in this build of the day, 46-47 M before). */
 #include "bench_util.h"
 #include "hj1239.h"
 #include "rules.h"
