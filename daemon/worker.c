@@ -406,21 +406,29 @@ static void s_rules(s_worker_t *w, const vem_input_hdr_t *hdr, const vem_hj1239_
                        s_on_verdict, &ctx);
 }
 
-/* A reading's rule state: in its VIN's session slot, or in the plate table, by plate and colour,
- * for a vehicle the registry did not map when the reading arrived (created on first use; NULL
- * when the plate table is full). */
-static s_vstate_t *s_reading_state(s_worker_t *w, const char *vin, const char *plate,
-                                   const char *color)
+/* The slot of a reading's rule state: its VIN's session slot, or in the plate table, by plate
+ * and colour, for a vehicle the registry did not map when the reading arrived; the state made on
+ * first use (*made, may be NULL). NULL when the plate table is full. */
+static void **s_reading_slot(s_worker_t *w, const char *vin, const char *plate, const char *color,
+                             bool *made)
 {
     void **slot = *vin ? vem_sessions_state_new(w->sessions, vin)
                        : vem_plates_slot(w->plates, plate, color, true);
-    if (!slot)
-        return NULL;
-    if (!*slot) {
+    if (made)
+        *made = slot && !*slot;
+    if (slot && !*slot) {
         const vem_vehicle_t *reg = *vin && w->registry ? vem_registry_find(w->registry, vin) : NULL;
         *slot = s_vstate_new(*vin ? vin : NULL, plate, color, reg);
     }
-    return *slot;
+    return slot;
+}
+
+/* The records of the last input judged here, which verdicts not of an input travel with (the
+ * silence sweep's, a day's completeness, stored history): already settled by its own. */
+static vem_input_hdr_t s_last_input(const s_worker_t *w, int64_t received_us, uint8_t source)
+{
+    return (vem_input_hdr_t){
+        .seq = w->rules_mark, .nseqs = 1, .received_us = received_us, .source = source};
 }
 
 /* After a failed load of a state's history, the worker loads none for this long. */
@@ -593,10 +601,7 @@ static void s_history_resume(s_worker_t *w)
 {
     if (!w->hist_nwait || vem_mono_ms() < w->hist_off_until_ms)
         return;
-    vem_input_hdr_t hdr = {.seq = w->rules_mark,
-                           .nseqs = 1,
-                           .received_us = vem_now_us(),
-                           .source = VEM_SOURCE_ROADSIDE};
+    vem_input_hdr_t hdr = s_last_input(w, vem_now_us(), VEM_SOURCE_ROADSIDE);
     s_verdict_ctx_t ctx = {w, &hdr};
     for (int k = 0; k < S_HISTORY_WAIT_BATCH && w->hist_nwait; k++) {
         struct s_hist_wait *e = &w->hist_wait[w->hist_nwait - 1];
@@ -698,7 +703,8 @@ static void s_reading(s_worker_t *w, const vem_input_hdr_t *hdr, const char *rou
         vem_counter_add(w->readings_invalid, 1);
     if (!w->judge || ((hdr->flags & VEM_INPUT_REPLAY) && hdr->seq <= w->rules_mark))
         return;
-    s_vstate_t *vs = s_reading_state(w, by_vin ? vin : "", r.plate, r.plate_color);
+    void **slot = s_reading_slot(w, by_vin ? vin : "", r.plate, r.plate_color, NULL);
+    s_vstate_t *vs = slot ? *slot : NULL;
     if (!vs) {
         vem_counter_add(w->plates_full, 1);
         return;
@@ -1218,13 +1224,11 @@ static void s_sweep(s_worker_t *w)
     int64_t idle_s = w->args->session_idle_s;
     if (idle_s < (int64_t)w->rules.fusion_horizon_s)
         idle_s = (int64_t)w->rules.fusion_horizon_s;
-    s_sweep_ctx_t ctx = {
-        .w = w,
-        .now_us = now,
-        .paused_us = paused,
-        .idle_us = idle_s * 1000000,
-        .hdr = {
-            .seq = w->rules_mark, .nseqs = 1, .received_us = now, .source = VEM_SOURCE_TERMINAL}};
+    s_sweep_ctx_t ctx = {.w = w,
+                         .now_us = now,
+                         .paused_us = paused,
+                         .idle_us = idle_s * 1000000,
+                         .hdr = s_last_input(w, now, VEM_SOURCE_TERMINAL)};
     vem_sessions_each(w->sessions, s_sweep_vehicle, &ctx);
     vem_gauge_set(w->state_bytes, (int64_t)ctx.bytes);
     if (ctx.released) {
@@ -1242,8 +1246,7 @@ static void s_judge_day(s_worker_t *w)
     if (!counts || !w->judge || w->rules_mark == 0)
         return;
     int64_t now = vem_now_us();
-    vem_input_hdr_t hdr = {
-        .seq = w->rules_mark, .nseqs = 1, .received_us = now, .source = VEM_SOURCE_TERMINAL};
+    vem_input_hdr_t hdr = s_last_input(w, now, VEM_SOURCE_TERMINAL);
     s_verdict_ctx_t ctx = {w, &hdr};
     for (size_t i = 0; i < counts->n; i++) {
         const vem_day_count_t *c = &counts->v[i];
@@ -1272,16 +1275,11 @@ static void s_judge_day(s_worker_t *w)
 static bool s_history_state(s_worker_t *w, const char *vin, const char *plate, const char *color,
                             const vem_rsd_reading_t *part, size_t n, s_verdict_ctx_t *ctx)
 {
-    void **slot = *vin ? vem_sessions_state_new(w->sessions, vin)
-                       : vem_plates_slot(w->plates, plate, color, true);
+    bool made;
+    void **slot = s_reading_slot(w, vin, plate, color, &made);
     if (!slot) {
         vem_counter_add(w->plates_full, n);
         return false;
-    }
-    bool made = !*slot;
-    if (made) {
-        const vem_vehicle_t *reg = *vin && w->registry ? vem_registry_find(w->registry, vin) : NULL;
-        *slot = s_vstate_new(*vin ? vin : NULL, plate, color, reg);
     }
     s_vstate_t *vs = *slot;
     vs->rsd_history = true;
@@ -1308,10 +1306,7 @@ static void s_history(s_worker_t *w, vem_rsdhist_t *h)
         vem_rsdhist_free(h);
         return;
     }
-    vem_input_hdr_t hdr = {.seq = w->rules_mark,
-                           .nseqs = 1,
-                           .received_us = vem_now_us(),
-                           .source = VEM_SOURCE_ROADSIDE};
+    vem_input_hdr_t hdr = s_last_input(w, vem_now_us(), VEM_SOURCE_ROADSIDE);
     s_verdict_ctx_t ctx = {w, &hdr};
     size_t kept = 0;
     vem_rsd_reading_t *part = malloc((h->n ? h->n : 1) * sizeof *part);
