@@ -1552,7 +1552,9 @@ void vem_worker_actor(void *pipe, void *args_)
         atomic_fetch_add_explicit(&args->beats, 1, memory_order_relaxed);
         zmq_pollitem_t items[] = {
             {pipe, 0, ZMQ_POLLIN, 0}, {pull, 0, ZMQ_POLLIN, 0}, {rep, 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, 3, 1000) < 0) {
+        /* waiting history loads go on at once, a batch per turn */
+        bool resume = w.hist_nwait && vem_mono_ms() >= w.hist_off_until_ms;
+        if (zmq_poll(items, 3, resume ? 0 : 1000) < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             break;

@@ -53,6 +53,9 @@
  *                     readings are judged without it, their verdicts stored once it is back;
  *                     after the 30 s the 6 states load their history all the same, and a stored
  *                     exceedance makes one state's notice a violation
+ *   roadside_history_queue_full  PostgreSQL down while 2300 new plates pass: up to 1024 states a
+ *                     worker wait for their history and load it once it is back; the rest are
+ *                     counted once each
  *   roadside_history_db_slow  rsd_readings locked by another session for 15 s at a new state's
  *                     first reading: the load gives up at the statement timeout, counted and
  *                     logged, and the reading's notice is stored once the lock is gone
@@ -1261,6 +1264,58 @@ START_TEST(roadside_history_db_down)
 }
 END_TEST
 
+START_TEST(roadside_history_queue_full)
+{
+    /* PostgreSQL down while 2300 new plates pass, twice each: every state judges without its
+     * history, and waits for it, up to 1024 a worker; the rest are counted (each once, not per
+     * reading) and load it with their next reading. Once PostgreSQL is back and the pause is
+     * over, every waiting state loads it: the two counts make up the 2300 states, and neither
+     * worker queued more than its 1024 */
+    enum { S_PLATES = 2300, S_N = 2 * S_PLATES };
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_rules");
+    for (int i = 0; i < 100 && !vem_it_log_has(&r, "roadside history:"); i++)
+        vem_it_sleep(0.1);
+    ck_assert(vem_it_log_has(&r, "roadside history:"));
+    int64_t tn = (int64_t)time(NULL) - 600;
+    char(*ids)[8] = calloc(S_N, sizeof *ids), (*plates)[16] = calloc(S_N, sizeof *plates);
+    const char **id_p = calloc(S_N, sizeof *id_p), **plate_p = calloc(S_N, sizeof *plate_p);
+    double *no = calloc(S_N, sizeof *no);
+    int64_t *times = calloc(S_N, sizeof *times);
+    ck_assert(ids && plates && id_p && plate_p && no && times);
+    for (int i = 0; i < S_N; i++) {
+        snprintf(ids[i], sizeof ids[i], "q%d", i);
+        snprintf(plates[i], sizeof plates[i], "津Q%05d", i % S_PLATES);
+        id_p[i] = ids[i];
+        plate_p[i] = plates[i];
+        no[i] = 1000;
+        times[i] = tn + i / S_PLATES;
+    }
+    vem_it_pgctl("stop");
+    s_send_readings_at(&r, id_p, plate_p, no, times, NULL, S_N);
+    for (int i = 0; i < 300 && vem_it_metric_now(&r, "vem_rsd_readings_total") < S_N; i++)
+        vem_it_sleep(0.1);
+    double unqueued = vem_it_metric_now(&r, "vem_rsd_history_unqueued_total");
+    vem_it_pgctl("start");
+    double late = 0;
+    for (int i = 0; i < 900 && late + unqueued < S_PLATES; i++) {
+        vem_it_sleep(0.1);
+        late = vem_it_metric_now(&r, "vem_rsd_history_late_total");
+    }
+    ck_assert_msg(unqueued > 0 && late <= 2 * 1024 && late + unqueued == S_PLATES,
+                  "%.0f states loaded their history late, %.0f found the queue full", late,
+                  unqueued);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_rsd_history_unqueued_total"), unqueued);
+    free(ids);
+    free(plates);
+    free(id_p);
+    free(plate_p);
+    free(no);
+    free(times);
+    vem_it_stop(&r);
+}
+END_TEST
+
 /* rule_id.py rsd.no_exceed 津H00020 r=RH-1/s1 */
 #define S_ID_T_S1 "1fabbf85bd55dfd55e427eece4708658"
 
@@ -1420,6 +1475,7 @@ Suite *vem_suite_rules_e2e(void)
     tcase_add_test(hist, roadside_history_on_demand);
     tcase_add_test(hist, roadside_history_db_down);
     tcase_add_test(hist, roadside_history_db_slow);
+    tcase_add_test(hist, roadside_history_queue_full);
     tcase_add_test(hist, roadside_history_replay_to_a_lagging_sink);
     suite_add_tcase(s, hist);
     TCase *idle = tcase_create("idle_state"); /* CK_RUN_CASE=idle_state */
