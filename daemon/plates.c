@@ -1,5 +1,5 @@
 /* plates — rule states by plate and colour; see plates.h. Open addressing by a hash of both,
- * doubled at 70 % load; no removal, so no tombstones. */
+ * doubled at 70 % load; a sweep that removes plates rebuilds the table, so no tombstones. */
 #include "plates.h"
 
 #include "session.h"
@@ -66,9 +66,9 @@ static size_t s_find(const s_entry_t *slots, size_t cap, const char *plate, cons
     return i;
 }
 
-static void s_grow(vem_plates_t *self)
+/* The table's entries moved into cap fresh slots (a power of two above the count). */
+static void s_rehash(vem_plates_t *self, size_t cap)
 {
-    size_t cap = self->cap * 2;
     s_entry_t *slots = calloc(cap, sizeof *slots);
     if (!slots)
         abort();
@@ -78,6 +78,11 @@ static void s_grow(vem_plates_t *self)
     free(self->slots);
     self->slots = slots;
     self->cap = cap;
+}
+
+static void s_grow(vem_plates_t *self)
+{
+    s_rehash(self, self->cap * 2);
 }
 
 void **vem_plates_slot(vem_plates_t *self, const char *plate, const char *color, bool create)
@@ -115,4 +120,27 @@ void vem_plates_each(vem_plates_t *self,
     for (size_t i = 0; i < self->cap; i++)
         if (self->slots[i].plate[0])
             fn(arg, self->slots[i].plate, self->slots[i].color, &self->slots[i].state);
+}
+
+size_t vem_plates_sweep(vem_plates_t *self, bool (*gone)(void *arg, void *state), void *arg)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->cap; i++) {
+        s_entry_t *e = &self->slots[i];
+        if (!e->plate[0] || (e->state && !gone(arg, e->state)))
+            continue;
+        if (e->state && self->state_free)
+            self->state_free(e->state);
+        e->plate[0] = '\0';
+        e->state = NULL;
+        n++;
+    }
+    if (n == 0)
+        return 0;
+    self->n -= n;
+    size_t cap = self->cap;
+    while (cap > 64 && self->n * 8 < cap)
+        cap /= 2; /* less than an eighth full: half the slots */
+    s_rehash(self, cap);
+    return n;
 }

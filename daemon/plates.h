@@ -6,7 +6,8 @@
  * colour (FIELDS.md plate_color): two vehicles that share a plate, told apart by its colour,
  * must not share a roadside chain. The table is bounded: past max plates a new
  * plate gets no slot (its readings are stored all the same, but not judged; the worker counts
- * them), since plates come from the network. Nothing is ever removed.
+ * them), since plates come from the network. The owner's sweep (vem_plates_sweep) removes the
+ * plates whose state it lets go, so the bound holds the vehicles that still matter.
  *
  * Ownership: one table per worker thread; the table owns the states in its slots and frees
  * them with the function given at creation. */
@@ -36,5 +37,9 @@ size_t vem_plates_count(const vem_plates_t *self);
 void vem_plates_each(vem_plates_t *self,
                      void (*fn)(void *arg, const char *plate, const char *color, void **slot),
                      void *arg);
+
+/* Removes every plate whose slot is empty or for which gone(arg, state) is true, freeing that
+ * state; returns how many went. The table is rebuilt when some went (no tombstones). */
+size_t vem_plates_sweep(vem_plates_t *self, bool (*gone)(void *arg, void *state), void *arg);
 
 #endif

@@ -320,9 +320,13 @@ unsigned vem_rules_history(vem_rules_vehicle_t *self, const vem_rules_config_t *
 
 /* True when the state holds nothing that later inputs or the clock still need, so the owner
  * may destroy it once the vehicle has been silent long enough (and make a new one if it comes
- * back): no open trip, no MIL episode or remembered DTC, no roadside chain or reading waiting
- * for OBD data, and obd.offline fired for the silence (or cannot fire). */
-bool vem_rules_vehicle_idle(const vem_rules_vehicle_t *self, const vem_rules_config_t *cfg);
+ * back): no open trip, no MIL episode or remembered DTC, no reading waiting for OBD data, no
+ * roadside chain ending in an exceedance that a reading taken by now_us (the wall clock) could
+ * still complete (within rsd_cycle_months, and two days for the calendar and a station's clock;
+ * an older one a late reading might still complete is in PostgreSQL, which a new state loads),
+ * and obd.offline fired for the silence (or cannot fire). */
+bool vem_rules_vehicle_idle(const vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
+                            int64_t now_us);
 
 /* Receipt time of the last input the vehicle took (epoch us; 0: none yet). */
 int64_t vem_rules_vehicle_last_received(const vem_rules_vehicle_t *self);

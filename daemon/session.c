@@ -337,6 +337,13 @@ void **vem_sessions_state_new(vem_sessions_t *self, const char *vin)
     return &s_get(self, vin, true, &evicted)->state;
 }
 
+void **vem_sessions_state_try(vem_sessions_t *self, const char *vin, bool *evicted)
+{
+    *evicted = false;
+    s_entry_t *e = s_get(self, vin, false, evicted);
+    return e ? &e->state : NULL;
+}
+
 size_t vem_sessions_count(const vem_sessions_t *self)
 {
     return self->count;

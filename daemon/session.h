@@ -102,6 +102,12 @@ void **vem_sessions_state(vem_sessions_t *self, const char *vin);
  * caller holds state for the vehicle that must not be lost. */
 void **vem_sessions_state_new(vem_sessions_t *self, const char *vin);
 
+/* The same slot, creating the session when there is room: at the cap, a session without state
+ * is forgotten for it; NULL when every session holds state. For state a peer asks for (a
+ * station's VIN the registry does not know), which must not push the table past its cap.
+ * *evicted tells whether a session was forgotten for it. */
+void **vem_sessions_state_try(vem_sessions_t *self, const char *vin, bool *evicted);
+
 /* How the table frees a slot's state when it is destroyed (NULL: it does not). */
 void vem_sessions_set_state_free(vem_sessions_t *self, void (*state_free)(void *state));
 

@@ -40,6 +40,8 @@ typedef struct {
     vem_worker_args_t *args;
     vem_sessions_t *sessions;
     vem_plates_t *plates; /* rule states of vehicles known only by plate */
+    size_t station_vins;  /* rule states a station's VIN unknown to the registry made (at most
+                           * args->max_plates): s_vstate_t.budget points here */
     vem_hj1239_frame_t *frame;
     void *acks;        /* PUSH to ingest: the last seq processed, so the spool can be trimmed */
     uint64_t last_seq; /* every input routed here up to this seq is processed */
@@ -225,10 +227,11 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
         m, "vem_rsd_readings_invalid_total",
         "Roadside readings stored as not counting (station flag, HJ 845 window, fuel unknown).",
         NULL);
-    w->plates_full = vem_metrics_counter(m, "vem_rsd_unjudged_total",
-                                         "Roadside readings stored but not judged: too many "
-                                         "unregistered plates (stations.max_plates).",
-                                         NULL);
+    w->plates_full = vem_metrics_counter(
+        m, "vem_rsd_unjudged_total",
+        "Roadside readings stored but not judged: too many vehicles known only to the stations "
+        "(stations.max_plates), or a station's VIN with the session table full.",
+        NULL);
     w->vendor = vem_metrics_counter(m, "vem_vendor_blocks_total",
                                     "Vendor blocks and vendor bytes skipped.", NULL);
     static const double bounds[] = {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
@@ -323,11 +326,23 @@ typedef struct {
     bool rsd_history;   /* its plate's roadside history is in v (rsdhist.h) */
     bool hist_waiting;  /* in the worker's hist_wait */
     bool hist_unqueued; /* found hist_wait full (counted once) */
+    size_t *budget;     /* made by a station's VIN the registry does not know: the worker's
+                         * count of those (station_vins), until the vehicle's own frames come */
+    int64_t reading_us; /* receipt of the newest roadside reading it took (0: none) */
 } s_vstate_t;
+
+/* When the vehicle was last heard from, by a frame or by a station. */
+static int64_t s_last_heard(const s_vstate_t *vs)
+{
+    int64_t frame_us = vem_rules_vehicle_last_received(vs->v);
+    return frame_us > vs->reading_us ? frame_us : vs->reading_us;
+}
 
 static void s_rules_free(void *state)
 {
     s_vstate_t *vs = state;
+    if (vs->budget)
+        (*vs->budget)--;
     vem_rules_vehicle_destroy(&vs->v);
     free(vs);
 }
@@ -398,6 +413,10 @@ static void s_rules(s_worker_t *w, const vem_input_hdr_t *hdr, const vem_hj1239_
         *slot = s_vstate_new(vin, NULL, NULL, reg);
     }
     s_vstate_t *vs = *slot;
+    if (vs->budget) { /* a station's VIN, now the vehicle's own frames: a terminal's state */
+        (*vs->budget)--;
+        vs->budget = NULL;
+    }
     if (hdr->seq <= vs->applied)
         return; /* in the state restored from a checkpoint already */
     vs->applied = hdr->seq;
@@ -406,19 +425,46 @@ static void s_rules(s_worker_t *w, const vem_input_hdr_t *hdr, const vem_hj1239_
                        s_on_verdict, &ctx);
 }
 
+/* The session slot of a reading's VIN, made when missing: a VIN the registry knows always gets
+ * one; a station's VIN it does not know, which is what a station that invents them sends, only
+ * while such states are fewer than the worker's share of stations.max_plates and half its
+ * pipeline.max_sessions, and within the session table's cap: so they can neither grow memory
+ * nor crowd out the terminals' sessions. NULL: not judged. */
+static void **s_vin_slot(s_worker_t *w, const char *vin, const vem_vehicle_t *reg)
+{
+    void **slot = vem_sessions_state(w->sessions, vin);
+    if (slot && *slot)
+        return slot;
+    if (reg)
+        return vem_sessions_state_new(w->sessions, vin);
+    size_t bound = w->args->max_plates;
+    if (w->args->max_sessions && w->args->max_sessions / 2 < bound)
+        bound = w->args->max_sessions / 2;
+    if (w->station_vins >= bound)
+        return NULL;
+    bool evicted = false;
+    if (!slot && (slot = vem_sessions_state_try(w->sessions, vin, &evicted)) && evicted)
+        vem_counter_add(w->sess_evicted, 1);
+    return slot;
+}
+
 /* The slot of a reading's rule state: its VIN's session slot, or in the plate table, by plate
  * and colour, for a vehicle the registry did not map when the reading arrived; the state made on
- * first use (*made, may be NULL). NULL when the plate table is full. */
+ * first use (*made, may be NULL). NULL when there is no room (s_vin_slot, the plate table). */
 static void **s_reading_slot(s_worker_t *w, const char *vin, const char *plate, const char *color,
                              bool *made)
 {
-    void **slot = *vin ? vem_sessions_state_new(w->sessions, vin)
-                       : vem_plates_slot(w->plates, plate, color, true);
+    const vem_vehicle_t *reg = *vin && w->registry ? vem_registry_find(w->registry, vin) : NULL;
+    void **slot = *vin ? s_vin_slot(w, vin, reg) : vem_plates_slot(w->plates, plate, color, true);
     if (made)
         *made = slot && !*slot;
     if (slot && !*slot) {
-        const vem_vehicle_t *reg = *vin && w->registry ? vem_registry_find(w->registry, vin) : NULL;
-        *slot = s_vstate_new(*vin ? vin : NULL, plate, color, reg);
+        s_vstate_t *vs = s_vstate_new(*vin ? vin : NULL, plate, color, reg);
+        if (*vin && !reg) {
+            vs->budget = &w->station_vins;
+            w->station_vins++;
+        }
+        *slot = vs;
     }
     return slot;
 }
@@ -709,6 +755,8 @@ static void s_reading(s_worker_t *w, const vem_input_hdr_t *hdr, const char *rou
         vem_counter_add(w->plates_full, 1);
         return;
     }
+    if (hdr->received_us > vs->reading_us)
+        vs->reading_us = hdr->received_us;
     if (hdr->seq <= vs->applied)
         return; /* in the state restored from a checkpoint already */
     vs->applied = hdr->seq;
@@ -1187,8 +1235,8 @@ static void s_sweep_vehicle(void *arg, const vem_session_t *session)
     if (vem_rules_on_silence(vs->v, &ctx->w->rules, ctx->now_us, ctx->paused_us, s_on_verdict,
                              &vctx))
         ctx->w->swept = true;
-    if (ctx->now_us - vem_rules_vehicle_last_received(vs->v) >= ctx->idle_us &&
-        vem_rules_vehicle_idle(vs->v, &ctx->w->rules) &&
+    if (ctx->now_us - s_last_heard(vs) >= ctx->idle_us &&
+        vem_rules_vehicle_idle(vs->v, &ctx->w->rules, ctx->now_us) &&
         !vs->hist_waiting) { /* its history may still move verdicts */
         s_rules_free(vs);
         *slot = NULL;
@@ -1196,6 +1244,21 @@ static void s_sweep_vehicle(void *arg, const vem_session_t *session)
         return;
     }
     ctx->bytes += vem_rules_vehicle_bytes(vs->v);
+}
+
+/* The same for a vehicle known only by plate (no OBD, so no silence rules): true when its state
+ * goes, and its plate with it, leaving room under stations.max_plates. */
+static bool s_sweep_plate(void *arg, void *state)
+{
+    s_sweep_ctx_t *ctx = arg;
+    s_vstate_t *vs = state;
+    if (ctx->now_us - s_last_heard(vs) >= ctx->idle_us &&
+        vem_rules_vehicle_idle(vs->v, &ctx->w->rules, ctx->now_us) && !vs->hist_waiting) {
+        ctx->released++;
+        return true;
+    }
+    ctx->bytes += vem_rules_vehicle_bytes(vs->v);
+    return false;
 }
 
 /* The clock's turn for the rules (trips that went quiet end and are judged; obd.offline).
@@ -1230,6 +1293,7 @@ static void s_sweep(s_worker_t *w)
                          .idle_us = idle_s * 1000000,
                          .hdr = s_last_input(w, now, VEM_SOURCE_TERMINAL)};
     vem_sessions_each(w->sessions, s_sweep_vehicle, &ctx);
+    vem_plates_sweep(w->plates, s_sweep_plate, &ctx);
     vem_gauge_set(w->state_bytes, (int64_t)ctx.bytes);
     if (ctx.released) {
         vem_counter_add(w->released, ctx.released);

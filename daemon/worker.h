@@ -40,8 +40,9 @@ typedef struct {
     const _Atomic int *signatures;   /* vem_worker_signatures_t, main's, reloadable */
     const char *const *sinks;        /* inproc endpoints of the sinks that take the records */
     unsigned nsinks;
-    int sink_hwm;             /* messages queued towards a sink before the worker waits */
-    size_t max_plates;        /* rule states of vehicles known only by plate (roadside readings) */
+    int sink_hwm;      /* messages queued towards a sink before the worker waits */
+    size_t max_plates; /* rule states of vehicles known only to the stations (roadside readings):
+                        * by plate, and as many again by a VIN the registry does not know */
     const char *rsd_conninfo; /* where a rule state made after the start loads its plate's
                                * roadside history (rsdhist.h); NULL: none */
     /* rule-state checkpoints (checkpoint.h); ckpt_dir NULL: none */

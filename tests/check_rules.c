@@ -2249,28 +2249,40 @@ static void s_obd_frame(s_feed_t *fd, int64_t t, double mil, const uint32_t *dtc
 START_TEST(idle_state)
 {
     vem_rules_config_t cfg = s_defaults();
+    int64_t now = US(T0 + 80 * 3600);
     vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
-    ck_assert(vem_rules_vehicle_idle(v, &cfg)); /* never heard: nothing to judge */
+    ck_assert(vem_rules_vehicle_idle(v, &cfg, now)); /* never heard: nothing to judge */
     s_log_t log = {0};
     s_feed_t fd;
     s_feed_init(&fd, v, &cfg, &log);
     s_feed(&fd, T0, 60, s_const, &s_cruise);
     ck_assert_int_eq(vem_rules_vehicle_last_received(v), US(T0 + 59) + 1500000);
-    ck_assert(!vem_rules_vehicle_idle(v, &cfg)); /* a trip open */
+    ck_assert(!vem_rules_vehicle_idle(v, &cfg, now)); /* a trip open */
     s_cmd(&fd, VEM_HJ1239_CMD_LOGOUT, T0 + 60);
-    ck_assert(!vem_rules_vehicle_idle(v, &cfg)); /* obd.offline owed after the silence */
+    ck_assert(!vem_rules_vehicle_idle(v, &cfg, now)); /* obd.offline owed after the silence */
     cfg.enabled[VEM_RULE_OBD_OFFLINE] = false;
-    ck_assert(vem_rules_vehicle_idle(v, &cfg));
+    ck_assert(vem_rules_vehicle_idle(v, &cfg, now));
     cfg.enabled[VEM_RULE_OBD_OFFLINE] = true;
     vem_rules_on_silence(v, &cfg, US(T0 + 62 + 72 * 3600), 0, s_collect, &log);
     ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_OFFLINE), 1);
-    ck_assert(vem_rules_vehicle_idle(v, &cfg));
-    /* a roadside exceedance in a chain keeps it */
+    ck_assert(vem_rules_vehicle_idle(v, &cfg, now));
+    /* a roadside exceedance in a chain keeps it (smoke: no NO reading waits for OBD data) */
     vem_rsd_reading_t r;
     s_reading(&r, T0 + 100, "i1", VEM_FUEL_DIESEL);
-    r.no_ppm = 1600;
+    r.opacity_pct = 40;
     vem_rules_on_reading(v, &cfg, &r, 99, s_collect, &log);
-    ck_assert(!vem_rules_vehicle_idle(v, &cfg));
+    ck_assert(!vem_rules_vehicle_idle(v, &cfg, now));
+    /* until no reading taken by now can complete it: 6 months after 2024-03-05 08:01:40
+     * Beijing (and 0.25 s) is 2024-09-05 (31 + 30 + 31 + 30 + 31 + 31 = 184 days), and two
+     * days more */
+    int64_t free_us = US(T0 + 100 + 186 * 86400) + 250000;
+    ck_assert(!vem_rules_vehicle_idle(v, &cfg, free_us - 1));
+    ck_assert(vem_rules_vehicle_idle(v, &cfg, free_us));
+    /* a compliant reading after it closes the chain: nothing to complete at all */
+    s_reading(&r, T0 + 200, "i2", VEM_FUEL_DIESEL);
+    r.opacity_pct = 10;
+    vem_rules_on_reading(v, &cfg, &r, 100, s_collect, &log);
+    ck_assert(vem_rules_vehicle_idle(v, &cfg, now));
     s_log_free(&log);
     s_feed_free(&fd);
     vem_rules_vehicle_destroy(&v);
@@ -2279,9 +2291,9 @@ START_TEST(idle_state)
     s_feed_init(&fd, v, &cfg, &log);
     s_obd_frame(&fd, T0, 1, NULL, 0, NULL);
     cfg.enabled[VEM_RULE_OBD_OFFLINE] = false;
-    ck_assert(!vem_rules_vehicle_idle(v, &cfg));
+    ck_assert(!vem_rules_vehicle_idle(v, &cfg, now));
     s_obd_frame(&fd, T0 + 10, 0, NULL, 0, NULL);
-    ck_assert(vem_rules_vehicle_idle(v, &cfg));
+    ck_assert(vem_rules_vehicle_idle(v, &cfg, now));
     s_log_free(&log);
     s_feed_free(&fd);
     vem_rules_vehicle_destroy(&v);
@@ -2498,7 +2510,7 @@ START_TEST(offline_only_for_registered)
         s_feed_init(&fd, v, &cfg, &log);
         s_feed(&fd, T0, 10, s_const, &s_cruise);
         s_cmd(&fd, VEM_HJ1239_CMD_LOGOUT, T0 + 10);
-        ck_assert(vem_rules_vehicle_idle(v, &cfg) == !registered);
+        ck_assert(vem_rules_vehicle_idle(v, &cfg, US(T0 + 11)) == !registered);
         int64_t rx = US(T0 + 10) + 1500000;
         ck_assert_int_eq(vem_rules_on_silence(v, &cfg, rx + US(100 * 3600), 0, s_collect, &log),
                          registered);

@@ -202,6 +202,40 @@ START_TEST(idle_sessions_without_state_expire)
 }
 END_TEST
 
+/* State a peer asks for never grows the table past its cap: it takes the place of a session
+ * without state, or none. */
+START_TEST(state_try_keeps_the_cap)
+{
+    vem_sessions_t *t = vem_sessions_new(8);
+    vem_sessions_set_limits(t, 2, 0);
+    int dummy;
+    bool evicted;
+    vem_sessions_observe(t, "LZZTRY00000000001", VEM_FRAME_LOGIN, T0, 1, US(T0));
+    void **slot = vem_sessions_state_try(t, "LZZTRY00000000002", &evicted);
+    ck_assert_ptr_nonnull(slot);
+    ck_assert(!evicted); /* room below the cap */
+    *slot = &dummy;
+    /* at the cap: session 1 has no state and goes for the new VIN */
+    slot = vem_sessions_state_try(t, "LZZTRY00000000003", &evicted);
+    ck_assert_ptr_nonnull(slot);
+    ck_assert(evicted);
+    ck_assert_ptr_null(vem_sessions_find(t, "LZZTRY00000000001"));
+    *slot = &dummy;
+    /* both hold state now: refused, and the table stays at 2 */
+    ck_assert_ptr_null(vem_sessions_state_try(t, "LZZTRY00000000004", &evicted));
+    ck_assert(!evicted);
+    ck_assert_uint_eq(vem_sessions_count(t), 2);
+    /* a VIN already in the table gets its slot whatever the cap */
+    void **two = vem_sessions_state(t, "LZZTRY00000000002");
+    ck_assert_ptr_nonnull(two);
+    ck_assert_ptr_eq(vem_sessions_state_try(t, "LZZTRY00000000002", &evicted), two);
+    /* while vem_sessions_state_new grows past the cap (state that must not be lost) */
+    ck_assert_ptr_nonnull(vem_sessions_state_new(t, "LZZTRY00000000004"));
+    ck_assert_uint_eq(vem_sessions_count(t), 3);
+    vem_sessions_destroy(&t);
+}
+END_TEST
+
 typedef struct {
     char vin[3][VEM_VIN_LEN + 1];
     size_t n;
@@ -243,6 +277,7 @@ Suite *vem_suite_session(void)
     tcase_add_test(tc, vin_hash_is_fnv1a_64);
     tcase_add_test(tc, cap_evicts_least_recent_without_state);
     tcase_add_test(tc, idle_sessions_without_state_expire);
+    tcase_add_test(tc, state_try_keeps_the_cap);
     tcase_add_test(tc, recent_lists_most_recent_first);
     suite_add_tcase(s, tc);
     return s;

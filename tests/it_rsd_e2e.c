@@ -16,6 +16,9 @@
  *                     (checkpoint by plate): its second exceedance completes the violation
  *   shared_plate_chains_apart_by_colour  two unregistered trucks share a plate in two
  *                     colours: a chain each, across a restart, each verdict with its colour
+ *   station_vins_bounded  a station invents 300 VINs, each over the limit: rule states for
+ *                     32 per worker (half its session table), the rest counted as not judged,
+ *                     and trucks that come after are not refused a session
  *   csv_input         vemctl rsd send reads CSV as well (empty cells not reported)
  *   fusion_either_order  a station sees high NO while the truck's OBD reports low NOx at that
  *                     moment: fusion.obd_mismatch, with the OBD data first (GB 17691 frames)
@@ -594,6 +597,78 @@ START_TEST(plate_chain_survives_restart)
 }
 END_TEST
 
+/* Sum of a metric's series whose name starts with prefix (every label set). */
+static double s_metric_sum(const vem_it_run_t *r, const char *prefix)
+{
+    json_t *st = vem_it_status(r, "--json");
+    ck_assert_ptr_nonnull(st);
+    double sum = 0;
+    const char *series;
+    json_t *value;
+    json_object_foreach(json_object_get(st, "metrics"), series, value)
+    {
+        if (strncmp(series, prefix, strlen(prefix)) == 0)
+            sum += json_number_value(value);
+    }
+    json_decref(st);
+    return sum;
+}
+
+#define S_SV_READINGS 300
+#define S_SV_TRUCKS   20
+
+/* A station that invents VINs, none in the registry, each over the NO limit: the rule states
+ * they make stay within half of each worker's session table (pipeline.max_sessions 64, so 32
+ * per worker of the 2, below stations.max_plates' 500 per worker), the rest are stored, counted
+ * and not judged; and trucks that come after get their sessions (none refused), which the
+ * station's states would otherwise have filled for six months. */
+START_TEST(station_vins_bounded)
+{
+    PGconn *conn = vem_it_pg();
+    vem_it_run_t r = {.pipeline_opts = "max_sessions = 64;", .stations_opts = "max_plates = 1000;"};
+    vem_it_start(&r, "it_rsd");
+    int64_t t0 = s_now_s() - 3600;
+    char path[512];
+    snprintf(path, sizeof path, "%s/sv.jsonl", r.dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < S_SV_READINGS; i++) {
+        char when[32];
+        s_iso(t0 + i, when, sizeof when);
+        fprintf(f,
+                "{\"version\":1,\"station_id\":\"SV-1\",\"reading_id\":\"sv%d\",\"time\":\"%s\","
+                "\"plate\":\"津S%05d\",\"plate_color\":\"yellow\",\"vin\":\"LSTVXN%011d\","
+                "\"fuel\":\"diesel\",\"speed_kmh\":40,\"accel_ms2\":0.2,\"vsp_kw_t\":4.5,"
+                "\"no_ppm\":1800,\"wind_ms\":1.5,\"slope_pct\":0.5,\"valid\":true}\n",
+                i, when, i, i);
+    }
+    fclose(f);
+    json_t *sum = s_send(&r, path, NULL);
+    ck_assert_int_eq(json_integer_value(json_object_get(sum, "acked")), S_SV_READINGS);
+    json_decref(sum);
+    s_await(conn, "SELECT count(*) FROM rsd_readings WHERE vin LIKE $1 AND counted", "LSTVXN%",
+            S_SV_READINGS);
+    /* each worker judged 32 (the VINs spread over both, well over 32 each) */
+    for (int i = 0; i < 100 && s_metric_sum(&r, "vem_rsd_unjudged_total") < S_SV_READINGS - 64; i++)
+        vem_it_sleep(0.1);
+    ck_assert_double_eq(s_metric_sum(&r, "vem_rsd_unjudged_total"), S_SV_READINGS - 64);
+    s_await(conn, "SELECT count(*) FROM violations WHERE vin LIKE $1 AND rule = 'rsd.no_exceed'",
+            "LSTVXN%", 64);
+    ck_assert(s_metric_sum(&r, "vem_sessions{") <= 2 * 64);
+    /* trucks after them: each its session, none refused, their frames stored */
+    for (int k = 0; k < S_SV_TRUCKS; k++) {
+        char vin[18];
+        snprintf(vin, sizeof vin, "LSVTRK%011d", k);
+        s_obd(&r, vin, t0 + 600, 20, 100, true);
+    }
+    s_await(conn, "SELECT count(DISTINCT vin) FROM obd_samples WHERE vin LIKE $1", "LSVTRK%",
+            S_SV_TRUCKS);
+    ck_assert_double_eq(s_metric_sum(&r, "vem_sessions_refused_total"), 0);
+    PQfinish(conn);
+    vem_it_stop(&r);
+}
+END_TEST
+
 /* Two unregistered trucks share a plate, told apart by its colour: each has a chain of its own
  * (one exceedance of the blue one does not complete the yellow one's), across a restart
  * (states checkpointed by plate and colour), and each verdict carries its colour. */
@@ -699,6 +774,7 @@ Suite *vem_suite_rsd_e2e(void)
     tcase_add_test(tc, csv_input);
     tcase_add_test(tc, plate_chain_survives_restart);
     tcase_add_test(tc, shared_plate_chains_apart_by_colour);
+    tcase_add_test(tc, station_vins_bounded);
     suite_add_tcase(s, tc);
     return s;
 }

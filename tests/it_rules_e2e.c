@@ -710,6 +710,10 @@ static double s_metric_sum(const vem_it_run_t *r, const char *name)
     return sum;
 }
 
+static void s_send_readings_at(const vem_it_run_t *r, const char *const *ids,
+                               const char *const *plates, const double *no_ppm,
+                               const int64_t *times, const char *const *vins, size_t n);
+
 START_TEST(idle_state_released)
 {
     vem_it_run_t r = {0};
@@ -721,6 +725,13 @@ START_TEST(idle_state_released)
     char *argv[] = {"--trucks", "20", "--rate",       "2",     "--duration", "3",
                     "--seed",   "61", "--vin-prefix", "LRULEK"};
     ck_assert_int_eq(vem_it_wait(vem_it_run_sim(&r, argv, 10), 60), 0);
+    /* two plates the registry does not know, their states in the plate table: one compliant
+     * reading, and an exceedance 200 days old that no reading taken now can complete (6 months
+     * and 2 days at most): both go as well */
+    const char *ids[] = {"idle-p1", "idle-p2"}, *plates[] = {"津L00001", "津L00002"};
+    const double no_ppm[] = {900, 1800};
+    const int64_t times[] = {(int64_t)time(NULL) - 3600, (int64_t)time(NULL) - 200 * 86400};
+    s_send_readings_at(&r, ids, plates, no_ppm, times, NULL, 2);
     json_decref(vem_it_sink_settled(&r));
     /* the trucks' state, as the next silence sweep (every 10 s) counts it */
     for (int i = 0; i < 150 && s_metric_sum(&r, "vem_rules_state_bytes") == 0; i++)
@@ -728,11 +739,11 @@ START_TEST(idle_state_released)
     ck_assert_double_gt(s_metric_sum(&r, "vem_rules_state_bytes"), 0);
     /* 60 s silent, then the next sweep */
     double t0 = vem_it_mono();
-    while (vem_it_mono() - t0 < 100 && (s_metric_sum(&r, "vem_rules_released_total") < 20 ||
+    while (vem_it_mono() - t0 < 100 && (s_metric_sum(&r, "vem_rules_released_total") < 22 ||
                                         s_metric_sum(&r, "vem_rules_state_bytes") > 0))
         vem_it_sleep(1);
     /* (states the day's completeness made for VINs of earlier tests go as well) */
-    ck_assert_double_ge(s_metric_sum(&r, "vem_rules_released_total"), 20);
+    ck_assert_double_ge(s_metric_sum(&r, "vem_rules_released_total"), 22);
     ck_assert_double_eq(s_metric_sum(&r, "vem_rules_state_bytes"), 0);
     /* stateless now, the sessions go after session_idle_s like a login's (checked each second) */
     for (int i = 0; i < 30 && s_metric_sum(&r, "vem_sessions") > 0; i++)
