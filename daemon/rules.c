@@ -382,6 +382,7 @@ typedef struct {
     double nox_up, reagent, scr_in, coolant;
     uint32_t nox_down_raw;
     uint32_t missing; /* NOx and intake fields the block has but without a value */
+    bool stream;      /* a diesel stream block (the only kind the window takes) */
     bool window;      /* a stream block with every NOx-window input valid */
 } s_values_t;
 
@@ -528,9 +529,10 @@ static void s_values(const vem_hj1239_block_t *b, s_values_t *x)
         if (isnan(x->win.nox_ppm))
             x->missing |= 1u << VEM_HJ1239_F_NOX_DOWN;
     }
-    x->window = b->type == VEM_HJ1239_BLOCK_STREAM && !isnan(x->win.torque_pct) &&
-                !isnan(x->win.friction_pct) && !isnan(x->win.rpm) && !isnan(x->win.intake_kgph) &&
-                !isnan(x->win.fuel_lph) && !isnan(x->win.nox_ppm);
+    x->stream = b->type == VEM_HJ1239_BLOCK_STREAM;
+    x->window = x->stream && !isnan(x->win.torque_pct) && !isnan(x->win.friction_pct) &&
+                !isnan(x->win.rpm) && !isnan(x->win.intake_kgph) && !isnan(x->win.fuel_lph) &&
+                !isnan(x->win.nox_ppm);
 }
 
 static void s_reagent(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_rules_config_t *cfg,
@@ -558,6 +560,47 @@ static void s_reagent(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_r
                 VEM_SEVERITY_VIOLATION, ev);
 }
 
+/* The nox_high span's value for a sample the window cannot use: its window inputs without a
+ * value (bits by field), and S_NOT_STREAM when its block is not a diesel stream block. */
+#define S_NOT_STREAM (1u << 31)
+
+static uint32_t s_unusable(const s_values_t *x)
+{
+    uint32_t m = x->stream ? 0 : S_NOT_STREAM;
+    m |= isnan(x->win.torque_pct) ? 1u << VEM_HJ1239_F_TORQUE : 0;
+    m |= isnan(x->win.friction_pct) ? 1u << VEM_HJ1239_F_FRICTION : 0;
+    m |= isnan(x->win.rpm) ? 1u << VEM_HJ1239_F_RPM : 0;
+    m |= isnan(x->win.intake_kgph) ? 1u << VEM_HJ1239_F_INTAKE : 0;
+    m |= isnan(x->win.fuel_lph) ? 1u << VEM_HJ1239_F_FUEL_RATE : 0;
+    return m;
+}
+
+/* The evidence of why the window could not judge a nox_high span's samples on a track with
+ * engine figures: the fields they lacked, as a list and in the reason. */
+static void s_unusable_json(json_t *ev, uint32_t m)
+{
+    json_t *names = json_array();
+    char reason[200] = "samples without the window's inputs: ";
+    size_t len = strlen(reason);
+    for (unsigned f = 0; f < 32; f++) {
+        if (!(m >> f & 1))
+            continue;
+        const char *name =
+            f == 31 ? "diesel stream block" : vem_hj1239_field_info((vem_hj1239_field_t)f)->name;
+        json_array_append_new(names, json_string(name));
+        int k = snprintf(reason + len, sizeof reason - len, "%s%s",
+                         json_array_size(names) > 1 ? ", " : "", name);
+        len += k > 0 && (size_t)k < sizeof reason - len ? (size_t)k : 0;
+    }
+    json_object_set_new(ev, "window_inputs_missing", names);
+    json_object_set_new(ev, "reason", json_string(reason));
+}
+
+/* rules.md has obd.nox_high as the fallback when the engine's figures are unknown. A trip
+ * with figures judges by it the warm samples the window cannot use (friction torque 0xFF,
+ * "not available", is common): else a truck whose blocks lack one window input would escape
+ * every NOx rule. There a sample the window takes ends the span: it is the window's to judge,
+ * and nox_high stays a fallback for runs of samples the window gets none of. */
 static void s_nox_high(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_rules_config_t *cfg,
                        const s_bounds_t *bd, const s_values_t *x, bool warm,
                        const vem_rules_at_t *at, vem_rules_out_t *out)
@@ -565,7 +608,14 @@ static void s_nox_high(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_
     vem_rules_span_t *s = &tr->nox_high;
     bool valid = warm && !isnan(x->win.nox_ppm);
     bool high = valid && x->win.nox_ppm > bd->nox_above;
-    if (!s_step(s, high, valid && !high, at))
+    bool brk = valid && !high;
+    if (!tr->fallback && x->window) {
+        high = false;
+        brk = true;
+    }
+    bool step = s_step(s, high, brk, at);
+    tr->nox_high_held = s->n > 0;
+    if (!step)
         return;
     if (!s->fired && s->n > 1 && !(s->lo > bd->nox_above))
         s->n = 0; /* a reload raised the limit: what the span held is not high now (a span
@@ -573,13 +623,18 @@ static void s_nox_high(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_
     if (s->n == 0)
         s_step(s, true, false, at);
     s_minmax(s, x->win.nox_ppm);
+    if (!tr->fallback)
+        s->value = (s->n == 1 ? 0 : s->value) | s_unusable(x);
     if (s->fired || s->n < cfg->nox_minutes * 60)
         return;
     s->fired = true;
     json_t *ev = json_object();
     json_object_set_new(ev, "nox_down_ppm_min", json_real(s->lo));
     json_object_set_new(ev, "nox_down_ppm_max", json_real(s->hi));
-    json_object_set_new(ev, "reason", json_string("no usable engine figures in the registry"));
+    if (tr->fallback)
+        json_object_set_new(ev, "reason", json_string("no usable engine figures in the registry"));
+    else
+        s_unusable_json(ev, s->value);
     s_span_emit(v, out, VEM_RULE_OBD_NOX_HIGH, NULL, s, at, s->lo, cfg->nox_ppm_max, "ppm",
                 VEM_SEVERITY_NOTICE, ev);
 }
@@ -703,7 +758,8 @@ static void s_sample(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, cons
     const bool *on = cfg->enabled;
     if (on[VEM_RULE_OBD_REAGENT_EMPTY])
         s_reagent(v, tr, cfg, bd, xp, running, at, out);
-    if (on[VEM_RULE_OBD_NOX_HIGH] && tr->fallback)
+    /* with figures: the samples the window cannot use, and those that end such a span */
+    if (on[VEM_RULE_OBD_NOX_HIGH] && (tr->fallback || !xp->window || tr->nox_high_held))
         s_nox_high(v, tr, cfg, bd, xp, warm, at, out);
     if (on[VEM_RULE_OBD_SCR_INEFFECTIVE])
         s_scr(v, tr, cfg, bd, xp, running, at, out);

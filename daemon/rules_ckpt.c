@@ -83,8 +83,9 @@
  * sizes (of x86-64 and other LP64 hosts) fail the build when a struct changes, as a reminder.
  * Update them once the new member is in the format. */
 #if defined(__LP64__)
-_Static_assert(sizeof(struct vem_rules_vehicle) == 1904, "vehicle changed: update rules_ckpt");
-_Static_assert(sizeof(vem_rules_track_t) == 760, "track changed: update rules_ckpt");
+_Static_assert(sizeof(struct vem_rules_vehicle) == 1920, "vehicle changed: update rules_ckpt");
+/* (its nox_high_held is not saved: it is nox_high.n > 0) */
+_Static_assert(sizeof(vem_rules_track_t) == 768, "track changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_window_t) == 376, "window changed: update rules_ckpt");
 /* (its staged kept windows are saved as kept ones, as vem_rules_window_settle appends them) */
 _Static_assert(sizeof(vem_rules_span_t) == 48, "span changed: update rules_ckpt");
@@ -574,6 +575,7 @@ static void s_get_track(s_rd_t *r, vem_rules_track_t *tr, size_t *bytes)
                            "down_above_up span", "invalid span",  "scr span"};
     for (size_t i = 0; i < sizeof spans / sizeof *spans; i++)
         s_get_span(r, spans[i], names[i]);
+    tr->nox_high_held = tr->nox_high.n > 0;
     tr->scr_fired = s_bool(r, "scr fired");
     s_get_facts(r, &tr->figures, "trip figures");
     s_get_window(r, &tr->win, bytes);

@@ -374,6 +374,9 @@ typedef struct {
     bool fallback; /* no usable engine figures: obd.nox_high instead of the window */
     bool scr_fired;
     int8_t running; /* -1 not known yet in this trip */
+    /* nox_high.n > 0 (not saved: derived on load). Kept here so that a truck whose samples all
+     * go to the window does not touch nox_high's line to end a span it does not have. */
+    bool nox_high_held;
     uint32_t samples;
     int64_t newest;       /* newest sample time this track ever took; INT64_MIN: none */
     int64_t last_open_us; /* intake clock (receipt less intake pauses) of its last sample */
@@ -382,7 +385,9 @@ typedef struct {
     vem_rules_span_t reagent, frozen, down_up, invalid;
     vem_rules_span_t scr; /* lo = sum of upstream, hi = sum of downstream NOx of the block */
     vem_rules_window_t win;
-    /* rarely: at a trip's start and end, and with no usable engine figures */
+    /* rarely: at a trip's start and end, and with no usable engine figures (or samples the
+     * window cannot use); with figures, its value holds the window inputs those samples lacked
+     * (bits by field; rules.c, s_nox_high) */
     vem_rules_span_t nox_high;
     vem_rules_at_t start;
     vem_rules_engine_facts_t figures; /* what the trip started with */

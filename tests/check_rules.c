@@ -1105,6 +1105,149 @@ START_TEST(no_figures_falls_back_to_nox_high)
 }
 END_TEST
 
+/* ---- obd.nox_high where the window cannot judge -------------------------------------------- */
+
+/* The truck of s_truck with 1400 ppm downstream NOx (raw (1400 + 200) / 0.05 = 32000), every
+ * other input as s_cruise: warm (coolant 85 >= 70) from the first sample. */
+static s_phys_t s_dirty(void)
+{
+    s_phys_t p = s_cruise;
+    p.nox_down = 1400;
+    return p;
+}
+
+/* Sample i of s_gaps: friction 0xFF ("not available"), except that the samples i < 1800 with
+ * i mod 600 = 599 have every input of the window. */
+static void s_gaps(long i, s_phys_t *p, const void *arg)
+{
+    (void)arg;
+    *p = s_dirty();
+    if (!(i < 1800 && i % 600 == 599))
+        p->friction = NAN;
+}
+
+/* rules.md: obd.nox_high is "downstream NOx above nox_ppm_max (500) for nox_minutes (10) of
+ * warm operation"; the window judges the samples that have its inputs. A truck with registry
+ * figures whose friction torque is 0xFF for a whole trip gives the window nothing, so its
+ * 1400 ppm are judged by obd.nox_high: 600 qualifying samples T0 .. T0 + 599, the notice at
+ * the 600th, measured = the span's lowest, 1400; the 300 samples after it are the same episode.
+ * The window has no sample: no obd.nox_window. */
+START_TEST(nox_high_when_the_window_lacks_inputs)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    s_phys_t p = s_dirty();
+    p.friction = NAN;
+    s_feed(&fd, T0, 599, s_const, &p);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_HIGH), 0);
+    s_feed(&fd, T0 + 599, 301, s_const, &p);
+    vem_rules_flush(v, &cfg, s_collect, &log);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_HIGH), 1);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_WINDOW), 0);
+    const s_got_t *g = s_nth(&log, VEM_RULE_OBD_NOX_HIGH, 0);
+    ck_assert_int_eq(g->severity, VEM_SEVERITY_NOTICE);
+    ck_assert_int_eq(g->first_us, US(T0));
+    ck_assert_int_eq(g->last_us, US(T0 + 599));
+    ck_assert_double_eq_tol(g->measured, 1400, 1e-9);
+    ck_assert_double_eq_tol(g->limit, 500, 1e-9);
+    ck_assert_int_eq(s_int(g->ev, "samples.count"), 600);
+    ck_assert_str_eq(s_str(g->ev, "samples.from.time"), s_iso(T0));
+    ck_assert_str_eq(s_str(g->ev, "samples.to.time"), s_iso(T0 + 599));
+    ck_assert_str_eq(s_str(g->ev, "reason"), "samples without the window's inputs: friction_pct");
+    /* the id is that of (obd.nox_high, VIN, the span's start), as without figures */
+    char id[VEM_RULES_ID_LEN];
+    vem_rules_id(VEM_RULE_OBD_NOX_HIGH, VIN, "t=1709596800000000", id);
+    ck_assert_str_eq(g->id, id);
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* The same truck at exactly 500 ppm (raw 14000) for 20 min: at the limit, not above it
+ * (rules.md), nothing. At 500.05 ppm (raw 14001) for 600 samples: the notice, T0 .. T0 + 599. */
+START_TEST(nox_high_without_window_inputs_at_the_limit)
+{
+    vem_rules_config_t cfg = s_defaults();
+    const double ppm[] = {500, 500.05};
+    const long n[] = {1200, 600};
+    for (int k = 0; k < 2; k++) {
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        s_phys_t p = s_cruise;
+        p.nox_down = ppm[k];
+        p.friction = NAN;
+        s_feed(&fd, T0, n[k], s_const, &p);
+        vem_rules_flush(v, &cfg, s_collect, &log);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_HIGH), k);
+        if (k) {
+            const s_got_t *g = s_nth(&log, VEM_RULE_OBD_NOX_HIGH, 0);
+            ck_assert_int_eq(g->first_us, US(T0));
+            ck_assert_int_eq(g->last_us, US(T0 + 599));
+            ck_assert_double_eq_tol(g->measured, 500.05, 1e-9);
+        }
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+}
+END_TEST
+
+/* A sample the window can use is the window's, and ends a nox_high span: s_gaps gives spans of
+ * 599 samples (T0 .. T0 + 598, T0 + 600 .. T0 + 1198, T0 + 1200 .. T0 + 1798), each ended one
+ * short of 600 by a usable sample, so nothing (were the usable samples neutral, the 600th
+ * qualifying sample would be T0 + 600). From T0 + 1800 on friction is 0xFF throughout: the
+ * span T0 + 1800 .. T0 + 2399 makes the notice at its 600th sample. */
+START_TEST(window_samples_break_the_nox_high_span)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    s_feed(&fd, T0, 2399, s_gaps, NULL);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_HIGH), 0);
+    s_feed_times(&fd, (const int64_t[]){T0 + 2399}, 1, s_gaps, NULL);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_HIGH), 1);
+    const s_got_t *g = s_nth(&log, VEM_RULE_OBD_NOX_HIGH, 0);
+    ck_assert_int_eq(g->first_us, US(T0 + 1800));
+    ck_assert_int_eq(g->last_us, US(T0 + 2399));
+    ck_assert_int_eq(s_int(g->ev, "samples.count"), 600);
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* A truck with figures and every input valid is judged by the window alone: an hour at 1400 ppm
+ * gives no obd.nox_high, and the window's verdict. Every window has the same ratio:
+ * P = (60 - 8) / 100 x 2000 x 1400 x 2 pi / 60000 = 152.4720 kW (>= 20 % of 350), q_exh =
+ * 600 + 30 x 0.835 = 625.05 kg/h, NOx 0.001586 x 1400 x 625.05 = 1387.861 g/h: 1387.861 /
+ * 152.4720 = 9.102401 g/kWh = 9102.40 mg/kWh > 690. */
+START_TEST(window_truck_gets_no_nox_high)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    s_phys_t p = s_dirty();
+    s_feed(&fd, T0, 3600, s_const, &p);
+    vem_rules_flush(v, &cfg, s_collect, &log);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_HIGH), 0);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_WINDOW), 1);
+    ck_assert_double_eq_tol(s_nth(&log, VEM_RULE_OBD_NOX_WINDOW, 0)->measured, 9102.40, 0.01);
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 /* Many single-sample windows (W_ref 0.01 kWh, as in window_arithmetic), sample k at
  * c = 10 + 0.05 x ((k x 7919) mod N) ppm: every value once, 12.1161475 x c mg/kWh each. The
  * trip keeps only the largest 2048 (+ 256) windows. N = 5000: rank ceil(0.9 x 5000) = 4500,
@@ -2937,6 +3080,10 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, windows_never_bridge_a_trip);
     tcase_add_test(tc, sentinel_inside_a_window);
     tcase_add_test(tc, no_figures_falls_back_to_nox_high);
+    tcase_add_test(tc, nox_high_when_the_window_lacks_inputs);
+    tcase_add_test(tc, nox_high_without_window_inputs_at_the_limit);
+    tcase_add_test(tc, window_samples_break_the_nox_high_span);
+    tcase_add_test(tc, window_truck_gets_no_nox_high);
     tcase_add_test(tc, window_percentile_after_selection);
     tcase_add_test(tc, nox_window_matches_independent_computation);
     suite_add_tcase(s, tc);

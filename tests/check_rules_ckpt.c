@@ -501,6 +501,25 @@ static void s_sc_fallback(s_run_t *r)
     s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 400, 400, s_nox_high, NULL);
 }
 
+/* Engine figures, but friction torque 0xFF save at sample 400: the window cannot use the
+ * samples, obd.nox_high judges them, and 400 (which the window takes) ends the span that a
+ * checkpoint just before it holds open; the next one, 401 .. 1000, makes the notice. */
+static void s_no_friction(long i, s_phys_t *p, const void *arg)
+{
+    (void)arg;
+    *p = s_cruise;
+    p->nox_down = 1400;
+    if (i != 400)
+        p->friction = NAN;
+}
+
+static void s_sc_no_friction(s_run_t *r)
+{
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0, 400, s_no_friction, NULL);
+    s_mark(r); /* a nox_high span open on a track with figures */
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 400, 700, s_no_friction, NULL);
+}
+
 static void s_sc_trips(s_run_t *r)
 {
     s_cmd(r, VEM_HJ1239_CMD_LOGIN, T0);
@@ -600,6 +619,12 @@ static const s_scenario_t s_scenarios[] = {
      VIN,
      NULL,
      s_sc_fallback,
+     {VEM_RULE_OBD_NOX_HIGH, S_NONE, S_NONE, S_NONE}},
+    {"figures, but friction not available: nox_high",
+     &s_truck,
+     VIN,
+     NULL,
+     s_sc_no_friction,
      {VEM_RULE_OBD_NOX_HIGH, S_NONE, S_NONE, S_NONE}},
     {"an ended trip and a new one",
      &s_small,
@@ -709,6 +734,17 @@ START_TEST(equivalence_at_every_split)
         vem_rules_iso(US(T0 + 1119), iso);
         ck_assert_str_eq(json_string_value(json_object_get(obd, "sample_time")), iso);
         ck_assert_int_eq(json_integer_value(json_object_get(obd, "block_idx")), 3);
+    }
+    if (sc->fn == s_sc_no_friction) {
+        const s_got_t *g = NULL;
+        for (size_t i = 0; i < z.log.n; i++)
+            if (z.log.v[i].rule == VEM_RULE_OBD_NOX_HIGH) {
+                ck_assert_ptr_null(g); /* one */
+                g = &z.log.v[i];
+            }
+        ck_assert_ptr_nonnull(g);
+        ck_assert_int_eq(g->first_us, US(T0 + 401));
+        ck_assert_int_eq(g->last_us, US(T0 + 1000));
     }
     if (sc->fn == s_sc_tamper) {
         int tamper = 0;
