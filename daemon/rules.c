@@ -33,7 +33,8 @@
  *
  * OBD snapshots. The MIL is judged by the snapshots' times, in whatever order they come (s_mil);
  * DTCs and the OBD VIN in their time order: a snapshot older than the newest seen is counted
- * (late_obd) and not used for them, since the DTC set is a state that only goes forward.
+ * (late_obd) and not used for them, since the DTC set is a state that only goes forward (and
+ * a full set judges nothing until a clear, s_dtc).
  *
  * Memory per vehicle: this struct (about 1.9 KiB in a 2 KiB block, so it lies in one page: two
  * tracks with their window state inline);
@@ -925,6 +926,14 @@ static bool s_dtc_known(const vem_rules_vehicle_t *v, uint32_t code)
     return false;
 }
 
+/* obd.dtc: a notice for a snapshot with codes not seen since the last snapshot without any.
+ * The vehicle remembers at most VEM_RULES_DTC_MAX codes. Once it holds that many, no snapshot
+ * makes a notice until a snapshot without codes clears them: a code it lacks then is counted
+ * (dtcs_unjudged), not judged. Else a terminal that reports more codes than the set holds
+ * would make every snapshot a notice with an id of its own (the snapshot's time): rows without
+ * end, at the peer's will. The snapshot that fills the set still reports every code new to
+ * it, those past the set included; a truck with more than 64 faults at once has had its notice,
+ * and the next clear starts over. */
 static void s_dtc(vem_rules_vehicle_t *v, const vem_hj1239_frame_t *f, const vem_hj1239_block_t *b,
                   const vem_rules_at_t *at, vem_rules_out_t *out)
 {
@@ -933,6 +942,11 @@ static void s_dtc(vem_rules_vehicle_t *v, const vem_hj1239_frame_t *f, const vem
     const vem_hj1239_obd_t *ob = &f->obd[b->obd];
     if (b->raw[VEM_HJ1239_F_DTC_COUNT] == 0) {
         v->ndtcs = 0; /* cleared: codes that come back are new again */
+        return;
+    }
+    if (v->ndtcs == VEM_RULES_DTC_MAX) {
+        for (uint32_t i = 0; i < ob->dtc_n && ob->dtc_first + i < f->ndtcs; i++)
+            v->counts.dtcs_unjudged += !s_dtc_known(v, f->dtcs[ob->dtc_first + i]);
         return;
     }
     json_t *all = json_array(), *fresh = json_array();
@@ -945,7 +959,7 @@ static void s_dtc(vem_rules_vehicle_t *v, const vem_hj1239_frame_t *f, const vem
             continue;
         json_array_append_new(fresh, json_string(hex));
         if (v->ndtcs == VEM_RULES_DTC_MAX)
-            continue; /* reported, but not remembered */
+            continue; /* reported, but not remembered: the set is full from now on */
         if (v->ndtcs == v->dtc_cap)
             v->dtcs = s_grow(v->dtcs, &v->dtc_cap, 4, sizeof *v->dtcs, &v->bytes);
         v->dtcs[v->ndtcs++] = code;

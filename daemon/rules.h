@@ -196,6 +196,8 @@ typedef struct {
     uint64_t readings_invalid; /* not valid: station flag or outside the window, or fuel unknown */
     uint64_t readings_late;    /* readings too old for a chain that let readings go (rules_rsd.c) */
     uint64_t fusion_unmatched; /* NO exceedances with no OBD sample within fusion_match_s */
+    uint64_t dtcs_unjudged;    /* trouble codes not judged: not in the vehicle's set of seen
+                                  codes while it was full, once per snapshot (rules.c, s_dtc) */
 } vem_rules_counts_t;
 
 /* The vehicle's counters (owned by the vehicle). */

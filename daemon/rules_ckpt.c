@@ -6,7 +6,7 @@
  * field by field (never a struct's bytes, whose padding would make two saves of one state
  * differ), and read back in the same order.
  *
- * Format, version 7, host-endian (a checkpoint is read back by the same build on the same
+ * Format, version 8, host-endian (a checkpoint is read back by the same build on the same
  * host; a byte-order probe says when it is not):
  *   "VRCK", u32 version, u32 0x01020304
  *   ids (vin, plate, plate colour: u8 length + bytes), facts, flags, receipt times (the last
@@ -26,6 +26,7 @@
  *     NO exceedances
  *   u64 bytes of memory the state held
  * Older versions are still read, so an upgrade keeps the states of the previous build:
+ * version 7 is version 8 without the last count, dtcs_unjudged (loaded: 0, none counted yet);
  * version 6 is version 7 with the readings' flags byte only "over" (0 or 1): loaded, no reading
  * is taken for one from the stored history (as that build judged them);
  * version 5 is version 6 without the last receipt on the intake clock: loaded, it is not known
@@ -66,7 +67,7 @@
 #include <string.h>
 
 #define S_MAGIC       "VRCK"
-#define S_VERSION     7u
+#define S_VERSION     8u
 #define S_VERSION_MIN 1u /* the oldest version read */
 #define S_V3          3u /* runs of MIL snapshots, chains of readings */
 #define S_V4          4u /* the fusion history keeps each second's sample key */
@@ -74,6 +75,7 @@
  * total); version 4's receipt time is the same value, since nothing paused the clock then */
 #define S_V6    6u /* the vehicle's last receipt on the intake clock too (obd.offline) */
 #define S_V7    7u /* a chain reading's flags byte says "loaded" too */
+#define S_V8    8u /* the count of trouble codes not judged (a full DTC set) */
 #define S_PROBE 0x01020304u
 /* Times beyond this many seconds from 1970 (about 35,000 years) are damage. */
 #define S_TIME_MAX_S ((int64_t)1 << 40)
@@ -83,7 +85,7 @@
  * sizes (of x86-64 and other LP64 hosts) fail the build when a struct changes, as a reminder.
  * Update them once the new member is in the format. */
 #if defined(__LP64__)
-_Static_assert(sizeof(struct vem_rules_vehicle) == 1920, "vehicle changed: update rules_ckpt");
+_Static_assert(sizeof(struct vem_rules_vehicle) == 1928, "vehicle changed: update rules_ckpt");
 /* (its nox_high_held is not saved: it is nox_high.n > 0) */
 _Static_assert(sizeof(vem_rules_track_t) == 768, "track changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_window_t) == 376, "window changed: update rules_ckpt");
@@ -94,7 +96,7 @@ _Static_assert(sizeof(vem_rules_rsd_t) == 144, "roadside changed: update rules_c
 _Static_assert(sizeof(vem_rules_chain_t) == 24, "chain changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_link_t) == 128, "link changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_pending_t) == 120, "pending changed: update rules_ckpt");
-_Static_assert(sizeof(vem_rules_counts_t) == 64, "counts changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_counts_t) == 72, "counts changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_engine_facts_t) == 32, "facts changed: update rules_ckpt");
 #endif
 
@@ -834,7 +836,7 @@ void vem_rules_vehicle_save(const vem_rules_vehicle_t *self, uint8_t **buf, size
     const vem_rules_counts_t *c = &self->counts;
     const uint64_t counts[] = {c->samples,          c->late_samples,     c->late_obd,
                                c->readings,         c->readings_invalid, c->readings_late,
-                               c->fusion_unmatched, c->late_mil};
+                               c->fusion_unmatched, c->late_mil,         c->dtcs_unjudged};
     for (size_t i = 0; i < sizeof counts / sizeof *counts; i++)
         s_put_u64(&w, counts[i]);
     s_put_i64(&w, self->obd_newest);
@@ -964,8 +966,9 @@ static void s_get_vehicle(s_rd_t *r, vem_rules_vehicle_t *v)
     vem_rules_counts_t *c = &v->counts;
     uint64_t *counts[] = {&c->samples,          &c->late_samples,     &c->late_obd,
                           &c->readings,         &c->readings_invalid, &c->readings_late,
-                          &c->fusion_unmatched, &c->late_mil};
-    size_t ncounts = sizeof counts / sizeof *counts - (r->version < S_V3); /* v2: no late_mil */
+                          &c->fusion_unmatched, &c->late_mil,         &c->dtcs_unjudged};
+    /* v7 and older: no dtcs_unjudged; v2 and older: no late_mil either */
+    size_t ncounts = sizeof counts / sizeof *counts - (r->version < S_V8) - (r->version < S_V3);
     for (size_t i = 0; i < ncounts; i++)
         *counts[i] = s_u64(r, "counts");
     v->obd_newest = s_time(r, false, true, INT64_MIN, "newest OBD snapshot");

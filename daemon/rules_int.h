@@ -315,7 +315,8 @@ void vem_rules_rsd_expire(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
 
 /* ---- one vehicle's state (rules.c) ------------------------------------------------------- */
 
-/* Codes a vehicle remembers as seen (more are reported, not remembered). */
+/* Codes a vehicle remembers as seen; once it holds this many, no obd.dtc notice comes until a
+ * snapshot without codes clears them (rules.c, s_dtc). */
 #define VEM_RULES_DTC_MAX 64
 
 /* A sample's (or snapshot's) instant: rule time, and its key in obd_samples / obd_info. */

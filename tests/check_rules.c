@@ -2518,6 +2518,49 @@ START_TEST(dtcs)
 }
 END_TEST
 
+/* More trouble codes than a vehicle remembers (VEM_RULES_DTC_MAX, 64): 70 codes reported in 10
+ * snapshots a minute apart are one notice, the first (all 70 new), not one per snapshot; the
+ * other nine each leave the 6 codes the full set lacks not judged: 54. A snapshot without codes
+ * clears the set, and the 70 again are one more notice. Then a 71st code, while the set is
+ * full, is not judged either: 6 + 1 more, 61. */
+START_TEST(dtcs_beyond_the_set_are_one_notice)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    uint32_t codes[71];
+    for (int k = 0; k < 71; k++)
+        codes[k] = 0x00010000u + (uint32_t)k;
+    for (int m = 0; m < 10; m++)
+        s_obd_frame(&fd, T0 + 60 * m, 0, codes, 70, NULL);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_DTC), 1);
+    const s_got_t *g = s_nth(&log, VEM_RULE_OBD_DTC, 0);
+    ck_assert_int_eq(g->first_us, US(T0));
+    ck_assert_double_eq(g->measured, 70);
+    ck_assert_uint_eq(json_array_size(json_object_get(g->ev, "dtcs")), 70);
+    ck_assert_uint_eq(json_array_size(json_object_get(g->ev, "new_dtcs")), 70);
+    ck_assert_str_eq(s_str(json_array_get(json_object_get(g->ev, "new_dtcs"), 69), ""), "00010045");
+    ck_assert_uint_eq(vem_rules_vehicle_counts(v)->dtcs_unjudged, 54);
+    s_obd_frame(&fd, T0 + 600, 0, NULL, 0, NULL);
+    s_obd_frame(&fd, T0 + 660, 0, codes, 70, NULL);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_DTC), 2);
+    g = s_nth(&log, VEM_RULE_OBD_DTC, 1);
+    ck_assert_int_eq(g->first_us, US(T0 + 660));
+    ck_assert_uint_eq(json_array_size(json_object_get(g->ev, "new_dtcs")), 70);
+    ck_assert_str_ne(g->id, s_nth(&log, VEM_RULE_OBD_DTC, 0)->id);
+    s_obd_frame(&fd, T0 + 720, 0, codes, 71, NULL);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_DTC), 2);
+    ck_assert_uint_eq(vem_rules_vehicle_counts(v)->dtcs_unjudged, 61);
+    /* the struct's 2 KiB block, the set's 64 codes (4 bytes each), two MIL runs (40 each) */
+    ck_assert_uint_eq(vem_rules_vehicle_bytes(v), 2048 + 64 * 4 + 2 * 40);
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 /* Header VIN and OBD VIN: a notice when they differ, once per episode; padding is no VIN. */
 START_TEST(vin_mismatch_and_removal_alarm)
 {
@@ -3070,6 +3113,7 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, gb17691_sample_times);
     tcase_add_test(tc, mil_on);
     tcase_add_test(tc, dtcs);
+    tcase_add_test(tc, dtcs_beyond_the_set_are_one_notice);
     tcase_add_test(tc, vin_mismatch_and_removal_alarm);
     suite_add_tcase(s, tc);
     tc = tcase_create("window");

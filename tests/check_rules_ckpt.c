@@ -407,6 +407,27 @@ static void s_sc_mil(s_run_t *r)
     s_silence(r, T0 + 9 * DAY + 60 + 74 * 3600);
 }
 
+/* More codes than the vehicle's set holds (64): 70 codes in ten snapshots a minute apart are
+ * one notice, and the set stays full (each later snapshot leaves 6 codes not judged) across a
+ * checkpoint; a snapshot without codes clears it, and the 70 again are one more notice; a 71st
+ * code while it is full is none. */
+static void s_sc_dtcs(s_run_t *r)
+{
+    uint32_t codes[71];
+    for (int k = 0; k < 71; k++)
+        codes[k] = 0x00020000u + (uint32_t)k;
+    for (int m = 0; m < 10; m++) {
+        if (m == 5)
+            s_mark(r); /* the set full, 24 codes not judged so far */
+        s_obd(r, T0 + 60 * m, 0, codes, 70);
+    }
+    s_obd(r, T0 + 600, 0, NULL, 0);
+    s_mark(r); /* cleared */
+    s_obd(r, T0 + 660, 0, codes, 70);
+    s_mark(r);
+    s_obd(r, T0 + 720, 0, codes, 71);
+}
+
 static void s_frozen(long i, s_phys_t *p, const void *arg)
 {
     (void)arg;
@@ -602,6 +623,12 @@ static const s_scenario_t s_scenarios[] = {
      NULL,
      s_sc_frozen,
      {VEM_RULE_OBD_TAMPER, S_NONE, S_NONE, S_NONE}},
+    {"more trouble codes than the set holds",
+     &s_truck,
+     VIN,
+     NULL,
+     s_sc_dtcs,
+     {VEM_RULE_OBD_DTC, S_NONE, S_NONE, S_NONE}},
     {"roadside chains",
      &s_truck,
      NULL,
@@ -734,6 +761,12 @@ START_TEST(equivalence_at_every_split)
         vem_rules_iso(US(T0 + 1119), iso);
         ck_assert_str_eq(json_string_value(json_object_get(obd, "sample_time")), iso);
         ck_assert_int_eq(json_integer_value(json_object_get(obd, "block_idx")), 3);
+    }
+    if (sc->fn == s_sc_dtcs) {
+        int dtc = 0;
+        for (size_t i = 0; i < z.log.n; i++)
+            dtc += z.log.v[i].rule == VEM_RULE_OBD_DTC;
+        ck_assert_int_eq(dtc, 2); /* at T0 and at T0 + 660 */
     }
     if (sc->fn == s_sc_no_friction) {
         const s_got_t *g = NULL;
@@ -875,16 +908,16 @@ START_TEST(version_and_magic)
     vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_ptr_nonnull(v);
     vem_rules_vehicle_destroy(&v);
-    uint32_t versions[] = {0, 8};
+    uint32_t versions[] = {0, 9};
     for (int i = 0; i < 2; i++) {
         memcpy(buf + 4, &versions[i], 4);
         ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
         char want[80];
         snprintf(want, sizeof want,
-                 "rules checkpoint: version %u, this build reads versions 1 to 7", versions[i]);
+                 "rules checkpoint: version %u, this build reads versions 1 to 8", versions[i]);
         ck_assert_str_eq(err, want);
     }
-    uint32_t version = 7;
+    uint32_t version = 8;
     memcpy(buf + 4, &version, 4);
     uint32_t swapped = 0x04030201;
     memcpy(buf + 8, &swapped, 4);
@@ -942,13 +975,13 @@ static void s_wstr(s_bytes_t *o, const char *str)
     s_w(o, str, strlen(str));
 }
 
-/* v saves as the current version (7), and that loads to a state that saves the same bytes. */
+/* v saves as the current version (8), and that loads to a state that saves the same bytes. */
 static void s_resaves_as_current(const vem_rules_vehicle_t *v)
 {
     uint8_t *buf = NULL, *buf2 = NULL;
     size_t len = 0, cap = 0, len2 = 0, cap2 = 0;
     vem_rules_vehicle_save(v, &buf, &len, &cap);
-    ck_assert_uint_eq(buf[4], 7);
+    ck_assert_uint_eq(buf[4], 8);
     char err[256];
     vem_rules_vehicle_t *again = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_msg(again != NULL, "%s", err);
@@ -970,34 +1003,35 @@ static size_t s_open_receipt_at(const uint8_t *buf)
     return off + 43;
 }
 
-/* The first len bytes of a version 7 checkpoint that holds no reading from the stored history
- * as an older version: version 6 has the same bytes; versions 1 to 5 lack the last receipt on
- * the intake clock (the parts before it are the same from version 2 on). */
+/* The first len bytes of a version 8 checkpoint that holds no reading from the stored history
+ * and no code not judged, as an older version: versions 6 and 7 lack the last count
+ * (dtcs_unjudged, after the last receipt on the intake clock and 8 counts); versions 1 to 5
+ * the last receipt on the intake clock too (the parts before it are the same from version 2
+ * on). */
 static void s_older(const uint8_t *buf, size_t len, uint8_t version, s_bytes_t *o)
 {
-    size_t at = s_open_receipt_at(buf);
-    ck_assert_uint_eq(buf[4], 7);
-    if (version == 6) {
-        ck_assert_uint_le(len, sizeof o->b);
-        memcpy(o->b, buf, len);
-        o->n = len;
-        o->b[4] = version;
-        return;
-    }
-    ck_assert_uint_le(at + 8, len);
+    size_t at = s_open_receipt_at(buf), count = at + 8 + 8 * 8;
+    ck_assert_uint_eq(buf[4], 8);
+    ck_assert_uint_le(count + 8, len);
+    int64_t unjudged;
+    memcpy(&unjudged, buf + count, 8);
+    ck_assert_int_eq(unjudged, 0);
     o->n = 0;
-    s_w(o, buf, at);
-    s_w(o, buf + at + 8, len - at - 8);
+    s_w(o, buf, version >= 6 ? count : at);
+    if (version < 6)
+        s_w(o, buf + at + 8, count - at - 8);
+    s_w(o, buf + count + 8, len - count - 8);
     o->b[4] = version;
 }
 
-/* Version 6 is version 7 for a vehicle with no reading from the stored history; version 5 is
+/* Version 7 is version 8 without the count of codes not judged (0 then), and version 6 is
+ * version 7 for a vehicle with no reading from the stored history; version 5 is
  * version 6 without the vehicle's last receipt on the intake clock, and version 4 is version 5
  * with receipt times where version 5 has the intake clock (the same values while nothing was
  * paused): a version 4 or 5 file of a mid-trip vehicle loads as it is, with that receipt not
- * known, and saves again as version 7 with every other byte the same; a version 6 file saves
- * again as the same bytes under version 7. */
-START_TEST(versions_4_to_6_load_as_they_are)
+ * known, and saves again as version 8 with every other byte the same; a version 6 or 7 file
+ * saves again as the same bytes under version 8. */
+START_TEST(versions_4_to_7_load_as_they_are)
 {
     vem_rules_config_t cfg = s_defaults();
     size_t len;
@@ -1017,7 +1051,7 @@ START_TEST(versions_4_to_6_load_as_they_are)
         size_t len2 = 0, cap = 0;
         vem_rules_vehicle_save(v, &again, &len2, &cap);
         ck_assert_uint_eq(len2, len);
-        ck_assert_uint_eq(again[4], 7);
+        ck_assert_uint_eq(again[4], 8);
         ck_assert_mem_eq(again + 5, buf + 5, at - 5);
         int64_t unknown;
         memcpy(&unknown, again + at, 8);
@@ -1027,18 +1061,22 @@ START_TEST(versions_4_to_6_load_as_they_are)
         vem_rules_vehicle_destroy(&v);
         free(again);
     }
-    s_bytes_t v6;
-    s_older(buf, len, 6, &v6);
-    char err[256];
-    vem_rules_vehicle_t *v = vem_rules_vehicle_load(v6.b, v6.n, err, sizeof err);
-    ck_assert_msg(v != NULL, "version 6: %s", err);
-    uint8_t *again = NULL;
-    size_t len2 = 0, cap = 0;
-    vem_rules_vehicle_save(v, &again, &len2, &cap);
-    ck_assert_uint_eq(len2, len);
-    ck_assert_mem_eq(again, buf, len);
-    vem_rules_vehicle_destroy(&v);
-    free(again);
+    for (uint8_t version = 6; version <= 7; version++) {
+        s_bytes_t old;
+        s_older(buf, len, version, &old);
+        ck_assert_uint_eq(old.n, len - 8);
+        char err[256];
+        vem_rules_vehicle_t *v = vem_rules_vehicle_load(old.b, old.n, err, sizeof err);
+        ck_assert_msg(v != NULL, "version %u: %s", version, err);
+        ck_assert_uint_eq(vem_rules_vehicle_counts(v)->dtcs_unjudged, 0);
+        uint8_t *again = NULL;
+        size_t len2 = 0, cap = 0;
+        vem_rules_vehicle_save(v, &again, &len2, &cap);
+        ck_assert_uint_eq(len2, len);
+        ck_assert_mem_eq(again, buf, len);
+        vem_rules_vehicle_destroy(&v);
+        free(again);
+    }
     free(buf);
 }
 END_TEST
@@ -1111,7 +1149,7 @@ static void s_valid_reading(vem_rsd_reading_t *rd, const char *id, int64_t time_
  * and r2 (T0 + 1 d, 1600 ppm), saved and loaded, judges r2 as new when a replay brings it (by
  * rules.md the violation of r1 and r2, both over 1500 within 6 months, under r1's id), and only
  * once. Its flags byte (over | loaded << 1 = 3) is refused as version 6's "over" boolean, and a
- * flags byte of 4 is refused in version 7. */
+ * flags byte of 4 is refused in versions 7 and 8. */
 START_TEST(version_7_keeps_readings_from_the_history)
 {
     vem_rules_config_t cfg = s_defaults();
@@ -1184,18 +1222,35 @@ START_TEST(version_7_keeps_readings_from_the_history)
     ck_assert_uint_gt(refused, 0);
     free(bad);
 
-    /* r1's flags byte: just before its station and reading ids */
+    /* r1's flags byte: just before its station and reading ids; versions 6 and 7 are version
+     * 8 without the count of codes not judged */
     static const uint8_t ids[] = {3, 'S', '0', '1', 2, 'r', '1'};
-    uint8_t *at = memmem(buf, len, ids, sizeof ids);
-    ck_assert_ptr_nonnull(at);
-    ck_assert_uint_eq(at[-1], 3);
-    buf[4] = 6;
-    ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
-    ck_assert_msg(strstr(err, "chain reading over is 3, not a boolean") != NULL, "%s", err);
-    buf[4] = 7;
-    at[-1] = 4;
-    ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
-    ck_assert_msg(strstr(err, "chain reading flags 4 out of range") != NULL, "%s", err);
+    for (uint8_t version = 6; version <= 8; version++) {
+        s_bytes_t old;
+        if (version < 8) {
+            s_older(buf, len, version, &old);
+        } else {
+            memcpy(old.b, buf, len);
+            old.n = len;
+        }
+        uint8_t *at = memmem(old.b, old.n, ids, sizeof ids);
+        ck_assert_ptr_nonnull(at);
+        ck_assert_uint_eq(at[-1], 3);
+        v = vem_rules_vehicle_load(old.b, old.n, err, sizeof err);
+        if (version == 6) {
+            ck_assert_ptr_null(v);
+            ck_assert_msg(strstr(err, "chain reading over is 3, not a boolean") != NULL, "%s", err);
+        } else {
+            ck_assert_msg(v != NULL, "version %u: %s", version, err);
+            ck_assert(v->rsd.chain[0]->links[0].loaded);
+            vem_rules_vehicle_destroy(&v);
+        }
+        if (version == 6)
+            continue;
+        at[-1] = 4;
+        ck_assert_ptr_null(vem_rules_vehicle_load(old.b, old.n, err, sizeof err));
+        ck_assert_msg(strstr(err, "chain reading flags 4 out of range") != NULL, "%s", err);
+    }
     free(buf);
 }
 END_TEST
@@ -1205,7 +1260,7 @@ END_TEST
  * on since T0 (snapshot block 5), newest snapshot T0 + 3 d, not escalated; counts 1 .. 7; and a
  * NO chain of r1 (T0, 1600 ppm) and r2 (T0 + 1 d, 1700 ppm) after a compliant reading at
  * T0 - 1 d. The parts version 3 did not change (facts to receipt times, the two tracks) are
- * copied from a save of a fresh vehicle (version 7, which has the same bytes as version 3
+ * copied from a save of a fresh vehicle (version 8, which has the same bytes as version 3
  * without fusion history, save the last receipt on the intake clock). */
 static void s_v2_checkpoint_of(s_bytes_t *o, uint32_t version, bool tie);
 
@@ -1224,14 +1279,14 @@ static void s_v2_checkpoint_of(s_bytes_t *o, uint32_t version, bool tie)
     size_t len = 0, cap = 0;
     vem_rules_vehicle_save(v, &buf, &len, &cap);
     vem_rules_vehicle_destroy(&v);
-    /* version 7 of a fresh vehicle: header, ids, 43 bytes of facts to receipt times, the last
-     * receipt on the intake clock (8), 8 counts, newest snapshot, VIN mismatch, MIL runs
+    /* version 8 of a fresh vehicle: header, ids, 43 bytes of facts to receipt times, the last
+     * receipt on the intake clock (8), 9 counts, newest snapshot, VIN mismatch, MIL runs
      * (capacity 0, truncated, count 0), DTCs (0, 0), the tracks, then 26 bytes of empty roadside
      * state and the memory held */
     size_t facts = 12 + 1 + 17 + 1 + strlen(PLATE) + 1 + strlen("yellow");
-    size_t tracks = facts + 43 + 8 + 8 * 8 + 8 + 1 + 4 + 1 + 4 + 4 + 4;
+    size_t tracks = facts + 43 + 8 + 9 * 8 + 8 + 1 + 4 + 1 + 4 + 4 + 4;
     size_t tracks_end = len - 8 - 26;
-    ck_assert_uint_eq(buf[4], 7);
+    ck_assert_uint_eq(buf[4], 8);
     ck_assert_uint_eq(s_open_receipt_at(buf), facts + 43);
     ck_assert_uint_lt(tracks, tracks_end);
     o->n = 0;
@@ -1312,7 +1367,7 @@ START_TEST(versions_1_and_2_load_converted)
         ck_assert_str_eq(ch->links[1].reading_id, "r1");
         ck_assert(ch->links[1].over && ch->links[2].over);
         ck_assert_uint_eq(vem_rules_vehicle_rsd_links(v), 2);
-        /* saved again: version 7, which loads to the same bytes */
+        /* saved again: version 8, which loads to the same bytes */
         s_resaves_as_current(v);
         /* judged on */
         vem_rules_config_t cfg = s_defaults();
@@ -1606,7 +1661,7 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, every_truncation_is_refused);
     tcase_add_test(tc, version_and_magic);
-    tcase_add_test(tc, versions_4_to_6_load_as_they_are);
+    tcase_add_test(tc, versions_4_to_7_load_as_they_are);
     tcase_add_test(tc, version_5_offline_on_the_wall_clock);
     tcase_add_test(tc, version_7_keeps_readings_from_the_history);
     tcase_add_test(tc, versions_1_and_2_load_converted);
