@@ -290,7 +290,8 @@ static const vem_conf_key_t s_keys[] = {
     {"rules.scr_eff_min", VEM_CONF_REAL, S_OFF(rules.t.scr_eff_min), "0.5", 0, 0, NULL, true,
      "obd.scr_ineffective: conversion efficiency below this"},
     {"rules.scr_minutes", VEM_CONF_UINT, S_OFF(rules.t.scr_minutes), "30", 0, 0, NULL, true,
-     "obd.scr_ineffective: ... for this many minutes"},
+     "obd.scr_ineffective: ... over a window of this many minutes of qualifying operation, "
+     "sliding by whole minutes"},
     {"rules.scr_in_min_c", VEM_CONF_REAL, S_OFF(rules.t.scr_in_min_c), "250", 0, 0, NULL, true,
      "obd.scr_ineffective: counted only with SCR inlet at or above this, deg C"},
     {"rules.scr_up_min_ppm", VEM_CONF_REAL, S_OFF(rules.t.scr_up_min_ppm), "100", 0, 0, NULL, true,

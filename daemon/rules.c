@@ -41,7 +41,9 @@
  * while a trip is open with engine figures, the window ring (20 bytes a sample, at most
  * D_lim + 1 samples, rules_window.c) and the kept windows (12 bytes each, at most
  * VEM_RULES_WINDOW_KEEP + 256); the DTC set (4 bytes a code, at most VEM_RULES_DTC_MAX); the MIL
- * runs (40 bytes each, at most VEM_RULES_MIL_RUNS); the fusion history (2 bytes per second of
+ * runs (40 bytes each, at most VEM_RULES_MIL_RUNS); while a trip is open with a whole minute of
+ * SCR operation, its SCR window (24 bytes a minute of scr_minutes, at most
+ * VEM_RULES_SCR_MINUTES_MAX); the fusion history (2 bytes per second of
  * fusion_horizon_s) and roadside chains (120 bytes a reading, at most VEM_RULES_CHAIN_HELD per
  * pollutant, rules_rsd.c).
  * vem_rules_vehicle_bytes() sums what is allocated. The figures of a heavy truck (D_lim about
@@ -116,6 +118,8 @@ void vem_rules_vehicle_destroy(vem_rules_vehicle_t **self_p)
         return;
     vem_rules_window_stop(&self->live.win);
     vem_rules_window_stop(&self->back.win);
+    free(self->live.scr_ring);
+    free(self->back.scr_ring);
     free(self->dtcs);
     free(self->mil);
     vem_rules_rsd_free(&self->rsd, &self->bytes);
@@ -374,6 +378,11 @@ static void s_trip_end(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_
             s_window_emit(v, tr, &r, out);
         vem_rules_window_stop(&tr->win);
     }
+    /* the SCR window does not cross the trip's end either */
+    free(tr->scr_ring);
+    v->bytes -= (size_t)tr->scr_cap * sizeof *tr->scr_ring;
+    tr->scr_ring = NULL;
+    tr->scr_cap = tr->scr_held = tr->scr_next = 0;
     tr->open = false;
 }
 
@@ -381,7 +390,7 @@ static void s_trip_end(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_
 typedef struct {
     vem_rules_window_in_t win; /* rpm, torque, friction, intake, fuel, downstream NOx, time */
     double nox_up, reagent, scr_in, coolant;
-    uint32_t nox_down_raw;
+    uint32_t nox_up_raw, nox_down_raw;
     uint32_t missing; /* NOx and intake fields the block has but without a value */
     bool stream;      /* a diesel stream block (the only kind the window takes) */
     bool window;      /* a stream block with every NOx-window input valid */
@@ -516,6 +525,7 @@ static void s_values(const vem_hj1239_block_t *b, s_values_t *x)
     x->win.intake_kgph = s_get(b, S_INTAKE);
     x->coolant = s_get(b, S_COOLANT);
     x->win.nox_ppm = x->nox_up = x->reagent = x->scr_in = NAN;
+    x->nox_up_raw = b->raw[VEM_HJ1239_F_NOX_UP];
     x->nox_down_raw = b->raw[VEM_HJ1239_F_NOX_DOWN];
     x->missing = isnan(x->win.intake_kgph) ? 1u << VEM_HJ1239_F_INTAKE : 0;
     if (b->type == VEM_HJ1239_BLOCK_STREAM) {
@@ -640,33 +650,88 @@ static void s_nox_high(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_
                 VEM_SEVERITY_NOTICE, ev);
 }
 
-/* Conversion over blocks of scr_minutes of qualifying operation, one after the other. */
+/* obd.scr_ineffective: the conversion 1 - down/up (a ratio of sums) over a window of
+ * scr_minutes of qualifying operation (running, SCR inlet and upstream NOx at or above their
+ * minimums, downstream NOx valid) that slides by whole minutes of it, 60 qualifying samples
+ * each. A sample adds its raw NOx to the minute being filled (a couple of additions); each time
+ * a minute is whole it goes into the track's ring of the last scr_minutes (s_scr_minute), and
+ * once the ring holds that many the window is judged. A sample that does not qualify neither
+ * breaks nor extends the window; the trip's end ends it. The first window below scr_eff_min
+ * fires, once a trip: that is the episode, and the windows after it would repeat it. */
+static void s_scr_resize(vem_rules_vehicle_t *v, vem_rules_track_t *tr, unsigned cap)
+{
+    /* A reload that changes scr_minutes (and the trip's first whole minute, with no ring yet):
+     * the ring gets room for the new length and keeps the newest minutes it held, up to that
+     * many, so the window goes on as the last scr_minutes of the trip's qualifying operation. At
+     * most VEM_RULES_SCR_MINUTES_MAX minutes (24 bytes each) a track. */
+    vem_rules_scr_minute_t *ring = malloc((size_t)cap * sizeof *ring);
+    if (!ring)
+        abort();
+    unsigned keep = tr->scr_held < cap ? tr->scr_held : cap;
+    for (unsigned i = 0; i < keep; i++)
+        ring[i] = tr->scr_ring[(tr->scr_next + tr->scr_cap - keep + i) % tr->scr_cap];
+    free(tr->scr_ring);
+    v->bytes += (size_t)cap * sizeof *ring;
+    v->bytes -= (size_t)tr->scr_cap * sizeof *ring;
+    tr->scr_ring = ring;
+    tr->scr_cap = (uint16_t)cap;
+    tr->scr_held = (uint16_t)keep;
+    tr->scr_next = (uint16_t)(keep % cap);
+}
+
+/* The minute being filled is whole: into the ring, and the window judged when it is full. */
+static void s_scr_minute(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
+                         const vem_rules_config_t *cfg, const vem_rules_at_t *at,
+                         vem_rules_out_t *out)
+{
+    if (tr->scr_cap != cfg->scr_minutes)
+        s_scr_resize(v, tr, cfg->scr_minutes);
+    tr->scr_ring[tr->scr_next] = tr->scr_fill;
+    tr->scr_next = (uint16_t)(tr->scr_next + 1 == tr->scr_cap ? 0 : tr->scr_next + 1);
+    if (tr->scr_held < tr->scr_cap)
+        tr->scr_held++;
+    memset(&tr->scr_fill, 0, sizeof tr->scr_fill);
+    tr->scr_n = 0;
+    if (tr->scr_held < tr->scr_cap)
+        return;
+    /* full: the oldest minute is the next one to be overwritten */
+    uint64_t up = 0, down = 0;
+    for (unsigned i = 0; i < tr->scr_cap; i++) {
+        up += tr->scr_ring[i].up;
+        down += tr->scr_ring[i].down;
+    }
+    uint32_t n = (uint32_t)tr->scr_cap * VEM_RULES_SCR_MINUTE;
+    double up_sum = s_fields[S_NOX_UP].scale * (double)up + s_fields[S_NOX_UP].offset * n;
+    double down_sum = s_fields[S_NOX_DOWN].scale * (double)down + s_fields[S_NOX_DOWN].offset * n;
+    double eff = 1 - down_sum / up_sum; /* up_sum > 0: every sample's upstream is */
+    if (!s_below(eff, cfg->scr_eff_min))
+        return;
+    tr->scr_fired = true;
+    vem_rules_span_t s = {.n = n, .first = tr->scr_ring[tr->scr_next].first};
+    json_t *ev = json_object();
+    json_object_set_new(ev, "minutes", json_integer(tr->scr_cap));
+    json_object_set_new(ev, "nox_up_ppm_mean", json_real(up_sum / n));
+    json_object_set_new(ev, "nox_down_ppm_mean", json_real(down_sum / n));
+    json_object_set_new(ev, "conversion", json_real(eff));
+    s_span_emit(v, out, VEM_RULE_OBD_SCR_INEFFECTIVE, NULL, &s, at, eff, cfg->scr_eff_min, "ratio",
+                VEM_SEVERITY_VIOLATION, ev);
+}
+
 static void s_scr(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_rules_config_t *cfg,
                   const s_bounds_t *bd, const s_values_t *x, bool running, const vem_rules_at_t *at,
                   vem_rules_out_t *out)
 {
-    vem_rules_span_t *s = &tr->scr;
     bool q = running && !isnan(x->scr_in) && !(x->scr_in < bd->scr_in_below) && !isnan(x->nox_up) &&
              !(x->nox_up < bd->scr_up_below) && !isnan(x->win.nox_ppm);
-    if (!s_step(s, q, false, at))
+    if (!q || tr->scr_fired)
         return;
-    if (s->n == 1)
-        s->lo = s->hi = 0;
-    s->lo += x->nox_up;
-    s->hi += x->win.nox_ppm;
-    if (s->n < cfg->scr_minutes * 60)
-        return;
-    double eff = 1 - s->hi / s->lo;
-    if (s_below(eff, cfg->scr_eff_min) && !tr->scr_fired) {
-        tr->scr_fired = true;
-        json_t *ev = json_object();
-        json_object_set_new(ev, "nox_up_ppm_mean", json_real(s->lo / s->n));
-        json_object_set_new(ev, "nox_down_ppm_mean", json_real(s->hi / s->n));
-        json_object_set_new(ev, "conversion", json_real(eff));
-        s_span_emit(v, out, VEM_RULE_OBD_SCR_INEFFECTIVE, NULL, s, at, eff, cfg->scr_eff_min,
-                    "ratio", VEM_SEVERITY_VIOLATION, ev);
-    }
-    s->n = 0;
+    if (tr->scr_n == 0)
+        tr->scr_fill.first = *at;
+    /* raw values: a valid one is at most 0xFAFF (s_get), so a minute's sum fits */
+    tr->scr_fill.up += x->nox_up_raw;
+    tr->scr_fill.down += x->nox_down_raw;
+    if (++tr->scr_n == VEM_RULES_SCR_MINUTE)
+        s_scr_minute(v, tr, cfg, at, out);
 }
 
 static void s_frozen(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_rules_config_t *cfg,

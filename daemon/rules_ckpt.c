@@ -6,7 +6,7 @@
  * field by field (never a struct's bytes, whose padding would make two saves of one state
  * differ), and read back in the same order.
  *
- * Format, version 8, host-endian (a checkpoint is read back by the same build on the same
+ * Format, version 9, host-endian (a checkpoint is read back by the same build on the same
  * host; a byte-order probe says when it is not):
  *   "VRCK", u32 version, u32 0x01020304
  *   ids (vin, plate, plate colour: u8 length + bytes), facts, flags, receipt times (the last
@@ -15,8 +15,9 @@
  *     DTC set (capacity, count, codes)
  *   the live track, then the back-fill track: trip (its last receipt on the intake clock,
  *     receipt less intake's paused total: files written before that total existed hold the
- *     receipt time, which is the same while nothing was paused), spans, figures, and its NOx
- *     window with
+ *     receipt time, which is the same while nothing was paused), spans, the SCR window (the
+ *     minute being filled, then the ring's capacity and its whole minutes, oldest first, 22
+ *     bytes each), figures, and its NOx window with
  *     the ring's samples from the oldest open window on (20-byte slots, oldest first) and the
  *     kept windows in their order
  *   roadside: five chains (present, truncated, capacity, readings with a flags byte: bit 0
@@ -26,6 +27,8 @@
  *     NO exceedances
  *   u64 bytes of memory the state held
  * Older versions are still read, so an upgrade keeps the states of the previous build:
+ * version 8 is version 9 with a span of SCR block sums where version 9 has the SCR window:
+ * loaded, the span is read and dropped and the track's SCR window starts afresh (s_get_track);
  * version 7 is version 8 without the last count, dtcs_unjudged (loaded: 0, none counted yet);
  * version 6 is version 7 with the readings' flags byte only "over" (0 or 1): loaded, no reading
  * is taken for one from the stored history (as that build judged them);
@@ -67,7 +70,7 @@
 #include <string.h>
 
 #define S_MAGIC       "VRCK"
-#define S_VERSION     8u
+#define S_VERSION     9u
 #define S_VERSION_MIN 1u /* the oldest version read */
 #define S_V3          3u /* runs of MIL snapshots, chains of readings */
 #define S_V4          4u /* the fusion history keeps each second's sample key */
@@ -76,6 +79,7 @@
 #define S_V6    6u /* the vehicle's last receipt on the intake clock too (obd.offline) */
 #define S_V7    7u /* a chain reading's flags byte says "loaded" too */
 #define S_V8    8u /* the count of trouble codes not judged (a full DTC set) */
+#define S_V9    9u /* a track's SCR window of whole minutes where the scr span was */
 #define S_PROBE 0x01020304u
 /* Times beyond this many seconds from 1970 (about 35,000 years) are damage. */
 #define S_TIME_MAX_S ((int64_t)1 << 40)
@@ -91,6 +95,7 @@ _Static_assert(sizeof(vem_rules_track_t) == 768, "track changed: update rules_ck
 _Static_assert(sizeof(vem_rules_window_t) == 376, "window changed: update rules_ckpt");
 /* (its staged kept windows are saved as kept ones, as vem_rules_window_settle appends them) */
 _Static_assert(sizeof(vem_rules_span_t) == 48, "span changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_scr_minute_t) == 24, "scr minute changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_rsd_t) == 144, "roadside changed: update rules_ckpt");
 /* (its fusion stage is saved as part of the ring, as vem_rules_rsd_settle writes it) */
 _Static_assert(sizeof(vem_rules_chain_t) == 24, "chain changed: update rules_ckpt");
@@ -535,6 +540,63 @@ static void s_get_window(s_rd_t *r, vem_rules_window_t *win, size_t *bytes)
         s_fail(r, "kept windows full with %" PRIu32 " below %d", nkept, VEM_RULES_WINDOW_KEEP);
 }
 
+/* ---- the SCR window ------------------------------------------------------------------------ */
+
+static void s_put_scr_minute(s_wr_t *w, const vem_rules_scr_minute_t *m)
+{
+    s_put_u32(w, m->up);
+    s_put_u32(w, m->down);
+    s_put_at(w, &m->first);
+}
+
+static void s_get_scr_minute(s_rd_t *r, vem_rules_scr_minute_t *m, uint32_t n, const char *what)
+{
+    m->up = s_u32(r, what);
+    m->down = s_u32(r, what);
+    s_get_at(r, &m->first, what);
+    /* raw values are at most 0xFAFF (a minute's sums fit in 32 bits because of it) */
+    if (!r->failed && (m->up > n * 0xFAFFu || m->down > n * 0xFAFFu))
+        s_fail(r, "%s: sums above %" PRIu32 " samples of 0xFAFF", what, n);
+}
+
+/* The minute being filled (count, sums, first sample), then the ring's capacity and the minutes
+ * it holds, oldest first. */
+static void s_put_scr(s_wr_t *w, const vem_rules_track_t *tr)
+{
+    s_put_u32(w, tr->scr_n);
+    s_put_scr_minute(w, &tr->scr_fill);
+    s_put_u16(w, tr->scr_cap);
+    s_put_u16(w, tr->scr_held);
+    for (uint32_t i = 0; i < tr->scr_held; i++)
+        s_put_scr_minute(
+            w, &tr->scr_ring[(tr->scr_next + tr->scr_cap - tr->scr_held + i) % tr->scr_cap]);
+}
+
+/* Reads it into tr (its SCR part zeroed), the ring counted in *bytes; on failure tr may hold
+ * the ring, which vem_rules_vehicle_destroy frees. */
+static void s_get_scr(s_rd_t *r, vem_rules_track_t *tr, size_t *bytes)
+{
+    tr->scr_n =
+        s_at_most(r, s_u32(r, "scr minute count"), VEM_RULES_SCR_MINUTE - 1, "scr minute count");
+    s_get_scr_minute(r, &tr->scr_fill, tr->scr_n, "scr minute being filled");
+    uint32_t cap = s_at_most(r, s_u16(r, "scr window capacity"), VEM_RULES_SCR_MINUTES_MAX,
+                             "scr window capacity");
+    uint32_t held = s_at_most(r, s_u16(r, "scr window minutes"), cap, "scr window minutes");
+    if (!r->failed && cap && !tr->open)
+        s_fail(r, "an scr window in a closed trip");
+    if (!r->failed && r->left / 22 < held)
+        s_fail(r, "truncated in scr window (%" PRIu32 " minutes of 22 bytes, %zu bytes left)", held,
+               r->left);
+    if (r->failed || cap == 0)
+        return;
+    tr->scr_ring = s_alloc((size_t)cap * sizeof *tr->scr_ring, bytes);
+    tr->scr_cap = (uint16_t)cap;
+    for (uint32_t i = 0; i < held && !r->failed; i++)
+        s_get_scr_minute(r, &tr->scr_ring[i], VEM_RULES_SCR_MINUTE, "scr window minute");
+    tr->scr_held = r->failed ? 0 : (uint16_t)held;
+    tr->scr_next = (uint16_t)(tr->scr_held % cap);
+}
+
 /* ---- tracks ------------------------------------------------------------------------------- */
 
 static void s_put_track(s_wr_t *w, const vem_rules_track_t *tr)
@@ -548,10 +610,11 @@ static void s_put_track(s_wr_t *w, const vem_rules_track_t *tr)
     s_put_u8(w, (uint8_t)tr->running);
     s_put_i64(w, tr->engine_start);
     s_put_u8(w, tr->fallback);
-    const vem_rules_span_t *spans[] = {&tr->reagent, &tr->nox_high, &tr->frozen,
-                                       &tr->down_up, &tr->invalid,  &tr->scr};
+    const vem_rules_span_t *spans[] = {&tr->reagent, &tr->nox_high, &tr->frozen, &tr->down_up,
+                                       &tr->invalid};
     for (size_t i = 0; i < sizeof spans / sizeof *spans; i++)
         s_put_span(w, spans[i]);
+    s_put_scr(w, tr);
     s_put_u8(w, tr->scr_fired);
     s_put_facts(w, &tr->figures);
     s_put_window(w, &tr->win);
@@ -571,13 +634,23 @@ static void s_get_track(s_rd_t *r, vem_rules_track_t *tr, size_t *bytes)
     tr->running = r->failed ? -1 : (int8_t)(running == 0xFF ? -1 : running);
     tr->engine_start = s_time(r, false, false, 0, "engine start");
     tr->fallback = s_bool(r, "fallback");
-    vem_rules_span_t *spans[] = {&tr->reagent, &tr->nox_high, &tr->frozen,
-                                 &tr->down_up, &tr->invalid,  &tr->scr};
-    const char *names[] = {"reagent span",       "nox_high span", "frozen span",
-                           "down_above_up span", "invalid span",  "scr span"};
+    vem_rules_span_t *spans[] = {&tr->reagent, &tr->nox_high, &tr->frozen, &tr->down_up,
+                                 &tr->invalid};
+    const char *names[] = {"reagent span", "nox_high span", "frozen span", "down_above_up span",
+                           "invalid span"};
     for (size_t i = 0; i < sizeof spans / sizeof *spans; i++)
         s_get_span(r, spans[i], names[i]);
     tr->nox_high_held = tr->nox_high.n > 0;
+    if (r->version >= S_V9) {
+        s_get_scr(r, tr, bytes);
+    } else {
+        /* Versions 1 to 8 judged the SCR conversion over blocks of scr_minutes one after the
+         * other and kept the block's sums, not its minutes: they cannot become the sliding
+         * window's ring, so the track's SCR window starts afresh (empty) from the next
+         * qualifying sample. A verdict already emitted in the trip (scr fired) still holds. */
+        vem_rules_span_t old;
+        s_get_span(r, &old, "scr span");
+    }
     tr->scr_fired = s_bool(r, "scr fired");
     s_get_facts(r, &tr->figures, "trip figures");
     s_get_window(r, &tr->win, bytes);

@@ -107,7 +107,7 @@ static const s_uint_key_t s_uints[] = {
     {S_R(mil_days), 1, 3650},
     {S_R(reagent_minutes), 1, 1440},
     {S_R(nox_minutes), 1, 1440},
-    {S_R(scr_minutes), 1, 1440},
+    {S_R(scr_minutes), 1, VEM_RULES_SCR_MINUTES_MAX},
     {S_R(frozen_minutes), 1, 1440},
     {S_R(down_above_up_minutes), 1, 1440},
     {S_R(invalid_minutes), 1, 1440},

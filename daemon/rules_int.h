@@ -356,6 +356,20 @@ typedef struct {
     double lo, hi;        /* what the rule tracks over the run */
 } vem_rules_span_t;
 
+/* Largest scr_minutes (rules_config.c): the most minutes an SCR window holds. */
+#define VEM_RULES_SCR_MINUTES_MAX 1440
+/* Qualifying samples in one minute of an SCR window. */
+#define VEM_RULES_SCR_MINUTE 60
+
+/* A minute of operation that counts towards obd.scr_ineffective (VEM_RULES_SCR_MINUTE
+ * qualifying samples): their raw upstream and downstream NOx summed (each raw value is at most
+ * 0xFAFF, so 60 of them sum exactly in 32 bits, and a window's sums do not depend on the order
+ * they are added in), and its first sample (rules.c, s_scr). */
+typedef struct {
+    uint32_t up, down;
+    vem_rules_at_t first;
+} vem_rules_scr_minute_t;
+
 /* MIL runs a vehicle holds (the oldest go). */
 #define VEM_RULES_MIL_RUNS 16
 
@@ -384,12 +398,18 @@ typedef struct {
     int64_t engine_start; /* rule time of the engine's start (or of the trip's first running) */
     vem_rules_at_t last;
     vem_rules_span_t reagent, frozen, down_up, invalid;
-    vem_rules_span_t scr; /* lo = sum of upstream, hi = sum of downstream NOx of the block */
+    uint32_t scr_n; /* qualifying samples in scr_fill, below VEM_RULES_SCR_MINUTE */
+    vem_rules_scr_minute_t scr_fill; /* the SCR window's minute being filled (zero when empty) */
     vem_rules_window_t win;
     /* rarely: at a trip's start and end, and with no usable engine figures (or samples the
      * window cannot use); with figures, its value holds the window inputs those samples lacked
      * (bits by field; rules.c, s_nox_high) */
     vem_rules_span_t nox_high;
+    /* once a minute of SCR operation: the SCR window's last scr_held whole minutes, the oldest
+     * at (scr_next - scr_held) mod scr_cap; allocated (scr_cap = scr_minutes) when the trip's
+     * first minute is whole, freed when the trip ends (rules.c, s_scr_minute) */
+    vem_rules_scr_minute_t *scr_ring;
+    uint16_t scr_cap, scr_held, scr_next;
     vem_rules_at_t start;
     vem_rules_engine_facts_t figures; /* what the trip started with */
 } vem_rules_track_t;

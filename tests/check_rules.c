@@ -557,6 +557,200 @@ START_TEST(span_rules)
 }
 END_TEST
 
+/* ---- obd.scr_ineffective: a window of scr_minutes that slides by whole minutes -------------- */
+
+/* rules.md: "SCR conversion 1 - down/up below scr_eff_min (0.5) over scr_minutes (30) of
+ * operation with SCR inlet >= 250 C and upstream NOx >= 100 ppm". The window is the last 30
+ * minutes (1800 qualifying samples) of the trip's qualifying operation, judged each time a
+ * minute (60 qualifying samples) is whole; conversion is 1 - sum(down) / sum(up) over it.
+ * Upstream is 800 ppm throughout (raw 20000), so over a window of 1800 samples
+ * sum(up) = 1800 x 800 = 1,440,000 and the conversion is below 0.5 when
+ * sum(down) > 720,000. Good samples: downstream 100 ppm (1 - 100 / 800 = 0.875); bad ones
+ * 560 ppm (1 - 560 / 800 = 0.30). With g good samples in a window,
+ * sum(down) = 100 g + 560 (1800 - g) = 1,008,000 - 460 g: below 0.5 when g < 626.1. The first
+ * window below 0.5 fires, once a trip. */
+
+/* Sample i's downstream NOx: bad (560) in [from, to), good (100) elsewhere; non-qualifying
+ * samples (SCR inlet 200 C, downstream 800: conversion 0 if they counted) after every
+ * qualifying one when `every` is 2. */
+typedef struct {
+    long from, to;
+    int every;
+} s_scr_case_t;
+
+static void s_scr_gen(long i, s_phys_t *p, const void *arg)
+{
+    const s_scr_case_t *c = arg;
+    *p = s_cruise;
+    if (c->every == 2 && i % 2) {
+        p->scr_in = 200;
+        p->nox_down = 800;
+        return;
+    }
+    long q = c->every == 2 ? i / 2 : i; /* the qualifying sample's index */
+    p->nox_down = q >= c->from && q < c->to ? 560 : 100;
+}
+
+/* The trip's SCR verdicts: exactly `expect`, the first from first to last (T0 + seconds) over
+ * 1800 qualifying samples at the conversion given. */
+static void s_scr_run(const s_scr_case_t *c, long n, int expect, long first, long last,
+                      double conversion)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    s_feed(&fd, T0, n, s_scr_gen, c);
+    vem_rules_flush(v, &cfg, s_collect, &log);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_SCR_INEFFECTIVE), expect);
+    if (expect) {
+        const s_got_t *g = s_nth(&log, VEM_RULE_OBD_SCR_INEFFECTIVE, 0);
+        ck_assert_int_eq(g->severity, VEM_SEVERITY_VIOLATION);
+        ck_assert_int_eq(g->first_us, US(T0 + first));
+        ck_assert_int_eq(g->last_us, US(T0 + last));
+        ck_assert_double_eq_tol(g->measured, conversion, 1e-9);
+        ck_assert_double_eq_tol(g->limit, 0.5, 1e-12);
+        ck_assert_double_eq_tol(s_real(g->ev, "conversion"), conversion, 1e-9);
+        ck_assert_int_eq(s_int(g->ev, "samples.count"), 1800);
+        ck_assert_int_eq(s_int(g->ev, "minutes"), 30);
+        ck_assert_double_eq_tol(s_real(g->ev, "nox_up_ppm_mean"), 800, 1e-9);
+        ck_assert_str_eq(s_str(g->ev, "samples.from.time"), s_iso(T0 + first));
+        ck_assert_str_eq(s_str(g->ev, "samples.to.time"), s_iso(T0 + last));
+    }
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+
+/* 900 s good, 1800 s bad (900 .. 2699), 900 s good. Fixed blocks of 1800 (0 .. 1799,
+ * 1800 .. 3599) each held 900 good and 900 bad: 1 - (90,000 + 504,000) / 1,440,000 = 0.5875,
+ * no verdict, although a whole 30 minutes at 0.30 lies in the trip. Sliding by minutes, the
+ * window of minutes 15 .. 44 (900 .. 2699) is all bad, 0.30; but the windows before it get
+ * there first: minute j .. j + 29 (60 j .. 60 j + 1799) holds g = 900 - 60 j good samples,
+ * below 626.1 from j = 5 on. So the verdict is the window 300 .. 2099, g = 600:
+ * sum(down) = 60,000 + 672,000 = 732,000, 1 - 732,000 / 1,440,000 = 0.4916666..., at sample
+ * 2099, and it is the trip's one (the all-bad window that follows is the same episode). */
+START_TEST(scr_window_slides_onto_a_bad_stretch)
+{
+    s_scr_case_t c = {900, 2700, 1};
+    s_scr_run(&c, 3600, 1, 300, 2099, 1 - 732000.0 / 1440000);
+}
+END_TEST
+
+/* The bad stretch at a non-minute offset: 930 .. 2729. Windows start on minutes; the one of
+ * 960 .. 2759 holds 1770 bad and 30 good: sum(down) = 3,000 + 991,200 = 994,200, conversion
+ * 1 - 994,200 / 1,440,000 = 0.3095833..., below 0.5; but earlier windows come first: the window
+ * from 60 j (j <= 15) holds 60 j + 870 bad samples (930 .. 60 j + 1799). j = 5 (300 .. 2099):
+ * 1170 bad, 630 good, sum(down) = 63,000 + 655,200 = 718,200 <= 720,000: 0.50125, not below.
+ * j = 6 (360 .. 2159): 1230 bad, 570 good, sum(down) = 57,000 + 688,800 = 745,800:
+ * 1 - 745,800 / 1,440,000 = 0.4820833..., the verdict, at sample 2159. */
+START_TEST(scr_window_finds_a_stretch_off_the_minute)
+{
+    s_scr_case_t c = {930, 2730, 1};
+    s_scr_run(&c, 3600, 1, 360, 2159, 1 - 745800.0 / 1440000);
+}
+END_TEST
+
+/* Exactly 0.5 is not below it (rules.md: "below"): 900 good (100 ppm, raw 6000), 900 at
+ * 700 ppm (raw 18000; 1 - 700 / 800 = 0.125), 1800 good. Every window from minute j <= 15 holds
+ * all 900 of the 700 ppm samples and 900 good ones: sum(down) = 90,000 + 630,000 = 720,000,
+ * exactly half of sum(up) (raw sums 21,600,000 of 36,000,000, the same as 1800 samples at
+ * 400 ppm); later windows hold more good ones. No verdict. */
+static void s_scr_half(long i, s_phys_t *p, const void *arg)
+{
+    (void)arg;
+    *p = s_cruise;
+    p->nox_down = i >= 900 && i < 1800 ? 700 : 100;
+}
+
+START_TEST(scr_window_at_exactly_half)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    s_feed(&fd, T0, 3600, s_scr_half, NULL);
+    vem_rules_flush(v, &cfg, s_collect, &log);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_SCR_INEFFECTIVE), 0);
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* The first case with a sample at SCR inlet 200 C (below 250: not qualifying) after every
+ * qualifying one, with downstream 800 ppm (conversion 0, were it counted): qualifying sample q
+ * is at T0 + 2 q. They neither break nor extend the window, so the verdict is the same
+ * window of qualifying samples, 300 .. 2099: from T0 + 600 to T0 + 4198, 1800 samples,
+ * 0.4916666... */
+START_TEST(scr_window_ignores_samples_that_do_not_qualify)
+{
+    s_scr_case_t c = {900, 2700, 2};
+    s_scr_run(&c, 7200, 1, 600, 4198, 1 - 732000.0 / 1440000);
+}
+END_TEST
+
+/* A gap longer than trip_gap_min (10 min) ends the trip and the window: 1200 s bad
+ * (T0 .. T0 + 1199), 11 min of nothing, 1200 s bad (T0 + 1860 .. T0 + 3059): 2400 bad
+ * samples, but no trip holds 1800: no verdict. 600 s more bad (T0 + 3060 .. T0 + 3659): the
+ * second trip's window of 1800 from T0 + 1860 to T0 + 3659, conversion 0.30. */
+START_TEST(scr_window_ends_with_the_trip)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    s_scr_case_t bad = {0, 1L << 30, 1};
+    s_feed(&fd, T0, 1200, s_scr_gen, &bad);
+    s_feed(&fd, T0 + 1860, 1200, s_scr_gen, &bad);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_SCR_INEFFECTIVE), 0);
+    s_feed(&fd, T0 + 3060, 600, s_scr_gen, &bad);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_SCR_INEFFECTIVE), 1);
+    const s_got_t *g = s_nth(&log, VEM_RULE_OBD_SCR_INEFFECTIVE, 0);
+    ck_assert_int_eq(g->first_us, US(T0 + 1860));
+    ck_assert_int_eq(g->last_us, US(T0 + 3659));
+    ck_assert_double_eq_tol(g->measured, 1 - 560.0 / 800, 1e-9);
+    vem_rules_flush(v, &cfg, s_collect, &log);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_SCR_INEFFECTIVE), 1);
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* A reload of scr_minutes keeps the newest minutes held: 1500 bad samples (25 minutes, 0 ..
+ * 1499) under 30 minutes, no verdict; reloaded to 20, the next whole minute (1500 .. 1559)
+ * makes a window of the newest 20: minutes 6 .. 25, samples 360 .. 1559, 1200 samples at
+ * 0.30: the verdict at T0 + 1559, from T0 + 360. The ring then holds 20 minutes, not 30. */
+START_TEST(scr_window_across_a_reload_of_its_length)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_truck);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    s_scr_case_t bad = {0, 1L << 30, 1};
+    s_feed(&fd, T0, 1500, s_scr_gen, &bad);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_SCR_INEFFECTIVE), 0);
+    size_t before = vem_rules_vehicle_bytes(v);
+    cfg.scr_minutes = 20; /* the reload */
+    s_feed(&fd, T0 + 1500, 60, s_scr_gen, &bad);
+    ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_SCR_INEFFECTIVE), 1);
+    const s_got_t *g = s_nth(&log, VEM_RULE_OBD_SCR_INEFFECTIVE, 0);
+    ck_assert_int_eq(g->first_us, US(T0 + 360));
+    ck_assert_int_eq(g->last_us, US(T0 + 1559));
+    ck_assert_int_eq(s_int(g->ev, "samples.count"), 1200);
+    ck_assert_double_eq_tol(g->measured, 1 - 560.0 / 800, 1e-9);
+    ck_assert_uint_eq(vem_rules_vehicle_bytes(v), before - 10 * sizeof(vem_rules_scr_minute_t));
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 /* NOx high while the coolant is cold: warm only from 20 min after the start (sample 1200);
  * 600 warm samples above 500 ppm end at sample 1799. */
 START_TEST(nox_high_warm_after_twenty_minutes)
@@ -2893,7 +3087,8 @@ END_TEST
 
 /* Two hours of driving with the figures of a typical truck keep the state within 64 KiB: the
  * ring holds at most D_lim + 1 = 1604 samples (20 bytes each), the trip keeps at most 2304
- * windows (12 bytes each). Two hours of idling never end a window: the ring stops at D_lim.
+ * windows (12 bytes each), the SCR window 30 minutes (24 bytes each: idling at 650 rpm with the
+ * SCR at 300 C qualifies). Two hours of idling never end a window: the ring stops at D_lim.
  * When the trip ends, its memory goes. */
 START_TEST(memory_is_bounded)
 {
@@ -2918,8 +3113,8 @@ START_TEST(memory_is_bounded)
             most = b > most ? b : most;
         }
         ck_assert_uint_le(most, 65536);
-        if (k == 1) /* ring of 1604 x 20 bytes, no valid window */
-            ck_assert_uint_le(most, empty + 600 * 4 + 1604 * 20 + 256);
+        if (k == 1) /* ring of 1604 x 20 bytes, no valid window, the SCR window */
+            ck_assert_uint_le(most, empty + 600 * 4 + 1604 * 20 + 256 + 30 * 24);
         vem_rules_flush(v, &cfg, s_collect, &log);
         ck_assert_uint_eq(vem_rules_vehicle_bytes(v), empty + 600 * 4);
         ck_assert_uint_ge(fusion, 600 * 4);
@@ -3104,6 +3299,12 @@ Suite *vem_suite_rules(void)
     tcase_set_timeout(tc, 30);
     tcase_add_loop_test(tc, span_rules, 0, sizeof s_spans / sizeof *s_spans);
     tcase_add_test(tc, nox_high_warm_after_twenty_minutes);
+    tcase_add_test(tc, scr_window_slides_onto_a_bad_stretch);
+    tcase_add_test(tc, scr_window_finds_a_stretch_off_the_minute);
+    tcase_add_test(tc, scr_window_at_exactly_half);
+    tcase_add_test(tc, scr_window_ignores_samples_that_do_not_qualify);
+    tcase_add_test(tc, scr_window_ends_with_the_trip);
+    tcase_add_test(tc, scr_window_across_a_reload_of_its_length);
     tcase_add_test(tc, sentinels_inside_a_frozen_span);
     tcase_add_test(tc, spans_across_a_reload_count_by_the_limit_in_force);
     tcase_add_test(tc, relogin_without_logout_continues_the_trip);

@@ -364,7 +364,9 @@ static void s_trouble(long i, s_phys_t *p, const void *arg)
 }
 
 /* A truck's day: power and NOx vary; from sample 2000 on the SCR converts less than half of
- * the upstream NOx (1 - 240 / 400 on average), so the block of 1800 .. 3599 fails. */
+ * the upstream NOx (1 - 240 / 400 on average, against 1 - 240 / 800 before), so a 30-minute
+ * window of whole minutes with fewer than about 360 samples before 2000 fails: the one of
+ * 1680 .. 3479, after the split at 2700. */
 static void s_drive(long i, s_phys_t *p, const void *arg)
 {
     (void)arg;
@@ -571,10 +573,32 @@ static void s_sc_truck(s_run_t *r)
 {
     s_cmd(r, VEM_HJ1239_CMD_LOGIN, T0);
     s_samples(r, VEM_HJ1239_CMD_REALTIME, T0, 2700, s_drive, NULL);
-    s_mark(r); /* inside the SCR block that fails */
+    s_mark(r); /* inside the SCR window that fails */
     s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 2700, 900, s_drive, NULL);
     s_mark(r); /* an hour into the trip */
     s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 3600, 3600, s_drive, NULL);
+}
+
+/* The SCR window sliding by whole minutes: conversion 1 - 100 / 800 = 0.875 but for samples
+ * 905 .. 2704, at 1 - 480 / 800 = 0.40; every seventh sample has its SCR inlet at 200 C (not
+ * qualifying: it neither breaks nor extends the window). Split inside the window, and where a
+ * minute and its ring are only part filled. */
+static void s_scr_slide(long i, s_phys_t *p, const void *arg)
+{
+    (void)arg;
+    *p = s_cruise;
+    p->nox_down = i >= 905 && i < 2705 ? 480 : 100;
+    if (i % 7 == 3)
+        p->scr_in = 200;
+}
+
+static void s_sc_scr(s_run_t *r)
+{
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0, 1200, s_scr_slide, NULL);
+    s_mark(r); /* the window sliding into the bad stretch */
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 1200, 1000, s_scr_slide, NULL);
+    s_mark(r);
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 2200, 1600, s_scr_slide, NULL);
 }
 
 /* Everything at once, shorter: a state with every part filled. */
@@ -676,6 +700,12 @@ static const s_scenario_t s_scenarios[] = {
      VIN,
      NULL,
      s_sc_truck,
+     {VEM_RULE_OBD_SCR_INEFFECTIVE, S_NONE, S_NONE, S_NONE}},
+    {"SCR window sliding across the checkpoint",
+     NULL,
+     VIN,
+     NULL,
+     s_sc_scr,
      {VEM_RULE_OBD_SCR_INEFFECTIVE, S_NONE, S_NONE, S_NONE}},
     {"everything at once",
      &s_small,
@@ -908,16 +938,16 @@ START_TEST(version_and_magic)
     vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_ptr_nonnull(v);
     vem_rules_vehicle_destroy(&v);
-    uint32_t versions[] = {0, 9};
+    uint32_t versions[] = {0, 10};
     for (int i = 0; i < 2; i++) {
         memcpy(buf + 4, &versions[i], 4);
         ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
         char want[80];
         snprintf(want, sizeof want,
-                 "rules checkpoint: version %u, this build reads versions 1 to 8", versions[i]);
+                 "rules checkpoint: version %u, this build reads versions 1 to 9", versions[i]);
         ck_assert_str_eq(err, want);
     }
-    uint32_t version = 8;
+    uint32_t version = 9;
     memcpy(buf + 4, &version, 4);
     uint32_t swapped = 0x04030201;
     memcpy(buf + 8, &swapped, 4);
@@ -975,13 +1005,13 @@ static void s_wstr(s_bytes_t *o, const char *str)
     s_w(o, str, strlen(str));
 }
 
-/* v saves as the current version (8), and that loads to a state that saves the same bytes. */
+/* v saves as the current version (9), and that loads to a state that saves the same bytes. */
 static void s_resaves_as_current(const vem_rules_vehicle_t *v)
 {
     uint8_t *buf = NULL, *buf2 = NULL;
     size_t len = 0, cap = 0, len2 = 0, cap2 = 0;
     vem_rules_vehicle_save(v, &buf, &len, &cap);
-    ck_assert_uint_eq(buf[4], 8);
+    ck_assert_uint_eq(buf[4], 9);
     char err[256];
     vem_rules_vehicle_t *again = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_msg(again != NULL, "%s", err);
@@ -1003,15 +1033,140 @@ static size_t s_open_receipt_at(const uint8_t *buf)
     return off + 43;
 }
 
-/* The first len bytes of a version 8 checkpoint that holds no reading from the stored history
- * and no code not judged, as an older version: versions 6 and 7 lack the last count
- * (dtcs_unjudged, after the last receipt on the intake clock and 8 counts); versions 1 to 5
- * the last receipt on the intake clock too (the parts before it are the same from version 2
- * on). */
-static void s_older(const uint8_t *buf, size_t len, uint8_t version, s_bytes_t *o)
+/* Where each track's SCR window is in a version 9 checkpoint (whose first len bytes hold the
+ * tracks), its length there, and the ring's capacity: after the last receipt on the intake
+ * clock, 9 counts, the newest snapshot, VIN mismatch, MIL runs (capacity, truncated, count,
+ * 31 bytes a run), DTCs (capacity, count, codes); in a track, after 59 bytes of trip and 5
+ * spans of 39 bytes; the track goes on with the scr fired byte, 25 bytes of figures and the NOx
+ * window (rules_ckpt.c's format). */
+typedef struct {
+    size_t at[2], len[2];
+    uint32_t cap[2];
+} s_scr_parts_t;
+
+static uint32_t s_r32(const uint8_t *p)
 {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static uint16_t s_r16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+static void s_scr_parts(const uint8_t *buf, size_t len, s_scr_parts_t *sp)
+{
+    ck_assert_uint_eq(buf[4], 9);
+    size_t off = s_open_receipt_at(buf) + 8 + 9 * 8 + 8 + 1 + 4 + 1;
+    off += 4 + 31 * (size_t)s_r32(buf + off);
+    off += 4;
+    off += 4 + 4 * (size_t)s_r32(buf + off);
+    for (int t = 0; t < 2; t++) {
+        off += 59 + 5 * 39;
+        sp->at[t] = off;
+        sp->cap[t] = s_r16(buf + off + 26);
+        sp->len[t] = 30 + 22 * (size_t)s_r16(buf + off + 28);
+        off += sp->len[t] + 1 + 25;
+        ck_assert_uint_le(off + 1, len);
+        if (buf[off++]) { /* an active NOx window: its ring (20 bytes a sample), kept windows */
+            off += 112 + 20 * (size_t)s_r32(buf + off + 76);
+            off += 8 + 12 * (size_t)s_r32(buf + off + 4) + 1 + 12;
+        }
+    }
+    ck_assert_uint_le(off, len);
+}
+
+/* The first len bytes of a version 9 checkpoint with each track's SCR window replaced by what
+ * scr gives for it (its bytes and ring capacity), and the memory held (the last 8 bytes, when
+ * a ring was held: len is then the whole) made that of no ring. */
+static void s_scr_replaced(const uint8_t *buf, size_t len, s_bytes_t *o,
+                           void (*scr)(const uint8_t *part, s_bytes_t *o))
+{
+    s_scr_parts_t sp;
+    s_scr_parts(buf, len, &sp);
+    o->n = 0;
+    s_w(o, buf, sp.at[0]);
+    scr(buf + sp.at[0], o);
+    size_t between = sp.at[0] + sp.len[0];
+    s_w(o, buf + between, sp.at[1] - between);
+    scr(buf + sp.at[1], o);
+    size_t rest = sp.at[1] + sp.len[1];
+    s_w(o, buf + rest, len - rest);
+    uint32_t cap = sp.cap[0] + sp.cap[1];
+    if (cap) {
+        int64_t held;
+        memcpy(&held, o->b + o->n - 8, 8);
+        held -= (int64_t)cap * (int64_t)sizeof(vem_rules_scr_minute_t);
+        memcpy(o->b + o->n - 8, &held, 8);
+    }
+}
+
+/* Version 8's scr span for a version 9 SCR window: the qualifying samples held (n), value and
+ * fired 0, the first sample held, and the sums of upstream (lo) and downstream (hi) NOx in ppm
+ * (raw x 0.05 - 200 each). */
+static void s_scr_as_span(const uint8_t *part, s_bytes_t *o)
+{
+    uint32_t n = s_r32(part), held = s_r16(part + 28);
+    double up = s_r32(part + 4), down = s_r32(part + 8);
+    const uint8_t *first = part + 12;
+    for (uint32_t i = 0; i < held; i++) {
+        const uint8_t *m = part + 30 + 22 * (size_t)i;
+        up += s_r32(m);
+        down += s_r32(m + 4);
+        if (i == 0)
+            first = m + 8;
+    }
+    n += 60 * held;
+    s_w32(o, n);
+    s_w32(o, 0);
+    s_w8(o, 0);
+    s_w(o, first, 14);
+    s_wf64(o, 0.05 * up - 200.0 * n);
+    s_wf64(o, 0.05 * down - 200.0 * n);
+}
+
+/* An SCR window started afresh: no minute, no ring. */
+static void s_scr_empty(const uint8_t *part, s_bytes_t *o)
+{
+    (void)part;
+    static const uint8_t zero[30];
+    s_w(o, zero, sizeof zero);
+}
+
+/* The first len bytes of a version 9 checkpoint as version 8: the SCR windows as spans. */
+static void s_v8_of(const uint8_t *buf, size_t len, s_bytes_t *o)
+{
+    s_scr_replaced(buf, len, o, s_scr_as_span);
+    o->b[4] = 8;
+}
+
+/* A version 9 checkpoint as a load of it from version 8 saves it: the SCR windows afresh. */
+static void s_scr_afresh(const uint8_t *buf, size_t len, s_bytes_t *o)
+{
+    s_scr_replaced(buf, len, o, s_scr_empty);
+}
+
+/* The first len bytes of a version 9 checkpoint that holds no reading from the stored history
+ * and no code not judged, as an older version: version 8 has a span where version 9 has each
+ * track's SCR window (s_v8_of); versions 6 and 7 lack the last count (dtcs_unjudged, after the
+ * last receipt on the intake clock and 8 counts); versions 1 to 5 the last receipt on the
+ * intake clock too (the parts before it are the same from version 2 on). */
+static void s_older(const uint8_t *buf9, size_t len9, uint8_t version, s_bytes_t *o)
+{
+    static s_bytes_t v8;
+    s_v8_of(buf9, len9, &v8);
+    const uint8_t *buf = v8.b;
+    size_t len = v8.n;
     size_t at = s_open_receipt_at(buf), count = at + 8 + 8 * 8;
     ck_assert_uint_eq(buf[4], 8);
+    if (version == 8) {
+        memcpy(o, &v8, sizeof v8);
+        return;
+    }
     ck_assert_uint_le(count + 8, len);
     int64_t unjudged;
     memcpy(&unjudged, buf + count, 8);
@@ -1024,18 +1179,28 @@ static void s_older(const uint8_t *buf, size_t len, uint8_t version, s_bytes_t *
     o->b[4] = version;
 }
 
-/* Version 7 is version 8 without the count of codes not judged (0 then), and version 6 is
- * version 7 for a vehicle with no reading from the stored history; version 5 is
- * version 6 without the vehicle's last receipt on the intake clock, and version 4 is version 5
- * with receipt times where version 5 has the intake clock (the same values while nothing was
+/* Version 8 is version 9 with a span of SCR block sums where version 9 has a track's SCR
+ * window; version 7 is version 8 without the count of codes not judged (0 then), and version 6
+ * is version 7 for a vehicle with no reading from the stored history; version 5 is version 6
+ * without the vehicle's last receipt on the intake clock, and version 4 is version 5 with
+ * receipt times where version 5 has the intake clock (the same values while nothing was
  * paused): a version 4 or 5 file of a mid-trip vehicle loads as it is, with that receipt not
- * known, and saves again as version 8 with every other byte the same; a version 6 or 7 file
- * saves again as the same bytes under version 8. */
-START_TEST(versions_4_to_7_load_as_they_are)
+ * known and its SCR window started afresh, and saves again as version 9 with every other byte
+ * the same; a version 6, 7 or 8 file saves again as the same bytes under version 9, save the
+ * SCR window started afresh. (The checkpoint is taken 20 qualifying samples into a trip, so the
+ * SCR window has a minute being filled that the load drops.) */
+START_TEST(versions_4_to_8_load_as_they_are)
 {
     vem_rules_config_t cfg = s_defaults();
     size_t len;
     uint8_t *buf = s_checkpoint_of(s_scenario(s_sc_all), &cfg, 3, &len);
+    s_scr_parts_t sp;
+    s_scr_parts(buf, len, &sp);
+    ck_assert_uint_eq(s_r32(buf + sp.at[0]), 20); /* the live track's minute being filled */
+    static s_bytes_t fresh;
+    s_scr_afresh(buf, len, &fresh);
+    ck_assert_uint_eq(fresh.n, len);
+    ck_assert_int_ne(memcmp(fresh.b, buf, len), 0);
     size_t at = s_open_receipt_at(buf);
     int64_t known;
     memcpy(&known, buf + at, 8);
@@ -1047,24 +1212,26 @@ START_TEST(versions_4_to_7_load_as_they_are)
         vem_rules_vehicle_t *v = vem_rules_vehicle_load(old.b, old.n, err, sizeof err);
         ck_assert_msg(v != NULL, "version %u: %s", version, err);
         ck_assert_int_eq(v->last_received_open_us, INT64_MIN);
+        ck_assert_uint_eq(v->live.scr_n, 0);
         uint8_t *again = NULL;
         size_t len2 = 0, cap = 0;
         vem_rules_vehicle_save(v, &again, &len2, &cap);
         ck_assert_uint_eq(len2, len);
-        ck_assert_uint_eq(again[4], 8);
-        ck_assert_mem_eq(again + 5, buf + 5, at - 5);
+        ck_assert_uint_eq(again[4], 9);
+        ck_assert_mem_eq(again + 5, fresh.b + 5, at - 5);
         int64_t unknown;
         memcpy(&unknown, again + at, 8);
         ck_assert_int_eq(unknown, INT64_MIN);
-        ck_assert_mem_eq(again + at + 8, buf + at + 8, len - at - 8);
+        ck_assert_mem_eq(again + at + 8, fresh.b + at + 8, len - at - 8);
         s_resaves_as_current(v);
         vem_rules_vehicle_destroy(&v);
         free(again);
     }
-    for (uint8_t version = 6; version <= 7; version++) {
+    for (uint8_t version = 6; version <= 8; version++) {
         s_bytes_t old;
         s_older(buf, len, version, &old);
-        ck_assert_uint_eq(old.n, len - 8);
+        /* version 8's span is 9 bytes longer than an SCR window with no whole minute */
+        ck_assert_uint_eq(old.n, len + 2 * 9 - (version < 8 ? 8 : 0));
         char err[256];
         vem_rules_vehicle_t *v = vem_rules_vehicle_load(old.b, old.n, err, sizeof err);
         ck_assert_msg(v != NULL, "version %u: %s", version, err);
@@ -1073,7 +1240,7 @@ START_TEST(versions_4_to_7_load_as_they_are)
         size_t len2 = 0, cap = 0;
         vem_rules_vehicle_save(v, &again, &len2, &cap);
         ck_assert_uint_eq(len2, len);
-        ck_assert_mem_eq(again, buf, len);
+        ck_assert_mem_eq(again, fresh.b, len);
         vem_rules_vehicle_destroy(&v);
         free(again);
     }
@@ -1149,7 +1316,7 @@ static void s_valid_reading(vem_rsd_reading_t *rd, const char *id, int64_t time_
  * and r2 (T0 + 1 d, 1600 ppm), saved and loaded, judges r2 as new when a replay brings it (by
  * rules.md the violation of r1 and r2, both over 1500 within 6 months, under r1's id), and only
  * once. Its flags byte (over | loaded << 1 = 3) is refused as version 6's "over" boolean, and a
- * flags byte of 4 is refused in versions 7 and 8. */
+ * flags byte of 4 is refused in versions 7 to 9. */
 START_TEST(version_7_keeps_readings_from_the_history)
 {
     vem_rules_config_t cfg = s_defaults();
@@ -1223,11 +1390,11 @@ START_TEST(version_7_keeps_readings_from_the_history)
     free(bad);
 
     /* r1's flags byte: just before its station and reading ids; versions 6 and 7 are version
-     * 8 without the count of codes not judged */
+     * 8 without the count of codes not judged, and 8 is 9 with spans for the SCR windows */
     static const uint8_t ids[] = {3, 'S', '0', '1', 2, 'r', '1'};
-    for (uint8_t version = 6; version <= 8; version++) {
+    for (uint8_t version = 6; version <= 9; version++) {
         s_bytes_t old;
-        if (version < 8) {
+        if (version < 9) {
             s_older(buf, len, version, &old);
         } else {
             memcpy(old.b, buf, len);
@@ -1255,13 +1422,81 @@ START_TEST(version_7_keeps_readings_from_the_history)
 }
 END_TEST
 
+/* A version 8 file of a truck 1000 qualifying samples into a trip at conversion
+ * 1 - 480 / 800 = 0.40 (no engine figures, so no NOx window; 1000 < 30 x 60: no verdict yet):
+ * version 8 held the SCR block's sums, which cannot become the minutes of the window, so the
+ * load starts the window afresh (nothing held, no ring, and the memory of the ring, 30 minutes
+ * of 24 bytes, not held) and says so by judging on: the same samples again from T0 + 1000 make
+ * the violation when 1800 qualifying samples after the load are held, at T0 + 2799, from
+ * T0 + 1000, conversion 0.40. The version 9 file of the same state judges the window it holds:
+ * at T0 + 1799, from T0. A version 8 file saves again as version 9. */
+START_TEST(version_8_starts_the_scr_window_afresh)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, NULL);
+    s_phys_t bad = s_cruise;
+    bad.nox_down = 480; /* below nox_ppm_max (500): no obd.nox_high notice */
+    vem_hj1239_frame_t *f = calloc(1, sizeof *f);
+    ck_assert_ptr_nonnull(f);
+    s_log_t log = {0};
+    for (int64_t t = T0; t < T0 + 1000; t += 10) {
+        s_envelope(f, VEM_HJ1239_CMD_REALTIME, t + 9);
+        for (int j = 0; j < 10; j++)
+            s_stream(&f->blocks[f->nblocks++], t + j, &bad);
+        vem_rules_on_frame(v, &cfg, f, US(t + 10), 0, 1, s_collect, &log);
+    }
+    ck_assert_uint_eq(log.n, 0);
+    ck_assert_uint_eq(v->live.scr_held, 16); /* 1000 = 16 x 60 + 40 */
+    ck_assert_uint_eq(v->live.scr_n, 40);
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    size_t held = vem_rules_vehicle_bytes(v);
+    vem_rules_vehicle_destroy(&v);
+    static s_bytes_t old;
+    s_v8_of(buf, len, &old);
+    char err[256];
+    vem_rules_vehicle_t *from[2];
+    from[0] = vem_rules_vehicle_load(old.b, old.n, err, sizeof err);
+    ck_assert_msg(from[0] != NULL, "version 8: %s", err);
+    from[1] = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_msg(from[1] != NULL, "version 9: %s", err);
+    ck_assert_uint_eq(from[0]->live.scr_n, 0);
+    ck_assert_uint_eq(from[0]->live.scr_held, 0);
+    ck_assert_ptr_null(from[0]->live.scr_ring);
+    ck_assert_uint_eq(vem_rules_vehicle_bytes(from[0]), held - 30 * 24);
+    ck_assert_uint_eq(vem_rules_vehicle_bytes(from[1]), held);
+    s_resaves_as_current(from[0]);
+    const int64_t last[2] = {T0 + 2799, T0 + 1799}, first[2] = {T0 + 1000, T0};
+    for (int k = 0; k < 2; k++) {
+        s_log_t got = {0};
+        for (int64_t t = T0 + 1000; t < T0 + 2800; t += 10) {
+            s_envelope(f, VEM_HJ1239_CMD_REALTIME, t + 9);
+            for (int j = 0; j < 10; j++)
+                s_stream(&f->blocks[f->nblocks++], t + j, &bad);
+            vem_rules_on_frame(from[k], &cfg, f, US(t + 10), 0, 2, s_collect, &got);
+        }
+        ck_assert_uint_eq(got.n, 1);
+        ck_assert_int_eq(got.v[0].rule, VEM_RULE_OBD_SCR_INEFFECTIVE);
+        ck_assert_int_eq(got.v[0].first_us, US(first[k]));
+        ck_assert_int_eq(got.v[0].last_us, US(last[k]));
+        ck_assert_double_eq_tol(got.v[0].measured, 0.40, 1e-9);
+        s_log_free(&got);
+        vem_rules_vehicle_destroy(&from[k]);
+    }
+    s_log_free(&log);
+    free(buf);
+    free(f);
+}
+END_TEST
+
 /* A version 2 checkpoint (version 1: without the colour) from the format of the previous build
  * (rules_ckpt.c's header, and its git history): a vehicle with VIN and plate whose MIL has been
  * on since T0 (snapshot block 5), newest snapshot T0 + 3 d, not escalated; counts 1 .. 7; and a
  * NO chain of r1 (T0, 1600 ppm) and r2 (T0 + 1 d, 1700 ppm) after a compliant reading at
  * T0 - 1 d. The parts version 3 did not change (facts to receipt times, the two tracks) are
- * copied from a save of a fresh vehicle (version 8, which has the same bytes as version 3
- * without fusion history, save the last receipt on the intake clock). */
+ * copied from a save of a fresh vehicle (version 9 as version 8, which has the same bytes as
+ * version 3 without fusion history, save the last receipt on the intake clock). */
 static void s_v2_checkpoint_of(s_bytes_t *o, uint32_t version, bool tie);
 
 static void s_v2_checkpoint(s_bytes_t *o, uint32_t version)
@@ -1275,10 +1510,15 @@ static void s_v2_checkpoint_of(s_bytes_t *o, uint32_t version, bool tie)
 {
     vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, NULL);
     vem_rules_vehicle_set_ids(v, NULL, NULL, "yellow");
-    uint8_t *buf = NULL;
-    size_t len = 0, cap = 0;
-    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    uint8_t *buf9 = NULL;
+    size_t len9 = 0, cap = 0;
+    vem_rules_vehicle_save(v, &buf9, &len9, &cap);
     vem_rules_vehicle_destroy(&v);
+    static s_bytes_t v8;
+    s_v8_of(buf9, len9, &v8);
+    free(buf9);
+    const uint8_t *buf = v8.b;
+    size_t len = v8.n;
     /* version 8 of a fresh vehicle: header, ids, 43 bytes of facts to receipt times, the last
      * receipt on the intake clock (8), 9 counts, newest snapshot, VIN mismatch, MIL runs
      * (capacity 0, truncated, count 0), DTCs (0, 0), the tracks, then 26 bytes of empty roadside
@@ -1330,7 +1570,6 @@ static void s_v2_checkpoint_of(s_bytes_t *o, uint32_t version, bool tie)
     s_w8(o, 0); /* pending: allocated, count */
     s_w32(o, 0);
     s_w64(o, 12345); /* the memory the old form held: not the new form's */
-    free(buf);
 }
 
 /* Versions 1 and 2 load, converted: the MIL episode becomes one run from its start to the
@@ -1661,9 +1900,10 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, every_truncation_is_refused);
     tcase_add_test(tc, version_and_magic);
-    tcase_add_test(tc, versions_4_to_7_load_as_they_are);
+    tcase_add_test(tc, versions_4_to_8_load_as_they_are);
     tcase_add_test(tc, version_5_offline_on_the_wall_clock);
     tcase_add_test(tc, version_7_keeps_readings_from_the_history);
+    tcase_add_test(tc, version_8_starts_the_scr_window_afresh);
     tcase_add_test(tc, versions_1_and_2_load_converted);
     tcase_add_test(tc, version_2_chain_with_readings_of_one_time);
     tcase_add_test(tc, version_3_fusion_history_loads_without_keys);
