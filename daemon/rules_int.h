@@ -77,6 +77,11 @@ int64_t vem_rules_from_civil(const vem_rules_civil_t *c);
  * becomes its last day (Aug 31 + 6 months = the last day of February). */
 int64_t vem_rules_add_months(int64_t us, unsigned months);
 
+/* True when the Beijing date of later_us is at most `months` natural months after the Beijing
+ * date of earlier_us (as vem_rules_add_months moves a date), whatever the times of day: Jan 31
+ * to Jul 31 is within 6, to Aug 1 is not; Aug 31 to Feb 28 (or 29) is within 6. */
+bool vem_rules_within_months(int64_t earlier_us, int64_t later_us, unsigned months);
+
 /* ---- samples (rules.c) -------------------------------------------------------------------- */
 
 /* True when rules.c's copy of the scales of the fields it reads is the decoder's. */

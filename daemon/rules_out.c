@@ -202,17 +202,32 @@ static int s_month_days(int64_t y, int m)
     return m == 2 && leap ? 29 : days[m - 1];
 }
 
+/* c moved `months` natural months on, a day the later month lacks becoming its last. */
+static void s_add_months(vem_rules_civil_t *c, unsigned months)
+{
+    int64_t m = c->month - 1 + (int64_t)months;
+    c->year += m / 12;
+    c->month = (int)(m % 12) + 1;
+    int last = s_month_days(c->year, c->month);
+    if (c->day > last)
+        c->day = last;
+}
+
 int64_t vem_rules_add_months(int64_t us, unsigned months)
 {
     vem_rules_civil_t c;
     vem_rules_civil(us, &c);
-    int64_t m = c.month - 1 + (int64_t)months;
-    c.year += m / 12;
-    c.month = (int)(m % 12) + 1;
-    int last = s_month_days(c.year, c.month);
-    if (c.day > last)
-        c.day = last;
+    s_add_months(&c, months);
     return vem_rules_from_civil(&c);
+}
+
+bool vem_rules_within_months(int64_t earlier_us, int64_t later_us, unsigned months)
+{
+    vem_rules_civil_t c;
+    vem_rules_civil(earlier_us, &c);
+    s_add_months(&c, months);
+    int64_t later_day = s_floor_div(later_us + S_BEIJING_US, 86400LL * 1000000);
+    return later_day <= s_days_from_civil(c.year, c.month, c.day);
 }
 
 void vem_rules_iso(int64_t us, char out[VEM_RULES_ISO_LEN])

@@ -11,8 +11,10 @@
  * the order they came in (stations upload backlogs; the history from PostgreSQL comes in any
  * order). A chain holds the pollutant's valid readings, exceedances and compliant ones, by time
  * (ties by station and reading id). The verdict of an exceedance e rests on the exceedances
- * just before it with no compliant reading in between, those at most rsd_cycle_months natural
- * months (Beijing calendar) before e, at most VEM_RULES_CHAIN_MAX of them (the newest): a
+ * just before it with no compliant reading in between, those on a Beijing date at most
+ * rsd_cycle_months natural months before e's date (calendar months count dates, not instants:
+ * Jan 31 at 08:00 chains with Jul 31 at 23:00, not with Aug 1; Aug 31 with Feb 28, the last of
+ * February), at most VEM_RULES_CHAIN_MAX of them (the newest): a
  * notice while they are fewer than rsd_chain_n, then a violation listing them all, under the
  * id of the oldest. Judging everything in time order emits each exceedance's verdict as it
  * comes; here a reading, wherever its time falls, emits the verdicts it changed, in time order,
@@ -252,7 +254,7 @@ static s_sig_t s_sig(const vem_rules_chain_t *c, const vem_rules_config_t *cfg, 
     uint32_t n = 1;
     while (n < i + 1 && n < VEM_RULES_CHAIN_MAX) {
         const vem_rules_link_t *l = &c->links[i - n];
-        if (!s_over(l, limit) || vem_rules_add_months(l->time_us, cfg->rsd_cycle_months) < t)
+        if (!s_over(l, limit) || !vem_rules_within_months(l->time_us, t, cfg->rsd_cycle_months))
             break;
         n++;
     }

@@ -2318,6 +2318,71 @@ START_TEST(natural_months)
 }
 END_TEST
 
+/* "Within the 6 natural months of one inspection cycle" counts calendar months of Beijing dates
+ * (rules.md): an exceedance on date D1 chains with a later one on date D2 when D2 <= D1 + 6
+ * months, a day the later month lacks being its last (natural_months), whatever the times of
+ * day. Each pair of NO exceedances (1600 ppm > 1500) is fed at 07:30 then 23:30 and at 23:30
+ * then 07:30 (07:30 in Beijing is 23:30 UTC the day before: UTC dates would judge otherwise).
+ * r1 is a notice under its own id; r2 a violation on [r1, r2] under r1's id when within, else
+ * a notice on [r2] under its own. Ids from tests/data/rules/rule_id.py:
+ *   rule_id.py rsd.no_exceed 京A12345 r=S01/r1 -> 1005e61452f9ed377035891ddb5d48cc
+ *   rule_id.py rsd.no_exceed 京A12345 r=S01/r2 -> 1005e71452f9eeea70358c1ddb5d4de5 */
+typedef struct {
+    const char *name;
+    int64_t y1;
+    int m1, d1;
+    int64_t y2;
+    int m2, d2;
+    vem_severity_t second; /* r2's verdict */
+} s_month_case_t;
+
+static const s_month_case_t s_month_cases[] = {
+    {"Jan 31 -> Jul 31: Jan 31 + 6 months = Jul 31", 2024, 1, 31, 2024, 7, 31, V},
+    {"Jan 31 -> Aug 1", 2024, 1, 31, 2024, 8, 1, N},
+    {"Aug 31 -> Feb 28 2023: Aug 31 + 6 months = the last of February", 2022, 8, 31, 2023, 2, 28,
+     V},
+    {"Aug 31 -> Mar 1 2023", 2022, 8, 31, 2023, 3, 1, N},
+    {"Mar 1 -> Sep 1", 2024, 3, 1, 2024, 9, 1, V},
+    {"Mar 1 -> Sep 2", 2024, 3, 1, 2024, 9, 2, N},
+    {"Aug 31 2023 -> Feb 29 2024: a leap year's last of February", 2023, 8, 31, 2024, 2, 29, V},
+};
+
+#define S_R1_ID "1005e61452f9ed377035891ddb5d48cc"
+#define S_R2_ID "1005e71452f9eeea70358c1ddb5d4de5"
+
+START_TEST(roadside_cycle_counts_dates)
+{
+    const s_month_case_t *c = &s_month_cases[_i / 2];
+    bool morning_first = _i % 2 == 0;
+    const char *when = morning_first ? "07:30 -> 23:30" : "23:30 -> 07:30";
+    vem_rules_civil_t d1 = {c->y1, c->m1, c->d1, morning_first ? 7 : 23, 30, 0, 0};
+    vem_rules_civil_t d2 = {c->y2, c->m2, c->d2, morning_first ? 23 : 7, 30, 0, 0};
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    vem_rsd_reading_t r;
+    s_reading(&r, 0, "r1", VEM_FUEL_DIESEL);
+    r.time_us = vem_rules_from_civil(&d1);
+    r.no_ppm = 1600;
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &r, 1, s_collect, &log), 1);
+    ck_assert_int_eq(log.v[0].severity, N);
+    ck_assert_str_eq(log.v[0].id, S_R1_ID);
+    s_reading(&r, 0, "r2", VEM_FUEL_DIESEL);
+    r.time_us = vem_rules_from_civil(&d2);
+    r.no_ppm = 1600;
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &r, 2, s_collect, &log), 1);
+    const s_got_t *g = &log.v[1];
+    ck_assert_msg(g->severity == c->second, "%s, %s: r2 is a %s, expected a %s", c->name, when,
+                  vem_rules_severity_name(g->severity), vem_rules_severity_name(c->second));
+    ck_assert_str_eq(g->id, c->second == V ? S_R1_ID : S_R2_ID);
+    ck_assert_uint_eq(json_array_size(json_object_get(g->ev, "readings")), c->second == V ? 2 : 1);
+    ck_assert_int_eq(g->last_us, r.time_us);
+    ck_assert_uint_eq(vem_rules_vehicle_counts(v)->readings_late, 0);
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 /* ---- fusion ------------------------------------------------------------------------------- */
 
 static void s_nox_gen(long i, s_phys_t *p, const void *arg)
@@ -3347,6 +3412,8 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, roadside_reload_judges_the_chain_by_the_limit_in_force);
     tcase_add_test(tc, idle_state);
     tcase_add_test(tc, natural_months);
+    tcase_add_loop_test(tc, roadside_cycle_counts_dates, 0,
+                        2 * (int)(sizeof s_month_cases / sizeof *s_month_cases));
     tcase_add_test(tc, fusion_either_order);
     tcase_add_test(tc, fusion_of_a_stored_reading);
     tcase_add_test(tc, fusion_names_the_stored_sample);
