@@ -36,7 +36,10 @@ void vem_rsdhist_free(vem_rsdhist_t *h)
 /* Per plate, colour and pollutant, the newest $2 valid readings that report it ($1: cycle months;
  * one more month covers readings that arrive late); $3 rows at most; FILTER narrows it. The range
  * on time reads only the partitions of those months; rsd_readings_plate (0004) serves the
- * ordering, and the plate of a load of one. */
+ * ordering, and the plate of a load of one. The start's load takes a day more than the months:
+ * the cycle counts Beijing dates (rules_rsd.c), so a verdict at t rests on readings back to the
+ * start of the day t - $1 months falls on, up to a day before that instant; without it the
+ * month for late readings would be a day short. */
 #define S_QUERY(SINCE, FILTER)                                                                     \
     "SELECT station_id, reading_id, (extract(epoch FROM time) * 1000000)::bigint, plate, "         \
     "       coalesce(plate_color, ''), coalesce(fuel, ''), speed_kmh, accel_ms2, vsp_kw_t, "       \
@@ -64,7 +67,8 @@ void vem_rsdhist_free(vem_rsdhist_t *h)
     "   OR (hc_ppm IS NOT NULL AND r_hc <= $2) "                                                   \
     "ORDER BY plate, plate_color, time, station_id, reading_id LIMIT $3"
 
-static const char s_query[] = S_QUERY("now() - make_interval(months => $1::int + 1)", "");
+static const char s_query[] =
+    S_QUERY("now() - make_interval(months => $1::int + 1, days => 1)", "");
 
 /* An ask's readings: in [$1, $5) by time and receipt (timestamptz constants, so the planner
  * keeps to those days' partitions), of VIN $4 or, for a registered one, of its plate $6 in
