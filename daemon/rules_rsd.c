@@ -30,10 +30,13 @@
  * cursor or checkpoint than the database's rows), it is judged as new, once.
  *
  * Bounds: a chain holds VEM_RULES_CHAIN_HELD readings; with one more the oldest goes, and from
- * then on a reading is judged only with VEM_RULES_CHAIN_MAX + 1 readings older than it held
- * (what its verdict and the later ones rest on: the exceedances and the reading before them);
- * one older than that is counted (readings_late) and not judged, and verdicts resting on the
- * readings that went stand as they were emitted.
+ * then on a late reading is judged only when what its verdict and the later ones rest on is
+ * held, and stays held once the oldest goes to make room for it: for an exceedance, its run
+ * below it and the reading that closes the run (a compliant one, one older than the cycle
+ * allows, or the one below VEM_RULES_CHAIN_MAX exceedances), however few readings that is; for
+ * a compliant reading, a place above the oldest held. Any other (a run reaching the oldest
+ * held, a reading older than it) is counted (readings_late) and not judged, and verdicts
+ * resting on the readings that went stand as they were emitted.
  *
  * A chain is judged by the limit in force: after a reload that raised a limit, a reading it no
  * longer calls an exceedance counts as compliant; a reading compliant when it came stays so.
@@ -247,17 +250,20 @@ typedef struct {
     uint32_t n;
 } s_sig_t;
 
+/* True when l, held before an exceedance at t, belongs to its run: an exceedance in the cycle. */
+static bool s_joins(const vem_rules_link_t *l, const vem_rules_config_t *cfg, double limit,
+                    int64_t t)
+{
+    return s_over(l, limit) && vem_rules_within_months(l->time_us, t, cfg->rsd_cycle_months);
+}
+
 static s_sig_t s_sig(const vem_rules_chain_t *c, const vem_rules_config_t *cfg, double limit,
                      uint32_t i)
 {
     int64_t t = c->links[i].time_us;
     uint32_t n = 1;
-    while (n < i + 1 && n < VEM_RULES_CHAIN_MAX) {
-        const vem_rules_link_t *l = &c->links[i - n];
-        if (!s_over(l, limit) || !vem_rules_within_months(l->time_us, t, cfg->rsd_cycle_months))
-            break;
+    while (n < i + 1 && n < VEM_RULES_CHAIN_MAX && s_joins(&c->links[i - n], cfg, limit, t))
         n++;
-    }
     s_sig_t g = {(int32_t)(i + 1 - n), -1, n};
     if (g.first > 0 && !s_over(&c->links[g.first - 1], limit))
         g.compliant = g.first - 1;
@@ -328,16 +334,15 @@ static bool s_same_link(const vem_rules_link_t *a, const vem_rules_link_t *b)
  * from before (a reading it did not hold counts as changed only when fresh_too, and one from the
  * stored history only then too, and only when received by received_us, the input's receipt, or
  * that is 0: a later one is still to come as an input, and emits its own then): the chains as
- * they now stand, under the ids of their oldest readings. Below VEM_RULES_CHAIN_MAX + 1 of a
- * truncated chain what a verdict rests on may be gone: those verdicts stand as emitted. */
+ * they now stand, under the ids of their oldest readings. In a truncated chain a verdict whose
+ * run reaches the oldest held reading rests on the reading before it, which is gone: those
+ * verdicts stand as emitted. */
 static void s_emit_changed(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
                            vem_rules_fuel_t fuel, unsigned p, const vem_rules_chain_t *c,
                            const s_before_t *b, uint32_t from, double limit, bool fresh_too,
                            int64_t received_us, vem_rules_out_t *out)
 {
     uint32_t j = 0;
-    if (c->truncated && from <= VEM_RULES_CHAIN_MAX)
-        from = VEM_RULES_CHAIN_MAX + 1;
     for (uint32_t i = from; i < c->n; i++) {
         const vem_rules_link_t *l = &c->links[i];
         while (j < b->n && s_cmp(&b->links[j], l->time_us, l->station_id, l->reading_id) < 0)
@@ -348,6 +353,8 @@ static void s_emit_changed(const vem_rules_rsd_ctx_t *ctx, const vem_rules_confi
             (l->loaded && (!fresh_too || (received_us && l->received_us > received_us))))
             continue;
         s_sig_t g = s_sig(c, cfg, limit, i);
+        if (c->truncated && g.first == 0)
+            continue;
         if (held) {
             const s_sig_t *o = &b->sig[j];
             bool same =
@@ -383,8 +390,8 @@ static uint32_t s_place(const vem_rules_chain_t *c, const vem_rsd_reading_t *r, 
 /* Adds the reading to the chain at its place (s_place); false when it is too old to be judged
  * (counted). *where is its index then. */
 static bool s_insert(vem_rules_chain_t *c, const vem_rules_rsd_ctx_t *ctx,
-                     const vem_rsd_reading_t *r, double value, double limit, bool loaded,
-                     uint32_t at, uint32_t *where)
+                     const vem_rules_config_t *cfg, const vem_rsd_reading_t *r, double value,
+                     double limit, bool loaded, uint32_t at, uint32_t *where)
 {
     bool full = c->n == VEM_RULES_CHAIN_HELD;
     if (full && at == 0) { /* older than everything held: it would go at once */
@@ -392,11 +399,26 @@ static bool s_insert(vem_rules_chain_t *c, const vem_rules_rsd_ctx_t *ctx,
         ctx->counts->readings_late++;
         return false;
     }
-    /* once readings were let go, a late one needs what its verdict and the verdicts after it
-     * rest on held below it: VEM_RULES_CHAIN_MAX exceedances and the reading before them */
-    if ((c->truncated || full) && at - full <= VEM_RULES_CHAIN_MAX) {
-        ctx->counts->readings_late++;
-        return false;
+    /* Once readings were let go (or links[0] goes now, for this one), a late reading is judged
+     * only when what its verdict and the verdicts after it rest on stays held. An exceedance's
+     * rests on its run below its place (as s_sig walks it) and the reading just below the run,
+     * which closes it (compliant, older than the cycle allows, or below VEM_RULES_CHAIN_MAX):
+     * that one must be held, and not be links[0] when links[0] goes. The later exceedances that
+     * its run reaches rest on no more of it (their cycle starts no earlier than its own), and
+     * those after a compliant one rest on it: a compliant reading needs only a place above the
+     * oldest held. */
+    if (c->truncated || full) {
+        bool over = value > limit;
+        uint32_t k = at, n = 1; /* links[k .. at) are the run below it */
+        while (over && k > 0 && n < VEM_RULES_CHAIN_MAX &&
+               s_joins(&c->links[k - 1], cfg, limit, r->time_us)) {
+            k--;
+            n++;
+        }
+        if (over ? k <= (uint32_t)full : at == 0) {
+            ctx->counts->readings_late++;
+            return false;
+        }
     }
     if (full) { /* the oldest goes */
         memmove(c->links, c->links + 1, (c->n - 1) * sizeof *c->links);
@@ -497,7 +519,7 @@ static bool s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
     if (out->fn)
         s_remember(c, cfg, limit, place, &before);
     uint32_t at;
-    if (s_insert(c, ctx, r, value, limit, loaded, place, &at) && out->fn)
+    if (s_insert(c, ctx, cfg, r, value, limit, loaded, place, &at) && out->fn)
         s_emit_changed(ctx, cfg, fuel, p, c, &before, at, limit, true, r->received_us, out);
     return true;
 }

@@ -429,13 +429,14 @@ END_TEST
 /* ---- bounds ------------------------------------------------------------------------------- */
 
 /* A chain holds 64 readings. Exceedances f1 .. f64 an hour apart, then f65: f1 goes, and from
- * then on a late reading is judged only with 33 readings older than it held (the 32 a verdict
- * rests on and the one before them). x, between f10 and f11, has 8 (f3 .. f10 once f2 went
- * for it): counted late, no verdict, nothing changes. y, between f40 and f41, has 38: judged.
- * Its verdict rests on the 32 newest exceedances up to it, f10 .. f40 and y, a violation under
- * f10's id, which is what time order gives; and the exceedances after it, f41 .. f65, whose 32
- * now include y, are emitted again as they now stand (f41's rests on f11 .. f40, y, f41): 26
- * verdicts. */
+ * then on a late reading is judged only when what its verdict rests on is held (its run below it
+ * and the reading that closes it; rules_rsd.c). x, between f10 and f11, has the run f2 .. f10
+ * below it, down to the oldest held (which would go for it): what came before f2 is not known,
+ * so x is counted late, no verdict, nothing changes. y, between f40 and f41, has f10 .. f40 below
+ * it, closed by f9 (the one below the 32 a verdict rests on): judged. Its verdict rests on the 32
+ * newest exceedances up to it, f10 .. f40 and y, a violation under f10's id, which is what time
+ * order gives; and the exceedances after it, f41 .. f65, whose 32 now include y, are emitted again
+ * as they now stand (f41's rests on f11 .. f40, y, f41): 26 verdicts. */
 START_TEST(roadside_bound)
 {
     vem_rules_config_t cfg;
@@ -480,6 +481,157 @@ START_TEST(roadside_bound)
 }
 END_TEST
 
+/* Feeds reading id at t (epoch s) with no ppm NO; returns the verdicts it emitted. */
+static unsigned s_feed_one(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const char *id,
+                           int64_t t, double no, s_log_t *log)
+{
+    s_rd_t d = {id, t, no};
+    vem_rsd_reading_t r;
+    s_reading(&r, &d);
+    return vem_rules_on_reading(v, cfg, &r, 1, log ? s_collect : NULL, log);
+}
+
+/* Ids from tests/data/rules/rule_id.py (vem_rules_id worked in Python):
+ *   rule_id.py rsd.no_exceed 京C24680 r=S01/e1 -> 2c15d766464fda4b2028e74fc900a6b8
+ *   rule_id.py rsd.no_exceed 京C24680 r=S01/e2 -> 2c15d866464fdbfe2028ea4fc900abd1
+ *   rule_id.py rsd.no_exceed 京C24680 r=S01/g1 -> 2c1ce36646560d5d2021db4fc8fa73a6 */
+#define S_ID_E1 "2c15d766464fda4b2028e74fc900a6b8"
+#define S_ID_E2 "2c15d866464fdbfe2028ea4fc900abd1"
+#define S_ID_G1 "2c1ce36646560d5d2021db4fc8fa73a6"
+
+/* A late exceedance whose context is held is judged, however few readings lie below it.
+ * c1 .. c30 compliant an hour apart up to 07:00 (T0 - 1 h), e2 an exceedance at 11:00, d1 ..
+ * d40 compliant from 12:00: 71 readings, c1 .. c7 went, c8 is the oldest held. e2 was a notice
+ * under its own id (c30 before it). Then e1, an exceedance at 10:00, comes: its place has 23
+ * readings below it, but the one just below, c30, is compliant: e1's verdict rests on [e1]
+ * alone (and c30), e2's on [e1, e2] (and c30), all held. Time order gives e1 a notice under e1's
+ * id, then e2 a violation on [e1, e2] under e1's id; e1 emits both, in time order (rules_rsd.c:
+ * a reading emits the verdicts it changed), and c8 goes to make room.
+ * Then the same with the run's closer at the bottom: k0, k1 compliant, g1 .. g14 exceedances,
+ * h1 .. h48 compliant (64 held, none gone); l, an exceedance between g14 and h1, has its run
+ * g1 .. g14 closed by k1, which stays held when k0 goes for it: a violation on [g1 .. g14, l]
+ * (15 readings) under g1's id; h1 after it is compliant, so nothing else changes. */
+START_TEST(roadside_late_with_context)
+{
+    vem_rules_config_t cfg;
+    vem_rules_config_defaults(&cfg);
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    char id[16];
+    s_log_t log = {0};
+    for (int i = 1; i <= 30; i++) {
+        snprintf(id, sizeof id, "c%d", i);
+        s_feed_one(v, &cfg, id, T0 - (31 - i) * 3600, C, NULL);
+    }
+    ck_assert_uint_eq(s_feed_one(v, &cfg, "e2", T0 + 3 * 3600, E, &log), 1);
+    ck_assert_int_eq(log.v[0].severity, N);
+    ck_assert_str_eq(log.v[0].id, S_ID_E2);
+    for (int i = 1; i <= 40; i++) {
+        snprintf(id, sizeof id, "d%d", i);
+        s_feed_one(v, &cfg, id, T0 + (3 + i) * 3600, C, NULL);
+    }
+    const vem_rules_chain_t *c = v->rsd.chain[0];
+    ck_assert_uint_eq(c->n, VEM_RULES_CHAIN_HELD);
+    ck_assert(c->truncated);
+    ck_assert_str_eq(c->links[0].reading_id, "c8");
+    log.n = 0;
+    ck_assert_uint_eq(s_feed_one(v, &cfg, "e1", T0 + 2 * 3600, E, &log), 2);
+    ck_assert_uint_eq(vem_rules_vehicle_counts(v)->readings_late, 0);
+    ck_assert_int_eq(log.v[0].severity, N);
+    ck_assert_str_eq(log.v[0].id, S_ID_E1);
+    ck_assert_uint_eq(log.v[0].nreadings, 1);
+    ck_assert_int_eq(log.v[0].last_us, US(T0 + 2 * 3600) + 250000);
+    ck_assert_int_eq(log.v[1].severity, V);
+    ck_assert_str_eq(log.v[1].id, S_ID_E1);
+    ck_assert_uint_eq(log.v[1].nreadings, 2);
+    ck_assert_int_eq(log.v[1].last_us, US(T0 + 3 * 3600) + 250000);
+    c = v->rsd.chain[0];
+    ck_assert_uint_eq(c->n, VEM_RULES_CHAIN_HELD);
+    ck_assert_str_eq(c->links[0].reading_id, "c9");
+    vem_rules_vehicle_destroy(&v);
+
+    v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_feed_one(v, &cfg, "k0", T0, C, NULL);
+    s_feed_one(v, &cfg, "k1", T0 + 3600, C, NULL);
+    for (int i = 1; i <= 14; i++) {
+        snprintf(id, sizeof id, "g%d", i);
+        s_feed_one(v, &cfg, id, T0 + (1 + i) * 3600, E, NULL);
+    }
+    for (int i = 1; i <= 48; i++) {
+        snprintf(id, sizeof id, "h%d", i);
+        s_feed_one(v, &cfg, id, T0 + (15 + i) * 3600, C, NULL);
+    }
+    c = v->rsd.chain[0];
+    ck_assert_uint_eq(c->n, VEM_RULES_CHAIN_HELD);
+    ck_assert(!c->truncated);
+    log.n = 0;
+    ck_assert_uint_eq(s_feed_one(v, &cfg, "l", T0 + 15 * 3600 + 1800, E, &log), 1);
+    ck_assert_uint_eq(vem_rules_vehicle_counts(v)->readings_late, 0);
+    ck_assert_int_eq(log.v[0].severity, V);
+    ck_assert_str_eq(log.v[0].id, S_ID_G1);
+    ck_assert_uint_eq(log.v[0].nreadings, 15);
+    c = v->rsd.chain[0];
+    ck_assert(c->truncated);
+    ck_assert_str_eq(c->links[0].reading_id, "k1");
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* A late exceedance whose context is not held stays counted and unjudged. g1 .. g20
+ * exceedances an hour apart, h1 .. h50 compliant after them: g1 .. g6 went, g7 is the oldest
+ * held. l, an exceedance between g20 and h1, would rest on g7 .. g20 and on whatever came
+ * before g7, which is gone (an exceedance or a compliant reading: a violation or not, and under
+ * which id): counted late, nothing emitted, the chain as it was. Then with k1 compliant before
+ * g1 .. g14 and h1 .. h49 after them (64 held, none gone): k1 closes l's run, but it is the
+ * reading that would go to make room for l: late too. */
+START_TEST(roadside_late_without_context)
+{
+    vem_rules_config_t cfg;
+    vem_rules_config_defaults(&cfg);
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    char id[16];
+    s_log_t log = {0};
+    for (int i = 1; i <= 20; i++) {
+        snprintf(id, sizeof id, "g%d", i);
+        s_feed_one(v, &cfg, id, T0 + i * 3600, E, NULL);
+    }
+    for (int i = 1; i <= 50; i++) {
+        snprintf(id, sizeof id, "h%d", i);
+        s_feed_one(v, &cfg, id, T0 + (20 + i) * 3600, C, NULL);
+    }
+    const vem_rules_chain_t *c = v->rsd.chain[0];
+    ck_assert_str_eq(c->links[0].reading_id, "g7");
+    ck_assert_uint_eq(s_feed_one(v, &cfg, "l", T0 + 20 * 3600 + 1800, E, &log), 0);
+    ck_assert_int_eq(log.n, 0);
+    ck_assert_uint_eq(vem_rules_vehicle_counts(v)->readings_late, 1);
+    c = v->rsd.chain[0];
+    ck_assert_uint_eq(c->n, VEM_RULES_CHAIN_HELD);
+    ck_assert_str_eq(c->links[0].reading_id, "g7");
+    ck_assert_str_eq(c->links[14].reading_id, "h1");
+    vem_rules_vehicle_destroy(&v);
+
+    v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_feed_one(v, &cfg, "k1", T0 + 3600, C, NULL);
+    for (int i = 1; i <= 14; i++) {
+        snprintf(id, sizeof id, "g%d", i);
+        s_feed_one(v, &cfg, id, T0 + (1 + i) * 3600, E, NULL);
+    }
+    for (int i = 1; i <= 49; i++) {
+        snprintf(id, sizeof id, "h%d", i);
+        s_feed_one(v, &cfg, id, T0 + (15 + i) * 3600, C, NULL);
+    }
+    c = v->rsd.chain[0];
+    ck_assert_uint_eq(c->n, VEM_RULES_CHAIN_HELD);
+    ck_assert(!c->truncated);
+    ck_assert_uint_eq(s_feed_one(v, &cfg, "l", T0 + 15 * 3600 + 1800, E, &log), 0);
+    ck_assert_int_eq(log.n, 0);
+    ck_assert_uint_eq(vem_rules_vehicle_counts(v)->readings_late, 1);
+    c = v->rsd.chain[0];
+    ck_assert_str_eq(c->links[0].reading_id, "k1");
+    ck_assert_str_eq(c->links[15].reading_id, "h1");
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 /* What the MIL runs cannot place. An off snapshot between two on snapshots 5 minutes apart
  * (one run: the snapshots around it are not held) is counted (late_mil) and changes nothing.
  * Sixteen runs are held: with a seventeenth (on and off alternating, so no two runs of one
@@ -518,6 +670,8 @@ Suite *vem_suite_rules_order(void)
     tcase_add_loop_test(tc, roadside_in_every_order, 0, sizeof s_rsd_cases / sizeof *s_rsd_cases);
     tcase_add_loop_test(tc, mil_in_every_order, 0, sizeof s_mil_cases / sizeof *s_mil_cases);
     tcase_add_test(tc, roadside_bound);
+    tcase_add_test(tc, roadside_late_with_context);
+    tcase_add_test(tc, roadside_late_without_context);
     tcase_add_test(tc, mil_bound);
     suite_add_tcase(s, tc);
     return s;
