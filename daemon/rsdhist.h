@@ -5,13 +5,13 @@
  * back-filled readings, a lost or refused checkpoint, a change of the worker count) would
  * start with an empty chain. So at start vemd loads, compactly, what the chains need from
  * rsd_readings: per plate, readings the station marked valid within the last cycle_months + 1
- * months, and of those only the newest VEM_RSDHIST_PER_POLLUTANT that report each pollutant
- * (what a chain holds: its newest VEM_RULES_CHAIN_HELD valid readings, rules_rsd.c), at most
- * max_rows in all (rules.rsd_history_readings;
- * past it whole plates are left out, in plate order, and the load says so: logged and
- * counted). The workers seed them into the vehicles' rule state
- * (vem_rules_history); the validity window and limits are applied there, with the running
- * configuration, exactly as for live readings.
+ * months and a day (the cycle counts Beijing dates; see rsdhist.c), and of those only the newest
+ * VEM_RSDHIST_PER_POLLUTANT that report each pollutant (what a chain holds: its newest
+ * VEM_RULES_CHAIN_HELD valid readings, rules_rsd.c), at most max_rows in all
+ * (rules.rsd_history_readings; past it whole plates are left out, in plate order, and the load says
+ * so: logged and counted). The workers seed them into the vehicles' rule state (vem_rules_history);
+ * the validity window and limits are applied there, with the running configuration, exactly as for
+ * live readings.
  *
  * The query runs on a detached thread (a slow database must not hold main or a worker); its
  * result comes back as a pointer written to a pipe, as the registry's and completeness's do.
