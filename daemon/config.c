@@ -255,6 +255,10 @@ static const vem_conf_key_t s_keys[] = {
      true, "... up to this %, inclusive"},
     {"rules.rsd_limit_column", VEM_CONF_ENUM, S_OFF(rules.rsd_limit_column), "a", 0, 0, "a|b", true,
      "column of the GB 3847 roadside diesel limits (b: key regions, once adopted)"},
+    {"rules.rsd_limit_b_from", VEM_CONF_STRING, S_OFF(rules.rsd_limit_b_from), "", 0, 0, NULL, true,
+     "with column b: the date (YYYY-MM-DD, Beijing) the region adopted it; readings taken "
+     "before it are judged by column a, so stored history and replays keep their verdicts "
+     "(\"\": column b for every reading)"},
     {"rules.rsd_no_ppm_a", VEM_CONF_REAL, S_OFF(rules.t.rsd_no_ppm[0]), "1500", 0, 0, NULL, true,
      "roadside diesel NO limit, ppm, column a (exceeded strictly above)"},
     {"rules.rsd_no_ppm_b", VEM_CONF_REAL, S_OFF(rules.t.rsd_no_ppm[1]), "1000", 0, 0, NULL, true,
@@ -603,6 +607,13 @@ static int s_rules_keys(vem_config_t *cfg, const char *path, char *err, size_t e
     vem_rules_config_t *t = &cfg->rules.t;
     t->rsd_column =
         strcmp(cfg->rules.rsd_limit_column, "b") == 0 ? VEM_RSD_LIMIT_B : VEM_RSD_LIMIT_A;
+    t->rsd_b_from_us = INT64_MIN;
+    if (*cfg->rules.rsd_limit_b_from &&
+        !vem_rules_date_us(cfg->rules.rsd_limit_b_from, &t->rsd_b_from_us)) {
+        s_err(err, errlen, "%s: rules.rsd_limit_b_from: '%s' is not a date (YYYY-MM-DD)", path,
+              cfg->rules.rsd_limit_b_from);
+        return -1;
+    }
     for (unsigned r = 0; r < VEM_RULE_COUNT; r++)
         t->enabled[r] = true;
     const char *p = cfg->rules.disabled;

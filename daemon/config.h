@@ -85,6 +85,7 @@ typedef struct {
         int64_t completeness_delay_h;
         int64_t rsd_history_readings;
         char *rsd_limit_column; /* "a" | "b" */
+        char *rsd_limit_b_from; /* "" | "YYYY-MM-DD" */
         char *disabled;         /* rule names, separated by commas or spaces */
         vem_rules_config_t t;   /* every threshold; enabled[] and rsd_column follow the two
                                  * strings above once the file is loaded (or reloaded) */

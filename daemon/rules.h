@@ -58,6 +58,10 @@ const char *vem_rules_name(vem_rule_t rule);
 /* The standard and clause the rule applies; NULL out of range. Static. */
 const char *vem_rules_clause(vem_rule_t rule);
 
+/* The Beijing midnight that starts the date text ("YYYY-MM-DD", a date that exists), as epoch
+ * microseconds; false when text is not such a date. */
+bool vem_rules_date_us(const char *text, int64_t *us);
+
 /* The rule called name; false when there is none. */
 bool vem_rules_lookup(const char *name, vem_rule_t *rule);
 
@@ -86,7 +90,10 @@ typedef struct {
     vem_rules_range_t rsd_wind_ms;   /* 0 .. 5 */
     vem_rules_range_t rsd_slope_pct; /* -3 .. 5 */
     /* roadside: diesel limits (GB 3847-2018, to confirm), exceeded when strictly above */
-    vem_rsd_column_t rsd_column;   /* a */
+    vem_rsd_column_t rsd_column; /* a */
+    /* with column b: b judges the readings taken from this instant on (the Beijing midnight the
+     * region adopted it, rules.rsd_limit_b_from), a those before; INT64_MIN: b judges all */
+    int64_t rsd_b_from_us;
     double rsd_no_ppm[2];          /* [a] 1500, [b] 1000 */
     double rsd_opacity_pct[2];     /* 30, 30 */
     double rsd_ringelmann[2];      /* 1, 1: "above grade 1" */
@@ -304,14 +311,15 @@ unsigned vem_rules_on_reading(vem_rules_vehicle_t *self, const vem_rules_config_
                               const vem_rsd_reading_t *r, uint64_t spool_seq,
                               vem_rules_emit_fn emit, void *arg);
 
-/* Seeds the roadside chains from stored readings (any order; the last rsd_cycle_months are
- * enough) without emitting: what was judged before a restart is in the database already. */
+/* Seeds the roadside chains from stored readings (any order; the last rsd_cycle_months and a
+ * day are enough: the cycle counts calendar dates) without emitting: what was judged before a
+ * restart is in the database already. */
 void vem_rules_seed_readings(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
                              const vem_rsd_reading_t *past, size_t n);
 
 /* The roadside history of the vehicle from the database (vemd loads it at start: a fresh
  * install with back-filled readings, a lost checkpoint): stored readings in any order (the
- * last rsd_cycle_months are enough) seeded into the chains without verdicts, as
+ * last rsd_cycle_months and a day are enough) seeded into the chains without verdicts, as
  * vem_rules_seed_readings does; but each reading judged live before the history whose verdict
  * the history changes is emitted again as it now stands, under the id of its chain's oldest
  * reading: what a vehicle that had seen everything in time order emitted for it. Counts do not

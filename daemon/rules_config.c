@@ -24,6 +24,7 @@ void vem_rules_config_defaults(vem_rules_config_t *cfg)
     cfg->rsd_wind_ms = (vem_rules_range_t){0, 5};
     cfg->rsd_slope_pct = (vem_rules_range_t){-3, 5};
     cfg->rsd_column = VEM_RSD_LIMIT_A;
+    cfg->rsd_b_from_us = INT64_MIN;
     cfg->rsd_no_ppm[0] = 1500;
     cfg->rsd_no_ppm[1] = 1000;
     cfg->rsd_opacity_pct[0] = cfg->rsd_opacity_pct[1] = 30;
@@ -174,6 +175,10 @@ int vem_rules_config_validate(const vem_rules_config_t *cfg, char *err, size_t e
     if (cfg->rsd_column != VEM_RSD_LIMIT_A && cfg->rsd_column != VEM_RSD_LIMIT_B)
         return s_invalid(err, errlen, "rsd_limit_column: %d is neither a nor b",
                          (int)cfg->rsd_column);
+    if (cfg->rsd_b_from_us != INT64_MIN && cfg->rsd_column != VEM_RSD_LIMIT_B)
+        return s_invalid(err, errlen,
+                         "rsd_limit_b_from: a date from which column b applies, but the column is "
+                         "a (set rsd_limit_column = \"b\")");
     if (cfg->fusion_horizon_s < 2 * cfg->fusion_match_s + 1)
         return s_invalid(err, errlen,
                          "fusion_horizon_s: %u is shorter than the match window of %u s "

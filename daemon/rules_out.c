@@ -202,6 +202,26 @@ static int s_month_days(int64_t y, int m)
     return m == 2 && leap ? 29 : days[m - 1];
 }
 
+bool vem_rules_date_us(const char *text, int64_t *us)
+{
+    static const char shape[] = "dddd-dd-dd";
+    for (size_t i = 0; i < sizeof shape; i++) {
+        char c = text[i];
+        bool ok = shape[i] == 'd' ? c >= '0' && c <= '9' : c == shape[i];
+        if (!ok)
+            return false; /* (the terminating NUL is checked too) */
+    }
+    vem_rules_civil_t c = {0};
+    c.year = (text[0] - '0') * 1000 + (text[1] - '0') * 100 + (text[2] - '0') * 10 + text[3] - '0';
+    c.month = (text[5] - '0') * 10 + text[6] - '0';
+    c.day = (text[8] - '0') * 10 + text[9] - '0';
+    if (c.year < 1970 || c.month < 1 || c.month > 12 || c.day < 1 ||
+        c.day > s_month_days(c.year, c.month))
+        return false;
+    *us = vem_rules_from_civil(&c);
+    return true;
+}
+
 /* c moved `months` natural months on, a day the later month lacks becoming its last. */
 static void s_add_months(vem_rules_civil_t *c, unsigned months)
 {

@@ -40,6 +40,8 @@
  *
  * A chain is judged by the limit in force: after a reload that raised a limit, a reading it no
  * longer calls an exceedance counts as compliant; a reading compliant when it came stays so.
+ * With column b from a date (rules.rsd_limit_b_from) each reading is judged by the column of the
+ * day it was taken, so the stored history loaded into a new state gives what live judging gave.
  *
  * fusion.obd_mismatch, whichever side arrives first. The vehicle keeps its OBD downstream NOx
  * by second for the last fusion_horizon_s seconds of OBD time (the raw value and the sample's
@@ -157,35 +159,65 @@ bool vem_rules_reading_valid(const vem_rules_config_t *cfg, const vem_rsd_readin
     return true;
 }
 
-/* The limit of pollutant p for the fuel; NaN when none applies. */
-static double s_limit(const vem_rules_config_t *cfg, vem_rules_fuel_t fuel, unsigned p)
+/* A pollutant's limit by the time a reading was taken: `before` until from_us, `from` after
+ * (diesel with column b from the date the region adopted it: column a before); NaN when none
+ * applies. The time of the reading decides, not the day it is judged, so stored history and
+ * replays keep the verdicts they had. */
+typedef struct {
+    double before, from;
+    int64_t from_us;
+} s_lim_t;
+
+static double s_at(s_lim_t lim, int64_t time_us)
 {
-    unsigned col = cfg->rsd_column == VEM_RSD_LIMIT_B;
-    if (fuel == VEM_FUEL_DIESEL) {
-        switch (s_pollutants[p].rule) {
-        case VEM_RULE_RSD_NO:
-            return cfg->rsd_no_ppm[col];
-        case VEM_RULE_RSD_OPACITY:
-            return cfg->rsd_opacity_pct[col];
-        case VEM_RULE_RSD_RINGELMANN:
-            return cfg->rsd_ringelmann[col];
-        default:
-            return NAN;
-        }
+    return time_us >= lim.from_us ? lim.from : lim.before;
+}
+
+/* The column of the diesel limits that judges a reading taken at time_us. */
+static bool s_column_b(const vem_rules_config_t *cfg, int64_t time_us)
+{
+    return cfg->rsd_column == VEM_RSD_LIMIT_B && time_us >= cfg->rsd_b_from_us;
+}
+
+static double s_diesel(const vem_rules_config_t *cfg, unsigned p, unsigned col)
+{
+    switch (s_pollutants[p].rule) {
+    case VEM_RULE_RSD_NO:
+        return cfg->rsd_no_ppm[col];
+    case VEM_RULE_RSD_OPACITY:
+        return cfg->rsd_opacity_pct[col];
+    case VEM_RULE_RSD_RINGELMANN:
+        return cfg->rsd_ringelmann[col];
+    default:
+        return NAN;
     }
+}
+
+/* The limit of pollutant p for the fuel. */
+static s_lim_t s_limit(const vem_rules_config_t *cfg, vem_rules_fuel_t fuel, unsigned p)
+{
+    if (fuel == VEM_FUEL_DIESEL) {
+        if (cfg->rsd_column != VEM_RSD_LIMIT_B)
+            return (s_lim_t){s_diesel(cfg, p, 0), s_diesel(cfg, p, 0), INT64_MIN};
+        return (s_lim_t){s_diesel(cfg, p, 0), s_diesel(cfg, p, 1), cfg->rsd_b_from_us};
+    }
+    double v = NAN;
     if (fuel == VEM_FUEL_GASOLINE) {
         switch (s_pollutants[p].rule) {
         case VEM_RULE_RSD_NO:
-            return cfg->gas_no_ppm;
+            v = cfg->gas_no_ppm;
+            break;
         case VEM_RULE_RSD_CO:
-            return cfg->gas_co_pct;
+            v = cfg->gas_co_pct;
+            break;
         case VEM_RULE_RSD_HC:
-            return cfg->gas_hc_ppm;
+            v = cfg->gas_hc_ppm;
+            break;
         default:
-            return NAN;
+            break;
         }
     }
-    return NAN;
+    return (s_lim_t){v, v, INT64_MIN};
 }
 
 /* The reading's value of pollutant p; NaN when missing or outside what can be measured. */
@@ -228,9 +260,9 @@ static json_t *s_link_json(const vem_rules_link_t *l)
 
 /* An exceedance by the limit in force: above it now, and when it came (a lowered limit does not
  * make a reading judged compliant an exceedance after the fact). */
-static bool s_over(const vem_rules_link_t *l, double limit)
+static bool s_over(const vem_rules_link_t *l, s_lim_t lim)
 {
-    return l->over && l->value > limit;
+    return l->over && l->value > s_at(lim, l->time_us);
 }
 
 /* Time order of readings, then station and reading id, so that ties have one order too. */
@@ -251,28 +283,28 @@ typedef struct {
 } s_sig_t;
 
 /* True when l, held before an exceedance at t, belongs to its run: an exceedance in the cycle. */
-static bool s_joins(const vem_rules_link_t *l, const vem_rules_config_t *cfg, double limit,
+static bool s_joins(const vem_rules_link_t *l, const vem_rules_config_t *cfg, s_lim_t lim,
                     int64_t t)
 {
-    return s_over(l, limit) && vem_rules_within_months(l->time_us, t, cfg->rsd_cycle_months);
+    return s_over(l, lim) && vem_rules_within_months(l->time_us, t, cfg->rsd_cycle_months);
 }
 
-static s_sig_t s_sig(const vem_rules_chain_t *c, const vem_rules_config_t *cfg, double limit,
+static s_sig_t s_sig(const vem_rules_chain_t *c, const vem_rules_config_t *cfg, s_lim_t lim,
                      uint32_t i)
 {
     int64_t t = c->links[i].time_us;
     uint32_t n = 1;
-    while (n < i + 1 && n < VEM_RULES_CHAIN_MAX && s_joins(&c->links[i - n], cfg, limit, t))
+    while (n < i + 1 && n < VEM_RULES_CHAIN_MAX && s_joins(&c->links[i - n], cfg, lim, t))
         n++;
     s_sig_t g = {(int32_t)(i + 1 - n), -1, n};
-    if (g.first > 0 && !s_over(&c->links[g.first - 1], limit))
+    if (g.first > 0 && !s_over(&c->links[g.first - 1], lim))
         g.compliant = g.first - 1;
     return g;
 }
 
 static void s_chain_emit(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
                          vem_rules_fuel_t fuel, unsigned p, const vem_rules_chain_t *c,
-                         const s_sig_t *g, double limit, vem_rules_out_t *out)
+                         const s_sig_t *g, s_lim_t lim, vem_rules_out_t *out)
 {
     const vem_rules_link_t *first = &c->links[g->first], *last = &c->links[g->first + g->n - 1];
     json_t *ev = json_object();
@@ -280,7 +312,7 @@ static void s_chain_emit(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_
     json_object_set_new(ev, "fuel", json_string(s_fuels[fuel]));
     if (fuel == VEM_FUEL_DIESEL)
         json_object_set_new(ev, "limit_column",
-                            json_string(cfg->rsd_column == VEM_RSD_LIMIT_B ? "b" : "a"));
+                            json_string(s_column_b(cfg, last->time_us) ? "b" : "a"));
     json_object_set_new(ev, "needed", json_integer(cfg->rsd_chain_n));
     json_object_set_new(ev, "cycle_months", json_integer(cfg->rsd_cycle_months));
     json_object_set_new(ev, "compliant_before",
@@ -298,7 +330,7 @@ static void s_chain_emit(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_
         .first_us = first->time_us,
         .last_us = last->time_us,
         .measured = last->value,
-        .limit = limit,
+        .limit = s_at(lim, last->time_us),
         .unit = s_pollutants[p].unit,
         .severity = g->n >= cfg->rsd_chain_n ? VEM_SEVERITY_VIOLATION : VEM_SEVERITY_NOTICE,
         .evidence = ev,
@@ -315,14 +347,14 @@ typedef struct {
     s_sig_t sig[VEM_RULES_CHAIN_HELD];
 } s_before_t;
 
-static void s_remember(const vem_rules_chain_t *c, const vem_rules_config_t *cfg, double limit,
+static void s_remember(const vem_rules_chain_t *c, const vem_rules_config_t *cfg, s_lim_t lim,
                        uint32_t from, s_before_t *b)
 {
     b->n = c ? c->n : 0;
     if (b->n)
         memcpy(b->links, c->links, b->n * sizeof *c->links);
     for (uint32_t i = from; i < b->n; i++)
-        b->sig[i] = s_over(&c->links[i], limit) ? s_sig(c, cfg, limit, i) : (s_sig_t){-1, -1, 0};
+        b->sig[i] = s_over(&c->links[i], lim) ? s_sig(c, cfg, lim, i) : (s_sig_t){-1, -1, 0};
 }
 
 static bool s_same_link(const vem_rules_link_t *a, const vem_rules_link_t *b)
@@ -339,7 +371,7 @@ static bool s_same_link(const vem_rules_link_t *a, const vem_rules_link_t *b)
  * verdicts stand as emitted. */
 static void s_emit_changed(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
                            vem_rules_fuel_t fuel, unsigned p, const vem_rules_chain_t *c,
-                           const s_before_t *b, uint32_t from, double limit, bool fresh_too,
+                           const s_before_t *b, uint32_t from, s_lim_t lim, bool fresh_too,
                            int64_t received_us, vem_rules_out_t *out)
 {
     uint32_t j = 0;
@@ -349,10 +381,10 @@ static void s_emit_changed(const vem_rules_rsd_ctx_t *ctx, const vem_rules_confi
             j++;
         bool held = j < b->n && s_same_link(&b->links[j], l);
         /* (of the readings held, the stored ones emit only as inputs: with fresh_too) */
-        if (!s_over(l, limit) || (!held && !fresh_too) ||
+        if (!s_over(l, lim) || (!held && !fresh_too) ||
             (l->loaded && (!fresh_too || (received_us && l->received_us > received_us))))
             continue;
-        s_sig_t g = s_sig(c, cfg, limit, i);
+        s_sig_t g = s_sig(c, cfg, lim, i);
         if (c->truncated && g.first == 0)
             continue;
         if (held) {
@@ -365,7 +397,7 @@ static void s_emit_changed(const vem_rules_rsd_ctx_t *ctx, const vem_rules_confi
             if (same)
                 continue;
         }
-        s_chain_emit(ctx, cfg, fuel, p, c, &g, limit, out);
+        s_chain_emit(ctx, cfg, fuel, p, c, &g, lim, out);
     }
 }
 
@@ -391,7 +423,7 @@ static uint32_t s_place(const vem_rules_chain_t *c, const vem_rsd_reading_t *r, 
  * (counted). *where is its index then. */
 static bool s_insert(vem_rules_chain_t *c, const vem_rules_rsd_ctx_t *ctx,
                      const vem_rules_config_t *cfg, const vem_rsd_reading_t *r, double value,
-                     double limit, bool loaded, uint32_t at, uint32_t *where)
+                     s_lim_t lim, bool loaded, uint32_t at, uint32_t *where)
 {
     bool full = c->n == VEM_RULES_CHAIN_HELD;
     if (full && at == 0) { /* older than everything held: it would go at once */
@@ -408,10 +440,10 @@ static bool s_insert(vem_rules_chain_t *c, const vem_rules_rsd_ctx_t *ctx,
      * those after a compliant one rest on it: a compliant reading needs only a place above the
      * oldest held. */
     if (c->truncated || full) {
-        bool over = value > limit;
+        bool over = value > s_at(lim, r->time_us);
         uint32_t k = at, n = 1; /* links[k .. at) are the run below it */
         while (over && k > 0 && n < VEM_RULES_CHAIN_MAX &&
-               s_joins(&c->links[k - 1], cfg, limit, r->time_us)) {
+               s_joins(&c->links[k - 1], cfg, lim, r->time_us)) {
             k--;
             n++;
         }
@@ -440,7 +472,7 @@ static bool s_insert(vem_rules_chain_t *c, const vem_rules_rsd_ctx_t *ctx,
     memset(l, 0, sizeof *l);
     l->time_us = r->time_us;
     l->value = value;
-    l->over = value > limit;
+    l->over = value > s_at(lim, r->time_us);
     l->loaded = loaded;
     l->received_us = loaded ? r->received_us : 0;
     snprintf(l->station_id, sizeof l->station_id, "%s", r->station_id);
@@ -456,7 +488,7 @@ static bool s_insert(vem_rules_chain_t *c, const vem_rules_rsd_ctx_t *ctx,
  * a replay brings after it: they emit theirs when they come. */
 static void s_emit_loaded(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
                           vem_rules_fuel_t fuel, unsigned p, const vem_rules_chain_t *c, uint32_t i,
-                          int64_t received_us, double limit, vem_rules_out_t *out)
+                          int64_t received_us, s_lim_t lim, vem_rules_out_t *out)
 {
     s_before_t *before = malloc(sizeof *before);
     vem_rules_link_t *then = malloc(2 * VEM_RULES_CHAIN_HELD * sizeof *then);
@@ -479,8 +511,8 @@ static void s_emit_loaded(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config
     met.n = n;
     prior.links = without;
     prior.n = m;
-    s_remember(&prior, cfg, limit, at, before);
-    s_emit_changed(ctx, cfg, fuel, p, &met, before, at, limit, true, 0, out);
+    s_remember(&prior, cfg, lim, at, before);
+    s_emit_changed(ctx, cfg, fuel, p, &met, before, at, lim, true, 0, out);
     free(then);
     free(before);
 }
@@ -492,7 +524,7 @@ static void s_emit_loaded(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config
  * fusion with the OBD data needs judging again too (the spool is its only source). */
 static bool s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
                     const vem_rules_config_t *cfg, vem_rules_fuel_t fuel, unsigned p,
-                    const vem_rsd_reading_t *r, double limit, double value, bool loaded,
+                    const vem_rsd_reading_t *r, s_lim_t lim, double value, bool loaded,
                     vem_rules_out_t *out)
 {
     vem_rules_chain_t *c = rsd->chain[p];
@@ -512,15 +544,15 @@ static bool s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
         if (copy)
             return false;
         if (out->fn)
-            s_emit_loaded(ctx, cfg, fuel, p, c, place, r->received_us, limit, out);
+            s_emit_loaded(ctx, cfg, fuel, p, c, place, r->received_us, lim, out);
         return true;
     }
     s_before_t before; /* about 8 KiB */
     if (out->fn)
-        s_remember(c, cfg, limit, place, &before);
+        s_remember(c, cfg, lim, place, &before);
     uint32_t at;
-    if (s_insert(c, ctx, cfg, r, value, limit, loaded, place, &at) && out->fn)
-        s_emit_changed(ctx, cfg, fuel, p, c, &before, at, limit, true, r->received_us, out);
+    if (s_insert(c, ctx, cfg, r, value, lim, loaded, place, &at) && out->fn)
+        s_emit_changed(ctx, cfg, fuel, p, c, &before, at, lim, true, r->received_us, out);
     return true;
 }
 
@@ -776,11 +808,12 @@ void vem_rules_rsd_reading(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
         return;
     }
     for (unsigned p = 0; p < VEM_RULES_POLLUTANTS; p++) {
-        double limit = s_limit(cfg, fuel, p);
+        s_lim_t lim = s_limit(cfg, fuel, p);
+        double limit = s_at(lim, r->time_us);
         double value = s_value(r, p);
         if (!cfg->enabled[s_pollutants[p].rule] || isnan(limit) || isnan(value))
             continue;
-        bool fresh = s_judge(rsd, ctx, cfg, fuel, p, r, limit, value, loaded, out);
+        bool fresh = s_judge(rsd, ctx, cfg, fuel, p, r, lim, value, loaded, out);
         if (fresh && s_pollutants[p].rule == VEM_RULE_RSD_NO && value > limit && out->fn &&
             fuel == VEM_FUEL_DIESEL && *ctx->who.vin && cfg->enabled[VEM_RULE_FUSION_OBD_MISMATCH])
             s_fusion_reading(rsd, ctx, cfg, r, limit, out);
@@ -823,9 +856,9 @@ size_t vem_rules_rsd_history(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ct
      * now stand, under the id of their chain's oldest reading. The history's own readings were
      * judged when they came (the database holds those verdicts). */
     for (unsigned p = 0; p < VEM_RULES_POLLUTANTS && before; p++) {
-        double limit = s_limit(cfg, fuel, p);
-        if (rsd->chain[p] && !isnan(limit))
-            s_emit_changed(ctx, cfg, fuel, p, rsd->chain[p], &before[p], 0, limit, false, 0, out);
+        s_lim_t lim = s_limit(cfg, fuel, p);
+        if (rsd->chain[p] && !isnan(lim.before))
+            s_emit_changed(ctx, cfg, fuel, p, rsd->chain[p], &before[p], 0, lim, false, 0, out);
     }
     free(before);
     return vem_rules_rsd_links(rsd);

@@ -272,6 +272,7 @@ START_TEST(rules_keys_set_thresholds_and_switches)
                                "  rsd_speed_kmh_min = 15.0; rsd_speed_kmh_max = 90.0;\n"
                                "  rsd_no_ppm_b = 900.0;\n"
                                "  rsd_limit_column = \"b\";\n"
+                               "  rsd_limit_b_from = \"2024-03-07\";\n"
                                "  disabled = \"obd.offline, rsd.hc_exceed\tfusion.obd_mismatch\";\n"
                                "};\n"),
                         err, sizeof err);
@@ -287,6 +288,8 @@ START_TEST(rules_keys_set_thresholds_and_switches)
     ck_assert_double_eq(t->rsd_no_ppm[VEM_RSD_LIMIT_B], 900);
     ck_assert_double_eq(t->rsd_no_ppm[VEM_RSD_LIMIT_A], 1500);
     ck_assert_int_eq(t->rsd_column, VEM_RSD_LIMIT_B);
+    /* 2024-03-07 00:00 Beijing is 2024-03-06 16:00 UTC: 19723 days to 2024-01-01, + 65 */
+    ck_assert_int_eq(t->rsd_b_from_us, ((19723LL + 65) * 86400 + 16 * 3600) * 1000000);
     for (unsigned r = 0; r < VEM_RULE_COUNT; r++)
         ck_assert_msg(t->enabled[r] == (r != VEM_RULE_OBD_OFFLINE && r != VEM_RULE_RSD_HC &&
                                         r != VEM_RULE_FUSION_OBD_MISMATCH),
@@ -321,6 +324,11 @@ START_TEST(rules_keys_refused_with_the_reason)
               "2: 'rules.mil_days' = -1 is out of range 0..4294967295");
     s_refused("rules: {\n  rsd_limit_column = \"c\";\n};\n",
               "2: 'rules.rsd_limit_column' = \"c\" is not one of a|b");
+    s_refused("rules: { rsd_limit_column = \"b\"; rsd_limit_b_from = \"2023-02-29\"; };\n",
+              " rules.rsd_limit_b_from: '2023-02-29' is not a date (YYYY-MM-DD)");
+    s_refused("rules: { rsd_limit_b_from = \"2024-03-07\"; };\n",
+              " rules.rsd_limit_b_from: a date from which column b applies, but the column is a "
+              "(set rsd_limit_column = \"b\")");
 }
 END_TEST
 

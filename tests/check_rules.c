@@ -360,6 +360,10 @@ static void s_bad_column(vem_rules_config_t *c)
 {
     c->rsd_column = (vem_rsd_column_t)2;
 }
+static void s_bad_b_from(vem_rules_config_t *c)
+{
+    c->rsd_b_from_us = 0; /* column a */
+}
 static void s_bad_horizon(vem_rules_config_t *c)
 {
     c->fusion_match_s = 10;
@@ -387,6 +391,8 @@ static const struct {
      "rsd_speed_kmh_min .. rsd_speed_kmh_max: 90 .. 80 is not a range (low above high?)"},
     {s_bad_gas, "gas_co_pct: -1 is outside 1e-09 .. 100 (or unset)"},
     {s_bad_column, "rsd_limit_column: 2 is neither a nor b"},
+    {s_bad_b_from, "rsd_limit_b_from: a date from which column b applies, but the column is a "
+                   "(set rsd_limit_column = \"b\")"},
     {s_bad_horizon, "fusion_horizon_s: 20 is shorter than the match window of 21 s "
                     "(2 x fusion_match_s + 1)"},
     {s_bad_eff, "scr_eff_min: 1.5 is outside 0 .. 1"},
@@ -2262,6 +2268,76 @@ END_TEST
  *     a limit of 1500.
  *   r3 at T0 + 2 days, 1700 ppm > 1500: two consecutive exceedances, a violation on [r2, r3]
  *     under r2's id. */
+/* rules.md: "limit b is for key regions after the date the region adopts it". With column b
+ * from 2024-03-07 (Beijing), a reading is judged by the column of the day it was taken, live
+ * and when loaded from the stored history alike. T0 is 2024-03-05 08:00 Beijing, so that
+ * date's midnight is T0 + 40 h; every reading is at its second + 0.25 s. Worked by hand:
+ *   r1 2024-03-06 08:00, 1200 ppm, column a (1500): compliant, nothing.
+ *   r2 2024-03-06 23:59:59, 1600 ppm, column a: an exceedance after a compliant reading, a
+ *     notice [r2], limit 1500, column a.
+ *   r3 2024-03-07 00:00:00, 1100 ppm, column b (1000): an exceedance, the second in a row: a
+ *     violation [r2, r3] under r2's id, measured 1100 against 1000, column b.
+ * And a new state that loads only r1 from the history, then takes r6 (2024-03-08 08:00, 1200
+ * ppm, column b): r1 stays compliant (1200 is not above column a's 1500), so r6 is a notice
+ * alone with r1 as the compliant reading before it; judging r1 by column b (1200 > 1000) would
+ * make it a violation [r1, r6]. */
+START_TEST(roadside_limit_b_from_its_date)
+{
+    int64_t from;
+    ck_assert(vem_rules_date_us("2024-03-07", &from));
+    ck_assert_int_eq(from, US(T0 + 40 * 3600));
+    ck_assert(vem_rules_date_us("2024-02-29", &from));    /* a leap day */
+    ck_assert_int_eq(from, US(T0 - 6 * DAY + 16 * 3600)); /* 2024-02-28 16:00 UTC */
+    const char *bad[] = {"2023-02-29", "2024-3-07",  "2024-03-07 ", "2024/03/07",
+                         "",           "1969-12-31", "2024-00-10",  "2024-04-31"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        ck_assert_msg(!vem_rules_date_us(bad[i], &from), "'%s' taken as a date", bad[i]);
+
+    vem_rules_config_t cfg = s_defaults();
+    cfg.rsd_column = VEM_RSD_LIMIT_B;
+    cfg.rsd_b_from_us = US(T0 + 40 * 3600);
+    char err[256];
+    ck_assert_int_eq(vem_rules_config_validate(&cfg, err, sizeof err), 0);
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    vem_rsd_reading_t r1, r;
+    s_reading(&r1, T0 + DAY, "r1", VEM_FUEL_DIESEL);
+    r1.no_ppm = 1200;
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &r1, 1, s_collect, &log), 0);
+    s_reading(&r, T0 + 40 * 3600 - 1, "r2", VEM_FUEL_DIESEL);
+    r.no_ppm = 1600;
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &r, 2, s_collect, &log), 1);
+    ck_assert_int_eq(log.v[0].severity, VEM_SEVERITY_NOTICE);
+    ck_assert_double_eq(log.v[0].limit, 1500);
+    ck_assert_str_eq(s_str(log.v[0].ev, "limit_column"), "a");
+    s_reading(&r, T0 + 40 * 3600, "r3", VEM_FUEL_DIESEL);
+    r.no_ppm = 1100;
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &r, 3, s_collect, &log), 1);
+    const s_got_t *g = &log.v[1];
+    ck_assert_int_eq(g->severity, VEM_SEVERITY_VIOLATION);
+    ck_assert_double_eq(g->measured, 1100);
+    ck_assert_double_eq(g->limit, 1000);
+    ck_assert_str_eq(s_str(g->ev, "limit_column"), "b");
+    ck_assert_uint_eq(json_array_size(json_object_get(g->ev, "readings")), 2);
+    char id[VEM_RULES_ID_LEN];
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/r2", id);
+    ck_assert_str_eq(g->id, id);
+    vem_rules_vehicle_destroy(&v);
+
+    v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    vem_rules_seed_readings(v, &cfg, &r1, 1);
+    s_reading(&r, T0 + 3 * DAY, "r6", VEM_FUEL_DIESEL);
+    r.no_ppm = 1200;
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &r, 6, s_collect, &log), 1);
+    g = &log.v[2];
+    ck_assert_int_eq(g->severity, VEM_SEVERITY_NOTICE);
+    ck_assert_uint_eq(json_array_size(json_object_get(g->ev, "readings")), 1);
+    ck_assert_str_eq(s_str(g->ev, "compliant_before"), "2024-03-06T08:00:00.250+08:00");
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 START_TEST(roadside_reload_judges_the_chain_by_the_limit_in_force)
 {
     vem_rules_config_t cfg = s_defaults();
@@ -3410,6 +3486,7 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, roadside_history_twice_emits_nothing);
     tcase_add_test(tc, full_chain_keeps_the_newest);
     tcase_add_test(tc, roadside_reload_judges_the_chain_by_the_limit_in_force);
+    tcase_add_test(tc, roadside_limit_b_from_its_date);
     tcase_add_test(tc, idle_state);
     tcase_add_test(tc, natural_months);
     tcase_add_loop_test(tc, roadside_cycle_counts_dates, 0,
