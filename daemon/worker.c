@@ -338,11 +338,19 @@ static int64_t s_last_heard(const s_vstate_t *vs)
     return frame_us > vs->reading_us ? frame_us : vs->reading_us;
 }
 
+/* The state no longer counts as a station's VIN unknown to the registry. */
+static void s_budget_release(s_vstate_t *vs)
+{
+    if (vs->budget) {
+        (*vs->budget)--;
+        vs->budget = NULL;
+    }
+}
+
 static void s_rules_free(void *state)
 {
     s_vstate_t *vs = state;
-    if (vs->budget)
-        (*vs->budget)--;
+    s_budget_release(vs);
     vem_rules_vehicle_destroy(&vs->v);
     free(vs);
 }
@@ -368,6 +376,8 @@ static void s_refresh_facts(void *arg, const vem_session_t *session)
         return;
     const vem_vehicle_t *reg = w->registry ? vem_registry_find(w->registry, session->vin) : NULL;
     s_vstate_t *vs = *slot;
+    if (reg)
+        s_budget_release(vs); /* registered now */
     vem_rules_engine_facts_t facts = s_facts(reg);
     vem_rules_vehicle_set_facts(vs->v, reg ? &facts : NULL);
     if (reg && *reg->plate)
@@ -413,10 +423,11 @@ static void s_rules(s_worker_t *w, const vem_input_hdr_t *hdr, const vem_hj1239_
         *slot = s_vstate_new(vin, NULL, NULL, reg);
     }
     s_vstate_t *vs = *slot;
-    if (vs->budget) { /* a station's VIN, now the vehicle's own frames: a terminal's state */
-        (*vs->budget)--;
-        vs->budget = NULL;
-    }
+    /* a station's VIN, now with the vehicle's own data (what makes a terminal's state: a login
+     * alone, easily forged, does not) */
+    if (f->cmd == VEM_HJ1239_CMD_REALTIME || f->cmd == VEM_HJ1239_CMD_RESEND ||
+        f->cmd == VEM_HJ1239_CMD_REMOVAL_ALARM)
+        s_budget_release(vs);
     if (hdr->seq <= vs->applied)
         return; /* in the state restored from a checkpoint already */
     vs->applied = hdr->seq;
@@ -1540,6 +1551,18 @@ static void s_ckpt_restore(s_worker_t *w)
             abort();
         vs->v = v;
         vs->applied = e->applied;
+        /* No frame in it, only stations' readings: their silence counts from this start (the
+         * checkpoint keeps no receipt of readings). No data either (a login is no data), and a
+         * VIN the registry does not know: it counts against the bound of those a station
+         * makes, as before the restart (when the registry comes and knows the VIN, it stops
+         * counting: s_refresh_facts). */
+        if (vem_rules_vehicle_last_received(v) == 0)
+            vs->reading_us = vem_now_us();
+        if (!e->plate[0] && vem_rules_vehicle_counts(v)->samples == 0 &&
+            !(w->registry && vem_registry_find(w->registry, e->vin))) {
+            vs->budget = &w->station_vins;
+            w->station_vins++;
+        }
         void **slot = e->plate[0] ? vem_plates_slot(w->plates, e->plate,
                                                     vem_rules_vehicle_plate_color(v), true)
                                   : vem_sessions_state_new(w->sessions, e->vin);
