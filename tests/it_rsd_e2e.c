@@ -454,6 +454,26 @@ START_TEST(rsd_violation)
 }
 END_TEST
 
+/* A PUSH socket connected to r's gateway endpoint, in a context of its own (*ctx). */
+static void *s_gw_open(const vem_it_run_t *r, void **ctx)
+{
+    *ctx = zmq_ctx_new();
+    void *push = zmq_socket(*ctx, ZMQ_PUSH);
+    char endpoint[320];
+    snprintf(endpoint, sizeof endpoint, "ipc://%s/gateway.sock", r->dir);
+    ck_assert_int_eq(zmq_connect(push, endpoint), 0);
+    return push;
+}
+
+/* Closes it once what it holds is delivered (at most 60 s). */
+static void s_gw_close(void *ctx, void *push)
+{
+    int linger = 60000;
+    zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(push);
+    zmq_ctx_term(ctx);
+}
+
 /* Pushes OBD frames of vin over the gateway socket: samples at t0 .. t0 + n - 1 with the
  * downstream NOx given (warm engine, driving). */
 static void s_obd(const vem_it_run_t *r, const char *vin, int64_t t0, int n, double nox_down,
@@ -486,11 +506,7 @@ static void s_obd(const vem_it_run_t *r, const char *vin, int64_t t0, int n, dou
     }
     vem_hj1239_frame_t *fr = malloc(sizeof *fr);
     ck_assert_ptr_nonnull(fr);
-    void *ctx = zmq_ctx_new();
-    void *push = zmq_socket(ctx, ZMQ_PUSH);
-    char endpoint[320];
-    snprintf(endpoint, sizeof endpoint, "ipc://%s/gateway.sock", r->dir);
-    ck_assert_int_eq(zmq_connect(push, endpoint), 0);
+    void *ctx, *push = s_gw_open(r, &ctx);
     uint8_t out[4096];
     for (int k = 0; k * 10 < n; k++) {
         size_t len = vem_sim_data(fr, &truck, samples, 10, t0 + k * 10, (uint16_t)(k + 1), false,
@@ -498,10 +514,7 @@ static void s_obd(const vem_it_run_t *r, const char *vin, int64_t t0, int n, dou
         ck_assert_uint_gt(len, 0);
         ck_assert_int_eq(zmq_send(push, out, len, 0), (int)len);
     }
-    int linger = 5000;
-    zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_close(push);
-    zmq_ctx_term(ctx);
+    s_gw_close(ctx, push);
     free(fr);
 }
 
@@ -598,23 +611,6 @@ START_TEST(plate_chain_survives_restart)
 }
 END_TEST
 
-/* Sum of a metric's series whose name starts with prefix (every label set). */
-static double s_metric_sum(const vem_it_run_t *r, const char *prefix)
-{
-    json_t *st = vem_it_status(r, "--json");
-    ck_assert_ptr_nonnull(st);
-    double sum = 0;
-    const char *series;
-    json_t *value;
-    json_object_foreach(json_object_get(st, "metrics"), series, value)
-    {
-        if (strncmp(series, prefix, strlen(prefix)) == 0)
-            sum += json_number_value(value);
-    }
-    json_decref(st);
-    return sum;
-}
-
 #define S_SV_READINGS 300
 #define S_SV_TRUCKS   20
 #define S_SV_MORE     50
@@ -643,11 +639,7 @@ static void s_sv_logins(const vem_it_run_t *r, int first, int n, int64_t t)
 {
     vem_hj1239_frame_t *fr = malloc(sizeof *fr);
     ck_assert_ptr_nonnull(fr);
-    void *ctx = zmq_ctx_new();
-    void *push = zmq_socket(ctx, ZMQ_PUSH);
-    char endpoint[320];
-    snprintf(endpoint, sizeof endpoint, "ipc://%s/gateway.sock", r->dir);
-    ck_assert_int_eq(zmq_connect(push, endpoint), 0);
+    void *ctx, *push = s_gw_open(r, &ctx);
     uint8_t out[512];
     for (int i = first; i < first + n; i++) {
         char vin[18];
@@ -656,19 +648,16 @@ static void s_sv_logins(const vem_it_run_t *r, int first, int n, int64_t t)
         ck_assert_uint_gt(len, 0);
         ck_assert_int_eq(zmq_send(push, out, len, 0), (int)len);
     }
-    int linger = 60000; /* each one delivered, however slow vemd's spool syncs are */
-    zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_close(push);
-    zmq_ctx_term(ctx);
+    s_gw_close(ctx, push);
     free(fr);
 }
 
 /* Waits for vem_rsd_unjudged_total to reach want, then checks it is exactly that. */
 static void s_sv_unjudged(const vem_it_run_t *r, double want)
 {
-    for (int i = 0; i < 100 && s_metric_sum(r, "vem_rsd_unjudged_total") < want; i++)
+    for (int i = 0; i < 100 && vem_it_metric_sum(r, "vem_rsd_unjudged_total") < want; i++)
         vem_it_sleep(0.1);
-    ck_assert_double_eq(s_metric_sum(r, "vem_rsd_unjudged_total"), want);
+    ck_assert_double_eq(vem_it_metric_sum(r, "vem_rsd_unjudged_total"), want);
 }
 
 /* A station that invents VINs, none in the registry, each over the NO limit: the rule states
@@ -697,7 +686,7 @@ START_TEST(station_vins_bounded)
     s_sv_unjudged(&r, S_SV_READINGS - 64);
     s_await(conn, "SELECT count(*) FROM violations WHERE vin LIKE $1 AND rule = 'rsd.no_exceed'",
             "LSTVXN%", 64);
-    ck_assert(s_metric_sum(&r, "vem_sessions{") <= 2 * 64);
+    ck_assert(vem_it_metric_sum(&r, "vem_sessions") <= 2 * 64);
     /* a login of each (easily forged) does not make them terminals' states: 50 more VINs are
      * not judged either */
     /* 20 a connection, each 20 stored before the next: fewer than the socket queue
@@ -726,7 +715,7 @@ START_TEST(station_vins_bounded)
     json_decref(s_send(&r, path, NULL));
     json_decref(vem_it_sink_settled(&r));
     /* (an input past the last checkpoint is judged again after the restart: at least the 50) */
-    ck_assert_double_ge(s_metric_sum(&r, "vem_rsd_unjudged_total"), S_SV_MORE);
+    ck_assert_double_ge(vem_it_metric_sum(&r, "vem_rsd_unjudged_total"), S_SV_MORE);
     ck_assert_int_eq(s_count(conn,
                              "SELECT count(*) FROM violations WHERE vin LIKE $1 AND rule = "
                              "'rsd.no_exceed'",
@@ -740,7 +729,7 @@ START_TEST(station_vins_bounded)
     }
     s_await(conn, "SELECT count(DISTINCT vin) FROM obd_samples WHERE vin LIKE $1", "LSVTRK%",
             S_SV_TRUCKS);
-    ck_assert_double_eq(s_metric_sum(&r, "vem_sessions_refused_total"), 0);
+    ck_assert_double_eq(vem_it_metric_sum(&r, "vem_sessions_refused_total"), 0);
     PQfinish(conn);
     vem_it_stop(&r);
 }

@@ -692,24 +692,6 @@ START_TEST(daily_completeness)
 }
 END_TEST
 
-/* The sum of a metric over its label sets ("name" and "name{...}"). */
-static double s_metric_sum(const vem_it_run_t *r, const char *name)
-{
-    json_t *st = vem_it_status(r, "--json");
-    ck_assert_ptr_nonnull(st);
-    double sum = 0;
-    const char *key;
-    json_t *v;
-    size_t len = strlen(name);
-    json_object_foreach(json_object_get(st, "metrics"), key, v)
-    {
-        if (strncmp(key, name, len) == 0 && (key[len] == '\0' || key[len] == '{'))
-            sum += json_number_value(v);
-    }
-    json_decref(st);
-    return sum;
-}
-
 static void s_send_readings_at(const vem_it_run_t *r, const char *const *ids,
                                const char *const *plates, const double *no_ppm,
                                const int64_t *times, const char *const *vins, size_t n);
@@ -734,29 +716,29 @@ START_TEST(idle_state_released)
     s_send_readings_at(&r, ids, plates, no_ppm, times, NULL, 2);
     json_decref(vem_it_sink_settled(&r));
     /* the trucks' state, as the next silence sweep (every 10 s) counts it */
-    for (int i = 0; i < 150 && s_metric_sum(&r, "vem_rules_state_bytes") == 0; i++)
+    for (int i = 0; i < 150 && vem_it_metric_sum(&r, "vem_rules_state_bytes") == 0; i++)
         vem_it_sleep(0.1);
-    ck_assert_double_gt(s_metric_sum(&r, "vem_rules_state_bytes"), 0);
+    ck_assert_double_gt(vem_it_metric_sum(&r, "vem_rules_state_bytes"), 0);
     /* 60 s silent, then the next sweep */
     double t0 = vem_it_mono();
-    while (vem_it_mono() - t0 < 100 && (s_metric_sum(&r, "vem_rules_released_total") < 22 ||
-                                        s_metric_sum(&r, "vem_rules_state_bytes") > 0))
+    while (vem_it_mono() - t0 < 100 && (vem_it_metric_sum(&r, "vem_rules_released_total") < 22 ||
+                                        vem_it_metric_sum(&r, "vem_rules_state_bytes") > 0))
         vem_it_sleep(1);
     /* (states the day's completeness made for VINs of earlier tests go as well) */
-    ck_assert_double_ge(s_metric_sum(&r, "vem_rules_released_total"), 22);
-    ck_assert_double_eq(s_metric_sum(&r, "vem_rules_state_bytes"), 0);
+    ck_assert_double_ge(vem_it_metric_sum(&r, "vem_rules_released_total"), 22);
+    ck_assert_double_eq(vem_it_metric_sum(&r, "vem_rules_state_bytes"), 0);
     /* stateless now, the sessions go after session_idle_s like a login's (checked each second) */
-    for (int i = 0; i < 30 && s_metric_sum(&r, "vem_sessions") > 0; i++)
+    for (int i = 0; i < 30 && vem_it_metric_sum(&r, "vem_sessions") > 0; i++)
         vem_it_sleep(0.5);
-    ck_assert_double_eq(s_metric_sum(&r, "vem_sessions"), 0);
+    ck_assert_double_eq(vem_it_metric_sum(&r, "vem_sessions"), 0);
     /* one truck again: a new state, judged as before */
     char *again[] = {"--trucks", "1",  "--rate",       "2",     "--duration", "2",
                      "--seed",   "62", "--vin-prefix", "LRULEK"};
     ck_assert_int_eq(vem_it_wait(vem_it_run_sim(&r, again, 10), 60), 0);
     json_decref(vem_it_sink_settled(&r));
-    for (int i = 0; i < 150 && s_metric_sum(&r, "vem_rules_state_bytes") == 0; i++)
+    for (int i = 0; i < 150 && vem_it_metric_sum(&r, "vem_rules_state_bytes") == 0; i++)
         vem_it_sleep(0.1);
-    ck_assert_double_gt(s_metric_sum(&r, "vem_rules_state_bytes"), 0);
+    ck_assert_double_gt(vem_it_metric_sum(&r, "vem_rules_state_bytes"), 0);
     vem_it_stop(&r);
 }
 END_TEST

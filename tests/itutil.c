@@ -428,3 +428,20 @@ double vem_it_metric_now(const vem_it_run_t *r, const char *series)
     json_decref(st);
     return v;
 }
+
+double vem_it_metric_sum(const vem_it_run_t *r, const char *name)
+{
+    json_t *st = vem_it_status(r, "--json");
+    ck_assert_ptr_nonnull(st);
+    double sum = 0;
+    const char *key;
+    json_t *v;
+    size_t len = strlen(name);
+    json_object_foreach(json_object_get(st, "metrics"), key, v)
+    {
+        if (strncmp(key, name, len) == 0 && (key[len] == '\0' || key[len] == '{'))
+            sum += json_number_value(v);
+    }
+    json_decref(st);
+    return sum;
+}

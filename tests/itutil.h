@@ -146,4 +146,7 @@ bool vem_it_log_has(const vem_it_run_t *r, const char *text);
 /* One metric series of r's vemd right now (0 when absent or when vemd does not answer). */
 double vem_it_metric_now(const vem_it_run_t *r, const char *series);
 
+/* The sum of a metric over its label sets ("name" and "name{...}") right now. */
+double vem_it_metric_sum(const vem_it_run_t *r, const char *name);
+
 #endif
