@@ -616,7 +616,8 @@ END_TEST
 #define S_SV_MORE     50
 
 /* Writes n readings of station SV-1 over the NO limit, of invented VINs (and plates) first ..
- * first + n - 1, taken from t on, to path. */
+ * first + n - 1, taken from t on, to path. The plates are this test's alone: under --group all
+ * the suites share one database, and a plate another suite registered routes to its VIN. */
 static void s_sv_readings(const char *path, int first, int n, int64_t t)
 {
     FILE *f = fopen(path, "w");
@@ -626,7 +627,7 @@ static void s_sv_readings(const char *path, int first, int n, int64_t t)
         s_iso(t + i, when, sizeof when);
         fprintf(f,
                 "{\"version\":1,\"station_id\":\"SV-1\",\"reading_id\":\"sv%d\",\"time\":\"%s\","
-                "\"plate\":\"津S%05d\",\"plate_color\":\"yellow\",\"vin\":\"LSTVXN%011d\","
+                "\"plate\":\"琼X%05d\",\"plate_color\":\"yellow\",\"vin\":\"LSTVXN%011d\","
                 "\"fuel\":\"diesel\",\"speed_kmh\":40,\"accel_ms2\":0.2,\"vsp_kw_t\":4.5,"
                 "\"no_ppm\":1800,\"wind_ms\":1.5,\"slope_pct\":0.5,\"valid\":true}\n",
                 i, when, i, i);
