@@ -1297,19 +1297,6 @@ static bool s_registered(const vem_rules_vehicle_t *v)
     return *v->vin && !v->unregistered;
 }
 
-/* A chain ends in an exceedance that a reading taken by now_us may still complete. */
-static bool s_rsd_open(const vem_rules_rsd_t *rsd, const vem_rules_config_t *cfg, int64_t now_us)
-{
-    for (unsigned p = 0; p < VEM_RULES_POLLUTANTS; p++) {
-        const vem_rules_chain_t *c = rsd->chain[p];
-        if (c && c->n && c->links[c->n - 1].over &&
-            now_us < vem_rules_add_months(c->links[c->n - 1].time_us, cfg->rsd_cycle_months) +
-                         2 * 86400 * S_US)
-            return true;
-    }
-    return false;
-}
-
 bool vem_rules_vehicle_idle(const vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
                             int64_t now_us)
 {
@@ -1317,7 +1304,7 @@ bool vem_rules_vehicle_idle(const vem_rules_vehicle_t *self, const vem_rules_con
                         !cfg->enabled[VEM_RULE_OBD_OFFLINE];
     bool mil_on = self->nmil && self->mil[self->nmil - 1].on;
     return !self->live.open && !self->back.open && !mil_on && self->ndtcs == 0 &&
-           self->rsd.npending == 0 && !s_rsd_open(&self->rsd, cfg, now_us) && offline_done;
+           self->rsd.npending == 0 && !vem_rules_rsd_open(&self->rsd, cfg, now_us) && offline_done;
 }
 
 int64_t vem_rules_vehicle_last_received(const vem_rules_vehicle_t *self)

@@ -314,6 +314,10 @@ size_t vem_rules_rsd_history(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ct
 /* Exceedances after each chain's newest compliant reading (what a new reading can complete). */
 size_t vem_rules_rsd_links(const vem_rules_rsd_t *rsd);
 
+/* A chain ends in an exceedance that a reading taken by now_us may still complete (its cycle
+ * from that exceedance, by calendar months, plus two days for readings that come late). */
+bool vem_rules_rsd_open(const vem_rules_rsd_t *rsd, const vem_rules_config_t *cfg, int64_t now_us);
+
 /* Drops pending readings older than now_us - fusion_horizon_s: no OBD data came for them. */
 void vem_rules_rsd_expire(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
                           const vem_rules_config_t *cfg, int64_t now_us);

@@ -833,6 +833,18 @@ size_t vem_rules_rsd_links(const vem_rules_rsd_t *rsd)
     return n;
 }
 
+bool vem_rules_rsd_open(const vem_rules_rsd_t *rsd, const vem_rules_config_t *cfg, int64_t now_us)
+{
+    for (unsigned p = 0; p < VEM_RULES_POLLUTANTS; p++) {
+        const vem_rules_chain_t *c = rsd->chain[p];
+        if (c && c->n && c->links[c->n - 1].over &&
+            now_us < vem_rules_add_months(c->links[c->n - 1].time_us, cfg->rsd_cycle_months) +
+                         (int64_t)2 * 86400 * 1000000)
+            return true;
+    }
+    return false;
+}
+
 size_t vem_rules_rsd_history(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
                              const vem_rules_config_t *cfg, const vem_rsd_reading_t *past, size_t n,
                              vem_rules_out_t *out)

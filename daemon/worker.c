@@ -1229,6 +1229,14 @@ typedef struct {
     vem_input_hdr_t hdr;
 } s_sweep_ctx_t;
 
+/* Silent for idle_us, and nothing left that later inputs or the clock need
+ * (vem_rules_vehicle_idle), nor a roadside history on its way (it may still move verdicts). */
+static bool s_releasable(const s_sweep_ctx_t *ctx, const s_vstate_t *vs)
+{
+    return ctx->now_us - s_last_heard(vs) >= ctx->idle_us &&
+           vem_rules_vehicle_idle(vs->v, &ctx->w->rules, ctx->now_us) && !vs->hist_waiting;
+}
+
 /* The silence rules of one vehicle; then, if it has been silent for idle_us and its state
  * holds nothing later inputs or the clock need (vem_rules_vehicle_idle), the state goes, and
  * with it the session's claim to stay (the session table forgets it like any other). A VIN
@@ -1246,9 +1254,7 @@ static void s_sweep_vehicle(void *arg, const vem_session_t *session)
     if (vem_rules_on_silence(vs->v, &ctx->w->rules, ctx->now_us, ctx->paused_us, s_on_verdict,
                              &vctx))
         ctx->w->swept = true;
-    if (ctx->now_us - s_last_heard(vs) >= ctx->idle_us &&
-        vem_rules_vehicle_idle(vs->v, &ctx->w->rules, ctx->now_us) &&
-        !vs->hist_waiting) { /* its history may still move verdicts */
+    if (s_releasable(ctx, vs)) {
         s_rules_free(vs);
         *slot = NULL;
         ctx->released++;
@@ -1263,8 +1269,7 @@ static bool s_sweep_plate(void *arg, void *state)
 {
     s_sweep_ctx_t *ctx = arg;
     s_vstate_t *vs = state;
-    if (ctx->now_us - s_last_heard(vs) >= ctx->idle_us &&
-        vem_rules_vehicle_idle(vs->v, &ctx->w->rules, ctx->now_us) && !vs->hist_waiting) {
+    if (s_releasable(ctx, vs)) {
         ctx->released++;
         return true;
     }

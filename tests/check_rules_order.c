@@ -491,6 +491,17 @@ static unsigned s_feed_one(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg
     return vem_rules_on_reading(v, cfg, &r, 1, log ? s_collect : NULL, log);
 }
 
+/* Readings PREFIX1 .. PREFIXn, an hour apart, reading i taken at base + i hours. */
+static void s_feed_hourly(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const char *prefix,
+                          int n, int64_t base, double no)
+{
+    char id[16];
+    for (int i = 1; i <= n; i++) {
+        snprintf(id, sizeof id, "%s%d", prefix, i);
+        s_feed_one(v, cfg, id, base + i * 3600, no, NULL);
+    }
+}
+
 /* Ids from tests/data/rules/rule_id.py (vem_rules_id worked in Python):
  *   rule_id.py rsd.no_exceed 京C24680 r=S01/e1 -> 2c15d766464fda4b2028e74fc900a6b8
  *   rule_id.py rsd.no_exceed 京C24680 r=S01/e2 -> 2c15d866464fdbfe2028ea4fc900abd1
@@ -525,10 +536,7 @@ START_TEST(roadside_late_with_context)
     ck_assert_uint_eq(s_feed_one(v, &cfg, "e2", T0 + 3 * 3600, E, &log), 1);
     ck_assert_int_eq(log.v[0].severity, N);
     ck_assert_str_eq(log.v[0].id, S_ID_E2);
-    for (int i = 1; i <= 40; i++) {
-        snprintf(id, sizeof id, "d%d", i);
-        s_feed_one(v, &cfg, id, T0 + (3 + i) * 3600, C, NULL);
-    }
+    s_feed_hourly(v, &cfg, "d", 40, T0 + 3 * 3600, C);
     const vem_rules_chain_t *c = v->rsd.chain[0];
     ck_assert_uint_eq(c->n, VEM_RULES_CHAIN_HELD);
     ck_assert(c->truncated);
@@ -552,14 +560,8 @@ START_TEST(roadside_late_with_context)
     v = vem_rules_vehicle_new(NULL, PLATE, NULL);
     s_feed_one(v, &cfg, "k0", T0, C, NULL);
     s_feed_one(v, &cfg, "k1", T0 + 3600, C, NULL);
-    for (int i = 1; i <= 14; i++) {
-        snprintf(id, sizeof id, "g%d", i);
-        s_feed_one(v, &cfg, id, T0 + (1 + i) * 3600, E, NULL);
-    }
-    for (int i = 1; i <= 48; i++) {
-        snprintf(id, sizeof id, "h%d", i);
-        s_feed_one(v, &cfg, id, T0 + (15 + i) * 3600, C, NULL);
-    }
+    s_feed_hourly(v, &cfg, "g", 14, T0 + 3600, E);
+    s_feed_hourly(v, &cfg, "h", 48, T0 + 15 * 3600, C);
     c = v->rsd.chain[0];
     ck_assert_uint_eq(c->n, VEM_RULES_CHAIN_HELD);
     ck_assert(!c->truncated);
@@ -588,16 +590,9 @@ START_TEST(roadside_late_without_context)
     vem_rules_config_t cfg;
     vem_rules_config_defaults(&cfg);
     vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
-    char id[16];
     s_log_t log = {0};
-    for (int i = 1; i <= 20; i++) {
-        snprintf(id, sizeof id, "g%d", i);
-        s_feed_one(v, &cfg, id, T0 + i * 3600, E, NULL);
-    }
-    for (int i = 1; i <= 50; i++) {
-        snprintf(id, sizeof id, "h%d", i);
-        s_feed_one(v, &cfg, id, T0 + (20 + i) * 3600, C, NULL);
-    }
+    s_feed_hourly(v, &cfg, "g", 20, T0, E);
+    s_feed_hourly(v, &cfg, "h", 50, T0 + 20 * 3600, C);
     const vem_rules_chain_t *c = v->rsd.chain[0];
     ck_assert_str_eq(c->links[0].reading_id, "g7");
     ck_assert_uint_eq(s_feed_one(v, &cfg, "l", T0 + 20 * 3600 + 1800, E, &log), 0);
@@ -611,14 +606,8 @@ START_TEST(roadside_late_without_context)
 
     v = vem_rules_vehicle_new(NULL, PLATE, NULL);
     s_feed_one(v, &cfg, "k1", T0 + 3600, C, NULL);
-    for (int i = 1; i <= 14; i++) {
-        snprintf(id, sizeof id, "g%d", i);
-        s_feed_one(v, &cfg, id, T0 + (1 + i) * 3600, E, NULL);
-    }
-    for (int i = 1; i <= 49; i++) {
-        snprintf(id, sizeof id, "h%d", i);
-        s_feed_one(v, &cfg, id, T0 + (15 + i) * 3600, C, NULL);
-    }
+    s_feed_hourly(v, &cfg, "g", 14, T0 + 3600, E);
+    s_feed_hourly(v, &cfg, "h", 49, T0 + 15 * 3600, C);
     c = v->rsd.chain[0];
     ck_assert_uint_eq(c->n, VEM_RULES_CHAIN_HELD);
     ck_assert(!c->truncated);
