@@ -114,6 +114,8 @@ uint64_t vem_ingest_stage(vem_ingest_t *in, vem_source_t source, vem_ingest_conn
                           const char *origin, uint16_t kind, const uint8_t *data, size_t len,
                           unsigned error, uint64_t offset, const char *detail)
 {
+    if (in->nstaged == 0 && atomic_load(&in->args->staged_from_us) == 0)
+        atomic_store(&in->args->staged_from_us, vem_now_us()); /* before the stamp below */
     int64_t now = vem_now_us();
     origin = conn ? conn->meta : origin ? origin : "gateway";
     char why[VEM_HJ1239_DETAIL_LEN];
@@ -277,6 +279,7 @@ bool vem_ingest_commit(vem_ingest_t *in)
             zmq_msg_close(&st->msg);
     }
     in->nstaged = 0;
+    atomic_store(&in->args->staged_from_us, 0); /* after the hand-over: vem_ingest_sweep_now */
     vem_gauge_set(in->spool_bytes, (int64_t)vem_spool_bytes(in->args->spool));
     return true;
 }
@@ -511,6 +514,12 @@ int64_t vem_ingest_paused_now(const _Atomic int64_t *paused_us, const _Atomic in
     int64_t closed_at = atomic_load(closed_at_us);
     int64_t total = atomic_load(paused_us);
     return closed_at && now_us - closed_at > total ? now_us - closed_at : total;
+}
+
+int64_t vem_ingest_sweep_now(int64_t wall_us, const _Atomic int64_t *staged_from_us)
+{
+    int64_t from = atomic_load(staged_from_us);
+    return from && from < wall_us ? from : wall_us;
 }
 
 void vem_ingest_paused_load(const char *dir, uint64_t first, uint64_t next,

@@ -107,7 +107,19 @@ typedef struct {
      * the pause began, which stands still until it ends; 0 while intake reads. Set before, and
      * cleared after, paused_us takes the pause: vem_ingest_paused_now. */
     _Atomic int64_t closed_at_us;
+    /* While inputs are stamped but not yet handed to the workers (staged until the spool's
+     * sync): a wall time no later than the oldest one's receipt time, stored before that input
+     * read the clock; 0 when none waits. vem_ingest_sweep_now. */
+    _Atomic int64_t staged_from_us;
 } vem_ingest_args_t;
+
+/* The latest "now" a worker's silence rules may take, given wall_us, the wall clock it read
+ * before this call: no input still on its way to the workers was received before it, so no
+ * trip is ended as silent while the frame that breaks the silence waits in ingest (a replay
+ * would judge that frame first, and keep the trip). A worker then also takes no later than
+ * the newest receipt it judged while its own queue still holds inputs: ingest hands each
+ * worker its inputs in the order they were stamped. */
+int64_t vem_ingest_sweep_now(int64_t wall_us, const _Atomic int64_t *staged_from_us);
 
 /* The paused total at now_us (wall clock), the pause in progress included, for a thread other
  * than ingest. Read at the moment a pause ends, it may still count that pause up to now: more

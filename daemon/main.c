@@ -702,6 +702,7 @@ static int s_start(s_daemon_t *d)
             w->behind = &d->ingest_args.behind;
             w->paused_us = &d->ingest_args.paused_us;
             w->closed_at_us = &d->ingest_args.closed_at_us;
+            w->staged_from_us = &d->ingest_args.staged_from_us;
             w->ckpt_wanted = &d->ingest_args.ckpt_wanted;
         }
         char name[32]; /* thread names keep 15 characters */

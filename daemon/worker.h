@@ -60,9 +60,11 @@ typedef struct {
     const _Atomic int64_t *paused_us;    /* ingest's paused total and ... */
     const _Atomic int64_t *closed_at_us; /* ... pause in progress (vem_ingest_paused_now: silence
                                           * is measured less them); NULL: none */
-    void *pending_ckpt;                  /* at return: a checkpoint written but not yet put in place
-                                          * (vem_ckpt_writer_t, through in pending_through): main commits it
-                                          * once the sinks' cursors reach pending_through */
+    const _Atomic int64_t *staged_from_us; /* ingest's: inputs stamped, not yet handed over
+                                            * (vem_ingest_sweep_now); NULL: none */
+    void *pending_ckpt; /* at return: a checkpoint written but not yet put in place
+                         * (vem_ckpt_writer_t, through in pending_through): main commits it
+                         * once the sinks' cursors reach pending_through */
     uint64_t pending_through;
     atomic_uint_fast64_t beats; /* loop iterations: main's watchdog reads it */
     atomic_uint_fast64_t done;  /* inputs fully processed */

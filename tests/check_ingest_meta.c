@@ -53,6 +53,25 @@ START_TEST(paused_total_seen_by_a_worker)
 }
 END_TEST
 
+/* The "now" a worker's silence sweep may take. A frame stamped at 1,000 s (1,000,000,000 us)
+ * waits for a slow spool sync while the worker reads the wall clock at 1,004 s: the sweep
+ * takes 1,000 s, so a truck last heard at 882 s has been silent 118 s, not 122 s, and with trips
+ * ending after 120 s of silence its trip goes on to the waiting frame, as in a replay, which
+ * judges that frame first. Nothing staged: the wall clock. A mark stored after the worker read
+ * the clock (its input is stamped later still): the wall clock too. */
+START_TEST(sweep_waits_for_staged_inputs)
+{
+    _Atomic int64_t staged_from = 0;
+    ck_assert_int_eq(vem_ingest_sweep_now(1004000000, &staged_from), 1004000000);
+    atomic_store(&staged_from, 1000000000);
+    ck_assert_int_eq(vem_ingest_sweep_now(1004000000, &staged_from), 1000000000);
+    atomic_store(&staged_from, 1004000001);
+    ck_assert_int_eq(vem_ingest_sweep_now(1004000000, &staged_from), 1004000000);
+    atomic_store(&staged_from, 0);
+    ck_assert_int_eq(vem_ingest_sweep_now(1004000000, &staged_from), 1004000000);
+}
+END_TEST
+
 static char s_dir[256];
 
 static void s_setup(void)
@@ -253,6 +272,7 @@ Suite *vem_suite_ingest_meta(void)
     TCase *tc = tcase_create("meta");
     tcase_add_test(tc, paused_total_of_a_frame);
     tcase_add_test(tc, paused_total_seen_by_a_worker);
+    tcase_add_test(tc, sweep_waits_for_staged_inputs);
     tcase_add_test(tc, route_of_a_reading);
     tcase_add_test(tc, downtime_counts_as_paused);
     suite_add_tcase(s, tc);
