@@ -114,6 +114,11 @@ bool vem_ingest_catch_up(vem_ingest_t *in)
             in->fwd_next = hdr.seq + hdr.nseqs;
         }
         if (in->fwd_next > durable) {
+            /* Inputs staged while behind carry no worker message: live now, nothing would
+             * hand them over. A failing flush keeps them from being durable (and read back
+             * here): behind until it succeeds. */
+            if (in->nstaged > 0)
+                return false;
             vem_spool_reader_destroy(&in->reader);
             in->live = true;
             atomic_store(&in->args->behind, false);
