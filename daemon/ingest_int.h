@@ -285,8 +285,9 @@ int vem_ingest_bind_gateways(vem_ingest_t *in, char *err, size_t errlen);
 
 /* ---- ingest_replay.c ----------------------------------------------------------------------- */
 
-/* While behind: forwards spool records to the workers up to what is durable; true when it
- * stopped for want of room or reached its turn's budget. */
+/* While behind: forwards spool records to the workers up to what is durable, and goes live
+ * there unless inputs read meanwhile still wait for a failing sync; true when it stopped for
+ * want of room or reached its turn's budget. */
 bool vem_ingest_catch_up(vem_ingest_t *in);
 
 /* Forwards a turn's share of the range an operator asked to replay. */

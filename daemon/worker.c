@@ -62,7 +62,8 @@ typedef struct {
     uint64_t pending_after; /* ... this one (0: not seen yet), whose records follow the sweep's */
     /* silence */
     int64_t sweep_due_ms;          /* monotonic time of the next silence sweep */
-    int64_t newest_rx_us;          /* newest receipt time among the inputs processed */
+    int64_t newest_rx_us;          /* newest receipt time among the inputs processed ... */
+    int64_t newest_paused_us;      /* ... and the highest paused total they carried */
     int64_t last_input_ms;         /* monotonic time of the last input processed */
     vem_day_counts_t *day_wait;    /* a day's completeness waiting for the first input */
     PGconn *hist_conn;             /* for the roadside history of states made later (rsdhist.h) */
@@ -1100,6 +1101,8 @@ static bool s_take(s_worker_t *w, void *pull, int flags)
                 w->rules_mark = last;
             if (hdr.received_us > w->newest_rx_us)
                 w->newest_rx_us = hdr.received_us;
+            if (hdr.paused_us > w->newest_paused_us)
+                w->newest_paused_us = hdr.paused_us;
             if (w->pending && w->pending_next && !w->pending_after)
                 w->pending_after = last;
         } else {
@@ -1277,17 +1280,18 @@ static bool s_sweep_plate(void *arg, void *state)
 /* The clock's turn for the rules (trips that went quiet end and are judged; obd.offline).
  * None while ingest feeds the workers from the spool (a replay after a restart, a catch-up):
  * a vehicle is not silent only because its data is still on the way. "Now" is the wall clock,
- * with ingest's paused total as it stands then (the pause in progress included, so no trip
- * goes quiet while intake reads nothing), but never later than
+ * but never later than
  *  - the receipt of an input ingest has stamped and not yet handed over (vem_ingest_sweep_now:
  *    the wall clock read first, "behind" after ingest's mark, which ingest clears only once
  *    its inputs are handed over or it has fallen behind);
  *  - while inputs wait in this worker's queue, or a queue of old inputs is worked through, the
  *    newest receipt judged here (ingest hands a worker its inputs in the order it stamped them).
  * A replay judges the frame that breaks a truck's silence before that silence ends its trip;
- * so must the live sweep. The paused total stays the wall clock's: never less than what an
- * earlier receipt carried (readings carry none), so it can only put a trip's end later, to
- * where the next frame's receipt gap, live or replayed alike, decides it. Verdicts travel as
+ * so must the live sweep. The paused total is ingest's at that "now" (the pause in progress
+ * included, so no trip goes quiet while intake reads nothing; every pause ended since counted
+ * whole), and never less than any judged frame carried (readings carry none, so theirs would
+ * miss a restart's downtime): more pause only puts a trip's end later, to where the next
+ * frame's receipt gap, live or replayed alike, decides it. Verdicts travel as
  * records of the last input judged here (already settled by its own record). */
 static void s_sweep(s_worker_t *w, void *pull)
 {
@@ -1309,8 +1313,10 @@ static void s_sweep(s_worker_t *w, void *pull)
     if (now <= 0)
         return; /* nothing judged since a restore, and inputs wait: at the next turn */
     int64_t paused = w->args->paused_us
-                         ? vem_ingest_paused_now(w->args->paused_us, w->args->closed_at_us, wall)
+                         ? vem_ingest_paused_now(w->args->paused_us, w->args->closed_at_us, now)
                          : 0;
+    if (paused < w->newest_paused_us) /* (a wall clock stepped back during a pause) */
+        paused = w->newest_paused_us;
     w->sweep_due_ms = mono + S_SWEEP_MS;
     /* never before the fusion history has passed (a late reading may still match it) */
     int64_t idle_s = w->args->session_idle_s;
