@@ -901,9 +901,11 @@ static void s_mil_emit(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
  * those time order emits: for each episode the notice at its start, and the violation once
  * its end is more than mil_days after its start (evidence: its last snapshot). A start that
  * moves earlier is a new episode id (the later start's notice stays emitted); an episode that
- * a late "off" splits keeps its verdicts and the part after it is judged as an episode of its
- * own. Not placed (late_mil): a snapshot that falls inside a run of the other state (the
- * snapshots around it are not held), or before the oldest run held once one went. */
+ * a late "off" splits is emitted again under its id as the part before the split now stands
+ * (a notice again when that part is not more than mil_days long), and the part after it is
+ * judged as an episode of its own. Not placed (late_mil): a snapshot that falls inside a run of the
+ * other state (the snapshots around it are not held), or before the oldest run held once one went.
+ */
 static void s_mil(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
                   const vem_hj1239_block_t *b, const vem_rules_at_t *at, vem_rules_out_t *out)
 {
@@ -964,6 +966,20 @@ static void s_mil(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
         m[i] = (vem_rules_mil_run_t){*at, *at, on, false, false};
     }
     int64_t days = (int64_t)cfg->mil_days * 86400;
+    if (!on && i > 0 && i + 1 < v->nmil && m[i - 1].on && m[i + 1].on) {
+        /* a new "off" run splits an episode: its id (its start's) says what the part before
+         * the split now is. Escalated before, it is a notice again when that part is not more
+         * than mil_days long (time order emitted only the notice), else a violation shown by
+         * the part's last snapshot (the one that escalated it may lie after the split) */
+        uint32_t k = i - 1;
+        while (k > 0 && m[k - 1].on)
+            k--;
+        if (m[k].escalated) {
+            bool still = m[i - 1].last.sec - m[k].first.sec > days;
+            m[k].escalated = still;
+            s_mil_emit(v, cfg, &m[k].first, still ? &m[i - 1].last : &m[k].first, still, out);
+        }
+    }
     for (uint32_t k = 0; k < v->nmil; k++) {
         if (!m[k].on || (k > 0 && m[k - 1].on))
             continue; /* not the first run of an episode */

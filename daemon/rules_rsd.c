@@ -362,6 +362,17 @@ static bool s_same_link(const vem_rules_link_t *a, const vem_rules_link_t *b)
     return s_cmp(a, b->time_us, b->station_id, b->reading_id) == 0;
 }
 
+/* True when the verdict of the exceedance held at b->links[j] (sig known), now at c's g, rests on
+ * the same readings as before. */
+static bool s_sig_kept(const s_before_t *b, uint32_t j, const vem_rules_chain_t *c,
+                       const s_sig_t *g)
+{
+    const s_sig_t *o = &b->sig[j];
+    return o->first >= 0 && o->n == g->n && s_same_link(&b->links[o->first], &c->links[g->first]) &&
+           (o->compliant < 0) == (g->compliant < 0) &&
+           (g->compliant < 0 || s_same_link(&b->links[o->compliant], &c->links[g->compliant]));
+}
+
 /* Emits, in time order, the verdict of every exceedance from links[from] on whose chain differs
  * from before (a reading it did not hold counts as changed only when fresh_too, and one from the
  * stored history only then too, and only when received by received_us, the input's receipt, or
@@ -388,13 +399,56 @@ static void s_emit_changed(const vem_rules_rsd_ctx_t *ctx, const vem_rules_confi
         if (c->truncated && g.first == 0)
             continue;
         if (held) {
-            const s_sig_t *o = &b->sig[j];
-            bool same =
-                o->first >= 0 && o->n == g.n &&
-                s_same_link(&b->links[o->first], &c->links[g.first]) &&
-                (o->compliant < 0) == (g.compliant < 0) &&
-                (g.compliant < 0 || s_same_link(&b->links[o->compliant], &c->links[g.compliant]));
+            bool same = s_sig_kept(b, j, c, &g);
             if (same)
+                continue;
+        }
+        s_chain_emit(ctx, cfg, fuel, p, c, &g, lim, out);
+    }
+}
+
+/* True when, before, the run of the exceedance held at b->links[j] went on above it: the next
+ * reading held was an exceedance whose verdict rested on it (b->sig known from bfrom on). */
+static bool s_went_on(const s_before_t *b, uint32_t bfrom, uint32_t j)
+{
+    return j + 1 < b->n && j + 1 >= bfrom && b->sig[j + 1].first >= 0 &&
+           (uint32_t)b->sig[j + 1].first <= j;
+}
+
+/* A compliant reading placed inside a run cuts it: the readings above it start a run of their
+ * own (s_emit_changed emits their verdicts), and the id of the run below, which holds the
+ * verdict of its last exceedance, must say what that run now is (a notice again, say, when
+ * fewer than rsd_chain_n are left below the cut): rules.md's "consecutive means no valid
+ * compliant reading in between". Emits, for every exceedance at links[from .. to) that now ends
+ * its run but did not before, its verdict as it now stands, under the same id as before (its
+ * run's oldest reading is the same). Those at or above changed_from whose own verdict changed
+ * were emitted by s_emit_changed already. The same skips as s_emit_changed. */
+static void s_emit_cut(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
+                       vem_rules_fuel_t fuel, unsigned p, const vem_rules_chain_t *c,
+                       const s_before_t *b, uint32_t bfrom, uint32_t from, uint32_t to,
+                       uint32_t changed_from, s_lim_t lim, bool fresh_too, int64_t received_us,
+                       vem_rules_out_t *out)
+{
+    uint32_t j = 0;
+    for (uint32_t i = from; i < to && i < c->n; i++) {
+        const vem_rules_link_t *l = &c->links[i];
+        if (!s_over(l, lim))
+            continue;
+        if (i + 1 < c->n && s_over(&c->links[i + 1], lim) &&
+            s_sig(c, cfg, lim, i + 1).first <= (int32_t)i)
+            continue; /* its run goes on */
+        while (j < b->n && s_cmp(&b->links[j], l->time_us, l->station_id, l->reading_id) < 0)
+            j++;
+        if (j == b->n || !s_same_link(&b->links[j], l) || !s_went_on(b, bfrom, j))
+            continue;
+        if (l->loaded && (!fresh_too || (received_us && l->received_us > received_us)))
+            continue;
+        s_sig_t g = s_sig(c, cfg, lim, i);
+        if (c->truncated && g.first == 0)
+            continue;
+        if (i >= changed_from && j >= bfrom) {
+            bool same = s_sig_kept(b, j, c, &g);
+            if (!same)
                 continue;
         }
         s_chain_emit(ctx, cfg, fuel, p, c, &g, lim, out);
@@ -512,6 +566,8 @@ static void s_emit_loaded(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config
     prior.links = without;
     prior.n = m;
     s_remember(&prior, cfg, lim, at, before);
+    if (at > 0)
+        s_emit_cut(ctx, cfg, fuel, p, &met, before, at, at - 1, at, at, lim, true, 0, out);
     s_emit_changed(ctx, cfg, fuel, p, &met, before, at, lim, true, 0, out);
     free(then);
     free(before);
@@ -551,8 +607,12 @@ static bool s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
     if (out->fn)
         s_remember(c, cfg, lim, place, &before);
     uint32_t at;
-    if (s_insert(c, ctx, cfg, r, value, lim, loaded, place, &at) && out->fn)
+    if (s_insert(c, ctx, cfg, r, value, lim, loaded, place, &at) && out->fn) {
+        if (at > 0)
+            s_emit_cut(ctx, cfg, fuel, p, c, &before, place, at - 1, at, at, lim, true,
+                       r->received_us, out);
         s_emit_changed(ctx, cfg, fuel, p, c, &before, at, lim, true, r->received_us, out);
+    }
     return true;
 }
 
@@ -869,8 +929,11 @@ size_t vem_rules_rsd_history(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ct
      * judged when they came (the database holds those verdicts). */
     for (unsigned p = 0; p < VEM_RULES_POLLUTANTS && before; p++) {
         s_lim_t lim = s_limit(cfg, fuel, p);
-        if (rsd->chain[p] && !isnan(lim.before))
+        if (rsd->chain[p] && !isnan(lim.before)) {
+            s_emit_cut(ctx, cfg, fuel, p, rsd->chain[p], &before[p], 0, 0, rsd->chain[p]->n, 0, lim,
+                       false, 0, out);
             s_emit_changed(ctx, cfg, fuel, p, rsd->chain[p], &before[p], 0, lim, false, 0, out);
+        }
     }
     free(before);
     return vem_rules_rsd_links(rsd);

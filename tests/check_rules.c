@@ -2193,6 +2193,88 @@ START_TEST(roadside_history_replayed_in_order)
 }
 END_TEST
 
+/* rules.md: "consecutive means no valid compliant reading of that pollutant in between". a (T0)
+ * and b (T0 + 2 d), both over 1500 ppm, judged live: a's notice, then the violation of a and b
+ * under a's id. The history then brings c (T0 + 1 d, 1200 ppm, compliant): the run is cut, a
+ * and b are one-reading runs. a's id is emitted again as a notice on a alone, b's as a notice
+ * on b alone under b's own id; no violation is left. */
+START_TEST(roadside_history_cuts_a_run)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rsd_reading_t a, b, c;
+    s_reading(&a, T0, "a", VEM_FUEL_DIESEL);
+    a.no_ppm = 1700;
+    s_reading(&b, T0 + 2 * DAY, "b", VEM_FUEL_DIESEL);
+    b.no_ppm = 1600;
+    s_reading(&c, T0 + DAY, "c", VEM_FUEL_DIESEL);
+    c.no_ppm = 1200;
+    c.received_us = US(T0 + DAY + 3600);
+    char ida[VEM_RULES_ID_LEN], idb[VEM_RULES_ID_LEN];
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/a", ida);
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/b", idb);
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &a, 1, s_collect, &log), 1);
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &b, 2, s_collect, &log), 1);
+    ck_assert_int_eq(log.v[1].severity, VEM_SEVERITY_VIOLATION);
+    ck_assert_str_eq(log.v[1].id, ida);
+    vem_rules_history(v, &cfg, &c, 1, s_collect, &log);
+    ck_assert_int_eq(log.n, 4);
+    ck_assert_str_eq(log.v[2].id, ida);
+    ck_assert_int_eq(log.v[2].severity, VEM_SEVERITY_NOTICE);
+    ck_assert_int_eq(log.v[2].last_us, a.time_us);
+    ck_assert_uint_eq(json_array_size(json_object_get(log.v[2].ev, "readings")), 1);
+    ck_assert_str_eq(log.v[3].id, idb);
+    ck_assert_int_eq(log.v[3].severity, VEM_SEVERITY_NOTICE);
+    ck_assert_uint_eq(json_array_size(json_object_get(log.v[3].ev, "readings")), 1);
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* A replay after a restart of three inputs the history loaded at start holds: a (T0, received
+ * T0 + 1 h) and b (T0 + 2 d, received T0 + 2 d + 1 h), over the limit, then c (T0 + 1 d,
+ * compliant) that reached vemd late (received T0 + 3 d). Each emits what it emitted live: a its
+ * notice; b the violation of a and b under a's id (c had not come); c cuts the run: a's id a
+ * notice on a alone, b's a notice on b alone. A sink behind (Kafka) so ends as time order. */
+START_TEST(roadside_replayed_cut)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rsd_reading_t h[3];
+    s_reading(&h[0], T0, "a", VEM_FUEL_DIESEL);
+    h[0].no_ppm = 1700;
+    h[0].received_us = US(T0 + 3600);
+    s_reading(&h[1], T0 + 2 * DAY, "b", VEM_FUEL_DIESEL);
+    h[1].no_ppm = 1600;
+    h[1].received_us = US(T0 + 2 * DAY + 3600);
+    s_reading(&h[2], T0 + DAY, "c", VEM_FUEL_DIESEL);
+    h[2].no_ppm = 1200;
+    h[2].received_us = US(T0 + 3 * DAY);
+    char ida[VEM_RULES_ID_LEN], idb[VEM_RULES_ID_LEN];
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/a", ida);
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/b", idb);
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    ck_assert_uint_eq(vem_rules_history(v, &cfg, h, 3, s_collect, &log), 0);
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &h[0], 1, s_collect, &log), 1);
+    ck_assert_str_eq(log.v[0].id, ida);
+    ck_assert_int_eq(log.v[0].severity, VEM_SEVERITY_NOTICE);
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &h[1], 2, s_collect, &log), 1);
+    ck_assert_str_eq(log.v[1].id, ida);
+    ck_assert_int_eq(log.v[1].severity, VEM_SEVERITY_VIOLATION);
+    ck_assert_uint_eq(json_array_size(json_object_get(log.v[1].ev, "readings")), 2);
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &h[2], 3, s_collect, &log), 2);
+    ck_assert_str_eq(log.v[2].id, ida);
+    ck_assert_int_eq(log.v[2].severity, VEM_SEVERITY_NOTICE);
+    ck_assert_uint_eq(json_array_size(json_object_get(log.v[2].ev, "readings")), 1);
+    ck_assert_str_eq(log.v[3].id, idb);
+    ck_assert_int_eq(log.v[3].severity, VEM_SEVERITY_NOTICE);
+    ck_assert_uint_eq(json_array_size(json_object_get(log.v[3].ev, "readings")), 1);
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 /* Two loads of history into one state (a VIN's readings under two plates or colours): the
  * second emits nothing for the first's readings, which were judged when they came. */
 START_TEST(roadside_history_twice_emits_nothing)
@@ -3483,6 +3565,8 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, roadside_history_then_the_input);
     tcase_add_test(tc, roadside_input_before_a_stored_one);
     tcase_add_test(tc, roadside_history_replayed_in_order);
+    tcase_add_test(tc, roadside_history_cuts_a_run);
+    tcase_add_test(tc, roadside_replayed_cut);
     tcase_add_test(tc, roadside_history_twice_emits_nothing);
     tcase_add_test(tc, full_chain_keeps_the_newest);
     tcase_add_test(tc, roadside_reload_judges_the_chain_by_the_limit_in_force);

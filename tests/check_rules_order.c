@@ -232,6 +232,17 @@ static bool s_emitted(const s_log_t *log, vem_rule_t rule, const s_want_t *w, co
     return false;
 }
 
+/* The last emission of id in the log (what a sink that keeps each id's latest holds); NULL when
+ * none. */
+static const s_got_t *s_latest(const s_log_t *log, const char *id)
+{
+    const s_got_t *last = NULL;
+    for (int i = 0; i < log->n; i++)
+        if (strcmp(log->v[i].id, id) == 0)
+            last = &log->v[i];
+    return last;
+}
+
 static void s_same_chain(const vem_rules_chain_t *a, const vem_rules_chain_t *b, const char *name,
                          int perm)
 {
@@ -270,6 +281,15 @@ START_TEST(roadside_in_every_order)
                           "%s, order %d: %s on %zu readings to %s (id of %s) not emitted", c->name,
                           perms, c->want[w].severity == V ? "violation" : "notice",
                           c->want[w].nreadings, c->want[w].last, c->want[w].anchor);
+        /* and each id of time order ends as time order left it: a verdict a later (older)
+         * reading changed is emitted again as it now stands, even when that is less */
+        for (int w = 0; w < ref.n; w++) {
+            const s_got_t *want = s_latest(&ref, ref.v[w].id), *got = s_latest(&log, ref.v[w].id);
+            ck_assert_msg(got && got->severity == want->severity && got->last_us == want->last_us &&
+                              got->nreadings == want->nreadings,
+                          "%s, order %d: the id of verdict %d does not end as in time order",
+                          c->name, perms, w);
+        }
         others += log.n - c->nwant;
         s_same_chain(in_order->rsd.chain[0], v->rsd.chain[0], c->name, perms);
         ck_assert_uint_eq(vem_rules_vehicle_counts(v)->readings_late, 0);
@@ -330,6 +350,13 @@ static const s_mil_case_t s_mil_cases[] = {
      {{T0, true}, {T0 + 4 * DAY, false}, {T0 + 8 * DAY, true}},
      2,
      {M(N, T0, T0), M(N, T0 + 8 * DAY, T0 + 8 * DAY)}},
+    /* off at T0 + 8.5 d ends an episode already 8 days on: its violation stands, shown by
+     * T0 + 8 d, whatever snapshot escalated it first; T0 + 9 d is an episode of its own */
+    {"off after eight days",
+     4,
+     {{T0, true}, {T0 + 8 * DAY, true}, {T0 + 8 * DAY + DAY / 2, false}, {T0 + 9 * DAY, true}},
+     3,
+     {M(N, T0, T0), M(V, T0, T0 + 8 * DAY), M(N, T0 + 9 * DAY, T0 + 9 * DAY)}},
     /* exactly 7 days is not "after 7 days"; 7 days and an hour is */
     {"seven days and an hour",
      4,
@@ -408,6 +435,14 @@ START_TEST(mil_in_every_order)
                 "%s, order %d: %s of the episode from T0 + %" PRId64 " s not emitted", c->name,
                 perms, c->want[w].severity == V ? "violation" : "notice",
                 (int64_t)(c->want[w].start - T0));
+        }
+        /* and each episode's id ends as time order left it (an "off" snapshot that comes after
+         * the "on" ones around it splits their episode: its violation is taken back) */
+        for (int w = 0; w < ref.n; w++) {
+            const s_got_t *want = s_latest(&ref, ref.v[w].id), *got = s_latest(&log, ref.v[w].id);
+            ck_assert_msg(got && got->severity == want->severity && got->last_us == want->last_us,
+                          "%s, order %d: the id of verdict %d does not end as in time order",
+                          c->name, perms, w);
         }
         others += log.n - c->nwant;
         ck_assert_uint_eq(v->nmil, in_order->nmil);
