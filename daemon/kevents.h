@@ -35,8 +35,8 @@
 /* The events' schema version (schema/kafka/, value and header). 2: violations carry
  * plate_color, samples and OBD blocks may carry signature_check; version 1 consumers' schemas
  * forbid both. */
-#define VEM_KEVENTS_SCHEMA_VERSION     2
-#define VEM_KEVENTS_SCHEMA_VERSION_TXT "2"
+#define VEM_KEVENTS_SCHEMA_VERSION     3
+#define VEM_KEVENTS_SCHEMA_VERSION_TXT "3"
 
 typedef enum {
     VEM_KTOPIC_VIOLATIONS = 0,

@@ -177,6 +177,8 @@ static void s_violation_row(s_sink_t *s, const vem_record_t *rec)
                            .evidence = evidence,
                            .first_us = (int64_t)json_integer_value(json_object_get(o, "first_us")),
                            .last_us = (int64_t)json_integer_value(json_object_get(o, "last_us")),
+                           .received_us = rec->received_us,
+                           .spool_seq = rec->seq,
                            .measured = s_json_real(o, "measured"),
                            .limit = s_json_real(o, "limit")};
     if (v.violation_id && v.rule && v.clause && v.severity && evidence && (v.vin || v.plate))

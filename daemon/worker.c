@@ -481,11 +481,13 @@ static void **s_reading_slot(s_worker_t *w, const char *vin, const char *plate, 
 }
 
 /* The records of the last input judged here, which verdicts not of an input travel with (the
- * silence sweep's, a day's completeness, stored history): already settled by its own. */
-static vem_input_hdr_t s_last_input(const s_worker_t *w, int64_t received_us, uint8_t source)
+ * silence sweep's, a day's completeness, stored history): already settled by its own. Their
+ * seq and receipt (the newest judged; 0, not known, before the first) order them after that
+ * input's own verdicts and before the next input's (schema/0016_merge_by_input.sql). */
+static vem_input_hdr_t s_last_input(const s_worker_t *w, uint8_t source)
 {
     return (vem_input_hdr_t){
-        .seq = w->rules_mark, .nseqs = 1, .received_us = received_us, .source = source};
+        .seq = w->rules_mark, .nseqs = 1, .received_us = w->newest_rx_us, .source = source};
 }
 
 /* After a failed load of a state's history, the worker loads none for this long. */
@@ -658,7 +660,7 @@ static void s_history_resume(s_worker_t *w)
 {
     if (!w->hist_nwait || vem_mono_ms() < w->hist_off_until_ms)
         return;
-    vem_input_hdr_t hdr = s_last_input(w, vem_now_us(), VEM_SOURCE_ROADSIDE);
+    vem_input_hdr_t hdr = s_last_input(w, VEM_SOURCE_ROADSIDE);
     s_verdict_ctx_t ctx = {w, &hdr};
     for (int k = 0; k < S_HISTORY_WAIT_BATCH && w->hist_nwait; k++) {
         struct s_hist_wait *e = &w->hist_wait[w->hist_nwait - 1];
@@ -1326,7 +1328,7 @@ static void s_sweep(s_worker_t *w, void *pull)
                          .now_us = now,
                          .paused_us = paused,
                          .idle_us = idle_s * 1000000,
-                         .hdr = s_last_input(w, now, VEM_SOURCE_TERMINAL)};
+                         .hdr = s_last_input(w, VEM_SOURCE_TERMINAL)};
     vem_sessions_each(w->sessions, s_sweep_vehicle, &ctx);
     vem_plates_sweep(w->plates, s_sweep_plate, &ctx);
     vem_gauge_set(w->state_bytes, (int64_t)ctx.bytes);
@@ -1344,8 +1346,7 @@ static void s_judge_day(s_worker_t *w)
     const vem_day_counts_t *counts = w->day_wait;
     if (!counts || !w->judge || w->rules_mark == 0)
         return;
-    int64_t now = vem_now_us();
-    vem_input_hdr_t hdr = s_last_input(w, now, VEM_SOURCE_TERMINAL);
+    vem_input_hdr_t hdr = s_last_input(w, VEM_SOURCE_TERMINAL);
     s_verdict_ctx_t ctx = {w, &hdr};
     for (size_t i = 0; i < counts->n; i++) {
         const vem_day_count_t *c = &counts->v[i];
@@ -1405,7 +1406,7 @@ static void s_history(s_worker_t *w, vem_rsdhist_t *h)
         vem_rsdhist_free(h);
         return;
     }
-    vem_input_hdr_t hdr = s_last_input(w, vem_now_us(), VEM_SOURCE_ROADSIDE);
+    vem_input_hdr_t hdr = s_last_input(w, VEM_SOURCE_ROADSIDE);
     s_verdict_ctx_t ctx = {w, &hdr};
     size_t kept = 0;
     vem_rsd_reading_t *part = malloc((h->n ? h->n : 1) * sizeof *part);

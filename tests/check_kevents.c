@@ -90,7 +90,7 @@ START_TEST(samples_and_obd)
         ck_assert_str_eq(s_get(v, "vin"), "LVEMSIM0000000003");
         ck_assert_str_eq(s_get(v, "event_type"), s_get(e, "type"));
         ck_assert_str_eq(s_get(v, "event_id"), s_get(e, "id"));
-        ck_assert_int_eq(json_integer_value(json_object_get(v, "schema_version")), 2);
+        ck_assert_int_eq(json_integer_value(json_object_get(v, "schema_version")), 3);
         ck_assert_str_eq(s_get(v, "received_at"), "1970-01-01T08:00:00.000001+08:00");
         char id[128];
         snprintf(id, sizeof id, "%s/LVEMSIM0000000003/%lld/%lld", s_get(e, "type"),
@@ -213,6 +213,7 @@ START_TEST(violations_by_emission)
     vem_record_t rec = {.seq = 3,
                         .nseqs = 1,
                         .kind = VEM_RECORD_VIOLATION,
+                        .received_us = 1767225600250000, /* 2026-01-01 08:00:00.25 +08:00 */
                         .data = (const uint8_t *)json,
                         .data_len = (uint32_t)strlen(json)};
     json_t *ev = s_events(&rec, S_ALL);
@@ -220,7 +221,11 @@ START_TEST(violations_by_emission)
     json_t *e = json_array_get(ev, 0), *v = json_object_get(e, "value");
     ck_assert_int_eq(json_integer_value(json_object_get(e, "topic")), VEM_KTOPIC_VIOLATIONS);
     ck_assert_str_eq(s_get(e, "key"), "苏A12345"); /* no VIN: the plate */
-    ck_assert_str_eq(s_get(e, "id"), "violation/abc/20/violation");
+    /* the input that made the emission is in the id: a later input's emission with the same
+     * last_at and severity (a run cut back to what it was) is not a copy of the first */
+    ck_assert_str_eq(s_get(e, "id"), "violation/abc/3/20/violation");
+    ck_assert_str_eq(s_get(v, "received_at"), "2026-01-01T08:00:00.250000+08:00");
+    ck_assert_int_eq(json_integer_value(json_object_get(v, "spool_seq")), 3);
     ck_assert_ptr_null(json_object_get(v, "first_us"));
     ck_assert_ptr_null(json_object_get(v, "last_us"));
     ck_assert_str_eq(s_get(v, "rule"), "rsd.no_exceed");

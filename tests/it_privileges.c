@@ -12,6 +12,9 @@
  *   ingest_only_adds  vemd's role inserts, but cannot UPDATE, DELETE or TRUNCATE any table;
  *                  verdicts grow only through vem_merge_violations (last_at later, severity
  *                  never lower)
+ *   merge_by_input  a verdict is what the latest input's emission says, even a notice after a
+ *                  violation (a late compliant reading cut the run); older inputs' emissions
+ *                  merged later change nothing; rows from before 0016 merge the old way
  *   admin_cannot_write_bookkeeping  vem_admin reads schema_migrations and partitioned_tables
  *                  but cannot insert, update or delete there
  *   public_schema_closed  no role but the owner creates tables or functions in public, and a
@@ -223,6 +226,83 @@ START_TEST(ingest_only_adds)
              "to_char(first_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI') "
              "FROM violations WHERE violation_id = 'priv-grow'",
              "violation 2026-11-03 08:00 2100 {\"n\": 3} 2026-11-01 08:00");
+    PQfinish(ingest);
+    PQfinish(admin);
+}
+END_TEST
+
+/* One emission of verdict id, as the sink sends it: severity, last_at (a day of November 2026,
+ * 08:00 Beijing time), evidence {"n": n}, and the input that made it (received on day rx at
+ * 09:00, spool_seq seq; rx 0: not known). */
+static void s_merge(PGconn *ingest, const char *id, const char *severity, int last_day, int n,
+                    int rx, int seq)
+{
+    char received[64] = "null";
+    if (rx)
+        snprintf(received, sizeof received, "\"2026-11-%02dT09:00:00+08:00\"", rx);
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT vem_merge_violations('[{\"violation_id\": \"%s\", \"rule\": "
+             "\"rsd.no_exceed\", \"clause\": \"HJ 845\", \"plate\": \"津I00002\", "
+             "\"first_at\": \"2026-11-01T08:00:00+08:00\", \"last_at\": "
+             "\"2026-11-%02dT08:00:00+08:00\", \"evidence\": {\"n\": %d}, \"severity\": "
+             "\"%s\", \"received_at\": %s, \"spool_seq\": %d}]'::jsonb)",
+             id, last_day, n, severity, received, seq);
+    vem_it_sql(ingest, sql);
+}
+
+static const char s_merged[] =
+    "SELECT severity || ' ' || to_char(last_at AT TIME ZONE 'Asia/Shanghai', 'DD') || ' ' || "
+    "evidence::text || ' ' || coalesce(spool_seq::text, '-') FROM violations "
+    "WHERE violation_id = '%s'";
+
+static void s_expect_merged(PGconn *admin, const char *id, const char *want)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql, s_merged, id);
+    s_expect(admin, sql, want);
+}
+
+/* schema/0016_merge_by_input.sql: the emission of the latest input wins, even when it says less
+ * (a late compliant reading cut the run: a notice on the reading below the cut, rules.md
+ * "consecutive means no valid compliant reading in between"); an older input's emission merged
+ * later (a replay, the other sink lane) changes nothing; within one input the later last_at
+ * wins; a row stored before 0016 (no input) is merged the old way. */
+START_TEST(merge_by_input)
+{
+    PGconn *admin = s_setup();
+    PGconn *ingest = vem_it_pg_as("priv_ingest");
+    /* exceedances on Nov 1 and Nov 2, judged on their days: a violation on both */
+    s_merge(ingest, "priv-cut", "notice", 1, 1, 1, 10);
+    s_merge(ingest, "priv-cut", "violation", 2, 2, 2, 20);
+    s_expect_merged(admin, "priv-cut", "violation 02 {\"n\": 2} 20");
+    /* a compliant reading of Nov 1 noon comes on Nov 5: the run is Nov 1 alone again */
+    s_merge(ingest, "priv-cut", "notice", 1, 1, 5, 50);
+    s_expect_merged(admin, "priv-cut", "notice 01 {\"n\": 1} 50");
+    /* a replay of the Nov 2 input merged after it: no change */
+    s_merge(ingest, "priv-cut", "violation", 2, 2, 2, 20);
+    s_expect_merged(admin, "priv-cut", "notice 01 {\"n\": 1} 50");
+    /* the same receipt time, a later input (two inputs stamped in one microsecond) */
+    s_merge(ingest, "priv-cut", "violation", 3, 2, 5, 51);
+    s_expect_merged(admin, "priv-cut", "violation 03 {\"n\": 2} 51");
+    /* two emissions of one input in one batch: the later last_at */
+    vem_it_sql(ingest,
+               "SELECT vem_merge_violations('["
+               "{\"violation_id\": \"priv-batch\", \"rule\": \"rsd.no_exceed\", \"clause\": "
+               "\"HJ 845\", \"plate\": \"津I00002\", \"first_at\": "
+               "\"2026-11-01T08:00:00+08:00\", \"last_at\": \"2026-11-06T08:00:00+08:00\", "
+               "\"evidence\": {\"n\": 2}, \"severity\": \"violation\", \"received_at\": "
+               "\"2026-11-06T09:00:00+08:00\", \"spool_seq\": 60},"
+               "{\"violation_id\": \"priv-batch\", \"rule\": \"rsd.no_exceed\", \"clause\": "
+               "\"HJ 845\", \"plate\": \"津I00002\", \"first_at\": "
+               "\"2026-11-01T08:00:00+08:00\", \"last_at\": \"2026-11-01T08:00:00+08:00\", "
+               "\"evidence\": {\"n\": 1}, \"severity\": \"notice\", \"received_at\": "
+               "\"2026-11-06T09:00:00+08:00\", \"spool_seq\": 60}]'::jsonb)");
+    s_expect_merged(admin, "priv-batch", "violation 06 {\"n\": 2} 60");
+    /* a row without its input (stored before 0016): the old merge, severity never lower */
+    s_merge(ingest, "priv-old", "violation", 3, 2, 0, 0);
+    s_merge(ingest, "priv-old", "notice", 1, 1, 7, 70);
+    s_expect_merged(admin, "priv-old", "violation 03 {\"n\": 2} 0");
     PQfinish(ingest);
     PQfinish(admin);
 }
@@ -454,6 +534,7 @@ Suite *vem_suite_privileges(void)
     tcase_add_test(tc, readings_scoped_by_plate_and_colour);
     tcase_add_test(tc, ambiguous_plate_leaves_region_empty);
     tcase_add_test(tc, ingest_only_adds);
+    tcase_add_test(tc, merge_by_input);
     tcase_add_test(tc, admin_cannot_write_bookkeeping);
     tcase_add_test(tc, public_schema_closed);
     tcase_add_test(tc, vemd_as_ingest);

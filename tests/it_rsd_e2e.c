@@ -20,6 +20,8 @@
  *                     32 per worker (half its session table), the rest counted as not judged,
  *                     neither a login of each nor a restart frees the bound for 50 more, and
  *                     trucks that come after are not refused a session
+ *   late_compliant_cuts_run  two exceedances make a violation; a compliant reading between
+ *                     them that comes afterwards cuts the run: two notices, no violation left
  *   csv_input         vemctl rsd send reads CSV as well (empty cells not reported)
  *   fusion_either_order  a station sees high NO while the truck's OBD reports low NOx at that
  *                     moment: fusion.obd_mismatch, with the OBD data first (GB 17691 frames)
@@ -611,6 +613,56 @@ START_TEST(plate_chain_survives_restart)
 }
 END_TEST
 
+/* rules.md: "two or more consecutive valid exceedances"; "consecutive means no valid compliant
+ * reading of that pollutant in between". Two exceedances an hour apart make a violation; a
+ * compliant reading taken between them that reaches vemd afterwards (a station uploading its
+ * backlog late) cuts the run: two one-reading runs, each a notice, and no violation stays in
+ * the table. */
+START_TEST(late_compliant_cuts_run)
+{
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_rsd");
+    int64_t t0 = s_now_s() - 7200;
+    char path[512];
+    snprintf(path, sizeof path, "%s/k1.jsonl", r.dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    s_reading(f, "RK-1", "k1", t0, "津K80008", 1800, 40);
+    s_reading(f, "RK-1", "k2", t0 + 3600, "津K80008", 1700, 40);
+    fclose(f);
+    json_decref(s_send(&r, path, NULL));
+    PGconn *conn = vem_it_pg();
+    const char *sql = "SELECT count(*) FROM violations WHERE plate = $1 AND rule = "
+                      "'rsd.no_exceed' AND severity = 'violation' AND "
+                      "jsonb_array_length(evidence->'readings') = 2";
+    s_await(conn, sql, "津K80008", 1);
+    snprintf(path, sizeof path, "%s/k2.jsonl", r.dir);
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    s_reading(f, "RK-2", "k3", t0 + 1800, "津K80008", 1200, 40);
+    fclose(f);
+    json_decref(s_send(&r, path, NULL));
+    s_await(conn,
+            "SELECT count(*) FROM violations WHERE plate = $1 AND rule = 'rsd.no_exceed' AND "
+            "severity = 'notice' AND jsonb_array_length(evidence->'readings') = 1",
+            "津K80008", 2);
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(*) FROM violations WHERE plate = $1 AND severity = "
+                             "'violation'",
+                             "津K80008"),
+                     0);
+    /* the run of k1 is k1 alone again: its id's evidence names it and ends at its time */
+    ck_assert_int_eq(s_count(conn,
+                             "SELECT count(*) FROM violations WHERE plate = $1 AND "
+                             "evidence->'readings'->0->>'reading_id' = 'k1' AND "
+                             "last_at = first_at AND spool_seq IS NOT NULL",
+                             "津K80008"),
+                     1);
+    PQfinish(conn);
+    vem_it_stop(&r);
+}
+END_TEST
+
 #define S_SV_READINGS 300
 #define S_SV_TRUCKS   20
 #define S_SV_MORE     50
@@ -840,6 +892,7 @@ Suite *vem_suite_rsd_e2e(void)
     tcase_add_test(tc, fusion_either_order);
     tcase_add_test(tc, csv_input);
     tcase_add_test(tc, plate_chain_survives_restart);
+    tcase_add_test(tc, late_compliant_cuts_run);
     tcase_add_test(tc, shared_plate_chains_apart_by_colour);
     tcase_add_test(tc, station_vins_bounded);
     suite_add_tcase(s, tc);

@@ -1,0 +1,75 @@
+-- 0016: a verdict is what the latest input judged made it, even when that is less.
+--
+-- Until now a merged verdict kept its highest severity and the emission with the latest last_at
+-- (0005, 0010): a verdict could only grow. But a roadside reading that reaches vemd late can
+-- take evidence away: a compliant reading that falls between two exceedances cuts their run
+-- (rules.md: "consecutive means no valid compliant reading of that pollutant in between"), and
+-- the run's verdict is then a notice on the readings below the cut, not the violation the whole
+-- run made. Kept as the highest, the table went on convicting a truck that the data, once
+-- complete, clears.
+--
+-- An emission now carries the input whose judgement made it: its receipt time (received_at)
+-- and spool sequence number (spool_seq). vemd judges a vehicle's inputs in that order, so the
+-- emission of the latest input is the verdict as it now stands: it wins, whether it raises or
+-- lowers the severity and whatever its last_at; among the emissions of one input the one with
+-- the latest last_at (the run's last exceedance) wins, as before. An older emission merged later
+-- (another sink lane, a replay from the spool) changes nothing. The receipt time comes first so
+-- that a spool made anew (its numbers start at 1 again) does not make new inputs look old.
+--
+-- Rows stored before this migration have no input: against those, an emission is merged the
+-- old way (latest last_at, severity never lower), and one with the later last_at gives the row
+-- its input.
+ALTER TABLE violations ADD COLUMN received_at timestamptz, -- the input that made this version
+                       ADD COLUMN spool_seq bigint;
+
+-- True when the emission e replaces the stored version s (both from inputs: e's input is the
+-- later, or the same with the later last_at), false when it does not; NULL when either has no
+-- input (a row from before 0016): then the merge of 0010 applies.
+CREATE FUNCTION vem_violation_newer(s public.violations, e public.violations) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, public, pg_temp AS $$
+    SELECT CASE WHEN s.received_at IS NOT NULL AND e.received_at IS NOT NULL
+                THEN (e.received_at, coalesce(e.spool_seq, 0), e.last_at) >=
+                     (s.received_at, coalesce(s.spool_seq, 0), s.last_at) END
+$$;
+REVOKE EXECUTE ON FUNCTION vem_violation_newer(public.violations, public.violations) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vem_violation_newer(public.violations, public.violations)
+    TO vem_ingest, vem_admin;
+
+CREATE OR REPLACE FUNCTION vem_merge_violations(rows jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    n bigint;
+BEGIN
+    INSERT INTO public.violations AS v (violation_id, rule, clause, vin, plate, plate_color,
+                                        first_at, last_at, measured, "limit", unit, evidence,
+                                        severity, received_at, spool_seq)
+    SELECT DISTINCT ON (r.violation_id) r.violation_id, r.rule, r.clause, r.vin, r.plate,
+           r.plate_color, r.first_at, r.last_at, r.measured, r."limit", r.unit, r.evidence,
+           r.severity, r.received_at, r.spool_seq
+      FROM pg_catalog.jsonb_populate_recordset(NULL::public.violations, rows) r
+     ORDER BY r.violation_id, r.received_at DESC NULLS LAST, r.spool_seq DESC NULLS LAST,
+              r.last_at DESC, r.severity DESC
+    ON CONFLICT (violation_id) DO UPDATE
+       SET last_at = CASE public.vem_violation_newer(v, excluded)
+                     WHEN true THEN excluded.last_at WHEN false THEN v.last_at
+                     ELSE GREATEST(v.last_at, excluded.last_at) END,
+           measured = CASE WHEN coalesce(public.vem_violation_newer(v, excluded),
+                                         excluded.last_at >= v.last_at)
+                           THEN excluded.measured ELSE v.measured END,
+           evidence = CASE WHEN coalesce(public.vem_violation_newer(v, excluded),
+                                         excluded.last_at >= v.last_at)
+                           THEN excluded.evidence ELSE v.evidence END,
+           severity = CASE public.vem_violation_newer(v, excluded)
+                      WHEN true THEN excluded.severity WHEN false THEN v.severity
+                      ELSE GREATEST(v.severity, excluded.severity) END,
+           received_at = CASE WHEN coalesce(public.vem_violation_newer(v, excluded),
+                                            excluded.last_at >= v.last_at)
+                              THEN excluded.received_at ELSE v.received_at END,
+           spool_seq = CASE WHEN coalesce(public.vem_violation_newer(v, excluded),
+                                          excluded.last_at >= v.last_at)
+                            THEN excluded.spool_seq ELSE v.spool_seq END;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+REVOKE EXECUTE ON FUNCTION vem_merge_violations(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vem_merge_violations(jsonb) TO vem_ingest, vem_admin;
