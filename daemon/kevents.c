@@ -506,11 +506,12 @@ static void s_terminal(s_out_t *out, const vem_hj1239_frame_t *f, int64_t receiv
 }
 
 /* One event per emission of a verdict; the worker's JSON has the FIELDS.md keys plus
- * first_us/last_us, which give the id and are dropped (first_at/last_at say the same). The
- * input whose judgement made it (received_at, spool_seq) orders the emissions of one id: the
- * latest input's is the verdict as it now stands, even when it says less than an earlier one
- * (schema/0016_merge_by_input.sql); it is in the event id, so that such an emission is not
- * taken for a copy of an earlier one with the same last_at and severity. */
+ * first_us/last_us, which give the id and are dropped (first_at/last_at say the same), and
+ * emission. The input whose judgement made it (received_at, spool_seq) and its place after
+ * that input (emission) order the emissions of one id: the latest is the verdict as it now
+ * stands, even when it says less than an earlier one (schema/0016_merge_by_input.sql); they
+ * are in the event id, so that such an emission is not taken for a copy of an earlier one
+ * with the same last_at and severity. */
 static void s_violation(s_out_t *out, const vem_record_t *rec)
 {
     json_error_t jerr;
@@ -527,8 +528,9 @@ static void s_violation(s_out_t *out, const vem_record_t *rec)
     long long last_us = (long long)json_integer_value(json_object_get(v, "last_us"));
     vem_kevent_t ev = {.topic = VEM_KTOPIC_VIOLATIONS, .type = "violation"};
     snprintf(ev.key, sizeof ev.key, "%s", key);
-    snprintf(ev.id, sizeof ev.id, "violation/%s/%llu/%lld/%s", id, (unsigned long long)rec->seq,
-             last_us, severity);
+    long long emission = (long long)json_integer_value(json_object_get(v, "emission"));
+    snprintf(ev.id, sizeof ev.id, "violation/%s/%llu/%lld/%lld/%s", id,
+             (unsigned long long)rec->seq, emission, last_us, severity);
     json_object_del(v, "first_us");
     json_object_del(v, "last_us");
     json_object_set_new(v, "received_at",

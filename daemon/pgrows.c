@@ -30,8 +30,8 @@ static const char *const s_copy[VEM_PGROWS_TABLES] = {
     "COPY quarantine (received_at, spool_seq, source, error_class, detail, error_offset, vin, raw) "
     "FROM STDIN (FORMAT binary)",
     "COPY violations (violation_id, rule, clause, vin, plate, plate_color, first_at, last_at, "
-    "measured, \"limit\", unit, evidence, severity, received_at, spool_seq) FROM STDIN "
-    "(FORMAT binary)",
+    "measured, \"limit\", unit, evidence, severity, received_at, spool_seq, emission) FROM "
+    "STDIN (FORMAT binary)",
     "COPY rsd_readings (station_id, reading_id, time, received_at, lane, plate, plate_color, vin, "
     "fuel, speed_kmh, accel_ms2, vsp_kw_t, opacity_pct, k_m1, ringelmann, no_ppm, co_pct, hc_ppm, "
     "co2_pct, wind_ms, temp_c, humidity_pct, pressure_kpa, slope_pct, image_ref, valid, counted, "
@@ -41,7 +41,7 @@ static const char *const s_copy[VEM_PGROWS_TABLES] = {
 /* The sample fields, in column order: every numeric field of the sample block types. */
 #define S_SAMPLE_FIELDS (VEM_HJ1239_F_DPF_EXHAUST + 1)
 #define S_NAMES_CAP     VEM_PGROWS_NAMES_CAP
-static const unsigned s_columns[VEM_PGROWS_TABLES] = {13, 18, 12, 8, 15, 28};
+static const unsigned s_columns[VEM_PGROWS_TABLES] = {13, 18, 12, 8, 16, 28};
 
 const char *vem_pgrows_table_name(vem_pgrows_table_t t)
 {
@@ -823,6 +823,7 @@ void vem_pgrows_violation(vem_pgrows_t *r, const vem_pgviolation_t *v)
     else
         s_null(b);
     s_int8(b, (int64_t)v->spool_seq);
+    s_int4(b, (int32_t)v->emission);
     r->nrows[VEM_PGROWS_VIOLATIONS]++;
 }
 

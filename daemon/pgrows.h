@@ -111,13 +111,16 @@ size_t vem_pgrows_sample_of(const vem_hj1239_frame_t *f, size_t j);
 
 /* A violation as the rules engine gives it (FIELDS.md keys); strings NUL-terminated, vin,
  * plate or plate_color may be NULL, measured/limit NaN when there is none, evidence a JSON
- * text. received_us and spool_seq: the input whose judgement made this emission, which orders
- * the emissions of one id (schema/0016_merge_by_input.sql). */
+ * text. received_us and spool_seq: the input whose judgement made this emission (received_us 0: not
+ * known), and emission its place after that input (0: the input's own; n: the n-th turn of the
+ * clock or of stored history after it), which order the emissions of one id
+ * (schema/0016_merge_by_input.sql). */
 typedef struct {
     const char *violation_id, *rule, *clause, *vin, *plate, *plate_color, *unit, *severity,
         *evidence;
     int64_t first_us, last_us, received_us;
     uint64_t spool_seq;
+    uint32_t emission;
     double measured, limit;
 } vem_pgviolation_t;
 

@@ -921,6 +921,7 @@ static void s_mil(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
     while (i < v->nmil && m[i].last.sec < t)
         i++;
     bool before = i > 0 && m[i - 1].on == on && t - m[i - 1].last.sec <= gap;
+    bool split = false; /* a new "off" run between two "on" runs */
     bool after = i < v->nmil && m[i].on == on && m[i].first.sec - t <= gap;
     if (i < v->nmil && m[i].first.sec <= t) { /* inside run i */
         if (m[i].on != on)
@@ -964,9 +965,10 @@ static void s_mil(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
         memmove(m + i + 1, m + i, (v->nmil - i) * sizeof *m);
         v->nmil++;
         m[i] = (vem_rules_mil_run_t){*at, *at, on, false, false};
+        split = !on && i > 0 && i + 1 < v->nmil && m[i - 1].on && m[i + 1].on;
     }
     int64_t days = (int64_t)cfg->mil_days * 86400;
-    if (!on && i > 0 && i + 1 < v->nmil && m[i - 1].on && m[i + 1].on) {
+    if (split) {
         /* a new "off" run splits an episode: its id (its start's) says what the part before
          * the split now is. Escalated before, it is a notice again when that part is not more
          * than mil_days long (time order emitted only the notice), else a violation shown by

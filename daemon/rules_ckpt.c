@@ -6,7 +6,7 @@
  * field by field (never a struct's bytes, whose padding would make two saves of one state
  * differ), and read back in the same order.
  *
- * Format, version 9, host-endian (a checkpoint is read back by the same build on the same
+ * Format, version 10, host-endian (a checkpoint is read back by the same build on the same
  * host; a byte-order probe says when it is not):
  *   "VRCK", u32 version, u32 0x01020304
  *   ids (vin, plate, plate colour: u8 length + bytes), facts, flags, receipt times (the last
@@ -22,11 +22,14 @@
  *     kept windows in their order
  *   roadside: five chains (present, truncated, capacity, readings with a flags byte: bit 0
  *     "over", bit 1 "loaded" from the stored history and not yet come as an input, and then
- *     its receipt time follows the ids), the
+ *     its receipt time follows the ids, bit 2 "anchor": a verdict was emitted under its id), the
  *     fusion history (slots, head, newest, one u32 per slot: vem_rules_nox_t) and the pending
  *     NO exceedances
  *   u64 bytes of memory the state held
  * Older versions are still read, so an upgrade keeps the states of the previous build:
+ * version 9 is version 10 without the readings' "anchor" bit: loaded, no reading is taken for
+ * one (a late compliant reading then re-emits, of the verdicts across it, those under the ids
+ * of its run's oldest readings only, as that build did: rules_rsd.c s_emit_cut);
  * version 8 is version 9 with a span of SCR block sums where version 9 has the SCR window:
  * loaded, the span is read and dropped and the track's SCR window starts afresh (s_get_track);
  * version 7 is version 8 without the last count, dtcs_unjudged (loaded: 0, none counted yet);
@@ -70,16 +73,17 @@
 #include <string.h>
 
 #define S_MAGIC       "VRCK"
-#define S_VERSION     9u
+#define S_VERSION     10u
 #define S_VERSION_MIN 1u /* the oldest version read */
 #define S_V3          3u /* runs of MIL snapshots, chains of readings */
 #define S_V4          4u /* the fusion history keeps each second's sample key */
 /* version 5: a track's last receipt is on the intake clock (receipt less intake's paused
  * total); version 4's receipt time is the same value, since nothing paused the clock then */
-#define S_V6    6u /* the vehicle's last receipt on the intake clock too (obd.offline) */
-#define S_V7    7u /* a chain reading's flags byte says "loaded" too */
-#define S_V8    8u /* the count of trouble codes not judged (a full DTC set) */
-#define S_V9    9u /* a track's SCR window of whole minutes where the scr span was */
+#define S_V6    6u  /* the vehicle's last receipt on the intake clock too (obd.offline) */
+#define S_V7    7u  /* a chain reading's flags byte says "loaded" too */
+#define S_V8    8u  /* the count of trouble codes not judged (a full DTC set) */
+#define S_V9    9u  /* a track's SCR window of whole minutes where the scr span was */
+#define S_V10   10u /* a chain reading's flags byte says "anchor" too */
 #define S_PROBE 0x01020304u
 /* Times beyond this many seconds from 1970 (about 35,000 years) are damage. */
 #define S_TIME_MAX_S ((int64_t)1 << 40)
@@ -673,7 +677,8 @@ static void s_put_rsd(s_wr_t *w, const vem_rules_rsd_t *rsd)
         for (uint32_t i = 0; i < c->n; i++) {
             s_put_i64(w, c->links[i].time_us);
             s_put_f64(w, c->links[i].value);
-            s_put_u8(w, (uint8_t)(c->links[i].over | c->links[i].loaded << 1));
+            s_put_u8(
+                w, (uint8_t)(c->links[i].over | c->links[i].loaded << 1 | c->links[i].anchor << 2));
             s_put_str(w, c->links[i].station_id);
             s_put_str(w, c->links[i].reading_id);
             if (c->links[i].loaded)
@@ -738,10 +743,11 @@ static void s_get_chain(s_rd_t *r, vem_rules_chain_t *c, size_t *bytes)
         l->value = s_f64(r, "chain reading value");
         if (r->version >= S_V7) {
             uint8_t flags = s_u8(r, "chain reading flags");
-            if (!r->failed && flags > 3)
+            if (!r->failed && flags > (r->version >= S_V10 ? 7 : 3))
                 s_fail(r, "chain reading flags %u out of range", flags);
             l->over = flags & 1;
             l->loaded = flags >> 1 & 1;
+            l->anchor = flags >> 2 & 1;
         } else {
             l->over = s_bool(r, "chain reading over");
         }

@@ -302,11 +302,17 @@ static s_sig_t s_sig(const vem_rules_chain_t *c, const vem_rules_config_t *cfg, 
     return g;
 }
 
+/* Emits the verdict g of chain c, under the id of its first reading, which is marked an anchor
+ * in own (c itself, or the chain c is a view of). */
 static void s_chain_emit(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
                          vem_rules_fuel_t fuel, unsigned p, const vem_rules_chain_t *c,
-                         const s_sig_t *g, s_lim_t lim, vem_rules_out_t *out)
+                         vem_rules_chain_t *own, const s_sig_t *g, s_lim_t lim,
+                         vem_rules_out_t *out)
 {
     const vem_rules_link_t *first = &c->links[g->first], *last = &c->links[g->first + g->n - 1];
+    for (uint32_t i = 0; i < own->n; i++)
+        if (s_cmp(&own->links[i], first->time_us, first->station_id, first->reading_id) == 0)
+            own->links[i].anchor = true;
     json_t *ev = json_object();
     json_object_set_new(ev, "pollutant", json_string(s_pollutants[p].key));
     json_object_set_new(ev, "fuel", json_string(s_fuels[fuel]));
@@ -382,8 +388,8 @@ static bool s_sig_kept(const s_before_t *b, uint32_t j, const vem_rules_chain_t 
  * verdicts stand as emitted. */
 static void s_emit_changed(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
                            vem_rules_fuel_t fuel, unsigned p, const vem_rules_chain_t *c,
-                           const s_before_t *b, uint32_t from, s_lim_t lim, bool fresh_too,
-                           int64_t received_us, vem_rules_out_t *out)
+                           vem_rules_chain_t *own, const s_before_t *b, uint32_t from, s_lim_t lim,
+                           bool fresh_too, int64_t received_us, vem_rules_out_t *out)
 {
     uint32_t j = 0;
     for (uint32_t i = from; i < c->n; i++) {
@@ -403,7 +409,7 @@ static void s_emit_changed(const vem_rules_rsd_ctx_t *ctx, const vem_rules_confi
             if (same)
                 continue;
         }
-        s_chain_emit(ctx, cfg, fuel, p, c, &g, lim, out);
+        s_chain_emit(ctx, cfg, fuel, p, c, own, &g, lim, out);
     }
 }
 
@@ -416,18 +422,25 @@ static bool s_went_on(const s_before_t *b, uint32_t bfrom, uint32_t j)
 }
 
 /* A compliant reading placed inside a run cuts it: the readings above it start a run of their
- * own (s_emit_changed emits their verdicts), and the id of the run below, which holds the
- * verdict of its last exceedance, must say what that run now is (a notice again, say, when
- * fewer than rsd_chain_n are left below the cut): rules.md's "consecutive means no valid
- * compliant reading in between". Emits, for every exceedance at links[from .. to) that now ends
- * its run but did not before, its verdict as it now stands, under the same id as before (its
- * run's oldest reading is the same). Those at or above changed_from whose own verdict changed
- * were emitted by s_emit_changed already. The same skips as s_emit_changed. */
+ * own (s_emit_changed emits their verdicts), and no verdict may rest on readings on both sides
+ * of it any more: rules.md's "consecutive means no valid compliant reading in between". For
+ * every exceedance at links[from .. to) that now ends its run but did not before:
+ *  - its verdict as it now stands, under the id of its run's oldest reading, which held the
+ *    verdict of the run's last exceedance (a notice again, say, when fewer than rsd_chain_n are
+ *    left below the cut). Not when it is at or above changed_from and its own verdict changed:
+ *    s_emit_changed emitted it already;
+ *  - under the id of every other reading of its run that a verdict was emitted under here (an
+ *    anchor: an exceedance judged before an older one of its run came, or the oldest of the
+ *    newest VEM_RULES_CHAIN_MAX of a longer run), the run from that reading up to the cut: what
+ *    held the id may have reached above it. Those readings are consecutive exceedances, so the
+ *    verdict says no more than the data does.
+ * The same skips as s_emit_changed. own: the chain whose readings are marked as anchors (c, or
+ * the chain c is a view of). */
 static void s_emit_cut(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
                        vem_rules_fuel_t fuel, unsigned p, const vem_rules_chain_t *c,
-                       const s_before_t *b, uint32_t bfrom, uint32_t from, uint32_t to,
-                       uint32_t changed_from, s_lim_t lim, bool fresh_too, int64_t received_us,
-                       vem_rules_out_t *out)
+                       vem_rules_chain_t *own, const s_before_t *b, uint32_t bfrom, uint32_t from,
+                       uint32_t to, uint32_t changed_from, s_lim_t lim, bool fresh_too,
+                       int64_t received_us, vem_rules_out_t *out)
 {
     uint32_t j = 0;
     for (uint32_t i = from; i < to && i < c->n; i++) {
@@ -446,12 +459,13 @@ static void s_emit_cut(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t 
         s_sig_t g = s_sig(c, cfg, lim, i);
         if (c->truncated && g.first == 0)
             continue;
-        if (i >= changed_from && j >= bfrom) {
-            bool same = s_sig_kept(b, j, c, &g);
-            if (!same)
-                continue;
-        }
-        s_chain_emit(ctx, cfg, fuel, p, c, &g, lim, out);
+        if (i < changed_from || j < bfrom || s_sig_kept(b, j, c, &g))
+            s_chain_emit(ctx, cfg, fuel, p, c, own, &g, lim, out);
+        for (uint32_t k = (uint32_t)g.first + 1; k <= i; k++)
+            if (c->links[k].anchor) {
+                s_sig_t part = {(int32_t)k, -1, i - k + 1};
+                s_chain_emit(ctx, cfg, fuel, p, c, own, &part, lim, out);
+            }
     }
 }
 
@@ -541,7 +555,7 @@ static bool s_insert(vem_rules_chain_t *c, const vem_rules_rsd_ctx_t *ctx,
  * chain it met then is every reading but the stored ones received after it (0: not known), which
  * a replay brings after it: they emit theirs when they come. */
 static void s_emit_loaded(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
-                          vem_rules_fuel_t fuel, unsigned p, const vem_rules_chain_t *c, uint32_t i,
+                          vem_rules_fuel_t fuel, unsigned p, vem_rules_chain_t *c, uint32_t i,
                           int64_t received_us, s_lim_t lim, vem_rules_out_t *out)
 {
     s_before_t *before = malloc(sizeof *before);
@@ -567,8 +581,8 @@ static void s_emit_loaded(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config
     prior.n = m;
     s_remember(&prior, cfg, lim, at, before);
     if (at > 0)
-        s_emit_cut(ctx, cfg, fuel, p, &met, before, at, at - 1, at, at, lim, true, 0, out);
-    s_emit_changed(ctx, cfg, fuel, p, &met, before, at, lim, true, 0, out);
+        s_emit_cut(ctx, cfg, fuel, p, &met, c, before, at, at - 1, at, at, lim, true, 0, out);
+    s_emit_changed(ctx, cfg, fuel, p, &met, c, before, at, lim, true, 0, out);
     free(then);
     free(before);
 }
@@ -609,9 +623,9 @@ static bool s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
     uint32_t at;
     if (s_insert(c, ctx, cfg, r, value, lim, loaded, place, &at) && out->fn) {
         if (at > 0)
-            s_emit_cut(ctx, cfg, fuel, p, c, &before, place, at - 1, at, at, lim, true,
+            s_emit_cut(ctx, cfg, fuel, p, c, c, &before, place, at - 1, at, at, lim, true,
                        r->received_us, out);
-        s_emit_changed(ctx, cfg, fuel, p, c, &before, at, lim, true, r->received_us, out);
+        s_emit_changed(ctx, cfg, fuel, p, c, c, &before, at, lim, true, r->received_us, out);
     }
     return true;
 }
@@ -930,9 +944,10 @@ size_t vem_rules_rsd_history(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ct
     for (unsigned p = 0; p < VEM_RULES_POLLUTANTS && before; p++) {
         s_lim_t lim = s_limit(cfg, fuel, p);
         if (rsd->chain[p] && !isnan(lim.before)) {
-            s_emit_cut(ctx, cfg, fuel, p, rsd->chain[p], &before[p], 0, 0, rsd->chain[p]->n, 0, lim,
-                       false, 0, out);
-            s_emit_changed(ctx, cfg, fuel, p, rsd->chain[p], &before[p], 0, lim, false, 0, out);
+            s_emit_cut(ctx, cfg, fuel, p, rsd->chain[p], rsd->chain[p], &before[p], 0, 0,
+                       rsd->chain[p]->n, 0, lim, false, 0, out);
+            s_emit_changed(ctx, cfg, fuel, p, rsd->chain[p], rsd->chain[p], &before[p], 0, lim,
+                           false, 0, out);
         }
     }
     free(before);

@@ -9,27 +9,34 @@
 -- complete, clears.
 --
 -- An emission now carries the input whose judgement made it: its receipt time (received_at)
--- and spool sequence number (spool_seq). vemd judges a vehicle's inputs in that order, so the
--- emission of the latest input is the verdict as it now stands: it wins, whether it raises or
--- lowers the severity and whatever its last_at; among the emissions of one input the one with
--- the latest last_at (the run's last exceedance) wins, as before. An older emission merged later
--- (another sink lane, a replay from the spool) changes nothing. The receipt time comes first so
--- that a spool made anew (its numbers start at 1 again) does not make new inputs look old.
+-- and spool sequence number (spool_seq), and its place after that input (emission: 0 for the
+-- input's own verdicts, n for the n-th turn of the clock or of stored history the worker made
+-- after it and before the next input). vemd judges a vehicle's inputs in that order, so the
+-- latest emission is the verdict as it now stands: it wins, whether it raises or lowers the
+-- severity and whatever its last_at; among the emissions of one turn the one with the latest
+-- last_at (the run's last exceedance) wins, as before. An older emission merged later (another
+-- sink lane, a replay from the spool) changes nothing. The receipt time comes first so that a
+-- spool made anew (its numbers start at 1 again) does not make new inputs look old.
 --
 -- Rows stored before this migration have no input: against those, an emission is merged the
 -- old way (latest last_at, severity never lower), and one with the later last_at gives the row
--- its input.
+-- its input. An emission whose input is not known (a verdict of the clock or of stored history
+-- before the worker judged an input since it started) never replaces a row that has one.
 ALTER TABLE violations ADD COLUMN received_at timestamptz, -- the input that made this version
-                       ADD COLUMN spool_seq bigint;
+                       ADD COLUMN spool_seq bigint,
+                       ADD COLUMN emission integer;       -- its place after that input
 
--- True when the emission e replaces the stored version s (both from inputs: e's input is the
--- later, or the same with the later last_at), false when it does not; NULL when either has no
--- input (a row from before 0016): then the merge of 0010 applies.
+-- True when the emission e replaces the stored version s (both from known inputs: e's is the
+-- later, or the same with e's turn the later, or the same turn with the later last_at), false
+-- when it does not (also when e's input is not known and s's is); NULL when s has no input (a
+-- row from before 0016): then the merge of 0010 applies.
 CREATE FUNCTION vem_violation_newer(s public.violations, e public.violations) RETURNS boolean
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, public, pg_temp AS $$
-    SELECT CASE WHEN s.received_at IS NOT NULL AND e.received_at IS NOT NULL
-                THEN (e.received_at, coalesce(e.spool_seq, 0), e.last_at) >=
-                     (s.received_at, coalesce(s.spool_seq, 0), s.last_at) END
+    SELECT CASE WHEN s.received_at IS NULL THEN NULL
+                WHEN e.received_at IS NULL THEN false
+                ELSE (e.received_at, coalesce(e.spool_seq, 0), coalesce(e.emission, 0), e.last_at)
+                     >= (s.received_at, coalesce(s.spool_seq, 0), coalesce(s.emission, 0),
+                         s.last_at) END
 $$;
 REVOKE EXECUTE ON FUNCTION vem_violation_newer(public.violations, public.violations) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION vem_violation_newer(public.violations, public.violations)
@@ -42,13 +49,13 @@ DECLARE
 BEGIN
     INSERT INTO public.violations AS v (violation_id, rule, clause, vin, plate, plate_color,
                                         first_at, last_at, measured, "limit", unit, evidence,
-                                        severity, received_at, spool_seq)
+                                        severity, received_at, spool_seq, emission)
     SELECT DISTINCT ON (r.violation_id) r.violation_id, r.rule, r.clause, r.vin, r.plate,
            r.plate_color, r.first_at, r.last_at, r.measured, r."limit", r.unit, r.evidence,
-           r.severity, r.received_at, r.spool_seq
+           r.severity, r.received_at, r.spool_seq, r.emission
       FROM pg_catalog.jsonb_populate_recordset(NULL::public.violations, rows) r
      ORDER BY r.violation_id, r.received_at DESC NULLS LAST, r.spool_seq DESC NULLS LAST,
-              r.last_at DESC, r.severity DESC
+              r.emission DESC NULLS LAST, r.last_at DESC, r.severity DESC
     ON CONFLICT (violation_id) DO UPDATE
        SET last_at = CASE public.vem_violation_newer(v, excluded)
                      WHEN true THEN excluded.last_at WHEN false THEN v.last_at
@@ -67,7 +74,10 @@ BEGIN
                               THEN excluded.received_at ELSE v.received_at END,
            spool_seq = CASE WHEN coalesce(public.vem_violation_newer(v, excluded),
                                           excluded.last_at >= v.last_at)
-                            THEN excluded.spool_seq ELSE v.spool_seq END;
+                            THEN excluded.spool_seq ELSE v.spool_seq END,
+           emission = CASE WHEN coalesce(public.vem_violation_newer(v, excluded),
+                                         excluded.last_at >= v.last_at)
+                           THEN excluded.emission ELSE v.emission END;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;

@@ -209,7 +209,7 @@ START_TEST(violations_by_emission)
     const char *json = "{\"violation_id\":\"abc\",\"rule\":\"rsd.no_exceed\",\"clause\":\"x\","
                        "\"vin\":null,\"plate\":\"苏A12345\",\"first_at\":\"a\",\"last_at\":\"b\","
                        "\"severity\":\"violation\",\"evidence\":{},\"first_us\":10,"
-                       "\"last_us\":20}";
+                       "\"last_us\":20,\"emission\":2}";
     vem_record_t rec = {.seq = 3,
                         .nseqs = 1,
                         .kind = VEM_RECORD_VIOLATION,
@@ -223,7 +223,8 @@ START_TEST(violations_by_emission)
     ck_assert_str_eq(s_get(e, "key"), "苏A12345"); /* no VIN: the plate */
     /* the input that made the emission is in the id: a later input's emission with the same
      * last_at and severity (a run cut back to what it was) is not a copy of the first */
-    ck_assert_str_eq(s_get(e, "id"), "violation/abc/3/20/violation");
+    ck_assert_str_eq(s_get(e, "id"), "violation/abc/3/2/20/violation");
+    ck_assert_int_eq(json_integer_value(json_object_get(v, "emission")), 2);
     ck_assert_str_eq(s_get(v, "received_at"), "2026-01-01T08:00:00.250000+08:00");
     ck_assert_int_eq(json_integer_value(json_object_get(v, "spool_seq")), 3);
     ck_assert_ptr_null(json_object_get(v, "first_us"));

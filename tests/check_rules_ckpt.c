@@ -938,16 +938,16 @@ START_TEST(version_and_magic)
     vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_ptr_nonnull(v);
     vem_rules_vehicle_destroy(&v);
-    uint32_t versions[] = {0, 10};
+    uint32_t versions[] = {0, 11};
     for (int i = 0; i < 2; i++) {
         memcpy(buf + 4, &versions[i], 4);
         ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
         char want[80];
         snprintf(want, sizeof want,
-                 "rules checkpoint: version %u, this build reads versions 1 to 9", versions[i]);
+                 "rules checkpoint: version %u, this build reads versions 1 to 10", versions[i]);
         ck_assert_str_eq(err, want);
     }
-    uint32_t version = 9;
+    uint32_t version = 10;
     memcpy(buf + 4, &version, 4);
     uint32_t swapped = 0x04030201;
     memcpy(buf + 8, &swapped, 4);
@@ -1005,13 +1005,13 @@ static void s_wstr(s_bytes_t *o, const char *str)
     s_w(o, str, strlen(str));
 }
 
-/* v saves as the current version (9), and that loads to a state that saves the same bytes. */
+/* v saves as the current version (10), and that loads to a state that saves the same bytes. */
 static void s_resaves_as_current(const vem_rules_vehicle_t *v)
 {
     uint8_t *buf = NULL, *buf2 = NULL;
     size_t len = 0, cap = 0, len2 = 0, cap2 = 0;
     vem_rules_vehicle_save(v, &buf, &len, &cap);
-    ck_assert_uint_eq(buf[4], 9);
+    ck_assert_uint_eq(buf[4], 10);
     char err[256];
     vem_rules_vehicle_t *again = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_msg(again != NULL, "%s", err);
@@ -1021,6 +1021,34 @@ static void s_resaves_as_current(const vem_rules_vehicle_t *v)
     vem_rules_vehicle_destroy(&again);
     free(buf);
     free(buf2);
+}
+
+/* Version 9 is version 10 without the chain readings' "anchor" bit: the first len bytes of a
+ * version 10 checkpoint as version 9 are those a load of it saves with every anchor bit clear,
+ * under version 9 (the same length: the bit is in the readings' flags byte). Bytes that do not
+ * load as a whole end before the chains (the tests cut them there): they are the same. */
+static void s_v9_of(const uint8_t *buf, size_t len, s_bytes_t *o)
+{
+    ck_assert_uint_eq(buf[4], 10);
+    char err[256];
+    vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    o->n = 0;
+    if (!v) {
+        s_w(o, buf, len);
+        o->b[4] = 9;
+        return;
+    }
+    for (unsigned p = 0; p < VEM_RULES_POLLUTANTS; p++)
+        for (uint32_t i = 0; v->rsd.chain[p] && i < v->rsd.chain[p]->n; i++)
+            v->rsd.chain[p]->links[i].anchor = false;
+    uint8_t *again = NULL;
+    size_t len2 = 0, cap = 0;
+    vem_rules_vehicle_save(v, &again, &len2, &cap);
+    ck_assert_uint_eq(len2, len);
+    s_w(o, again, len);
+    o->b[4] = 9;
+    vem_rules_vehicle_destroy(&v);
+    free(again);
 }
 
 /* Where a checkpoint's last receipt on the intake clock is (version 6 on): after the header, the
@@ -1138,10 +1166,18 @@ static void s_scr_empty(const uint8_t *part, s_bytes_t *o)
 }
 
 /* The first len bytes of a version 9 checkpoint as version 8: the SCR windows as spans. */
-static void s_v8_of(const uint8_t *buf, size_t len, s_bytes_t *o)
+static void s_v8_of_v9(const uint8_t *buf, size_t len, s_bytes_t *o)
 {
     s_scr_replaced(buf, len, o, s_scr_as_span);
     o->b[4] = 8;
+}
+
+/* The same of a version 10 checkpoint. */
+static void s_v8_of(const uint8_t *buf, size_t len, s_bytes_t *o)
+{
+    static s_bytes_t v9;
+    s_v9_of(buf, len, &v9);
+    s_v8_of_v9(v9.b, v9.n, o);
 }
 
 /* A version 9 checkpoint as a load of it from version 8 saves it: the SCR windows afresh. */
@@ -1155,10 +1191,15 @@ static void s_scr_afresh(const uint8_t *buf, size_t len, s_bytes_t *o)
  * track's SCR window (s_v8_of); versions 6 and 7 lack the last count (dtcs_unjudged, after the
  * last receipt on the intake clock and 8 counts); versions 1 to 5 the last receipt on the
  * intake clock too (the parts before it are the same from version 2 on). */
-static void s_older(const uint8_t *buf9, size_t len9, uint8_t version, s_bytes_t *o)
+static void s_older(const uint8_t *buf10, size_t len10, uint8_t version, s_bytes_t *o)
 {
-    static s_bytes_t v8;
-    s_v8_of(buf9, len9, &v8);
+    static s_bytes_t v9, v8;
+    s_v9_of(buf10, len10, &v9);
+    if (version == 9) {
+        memcpy(o, &v9, sizeof v9);
+        return;
+    }
+    s_v8_of_v9(v9.b, v9.n, &v8);
     const uint8_t *buf = v8.b;
     size_t len = v8.n;
     size_t at = s_open_receipt_at(buf), count = at + 8 + 8 * 8;
@@ -1185,15 +1226,18 @@ static void s_older(const uint8_t *buf9, size_t len9, uint8_t version, s_bytes_t
  * without the vehicle's last receipt on the intake clock, and version 4 is version 5 with
  * receipt times where version 5 has the intake clock (the same values while nothing was
  * paused): a version 4 or 5 file of a mid-trip vehicle loads as it is, with that receipt not
- * known and its SCR window started afresh, and saves again as version 9 with every other byte
- * the same; a version 6, 7 or 8 file saves again as the same bytes under version 9, save the
- * SCR window started afresh. (The checkpoint is taken 20 qualifying samples into a trip, so the
- * SCR window has a minute being filled that the load drops.) */
+ * known and its SCR window started afresh, and saves again as version 10 with every other byte
+ * the same as version 9's; a version 6, 7 or 8 file saves again as the same bytes under
+ * version 10, save the SCR window started afresh. (The checkpoint is taken 20 qualifying
+ * samples into a trip, so the SCR window has a minute being filled that the load drops.) */
 START_TEST(versions_4_to_8_load_as_they_are)
 {
     vem_rules_config_t cfg = s_defaults();
     size_t len;
-    uint8_t *buf = s_checkpoint_of(s_scenario(s_sc_all), &cfg, 3, &len);
+    uint8_t *buf10 = s_checkpoint_of(s_scenario(s_sc_all), &cfg, 3, &len);
+    static s_bytes_t nine;
+    s_v9_of(buf10, len, &nine);
+    const uint8_t *buf = nine.b;
     s_scr_parts_t sp;
     s_scr_parts(buf, len, &sp);
     ck_assert_uint_eq(s_r32(buf + sp.at[0]), 20); /* the live track's minute being filled */
@@ -1201,13 +1245,14 @@ START_TEST(versions_4_to_8_load_as_they_are)
     s_scr_afresh(buf, len, &fresh);
     ck_assert_uint_eq(fresh.n, len);
     ck_assert_int_ne(memcmp(fresh.b, buf, len), 0);
+    fresh.b[4] = 10; /* what a load of an older version saves */
     size_t at = s_open_receipt_at(buf);
     int64_t known;
     memcpy(&known, buf + at, 8);
     ck_assert_int_ne(known, INT64_MIN);
     for (uint8_t version = 4; version <= 5; version++) {
         s_bytes_t old;
-        s_older(buf, len, version, &old);
+        s_older(buf10, len, version, &old);
         char err[256];
         vem_rules_vehicle_t *v = vem_rules_vehicle_load(old.b, old.n, err, sizeof err);
         ck_assert_msg(v != NULL, "version %u: %s", version, err);
@@ -1217,7 +1262,7 @@ START_TEST(versions_4_to_8_load_as_they_are)
         size_t len2 = 0, cap = 0;
         vem_rules_vehicle_save(v, &again, &len2, &cap);
         ck_assert_uint_eq(len2, len);
-        ck_assert_uint_eq(again[4], 9);
+        ck_assert_uint_eq(again[4], 10);
         ck_assert_mem_eq(again + 5, fresh.b + 5, at - 5);
         int64_t unknown;
         memcpy(&unknown, again + at, 8);
@@ -1229,7 +1274,7 @@ START_TEST(versions_4_to_8_load_as_they_are)
     }
     for (uint8_t version = 6; version <= 8; version++) {
         s_bytes_t old;
-        s_older(buf, len, version, &old);
+        s_older(buf10, len, version, &old);
         /* version 8's span is 9 bytes longer than an SCR window with no whole minute */
         ck_assert_uint_eq(old.n, len + 2 * 9 - (version < 8 ? 8 : 0));
         char err[256];
@@ -1244,7 +1289,7 @@ START_TEST(versions_4_to_8_load_as_they_are)
         vem_rules_vehicle_destroy(&v);
         free(again);
     }
-    free(buf);
+    free(buf10);
 }
 END_TEST
 
@@ -1316,7 +1361,7 @@ static void s_valid_reading(vem_rsd_reading_t *rd, const char *id, int64_t time_
  * and r2 (T0 + 1 d, 1600 ppm), saved and loaded, judges r2 as new when a replay brings it (by
  * rules.md the violation of r1 and r2, both over 1500 within 6 months, under r1's id), and only
  * once. Its flags byte (over | loaded << 1 = 3) is refused as version 6's "over" boolean, and a
- * flags byte of 4 is refused in versions 7 to 9. */
+ * flags byte of 4 is refused in versions 7 to 9, one of 8 in version 10 (4 is its "anchor"). */
 START_TEST(version_7_keeps_readings_from_the_history)
 {
     vem_rules_config_t cfg = s_defaults();
@@ -1390,11 +1435,12 @@ START_TEST(version_7_keeps_readings_from_the_history)
     free(bad);
 
     /* r1's flags byte: just before its station and reading ids; versions 6 and 7 are version
-     * 8 without the count of codes not judged, and 8 is 9 with spans for the SCR windows */
+     * 8 without the count of codes not judged, 8 is 9 with spans for the SCR windows, and 9 is
+     * 10 without the "anchor" bit (none here: the history was judged silently) */
     static const uint8_t ids[] = {3, 'S', '0', '1', 2, 'r', '1'};
-    for (uint8_t version = 6; version <= 9; version++) {
+    for (uint8_t version = 6; version <= 10; version++) {
         s_bytes_t old;
-        if (version < 9) {
+        if (version < 10) {
             s_older(buf, len, version, &old);
         } else {
             memcpy(old.b, buf, len);
@@ -1414,9 +1460,68 @@ START_TEST(version_7_keeps_readings_from_the_history)
         }
         if (version == 6)
             continue;
-        at[-1] = 4;
+        at[-1] = version < 10 ? 4 : 8;
         ck_assert_ptr_null(vem_rules_vehicle_load(old.b, old.n, err, sizeof err));
-        ck_assert_msg(strstr(err, "chain reading flags 4 out of range") != NULL, "%s", err);
+        ck_assert_msg(strstr(err, version < 10 ? "chain reading flags 4 out of range"
+                                               : "chain reading flags 8 out of range") != NULL,
+                      "%s", err);
+    }
+    free(buf);
+}
+END_TEST
+
+/* Version 10 keeps which readings a verdict was emitted under (the "anchor" bit). b (T0 + 1 d)
+ * and c (T0 + 3 d), 1700 and 1600 ppm, come first: b's notice, then the violation of b and c
+ * under b's id; then a (T0), 1800 ppm: the run a, b, c, under a's id. Saved and loaded, the state
+ * takes x (T0 + 2 d, 1200 ppm, compliant): the runs are a, b and c (rules.md: "consecutive means
+ * no valid compliant reading in between"), so a's id holds the violation of a and b, c's id c's
+ * notice, and b's id, which held the violation of b and c across x, holds b alone: a notice. A
+ * version 9 file of the same state does not know b was an anchor: b's id is not emitted again. */
+START_TEST(version_10_keeps_anchors)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    vem_rsd_reading_t r[4];
+    s_valid_reading(&r[0], "b", US(T0 + DAY), 1700);
+    s_valid_reading(&r[1], "c", US(T0 + 3 * DAY), 1600);
+    s_valid_reading(&r[2], "a", US(T0), 1800);
+    s_valid_reading(&r[3], "x", US(T0 + 2 * DAY), 1200);
+    s_log_t log = {0};
+    for (int k = 0; k < 3; k++)
+        vem_rules_on_reading(v, &cfg, &r[k], (uint64_t)k + 1, s_collect, &log);
+    s_log_free(&log);
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    vem_rules_vehicle_destroy(&v);
+    char ida[VEM_RULES_ID_LEN], idb[VEM_RULES_ID_LEN], idc[VEM_RULES_ID_LEN], err[256];
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/a", ida);
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/b", idb);
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/c", idc);
+    for (int version = 10; version >= 9; version--) {
+        static s_bytes_t nine;
+        const uint8_t *bytes = buf;
+        if (version == 9) {
+            s_v9_of(buf, len, &nine);
+            bytes = nine.b;
+        }
+        v = vem_rules_vehicle_load(bytes, len, err, sizeof err);
+        ck_assert_msg(v != NULL, "version %d: %s", version, err);
+        memset(&log, 0, sizeof log);
+        unsigned n = vem_rules_on_reading(v, &cfg, &r[3], 4, s_collect, &log);
+        ck_assert_uint_eq(n, version == 10 ? 3 : 2);
+        ck_assert_str_eq(log.v[0].id, ida); /* the run below x, as it now stands */
+        ck_assert_int_eq(log.v[0].severity, VEM_SEVERITY_VIOLATION);
+        ck_assert_int_eq(log.v[0].last_us, US(T0 + DAY));
+        if (version == 10) {
+            ck_assert_str_eq(log.v[1].id, idb); /* b up to x */
+            ck_assert_int_eq(log.v[1].severity, VEM_SEVERITY_NOTICE);
+            ck_assert_int_eq(log.v[1].last_us, US(T0 + DAY));
+        }
+        ck_assert_str_eq(log.v[n - 1].id, idc); /* the run above x */
+        ck_assert_int_eq(log.v[n - 1].severity, VEM_SEVERITY_NOTICE);
+        s_log_free(&log);
+        vem_rules_vehicle_destroy(&v);
     }
     free(buf);
 }
@@ -1903,6 +2008,7 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_add_test(tc, versions_4_to_8_load_as_they_are);
     tcase_add_test(tc, version_5_offline_on_the_wall_clock);
     tcase_add_test(tc, version_7_keeps_readings_from_the_history);
+    tcase_add_test(tc, version_10_keeps_anchors);
     tcase_add_test(tc, version_8_starts_the_scr_window_afresh);
     tcase_add_test(tc, versions_1_and_2_load_converted);
     tcase_add_test(tc, version_2_chain_with_readings_of_one_time);

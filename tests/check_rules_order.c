@@ -38,7 +38,7 @@ typedef struct {
     vem_rule_t rule;
     vem_severity_t severity;
     char id[VEM_RULES_ID_LEN];
-    int64_t last_us;
+    int64_t first_us, last_us;
     size_t nreadings; /* roadside: readings in the evidence */
 } s_got_t;
 
@@ -55,6 +55,7 @@ static void s_collect(void *arg, const vem_violation_t *v)
     g->rule = v->rule;
     g->severity = v->severity;
     memcpy(g->id, v->id, sizeof g->id);
+    g->first_us = v->first_us;
     g->last_us = v->last_us;
     g->nreadings = json_array_size(json_object_get(v->evidence, "readings"));
 }
@@ -220,6 +221,26 @@ static vem_rules_vehicle_t *s_rsd_feed(const s_rsd_case_t *c, const int *idx, s_
     return v;
 }
 
+static const s_got_t *s_latest(const s_log_t *log, const char *id);
+
+/* True when the last emission of every id in the log rests on consecutive exceedances: no
+ * compliant reading of the case lies inside its span (rules.md: "consecutive means no valid
+ * compliant reading of that pollutant in between"). */
+static bool s_consecutive(const s_log_t *log, const s_rsd_case_t *c, int *bad)
+{
+    for (int i = 0; i < log->n; i++) {
+        const s_got_t *g = s_latest(log, log->v[i].id);
+        for (int k = 0; k < c->n; k++) {
+            int64_t t = US(c->r[k].t) + 250000;
+            if (c->r[k].no <= 1500 && t > g->first_us && t < g->last_us) {
+                *bad = i;
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 static bool s_emitted(const s_log_t *log, vem_rule_t rule, const s_want_t *w, const char *id,
                       int64_t last_us)
 {
@@ -290,6 +311,13 @@ START_TEST(roadside_in_every_order)
                           "%s, order %d: the id of verdict %d does not end as in time order",
                           c->name, perms, w);
         }
+        /* and no id, of time order or one an order made, ends on a verdict across a compliant
+         * reading */
+        int bad = -1;
+        ck_assert_msg(
+            s_consecutive(&log, c, &bad),
+            "%s, order %d: verdict %d (last emission of its id) spans a compliant reading", c->name,
+            perms, bad);
         others += log.n - c->nwant;
         s_same_chain(in_order->rsd.chain[0], v->rsd.chain[0], c->name, perms);
         ck_assert_uint_eq(vem_rules_vehicle_counts(v)->readings_late, 0);
@@ -656,6 +684,54 @@ START_TEST(roadside_late_without_context)
 }
 END_TEST
 
+/* A run longer than VEM_RULES_CHAIN_MAX: e1 .. e40 an hour apart, all exceedances, in time order.
+ * e32's verdict rests on e1 .. e32 (under e1's id), e33's on e2 .. e33 (under e2's), ... e40's on
+ * e9 .. e40 (under e9's). Then c, compliant, taken between e20 and e21, comes: the runs are e1
+ * .. e20 and e21 .. e40. Under e1's id, e1 .. e20 (a violation on 20 readings); under e2 .. e9's,
+ * which held verdicts reaching past c, the run from each up to c (e5: e5 .. e20, 16 readings);
+ * e21 .. e40 emitted again under e21's id, the last on all 20. 1 + 8 + 20 verdicts, and none
+ * spans c. */
+START_TEST(roadside_long_run_cut)
+{
+    vem_rules_config_t cfg;
+    vem_rules_config_defaults(&cfg);
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    char id[16];
+    for (int i = 1; i <= 40; i++) {
+        snprintf(id, sizeof id, "e%d", i);
+        log.n = 0;
+        ck_assert_uint_eq(s_feed_one(v, &cfg, id, T0 + i * 3600, E, &log), 1);
+    }
+    log.n = 0;
+    ck_assert_uint_eq(s_feed_one(v, &cfg, "c", T0 + 20 * 3600 + 1800, C, &log), 29);
+    s_rsd_case_t cut = {"c", 1, {{"c", T0 + 20 * 3600 + 1800, C}}, 0, {{0}}};
+    int bad = -1;
+    ck_assert_msg(s_consecutive(&log, &cut, &bad), "verdict %d spans c", bad);
+    char want[VEM_RULES_ID_LEN], anchor[32];
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/e1", want);
+    const s_got_t *g = s_latest(&log, want);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(g->severity, VEM_SEVERITY_VIOLATION);
+    ck_assert_uint_eq(g->nreadings, 20);
+    ck_assert_int_eq(g->last_us, US(T0 + 20 * 3600) + 250000);
+    for (int k = 2; k <= 9; k++) {
+        snprintf(anchor, sizeof anchor, "r=S01/e%d", k);
+        vem_rules_id(VEM_RULE_RSD_NO, PLATE, anchor, want);
+        g = s_latest(&log, want);
+        ck_assert_msg(g && g->nreadings == (size_t)(21 - k) &&
+                          g->last_us == US(T0 + 20 * 3600) + 250000,
+                      "e%d's id does not end on e%d .. e20", k, k);
+    }
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/e21", want);
+    g = s_latest(&log, want);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_uint_eq(g->nreadings, 20);
+    ck_assert_int_eq(g->last_us, US(T0 + 40 * 3600) + 250000);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 /* What the MIL runs cannot place. An off snapshot between two on snapshots 5 minutes apart
  * (one run: the snapshots around it are not held) is counted (late_mil) and changes nothing.
  * Sixteen runs are held: with a seventeenth (on and off alternating, so no two runs of one
@@ -696,6 +772,7 @@ Suite *vem_suite_rules_order(void)
     tcase_add_test(tc, roadside_bound);
     tcase_add_test(tc, roadside_late_with_context);
     tcase_add_test(tc, roadside_late_without_context);
+    tcase_add_test(tc, roadside_long_run_cut);
     tcase_add_test(tc, mil_bound);
     suite_add_tcase(s, tc);
     return s;

@@ -187,7 +187,8 @@ static void s_check_terminal(json_t *msgs, json_t *truth)
 }
 
 /* True when emission a is of a later input than b (received_at, then spool_seq), or of the same
- * with a later or the same last_at: schema/0016_merge_by_input.sql's order. */
+ * with a later or the same place after it (emission), then last_at:
+ * schema/0016_merge_by_input.sql's order. */
 static bool s_not_older(json_t *a, json_t *b)
 {
     const char *ra = json_string_value(json_object_get(a, "received_at"));
@@ -199,6 +200,10 @@ static bool s_not_older(json_t *a, json_t *b)
     json_int_t sb = json_integer_value(json_object_get(b, "spool_seq"));
     if (sa != sb)
         return sa > sb;
+    json_int_t ea = json_integer_value(json_object_get(a, "emission"));
+    json_int_t eb = json_integer_value(json_object_get(b, "emission"));
+    if (ea != eb)
+        return ea > eb;
     return strcmp(s_str(a, "last_at"), s_str(b, "last_at")) >= 0;
 }
 

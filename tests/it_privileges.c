@@ -13,8 +13,10 @@
  *                  verdicts grow only through vem_merge_violations (last_at later, severity
  *                  never lower)
  *   merge_by_input  a verdict is what the latest input's emission says, even a notice after a
- *                  violation (a late compliant reading cut the run); older inputs' emissions
- *                  merged later change nothing; rows from before 0016 merge the old way
+ *                  violation (a late compliant reading cut the run), and a turn of stored
+ *                  history after an input comes after it; older inputs' emissions merged later
+ *                  change nothing, nor does one whose input is not known; rows from before 0016
+ *                  merge the old way
  *   admin_cannot_write_bookkeeping  vem_admin reads schema_migrations and partitioned_tables
  *                  but cannot insert, update or delete there
  *   public_schema_closed  no role but the owner creates tables or functions in public, and a
@@ -233,9 +235,9 @@ END_TEST
 
 /* One emission of verdict id, as the sink sends it: severity, last_at (a day of November 2026,
  * 08:00 Beijing time), evidence {"n": n}, and the input that made it (received on day rx at
- * 09:00, spool_seq seq; rx 0: not known). */
-static void s_merge(PGconn *ingest, const char *id, const char *severity, int last_day, int n,
-                    int rx, int seq)
+ * 09:00, spool_seq seq; rx 0: not known) and its place after it (emission). */
+static void s_merge_after(PGconn *ingest, const char *id, const char *severity, int last_day, int n,
+                          int rx, int seq, int emission)
 {
     char received[64] = "null";
     if (rx)
@@ -246,14 +248,22 @@ static void s_merge(PGconn *ingest, const char *id, const char *severity, int la
              "\"rsd.no_exceed\", \"clause\": \"HJ 845\", \"plate\": \"津I00002\", "
              "\"first_at\": \"2026-11-01T08:00:00+08:00\", \"last_at\": "
              "\"2026-11-%02dT08:00:00+08:00\", \"evidence\": {\"n\": %d}, \"severity\": "
-             "\"%s\", \"received_at\": %s, \"spool_seq\": %d}]'::jsonb)",
-             id, last_day, n, severity, received, seq);
+             "\"%s\", \"received_at\": %s, \"spool_seq\": %d, \"emission\": %d}]'::jsonb)",
+             id, last_day, n, severity, received, seq, emission);
     vem_it_sql(ingest, sql);
+}
+
+/* The same, a verdict of the input itself. */
+static void s_merge(PGconn *ingest, const char *id, const char *severity, int last_day, int n,
+                    int rx, int seq)
+{
+    s_merge_after(ingest, id, severity, last_day, n, rx, seq, 0);
 }
 
 static const char s_merged[] =
     "SELECT severity || ' ' || to_char(last_at AT TIME ZONE 'Asia/Shanghai', 'DD') || ' ' || "
-    "evidence::text || ' ' || coalesce(spool_seq::text, '-') FROM violations "
+    "evidence::text || ' ' || coalesce(spool_seq::text, '-') || ' ' || "
+    "coalesce(received_at IS NOT NULL, false) FROM violations "
     "WHERE violation_id = '%s'";
 
 static void s_expect_merged(PGconn *admin, const char *id, const char *want)
@@ -275,16 +285,16 @@ START_TEST(merge_by_input)
     /* exceedances on Nov 1 and Nov 2, judged on their days: a violation on both */
     s_merge(ingest, "priv-cut", "notice", 1, 1, 1, 10);
     s_merge(ingest, "priv-cut", "violation", 2, 2, 2, 20);
-    s_expect_merged(admin, "priv-cut", "violation 02 {\"n\": 2} 20");
+    s_expect_merged(admin, "priv-cut", "violation 02 {\"n\": 2} 20 true");
     /* a compliant reading of Nov 1 noon comes on Nov 5: the run is Nov 1 alone again */
     s_merge(ingest, "priv-cut", "notice", 1, 1, 5, 50);
-    s_expect_merged(admin, "priv-cut", "notice 01 {\"n\": 1} 50");
+    s_expect_merged(admin, "priv-cut", "notice 01 {\"n\": 1} 50 true");
     /* a replay of the Nov 2 input merged after it: no change */
     s_merge(ingest, "priv-cut", "violation", 2, 2, 2, 20);
-    s_expect_merged(admin, "priv-cut", "notice 01 {\"n\": 1} 50");
+    s_expect_merged(admin, "priv-cut", "notice 01 {\"n\": 1} 50 true");
     /* the same receipt time, a later input (two inputs stamped in one microsecond) */
     s_merge(ingest, "priv-cut", "violation", 3, 2, 5, 51);
-    s_expect_merged(admin, "priv-cut", "violation 03 {\"n\": 2} 51");
+    s_expect_merged(admin, "priv-cut", "violation 03 {\"n\": 2} 51 true");
     /* two emissions of one input in one batch: the later last_at */
     vem_it_sql(ingest,
                "SELECT vem_merge_violations('["
@@ -298,11 +308,22 @@ START_TEST(merge_by_input)
                "\"2026-11-01T08:00:00+08:00\", \"last_at\": \"2026-11-01T08:00:00+08:00\", "
                "\"evidence\": {\"n\": 1}, \"severity\": \"notice\", \"received_at\": "
                "\"2026-11-06T09:00:00+08:00\", \"spool_seq\": 60}]'::jsonb)");
-    s_expect_merged(admin, "priv-batch", "violation 06 {\"n\": 2} 60");
+    s_expect_merged(admin, "priv-batch", "violation 06 {\"n\": 2} 60 true");
+    /* a turn of stored history after an input (a resumed load brought the compliant reading):
+     * after that input's own verdicts, whatever the last_at */
+    s_merge(ingest, "priv-turn", "violation", 9, 2, 9, 90);
+    s_merge_after(ingest, "priv-turn", "notice", 5, 1, 9, 90, 1);
+    s_expect_merged(admin, "priv-turn", "notice 05 {\"n\": 1} 90 true");
+    s_merge(ingest, "priv-turn", "violation", 9, 2, 9, 90); /* a replay of the input */
+    s_expect_merged(admin, "priv-turn", "notice 05 {\"n\": 1} 90 true");
+    /* an emission whose input is not known (before a restarted worker judged an input) never
+     * replaces one whose input is, nor takes its input away */
+    s_merge(ingest, "priv-turn", "violation", 12, 2, 0, 0);
+    s_expect_merged(admin, "priv-turn", "notice 05 {\"n\": 1} 90 true");
     /* a row without its input (stored before 0016): the old merge, severity never lower */
     s_merge(ingest, "priv-old", "violation", 3, 2, 0, 0);
     s_merge(ingest, "priv-old", "notice", 1, 1, 7, 70);
-    s_expect_merged(admin, "priv-old", "violation 03 {\"n\": 2} 0");
+    s_expect_merged(admin, "priv-old", "violation 03 {\"n\": 2} 0 false");
     PQfinish(ingest);
     PQfinish(admin);
 }
