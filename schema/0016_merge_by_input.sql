@@ -42,6 +42,36 @@ REVOKE EXECUTE ON FUNCTION vem_violation_newer(public.violations, public.violati
 GRANT EXECUTE ON FUNCTION vem_violation_newer(public.violations, public.violations)
     TO vem_ingest, vem_admin;
 
+-- What the stored version s becomes with the emission e merged in: e's measurement, evidence and
+-- input when it is the newer (by vem_violation_newer; with a row from before 0016, when its
+-- last_at is not earlier), e's last_at and severity when it is the newer, and for a row from
+-- before 0016 the later last_at and the higher severity.
+CREATE FUNCTION vem_violation_merged(s public.violations, e public.violations)
+RETURNS public.violations
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    newer boolean := public.vem_violation_newer(s, e);
+BEGIN
+    IF coalesce(newer, e.last_at >= s.last_at) THEN
+        s.measured := e.measured;
+        s.evidence := e.evidence;
+        s.received_at := e.received_at;
+        s.spool_seq := e.spool_seq;
+        s.emission := e.emission;
+    END IF;
+    IF newer THEN
+        s.last_at := e.last_at;
+        s.severity := e.severity;
+    ELSIF newer IS NULL THEN
+        s.last_at := GREATEST(s.last_at, e.last_at);
+        s.severity := GREATEST(s.severity, e.severity);
+    END IF;
+    RETURN s;
+END $$;
+REVOKE EXECUTE ON FUNCTION vem_violation_merged(public.violations, public.violations) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION vem_violation_merged(public.violations, public.violations)
+    TO vem_ingest, vem_admin;
+
 CREATE OR REPLACE FUNCTION vem_merge_violations(rows jsonb) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
@@ -57,27 +87,10 @@ BEGIN
      ORDER BY r.violation_id, r.received_at DESC NULLS LAST, r.spool_seq DESC NULLS LAST,
               r.emission DESC NULLS LAST, r.last_at DESC, r.severity DESC
     ON CONFLICT (violation_id) DO UPDATE
-       SET last_at = CASE public.vem_violation_newer(v, excluded)
-                     WHEN true THEN excluded.last_at WHEN false THEN v.last_at
-                     ELSE GREATEST(v.last_at, excluded.last_at) END,
-           measured = CASE WHEN coalesce(public.vem_violation_newer(v, excluded),
-                                         excluded.last_at >= v.last_at)
-                           THEN excluded.measured ELSE v.measured END,
-           evidence = CASE WHEN coalesce(public.vem_violation_newer(v, excluded),
-                                         excluded.last_at >= v.last_at)
-                           THEN excluded.evidence ELSE v.evidence END,
-           severity = CASE public.vem_violation_newer(v, excluded)
-                      WHEN true THEN excluded.severity WHEN false THEN v.severity
-                      ELSE GREATEST(v.severity, excluded.severity) END,
-           received_at = CASE WHEN coalesce(public.vem_violation_newer(v, excluded),
-                                            excluded.last_at >= v.last_at)
-                              THEN excluded.received_at ELSE v.received_at END,
-           spool_seq = CASE WHEN coalesce(public.vem_violation_newer(v, excluded),
-                                          excluded.last_at >= v.last_at)
-                            THEN excluded.spool_seq ELSE v.spool_seq END,
-           emission = CASE WHEN coalesce(public.vem_violation_newer(v, excluded),
-                                         excluded.last_at >= v.last_at)
-                           THEN excluded.emission ELSE v.emission END;
+       SET (last_at, measured, evidence, severity, received_at, spool_seq, emission) =
+           (SELECT m.last_at, m.measured, m.evidence, m.severity, m.received_at, m.spool_seq,
+                   m.emission
+              FROM public.vem_violation_merged(v, excluded) m);
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;

@@ -2193,6 +2193,21 @@ START_TEST(roadside_history_replayed_in_order)
 }
 END_TEST
 
+/* Verdict k of the log is rsd.no_exceed under anchor's id (PLATE, station S01), of severity,
+ * resting on n readings. */
+static void s_expect_chain(const s_log_t *log, int k, const char *anchor, vem_severity_t severity,
+                           size_t n)
+{
+    char id[VEM_RULES_ID_LEN], a[64];
+    snprintf(a, sizeof a, "r=S01/%s", anchor);
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, a, id);
+    ck_assert_int_gt(log->n, k);
+    ck_assert_int_eq(log->v[k].rule, VEM_RULE_RSD_NO);
+    ck_assert_str_eq(log->v[k].id, id);
+    ck_assert_int_eq(log->v[k].severity, severity);
+    ck_assert_uint_eq(json_array_size(json_object_get(log->v[k].ev, "readings")), n);
+}
+
 /* rules.md: "consecutive means no valid compliant reading of that pollutant in between". a (T0)
  * and b (T0 + 2 d), both over 1500 ppm, judged live: a's notice, then the violation of a and b
  * under a's id. The history then brings c (T0 + 1 d, 1200 ppm, compliant): the run is cut, a
@@ -2209,24 +2224,16 @@ START_TEST(roadside_history_cuts_a_run)
     s_reading(&c, T0 + DAY, "c", VEM_FUEL_DIESEL);
     c.no_ppm = 1200;
     c.received_us = US(T0 + DAY + 3600);
-    char ida[VEM_RULES_ID_LEN], idb[VEM_RULES_ID_LEN];
-    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/a", ida);
-    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/b", idb);
     vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
     s_log_t log = {0};
     ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &a, 1, s_collect, &log), 1);
     ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &b, 2, s_collect, &log), 1);
-    ck_assert_int_eq(log.v[1].severity, VEM_SEVERITY_VIOLATION);
-    ck_assert_str_eq(log.v[1].id, ida);
+    s_expect_chain(&log, 1, "a", VEM_SEVERITY_VIOLATION, 2);
     vem_rules_history(v, &cfg, &c, 1, s_collect, &log);
     ck_assert_int_eq(log.n, 4);
-    ck_assert_str_eq(log.v[2].id, ida);
-    ck_assert_int_eq(log.v[2].severity, VEM_SEVERITY_NOTICE);
+    s_expect_chain(&log, 2, "a", VEM_SEVERITY_NOTICE, 1);
     ck_assert_int_eq(log.v[2].last_us, a.time_us);
-    ck_assert_uint_eq(json_array_size(json_object_get(log.v[2].ev, "readings")), 1);
-    ck_assert_str_eq(log.v[3].id, idb);
-    ck_assert_int_eq(log.v[3].severity, VEM_SEVERITY_NOTICE);
-    ck_assert_uint_eq(json_array_size(json_object_get(log.v[3].ev, "readings")), 1);
+    s_expect_chain(&log, 3, "b", VEM_SEVERITY_NOTICE, 1);
     s_log_free(&log);
     vem_rules_vehicle_destroy(&v);
 }
@@ -2250,26 +2257,16 @@ START_TEST(roadside_replayed_cut)
     s_reading(&h[2], T0 + DAY, "c", VEM_FUEL_DIESEL);
     h[2].no_ppm = 1200;
     h[2].received_us = US(T0 + 3 * DAY);
-    char ida[VEM_RULES_ID_LEN], idb[VEM_RULES_ID_LEN];
-    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/a", ida);
-    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/b", idb);
     vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
     s_log_t log = {0};
     ck_assert_uint_eq(vem_rules_history(v, &cfg, h, 3, s_collect, &log), 0);
     ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &h[0], 1, s_collect, &log), 1);
-    ck_assert_str_eq(log.v[0].id, ida);
-    ck_assert_int_eq(log.v[0].severity, VEM_SEVERITY_NOTICE);
+    s_expect_chain(&log, 0, "a", VEM_SEVERITY_NOTICE, 1);
     ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &h[1], 2, s_collect, &log), 1);
-    ck_assert_str_eq(log.v[1].id, ida);
-    ck_assert_int_eq(log.v[1].severity, VEM_SEVERITY_VIOLATION);
-    ck_assert_uint_eq(json_array_size(json_object_get(log.v[1].ev, "readings")), 2);
+    s_expect_chain(&log, 1, "a", VEM_SEVERITY_VIOLATION, 2);
     ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &h[2], 3, s_collect, &log), 2);
-    ck_assert_str_eq(log.v[2].id, ida);
-    ck_assert_int_eq(log.v[2].severity, VEM_SEVERITY_NOTICE);
-    ck_assert_uint_eq(json_array_size(json_object_get(log.v[2].ev, "readings")), 1);
-    ck_assert_str_eq(log.v[3].id, idb);
-    ck_assert_int_eq(log.v[3].severity, VEM_SEVERITY_NOTICE);
-    ck_assert_uint_eq(json_array_size(json_object_get(log.v[3].ev, "readings")), 1);
+    s_expect_chain(&log, 2, "a", VEM_SEVERITY_NOTICE, 1);
+    s_expect_chain(&log, 3, "b", VEM_SEVERITY_NOTICE, 1);
     s_log_free(&log);
     vem_rules_vehicle_destroy(&v);
 }

@@ -101,6 +101,21 @@ static json_t *s_send(const vem_it_run_t *r, const char *path, const char *extra
     return o;
 }
 
+/* Sends one valid reading (s_reading, 40 km/h) through a file named name in r's directory. */
+static void s_send_one(const vem_it_run_t *r, const char *name, const char *station, const char *id,
+                       int64_t t, const char *plate, double no_ppm)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", r->dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    s_reading(f, station, id, t, plate, no_ppm, 40);
+    fclose(f);
+    json_t *sum = s_send(r, path, NULL);
+    ck_assert_int_eq(json_integer_value(json_object_get(sum, "acked")), 1);
+    json_decref(sum);
+}
+
 static long long s_count(PGconn *conn, const char *sql, const char *param)
 {
     const char *params[] = {param};
@@ -585,24 +600,13 @@ START_TEST(plate_chain_survives_restart)
     vem_it_run_t r = {0};
     vem_it_start(&r, "it_rsd");
     int64_t t0 = s_now_s() - 7200;
-    char path[512];
-    snprintf(path, sizeof path, "%s/p1.jsonl", r.dir);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    s_reading(f, "RP-1", "p1", t0, "津P70007", 1800, 40);
-    fclose(f);
-    json_decref(s_send(&r, path, NULL));
+    s_send_one(&r, "p1.jsonl", "RP-1", "p1", t0, "津P70007", 1800);
     PGconn *conn = vem_it_pg();
     s_await(conn, "SELECT count(*) FROM violations WHERE plate = $1 AND severity = 'notice'",
             "津P70007", 1);
     vem_it_halt(&r);
     vem_it_launch(&r);
-    snprintf(path, sizeof path, "%s/p2.jsonl", r.dir);
-    f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    s_reading(f, "RP-1", "p2", t0 + 3600, "津P70007", 1700, 40);
-    fclose(f);
-    json_decref(s_send(&r, path, NULL));
+    s_send_one(&r, "p2.jsonl", "RP-1", "p2", t0 + 3600, "津P70007", 1700);
     s_await(conn,
             "SELECT count(*) FROM violations WHERE plate = $1 AND rule = 'rsd.no_exceed' AND "
             "severity = 'violation' AND coalesce(vin, '') = ''",
@@ -623,25 +627,14 @@ START_TEST(late_compliant_cuts_run)
     vem_it_run_t r = {0};
     vem_it_start(&r, "it_rsd");
     int64_t t0 = s_now_s() - 7200;
-    char path[512];
-    snprintf(path, sizeof path, "%s/k1.jsonl", r.dir);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    s_reading(f, "RK-1", "k1", t0, "津K80008", 1800, 40);
-    s_reading(f, "RK-1", "k2", t0 + 3600, "津K80008", 1700, 40);
-    fclose(f);
-    json_decref(s_send(&r, path, NULL));
+    s_send_one(&r, "k1.jsonl", "RK-1", "k1", t0, "津K80008", 1800);
+    s_send_one(&r, "k2.jsonl", "RK-1", "k2", t0 + 3600, "津K80008", 1700);
     PGconn *conn = vem_it_pg();
     const char *sql = "SELECT count(*) FROM violations WHERE plate = $1 AND rule = "
                       "'rsd.no_exceed' AND severity = 'violation' AND "
                       "jsonb_array_length(evidence->'readings') = 2";
     s_await(conn, sql, "津K80008", 1);
-    snprintf(path, sizeof path, "%s/k2.jsonl", r.dir);
-    f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    s_reading(f, "RK-2", "k3", t0 + 1800, "津K80008", 1200, 40);
-    fclose(f);
-    json_decref(s_send(&r, path, NULL));
+    s_send_one(&r, "k3.jsonl", "RK-2", "k3", t0 + 1800, "津K80008", 1200);
     s_await(conn,
             "SELECT count(*) FROM violations WHERE plate = $1 AND rule = 'rsd.no_exceed' AND "
             "severity = 'notice' AND jsonb_array_length(evidence->'readings') = 1",
