@@ -698,6 +698,11 @@ static int s_start(s_daemon_t *d)
             w->rules_floor = ckpt.workers == d->nworkers && i < ckpt.nthrough && !ckpt.damaged
                                  ? ckpt.through[i]
                                  : ckpt.low_through;
+            /* the receipt the verdicts a worker makes before its first input carry, to be
+             * ordered after what the inputs up to the floor emitted and before what the replay
+             * of those after it emits (schema/0016_merge_by_input.sql) */
+            if (vem_spool_received_us(c->spool.dir, w->rules_floor, &w->rules_floor_rx_us) < 0)
+                w->rules_floor_rx_us = vem_now_us();
             w->output_seq = &d->ingest_args.output_seq;
             w->behind = &d->ingest_args.behind;
             w->paused_us = &d->ingest_args.paused_us;

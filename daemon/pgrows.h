@@ -112,8 +112,9 @@ size_t vem_pgrows_sample_of(const vem_hj1239_frame_t *f, size_t j);
 /* A violation as the rules engine gives it (FIELDS.md keys); strings NUL-terminated, vin,
  * plate or plate_color may be NULL, measured/limit NaN when there is none, evidence a JSON
  * text. received_us and spool_seq: the input whose judgement made this emission (received_us 0: not
- * known), and emission its place after that input (0: the input's own; n: the n-th turn of the
- * clock or of stored history after it), which order the emissions of one id
+ * known), and emission its place among the verdicts the worker emitted since that input began
+ * (its own first, then those of the clock and stored history after it), which order the
+ * emissions of one id
  * (schema/0016_merge_by_input.sql). */
 typedef struct {
     const char *violation_id, *rule, *clause, *vin, *plate, *plate_color, *unit, *severity,

@@ -475,10 +475,11 @@ vem_pgwriter_t *vem_pgwriter_new(const char *conninfo)
              "WITH i AS (INSERT INTO obd_frames SELECT * FROM vem_stage_obd_frames "
              "ON CONFLICT DO NOTHING RETURNING nsamples) SELECT coalesce(sum(nsamples), 0) FROM i; "
              "TRUNCATE vem_stage_obd_frames; RELEASE SAVEPOINT vem_range");
-    /* A verdict grows under its id (a notice that becomes a violation, a longer chain): the
-     * latest emission of an id wins, and severity never goes down. vem_ingest may only add, so
-     * the merge is the schema's (vem_merge_violations, schema/0005_privileges.sql); its answer
-     * is the number of rows inserted or merged. */
+    /* A verdict is emitted again under its id as it changes (a notice that becomes a violation,
+     * a longer chain, a run a late compliant reading cut): the latest emission of an id wins,
+     * by the input that made it (schema/0016_merge_by_input.sql). vem_ingest may only add, so
+     * the merge is the schema's (vem_merge_violations); its answer is the number of rows
+     * inserted or merged. */
     snprintf(self->stage_insert[VEM_PGROWS_VIOLATIONS],
              sizeof self->stage_insert[VEM_PGROWS_VIOLATIONS],
              "SELECT vem_merge_violations(coalesce(jsonb_agg(s), '[]'::jsonb)) "

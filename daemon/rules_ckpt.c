@@ -22,14 +22,15 @@
  *     kept windows in their order
  *   roadside: five chains (present, truncated, capacity, readings with a flags byte: bit 0
  *     "over", bit 1 "loaded" from the stored history and not yet come as an input, and then
- *     its receipt time follows the ids, bit 2 "anchor": a verdict was emitted under its id), the
+ *     its receipt time follows the ids, bit 2 "anchor": a verdict was emitted under its id, and
+ *     then the time of the last reading the latest of them rests on follows), the
  *     fusion history (slots, head, newest, one u32 per slot: vem_rules_nox_t) and the pending
  *     NO exceedances
  *   u64 bytes of memory the state held
  * Older versions are still read, so an upgrade keeps the states of the previous build:
- * version 9 is version 10 without the readings' "anchor" bit: loaded, no reading is taken for
- * one (a late compliant reading then re-emits, of the verdicts across it, those under the ids
- * of its run's oldest readings only, as that build did: rules_rsd.c s_emit_cut);
+ * version 9 is version 10 without the readings' "anchor" bit and reach: loaded, no reading is
+ * taken for one (a cut then corrects, of the verdicts across it, those under the ids of its
+ * runs' oldest readings only, as that build did: rules_rsd.c s_emit_cut);
  * version 8 is version 9 with a span of SCR block sums where version 9 has the SCR window:
  * loaded, the span is read and dropped and the track's SCR window starts afresh (s_get_track);
  * version 7 is version 8 without the last count, dtcs_unjudged (loaded: 0, none counted yet);
@@ -83,7 +84,7 @@
 #define S_V7    7u  /* a chain reading's flags byte says "loaded" too */
 #define S_V8    8u  /* the count of trouble codes not judged (a full DTC set) */
 #define S_V9    9u  /* a track's SCR window of whole minutes where the scr span was */
-#define S_V10   10u /* a chain reading's flags byte says "anchor" too */
+#define S_V10   10u /* a chain reading's flags byte says "anchor" too, with its reach */
 #define S_PROBE 0x01020304u
 /* Times beyond this many seconds from 1970 (about 35,000 years) are damage. */
 #define S_TIME_MAX_S ((int64_t)1 << 40)
@@ -103,7 +104,7 @@ _Static_assert(sizeof(vem_rules_scr_minute_t) == 24, "scr minute changed: update
 _Static_assert(sizeof(vem_rules_rsd_t) == 144, "roadside changed: update rules_ckpt");
 /* (its fusion stage is saved as part of the ring, as vem_rules_rsd_settle writes it) */
 _Static_assert(sizeof(vem_rules_chain_t) == 24, "chain changed: update rules_ckpt");
-_Static_assert(sizeof(vem_rules_link_t) == 128, "link changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_link_t) == 136, "link changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_pending_t) == 120, "pending changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_counts_t) == 72, "counts changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_engine_facts_t) == 32, "facts changed: update rules_ckpt");
@@ -677,12 +678,14 @@ static void s_put_rsd(s_wr_t *w, const vem_rules_rsd_t *rsd)
         for (uint32_t i = 0; i < c->n; i++) {
             s_put_i64(w, c->links[i].time_us);
             s_put_f64(w, c->links[i].value);
-            s_put_u8(
-                w, (uint8_t)(c->links[i].over | c->links[i].loaded << 1 | c->links[i].anchor << 2));
+            s_put_u8(w, (uint8_t)(c->links[i].over | c->links[i].loaded << 1 |
+                                  (c->links[i].reach_us != 0) << 2));
             s_put_str(w, c->links[i].station_id);
             s_put_str(w, c->links[i].reading_id);
             if (c->links[i].loaded)
                 s_put_i64(w, c->links[i].received_us);
+            if (c->links[i].reach_us)
+                s_put_i64(w, c->links[i].reach_us);
         }
     }
     /* the history as vem_rules_rsd_settle would leave it: the staged seconds in the ring */
@@ -739,6 +742,7 @@ static void s_get_chain(s_rd_t *r, vem_rules_chain_t *c, size_t *bytes)
     }
     for (uint32_t i = 0; i < n && !r->failed; i++) {
         vem_rules_link_t *l = &c->links[i];
+        bool anchor = false;
         l->time_us = s_time(r, true, false, 0, "chain reading time");
         l->value = s_f64(r, "chain reading value");
         if (r->version >= S_V7) {
@@ -747,7 +751,7 @@ static void s_get_chain(s_rd_t *r, vem_rules_chain_t *c, size_t *bytes)
                 s_fail(r, "chain reading flags %u out of range", flags);
             l->over = flags & 1;
             l->loaded = flags >> 1 & 1;
-            l->anchor = flags >> 2 & 1;
+            anchor = flags >> 2 & 1;
         } else {
             l->over = s_bool(r, "chain reading over");
         }
@@ -755,6 +759,11 @@ static void s_get_chain(s_rd_t *r, vem_rules_chain_t *c, size_t *bytes)
         s_str(r, l->reading_id, sizeof l->reading_id, "chain reading id");
         if (l->loaded)
             l->received_us = s_time(r, true, false, 0, "chain reading receipt");
+        if (anchor) {
+            l->reach_us = s_time(r, true, false, 0, "chain reading reach");
+            if (!r->failed && l->reach_us < l->time_us)
+                s_fail(r, "chain reading %" PRIu32 " reaches before itself", i);
+        }
         const vem_rules_link_t *p = i ? &c->links[i - 1] : NULL;
         if (!r->failed && p &&
             !(p->time_us < l->time_us ||

@@ -223,10 +223,12 @@ typedef struct {
     double value;
     bool over;   /* above the limit in force when it came (see rules_rsd.c) */
     bool loaded; /* from the stored history, not yet come as an input here (rules_rsd.c) */
-    bool anchor; /* a verdict was emitted under its id here (rules_rsd.c, s_emit_cut) */
     char station_id[32];
     char reading_id[64];
     int64_t received_us; /* of a loaded one: when vemd received it (0: not known) */
+    /* when a verdict was emitted under its id here: the time of the last reading the latest of
+     * them rests on (rules_rsd.c, s_emit_cut); 0: none */
+    int64_t reach_us;
 } vem_rules_link_t;
 
 /* The valid readings of one pollutant, exceedances and compliant ones, by time (then station

@@ -302,8 +302,8 @@ static s_sig_t s_sig(const vem_rules_chain_t *c, const vem_rules_config_t *cfg, 
     return g;
 }
 
-/* Emits the verdict g of chain c, under the id of its first reading, which is marked an anchor
- * in own (c itself, or the chain c is a view of). */
+/* Emits the verdict g of chain c, under the id of its first reading; in own (c itself, or the
+ * chain c is a view of) that reading's reach_us becomes the time of the verdict's last. */
 static void s_chain_emit(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
                          vem_rules_fuel_t fuel, unsigned p, const vem_rules_chain_t *c,
                          vem_rules_chain_t *own, const s_sig_t *g, s_lim_t lim,
@@ -312,7 +312,7 @@ static void s_chain_emit(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_
     const vem_rules_link_t *first = &c->links[g->first], *last = &c->links[g->first + g->n - 1];
     for (uint32_t i = 0; i < own->n; i++)
         if (s_cmp(&own->links[i], first->time_us, first->station_id, first->reading_id) == 0)
-            own->links[i].anchor = true;
+            own->links[i].reach_us = last->time_us;
     json_t *ev = json_object();
     json_object_set_new(ev, "pollutant", json_string(s_pollutants[p].key));
     json_object_set_new(ev, "fuel", json_string(s_fuels[fuel]));
@@ -421,20 +421,23 @@ static bool s_went_on(const s_before_t *b, uint32_t bfrom, uint32_t j)
            (uint32_t)b->sig[j + 1].first <= j;
 }
 
-/* A compliant reading placed inside a run cuts it: the readings above it start a run of their
+/* A run that ends where it went on before (a compliant reading placed inside it, or for a
+ * history load one that brought its readings) is cut: the readings above start a run of their
  * own (s_emit_changed emits their verdicts), and no verdict may rest on readings on both sides
- * of it any more: rules.md's "consecutive means no valid compliant reading in between". For
- * every exceedance at links[from .. to) that now ends its run but did not before:
- *  - its verdict as it now stands, under the id of its run's oldest reading, which held the
- *    verdict of the run's last exceedance (a notice again, say, when fewer than rsd_chain_n are
- *    left below the cut). Not when it is at or above changed_from and its own verdict changed:
- *    s_emit_changed emitted it already;
- *  - under the id of every other reading of its run that a verdict was emitted under here (an
- *    anchor: an exceedance judged before an older one of its run came, or the oldest of the
- *    newest VEM_RULES_CHAIN_MAX of a longer run), the run from that reading up to the cut: what
- *    held the id may have reached above it. Those readings are consecutive exceedances, so the
- *    verdict says no more than the data does.
- * The same skips as s_emit_changed. own: the chain whose readings are marked as anchors (c, or
+ * of the cut: rules.md's "consecutive means no valid compliant reading in between". For every
+ * exceedance at links[from .. to) that now ends its run:
+ *  - under the id of its run's oldest reading, which holds the verdict of the run's last
+ *    exceedance, the run's verdict as it now stands (a notice again, say, when fewer than
+ *    rsd_chain_n are left), when that id's latest verdict reached past it (reach_us) or, for a
+ *    reading that was held before (bfrom on: b's verdicts known), its run went on past it then.
+ *    Not when s_emit_changed emits it (at or above changed_from, held, its verdict changed);
+ *  - under the id of every other reading of the run whose latest verdict reached past it (an
+ *    exceedance judged before an older one of its run came, or the oldest of the newest
+ *    VEM_RULES_CHAIN_MAX of a longer run), the run from that reading up to it: less than that
+ *    verdict rested on, so never more severe, and consecutive exceedances.
+ * Skipped, as in s_emit_changed, when the run's end is a stored reading received after the input
+ * (received_us; it emits these when it comes) and, for the first, when the run reaches the
+ * oldest held reading of a truncated chain. own: the chain whose readings' reach is kept (c, or
  * the chain c is a view of). */
 static void s_emit_cut(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
                        vem_rules_fuel_t fuel, unsigned p, const vem_rules_chain_t *c,
@@ -450,19 +453,20 @@ static void s_emit_cut(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t 
         if (i + 1 < c->n && s_over(&c->links[i + 1], lim) &&
             s_sig(c, cfg, lim, i + 1).first <= (int32_t)i)
             continue; /* its run goes on */
+        if (l->loaded && received_us && l->received_us > received_us)
+            continue;
         while (j < b->n && s_cmp(&b->links[j], l->time_us, l->station_id, l->reading_id) < 0)
             j++;
-        if (j == b->n || !s_same_link(&b->links[j], l) || !s_went_on(b, bfrom, j))
-            continue;
-        if (l->loaded && (!fresh_too || (received_us && l->received_us > received_us)))
-            continue;
+        bool held = j < b->n && s_same_link(&b->links[j], l);
         s_sig_t g = s_sig(c, cfg, lim, i);
-        if (c->truncated && g.first == 0)
-            continue;
-        if (i < changed_from || j < bfrom || s_sig_kept(b, j, c, &g))
+        const vem_rules_link_t *a = &c->links[g.first];
+        bool cut = a->reach_us > l->time_us || (held && s_went_on(b, bfrom, j));
+        bool changed = i >= changed_from && held && j >= bfrom && !s_sig_kept(b, j, c, &g) &&
+                       !(l->loaded && !fresh_too);
+        if (cut && !changed && !(c->truncated && g.first == 0))
             s_chain_emit(ctx, cfg, fuel, p, c, own, &g, lim, out);
         for (uint32_t k = (uint32_t)g.first + 1; k <= i; k++)
-            if (c->links[k].anchor) {
+            if (c->links[k].reach_us > l->time_us) {
                 s_sig_t part = {(int32_t)k, -1, i - k + 1};
                 s_chain_emit(ctx, cfg, fuel, p, c, own, &part, lim, out);
             }

@@ -52,10 +52,12 @@ typedef struct {
     bool judge;               /* the rules run (rules.enable) */
     vem_rules_config_t rules; /* this worker's copy: main sends a new one on SIGHUP */
     uint64_t rules_mark;      /* inputs routed here up to it have been judged (or skipped) */
-    /* the verdicts being emitted: 0 those of an input, n > 0 those of the n-th turn of the clock
-     * or of stored history since the last input (records of that input, s_last_input): with
-     * its seq and receipt, the order of the emissions of one id (0016_merge_by_input.sql) */
-    uint32_t emission, after_input;
+    /* the next verdict's place among those emitted since the last input began (its own, then
+     * the turns of the clock and stored history after it, which travel as its records:
+     * s_last_input): with that input's seq and receipt, the order of the emissions of one id,
+     * the latest being the verdict as it now stands (schema/0016_merge_by_input.sql) */
+    uint32_t emission;
+    int64_t last_rx_us; /* receipt of the last input judged (at start: of the checkpoint's) */
     /* checkpoints */
     vem_ckpt_writer_t *pending; /* written, waiting for the sinks to hold its records */
     uint64_t pending_through;
@@ -306,7 +308,7 @@ static void s_on_verdict(void *arg, const vem_violation_t *v)
     json_t *o = vem_rules_violation_json(v);
     json_object_set_new(o, "first_us", json_integer((json_int_t)v->first_us));
     json_object_set_new(o, "last_us", json_integer((json_int_t)v->last_us));
-    json_object_set_new(o, "emission", json_integer((json_int_t)ctx->w->emission));
+    json_object_set_new(o, "emission", json_integer((json_int_t)ctx->w->emission++));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (!text)
@@ -486,16 +488,13 @@ static void **s_reading_slot(s_worker_t *w, const char *vin, const char *plate, 
 }
 
 /* The records of the last input judged here, which verdicts not of an input travel with (the
- * silence sweep's, a day's completeness, stored history): already settled by its own. Their
- * seq and receipt (the newest judged; 0, not known, before the first) and the turn's number
- * since that input (w->emission) order them after that input's own verdicts and the turns
- * before, and before the next input's (schema/0016_merge_by_input.sql). Call it once a turn,
- * before its verdicts. */
-static vem_input_hdr_t s_last_input(s_worker_t *w, uint8_t source)
+ * silence sweep's, a day's completeness, stored history): already settled by its own. Its seq
+ * and receipt, with w->emission going on from that input's own verdicts, order them after
+ * those and before the next input's (schema/0016_merge_by_input.sql). */
+static vem_input_hdr_t s_last_input(const s_worker_t *w, uint8_t source)
 {
-    w->emission = ++w->after_input;
     return (vem_input_hdr_t){
-        .seq = w->rules_mark, .nseqs = 1, .received_us = w->newest_rx_us, .source = source};
+        .seq = w->rules_mark, .nseqs = 1, .received_us = w->last_rx_us, .source = source};
 }
 
 /* After a failed load of a state's history, the worker loads none for this long. */
@@ -1102,7 +1101,7 @@ static bool s_take(s_worker_t *w, void *pull, int flags)
                 hdr.detail_len < VEM_INPUT_DETAIL_MAX ? hdr.detail_len : VEM_INPUT_DETAIL_MAX;
             memcpy(detail, p + sizeof hdr, n);
             detail[n] = '\0';
-            w->emission = w->after_input = 0;
+            w->emission = 0;
             s_process(w, &hdr, detail, p + sizeof hdr + hdr.detail_len);
             vem_histogram_observe_ns(w->latency, (uint64_t)(vem_now_us() - hdr.received_us) * 1000);
             uint64_t last = hdr.seq + (hdr.nseqs ? hdr.nseqs : 1) - 1;
@@ -1112,6 +1111,8 @@ static bool s_take(s_worker_t *w, void *pull, int flags)
                 w->rules_mark = last;
             if (hdr.received_us > w->newest_rx_us)
                 w->newest_rx_us = hdr.received_us;
+            if (last >= w->rules_mark && hdr.received_us > w->last_rx_us)
+                w->last_rx_us = hdr.received_us;
             if (hdr.paused_us > w->newest_paused_us)
                 w->newest_paused_us = hdr.paused_us;
             if (w->pending && w->pending_next && !w->pending_after)
@@ -1611,6 +1612,8 @@ static void s_ckpt_restore(s_worker_t *w)
         vem_counter_add(w->restored, 1);
     }
     w->rules_mark = w->args->rules_floor;
+    w->last_rx_us = w->args->rules_floor_rx_us;
+    w->emission = 1u << 30; /* after whatever that input itself emitted */
     w->ckpt_through = w->args->rules_floor;
     w->ckpt_due_us = (vem_mono_ms() * 1000) + (int64_t)w->args->ckpt_interval_s * 1000000;
     w->sweep_due_ms = vem_mono_ms() + S_SWEEP_MS;

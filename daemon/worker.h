@@ -52,7 +52,9 @@ typedef struct {
     const vem_ckpt_entry_t *const *ckpt; /* the vehicles restored to this worker (read before
                                           * the worker reports ready) */
     size_t nckpt;
-    uint64_t rules_floor; /* inputs up to it are in the restored states: not judged again */
+    uint64_t rules_floor;      /* inputs up to it are in the restored states: not judged again */
+    int64_t rules_floor_rx_us; /* receipt of that input (the first kept after it, else the start):
+                                  verdicts made before the first input judged travel with it */
     const atomic_uint_fast64_t *output_seq; /* ingest's: the sinks hold records up to it */
     const atomic_bool *ckpt_wanted;         /* ingest's: checkpoint now, the spool needs the room */
     const atomic_bool *behind;           /* ingest's: the inputs come from the spool, not live (the

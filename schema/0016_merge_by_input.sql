@@ -9,34 +9,33 @@
 -- complete, clears.
 --
 -- An emission now carries the input whose judgement made it: its receipt time (received_at)
--- and spool sequence number (spool_seq), and its place after that input (emission: 0 for the
--- input's own verdicts, n for the n-th turn of the clock or of stored history the worker made
--- after it and before the next input). vemd judges a vehicle's inputs in that order, so the
--- latest emission is the verdict as it now stands: it wins, whether it raises or lowers the
--- severity and whatever its last_at; among the emissions of one turn the one with the latest
--- last_at (the run's last exceedance) wins, as before. An older emission merged later (another
--- sink lane, a replay from the spool) changes nothing. The receipt time comes first so that a
--- spool made anew (its numbers start at 1 again) does not make new inputs look old.
+-- and spool sequence number (spool_seq), and its place among the verdicts the worker emitted
+-- since that input began (emission: the input's own first, then those of the turns of the clock
+-- and of stored history it made after it, before the next input, which travel as that input's
+-- records; after a restart, those before the first input go after the checkpoint's last input).
+-- vemd judges a vehicle's inputs in that order, so the latest emission is the verdict as it now
+-- stands: it wins, whether it raises or lowers the severity and whatever its last_at. An older
+-- emission merged later (another sink lane, a replay from the spool) changes nothing. The
+-- receipt time comes first so that a spool made anew (its numbers start at 1 again) does not
+-- make new inputs look old; one not known (null) is older than any known.
 --
--- Rows stored before this migration have no input: against those, an emission is merged the
--- old way (latest last_at, severity never lower), and one with the later last_at gives the row
--- its input. An emission whose input is not known (a verdict of the clock or of stored history
--- before the worker judged an input since it started) never replaces a row that has one.
+-- Rows stored before this migration have no input (spool_seq null): against those, an emission
+-- is merged the old way (latest last_at, severity never lower), and one with the later last_at
+-- gives the row its input.
 ALTER TABLE violations ADD COLUMN received_at timestamptz, -- the input that made this version
                        ADD COLUMN spool_seq bigint,
-                       ADD COLUMN emission integer;       -- its place after that input
+                       ADD COLUMN emission integer;       -- its place after that input began
 
--- True when the emission e replaces the stored version s (both from known inputs: e's is the
--- later, or the same with e's turn the later, or the same turn with the later last_at), false
--- when it does not (also when e's input is not known and s's is); NULL when s has no input (a
--- row from before 0016): then the merge of 0010 applies.
+-- True when the emission e replaces the stored version s (e's input the later, or the same
+-- with e the later emission, then the later last_at), false when it does not; NULL when either
+-- has no input (a row from before 0016): then the merge of 0010 applies.
 CREATE FUNCTION vem_violation_newer(s public.violations, e public.violations) RETURNS boolean
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, public, pg_temp AS $$
-    SELECT CASE WHEN s.received_at IS NULL THEN NULL
-                WHEN e.received_at IS NULL THEN false
-                ELSE (e.received_at, coalesce(e.spool_seq, 0), coalesce(e.emission, 0), e.last_at)
-                     >= (s.received_at, coalesce(s.spool_seq, 0), coalesce(s.emission, 0),
-                         s.last_at) END
+    SELECT CASE WHEN s.spool_seq IS NULL OR e.spool_seq IS NULL THEN NULL
+                ELSE (coalesce(e.received_at, '-infinity'), e.spool_seq, coalesce(e.emission, 0),
+                      e.last_at) >=
+                     (coalesce(s.received_at, '-infinity'), s.spool_seq, coalesce(s.emission, 0),
+                      s.last_at) END
 $$;
 REVOKE EXECUTE ON FUNCTION vem_violation_newer(public.violations, public.violations) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION vem_violation_newer(public.violations, public.violations)

@@ -2239,6 +2239,49 @@ START_TEST(roadside_history_cuts_a_run)
 }
 END_TEST
 
+/* A history that brings an exceedance and the compliant reading after it into a run judged live:
+ * a (T0), b (T0 + 1 d), d (T0 + 4 d), e (T0 + 5 d) live, the violation of all four under a's
+ * id; the history brings c (T0 + 2 d, over) and x (T0 + 3 d, compliant). The runs are a, b, c
+ * and d, e: a's id holds a, b, c (still a violation, now on c too), d's the notice of d, then
+ * the violation of d and e. */
+START_TEST(roadside_history_cuts_above_a_stored_one)
+{
+    vem_rules_config_t cfg = s_defaults();
+    static const struct {
+        const char *id;
+        int64_t t;
+        double no;
+    } live[] = {{"a", T0, 1700},
+                {"b", T0 + DAY, 1600},
+                {"d", T0 + 4 * DAY, 1650},
+                {"e", T0 + 5 * DAY, 1800}};
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    for (int k = 0; k < 4; k++) {
+        vem_rsd_reading_t r;
+        s_reading(&r, live[k].t, live[k].id, VEM_FUEL_DIESEL);
+        r.no_ppm = live[k].no;
+        ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &r, (uint64_t)k + 1, s_collect, &log), 1);
+    }
+    s_expect_chain(&log, 3, "a", VEM_SEVERITY_VIOLATION, 4);
+    vem_rsd_reading_t past[2];
+    s_reading(&past[0], T0 + 2 * DAY, "c", VEM_FUEL_DIESEL);
+    past[0].no_ppm = 1900;
+    past[0].received_us = US(T0 + 2 * DAY + 60);
+    s_reading(&past[1], T0 + 3 * DAY, "x", VEM_FUEL_DIESEL);
+    past[1].no_ppm = 1200;
+    past[1].received_us = US(T0 + 3 * DAY + 60);
+    vem_rules_history(v, &cfg, past, 2, s_collect, &log);
+    ck_assert_int_eq(log.n, 7);
+    s_expect_chain(&log, 4, "a", VEM_SEVERITY_VIOLATION, 3);
+    ck_assert_int_eq(log.v[4].last_us, past[0].time_us);
+    s_expect_chain(&log, 5, "d", VEM_SEVERITY_NOTICE, 1);
+    s_expect_chain(&log, 6, "d", VEM_SEVERITY_VIOLATION, 2);
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 /* A replay after a restart of three inputs the history loaded at start holds: a (T0, received
  * T0 + 1 h) and b (T0 + 2 d, received T0 + 2 d + 1 h), over the limit, then c (T0 + 1 d,
  * compliant) that reached vemd late (received T0 + 3 d). Each emits what it emitted live: a its
@@ -3564,6 +3607,7 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, roadside_history_replayed_in_order);
     tcase_add_test(tc, roadside_history_cuts_a_run);
     tcase_add_test(tc, roadside_replayed_cut);
+    tcase_add_test(tc, roadside_history_cuts_above_a_stored_one);
     tcase_add_test(tc, roadside_history_twice_emits_nothing);
     tcase_add_test(tc, full_chain_keeps_the_newest);
     tcase_add_test(tc, roadside_reload_judges_the_chain_by_the_limit_in_force);

@@ -684,6 +684,35 @@ START_TEST(roadside_late_without_context)
 }
 END_TEST
 
+/* A cut never makes a verdict more severe. b (T0 + 1 d) comes first: its notice, under b's id.
+ * Then a (T0), c (T0 + 2 d), d (T0 + 4 d): the run a .. d, a violation under a's id. Then x
+ * (T0 + 3 d), compliant, cuts it after c: a's id holds a, b, c (a violation); d's holds d, a
+ * notice; b's id held only b and reached nowhere near x, so it stays the notice it was (the
+ * run from b up to x would be a violation on b and c: a second one for the same run). */
+START_TEST(roadside_cut_never_raises)
+{
+    vem_rules_config_t cfg;
+    vem_rules_config_defaults(&cfg);
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    ck_assert_uint_eq(s_feed_one(v, &cfg, "b", T0 + DAY, E, &log), 1);
+    s_feed_one(v, &cfg, "a", T0, E, &log);
+    s_feed_one(v, &cfg, "c", T0 + 2 * DAY, E, &log);
+    s_feed_one(v, &cfg, "d", T0 + 4 * DAY, E, &log);
+    log.n = 0;
+    ck_assert_uint_eq(s_feed_one(v, &cfg, "x", T0 + 3 * DAY, C, &log), 2);
+    char ida[VEM_RULES_ID_LEN], idd[VEM_RULES_ID_LEN];
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/a", ida);
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/d", idd);
+    ck_assert_str_eq(log.v[0].id, ida);
+    ck_assert_int_eq(log.v[0].severity, V);
+    ck_assert_uint_eq(log.v[0].nreadings, 3);
+    ck_assert_str_eq(log.v[1].id, idd);
+    ck_assert_int_eq(log.v[1].severity, N);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 /* A run longer than VEM_RULES_CHAIN_MAX: e1 .. e40 an hour apart, all exceedances, in time order.
  * e32's verdict rests on e1 .. e32 (under e1's id), e33's on e2 .. e33 (under e2's), ... e40's on
  * e9 .. e40 (under e9's). Then c, compliant, taken between e20 and e21, comes: the runs are e1
@@ -773,6 +802,7 @@ Suite *vem_suite_rules_order(void)
     tcase_add_test(tc, roadside_late_with_context);
     tcase_add_test(tc, roadside_late_without_context);
     tcase_add_test(tc, roadside_long_run_cut);
+    tcase_add_test(tc, roadside_cut_never_raises);
     tcase_add_test(tc, mil_bound);
     suite_add_tcase(s, tc);
     return s;

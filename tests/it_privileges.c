@@ -15,8 +15,8 @@
  *   merge_by_input  a verdict is what the latest input's emission says, even a notice after a
  *                  violation (a late compliant reading cut the run), and a turn of stored
  *                  history after an input comes after it; older inputs' emissions merged later
- *                  change nothing, nor does one whose input is not known; rows from before 0016
- *                  merge the old way
+ *                  change nothing, nor does one whose receipt is not known; rows from before
+ *                  0016 (no input) merge the old way
  *   admin_cannot_write_bookkeeping  vem_admin reads schema_migrations and partitioned_tables
  *                  but cannot insert, update or delete there
  *   public_schema_closed  no role but the owner creates tables or functions in public, and a
@@ -235,21 +235,24 @@ END_TEST
 
 /* One emission of verdict id, as the sink sends it: severity, last_at (a day of November 2026,
  * 08:00 Beijing time), evidence {"n": n}, and the input that made it (received on day rx at
- * 09:00, spool_seq seq; rx 0: not known) and its place after it (emission). */
+ * 09:00, spool_seq seq; rx 0: receipt not known; seq < 0: no input, as a row stored before 0016)
+ * and its place after it (emission). */
 static void s_merge_after(PGconn *ingest, const char *id, const char *severity, int last_day, int n,
                           int rx, int seq, int emission)
 {
-    char received[64] = "null";
+    char received[64] = "null", spool[24] = "null";
     if (rx)
         snprintf(received, sizeof received, "\"2026-11-%02dT09:00:00+08:00\"", rx);
+    if (seq >= 0)
+        snprintf(spool, sizeof spool, "%d", seq);
     char sql[1024];
     snprintf(sql, sizeof sql,
              "SELECT vem_merge_violations('[{\"violation_id\": \"%s\", \"rule\": "
              "\"rsd.no_exceed\", \"clause\": \"HJ 845\", \"plate\": \"津I00002\", "
              "\"first_at\": \"2026-11-01T08:00:00+08:00\", \"last_at\": "
              "\"2026-11-%02dT08:00:00+08:00\", \"evidence\": {\"n\": %d}, \"severity\": "
-             "\"%s\", \"received_at\": %s, \"spool_seq\": %d, \"emission\": %d}]'::jsonb)",
-             id, last_day, n, severity, received, seq, emission);
+             "\"%s\", \"received_at\": %s, \"spool_seq\": %s, \"emission\": %d}]'::jsonb)",
+             id, last_day, n, severity, received, spool, emission);
     vem_it_sql(ingest, sql);
 }
 
@@ -320,10 +323,14 @@ START_TEST(merge_by_input)
      * replaces one whose input is, nor takes its input away */
     s_merge(ingest, "priv-turn", "violation", 12, 2, 0, 0);
     s_expect_merged(admin, "priv-turn", "notice 05 {\"n\": 1} 90 true");
+    /* a row made by an emission whose receipt was not known is older than any known one */
+    s_merge(ingest, "priv-unknown", "violation", 5, 2, 0, 5);
+    s_merge(ingest, "priv-unknown", "notice", 4, 1, 7, 70);
+    s_expect_merged(admin, "priv-unknown", "notice 04 {\"n\": 1} 70 true");
     /* a row without its input (stored before 0016): the old merge, severity never lower */
-    s_merge(ingest, "priv-old", "violation", 3, 2, 0, 0);
+    s_merge(ingest, "priv-old", "violation", 3, 2, 0, -1);
     s_merge(ingest, "priv-old", "notice", 1, 1, 7, 70);
-    s_expect_merged(admin, "priv-old", "violation 03 {\"n\": 2} 0 false");
+    s_expect_merged(admin, "priv-old", "violation 03 {\"n\": 2} - false");
     PQfinish(ingest);
     PQfinish(admin);
 }
