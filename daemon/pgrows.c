@@ -823,7 +823,7 @@ void vem_pgrows_violation(vem_pgrows_t *r, const vem_pgviolation_t *v)
     else
         s_null(b);
     s_int8(b, (int64_t)v->spool_seq);
-    s_int4(b, (int32_t)v->emission);
+    s_int8(b, v->emission);
     r->nrows[VEM_PGROWS_VIOLATIONS]++;
 }
 

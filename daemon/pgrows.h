@@ -121,7 +121,7 @@ typedef struct {
         *evidence;
     int64_t first_us, last_us, received_us;
     uint64_t spool_seq;
-    uint32_t emission;
+    int64_t emission;
     double measured, limit;
 } vem_pgviolation_t;
 

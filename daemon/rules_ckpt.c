@@ -23,7 +23,8 @@
  *   roadside: five chains (present, truncated, capacity, readings with a flags byte: bit 0
  *     "over", bit 1 "loaded" from the stored history and not yet come as an input, and then
  *     its receipt time follows the ids, bit 2 "anchor": a verdict was emitted under its id, and
- *     then the time of the last reading the latest of them rests on follows), the
+ *     then the time of the last reading the latest of them rests on and their count (u8)
+ *     follow), the
  *     fusion history (slots, head, newest, one u32 per slot: vem_rules_nox_t) and the pending
  *     NO exceedances
  *   u64 bytes of memory the state held
@@ -684,8 +685,10 @@ static void s_put_rsd(s_wr_t *w, const vem_rules_rsd_t *rsd)
             s_put_str(w, c->links[i].reading_id);
             if (c->links[i].loaded)
                 s_put_i64(w, c->links[i].received_us);
-            if (c->links[i].reach_us)
+            if (c->links[i].reach_us) {
                 s_put_i64(w, c->links[i].reach_us);
+                s_put_u8(w, c->links[i].reach_n);
+            }
         }
     }
     /* the history as vem_rules_rsd_settle would leave it: the staged seconds in the ring */
@@ -761,8 +764,12 @@ static void s_get_chain(s_rd_t *r, vem_rules_chain_t *c, size_t *bytes)
             l->received_us = s_time(r, true, false, 0, "chain reading receipt");
         if (anchor) {
             l->reach_us = s_time(r, true, false, 0, "chain reading reach");
+            l->reach_n = s_u8(r, "chain reading reach count");
             if (!r->failed && l->reach_us < l->time_us)
                 s_fail(r, "chain reading %" PRIu32 " reaches before itself", i);
+            if (!r->failed && (l->reach_n < 1 || l->reach_n > VEM_RULES_CHAIN_MAX))
+                s_fail(r, "chain reading %" PRIu32 " reach count %u outside 1..%d", i, l->reach_n,
+                       VEM_RULES_CHAIN_MAX);
         }
         const vem_rules_link_t *p = i ? &c->links[i - 1] : NULL;
         if (!r->failed && p &&

@@ -221,13 +221,14 @@ enum { VEM_RULES_POLLUTANTS = 5 }; /* NO, opacity, Ringelmann, CO, HC */
 typedef struct {
     int64_t time_us;
     double value;
-    bool over;   /* above the limit in force when it came (see rules_rsd.c) */
-    bool loaded; /* from the stored history, not yet come as an input here (rules_rsd.c) */
+    bool over;       /* above the limit in force when it came (see rules_rsd.c) */
+    bool loaded;     /* from the stored history, not yet come as an input here (rules_rsd.c) */
+    uint8_t reach_n; /* with reach_us: the readings the latest verdict under its id rests on */
     char station_id[32];
     char reading_id[64];
     int64_t received_us; /* of a loaded one: when vemd received it (0: not known) */
     /* when a verdict was emitted under its id here: the time of the last reading the latest of
-     * them rests on (rules_rsd.c, s_emit_cut); 0: none */
+     * them rests on (rules_rsd.c, s_emit_cut), and their number (reach_n); 0: none */
     int64_t reach_us;
 } vem_rules_link_t;
 

@@ -303,7 +303,7 @@ static s_sig_t s_sig(const vem_rules_chain_t *c, const vem_rules_config_t *cfg, 
 }
 
 /* Emits the verdict g of chain c, under the id of its first reading; in own (c itself, or the
- * chain c is a view of) that reading's reach_us becomes the time of the verdict's last. */
+ * chain c is a view of) that reading's reach becomes the verdict's last reading and count. */
 static void s_chain_emit(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
                          vem_rules_fuel_t fuel, unsigned p, const vem_rules_chain_t *c,
                          vem_rules_chain_t *own, const s_sig_t *g, s_lim_t lim,
@@ -311,8 +311,10 @@ static void s_chain_emit(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_
 {
     const vem_rules_link_t *first = &c->links[g->first], *last = &c->links[g->first + g->n - 1];
     for (uint32_t i = 0; i < own->n; i++)
-        if (s_cmp(&own->links[i], first->time_us, first->station_id, first->reading_id) == 0)
+        if (s_cmp(&own->links[i], first->time_us, first->station_id, first->reading_id) == 0) {
             own->links[i].reach_us = last->time_us;
+            own->links[i].reach_n = (uint8_t)g->n;
+        }
     json_t *ev = json_object();
     json_object_set_new(ev, "pollutant", json_string(s_pollutants[p].key));
     json_object_set_new(ev, "fuel", json_string(s_fuels[fuel]));
@@ -421,6 +423,15 @@ static bool s_went_on(const s_before_t *b, uint32_t bfrom, uint32_t j)
            (uint32_t)b->sig[j + 1].first <= j;
 }
 
+/* The reading l as b held it (its reach before the change), or NULL. */
+static const vem_rules_link_t *s_held_before(const s_before_t *b, const vem_rules_link_t *l)
+{
+    for (uint32_t j = 0; j < b->n; j++)
+        if (s_same_link(&b->links[j], l))
+            return &b->links[j];
+    return NULL;
+}
+
 /* A run that ends where it went on before (a compliant reading placed inside it, or for a
  * history load one that brought its readings) is cut: the readings above start a run of their
  * own (s_emit_changed emits their verdicts), and no verdict may rest on readings on both sides
@@ -433,12 +444,14 @@ static bool s_went_on(const s_before_t *b, uint32_t bfrom, uint32_t j)
  *    Not when s_emit_changed emits it (at or above changed_from, held, its verdict changed);
  *  - under the id of every other reading of the run whose latest verdict reached past it (an
  *    exceedance judged before an older one of its run came, or the oldest of the newest
- *    VEM_RULES_CHAIN_MAX of a longer run), the run from that reading up to it: less than that
- *    verdict rested on, so never more severe, and consecutive exceedances.
- * Skipped, as in s_emit_changed, when the run's end is a stored reading received after the input
- * (received_us; it emits these when it comes) and, for the first, when the run reaches the
- * oldest held reading of a truncated chain. own: the chain whose readings' reach is kept (c, or
- * the chain c is a view of). */
+ *    VEM_RULES_CHAIN_MAX of a longer run), the run from that reading on, up to it and no longer
+ *    than that verdict (reach_n: readings that came between since do not make it more severe):
+ *    consecutive exceedances, none across the cut.
+ * The reach is as b held it: verdicts emitted since (s_emit_changed's, on the history path) do
+ * not hide what the ids held before the change. Skipped, as in s_emit_changed, when the run's
+ * end is a stored reading received after the input (received_us; it emits these when it comes)
+ * and, for the first, when the run reaches the oldest held reading of a truncated chain. own:
+ * the chain whose readings' reach is kept (c, or the chain c is a view of). */
 static void s_emit_cut(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
                        vem_rules_fuel_t fuel, unsigned p, const vem_rules_chain_t *c,
                        vem_rules_chain_t *own, const s_before_t *b, uint32_t bfrom, uint32_t from,
@@ -459,17 +472,20 @@ static void s_emit_cut(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t 
             j++;
         bool held = j < b->n && s_same_link(&b->links[j], l);
         s_sig_t g = s_sig(c, cfg, lim, i);
-        const vem_rules_link_t *a = &c->links[g.first];
-        bool cut = a->reach_us > l->time_us || (held && s_went_on(b, bfrom, j));
+        const vem_rules_link_t *a = s_held_before(b, &c->links[g.first]);
+        bool cut = (a && a->reach_us > l->time_us) || (held && s_went_on(b, bfrom, j));
         bool changed = i >= changed_from && held && j >= bfrom && !s_sig_kept(b, j, c, &g) &&
                        !(l->loaded && !fresh_too);
         if (cut && !changed && !(c->truncated && g.first == 0))
             s_chain_emit(ctx, cfg, fuel, p, c, own, &g, lim, out);
-        for (uint32_t k = (uint32_t)g.first + 1; k <= i; k++)
-            if (c->links[k].reach_us > l->time_us) {
-                s_sig_t part = {(int32_t)k, -1, i - k + 1};
+        for (uint32_t k = (uint32_t)g.first + 1; k <= i; k++) {
+            const vem_rules_link_t *o = s_held_before(b, &c->links[k]);
+            if (o && o->reach_us > l->time_us) {
+                uint32_t n = i - k + 1;
+                s_sig_t part = {(int32_t)k, -1, n < o->reach_n ? n : o->reach_n};
                 s_chain_emit(ctx, cfg, fuel, p, c, own, &part, lim, out);
             }
+        }
     }
 }
 
@@ -948,10 +964,12 @@ size_t vem_rules_rsd_history(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ct
     for (unsigned p = 0; p < VEM_RULES_POLLUTANTS && before; p++) {
         s_lim_t lim = s_limit(cfg, fuel, p);
         if (rsd->chain[p] && !isnan(lim.before)) {
-            s_emit_cut(ctx, cfg, fuel, p, rsd->chain[p], rsd->chain[p], &before[p], 0, 0,
-                       rsd->chain[p]->n, 0, lim, false, 0, out);
+            /* the cuts last: a run's verdict under its oldest reading's id is that of its last
+             * exceedance, which s_emit_changed may leave to s_emit_cut (a stored one) */
             s_emit_changed(ctx, cfg, fuel, p, rsd->chain[p], rsd->chain[p], &before[p], 0, lim,
                            false, 0, out);
+            s_emit_cut(ctx, cfg, fuel, p, rsd->chain[p], rsd->chain[p], &before[p], 0, 0,
+                       rsd->chain[p]->n, 0, lim, false, 0, out);
         }
     }
     free(before);

@@ -179,7 +179,7 @@ static void s_violation_row(s_sink_t *s, const vem_record_t *rec)
                            .last_us = (int64_t)json_integer_value(json_object_get(o, "last_us")),
                            .received_us = rec->received_us,
                            .spool_seq = rec->seq,
-                           .emission = (uint32_t)json_integer_value(json_object_get(o, "emission")),
+                           .emission = json_integer_value(json_object_get(o, "emission")),
                            .measured = s_json_real(o, "measured"),
                            .limit = s_json_real(o, "limit")};
     if (v.violation_id && v.rule && v.clause && v.severity && evidence && (v.vin || v.plate))

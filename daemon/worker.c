@@ -56,7 +56,7 @@ typedef struct {
      * the turns of the clock and stored history after it, which travel as its records:
      * s_last_input): with that input's seq and receipt, the order of the emissions of one id,
      * the latest being the verdict as it now stands (schema/0016_merge_by_input.sql) */
-    uint32_t emission;
+    int64_t emission;
     int64_t last_rx_us; /* receipt of the last input judged (at start: of the checkpoint's) */
     /* checkpoints */
     vem_ckpt_writer_t *pending; /* written, waiting for the sinks to hold its records */
@@ -308,7 +308,7 @@ static void s_on_verdict(void *arg, const vem_violation_t *v)
     json_t *o = vem_rules_violation_json(v);
     json_object_set_new(o, "first_us", json_integer((json_int_t)v->first_us));
     json_object_set_new(o, "last_us", json_integer((json_int_t)v->last_us));
-    json_object_set_new(o, "emission", json_integer((json_int_t)ctx->w->emission++));
+    json_object_set_new(o, "emission", json_integer(ctx->w->emission++));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (!text)
@@ -1101,10 +1101,12 @@ static bool s_take(s_worker_t *w, void *pull, int flags)
                 hdr.detail_len < VEM_INPUT_DETAIL_MAX ? hdr.detail_len : VEM_INPUT_DETAIL_MAX;
             memcpy(detail, p + sizeof hdr, n);
             detail[n] = '\0';
-            w->emission = 0;
+            uint64_t last = hdr.seq + (hdr.nseqs ? hdr.nseqs : 1) - 1;
+            if (last > w->rules_mark) /* one judged here: its verdicts count from 0 (those below
+                                         the mark are replays passed over, and emit nothing) */
+                w->emission = 0;
             s_process(w, &hdr, detail, p + sizeof hdr + hdr.detail_len);
             vem_histogram_observe_ns(w->latency, (uint64_t)(vem_now_us() - hdr.received_us) * 1000);
-            uint64_t last = hdr.seq + (hdr.nseqs ? hdr.nseqs : 1) - 1;
             if (last > w->last_seq) /* a replayed input lies below: the mark never goes back */
                 w->last_seq = last;
             if (last > w->rules_mark)
@@ -1613,7 +1615,9 @@ static void s_ckpt_restore(s_worker_t *w)
     }
     w->rules_mark = w->args->rules_floor;
     w->last_rx_us = w->args->rules_floor_rx_us;
-    w->emission = 1u << 30; /* after whatever that input itself emitted */
+    /* after whatever that input itself emitted, and after what a run started earlier emitted
+     * before its first input (the same seq and receipt) */
+    w->emission = vem_now_us();
     w->ckpt_through = w->args->rules_floor;
     w->ckpt_due_us = (vem_mono_ms() * 1000) + (int64_t)w->args->ckpt_interval_s * 1000000;
     w->sweep_due_ms = vem_mono_ms() + S_SWEEP_MS;

@@ -12,7 +12,8 @@
 -- and spool sequence number (spool_seq), and its place among the verdicts the worker emitted
 -- since that input began (emission: the input's own first, then those of the turns of the clock
 -- and of stored history it made after it, before the next input, which travel as that input's
--- records; after a restart, those before the first input go after the checkpoint's last input).
+-- records; after a restart, those before the first input carry the checkpoint's last input and
+-- the start time as their place, so they go after all it emitted and after an earlier run's).
 -- vemd judges a vehicle's inputs in that order, so the latest emission is the verdict as it now
 -- stands: it wins, whether it raises or lowers the severity and whatever its last_at. An older
 -- emission merged later (another sink lane, a replay from the spool) changes nothing. The
@@ -24,7 +25,7 @@
 -- gives the row its input.
 ALTER TABLE violations ADD COLUMN received_at timestamptz, -- the input that made this version
                        ADD COLUMN spool_seq bigint,
-                       ADD COLUMN emission integer;       -- its place after that input began
+                       ADD COLUMN emission bigint;        -- its place after that input began
 
 -- True when the emission e replaces the stored version s (e's input the later, or the same
 -- with e the later emission, then the later last_at), false when it does not; NULL when either

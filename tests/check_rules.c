@@ -2231,9 +2231,9 @@ START_TEST(roadside_history_cuts_a_run)
     s_expect_chain(&log, 1, "a", VEM_SEVERITY_VIOLATION, 2);
     vem_rules_history(v, &cfg, &c, 1, s_collect, &log);
     ck_assert_int_eq(log.n, 4);
-    s_expect_chain(&log, 2, "a", VEM_SEVERITY_NOTICE, 1);
-    ck_assert_int_eq(log.v[2].last_us, a.time_us);
-    s_expect_chain(&log, 3, "b", VEM_SEVERITY_NOTICE, 1);
+    s_expect_chain(&log, 2, "b", VEM_SEVERITY_NOTICE, 1);
+    s_expect_chain(&log, 3, "a", VEM_SEVERITY_NOTICE, 1);
+    ck_assert_int_eq(log.v[3].last_us, a.time_us);
     s_log_free(&log);
     vem_rules_vehicle_destroy(&v);
 }
@@ -2273,10 +2273,10 @@ START_TEST(roadside_history_cuts_above_a_stored_one)
     past[1].received_us = US(T0 + 3 * DAY + 60);
     vem_rules_history(v, &cfg, past, 2, s_collect, &log);
     ck_assert_int_eq(log.n, 7);
-    s_expect_chain(&log, 4, "a", VEM_SEVERITY_VIOLATION, 3);
-    ck_assert_int_eq(log.v[4].last_us, past[0].time_us);
-    s_expect_chain(&log, 5, "d", VEM_SEVERITY_NOTICE, 1);
-    s_expect_chain(&log, 6, "d", VEM_SEVERITY_VIOLATION, 2);
+    s_expect_chain(&log, 4, "d", VEM_SEVERITY_NOTICE, 1);
+    s_expect_chain(&log, 5, "d", VEM_SEVERITY_VIOLATION, 2);
+    s_expect_chain(&log, 6, "a", VEM_SEVERITY_VIOLATION, 3);
+    ck_assert_int_eq(log.v[6].last_us, past[0].time_us);
     s_log_free(&log);
     vem_rules_vehicle_destroy(&v);
 }

@@ -713,6 +713,82 @@ START_TEST(roadside_cut_never_raises)
 }
 END_TEST
 
+/* Nor when readings came between since: with rsd_chain_n 3, c (T0 + 1 d) and f (T0 + 5 d) come
+ * first: c's id holds the notice of c and f. Then a (T0), d (T0 + 2 d), e (T0 + 3 d): the run a
+ * .. f under a's id. x (T0 + 4 d), compliant, cuts it after e: a's id holds a, c, d, e (a
+ * violation); c's id, whose notice reached f, holds c and d, two readings as it did (c, d, e would
+ * be a second violation of the run); f's id f's notice. */
+START_TEST(roadside_cut_keeps_a_notice_short)
+{
+    vem_rules_config_t cfg;
+    vem_rules_config_defaults(&cfg);
+    cfg.rsd_chain_n = 3;
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    static const s_rd_t rd[] = {{"c", T0 + DAY, E},
+                                {"f", T0 + 5 * DAY, E},
+                                {"a", T0, E},
+                                {"d", T0 + 2 * DAY, E},
+                                {"e", T0 + 3 * DAY, E}};
+    for (int k = 0; k < 5; k++) {
+        log.n = 0;
+        s_feed_one(v, &cfg, rd[k].id, rd[k].t, rd[k].no, &log);
+    }
+    log.n = 0;
+    ck_assert_uint_eq(s_feed_one(v, &cfg, "x", T0 + 4 * DAY, C, &log), 3);
+    char ida[VEM_RULES_ID_LEN], idc[VEM_RULES_ID_LEN];
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/a", ida);
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/c", idc);
+    const s_got_t *a = s_latest(&log, ida), *c = s_latest(&log, idc);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq(a->severity, V);
+    ck_assert_uint_eq(a->nreadings, 4);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(c->severity, N);
+    ck_assert_uint_eq(c->nreadings, 2);
+    ck_assert_int_eq(c->last_us, US(T0 + 2 * DAY) + 250000);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* A history load that completes a run it also cuts: with rsd_chain_n 4, a (T0), c (T0 + 2 d) and
+ * e (T0 + 6 d) came live, a's id the notice of all three. The history brings b (T0 + 1 d) and c2
+ * (T0 + 3 d), both over, and x (T0 + 4 d), compliant: the runs are a, b, c, c2 (a violation, four
+ * readings) and e. The last verdict under a's id is that violation, whatever came before it. */
+START_TEST(roadside_history_completes_what_it_cuts)
+{
+    vem_rules_config_t cfg;
+    vem_rules_config_defaults(&cfg);
+    cfg.rsd_chain_n = 4;
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    s_feed_one(v, &cfg, "a", T0, E, &log);
+    s_feed_one(v, &cfg, "c", T0 + 2 * DAY, E, &log);
+    s_feed_one(v, &cfg, "e", T0 + 6 * DAY, E, &log);
+    static const s_rd_t past[] = {
+        {"b", T0 + DAY, E}, {"c2", T0 + 3 * DAY, E}, {"x", T0 + 4 * DAY, C}};
+    vem_rsd_reading_t r[3];
+    for (int k = 0; k < 3; k++) {
+        s_reading(&r[k], &past[k]);
+        r[k].received_us = US(past[k].t + 60);
+    }
+    log.n = 0;
+    vem_rules_history(v, &cfg, r, 3, s_collect, &log);
+    char ida[VEM_RULES_ID_LEN], ide[VEM_RULES_ID_LEN];
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/a", ida);
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/e", ide);
+    const s_got_t *a = s_latest(&log, ida), *e = s_latest(&log, ide);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq(a->severity, V);
+    ck_assert_uint_eq(a->nreadings, 4);
+    ck_assert_int_eq(a->last_us, US(T0 + 3 * DAY) + 250000);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->severity, N);
+    ck_assert_uint_eq(e->nreadings, 1);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 /* A run longer than VEM_RULES_CHAIN_MAX: e1 .. e40 an hour apart, all exceedances, in time order.
  * e32's verdict rests on e1 .. e32 (under e1's id), e33's on e2 .. e33 (under e2's), ... e40's on
  * e9 .. e40 (under e9's). Then c, compliant, taken between e20 and e21, comes: the runs are e1
@@ -803,6 +879,8 @@ Suite *vem_suite_rules_order(void)
     tcase_add_test(tc, roadside_late_without_context);
     tcase_add_test(tc, roadside_long_run_cut);
     tcase_add_test(tc, roadside_cut_never_raises);
+    tcase_add_test(tc, roadside_cut_keeps_a_notice_short);
+    tcase_add_test(tc, roadside_history_completes_what_it_cuts);
     tcase_add_test(tc, mil_bound);
     suite_add_tcase(s, tc);
     return s;
