@@ -432,31 +432,63 @@ static const vem_rules_link_t *s_held_before(const s_before_t *b, const vem_rule
     return NULL;
 }
 
-/* A run that ends where it went on before (a compliant reading placed inside it, or for a
- * history load one that brought its readings) is cut: the readings above start a run of their
- * own (s_emit_changed emits their verdicts), and no verdict may rest on readings on both sides
- * of the cut: rules.md's "consecutive means no valid compliant reading in between". For every
- * exceedance at links[from .. to) that now ends its run:
+/* True when o (a reading as b held it) had a verdict under its id that reached past the reading
+ * at end_us, which ends the n readings from o on: later, or at the same instant on more readings
+ * (the chain orders readings of one instant by station and reading id). */
+static bool s_reaches_past(const vem_rules_link_t *o, int64_t end_us, uint32_t n)
+{
+    return o && (o->reach_us > end_us || (o->reach_us == end_us && o->reach_n > n));
+}
+
+/* True when a history load must say what the run links[first .. i] now is: this state judged one
+ * of its readings (the stored verdicts of that run were made without it, or it without them),
+ * or a compliant reading next to it that has an exceedance on its other side (the stored
+ * verdicts may run across it, or lack this run's own). */
+static bool s_judged(const s_before_t *b, const vem_rules_link_t *l)
+{
+    const vem_rules_link_t *o = s_held_before(b, l);
+    return o && !o->loaded;
+}
+
+static bool s_touched(const vem_rules_chain_t *c, const s_before_t *b, s_lim_t lim, uint32_t first,
+                      uint32_t i)
+{
+    for (uint32_t k = first; k <= i; k++)
+        if (s_judged(b, &c->links[k]))
+            return true;
+    if (i + 2 < c->n && !s_over(&c->links[i + 1], lim) && s_over(&c->links[i + 2], lim) &&
+        s_judged(b, &c->links[i + 1]))
+        return true;
+    return first >= 2 && !s_over(&c->links[first - 1], lim) && s_over(&c->links[first - 2], lim) &&
+           s_judged(b, &c->links[first - 1]);
+}
+
+/* A run that ends where it went on before (a compliant reading placed inside it) is cut: the
+ * readings above start a run of their own (s_emit_changed emits their verdicts), and no verdict
+ * may rest on readings on both sides of the cut: rules.md's "consecutive means no valid
+ * compliant reading in between". For every exceedance at links[from .. to) that ends its run:
  *  - under the id of its run's oldest reading, which holds the verdict of the run's last
  *    exceedance, the run's verdict as it now stands (a notice again, say, when fewer than
- *    rsd_chain_n are left), when that id's latest verdict reached past it (reach_us) or, for a
+ *    rsd_chain_n are left), when that id's latest verdict reached past it (reach) or, for a
  *    reading that was held before (bfrom on: b's verdicts known), its run went on past it then.
- *    Not when s_emit_changed emits it (at or above changed_from, held, its verdict changed);
+ *    On a history load (whole), whenever s_touched, unless the id holds just this verdict
+ *    already (its reach now: emitted before, or by s_emit_changed just now); the caller emits
+ *    these after s_emit_changed, so they are the last;
  *  - under the id of every other reading of the run whose latest verdict reached past it (an
  *    exceedance judged before an older one of its run came, or the oldest of the newest
  *    VEM_RULES_CHAIN_MAX of a longer run), the run from that reading on, up to it and no longer
  *    than that verdict (reach_n: readings that came between since do not make it more severe):
  *    consecutive exceedances, none across the cut.
- * The reach is as b held it: verdicts emitted since (s_emit_changed's, on the history path) do
- * not hide what the ids held before the change. Skipped, as in s_emit_changed, when the run's
- * end is a stored reading received after the input (received_us; it emits these when it comes)
- * and, for the first, when the run reaches the oldest held reading of a truncated chain. own:
- * the chain whose readings' reach is kept (c, or the chain c is a view of). */
+ * The reach is as b held it: verdicts emitted since do not hide what the ids held before the
+ * change. Skipped, as in s_emit_changed, when the run's end is a stored reading received after
+ * the input (received_us; it emits these when it comes) and, for the first, when the run reaches
+ * the oldest held reading of a truncated chain. own: the chain whose readings' reach is kept (c,
+ * or the chain c is a view of). */
 static void s_emit_cut(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
                        vem_rules_fuel_t fuel, unsigned p, const vem_rules_chain_t *c,
                        vem_rules_chain_t *own, const s_before_t *b, uint32_t bfrom, uint32_t from,
-                       uint32_t to, uint32_t changed_from, s_lim_t lim, bool fresh_too,
-                       int64_t received_us, vem_rules_out_t *out)
+                       uint32_t to, bool whole, s_lim_t lim, int64_t received_us,
+                       vem_rules_out_t *out)
 {
     uint32_t j = 0;
     for (uint32_t i = from; i < to && i < c->n; i++) {
@@ -473,15 +505,20 @@ static void s_emit_cut(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t 
         bool held = j < b->n && s_same_link(&b->links[j], l);
         s_sig_t g = s_sig(c, cfg, lim, i);
         const vem_rules_link_t *a = s_held_before(b, &c->links[g.first]);
-        bool cut = (a && a->reach_us > l->time_us) || (held && s_went_on(b, bfrom, j));
-        bool changed = i >= changed_from && held && j >= bfrom && !s_sig_kept(b, j, c, &g) &&
-                       !(l->loaded && !fresh_too);
-        if (cut && !changed && !(c->truncated && g.first == 0))
+        bool emit;
+        if (whole) {
+            const vem_rules_link_t *now = &c->links[g.first];
+            emit = s_touched(c, b, lim, (uint32_t)g.first, i) &&
+                   !(now->reach_us == l->time_us && now->reach_n == g.n);
+        } else {
+            emit = s_reaches_past(a, l->time_us, g.n) || (held && s_went_on(b, bfrom, j));
+        }
+        if (emit && !(c->truncated && g.first == 0))
             s_chain_emit(ctx, cfg, fuel, p, c, own, &g, lim, out);
         for (uint32_t k = (uint32_t)g.first + 1; k <= i; k++) {
             const vem_rules_link_t *o = s_held_before(b, &c->links[k]);
-            if (o && o->reach_us > l->time_us) {
-                uint32_t n = i - k + 1;
+            uint32_t n = i - k + 1;
+            if (s_reaches_past(o, l->time_us, n)) {
                 s_sig_t part = {(int32_t)k, -1, n < o->reach_n ? n : o->reach_n};
                 s_chain_emit(ctx, cfg, fuel, p, c, own, &part, lim, out);
             }
@@ -601,7 +638,7 @@ static void s_emit_loaded(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config
     prior.n = m;
     s_remember(&prior, cfg, lim, at, before);
     if (at > 0)
-        s_emit_cut(ctx, cfg, fuel, p, &met, c, before, at, at - 1, at, at, lim, true, 0, out);
+        s_emit_cut(ctx, cfg, fuel, p, &met, c, before, at, at - 1, at, false, lim, 0, out);
     s_emit_changed(ctx, cfg, fuel, p, &met, c, before, at, lim, true, 0, out);
     free(then);
     free(before);
@@ -643,7 +680,7 @@ static bool s_judge(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ctx,
     uint32_t at;
     if (s_insert(c, ctx, cfg, r, value, lim, loaded, place, &at) && out->fn) {
         if (at > 0)
-            s_emit_cut(ctx, cfg, fuel, p, c, c, &before, place, at - 1, at, at, lim, true,
+            s_emit_cut(ctx, cfg, fuel, p, c, c, &before, place, at - 1, at, false, lim,
                        r->received_us, out);
         s_emit_changed(ctx, cfg, fuel, p, c, c, &before, at, lim, true, r->received_us, out);
     }
@@ -969,7 +1006,7 @@ size_t vem_rules_rsd_history(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ct
             s_emit_changed(ctx, cfg, fuel, p, rsd->chain[p], rsd->chain[p], &before[p], 0, lim,
                            false, 0, out);
             s_emit_cut(ctx, cfg, fuel, p, rsd->chain[p], rsd->chain[p], &before[p], 0, 0,
-                       rsd->chain[p]->n, 0, lim, false, 0, out);
+                       rsd->chain[p]->n, true, lim, 0, out);
         }
     }
     free(before);

@@ -2282,6 +2282,82 @@ START_TEST(roadside_history_cuts_above_a_stored_one)
 }
 END_TEST
 
+/* The last emission under an id in the log; NULL when none. */
+static const s_got_t *s_last_of(const s_log_t *log, const char *anchor)
+{
+    char id[VEM_RULES_ID_LEN], a[64];
+    snprintf(a, sizeof a, "r=S01/%s", anchor);
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, a, id);
+    const s_got_t *last = NULL;
+    for (int k = 0; k < log->n; k++)
+        if (strcmp(log->v[k].id, id) == 0)
+            last = &log->v[k];
+    return last;
+}
+
+/* A state that judged a compliant reading before its history came. The database holds a (T0)
+ * and c (T0 + 2 d), both over, stored by a vemd that never had b, so a's id is the violation of a
+ * and c there. This state judged b (T0 + 1 d, compliant) live, then loads the history: the runs
+ * are a and c, each a notice (rules.md: no compliant reading in between), under a's and c's ids. */
+START_TEST(roadside_history_around_a_judged_compliant)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rsd_reading_t b, past[2];
+    s_reading(&b, T0 + DAY, "b", VEM_FUEL_DIESEL);
+    b.no_ppm = 1200;
+    s_reading(&past[0], T0, "a", VEM_FUEL_DIESEL);
+    past[0].no_ppm = 1700;
+    past[0].received_us = US(T0 + 60);
+    s_reading(&past[1], T0 + 2 * DAY, "c", VEM_FUEL_DIESEL);
+    past[1].no_ppm = 1600;
+    past[1].received_us = US(T0 + 2 * DAY + 60);
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &b, 1, s_collect, &log), 0);
+    ck_assert_uint_eq(vem_rules_history(v, &cfg, past, 2, s_collect, &log), 2);
+    const s_got_t *a = s_last_of(&log, "a"), *c = s_last_of(&log, "c");
+    ck_assert(a && a->severity == VEM_SEVERITY_NOTICE && a->last_us == past[0].time_us);
+    ck_assert(c && c->severity == VEM_SEVERITY_NOTICE && c->last_us == past[1].time_us);
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* A state that judged an exceedance the stored run lacks: with rsd_chain_n 3, the database holds
+ * a (T0 + 12 h), d (T0 + 60 h) and b (T0 + 66 h), a's id the violation of the three; this state
+ * judged c (T0 + 54 h, over) live, then loads the history. The run is a, c, d, b: the last
+ * verdict under a's id is its violation on all four, not the notice of a and c that c's own
+ * verdict now is. */
+START_TEST(roadside_history_into_a_judged_exceedance)
+{
+    vem_rules_config_t cfg = s_defaults();
+    cfg.rsd_chain_n = 3;
+    vem_rsd_reading_t c, past[3];
+    s_reading(&c, T0 + 54 * 3600, "c", VEM_FUEL_DIESEL);
+    c.no_ppm = 1700;
+    static const struct {
+        const char *id;
+        int64_t t;
+    } stored[] = {{"a", T0 + 12 * 3600}, {"d", T0 + 60 * 3600}, {"b", T0 + 66 * 3600}};
+    for (int k = 0; k < 3; k++) {
+        s_reading(&past[k], stored[k].t, stored[k].id, VEM_FUEL_DIESEL);
+        past[k].no_ppm = 1600;
+        past[k].received_us = US(stored[k].t + 60);
+    }
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    s_log_t log = {0};
+    ck_assert_uint_eq(vem_rules_on_reading(v, &cfg, &c, 1, s_collect, &log), 1);
+    vem_rules_history(v, &cfg, past, 3, s_collect, &log);
+    const s_got_t *a = s_last_of(&log, "a");
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq(a->severity, VEM_SEVERITY_VIOLATION);
+    ck_assert_int_eq(a->last_us, past[2].time_us);
+    ck_assert_uint_eq(json_array_size(json_object_get(a->ev, "readings")), 4);
+    s_log_free(&log);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 /* A replay after a restart of three inputs the history loaded at start holds: a (T0, received
  * T0 + 1 h) and b (T0 + 2 d, received T0 + 2 d + 1 h), over the limit, then c (T0 + 1 d,
  * compliant) that reached vemd late (received T0 + 3 d). Each emits what it emitted live: a its
@@ -3608,6 +3684,8 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, roadside_history_cuts_a_run);
     tcase_add_test(tc, roadside_replayed_cut);
     tcase_add_test(tc, roadside_history_cuts_above_a_stored_one);
+    tcase_add_test(tc, roadside_history_around_a_judged_compliant);
+    tcase_add_test(tc, roadside_history_into_a_judged_exceedance);
     tcase_add_test(tc, roadside_history_twice_emits_nothing);
     tcase_add_test(tc, full_chain_keeps_the_newest);
     tcase_add_test(tc, roadside_reload_judges_the_chain_by_the_limit_in_force);

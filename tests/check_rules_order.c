@@ -789,6 +789,33 @@ START_TEST(roadside_history_completes_what_it_cuts)
 }
 END_TEST
 
+/* Readings of one instant: the chain orders them by station and reading id, and a cut among
+ * them is a cut. With rsd_chain_n 3: a (T0 + 42 h), e (T0 + 48 h), and b, c, d all at T0 + 54 h,
+ * c compliant, the others over; time order is a, e, b, c, d. Fed e, b, d, a, c: once c comes,
+ * no id's last verdict spans it (e's id held e, b, d across it). */
+START_TEST(roadside_cut_at_one_instant)
+{
+    vem_rules_config_t cfg;
+    vem_rules_config_defaults(&cfg);
+    cfg.rsd_chain_n = 3;
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    static const s_rd_t rd[] = {{"e", T0 + 48 * 3600, E},
+                                {"b", T0 + 54 * 3600, E},
+                                {"d", T0 + 54 * 3600, E},
+                                {"a", T0 + 42 * 3600, E},
+                                {"c", T0 + 54 * 3600, C}};
+    s_log_t log = {0};
+    for (int k = 0; k < 5; k++)
+        s_feed_one(v, &cfg, rd[k].id, rd[k].t, rd[k].no, &log);
+    char ide[VEM_RULES_ID_LEN];
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/e", ide);
+    const s_got_t *e = s_latest(&log, ide);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_msg(e->nreadings <= 2, "e's id still rests on %zu readings, across c", e->nreadings);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 /* A run longer than VEM_RULES_CHAIN_MAX: e1 .. e40 an hour apart, all exceedances, in time order.
  * e32's verdict rests on e1 .. e32 (under e1's id), e33's on e2 .. e33 (under e2's), ... e40's on
  * e9 .. e40 (under e9's). Then c, compliant, taken between e20 and e21, comes: the runs are e1
@@ -880,6 +907,7 @@ Suite *vem_suite_rules_order(void)
     tcase_add_test(tc, roadside_long_run_cut);
     tcase_add_test(tc, roadside_cut_never_raises);
     tcase_add_test(tc, roadside_cut_keeps_a_notice_short);
+    tcase_add_test(tc, roadside_cut_at_one_instant);
     tcase_add_test(tc, roadside_history_completes_what_it_cuts);
     tcase_add_test(tc, mil_bound);
     suite_add_tcase(s, tc);
