@@ -23,8 +23,8 @@
  *   roadside: five chains (present, truncated, capacity, readings with a flags byte: bit 0
  *     "over", bit 1 "loaded" from the stored history and not yet come as an input, and then
  *     its receipt time follows the ids, bit 2 "anchor": a verdict was emitted under its id, and
- *     then the time of the last reading the latest of them rests on and their count (u8)
- *     follow), the
+ *     then the time of the last reading the latest of them rests on, that reading's key (u64,
+ *     rules_rsd.c s_key) and their count (u8) follow), the
  *     fusion history (slots, head, newest, one u32 per slot: vem_rules_nox_t) and the pending
  *     NO exceedances
  *   u64 bytes of memory the state held
@@ -105,7 +105,7 @@ _Static_assert(sizeof(vem_rules_scr_minute_t) == 24, "scr minute changed: update
 _Static_assert(sizeof(vem_rules_rsd_t) == 144, "roadside changed: update rules_ckpt");
 /* (its fusion stage is saved as part of the ring, as vem_rules_rsd_settle writes it) */
 _Static_assert(sizeof(vem_rules_chain_t) == 24, "chain changed: update rules_ckpt");
-_Static_assert(sizeof(vem_rules_link_t) == 136, "link changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_link_t) == 144, "link changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_pending_t) == 120, "pending changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_counts_t) == 72, "counts changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_engine_facts_t) == 32, "facts changed: update rules_ckpt");
@@ -687,6 +687,7 @@ static void s_put_rsd(s_wr_t *w, const vem_rules_rsd_t *rsd)
                 s_put_i64(w, c->links[i].received_us);
             if (c->links[i].reach_us) {
                 s_put_i64(w, c->links[i].reach_us);
+                s_put_u64(w, c->links[i].reach_key);
                 s_put_u8(w, c->links[i].reach_n);
             }
         }
@@ -764,6 +765,7 @@ static void s_get_chain(s_rd_t *r, vem_rules_chain_t *c, size_t *bytes)
             l->received_us = s_time(r, true, false, 0, "chain reading receipt");
         if (anchor) {
             l->reach_us = s_time(r, true, false, 0, "chain reading reach");
+            l->reach_key = s_u64(r, "chain reading reach key");
             l->reach_n = s_u8(r, "chain reading reach count");
             if (!r->failed && l->reach_us < l->time_us)
                 s_fail(r, "chain reading %" PRIu32 " reaches before itself", i);

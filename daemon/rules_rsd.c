@@ -302,6 +302,19 @@ static s_sig_t s_sig(const vem_rules_chain_t *c, const vem_rules_config_t *cfg, 
     return g;
 }
 
+/* A reading's station and reading ids as 64 bits (FNV-1a): which of the readings of one instant
+ * a reach names. */
+static uint64_t s_key(const vem_rules_link_t *l)
+{
+    uint64_t h = 14695981039346656037u;
+    for (const char *s = l->station_id; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211u;
+    h = (h ^ '/') * 1099511628211u;
+    for (const char *s = l->reading_id; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211u;
+    return h;
+}
+
 /* Emits the verdict g of chain c, under the id of its first reading; in own (c itself, or the
  * chain c is a view of) that reading's reach becomes the verdict's last reading and count. */
 static void s_chain_emit(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
@@ -313,6 +326,7 @@ static void s_chain_emit(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_
     for (uint32_t i = 0; i < own->n; i++)
         if (s_cmp(&own->links[i], first->time_us, first->station_id, first->reading_id) == 0) {
             own->links[i].reach_us = last->time_us;
+            own->links[i].reach_key = s_key(last);
             own->links[i].reach_n = (uint8_t)g->n;
         }
     json_t *ev = json_object();
@@ -432,35 +446,88 @@ static const vem_rules_link_t *s_held_before(const s_before_t *b, const vem_rule
     return NULL;
 }
 
-/* True when o (a reading as b held it) had a verdict under its id that reached past the reading
- * at end_us, which ends the n readings from o on: later, or at the same instant on more readings
- * (the chain orders readings of one instant by station and reading id). */
-static bool s_reaches_past(const vem_rules_link_t *o, int64_t end_us, uint32_t n)
+/* True when o (a reading as b held it) had a verdict under its id that reached past c's reading
+ * at end, which ends the n readings from o on: to a later reading, in time or, at end's
+ * instant, in the chain's order (by station and reading id); at that instant a reading c does
+ * not hold (let go) counts as past when that verdict held more than n readings. */
+static bool s_reaches_past(const vem_rules_link_t *o, const vem_rules_chain_t *c, uint32_t end,
+                           uint32_t n)
 {
-    return o && (o->reach_us > end_us || (o->reach_us == end_us && o->reach_n > n));
+    if (!o || !o->reach_us)
+        return false;
+    int64_t t = c->links[end].time_us;
+    if (o->reach_us != t)
+        return o->reach_us > t;
+    for (uint32_t k = end; k > 0 && c->links[k - 1].time_us == t; k--)
+        if (s_key(&c->links[k - 1]) == o->reach_key)
+            return false; /* at or before end */
+    if (s_key(&c->links[end]) == o->reach_key)
+        return false;
+    for (uint32_t k = end + 1; k < c->n && c->links[k].time_us == t; k++)
+        if (s_key(&c->links[k]) == o->reach_key)
+            return true;
+    return o->reach_n > n;
 }
 
-/* True when a history load must say what the run links[first .. i] now is: this state judged one
- * of its readings (the stored verdicts of that run were made without it, or it without them),
- * or a compliant reading next to it that has an exceedance on its other side (the stored
- * verdicts may run across it, or lack this run's own). */
+/* True when l's id holds just the verdict g ending at c's reading end: its latest reached end
+ * on as many readings. */
+static bool s_holds(const vem_rules_link_t *l, const vem_rules_chain_t *c, uint32_t end,
+                    const s_sig_t *g)
+{
+    return l && l->reach_us == c->links[end].time_us && l->reach_key == s_key(&c->links[end]) &&
+           l->reach_n == g->n;
+}
+
+/* True when l was held before, and judged here (not a stored reading yet to come as an input). */
 static bool s_judged(const s_before_t *b, const vem_rules_link_t *l)
 {
     const vem_rules_link_t *o = s_held_before(b, l);
     return o && !o->loaded;
 }
 
+/* True when a history load must say what the verdict on links[first .. x] now is: this state
+ * judged one of them (the stored verdicts were made without it, or it without them), or a
+ * compliant reading in the block of compliant ones just above x or just below first, beyond
+ * which lies an exceedance (the stored verdicts may run across the block, or lack this one). */
 static bool s_touched(const vem_rules_chain_t *c, const s_before_t *b, s_lim_t lim, uint32_t first,
-                      uint32_t i)
+                      uint32_t x)
 {
-    for (uint32_t k = first; k <= i; k++)
+    for (uint32_t k = first; k <= x; k++)
         if (s_judged(b, &c->links[k]))
             return true;
-    if (i + 2 < c->n && !s_over(&c->links[i + 1], lim) && s_over(&c->links[i + 2], lim) &&
-        s_judged(b, &c->links[i + 1]))
+    bool judged = false;
+    uint32_t k = x + 1;
+    for (; k < c->n && !s_over(&c->links[k], lim); k++)
+        judged = judged || s_judged(b, &c->links[k]);
+    if (judged && k < c->n)
         return true;
-    return first >= 2 && !s_over(&c->links[first - 1], lim) && s_over(&c->links[first - 2], lim) &&
-           s_judged(b, &c->links[first - 1]);
+    judged = false;
+    for (k = first; k > 0 && !s_over(&c->links[k - 1], lim); k--)
+        judged = judged || s_judged(b, &c->links[k - 1]);
+    return judged && k > 0;
+}
+
+/* After a history load, the verdict under each id as it now stands, where the stored one may
+ * differ (s_touched): for every exceedance whose verdict is the last under its id (the next
+ * exceedance's rests on a later oldest reading, or none follows in its run), that verdict,
+ * unless the id holds just it already (emitted here before the load). The ids that only a
+ * verdict of this state left across a cut follow (s_emit_cut). */
+static void s_emit_history(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t *cfg,
+                           vem_rules_fuel_t fuel, unsigned p, vem_rules_chain_t *c,
+                           const s_before_t *b, s_lim_t lim, vem_rules_out_t *out)
+{
+    for (uint32_t x = 0; x < c->n; x++) {
+        if (!s_over(&c->links[x], lim))
+            continue;
+        s_sig_t g = s_sig(c, cfg, lim, x);
+        if ((x + 1 < c->n && s_over(&c->links[x + 1], lim) &&
+             s_sig(c, cfg, lim, x + 1).first == g.first) ||
+            (c->truncated && g.first == 0))
+            continue;
+        if (s_touched(c, b, lim, (uint32_t)g.first, x) &&
+            !s_holds(s_held_before(b, &c->links[g.first]), c, x, &g))
+            s_chain_emit(ctx, cfg, fuel, p, c, c, &g, lim, out);
+    }
 }
 
 /* A run that ends where it went on before (a compliant reading placed inside it) is cut: the
@@ -471,9 +538,7 @@ static bool s_touched(const vem_rules_chain_t *c, const s_before_t *b, s_lim_t l
  *    exceedance, the run's verdict as it now stands (a notice again, say, when fewer than
  *    rsd_chain_n are left), when that id's latest verdict reached past it (reach) or, for a
  *    reading that was held before (bfrom on: b's verdicts known), its run went on past it then.
- *    On a history load (whole), whenever s_touched, unless the id holds just this verdict
- *    already (its reach now: emitted before, or by s_emit_changed just now); the caller emits
- *    these after s_emit_changed, so they are the last;
+ *    Not on a history load (whole): s_emit_history emits those;
  *  - under the id of every other reading of the run whose latest verdict reached past it (an
  *    exceedance judged before an older one of its run came, or the oldest of the newest
  *    VEM_RULES_CHAIN_MAX of a longer run), the run from that reading on, up to it and no longer
@@ -505,20 +570,13 @@ static void s_emit_cut(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t 
         bool held = j < b->n && s_same_link(&b->links[j], l);
         s_sig_t g = s_sig(c, cfg, lim, i);
         const vem_rules_link_t *a = s_held_before(b, &c->links[g.first]);
-        bool emit;
-        if (whole) {
-            const vem_rules_link_t *now = &c->links[g.first];
-            emit = s_touched(c, b, lim, (uint32_t)g.first, i) &&
-                   !(now->reach_us == l->time_us && now->reach_n == g.n);
-        } else {
-            emit = s_reaches_past(a, l->time_us, g.n) || (held && s_went_on(b, bfrom, j));
-        }
+        bool emit = !whole && (s_reaches_past(a, c, i, g.n) || (held && s_went_on(b, bfrom, j)));
         if (emit && !(c->truncated && g.first == 0))
             s_chain_emit(ctx, cfg, fuel, p, c, own, &g, lim, out);
         for (uint32_t k = (uint32_t)g.first + 1; k <= i; k++) {
             const vem_rules_link_t *o = s_held_before(b, &c->links[k]);
             uint32_t n = i - k + 1;
-            if (s_reaches_past(o, l->time_us, n)) {
+            if (s_reaches_past(o, c, i, n)) {
                 s_sig_t part = {(int32_t)k, -1, n < o->reach_n ? n : o->reach_n};
                 s_chain_emit(ctx, cfg, fuel, p, c, own, &part, lim, out);
             }
@@ -1001,10 +1059,7 @@ size_t vem_rules_rsd_history(vem_rules_rsd_t *rsd, const vem_rules_rsd_ctx_t *ct
     for (unsigned p = 0; p < VEM_RULES_POLLUTANTS && before; p++) {
         s_lim_t lim = s_limit(cfg, fuel, p);
         if (rsd->chain[p] && !isnan(lim.before)) {
-            /* the cuts last: a run's verdict under its oldest reading's id is that of its last
-             * exceedance, which s_emit_changed may leave to s_emit_cut (a stored one) */
-            s_emit_changed(ctx, cfg, fuel, p, rsd->chain[p], rsd->chain[p], &before[p], 0, lim,
-                           false, 0, out);
+            s_emit_history(ctx, cfg, fuel, p, rsd->chain[p], &before[p], lim, out);
             s_emit_cut(ctx, cfg, fuel, p, rsd->chain[p], rsd->chain[p], &before[p], 0, 0,
                        rsd->chain[p]->n, true, lim, 0, out);
         }
