@@ -228,7 +228,7 @@ typedef struct {
     char reading_id[64];
     int64_t received_us; /* of a loaded one: when vemd received it (0: not known) */
     /* when a verdict was emitted under its id here: the time of the last reading the latest of
-     * them rests on (rules_rsd.c, s_emit_cut), that reading's key (vem_rules_link_key: readings
+     * them rests on (rules_rsd.c, s_emit_cut), that reading's key (rules_rsd.c s_key: readings
      * of one instant), and their number (reach_n); 0: none */
     int64_t reach_us;
     uint64_t reach_key;

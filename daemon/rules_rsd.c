@@ -309,7 +309,7 @@ static uint64_t s_key(const vem_rules_link_t *l)
     uint64_t h = 14695981039346656037u;
     for (const char *s = l->station_id; *s; s++)
         h = (h ^ (uint8_t)*s) * 1099511628211u;
-    h = (h ^ '/') * 1099511628211u;
+    h *= 1099511628211u; /* a NUL between them: ids may hold any other byte */
     for (const char *s = l->reading_id; *s; s++)
         h = (h ^ (uint8_t)*s) * 1099511628211u;
     return h;
@@ -448,24 +448,22 @@ static const vem_rules_link_t *s_held_before(const s_before_t *b, const vem_rule
 
 /* True when o (a reading as b held it) had a verdict under its id that reached past c's reading
  * at end, which ends the n readings from o on: to a later reading, in time or, at end's
- * instant, in the chain's order (by station and reading id); at that instant a reading c does
- * not hold (let go) counts as past when that verdict held more than n readings. */
+ * instant, in the order of own (the whole chain c is or is a view of: by station and reading
+ * id); at that instant a reading own does not hold (let go) counts as past when that verdict
+ * held more than n readings. */
 static bool s_reaches_past(const vem_rules_link_t *o, const vem_rules_chain_t *c, uint32_t end,
-                           uint32_t n)
+                           uint32_t n, const vem_rules_chain_t *own)
 {
     if (!o || !o->reach_us)
         return false;
-    int64_t t = c->links[end].time_us;
-    if (o->reach_us != t)
-        return o->reach_us > t;
-    for (uint32_t k = end; k > 0 && c->links[k - 1].time_us == t; k--)
-        if (s_key(&c->links[k - 1]) == o->reach_key)
-            return false; /* at or before end */
-    if (s_key(&c->links[end]) == o->reach_key)
-        return false;
-    for (uint32_t k = end + 1; k < c->n && c->links[k].time_us == t; k++)
-        if (s_key(&c->links[k]) == o->reach_key)
-            return true;
+    const vem_rules_link_t *l = &c->links[end];
+    if (o->reach_us != l->time_us)
+        return o->reach_us > l->time_us;
+    for (uint32_t k = 0; k < own->n; k++) {
+        const vem_rules_link_t *x = &own->links[k];
+        if (x->time_us == l->time_us && s_key(x) == o->reach_key)
+            return s_cmp(x, l->time_us, l->station_id, l->reading_id) > 0;
+    }
     return o->reach_n > n;
 }
 
@@ -570,13 +568,14 @@ static void s_emit_cut(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t 
         bool held = j < b->n && s_same_link(&b->links[j], l);
         s_sig_t g = s_sig(c, cfg, lim, i);
         const vem_rules_link_t *a = s_held_before(b, &c->links[g.first]);
-        bool emit = !whole && (s_reaches_past(a, c, i, g.n) || (held && s_went_on(b, bfrom, j)));
+        bool emit =
+            !whole && (s_reaches_past(a, c, i, g.n, own) || (held && s_went_on(b, bfrom, j)));
         if (emit && !(c->truncated && g.first == 0))
             s_chain_emit(ctx, cfg, fuel, p, c, own, &g, lim, out);
         for (uint32_t k = (uint32_t)g.first + 1; k <= i; k++) {
             const vem_rules_link_t *o = s_held_before(b, &c->links[k]);
             uint32_t n = i - k + 1;
-            if (s_reaches_past(o, c, i, n)) {
+            if (s_reaches_past(o, c, i, n, own)) {
                 s_sig_t part = {(int32_t)k, -1, n < o->reach_n ? n : o->reach_n};
                 s_chain_emit(ctx, cfg, fuel, p, c, own, &part, lim, out);
             }

@@ -1025,8 +1025,8 @@ static void s_resaves_as_current(const vem_rules_vehicle_t *v)
 
 /* Version 9 is version 10 without the chain readings' "anchor" bit and reach: the first len
  * bytes of a version 10 checkpoint as version 9 are those a load of it saves with no reach
- * (8 bytes shorter for each), under version 9. Bytes that do not load as a whole end before
- * the chains (the tests cut them there): they are the same. */
+ * (17 bytes shorter for each: time, key, count), under version 9. Bytes that do not load as a whole
+ * end before the chains (the tests cut them there): they are the same. */
 static void s_v9_of(const uint8_t *buf, size_t len, s_bytes_t *o)
 {
     ck_assert_uint_eq(buf[4], 10);

@@ -816,6 +816,50 @@ START_TEST(roadside_cut_at_one_instant)
 }
 END_TEST
 
+/* Readings of one instant are told apart by their whole station and reading ids, whatever bytes
+ * those hold: e1 (station "S", reading "1/x") and r (station "S/1", reading "x") at T0 + 1 d,
+ * both over, then a (T0), over: the run a, e1, r under a's id, and e1's id the violation of e1
+ * and r it held before a came. Then c (station "S", reading "2"), compliant, at the same
+ * instant: by station and reading id it lies between e1 and r. Three verdicts: a's id a and e1,
+ * e1's id e1 alone (a notice), r's id r alone. (e1's and r's ids are one: a verdict's id names
+ * its oldest reading as "station/reading", which these two share; not changed here.) */
+START_TEST(roadside_cut_between_ids_alike)
+{
+    vem_rules_config_t cfg;
+    vem_rules_config_defaults(&cfg);
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    static const struct {
+        const char *station, *id;
+        int64_t t;
+        double no;
+    } rd[] = {{"S", "1/x", T0 + DAY, E},
+              {"S/1", "x", T0 + DAY, E},
+              {"S", "a", T0, E},
+              {"S", "2", T0 + DAY, C}};
+    s_log_t log = {0};
+    unsigned n = 0;
+    for (int k = 0; k < 4; k++) {
+        s_rd_t d = {rd[k].id, rd[k].t, rd[k].no};
+        vem_rsd_reading_t r;
+        s_reading(&r, &d);
+        snprintf(r.station_id, sizeof r.station_id, "%s", rd[k].station);
+        log.n = k == 3 ? 0 : log.n;
+        n = vem_rules_on_reading(v, &cfg, &r, (uint64_t)k + 1, s_collect, &log);
+    }
+    ck_assert_uint_eq(n, 3);
+    char id[VEM_RULES_ID_LEN];
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S/a", id);
+    const s_got_t *g = s_latest(&log, id);
+    ck_assert(g && g->severity == V && g->nreadings == 2);
+    vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S/1/x", id);
+    g = s_latest(&log, id);
+    ck_assert(g && g->severity == N && g->nreadings == 1);
+    ck_assert_int_eq(log.v[1].severity, N); /* e1's, before r's */
+    ck_assert_uint_eq(log.v[1].nreadings, 1);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
 /* A run longer than VEM_RULES_CHAIN_MAX: e1 .. e40 an hour apart, all exceedances, in time order.
  * e32's verdict rests on e1 .. e32 (under e1's id), e33's on e2 .. e33 (under e2's), ... e40's on
  * e9 .. e40 (under e9's). Then c, compliant, taken between e20 and e21, comes: the runs are e1
@@ -908,6 +952,7 @@ Suite *vem_suite_rules_order(void)
     tcase_add_test(tc, roadside_cut_never_raises);
     tcase_add_test(tc, roadside_cut_keeps_a_notice_short);
     tcase_add_test(tc, roadside_cut_at_one_instant);
+    tcase_add_test(tc, roadside_cut_between_ids_alike);
     tcase_add_test(tc, roadside_history_completes_what_it_cuts);
     tcase_add_test(tc, mil_bound);
     suite_add_tcase(s, tc);
