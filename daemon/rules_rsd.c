@@ -553,7 +553,6 @@ static void s_emit_cut(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t 
                        uint32_t to, bool whole, s_lim_t lim, int64_t received_us,
                        vem_rules_out_t *out)
 {
-    uint32_t j = 0;
     for (uint32_t i = from; i < to && i < c->n; i++) {
         const vem_rules_link_t *l = &c->links[i];
         if (!s_over(l, lim))
@@ -563,9 +562,9 @@ static void s_emit_cut(const vem_rules_rsd_ctx_t *ctx, const vem_rules_config_t 
             continue; /* its run goes on */
         if (l->loaded && received_us && l->received_us > received_us)
             continue;
-        while (j < b->n && s_cmp(&b->links[j], l->time_us, l->station_id, l->reading_id) < 0)
-            j++;
-        bool held = j < b->n && s_same_link(&b->links[j], l);
+        const vem_rules_link_t *was = s_held_before(b, l);
+        bool held = was != NULL;
+        uint32_t j = held ? (uint32_t)(was - b->links) : 0;
         s_sig_t g = s_sig(c, cfg, lim, i);
         const vem_rules_link_t *a = s_held_before(b, &c->links[g.first]);
         bool emit =
