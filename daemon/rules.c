@@ -38,16 +38,19 @@
  *
  * Memory per vehicle: this struct (about 1.9 KiB in a 2 KiB block, so it lies in one page: two
  * tracks with their window state inline);
- * while a trip is open with engine figures, the window ring (20 bytes a sample, at most
+ * while a trip is open with engine figures, the window ring (12 bytes a sample, at most
  * D_lim + 1 samples, rules_window.c) and the kept windows (12 bytes each, at most
  * VEM_RULES_WINDOW_KEEP + 256); the DTC set (4 bytes a code, at most VEM_RULES_DTC_MAX); the MIL
  * runs (40 bytes each, at most VEM_RULES_MIL_RUNS); while a trip is open with a whole minute of
  * SCR operation, its SCR window (24 bytes a minute of scr_minutes, at most
- * VEM_RULES_SCR_MINUTES_MAX); the fusion history (2 bytes per second of
- * fusion_horizon_s) and roadside chains (120 bytes a reading, at most VEM_RULES_CHAIN_HELD per
+ * VEM_RULES_SCR_MINUTES_MAX); the fusion history (4 bytes per second of
+ * fusion_horizon_s) and roadside chains (144 bytes a reading, at most VEM_RULES_CHAIN_HELD per
  * pollutant, rules_rsd.c).
  * vem_rules_vehicle_bytes() sums what is allocated. The figures of a heavy truck (D_lim about
- * 1,700) make at most about 63 KiB in the middle of a long trip.
+ * 1,700) make at most about 52 KiB in the middle of a long trip (2 KiB, a ring of 20 KiB, 27 KiB
+ * of kept windows, the SCR window and the fusion history at their defaults); figures whose
+ * window may span more (D_lim up to VEM_RULES_WINDOW_RING_MAX - 1) take up to 12 bytes more per
+ * second of it.
  *
  * Cost. With thousands of vehicles a vehicle's state is rarely in the CPU caches when its
  * frame comes, and waiting for it costs more than judging the samples. So a frame is judged

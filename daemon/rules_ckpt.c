@@ -6,7 +6,7 @@
  * field by field (never a struct's bytes, whose padding would make two saves of one state
  * differ), and read back in the same order.
  *
- * Format, version 10, host-endian (a checkpoint is read back by the same build on the same
+ * Format, version 11, host-endian (a checkpoint is read back by the same build on the same
  * host; a byte-order probe says when it is not):
  *   "VRCK", u32 version, u32 0x01020304
  *   ids (vin, plate, plate colour: u8 length + bytes), facts, flags, receipt times (the last
@@ -17,9 +17,9 @@
  *     receipt less intake's paused total: files written before that total existed hold the
  *     receipt time, which is the same while nothing was paused), spans, the SCR window (the
  *     minute being filled, then the ring's capacity and its whole minutes, oldest first, 22
- *     bytes each), figures, and its NOx window with
- *     the ring's samples from the oldest open window on (20-byte slots, oldest first) and the
- *     kept windows in their order
+ *     bytes each), figures, and its NOx window with the sums before the ring's head and
+ *     the ring's samples from the oldest open window on (12-byte slots of increments, oldest
+ *     first) and the kept windows in their order
  *   roadside: five chains (present, truncated, capacity, readings with a flags byte: bit 0
  *     "over", bit 1 "loaded" from the stored history and not yet come as an input, and then
  *     its receipt time follows the ids, bit 2 "anchor": a verdict was emitted under its id, and
@@ -29,6 +29,14 @@
  *     NO exceedances
  *   u64 bytes of memory the state held
  * Older versions are still read, so an upgrade keeps the states of the previous build:
+ * version 10 is version 11 without the NOx window's sums before the head, and with a ring slot
+ * of 20 bytes, the sums before the sample as doubles where version 11 has the sample's own
+ * values as floats (rules_window.c): loaded, the head's sums are its first slot's (the trip's
+ * sums when there is none), and a sample's values are the difference of its slot's sums and
+ * the next slot's (the trip's sums for the newest) rounded to float. That rounding is the one
+ * a sample taken by this build gets, but made on the difference of the sums, not on the
+ * sample's own values: an open window of a trip that crosses the upgrade sums values that may
+ * differ from what this build would have summed by a float's last digit (6e-8);
  * version 9 is version 10 without the readings' "anchor" bit and reach: loaded, no reading is
  * taken for one (a cut then corrects, of the verdicts across it, those under the ids of its
  * runs' oldest readings only, as that build did: rules_rsd.c s_emit_cut);
@@ -75,18 +83,22 @@
 #include <string.h>
 
 #define S_MAGIC       "VRCK"
-#define S_VERSION     10u
+#define S_VERSION     11u
 #define S_VERSION_MIN 1u /* the oldest version read */
 #define S_V3          3u /* runs of MIL snapshots, chains of readings */
 #define S_V4          4u /* the fusion history keeps each second's sample key */
 /* version 5: a track's last receipt is on the intake clock (receipt less intake's paused
  * total); version 4's receipt time is the same value, since nothing paused the clock then */
-#define S_V6    6u  /* the vehicle's last receipt on the intake clock too (obd.offline) */
-#define S_V7    7u  /* a chain reading's flags byte says "loaded" too */
-#define S_V8    8u  /* the count of trouble codes not judged (a full DTC set) */
-#define S_V9    9u  /* a track's SCR window of whole minutes where the scr span was */
-#define S_V10   10u /* a chain reading's flags byte says "anchor" too, with its reach */
-#define S_PROBE 0x01020304u
+#define S_V6  6u  /* the vehicle's last receipt on the intake clock too (obd.offline) */
+#define S_V7  7u  /* a chain reading's flags byte says "loaded" too */
+#define S_V8  8u  /* the count of trouble codes not judged (a full DTC set) */
+#define S_V9  9u  /* a track's SCR window of whole minutes where the scr span was */
+#define S_V10 10u /* a chain reading's flags byte says "anchor" too, with its reach */
+#define S_V11 11u /* a NOx window's ring of increments, after the sums before its head */
+/* Bytes of a NOx window's ring slot before version 11: work and NOx summed before the sample
+ * (two doubles), then its time. */
+#define S_SLOT_V10 20u
+#define S_PROBE    0x01020304u
 /* Times beyond this many seconds from 1970 (about 35,000 years) are damage. */
 #define S_TIME_MAX_S ((int64_t)1 << 40)
 #define S_US         ((int64_t)1000000)
@@ -95,10 +107,10 @@
  * sizes (of x86-64 and other LP64 hosts) fail the build when a struct changes, as a reminder.
  * Update them once the new member is in the format. */
 #if defined(__LP64__)
-_Static_assert(sizeof(struct vem_rules_vehicle) == 1928, "vehicle changed: update rules_ckpt");
+_Static_assert(sizeof(struct vem_rules_vehicle) == 1960, "vehicle changed: update rules_ckpt");
 /* (its nox_high_held is not saved: it is nox_high.n > 0) */
-_Static_assert(sizeof(vem_rules_track_t) == 768, "track changed: update rules_ckpt");
-_Static_assert(sizeof(vem_rules_window_t) == 376, "window changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_track_t) == 784, "track changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_window_t) == 392, "window changed: update rules_ckpt");
 /* (its staged kept windows are saved as kept ones, as vem_rules_window_settle appends them) */
 _Static_assert(sizeof(vem_rules_span_t) == 48, "span changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_scr_minute_t) == 24, "scr minute changed: update rules_ckpt");
@@ -199,6 +211,7 @@ typedef struct {
     bool failed;
     uint32_t version; /* of the checkpoint being read */
     size_t grown;     /* memory the loaded state holds beyond what the older form said */
+    size_t shrunk;    /* ... and short of it */
 } s_rd_t;
 
 __attribute__((format(printf, 2, 3))) static void s_fail(s_rd_t *r, const char *fmt, ...)
@@ -444,6 +457,8 @@ static void s_put_window(s_wr_t *w, const vem_rules_window_t *win)
     s_put_u32(w, win->windows);
     s_put_u32(w, win->valid);
     s_put_u32(w, win->over);
+    s_put_f64(w, win->head_work);
+    s_put_f64(w, win->head_nox);
     /* the ring from its head: at most two runs of whole slots */
     uint32_t first = win->cap - win->head < win->count ? win->cap - win->head : win->count;
     s_put(w, win->ring + (size_t)win->head * VEM_RULES_SLOT, (size_t)first * VEM_RULES_SLOT);
@@ -457,6 +472,66 @@ static void s_put_window(s_wr_t *w, const vem_rules_window_t *win)
         s_put_kept(w, &win->stage[i]);
     s_put_u8(w, win->full);
     s_put_kept(w, &win->threshold);
+}
+
+/* A version 10 ring of count slots into win->ring (room for them), with the sums before its
+ * head: sums before each sample become the sample's own values (the format note above). */
+static void s_get_ring_v10(s_rd_t *r, vem_rules_window_t *win, uint32_t count)
+{
+    double work = win->work, nox = win->nox; /* the sums after the newest: the trip's */
+    win->head_work = work;
+    win->head_nox = nox;
+    const uint8_t *p = r->p;
+    for (uint32_t i = count; i-- > 0;) {
+        const uint8_t *slot = p + (size_t)i * S_SLOT_V10;
+        double before_work, before_nox;
+        int32_t t;
+        memcpy(&before_work, slot, 8);
+        memcpy(&before_nox, slot + 8, 8);
+        memcpy(&t, slot + 16, 4);
+        float dw = (float)(work - before_work), dn = (float)(nox - before_nox);
+        uint8_t *to = win->ring + (size_t)i * VEM_RULES_SLOT;
+        memcpy(to, &dw, 4);
+        memcpy(to + 4, &dn, 4);
+        memcpy(to + 8, &t, 4);
+        work = win->head_work = before_work;
+        nox = win->head_nox = before_nox;
+    }
+    r->p += (size_t)count * S_SLOT_V10;
+    r->left -= (size_t)count * S_SLOT_V10;
+}
+
+/* What the per-sample code relies on: sums that never decrease (rules_window.c), so every
+ * value finite and not negative, and the trip's sums those before the head plus the ring's
+ * values, added in their order (rules_window.c keeps this exactly). A version 10 ring's values
+ * are rounded differences of its sums: the trip's sums become what they add up to. */
+static void s_check_ring(s_rd_t *r, vem_rules_window_t *win)
+{
+    if (r->failed)
+        return;
+    double work = win->head_work, nox = win->head_nox;
+    if (!(isfinite(work) && isfinite(nox) && work >= 0 && nox >= 0)) {
+        s_fail(r, "window sums before the head %g kWh, %g g", work, nox);
+        return;
+    }
+    for (uint32_t i = 0; i < win->count; i++) {
+        float dw, dn;
+        memcpy(&dw, win->ring + (size_t)i * VEM_RULES_SLOT, 4);
+        memcpy(&dn, win->ring + (size_t)i * VEM_RULES_SLOT + 4, 4);
+        if (!(isfinite(dw) && isfinite(dn) && dw >= 0 && dn >= 0)) {
+            s_fail(r, "window ring slot %" PRIu32 " holds %g kWh, %g g", i, (double)dw, (double)dn);
+            return;
+        }
+        work += dw;
+        nox += dn;
+    }
+    if (r->version < S_V11) {
+        win->work = work;
+        win->nox = nox;
+    } else if (work != win->work || nox != win->nox || !isfinite(work) || !isfinite(nox)) {
+        s_fail(r, "window sums %.17g kWh, %.17g g are not those of the ring (%.17g, %.17g)",
+               win->work, win->nox, work, nox);
+    }
 }
 
 /* Reads a window into win (zeroed), its allocations counted in *bytes. On failure win may hold
@@ -491,6 +566,15 @@ static void s_get_window(s_rd_t *r, vem_rules_window_t *win, size_t *bytes)
         s_fail(r, "window percentile %u outside 1 .. 100", win->percentile);
         return;
     }
+    /* positive, as the configuration and the registry's figures make them: a sample's work and
+     * NOx are then never negative, and the sums never decrease */
+    const double constants[] = {win->work_per_pct_rpm, win->mass_per_ppm_kgph, win->density,
+                                win->whtc_work_kwh, win->min_work_per_sample};
+    for (size_t i = 0; i < sizeof constants / sizeof *constants; i++)
+        if (!(isfinite(constants[i]) && constants[i] > 0)) {
+            s_fail(r, "window constant %zu is %g, not a positive number", i, constants[i]);
+            return;
+        }
     double d = win->span_limit;
     if (!(isfinite(d) && d > 0 && ceil(d) + 1 <= VEM_RULES_WINDOW_RING_MAX)) {
         s_fail(r, "window span limit %g outside (0, %d]", d, VEM_RULES_WINDOW_RING_MAX - 1);
@@ -510,13 +594,27 @@ static void s_get_window(s_rd_t *r, vem_rules_window_t *win, size_t *bytes)
     if (r->failed)
         return;
     win->cap_max = cap_max;
+    if (r->version >= S_V11) {
+        win->head_work = s_f64(r, "window sums before the head");
+        win->head_nox = s_f64(r, "window sums before the head");
+    }
+    if (!r->failed && r->left / (r->version >= S_V11 ? VEM_RULES_SLOT : S_SLOT_V10) < count)
+        s_fail(r, "truncated in window ring (%" PRIu32 " slots, %zu bytes left)", count, r->left);
+    if (r->failed)
+        return;
     if (cap) {
         win->ring = s_alloc((size_t)cap * VEM_RULES_SLOT, bytes);
         win->cap = cap;
+        if (r->version < S_V11)
+            r->shrunk += (size_t)cap * (S_SLOT_V10 - VEM_RULES_SLOT);
     }
-    s_get(r, win->ring, (size_t)count * VEM_RULES_SLOT, "window ring");
-    win->count = r->failed ? 0 : count;
+    if (r->version >= S_V11)
+        s_get(r, win->ring, (size_t)count * VEM_RULES_SLOT, "window ring");
+    else
+        s_get_ring_v10(r, win, count);
+    win->count = count;
     win->head = 0;
+    s_check_ring(r, win);
     uint32_t kept_cap = s_u32(r, "kept window capacity");
     uint32_t nkept = s_u32(r, "kept window count");
     s_at_most(r, kept_cap, VEM_RULES_KEPT_MAX, "kept window capacity");
@@ -1091,7 +1189,8 @@ static void s_get_vehicle(s_rd_t *r, vem_rules_vehicle_t *v)
     s_get_rsd(r, &v->rsd, &v->bytes);
     r->where = NULL;
     uint64_t saved = s_u64(r, "memory held");
-    if (!r->failed && saved + r->grown != v->bytes && r->version >= S_V3) /* v1, v2: other sizes */
+    if (!r->failed && saved + r->grown != v->bytes + r->shrunk &&
+        r->version >= S_V3) /* v1, v2: other sizes */
         s_fail(r, "the state holds %zu bytes, the checkpoint says %" PRIu64 "%s", v->bytes, saved,
                r->grown ? " (and the fusion history's keys)" : "");
     if (!r->failed && r->left)

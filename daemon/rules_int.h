@@ -109,8 +109,8 @@ typedef struct {
     unsigned percentile;
 } vem_rules_window_params_t;
 
-/* Bytes of a ring slot: packed, so one sample's sums and time are one stream of memory. */
-#define VEM_RULES_SLOT 20
+/* Bytes of a ring slot: a sample's work (kWh) and NOx (g) as floats, then its time. */
+#define VEM_RULES_SLOT 12
 
 /* Valid windows a trip's window state holds in its own lines before appending them to kept. */
 #define VEM_RULES_KEPT_STAGE 16
@@ -128,9 +128,10 @@ typedef struct {
     bool active;
     bool full;
     uint32_t cap, cap_max, head, count;
-    uint8_t *ring;    /* VEM_RULES_SLOT-byte slots: work (kWh) and NOx (g) summed over the trip
-                         before the sample, as two doubles, then its rule time - base (int32) */
+    uint8_t *ring;    /* VEM_RULES_SLOT-byte slots: the sample's work (kWh) and NOx (g), as two
+                         floats, then its rule time - base (int32) */
     double work, nox; /* sums over the trip so far */
+    double head_work, head_nox; /* sums of the samples before the ring's head (rules_window.c) */
     /* per-trip constants, so the per-sample path has no division */
     double work_per_pct_rpm;  /* kWh of one second per (torque % - friction %) x rpm */
     double mass_per_ppm_kgph; /* g of one second per ppm x kg/h of exhaust */

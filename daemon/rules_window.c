@@ -15,16 +15,25 @@
  * of its valid windows, by nearest rank (sort ascending, take the value at rank
  * ceil(percentile x N / 100)), is above the limit.
  *
- * Two pointers over prefix sums: the ring holds, for every sample from the oldest window not
- * yet ended (left) to the newest, the work and NOx summed before it; each new sample ends the
- * windows it completes, oldest first, in amortised O(1).
+ * Two pointers over running sums: the ring holds, for every sample from the oldest window
+ * not yet ended (the head) to the newest, its work and NOx as floats (12 bytes a slot with its
+ * time); the trip keeps, as doubles, the sums of every sample so far and the sums of every
+ * sample before the head. Each sample adds its float values to the first, each window ended
+ * adds its first sample's to the second: the same additions in the same order, so the sums
+ * before the head are bit for bit the sums the trip had when the head's sample came, and a
+ * window's work and NOx are the difference of the two. Each new sample ends the windows it
+ * completes, oldest first, in amortised O(1). A sample's work and NOx are rounded to float
+ * (7 significant digits, relative 6e-8) once, before they are summed: what a window sums is
+ * those rounded values, which no measurement the inputs carry (3 to 5 digits) can tell apart.
+ * Keeping increments rather than sums halves a slot (20 bytes before checkpoint version 11),
+ * and with it the ring's memory and the lines each frame touches.
  *
  * Memory bound. A window still open after j has W(i..j) < W_ref, so when it ends at some
  * later j' it has W < W_ref + w_j' <= W_ref + P_max / 3600, with P_max the most power the
  * field ranges allow (250 % x T_ref x 8031.875 rpm). It can be valid only if
  * D < D_lim = (W_ref x 3600 + P_max) / (min_power_frac x P_rated). So a window open for
  * D_lim - 1 samples is certainly invalid: it is counted as an invalid window at once and
- * leaves the ring, which therefore never holds more than ceil(D_lim) + 1 samples (20 bytes
+ * leaves the ring, which therefore never holds more than ceil(D_lim) + 1 samples (12 bytes
  * each). `windows` counts such windows too: windows = complete windows, plus windows that
  * have not ended but already span D_lim - 1 samples. Figures with D_lim above
  * VEM_RULES_WINDOW_RING_MAX are not usable here (rules.c then falls back to obd.nox_high).
@@ -134,34 +143,34 @@ void vem_rules_window_stop(vem_rules_window_t *w)
     memset(w, 0, sizeof *w);
 }
 
-/* The slot's sums before its sample, and its time. */
-static inline double s_work_before(const uint8_t *ring, uint32_t slot)
+/* The slot's work (kWh) and NOx (g) of its sample, and its time. */
+static inline float s_work_of(const uint8_t *ring, uint32_t slot)
 {
-    double v;
+    float v;
     memcpy(&v, ring + (size_t)slot * VEM_RULES_SLOT, sizeof v);
     return v;
 }
 
-static inline double s_nox_before(const uint8_t *ring, uint32_t slot)
+static inline float s_nox_of(const uint8_t *ring, uint32_t slot)
 {
-    double v;
-    memcpy(&v, ring + (size_t)slot * VEM_RULES_SLOT + 8, sizeof v);
+    float v;
+    memcpy(&v, ring + (size_t)slot * VEM_RULES_SLOT + 4, sizeof v);
     return v;
 }
 
 static inline int32_t s_time(const uint8_t *ring, uint32_t slot)
 {
     int32_t v;
-    memcpy(&v, ring + (size_t)slot * VEM_RULES_SLOT + 16, sizeof v);
+    memcpy(&v, ring + (size_t)slot * VEM_RULES_SLOT + 8, sizeof v);
     return v;
 }
 
-static inline void s_put(uint8_t *ring, uint32_t slot, double work, double nox, int32_t t)
+static inline void s_put(uint8_t *ring, uint32_t slot, float work, float nox, int32_t t)
 {
     uint8_t *p = ring + (size_t)slot * VEM_RULES_SLOT;
-    memcpy(p, &work, 8);
-    memcpy(p + 8, &nox, 8);
-    memcpy(p + 16, &t, 4);
+    memcpy(p, &work, 4);
+    memcpy(p + 4, &nox, 4);
+    memcpy(p + 8, &t, 4);
 }
 
 /* Makes room for one more sample in the ring, keeping the order from head. */
@@ -290,6 +299,7 @@ void vem_rules_window_add(vem_rules_window_t *w, const vem_rules_window_in_t *co
     uint8_t *ring = w->ring;
     uint32_t cap = w->cap, cap_max = w->cap_max, head = w->head, count = w->count;
     double sum_work = w->work, sum_nox = w->nox;
+    double head_work = w->head_work, head_nox = w->head_nox;
     const double per_rpm = w->work_per_pct_rpm, per_ppm = w->mass_per_ppm_kgph;
     const double density = w->density, whtc = w->whtc_work_kwh, min_work = w->min_work_per_sample;
     const int64_t base = w->base;
@@ -297,9 +307,10 @@ void vem_rules_window_add(vem_rules_window_t *w, const vem_rules_window_in_t *co
     for (size_t i = 0; i < n; i++) {
         const vem_rules_window_in_t *x = in[i];
         double pct = x->torque_pct - x->friction_pct;
-        double work = pct > 0 ? pct * x->rpm * per_rpm : 0;
-        double mass =
-            x->nox_ppm > 0 ? x->nox_ppm * (x->intake_kgph + x->fuel_lph * density) * per_ppm : 0;
+        float work = (float)(pct > 0 ? pct * x->rpm * per_rpm : 0);
+        float mass =
+            (float)(x->nox_ppm > 0 ? x->nox_ppm * (x->intake_kgph + x->fuel_lph * density) * per_ppm
+                                   : 0);
         if (count == cap) {
             w->head = head;
             w->count = count;
@@ -311,20 +322,21 @@ void vem_rules_window_add(vem_rules_window_t *w, const vem_rules_window_in_t *co
         uint32_t slot = head + count;
         if (slot >= cap)
             slot -= cap;
-        s_put(ring, slot, sum_work, sum_nox, (int32_t)(x->t - base));
+        s_put(ring, slot, work, mass, (int32_t)(x->t - base));
         count++;
         sum_work += work;
         sum_nox += mass;
 
         /* windows this sample ends, oldest first */
         while (count > 0) {
-            double done = sum_work - s_work_before(ring, head);
+            double done = sum_work - head_work;
             if (done < whtc)
                 break;
             windows++;
             if (done >= count * min_work)
-                s_keep(w, sum_nox - s_nox_before(ring, head), done, s_time(ring, head),
-                       s_time(ring, slot));
+                s_keep(w, sum_nox - head_nox, done, s_time(ring, head), s_time(ring, slot));
+            head_work += s_work_of(ring, head);
+            head_nox += s_nox_of(ring, head);
             head = head + 1 == cap ? 0 : head + 1;
             count--;
         }
@@ -332,6 +344,8 @@ void vem_rules_window_add(vem_rules_window_t *w, const vem_rules_window_in_t *co
          * and as count + 1 is a whole number, that is count + 1 >= ceil(D_lim) = cap_max - 1 */
         while (count > 0 && count + 2 >= cap_max) {
             windows++;
+            head_work += s_work_of(ring, head);
+            head_nox += s_nox_of(ring, head);
             head = head + 1 == cap ? 0 : head + 1;
             count--;
         }
@@ -340,6 +354,8 @@ void vem_rules_window_add(vem_rules_window_t *w, const vem_rules_window_in_t *co
     w->count = count;
     w->work = sum_work;
     w->nox = sum_nox;
+    w->head_work = head_work;
+    w->head_nox = head_nox;
     w->windows = windows;
     w->samples += (uint32_t)n;
 }

@@ -3424,7 +3424,7 @@ END_TEST
 /* ---- memory ------------------------------------------------------------------------------- */
 
 /* Two hours of driving with the figures of a typical truck keep the state within 64 KiB: the
- * ring holds at most D_lim + 1 = 1604 samples (20 bytes each), the trip keeps at most 2304
+ * ring holds at most D_lim + 1 = 1604 samples (12 bytes each), the trip keeps at most 2304
  * windows (12 bytes each), the SCR window 30 minutes (24 bytes each: idling at 650 rpm with the
  * SCR at 300 C qualifies). Two hours of idling never end a window: the ring stops at D_lim.
  * When the trip ends, its memory goes. */
@@ -3451,8 +3451,8 @@ START_TEST(memory_is_bounded)
             most = b > most ? b : most;
         }
         ck_assert_uint_le(most, 65536);
-        if (k == 1) /* ring of 1604 x 20 bytes, no valid window, the SCR window */
-            ck_assert_uint_le(most, empty + 600 * 4 + 1604 * 20 + 256 + 30 * 24);
+        if (k == 1) /* ring of 1604 x 12 bytes, no valid window, the SCR window */
+            ck_assert_uint_le(most, empty + 600 * 4 + 1604 * 12 + 256 + 30 * 24);
         vem_rules_flush(v, &cfg, s_collect, &log);
         ck_assert_uint_eq(vem_rules_vehicle_bytes(v), empty + 600 * 4);
         ck_assert_uint_ge(fusion, 600 * 4);

@@ -938,16 +938,16 @@ START_TEST(version_and_magic)
     vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_ptr_nonnull(v);
     vem_rules_vehicle_destroy(&v);
-    uint32_t versions[] = {0, 11};
+    uint32_t versions[] = {0, 12};
     for (int i = 0; i < 2; i++) {
         memcpy(buf + 4, &versions[i], 4);
         ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
         char want[80];
         snprintf(want, sizeof want,
-                 "rules checkpoint: version %u, this build reads versions 1 to 10", versions[i]);
+                 "rules checkpoint: version %u, this build reads versions 1 to 11", versions[i]);
         ck_assert_str_eq(err, want);
     }
-    uint32_t version = 10;
+    uint32_t version = 11;
     memcpy(buf + 4, &version, 4);
     uint32_t swapped = 0x04030201;
     memcpy(buf + 8, &swapped, 4);
@@ -963,7 +963,7 @@ END_TEST
 /* ---- older versions, laid out by hand ------------------------------------------------------ */
 
 typedef struct {
-    uint8_t b[4096];
+    uint8_t b[131072];
     size_t n;
 } s_bytes_t;
 
@@ -1005,13 +1005,13 @@ static void s_wstr(s_bytes_t *o, const char *str)
     s_w(o, str, strlen(str));
 }
 
-/* v saves as the current version (10), and that loads to a state that saves the same bytes. */
+/* v saves as the current version (11), and that loads to a state that saves the same bytes. */
 static void s_resaves_as_current(const vem_rules_vehicle_t *v)
 {
     uint8_t *buf = NULL, *buf2 = NULL;
     size_t len = 0, cap = 0, len2 = 0, cap2 = 0;
     vem_rules_vehicle_save(v, &buf, &len, &cap);
-    ck_assert_uint_eq(buf[4], 10);
+    ck_assert_uint_eq(buf[4], 11);
     char err[256];
     vem_rules_vehicle_t *again = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_msg(again != NULL, "%s", err);
@@ -1023,18 +1023,20 @@ static void s_resaves_as_current(const vem_rules_vehicle_t *v)
     free(buf2);
 }
 
+static void s_v10_of(const uint8_t *buf, size_t len, bool whole, s_bytes_t *o);
+
 /* Version 9 is version 10 without the chain readings' "anchor" bit and reach: the first len
- * bytes of a version 10 checkpoint as version 9 are those a load of it saves with no reach
- * (17 bytes shorter for each: time, key, count), under version 9. Bytes that do not load as a whole
- * end before the chains (the tests cut them there): they are the same. */
+ * bytes of a version 11 checkpoint as version 9 are those a load of it saves with no reach
+ * (17 bytes shorter for each: time, key, count), as version 10 (s_v10_of), under version 9.
+ * Bytes that do not load as a whole end before the chains (the tests cut them there): they are
+ * the same, as version 10. */
 static void s_v9_of(const uint8_t *buf, size_t len, s_bytes_t *o)
 {
-    ck_assert_uint_eq(buf[4], 10);
+    ck_assert_uint_eq(buf[4], 11);
     char err[256];
     vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
-    o->n = 0;
     if (!v) {
-        s_w(o, buf, len);
+        s_v10_of(buf, len, false, o);
         o->b[4] = 9;
         return;
     }
@@ -1045,7 +1047,7 @@ static void s_v9_of(const uint8_t *buf, size_t len, s_bytes_t *o)
     size_t len2 = 0, cap = 0;
     vem_rules_vehicle_save(v, &again, &len2, &cap);
     ck_assert_uint_le(len2, len);
-    s_w(o, again, len2);
+    s_v10_of(again, len2, true, o);
     o->b[4] = 9;
     vem_rules_vehicle_destroy(&v);
     free(again);
@@ -1061,15 +1063,19 @@ static size_t s_open_receipt_at(const uint8_t *buf)
     return off + 43;
 }
 
-/* Where each track's SCR window is in a version 9 checkpoint (whose first len bytes hold the
- * tracks), its length there, and the ring's capacity: after the last receipt on the intake
- * clock, 9 counts, the newest snapshot, VIN mismatch, MIL runs (capacity, truncated, count,
- * 31 bytes a run), DTCs (capacity, count, codes); in a track, after 59 bytes of trip and 5
- * spans of 39 bytes; the track goes on with the scr fired byte, 25 bytes of figures and the NOx
- * window (rules_ckpt.c's format). */
+/* Where each track's SCR window is in a version 9, 10 or 11 checkpoint (whose first len bytes
+ * hold the tracks), its length there, and the ring's capacity: after the last receipt on the
+ * intake clock, 9 counts, the newest snapshot, VIN mismatch, MIL runs (capacity, truncated,
+ * count, 31 bytes a run), DTCs (capacity, count, codes); in a track, after 59 bytes of trip and
+ * 5 spans of 39 bytes; the track goes on with the scr fired byte, 25 bytes of figures and the
+ * NOx window (rules_ckpt.c's format), whose part after its active byte is at win (0: not
+ * active): 112 bytes of constants, ring capacity (at 68) and count (at 76), sums and counts,
+ * then in version 11 the sums before the head (16 bytes) and 12-byte slots, before it 20-byte
+ * slots. */
 typedef struct {
     size_t at[2], len[2];
     uint32_t cap[2];
+    size_t win[2];
 } s_scr_parts_t;
 
 static uint32_t s_r32(const uint8_t *p)
@@ -1088,7 +1094,8 @@ static uint16_t s_r16(const uint8_t *p)
 
 static void s_scr_parts(const uint8_t *buf, size_t len, s_scr_parts_t *sp)
 {
-    ck_assert_uint_eq(buf[4], 9);
+    ck_assert_uint_ge(buf[4], 9);
+    ck_assert_uint_le(buf[4], 11);
     size_t off = s_open_receipt_at(buf) + 8 + 9 * 8 + 8 + 1 + 4 + 1;
     off += 4 + 31 * (size_t)s_r32(buf + off);
     off += 4;
@@ -1100,12 +1107,63 @@ static void s_scr_parts(const uint8_t *buf, size_t len, s_scr_parts_t *sp)
         sp->len[t] = 30 + 22 * (size_t)s_r16(buf + off + 28);
         off += sp->len[t] + 1 + 25;
         ck_assert_uint_le(off + 1, len);
-        if (buf[off++]) { /* an active NOx window: its ring (20 bytes a sample), kept windows */
-            off += 112 + 20 * (size_t)s_r32(buf + off + 76);
+        sp->win[t] = 0;
+        if (buf[off++]) { /* an active NOx window: its ring, kept windows */
+            sp->win[t] = off;
+            ck_assert_uint_le(off + 112, len);
+            size_t count = s_r32(buf + off + 76);
+            off += buf[4] >= 11 ? 128 + 12 * count : 112 + 20 * count;
+            ck_assert_uint_le(off + 8, len);
             off += 8 + 12 * (size_t)s_r32(buf + off + 4) + 1 + 12;
         }
     }
     ck_assert_uint_le(off, len);
+}
+
+/* Version 10 is version 11 without a NOx window's sums before the head, and with 20-byte ring
+ * slots: the sums before the sample (two doubles) and its time, where version 11 has the
+ * sample's own work and NOx (two floats) and its time. The first len bytes of a version 11
+ * checkpoint as version 10: each ring's sums added up from the sums before its head, in the
+ * ring's order, and when whole, the memory held (its last 8 bytes) that of the wider slots. */
+static void s_v10_of(const uint8_t *buf, size_t len, bool whole, s_bytes_t *o)
+{
+    ck_assert_uint_eq(buf[4], 11);
+    s_scr_parts_t sp;
+    s_scr_parts(buf, len, &sp);
+    o->n = 0;
+    size_t from = 0;
+    int64_t wider = 0;
+    for (int t = 0; t < 2; t++) {
+        if (!sp.win[t])
+            continue;
+        const uint8_t *w = buf + sp.win[t];
+        uint32_t count = s_r32(w + 76);
+        wider += (int64_t)s_r32(w + 68) * (20 - 12);
+        s_w(o, buf + from, sp.win[t] + 112 - from);
+        double work, nox;
+        memcpy(&work, w + 112, 8);
+        memcpy(&nox, w + 120, 8);
+        for (uint32_t i = 0; i < count; i++) {
+            const uint8_t *slot = w + 128 + 12 * (size_t)i;
+            float dw, dn;
+            memcpy(&dw, slot, 4);
+            memcpy(&dn, slot + 4, 4);
+            s_wf64(o, work);
+            s_wf64(o, nox);
+            s_w(o, slot + 8, 4);
+            work += dw;
+            nox += dn;
+        }
+        from = sp.win[t] + 128 + 12 * (size_t)count;
+    }
+    s_w(o, buf + from, len - from);
+    if (whole) {
+        int64_t held;
+        memcpy(&held, o->b + o->n - 8, 8);
+        held += wider;
+        memcpy(o->b + o->n - 8, &held, 8);
+    }
+    o->b[4] = 10;
 }
 
 /* The first len bytes of a version 9 checkpoint with each track's SCR window replaced by what
@@ -1226,36 +1284,42 @@ static void s_older(const uint8_t *buf10, size_t len10, uint8_t version, s_bytes
  * without the vehicle's last receipt on the intake clock, and version 4 is version 5 with
  * receipt times where version 5 has the intake clock (the same values while nothing was
  * paused): a version 4 or 5 file of a mid-trip vehicle loads as it is, with that receipt not
- * known and its SCR window started afresh, and saves again as version 10 with every other byte
- * the same as version 9's; a version 6, 7 or 8 file saves again as the same bytes under
- * version 10, save the SCR window started afresh. (The checkpoint is taken 20 qualifying
+ * known and its SCR window started afresh, and saves again as version 11 with every other byte
+ * the same as version 9's (once the NOx window's ring is in version 10's form, s_v10_of); a
+ * version 6, 7 or 8 file saves again as the same bytes under version 11 (so taken), save the
+ * SCR window started afresh. (The checkpoint is taken 20 qualifying
  * samples into a trip, so the SCR window has a minute being filled that the load drops.) */
 START_TEST(versions_4_to_8_load_as_they_are)
 {
     vem_rules_config_t cfg = s_defaults();
     size_t len;
-    uint8_t *buf10 = s_checkpoint_of(s_scenario(s_sc_all), &cfg, 3, &len);
-    static s_bytes_t nine;
-    s_v9_of(buf10, len, &nine);
-    const uint8_t *buf = nine.b;
-    size_t len10 = len;
-    len = nine.n; /* the same but for a reach: none here */
-    ck_assert_uint_eq(len, len10);
+    uint8_t *buf11 = s_checkpoint_of(s_scenario(s_sc_all), &cfg, 3, &len);
+    static s_bytes_t ten, nine, again10;
+    size_t len11 = len;
+    s_v10_of(buf11, len11, true, &ten);
     s_scr_parts_t sp;
+    s_scr_parts(ten.b, ten.n, &sp);
+    ck_assert_uint_ne(sp.win[0], 0);                     /* a NOx window, */
+    ck_assert_uint_gt(s_r32(ten.b + sp.win[0] + 76), 0); /* with samples in its ring */
+    ck_assert_uint_gt(ten.n, len11);
+    s_v9_of(buf11, len11, &nine);
+    const uint8_t *buf = nine.b;
+    len = nine.n; /* the same as version 10 but for a reach: none here */
+    ck_assert_uint_eq(len, ten.n);
     s_scr_parts(buf, len, &sp);
     ck_assert_uint_eq(s_r32(buf + sp.at[0]), 20); /* the live track's minute being filled */
     static s_bytes_t fresh;
     s_scr_afresh(buf, len, &fresh);
     ck_assert_uint_eq(fresh.n, len);
     ck_assert_int_ne(memcmp(fresh.b, buf, len), 0);
-    fresh.b[4] = 10; /* what a load of an older version saves */
+    fresh.b[4] = 10; /* what a load of an older version saves, as version 10 */
     size_t at = s_open_receipt_at(buf);
     int64_t known;
     memcpy(&known, buf + at, 8);
     ck_assert_int_ne(known, INT64_MIN);
     for (uint8_t version = 4; version <= 5; version++) {
-        s_bytes_t old;
-        s_older(buf10, len10, version, &old);
+        static s_bytes_t old;
+        s_older(buf11, len11, version, &old);
         char err[256];
         vem_rules_vehicle_t *v = vem_rules_vehicle_load(old.b, old.n, err, sizeof err);
         ck_assert_msg(v != NULL, "version %u: %s", version, err);
@@ -1264,20 +1328,21 @@ START_TEST(versions_4_to_8_load_as_they_are)
         uint8_t *again = NULL;
         size_t len2 = 0, cap = 0;
         vem_rules_vehicle_save(v, &again, &len2, &cap);
-        ck_assert_uint_eq(len2, len);
-        ck_assert_uint_eq(again[4], 10);
-        ck_assert_mem_eq(again + 5, fresh.b + 5, at - 5);
+        ck_assert_uint_eq(again[4], 11);
+        s_v10_of(again, len2, true, &again10);
+        ck_assert_uint_eq(again10.n, len);
+        ck_assert_mem_eq(again10.b + 5, fresh.b + 5, at - 5);
         int64_t unknown;
-        memcpy(&unknown, again + at, 8);
+        memcpy(&unknown, again10.b + at, 8);
         ck_assert_int_eq(unknown, INT64_MIN);
-        ck_assert_mem_eq(again + at + 8, fresh.b + at + 8, len - at - 8);
+        ck_assert_mem_eq(again10.b + at + 8, fresh.b + at + 8, len - at - 8);
         s_resaves_as_current(v);
         vem_rules_vehicle_destroy(&v);
         free(again);
     }
     for (uint8_t version = 6; version <= 8; version++) {
-        s_bytes_t old;
-        s_older(buf10, len10, version, &old);
+        static s_bytes_t old;
+        s_older(buf11, len11, version, &old);
         /* version 8's span is 9 bytes longer than an SCR window with no whole minute */
         ck_assert_uint_eq(old.n, len + 2 * 9 - (version < 8 ? 8 : 0));
         char err[256];
@@ -1287,12 +1352,14 @@ START_TEST(versions_4_to_8_load_as_they_are)
         uint8_t *again = NULL;
         size_t len2 = 0, cap = 0;
         vem_rules_vehicle_save(v, &again, &len2, &cap);
-        ck_assert_uint_eq(len2, len);
-        ck_assert_mem_eq(again, fresh.b, len);
+        ck_assert_uint_eq(again[4], 11);
+        s_v10_of(again, len2, true, &again10);
+        ck_assert_uint_eq(again10.n, len);
+        ck_assert_mem_eq(again10.b, fresh.b, len);
         vem_rules_vehicle_destroy(&v);
         free(again);
     }
-    free(buf10);
+    free(buf11);
 }
 END_TEST
 
@@ -1439,12 +1506,15 @@ START_TEST(version_7_keeps_readings_from_the_history)
 
     /* r1's flags byte: just before its station and reading ids; versions 6 and 7 are version
      * 8 without the count of codes not judged, 8 is 9 with spans for the SCR windows, and 9 is
-     * 10 without the "anchor" bit (none here: the history was judged silently) */
+     * 10 without the "anchor" bit (none here: the history was judged silently), and 10 is 11
+     * with the NOx window's ring of sums (none here) */
     static const uint8_t ids[] = {3, 'S', '0', '1', 2, 'r', '1'};
-    for (uint8_t version = 6; version <= 10; version++) {
-        s_bytes_t old;
+    for (uint8_t version = 6; version <= 11; version++) {
+        static s_bytes_t old;
         if (version < 10) {
             s_older(buf, len, version, &old);
+        } else if (version == 10) {
+            s_v10_of(buf, len, true, &old);
         } else {
             memcpy(old.b, buf, len);
             old.n = len;
@@ -1473,8 +1543,8 @@ START_TEST(version_7_keeps_readings_from_the_history)
 }
 END_TEST
 
-/* Version 10 keeps which readings a verdict was emitted under (the "anchor" bit). b (T0 + 1 d)
- * and c (T0 + 3 d), 1700 and 1600 ppm, come first: b's notice, then the violation of b and c
+/* Versions 10 and 11 keep which readings a verdict was emitted under (the "anchor" bit). b (T0 + 1
+ * d) and c (T0 + 3 d), 1700 and 1600 ppm, come first: b's notice, then the violation of b and c
  * under b's id; then a (T0), 1800 ppm: the run a, b, c, under a's id. Saved and loaded, the state
  * takes x (T0 + 2 d, 1200 ppm, compliant): the runs are a, b and c (rules.md: "consecutive means
  * no valid compliant reading in between"), so a's id holds the violation of a and b, c's id c's
@@ -1501,25 +1571,31 @@ START_TEST(version_10_keeps_anchors)
     vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/a", ida);
     vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/b", idb);
     vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/c", idc);
-    for (int version = 10; version >= 9; version--) {
-        static s_bytes_t nine;
+    for (int version = 11; version >= 9; version--) {
+        static s_bytes_t older;
         const uint8_t *bytes = buf;
         size_t n_bytes = len;
+        if (version == 10) {
+            s_v10_of(buf, len, true, &older);
+            bytes = older.b;
+            n_bytes = older.n;
+            ck_assert_uint_eq(n_bytes, len); /* no NOx window */
+        }
         if (version == 9) {
-            s_v9_of(buf, len, &nine);
-            bytes = nine.b;
-            n_bytes = nine.n;
+            s_v9_of(buf, len, &older);
+            bytes = older.b;
+            n_bytes = older.n;
             ck_assert_uint_lt(n_bytes, len); /* a reach less */
         }
         v = vem_rules_vehicle_load(bytes, n_bytes, err, sizeof err);
         ck_assert_msg(v != NULL, "version %d: %s", version, err);
         memset(&log, 0, sizeof log);
         unsigned n = vem_rules_on_reading(v, &cfg, &r[3], 4, s_collect, &log);
-        ck_assert_uint_eq(n, version == 10 ? 3 : 2);
+        ck_assert_uint_eq(n, version >= 10 ? 3 : 2);
         ck_assert_str_eq(log.v[0].id, ida); /* the run below x, as it now stands */
         ck_assert_int_eq(log.v[0].severity, VEM_SEVERITY_VIOLATION);
         ck_assert_int_eq(log.v[0].last_us, US(T0 + DAY));
-        if (version == 10) {
+        if (version >= 10) {
             ck_assert_str_eq(log.v[1].id, idb); /* b up to x */
             ck_assert_int_eq(log.v[1].severity, VEM_SEVERITY_NOTICE);
             ck_assert_int_eq(log.v[1].last_us, US(T0 + DAY));
@@ -1530,6 +1606,109 @@ START_TEST(version_10_keeps_anchors)
         vem_rules_vehicle_destroy(&v);
     }
     free(buf);
+}
+END_TEST
+
+/* The verdicts of two runs: the same but for measured values within relative tol. */
+static void s_same_but_measured(const s_log_t *a, const s_log_t *b, double tol)
+{
+    ck_assert_uint_eq(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        const s_got_t *x = &a->v[i], *y = &b->v[i];
+        ck_assert_str_eq(x->id, y->id);
+        ck_assert_int_eq(x->severity, y->severity);
+        ck_assert_int_eq(x->first_us, y->first_us);
+        ck_assert_int_eq(x->last_us, y->last_us);
+        ck_assert_msg(fabs(x->measured - y->measured) <= tol * fabs(x->measured), "%.17g, %.17g",
+                      x->measured, y->measured);
+    }
+}
+
+/* Version 10's ring held the sums before each sample (doubles); version 11's holds the samples'
+ * own values (floats) after the sums before the head. A version 10 file (s_v10_of) of a trip
+ * with windows open, inside the windows that fail and two hours into a trip of full-size
+ * windows, loads to the state it was made from (the same bytes saved, the same memory) and
+ * judges the rest of the trip as that state does. A version 10 file written by the build before
+ * this one holds sums whose differences are no float: each sum from the second on made larger
+ * by 1e-9 of itself, the file loads, the trip's sums become what its values add up to (so it
+ * saves to a file that loads), and the rest of the trip gives the same verdicts, their measured
+ * values within 1e-6. A ring whose sums decrease is refused. */
+START_TEST(version_10_window_ring_converts)
+{
+    vem_rules_config_t cfg = s_defaults();
+    const s_scenario_t *scs[] = {s_scenario(s_sc_window), s_scenario(s_sc_truck)};
+    static s_bytes_t ten;
+    int converted = 0;
+    for (size_t k = 0; k < sizeof scs / sizeof *scs; k++) {
+        s_run_t z;
+        s_run(scs[k], &cfg, &s_plain, &z);
+        s_log_free(&z.log);
+        for (int m = 0; m < z.nmarks; m++) {
+            size_t len;
+            uint8_t *buf = s_checkpoint_of(scs[k], &cfg, z.marks[m], &len);
+            s_v10_of(buf, len, true, &ten);
+            s_scr_parts_t sp;
+            s_scr_parts(ten.b, ten.n, &sp);
+            if (!sp.win[0] || s_r32(ten.b + sp.win[0] + 76) < 2) {
+                free(buf);
+                continue;
+            }
+            converted++;
+            char err[256];
+            vem_rules_vehicle_t *now = vem_rules_vehicle_load(buf, len, err, sizeof err);
+            ck_assert_msg(now != NULL, "%s", err);
+            vem_rules_vehicle_t *was = vem_rules_vehicle_load(ten.b, ten.n, err, sizeof err);
+            ck_assert_msg(was != NULL, "%s", err);
+            ck_assert_uint_eq(vem_rules_vehicle_bytes(was), vem_rules_vehicle_bytes(now));
+            uint8_t *again = NULL;
+            size_t len2 = 0, cap = 0;
+            vem_rules_vehicle_save(was, &again, &len2, &cap);
+            ck_assert_uint_eq(len2, len);
+            ck_assert_mem_eq(again, buf, len);
+            free(again);
+            s_run_t a, b;
+            s_run(scs[k], &cfg, &(s_opts_t){-1, -1, z.marks[m], now}, &a);
+            s_run(scs[k], &cfg, &(s_opts_t){-1, -1, z.marks[m], was}, &b);
+            for (size_t i = 0; i < a.log.n && i < b.log.n; i++)
+                s_same_verdict(&a.log.v[i], &b.log.v[i], i, z.marks[m]);
+            ck_assert_uint_eq(a.log.n, b.log.n);
+            s_log_free(&b.log);
+
+            /* sums of the build before: P_i (1 + 1e-9) from the second slot on */
+            const uint8_t *w = ten.b + sp.win[0];
+            uint32_t count = s_r32(w + 76);
+            for (uint32_t i = 1; i < count; i++) {
+                uint8_t *slot = ten.b + sp.win[0] + 112 + 20 * (size_t)i;
+                double sum;
+                memcpy(&sum, slot, 8);
+                sum *= 1 + 1e-9;
+                memcpy(slot, &sum, 8);
+            }
+            was = vem_rules_vehicle_load(ten.b, ten.n, err, sizeof err);
+            ck_assert_msg(was != NULL, "%s", err);
+            again = NULL;
+            len2 = cap = 0;
+            vem_rules_vehicle_save(was, &again, &len2, &cap);
+            vem_rules_vehicle_t *back = vem_rules_vehicle_load(again, len2, err, sizeof err);
+            ck_assert_msg(back != NULL, "%s", err);
+            vem_rules_vehicle_destroy(&back);
+            free(again);
+            s_run(scs[k], &cfg, &(s_opts_t){-1, -1, z.marks[m], was}, &b);
+            s_same_but_measured(&a.log, &b.log, 1e-6);
+            s_log_free(&a.log);
+            s_log_free(&b.log);
+
+            /* the third sum below the second */
+            double second;
+            memcpy(&second, ten.b + sp.win[0] + 112 + 20, 8);
+            second = second * 2 + 1;
+            memcpy(ten.b + sp.win[0] + 112 + 20, &second, 8);
+            ck_assert_ptr_null(vem_rules_vehicle_load(ten.b, ten.n, err, sizeof err));
+            ck_assert_msg(strstr(err, "live track: window ring slot 1 holds -") != NULL, "%s", err);
+            free(buf);
+        }
+    }
+    ck_assert_int_ge(converted, 2);
 }
 END_TEST
 
@@ -2015,6 +2194,7 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_add_test(tc, version_5_offline_on_the_wall_clock);
     tcase_add_test(tc, version_7_keeps_readings_from_the_history);
     tcase_add_test(tc, version_10_keeps_anchors);
+    tcase_add_test(tc, version_10_window_ring_converts);
     tcase_add_test(tc, version_8_starts_the_scr_window_afresh);
     tcase_add_test(tc, versions_1_and_2_load_converted);
     tcase_add_test(tc, version_2_chain_with_readings_of_one_time);
