@@ -1609,6 +1609,60 @@ START_TEST(version_10_keeps_anchors)
 }
 END_TEST
 
+/* A chain reading's reach (the last reading and the count of the latest verdict under its id)
+ * is checked on loading: b of version_10_keeps_anchors holds the violation of b and c, so its
+ * reach is c's time (T0 + 3 d) and 2 readings. A count of 0 or above VEM_RULES_CHAIN_MAX, or a
+ * reach before b's own time, is refused; the reach as saved loads. */
+START_TEST(anchor_reach_checked)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    vem_rsd_reading_t r[3];
+    s_valid_reading(&r[0], "b", US(T0 + DAY), 1700);
+    s_valid_reading(&r[1], "c", US(T0 + 3 * DAY), 1600);
+    s_valid_reading(&r[2], "a", US(T0), 1800);
+    s_log_t log = {0};
+    for (int k = 0; k < 3; k++)
+        vem_rules_on_reading(v, &cfg, &r[k], (uint64_t)k + 1, s_collect, &log);
+    s_log_free(&log);
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    vem_rules_vehicle_destroy(&v);
+    static const uint8_t ids[] = {3, 'S', '0', '1', 1, 'b'};
+    uint8_t *at = memmem(buf, len, ids, sizeof ids);
+    ck_assert_ptr_nonnull(at);
+    ck_assert_uint_eq(at[-1], 1 | 4); /* over, anchor */
+    uint8_t *reach = at + sizeof ids;
+    int64_t reach_us, b_us = US(T0 + DAY);
+    memcpy(&reach_us, reach, 8);
+    ck_assert_int_eq(reach_us, US(T0 + 3 * DAY));
+    ck_assert_uint_eq(reach[16], 2);
+    char err[256];
+    static const struct {
+        uint8_t n;
+        int64_t us;
+        const char *why;
+    } bad[] = {
+        {0, US(T0 + 3 * DAY), "chain reading 1 reach count 0 outside 1..32"},
+        {33, US(T0 + 3 * DAY), "chain reading 1 reach count 33 outside 1..32"},
+        {2, US(T0 + DAY) - 1, "chain reading 1 reaches before itself"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        reach[16] = bad[i].n;
+        memcpy(reach, &bad[i].us, 8);
+        ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
+        ck_assert_msg(strstr(err, bad[i].why) != NULL, "%s", err);
+    }
+    reach[16] = 1; /* b alone, reaching no further than itself: a state */
+    memcpy(reach, &b_us, 8);
+    v = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_msg(v != NULL, "%s", err);
+    vem_rules_vehicle_destroy(&v);
+    free(buf);
+}
+END_TEST
+
 /* The verdicts of two runs: the same but for measured values within relative tol. */
 static void s_same_but_measured(const s_log_t *a, const s_log_t *b, double tol)
 {
@@ -2195,6 +2249,7 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_add_test(tc, version_7_keeps_readings_from_the_history);
     tcase_add_test(tc, version_10_keeps_anchors);
     tcase_add_test(tc, version_10_window_ring_converts);
+    tcase_add_test(tc, anchor_reach_checked);
     tcase_add_test(tc, version_8_starts_the_scr_window_afresh);
     tcase_add_test(tc, versions_1_and_2_load_converted);
     tcase_add_test(tc, version_2_chain_with_readings_of_one_time);
