@@ -566,15 +566,14 @@ static void s_get_window(s_rd_t *r, vem_rules_window_t *win, size_t *bytes)
         s_fail(r, "window percentile %u outside 1 .. 100", win->percentile);
         return;
     }
-    /* positive, as the configuration and the registry's figures make them: a sample's work and
-     * NOx are then never negative, and the sums never decrease */
-    const double constants[] = {win->work_per_pct_rpm, win->mass_per_ppm_kgph, win->density,
-                                win->whtc_work_kwh, win->min_work_per_sample};
-    for (size_t i = 0; i < sizeof constants / sizeof *constants; i++)
-        if (!(isfinite(constants[i]) && constants[i] > 0)) {
-            s_fail(r, "window constant %zu is %g, not a positive number", i, constants[i]);
-            return;
-        }
+    /* as the configuration and usable figures make them: a sample's work and NOx are then
+     * never negative and within a float, and the sums never decrease */
+    if (!vem_rules_window_constants_ok(win)) {
+        s_fail(r, "window constants %g, %g, %g, %g, %g are not those of usable figures",
+               win->work_per_pct_rpm, win->mass_per_ppm_kgph, win->density, win->whtc_work_kwh,
+               win->min_work_per_sample);
+        return;
+    }
     double d = win->span_limit;
     if (!(isfinite(d) && d > 0 && ceil(d) + 1 <= VEM_RULES_WINDOW_RING_MAX)) {
         s_fail(r, "window span limit %g outside (0, %d]", d, VEM_RULES_WINDOW_RING_MAX - 1);

@@ -156,12 +156,25 @@ typedef struct {
     size_t *bytes;
 } vem_rules_window_t;
 
+/* Most power a usable engine's figures may let one sample report (kW): the largest engines
+ * built make about 10^5, so figures beyond are damage; it keeps a sample's work (kWh, a float
+ * in the window's ring) far from a float's range. */
+#define VEM_RULES_POWER_MAX_KW 1e9
+/* Most NOx one sample can carry (g) under the configuration's ranges (rules_config.c: nox_u at
+ * most 1, fuel density at most 10 kg/L): about 3.2e4. */
+#define VEM_RULES_SAMPLE_MASS_MAX_G 1e6
+
 /* Samples a window may span and still be valid (D_lim of the design note in rules_window.c);
- * 0 when the figures are missing or not positive. */
+ * 0 when the figures are missing, not positive, or beyond VEM_RULES_POWER_MAX_KW. */
 double vem_rules_window_span_limit(const vem_rules_window_params_t *p);
 
 /* True when the figures are present and need at most VEM_RULES_WINDOW_RING_MAX samples. */
 bool vem_rules_window_usable(const vem_rules_window_params_t *p);
+
+/* True when a window's per-trip constants are what vem_rules_window_start makes of usable
+ * figures and a valid configuration: positive, and a sample's work and NOx within
+ * VEM_RULES_POWER_MAX_KW and VEM_RULES_SAMPLE_MASS_MAX_G (the checkpoint loader's check). */
+bool vem_rules_window_constants_ok(const vem_rules_window_t *w);
 
 /* Starts a trip's window state at trip_start (epoch s); false (and w inactive) when the
  * figures are not usable. *bytes follows what it allocates, now and later. */

@@ -63,16 +63,25 @@
 
 typedef vem_rules_kept_t s_kept_t;
 
-/* The most power one sample can report: widest torque minus friction at the highest speed
- * the field table allows. */
+/* The field's largest value. */
+static double s_field_max(vem_hj1239_field_t f)
+{
+    const vem_hj1239_field_info_t *i = vem_hj1239_field_info(f);
+    return i->max_raw * i->scale + i->offset;
+}
+
+/* The largest (torque % - friction %) x rpm a sample can report: widest torque minus friction
+ * at the highest speed the field table allows. */
+static double s_max_pct_rpm(void)
+{
+    const vem_hj1239_field_info_t *fr = vem_hj1239_field_info(VEM_HJ1239_F_FRICTION);
+    return (s_field_max(VEM_HJ1239_F_TORQUE) - fr->offset) * s_field_max(VEM_HJ1239_F_RPM);
+}
+
+/* The most power one sample can report. */
 static double s_max_power_kw(double ref_torque_nm)
 {
-    const vem_hj1239_field_info_t *tq = vem_hj1239_field_info(VEM_HJ1239_F_TORQUE);
-    const vem_hj1239_field_info_t *fr = vem_hj1239_field_info(VEM_HJ1239_F_FRICTION);
-    const vem_hj1239_field_info_t *rpm = vem_hj1239_field_info(VEM_HJ1239_F_RPM);
-    double pct = (tq->max_raw * tq->scale + tq->offset) - fr->offset;
-    double speed = rpm->max_raw * rpm->scale + rpm->offset;
-    return pct / 100 * ref_torque_nm * speed * 2 * M_PI / 60 / 1000;
+    return s_max_pct_rpm() / 100 * ref_torque_nm * 2 * M_PI / 60 / 1000;
 }
 
 static bool s_positive(double v)
@@ -83,7 +92,8 @@ static bool s_positive(double v)
 double vem_rules_window_span_limit(const vem_rules_window_params_t *p)
 {
     if (!s_positive(p->ref_torque_nm) || !s_positive(p->rated_power_kw) ||
-        !s_positive(p->whtc_work_kwh) || !s_positive(p->min_power_frac))
+        !s_positive(p->whtc_work_kwh) || !s_positive(p->min_power_frac) ||
+        !(s_max_power_kw(p->ref_torque_nm) <= VEM_RULES_POWER_MAX_KW))
         return 0;
     return (p->whtc_work_kwh * 3600 + s_max_power_kw(p->ref_torque_nm)) /
            (p->min_power_frac * p->rated_power_kw);
@@ -93,6 +103,21 @@ bool vem_rules_window_usable(const vem_rules_window_params_t *p)
 {
     double d = vem_rules_window_span_limit(p);
     return d > 0 && ceil(d) + 1 <= VEM_RULES_WINDOW_RING_MAX;
+}
+
+bool vem_rules_window_constants_ok(const vem_rules_window_t *w)
+{
+    const double c[] = {w->work_per_pct_rpm, w->mass_per_ppm_kgph, w->density, w->whtc_work_kwh,
+                        w->min_work_per_sample};
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++)
+        if (!s_positive(c[i]))
+            return false;
+    double work = s_max_pct_rpm() * w->work_per_pct_rpm;
+    double mass =
+        s_field_max(VEM_HJ1239_F_NOX_DOWN) *
+        (s_field_max(VEM_HJ1239_F_INTAKE) + s_field_max(VEM_HJ1239_F_FUEL_RATE) * w->density) *
+        w->mass_per_ppm_kgph;
+    return work <= VEM_RULES_POWER_MAX_KW / 3600 && mass <= VEM_RULES_SAMPLE_MASS_MAX_G;
 }
 
 static void *s_alloc(size_t n, size_t *bytes)

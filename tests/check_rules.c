@@ -1274,13 +1274,18 @@ START_TEST(sentinel_inside_a_window)
 END_TEST
 
 /* Without the registry's figures there is no window: NOx 800 ppm in warm operation is an
- * obd.nox_high notice after 10 min and the trip ends without obd.nox_window. */
+ * obd.nox_high notice after 10 min and the trip ends without obd.nox_window. Figures beyond any
+ * engine built are damage and count as none: a reference torque of 10^9 N m lets a sample
+ * report 250 % x 10^9 x 8031.875 rpm x 2 pi / 60 / 1000 = 2.1 x 10^9 kW, above
+ * VEM_RULES_POWER_MAX_KW (10^9), though its window would span (2.7e7 x 3600 + 2.1e9) / (0.2 x
+ * 3e8) = 1655 s, within the ring's bound. */
 START_TEST(no_figures_falls_back_to_nox_high)
 {
     vem_rules_config_t cfg = s_defaults();
     const vem_rules_engine_facts_t partial = {2000, 350, 0, VEM_FUEL_DIESEL}; /* no WHTC work */
-    const vem_rules_engine_facts_t *facts[] = {NULL, &partial};
-    for (int k = 0; k < 2; k++) {
+    const vem_rules_engine_facts_t absurd = {1e9, 3e8, 2.7e7, VEM_FUEL_DIESEL};
+    const vem_rules_engine_facts_t *facts[] = {NULL, &partial, &absurd};
+    for (int k = 0; k < 3; k++) {
         vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, facts[k]);
         s_log_t log = {0};
         s_feed_t fd;
