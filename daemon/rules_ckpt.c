@@ -62,7 +62,9 @@
  * holds. Version 1 is version 2 without the plate colour (then unknown, and the next roadside
  * reading of the plate gives it).
  * Capacities are saved so the loaded vehicle holds the memory the saved one did
- * (vem_rules_vehicle_bytes is the same, and checked).
+ * (vem_rules_vehicle_bytes is the same, and checked; from a version 3 to 10 file, whose NOx
+ * window ring had 20-byte slots, less 8 bytes a slot of the ring's capacity, and from a
+ * version 3 file more for the fusion history's keys).
  *
  * No verdict is held in the state: pending roadside readings keep their figures, not JSON,
  * and every evidence object is built when its verdict is emitted.
@@ -1190,8 +1192,9 @@ static void s_get_vehicle(s_rd_t *r, vem_rules_vehicle_t *v)
     uint64_t saved = s_u64(r, "memory held");
     if (!r->failed && saved + r->grown != v->bytes + r->shrunk &&
         r->version >= S_V3) /* v1, v2: other sizes */
-        s_fail(r, "the state holds %zu bytes, the checkpoint says %" PRIu64 "%s", v->bytes, saved,
-               r->grown ? " (and the fusion history's keys)" : "");
+        s_fail(r, "the state holds %zu bytes, the checkpoint says %" PRIu64 "%s%s", v->bytes, saved,
+               r->grown ? " (and the fusion history's keys)" : "",
+               r->shrunk ? " (less the older window ring's wider slots)" : "");
     if (!r->failed && r->left)
         s_fail(r, "%zu bytes after the state", r->left);
 }

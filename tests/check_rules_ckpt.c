@@ -579,6 +579,32 @@ static void s_sc_truck(s_run_t *r)
     s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 3600, 3600, s_drive, NULL);
 }
 
+/* Idling (650 rpm, torque 10 %, friction 6 %: 4 % of 2000 N m, 5.4 kW) never ends a window of
+ * 30 kWh before it spans D_lim = (30 x 3600 + 4205) / 70 = 1603 s: from then on every sample
+ * drops the oldest window as too long to be valid (rules_window.c). Split there, then where
+ * the driving that follows ends windows that began while idling. */
+static void s_idle_then_drive(long i, s_phys_t *p, const void *arg)
+{
+    if (i >= 2400) {
+        s_drive(i, p, arg);
+        return;
+    }
+    *p = s_cruise;
+    p->rpm = 650;
+    p->torque = 10;
+    p->friction = 6;
+}
+
+static void s_sc_idle(s_run_t *r)
+{
+    s_cmd(r, VEM_HJ1239_CMD_LOGIN, T0);
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0, 1800, s_idle_then_drive, NULL);
+    s_mark(r); /* windows dropped as too long, one a sample */
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 1800, 1200, s_idle_then_drive, NULL);
+    s_mark(r); /* driving: windows that began idling end */
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 3000, 1800, s_idle_then_drive, NULL);
+}
+
 /* The SCR window sliding by whole minutes: conversion 1 - 100 / 800 = 0.875 but for samples
  * 905 .. 2704, at 1 - 480 / 800 = 0.40; every seventh sample has its SCR inlet at 200 C (not
  * qualifying: it neither breaks nor extends the window). Split inside the window, and where a
@@ -701,6 +727,12 @@ static const s_scenario_t s_scenarios[] = {
      NULL,
      s_sc_truck,
      {VEM_RULE_OBD_SCR_INEFFECTIVE, S_NONE, S_NONE, S_NONE}},
+    {"idling past the longest valid window, then driving",
+     &s_truck,
+     VIN,
+     NULL,
+     s_sc_idle,
+     {S_NONE, S_NONE, S_NONE, S_NONE}},
     {"SCR window sliding across the checkpoint",
      NULL,
      VIN,
@@ -1766,6 +1798,68 @@ START_TEST(version_10_window_ring_converts)
 }
 END_TEST
 
+/* Checkpoints the build before version 11 wrote (commit d649621, the scenario's checkpoint
+ * before event at, tests/data/rules_ckpt/v10_NAME_K_AT.bin; x86-64): mid-trip in the windows that
+ * fail, with a back-fill trip beside the live one, and two hours into a truck's trip (a ring of
+ * full size). Each loads, holds the memory this build's checkpoint at the same event holds,
+ * saves to a file that loads, and the rest of its scenario gives this build's verdicts, their
+ * measured values within 1e-6 (the older build summed unrounded values). */
+START_TEST(version_10_files_of_the_build_before)
+{
+    static const struct {
+        const char *file;
+        void (*fn)(s_run_t *r);
+        long at;
+    } files[] = {
+        {"v10_window_0_111.bin", s_sc_window, 111},
+        {"v10_backfill_9_256.bin", s_sc_backfill, 256},
+        {"v10_truck_11_545.bin", s_sc_truck, 545},
+    };
+    vem_rules_config_t cfg = s_defaults();
+    const char *dir = getenv("VEM_TEST_DATA") ? getenv("VEM_TEST_DATA") : "tests/data";
+    static s_bytes_t old;
+    for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/rules_ckpt/%s", dir, files[k].file);
+        FILE *f = fopen(path, "rb");
+        ck_assert_msg(f != NULL, "%s", path);
+        old.n = fread(old.b, 1, sizeof old.b, f);
+        ck_assert(feof(f));
+        fclose(f);
+        ck_assert_uint_eq(old.b[4], 10);
+        s_scr_parts_t sp;
+        s_scr_parts(old.b, old.n, &sp);
+        ck_assert_uint_ne(sp.win[0], 0);
+        ck_assert_uint_gt(s_r32(old.b + sp.win[0] + 76), 0); /* samples in the ring */
+        const s_scenario_t *sc = s_scenario(files[k].fn);
+        char err[256];
+        vem_rules_vehicle_t *was = vem_rules_vehicle_load(old.b, old.n, err, sizeof err);
+        ck_assert_msg(was != NULL, "%s: %s", path, err);
+        size_t len;
+        uint8_t *buf = s_checkpoint_of(sc, &cfg, files[k].at, &len);
+        vem_rules_vehicle_t *now = vem_rules_vehicle_load(buf, len, err, sizeof err);
+        ck_assert_msg(now != NULL, "%s", err);
+        ck_assert_uint_eq(vem_rules_vehicle_bytes(was), vem_rules_vehicle_bytes(now));
+        uint8_t *again = NULL;
+        size_t len2 = 0, cap = 0;
+        vem_rules_vehicle_save(was, &again, &len2, &cap);
+        ck_assert_uint_eq(len2, len);
+        vem_rules_vehicle_t *back = vem_rules_vehicle_load(again, len2, err, sizeof err);
+        ck_assert_msg(back != NULL, "%s saved again: %s", path, err);
+        vem_rules_vehicle_destroy(&back);
+        free(again);
+        s_run_t a, b;
+        s_run(sc, &cfg, &(s_opts_t){-1, -1, files[k].at, now}, &a);
+        s_run(sc, &cfg, &(s_opts_t){-1, -1, files[k].at, was}, &b);
+        ck_assert_uint_gt(a.log.n, 0);
+        s_same_but_measured(&a.log, &b.log, 1e-6);
+        s_log_free(&a.log);
+        s_log_free(&b.log);
+        free(buf);
+    }
+}
+END_TEST
+
 /* A version 8 file of a truck 1000 qualifying samples into a trip at conversion
  * 1 - 480 / 800 = 0.40 (no engine figures, so no NOx window; 1000 < 30 x 60: no verdict yet):
  * version 8 held the SCR block's sums, which cannot become the minutes of the window, so the
@@ -2249,6 +2343,7 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_add_test(tc, version_7_keeps_readings_from_the_history);
     tcase_add_test(tc, version_10_keeps_anchors);
     tcase_add_test(tc, version_10_window_ring_converts);
+    tcase_add_test(tc, version_10_files_of_the_build_before);
     tcase_add_test(tc, anchor_reach_checked);
     tcase_add_test(tc, version_8_starts_the_scr_window_afresh);
     tcase_add_test(tc, versions_1_and_2_load_converted);
