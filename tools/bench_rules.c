@@ -22,8 +22,9 @@
  *
  * BENCH_RULES_AHEAD=1 judges each frame with its vehicle's state asked for two frames ahead
  * (vem_rules_prefetch_state) and its window lines one ahead (vem_rules_prefetch_frame), as a
- * worker with a queue could. BENCH_RULES_PERF=FIFO writes enable/disable around the timed
- * rules passes, for `perf record --control fifo:FIFO -D -1`: a profile of those passes alone.
+ * worker with a queue could. BENCH_RULES_PERF=FIFO,ACK writes enable/disable around the timed
+ * rules passes and waits for perf's ack, for `perf record --control fifo:FIFO,ACK -D -1`: a
+ * profile of those passes alone.
  *
  * What the figures mean (2-core shared AMD EPYC VM, no hardware counters; medians of 3):
  *  - 10,000 mid-trip trucks, about 370 MB of rule state: ratio 0.14-0.16. A profile of the
@@ -273,16 +274,30 @@ static size_t s_rules_pass_ahead(const s_chunk_t *c, vem_hj1239_frame_t *f3, s_t
     return samples;
 }
 
-/* perf record --control fifo:CTL -D -1 with BENCH_RULES_PERF=CTL: only the rules passes. */
+/* perf record --control fifo:CTL,ACK -D -1 with BENCH_RULES_PERF=CTL,ACK: only the rules
+ * passes. perf acts on a command a while after it is written; waiting for its "ack" keeps the
+ * encoding of the next chunk out of the profile. */
 static void s_perf(const char *cmd)
 {
-    const char *ctl = getenv("BENCH_RULES_PERF");
-    if (!ctl)
+    const char *env = getenv("BENCH_RULES_PERF");
+    if (!env)
         return;
+    char ctl[512];
+    snprintf(ctl, sizeof ctl, "%s", env);
+    char *ack = strchr(ctl, ',');
+    if (ack)
+        *ack++ = '\0';
     FILE *f = fopen(ctl, "w");
     if (f) {
         fputs(cmd, f);
         fclose(f);
+    }
+    FILE *a = ack ? fopen(ack, "r") : NULL;
+    if (a) {
+        char line[16];
+        if (!fgets(line, sizeof line, a))
+            line[0] = '\0';
+        fclose(a);
     }
 }
 
