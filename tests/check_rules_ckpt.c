@@ -1582,23 +1582,35 @@ END_TEST
  * no valid compliant reading in between"), so a's id holds the violation of a and b, c's id c's
  * notice, and b's id, which held the violation of b and c across x, holds b alone: a notice. A
  * version 9 file of the same state does not know b was an anchor: b's id is not emitted again. */
-START_TEST(version_10_keeps_anchors)
+/* The readings of version_10_keeps_anchors (b, c, a, then x) in r; the state that took the first
+ * three, saved (malloc'd). */
+static uint8_t *s_b_c_then_a(const vem_rules_config_t *cfg, vem_rsd_reading_t r[4], size_t *len)
 {
-    vem_rules_config_t cfg = s_defaults();
     vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
-    vem_rsd_reading_t r[4];
     s_valid_reading(&r[0], "b", US(T0 + DAY), 1700);
     s_valid_reading(&r[1], "c", US(T0 + 3 * DAY), 1600);
     s_valid_reading(&r[2], "a", US(T0), 1800);
     s_valid_reading(&r[3], "x", US(T0 + 2 * DAY), 1200);
     s_log_t log = {0};
     for (int k = 0; k < 3; k++)
-        vem_rules_on_reading(v, &cfg, &r[k], (uint64_t)k + 1, s_collect, &log);
+        vem_rules_on_reading(v, cfg, &r[k], (uint64_t)k + 1, s_collect, &log);
     s_log_free(&log);
     uint8_t *buf = NULL;
-    size_t len = 0, cap = 0;
-    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    size_t cap = 0;
+    *len = 0;
+    vem_rules_vehicle_save(v, &buf, len, &cap);
     vem_rules_vehicle_destroy(&v);
+    return buf;
+}
+
+START_TEST(version_10_keeps_anchors)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rsd_reading_t r[4];
+    size_t len;
+    uint8_t *buf = s_b_c_then_a(&cfg, r, &len);
+    vem_rules_vehicle_t *v;
+    s_log_t log;
     char ida[VEM_RULES_ID_LEN], idb[VEM_RULES_ID_LEN], idc[VEM_RULES_ID_LEN], err[256];
     vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/a", ida);
     vem_rules_id(VEM_RULE_RSD_NO, PLATE, "r=S01/b", idb);
@@ -1648,19 +1660,10 @@ END_TEST
 START_TEST(anchor_reach_checked)
 {
     vem_rules_config_t cfg = s_defaults();
-    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
-    vem_rsd_reading_t r[3];
-    s_valid_reading(&r[0], "b", US(T0 + DAY), 1700);
-    s_valid_reading(&r[1], "c", US(T0 + 3 * DAY), 1600);
-    s_valid_reading(&r[2], "a", US(T0), 1800);
-    s_log_t log = {0};
-    for (int k = 0; k < 3; k++)
-        vem_rules_on_reading(v, &cfg, &r[k], (uint64_t)k + 1, s_collect, &log);
-    s_log_free(&log);
-    uint8_t *buf = NULL;
-    size_t len = 0, cap = 0;
-    vem_rules_vehicle_save(v, &buf, &len, &cap);
-    vem_rules_vehicle_destroy(&v);
+    vem_rsd_reading_t r[4];
+    size_t len;
+    uint8_t *buf = s_b_c_then_a(&cfg, r, &len);
+    vem_rules_vehicle_t *v;
     static const uint8_t ids[] = {3, 'S', '0', '1', 1, 'b'};
     uint8_t *at = memmem(buf, len, ids, sizeof ids);
     ck_assert_ptr_nonnull(at);
