@@ -481,24 +481,19 @@ static void s_put_window(s_wr_t *w, const vem_rules_window_t *win)
 static void s_get_ring_v10(s_rd_t *r, vem_rules_window_t *win, uint32_t count)
 {
     double work = win->work, nox = win->nox; /* the sums after the newest: the trip's */
-    win->head_work = work;
-    win->head_nox = nox;
-    const uint8_t *p = r->p;
     for (uint32_t i = count; i-- > 0;) {
-        const uint8_t *slot = p + (size_t)i * S_SLOT_V10;
+        const uint8_t *slot = r->p + (size_t)i * S_SLOT_V10;
         double before_work, before_nox;
         int32_t t;
         memcpy(&before_work, slot, 8);
         memcpy(&before_nox, slot + 8, 8);
         memcpy(&t, slot + 16, 4);
-        float dw = (float)(work - before_work), dn = (float)(nox - before_nox);
-        uint8_t *to = win->ring + (size_t)i * VEM_RULES_SLOT;
-        memcpy(to, &dw, 4);
-        memcpy(to + 4, &dn, 4);
-        memcpy(to + 8, &t, 4);
-        work = win->head_work = before_work;
-        nox = win->head_nox = before_nox;
+        vem_rules_slot_put(win->ring, i, (float)(work - before_work), (float)(nox - before_nox), t);
+        work = before_work;
+        nox = before_nox;
     }
+    win->head_work = work;
+    win->head_nox = nox;
     r->p += (size_t)count * S_SLOT_V10;
     r->left -= (size_t)count * S_SLOT_V10;
 }
@@ -517,9 +512,7 @@ static void s_check_ring(s_rd_t *r, vem_rules_window_t *win)
         return;
     }
     for (uint32_t i = 0; i < win->count; i++) {
-        float dw, dn;
-        memcpy(&dw, win->ring + (size_t)i * VEM_RULES_SLOT, 4);
-        memcpy(&dn, win->ring + (size_t)i * VEM_RULES_SLOT + 4, 4);
+        float dw = vem_rules_slot_work(win->ring, i), dn = vem_rules_slot_nox(win->ring, i);
         if (!(isfinite(dw) && isfinite(dn) && dw >= 0 && dn >= 0)) {
             s_fail(r, "window ring slot %" PRIu32 " holds %g kWh, %g g", i, (double)dw, (double)dn);
             return;

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* ---- verdicts (rules_out.c) --------------------------------------------------------------- */
 
@@ -111,6 +112,38 @@ typedef struct {
 
 /* Bytes of a ring slot: a sample's work (kWh) and NOx (g) as floats, then its time. */
 #define VEM_RULES_SLOT 12
+
+/* Slot `slot` of a window's ring: its sample's work, NOx and rule time - base (rules_window.c;
+ * rules_ckpt.c converts and checks rings with them). */
+static inline float vem_rules_slot_work(const uint8_t *ring, uint32_t slot)
+{
+    float v;
+    memcpy(&v, ring + (size_t)slot * VEM_RULES_SLOT, sizeof v);
+    return v;
+}
+
+static inline float vem_rules_slot_nox(const uint8_t *ring, uint32_t slot)
+{
+    float v;
+    memcpy(&v, ring + (size_t)slot * VEM_RULES_SLOT + 4, sizeof v);
+    return v;
+}
+
+static inline int32_t vem_rules_slot_time(const uint8_t *ring, uint32_t slot)
+{
+    int32_t v;
+    memcpy(&v, ring + (size_t)slot * VEM_RULES_SLOT + 8, sizeof v);
+    return v;
+}
+
+static inline void vem_rules_slot_put(uint8_t *ring, uint32_t slot, float work, float nox,
+                                      int32_t t)
+{
+    uint8_t *p = ring + (size_t)slot * VEM_RULES_SLOT;
+    memcpy(p, &work, 4);
+    memcpy(p + 4, &nox, 4);
+    memcpy(p + 8, &t, 4);
+}
 
 /* Valid windows a trip's window state holds in its own lines before appending them to kept. */
 #define VEM_RULES_KEPT_STAGE 16

@@ -94,12 +94,12 @@ static bool s_positive(double v)
 
 double vem_rules_window_span_limit(const vem_rules_window_params_t *p)
 {
+    double p_max = s_max_power_kw(p->ref_torque_nm);
     if (!s_positive(p->ref_torque_nm) || !s_positive(p->rated_power_kw) ||
         !s_positive(p->whtc_work_kwh) || !s_positive(p->min_power_frac) ||
-        !(s_max_power_kw(p->ref_torque_nm) <= VEM_RULES_POWER_MAX_KW))
+        !(p_max <= VEM_RULES_POWER_MAX_KW))
         return 0;
-    return (p->whtc_work_kwh * 3600 + s_max_power_kw(p->ref_torque_nm)) /
-           (p->min_power_frac * p->rated_power_kw);
+    return (p->whtc_work_kwh * 3600 + p_max) / (p->min_power_frac * p->rated_power_kw);
 }
 
 bool vem_rules_window_usable(const vem_rules_window_params_t *p)
@@ -169,36 +169,6 @@ void vem_rules_window_stop(vem_rules_window_t *w)
         s_free(w->kept, w->kept_cap * sizeof(s_kept_t), bytes);
     }
     memset(w, 0, sizeof *w);
-}
-
-/* The slot's work (kWh) and NOx (g) of its sample, and its time. */
-static inline float s_work_of(const uint8_t *ring, uint32_t slot)
-{
-    float v;
-    memcpy(&v, ring + (size_t)slot * VEM_RULES_SLOT, sizeof v);
-    return v;
-}
-
-static inline float s_nox_of(const uint8_t *ring, uint32_t slot)
-{
-    float v;
-    memcpy(&v, ring + (size_t)slot * VEM_RULES_SLOT + 4, sizeof v);
-    return v;
-}
-
-static inline int32_t s_time(const uint8_t *ring, uint32_t slot)
-{
-    int32_t v;
-    memcpy(&v, ring + (size_t)slot * VEM_RULES_SLOT + 8, sizeof v);
-    return v;
-}
-
-static inline void s_put(uint8_t *ring, uint32_t slot, float work, float nox, int32_t t)
-{
-    uint8_t *p = ring + (size_t)slot * VEM_RULES_SLOT;
-    memcpy(p, &work, 4);
-    memcpy(p + 4, &nox, 4);
-    memcpy(p + 8, &t, 4);
 }
 
 /* Makes room for one more sample in the ring, keeping the order from head. */
@@ -350,7 +320,7 @@ void vem_rules_window_add(vem_rules_window_t *w, const vem_rules_window_in_t *co
         uint32_t slot = head + count;
         if (slot >= cap)
             slot -= cap;
-        s_put(ring, slot, work, mass, (int32_t)(x->t - base));
+        vem_rules_slot_put(ring, slot, work, mass, (int32_t)(x->t - base));
         count++;
         sum_work += work;
         sum_nox += mass;
@@ -362,9 +332,10 @@ void vem_rules_window_add(vem_rules_window_t *w, const vem_rules_window_in_t *co
                 break;
             windows++;
             if (done >= count * min_work)
-                s_keep(w, sum_nox - head_nox, done, s_time(ring, head), s_time(ring, slot));
-            head_work += s_work_of(ring, head);
-            head_nox += s_nox_of(ring, head);
+                s_keep(w, sum_nox - head_nox, done, vem_rules_slot_time(ring, head),
+                       vem_rules_slot_time(ring, slot));
+            head_work += vem_rules_slot_work(ring, head);
+            head_nox += vem_rules_slot_nox(ring, head);
             head = head + 1 == cap ? 0 : head + 1;
             count--;
         }
@@ -372,8 +343,8 @@ void vem_rules_window_add(vem_rules_window_t *w, const vem_rules_window_in_t *co
          * and as count + 1 is a whole number, that is count + 1 >= ceil(D_lim) = cap_max - 1 */
         while (count > 0 && count + 2 >= cap_max) {
             windows++;
-            head_work += s_work_of(ring, head);
-            head_nox += s_nox_of(ring, head);
+            head_work += vem_rules_slot_work(ring, head);
+            head_nox += vem_rules_slot_nox(ring, head);
             head = head + 1 == cap ? 0 : head + 1;
             count--;
         }
