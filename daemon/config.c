@@ -319,6 +319,10 @@ static const vem_conf_key_t s_keys[] = {
     {"rules.trip_gap_min", VEM_CONF_UINT, S_OFF(rules.t.trip_gap_min), "10", 0, 0, NULL, true,
      "a gap in the data longer than this many minutes ends a trip; nothing received for twice "
      "as long ends it too"},
+    {"rules.backlog_wait_min", VEM_CONF_UINT, S_OFF(rules.t.backlog_wait_min), "10", 0, 0, NULL,
+     true,
+     "live data after a hole in a trip waits this many minutes of data for the hole's re-sent "
+     "(0x03) samples before it is judged; 0: judged at once, a late re-send on its own track"},
     {"rules.fuel_density_kg_l", VEM_CONF_REAL, S_OFF(rules.t.fuel_density_kg_l), "0.835", 0, 0,
      NULL, true, "diesel density for the exhaust mass flow, kg/L"},
     {"rules.nox_u", VEM_CONF_REAL, S_OFF(rules.t.nox_u), "0.001586", 0, 0, NULL, true,

@@ -20,16 +20,18 @@
  * than trip_gap_min in the samples' own times; a login that follows no logout (the terminal
  * reconnecting) does not end the trip. Spans and windows never cross a trip's end;
  * the NOx window is judged when the trip ends. Each vehicle has two tracks, each with its
- * own trip: the live track takes every sample newer than the newest it ever took; any other
- * sample (a re-sent backlog, a late frame) goes to the back-fill track, which starts a new
- * trip whenever a sample is not newer than its last one or comes after a gap. So old data
- * never touches the trip in progress, and a backlog that arrives in its own order forms trips
- * by its own timestamps, as live data would: what differs is only where it meets live data
- * (there, the back-fill trip ends). A logout ends the live trip; vem_rules_on_silence
- * ends trips that received nothing for twice trip_gap_min, measured on vemd's intake clock
- * (receipt time less the time intake was paused: a full spool stops vemd reading, and the
- * trucks' data waits in their sockets meanwhile), and so does the next sample of such a trip.
- * A trip keeps the engine figures it started with.
+ * own trip: the live track takes every sample newer than the newest it ever took, in time
+ * order once it has a hole (the samples after a hole wait for the hole's re-sent data, up to
+ * backlog_wait_min: s_hold, below); any other sample (a backlog of what is older than the
+ * trip, or of a hole whose wait ended) goes to the back-fill track, which starts a new trip
+ * whenever a sample is not newer than its last one or comes after a gap, and a sample at a
+ * second a track took already, with no hole since, is a copy and not judged again (s_copy).
+ * So a backlog that arrives in its own order forms trips by its own timestamps, as live data
+ * would: what differs is only where it meets live data (there, the back-fill trip ends). A logout
+ * ends the live trip; vem_rules_on_silence ends trips that received nothing for twice trip_gap_min,
+ * measured on vemd's intake clock (receipt time less the time intake was paused: a full spool stops
+ * vemd reading, and the trucks' data waits in their sockets meanwhile), and so does the next sample
+ * of such a trip. A trip keeps the engine figures it started with.
  *
  * OBD snapshots. The MIL is judged by the snapshots' times, in whatever order they come (s_mil);
  * DTCs and the OBD VIN in their time order: a snapshot older than the newest seen is counted
@@ -45,7 +47,8 @@
  * SCR operation, its SCR window (24 bytes a minute of scr_minutes, at most
  * VEM_RULES_SCR_MINUTES_MAX); the fusion history (4 bytes per second of
  * fusion_horizon_s) and roadside chains (144 bytes a reading, at most VEM_RULES_CHAIN_HELD per
- * pollutant, rules_rsd.c).
+ * pollutant, rules_rsd.c); while a hole in the live trip waits, the samples held after it (40
+ * bytes each, at most backlog_wait_min x 60 + 1).
  * vem_rules_vehicle_bytes() sums what is allocated. The figures of a heavy truck (D_lim about
  * 1,700) make at most about 52 KiB in the middle of a long trip (2 KiB, a ring of 20 KiB, 27 KiB
  * of kept windows, the SCR window and the fusion history at their defaults); figures whose
@@ -125,6 +128,7 @@ void vem_rules_vehicle_destroy(vem_rules_vehicle_t **self_p)
     free(self->back.scr_ring);
     free(self->dtcs);
     free(self->mil);
+    free(self->held);
     vem_rules_rsd_free(&self->rsd, &self->bytes);
     free(self);
     *self_p = NULL;
@@ -455,8 +459,12 @@ static vem_rules_track_t *s_route(vem_rules_vehicle_t *v, const vem_rules_config
         s_trip_end(v, tr, cfg, out);
     }
     bt->tr = tr;
-    if (!tr->open)
+    if (!tr->open) {
         s_trip_start(v, tr, cfg, at);
+        tr->whole_from = at->sec;
+    } else if (at->sec != tr->last.sec + 1) {
+        tr->whole_from = at->sec; /* a hole, or the back-fill track's next trip */
+    }
     tr->newest = at->sec;
     tr->last = *at;
     tr->last_open_us = open_us;
@@ -500,12 +508,14 @@ static const struct {
     [S_SCR_IN] = {VEM_HJ1239_F_SCR_IN, 0.03125, -273, 0xFAFF},
 };
 
+_Static_assert(S_FIELDS == VEM_RULES_HELD_FIELDS, "a held sample keeps each field s_fields has");
+
 bool vem_rules_fields_match_decoder(void)
 {
     for (int k = 0; k < S_FIELDS; k++) {
         const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(s_fields[k].id);
         if (fi->scale != s_fields[k].scale || fi->offset != s_fields[k].offset ||
-            fi->max_raw != s_fields[k].max_raw)
+            fi->max_raw != s_fields[k].max_raw || fi->width > 2 /* a held sample's u16 */)
             return false;
     }
     return true;
@@ -1155,6 +1165,197 @@ static size_t s_prepare(const vem_hj1239_frame_t *f, s_prep_t *p, int64_t *sec,
     return n;
 }
 
+/* ---- re-sent data: holes and copies ------------------------------------------------------ */
+
+/* A terminal that loses its link keeps its samples and re-sends them (0x03) once it is back,
+ * while it sends live data again: the hole's samples come after live data newer than they
+ * are. Judged as they came, they would form a trip of their own (the back-fill track) and the
+ * live trip would see a gap: not what the data in time order gives. So once the live trip has
+ * a hole (a sample more than a second after its last), the samples after it are held, by
+ * time, with those that come into the hole, and a held sample is judged once nothing before it
+ * is missing (the hole is filled) or once the newest held is backlog_wait_min after it (the
+ * rest of the hole comes too late, or not at all: a sample of it that comes later is judged on
+ * the back-fill track). A logout, the silence that ends the trip, and a flush judge what is
+ * held first. Verdicts of the live track thus wait up to backlog_wait_min after a hole; a
+ * replay of the spool brings the same inputs in the same order, and so holds and judges the
+ * same. Memory: 40 bytes a held second, at most backlog_wait_min x 60 + 1, while a hole is
+ * open. */
+
+static void s_held_put(vem_rules_held_t *h, const vem_hj1239_block_t *b, const vem_rules_at_t *at)
+{
+    h->sec = at->sec;
+    h->key_off = at->key_off;
+    h->key_idx = at->key_idx;
+    h->type = b->type;
+    for (int k = 0; k < S_FIELDS; k++)
+        h->raw[k] = (uint16_t)b->raw[s_fields[k].id];
+}
+
+/* The sample a held one was: the block it came in (the fields the rules read) and its instant. */
+static void s_held_prep(const vem_rules_held_t *h, s_prep_t *p)
+{
+    vem_hj1239_block_t b;
+    memset(&b, 0, sizeof b);
+    b.type = h->type;
+    for (int k = 0; k < S_FIELDS; k++)
+        b.raw[s_fields[k].id] = h->raw[k];
+    p->at = (vem_rules_at_t){h->sec, h->key_off, h->key_idx};
+    s_values(&b, &p->x);
+    p->x.win.t = h->sec;
+}
+
+static void s_held_free(vem_rules_vehicle_t *v)
+{
+    free(v->held);
+    v->bytes -= (size_t)v->held_cap * sizeof *v->held;
+    v->held = NULL;
+    v->held_cap = v->held_off = v->nheld = 0;
+}
+
+/* Judges the held samples whose wait is over (all: every one), in time order, on the live
+ * track. The batch's samples (older) are added to the window first. */
+static void s_held_judge(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
+                         const s_bounds_t *bd, bool all, s_batch_t *bt, vem_rules_out_t *out)
+{
+    if (!v->nheld)
+        return;
+    s_batch_flush(bt);
+    int64_t wait = (int64_t)cfg->backlog_wait_min * 60;
+    /* the trip received what it holds: no silence within it */
+    int64_t open_us = v->live.last_open_us;
+    s_prep_t p[VEM_HJ1239_MAX_BLOCKS];
+    bool more = true;
+    while (more && v->nheld) {
+        unsigned n = 0;
+        while (n < VEM_HJ1239_MAX_BLOCKS && v->nheld) {
+            const vem_rules_held_t *h = &v->held[v->held_off];
+            int64_t newest = v->held[v->held_off + v->nheld - 1].sec;
+            if (!all && h->sec > v->live.newest + 1 && newest - h->sec < wait) {
+                more = false;
+                break;
+            }
+            s_held_prep(h, &p[n]);
+            v->held_off++;
+            v->nheld--;
+            s_sample(v, cfg, bd, &p[n++], open_us, bt, out);
+        }
+        s_batch_flush(bt);
+    }
+    if (!v->nheld)
+        s_held_free(v);
+}
+
+/* Judges everything held: before the live trip ends. */
+static void s_held_judge_all(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
+                             vem_rules_out_t *out)
+{
+    if (!v->nheld)
+        return;
+    s_bounds_t bd;
+    s_bounds(cfg, &bd);
+    s_batch_t bt = {.tr = NULL, .n = 0};
+    s_held_judge(v, cfg, &bd, true, &bt, out);
+}
+
+/* Room for one more held sample at the end. */
+static void s_held_room(vem_rules_vehicle_t *v)
+{
+    if (v->held_off + v->nheld < v->held_cap)
+        return;
+    if (v->held_off) {
+        memmove(v->held, v->held + v->held_off, (size_t)v->nheld * sizeof *v->held);
+        v->held_off = 0;
+        return;
+    }
+    uint32_t cap = v->held_cap ? v->held_cap * 2u : 64; /* nheld stays within VEM_RULES_HELD_MAX */
+    vem_rules_held_t *grown = realloc(v->held, cap * sizeof *v->held);
+    if (!grown)
+        abort();
+    v->bytes += (cap - v->held_cap) * sizeof *v->held;
+    v->held = grown;
+    v->held_cap = (uint16_t)cap;
+}
+
+/* A sample newer than the live track's newest, with a hole before it or samples held: judged
+ * when it is the hole's next second, else held; then what may be judged is. False when a
+ * sample at its second is held already (a copy). */
+static bool s_hold(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const s_bounds_t *bd,
+                   const vem_hj1239_block_t *b, const s_prep_t *p, int64_t open_us, s_batch_t *bt,
+                   vem_rules_out_t *out)
+{
+    const vem_rules_at_t *at = &p->at;
+    if (at->sec == v->live.newest + 1) {
+        s_sample(v, cfg, bd, p, open_us, bt, out);
+        s_held_judge(v, cfg, bd, false, bt, out);
+        return true;
+    }
+    vem_rules_held_t *h = v->held + v->held_off;
+    uint32_t lo = 0, hi = v->nheld; /* the first held newer than at */
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (h[mid].sec <= at->sec)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo > 0 && h[lo - 1].sec == at->sec)
+        return false;
+    if (lo == 0 && v->held_off) {
+        v->held_off--;
+    } else {
+        s_held_room(v);
+        h = v->held + v->held_off;
+        memmove(h + lo + 1, h + lo, (v->nheld - lo) * sizeof *h);
+    }
+    s_held_put(v->held + v->held_off + lo, b, at);
+    v->nheld++;
+    v->counts.held_samples++;
+    v->live.last_open_us = open_us;
+    s_held_judge(v, cfg, bd, false, bt, out);
+    return true;
+}
+
+/* A sample at a second that track tr took already in its trip, with no hole from there to its
+ * last: a copy (a frame sent twice, or re-sent after pipeline.dedup_window), not judged again.
+ * The store keeps one copy of a sample too (its key). */
+static bool s_copy(const vem_rules_track_t *tr, int64_t sec)
+{
+    return tr->newest != INT64_MIN && sec >= tr->whole_from && sec <= tr->last.sec;
+}
+
+/* A sample of a data frame: judged on the live track (or held, s_hold), on the back-fill track
+ * when it is older than the live track's newest, or not at all when it is a copy. */
+static void s_take(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const s_bounds_t *bd,
+                   const vem_hj1239_block_t *b, const s_prep_t *p, int64_t open_us, s_batch_t *bt,
+                   vem_rules_out_t *out)
+{
+    int64_t t = p->at.sec;
+    vem_rules_track_t *live = &v->live;
+    if (t > live->newest) {
+        if (!v->nheld && (t == live->newest + 1 || !live->open || !cfg->backlog_wait_min)) {
+            s_sample(v, cfg, bd, p, open_us, bt, out);
+            return;
+        }
+        if (open_us - live->last_open_us > s_silence_us(cfg)) {
+            /* the trip ended in silence (vem_rules_on_silence): what it held first */
+            s_held_judge(v, cfg, bd, true, bt, out);
+            s_sample(v, cfg, bd, p, open_us, bt, out);
+            return;
+        }
+        if (!cfg->backlog_wait_min) { /* reloaded to 0 while samples were held */
+            s_held_judge(v, cfg, bd, true, bt, out);
+            s_sample(v, cfg, bd, p, open_us, bt, out);
+            return;
+        }
+        if (s_hold(v, cfg, bd, b, p, open_us, bt, out))
+            return;
+    } else if (!s_copy(live, t) && !s_copy(&v->back, t)) {
+        s_sample(v, cfg, bd, p, open_us, bt, out);
+        return;
+    }
+    v->counts.copy_samples++;
+}
+
 static void s_data(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
                    const vem_hj1239_frame_t *f, const s_prep_t *p, const int64_t *sec,
                    const vem_rules_nox_t *nox, size_t n, int64_t open_us, vem_rules_out_t *out)
@@ -1170,7 +1371,7 @@ static void s_data(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
         if (b->type == VEM_HJ1239_BLOCK_OBD)
             s_obd(v, cfg, f, b, i, out);
         else if (s_is_sample(b->type))
-            s_sample(v, cfg, &bd, &p[k++], open_us, &bt, out);
+            s_take(v, cfg, &bd, b, &p[k++], open_us, &bt, out);
     }
     s_batch_flush(&bt);
     vem_rules_rsd_ctx_t ctx = s_rsd_ctx(v);
@@ -1235,6 +1436,7 @@ unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t 
     self->offline_fired = false;
     switch (f->cmd) {
     case VEM_HJ1239_CMD_LOGOUT:
+        s_held_judge_all(self, cfg, &out);
         s_trip_end(self, &self->live, cfg, &out);
         break;
     case VEM_HJ1239_CMD_LOGIN:
@@ -1338,9 +1540,13 @@ unsigned vem_rules_on_silence(vem_rules_vehicle_t *self, const vem_rules_config_
 {
     vem_rules_out_t out = {emit, arg, 0, 0};
     vem_rules_track_t *tracks[] = {&self->live, &self->back};
-    for (int i = 0; i < 2; i++)
-        if (tracks[i]->open && now_us - paused_us - tracks[i]->last_open_us > s_silence_us(cfg))
+    for (int i = 0; i < 2; i++) {
+        if (tracks[i]->open && now_us - paused_us - tracks[i]->last_open_us > s_silence_us(cfg)) {
+            if (i == 0)
+                s_held_judge_all(self, cfg, &out);
             s_trip_end(self, tracks[i], cfg, &out);
+        }
+    }
     vem_rules_rsd_ctx_t ctx = s_rsd_ctx(self);
     vem_rules_rsd_expire(&self->rsd, &ctx, cfg, now_us);
     /* on the intake clock, as a trip's silence: a full spool's pause is vemd's, not the
@@ -1384,6 +1590,7 @@ unsigned vem_rules_flush(vem_rules_vehicle_t *self, const vem_rules_config_t *cf
                          vem_rules_emit_fn emit, void *arg)
 {
     vem_rules_out_t out = {emit, arg, 0, 0};
+    s_held_judge_all(self, cfg, &out);
     s_trip_end(self, &self->live, cfg, &out);
     s_trip_end(self, &self->back, cfg, &out);
     return out.emitted;

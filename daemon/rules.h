@@ -121,6 +121,7 @@ typedef struct {
     double warm_coolant_c;          /* 70 */
     unsigned warm_after_start_min;  /* 20 */
     unsigned trip_gap_min;          /* 10: a longer gap ends a trip */
+    unsigned backlog_wait_min;      /* 10: live data after a hole waits this long for a re-send */
     /* work-based window (GB 17691-2018 PEMS method, to confirm) */
     double fuel_density_kg_l;    /* 0.835 */
     double nox_u;                /* 0.001586 */
@@ -196,6 +197,8 @@ size_t vem_rules_vehicle_bytes(const vem_rules_vehicle_t *self);
 typedef struct {
     uint64_t samples;          /* 1 Hz samples judged */
     uint64_t late_samples;     /* samples older than the live trip: judged on the back-fill track */
+    uint64_t copy_samples;     /* samples at a second a track took already: not judged again */
+    uint64_t held_samples;     /* samples held after a hole in the live trip (rules.c, s_hold) */
     uint64_t late_obd;         /* OBD snapshots older than the newest seen: not used for DTCs and
                                   the OBD VIN (the MIL uses them, rules.c) */
     uint64_t late_mil;         /* MIL snapshots that could not be placed (rules.c) */

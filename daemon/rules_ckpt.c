@@ -85,7 +85,7 @@
 #include <string.h>
 
 #define S_MAGIC       "VRCK"
-#define S_VERSION     11u
+#define S_VERSION     12u
 #define S_VERSION_MIN 1u /* the oldest version read */
 #define S_V3          3u /* runs of MIL snapshots, chains of readings */
 #define S_V4          4u /* the fusion history keeps each second's sample key */
@@ -97,6 +97,7 @@
 #define S_V9  9u  /* a track's SCR window of whole minutes where the scr span was */
 #define S_V10 10u /* a chain reading's flags byte says "anchor" too, with its reach */
 #define S_V11 11u /* a NOx window's ring of increments, after the sums before its head */
+#define S_V12 12u /* the tracks' whole ranges, two more counts, the held samples */
 /* Bytes of a NOx window's ring slot before version 11: work and NOx summed before the sample
  * (two doubles), then its time. */
 #define S_SLOT_V10 20u
@@ -109,9 +110,9 @@
  * sizes (of x86-64 and other LP64 hosts) fail the build when a struct changes, as a reminder.
  * Update them once the new member is in the format. */
 #if defined(__LP64__)
-_Static_assert(sizeof(struct vem_rules_vehicle) == 1960, "vehicle changed: update rules_ckpt");
+_Static_assert(sizeof(struct vem_rules_vehicle) == 2008, "vehicle changed: update rules_ckpt");
 /* (its nox_high_held is not saved: it is nox_high.n > 0) */
-_Static_assert(sizeof(vem_rules_track_t) == 784, "track changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_track_t) == 792, "track changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_window_t) == 392, "window changed: update rules_ckpt");
 /* (its staged kept windows are saved as kept ones, as vem_rules_window_settle appends them) */
 _Static_assert(sizeof(vem_rules_span_t) == 48, "span changed: update rules_ckpt");
@@ -121,7 +122,7 @@ _Static_assert(sizeof(vem_rules_rsd_t) == 144, "roadside changed: update rules_c
 _Static_assert(sizeof(vem_rules_chain_t) == 24, "chain changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_link_t) == 144, "link changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_pending_t) == 120, "pending changed: update rules_ckpt");
-_Static_assert(sizeof(vem_rules_counts_t) == 72, "counts changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_counts_t) == 88, "counts changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_engine_facts_t) == 32, "facts changed: update rules_ckpt");
 #endif
 
@@ -1003,6 +1004,78 @@ static void s_get_rsd(s_rd_t *r, vem_rules_rsd_t *rsd, size_t *bytes)
     }
 }
 
+/* ---- re-sent data (version 12) ------------------------------------------------------------ */
+
+static void s_put_held(s_wr_t *w, const vem_rules_vehicle_t *v)
+{
+    s_put_i64(w, v->live.whole_from);
+    s_put_i64(w, v->back.whole_from);
+    s_put_u64(w, v->counts.copy_samples);
+    s_put_u64(w, v->counts.held_samples);
+    s_put_u32(w, v->held_cap);
+    s_put_u32(w, v->nheld);
+    for (uint32_t i = 0; i < v->nheld; i++) {
+        const vem_rules_held_t *h = &v->held[v->held_off + i];
+        s_put_at(w, &(vem_rules_at_t){h->sec, h->key_off, h->key_idx});
+        s_put_u8(w, h->type);
+        for (int k = 0; k < VEM_RULES_HELD_FIELDS; k++)
+            s_put_u16(w, h->raw[k]);
+    }
+}
+
+/* A track's whole range: before version 12 not known, and so from its next second on. */
+static void s_get_whole(s_rd_t *r, vem_rules_track_t *tr, const char *what)
+{
+    if (r->version < S_V12) {
+        tr->whole_from = tr->newest == INT64_MIN ? 0 : tr->last.sec + 1;
+        return;
+    }
+    tr->whole_from = s_time(r, false, false, 0, what);
+    if (!r->failed && tr->newest != INT64_MIN && tr->whole_from > tr->last.sec + 1)
+        s_fail(r, "%s %" PRId64 " after the last sample's next second", what, tr->whole_from);
+}
+
+static void s_get_held(s_rd_t *r, vem_rules_vehicle_t *v)
+{
+    s_get_whole(r, &v->live, "live whole range");
+    s_get_whole(r, &v->back, "back-fill whole range");
+    if (r->version < S_V12)
+        return;
+    v->counts.copy_samples = s_u64(r, "copy count");
+    v->counts.held_samples = s_u64(r, "held count");
+    uint32_t cap =
+        s_capacity(r, s_u32(r, "held capacity"), 64, VEM_RULES_HELD_CAP_MAX, "held capacity");
+    uint32_t n = s_at_most(r, s_u32(r, "held count"),
+                           cap < VEM_RULES_HELD_MAX ? cap : VEM_RULES_HELD_MAX, "held samples");
+    if (!r->failed && n && !v->live.open)
+        s_fail(r, "%" PRIu32 " samples held for a live trip that is closed", n);
+    if (r->failed || !cap)
+        return;
+    v->held = s_alloc((size_t)cap * sizeof *v->held, &v->bytes);
+    v->held_cap = (uint16_t)cap;
+    for (uint32_t i = 0; i < n && !r->failed; i++) {
+        vem_rules_held_t *h = &v->held[i];
+        vem_rules_at_t at;
+        s_get_at(r, &at, "held sample");
+        h->sec = at.sec;
+        h->key_off = at.key_off;
+        h->key_idx = at.key_idx;
+        h->type = s_u8(r, "held sample type");
+        for (int k = 0; k < VEM_RULES_HELD_FIELDS; k++)
+            h->raw[k] = s_u16(r, "held sample values");
+        if (r->failed)
+            break;
+        /* s_hold relies on held samples newer than the live track's, by time, one a second */
+        if (h->type != VEM_HJ1239_BLOCK_STREAM && h->type != VEM_HJ1239_BLOCK_TWC &&
+            h->type != VEM_HJ1239_BLOCK_TWC_NOX)
+            s_fail(r, "held sample %" PRIu32 " of block type 0x%02x, not a sample", i, h->type);
+        else if (h->sec <= (i ? v->held[i - 1].sec : v->live.newest + 1))
+            s_fail(r, "held sample %" PRIu32 " at %" PRId64 " not after the %s", i, h->sec,
+                   i ? "one before it" : "live track's next second");
+        v->nheld = r->failed ? v->nheld : (uint16_t)(i + 1);
+    }
+}
+
 /* ---- the vehicle -------------------------------------------------------------------------- */
 
 void vem_rules_vehicle_save(const vem_rules_vehicle_t *self, uint8_t **buf, size_t *len,
@@ -1047,6 +1120,7 @@ void vem_rules_vehicle_save(const vem_rules_vehicle_t *self, uint8_t **buf, size
     s_put_track(&w, &self->live);
     s_put_track(&w, &self->back);
     s_put_rsd(&w, &self->rsd);
+    s_put_held(&w, self);
     s_put_u64(&w, self->bytes);
 }
 
@@ -1181,6 +1255,8 @@ static void s_get_vehicle(s_rd_t *r, vem_rules_vehicle_t *v)
     s_get_track(r, &v->back, &v->bytes);
     r->where = "roadside";
     s_get_rsd(r, &v->rsd, &v->bytes);
+    r->where = "held samples";
+    s_get_held(r, v);
     r->where = NULL;
     uint64_t saved = s_u64(r, "memory held");
     if (!r->failed && saved + r->grown != v->bytes + r->shrunk &&

@@ -455,7 +455,10 @@ typedef struct {
      * go to the window does not touch nox_high's line to end a span it does not have. */
     bool nox_high_held;
     uint32_t samples;
-    int64_t newest;       /* newest sample time this track ever took; INT64_MIN: none */
+    int64_t newest; /* newest sample time this track ever took; INT64_MIN: none */
+    /* the track took every second from this one to last.sec (in its trip): a sample there is a
+     * copy (rules.c, s_copy) */
+    int64_t whole_from;
     int64_t last_open_us; /* intake clock (receipt less intake pauses) of its last sample */
     int64_t engine_start; /* rule time of the engine's start (or of the trip's first running) */
     vem_rules_at_t last;
@@ -476,12 +479,31 @@ typedef struct {
     vem_rules_engine_facts_t figures; /* what the trip started with */
 } vem_rules_track_t;
 
+/* Most minutes live data waits after a hole (rules.backlog_wait_min), and the most samples a
+ * vehicle holds: one a second of them, and the one just come. */
+#define VEM_RULES_BACKLOG_WAIT_MAX 30
+#define VEM_RULES_HELD_MAX         (VEM_RULES_BACKLOG_WAIT_MAX * 60 + 1)
+#define VEM_RULES_HELD_CAP_MAX     2048 /* the power of two that holds them */
+
+/* A sample the live track holds while it waits for a hole before it to be filled (rules.c,
+ * s_hold): its instant, block type and the raw values the rules read (hj1239.h; a block type's
+ * missing fields 0, as the decoder leaves them). */
+#define VEM_RULES_HELD_FIELDS 10 /* the fields the rules read (rules.c, s_fields) */
+typedef struct {
+    int64_t sec;
+    int32_t key_off;
+    uint16_t key_idx;
+    uint8_t type;
+    uint16_t raw[VEM_RULES_HELD_FIELDS]; /* in s_fields' order; each field is 1 or 2 bytes */
+} vem_rules_held_t;
+
 /* What every data frame touches comes first, up to live.win.stage (whose lines are asked for as
  * needed), so it fills as few cache lines as it can; the struct is allocated so that it does
  * not cross a page boundary (vem_rules_vehicle_alloc). */
 struct vem_rules_vehicle {
     bool heard;
     bool offline_fired;
+    uint16_t nheld; /* samples held (s_hold), at held[held_off ..) */
     int64_t last_received_us, last_data_us;
     /* the intake clock of the last receipt (receipt less intake's paused total), what the
      * silence of obd.offline is measured on; INT64_MIN: not known (a checkpoint of version 5 or
@@ -505,6 +527,8 @@ struct vem_rules_vehicle {
     char plate[16];
     char plate_color[16];
     vem_rules_engine_facts_t facts;
+    vem_rules_held_t *held; /* by time, each newer than live.newest; freed when empty */
+    uint16_t held_cap, held_off;
     vem_rules_track_t back;
 };
 

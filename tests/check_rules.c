@@ -1628,9 +1628,10 @@ START_TEST(nox_window_matches_independent_computation)
         ck_assert_str_eq(s_str(at, "start"), s_iso(T0 + w->p_start));
         ck_assert_str_eq(s_str(at, "end"), s_iso(T0 + w->p_end));
         ck_assert_double_eq_tol(s_real(at, "nox_mg_kwh"), w->p, 1e-3);
-        /* judged when trip 2's first frame came: trip 1 is 120 + 120 frames of 10 */
+        /* judged when trip 2's data reached backlog_wait_min (10) after its first sample, the
+         * hole before it not filled: trip 1 is 120 + 120 frames of 10, then 60 more */
         if (run == 0)
-            ck_assert_int_eq(g->spool_seq, 241);
+            ck_assert_int_eq(g->spool_seq, 241 + 60);
         s_log_free(&log);
         s_feed_free(&fd);
         vem_rules_vehicle_destroy(&v);
@@ -3426,6 +3427,176 @@ START_TEST(backlog_and_late_frames_give_live_verdicts)
 }
 END_TEST
 
+/* The trouble trip of same_input_same_ids (samples 0 .. 2399 from T0; reagent 1.2 % from
+ * sample 200 on) fed as a terminal whose link drops for 900 s: live data stops after sample
+ * 899 and goes on from 1800, and the terminal re-sends the hole (0x03), 100 samples after each
+ * 60 live ones, while it sends live data. rules.md: a trip is the data between login and
+ * logout or gaps longer than 10 minutes, and a re-sent backlog gives the verdicts that live
+ * data would have given. In time order, reagent at or below 2 % for 30 minutes (1800
+ * qualifying samples) from sample 200 is a violation at sample 1999; judged as it came, the
+ * live trip would split at the 900 s gap (700 + 600 samples) and the hole form its own trip of
+ * 900: no reagent violation. So the trip fed this way gives the time-order verdicts with the
+ * same ids, the NOx window the same windows; held are the 540 live samples sent before the
+ * hole was filled (9 x 60). A copy of samples 0 .. 999 and 2000 .. 2099 re-sent after the trip
+ * is not judged again (1100 copies, no new verdict). With backlog_wait_min 0 the hole is
+ * judged as it comes, and there is no reagent violation: what this build did before. */
+START_TEST(link_drop_backlog_gives_time_order_verdicts)
+{
+    vem_rules_engine_facts_t facts = s_small;
+    facts.whtc_work_kwh = 1;
+    static s_phys_t all[2400];
+    for (int i = 0; i < 2400; i++)
+        s_trouble_gen(i, &all[i], NULL);
+    static char ids[4][64][VEM_RULES_ID_LEN];
+    int n[4];
+    json_t *window[4] = {NULL};
+    for (int k = 0; k < 4; k++) {
+        vem_rules_config_t cfg = s_defaults();
+        if (k == 3)
+            cfg.backlog_wait_min = 0;
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &facts);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        if (k == 0) {
+            s_trouble(&fd, T0);
+        } else {
+            s_obd_frame(&fd, T0, 1, NULL, 0, NULL);
+            s_feed(&fd, T0, 900, s_rest_gen, all);
+            for (int c = 0; c < 9; c++) {
+                fd.cmd = VEM_HJ1239_CMD_REALTIME;
+                s_feed(&fd, T0 + 1800 + 60 * c, 60, s_rest_gen, all + 1800 + 60 * c);
+                fd.cmd = VEM_HJ1239_CMD_RESEND;
+                s_feed(&fd, T0 + 900 + 100 * c, 100, s_rest_gen, all + 900 + 100 * c);
+            }
+            fd.cmd = VEM_HJ1239_CMD_REALTIME;
+            s_feed(&fd, T0 + 2340, 60, s_rest_gen, all + 2340);
+            const vem_rules_counts_t *c = vem_rules_vehicle_counts(v);
+            ck_assert_uint_eq(c->held_samples, k == 3 ? 0 : 540);
+            ck_assert_uint_eq(c->late_samples, k == 3 ? 900 : 0);
+            if (k == 2) {
+                fd.cmd = VEM_HJ1239_CMD_RESEND;
+                s_feed(&fd, T0, 1000, s_rest_gen, all);
+                s_feed(&fd, T0 + 2000, 100, s_rest_gen, all + 2000);
+                ck_assert_uint_eq(c->copy_samples, 1100);
+                ck_assert_uint_eq(c->late_samples, 0);
+            }
+        }
+        vem_rules_flush(v, &cfg, s_collect, &log);
+        n[k] = s_ids(&log, ids[k]);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_REAGENT_EMPTY), k == 3 ? 0 : 1);
+        if (k < 3) {
+            const s_got_t *g = s_nth(&log, VEM_RULE_OBD_REAGENT_EMPTY, 0);
+            ck_assert_int_eq(g->first_us, US(T0 + 200));
+            ck_assert_int_eq(g->last_us, US(T0 + 1999));
+            ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_WINDOW), 1);
+            window[k] = json_incref(s_nth(&log, VEM_RULE_OBD_NOX_WINDOW, 0)->ev);
+        }
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+    for (int k = 1; k < 3; k++) {
+        ck_assert_int_eq(n[k], n[0]);
+        for (int i = 0; i < n[0]; i++)
+            ck_assert_str_eq(ids[k][i], ids[0][i]);
+        ck_assert_int_eq(s_int(window[k], "trip.samples.count"), 2400);
+        ck_assert_int_eq(s_int(window[k], "windows"), s_int(window[0], "windows"));
+        ck_assert_int_eq(s_int(window[k], "valid_windows"), s_int(window[0], "valid_windows"));
+        ck_assert_double_eq(s_real(window[k], "percentile_mg_kwh"),
+                            s_real(window[0], "percentile_mg_kwh"));
+    }
+    for (int k = 0; k < 3; k++)
+        json_decref(window[k]);
+}
+END_TEST
+
+/* Live data T0 .. T0 + 599, then from T0 + 700 on (a hole of 100 s): from T0 + 700 the samples
+ * are held (judged: 600). What ends the wait, each worked from rules.c's definition:
+ * 0: the logout at T0 + 800: the 100 held are judged first (700);
+ * 1: the silence sweep, twice trip_gap_min (1200 s) after the last receipt and not before it:
+ *    700, and the trip ended;
+ * 2: a flush: 700;
+ * 3: live data on to T0 + 1299 holds 600 (newest - first held = 599 < 600 s); the sample at
+ *    T0 + 1300 makes it 600 s: all 601 are judged (1201), and the hole's samples re-sent
+ *    after that go to the back-fill track (late_samples 100);
+ * 4: the next frame received 1300 s after the last (a replay, with no sweep): the held are
+ *    judged, the trip ends in that silence, and the frame's sample starts the next (701);
+ * 5: the hole filled (its 100 samples re-sent): all 800 judged at once, none on the back-fill
+ *    track. */
+START_TEST(held_samples_judged_when_their_wait_ends)
+{
+    static s_phys_t all[1400];
+    for (int i = 0; i < 1400; i++)
+        s_trouble_gen(i, &all[i], NULL);
+    for (int k = 0; k < 6; k++) {
+        vem_rules_config_t cfg = s_defaults();
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_small);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        s_feed(&fd, T0, 600, s_rest_gen, all);
+        size_t before = vem_rules_vehicle_bytes(v);
+        s_feed(&fd, T0 + 700, 100, s_rest_gen, all + 700);
+        const vem_rules_counts_t *c = vem_rules_vehicle_counts(v);
+        ck_assert_uint_eq(c->samples, 600);
+        ck_assert_uint_eq(c->held_samples, 100);
+        ck_assert_uint_eq(v->nheld, 100);
+        /* room for 64, then 128 held samples of 40 bytes; nothing else grows while they wait */
+        ck_assert_uint_eq(sizeof(vem_rules_held_t), 40);
+        ck_assert_uint_eq(vem_rules_vehicle_bytes(v), before + 128 * 40);
+        int64_t silent = fd.rx_us + US(2 * 10 * 60);
+        switch (k) {
+        case 0:
+            s_cmd(&fd, VEM_HJ1239_CMD_LOGOUT, T0 + 800);
+            ck_assert_uint_eq(c->samples, 700);
+            break;
+        case 1:
+            vem_rules_on_silence(v, &cfg, silent, 0, s_collect, &log);
+            ck_assert_uint_eq(c->samples, 600);
+            vem_rules_on_silence(v, &cfg, silent + 1, 0, s_collect, &log);
+            ck_assert_uint_eq(c->samples, 700);
+            ck_assert(!v->live.open);
+            break;
+        case 2:
+            vem_rules_flush(v, &cfg, s_collect, &log);
+            ck_assert_uint_eq(c->samples, 700);
+            break;
+        case 3:
+            s_feed(&fd, T0 + 800, 500, s_rest_gen, all + 800);
+            ck_assert_uint_eq(c->samples, 600);
+            ck_assert_uint_eq(v->nheld, 600);
+            s_feed(&fd, T0 + 1300, 1, s_rest_gen, all + 1300);
+            ck_assert_uint_eq(c->samples, 1201);
+            ck_assert_uint_eq(v->nheld, 0);
+            fd.cmd = VEM_HJ1239_CMD_RESEND;
+            s_feed(&fd, T0 + 600, 100, s_rest_gen, all + 600);
+            ck_assert_uint_eq(c->late_samples, 100);
+            break;
+        case 4:
+            fd.late_s = 1300 - 800 + 700;
+            s_feed(&fd, T0 + 800, 1, s_rest_gen, all + 800);
+            ck_assert_uint_eq(c->samples, 701);
+            ck_assert_int_eq(v->live.start.sec, T0 + 800);
+            break;
+        default:
+            fd.cmd = VEM_HJ1239_CMD_RESEND;
+            s_feed(&fd, T0 + 600, 100, s_rest_gen, all + 600);
+            ck_assert_uint_eq(c->samples, 800);
+            ck_assert_uint_eq(c->late_samples, 0);
+            ck_assert_int_eq(v->live.start.sec, T0);
+            break;
+        }
+        ck_assert_uint_eq(v->nheld, 0);
+        ck_assert_ptr_null(v->held); /* freed once empty */
+        ck_assert_uint_eq(v->held_cap, 0);
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+}
+END_TEST
+
 /* ---- memory ------------------------------------------------------------------------------- */
 
 /* Two hours of driving with the figures of a typical truck keep the state within 64 KiB: the
@@ -3715,6 +3886,8 @@ Suite *vem_suite_rules(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, same_input_same_ids);
     tcase_add_test(tc, backlog_and_late_frames_give_live_verdicts);
+    tcase_add_test(tc, link_drop_backlog_gives_time_order_verdicts);
+    tcase_add_test(tc, held_samples_judged_when_their_wait_ends);
     tcase_add_test(tc, memory_is_bounded);
     tcase_add_test(tc, frames_of_any_size_give_the_same_verdicts);
     tcase_add_test(tc, violation_json_and_text);

@@ -644,6 +644,23 @@ static void s_sc_all(s_run_t *r)
     s_samples(r, VEM_HJ1239_CMD_RESEND, T0 + 500, 60, s_trouble, NULL);
 }
 
+/* A link drop of 900 s in a trip of trouble: live data goes on from T0 + 1800 while the hole is
+ * re-sent, 100 samples after each 60 live ones (rules.c, s_hold), then an older copy. Marked
+ * with samples held: 300 live ones, and 60 with the hole's start re-sent. */
+static void s_sc_hole(s_run_t *r)
+{
+    s_cmd(r, VEM_HJ1239_CMD_LOGIN, T0);
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0, 900, s_trouble, NULL);
+    for (int c = 0; c < 9; c++) {
+        s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 1800 + 60 * c, 60, s_trouble, NULL);
+        if (c == 0 || c == 4)
+            s_mark(r);
+        s_samples(r, VEM_HJ1239_CMD_RESEND, T0 + 900 + 100 * c, 100, s_trouble, NULL);
+    }
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 2340, 660, s_trouble, NULL);
+    s_samples(r, VEM_HJ1239_CMD_RESEND, T0 + 1000, 100, s_trouble, NULL); /* a copy */
+}
+
 typedef struct {
     const char *name;
     const vem_rules_engine_facts_t *facts;
@@ -714,6 +731,12 @@ static const s_scenario_t s_scenarios[] = {
      VIN,
      NULL,
      s_sc_backfill,
+     {VEM_RULE_OBD_NOX_WINDOW, VEM_RULE_OBD_REAGENT_EMPTY, S_NONE, S_NONE}},
+    {"a link drop re-sent while live data goes on",
+     &s_small,
+     VIN,
+     NULL,
+     s_sc_hole,
      {VEM_RULE_OBD_NOX_WINDOW, VEM_RULE_OBD_REAGENT_EMPTY, S_NONE, S_NONE}},
     {"tamper spans and a late OBD snapshot",
      &s_truck,
@@ -932,8 +955,8 @@ static bool s_starts_with(const char *s, const char *prefix)
 START_TEST(every_truncation_is_refused)
 {
     vem_rules_config_t cfg = s_defaults();
-    void (*which[])(s_run_t *) = {s_sc_all, s_sc_truck};
-    for (int k = 0; k < 2; k++) {
+    void (*which[])(s_run_t *) = {s_sc_all, s_sc_truck, s_sc_hole};
+    for (int k = 0; k < 3; k++) {
         const s_scenario_t *sc = s_scenario(which[k]);
         size_t len;
         uint8_t *buf = s_checkpoint_of(sc, &cfg, s_mark_of(sc, &cfg, 0), &len);
@@ -970,16 +993,16 @@ START_TEST(version_and_magic)
     vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_ptr_nonnull(v);
     vem_rules_vehicle_destroy(&v);
-    uint32_t versions[] = {0, 12};
+    uint32_t versions[] = {0, 13};
     for (int i = 0; i < 2; i++) {
         memcpy(buf + 4, &versions[i], 4);
         ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
         char want[80];
         snprintf(want, sizeof want,
-                 "rules checkpoint: version %u, this build reads versions 1 to 11", versions[i]);
+                 "rules checkpoint: version %u, this build reads versions 1 to 12", versions[i]);
         ck_assert_str_eq(err, want);
     }
-    uint32_t version = 11;
+    uint32_t version = 12;
     memcpy(buf + 4, &version, 4);
     uint32_t swapped = 0x04030201;
     memcpy(buf + 8, &swapped, 4);
@@ -1037,13 +1060,13 @@ static void s_wstr(s_bytes_t *o, const char *str)
     s_w(o, str, strlen(str));
 }
 
-/* v saves as the current version (11), and that loads to a state that saves the same bytes. */
+/* v saves as the current version (12), and that loads to a state that saves the same bytes. */
 static void s_resaves_as_current(const vem_rules_vehicle_t *v)
 {
     uint8_t *buf = NULL, *buf2 = NULL;
     size_t len = 0, cap = 0, len2 = 0, cap2 = 0;
     vem_rules_vehicle_save(v, &buf, &len, &cap);
-    ck_assert_uint_eq(buf[4], 11);
+    ck_assert_uint_eq(buf[4], 12);
     char err[256];
     vem_rules_vehicle_t *again = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_msg(again != NULL, "%s", err);
@@ -1064,7 +1087,7 @@ static void s_v10_of(const uint8_t *buf, size_t len, bool whole, s_bytes_t *o);
  * the same, as version 10. */
 static void s_v9_of(const uint8_t *buf, size_t len, s_bytes_t *o)
 {
-    ck_assert_uint_eq(buf[4], 11);
+    ck_assert_uint_eq(buf[4], 12);
     char err[256];
     vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
     if (!v) {
@@ -1127,7 +1150,7 @@ static uint16_t s_r16(const uint8_t *p)
 static void s_scr_parts(const uint8_t *buf, size_t len, s_scr_parts_t *sp)
 {
     ck_assert_uint_ge(buf[4], 9);
-    ck_assert_uint_le(buf[4], 11);
+    ck_assert_uint_le(buf[4], 12);
     size_t off = s_open_receipt_at(buf) + 8 + 9 * 8 + 8 + 1 + 4 + 1;
     off += 4 + 31 * (size_t)s_r32(buf + off);
     off += 4;
@@ -1152,6 +1175,51 @@ static void s_scr_parts(const uint8_t *buf, size_t len, s_scr_parts_t *sp)
     ck_assert_uint_le(off, len);
 }
 
+/* Version 11 is version 12 without what comes after the roadside state: the tracks' whole
+ * ranges, the copy and held counts, and the held samples (capacity, count, 35 bytes each). The
+ * first len bytes of a version 12 checkpoint as version 11: when whole (it loads), without that
+ * part, and the memory held (its last 8 bytes) less the held samples' room; else the same bytes
+ * (they end before the chains). */
+static void s_v11_of(const uint8_t *buf, size_t len, bool whole, s_bytes_t *o)
+{
+    ck_assert_uint_eq(buf[4], 12);
+    o->n = 0;
+    if (!whole) {
+        s_w(o, buf, len);
+        o->b[4] = 11;
+        return;
+    }
+    char err[256];
+    vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_msg(v != NULL, "%s", err);
+    size_t tail = 8 + 8 + 8 + 8 + 4 + 4 + (8 + 4 + 2 + 1 + 2 * 10) * (size_t)v->nheld;
+    ck_assert_uint_ge(len, tail + 8);
+    s_w(o, buf, len - 8 - tail);
+    int64_t held;
+    memcpy(&held, buf + len - 8, 8);
+    held -= (int64_t)v->held_cap * (int64_t)sizeof(vem_rules_held_t);
+    s_w(o, &held, 8);
+    o->b[4] = 11;
+    vem_rules_vehicle_destroy(&v);
+}
+
+/* A version 12 checkpoint (with nothing held) with the tracks' whole ranges as a load of an
+ * older version makes them (not known: from each track's next second on, rules_ckpt.c
+ * s_get_whole). */
+static void s_whole_not_known(uint8_t *buf, size_t len)
+{
+    char err[256];
+    vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_msg(v != NULL, "%s", err);
+    ck_assert_uint_eq(v->nheld, 0);
+    const vem_rules_track_t *tracks[] = {&v->live, &v->back};
+    for (int t = 0; t < 2; t++) {
+        int64_t from = tracks[t]->newest == INT64_MIN ? 0 : tracks[t]->last.sec + 1;
+        memcpy(buf + len - 8 - 40 + 8 * t, &from, 8);
+    }
+    vem_rules_vehicle_destroy(&v);
+}
+
 /* Version 10 is version 11 without a NOx window's sums before the head, and with 20-byte ring
  * slots: the sums before the sample (two doubles) and its time, where version 11 has the
  * sample's own work and NOx (two floats) and its time. The first len bytes of a version 11
@@ -1159,6 +1227,12 @@ static void s_scr_parts(const uint8_t *buf, size_t len, s_scr_parts_t *sp)
  * ring's order, and when whole, the memory held (its last 8 bytes) that of the wider slots. */
 static void s_v10_of(const uint8_t *buf, size_t len, bool whole, s_bytes_t *o)
 {
+    static s_bytes_t eleven;
+    if (buf[4] == 12) {
+        s_v11_of(buf, len, whole, &eleven);
+        buf = eleven.b;
+        len = eleven.n;
+    }
     ck_assert_uint_eq(buf[4], 11);
     s_scr_parts_t sp;
     s_scr_parts(buf, len, &sp);
@@ -1360,7 +1434,7 @@ START_TEST(versions_4_to_8_load_as_they_are)
         uint8_t *again = NULL;
         size_t len2 = 0, cap = 0;
         vem_rules_vehicle_save(v, &again, &len2, &cap);
-        ck_assert_uint_eq(again[4], 11);
+        ck_assert_uint_eq(again[4], 12);
         s_v10_of(again, len2, true, &again10);
         ck_assert_uint_eq(again10.n, len);
         ck_assert_mem_eq(again10.b + 5, fresh.b + 5, at - 5);
@@ -1384,7 +1458,7 @@ START_TEST(versions_4_to_8_load_as_they_are)
         uint8_t *again = NULL;
         size_t len2 = 0, cap = 0;
         vem_rules_vehicle_save(v, &again, &len2, &cap);
-        ck_assert_uint_eq(again[4], 11);
+        ck_assert_uint_eq(again[4], 12);
         s_v10_of(again, len2, true, &again10);
         ck_assert_uint_eq(again10.n, len);
         ck_assert_mem_eq(again10.b, fresh.b, len);
@@ -1623,7 +1697,7 @@ START_TEST(version_10_keeps_anchors)
             s_v10_of(buf, len, true, &older);
             bytes = older.b;
             n_bytes = older.n;
-            ck_assert_uint_eq(n_bytes, len); /* no NOx window */
+            ck_assert_uint_eq(n_bytes, len - 40); /* no NOx window, no version 12 part */
         }
         if (version == 9) {
             s_v9_of(buf, len, &older);
@@ -1753,6 +1827,7 @@ START_TEST(version_10_window_ring_converts)
             size_t len2 = 0, cap = 0;
             vem_rules_vehicle_save(was, &again, &len2, &cap);
             ck_assert_uint_eq(len2, len);
+            s_whole_not_known(buf, len);
             ck_assert_mem_eq(again, buf, len);
             free(again);
             s_run_t a, b;
@@ -2087,10 +2162,11 @@ START_TEST(version_3_fusion_history_loads_without_keys)
     vem_rules_vehicle_save(fresh, &buf, &len, &cap);
     vem_rules_vehicle_destroy(&fresh);
     for (int damaged = 0; damaged < 3; damaged++) {
-        /* everything up to the empty roadside state (26 bytes) and the memory held (8), without
+        /* everything up to the empty roadside state (26 bytes), version 12's part (40) and the
+         * memory held (8), without
          * version 6's last receipt on the intake clock */
         s_bytes_t old;
-        s_older(buf, len - 26 - 8, 3, &old);
+        s_older(buf, len - 26 - 40 - 8, 3, &old);
         for (int p = 0; p < 5; p++)
             s_w8(&old, 0); /* no chains */
         s_w32(&old, 10);   /* fusion history: slots, head, newest, the slots oldest first */
@@ -2279,6 +2355,63 @@ END_TEST
 
 /* Corrupt byte i of the checkpoint of "everything at once" three ways. Refused: fine. Loaded:
  * it must judge the rest of the scenario, flush, and save to a checkpoint that loads. */
+/* The held samples of a checkpoint (s_sc_hole at its first mark: 60 held, the live track's
+ * newest T0 + 899) are what s_hold relies on, or the load is refused: each newer than the live
+ * track's next second and than the one before it, of a sample block type, no more than the
+ * room saved. Version 12's part is the last 40 + 35 x held bytes before the memory held; a
+ * held sample is its time (8), key (4 + 2), type (1) and ten raw values (2 each). */
+START_TEST(held_samples_checked)
+{
+    vem_rules_config_t cfg = s_defaults();
+    const s_scenario_t *sc = s_scenario(s_sc_hole);
+    size_t len;
+    uint8_t *buf = s_checkpoint_of(sc, &cfg, s_mark_of(sc, &cfg, 0), &len);
+    char err[256];
+    vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_msg(v != NULL, "%s", err);
+    ck_assert_uint_eq(v->nheld, 60);
+    ck_assert_int_eq(v->live.newest, T0 + 899);
+    ck_assert_int_eq(v->held[v->held_off].sec, T0 + 1800);
+    vem_rules_vehicle_destroy(&v);
+    size_t part = len - 8 - 40 - 35 * 60, held = part + 40;
+    ck_assert_uint_eq(s_r32(buf + part + 32), 64); /* room */
+    ck_assert_uint_eq(s_r32(buf + part + 36), 60);
+    static const struct {
+        size_t at;   /* from the first held sample */
+        int64_t val; /* written there, 8 bytes for a time, else 1 */
+        const char *why;
+    } bad[] = {
+        {0, T0 + 900, "held sample 0 at "},        /* the live track's next second */
+        {0, T0 + 899, "held sample 0 at "},        /* its newest */
+        {35, T0 + 1800, "held sample 1 at "},      /* the one before it's time */
+        {14, 0x01, "held sample 0 of block type"}, /* an OBD block */
+        {14, 0x80, "held sample 0 of block type"}, /* a platform type */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        static s_bytes_t d;
+        d.n = 0;
+        s_w(&d, buf, len);
+        if (bad[i].at == 14)
+            d.b[held + 14] = (uint8_t)bad[i].val;
+        else
+            memcpy(d.b + held + bad[i].at, &bad[i].val, 8);
+        ck_assert_msg(vem_rules_vehicle_load(d.b, d.n, err, sizeof err) == NULL, "%zu loaded", i);
+        ck_assert_msg(strstr(err, bad[i].why) != NULL, "%zu: %s", i, err);
+    }
+    /* more held than the room saved, and room that is no power of two */
+    static s_bytes_t d;
+    uint32_t counts[][2] = {{64, 65}, {96, 60}, {4096, 60}};
+    for (size_t i = 0; i < 3; i++) {
+        d.n = 0;
+        s_w(&d, buf, len);
+        memcpy(d.b + part + 32, counts[i], 8);
+        ck_assert_ptr_null(vem_rules_vehicle_load(d.b, d.n, err, sizeof err));
+        ck_assert_msg(strstr(err, i ? "held capacity" : "held samples") != NULL, "%s", err);
+    }
+    free(buf);
+}
+END_TEST
+
 START_TEST(single_byte_corruptions)
 {
     vem_rules_config_t cfg = s_defaults();
@@ -2356,6 +2489,7 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_add_test(tc, save_appends);
     tcase_add_test(tc, precise_reasons);
     tcase_add_test(tc, single_byte_corruptions);
+    tcase_add_test(tc, held_samples_checked);
     suite_add_tcase(s, tc);
     return s;
 }
