@@ -1876,13 +1876,14 @@ START_TEST(version_10_window_ring_converts)
 }
 END_TEST
 
-/* Checkpoints the build before version 11 wrote (commit d649621, the scenario's checkpoint
- * before event at, tests/data/rules_ckpt/v10_NAME_K_AT.bin; x86-64): mid-trip in the windows that
- * fail, with a back-fill trip beside the live one, and two hours into a truck's trip (a ring of
- * full size). Each loads, holds the memory this build's checkpoint at the same event holds,
- * saves to a file that loads, and the rest of its scenario gives this build's verdicts, their
- * measured values within 1e-6 (the older build summed unrounded values). */
-START_TEST(version_10_files_of_the_build_before)
+/* Checkpoints that builds before wrote (the scenario's checkpoint before event at,
+ * tests/data/rules_ckpt/vN_NAME_K_AT.bin; x86-64): version 10 by commit d649621, version 11 by
+ * commit 5c3fecd; mid-trip in the windows that fail, with a back-fill trip beside the live one,
+ * and two hours into a truck's trip (a ring of full size). Each loads, holds the memory this
+ * build's checkpoint at the same event holds, saves to a file as long that loads, and the rest
+ * of its scenario gives this build's verdicts, their measured values within 1e-6 (the build of
+ * version 10 summed unrounded values). */
+START_TEST(older_files_of_the_builds_before)
 {
     static const struct {
         const char *file;
@@ -1892,6 +1893,9 @@ START_TEST(version_10_files_of_the_build_before)
         {"v10_window_0_111.bin", s_sc_window, 111},
         {"v10_backfill_9_256.bin", s_sc_backfill, 256},
         {"v10_truck_11_545.bin", s_sc_truck, 545},
+        {"v11_window_0_111.bin", s_sc_window, 111},
+        {"v11_backfill_9_256.bin", s_sc_backfill, 256},
+        {"v11_truck_11_545.bin", s_sc_truck, 545},
     };
     vem_rules_config_t cfg = s_defaults();
     const char *dir = getenv("VEM_TEST_DATA") ? getenv("VEM_TEST_DATA") : "tests/data";
@@ -1904,7 +1908,7 @@ START_TEST(version_10_files_of_the_build_before)
         old.n = fread(old.b, 1, sizeof old.b, f);
         ck_assert(feof(f));
         fclose(f);
-        ck_assert_uint_eq(old.b[4], 10);
+        ck_assert_uint_eq(old.b[4], files[k].file[1] == '1' && files[k].file[2] == '0' ? 10 : 11);
         s_scr_parts_t sp;
         s_scr_parts(old.b, old.n, &sp);
         ck_assert_uint_ne(sp.win[0], 0);
@@ -2479,7 +2483,7 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_add_test(tc, version_7_keeps_readings_from_the_history);
     tcase_add_test(tc, version_10_keeps_anchors);
     tcase_add_test(tc, version_10_window_ring_converts);
-    tcase_add_test(tc, version_10_files_of_the_build_before);
+    tcase_add_test(tc, older_files_of_the_builds_before);
     tcase_add_test(tc, anchor_reach_checked);
     tcase_add_test(tc, version_8_starts_the_scr_window_afresh);
     tcase_add_test(tc, versions_1_and_2_load_converted);
