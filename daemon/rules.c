@@ -47,8 +47,8 @@
  * SCR operation, its SCR window (24 bytes a minute of scr_minutes, at most
  * VEM_RULES_SCR_MINUTES_MAX); the fusion history (4 bytes per second of
  * fusion_horizon_s) and roadside chains (144 bytes a reading, at most VEM_RULES_CHAIN_HELD per
- * pollutant, rules_rsd.c); while a hole in the live trip waits, the samples held after it (40
- * bytes each, at most backlog_wait_min x 60 + 1).
+ * pollutant, rules_rsd.c); while a hole in the live trip waits, the samples held after it (32
+ * bytes each, at most backlog_wait_min x 60 + 1: 19 KB at the default, on top of the 52 KiB).
  * vem_rules_vehicle_bytes() sums what is allocated. The figures of a heavy truck (D_lim about
  * 1,700) make at most about 52 KiB in the middle of a long trip (2 KiB, a ring of 20 KiB, 27 KiB
  * of kept windows, the SCR window and the fusion history at their defaults); figures whose
@@ -1178,14 +1178,14 @@ static size_t s_prepare(const vem_hj1239_frame_t *f, s_prep_t *p, int64_t *sec,
  * the back-fill track). A logout, the silence that ends the trip, and a flush judge what is
  * held first. Verdicts of the live track thus wait up to backlog_wait_min after a hole; a
  * replay of the spool brings the same inputs in the same order, and so holds and judges the
- * same. Memory: 40 bytes a held second, at most backlog_wait_min x 60 + 1, while a hole is
+ * same. Memory: 32 bytes a held second, at most backlog_wait_min x 60 + 1, while a hole is
  * open. */
 
 static void s_held_put(vem_rules_held_t *h, const vem_hj1239_block_t *b, const vem_rules_at_t *at)
 {
     h->sec = at->sec;
-    h->key_off = at->key_off;
-    h->key_idx = at->key_idx;
+    h->key_off = (uint8_t)at->key_off; /* below VEM_HJ1239_MAX_BLOCKS, as the index */
+    h->key_idx = (uint8_t)at->key_idx;
     h->type = b->type;
     for (int k = 0; k < S_FIELDS; k++)
         h->raw[k] = (uint16_t)b->raw[s_fields[k].id];
@@ -1258,7 +1258,7 @@ static void s_held_judge_all(vem_rules_vehicle_t *v, const vem_rules_config_t *c
 }
 
 /* Room for one more held sample at the end. */
-static void s_held_room(vem_rules_vehicle_t *v)
+static void s_held_room(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg)
 {
     if (v->held_off + v->nheld < v->held_cap)
         return;
@@ -1267,7 +1267,11 @@ static void s_held_room(vem_rules_vehicle_t *v)
         v->held_off = 0;
         return;
     }
-    uint32_t cap = v->held_cap ? v->held_cap * 2u : 64; /* nheld stays within VEM_RULES_HELD_MAX */
+    /* doubled, but not beyond what the wait holds (and the one just come) */
+    uint32_t most = (uint32_t)cfg->backlog_wait_min * 60 + 1;
+    most = most > v->nheld + 1u ? most : v->nheld + 1u;
+    uint32_t cap = v->held_cap ? v->held_cap * 2u : 64;
+    cap = cap < most ? cap : most;
     vem_rules_held_t *grown = realloc(v->held, cap * sizeof *v->held);
     if (!grown)
         abort();
@@ -1303,7 +1307,7 @@ static bool s_hold(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const 
     if (lo == 0 && v->held_off) {
         v->held_off--;
     } else {
-        s_held_room(v);
+        s_held_room(v, cfg);
         h = v->held + v->held_off;
         memmove(h + lo + 1, h + lo, (v->nheld - lo) * sizeof *h);
     }
@@ -1331,19 +1335,15 @@ static void s_take(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const 
 {
     int64_t t = p->at.sec;
     vem_rules_track_t *live = &v->live;
+    /* a live trip silent for long enough ended at live (vem_rules_on_silence) with what it held
+     * judged first: so here, before the sample is placed, as a replay (which has no sweep)
+     * must; and a reload to 0 holds nothing more */
+    bool silent = live->open && open_us - live->last_open_us > s_silence_us(cfg);
+    if (v->nheld && (silent || !cfg->backlog_wait_min))
+        s_held_judge(v, cfg, bd, true, bt, out);
     if (t > live->newest) {
-        if (!v->nheld && (t == live->newest + 1 || !live->open || !cfg->backlog_wait_min)) {
-            s_sample(v, cfg, bd, p, open_us, bt, out);
-            return;
-        }
-        if (open_us - live->last_open_us > s_silence_us(cfg)) {
-            /* the trip ended in silence (vem_rules_on_silence): what it held first */
-            s_held_judge(v, cfg, bd, true, bt, out);
-            s_sample(v, cfg, bd, p, open_us, bt, out);
-            return;
-        }
-        if (!cfg->backlog_wait_min) { /* reloaded to 0 while samples were held */
-            s_held_judge(v, cfg, bd, true, bt, out);
+        if (!v->nheld &&
+            (t == live->newest + 1 || !live->open || silent || !cfg->backlog_wait_min)) {
             s_sample(v, cfg, bd, p, open_us, bt, out);
             return;
         }

@@ -1031,8 +1031,12 @@ static void s_get_whole(s_rd_t *r, vem_rules_track_t *tr, const char *what)
         return;
     }
     tr->whole_from = s_time(r, false, false, 0, what);
-    if (!r->failed && tr->newest != INT64_MIN && tr->whole_from > tr->last.sec + 1)
-        s_fail(r, "%s %" PRId64 " after the last sample's next second", what, tr->whole_from);
+    /* a copy is a second the track took in its trip */
+    if (!r->failed && tr->newest != INT64_MIN &&
+        (tr->whole_from > tr->last.sec + 1 || tr->whole_from < tr->start.sec))
+        s_fail(r,
+               "%s %" PRId64 " outside the trip's start %" PRId64 " and the second after its last",
+               what, tr->whole_from, tr->start.sec);
 }
 
 static void s_get_held(s_rd_t *r, vem_rules_vehicle_t *v)
@@ -1042,11 +1046,11 @@ static void s_get_held(s_rd_t *r, vem_rules_vehicle_t *v)
     if (r->version < S_V12)
         return;
     v->counts.copy_samples = s_u64(r, "copy count");
-    v->counts.held_samples = s_u64(r, "held count");
-    uint32_t cap =
-        s_capacity(r, s_u32(r, "held capacity"), 64, VEM_RULES_HELD_CAP_MAX, "held capacity");
-    uint32_t n = s_at_most(r, s_u32(r, "held count"),
-                           cap < VEM_RULES_HELD_MAX ? cap : VEM_RULES_HELD_MAX, "held samples");
+    v->counts.held_samples = s_u64(r, "held total");
+    uint32_t cap = s_at_most(r, s_u32(r, "held capacity"), VEM_RULES_HELD_MAX, "held capacity");
+    uint32_t n = s_at_most(r, s_u32(r, "held samples"), cap, "held samples");
+    if (!r->failed && cap && !n)
+        s_fail(r, "room for %" PRIu32 " held samples and none held (it is freed when empty)", cap);
     if (!r->failed && n && !v->live.open)
         s_fail(r, "%" PRIu32 " samples held for a live trip that is closed", n);
     if (r->failed || !cap)
@@ -1058,16 +1062,20 @@ static void s_get_held(s_rd_t *r, vem_rules_vehicle_t *v)
         vem_rules_at_t at;
         s_get_at(r, &at, "held sample");
         h->sec = at.sec;
-        h->key_off = at.key_off;
-        h->key_idx = at.key_idx;
+        h->key_off = (uint8_t)at.key_off;
+        h->key_idx = (uint8_t)at.key_idx;
         h->type = s_u8(r, "held sample type");
         for (int k = 0; k < VEM_RULES_HELD_FIELDS; k++)
             h->raw[k] = s_u16(r, "held sample values");
         if (r->failed)
             break;
         /* s_hold relies on held samples newer than the live track's, by time, one a second */
-        if (h->type != VEM_HJ1239_BLOCK_STREAM && h->type != VEM_HJ1239_BLOCK_TWC &&
-            h->type != VEM_HJ1239_BLOCK_TWC_NOX)
+        if (at.key_off < 0 || at.key_off >= VEM_HJ1239_MAX_BLOCKS ||
+            at.key_idx >= VEM_HJ1239_MAX_BLOCKS)
+            s_fail(r, "held sample %" PRIu32 " of key %" PRId32 "/%u: beyond a frame's blocks", i,
+                   at.key_off, at.key_idx);
+        else if (h->type != VEM_HJ1239_BLOCK_STREAM && h->type != VEM_HJ1239_BLOCK_TWC &&
+                 h->type != VEM_HJ1239_BLOCK_TWC_NOX)
             s_fail(r, "held sample %" PRIu32 " of block type 0x%02x, not a sample", i, h->type);
         else if (h->sec <= (i ? v->held[i - 1].sec : v->live.newest + 1))
             s_fail(r, "held sample %" PRIu32 " at %" PRId64 " not after the %s", i, h->sec,

@@ -491,8 +491,7 @@ typedef struct {
 #define VEM_RULES_HELD_FIELDS 10 /* the fields the rules read (rules.c, s_fields) */
 typedef struct {
     int64_t sec;
-    int32_t key_off;
-    uint16_t key_idx;
+    uint8_t key_off, key_idx; /* vem_rules_at_t's, each below VEM_HJ1239_MAX_BLOCKS */
     uint8_t type;
     uint16_t raw[VEM_RULES_HELD_FIELDS]; /* in s_fields' order; each field is 1 or 2 bytes */
 } vem_rules_held_t;

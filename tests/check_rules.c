@@ -3542,9 +3542,9 @@ START_TEST(held_samples_judged_when_their_wait_ends)
         ck_assert_uint_eq(c->samples, 600);
         ck_assert_uint_eq(c->held_samples, 100);
         ck_assert_uint_eq(v->nheld, 100);
-        /* room for 64, then 128 held samples of 40 bytes; nothing else grows while they wait */
-        ck_assert_uint_eq(sizeof(vem_rules_held_t), 40);
-        ck_assert_uint_eq(vem_rules_vehicle_bytes(v), before + 128 * 40);
+        /* room for 64, then 128 held samples of 32 bytes; nothing else grows while they wait */
+        ck_assert_uint_eq(sizeof(vem_rules_held_t), 32);
+        ck_assert_uint_eq(vem_rules_vehicle_bytes(v), before + 128 * 32);
         int64_t silent = fd.rx_us + US(2 * 10 * 60);
         switch (k) {
         case 0:
@@ -3590,6 +3590,167 @@ START_TEST(held_samples_judged_when_their_wait_ends)
         ck_assert_uint_eq(v->nheld, 0);
         ck_assert_ptr_null(v->held); /* freed once empty */
         ck_assert_uint_eq(v->held_cap, 0);
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+}
+END_TEST
+
+/* What is held is judged before a sample is placed when the live trip has been silent (twice
+ * trip_gap_min on the intake clock) or backlog_wait_min was reloaded to 0, as the sweep judges
+ * it at live: so a copy of a held second is a copy whichever comes first, and a run with the
+ * sweep and a replay without it count and judge the same. Live data T0 .. T0 + 599, then
+ * T0 + 700 .. T0 + 799 held; then copies of T0 + 750 and T0 + 100 re-sent (0x03), received
+ * 1300 s after the last frame, (a) after the sweep judged what was held and ended the trip,
+ * (b) with no sweep (a replay). Both: 700 judged, the copy of T0 + 750 a copy; T0 + 100 lies
+ * before the hole whose wait ended, so it is judged on the back-fill track (late 1: a copy of
+ * what came before such a hole is not known as one, README). The same with the wait reloaded
+ * to 0 instead of the silence: T0 + 750 a copy. */
+START_TEST(silence_and_reload_judge_held_first)
+{
+    static s_phys_t all[800];
+    for (int i = 0; i < 800; i++)
+        s_trouble_gen(i, &all[i], NULL);
+    vem_rules_counts_t got[3];
+    size_t verdicts[3];
+    for (int k = 0; k < 3; k++) {
+        vem_rules_config_t cfg = s_defaults();
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_small);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        s_feed(&fd, T0, 600, s_rest_gen, all);
+        s_feed(&fd, T0 + 700, 100, s_rest_gen, all + 700);
+        ck_assert_uint_eq(v->nheld, 100);
+        if (k == 0) {
+            vem_rules_on_silence(v, &cfg, fd.rx_us + US(1300), 0, s_collect, &log);
+            ck_assert(!v->live.open);
+        }
+        if (k == 2)
+            cfg.backlog_wait_min = 0;
+        else
+            fd.late_s = 1300 + 800;
+        fd.cmd = VEM_HJ1239_CMD_RESEND;
+        s_feed(&fd, T0 + 750, 1, s_rest_gen, all + 750);
+        const vem_rules_counts_t *c = vem_rules_vehicle_counts(v);
+        ck_assert_uint_eq(c->samples, 700);
+        ck_assert_uint_eq(c->copy_samples, 1);
+        ck_assert_uint_eq(v->nheld, 0);
+        if (k < 2) {
+            s_feed(&fd, T0 + 100, 1, s_rest_gen, all + 100);
+            ck_assert_uint_eq(c->late_samples, 1);
+            ck_assert_uint_eq(c->samples, 701);
+            vem_rules_flush(v, &cfg, s_collect, &log);
+            got[k] = *c;
+            verdicts[k] = log.n;
+        }
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+    ck_assert_mem_eq(&got[0], &got[1], sizeof got[0]);
+    ck_assert_uint_eq(verdicts[0], verdicts[1]);
+}
+END_TEST
+
+/* What s_hold keeps true, after every frame: held samples by time, each after the live
+ * track's next second; samples held only in an open live trip; no more than the room, nor
+ * the most a wait holds. */
+static void s_held_invariants(const vem_rules_vehicle_t *v, s_log_t *log)
+{
+    s_log_free(log);
+    ck_assert_uint_le(v->nheld, VEM_RULES_HELD_MAX);
+    ck_assert(!v->nheld || v->live.open);
+    ck_assert_uint_le(v->held_off + v->nheld, v->held_cap);
+    for (unsigned i = 0; i < v->nheld; i++) {
+        int64_t t = v->held[v->held_off + i].sec;
+        ck_assert_int_gt(t, v->live.newest + 1);
+        if (i)
+            ck_assert_int_gt(t, v->held[v->held_off + i - 1].sec);
+    }
+}
+
+/* v saved and loaded: the same memory and held samples (its replacement is returned). */
+static vem_rules_vehicle_t *s_reloaded(vem_rules_vehicle_t *v)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    char err[256];
+    vem_rules_vehicle_t *c = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_uint_eq(vem_rules_vehicle_bytes(c), vem_rules_vehicle_bytes(v));
+    ck_assert_uint_eq(c->nheld, v->nheld);
+    free(buf);
+    vem_rules_vehicle_destroy(&v);
+    return c;
+}
+
+/* 6,000 seconds of live data with random holes (2 to 2,501 s, one frame in 40), each hole
+ * re-sent in random pieces at random times among the live data, the rest at the end in
+ * reverse; 20 seeds, waits of 1, 2, 10 and 30 minutes; a checkpoint saved and loaded every 97
+ * frames. Each second is sent once, so each is judged once, on one track or the other, and
+ * none is a copy; the invariants hold after every frame, and nothing is held at the end. */
+START_TEST(random_holes_each_second_judged_once)
+{
+    enum { S_HOLES_N = 6000 };
+    static s_phys_t all[S_HOLES_N];
+    for (int i = 0; i < S_HOLES_N; i++)
+        all[i] = s_cruise;
+    const unsigned waits[] = {1, 2, 10, 30};
+    for (unsigned seed = 1; seed <= 20; seed++) {
+        srand(seed);
+        vem_rules_config_t cfg = s_defaults();
+        cfg.backlog_wait_min = waits[seed % 4];
+        for (int r = 0; r < VEM_RULE_COUNT; r++) /* the verdicts are not what it looks at */
+            cfg.enabled[r] = r == VEM_RULE_OBD_NOX_WINDOW;
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_small);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        static int64_t pend[S_HOLES_N];
+        int npend = 0, frames = 0;
+        int64_t t[10];
+        for (int i = 0; i < S_HOLES_N;) {
+            if (rand() % 40 == 0) { /* a hole */
+                int len = 2 + rand() % 2500;
+                for (int j = 0; j < len && i < S_HOLES_N; j++)
+                    pend[npend++] = T0 + i++;
+                continue;
+            }
+            int k = 1 + rand() % 10, m = 0;
+            while (m < k && i < S_HOLES_N)
+                t[m++] = T0 + i++;
+            fd.cmd = VEM_HJ1239_CMD_REALTIME;
+            s_feed_times(&fd, t, m, s_rest_gen, all + (t[0] - T0));
+            s_held_invariants(fd.v, &log);
+            if (npend && rand() % 3 == 0) { /* a piece of what is missing re-sent */
+                int at = rand() % npend, cnt = 1 + rand() % 100;
+                cnt = at + cnt > npend ? npend - at : cnt;
+                fd.cmd = VEM_HJ1239_CMD_RESEND;
+                for (int j = 0; j < cnt; j++) {
+                    s_feed_times(&fd, &pend[at + j], 1, s_rest_gen, all + (pend[at + j] - T0));
+                    s_held_invariants(fd.v, &log);
+                }
+                memmove(pend + at, pend + at + cnt, (size_t)(npend - at - cnt) * sizeof *pend);
+                npend -= cnt;
+            }
+            if (++frames % 97 == 0)
+                fd.v = s_reloaded(fd.v);
+        }
+        fd.cmd = VEM_HJ1239_CMD_RESEND;
+        for (int j = npend - 1; j >= 0; j--) {
+            s_feed_times(&fd, &pend[j], 1, s_rest_gen, all + (pend[j] - T0));
+            s_held_invariants(fd.v, &log);
+        }
+        v = fd.v;
+        vem_rules_flush(v, &cfg, s_collect, &log);
+        const vem_rules_counts_t *c = vem_rules_vehicle_counts(v);
+        ck_assert_msg(c->samples == S_HOLES_N && c->copy_samples == 0,
+                      "seed %u: %lu judged, %lu copies", seed, (unsigned long)c->samples,
+                      (unsigned long)c->copy_samples);
+        ck_assert_ptr_null(v->held);
         s_log_free(&log);
         s_feed_free(&fd);
         vem_rules_vehicle_destroy(&v);
@@ -3888,6 +4049,8 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, backlog_and_late_frames_give_live_verdicts);
     tcase_add_test(tc, link_drop_backlog_gives_time_order_verdicts);
     tcase_add_test(tc, held_samples_judged_when_their_wait_ends);
+    tcase_add_test(tc, silence_and_reload_judge_held_first);
+    tcase_add_test(tc, random_holes_each_second_judged_once);
     tcase_add_test(tc, memory_is_bounded);
     tcase_add_test(tc, frames_of_any_size_give_the_same_verdicts);
     tcase_add_test(tc, violation_json_and_text);

@@ -2357,13 +2357,14 @@ START_TEST(precise_reasons)
 }
 END_TEST
 
-/* Corrupt byte i of the checkpoint of "everything at once" three ways. Refused: fine. Loaded:
- * it must judge the rest of the scenario, flush, and save to a checkpoint that loads. */
 /* The held samples of a checkpoint (s_sc_hole at its first mark: 60 held, the live track's
- * newest T0 + 899) are what s_hold relies on, or the load is refused: each newer than the live
- * track's next second and than the one before it, of a sample block type, no more than the
- * room saved. Version 12's part is the last 40 + 35 x held bytes before the memory held; a
- * held sample is its time (8), key (4 + 2), type (1) and ten raw values (2 each). */
+ * newest T0 + 899, its trip from T0) are what s_hold relies on, or the load is refused: each
+ * newer than the live track's next second and than the one before it, its key within a
+ * frame's 64 blocks, of a sample block type, no more than the room saved, the room no more than
+ * the longest wait holds, and none without samples; the live track's whole range within its
+ * trip. Version 12's part is the last 40 + 35 x held bytes before the memory held (whole
+ * ranges, counts, room, count); a held sample is its time (8), key (4 + 2), type (1) and ten
+ * raw values (2 each). */
 START_TEST(held_samples_checked)
 {
     vem_rules_config_t cfg = s_defaults();
@@ -2381,41 +2382,46 @@ START_TEST(held_samples_checked)
     ck_assert_uint_eq(s_r32(buf + part + 32), 64); /* room */
     ck_assert_uint_eq(s_r32(buf + part + 36), 60);
     static const struct {
-        size_t at;   /* from the first held sample */
-        int64_t val; /* written there, 8 bytes for a time, else 1 */
+        size_t at, size; /* from the first held sample */
+        int64_t val;
         const char *why;
     } bad[] = {
-        {0, T0 + 900, "held sample 0 at "},        /* the live track's next second */
-        {0, T0 + 899, "held sample 0 at "},        /* its newest */
-        {35, T0 + 1800, "held sample 1 at "},      /* the one before it's time */
-        {14, 0x01, "held sample 0 of block type"}, /* an OBD block */
-        {14, 0x80, "held sample 0 of block type"}, /* a platform type */
+        {0, 8, T0 + 900, "held sample 0 at "},        /* the live track's next second */
+        {0, 8, T0 + 899, "held sample 0 at "},        /* its newest */
+        {35, 8, T0 + 1800, "held sample 1 at "},      /* the one before it's time */
+        {8, 4, 64, "held sample 0 of key 64/"},       /* beyond a frame's blocks */
+        {8, 4, -1, "held sample 0 of key -1/"},       /* before its frame's time */
+        {12, 2, 64, "held sample 0 of key 0/64"},     /* no block of a frame */
+        {14, 1, 0x01, "held sample 0 of block type"}, /* an OBD block */
+        {14, 1, 0x80, "held sample 0 of block type"}, /* a platform type */
+        {-40, 8, T0 - 1, "live whole range"},         /* before the trip's start */
+        {-40, 8, T0 + 901, "live whole range"},       /* after its last's next */
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         static s_bytes_t d;
         d.n = 0;
         s_w(&d, buf, len);
-        if (bad[i].at == 14)
-            d.b[held + 14] = (uint8_t)bad[i].val;
-        else
-            memcpy(d.b + held + bad[i].at, &bad[i].val, 8);
+        memcpy(d.b + held + bad[i].at, &bad[i].val, bad[i].size); /* little-endian host */
         ck_assert_msg(vem_rules_vehicle_load(d.b, d.n, err, sizeof err) == NULL, "%zu loaded", i);
         ck_assert_msg(strstr(err, bad[i].why) != NULL, "%zu: %s", i, err);
     }
-    /* more held than the room saved, and room that is no power of two */
+    /* more held than the room saved, room beyond the most held, room with nothing held */
     static s_bytes_t d;
-    uint32_t counts[][2] = {{64, 65}, {96, 60}, {4096, 60}};
+    uint32_t counts[][2] = {{64, 65}, {30 * 60 + 2, 60}, {64, 0}};
+    const char *why[] = {"held samples", "held capacity", "none held"};
     for (size_t i = 0; i < 3; i++) {
         d.n = 0;
         s_w(&d, buf, len);
         memcpy(d.b + part + 32, counts[i], 8);
         ck_assert_ptr_null(vem_rules_vehicle_load(d.b, d.n, err, sizeof err));
-        ck_assert_msg(strstr(err, i ? "held capacity" : "held samples") != NULL, "%s", err);
+        ck_assert_msg(strstr(err, why[i]) != NULL, "%s", err);
     }
     free(buf);
 }
 END_TEST
 
+/* Corrupt byte i of the checkpoint of "everything at once" three ways. Refused: fine. Loaded:
+ * it must judge the rest of the scenario, flush, and save to a checkpoint that loads. */
 START_TEST(single_byte_corruptions)
 {
     vem_rules_config_t cfg = s_defaults();
