@@ -3364,6 +3364,22 @@ START_TEST(same_input_same_ids)
 }
 END_TEST
 
+/* Runs 1 .. runs - 1 gave run 0's verdicts: as many, with the same ids, and the same NOx
+ * window (its windows, valid windows and percentile). */
+static void s_same_as_first(char ids[][64][VEM_RULES_ID_LEN], const int *n, json_t *const *window,
+                            int runs)
+{
+    for (int k = 1; k < runs; k++) {
+        ck_assert_int_eq(n[k], n[0]);
+        for (int i = 0; i < n[0]; i++)
+            ck_assert_str_eq(ids[k][i], ids[0][i]);
+        ck_assert_int_eq(s_int(window[k], "windows"), s_int(window[0], "windows"));
+        ck_assert_int_eq(s_int(window[k], "valid_windows"), s_int(window[0], "valid_windows"));
+        ck_assert_double_eq(s_real(window[k], "percentile_mg_kwh"),
+                            s_real(window[0], "percentile_mg_kwh"));
+    }
+}
+
 /* The same trip re-sent (0x03) after the terminal went on live again, and the same trip live
  * with an old re-sent frame in the middle of it: the trip's verdicts and ids are those of the
  * trip fed live and alone. */
@@ -3411,15 +3427,7 @@ START_TEST(backlog_and_late_frames_give_live_verdicts)
         s_feed_free(&fd);
         vem_rules_vehicle_destroy(&v);
     }
-    for (int k = 1; k < 3; k++) {
-        ck_assert_int_eq(n[k], n[0]);
-        for (int i = 0; i < n[0]; i++)
-            ck_assert_str_eq(ids[k][i], ids[0][i]);
-        ck_assert_int_eq(s_int(window[k], "windows"), s_int(window[0], "windows"));
-        ck_assert_int_eq(s_int(window[k], "valid_windows"), s_int(window[0], "valid_windows"));
-        ck_assert_double_eq(s_real(window[k], "percentile_mg_kwh"),
-                            s_real(window[0], "percentile_mg_kwh"));
-    }
+    s_same_as_first(ids, n, window, 3);
     ck_assert_str_eq(s_str(window[1], "trip.track"), "backfill");
     ck_assert_str_eq(s_str(window[2], "trip.track"), "live");
     for (int k = 0; k < 3; k++)
@@ -3496,16 +3504,9 @@ START_TEST(link_drop_backlog_gives_time_order_verdicts)
         s_feed_free(&fd);
         vem_rules_vehicle_destroy(&v);
     }
-    for (int k = 1; k < 3; k++) {
-        ck_assert_int_eq(n[k], n[0]);
-        for (int i = 0; i < n[0]; i++)
-            ck_assert_str_eq(ids[k][i], ids[0][i]);
+    s_same_as_first(ids, n, window, 3);
+    for (int k = 0; k < 3; k++)
         ck_assert_int_eq(s_int(window[k], "trip.samples.count"), 2400);
-        ck_assert_int_eq(s_int(window[k], "windows"), s_int(window[0], "windows"));
-        ck_assert_int_eq(s_int(window[k], "valid_windows"), s_int(window[0], "valid_windows"));
-        ck_assert_double_eq(s_real(window[k], "percentile_mg_kwh"),
-                            s_real(window[0], "percentile_mg_kwh"));
-    }
     for (int k = 0; k < 3; k++)
         json_decref(window[k]);
 }
