@@ -196,8 +196,10 @@ size_t vem_rules_vehicle_bytes(const vem_rules_vehicle_t *self);
 /* What the vehicle's state set aside, for metrics. */
 typedef struct {
     uint64_t samples;          /* 1 Hz samples judged */
-    uint64_t late_samples;     /* samples older than the live trip: judged on the back-fill track */
-    uint64_t copy_samples;     /* samples at a second a track took already: not judged again */
+    uint64_t late_samples;     /* samples older than the live trip, or in a hole whose wait ended:
+                                  judged on the back-fill track */
+    uint64_t copy_samples;     /* samples at a second a track took already (or held): not judged
+                                  again */
     uint64_t held_samples;     /* samples held after a hole in the live trip (rules.c, s_hold) */
     uint64_t late_obd;         /* OBD snapshots older than the newest seen: not used for DTCs and
                                   the OBD VIN (the MIL uses them, rules.c) */

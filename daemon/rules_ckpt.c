@@ -6,7 +6,7 @@
  * field by field (never a struct's bytes, whose padding would make two saves of one state
  * differ), and read back in the same order.
  *
- * Format, version 11, host-endian (a checkpoint is read back by the same build on the same
+ * Format, version 12, host-endian (a checkpoint is read back by the same build on the same
  * host; a byte-order probe says when it is not):
  *   "VRCK", u32 version, u32 0x01020304
  *   ids (vin, plate, plate colour: u8 length + bytes), facts, flags, receipt times (the last
@@ -27,8 +27,14 @@
  *     rules_rsd.c s_key) and their count (u8) follow), the
  *     fusion history (slots, head, newest, one u32 per slot: vem_rules_nox_t) and the pending
  *     NO exceedances
+ *   re-sent data (rules.c, s_hold): each track's whole range (from which second on it took
+ *     every second, s_copy), the copy and held counts, and the live track's held samples
+ *     (room, count, and each: time, key, block type, ten u16 raw values)
  *   u64 bytes of memory the state held
  * Older versions are still read, so an upgrade keeps the states of the previous build:
+ * version 11 is version 12 without the re-sent data part: loaded, nothing is held, the counts
+ * are 0, and a track's whole range starts at the second after its last (a copy of what it
+ * took before the upgrade is not known as one);
  * version 10 is version 11 without the NOx window's sums before the head, and with a ring slot
  * of 20 bytes, the sums before the sample as doubles where version 11 has the sample's own
  * values as floats (rules_window.c): loaded, the head's sums are its first slot's (the trip's
@@ -101,7 +107,9 @@
 /* Bytes of a NOx window's ring slot before version 11: work and NOx summed before the sample
  * (two doubles), then its time. */
 #define S_SLOT_V10 20u
-#define S_PROBE    0x01020304u
+/* Bytes of a saved held sample: time, key (i32, u16), block type, ten u16 values. */
+#define S_HELD_BYTES (8u + 4u + 2u + 1u + 2u * VEM_RULES_HELD_FIELDS)
+#define S_PROBE      0x01020304u
 /* Times beyond this many seconds from 1970 (about 35,000 years) are damage. */
 #define S_TIME_MAX_S ((int64_t)1 << 40)
 #define S_US         ((int64_t)1000000)
@@ -1048,7 +1056,11 @@ static void s_get_held(s_rd_t *r, vem_rules_vehicle_t *v)
     v->counts.copy_samples = s_u64(r, "copy count");
     v->counts.held_samples = s_u64(r, "held total");
     uint32_t cap = s_at_most(r, s_u32(r, "held capacity"), VEM_RULES_HELD_MAX, "held capacity");
-    uint32_t n = s_at_most(r, s_u32(r, "held samples"), cap, "held samples");
+    /* at rest (saved between inputs) no more than the longest wait's seconds */
+    uint32_t most = cap < VEM_RULES_HELD_MAX ? cap : VEM_RULES_HELD_MAX - 1;
+    uint32_t n = s_at_most(r, s_u32(r, "held samples"), most, "held samples");
+    if (!r->failed && n > r->left / S_HELD_BYTES)
+        s_fail(r, "%" PRIu32 " held samples in %zu bytes", n, r->left);
     if (!r->failed && cap && !n)
         s_fail(r, "room for %" PRIu32 " held samples and none held (it is freed when empty)", cap);
     if (!r->failed && n && !v->live.open)

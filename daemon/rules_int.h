@@ -483,11 +483,10 @@ typedef struct {
  * vehicle holds: one a second of them, and the one just come. */
 #define VEM_RULES_BACKLOG_WAIT_MAX 30
 #define VEM_RULES_HELD_MAX         (VEM_RULES_BACKLOG_WAIT_MAX * 60 + 1)
-#define VEM_RULES_HELD_CAP_MAX     2048 /* the power of two that holds them */
 
 /* A sample the live track holds while it waits for a hole before it to be filled (rules.c,
- * s_hold): its instant, block type and the raw values the rules read (hj1239.h; a block type's
- * missing fields 0, as the decoder leaves them). */
+ * s_hold): its instant, block type and the raw values the rules read (hj1239.h; fields its
+ * block type lacks, which the rules do not read, 0). */
 #define VEM_RULES_HELD_FIELDS 10 /* the fields the rules read (rules.c, s_fields) */
 typedef struct {
     int64_t sec;

@@ -646,7 +646,8 @@ static void s_sc_all(s_run_t *r)
 
 /* A link drop of 900 s in a trip of trouble: live data goes on from T0 + 1800 while the hole is
  * re-sent, 100 samples after each 60 live ones (rules.c, s_hold), then an older copy. Marked
- * with samples held: 300 live ones, and 60 with the hole's start re-sent. */
+ * with samples held: 60 live ones with nothing re-sent yet, and 300 with 400 of the hole
+ * re-sent. */
 static void s_sc_hole(s_run_t *r)
 {
     s_cmd(r, VEM_HJ1239_CMD_LOGIN, T0);
@@ -2405,6 +2406,20 @@ START_TEST(held_samples_checked)
         ck_assert_msg(vem_rules_vehicle_load(d.b, d.n, err, sizeof err) == NULL, "%zu loaded", i);
         ck_assert_msg(strstr(err, bad[i].why) != NULL, "%zu: %s", i, err);
     }
+    /* room of any size that holds them loads (the memory held says it too) */
+    static s_bytes_t room;
+    room.n = 0;
+    s_w(&room, buf, len);
+    uint32_t cap = 100;
+    memcpy(room.b + part + 32, &cap, 4);
+    int64_t mem;
+    memcpy(&mem, room.b + len - 8, 8);
+    mem += (100 - 64) * (int64_t)sizeof(vem_rules_held_t);
+    memcpy(room.b + len - 8, &mem, 8);
+    v = vem_rules_vehicle_load(room.b, room.n, err, sizeof err);
+    ck_assert_msg(v != NULL, "%s", err);
+    ck_assert_uint_eq(v->held_cap, 100);
+    vem_rules_vehicle_destroy(&v);
     /* more held than the room saved, room beyond the most held, room with nothing held */
     static s_bytes_t d;
     uint32_t counts[][2] = {{64, 65}, {30 * 60 + 2, 60}, {64, 0}};
