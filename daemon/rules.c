@@ -78,6 +78,10 @@
 
 #define S_US ((int64_t)1000000)
 
+/* The per-sample rules, inlined where a sample is judged: in the frame's loop, for the live
+ * track's next second (nearly every sample), and in s_sample_cold, for the rest. */
+#define S_PER_SAMPLE static inline __attribute__((always_inline))
+
 /* ---- state: the structs are in rules_int.h (rules_ckpt.c saves them) ---------------------- */
 
 static void s_track_init(vem_rules_track_t *tr)
@@ -435,9 +439,9 @@ static int64_t s_silence_us(const vem_rules_config_t *cfg)
 }
 
 /* The track a sample at `at` belongs to, with its trip open. */
-static vem_rules_track_t *s_route(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
-                                  const vem_rules_at_t *at, int64_t open_us, s_batch_t *bt,
-                                  vem_rules_out_t *out)
+S_PER_SAMPLE vem_rules_track_t *s_route(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
+                                        const vem_rules_at_t *at, int64_t open_us, s_batch_t *bt,
+                                        vem_rules_out_t *out)
 {
     int64_t gap = (int64_t)cfg->trip_gap_min * 60;
     vem_rules_track_t *tr;
@@ -529,7 +533,7 @@ static inline double s_get(const vem_hj1239_block_t *b, int k)
 }
 
 /* A sample's values; fields its block type lacks are NaN and not `missing`. */
-static void s_values(const vem_hj1239_block_t *b, s_values_t *x)
+S_PER_SAMPLE void s_values(const vem_hj1239_block_t *b, s_values_t *x)
 {
     x->win.rpm = s_get(b, S_RPM);
     x->win.torque_pct = s_get(b, S_TORQUE);
@@ -559,9 +563,10 @@ static void s_values(const vem_hj1239_block_t *b, s_values_t *x)
                 !isnan(x->win.nox_ppm);
 }
 
-static void s_reagent(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_rules_config_t *cfg,
-                      const s_bounds_t *bd, const s_values_t *x, bool running,
-                      const vem_rules_at_t *at, vem_rules_out_t *out)
+S_PER_SAMPLE void s_reagent(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
+                            const vem_rules_config_t *cfg, const s_bounds_t *bd,
+                            const s_values_t *x, bool running, const vem_rules_at_t *at,
+                            vem_rules_out_t *out)
 {
     vem_rules_span_t *s = &tr->reagent;
     bool valid = !isnan(x->reagent);
@@ -625,9 +630,10 @@ static void s_unusable_json(json_t *ev, uint32_t m)
  * "not available", is common): else a truck whose blocks lack one window input would escape
  * every NOx rule. There a sample the window takes ends the span: it is the window's to judge,
  * and nox_high stays a fallback for runs of samples the window gets none of. */
-static void s_nox_high(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_rules_config_t *cfg,
-                       const s_bounds_t *bd, const s_values_t *x, bool warm,
-                       const vem_rules_at_t *at, vem_rules_out_t *out)
+S_PER_SAMPLE void s_nox_high(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
+                             const vem_rules_config_t *cfg, const s_bounds_t *bd,
+                             const s_values_t *x, bool warm, const vem_rules_at_t *at,
+                             vem_rules_out_t *out)
 {
     vem_rules_span_t *s = &tr->nox_high;
     bool valid = warm && !isnan(x->win.nox_ppm);
@@ -730,9 +736,9 @@ static void s_scr_minute(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
                 VEM_SEVERITY_VIOLATION, ev);
 }
 
-static void s_scr(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_rules_config_t *cfg,
-                  const s_bounds_t *bd, const s_values_t *x, bool running, const vem_rules_at_t *at,
-                  vem_rules_out_t *out)
+S_PER_SAMPLE void s_scr(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
+                        const vem_rules_config_t *cfg, const s_bounds_t *bd, const s_values_t *x,
+                        bool running, const vem_rules_at_t *at, vem_rules_out_t *out)
 {
     bool q = running && !isnan(x->scr_in) && !(x->scr_in < bd->scr_in_below) && !isnan(x->nox_up) &&
              !(x->nox_up < bd->scr_up_below) && !isnan(x->win.nox_ppm);
@@ -747,9 +753,9 @@ static void s_scr(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_rules
         s_scr_minute(v, tr, cfg, at, out);
 }
 
-static void s_frozen(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_rules_config_t *cfg,
-                     const s_values_t *x, bool running, const vem_rules_at_t *at,
-                     vem_rules_out_t *out)
+S_PER_SAMPLE void s_frozen(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
+                           const vem_rules_config_t *cfg, const s_values_t *x, bool running,
+                           const vem_rules_at_t *at, vem_rules_out_t *out)
 {
     vem_rules_span_t *s = &tr->frozen;
     if (isnan(x->win.nox_ppm))
@@ -777,9 +783,9 @@ static void s_frozen(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_ru
                 "min", VEM_SEVERITY_VIOLATION, ev);
 }
 
-static void s_down_up(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_rules_config_t *cfg,
-                      const s_values_t *x, bool warm, const vem_rules_at_t *at,
-                      vem_rules_out_t *out)
+S_PER_SAMPLE void s_down_up(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
+                            const vem_rules_config_t *cfg, const s_values_t *x, bool warm,
+                            const vem_rules_at_t *at, vem_rules_out_t *out)
 {
     vem_rules_span_t *s = &tr->down_up;
     bool valid = warm && !isnan(x->win.nox_ppm) && !isnan(x->nox_up);
@@ -797,9 +803,9 @@ static void s_down_up(vem_rules_vehicle_t *v, vem_rules_track_t *tr, const vem_r
                 cfg->down_above_up_minutes, "min", VEM_SEVERITY_NOTICE, ev);
 }
 
-static void s_invalid_signals(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
-                              const vem_rules_config_t *cfg, const s_values_t *x, bool running,
-                              const vem_rules_at_t *at, vem_rules_out_t *out)
+S_PER_SAMPLE void s_invalid_signals(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
+                                    const vem_rules_config_t *cfg, const s_values_t *x,
+                                    bool running, const vem_rules_at_t *at, vem_rules_out_t *out)
 {
     vem_rules_span_t *s = &tr->invalid;
     if (!s_step(s, running && x->missing, running && !x->missing, at))
@@ -819,8 +825,11 @@ static void s_invalid_signals(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
                 cfg->invalid_minutes, "min", VEM_SEVERITY_NOTICE, ev);
 }
 
-static void s_sample(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const s_bounds_t *bd,
-                     const s_prep_t *p, int64_t open_us, s_batch_t *bt, vem_rules_out_t *out)
+/* Inlined in the frame's loop, where a sample takes the live track's next second (nearly all);
+ * the rest call s_sample_cold. */
+S_PER_SAMPLE void s_sample(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
+                           const s_bounds_t *bd, const s_prep_t *p, int64_t open_us, s_batch_t *bt,
+                           vem_rules_out_t *out)
 {
     const s_values_t *xp = &p->x;
     const vem_rules_at_t *at = &p->at;
@@ -849,6 +858,13 @@ static void s_sample(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, cons
     }
     if (tr->win.active && xp->window)
         bt->in[bt->n++] = &xp->win;
+}
+
+static __attribute__((noinline)) void
+s_sample_cold(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const s_bounds_t *bd,
+              const s_prep_t *p, int64_t open_us, s_batch_t *bt, vem_rules_out_t *out)
+{
+    s_sample(v, cfg, bd, p, open_us, bt, out);
 }
 
 /* A vehicle's array of *cap elements of size bytes doubled (first when empty), its bytes
@@ -1237,7 +1253,7 @@ static void s_held_judge(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
             s_held_prep(h, &p[n]);
             v->held_off++;
             v->nheld--;
-            s_sample(v, cfg, bd, &p[n++], open_us, bt, out);
+            s_sample_cold(v, cfg, bd, &p[n++], open_us, bt, out);
         }
         s_batch_flush(bt);
     }
@@ -1289,7 +1305,7 @@ static bool s_hold(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const 
 {
     const vem_rules_at_t *at = &p->at;
     if (at->sec == v->live.newest + 1) {
-        s_sample(v, cfg, bd, p, open_us, bt, out);
+        s_sample_cold(v, cfg, bd, p, open_us, bt, out);
         s_held_judge(v, cfg, bd, false, bt, out);
         return true;
     }
@@ -1329,9 +1345,10 @@ static bool s_copy(const vem_rules_track_t *tr, int64_t sec)
 
 /* A sample of a data frame: judged on the live track (or held, s_hold), on the back-fill track
  * when it is older than the live track's newest, or not at all when it is a copy. */
-static void s_take(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const s_bounds_t *bd,
-                   const vem_hj1239_block_t *b, const s_prep_t *p, int64_t open_us, s_batch_t *bt,
-                   vem_rules_out_t *out)
+static __attribute__((noinline)) void s_take(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
+                                             const s_bounds_t *bd, const vem_hj1239_block_t *b,
+                                             const s_prep_t *p, int64_t open_us, s_batch_t *bt,
+                                             vem_rules_out_t *out)
 {
     int64_t t = p->at.sec;
     vem_rules_track_t *live = &v->live;
@@ -1344,13 +1361,13 @@ static void s_take(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const 
     if (t > live->newest) {
         if (!v->nheld &&
             (t == live->newest + 1 || !live->open || silent || !cfg->backlog_wait_min)) {
-            s_sample(v, cfg, bd, p, open_us, bt, out);
+            s_sample_cold(v, cfg, bd, p, open_us, bt, out);
             return;
         }
         if (s_hold(v, cfg, bd, b, p, open_us, bt, out))
             return;
     } else if (!s_copy(live, t) && !s_copy(&v->back, t)) {
-        s_sample(v, cfg, bd, p, open_us, bt, out);
+        s_sample_cold(v, cfg, bd, p, open_us, bt, out);
         return;
     }
     v->counts.copy_samples++;
@@ -1370,7 +1387,11 @@ static void s_data(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
         const vem_hj1239_block_t *b = &f->blocks[i];
         if (b->type == VEM_HJ1239_BLOCK_OBD)
             s_obd(v, cfg, f, b, i, out);
-        else if (s_is_sample(b->type))
+        else if (!s_is_sample(b->type))
+            continue;
+        else if (!v->nheld && p[k].at.sec == v->live.newest + 1) /* the live track's next */
+            s_sample(v, cfg, &bd, &p[k++], open_us, &bt, out);
+        else
             s_take(v, cfg, &bd, b, &p[k++], open_us, &bt, out);
     }
     s_batch_flush(&bt);

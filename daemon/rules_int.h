@@ -455,10 +455,7 @@ typedef struct {
      * go to the window does not touch nox_high's line to end a span it does not have. */
     bool nox_high_held;
     uint32_t samples;
-    int64_t newest; /* newest sample time this track ever took; INT64_MIN: none */
-    /* the track took every second from this one to last.sec (in its trip): a sample there is a
-     * copy (rules.c, s_copy) */
-    int64_t whole_from;
+    int64_t newest;       /* newest sample time this track ever took; INT64_MIN: none */
     int64_t last_open_us; /* intake clock (receipt less intake pauses) of its last sample */
     int64_t engine_start; /* rule time of the engine's start (or of the trip's first running) */
     vem_rules_at_t last;
@@ -476,6 +473,9 @@ typedef struct {
     vem_rules_scr_minute_t *scr_ring;
     uint16_t scr_cap, scr_held, scr_next;
     vem_rules_at_t start;
+    /* the track took every second from this one to last.sec (in its trip): a sample there is a
+     * copy (rules.c, s_copy); written at a trip's start and at a hole only */
+    int64_t whole_from;
     vem_rules_engine_facts_t figures; /* what the trip started with */
 } vem_rules_track_t;
 
