@@ -3364,6 +3364,27 @@ START_TEST(same_input_same_ids)
 }
 END_TEST
 
+/* The trouble trip's 2400 samples (s_trouble_gen), made once. */
+static const s_phys_t *s_trouble_table(void)
+{
+    static s_phys_t all[2400];
+    static bool made;
+    for (int i = 0; !made && i < 2400; i++)
+        s_trouble_gen(i, &all[i], NULL);
+    made = true;
+    return all;
+}
+
+/* Its samples T0 .. T0 + 599 live, then T0 + 700 .. T0 + 799 after a hole of 100 s (*before:
+ * the vehicle's memory between the two, when asked for). */
+static void s_hole_of_100(s_feed_t *fd, const s_phys_t *all, size_t *before)
+{
+    s_feed(fd, T0, 600, s_rest_gen, all);
+    if (before)
+        *before = vem_rules_vehicle_bytes(fd->v);
+    s_feed(fd, T0 + 700, 100, s_rest_gen, all + 700);
+}
+
 /* Runs 1 .. runs - 1 gave run 0's verdicts: as many, with the same ids, and the same NOx
  * window (its windows, valid windows and percentile). */
 static void s_same_as_first(char ids[][64][VEM_RULES_ID_LEN], const int *n, json_t *const *window,
@@ -3452,9 +3473,7 @@ START_TEST(link_drop_backlog_gives_time_order_verdicts)
 {
     vem_rules_engine_facts_t facts = s_small;
     facts.whtc_work_kwh = 1;
-    static s_phys_t all[2400];
-    for (int i = 0; i < 2400; i++)
-        s_trouble_gen(i, &all[i], NULL);
+    const s_phys_t *all = s_trouble_table();
     static char ids[4][64][VEM_RULES_ID_LEN];
     int n[4];
     json_t *window[4] = {NULL};
@@ -3527,18 +3546,15 @@ END_TEST
  *    track. */
 START_TEST(held_samples_judged_when_their_wait_ends)
 {
-    static s_phys_t all[1400];
-    for (int i = 0; i < 1400; i++)
-        s_trouble_gen(i, &all[i], NULL);
+    const s_phys_t *all = s_trouble_table();
     for (int k = 0; k < 6; k++) {
         vem_rules_config_t cfg = s_defaults();
         vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_small);
         s_log_t log = {0};
         s_feed_t fd;
         s_feed_init(&fd, v, &cfg, &log);
-        s_feed(&fd, T0, 600, s_rest_gen, all);
-        size_t before = vem_rules_vehicle_bytes(v);
-        s_feed(&fd, T0 + 700, 100, s_rest_gen, all + 700);
+        size_t before;
+        s_hole_of_100(&fd, all, &before);
         const vem_rules_counts_t *c = vem_rules_vehicle_counts(v);
         ck_assert_uint_eq(c->samples, 600);
         ck_assert_uint_eq(c->held_samples, 100);
@@ -3610,9 +3626,7 @@ END_TEST
  * one, README). The same with the wait reloaded to 0 instead of the silence: T0 + 750 a copy. */
 START_TEST(silence_and_reload_judge_held_first)
 {
-    static s_phys_t all[800];
-    for (int i = 0; i < 800; i++)
-        s_trouble_gen(i, &all[i], NULL);
+    const s_phys_t *all = s_trouble_table();
     vem_rules_counts_t got[2];
     static char ids[2][64][VEM_RULES_ID_LEN];
     int n[2];
@@ -3622,8 +3636,7 @@ START_TEST(silence_and_reload_judge_held_first)
         s_log_t log = {0};
         s_feed_t fd;
         s_feed_init(&fd, v, &cfg, &log);
-        s_feed(&fd, T0, 600, s_rest_gen, all);
-        s_feed(&fd, T0 + 700, 100, s_rest_gen, all + 700);
+        s_hole_of_100(&fd, all, NULL);
         ck_assert_uint_eq(v->nheld, 100);
         if (k == 0) {
             vem_rules_on_silence(v, &cfg, fd.rx_us + US(1300), 0, s_collect, &log);
