@@ -21,17 +21,17 @@
  * reconnecting) does not end the trip. Spans and windows never cross a trip's end;
  * the NOx window is judged when the trip ends. Each vehicle has two tracks, each with its
  * own trip: the live track takes every sample newer than the newest it ever took, in time
- * order once it has a hole (the samples after a hole wait for the hole's re-sent data, up to
- * backlog_wait_min: s_hold, below); any other sample (a backlog of what is older than the
- * trip, or of a hole whose wait ended) goes to the back-fill track, which starts a new trip
- * whenever a sample is not newer than its last one or comes after a gap, and a sample at a
- * second a track took already, with no hole since, is a copy and not judged again (s_copy).
- * So a backlog that arrives in its own order forms trips by its own timestamps, as live data
- * would: what differs is only where it meets live data (there, the back-fill trip ends). A logout
- * ends the live trip; vem_rules_on_silence ends trips that received nothing for twice trip_gap_min,
- * measured on vemd's intake clock (receipt time less the time intake was paused: a full spool stops
- * vemd reading, and the trucks' data waits in their sockets meanwhile), and so does the next sample
- * of such a trip. A trip keeps the engine figures it started with.
+ * order once it has a hole (the samples after a hole of backlog_hole_s seconds or more wait
+ * for the hole's re-sent data, up to backlog_wait_min: s_hold, below); any other sample (a backlog
+ * of what is older than the trip, or of a hole whose wait ended) goes to the back-fill track, which
+ * starts a new trip whenever a sample is not newer than its last one or comes after a gap, and a
+ * sample at a second a track took already, with no hole since, is a copy and not judged again
+ * (s_copy). So a backlog that arrives in its own order forms trips by its own timestamps, as live
+ * data would: what differs is only where it meets live data (there, the back-fill trip ends). A
+ * logout ends the live trip; vem_rules_on_silence ends trips that received nothing for twice
+ * trip_gap_min, measured on vemd's intake clock (receipt time less the time intake was paused: a
+ * full spool stops vemd reading, and the trucks' data waits in their sockets meanwhile), and so
+ * does the next sample of such a trip. A trip keeps the engine figures it started with.
  *
  * OBD snapshots. The MIL is judged by the snapshots' times, in whatever order they come (s_mil);
  * DTCs and the OBD VIN in their time order: a snapshot older than the newest seen is counted
@@ -1187,15 +1187,32 @@ static size_t s_prepare(const vem_hj1239_frame_t *f, s_prep_t *p, int64_t *sec,
  * while it sends live data again: the hole's samples come after live data newer than they
  * are. Judged as they came, they would form a trip of their own (the back-fill track) and the
  * live trip would see a gap: not what the data in time order gives. So once the live trip has
- * a hole (a sample more than a second after its last), the samples after it are held, by
- * time, with those that come into the hole, and a held sample is judged once nothing before it
- * is missing (the hole is filled) or once the newest held is backlog_wait_min after it (the
- * rest of the hole comes too late, or not at all: a sample of it that comes later is judged on
- * the back-fill track). A logout, the silence that ends the trip, and a flush judge what is
- * held first. Verdicts of the live track thus wait up to backlog_wait_min after a hole; a
- * replay of the spool brings the same inputs in the same order, and so holds and judges the
- * same. Memory: 32 bytes a held second, at most backlog_wait_min x 60 + 1, while a hole is
- * open. */
+ * a hole (a sample that misses backlog_hole_s seconds or more after its last), the samples
+ * after it are held, by time, with those that come into the hole, and a held sample is judged
+ * once nothing before it is missing (the hole is filled) or once the newest held is
+ * backlog_wait_min after it (the rest of the hole comes too late, or not at all: a sample of it
+ * that comes later is judged on the back-fill track). A logout, the silence that ends the
+ * trip, and a flush judge what is held first. Verdicts of the live track thus wait up to
+ * backlog_wait_min after a hole; a replay of the spool brings the same inputs in the same
+ * order, and so holds and judges the same. Memory: 32 bytes a held second, at most
+ * backlog_wait_min x 60 + 1, while a hole is open.
+ *
+ * A shorter gap is a skip, not waited for: a link that drops loses at least a frame, ten
+ * seconds of an HJ 1239 terminal's data, while a terminal that skips a sample now and then (or
+ * samples below 1 Hz) sends the next frame on time and never re-sends what it skipped; waiting
+ * would delay its every verdict by backlog_wait_min and hold its data meanwhile. So a sample
+ * after a skip is judged at once when nothing is held, and so is one that comes into a hole
+ * with only a skip before it (what a terminal stored has the skips its live data would have
+ * had); and judging what is held goes on across a skip between two held samples. The gap left
+ * in front of what is held while its hole is filled is waited for whatever its size: the rest
+ * of the hole is on its way. A skip's second that comes after all goes to the back-fill track,
+ * as any late data. */
+
+/* A sample at t, newer than the open live track's newest, misses only a skip after it. */
+static bool s_skip(const vem_rules_track_t *live, const vem_rules_config_t *cfg, int64_t t)
+{
+    return t - live->newest - 1 < (int64_t)cfg->backlog_hole_s;
+}
 
 static void s_held_put(vem_rules_held_t *h, const vem_hj1239_block_t *b, const vem_rules_at_t *at)
 {
@@ -1241,12 +1258,14 @@ static void s_held_judge(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
     int64_t open_us = v->live.last_open_us;
     s_prep_t p[VEM_HJ1239_MAX_BLOCKS];
     bool more = true;
+    bool after_held = false; /* the live track's newest is a held sample: a skip is no hole */
     while (more && v->nheld) {
         unsigned n = 0;
         while (n < VEM_HJ1239_MAX_BLOCKS && v->nheld) {
             const vem_rules_held_t *h = &v->held[v->held_off];
             int64_t newest = v->held[v->held_off + v->nheld - 1].sec;
-            if (!all && h->sec > v->live.newest + 1 && newest - h->sec < wait) {
+            if (!all && h->sec != v->live.newest + 1 &&
+                !(after_held && s_skip(&v->live, cfg, h->sec)) && newest - h->sec < wait) {
                 more = false;
                 break;
             }
@@ -1254,6 +1273,7 @@ static void s_held_judge(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
             v->held_off++;
             v->nheld--;
             s_sample_cold(v, cfg, bd, &p[n++], open_us, bt, out);
+            after_held = true;
         }
         s_batch_flush(bt);
     }
@@ -1297,14 +1317,14 @@ static void s_held_room(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg)
 }
 
 /* A sample newer than the live track's newest, with a hole before it or samples held: judged
- * when it is the hole's next second, else held; then what may be judged is. False when a
- * sample at its second is held already (a copy). */
+ * when only a skip is before it and it is older than what is held, else held; then what may
+ * be judged is. False when a sample at its second is held already (a copy). */
 static bool s_hold(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const s_bounds_t *bd,
                    const vem_hj1239_block_t *b, const s_prep_t *p, int64_t open_us, s_batch_t *bt,
                    vem_rules_out_t *out)
 {
     const vem_rules_at_t *at = &p->at;
-    if (at->sec == v->live.newest + 1) {
+    if (s_skip(&v->live, cfg, at->sec) && (!v->nheld || at->sec < v->held[v->held_off].sec)) {
         s_sample_cold(v, cfg, bd, p, open_us, bt, out);
         s_held_judge(v, cfg, bd, false, bt, out);
         return true;
@@ -1360,7 +1380,7 @@ static __attribute__((noinline)) void s_take(vem_rules_vehicle_t *v, const vem_r
         s_held_judge(v, cfg, bd, true, bt, out);
     if (t > live->newest) {
         if (!v->nheld &&
-            (t == live->newest + 1 || !live->open || silent || !cfg->backlog_wait_min)) {
+            (!live->open || silent || !cfg->backlog_wait_min || s_skip(live, cfg, t))) {
             s_sample_cold(v, cfg, bd, p, open_us, bt, out);
             return;
         }

@@ -51,6 +51,7 @@ void vem_rules_config_defaults(vem_rules_config_t *cfg)
     cfg->warm_after_start_min = 20;
     cfg->trip_gap_min = 10;
     cfg->backlog_wait_min = 10;
+    cfg->backlog_hole_s = 10;
     cfg->fuel_density_kg_l = 0.835;
     cfg->nox_u = 0.001586;
     cfg->window_min_power_pct = 20;
@@ -117,6 +118,7 @@ static const s_uint_key_t s_uints[] = {
     {S_R(warm_after_start_min), 0, 1440},
     {S_R(trip_gap_min), 1, 1440},
     {S_R(backlog_wait_min), 0, VEM_RULES_BACKLOG_WAIT_MAX},
+    {S_R(backlog_hole_s), 1, VEM_RULES_BACKLOG_HOLE_MAX},
     {S_R(nox_percentile), 1, 100},
     {S_R(fusion_match_s), 0, 60},
     {S_R(fusion_horizon_s), 10, VEM_RULES_HORIZON_MAX},

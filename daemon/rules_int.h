@@ -483,6 +483,8 @@ typedef struct {
  * vehicle holds: one a second of them, and the one just come. */
 #define VEM_RULES_BACKLOG_WAIT_MAX 30
 #define VEM_RULES_HELD_MAX         (VEM_RULES_BACKLOG_WAIT_MAX * 60 + 1)
+/* Most seconds rules.backlog_hole_s may ask a hole to lack before it is waited for. */
+#define VEM_RULES_BACKLOG_HOLE_MAX 600
 
 /* A sample the live track holds while it waits for a hole before it to be filled (rules.c,
  * s_hold): its instant, block type and the raw values the rules read (hj1239.h; fields its

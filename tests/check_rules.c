@@ -3707,20 +3707,22 @@ static vem_rules_vehicle_t *s_reloaded(vem_rules_vehicle_t *v)
 
 /* 6,000 seconds of live data with random holes (2 to 2,501 s, one frame in 40), each hole
  * re-sent in random pieces at random times among the live data, the rest at the end in
- * reverse; 20 seeds, waits of 1, 2, 10 and 30 minutes; a checkpoint saved and loaded every 97
- * frames. Each second is sent once, so each is judged once, on one track or the other, and
- * none is a copy; the invariants hold after every frame, and nothing is held at the end. */
+ * reverse; 20 seeds, waits of 1, 2, 10 and 30 minutes, holes waited for from 1, 10 and 60
+ * missing seconds on; a checkpoint saved and loaded every 97 frames. Each second is sent once, so
+ * each is judged once, on one track or the other, and none is a copy; the invariants hold after
+ * every frame, and nothing is held at the end. */
 START_TEST(random_holes_each_second_judged_once)
 {
     enum { S_HOLES_N = 6000 };
     static s_phys_t all[S_HOLES_N];
     for (int i = 0; i < S_HOLES_N; i++)
         all[i] = s_cruise;
-    const unsigned waits[] = {1, 2, 10, 30};
+    const unsigned waits[] = {1, 2, 10, 30}, skips[] = {1, 10, 60};
     for (unsigned seed = 1; seed <= 20; seed++) {
         srand(seed);
         vem_rules_config_t cfg = s_defaults();
         cfg.backlog_wait_min = waits[seed % 4];
+        cfg.backlog_hole_s = skips[seed % 3];
         for (int r = 0; r < VEM_RULE_COUNT; r++) /* the verdicts are not what it looks at */
             cfg.enabled[r] = r == VEM_RULE_OBD_NOX_WINDOW;
         vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &s_small);
@@ -3768,6 +3770,116 @@ START_TEST(random_holes_each_second_judged_once)
         ck_assert_msg(c->samples == S_HOLES_N && c->copy_samples == 0,
                       "seed %u: %lu judged, %lu copies", seed, (unsigned long)c->samples,
                       (unsigned long)c->copy_samples);
+        ck_assert_ptr_null(v->held);
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+}
+END_TEST
+
+/* A terminal that skips single seconds, with no link drop: reagent 1.2 % (at or below 2 %)
+ * while running, every second T0 + i but those with i % 30 == 29. The 1800 qualifying samples
+ * of reagent_minutes (30) are those up to T0 + x with x + 1 - floor((x + 1) / 30) = 1800:
+ * x = 1861 (1862 - 62), itself sent (1861 % 30 = 1). With backlog_hole_s at its default (10)
+ * a skip of 1 s is not waited for: the violation (from T0 to T0 + 1861) comes with the frame
+ * that holds T0 + 1861 and nothing is ever held. With backlog_hole_s = 1 every skip is a hole
+ * to wait for: at T0 + 1861 nothing of it is judged yet (each held sample waits for the 600 s
+ * of backlog_wait_min), and the flush judges it with the same id. */
+START_TEST(skipped_seconds_judged_at_once)
+{
+    s_phys_t low = s_cruise;
+    low.reagent = 1.2;
+    static int64_t t[2400];
+    long n = 0, upto = 0;
+    for (int i = 0; i < 2400; i++) {
+        if (i % 30 == 29)
+            continue;
+        if (i == 1861)
+            upto = n + 1;
+        t[n++] = T0 + i;
+    }
+    char id[2][VEM_RULES_ID_LEN];
+    for (int k = 0; k < 2; k++) {
+        vem_rules_config_t cfg = s_defaults();
+        if (k == 1)
+            cfg.backlog_hole_s = 1;
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, NULL);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        s_feed_times(&fd, t, upto, s_const, &low);
+        const vem_rules_counts_t *c = vem_rules_vehicle_counts(v);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_REAGENT_EMPTY), k == 0 ? 1 : 0);
+        ck_assert_uint_eq(c->held_samples, k == 0 ? 0 : 1800 - 29);
+        s_feed_times(&fd, t + upto, n - upto, s_const, &low);
+        vem_rules_flush(v, &cfg, s_collect, &log);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_REAGENT_EMPTY), 1);
+        const s_got_t *g = s_nth(&log, VEM_RULE_OBD_REAGENT_EMPTY, 0);
+        ck_assert_int_eq(g->first_us, US(T0));
+        ck_assert_int_eq(g->last_us, US(T0 + 1861));
+        snprintf(id[k], sizeof id[k], "%s", g->id);
+        ck_assert_uint_eq(c->samples, (uint64_t)n);
+        ck_assert_uint_eq(c->late_samples, 0);
+        ck_assert_ptr_null(v->held);
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+    ck_assert_str_eq(id[0], id[1]);
+}
+END_TEST
+
+/* Where a skip (fewer than backlog_hole_s = 10 missing seconds) ends and a hole begins, live
+ * data T0 .. T0 + 99 and then:
+ *  - T0 + 109 (100 .. 108 missing: 9) is judged at once; T0 + 120 (110 .. 119: 10) is held;
+ *    the hole re-sent without T0 + 115 (the terminal skipped it): T0 + 116, with only that
+ *    skip before it, is judged at once, and with T0 + 119 the held T0 + 120 is next: nothing
+ *    held, nothing late, 111 samples judged;
+ *  - a hole of 100 (T0 + 100 .. 199; T0 + 200 .. 299 held) and live data T0 + 301 .. 399 after
+ *    a skip of T0 + 300, all held; the hole re-sent in order, the last 5 s in a frame of their
+ *    own: with T0 + 194 in, 5 s are missing in front of what is held and it still waits (the
+ *    rest of the hole is on its way, not a skip); with T0 + 199, all is judged, across the
+ *    skip between two held samples: 399 samples, none late. */
+START_TEST(skip_or_hole_at_the_edge)
+{
+    for (int k = 0; k < 2; k++) {
+        vem_rules_config_t cfg = s_defaults();
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, NULL);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        const vem_rules_counts_t *c = vem_rules_vehicle_counts(v);
+        s_feed(&fd, T0, 100, s_const, &s_cruise);
+        if (k == 0) {
+            s_feed(&fd, T0 + 109, 1, s_const, &s_cruise);
+            ck_assert_uint_eq(c->samples, 101);
+            ck_assert_uint_eq(c->held_samples, 0);
+            s_feed(&fd, T0 + 120, 1, s_const, &s_cruise);
+            ck_assert_uint_eq(c->samples, 101);
+            ck_assert_uint_eq(v->nheld, 1);
+            fd.cmd = VEM_HJ1239_CMD_RESEND;
+            s_feed(&fd, T0 + 110, 5, s_const, &s_cruise);
+            ck_assert_uint_eq(c->samples, 106);
+            s_feed(&fd, T0 + 116, 3, s_const, &s_cruise);
+            ck_assert_uint_eq(c->samples, 109);
+            ck_assert_uint_eq(v->nheld, 1);
+            s_feed(&fd, T0 + 119, 1, s_const, &s_cruise);
+            ck_assert_uint_eq(c->samples, 111);
+        } else {
+            s_feed(&fd, T0 + 200, 100, s_const, &s_cruise);
+            s_feed(&fd, T0 + 301, 99, s_const, &s_cruise);
+            ck_assert_uint_eq(v->nheld, 199);
+            fd.cmd = VEM_HJ1239_CMD_RESEND;
+            s_feed(&fd, T0 + 100, 95, s_const, &s_cruise);
+            ck_assert_uint_eq(c->samples, 195);
+            ck_assert_uint_eq(v->nheld, 199);
+            s_feed(&fd, T0 + 195, 5, s_const, &s_cruise);
+            ck_assert_uint_eq(c->samples, 399);
+        }
+        ck_assert_uint_eq(v->nheld, 0);
+        ck_assert_uint_eq(c->late_samples, 0);
+        ck_assert_uint_eq(c->copy_samples, 0);
         ck_assert_ptr_null(v->held);
         s_log_free(&log);
         s_feed_free(&fd);
@@ -4069,6 +4181,8 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, held_samples_judged_when_their_wait_ends);
     tcase_add_test(tc, silence_and_reload_judge_held_first);
     tcase_add_test(tc, random_holes_each_second_judged_once);
+    tcase_add_test(tc, skipped_seconds_judged_at_once);
+    tcase_add_test(tc, skip_or_hole_at_the_edge);
     tcase_add_test(tc, memory_is_bounded);
     tcase_add_test(tc, frames_of_any_size_give_the_same_verdicts);
     tcase_add_test(tc, violation_json_and_text);
