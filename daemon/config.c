@@ -323,10 +323,11 @@ static const vem_conf_key_t s_keys[] = {
      true,
      "live data after a hole in a trip waits this many minutes of data for the hole's re-sent "
      "(0x03) samples before it is judged; 0: judged at once, a late re-send on its own track"},
-    {"rules.backlog_hole_s", VEM_CONF_UINT, S_OFF(rules.t.backlog_hole_s), "10", 0, 0, NULL, true,
-     "a hole of at least this many missing seconds holds the live data after it for "
-     "backlog_wait_min; a shorter one (a terminal that skipped samples) is judged across at "
-     "once, and its seconds, if re-sent, on their own track"},
+    {"rules.backlog_hole_s", VEM_CONF_UINT, S_OFF(rules.t.backlog_hole_s), "5", 0, 0, NULL, true,
+     "a gap in a live trip that misses at least this many seconds is a hole: the live data after "
+     "it is held up to backlog_wait_min for its re-sent samples; a shorter gap (a terminal that "
+     "skipped samples) is judged across at once, unless held samples wait in front of it, and "
+     "its seconds, if they come after all, on the back-fill track; 1: every gap is a hole"},
     {"rules.fuel_density_kg_l", VEM_CONF_REAL, S_OFF(rules.t.fuel_density_kg_l), "0.835", 0, 0,
      NULL, true, "diesel density for the exhaust mass flow, kg/L"},
     {"rules.nox_u", VEM_CONF_REAL, S_OFF(rules.t.nox_u), "0.001586", 0, 0, NULL, true,

@@ -25,7 +25,7 @@
  * for the hole's re-sent data, up to backlog_wait_min: s_hold, below); any other sample (a backlog
  * of what is older than the trip, or of a hole whose wait ended) goes to the back-fill track, which
  * starts a new trip whenever a sample is not newer than its last one or comes after a gap, and a
- * sample at a second a track took already, with no hole since, is a copy and not judged again
+ * sample at a second a track took already, with no gap since, is a copy and not judged again
  * (s_copy). So a backlog that arrives in its own order forms trips by its own timestamps, as live
  * data would: what differs is only where it meets live data (there, the back-fill trip ends). A
  * logout ends the live trip; vem_rules_on_silence ends trips that received nothing for twice
@@ -1202,16 +1202,19 @@ static size_t s_prepare(const vem_hj1239_frame_t *f, s_prep_t *p, int64_t *sec,
  * samples below 1 Hz) sends the next frame on time and never re-sends what it skipped; waiting
  * would delay its every verdict by backlog_wait_min and hold its data meanwhile. So a sample
  * after a skip is judged at once when nothing is held, and so is one that comes into a hole
- * with only a skip before it (what a terminal stored has the skips its live data would have
- * had); and judging what is held goes on across a skip between two held samples. The gap left
- * in front of what is held while its hole is filled is waited for whatever its size: the rest
- * of the hole is on its way. A skip's second that comes after all goes to the back-fill track,
- * as any late data. */
+ * with only a skip before it and a gap after it (what a terminal stored has the skips its live
+ * data would have had); and judging what is held goes on across a skip between two held
+ * samples. The gap left in front of what is held while its hole is filled is waited for
+ * whatever its size: the rest of the hole is on its way, from its start or, re-sent newest
+ * first, from its end. A skip's second that comes after all goes to the back-fill track, as
+ * any late data. The default, 5 s, leaves a terminal that uploads every few seconds its lost
+ * frames waited for. */
 
-/* A sample at t, newer than the open live track's newest, misses only a skip after it. */
+/* A sample at t, newer than the open live track's newest, misses only a skip after it: fewer
+ * than backlog_hole_s seconds (written so that no newest, INT64_MIN, cannot overflow). */
 static bool s_skip(const vem_rules_track_t *live, const vem_rules_config_t *cfg, int64_t t)
 {
-    return t - live->newest - 1 < (int64_t)cfg->backlog_hole_s;
+    return t - (int64_t)cfg->backlog_hole_s <= live->newest;
 }
 
 static void s_held_put(vem_rules_held_t *h, const vem_hj1239_block_t *b, const vem_rules_at_t *at)
@@ -1317,14 +1320,17 @@ static void s_held_room(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg)
 }
 
 /* A sample newer than the live track's newest, with a hole before it or samples held: judged
- * when only a skip is before it and it is older than what is held, else held; then what may
- * be judged is. False when a sample at its second is held already (a copy). */
+ * when only a skip is before it and a gap after it, before what is held (a sample that joins
+ * what is held is the hole filled from its end: a terminal re-sending newest first, whose
+ * last seconds must not be taken for a skip); else held; then what may be judged is. False
+ * when a sample at its second is held already (a copy). */
 static bool s_hold(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const s_bounds_t *bd,
                    const vem_hj1239_block_t *b, const s_prep_t *p, int64_t open_us, s_batch_t *bt,
                    vem_rules_out_t *out)
 {
     const vem_rules_at_t *at = &p->at;
-    if (s_skip(&v->live, cfg, at->sec) && (!v->nheld || at->sec < v->held[v->held_off].sec)) {
+    if (at->sec == v->live.newest + 1 ||
+        (s_skip(&v->live, cfg, at->sec) && (!v->nheld || at->sec + 1 < v->held[v->held_off].sec))) {
         s_sample_cold(v, cfg, bd, p, open_us, bt, out);
         s_held_judge(v, cfg, bd, false, bt, out);
         return true;

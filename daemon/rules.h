@@ -122,7 +122,7 @@ typedef struct {
     unsigned warm_after_start_min;  /* 20 */
     unsigned trip_gap_min;          /* 10: a longer gap ends a trip */
     unsigned backlog_wait_min;      /* 10: live data after a hole waits this long for a re-send */
-    unsigned backlog_hole_s; /* 10: the fewest missing seconds of a hole that is waited for */
+    unsigned backlog_hole_s;        /* 5: the fewest missing seconds of a hole that is waited for */
     /* work-based window (GB 17691-2018 PEMS method, to confirm) */
     double fuel_density_kg_l;    /* 0.835 */
     double nox_u;                /* 0.001586 */

@@ -51,7 +51,7 @@ void vem_rules_config_defaults(vem_rules_config_t *cfg)
     cfg->warm_after_start_min = 20;
     cfg->trip_gap_min = 10;
     cfg->backlog_wait_min = 10;
-    cfg->backlog_hole_s = 10;
+    cfg->backlog_hole_s = 5;
     cfg->fuel_density_kg_l = 0.835;
     cfg->nox_u = 0.001586;
     cfg->window_min_power_pct = 20;

@@ -316,6 +316,9 @@ START_TEST(rules_keys_refused_with_the_reason)
               " rules.disabled: no rule called 'obd.nope' (rules.md names, e.g. obd.nox_window)");
     s_refused("rules: { nox_percentile = 0; };\n", " rules.nox_percentile: 0 is outside 1 .. 100");
     s_refused("rules: { scr_eff_min = 1.5; };\n", " rules.scr_eff_min: 1.5 is outside 0 .. 1");
+    s_refused("rules: { backlog_hole_s = 0; };\n", " rules.backlog_hole_s: 0 is outside 1 .. 600");
+    s_refused("rules: { backlog_hole_s = 601; };\n",
+              " rules.backlog_hole_s: 601 is outside 1 .. 600");
     s_refused("rules: { rsd_speed_kmh_min = 90.0; };\n",
               " rules.rsd_speed_kmh_min .. rsd_speed_kmh_max: 90 .. 80 is not a range (low above "
               "high?)");

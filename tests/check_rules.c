@@ -3781,7 +3781,7 @@ END_TEST
 /* A terminal that skips single seconds, with no link drop: reagent 1.2 % (at or below 2 %)
  * while running, every second T0 + i but those with i % 30 == 29. The 1800 qualifying samples
  * of reagent_minutes (30) are those up to T0 + x with x + 1 - floor((x + 1) / 30) = 1800:
- * x = 1861 (1862 - 62), itself sent (1861 % 30 = 1). With backlog_hole_s at its default (10)
+ * x = 1861 (1862 - 62), itself sent (1861 % 30 = 1). With backlog_hole_s at its default (5)
  * a skip of 1 s is not waited for: the violation (from T0 to T0 + 1861) comes with the frame
  * that holds T0 + 1861 and nothing is ever held. With backlog_hole_s = 1 every skip is a hole
  * to wait for: at T0 + 1861 nothing of it is judged yet (each held sample waits for the 600 s
@@ -3802,6 +3802,7 @@ START_TEST(skipped_seconds_judged_at_once)
     char id[2][VEM_RULES_ID_LEN];
     for (int k = 0; k < 2; k++) {
         vem_rules_config_t cfg = s_defaults();
+        ck_assert_uint_eq(cfg.backlog_hole_s, 5);
         if (k == 1)
             cfg.backlog_hole_s = 1;
         vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, NULL);
@@ -3830,12 +3831,12 @@ START_TEST(skipped_seconds_judged_at_once)
 }
 END_TEST
 
-/* Where a skip (fewer than backlog_hole_s = 10 missing seconds) ends and a hole begins, live
+/* Where a skip (fewer than backlog_hole_s = 5 missing seconds) ends and a hole begins, live
  * data T0 .. T0 + 99 and then:
- *  - T0 + 109 (100 .. 108 missing: 9) is judged at once; T0 + 120 (110 .. 119: 10) is held;
- *    the hole re-sent without T0 + 115 (the terminal skipped it): T0 + 116, with only that
- *    skip before it, is judged at once, and with T0 + 119 the held T0 + 120 is next: nothing
- *    held, nothing late, 111 samples judged;
+ *  - T0 + 104 (100 .. 103 missing: 4) is judged at once; T0 + 110 (105 .. 109: 5) is held;
+ *    the hole re-sent without T0 + 107 (the terminal skipped it): T0 + 108, with only that
+ *    skip before it and T0 + 109 still missing after it, is judged at once, and with T0 + 109
+ *    the held T0 + 110 is next: nothing held, nothing late, 106 samples judged;
  *  - a hole of 100 (T0 + 100 .. 199; T0 + 200 .. 299 held) and live data T0 + 301 .. 399 after
  *    a skip of T0 + 300, all held; the hole re-sent in order, the last 5 s in a frame of their
  *    own: with T0 + 194 in, 5 s are missing in front of what is held and it still waits (the
@@ -3852,20 +3853,20 @@ START_TEST(skip_or_hole_at_the_edge)
         const vem_rules_counts_t *c = vem_rules_vehicle_counts(v);
         s_feed(&fd, T0, 100, s_const, &s_cruise);
         if (k == 0) {
-            s_feed(&fd, T0 + 109, 1, s_const, &s_cruise);
+            s_feed(&fd, T0 + 104, 1, s_const, &s_cruise);
             ck_assert_uint_eq(c->samples, 101);
             ck_assert_uint_eq(c->held_samples, 0);
-            s_feed(&fd, T0 + 120, 1, s_const, &s_cruise);
+            s_feed(&fd, T0 + 110, 1, s_const, &s_cruise);
             ck_assert_uint_eq(c->samples, 101);
             ck_assert_uint_eq(v->nheld, 1);
             fd.cmd = VEM_HJ1239_CMD_RESEND;
-            s_feed(&fd, T0 + 110, 5, s_const, &s_cruise);
-            ck_assert_uint_eq(c->samples, 106);
-            s_feed(&fd, T0 + 116, 3, s_const, &s_cruise);
-            ck_assert_uint_eq(c->samples, 109);
+            s_feed(&fd, T0 + 105, 2, s_const, &s_cruise);
+            ck_assert_uint_eq(c->samples, 103);
+            s_feed(&fd, T0 + 108, 1, s_const, &s_cruise);
+            ck_assert_uint_eq(c->samples, 104);
             ck_assert_uint_eq(v->nheld, 1);
-            s_feed(&fd, T0 + 119, 1, s_const, &s_cruise);
-            ck_assert_uint_eq(c->samples, 111);
+            s_feed(&fd, T0 + 109, 1, s_const, &s_cruise);
+            ck_assert_uint_eq(c->samples, 106);
         } else {
             s_feed(&fd, T0 + 200, 100, s_const, &s_cruise);
             s_feed(&fd, T0 + 301, 99, s_const, &s_cruise);
@@ -3885,6 +3886,272 @@ START_TEST(skip_or_hole_at_the_edge)
         s_feed_free(&fd);
         vem_rules_vehicle_destroy(&v);
     }
+}
+END_TEST
+
+/* The trouble trip (samples 0 .. 2399 from T0) fed in time order (run 0), and as:
+ * 1: a terminal whose link drops for 60 s (T0 + 900 .. 959) and that re-sends what it stored
+ *    newest first, a second a frame (a GB 17691 terminal sends a frame a second): the hole
+ *    fills from its end, and its last seconds, less than backlog_hole_s after the live newest,
+ *    join what is held rather than pass for a skip;
+ * 2: a terminal that uploads every 8 s and loses one frame (T0 + 1200 .. 1207), re-sent after
+ *    the next: 8 missing seconds are a hole to wait for at the default (5).
+ * Both give run 0's verdicts, ids and NOx window, with nothing on the back-fill track; held are
+ * the live samples after the hole (10 and 8) and, in run 1, the re-sent ones that joined them
+ * (T0 + 959 .. 901: 59; T0 + 900 is the live track's next). */
+START_TEST(resent_newest_first_and_short_frames_give_time_order)
+{
+    vem_rules_engine_facts_t facts = s_small;
+    facts.whtc_work_kwh = 1;
+    const s_phys_t *all = s_trouble_table();
+    static char ids[3][64][VEM_RULES_ID_LEN];
+    int n[3];
+    json_t *window[3];
+    for (int k = 0; k < 3; k++) {
+        vem_rules_config_t cfg = s_defaults();
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &facts);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        s_obd_frame(&fd, T0, 1, NULL, 0, NULL);
+        if (k == 0) {
+            s_feed(&fd, T0, 2400, s_rest_gen, all);
+        } else if (k == 1) {
+            s_feed(&fd, T0, 900, s_rest_gen, all);
+            s_feed(&fd, T0 + 960, 10, s_rest_gen, all + 960);
+            fd.cmd = VEM_HJ1239_CMD_RESEND;
+            for (int64_t t = T0 + 959; t >= T0 + 900; t--)
+                s_feed(&fd, t, 1, s_rest_gen, all + (t - T0));
+            fd.cmd = VEM_HJ1239_CMD_REALTIME;
+            s_feed(&fd, T0 + 970, 1430, s_rest_gen, all + 970);
+        } else {
+            for (long t = 0; t < 2400; t += 8) {
+                if (t != 1200) {
+                    fd.cmd = VEM_HJ1239_CMD_REALTIME;
+                    s_feed(&fd, T0 + t, 8, s_rest_gen, all + t);
+                }
+                if (t == 1208) {
+                    fd.cmd = VEM_HJ1239_CMD_RESEND;
+                    s_feed(&fd, T0 + 1200, 8, s_rest_gen, all + 1200);
+                }
+            }
+        }
+        const vem_rules_counts_t *c = vem_rules_vehicle_counts(v);
+        ck_assert_uint_eq(c->late_samples, 0);
+        ck_assert_uint_eq(c->held_samples, k == 0 ? 0 : k == 1 ? 10 + 59 : 8);
+        vem_rules_flush(v, &cfg, s_collect, &log);
+        n[k] = s_ids(&log, ids[k]);
+        ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_WINDOW), 1);
+        window[k] = json_incref(s_nth(&log, VEM_RULE_OBD_NOX_WINDOW, 0)->ev);
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+    s_same_as_first(ids, n, window, 3);
+    for (int k = 0; k < 3; k++)
+        json_decref(window[k]);
+}
+END_TEST
+
+/* ---- a stop between any two inputs ------------------------------------------------------ */
+
+/* Two states fed the same inputs, the second saved and loaded after every one (a stop and a
+ * start between any two inputs): each input's verdicts folded into a digest (their JSON and
+ * spool seq), per state. */
+typedef struct {
+    uint64_t digest;
+    long n;
+} s_digest_t;
+
+typedef struct {
+    vem_rules_vehicle_t *v[2];
+    s_digest_t out[2];
+    vem_rules_config_t cfg;
+    vem_hj1239_frame_t f;
+    uint64_t seq;
+    int64_t rx_us, late_s;
+    unsigned seed, step;
+    unsigned long sent; /* samples sent */
+} s_twin_t;
+
+static void s_twin_emit(void *arg, const vem_violation_t *v)
+{
+    s_digest_t *d = arg;
+    json_t *j = vem_rules_violation_json(v);
+    char *text = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+    uint64_t h = d->digest;
+    for (const char *c = text; *c; c++)
+        h = (h ^ (uint8_t)*c) * 1099511628211ULL; /* FNV-1a */
+    d->digest = (h ^ v->spool_seq) * 1099511628211ULL;
+    d->n++;
+    free(text);
+    json_decref(j);
+}
+
+/* After an input: the two states save to the same bytes and gave the same verdicts; what s_hold
+ * keeps true holds; then the second is saved and loaded. */
+static void s_twin_check(s_twin_t *tw)
+{
+    uint8_t *b[2] = {NULL, NULL};
+    size_t len[2] = {0, 0}, cap[2] = {0, 0};
+    for (int k = 0; k < 2; k++)
+        vem_rules_vehicle_save(tw->v[k], &b[k], &len[k], &cap[k]);
+    ck_assert_msg(len[0] == len[1] && memcmp(b[0], b[1], len[0]) == 0,
+                  "seed %u input %u: the states differ", tw->seed, tw->step);
+    ck_assert_msg(tw->out[0].digest == tw->out[1].digest && tw->out[0].n == tw->out[1].n,
+                  "seed %u input %u: the verdicts differ", tw->seed, tw->step);
+    free(b[0]);
+    free(b[1]);
+    const vem_rules_vehicle_t *v = tw->v[0];
+    ck_assert(!v->nheld || v->live.open);
+    for (unsigned i = 0; i < v->nheld; i++) {
+        int64_t t = v->held[v->held_off + i].sec;
+        ck_assert_int_gt(t, v->live.newest + 1);
+        if (i)
+            ck_assert_int_gt(t, v->held[v->held_off + i - 1].sec);
+    }
+    tw->v[1] = s_reloaded(tw->v[1]);
+    tw->step++;
+}
+
+static void s_twin_frame(s_twin_t *tw)
+{
+    int64_t rx = US(tw->f.time + tw->late_s) + 1500000;
+    tw->rx_us = rx > tw->rx_us ? rx : tw->rx_us;
+    tw->seq++;
+    for (int k = 0; k < 2; k++)
+        vem_rules_on_frame(tw->v[k], &tw->cfg, &tw->f, tw->rx_us, 0, tw->seq, s_twin_emit,
+                           &tw->out[k]);
+    s_twin_check(tw);
+}
+
+/* The trouble trip's seconds t .. t + n - 1 (n <= 10) in one frame, of either layout. */
+static void s_twin_data(s_twin_t *tw, uint8_t cmd, int64_t t, int n, bool gb)
+{
+    s_envelope(&tw->f, cmd, t + n - 1);
+    tw->f.layout = gb ? 0 : VEM_HJ1239_LAYOUT_BLOCK_TIME;
+    for (int j = 0; j < n; j++) {
+        s_phys_t p;
+        s_trouble_gen((long)((t + j - T0) % 2400), &p, NULL);
+        s_block(&tw->f.blocks[tw->f.nblocks++], gb ? t + n - 1 : t + j, &p);
+    }
+    tw->sent += (unsigned long)n;
+    s_twin_frame(tw);
+}
+
+static int s_cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* One seed's run: live frames of 1 to 10 s with skips (1 to 12 s, some seconds of them kept
+ * back) and holes (10 to 709 s kept back); what was kept back re-sent in order, in a random
+ * piece, or its newest few newest first, a second a frame; old copies; silence sweeps; a
+ * logout and login; reloads of backlog_hole_s and backlog_wait_min; receipts late by up to
+ * 25 minutes more; GB 17691 and HJ 1239 layouts in turn. */
+static void s_twin_run(unsigned seed, long steps)
+{
+    static s_twin_t tw;
+    memset(&tw, 0, sizeof tw);
+    tw.seed = seed;
+    srand(seed);
+    tw.cfg = s_defaults();
+    const unsigned holes[] = {1, 2, 5, 10, 30, 600}, waits[] = {0, 1, 2, 10};
+    tw.cfg.backlog_hole_s = holes[rand() % 6];
+    tw.cfg.backlog_wait_min = waits[1 + rand() % 3];
+    tw.cfg.trip_gap_min = 1 + (unsigned)rand() % 10;
+    for (int k = 0; k < 2; k++)
+        tw.v[k] = vem_rules_vehicle_new(VIN, NULL, &s_small);
+    enum { S_PEND = 20000 };
+    static int64_t pend[S_PEND];
+    int npend = 0;
+    int64_t cur = T0;
+    bool gb = rand() % 2;
+    for (long s = 0; s < steps; s++) {
+        int c = rand() % 100;
+        if (c < 55) { /* live data, after a skip or a hole now and then */
+            if (rand() % 100 < 15) {
+                for (int j = 0, k = 1 + rand() % 12; j < k; j++, cur++)
+                    if (rand() % 100 < 30 && npend < S_PEND)
+                        pend[npend++] = cur;
+            } else if (rand() % 100 < 3) {
+                for (int j = 0, k = 10 + rand() % 700; j < k; j++, cur++)
+                    if (npend < S_PEND)
+                        pend[npend++] = cur;
+            }
+            int n = 1 + rand() % 10;
+            s_twin_data(&tw, VEM_HJ1239_CMD_REALTIME, cur, n, gb);
+            cur += n;
+        } else if (c < 80 && npend) { /* what was kept back */
+            qsort(pend, (size_t)npend, sizeof *pend, s_cmp_i64);
+            int mode = rand() % 3, at, cnt;
+            if (mode == 0) { /* in order, from the first */
+                at = 0;
+                cnt = 1 + rand() % 30;
+            } else if (mode == 1) { /* a random piece */
+                at = rand() % npend;
+                cnt = 1 + rand() % 30;
+            } else { /* the newest few, newest first, a second a frame */
+                cnt = 1 + rand() % 5;
+                at = npend - cnt < 0 ? 0 : npend - cnt;
+            }
+            cnt = at + cnt > npend ? npend - at : cnt;
+            if (mode == 2) {
+                for (int j = at + cnt - 1; j >= at; j--)
+                    s_twin_data(&tw, VEM_HJ1239_CMD_RESEND, pend[j], 1, gb);
+            } else {
+                for (int j = at, m; j < at + cnt; j += m) {
+                    m = 1;
+                    while (j + m < at + cnt && m < 10 && pend[j + m] == pend[j + m - 1] + 1)
+                        m++;
+                    s_twin_data(&tw, VEM_HJ1239_CMD_RESEND, pend[j], m, gb);
+                }
+            }
+            memmove(pend + at, pend + at + cnt, (size_t)(npend - at - cnt) * sizeof *pend);
+            npend -= cnt;
+        } else if (c < 83) { /* a copy of a recent second */
+            s_twin_data(&tw, VEM_HJ1239_CMD_RESEND, cur - 1 - rand() % 50, 1, gb);
+        } else if (c < 87) { /* a silence sweep */
+            int64_t now = tw.rx_us + US(rand() % 1500);
+            for (int k = 0; k < 2; k++)
+                vem_rules_on_silence(tw.v[k], &tw.cfg, now, 0, s_twin_emit, &tw.out[k]);
+            tw.rx_us = now;
+            s_twin_check(&tw);
+        } else if (c < 89) {
+            s_envelope(&tw.f, VEM_HJ1239_CMD_LOGOUT, cur);
+            s_twin_frame(&tw);
+            s_envelope(&tw.f, VEM_HJ1239_CMD_LOGIN, cur);
+            s_twin_frame(&tw);
+        } else if (c < 92) {
+            tw.cfg.backlog_hole_s = holes[rand() % 6];
+        } else if (c < 94) {
+            tw.cfg.backlog_wait_min = waits[rand() % 4];
+        } else if (c < 96) {
+            tw.late_s += rand() % 1500;
+        } else if (c < 97) {
+            gb = !gb;
+        }
+    }
+    for (int k = 0; k < 2; k++)
+        vem_rules_flush(tw.v[k], &tw.cfg, s_twin_emit, &tw.out[k]);
+    ck_assert_msg(tw.out[0].digest == tw.out[1].digest && tw.out[0].n == tw.out[1].n,
+                  "seed %u: the flush's verdicts differ", seed);
+    ck_assert_ptr_null(tw.v[0]->held);
+    const vem_rules_counts_t *c = vem_rules_vehicle_counts(tw.v[0]);
+    ck_assert_uint_eq(c->samples + c->copy_samples, tw.sent); /* each judged or a copy */
+    for (int k = 0; k < 2; k++)
+        vem_rules_vehicle_destroy(&tw.v[k]);
+}
+
+/* A stop and a start between any two inputs change nothing: the state saved after each input
+ * is the same bytes as that of a run that never stopped, and so are the verdicts (their JSON,
+ * in the same order); every sample sent is judged once or counted as a copy. 20 seeds of 3,000
+ * inputs (see s_twin_run for what they hold). */
+START_TEST(reload_between_any_inputs_changes_nothing)
+{
+    for (unsigned seed = 1; seed <= 20; seed++)
+        s_twin_run(seed, 3000);
 }
 END_TEST
 
@@ -4183,6 +4450,8 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, random_holes_each_second_judged_once);
     tcase_add_test(tc, skipped_seconds_judged_at_once);
     tcase_add_test(tc, skip_or_hole_at_the_edge);
+    tcase_add_test(tc, resent_newest_first_and_short_frames_give_time_order);
+    tcase_add_test(tc, reload_between_any_inputs_changes_nothing);
     tcase_add_test(tc, memory_is_bounded);
     tcase_add_test(tc, frames_of_any_size_give_the_same_verdicts);
     tcase_add_test(tc, violation_json_and_text);
