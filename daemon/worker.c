@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,8 +101,64 @@ typedef struct {
     vem_gauge_t *state_bytes; /* rule state held, summed at each silence sweep */
     vem_counter_t *released;  /* idle rule states let go */
     vem_counter_t *hist_plates, *hist_readings, *hist_failures, *hist_late, *hist_dropped;
+    vem_counter_t *rule_counts[9]; /* s_rule_counts */
     vem_histogram_t *latency;
 } s_worker_t;
+
+/* The vehicles' rule counts that say where samples and snapshots went, as counters. */
+static const char s_samples_help[] =
+    "1 Hz samples the rules judged (judged), of them on the back-fill track for being older "
+    "than the live trip or late for a hole (backfill); held after a hole in the live trip for "
+    "its re-sent data and judged later (held); at a second judged or held already, not judged "
+    "again (copy).";
+static const char s_aside_help[] =
+    "What the rules could not use: OBD snapshots older than the newest seen, not used for DTCs "
+    "and the OBD VIN (late_obd); MIL snapshots that could not be placed (late_mil); trouble "
+    "codes not judged while a vehicle's DTC set was full (dtcs_unjudged); roadside NO "
+    "exceedances with no OBD sample within rules.fusion_match_s (fusion_unmatched); roadside "
+    "readings too old for a chain that let readings go (readings_late).";
+#define S_SAMPLES(path, member)                                                                    \
+    {                                                                                              \
+        "vem_rules_samples_total", "path", path, s_samples_help,                                   \
+            offsetof(vem_rules_counts_t, member)                                                   \
+    }
+#define S_ASIDE(member)                                                                            \
+    {                                                                                              \
+        "vem_rules_set_aside_total", "kind", #member, s_aside_help,                                \
+            offsetof(vem_rules_counts_t, member)                                                   \
+    }
+static const struct {
+    const char *name, *label, *value, *help;
+    size_t offset;
+} s_rule_counts[] = {
+    S_SAMPLES("judged", samples),
+    S_SAMPLES("backfill", late_samples),
+    S_SAMPLES("held", held_samples),
+    S_SAMPLES("copy", copy_samples),
+    S_ASIDE(late_obd),
+    S_ASIDE(late_mil),
+    S_ASIDE(dtcs_unjudged),
+    S_ASIDE(fusion_unmatched),
+    S_ASIDE(readings_late),
+};
+
+_Static_assert(sizeof s_rule_counts / sizeof *s_rule_counts ==
+                   sizeof((s_worker_t *)0)->rule_counts / sizeof(vem_counter_t *),
+               "a counter for each rule count");
+
+/* What a call into the rules added to the vehicle's counts (was: them before it). */
+static void s_rule_counts_add(s_worker_t *w, const vem_rules_counts_t *was,
+                              const vem_rules_vehicle_t *v)
+{
+    const vem_rules_counts_t *now = vem_rules_vehicle_counts(v);
+    for (size_t k = 0; k < sizeof s_rule_counts / sizeof *s_rule_counts; k++) {
+        uint64_t a, b;
+        memcpy(&a, (const char *)was + s_rule_counts[k].offset, sizeof a);
+        memcpy(&b, (const char *)now + s_rule_counts[k].offset, sizeof b);
+        if (b > a)
+            vem_counter_add(w->rule_counts[k], b - a);
+    }
+}
 
 static void s_register(s_worker_t *w, vem_metrics_t *m)
 {
@@ -192,6 +249,10 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
         m, "vem_rules_released_total",
         "Rule states let go: silent past pipeline.session_idle_s with nothing left to judge.",
         NULL);
+    for (size_t k = 0; k < sizeof s_rule_counts / sizeof *s_rule_counts; k++) {
+        const char *l[] = {s_rule_counts[k].label, s_rule_counts[k].value, NULL};
+        w->rule_counts[k] = vem_metrics_counter(m, s_rule_counts[k].name, s_rule_counts[k].help, l);
+    }
     w->sess_evicted = vem_metrics_counter(
         m, "vem_sessions_evicted_total",
         "Sessions without rule state forgotten at pipeline.max_sessions for a new VIN.", NULL);
@@ -439,8 +500,10 @@ static void s_rules(s_worker_t *w, const vem_input_hdr_t *hdr, const vem_hj1239_
         return; /* in the state restored from a checkpoint already */
     vs->applied = hdr->seq;
     s_verdict_ctx_t ctx = {w, hdr};
+    vem_rules_counts_t was = *vem_rules_vehicle_counts(vs->v);
     vem_rules_on_frame(vs->v, &w->rules, f, hdr->received_us, hdr->paused_us, hdr->seq,
                        s_on_verdict, &ctx);
+    s_rule_counts_add(w, &was, vs->v);
 }
 
 /* The session slot of a reading's VIN, made when missing: a VIN the registry knows always gets
@@ -781,8 +844,10 @@ static void s_reading(s_worker_t *w, const vem_input_hdr_t *hdr, const char *rou
         return; /* in the state restored from a checkpoint already */
     vs->applied = hdr->seq;
     s_verdict_ctx_t ctx = {w, hdr};
+    vem_rules_counts_t was = *vem_rules_vehicle_counts(vs->v);
     s_state_history(w, vs, by_vin ? vin : "", &r, &ctx);
     vem_rules_on_reading(vs->v, &w->rules, &rr, hdr->seq, s_on_verdict, &ctx);
+    s_rule_counts_add(w, &was, vs->v);
 }
 
 /* True when the 17 VIN bytes are all printable ASCII without the space: anything else would
@@ -1265,9 +1330,11 @@ static void s_sweep_vehicle(void *arg, const vem_session_t *session)
     s_vstate_t *vs = *slot;
     s_verdict_ctx_t vctx = {ctx->w, &ctx->hdr};
     vem_rules_vehicle_set_registered(vs->v, s_registered(ctx->w, session->vin));
+    vem_rules_counts_t was = *vem_rules_vehicle_counts(vs->v);
     if (vem_rules_on_silence(vs->v, &ctx->w->rules, ctx->now_us, ctx->paused_us, s_on_verdict,
                              &vctx))
         ctx->w->swept = true;
+    s_rule_counts_add(ctx->w, &was, vs->v);
     if (s_releasable(ctx, vs)) {
         s_rules_free(vs);
         *slot = NULL;

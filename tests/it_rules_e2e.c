@@ -446,8 +446,15 @@ START_TEST(link_drop_same_verdicts)
     vem_it_start(&b, "it_rules");
     ck_assert_int_eq(vem_it_wait(vem_it_run_sim_line(&b, S_DROP_FLEET " --offline 100"), 120), 0);
     json_decref(vem_it_sink_settled(&b));
-    /* the links did drop, and what they held came back as re-sent frames */
+    /* the links did drop, and what they held came back as re-sent frames; the live samples
+     * after each hole were held until it was filled, and every sample was judged once, none
+     * on the back-fill track */
     ck_assert_double_gt(vem_it_metric_now(&b, "vem_resent_frames_total"), 0);
+    ck_assert_double_gt(vem_it_metric_now(&b, "vem_rules_samples_total{path=\"held\"}"), 0);
+    ck_assert_double_eq(vem_it_metric_now(&b, "vem_rules_samples_total{path=\"backfill\"}"), 0);
+    ck_assert_double_eq(vem_it_metric_now(&b, "vem_rules_samples_total{path=\"copy\"}"), 0);
+    ck_assert_double_eq(vem_it_metric_now(&b, "vem_rules_samples_total{path=\"judged\"}"),
+                        vem_it_metric_now(&b, "vem_samples_total"));
     vem_it_stop(&b);
     char *dropped = s_episodes(conn, "LRULEG");
     int n[2];
