@@ -326,8 +326,9 @@ static const vem_conf_key_t s_keys[] = {
     {"rules.backlog_hole_s", VEM_CONF_UINT, S_OFF(rules.t.backlog_hole_s), "5", 0, 0, NULL, true,
      "a gap in a live trip that misses at least this many seconds is a hole: the live data after "
      "it is held up to backlog_wait_min for its re-sent samples; a shorter gap (a terminal that "
-     "skipped samples) is judged across at once, unless held samples wait in front of it, and "
-     "its seconds, if they come after all, on the back-fill track; 1: every gap is a hole"},
+     "skipped samples) is judged across at once, but for one in front of held samples that its "
+     "frame's run of seconds reaches (a hole re-sent newest first), and its seconds, if they "
+     "come after all, on the back-fill track; 1: every gap is a hole"},
     {"rules.fuel_density_kg_l", VEM_CONF_REAL, S_OFF(rules.t.fuel_density_kg_l), "0.835", 0, 0,
      NULL, true, "diesel density for the exhaust mass flow, kg/L"},
     {"rules.nox_u", VEM_CONF_REAL, S_OFF(rules.t.nox_u), "0.001586", 0, 0, NULL, true,

@@ -187,6 +187,20 @@ const vem_rules_counts_t *vem_rules_vehicle_counts(const vem_rules_vehicle_t *se
     return &self->counts;
 }
 
+void vem_rules_counts_add(vem_rules_counts_t *sum, const vem_rules_counts_t *was,
+                          const vem_rules_counts_t *now)
+{
+    _Static_assert(sizeof *sum % sizeof(uint64_t) == 0, "the counts are u64s and nothing else");
+    enum { N = sizeof *sum / sizeof(uint64_t) };
+    uint64_t s[N], a[N], b[N];
+    memcpy(s, sum, sizeof s);
+    memcpy(a, was, sizeof a);
+    memcpy(b, now, sizeof b);
+    for (int i = 0; i < N; i++)
+        s[i] += b[i] - a[i];
+    memcpy(sum, s, sizeof s);
+}
+
 static vem_rules_who_t s_who(const vem_rules_vehicle_t *v)
 {
     return (vem_rules_who_t){v->vin, v->plate, v->plate_color};
@@ -1202,16 +1216,17 @@ static size_t s_prepare(const vem_hj1239_frame_t *f, s_prep_t *p, int64_t *sec,
  * samples below 1 Hz) sends the next frame on time and never re-sends what it skipped; waiting
  * would delay its every verdict by backlog_wait_min and hold its data meanwhile. So a sample
  * after a skip is judged at once when nothing is held, and so is one that comes into a hole
- * with only a skip before it and a gap after it (what a terminal stored has the skips its live
- * data would have had); and judging what is held goes on across a skip between two held
- * samples. The gap left in front of what is held while its hole is filled is waited for
- * whatever its size: the rest of the hole is on its way, from its start or, re-sent newest
- * first, from its end. A skip's second that comes after all goes to the back-fill track, as
- * any late data. The default, 5 s, leaves a terminal that uploads every few seconds its lost
- * frames waited for. */
+ * with only a skip before it and a gap left after its frame's run of seconds (what a terminal
+ * stored has the skips its live data would have had); and judging what is held goes on across
+ * a skip between two held samples. The gap left in front of what is held while its hole is
+ * filled is waited for whatever its size: the rest of the hole is on its way, from its start
+ * or, re-sent newest first, from its end. A skip's second that comes after all goes to the
+ * back-fill track, as any late data. The default, 5 s, keeps the lost frames of a terminal
+ * that uploads every 5 s or more waited for. */
 
 /* A sample at t, newer than the open live track's newest, misses only a skip after it: fewer
- * than backlog_hole_s seconds (written so that no newest, INT64_MIN, cannot overflow). */
+ * than backlog_hole_s seconds. (Written without newest + 1, which overflows for a track that
+ * has no newest, INT64_MIN.) */
 static bool s_skip(const vem_rules_track_t *live, const vem_rules_config_t *cfg, int64_t t)
 {
     return t - (int64_t)cfg->backlog_hole_s <= live->newest;
@@ -1320,22 +1335,23 @@ static void s_held_room(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg)
 }
 
 /* A sample newer than the live track's newest, with a hole before it or samples held: judged
- * when only a skip is before it and a gap after it, before what is held (a sample that joins
- * what is held is the hole filled from its end: a terminal re-sending newest first, whose
- * last seconds must not be taken for a skip); else held; then what may be judged is. False
- * when a sample at its second is held already (a copy). */
+ * when it is the live track's next second, or when only a skip is before it and a gap is left
+ * after the run of seconds it starts in its frame (run_end, its last), before what is held;
+ * else held; then what may be judged is. A run that reaches what is held is the hole filled
+ * from its end (a terminal re-sending newest first, in frames of any size), whose last seconds
+ * must not be taken for a skip. False when a sample at its second is held already (a copy). */
 static bool s_hold(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const s_bounds_t *bd,
-                   const vem_hj1239_block_t *b, const s_prep_t *p, int64_t open_us, s_batch_t *bt,
-                   vem_rules_out_t *out)
+                   const vem_hj1239_block_t *b, const s_prep_t *p, int64_t run_end, int64_t open_us,
+                   s_batch_t *bt, vem_rules_out_t *out)
 {
     const vem_rules_at_t *at = &p->at;
     if (at->sec == v->live.newest + 1 ||
-        (s_skip(&v->live, cfg, at->sec) && (!v->nheld || at->sec + 1 < v->held[v->held_off].sec))) {
+        (s_skip(&v->live, cfg, at->sec) && (!v->nheld || run_end + 1 < v->held[v->held_off].sec))) {
         s_sample_cold(v, cfg, bd, p, open_us, bt, out);
         s_held_judge(v, cfg, bd, false, bt, out);
         return true;
     }
-    vem_rules_held_t *h = v->held + v->held_off;
+    vem_rules_held_t *h = v->nheld ? v->held + v->held_off : NULL;
     uint32_t lo = 0, hi = v->nheld; /* the first held newer than at */
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
@@ -1361,7 +1377,7 @@ static bool s_hold(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const 
     return true;
 }
 
-/* A sample at a second that track tr took already in its trip, with no hole from there to its
+/* A sample at a second that track tr took already in its trip, with no gap from there to its
  * last: a copy (a frame sent twice, or re-sent after pipeline.dedup_window), not judged again.
  * The store keeps one copy of a sample too (its key). */
 static bool s_copy(const vem_rules_track_t *tr, int64_t sec)
@@ -1370,11 +1386,12 @@ static bool s_copy(const vem_rules_track_t *tr, int64_t sec)
 }
 
 /* A sample of a data frame: judged on the live track (or held, s_hold), on the back-fill track
- * when it is older than the live track's newest, or not at all when it is a copy. */
+ * when it is older than the live track's newest, or not at all when it is a copy. run_end: the
+ * last second of the run of consecutive seconds it starts in its frame. */
 static __attribute__((noinline)) void s_take(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
                                              const s_bounds_t *bd, const vem_hj1239_block_t *b,
-                                             const s_prep_t *p, int64_t open_us, s_batch_t *bt,
-                                             vem_rules_out_t *out)
+                                             const s_prep_t *p, int64_t run_end, int64_t open_us,
+                                             s_batch_t *bt, vem_rules_out_t *out)
 {
     int64_t t = p->at.sec;
     vem_rules_track_t *live = &v->live;
@@ -1390,13 +1407,21 @@ static __attribute__((noinline)) void s_take(vem_rules_vehicle_t *v, const vem_r
             s_sample_cold(v, cfg, bd, p, open_us, bt, out);
             return;
         }
-        if (s_hold(v, cfg, bd, b, p, open_us, bt, out))
+        if (s_hold(v, cfg, bd, b, p, run_end, open_us, bt, out))
             return;
     } else if (!s_copy(live, t) && !s_copy(&v->back, t)) {
         s_sample_cold(v, cfg, bd, p, open_us, bt, out);
         return;
     }
     v->counts.copy_samples++;
+}
+
+/* The last second of the run of consecutive seconds that the frame's sample k starts. */
+static int64_t s_run_end(const s_prep_t *p, size_t k, size_t n)
+{
+    while (k + 1 < n && p[k + 1].at.sec == p[k].at.sec + 1)
+        k++;
+    return p[k].at.sec;
 }
 
 static void s_data(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
@@ -1417,8 +1442,10 @@ static void s_data(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
             continue;
         else if (!v->nheld && p[k].at.sec == v->live.newest + 1) /* the live track's next */
             s_sample(v, cfg, &bd, &p[k++], open_us, &bt, out);
-        else
-            s_take(v, cfg, &bd, b, &p[k++], open_us, &bt, out);
+        else {
+            s_take(v, cfg, &bd, b, &p[k], s_run_end(p, k, n), open_us, &bt, out);
+            k++;
+        }
     }
     s_batch_flush(&bt);
     vem_rules_rsd_ctx_t ctx = s_rsd_ctx(v);
@@ -1463,6 +1490,15 @@ unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t 
                             const vem_hj1239_frame_t *f, int64_t received_us, int64_t paused_us,
                             uint64_t spool_seq, vem_rules_emit_fn emit, void *arg)
 {
+    return vem_rules_on_frame_counted(self, cfg, f, received_us, paused_us, spool_seq, emit, arg,
+                                      NULL);
+}
+
+unsigned vem_rules_on_frame_counted(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
+                                    const vem_hj1239_frame_t *f, int64_t received_us,
+                                    int64_t paused_us, uint64_t spool_seq, vem_rules_emit_fn emit,
+                                    void *arg, vem_rules_counts_t *added)
+{
     vem_rules_out_t out = {emit, arg, spool_seq, 0};
     /* With thousands of vehicles the state is rarely in the caches: ask for the lines the
      * frame will touch, and read the frame's samples while they come. */
@@ -1473,6 +1509,9 @@ unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t 
     int64_t sec[VEM_HJ1239_MAX_BLOCKS];
     vem_rules_nox_t nox[VEM_HJ1239_MAX_BLOCKS];
     size_t n = data ? s_prepare(f, prep, sec, nox) : 0;
+    vem_rules_counts_t was;
+    if (added)
+        was = self->counts;
     if (!self->heard || received_us > self->last_received_us) {
         self->last_received_us = received_us;
         self->last_received_open_us = received_us - paused_us;
@@ -1502,6 +1541,8 @@ unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t 
     default:
         break;
     }
+    if (added)
+        vem_rules_counts_add(added, &was, &self->counts);
     return out.emitted;
 }
 

@@ -216,6 +216,10 @@ typedef struct {
 /* The vehicle's counters (owned by the vehicle). */
 const vem_rules_counts_t *vem_rules_vehicle_counts(const vem_rules_vehicle_t *self);
 
+/* Adds to *sum what the counts grew by from was to now (two readings of one vehicle's). */
+void vem_rules_counts_add(vem_rules_counts_t *sum, const vem_rules_counts_t *was,
+                          const vem_rules_counts_t *now);
+
 /* ---- verdicts ----------------------------------------------------------------------------- */
 
 typedef enum {
@@ -278,6 +282,14 @@ void vem_rules_id(vem_rule_t rule, const char *vehicle_key, const char *anchor,
 unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
                             const vem_hj1239_frame_t *f, int64_t received_us, int64_t paused_us,
                             uint64_t spool_seq, vem_rules_emit_fn emit, void *arg);
+
+/* vem_rules_on_frame, adding to *added what the frame added to the vehicle's counts: read once
+ * the state's lines were asked for and the frame's samples read, so that a caller that counts
+ * does not wait for them first. */
+unsigned vem_rules_on_frame_counted(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
+                                    const vem_hj1239_frame_t *f, int64_t received_us,
+                                    int64_t paused_us, uint64_t spool_seq, vem_rules_emit_fn emit,
+                                    void *arg, vem_rules_counts_t *added);
 
 /* Hints, no state change: with thousands of vehicles a vehicle's state is rarely in the CPU
  * caches when its frame comes, so a caller that knows the next frames asks for their state

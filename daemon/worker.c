@@ -146,17 +146,14 @@ _Static_assert(sizeof s_rule_counts / sizeof *s_rule_counts ==
                    sizeof((s_worker_t *)0)->rule_counts / sizeof(vem_counter_t *),
                "a counter for each rule count");
 
-/* What a call into the rules added to the vehicle's counts (was: them before it). */
-static void s_rule_counts_add(s_worker_t *w, const vem_rules_counts_t *was,
-                              const vem_rules_vehicle_t *v)
+/* What calls into the rules added to the vehicles' counts (vem_rules_counts_add). */
+static void s_rule_counts_add(s_worker_t *w, const vem_rules_counts_t *added)
 {
-    const vem_rules_counts_t *now = vem_rules_vehicle_counts(v);
     for (size_t k = 0; k < sizeof s_rule_counts / sizeof *s_rule_counts; k++) {
-        uint64_t a, b;
-        memcpy(&a, (const char *)was + s_rule_counts[k].offset, sizeof a);
-        memcpy(&b, (const char *)now + s_rule_counts[k].offset, sizeof b);
-        if (b > a)
-            vem_counter_add(w->rule_counts[k], b - a);
+        uint64_t d;
+        memcpy(&d, (const char *)added + s_rule_counts[k].offset, sizeof d);
+        if (d)
+            vem_counter_add(w->rule_counts[k], d);
     }
 }
 
@@ -500,10 +497,10 @@ static void s_rules(s_worker_t *w, const vem_input_hdr_t *hdr, const vem_hj1239_
         return; /* in the state restored from a checkpoint already */
     vs->applied = hdr->seq;
     s_verdict_ctx_t ctx = {w, hdr};
-    vem_rules_counts_t was = *vem_rules_vehicle_counts(vs->v);
-    vem_rules_on_frame(vs->v, &w->rules, f, hdr->received_us, hdr->paused_us, hdr->seq,
-                       s_on_verdict, &ctx);
-    s_rule_counts_add(w, &was, vs->v);
+    vem_rules_counts_t added = {0};
+    vem_rules_on_frame_counted(vs->v, &w->rules, f, hdr->received_us, hdr->paused_us, hdr->seq,
+                               s_on_verdict, &ctx, &added);
+    s_rule_counts_add(w, &added);
 }
 
 /* The session slot of a reading's VIN, made when missing: a VIN the registry knows always gets
@@ -844,10 +841,11 @@ static void s_reading(s_worker_t *w, const vem_input_hdr_t *hdr, const char *rou
         return; /* in the state restored from a checkpoint already */
     vs->applied = hdr->seq;
     s_verdict_ctx_t ctx = {w, hdr};
-    vem_rules_counts_t was = *vem_rules_vehicle_counts(vs->v);
+    vem_rules_counts_t was = *vem_rules_vehicle_counts(vs->v), added = {0};
     s_state_history(w, vs, by_vin ? vin : "", &r, &ctx);
     vem_rules_on_reading(vs->v, &w->rules, &rr, hdr->seq, s_on_verdict, &ctx);
-    s_rule_counts_add(w, &was, vs->v);
+    vem_rules_counts_add(&added, &was, vem_rules_vehicle_counts(vs->v));
+    s_rule_counts_add(w, &added);
 }
 
 /* True when the 17 VIN bytes are all printable ASCII without the space: anything else would
@@ -1330,11 +1328,12 @@ static void s_sweep_vehicle(void *arg, const vem_session_t *session)
     s_vstate_t *vs = *slot;
     s_verdict_ctx_t vctx = {ctx->w, &ctx->hdr};
     vem_rules_vehicle_set_registered(vs->v, s_registered(ctx->w, session->vin));
-    vem_rules_counts_t was = *vem_rules_vehicle_counts(vs->v);
+    vem_rules_counts_t was = *vem_rules_vehicle_counts(vs->v), added = {0};
     if (vem_rules_on_silence(vs->v, &ctx->w->rules, ctx->now_us, ctx->paused_us, s_on_verdict,
                              &vctx))
         ctx->w->swept = true;
-    s_rule_counts_add(ctx->w, &was, vs->v);
+    vem_rules_counts_add(&added, &was, vem_rules_vehicle_counts(vs->v));
+    s_rule_counts_add(ctx->w, &added);
     if (s_releasable(ctx, vs)) {
         s_rules_free(vs);
         *slot = NULL;

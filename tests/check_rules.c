@@ -3838,10 +3838,11 @@ END_TEST
  *    skip before it and T0 + 109 still missing after it, is judged at once, and with T0 + 109
  *    the held T0 + 110 is next: nothing held, nothing late, 106 samples judged;
  *  - a hole of 100 (T0 + 100 .. 199; T0 + 200 .. 299 held) and live data T0 + 301 .. 399 after
- *    a skip of T0 + 300, all held; the hole re-sent in order, the last 5 s in a frame of their
- *    own: with T0 + 194 in, 5 s are missing in front of what is held and it still waits (the
- *    rest of the hole is on its way, not a skip); with T0 + 199, all is judged, across the
- *    skip between two held samples: 399 samples, none late. */
+ *    a skip of T0 + 300, all held; the hole re-sent in order, the last 3 s in a frame of their
+ *    own: with T0 + 196 in, only 3 s (fewer than backlog_hole_s) are missing in front of what
+ *    is held and it still waits (the rest of the hole is on its way, not a skip); with
+ *    T0 + 199, all is judged, across the skip between two held samples: 399 samples, none
+ *    late. */
 START_TEST(skip_or_hole_at_the_edge)
 {
     for (int k = 0; k < 2; k++) {
@@ -3872,10 +3873,10 @@ START_TEST(skip_or_hole_at_the_edge)
             s_feed(&fd, T0 + 301, 99, s_const, &s_cruise);
             ck_assert_uint_eq(v->nheld, 199);
             fd.cmd = VEM_HJ1239_CMD_RESEND;
-            s_feed(&fd, T0 + 100, 95, s_const, &s_cruise);
-            ck_assert_uint_eq(c->samples, 195);
+            s_feed(&fd, T0 + 100, 97, s_const, &s_cruise);
+            ck_assert_uint_eq(c->samples, 197);
             ck_assert_uint_eq(v->nheld, 199);
-            s_feed(&fd, T0 + 195, 5, s_const, &s_cruise);
+            s_feed(&fd, T0 + 197, 3, s_const, &s_cruise);
             ck_assert_uint_eq(c->samples, 399);
         }
         ck_assert_uint_eq(v->nheld, 0);
@@ -3895,19 +3896,24 @@ END_TEST
  *    fills from its end, and its last seconds, less than backlog_hole_s after the live newest,
  *    join what is held rather than pass for a skip;
  * 2: a terminal that uploads every 8 s and loses one frame (T0 + 1200 .. 1207), re-sent after
- *    the next: 8 missing seconds are a hole to wait for at the default (5).
- * Both give run 0's verdicts, ids and NOx window, with nothing on the back-fill track; held are
- * the live samples after the hole (10 and 8) and, in run 1, the re-sent ones that joined them
- * (T0 + 959 .. 901: 59; T0 + 900 is the live track's next). */
+ *    the next: 8 missing seconds are a hole to wait for at the default (5);
+ * 3: a link drop of 62 s (T0 + 900 .. 961) re-sent newest first in frames of 10 s, each in
+ *    time order inside ([952 .. 961], [942 .. 951], ... [902 .. 911], then [900, 901]): T0 + 902
+ *    is less than backlog_hole_s after the live newest, but its frame's run reaches what is
+ *    held, so it joins it.
+ * Each gives run 0's verdicts, ids and NOx window, with nothing on the back-fill track; held
+ * are the live samples after the hole (10, 8 and 10) and the re-sent ones that joined them
+ * (run 1: T0 + 959 .. 901, 59, as T0 + 900 is the live track's next; run 3: T0 + 902 .. 961,
+ * 60). */
 START_TEST(resent_newest_first_and_short_frames_give_time_order)
 {
     vem_rules_engine_facts_t facts = s_small;
     facts.whtc_work_kwh = 1;
     const s_phys_t *all = s_trouble_table();
-    static char ids[3][64][VEM_RULES_ID_LEN];
-    int n[3];
-    json_t *window[3];
-    for (int k = 0; k < 3; k++) {
+    static char ids[4][64][VEM_RULES_ID_LEN];
+    int n[4];
+    json_t *window[4];
+    for (int k = 0; k < 4; k++) {
         vem_rules_config_t cfg = s_defaults();
         vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &facts);
         s_log_t log = {0};
@@ -3916,6 +3922,15 @@ START_TEST(resent_newest_first_and_short_frames_give_time_order)
         s_obd_frame(&fd, T0, 1, NULL, 0, NULL);
         if (k == 0) {
             s_feed(&fd, T0, 2400, s_rest_gen, all);
+        } else if (k == 3) {
+            s_feed(&fd, T0, 900, s_rest_gen, all);
+            s_feed(&fd, T0 + 962, 10, s_rest_gen, all + 962);
+            fd.cmd = VEM_HJ1239_CMD_RESEND;
+            for (int64_t t = T0 + 952; t >= T0 + 902; t -= 10)
+                s_feed(&fd, t, 10, s_rest_gen, all + (t - T0));
+            s_feed(&fd, T0 + 900, 2, s_rest_gen, all + 900);
+            fd.cmd = VEM_HJ1239_CMD_REALTIME;
+            s_feed(&fd, T0 + 972, 1428, s_rest_gen, all + 972);
         } else if (k == 1) {
             s_feed(&fd, T0, 900, s_rest_gen, all);
             s_feed(&fd, T0 + 960, 10, s_rest_gen, all + 960);
@@ -3938,7 +3953,8 @@ START_TEST(resent_newest_first_and_short_frames_give_time_order)
         }
         const vem_rules_counts_t *c = vem_rules_vehicle_counts(v);
         ck_assert_uint_eq(c->late_samples, 0);
-        ck_assert_uint_eq(c->held_samples, k == 0 ? 0 : k == 1 ? 10 + 59 : 8);
+        const uint64_t held[] = {0, 10 + 59, 8, 10 + 60};
+        ck_assert_uint_eq(c->held_samples, held[k]);
         vem_rules_flush(v, &cfg, s_collect, &log);
         n[k] = s_ids(&log, ids[k]);
         ck_assert_int_eq(s_count(&log, VEM_RULE_OBD_NOX_WINDOW), 1);
@@ -3947,9 +3963,53 @@ START_TEST(resent_newest_first_and_short_frames_give_time_order)
         s_feed_free(&fd);
         vem_rules_vehicle_destroy(&v);
     }
-    s_same_as_first(ids, n, window, 3);
-    for (int k = 0; k < 3; k++)
+    s_same_as_first(ids, n, window, 4);
+    for (int k = 0; k < 4; k++)
         json_decref(window[k]);
+}
+END_TEST
+
+/* vem_rules_on_frame_counted adds what each frame changed in the vehicle's counts, worked from
+ * s_take: ten samples from T0 (judged 10); ten from T0 + 20 after a hole of 10 s (held 10);
+ * T0 + 5 .. 9 re-sent (copies 5); the hole T0 + 10 .. 19 re-sent (judged 10, and the 10 held:
+ * 30 in all). Summed over a new vehicle's frames, the counts themselves. */
+START_TEST(counted_frames_add_their_counts)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, NULL);
+    vem_hj1239_frame_t *f = calloc(1, sizeof *f);
+    ck_assert_ptr_nonnull(f);
+    const struct {
+        uint8_t cmd;
+        int64_t from;
+        int n;
+        uint64_t samples, held, copies;
+    } steps[] = {
+        {VEM_HJ1239_CMD_REALTIME, T0, 10, 10, 0, 0},
+        {VEM_HJ1239_CMD_REALTIME, T0 + 20, 10, 0, 10, 0},
+        {VEM_HJ1239_CMD_RESEND, T0 + 5, 5, 0, 0, 5},
+        {VEM_HJ1239_CMD_RESEND, T0 + 10, 10, 20, 0, 0},
+    };
+    vem_rules_counts_t sum = {0};
+    for (size_t k = 0; k < sizeof steps / sizeof *steps; k++) {
+        s_envelope(f, steps[k].cmd, steps[k].from + steps[k].n - 1);
+        f->layout = VEM_HJ1239_LAYOUT_BLOCK_TIME;
+        for (int j = 0; j < steps[k].n; j++)
+            s_block(&f->blocks[f->nblocks++], steps[k].from + j, &s_cruise);
+        vem_rules_counts_t added = {0};
+        vem_rules_on_frame_counted(v, &cfg, f, US(steps[k].from + 20), 0, k + 1, NULL, NULL,
+                                   &added);
+        ck_assert_uint_eq(added.samples, steps[k].samples);
+        ck_assert_uint_eq(added.held_samples, steps[k].held);
+        ck_assert_uint_eq(added.copy_samples, steps[k].copies);
+        ck_assert_uint_eq(added.late_samples, 0);
+        vem_rules_counts_t none = {0};
+        vem_rules_counts_add(&sum, &none, &added);
+    }
+    ck_assert_mem_eq(&sum, vem_rules_vehicle_counts(v), sizeof sum);
+    ck_assert_uint_eq(sum.samples, 30);
+    free(f);
+    vem_rules_vehicle_destroy(&v);
 }
 END_TEST
 
@@ -4047,7 +4107,8 @@ static int s_cmp_i64(const void *a, const void *b)
 
 /* One seed's run: live frames of 1 to 10 s with skips (1 to 12 s, some seconds of them kept
  * back) and holes (10 to 709 s kept back); what was kept back re-sent in order, in a random
- * piece, or its newest few newest first, a second a frame; old copies; silence sweeps; a
+ * piece, or its newest seconds newest first (a second a frame, or frames of up to 10 s); old
+ * copies; silence sweeps; a
  * logout and login; reloads of backlog_hole_s and backlog_wait_min; receipts late by up to
  * 25 minutes more; GB 17691 and HJ 1239 layouts in turn. */
 static void s_twin_run(unsigned seed, long steps)
@@ -4085,21 +4146,31 @@ static void s_twin_run(unsigned seed, long steps)
             cur += n;
         } else if (c < 80 && npend) { /* what was kept back */
             qsort(pend, (size_t)npend, sizeof *pend, s_cmp_i64);
-            int mode = rand() % 3, at, cnt;
+            int mode = rand() % 4, at, cnt;
             if (mode == 0) { /* in order, from the first */
                 at = 0;
                 cnt = 1 + rand() % 30;
             } else if (mode == 1) { /* a random piece */
                 at = rand() % npend;
                 cnt = 1 + rand() % 30;
-            } else { /* the newest few, newest first, a second a frame */
+            } else if (mode == 2) { /* the newest few, newest first, a second a frame */
                 cnt = 1 + rand() % 5;
+                at = npend - cnt < 0 ? 0 : npend - cnt;
+            } else { /* the newest, newest first, in frames of up to 10 s in time order */
+                cnt = 1 + rand() % 30;
                 at = npend - cnt < 0 ? 0 : npend - cnt;
             }
             cnt = at + cnt > npend ? npend - at : cnt;
             if (mode == 2) {
                 for (int j = at + cnt - 1; j >= at; j--)
                     s_twin_data(&tw, VEM_HJ1239_CMD_RESEND, pend[j], 1, gb);
+            } else if (mode == 3) {
+                for (int j = at + cnt - 1, m; j >= at; j -= m) {
+                    m = 1;
+                    while (j - m >= at && m < 10 && pend[j - m] == pend[j - m + 1] - 1)
+                        m++;
+                    s_twin_data(&tw, VEM_HJ1239_CMD_RESEND, pend[j - m + 1], m, gb);
+                }
             } else {
                 for (int j = at, m; j < at + cnt; j += m) {
                     m = 1;
@@ -4452,6 +4523,7 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, skip_or_hole_at_the_edge);
     tcase_add_test(tc, resent_newest_first_and_short_frames_give_time_order);
     tcase_add_test(tc, reload_between_any_inputs_changes_nothing);
+    tcase_add_test(tc, counted_frames_add_their_counts);
     tcase_add_test(tc, memory_is_bounded);
     tcase_add_test(tc, frames_of_any_size_give_the_same_verdicts);
     tcase_add_test(tc, violation_json_and_text);
