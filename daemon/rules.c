@@ -1486,18 +1486,10 @@ void vem_rules_prefetch_frame(const vem_rules_vehicle_t *self, const vem_hj1239_
     }
 }
 
-unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
-                            const vem_hj1239_frame_t *f, int64_t received_us, int64_t paused_us,
-                            uint64_t spool_seq, vem_rules_emit_fn emit, void *arg)
-{
-    return vem_rules_on_frame_counted(self, cfg, f, received_us, paused_us, spool_seq, emit, arg,
-                                      NULL);
-}
-
-unsigned vem_rules_on_frame_counted(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
-                                    const vem_hj1239_frame_t *f, int64_t received_us,
-                                    int64_t paused_us, uint64_t spool_seq, vem_rules_emit_fn emit,
-                                    void *arg, vem_rules_counts_t *added)
+static inline __attribute__((always_inline)) unsigned
+s_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg, const vem_hj1239_frame_t *f,
+           int64_t received_us, int64_t paused_us, uint64_t spool_seq, vem_rules_emit_fn emit,
+           void *arg, vem_rules_counts_t *added)
 {
     vem_rules_out_t out = {emit, arg, spool_seq, 0};
     /* With thousands of vehicles the state is rarely in the caches: ask for the lines the
@@ -1544,6 +1536,21 @@ unsigned vem_rules_on_frame_counted(vem_rules_vehicle_t *self, const vem_rules_c
     if (added)
         vem_rules_counts_add(added, &was, &self->counts);
     return out.emitted;
+}
+
+unsigned vem_rules_on_frame(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
+                            const vem_hj1239_frame_t *f, int64_t received_us, int64_t paused_us,
+                            uint64_t spool_seq, vem_rules_emit_fn emit, void *arg)
+{
+    return s_on_frame(self, cfg, f, received_us, paused_us, spool_seq, emit, arg, NULL);
+}
+
+unsigned vem_rules_on_frame_counted(vem_rules_vehicle_t *self, const vem_rules_config_t *cfg,
+                                    const vem_hj1239_frame_t *f, int64_t received_us,
+                                    int64_t paused_us, uint64_t spool_seq, vem_rules_emit_fn emit,
+                                    void *arg, vem_rules_counts_t *added)
+{
+    return s_on_frame(self, cfg, f, received_us, paused_us, spool_seq, emit, arg, added);
 }
 
 /* ---- roadside, clock, days ---------------------------------------------------------------- */
