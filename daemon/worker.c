@@ -37,6 +37,45 @@
 
 #define S_LAYOUTS 8 /* combinations of the VEM_HJ1239_LAYOUT_* flags */
 
+/* The vehicles' rule counts that say where samples and snapshots went, as counters. */
+static const char s_samples_help[] =
+    "1 Hz samples the rules judged (judged), of them on the back-fill track for being older "
+    "than the live trip or late for a hole (backfill); held after a hole in the live trip for "
+    "its re-sent data and judged later (held); at a second judged or held already, not judged "
+    "again (copy).";
+static const char s_aside_help[] =
+    "What the rules could not use: OBD snapshots older than the newest seen, not used for DTCs "
+    "and the OBD VIN (late_obd); MIL snapshots that could not be placed (late_mil); trouble "
+    "codes not judged while a vehicle's DTC set was full (dtcs_unjudged); roadside NO "
+    "exceedances with no OBD sample within rules.fusion_match_s (fusion_unmatched); roadside "
+    "readings too old for a chain that let readings go (readings_late).";
+#define S_SAMPLES(path, member)                                                                    \
+    {                                                                                              \
+        "vem_rules_samples_total", "path", path, s_samples_help,                                   \
+            offsetof(vem_rules_counts_t, member)                                                   \
+    }
+#define S_ASIDE(member)                                                                            \
+    {                                                                                              \
+        "vem_rules_set_aside_total", "kind", #member, s_aside_help,                                \
+            offsetof(vem_rules_counts_t, member)                                                   \
+    }
+static const struct {
+    const char *name, *label, *value, *help;
+    size_t offset;
+} s_rule_counts[] = {
+    S_SAMPLES("judged", samples),
+    S_SAMPLES("backfill", late_samples),
+    S_SAMPLES("held", held_samples),
+    S_SAMPLES("copy", copy_samples),
+    S_ASIDE(late_obd),
+    S_ASIDE(late_mil),
+    S_ASIDE(dtcs_unjudged),
+    S_ASIDE(fusion_unmatched),
+    S_ASIDE(readings_late),
+};
+
+#define S_RULE_COUNTS (sizeof s_rule_counts / sizeof *s_rule_counts)
+
 typedef struct {
     vem_worker_args_t *args;
     vem_sessions_t *sessions;
@@ -101,55 +140,14 @@ typedef struct {
     vem_gauge_t *state_bytes; /* rule state held, summed at each silence sweep */
     vem_counter_t *released;  /* idle rule states let go */
     vem_counter_t *hist_plates, *hist_readings, *hist_failures, *hist_late, *hist_dropped;
-    vem_counter_t *rule_counts[9]; /* s_rule_counts */
+    vem_counter_t *rule_counts[S_RULE_COUNTS];
     vem_histogram_t *latency;
 } s_worker_t;
-
-/* The vehicles' rule counts that say where samples and snapshots went, as counters. */
-static const char s_samples_help[] =
-    "1 Hz samples the rules judged (judged), of them on the back-fill track for being older "
-    "than the live trip or late for a hole (backfill); held after a hole in the live trip for "
-    "its re-sent data and judged later (held); at a second judged or held already, not judged "
-    "again (copy).";
-static const char s_aside_help[] =
-    "What the rules could not use: OBD snapshots older than the newest seen, not used for DTCs "
-    "and the OBD VIN (late_obd); MIL snapshots that could not be placed (late_mil); trouble "
-    "codes not judged while a vehicle's DTC set was full (dtcs_unjudged); roadside NO "
-    "exceedances with no OBD sample within rules.fusion_match_s (fusion_unmatched); roadside "
-    "readings too old for a chain that let readings go (readings_late).";
-#define S_SAMPLES(path, member)                                                                    \
-    {                                                                                              \
-        "vem_rules_samples_total", "path", path, s_samples_help,                                   \
-            offsetof(vem_rules_counts_t, member)                                                   \
-    }
-#define S_ASIDE(member)                                                                            \
-    {                                                                                              \
-        "vem_rules_set_aside_total", "kind", #member, s_aside_help,                                \
-            offsetof(vem_rules_counts_t, member)                                                   \
-    }
-static const struct {
-    const char *name, *label, *value, *help;
-    size_t offset;
-} s_rule_counts[] = {
-    S_SAMPLES("judged", samples),
-    S_SAMPLES("backfill", late_samples),
-    S_SAMPLES("held", held_samples),
-    S_SAMPLES("copy", copy_samples),
-    S_ASIDE(late_obd),
-    S_ASIDE(late_mil),
-    S_ASIDE(dtcs_unjudged),
-    S_ASIDE(fusion_unmatched),
-    S_ASIDE(readings_late),
-};
-
-_Static_assert(sizeof s_rule_counts / sizeof *s_rule_counts ==
-                   sizeof((s_worker_t *)0)->rule_counts / sizeof(vem_counter_t *),
-               "a counter for each rule count");
 
 /* What calls into the rules added to the vehicles' counts (vem_rules_counts_add). */
 static void s_rule_counts_add(s_worker_t *w, const vem_rules_counts_t *added)
 {
-    for (size_t k = 0; k < sizeof s_rule_counts / sizeof *s_rule_counts; k++) {
+    for (size_t k = 0; k < S_RULE_COUNTS; k++) {
         uint64_t d;
         memcpy(&d, (const char *)added + s_rule_counts[k].offset, sizeof d);
         if (d)
@@ -246,7 +244,7 @@ static void s_register(s_worker_t *w, vem_metrics_t *m)
         m, "vem_rules_released_total",
         "Rule states let go: silent past pipeline.session_idle_s with nothing left to judge.",
         NULL);
-    for (size_t k = 0; k < sizeof s_rule_counts / sizeof *s_rule_counts; k++) {
+    for (size_t k = 0; k < S_RULE_COUNTS; k++) {
         const char *l[] = {s_rule_counts[k].label, s_rule_counts[k].value, NULL};
         w->rule_counts[k] = vem_metrics_counter(m, s_rule_counts[k].name, s_rule_counts[k].help, l);
     }
