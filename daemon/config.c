@@ -660,9 +660,6 @@ static int s_check_keys(vem_config_t *cfg, const char *path, char *err, size_t e
 {
     if (s_rules_keys(cfg, path, err, errlen) != 0)
         return -1;
-    /* The spool trims whole segments and never the one being written: at or below one segment
-     * intake stops for good once it fills, and below two it stops each time a segment fills
-     * until the previous one is trimmed. */
     const char *ends[][3] = {
         {"gateways", cfg->gateways.curve_server_key, cfg->gateways.curve_clients_dir},
         {"stations", cfg->stations.curve_server_key, cfg->stations.curve_clients_dir}};
@@ -672,6 +669,9 @@ static int s_check_keys(vem_config_t *cfg, const char *path, char *err, size_t e
                   ends[i][0], ends[i][0]);
             return -1;
         }
+    /* The spool trims whole segments and never the one being written: at or below one segment
+     * intake stops for good once it fills, and below two it stops each time a segment fills
+     * until the previous one is trimmed. */
     int64_t max = cfg->spool.max_bytes, seg = cfg->spool.segment_bytes;
     if (max / 2 < seg) {
         s_err(err, errlen,
@@ -851,6 +851,10 @@ int vem_config_print(const vem_config_t *cfg, FILE *out)
             fputs(k->dflt, out);
         if (k->type == VEM_CONF_INT)
             fprintf(out, ", range %" PRId64 "..%" PRId64, k->min, k->max);
+        char bounds[96];
+        if (strncmp(k->key, "rules.", 6) == 0 &&
+            vem_rules_config_bounds(k->key + 6, bounds, sizeof bounds))
+            fprintf(out, ", %s", bounds);
         if (k->type == VEM_CONF_ENUM)
             fprintf(out, ", one of %s", k->allowed);
         fprintf(out, "%s\n", k->reloadable ? ", reloadable (SIGHUP)" : ", needs a restart");

@@ -141,6 +141,11 @@ void vem_rules_config_defaults(vem_rules_config_t *cfg);
 /* 0 when cfg is usable; -1 with the offending key, value and bound in err (may be NULL). */
 int vem_rules_config_validate(const vem_rules_config_t *cfg, char *err, size_t errlen);
 
+/* The bounds vem_rules_config_validate holds the threshold `name` (its key without "rules.")
+ * to, as text for people ("range 1..32", "range above 0 up to 100, or unset"); NULL for a name
+ * with no bounds of its own (a range's ends, the limit column, the column's start date). */
+const char *vem_rules_config_bounds(const char *name, char *buf, size_t len);
+
 /* ---- vehicles ----------------------------------------------------------------------------- */
 
 typedef enum {

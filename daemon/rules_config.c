@@ -191,6 +191,29 @@ int vem_rules_config_validate(const vem_rules_config_t *cfg, char *err, size_t e
     return 0;
 }
 
+const char *vem_rules_config_bounds(const char *name, char *buf, size_t len)
+{
+    for (size_t i = 0; i < sizeof s_reals / sizeof *s_reals; i++) {
+        const s_real_key_t *k = &s_reals[i];
+        if (strcmp(k->key, name) != 0)
+            continue;
+        /* the smallest positive bound stands for "above 0" */
+        if (k->lo == 1e-9)
+            snprintf(buf, len, "range above 0 up to %.15g%s", k->hi,
+                     k->unset_ok ? ", or unset" : "");
+        else
+            snprintf(buf, len, "range %.15g..%.15g%s", k->lo, k->hi,
+                     k->unset_ok ? ", or unset" : "");
+        return buf;
+    }
+    for (size_t i = 0; i < sizeof s_uints / sizeof *s_uints; i++)
+        if (strcmp(s_uints[i].key, name) == 0) {
+            snprintf(buf, len, "range %u..%u", s_uints[i].lo, s_uints[i].hi);
+            return buf;
+        }
+    return NULL;
+}
+
 vem_rules_fuel_t vem_rules_fuel(const char *name)
 {
     if (!name)

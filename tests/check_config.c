@@ -335,6 +335,101 @@ START_TEST(rules_keys_refused_with_the_reason)
 }
 END_TEST
 
+/* A file with the one rules key set to text: loads (true) or is refused. */
+static bool s_rules_loads(const char *name, const char *text)
+{
+    char cfgtext[256], err[512];
+    snprintf(cfgtext, sizeof cfgtext, "rules: { %s = %s; };\n", name, text);
+    vem_config_t *cfg = vem_config_load(s_file(cfgtext), err, sizeof err);
+    bool ok = cfg != NULL;
+    vem_config_destroy(&cfg);
+    return ok;
+}
+
+/* The bounds --print-config (and so deploy/vemd.cfg and README) gives a rules threshold are the
+ * ones the loader holds it to: each end loads, a step beyond each is refused. Read back from
+ * the printed text, so a bound printed but not enforced, or enforced but printed wrong, fails. */
+START_TEST(rules_bounds_printed_are_enforced)
+{
+    vem_config_t *cfg = vem_config_defaults();
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    ck_assert_int_eq(vem_config_print(cfg, out), 0);
+    fclose(out);
+    vem_config_destroy(&cfg);
+    const char *sec = strstr(text, "\nrules: {\n");
+    ck_assert_ptr_nonnull(sec);
+    unsigned ints = 0, reals = 0, positive = 0;
+    const char *end = strstr(sec, "\n};");
+    ck_assert_ptr_nonnull(end);
+    for (const char *l = strstr(sec, "    # default "); l && l < end;
+         l = strstr(l + 1, "    # default ")) {
+        const char *eol = strchr(l, '\n'), *r = strstr(l, ", range ");
+        if (!eol || !r || r > eol)
+            continue;
+        char name[64];
+        if (sscanf(eol + 1, " %*[# ]%63[a-z_0-9] =", name) != 1 &&
+            sscanf(eol + 1, " %63[a-z_0-9] =", name) != 1)
+            ck_abort_msg("no key after %.*s", (int)(eol - l), l);
+        char lo[40], hi[40], v[48];
+        double h;
+        if (sscanf(r, ", range above 0 up to %lf", &h) == 1) {
+            snprintf(v, sizeof v, "%.17g", h);
+            ck_assert_msg(s_rules_loads(name, v), "%s = %s refused", name, v);
+            snprintf(v, sizeof v, "%.17g", h * 1.001 + 1e-6);
+            ck_assert_msg(!s_rules_loads(name, v), "%s = %s loaded", name, v);
+            ck_assert_msg(!s_rules_loads(name, "0.0"), "%s = 0.0 loaded", name);
+            ck_assert_msg(s_rules_loads(name, "1e-6") == (h >= 1e-6), "%s = 1e-6", name);
+            positive++;
+        } else if (strncmp(r, ", range ", 8) == 0 && strstr(r, "..") && strstr(r, "..") < eol) {
+            const char *dots = strstr(r, "..");
+            snprintf(lo, sizeof lo, "%.*s", (int)(dots - r - 8), r + 8);
+            snprintf(hi, sizeof hi, "%.*s", (int)strcspn(dots + 2, ",\n"), dots + 2);
+            /* the key's type from its printed value: a real has a point or an exponent */
+            const char *val = strchr(eol + 1, '=');
+            bool is_int = val && strcspn(val, ".e;") == strcspn(val, ";");
+            if (is_int) {
+                long long a = atoll(lo), b = atoll(hi);
+                snprintf(v, sizeof v, "%lld", a);
+                ck_assert_msg(s_rules_loads(name, v), "%s = %s refused", name, v);
+                snprintf(v, sizeof v, "%lld", b);
+                ck_assert_msg(s_rules_loads(name, v), "%s = %s refused", name, v);
+                snprintf(v, sizeof v, "%lld", b + 1);
+                ck_assert_msg(!s_rules_loads(name, v), "%s = %s loaded", name, v);
+                if (a > 0) {
+                    snprintf(v, sizeof v, "%lld", a - 1);
+                    ck_assert_msg(!s_rules_loads(name, v), "%s = %s loaded", name, v);
+                }
+                ints++;
+            } else {
+                double a = strtod(lo, NULL), b = strtod(hi, NULL);
+                snprintf(v, sizeof v, "%.17g", b);
+                if (!strpbrk(v, ".e"))
+                    strcat(v, ".0");
+                ck_assert_msg(s_rules_loads(name, v), "%s = %s refused", name, v);
+                snprintf(v, sizeof v, "%.17g", a);
+                if (!strpbrk(v, ".e"))
+                    strcat(v, ".0");
+                ck_assert_msg(s_rules_loads(name, v), "%s = %s refused", name, v);
+                snprintf(v, sizeof v, "%.17g", b + 0.5);
+                ck_assert_msg(!s_rules_loads(name, v), "%s = %s loaded", name, v);
+                snprintf(v, sizeof v, "%.17g", a - 0.5);
+                ck_assert_msg(!s_rules_loads(name, v), "%s = %s loaded", name, v);
+                reals++;
+            }
+        } else {
+            ck_abort_msg("a range that is neither form: %.*s", (int)(eol - r), r);
+        }
+    }
+    free(text);
+    /* every threshold but the validity windows' ends and the limit column has bounds */
+    ck_assert_uint_ge(ints, 17);
+    ck_assert_uint_ge(reals, 10);
+    ck_assert_uint_ge(positive, 8);
+}
+END_TEST
+
 /* Every threshold is reloadable: SIGHUP takes them without a word about a restart. */
 START_TEST(rules_keys_reload)
 {
@@ -634,6 +729,7 @@ Suite *vem_suite_config(void)
     tcase_add_test(tc, kafka_properties);
     tcase_add_test(tc, budget_worked_by_hand);
     tcase_add_test(tc, budget_refuses_more_connections_than_descriptors);
+    tcase_add_test(tc, rules_bounds_printed_are_enforced);
     tcase_add_test(tc, budget_refuses_more_than_half_the_memory);
     tcase_add_test(tc, budget_of_defaults_fits_this_machine);
     tcase_add_test(tc, budget_row_size_holds_for_the_vectors);
