@@ -24,11 +24,11 @@
  * order once it has a hole (the samples after a hole of backlog_hole_s seconds or more wait
  * for the hole's re-sent data, up to backlog_wait_min: s_hold, below); any other sample (a backlog
  * of what is older than the trip, or of a hole whose wait ended) goes to the back-fill track, which
- * starts a new trip whenever a sample is not newer than its last one or comes after a gap, and a
- * sample at a second a track took already, with no gap since, is a copy and not judged again
- * (s_copy). So a backlog that arrives in its own order forms trips by its own timestamps, as live
- * data would: what differs is only where it meets live data (there, the back-fill trip ends). A
- * logout ends the live trip; vem_rules_on_silence ends trips that received nothing for twice
+ * starts a new trip whenever a sample is not newer than its last one, and a sample at a second
+ * a track took already in its trip (it keeps the trip's gaps, s_gap) is a copy and not judged
+ * again (s_copy). So a backlog that arrives in its own order forms trips by its own timestamps, as
+ * live data would: what differs is only where it meets live data (there, the back-fill trip ends).
+ * A logout ends the live trip; vem_rules_on_silence ends trips that received nothing for twice
  * trip_gap_min, measured on vemd's intake clock (receipt time less the time intake was paused: a
  * full spool stops vemd reading, and the trucks' data waits in their sockets meanwhile), and so
  * does the next sample of such a trip. A trip keeps the engine figures it started with.
@@ -130,6 +130,8 @@ void vem_rules_vehicle_destroy(vem_rules_vehicle_t **self_p)
     vem_rules_window_stop(&self->back.win);
     free(self->live.scr_ring);
     free(self->back.scr_ring);
+    free(self->live.gaps);
+    free(self->back.gaps);
     free(self->dtcs);
     free(self->mil);
     free(self->held);
@@ -329,6 +331,9 @@ static void s_trip_start(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
                          const vem_rules_config_t *cfg, const vem_rules_at_t *at)
 {
     int64_t newest = tr->newest;
+    /* the gaps of the trip before (kept for s_copy while it was the track's last) */
+    free(tr->gaps);
+    v->bytes -= (size_t)tr->gaps_cap * sizeof *tr->gaps;
     s_track_init(tr);
     tr->newest = newest;
     tr->open = true;
@@ -452,6 +457,49 @@ static int64_t s_silence_us(const vem_rules_config_t *cfg)
     return (int64_t)cfg->trip_gap_min * 2 * 60 * S_US;
 }
 
+/* A gap in the open trip of tr, before a sample at t: its seconds from the one after the last on,
+ * which the track did not take (s_copy). Only the newest VEM_RULES_GAPS_MAX are known: with one
+ * more, the oldest goes and whole_from moves past it (a copy of a second before it is judged
+ * again, on the back-fill track). A trip past what a gap's offset holds (136 years of data,
+ * from a crafted checkpoint or clock), or a sample not after the last (a damaged checkpoint's
+ * newest), forgets its gaps and starts its whole range here. */
+static __attribute__((noinline)) void s_gap(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
+                                            int64_t t)
+{
+    int64_t from = tr->last.sec + 1;
+    if (t <= from || t - tr->start.sec > (int64_t)UINT32_MAX || from < tr->start.sec) {
+        free(tr->gaps);
+        v->bytes -= (size_t)tr->gaps_cap * sizeof *tr->gaps;
+        tr->gaps = NULL;
+        tr->ngaps = tr->gaps_cap = tr->gaps_head = 0;
+        tr->whole_from = t;
+        return;
+    }
+    if (tr->ngaps == VEM_RULES_GAPS_MAX) {
+        const vem_rules_gap_t *old = &tr->gaps[tr->gaps_head];
+        tr->whole_from = tr->start.sec + old->off + old->len;
+        tr->gaps_head = (uint16_t)((tr->gaps_head + 1) & (tr->gaps_cap - 1));
+        tr->ngaps--;
+    }
+    if (tr->ngaps == tr->gaps_cap) {
+        /* doubled, oldest first from 0 */
+        uint32_t cap = tr->gaps_cap ? tr->gaps_cap * 2u : 8;
+        vem_rules_gap_t *grown = malloc(cap * sizeof *grown);
+        if (!grown)
+            abort();
+        for (uint32_t i = 0; i < tr->ngaps; i++)
+            grown[i] = tr->gaps[(tr->gaps_head + i) & (tr->gaps_cap - 1u)];
+        free(tr->gaps);
+        v->bytes += (cap - tr->gaps_cap) * sizeof *tr->gaps;
+        tr->gaps = grown;
+        tr->gaps_cap = (uint16_t)cap;
+        tr->gaps_head = 0;
+    }
+    tr->gaps[(tr->gaps_head + tr->ngaps) & (tr->gaps_cap - 1u)] =
+        (vem_rules_gap_t){(uint32_t)(from - tr->start.sec), (uint32_t)(t - from)};
+    tr->ngaps++;
+}
+
 /* The track a sample at `at` belongs to, with its trip open. */
 S_PER_SAMPLE vem_rules_track_t *s_route(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
                                         const vem_rules_at_t *at, int64_t open_us, s_batch_t *bt,
@@ -481,7 +529,7 @@ S_PER_SAMPLE vem_rules_track_t *s_route(vem_rules_vehicle_t *v, const vem_rules_
         s_trip_start(v, tr, cfg, at);
         tr->whole_from = at->sec;
     } else if (at->sec != tr->last.sec + 1) {
-        tr->whole_from = at->sec; /* a hole, or the back-fill track's next trip */
+        s_gap(v, tr, at->sec); /* a skip or a hole */
     }
     tr->newest = at->sec;
     tr->last = *at;
@@ -1216,13 +1264,17 @@ static size_t s_prepare(const vem_hj1239_frame_t *f, s_prep_t *p, int64_t *sec,
  * samples below 1 Hz) sends the next frame on time and never re-sends what it skipped; waiting
  * would delay its every verdict by backlog_wait_min and hold its data meanwhile. So a sample
  * after a skip is judged at once when nothing is held, and so is one that comes into a hole
- * with only a skip before it and a gap left after its frame's run of seconds (what a terminal
- * stored has the skips its live data would have had); and judging what is held goes on across
- * a skip between two held samples. The gap left in front of what is held while its hole is
- * filled is waited for whatever its size: the rest of the hole is on its way, from its start
- * or, re-sent newest first, from its end. A skip's second that comes after all goes to the
- * back-fill track, as any late data. The default, 5 s, keeps the lost frames of a terminal
- * that uploads every 5 s or more waited for. */
+ * with only a skip before it and a hole still left between what its frame reaches, up to
+ * skips, and what is held (what a terminal stored has the skips its live data would have had);
+ * and judging what is held goes on across a skip between two held samples. A sample whose
+ * frame reaches what is held up to a skip is held: the hole may be filling from its end (a
+ * terminal re-sending newest first), its older seconds still to come. The gap left in front of
+ * what is held while its hole is filled is waited for whatever its size: the rest of the hole
+ * is on its way, from its start or, re-sent newest first, from its end. A skip's second that
+ * comes after all goes to the back-fill track, as any late data: the track keeps its trip's
+ * gaps (s_gap), so it is not taken for a copy, while a copy of a second before a gap still is.
+ * The default, 5 s, keeps the lost frames of a terminal that uploads every 5 s or more waited
+ * for. */
 
 /* A sample at t, newer than the open live track's newest, misses only a skip after it: fewer
  * than backlog_hole_s seconds. (Written without newest + 1, which overflows for a track that
@@ -1335,18 +1387,21 @@ static void s_held_room(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg)
 }
 
 /* A sample newer than the live track's newest, with a hole before it or samples held: judged
- * when it is the live track's next second, or when only a skip is before it and a gap is left
- * after the run of seconds it starts in its frame (run_end, its last), before what is held;
- * else held; then what may be judged is. A run that reaches what is held is the hole filled
- * from its end (a terminal re-sending newest first, in frames of any size), whose last seconds
- * must not be taken for a skip. False when a sample at its second is held already (a copy). */
+ * when it is the live track's next second, or when only a skip is before it and a hole (not a
+ * mere skip) is left between what its frame reaches (s_reach) and what is held; else held; then
+ * what may be judged is. A frame that reaches what is held, up to a skip, may be the hole filled
+ * from its end (a terminal re-sending newest first, in frames of any size), whose older seconds
+ * are still to come: its first seconds must not be judged for the skip before them, nor a
+ * sample of a frame whose later runs reach what is held across a skip. False when a sample at
+ * its second is held already (a copy). */
 static bool s_hold(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const s_bounds_t *bd,
-                   const vem_hj1239_block_t *b, const s_prep_t *p, int64_t run_end, int64_t open_us,
+                   const vem_hj1239_block_t *b, const s_prep_t *p, int64_t reach, int64_t open_us,
                    s_batch_t *bt, vem_rules_out_t *out)
 {
     const vem_rules_at_t *at = &p->at;
     if (at->sec == v->live.newest + 1 ||
-        (s_skip(&v->live, cfg, at->sec) && (!v->nheld || run_end + 1 < v->held[v->held_off].sec))) {
+        (s_skip(&v->live, cfg, at->sec) &&
+         (!v->nheld || v->held[v->held_off].sec - (int64_t)cfg->backlog_hole_s > reach))) {
         s_sample_cold(v, cfg, bd, p, open_us, bt, out);
         s_held_judge(v, cfg, bd, false, bt, out);
         return true;
@@ -1382,15 +1437,30 @@ static bool s_hold(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const 
  * The store keeps one copy of a sample too (its key). */
 static bool s_copy(const vem_rules_track_t *tr, int64_t sec)
 {
-    return tr->newest != INT64_MIN && sec >= tr->whole_from && sec <= tr->last.sec;
+    if (tr->newest == INT64_MIN || sec < tr->whole_from || sec > tr->last.sec)
+        return false;
+    /* not in a gap: the last gap from at or before sec ends before it */
+    int64_t off = sec - tr->start.sec; /* whole_from is in the trip */
+    uint32_t lo = 0, hi = tr->ngaps;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (tr->gaps[(tr->gaps_head + mid) & (tr->gaps_cap - 1u)].off <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return true;
+    const vem_rules_gap_t *g = &tr->gaps[(tr->gaps_head + lo - 1) & (tr->gaps_cap - 1u)];
+    return off >= (int64_t)g->off + g->len;
 }
 
 /* A sample of a data frame: judged on the live track (or held, s_hold), on the back-fill track
- * when it is older than the live track's newest, or not at all when it is a copy. run_end: the
- * last second of the run of consecutive seconds it starts in its frame. */
+ * when it is older than the live track's newest, or not at all when it is a copy. reach: what its
+ * frame reaches from it (s_reach). */
 static __attribute__((noinline)) void s_take(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
                                              const s_bounds_t *bd, const vem_hj1239_block_t *b,
-                                             const s_prep_t *p, int64_t run_end, int64_t open_us,
+                                             const s_prep_t *p, int64_t reach, int64_t open_us,
                                              s_batch_t *bt, vem_rules_out_t *out)
 {
     int64_t t = p->at.sec;
@@ -1407,7 +1477,7 @@ static __attribute__((noinline)) void s_take(vem_rules_vehicle_t *v, const vem_r
             s_sample_cold(v, cfg, bd, p, open_us, bt, out);
             return;
         }
-        if (s_hold(v, cfg, bd, b, p, run_end, open_us, bt, out))
+        if (s_hold(v, cfg, bd, b, p, reach, open_us, bt, out))
             return;
     } else if (!s_copy(live, t) && !s_copy(&v->back, t)) {
         s_sample_cold(v, cfg, bd, p, open_us, bt, out);
@@ -1416,10 +1486,13 @@ static __attribute__((noinline)) void s_take(vem_rules_vehicle_t *v, const vem_r
     v->counts.copy_samples++;
 }
 
-/* The last second of the run of consecutive seconds that the frame's sample k starts. */
-static int64_t s_run_end(const s_prep_t *p, size_t k, size_t n)
+/* How far the frame's samples from k reach: the last second of the run that follows sample k in
+ * time order with no more than a skip between two of them (a terminal's stored data has the
+ * skips its live data had). */
+static int64_t s_reach(const vem_rules_config_t *cfg, const s_prep_t *p, size_t k, size_t n)
 {
-    while (k + 1 < n && p[k + 1].at.sec == p[k].at.sec + 1)
+    while (k + 1 < n && p[k + 1].at.sec > p[k].at.sec &&
+           p[k + 1].at.sec - (int64_t)cfg->backlog_hole_s <= p[k].at.sec)
         k++;
     return p[k].at.sec;
 }
@@ -1443,7 +1516,7 @@ static void s_data(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
         else if (!v->nheld && p[k].at.sec == v->live.newest + 1) /* the live track's next */
             s_sample(v, cfg, &bd, &p[k++], open_us, &bt, out);
         else {
-            s_take(v, cfg, &bd, b, &p[k], s_run_end(p, k, n), open_us, &bt, out);
+            s_take(v, cfg, &bd, b, &p[k], s_reach(cfg, p, k, n), open_us, &bt, out);
             k++;
         }
     }

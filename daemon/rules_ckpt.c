@@ -28,10 +28,13 @@
  *     fusion history (slots, head, newest, one u32 per slot: vem_rules_nox_t) and the pending
  *     NO exceedances
  *   re-sent data (rules.c, s_hold): each track's whole range (from which second on it took
- *     every second, s_copy), the copy and held counts, and the live track's held samples
- *     (room, count, and each: time, key, block type, ten u16 raw values)
+ *     every second but its gaps', s_copy) with its gaps (room, count, and each: offset from the
+ *     trip's start and length, u32), the copy and held counts, and the live track's held
+ *     samples (room, count, and each: time, key, block type, ten u16 raw values)
  *   u64 bytes of memory the state held
  * Older versions are still read, so an upgrade keeps the states of the previous build:
+ * version 12 is version 13 without the gaps (its whole range started again at each gap):
+ * loaded, a track has none, and a copy of a second before its newest gap is not known as one;
  * version 11 is version 12 without the re-sent data part: loaded, nothing is held, the counts
  * are 0, and a track's whole range starts at the second after its last (a copy of what it
  * took before the upgrade is not known as one);
@@ -91,7 +94,7 @@
 #include <string.h>
 
 #define S_MAGIC       "VRCK"
-#define S_VERSION     12u
+#define S_VERSION     13u
 #define S_VERSION_MIN 1u /* the oldest version read */
 #define S_V3          3u /* runs of MIL snapshots, chains of readings */
 #define S_V4          4u /* the fusion history keeps each second's sample key */
@@ -104,6 +107,7 @@
 #define S_V10 10u /* a chain reading's flags byte says "anchor" too, with its reach */
 #define S_V11 11u /* a NOx window's ring of increments, after the sums before its head */
 #define S_V12 12u /* the tracks' whole ranges, two more counts, the held samples */
+#define S_V13 13u /* the tracks' gaps after their whole ranges' starts */
 /* Bytes of a NOx window's ring slot before version 11: work and NOx summed before the sample
  * (two doubles), then its time. */
 #define S_SLOT_V10 20u
@@ -118,9 +122,9 @@
  * sizes (of x86-64 and other LP64 hosts) fail the build when a struct changes, as a reminder.
  * Update them once the new member is in the format. */
 #if defined(__LP64__)
-_Static_assert(sizeof(struct vem_rules_vehicle) == 2008, "vehicle changed: update rules_ckpt");
+_Static_assert(sizeof(struct vem_rules_vehicle) == 2040, "vehicle changed: update rules_ckpt");
 /* (its nox_high_held is not saved: it is nox_high.n > 0) */
-_Static_assert(sizeof(vem_rules_track_t) == 792, "track changed: update rules_ckpt");
+_Static_assert(sizeof(vem_rules_track_t) == 808, "track changed: update rules_ckpt");
 _Static_assert(sizeof(vem_rules_window_t) == 392, "window changed: update rules_ckpt");
 /* (its staged kept windows are saved as kept ones, as vem_rules_window_settle appends them) */
 _Static_assert(sizeof(vem_rules_span_t) == 48, "span changed: update rules_ckpt");
@@ -1014,10 +1018,24 @@ static void s_get_rsd(s_rd_t *r, vem_rules_rsd_t *rsd, size_t *bytes)
 
 /* ---- re-sent data (version 12) ------------------------------------------------------------ */
 
+/* A track's whole range: its first second, and its gaps (room, count, and each: offset from
+ * the trip's start, length), oldest first. */
+static void s_put_whole(s_wr_t *w, const vem_rules_track_t *tr)
+{
+    s_put_i64(w, tr->whole_from);
+    s_put_u32(w, tr->gaps_cap);
+    s_put_u32(w, tr->ngaps);
+    for (uint32_t i = 0; i < tr->ngaps; i++) {
+        const vem_rules_gap_t *g = &tr->gaps[(tr->gaps_head + i) & (tr->gaps_cap - 1u)];
+        s_put_u32(w, g->off);
+        s_put_u32(w, g->len);
+    }
+}
+
 static void s_put_held(s_wr_t *w, const vem_rules_vehicle_t *v)
 {
-    s_put_i64(w, v->live.whole_from);
-    s_put_i64(w, v->back.whole_from);
+    s_put_whole(w, &v->live);
+    s_put_whole(w, &v->back);
     s_put_u64(w, v->counts.copy_samples);
     s_put_u64(w, v->counts.held_samples);
     s_put_u32(w, v->held_cap);
@@ -1031,8 +1049,9 @@ static void s_put_held(s_wr_t *w, const vem_rules_vehicle_t *v)
     }
 }
 
-/* A track's whole range: before version 12 not known, and so from its next second on. */
-static void s_get_whole(s_rd_t *r, vem_rules_track_t *tr, const char *what)
+/* A track's whole range: before version 12 not known, and so from its next second on; before
+ * version 13 without gaps (version 12 started it again after each gap). */
+static void s_get_whole(s_rd_t *r, vem_rules_track_t *tr, size_t *bytes, const char *what)
 {
     if (r->version < S_V12) {
         tr->whole_from = tr->newest == INT64_MIN ? 0 : tr->last.sec + 1;
@@ -1045,12 +1064,44 @@ static void s_get_whole(s_rd_t *r, vem_rules_track_t *tr, const char *what)
         s_fail(r,
                "%s %" PRId64 " outside the trip's start %" PRId64 " and the second after its last",
                what, tr->whole_from, tr->start.sec);
+    if (r->version < S_V13 || r->failed)
+        return;
+    uint32_t cap = s_capacity(r, s_u32(r, "gap room"), 8, VEM_RULES_GAPS_MAX, "gap room");
+    uint32_t n = s_at_most(r, s_u32(r, "gaps"), cap, "gaps");
+    if (!r->failed && n > r->left / 8)
+        s_fail(r, "%" PRIu32 " gaps in %zu bytes", n, r->left);
+    if (!r->failed && cap && !n)
+        s_fail(r, "room for %" PRIu32 " gaps and none (freed only with the trip)", cap);
+    if (!r->failed && n && tr->newest == INT64_MIN)
+        s_fail(r, "%" PRIu32 " gaps in a track that took no second", n);
+    if (r->failed || !cap)
+        return;
+    tr->gaps = s_alloc((size_t)cap * sizeof *tr->gaps, bytes);
+    tr->gaps_cap = (uint16_t)cap;
+    /* s_copy relies on gaps by time, after whole_from, each followed by a second taken */
+    int64_t taken = tr->whole_from; /* the first second that may start a gap, less one */
+    for (uint32_t i = 0; i < n && !r->failed; i++) {
+        vem_rules_gap_t g = {s_u32(r, "gap offset"), s_u32(r, "gap length")};
+        if (r->failed)
+            break;
+        int64_t from = tr->start.sec + g.off;
+        if (g.len == 0 || from <= taken || from + g.len > tr->last.sec) {
+            s_fail(r,
+                   "gap %" PRIu32 " of %" PRIu32 " s at %" PRId64 " not after the whole range's "
+                   "start or a second taken, or not before the last",
+                   i, g.len, from);
+            break;
+        }
+        tr->gaps[i] = g;
+        tr->ngaps = (uint16_t)(i + 1);
+        taken = from + g.len;
+    }
 }
 
 static void s_get_held(s_rd_t *r, vem_rules_vehicle_t *v)
 {
-    s_get_whole(r, &v->live, "live whole range");
-    s_get_whole(r, &v->back, "back-fill whole range");
+    s_get_whole(r, &v->live, &v->bytes, "live whole range");
+    s_get_whole(r, &v->back, &v->bytes, "back-fill whole range");
     if (r->version < S_V12)
         return;
     v->counts.copy_samples = s_u64(r, "copy count");

@@ -432,6 +432,13 @@ typedef struct {
     vem_rules_at_t first;
 } vem_rules_scr_minute_t;
 
+/* A gap in a track's trip: len seconds from start.sec + off on that it did not take, with a
+ * second it took after them (rules.c, s_gap). The newest VEM_RULES_GAPS_MAX are known. */
+typedef struct {
+    uint32_t off, len;
+} vem_rules_gap_t;
+#define VEM_RULES_GAPS_MAX 512
+
 /* MIL runs a vehicle holds (the oldest go). */
 #define VEM_RULES_MIL_RUNS 16
 
@@ -473,9 +480,14 @@ typedef struct {
     vem_rules_scr_minute_t *scr_ring;
     uint16_t scr_cap, scr_held, scr_next;
     vem_rules_at_t start;
-    /* the track took every second from this one to last.sec (in its trip): a sample there is a
-     * copy (rules.c, s_copy); written at a trip's start and at a hole only */
+    /* the track took every second from this one to last.sec (in its trip) but those of its
+     * gaps: a sample at one of them is a copy (rules.c, s_copy); written at a trip's start and
+     * when the oldest gap goes */
     int64_t whole_from;
+    /* the gaps after whole_from, oldest first from gaps[gaps_head]: a ring of gaps_cap (0 or a
+     * power of 2), allocated at the first gap and freed when the next trip starts */
+    vem_rules_gap_t *gaps;
+    uint16_t ngaps, gaps_cap, gaps_head;
     vem_rules_engine_facts_t figures; /* what the trip started with */
 } vem_rules_track_t;
 

@@ -3621,9 +3621,9 @@ END_TEST
  * T0 + 700 .. T0 + 799 held; then copies of T0 + 750 and T0 + 100 re-sent (0x03), received
  * 1300 s after the last frame, (a) after the sweep judged what was held and ended the trip,
  * (b) with no sweep (a replay): the same counts and the same verdicts, ids included. Both: 700
- * judged, the copy of T0 + 750 a copy; T0 + 100 lies before the hole whose wait ended, so it is
- * judged on the back-fill track (late 1: a copy of what came before such a hole is not known as
- * one, README). The same with the wait reloaded to 0 instead of the silence: T0 + 750 a copy. */
+ * judged, the copy of T0 + 750 a copy; T0 + 100 lies before the hole whose wait ended, which
+ * the live trip keeps as a gap (s_gap), so it is a copy too (copies 2, nothing late). The same
+ * with the wait reloaded to 0 instead of the silence: T0 + 750 a copy. */
 START_TEST(silence_and_reload_judge_held_first)
 {
     const s_phys_t *all = s_trouble_table();
@@ -3654,8 +3654,9 @@ START_TEST(silence_and_reload_judge_held_first)
         ck_assert_uint_eq(v->nheld, 0);
         if (k < 2) {
             s_feed(&fd, T0 + 100, 1, s_rest_gen, all + 100);
-            ck_assert_uint_eq(c->late_samples, 1);
-            ck_assert_uint_eq(c->samples, 701);
+            ck_assert_uint_eq(c->late_samples, 0);
+            ck_assert_uint_eq(c->copy_samples, 2);
+            ck_assert_uint_eq(c->samples, 700);
             vem_rules_flush(v, &cfg, s_collect, &log);
             got[k] = *c;
             n[k] = s_ids(&log, ids[k]);
@@ -3834,9 +3835,11 @@ END_TEST
 /* Where a skip (fewer than backlog_hole_s = 5 missing seconds) ends and a hole begins, live
  * data T0 .. T0 + 99 and then:
  *  - T0 + 104 (100 .. 103 missing: 4) is judged at once; T0 + 110 (105 .. 109: 5) is held;
- *    the hole re-sent without T0 + 107 (the terminal skipped it): T0 + 108, with only that
- *    skip before it and T0 + 109 still missing after it, is judged at once, and with T0 + 109
- *    the held T0 + 110 is next: nothing held, nothing late, 106 samples judged;
+ *    the hole re-sent without T0 + 107 (the terminal skipped it): T0 + 108 has only that skip
+ *    before it, but only a skip (T0 + 109) after it too, before what is held: it may be the
+ *    hole filled from its end with T0 + 107 still to come, so it is held, and so is T0 + 109;
+ *    T0 + 107 never comes, and they are judged once the newest held is backlog_wait_min (600 s)
+ *    after the first, T0 + 708: nothing held, nothing late, 704 samples judged;
  *  - a hole of 100 (T0 + 100 .. 199; T0 + 200 .. 299 held) and live data T0 + 301 .. 399 after
  *    a skip of T0 + 300, all held; the hole re-sent in order, the last 3 s in a frame of their
  *    own: with T0 + 196 in, only 3 s (fewer than backlog_hole_s) are missing in front of what
@@ -3864,10 +3867,17 @@ START_TEST(skip_or_hole_at_the_edge)
             s_feed(&fd, T0 + 105, 2, s_const, &s_cruise);
             ck_assert_uint_eq(c->samples, 103);
             s_feed(&fd, T0 + 108, 1, s_const, &s_cruise);
-            ck_assert_uint_eq(c->samples, 104);
-            ck_assert_uint_eq(v->nheld, 1);
+            ck_assert_uint_eq(c->samples, 103);
+            ck_assert_uint_eq(v->nheld, 2);
             s_feed(&fd, T0 + 109, 1, s_const, &s_cruise);
-            ck_assert_uint_eq(c->samples, 106);
+            ck_assert_uint_eq(c->samples, 103);
+            ck_assert_uint_eq(v->nheld, 3);
+            fd.cmd = VEM_HJ1239_CMD_REALTIME;
+            s_feed(&fd, T0 + 111, 597, s_const, &s_cruise);
+            ck_assert_uint_eq(c->samples, 103);
+            ck_assert_uint_eq(v->nheld, 600);
+            s_feed(&fd, T0 + 708, 1, s_const, &s_cruise);
+            ck_assert_uint_eq(c->samples, 704);
         } else {
             s_feed(&fd, T0 + 200, 100, s_const, &s_cruise);
             s_feed(&fd, T0 + 301, 99, s_const, &s_cruise);
@@ -4009,6 +4019,173 @@ START_TEST(counted_frames_add_their_counts)
     ck_assert_mem_eq(&sum, vem_rules_vehicle_counts(v), sizeof sum);
     ck_assert_uint_eq(sum.samples, 30);
     free(f);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* The seconds t[0..n) of the trouble trip in one frame of block times (in that order,
+ * skips and all), as a terminal that packs what it stored into frames of up to ten. */
+static void s_frame_of(s_feed_t *fd, const int64_t *t, int n)
+{
+    s_envelope(fd->f, fd->cmd, t[n - 1]);
+    fd->f->layout = VEM_HJ1239_LAYOUT_BLOCK_TIME;
+    const s_phys_t *all = s_trouble_table();
+    for (int j = 0; j < n; j++)
+        s_block(&fd->f->blocks[fd->f->nblocks++], t[j], &all[t[j] - T0]);
+    s_send(fd);
+}
+
+/* A terminal that skipped T0 + 902 (never sent, a skip of 1 s) and whose link then drops for
+ * T0 + 900 .. 961; it re-sends the hole newest first. 0: time order; 1: a second a frame,
+ * 961 .. 903, 901, 900; 2: frames of ten stored samples newest first, [952..961] .. [912..921],
+ * [901, 903..911], [900]. T0 + 901 has only a skip before it, but its frame reaches what is held
+ * (up to a skip): it may be the hole filled from its end, and T0 + 900 is still to come, so it
+ * is held. Expected: run 0's verdicts and ids, nothing on the back-fill track (a review found
+ * T0 + 901 judged at once and T0 + 900 on the back-fill track). */
+START_TEST(resent_newest_first_with_a_skip_near_the_hole_start)
+{
+    vem_rules_engine_facts_t facts = s_small;
+    facts.whtc_work_kwh = 1;
+    static char ids[3][64][VEM_RULES_ID_LEN];
+    int n[3];
+    json_t *window[3];
+    uint64_t late[3];
+    for (int k = 0; k < 3; k++) {
+        vem_rules_config_t cfg = s_defaults();
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &facts);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        s_obd_frame(&fd, T0, 1, NULL, 0, NULL);
+        int64_t t[10];
+        if (k == 0) {
+            for (int64_t s = T0; s < T0 + 2400; s++) {
+                if (s == T0 + 902)
+                    continue;
+                t[0] = s;
+                s_frame_of(&fd, t, 1);
+            }
+        } else {
+            for (int64_t s = T0; s < T0 + 900; s++) {
+                t[0] = s;
+                s_frame_of(&fd, t, 1);
+            }
+            for (int64_t s = T0 + 962; s < T0 + 972; s++) {
+                t[0] = s;
+                s_frame_of(&fd, t, 1);
+            }
+            fd.cmd = VEM_HJ1239_CMD_RESEND;
+            if (k == 1) {
+                for (int64_t s = T0 + 961; s >= T0 + 900; s--) {
+                    if (s == T0 + 902)
+                        continue;
+                    t[0] = s;
+                    s_frame_of(&fd, t, 1);
+                }
+            } else {
+                for (int64_t s = T0 + 952; s >= T0 + 912; s -= 10) {
+                    for (int j = 0; j < 10; j++)
+                        t[j] = s + j;
+                    s_frame_of(&fd, t, 10);
+                }
+                t[0] = T0 + 901;
+                for (int j = 1; j < 10; j++)
+                    t[j] = T0 + 902 + j;
+                s_frame_of(&fd, t, 10);
+                t[0] = T0 + 900;
+                s_frame_of(&fd, t, 1);
+            }
+            fd.cmd = VEM_HJ1239_CMD_REALTIME;
+            for (int64_t s = T0 + 972; s < T0 + 2400; s++) {
+                t[0] = s;
+                s_frame_of(&fd, t, 1);
+            }
+        }
+        late[k] = vem_rules_vehicle_counts(v)->late_samples;
+        vem_rules_flush(v, &cfg, s_collect, &log);
+        n[k] = s_ids(&log, ids[k]);
+        window[k] = json_incref(s_nth(&log, VEM_RULE_OBD_NOX_WINDOW, 0)->ev);
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+    s_same_as_first(ids, n, window, 3);
+    for (int k = 1; k < 3; k++)
+        ck_assert_msg(late[k] == 0, "run %d: %lu samples on the back-fill track", k,
+                      (unsigned long)late[k]);
+    for (int k = 0; k < 3; k++)
+        json_decref(window[k]);
+}
+END_TEST
+
+/* A terminal that samples every 2 s (a skip each time) and loses its link for T0 + 100 .. 198;
+ * live data goes on from T0 + 200 and the hole is re-sent newest first, a sample a frame
+ * (T0 + 198, 196, .. 100). In time order every sample is judged on the live track; so here:
+ * nothing on the back-fill track. Each re-sent sample reaches what is held up to a skip, so it
+ * is held (the hole may still be filling from its end); the skip T0 + 99 in front of what is
+ * held is then waited for (backlog_wait_min, here the flush): 50 judged, 60 held. */
+START_TEST(half_hertz_hole_resent_newest_first)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, NULL);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    for (int64_t t = T0; t < T0 + 100; t += 2)
+        s_feed(&fd, t, 1, s_const, &s_cruise);
+    for (int64_t t = T0 + 200; t < T0 + 220; t += 2)
+        s_feed(&fd, t, 1, s_const, &s_cruise);
+    fd.cmd = VEM_HJ1239_CMD_RESEND;
+    for (int64_t t = T0 + 198; t >= T0 + 100; t -= 2)
+        s_feed(&fd, t, 1, s_const, &s_cruise);
+    const vem_rules_counts_t *c = vem_rules_vehicle_counts(v);
+    ck_assert_uint_eq(c->samples, 50);
+    ck_assert_uint_eq(v->nheld, 60);
+    uint64_t late = c->late_samples;
+    vem_rules_flush(v, &cfg, s_collect, &log);
+    ck_assert_uint_eq(c->samples, 110);
+    ck_assert_msg(late == 0, "%lu samples on the back-fill track (T0 + 100 judged after T0 + 102)",
+                  (unsigned long)late);
+    s_log_free(&log);
+    s_feed_free(&fd);
+    vem_rules_vehicle_destroy(&v);
+}
+END_TEST
+
+/* A terminal that skips every 30th second (as in skipped_seconds_judged_at_once, never held at
+ * the default backlog_hole_s), T0 .. T0 + 599 live; then the frames of T0 .. T0 + 99 come again
+ * (0x03 after pipeline.dedup_window forgot them). Those seconds were judged on the live track
+ * already: counted as copies, not judged again, though skips came after them (the live trip
+ * knows its gaps, s_gap; a review found them judged again on the back-fill track). */
+START_TEST(copy_before_a_skip_not_judged_again)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, NULL);
+    s_log_t log = {0};
+    s_feed_t fd;
+    s_feed_init(&fd, v, &cfg, &log);
+    static int64_t t[600];
+    long n = 0, first100 = 0;
+    for (int i = 0; i < 600; i++) {
+        if (i % 30 == 29)
+            continue;
+        if (i < 100)
+            first100 = n + 1;
+        t[n++] = T0 + i;
+    }
+    s_feed_times(&fd, t, n, s_const, &s_cruise);
+    const vem_rules_counts_t *c = vem_rules_vehicle_counts(v);
+    ck_assert_uint_eq(c->samples, (uint64_t)n);
+    ck_assert_uint_eq(c->held_samples, 0);
+    fd.cmd = VEM_HJ1239_CMD_RESEND;
+    s_feed_times(&fd, t, first100, s_const, &s_cruise);
+    ck_assert_msg(c->copy_samples == (uint64_t)first100 && c->samples == (uint64_t)n,
+                  "%lu copies of %ld; judged %lu (late %lu) for %ld samples",
+                  (unsigned long)c->copy_samples, first100, (unsigned long)c->samples,
+                  (unsigned long)c->late_samples, n);
+    vem_rules_flush(v, &cfg, s_collect, &log);
+    s_log_free(&log);
+    s_feed_free(&fd);
     vem_rules_vehicle_destroy(&v);
 }
 END_TEST
@@ -4523,6 +4700,9 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, skip_or_hole_at_the_edge);
     tcase_add_test(tc, resent_newest_first_and_short_frames_give_time_order);
     tcase_add_test(tc, counted_frames_add_their_counts);
+    tcase_add_test(tc, resent_newest_first_with_a_skip_near_the_hole_start);
+    tcase_add_test(tc, half_hertz_hole_resent_newest_first);
+    tcase_add_test(tc, copy_before_a_skip_not_judged_again);
     tcase_add_test(tc, memory_is_bounded);
     tcase_add_test(tc, frames_of_any_size_give_the_same_verdicts);
     tcase_add_test(tc, violation_json_and_text);

@@ -662,6 +662,27 @@ static void s_sc_hole(s_run_t *r)
     s_samples(r, VEM_HJ1239_CMD_RESEND, T0 + 1000, 100, s_trouble, NULL); /* a copy */
 }
 
+/* A terminal that skips a second every 30 (never re-sent: gaps of the live trip, rules.c
+ * s_gap), then a link drop of 20 s whose wait runs out (a gap too); then seconds 100 .. 139 re-sent
+ * (0x03): copies but for T0 + 119, skipped then, which comes after all and is judged on the
+ * back-fill track; then more live data. Marked with gaps known: after the skips, with samples
+ * held after the drop, and after the re-send. */
+static void s_sc_skips(s_run_t *r)
+{
+    s_cmd(r, VEM_HJ1239_CMD_LOGIN, T0);
+    for (int c = 0; c < 40; c++) {
+        s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 30 * c, 29, s_trouble, NULL);
+        if (c == 20)
+            s_mark(r);
+    }
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 1220, 300, s_trouble, NULL);
+    s_mark(r);
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 1520, 400, s_trouble, NULL);
+    s_samples(r, VEM_HJ1239_CMD_RESEND, T0 + 100, 40, s_trouble, NULL);
+    s_mark(r);
+    s_samples(r, VEM_HJ1239_CMD_REALTIME, T0 + 1920, 600, s_trouble, NULL);
+}
+
 typedef struct {
     const char *name;
     const vem_rules_engine_facts_t *facts;
@@ -763,6 +784,12 @@ static const s_scenario_t s_scenarios[] = {
      NULL,
      s_sc_scr,
      {VEM_RULE_OBD_SCR_INEFFECTIVE, S_NONE, S_NONE, S_NONE}},
+    {"a terminal that skips seconds, a drop not re-sent, copies",
+     &s_small,
+     VIN,
+     NULL,
+     s_sc_skips,
+     {VEM_RULE_OBD_NOX_WINDOW, VEM_RULE_OBD_REAGENT_EMPTY, S_NONE, S_NONE}},
     {"everything at once",
      &s_small,
      VIN,
@@ -994,16 +1021,16 @@ START_TEST(version_and_magic)
     vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_ptr_nonnull(v);
     vem_rules_vehicle_destroy(&v);
-    uint32_t versions[] = {0, 13};
+    uint32_t versions[] = {0, 14};
     for (int i = 0; i < 2; i++) {
         memcpy(buf + 4, &versions[i], 4);
         ck_assert_ptr_null(vem_rules_vehicle_load(buf, len, err, sizeof err));
         char want[80];
         snprintf(want, sizeof want,
-                 "rules checkpoint: version %u, this build reads versions 1 to 12", versions[i]);
+                 "rules checkpoint: version %u, this build reads versions 1 to 13", versions[i]);
         ck_assert_str_eq(err, want);
     }
-    uint32_t version = 12;
+    uint32_t version = 13;
     memcpy(buf + 4, &version, 4);
     uint32_t swapped = 0x04030201;
     memcpy(buf + 8, &swapped, 4);
@@ -1061,13 +1088,13 @@ static void s_wstr(s_bytes_t *o, const char *str)
     s_w(o, str, strlen(str));
 }
 
-/* v saves as the current version (12), and that loads to a state that saves the same bytes. */
+/* v saves as the current version (13), and that loads to a state that saves the same bytes. */
 static void s_resaves_as_current(const vem_rules_vehicle_t *v)
 {
     uint8_t *buf = NULL, *buf2 = NULL;
     size_t len = 0, cap = 0, len2 = 0, cap2 = 0;
     vem_rules_vehicle_save(v, &buf, &len, &cap);
-    ck_assert_uint_eq(buf[4], 12);
+    ck_assert_uint_eq(buf[4], 13);
     char err[256];
     vem_rules_vehicle_t *again = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_msg(again != NULL, "%s", err);
@@ -1088,7 +1115,7 @@ static void s_v10_of(const uint8_t *buf, size_t len, bool whole, s_bytes_t *o);
  * the same, as version 10. */
 static void s_v9_of(const uint8_t *buf, size_t len, s_bytes_t *o)
 {
-    ck_assert_uint_eq(buf[4], 12);
+    ck_assert_uint_eq(buf[4], 13);
     char err[256];
     vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
     if (!v) {
@@ -1151,7 +1178,7 @@ static uint16_t s_r16(const uint8_t *p)
 static void s_scr_parts(const uint8_t *buf, size_t len, s_scr_parts_t *sp)
 {
     ck_assert_uint_ge(buf[4], 9);
-    ck_assert_uint_le(buf[4], 12);
+    ck_assert_uint_le(buf[4], 13);
     size_t off = s_open_receipt_at(buf) + 8 + 9 * 8 + 8 + 1 + 4 + 1;
     off += 4 + 31 * (size_t)s_r32(buf + off);
     off += 4;
@@ -1176,6 +1203,56 @@ static void s_scr_parts(const uint8_t *buf, size_t len, s_scr_parts_t *sp)
     ck_assert_uint_le(off, len);
 }
 
+/* Bytes of version 13's part of a loaded state's checkpoint (after the roadside state, before
+ * the memory held): each track's whole range (its first second, gap room and count, 8 bytes a
+ * gap), the copy and held counts, the held samples' room and count, 35 bytes a held sample. */
+static size_t s_v13_part(const vem_rules_vehicle_t *v)
+{
+    return 2 * (8 + 4 + 4) + 8 * ((size_t)v->live.ngaps + v->back.ngaps) + 8 + 8 + 4 + 4 +
+           (8 + 4 + 2 + 1 + 2 * 10) * (size_t)v->nheld;
+}
+
+/* Version 12 is version 13 without the tracks' gaps: a track's whole range started again after
+ * each gap, at the second after its newest one (the sample that came after it). The first len
+ * bytes of a version 13 checkpoint as version 12: when whole (it loads), each whole range that
+ * without its gap room and gaps, and the memory held less the gaps' room; else the same bytes
+ * (they end before the chains). */
+static void s_v12_of(const uint8_t *buf, size_t len, bool whole, s_bytes_t *o)
+{
+    ck_assert_uint_eq(buf[4], 13);
+    o->n = 0;
+    if (!whole) {
+        s_w(o, buf, len);
+        o->b[4] = 12;
+        return;
+    }
+    char err[256];
+    vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_msg(v != NULL, "%s", err);
+    size_t at = len - 8 - s_v13_part(v);
+    s_w(o, buf, at);
+    int64_t mem;
+    memcpy(&mem, buf + len - 8, 8);
+    const vem_rules_track_t *tracks[] = {&v->live, &v->back};
+    for (int t = 0; t < 2; t++) {
+        int64_t from;
+        memcpy(&from, buf + at, 8);
+        uint32_t n = s_r32(buf + at + 12);
+        ck_assert_uint_eq(n, tracks[t]->ngaps);
+        if (n) {
+            const uint8_t *g = buf + at + 16 + 8 * (size_t)(n - 1);
+            from = tracks[t]->start.sec + s_r32(g) + s_r32(g + 4);
+        }
+        s_w(o, &from, 8);
+        mem -= (int64_t)s_r32(buf + at + 8) * (int64_t)sizeof(vem_rules_gap_t);
+        at += 16 + 8 * (size_t)n;
+    }
+    s_w(o, buf + at, len - 8 - at);
+    s_w(o, &mem, 8);
+    o->b[4] = 12;
+    vem_rules_vehicle_destroy(&v);
+}
+
 /* Version 11 is version 12 without what comes after the roadside state: the tracks' whole
  * ranges, the copy and held counts, and the held samples (capacity, count, 35 bytes each). The
  * first len bytes of a version 12 checkpoint as version 11: when whole (it loads), without that
@@ -1183,6 +1260,12 @@ static void s_scr_parts(const uint8_t *buf, size_t len, s_scr_parts_t *sp)
  * (they end before the chains). */
 static void s_v11_of(const uint8_t *buf, size_t len, bool whole, s_bytes_t *o)
 {
+    static s_bytes_t twelve;
+    if (buf[4] == 13) {
+        s_v12_of(buf, len, whole, &twelve);
+        buf = twelve.b;
+        len = twelve.n;
+    }
     ck_assert_uint_eq(buf[4], 12);
     o->n = 0;
     if (!whole) {
@@ -1204,19 +1287,20 @@ static void s_v11_of(const uint8_t *buf, size_t len, bool whole, s_bytes_t *o)
     vem_rules_vehicle_destroy(&v);
 }
 
-/* A version 12 checkpoint (with nothing held) with the tracks' whole ranges as a load of an
- * older version makes them (not known: from each track's next second on, rules_ckpt.c
- * s_get_whole). */
+/* A version 13 checkpoint (with nothing held and no gaps) with the tracks' whole ranges as a
+ * load of an older version makes them (not known: from each track's next second on,
+ * rules_ckpt.c s_get_whole). */
 static void s_whole_not_known(uint8_t *buf, size_t len)
 {
     char err[256];
     vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
     ck_assert_msg(v != NULL, "%s", err);
     ck_assert_uint_eq(v->nheld, 0);
+    ck_assert_uint_eq(v->live.gaps_cap + v->back.gaps_cap, 0);
     const vem_rules_track_t *tracks[] = {&v->live, &v->back};
     for (int t = 0; t < 2; t++) {
         int64_t from = tracks[t]->newest == INT64_MIN ? 0 : tracks[t]->last.sec + 1;
-        memcpy(buf + len - 8 - 40 + 8 * t, &from, 8);
+        memcpy(buf + len - 8 - 56 + 16 * t, &from, 8);
     }
     vem_rules_vehicle_destroy(&v);
 }
@@ -1229,7 +1313,7 @@ static void s_whole_not_known(uint8_t *buf, size_t len)
 static void s_v10_of(const uint8_t *buf, size_t len, bool whole, s_bytes_t *o)
 {
     static s_bytes_t eleven;
-    if (buf[4] == 12) {
+    if (buf[4] == 12 || buf[4] == 13) {
         s_v11_of(buf, len, whole, &eleven);
         buf = eleven.b;
         len = eleven.n;
@@ -1435,7 +1519,7 @@ START_TEST(versions_4_to_8_load_as_they_are)
         uint8_t *again = NULL;
         size_t len2 = 0, cap = 0;
         vem_rules_vehicle_save(v, &again, &len2, &cap);
-        ck_assert_uint_eq(again[4], 12);
+        ck_assert_uint_eq(again[4], 13);
         s_v10_of(again, len2, true, &again10);
         ck_assert_uint_eq(again10.n, len);
         ck_assert_mem_eq(again10.b + 5, fresh.b + 5, at - 5);
@@ -1459,7 +1543,7 @@ START_TEST(versions_4_to_8_load_as_they_are)
         uint8_t *again = NULL;
         size_t len2 = 0, cap = 0;
         vem_rules_vehicle_save(v, &again, &len2, &cap);
-        ck_assert_uint_eq(again[4], 12);
+        ck_assert_uint_eq(again[4], 13);
         s_v10_of(again, len2, true, &again10);
         ck_assert_uint_eq(again10.n, len);
         ck_assert_mem_eq(again10.b, fresh.b, len);
@@ -1698,7 +1782,7 @@ START_TEST(version_10_keeps_anchors)
             s_v10_of(buf, len, true, &older);
             bytes = older.b;
             n_bytes = older.n;
-            ck_assert_uint_eq(n_bytes, len - 40); /* no NOx window, no version 12 part */
+            ck_assert_uint_eq(n_bytes, len - 56); /* no NOx window, no version 12 or 13 part */
         }
         if (version == 9) {
             s_v9_of(buf, len, &older);
@@ -2167,11 +2251,11 @@ START_TEST(version_3_fusion_history_loads_without_keys)
     vem_rules_vehicle_save(fresh, &buf, &len, &cap);
     vem_rules_vehicle_destroy(&fresh);
     for (int damaged = 0; damaged < 3; damaged++) {
-        /* everything up to the empty roadside state (26 bytes), version 12's part (40) and the
+        /* everything up to the empty roadside state (26 bytes), version 13's part (56) and the
          * memory held (8), without
          * version 6's last receipt on the intake clock */
         s_bytes_t old;
-        s_older(buf, len - 26 - 40 - 8, 3, &old);
+        s_older(buf, len - 26 - 56 - 8, 3, &old);
         for (int p = 0; p < 5; p++)
             s_w8(&old, 0); /* no chains */
         s_w32(&old, 10);   /* fusion history: slots, head, newest, the slots oldest first */
@@ -2363,9 +2447,9 @@ END_TEST
  * newer than the live track's next second and than the one before it, its key within a
  * frame's 64 blocks, of a sample block type, no more than the room saved, the room no more than
  * the longest wait holds, and none without samples; the live track's whole range within its
- * trip. Version 12's part is the last 40 + 35 x held bytes before the memory held (whole
- * ranges, counts, room, count); a held sample is its time (8), key (4 + 2), type (1) and ten
- * raw values (2 each). */
+ * trip. Version 13's part is the last 56 + 35 x held bytes before the memory held (whole
+ * ranges with no gaps, counts, room, count); a held sample is its time (8), key (4 + 2), type (1)
+ * and ten raw values (2 each). */
 START_TEST(held_samples_checked)
 {
     vem_rules_config_t cfg = s_defaults();
@@ -2379,9 +2463,9 @@ START_TEST(held_samples_checked)
     ck_assert_int_eq(v->live.newest, T0 + 899);
     ck_assert_int_eq(v->held[v->held_off].sec, T0 + 1800);
     vem_rules_vehicle_destroy(&v);
-    size_t part = len - 8 - 40 - 35 * 60, held = part + 40;
-    ck_assert_uint_eq(s_r32(buf + part + 32), 64); /* room */
-    ck_assert_uint_eq(s_r32(buf + part + 36), 60);
+    size_t part = len - 8 - 56 - 35 * 60, held = part + 56;
+    ck_assert_uint_eq(s_r32(buf + part + 48), 64); /* room */
+    ck_assert_uint_eq(s_r32(buf + part + 52), 60);
     static const struct {
         size_t at, size; /* from the first held sample */
         int64_t val;
@@ -2395,8 +2479,8 @@ START_TEST(held_samples_checked)
         {12, 2, 64, "held sample 0 of key 0/64"},     /* no block of a frame */
         {14, 1, 0x01, "held sample 0 of block type"}, /* an OBD block */
         {14, 1, 0x80, "held sample 0 of block type"}, /* a platform type */
-        {-40, 8, T0 - 1, "live whole range"},         /* before the trip's start */
-        {-40, 8, T0 + 901, "live whole range"},       /* after its last's next */
+        {-56, 8, T0 - 1, "live whole range"},         /* before the trip's start */
+        {-56, 8, T0 + 901, "live whole range"},       /* after its last's next */
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         static s_bytes_t d;
@@ -2411,7 +2495,7 @@ START_TEST(held_samples_checked)
     room.n = 0;
     s_w(&room, buf, len);
     uint32_t cap = 100;
-    memcpy(room.b + part + 32, &cap, 4);
+    memcpy(room.b + part + 48, &cap, 4);
     int64_t mem;
     memcpy(&mem, room.b + len - 8, 8);
     mem += (100 - 64) * (int64_t)sizeof(vem_rules_held_t);
@@ -2427,10 +2511,110 @@ START_TEST(held_samples_checked)
     for (size_t i = 0; i < 3; i++) {
         d.n = 0;
         s_w(&d, buf, len);
-        memcpy(d.b + part + 32, counts[i], 8);
+        memcpy(d.b + part + 48, counts[i], 8);
         ck_assert_ptr_null(vem_rules_vehicle_load(d.b, d.n, err, sizeof err));
         ck_assert_msg(strstr(err, why[i]) != NULL, "%s", err);
     }
+    free(buf);
+}
+END_TEST
+
+/* The gaps of a checkpoint (s_sc_skips: at its first mark 20 skips, T0 + 29, 59, .. 599, after
+ * live data from T0) are what s_copy relies on, or the load is refused: room 0 or a power of two
+ * up to 512 holding them, none without room, each after the whole range's start and after the
+ * gap before it with a second taken between, of at least a second, and before the last second.
+ * Then: a copy of a second before the skips is one, a skipped second is not; the state of the
+ * build before (version 12, the whole range from the second after the newest gap, s_v12_of)
+ * loads without gaps. A gap is its offset from the trip's start and its length (u32 each). */
+START_TEST(gaps_checked)
+{
+    vem_rules_config_t cfg = s_defaults();
+    const s_scenario_t *sc = s_scenario(s_sc_skips);
+    size_t len;
+    uint8_t *buf = s_checkpoint_of(sc, &cfg, s_mark_of(sc, &cfg, 0), &len);
+    char err[256];
+    vem_rules_vehicle_t *v = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_msg(v != NULL, "%s", err);
+    ck_assert_uint_eq(v->live.ngaps, 20);
+    ck_assert_uint_eq(v->live.gaps_cap, 32);
+    ck_assert_int_eq(v->live.whole_from, T0);
+    ck_assert_int_eq(v->live.start.sec, T0);
+    ck_assert_int_eq(v->live.last.sec, T0 + 20 * 30 + 28);
+    size_t part = len - 8 - s_v13_part(v);
+    vem_rules_vehicle_destroy(&v);
+    int64_t from;
+    memcpy(&from, buf + part, 8);
+    ck_assert_int_eq(from, T0);
+    ck_assert_uint_eq(s_r32(buf + part + 8), 32);
+    ck_assert_uint_eq(s_r32(buf + part + 12), 20);
+    for (uint32_t i = 0; i < 20; i++) {
+        ck_assert_uint_eq(s_r32(buf + part + 16 + 8 * i), 30 * i + 29);
+        ck_assert_uint_eq(s_r32(buf + part + 20 + 8 * i), 1);
+    }
+    static const struct {
+        size_t at; /* from the live whole range */
+        uint32_t val;
+        const char *why;
+    } bad[] = {
+        {8, 24, "gap room 24 is not 0 or a power of two"},
+        {8, 1024, "gap room 1024 is not 0 or a power of two"},
+        {12, 33, "gaps 33 above 32"},
+        {12, 0, "room for 32 gaps and none"},
+        {16, 0, "gap 0 of 1 s"},                  /* at the whole range's start */
+        {20, 0, "gap 0 of 0 s"},                  /* empty */
+        {24, 29, "gap 1 of 1 s"},                 /* where the one before it is */
+        {24, 30, "gap 1 of 1 s"},                 /* right after it: no second taken between */
+        {16 + 8 * 19 + 4, 30, "gap 19 of 30 s"},  /* to the last second */
+        {16 + 8 * 19, 20 * 30 + 28, "gap 19 of"}, /* at the last second */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        static s_bytes_t d;
+        d.n = 0;
+        s_w(&d, buf, len);
+        memcpy(d.b + part + bad[i].at, &bad[i].val, 4); /* little-endian host */
+        ck_assert_msg(vem_rules_vehicle_load(d.b, d.n, err, sizeof err) == NULL, "%zu loaded", i);
+        ck_assert_msg(strstr(err, bad[i].why) != NULL, "%zu: %s", i, err);
+    }
+    /* room of any size that holds them loads (the memory held says it too) */
+    static s_bytes_t room;
+    room.n = 0;
+    s_w(&room, buf, len);
+    uint32_t cap = 64;
+    memcpy(room.b + part + 8, &cap, 4);
+    int64_t mem;
+    memcpy(&mem, room.b + len - 8, 8);
+    mem += (64 - 32) * (int64_t)sizeof(vem_rules_gap_t);
+    memcpy(room.b + len - 8, &mem, 8);
+    v = vem_rules_vehicle_load(room.b, room.n, err, sizeof err);
+    ck_assert_msg(v != NULL, "%s", err);
+    ck_assert_uint_eq(v->live.gaps_cap, 64);
+    /* seconds re-sent: T0 + 28 .. 31 hold the skip T0 + 29 */
+    s_log_t log = {0};
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    s_envelope(f, VEM_HJ1239_CMD_RESEND, T0 + 31);
+    for (int64_t t = T0 + 28; t <= T0 + 31; t++) {
+        s_phys_t p;
+        s_trouble((long)(t - T0), &p, NULL);
+        s_stream(&f->blocks[f->nblocks++], t, &p);
+    }
+    const vem_rules_counts_t *c = vem_rules_vehicle_counts(v);
+    uint64_t copies = c->copy_samples, late = c->late_samples;
+    vem_rules_on_frame(v, &cfg, f, US(T0 + 700), 0, 1, s_collect, &log);
+    ck_assert_uint_eq(c->copy_samples - copies, 3);
+    ck_assert_uint_eq(c->late_samples - late, 1);
+    vem_rules_vehicle_destroy(&v);
+    s_log_free(&log);
+    /* version 12: no gaps, the whole range from T0 + 600 */
+    static s_bytes_t twelve;
+    s_v12_of(buf, len, true, &twelve);
+    ck_assert_uint_eq(twelve.n, len - 8 * 20 - 2 * 8); /* gaps, and each track's room and count */
+    v = vem_rules_vehicle_load(twelve.b, twelve.n, err, sizeof err);
+    ck_assert_msg(v != NULL, "%s", err);
+    ck_assert_uint_eq(v->live.ngaps + v->live.gaps_cap, 0);
+    ck_assert_int_eq(v->live.whole_from, T0 + 600);
+    s_resaves_as_current(v);
+    vem_rules_vehicle_destroy(&v);
+    free(f);
     free(buf);
 }
 END_TEST
@@ -2499,6 +2683,7 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, every_truncation_is_refused);
     tcase_add_test(tc, version_and_magic);
+    tcase_add_test(tc, gaps_checked);
     tcase_add_test(tc, versions_4_to_8_load_as_they_are);
     tcase_add_test(tc, version_5_offline_on_the_wall_clock);
     tcase_add_test(tc, version_7_keeps_readings_from_the_history);
