@@ -2442,6 +2442,38 @@ START_TEST(precise_reasons)
 }
 END_TEST
 
+/* buf with size bytes of val at `at` (little-endian host) does not load, for the reason why. */
+static void s_refused_with(const uint8_t *buf, size_t len, size_t at, const void *val, size_t size,
+                           const char *why)
+{
+    static s_bytes_t d;
+    char err[256];
+    d.n = 0;
+    s_w(&d, buf, len);
+    memcpy(d.b + at, val, size);
+    ck_assert_msg(vem_rules_vehicle_load(d.b, d.n, err, sizeof err) == NULL, "%s: loaded", why);
+    ck_assert_msg(strstr(err, why) != NULL, "%s: %s", why, err);
+}
+
+/* buf with the room (u32) at `at` raised from `was` to `now` items of `size` bytes, and the
+ * memory held (its last 8 bytes) by as much: loads. */
+static vem_rules_vehicle_t *s_with_room(const uint8_t *buf, size_t len, size_t at, uint32_t was,
+                                        uint32_t now, size_t size)
+{
+    static s_bytes_t room;
+    char err[256];
+    room.n = 0;
+    s_w(&room, buf, len);
+    memcpy(room.b + at, &now, 4);
+    int64_t mem;
+    memcpy(&mem, room.b + len - 8, 8);
+    mem += ((int64_t)now - (int64_t)was) * (int64_t)size;
+    memcpy(room.b + len - 8, &mem, 8);
+    vem_rules_vehicle_t *v = vem_rules_vehicle_load(room.b, room.n, err, sizeof err);
+    ck_assert_msg(v != NULL, "%s", err);
+    return v;
+}
+
 /* The held samples of a checkpoint (s_sc_hole at its first mark: 60 held, the live track's
  * newest T0 + 899, its trip from T0) are what s_hold relies on, or the load is refused: each
  * newer than the live track's next second and than the one before it, its key within a
@@ -2482,26 +2514,10 @@ START_TEST(held_samples_checked)
         {-56, 8, T0 - 1, "live whole range"},         /* before the trip's start */
         {-56, 8, T0 + 901, "live whole range"},       /* after its last's next */
     };
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        static s_bytes_t d;
-        d.n = 0;
-        s_w(&d, buf, len);
-        memcpy(d.b + held + bad[i].at, &bad[i].val, bad[i].size); /* little-endian host */
-        ck_assert_msg(vem_rules_vehicle_load(d.b, d.n, err, sizeof err) == NULL, "%zu loaded", i);
-        ck_assert_msg(strstr(err, bad[i].why) != NULL, "%zu: %s", i, err);
-    }
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        s_refused_with(buf, len, held + bad[i].at, &bad[i].val, bad[i].size, bad[i].why);
     /* room of any size that holds them loads (the memory held says it too) */
-    static s_bytes_t room;
-    room.n = 0;
-    s_w(&room, buf, len);
-    uint32_t cap = 100;
-    memcpy(room.b + part + 48, &cap, 4);
-    int64_t mem;
-    memcpy(&mem, room.b + len - 8, 8);
-    mem += (100 - 64) * (int64_t)sizeof(vem_rules_held_t);
-    memcpy(room.b + len - 8, &mem, 8);
-    v = vem_rules_vehicle_load(room.b, room.n, err, sizeof err);
-    ck_assert_msg(v != NULL, "%s", err);
+    v = s_with_room(buf, len, part + 48, 64, 100, sizeof(vem_rules_held_t));
     ck_assert_uint_eq(v->held_cap, 100);
     vem_rules_vehicle_destroy(&v);
     /* more held than the room saved, room beyond the most held, room with nothing held */
@@ -2567,26 +2583,10 @@ START_TEST(gaps_checked)
         {16 + 8 * 19 + 4, 30, "gap 19 of 30 s"},  /* to the last second */
         {16 + 8 * 19, 20 * 30 + 28, "gap 19 of"}, /* at the last second */
     };
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        static s_bytes_t d;
-        d.n = 0;
-        s_w(&d, buf, len);
-        memcpy(d.b + part + bad[i].at, &bad[i].val, 4); /* little-endian host */
-        ck_assert_msg(vem_rules_vehicle_load(d.b, d.n, err, sizeof err) == NULL, "%zu loaded", i);
-        ck_assert_msg(strstr(err, bad[i].why) != NULL, "%zu: %s", i, err);
-    }
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        s_refused_with(buf, len, part + bad[i].at, &bad[i].val, 4, bad[i].why);
     /* room of any size that holds them loads (the memory held says it too) */
-    static s_bytes_t room;
-    room.n = 0;
-    s_w(&room, buf, len);
-    uint32_t cap = 64;
-    memcpy(room.b + part + 8, &cap, 4);
-    int64_t mem;
-    memcpy(&mem, room.b + len - 8, 8);
-    mem += (64 - 32) * (int64_t)sizeof(vem_rules_gap_t);
-    memcpy(room.b + len - 8, &mem, 8);
-    v = vem_rules_vehicle_load(room.b, room.n, err, sizeof err);
-    ck_assert_msg(v != NULL, "%s", err);
+    v = s_with_room(buf, len, part + 8, 32, 64, sizeof(vem_rules_gap_t));
     ck_assert_uint_eq(v->live.gaps_cap, 64);
     /* seconds re-sent: T0 + 28 .. 31 hold the skip T0 + 29 */
     s_log_t log = {0};
