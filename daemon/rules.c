@@ -48,7 +48,9 @@
  * VEM_RULES_SCR_MINUTES_MAX); the fusion history (4 bytes per second of
  * fusion_horizon_s) and roadside chains (144 bytes a reading, at most VEM_RULES_CHAIN_HELD per
  * pollutant, rules_rsd.c); while a hole in the live trip waits, the samples held after it (32
- * bytes each, at most backlog_wait_min x 60 + 1: 19 KB at the default, on top of the 52 KiB).
+ * bytes each, at most backlog_wait_min x 60 + 1: 19 KB at the default, on top of the 52 KiB);
+ * from a track's first gap in a trip to its next trip's start, its gaps (8 bytes each, at most
+ * VEM_RULES_GAPS_MAX: 4 KiB a track, for a terminal that skips seconds all day).
  * vem_rules_vehicle_bytes() sums what is allocated. The figures of a heavy truck (D_lim about
  * 1,700) make at most about 52 KiB in the middle of a long trip (2 KiB, a ring of 20 KiB, 27 KiB
  * of kept windows, the SCR window and the fusion history at their defaults); figures whose
@@ -460,14 +462,16 @@ static int64_t s_silence_us(const vem_rules_config_t *cfg)
 /* A gap in the open trip of tr, before a sample at t: its seconds from the one after the last on,
  * which the track did not take (s_copy). Only the newest VEM_RULES_GAPS_MAX are known: with one
  * more, the oldest goes and whole_from moves past it (a copy of a second before it is judged
- * again, on the back-fill track). A trip past what a gap's offset holds (136 years of data,
- * from a crafted checkpoint or clock), or a sample not after the last (a damaged checkpoint's
- * newest), forgets its gaps and starts its whole range here. */
+ * again, on the back-fill track). A whole range with nothing in it (a track loaded from a
+ * checkpoint of version 11 or older starts it after its last second), a trip past what a gap's
+ * offset holds (136 years of data, from a crafted checkpoint or clock), or a sample not after
+ * the last (a damaged checkpoint's newest) forgets its gaps and starts its whole range here. */
 static __attribute__((noinline)) void s_gap(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
                                             int64_t t)
 {
     int64_t from = tr->last.sec + 1;
-    if (t <= from || t - tr->start.sec > (int64_t)UINT32_MAX || from < tr->start.sec) {
+    if (t <= from || t - tr->start.sec > (int64_t)UINT32_MAX || from < tr->start.sec ||
+        from <= tr->whole_from) {
         free(tr->gaps);
         v->bytes -= (size_t)tr->gaps_cap * sizeof *tr->gaps;
         tr->gaps = NULL;
@@ -1313,6 +1317,7 @@ static void s_held_free(vem_rules_vehicle_t *v)
     v->bytes -= (size_t)v->held_cap * sizeof *v->held;
     v->held = NULL;
     v->held_cap = v->held_off = v->nheld = 0;
+    v->held_from_end = false;
 }
 
 /* Judges the held samples whose wait is over (all: every one), in time order, on the live
@@ -1392,16 +1397,21 @@ static void s_held_room(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg)
  * what may be judged is. A frame that reaches what is held, up to a skip, may be the hole filled
  * from its end (a terminal re-sending newest first, in frames of any size), whose older seconds
  * are still to come: its first seconds must not be judged for the skip before them, nor a
- * sample of a frame whose later runs reach what is held across a skip. False when a sample at
- * its second is held already (a copy). */
+ * sample of a frame whose later runs reach what is held across a skip; and once a sample went
+ * in front of what is held (held_from_end), no sample is judged for a skip before it until the
+ * live track takes its next second: the data re-sent newest first may have a hole of its own,
+ * so that a frame reaches nothing held and its older seconds are still to come. False when a
+ * sample at its second is held already (a copy). */
 static bool s_hold(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const s_bounds_t *bd,
                    const vem_hj1239_block_t *b, const s_prep_t *p, int64_t reach, int64_t open_us,
                    s_batch_t *bt, vem_rules_out_t *out)
 {
     const vem_rules_at_t *at = &p->at;
-    if (at->sec == v->live.newest + 1 ||
-        (s_skip(&v->live, cfg, at->sec) &&
-         (!v->nheld || v->held[v->held_off].sec - (int64_t)cfg->backlog_hole_s > reach))) {
+    bool next = at->sec == v->live.newest + 1;
+    if (next || (s_skip(&v->live, cfg, at->sec) && !v->held_from_end &&
+                 (!v->nheld || v->held[v->held_off].sec - (int64_t)cfg->backlog_hole_s > reach))) {
+        if (next)
+            v->held_from_end = false; /* the hole fills from its start */
         s_sample_cold(v, cfg, bd, p, open_us, bt, out);
         s_held_judge(v, cfg, bd, false, bt, out);
         return true;
@@ -1417,6 +1427,8 @@ static bool s_hold(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const 
     }
     if (lo > 0 && h[lo - 1].sec == at->sec)
         return false;
+    if (lo == 0 && v->nheld)
+        v->held_from_end = true;
     if (lo == 0 && v->held_off) {
         v->held_off--;
     } else {

@@ -541,6 +541,9 @@ struct vem_rules_vehicle {
     vem_rules_engine_facts_t facts;
     vem_rules_held_t *held; /* by time, each newer than live.newest; freed when empty */
     uint16_t held_cap, held_off;
+    /* a sample went in front of held ones since the live track last took its next second: the
+     * hole is filling from its end, its older seconds may still come (rules.c, s_hold) */
+    bool held_from_end;
     vem_rules_track_t back;
 };
 

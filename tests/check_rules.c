@@ -4190,6 +4190,75 @@ START_TEST(copy_before_a_skip_not_judged_again)
 }
 END_TEST
 
+/* A link drop T0 + 900 .. 999 whose stored data has a hole of its own (T0 + 912 .. 939 not
+ * sampled: 28 s, more than backlog_hole_s), re-sent newest first in frames of ten stored
+ * samples: [990..999] .. [940..949], [902..911], [900, 901]. Time order (run 0): every sample
+ * on the live track. Run 1: T0 + 902 has a skip (900, 901) before it and a hole (912 .. 939)
+ * between its frame's reach and what is held, but samples went in front of what is held before
+ * it (the hole fills from its end, held_from_end), so it is held too, and 900 and 901 find
+ * their place: nothing on the back-fill track, the ids of time order (a review found 900 and
+ * 901 on the back-fill track). */
+START_TEST(resent_newest_first_with_a_hole_of_its_own)
+{
+    vem_rules_engine_facts_t facts = s_small;
+    facts.whtc_work_kwh = 1;
+    static char ids[2][64][VEM_RULES_ID_LEN];
+    int n[2];
+    uint64_t late[2];
+    for (int k = 0; k < 2; k++) {
+        vem_rules_config_t cfg = s_defaults();
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, NULL, &facts);
+        s_log_t log = {0};
+        s_feed_t fd;
+        s_feed_init(&fd, v, &cfg, &log);
+        int64_t t[10];
+        int64_t live_to = k == 0 ? T0 + 2400 : T0 + 900;
+        for (int64_t s = T0; s < live_to; s++) {
+            if (s >= T0 + 912 && s < T0 + 940)
+                continue;
+            t[0] = s;
+            s_frame_of(&fd, t, 1);
+        }
+        if (k == 1) {
+            for (int64_t s = T0 + 1000; s < T0 + 1010; s++) {
+                t[0] = s;
+                s_frame_of(&fd, t, 1);
+            }
+            fd.cmd = VEM_HJ1239_CMD_RESEND;
+            for (int64_t s = T0 + 990; s >= T0 + 940; s -= 10) {
+                for (int j = 0; j < 10; j++)
+                    t[j] = s + j;
+                s_frame_of(&fd, t, 10);
+            }
+            for (int j = 0; j < 10; j++)
+                t[j] = T0 + 902 + j;
+            s_frame_of(&fd, t, 10);
+            t[0] = T0 + 900;
+            t[1] = T0 + 901;
+            s_frame_of(&fd, t, 2);
+            fd.cmd = VEM_HJ1239_CMD_REALTIME;
+            for (int64_t s = T0 + 1010; s < T0 + 2400; s++) {
+                t[0] = s;
+                s_frame_of(&fd, t, 1);
+            }
+        }
+        late[k] = vem_rules_vehicle_counts(v)->late_samples;
+        vem_rules_flush(v, &cfg, s_collect, &log);
+        n[k] = s_ids(&log, ids[k]);
+        s_log_free(&log);
+        s_feed_free(&fd);
+        vem_rules_vehicle_destroy(&v);
+    }
+    ck_assert_msg(late[0] == 0 && late[1] == 0,
+                  "on the back-fill track: %lu in time order, %lu "
+                  "re-sent newest first",
+                  (unsigned long)late[0], (unsigned long)late[1]);
+    ck_assert_int_eq(n[1], n[0]);
+    for (int i = 0; i < n[0]; i++)
+        ck_assert_str_eq(ids[1][i], ids[0][i]);
+}
+END_TEST
+
 /* ---- a stop between any two inputs ------------------------------------------------------ */
 
 /* Two states fed the same inputs, the second saved and loaded after every one (a stop and a
@@ -4703,6 +4772,7 @@ Suite *vem_suite_rules(void)
     tcase_add_test(tc, resent_newest_first_with_a_skip_near_the_hole_start);
     tcase_add_test(tc, half_hertz_hole_resent_newest_first);
     tcase_add_test(tc, copy_before_a_skip_not_judged_again);
+    tcase_add_test(tc, resent_newest_first_with_a_hole_of_its_own);
     tcase_add_test(tc, memory_is_bounded);
     tcase_add_test(tc, frames_of_any_size_give_the_same_verdicts);
     tcase_add_test(tc, violation_json_and_text);

@@ -1205,18 +1205,20 @@ static void s_scr_parts(const uint8_t *buf, size_t len, s_scr_parts_t *sp)
 
 /* Bytes of version 13's part of a loaded state's checkpoint (after the roadside state, before
  * the memory held): each track's whole range (its first second, gap room and count, 8 bytes a
- * gap), the copy and held counts, the held samples' room and count, 35 bytes a held sample. */
+ * gap), the copy and held counts, the held samples' room and count, whether they fill from
+ * the end (1), 35 bytes a held sample. */
 static size_t s_v13_part(const vem_rules_vehicle_t *v)
 {
-    return 2 * (8 + 4 + 4) + 8 * ((size_t)v->live.ngaps + v->back.ngaps) + 8 + 8 + 4 + 4 +
+    return 2 * (8 + 4 + 4) + 8 * ((size_t)v->live.ngaps + v->back.ngaps) + 8 + 8 + 4 + 4 + 1 +
            (8 + 4 + 2 + 1 + 2 * 10) * (size_t)v->nheld;
 }
 
-/* Version 12 is version 13 without the tracks' gaps: a track's whole range started again after
- * each gap, at the second after its newest one (the sample that came after it). The first len
- * bytes of a version 13 checkpoint as version 12: when whole (it loads), each whole range that
- * without its gap room and gaps, and the memory held less the gaps' room; else the same bytes
- * (they end before the chains). */
+/* Version 12 is version 13 without the tracks' gaps (a track's whole range started again after
+ * each gap, at the second after its newest one: the sample that came after it) and without the
+ * held samples' "from the end". The first len bytes of a version 13 checkpoint as version 12:
+ * when whole (it loads), each whole range that without its gap room and gaps, the held part
+ * without that byte, and the memory held less the gaps' room; else the same bytes (they end
+ * before the chains). */
 static void s_v12_of(const uint8_t *buf, size_t len, bool whole, s_bytes_t *o)
 {
     ck_assert_uint_eq(buf[4], 13);
@@ -1247,6 +1249,8 @@ static void s_v12_of(const uint8_t *buf, size_t len, bool whole, s_bytes_t *o)
         mem -= (int64_t)s_r32(buf + at + 8) * (int64_t)sizeof(vem_rules_gap_t);
         at += 16 + 8 * (size_t)n;
     }
+    s_w(o, buf + at, 8 + 8 + 4 + 4); /* counts, held room and count */
+    at += 8 + 8 + 4 + 4 + 1;
     s_w(o, buf + at, len - 8 - at);
     s_w(o, &mem, 8);
     o->b[4] = 12;
@@ -1300,7 +1304,7 @@ static void s_whole_not_known(uint8_t *buf, size_t len)
     const vem_rules_track_t *tracks[] = {&v->live, &v->back};
     for (int t = 0; t < 2; t++) {
         int64_t from = tracks[t]->newest == INT64_MIN ? 0 : tracks[t]->last.sec + 1;
-        memcpy(buf + len - 8 - 56 + 16 * t, &from, 8);
+        memcpy(buf + len - 8 - 57 + 16 * t, &from, 8);
     }
     vem_rules_vehicle_destroy(&v);
 }
@@ -1782,7 +1786,7 @@ START_TEST(version_10_keeps_anchors)
             s_v10_of(buf, len, true, &older);
             bytes = older.b;
             n_bytes = older.n;
-            ck_assert_uint_eq(n_bytes, len - 56); /* no NOx window, no version 12 or 13 part */
+            ck_assert_uint_eq(n_bytes, len - 57); /* no NOx window, no version 12 or 13 part */
         }
         if (version == 9) {
             s_v9_of(buf, len, &older);
@@ -2251,11 +2255,11 @@ START_TEST(version_3_fusion_history_loads_without_keys)
     vem_rules_vehicle_save(fresh, &buf, &len, &cap);
     vem_rules_vehicle_destroy(&fresh);
     for (int damaged = 0; damaged < 3; damaged++) {
-        /* everything up to the empty roadside state (26 bytes), version 13's part (56) and the
+        /* everything up to the empty roadside state (26 bytes), version 13's part (57) and the
          * memory held (8), without
          * version 6's last receipt on the intake clock */
         s_bytes_t old;
-        s_older(buf, len - 26 - 56 - 8, 3, &old);
+        s_older(buf, len - 26 - 57 - 8, 3, &old);
         for (int p = 0; p < 5; p++)
             s_w8(&old, 0); /* no chains */
         s_w32(&old, 10);   /* fusion history: slots, head, newest, the slots oldest first */
@@ -2479,9 +2483,9 @@ static vem_rules_vehicle_t *s_with_room(const uint8_t *buf, size_t len, size_t a
  * newer than the live track's next second and than the one before it, its key within a
  * frame's 64 blocks, of a sample block type, no more than the room saved, the room no more than
  * the longest wait holds, and none without samples; the live track's whole range within its
- * trip. Version 13's part is the last 56 + 35 x held bytes before the memory held (whole
- * ranges with no gaps, counts, room, count); a held sample is its time (8), key (4 + 2), type (1)
- * and ten raw values (2 each). */
+ * trip. Version 13's part is the last 57 + 35 x held bytes before the memory held (whole
+ * ranges with no gaps, counts, room, count, from the end); a held sample is its time (8), key (4 +
+ * 2), type (1) and ten raw values (2 each). */
 START_TEST(held_samples_checked)
 {
     vem_rules_config_t cfg = s_defaults();
@@ -2495,7 +2499,7 @@ START_TEST(held_samples_checked)
     ck_assert_int_eq(v->live.newest, T0 + 899);
     ck_assert_int_eq(v->held[v->held_off].sec, T0 + 1800);
     vem_rules_vehicle_destroy(&v);
-    size_t part = len - 8 - 56 - 35 * 60, held = part + 56;
+    size_t part = len - 8 - 57 - 35 * 60, held = part + 57;
     ck_assert_uint_eq(s_r32(buf + part + 48), 64); /* room */
     ck_assert_uint_eq(s_r32(buf + part + 52), 60);
     static const struct {
@@ -2511,8 +2515,9 @@ START_TEST(held_samples_checked)
         {12, 2, 64, "held sample 0 of key 0/64"},     /* no block of a frame */
         {14, 1, 0x01, "held sample 0 of block type"}, /* an OBD block */
         {14, 1, 0x80, "held sample 0 of block type"}, /* a platform type */
-        {-56, 8, T0 - 1, "live whole range"},         /* before the trip's start */
-        {-56, 8, T0 + 901, "live whole range"},       /* after its last's next */
+        {-57, 8, T0 - 1, "live whole range"},         /* before the trip's start */
+        {-57, 8, T0 + 901, "live whole range"},
+        {-1, 1, 2, "held from the end is 2"}, /* after its last's next */
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         s_refused_with(buf, len, held + bad[i].at, &bad[i].val, bad[i].size, bad[i].why);
@@ -2531,6 +2536,10 @@ START_TEST(held_samples_checked)
         ck_assert_ptr_null(vem_rules_vehicle_load(d.b, d.n, err, sizeof err));
         ck_assert_msg(strstr(err, why[i]) != NULL, "%s", err);
     }
+    /* "from the end" with nothing held (it is cleared when what is held is judged) */
+    const uint8_t none_from_end[9] = {0, 0, 0, 0, 0, 0, 0, 0, 1};
+    s_refused_with(buf, len, part + 48, none_from_end, sizeof none_from_end,
+                   "held from the end with nothing held");
     free(buf);
 }
 END_TEST
@@ -2607,7 +2616,8 @@ START_TEST(gaps_checked)
     /* version 12: no gaps, the whole range from T0 + 600 */
     static s_bytes_t twelve;
     s_v12_of(buf, len, true, &twelve);
-    ck_assert_uint_eq(twelve.n, len - 8 * 20 - 2 * 8); /* gaps, and each track's room and count */
+    ck_assert_uint_eq(twelve.n,
+                      len - 8 * 20 - 2 * 8 - 1); /* gaps, rooms and counts, from the end */
     v = vem_rules_vehicle_load(twelve.b, twelve.n, err, sizeof err);
     ck_assert_msg(v != NULL, "%s", err);
     ck_assert_uint_eq(v->live.ngaps + v->live.gaps_cap, 0);
@@ -2669,6 +2679,124 @@ START_TEST(single_byte_corruptions)
 }
 END_TEST
 
+/* ---- gaps across versions and stops ------------------------------------------------------ */
+
+/* A frame (cmd) of the trouble trip's samples at secs[0..n), received at recv. */
+static void s_trouble_frame(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, uint8_t cmd,
+                            const int64_t *secs, int n, int64_t recv, s_log_t *log)
+{
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    s_envelope(f, cmd, secs[n - 1]);
+    for (int i = 0; i < n; i++) {
+        s_phys_t p;
+        s_trouble((long)(secs[i] - T0), &p, NULL);
+        s_stream(&f->blocks[f->nblocks++], secs[i], &p);
+    }
+    vem_rules_on_frame(v, cfg, f, US(recv), 0, 1, s_collect, log);
+    free(f);
+}
+
+/* A state loaded from a version 11 checkpoint (whole range from the live track's next second,
+ * s_get_whole) whose open live trip then sees a skip must save a checkpoint that loads: else
+ * the truck's rule state starts afresh at the next restart (worker.c s_ckpt_restore). */
+START_TEST(v11_state_then_a_skip_resaves)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_small);
+    s_log_t log = {0};
+    int64_t t[10];
+    for (int64_t s = T0; s < T0 + 100; s += 10) {
+        for (int j = 0; j < 10; j++)
+            t[j] = s + j;
+        s_trouble_frame(v, &cfg, VEM_HJ1239_CMD_REALTIME, t, 10, s + 10, &log);
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    vem_rules_vehicle_destroy(&v);
+    static s_bytes_t eleven;
+    s_v11_of(buf, len, true, &eleven);
+    char err[256];
+    v = vem_rules_vehicle_load(eleven.b, eleven.n, err, sizeof err);
+    ck_assert_msg(v != NULL, "%s", err);
+    ck_assert_int_eq(v->live.whole_from, T0 + 100); /* the second after its last */
+    s_resaves_as_current(v);                        /* as loaded: fine */
+    t[0] = T0 + 101;                                /* a skip of T0 + 100 (1 s), judged at once */
+    s_trouble_frame(v, &cfg, VEM_HJ1239_CMD_REALTIME, t, 1, T0 + 102, &log);
+    s_resaves_as_current(v); /* failed: "gap 0 of 1 s at ... not after the whole range's start" */
+    /* and the skip is no copy, T0 + 101 is */
+    const vem_rules_counts_t *c = vem_rules_vehicle_counts(v);
+    uint64_t late = c->late_samples, copies = c->copy_samples;
+    t[0] = T0 + 100;
+    t[1] = T0 + 101;
+    s_trouble_frame(v, &cfg, VEM_HJ1239_CMD_RESEND, t, 2, T0 + 103, &log);
+    ck_assert_uint_eq(c->late_samples - late, 1);
+    ck_assert_uint_eq(c->copy_samples - copies, 1);
+    vem_rules_vehicle_destroy(&v);
+    s_log_free(&log);
+    free(buf);
+}
+END_TEST
+
+/* 600 skips (more than the 512 gaps kept), a stop after every frame from the 500th skip on, then
+ * copies and skipped seconds re-sent: the same counts, memory and checkpoint bytes as a
+ * never-stopped run. The whole range starts after the oldest gap dropped, T0 + 3 x 87; of the
+ * seconds re-sent, T0 + 3 (before it), T0 + 260 (the gap dropped), T0 + 263 and T0 + 1796
+ * (gaps kept) are judged on the back-fill track, the other four are copies. */
+START_TEST(evicted_gaps_across_stops)
+{
+    vem_rules_config_t cfg = s_defaults();
+    uint8_t *fin[2] = {NULL, NULL};
+    size_t flen[2] = {0, 0};
+    vem_rules_counts_t cnt[2];
+    size_t bytes[2];
+    for (int k = 0; k < 2; k++) {
+        vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_small);
+        s_log_t log = {0};
+        int64_t t[3];
+        for (int i = 0; i < 600; i++) {
+            t[0] = T0 + 3 * i;
+            t[1] = T0 + 3 * i + 1; /* T0 + 3 i + 2 skipped */
+            s_trouble_frame(v, &cfg, VEM_HJ1239_CMD_REALTIME, t, 2, T0 + 3 * i + 2, &log);
+            if (k == 1 && i >= 500) {
+                uint8_t *b = NULL;
+                size_t l = 0, c = 0;
+                vem_rules_vehicle_save(v, &b, &l, &c);
+                char err[256];
+                vem_rules_vehicle_t *w = vem_rules_vehicle_load(b, l, err, sizeof err);
+                ck_assert_msg(w != NULL, "%d: %s", i, err);
+                ck_assert_uint_eq(vem_rules_vehicle_bytes(w), vem_rules_vehicle_bytes(v));
+                vem_rules_vehicle_destroy(&v);
+                v = w;
+                free(b);
+            }
+        }
+        ck_assert_uint_eq(v->live.ngaps, 512);
+        ck_assert_int_eq(v->live.whole_from, T0 + 3 * 87);
+        /* copies: before whole_from (judged again), in the kept range (copies); skipped seconds */
+        int64_t again[] = {T0 + 3,           T0 + 3 * 87,     T0 + 3 * 87 + 1, T0 + 3 * 300,
+                           T0 + 3 * 599 + 1, T0 + 3 * 86 + 2, T0 + 3 * 87 + 2, T0 + 3 * 598 + 2};
+        for (size_t i = 0; i < sizeof again / sizeof *again; i++)
+            s_trouble_frame(v, &cfg, VEM_HJ1239_CMD_RESEND, &again[i], 1, T0 + 1900, &log);
+        cnt[k] = *vem_rules_vehicle_counts(v);
+        bytes[k] = vem_rules_vehicle_bytes(v);
+        size_t c = 0;
+        vem_rules_vehicle_save(v, &fin[k], &flen[k], &c);
+        vem_rules_vehicle_destroy(&v);
+        s_log_free(&log);
+    }
+    ck_assert_uint_eq(cnt[0].copy_samples, 4);
+    ck_assert_uint_eq(cnt[0].late_samples, 4);
+    ck_assert_uint_eq(cnt[0].samples, 1204);
+    ck_assert_mem_eq(&cnt[0], &cnt[1], sizeof cnt[0]);
+    ck_assert_uint_eq(bytes[0], bytes[1]);
+    ck_assert_uint_eq(flen[0], flen[1]);
+    ck_assert_mem_eq(fin[0], fin[1], flen[0]);
+    free(fin[0]);
+    free(fin[1]);
+}
+END_TEST
+
 Suite *vem_suite_rules_ckpt(void);
 Suite *vem_suite_rules_ckpt(void)
 {
@@ -2700,6 +2828,11 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_add_test(tc, precise_reasons);
     tcase_add_test(tc, single_byte_corruptions);
     tcase_add_test(tc, held_samples_checked);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("gaps");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, v11_state_then_a_skip_resaves);
+    tcase_add_test(tc, evicted_gaps_across_stops);
     suite_add_tcase(s, tc);
     return s;
 }
