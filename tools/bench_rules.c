@@ -139,7 +139,18 @@
  * alone (BENCH_RULES_PERF with perf's ack, 20 trucks): vem_rules_on_frame 40 %, the decode
  * 24 %, vem_rules_window_add 10.5 %, the fusion history (vem_rules_rsd_settle, _obd) 5.7 %,
  * vem_rules_window_prefetch 2.8 %; inside vem_rules_on_frame no line above 4 % but the
- * fields' conversion (s_get, 12 % of it). */
+ * fields' conversion (s_get, 12 % of it).
+ *
+ * Session 21 (a track's gaps kept, checkpoint version 13; the per-sample path unchanged but for
+ * a call at a gap), quiet machine, alternating with the build before: 10,000 trucks
+ * 0.163-0.208 (median 0.196) against 0.184-0.221 (median 0.200); 20 trucks in the caches
+ * 0.313-0.332 against 0.306-0.345; no change beyond the noise. This machine's caches give
+ * 0.31-0.34 where earlier machines of the kind gave 0.27-0.30 (decode 82-84 M samples a
+ * second). Asking for each frame's lines two frames ahead with huge pages
+ * (BENCH_RULES_AHEAD=1 GLIBC_TUNABLES=glibc.malloc.hugetlb=1): 0.200-0.210 against 0.184-0.198
+ * plain and 0.184-0.186 with huge pages alone. So at 10,000 trucks the rules cost about 4.1
+ * decodes a sample, of which the instructions are about 2.1 (the caches' figure) and the state's
+ * lines from DRAM about 2; 0.3 allows 2.3 in all. */
 #include "bench_util.h"
 #include "hj1239.h"
 #include "rules.h"
