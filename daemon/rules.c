@@ -1267,16 +1267,14 @@ static size_t s_prepare(const vem_hj1239_frame_t *f, s_prep_t *p, int64_t *sec,
  * seconds of an HJ 1239 terminal's data, while a terminal that skips a sample now and then (or
  * samples below 1 Hz) sends the next frame on time and never re-sends what it skipped; waiting
  * would delay its every verdict by backlog_wait_min and hold its data meanwhile. So a sample
- * after a skip is judged at once when nothing is held, and so is one that comes into a hole
- * with only a skip before it and a hole still left between what its frame reaches, up to
- * skips, and what is held (what a terminal stored has the skips its live data would have had);
- * and judging what is held goes on across a skip between two held samples. A sample whose
- * frame reaches what is held up to a skip is held: the hole may be filling from its end (a
- * terminal re-sending newest first), its older seconds still to come. The gap left in front of
- * what is held while its hole is filled is waited for whatever its size: the rest of the hole
- * is on its way, from its start or, re-sent newest first, from its end. A skip's second that
- * comes after all goes to the back-fill track, as any late data: the track keeps its trip's
- * gaps (s_gap), so it is not taken for a copy, while a copy of a second before a gap still is.
+ * after a skip is judged at once when nothing is held; while samples are held, a re-sent one is
+ * when its skip is the terminal's own (inside its frame, or with the hole known to fill from
+ * its start), and judging what is held goes on across a skip to a held sample not marked as
+ * having a hole's seconds possibly still to come before it (s_hold says which). What the data
+ * cannot tell apart (a terminal's skip, or seconds of the hole still on their way) is waited
+ * for. A skip's second that comes after all goes to the back-fill track, as any late data: the
+ * track keeps its trip's gaps (s_gap), so it is not taken for a copy, while a copy of a second
+ * before a gap still is.
  * The default, 5 s, keeps the lost frames of a terminal that uploads every 5 s or more waited
  * for. */
 
@@ -1288,9 +1286,11 @@ static bool s_skip(const vem_rules_track_t *live, const vem_rules_config_t *cfg,
     return t - (int64_t)cfg->backlog_hole_s <= live->newest;
 }
 
-static void s_held_put(vem_rules_held_t *h, const vem_hj1239_block_t *b, const vem_rules_at_t *at)
+static void s_held_put(vem_rules_held_t *h, const vem_hj1239_block_t *b, const vem_rules_at_t *at,
+                       bool hole)
 {
     h->sec = at->sec;
+    h->hole = hole;
     h->key_off = (uint8_t)at->key_off; /* below VEM_HJ1239_MAX_BLOCKS, as the index */
     h->key_idx = (uint8_t)at->key_idx;
     h->type = b->type;
@@ -1317,7 +1317,7 @@ static void s_held_free(vem_rules_vehicle_t *v)
     v->bytes -= (size_t)v->held_cap * sizeof *v->held;
     v->held = NULL;
     v->held_cap = v->held_off = v->nheld = 0;
-    v->held_from_end = false;
+    v->held_from_start = v->held_from_end = false;
 }
 
 /* Judges the held samples whose wait is over (all: every one), in time order, on the live
@@ -1340,7 +1340,8 @@ static void s_held_judge(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
             const vem_rules_held_t *h = &v->held[v->held_off];
             int64_t newest = v->held[v->held_off + v->nheld - 1].sec;
             if (!all && h->sec != v->live.newest + 1 &&
-                !(after_held && s_skip(&v->live, cfg, h->sec)) && newest - h->sec < wait) {
+                !(after_held && !h->hole && s_skip(&v->live, cfg, h->sec)) &&
+                newest - h->sec < wait) {
                 more = false;
                 break;
             }
@@ -1354,6 +1355,8 @@ static void s_held_judge(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
     }
     if (!v->nheld)
         s_held_free(v);
+    else if (after_held) /* the gap now in front is another: how it fills is not known yet */
+        v->held_from_start = v->held_from_end = false;
 }
 
 /* Judges everything held: before the live trip ends. */
@@ -1391,27 +1394,31 @@ static void s_held_room(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg)
     v->held_cap = (uint16_t)cap;
 }
 
-/* A sample newer than the live track's newest, with a hole before it or samples held: judged
- * when it is the live track's next second, or when only a skip is before it and a hole (not a
- * mere skip) is left between what its frame reaches (s_reach) and what is held; else held; then
- * what may be judged is. A frame that reaches what is held, up to a skip, may be the hole filled
- * from its end (a terminal re-sending newest first, in frames of any size), whose older seconds
- * are still to come: its first seconds must not be judged for the skip before them, nor a
- * sample of a frame whose later runs reach what is held across a skip; and once a sample went
- * in front of what is held (held_from_end), no sample is judged for a skip before it until the
- * live track takes its next second: the data re-sent newest first may have a hole of its own,
- * so that a frame reaches nothing held and its older seconds are still to come. False when a
- * sample at its second is held already (a copy). */
+/* A sample newer than the live track's newest, with a hole before it or samples held (prev: the
+ * second of the sample before it in its frame, INT64_MIN for none). Judged when it is the live
+ * track's next second; or when only a skip is before it, in front of what is held, and that
+ * skip is one the terminal made: inside its frame (what the terminal stored has the skips its
+ * live data had), or with the hole known to fill from its start (a re-sent sample took the
+ * live track's next second since one last went in front of what is held: an older second
+ * would have come before it). Else held, marked `hole` when the gap before it may hold seconds
+ * still to come: a gap of backlog_hole_s or more, or a part of a gap so marked that it splits,
+ * unless it is inside its frame or, the hole filling from its end, the gap after a sample put
+ * in front of what is held (a newer second would have come before it). Then what may be judged
+ * is. False when a sample at its second is held already (a copy). */
 static bool s_hold(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const s_bounds_t *bd,
-                   const vem_hj1239_block_t *b, const s_prep_t *p, int64_t reach, int64_t open_us,
+                   const vem_hj1239_block_t *b, const s_prep_t *p, int64_t prev, int64_t open_us,
                    s_batch_t *bt, vem_rules_out_t *out)
 {
     const vem_rules_at_t *at = &p->at;
     bool next = at->sec == v->live.newest + 1;
-    if (next || (s_skip(&v->live, cfg, at->sec) && !v->held_from_end &&
-                 (!v->nheld || v->held[v->held_off].sec - (int64_t)cfg->backlog_hole_s > reach))) {
-        if (next)
-            v->held_from_end = false; /* the hole fills from its start */
+    bool skip = s_skip(&v->live, cfg, at->sec) &&
+                (!v->nheld || at->sec < v->held[v->held_off].sec) &&
+                (prev == v->live.newest || v->held_from_start);
+    if (next || skip) {
+        if (next && v->nheld) {
+            v->held_from_start = true;
+            v->held_from_end = false;
+        }
         s_sample_cold(v, cfg, bd, p, open_us, bt, out);
         s_held_judge(v, cfg, bd, false, bt, out);
         return true;
@@ -1427,8 +1434,15 @@ static bool s_hold(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const 
     }
     if (lo > 0 && h[lo - 1].sec == at->sec)
         return false;
-    if (lo == 0 && v->nheld)
+    int64_t before = lo ? h[lo - 1].sec : v->live.newest;
+    bool hole = at->sec - (int64_t)cfg->backlog_hole_s > before ||
+                (lo < v->nheld && h[lo].hole && before != prev);
+    if (lo == 0 && v->nheld) {
+        if (v->held_from_end)
+            h[0].hole = 0; /* the gap after it: a newer second would have come first */
         v->held_from_end = true;
+        v->held_from_start = false;
+    }
     if (lo == 0 && v->held_off) {
         v->held_off--;
     } else {
@@ -1436,7 +1450,7 @@ static bool s_hold(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const 
         h = v->held + v->held_off;
         memmove(h + lo + 1, h + lo, (v->nheld - lo) * sizeof *h);
     }
-    s_held_put(v->held + v->held_off + lo, b, at);
+    s_held_put(v->held + v->held_off + lo, b, at, hole);
     v->nheld++;
     v->counts.held_samples++;
     v->live.last_open_us = open_us;
@@ -1468,11 +1482,11 @@ static bool s_copy(const vem_rules_track_t *tr, int64_t sec)
 }
 
 /* A sample of a data frame: judged on the live track (or held, s_hold), on the back-fill track
- * when it is older than the live track's newest, or not at all when it is a copy. reach: what its
- * frame reaches from it (s_reach). */
+ * when it is older than the live track's newest, or not at all when it is a copy. prev: the
+ * second of the sample before it in its frame (INT64_MIN for none). */
 static __attribute__((noinline)) void s_take(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
                                              const s_bounds_t *bd, const vem_hj1239_block_t *b,
-                                             const s_prep_t *p, int64_t reach, int64_t open_us,
+                                             const s_prep_t *p, int64_t prev, int64_t open_us,
                                              s_batch_t *bt, vem_rules_out_t *out)
 {
     int64_t t = p->at.sec;
@@ -1489,24 +1503,13 @@ static __attribute__((noinline)) void s_take(vem_rules_vehicle_t *v, const vem_r
             s_sample_cold(v, cfg, bd, p, open_us, bt, out);
             return;
         }
-        if (s_hold(v, cfg, bd, b, p, reach, open_us, bt, out))
+        if (s_hold(v, cfg, bd, b, p, prev, open_us, bt, out))
             return;
     } else if (!s_copy(live, t) && !s_copy(&v->back, t)) {
         s_sample_cold(v, cfg, bd, p, open_us, bt, out);
         return;
     }
     v->counts.copy_samples++;
-}
-
-/* How far the frame's samples from k reach: the last second of the run that follows sample k in
- * time order with no more than a skip between two of them (a terminal's stored data has the
- * skips its live data had). */
-static int64_t s_reach(const vem_rules_config_t *cfg, const s_prep_t *p, size_t k, size_t n)
-{
-    while (k + 1 < n && p[k + 1].at.sec > p[k].at.sec &&
-           p[k + 1].at.sec - (int64_t)cfg->backlog_hole_s <= p[k].at.sec)
-        k++;
-    return p[k].at.sec;
 }
 
 static void s_data(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
@@ -1528,7 +1531,7 @@ static void s_data(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg,
         else if (!v->nheld && p[k].at.sec == v->live.newest + 1) /* the live track's next */
             s_sample(v, cfg, &bd, &p[k++], open_us, &bt, out);
         else {
-            s_take(v, cfg, &bd, b, &p[k], s_reach(cfg, p, k, n), open_us, &bt, out);
+            s_take(v, cfg, &bd, b, &p[k], k ? p[k - 1].at.sec : INT64_MIN, open_us, &bt, out);
             k++;
         }
     }

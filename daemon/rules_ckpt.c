@@ -30,13 +30,15 @@
  *   re-sent data (rules.c, s_hold): each track's whole range (from which second on it took
  *     every second but its gaps', s_copy) with its gaps (room, count, and each: offset from the
  *     trip's start and length, u32), the copy and held counts, and the live track's held
- *     samples (room, count, whether the hole fills from its end, and each: time, key, block
- *     type, ten u16 raw values)
+ *     samples (room, count, whether the hole fills from its start, from its end, and each:
+ *     time, key, block type, whether the gap before it may hold a hole's seconds, ten u16 raw
+ *     values)
  *   u64 bytes of memory the state held
  * Older versions are still read, so an upgrade keeps the states of the previous build:
- * version 12 is version 13 without the gaps (its whole range started again at each gap) and
- * without the held samples' "from the end": loaded, a track has no gaps, a copy of a second
- * before its newest gap is not known as one, and a hole is not known to fill from its end;
+ * version 12 is version 13 without the gaps (its whole range started again at each gap), how
+ * the hole fills and the held samples' hole marks: loaded, a track has no gaps (a copy of a
+ * second before its newest gap is not known as one), how the hole fills is not known, and
+ * every held sample is marked (what is held is not judged across a skip before its wait ends);
  * version 11 is version 12 without the re-sent data part: loaded, nothing is held, the counts
  * are 0, and a track's whole range starts at the second after its last (a copy of what it
  * took before the upgrade is not known as one);
@@ -109,13 +111,15 @@
 #define S_V10 10u /* a chain reading's flags byte says "anchor" too, with its reach */
 #define S_V11 11u /* a NOx window's ring of increments, after the sums before its head */
 #define S_V12 12u /* the tracks' whole ranges, two more counts, the held samples */
-#define S_V13 13u /* the tracks' gaps after their whole ranges' starts, held "from the end" */
+#define S_V13 13u /* the tracks' gaps, how a hole fills, held samples' hole marks */
 /* Bytes of a NOx window's ring slot before version 11: work and NOx summed before the sample
  * (two doubles), then its time. */
 #define S_SLOT_V10 20u
-/* Bytes of a saved held sample: time, key (i32, u16), block type, ten u16 values. */
-#define S_HELD_BYTES (8u + 4u + 2u + 1u + 2u * VEM_RULES_HELD_FIELDS)
-#define S_PROBE      0x01020304u
+/* Bytes of a saved held sample: time, key (i32, u16), block type, (version 13 on) whether the gap
+ * before it may hold a hole's seconds, ten u16 values. */
+#define S_HELD_BYTES(version)                                                                      \
+    (8u + 4u + 2u + 1u + ((version) >= S_V13) + 2u * VEM_RULES_HELD_FIELDS)
+#define S_PROBE 0x01020304u
 /* Times beyond this many seconds from 1970 (about 35,000 years) are damage. */
 #define S_TIME_MAX_S ((int64_t)1 << 40)
 #define S_US         ((int64_t)1000000)
@@ -1042,11 +1046,13 @@ static void s_put_held(s_wr_t *w, const vem_rules_vehicle_t *v)
     s_put_u64(w, v->counts.held_samples);
     s_put_u32(w, v->held_cap);
     s_put_u32(w, v->nheld);
+    s_put_u8(w, v->held_from_start);
     s_put_u8(w, v->held_from_end);
     for (uint32_t i = 0; i < v->nheld; i++) {
         const vem_rules_held_t *h = &v->held[v->held_off + i];
         s_put_at(w, &(vem_rules_at_t){h->sec, h->key_off, h->key_idx});
         s_put_u8(w, h->type);
+        s_put_u8(w, h->hole);
         for (int k = 0; k < VEM_RULES_HELD_FIELDS; k++)
             s_put_u16(w, h->raw[k]);
     }
@@ -1114,10 +1120,15 @@ static void s_get_held(s_rd_t *r, vem_rules_vehicle_t *v)
     uint32_t most = cap < VEM_RULES_HELD_MAX ? cap : VEM_RULES_HELD_MAX - 1;
     uint32_t n = s_at_most(r, s_u32(r, "held samples"), most, "held samples");
     if (r->version >= S_V13)
-        v->held_from_end = s_bool(r, "held from the end");
-    if (!r->failed && v->held_from_end && !n)
-        s_fail(r, "held from the end with nothing held (it is cleared when empty)");
-    if (!r->failed && n > r->left / S_HELD_BYTES)
+        if (r->version >= S_V13) {
+            v->held_from_start = s_bool(r, "held from the start");
+            v->held_from_end = s_bool(r, "held from the end");
+        }
+    if (!r->failed && (v->held_from_start || v->held_from_end) && !n)
+        s_fail(r, "held from the start or end with nothing held (it is cleared when empty)");
+    if (!r->failed && v->held_from_start && v->held_from_end)
+        s_fail(r, "held from the start and from the end");
+    if (!r->failed && n > r->left / S_HELD_BYTES(r->version))
         s_fail(r, "%" PRIu32 " held samples in %zu bytes", n, r->left);
     if (!r->failed && cap && !n)
         s_fail(r, "room for %" PRIu32 " held samples and none held (it is freed when empty)", cap);
@@ -1135,6 +1146,7 @@ static void s_get_held(s_rd_t *r, vem_rules_vehicle_t *v)
         h->key_off = (uint8_t)at.key_off;
         h->key_idx = (uint8_t)at.key_idx;
         h->type = s_u8(r, "held sample type");
+        h->hole = r->version >= S_V13 ? s_bool(r, "held sample hole") : 1;
         for (int k = 0; k < VEM_RULES_HELD_FIELDS; k++)
             h->raw[k] = s_u16(r, "held sample values");
         if (r->failed)

@@ -506,6 +506,9 @@ typedef struct {
     int64_t sec;
     uint8_t key_off, key_idx; /* vem_rules_at_t's, each below VEM_HJ1239_MAX_BLOCKS */
     uint8_t type;
+    /* 1: the gap before it may hold seconds of a hole still to come (rules.c, s_hold), so judging
+     * what is held does not go on across it for being a skip (s_held_judge) */
+    uint8_t hole;
     uint16_t raw[VEM_RULES_HELD_FIELDS]; /* in s_fields' order; each field is 1 or 2 bytes */
 } vem_rules_held_t;
 
@@ -541,9 +544,11 @@ struct vem_rules_vehicle {
     vem_rules_engine_facts_t facts;
     vem_rules_held_t *held; /* by time, each newer than live.newest; freed when empty */
     uint16_t held_cap, held_off;
-    /* a sample went in front of held ones since the live track last took its next second: the
-     * hole is filling from its end, its older seconds may still come (rules.c, s_hold) */
-    bool held_from_end;
+    /* how the hole in front of what is held is being filled, as far as the re-sent data shows
+     * (rules.c, s_hold): from its start (a sample took the live track's next second since one
+     * last went in front of what is held), from its end (one went in front since), or neither
+     * known yet */
+    bool held_from_start, held_from_end;
     vem_rules_track_t back;
 };
 

@@ -1205,20 +1205,21 @@ static void s_scr_parts(const uint8_t *buf, size_t len, s_scr_parts_t *sp)
 
 /* Bytes of version 13's part of a loaded state's checkpoint (after the roadside state, before
  * the memory held): each track's whole range (its first second, gap room and count, 8 bytes a
- * gap), the copy and held counts, the held samples' room and count, whether they fill from
- * the end (1), 35 bytes a held sample. */
+ * gap), the copy and held counts, the held samples' room and count, whether the hole fills
+ * from its start and from its end (1 each), 36 bytes a held sample (its hole mark after its
+ * block type). */
 static size_t s_v13_part(const vem_rules_vehicle_t *v)
 {
-    return 2 * (8 + 4 + 4) + 8 * ((size_t)v->live.ngaps + v->back.ngaps) + 8 + 8 + 4 + 4 + 1 +
-           (8 + 4 + 2 + 1 + 2 * 10) * (size_t)v->nheld;
+    return 2 * (8 + 4 + 4) + 8 * ((size_t)v->live.ngaps + v->back.ngaps) + 8 + 8 + 4 + 4 + 2 +
+           (8 + 4 + 2 + 1 + 1 + 2 * 10) * (size_t)v->nheld;
 }
 
 /* Version 12 is version 13 without the tracks' gaps (a track's whole range started again after
  * each gap, at the second after its newest one: the sample that came after it) and without the
- * held samples' "from the end". The first len bytes of a version 13 checkpoint as version 12:
- * when whole (it loads), each whole range that without its gap room and gaps, the held part
- * without that byte, and the memory held less the gaps' room; else the same bytes (they end
- * before the chains). */
+ * held samples' fill direction and hole marks. The first len bytes of a version 13 checkpoint as
+ * version 12: when whole (it loads), each whole range that without its gap room and gaps, the
+ * held part without those bytes, and the memory held less the gaps' room; else the same bytes
+ * (they end before the chains). */
 static void s_v12_of(const uint8_t *buf, size_t len, bool whole, s_bytes_t *o)
 {
     ck_assert_uint_eq(buf[4], 13);
@@ -1250,7 +1251,11 @@ static void s_v12_of(const uint8_t *buf, size_t len, bool whole, s_bytes_t *o)
         at += 16 + 8 * (size_t)n;
     }
     s_w(o, buf + at, 8 + 8 + 4 + 4); /* counts, held room and count */
-    at += 8 + 8 + 4 + 4 + 1;
+    at += 8 + 8 + 4 + 4 + 2;
+    for (uint16_t i = 0; i < v->nheld; i++, at += 36) {
+        s_w(o, buf + at, 15); /* a held sample without its hole mark */
+        s_w(o, buf + at + 16, 20);
+    }
     s_w(o, buf + at, len - 8 - at);
     s_w(o, &mem, 8);
     o->b[4] = 12;
@@ -1304,7 +1309,7 @@ static void s_whole_not_known(uint8_t *buf, size_t len)
     const vem_rules_track_t *tracks[] = {&v->live, &v->back};
     for (int t = 0; t < 2; t++) {
         int64_t from = tracks[t]->newest == INT64_MIN ? 0 : tracks[t]->last.sec + 1;
-        memcpy(buf + len - 8 - 57 + 16 * t, &from, 8);
+        memcpy(buf + len - 8 - 58 + 16 * t, &from, 8);
     }
     vem_rules_vehicle_destroy(&v);
 }
@@ -1786,7 +1791,7 @@ START_TEST(version_10_keeps_anchors)
             s_v10_of(buf, len, true, &older);
             bytes = older.b;
             n_bytes = older.n;
-            ck_assert_uint_eq(n_bytes, len - 57); /* no NOx window, no version 12 or 13 part */
+            ck_assert_uint_eq(n_bytes, len - 58); /* no NOx window, no version 12 or 13 part */
         }
         if (version == 9) {
             s_v9_of(buf, len, &older);
@@ -2255,11 +2260,11 @@ START_TEST(version_3_fusion_history_loads_without_keys)
     vem_rules_vehicle_save(fresh, &buf, &len, &cap);
     vem_rules_vehicle_destroy(&fresh);
     for (int damaged = 0; damaged < 3; damaged++) {
-        /* everything up to the empty roadside state (26 bytes), version 13's part (57) and the
+        /* everything up to the empty roadside state (26 bytes), version 13's part (58) and the
          * memory held (8), without
          * version 6's last receipt on the intake clock */
         s_bytes_t old;
-        s_older(buf, len - 26 - 57 - 8, 3, &old);
+        s_older(buf, len - 26 - 58 - 8, 3, &old);
         for (int p = 0; p < 5; p++)
             s_w8(&old, 0); /* no chains */
         s_w32(&old, 10);   /* fusion history: slots, head, newest, the slots oldest first */
@@ -2483,9 +2488,9 @@ static vem_rules_vehicle_t *s_with_room(const uint8_t *buf, size_t len, size_t a
  * newer than the live track's next second and than the one before it, its key within a
  * frame's 64 blocks, of a sample block type, no more than the room saved, the room no more than
  * the longest wait holds, and none without samples; the live track's whole range within its
- * trip. Version 13's part is the last 57 + 35 x held bytes before the memory held (whole
- * ranges with no gaps, counts, room, count, from the end); a held sample is its time (8), key (4 +
- * 2), type (1) and ten raw values (2 each). */
+ * trip. Version 13's part is the last 58 + 36 x held bytes before the memory held (whole
+ * ranges with no gaps, counts, room, count, from the start and end); a held sample is its time (8),
+ * key (4 + 2), type (1) and ten raw values (2 each). */
 START_TEST(held_samples_checked)
 {
     vem_rules_config_t cfg = s_defaults();
@@ -2499,7 +2504,7 @@ START_TEST(held_samples_checked)
     ck_assert_int_eq(v->live.newest, T0 + 899);
     ck_assert_int_eq(v->held[v->held_off].sec, T0 + 1800);
     vem_rules_vehicle_destroy(&v);
-    size_t part = len - 8 - 57 - 35 * 60, held = part + 57;
+    size_t part = len - 8 - 58 - 36 * 60, held = part + 58;
     ck_assert_uint_eq(s_r32(buf + part + 48), 64); /* room */
     ck_assert_uint_eq(s_r32(buf + part + 52), 60);
     static const struct {
@@ -2509,15 +2514,17 @@ START_TEST(held_samples_checked)
     } bad[] = {
         {0, 8, T0 + 900, "held sample 0 at "},        /* the live track's next second */
         {0, 8, T0 + 899, "held sample 0 at "},        /* its newest */
-        {35, 8, T0 + 1800, "held sample 1 at "},      /* the one before it's time */
+        {36, 8, T0 + 1800, "held sample 1 at "},      /* the one before it's time */
         {8, 4, 64, "held sample 0 of key 64/"},       /* beyond a frame's blocks */
         {8, 4, -1, "held sample 0 of key -1/"},       /* before its frame's time */
         {12, 2, 64, "held sample 0 of key 0/64"},     /* no block of a frame */
         {14, 1, 0x01, "held sample 0 of block type"}, /* an OBD block */
         {14, 1, 0x80, "held sample 0 of block type"}, /* a platform type */
-        {-57, 8, T0 - 1, "live whole range"},         /* before the trip's start */
-        {-57, 8, T0 + 901, "live whole range"},
-        {-1, 1, 2, "held from the end is 2"}, /* after its last's next */
+        {-58, 8, T0 - 1, "live whole range"},         /* before the trip's start */
+        {-58, 8, T0 + 901, "live whole range"},
+        {-1, 1, 2, "held from the end is 2"},
+        {-2, 1, 2, "held from the start is 2"},
+        {15, 1, 2, "held sample hole is 2"}, /* after its last's next */
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         s_refused_with(buf, len, held + bad[i].at, &bad[i].val, bad[i].size, bad[i].why);
@@ -2537,9 +2544,11 @@ START_TEST(held_samples_checked)
         ck_assert_msg(strstr(err, why[i]) != NULL, "%s", err);
     }
     /* "from the end" with nothing held (it is cleared when what is held is judged) */
-    const uint8_t none_from_end[9] = {0, 0, 0, 0, 0, 0, 0, 0, 1};
+    const uint8_t none_from_end[10] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
     s_refused_with(buf, len, part + 48, none_from_end, sizeof none_from_end,
-                   "held from the end with nothing held");
+                   "held from the start or end with nothing held");
+    const uint8_t both[2] = {1, 1};
+    s_refused_with(buf, len, part + 56, both, sizeof both, "held from the start and from the end");
     free(buf);
 }
 END_TEST
@@ -2616,8 +2625,7 @@ START_TEST(gaps_checked)
     /* version 12: no gaps, the whole range from T0 + 600 */
     static s_bytes_t twelve;
     s_v12_of(buf, len, true, &twelve);
-    ck_assert_uint_eq(twelve.n,
-                      len - 8 * 20 - 2 * 8 - 1); /* gaps, rooms and counts, from the end */
+    ck_assert_uint_eq(twelve.n, len - 8 * 20 - 2 * 8 - 2); /* gaps, rooms, counts, how it fills */
     v = vem_rules_vehicle_load(twelve.b, twelve.n, err, sizeof err);
     ck_assert_msg(v != NULL, "%s", err);
     ck_assert_uint_eq(v->live.ngaps + v->live.gaps_cap, 0);
