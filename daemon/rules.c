@@ -329,13 +329,20 @@ static vem_rules_window_params_t s_window_params(const vem_rules_config_t *cfg,
     };
 }
 
+/* Lets a track's gaps go (s_gap). */
+static void s_gaps_free(vem_rules_vehicle_t *v, vem_rules_track_t *tr)
+{
+    free(tr->gaps);
+    v->bytes -= (size_t)tr->gaps_cap * sizeof *tr->gaps;
+    tr->gaps = NULL;
+    tr->ngaps = tr->gaps_cap = tr->gaps_head = 0;
+}
+
 static void s_trip_start(vem_rules_vehicle_t *v, vem_rules_track_t *tr,
                          const vem_rules_config_t *cfg, const vem_rules_at_t *at)
 {
     int64_t newest = tr->newest;
-    /* the gaps of the trip before (kept for s_copy while it was the track's last) */
-    free(tr->gaps);
-    v->bytes -= (size_t)tr->gaps_cap * sizeof *tr->gaps;
+    s_gaps_free(v, tr); /* the trip before's (kept for s_copy while it was the track's last) */
     s_track_init(tr);
     tr->newest = newest;
     tr->open = true;
@@ -472,15 +479,12 @@ static __attribute__((noinline)) void s_gap(vem_rules_vehicle_t *v, vem_rules_tr
     int64_t from = tr->last.sec + 1;
     if (t <= from || t - tr->start.sec > (int64_t)UINT32_MAX || from < tr->start.sec ||
         from <= tr->whole_from) {
-        free(tr->gaps);
-        v->bytes -= (size_t)tr->gaps_cap * sizeof *tr->gaps;
-        tr->gaps = NULL;
-        tr->ngaps = tr->gaps_cap = tr->gaps_head = 0;
+        s_gaps_free(v, tr);
         tr->whole_from = t;
         return;
     }
     if (tr->ngaps == VEM_RULES_GAPS_MAX) {
-        const vem_rules_gap_t *old = &tr->gaps[tr->gaps_head];
+        const vem_rules_gap_t *old = vem_rules_gap_at(tr, 0);
         tr->whole_from = tr->start.sec + old->off + old->len;
         tr->gaps_head = (uint16_t)((tr->gaps_head + 1) & (tr->gaps_cap - 1));
         tr->ngaps--;
@@ -492,14 +496,14 @@ static __attribute__((noinline)) void s_gap(vem_rules_vehicle_t *v, vem_rules_tr
         if (!grown)
             abort();
         for (uint32_t i = 0; i < tr->ngaps; i++)
-            grown[i] = tr->gaps[(tr->gaps_head + i) & (tr->gaps_cap - 1u)];
+            grown[i] = *vem_rules_gap_at(tr, i);
         free(tr->gaps);
         v->bytes += (cap - tr->gaps_cap) * sizeof *tr->gaps;
         tr->gaps = grown;
         tr->gaps_cap = (uint16_t)cap;
         tr->gaps_head = 0;
     }
-    tr->gaps[(tr->gaps_head + tr->ngaps) & (tr->gaps_cap - 1u)] =
+    *vem_rules_gap_at(tr, tr->ngaps) =
         (vem_rules_gap_t){(uint32_t)(from - tr->start.sec), (uint32_t)(t - from)};
     tr->ngaps++;
 }
@@ -1458,8 +1462,8 @@ static bool s_hold(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, const 
     return true;
 }
 
-/* A sample at a second that track tr took already in its trip, with no gap from there to its
- * last: a copy (a frame sent twice, or re-sent after pipeline.dedup_window), not judged again.
+/* A sample at a second that track tr took already in its trip (in its whole range, in no gap):
+ * a copy (a frame sent twice, or re-sent after pipeline.dedup_window), not judged again.
  * The store keeps one copy of a sample too (its key). */
 static bool s_copy(const vem_rules_track_t *tr, int64_t sec)
 {
@@ -1470,14 +1474,14 @@ static bool s_copy(const vem_rules_track_t *tr, int64_t sec)
     uint32_t lo = 0, hi = tr->ngaps;
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
-        if (tr->gaps[(tr->gaps_head + mid) & (tr->gaps_cap - 1u)].off <= off)
+        if (vem_rules_gap_at(tr, mid)->off <= off)
             lo = mid + 1;
         else
             hi = mid;
     }
     if (lo == 0)
         return true;
-    const vem_rules_gap_t *g = &tr->gaps[(tr->gaps_head + lo - 1) & (tr->gaps_cap - 1u)];
+    const vem_rules_gap_t *g = vem_rules_gap_at(tr, lo - 1);
     return off >= (int64_t)g->off + g->len;
 }
 

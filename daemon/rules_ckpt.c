@@ -1032,7 +1032,7 @@ static void s_put_whole(s_wr_t *w, const vem_rules_track_t *tr)
     s_put_u32(w, tr->gaps_cap);
     s_put_u32(w, tr->ngaps);
     for (uint32_t i = 0; i < tr->ngaps; i++) {
-        const vem_rules_gap_t *g = &tr->gaps[(tr->gaps_head + i) & (tr->gaps_cap - 1u)];
+        const vem_rules_gap_t *g = vem_rules_gap_at(tr, i);
         s_put_u32(w, g->off);
         s_put_u32(w, g->len);
     }

@@ -491,6 +491,12 @@ typedef struct {
     vem_rules_engine_facts_t figures; /* what the trip started with */
 } vem_rules_track_t;
 
+/* A track's gap i, 0 the oldest (rules.c, s_gap). */
+static inline vem_rules_gap_t *vem_rules_gap_at(const vem_rules_track_t *tr, uint32_t i)
+{
+    return &tr->gaps[(tr->gaps_head + i) & (tr->gaps_cap - 1u)];
+}
+
 /* Most minutes live data waits after a hole (rules.backlog_wait_min), and the most samples a
  * vehicle holds: one a second of them, and the one just come. */
 #define VEM_RULES_BACKLOG_WAIT_MAX 30
