@@ -907,8 +907,9 @@ static int s_check_curve(const vem_config_t *c, const char *path)
 }
 
 /* The workers' last checkpoints go in place only if the sinks, now stopped, stored every record
- * they cover (their cursors say); otherwise the previous ones stay, and the next start judges
- * the difference again. */
+ * they cover (their cursors say, and for verdicts of the clock, which bear the seq of an input
+ * before them, that they stored everything); otherwise the previous ones stay, and the next
+ * start judges the difference again. */
 static void s_last_checkpoints(s_daemon_t *d)
 {
     const vem_config_t *c = d->cfg;
@@ -917,6 +918,8 @@ static void s_last_checkpoints(s_daemon_t *d)
         stored = 0;
     if (c->kafka.enable && s_cursor_min(c->spool.dir, "kafka", &stored) != 0)
         stored = 0;
+    bool drained = (!c->pg.enable || atomic_load(&d->pg_args.drained)) &&
+                   (!c->kafka.enable || atomic_load(&d->kafka_args.drained));
     for (unsigned i = 0; d->worker_args && i < d->nworkers; i++) {
         vem_worker_args_t *w = &d->worker_args[i];
         vem_ckpt_writer_t *cw = w->pending_ckpt;
@@ -929,6 +932,13 @@ static void s_last_checkpoints(s_daemon_t *d)
                     "rule state of worker %u not checkpointed at stop: the sinks hold inputs "
                     "up to %llu of %llu; the next start judges the rest again",
                     i, (unsigned long long)stored, (unsigned long long)w->pending_through);
+            vem_ckpt_abort(&cw);
+        } else if (w->pending_swept && !drained) {
+            vem_log(VEM_LOG_NOTICE, "main",
+                    "rule state of worker %u not checkpointed at stop: verdicts of the clock it "
+                    "emitted may not all be stored; the next start judges again from the last "
+                    "checkpoint",
+                    i);
             vem_ckpt_abort(&cw);
         } else if (vem_ckpt_commit(&cw, err, sizeof err) != 0) {
             vem_log(VEM_LOG_ERR, "main", "%s", err);

@@ -16,7 +16,12 @@
  *               settles its seqs, so every sink's cursor can pass it
  *   VIOLATION   a verdict of the rules on this input: the violation as JSON with the keys of
  *               FIELDS.md plus first_us/last_us (Unix microseconds); it comes beside the
- *               input's own record and settles the same seq
+ *               input's own record and bears its seq, but settles nothing: a verdict of the
+ *               clock (silence, a day's completeness, stored history) bears the seq of the last
+ *               input judged, in a later message than that input's own record. A sink settles
+ *               a message's seqs only once it and every message before it are stored, so that
+ *               the next input's record being settled means the verdict is stored (the
+ *               workers' checkpoints rely on it: worker.c, s_ckpt_settle)
  *   READING     a roadside reading the worker accepted: the data is the reading exactly as the
  *               station sent it (one JSON object with FIELDS.md keys, checked by parsers/rsd:
  *               vem_rsd_parse + vem_rsd_json give its normalized form); the detail is a JSON

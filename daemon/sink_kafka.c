@@ -40,6 +40,7 @@
 #define S_PAGE_BYTES     65536  /* a page of event values: some 85 sample events */
 #define S_PAGES_KEPT     64     /* free pages kept for the next batches (4 MiB) */
 #define S_RECV_BUDGET    256    /* worker messages taken per turn, so deliveries are served */
+#define S_BATCHES_MAX    65536  /* worker messages kept until delivered and settled in order */
 
 typedef struct {
     uint64_t seq;
@@ -61,6 +62,7 @@ typedef struct s_batch {
     size_t nruns, cap;
     uint64_t outstanding; /* events produced or waiting, not yet delivered */
     bool sealed;          /* every event of the message is made */
+    bool delivered;       /* sealed and every event delivered: settles once the ones before do */
     int64_t oldest_us;    /* receipt of its oldest input */
     s_page_t *pages;      /* its events' values; the first is being filled */
 } s_batch_t;
@@ -90,15 +92,18 @@ typedef struct {
     int efd[2];      /* librdkafka writes to [1] when its main queue gets events */
     vem_hj1239_frame_t *frame;
     s_batch_t *first, *last; /* live batches, oldest first */
+    size_t nbatches;         /* of them */
     s_batch_t *cur;          /* the batch being made */
     s_page_t *spare;         /* free pages, at most S_PAGES_KEPT */
     unsigned nspare;
     s_wait_t *whead, *wtail; /* the FIFO */
     uint64_t nwaiting;
-    int64_t backoff_ms;
-    uint64_t start_mark; /* the cursor at start: records at or below it were delivered before */
-    int64_t moved_ms;    /* monotonic time of the last cursor move */
-    bool fatal;          /* the producer hit a fatal error: make a new one */
+    int64_t backoff_ms;      /* the wait of this round of failures (s_backoff) */
+    int64_t backoff_next_ms; /* monotonic ms when the next round starts; 0: none since a success */
+    uint64_t start_mark;     /* the cursor at start: records at or below it were delivered before */
+    int64_t moved_ms;        /* monotonic time of the last cursor move */
+    bool fatal;              /* the producer hit a fatal error: make a new one */
+    int64_t renew_at_ms;     /* without a producer: monotonic ms of the next attempt at one */
     /* metrics; counts per event are added up here and flushed per round (s_flush_counts) */
     uint64_t n_produced, n_delivered, n_events[VEM_KTOPICS];
     bool delivered_since_stats; /* a report of success came since the last statistics */
@@ -300,7 +305,7 @@ static void s_pages_free(s_sink_t *s, s_batch_t *b)
     }
 }
 
-/* A batch whose events are all delivered: its seqs are done. */
+/* The oldest batch, delivered whole: its seqs are done. */
 static void s_batch_settle(s_sink_t *s, s_batch_t *b)
 {
     for (size_t i = 0; i < b->nruns; i++)
@@ -320,6 +325,37 @@ static void s_batch_settle(s_sink_t *s, s_batch_t *b)
     s_pages_free(s, b);
     free(b->runs);
     free(b);
+    s->nbatches--;
+}
+
+/* b is sealed and every event of it delivered. Batches settle in the order they were taken,
+ * whatever order their events' partitions acknowledge them in: a verdict of the clock travels
+ * in a later message than the input whose seq it bears, and the worker puts a checkpoint that
+ * ended a trip in place once the next input's records are settled (worker.c, s_ckpt_settle),
+ * which must then mean that the verdict's are too. */
+static void s_batch_delivered(s_sink_t *s, s_batch_t *b)
+{
+    b->delivered = true;
+    s_pages_free(s, b); /* no event of it needs its value any more */
+    while (s->first && s->first->delivered)
+        s_batch_settle(s, s->first);
+}
+
+/* How long a failed event waits before it is produced again: S_BACKOFF_MIN_MS after a
+ * success, doubling up to retry_max_s with each round of failures that goes on without one. The
+ * failures of one round (an outage fails every event in flight at once) wait alike. */
+static int64_t s_backoff(s_sink_t *s, int64_t now)
+{
+    if (now >= s->backoff_next_ms) {
+        if (s->backoff_next_ms) {
+            int64_t max = s->args->retry_max_s * 1000;
+            s->backoff_ms = s->backoff_ms * 2 < max ? s->backoff_ms * 2 : max;
+            if (s->backoff_ms < S_BACKOFF_MIN_MS)
+                s->backoff_ms = S_BACKOFF_MIN_MS;
+        }
+        s->backoff_next_ms = now + s->backoff_ms;
+    }
+    return s->backoff_ms;
 }
 
 static void s_wait_push(s_sink_t *s, s_wait_t *w)
@@ -342,10 +378,11 @@ static void s_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opa
         s->n_delivered++;
         s->delivered_since_stats = true;
         s->backoff_ms = S_BACKOFF_MIN_MS;
+        s->backoff_next_ms = 0;
         if (!atomic_load(&s->args->up))
             s_set_up(s, true);
         if (--b->outstanding == 0 && b->sealed)
-            s_batch_settle(s, b);
+            s_batch_delivered(s, b);
         return;
     }
     /* Failed for good: keep it (the batch stays open, so the cursor waits) and produce it
@@ -372,10 +409,11 @@ static void s_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opa
     snprintf(w->key, sizeof w->key, "%.*s", (int)m->key_len, (const char *)m->key);
     w->value = m->payload; /* in b's pages: b cannot settle before this event is delivered */
     w->len = m->len;
-    w->not_before = vem_mono_ms() + s->backoff_ms;
+    int64_t now = vem_mono_ms(), wait = s_backoff(s, now);
+    w->not_before = now + wait;
     w->retry = true;
     vem_log(VEM_LOG_ERR, "sink-kafka", "event %s not delivered: %s; produced again in %lld ms",
-            w->id, rd_kafka_err2str(m->err), (long long)s->backoff_ms);
+            w->id, rd_kafka_err2str(m->err), (long long)wait);
     s_wait_push(s, w);
 }
 
@@ -495,7 +533,7 @@ static void s_serve_waiting(s_sink_t *s)
         if (err) {
             vem_log(VEM_LOG_ERR, "sink-kafka", "cannot produce event %s: %s; trying again", w->id,
                     rd_kafka_err2str(err));
-            w->not_before = now + s->backoff_ms;
+            w->not_before = now + s_backoff(s, now);
             return;
         }
         if (w->retry)
@@ -529,7 +567,7 @@ static void s_serve_rk(s_sink_t *s)
     char buf[256];
     while (read(s->efd[0], buf, sizeof buf) > 0)
         ;
-    for (int i = 0; i < S_POLL_MAX && rd_kafka_poll(s->rk, 0) > 0; i++)
+    for (int i = 0; s->rk && i < S_POLL_MAX && rd_kafka_poll(s->rk, 0) > 0; i++)
         ;
     s_flush_counts(s);
 }
@@ -545,6 +583,7 @@ static void s_take(s_sink_t *s, const uint8_t *p, size_t len)
     s_batch_t *b = calloc(1, sizeof *b);
     if (!b)
         abort();
+    s->nbatches++;
     b->oldest_us = hdr.oldest_us;
     b->prev = s->last;
     if (s->last)
@@ -556,7 +595,11 @@ static void s_take(s_sink_t *s, const uint8_t *p, size_t len)
     vem_record_t rec;
     size_t off = 0;
     while (vem_records_next(p, len, &off, &rec)) {
-        s_add_run(b, rec.seq, rec.nseqs);
+        /* A verdict settles nothing: its seq is its input's, which that input's own record
+         * settles (records.h), perhaps in an earlier message whose events are not all
+         * delivered yet (a verdict of the clock). */
+        if (rec.kind != VEM_RECORD_VIOLATION)
+            s_add_run(b, rec.seq, rec.nseqs);
         /* Replayed after a restart but delivered before it: not produced twice. Verdicts always
          * go: one of the clock's (silence, a day's completeness) comes as a record of an
          * input already delivered, and a repeated one has the same event id. */
@@ -567,7 +610,7 @@ static void s_take(s_sink_t *s, const uint8_t *p, size_t len)
     s->cur = NULL;
     b->sealed = true;
     if (b->outstanding == 0)
-        s_batch_settle(s, b);
+        s_batch_delivered(s, b);
     /* Reports after every message, not only once the loop comes round: a backlog of queued
      * messages is otherwise produced whole before one report is served, so everything it holds
      * is in librdkafka at once and the heap grows by that much, then shrinks (page faults,
@@ -576,12 +619,15 @@ static void s_take(s_sink_t *s, const uint8_t *p, size_t len)
     s_serve_rk(s);
 }
 
-/* The producer can take a worker message now: nothing waits in the FIFO and it is sound (the
- * spill being empty is sinkio's part). */
+/* The producer can take a worker message now: nothing waits in the FIFO, it is sound, and the
+ * batches it keeps are below S_BATCHES_MAX (the spill being empty is sinkio's part). Batches
+ * delivered behind an older one that is not (a partition down while others are up) are kept,
+ * without their pages, until it settles: that bound keeps their memory in hand however long
+ * the partition stays down, and what comes meanwhile waits in the spill. */
 static bool s_room_fn(void *arg)
 {
     const s_sink_t *s = arg;
-    return !s->whead && !s->fatal;
+    return !s->whead && !s->fatal && s->nbatches < S_BATCHES_MAX;
 }
 
 static void s_take_fn(void *arg, const uint8_t *p, size_t len)
@@ -669,18 +715,28 @@ static int s_producer_new(s_sink_t *s, char *err, size_t errlen)
 }
 
 /* After a fatal error (idempotence state lost): every event librdkafka holds is purged (its
- * report, a failure, puts it in the FIFO for a retry), then a new producer takes over. */
+ * report, a failure, puts it in the FIFO for a retry), then a new producer takes over. When
+ * none can be made (a certificate being replaced, no file descriptors), the sink has no
+ * producer and tries again at most once per backoff; intake and the other sinks go on. */
 static void s_producer_renew(s_sink_t *s)
 {
-    rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_poll(s->rk, 0);
-    for (int i = 0; i < 100 && rd_kafka_outq_len(s->rk) > 0; i++)
-        rd_kafka_poll(s->rk, 10); /* the purged reports come at once; bounded all the same */
+    int64_t now = vem_mono_ms();
+    if (!s->rk && now < s->renew_at_ms)
+        return;
+    if (s->rk) {
+        rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(s->rk, 0);
+        for (int i = 0; i < 100 && rd_kafka_outq_len(s->rk) > 0; i++)
+            rd_kafka_poll(s->rk, 10); /* the purged reports come at once; bounded all the same */
+    }
     s_producer_destroy(s);
     char err[512];
     if (s_producer_new(s, err, sizeof err) != 0) {
-        vem_log(VEM_LOG_ERR, "sink-kafka", "%s", err);
+        s_producer_destroy(s); /* what was made of it */
         s->fatal = true;
+        s->renew_at_ms = now + s_backoff(s, now);
+        vem_log(VEM_LOG_ERR, "sink-kafka", "%s; a new producer is tried again in %lld ms", err,
+                (long long)(s->renew_at_ms - now));
     }
 }
 
@@ -810,6 +866,7 @@ void vem_sink_kafka_actor(void *pipe, void *args_)
     }
     if (vem_sinkio_behind(&s.io))
         s_move_cursor(&s);
+    atomic_store(&a->drained, s_idle(&s));
     if (!s_idle(&s))
         vem_log(VEM_LOG_WARNING, "sink-kafka",
                 "stopping with events undelivered; the spool replays them at the next start");

@@ -59,6 +59,7 @@ typedef struct {
     atomic_uint_fast64_t beats;
     atomic_bool up;       /* a broker is up */
     atomic_bool stop_now; /* set by main when the drain time is up: give up delivering */
+    atomic_bool drained;  /* set at the end: everything handed to the sink was delivered */
 } vem_sink_kafka_args_t;
 
 /* A librdkafka configuration of a's settings: bootstrap.servers, idempotence, acks=all,

@@ -9,9 +9,10 @@
  * With pg.connections > 1 the open batch is split into lanes, one per connection: a frame's
  * rows go to the lane of its VIN's hash (so one vehicle's rows keep their order), the other
  * records of the same input with it, records of no vehicle to lane 0. The lanes are written
- * at the same time, each in its own transaction; a lane that commits settles its inputs at
- * once, and the cursor moves over the contiguous mark of the ackwin, so it never passes an
- * input whose lane has not committed. A lane that fails is retried alone; new messages go to
+ * at the same time, each in its own transaction; the inputs of the batch are settled once every
+ * lane has committed, and the cursor moves over the contiguous mark of the ackwin, so it never
+ * passes an input whose lane has not committed, nor a verdict of the clock that bears the seq
+ * of an input before it (s_committed). A lane that fails is retried alone; new messages go to
  * the spill until every lane has written.
  *
  * Thread: one actor. Owns: its PULL and ack PUSH sockets, the lanes (each a writer with its
@@ -51,12 +52,17 @@ typedef struct {
     uint32_t n;
 } s_run_t;
 
+/* Spool seqs, as runs of consecutive ones. */
+typedef struct {
+    s_run_t *runs;
+    size_t nruns, cap;
+} s_runs_t;
+
 /* One connection and its part of the open batch. */
 typedef struct {
     vem_pgwriter_t *writer;
     vem_pgbatch_t batch;
-    s_run_t *runs; /* spool seqs its part settles */
-    size_t nruns, runs_cap;
+    s_runs_t seqs;      /* spool seqs its part settles */
     int64_t retry_at;   /* monotonic ms of the next attempt after a failure; 0 when none */
     int64_t backoff_ms; /* current wait between attempts */
     int wait_fd;        /* while an attempt is under way: the socket it waits on, or -1 */
@@ -75,6 +81,7 @@ typedef struct {
     int64_t opened_ms;         /* monotonic time the batch got its first message; 0 when empty */
     int64_t oldest_us;         /* receipt time of its oldest input */
     int64_t cursor_ms;         /* monotonic time of the last move */
+    s_runs_t committed;        /* seqs of the lanes of the open batch that have committed */
     /* metrics */
     vem_counter_t *rows_total[VEM_PGROWS_TABLES], *dups[VEM_PGROWS_TABLES],
         *refused[VEM_PGROWS_TABLES];
@@ -254,19 +261,19 @@ static void s_merge_rows(s_sink_t *s, s_lane_t *l)
     vem_pgrows_reset(&s->rows);
 }
 
-static void s_add_run(s_lane_t *l, uint64_t seq, uint32_t n)
+static void s_add_run(s_runs_t *r, uint64_t seq, uint32_t n)
 {
-    if (l->nruns && l->runs[l->nruns - 1].seq + l->runs[l->nruns - 1].n == seq) {
-        l->runs[l->nruns - 1].n += n;
+    if (r->nruns && r->runs[r->nruns - 1].seq + r->runs[r->nruns - 1].n == seq) {
+        r->runs[r->nruns - 1].n += n;
         return;
     }
-    if (l->nruns == l->runs_cap) {
-        l->runs_cap = l->runs_cap ? l->runs_cap * 2 : 1024;
-        l->runs = realloc(l->runs, l->runs_cap * sizeof *l->runs);
-        if (!l->runs)
+    if (r->nruns == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 1024;
+        r->runs = realloc(r->runs, r->cap * sizeof *r->runs);
+        if (!r->runs)
             abort();
     }
-    l->runs[l->nruns++] = (s_run_t){seq, n};
+    r->runs[r->nruns++] = (s_run_t){seq, n};
 }
 
 /* Rows of the whole open batch, a frame's row counting as its samples (the rows they were in
@@ -286,7 +293,7 @@ static size_t s_runs_open(const s_sink_t *s)
 {
     size_t n = 0;
     for (unsigned i = 0; i < s->nlanes; i++)
-        n += s->lanes[i].nruns;
+        n += s->lanes[i].seqs.nruns;
     return n;
 }
 
@@ -312,7 +319,10 @@ static void s_take(s_sink_t *s, const uint8_t *p, size_t len)
         s->last_hi = hi;
         s->last_lane = lane;
         s_merge_rows(s, &s->lanes[lane]);
-        s_add_run(&s->lanes[lane], rec.seq, rec.nseqs);
+        /* a verdict settles nothing: its seq is its input's, which that input's own record
+         * settles (records.h), perhaps in an earlier message (a verdict of the clock) */
+        if (rec.kind != VEM_RECORD_VIOLATION)
+            s_add_run(&s->lanes[lane].seqs, rec.seq, rec.nseqs);
     }
     if (s->opened_ms == 0) {
         s->opened_ms = vem_mono_ms();
@@ -388,16 +398,23 @@ static void s_committed(s_sink_t *s, s_lane_t *l, const vem_pgw_stats_t *st)
     int64_t now = vem_now_us();
     if (now > s->oldest_us)
         vem_histogram_observe_ns(s->latency, (uint64_t)(now - s->oldest_us) * 1000);
-    for (size_t i = 0; i < l->nruns; i++)
-        for (uint32_t k = 0; k < l->runs[i].n; k++)
-            vem_ackwin_done(s->io.done, l->runs[i].seq + k);
-    /* the cursor moves once the other lanes are done too (its fsyncs would hold them up) */
-    if (s_lanes_idle(s))
-        s_move_cursor(s);
+    for (size_t i = 0; i < l->seqs.nruns; i++)
+        s_add_run(&s->committed, l->seqs.runs[i].seq, l->seqs.runs[i].n);
     vem_pgbatch_reset(&l->batch);
-    l->nruns = 0;
-    if (s_rows_open(s) == 0 && s_runs_open(s) == 0)
+    l->seqs.nruns = 0;
+    if (s_rows_open(s) == 0 && s_runs_open(s) == 0) {
+        /* The whole batch is committed: its seqs are done. Not lane by lane: a verdict of the
+         * clock in one lane bears the seq of an input in an earlier message, and the worker puts
+         * a checkpoint that ended a trip in place once the next input's records are settled
+         * (worker.c, s_ckpt_settle), which must then mean that the verdict's are too, whatever
+         * lane the next input went to. Batches are written one after the other (s_room). */
+        for (size_t i = 0; i < s->committed.nruns; i++)
+            for (uint32_t k = 0; k < s->committed.runs[i].n; k++)
+                vem_ackwin_done(s->io.done, s->committed.runs[i].seq + k);
+        s->committed.nruns = 0;
         s->opened_ms = 0;
+        s_move_cursor(s);
+    }
 }
 
 /* Starts connecting or writing, lane by lane, when the open batch is due (force: whatever its
@@ -417,7 +434,7 @@ static void s_maybe_flush(s_sink_t *s, bool force)
             continue;
         char err[512];
         int rc = 0;
-        if (l->nruns == 0 || !due) {
+        if ((l->seqs.nruns == 0 && vem_pgbatch_rows(&l->batch) == 0) || !due) {
             /* nothing to write: still reconnect, so health tells the truth on a quiet day */
             if (!vem_pgwriter_connected(l->writer))
                 rc = vem_pgwriter_connect_start(l->writer, s->args->partitions_ahead, err,
@@ -491,9 +508,10 @@ static void s_teardown(s_sink_t *s)
     for (unsigned i = 0; s->lanes && i < s->nlanes; i++) {
         vem_pgwriter_destroy(&s->lanes[i].writer);
         vem_pgbatch_free(&s->lanes[i].batch);
-        free(s->lanes[i].runs);
+        free(s->lanes[i].seqs.runs);
     }
     free(s->lanes);
+    free(s->committed.runs);
     vem_pgrows_free(&s->rows);
     free(s->frame);
     vem_sinkio_close(&s->io);
@@ -648,8 +666,10 @@ void vem_sink_pg_actor(void *pipe, void *args_)
             s.lanes[i].retry_at = 0;
         vem_sinkio_unspill(&s.io);
         vem_sinkio_read(&s.io, S_RECV_BUDGET);
-        if (s.opened_ms == 0 && vem_spill_count(s.io.spill) == 0 && !s.io.holding)
+        if (s.opened_ms == 0 && vem_spill_count(s.io.spill) == 0 && !s.io.holding) {
+            atomic_store(&a->drained, true);
             break; /* everything written */
+        }
         s_maybe_flush(&s, true);
         s_step(&s);
     }

@@ -45,6 +45,7 @@ typedef struct {
     atomic_uint_fast64_t beats;
     atomic_bool up;       /* connected and the last write succeeded */
     atomic_bool stop_now; /* set by main when the drain time is up: give up writing */
+    atomic_bool drained;  /* set at the end: everything handed to the sink was committed */
 } vem_sink_pg_args_t;
 
 /* Actor body: bind, try to connect (the daemon starts even when PostgreSQL is down; it keeps

@@ -1779,11 +1779,14 @@ void vem_worker_actor(void *pipe, void *args_)
     if (w.judge && args->ckpt_dir) {
         if (w.pending && atomic_load(args->output_seq) >= w.pending_through)
             s_ckpt_settle(&w);
+        if (w.pending && w.pending_next)
+            w.swept = true; /* the sweep it held stays unproven in the one that replaces it */
         vem_ckpt_abort(&w.pending);
         if (w.rules_mark > w.ckpt_through)
             s_ckpt_write(&w, false);
         args->pending_ckpt = w.pending;
         args->pending_through = w.pending_through;
+        args->pending_swept = w.pending && w.pending_next;
         w.pending = NULL;
     }
     free(w.ckpt_buf);

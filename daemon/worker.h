@@ -66,8 +66,11 @@ typedef struct {
                                             * (vem_ingest_sweep_now); NULL: none */
     void *pending_ckpt; /* at return: a checkpoint written but not yet put in place
                          * (vem_ckpt_writer_t, through in pending_through): main commits it
-                         * once the sinks' cursors reach pending_through */
+                         * once the sinks' cursors reach pending_through ... */
     uint64_t pending_through;
+    bool pending_swept; /* ... and, when set (it holds verdicts of the clock, which bear the seq
+                         * of an input the cursors passed), once every sink stored everything
+                         * handed to it */
     atomic_uint_fast64_t beats; /* loop iterations: main's watchdog reads it */
     atomic_uint_fast64_t done;  /* inputs fully processed */
 } vem_worker_args_t;
