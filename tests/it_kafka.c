@@ -14,6 +14,13 @@
  *                      PostgreSQL has every row
  *   kill9_in_flight    vemd is killed with SIGKILL twice while events are in flight and
  *                      restarted on the same spool: none is missing from the topic
+ *   verdict_does_not_settle_undelivered_input  a vem-broker of its own whose samples topic
+ *                      alone is led by a broker that goes down (--leader, --fault-broker) after
+ *                      a registered truck's trip, killed before its logout, sends one more frame
+ *                      X: when the silence sweep's obd.nox_window verdict, a record of X in a
+ *                      later worker message, is in the violations topic, cursor.kafka must
+ *                      still be below X, whose samples are not delivered; after a stop, the
+ *                      broker back and a restart, every sample PostgreSQL holds is in Kafka
  *
  * Each test writes to topics of its own (the mock creates them on first use), so suites and
  * reruns do not see each other's events. Each prints one summary line to stderr. */
@@ -495,6 +502,278 @@ START_TEST(kill9_in_flight)
 }
 END_TEST
 
+/* The first line of a file (without its newline) into out; "" when there is none. */
+static void s_read_line(const char *path, char *out, size_t cap)
+{
+    size_t len = 0;
+    uint8_t *text = vem_test_slurp(path, &len);
+    out[0] = '\0';
+    if (text && len > 0 && len < cap) {
+        memcpy(out, text, len);
+        out[len] = '\0';
+        out[strcspn(out, "\n")] = '\0';
+    }
+    free(text);
+}
+
+/* A vem-broker of this test's own, on ports of its own: two brokers, broker 2 leading every
+ * partition of t's samples topic and broker 1 those of its other topics, so that SIGUSR1 and
+ * SIGUSR2 (--fault-broker 2) stop and resume the samples alone. Its bootstrap address becomes
+ * VEM_TEST_KAFKA in this test's process, for vemd's configuration and s_consume. */
+static pid_t s_own_broker(const char *dir, const char *t)
+{
+    char bin[300], addr_path[300], log_path[300], topic[4][96], leader[4][110];
+    static const char *const kinds[] = {"samples", "violations", "terminal", "rsd"};
+    snprintf(bin, sizeof bin, "%s/vem-broker", vem_test_bin_dir());
+    snprintf(addr_path, sizeof addr_path, "%s/kafka.addr", dir);
+    snprintf(log_path, sizeof log_path, "%s/broker.log", dir);
+    char *argv[24] = {bin, "--brokers", "2", "--fault-broker", "2", "--bootstrap-file", addr_path};
+    int argc = 7;
+    for (int i = 0; i < 4; i++) {
+        snprintf(topic[i], sizeof topic[i], "%s.%s:1", t, kinds[i]);
+        snprintf(leader[i], sizeof leader[i], "%s.%s=%d", t, kinds[i], i == 0 ? 2 : 1);
+        argv[argc++] = "--topic";
+        argv[argc++] = topic[i];
+        argv[argc++] = "--leader";
+        argv[argc++] = leader[i];
+    }
+    argv[argc] = NULL;
+    pid_t pid = vem_it_spawn(argv, log_path);
+    char addr[512] = "";
+    for (int i = 0; i < 100 && !*addr; i++) {
+        vem_it_sleep(0.1);
+        s_read_line(addr_path, addr, sizeof addr);
+    }
+    ck_assert_msg(*addr, "vem-broker did not start; see %s", log_path);
+    ck_assert_int_eq(setenv("VEM_TEST_KAFKA", addr, 1), 0);
+    return pid;
+}
+
+/* Waits (up to 5 s) until the broker's log says what a signal did. */
+static void s_broker_did(const char *dir, const char *what)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/broker.log", dir);
+    for (int i = 0; i < 50; i++) {
+        size_t len;
+        uint8_t *log = vem_test_slurp(path, &len);
+        bool done = log && memmem(log, len, what, strlen(what)) != NULL;
+        free(log);
+        if (done)
+            return;
+        vem_it_sleep(0.1);
+    }
+    ck_abort_msg("vem-broker did not log \"%s\"", what);
+}
+
+static unsigned long long s_kafka_cursor(const vem_it_run_t *r)
+{
+    char path[320], text[32];
+    snprintf(path, sizeof path, "%s/spool/cursor.kafka", r->dir);
+    s_read_line(path, text, sizeof text);
+    ck_assert_msg(*text, "no cursor in %s", path);
+    return strtoull(text, NULL, 10);
+}
+
+/* Epoch seconds of the newest sample PostgreSQL holds for vin. */
+static long long s_newest_sample(const char *vin)
+{
+    PGconn *conn = vem_it_pg();
+    const char *params[] = {vin};
+    PGresult *res = PQexecParams(conn,
+                                 "SELECT extract(epoch FROM max(sample_time))::bigint "
+                                 "FROM obd_samples WHERE vin = $1",
+                                 1, NULL, params, NULL, NULL, 0);
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    ck_assert_msg(!PQgetisnull(res, 0, 0), "no sample of %s in PostgreSQL", vin);
+    long long t = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    PQfinish(conn);
+    return t;
+}
+
+/* The emission of rule for vin in topic, or NULL (caller decrefs). */
+static json_t *s_find_verdict(const char *topic, const char *vin, const char *rule)
+{
+    json_t *msgs = s_consume(topic, NULL), *found = NULL;
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m)
+    {
+        json_t *ev = json_object_get(m, "event");
+        if (!found && strcmp(s_str(ev, "vin"), vin) == 0 && strcmp(s_str(ev, "rule"), rule) == 0)
+            found = json_incref(ev);
+    }
+    json_decref(msgs);
+    return found;
+}
+
+/* A trip's end by the silence sweep is judged (obd.nox_window) as a record of the last input
+ * the worker judged, X, in a worker message after X's own. With X's samples held up (their
+ * topic's leader down) and the verdict delivered, the Kafka cursor must stay below X: a stop
+ * then must not lose X's samples. */
+START_TEST(verdict_does_not_settle_undelivered_input)
+{
+    vem_it_pg_up();
+    char t[64], opts[512], cmd[1200], vin[18];
+    s_prefix(t, sizeof t, "vdsu");
+    snprintf(vin, sizeof vin, "LKAFVD%011u", 0u);
+    vem_it_run_t r = {.pipeline_opts = "drain_timeout_s = 5;",
+                      .rules_opts = "enable = true; trip_gap_min = 1;"};
+    /* librdkafka keeps the held samples (5 minutes by default) until well after the verdict */
+    s_kafka_opts(opts, sizeof opts, t, "message_timeout_ms = 600000;");
+    r.kafka_opts = opts;
+    vem_it_prepare(&r, "it_kafka");
+    char *saved_kafka = strdup(vem_test_env("VEM_TEST_KAFKA")); /* the harness's, put back */
+    pid_t broker = s_own_broker(r.dir, t);
+    vem_it_write_config(&r, "info");
+
+    /* the registry's engine figures: without them the NOx window judges nothing */
+    snprintf(cmd, sizeof cmd,
+             "'%s/vem-sim' --registry '%s/registry.csv' --trucks 1 --seed 1 --vin-prefix LKAFVD "
+             "&& '%s/vemctl' vehicles import '%s/registry.csv' --db \"%s\" >/dev/null",
+             vem_test_bin_dir(), r.dir, vem_test_bin_dir(), r.dir, vem_test_env("VEM_TEST_PG"));
+    ck_assert_int_eq(system(cmd), 0);
+    PGconn *admin = vem_it_pg();
+    PGresult *res = PQexec(admin, "SELECT count(*) FROM vehicles");
+    ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+    double vehicles = strtod(PQgetvalue(res, 0, 0), NULL);
+    PQclear(res);
+    PQfinish(admin);
+    vem_it_launch(&r);
+    for (int i = 0; i < 100 && vem_it_metric_now(&r, "vem_registry_vehicles") < vehicles; i++)
+        vem_it_sleep(0.1);
+    ck_assert(vem_it_metric_now(&r, "vem_registry_vehicles") >= vehicles);
+
+    /* 1. One truck with its SCR removed drives 40-odd minutes of its time (60 samples a frame,
+     * 5 frames a second), enough for valid NOx windows, all of them over the limit; it is killed
+     * before it logs out, so its trip stays open. Everything is delivered. */
+    char *drive[] = {"--trucks",     "1",
+                     "--rate",       "5",
+                     "--samples",    "60",
+                     "--duration",   "600",
+                     "--seed",       "1",
+                     "--vin-prefix", "LKAFVD",
+                     "--misbehave",  "scr_removed:1"};
+    pid_t sim = vem_it_run_sim(&r, drive, sizeof drive / sizeof drive[0]);
+    for (int i = 0; i < 600 && vem_it_metric_now(&r, "vem_inputs_total") < 46; i++)
+        vem_it_sleep(0.1);
+    ck_assert_int_eq(kill(sim, SIGKILL), 0);
+    ck_assert_int_eq(vem_it_wait(sim, 10), 128 + SIGKILL);
+    json_decref(vem_it_settled(&r));
+
+    vem_it_sleep(0.5); /* all is delivered: the cursor moves at once */
+    unsigned long long before = s_kafka_cursor(&r);
+
+    /* 2. The samples topic's leader goes down; the truck comes back as a terminal that stores
+     * and forwards (--await-replies): it logs in, and only once the login is answered sends
+     * the frame it collected meanwhile, X (as a re-send). The login is thus a worker message of
+     * its own, delivered (terminal topic), and X is the only seq the cursor waits for: sent
+     * together, the login would wait with X and hide the defect. It is killed before its next
+     * frame (20 s later), so X stays the last input the worker judged. */
+    ck_assert_int_eq(kill(broker, SIGUSR1), 0);
+    s_broker_did(r.dir, "broker 2 down");
+    double inputs = vem_it_metric_now(&r, "vem_inputs_total");
+    char start[32];
+    snprintf(start, sizeof start, "%lld", s_newest_sample(vin) + 1);
+    char *again[] = {"--await-replies",
+                     "--trucks",
+                     "1",
+                     "--rate",
+                     "0.05",
+                     "--samples",
+                     "60",
+                     "--duration",
+                     "600",
+                     "--seed",
+                     "1",
+                     "--vin-prefix",
+                     "LKAFVD",
+                     "--start-time",
+                     start,
+                     "--misbehave",
+                     "scr_removed:1"};
+    sim = vem_it_run_sim(&r, again, sizeof again / sizeof again[0]);
+    for (int i = 0; i < 100 && vem_it_metric_now(&r, "vem_inputs_total") < inputs + 2; i++)
+        vem_it_sleep(0.1);
+    ck_assert_int_eq(kill(sim, SIGKILL), 0);
+    ck_assert_int_eq(vem_it_wait(sim, 10), 128 + SIGKILL);
+    ck_assert_double_eq(vem_it_metric_now(&r, "vem_inputs_total"), inputs + 2);
+    /* the setup: everything up to the login is delivered, X alone waits */
+    for (int i = 0; i < 100 && s_kafka_cursor(&r) < before + 1; i++)
+        vem_it_sleep(0.1);
+    ck_assert_msg(s_kafka_cursor(&r) == before + 1,
+                  "cursor.kafka at %llu, not at the login %llu before the held frame",
+                  s_kafka_cursor(&r), before + 1);
+
+    /* 3. Twice trip_gap_min of silence later the sweep ends the trip: its verdict, a record of
+     * X, goes to the violations topic, whose leader is up. */
+    char topic[96];
+    snprintf(topic, sizeof topic, "%s.violations", t);
+    double silent_from = vem_it_mono();
+    json_t *verdict = NULL;
+    while (!verdict && vem_it_mono() - silent_from < 200) {
+        vem_it_sleep(5);
+        verdict = s_find_verdict(topic, vin, "obd.nox_window");
+    }
+    ck_assert_msg(verdict != NULL, "no obd.nox_window verdict for %s in %s after %.0f s", vin,
+                  topic, vem_it_mono() - silent_from);
+    unsigned long long x =
+        (unsigned long long)json_integer_value(json_object_get(verdict, "spool_seq"));
+    ck_assert_msg(x == before + 2, "the verdict is a record of seq %llu, not of the frame %llu", x,
+                  before + 2);
+    vem_it_sleep(2); /* a cursor move waits up to 100 ms while events are in flight */
+    unsigned long long cursor = s_kafka_cursor(&r);
+    double in_flight = vem_it_metric_now(&r, "vem_kafka_in_flight");
+    fprintf(stderr,
+            "it_kafka verdict_does_not_settle_undelivered_input: verdict of seq %llu in Kafka "
+            "%.0f s after the last frame; cursor.kafka %llu; %.0f events in flight\n",
+            x, vem_it_mono() - silent_from, cursor, in_flight);
+    ck_assert_msg(in_flight >= 60, "the last frame's 60 samples are not held up (%.0f in flight)",
+                  in_flight);
+    json_decref(verdict);
+
+    /* 4. Stopped with those samples still held, the leader back, started on the same spool:
+     * every sample PostgreSQL holds (its sink never stopped) is in the samples topic. */
+    vem_it_halt(&r);
+    ck_assert_int_eq(kill(broker, SIGUSR2), 0);
+    s_broker_did(r.dir, "broker 2 up");
+    vem_it_launch(&r);
+    json_decref(vem_it_settled(&r));
+    snprintf(topic, sizeof topic, "%s.samples", t);
+    json_t *samples = s_consume(topic, NULL);
+    long copies;
+    json_t *got = s_distinct_by_key(samples, "sample", &copies);
+    PGconn *conn = vem_it_pg();
+    json_t *want = vem_it_rows_by_vin(conn, "obd_samples", "LKAFVD");
+    PQfinish(conn);
+    long long have = json_integer_value(json_object_get(got, vin));
+    long long stored = json_integer_value(json_object_get(want, vin));
+    fprintf(stderr,
+            "it_kafka verdict_does_not_settle_undelivered_input: after a restart %lld samples in "
+            "PostgreSQL, %lld distinct in Kafka (%ld copies)\n",
+            stored, have, copies);
+    /* the direct check first, then what it costs */
+    ck_assert_msg(cursor < x,
+                  "cursor.kafka was at %llu, at or past seq %llu (the last frame), whose samples "
+                  "the brokers had not acknowledged (%.0f events in flight): the trip-end verdict "
+                  "travelling as its record settled it",
+                  cursor, x, in_flight);
+    ck_assert_int_gt(stored, 60);
+    ck_assert_msg(have == stored, "%s: %lld samples in PostgreSQL, %lld in Kafka", vin, stored,
+                  have);
+    json_decref(got);
+    json_decref(want);
+    json_decref(samples);
+    vem_it_halt(&r);
+    ck_assert_int_eq(kill(broker, SIGTERM), 0);
+    ck_assert_int_eq(vem_it_wait(broker, 10), 0);
+    vem_it_stop(&r);
+    ck_assert_int_eq(setenv("VEM_TEST_KAFKA", saved_kafka, 1), 0);
+    free(saved_kafka);
+}
+END_TEST
+
 /* Runs vemd --check-config on a file with the given kafka group; returns its exit status and
  * whether its output held `text`. */
 static int s_check_config(const char *group, const char *text, bool *found)
@@ -556,6 +835,11 @@ Suite *vem_suite_kafka(void)
     tcase_add_test(tc, end_to_end);
     tcase_add_test(tc, broker_outage_20s);
     tcase_add_test(tc, kill9_in_flight);
+    suite_add_tcase(s, tc);
+    /* its own tcase: two minutes of silence before the verdict, and its own broker */
+    tc = tcase_create("one_topic_down");
+    tcase_set_timeout(tc, 400);
+    tcase_add_test(tc, verdict_does_not_settle_undelivered_input);
     suite_add_tcase(s, tc);
     return s;
 }
