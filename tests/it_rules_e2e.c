@@ -75,6 +75,12 @@
  *                     measured on the intake clock), so the verdicts are those of the same
  *                     fleet under a vemd that never paused, with the burst after the pause
  *                     fed to the workers from the spool (queue_hwm = 10)
+ *   window_verdict_survives_a_stop  registered trucks whose removed SCRs fail the NOx window,
+ *                     judged when the silence sweep ends their trips (a verdict no input
+ *                     caused, bearing the seq of an input the sink stored before): PostgreSQL
+ *                     stopped before the sweep, vemd stopped after it, both started again:
+ *                     the window verdicts are stored, those of a vemd left alone (the last
+ *                     checkpoint, whose state had ended the trips, was not put in place)
  *   (and vemctl explain shows a stored verdict, and refuses an unknown id)
  *
  * Expected vehicles come from vem-sim's truth ("misbehaving"), never from vemd. */
@@ -611,6 +617,106 @@ START_TEST(stop_same_verdicts)
     json_decref(vem_it_sink_settled(&b));
     vem_it_stop(&b);
     char *stopped = s_episodes(conn, "LRULED");
+    ck_assert_str_eq(stopped, alone);
+    free(alone);
+    free(stopped);
+    PQfinish(conn);
+}
+END_TEST
+
+/* One truck of window_verdict_survives_a_stop, registered with its engine's figures and its SCR
+ * removed: 60 samples a frame, 5 frames a second from a fixed start (so both runs' trips start
+ * alike), some 45 minutes of its time once 46 inputs came (seed 1: valid NOx windows, all over
+ * the limit). It is killed then, before it logs out,
+ * so its trip stays open until the silence sweep ends it. Returns the inputs vemd took. */
+static double s_window_truck(vem_it_run_t *r)
+{
+    char *drive[] = {"--trucks",     "1",          "--rate",       "5",
+                     "--samples",    "60",         "--duration",   "600",
+                     "--seed",       "1",          "--vin-prefix", "LRULEW",
+                     "--start-time", "1790000000", "--misbehave",  "scr_removed:1"};
+    pid_t sim = vem_it_run_sim(r, drive, (int)(sizeof drive / sizeof drive[0]));
+    for (int i = 0; i < 600 && vem_it_metric_now(r, "vem_inputs_total") < 46; i++)
+        vem_it_sleep(0.1);
+    ck_assert_int_eq(kill(sim, SIGKILL), 0);
+    ck_assert_int_eq(vem_it_wait(sim, 10), 128 + SIGKILL);
+    json_decref(vem_it_sink_settled(r));
+    return vem_it_metric_now(r, "vem_inputs_total");
+}
+
+/* The truck's registry row (vem-sim --registry, `vemctl vehicles import`), before vemd starts. */
+static void s_window_registry(const vem_it_run_t *r)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "'%s/vem-sim' --registry '%s/registry.csv' --trucks 1 --seed 1 --vin-prefix LRULEW "
+             "&& '%s/vemctl' vehicles import '%s/registry.csv' --db \"%s\" >/dev/null",
+             vem_test_bin_dir(), r->dir, vem_test_bin_dir(), r->dir, vem_test_env("VEM_TEST_PG"));
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* The truck's obd.nox_window verdict as stored ("severity id first_at"), waiting up to
+ * timeout_s for it; "" when none came. */
+static char *s_window_verdict(PGconn *conn, double timeout_s)
+{
+    for (double t0 = vem_it_mono();; vem_it_sleep(1)) {
+        PGresult *res = PQexec(conn, "SELECT severity || ' ' || violation_id || ' ' || "
+                                     "first_at::text FROM violations WHERE vin LIKE 'LRULEW%' "
+                                     "AND rule = 'obd.nox_window'");
+        ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+        char *out = strdup(PQntuples(res) ? PQgetvalue(res, 0, 0) : "");
+        PQclear(res);
+        if (*out || vem_it_mono() - t0 > timeout_s)
+            return out;
+        free(out);
+    }
+}
+
+/* With trip_gap_min = 1 the silence sweep ends the truck's trip 120 s after its last frame, and
+ * its NOx window verdict comes then, as a record of the last input judged, whose own records
+ * the sink stored before. Run a, left alone, gives the reference. Run b: the truck's rows
+ * stored, PostgreSQL stopped, the sweep's verdict made (vemd counts it; the sink cannot store
+ * it), vemd stopped (a drain of 5 s), then PostgreSQL and vemd started again on the same spool:
+ * the verdict must be stored, the same (id, severity, start). A build that put the last
+ * checkpoint in place there (its inputs were all stored) lost it: the state it restored had
+ * ended the trip, so nothing judged it again. */
+START_TEST(window_verdict_survives_a_stop)
+{
+    PGconn *conn = vem_it_pg();
+    vem_it_sql(conn, "DELETE FROM violations WHERE vin LIKE 'LRULEW%'");
+    vem_it_run_t a = {0};
+    a.rules_opts = "trip_gap_min = 1;";
+    a.pipeline_opts = "drain_timeout_s = 5; sample_past_days = 36600;"; /* a fixed start */
+    vem_it_prepare(&a, "it_rules");
+    s_window_registry(&a);
+    vem_it_launch(&a);
+    s_window_truck(&a);
+    char *alone = s_window_verdict(conn, 240);
+    vem_it_stop(&a);
+    fprintf(stderr, "it_rules window_verdict_survives_a_stop: left alone: %s\n", alone);
+    ck_assert_msg(strncmp(alone, "violation ", 10) == 0, "no NOx window violation: '%s'", alone);
+    vem_it_sql(conn, "DELETE FROM violations WHERE vin LIKE 'LRULEW%'");
+
+    vem_it_run_t b = {0};
+    b.rules_opts = a.rules_opts;
+    b.pipeline_opts = a.pipeline_opts;
+    vem_it_start(&b, "it_rules");
+    s_window_truck(&b);
+    double before = vem_it_metric_sum(&b, "vem_verdicts_total");
+    vem_it_pgctl("stop");
+    double made = before;
+    for (double t0 = vem_it_mono(); made < before + 1 && vem_it_mono() - t0 < 240; vem_it_sleep(1))
+        made = vem_it_metric_sum(&b, "vem_verdicts_total");
+    vem_it_halt(&b);
+    vem_it_pgctl("start");
+    ck_assert_msg(made >= before + 1, "the sweep made no verdict in 240 s");
+    vem_it_launch(&b);
+    PQfinish(conn); /* PostgreSQL was restarted under it */
+    conn = vem_it_pg();
+    char *stopped = s_window_verdict(conn, 240);
+    if (strcmp(stopped, alone) != 0)
+        vem_it_show_log(&b);
+    vem_it_stop(&b);
     ck_assert_str_eq(stopped, alone);
     free(alone);
     free(stopped);
@@ -1556,7 +1662,11 @@ Suite *vem_suite_rules_e2e(void)
     TCase *stop = tcase_create("stop_same_verdicts"); /* CK_RUN_CASE=stop_same_verdicts */
     tcase_set_timeout(stop, 700);
     tcase_add_test(stop, stop_same_verdicts);
+    TCase *window = tcase_create("window_stop"); /* CK_RUN_CASE=window_stop */
+    tcase_set_timeout(window, 900);
+    tcase_add_test(window, window_verdict_survives_a_stop);
     suite_add_tcase(s, pause);
     suite_add_tcase(s, stop);
+    suite_add_tcase(s, window);
     return s;
 }
