@@ -791,6 +791,29 @@ struct vem_spool_cursor {
     uint64_t seq;
 };
 
+/* A cursor file as vem_spool_cursor_commit writes it: 1 to 20 digits, then an optional
+ * newline, nothing else. Anything more is damage, which must not be read as a seq: "-1" read
+ * as a number (scanf's way) would put the cursor past every record, so the consumer would
+ * skip them and the spool trim them. 0 with *seq, -1. */
+static int s_parse_seq(const char *text, size_t len, uint64_t *seq)
+{
+    if (len > 0 && text[len - 1] == '\n')
+        len--;
+    if (len == 0 || len > 20)
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return -1;
+        unsigned d = (unsigned)(text[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *seq = v;
+    return 0;
+}
+
 vem_spool_cursor_t *vem_spool_cursor_open(const char *dir, const char *name, char *err,
                                           size_t errlen)
 {
@@ -808,10 +831,12 @@ vem_spool_cursor_t *vem_spool_cursor_open(const char *dir, const char *name, cha
     }
     FILE *f = fopen(self->path, "r");
     if (f) {
-        int ok = fscanf(f, "%" SCNu64, &self->seq) == 1;
+        char text[32];
+        size_t len = fread(text, 1, sizeof text, f);
         fclose(f);
-        if (!ok) {
-            snprintf(err, errlen, "spool cursor %s: unreadable", self->path);
+        if (s_parse_seq(text, len, &self->seq) != 0) {
+            snprintf(err, errlen, "spool cursor %s: unreadable (not a decimal seq and a newline)",
+                     self->path);
             free(self);
             return NULL;
         }

@@ -127,7 +127,8 @@ vem_spool_read_t vem_spool_reader_next(vem_spool_reader_t *self, uint64_t upto,
 /* Frees the reader; accepts NULL; sets *self_p to NULL. */
 void vem_spool_reader_destroy(vem_spool_reader_t **self_p);
 
-/* Opens the named cursor of a consumer (e.g. "pg", "kafka") in dir; a new one is at 0. */
+/* Opens the named cursor of a consumer (e.g. "pg", "kafka") in dir; a new one is at 0. NULL
+ * with a message in err when its file cannot be read or is not one decimal seq (damage). */
 vem_spool_cursor_t *vem_spool_cursor_open(const char *dir, const char *name, char *err,
                                           size_t errlen);
 

@@ -882,6 +882,45 @@ START_TEST(cursor_moves_forward_durably)
 }
 END_TEST
 
+/* A cursor file holds one decimal seq and a newline, as the commit writes it. Anything else
+ * is damage and is refused with its name: read as a number, "-1" or a seq past 64 bits would
+ * put the cursor beyond every record (the consumer would skip them and the spool trim them),
+ * and trailing bytes mean the file is not what was written. */
+START_TEST(damaged_cursor_files_are_refused)
+{
+    static const char *const bad[] = {"",     "\n",          "x\n",        "-1\n",
+                                      "+5\n", "8\n\x1e\x1e", "12abc\n",   "7 8\n",
+                                      "18446744073709551616\n",  "99999999999999999999999\n"};
+    char err[512], path[300];
+    snprintf(path, sizeof path, "%s/cursor.pg", s_dir);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(bad[i], f);
+        fclose(f);
+        err[0] = '\0';
+        vem_spool_cursor_t *cur = vem_spool_cursor_open(s_dir, "pg", err, sizeof err);
+        ck_assert_msg(cur == NULL, "cursor file \"%s\" accepted as %" PRIu64, bad[i],
+                      cur ? vem_spool_cursor_get(cur) : 0);
+        ck_assert_msg(strstr(err, path) != NULL, "refusal without the file: %s", err);
+    }
+    static const struct {
+        const char *text;
+        uint64_t seq;
+    } good[] = {{"0\n", 0}, {"42\n", 42}, {"42", 42}, {"18446744073709551615\n", UINT64_MAX}};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(good[i].text, f);
+        fclose(f);
+        vem_spool_cursor_t *cur = vem_spool_cursor_open(s_dir, "pg", err, sizeof err);
+        ck_assert_msg(cur != NULL, "cursor file \"%s\" refused: %s", good[i].text, err);
+        ck_assert_uint_eq(vem_spool_cursor_get(cur), good[i].seq);
+        vem_spool_cursor_destroy(&cur);
+    }
+}
+END_TEST
+
 /* vem_fileio_replace (the cursors' and intake-paused's writer): the new bytes replace the old
  * whole; when the new file cannot be made (its temporary name in a directory that does not
  * exist: ENOENT) it fails, and the old bytes stay. */
@@ -935,6 +974,7 @@ Suite *vem_suite_spool(void)
     tcase_add_test(tc, failed_flush_leaves_no_fragment);
     tcase_add_test(tc, inspect_reports_segments_seqs_and_cursors);
     tcase_add_test(tc, cursor_moves_forward_durably);
+    tcase_add_test(tc, damaged_cursor_files_are_refused);
     suite_add_tcase(s, tc);
     return s;
 }
