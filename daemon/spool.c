@@ -107,6 +107,38 @@ static int s_cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* True when p holds len (1 to 20) decimal digits of a value that fits; sets *v. */
+static bool s_parse_digits(const char *p, size_t len, uint64_t *v)
+{
+    if (len == 0 || len > 20)
+        return false;
+    uint64_t x = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        unsigned d = (unsigned)(p[i] - '0');
+        if (x > (UINT64_MAX - d) / 10)
+            return false;
+        x = x * 10 + d;
+    }
+    *v = x;
+    return true;
+}
+
+/* True when name is one the spool gives a segment, seg-<first, 20 digits>.log with first > 0;
+ * sets *first. Only those: a segment is opened again by the name its first seq makes, so a
+ * name that makes another (seg-5.log, seg-+5.log) would be listed and never found. */
+static bool s_segment_name(const char *name, uint64_t *first)
+{
+    static const char prefix[] = "seg-", suffix[] = ".log";
+    const size_t digits = 20;
+    if (strlen(name) != sizeof prefix - 1 + digits + sizeof suffix - 1 ||
+        memcmp(name, prefix, sizeof prefix - 1) != 0 ||
+        strcmp(name + sizeof prefix - 1 + digits, suffix) != 0)
+        return false;
+    return s_parse_digits(name + sizeof prefix - 1, digits, first) && *first > 0;
+}
+
 /* Lists the segments of dir into a malloc'd ascending array of their first seqs. */
 static int s_list_segments(const char *dir, uint64_t **out, size_t *n_out)
 {
@@ -120,9 +152,7 @@ static int s_list_segments(const char *dir, uint64_t **out, size_t *n_out)
     struct dirent *e;
     while ((e = readdir(d))) {
         uint64_t first;
-        char tail[8];
-        if (sscanf(e->d_name, "seg-%20" SCNu64 ".%4s", &first, tail) != 2 ||
-            strcmp(tail, "log") != 0 || first == 0)
+        if (!s_segment_name(e->d_name, &first))
             continue;
         if (n == cap) {
             cap *= 2;
@@ -799,19 +829,7 @@ static int s_parse_seq(const char *text, size_t len, uint64_t *seq)
 {
     if (len > 0 && text[len - 1] == '\n')
         len--;
-    if (len == 0 || len > 20)
-        return -1;
-    uint64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] < '0' || text[i] > '9')
-            return -1;
-        unsigned d = (unsigned)(text[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    *seq = v;
-    return 0;
+    return s_parse_digits(text, len, seq) ? 0 : -1;
 }
 
 vem_spool_cursor_t *vem_spool_cursor_open(const char *dir, const char *name, char *err,

@@ -882,6 +882,40 @@ START_TEST(cursor_moves_forward_durably)
 }
 END_TEST
 
+/* Only names the spool writes (seg-, 20 digits, .log) are segments. A stray seg-4.log (by hand,
+ * by a tool) used to be listed as segment 4 and then opened under its padded name, which does
+ * not exist: a reader took that for a segment trimmed meanwhile and listed again, for ever. */
+START_TEST(stray_segment_names_are_not_segments)
+{
+    vem_spool_t *spool = s_open(1 << 30, 1 << 20);
+    for (unsigned i = 1; i <= 3; i++)
+        s_append(spool, i);
+    vem_spool_destroy(&spool);
+    static const char *const stray[] = {"seg-4.log", "seg-+5.log", "seg- 6.log",
+                                        "seg-0000000000000000007.log",
+                                        "seg-99999999999999999999.log"};
+    char path[400];
+    for (size_t i = 0; i < sizeof stray / sizeof *stray; i++) {
+        snprintf(path, sizeof path, "%s/%s", s_dir, stray[i]);
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fclose(f);
+    }
+    s_read_range(1, 1, 3);
+    vem_spool_info_t info;
+    char err[256];
+    ck_assert_msg(vem_spool_inspect(s_dir, &info, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(info.n_segments, 1);
+    ck_assert_uint_eq(info.last_seq, 3);
+    vem_spool_info_free(&info);
+    spool = s_open(1 << 30, 1 << 20);
+    ck_assert_uint_eq(vem_spool_next_seq(spool), 4);
+    s_append(spool, 4);
+    vem_spool_destroy(&spool);
+    s_read_range(1, 1, 4);
+}
+END_TEST
+
 /* A cursor file holds one decimal seq and a newline, as the commit writes it. Anything else
  * is damage and is refused with its name: read as a number, "-1" or a seq past 64 bits would
  * put the cursor beyond every record (the consumer would skip them and the spool trim them),
@@ -975,6 +1009,7 @@ Suite *vem_suite_spool(void)
     tcase_add_test(tc, inspect_reports_segments_seqs_and_cursors);
     tcase_add_test(tc, cursor_moves_forward_durably);
     tcase_add_test(tc, damaged_cursor_files_are_refused);
+    tcase_add_test(tc, stray_segment_names_are_not_segments);
     suite_add_tcase(s, tc);
     return s;
 }
