@@ -169,6 +169,28 @@ static int s_list_segments(const char *dir, uint64_t **out, size_t *n_out)
     return 0;
 }
 
+/* Most seqs from one segment's first to the next one's. The writer names a new segment
+ * durable_seq + 1 and a segment holds at most segment_bytes / 28 records, so a larger step
+ * is a damaged name; reading across it would report the gap UINT32_MAX seqs at a time, 2^32
+ * times for a name near UINT64_MAX. */
+#define S_MAX_STEP UINT32_MAX
+
+/* -1 with a message naming the segment when one starts more than S_MAX_STEP seqs after the
+ * one before it. */
+static int s_check_steps(const char *dir, const uint64_t *firsts, size_t n, char *err,
+                         size_t errlen)
+{
+    for (size_t i = 1; i < n; i++)
+        if (firsts[i] - firsts[i - 1] > S_MAX_STEP) {
+            snprintf(err, errlen,
+                     "spool %s: seg-%020" PRIu64 ".log starts %" PRIu64 " seqs after seg-%020" PRIu64
+                     ".log: its name is damaged (move the file out of the spool)",
+                     dir, firsts[i], firsts[i] - firsts[i - 1], firsts[i - 1]);
+            return -1;
+        }
+    return 0;
+}
+
 /* Reads one record at offset of fd into *buf (grown as needed). Returns the record size, 0
  * when no complete, intact record with seq == expected starts there, -1 on an I/O error. */
 static ssize_t s_read_record(int fd, uint64_t offset, uint64_t expected, uint8_t **buf, size_t *cap,
@@ -357,6 +379,8 @@ vem_spool_t *vem_spool_open(const char *dir, const vem_spool_opts_t *opts, char 
         snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
         goto fail;
     }
+    if (s_check_steps(dir, firsts, n, err, errlen) != 0)
+        goto fail;
     for (size_t i = 0; i < n; i++) {
         struct stat st;
         s_segment_path(path, sizeof path, dir, firsts[i]);
@@ -631,6 +655,10 @@ static int s_next_segment(const char *dir, uint64_t after, uint64_t *next)
     if (found)
         *next = firsts[i];
     free(firsts);
+    if (found && *next - after > S_MAX_STEP) { /* a damaged name (s_check_steps) */
+        errno = EUCLEAN;
+        return -1;
+    }
     return found;
 }
 
@@ -756,6 +784,8 @@ vem_spool_reader_t *vem_spool_reader_new(const char *dir, uint64_t from, char *e
         snprintf(err, errlen, "spool %s: %s", dir, listed ? strerror(errno) : "no segments");
         goto fail;
     }
+    if (s_check_steps(dir, firsts, n, err, errlen) != 0)
+        goto fail;
     size_t start = 0; /* the last segment starting at or before from */
     while (start + 1 < n && firsts[start + 1] <= from)
         start++;
@@ -979,6 +1009,10 @@ int vem_spool_inspect(const char *dir, vem_spool_info_t *out, char *err, size_t 
     int listed = s_list_segments(dir, &firsts, &n);
     if (listed != 0 || n == 0) {
         snprintf(err, errlen, "spool %s: %s", dir, listed ? strerror(errno) : "no segments");
+        free(firsts);
+        return -1;
+    }
+    if (s_check_steps(dir, firsts, n, err, errlen) != 0) {
         free(firsts);
         return -1;
     }

@@ -916,6 +916,51 @@ START_TEST(stray_segment_names_are_not_segments)
 }
 END_TEST
 
+/* A segment named 2^32 seqs or more after the one before it cannot be the writer's (it names a
+ * segment durable_seq + 1, and a missing one holds far fewer records): its name is damaged.
+ * Reading across such a gap used to report it UINT32_MAX seqs at a time, for hours (2^32
+ * reports towards seg-<near UINT64_MAX>); open, readers and inspection now refuse the spool
+ * with the name, so that the operator moves the file away. */
+START_TEST(segment_named_far_ahead_is_refused)
+{
+    vem_spool_t *spool = s_open(1 << 30, 1 << 20);
+    for (unsigned i = 1; i <= 3; i++)
+        s_append(spool, i);
+    vem_spool_destroy(&spool);
+    const uint64_t far[] = {UINT64_MAX - 1, (1ull << 32) + 3};
+    for (size_t i = 0; i < sizeof far / sizeof *far; i++) {
+        FILE *f = fopen(s_segment(far[i]), "w");
+        ck_assert_ptr_nonnull(f);
+        fclose(f);
+        char name[64], err[512] = "";
+        snprintf(name, sizeof name, "seg-%020" PRIu64 ".log", far[i]);
+        vem_spool_info_t info;
+        ck_assert_int_eq(vem_spool_inspect(s_dir, &info, err, sizeof err), -1);
+        ck_assert_msg(strstr(err, name) != NULL, "inspect: %s", err);
+        err[0] = '\0';
+        ck_assert_ptr_null(vem_spool_reader_new(s_dir, 1, err, sizeof err));
+        ck_assert_msg(strstr(err, name) != NULL, "reader: %s", err);
+        vem_spool_opts_t opts = {.max_bytes = 1 << 30, .segment_bytes = 1 << 20};
+        err[0] = '\0';
+        ck_assert_ptr_null(vem_spool_open(s_dir, &opts, err, sizeof err));
+        ck_assert_msg(strstr(err, name) != NULL, "open: %s", err);
+        unlink(s_segment(far[i]));
+    }
+    /* a reader already open meets it as an error, not as 2^32 damage reports */
+    char err[256];
+    vem_spool_reader_t *reader = vem_spool_reader_new(s_dir, 1, err, sizeof err);
+    ck_assert_ptr_nonnull(reader);
+    vem_spool_rec_t rec;
+    for (unsigned i = 1; i <= 3; i++)
+        ck_assert_int_eq(vem_spool_reader_next(reader, UINT64_MAX, &rec), VEM_SPOOL_READ_RECORD);
+    FILE *f = fopen(s_segment(UINT64_MAX - 1), "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    ck_assert_int_eq(vem_spool_reader_next(reader, UINT64_MAX, &rec), VEM_SPOOL_READ_ERROR);
+    vem_spool_reader_destroy(&reader);
+}
+END_TEST
+
 /* A cursor file holds one decimal seq and a newline, as the commit writes it. Anything else
  * is damage and is refused with its name: read as a number, "-1" or a seq past 64 bits would
  * put the cursor beyond every record (the consumer would skip them and the spool trim them),
@@ -1010,6 +1055,7 @@ Suite *vem_suite_spool(void)
     tcase_add_test(tc, cursor_moves_forward_durably);
     tcase_add_test(tc, damaged_cursor_files_are_refused);
     tcase_add_test(tc, stray_segment_names_are_not_segments);
+    tcase_add_test(tc, segment_named_far_ahead_is_refused);
     suite_add_tcase(s, tc);
     return s;
 }
