@@ -9,7 +9,8 @@
  *                     record whose kind has bit 15 set (damage), which keeps a wrong CRC;
  *                     3: a cursor file
  *           bits 2-3  segments: 0 or 1 named seg-<first, 20 digits>.log, 2 seg-<first>.log
- *                     (not padded), 3 a directory of the right name
+ *                     (not padded: not a segment, a stray file), 3 a directory of the right
+ *                     name
  *           bit 4     in the first chunk: segment_bytes 200 (appends roll) instead of 1 MiB
  *   byte 1  segments 0 and 1: the first seq (1 + byte, 2^32 + (byte - 0xf0) from 0xf0, near
  *           UINT64_MAX from 0xf8); renumbered: the gap of seqs after the previous renumbered
@@ -301,12 +302,14 @@ static void s_layout_parse(s_layout_t *l, const uint8_t *data, size_t size)
             uint64_t first = mode == 2 ? next_first + c[1] : s_absolute_first(c[1]);
             if (mode != 2 || naming >= 2)
                 l->strict = false;
+            char padded[64];
+            snprintf(padded, sizeof padded, "seg-%020" PRIu64 ".log", first);
             if (naming == 2)
                 snprintf(name, sizeof name, "seg-%" PRIu64 ".log", first);
             else
-                snprintf(name, sizeof name, "seg-%020" PRIu64 ".log", first);
+                snprintf(name, sizeof name, "%s", padded);
             s_file_t *f = s_add_file(l, name);
-            f->segment = true;
+            f->segment = strcmp(name, padded) == 0; /* the spool lists no other name */
             f->dir = naming == 3;
             f->first = first;
             f->data = malloc(clen - 2 + 1);
@@ -828,7 +831,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s_layout_write(&l);
 
     for (size_t i = 0; i < l.n; i++)
-        if (!l.files[i].segment && strstr(l.files[i].name, ".tmp") == NULL)
+        if (strncmp(l.files[i].name, "cursor.", 7) == 0 && !strstr(l.files[i].name, ".tmp"))
             s_check_cursor(&l.files[i]);
 
     /* before open: reading and inspecting touch nothing */
