@@ -183,7 +183,8 @@ static int s_check_steps(const char *dir, const uint64_t *firsts, size_t n, char
     for (size_t i = 1; i < n; i++)
         if (firsts[i] - firsts[i - 1] > S_MAX_STEP) {
             snprintf(err, errlen,
-                     "spool %s: seg-%020" PRIu64 ".log starts %" PRIu64 " seqs after seg-%020" PRIu64
+                     "spool %s: seg-%020" PRIu64 ".log starts %" PRIu64
+                     " seqs after seg-%020" PRIu64
                      ".log: its name is damaged (move the file out of the spool)",
                      dir, firsts[i], firsts[i] - firsts[i - 1], firsts[i - 1]);
             return -1;

@@ -967,9 +967,16 @@ END_TEST
  * and trailing bytes mean the file is not what was written. */
 START_TEST(damaged_cursor_files_are_refused)
 {
-    static const char *const bad[] = {"",     "\n",          "x\n",        "-1\n",
-                                      "+5\n", "8\n\x1e\x1e", "12abc\n",   "7 8\n",
-                                      "18446744073709551616\n",  "99999999999999999999999\n"};
+    static const char *const bad[] = {"",
+                                      "\n",
+                                      "x\n",
+                                      "-1\n",
+                                      "+5\n",
+                                      "8\n\x1e\x1e",
+                                      "12abc\n",
+                                      "7 8\n",
+                                      "18446744073709551616\n",
+                                      "99999999999999999999999\n"};
     char err[512], path[300];
     snprintf(path, sizeof path, "%s/cursor.pg", s_dir);
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {

@@ -154,8 +154,7 @@ static void s_layout_parse(s_layout_t *l, const uint8_t *data, size_t size)
         if (clen >= 1) {
             unsigned index = c[0] & 7, naming = (c[0] >> 3) & 3, trailer = c[0] >> 5;
             char name[64];
-            snprintf(name, sizeof name, naming == 2 ? "rules.%u.ckpt.tmp" : "rules.%u.ckpt",
-                     index);
+            snprintf(name, sizeof name, naming == 2 ? "rules.%u.ckpt.tmp" : "rules.%u.ckpt", index);
             size_t k = 0;
             while (k < l->n && strcmp(l->files[k].name, name) != 0)
                 k++;
@@ -226,8 +225,8 @@ static int s_load(const char *dir, vem_ckpt_set_t *set)
 static void s_free_set(vem_ckpt_set_t *set)
 {
     vem_ckpt_set_free(set);
-    if (set->entries || set->count || set->blobs || set->nblobs || set->through ||
-        set->nthrough || set->files || set->damaged)
+    if (set->entries || set->count || set->blobs || set->nblobs || set->through || set->nthrough ||
+        set->files || set->damaged)
         S_FAIL("set_free did not zero the set");
 }
 
@@ -349,8 +348,8 @@ static void s_check_together(const s_layout_t *l, const s_verdict_t *verdicts)
         if (verdicts[i].index + 1 > nthrough)
             nthrough = verdicts[i].index + 1;
     }
-    if (set.files != sound || set.damaged != damaged || set.count != count ||
-        set.nblobs != sound || set.nthrough != nthrough)
+    if (set.files != sound || set.damaged != damaged || set.count != count || set.nblobs != sound ||
+        set.nthrough != nthrough)
         S_FAIL("together: %u sound %u damaged %zu entries %u blobs %u throughs; alone: %u %u "
                "%llu %u %u",
                set.files, set.damaged, set.count, set.nblobs, set.nthrough, sound, damaged,
@@ -375,8 +374,8 @@ static void s_check_together(const s_layout_t *l, const s_verdict_t *verdicts)
             continue;
         uint32_t version;
         memcpy(&version, l->files[i].data + 4, 4);
-        s_check_entries(&l->files[i], set.blobs[blob++], set.entries ? set.entries + entry : NULL, verdicts[i].count,
-                        version);
+        s_check_entries(&l->files[i], set.blobs[blob++], set.entries ? set.entries + entry : NULL,
+                        verdicts[i].count, version);
         entry += verdicts[i].count;
     }
     closedir(d);

@@ -48,14 +48,14 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define S_SEP        "\x1e\x1eVS"
-#define S_SEP_LEN    4
-#define S_MAX_FILES  16
-#define S_HEADER     28
-#define S_MAX_READS  2000 /* results of one read; more only from a seq gap of 2^40 and up */
-#define S_GAVE_UP    ((vem_spool_read_t)99)
-#define S_DAMAGED    0x8000u /* in a renumbered segment: this record keeps a wrong CRC */
-#define S_APPEND_US  1234567
+#define S_SEP       "\x1e\x1eVS"
+#define S_SEP_LEN   4
+#define S_MAX_FILES 16
+#define S_HEADER    28
+#define S_MAX_READS 2000 /* results of one read; more only from a seq gap of 2^40 and up */
+#define S_GAVE_UP   ((vem_spool_read_t)99)
+#define S_DAMAGED   0x8000u /* in a renumbered segment: this record keeps a wrong CRC */
+#define S_APPEND_US 1234567
 
 static const char *const s_cursor_names[] = {"pg", "kafka", "rules", "pg.tmp"};
 
@@ -457,18 +457,16 @@ static vem_spool_read_t s_read_on(vem_spool_reader_t *r, uint64_t upto, const s_
         if (list->n && list->v[list->n - 1].rc == VEM_SPOOL_READ_DAMAGED) {
             const s_got_t *d = &list->v[list->n - 1];
             if (rec.seq != d->seq + d->lost)
-                S_FAIL("damaged %" PRIu64 " + %" PRIu32 " then %" PRIu64, d->seq, d->lost,
-                       rec.seq);
+                S_FAIL("damaged %" PRIu64 " + %" PRIu32 " then %" PRIu64, d->seq, d->lost, rec.seq);
         }
-        s_got_t got = {.rc = rc, .seq = rec.seq, .lost = rec.lost, .us = rec.received_us,
-                       .kind = rec.kind};
+        s_got_t got = {
+            .rc = rc, .seq = rec.seq, .lost = rec.lost, .us = rec.received_us, .kind = rec.kind};
         if (rc == VEM_SPOOL_READ_RECORD) {
             if (rec.lost != 0)
                 S_FAIL("record %" PRIu64 " with lost %" PRIu32, rec.seq, rec.lost);
             got.bytes = s_encode(&rec, &got.len);
             if (l && !s_in_files(l, got.bytes, got.len))
-                S_FAIL("record %" PRIu64 " (%zu bytes) is in no segment file", rec.seq,
-                       got.len);
+                S_FAIL("record %" PRIu64 " (%zu bytes) is in no segment file", rec.seq, got.len);
             *after = rec.seq;
         } else {
             if (rec.lost == 0 || rec.kind != VEM_SPOOL_KIND_QUARANTINE ||
@@ -478,8 +476,7 @@ static vem_spool_read_t s_read_on(vem_spool_reader_t *r, uint64_t upto, const s_
                 S_FAIL("bad damage report at %" PRIu64 ": lost %" PRIu32 ", %" PRIu32 " bytes",
                        rec.seq, rec.lost, rec.data_len);
             if (rec.lost - 1 > UINT64_MAX - rec.seq)
-                S_FAIL("damaged %" PRIu64 " + %" PRIu32 " passes the last seq", rec.seq,
-                       rec.lost);
+                S_FAIL("damaged %" PRIu64 " + %" PRIu32 " passes the last seq", rec.seq, rec.lost);
             got.len = rec.data_len;
             got.bytes = malloc(got.len + 1);
             if (!got.bytes)
@@ -540,8 +537,8 @@ static void s_same_lists(const s_list_t *a, const s_list_t *b, bool records_only
         if (i == a->n || j == b->n)
             break;
         if (!s_got_eq(&a->v[i], &b->v[j]))
-            S_FAIL("%s: result %zu (seq %" PRIu64 ") differs from %zu (seq %" PRIu64 ")", what,
-                   i, a->v[i].seq, j, b->v[j].seq);
+            S_FAIL("%s: result %zu (seq %" PRIu64 ") differs from %zu (seq %" PRIu64 ")", what, i,
+                   a->v[i].seq, j, b->v[j].seq);
         i++, j++;
     }
     if (i != a->n || j != b->n)
@@ -632,8 +629,7 @@ static void s_check_inspect_strict(const vem_spool_info_t *info, const s_list_t 
             S_FAIL("inspect: records %" PRIu64 "..%" PRIu64 ", read %" PRIu64 "..%" PRIu64,
                    info->first_seq, info->last_seq, first->seq, last->seq);
     } else if (info->first_seq != info->last_seq + 1 || info->first_us || info->last_us) {
-        S_FAIL("inspect: no record, yet %" PRIu64 "..%" PRIu64, info->first_seq,
-               info->last_seq);
+        S_FAIL("inspect: no record, yet %" PRIu64 "..%" PRIu64, info->first_seq, info->last_seq);
     }
 }
 
@@ -660,8 +656,8 @@ static void s_check_inspect(const s_layout_t *l, const s_list_t *got)
         if (i && strcmp(info.consumers[i - 1].name, info.consumers[i].name) >= 0)
             S_FAIL("inspect: consumers not sorted");
         char err2[512] = "";
-        vem_spool_cursor_t *c = vem_spool_cursor_open(s_root, info.consumers[i].name, err2,
-                                                      sizeof err2);
+        vem_spool_cursor_t *c =
+            vem_spool_cursor_open(s_root, info.consumers[i].name, err2, sizeof err2);
         if (!c || vem_spool_cursor_get(c) != info.consumers[i].seq)
             S_FAIL("inspect: consumer %s differs from its cursor", info.consumers[i].name);
         vem_spool_cursor_destroy(&c);
@@ -706,11 +702,10 @@ static void s_check_cursor(const s_file_t *f)
     while (i < f->len && memchr(" \t\n\r\v\f", f->data[i], 6))
         i++;
     if (digits == 0 || i != f->len)
-        S_FAIL("cursor %s accepted a file that is not a decimal number (%zu bytes)", name,
-               f->len);
+        S_FAIL("cursor %s accepted a file that is not a decimal number (%zu bytes)", name, f->len);
     if (vem_spool_cursor_get(c) != v)
-        S_FAIL("cursor %s: %" PRIu64 " read, the file says %" PRIu64, name,
-               vem_spool_cursor_get(c), v);
+        S_FAIL("cursor %s: %" PRIu64 " read, the file says %" PRIu64, name, vem_spool_cursor_get(c),
+               v);
     vem_spool_cursor_destroy(&c);
     if (c)
         S_FAIL("cursor_destroy left the pointer");
@@ -727,8 +722,7 @@ static vem_spool_t *s_open(const s_layout_t *l)
             S_FAIL("open refused without a message");
         return NULL;
     }
-    if (vem_spool_pending_bytes(sp) != 0 ||
-        vem_spool_next_seq(sp) != vem_spool_durable_seq(sp) + 1)
+    if (vem_spool_pending_bytes(sp) != 0 || vem_spool_next_seq(sp) != vem_spool_durable_seq(sp) + 1)
         S_FAIL("opened with next %" PRIu64 ", durable %" PRIu64 ", %" PRIu64 " pending",
                vem_spool_next_seq(sp), vem_spool_durable_seq(sp), vem_spool_pending_bytes(sp));
     return sp;
