@@ -17,16 +17,19 @@
  *           segment; cursor: its name (pg, kafka, rules, or pg.tmp which is not a cursor).
  *
  * Always: inspection and readers leave the files alone; open refuses with a message or opens;
- * a read ends, its seqs increase, a damaged range loses at least one seq and the next result
+ * a read ends (a read still going after S_MAX_READS results is not waited for and counts as
+ * unreadable), its seqs increase, a damaged range loses at least one seq and the next result
  * starts right after it, every record read is a CRC-correct record of the files, byte for
  * byte; opening again changes nothing and reads the same (recovery is idempotent); open only
- * cuts the last segment; a cursor is read as the decimal number its file holds or refused.
+ * cuts the last segment; a cursor file is refused with a message unless it holds one decimal
+ * number in 64 bits, which is what is read.
  * When every segment is renumbered (a spool as the writer leaves it, with torn tails, damaged
- * records and missing segments), also: readers return exactly the intact records, the same
- * before and after open, and split reads (upto, from) agree with the full read; the next seq
- * follows the last intact record of the last segment; an append after recovery gets that
- * seq, above every seq on disk, and reads back after the rest; inspection reports the first
- * and last intact records.
+ * records and missing segments; none with CRC-correct records left inside its damaged bytes
+ * by the mutations, which a reader rightly takes for records), also: readers return exactly the
+ * intact records, the same before and after open, and split reads (upto, from) agree with the full
+ * read; the next seq follows the last intact record of the last segment; an append after recovery
+ * gets that seq, above every seq on disk, and reads back after the rest; inspection reports the
+ * first and last intact records.
  *
  * VEM_FUZZ_SEEDS=dir fuzz_spool writes the seed corpus into dir with the real writer and
  * exits (tests/fuzz/corpus/spool/ holds its output). */
