@@ -107,6 +107,38 @@ static int s_cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* True when p holds len (1 to 20) decimal digits of a value that fits; sets *v. */
+static bool s_parse_digits(const char *p, size_t len, uint64_t *v)
+{
+    if (len == 0 || len > 20)
+        return false;
+    uint64_t x = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        unsigned d = (unsigned)(p[i] - '0');
+        if (x > (UINT64_MAX - d) / 10)
+            return false;
+        x = x * 10 + d;
+    }
+    *v = x;
+    return true;
+}
+
+/* True when name is one the spool gives a segment, seg-<first, 20 digits>.log with first > 0;
+ * sets *first. Only those: a segment is opened again by the name its first seq makes, so a
+ * name that makes another (seg-5.log, seg-+5.log) would be listed and never found. */
+static bool s_segment_name(const char *name, uint64_t *first)
+{
+    static const char prefix[] = "seg-", suffix[] = ".log";
+    const size_t digits = 20;
+    if (strlen(name) != sizeof prefix - 1 + digits + sizeof suffix - 1 ||
+        memcmp(name, prefix, sizeof prefix - 1) != 0 ||
+        strcmp(name + sizeof prefix - 1 + digits, suffix) != 0)
+        return false;
+    return s_parse_digits(name + sizeof prefix - 1, digits, first) && *first > 0;
+}
+
 /* Lists the segments of dir into a malloc'd ascending array of their first seqs. */
 static int s_list_segments(const char *dir, uint64_t **out, size_t *n_out)
 {
@@ -120,9 +152,7 @@ static int s_list_segments(const char *dir, uint64_t **out, size_t *n_out)
     struct dirent *e;
     while ((e = readdir(d))) {
         uint64_t first;
-        char tail[8];
-        if (sscanf(e->d_name, "seg-%20" SCNu64 ".%4s", &first, tail) != 2 ||
-            strcmp(tail, "log") != 0 || first == 0)
+        if (!s_segment_name(e->d_name, &first))
             continue;
         if (n == cap) {
             cap *= 2;
@@ -136,6 +166,29 @@ static int s_list_segments(const char *dir, uint64_t **out, size_t *n_out)
     qsort(firsts, n, sizeof *firsts, s_cmp_u64);
     *out = firsts;
     *n_out = n;
+    return 0;
+}
+
+/* Most seqs from one segment's first to the next one's. The writer names a new segment
+ * durable_seq + 1 and a segment holds at most segment_bytes / 28 records, so a larger step
+ * is a damaged name; reading across it would report the gap UINT32_MAX seqs at a time, 2^32
+ * times for a name near UINT64_MAX. */
+#define S_MAX_STEP UINT32_MAX
+
+/* -1 with a message naming the segment when one starts more than S_MAX_STEP seqs after the
+ * one before it. */
+static int s_check_steps(const char *dir, const uint64_t *firsts, size_t n, char *err,
+                         size_t errlen)
+{
+    for (size_t i = 1; i < n; i++)
+        if (firsts[i] - firsts[i - 1] > S_MAX_STEP) {
+            snprintf(err, errlen,
+                     "spool %s: seg-%020" PRIu64 ".log starts %" PRIu64
+                     " seqs after seg-%020" PRIu64
+                     ".log: its name is damaged (move the file out of the spool)",
+                     dir, firsts[i], firsts[i] - firsts[i - 1], firsts[i - 1]);
+            return -1;
+        }
     return 0;
 }
 
@@ -327,6 +380,8 @@ vem_spool_t *vem_spool_open(const char *dir, const vem_spool_opts_t *opts, char 
         snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
         goto fail;
     }
+    if (s_check_steps(dir, firsts, n, err, errlen) != 0)
+        goto fail;
     for (size_t i = 0; i < n; i++) {
         struct stat st;
         s_segment_path(path, sizeof path, dir, firsts[i]);
@@ -601,6 +656,10 @@ static int s_next_segment(const char *dir, uint64_t after, uint64_t *next)
     if (found)
         *next = firsts[i];
     free(firsts);
+    if (found && *next - after > S_MAX_STEP) { /* a damaged name (s_check_steps) */
+        errno = EUCLEAN;
+        return -1;
+    }
     return found;
 }
 
@@ -726,6 +785,8 @@ vem_spool_reader_t *vem_spool_reader_new(const char *dir, uint64_t from, char *e
         snprintf(err, errlen, "spool %s: %s", dir, listed ? strerror(errno) : "no segments");
         goto fail;
     }
+    if (s_check_steps(dir, firsts, n, err, errlen) != 0)
+        goto fail;
     size_t start = 0; /* the last segment starting at or before from */
     while (start + 1 < n && firsts[start + 1] <= from)
         start++;
@@ -791,6 +852,17 @@ struct vem_spool_cursor {
     uint64_t seq;
 };
 
+/* A cursor file as vem_spool_cursor_commit writes it: 1 to 20 digits, then an optional
+ * newline, nothing else. Anything more is damage, which must not be read as a seq: "-1" read
+ * as a number (scanf's way) would put the cursor past every record, so the consumer would
+ * skip them and the spool trim them. 0 with *seq, -1. */
+static int s_parse_seq(const char *text, size_t len, uint64_t *seq)
+{
+    if (len > 0 && text[len - 1] == '\n')
+        len--;
+    return s_parse_digits(text, len, seq) ? 0 : -1;
+}
+
 vem_spool_cursor_t *vem_spool_cursor_open(const char *dir, const char *name, char *err,
                                           size_t errlen)
 {
@@ -808,10 +880,12 @@ vem_spool_cursor_t *vem_spool_cursor_open(const char *dir, const char *name, cha
     }
     FILE *f = fopen(self->path, "r");
     if (f) {
-        int ok = fscanf(f, "%" SCNu64, &self->seq) == 1;
+        char text[32];
+        size_t len = fread(text, 1, sizeof text, f);
         fclose(f);
-        if (!ok) {
-            snprintf(err, errlen, "spool cursor %s: unreadable", self->path);
+        if (s_parse_seq(text, len, &self->seq) != 0) {
+            snprintf(err, errlen, "spool cursor %s: unreadable (not a decimal seq and a newline)",
+                     self->path);
             free(self);
             return NULL;
         }
@@ -936,6 +1010,10 @@ int vem_spool_inspect(const char *dir, vem_spool_info_t *out, char *err, size_t 
     int listed = s_list_segments(dir, &firsts, &n);
     if (listed != 0 || n == 0) {
         snprintf(err, errlen, "spool %s: %s", dir, listed ? strerror(errno) : "no segments");
+        free(firsts);
+        return -1;
+    }
+    if (s_check_steps(dir, firsts, n, err, errlen) != 0) {
         free(firsts);
         return -1;
     }

@@ -54,7 +54,8 @@ typedef struct {
  * segment_bytes: the active segment is never trimmed, so such a spool can stall for good). */
 int vem_spool_opts_check(const vem_spool_opts_t *opts, char *err, size_t errlen);
 
-/* Opens (creating) the spool in dir; recovers a torn tail. NULL with a message in err. */
+/* Opens (creating) the spool in dir; recovers a torn tail. NULL with a message in err, also
+ * when a segment's name is damaged (it starts 2^32 seqs or more after the one before it). */
 vem_spool_t *vem_spool_open(const char *dir, const vem_spool_opts_t *opts, char *err,
                             size_t errlen);
 
@@ -99,7 +100,7 @@ uint64_t vem_spool_bytes(const vem_spool_t *self);
 
 /* Result of a read. */
 typedef enum {
-    VEM_SPOOL_READ_ERROR = -1,  /* I/O error (errno) */
+    VEM_SPOOL_READ_ERROR = -1,  /* I/O error (errno; EUCLEAN: a segment's name is damaged) */
     VEM_SPOOL_READ_END = 0,     /* nothing more with seq <= upto on disk (yet) */
     VEM_SPOOL_READ_RECORD = 1,  /* *rec is the next record */
     VEM_SPOOL_READ_DAMAGED = 2, /* seqs rec->seq .. rec->seq + rec->lost - 1 are unreadable */
@@ -127,7 +128,8 @@ vem_spool_read_t vem_spool_reader_next(vem_spool_reader_t *self, uint64_t upto,
 /* Frees the reader; accepts NULL; sets *self_p to NULL. */
 void vem_spool_reader_destroy(vem_spool_reader_t **self_p);
 
-/* Opens the named cursor of a consumer (e.g. "pg", "kafka") in dir; a new one is at 0. */
+/* Opens the named cursor of a consumer (e.g. "pg", "kafka") in dir; a new one is at 0. NULL
+ * with a message in err when its file cannot be read or is not one decimal seq (damage). */
 vem_spool_cursor_t *vem_spool_cursor_open(const char *dir, const char *name, char *err,
                                           size_t errlen);
 

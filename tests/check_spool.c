@@ -882,6 +882,131 @@ START_TEST(cursor_moves_forward_durably)
 }
 END_TEST
 
+/* Only names the spool writes (seg-, 20 digits, .log) are segments. A stray seg-4.log (by hand,
+ * by a tool) used to be listed as segment 4 and then opened under its padded name, which does
+ * not exist: a reader took that for a segment trimmed meanwhile and listed again, for ever. */
+START_TEST(stray_segment_names_are_not_segments)
+{
+    vem_spool_t *spool = s_open(1 << 30, 1 << 20);
+    for (unsigned i = 1; i <= 3; i++)
+        s_append(spool, i);
+    vem_spool_destroy(&spool);
+    static const char *const stray[] = {"seg-4.log", "seg-+5.log", "seg- 6.log",
+                                        "seg-0000000000000000007.log",
+                                        "seg-99999999999999999999.log"};
+    char path[400];
+    for (size_t i = 0; i < sizeof stray / sizeof *stray; i++) {
+        snprintf(path, sizeof path, "%s/%s", s_dir, stray[i]);
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fclose(f);
+    }
+    s_read_range(1, 1, 3);
+    vem_spool_info_t info;
+    char err[256];
+    ck_assert_msg(vem_spool_inspect(s_dir, &info, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(info.n_segments, 1);
+    ck_assert_uint_eq(info.last_seq, 3);
+    vem_spool_info_free(&info);
+    spool = s_open(1 << 30, 1 << 20);
+    ck_assert_uint_eq(vem_spool_next_seq(spool), 4);
+    s_append(spool, 4);
+    vem_spool_destroy(&spool);
+    s_read_range(1, 1, 4);
+}
+END_TEST
+
+/* A segment named 2^32 seqs or more after the one before it cannot be the writer's (it names a
+ * segment durable_seq + 1, and a missing one holds far fewer records): its name is damaged.
+ * Reading across such a gap used to report it UINT32_MAX seqs at a time, for hours (2^32
+ * reports towards seg-<near UINT64_MAX>); open, readers and inspection now refuse the spool
+ * with the name, so that the operator moves the file away. */
+START_TEST(segment_named_far_ahead_is_refused)
+{
+    vem_spool_t *spool = s_open(1 << 30, 1 << 20);
+    for (unsigned i = 1; i <= 3; i++)
+        s_append(spool, i);
+    vem_spool_destroy(&spool);
+    const uint64_t far[] = {UINT64_MAX - 1, (1ull << 32) + 3};
+    for (size_t i = 0; i < sizeof far / sizeof *far; i++) {
+        FILE *f = fopen(s_segment(far[i]), "w");
+        ck_assert_ptr_nonnull(f);
+        fclose(f);
+        char name[64], err[512] = "";
+        snprintf(name, sizeof name, "seg-%020" PRIu64 ".log", far[i]);
+        vem_spool_info_t info;
+        ck_assert_int_eq(vem_spool_inspect(s_dir, &info, err, sizeof err), -1);
+        ck_assert_msg(strstr(err, name) != NULL, "inspect: %s", err);
+        err[0] = '\0';
+        ck_assert_ptr_null(vem_spool_reader_new(s_dir, 1, err, sizeof err));
+        ck_assert_msg(strstr(err, name) != NULL, "reader: %s", err);
+        vem_spool_opts_t opts = {.max_bytes = 1 << 30, .segment_bytes = 1 << 20};
+        err[0] = '\0';
+        ck_assert_ptr_null(vem_spool_open(s_dir, &opts, err, sizeof err));
+        ck_assert_msg(strstr(err, name) != NULL, "open: %s", err);
+        unlink(s_segment(far[i]));
+    }
+    /* a reader already open meets it as an error, not as 2^32 damage reports */
+    char err[256];
+    vem_spool_reader_t *reader = vem_spool_reader_new(s_dir, 1, err, sizeof err);
+    ck_assert_ptr_nonnull(reader);
+    vem_spool_rec_t rec;
+    for (unsigned i = 1; i <= 3; i++)
+        ck_assert_int_eq(vem_spool_reader_next(reader, UINT64_MAX, &rec), VEM_SPOOL_READ_RECORD);
+    FILE *f = fopen(s_segment(UINT64_MAX - 1), "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    ck_assert_int_eq(vem_spool_reader_next(reader, UINT64_MAX, &rec), VEM_SPOOL_READ_ERROR);
+    vem_spool_reader_destroy(&reader);
+}
+END_TEST
+
+/* A cursor file holds one decimal seq and a newline, as the commit writes it. Anything else
+ * is damage and is refused with its name: read as a number, "-1" or a seq past 64 bits would
+ * put the cursor beyond every record (the consumer would skip them and the spool trim them),
+ * and trailing bytes mean the file is not what was written. */
+START_TEST(damaged_cursor_files_are_refused)
+{
+    static const char *const bad[] = {"",
+                                      "\n",
+                                      "x\n",
+                                      "-1\n",
+                                      "+5\n",
+                                      "8\n\x1e\x1e",
+                                      "12abc\n",
+                                      "7 8\n",
+                                      "18446744073709551616\n",
+                                      "99999999999999999999999\n"};
+    char err[512], path[300];
+    snprintf(path, sizeof path, "%s/cursor.pg", s_dir);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(bad[i], f);
+        fclose(f);
+        err[0] = '\0';
+        vem_spool_cursor_t *cur = vem_spool_cursor_open(s_dir, "pg", err, sizeof err);
+        ck_assert_msg(cur == NULL, "cursor file \"%s\" accepted as %" PRIu64, bad[i],
+                      cur ? vem_spool_cursor_get(cur) : 0);
+        ck_assert_msg(strstr(err, path) != NULL, "refusal without the file: %s", err);
+    }
+    static const struct {
+        const char *text;
+        uint64_t seq;
+    } good[] = {{"0\n", 0}, {"42\n", 42}, {"42", 42}, {"18446744073709551615\n", UINT64_MAX}};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(good[i].text, f);
+        fclose(f);
+        vem_spool_cursor_t *cur = vem_spool_cursor_open(s_dir, "pg", err, sizeof err);
+        ck_assert_msg(cur != NULL, "cursor file \"%s\" refused: %s", good[i].text, err);
+        ck_assert_uint_eq(vem_spool_cursor_get(cur), good[i].seq);
+        vem_spool_cursor_destroy(&cur);
+    }
+}
+END_TEST
+
 /* vem_fileio_replace (the cursors' and intake-paused's writer): the new bytes replace the old
  * whole; when the new file cannot be made (its temporary name in a directory that does not
  * exist: ENOENT) it fails, and the old bytes stay. */
@@ -935,6 +1060,9 @@ Suite *vem_suite_spool(void)
     tcase_add_test(tc, failed_flush_leaves_no_fragment);
     tcase_add_test(tc, inspect_reports_segments_seqs_and_cursors);
     tcase_add_test(tc, cursor_moves_forward_durably);
+    tcase_add_test(tc, damaged_cursor_files_are_refused);
+    tcase_add_test(tc, stray_segment_names_are_not_segments);
+    tcase_add_test(tc, segment_named_far_ahead_is_refused);
     suite_add_tcase(s, tc);
     return s;
 }
