@@ -480,10 +480,14 @@ static void s_put_window(s_wr_t *w, const vem_rules_window_t *win)
     s_put_u32(w, win->over);
     s_put_f64(w, win->head_work);
     s_put_f64(w, win->head_nox);
-    /* the ring from its head: at most two runs of whole slots */
-    uint32_t first = win->cap - win->head < win->count ? win->cap - win->head : win->count;
-    s_put(w, win->ring + (size_t)win->head * VEM_RULES_SLOT, (size_t)first * VEM_RULES_SLOT);
-    s_put(w, win->ring, (size_t)(win->count - first) * VEM_RULES_SLOT);
+    /* the ring from its head: at most two runs of whole slots; none before the window takes
+     * the trip's first sample, and no ring either then (rules_window.c allocates it with that
+     * sample: no arithmetic on its NULL) */
+    if (win->count) {
+        uint32_t first = win->cap - win->head < win->count ? win->cap - win->head : win->count;
+        s_put(w, win->ring + (size_t)win->head * VEM_RULES_SLOT, (size_t)first * VEM_RULES_SLOT);
+        s_put(w, win->ring, (size_t)(win->count - first) * VEM_RULES_SLOT);
+    }
     /* the kept windows as vem_rules_window_settle leaves them: the staged ones appended */
     s_put_u32(w, win->kept_cap);
     s_put_u32(w, win->nkept + win->nstage);

@@ -2805,6 +2805,32 @@ START_TEST(evicted_gaps_across_stops)
 }
 END_TEST
 
+/* ---- found by fuzz_rules_ckpt -------------------------------------------------------------- */
+
+/* A trip whose NOx window has taken no sample yet (its samples so far lack a window input; the
+ * ring comes with the first it takes) saves and loads. The save added the ring's head offset
+ * to the ring's NULL: undefined behaviour, which clang's UBSan reports (gcc's does not). */
+START_TEST(window_without_ring_saves)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_small);
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    s_envelope(f, VEM_HJ1239_CMD_REALTIME, T0 + 1);
+    s_phys_t p = s_cruise;
+    p.friction = NAN;
+    s_stream(&f->blocks[f->nblocks++], T0, &p);
+    s_stream(&f->blocks[f->nblocks++], T0 + 1, &p);
+    s_log_t log = {0};
+    vem_rules_on_frame(v, &cfg, f, US(T0 + 2), 0, 1, s_collect, &log);
+    ck_assert(v->live.open && v->live.win.active);
+    ck_assert_ptr_null(v->live.win.ring);
+    s_resaves_as_current(v);
+    vem_rules_vehicle_destroy(&v);
+    s_log_free(&log);
+    free(f);
+}
+END_TEST
+
 Suite *vem_suite_rules_ckpt(void);
 Suite *vem_suite_rules_ckpt(void)
 {
@@ -2836,6 +2862,7 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_add_test(tc, precise_reasons);
     tcase_add_test(tc, single_byte_corruptions);
     tcase_add_test(tc, held_samples_checked);
+    tcase_add_test(tc, window_without_ring_saves);
     suite_add_tcase(s, tc);
     tc = tcase_create("gaps");
     tcase_set_timeout(tc, 120);
