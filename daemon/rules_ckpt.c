@@ -747,6 +747,17 @@ static void s_get_track(s_rd_t *r, vem_rules_track_t *tr, size_t *bytes)
     tr->newest = s_time(r, false, true, INT64_MIN, "newest sample");
     s_get_at(r, &tr->start, "trip start");
     s_get_at(r, &tr->last, "last sample");
+    /* s_route makes the newest second the last sample's, and a trip starts with its first
+     * sample and goes forward: a sample after a newest older than the trip's last (or start)
+     * would be taken as the next of a trip it is not after */
+    if (!r->failed && tr->newest == INT64_MIN && tr->open)
+        s_fail(r, "a trip open on a track that took no sample");
+    if (!r->failed && tr->newest != INT64_MIN && tr->newest != tr->last.sec)
+        s_fail(r, "newest sample %" PRId64 " is not the last sample's second %" PRId64, tr->newest,
+               tr->last.sec);
+    if (!r->failed && tr->newest != INT64_MIN && tr->start.sec > tr->last.sec)
+        s_fail(r, "trip start %" PRId64 " after its last sample %" PRId64, tr->start.sec,
+               tr->last.sec);
     tr->last_open_us = s_time(r, true, false, 0, "last receipt (intake clock)");
     tr->samples = s_u32(r, "samples");
     uint8_t running = s_u8(r, "engine running");

@@ -2831,6 +2831,52 @@ START_TEST(window_without_ring_saves)
 }
 END_TEST
 
+/* A track's seconds are what s_route makes them, or the load is refused: its newest second the
+ * last sample's, a trip that starts no later than its last sample, and no trip open on a track
+ * that took no sample. (A live newest before its trip's start loaded: the next live sample,
+ * newer than that newest but before the trip's last, was judged as the trip's next and started
+ * the whole range before the trip's start, so the state it became did not load again.) A track
+ * begins with open (u8), newest (i64), then its start's second (i64). */
+START_TEST(track_seconds_checked)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_small);
+    s_log_t log = {0};
+    int64_t t[10];
+    for (int j = 0; j < 10; j++)
+        t[j] = T0 + j;
+    s_trouble_frame(v, &cfg, VEM_HJ1239_CMD_REALTIME, t, 10, T0 + 10, &log);
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    vem_rules_vehicle_destroy(&v);
+    uint8_t live[17] = {1};
+    const int64_t newest = T0 + 9, start = T0;
+    memcpy(live + 1, &newest, 8);
+    memcpy(live + 9, &start, 8);
+    size_t at = s_find(buf, len, live, sizeof live);
+    const int64_t before = T0 - 1000, after = T0 + 10, none = INT64_MIN;
+    s_refused_with(buf, len, at + 1, &before, 8,
+                   "live track: newest sample 1709595800 is not the last sample's second "
+                   "1709596809");
+    s_refused_with(buf, len, at + 1, &after, 8, "live track: newest sample 1709596810 is not");
+    s_refused_with(buf, len, at + 9, &after, 8,
+                   "live track: trip start 1709596810 after its last sample 1709596809");
+    s_refused_with(buf, len, at + 1, &none, 8,
+                   "live track: a trip open on a track that took no sample");
+    /* the state as it was loads, and takes a sample after a skip */
+    char err[256];
+    v = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_msg(v != NULL, "%s", err);
+    t[0] = T0 + 12;
+    s_trouble_frame(v, &cfg, VEM_HJ1239_CMD_REALTIME, t, 1, T0 + 13, &log);
+    s_resaves_as_current(v);
+    vem_rules_vehicle_destroy(&v);
+    s_log_free(&log);
+    free(buf);
+}
+END_TEST
+
 Suite *vem_suite_rules_ckpt(void);
 Suite *vem_suite_rules_ckpt(void)
 {
@@ -2863,6 +2909,7 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_add_test(tc, single_byte_corruptions);
     tcase_add_test(tc, held_samples_checked);
     tcase_add_test(tc, window_without_ring_saves);
+    tcase_add_test(tc, track_seconds_checked);
     suite_add_tcase(s, tc);
     tc = tcase_create("gaps");
     tcase_set_timeout(tc, 120);
