@@ -2877,6 +2877,29 @@ START_TEST(track_seconds_checked)
 }
 END_TEST
 
+/* Registry figures so small that a window constant underflows to 0 (a reference torque of
+ * 1e-318 N m, positive, with a span limit in bounds) are not usable: the trip judges by
+ * obd.nox_high, and its state loads. (The window started, and the loader refused its
+ * constants: the state did not survive a restart.) */
+START_TEST(underflowing_figures_fall_back)
+{
+    vem_rules_config_t cfg = s_defaults();
+    const vem_rules_engine_facts_t tiny = {1e-318, 200, 1, VEM_FUEL_DIESEL};
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &tiny);
+    s_log_t log = {0};
+    int64_t t[10];
+    for (int j = 0; j < 10; j++)
+        t[j] = T0 + j;
+    s_trouble_frame(v, &cfg, VEM_HJ1239_CMD_REALTIME, t, 10, T0 + 10, &log);
+    ck_assert(v->live.open);
+    ck_assert(v->live.fallback);
+    ck_assert(!v->live.win.active);
+    s_resaves_as_current(v);
+    vem_rules_vehicle_destroy(&v);
+    s_log_free(&log);
+}
+END_TEST
+
 Suite *vem_suite_rules_ckpt(void);
 Suite *vem_suite_rules_ckpt(void)
 {
@@ -2910,6 +2933,7 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_add_test(tc, held_samples_checked);
     tcase_add_test(tc, window_without_ring_saves);
     tcase_add_test(tc, track_seconds_checked);
+    tcase_add_test(tc, underflowing_figures_fall_back);
     suite_add_tcase(s, tc);
     tc = tcase_create("gaps");
     tcase_set_timeout(tc, 120);
