@@ -606,6 +606,11 @@ static void s_get_window(s_rd_t *r, vem_rules_window_t *win, size_t *bytes)
     s_at_most(r, count, cap, "window ring count");
     if (!r->failed && count > 0 && !((double)count + 1 < d))
         s_fail(r, "window ring count %" PRIu32 " leaves no room under the span limit %g", count, d);
+    /* a window ends by letting its first sample go from the ring: every window and every
+     * sample in the ring is one of the trip's window samples */
+    if (!r->failed && (uint64_t)win->windows + count > win->samples)
+        s_fail(r, "%" PRIu32 " windows and %" PRIu32 " samples in the ring of %" PRIu32 " samples",
+               win->windows, count, win->samples);
     s_at_most(r, win->valid, win->windows, "window valid count");
     s_at_most(r, win->over, win->valid, "window over-limit count");
     if (r->failed)
@@ -759,7 +764,9 @@ static void s_get_track(s_rd_t *r, vem_rules_track_t *tr, size_t *bytes)
         s_fail(r, "trip start %" PRId64 " after its last sample %" PRId64, tr->start.sec,
                tr->last.sec);
     tr->last_open_us = s_time(r, true, false, 0, "last receipt (intake clock)");
-    tr->samples = s_u32(r, "samples");
+    /* at most 2^31 - 1 (68 years of 1 Hz samples): the trip's counts, this one and its window's
+     * (at most this), cannot wrap before the trip ends */
+    tr->samples = s_at_most(r, s_u32(r, "samples"), INT32_MAX, "samples");
     uint8_t running = s_u8(r, "engine running");
     if (running != 0 && running != 1 && running != 0xFF)
         s_fail(r, "engine running %u is not -1, 0 or 1", running);
@@ -788,6 +795,8 @@ static void s_get_track(s_rd_t *r, vem_rules_track_t *tr, size_t *bytes)
     s_get_window(r, &tr->win, bytes);
     if (!r->failed && tr->win.active && (!tr->open || tr->fallback))
         s_fail(r, "a window in a trip that is %s", tr->open ? "on the fallback" : "closed");
+    if (!r->failed && tr->win.samples > tr->samples)
+        s_fail(r, "%" PRIu32 " window samples in a trip of %" PRIu32, tr->win.samples, tr->samples);
 }
 
 /* ---- roadside ----------------------------------------------------------------------------- */

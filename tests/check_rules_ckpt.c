@@ -2900,6 +2900,52 @@ START_TEST(underflowing_figures_fall_back)
 }
 END_TEST
 
+/* A NOx window's counts are what its samples can make, or the load is refused: every window and
+ * every sample in the ring one of the window's samples, those of the trip's, which are fewer
+ * than 2^31. (A window count of 2^32 - 1 with as many samples loaded: a few samples on, the
+ * sample count wrapped, and the state it became did not load again.) The window's figures
+ * follow its ring's capacity, bound and count (u32 each): sums (two f64), samples, windows. */
+START_TEST(window_counts_checked)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_small);
+    s_log_t log = {0};
+    int64_t t[10];
+    for (int64_t s = T0; s < T0 + 200; s += 10) {
+        for (int j = 0; j < 10; j++)
+            t[j] = s + j;
+        s_trouble_frame(v, &cfg, VEM_HJ1239_CMD_REALTIME, t, 10, s + 10, &log);
+    }
+    const vem_rules_window_t *w = &v->live.win;
+    ck_assert(w->active);
+    ck_assert_uint_eq(w->samples, 198); /* two of the 200 without a NOx value */
+    ck_assert_uint_gt(w->windows, 0);
+    ck_assert_uint_eq(w->windows + w->count, w->samples);
+    uint32_t ring[3] = {w->cap, w->cap_max, w->count};
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    vem_rules_vehicle_destroy(&v);
+    size_t at = s_find(buf, len, ring, sizeof ring) + sizeof ring + 16;
+    ck_assert_uint_eq(s_r32(buf + at), 198);
+    const uint32_t most = UINT32_MAX, above = 198 - ring[2] + 1, more = 201;
+    s_refused_with(buf, len, at + 4, &most, 4, "windows and");
+    s_refused_with(buf, len, at + 4, &above, 4, " samples in the ring of 198 samples");
+    s_refused_with(buf, len, at, &more, 4, "live track: 201 window samples in a trip of 200");
+    /* the trip's own count: after open, newest, start and last (8 + 4 + 2 each), last receipt */
+    uint8_t live[17] = {1};
+    const int64_t newest = T0 + 199, start = T0;
+    memcpy(live + 1, &newest, 8);
+    memcpy(live + 9, &start, 8);
+    size_t trip = s_find(buf, len, live, sizeof live) + 1 + 8 + 14 + 14 + 8;
+    ck_assert_uint_eq(s_r32(buf + trip), 200);
+    const uint32_t wraps = (uint32_t)INT32_MAX + 1;
+    s_refused_with(buf, len, trip, &wraps, 4, "live track: samples 2147483648 above 2147483647");
+    s_log_free(&log);
+    free(buf);
+}
+END_TEST
+
 Suite *vem_suite_rules_ckpt(void);
 Suite *vem_suite_rules_ckpt(void)
 {
@@ -2934,6 +2980,7 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_add_test(tc, window_without_ring_saves);
     tcase_add_test(tc, track_seconds_checked);
     tcase_add_test(tc, underflowing_figures_fall_back);
+    tcase_add_test(tc, window_counts_checked);
     suite_add_tcase(s, tc);
     tc = tcase_create("gaps");
     tcase_set_timeout(tc, 120);
