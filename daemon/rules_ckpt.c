@@ -902,6 +902,9 @@ static void s_get_chain(s_rd_t *r, vem_rules_chain_t *c, size_t *bytes)
             l->reach_us = s_time(r, true, false, 0, "chain reading reach");
             l->reach_key = s_u64(r, "chain reading reach key");
             l->reach_n = s_u8(r, "chain reading reach count");
+            /* rules_rsd.c reads a reach of 0 as none, and the save writes no anchor for it */
+            if (!r->failed && l->reach_us == 0)
+                s_fail(r, "chain reading %" PRIu32 " reach 0 with the anchor bit (0 is none)", i);
             if (!r->failed && l->reach_us < l->time_us)
                 s_fail(r, "chain reading %" PRIu32 " reaches before itself", i);
             if (!r->failed && (l->reach_n < 1 || l->reach_n > VEM_RULES_CHAIN_MAX))

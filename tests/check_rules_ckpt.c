@@ -2946,6 +2946,40 @@ START_TEST(window_counts_checked)
 }
 END_TEST
 
+/* A chain reading's reach of 0 is no reach (rules_rsd.c reads 0 as none, and the save writes no
+ * anchor for it), so an anchor bit with a reach of 0 is refused: it loaded, from a reading at or
+ * before 1970, and saved to other bytes than it was. Here n1 (-2 s) and n2 (-1 s) make a chain
+ * whose verdict n1 anchors, reaching n2; its reach set to 0 is refused. */
+START_TEST(anchor_reach_zero_refused)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    vem_rsd_reading_t r;
+    s_log_t log = {0};
+    s_valid_reading(&r, "n1", -2000000, 1700);
+    vem_rules_on_reading(v, &cfg, &r, 1, s_collect, &log);
+    s_valid_reading(&r, "n2", -1000000, 1800);
+    vem_rules_on_reading(v, &cfg, &r, 2, s_collect, &log);
+    ck_assert_uint_eq(log.n, 2); /* a notice, then the violation under n1's id */
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    vem_rules_vehicle_destroy(&v);
+    static const uint8_t ids[] = {3, 'S', '0', '1', 2, 'n', '1'};
+    uint8_t *at = memmem(buf, len, ids, sizeof ids);
+    ck_assert_ptr_nonnull(at);
+    ck_assert_uint_eq(at[-1], 1 | 4); /* over, anchor */
+    int64_t reach_us;
+    memcpy(&reach_us, at + sizeof ids, 8);
+    ck_assert_int_eq(reach_us, -1000000);
+    const int64_t zero = 0;
+    s_refused_with(buf, len, (size_t)(at + sizeof ids - buf), &zero, 8,
+                   "roadside: chain reading 0 reach 0 with the anchor bit (0 is none)");
+    s_log_free(&log);
+    free(buf);
+}
+END_TEST
+
 Suite *vem_suite_rules_ckpt(void);
 Suite *vem_suite_rules_ckpt(void)
 {
@@ -2981,6 +3015,7 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_add_test(tc, track_seconds_checked);
     tcase_add_test(tc, underflowing_figures_fall_back);
     tcase_add_test(tc, window_counts_checked);
+    tcase_add_test(tc, anchor_reach_zero_refused);
     suite_add_tcase(s, tc);
     tc = tcase_create("gaps");
     tcase_set_timeout(tc, 120);
