@@ -11,7 +11,8 @@
  *     live track's next second and a hole after it, re-sent seconds into the hole, copies and
  *     older seconds for the back-fill track, an OBD snapshot), then a checkpoint of what that
  *     made, which loads, holds the same memory (vem_rules_vehicle_bytes) and saves to the same
- *     bytes; then the original and the copy take the same roadside reading, frame, clock turn
+ *     bytes; then the original and the copy take the same registry figures, roadside history
+ *     (what the worker may give a restored state), roadside reading, frame, logout, clock turn
  *     and flush and must give the same verdicts (rules.h: loading "gives a vehicle that judges
  *     what comes next exactly as self would"), and end in the same checkpoint.
  * The steering bytes choose the offsets, the values and one of two configurations (the
@@ -270,6 +271,9 @@ static vem_rules_vehicle_t *s_copy(const vem_rules_vehicle_t *v, const char *whe
 
 static vem_rules_config_t s_cfg[2];
 
+/* Engine figures that end a window every minute or so (D_lim 143 s). */
+static const vem_rules_engine_facts_t s_small = {1000, 200, 1, VEM_FUEL_DIESEL};
+
 /* The receipt of an input at data time t, after the vehicle's last: never before it. */
 static int64_t s_receipt(const vem_rules_vehicle_t *v, int64_t t, int64_t after_us)
 {
@@ -363,9 +367,20 @@ static void s_drive_both(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, 
     bool gb = k[7] & 1;
     s_at_t a;
     s_where(v, &a);
-    /* a roadside reading near the roadside history, by seconds or days */
+    /* what the worker may do to a restored state: the registry's figures and whether it knows
+     * the vehicle, then the roadside history from the database (two readings, one of them
+     * maybe one the state has) */
+    if (k[4] & 0x40)
+        vem_rules_vehicle_set_facts(v, k[4] & 0x80 ? &s_small : NULL);
+    vem_rules_vehicle_set_registered(v, !(k[3] & 0x80));
     int64_t at = s_real(s_rsd_at(v, a.next) + (int64_t)(int8_t)k[5] * (k[7] & 2 ? 86400 : 1));
-    vem_rsd_reading_t r;
+    vem_rsd_reading_t r, past[2];
+    if (k[2] & 0x80) {
+        s_reading(v, &past[0], s_real(at - (k[2] & 0x3f) * 86400) * S_US + 250000, 1700, 35, k[1]);
+        s_reading(v, &past[1], s_real(at - (k[1] & 0x3f)) * S_US + 250000, 1200, NAN, k[0]);
+        vem_rules_history(v, cfg, past, 2, s_emit, log);
+    }
+    /* a roadside reading near the roadside history, by seconds or days */
     s_reading(v, &r, at * S_US + 250000, k[5] & 1 ? 1800 : 900, k[5] & 2 ? 40 : NAN, k[5]);
     vem_rules_on_reading(v, cfg, &r, 5, s_emit, log);
     /* live data again, after a gap of minutes when asked */
@@ -502,8 +517,6 @@ static void s_gen_reading(s_gen_t *g, int64_t t, double no_ppm, double opacity, 
     s_reading(g->v, &r, t * S_US + 250000, no_ppm, opacity, id);
     vem_rules_on_reading(g->v, g->cfg, &r, 1, s_emit, &g->log);
 }
-
-static const vem_rules_engine_facts_t s_small = {1000, 200, 1, VEM_FUEL_DIESEL};
 
 static void s_sc_window(s_gen_t *g)
 {
