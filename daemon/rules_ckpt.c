@@ -764,9 +764,8 @@ static void s_get_track(s_rd_t *r, vem_rules_track_t *tr, size_t *bytes)
         s_fail(r, "trip start %" PRId64 " after its last sample %" PRId64, tr->start.sec,
                tr->last.sec);
     tr->last_open_us = s_time(r, true, false, 0, "last receipt (intake clock)");
-    /* at most 2^31 - 1 (68 years of 1 Hz samples): the trip's counts, this one and its window's
-     * (at most this), cannot wrap before the trip ends */
-    tr->samples = s_at_most(r, s_u32(r, "samples"), INT32_MAX, "samples");
+    /* no more than a trip takes before it ends (s_route): its counts cannot wrap */
+    tr->samples = s_at_most(r, s_u32(r, "samples"), VEM_RULES_TRIP_SAMPLES_MAX, "samples");
     uint8_t running = s_u8(r, "engine running");
     if (running != 0 && running != 1 && running != 0xFF)
         s_fail(r, "engine running %u is not -1, 0 or 1", running);

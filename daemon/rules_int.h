@@ -452,6 +452,11 @@ typedef struct {
     bool escalated; /* ... and its violation */
 } vem_rules_mil_run_t;
 
+/* A trip ends at this many samples (68 years of 1 Hz samples), so that its counts, and its NOx
+ * window's (at most its own), cannot wrap (rules.c, s_route; the checkpoint loader holds them
+ * to it). */
+#define VEM_RULES_TRIP_SAMPLES_MAX INT32_MAX
+
 /* A track (live or back-fill) and its trip. */
 typedef struct {
     /* what every sample touches, first */

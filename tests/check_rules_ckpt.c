@@ -2946,6 +2946,45 @@ START_TEST(window_counts_checked)
 }
 END_TEST
 
+/* A trip ends at its most samples (VEM_RULES_TRIP_SAMPLES_MAX), the bound the loader holds it
+ * to: a state loaded one sample short of it takes more and still loads. (It went past the bound,
+ * and the state it became was refused at the next load.) */
+START_TEST(trip_ends_at_its_most_samples)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_small);
+    s_log_t log = {0};
+    int64_t t[10];
+    for (int j = 0; j < 10; j++)
+        t[j] = T0 + j;
+    s_trouble_frame(v, &cfg, VEM_HJ1239_CMD_REALTIME, t, 10, T0 + 10, &log);
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    vem_rules_vehicle_destroy(&v);
+    uint8_t live[17] = {1};
+    const int64_t newest = T0 + 9, start = T0;
+    memcpy(live + 1, &newest, 8);
+    memcpy(live + 9, &start, 8);
+    size_t trip = s_find(buf, len, live, sizeof live) + 1 + 8 + 14 + 14 + 8;
+    ck_assert_uint_eq(s_r32(buf + trip), 10);
+    const uint32_t most = VEM_RULES_TRIP_SAMPLES_MAX - 1;
+    memcpy(buf + trip, &most, 4);
+    char err[256];
+    v = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_msg(v != NULL, "%s", err);
+    for (int j = 0; j < 3; j++)
+        t[j] = T0 + 10 + j;
+    s_trouble_frame(v, &cfg, VEM_HJ1239_CMD_REALTIME, t, 3, T0 + 13, &log);
+    ck_assert_int_eq(v->live.start.sec, T0 + 11); /* the sample past the most starts a trip */
+    ck_assert_uint_eq(v->live.samples, 2);
+    s_resaves_as_current(v);
+    vem_rules_vehicle_destroy(&v);
+    s_log_free(&log);
+    free(buf);
+}
+END_TEST
+
 /* A chain reading's reach of 0 is no reach (rules_rsd.c reads 0 as none, and the save writes no
  * anchor for it), so an anchor bit with a reach of 0 is refused: it loaded, from a reading at or
  * before 1970, and saved to other bytes than it was. Here n1 (-2 s) and n2 (-1 s) make a chain
@@ -3015,6 +3054,7 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_add_test(tc, track_seconds_checked);
     tcase_add_test(tc, underflowing_figures_fall_back);
     tcase_add_test(tc, window_counts_checked);
+    tcase_add_test(tc, trip_ends_at_its_most_samples);
     tcase_add_test(tc, anchor_reach_zero_refused);
     suite_add_tcase(s, tc);
     tc = tcase_create("gaps");
