@@ -525,10 +525,12 @@ S_PER_SAMPLE vem_rules_track_t *s_route(vem_rules_vehicle_t *v, const vem_rules_
         s_batch_flush(bt);
     /* A trip ends at a gap in its data, and at a pause in receipt that the silence sweep ends
      * it at live (vem_rules_on_silence): the spool keeps each input's receipt time and intake's
-     * paused total, so a replay, which has no sweep, ends the same trips */
+     * paused total, so a replay, which has no sweep, ends the same trips; and at its most
+     * samples (VEM_RULES_TRIP_SAMPLES_MAX) */
     if (tr->open &&
         (at->sec - tr->last.sec > gap || open_us - tr->last_open_us > s_silence_us(cfg) ||
-         (tr == &v->back && at->sec <= tr->last.sec))) {
+         (tr == &v->back && at->sec <= tr->last.sec) ||
+         tr->samples == VEM_RULES_TRIP_SAMPLES_MAX)) {
         s_batch_flush(bt);
         s_trip_end(v, tr, cfg, out);
     }

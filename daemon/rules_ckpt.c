@@ -480,10 +480,14 @@ static void s_put_window(s_wr_t *w, const vem_rules_window_t *win)
     s_put_u32(w, win->over);
     s_put_f64(w, win->head_work);
     s_put_f64(w, win->head_nox);
-    /* the ring from its head: at most two runs of whole slots */
-    uint32_t first = win->cap - win->head < win->count ? win->cap - win->head : win->count;
-    s_put(w, win->ring + (size_t)win->head * VEM_RULES_SLOT, (size_t)first * VEM_RULES_SLOT);
-    s_put(w, win->ring, (size_t)(win->count - first) * VEM_RULES_SLOT);
+    /* the ring from its head: at most two runs of whole slots; none before the window takes
+     * the trip's first sample, and no ring either then (rules_window.c allocates it with that
+     * sample: no arithmetic on its NULL) */
+    if (win->count) {
+        uint32_t first = win->cap - win->head < win->count ? win->cap - win->head : win->count;
+        s_put(w, win->ring + (size_t)win->head * VEM_RULES_SLOT, (size_t)first * VEM_RULES_SLOT);
+        s_put(w, win->ring, (size_t)(win->count - first) * VEM_RULES_SLOT);
+    }
     /* the kept windows as vem_rules_window_settle leaves them: the staged ones appended */
     s_put_u32(w, win->kept_cap);
     s_put_u32(w, win->nkept + win->nstage);
@@ -602,6 +606,11 @@ static void s_get_window(s_rd_t *r, vem_rules_window_t *win, size_t *bytes)
     s_at_most(r, count, cap, "window ring count");
     if (!r->failed && count > 0 && !((double)count + 1 < d))
         s_fail(r, "window ring count %" PRIu32 " leaves no room under the span limit %g", count, d);
+    /* a window ends by letting its first sample go from the ring: every window and every
+     * sample in the ring is one of the trip's window samples */
+    if (!r->failed && (uint64_t)win->windows + count > win->samples)
+        s_fail(r, "%" PRIu32 " windows and %" PRIu32 " samples in the ring of %" PRIu32 " samples",
+               win->windows, count, win->samples);
     s_at_most(r, win->valid, win->windows, "window valid count");
     s_at_most(r, win->over, win->valid, "window over-limit count");
     if (r->failed)
@@ -743,8 +752,20 @@ static void s_get_track(s_rd_t *r, vem_rules_track_t *tr, size_t *bytes)
     tr->newest = s_time(r, false, true, INT64_MIN, "newest sample");
     s_get_at(r, &tr->start, "trip start");
     s_get_at(r, &tr->last, "last sample");
+    /* s_route makes the newest second the last sample's, and a trip starts with its first
+     * sample and goes forward: a sample after a newest older than the trip's last (or start)
+     * would be taken as the next of a trip it is not after */
+    if (!r->failed && tr->newest == INT64_MIN && tr->open)
+        s_fail(r, "a trip open on a track that took no sample");
+    if (!r->failed && tr->newest != INT64_MIN && tr->newest != tr->last.sec)
+        s_fail(r, "newest sample %" PRId64 " is not the last sample's second %" PRId64, tr->newest,
+               tr->last.sec);
+    if (!r->failed && tr->newest != INT64_MIN && tr->start.sec > tr->last.sec)
+        s_fail(r, "trip start %" PRId64 " after its last sample %" PRId64, tr->start.sec,
+               tr->last.sec);
     tr->last_open_us = s_time(r, true, false, 0, "last receipt (intake clock)");
-    tr->samples = s_u32(r, "samples");
+    /* no more than a trip takes before it ends (s_route): its counts cannot wrap */
+    tr->samples = s_at_most(r, s_u32(r, "samples"), VEM_RULES_TRIP_SAMPLES_MAX, "samples");
     uint8_t running = s_u8(r, "engine running");
     if (running != 0 && running != 1 && running != 0xFF)
         s_fail(r, "engine running %u is not -1, 0 or 1", running);
@@ -773,6 +794,8 @@ static void s_get_track(s_rd_t *r, vem_rules_track_t *tr, size_t *bytes)
     s_get_window(r, &tr->win, bytes);
     if (!r->failed && tr->win.active && (!tr->open || tr->fallback))
         s_fail(r, "a window in a trip that is %s", tr->open ? "on the fallback" : "closed");
+    if (!r->failed && tr->win.samples > tr->samples)
+        s_fail(r, "%" PRIu32 " window samples in a trip of %" PRIu32, tr->win.samples, tr->samples);
 }
 
 /* ---- roadside ----------------------------------------------------------------------------- */
@@ -878,6 +901,9 @@ static void s_get_chain(s_rd_t *r, vem_rules_chain_t *c, size_t *bytes)
             l->reach_us = s_time(r, true, false, 0, "chain reading reach");
             l->reach_key = s_u64(r, "chain reading reach key");
             l->reach_n = s_u8(r, "chain reading reach count");
+            /* rules_rsd.c reads a reach of 0 as none, and the save writes no anchor for it */
+            if (!r->failed && l->reach_us == 0)
+                s_fail(r, "chain reading %" PRIu32 " reach 0 with the anchor bit (0 is none)", i);
             if (!r->failed && l->reach_us < l->time_us)
                 s_fail(r, "chain reading %" PRIu32 " reaches before itself", i);
             if (!r->failed && (l->reach_n < 1 || l->reach_n > VEM_RULES_CHAIN_MAX))

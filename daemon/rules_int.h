@@ -201,7 +201,8 @@ typedef struct {
  * 0 when the figures are missing, not positive, or beyond VEM_RULES_POWER_MAX_KW. */
 double vem_rules_window_span_limit(const vem_rules_window_params_t *p);
 
-/* True when the figures are present and need at most VEM_RULES_WINDOW_RING_MAX samples. */
+/* True when the figures are present, need at most VEM_RULES_WINDOW_RING_MAX samples and make
+ * constants vem_rules_window_constants_ok accepts. */
 bool vem_rules_window_usable(const vem_rules_window_params_t *p);
 
 /* True when a window's per-trip constants are what vem_rules_window_start makes of usable
@@ -450,6 +451,11 @@ typedef struct {
     bool announced; /* the notice of an episode starting at first was emitted */
     bool escalated; /* ... and its violation */
 } vem_rules_mil_run_t;
+
+/* A trip ends at this many samples (68 years of 1 Hz samples), so that its counts, and its NOx
+ * window's (at most its own), cannot wrap (rules.c, s_route; the checkpoint loader holds them
+ * to it). */
+#define VEM_RULES_TRIP_SAMPLES_MAX INT32_MAX
 
 /* A track (live or back-fill) and its trip. */
 typedef struct {

@@ -102,10 +102,26 @@ double vem_rules_window_span_limit(const vem_rules_window_params_t *p)
     return (p->whtc_work_kwh * 3600 + p_max) / (p->min_power_frac * p->rated_power_kw);
 }
 
+/* The per-trip constants vem_rules_window_start makes of the figures. */
+static void s_constants(vem_rules_window_t *w, const vem_rules_window_params_t *p)
+{
+    w->work_per_pct_rpm = p->ref_torque_nm * 2 * M_PI / 60 / 1000 / 100 / 3600;
+    w->mass_per_ppm_kgph = p->nox_u / 3600;
+    w->density = p->fuel_density_kg_l;
+    w->whtc_work_kwh = p->whtc_work_kwh;
+    w->min_work_per_sample = p->min_power_frac * p->rated_power_kw / 3600;
+}
+
 bool vem_rules_window_usable(const vem_rules_window_params_t *p)
 {
     double d = vem_rules_window_span_limit(p);
-    return d > 0 && ceil(d) + 1 <= VEM_RULES_WINDOW_RING_MAX;
+    if (!(d > 0 && ceil(d) + 1 <= VEM_RULES_WINDOW_RING_MAX))
+        return false;
+    /* figures so small that a constant underflows to 0 (a torque of 1e-318 N m) are damage: the
+     * window would be one the checkpoint loader refuses (vem_rules_window_constants_ok) */
+    vem_rules_window_t w;
+    s_constants(&w, p);
+    return vem_rules_window_constants_ok(&w);
 }
 
 bool vem_rules_window_constants_ok(const vem_rules_window_t *w)
@@ -147,11 +163,7 @@ bool vem_rules_window_start(vem_rules_window_t *w, const vem_rules_window_params
     if (!vem_rules_window_usable(p))
         return false;
     w->active = true;
-    w->work_per_pct_rpm = p->ref_torque_nm * 2 * M_PI / 60 / 1000 / 100 / 3600;
-    w->mass_per_ppm_kgph = p->nox_u / 3600;
-    w->density = p->fuel_density_kg_l;
-    w->whtc_work_kwh = p->whtc_work_kwh;
-    w->min_work_per_sample = p->min_power_frac * p->rated_power_kw / 3600;
+    s_constants(w, p);
     w->span_limit = vem_rules_window_span_limit(p);
     w->limit_mg_kwh = p->limit_mg_kwh;
     w->percentile = p->percentile;

@@ -2805,6 +2805,220 @@ START_TEST(evicted_gaps_across_stops)
 }
 END_TEST
 
+/* ---- found by fuzz_rules_ckpt -------------------------------------------------------------- */
+
+/* A trip whose NOx window has taken no sample yet (its samples so far lack a window input; the
+ * ring comes with the first it takes) saves and loads. The save added the ring's head offset
+ * to the ring's NULL: undefined behaviour, which clang's UBSan reports (gcc's does not). */
+START_TEST(window_without_ring_saves)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_small);
+    vem_hj1239_frame_t *f = malloc(sizeof *f);
+    s_envelope(f, VEM_HJ1239_CMD_REALTIME, T0 + 1);
+    s_phys_t p = s_cruise;
+    p.friction = NAN;
+    s_stream(&f->blocks[f->nblocks++], T0, &p);
+    s_stream(&f->blocks[f->nblocks++], T0 + 1, &p);
+    s_log_t log = {0};
+    vem_rules_on_frame(v, &cfg, f, US(T0 + 2), 0, 1, s_collect, &log);
+    ck_assert(v->live.open && v->live.win.active);
+    ck_assert_ptr_null(v->live.win.ring);
+    s_resaves_as_current(v);
+    vem_rules_vehicle_destroy(&v);
+    s_log_free(&log);
+    free(f);
+}
+END_TEST
+
+/* A track's seconds are what s_route makes them, or the load is refused: its newest second the
+ * last sample's, a trip that starts no later than its last sample, and no trip open on a track
+ * that took no sample. (A live newest before its trip's start loaded: the next live sample,
+ * newer than that newest but before the trip's last, was judged as the trip's next and started
+ * the whole range before the trip's start, so the state it became did not load again.) A track
+ * begins with open (u8), newest (i64), then its start's second (i64). */
+START_TEST(track_seconds_checked)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_small);
+    s_log_t log = {0};
+    int64_t t[10];
+    for (int j = 0; j < 10; j++)
+        t[j] = T0 + j;
+    s_trouble_frame(v, &cfg, VEM_HJ1239_CMD_REALTIME, t, 10, T0 + 10, &log);
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    vem_rules_vehicle_destroy(&v);
+    uint8_t live[17] = {1};
+    const int64_t newest = T0 + 9, start = T0;
+    memcpy(live + 1, &newest, 8);
+    memcpy(live + 9, &start, 8);
+    size_t at = s_find(buf, len, live, sizeof live);
+    const int64_t before = T0 - 1000, after = T0 + 10, none = INT64_MIN;
+    s_refused_with(buf, len, at + 1, &before, 8,
+                   "live track: newest sample 1709595800 is not the last sample's second "
+                   "1709596809");
+    s_refused_with(buf, len, at + 1, &after, 8, "live track: newest sample 1709596810 is not");
+    s_refused_with(buf, len, at + 9, &after, 8,
+                   "live track: trip start 1709596810 after its last sample 1709596809");
+    s_refused_with(buf, len, at + 1, &none, 8,
+                   "live track: a trip open on a track that took no sample");
+    /* the state as it was loads, and takes a sample after a skip */
+    char err[256];
+    v = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_msg(v != NULL, "%s", err);
+    t[0] = T0 + 12;
+    s_trouble_frame(v, &cfg, VEM_HJ1239_CMD_REALTIME, t, 1, T0 + 13, &log);
+    s_resaves_as_current(v);
+    vem_rules_vehicle_destroy(&v);
+    s_log_free(&log);
+    free(buf);
+}
+END_TEST
+
+/* Registry figures so small that a window constant underflows to 0 (a reference torque of
+ * 1e-318 N m, positive, with a span limit in bounds) are not usable: the trip judges by
+ * obd.nox_high, and its state loads. (The window started, and the loader refused its
+ * constants: the state did not survive a restart.) */
+START_TEST(underflowing_figures_fall_back)
+{
+    vem_rules_config_t cfg = s_defaults();
+    const vem_rules_engine_facts_t tiny = {1e-318, 200, 1, VEM_FUEL_DIESEL};
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &tiny);
+    s_log_t log = {0};
+    int64_t t[10];
+    for (int j = 0; j < 10; j++)
+        t[j] = T0 + j;
+    s_trouble_frame(v, &cfg, VEM_HJ1239_CMD_REALTIME, t, 10, T0 + 10, &log);
+    ck_assert(v->live.open);
+    ck_assert(v->live.fallback);
+    ck_assert(!v->live.win.active);
+    s_resaves_as_current(v);
+    vem_rules_vehicle_destroy(&v);
+    s_log_free(&log);
+}
+END_TEST
+
+/* A NOx window's counts are what its samples can make, or the load is refused: every window and
+ * every sample in the ring one of the window's samples, those of the trip's, which are fewer
+ * than 2^31. (A window count of 2^32 - 1 with as many samples loaded: a few samples on, the
+ * sample count wrapped, and the state it became did not load again.) The window's figures
+ * follow its ring's capacity, bound and count (u32 each): sums (two f64), samples, windows. */
+START_TEST(window_counts_checked)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_small);
+    s_log_t log = {0};
+    int64_t t[10];
+    for (int64_t s = T0; s < T0 + 200; s += 10) {
+        for (int j = 0; j < 10; j++)
+            t[j] = s + j;
+        s_trouble_frame(v, &cfg, VEM_HJ1239_CMD_REALTIME, t, 10, s + 10, &log);
+    }
+    const vem_rules_window_t *w = &v->live.win;
+    ck_assert(w->active);
+    ck_assert_uint_eq(w->samples, 198); /* two of the 200 without a NOx value */
+    ck_assert_uint_gt(w->windows, 0);
+    ck_assert_uint_eq(w->windows + w->count, w->samples);
+    uint32_t ring[3] = {w->cap, w->cap_max, w->count};
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    vem_rules_vehicle_destroy(&v);
+    size_t at = s_find(buf, len, ring, sizeof ring) + sizeof ring + 16;
+    ck_assert_uint_eq(s_r32(buf + at), 198);
+    const uint32_t most = UINT32_MAX, above = 198 - ring[2] + 1, more = 201;
+    s_refused_with(buf, len, at + 4, &most, 4, "windows and");
+    s_refused_with(buf, len, at + 4, &above, 4, " samples in the ring of 198 samples");
+    s_refused_with(buf, len, at, &more, 4, "live track: 201 window samples in a trip of 200");
+    /* the trip's own count: after open, newest, start and last (8 + 4 + 2 each), last receipt */
+    uint8_t live[17] = {1};
+    const int64_t newest = T0 + 199, start = T0;
+    memcpy(live + 1, &newest, 8);
+    memcpy(live + 9, &start, 8);
+    size_t trip = s_find(buf, len, live, sizeof live) + 1 + 8 + 14 + 14 + 8;
+    ck_assert_uint_eq(s_r32(buf + trip), 200);
+    const uint32_t wraps = (uint32_t)INT32_MAX + 1;
+    s_refused_with(buf, len, trip, &wraps, 4, "live track: samples 2147483648 above 2147483647");
+    s_log_free(&log);
+    free(buf);
+}
+END_TEST
+
+/* A trip ends at its most samples (VEM_RULES_TRIP_SAMPLES_MAX), the bound the loader holds it
+ * to: a state loaded one sample short of it takes more and still loads. (It went past the bound,
+ * and the state it became was refused at the next load.) */
+START_TEST(trip_ends_at_its_most_samples)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_small);
+    s_log_t log = {0};
+    int64_t t[10];
+    for (int j = 0; j < 10; j++)
+        t[j] = T0 + j;
+    s_trouble_frame(v, &cfg, VEM_HJ1239_CMD_REALTIME, t, 10, T0 + 10, &log);
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    vem_rules_vehicle_destroy(&v);
+    uint8_t live[17] = {1};
+    const int64_t newest = T0 + 9, start = T0;
+    memcpy(live + 1, &newest, 8);
+    memcpy(live + 9, &start, 8);
+    size_t trip = s_find(buf, len, live, sizeof live) + 1 + 8 + 14 + 14 + 8;
+    ck_assert_uint_eq(s_r32(buf + trip), 10);
+    const uint32_t most = VEM_RULES_TRIP_SAMPLES_MAX - 1;
+    memcpy(buf + trip, &most, 4);
+    char err[256];
+    v = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_msg(v != NULL, "%s", err);
+    for (int j = 0; j < 3; j++)
+        t[j] = T0 + 10 + j;
+    s_trouble_frame(v, &cfg, VEM_HJ1239_CMD_REALTIME, t, 3, T0 + 13, &log);
+    ck_assert_int_eq(v->live.start.sec, T0 + 11); /* the sample past the most starts a trip */
+    ck_assert_uint_eq(v->live.samples, 2);
+    s_resaves_as_current(v);
+    vem_rules_vehicle_destroy(&v);
+    s_log_free(&log);
+    free(buf);
+}
+END_TEST
+
+/* A chain reading's reach of 0 is no reach (rules_rsd.c reads 0 as none, and the save writes no
+ * anchor for it), so an anchor bit with a reach of 0 is refused: it loaded, from a reading at or
+ * before 1970, and saved to other bytes than it was. Here n1 (-2 s) and n2 (-1 s) make a chain
+ * whose verdict n1 anchors, reaching n2; its reach set to 0 is refused. */
+START_TEST(anchor_reach_zero_refused)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(NULL, PLATE, NULL);
+    vem_rsd_reading_t r;
+    s_log_t log = {0};
+    s_valid_reading(&r, "n1", -2000000, 1700);
+    vem_rules_on_reading(v, &cfg, &r, 1, s_collect, &log);
+    s_valid_reading(&r, "n2", -1000000, 1800);
+    vem_rules_on_reading(v, &cfg, &r, 2, s_collect, &log);
+    ck_assert_uint_eq(log.n, 2); /* a notice, then the violation under n1's id */
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    vem_rules_vehicle_destroy(&v);
+    static const uint8_t ids[] = {3, 'S', '0', '1', 2, 'n', '1'};
+    uint8_t *at = memmem(buf, len, ids, sizeof ids);
+    ck_assert_ptr_nonnull(at);
+    ck_assert_uint_eq(at[-1], 1 | 4); /* over, anchor */
+    int64_t reach_us;
+    memcpy(&reach_us, at + sizeof ids, 8);
+    ck_assert_int_eq(reach_us, -1000000);
+    const int64_t zero = 0;
+    s_refused_with(buf, len, (size_t)(at + sizeof ids - buf), &zero, 8,
+                   "roadside: chain reading 0 reach 0 with the anchor bit (0 is none)");
+    s_log_free(&log);
+    free(buf);
+}
+END_TEST
+
 Suite *vem_suite_rules_ckpt(void);
 Suite *vem_suite_rules_ckpt(void)
 {
@@ -2836,6 +3050,12 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_add_test(tc, precise_reasons);
     tcase_add_test(tc, single_byte_corruptions);
     tcase_add_test(tc, held_samples_checked);
+    tcase_add_test(tc, window_without_ring_saves);
+    tcase_add_test(tc, track_seconds_checked);
+    tcase_add_test(tc, underflowing_figures_fall_back);
+    tcase_add_test(tc, window_counts_checked);
+    tcase_add_test(tc, trip_ends_at_its_most_samples);
+    tcase_add_test(tc, anchor_reach_zero_refused);
     suite_add_tcase(s, tc);
     tc = tcase_create("gaps");
     tcase_set_timeout(tc, 120);
