@@ -154,7 +154,8 @@ $(B)/fuzz/obj/%.o: %.c
 $(B)/fuzz/libvemd.a: $(DAEMON_SRC:%.c=$(B)/fuzz/obj/%.o)
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PARSER_SRC) $(wildcard parsers/*.h) $(B)/fuzz/libvemd.a
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(PARSER_SRC) $(wildcard parsers/*.h) \
+    $(B)/fuzz/libvemd.a
 	@mkdir -p $(@D)
 	$(CLANG) $(CPPFLAGS) -std=c11 -Wall -Wextra -Werror $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ \
 	    $< $(B)/fuzz/libvemd.a $(PARSER_SRC) $(PKG_LIBS) -lm -lpthread

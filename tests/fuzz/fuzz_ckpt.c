@@ -22,6 +22,7 @@
  * VEM_FUZZ_SEEDS=dir fuzz_ckpt writes the seed corpus into dir with the real writer and exits
  * (tests/fuzz/corpus/ckpt/ holds its output). */
 #include "checkpoint.h"
+#include "fuzz_files.h"
 #include "log.h"
 
 #include <dirent.h>
@@ -55,59 +56,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* ---- scratch directories ------------------------------------------------------------------ */
 
-static char s_root[256], s_all[300], s_one[300];
+/* all/ holds every file of an input, one/ one at a time (fuzz_files.h). */
+static char s_all[300], s_one[300];
 
-static void s_empty(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        S_FAIL("opendir %s: %s", dir, strerror(errno));
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char path[700];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (unlink(path) != 0 && rmdir(path) != 0)
-            S_FAIL("removing %s: %s", path, strerror(errno));
-    }
-    closedir(d);
-}
-
-static void s_remove_root(void)
-{
-    if (s_root[0]) {
-        s_empty(s_all);
-        s_empty(s_one);
-        rmdir(s_all);
-        rmdir(s_one);
-        rmdir(s_root);
-    }
-}
-
-/* all/ holds every file of an input, one/ one at a time; on /dev/shm when there is one. */
 static void s_make_root(void)
 {
-    const char *base = getenv("TMPDIR");
-    if (access("/dev/shm", W_OK) == 0)
-        base = "/dev/shm";
-    snprintf(s_root, sizeof s_root, "%s/vem-fuzz-ckpt.XXXXXX", base ? base : "/tmp");
-    if (!mkdtemp(s_root))
-        S_FAIL("mkdtemp %s: %s", s_root, strerror(errno));
-    snprintf(s_all, sizeof s_all, "%s/all", s_root);
-    snprintf(s_one, sizeof s_one, "%s/one", s_root);
-    if (mkdir(s_all, 0700) != 0 || mkdir(s_one, 0700) != 0)
-        S_FAIL("mkdir in %s: %s", s_root, strerror(errno));
-    atexit(s_remove_root);
-}
-
-static void s_write_file(const char *dir, const char *name, const uint8_t *p, size_t len)
-{
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(p, 1, len, f) != len || fclose(f) != 0)
-        S_FAIL("writing %s: %s", path, strerror(errno));
+    fuzz_files_make_root("fuzz-ckpt");
+    fuzz_files_subdir("all", s_all, sizeof s_all);
+    fuzz_files_subdir("one", s_one, sizeof s_one);
 }
 
 /* ---- the files of an input ---------------------------------------------------------------- */
@@ -199,7 +155,7 @@ static void s_place(const char *dir, const s_file_t *f)
         if (mkdir(path, 0700) != 0)
             S_FAIL("mkdir %s: %s", path, strerror(errno));
     } else {
-        s_write_file(dir, f->name, f->data, f->len);
+        fuzz_files_write(dir, f->name, f->data, f->len);
     }
 }
 
@@ -272,7 +228,7 @@ static void s_check_entries(const s_file_t *f, const uint8_t *blob, const vem_ck
 static s_verdict_t s_check_alone(const s_file_t *f)
 {
     s_verdict_t v = {0};
-    s_empty(s_one);
+    fuzz_files_empty(s_one);
     s_place(s_one, f);
     vem_ckpt_set_t set;
     s_load(s_one, &set);
@@ -407,7 +363,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s_verdict_t verdicts[S_MAX_FILES];
     for (size_t i = 0; i < l.n; i++)
         verdicts[i] = s_check_alone(&l.files[i]);
-    s_empty(s_all);
+    fuzz_files_empty(s_all);
     for (size_t i = 0; i < l.n; i++)
         s_place(s_all, &l.files[i]);
     s_check_together(&l, verdicts);
@@ -457,7 +413,7 @@ static void s_seed_save(const char *dir, const char *name, s_buf_t *b)
  * written by the real writer into s_one; its bytes. */
 static uint8_t *s_seed_file(unsigned index, unsigned workers, unsigned n, size_t *len)
 {
-    s_empty(s_one);
+    fuzz_files_empty(s_one);
     char err[512];
     vem_ckpt_writer_t *w = vem_ckpt_begin(s_one, index, workers, 1000 + index, err, sizeof err);
     if (!w)
@@ -529,5 +485,5 @@ static void s_make_seeds(const char *dir)
     s_buf_chunk(&b, 0x20 | 0x10 | 3, p, len1);
     free(p);
     s_seed_save(dir, "workers", &b);
-    s_empty(s_one);
+    fuzz_files_empty(s_one);
 }

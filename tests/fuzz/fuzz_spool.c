@@ -33,6 +33,7 @@
  *
  * VEM_FUZZ_SEEDS=dir fuzz_spool writes the seed corpus into dir with the real writer and
  * exits (tests/fuzz/corpus/spool/ holds its output). */
+#include "fuzz_files.h"
 #include "spool.h"
 
 #include <dirent.h>
@@ -68,56 +69,6 @@ static const char *const s_cursor_names[] = {"pg", "kafka", "rules", "pg.tmp"};
         fputc('\n', stderr);                                                                       \
         abort();                                                                                   \
     } while (0)
-
-/* ---- the scratch directory -------------------------------------------------------------- */
-
-static char s_root[256];
-
-static void s_empty(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        S_FAIL("opendir %s: %s", dir, strerror(errno));
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char path[512];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (unlink(path) != 0 && rmdir(path) != 0)
-            S_FAIL("removing %s: %s", path, strerror(errno));
-    }
-    closedir(d);
-}
-
-static void s_remove_root(void)
-{
-    if (s_root[0]) {
-        s_empty(s_root);
-        rmdir(s_root);
-    }
-}
-
-/* A directory of this process, on /dev/shm when there is one (no disk I/O per run). */
-static void s_make_root(void)
-{
-    const char *base = getenv("TMPDIR");
-    if (access("/dev/shm", W_OK) == 0)
-        base = "/dev/shm";
-    snprintf(s_root, sizeof s_root, "%s/vem-fuzz-spool.XXXXXX", base ? base : "/tmp");
-    if (!mkdtemp(s_root))
-        S_FAIL("mkdtemp %s: %s", s_root, strerror(errno));
-    atexit(s_remove_root);
-}
-
-static void s_write_file(const char *dir, const char *name, const uint8_t *p, size_t len)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(p, 1, len, f) != len || fclose(f) != 0)
-        S_FAIL("writing %s: %s", path, strerror(errno));
-}
 
 static uint8_t *s_read_file(const char *path, size_t *len)
 {
@@ -343,11 +294,11 @@ static void s_layout_write(const s_layout_t *l)
         const s_file_t *f = &l->files[i];
         if (f->dir) {
             char path[512];
-            snprintf(path, sizeof path, "%s/%s", s_root, f->name);
+            snprintf(path, sizeof path, "%s/%s", fuzz_files_root, f->name);
             if (mkdir(path, 0700) != 0)
                 S_FAIL("mkdir %s: %s", path, strerror(errno));
         } else {
-            s_write_file(s_root, f->name, f->data, f->len);
+            fuzz_files_write(fuzz_files_root, f->name, f->data, f->len);
         }
     }
 }
@@ -364,7 +315,7 @@ static long long s_size_now(const char *name)
 {
     char path[512];
     struct stat st;
-    snprintf(path, sizeof path, "%s/%s", s_root, name);
+    snprintf(path, sizeof path, "%s/%s", fuzz_files_root, name);
     if (stat(path, &st) != 0)
         return -1;
     return S_ISDIR(st.st_mode) ? -2 : (long long)st.st_size;
@@ -509,7 +460,7 @@ static int s_read_all(uint64_t from, const s_layout_t *l, s_list_t *list)
 {
     memset(list, 0, sizeof *list);
     char err[512] = "";
-    vem_spool_reader_t *r = vem_spool_reader_new(s_root, from, err, sizeof err);
+    vem_spool_reader_t *r = vem_spool_reader_new(fuzz_files_root, from, err, sizeof err);
     if (!r) {
         if (!err[0])
             S_FAIL("reader refused without a message");
@@ -583,7 +534,7 @@ static void s_check_split(const s_layout_t *l, const s_list_t *full)
         return;
     uint64_t upto = full->v[full->n / 2].seq;
     char err[512] = "";
-    vem_spool_reader_t *r = vem_spool_reader_new(s_root, 1, err, sizeof err);
+    vem_spool_reader_t *r = vem_spool_reader_new(fuzz_files_root, 1, err, sizeof err);
     if (!r)
         S_FAIL("reader for a split read: %s", err);
     s_list_t parts = {0};
@@ -640,7 +591,7 @@ static void s_check_inspect(const s_layout_t *l, const s_list_t *got)
 {
     vem_spool_info_t info;
     char err[512] = "";
-    if (vem_spool_inspect(s_root, &info, err, sizeof err) != 0) {
+    if (vem_spool_inspect(fuzz_files_root, &info, err, sizeof err) != 0) {
         if (!err[0])
             S_FAIL("inspect refused without a message");
         if (info.segments || info.consumers)
@@ -660,7 +611,7 @@ static void s_check_inspect(const s_layout_t *l, const s_list_t *got)
             S_FAIL("inspect: consumers not sorted");
         char err2[512] = "";
         vem_spool_cursor_t *c =
-            vem_spool_cursor_open(s_root, info.consumers[i].name, err2, sizeof err2);
+            vem_spool_cursor_open(fuzz_files_root, info.consumers[i].name, err2, sizeof err2);
         if (!c || vem_spool_cursor_get(c) != info.consumers[i].seq)
             S_FAIL("inspect: consumer %s differs from its cursor", info.consumers[i].name);
         vem_spool_cursor_destroy(&c);
@@ -684,7 +635,7 @@ static void s_check_cursor(const s_file_t *f)
 {
     const char *name = f->name + strlen("cursor.");
     char err[512] = "";
-    vem_spool_cursor_t *c = vem_spool_cursor_open(s_root, name, err, sizeof err);
+    vem_spool_cursor_t *c = vem_spool_cursor_open(fuzz_files_root, name, err, sizeof err);
     if (!c) {
         if (!err[0])
             S_FAIL("cursor %s refused without a message", name);
@@ -719,7 +670,7 @@ static vem_spool_t *s_open(const s_layout_t *l)
 {
     vem_spool_opts_t opts = {.max_bytes = 1ull << 40, .segment_bytes = l->segment_bytes};
     char err[512] = "";
-    vem_spool_t *sp = vem_spool_open(s_root, &opts, err, sizeof err);
+    vem_spool_t *sp = vem_spool_open(fuzz_files_root, &opts, err, sizeof err);
     if (!sp) {
         if (!err[0])
             S_FAIL("open refused without a message");
@@ -812,7 +763,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     const char *seeds = getenv("VEM_FUZZ_SEEDS");
-    s_make_root();
+    fuzz_files_make_root("fuzz-spool");
     if (seeds) {
         s_make_seeds(seeds);
         exit(0);
@@ -822,7 +773,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    s_empty(s_root);
+    fuzz_files_empty(fuzz_files_root);
     s_layout_t l;
     s_layout_parse(&l, data, size);
     s_layout_write(&l);
@@ -919,13 +870,13 @@ static void s_buf_chunk(s_buf_t *b, uint8_t flags, uint8_t param, const uint8_t 
     s_buf_add(b, p, len);
 }
 
-/* Fills s_root with records 1..n through the real writer. */
+/* Fills fuzz_files_root with records 1..n through the real writer. */
 static void s_seed_spool(unsigned n, uint64_t segment_bytes)
 {
-    s_empty(s_root);
+    fuzz_files_empty(fuzz_files_root);
     vem_spool_opts_t opts = {.max_bytes = 1u << 20, .segment_bytes = segment_bytes};
     char err[512];
-    vem_spool_t *sp = vem_spool_open(s_root, &opts, err, sizeof err);
+    vem_spool_t *sp = vem_spool_open(fuzz_files_root, &opts, err, sizeof err);
     if (!sp)
         S_FAIL("seed spool: %s", err);
     for (unsigned i = 1; i <= n; i++) {
@@ -952,19 +903,19 @@ static void s_seed_spool(unsigned n, uint64_t segment_bytes)
 static uint8_t *s_seed_segment(uint64_t first, size_t *len)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/seg-%020" PRIu64 ".log", s_root, first);
+    snprintf(path, sizeof path, "%s/seg-%020" PRIu64 ".log", fuzz_files_root, first);
     uint8_t *p = s_read_file(path, len);
     if (!p)
         S_FAIL("seed segment %s missing", path);
     return p;
 }
 
-/* Segment firsts of s_root, ascending; returns how many. */
+/* Segment firsts of fuzz_files_root, ascending; returns how many. */
 static size_t s_seed_firsts(uint64_t *firsts, size_t cap)
 {
     vem_spool_info_t info;
     char err[512];
-    if (vem_spool_inspect(s_root, &info, err, sizeof err) != 0)
+    if (vem_spool_inspect(fuzz_files_root, &info, err, sizeof err) != 0)
         S_FAIL("seed inspect: %s", err);
     size_t n = info.n_segments < cap ? info.n_segments : cap;
     for (size_t i = 0; i < n; i++)
@@ -975,7 +926,7 @@ static size_t s_seed_firsts(uint64_t *firsts, size_t cap)
 
 static void s_seed_save(const char *dir, const char *name, s_buf_t *b)
 {
-    s_write_file(dir, name, b->p, b->len);
+    fuzz_files_write(dir, name, b->p, b->len);
     free(b->p);
     memset(b, 0, sizeof *b);
 }
@@ -1038,5 +989,5 @@ static void s_make_seeds(const char *dir)
     s_buf_chunk(&b, 2, 0, NULL, 0);
     s_buf_chunk(&b, 3, 2, (const uint8_t *)"x\n", 2);
     s_seed_save(dir, "empty-and-bad-cursor", &b);
-    s_empty(s_root);
+    fuzz_files_empty(fuzz_files_root);
 }
