@@ -235,14 +235,17 @@ static ssize_t s_read_record(int fd, uint64_t offset, uint64_t expected, uint8_t
     return (ssize_t)size;
 }
 
-/* Finds the first intact record in [offset, end) of fd whose seq is in [from, upto], trying
+/* Finds the first intact record in [offset, end) of fd whose seq is from or above, trying
  * every byte position; sets *at and *seq. 1 found, 0 none, -1 on an I/O error. *buf is
- * clobbered. `from` is the seq expected at offset: as records are at least S_HEADER bytes and
- * consecutive, one k bytes further on has a seq of at most from + k / S_HEADER, which rejects
- * nearly every position of damaged bytes on its header alone. A window of the file is read
- * at a time; only a plausible header costs a full read and a CRC. */
-static int s_scan(int fd, uint64_t offset, uint64_t end, uint64_t from, uint64_t upto,
-                  uint8_t **buf, size_t *cap, uint64_t *at, uint64_t *seq)
+ * clobbered. No upper bound on the seq: the first intact record is where reading goes on,
+ * and one passed over for being too new would let a later record's data, which terminals
+ * choose, pass for a lost seq if it held one with a valid CRC. `from` is the seq expected at
+ * offset: as records are at least S_HEADER bytes and consecutive, one k bytes further on has
+ * a seq of at most from + k / S_HEADER, which rejects nearly every position of damaged bytes
+ * on its header alone. A window of the file is read at a time; only a plausible header costs
+ * a full read and a CRC. */
+static int s_scan(int fd, uint64_t offset, uint64_t end, uint64_t from, uint8_t **buf, size_t *cap,
+                  uint64_t *at, uint64_t *seq)
 {
     uint8_t *win = malloc(S_SCAN_WINDOW);
     if (!win)
@@ -264,8 +267,8 @@ static int s_scan(int fd, uint64_t offset, uint64_t end, uint64_t from, uint64_t
         }
         const uint8_t *h = win + (o - base);
         uint64_t s = s_get64(h + 8);
-        if (s < from || s > upto || s - from > (o - offset) / S_HEADER ||
-            s_get32(h + 4) > S_MAX_DATA || o + s_record_size(h) > end)
+        if (s < from || s - from > (o - offset) / S_HEADER || s_get32(h + 4) > S_MAX_DATA ||
+            o + s_record_size(h) > end)
             continue;
         ssize_t size = s_read_record(fd, o, s, buf, cap, NULL);
         if (size < 0) {
@@ -332,8 +335,7 @@ static int s_recover_tail(vem_spool_t *self, char *err, size_t errlen)
             continue;
         }
         uint64_t at = 0, next = 0;
-        int found =
-            size < 0 ? -1 : s_scan(self->fd, offset, end, seq, UINT64_MAX, &buf, &cap, &at, &next);
+        int found = size < 0 ? -1 : s_scan(self->fd, offset, end, seq, &buf, &cap, &at, &next);
         if (found <= 0) {
             free(buf);
             if (found == 0)
@@ -701,8 +703,9 @@ static void s_reader_report(vem_spool_reader_t *self, vem_spool_rec_t *rec, uint
 /* At a position without an intact record `expected`: finds where reading goes on, in this
  * segment or a later one, and moves there. Returns DAMAGED with *rec filled when seqs at or
  * above `from` were lost on the way, RECORD when it moved without losing any (read again),
- * END when nothing intact with seq <= upto follows (yet), ERROR. A report covers at most
- * UINT32_MAX seqs: a larger gap moves `expected` only, and the next call reports the rest. */
+ * END when the next intact record is beyond upto or nothing intact follows (yet), ERROR. A
+ * report covers at most UINT32_MAX seqs: a larger gap moves `expected` only, and the next
+ * call reports the rest. */
 static vem_spool_read_t s_reader_skip(vem_spool_reader_t *self, uint64_t upto, vem_spool_rec_t *rec)
 {
     struct stat st;
@@ -710,8 +713,8 @@ static vem_spool_read_t s_reader_skip(vem_spool_reader_t *self, uint64_t upto, v
         return VEM_SPOOL_READ_ERROR;
     uint64_t end = (uint64_t)st.st_size, at = 0, seq = 0;
     uint64_t first = self->expected > self->from ? self->expected : self->from;
-    int found = self->offset < end ? s_scan(self->fd, self->offset, end, self->expected, upto,
-                                            &self->buf, &self->cap, &at, &seq)
+    int found = self->offset < end ? s_scan(self->fd, self->offset, end, self->expected, &self->buf,
+                                            &self->cap, &at, &seq)
                                    : 0;
     if (found < 0)
         return VEM_SPOOL_READ_ERROR;
@@ -721,6 +724,8 @@ static vem_spool_read_t s_reader_skip(vem_spool_reader_t *self, uint64_t upto, v
             self->expected = seq;
             return VEM_SPOOL_READ_RECORD;
         }
+        if (seq > upto)
+            return VEM_SPOOL_READ_END; /* the loss is told with the record after it: not yet */
         if (seq - first > UINT32_MAX) {
             s_reader_report(self, rec, first, UINT32_MAX, at);
             self->expected = first + UINT32_MAX;

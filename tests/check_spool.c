@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 static char s_dir[256];
 
@@ -498,6 +499,50 @@ START_TEST(recovery_keeps_records_after_damage)
         ck_assert_int_eq(rc, VEM_SPOOL_READ_RECORD);
         s_check(&rec, i);
     }
+    ck_assert_int_eq(vem_spool_reader_next(reader, UINT64_MAX, &rec), VEM_SPOOL_READ_END);
+    vem_spool_reader_destroy(&reader);
+}
+END_TEST
+
+/* Terminals choose the bytes of a record's data, so a later record can carry what looks like
+ * an intact record of a seq the damage lost. A reader stopped at upto by the damage used to
+ * skip the real next record (its seq above upto) and return that forgery as the lost seq:
+ * a split read then disagreed with a full one. The first intact record after the damage is
+ * where reading goes on, whatever upto is. */
+START_TEST(forged_record_inside_data_is_not_read)
+{
+    uint8_t forged[28] = {0};
+    forged[8] = 2;  /* seq 2, no meta, no data */
+    forged[24] = 1; /* kind */
+    uint32_t crc = (uint32_t)crc32_z(0, forged + 4, sizeof forged - 4);
+    for (int k = 0; k < 4; k++)
+        forged[k] = (uint8_t)(crc >> (8 * k));
+    uint8_t data[64];
+    memset(data, 0x55, sizeof data);
+    memcpy(data + 10, forged, sizeof forged);
+
+    vem_spool_t *spool = s_open(1 << 30, 1 << 20);
+    s_append(spool, 1);
+    s_append(spool, 2);
+    vem_spool_rec_t rec = {
+        .received_us = 1700000000000003LL, .kind = 1, .data = data, .data_len = sizeof data};
+    ck_assert_int_eq(vem_spool_append(spool, &rec), 0);
+    ck_assert_uint_eq(rec.seq, 3);
+    vem_spool_destroy(&spool);
+    s_damage(1, s_offset(1, 2) + 30, 1, 0x10, true);
+
+    char err[256];
+    vem_spool_reader_t *reader = vem_spool_reader_new(s_dir, 1, err, sizeof err);
+    ck_assert_ptr_nonnull(reader);
+    ck_assert_int_eq(vem_spool_reader_next(reader, 2, &rec), VEM_SPOOL_READ_RECORD);
+    s_check(&rec, 1);
+    ck_assert_int_eq(vem_spool_reader_next(reader, 2, &rec), VEM_SPOOL_READ_END);
+    ck_assert_int_eq(vem_spool_reader_next(reader, 3, &rec), VEM_SPOOL_READ_DAMAGED);
+    s_check_damaged(&rec, 2, 1, 1, s_offset(1, 2), s_size(2));
+    ck_assert_int_eq(vem_spool_reader_next(reader, 3, &rec), VEM_SPOOL_READ_RECORD);
+    ck_assert_uint_eq(rec.seq, 3);
+    ck_assert_uint_eq(rec.data_len, sizeof data);
+    ck_assert_int_eq(memcmp(rec.data, data, sizeof data), 0);
     ck_assert_int_eq(vem_spool_reader_next(reader, UINT64_MAX, &rec), VEM_SPOOL_READ_END);
     vem_spool_reader_destroy(&reader);
 }
@@ -1052,6 +1097,7 @@ Suite *vem_suite_spool(void)
     tcase_add_test(tc, empty_last_segment_is_stepped_over);
     tcase_add_test(tc, reader_follows_the_writer);
     tcase_add_test(tc, recovery_keeps_records_after_damage);
+    tcase_add_test(tc, forged_record_inside_data_is_not_read);
     tcase_add_test(tc, null_meta_and_data_round_trip);
     tcase_add_test(tc, opts_check_refuses_small_spool);
     tcase_add_test(tc, appends_pend_until_flush);
