@@ -1145,11 +1145,10 @@ static void s_get_held(s_rd_t *r, vem_rules_vehicle_t *v)
     /* at rest (saved between inputs) no more than the longest wait's seconds */
     uint32_t most = cap < VEM_RULES_HELD_MAX ? cap : VEM_RULES_HELD_MAX - 1;
     uint32_t n = s_at_most(r, s_u32(r, "held samples"), most, "held samples");
-    if (r->version >= S_V13)
-        if (r->version >= S_V13) {
-            v->held_from_start = s_bool(r, "held from the start");
-            v->held_from_end = s_bool(r, "held from the end");
-        }
+    if (r->version >= S_V13) {
+        v->held_from_start = s_bool(r, "held from the start");
+        v->held_from_end = s_bool(r, "held from the end");
+    }
     if (!r->failed && (v->held_from_start || v->held_from_end) && !n)
         s_fail(r, "held from the start or end with nothing held (it is cleared when empty)");
     if (!r->failed && v->held_from_start && v->held_from_end)
