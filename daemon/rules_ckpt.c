@@ -776,8 +776,15 @@ static void s_get_track(s_rd_t *r, vem_rules_track_t *tr, size_t *bytes)
                                  &tr->invalid};
     const char *names[] = {"reagent span", "nox_high span", "frozen span", "down_above_up span",
                            "invalid span"};
-    for (size_t i = 0; i < sizeof spans / sizeof *spans; i++)
+    /* a sample steps a span once at most, and a trip starts with its spans empty (rules.c
+     * s_step, s_trip_start): a larger count would wrap, and the span would start again and
+     * judge an episode already judged */
+    for (size_t i = 0; i < sizeof spans / sizeof *spans; i++) {
         s_get_span(r, spans[i], names[i]);
+        if (!r->failed && spans[i]->n > tr->samples)
+            s_fail(r, "%s of %" PRIu32 " samples in a trip of %" PRIu32, names[i], spans[i]->n,
+                   tr->samples);
+    }
     tr->nox_high_held = tr->nox_high.n > 0;
     if (r->version >= S_V9) {
         s_get_scr(r, tr, bytes);
