@@ -163,8 +163,10 @@ void vem_ckpt_abort(vem_ckpt_writer_t **w_p)
 
 /* ---- reading ------------------------------------------------------------------------------ */
 
-/* Checks one file's bytes and appends its entries; false with the reason. */
-static bool s_parse(vem_ckpt_set_t *set, const uint8_t *p, size_t len, char *why, size_t whylen)
+/* Checks the bytes of the file named for worker `named` and appends its entries; false with
+ * the reason. */
+static bool s_parse(vem_ckpt_set_t *set, unsigned named, const uint8_t *p, size_t len, char *why,
+                    size_t whylen)
 {
     s_header_t h;
     if (len < sizeof h + S_TRAILER) {
@@ -188,6 +190,14 @@ static bool s_parse(vem_ckpt_set_t *set, const uint8_t *p, size_t len, char *why
     }
     if (h.index >= 4096 || h.workers == 0 || h.workers > 4096 || h.index >= h.workers) {
         snprintf(why, whylen, "worker %u of %u is not a worker", h.index, h.workers);
+        return false;
+    }
+    /* only a copy or a rename makes them differ (the writer names a file for its own index):
+     * its vehicles would come twice, or the through of the worker it is named for from
+     * another's, and that worker's vehicles would not be replayed from the spool's start */
+    if (h.index != named) {
+        snprintf(why, whylen, "written by worker %u of %u, named for worker %u", h.index, h.workers,
+                 named);
         return false;
     }
     size_t off = sizeof h, end = len - sizeof count - sizeof crc;
@@ -294,7 +304,7 @@ int vem_ckpt_load(const char *dir, vem_ckpt_set_t *set, char *err, size_t errlen
         uint8_t *p = s_slurp(path, &len);
         if (!p) {
             snprintf(why, sizeof why, "%s", strerror(errno));
-        } else if (s_parse(set, p, len, why, sizeof why)) {
+        } else if (s_parse(set, index, p, len, why, sizeof why)) {
             uint8_t **blobs = realloc(set->blobs, (set->nblobs + 1) * sizeof *blobs);
             if (!blobs)
                 abort();
