@@ -284,6 +284,19 @@ static uint8_t *s_slurp(const char *path, size_t *len)
     return p;
 }
 
+/* The worker index of a checkpoint's file name: only rules.<index>.ckpt as vem_ckpt_begin
+ * prints it, so that no other name (rules.01.ckpt, rules.+1.ckpt, an index past 32 bits that
+ * %u wraps) claims a worker's index beside its file. */
+static bool s_name_index(const char *name, unsigned *index)
+{
+    char canonical[64];
+    int n = 0;
+    if (sscanf(name, "rules.%u.ckpt%n", index, &n) != 1 || name[n] != '\0')
+        return false;
+    snprintf(canonical, sizeof canonical, "rules.%u.ckpt", *index);
+    return strcmp(name, canonical) == 0;
+}
+
 int vem_ckpt_load(const char *dir, vem_ckpt_set_t *set, char *err, size_t errlen)
 {
     memset(set, 0, sizeof *set);
@@ -295,8 +308,7 @@ int vem_ckpt_load(const char *dir, vem_ckpt_set_t *set, char *err, size_t errlen
     struct dirent *de;
     while ((de = readdir(d))) {
         unsigned index;
-        int n = 0;
-        if (sscanf(de->d_name, "rules.%u.ckpt%n", &index, &n) != 1 || de->d_name[n] != '\0')
+        if (!s_name_index(de->d_name, &index))
             continue;
         char path[768], why[256];
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
@@ -343,9 +355,7 @@ void vem_ckpt_remove_above(const char *dir, unsigned workers)
     struct dirent *de;
     while ((de = readdir(d))) {
         unsigned index;
-        int n = 0;
-        if (sscanf(de->d_name, "rules.%u.ckpt%n", &index, &n) == 1 && de->d_name[n] == '\0' &&
-            index >= workers) {
+        if (s_name_index(de->d_name, &index) && index >= workers) {
             char path[768];
             snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
             if (unlink(path) == 0)

@@ -334,6 +334,50 @@ START_TEST(file_of_another_worker_is_refused)
 }
 END_TEST
 
+/* A checkpoint is rules.<index>.ckpt with the index as the writer prints it. The names used to
+ * be parsed by sscanf's %u, so rules.01.ckpt (a copy an operator left, say), rules.+1.ckpt or
+ * rules.4294967297.ckpt were worker 1's too: its vehicles came twice, and which file's through
+ * the worker kept hung on the directory's order. Other names are not checkpoints: neither read
+ * nor removed. */
+START_TEST(only_the_writers_names_are_checkpoints)
+{
+    vem_test_mkdtemp("ckpt", s_dir, sizeof s_dir);
+    s_write(0, 2, 900, 4, 16);
+    s_write(1, 2, 800, 3, 16);
+    size_t len;
+    uint8_t *p1 = vem_test_slurp(s_path(1), &len);
+    ck_assert_ptr_nonnull(p1);
+    const char *others[] = {"rules.01.ckpt", "rules.+1.ckpt", "rules. 1.ckpt",
+                            "rules.4294967297.ckpt"};
+    char path[400];
+    for (size_t i = 0; i < sizeof others / sizeof *others; i++) {
+        snprintf(path, sizeof path, "%s/%s", s_dir, others[i]);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write(fd, p1, len), (ssize_t)len);
+        close(fd);
+    }
+    vem_ckpt_set_t set;
+    char *log = s_load_logged(&set);
+    ck_assert_uint_eq(set.files, 2);
+    ck_assert_uint_eq(set.damaged, 0);
+    ck_assert_uint_eq(set.count, 7); /* each vehicle once */
+    ck_assert_uint_eq(set.low_through, 800);
+    ck_assert_str_eq(log, "");
+    vem_ckpt_set_free(&set);
+    free(log);
+    /* one worker now: rules.1.ckpt goes, the other names stay as they are */
+    vem_ckpt_remove_above(s_dir, 1);
+    ck_assert_int_ne(access(s_path(1), F_OK), 0);
+    ck_assert_int_eq(access(s_path(0), F_OK), 0);
+    for (size_t i = 0; i < sizeof others / sizeof *others; i++) {
+        snprintf(path, sizeof path, "%s/%s", s_dir, others[i]);
+        ck_assert_msg(access(path, F_OK) == 0, "%s removed", others[i]);
+    }
+    free(p1);
+}
+END_TEST
+
 Suite *vem_suite_checkpoint(void);
 
 Suite *vem_suite_checkpoint(void)
@@ -347,6 +391,7 @@ Suite *vem_suite_checkpoint(void)
     tcase_add_test(tc, disk_refusing_the_write_keeps_the_previous);
     tcase_add_test(tc, plates_and_version_1);
     tcase_add_test(tc, file_of_another_worker_is_refused);
+    tcase_add_test(tc, only_the_writers_names_are_checkpoints);
     suite_add_tcase(s, tc);
     return s;
 }
