@@ -163,8 +163,10 @@ void vem_ckpt_abort(vem_ckpt_writer_t **w_p)
 
 /* ---- reading ------------------------------------------------------------------------------ */
 
-/* Checks one file's bytes and appends its entries; false with the reason. */
-static bool s_parse(vem_ckpt_set_t *set, const uint8_t *p, size_t len, char *why, size_t whylen)
+/* Checks the bytes of the file named for worker `named` and appends its entries; false with
+ * the reason. */
+static bool s_parse(vem_ckpt_set_t *set, unsigned named, const uint8_t *p, size_t len, char *why,
+                    size_t whylen)
 {
     s_header_t h;
     if (len < sizeof h + S_TRAILER) {
@@ -188,6 +190,14 @@ static bool s_parse(vem_ckpt_set_t *set, const uint8_t *p, size_t len, char *why
     }
     if (h.index >= 4096 || h.workers == 0 || h.workers > 4096 || h.index >= h.workers) {
         snprintf(why, whylen, "worker %u of %u is not a worker", h.index, h.workers);
+        return false;
+    }
+    /* only a copy or a rename makes them differ (the writer names a file for its own index):
+     * its vehicles would come twice, or the through of the worker it is named for from
+     * another's, and that worker's vehicles would not be replayed from the spool's start */
+    if (h.index != named) {
+        snprintf(why, whylen, "written by worker %u of %u, named for worker %u", h.index, h.workers,
+                 named);
         return false;
     }
     size_t off = sizeof h, end = len - sizeof count - sizeof crc;
@@ -274,6 +284,19 @@ static uint8_t *s_slurp(const char *path, size_t *len)
     return p;
 }
 
+/* The worker index of a checkpoint's file name: only rules.<index>.ckpt as vem_ckpt_begin
+ * prints it, so that no other name (rules.01.ckpt, rules.+1.ckpt, an index past 32 bits that
+ * %u wraps) claims a worker's index beside its file. */
+static bool s_name_index(const char *name, unsigned *index)
+{
+    char canonical[64];
+    int n = 0;
+    if (sscanf(name, "rules.%u.ckpt%n", index, &n) != 1 || name[n] != '\0')
+        return false;
+    snprintf(canonical, sizeof canonical, "rules.%u.ckpt", *index);
+    return strcmp(name, canonical) == 0;
+}
+
 int vem_ckpt_load(const char *dir, vem_ckpt_set_t *set, char *err, size_t errlen)
 {
     memset(set, 0, sizeof *set);
@@ -285,8 +308,7 @@ int vem_ckpt_load(const char *dir, vem_ckpt_set_t *set, char *err, size_t errlen
     struct dirent *de;
     while ((de = readdir(d))) {
         unsigned index;
-        int n = 0;
-        if (sscanf(de->d_name, "rules.%u.ckpt%n", &index, &n) != 1 || de->d_name[n] != '\0')
+        if (!s_name_index(de->d_name, &index))
             continue;
         char path[768], why[256];
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
@@ -294,7 +316,7 @@ int vem_ckpt_load(const char *dir, vem_ckpt_set_t *set, char *err, size_t errlen
         uint8_t *p = s_slurp(path, &len);
         if (!p) {
             snprintf(why, sizeof why, "%s", strerror(errno));
-        } else if (s_parse(set, p, len, why, sizeof why)) {
+        } else if (s_parse(set, index, p, len, why, sizeof why)) {
             uint8_t **blobs = realloc(set->blobs, (set->nblobs + 1) * sizeof *blobs);
             if (!blobs)
                 abort();
@@ -333,9 +355,7 @@ void vem_ckpt_remove_above(const char *dir, unsigned workers)
     struct dirent *de;
     while ((de = readdir(d))) {
         unsigned index;
-        int n = 0;
-        if (sscanf(de->d_name, "rules.%u.ckpt%n", &index, &n) == 1 && de->d_name[n] == '\0' &&
-            index >= workers) {
+        if (s_name_index(de->d_name, &index) && index >= workers) {
             char path[768];
             snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
             if (unlink(path) == 0)

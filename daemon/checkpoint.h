@@ -73,9 +73,11 @@ typedef struct {
     unsigned nblobs;
 } vem_ckpt_set_t;
 
-/* Reads every rules.*.ckpt of dir into set (zeroed first). A damaged or unreadable file is
- * logged, counted in damaged and left out; its vehicles start afresh and, as low_through is
- * then 0, the whole spool is replayed for them. -1 only when dir cannot be listed. */
+/* Reads every rules.<index>.ckpt of dir, the index written as vem_ckpt_begin writes it
+ * (rules.01.ckpt is no checkpoint), into set (zeroed first). A damaged or unreadable file, or
+ * one whose header is another worker's than its name's, is logged, counted in damaged and
+ * left out; its vehicles start afresh and, as low_through is then 0, the whole spool is
+ * replayed for them. -1 only when dir cannot be listed. */
 int vem_ckpt_load(const char *dir, vem_ckpt_set_t *set, char *err, size_t errlen);
 
 /* Frees what a set holds and zeroes it. */

@@ -776,8 +776,15 @@ static void s_get_track(s_rd_t *r, vem_rules_track_t *tr, size_t *bytes)
                                  &tr->invalid};
     const char *names[] = {"reagent span", "nox_high span", "frozen span", "down_above_up span",
                            "invalid span"};
-    for (size_t i = 0; i < sizeof spans / sizeof *spans; i++)
+    /* a sample steps a span once at most, and a trip starts with its spans empty (rules.c
+     * s_step, s_trip_start): a larger count would wrap, and the span would start again and
+     * judge an episode already judged */
+    for (size_t i = 0; i < sizeof spans / sizeof *spans; i++) {
         s_get_span(r, spans[i], names[i]);
+        if (!r->failed && spans[i]->n > tr->samples)
+            s_fail(r, "%s of %" PRIu32 " samples in a trip of %" PRIu32, names[i], spans[i]->n,
+                   tr->samples);
+    }
     tr->nox_high_held = tr->nox_high.n > 0;
     if (r->version >= S_V9) {
         s_get_scr(r, tr, bytes);
@@ -1145,11 +1152,10 @@ static void s_get_held(s_rd_t *r, vem_rules_vehicle_t *v)
     /* at rest (saved between inputs) no more than the longest wait's seconds */
     uint32_t most = cap < VEM_RULES_HELD_MAX ? cap : VEM_RULES_HELD_MAX - 1;
     uint32_t n = s_at_most(r, s_u32(r, "held samples"), most, "held samples");
-    if (r->version >= S_V13)
-        if (r->version >= S_V13) {
-            v->held_from_start = s_bool(r, "held from the start");
-            v->held_from_end = s_bool(r, "held from the end");
-        }
+    if (r->version >= S_V13) {
+        v->held_from_start = s_bool(r, "held from the start");
+        v->held_from_end = s_bool(r, "held from the end");
+    }
     if (!r->failed && (v->held_from_start || v->held_from_end) && !n)
         s_fail(r, "held from the start or end with nothing held (it is cleared when empty)");
     if (!r->failed && v->held_from_start && v->held_from_end)

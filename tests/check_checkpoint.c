@@ -4,6 +4,7 @@
  * file; files of workers a smaller run no longer has are removed; states of vehicles known
  * only by plate come back as plates (version 2), and version 1 files (VINs only) are read. */
 #include "checkpoint.h"
+#include "log.h"
 #include "testutil.h"
 
 #include <check.h>
@@ -251,6 +252,132 @@ START_TEST(plates_and_version_1)
 }
 END_TEST
 
+/* Puts len bytes of p in place as worker index's file. */
+static void s_put_file(unsigned index, const uint8_t *p, size_t len)
+{
+    int fd = open(s_path(index), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, p, len), (ssize_t)len);
+    close(fd);
+}
+
+/* Loads s_dir with the log caught; the log's lines, which the caller frees. */
+static char *s_load_logged(vem_ckpt_set_t *set)
+{
+    char *log = NULL, err[300];
+    size_t loglen = 0;
+    FILE *out = open_memstream(&log, &loglen);
+    ck_assert_ptr_nonnull(out);
+    vem_log_set_stream(out);
+    int rc = vem_ckpt_load(s_dir, set, err, sizeof err);
+    vem_log_set_stream(NULL);
+    fclose(out);
+    ck_assert_msg(rc == 0, "%s", err);
+    return log;
+}
+
+/* A sound file whose header is another worker's than its name says (a file copied over
+ * another, or two swapped) is refused like a damaged one, naming the file and both indexes:
+ * else its vehicles came twice, and the worker of its name had no through of its own while
+ * the lowest through was still one a file gave (so its vehicles, without their states, were
+ * not replayed from the spool's beginning). */
+START_TEST(file_of_another_worker_is_refused)
+{
+    vem_test_mkdtemp("ckpt", s_dir, sizeof s_dir);
+    s_write(0, 2, 900, 4, 16);
+    s_write(1, 2, 800, 3, 16);
+    size_t len0, len1;
+    uint8_t *p0 = vem_test_slurp(s_path(0), &len0), *p1 = vem_test_slurp(s_path(1), &len1);
+    ck_assert_ptr_nonnull(p0);
+    ck_assert_ptr_nonnull(p1);
+    /* worker 0's file copied over worker 1's */
+    s_put_file(1, p0, len0);
+    vem_ckpt_set_t set;
+    char *log = s_load_logged(&set);
+    ck_assert_uint_eq(set.files, 1);
+    ck_assert_uint_eq(set.damaged, 1);
+    ck_assert_uint_eq(set.count, 4);       /* worker 0's vehicles, once */
+    ck_assert_uint_eq(set.low_through, 0); /* worker 1's vehicles: the whole spool */
+    ck_assert_ptr_nonnull(s_find(&set, "LCKPT000000000003"));
+    char want[400];
+    snprintf(want, sizeof want, "%s refused: written by worker 0 of 2, named for worker 1",
+             s_path(1));
+    ck_assert_msg(strstr(log, want) != NULL, "%s", log);
+    vem_ckpt_set_free(&set);
+    free(log);
+    /* the two swapped: neither is taken */
+    s_put_file(0, p1, len1);
+    s_put_file(1, p0, len0);
+    log = s_load_logged(&set);
+    ck_assert_uint_eq(set.files, 0);
+    ck_assert_uint_eq(set.damaged, 2);
+    ck_assert_uint_eq(set.count, 0);
+    ck_assert_uint_eq(set.low_through, 0);
+    snprintf(want, sizeof want, "%s refused: written by worker 1 of 2, named for worker 0",
+             s_path(0));
+    ck_assert_msg(strstr(log, want) != NULL, "%s", log);
+    vem_ckpt_set_free(&set);
+    free(log);
+    /* each in its place again: both are taken */
+    s_put_file(0, p0, len0);
+    s_put_file(1, p1, len1);
+    log = s_load_logged(&set);
+    ck_assert_uint_eq(set.files, 2);
+    ck_assert_uint_eq(set.damaged, 0);
+    ck_assert_uint_eq(set.count, 7);
+    ck_assert_uint_eq(set.low_through, 800);
+    ck_assert_str_eq(log, "");
+    vem_ckpt_set_free(&set);
+    free(log);
+    free(p0);
+    free(p1);
+}
+END_TEST
+
+/* A checkpoint is rules.<index>.ckpt with the index as the writer prints it. The names used to
+ * be parsed by sscanf's %u, so rules.01.ckpt (a copy an operator left, say), rules.+1.ckpt or
+ * rules.4294967297.ckpt were worker 1's too: its vehicles came twice, and which file's through
+ * the worker kept hung on the directory's order. Other names are not checkpoints: neither read
+ * nor removed. */
+START_TEST(only_the_writers_names_are_checkpoints)
+{
+    vem_test_mkdtemp("ckpt", s_dir, sizeof s_dir);
+    s_write(0, 2, 900, 4, 16);
+    s_write(1, 2, 800, 3, 16);
+    size_t len;
+    uint8_t *p1 = vem_test_slurp(s_path(1), &len);
+    ck_assert_ptr_nonnull(p1);
+    const char *others[] = {"rules.01.ckpt", "rules.+1.ckpt", "rules. 1.ckpt",
+                            "rules.4294967297.ckpt"};
+    char path[400];
+    for (size_t i = 0; i < sizeof others / sizeof *others; i++) {
+        snprintf(path, sizeof path, "%s/%s", s_dir, others[i]);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write(fd, p1, len), (ssize_t)len);
+        close(fd);
+    }
+    vem_ckpt_set_t set;
+    char *log = s_load_logged(&set);
+    ck_assert_uint_eq(set.files, 2);
+    ck_assert_uint_eq(set.damaged, 0);
+    ck_assert_uint_eq(set.count, 7); /* each vehicle once */
+    ck_assert_uint_eq(set.low_through, 800);
+    ck_assert_str_eq(log, "");
+    vem_ckpt_set_free(&set);
+    free(log);
+    /* one worker now: rules.1.ckpt goes, the other names stay as they are */
+    vem_ckpt_remove_above(s_dir, 1);
+    ck_assert_int_ne(access(s_path(1), F_OK), 0);
+    ck_assert_int_eq(access(s_path(0), F_OK), 0);
+    for (size_t i = 0; i < sizeof others / sizeof *others; i++) {
+        snprintf(path, sizeof path, "%s/%s", s_dir, others[i]);
+        ck_assert_msg(access(path, F_OK) == 0, "%s removed", others[i]);
+    }
+    free(p1);
+}
+END_TEST
+
 Suite *vem_suite_checkpoint(void);
 
 Suite *vem_suite_checkpoint(void)
@@ -263,6 +390,8 @@ Suite *vem_suite_checkpoint(void)
     tcase_add_test(tc, failed_write_keeps_the_previous_and_stale_files_go);
     tcase_add_test(tc, disk_refusing_the_write_keeps_the_previous);
     tcase_add_test(tc, plates_and_version_1);
+    tcase_add_test(tc, file_of_another_worker_is_refused);
+    tcase_add_test(tc, only_the_writers_names_are_checkpoints);
     suite_add_tcase(s, tc);
     return s;
 }

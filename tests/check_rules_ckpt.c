@@ -3019,6 +3019,71 @@ START_TEST(anchor_reach_zero_refused)
 }
 END_TEST
 
+/* A span's count (the samples behind a running episode) is at most the samples of its trip, or
+ * the load is refused: a sample steps a span once at most, and a trip starts with its spans
+ * empty (rules.c s_step, s_trip_start). (A count of 2^32 - 1 loaded: the next sample wrapped it
+ * to 0, the span started again, and an episode already judged was judged a second time.) The
+ * five spans follow the trip's samples (u32), whether the engine runs (1), its start (8) and
+ * the fallback (1), 39 bytes each: count, value (u32 each), fired, first sample (8 + 4 + 2),
+ * lo and hi (f64 each). */
+START_TEST(span_counts_checked)
+{
+    vem_rules_config_t cfg = s_defaults();
+    vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_small);
+    s_log_t log = {0};
+    int64_t t[10];
+    for (int64_t s = T0; s < T0 + 300; s += 10) {
+        for (int j = 0; j < 10; j++)
+            t[j] = s + j;
+        s_trouble_frame(v, &cfg, VEM_HJ1239_CMD_REALTIME, t, 10, s + 10, &log);
+    }
+    ck_assert_uint_eq(v->live.samples, 300);
+    ck_assert_uint_eq(v->live.reagent.n, 100); /* reagent low from the 200th sample */
+    ck_assert(!v->live.reagent.fired);
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    vem_rules_vehicle_save(v, &buf, &len, &cap);
+    vem_rules_vehicle_destroy(&v);
+    uint8_t live[17] = {1};
+    const int64_t newest = T0 + 299, start = T0;
+    memcpy(live + 1, &newest, 8);
+    memcpy(live + 9, &start, 8);
+    size_t trip = s_find(buf, len, live, sizeof live) + 1 + 8 + 14 + 14 + 8;
+    ck_assert_uint_eq(s_r32(buf + trip), 300);
+    size_t spans = trip + 4 + 1 + 8 + 1;
+    ck_assert_uint_eq(s_r32(buf + spans), 100);
+    static const char *const names[] = {"reagent", "nox_high", "frozen", "down_above_up",
+                                        "invalid"};
+    char err[256], want[200];
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        size_t at = spans + 39 * i;
+        const uint32_t above = 301, most = UINT32_MAX, all = 300;
+        snprintf(want, sizeof want, "live track: %s span of 301 samples in a trip of 300",
+                 names[i]);
+        s_refused_with(buf, len, at, &above, 4, want);
+        snprintf(want, sizeof want, "live track: %s span of 4294967295 samples in a trip of 300",
+                 names[i]);
+        s_refused_with(buf, len, at, &most, 4, want);
+        /* every sample of the trip in the span: the writer's bound, so it loads */
+        static s_bytes_t d;
+        d.n = 0;
+        s_w(&d, buf, len);
+        memcpy(d.b + at, &all, 4);
+        v = vem_rules_vehicle_load(d.b, d.n, err, sizeof err);
+        ck_assert_msg(v != NULL, "%s: %s", names[i], err);
+        vem_rules_vehicle_destroy(&v);
+    }
+    /* the state as it was loads */
+    v = vem_rules_vehicle_load(buf, len, err, sizeof err);
+    ck_assert_msg(v != NULL, "%s", err);
+    ck_assert_uint_eq(v->live.reagent.n, 100);
+    s_resaves_as_current(v);
+    vem_rules_vehicle_destroy(&v);
+    s_log_free(&log);
+    free(buf);
+}
+END_TEST
+
 Suite *vem_suite_rules_ckpt(void);
 Suite *vem_suite_rules_ckpt(void)
 {
@@ -3056,6 +3121,7 @@ Suite *vem_suite_rules_ckpt(void)
     tcase_add_test(tc, window_counts_checked);
     tcase_add_test(tc, trip_ends_at_its_most_samples);
     tcase_add_test(tc, anchor_reach_zero_refused);
+    tcase_add_test(tc, span_counts_checked);
     suite_add_tcase(s, tc);
     tc = tcase_create("gaps");
     tcase_set_timeout(tc, 120);

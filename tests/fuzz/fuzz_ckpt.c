@@ -11,13 +11,14 @@
  *
  * Each file is loaded alone, then all together. Checked: a load of a directory succeeds; a
  * file is sound (files 1) or damaged (damaged 1), never both, never neither; a sound file has
- * the magic, a known version, a correct CRC, a worker index below its worker count, and its
- * entries are the documented layout walked from the header: keys, applied, lengths, and state
- * pointers into the file's bytes (the blob), through the whole file; a damaged file leaves no
- * entry, no blob, no through. Loaded together: files and damaged add up, entries are the sound
- * files' in directory order, each pointing into its own blob; low_through is the lowest
- * through, or 0 when a file was damaged; workers and nthrough follow the sound files; and
- * vem_ckpt_set_free frees everything (LeakSanitizer checks).
+ * the magic, a known version, a correct CRC, a worker index below its worker count and the
+ * same as its name's (a file of another worker is refused), and its entries are the documented
+ * layout walked from the header: keys, applied, lengths, and state pointers into the file's bytes
+ * (the blob), through the whole file; a damaged file leaves no entry, no blob, no through. Loaded
+ * together: files and damaged add up, entries are the sound files' in directory order, each
+ * pointing into its own blob; low_through is the lowest through, or 0 when a file was damaged;
+ * workers and nthrough follow the sound files; and vem_ckpt_set_free frees everything
+ * (LeakSanitizer checks).
  *
  * VEM_FUZZ_SEEDS=dir fuzz_ckpt writes the seed corpus into dir with the real writer and exits
  * (tests/fuzz/corpus/ckpt/ holds its output). */
@@ -70,7 +71,8 @@ static void s_make_root(void)
 
 typedef struct {
     char name[64];
-    bool ckpt; /* a name the loader reads (file or directory) */
+    unsigned index; /* the worker its name is for */
+    bool ckpt;      /* a name the loader reads (file or directory) */
     bool dir;
     uint8_t *data;
     size_t len;
@@ -121,6 +123,7 @@ static void s_layout_parse(s_layout_t *l, const uint8_t *data, size_t size)
             s_file_t *f = &l->files[k];
             memset(f, 0, sizeof *f);
             snprintf(f->name, sizeof f->name, "%s", name);
+            f->index = index;
             f->ckpt = naming != 2;
             f->dir = naming == 3;
             size_t body = clen - 1;
@@ -265,6 +268,8 @@ static s_verdict_t s_check_alone(const s_file_t *f)
         S_FAIL("%s: a wrong CRC taken as sound", f->name);
     if (v.workers == 0 || v.index >= v.workers)
         S_FAIL("%s: worker %u of %u taken as sound", f->name, v.index, v.workers);
+    if (v.index != f->index)
+        S_FAIL("%s: worker %u's file taken as sound under this name", f->name, v.index);
     if (set.count != v.count || set.nblobs != 1 || set.nthrough != v.index + 1 ||
         set.through[v.index] != v.through || set.low_through != v.through ||
         set.workers != v.workers)
