@@ -104,6 +104,8 @@ typedef struct {
     int64_t moved_ms;        /* monotonic time of the last cursor move */
     bool fatal;              /* the producer hit a fatal error: make a new one */
     int64_t renew_at_ms;     /* without a producer: monotonic ms of the next attempt at one */
+    uint64_t fatal_after;    /* tests: events to produce before a fatal error is faked; 0: none */
+    bool reports_late;       /* tests: that error's renewal serves no purged report */
     /* metrics; counts per event are added up here and flushed per round (s_flush_counts) */
     uint64_t n_produced, n_delivered, n_events[VEM_KTOPICS];
     bool delivered_since_stats; /* a report of success came since the last statistics */
@@ -484,9 +486,15 @@ static rd_kafka_resp_err_t s_produce(s_sink_t *s, s_batch_t *b, vem_ktopic_t top
         RD_KAFKA_V_HEADER("event_type", type, -1),
         RD_KAFKA_V_HEADER("schema_version", VEM_KEVENTS_SCHEMA_VERSION_TXT, -1),
         RD_KAFKA_V_HEADER("event_id", id, -1), RD_KAFKA_V_OPAQUE(b), RD_KAFKA_V_END);
-    if (!err)
-        s->n_produced++;
-    return err;
+    if (err)
+        return err;
+    s->n_produced++;
+    if (s->fatal_after && --s->fatal_after == 0) {
+        vem_log(VEM_LOG_ERR, "sink-kafka",
+                "fatal producer error: VEM_TEST_KAFKA_FATAL_AFTER; starting a new producer");
+        s->fatal = s->reports_late = true;
+    }
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 /* An event of the message being taken: produced at once when nothing waits, else queued. */
@@ -725,9 +733,13 @@ static void s_producer_renew(s_sink_t *s)
         return;
     if (s->rk) {
         rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        rd_kafka_poll(s->rk, 0);
-        for (int i = 0; i < 100 && rd_kafka_outq_len(s->rk) > 0; i++)
-            rd_kafka_poll(s->rk, 10); /* the purged reports come at once; bounded all the same */
+        /* the purged reports come at once; bounded all the same (s_test_knobs: none served) */
+        if (!s->reports_late) {
+            rd_kafka_poll(s->rk, 0);
+            for (int i = 0; i < 100 && rd_kafka_outq_len(s->rk) > 0; i++)
+                rd_kafka_poll(s->rk, 10);
+        }
+        s->reports_late = false;
     }
     s_producer_destroy(s);
     char err[512];
@@ -767,6 +779,30 @@ static void s_teardown(s_sink_t *s)
     vem_sinkio_close(&s->io);
 }
 
+/* Test knobs from the environment, for integration tests to reach what no broker can be made
+ * to do. VEM_TEST_KAFKA_FATAL_AFTER=N: once N events are produced, the sink takes the path of a
+ * fatal producer error (s_on_error), once a run, and the renewal does not serve the reports of
+ * the events it purges, as if they came after its bounded wait. (rd_kafka_test_fatal_error
+ * would not do: librdkafka then purges its queue itself, and 2.0.2 reported every purged event
+ * before the renewal in the cases tried, events held by linger.ms and brokers down.) */
+static void s_test_knobs(s_sink_t *s)
+{
+    const char *v = getenv("VEM_TEST_KAFKA_FATAL_AFTER");
+    if (!v || !*v)
+        return;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || *end || n == 0) {
+        vem_log(VEM_LOG_WARNING, "sink-kafka", "VEM_TEST_KAFKA_FATAL_AFTER=%s ignored: not a count",
+                v);
+        return;
+    }
+    s->fatal_after = n;
+    vem_log(VEM_LOG_WARNING, "sink-kafka",
+            "test knob VEM_TEST_KAFKA_FATAL_AFTER: a fatal producer error after %llu events", n);
+}
+
 /* True when everything taken has been delivered and nothing more waits. */
 static bool s_idle(const s_sink_t *s)
 {
@@ -797,6 +833,7 @@ void vem_sink_kafka_actor(void *pipe, void *args_)
         return;
     }
     s.start_mark = s.io.committed;
+    s_test_knobs(&s);
     s.frame = malloc(sizeof *s.frame);
     if (!s.frame)
         abort();

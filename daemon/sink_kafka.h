@@ -23,6 +23,11 @@
  * (queue_messages, queue_kbytes), events wait in the sink's own FIFO and worker messages go to
  * the spill file SPOOL_DIR/spill.kafka (spill.h), taken back in order once the queue drains.
  *
+ * Test knob: VEM_TEST_KAFKA_FATAL_AFTER=N in the environment makes the sink, once N events are
+ * produced (once a run), renew its producer as after a fatal error without serving the purged
+ * delivery reports, as if they came too late; for integration tests (tests/it_kafka.c, renew),
+ * never set in service. The sink logs a warning at start when it is set.
+ *
  * Metrics: vem_kafka_produced_total, vem_kafka_delivered_total, vem_kafka_failed_total,
  * vem_kafka_retried_total, vem_kafka_events_total{topic}, vem_kafka_in_flight,
  * vem_kafka_waiting (events in the sink's FIFO), vem_sink_up{sink="kafka"} (a broker is up),
