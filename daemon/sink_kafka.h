@@ -13,7 +13,8 @@
  * of its events await their delivery report. When the last one is delivered the seqs are done
  * (ackwin), the spool cursor "kafka" moves durably to the contiguous mark and only then is
  * ingest told that mark as consumer VEM_CONSUMER_KAFKA. An event whose report says it failed
- * for good (timed out, refused) keeps its batch open and is produced again, after a backoff
+ * for good (timed out, refused), or that a producer replaced after a fatal error held without
+ * a report, keeps its batch open and is produced again, after a backoff
  * doubling from 1 s to retry_max_s, in the order the reports came (per partition, the order it
  * was produced in); it is counted as failed and as retried. So the cursor never passes an input
  * with an undelivered event, and a restart replays from it (events carry deterministic ids, so
