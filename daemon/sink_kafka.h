@@ -13,7 +13,8 @@
  * of its events await their delivery report. When the last one is delivered the seqs are done
  * (ackwin), the spool cursor "kafka" moves durably to the contiguous mark and only then is
  * ingest told that mark as consumer VEM_CONSUMER_KAFKA. An event whose report says it failed
- * for good (timed out, refused) keeps its batch open and is produced again, after a backoff
+ * for good (timed out, refused), or that a producer replaced after a fatal error held without
+ * a report, keeps its batch open and is produced again, after a backoff
  * doubling from 1 s to retry_max_s, in the order the reports came (per partition, the order it
  * was produced in); it is counted as failed and as retried. So the cursor never passes an input
  * with an undelivered event, and a restart replays from it (events carry deterministic ids, so
@@ -22,6 +23,11 @@
  * A broker outage stops neither intake nor another sink: when librdkafka's queue is full
  * (queue_messages, queue_kbytes), events wait in the sink's own FIFO and worker messages go to
  * the spill file SPOOL_DIR/spill.kafka (spill.h), taken back in order once the queue drains.
+ *
+ * Test knob: VEM_TEST_KAFKA_FATAL_AFTER=N in the environment makes the sink, once N events are
+ * produced (once a run), renew its producer as after a fatal error without serving the purged
+ * delivery reports, as if they came too late; for integration tests (tests/it_kafka.c, renew),
+ * never set in service. The sink logs a warning at start when it is set.
  *
  * Metrics: vem_kafka_produced_total, vem_kafka_delivered_total, vem_kafka_failed_total,
  * vem_kafka_retried_total, vem_kafka_events_total{topic}, vem_kafka_in_flight,

@@ -21,6 +21,10 @@
  *                      later worker message, is in the violations topic, cursor.kafka must
  *                      still be below X, whose samples are not delivered; after a stop, the
  *                      broker back and a restart, every sample PostgreSQL holds is in Kafka
+ *   renew_without_reports  VEM_TEST_KAFKA_FATAL_AFTER raises a fatal producer error with
+ *                      hundreds of events in librdkafka, whose purged reports the renewal does
+ *                      not wait for: every sample still arrives, vemd settles and stops
+ *                      drained, and the failures and retries are counted
  *
  * Each test writes to topics of its own (the mock creates them on first use), so suites and
  * reruns do not see each other's events. Each prints one summary line to stderr. */
@@ -774,6 +778,64 @@ START_TEST(verdict_does_not_settle_undelivered_input)
 }
 END_TEST
 
+/* A fatal producer error (VEM_TEST_KAFKA_FATAL_AFTER) while hundreds of events wait in
+ * librdkafka (a long linger), whose reports the renewal does not wait for: the sink replaces
+ * its producer, every event the old one held is produced again, and vemd settles. */
+START_TEST(renew_without_reports)
+{
+    vem_it_pg_up();
+    /* the brokers up, whatever a failed test before left */
+    ck_assert_int_eq(kill((pid_t)atol(vem_test_env("VEM_TEST_BROKER_PID")), SIGUSR2), 0);
+    char t[64], opts[512];
+    s_prefix(t, sizeof t, "renew");
+    s_kafka_opts(opts, sizeof opts, t, "linger_ms = 300; retry_max_s = 2;");
+    vem_it_run_t r = {.kafka_opts = opts, .pipeline_opts = "drain_timeout_s = 10;"};
+    ck_assert_int_eq(setenv("VEM_TEST_KAFKA_FATAL_AFTER", "3000", 1), 0);
+    vem_it_start(&r, "it_kafka");
+    ck_assert_int_eq(unsetenv("VEM_TEST_KAFKA_FATAL_AFTER"), 0);
+    char *args[] = {"--await-replies",
+                    "--trucks",
+                    "12",
+                    "--rate",
+                    "5",
+                    "--duration",
+                    "10",
+                    "--settle",
+                    "40",
+                    "--seed",
+                    "44",
+                    "--vin-prefix",
+                    "LKAFRN"};
+    pid_t sim = vem_it_run_sim(&r, args, sizeof args / sizeof args[0]);
+    ck_assert_int_eq(vem_it_wait(sim, 120), 0);
+    json_t *truth = vem_it_truth(&r);
+    ck_assert_msg(vem_it_log_has(&r, "fatal producer error"), "no fatal error was raised");
+    /* the events the old producer held settle too: every input done in the Kafka sink */
+    json_t *st = vem_it_settled(&r);
+    double failed = vem_it_metric(st, "vem_kafka_failed_total");
+    double retried = vem_it_metric(st, "vem_kafka_retried_total");
+    json_decref(st);
+    fprintf(stderr, "it_kafka renew_without_reports: %.0f deliveries failed, %.0f retried\n",
+            failed, retried);
+    ck_assert_msg(failed > 0 && retried >= failed, "failed %.0f, retried %.0f", failed, retried);
+    char topic[96];
+    snprintf(topic, sizeof topic, "%s.samples", t);
+    json_t *samples = s_consume(topic, NULL);
+    s_check_samples(samples, truth, "renew_without_reports");
+    s_check_keys_and_order(samples, "samples", S_ORDER_NOT_SET);
+    snprintf(topic, sizeof topic, "%s.terminal", t);
+    json_t *terminal = s_consume(topic, NULL);
+    s_check_terminal(terminal, truth);
+    json_decref(samples);
+    json_decref(terminal);
+    json_decref(truth);
+    vem_it_halt(&r);
+    ck_assert_msg(!vem_it_log_has(&r, "stopping with events undelivered"),
+                  "vemd stopped with events of the old producer undelivered");
+    vem_it_stop(&r);
+}
+END_TEST
+
 /* Runs vemd --check-config on a file with the given kafka group; returns its exit status and
  * whether its output held `text`. */
 static int s_check_config(const char *group, const char *text, bool *found)
@@ -840,6 +902,10 @@ Suite *vem_suite_kafka(void)
     tc = tcase_create("one_topic_down");
     tcase_set_timeout(tc, 400);
     tcase_add_test(tc, verdict_does_not_settle_undelivered_input);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("renew");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, renew_without_reports);
     suite_add_tcase(s, tc);
     return s;
 }
