@@ -4,8 +4,9 @@
  * into events and produced) only when the sink's FIFO of waiting events and the spill are both
  * empty; otherwise it goes to the end of the spill. An event librdkafka cannot queue (queue
  * full) goes to the end of the FIFO, and so does every later one until the FIFO is empty
- * again. An event that failed for good goes to the FIFO too, with a time before which it is not
- * produced again; the FIFO is served strictly from its head, so later events never overtake it
+ * again. An event that failed for good goes to the FIFO too, after the failed ones there and
+ * before those never produced (made after it), with a time before which it is not produced
+ * again; the FIFO is served strictly from its head, so later events never overtake it
  * in the sink (librdkafka's idempotent producer keeps per-partition order after that). Only
  * events already handed to librdkafka after the failed one can arrive before its second copy.
  * When a fatal error makes the sink replace its producer, every event the old one held whose
@@ -117,6 +118,7 @@ typedef struct {
     s_page_t *spare;         /* free pages, at most S_PAGES_KEPT */
     unsigned nspare;
     s_wait_t *whead, *wtail; /* the FIFO */
+    s_wait_t *wfailed;       /* its last failed event: failed ones come first, in one run */
     uint64_t nwaiting;
     int64_t backoff_ms;      /* the wait of this round of failures (s_backoff) */
     int64_t backoff_next_ms; /* monotonic ms when the next round starts; 0: none since a success */
@@ -440,8 +442,10 @@ static void s_wait_insert(s_sink_t *s, s_wait_t **at, s_wait_t *w)
 
 /* e failed for good (a report said so, or its producer went away without reporting it): it
  * keeps its batch open, so the cursor waits, and is produced again after the backoff. Its FIFO
- * entry goes in at the link at, or at the end when at is NULL; returns the entry. */
-static s_wait_t *s_failed(s_sink_t *s, s_event_t *e, const char *why, s_wait_t **at)
+ * entry goes after the failed events already there and before the events never produced:
+ * those were all made after e, which was handed to librdkafka before them (an event leaves
+ * the FIFO only from its head), so at the end it would be overtaken by them. */
+static void s_failed(s_sink_t *s, s_event_t *e, const char *why)
 {
     vem_counter_add(s->failed, 1);
     e->handed = false;
@@ -454,11 +458,8 @@ static s_wait_t *s_failed(s_sink_t *s, s_event_t *e, const char *why, s_wait_t *
     w->retry = true;
     vem_log(VEM_LOG_ERR, "sink-kafka", "event %s not delivered: %s; produced again in %lld ms",
             s_event_id(e), why, (long long)wait);
-    if (at)
-        s_wait_insert(s, at, w);
-    else
-        s_wait_push(s, w);
-    return w;
+    s_wait_insert(s, s->wfailed ? &s->wfailed->next : &s->whead, w);
+    s->wfailed = w;
 }
 
 static void s_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -467,7 +468,7 @@ static void s_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opa
     s_sink_t *s = opaque;
     s_event_t *e = m->_private;
     if (m->err) {
-        s_failed(s, e, rd_kafka_err2str(m->err), NULL);
+        s_failed(s, e, rd_kafka_err2str(m->err));
         return;
     }
     e->handed = false;
@@ -604,6 +605,8 @@ static void s_serve_waiting(s_sink_t *s)
         s->whead = w->next;
         if (!s->whead)
             s->wtail = NULL;
+        if (w == s->wfailed)
+            s->wfailed = NULL; /* it was the last failed one */
         s->nwaiting--;
         free(w);
     }
@@ -782,14 +785,11 @@ static int s_producer_new(s_sink_t *s, char *err, size_t errlen)
  * already waiting and before the events never produced, which were all made after them. */
 static void s_fail_unreported(s_sink_t *s)
 {
-    s_wait_t **at = &s->whead;
-    while (*at && (*at)->retry)
-        at = &(*at)->next;
     uint64_t n = 0;
     for (s_batch_t *b = s->first; b; b = b->next)
         for (s_event_t *e = b->events; e; e = e->next) /* none when b is delivered */
             if (e->handed) {
-                at = &s_failed(s, e, "its producer was replaced before reporting it", at)->next;
+                s_failed(s, e, "its producer was replaced before reporting it");
                 n++;
             }
     if (n)
