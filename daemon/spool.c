@@ -825,7 +825,7 @@ static vem_spool_read_t s_reader_skip(vem_spool_reader_t *self, uint64_t upto, v
     }
     uint64_t holds;
     int misnamed = s_misnamed(fd, next, &self->buf, &self->cap, &holds);
-    if (misnamed != 0) { /* renamed under a running reader: its records are not lost */
+    if (misnamed != 0) { /* misnamed: an error, rather than its records reported lost */
         int saved = misnamed > 0 ? EUCLEAN : errno;
         close(fd);
         errno = saved;
@@ -880,14 +880,10 @@ vem_spool_reader_t *vem_spool_reader_new(const char *dir, uint64_t from, char *e
         goto fail;
     }
     uint64_t holds = 0;
-    int misnamed = s_misnamed(fd, firsts[start], &self->buf, &self->cap, &holds);
-    if (misnamed != 0) {
-        if (misnamed > 0)
-            s_misnamed_message(dir, firsts[start], holds, firsts, n, err, errlen);
-        else
-            snprintf(err, errlen, "spool %s: %s", path, strerror(errno));
+    if (s_misnamed(fd, firsts[start], &self->buf, &self->cap, &holds) > 0) {
+        s_misnamed_message(dir, firsts[start], holds, firsts, n, err, errlen);
         close(fd);
-        goto fail;
+        goto fail; /* an I/O error is left to the first read, which returns it */
     }
     s_reader_switch(self, fd, firsts[start]);
     self->expected = firsts[start];
