@@ -98,6 +98,16 @@ static unsigned s_from_spool(vem_ingest_t *in, int rc, const vem_spool_rec_t *re
     return vem_ingest_worker_of(in, hdr.kind, rec->seq, rec->data, rec->data_len, route);
 }
 
+/* Why a spool read failed, for the log: EUCLEAN is the reader's word for a segment whose name
+ * is not its records' (spool.h), which the operator finds with `vemctl spool status`. */
+static const char *s_read_error(int err)
+{
+    if (err == EUCLEAN)
+        return "a segment's name is damaged (`vemctl spool status` names it; nothing is read "
+               "past it until it is renamed)";
+    return strerror(err);
+}
+
 /* While behind: forwards spool records to the workers up to what is durable, as long as their
  * queues take them; back to live once the reader reaches the live edge. True when it stopped
  * for want of room in a worker queue or reached its turn's budget. */
@@ -139,7 +149,7 @@ bool vem_ingest_catch_up(vem_ingest_t *in)
         int rc = vem_spool_reader_next(in->reader, durable, &rec);
         if (rc == VEM_SPOOL_READ_ERROR) {
             vem_log(VEM_LOG_ERR, "ingest", "reading the spool at input %llu: %s",
-                    (unsigned long long)in->fwd_next, strerror(errno));
+                    (unsigned long long)in->fwd_next, s_read_error(errno));
             vem_spool_reader_destroy(&in->reader); /* reopened after a pause */
             in->reader_retry_ms = vem_mono_ms() + VEM_INGEST_FLUSH_RETRY_MS;
             return false;
@@ -180,7 +190,7 @@ void vem_ingest_replay_turn(vem_ingest_t *in)
             vem_log(rc == VEM_SPOOL_READ_END ? VEM_LOG_NOTICE : VEM_LOG_ERR, "ingest",
                     "replay on request ended at input %llu%s%s", (unsigned long long)in->rnext - 1,
                     rc == VEM_SPOOL_READ_END ? "" : ": ",
-                    rc == VEM_SPOOL_READ_END ? "" : strerror(errno));
+                    rc == VEM_SPOOL_READ_END ? "" : s_read_error(errno));
             vem_spool_reader_destroy(&in->rreader);
             return;
         }

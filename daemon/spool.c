@@ -23,7 +23,11 @@
  *
  * Recovery. Only the last segment can be torn by a crash: on open it is scanned and cut after
  * the last intact record. A damaged record followed by intact ones is not a torn tail: the
- * scan steps over it (readers report it) instead of cutting acknowledged records away.
+ * scan steps over it (readers report it) instead of cutting acknowledged records away. Records
+ * are read by the seqs that segment names lead to expect, so a name is checked first: a
+ * segment whose first record is intact and of another seq (renamed by hand or damaged) would
+ * read as nothing but damage, and the last one be cut to nothing. Open, inspection and readers
+ * refuse such a spool instead, with the name, for the operator to set right.
  *
  * Thread: the owner of vem_spool_t (ingest) only; readers and cursors are separate objects.
  * Inspection (vemctl spool status) only reads, through readers and cursors of its own. */
@@ -286,6 +290,70 @@ static int s_scan(int fd, uint64_t offset, uint64_t end, uint64_t from, uint8_t 
     return rc;
 }
 
+/* Compares the name of the segment starting at `first`, open as fd, with the seq of the record
+ * at its start, read whatever seq it carries: 1 when that record is intact (complete, its CRC
+ * right) and another seq (*holds), 0 when it is the named seq or no intact record starts the
+ * file (empty, torn by a crash, damaged: readers report those), -1 on an I/O error. Reading a
+ * segment by a name that is not its records' would take every record in it for damage, and
+ * recovery would cut them off the last segment: a name is only trusted after this. */
+static int s_misnamed(int fd, uint64_t first, uint8_t **buf, size_t *cap, uint64_t *holds)
+{
+    uint8_t hdr[S_HEADER];
+    ssize_t n = pread(fd, hdr, S_HEADER, 0);
+    if (n != S_HEADER)
+        return n < 0 ? -1 : 0;
+    uint64_t seq = s_get64(hdr + 8);
+    if (seq == first)
+        return 0;
+    ssize_t size = s_read_record(fd, 0, seq, buf, cap, NULL);
+    if (size <= 0)
+        return size < 0 ? -1 : 0;
+    *holds = seq;
+    return 1;
+}
+
+/* The refusal of the segment starting at `first` whose records start at holds; the file to
+ * rename it to unless one of firsts (n of them) has that name already. */
+static void s_misnamed_message(const char *dir, uint64_t first, uint64_t holds,
+                               const uint64_t *firsts, size_t n, char *err, size_t errlen)
+{
+    bool taken = false;
+    for (size_t i = 0; i < n; i++)
+        taken |= firsts[i] == holds;
+    snprintf(err, errlen,
+             "spool %s: seg-%020" PRIu64 ".log holds records from seq %" PRIu64
+             " on, not from %" PRIu64 " as its name says: its name is damaged (%s seg-%020" PRIu64
+             ".log%s)",
+             dir, first, holds, first, taken ? "another file is named" : "rename it to", holds,
+             taken ? " too: move one of the two out of the spool" : "");
+}
+
+/* -1 with a message when a segment of dir (firsts, n of them) is misnamed (s_misnamed). Reads
+ * one record per segment. A segment that cannot be opened or read (trimmed meanwhile, not a
+ * file, an I/O error) is left to the readers, which report it. */
+static int s_check_names(const char *dir, const uint64_t *firsts, size_t n, char *err,
+                         size_t errlen)
+{
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char path[S_PATH + 32];
+        s_segment_path(path, sizeof path, dir, firsts[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        uint64_t holds = 0;
+        if (s_misnamed(fd, firsts[i], &buf, &cap, &holds) > 0) {
+            s_misnamed_message(dir, firsts[i], holds, firsts, n, err, errlen);
+            rc = -1;
+        }
+        close(fd);
+    }
+    free(buf);
+    return rc;
+}
+
 int vem_spool_opts_check(const vem_spool_opts_t *opts, char *err, size_t errlen)
 {
     if (opts->segment_bytes == 0) {
@@ -382,7 +450,8 @@ vem_spool_t *vem_spool_open(const char *dir, const vem_spool_opts_t *opts, char 
         snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
         goto fail;
     }
-    if (s_check_steps(dir, firsts, n, err, errlen) != 0)
+    if (s_check_steps(dir, firsts, n, err, errlen) != 0 ||
+        s_check_names(dir, firsts, n, err, errlen) != 0)
         goto fail;
     for (size_t i = 0; i < n; i++) {
         struct stat st;
@@ -754,6 +823,14 @@ static vem_spool_read_t s_reader_skip(vem_spool_reader_t *self, uint64_t upto, v
             return VEM_SPOOL_READ_ERROR;
         /* trimmed since the listing: list again */
     }
+    uint64_t holds;
+    int misnamed = s_misnamed(fd, next, &self->buf, &self->cap, &holds);
+    if (misnamed != 0) { /* misnamed: an error, rather than its records reported lost */
+        int saved = misnamed > 0 ? EUCLEAN : errno;
+        close(fd);
+        errno = saved;
+        return VEM_SPOOL_READ_ERROR;
+    }
     if (next <= first) {
         s_reader_switch(self, fd, next);
         if (next > self->expected)
@@ -802,12 +879,19 @@ vem_spool_reader_t *vem_spool_reader_new(const char *dir, uint64_t from, char *e
         snprintf(err, errlen, "spool %s: %s", path, strerror(errno));
         goto fail;
     }
+    uint64_t holds = 0;
+    if (s_misnamed(fd, firsts[start], &self->buf, &self->cap, &holds) > 0) {
+        s_misnamed_message(dir, firsts[start], holds, firsts, n, err, errlen);
+        close(fd);
+        goto fail; /* an I/O error is left to the first read, which returns it */
+    }
     s_reader_switch(self, fd, firsts[start]);
     self->expected = firsts[start];
     free(firsts);
     return self;
 fail:
     free(firsts);
+    free(self->buf);
     free(self);
     return NULL;
 }
@@ -1018,7 +1102,8 @@ int vem_spool_inspect(const char *dir, vem_spool_info_t *out, char *err, size_t 
         free(firsts);
         return -1;
     }
-    if (s_check_steps(dir, firsts, n, err, errlen) != 0) {
+    if (s_check_steps(dir, firsts, n, err, errlen) != 0 ||
+        s_check_names(dir, firsts, n, err, errlen) != 0) {
         free(firsts);
         return -1;
     }

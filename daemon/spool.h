@@ -55,7 +55,9 @@ typedef struct {
 int vem_spool_opts_check(const vem_spool_opts_t *opts, char *err, size_t errlen);
 
 /* Opens (creating) the spool in dir; recovers a torn tail. NULL with a message in err, also
- * when a segment's name is damaged (it starts 2^32 seqs or more after the one before it). */
+ * when a segment's name is damaged: it starts 2^32 seqs or more after the one before it, or
+ * its first record is intact and carries another seq (the message names the file and both
+ * seqs, and the file is left as it is). */
 vem_spool_t *vem_spool_open(const char *dir, const vem_spool_opts_t *opts, char *err,
                             size_t errlen);
 
@@ -110,7 +112,9 @@ typedef enum {
 #define VEM_SPOOL_DAMAGED_META "spool-damaged"
 
 /* Opens a reader at the first record with seq >= from (1 = everything kept; a from below the
- * first seq on disk starts at the first record on disk). NULL with a message in err. */
+ * first seq on disk starts at the first record on disk). NULL with a message in err, also when
+ * the segment it starts in is misnamed (see vem_spool_open); entering a later one that is,
+ * vem_spool_reader_next returns ERROR with EUCLEAN. */
 vem_spool_reader_t *vem_spool_reader_new(const char *dir, uint64_t from, char *err, size_t errlen);
 
 /* Reads the next record with seq <= upto (UINT64_MAX: all on disk; the daemon passes
@@ -167,7 +171,8 @@ typedef struct {
 } vem_spool_info_t;
 
 /* Fills *out (caller frees with vem_spool_info_free) from the spool in dir, reading only: safe
- * while vemd runs. 0, or -1 with a message in err. */
+ * while vemd runs. 0, or -1 with a message in err (a damaged segment name as vem_spool_open
+ * words it). */
 int vem_spool_inspect(const char *dir, vem_spool_info_t *out, char *err, size_t errlen);
 
 /* Frees what vem_spool_inspect put in *info and zeroes it; accepts a zeroed one. */

@@ -1006,6 +1006,89 @@ START_TEST(segment_named_far_ahead_is_refused)
 }
 END_TEST
 
+/* Every way of looking at the spool refuses it with both seqs and the file's name. */
+static void s_check_misnamed(uint64_t named, uint64_t holds, const uint8_t *bytes, size_t len)
+{
+    char name[64], seqs[96], err[512] = "";
+    snprintf(name, sizeof name, "seg-%020" PRIu64 ".log", named);
+    snprintf(seqs, sizeof seqs, "from seq %" PRIu64 " on, not from %" PRIu64, holds, named);
+    vem_spool_opts_t opts = {.max_bytes = 1 << 30, .segment_bytes = 4096, .fsync = true};
+    ck_assert_ptr_null(vem_spool_open(s_dir, &opts, err, sizeof err));
+    ck_assert_msg(strstr(err, name) && strstr(err, seqs), "open: %s", err);
+    vem_spool_info_t info;
+    err[0] = '\0';
+    ck_assert_int_eq(vem_spool_inspect(s_dir, &info, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, name) && strstr(err, seqs), "inspect: %s", err);
+    ck_assert_ptr_null(info.segments);
+    /* a reader meets it as an error where it enters that segment, not as a damaged range */
+    err[0] = '\0';
+    vem_spool_reader_t *reader = vem_spool_reader_new(s_dir, 1, err, sizeof err);
+    if (reader) {
+        vem_spool_rec_t rec;
+        vem_spool_read_t rc;
+        while ((rc = vem_spool_reader_next(reader, UINT64_MAX, &rec)) == VEM_SPOOL_READ_RECORD)
+            ck_assert_uint_lt(rec.seq, holds);
+        int saved = errno;
+        ck_assert_int_eq(rc, VEM_SPOOL_READ_ERROR);
+        ck_assert_int_eq(saved, EUCLEAN);
+        vem_spool_reader_destroy(&reader);
+    } else {
+        ck_assert_msg(strstr(err, name) && strstr(err, seqs), "reader: %s", err);
+    }
+    size_t now_len;
+    uint8_t *now = vem_test_slurp(s_segment(named), &now_len);
+    ck_assert_ptr_nonnull(now);
+    ck_assert_uint_eq(now_len, len);
+    ck_assert_int_eq(memcmp(now, bytes, len), 0);
+    free(now);
+}
+
+/* Renames segment `from` to `to`, checks that the spool is refused and the file left as it was,
+ * renames it back and checks that records 1..last all read. */
+static void s_misname(uint64_t from, uint64_t to, unsigned last)
+{
+    size_t len;
+    uint8_t *bytes = vem_test_slurp(s_segment(from), &len);
+    ck_assert_ptr_nonnull(bytes);
+    ck_assert_uint_gt(len, 0);
+    char path[320];
+    snprintf(path, sizeof path, "%s", s_segment(from));
+    ck_assert_int_eq(rename(path, s_segment(to)), 0);
+    s_check_misnamed(to, from, bytes, len);
+    ck_assert_int_eq(rename(s_segment(to), path), 0);
+    free(bytes);
+    vem_spool_t *spool = s_open(1 << 30, 4096);
+    ck_assert_uint_eq(vem_spool_next_seq(spool), last + 1);
+    vem_spool_destroy(&spool);
+    s_read_range(1, 1, last);
+}
+
+/* A segment renamed (by hand, by damage) to another seq than its first record's used to be
+ * read as if all its records were damaged: open cut the last segment at the first record whose
+ * seq was not the one its name led to expect, so a lone renamed segment lost every
+ * acknowledged record it held. Now open, inspection and readers refuse the spool, naming the
+ * file and both seqs, and leave the file alone; renamed back, every record is there. */
+START_TEST(segment_named_after_another_seq_is_refused)
+{
+    vem_spool_t *spool = s_open(1 << 30, 4096);
+    for (unsigned i = 1; i <= 3; i++)
+        s_append(spool, i);
+    vem_spool_destroy(&spool);
+    s_misname(1, 5, 3); /* the only segment, named after a seq beyond its records */
+
+    spool = s_open(1 << 30, 4096);
+    for (unsigned i = 4; i <= 200; i++)
+        s_append(spool, i);
+    vem_spool_destroy(&spool);
+    uint64_t firsts[64];
+    size_t n = s_segments(200, firsts, 64);
+    ck_assert_uint_ge(n, 3);
+    s_misname(firsts[n - 1], firsts[n - 1] + 3, 200); /* the last of several */
+    s_misname(firsts[n - 1], firsts[n - 1] - 1, 200); /* the last, named into the one before */
+    s_misname(firsts[1], firsts[1] + 1, 200);         /* one in the middle */
+}
+END_TEST
+
 /* A cursor file holds one decimal seq and a newline, as the commit writes it. Anything else
  * is damage and is refused with its name: read as a number, "-1" or a seq past 64 bits would
  * put the cursor beyond every record (the consumer would skip them and the spool trim them),
@@ -1109,6 +1192,7 @@ Suite *vem_suite_spool(void)
     tcase_add_test(tc, damaged_cursor_files_are_refused);
     tcase_add_test(tc, stray_segment_names_are_not_segments);
     tcase_add_test(tc, segment_named_far_ahead_is_refused);
+    tcase_add_test(tc, segment_named_after_another_seq_is_refused);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -35,6 +35,9 @@
  *                                while intake was paused are not idle, none is closed
  *   cursor_below_spool_start     a sink cursor below the first record on disk (segments
  *                                trimmed meanwhile) must not hold the sink back for good
+ *   renamed_segment_refused_at_start  the spool's segment renamed to another seq while vemd
+ *                                is down: vemd must refuse to start, naming it, and leave it
+ *                                whole; renamed back, every acknowledged frame is stored
  *   pg_lock_held                 a table lock held for 15 s stalls the sink's COPY (lock
  *                                timeout), not intake: frames are acknowledged throughout
  *   replay_on_request            vemctl spool replay re-runs a range: every sample row is
@@ -740,6 +743,85 @@ START_TEST(cursor_below_spool_start)
 }
 END_TEST
 
+/* Regression: a spool segment renamed to another seq than its first record's (by an operator,
+ * by damage) was read at start as if every record in it were torn, and the lone segment was
+ * cut to 0 bytes: inputs acknowledged to the trucks were gone without a word. Now vemd refuses
+ * to start, naming the file and both seqs, and leaves the file as it is; renamed back, every
+ * input is still there. PostgreSQL is down while the trucks send, so their rows can only come
+ * from the spool after the restart. */
+START_TEST(renamed_segment_refused_at_start)
+{
+    vem_it_pg_up();
+    vem_it_run_t r = {0};
+    vem_it_start(&r, "it_faults");
+    vem_it_pgctl("stop");
+    pid_t sim =
+        s_fleet(&r, "--trucks 5 --rate 2 --duration 4 --settle 30 --seed 44 --vin-prefix LFRNAM");
+    int sim_rc = vem_it_wait(sim, 60);
+    ck_assert_int_eq(kill(r.vemd, SIGKILL), 0);
+    ck_assert_int_eq(vem_it_wait(r.vemd, 10), 128 + SIGKILL);
+    vem_it_pgctl("start");
+    ck_assert_int_eq(sim_rc, 0); /* every frame acknowledged: in the spool */
+    long long cursor, first, last;
+    s_spool_status(&r, "pg", &cursor, &first, &last);
+    ck_assert_int_eq(first, 1);
+    ck_assert_int_gt(last, 1);
+
+    char spool[300], seg[400], renamed[400], status[400], cmd[1400];
+    snprintf(spool, sizeof spool, "%s/spool", r.dir);
+    ck_assert_uint_eq(s_spool_next_seq(spool), (uint64_t)last + 1); /* one segment, seg-1 */
+    snprintf(seg, sizeof seg, "%s/seg-%020d.log", spool, 1);
+    snprintf(renamed, sizeof renamed, "%s/seg-%020d.log", spool, 5);
+    size_t len, now_len;
+    uint8_t *bytes = vem_test_slurp(seg, &len);
+    ck_assert_ptr_nonnull(bytes);
+    ck_assert_int_eq(rename(seg, renamed), 0);
+
+    char vemd[300];
+    snprintf(vemd, sizeof vemd, "%s/vemd", vem_test_bin_dir());
+    char *argv[] = {vemd, "--config", r.cfg, NULL};
+    int rc = vem_it_wait(vem_it_spawn(argv, r.log), 30);
+    const char *why = "seg-00000000000000000005.log holds records from seq 1 on, not from 5";
+    bool said = vem_it_log_has(&r, why);
+    fprintf(stderr,
+            "it_faults renamed_segment_refused_at_start: %lld inputs spooled; vemd exited "
+            "%d over the renamed segment\n",
+            last, rc);
+    if (rc != 1 || !said)
+        vem_it_show_log(&r);
+    ck_assert_msg(rc == 1, "vemd exited %d over a renamed segment", rc);
+    ck_assert_msg(said, "vemd's log does not say: %s", why);
+    uint8_t *now = vem_test_slurp(renamed, &now_len);
+    ck_assert_ptr_nonnull(now);
+    ck_assert_uint_eq(now_len, len);
+    ck_assert_int_eq(memcmp(now, bytes, len), 0);
+    free(now);
+    free(bytes);
+    ck_assert_int_ne(access(seg, F_OK), 0); /* nothing made in its place */
+    /* vemctl spool status refuses the same way: that is where the operator finds the seq */
+    snprintf(status, sizeof status, "%s/spool-status.txt", r.dir);
+    snprintf(cmd, sizeof cmd, "'%s/vemctl' spool status --dir '%s' > '%s' 2>&1", vem_test_bin_dir(),
+             spool, status);
+    ck_assert_int_ne(system(cmd), 0);
+    uint8_t *said_status = vem_test_slurp(status, &now_len);
+    ck_assert_ptr_nonnull(said_status);
+    ck_assert_msg(memmem(said_status, now_len, why, strlen(why)) != NULL,
+                  "vemctl spool status: %.*s", (int)now_len, (const char *)said_status);
+    free(said_status);
+
+    ck_assert_int_eq(rename(renamed, seg), 0);
+    long long first2, last2;
+    s_spool_status(&r, "pg", &cursor, &first2, &last2);
+    ck_assert_int_eq(first2, first);
+    ck_assert_int_eq(last2, last);
+    vem_it_launch(&r);
+    json_t *truth = vem_it_truth(&r);
+    s_check_delivery(&r, "renamed_segment_refused_at_start", "LFRNAM", truth);
+    json_decref(truth);
+    vem_it_stop(&r);
+}
+END_TEST
+
 /* Regression: the sink's COPY blocked behind a lock (no lock_timeout) and with it the workers
  * and intake. Now the lock wait times out, the sink spills and retries, and trucks are
  * acknowledged throughout. */
@@ -859,6 +941,7 @@ Suite *vem_suite_faults(void)
     tcase_add_test(spool, spool_full_pauses_without_loss);
     tcase_add_test(spool, paused_intake_is_not_idle);
     tcase_add_test(spool, cursor_below_spool_start);
+    tcase_add_test(spool, renamed_segment_refused_at_start);
     suite_add_tcase(s, spool);
     TCase *sink = tcase_create("sink");
     tcase_set_timeout(sink, 180);

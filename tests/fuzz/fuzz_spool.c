@@ -17,6 +17,9 @@
  *           segment; cursor: its name (pg, kafka, rules, or pg.tmp which is not a cursor).
  *
  * Always: inspection and readers leave the files alone; open refuses with a message or opens;
+ * open and inspection refuse a layout with a misnamed segment (a file that starts with a
+ * CRC-correct record of another seq than its name's), naming the first one unless a name
+ * 2^32 seqs after the one before is refused first;
  * a read ends (a read still going after S_MAX_READS results is not waited for and counts as
  * unreadable), its seqs increase, a damaged range loses at least one seq and the next result
  * starts right after it, every record read is a CRC-correct record of the files, byte for
@@ -133,6 +136,8 @@ typedef struct {
     size_t n;
     bool strict; /* every segment renumbered and properly named */
     uint64_t segment_bytes;
+    bool misnamed;          /* a segment file starts with an intact record of another seq */
+    char misnamed_name[64]; /* the first such one, when the refusal must name it; else "" */
 } s_layout_t;
 
 static void s_file_clear(s_file_t *f)
@@ -194,6 +199,44 @@ static bool s_stray_records(const s_file_t *f)
             return true;
     }
     return false;
+}
+
+/* Is f a segment file whose first record is CRC-correct and carries another seq than its
+ * name's? Such a name would have every record read as damage: the spool refuses it. */
+static bool s_misnamed(const s_file_t *f)
+{
+    if (!f->segment || f->dir || !s_valid_at(f, 0) || s_get32(f->data + 4) > (16u << 20))
+        return false;
+    uint64_t seq = 0;
+    for (int i = 7; i >= 0; i--)
+        seq = seq << 8 | f->data[8 + i];
+    return seq != f->first;
+}
+
+/* Sets l->misnamed and l->misnamed_name: the refusal names the first misnamed segment in seq
+ * order, unless a step of 2^32 seqs or more between listed segments is refused before. */
+static void s_find_misnamed(s_layout_t *l)
+{
+    const s_file_t *first = NULL;
+    bool steps_ok = true;
+    for (size_t i = 0; i < l->n; i++) {
+        const s_file_t *f = &l->files[i];
+        if (!f->segment)
+            continue;
+        const s_file_t *prev = NULL; /* the listed segment just below f */
+        for (size_t j = 0; j < l->n; j++)
+            if (l->files[j].segment && l->files[j].first < f->first &&
+                (!prev || l->files[j].first > prev->first))
+                prev = &l->files[j];
+        if (prev && f->first - prev->first > UINT32_MAX)
+            steps_ok = false;
+        if (s_misnamed(f) && (!first || f->first < first->first))
+            first = f;
+    }
+    l->misnamed = first != NULL;
+    l->misnamed_name[0] = '\0';
+    if (first && steps_ok)
+        snprintf(l->misnamed_name, sizeof l->misnamed_name, "%s", first->name);
 }
 
 static s_file_t *s_add_file(s_layout_t *l, const char *name)
@@ -286,6 +329,9 @@ static void s_layout_parse(s_layout_t *l, const uint8_t *data, size_t size)
     for (size_t i = 0; i < l->n && l->strict; i++)
         if (l->files[i].segment && s_stray_records(&l->files[i]))
             l->strict = false;
+    s_find_misnamed(l);
+    if (l->misnamed && l->strict)
+        S_FAIL("a layout as the writer leaves it has a misnamed segment");
 }
 
 static void s_layout_write(const s_layout_t *l)
@@ -596,8 +642,12 @@ static void s_check_inspect(const s_layout_t *l, const s_list_t *got)
             S_FAIL("inspect refused without a message");
         if (info.segments || info.consumers)
             S_FAIL("inspect refused and left memory");
+        if (l && l->misnamed_name[0] && !strstr(err, l->misnamed_name))
+            S_FAIL("inspect refused a misnamed %s without its name: %s", l->misnamed_name, err);
         return;
     }
+    if (l && l->misnamed)
+        S_FAIL("inspect took a spool with a misnamed segment");
     uint64_t bytes = 0;
     for (size_t i = 0; i < info.n_segments; i++) {
         if (i && info.segments[i].first_seq <= info.segments[i - 1].first_seq)
@@ -674,8 +724,12 @@ static vem_spool_t *s_open(const s_layout_t *l)
     if (!sp) {
         if (!err[0])
             S_FAIL("open refused without a message");
+        if (l->misnamed_name[0] && !strstr(err, l->misnamed_name))
+            S_FAIL("open refused a misnamed %s without its name: %s", l->misnamed_name, err);
         return NULL;
     }
+    if (l->misnamed)
+        S_FAIL("open took a spool with a misnamed segment");
     if (vem_spool_pending_bytes(sp) != 0 || vem_spool_next_seq(sp) != vem_spool_durable_seq(sp) + 1)
         S_FAIL("opened with next %" PRIu64 ", durable %" PRIu64 ", %" PRIu64 " pending",
                vem_spool_next_seq(sp), vem_spool_durable_seq(sp), vem_spool_pending_bytes(sp));
@@ -947,6 +1001,9 @@ static void s_make_seeds(const char *dir)
     s_seed_save(dir, "one-segment", &b);
     s_buf_chunk(&b, 0, 0, seg, len);
     s_seed_save(dir, "one-segment-as-is", &b);
+    /* the same named seg-5: refused, not cut to nothing */
+    s_buf_chunk(&b, 0, 4, seg, len);
+    s_seed_save(dir, "misnamed-segment", &b);
     /* a torn tail: the last record cut short */
     s_buf_chunk(&b, 2, 0, seg, len - 5);
     s_seed_save(dir, "torn-tail", &b);
@@ -977,6 +1034,14 @@ static void s_make_seeds(const char *dir)
         free(seg);
     }
     s_seed_save(dir, "missing-segment", &b);
+    /* all there, the last one named two seqs after its first record */
+    for (size_t i = 0; i < n; i++) {
+        seg = s_seed_segment(firsts[i], &len);
+        s_buf_chunk(&b, i == 0 ? 0x10 : 0, (uint8_t)(firsts[i] - 1 + (i + 1 == n ? 2 : 0)), seg,
+                    len);
+        free(seg);
+    }
+    s_seed_save(dir, "misnamed-last-segment", &b);
     /* renumbered with a gap of 5 seqs before the last segment */
     for (size_t i = 0; i < n; i++) {
         seg = s_seed_segment(firsts[i], &len);
