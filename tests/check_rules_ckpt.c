@@ -2704,6 +2704,18 @@ static void s_trouble_frame(vem_rules_vehicle_t *v, const vem_rules_config_t *cf
     free(f);
 }
 
+/* The trouble trip's first `seconds` seconds, live, a frame of ten samples every ten seconds. */
+static void s_trouble_drive(vem_rules_vehicle_t *v, const vem_rules_config_t *cfg, int64_t seconds,
+                            s_log_t *log)
+{
+    int64_t t[10];
+    for (int64_t s = T0; s < T0 + seconds; s += 10) {
+        for (int j = 0; j < 10; j++)
+            t[j] = s + j;
+        s_trouble_frame(v, cfg, VEM_HJ1239_CMD_REALTIME, t, 10, s + 10, log);
+    }
+}
+
 /* A state loaded from a version 11 checkpoint (whole range from the live track's next second,
  * s_get_whole) whose open live trip then sees a skip must save a checkpoint that loads: else
  * the truck's rule state starts afresh at the next restart (worker.c s_ckpt_restore). */
@@ -2712,12 +2724,8 @@ START_TEST(v11_state_then_a_skip_resaves)
     vem_rules_config_t cfg = s_defaults();
     vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_small);
     s_log_t log = {0};
-    int64_t t[10];
-    for (int64_t s = T0; s < T0 + 100; s += 10) {
-        for (int j = 0; j < 10; j++)
-            t[j] = s + j;
-        s_trouble_frame(v, &cfg, VEM_HJ1239_CMD_REALTIME, t, 10, s + 10, &log);
-    }
+    s_trouble_drive(v, &cfg, 100, &log);
+    int64_t t[2];
     uint8_t *buf = NULL;
     size_t len = 0, cap = 0;
     vem_rules_vehicle_save(v, &buf, &len, &cap);
@@ -2910,12 +2918,7 @@ START_TEST(window_counts_checked)
     vem_rules_config_t cfg = s_defaults();
     vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_small);
     s_log_t log = {0};
-    int64_t t[10];
-    for (int64_t s = T0; s < T0 + 200; s += 10) {
-        for (int j = 0; j < 10; j++)
-            t[j] = s + j;
-        s_trouble_frame(v, &cfg, VEM_HJ1239_CMD_REALTIME, t, 10, s + 10, &log);
-    }
+    s_trouble_drive(v, &cfg, 200, &log);
     const vem_rules_window_t *w = &v->live.win;
     ck_assert(w->active);
     ck_assert_uint_eq(w->samples, 198); /* two of the 200 without a NOx value */
@@ -3031,12 +3034,7 @@ START_TEST(span_counts_checked)
     vem_rules_config_t cfg = s_defaults();
     vem_rules_vehicle_t *v = vem_rules_vehicle_new(VIN, PLATE, &s_small);
     s_log_t log = {0};
-    int64_t t[10];
-    for (int64_t s = T0; s < T0 + 300; s += 10) {
-        for (int j = 0; j < 10; j++)
-            t[j] = s + j;
-        s_trouble_frame(v, &cfg, VEM_HJ1239_CMD_REALTIME, t, 10, s + 10, &log);
-    }
+    s_trouble_drive(v, &cfg, 300, &log);
     ck_assert_uint_eq(v->live.samples, 300);
     ck_assert_uint_eq(v->live.reagent.n, 100); /* reagent low from the 200th sample */
     ck_assert(!v->live.reagent.fired);

@@ -197,6 +197,22 @@ static void s_check_terminal(json_t *msgs, json_t *truth)
     json_decref(got);
 }
 
+/* The samples and terminal topics under prefix t hold every event the trucks generated, keys
+ * and order as `order` says. */
+static void s_check_delivered(const char *t, json_t *truth, const char *test, s_order_t order)
+{
+    char topic[96];
+    snprintf(topic, sizeof topic, "%s.samples", t);
+    json_t *samples = s_consume(topic, NULL);
+    s_check_samples(samples, truth, test);
+    s_check_keys_and_order(samples, "samples", order);
+    snprintf(topic, sizeof topic, "%s.terminal", t);
+    json_t *terminal = s_consume(topic, NULL);
+    s_check_terminal(terminal, truth);
+    json_decref(samples);
+    json_decref(terminal);
+}
+
 /* True when emission a is of a later input than b (received_at, then spool_seq), or of the same
  * with a later or the same place after it (emission), then last_at:
  * schema/0016_merge_by_input.sql's order. */
@@ -434,19 +450,10 @@ START_TEST(broker_outage_20s)
             failed, retried);
     ck_assert_msg(failed > 0 && retried >= failed, "failed %.0f, retried %.0f", failed, retried);
     json_decref(st);
-    char topic[96];
-    snprintf(topic, sizeof topic, "%s.samples", t);
-    json_t *samples = s_consume(topic, NULL);
-    s_check_samples(samples, truth, "broker_outage_20s");
-    s_check_keys_and_order(samples, "samples", S_ORDER_NOT_SET);
-    snprintf(topic, sizeof topic, "%s.terminal", t);
-    json_t *terminal = s_consume(topic, NULL);
-    s_check_terminal(terminal, truth);
+    s_check_delivered(t, truth, "broker_outage_20s", S_ORDER_NOT_SET);
     PGconn *conn = vem_it_pg();
     vem_it_compare_rows(conn, "obd_samples", "LKAFTU", truth);
     PQfinish(conn);
-    json_decref(samples);
-    json_decref(terminal);
     json_decref(truth);
     vem_it_stop(&r);
 }
@@ -491,16 +498,7 @@ START_TEST(kill9_in_flight)
     ck_assert_int_eq(vem_it_wait(sim, 120), 0);
     json_t *truth = vem_it_truth(&r);
     json_decref(vem_it_settled(&r));
-    char topic[96];
-    snprintf(topic, sizeof topic, "%s.samples", t);
-    json_t *samples = s_consume(topic, NULL);
-    s_check_samples(samples, truth, "kill9_in_flight");
-    s_check_keys_and_order(samples, "samples", S_ORDER_DEDUP);
-    snprintf(topic, sizeof topic, "%s.terminal", t);
-    json_t *terminal = s_consume(topic, NULL);
-    s_check_terminal(terminal, truth);
-    json_decref(samples);
-    json_decref(terminal);
+    s_check_delivered(t, truth, "kill9_in_flight", S_ORDER_DEDUP);
     json_decref(truth);
     vem_it_stop(&r);
 }
@@ -818,16 +816,7 @@ START_TEST(renew_without_reports)
     fprintf(stderr, "it_kafka renew_without_reports: %.0f deliveries failed, %.0f retried\n",
             failed, retried);
     ck_assert_msg(failed > 0 && retried >= failed, "failed %.0f, retried %.0f", failed, retried);
-    char topic[96];
-    snprintf(topic, sizeof topic, "%s.samples", t);
-    json_t *samples = s_consume(topic, NULL);
-    s_check_samples(samples, truth, "renew_without_reports");
-    s_check_keys_and_order(samples, "samples", S_ORDER_NOT_SET);
-    snprintf(topic, sizeof topic, "%s.terminal", t);
-    json_t *terminal = s_consume(topic, NULL);
-    s_check_terminal(terminal, truth);
-    json_decref(samples);
-    json_decref(terminal);
+    s_check_delivered(t, truth, "renew_without_reports", S_ORDER_NOT_SET);
     json_decref(truth);
     vem_it_halt(&r);
     ck_assert_msg(!vem_it_log_has(&r, "stopping with events undelivered"),
