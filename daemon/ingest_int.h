@@ -50,7 +50,7 @@ typedef struct {
     bool gone;          /* closed (by the peer or by us): remove once drained */
     bool close_pending; /* our close was refused (the peer's pipe is full): retried */
     bool deaf;          /* replies refused too long (ingest_reply.c): closed at the sweep */
-    int64_t refused_ms; /* first reply refused since one was taken (monotonic ms; 0: none) */
+    int64_t refused_ms; /* first reply refused since one was taken (intake clock ms; 0: none) */
     bool admitted;      /* counted in the per-address table under addr */
     vem_counter_t *closed_as; /* the close's reason, counted when the connection is removed */
     uint8_t vin[17];          /* one connection, one vehicle: the VIN of its first frame */

@@ -147,12 +147,16 @@ const char *vem_ingest_activation_budget(vem_ingest_t *in, const vem_ingest_conn
 }
 
 /* Notes that a reply to conn (NULL: gone) was refused (its pipe is full) or taken. A peer
- * whose replies are refused for S_DEAF_MS without one taken does not read: it is deaf. */
+ * whose replies are refused for S_DEAF_MS without one taken does not read: it is deaf. The
+ * time is the intake clock's (vem_ingest_open_ms), as for idleness: a peer that has sent
+ * everything and gone resets its socket, and its pipe takes no reply until ingest has read
+ * what the peer left in it, which a paused intake does not do; counted in wall time, the
+ * pauses of a filling spool made such peers deaf and their unread frames were discarded. */
 static void s_refused(vem_ingest_t *in, vem_ingest_conn_t *conn, bool refused)
 {
     if (!conn)
         return;
-    int64_t now = vem_mono_ms() + 1; /* never 0 */
+    int64_t now = vem_ingest_open_ms(in) + 1; /* never 0 */
     if (!refused) {
         if (conn->refused_ms) {
             conn->refused_ms = 0;
