@@ -747,8 +747,8 @@ END_TEST
  * replies to what vemd read found their sockets reset, so their pipes took none until vemd
  * read the rest of what the trucks had sent; with the spool filling again and again, intake
  * stopped and started for longer than the 2 s that makes a peer deaf, and the connections
- * were closed as not reading their replies with what vemd had not read yet discarded (1.5 MB,
- * 27,890 of 79,980 samples, in the first run of this test; 5,950 in a CI-like run of
+ * were closed as not reading their replies with what vemd had not read yet discarded (35
+ * connections and 1.6 MB in a run of this test; 5,950 samples lost in a CI-like run of
  * paused_intake_is_not_idle on a loaded machine). Deafness now counts on the intake clock, as
  * idleness does. */
 START_TEST(fleet_gone_while_paused)
