@@ -4,7 +4,8 @@
  *           [--protocol hj1239|gb17691] [--seed S] [--start-time EPOCH]
  *           [--misbehave NAME:COUNT]... [--offline PCT] [--malformed N] [--idle N]
  *           [--truth FILE] [--vin-prefix P] [--quiet]
- *           [--await-replies [--settle S] [--reply-timeout S] [--window N]]
+ *           [--await-replies [--settle S] [--reply-timeout S] [--window N]
+ *                            [--login-pause S]]
  *   vem-sim --registry FILE [--trucks N] [--seed S] [--vin-prefix P]
  *
  * Every truck connects, logs in, sends a real-time frame of K one-second samples every 1/R
@@ -23,7 +24,8 @@
  * answered, and after a broken connection (refused, reset, closed, or a reply more than
  * --reply-timeout seconds late, default 5) it reconnects after 200 ms doubling to 2 s and
  * re-sends what was not acknowledged as 0x03 frames, keeping at most --window frames (default
- * 16) unanswered on the link. --offline then takes the link away for the middle third and the
+ * 16) unanswered on the link; --login-pause S makes it wait S seconds after each login answer
+ * before it sends data (default 0), so the login reaches vemd's workers on its own. --offline then takes the link away for the middle third and the
  * store does the rest. At the end of --duration it stops collecting, re-sends until everything
  * is acknowledged or --settle seconds (default 30) have passed, logs out, waits for that reply
  * and closes. The truth then says per vehicle what was generated, acknowledged and left
@@ -102,6 +104,7 @@ typedef struct {
     vem_reasm_t *replies; /* cuts vemd's replies out of the byte stream */
     bool logged_in, logout_acked;
     double login_sent_at, logout_sent_at, connect_at, backoff;
+    double data_from; /* monotonic seconds from which a logged-in truck sends data */
     long generated, acked;
 } s_conn_t;
 
@@ -120,7 +123,7 @@ typedef struct {
     int64_t newest_t;             /* the newest simulated second (the stations' clock) */
     unsigned misbehave_count[5];
     bool await;
-    double settle, reply_timeout;
+    double settle, reply_timeout, login_pause;
     unsigned window;
     /* results */
     long bad_checksum, truncated, garbage_runs, garbage_bytes, good_malformed;
@@ -380,6 +383,7 @@ static void s_await_reply(s_sim_t *sim, s_conn_t *c, const vem_sim_reply_t *r)
         if (c->state == S_UP && !c->logged_in) {
             c->logged_in = true;
             c->backoff = 0.2;
+            c->data_from = s_mono() + sim->login_pause;
         }
         break;
     case VEM_HJ1239_CMD_REALTIME:
@@ -430,7 +434,7 @@ static void s_await_tick(s_sim_t *sim, s_conn_t *c, vem_hj1239_frame_t *scratch,
         abort(); /* the encoder's bound or a time going backwards: a bug here */
     c->generated++;
     sim->generated++;
-    if (c->state == S_UP && c->logged_in) {
+    if (c->state == S_UP && c->logged_in && now >= c->data_from) {
         s_queue(c, buf, len, VEM_HJ1239_CMD_REALTIME, true);
         vem_sim_store_sent(c->store, t, now);
     }
@@ -475,7 +479,7 @@ static void s_await_step(s_sim_t *sim, s_conn_t *c, vem_hj1239_frame_t *scratch,
             s_link_down(c);
             break;
         }
-        if (!c->logged_in)
+        if (!c->logged_in || now < c->data_from)
             break;
         if ((c->model.misbehave & VEM_SIM_REMOVAL_ALARM) && !c->alarm_sent &&
             elapsed >= sim->duration / 2) {
@@ -542,7 +546,8 @@ static int s_usage(FILE *out, int rc)
                  "               [--start-time EPOCH] [--misbehave NAME:COUNT]... [--offline PCT]\n"
                  "               [--malformed N] [--idle N] [--truth FILE] [--vin-prefix P]\n"
                  "               [--quiet] [--await-replies [--settle S] [--reply-timeout S]\n"
-                 "               [--window N]] [--stations N [--stations-endpoint E]\n"
+                 "               [--window N] [--login-pause S]] [--stations N\n"
+                 "               [--stations-endpoint E]\n"
                  "               [--stations-key FILE.key --stations-server-key FILE.pub]]\n"
                  "scenarios: mil_on urea_empty scr_removed frozen_nox removal_alarm\n");
     return rc;
@@ -573,6 +578,7 @@ static int s_parse(s_sim_t *sim, int argc, char **argv)
                                             {"settle", required_argument, NULL, 'S'},
                                             {"reply-timeout", required_argument, NULL, 'R'},
                                             {"window", required_argument, NULL, 'W'},
+                                            {"login-pause", required_argument, NULL, 'P'},
                                             {"registry", required_argument, NULL, 'G'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
@@ -581,7 +587,7 @@ static int s_parse(s_sim_t *sim, int argc, char **argv)
     const char *stations_endpoint = "tcp://127.0.0.1:7613";
     const char *stations_key = NULL, *stations_server_key = NULL; /* CURVE (curve.h) */
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:n:d:r:k:p:s:t:m:o:b:i:T:V:x:X:K:Z:qAS:R:W:G:h",
+    while ((opt = getopt_long(argc, argv, "c:n:d:r:k:p:s:t:m:o:b:i:T:V:x:X:K:Z:qAS:R:W:P:G:h",
                               options, NULL)) != -1) {
         switch (opt) {
         case 'c':
@@ -671,6 +677,9 @@ static int s_parse(s_sim_t *sim, int argc, char **argv)
         case 'W':
             sim->window = (unsigned)atoi(optarg);
             break;
+        case 'P':
+            sim->login_pause = atof(optarg);
+            break;
         case 'h':
             return s_usage(stdout, 0) - 1;
         default:
@@ -682,7 +691,7 @@ static int s_parse(s_sim_t *sim, int argc, char **argv)
     if (optind != argc || sscanf(connect_to, "%63[^:]:%d", host, &port) != 2 ||
         inet_pton(AF_INET, host, &sim->addr.sin_addr) != 1 || port <= 0 || port > 65535 ||
         sim->rate <= 0 || sim->samples < 1 || sim->samples > 60 || sim->duration <= 0 ||
-        sim->settle < 0 || sim->reply_timeout <= 0 || sim->window < 1)
+        sim->settle < 0 || sim->reply_timeout <= 0 || sim->window < 1 || sim->login_pause < 0)
         return s_usage(stderr, 2);
     if (sim->await && !sim->hj1239) {
         fprintf(stderr, "vem-sim: --await-replies needs --protocol hj1239 (GB 17691 platforms do "
