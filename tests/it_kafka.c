@@ -668,17 +668,21 @@ START_TEST(verdict_does_not_settle_undelivered_input)
     unsigned long long before = s_kafka_cursor(&r);
 
     /* 2. The samples topic's leader goes down; the truck comes back as a terminal that stores
-     * and forwards (--await-replies): it logs in, and only once the login is answered sends
-     * the frame it collected meanwhile, X (as a re-send). The login is thus a worker message of
-     * its own, delivered (terminal topic), and X is the only seq the cursor waits for: sent
-     * together, the login would wait with X and hide the defect. It is killed before its next
-     * frame (20 s later), so X stays the last input the worker judged. */
+     * and forwards (--await-replies): it logs in, and 2 s after the login is answered (less than
+     * the test's idle_timeout_s of 3) sends the frame it collected meanwhile, X (as a re-send).
+     * The login is thus a worker message of its own, delivered (terminal topic), and X is the
+     * only seq the cursor waits for: taken by a worker together (as once in CI, when X went at
+     * once on the login's answer), the login would wait with X and hide the defect. It is killed
+     * before its next frame (20 s after the start), so X stays the last input the worker judged.
+     */
     ck_assert_int_eq(kill(broker, SIGUSR1), 0);
     s_broker_did(r.dir, "broker 2 down");
     double inputs = vem_it_metric_now(&r, "vem_inputs_total");
     char start[32];
     snprintf(start, sizeof start, "%lld", s_newest_sample(vin) + 1);
     char *again[] = {"--await-replies",
+                     "--login-pause",
+                     "2",
                      "--trucks",
                      "1",
                      "--rate",
@@ -696,7 +700,7 @@ START_TEST(verdict_does_not_settle_undelivered_input)
                      "--misbehave",
                      "scr_removed:1"};
     sim = vem_it_run_sim(&r, again, sizeof again / sizeof again[0]);
-    for (int i = 0; i < 100 && vem_it_metric_now(&r, "vem_inputs_total") < inputs + 2; i++)
+    for (int i = 0; i < 150 && vem_it_metric_now(&r, "vem_inputs_total") < inputs + 2; i++)
         vem_it_sleep(0.1);
     ck_assert_int_eq(kill(sim, SIGKILL), 0);
     ck_assert_int_eq(vem_it_wait(sim, 10), 128 + SIGKILL);
