@@ -25,11 +25,12 @@
  * --reply-timeout seconds late, default 5) it reconnects after 200 ms doubling to 2 s and
  * re-sends what was not acknowledged as 0x03 frames, keeping at most --window frames (default
  * 16) unanswered on the link; --login-pause S makes it wait S seconds after each login answer
- * before it sends data (default 0), so the login reaches vemd's workers on its own. --offline then takes the link away for the middle third and the
- * store does the rest. At the end of --duration it stops collecting, re-sends until everything
- * is acknowledged or --settle seconds (default 30) have passed, logs out, waits for that reply
- * and closes. The truth then says per vehicle what was generated, acknowledged and left
- * unacknowledged, and how acknowledgements grew second by second.
+ * before it sends data (default 0), so the login reaches vemd's workers on its own. --offline
+ * then takes the link away for the middle third and the store does the rest. At the end of
+ * --duration it stops collecting, re-sends until everything is acknowledged or --settle seconds
+ * (default 30) have passed, logs out, waits for that reply and closes. The truth then says per
+ * vehicle what was generated, acknowledged and left unacknowledged, and how acknowledgements
+ * grew second by second.
  *
  * --registry writes the fleet's vehicle registry as `vemctl vehicles import` reads it (VIN,
  * plate, region and each truck's own engine figures: the reference torque and rated power its
