@@ -603,6 +603,15 @@ static bool s_sink_caught_up(const vem_it_run_t *r, double bound_s, s_catchup_t 
     return false;
 }
 
+/* pid's exit code (128 + the signal if killed) once it has exited, reaped; else -1. */
+static int s_exit_code(pid_t pid)
+{
+    int status;
+    if (waitpid(pid, &status, WNOHANG) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 /* A 1 MiB spool fills while PostgreSQL is down and 40 reply-less trucks (their truth is what
  * they wrote) keep writing; PostgreSQL comes back 2 s later, or with fleet_first once the
  * trucks have written everything and gone (or after 60 s). Once the fleet has ended, the sink
@@ -633,13 +642,8 @@ static double s_spool_full_run(const char *test, const char *terminals_opts, con
     int rc = -1;
     if (fleet_first) {
         double from = vem_it_mono();
-        while (rc < 0 && vem_it_mono() - from < 60) {
-            int status;
-            if (waitpid(sim, &status, WNOHANG) == sim)
-                rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            else
-                vem_it_sleep(0.5);
-        }
+        while ((rc = s_exit_code(sim)) < 0 && vem_it_mono() - from < 60)
+            vem_it_sleep(0.5);
         fprintf(stderr, "it_faults %s: the fleet %s while intake was paused\n", test,
                 rc >= 0 ? "wrote everything and left" : "was still writing after 60 s");
     } else {
@@ -648,12 +652,8 @@ static double s_spool_full_run(const char *test, const char *terminals_opts, con
     vem_it_pgctl("start");
     double pg_at = vem_it_mono();
     s_catchup_t c = {.sink_up = -1, .room = -1, .fleet_end = -1, .settled = -1};
-    while (rc < 0 && vem_it_mono() - pg_at < 180) {
-        int status;
-        if (waitpid(sim, &status, WNOHANG) == sim)
-            rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        else
-            s_catchup_look(&r, &c, vem_it_mono() - pg_at);
+    while (rc < 0 && vem_it_mono() - pg_at < 180 && (rc = s_exit_code(sim)) < 0) {
+        s_catchup_look(&r, &c, vem_it_mono() - pg_at);
         vem_it_sleep(0.5);
     }
     if (rc < 0)
@@ -699,20 +699,15 @@ static double s_spool_full_run(const char *test, const char *terminals_opts, con
          * while intake was paused): that part of what the trucks wrote never reached vemd, so
          * the rows are not compared with it. */
         ck_assert_int_le(vem_it_total(got), vem_it_total(want));
-        vem_it_no_duplicate_samples(conn, prefix);
-        PQfinish(conn);
-        json_decref(got);
-        json_decref(want);
-        json_decref(truth);
-        vem_it_stop(&r);
-        return idle;
+    } else {
+        ck_assert_msg(vem_it_total(got) == vem_it_total(want),
+                      "LOSS: the PostgreSQL sink settled (pg cursor at the spool's last record "
+                      "%lld, spool %lld..%lld) yet only %lld of %lld samples are stored; %.0f "
+                      "bytes discarded, %.0f connections closed as idle",
+                      c.last, c.first, c.last, vem_it_total(got), vem_it_total(want), discarded,
+                      idle);
+        vem_it_compare_rows(conn, "obd_samples", prefix, truth);
     }
-    ck_assert_msg(vem_it_total(got) == vem_it_total(want),
-                  "LOSS: the PostgreSQL sink settled (pg cursor at the spool's last record %lld, "
-                  "spool %lld..%lld) yet only %lld of %lld samples are stored; %.0f bytes "
-                  "discarded, %.0f connections closed as idle",
-                  c.last, c.first, c.last, vem_it_total(got), vem_it_total(want), discarded, idle);
-    vem_it_compare_rows(conn, "obd_samples", prefix, truth);
     vem_it_no_duplicate_samples(conn, prefix);
     PQfinish(conn);
     json_decref(got);
