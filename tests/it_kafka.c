@@ -287,14 +287,24 @@ static void s_prefix(char *out, size_t cap, const char *name)
     snprintf(out, cap, "%s%ld", name, (long)getpid());
 }
 
-START_TEST(end_to_end)
+/* A test on the harness's brokers begins so: PostgreSQL and the brokers up, whatever a failed
+ * test before left, a topic prefix of its own in t (from name) and the sink's settings in opts
+ * (with extra). Returns the brokers' pid. */
+static pid_t s_kafka_begin(char *t, size_t tcap, char *opts, size_t ocap, const char *name,
+                           const char *extra)
 {
     vem_it_pg_up();
-    /* the brokers up, whatever a failed test before left */
-    ck_assert_int_eq(kill((pid_t)atol(vem_test_env("VEM_TEST_BROKER_PID")), SIGUSR2), 0);
+    pid_t broker = (pid_t)atol(vem_test_env("VEM_TEST_BROKER_PID"));
+    ck_assert_int_eq(kill(broker, SIGUSR2), 0);
+    s_prefix(t, tcap, name);
+    s_kafka_opts(opts, ocap, t, extra);
+    return broker;
+}
+
+START_TEST(end_to_end)
+{
     char t[64], opts[512], events[400];
-    s_prefix(t, sizeof t, "e2e");
-    s_kafka_opts(opts, sizeof opts, t, "");
+    s_kafka_begin(t, sizeof t, opts, sizeof opts, "e2e", "");
     vem_it_run_t r = {.kafka_opts = opts};
     vem_it_start(&r, "it_kafka");
     char *args[] = {"--await-replies",
@@ -395,14 +405,11 @@ static long long s_pg_samples(const char *prefix)
 
 START_TEST(broker_outage_20s)
 {
-    vem_it_pg_up();
-    pid_t broker = (pid_t)atol(vem_test_env("VEM_TEST_BROKER_PID"));
-    ck_assert_int_eq(kill(broker, SIGUSR2), 0); /* up, whatever an earlier failure left */
     char t[64], opts[512];
-    s_prefix(t, sizeof t, "outage");
     /* Events time out in librdkafka well within the outage: they must come back from the
      * sink's keeping, be counted, and arrive after it. */
-    s_kafka_opts(opts, sizeof opts, t, "message_timeout_ms = 4000; retry_max_s = 2;");
+    pid_t broker = s_kafka_begin(t, sizeof t, opts, sizeof opts, "outage",
+                                 "message_timeout_ms = 4000; retry_max_s = 2;");
     vem_it_run_t r = {.kafka_opts = opts};
     vem_it_start(&r, "it_kafka");
     char *args[] = {"--await-replies",
@@ -461,13 +468,9 @@ END_TEST
 
 START_TEST(kill9_in_flight)
 {
-    vem_it_pg_up();
-    /* the brokers up, whatever a failed test before left */
-    ck_assert_int_eq(kill((pid_t)atol(vem_test_env("VEM_TEST_BROKER_PID")), SIGUSR2), 0);
     char t[64], opts[512];
-    s_prefix(t, sizeof t, "kill9");
     /* a long linger keeps events in flight when the kill comes */
-    s_kafka_opts(opts, sizeof opts, t, "linger_ms = 300;");
+    s_kafka_begin(t, sizeof t, opts, sizeof opts, "kill9", "linger_ms = 300;");
     vem_it_run_t r = {.kafka_opts = opts};
     vem_it_start(&r, "it_kafka");
     char *args[] = {"--await-replies",
@@ -785,12 +788,8 @@ END_TEST
  * its producer, every event the old one held is produced again, and vemd settles. */
 START_TEST(renew_without_reports)
 {
-    vem_it_pg_up();
-    /* the brokers up, whatever a failed test before left */
-    ck_assert_int_eq(kill((pid_t)atol(vem_test_env("VEM_TEST_BROKER_PID")), SIGUSR2), 0);
     char t[64], opts[512];
-    s_prefix(t, sizeof t, "renew");
-    s_kafka_opts(opts, sizeof opts, t, "linger_ms = 300; retry_max_s = 2;");
+    s_kafka_begin(t, sizeof t, opts, sizeof opts, "renew", "linger_ms = 300; retry_max_s = 2;");
     vem_it_run_t r = {.kafka_opts = opts, .pipeline_opts = "drain_timeout_s = 10;"};
     ck_assert_int_eq(setenv("VEM_TEST_KAFKA_FATAL_AFTER", "3000", 1), 0);
     vem_it_start(&r, "it_kafka");
