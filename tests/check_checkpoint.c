@@ -54,6 +54,15 @@ static char *s_path(unsigned index)
     return path;
 }
 
+/* Puts len bytes of p in place as the file at path. */
+static void s_put_file(const char *path, const uint8_t *p, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, p, len), (ssize_t)len);
+    close(fd);
+}
+
 START_TEST(written_is_read_back)
 {
     vem_test_mkdtemp("ckpt", s_dir, sizeof s_dir);
@@ -98,10 +107,7 @@ START_TEST(torn_and_damaged_files_are_refused)
     uint8_t *whole = vem_test_slurp(s_path(1), &len);
     ck_assert_uint_eq(len, (size_t)st.st_size);
     for (size_t cut = 0; cut < len; cut += cut < 64 ? 1 : 37) {
-        int fd = open(s_path(1), O_WRONLY | O_TRUNC);
-        ck_assert_int_ge(fd, 0);
-        ck_assert_int_eq(write(fd, whole, cut), (ssize_t)cut);
-        close(fd);
+        s_put_file(s_path(1), whole, cut);
         vem_ckpt_set_t set;
         char err[300];
         ck_assert_int_eq(vem_ckpt_load(s_dir, &set, err, sizeof err), 0);
@@ -113,9 +119,7 @@ START_TEST(torn_and_damaged_files_are_refused)
     }
     for (size_t at = 0; at < len; at += 13) {
         whole[at] ^= 0x10;
-        int fd = open(s_path(1), O_WRONLY | O_TRUNC);
-        ck_assert_int_eq(write(fd, whole, len), (ssize_t)len);
-        close(fd);
+        s_put_file(s_path(1), whole, len);
         whole[at] ^= 0x10;
         vem_ckpt_set_t set;
         char err[300];
@@ -237,10 +241,7 @@ START_TEST(plates_and_version_1)
     /* the CRC-32 covers the header: recompute it as the writer does (zlib) */
     uint32_t crc = (uint32_t)crc32(crc32(0, NULL, 0), p, (unsigned)(len - 4));
     memcpy(p + len - 4, &crc, sizeof crc);
-    int fd = open(s_path(0), O_WRONLY | O_TRUNC);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, p, len), (ssize_t)len);
-    close(fd);
+    s_put_file(s_path(0), p, len);
     free(p);
     ck_assert_int_eq(vem_ckpt_load(s_dir, &set, err, sizeof err), 0);
     ck_assert_uint_eq(set.damaged, 0);
@@ -251,15 +252,6 @@ START_TEST(plates_and_version_1)
     vem_ckpt_set_free(&set);
 }
 END_TEST
-
-/* Puts len bytes of p in place as worker index's file. */
-static void s_put_file(unsigned index, const uint8_t *p, size_t len)
-{
-    int fd = open(s_path(index), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, p, len), (ssize_t)len);
-    close(fd);
-}
 
 /* Loads s_dir with the log caught; the log's lines, which the caller frees. */
 static char *s_load_logged(vem_ckpt_set_t *set)
@@ -291,7 +283,7 @@ START_TEST(file_of_another_worker_is_refused)
     ck_assert_ptr_nonnull(p0);
     ck_assert_ptr_nonnull(p1);
     /* worker 0's file copied over worker 1's */
-    s_put_file(1, p0, len0);
+    s_put_file(s_path(1), p0, len0);
     vem_ckpt_set_t set;
     char *log = s_load_logged(&set);
     ck_assert_uint_eq(set.files, 1);
@@ -306,8 +298,8 @@ START_TEST(file_of_another_worker_is_refused)
     vem_ckpt_set_free(&set);
     free(log);
     /* the two swapped: neither is taken */
-    s_put_file(0, p1, len1);
-    s_put_file(1, p0, len0);
+    s_put_file(s_path(0), p1, len1);
+    s_put_file(s_path(1), p0, len0);
     log = s_load_logged(&set);
     ck_assert_uint_eq(set.files, 0);
     ck_assert_uint_eq(set.damaged, 2);
@@ -319,8 +311,8 @@ START_TEST(file_of_another_worker_is_refused)
     vem_ckpt_set_free(&set);
     free(log);
     /* each in its place again: both are taken */
-    s_put_file(0, p0, len0);
-    s_put_file(1, p1, len1);
+    s_put_file(s_path(0), p0, len0);
+    s_put_file(s_path(1), p1, len1);
     log = s_load_logged(&set);
     ck_assert_uint_eq(set.files, 2);
     ck_assert_uint_eq(set.damaged, 0);
@@ -352,10 +344,7 @@ START_TEST(only_the_writers_names_are_checkpoints)
     char path[400];
     for (size_t i = 0; i < sizeof others / sizeof *others; i++) {
         snprintf(path, sizeof path, "%s/%s", s_dir, others[i]);
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        ck_assert_int_ge(fd, 0);
-        ck_assert_int_eq(write(fd, p1, len), (ssize_t)len);
-        close(fd);
+        s_put_file(path, p1, len);
     }
     vem_ckpt_set_t set;
     char *log = s_load_logged(&set);
