@@ -2399,6 +2399,23 @@ static size_t s_find(const uint8_t *buf, size_t len, const void *p, size_t n)
     return 0;
 }
 
+/* The live track's trip in a saved state, found by its open flag (1) followed by its newest
+ * sample and its start (8 each): the offset of the flag. */
+static size_t s_live_trip(const uint8_t *buf, size_t len, int64_t newest, int64_t start)
+{
+    uint8_t live[17] = {1};
+    memcpy(live + 1, &newest, 8);
+    memcpy(live + 9, &start, 8);
+    return s_find(buf, len, live, sizeof live);
+}
+
+/* The offset of the live trip's sample count: after its open flag, newest sample, start and
+ * last sample (8 + 4 + 2 each) and last receipt (8). */
+static size_t s_live_trip_samples(const uint8_t *buf, size_t len, int64_t newest, int64_t start)
+{
+    return s_live_trip(buf, len, newest, start) + 1 + 8 + 14 + 14 + 8;
+}
+
 /* Fields set out of bounds give a reason that names them. */
 START_TEST(precise_reasons)
 {
@@ -2858,11 +2875,7 @@ START_TEST(track_seconds_checked)
     size_t len = 0, cap = 0;
     vem_rules_vehicle_save(v, &buf, &len, &cap);
     vem_rules_vehicle_destroy(&v);
-    uint8_t live[17] = {1};
-    const int64_t newest = T0 + 9, start = T0;
-    memcpy(live + 1, &newest, 8);
-    memcpy(live + 9, &start, 8);
-    size_t at = s_find(buf, len, live, sizeof live);
+    size_t at = s_live_trip(buf, len, T0 + 9, T0);
     const int64_t before = T0 - 1000, after = T0 + 10, none = INT64_MIN;
     s_refused_with(buf, len, at + 1, &before, 8,
                    "live track: newest sample 1709595800 is not the last sample's second "
@@ -2935,12 +2948,8 @@ START_TEST(window_counts_checked)
     s_refused_with(buf, len, at + 4, &most, 4, "windows and");
     s_refused_with(buf, len, at + 4, &above, 4, " samples in the ring of 198 samples");
     s_refused_with(buf, len, at, &more, 4, "live track: 201 window samples in a trip of 200");
-    /* the trip's own count: after open, newest, start and last (8 + 4 + 2 each), last receipt */
-    uint8_t live[17] = {1};
-    const int64_t newest = T0 + 199, start = T0;
-    memcpy(live + 1, &newest, 8);
-    memcpy(live + 9, &start, 8);
-    size_t trip = s_find(buf, len, live, sizeof live) + 1 + 8 + 14 + 14 + 8;
+    /* the trip's own count */
+    size_t trip = s_live_trip_samples(buf, len, T0 + 199, T0);
     ck_assert_uint_eq(s_r32(buf + trip), 200);
     const uint32_t wraps = (uint32_t)INT32_MAX + 1;
     s_refused_with(buf, len, trip, &wraps, 4, "live track: samples 2147483648 above 2147483647");
@@ -2965,11 +2974,7 @@ START_TEST(trip_ends_at_its_most_samples)
     size_t len = 0, cap = 0;
     vem_rules_vehicle_save(v, &buf, &len, &cap);
     vem_rules_vehicle_destroy(&v);
-    uint8_t live[17] = {1};
-    const int64_t newest = T0 + 9, start = T0;
-    memcpy(live + 1, &newest, 8);
-    memcpy(live + 9, &start, 8);
-    size_t trip = s_find(buf, len, live, sizeof live) + 1 + 8 + 14 + 14 + 8;
+    size_t trip = s_live_trip_samples(buf, len, T0 + 9, T0);
     ck_assert_uint_eq(s_r32(buf + trip), 10);
     const uint32_t most = VEM_RULES_TRIP_SAMPLES_MAX - 1;
     memcpy(buf + trip, &most, 4);
@@ -3042,11 +3047,7 @@ START_TEST(span_counts_checked)
     size_t len = 0, cap = 0;
     vem_rules_vehicle_save(v, &buf, &len, &cap);
     vem_rules_vehicle_destroy(&v);
-    uint8_t live[17] = {1};
-    const int64_t newest = T0 + 299, start = T0;
-    memcpy(live + 1, &newest, 8);
-    memcpy(live + 9, &start, 8);
-    size_t trip = s_find(buf, len, live, sizeof live) + 1 + 8 + 14 + 14 + 8;
+    size_t trip = s_live_trip_samples(buf, len, T0 + 299, T0);
     ck_assert_uint_eq(s_r32(buf + trip), 300);
     size_t spans = trip + 4 + 1 + 8 + 1;
     ck_assert_uint_eq(s_r32(buf + spans), 100);
