@@ -116,51 +116,6 @@ static bool s_wait_eof(int fd, double timeout_s)
     }
 }
 
-/* GET path from 127.0.0.1:port over HTTP/1.0; returns the status code (-1 when there was no
- * answer) and the body (NUL-terminated, cut to cap). */
-static int s_http_get(int port, const char *path, char *body, size_t cap)
-{
-    body[0] = '\0';
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct timeval tv = {.tv_sec = 5};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
-    char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-    s_send_all(fd, (const uint8_t *)req, (size_t)n);
-    char resp[4096];
-    size_t len = 0;
-    ssize_t got;
-    while (len < sizeof resp - 1 && (got = recv(fd, resp + len, sizeof resp - 1 - len, 0)) > 0)
-        len += (size_t)got;
-    close(fd);
-    resp[len] = '\0';
-    int status = -1;
-    if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1)
-        return -1;
-    const char *start = strstr(resp, "\r\n\r\n");
-    if (start)
-        snprintf(body, cap, "%s", start + 4);
-    return status;
-}
-
-/* Polls /healthz (every 200 ms, up to timeout_s) until it answers want; returns the last
- * status, with its body in body. */
-static int s_health_until(int port, int want, double timeout_s, char *body, size_t cap)
-{
-    double end = vem_it_mono() + timeout_s;
-    int status;
-    while ((status = s_http_get(port, "/healthz", body, cap)) != want && vem_it_mono() < end)
-        vem_it_sleep(0.2);
-    return status;
-}
-
 /* ---- /healthz -------------------------------------------------------------------------------- */
 
 /* The outage half of the /healthz tests: 200 "ok" before, 503 naming the PostgreSQL sink
@@ -168,13 +123,13 @@ static int s_health_until(int port, int want, double timeout_s, char *body, size
 static void s_health_across_outage(vem_it_run_t *r)
 {
     char body[512];
-    int status = s_health_until(r->metrics_port, 200, 10, body, sizeof body);
+    int status = vem_it_health_until(r->metrics_port, 200, 10, body, sizeof body);
     ck_assert_msg(status == 200, "/healthz before the outage: %d %s", status, body);
     ck_assert_str_eq(body, "ok\n");
 
     vem_it_pgctl("stop");
     double t = vem_it_mono();
-    status = s_health_until(r->metrics_port, 503, 10, body, sizeof body);
+    status = vem_it_health_until(r->metrics_port, 503, 10, body, sizeof body);
     fprintf(stderr, "it_health: /healthz %d after PostgreSQL stopped (%.1f s): %s", status,
             vem_it_mono() - t, body);
     if (status != 503) {
@@ -187,7 +142,7 @@ static void s_health_across_outage(vem_it_run_t *r)
 
     vem_it_pgctl("start");
     t = vem_it_mono();
-    status = s_health_until(r->metrics_port, 200, 20, body, sizeof body);
+    status = vem_it_health_until(r->metrics_port, 200, 20, body, sizeof body);
     fprintf(stderr, "it_health: /healthz %d after PostgreSQL started (%.1f s): %s", status,
             vem_it_mono() - t, body);
     ck_assert_msg(status == 200, "/healthz still %d 20 s after PostgreSQL started: %s", status,

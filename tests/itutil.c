@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -444,4 +445,45 @@ double vem_it_metric_sum(const vem_it_run_t *r, const char *name)
     }
     json_decref(st);
     return sum;
+}
+
+int vem_it_http_get(int port, const char *path, char *body, size_t cap)
+{
+    body[0] = '\0';
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    ck_assert_int_eq(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    char resp[4096];
+    size_t len = 0;
+    ssize_t got;
+    while (len < sizeof resp - 1 && (got = recv(fd, resp + len, sizeof resp - 1 - len, 0)) > 0)
+        len += (size_t)got;
+    close(fd);
+    resp[len] = '\0';
+    int status = -1;
+    if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1)
+        return -1;
+    const char *start = strstr(resp, "\r\n\r\n");
+    if (start)
+        snprintf(body, cap, "%s", start + 4);
+    return status;
+}
+
+int vem_it_health_until(int port, int want, double timeout_s, char *body, size_t cap)
+{
+    double end = vem_it_mono() + timeout_s;
+    int status;
+    while ((status = vem_it_http_get(port, "/healthz", body, cap)) != want && vem_it_mono() < end)
+        vem_it_sleep(0.2);
+    return status;
 }

@@ -149,4 +149,12 @@ double vem_it_metric_now(const vem_it_run_t *r, const char *series);
 /* The sum of a metric over its label sets ("name" and "name{...}") right now. */
 double vem_it_metric_sum(const vem_it_run_t *r, const char *name);
 
+/* GET path from 127.0.0.1:port over HTTP/1.0; returns the status code (-1 when there was no
+ * answer) and the body (NUL-terminated, cut to cap). */
+int vem_it_http_get(int port, const char *path, char *body, size_t cap);
+
+/* Polls /healthz (every 200 ms, up to timeout_s) until it answers want; returns the last
+ * status, with its body in body. */
+int vem_it_health_until(int port, int want, double timeout_s, char *body, size_t cap);
+
 #endif
