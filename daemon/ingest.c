@@ -354,6 +354,10 @@ static void s_register(vem_ingest_t *in, vem_metrics_t *m)
         m, "vem_replies_dropped_total", "Replies not sent: the terminal was not reading.", NULL);
     in->spool_errors = vem_metrics_counter(m, "vem_spool_errors_total",
                                            "Spool appends or flushes that failed.", NULL);
+    in->spool_read_errors = vem_metrics_counter(
+        m, "vem_spool_read_errors_total",
+        "Reads of the spool for the workers that failed (tried again after a growing pause).",
+        NULL);
     in->inputs = vem_metrics_counter(m, "vem_inputs_total",
                                      "Inputs appended to the spool (frames and quarantine).", NULL);
     in->behind = vem_metrics_counter(
@@ -696,6 +700,7 @@ void vem_ingest_actor(void *pipe, void *args_)
     atomic_store(&a->settled_seq, from - 1);
     atomic_store(&a->output_seq, from - 1);
     atomic_store(&a->spool_ok, true);
+    atomic_store(&a->spool_readable, true);
     if (!in.live)
         vem_log(VEM_LOG_NOTICE, "ingest", "replaying spool records %llu..%llu",
                 (unsigned long long)from, (unsigned long long)next - 1);

@@ -93,10 +93,11 @@ typedef struct {
     atomic_bool listening;            /* the endpoints are bound and read */
     atomic_bool behind;  /* the workers are fed from the spool (a replay, a catch-up), not live */
     uint64_t ckpt_bytes; /* spool bytes the rules may hold back before they must checkpoint */
-    atomic_bool ckpt_wanted; /* only the rules' checkpoints keep more than ckpt_bytes (or the
-                              * spool is full): the workers checkpoint now, not at their time */
-    atomic_bool spool_ok;    /* the last spool flush succeeded */
-    atomic_bool spool_full;  /* intake paused for want of spool room */
+    atomic_bool ckpt_wanted;    /* only the rules' checkpoints keep more than ckpt_bytes (or the
+                                 * spool is full): the workers checkpoint now, not at their time */
+    atomic_bool spool_ok;       /* the last spool flush succeeded */
+    atomic_bool spool_readable; /* the last read of the spool for the workers succeeded */
+    atomic_bool spool_full;     /* intake paused for want of spool room */
     /* Microseconds intake has been paused in all (spool full, a failing flush, a stalled
      * drain: nothing read while the trucks' data waits in their sockets; and vemd stopped,
      * counted at the next start), since the spool began, up to the end of the last pause. Kept in

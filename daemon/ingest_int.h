@@ -100,8 +100,11 @@ typedef struct {
     bool live;         /* inputs go to the workers from memory */
     uint64_t fwd_next; /* behind: the next seq the catch-up reader forwards */
     vem_spool_reader_t *reader;
-    int64_t reader_retry_ms; /* after a read error, the catch-up pauses until then */
-    zmq_msg_t held;          /* behind: a message read from the spool waiting for room */
+    int64_t reader_retry_ms;   /* after a read error, the catch-up pauses until then */
+    int64_t reader_backoff_ms; /* that pause: doubles while the reads keep failing */
+    uint64_t read_failures;    /* reads failed in a row (0: the last one succeeded) */
+    int64_t read_logged_ms;    /* when the last of them was logged */
+    zmq_msg_t held;            /* behind: a message read from the spool waiting for room */
     bool holding;
     unsigned held_worker;
     uint64_t forwarded;            /* every input up to this seq has been handed to a worker */
@@ -138,8 +141,9 @@ typedef struct {
     /* metrics */
     vem_counter_t *bytes_terminals, *bytes_gateways, *accepted, *closed_idle, *closed_limit,
         *closed_peer, *closed_switch, *activations[VEM_KEYS_VERDICTS], *activations_over,
-        *reply_dropped, *spool_errors, *inputs, *behind, *late_notices, *oversize, *closed_rejects,
-        *closed_unread, *closed_addr_limit, *closed_addr_rate, *discarded, *gateway_drops;
+        *reply_dropped, *spool_errors, *spool_read_errors, *inputs, *behind, *late_notices,
+        *oversize, *closed_rejects, *closed_unread, *closed_addr_limit, *closed_addr_rate,
+        *discarded, *gateway_drops;
     vem_counter_t *drops[VEM_HJ1239_STATUS_COUNT];
     vem_gauge_t *conns, *spool_bytes, *spool_full, *backlog, *unforwarded, *addresses;
 } vem_ingest_t;

@@ -17,7 +17,9 @@
 #include <string.h>
 #include <zmq.h>
 
-#define S_CATCHUP_BATCH 512 /* spool records forwarded per turn while behind */
+#define S_CATCHUP_BATCH     512   /* spool records forwarded per turn while behind */
+#define S_READ_RETRY_MAX_MS 5000  /* the longest pause between two reads that keep failing */
+#define S_READ_LOG_MS       60000 /* a read that keeps failing is logged again this often */
 
 /* ---- catch-up: feeding the workers from the spool ---------------------------------------------
  */
@@ -108,6 +110,43 @@ static const char *s_read_error(int err)
     return strerror(err);
 }
 
+/* A catch-up read failed (what says where and why): counted, logged the first time and then
+ * once a minute while the reads keep failing, and tried again after a pause that starts at
+ * VEM_INGEST_FLUSH_RETRY_MS and doubles up to S_READ_RETRY_MAX_MS. A damaged name or an
+ * unreadable file stays so until the operator sets it right: the workers wait, the spool holds
+ * everything, health says why. */
+static void s_read_failed(vem_ingest_t *in, const char *what)
+{
+    int64_t now = vem_mono_ms();
+    vem_counter_add(in->spool_read_errors, 1);
+    if (in->read_failures == 0)
+        vem_log(VEM_LOG_ERR, "ingest", "%s; the workers wait, the read is tried again", what);
+    else if (now - in->read_logged_ms >= S_READ_LOG_MS)
+        vem_log(VEM_LOG_ERR, "ingest", "%s (still, after %llu tries)", what,
+                (unsigned long long)in->read_failures + 1);
+    if (in->read_failures == 0 || now - in->read_logged_ms >= S_READ_LOG_MS)
+        in->read_logged_ms = now;
+    in->reader_backoff_ms =
+        in->read_failures == 0 ? VEM_INGEST_FLUSH_RETRY_MS : in->reader_backoff_ms * 2;
+    if (in->reader_backoff_ms > S_READ_RETRY_MAX_MS)
+        in->reader_backoff_ms = S_READ_RETRY_MAX_MS;
+    in->reader_retry_ms = now + in->reader_backoff_ms;
+    in->read_failures++;
+    atomic_store(&in->args->spool_readable, false);
+}
+
+/* A catch-up read succeeded: after failures, that is said once. */
+static void s_read_ok(vem_ingest_t *in)
+{
+    if (in->read_failures == 0)
+        return;
+    vem_log(VEM_LOG_NOTICE, "ingest",
+            "the spool is read again at input %llu after %llu failed tries",
+            (unsigned long long)in->fwd_next, (unsigned long long)in->read_failures);
+    in->read_failures = 0;
+    atomic_store(&in->args->spool_readable, true);
+}
+
 /* While behind: forwards spool records to the workers up to what is durable, as long as their
  * queues take them; back to live once the reader reaches the live edge. True when it stopped
  * for want of room in a worker queue or reached its turn's budget. */
@@ -140,20 +179,23 @@ bool vem_ingest_catch_up(vem_ingest_t *in)
             char err[300];
             in->reader = vem_spool_reader_new(in->args->spool_dir, in->fwd_next, err, sizeof err);
             if (!in->reader) {
-                vem_log(VEM_LOG_ERR, "ingest", "catch-up reader: %s", err);
-                in->reader_retry_ms = vem_mono_ms() + VEM_INGEST_FLUSH_RETRY_MS;
+                char what[400];
+                snprintf(what, sizeof what, "catch-up reader: %s", err);
+                s_read_failed(in, what);
                 return false;
             }
         }
         vem_spool_rec_t rec;
         int rc = vem_spool_reader_next(in->reader, durable, &rec);
         if (rc == VEM_SPOOL_READ_ERROR) {
-            vem_log(VEM_LOG_ERR, "ingest", "reading the spool at input %llu: %s",
-                    (unsigned long long)in->fwd_next, s_read_error(errno));
+            char what[400];
+            snprintf(what, sizeof what, "reading the spool at input %llu: %s",
+                     (unsigned long long)in->fwd_next, s_read_error(errno));
             vem_spool_reader_destroy(&in->reader); /* reopened after a pause */
-            in->reader_retry_ms = vem_mono_ms() + VEM_INGEST_FLUSH_RETRY_MS;
+            s_read_failed(in, what);
             return false;
         }
+        s_read_ok(in);
         if (rc == VEM_SPOOL_READ_END) {
             /* durable records the reader cannot find: settle them as damaged, never wait */
             rec = (vem_spool_rec_t){.seq = in->fwd_next,

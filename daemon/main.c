@@ -472,6 +472,8 @@ static bool s_health(void *arg, char *why, size_t whylen)
         snprintf(why, whylen, "spool not writable: intake paused");
     else if (atomic_load(&in->spool_full))
         snprintf(why, whylen, "spool full: intake paused");
+    else if (!atomic_load(&in->spool_readable))
+        snprintf(why, whylen, "spool not readable: the workers wait (see the log)");
     else if (d->pg && !atomic_load(&d->pg_args.up))
         snprintf(why, whylen, "PostgreSQL sink not connected: the spool is growing");
     else if (d->kafka && !atomic_load(&d->kafka_args.up))

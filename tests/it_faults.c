@@ -41,6 +41,10 @@
  *   renamed_segment_refused_at_start  the spool's segment renamed to another seq while vemd
  *                                is down: vemd must refuse to start, naming it, and leave it
  *                                whole; renamed back, every acknowledged frame is stored
+ *   unreadable_segment_waits_for_the_operator  a middle segment made unreadable before a
+ *                                restart: the catch-up reader waits there, retrying with a
+ *                                growing pause, logged once, /healthz 503; set right, nothing
+ *                                is lost
  *   pg_lock_held                 a table lock held for 15 s stalls the sink's COPY (lock
  *                                timeout), not intake: frames are acknowledged throughout
  *   replay_on_request            vemctl spool replay re-runs a range: every sample row is
@@ -54,6 +58,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -61,6 +66,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -230,25 +236,41 @@ static uint64_t s_le64(const uint8_t *p)
     return (uint64_t)s_le32(p) | (uint64_t)s_le32(p + 4) << 32;
 }
 
+#define S_SEGMENTS_MAX 1024
+
+/* The first seqs of the spool segments in dir (from their names), in order; returns how many. */
+static size_t s_segments(const char *dir, uint64_t firsts[S_SEGMENTS_MAX])
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        uint64_t first;
+        char tail[8];
+        if (sscanf(e->d_name, "seg-%20" SCNu64 ".%4s", &first, tail) != 2 ||
+            strcmp(tail, "log") != 0)
+            continue;
+        ck_assert_uint_lt(n, S_SEGMENTS_MAX);
+        size_t i = n++;
+        for (; i > 0 && firsts[i - 1] > first; i--)
+            firsts[i] = firsts[i - 1];
+        firsts[i] = first;
+    }
+    closedir(d);
+    return n;
+}
+
 /* The seq the next spool record gets, worked out from the files as daemon/spool.c documents
  * them: the last segment's first seq (from its name) plus the whole records in it, a record
  * being a 28-byte header (u32 crc32 of the rest, u32 data_len, u64 seq, i64 received_us,
  * u16 kind, u16 meta_len) then meta and data; a torn or damaged tail does not count. */
 static uint64_t s_spool_next_seq(const char *dir)
 {
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    uint64_t last = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        uint64_t first;
-        char tail[8];
-        if (sscanf(e->d_name, "seg-%20" SCNu64 ".%4s", &first, tail) == 2 &&
-            strcmp(tail, "log") == 0 && first > last)
-            last = first;
-    }
-    closedir(d);
-    ck_assert_msg(last > 0, "no spool segment in %s", dir);
+    uint64_t firsts[S_SEGMENTS_MAX];
+    size_t n = s_segments(dir, firsts);
+    ck_assert_msg(n > 0, "no spool segment in %s", dir);
+    uint64_t last = firsts[n - 1];
     char path[400];
     snprintf(path, sizeof path, "%s/seg-%020" PRIu64 ".log", dir, last);
     size_t len = 0;
@@ -871,6 +893,80 @@ START_TEST(renamed_segment_refused_at_start)
 }
 END_TEST
 
+/* A spool segment the catch-up reader cannot read (here a directory in its place, as a file
+ * moved aside while vemd runs would leave it): the workers wait there, the read is tried again
+ * after a pause that doubles from 100 ms up to 5 s, counted, logged once, and /healthz says
+ * why. It used to be tried every 100 ms with a log line each time. Set right, the reader goes
+ * on and every acknowledged frame is stored. PostgreSQL is down while the trucks send, so their
+ * rows can only come from the spool after the restart, through the catch-up reader. */
+START_TEST(unreadable_segment_waits_for_the_operator)
+{
+    vem_it_pg_up();
+    vem_it_run_t r = {.spool_opts = "segment_bytes = 65536;", .metrics_port = vem_it_free_port()};
+    vem_it_start(&r, "it_faults");
+    vem_it_pgctl("stop");
+    pid_t sim =
+        s_fleet(&r, "--trucks 8 --rate 5 --duration 6 --settle 30 --seed 46 --vin-prefix LFUNRD");
+    int sim_rc = vem_it_wait(sim, 60);
+    ck_assert_int_eq(kill(r.vemd, SIGKILL), 0);
+    ck_assert_int_eq(vem_it_wait(r.vemd, 10), 128 + SIGKILL);
+    vem_it_pgctl("start");
+    ck_assert_int_eq(sim_rc, 0); /* every frame acknowledged: in the spool */
+
+    char spool[300], seg[400], aside[400];
+    snprintf(spool, sizeof spool, "%s/spool", r.dir);
+    uint64_t firsts[S_SEGMENTS_MAX];
+    size_t n = s_segments(spool, firsts);
+    ck_assert_msg(n >= 3, "%zu spool segments: too few to take a middle one", n);
+    snprintf(seg, sizeof seg, "%s/seg-%020" PRIu64 ".log", spool, firsts[1]);
+    snprintf(aside, sizeof aside, "%s/aside.log", r.dir);
+    ck_assert_int_eq(rename(seg, aside), 0);
+    ck_assert_int_eq(mkdir(seg, 0750), 0);
+
+    vem_it_launch(&r);
+    const char *errors = "vem_spool_read_errors_total";
+    double t0 = vem_it_mono();
+    ck_assert_msg(s_await_metric(&r, errors, 1, 30), "no failed spool read counted");
+    double first_count = vem_it_metric_now(&r, errors);
+    char body[512];
+    int status = vem_it_health_until(r.metrics_port, 503, 10, body, sizeof body);
+    ck_assert_msg(status == 503 && strstr(body, "spool not readable"), "/healthz %d: %s", status,
+                  body);
+    vem_it_sleep(4);
+    double count = vem_it_metric_now(&r, errors), span = vem_it_mono() - t0;
+    size_t len;
+    uint8_t *log = vem_test_slurp(r.log, &len);
+    ck_assert_ptr_nonnull(log);
+    const char *line = "reading the spool at input";
+    unsigned lines = 0;
+    for (const uint8_t *p = log; (p = memmem(p, len - (size_t)(p - log), line, strlen(line))); p++)
+        lines++;
+    free(log);
+    fprintf(stderr,
+            "it_faults unreadable_segment_waits_for_the_operator: %zu segments, seg %" PRIu64
+            " a directory; %.0f failed reads in %.1f s (%.0f when first seen), %u log lines\n",
+            n, firsts[1], count, span, first_count, lines);
+    /* tries the pauses (0.1 s doubling up to 5 s) allow within span, and one to spare; every
+     * 100 ms, as before, is ten a second */
+    int most = 2;
+    for (double at = 0, pause = 0.1; at + pause <= span; at += pause, pause = fmin(2 * pause, 5))
+        most++;
+    ck_assert_msg(count >= 2 && count <= most, "%.0f failed reads in %.1f s, at most %d expected",
+                  count, span, most);
+    ck_assert_msg(lines == 1, "the failure logged %u times", lines);
+
+    ck_assert_int_eq(rmdir(seg), 0);
+    ck_assert_int_eq(rename(aside, seg), 0);
+    status = vem_it_health_until(r.metrics_port, 200, 20, body, sizeof body);
+    ck_assert_msg(status == 200, "/healthz %d once the segment is back: %s", status, body);
+    ck_assert(vem_it_log_has(&r, "the spool is read again at input"));
+    json_t *truth = vem_it_truth(&r);
+    s_check_delivery(&r, "unreadable_segment_waits_for_the_operator", "LFUNRD", truth);
+    json_decref(truth);
+    vem_it_stop(&r);
+}
+END_TEST
+
 /* Regression: the sink's COPY blocked behind a lock (no lock_timeout) and with it the workers
  * and intake. Now the lock wait times out, the sink spills and retries, and trucks are
  * acknowledged throughout. */
@@ -992,6 +1088,7 @@ Suite *vem_suite_faults(void)
     tcase_add_test(spool, fleet_gone_while_paused);
     tcase_add_test(spool, cursor_below_spool_start);
     tcase_add_test(spool, renamed_segment_refused_at_start);
+    tcase_add_test(spool, unreadable_segment_waits_for_the_operator);
     suite_add_tcase(s, spool);
     TCase *sink = tcase_create("sink");
     tcase_set_timeout(sink, 180);
