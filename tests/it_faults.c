@@ -814,6 +814,19 @@ START_TEST(cursor_below_spool_start)
 }
 END_TEST
 
+/* Starts r's vemd and a fleet (fleet_args) while PostgreSQL is down, and kills vemd once the
+ * fleet has ended: every frame was acknowledged, so it is in the spool, and only there. */
+static void s_spooled_then_killed(vem_it_run_t *r, const char *fleet_args)
+{
+    vem_it_start(r, "it_faults");
+    vem_it_pgctl("stop");
+    int sim_rc = vem_it_wait(s_fleet(r, fleet_args), 60);
+    ck_assert_int_eq(kill(r->vemd, SIGKILL), 0);
+    ck_assert_int_eq(vem_it_wait(r->vemd, 10), 128 + SIGKILL);
+    vem_it_pgctl("start");
+    ck_assert_int_eq(sim_rc, 0);
+}
+
 /* Regression: a spool segment renamed to another seq than its first record's (by an operator,
  * by damage) was read at start as if every record in it were torn, and the lone segment was
  * cut to 0 bytes: inputs acknowledged to the trucks were gone without a word. Now vemd refuses
@@ -824,15 +837,8 @@ START_TEST(renamed_segment_refused_at_start)
 {
     vem_it_pg_up();
     vem_it_run_t r = {0};
-    vem_it_start(&r, "it_faults");
-    vem_it_pgctl("stop");
-    pid_t sim =
-        s_fleet(&r, "--trucks 5 --rate 2 --duration 4 --settle 30 --seed 44 --vin-prefix LFRNAM");
-    int sim_rc = vem_it_wait(sim, 60);
-    ck_assert_int_eq(kill(r.vemd, SIGKILL), 0);
-    ck_assert_int_eq(vem_it_wait(r.vemd, 10), 128 + SIGKILL);
-    vem_it_pgctl("start");
-    ck_assert_int_eq(sim_rc, 0); /* every frame acknowledged: in the spool */
+    s_spooled_then_killed(
+        &r, "--trucks 5 --rate 2 --duration 4 --settle 30 --seed 44 --vin-prefix LFRNAM");
     long long cursor, first, last;
     s_spool_status(&r, "pg", &cursor, &first, &last);
     ck_assert_int_eq(first, 1);
@@ -903,15 +909,8 @@ START_TEST(unreadable_segment_waits_for_the_operator)
 {
     vem_it_pg_up();
     vem_it_run_t r = {.spool_opts = "segment_bytes = 65536;", .metrics_port = vem_it_free_port()};
-    vem_it_start(&r, "it_faults");
-    vem_it_pgctl("stop");
-    pid_t sim =
-        s_fleet(&r, "--trucks 8 --rate 5 --duration 6 --settle 30 --seed 46 --vin-prefix LFUNRD");
-    int sim_rc = vem_it_wait(sim, 60);
-    ck_assert_int_eq(kill(r.vemd, SIGKILL), 0);
-    ck_assert_int_eq(vem_it_wait(r.vemd, 10), 128 + SIGKILL);
-    vem_it_pgctl("start");
-    ck_assert_int_eq(sim_rc, 0); /* every frame acknowledged: in the spool */
+    s_spooled_then_killed(
+        &r, "--trucks 8 --rate 5 --duration 6 --settle 30 --seed 46 --vin-prefix LFUNRD");
 
     char spool[300], seg[400], aside[400];
     snprintf(spool, sizeof spool, "%s/spool", r.dir);
