@@ -967,6 +967,14 @@ int vem_config_reload(vem_config_t *live, const vem_config_t *fresh, char *err, 
  *                   with invalid and abnormal names; a typical, not a bound: a frame of 64
  *                   blocks all markers makes ~31 KB of rows), the seqs it settles (up to 65536,
  *                   sink_pg.c) and the one message by which it may overshoot.
+ *   kafka queues    the worker pipes as the sink queues' (kafka.queue_hwm), and the events
+ *                   librdkafka holds: their values, at most kafka.queue_kbytes, and for each
+ *                   of at most kafka.queue_messages its message, headers, the sink's record,
+ *                   key and id and the rest of a 4 KiB page: 1 KiB. Measured: with the samples
+ *                   topic's leader down, vemd's RSS grew 1,740 B per event held (307,388 KiB
+ *                   over 180,890 events, 200 trucks at 1 Hz, 10 samples a frame) for values of
+ *                   ~720 B (the samples topic's first 1000 messages: 728,911 B), and stopped
+ *                   at kafka.queue_messages (then the sink spilled).
  *
  * Descriptors: one per terminal connection, plus a reserve: 64 for the process (stdio,
  * signalfd, listeners, libzmq's I/O and reaper threads, PostgreSQL, HTTP, spool files) and 8
@@ -981,6 +989,7 @@ int vem_config_reload(vem_config_t *live, const vem_config_t *fresh, char *err, 
 #define S_ROW_BYTES          440u           /* a typical sample row, as COPY binary */
 #define S_RECORD_HEADER      64u            /* a record's fixed part (records.c), rounded up */
 #define S_SINK_MAX_SEQS      65536u         /* seqs the sink's batch settles at most */
+#define S_KAFKA_PER_EVENT    1024u          /* what an event held costs besides its value */
 #define S_FD_RESERVE         64u
 #define S_FD_PER_WORKER      8u
 
@@ -1009,7 +1018,8 @@ static const struct {
     {"sink queues", "workers x 2 x pg.queue_hwm messages of 256 inputs' records",
      offsetof(vem_budget_t, sink_queues)},
     {"sink batch", "pg.batch_rows x 440 B rows", offsetof(vem_budget_t, sink_batch)},
-    {"kafka queues", "workers x 2 x kafka.queue_hwm messages + kafka.queue_kbytes",
+    {"kafka queues",
+     "workers x 2 x kafka.queue_hwm messages + kafka.queue_kbytes + kafka.queue_messages x 1 KiB",
      offsetof(vem_budget_t, kafka_queue)},
 };
 
@@ -1061,9 +1071,10 @@ int vem_config_budget(const vem_config_t *cfg, vem_budget_t *out, char *err, siz
         out->sink_batch =
             (uint64_t)cfg->pg.batch_rows * S_ROW_BYTES + S_SINK_MAX_SEQS * sizeof(uint64_t) + msg;
     }
-    if (cfg->kafka.enable) /* the worker pipes, and librdkafka's own bound on what it holds */
+    if (cfg->kafka.enable) /* the worker pipes, and the events librdkafka holds */
         out->kafka_queue = workers * 2 * (uint64_t)cfg->kafka.queue_hwm * s_sink_message(data) +
-                           (uint64_t)cfg->kafka.queue_kbytes * 1024;
+                           (uint64_t)cfg->kafka.queue_kbytes * 1024 +
+                           (uint64_t)cfg->kafka.queue_messages * S_KAFKA_PER_EVENT;
     for (size_t i = 0; i < S_NPARTS; i++)
         out->total += s_part(out, i);
 

@@ -573,14 +573,16 @@ START_TEST(budget_worked_by_hand)
     ck_assert_uint_eq(b.total, 111546752 - 89785600 - 3208928);
     ck_assert_uint_eq(b.kafka_queue, 0);
     /* the Kafka sink: its worker pipes hold what PostgreSQL's do at the same queue_hwm
-     * (89785600 above), and librdkafka holds up to queue_kbytes */
+     * (89785600 above), and librdkafka holds up to queue_kbytes of values (1000 x 1024) and
+     * queue_messages events of 1 KiB besides (2000 x 1024) */
     cfg->pg.enable = true;
     cfg->kafka.enable = true;
     cfg->kafka.queue_hwm = 10;
     cfg->kafka.queue_kbytes = 1000;
+    cfg->kafka.queue_messages = 2000;
     ck_assert_int_eq(vem_config_budget(cfg, &b, err, sizeof err), 0);
-    ck_assert_uint_eq(b.kafka_queue, 89785600 + 1024000);
-    ck_assert_uint_eq(b.total, 111546752 + 89785600 + 1024000);
+    ck_assert_uint_eq(b.kafka_queue, 89785600 + 1024000 + 2048000);
+    ck_assert_uint_eq(b.total, 111546752 + 89785600 + 1024000 + 2048000);
     vem_config_destroy(&cfg);
 }
 END_TEST
