@@ -750,9 +750,12 @@ void vem_ingest_actor(void *pipe, void *args_)
         if (in.rholding)
             items[n++] = (zmq_pollitem_t){in.push[in.rworker], 0, ZMQ_POLLOUT, 0};
         long timeout = 250;
-        bool reading_back = !in.live && !in.holding && vem_mono_ms() >= in.reader_retry_ms;
+        int64_t now_ms = vem_mono_ms();
+        bool reading_back = !in.live && !in.holding && now_ms >= in.reader_retry_ms;
         if (reading_back || (in.rreader && !in.rholding))
             timeout = 0; /* more to read back from the spool */
+        else if (!in.live && !in.holding && in.reader_retry_ms - now_ms < timeout)
+            timeout = (long)(in.reader_retry_ms - now_ms); /* a failed read's pause ends */
         if (in.flush_failed || stalled)
             timeout = 50;
         if (zmq_poll(items, n, timeout) < 0) {

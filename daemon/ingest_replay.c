@@ -18,7 +18,9 @@
 #include <zmq.h>
 
 #define S_CATCHUP_BATCH     512   /* spool records forwarded per turn while behind */
+#define S_READ_RETRY_MIN_MS 100   /* the pause after a failed read of the spool, doubling */
 #define S_READ_RETRY_MAX_MS 5000  /* the longest pause between two reads that keep failing */
+#define S_READ_UNHEALTHY    3     /* failed reads in a row (0.3 s at least) that are unhealthy */
 #define S_READ_LOG_MS       60000 /* a read that keeps failing is logged again this often */
 
 /* ---- catch-up: feeding the workers from the spool ---------------------------------------------
@@ -112,9 +114,10 @@ static const char *s_read_error(int err)
 
 /* A catch-up read failed (what says where and why): counted, logged the first time and then
  * once a minute while the reads keep failing, and tried again after a pause that starts at
- * VEM_INGEST_FLUSH_RETRY_MS and doubles up to S_READ_RETRY_MAX_MS. A damaged name or an
- * unreadable file stays so until the operator sets it right: the workers wait, the spool holds
- * everything, health says why. */
+ * S_READ_RETRY_MIN_MS and doubles up to S_READ_RETRY_MAX_MS. A damaged name or an unreadable
+ * file stays so until the operator sets it right: the workers wait, the spool holds
+ * everything, and from the S_READ_UNHEALTHY-th failure in a row health says why (one transient
+ * error does not take vemd out of a load balancer). */
 static void s_read_failed(vem_ingest_t *in, const char *what)
 {
     int64_t now = vem_mono_ms();
@@ -127,12 +130,12 @@ static void s_read_failed(vem_ingest_t *in, const char *what)
     if (in->read_failures == 0 || now - in->read_logged_ms >= S_READ_LOG_MS)
         in->read_logged_ms = now;
     in->reader_backoff_ms =
-        in->read_failures == 0 ? VEM_INGEST_FLUSH_RETRY_MS : in->reader_backoff_ms * 2;
+        in->read_failures == 0 ? S_READ_RETRY_MIN_MS : in->reader_backoff_ms * 2;
     if (in->reader_backoff_ms > S_READ_RETRY_MAX_MS)
         in->reader_backoff_ms = S_READ_RETRY_MAX_MS;
     in->reader_retry_ms = now + in->reader_backoff_ms;
-    in->read_failures++;
-    atomic_store(&in->args->spool_readable, false);
+    if (++in->read_failures >= S_READ_UNHEALTHY)
+        atomic_store(&in->args->spool_readable, false);
 }
 
 /* A catch-up read succeeded: after failures, that is said once. */

@@ -459,9 +459,9 @@ static unsigned s_ckpt_worker(const vem_ckpt_entry_t *e, unsigned workers)
     return (unsigned)((e->plate[0] ? vem_plate_hash(e->plate) : vem_vin_hash(e->vin)) % workers);
 }
 
-/* Healthy while the endpoints are read, the spool takes writes and has room, and every sink
- * is connected: what a load balancer needs to know before it sends terminals here. Reads
- * only atomics (the HTTP server runs on its own thread). */
+/* Healthy while the endpoints are read, the spool takes writes, has room and can be read back
+ * for the workers, and every sink is connected: what a load balancer needs to know before it sends
+ * terminals here. Reads only atomics (the HTTP server runs on its own thread). */
 static bool s_health(void *arg, char *why, size_t whylen)
 {
     s_daemon_t *d = arg;

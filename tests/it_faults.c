@@ -57,6 +57,7 @@
 
 #include <check.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -899,12 +900,14 @@ START_TEST(renamed_segment_refused_at_start)
 }
 END_TEST
 
-/* A spool segment the catch-up reader cannot read (here a directory in its place, as a file
- * moved aside while vemd runs would leave it): the workers wait there, the read is tried again
- * after a pause that doubles from 100 ms up to 5 s, counted, logged once, and /healthz says
- * why. It used to be tried every 100 ms with a log line each time. Set right, the reader goes
- * on and every acknowledged frame is stored. PostgreSQL is down while the trucks send, so their
- * rows can only come from the spool after the restart, through the catch-up reader. */
+/* A spool segment the catch-up reader cannot read (here a directory in its place; an I/O error
+ * or a name made wrong while vemd runs do the same): the workers wait there, the read is tried
+ * again after a pause that doubles from 100 ms up to 5 s, counted, logged once, and /healthz
+ * says why. It used to be tried every 100 ms with a log line each time. Set right in one step
+ * (the file exchanged with the directory: a segment missing meanwhile would be stepped over as
+ * lost), the reader goes on and every acknowledged frame is stored. PostgreSQL is down while the
+ * trucks send, so their rows can only come from the spool after the restart, through the catch-up
+ * reader. */
 START_TEST(unreadable_segment_waits_for_the_operator)
 {
     vem_it_pg_up();
@@ -954,8 +957,8 @@ START_TEST(unreadable_segment_waits_for_the_operator)
                   count, span, most);
     ck_assert_msg(lines == 1, "the failure logged %u times", lines);
 
-    ck_assert_int_eq(rmdir(seg), 0);
-    ck_assert_int_eq(rename(aside, seg), 0);
+    ck_assert_int_eq(renameat2(AT_FDCWD, aside, AT_FDCWD, seg, RENAME_EXCHANGE), 0);
+    ck_assert_int_eq(rmdir(aside), 0);
     status = vem_it_health_until(r.metrics_port, 200, 20, body, sizeof body);
     ck_assert_msg(status == 200, "/healthz %d once the segment is back: %s", status, body);
     ck_assert(vem_it_log_has(&r, "the spool is read again at input"));
