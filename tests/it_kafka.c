@@ -623,7 +623,9 @@ START_TEST(verdict_does_not_settle_undelivered_input)
     char t[64], opts[512], cmd[1200], vin[18];
     s_prefix(t, sizeof t, "vdsu");
     snprintf(vin, sizeof vin, "LKAFVD%011u", 0u);
+    /* idle_timeout_s well above the truck's pause after its login (step 2) */
     vem_it_run_t r = {.pipeline_opts = "drain_timeout_s = 5;",
+                      .terminals_opts = "idle_timeout_s = 10;",
                       .rules_opts = "enable = true; trip_gap_min = 1;"};
     /* librdkafka keeps the held samples (5 minutes by default) until well after the verdict */
     s_kafka_opts(opts, sizeof opts, t, "message_timeout_ms = 600000;");
@@ -671,8 +673,8 @@ START_TEST(verdict_does_not_settle_undelivered_input)
     unsigned long long before = s_kafka_cursor(&r);
 
     /* 2. The samples topic's leader goes down; the truck comes back as a terminal that stores
-     * and forwards (--await-replies): it logs in, and 2 s after the login is answered (less than
-     * the test's idle_timeout_s of 3) sends the frame it collected meanwhile, X (as a re-send).
+     * and forwards (--await-replies): it logs in, and 2 s after the login is answered (well
+     * within idle_timeout_s) sends the frame it collected meanwhile, X (as a re-send).
      * The login is thus a worker message of its own, delivered (terminal topic), and X is the
      * only seq the cursor waits for: taken by a worker together (as once in CI, when X went at
      * once on the login's answer), the login would wait with X and hide the defect. It is killed

@@ -419,7 +419,7 @@ static void s_await_replies(s_sim_t *sim, s_conn_t *c, const uint8_t *bytes, siz
 }
 
 /* One tick of a store-and-forward truck: it collects a frame whether or not it has a link, keeps
- * it, and sends it at once (as real-time data) when logged in. */
+ * it, and sends it at once (as real-time data) when logged in and past --login-pause. */
 static void s_await_tick(s_sim_t *sim, s_conn_t *c, vem_hj1239_frame_t *scratch, double now)
 {
     uint8_t buf[S_MAX_FRAME];
