@@ -22,4 +22,12 @@ static inline int64_t vem_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The pause before the next try after one more failure: the last pause doubled, at most hi and
+ * at least lo (a last pause of 0, for none yet, gives lo). */
+static inline int64_t vem_backoff_doubled(int64_t last_ms, int64_t lo, int64_t hi)
+{
+    int64_t ms = last_ms > hi / 2 ? hi : last_ms * 2;
+    return ms < lo ? lo : ms;
+}
+
 #endif

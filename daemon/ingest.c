@@ -251,10 +251,8 @@ bool vem_ingest_commit(vem_ingest_t *in)
                     "spool flush failed: %s; intake paused, %zu inputs unanswered until a retry "
                     "succeeds",
                     strerror(errno), in->nstaged);
-        in->flush_backoff_ms =
-            in->flush_failed ? in->flush_backoff_ms * 2 : VEM_INGEST_FLUSH_RETRY_MS;
-        if (in->flush_backoff_ms > S_FLUSH_RETRY_MAX_MS)
-            in->flush_backoff_ms = S_FLUSH_RETRY_MAX_MS;
+        in->flush_backoff_ms = vem_backoff_doubled(in->flush_failed ? in->flush_backoff_ms : 0,
+                                                   VEM_INGEST_FLUSH_RETRY_MS, S_FLUSH_RETRY_MAX_MS);
         in->flush_retry_ms = vem_mono_ms() + in->flush_backoff_ms;
         in->flush_failed = true;
         atomic_store(&in->args->spool_ok, false);

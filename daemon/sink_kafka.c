@@ -408,12 +408,9 @@ static void s_batch_delivered(s_sink_t *s, s_batch_t *b)
 static int64_t s_backoff(s_sink_t *s, int64_t now)
 {
     if (now >= s->backoff_next_ms) {
-        if (s->backoff_next_ms) {
-            int64_t max = s->args->retry_max_s * 1000;
-            s->backoff_ms = s->backoff_ms * 2 < max ? s->backoff_ms * 2 : max;
-            if (s->backoff_ms < S_BACKOFF_MIN_MS)
-                s->backoff_ms = S_BACKOFF_MIN_MS;
-        }
+        if (s->backoff_next_ms)
+            s->backoff_ms =
+                vem_backoff_doubled(s->backoff_ms, S_BACKOFF_MIN_MS, s->args->retry_max_s * 1000);
         s->backoff_next_ms = now + s->backoff_ms;
     }
     return s->backoff_ms;

@@ -375,9 +375,8 @@ static void s_failed(s_sink_t *s, s_lane_t *l, vem_pgw_result_t r, const char *e
                                  l->batch.samples));
     s_set_up(s, false);
     l->retry_at = vem_mono_ms() + l->backoff_ms;
-    l->backoff_ms *= 2;
-    if (l->backoff_ms > s->args->retry_max_s * 1000)
-        l->backoff_ms = s->args->retry_max_s * 1000;
+    l->backoff_ms =
+        vem_backoff_doubled(l->backoff_ms, S_BACKOFF_MIN_MS, s->args->retry_max_s * 1000);
 }
 
 /* A lane's part is committed: count it, settle its seqs, empty it. */

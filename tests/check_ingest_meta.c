@@ -3,7 +3,9 @@
  * spool of an earlier version reads as never paused), the paused total a worker's silence
  * sweep sees, the total a start goes on from (the spool directory's file against the spooled
  * frames' stamps, and the downtime since vemd last ran), and a roadside reading's route (" >V:" or
- * " >P:"). Expected values are the texts' own digits and ids, and sums worked by hand. */
+ * " >P:"), and the pause before a retry (clock.h, shared with the sinks). Expected values are the
+ * texts' own digits and ids, and sums and schedules worked by hand. */
+#include "clock.h"
 #include "ingest_int.h"
 #include "testutil.h"
 
@@ -265,6 +267,27 @@ START_TEST(route_of_a_reading)
 }
 END_TEST
 
+/* The spool read's schedule (100 ms doubling to 5 s): 100, 200, 400, 800, 1600, 3200, then 5000
+ * (6400 capped) for good; a first failure (no pause before: 0) starts it. */
+START_TEST(retry_pause_doubles_within_bounds)
+{
+    static const int64_t want[] = {100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000};
+    int64_t ms = 0;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        ms = vem_backoff_doubled(ms, 100, 5000);
+        ck_assert_int_eq(ms, want[i]);
+    }
+    /* the cap exactly: 2500 doubles to 5000; 2499 to 4998; an odd cap is reached, not passed */
+    ck_assert_int_eq(vem_backoff_doubled(2500, 100, 5000), 5000);
+    ck_assert_int_eq(vem_backoff_doubled(2499, 100, 5000), 4998);
+    ck_assert_int_eq(vem_backoff_doubled(2500, 100, 5001), 5000);
+    ck_assert_int_eq(vem_backoff_doubled(2501, 100, 5001), 5001);
+    /* below the floor (a pause of 1 ms), and a value far past the cap (no overflow) */
+    ck_assert_int_eq(vem_backoff_doubled(1, 1000, 30000), 1000);
+    ck_assert_int_eq(vem_backoff_doubled(INT64_MAX, 1000, 30000), 30000);
+}
+END_TEST
+
 Suite *vem_suite_ingest_meta(void);
 Suite *vem_suite_ingest_meta(void)
 {
@@ -275,6 +298,7 @@ Suite *vem_suite_ingest_meta(void)
     tcase_add_test(tc, sweep_waits_for_staged_inputs);
     tcase_add_test(tc, route_of_a_reading);
     tcase_add_test(tc, downtime_counts_as_paused);
+    tcase_add_test(tc, retry_pause_doubles_within_bounds);
     suite_add_tcase(s, tc);
     TCase *start = tcase_create("start");
     tcase_add_checked_fixture(start, s_setup, s_teardown);
