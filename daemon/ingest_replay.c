@@ -112,8 +112,9 @@ static const char *s_read_error(int err)
     return strerror(err);
 }
 
-/* A catch-up read failed (what says where and why): counted, logged the first time and then
- * once a minute while the reads keep failing, and tried again after a pause that starts at
+/* A catch-up read failed (what says where and why): counted, logged the first time, then once a
+ * minute while the reads keep failing and at once when the reason changes (an operator's fix
+ * that went wrong, say), and tried again after a pause that starts at
  * S_READ_RETRY_MIN_MS and doubles up to S_READ_RETRY_MAX_MS. A damaged name or an unreadable
  * file stays so until the operator sets it right: the workers wait, the spool holds
  * everything, and from the S_READ_UNHEALTHY-th failure in a row health says why (one transient
@@ -122,17 +123,19 @@ static void s_read_failed(vem_ingest_t *in, const char *what)
 {
     int64_t now = vem_mono_ms();
     vem_counter_add(in->spool_read_errors, 1);
-    if (in->read_failures == 0)
-        vem_log(VEM_LOG_ERR, "ingest", "%s; the workers wait, the read is tried again", what);
-    else if (now - in->read_logged_ms >= S_READ_LOG_MS)
-        vem_log(VEM_LOG_ERR, "ingest", "%s (still, after %llu tries)", what,
-                (unsigned long long)in->read_failures + 1);
-    if (in->read_failures == 0 || now - in->read_logged_ms >= S_READ_LOG_MS)
+    bool first = in->read_failures == 0;
+    bool other = first || strncmp(what, in->read_logged, sizeof in->read_logged - 1) != 0;
+    if (other || now - in->read_logged_ms >= S_READ_LOG_MS) {
+        if (other)
+            vem_log(VEM_LOG_ERR, "ingest", "%s; the workers wait, the read is tried again", what);
+        else
+            vem_log(VEM_LOG_ERR, "ingest", "%s (still, after %llu tries)", what,
+                    (unsigned long long)in->read_failures + 1);
         in->read_logged_ms = now;
-    in->reader_backoff_ms =
-        in->read_failures == 0 ? S_READ_RETRY_MIN_MS : in->reader_backoff_ms * 2;
-    if (in->reader_backoff_ms > S_READ_RETRY_MAX_MS)
-        in->reader_backoff_ms = S_READ_RETRY_MAX_MS;
+        snprintf(in->read_logged, sizeof in->read_logged, "%s", what);
+    }
+    in->reader_backoff_ms = vem_backoff_doubled(first ? 0 : in->reader_backoff_ms,
+                                                S_READ_RETRY_MIN_MS, S_READ_RETRY_MAX_MS);
     in->reader_retry_ms = now + in->reader_backoff_ms;
     if (++in->read_failures >= S_READ_UNHEALTHY)
         atomic_store(&in->args->spool_readable, false);

@@ -43,7 +43,8 @@
  *                                whole; renamed back, every acknowledged frame is stored
  *   unreadable_segment_waits_for_the_operator  a middle segment made unreadable before a
  *                                restart: the catch-up reader waits there, retrying with a
- *                                growing pause, logged once, /healthz 503; set right, nothing
+ *                                growing pause, logged once, /healthz 503; put back under a
+ *                                wrong name, refused and logged at once; set right, nothing
  *                                is lost
  *   pg_lock_held                 a table lock held for 15 s stalls the sink's COPY (lock
  *                                timeout), not intake: frames are acknowledged throughout
@@ -957,8 +958,23 @@ START_TEST(unreadable_segment_waits_for_the_operator)
                   count, span, most);
     ck_assert_msg(lines == 1, "the failure logged %u times", lines);
 
-    ck_assert_int_eq(renameat2(AT_FDCWD, aside, AT_FDCWD, seg, RENAME_EXCHANGE), 0);
-    ck_assert_int_eq(rmdir(aside), 0);
+    /* A fix that goes wrong: the file back one seq below its name. The reader, opened again at
+     * the segment's first input, starts in the misnamed file and refuses it
+     * (vem_spool_reader_new): a new reason, logged at once, and vemd stays unhealthy. */
+    char wrong[400];
+    snprintf(wrong, sizeof wrong, "%s/seg-%020" PRIu64 ".log", spool, firsts[1] - 1);
+    ck_assert_int_eq(rename(aside, wrong), 0);
+    ck_assert_int_eq(rmdir(seg), 0);
+    bool said = false;
+    for (int i = 0; i < 100 && !(said = vem_it_log_has(&r, "catch-up reader: ")); i++)
+        vem_it_sleep(0.2);
+    ck_assert_msg(said, "the misnamed segment's refusal was not logged");
+    ck_assert(vem_it_log_has(&r, "its name is damaged"));
+    status = vem_it_http_get(r.metrics_port, "/healthz", body, sizeof body);
+    ck_assert_msg(status == 503, "/healthz %d with the segment misnamed: %s", status, body);
+    ck_assert_double_gt(vem_it_metric_now(&r, errors), count);
+
+    ck_assert_int_eq(rename(wrong, seg), 0);
     status = vem_it_health_until(r.metrics_port, 200, 20, body, sizeof body);
     ck_assert_msg(status == 200, "/healthz %d once the segment is back: %s", status, body);
     ck_assert(vem_it_log_has(&r, "the spool is read again at input"));
