@@ -191,10 +191,8 @@ static void s_revoke(const vem_it_run_t *r, const char *name)
     snprintf(path, sizeof path, "%s/clients.d/%s.pub", r->dir, name);
     ck_assert_int_eq(unlink(path), 0);
     ck_assert_int_eq(kill(r->vemd, SIGHUP), 0);
-    bool seen = false;
-    for (int i = 0; i < 200 && !(seen = vem_it_log_has(r, "(0 added, 1 removed)")); i++)
-        vem_it_sleep(0.1);
-    ck_assert_msg(seen, "no reload of the clients directory in the log");
+    ck_assert_msg(vem_it_log_until(r, "(0 added, 1 removed)", 20),
+                  "no reload of the clients directory in the log");
 }
 
 #define S_READING_SQL                                                                              \
@@ -348,10 +346,7 @@ START_TEST(gateway_keys)
     fputs("gateways: { endpoint = ; };\n", cfg);
     fclose(cfg);
     s_revoke(&r, "gw-gone");
-    bool refused = false;
-    for (int i = 0; i < 100 && !(refused = vem_it_log_has(&r, "reload refused")); i++)
-        vem_it_sleep(0.1);
-    ck_assert_msg(refused, "the broken file was not refused");
+    ck_assert_msg(vem_it_log_until(&r, "reload refused", 10), "the broken file was not refused");
     ck_assert(s_login(p_gone, "LCURVEGW000000004"));
     s_await_metric(&r, S_REVOKED_GW, 1);
     ck_assert(s_login(p_good, "LCURVEGW000000005"));

@@ -586,10 +586,7 @@ START_TEST(downtime_counts_as_paused)
     char tmp[400];
     snprintf(tmp, sizeof tmp, "%s/spool/intake-paused.tmp", r.dir);
     ck_assert_int_eq(mkdir(tmp, 0700), 0);
-    double t0 = vem_it_mono();
-    while (!vem_it_log_has(&r, "cannot write") && vem_it_mono() - t0 < 15)
-        vem_it_sleep(0.2);
-    ck_assert_msg(vem_it_log_has(&r, "cannot write"), "a failed rewrite was not logged");
+    ck_assert_msg(vem_it_log_until(&r, "cannot write", 15), "a failed rewrite was not logged");
     s_paused_file(&r, &total2, &alive2);
     ck_assert_int_eq(total2, total1);
     ck_assert_int_eq(alive2, alive1);

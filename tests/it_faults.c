@@ -512,11 +512,7 @@ START_TEST(emfile_at_roll)
     s_run("l=$(ls /proc/%d/fd | sort -n | awk '$1 != n { exit } { n++ } END { print n }'); "
           "[ $l -lt 16 ] && l=16; prlimit --pid %d --nofile=$l:",
           (int)r.vemd, (int)r.vemd);
-    bool failed = false;
-    for (int i = 0; i < 150 && !failed; i++) {
-        vem_it_sleep(0.2);
-        failed = vem_it_log_has(&r, "spool flush failed");
-    }
+    bool failed = vem_it_log_until(&r, "spool flush failed", 30);
     if (!failed)
         vem_it_show_log(&r);
     vem_it_sleep(failed ? 2 : 0);
@@ -965,10 +961,8 @@ START_TEST(unreadable_segment_waits_for_the_operator)
     snprintf(wrong, sizeof wrong, "%s/seg-%020" PRIu64 ".log", spool, firsts[1] - 1);
     ck_assert_int_eq(rename(aside, wrong), 0);
     ck_assert_int_eq(rmdir(seg), 0);
-    bool said = false;
-    for (int i = 0; i < 100 && !(said = vem_it_log_has(&r, "catch-up reader: ")); i++)
-        vem_it_sleep(0.2);
-    ck_assert_msg(said, "the misnamed segment's refusal was not logged");
+    ck_assert_msg(vem_it_log_until(&r, "catch-up reader: ", 20),
+                  "the misnamed segment's refusal was not logged");
     ck_assert(vem_it_log_has(&r, "its name is damaged"));
     status = vem_it_http_get(r.metrics_port, "/healthz", body, sizeof body);
     ck_assert_msg(status == 503, "/healthz %d with the segment misnamed: %s", status, body);

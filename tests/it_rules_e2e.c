@@ -1267,9 +1267,7 @@ START_TEST(roadside_history_on_demand)
     PQclear(res);
     vem_it_run_t r = {0};
     vem_it_start(&r, "it_rules");
-    for (int i = 0; i < 100 && !vem_it_log_has(&r, "roadside history:"); i++)
-        vem_it_sleep(0.1);
-    ck_assert(vem_it_log_has(&r, "roadside history:"));
+    ck_assert(vem_it_log_until(&r, "roadside history:", 10));
     s_store_reading(conn, "d1", tn - 3 * 3600, "津H00011", 1700, 40);
     s_store_reading(conn, "d3", tn - 3600, "津H00011", 900, 40);
     static const char *const plates[] = {"津H00011", "津H00011"};
@@ -1390,9 +1388,7 @@ START_TEST(roadside_history_db_down)
      * before f1), makes f1's notice the violation of g0 and f1, under g0's id */
     vem_it_run_t r = {0};
     vem_it_start(&r, "it_rules");
-    for (int i = 0; i < 100 && !vem_it_log_has(&r, "roadside history:"); i++)
-        vem_it_sleep(0.1);
-    ck_assert(vem_it_log_has(&r, "roadside history:"));
+    ck_assert(vem_it_log_until(&r, "roadside history:", 10));
     ck_assert(vem_it_log_has(&r, ", 2 workers,"));
     int64_t tn = (int64_t)time(NULL) - 600;
     PGconn *early = vem_it_pg();
@@ -1447,9 +1443,7 @@ START_TEST(roadside_history_queue_full)
     enum { S_PLATES = 2300, S_N = 2 * S_PLATES };
     vem_it_run_t r = {0};
     vem_it_start(&r, "it_rules");
-    for (int i = 0; i < 100 && !vem_it_log_has(&r, "roadside history:"); i++)
-        vem_it_sleep(0.1);
-    ck_assert(vem_it_log_has(&r, "roadside history:"));
+    ck_assert(vem_it_log_until(&r, "roadside history:", 10));
     int64_t tn = (int64_t)time(NULL) - 600;
     char(*ids)[8] = calloc(S_N, sizeof *ids), (*plates)[16] = calloc(S_N, sizeof *plates);
     const char **id_p = calloc(S_N, sizeof *id_p), **plate_p = calloc(S_N, sizeof *plate_p);
@@ -1500,9 +1494,7 @@ START_TEST(roadside_history_db_slow)
      * it and its notice stored once the lock is gone */
     vem_it_run_t r = {0};
     vem_it_start(&r, "it_rules");
-    for (int i = 0; i < 100 && !vem_it_log_has(&r, "roadside history:"); i++)
-        vem_it_sleep(0.1);
-    ck_assert(vem_it_log_has(&r, "roadside history:"));
+    ck_assert(vem_it_log_until(&r, "roadside history:", 10));
     PGconn *lock = vem_it_pg();
     PGresult *res = PQexec(lock, "BEGIN; LOCK TABLE rsd_readings IN ACCESS EXCLUSIVE MODE");
     ck_assert_msg(PQresultStatus(res) == PGRES_COMMAND_OK, "%s", PQerrorMessage(lock));
@@ -1587,8 +1579,7 @@ START_TEST(roadside_history_replay_to_a_lagging_sink)
     snprintf(topic, sizeof topic, "%s.violations", t);
     vem_it_run_t r = {.kafka_opts = opts};
     vem_it_start(&r, "it_rules");
-    for (int i = 0; i < 100 && !vem_it_log_has(&r, "roadside history:"); i++)
-        vem_it_sleep(0.1);
+    ck_assert(vem_it_log_until(&r, "roadside history:", 10));
     ck_assert_int_eq(kill(broker, SIGUSR1), 0);
     int64_t tn = (int64_t)time(NULL) - 600;
     static const char *const ids[] = {"k1", "k2"}, *const plates[] = {"津H00005", "津H00005"};

@@ -1045,9 +1045,7 @@ START_TEST(keys_late)
     vem_it_pgctl("stop");
     vem_it_run_t r = {.terminals_opts = "signatures = \"enforce\";"};
     vem_it_start(&r, "it_sm2");
-    for (int i = 0; i < 100 && !vem_it_log_has(&r, "loading again"); i++)
-        vem_it_sleep(0.1);
-    ck_assert_msg(vem_it_log_has(&r, "loading again"), "no second load after a failed one");
+    ck_assert_msg(vem_it_log_until(&r, "loading again", 10), "no second load after a failed one");
     vem_it_pgctl("start");
     /* the keys come without a SIGHUP (the retry is 10 s after the failure) */
     for (int i = 0; i < 300 && vem_it_metric_now(&r, "vem_terminal_keys") < 1; i++)
@@ -1140,9 +1138,7 @@ START_TEST(cached_keys_until_theirs_load)
     ck_assert_double_eq(vem_it_metric_now(&r, "vem_registry_cached"), 1);
     vem_it_pgctl("start");
     /* PostgreSQL's vehicles come, its keys do not: the keys in use are still the cache's */
-    for (int i = 0; i < 600 && !vem_it_log_has(&r, "main: vehicle registry: "); i++)
-        vem_it_sleep(0.1);
-    bool came = vem_it_log_has(&r, "main: vehicle registry: ");
+    bool came = vem_it_log_until(&r, "main: vehicle registry: ", 60);
     /* (not the loads that failed while PostgreSQL was down: those could not connect) */
     bool keys_failed = vem_it_log_has(&r, "relation \"terminal_keys\" does not exist");
     double mid = vem_it_metric_now(&r, "vem_registry_cached");

@@ -422,6 +422,17 @@ bool vem_it_log_has(const vem_it_run_t *r, const char *text)
     return found;
 }
 
+bool vem_it_log_until(const vem_it_run_t *r, const char *text, double timeout_s)
+{
+    double t0 = vem_it_mono();
+    while (!vem_it_log_has(r, text)) {
+        if (vem_it_mono() - t0 >= timeout_s)
+            return false;
+        vem_it_sleep(0.1);
+    }
+    return true;
+}
+
 double vem_it_metric_now(const vem_it_run_t *r, const char *series)
 {
     json_t *st = vem_it_status(r, "--json");

@@ -143,6 +143,9 @@ void vem_it_show_log(const vem_it_run_t *r);
 /* True when r's vemd log holds text. */
 bool vem_it_log_has(const vem_it_run_t *r, const char *text);
 
+/* True once r's vemd log holds text, looked for every 0.1 s for up to timeout_s. */
+bool vem_it_log_until(const vem_it_run_t *r, const char *text, double timeout_s);
+
 /* One metric series of r's vemd right now (0 when absent or when vemd does not answer). */
 double vem_it_metric_now(const vem_it_run_t *r, const char *series);
 
