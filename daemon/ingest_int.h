@@ -104,7 +104,7 @@ typedef struct {
     int64_t reader_backoff_ms; /* that pause: doubles while the reads keep failing */
     uint64_t read_failures;    /* reads failed in a row (0: the last one succeeded) */
     int64_t read_logged_ms;    /* when the last of them was logged */
-    char read_logged[400];     /* and what it said */
+    int read_logged_errno;     /* and the cause it named */
     zmq_msg_t held;            /* behind: a message read from the spool waiting for room */
     bool holding;
     unsigned held_worker;

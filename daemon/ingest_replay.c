@@ -112,19 +112,19 @@ static const char *s_read_error(int err)
     return strerror(err);
 }
 
-/* A catch-up read failed (what says where and why): counted, logged the first time, then once a
- * minute while the reads keep failing and at once when the reason changes (an operator's fix
- * that went wrong, say), and tried again after a pause that starts at
- * S_READ_RETRY_MIN_MS and doubles up to S_READ_RETRY_MAX_MS. A damaged name or an unreadable
- * file stays so until the operator sets it right: the workers wait, the spool holds
- * everything, and from the S_READ_UNHEALTHY-th failure in a row health says why (one transient
- * error does not take vemd out of a load balancer). */
-static void s_read_failed(vem_ingest_t *in, const char *what)
+/* A catch-up read failed (what says where and why, cause is its errno): counted, logged the first
+ * time, then once a minute while the reads keep failing and at once when the cause changes (an
+ * operator's fix that went wrong, say: an unreadable file put back under a wrong name), and
+ * tried again after a pause that starts at S_READ_RETRY_MIN_MS and doubles up to
+ * S_READ_RETRY_MAX_MS. A damaged name or an unreadable file stays so until the operator sets it
+ * right: the workers wait, the spool holds everything, and from the S_READ_UNHEALTHY-th failure
+ * in a row health says why (one transient error does not take vemd out of a load balancer). */
+static void s_read_failed(vem_ingest_t *in, const char *what, int cause)
 {
     int64_t now = vem_mono_ms();
     vem_counter_add(in->spool_read_errors, 1);
     bool first = in->read_failures == 0;
-    bool other = first || strncmp(what, in->read_logged, sizeof in->read_logged - 1) != 0;
+    bool other = first || cause != in->read_logged_errno;
     if (other || now - in->read_logged_ms >= S_READ_LOG_MS) {
         if (other)
             vem_log(VEM_LOG_ERR, "ingest", "%s; the workers wait, the read is tried again", what);
@@ -132,7 +132,7 @@ static void s_read_failed(vem_ingest_t *in, const char *what)
             vem_log(VEM_LOG_ERR, "ingest", "%s (still, after %llu tries)", what,
                     (unsigned long long)in->read_failures + 1);
         in->read_logged_ms = now;
-        snprintf(in->read_logged, sizeof in->read_logged, "%s", what);
+        in->read_logged_errno = cause;
     }
     in->reader_backoff_ms = vem_backoff_doubled(first ? 0 : in->reader_backoff_ms,
                                                 S_READ_RETRY_MIN_MS, S_READ_RETRY_MAX_MS);
@@ -185,20 +185,22 @@ bool vem_ingest_catch_up(vem_ingest_t *in)
             char err[300];
             in->reader = vem_spool_reader_new(in->args->spool_dir, in->fwd_next, err, sizeof err);
             if (!in->reader) {
+                int cause = errno;
                 char what[400];
                 snprintf(what, sizeof what, "catch-up reader: %s", err);
-                s_read_failed(in, what);
+                s_read_failed(in, what, cause);
                 return false;
             }
         }
         vem_spool_rec_t rec;
         int rc = vem_spool_reader_next(in->reader, durable, &rec);
         if (rc == VEM_SPOOL_READ_ERROR) {
+            int cause = errno;
             char what[400];
             snprintf(what, sizeof what, "reading the spool at input %llu: %s",
-                     (unsigned long long)in->fwd_next, s_read_error(errno));
+                     (unsigned long long)in->fwd_next, s_read_error(cause));
             vem_spool_reader_destroy(&in->reader); /* reopened after a pause */
-            s_read_failed(in, what);
+            s_read_failed(in, what, cause);
             return false;
         }
         s_read_ok(in);

@@ -858,13 +858,16 @@ vem_spool_reader_t *vem_spool_reader_new(const char *dir, uint64_t from, char *e
     self->from = from;
     uint64_t *firsts = NULL;
     size_t n = 0;
+    int cause = EUCLEAN; /* errno on failure */
     if (snprintf(self->dir, sizeof self->dir, "%s", dir) >= (int)sizeof self->dir) {
+        cause = ENAMETOOLONG;
         snprintf(err, errlen, "spool %s: path too long", dir);
         goto fail;
     }
     int listed = s_list_segments(dir, &firsts, &n);
     if (listed != 0 || n == 0) {
-        snprintf(err, errlen, "spool %s: %s", dir, listed ? strerror(errno) : "no segments");
+        cause = listed ? errno : ENOENT;
+        snprintf(err, errlen, "spool %s: %s", dir, listed ? strerror(cause) : "no segments");
         goto fail;
     }
     if (s_check_steps(dir, firsts, n, err, errlen) != 0)
@@ -876,7 +879,8 @@ vem_spool_reader_t *vem_spool_reader_new(const char *dir, uint64_t from, char *e
     s_segment_path(path, sizeof path, dir, firsts[start]);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        snprintf(err, errlen, "spool %s: %s", path, strerror(errno));
+        cause = errno;
+        snprintf(err, errlen, "spool %s: %s", path, strerror(cause));
         goto fail;
     }
     uint64_t holds = 0;
@@ -893,6 +897,7 @@ fail:
     free(firsts);
     free(self->buf);
     free(self);
+    errno = cause;
     return NULL;
 }
 

@@ -112,8 +112,9 @@ typedef enum {
 #define VEM_SPOOL_DAMAGED_META "spool-damaged"
 
 /* Opens a reader at the first record with seq >= from (1 = everything kept; a from below the
- * first seq on disk starts at the first record on disk). NULL with a message in err, also when
- * the segment it starts in is misnamed (see vem_spool_open); entering a later one that is,
+ * first seq on disk starts at the first record on disk). NULL with a message in err and the
+ * cause in errno, EUCLEAN when the segment it starts in is misnamed (see vem_spool_open) or a
+ * segment's name is out of step with the one before; entering a later misnamed one,
  * vem_spool_reader_next returns ERROR with EUCLEAN. */
 vem_spool_reader_t *vem_spool_reader_new(const char *dir, uint64_t from, char *err, size_t errlen);
 

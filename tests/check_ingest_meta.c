@@ -267,8 +267,8 @@ START_TEST(route_of_a_reading)
 }
 END_TEST
 
-/* The spool read's schedule (100 ms doubling to 5 s): 100, 200, 400, 800, 1600, 3200, then 5000
- * (6400 capped) for good; a first failure (no pause before: 0) starts it. */
+/* The spool's schedules, flush and read (100 ms doubling to 5 s): 100, 200, 400, 800, 1600, 3200,
+ * then 5000 (6400 capped) for good; a first failure (no pause before: 0) starts it. */
 START_TEST(retry_pause_doubles_within_bounds)
 {
     static const int64_t want[] = {100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000};

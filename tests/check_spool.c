@@ -983,7 +983,9 @@ START_TEST(segment_named_far_ahead_is_refused)
         ck_assert_int_eq(vem_spool_inspect(s_dir, &info, err, sizeof err), -1);
         ck_assert_msg(strstr(err, name) != NULL, "inspect: %s", err);
         err[0] = '\0';
+        errno = 0;
         ck_assert_ptr_null(vem_spool_reader_new(s_dir, 1, err, sizeof err));
+        ck_assert_int_eq(errno, EUCLEAN);
         ck_assert_msg(strstr(err, name) != NULL, "reader: %s", err);
         vem_spool_opts_t opts = {.max_bytes = 1 << 30, .segment_bytes = 1 << 20};
         err[0] = '\0';
@@ -1022,6 +1024,7 @@ static void s_check_misnamed(uint64_t named, uint64_t holds, const uint8_t *byte
     ck_assert_ptr_null(info.segments);
     /* a reader meets it as an error where it enters that segment, not as a damaged range */
     err[0] = '\0';
+    errno = 0;
     vem_spool_reader_t *reader = vem_spool_reader_new(s_dir, 1, err, sizeof err);
     if (reader) {
         vem_spool_rec_t rec;
@@ -1033,6 +1036,7 @@ static void s_check_misnamed(uint64_t named, uint64_t holds, const uint8_t *byte
         ck_assert_int_eq(saved, EUCLEAN);
         vem_spool_reader_destroy(&reader);
     } else {
+        ck_assert_int_eq(errno, EUCLEAN);
         ck_assert_msg(strstr(err, name) && strstr(err, seqs), "reader: %s", err);
     }
     size_t now_len;

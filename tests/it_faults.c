@@ -956,7 +956,8 @@ START_TEST(unreadable_segment_waits_for_the_operator)
 
     /* A fix that goes wrong: the file back one seq below its name. The reader, opened again at
      * the segment's first input, starts in the misnamed file and refuses it
-     * (vem_spool_reader_new): a new reason, logged at once, and vemd stays unhealthy. */
+     * (vem_spool_reader_new): a new cause (EUCLEAN after EISDIR), logged at once; still unhealthy.
+     */
     char wrong[400];
     snprintf(wrong, sizeof wrong, "%s/seg-%020" PRIu64 ".log", spool, firsts[1] - 1);
     ck_assert_int_eq(rename(aside, wrong), 0);
