@@ -140,10 +140,7 @@ static const char *s_iso(int64_t t)
 
 /* ---- building samples and frames ---------------------------------------------------------- */
 
-/* Physical values of a diesel-stream sample; NaN writes the field's invalid marker (0xFF..). */
-typedef struct {
-    double rpm, torque, friction, fuel, nox_up, nox_down, reagent, intake, scr_in, coolant;
-} s_phys_t;
+typedef vem_test_phys_t s_phys_t;
 
 /* A warm truck cruising with a working SCR: nothing in it breaks a rule. */
 static const s_phys_t s_cruise = {.rpm = 1400,
@@ -157,50 +154,9 @@ static const s_phys_t s_cruise = {.rpm = 1400,
                                   .scr_in = 300,
                                   .coolant = 85};
 
-static void s_set(vem_hj1239_block_t *b, vem_hj1239_field_t f, double v)
-{
-    const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(f);
-    if (isnan(v))
-        b->raw[f] = fi->width == 1 ? 0xFF : fi->width == 2 ? 0xFFFF : 0xFFFFFFFF;
-    else
-        b->raw[f] = (uint32_t)llround((v - fi->offset) / fi->scale);
-}
-
-static void s_block(vem_hj1239_block_t *b, int64_t t, const s_phys_t *p)
-{
-    memset(b, 0, sizeof *b);
-    b->type = VEM_HJ1239_BLOCK_STREAM;
-    b->time = t;
-    s_set(b, VEM_HJ1239_F_SPEED, 40);
-    s_set(b, VEM_HJ1239_F_BARO, 100);
-    s_set(b, VEM_HJ1239_F_TORQUE, p->torque);
-    s_set(b, VEM_HJ1239_F_FRICTION, p->friction);
-    s_set(b, VEM_HJ1239_F_RPM, p->rpm);
-    s_set(b, VEM_HJ1239_F_FUEL_RATE, p->fuel);
-    s_set(b, VEM_HJ1239_F_NOX_UP, p->nox_up);
-    s_set(b, VEM_HJ1239_F_NOX_DOWN, p->nox_down);
-    s_set(b, VEM_HJ1239_F_REAGENT, p->reagent);
-    s_set(b, VEM_HJ1239_F_INTAKE, p->intake);
-    s_set(b, VEM_HJ1239_F_SCR_IN, p->scr_in);
-    s_set(b, VEM_HJ1239_F_SCR_OUT, 280);
-    s_set(b, VEM_HJ1239_F_DPF_DP, 1);
-    s_set(b, VEM_HJ1239_F_COOLANT, p->coolant);
-    s_set(b, VEM_HJ1239_F_FUEL_LEVEL, 50);
-    s_set(b, VEM_HJ1239_F_LON, 116.4);
-    s_set(b, VEM_HJ1239_F_LAT, 39.9);
-    s_set(b, VEM_HJ1239_F_ODOMETER, 12345.6);
-    b->novalue = vem_hj1239_novalue(b);
-}
-
 static void s_envelope(vem_hj1239_frame_t *f, uint8_t cmd, int64_t t)
 {
-    memset(f, 0, offsetof(vem_hj1239_frame_t, vendor));
-    f->cmd = cmd;
-    f->header = VEM_HJ1239_HEADER_TERMINAL;
-    f->encryption = VEM_HJ1239_ENC_NONE;
-    memcpy(f->vin, VIN, 17);
-    f->has_time = true;
-    f->time = t;
+    vem_test_envelope(f, cmd, VIN, t);
 }
 
 /* Sample i's values. */
@@ -257,7 +213,8 @@ static void s_feed_times(s_feed_t *fd, const int64_t *t, long n, s_gen_t gen, co
         for (long j = 0; j < k; j++) {
             s_phys_t p;
             gen(i + j, &p, arg);
-            s_block(&fd->f->blocks[fd->f->nblocks++], fd->gb17691 ? t[i + k - 1] : t[i + j], &p);
+            vem_test_stream_block(&fd->f->blocks[fd->f->nblocks++],
+                                  fd->gb17691 ? t[i + k - 1] : t[i + j], &p);
         }
         s_send(fd);
         i += k;
@@ -1523,7 +1480,7 @@ static void s_csv_gen(long i, s_phys_t *p, const void *arg)
 {
     (void)i;
     (void)arg;
-    *p = s_cruise; /* the raw values are set after s_block: see s_csv_feed */
+    *p = s_cruise; /* the raw values are set after vem_test_stream_block: see s_csv_feed */
 }
 
 /* Feeds the CSV series, its raw values exactly as written. */
@@ -1542,7 +1499,7 @@ static void s_csv_feed(s_feed_t *fd, const s_csv_t *csv)
             s_phys_t p;
             s_csv_gen(i + j, &p, NULL);
             vem_hj1239_block_t *b = &fd->f->blocks[fd->f->nblocks++];
-            s_block(b, T0 + csv->t[i + j], &p);
+            vem_test_stream_block(b, T0 + csv->t[i + j], &p);
             for (int c = 0; c < 7; c++)
                 b->raw[fields[c]] = csv->raw[i + j][c];
             b->novalue = vem_hj1239_novalue(b);
@@ -3997,7 +3954,7 @@ START_TEST(counted_frames_add_their_counts)
         s_envelope(f, steps[k].cmd, steps[k].from + steps[k].n - 1);
         f->layout = VEM_HJ1239_LAYOUT_BLOCK_TIME;
         for (int j = 0; j < steps[k].n; j++)
-            s_block(&f->blocks[f->nblocks++], steps[k].from + j, &s_cruise);
+            vem_test_stream_block(&f->blocks[f->nblocks++], steps[k].from + j, &s_cruise);
         vem_rules_counts_t added = {0};
         vem_rules_on_frame_counted(v, &cfg, f, US(steps[k].from + 20), 0, k + 1, NULL, NULL,
                                    &added);
@@ -4023,7 +3980,7 @@ static void s_frame_of(s_feed_t *fd, const int64_t *t, int n)
     fd->f->layout = VEM_HJ1239_LAYOUT_BLOCK_TIME;
     const s_phys_t *all = s_trouble_table();
     for (int j = 0; j < n; j++)
-        s_block(&fd->f->blocks[fd->f->nblocks++], t[j], &all[t[j] - T0]);
+        vem_test_stream_block(&fd->f->blocks[fd->f->nblocks++], t[j], &all[t[j] - T0]);
     s_send(fd);
 }
 
@@ -4331,7 +4288,7 @@ static void s_twin_data(s_twin_t *tw, uint8_t cmd, int64_t t, int n, bool gb)
     for (int j = 0; j < n; j++) {
         s_phys_t p;
         s_trouble_gen((long)((t + j - T0) % 2400), &p, NULL);
-        s_block(&tw->f.blocks[tw->f.nblocks++], gb ? t + n - 1 : t + j, &p);
+        vem_test_stream_block(&tw->f.blocks[tw->f.nblocks++], gb ? t + n - 1 : t + j, &p);
     }
     tw->sent += (unsigned long)n;
     s_twin_frame(tw);
@@ -4591,7 +4548,7 @@ static void s_any_feed(const s_any_t *in, long n, long per_frame, s_log_t *log)
         s_envelope(fd.f, VEM_HJ1239_CMD_REALTIME, in[i + k - 1].t);
         fd.f->layout = VEM_HJ1239_LAYOUT_BLOCK_TIME;
         for (long j = 0; j < k; j++)
-            s_block(&fd.f->blocks[fd.f->nblocks++], in[i + j].t, &in[i + j].p);
+            vem_test_stream_block(&fd.f->blocks[fd.f->nblocks++], in[i + j].t, &in[i + j].p);
         s_send(&fd);
     }
     vem_rules_flush(v, &cfg, s_collect, log);

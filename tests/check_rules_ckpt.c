@@ -15,6 +15,7 @@
  * that can be fed, flushed, saved and loaded again (ASan with leak detection runs this). */
 #include "rules.h"
 #include "rules_int.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <math.h>
@@ -118,57 +119,13 @@ static void s_same_verdict(const s_got_t *a, const s_got_t *b, size_t i, long sp
 
 /* ---- frames ------------------------------------------------------------------------------- */
 
-/* Physical values of a diesel-stream sample; NaN: the field's invalid marker. */
-typedef struct {
-    double rpm, torque, friction, fuel, nox_up, nox_down, reagent, intake, scr_in, coolant;
-} s_phys_t;
+typedef vem_test_phys_t s_phys_t;
 
 static const s_phys_t s_cruise = {1400, 60, 8, 30, 800, 100, 50, 600, 300, 85};
 
-static void s_set(vem_hj1239_block_t *b, vem_hj1239_field_t f, double v)
-{
-    const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(f);
-    if (isnan(v))
-        b->raw[f] = fi->width == 1 ? 0xFF : fi->width == 2 ? 0xFFFF : 0xFFFFFFFF;
-    else
-        b->raw[f] = (uint32_t)llround((v - fi->offset) / fi->scale);
-}
-
-static void s_stream(vem_hj1239_block_t *b, int64_t t, const s_phys_t *p)
-{
-    memset(b, 0, sizeof *b);
-    b->type = VEM_HJ1239_BLOCK_STREAM;
-    b->time = t;
-    s_set(b, VEM_HJ1239_F_SPEED, 50);
-    s_set(b, VEM_HJ1239_F_BARO, 100);
-    s_set(b, VEM_HJ1239_F_TORQUE, p->torque);
-    s_set(b, VEM_HJ1239_F_FRICTION, p->friction);
-    s_set(b, VEM_HJ1239_F_RPM, p->rpm);
-    s_set(b, VEM_HJ1239_F_FUEL_RATE, p->fuel);
-    s_set(b, VEM_HJ1239_F_NOX_UP, p->nox_up);
-    s_set(b, VEM_HJ1239_F_NOX_DOWN, p->nox_down);
-    s_set(b, VEM_HJ1239_F_REAGENT, p->reagent);
-    s_set(b, VEM_HJ1239_F_INTAKE, p->intake);
-    s_set(b, VEM_HJ1239_F_SCR_IN, p->scr_in);
-    s_set(b, VEM_HJ1239_F_SCR_OUT, 270);
-    s_set(b, VEM_HJ1239_F_DPF_DP, 2);
-    s_set(b, VEM_HJ1239_F_COOLANT, p->coolant);
-    s_set(b, VEM_HJ1239_F_FUEL_LEVEL, 60);
-    s_set(b, VEM_HJ1239_F_LON, 121.5);
-    s_set(b, VEM_HJ1239_F_LAT, 31.2);
-    s_set(b, VEM_HJ1239_F_ODOMETER, 5432.1);
-    b->novalue = vem_hj1239_novalue(b);
-}
-
 static void s_envelope(vem_hj1239_frame_t *f, uint8_t cmd, int64_t t)
 {
-    memset(f, 0, offsetof(vem_hj1239_frame_t, vendor));
-    f->cmd = cmd;
-    f->header = VEM_HJ1239_HEADER_TERMINAL;
-    f->encryption = VEM_HJ1239_ENC_NONE;
-    memcpy(f->vin, VIN, 17);
-    f->has_time = true;
-    f->time = t;
+    vem_test_envelope(f, cmd, VIN, t);
     f->layout = VEM_HJ1239_LAYOUT_BLOCK_TIME;
 }
 
@@ -263,7 +220,8 @@ static void s_samples(s_run_t *r, uint8_t cmd, int64_t t0, long n, s_gen_t gen, 
         for (long j = 0; j < k; j++) {
             s_phys_t p;
             gen((long)(t0 + i + j - T0), &p, arg);
-            s_stream(&r->f->blocks[r->f->nblocks++], r->gb17691 ? t0 + i + k - 1 : t0 + i + j, &p);
+            vem_test_stream_block(&r->f->blocks[r->f->nblocks++],
+                                  r->gb17691 ? t0 + i + k - 1 : t0 + i + j, &p);
         }
         s_send(r);
     }
@@ -2056,7 +2014,7 @@ START_TEST(version_8_starts_the_scr_window_afresh)
     for (int64_t t = T0; t < T0 + 1000; t += 10) {
         s_envelope(f, VEM_HJ1239_CMD_REALTIME, t + 9);
         for (int j = 0; j < 10; j++)
-            s_stream(&f->blocks[f->nblocks++], t + j, &bad);
+            vem_test_stream_block(&f->blocks[f->nblocks++], t + j, &bad);
         vem_rules_on_frame(v, &cfg, f, US(t + 10), 0, 1, s_collect, &log);
     }
     ck_assert_uint_eq(log.n, 0);
@@ -2087,7 +2045,7 @@ START_TEST(version_8_starts_the_scr_window_afresh)
         for (int64_t t = T0 + 1000; t < T0 + 2800; t += 10) {
             s_envelope(f, VEM_HJ1239_CMD_REALTIME, t + 9);
             for (int j = 0; j < 10; j++)
-                s_stream(&f->blocks[f->nblocks++], t + j, &bad);
+                vem_test_stream_block(&f->blocks[f->nblocks++], t + j, &bad);
             vem_rules_on_frame(from[k], &cfg, f, US(t + 10), 0, 2, s_collect, &got);
         }
         ck_assert_uint_eq(got.n, 1);
@@ -2630,7 +2588,7 @@ START_TEST(gaps_checked)
     for (int64_t t = T0 + 28; t <= T0 + 31; t++) {
         s_phys_t p;
         s_trouble((long)(t - T0), &p, NULL);
-        s_stream(&f->blocks[f->nblocks++], t, &p);
+        vem_test_stream_block(&f->blocks[f->nblocks++], t, &p);
     }
     const vem_rules_counts_t *c = vem_rules_vehicle_counts(v);
     uint64_t copies = c->copy_samples, late = c->late_samples;
@@ -2715,7 +2673,7 @@ static void s_trouble_frame(vem_rules_vehicle_t *v, const vem_rules_config_t *cf
     for (int i = 0; i < n; i++) {
         s_phys_t p;
         s_trouble((long)(secs[i] - T0), &p, NULL);
-        s_stream(&f->blocks[f->nblocks++], secs[i], &p);
+        vem_test_stream_block(&f->blocks[f->nblocks++], secs[i], &p);
     }
     vem_rules_on_frame(v, cfg, f, US(recv), 0, 1, s_collect, log);
     free(f);
@@ -2843,8 +2801,8 @@ START_TEST(window_without_ring_saves)
     s_envelope(f, VEM_HJ1239_CMD_REALTIME, T0 + 1);
     s_phys_t p = s_cruise;
     p.friction = NAN;
-    s_stream(&f->blocks[f->nblocks++], T0, &p);
-    s_stream(&f->blocks[f->nblocks++], T0 + 1, &p);
+    vem_test_stream_block(&f->blocks[f->nblocks++], T0, &p);
+    vem_test_stream_block(&f->blocks[f->nblocks++], T0 + 1, &p);
     s_log_t log = {0};
     vem_rules_on_frame(v, &cfg, f, US(T0 + 2), 0, 1, s_collect, &log);
     ck_assert(v->live.open && v->live.win.active);

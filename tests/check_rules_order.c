@@ -17,6 +17,7 @@
  * 2024-09-05T08:00:00+08:00 = 1725494400 (check_rules.c works both out). */
 #include "rules.h"
 #include "rules_int.h"
+#include "testutil.h"
 
 #include <check.h>
 #include <inttypes.h>
@@ -396,13 +397,7 @@ static const s_mil_case_t s_mil_cases[] = {
 /* An OBD-only real-time frame at t with the MIL on or off. */
 static void s_snapshot(vem_hj1239_frame_t *f, int64_t t, bool on)
 {
-    memset(f, 0, offsetof(vem_hj1239_frame_t, vendor));
-    f->cmd = VEM_HJ1239_CMD_REALTIME;
-    f->header = VEM_HJ1239_HEADER_TERMINAL;
-    f->encryption = VEM_HJ1239_ENC_NONE;
-    memcpy(f->vin, VIN, 17);
-    f->has_time = true;
-    f->time = t;
+    vem_test_envelope(f, VEM_HJ1239_CMD_REALTIME, VIN, t);
     f->layout = VEM_HJ1239_LAYOUT_BLOCK_TIME;
     vem_hj1239_block_t *b = &f->blocks[f->nblocks++];
     memset(b, 0, sizeof *b);

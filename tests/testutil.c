@@ -4,6 +4,8 @@
 #include <check.h>
 #include <jansson.h>
 #include <ctype.h>
+#include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,4 +128,50 @@ void vem_test_vector_frame(const char *name, vem_hj1239_frame_t *f)
     uint8_t bytes[4096];
     long len = vem_test_vector_bytes(name, bytes, sizeof bytes);
     ck_assert_int_eq(vem_hj1239_decode(bytes, (size_t)len, 0, f, NULL), VEM_HJ1239_OK);
+}
+
+void vem_test_set_field(vem_hj1239_block_t *b, vem_hj1239_field_t f, double v)
+{
+    const vem_hj1239_field_info_t *fi = vem_hj1239_field_info(f);
+    if (isnan(v))
+        b->raw[f] = fi->width == 1 ? 0xFF : fi->width == 2 ? 0xFFFF : 0xFFFFFFFF;
+    else
+        b->raw[f] = (uint32_t)llround((v - fi->offset) / fi->scale);
+}
+
+void vem_test_stream_block(vem_hj1239_block_t *b, int64_t t, const vem_test_phys_t *p)
+{
+    memset(b, 0, sizeof *b);
+    b->type = VEM_HJ1239_BLOCK_STREAM;
+    b->time = t;
+    vem_test_set_field(b, VEM_HJ1239_F_SPEED, 40);
+    vem_test_set_field(b, VEM_HJ1239_F_BARO, 100);
+    vem_test_set_field(b, VEM_HJ1239_F_TORQUE, p->torque);
+    vem_test_set_field(b, VEM_HJ1239_F_FRICTION, p->friction);
+    vem_test_set_field(b, VEM_HJ1239_F_RPM, p->rpm);
+    vem_test_set_field(b, VEM_HJ1239_F_FUEL_RATE, p->fuel);
+    vem_test_set_field(b, VEM_HJ1239_F_NOX_UP, p->nox_up);
+    vem_test_set_field(b, VEM_HJ1239_F_NOX_DOWN, p->nox_down);
+    vem_test_set_field(b, VEM_HJ1239_F_REAGENT, p->reagent);
+    vem_test_set_field(b, VEM_HJ1239_F_INTAKE, p->intake);
+    vem_test_set_field(b, VEM_HJ1239_F_SCR_IN, p->scr_in);
+    vem_test_set_field(b, VEM_HJ1239_F_SCR_OUT, 280);
+    vem_test_set_field(b, VEM_HJ1239_F_DPF_DP, 1);
+    vem_test_set_field(b, VEM_HJ1239_F_COOLANT, p->coolant);
+    vem_test_set_field(b, VEM_HJ1239_F_FUEL_LEVEL, 50);
+    vem_test_set_field(b, VEM_HJ1239_F_LON, 116.4);
+    vem_test_set_field(b, VEM_HJ1239_F_LAT, 39.9);
+    vem_test_set_field(b, VEM_HJ1239_F_ODOMETER, 12345.6);
+    b->novalue = vem_hj1239_novalue(b);
+}
+
+void vem_test_envelope(vem_hj1239_frame_t *f, uint8_t cmd, const char *vin, int64_t t)
+{
+    memset(f, 0, offsetof(vem_hj1239_frame_t, vendor));
+    f->cmd = cmd;
+    f->header = VEM_HJ1239_HEADER_TERMINAL;
+    f->encryption = VEM_HJ1239_ENC_NONE;
+    memcpy(f->vin, vin, 17);
+    f->has_time = true;
+    f->time = t;
 }

@@ -44,4 +44,21 @@ long vem_test_vector_bytes(const char *name, uint8_t *out, size_t cap);
 /* The named vector decoded into *f (the test fails unless it decodes). */
 void vem_test_vector_frame(const char *name, vem_hj1239_frame_t *f);
 
+/* Physical values of a diesel-stream sample, the fields the rules read; NaN writes the field's
+ * invalid marker (0xFF..). */
+typedef struct {
+    double rpm, torque, friction, fuel, nox_up, nox_down, reagent, intake, scr_in, coolant;
+} vem_test_phys_t;
+
+/* Block field f set to the raw value of physical value v (NaN: its invalid marker). */
+void vem_test_set_field(vem_hj1239_block_t *b, vem_hj1239_field_t f, double v);
+
+/* *b made a diesel stream block (0x02) at t with p's values; the fields the rules do not read
+ * get fixed plausible values (40 km/h, SCR outlet 280 C, ...). */
+void vem_test_stream_block(vem_hj1239_block_t *b, int64_t t, const vem_test_phys_t *p);
+
+/* *f's envelope cleared and set: a terminal's plain frame of cmd from vin (17 characters) at t,
+ * no blocks yet. */
+void vem_test_envelope(vem_hj1239_frame_t *f, uint8_t cmd, const char *vin, int64_t t);
+
 #endif
