@@ -485,18 +485,6 @@ END_TEST
     "--trucks 40 --rate 10 --samples 10 --duration 30 --seed 78 --start-time 1790000000 "          \
     "--vin-prefix LRULEP --misbehave scr_removed:2 --misbehave frozen_nox:2 --misbehave mil_on:1"
 
-/* Lines of the vemd log holding text. */
-static int s_log_lines(const vem_it_run_t *r, const char *text)
-{
-    size_t len;
-    char *log = (char *)vem_test_slurp(r->log, &len);
-    int n = 0;
-    for (char *p = log; p && (p = memmem(p, len - (size_t)(p - log), text, strlen(text))); p++)
-        n++;
-    free(log);
-    return n;
-}
-
 /* Regression: a full spool stops vemd reading for as long as the sinks need, and the trucks'
  * frames wait in their sockets meanwhile; the silence sweep took that for the trucks' silence
  * and ended every trip after twice trip_gap_min, so spans open across the pause started again
@@ -566,7 +554,7 @@ START_TEST(spool_full_pause_same_verdicts)
      * as it failed, a few hundred times a second (the log held thousands of failures, most
      * of them suppressed as repeats); now again after 10, 20, 40, 80 s: at most 5 in the
      * outage, none if the load at start was done before it */
-    int attempts = s_log_lines(&b, "completeness: cannot connect");
+    int attempts = vem_it_log_count(&b, "completeness: cannot connect");
     ck_assert_msg(attempts <= 6, "%d completeness loads failed", attempts);
     PQfinish(conn); /* PostgreSQL was restarted under it */
     conn = vem_it_pg();

@@ -422,6 +422,17 @@ bool vem_it_log_has(const vem_it_run_t *r, const char *text)
     return found;
 }
 
+int vem_it_log_count(const vem_it_run_t *r, const char *text)
+{
+    size_t len;
+    char *log = (char *)vem_test_slurp(r->log, &len);
+    int n = 0;
+    for (char *p = log; p && (p = memmem(p, len - (size_t)(p - log), text, strlen(text))); p++)
+        n++;
+    free(log);
+    return n;
+}
+
 bool vem_it_log_until(const vem_it_run_t *r, const char *text, double timeout_s)
 {
     double t0 = vem_it_mono();

@@ -143,6 +143,9 @@ void vem_it_show_log(const vem_it_run_t *r);
 /* True when r's vemd log holds text. */
 bool vem_it_log_has(const vem_it_run_t *r, const char *text);
 
+/* How many times text occurs in r's vemd log (a line per occurrence, for a log line's text). */
+int vem_it_log_count(const vem_it_run_t *r, const char *text);
+
 /* True once r's vemd log holds text, looked for every 0.1 s for up to timeout_s. */
 bool vem_it_log_until(const vem_it_run_t *r, const char *text, double timeout_s);
 
